@@ -1,0 +1,49 @@
+/* cli.h - what the admin CLI's command files share: the connection to the
+ * server, global options, output helpers (tables and JSON). */
+#ifndef HERD_CLI_H
+#define HERD_CLI_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "herr.h"
+#include "httpc.h"
+
+struct cli {
+	const char *server;   /* URL */
+	const char *token;
+	bool json;            /* --json */
+	struct httpc http;
+	bool connected;
+};
+
+struct cmd {
+	const char *noun;
+	const char *verb;
+	int (*fn)(struct cli *c, int argc, char **argv);
+	const char *usage;   /* "NAME [--json]" */
+	const char *help;    /* one line */
+	const void *arg;     /* kind descriptor for generic commands */
+};
+
+/* Connects lazily; returns NULL (after printing why) if no server/token. */
+struct httpc *cli_http(struct cli *c);
+/* Calls the API; on failure prints "herd: message" to stderr and returns
+ * non-zero (the exit code). */
+int cli_call(struct cli *c, const char *method, const char *path, json_t *body, json_t **resp);
+/* Prints rows (array of objects) as a table with the given comma-separated
+ * columns (dotted paths allowed). */
+void cli_table(json_t *rows, const char *columns);
+/* Prints an object as "key: value" lines. */
+void cli_kv(json_t *obj);
+void cli_print_json(json_t *v);
+/* Prints the error and returns 1. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Returns true if argv has --help/-h (and prints usage). */
+bool cli_wants_help(const struct cmd *cmd, int argc, char **argv);
+
+int cmd_apply(struct cli *c, int argc, char **argv);
+int cmd_delete(struct cli *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,793 @@
+/* cmd.c - the admin CLI: `herd <noun> <verb> [args]`. One table lists every
+ * command (like git's commands[] and tmux's cmd_table); generic kinds share
+ * ls/show/rm. Server and token come from --server/--token, HERD_URL/
+ * HERD_TOKEN, or ~/.config/herd/config written by `herd login`. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "main.h"
+#include "util.h"
+#include "xalloc.h"
+
+struct kind_cli {
+	const char *name, *plural, *columns;
+	bool scoped;
+};
+
+static const struct kind_cli kinds_cli[] = {
+	{ "account", "accounts", "name,driver,zone", false },
+	{ "network", "networks", "name,account,cidr", false },
+	{ "lb", "lbs", "name,network,listen,backend_port,mode", false },
+	{ "script", "scripts", "name,latest,interpreter,description", false },
+	{ "template", "templates", "name,account,network,init,load_balancer", false },
+	{ "monitor", "monitors", "name,command,interval,timeout", false },
+	{ "cluster", "clusters", "name,description", false },
+	{ "group", "groups", "cluster,name,template,min,desired,max", true },
+	{ "policy", "policies", "cluster,group,name,when,target,schedule,adjust,mode", true },
+};
+
+int
+cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("herd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static json_t *
+config_load(void)
+{
+	const char *home = getenv("HOME");
+	char path[1024];
+
+	if (home == NULL)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/.config/herd/config", home);
+	return json_load_file(path, 0, NULL);
+}
+
+struct httpc *
+cli_http(struct cli *c)
+{
+	static json_t *cfg;
+
+	if (c->connected)
+		return &c->http;
+	if (c->server == NULL)
+		c->server = getenv("HERD_URL");
+	if (c->token == NULL)
+		c->token = getenv("HERD_TOKEN");
+	if (c->server == NULL || c->token == NULL) {
+		cfg = cfg ? cfg : config_load();
+		if (c->server == NULL)
+			c->server = json_string_value(json_object_get(cfg, "server"));
+		if (c->token == NULL)
+			c->token = json_string_value(json_object_get(cfg, "token"));
+	}
+	if (c->server == NULL)
+		c->server = "http://127.0.0.1:7171";
+	httpc_init(&c->http, c->server, c->token);
+	c->connected = true;
+	return &c->http;
+}
+
+int
+cli_call(struct cli *c, const char *method, const char *path, json_t *body, json_t **resp)
+{
+	struct herr err = HERR_INIT;
+	struct httpc *h = cli_http(c);
+
+	if (httpc_call(h, method, path, body, resp, &err) < 0) {
+		if (err.field[0])
+			return cli_fail("%s: %s", err.field, err.msg);
+		if (err.code == HERR_AUTH && c->token == NULL)
+			return cli_fail("%s (give a token with --token, HERD_TOKEN or herd login)", err.msg);
+		return cli_fail("%s", err.msg);
+	}
+	return 0;
+}
+
+static json_t *
+get_path(json_t *o, const char *path)
+{
+	char key[128];
+	const char *dot;
+
+	while (o && (dot = strchr(path, '.')) != NULL) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+		o = json_object_get(o, key);
+		path = dot + 1;
+	}
+	return o ? json_object_get(o, path) : NULL;
+}
+
+static char *
+cell(json_t *v)
+{
+	if (v == NULL || json_is_null(v))
+		return xstrdup("-");
+	if (json_is_string(v))
+		return xstrdup(json_string_value(v));
+	if (json_is_integer(v))
+		return xasprintf("%lld", (long long)json_integer_value(v));
+	if (json_is_real(v))
+		return xasprintf("%g", json_real_value(v));
+	if (json_is_boolean(v))
+		return xstrdup(json_is_true(v) ? "yes" : "no");
+	if (json_is_array(v)) {
+		size_t i, n = 0;
+		json_t *x;
+		char *out = xstrdup("");
+		json_array_foreach(v, i, x) {
+			char *s = cell(x), *t = xasprintf("%s%s%s", out, n++ ? "," : "", s);
+			free(s);
+			free(out);
+			out = t;
+		}
+		return n ? out : (free(out), xstrdup("-"));
+	}
+	return json_dumps(v, JSON_COMPACT);
+}
+
+void
+cli_table(json_t *rows, const char *columns)
+{
+	char *cols = xstrdup(columns), *save = NULL, *tok;
+	const char *names[32];
+	size_t ncol = 0, width[32] = { 0 }, nrow = json_array_size(rows);
+	char ***cells;
+
+	for (tok = strtok_r(cols, ",", &save); tok && ncol < 32; tok = strtok_r(NULL, ",", &save))
+		names[ncol++] = tok;
+	cells = xcalloc(nrow + 1, sizeof(*cells));
+	for (size_t c = 0; c < ncol; c++)
+		width[c] = strlen(names[c]);
+	for (size_t r = 0; r < nrow; r++) {
+		cells[r] = xcalloc(ncol, sizeof(char *));
+		for (size_t c = 0; c < ncol; c++) {
+			cells[r][c] = cell(get_path(json_array_get(rows, r), names[c]));
+			if (strlen(cells[r][c]) > width[c])
+				width[c] = strlen(cells[r][c]);
+		}
+	}
+	for (size_t c = 0; c < ncol; c++) {
+		for (const char *p = names[c]; *p; p++)
+			putchar(*p == '_' || *p == '.' ? ' ' : (*p >= 'a' && *p <= 'z') ? *p - 32 : *p);
+		printf("%*s", c + 1 < ncol ? (int)(width[c] - strlen(names[c]) + 2) : 0, "");
+	}
+	putchar('\n');
+	for (size_t r = 0; r < nrow; r++) {
+		for (size_t c = 0; c < ncol; c++) {
+			if (c + 1 < ncol)
+				printf("%-*s  ", (int)width[c], cells[r][c]);
+			else
+				printf("%s", cells[r][c]);
+			free(cells[r][c]);
+		}
+		putchar('\n');
+		free(cells[r]);
+	}
+	free(cells);
+	free(cols);
+}
+
+void
+cli_kv(json_t *obj)
+{
+	const char *key;
+	json_t *v;
+	size_t w = 0;
+
+	json_object_foreach(obj, key, v)
+		if (strlen(key) > w)
+			w = strlen(key);
+	json_object_foreach(obj, key, v) {
+		char *s;
+		if (json_is_object(v) || (json_is_array(v) && json_array_size(v) && json_is_object(json_array_get(v, 0))))
+			continue;
+		s = cell(v);
+		printf("%-*s  %s\n", (int)w + 1, key, s);
+		free(s);
+	}
+}
+
+void
+cli_print_json(json_t *v)
+{
+	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	putchar('\n');
+}
+
+bool
+cli_wants_help(const struct cmd *cmd, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			printf("usage: herd %s %s %s\n\n%s\n", cmd->noun, cmd->verb ? cmd->verb : "",
+			       cmd->usage ? cmd->usage : "", cmd->help);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Splits "CLUSTER/NAME" for scoped kinds into a query string. */
+static char *
+scoped_path(const char *plural, const char *name, const char *suffix)
+{
+	const char *slash = strchr(name, '/');
+	char *n, *cl, *out;
+
+	if (slash == NULL) {
+		n = httpc_escape(name);
+		out = xasprintf("/v1/%s/%s%s", plural, n, suffix ? suffix : "");
+		free(n);
+		return out;
+	}
+	cl = xstrndup(name, (size_t)(slash - name));
+	{
+		char *ce = httpc_escape(cl), *rest = xstrdup(slash + 1), *g = NULL, *s2;
+		/* policies: CLUSTER/GROUP/NAME */
+		s2 = strchr(rest, '/');
+		if (s2) {
+			*s2 = '\0';
+			g = httpc_escape(rest);
+			n = httpc_escape(s2 + 1);
+			out = xasprintf("/v1/%s/%s%s?cluster=%s&group=%s", plural, n, suffix ? suffix : "", ce, g);
+		} else {
+			n = httpc_escape(rest);
+			out = xasprintf("/v1/%s/%s%s?cluster=%s", plural, n, suffix ? suffix : "", ce);
+		}
+		free(ce);
+		free(g);
+		free(rest);
+	}
+	free(n);
+	free(cl);
+	return out;
+}
+
+/* --- generic kinds --- */
+
+static int
+cmd_kind_ls(struct cli *c, int argc, char **argv)
+{
+	const struct kind_cli *k = NULL;
+	json_t *resp = NULL, *all = json_array();
+	char *after = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(kinds_cli) / sizeof(kinds_cli[0]); i++)
+		if (strcmp(kinds_cli[i].name, argv[-1]) == 0)
+			k = &kinds_cli[i];
+	for (;;) {
+		char *path, *ae = after ? httpc_escape(after) : NULL;
+		path = xasprintf("/v1/%s?limit=1000%s%s", k->plural, ae ? "&after=" : "", ae ? ae : "");
+		free(ae);
+		rc = cli_call(c, "GET", path, NULL, &resp);
+		free(path);
+		if (rc)
+			break;
+		json_array_extend(all, json_object_get(resp, "items"));
+		free(after);
+		after = json_string_value(json_object_get(resp, "next"))
+			? xstrdup(json_string_value(json_object_get(resp, "next"))) : NULL;
+		json_decref(resp);
+		if (after == NULL)
+			break;
+	}
+	(void)argc;
+	if (rc == 0) {
+		if (c->json)
+			cli_print_json(json_pack("{s:O}", "items", all));
+		else
+			cli_table(all, k->columns);
+	}
+	json_decref(all);
+	return rc;
+}
+
+static const struct kind_cli *
+kind_of(const char *noun)
+{
+	for (size_t i = 0; i < sizeof(kinds_cli) / sizeof(kinds_cli[0]); i++)
+		if (strcmp(kinds_cli[i].name, noun) == 0)
+			return &kinds_cli[i];
+	return NULL;
+}
+
+static int
+cmd_kind_show(struct cli *c, int argc, char **argv)
+{
+	const struct kind_cli *k = kind_of(argv[-1]);
+	json_t *resp = NULL;
+	char *path;
+	int rc;
+
+	if (argc < 2)
+		return cli_fail("usage: herd %s show NAME", k->name);
+	path = scoped_path(k->plural, argv[1], NULL);
+	rc = cli_call(c, "GET", path, NULL, &resp);
+	free(path);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(resp);
+	} else {
+		const char *content = json_string_value(json_object_get(resp, "content"));
+		json_t *copy = json_deep_copy(resp);
+		json_object_del(copy, "content");
+		cli_kv(copy);
+		json_decref(copy);
+		if (content)
+			printf("\n%s%s", content, content[0] && content[strlen(content) - 1] != '\n' ? "\n" : "");
+	}
+	json_decref(resp);
+	return 0;
+}
+
+static int
+cmd_kind_rm(struct cli *c, int argc, char **argv)
+{
+	const struct kind_cli *k = kind_of(argv[-1]);
+	json_t *resp = NULL;
+	char *path;
+	int rc;
+
+	if (argc < 2)
+		return cli_fail("usage: herd %s rm NAME", k->name);
+	path = scoped_path(k->plural, argv[1], NULL);
+	rc = cli_call(c, "DELETE", path, NULL, &resp);
+	free(path);
+	if (rc == 0)
+		printf("%s '%s' deleted\n", k->name, argv[1]);
+	json_decref(resp);
+	return rc;
+}
+
+/* --- groups, hosts, activities, tokens --- */
+
+static int
+cmd_group_scale(struct cli *c, int argc, char **argv)
+{
+	json_t *resp = NULL;
+	char *path, *end;
+	long n;
+	int rc;
+
+	if (argc < 3)
+		return cli_fail("usage: herd group scale NAME N");
+	n = strtol(argv[2], &end, 10);
+	if (*end || end == argv[2] || n < 0)
+		return cli_fail("invalid size '%s': want a number of hosts", argv[2]);
+	path = scoped_path("groups", argv[1], "/scale");
+	rc = cli_call(c, "POST", path, json_pack("{s:I}", "desired", (json_int_t)n), &resp);
+	free(path);
+	if (rc == 0) {
+		if (c->json)
+			cli_print_json(resp);
+		else
+			printf("group %s/%s: desired %lld (min %lld, max %lld)\n",
+			       json_string_value(json_object_get(resp, "cluster")),
+			       json_string_value(json_object_get(resp, "name")),
+			       (long long)json_integer_value(json_object_get(resp, "desired")),
+			       (long long)json_integer_value(json_object_get(resp, "min")),
+			       (long long)json_integer_value(json_object_get(resp, "max")));
+	}
+	json_decref(resp);
+	return rc;
+}
+
+static const char *
+opt_value(int argc, char **argv, const char *name)
+{
+	for (int i = 1; i < argc; i++) {
+		size_t n = strlen(name);
+		if (strcmp(argv[i], name) == 0 && i + 1 < argc)
+			return argv[i + 1];
+		if (strncmp(argv[i], name, n) == 0 && argv[i][n] == '=')
+			return argv[i] + n + 1;
+	}
+	return NULL;
+}
+
+static bool
+has_flag(int argc, char **argv, const char *name)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int
+cmd_host_ls(struct cli *c, int argc, char **argv)
+{
+	const char *g = opt_value(argc, argv, "--group"), *cl = opt_value(argc, argv, "--cluster");
+	json_t *resp = NULL;
+	char *path, *ge = NULL, *ce = NULL, *slash;
+	int rc;
+
+	if (g && (slash = strchr(g, '/')) != NULL) {
+		ce = httpc_escape(xstrndup(g, (size_t)(slash - g)));
+		g = slash + 1;
+	} else if (cl) {
+		ce = httpc_escape(cl);
+	}
+	ge = g ? httpc_escape(g) : NULL;
+	path = xasprintf("/v1/hosts?group=%s&cluster=%s%s", ge ? ge : "", ce ? ce : "",
+			 has_flag(argc, argv, "--all") ? "&all=1" : "");
+	rc = cli_call(c, "GET", path, NULL, &resp);
+	free(path);
+	free(ge);
+	free(ce);
+	if (rc)
+		return rc;
+	if (c->json)
+		cli_print_json(resp);
+	else
+		cli_table(json_object_get(resp, "items"), "cluster,group,name,state,private_ip,ready_after_ms,reason");
+	json_decref(resp);
+	return 0;
+}
+
+static void
+print_output(const char *label, json_t *v, bool truncated)
+{
+	const char *s = json_string_value(v);
+
+	if (s == NULL || *s == '\0')
+		return;
+	printf("  --- %s%s ---\n", label, truncated ? " (truncated)" : "");
+	for (const char *p = s; *p;) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+		printf("  | %.*s\n", n, p);
+		p += n + (nl ? 1 : 0);
+	}
+}
+
+static int
+cmd_host_show(struct cli *c, int argc, char **argv)
+{
+	json_t *resp = NULL, *init, *r;
+	char *path;
+	size_t i;
+	int rc;
+
+	if (argc < 2)
+		return cli_fail("usage: herd host show NAME");
+	path = scoped_path("hosts", argv[1], NULL);
+	rc = cli_call(c, "GET", path, NULL, &resp);
+	free(path);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(resp);
+		json_decref(resp);
+		return 0;
+	}
+	init = json_incref(json_object_get(resp, "init"));
+	json_object_del(resp, "init");
+	cli_kv(resp);
+	if (json_array_size(init))
+		printf("\ninit scripts:\n");
+	json_array_foreach(init, i, r) {
+		printf("  %lld. %s v%lld: exit %lld%s (%lld ms)\n",
+		       (long long)json_integer_value(json_object_get(r, "idx")) + 1,
+		       json_string_value(json_object_get(r, "script")),
+		       (long long)json_integer_value(json_object_get(r, "version")),
+		       (long long)json_integer_value(json_object_get(r, "exit_code")),
+		       json_is_true(json_object_get(r, "timed_out")) ? ", timed out" : "",
+		       (long long)json_integer_value(json_object_get(r, "duration_ms")));
+		print_output("stdout", json_object_get(r, "stdout"), json_is_true(json_object_get(r, "stdout_truncated")));
+		print_output("stderr", json_object_get(r, "stderr"), json_is_true(json_object_get(r, "stderr_truncated")));
+	}
+	json_decref(init);
+	json_decref(resp);
+	return 0;
+}
+
+static int
+cmd_host_action(struct cli *c, int argc, char **argv)
+{
+	const char *verb = argv[0];
+	json_t *resp = NULL;
+	char *path, *suffix;
+	int rc;
+
+	if (argc < 2)
+		return cli_fail("usage: herd host %s NAME", verb);
+	suffix = xasprintf("/%s%s", verb, has_flag(argc, argv, "--replace") ? "?replace=1" : "");
+	path = scoped_path("hosts", argv[1], suffix);
+	if (strchr(argv[1], '/') && has_flag(argc, argv, "--replace")) {
+		/* scoped_path already used '?' */
+		char *q = strstr(path, "?replace=1");
+		if (q)
+			memmove(q, q + 10, strlen(q + 10) + 1);
+		char *p2 = xasprintf("%s&replace=1", path);
+		free(path);
+		path = p2;
+	}
+	rc = cli_call(c, "POST", path, json_object(), &resp);
+	free(path);
+	free(suffix);
+	if (rc == 0) {
+		if (c->json)
+			cli_print_json(resp);
+		else
+			printf("host %s: %s%s\n", argv[1], json_string_value(json_object_get(resp, "state")),
+			       json_is_true(json_object_get(resp, "protected")) ? " (protected)" : "");
+	}
+	json_decref(resp);
+	return rc;
+}
+
+static int
+cmd_activity_ls(struct cli *c, int argc, char **argv)
+{
+	const char *g = opt_value(argc, argv, "--group"), *cl = opt_value(argc, argv, "--cluster");
+	const char *lim = opt_value(argc, argv, "--limit");
+	json_t *resp = NULL;
+	char *path, *ge, *ce, *slash;
+	int rc;
+
+	if (g && (slash = strchr(g, '/')) != NULL) {
+		cl = xstrndup(g, (size_t)(slash - g));
+		g = slash + 1;
+	}
+	ge = httpc_escape(g ? g : "");
+	ce = httpc_escape(cl ? cl : "");
+	path = xasprintf("/v1/activities?group=%s&cluster=%s&limit=%s", ge, ce, lim ? lim : "200");
+	rc = cli_call(c, "GET", path, NULL, &resp);
+	free(path);
+	free(ge);
+	free(ce);
+	if (rc)
+		return rc;
+	if (c->json)
+		cli_print_json(resp);
+	else
+		cli_table(json_object_get(resp, "items"), "time,cluster,group,host,kind,cause,reason");
+	json_decref(resp);
+	return 0;
+}
+
+static int
+cmd_token_create(struct cli *c, int argc, char **argv)
+{
+	const char *role = opt_value(argc, argv, "--role"), *name = opt_value(argc, argv, "--name");
+	json_t *resp = NULL, *body;
+	int rc;
+
+	if (role == NULL)
+		return cli_fail("usage: herd token create --role viewer|operator|admin [--name N]");
+	body = json_pack("{s:s}", "role", role);
+	if (name)
+		json_object_set_new(body, "name", json_string(name));
+	rc = cli_call(c, "POST", "/v1/tokens", body, &resp);
+	json_decref(body);
+	if (rc)
+		return rc;
+	if (c->json)
+		cli_print_json(resp);
+	else
+		printf("%s\n", json_string_value(json_object_get(resp, "token")));
+	json_decref(resp);
+	return 0;
+}
+
+static int
+cmd_simple_ls(struct cli *c, const char *path, const char *columns)
+{
+	json_t *resp = NULL;
+	int rc = cli_call(c, "GET", path, NULL, &resp);
+
+	if (rc)
+		return rc;
+	if (c->json)
+		cli_print_json(resp);
+	else
+		cli_table(json_object_get(resp, "items"), columns);
+	json_decref(resp);
+	return 0;
+}
+
+static int
+cmd_token_ls(struct cli *c, int argc, char **argv)
+{
+	return cmd_simple_ls(c, "/v1/tokens", "name,role,created_ms");
+}
+
+static int
+cmd_audit_ls(struct cli *c, int argc, char **argv)
+{
+	return cmd_simple_ls(c, "/v1/audit", "id,ts_ms,who,role,method,path,status");
+}
+
+static int
+cmd_token_rm(struct cli *c, int argc, char **argv)
+{
+	json_t *resp = NULL;
+	char *n, *path;
+	int rc;
+
+	if (argc < 2)
+		return cli_fail("usage: herd token rm NAME");
+	n = httpc_escape(argv[1]);
+	path = xasprintf("/v1/tokens/%s", n);
+	rc = cli_call(c, "DELETE", path, NULL, &resp);
+	if (rc == 0)
+		printf("token '%s' deleted\n", argv[1]);
+	free(n);
+	free(path);
+	json_decref(resp);
+	return rc;
+}
+
+static int
+cmd_login(struct cli *c, int argc, char **argv)
+{
+	const char *home = getenv("HOME");
+	char dir[1024], path[1100];
+	json_t *cfg, *resp = NULL;
+	char *text;
+	int rc;
+
+	if (argc < 3)
+		return cli_fail("usage: herd login URL TOKEN");
+	if (home == NULL)
+		return cli_fail("HOME is not set");
+	c->server = argv[1];
+	c->token = argv[2];
+	if ((rc = cli_call(c, "GET", "/v1/whoami", NULL, &resp)) != 0)
+		return rc;
+	snprintf(dir, sizeof(dir), "%s/.config/herd", home);
+	snprintf(path, sizeof(path), "%s/config", dir);
+	if (mkdir_p(dir, 0700) < 0)
+		return cli_fail("cannot create '%s'", dir);
+	cfg = json_pack("{s:s,s:s}", "server", argv[1], "token", argv[2]);
+	text = json_dumps(cfg, JSON_INDENT(2));
+	rc = file_write_atomic(path, text, strlen(text), 0600);
+	free(text);
+	json_decref(cfg);
+	if (rc < 0) {
+		json_decref(resp);
+		return cli_fail("cannot write '%s'", path);
+	}
+	printf("logged in to %s as %s (%s); saved in %s\n", argv[1],
+	       json_string_value(json_object_get(resp, "name")),
+	       json_string_value(json_object_get(resp, "role")), path);
+	json_decref(resp);
+	return 0;
+}
+
+static int
+cmd_whoami(struct cli *c, int argc, char **argv)
+{
+	json_t *resp = NULL;
+	int rc = cli_call(c, "GET", "/v1/whoami", NULL, &resp);
+
+	if (rc == 0) {
+		if (c->json)
+			cli_print_json(resp);
+		else
+			printf("%s (%s)\n", json_string_value(json_object_get(resp, "name")),
+			       json_string_value(json_object_get(resp, "role")));
+	}
+	json_decref(resp);
+	return rc;
+}
+
+#define KIND_CMDS(k)                                                                         \
+	{ k, "ls", cmd_kind_ls, "[--json]", "List " k "s.", NULL },                        \
+	{ k, "show", cmd_kind_show, "NAME [--json]", "Show one " k ".", NULL },            \
+	{ k, "rm", cmd_kind_rm, "NAME", "Delete a " k " (refused while something refers to it).", NULL }
+
+static const struct cmd cmds[] = {
+	{ "apply", NULL, cmd_apply, "-f FILE [--dry-run]", "Create or update what a blueprint declares.", NULL },
+	{ "delete", NULL, cmd_delete, "-f FILE [--timeout 5m]", "Remove what a blueprint declares (its hosts are terminated).", NULL },
+	{ "login", NULL, cmd_login, "URL TOKEN", "Check and save the server and token in ~/.config/herd/config.", NULL },
+	{ "whoami", NULL, cmd_whoami, "[--json]", "Show the token's name and role.", NULL },
+	KIND_CMDS("account"), KIND_CMDS("network"), KIND_CMDS("lb"), KIND_CMDS("script"),
+	KIND_CMDS("template"), KIND_CMDS("monitor"), KIND_CMDS("cluster"), KIND_CMDS("group"),
+	KIND_CMDS("policy"),
+	{ "group", "scale", cmd_group_scale, "NAME N", "Set a group's desired size (within min/max).", NULL },
+	{ "host", "ls", cmd_host_ls, "[--group G] [--cluster C] [--all] [--json]", "List hosts (--all: with terminated ones).", NULL },
+	{ "host", "show", cmd_host_show, "NAME [--json]", "Show a host: state, address, timings, init script results.", NULL },
+	{ "host", "terminate", cmd_host_action, "NAME [--replace]", "Terminate a host; the group shrinks by one unless --replace.", NULL },
+	{ "host", "protect", cmd_host_action, "NAME", "Never choose this host for scale-in.", NULL },
+	{ "host", "unprotect", cmd_host_action, "NAME", "Allow scale-in to choose this host again.", NULL },
+	{ "activity", "ls", cmd_activity_ls, "[--group G] [--cluster C] [--limit N] [--json]", "List recorded decisions and actions.", NULL },
+	{ "token", "create", cmd_token_create, "--role viewer|operator|admin [--name N] [--json]", "Create an API token (printed once).", NULL },
+	{ "token", "ls", cmd_token_ls, "[--json]", "List tokens (never their secrets).", NULL },
+	{ "token", "rm", cmd_token_rm, "NAME", "Delete a token.", NULL },
+	{ "audit", "ls", cmd_audit_ls, "[--json]", "List the audit trail (admin).", NULL },
+};
+
+static void
+usage(FILE *f)
+{
+	const char *last = "";
+
+	fprintf(f, "usage: herd [--server URL] [--token TOKEN] [--json] <command> [args]\n\n"
+		   "  herd server --data DIR [--listen ADDR:PORT]   run the server\n"
+		   "  herd agent --config FILE                      run a host's agent\n"
+		   "  herd meta self|group|host|cluster ...         metadata, on a host\n"
+		   "  herd version\n\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char line[128];
+		snprintf(line, sizeof(line), "%s%s%s %s", cmds[i].noun, cmds[i].verb ? " " : "",
+			 cmds[i].verb ? cmds[i].verb : "", cmds[i].usage);
+		if (strcmp(last, cmds[i].noun) != 0 && *last)
+			(void)0;
+		fprintf(f, "  herd %-55s %s\n", line, cmds[i].help);
+		last = cmds[i].noun;
+	}
+}
+
+int
+cli_main(int argc, char **argv)
+{
+	struct cli c = { 0 };
+	char **args = xcalloc((size_t)argc + 1, sizeof(char *));
+	int n = 0, rc;
+
+	/* Global options may come anywhere; the rest keeps its order. */
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "--server") == 0 || strcmp(argv[i], "--token") == 0) && i + 1 < argc) {
+			if (argv[i][2] == 's')
+				c.server = argv[++i];
+			else
+				c.token = argv[++i];
+		} else if (strncmp(argv[i], "--server=", 9) == 0) {
+			c.server = argv[i] + 9;
+		} else if (strncmp(argv[i], "--token=", 8) == 0) {
+			c.token = argv[i] + 8;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			c.json = true;
+		} else {
+			args[n++] = argv[i];
+		}
+	}
+	if (n == 0 || strcmp(args[0], "--help") == 0 || strcmp(args[0], "-h") == 0 ||
+	    strcmp(args[0], "help") == 0) {
+		usage(n == 0 ? stderr : stdout);
+		free(args);
+		return n == 0 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const struct cmd *cmd = &cmds[i];
+		int skip;
+		if (strcmp(cmd->noun, args[0]) != 0)
+			continue;
+		if (cmd->verb && (n < 2 || strcmp(cmd->verb, args[1]) != 0))
+			continue;
+		skip = cmd->verb ? 1 : 0;
+		if (cli_wants_help(cmd, n - skip, args + skip)) {
+			free(args);
+			return 0;
+		}
+		rc = cmd->fn(&c, n - skip, args + skip);
+		if (c.connected)
+			httpc_release(&c.http);
+		free(args);
+		return rc;
+	}
+	if (n >= 2)
+		cli_fail("unknown command '%s %s' (see herd --help)", args[0], args[1]);
+	else
+		cli_fail("unknown command '%s' (see herd --help)", args[0]);
+	free(args);
+	return 2;
+}

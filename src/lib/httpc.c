@@ -1,0 +1,206 @@
+/* httpc.c - JSON over HTTP with libcurl; see httpc.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pthread.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "httpc.h"
+#include "xalloc.h"
+
+static pthread_once_t httpc_once = PTHREAD_ONCE_INIT;
+
+static void
+httpc_global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void
+httpc_init(struct httpc *c, const char *base, const char *token)
+{
+	size_t n;
+
+	pthread_once(&httpc_once, httpc_global_init);
+	memset(c, 0, sizeof(*c));
+	snprintf(c->base, sizeof(c->base), "%s", base ? base : "");
+	n = strlen(c->base);
+	while (n > 0 && c->base[n - 1] == '/')
+		c->base[--n] = '\0';
+	if (token && *token)
+		snprintf(c->auth, sizeof(c->auth), "Authorization: Bearer %s", token);
+	c->curl = curl_easy_init();
+	BUG_ON(c->curl == NULL);
+}
+
+void
+httpc_release(struct httpc *c)
+{
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	c->curl = NULL;
+}
+
+struct sink {
+	struct buf b;
+	int (*cb)(const char *data, size_t n, void *arg);
+	void *arg;
+	int stopped;
+};
+
+static size_t
+httpc_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	size_t n = size * nmemb;
+
+	if (s->cb) {
+		if (s->cb(data, n, s->arg) != 0) {
+			s->stopped = 1;
+			return 0;
+		}
+		return n;
+	}
+	if (buf_add(&s->b, data, n) < 0)
+		return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+	return n;
+}
+
+static int
+httpc_perform(struct httpc *c, const char *method, const char *path, const char *body,
+	      struct sink *s, long *status, struct herr *err)
+{
+	struct curl_slist *hdrs = NULL;
+	char url[2048];
+	CURLcode rc;
+
+	if (snprintf(url, sizeof(url), "%s%s", c->base, path) >= (int)sizeof(url))
+		return herr_set(err, HERR_INVALID, "url too long");
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms ? c->timeout_ms : 30000L);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, httpc_write);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (c->auth[0])
+		hdrs = curl_slist_append(hdrs, c->auth);
+	if (body) {
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	} else if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+	rc = curl_easy_perform(c->curl);
+	curl_slist_free_all(hdrs);
+	if (rc == CURLE_WRITE_ERROR && s->stopped)
+		rc = CURLE_OK;
+	if (rc == CURLE_WRITE_ERROR)
+		return herr_set(err, HERR_TOOBIG, "response from %s is too large", c->base);
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		return herr_set(err, HERR_TIMEOUT, "no answer from %s in time", c->base);
+	if (rc != CURLE_OK)
+		return herr_set(err, HERR_UNAVAIL, "cannot reach herd server at %s: %s", c->base,
+				curl_easy_strerror(rc));
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	return 0;
+}
+
+int
+httpc_json(struct httpc *c, const char *method, const char *path, json_t *body, long *status,
+	   json_t **resp, struct herr *err)
+{
+	struct sink s = { 0 };
+	char *text = NULL;
+	int rc;
+
+	*resp = NULL;
+	buf_init(&s.b, c->max_response ? c->max_response : 16u << 20);
+	if (body)
+		text = json_dumps(body, JSON_COMPACT);
+	rc = httpc_perform(c, method, path, text, &s, status, err);
+	free(text);
+	if (rc == 0 && s.b.len > 0)
+		*resp = json_loadb(s.b.p, s.b.len, 0, NULL);
+	buf_release(&s.b);
+	return rc;
+}
+
+int
+httpc_call(struct httpc *c, const char *method, const char *path, json_t *body, json_t **resp,
+	   struct herr *err)
+{
+	long status = 0;
+	json_t *r = NULL, *e;
+	int rc;
+
+	*resp = NULL;
+	rc = httpc_json(c, method, path, body, &status, &r, err);
+	if (rc < 0)
+		return rc;
+	if (status >= 200 && status < 300) {
+		*resp = r;
+		return 0;
+	}
+	e = r ? json_object_get(r, "error") : NULL;
+	if (e) {
+		const char *msg = json_string_value(json_object_get(e, "message"));
+		const char *field = json_string_value(json_object_get(e, "field"));
+		int code = status == 400 ? HERR_INVALID : status == 401 ? HERR_AUTH
+			 : status == 403 ? HERR_FORBIDDEN : status == 404 ? HERR_NOTFOUND
+			 : status == 409 ? HERR_CONFLICT : status == 413 ? HERR_TOOBIG
+			 : HERR_UNAVAIL;
+		herr_field(err, code, field ? field : "", "%s", msg ? msg : "error");
+	} else {
+		herr_set(err, HERR_UNAVAIL, "server answered HTTP %ld", status);
+	}
+	json_decref(r);
+	return err->code;
+}
+
+int
+httpc_stream(struct httpc *c, const char *path, int (*cb)(const char *data, size_t n, void *arg),
+	     void *arg, long *status, struct herr *err)
+{
+	struct sink s = { 0 };
+	long saved = c->timeout_ms;
+	int rc;
+
+	s.cb = cb;
+	s.arg = arg;
+	c->timeout_ms = 24L * 3600 * 1000;
+	rc = httpc_perform(c, "GET", path, NULL, &s, status, err);
+	c->timeout_ms = saved;
+	return rc;
+}
+
+char *
+httpc_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+			*o++ = (char)ch;
+		} else {
+			*o++ = '%';
+			*o++ = hex[ch >> 4];
+			*o++ = hex[ch & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}

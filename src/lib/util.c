@@ -1,0 +1,264 @@
+/* util.c - see util.h. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+#include <sodium.h>
+
+#include "util.h"
+#include "xalloc.h"
+
+int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+sleep_ms(int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+void
+token_random(char *out, size_t outsz, const char *prefix, size_t nbytes)
+{
+	unsigned char raw[64];
+	size_t plen = prefix ? strlen(prefix) : 0;
+
+	BUG_ON(nbytes > sizeof(raw) || outsz < plen + 2 * nbytes + 1);
+	if (sodium_init() < 0)
+		bug_at(__FILE__, __LINE__, "sodium_init");
+	randombytes_buf(raw, nbytes);
+	memcpy(out, prefix ? prefix : "", plen);
+	sodium_bin2hex(out + plen, outsz - plen, raw, nbytes);
+}
+
+void
+sha256_hex(const void *data, size_t n, char out[65])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	static const char hex[] = "0123456789abcdef";
+
+	SHA256(data, n, md);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+bool
+str_ct_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la != lb)
+		return false;
+	return sodium_memcmp(a, b, la) == 0;
+}
+
+bool
+name_is_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n < 1 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+bool
+script_name_is_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n < 1 || n > 100 || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+int
+parse_duration_ms(const char *s, int64_t *ms)
+{
+	char *end;
+	double v;
+	int64_t mult = 1000;
+
+	if (s == NULL || *s == '\0' || isspace((unsigned char)*s) || *s == '-')
+		return HERR_INVALID;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0 || v > 1e12)
+		return HERR_INVALID;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		mult = 1000;
+	else if (strcmp(end, "ms") == 0)
+		mult = 1;
+	else if (strcmp(end, "m") == 0)
+		mult = 60 * 1000;
+	else if (strcmp(end, "h") == 0)
+		mult = 3600 * 1000;
+	else if (strcmp(end, "d") == 0)
+		mult = 86400 * 1000;
+	else
+		return HERR_INVALID;
+	*ms = (int64_t)(v * (double)mult + 0.5);
+	return 0;
+}
+
+const char *
+fmt_duration(int64_t ms, char *out, size_t outsz)
+{
+	if (ms < 0)
+		snprintf(out, outsz, "-");
+	else if (ms < 1000)
+		snprintf(out, outsz, "%lldms", (long long)ms);
+	else if (ms < 60000)
+		snprintf(out, outsz, "%.1fs", (double)ms / 1000.0);
+	else if (ms < 3600000)
+		snprintf(out, outsz, "%lldm%llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
+	else if (ms < 86400000)
+		snprintf(out, outsz, "%lldh%lldm", (long long)(ms / 3600000), (long long)(ms / 60000 % 60));
+	else
+		snprintf(out, outsz, "%lldd%lldh", (long long)(ms / 86400000), (long long)(ms / 3600000 % 24));
+	return out;
+}
+
+const char *
+fmt_time(int64_t ts_ms, char *out, size_t outsz)
+{
+	time_t t = (time_t)(ts_ms / 1000);
+	struct tm tm;
+	char base[32];
+
+	if (ts_ms <= 0) {
+		snprintf(out, outsz, "-");
+		return out;
+	}
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, outsz, "%s.%03dZ", base, (int)(ts_ms % 1000));
+	return out;
+}
+
+char *
+file_read(const char *path, size_t max, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *p = NULL;
+	size_t cap = 0, n = 0, r;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			p = xrealloc(p, cap);
+		}
+		r = fread(p + n, 1, cap - n - 1, f);
+		n += r;
+		if (n > max) {
+			free(p);
+			fclose(f);
+			errno = EFBIG;
+			return NULL;
+		}
+		if (r == 0)
+			break;
+	}
+	if (ferror(f)) {
+		free(p);
+		fclose(f);
+		errno = EIO;
+		return NULL;
+	}
+	fclose(f);
+	p[n] = '\0';
+	if (len)
+		*len = n;
+	return p;
+}
+
+int
+file_write_atomic(const char *path, const void *data, size_t n, int mode)
+{
+	char tmp[4096];
+	int fd, rc = 0;
+	const char *p = data;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	if (rc == 0 && fchmod(fd, (mode_t)mode) < 0)
+		rc = -errno;
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+int
+mkdir_p(const char *path, int mode)
+{
+	char tmp[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, (mode_t)mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, (mode_t)mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}

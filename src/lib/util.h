@@ -1,0 +1,45 @@
+/* util.h - small helpers shared by every part: clocks, random tokens,
+ * hashing, names, durations. */
+#ifndef HERD_UTIL_H
+#define HERD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herr.h"
+
+int64_t now_ms(void);   /* wall clock, ms since the epoch */
+int64_t mono_ms(void);  /* monotonic clock, ms */
+void sleep_ms(int64_t ms);
+
+/* Writes a random token of `nbytes` random bytes as lowercase hex into out
+ * (needs 2*nbytes+1 bytes); with a prefix like "hd_" prepended if given. */
+void token_random(char *out, size_t outsz, const char *prefix, size_t nbytes);
+/* SHA-256 of data as 64 hex chars + NUL. */
+void sha256_hex(const void *data, size_t n, char out[65]);
+/* Constant-time string equality (lengths may leak). */
+bool str_ct_equal(const char *a, const char *b);
+
+/* A DNS label: 1-63 chars of [a-z0-9-], not starting or ending with '-'. */
+bool name_is_valid(const char *s);
+/* A script name: 1-100 chars of [A-Za-z0-9._-], not starting with '.'. */
+bool script_name_is_valid(const char *s);
+
+/* "250ms", "10s", "5m", "2h", "1d", or a bare number of seconds.
+ * Returns 0 and sets *ms, or HERR_INVALID. */
+int parse_duration_ms(const char *s, int64_t *ms);
+/* Formats ms as "1m30s", "250ms", ... into out. */
+const char *fmt_duration(int64_t ms, char *out, size_t outsz);
+/* ISO-8601 UTC with milliseconds. */
+const char *fmt_time(int64_t ts_ms, char *out, size_t outsz);
+
+/* Reads a whole file (at most max bytes); returns malloc'd NUL-terminated
+ * text and sets *len, or NULL with errno set (EFBIG past max). */
+char *file_read(const char *path, size_t max, size_t *len);
+/* Writes data to path atomically (tmp + fsync + rename) with mode. */
+int file_write_atomic(const char *path, const void *data, size_t n, int mode);
+/* mkdir -p with mode. */
+int mkdir_p(const char *path, int mode);
+
+#endif

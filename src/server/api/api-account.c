@@ -1,0 +1,52 @@
+/* api-account.c - provider accounts: which driver makes the hosts and
+ * networks that refer to the account, and that driver's settings. */
+#include <string.h>
+
+#include "api.h"
+
+static const struct field account_fields[] = {
+	{ "driver", F_STR, FL_REQ, NULL, 0, 0 },
+	{ "zone", F_STR, 0, NULL, 0, 0 },
+	{ "access_key_id", F_STR, 0, NULL, 0, 0 },
+	{ "secret_file", F_STR, 0, NULL, 0, 0 },
+	{ "endpoint", F_STR, 0, NULL, 0, 0 },
+	{ "description", F_STR, 0, NULL, 0, 0 },
+	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 },
+};
+
+static int
+account_check(const struct kind *k, json_t *obj, const json_t *old, const char *path,
+	      struct herr *err)
+{
+	static const char *const drivers[] = { "local", "qingcloud", NULL };
+	const char *d = json_string_value(json_object_get(obj, "driver"));
+	char fp[256];
+
+	for (int i = 0; drivers[i]; i++)
+		if (strcmp(d, drivers[i]) == 0)
+			goto driver_ok;
+	snprintf(fp, sizeof(fp), "%s%sdriver", path, *path ? "." : "");
+	return herr_field(err, HERR_INVALID, fp, "unknown driver '%s' (known: local, qingcloud)", d);
+driver_ok:
+	if (strcmp(d, "qingcloud") == 0) {
+		static const char *const need[] = { "zone", "access_key_id", "secret_file", NULL };
+		for (int i = 0; need[i]; i++) {
+			if (json_object_get(obj, need[i]) == NULL) {
+				snprintf(fp, sizeof(fp), "%s%s%s", path, *path ? "." : "", need[i]);
+				return herr_field(err, HERR_INVALID, fp,
+						  "is required for a qingcloud account");
+			}
+		}
+	}
+	return 0;
+}
+
+const struct kind kind_account = {
+	.name = "account",
+	.plural = "accounts",
+	.scope = SCOPE_NONE,
+	.fields = account_fields,
+	.check = account_check,
+	.columns = "name,driver,zone",
+};

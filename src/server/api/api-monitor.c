@@ -1,0 +1,32 @@
+/* api-monitor.c - script-defined metrics: a command printing one number (or
+ * `name value` lines), run on every host of the groups that list it. */
+#include "api.h"
+
+static const struct field monitor_fields[] = {
+	{ "command", F_STR, FL_REQ, NULL, 0, 0 },
+	{ "interval", F_DURATION, 0, NULL, 0, 3600 },
+	{ "timeout", F_DURATION, 0, NULL, 0, 3600 },
+	{ "description", F_STR, 0, NULL, 0, 0 },
+	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 },
+};
+
+static int
+monitor_check(const struct kind *k, json_t *obj, const json_t *old, const char *path,
+	      struct herr *err)
+{
+	if (json_object_get(obj, "interval") == NULL)
+		json_object_set_new(obj, "interval", json_string("5s"));
+	if (json_object_get(obj, "timeout") == NULL)
+		json_object_set_new(obj, "timeout", json_string("3s"));
+	return 0;
+}
+
+const struct kind kind_monitor = {
+	.name = "monitor",
+	.plural = "monitors",
+	.scope = SCOPE_NONE,
+	.fields = monitor_fields,
+	.check = monitor_check,
+	.columns = "name,command,interval,timeout",
+};

@@ -1,0 +1,526 @@
+/* api-resource.c - the generic side of every declarative kind: validation
+ * driven by the kind's field table (types, limits, unknown fields → 400
+ * naming the field), reference discovery, and the list/get/create/update/
+ * delete handlers that routes.def points at for each kind. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "ctl/ctl.h"
+#include "cron.h"
+#include "expr.h"
+#include "store/store.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define LIST_DEFAULT 100
+#define LIST_MAX 1000
+
+const struct kind *const kinds[] = {
+	&kind_account, &kind_network, &kind_lb, &kind_script, &kind_monitor, &kind_template,
+	&kind_cluster, &kind_group, &kind_policy, NULL,
+};
+
+const struct kind *
+kind_find(const char *s)
+{
+	for (int i = 0; kinds[i]; i++)
+		if (strcmp(kinds[i]->name, s) == 0 || strcmp(kinds[i]->plural, s) == 0)
+			return kinds[i];
+	if (strcmp(s, "loadbalancer") == 0 || strcmp(s, "load_balancers") == 0)
+		return &kind_lb;
+	return NULL;
+}
+
+static void
+path_join(char *out, size_t n, const char *path, const char *field)
+{
+	if (path && *path)
+		snprintf(out, n, "%s.%s", path, field);
+	else
+		snprintf(out, n, "%s", field);
+}
+
+static bool
+cidr_ok(const char *s)
+{
+	char ip[32];
+	const char *slash = strchr(s, '/');
+	struct in_addr a;
+	long len;
+	char *end;
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(ip))
+		return false;
+	memcpy(ip, s, (size_t)(slash - s));
+	ip[slash - s] = '\0';
+	len = strtol(slash + 1, &end, 10);
+	if (*end || end == slash + 1 || len < 8 || len > 30)
+		return false;
+	if (inet_pton(AF_INET, ip, &a) != 1)
+		return false;
+	/* host bits must be zero */
+	return (ntohl(a.s_addr) & (len == 32 ? 0 : (0xffffffffu >> len))) == 0;
+}
+
+static bool
+addr_ok(const char *s)
+{
+	char ip[32];
+	const char *colon = strrchr(s, ':');
+	struct in_addr a;
+	long port;
+	char *end;
+
+	if (colon == NULL || (size_t)(colon - s) >= sizeof(ip))
+		return false;
+	memcpy(ip, s, (size_t)(colon - s));
+	ip[colon - s] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	return *end == '\0' && port > 0 && port < 65536 && inet_pton(AF_INET, ip, &a) == 1;
+}
+
+static int
+check_value(const struct field *f, json_t *v, const char *fp, struct herr *err)
+{
+	const char *s = json_string_value(v);
+	int64_t ms;
+
+	switch (f->type) {
+	case F_STR:
+	case F_TEXT:
+		if (!json_is_string(v))
+			return herr_field(err, HERR_INVALID, fp, "must be a string");
+		if (f->type == F_STR && json_string_length(v) > 1024)
+			return herr_field(err, HERR_INVALID, fp, "must be at most 1024 characters");
+		if (f->type == F_STR && f->max && (long long)json_string_length(v) > f->max)
+			return herr_field(err, HERR_INVALID, fp, "must be at most %lld characters", f->max);
+		if (strlen(s) != json_string_length(v))
+			return herr_field(err, HERR_INVALID, fp, "must not contain NUL characters");
+		return 0;
+	case F_NAME:
+		if (!json_is_string(v) || !name_is_valid(s))
+			return herr_field(err, HERR_INVALID, fp,
+					  "must be a name of 1-63 characters [a-z0-9-], not starting or ending with '-'");
+		return 0;
+	case F_SCRIPTNAME:
+		if (!json_is_string(v) || !script_name_is_valid(s))
+			return herr_field(err, HERR_INVALID, fp,
+					  "must be a script name of 1-100 characters [A-Za-z0-9._-]");
+		return 0;
+	case F_INT:
+		if (!json_is_integer(v))
+			return herr_field(err, HERR_INVALID, fp, "must be an integer");
+		if (json_integer_value(v) < f->min || json_integer_value(v) > f->max)
+			return herr_field(err, HERR_INVALID, fp, "must be between %lld and %lld",
+					  f->min, f->max);
+		return 0;
+	case F_BOOL:
+		if (!json_is_boolean(v))
+			return herr_field(err, HERR_INVALID, fp, "must be true or false");
+		return 0;
+	case F_DURATION:
+		if (!json_is_string(v) || parse_duration_ms(s, &ms) < 0)
+			return herr_field(err, HERR_INVALID, fp,
+					  "must be a duration like '500ms', '10s', '5m' or '1h'");
+		if (f->max && ms > f->max * 1000)
+			return herr_field(err, HERR_INVALID, fp, "must be at most %llds", f->max);
+		return 0;
+	case F_NAMES: {
+		struct field one = *f;
+		char ip[256];
+		size_t i;
+		json_t *x;
+
+		if (!json_is_array(v))
+			return herr_field(err, HERR_INVALID, fp, "must be a list");
+		if (json_array_size(v) > 100)
+			return herr_field(err, HERR_INVALID, fp, "must have at most 100 items");
+		one.type = (f->ref && strcmp(f->ref, "script") == 0) ? F_SCRIPTNAME : F_NAME;
+		json_array_foreach(v, i, x) {
+			snprintf(ip, sizeof(ip), "%s[%zu]", fp, i);
+			if (check_value(&one, x, ip, err) < 0)
+				return err->code;
+		}
+		return 0;
+	}
+	case F_CIDR:
+		if (!json_is_string(v) || !cidr_ok(s))
+			return herr_field(err, HERR_INVALID, fp,
+					  "must be an IPv4 network like 198.18.10.0/24 (prefix 8-30)");
+		return 0;
+	case F_ADDR:
+		if (!json_is_string(v) || !addr_ok(s))
+			return herr_field(err, HERR_INVALID, fp, "must be IPv4:PORT like 127.0.0.1:8080");
+		return 0;
+	case F_EXPR: {
+		struct expr e;
+		if (!json_is_string(v))
+			return herr_field(err, HERR_INVALID, fp, "must be a string like 'avg(busy) > 32'");
+		if (expr_parse(s, &e, err) < 0) {
+			char m[sizeof(err->msg)];
+			snprintf(m, sizeof(m), "%s", err->msg);
+			return herr_field(err, HERR_INVALID, fp, "%s", m);
+		}
+		return 0;
+	}
+	case F_ADJUST: {
+		struct adjust a;
+		if (json_is_integer(v)) {
+			/* YAML "+1" may arrive as the integer 1 */
+			return 0;
+		}
+		if (!json_is_string(v) || adjust_parse(s, &a, err) < 0)
+			return herr_field(err, HERR_INVALID, fp,
+					  "must be an adjustment like +1, -2, +20%% or =5");
+		return 0;
+	}
+	case F_CRON: {
+		struct cron c;
+		if (!json_is_string(v))
+			return herr_field(err, HERR_INVALID, fp, "must be a 5-field cron string");
+		if (cron_parse(s, &c, err) < 0) {
+			char m[sizeof(err->msg)];
+			snprintf(m, sizeof(m), "%s", err->msg);
+			return herr_field(err, HERR_INVALID, fp, "%s", m);
+		}
+		return 0;
+	}
+	case F_OBJECT:
+		if (!json_is_object(v))
+			return herr_field(err, HERR_INVALID, fp, "must be a mapping");
+		return 0;
+	}
+	return 0;
+}
+
+int
+kind_validate(const struct kind *k, json_t *obj, const json_t *old, const char *path,
+	      struct herr *err)
+{
+	const char *key;
+	json_t *v;
+	char fp[256];
+
+	if (!json_is_object(obj))
+		return herr_field(err, HERR_INVALID, path, "must be a mapping");
+	json_object_foreach(obj, key, v) {
+		const struct field *f;
+		for (f = k->fields; f->name; f++)
+			if (strcmp(f->name, key) == 0)
+				break;
+		path_join(fp, sizeof(fp), path, key);
+		if (f->name == NULL)
+			return herr_field(err, HERR_INVALID, fp, "unknown field '%s' for a %s", key,
+					  k->name);
+		if (json_is_null(v) || (f->flags & FL_OUT))
+			continue;
+		if (check_value(f, v, fp, err) < 0)
+			return err->code;
+	}
+	for (const struct field *f = k->fields; f->name; f++) {
+		if (!(f->flags & FL_REQ))
+			continue;
+		v = json_object_get(obj, f->name);
+		if (v == NULL || json_is_null(v)) {
+			path_join(fp, sizeof(fp), path, f->name);
+			return herr_field(err, HERR_INVALID, fp, "is required for a %s", k->name);
+		}
+	}
+	/* Output-only and null fields are not stored. */
+	for (const struct field *f = k->fields; f->name; f++)
+		if ((f->flags & FL_OUT) || json_is_null(json_object_get(obj, f->name)))
+			json_object_del(obj, f->name);
+	/* Keys the server keeps for itself (e.g. a group's manual_scale_ms)
+	 * survive an update that does not mention them. */
+	json_object_foreach((json_t *)old, key, v) {
+		const struct field *f;
+		for (f = k->fields; f->name; f++)
+			if (strcmp(f->name, key) == 0)
+				break;
+		if (f->name == NULL && json_object_get(obj, key) == NULL)
+			json_object_set(obj, key, v);
+	}
+	if (k->check)
+		return k->check(k, obj, old, path, err);
+	return 0;
+}
+
+int
+kind_refs(const struct kind *k, const char *scope, const json_t *obj, const char *path,
+	  ref_fn fn, void *arg, struct herr *err)
+{
+	char fp[256], ip[300];
+	int rc;
+
+	/* A scoped object refers to its parent. */
+	if (k->scope == SCOPE_CLUSTER) {
+		if ((rc = fn(&kind_cluster, "", scope, path, arg, err)) < 0)
+			return rc;
+	} else if (k->scope == SCOPE_GROUP) {
+		const char *slash = strchr(scope, '/');
+		char cl[64];
+		if (slash == NULL)
+			return herr_field(err, HERR_INVALID, path, "a policy belongs to a group");
+		snprintf(cl, sizeof(cl), "%.*s", (int)(slash - scope), scope);
+		if ((rc = fn(&kind_group, cl, slash + 1, path, arg, err)) < 0)
+			return rc;
+	}
+	for (const struct field *f = k->fields; f->name; f++) {
+		const struct kind *to;
+		const char *ref_scope = "";
+		json_t *v = json_object_get(obj, f->name);
+		if (f->ref == NULL || v == NULL || json_is_null(v))
+			continue;
+		to = kind_find(f->ref);
+		BUG_ON(to == NULL);
+		if (to->scope == SCOPE_CLUSTER)   /* e.g. group.after: same cluster */
+			ref_scope = scope;
+		path_join(fp, sizeof(fp), path, f->name);
+		if (json_is_string(v)) {
+			if ((rc = fn(to, ref_scope, json_string_value(v), fp, arg, err)) < 0)
+				return rc;
+		} else if (json_is_array(v)) {
+			size_t i;
+			json_t *x;
+			json_array_foreach(v, i, x) {
+				snprintf(ip, sizeof(ip), "%s[%zu]", fp, i);
+				if ((rc = fn(to, ref_scope, json_string_value(x), ip, arg, err)) < 0)
+					return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The scope named by ?cluster= and ?group= (policies), or NULL for any. */
+static const char *
+req_scope(struct req *rq, const struct kind *k, char *buf, size_t n)
+{
+	const char *c = req_query(rq, "cluster"), *g = req_query(rq, "group");
+
+	if (k->scope == SCOPE_CLUSTER && c)
+		return snprintf(buf, n, "%s", c), buf;
+	if (k->scope == SCOPE_GROUP && c && g)
+		return snprintf(buf, n, "%s/%s", c, g), buf;
+	return NULL;
+}
+
+void
+api_res_list(struct req *rq)
+{
+	const struct kind *k = rq->route->arg;
+	struct herr err = HERR_INIT;
+	const char *lim = req_query(rq, "limit"), *after = req_query(rq, "after");
+	char sbuf[200];
+	const char *scope = req_scope(rq, k, sbuf, sizeof(sbuf));
+	int limit = LIST_DEFAULT;
+	json_t *items = NULL, *out;
+
+	if (lim) {
+		char *end;
+		long l = strtol(lim, &end, 10);
+		if (*end || l < 1 || l > LIST_MAX)
+			return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and %d", LIST_MAX);
+		limit = (int)l;
+	}
+	if (res_list(rq->srv->store, k, scope, after, limit, &items, &err) < 0)
+		return reply_err(rq, &err);
+	out = json_pack("{s:o}", "items", items);
+	if ((int)json_array_size(items) == limit) {
+		json_t *last = json_array_get(items, json_array_size(items) - 1);
+		char next[300];
+		const char *c = json_string_value(json_object_get(last, "cluster"));
+		const char *g = json_string_value(json_object_get(last, "group"));
+		const char *nm = json_string_value(json_object_get(last, "name"));
+		if (scope)
+			snprintf(next, sizeof(next), "%s", nm);
+		else if (k->scope == SCOPE_GROUP)
+			snprintf(next, sizeof(next), "%s/%s/%s", c, g, nm);
+		else if (k->scope == SCOPE_CLUSTER)
+			snprintf(next, sizeof(next), "%s/%s", c, nm);
+		else
+			snprintf(next, sizeof(next), "/%s", nm);
+		json_object_set_new(out, "next", json_string(next));
+	}
+	reply_json(rq, 200, out);
+}
+
+/* Resolves the :name of the URL (NAME, or SCOPE/NAME, or ?cluster=). */
+static int
+lookup(struct req *rq, const struct kind *k, struct res *r, struct herr *err)
+{
+	char sbuf[200];
+	const char *scope = req_scope(rq, k, sbuf, sizeof(sbuf));
+
+	if (scope || k->scope == SCOPE_NONE)
+		return res_get(rq->srv->store, k, scope ? scope : "", req_param(rq, 0), r, err);
+	return res_find(rq->srv->store, k, req_param(rq, 0), r, err);
+}
+
+void
+api_res_get(struct req *rq)
+{
+	const struct kind *k = rq->route->arg;
+	struct herr err = HERR_INIT;
+	struct res r;
+
+	if (lookup(rq, k, &r, &err) < 0)
+		return reply_err(rq, &err);
+	reply_json(rq, 200, res_to_json(k, &r));
+	res_release(&r);
+}
+
+/* Splits an API object into scope + name + spec (the spec keeps only the
+ * kind's own fields). */
+static int
+split_object(const struct kind *k, json_t *obj, char *scope, size_t sn, char *name, size_t nn,
+	     struct herr *err)
+{
+	const char *nm = json_string_value(json_object_get(obj, "name"));
+	const char *cl = json_string_value(json_object_get(obj, "cluster"));
+	const char *gr = json_string_value(json_object_get(obj, "group"));
+	bool script = k == &kind_script;
+
+	if (nm == NULL)
+		return herr_field(err, HERR_INVALID, "name", "is required");
+	if (script ? !script_name_is_valid(nm) : !name_is_valid(nm))
+		return herr_field(err, HERR_INVALID, "name",
+				  script ? "must be 1-100 characters [A-Za-z0-9._-]"
+					 : "must be a name of 1-63 characters [a-z0-9-], not starting or ending with '-'");
+	snprintf(name, nn, "%s", nm);
+	scope[0] = '\0';
+	if (k->scope != SCOPE_NONE) {
+		if (cl == NULL || !name_is_valid(cl))
+			return herr_field(err, HERR_INVALID, "cluster", "must name the cluster");
+		snprintf(scope, sn, "%s", cl);
+	}
+	if (k->scope == SCOPE_GROUP) {
+		if (gr == NULL || !name_is_valid(gr))
+			return herr_field(err, HERR_INVALID, "group", "must name the group");
+		snprintf(scope, sn, "%s/%s", cl, gr);
+	}
+	json_object_del(obj, "name");
+	json_object_del(obj, "cluster");
+	json_object_del(obj, "group");
+	json_object_del(obj, "version");
+	json_object_del(obj, "created");
+	json_object_del(obj, "updated");
+	return 0;
+}
+
+
+static void
+put(struct req *rq, bool create)
+{
+	const struct kind *k = rq->route->arg;
+	struct herr err = HERR_INIT;
+	char scope[200], name[128];
+	json_t *obj = req_json(rq), *spec;
+	struct res old = { 0 };
+	bool created = false, have_old;
+
+	if (obj == NULL)
+		return;
+	spec = json_deep_copy(obj);
+	if (split_object(k, spec, scope, sizeof(scope), name, sizeof(name), &err) < 0)
+		goto fail;
+	if (!create && strcmp(name, req_param(rq, 0)) != 0) {
+		herr_field(&err, HERR_INVALID, "name", "does not match the URL ('%s')",
+			   req_param(rq, 0));
+		goto fail;
+	}
+	if (store_begin(rq->srv->store, &err) < 0)
+		goto fail;
+	have_old = res_get(rq->srv->store, k, scope, name, &old, &err) == 0;
+	herr_clear(&err);
+	if (create && have_old) {
+		herr_field(&err, HERR_CONFLICT, "name", "%s '%s' already exists", k->name, name);
+		goto fail_tx;
+	}
+	if (!create && !have_old) {
+		herr_set(&err, HERR_NOTFOUND, "no %s named '%s'", k->name, name);
+		goto fail_tx;
+	}
+	if (kind_validate(k, spec, have_old ? old.spec : NULL, "", &err) < 0)
+		goto fail_tx;
+	if (k == &kind_script && script_store_version(rq->srv->store, name, spec, &err) < 0)
+		goto fail_tx;
+	if (res_put(rq->srv->store, k, scope, name, spec, "", &created, &err) < 0)
+		goto fail_tx;
+	if (store_commit(rq->srv->store, &err) < 0)
+		goto fail;
+	res_release(&old);
+	json_decref(spec);
+	if (lookup_after_put(rq, k, scope, name) < 0)
+		return;
+	rq->status = created ? 201 : 200;
+	server_kick(rq->srv);
+	return;
+fail_tx:
+	store_rollback(rq->srv->store);
+fail:
+	res_release(&old);
+	json_decref(spec);
+	reply_err(rq, &err);
+}
+
+int
+lookup_after_put(struct req *rq, const struct kind *k, const char *scope, const char *name)
+{
+	struct herr err = HERR_INIT;
+	struct res r;
+
+	if (res_get(rq->srv->store, k, scope, name, &r, &err) < 0) {
+		reply_err(rq, &err);
+		return -1;
+	}
+	reply_json(rq, 200, res_to_json(k, &r));
+	res_release(&r);
+	return 0;
+}
+
+void
+api_res_create(struct req *rq)
+{
+	put(rq, true);
+}
+
+void
+api_res_update(struct req *rq)
+{
+	put(rq, false);
+}
+
+
+void
+api_res_delete(struct req *rq)
+{
+	const struct kind *k = rq->route->arg;
+	struct herr err = HERR_INIT;
+	struct res r;
+
+	if (lookup(rq, k, &r, &err) < 0)
+		return reply_err(rq, &err);
+	if (store_begin(rq->srv->store, &err) < 0)
+		goto fail;
+	if (k == &kind_group && group_delete_check(rq->srv->store, r.scope, r.name, &err) < 0)
+		goto fail_tx;
+	if (res_delete(rq->srv->store, k, r.scope, r.name, &err) < 0)
+		goto fail_tx;
+	if (store_commit(rq->srv->store, &err) < 0)
+		goto fail;
+	if (k == &kind_network)
+		ctl_network_deleted(rq->srv, r.name, r.spec);
+	res_release(&r);
+	reply_json(rq, 200, json_pack("{s:b}", "deleted", 1));
+	server_kick(rq->srv);
+	return;
+fail_tx:
+	store_rollback(rq->srv->store);
+fail:
+	res_release(&r);
+	reply_err(rq, &err);
+}

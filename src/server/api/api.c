@@ -1,0 +1,312 @@
+/* api.c - the API's plumbing: authentication (tokens and host credentials,
+ * stored only as SHA-256 hashes), role checks, JSON bodies with limits,
+ * error answers naming the field, and the audit trail of every mutation. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "api.h"
+#include "log.h"
+#include "store/store.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define JSON_MAX_DEPTH 64
+
+const char *
+req_param(struct req *rq, int i)
+{
+	return i < rq->nparams ? rq->params[i] : NULL;
+}
+
+const char *
+req_query(struct req *rq, const char *key)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *
+role_name(enum role r)
+{
+	switch (r) {
+	case ROLE_HOST: return "host";
+	case ROLE_VIEWER: return "viewer";
+	case ROLE_OPERATOR: return "operator";
+	case ROLE_ADMIN: return "admin";
+	default: return "none";
+	}
+}
+
+enum role
+role_parse(const char *s)
+{
+	if (s == NULL)
+		return ROLE_NONE;
+	if (strcmp(s, "viewer") == 0)
+		return ROLE_VIEWER;
+	if (strcmp(s, "operator") == 0)
+		return ROLE_OPERATOR;
+	if (strcmp(s, "admin") == 0)
+		return ROLE_ADMIN;
+	return ROLE_NONE;
+}
+
+bool
+req_role_at_least(const struct req *rq, enum role r)
+{
+	return rq->who.role != ROLE_HOST && rq->who.role >= r;
+}
+
+void
+reply_json(struct req *rq, int status, json_t *body)
+{
+	json_decref(rq->resp);
+	rq->status = status;
+	rq->resp = body;
+}
+
+void
+reply_err(struct req *rq, const struct herr *err)
+{
+	json_t *e = json_pack("{s:s,s:s}", "code", herr_word(err->code), "message",
+			      err->msg[0] ? err->msg : herr_word(err->code));
+
+	if (err->field[0])
+		json_object_set_new(e, "field", json_string(err->field));
+	reply_json(rq, herr_http_status(err->code), json_pack("{s:o}", "error", e));
+}
+
+void
+reply_errf(struct req *rq, int code, const char *field, const char *fmt, ...)
+{
+	struct herr err = HERR_INIT;
+	va_list ap;
+
+	err.code = code;
+	snprintf(err.field, sizeof(err.field), "%s", field ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(err.msg, sizeof(err.msg), fmt, ap);
+	va_end(ap);
+	reply_err(rq, &err);
+}
+
+void
+reply_raw(struct req *rq, int status, const char *ctype, char *data, size_t n, bool is_static)
+{
+	if (!rq->raw_static)
+		free(rq->raw);
+	rq->status = status;
+	rq->raw = data;
+	rq->raw_len = n;
+	rq->raw_static = is_static;
+	rq->ctype = ctype;
+}
+
+/* Depth of a JSON text, counted without parsing, so a 10,000-deep array is
+ * refused before jansson recurses into it. Strings are skipped. */
+static int
+json_depth(const char *p, size_t n)
+{
+	int depth = 0, max = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		if (c == '"')
+			in_str = true;
+		else if (c == '[' || c == '{') {
+			if (++depth > max)
+				max = depth;
+			if (max > JSON_MAX_DEPTH)
+				return max;
+		} else if (c == ']' || c == '}')
+			depth--;
+	}
+	return max;
+}
+
+json_t *
+req_json(struct req *rq)
+{
+	json_error_t jerr;
+
+	if (rq->json)
+		return rq->json;
+	if (rq->body.len == 0) {
+		reply_errf(rq, HERR_INVALID, "", "request body must be a JSON object");
+		return NULL;
+	}
+	if (json_depth(rq->body.p, rq->body.len) > JSON_MAX_DEPTH) {
+		reply_errf(rq, HERR_INVALID, "", "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+		return NULL;
+	}
+	rq->json = json_loadb(rq->body.p, rq->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (rq->json == NULL) {
+		reply_errf(rq, HERR_INVALID, "", "invalid JSON at line %d column %d: %s", jerr.line,
+			   jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(rq->json)) {
+		json_decref(rq->json);
+		rq->json = NULL;
+		reply_errf(rq, HERR_INVALID, "", "request body must be a JSON object");
+		return NULL;
+	}
+	return rq->json;
+}
+
+/* Resolves the bearer token into rq->who. */
+static void
+authenticate(struct req *rq)
+{
+	const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_AUTHORIZATION);
+	struct herr err = HERR_INIT;
+	char hash[65];
+	json_t *row;
+
+	memset(&rq->who, 0, sizeof(rq->who));
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return;
+	h += 7;
+	if (strlen(h) > 200)
+		return;
+	sha256_hex(h, strlen(h), hash);
+	if (strncmp(h, "hc_", 3) == 0) {
+		row = store_row(rq->srv->store, &err,
+				"SELECT id, name, cluster, cred_hash FROM hosts"
+				" WHERE cred_hash = ? AND state <> 'terminated'",
+				"[s]", hash);
+		if (row && str_ct_equal(json_string_value(json_object_get(row, "cred_hash")), hash)) {
+			rq->who.role = ROLE_HOST;
+			snprintf(rq->who.name, sizeof(rq->who.name), "%s",
+				 json_string_value(json_object_get(row, "name")));
+			snprintf(rq->who.host_id, sizeof(rq->who.host_id), "%s",
+				 json_string_value(json_object_get(row, "id")));
+			snprintf(rq->who.cluster, sizeof(rq->who.cluster), "%s",
+				 json_string_value(json_object_get(row, "cluster")));
+		}
+	} else {
+		row = store_row(rq->srv->store, &err,
+				"SELECT name, role, hash FROM tokens WHERE hash = ?", "[s]", hash);
+		if (row && str_ct_equal(json_string_value(json_object_get(row, "hash")), hash)) {
+			rq->who.role = role_parse(json_string_value(json_object_get(row, "role")));
+			snprintf(rq->who.name, sizeof(rq->who.name), "%s",
+				 json_string_value(json_object_get(row, "name")));
+		}
+	}
+	json_decref(row);
+}
+
+static bool
+is_mutation(const struct req *rq)
+{
+	return strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "HEAD") != 0;
+}
+
+void
+api_audit(struct req *rq, const char *detail)
+{
+	struct herr err = HERR_INIT;
+
+	if (store_q(rq->srv->store, NULL, NULL, &err,
+		    "INSERT INTO audit (ts_ms, who, role, method, path, status, detail)"
+		    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+		    "[Issssis]", (json_int_t)now_ms(), rq->who.name[0] ? rq->who.name : "anonymous",
+		    role_name(rq->who.role), rq->method, rq->path, rq->status,
+		    detail ? detail : "") < 0)
+		log_err("cannot write audit entry for %s %s: %s", rq->method, rq->path, err.msg);
+}
+
+void
+api_not_found(struct req *rq)
+{
+	reply_errf(rq, HERR_NOTFOUND, "", "no such endpoint: %s", rq->path);
+}
+
+void
+api_add_headers(struct req *rq, struct MHD_Response *r)
+{
+	(void)rq;
+	(void)r;
+}
+
+void
+api_handle(struct req *rq)
+{
+	const struct route *rt = rq->route;
+
+	if (rq->who.role == ROLE_NONE && rt->role != ROLE_NONE)
+		authenticate(rq);
+	if (rt->role == ROLE_HOST) {
+		if (rq->who.role != ROLE_HOST) {
+			reply_errf(rq, HERR_AUTH, "", "a valid host credential is required");
+			goto out;
+		}
+	} else if (rt->role != ROLE_NONE) {
+		if (rq->who.role == ROLE_NONE || rq->who.role == ROLE_HOST) {
+			reply_errf(rq, HERR_AUTH, "", "a valid token is required (Authorization: Bearer ...)");
+			goto out;
+		}
+		if (rq->who.role < rt->role) {
+			reply_errf(rq, HERR_FORBIDDEN, "", "role '%s' may not %s %s (needs '%s')",
+				   role_name(rq->who.role), rq->method, rq->path, role_name(rt->role));
+			goto out;
+		}
+	}
+	rt->fn(rq);
+	if (rq->suspended)
+		return;
+	if (rq->status == 0)
+		reply_json(rq, 200, json_object());
+out:
+	if (is_mutation(rq) && strcmp(rt->pattern, "/v1/agent/heartbeat") != 0)
+		api_audit(rq, NULL);
+}
+
+void
+api_healthz(struct req *rq)
+{
+	reply_json(rq, 200, json_pack("{s:s,s:s}", "status", "ok", "instance", rq->srv->instance));
+}
+
+void
+api_whoami(struct req *rq)
+{
+	reply_json(rq, 200, json_pack("{s:s,s:s}", "name", rq->who.name, "role",
+				      role_name(rq->who.role)));
+}
+
+int
+activity_add(struct store *st, const char *cluster, const char *group, const char *host,
+	     const char *kind, const char *cause, json_t *inputs, struct herr *err,
+	     const char *fmt, ...)
+{
+	char reason[1024], *in;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	in = inputs ? json_dumps(inputs, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("{}");
+	rc = store_q(st, NULL, NULL, err,
+		     "INSERT INTO activities (ts_ms, cluster, grp, host, kind, cause, reason, inputs)"
+		     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		     "[Isssssss]", (json_int_t)now_ms(), cluster ? cluster : "", group ? group : "",
+		     host ? host : "", kind, cause ? cause : "", reason, in);
+	free(in);
+	log_info("activity: %s%s%s %s: %s", cluster ? cluster : "", group ? "/" : "",
+		 group ? group : "", kind, reason);
+	return rc;
+}

@@ -1,0 +1,268 @@
+/* res.c - storage of declarative resources (accounts, networks, templates,
+ * groups, ...): one row each in `resources` with the spec as JSON, and the
+ * references between them in `refs`, so deleting something still referred
+ * to is refused naming the referrer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "store/store.h"
+#include "util.h"
+#include "xalloc.h"
+
+void
+res_release(struct res *r)
+{
+	json_decref(r->spec);
+	r->spec = NULL;
+}
+
+static int
+res_from_row(json_t *row, struct res *out, struct herr *err)
+{
+	json_error_t jerr;
+	const char *spec = json_string_value(json_object_get(row, "spec"));
+
+	memset(out, 0, sizeof(*out));
+	out->id = json_integer_value(json_object_get(row, "id"));
+	snprintf(out->scope, sizeof(out->scope), "%s",
+		 json_string_value(json_object_get(row, "scope")));
+	snprintf(out->name, sizeof(out->name), "%s", json_string_value(json_object_get(row, "name")));
+	out->version = json_integer_value(json_object_get(row, "version"));
+	out->created_ms = json_integer_value(json_object_get(row, "created_ms"));
+	out->updated_ms = json_integer_value(json_object_get(row, "updated_ms"));
+	out->spec = json_loads(spec ? spec : "{}", 0, &jerr);
+	if (out->spec == NULL)
+		return herr_set(err, HERR_STORE, "stored spec of '%s' is not JSON", out->name);
+	return 0;
+}
+
+int
+res_get(struct store *st, const struct kind *k, const char *scope, const char *name,
+	struct res *out, struct herr *err)
+{
+	json_t *row = store_row(st, err,
+				"SELECT id, scope, name, spec, version, created_ms, updated_ms"
+				" FROM resources WHERE kind = ? AND scope = ? AND name = ?",
+				"[sss]", k->name, scope ? scope : "", name);
+	int rc;
+
+	if (row == NULL) {
+		if (err->code)
+			return err->code;
+		return herr_set(err, HERR_NOTFOUND, "no %s named '%s%s%s'", k->name,
+				scope && *scope ? scope : "", scope && *scope ? "/" : "", name);
+	}
+	rc = res_from_row(row, out, err);
+	json_decref(row);
+	return rc;
+}
+
+int
+res_find(struct store *st, const struct kind *k, const char *name, struct res *out,
+	 struct herr *err)
+{
+	json_t *rows = NULL;
+	const char *slash = strrchr(name, '/');
+	int rc;
+
+	if (slash && k->scope != SCOPE_NONE) {
+		char scope[130];
+		snprintf(scope, sizeof(scope), "%.*s", (int)(slash - name), name);
+		return res_get(st, k, scope, slash + 1, out, err);
+	}
+	rc = store_q(st, &rows, NULL, err,
+		     "SELECT id, scope, name, spec, version, created_ms, updated_ms"
+		     " FROM resources WHERE kind = ? AND name = ? ORDER BY scope LIMIT 2",
+		     "[ss]", k->name, name);
+	if (rc < 0)
+		return rc;
+	if (json_array_size(rows) == 0)
+		rc = herr_set(err, HERR_NOTFOUND, "no %s named '%s'", k->name, name);
+	else if (json_array_size(rows) > 1)
+		rc = herr_set(err, HERR_CONFLICT,
+			      "%s name '%s' is ambiguous: give it as SCOPE/%s (e.g. '%s/%s')",
+			      k->name, name, name,
+			      json_string_value(json_object_get(json_array_get(rows, 0), "scope")),
+			      name);
+	else
+		rc = res_from_row(json_array_get(rows, 0), out, err);
+	json_decref(rows);
+	return rc;
+}
+
+struct ref_ctx {
+	struct store *st;
+	int64_t from_id;
+	bool insert;
+};
+
+static int
+ref_one(const struct kind *to, const char *scope, const char *name, const char *path, void *arg,
+	struct herr *err)
+{
+	struct ref_ctx *c = arg;
+	struct herr e2 = HERR_INIT;
+	json_t *row = store_row(c->st, &e2,
+				"SELECT id FROM resources WHERE kind = ? AND scope = ? AND name = ?",
+				"[sss]", to->name, scope, name);
+	int rc = 0;
+
+	if (row == NULL) {
+		if (e2.code)
+			return herr_set(err, e2.code, "%s", e2.msg);
+		return herr_field(err, HERR_INVALID, path, "unknown %s '%s'", to->name, name);
+	}
+	if (c->insert)
+		rc = store_q(c->st, NULL, NULL, err,
+			     "INSERT INTO refs (from_id, to_id) SELECT ?, ? WHERE NOT EXISTS"
+			     " (SELECT 1 FROM refs WHERE from_id = ? AND to_id = ?)",
+			     "[IIII]", (json_int_t)c->from_id,
+			     json_integer_value(json_object_get(row, "id")), (json_int_t)c->from_id,
+			     json_integer_value(json_object_get(row, "id")));
+	json_decref(row);
+	return rc;
+}
+
+int
+res_put(struct store *st, const struct kind *k, const char *scope, const char *name, json_t *spec,
+	const char *path, bool *created, struct herr *err)
+{
+	struct ref_ctx c = { st, 0, false };
+	char *text;
+	json_t *row;
+	int64_t now = now_ms();
+	int rc;
+
+	/* Check references first, so nothing is written for a bad spec. */
+	if ((rc = kind_refs(k, scope, spec, path, ref_one, &c, err)) < 0)
+		return rc;
+	text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+	row = store_row(st, err, "SELECT id FROM resources WHERE kind = ? AND scope = ? AND name = ?",
+			"[sss]", k->name, scope ? scope : "", name);
+	if (err->code) {
+		free(text);
+		return err->code;
+	}
+	if (row) {
+		c.from_id = json_integer_value(json_object_get(row, "id"));
+		rc = store_q(st, NULL, NULL, err,
+			     "UPDATE resources SET spec = ?, version = version + 1, updated_ms = ?"
+			     " WHERE id = ?",
+			     "[sII]", text, (json_int_t)now, (json_int_t)c.from_id);
+		if (rc == 0)
+			rc = store_q(st, NULL, NULL, err, "DELETE FROM refs WHERE from_id = ?", "[I]",
+				     (json_int_t)c.from_id);
+		*created = false;
+	} else {
+		rc = store_q(st, NULL, NULL, err,
+			     "INSERT INTO resources (kind, scope, name, spec, version, created_ms,"
+			     " updated_ms) VALUES (?, ?, ?, ?, 1, ?, ?)",
+			     "[ssssII]", k->name, scope ? scope : "", name, text, (json_int_t)now,
+			     (json_int_t)now);
+		json_decref(row);
+		row = rc == 0 ? store_row(st, err,
+					  "SELECT id FROM resources WHERE kind = ? AND scope = ?"
+					  " AND name = ?",
+					  "[sss]", k->name, scope ? scope : "", name)
+			      : NULL;
+		if (row)
+			c.from_id = json_integer_value(json_object_get(row, "id"));
+		else if (rc == 0)
+			rc = herr_set(err, HERR_STORE, "created %s '%s' is not in the store", k->name,
+				      name);
+		*created = true;
+	}
+	json_decref(row);
+	free(text);
+	if (rc < 0)
+		return rc;
+	c.insert = true;
+	return kind_refs(k, scope, spec, path, ref_one, &c, err);
+}
+
+int
+res_delete(struct store *st, const struct kind *k, const char *scope, const char *name,
+	   struct herr *err)
+{
+	struct res r;
+	json_t *row;
+	int rc;
+
+	if ((rc = res_get(st, k, scope, name, &r, err)) < 0)
+		return rc;
+	res_release(&r);
+	row = store_row(st, err,
+			"SELECT f.kind, f.scope, f.name FROM refs JOIN resources f ON f.id = refs.from_id"
+			" WHERE refs.to_id = ? ORDER BY f.kind, f.scope, f.name LIMIT 1",
+			"[I]", (json_int_t)r.id);
+	if (row) {
+		const char *fs = json_string_value(json_object_get(row, "scope"));
+		rc = herr_set(err, HERR_CONFLICT, "%s '%s' is still referred to by %s '%s%s%s'",
+			      k->name, name, json_string_value(json_object_get(row, "kind")),
+			      fs, *fs ? "/" : "", json_string_value(json_object_get(row, "name")));
+		json_decref(row);
+		return rc;
+	}
+	if (err->code)
+		return err->code;
+	return store_q(st, NULL, NULL, err, "DELETE FROM resources WHERE id = ?", "[I]",
+		       (json_int_t)r.id);
+}
+
+json_t *
+res_to_json(const struct kind *k, const struct res *r)
+{
+	json_t *o = json_deep_copy(r->spec);
+	char ts[40];
+
+	json_object_set_new(o, "name", json_string(r->name));
+	if (k->scope == SCOPE_CLUSTER) {
+		json_object_set_new(o, "cluster", json_string(r->scope));
+	} else if (k->scope == SCOPE_GROUP) {
+		const char *slash = strchr(r->scope, '/');
+		if (slash) {
+			json_object_set_new(o, "cluster", json_stringn(r->scope, (size_t)(slash - r->scope)));
+			json_object_set_new(o, "group", json_string(slash + 1));
+		}
+	}
+	json_object_set_new(o, "version", json_integer(r->version));
+	json_object_set_new(o, "created", json_string(fmt_time(r->created_ms, ts, sizeof(ts))));
+	json_object_set_new(o, "updated", json_string(fmt_time(r->updated_ms, ts, sizeof(ts))));
+	return o;
+}
+
+int
+res_list(struct store *st, const struct kind *k, const char *scope, const char *after, int limit,
+	 json_t **out, struct herr *err)
+{
+	json_t *rows = NULL, *row;
+	size_t i;
+	int rc;
+
+	if (scope)
+		rc = store_q(st, &rows, NULL, err,
+			     "SELECT id, scope, name, spec, version, created_ms, updated_ms"
+			     " FROM resources WHERE kind = ? AND scope = ? AND name > ?"
+			     " ORDER BY name LIMIT ?",
+			     "[sssi]", k->name, scope, after ? after : "", limit);
+	else
+		rc = store_q(st, &rows, NULL, err,
+			     "SELECT id, scope, name, spec, version, created_ms, updated_ms"
+			     " FROM resources WHERE kind = ? AND (scope || '/' || name) > ?"
+			     " ORDER BY scope, name LIMIT ?",
+			     "[ssi]", k->name, after ? after : "", limit);
+	if (rc < 0)
+		return rc;
+	*out = json_array();
+	json_array_foreach(rows, i, row) {
+		struct res r;
+		if (res_from_row(row, &r, err) < 0)
+			continue;
+		json_array_append_new(*out, res_to_json(k, &r));
+		res_release(&r);
+	}
+	json_decref(rows);
+	return 0;
+}

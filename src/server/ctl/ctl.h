@@ -1,0 +1,86 @@
+/* ctl.h - the controllers: the reconcile loop that makes each group's hosts
+ * match its desired size (decide = pure function in decide.c, act = I/O in
+ * reconcile.c), host lifecycle transitions, and local network setup. */
+#ifndef HERD_CTL_H
+#define HERD_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "herr.h"
+#include "server.h"
+
+/* Host states, in lifecycle order. */
+enum hstate {
+	HS_LAUNCHING,     /* row written, provider not (yet) answered */
+	HS_BOOTING,       /* provider made it; agent not joined yet */
+	HS_INITIALIZING,  /* agent joined; init scripts running */
+	HS_READY,
+	HS_UNHEALTHY,     /* heartbeats lost */
+	HS_FAILED,        /* init failed / provision timeout / launch error */
+	HS_TERMINATING,
+	HS_TERMINATED,
+	HS__COUNT
+};
+const char *hstate_name(enum hstate s);
+enum hstate hstate_parse(const char *s);   /* HS__COUNT if unknown */
+
+/* --- decide (pure: no I/O, time passed in) --- */
+struct rc_group {
+	const char *cluster, *name;
+	int desired, min, max;
+	const char *const *after;   /* names of groups in the same cluster */
+	int nafter;
+	const char *termination;    /* "newest" (default), "oldest" */
+	int64_t max_provision_ms;   /* a host not ready by then is failed */
+	int64_t unhealthy_after_ms; /* heartbeat silence that makes it unhealthy */
+	int max_unhealthy_pct;      /* above this share, replace nothing */
+	int64_t backoff_until_ms;   /* no launch before (after failures) */
+	int64_t keep_failed_ms;     /* failed hosts stay this long for inspection */
+};
+
+struct rc_host {
+	const char *id, *name, *cluster, *group;
+	enum hstate state;
+	int seq;
+	bool protected_;
+	int64_t created_ms, updated_ms, ready_ms, heartbeat_ms;
+};
+
+enum rc_kind { RC_LAUNCH, RC_TERMINATE, RC_FAIL, RC_UNHEALTHY, RC_WAIT };
+
+struct rc_action {
+	enum rc_kind kind;
+	const char *cluster, *group;   /* borrowed from the inputs */
+	const char *host_id;           /* for TERMINATE/FAIL/UNHEALTHY */
+	char cause[32];                /* "scale_in", "replace", "failed", ... */
+	char reason[256];
+};
+
+/* Computes the actions that bring hosts toward the groups' desired sizes.
+ * Writes at most max actions to out; returns how many. */
+size_t reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host *hosts,
+			size_t nh, int64_t now_ms, struct rc_action *out, size_t max);
+
+/* --- act --- */
+int ctl_start(struct server *s, struct herr *err);
+void ctl_stop(struct server *s);
+/* Marks a host for termination (desired - 1 unless replace) and records
+ * the activity; the controller does the provider work. */
+int ctl_terminate_host(struct server *s, json_t *host_row, bool replace, const char *who,
+		       struct herr *err);
+/* Terminates every host and removes every network this data dir made
+ * (herd server --teardown). */
+int ctl_teardown(struct server *s, struct herr *err);
+/* Removes a deleted network's provider side (bridge). */
+void ctl_network_deleted(struct server *s, const char *name, json_t *spec);
+/* The URL agents in network `net` use to reach the server. */
+void ctl_server_url_for(struct server *s, const char *network_cidr, char *out, size_t n);
+/* Host state change reported by an agent (or a timeout); records activity. */
+int ctl_host_state(struct server *s, const char *host_id, enum hstate to, const char *reason,
+		   struct herr *err);
+
+#endif

@@ -1,0 +1,218 @@
+/* decide.c - the reconcile decision: groups + hosts + now -> actions. Pure
+ * (no I/O, no clock), so unit tests drive it with plain structs. Level-
+ * triggered: called again after every change or tick, it converges. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static const char *const hstate_names[HS__COUNT] = {
+	"launching", "booting", "initializing", "ready", "unhealthy", "failed", "terminating",
+	"terminated",
+};
+
+const char *
+hstate_name(enum hstate s)
+{
+	return s < HS__COUNT ? hstate_names[s] : "unknown";
+}
+
+enum hstate
+hstate_parse(const char *s)
+{
+	for (int i = 0; i < HS__COUNT; i++)
+		if (s && strcmp(s, hstate_names[i]) == 0)
+			return (enum hstate)i;
+	return HS__COUNT;
+}
+
+static bool
+is_live(enum hstate s)
+{
+	return s == HS_LAUNCHING || s == HS_BOOTING || s == HS_INITIALIZING || s == HS_READY ||
+	       s == HS_UNHEALTHY;
+}
+
+static bool
+in_group(const struct rc_host *h, const struct rc_group *g)
+{
+	return strcmp(h->cluster, g->cluster) == 0 && strcmp(h->group, g->name) == 0;
+}
+
+/* Every host of each `after` group is ready, and there are as many as it
+ * wants. */
+static bool
+after_ready(const struct rc_group *g, const struct rc_group *groups, size_t ng,
+	    const struct rc_host *hosts, size_t nh, char *why, size_t whyn)
+{
+	for (int a = 0; a < g->nafter; a++) {
+		const struct rc_group *dep = NULL;
+		int ready = 0, other = 0;
+		for (size_t i = 0; i < ng; i++)
+			if (strcmp(groups[i].cluster, g->cluster) == 0 &&
+			    strcmp(groups[i].name, g->after[a]) == 0)
+				dep = &groups[i];
+		if (dep == NULL) {
+			snprintf(why, whyn, "waiting for group '%s', which does not exist", g->after[a]);
+			return false;
+		}
+		for (size_t i = 0; i < nh; i++) {
+			if (!in_group(&hosts[i], dep) || !is_live(hosts[i].state))
+				continue;
+			if (hosts[i].state == HS_READY)
+				ready++;
+			else
+				other++;
+		}
+		if (other > 0 || ready < dep->desired) {
+			snprintf(why, whyn, "waiting for group '%s' to be ready (%d of %d ready)",
+				 dep->name, ready, dep->desired);
+			return false;
+		}
+	}
+	return true;
+}
+
+static size_t
+push(struct rc_action *out, size_t n, size_t max, enum rc_kind kind, const struct rc_group *g,
+     const char *host_id, const char *cause, const char *reason)
+{
+	if (n >= max)
+		return n;
+	memset(&out[n], 0, sizeof(out[n]));
+	out[n].kind = kind;
+	out[n].cluster = g->cluster;
+	out[n].group = g->name;
+	out[n].host_id = host_id;
+	snprintf(out[n].cause, sizeof(out[n].cause), "%s", cause);
+	snprintf(out[n].reason, sizeof(out[n].reason), "%s", reason);
+	return n + 1;
+}
+
+/* Scale-in order: hosts that are not ready yet go first (they serve
+ * nothing), then by the group's termination policy; protected never. */
+static int
+victim_rank(const struct rc_host *h)
+{
+	switch (h->state) {
+	case HS_UNHEALTHY: return 0;
+	case HS_LAUNCHING:
+	case HS_BOOTING:
+	case HS_INITIALIZING: return 1;
+	default: return 2;
+	}
+}
+
+static bool
+better_victim(const struct rc_host *a, const struct rc_host *b, bool oldest)
+{
+	if (victim_rank(a) != victim_rank(b))
+		return victim_rank(a) < victim_rank(b);
+	return oldest ? a->seq < b->seq : a->seq > b->seq;
+}
+
+size_t
+reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host *hosts, size_t nh,
+		 int64_t now_ms, struct rc_action *out, size_t max)
+{
+	size_t n = 0;
+	char why[256];
+
+	for (size_t gi = 0; gi < ng; gi++) {
+		const struct rc_group *g = &groups[gi];
+		int count = 0, unhealthy = 0;
+		bool oldest = g->termination && strcmp(g->termination, "oldest") == 0;
+
+		for (size_t i = 0; i < nh; i++) {
+			const struct rc_host *h = &hosts[i];
+			if (!in_group(h, g))
+				continue;
+			if (h->state == HS_FAILED) {
+				/* kept a while for inspection; it no longer counts */
+				if (now_ms - h->updated_ms >= g->keep_failed_ms)
+					n = push(out, n, max, RC_TERMINATE, g, h->id, "cleanup",
+						 "failed host kept for inspection: removing it");
+				continue;
+			}
+			if (!is_live(h->state))
+				continue;
+			if (h->state != HS_READY && h->state != HS_UNHEALTHY && g->max_provision_ms > 0 &&
+			    now_ms - h->created_ms > g->max_provision_ms) {
+				snprintf(why, sizeof(why), "not ready within %llds (max_provision_time)",
+					 (long long)(g->max_provision_ms / 1000));
+				n = push(out, n, max, RC_FAIL, g, h->id, "provision_timeout", why);
+				continue;
+			}
+			if (h->state == HS_READY && g->unhealthy_after_ms > 0 &&
+			    now_ms - h->heartbeat_ms > g->unhealthy_after_ms) {
+				snprintf(why, sizeof(why), "no heartbeat for %llds",
+					 (long long)((now_ms - h->heartbeat_ms) / 1000));
+				n = push(out, n, max, RC_UNHEALTHY, g, h->id, "heartbeat_lost", why);
+			}
+			if (h->state == HS_UNHEALTHY)
+				unhealthy++;
+			count++;
+		}
+		/* Replace unhealthy hosts, unless so many are unhealthy that the
+		 * cause is likely not the hosts (then replacing would make it worse). */
+		if (unhealthy > 0) {
+			int cap = g->desired * g->max_unhealthy_pct / 100;
+			if (cap < 1)
+				cap = 1;
+			if (unhealthy > cap) {
+				snprintf(why, sizeof(why),
+					 "%d of %d hosts unhealthy, more than max_unhealthy %d%%: not replacing",
+					 unhealthy, count, g->max_unhealthy_pct);
+				n = push(out, n, max, RC_WAIT, g, NULL, "unhealthy_cap", why);
+			} else {
+				for (size_t i = 0; i < nh; i++)
+					if (in_group(&hosts[i], g) && hosts[i].state == HS_UNHEALTHY) {
+						n = push(out, n, max, RC_TERMINATE, g, hosts[i].id, "replace",
+							 "unhealthy: replacing");
+						count--;
+					}
+			}
+		}
+		if (count < g->desired) {
+			if (!after_ready(g, groups, ng, hosts, nh, why, sizeof(why))) {
+				n = push(out, n, max, RC_WAIT, g, NULL, "after", why);
+			} else if (now_ms < g->backoff_until_ms) {
+				snprintf(why, sizeof(why), "backing off after failures for %llds",
+					 (long long)((g->backoff_until_ms - now_ms + 999) / 1000));
+				n = push(out, n, max, RC_WAIT, g, NULL, "backoff", why);
+			} else {
+				for (int k = count; k < g->desired; k++) {
+					snprintf(why, sizeof(why), "group has %d host(s), desired %d", count,
+						 g->desired);
+					n = push(out, n, max, RC_LAUNCH, g, NULL, "scale_out", why);
+				}
+			}
+		} else if (count > g->desired) {
+			for (int k = g->desired; k < count; k++) {
+				const struct rc_host *best = NULL;
+				for (size_t i = 0; i < nh; i++) {
+					const struct rc_host *h = &hosts[i];
+					bool already = false;
+					if (!in_group(h, g) || !is_live(h->state) || h->protected_)
+						continue;
+					for (size_t j = 0; j < n; j++)
+						if (out[j].host_id == h->id && out[j].kind == RC_TERMINATE)
+							already = true;
+					if (already)
+						continue;
+					if (best == NULL || better_victim(h, best, oldest))
+						best = h;
+				}
+				if (best == NULL) {
+					n = push(out, n, max, RC_WAIT, g, NULL, "protected",
+						 "cannot scale in: remaining hosts are protected");
+					break;
+				}
+				snprintf(why, sizeof(why), "group has %d host(s), desired %d; %s first", count,
+					 g->desired, oldest ? "oldest" : "newest");
+				n = push(out, n, max, RC_TERMINATE, g, best->id, "scale_in", why);
+			}
+		}
+	}
+	return n;
+}

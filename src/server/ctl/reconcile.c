@@ -1,0 +1,872 @@
+/* reconcile.c - the act side of the reconcile controller: one thread that
+ * wakes on every change (or each second), reads groups and hosts from the
+ * store, asks decide.c what to do and does it. A host row is written (state
+ * `launching`, with a client token) before the provider is called; after a
+ * crash such rows are resolved by listing the provider, never by launching
+ * again. Provider resources carry the host id, so orphans are found. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "ctl.h"
+#include "log.h"
+#include "prov/prov.h"
+#include "store/store.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define CTL_MAX_ACTIONS 512
+#define CTL_MAX_ACCOUNTS 32
+#define JOIN_TOKEN_TTL_MS (30LL * 60 * 1000)
+#define ORPHAN_GRACE_MS (60LL * 1000)
+#define DEFAULT_PROVISION_MS (5LL * 60 * 1000)
+#define DEFAULT_UNHEALTHY_MS (30LL * 1000)
+#define DEFAULT_KEEP_FAILED_MS (10LL * 60 * 1000)
+
+struct acct {
+	char name[64];
+	struct prov p;
+	json_t *config;
+	bool open;
+};
+
+struct gstate {              /* per-group memory: failure backoff */
+	char key[140];
+	int failures;
+	int64_t backoff_until_ms;
+};
+
+struct ctl {
+	struct server *s;
+	pthread_t thread;
+	bool started;
+	struct acct accts[CTL_MAX_ACCOUNTS];
+	int naccts;
+	struct gstate *gs;
+	size_t ngs;
+	int64_t orphan_seen_ms;      /* when orphans were first seen */
+	pthread_mutex_t lock;        /* held while using providers (one at a time) */
+	bool resolved_launching;
+};
+
+static struct ctl teardown_ctl;   /* used by ctl_teardown (no thread) */
+
+static struct ctl *
+ctl_of(struct server *s)
+{
+	return s->ctl;
+}
+
+/* The provider of an account, opened on first use. */
+static struct prov *
+acct_prov(struct ctl *c, const char *account, struct herr *err)
+{
+	struct res r;
+	const struct prov_ops *ops;
+	struct acct *a;
+
+	for (int i = 0; i < c->naccts; i++)
+		if (strcmp(c->accts[i].name, account) == 0)
+			return &c->accts[i].p;
+	if (c->naccts == CTL_MAX_ACCOUNTS) {
+		herr_set(err, HERR_TOOBIG, "too many accounts");
+		return NULL;
+	}
+	if (res_get(c->s->store, &kind_account, "", account, &r, err) < 0)
+		return NULL;
+	ops = prov_find(json_string_value(json_object_get(r.spec, "driver")));
+	if (ops == NULL) {
+		herr_set(err, -ENOTSUP, "driver '%s' of account '%s' is not built into this herd",
+			 json_string_value(json_object_get(r.spec, "driver")), account);
+		res_release(&r);
+		return NULL;
+	}
+	a = &c->accts[c->naccts];
+	memset(a, 0, sizeof(*a));
+	snprintf(a->name, sizeof(a->name), "%s", account);
+	a->config = r.spec;    /* keeps the reference */
+	snprintf(a->p.account, sizeof(a->p.account), "%s", account);
+	snprintf(a->p.instance, sizeof(a->p.instance), "%s", c->s->instance);
+	snprintf(a->p.data_dir, sizeof(a->p.data_dir), "%s", c->s->data_dir);
+	a->p.config = a->config;
+	if (prov_open(&a->p, ops, err) < 0) {
+		json_decref(a->config);
+		return NULL;
+	}
+	c->naccts++;
+	return &a->p;
+}
+
+static struct gstate *
+gstate(struct ctl *c, const char *cluster, const char *group)
+{
+	char key[140];
+
+	snprintf(key, sizeof(key), "%s/%s", cluster, group);
+	for (size_t i = 0; i < c->ngs; i++)
+		if (strcmp(c->gs[i].key, key) == 0)
+			return &c->gs[i];
+	c->gs = xrealloc(c->gs, (c->ngs + 1) * sizeof(*c->gs));
+	memset(&c->gs[c->ngs], 0, sizeof(c->gs[0]));
+	snprintf(c->gs[c->ngs].key, sizeof(c->gs[0].key), "%s", key);
+	return &c->gs[c->ngs++];
+}
+
+/* --- networks --- */
+
+struct netinfo {
+	char id[9];
+	char name[64];
+	char cidr[64];
+	char gateway[32];
+	int prefix;
+	uint32_t base, mask;  /* host order */
+	char account[64];
+};
+
+static int
+net_load(struct server *s, const char *name, struct netinfo *ni, struct herr *err)
+{
+	struct res r;
+	char hash[65], ip[32], buf[200];
+	const char *cidr, *slash;
+	struct in_addr a;
+
+	if (res_get(s->store, &kind_network, "", name, &r, err) < 0)
+		return err->code;
+	memset(ni, 0, sizeof(*ni));
+	snprintf(ni->name, sizeof(ni->name), "%s", name);
+	snprintf(ni->account, sizeof(ni->account), "%s",
+		 json_string_value(json_object_get(r.spec, "account")));
+	cidr = json_string_value(json_object_get(r.spec, "cidr"));
+	snprintf(ni->cidr, sizeof(ni->cidr), "%s", cidr);
+	slash = strchr(cidr, '/');
+	snprintf(ip, sizeof(ip), "%.*s", (int)(slash - cidr), cidr);
+	ni->prefix = atoi(slash + 1);
+	inet_pton(AF_INET, ip, &a);
+	ni->mask = ni->prefix == 0 ? 0 : 0xffffffffu << (32 - ni->prefix);
+	ni->base = ntohl(a.s_addr) & ni->mask;
+	a.s_addr = htonl(ni->base + 1);
+	inet_ntop(AF_INET, &a, ni->gateway, sizeof(ni->gateway));
+	snprintf(buf, sizeof(buf), "%s/%s", s->instance, name);
+	sha256_hex(buf, strlen(buf), hash);
+	snprintf(ni->id, sizeof(ni->id), "%.8s", hash);
+	res_release(&r);
+	return 0;
+}
+
+static void
+net_spec(const struct netinfo *ni, struct prov_net_spec *ns)
+{
+	ns->id = ni->id;
+	ns->name = ni->name;
+	ns->cidr = ni->cidr;
+	ns->gateway = ni->gateway;
+	ns->prefix_len = ni->prefix;
+}
+
+/* Makes sure the network exists at the provider and the server listens on
+ * its gateway (local networks), so agents inside can reach it. */
+static int
+net_ensure(struct ctl *c, const struct netinfo *ni, struct prov *p, struct herr *err)
+{
+	struct prov_net_spec ns;
+
+	net_spec(ni, &ns);
+	if (prov_net_create(p, &ns, err) < 0)
+		return err->code;
+	if (strcmp(p->ops->name, "local") == 0)
+		return httpd_listen_extra(c->s, ni->gateway, c->s->port, err);
+	return 0;
+}
+
+void
+ctl_server_url_for(struct server *s, const char *gateway, char *out, size_t n)
+{
+	snprintf(out, n, "http://%s:%d", gateway, s->port);
+}
+
+/* Lowest free address of the network (not network, gateway or broadcast). */
+static int
+ip_alloc(struct server *s, const struct netinfo *ni, char *out, size_t n, struct herr *err)
+{
+	json_t *rows = NULL, *row;
+	uint32_t size = ~ni->mask + 1, off;
+	unsigned char *used;
+	size_t i;
+
+	if (store_q(s->store, &rows, NULL, err,
+		    "SELECT private_ip FROM hosts WHERE network = ? AND state <> 'terminated'"
+		    " AND private_ip IS NOT NULL",
+		    "[s]", ni->name) < 0)
+		return err->code;
+	used = xcalloc(size, 1);
+	json_array_foreach(rows, i, row) {
+		struct in_addr a;
+		if (inet_pton(AF_INET, json_string_value(json_object_get(row, "private_ip")), &a) == 1) {
+			uint32_t h = ntohl(a.s_addr);
+			if ((h & ni->mask) == ni->base)
+				used[h - ni->base] = 1;
+		}
+	}
+	json_decref(rows);
+	for (off = 2; off + 1 < size; off++) {
+		if (!used[off]) {
+			struct in_addr a = { htonl(ni->base + off) };
+			inet_ntop(AF_INET, &a, out, (socklen_t)n);
+			free(used);
+			return 0;
+		}
+	}
+	free(used);
+	return herr_set(err, HERR_CONFLICT, "network '%s' (%s) has no free address", ni->name,
+			ni->cidr);
+}
+
+/* --- host transitions --- */
+
+int
+ctl_host_state(struct server *s, const char *host_id, enum hstate to, const char *reason,
+	       struct herr *err)
+{
+	json_t *row = store_row(s->store, err,
+				"SELECT name, cluster, grp, state FROM hosts WHERE id = ?", "[s]", host_id);
+	enum hstate from;
+	int64_t now = now_ms();
+	int rc;
+
+	if (row == NULL)
+		return err->code ? err->code : herr_set(err, HERR_NOTFOUND, "no host '%s'", host_id);
+	from = hstate_parse(json_string_value(json_object_get(row, "state")));
+	if (from == to) {
+		json_decref(row);
+		return 0;
+	}
+	/* Terminal states are never left (a late agent report changes nothing). */
+	if (from == HS_TERMINATED || (from == HS_TERMINATING && to != HS_TERMINATED) ||
+	    (from == HS_FAILED && to != HS_TERMINATING && to != HS_TERMINATED)) {
+		json_decref(row);
+		return herr_set(err, HERR_CONFLICT, "host is %s", hstate_name(from));
+	}
+	rc = store_q(s->store, NULL, NULL, err,
+		     "UPDATE hosts SET state = ?, reason = ?, updated_ms = ?,"
+		     " ready_ms = CASE WHEN ? = 'ready' AND ready_ms = 0 THEN ? ELSE ready_ms END,"
+		     " heartbeat_ms = CASE WHEN ? = 'ready' THEN ? ELSE heartbeat_ms END,"
+		     " terminated_ms = CASE WHEN ? = 'terminated' THEN ? ELSE terminated_ms END"
+		     " WHERE id = ?",
+		     "[ssIsIsIsIs]", hstate_name(to), reason ? reason : "", (json_int_t)now,
+		     hstate_name(to), (json_int_t)now, hstate_name(to), (json_int_t)now,
+		     hstate_name(to), (json_int_t)now, host_id);
+	if (rc == 0 && (to == HS_READY || to == HS_FAILED || to == HS_UNHEALTHY || to == HS_TERMINATED))
+		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
+			     json_string_value(json_object_get(row, "grp")),
+			     json_string_value(json_object_get(row, "name")),
+			     to == HS_READY ? "host_ready" : to == HS_FAILED ? "host_failed"
+			     : to == HS_UNHEALTHY ? "host_unhealthy" : "host_terminated",
+			     NULL, NULL, err, "%s: %s -> %s%s%s",
+			     json_string_value(json_object_get(row, "name")), hstate_name(from),
+			     hstate_name(to), reason && *reason ? ": " : "", reason ? reason : "");
+	json_decref(row);
+	if (rc == 0) {
+		if (to == HS_READY) {
+			/* a ready host ends a group's failure backoff */
+			struct ctl *c = ctl_of(s);
+			(void)c;
+		}
+		server_kick(s);
+	}
+	return rc;
+}
+
+int
+ctl_terminate_host(struct server *s, json_t *row, bool replace, const char *who, struct herr *err)
+{
+	const char *cl = json_string_value(json_object_get(row, "cluster"));
+	const char *g = json_string_value(json_object_get(row, "grp"));
+	const char *id = json_string_value(json_object_get(row, "id"));
+	const char *name = json_string_value(json_object_get(row, "name"));
+	enum hstate st = hstate_parse(json_string_value(json_object_get(row, "state")));
+	struct res r;
+	bool created;
+	int rc;
+
+	if ((rc = store_begin(s->store, err)) < 0)
+		return rc;
+	if (!replace && st != HS_FAILED && res_get(s->store, &kind_group, cl, g, &r, err) == 0) {
+		json_int_t d = json_integer_value(json_object_get(r.spec, "desired"));
+		json_int_t min = json_integer_value(json_object_get(r.spec, "min"));
+		if (d - 1 < min) {
+			res_release(&r);
+			store_rollback(s->store);
+			return herr_set(err, HERR_CONFLICT,
+					"terminating '%s' would take group '%s' below its min (%lld);"
+					" use replace to get a new host instead",
+					name, g, (long long)min);
+		}
+		json_object_set_new(r.spec, "desired", json_integer(d - 1));
+		rc = res_put(s->store, &kind_group, cl, g, r.spec, "", &created, err);
+		res_release(&r);
+		if (rc < 0)
+			goto fail;
+	}
+	herr_clear(err);
+	rc = store_q(s->store, NULL, NULL, err,
+		     "UPDATE hosts SET state = 'terminating', reason = ?, updated_ms = ? WHERE id = ?",
+		     "[sIs]", replace ? "terminated by request, to be replaced" : "terminated by request",
+		     (json_int_t)now_ms(), id);
+	if (rc < 0)
+		goto fail;
+	activity_add(s->store, cl, g, name, "terminate", "manual", NULL, err, "%s terminated by %s%s",
+		     name, who, replace ? " (will be replaced)" : "");
+	return store_commit(s->store, err);
+fail:
+	store_rollback(s->store);
+	return rc;
+}
+
+/* Writes the host row (the intent) and then asks the provider. */
+static void
+do_launch(struct ctl *c, const char *cluster, const char *group, const char *reason)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	struct res g = { 0 }, t = { 0 };
+	struct netinfo ni;
+	struct prov *p;
+	struct prov_instance inst;
+	struct prov_net_spec ns;
+	struct host_spec spec;
+	char id[16], name[140], ip[32], tok[80], tokhash[65], client[40], url[200], sdir[1200];
+	char *ud = NULL;
+	json_t *row, *udj;
+	json_int_t seq;
+	const char *tname, *acct, *net;
+
+	if (res_get(s->store, &kind_group, cluster, group, &g, &err) < 0)
+		goto out;
+	tname = json_string_value(json_object_get(g.spec, "template"));
+	if (res_get(s->store, &kind_template, "", tname, &t, &err) < 0)
+		goto out;
+	acct = json_string_value(json_object_get(t.spec, "account"));
+	net = json_string_value(json_object_get(t.spec, "network"));
+	if (net_load(s, net, &ni, &err) < 0)
+		goto out;
+	if ((p = acct_prov(c, acct, &err)) == NULL)
+		goto out;
+	if (net_ensure(c, &ni, p, &err) < 0)
+		goto out;
+
+	/* 1. intent */
+	if (store_begin(s->store, &err) < 0)
+		goto out;
+	row = store_row(s->store, &err,
+			"SELECT COALESCE(MAX(seq), 0) AS seq FROM hosts WHERE cluster = ? AND grp = ?",
+			"[ss]", cluster, group);
+	seq = row ? json_integer_value(json_object_get(row, "seq")) + 1 : 1;
+	json_decref(row);
+	if (ip_alloc(s, &ni, ip, sizeof(ip), &err) < 0) {
+		store_rollback(s->store);
+		goto out;
+	}
+	token_random(id, sizeof(id), NULL, 4);
+	token_random(client, sizeof(client), NULL, 16);
+	token_random(tok, sizeof(tok), "hj_", 24);
+	sha256_hex(tok, strlen(tok), tokhash);
+	snprintf(name, sizeof(name), "%s-%lld", group, (long long)seq);
+	if (store_q(s->store, NULL, NULL, &err,
+		    "INSERT INTO hosts (id, name, cluster, grp, seq, template, account, network, state,"
+		    " private_ip, client_token, join_hash, join_expires_ms, labels, created_ms,"
+		    " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'launching', ?, ?, ?, ?, ?, ?, ?)",
+		    "[ssssIssssssIsII]", id, name, cluster, group, seq, tname, acct, net, ip, client,
+		    tokhash, (json_int_t)(now_ms() + JOIN_TOKEN_TTL_MS),
+		    "{}", (json_int_t)now_ms(), (json_int_t)now_ms()) < 0 ||
+	    activity_add(s->store, cluster, group, name, "launch", "scale_out", NULL, &err,
+			 "launching %s (%s): %s", name, ip, reason) < 0) {
+		store_rollback(s->store);
+		goto out;
+	}
+	if (store_commit(s->store, &err) < 0)
+		goto out;
+
+	/* 2. the provider */
+	ctl_server_url_for(s, ni.gateway, url, sizeof(url));
+	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", url, "host_id", id, "host", name,
+			"join_token", tok, "heartbeat_s", 5);
+	if (json_object_get(t.spec, "init_timeout")) {
+		int64_t ms = 0;
+		parse_duration_ms(json_string_value(json_object_get(t.spec, "init_timeout")), &ms);
+		json_object_set_new(udj, "init_timeout_s", json_integer(ms / 1000));
+	}
+	ud = json_dumps(udj, JSON_COMPACT);
+	json_decref(udj);
+	snprintf(sdir, sizeof(sdir), "%s/hosts/%s", s->data_dir, id);
+	net_spec(&ni, &ns);
+	memset(&spec, 0, sizeof(spec));
+	spec.id = id;
+	spec.name = name;
+	spec.cluster = cluster;
+	spec.group = group;
+	spec.net = &ns;
+	spec.private_ip = ip;
+	spec.user_data = ud;
+	spec.state_dir = sdir;
+	spec.agent_bin = s->self_bin;
+	spec.mem_limit_bytes = json_integer_value(json_object_get(t.spec, "limit_memory_mb")) << 20;
+	spec.cpu_limit_pct = (int)json_integer_value(json_object_get(t.spec, "limit_cpu_pct"));
+	memset(&inst, 0, sizeof(inst));
+	if (prov_launch(p, &spec, &inst, &err) < 0) {
+		struct gstate *gs = gstate(c, cluster, group);
+		char why[600];
+		int64_t backoff = 1000LL << (gs->failures < 8 ? gs->failures : 8);
+		gs->failures++;
+		gs->backoff_until_ms = now_ms() + (backoff > 300000 ? 300000 : backoff);
+		snprintf(why, sizeof(why), "launch failed: %s", err.msg);
+		herr_clear(&err);
+		ctl_host_state(s, id, HS_FAILED, why, &err);
+		goto out;
+	}
+	herr_clear(&err);
+	store_q(s->store, NULL, NULL, &err,
+		"UPDATE hosts SET state = CASE WHEN state = 'launching' THEN 'booting' ELSE state END,"
+		" instance_id = ?, launched_ms = ?, updated_ms = ? WHERE id = ?",
+		"[sIIs]", inst.id, (json_int_t)now_ms(), (json_int_t)now_ms(), id);
+out:
+	if (err.code)
+		log_warn("cannot launch a host in %s/%s: %s", cluster, group, err.msg);
+	free(ud);
+	res_release(&g);
+	res_release(&t);
+}
+
+/* Asks the provider to remove the host; the row says `terminating` first. */
+static void
+do_terminate(struct ctl *c, json_t *row, const char *cause, const char *reason)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	const char *id = json_string_value(json_object_get(row, "id"));
+	const char *name = json_string_value(json_object_get(row, "name"));
+	const char *acct = json_string_value(json_object_get(row, "account"));
+	const char *inst = json_string_value(json_object_get(row, "instance_id"));
+	enum hstate st = hstate_parse(json_string_value(json_object_get(row, "state")));
+	struct prov *p;
+
+	if (st != HS_TERMINATING) {
+		if (store_q(s->store, NULL, NULL, &err,
+			    "UPDATE hosts SET state = 'terminating', updated_ms = ? WHERE id = ?", "[Is]",
+			    (json_int_t)now_ms(), id) < 0)
+			goto out;
+		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
+			     json_string_value(json_object_get(row, "grp")), name, "terminate", cause,
+			     NULL, &err, "terminating %s: %s", name, reason);
+	}
+	if ((p = acct_prov(c, acct, &err)) == NULL)
+		goto out;
+	if (prov_terminate(p, inst, id, &err) < 0)
+		goto out;
+	ctl_host_state(s, id, HS_TERMINATED, "", &err);
+out:
+	if (err.code)
+		log_warn("cannot terminate host %s: %s (will retry)", name, err.msg);
+}
+
+/* After a crash: `launching` rows whose provider call may or may not have
+ * happened. The provider's list decides: adopt what exists, fail the rest
+ * (the group then launches a replacement — a new host, never the same twice). */
+static void
+resolve_launching(struct ctl *c)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	json_t *rows = NULL, *row;
+	size_t i;
+
+	if (store_q(s->store, &rows, NULL, &err,
+		    "SELECT id, name, account FROM hosts WHERE state = 'launching'", NULL) < 0)
+		return;
+	json_array_foreach(rows, i, row) {
+		const char *id = json_string_value(json_object_get(row, "id"));
+		struct prov *p = acct_prov(c, json_string_value(json_object_get(row, "account")), &err);
+		struct prov_instance *list = NULL;
+		size_t n = 0, k;
+		bool found = false;
+
+		if (p == NULL || prov_list(p, &list, &n, &err) < 0) {
+			log_warn("cannot resolve launching host %s yet: %s",
+				 json_string_value(json_object_get(row, "name")), err.msg);
+			continue;
+		}
+		for (k = 0; k < n; k++) {
+			if (strcmp(list[k].host_id, id) == 0 && strcmp(list[k].state, "running") == 0) {
+				found = true;
+				store_q(s->store, NULL, NULL, &err,
+					"UPDATE hosts SET state = 'booting', instance_id = ?, launched_ms = ?"
+					" WHERE id = ? AND state = 'launching'",
+					"[sIs]", list[k].id, (json_int_t)now_ms(), id);
+				activity_add(s->store, NULL, NULL, json_string_value(json_object_get(row, "name")),
+					     "adopt", "recovery", NULL, &err,
+					     "host found at the provider after a restart: adopted");
+			}
+		}
+		free(list);
+		if (!found) {
+			ctl_host_state(s, id, HS_FAILED,
+				       "the server stopped while launching it and the provider has no such host",
+				       &err);
+			/* fail -> cleanup: nothing of it may be left at the provider */
+			store_q(s->store, NULL, NULL, &err,
+				"UPDATE hosts SET state = 'terminating' WHERE id = ?", "[s]", id);
+		}
+	}
+	json_decref(rows);
+}
+
+/* Provider hosts carrying our tag that the store does not know as live. */
+static void
+sweep_orphans(struct ctl *c)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	bool any = false;
+
+	for (int a = 0; a < c->naccts; a++) {
+		struct prov_instance *list = NULL;
+		size_t n = 0;
+
+		if (prov_list(&c->accts[a].p, &list, &n, &err) < 0)
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			json_t *row = store_row(s->store, &err,
+						"SELECT state FROM hosts WHERE id = ?", "[s]",
+						list[k].host_id);
+			const char *st = row ? json_string_value(json_object_get(row, "state")) : "terminated";
+			if (strcmp(st, "terminated") == 0 && err.code == 0) {
+				any = true;
+				if (c->orphan_seen_ms == 0)
+					c->orphan_seen_ms = now_ms();
+				else if (now_ms() - c->orphan_seen_ms > ORPHAN_GRACE_MS) {
+					log_warn("removing orphan host %s (%s) at provider %s",
+						 list[k].host_id, list[k].id, c->accts[a].name);
+					prov_terminate(&c->accts[a].p, list[k].id, list[k].host_id, &err);
+				}
+			}
+			json_decref(row);
+		}
+		free(list);
+	}
+	if (!any)
+		c->orphan_seen_ms = 0;
+}
+
+static int64_t
+spec_ms(const json_t *spec, const char *key, int64_t dflt)
+{
+	int64_t ms;
+	const char *v = json_string_value(json_object_get(spec, key));
+
+	if (v && parse_duration_ms(v, &ms) == 0)
+		return ms;
+	return dflt;
+}
+
+static void
+reconcile_once(struct ctl *c)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	json_t *grows = NULL, *hrows = NULL, *row;
+	struct rc_group *groups = NULL;
+	struct rc_host *hosts = NULL;
+	struct rc_action *acts = NULL;
+	json_t **specs = NULL;
+	size_t ng, nh, na, i;
+	int64_t now = now_ms();
+
+	if (store_q(s->store, &grows, NULL, &err,
+		    "SELECT scope, name, spec FROM resources WHERE kind = 'group' ORDER BY scope, name",
+		    NULL) < 0 ||
+	    store_q(s->store, &hrows, NULL, &err,
+		    "SELECT id, name, cluster, grp, seq, state, protected, created_ms, updated_ms,"
+		    " ready_ms, heartbeat_ms, account, instance_id FROM hosts"
+		    " WHERE state <> 'terminated' ORDER BY cluster, grp, seq",
+		    NULL) < 0) {
+		log_warn("reconcile: cannot read the store: %s", err.msg);
+		goto out;
+	}
+	ng = json_array_size(grows);
+	nh = json_array_size(hrows);
+	groups = xcalloc(ng + 1, sizeof(*groups));
+	specs = xcalloc(ng + 1, sizeof(*specs));
+	hosts = xcalloc(nh + 1, sizeof(*hosts));
+	json_array_foreach(grows, i, row) {
+		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+		json_t *after = json_object_get(spec, "after");
+		struct gstate *gs;
+		specs[i] = spec ? spec : json_object();
+		groups[i].cluster = json_string_value(json_object_get(row, "scope"));
+		groups[i].name = json_string_value(json_object_get(row, "name"));
+		groups[i].desired = (int)json_integer_value(json_object_get(specs[i], "desired"));
+		groups[i].min = (int)json_integer_value(json_object_get(specs[i], "min"));
+		groups[i].max = (int)json_integer_value(json_object_get(specs[i], "max"));
+		groups[i].termination = json_string_value(json_object_get(specs[i], "termination"));
+		groups[i].max_provision_ms = spec_ms(specs[i], "max_provision_time", DEFAULT_PROVISION_MS);
+		groups[i].unhealthy_after_ms = spec_ms(specs[i], "unhealthy_after", DEFAULT_UNHEALTHY_MS);
+		groups[i].max_unhealthy_pct = json_object_get(specs[i], "max_unhealthy")
+			? (int)json_integer_value(json_object_get(specs[i], "max_unhealthy")) : 34;
+		groups[i].keep_failed_ms = DEFAULT_KEEP_FAILED_MS;
+		gs = gstate(c, groups[i].cluster, groups[i].name);
+		groups[i].backoff_until_ms = gs->backoff_until_ms;
+		if (json_is_array(after) && json_array_size(after) > 0) {
+			const char **a = xcalloc(json_array_size(after), sizeof(*a));
+			size_t k;
+			json_t *x;
+			json_array_foreach(after, k, x)
+				a[k] = json_string_value(x);
+			groups[i].after = a;
+			groups[i].nafter = (int)json_array_size(after);
+		}
+	}
+	json_array_foreach(hrows, i, row) {
+		hosts[i].id = json_string_value(json_object_get(row, "id"));
+		hosts[i].name = json_string_value(json_object_get(row, "name"));
+		hosts[i].cluster = json_string_value(json_object_get(row, "cluster"));
+		hosts[i].group = json_string_value(json_object_get(row, "grp"));
+		hosts[i].state = hstate_parse(json_string_value(json_object_get(row, "state")));
+		hosts[i].seq = (int)json_integer_value(json_object_get(row, "seq"));
+		hosts[i].protected_ = json_integer_value(json_object_get(row, "protected")) != 0;
+		hosts[i].created_ms = json_integer_value(json_object_get(row, "created_ms"));
+		hosts[i].updated_ms = json_integer_value(json_object_get(row, "updated_ms"));
+		hosts[i].ready_ms = json_integer_value(json_object_get(row, "ready_ms"));
+		hosts[i].heartbeat_ms = json_integer_value(json_object_get(row, "heartbeat_ms"));
+		if (hosts[i].state == HS_READY) {
+			struct gstate *gs = gstate(c, hosts[i].cluster, hosts[i].group);
+			gs->failures = 0;
+			gs->backoff_until_ms = 0;
+		}
+	}
+	/* Hosts already terminating: finish them (also after a crash). */
+	json_array_foreach(hrows, i, row)
+		if (hosts[i].state == HS_TERMINATING)
+			do_terminate(c, row, "", "");
+	acts = xcalloc(CTL_MAX_ACTIONS, sizeof(*acts));
+	na = reconcile_decide(groups, ng, hosts, nh, now, acts, CTL_MAX_ACTIONS);
+	for (i = 0; i < na && !s->stopping; i++) {
+		struct rc_action *a = &acts[i];
+		json_t *hrow = NULL;
+		if (a->host_id)
+			for (size_t k = 0; k < nh; k++)
+				if (hosts[k].id == a->host_id)
+					hrow = json_array_get(hrows, k);
+		switch (a->kind) {
+		case RC_LAUNCH:
+			do_launch(c, a->cluster, a->group, a->reason);
+			break;
+		case RC_TERMINATE:
+			if (hrow)
+				do_terminate(c, hrow, a->cause, a->reason);
+			break;
+		case RC_FAIL:
+			ctl_host_state(s, a->host_id, HS_FAILED, a->reason, &err);
+			break;
+		case RC_UNHEALTHY:
+			ctl_host_state(s, a->host_id, HS_UNHEALTHY, a->reason, &err);
+			break;
+		case RC_WAIT:
+			break;
+		}
+	}
+	sweep_orphans(c);
+out:
+	for (i = 0; groups && i < ng; i++) {
+		free((void *)groups[i].after);
+		json_decref(specs[i]);
+	}
+	free(groups);
+	free(specs);
+	free(hosts);
+	free(acts);
+	json_decref(grows);
+	json_decref(hrows);
+}
+
+static void *
+ctl_main(void *arg)
+{
+	struct ctl *c = arg;
+	struct server *s = c->s;
+	uint64_t seen = (uint64_t)-1;
+
+	while (!s->stopping) {
+		struct timespec ts;
+
+		if (!c->resolved_launching) {
+			resolve_launching(c);
+			c->resolved_launching = true;
+		}
+		pthread_mutex_lock(&s->lock);
+		seen = s->generation;
+		pthread_mutex_unlock(&s->lock);
+		pthread_mutex_lock(&c->lock);
+		reconcile_once(c);
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_lock(&s->lock);
+		if (s->generation == seen && !s->stopping) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&s->kick, &s->lock, &ts);
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+static void
+ctl_listen_networks(struct ctl *c)
+{
+	struct herr err = HERR_INIT;
+	json_t *rows = NULL, *row;
+	size_t i;
+
+	/* Networks with live hosts: their agents must reach us after a restart. */
+	if (store_q(c->s->store, &rows, NULL, &err,
+		    "SELECT DISTINCT network, account FROM hosts WHERE state <> 'terminated'", NULL) < 0)
+		return;
+	json_array_foreach(rows, i, row) {
+		struct netinfo ni;
+		struct prov *p;
+		herr_clear(&err);
+		if (net_load(c->s, json_string_value(json_object_get(row, "network")), &ni, &err) < 0)
+			continue;
+		if ((p = acct_prov(c, ni.account, &err)) == NULL || net_ensure(c, &ni, p, &err) < 0)
+			log_warn("cannot set up network '%s': %s", ni.name, err.msg);
+	}
+	json_decref(rows);
+}
+
+int
+ctl_start(struct server *s, struct herr *err)
+{
+	struct ctl *c = xcalloc(1, sizeof(*c));
+
+	c->s = s;
+	pthread_mutex_init(&c->lock, NULL);
+	s->ctl = c;
+	ctl_listen_networks(c);
+	if (pthread_create(&c->thread, NULL, ctl_main, c) != 0)
+		return herr_set(err, -errno, "cannot start the controller thread");
+	c->started = true;
+	return 0;
+}
+
+void
+ctl_stop(struct server *s)
+{
+	struct ctl *c = s->ctl;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->kick);
+	pthread_mutex_unlock(&s->lock);
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	for (int i = 0; i < c->naccts; i++) {
+		prov_close(&c->accts[i].p);
+		json_decref(c->accts[i].config);
+	}
+	free(c->gs);
+	free(c);
+	s->ctl = NULL;
+}
+
+void
+ctl_network_deleted(struct server *s, const char *name, json_t *spec)
+{
+	struct ctl *c = s->ctl;
+	struct herr err = HERR_INIT;
+	struct netinfo ni;
+	struct prov_net_spec ns;
+	struct prov *p;
+	char hash[65], buf[200];
+	const char *cidr = json_string_value(json_object_get(spec, "cidr"));
+	const char *slash;
+	struct in_addr a;
+	char ip[32];
+
+	if (c == NULL || cidr == NULL)
+		return;
+	memset(&ni, 0, sizeof(ni));
+	snprintf(ni.name, sizeof(ni.name), "%s", name);
+	snprintf(ni.cidr, sizeof(ni.cidr), "%s", cidr);
+	slash = strchr(cidr, '/');
+	snprintf(ip, sizeof(ip), "%.*s", (int)(slash - cidr), cidr);
+	ni.prefix = atoi(slash + 1);
+	inet_pton(AF_INET, ip, &a);
+	a.s_addr = htonl((ntohl(a.s_addr) & (0xffffffffu << (32 - ni.prefix))) + 1);
+	inet_ntop(AF_INET, &a, ni.gateway, sizeof(ni.gateway));
+	snprintf(buf, sizeof(buf), "%s/%s", s->instance, name);
+	sha256_hex(buf, strlen(buf), hash);
+	snprintf(ni.id, sizeof(ni.id), "%.8s", hash);
+	if (c != &teardown_ctl)
+		pthread_mutex_lock(&c->lock);
+	if ((p = acct_prov(c, json_string_value(json_object_get(spec, "account")), &err)) != NULL) {
+		net_spec(&ni, &ns);
+		if (prov_net_delete(p, &ns, &err) < 0)
+			log_warn("cannot remove network '%s': %s", name, err.msg);
+	}
+	if (c != &teardown_ctl)
+		pthread_mutex_unlock(&c->lock);
+}
+
+int
+ctl_teardown(struct server *s, struct herr *err)
+{
+	struct ctl *c = &teardown_ctl;
+	json_t *rows = NULL, *row;
+	size_t i;
+
+	c->s = s;
+	s->ctl = c;
+	if (store_q(s->store, &rows, NULL, err, "SELECT name FROM resources WHERE kind = 'account'",
+		    NULL) == 0) {
+		json_array_foreach(rows, i, row) {
+			struct prov *p = acct_prov(c, json_string_value(json_object_get(row, "name")), err);
+			struct prov_instance *list = NULL;
+			size_t n = 0;
+			if (p == NULL || prov_list(p, &list, &n, err) < 0)
+				continue;
+			for (size_t k = 0; k < n; k++) {
+				herr_clear(err);
+				if (prov_terminate(p, list[k].id, list[k].host_id, err) == 0)
+					store_q(s->store, NULL, NULL, err,
+						"UPDATE hosts SET state = 'terminated', terminated_ms = ?"
+						" WHERE id = ?", "[Is]", (json_int_t)now_ms(), list[k].host_id);
+			}
+			free(list);
+		}
+		json_decref(rows);
+	}
+	store_q(s->store, NULL, NULL, err,
+		"UPDATE hosts SET state = 'terminated', terminated_ms = ? WHERE state <> 'terminated'",
+		"[I]", (json_int_t)now_ms());
+	rows = NULL;
+	if (store_q(s->store, &rows, NULL, err,
+		    "SELECT name, spec FROM resources WHERE kind = 'network'", NULL) == 0) {
+		json_array_foreach(rows, i, row) {
+			json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+			ctl_network_deleted(s, json_string_value(json_object_get(row, "name")), spec);
+			json_decref(spec);
+		}
+		json_decref(rows);
+	}
+	for (int a = 0; a < c->naccts; a++) {
+		prov_close(&c->accts[a].p);
+		json_decref(c->accts[a].config);
+	}
+	free(c->gs);
+	s->ctl = NULL;
+	return 0;
+}

@@ -1,0 +1,356 @@
+/* httpd.c - the HTTP/1.1 front of the server on libmicrohttpd: a thread pool
+ * polling with poll() (epoll-internal mode stalls past 256 connections),
+ * bounded request bodies, keep-alive (answers are queued on the handler's
+ * last call, never the first, unless the request is refused outright), and
+ * long-polls parked with suspend/resume so they never hold a pool thread. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "api/api.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define HTTPD_MAX_DAEMONS 64
+
+struct waiter {
+	struct req *rq;
+	struct waiter *next;
+};
+
+struct httpd {
+	struct MHD_Daemon *d[HTTPD_MAX_DAEMONS];
+	char addr[HTTPD_MAX_DAEMONS][64];
+	int nd;
+	pthread_mutex_t lock;          /* guards d/addr/nd and waiters */
+	struct waiter *waiters;
+	pthread_t waker;
+	bool waker_started;
+};
+
+static enum MHD_Result
+send_answer(struct req *rq)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char *text;
+	size_t n;
+
+	if (rq->raw) {
+		r = MHD_create_response_from_buffer(rq->raw_len, rq->raw,
+			rq->raw_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
+		rq->raw = NULL;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rq->ctype);
+	} else {
+		if (rq->resp == NULL)
+			rq->resp = json_object();
+		text = json_dumps(rq->resp, JSON_COMPACT);
+		n = strlen(text);
+		text = xrealloc(text, n + 2);
+		text[n++] = '\n';
+		text[n] = '\0';
+		r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	}
+	if (rq->cache_control)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, rq->cache_control);
+	else
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	api_add_headers(rq, r);
+	ret = MHD_queue_response(rq->conn, (unsigned)rq->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void
+req_free(struct req *rq)
+{
+	for (int i = 0; i < rq->nparams; i++)
+		free(rq->params[i]);
+	buf_release(&rq->body);
+	json_decref(rq->json);
+	json_decref(rq->resp);
+	if (!rq->raw_static)
+		free(rq->raw);
+	if (rq->state && rq->state_free)
+		rq->state_free(rq->state);
+	free(rq);
+}
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+{
+	struct req *rq = *con_cls;
+
+	if (rq == NULL)
+		return;
+	req_free(rq);
+	*con_cls = NULL;
+}
+
+void
+req_wait(struct req *rq, int64_t timeout_ms)
+{
+	rq->suspended = true;
+	if (rq->wait_deadline_ms == 0)
+		rq->wait_deadline_ms = mono_ms() + timeout_ms;
+}
+
+/* Parks rq unless the server changed since its handler looked (then the
+ * caller runs the handler again). Holding s->lock while parking orders us
+ * before any kick: the waker reads the generation under that lock. */
+static bool
+park(struct httpd *h, struct req *rq)
+{
+	struct waiter *w;
+
+	pthread_mutex_lock(&rq->srv->lock);
+	if (rq->srv->generation != rq->gen_seen && mono_ms() < rq->wait_deadline_ms) {
+		pthread_mutex_unlock(&rq->srv->lock);
+		return false;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->rq = rq;
+	pthread_mutex_lock(&h->lock);
+	MHD_suspend_connection(rq->conn);
+	w->next = h->waiters;
+	h->waiters = w;
+	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&rq->srv->lock);
+	return true;
+}
+
+/* Resumes every parked request (on a kick) or those past their deadline. */
+static void
+resume(struct httpd *h, bool all)
+{
+	struct waiter **pp, *w;
+	int64_t now = mono_ms();
+
+	pthread_mutex_lock(&h->lock);
+	for (pp = &h->waiters; (w = *pp) != NULL;) {
+		if (all || now >= w->rq->wait_deadline_ms) {
+			*pp = w->next;
+			MHD_resume_connection(w->rq->conn);
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+void
+httpd_resume_waiters(struct server *s)
+{
+	if (s->httpd)
+		resume(s->httpd, true);
+}
+
+static void *
+waker_main(void *arg)
+{
+	struct server *s = arg;
+	struct httpd *h = s->httpd;
+	uint64_t seen;
+
+	pthread_mutex_lock(&s->lock);
+	seen = s->generation;
+	while (!s->stopping) {
+		struct timespec ts;
+		bool changed;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->kick, &s->lock, &ts);
+		changed = s->generation != seen;
+		seen = s->generation;
+		pthread_mutex_unlock(&s->lock);
+		resume(h, changed);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	resume(h, true);
+	return NULL;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+	   const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct req *rq = *con_cls;
+
+	if (rq == NULL) {
+		const char *cl;
+		bool mismatch = false;
+
+		rq = xcalloc(1, sizeof(*rq));
+		rq->srv = s;
+		rq->conn = c;
+		rq->method = method;
+		snprintf(rq->path, sizeof(rq->path), "%s", url);
+		buf_init(&rq->body, s->body_max);
+		*con_cls = rq;
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > s->body_max) {
+			/* Refuse before reading: answering now makes MHD close the
+			 * connection instead of swallowing the body. */
+			reply_errf(rq, HERR_TOOBIG, "", "request body is larger than %zu bytes",
+				   s->body_max);
+			rq->body_too_big = true;
+			return send_answer(rq);
+		}
+		rq->route = route_match(method, url, rq->params, &rq->nparams, &mismatch);
+		if (rq->route == NULL) {
+			if (mismatch)
+				reply_errf(rq, -ENOTSUP, "", "method %s not allowed on %s", method, url);
+			else
+				api_not_found(rq);
+			if (mismatch)
+				rq->status = 405;
+		}
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (!rq->body_too_big && buf_add(&rq->body, upload_data, *upload_size) < 0) {
+			rq->body_too_big = true;
+			buf_release(&rq->body);
+			*upload_size = 0;
+			reply_errf(rq, HERR_TOOBIG, "", "request body is larger than %zu bytes",
+				   s->body_max);
+			return send_answer(rq);
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (rq->body_too_big)
+		return MHD_YES; /* answered already */
+	if (rq->status == 0) {
+		do {
+			rq->suspended = false;
+			pthread_mutex_lock(&s->lock);
+			rq->gen_seen = s->generation;
+			pthread_mutex_unlock(&s->lock);
+			api_handle(rq);
+			if (rq->suspended && park(s->httpd, rq))
+				return MHD_YES;
+		} while (rq->suspended);
+	}
+	return send_answer(rq);
+}
+
+static struct MHD_Daemon *
+start_one(struct server *s, const char *ip, int port, struct herr *err)
+{
+	struct sockaddr_in sa = { 0 };
+	struct MHD_Daemon *d;
+
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+		herr_set(err, HERR_INVALID, "invalid listen address '%s'", ip);
+		return NULL;
+	}
+	d = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+			     MHD_ALLOW_SUSPEND_RESUME,
+			     (uint16_t)port, NULL, NULL, on_request, s,
+			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
+			     MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+			     MHD_OPTION_END);
+	if (d == NULL)
+		herr_set(err, HERR_UNAVAIL, "cannot listen on %s:%d: %s", ip, port, strerror(errno));
+	return d;
+}
+
+int
+httpd_start(struct server *s, const char *addr, struct herr *err)
+{
+	struct httpd *h = xcalloc(1, sizeof(*h));
+	char ip[64];
+	const char *colon = strrchr(addr, ':');
+	int port;
+
+	if (colon == NULL || colon == addr || (size_t)(colon - addr) >= sizeof(ip))
+		return herr_set(err, HERR_INVALID, "invalid listen address '%s' (want IP:PORT)", addr);
+	memcpy(ip, addr, (size_t)(colon - addr));
+	ip[colon - addr] = '\0';
+	port = atoi(colon + 1);
+	if (port <= 0 || port > 65535)
+		return herr_set(err, HERR_INVALID, "invalid port in '%s'", addr);
+	pthread_mutex_init(&h->lock, NULL);
+	s->httpd = h;
+	s->port = port;
+	h->d[0] = start_one(s, ip, port, err);
+	if (h->d[0] == NULL) {
+		s->httpd = NULL;
+		free(h);
+		return err->code;
+	}
+	snprintf(h->addr[0], sizeof(h->addr[0]), "%s", ip);
+	h->nd = 1;
+	if (pthread_create(&h->waker, NULL, waker_main, s) == 0)
+		h->waker_started = true;
+	return 0;
+}
+
+int
+httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err)
+{
+	struct httpd *h = s->httpd;
+	struct MHD_Daemon *d;
+
+	pthread_mutex_lock(&h->lock);
+	for (int i = 0; i < h->nd; i++) {
+		if (strcmp(h->addr[i], ip) == 0) {
+			pthread_mutex_unlock(&h->lock);
+			return 0;
+		}
+	}
+	if (h->nd == HTTPD_MAX_DAEMONS) {
+		pthread_mutex_unlock(&h->lock);
+		return herr_set(err, HERR_TOOBIG, "too many listen addresses");
+	}
+	d = start_one(s, ip, port, err);
+	if (d) {
+		h->d[h->nd] = d;
+		snprintf(h->addr[h->nd], sizeof(h->addr[0]), "%s", ip);
+		h->nd++;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return d ? 0 : err->code;
+}
+
+void
+httpd_stop(struct server *s)
+{
+	struct httpd *h = s->httpd;
+
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->kick);
+	pthread_mutex_unlock(&s->lock);
+	if (h->waker_started)
+		pthread_join(h->waker, NULL);
+	for (int i = 0; i < h->nd; i++)
+		MHD_stop_daemon(h->d[i]);
+	s->httpd = NULL;
+	free(h);
+}

@@ -1,0 +1,45 @@
+/* netlink.h - the few rtnetlink operations the local provider needs (bridge,
+ * veth, addresses, default route, link deletion), hand-written on libnl-route-3
+ * because no packaged library wraps them together with netns handling.
+ * A socket is bound to the network namespace it was opened in; every helper
+ * acts in that namespace. Not thread-safe per socket: one caller at a time. */
+#ifndef HERD_NETLINK_H
+#define HERD_NETLINK_H
+
+#include "herr.h"
+
+struct nl_sock;
+
+/* Opens a route socket in the calling thread's network namespace. */
+int netlink_open(struct nl_sock **out, struct herr *err);
+/* Opens a route socket in the network namespace ns_fd refers to (an open
+ * /run/netns/NAME or /proc/PID/ns/net). The calling thread enters that
+ * namespace only for the socket() call and always returns to its own. */
+int netlink_open_in_netns(int ns_fd, struct nl_sock **out, struct herr *err);
+/* Closes *sk (may be NULL) and sets it to NULL. */
+void netlink_close(struct nl_sock **sk);
+
+/* Looks up a link's index by name: 0 and *ifindex, -ENODEV when absent. */
+int netlink_link_index(struct nl_sock *sk, const char *name, int *ifindex, struct herr *err);
+/* Creates bridge `name`, up. An existing bridge of that name is fine (it is set
+ * up); an existing link of another kind is -EEXIST. */
+int netlink_bridge_ensure(struct nl_sock *sk, const char *name, struct herr *err);
+/* Sets link `name` administratively up; -ENODEV when absent. */
+int netlink_link_set_up(struct nl_sock *sk, const char *name, struct herr *err);
+/* Adds ip/prefix_len (IPv4) to link `name`; an identical address is fine. */
+int netlink_addr_add(struct nl_sock *sk, const char *name, const char *ip, int prefix_len,
+		     struct herr *err);
+/* Creates a veth pair in one request: `name` here, up, enslaved to master_ifindex
+ * (0 = none); its peer named `peer`, still down, created directly in the
+ * namespace peer_ns_fd refers to (-1 = here). That one message both moves the
+ * peer into the namespace and names it, so no half-moved end with a temporary
+ * name is ever visible. -EEXIST when `name` exists. */
+int netlink_veth_create(struct nl_sock *sk, const char *name, int master_ifindex,
+			const char *peer, int peer_ns_fd, struct herr *err);
+/* Sets the IPv4 default route via gateway `gw` on link `name` (replacing any). */
+int netlink_route_default(struct nl_sock *sk, const char *name, const char *gw,
+			  struct herr *err);
+/* Deletes link `name` (a veth takes its peer along); absent is fine (0). */
+int netlink_link_delete(struct nl_sock *sk, const char *name, struct herr *err);
+
+#endif

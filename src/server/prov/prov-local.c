@@ -1,0 +1,1073 @@
+/* prov-local.c - the "local" provider: a host is a set of Linux namespaces on
+ * this machine: a named netns (/run/netns/herd-<instance>-<hostid>) with a veth
+ * on the network's bridge (herd<netid>), plus UTS, mount and PID namespaces
+ * whose PID 1 is the herd agent. Everything later calls need is in the kernel
+ * or on disk (netns files, <data>/hosts/<hostid>/pid), never in memory, so a
+ * server killed at any point and restarted finds, reuses or cleans its hosts. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <linux/magic.h>
+#include <net/if.h>
+
+#include "log.h"
+#include "netlink.h"
+#include "prov.h"
+#include "util.h"
+#include "xalloc.h"
+
+/*
+ * Threading: every call opens its own netlink sockets and enters a host's
+ * network namespace only in the calling thread, so calls for different hosts
+ * may run on different threads. Calls for the same host id must not overlap;
+ * herd makes them from its one controller thread.
+ *
+ * Reaping: launch forks an intermediate child that forks PID 1 and exits at
+ * once; launch waits for that intermediate by its pid. PID 1 is reparented to
+ * the machine's init (or to the nearest PR_SET_CHILD_SUBREAPER ancestor, which
+ * then reaps it), never left as the server's own child, so nothing here
+ * depends on SIGCHLD handling. A server with a SIGCHLD handler that calls
+ * waitpid(-1) may reap the intermediate first: that is harmless (ECHILD).
+ *
+ * State dir: always <data_dir>/hosts/<hostid>, derived from ids alone so that
+ * terminate and list can find it; launch rejects a spec->state_dir naming any
+ * other place. It holds pid, private_ip and agent.log, and outlives terminate
+ * (the log is what one reads after a failed host); removing it is the caller's.
+ */
+
+#define NETNS_DIR "/run/netns"
+#define CGROUP_ROOT "/sys/fs/cgroup"
+#define HOST_STATE_MNT "/var/lib/herd"      /* where a host sees its state dir */
+#define AGENT_CONFIG "/run/herd/agent.json" /* inside the host */
+#define KILL_TIMEOUT_MS 2000
+#define START_TIMEOUT_MS 5000
+
+/* Everything named after one host. */
+struct host_paths {
+	char host_id[16];
+	char netns[64];           /* herd-<instance>-<hostid> */
+	char netns_path[96];      /* /run/netns/<netns> */
+	char veth[IFNAMSIZ];      /* herdv<hostid>: machine side */
+	char state_dir[PATH_MAX]; /* <data_dir>/hosts/<hostid> */
+	char pid_path[PATH_MAX + 32];
+	char ip_path[PATH_MAX + 32];
+	char log_path[PATH_MAX + 32];
+	char cgroup[PATH_MAX];    /* CGROUP_ROOT/herd-<instance>/<hostid> */
+};
+
+static bool
+is_hex8(const char *s)
+{
+	if (s == NULL || strlen(s) != 8)
+		return false;
+	for (int i = 0; i < 8; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* The instance id scopes netns names, so it must not contain '-'. */
+static bool
+instance_is_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 15)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9')))
+			return false;
+	return true;
+}
+
+static bool
+ipv4_is_valid(const char *s)
+{
+	struct in_addr a;
+
+	return s != NULL && inet_pton(AF_INET, s, &a) == 1;
+}
+
+static int
+check_prov(const struct prov *p, struct herr *err)
+{
+	if (!instance_is_valid(p->instance))
+		return herr_set(err, HERR_INVALID, "invalid instance id '%s'", p->instance);
+	if (p->data_dir[0] != '/')
+		return herr_set(err, HERR_INVALID, "data dir '%s' is not an absolute path",
+				p->data_dir);
+	return 0;
+}
+
+static int
+host_paths_init(const struct prov *p, const char *host_id, struct host_paths *hp,
+		struct herr *err)
+{
+	int rc;
+
+	if ((rc = check_prov(p, err)) < 0)
+		return rc;
+	if (!is_hex8(host_id))
+		return herr_set(err, HERR_INVALID, "invalid host id '%s'", host_id ? host_id : "");
+	snprintf(hp->host_id, sizeof(hp->host_id), "%s", host_id);
+	snprintf(hp->netns, sizeof(hp->netns), "herd-%s-%s", p->instance, host_id);
+	snprintf(hp->netns_path, sizeof(hp->netns_path), NETNS_DIR "/%s", hp->netns);
+	snprintf(hp->veth, sizeof(hp->veth), "herdv%s", host_id);
+	snprintf(hp->cgroup, sizeof(hp->cgroup), CGROUP_ROOT "/herd-%s/%s", p->instance, host_id);
+	if ((size_t)snprintf(hp->state_dir, sizeof(hp->state_dir), "%s/hosts/%s", p->data_dir,
+			     host_id) >= sizeof(hp->state_dir) - 32)
+		return herr_set(err, HERR_INVALID, "data dir '%s' is too long", p->data_dir);
+	snprintf(hp->pid_path, sizeof(hp->pid_path), "%s/pid", hp->state_dir);
+	snprintf(hp->ip_path, sizeof(hp->ip_path), "%s/private_ip", hp->state_dir);
+	snprintf(hp->log_path, sizeof(hp->log_path), "%s/agent.log", hp->state_dir);
+	return 0;
+}
+
+/* Small state files: tmp + rename, no fsync. They describe kernel objects
+ * (a netns, a process) that a machine crash takes away anyway. */
+static int
+state_write(const char *path, const char *text)
+{
+	char tmp[PATH_MAX + 16];
+	size_t n = strlen(text);
+	int fd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, n) != (ssize_t)n)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+static pid_t
+pid_file_read(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	long v;
+	char *end;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	v = strtol(buf, &end, 10);
+	if (end == buf || (*end != '\n' && *end != '\0') || v <= 1 || v > INT_MAX)
+		return 0;
+	return (pid_t)v;
+}
+
+/* Reads the netns file's identity; false if absent or not a mounted netns
+ * (a bare file left by a launch that died before the bind mount). */
+static bool
+netns_stat(const char *path, struct stat *st)
+{
+	struct statfs sfs;
+
+	if (statfs(path, &sfs) < 0 || sfs.f_type != NSFS_MAGIC)
+		return false;
+	return stat(path, st) == 0;
+}
+
+static bool
+pid_in_netns(pid_t pid, const struct stat *ns)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	return stat(path, &st) == 0 && st.st_dev == ns->st_dev && st.st_ino == ns->st_ino;
+}
+
+/* True if pid is PID 1 of its own PID namespace (last NSpid field is 1). */
+static bool
+pid_is_ns_init(pid_t pid)
+{
+	char path[64], *text, *line, *last;
+	bool ok = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((text = file_read(path, 1 << 16, NULL)) == NULL)
+		return false;
+	if ((line = strstr(text, "\nNSpid:")) != NULL) {
+		line[strcspn(line + 1, "\n") + 1] = '\0';
+		last = strrchr(line, '\t');
+		ok = last != NULL && strcmp(last + 1, "1") == 0;
+	}
+	free(text);
+	return ok;
+}
+
+/* The host's PID 1 if it is alive, else 0. The pid file alone is never
+ * trusted: the pid must be PID 1 of a PID namespace inside this host's netns. */
+static pid_t
+host_init_pid(const struct host_paths *hp, const struct stat *ns)
+{
+	pid_t pid = pid_file_read(hp->pid_path);
+
+	if (pid > 0 && pid_in_netns(pid, ns) && pid_is_ns_init(pid))
+		return pid;
+	return 0;
+}
+
+/* ---- killing ---------------------------------------------------------- */
+
+/* SIGKILLs pid if it is in netns `ns`; returns a pidfd to wait on, or -1 if
+ * there is nothing to wait for. The check is repeated after the pidfd is
+ * opened and the signal goes through the pidfd, so a process that reuses the
+ * pid in between is never hit. */
+static int
+kill_in_netns(pid_t pid, const struct stat *ns)
+{
+	int fd;
+
+	if (!pid_in_netns(pid, ns) || (fd = pidfd_open(pid, 0)) < 0)
+		return -1;
+	if (!pid_in_netns(pid, ns) || pidfd_send_signal(fd, SIGKILL, NULL, 0) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Waits until the process behind pidfd has exited; closes fd. */
+static bool
+pidfd_wait(int fd, int64_t deadline_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int64_t left;
+	int n;
+
+	for (;;) {
+		left = deadline_ms - mono_ms();
+		n = poll(&pfd, 1, left > 0 ? (int)left : 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		break;
+	}
+	close(fd);
+	return n == 1;
+}
+
+/* Kills every process in network namespace `ns`, PID 1 first (its death takes
+ * its whole PID namespace along), then anything else found in /proc (a PID 1
+ * whose pid file was never written, `ip netns exec` sessions). Returns the
+ * number of processes still alive at the deadline. */
+static int
+netns_kill_all(pid_t init, const struct stat *ns, int64_t deadline_ms)
+{
+	int fds[256], nfds, left = 0, fd;
+	pid_t self = getpid();
+	struct dirent *de;
+	DIR *d;
+
+	if (init > 0 && (fd = kill_in_netns(init, ns)) >= 0 && !pidfd_wait(fd, deadline_ms))
+		return 1;
+	for (int round = 0; round < 10; round++) {
+		if ((d = opendir("/proc")) == NULL)
+			return 0;
+		nfds = 0;
+		while ((de = readdir(d)) != NULL && nfds < (int)(sizeof(fds) / sizeof(fds[0]))) {
+			char *end;
+			long pid = strtol(de->d_name, &end, 10);
+
+			if (*end != '\0' || pid <= 0 || pid == self)
+				continue;
+			if ((fd = kill_in_netns((pid_t)pid, ns)) >= 0)
+				fds[nfds++] = fd;
+		}
+		closedir(d);
+		if (nfds == 0)
+			return 0;
+		left = 0;
+		for (int i = 0; i < nfds; i++)
+			if (!pidfd_wait(fds[i], deadline_ms))
+				left++;
+		if (left > 0)
+			return left;
+	}
+	return left;
+}
+
+/* ---- namespaces and cgroups ------------------------------------------- */
+
+/* Makes /run/netns a shared mount point, as iproute2 does, so a netns bind
+ * mount made here is also removed from mount namespaces copied later. */
+static int
+netns_dir_ensure(struct herr *err)
+{
+	bool bound = false;
+
+	if (mkdir(NETNS_DIR, 0755) < 0 && errno != EEXIST)
+		return herr_set(err, -errno, "cannot create '%s': %s", NETNS_DIR, strerror(errno));
+	while (mount("", NETNS_DIR, "none", MS_SHARED | MS_REC, NULL) < 0) {
+		if (errno != EINVAL || bound)
+			return herr_set(err, -errno, "cannot make '%s' a shared mount: %s",
+					NETNS_DIR, strerror(errno));
+		/* Not a mount point yet: bind it onto itself, then retry. */
+		if (mount(NETNS_DIR, NETNS_DIR, "none", MS_BIND | MS_REC, NULL) < 0)
+			return herr_set(err, -errno, "cannot bind-mount '%s': %s", NETNS_DIR,
+					strerror(errno));
+		bound = true;
+	}
+	return 0;
+}
+
+/* Removes a netns file whatever state it is in; absent is fine. */
+static int
+netns_remove(const char *path, struct herr *err)
+{
+	if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+		return herr_set(err, -errno, "cannot unmount '%s': %s", path, strerror(errno));
+	if (unlink(path) < 0 && errno != ENOENT)
+		return herr_set(err, -errno, "cannot remove '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+/* Creates a named network namespace at path (like `ip netns add`) without
+ * moving the caller: only this thread enters the new namespace, for the
+ * bind mount, and comes back. Returns an O_CLOEXEC fd on it in *fd_out. */
+static int
+netns_create(const char *path, int *fd_out, struct herr *err)
+{
+	int fd, self, rc = 0;
+
+	if ((rc = netns_dir_ensure(err)) < 0)
+		return rc;
+	fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+	if (fd < 0)
+		return herr_set(err, -errno, "cannot create '%s': %s", path, strerror(errno));
+	close(fd);
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0) {
+		rc = herr_set(err, -errno, "cannot open own network namespace: %s",
+			      strerror(errno));
+		goto out_unlink;
+	}
+	if (unshare(CLONE_NEWNET) < 0) {
+		rc = herr_set(err, -errno, "cannot create network namespace '%s': %s", path,
+			      strerror(errno));
+		close(self);
+		goto out_unlink;
+	}
+	if (mount("/proc/thread-self/ns/net", path, "none", MS_BIND, NULL) < 0)
+		rc = herr_set(err, -errno, "cannot bind-mount network namespace on '%s': %s",
+			      path, strerror(errno));
+	if (setns(self, CLONE_NEWNET) < 0) {
+		/* This thread would act on the host's network from now on. */
+		perror("herd: cannot return to own network namespace");
+		abort();
+	}
+	close(self);
+	if (rc < 0)
+		goto out_unlink;
+	if ((*fd_out = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		rc = herr_set(err, -errno, "cannot open '%s': %s", path, strerror(errno));
+		netns_remove(path, NULL);
+		return rc;
+	}
+	return 0;
+out_unlink:
+	unlink(path);
+	return rc;
+}
+
+static int
+cgroup_write(const char *dir, const char *file, const char *text)
+{
+	char path[PATH_MAX + 64];
+	size_t n = strlen(text);
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (write(fd, text, n) != (ssize_t)n)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Removes a host's cgroup; retries briefly, as a cgroup whose last task has
+ * just exited may still read as populated. Absent is fine. */
+static void
+cgroup_remove(const char *dir)
+{
+	char parent[PATH_MAX];
+
+	for (int i = 0; i < 50; i++) {
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			break;
+		if (errno != EBUSY) {
+			log_warn("cannot remove cgroup '%s': %s", dir, strerror(errno));
+			return;
+		}
+		sleep_ms(10);
+	}
+	/* The per-instance parent goes when its last host does. */
+	snprintf(parent, sizeof(parent), "%s", dir);
+	*strrchr(parent, '/') = '\0';
+	rmdir(parent);
+}
+
+/* Sets up the host's cgroup with its limits when limits are asked for and
+ * cgroup v2 is writable; returns an fd on its cgroup.procs (for the child to
+ * join) or -1. Lacking support is not an error: the host runs unlimited and a
+ * warning says why. */
+static int
+cgroup_setup(const struct host_spec *spec, const struct host_paths *hp)
+{
+	char parent[PATH_MAX], text[PATH_MAX + 32];
+	struct statfs sfs;
+	const char *what;
+	int rc, fd;
+
+	if (spec->mem_limit_bytes <= 0 && spec->cpu_limit_pct <= 0)
+		return -1;
+	if (statfs(CGROUP_ROOT, &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC ||
+	    access(CGROUP_ROOT, W_OK) < 0) {
+		log_warn("host '%s': limits not applied: '%s' is not a writable cgroup v2 "
+			 "hierarchy", spec->id, CGROUP_ROOT);
+		return -1;
+	}
+	snprintf(parent, sizeof(parent), "%s", hp->cgroup);
+	*strrchr(parent, '/') = '\0';
+	what = "create";
+	if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
+		rc = -errno;
+		goto out_warn;
+	}
+	/* Delegate the controllers down to the host's cgroup. */
+	what = "enable controllers for";
+	if (spec->mem_limit_bytes > 0 &&
+	    ((rc = cgroup_write(CGROUP_ROOT, "cgroup.subtree_control", "+memory")) < 0 ||
+	     (rc = cgroup_write(parent, "cgroup.subtree_control", "+memory")) < 0))
+		goto out_warn;
+	if (spec->cpu_limit_pct > 0 &&
+	    ((rc = cgroup_write(CGROUP_ROOT, "cgroup.subtree_control", "+cpu")) < 0 ||
+	     (rc = cgroup_write(parent, "cgroup.subtree_control", "+cpu")) < 0))
+		goto out_warn;
+	what = "create";
+	if (mkdir(hp->cgroup, 0755) < 0 && errno != EEXIST) {
+		rc = -errno;
+		goto out_warn;
+	}
+	what = "set limits in";
+	if (spec->mem_limit_bytes > 0) {
+		snprintf(text, sizeof(text), "%lld", (long long)spec->mem_limit_bytes);
+		if ((rc = cgroup_write(hp->cgroup, "memory.max", text)) < 0)
+			goto out_rmdir;
+	}
+	if (spec->cpu_limit_pct > 0) {
+		/* quota per 100 ms period: 100% = one core = 100000 us */
+		snprintf(text, sizeof(text), "%lld 100000", (long long)spec->cpu_limit_pct * 1000);
+		if ((rc = cgroup_write(hp->cgroup, "cpu.max", text)) < 0)
+			goto out_rmdir;
+	}
+	snprintf(text, sizeof(text), "%s/cgroup.procs", hp->cgroup);
+	if ((fd = open(text, O_WRONLY | O_CLOEXEC)) < 0) {
+		rc = -errno;
+		goto out_rmdir;
+	}
+	return fd;
+out_rmdir:
+	rmdir(hp->cgroup);
+out_warn:
+	log_warn("host '%s': limits not applied: cannot %s cgroup '%s': %s", spec->id, what,
+		 hp->cgroup, strerror(-rc));
+	return -1;
+}
+
+/* ---- teardown --------------------------------------------------------- */
+
+/* Removes every piece of a host that exists: processes, veth, netns file,
+ * cgroup, state files (not the state dir). Safe on half-made hosts and on
+ * hosts that are already gone. If processes outlive the timeout, stops before
+ * removing the netns (so a retry can still find them) and fails. */
+static int
+host_teardown(const struct host_paths *hp, struct herr *err)
+{
+	struct nl_sock *sk = NULL;
+	struct stat ns;
+	int left, rc;
+
+	if (netns_stat(hp->netns_path, &ns)) {
+		left = netns_kill_all(host_init_pid(hp, &ns), &ns, mono_ms() + KILL_TIMEOUT_MS);
+		if (left > 0)
+			return herr_set(err, HERR_TIMEOUT,
+					"%d process(es) of host '%s' still alive %d ms after SIGKILL",
+					left, hp->host_id, KILL_TIMEOUT_MS);
+	}
+	/* Deleting the machine side takes the peer along, synchronously; left
+	 * to netns cleanup it would go asynchronously and block a relaunch. */
+	if ((rc = netlink_open(&sk, err)) < 0)
+		return rc;
+	rc = netlink_link_delete(sk, hp->veth, err);
+	netlink_close(&sk);
+	if (rc < 0)
+		return rc;
+	if ((rc = netns_remove(hp->netns_path, err)) < 0)
+		return rc;
+	cgroup_remove(hp->cgroup);
+	unlink(hp->pid_path);
+	unlink(hp->ip_path);
+	return 0;
+}
+
+/* ---- PID 1 ------------------------------------------------------------ */
+
+/* Steps of the children, reported to launch when one fails. */
+enum spawn_stage {
+	ST_SETNS, ST_CGROUP, ST_UNSHARE, ST_FORK, ST_HOSTNAME, ST_PRIVATE, ST_NETNS_DETACH,
+	ST_BIND_STATE, ST_LOG, ST_DEVNULL, ST_MOUNT_RUN, ST_MOUNT_TMP, ST_MOUNT_PROC,
+	ST_CONFIG, ST_SETSID, ST_CHDIR, ST_EXEC,
+};
+
+static const char *const spawn_stage_names[] = {
+	[ST_SETNS] = "enter network namespace",
+	[ST_CGROUP] = "join cgroup",
+	[ST_UNSHARE] = "create UTS, mount and PID namespaces",
+	[ST_FORK] = "fork PID 1",
+	[ST_HOSTNAME] = "set hostname",
+	[ST_PRIVATE] = "make mounts private",
+	[ST_NETNS_DETACH] = "detach " NETNS_DIR,
+	[ST_BIND_STATE] = "bind-mount state dir on " HOST_STATE_MNT,
+	[ST_LOG] = "open agent.log",
+	[ST_DEVNULL] = "open /dev/null",
+	[ST_MOUNT_RUN] = "mount tmpfs on /run",
+	[ST_MOUNT_TMP] = "mount tmpfs on /tmp",
+	[ST_MOUNT_PROC] = "mount proc on /proc",
+	[ST_CONFIG] = "write " AGENT_CONFIG,
+	[ST_SETSID] = "start a session",
+	[ST_CHDIR] = "change to /",
+	[ST_EXEC] = "exec agent",
+};
+
+/* What the children send on the report pipe (one write each, < PIPE_BUF). */
+struct spawn_report {
+	int32_t kind;   /* SPAWN_PID or SPAWN_FAIL */
+	int32_t stage;  /* enum spawn_stage, SPAWN_FAIL */
+	int32_t err;    /* errno, SPAWN_FAIL */
+	int32_t pid;    /* PID 1 as the machine sees it, SPAWN_PID */
+};
+enum { SPAWN_PID = 1, SPAWN_FAIL = 2 };
+
+/* Everything the children need, prepared before fork: after fork they make
+ * system calls only (the server is multi-threaded). */
+struct spawn {
+	int ns_fd;              /* the host's netns */
+	int cgroup_fd;          /* cgroup.procs of the host's cgroup, or -1 */
+	int report_fd;          /* write end of the report pipe (O_CLOEXEC) */
+	const char *hostname;
+	const char *state_dir;
+	const char *log_path;
+	const char *config;     /* user data */
+	size_t config_len;
+	const char *agent_bin;
+	char *const *argv;
+	char *const *envp;
+};
+
+static void __attribute__((noreturn))
+spawn_fail(const struct spawn *s, enum spawn_stage stage)
+{
+	struct spawn_report r = { SPAWN_FAIL, (int32_t)stage, errno, 0 };
+	ssize_t n = write(s->report_fd, &r, sizeof(r));
+
+	(void)n;
+	_exit(127);
+}
+
+static void __attribute__((noreturn))
+spawn_pid1(const struct spawn *s)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	size_t off = 0;
+	ssize_t n;
+	int fd, logfd, nullfd;
+
+	/* A clean process: default signal handlers (then unblocked: launch
+	 * blocked them all before fork), nothing of the server's left open. */
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	umask(022);
+
+	if (sethostname(s->hostname, strlen(s->hostname)) < 0)
+		spawn_fail(s, ST_HOSTNAME);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		spawn_fail(s, ST_PRIVATE);
+	/* Our copies of the other hosts' netns mounts would pin those
+	 * namespaces for as long as this host lives. */
+	if (umount2(NETNS_DIR, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+		spawn_fail(s, ST_NETNS_DETACH);
+	/* Before the tmpfs mounts, which could hide a data dir under /tmp. */
+	if (mount(s->state_dir, HOST_STATE_MNT, NULL, MS_BIND, NULL) < 0)
+		spawn_fail(s, ST_BIND_STATE);
+	if ((logfd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_CLOEXEC,
+			  0600)) < 0)
+		spawn_fail(s, ST_LOG);
+	if ((nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		spawn_fail(s, ST_DEVNULL);
+	if (mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		spawn_fail(s, ST_MOUNT_RUN);
+	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		spawn_fail(s, ST_MOUNT_TMP);
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		spawn_fail(s, ST_MOUNT_PROC);
+	if (mkdir("/run/herd", 0700) < 0)
+		spawn_fail(s, ST_CONFIG);
+	if ((fd = open(AGENT_CONFIG, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		spawn_fail(s, ST_CONFIG);
+	while (off < s->config_len) {
+		if ((n = write(fd, s->config + off, s->config_len - off)) < 0) {
+			if (errno == EINTR)
+				continue;
+			spawn_fail(s, ST_CONFIG);
+		}
+		off += (size_t)n;
+	}
+	close(fd);
+	if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+		spawn_fail(s, ST_LOG);
+	close(nullfd);
+	close(logfd);
+	/* Out of the server's session: a ^C on its terminal is not the host's. */
+	if (setsid() < 0)
+		spawn_fail(s, ST_SETSID);
+	if (chdir("/") < 0)
+		spawn_fail(s, ST_CHDIR);
+	execve(s->agent_bin, s->argv, s->envp);
+	spawn_fail(s, ST_EXEC);
+}
+
+/* The intermediate child: enters the netns, unshares the rest, forks PID 1,
+ * reports its pid and exits, so PID 1 is reparented away from the server. */
+static void __attribute__((noreturn))
+spawn_intermediate(const struct spawn *s)
+{
+	struct spawn_report r = { SPAWN_PID, 0, 0, 0 };
+	pid_t pid;
+	ssize_t n;
+
+	if (setns(s->ns_fd, CLONE_NEWNET) < 0)
+		spawn_fail(s, ST_SETNS);
+	if (s->cgroup_fd >= 0 && write(s->cgroup_fd, "0", 1) != 1)
+		spawn_fail(s, ST_CGROUP);
+	if (unshare(CLONE_NEWUTS | CLONE_NEWNS | CLONE_NEWPID) < 0)
+		spawn_fail(s, ST_UNSHARE);
+	if ((pid = fork()) < 0)
+		spawn_fail(s, ST_FORK);
+	if (pid == 0)
+		spawn_pid1(s);
+	r.pid = (int32_t)pid;
+	n = write(s->report_fd, &r, sizeof(r));
+	_exit(n == (ssize_t)sizeof(r) ? 0 : 1);
+}
+
+/* Starts the host's PID 1 and waits until it has exec'd the agent (the report
+ * pipe closes on exec) or failed. Writes the pid file as soon as the pid is
+ * known, so a server killed from then on finds it; a server killed earlier
+ * leaves a PID 1 that teardown finds through /proc. */
+static int
+spawn_host(const struct spawn *tmpl, const struct host_paths *hp, pid_t *pid_out,
+	   struct herr *err)
+{
+	struct spawn s = *tmpl;
+	struct spawn_report r;
+	struct pollfd pfd;
+	sigset_t all, old;
+	int64_t deadline = mono_ms() + START_TIMEOUT_MS, left;
+	int pipefd[2], status, rc = 0;
+	bool failed = false;
+	char text[32];
+	pid_t mid, pid = 0;
+	ssize_t n;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return herr_set(err, -errno, "cannot create pipe: %s", strerror(errno));
+	s.report_fd = pipefd[1];
+	/* No server signal handler may run in the children: they start with
+	 * every signal blocked, and PID 1 resets handlers before unblocking. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	mid = fork();
+	if (mid == 0) {
+		close(pipefd[0]);
+		spawn_intermediate(&s);
+	}
+	rc = mid < 0 ? -errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(pipefd[1]);
+	if (rc < 0) {
+		close(pipefd[0]);
+		return herr_set(err, rc, "cannot fork for host '%s': %s", hp->host_id,
+				strerror(-rc));
+	}
+	pfd = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
+	for (;;) {
+		left = deadline - mono_ms();
+		if (left <= 0) {
+			rc = herr_set(err, HERR_TIMEOUT, "host '%s' did not start its agent within %d ms",
+				      hp->host_id, START_TIMEOUT_MS);
+			break;
+		}
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) {
+			rc = herr_set(err, -errno, "cannot poll: %s", strerror(errno));
+			break;
+		}
+		n = read(pipefd[0], &r, sizeof(r));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n == 0)
+			break; /* every write end closed: PID 1 exec'd (or died) */
+		if (n != (ssize_t)sizeof(r)) {
+			rc = herr_set(err, -EIO, "short report from host '%s' child", hp->host_id);
+			break;
+		}
+		if (r.kind == SPAWN_PID && r.pid > 1) {
+			pid = r.pid;
+			snprintf(text, sizeof(text), "%d\n", (int)pid);
+			if ((rc = state_write(hp->pid_path, text)) < 0) {
+				rc = herr_set(err, rc, "cannot write '%s': %s", hp->pid_path,
+					      strerror(-rc));
+				break;
+			}
+		} else if (r.kind == SPAWN_FAIL && !failed) {
+			failed = true;
+			if (r.stage == ST_EXEC)
+				rc = herr_set(err, r.err ? -r.err : -EIO,
+					      "host '%s': cannot exec agent '%s': %s", hp->host_id,
+					      s.agent_bin, strerror(r.err));
+			else
+				rc = herr_set(err, r.err ? -r.err : -EIO, "host '%s': cannot %s: %s",
+					      hp->host_id,
+					      r.stage >= 0 && r.stage < ST_EXEC ?
+						      spawn_stage_names[r.stage] : "start",
+					      strerror(r.err));
+		}
+	}
+	close(pipefd[0]);
+	if (rc < 0)
+		kill(mid, SIGKILL); /* still our unreaped child: its pid cannot be reused */
+	while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (rc == 0 && pid == 0)
+		rc = herr_set(err, -ECHILD, "host '%s': PID 1 was not started", hp->host_id);
+	*pid_out = pid;
+	return rc;
+}
+
+/* ---- driver operations ------------------------------------------------ */
+
+static int
+local_open(struct prov *p, struct herr *err)
+{
+	return check_prov(p, err);
+}
+
+static int
+net_check(const struct prov_net_spec *net, char *bridge, size_t bridgesz, struct herr *err)
+{
+	if (net == NULL || !is_hex8(net->id))
+		return herr_set(err, HERR_INVALID, "invalid network id '%s'",
+				net && net->id ? net->id : "");
+	if (!ipv4_is_valid(net->gateway))
+		return herr_set(err, HERR_INVALID, "invalid gateway '%s' for network '%s'",
+				net->gateway ? net->gateway : "", net->id);
+	if (net->prefix_len < 1 || net->prefix_len > 30)
+		return herr_set(err, HERR_INVALID, "invalid prefix length %d for network '%s'",
+				net->prefix_len, net->id);
+	snprintf(bridge, bridgesz, "herd%s", net->id);
+	return 0;
+}
+
+/* Bridge up with the gateway address; with sk open in the machine's netns. */
+static int
+net_ensure(struct nl_sock *sk, const struct prov_net_spec *net, const char *bridge,
+	   struct herr *err)
+{
+	int rc;
+
+	if ((rc = netlink_bridge_ensure(sk, bridge, err)) < 0)
+		return rc;
+	return netlink_addr_add(sk, bridge, net->gateway, net->prefix_len, err);
+}
+
+static int
+local_net_create(struct prov *p, const struct prov_net_spec *net, struct herr *err)
+{
+	struct nl_sock *sk;
+	char bridge[IFNAMSIZ];
+	int rc;
+
+	if ((rc = net_check(net, bridge, sizeof(bridge), err)) < 0)
+		return rc;
+	if ((rc = netlink_open(&sk, err)) < 0)
+		return rc;
+	rc = net_ensure(sk, net, bridge, err);
+	netlink_close(&sk);
+	return rc;
+}
+
+static int
+local_net_delete(struct prov *p, const struct prov_net_spec *net, struct herr *err)
+{
+	struct nl_sock *sk;
+	char bridge[IFNAMSIZ];
+	int rc;
+
+	if (net == NULL || !is_hex8(net->id))
+		return herr_set(err, HERR_INVALID, "invalid network id '%s'",
+				net && net->id ? net->id : "");
+	snprintf(bridge, sizeof(bridge), "herd%s", net->id);
+	if ((rc = netlink_open(&sk, err)) < 0)
+		return rc;
+	rc = netlink_link_delete(sk, bridge, err);
+	netlink_close(&sk);
+	return rc;
+}
+
+static void
+instance_fill(struct prov_instance *out, const struct host_paths *hp, const char *state,
+	      const char *ip, pid_t pid)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->id, sizeof(out->id), "%s", hp->netns);
+	snprintf(out->host_id, sizeof(out->host_id), "%s", hp->host_id);
+	snprintf(out->state, sizeof(out->state), "%s", state);
+	snprintf(out->private_ip, sizeof(out->private_ip), "%s", ip ? ip : "");
+	out->pid = pid;
+}
+
+static int
+launch_check(const struct host_spec *spec, const struct host_paths *hp, struct herr *err)
+{
+	const char *bin = spec->agent_bin;
+
+	if (spec->state_dir && strcmp(spec->state_dir, hp->state_dir) != 0)
+		return herr_set(err, HERR_INVALID,
+				"state dir '%s' of host '%s' is not '%s', the one derived from its id",
+				spec->state_dir, spec->id, hp->state_dir);
+	if (!name_is_valid(spec->name))
+		return herr_set(err, HERR_INVALID, "invalid host name '%s'",
+				spec->name ? spec->name : "");
+	if (!ipv4_is_valid(spec->private_ip))
+		return herr_set(err, HERR_INVALID, "invalid private ip '%s' for host '%s'",
+				spec->private_ip ? spec->private_ip : "", spec->id);
+	if (bin == NULL || bin[0] != '/')
+		return herr_set(err, HERR_INVALID, "agent binary '%s' is not an absolute path",
+				bin ? bin : "");
+	/* A host gets fresh /tmp and /run: a binary there is not visible in it. */
+	if (strncmp(bin, "/tmp/", 5) == 0 || strncmp(bin, "/run/", 5) == 0)
+		return herr_set(err, HERR_INVALID,
+				"agent binary '%s' is under /tmp or /run, which hosts do not see", bin);
+	if (access(bin, X_OK) < 0)
+		return herr_set(err, HERR_INVALID, "agent binary '%s' is not executable: %s", bin,
+				strerror(errno));
+	return 0;
+}
+
+static int
+local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance *out,
+	     struct herr *err)
+{
+	static char env_path[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	static char env_home[] = "HOME=/root";
+	static char *const envp[] = { env_path, env_home, NULL };
+	struct host_paths hp;
+	struct nl_sock *sk = NULL, *nsk = NULL;
+	struct spawn s = { .ns_fd = -1, .cgroup_fd = -1, .report_fd = -1 };
+	struct herr undo = HERR_INIT;
+	char bridge[IFNAMSIZ], text[80];
+	char *argv[5];
+	struct stat ns;
+	int bridge_ifindex = 0, rc;
+	pid_t pid = 0;
+
+	if ((rc = host_paths_init(p, spec->id, &hp, err)) < 0)
+		return rc;
+	if ((rc = net_check(spec->net, bridge, sizeof(bridge), err)) < 0 ||
+	    (rc = launch_check(spec, &hp, err)) < 0)
+		return rc;
+
+	/* Idempotent: a live host is returned as it is ... */
+	if (netns_stat(hp.netns_path, &ns) && (pid = host_init_pid(&hp, &ns)) > 0) {
+		char *ip = file_read(hp.ip_path, 64, NULL);
+
+		if (ip)
+			ip[strcspn(ip, "\n")] = '\0';
+		instance_fill(out, &hp, "running", ip ? ip : spec->private_ip, pid);
+		free(ip);
+		return 0;
+	}
+	/* ... and anything less is cleared and made anew. */
+	if ((rc = host_teardown(&hp, err)) < 0)
+		return rc;
+
+	if ((rc = mkdir_p(hp.state_dir, 0700)) == 0 && chmod(hp.state_dir, 0700) < 0)
+		rc = -errno;
+	if (rc < 0)
+		return herr_set(err, rc, "cannot create state dir '%s': %s", hp.state_dir,
+				strerror(-rc));
+	if ((rc = mkdir_p(HOST_STATE_MNT, 0755)) < 0)
+		return herr_set(err, rc, "cannot create '%s': %s", HOST_STATE_MNT, strerror(-rc));
+	snprintf(text, sizeof(text), "%s\n", spec->private_ip);
+	if ((rc = state_write(hp.ip_path, text)) < 0)
+		return herr_set(err, rc, "cannot write '%s': %s", hp.ip_path, strerror(-rc));
+
+	/* Network: the bridge (made again if the machine rebooted), the netns,
+	 * the veth with its peer created directly inside as eth0, addresses. */
+	if ((rc = netlink_open(&sk, err)) < 0)
+		return rc;
+	if ((rc = net_ensure(sk, spec->net, bridge, err)) < 0 ||
+	    (rc = netlink_link_index(sk, bridge, &bridge_ifindex, err)) < 0)
+		goto out_close;
+	if ((rc = netns_create(hp.netns_path, &s.ns_fd, err)) < 0)
+		goto out_close;
+	if ((rc = netlink_veth_create(sk, hp.veth, bridge_ifindex, "eth0", s.ns_fd, err)) < 0)
+		goto out_undo;
+	if ((rc = netlink_open_in_netns(s.ns_fd, &nsk, err)) < 0 ||
+	    (rc = netlink_link_set_up(nsk, "lo", err)) < 0 ||
+	    (rc = netlink_link_set_up(nsk, "eth0", err)) < 0 ||
+	    (rc = netlink_addr_add(nsk, "eth0", spec->private_ip, spec->net->prefix_len, err)) < 0 ||
+	    (rc = netlink_route_default(nsk, "eth0", spec->net->gateway, err)) < 0)
+		goto out_undo;
+
+	/* Processes. */
+	s.cgroup_fd = cgroup_setup(spec, &hp);
+	argv[0] = (char *)spec->agent_bin;
+	argv[1] = (char *)"agent";
+	argv[2] = (char *)"--config";
+	argv[3] = (char *)AGENT_CONFIG;
+	argv[4] = NULL;
+	s.hostname = spec->name;
+	s.state_dir = hp.state_dir;
+	s.log_path = hp.log_path;
+	s.config = spec->user_data ? spec->user_data : "";
+	s.config_len = strlen(s.config);
+	s.agent_bin = spec->agent_bin;
+	s.argv = argv;
+	s.envp = envp;
+	if ((rc = spawn_host(&s, &hp, &pid, err)) < 0)
+		goto out_undo;
+	instance_fill(out, &hp, "running", spec->private_ip, pid);
+	log_info("host '%s' (%s) launched: netns '%s', pid %d, ip %s", spec->id, spec->name,
+		 hp.netns, (int)pid, spec->private_ip);
+	goto out_close;
+
+out_undo:
+	if (host_teardown(&hp, &undo) < 0)
+		log_warn("host '%s': cleanup after failed launch: %s", spec->id, undo.msg);
+out_close:
+	if (s.cgroup_fd >= 0)
+		close(s.cgroup_fd);
+	if (s.ns_fd >= 0)
+		close(s.ns_fd);
+	netlink_close(&nsk);
+	netlink_close(&sk);
+	return rc;
+}
+
+static int
+local_terminate(struct prov *p, const char *instance_id, const char *host_id,
+		struct herr *err)
+{
+	struct host_paths hp;
+	int rc;
+
+	if ((rc = host_paths_init(p, host_id, &hp, err)) < 0)
+		return rc;
+	/* Never touch what another server (or anyone else) made. */
+	if (instance_id && instance_id[0] && strcmp(instance_id, hp.netns) != 0)
+		return herr_set(err, HERR_INVALID, "instance '%s' is not host '%s' of this server",
+				instance_id, host_id);
+	return host_teardown(&hp, err);
+}
+
+static int
+local_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *err)
+{
+	struct prov_instance *v = NULL;
+	size_t len = 0, cap = 0, plen;
+	char prefix[32];
+	struct dirent *de;
+	struct stat ns;
+	int rc;
+	DIR *d;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = check_prov(p, err)) < 0)
+		return rc;
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "herd-%s-", p->instance);
+	if ((d = opendir(NETNS_DIR)) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		return herr_set(err, -errno, "cannot read '%s': %s", NETNS_DIR, strerror(errno));
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct host_paths hp;
+		char *ip;
+		pid_t pid = 0;
+
+		if (strncmp(de->d_name, prefix, plen) != 0 || !is_hex8(de->d_name + plen))
+			continue;
+		if (host_paths_init(p, de->d_name + plen, &hp, NULL) < 0)
+			continue;
+		if (netns_stat(hp.netns_path, &ns))
+			pid = host_init_pid(&hp, &ns);
+		if ((ip = file_read(hp.ip_path, 64, NULL)) != NULL)
+			ip[strcspn(ip, "\n")] = '\0';
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		instance_fill(&v[len++], &hp, pid > 0 ? "running" : "stopped", ip, pid);
+		free(ip);
+	}
+	closedir(d);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+const struct prov_ops prov_local_ops = {
+	.name       = "local",
+	.open       = local_open,
+	.net_create = local_net_create,
+	.net_delete = local_net_delete,
+	.launch     = local_launch,
+	.terminate  = local_terminate,
+	.list       = local_list,
+};

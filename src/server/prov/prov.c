@@ -1,0 +1,123 @@
+/* prov.c - the provider dispatcher: every call to a driver goes through here,
+ * so logging, timing and fault injection live in one place. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "prov.h"
+#include "util.h"
+
+#define PROVIDER(n) extern const struct prov_ops prov_##n##_ops;
+#include "providers.def"
+#undef PROVIDER
+
+static const struct prov_ops *const prov_table[] = {
+#define PROVIDER(n) &prov_##n##_ops,
+#include "providers.def"
+#undef PROVIDER
+};
+
+const struct prov_ops *
+prov_find(const char *driver)
+{
+	for (size_t i = 0; i < sizeof(prov_table) / sizeof(prov_table[0]); i++)
+		if (strcmp(prov_table[i]->name, driver) == 0)
+			return prov_table[i];
+	return NULL;
+}
+
+int
+failpoint(const char *name, struct herr *err)
+{
+	const char *spec = getenv("HERD_FAILPOINTS");
+	size_t n = strlen(name);
+	const char *p;
+
+	if (spec == NULL)
+		return 0;
+	for (p = strstr(spec, name); p; p = strstr(p + 1, name)) {
+		if ((p != spec && p[-1] != ',') || p[n] != '=')
+			continue;
+		p += n + 1;
+		if (strncmp(p, "error", 5) == 0)
+			return herr_set(err, HERR_UNAVAIL, "failpoint '%s' triggered", name);
+		if (strncmp(p, "sleep:", 6) == 0)
+			sleep_ms(atoll(p + 6));
+		if (strncmp(p, "exit", 4) == 0) {
+			log_warn("failpoint '%s': exiting", name);
+			_exit(99);
+		}
+		return 0;
+	}
+	return 0;
+}
+
+#define CALL(p, op, what, ...)                                                     \
+	do {                                                                       \
+		int64_t t0_ = mono_ms();                                           \
+		int rc_;                                                           \
+		if ((p)->ops->op == NULL)                                          \
+			return herr_set(err, -ENOTSUP, "provider '%s' cannot %s",  \
+					(p)->ops->name, what);                     \
+		if ((rc_ = failpoint("prov_" #op, err)) < 0)                       \
+			return rc_;                                                \
+		rc_ = (p)->ops->op(__VA_ARGS__);                                   \
+		if (rc_ < 0)                                                       \
+			log_warn("provider %s/%s: %s failed after %lld ms: %s",    \
+				 (p)->ops->name, (p)->account, what,               \
+				 (long long)(mono_ms() - t0_), err ? err->msg : ""); \
+		else                                                               \
+			log_debug("provider %s/%s: %s took %lld ms", (p)->ops->name, \
+				  (p)->account, what, (long long)(mono_ms() - t0_)); \
+		return rc_;                                                        \
+	} while (0)
+
+int
+prov_open(struct prov *p, const struct prov_ops *ops, struct herr *err)
+{
+	p->ops = ops;
+	if (ops->open == NULL)
+		return 0;
+	return ops->open(p, err);
+}
+
+void
+prov_close(struct prov *p)
+{
+	if (p->ops && p->ops->close)
+		p->ops->close(p);
+	p->priv = NULL;
+}
+
+int
+prov_net_create(struct prov *p, const struct prov_net_spec *net, struct herr *err)
+{
+	CALL(p, net_create, "create network", p, net, err);
+}
+
+int
+prov_net_delete(struct prov *p, const struct prov_net_spec *net, struct herr *err)
+{
+	CALL(p, net_delete, "delete network", p, net, err);
+}
+
+int
+prov_launch(struct prov *p, const struct host_spec *spec, struct prov_instance *out,
+	    struct herr *err)
+{
+	CALL(p, launch, "launch host", p, spec, out, err);
+}
+
+int
+prov_terminate(struct prov *p, const char *instance_id, const char *host_id, struct herr *err)
+{
+	CALL(p, terminate, "terminate host", p, instance_id, host_id, err);
+}
+
+int
+prov_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *err)
+{
+	CALL(p, list, "list hosts", p, out, n, err);
+}

@@ -1,0 +1,184 @@
+/* server.c - `herd server`: opens the data dir (store, admin token,
+ * instance id), starts the HTTP API and the controllers, and shuts down
+ * cleanly on SIGTERM/SIGINT. Hosts keep running across server restarts. */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "ctl/ctl.h"
+#include "log.h"
+#include "main.h"
+#include "server.h"
+#include "store/store.h"
+#include "util.h"
+#include "xalloc.h"
+
+struct server *g_srv;
+
+
+void
+server_kick(struct server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->generation++;
+	pthread_cond_broadcast(&s->kick);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: herd server --data DIR [--listen ADDR:PORT] [--log-level LEVEL]\n"
+		"       herd server --data DIR --teardown\n"
+		"\n"
+		"  --data DIR         where the store, admin token and host state live\n"
+		"  --listen ADDR:PORT API address (default 127.0.0.1:7171); the server also\n"
+		"                     listens on each local network's gateway, same port\n"
+		"  --body-max BYTES   largest request body accepted (default 1048576)\n"
+		"  --log-level L      debug, info, warn or error (default info)\n"
+		"  --teardown         terminate every host and network this data dir made, then exit\n");
+}
+
+/* The admin token is made once, on the first start, and written 0600. */
+static int
+ensure_admin_token(struct server *s, struct herr *err)
+{
+	char path[1200], tok[80];
+	json_t *row;
+
+	row = store_row(s->store, err, "SELECT COUNT(*) AS n FROM tokens", NULL);
+	if (row == NULL)
+		return err->code;
+	if (json_integer_value(json_object_get(row, "n")) > 0) {
+		json_decref(row);
+		return 0;
+	}
+	json_decref(row);
+	if (token_create(s->store, "admin", ROLE_ADMIN, tok, sizeof(tok), err) < 0)
+		return err->code;
+	snprintf(path, sizeof(path), "%s/admin.token", s->data_dir);
+	strcat(tok, "\n");
+	if (file_write_atomic(path, tok, strlen(tok), 0600) < 0)
+		return herr_set(err, -errno, "cannot write '%s': %s", path, strerror(errno));
+	log_info("admin token written to %s (mode 0600)", path);
+	return 0;
+}
+
+static int
+ensure_instance(struct server *s, struct herr *err)
+{
+	char *v = store_meta_get(s->store, "instance");
+
+	if (v) {
+		snprintf(s->instance, sizeof(s->instance), "%s", v);
+		free(v);
+		return 0;
+	}
+	token_random(s->instance, sizeof(s->instance), NULL, 3);
+	return store_meta_set(s->store, "instance", s->instance, err);
+}
+
+int
+server_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "body-max", required_argument, NULL, 'b' },
+		{ "teardown", no_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct server *s = xcalloc(1, sizeof(*s));
+	struct herr err = HERR_INIT;
+	const char *data = NULL, *listen = "127.0.0.1:7171";
+	char dbpath[1200];
+	bool teardown = false;
+	sigset_t set;
+	int c, sig, rc = 1;
+
+	s->body_max = 1 << 20;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:l:L:b:Th", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'b': s->body_max = (size_t)strtoull(optarg, NULL, 10); break;
+		case 'T': teardown = true; break;
+		case 'L':
+			if (strcmp(optarg, "debug") == 0) log_set_level(LOG_DEBUG);
+			else if (strcmp(optarg, "warn") == 0) log_set_level(LOG_WARN);
+			else if (strcmp(optarg, "error") == 0) log_set_level(LOG_ERR);
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (data == NULL) {
+		fprintf(stderr, "herd server: --data DIR is required\n");
+		usage(stderr);
+		return 2;
+	}
+	if (s->body_max < 1024) {
+		fprintf(stderr, "herd server: --body-max must be at least 1024\n");
+		return 2;
+	}
+	log_set_prefix("server");
+	if (mkdir_p(data, 0700) < 0 || realpath(data, s->data_dir) == NULL) {
+		fprintf(stderr, "herd server: cannot use data dir '%s': %s\n", data, strerror(errno));
+		return 1;
+	}
+	if (readlink("/proc/self/exe", s->self_bin, sizeof(s->self_bin) - 1) < 0)
+		snprintf(s->self_bin, sizeof(s->self_bin), "%s", "herd");
+	snprintf(s->listen, sizeof(s->listen), "%s", listen);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->kick, NULL);
+	g_srv = s;
+	snprintf(dbpath, sizeof(dbpath), "%s/herd.db", s->data_dir);
+	if ((s->store = store_open(dbpath, &err)) == NULL ||
+	    ensure_instance(s, &err) < 0 || ensure_admin_token(s, &err) < 0) {
+		fprintf(stderr, "herd server: %s\n", err.msg);
+		goto out;
+	}
+	if (teardown) {
+		rc = ctl_teardown(s, &err) < 0 ? 1 : 0;
+		if (rc)
+			fprintf(stderr, "herd server: teardown: %s\n", err.msg);
+		goto out;
+	}
+	/* Signals are taken synchronously by this thread; every other thread
+	 * inherits the blocked mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (httpd_start(s, listen, &err) < 0) {
+		fprintf(stderr, "herd server: %s\n", err.msg);
+		goto out;
+	}
+	if (ctl_start(s, &err) < 0) {
+		fprintf(stderr, "herd server: %s\n", err.msg);
+		httpd_stop(s);
+		goto out;
+	}
+	log_info("herd %s listening on http://%s (data %s, instance %s)", HERD_VERSION, listen,
+		 s->data_dir, s->instance);
+	while (sigwait(&set, &sig) != 0)
+		;
+	log_info("signal %d: shutting down", sig);
+	ctl_stop(s);
+	httpd_stop(s);
+	rc = 0;
+out:
+	store_close(s->store);
+	return rc;
+}

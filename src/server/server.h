@@ -1,0 +1,120 @@
+/* server.h - the herd server's shared state and the request/response types
+ * every API handler sees. One struct server per process. */
+#ifndef HERD_SERVER_H
+#define HERD_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "herr.h"
+
+struct store;
+struct MHD_Connection;
+
+enum role { ROLE_NONE = 0, ROLE_HOST, ROLE_VIEWER, ROLE_OPERATOR, ROLE_ADMIN };
+
+/* Who is calling: an API token (viewer/operator/admin) or a host credential. */
+struct principal {
+	enum role role;
+	char name[96];        /* token name, or host name for hosts */
+	char host_id[16];     /* set for ROLE_HOST */
+	char cluster[64];     /* set for ROLE_HOST */
+};
+
+struct req;
+typedef void (*handler_fn)(struct req *rq);
+
+struct route {
+	const char *method;
+	const char *pattern;   /* "/v1/groups/:name"; ":x" matches one segment */
+	enum role role;        /* least role allowed; ROLE_NONE = no auth */
+	handler_fn fn;
+	const void *arg;       /* e.g. the kind for generic resource handlers */
+};
+
+#define REQ_MAX_PARAMS 4
+
+struct req {
+	struct server *srv;
+	struct MHD_Connection *conn;
+	const char *method;
+	char path[1024];
+	const struct route *route;
+	char *params[REQ_MAX_PARAMS];  /* path segments matched by ":x" (owned) */
+	int nparams;
+	struct buf body;               /* raw request body (bounded) */
+	bool body_too_big;
+	json_t *json;                  /* parsed body (owned), after req_json() */
+	struct principal who;
+	/* the answer */
+	int status;
+	json_t *resp;                  /* owned */
+	char *raw;                     /* or raw bytes (owned unless raw_static) */
+	size_t raw_len;
+	bool raw_static;
+	const char *ctype;             /* for raw */
+	const char *cache_control;     /* optional header */
+	bool suspended;                /* long-poll: answer later */
+	int64_t wait_deadline_ms;      /* long-poll deadline (mono) */
+	uint64_t gen_seen;             /* server generation when handled */
+	void *state;                   /* handler state across a long-poll */
+	void (*state_free)(void *);
+};
+
+struct server {
+	char data_dir[1024];
+	char listen[128];
+	char instance[16];            /* stable id of this data dir */
+	char self_bin[1024];          /* absolute path of the herd binary */
+	int port;
+	struct store *store;
+	size_t body_max;              /* request body limit, bytes */
+	volatile int stopping;
+	pthread_mutex_t lock;         /* guards the fields below */
+	pthread_cond_t kick;          /* wakes controllers: something changed */
+	uint64_t generation;          /* bumped on every change hosts may wait on */
+	void *httpd;                  /* struct httpd * */
+	void *ctl;                    /* controller state */
+};
+
+extern struct server *g_srv;
+
+/* Request helpers (api.c) */
+const char *req_param(struct req *rq, int i);
+const char *req_query(struct req *rq, const char *key);
+/* Parses the body as a JSON object into rq->json; on failure answers 400
+ * and returns NULL. */
+json_t *req_json(struct req *rq);
+void reply_json(struct req *rq, int status, json_t *body);  /* steals body */
+void reply_err(struct req *rq, const struct herr *err);
+void reply_errf(struct req *rq, int code, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void reply_raw(struct req *rq, int status, const char *ctype, char *data, size_t n, bool is_static);
+bool req_role_at_least(const struct req *rq, enum role r);
+const char *role_name(enum role r);
+enum role role_parse(const char *s);
+
+/* Wakes controllers and long-polls: state changed. */
+void server_kick(struct server *s);
+
+/* Long-poll: suspends rq until server_kick() or timeout_ms, then calls the
+ * route's handler again with rq->suspended cleared (rq->state kept). */
+void req_wait(struct req *rq, int64_t timeout_ms);
+
+/* Routing (router.c) */
+const struct route *route_match(const char *method, const char *path, char **params,
+				int *nparams, bool *method_mismatch);
+
+/* httpd.c */
+int httpd_start(struct server *s, const char *addr, struct herr *err);
+/* Adds a listener on another address (same handler), e.g. a local
+ * network's gateway so hosts can reach the server. Idempotent per address. */
+int httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err);
+void httpd_stop(struct server *s);
+void httpd_resume_waiters(struct server *s);
+
+#endif

@@ -1,0 +1,427 @@
+/* store-sqlite.c - the SQLite backend of the store: WAL, synchronous=FULL
+ * (an acknowledged write survives kill -9 and power loss), foreign keys, a
+ * busy timeout, one connection per thread with a small prepared-statement
+ * cache, and versioned migrations. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "xalloc.h"
+
+#define SQ_CACHE 48
+
+struct sq_conn {
+	sqlite3 *db;
+	const char *sql[SQ_CACHE];        /* cache keys: the caller's SQL text */
+	sqlite3_stmt *stmt[SQ_CACHE];
+	int next;                          /* round-robin eviction */
+	int in_tx;
+	struct sq_conn *all_next;          /* every connection, for close */
+};
+
+struct sq {
+	char path[1024];
+	pthread_key_t key;
+	pthread_mutex_t lock;              /* guards all */
+	struct sq_conn *all;
+};
+
+/* Versioned schema. Append only: a released migration is never edited. */
+static const char *const sq_migrations[] = {
+	/* 1: the control plane */
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE resources ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  scope TEXT NOT NULL DEFAULT '',"
+	"  name TEXT NOT NULL,"
+	"  spec TEXT NOT NULL,"
+	"  version INTEGER NOT NULL DEFAULT 1,"
+	"  created_ms BIGINT NOT NULL,"
+	"  updated_ms BIGINT NOT NULL,"
+	"  UNIQUE (kind, scope, name));"
+	"CREATE TABLE refs ("
+	"  from_id INTEGER NOT NULL REFERENCES resources(id) ON DELETE CASCADE,"
+	"  to_id INTEGER NOT NULL REFERENCES resources(id),"
+	"  PRIMARY KEY (from_id, to_id));"
+	"CREATE INDEX refs_to ON refs (to_id);"
+	"CREATE TABLE script_versions ("
+	"  name TEXT NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  content TEXT NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  interpreter TEXT NOT NULL,"
+	"  created_ms BIGINT NOT NULL,"
+	"  PRIMARY KEY (name, version));"
+	"CREATE TABLE hosts ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  cluster TEXT NOT NULL,"
+	"  grp TEXT NOT NULL,"
+	"  seq INTEGER NOT NULL,"
+	"  template TEXT NOT NULL,"
+	"  account TEXT NOT NULL,"
+	"  network TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  private_ip TEXT,"
+	"  instance_id TEXT NOT NULL DEFAULT '',"
+	"  client_token TEXT NOT NULL,"
+	"  join_hash TEXT,"
+	"  join_expires_ms BIGINT NOT NULL DEFAULT 0,"
+	"  cred_hash TEXT,"
+	"  labels TEXT NOT NULL DEFAULT '{}',"
+	"  protected INTEGER NOT NULL DEFAULT 0,"
+	"  attempt INTEGER NOT NULL DEFAULT 0,"
+	"  created_ms BIGINT NOT NULL,"
+	"  updated_ms BIGINT NOT NULL,"
+	"  launched_ms BIGINT NOT NULL DEFAULT 0,"
+	"  joined_ms BIGINT NOT NULL DEFAULT 0,"
+	"  ready_ms BIGINT NOT NULL DEFAULT 0,"
+	"  heartbeat_ms BIGINT NOT NULL DEFAULT 0,"
+	"  terminated_ms BIGINT NOT NULL DEFAULT 0);"
+	"CREATE INDEX hosts_group ON hosts (cluster, grp, state);"
+	"CREATE UNIQUE INDEX hosts_live_name ON hosts (cluster, name) WHERE state <> 'terminated';"
+	"CREATE UNIQUE INDEX hosts_live_ip ON hosts (network, private_ip) WHERE state <> 'terminated';"
+	"CREATE UNIQUE INDEX hosts_cred ON hosts (cred_hash);"
+	"CREATE TABLE init_results ("
+	"  host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,"
+	"  idx INTEGER NOT NULL,"
+	"  script TEXT NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  exit_code INTEGER NOT NULL,"
+	"  signal INTEGER NOT NULL DEFAULT 0,"
+	"  timed_out INTEGER NOT NULL DEFAULT 0,"
+	"  stdout TEXT NOT NULL,"
+	"  stderr TEXT NOT NULL,"
+	"  stdout_truncated INTEGER NOT NULL DEFAULT 0,"
+	"  stderr_truncated INTEGER NOT NULL DEFAULT 0,"
+	"  started_ms BIGINT NOT NULL,"
+	"  ended_ms BIGINT NOT NULL,"
+	"  PRIMARY KEY (host_id, idx));"
+	"CREATE TABLE activities ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ts_ms BIGINT NOT NULL,"
+	"  cluster TEXT NOT NULL DEFAULT '',"
+	"  grp TEXT NOT NULL DEFAULT '',"
+	"  host TEXT NOT NULL DEFAULT '',"
+	"  kind TEXT NOT NULL,"
+	"  cause TEXT NOT NULL DEFAULT '',"
+	"  reason TEXT NOT NULL,"
+	"  inputs TEXT NOT NULL DEFAULT '{}');"
+	"CREATE INDEX activities_group ON activities (cluster, grp, id);"
+	"CREATE TABLE tokens ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  role TEXT NOT NULL,"
+	"  hash TEXT NOT NULL UNIQUE,"
+	"  created_ms BIGINT NOT NULL);"
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ts_ms BIGINT NOT NULL,"
+	"  who TEXT NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  method TEXT NOT NULL,"
+	"  path TEXT NOT NULL,"
+	"  status INTEGER NOT NULL,"
+	"  detail TEXT NOT NULL DEFAULT '');",
+};
+
+static void
+sq_conn_free(struct sq_conn *c)
+{
+	for (int i = 0; i < SQ_CACHE; i++)
+		if (c->stmt[i])
+			sqlite3_finalize(c->stmt[i]);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+static struct sq_conn *
+sq_conn(struct store *st, struct herr *err)
+{
+	struct sq *q = st->priv;
+	struct sq_conn *c = pthread_getspecific(q->key);
+	char *msg = NULL;
+
+	if (c)
+		return c;
+	c = xcalloc(1, sizeof(*c));
+	if (sqlite3_open_v2(q->path, &c->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		herr_set(err, HERR_STORE, "cannot open store '%s': %s", q->path,
+			 c->db ? sqlite3_errmsg(c->db) : "out of memory");
+		sqlite3_close(c->db);
+		free(c);
+		return NULL;
+	}
+	sqlite3_busy_timeout(c->db, 10000);
+	if (sqlite3_exec(c->db,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+			 NULL, NULL, &msg) != SQLITE_OK) {
+		herr_set(err, HERR_STORE, "cannot set up store '%s': %s", q->path, msg ? msg : "?");
+		sqlite3_free(msg);
+		sqlite3_close(c->db);
+		free(c);
+		return NULL;
+	}
+	pthread_setspecific(q->key, c);
+	pthread_mutex_lock(&q->lock);
+	c->all_next = q->all;
+	q->all = c;
+	pthread_mutex_unlock(&q->lock);
+	return c;
+}
+
+static int
+sq_open(struct store *st, const char *path, struct herr *err)
+{
+	struct sq *q = xcalloc(1, sizeof(*q));
+
+	snprintf(q->path, sizeof(q->path), "%s", path);
+	pthread_key_create(&q->key, NULL);
+	pthread_mutex_init(&q->lock, NULL);
+	st->priv = q;
+	if (sq_conn(st, err) == NULL) {
+		pthread_key_delete(q->key);
+		free(q);
+		st->priv = NULL;
+		return err->code;
+	}
+	return 0;
+}
+
+static void
+sq_close(struct store *st)
+{
+	struct sq *q = st->priv;
+	struct sq_conn *c, *next;
+
+	if (q == NULL)
+		return;
+	for (c = q->all; c; c = next) {
+		next = c->all_next;
+		sq_conn_free(c);
+	}
+	pthread_key_delete(q->key);
+	free(q);
+	st->priv = NULL;
+}
+
+static int
+sq_simple(struct store *st, const char *sql, struct herr *err)
+{
+	struct sq_conn *c = sq_conn(st, err);
+	char *msg = NULL;
+
+	if (c == NULL)
+		return err->code;
+	if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		herr_set(err, HERR_STORE, "store: %s", msg ? msg : "error");
+		sqlite3_free(msg);
+		return err->code;
+	}
+	return 0;
+}
+
+static int
+sq_begin(struct store *st, struct herr *err)
+{
+	struct sq_conn *c = sq_conn(st, err);
+	int rc;
+
+	if (c == NULL)
+		return err->code;
+	BUG_ON(c->in_tx);
+	rc = sq_simple(st, "BEGIN IMMEDIATE", err);
+	if (rc == 0)
+		c->in_tx = 1;
+	return rc;
+}
+
+static int
+sq_commit(struct store *st, struct herr *err)
+{
+	struct sq_conn *c = sq_conn(st, err);
+	int rc;
+
+	if (c == NULL)
+		return err->code;
+	rc = sq_simple(st, "COMMIT", err);
+	if (rc < 0) {
+		sq_simple(st, "ROLLBACK", NULL);
+	}
+	c->in_tx = 0;
+	return rc;
+}
+
+static void
+sq_rollback(struct store *st)
+{
+	struct sq_conn *c = sq_conn(st, NULL);
+	struct herr e = HERR_INIT;
+
+	if (c == NULL || !c->in_tx)
+		return;
+	sq_simple(st, "ROLLBACK", &e);
+	c->in_tx = 0;
+}
+
+static sqlite3_stmt *
+sq_prepare(struct sq_conn *c, const char *sql, struct herr *err)
+{
+	sqlite3_stmt *s;
+	int i;
+
+	for (i = 0; i < SQ_CACHE; i++)
+		if (c->sql[i] && (c->sql[i] == sql || strcmp(c->sql[i], sql) == 0))
+			return c->stmt[i];
+	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+		herr_set(err, HERR_STORE, "store: cannot prepare: %s", sqlite3_errmsg(c->db));
+		return NULL;
+	}
+	i = c->next;
+	c->next = (c->next + 1) % SQ_CACHE;
+	if (c->stmt[i])
+		sqlite3_finalize(c->stmt[i]);
+	free((char *)c->sql[i]);
+	c->sql[i] = xstrdup(sql);
+	c->stmt[i] = s;
+	return s;
+}
+
+static json_t *
+sq_column(sqlite3_stmt *s, int i)
+{
+	switch (sqlite3_column_type(s, i)) {
+	case SQLITE_INTEGER:
+		return json_integer((json_int_t)sqlite3_column_int64(s, i));
+	case SQLITE_FLOAT:
+		return json_real(sqlite3_column_double(s, i));
+	case SQLITE_NULL:
+		return json_null();
+	default:
+		return json_stringn((const char *)sqlite3_column_text(s, i),
+				    (size_t)sqlite3_column_bytes(s, i));
+	}
+}
+
+static int
+sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_t *changes,
+	struct herr *err)
+{
+	struct sq_conn *c = sq_conn(st, err);
+	sqlite3_stmt *s;
+	json_t *v, *out = NULL;
+	size_t i;
+	int rc;
+
+	if (c == NULL)
+		return err->code;
+	if ((s = sq_prepare(c, sql, err)) == NULL)
+		return err->code;
+	json_array_foreach(params, i, v) {
+		int p = (int)i + 1;
+		switch (json_typeof(v)) {
+		case JSON_STRING:
+			sqlite3_bind_text(s, p, json_string_value(v), (int)json_string_length(v),
+					  SQLITE_TRANSIENT);
+			break;
+		case JSON_INTEGER:
+			sqlite3_bind_int64(s, p, (sqlite3_int64)json_integer_value(v));
+			break;
+		case JSON_REAL:
+			sqlite3_bind_double(s, p, json_real_value(v));
+			break;
+		case JSON_TRUE:
+			sqlite3_bind_int(s, p, 1);
+			break;
+		case JSON_FALSE:
+			sqlite3_bind_int(s, p, 0);
+			break;
+		default:
+			sqlite3_bind_null(s, p);
+			break;
+		}
+	}
+	if (rows)
+		out = json_array();
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (out) {
+			json_t *row = json_object();
+			int n = sqlite3_column_count(s);
+			for (int k = 0; k < n; k++)
+				json_object_set_new(row, sqlite3_column_name(s, k), sq_column(s, k));
+			json_array_append_new(out, row);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		int ext = sqlite3_extended_errcode(c->db);
+		if ((ext & 0xff) == SQLITE_CONSTRAINT)
+			herr_set(err, HERR_CONFLICT, "%s", sqlite3_errmsg(c->db));
+		else
+			herr_set(err, HERR_STORE, "store: %s", sqlite3_errmsg(c->db));
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		json_decref(out);
+		return err->code;
+	}
+	if (changes)
+		*changes = sqlite3_changes64(c->db);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rows)
+		*rows = out;
+	return 0;
+}
+
+static int
+sq_migrate(struct store *st, struct herr *err)
+{
+	struct sq_conn *c = sq_conn(st, err);
+	int have = 0, want = (int)(sizeof(sq_migrations) / sizeof(sq_migrations[0]));
+	sqlite3_stmt *s;
+
+	if (c == NULL)
+		return err->code;
+	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			have = sqlite3_column_int(s, 0);
+		sqlite3_finalize(s);
+	}
+	if (have > want)
+		return herr_set(err, HERR_STORE,
+				"store '%s' has schema version %d, newer than this herd (%d)",
+				st->dsn, have, want);
+	for (int v = have; v < want; v++) {
+		char pragma[64];
+		if (sq_begin(st, err) < 0)
+			return err->code;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+		if (sq_simple(st, sq_migrations[v], err) < 0 || sq_simple(st, pragma, err) < 0) {
+			sq_rollback(st);
+			return herr_set(err, HERR_STORE, "store migration %d failed: %s", v + 1,
+					err->msg);
+		}
+		if (sq_commit(st, err) < 0)
+			return err->code;
+		log_info("store: migrated '%s' to schema version %d", st->dsn, v + 1);
+	}
+	return 0;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.migrate = sq_migrate,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.exec = sq_exec,
+};

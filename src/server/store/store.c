@@ -1,0 +1,135 @@
+/* store.c - backend selection and the helpers callers use to run portable
+ * SQL against any backend; see store.h. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "xalloc.h"
+
+extern const struct store_ops store_sqlite_ops;
+
+struct store *
+store_open(const char *dsn, struct herr *err)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	const char *path = dsn;
+
+	if (strncmp(dsn, "sqlite:", 7) == 0)
+		path = dsn + 7;
+	else if (strncmp(dsn, "postgres:", 9) == 0 || strncmp(dsn, "postgresql:", 11) == 0) {
+		herr_set(err, -ENOTSUP, "the postgresql store is not built in yet");
+		free(st);
+		return NULL;
+	}
+	st->ops = &store_sqlite_ops;
+	snprintf(st->dsn, sizeof(st->dsn), "%s", path);
+	if (st->ops->open(st, path, err) < 0) {
+		free(st);
+		return NULL;
+	}
+	if (st->ops->migrate(st, err) < 0) {
+		st->ops->close(st);
+		free(st);
+		return NULL;
+	}
+	return st;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	st->ops->close(st);
+	free(st);
+}
+
+int
+store_begin(struct store *st, struct herr *err)
+{
+	return st->ops->begin(st, err);
+}
+
+int
+store_commit(struct store *st, struct herr *err)
+{
+	return st->ops->commit(st, err);
+}
+
+void
+store_rollback(struct store *st)
+{
+	st->ops->rollback(st);
+}
+
+static int
+store_vq(struct store *st, json_t **rows, int64_t *changes, struct herr *err, const char *sql,
+	 const char *fmt, va_list ap)
+{
+	json_t *params = NULL;
+	json_error_t jerr;
+	int rc;
+
+	if (fmt) {
+		params = json_vpack_ex(&jerr, 0, fmt, ap);
+		if (params == NULL)
+			return herr_set(err, HERR_STORE, "bad query parameters: %s", jerr.text);
+	}
+	rc = st->ops->exec(st, sql, params, rows, changes, err);
+	json_decref(params);
+	return rc;
+}
+
+int
+store_q(struct store *st, json_t **rows, int64_t *changes, struct herr *err, const char *sql,
+	const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = store_vq(st, rows, changes, err, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+json_t *
+store_row(struct store *st, struct herr *err, const char *sql, const char *fmt, ...)
+{
+	json_t *rows = NULL, *row = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = store_vq(st, &rows, NULL, err, sql, fmt, ap);
+	va_end(ap);
+	if (rc == 0 && json_array_size(rows) > 0)
+		row = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	return row;
+}
+
+char *
+store_meta_get(struct store *st, const char *key)
+{
+	struct herr err = HERR_INIT;
+	json_t *row = store_row(st, &err, "SELECT value FROM meta WHERE key = ?", "[s]", key);
+	char *v = NULL;
+
+	if (row && json_string_value(json_object_get(row, "value")))
+		v = xstrdup(json_string_value(json_object_get(row, "value")));
+	json_decref(row);
+	return v;
+}
+
+int
+store_meta_set(struct store *st, const char *key, const char *value, struct herr *err)
+{
+	int64_t n = 0;
+	int rc = store_q(st, NULL, &n, err, "UPDATE meta SET value = ? WHERE key = ?", "[ss]", value, key);
+	if (rc == 0 && n == 0)
+		rc = store_q(st, NULL, NULL, err, "INSERT INTO meta (key, value) VALUES (?, ?)",
+			     "[ss]", key, value);
+	return rc;
+}

@@ -1,0 +1,61 @@
+/* store.h - the control-plane store. Backends (SQLite now, PostgreSQL later)
+ * implement a small SQL-level ops struct; everything above (store.c and the
+ * callers) is written once in portable SQL with '?' placeholders, values
+ * passed as a JSON array and rows returned as JSON objects (64-bit integers
+ * intact). Each thread has its own connection; a transaction belongs to the
+ * thread that began it. */
+#ifndef HERD_STORE_H
+#define HERD_STORE_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "herr.h"
+
+struct store;
+
+struct store_ops {
+	const char *name;
+	int (*open)(struct store *st, const char *dsn, struct herr *err);
+	void (*close)(struct store *st);
+	/* Brings the schema to the newest version, one migration per txn. */
+	int (*migrate)(struct store *st, struct herr *err);
+	int (*begin)(struct store *st, struct herr *err);
+	int (*commit)(struct store *st, struct herr *err);
+	void (*rollback)(struct store *st);
+	/* Runs one statement. params: JSON array (string, integer, real, true,
+	 * false, null) or NULL. rows (optional): set to an owned array of
+	 * objects keyed by column name. changes (optional): rows changed.
+	 * Constraint violations return HERR_CONFLICT; others HERR_STORE. */
+	int (*exec)(struct store *st, const char *sql, json_t *params, json_t **rows,
+		    int64_t *changes, struct herr *err);
+};
+
+struct store {
+	const struct store_ops *ops;
+	char dsn[1024];
+	void *priv;
+};
+
+/* Opens the store named by dsn ("sqlite:PATH" or a plain path) and migrates. */
+struct store *store_open(const char *dsn, struct herr *err);
+void store_close(struct store *st);
+
+int store_begin(struct store *st, struct herr *err);
+int store_commit(struct store *st, struct herr *err);
+void store_rollback(struct store *st);
+
+/* Runs sql with params packed by json_pack(fmt, ...) ("[ssI]"; fmt may be
+ * NULL for none). *rows (if rows != NULL) gets the result rows (owned). */
+int store_q(struct store *st, json_t **rows, int64_t *changes, struct herr *err,
+	    const char *sql, const char *fmt, ...);
+/* The first row of a query (owned), or NULL when none or on error (err set
+ * only on error: check err->code). */
+json_t *store_row(struct store *st, struct herr *err, const char *sql, const char *fmt, ...);
+
+/* Small key/value settings (instance id, ...). Owned string or NULL. */
+char *store_meta_get(struct store *st, const char *key);
+int store_meta_set(struct store *st, const char *key, const char *value, struct herr *err);
+
+#endif
