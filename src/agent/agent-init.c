@@ -126,22 +126,28 @@ utf8_len(const unsigned char *s, size_t n)
 }
 
 json_t *
-agent_json_text(const char *p, size_t n)
+agent_json_text(const char *p, size_t n, size_t max, bool *truncated)
 {
 	const unsigned char *s = (const unsigned char *)p;
 	struct buf b;
 	json_t *j;
 
-	buf_init(&b, n * 3 + 16);
+	buf_init(&b, max);
 	for (size_t i = 0; i < n;) {
 		size_t len = s[i] ? utf8_len(s + i, n - i) : 0;
+		int rc;
 
 		if (len) {
-			buf_add(&b, s + i, len);
+			rc = buf_add(&b, s + i, len);
 			i += len;
 		} else {
-			buf_add(&b, "\xEF\xBF\xBD", 3);
+			rc = buf_add(&b, "\xEF\xBF\xBD", 3);
 			i++;
+		}
+		if (rc < 0) {
+			/* repairs made it longer than max: cut at a character boundary */
+			*truncated = true;
+			break;
 		}
 	}
 	j = json_stringn_nocheck(b.p ? b.p : "", b.len);
@@ -214,7 +220,7 @@ init_run_one(struct agent *a, size_t i, bool *failed, char *reason, size_t reaso
 	struct exec_result r;
 	struct herr err = HERR_INIT;
 	char dir[512], what[256], *env[10];
-	json_t *body, *resp = NULL;
+	json_t *body, *resp = NULL, *out, *errout;
 	size_t n = 0;
 	int rc;
 
@@ -273,11 +279,14 @@ init_run_one(struct agent *a, size_t i, bool *failed, char *reason, size_t reaso
 	else
 		log_info("%s", reason);
 
+	/* before the pack: these may set the truncated flags it reads */
+	out = agent_json_text(r.out.p ? r.out.p : "", r.out.len, EXEC_MAX_OUTPUT, &r.out.truncated);
+	errout = agent_json_text(r.err.p ? r.err.p : "", r.err.len, EXEC_MAX_OUTPUT,
+				 &r.err.truncated);
 	body = json_pack("{s:I, s:s, s:I, s:i, s:i, s:b, s:o, s:o, s:b, s:b, s:I, s:I}",
 			 "index", (json_int_t)i, "script", name, "version", version,
 			 "exit_code", r.exit_code, "signal", r.signal, "timed_out", r.timed_out,
-			 "stdout", agent_json_text(r.out.p ? r.out.p : "", r.out.len),
-			 "stderr", agent_json_text(r.err.p ? r.err.p : "", r.err.len),
+			 "stdout", out, "stderr", errout,
 			 "stdout_truncated", r.out.truncated, "stderr_truncated", r.err.truncated,
 			 "started_ms", (json_int_t)r.started_ms, "ended_ms", (json_int_t)r.ended_ms);
 	BUG_ON(body == NULL);

@@ -100,7 +100,8 @@ const char *agent_state_path(const struct agent *a, const char *name, char *out,
  * -ECANCELED when the agent stops. */
 int agent_init_run(struct agent *a);
 /* A JSON string of n bytes of program output: invalid UTF-8 and NULs
- * become U+FFFD. Owned reference. */
-json_t *agent_json_text(const char *p, size_t n);
+ * become U+FFFD; at most max bytes (the server's cap), cut at a character
+ * boundary, setting *truncated if cut. Owned reference. */
+json_t *agent_json_text(const char *p, size_t n, size_t max, bool *truncated);
 
 #endif

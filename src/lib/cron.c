@@ -643,8 +643,8 @@ parse_field(const char *s, size_t *i, const struct field *f, bool dow, uint64_t 
 						"step %.*s out of range 1-%d at column %d",
 						(int)(*i - sat), s + sat, f->hi, col(sat));
 			step = (int)v;
-			if (s[at] != '*' && hi == lo)
-				hi = dow ? 6 : f->hi;   /* N/STEP: N to the end */
+			if (s[at] != '*' && hi == lo)   /* N/STEP: N to the end */
+				hi = dow && lo < 7 ? 6 : f->hi;
 		}
 		for (int v = lo; v <= hi; v += step)
 			*bits |= 1ULL << (dow ? v % 7 : v);
@@ -736,7 +736,8 @@ civil_secs(const struct civil *t)
 	return days_from_civil(t->y, t->mo, t->d) * 86400 + t->h * 3600 + t->mi * 60;
 }
 
-/* Carries a field that was just incremented past its end. */
+/* Carries a field that was just incremented past its end (the month only
+ * ever with d == 1). */
 static void
 civil_carry(struct civil *t)
 {
@@ -748,7 +749,7 @@ civil_carry(struct civil *t)
 		t->h = 0;
 		t->d++;
 	}
-	if (t->d > month_days(t->y, t->mo)) {
+	if (t->mo <= 12 && t->d > month_days(t->y, t->mo)) {
 		t->d = 1;
 		t->mo++;
 	}

@@ -44,6 +44,13 @@ struct yj {
 	struct herr *err;
 };
 
+/* The name of member e; never NULL (keys stays NULL while all are ""). */
+static const char *
+lm_key(const struct linemap *m, const struct lm_entry *e)
+{
+	return m->keys != NULL ? m->keys + e->key_off : "";
+}
+
 static uint64_t
 lm_hash(uint32_t parent, const char *key, size_t klen, uint64_t index)
 {
@@ -81,14 +88,16 @@ lm_add(struct linemap *m, uint32_t parent, const char *key, size_t klen, uint64_
 	e->index = key ? 0 : index;
 	e->next = LM_NONE;
 	if (key != NULL) {
+		e->key_off = (uint32_t)m->keys_len;
+		e->key_len = (uint32_t)klen;
+	}
+	if (key != NULL && klen > 0) {
 		if (m->keys_len + klen > m->keys_cap) {
 			while (m->keys_len + klen > m->keys_cap)
 				m->keys_cap = m->keys_cap ? 2 * m->keys_cap : 1024;
 			m->keys = xrealloc(m->keys, m->keys_cap);
 		}
 		memcpy(m->keys + m->keys_len, key, klen);
-		e->key_off = (uint32_t)m->keys_len;
-		e->key_len = (uint32_t)klen;
 		m->keys_len += klen;
 	}
 	return (uint32_t)m->n++;
@@ -105,7 +114,7 @@ lm_index(struct linemap *m)
 	memset(m->bucket, 0xff, m->nbucket * sizeof(*m->bucket));
 	for (size_t i = 0; i < m->n; i++) {
 		struct lm_entry *e = &m->e[i];
-		const char *key = e->key_off == LM_NONE ? NULL : m->keys + e->key_off;
+		const char *key = e->key_off == LM_NONE ? NULL : lm_key(m, e);
 		size_t b = lm_hash(e->parent, key, e->key_len, e->index) & (m->nbucket - 1);
 
 		e->next = m->bucket[b];
@@ -126,7 +135,7 @@ lm_child(const struct linemap *m, uint32_t parent, const char *key, size_t klen,
 		if (key == NULL && e->key_off == LM_NONE && e->index == index)
 			return i;
 		if (key != NULL && e->key_off != LM_NONE && e->key_len == klen &&
-		    memcmp(m->keys + e->key_off, key, klen) == 0)
+		    (klen == 0 || memcmp(lm_key(m, e), key, klen) == 0))
 			return i;
 	}
 	return LM_NONE;
@@ -151,7 +160,7 @@ lm_path(const struct linemap *m, uint32_t i, char *out, size_t n)
 			w = snprintf(out + len, n - len, "[%llu]", (unsigned long long)e->index);
 		else
 			w = snprintf(out + len, n - len, "%s%.*s", len ? "." : "",
-				     (int)e->key_len, m->keys + e->key_off);
+				     (int)e->key_len, lm_key(m, e));
 		if (w < 0)
 			break;
 		len += (size_t)w;
@@ -481,7 +490,7 @@ mapping(struct yj *y, uint32_t self, int depth, size_t plen, json_t *obj)
 		klen = ev.data.scalar.length;
 		child = lm_add(y->lm, self, key, klen, 0, kline);
 		yaml_event_delete(&ev);
-		key = y->lm->keys + y->lm->e[child].key_off;
+		key = lm_key(y->lm, &y->lm->e[child]);
 		clen = child_path_len(plen, klen, true, 0);
 		if (clen > YAMLJSON_MAX_PATH)
 			return yj_fail(y, HERR_TOOBIG, self, kline,

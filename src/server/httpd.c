@@ -91,6 +91,7 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 
 	if (rq == NULL)
 		return;
+	log_debug("http: %s %s -> %d (termination %d)", rq->method, rq->path, rq->status, (int)t);
 	req_free(rq);
 	*con_cls = NULL;
 }
@@ -196,6 +197,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		const char *cl;
 		bool mismatch = false;
 
+		log_debug("http: %s %s", method, url);
 		rq = xcalloc(1, sizeof(*rq));
 		rq->srv = s;
 		rq->conn = c;
@@ -270,7 +272,6 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
-			     MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 			     MHD_OPTION_END);
 	if (d == NULL)

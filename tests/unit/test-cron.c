@@ -132,6 +132,10 @@ test_parse_fields(void **state)
 	assert_int_equal(c.wdays, 1 << 0 | 1 << 6);
 	c = parse_ok("59 23 31 12 *");
 	assert_true(c.minutes == 1ULL << 59);
+	c = parse_ok("0 0 * * 7/5");
+	assert_int_equal(c.wdays, 1);
+	c = parse_ok("0 0 * * mon/2");
+	assert_int_equal(c.wdays, 1 << 1 | 1 << 3 | 1 << 5);
 	c = parse_ok("0 0 * * */3");
 	assert_int_equal(c.wdays, 1 << 0 | 1 << 3 | 1 << 6);
 

@@ -145,6 +145,7 @@ netlink_link_set_up(struct nl_sock *sk, const char *name, struct herr *err)
 int
 netlink_bridge_ensure(struct nl_sock *sk, const char *name, struct herr *err)
 {
+	struct nl_addr *lladdr = NULL;
 	struct rtnl_link *link = NULL;
 	const char *type;
 	int rc;
@@ -166,9 +167,24 @@ netlink_bridge_ensure(struct nl_sock *sk, const char *name, struct herr *err)
 		return herr_set(err, -ENOMEM, "cannot allocate link");
 	rtnl_link_set_name(link, name);
 	rtnl_link_set_flags(link, IFF_UP);
+	/* A fixed MAC: a bridge without one takes the lowest MAC of its ports
+	 * and changes it when a host's veth joins, and hosts that cached the
+	 * gateway's old MAC then lose packets until their ARP entry expires. */
+	{
+		unsigned char mac[6] = { 0x02, 0x68, 0x64, 0, 0, 0 };
+		unsigned h = 2166136261u;
+		for (const char *c = name; *c; c++)
+			h = (h ^ (unsigned char)*c) * 16777619u;
+		mac[3] = (unsigned char)(h >> 16);
+		mac[4] = (unsigned char)(h >> 8);
+		mac[5] = (unsigned char)h;
+		if ((lladdr = nl_addr_build(AF_LLC, mac, sizeof(mac))) != NULL)
+			rtnl_link_set_addr(link, lladdr);
+	}
 	if ((rc = rtnl_link_set_type(link, "bridge")) == 0)
 		rc = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
 	rtnl_link_put(link);
+	nl_addr_put(lladdr);
 	if (rc < 0)
 		return herr_set(err, nle_errno(rc), "cannot create bridge '%s': %s", name,
 				nl_geterror(rc));

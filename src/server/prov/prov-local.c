@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -54,6 +55,8 @@
 #define CGROUP_ROOT "/sys/fs/cgroup"
 #define HOST_STATE_MNT "/var/lib/herd"      /* where a host sees its state dir */
 #define AGENT_CONFIG "/run/herd/agent.json" /* inside the host */
+#define HOST_BIN_DIR "/run/herd/bin"           /* inside the host */
+#define HOST_BIN HOST_BIN_DIR "/herd"
 #define KILL_TIMEOUT_MS 2000
 #define START_TIMEOUT_MS 5000
 
@@ -612,7 +615,7 @@ spawn_pid1(const struct spawn *s)
 	sigset_t none;
 	size_t off = 0;
 	ssize_t n;
-	int fd, logfd, nullfd;
+	int fd, logfd, nullfd, binfd;
 
 	/* A clean process: default signal handlers (then unblocked: launch
 	 * blocked them all before fork), nothing of the server's left open. */
@@ -639,6 +642,12 @@ spawn_pid1(const struct spawn *s)
 		spawn_fail(s, ST_LOG);
 	if ((nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
 		spawn_fail(s, ST_DEVNULL);
+	/* The agent binary is copied into the host's own /run, so it runs (and
+	 * scripts find `herd` on PATH) wherever the server's binary lives,
+	 * /tmp included, and an upgrade of the machine's binary never changes
+	 * a running host under its feet. */
+	if ((binfd = open(s->agent_bin, O_RDONLY | O_CLOEXEC)) < 0)
+		spawn_fail(s, ST_EXEC);
 	if (mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
 		spawn_fail(s, ST_MOUNT_RUN);
 	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
@@ -658,6 +667,15 @@ spawn_pid1(const struct spawn *s)
 		off += (size_t)n;
 	}
 	close(fd);
+	if (mkdir(HOST_BIN_DIR, 0755) < 0 ||
+	    (fd = open(HOST_BIN, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755)) < 0)
+		spawn_fail(s, ST_EXEC);
+	while ((n = sendfile(fd, binfd, NULL, 1 << 30)) != 0) {
+		if (n < 0 && errno != EINTR)
+			spawn_fail(s, ST_EXEC);
+	}
+	close(fd);
+	close(binfd);
 	if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
 		spawn_fail(s, ST_LOG);
 	close(nullfd);
@@ -667,7 +685,7 @@ spawn_pid1(const struct spawn *s)
 		spawn_fail(s, ST_SETSID);
 	if (chdir("/") < 0)
 		spawn_fail(s, ST_CHDIR);
-	execve(s->agent_bin, s->argv, s->envp);
+	execve(HOST_BIN, s->argv, s->envp);
 	spawn_fail(s, ST_EXEC);
 }
 
@@ -888,10 +906,6 @@ launch_check(const struct host_spec *spec, const struct host_paths *hp, struct h
 	if (bin == NULL || bin[0] != '/')
 		return herr_set(err, HERR_INVALID, "agent binary '%s' is not an absolute path",
 				bin ? bin : "");
-	/* A host gets fresh /tmp and /run: a binary there is not visible in it. */
-	if (strncmp(bin, "/tmp/", 5) == 0 || strncmp(bin, "/run/", 5) == 0)
-		return herr_set(err, HERR_INVALID,
-				"agent binary '%s' is under /tmp or /run, which hosts do not see", bin);
 	if (access(bin, X_OK) < 0)
 		return herr_set(err, HERR_INVALID, "agent binary '%s' is not executable: %s", bin,
 				strerror(errno));
