@@ -77,7 +77,7 @@ bench: deps $(BUILD)/herd
 fuzz: deps
 	@mkdir -p $(BUILD)/fuzz
 	for f in $(FUZZ_SRCS); do \
-		clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Isrc/lib \
+		clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Isrc/lib -Isrc/server \
 			$(PKG_CFLAGS) -o $(BUILD)/fuzz/$$(basename $$f .c) $$f \
 			$(filter-out src/main.c,$(SRCS)) $(LIBS) || exit 1; \
 	done

@@ -1,7 +1,8 @@
 /* fuzz-cron.c - libFuzzer target for cron_parse() and cron_next(). Input:
  * the schedule, then optionally '\n', 8 bytes of after_ms and a byte picking
- * the zone (top bit: after_ms raw, else folded into 1900-2200). Checks that the next time is after after_ms, on a minute of the
- * schedule (in UTC), and that asking again just before it gives it again. */
+ * the zone (top bit: after_ms raw, else folded into 1900-2200). Checks that
+ * the next time is after after_ms, on a minute of the schedule (in UTC), and
+ * that asking again just before it gives it again. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -31,8 +31,8 @@ struct cron {
  * Day rule (Vixie cron's): when both day fields are restricted, a day
  * matching either one matches; a field that starts with '*' (even `*\/2`)
  * is not restricted, and then both must match.
- * Returns 0 and fills *out, or HERR_INVALID with a message giving the
- * 1-based column: "hour 24 out of range 0-23 at column 3". */
+ * Returns 0 and fills *out, or HERR_INVALID (leaving *out alone) with a
+ * message giving the 1-based column: "hour 24 out of range 0-23 at column 3". */
 int cron_parse(const char *s, struct cron *out, struct herr *err);
 
 /* Checks that tz (an IANA name such as "Asia/Shanghai"; NULL, "" and "UTC"

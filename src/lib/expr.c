@@ -109,6 +109,7 @@ int
 expr_parse(const char *s, struct expr *out, struct herr *err)
 {
 	char what[16], num[64];
+	struct expr e;
 	size_t i, j, n;
 	int agg = -1;
 	double v;
@@ -122,7 +123,7 @@ expr_parse(const char *s, struct expr *out, struct herr *err)
 	if (agg < 0)
 		return herr_set(err, HERR_INVALID,
 				"expected avg, min, max, sum or count at column %d", col(i));
-	out->agg = (enum expr_agg)agg;
+	e.agg = (enum expr_agg)agg;
 
 	i = skip_blanks(s, j);
 	if (s[i] != '(')
@@ -136,8 +137,8 @@ expr_parse(const char *s, struct expr *out, struct herr *err)
 		return herr_set(err, HERR_INVALID,
 				"metric name at column %d longer than %d characters", col(i),
 				EXPR_METRIC_MAX);
-	memcpy(out->metric, s + i, j - i);
-	out->metric[j - i] = '\0';
+	memcpy(e.metric, s + i, j - i);
+	e.metric[j - i] = '\0';
 
 	i = skip_blanks(s, j);
 	if (s[i] != ')')
@@ -147,10 +148,10 @@ expr_parse(const char *s, struct expr *out, struct herr *err)
 	if (s[i] == '>' || s[i] == '<') {
 		bool eq = s[i + 1] == '=';
 
-		out->op = s[i] == '>' ? (eq ? OP_GE : OP_GT) : (eq ? OP_LE : OP_LT);
+		e.op = s[i] == '>' ? (eq ? OP_GE : OP_GT) : (eq ? OP_LE : OP_LT);
 		i += eq ? 2 : 1;
 	} else if (s[i] == '=') {
-		out->op = OP_EQ;
+		e.op = OP_EQ;
 		i += s[i + 1] == '=' ? 2 : 1;   /* "==" reads the same */
 	} else {
 		return herr_set(err, HERR_INVALID,
@@ -170,12 +171,13 @@ expr_parse(const char *s, struct expr *out, struct herr *err)
 	v = strtod(num, NULL);
 	if (!isfinite(v) || (errno == ERANGE && fabs(v) > 1.0))
 		return herr_set(err, HERR_INVALID, "number at column %d is out of range", col(i));
-	out->value = v == 0.0 ? 0.0 : v;     /* no -0 */
+	e.value = v == 0.0 ? 0.0 : v;     /* no -0 */
 
 	i = skip_blanks(s, j);
 	if (s[i] != '\0')
 		return herr_set(err, HERR_INVALID, "unexpected %s at column %d",
 				what_at(s, i, what, sizeof(what)), col(i));
+	*out = e;
 	return 0;
 }
 
@@ -244,6 +246,7 @@ adjust_parse(const char *s, struct adjust *out, struct herr *err)
 	char sign = 0;
 	long long v = 0;
 	char what[16];
+	struct adjust adj;
 
 	if (s[i] == '+' || s[i] == '-' || s[i] == '=') {
 		sign = s[i];
@@ -261,29 +264,30 @@ adjust_parse(const char *s, struct adjust *out, struct herr *err)
 					col(start));
 		v = v * 10 + (s[i++] - '0');
 	}
-	out->kind = sign == '=' ? ADJ_EXACT : ADJ_DELTA;
+	adj.kind = sign == '=' ? ADJ_EXACT : ADJ_DELTA;
 	if (s[i] == '%') {
 		if (sign == '=')
 			return herr_set(err, HERR_INVALID,
 					"'=' takes a host count, not a percentage (column %d)",
 					col(i));
-		out->kind = ADJ_PERCENT;
+		adj.kind = ADJ_PERCENT;
 		i++;
 	}
-	out->n = sign == '-' ? -v : v;
+	adj.n = sign == '-' ? -v : v;
 	i = skip_blanks(s, i);
 	if (s[i] != '\0')
 		return herr_set(err, HERR_INVALID, "unexpected %s at column %d",
 				what_at(s, i, what, sizeof(what)), col(i));
-	if (out->kind == ADJ_PERCENT && (out->n < -100 || out->n > ADJUST_PCT_MAX))
+	if (adj.kind == ADJ_PERCENT && (adj.n < -100 || adj.n > ADJUST_PCT_MAX))
 		return herr_set(err, HERR_INVALID, "percent must be between -100 and %d",
 				ADJUST_PCT_MAX);
-	if (out->kind != ADJ_PERCENT && v > ADJUST_MAX)
+	if (adj.kind != ADJ_PERCENT && v > ADJUST_MAX)
 		return herr_set(err, HERR_INVALID, "adjustment must be at most %d hosts",
 				ADJUST_MAX);
-	if (out->kind != ADJ_EXACT && v == 0)
+	if (adj.kind != ADJ_EXACT && v == 0)
 		return herr_set(err, HERR_INVALID, "adjustment '%.32s' changes nothing",
 				s + skip_blanks(s, 0));
+	*out = adj;
 	return 0;
 }
 

@@ -30,8 +30,9 @@ struct expr {
  * tokens.
  * The parser accepts '=' everywhere; a caller that wants a trigger (`when`)
  * rejects OP_EQ and one that wants a target rejects the others.
- * Returns 0 and fills *out, or HERR_INVALID with a message naming what was
- * expected and the 1-based column: "expected '(' at column 4". */
+ * Returns 0 and fills *out, or HERR_INVALID (leaving *out alone) with a
+ * message naming what was expected and the 1-based column:
+ * "expected '(' at column 4". */
 int expr_parse(const char *s, struct expr *out, struct herr *err);
 
 /* Whether `v OP e->value` holds; OP_EQ compares exactly. NaN never holds. */
@@ -61,8 +62,8 @@ struct adjust {
  * the integer a YAML parser makes of `adjust: +1` can be printed with "%lld"
  * and parsed here. Blanks around the text and after the sign are allowed.
  * A zero delta or percent is refused (the policy would do nothing); "=0" is
- * fine. Returns 0 and fills *out, or HERR_INVALID ("expected digit at
- * column 2", "percent must be between -100 and 10000"). */
+ * fine. Returns 0 and fills *out, or HERR_INVALID, leaving *out alone
+ * ("expected digit at column 2", "percent must be between -100 and 10000"). */
 int adjust_parse(const char *s, struct adjust *out, struct herr *err);
 
 /* The desired size after applying a to `current` hosts. A percentage of

@@ -274,7 +274,7 @@ libyaml_fail(struct yj *y)
 		for (size_t i = 0; i < p->problem_offset && i < y->len; i++)
 			line += y->text[i] == '\n';
 		if (p->problem_value != -1)
-			return yj_fail(y, HERR_INVALID, LM_NONE, line, "%s (#%x)", problem,
+			return yj_fail(y, HERR_INVALID, LM_NONE, line, "%s (0x%x)", problem,
 				       (unsigned)p->problem_value);
 		return yj_fail(y, HERR_INVALID, LM_NONE, line, "%s", problem);
 	default:
@@ -452,18 +452,55 @@ sequence(struct yj *y, uint32_t self, int depth, size_t plen, json_t *arr)
 	}
 }
 
+/* Takes the key event *ev (deleting it): records the member, checks the key
+ * and returns it NUL-terminated in *key (the caller frees it). */
+static int
+member_key(struct yj *y, yaml_event_t *ev, uint32_t self, size_t plen, json_t *obj,
+	   uint32_t *child, size_t *clen, char **key)
+{
+	int line = ev_line(ev), rc = 0;
+	const char *s;
+	size_t n;
+
+	*key = NULL;
+	if (ev->type == YAML_ALIAS_EVENT)
+		rc = yj_fail(y, HERR_INVALID, self, line, "aliases are not supported");
+	else if (ev->type != YAML_SCALAR_EVENT)
+		rc = yj_fail(y, HERR_INVALID, self, line, "mapping keys must be scalars");
+	else
+		rc = check_props(y, self, ev, ev->data.scalar.anchor, ev->data.scalar.tag);
+	if (rc < 0) {
+		yaml_event_delete(ev);
+		return rc;
+	}
+	s = (const char *)ev->data.scalar.value;
+	n = ev->data.scalar.length;
+	*child = lm_add(y->lm, self, s, n, 0, line);
+	*clen = child_path_len(plen, n, true, 0);
+	if (*clen > YAMLJSON_MAX_PATH)
+		rc = yj_fail(y, HERR_TOOBIG, self, line, "path longer than %d bytes",
+			     YAMLJSON_MAX_PATH);
+	else if (memchr(s, '\0', n) != NULL)
+		rc = yj_fail(y, HERR_INVALID, self, line, "NUL character in key");
+	else if (json_object_getn(obj, s, n) != NULL)
+		rc = yj_fail(y, HERR_INVALID, *child, line, "duplicate key '%.64s'", s);
+	else
+		*key = xstrndup(s, n);
+	yaml_event_delete(ev);
+	return rc;
+}
+
 static int
 mapping(struct yj *y, uint32_t self, int depth, size_t plen, json_t *obj)
 {
 	yaml_event_t ev;
+	char *key = NULL;
 	int rc;
 
 	for (;;) {
 		json_t *v;
 		uint32_t child;
-		const char *key;
-		size_t klen, clen;
-		int kline;
+		size_t clen;
 
 		if ((rc = next_event(y, &ev)) < 0)
 			return rc;
@@ -471,59 +508,23 @@ mapping(struct yj *y, uint32_t self, int depth, size_t plen, json_t *obj)
 			yaml_event_delete(&ev);
 			return 0;
 		}
-		kline = ev_line(&ev);
-		if (ev.type != YAML_SCALAR_EVENT) {
-			if (ev.type == YAML_ALIAS_EVENT)
-				rc = yj_fail(y, HERR_INVALID, self, kline,
-					     "aliases are not supported");
-			else
-				rc = yj_fail(y, HERR_INVALID, self, kline,
-					     "mapping keys must be scalars");
-			yaml_event_delete(&ev);
+		if ((rc = member_key(y, &ev, self, plen, obj, &child, &clen, &key)) < 0)
 			return rc;
+		if ((rc = next_event(y, &ev)) < 0)
+			goto out_free_key;
+		if ((rc = node(y, &ev, child, depth, clen, &v)) < 0)
+			goto out_free_key;
+		if (json_object_set_new(obj, key, v) < 0) {
+			rc = yj_fail(y, HERR_INVALID, child, (int)y->lm->e[child].key_line,
+				     "key is not valid UTF-8");
+			goto out_free_key;
 		}
-		if ((rc = check_props(y, self, &ev, ev.data.scalar.anchor, ev.data.scalar.tag)) < 0) {
-			yaml_event_delete(&ev);
-			return rc;
-		}
-		key = (const char *)ev.data.scalar.value;
-		klen = ev.data.scalar.length;
-		child = lm_add(y->lm, self, key, klen, 0, kline);
-		yaml_event_delete(&ev);
-		key = lm_key(y->lm, &y->lm->e[child]);
-		clen = child_path_len(plen, klen, true, 0);
-		if (clen > YAMLJSON_MAX_PATH)
-			return yj_fail(y, HERR_TOOBIG, self, kline,
-				       "path longer than %d bytes", YAMLJSON_MAX_PATH);
-		if (memchr(key, '\0', klen) != NULL)
-			return yj_fail(y, HERR_INVALID, self, kline, "NUL character in key");
-		{
-			/* jansson wants a NUL-terminated key */
-			char *k = xstrndup(key, klen);
-
-			if (json_object_get(obj, k) != NULL) {
-				rc = yj_fail(y, HERR_INVALID, child, kline,
-					     "duplicate key '%.64s'", k);
-				free(k);
-				return rc;
-			}
-			if ((rc = next_event(y, &ev)) < 0) {
-				free(k);
-				return rc;
-			}
-			y->lm->e[child].line = (uint32_t)ev_line(&ev);
-			if ((rc = node(y, &ev, child, depth, clen, &v)) < 0) {
-				free(k);
-				return rc;
-			}
-			if (json_object_set_new(obj, k, v) < 0) {
-				free(k);
-				return yj_fail(y, HERR_INVALID, child, kline,
-					       "key is not valid UTF-8");
-			}
-			free(k);
-		}
+		xfree(&key);
 	}
+
+out_free_key:
+	free(key);
+	return rc;
 }
 
 /* Converts the node starting with *ev (which this deletes) into *out, a new

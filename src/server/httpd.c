@@ -18,6 +18,7 @@
 #include "xalloc.h"
 
 #define HTTPD_MAX_DAEMONS 64
+#define HTTPD_DISCARD_MAX ((size_t)256 << 20)  /* bytes dropped before cutting off */
 
 struct waiter {
 	struct req *rq;
@@ -211,7 +212,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 			 * connection instead of swallowing the body. */
 			reply_errf(rq, HERR_TOOBIG, "", "request body is larger than %zu bytes",
 				   s->body_max);
-			rq->body_too_big = true;
+			rq->answered_early = true;
 			return send_answer(rq);
 		}
 		rq->route = route_match(method, url, rq->params, &rq->nparams, &mismatch);
@@ -226,19 +227,28 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
-		if (!rq->body_too_big && buf_add(&rq->body, upload_data, *upload_size) < 0) {
+		/* A body without Content-Length that passes the limit: its bytes
+		 * are dropped as they come (memory stays flat) and the 413 goes
+		 * out at its end; MHD cannot answer in the middle of an upload.
+		 * One that never ends is cut off after HTTPD_DISCARD_MAX. */
+		if (rq->body_too_big) {
+			rq->discarded += *upload_size;
+			*upload_size = 0;
+			return rq->discarded > HTTPD_DISCARD_MAX ? MHD_NO : MHD_YES;
+		}
+		if (buf_add(&rq->body, upload_data, *upload_size) < 0) {
 			rq->body_too_big = true;
 			buf_release(&rq->body);
-			*upload_size = 0;
 			reply_errf(rq, HERR_TOOBIG, "", "request body is larger than %zu bytes",
 				   s->body_max);
-			return send_answer(rq);
 		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (rq->answered_early)
+		return MHD_YES;
 	if (rq->body_too_big)
-		return MHD_YES; /* answered already */
+		return send_answer(rq);
 	if (rq->status == 0) {
 		do {
 			rq->suspended = false;

@@ -48,6 +48,8 @@ struct req {
 	int nparams;
 	struct buf body;               /* raw request body (bounded) */
 	bool body_too_big;
+	bool answered_early;           /* 413 queued on the first call */
+	size_t discarded;              /* body bytes dropped past the limit */
 	json_t *json;                  /* parsed body (owned), after req_json() */
 	struct principal who;
 	/* the answer */

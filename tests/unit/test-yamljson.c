@@ -297,6 +297,22 @@ test_keys_are_text(void **state)
 }
 
 static void
+test_empty_keys(void **state)
+{
+	struct linemap *lm;
+	json_t *j = parse_ok("'': x\nb:\n  '': {'': 2}\n", &lm);
+
+	(void)state;
+	assert_string_equal(json_string_value(json_object_get(j, "")), "x");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(j, "b"),
+									  ""), "")), 2);
+	assert_int_equal(linemap_line(lm, "b"), 2);
+	assert_int_equal(linemap_line(lm, "b.."), 3);
+	json_decref(j);
+	linemap_free(lm);
+}
+
+static void
 test_flow_and_root_kinds(void **state)
 {
 	struct linemap *lm;
@@ -493,6 +509,7 @@ main(void)
 		cmocka_unit_test(test_blueprint_lines),
 		cmocka_unit_test(test_scalars),
 		cmocka_unit_test(test_keys_are_text),
+		cmocka_unit_test(test_empty_keys),
 		cmocka_unit_test(test_flow_and_root_kinds),
 		cmocka_unit_test(test_length_not_nul),
 		cmocka_unit_test(test_duplicate_key),

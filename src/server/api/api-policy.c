@@ -42,7 +42,8 @@ policy_check(const struct kind *k, json_t *obj, const json_t *old, const char *p
 		return herr_field(err, HERR_INVALID, FP("when"),
 				  "a policy needs exactly one of when (threshold), target (tracking) or schedule");
 	if (when) {
-		expr_parse(json_string_value(when), &e, err);
+		if (expr_parse(json_string_value(when), &e, err) < 0)
+			return herr_field(err, HERR_INVALID, FP("when"), "%s", "invalid condition");
 		if (e.op == OP_EQ)
 			return herr_field(err, HERR_INVALID, FP("when"),
 					  "use >, >=, < or <= in when ('=' is for target)");
@@ -51,7 +52,8 @@ policy_check(const struct kind *k, json_t *obj, const json_t *old, const char *p
 					  "is required with when (e.g. +1, -1, +20%%, =5)");
 	}
 	if (target) {
-		expr_parse(json_string_value(target), &e, err);
+		if (expr_parse(json_string_value(target), &e, err) < 0)
+			return herr_field(err, HERR_INVALID, FP("target"), "%s", "invalid target");
 		if (e.op != OP_EQ)
 			return herr_field(err, HERR_INVALID, FP("target"),
 					  "must be like 'avg(cpu) = 60'");

@@ -168,11 +168,13 @@ check_value(const struct field *f, json_t *v, const char *fp, struct herr *err)
 	}
 	case F_ADJUST: {
 		struct adjust a;
+		char num[32];
+		/* YAML reads "+1" as the integer 1: check it as the text "+1" */
 		if (json_is_integer(v)) {
-			/* YAML "+1" may arrive as the integer 1 */
-			return 0;
+			snprintf(num, sizeof(num), "%+lld", (long long)json_integer_value(v));
+			s = num;
 		}
-		if (!json_is_string(v) || adjust_parse(s, &a, err) < 0)
+		if ((!json_is_string(v) && !json_is_integer(v)) || adjust_parse(s, &a, err) < 0)
 			return herr_field(err, HERR_INVALID, fp,
 					  "must be an adjustment like +1, -2, +20%% or =5");
 		return 0;

@@ -1,0 +1,117 @@
+# lib.bash - shared by the e2e tests: each test file starts its own herd
+# server on a free port with a temporary data dir, and a trap stops it and
+# removes every host, namespace and bridge it made, even when a test fails.
+# Tests address only loopback and their own networks in 198.18.0.0/15.
+
+HERD=${HERD_BIN:-$BATS_TEST_DIRNAME/../../build/herd}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# A /24 in 198.18.0.0/15 unlikely to be used by another run: 198.18/19.X.0/24.
+random_cidr() {
+	echo "198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24"
+}
+
+# Starts a server; sets HERD_DATA HERD_PORT HERD_URL HERD_TOKEN SERVER_PID.
+server_start() {
+	HERD_DATA=${HERD_DATA:-$(mktemp -d "${BATS_FILE_TMPDIR:-/tmp}/herd-data.XXXXXX")}
+	HERD_PORT=${HERD_PORT:-$(free_port)}
+	export HERD_URL="http://127.0.0.1:$HERD_PORT"
+	"$HERD" server --data "$HERD_DATA" --listen "127.0.0.1:$HERD_PORT" "$@" \
+		>>"$HERD_DATA/server.log" 2>&1 &
+	SERVER_PID=$!
+	echo "$SERVER_PID" >"$HERD_DATA/server.pid"
+	wait_for 10 curl -sf "$HERD_URL/healthz" >/dev/null
+	export HERD_TOKEN
+	HERD_TOKEN=$(cat "$HERD_DATA/admin.token")
+	export HERD_DATA HERD_PORT SERVER_PID
+}
+
+# Stops the server (SIGTERM, then SIGKILL after 10 s).
+server_stop() {
+	# a test may have restarted the server in its own subshell: the pid file knows
+	if [ -n "${HERD_DATA:-}" ] && [ -f "$HERD_DATA/server.pid" ]; then
+		SERVER_PID=$(cat "$HERD_DATA/server.pid")
+	fi
+	[ -n "${SERVER_PID:-}" ] || return 0
+	kill "$SERVER_PID" 2>/dev/null || true
+	for _ in $(seq 1 100); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+}
+
+# Stops the server, terminates every host and network of its data dir, and
+# removes the data dir. For teardown_file.
+server_cleanup() {
+	server_stop
+	if [ -n "${HERD_DATA:-}" ] && [ -d "$HERD_DATA" ]; then
+		"$HERD" server --data "$HERD_DATA" --teardown >>"$HERD_DATA/server.log" 2>&1 || true
+		if [ -n "${HERD_KEEP:-}" ]; then
+			echo "# kept $HERD_DATA" >&3
+		else
+			rm -rf "$HERD_DATA"
+		fi
+	fi
+}
+
+# wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	while ! "$@"; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			echo "timed out waiting for: $*" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+herd() {
+	"$HERD" "$@"
+}
+
+# json FIELD-EXPR: reads JSON on stdin, prints a value (perl's JSON::PP).
+json() {
+	perl -MJSON::PP -e '
+		my $d = JSON::PP->new->allow_nonref->decode(join("", <STDIN>));
+		my $v = eval "\$d->$ARGV[0]"; die $@ if $@;
+		if (ref $v) { print JSON::PP->new->canonical->encode($v), "\n" }
+		elsif (defined $v) { print "$v\n" }' "$1"
+}
+
+# json_count PATH: the number of items of the array at PATH (e.g. '{items}').
+json_count() {
+	perl -MJSON::PP -e '
+		my $d = JSON::PP->new->decode(join("", <STDIN>));
+		my $v = eval "\$d->$ARGV[0]"; die $@ if $@;
+		print scalar(@$v), "\n"' "$1"
+}
+
+require_root() {
+	if [ "$(id -u)" != 0 ]; then
+		skip "needs root (network namespaces)"
+	fi
+}
+
+# Counts namespaces and links of this server's instance (0 when clean).
+leftovers() {
+	local inst
+	inst=$(curl -sf "$HERD_URL/healthz" | json '{instance}' 2>/dev/null || cat "$HERD_DATA/instance" 2>/dev/null)
+	ip netns list | grep -c "herd-$inst-" || true
+}
