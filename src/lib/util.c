@@ -152,20 +152,41 @@ fmt_duration(int64_t ms, char *out, size_t outsz)
 	return out;
 }
 
+/* Civil date from days since 1970-01-01 (proleptic Gregorian), by the
+ * era/day-of-era arithmetic; gmtime_r takes glibc's time zone lock on every
+ * call, which showed up under load in the API. */
+static void
+civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+	int64_t era, doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
 const char *
 fmt_time(int64_t ts_ms, char *out, size_t outsz)
 {
-	time_t t = (time_t)(ts_ms / 1000);
-	struct tm tm;
-	char base[32];
+	int64_t s, days, sod;
+	int y, m, d;
 
 	if (ts_ms <= 0) {
 		snprintf(out, outsz, "-");
 		return out;
 	}
-	gmtime_r(&t, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, outsz, "%s.%03dZ", base, (int)(ts_ms % 1000));
+	s = ts_ms / 1000;
+	days = s / 86400;
+	sod = s % 86400;
+	civil_from_days(days, &y, &m, &d);
+	snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, (int)(sod / 3600),
+		 (int)(sod / 60 % 60), (int)(sod % 60), (int)(ts_ms % 1000));
 	return out;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -252,15 +253,23 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	if (rq->status == 0) {
 		do {
 			rq->suspended = false;
-			pthread_mutex_lock(&s->lock);
-			rq->gen_seen = s->generation;
-			pthread_mutex_unlock(&s->lock);
+			rq->gen_seen = __atomic_load_n(&s->generation, __ATOMIC_ACQUIRE);
 			api_handle(rq);
 			if (rq->suspended && park(s->httpd, rq))
 				return MHD_YES;
 		} while (rq->suspended);
 	}
 	return send_answer(rq);
+}
+
+/* One worker per core (at least 2): handlers do not block (long-polls
+ * are parked), so more threads would only contend. */
+static unsigned
+pool_size(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 2 ? 2u : n > 16 ? 16u : (unsigned)n;
 }
 
 static struct MHD_Daemon *
@@ -279,7 +288,7 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 			     MHD_ALLOW_SUSPEND_RESUME,
 			     (uint16_t)port, NULL, NULL, on_request, s,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
+			     MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,

@@ -87,6 +87,7 @@ api_token_delete(struct req *rq)
 		return reply_err(rq, &err);
 	if (n == 0)
 		return reply_errf(rq, HERR_NOTFOUND, "", "no token named '%s'", req_param(rq, 0));
+	auth_invalidate();
 	reply_json(rq, 200, json_pack("{s:b}", "deleted", 1));
 }
 

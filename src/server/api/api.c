@@ -1,6 +1,7 @@
 /* api.c - the API's plumbing: authentication (tokens and host credentials,
  * stored only as SHA-256 hashes), role checks, JSON bodies with limits,
  * error answers naming the field, and the audit trail of every mutation. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,65 @@ req_json(struct req *rq)
 	return rq->json;
 }
 
+/* Resolved credentials are cached for a moment (keyed by their hash), so a
+ * busy client costs one store lookup per AUTH_CACHE_MS, not per request.
+ * auth_invalidate() (token deleted, host terminated) empties the cache. */
+#define AUTH_CACHE_SLOTS 256
+#define AUTH_CACHE_MS 2000
+
+struct auth_slot {
+	char hash[65];
+	struct principal who;
+	int64_t until_ms;
+};
+
+static struct auth_slot auth_cache[AUTH_CACHE_SLOTS];
+static pthread_rwlock_t auth_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+void
+auth_invalidate(void)
+{
+	pthread_rwlock_wrlock(&auth_lock);
+	memset(auth_cache, 0, sizeof(auth_cache));
+	pthread_rwlock_unlock(&auth_lock);
+}
+
+static struct auth_slot *
+auth_slot(const char *hash)
+{
+	unsigned h = 0;
+
+	for (int i = 0; i < 8; i++)
+		h = h * 16 + (unsigned)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+	return &auth_cache[h % AUTH_CACHE_SLOTS];
+}
+
+static bool
+auth_cached(const char *hash, struct principal *who)
+{
+	struct auth_slot *sl = auth_slot(hash);
+	bool hit;
+
+	pthread_rwlock_rdlock(&auth_lock);
+	hit = sl->until_ms > mono_ms() && str_ct_equal(sl->hash, hash);
+	if (hit)
+		*who = sl->who;
+	pthread_rwlock_unlock(&auth_lock);
+	return hit;
+}
+
+static void
+auth_remember(const char *hash, const struct principal *who)
+{
+	struct auth_slot *sl = auth_slot(hash);
+
+	pthread_rwlock_wrlock(&auth_lock);
+	memcpy(sl->hash, hash, sizeof(sl->hash));
+	sl->who = *who;
+	sl->until_ms = mono_ms() + AUTH_CACHE_MS;
+	pthread_rwlock_unlock(&auth_lock);
+}
+
 /* Resolves the bearer token into rq->who. */
 static void
 authenticate(struct req *rq)
@@ -182,6 +242,8 @@ authenticate(struct req *rq)
 	if (strlen(h) > 200)
 		return;
 	sha256_hex(h, strlen(h), hash);
+	if (auth_cached(hash, &rq->who))
+		return;
 	if (strncmp(h, "hc_", 3) == 0) {
 		row = store_row(rq->srv->store, &err,
 				"SELECT id, name, cluster, cred_hash FROM hosts"
@@ -206,6 +268,8 @@ authenticate(struct req *rq)
 		}
 	}
 	json_decref(row);
+	if (rq->who.role != ROLE_NONE)
+		auth_remember(hash, &rq->who);
 }
 
 static bool
@@ -237,8 +301,7 @@ api_not_found(struct req *rq)
 void
 api_add_headers(struct req *rq, struct MHD_Response *r)
 {
-	(void)rq;
-	(void)r;
+	web_add_headers(rq, r);
 }
 
 void

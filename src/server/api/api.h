@@ -126,8 +126,13 @@ int token_create(struct store *st, const char *name, enum role role, char *out, 
 
 /* --- API plumbing (api.c) --- */
 void api_handle(struct req *rq);
+/* Forgets cached credentials (a token was deleted, a host terminated). */
+void auth_invalidate(void);
 void api_not_found(struct req *rq);
 void api_add_headers(struct req *rq, struct MHD_Response *r);
+/* Security headers of every answer, and a console file's caching and
+ * encoding headers (api-web.c). */
+void web_add_headers(struct req *rq, struct MHD_Response *r);
 /* Records an audit entry for rq (who, what, result). */
 void api_audit(struct req *rq, const char *detail);
 /* Activity log (activity is the user-visible record of decisions). */

@@ -1,0 +1,91 @@
+/* scale.h - autoscaling: policies parsed from their stored specs, and the
+ * decision, a pure function (policy, the group's state, the aggregate
+ * history of its metric, now) -> (new desired, reason). No I/O and no clock
+ * inside, so unit tests and `herd policy simulate` replay history through
+ * exactly the code that acts. */
+#ifndef HERD_SCALE_H
+#define HERD_SCALE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "cron.h"
+#include "expr.h"
+#include "herr.h"
+
+enum policy_kind { POL_STEP, POL_TARGET, POL_SCHEDULE };
+
+struct policy {
+	char name[64];
+	enum policy_kind kind;
+	struct expr cond;          /* STEP: when; TARGET: target (op '=') */
+	int64_t for_ms;            /* STEP: how long the condition must hold */
+	struct adjust adjust;      /* STEP */
+	int64_t cooldown_ms;       /* after an action of this policy's direction */
+	int64_t scale_in_cooldown_ms;  /* TARGET: slower scale-in (default 3x) */
+	int tolerance_pct;         /* TARGET: no action within ±tolerance */
+	struct cron cron;          /* SCHEDULE */
+	char tz[64];
+	int set_min, set_desired, set_max;   /* SCHEDULE; -1 = unchanged */
+	bool shadow;               /* evaluate and record, never act */
+	char before_terminate[101];/* script run on scale-in victims */
+	int64_t drain_timeout_ms;
+};
+
+/* Parses a stored policy spec; HERR_INVALID names the field. */
+int policy_parse(const char *name, const json_t *spec, struct policy *out, struct herr *err);
+
+/* One aligned step of a group aggregate: the value across the series that
+ * had a sample in the step, and how many did. */
+struct agg_point {
+	int64_t ts_ms;
+	double value;
+	int nseries;
+};
+
+struct group_view {
+	int desired, min, max;
+	int ready;                 /* ready and warmed-up hosts */
+	int pending;               /* launching/booting/initializing or warming up */
+	int64_t last_out_ms;       /* last scale-out of the group (any cause) */
+	int64_t last_in_ms;        /* last scale-in */
+	int64_t manual_ms;         /* last manual scale: policies pause a cooldown */
+	int actions_last_hour;
+	int max_actions_per_hour;
+};
+
+enum decision_kind {
+	DEC_NONE,      /* condition does not hold: nothing to do */
+	DEC_ACT,       /* change desired to `desired` */
+	DEC_BLOCKED,   /* would act, but a guard says no (reason says which) */
+	DEC_NODATA,    /* missing or stale data: never acts on it */
+};
+
+struct decision {
+	enum decision_kind kind;
+	int desired;               /* proposed (ACT/BLOCKED) */
+	double value;              /* the aggregate the decision used (NaN if none) */
+	int nseries;               /* series in the latest step */
+	int64_t holding_since_ms;  /* STEP: condition true since (0 = not true) */
+	int set_min, set_max;      /* SCHEDULE: new bounds (-1 = unchanged) */
+	char reason[320];
+};
+
+/* Decides one policy. `pts` are the aggregate steps of the policy's metric
+ * over at least its `for` window, oldest first; `step_ms` their spacing;
+ * `stale_ms` how old the newest step may be. For SCHEDULE, `prev_eval_ms`
+ * is when the policy was last evaluated (a schedule fires when a cron time
+ * falls in (prev_eval_ms, now]). */
+void policy_decide(const struct policy *p, const struct group_view *g, const struct agg_point *pts,
+		   size_t npts, int64_t step_ms, int64_t stale_ms, int64_t prev_eval_ms,
+		   int64_t now_ms, struct decision *out);
+
+/* Combines the decisions of a group's policies: scale-out wins (the
+ * largest desired among acting policies); returns the index of the winner
+ * or -1 when none acts. */
+int policy_resolve(const struct decision *d, size_t n, int current);
+
+#endif
