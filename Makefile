@@ -56,7 +56,7 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(BUILD)/libherd.a
 unit: deps $(UNIT_BINS)
 
 # Everything reports TAP; prove runs the unit binaries and the bats files.
-check: deps $(BUILD)/herd $(UNIT_BINS)
+check: deps web $(BUILD)/herd $(UNIT_BINS)
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh tools/*.sh
 	CMOCKA_MESSAGE_OUTPUT=TAP HERD_BIN=$(CURDIR)/$(BUILD)/herd \
@@ -65,13 +65,24 @@ check: deps $(BUILD)/herd $(UNIT_BINS)
 e2e: deps $(BUILD)/herd
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd prove --source Executable --timer $(sort $(wildcard tests/e2e/*.bats))
 
-demo: deps $(BUILD)/herd
+demo: deps web $(BUILD)/herd
 	@tools/deps.sh demo
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd examples/queue/demo.sh
 
-bench: deps $(BUILD)/herd
+bench: deps web $(BUILD)/herd
 	@tools/deps.sh bench
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd bench/run.sh
+
+# The console (web/): uPlot comes from npm (web/package-lock.json) into
+# web/vendor/, and every served text file gets a gzip twin that the server
+# sends to clients taking gzip. node_modules, vendor/ and *.gz are not committed.
+WEB_GZ_FIND := find web -path web/node_modules -prune -o -type f \
+	\( -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.svg' \) -print
+web:
+	@[ -d web/node_modules/uplot ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
+	@mkdir -p web/vendor
+	@cp -p web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css web/vendor/
+	@for f in $$($(WEB_GZ_FIND)); do [ "$$f.gz" -nt "$$f" ] || gzip -9 -n -c "$$f" >"$$f.gz"; done
 
 # libFuzzer targets (clang): build/fuzz/fuzz-<name>
 fuzz: deps

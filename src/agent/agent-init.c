@@ -156,10 +156,8 @@ agent_json_text(const char *p, size_t n, size_t max, bool *truncated)
 	return j;
 }
 
-/* PATH for scripts: a sane default, plus where this herd binary lives so
- * that `herd meta` works from scripts wherever herd is installed. */
-static char *
-init_path_env(void)
+char *
+agent_path_env(void)
 {
 	char exe[PATH_MAX], *slash, want[PATH_MAX + 2], have[sizeof(AGENT_PATH) + 2];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -226,7 +224,7 @@ init_run_one(struct agent *a, size_t i, bool *failed, char *reason, size_t reaso
 
 	if (name == NULL)
 		name = "init";
-	env[n++] = init_path_env();
+	env[n++] = agent_path_env();
 	env[n++] = xasprintf("HOME=/root");
 	env[n++] = xasprintf("HERD_SERVER=%s", a->cfg.server);
 	env[n++] = xasprintf("HERD_CLUSTER=%s", a->cluster);

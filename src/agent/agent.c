@@ -20,6 +20,7 @@
 #include "exec.h"
 #include "log.h"
 #include "main.h"
+#include "push.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -302,15 +303,17 @@ agent_usage(FILE *f)
 		AGENT_CONFIG);
 }
 
-/* The main thread's loop once init is done. Room for what comes next: a
- * long-poll GET /v1/agent/commands?wait=25 here, whose commands run with
- * exec_run as agent-init.c does (output streamed through on_output); the
- * metrics push joins the heartbeat on the pulse thread. */
+/* The main thread's loop once init is done: it waits for signals (and
+ * reaps children) while script runs come in on agent-cmd.c's threads and
+ * heartbeats go out on the pulse thread. */
 static void
 agent_loop(struct agent *a)
 {
+	if (a->credential[0])
+		agent_cmd_start(a);
 	while (!agent_stopping())
 		agent_wait(a, 60000);
+	agent_cmd_stop(a);
 }
 
 /* Makes sure fds 0-2 exist (PID 1 may start without them), so nothing we
@@ -342,6 +345,9 @@ agent_main(int argc, char **argv)
 	struct agent *a;
 	int opt, rc;
 
+	/* hidden: the collectors alone, for bench/agent.sh (push-bench.c) */
+	if (argc >= 2 && strcmp(argv[1], "--bench-collect") == 0)
+		return push_bench_main(argc, argv);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -397,11 +403,13 @@ agent_main(int argc, char **argv)
 
 	if (agent_join(a) == 0) {
 		agent_pulse_start(a);
+		agent_push_start(a);    /* metrics and monitors: push.c */
 		agent_init_run(a);
 	}
 	agent_loop(a);
 
 	log_info("stopping on %s", agent_stop_sig == SIGINT ? "SIGINT" : "SIGTERM");
+	agent_push_stop();
 	if (!agent_pulse_stop(a)) {
 		/* a heartbeat is stuck in a request: leave without waiting for it */
 		fflush(NULL);

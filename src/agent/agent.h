@@ -1,7 +1,8 @@
 /* agent.h - the host agent's shared state and its internal parts:
  * agent.c (entry, signals, main loop, heartbeat thread), agent-req.c
  * (requests retried through outages), agent-join.c (join, credentials,
- * host.json), agent-init.c (init scripts and their reports). */
+ * host.json), agent-init.c (init scripts and their reports), agent-cmd.c
+ * (on-demand script runs). */
 #ifndef HERD_AGENT_H
 #define HERD_AGENT_H
 
@@ -103,5 +104,18 @@ int agent_init_run(struct agent *a);
  * become U+FFFD; at most max bytes (the server's cap), cut at a character
  * boundary, setting *truncated if cut. Owned reference. */
 json_t *agent_json_text(const char *p, size_t n, size_t max, bool *truncated);
+/* "PATH=..." for scripts (owned): a sane default, plus where this herd
+ * binary lives so that `herd meta` works from scripts wherever it is. */
+char *agent_path_env(void);
+
+/* agent-cmd.c */
+
+/* Starts taking on-demand script runs (a poller thread long-polling
+ * GET /v1/agent/commands; a worker per run). Needs a joined agent.
+ * Returns 0 or -errno. */
+int agent_cmd_start(struct agent *a);
+/* Stops polling; gives running scripts (killed as the agent stops) a
+ * moment to end and report. */
+void agent_cmd_stop(struct agent *a);
 
 #endif

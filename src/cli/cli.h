@@ -45,5 +45,19 @@ bool cli_wants_help(const struct cmd *cmd, int argc, char **argv);
 
 int cmd_apply(struct cli *c, int argc, char **argv);
 int cmd_delete(struct cli *c, int argc, char **argv);
+int cmd_policy_explain(struct cli *c, int argc, char **argv);
+int cmd_policy_simulate(struct cli *c, int argc, char **argv);
+/* cmd-run.c */
+int cmd_script_run(struct cli *c, int argc, char **argv);
+int cmd_run_ls(struct cli *c, int argc, char **argv);
+int cmd_run_show(struct cli *c, int argc, char **argv);
+int cmd_run_logs(struct cli *c, int argc, char **argv);
+int cmd_run_cancel(struct cli *c, int argc, char **argv);
+int cmd_lb_show(struct cli *c, int argc, char **argv);
+
+/* cmd-metrics.c */
+int cmd_metrics_ls(struct cli *c, int argc, char **argv);
+int cmd_metrics_query(struct cli *c, int argc, char **argv);
+int cmd_top(struct cli *c, int argc, char **argv);
 
 #endif

@@ -419,7 +419,9 @@ cmd_host_ls(struct cli *c, int argc, char **argv)
 	int rc;
 
 	if (g && (slash = strchr(g, '/')) != NULL) {
-		ce = httpc_escape(xstrndup(g, (size_t)(slash - g)));
+		char *c2 = xstrndup(g, (size_t)(slash - g));
+		ce = httpc_escape(c2);
+		free(c2);
 		g = slash + 1;
 	} else if (cl) {
 		ce = httpc_escape(cl);
@@ -699,9 +701,12 @@ static const struct cmd cmds[] = {
 	{ "delete", NULL, cmd_delete, "-f FILE [--timeout 5m]", "Remove what a blueprint declares (its hosts are terminated).", NULL },
 	{ "login", NULL, cmd_login, "URL TOKEN", "Check and save the server and token in ~/.config/herd/config.", NULL },
 	{ "whoami", NULL, cmd_whoami, "[--json]", "Show the token's name and role.", NULL },
+	{ "lb", "show", cmd_lb_show, "NAME [--json]", "Show a load balancer and its members' state at the LB.", NULL },
 	KIND_CMDS("account"), KIND_CMDS("network"), KIND_CMDS("lb"), KIND_CMDS("script"),
 	KIND_CMDS("template"), KIND_CMDS("monitor"), KIND_CMDS("cluster"), KIND_CMDS("group"),
 	KIND_CMDS("policy"),
+	{ "policy", "explain", cmd_policy_explain, "NAME [--json]", "Show a policy's latest evaluation and why it did or did not act.", NULL },
+	{ "policy", "simulate", cmd_policy_simulate, "NAME [--since 1h] [--policy-file F] [--json]", "Replay stored metrics through the policy and print its decisions.", NULL },
 	{ "group", "scale", cmd_group_scale, "NAME N", "Set a group's desired size (within min/max).", NULL },
 	{ "host", "ls", cmd_host_ls, "[--group G] [--cluster C] [--all] [--json]", "List hosts (--all: with terminated ones).", NULL },
 	{ "host", "show", cmd_host_show, "NAME [--json]", "Show a host: state, address, timings, init script results.", NULL },
@@ -713,6 +718,14 @@ static const struct cmd cmds[] = {
 	{ "token", "ls", cmd_token_ls, "[--json]", "List tokens (never their secrets).", NULL },
 	{ "token", "rm", cmd_token_rm, "NAME", "Delete a token.", NULL },
 	{ "audit", "ls", cmd_audit_ls, "[--json]", "List the audit trail (admin).", NULL },
+	{ "metrics", "ls", cmd_metrics_ls, "[--host H | --group G] [--json]", "List metric names and their series.", NULL },
+	{ "metrics", "query", cmd_metrics_query, "METRIC (--host H | --group G --agg avg|min|max|sum|count) [--since 10m] [--step 10s] [--json]", "A host's samples, or a group aggregate at aligned steps, with a sparkline.", NULL },
+	{ "top", NULL, cmd_top, "[--group G] [--once]", "Live table of hosts: CPU, memory, load and monitors (every 2 s).", NULL },
+	{ "script", "run", cmd_script_run, "NAME --host H|--group G|--cluster C [--env K=V]... [--timeout D] [--parallel N] [--wait]", "Run a script on hosts; --wait: to the end (exit 0 if all succeeded).", NULL },
+	{ "run", "ls", cmd_run_ls, "[--script S] [--limit N] [--json]", "List script runs, newest first.", NULL },
+	{ "run", "show", cmd_run_show, "ID [--json]", "Show a run and its outcome on each host.", NULL },
+	{ "run", "logs", cmd_run_logs, "ID [--host H] [--follow]", "Print a run's output; --follow: as the hosts produce it.", NULL },
+	{ "run", "cancel", cmd_run_cancel, "ID", "Cancel a run: running scripts are killed, the rest not started.", NULL },
 };
 
 static void

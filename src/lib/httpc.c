@@ -117,22 +117,30 @@ httpc_perform(struct httpc *c, const char *method, const char *path, const char 
 }
 
 int
-httpc_json(struct httpc *c, const char *method, const char *path, json_t *body, long *status,
-	   json_t **resp, struct herr *err)
+httpc_json_text(struct httpc *c, const char *method, const char *path, const char *body,
+		long *status, json_t **resp, struct herr *err)
 {
 	struct sink s = { 0 };
-	char *text = NULL;
 	int rc;
 
 	*resp = NULL;
 	buf_init(&s.b, c->max_response ? c->max_response : 16u << 20);
-	if (body)
-		text = json_dumps(body, JSON_COMPACT);
-	rc = httpc_perform(c, method, path, text, &s, status, err);
-	free(text);
+	rc = httpc_perform(c, method, path, body, &s, status, err);
 	if (rc == 0 && s.b.len > 0)
 		*resp = json_loadb(s.b.p, s.b.len, 0, NULL);
 	buf_release(&s.b);
+	return rc;
+}
+
+int
+httpc_json(struct httpc *c, const char *method, const char *path, json_t *body, long *status,
+	   json_t **resp, struct herr *err)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	int rc;
+
+	rc = httpc_json_text(c, method, path, text, status, resp, err);
+	free(text);
 	return rc;
 }
 

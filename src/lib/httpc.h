@@ -29,6 +29,12 @@ void httpc_release(struct httpc *c);
 int httpc_json(struct httpc *c, const char *method, const char *path, json_t *body,
 	       long *status, json_t **resp, struct herr *err);
 
+/* Like httpc_json, with a body that is already JSON text (NUL-terminated;
+ * NULL for none), sent as is: for bodies built without jansson (the agent's
+ * metrics batches). */
+int httpc_json_text(struct httpc *c, const char *method, const char *path, const char *body,
+		    long *status, json_t **resp, struct herr *err);
+
 /* Like httpc_json, but a non-2xx answer becomes an error too: the message is
  * the server's error message (and err->field its field). */
 int httpc_call(struct httpc *c, const char *method, const char *path, json_t *body,

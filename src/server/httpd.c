@@ -108,13 +108,21 @@ req_wait(struct req *rq, int64_t timeout_ms)
 
 /* Parks rq unless the server changed since its handler looked (then the
  * caller runs the handler again). Holding s->lock while parking orders us
- * before any kick: the waker reads the generation under that lock. */
+ * before any kick: the waker reads the generation under that lock. A server
+ * that is stopping parks nothing (MHD_stop_daemon aborts the process if a
+ * connection is still suspended): rq gets a 503, which clients retry. */
 static bool
 park(struct httpd *h, struct req *rq)
 {
 	struct waiter *w;
 
 	pthread_mutex_lock(&rq->srv->lock);
+	if (rq->srv->stopping) {
+		pthread_mutex_unlock(&rq->srv->lock);
+		rq->suspended = false;
+		reply_errf(rq, HERR_UNAVAIL, "", "the server is stopping");
+		return false;
+	}
 	if (rq->srv->generation != rq->gen_seen && mono_ms() < rq->wait_deadline_ms) {
 		pthread_mutex_unlock(&rq->srv->lock);
 		return false;

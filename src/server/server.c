@@ -12,10 +12,13 @@
 
 #include "api/api.h"
 #include "ctl/ctl.h"
+#include "scale/scale.h"
+#include "ctl/lbsync.h"
 #include "log.h"
 #include "main.h"
 #include "server.h"
 #include "store/store.h"
+#include "tsdb/tsdb.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -26,7 +29,7 @@ void
 server_kick(struct server *s)
 {
 	pthread_mutex_lock(&s->lock);
-	s->generation++;
+	__atomic_add_fetch(&s->generation, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->kick);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -42,6 +45,11 @@ usage(FILE *f)
 		"  --listen ADDR:PORT API address (default 127.0.0.1:7171); the server also\n"
 		"                     listens on each local network's gateway, same port\n"
 		"  --body-max BYTES   largest request body accepted (default 1048576)\n"
+		"  --web DIR          the console's files (default: ../web beside the binary,\n"
+		"                     else /usr/share/herd/web)\n"
+		"  --scripts DIR      built-in scripts, loaded read-only at start (default:\n"
+		"                     ../scripts beside the binary, else /usr/share/herd/scripts)\n"
+		"  --retention D      how long metrics are kept (default 15d)\n"
 		"  --log-level L      debug, info, warn or error (default info)\n"
 		"  --teardown         terminate every host and network this data dir made, then exit\n");
 }
@@ -93,7 +101,10 @@ server_main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "body-max", required_argument, NULL, 'b' },
+		{ "web", required_argument, NULL, 'w' },
+		{ "scripts", required_argument, NULL, 'S' },
 		{ "teardown", no_argument, NULL, 'T' },
+		{ "retention", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -101,18 +112,29 @@ server_main(int argc, char **argv)
 	struct herr err = HERR_INIT;
 	const char *data = NULL, *listen = "127.0.0.1:7171";
 	char dbpath[1200];
+	struct tsdb_opts topts;
 	bool teardown = false;
 	sigset_t set;
 	int c, sig, rc = 1;
 
 	s->body_max = 1 << 20;
+	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l': listen = optarg; break;
 		case 'b': s->body_max = (size_t)strtoull(optarg, NULL, 10); break;
 		case 'T': teardown = true; break;
+		case 'R':
+			if (parse_duration_ms(optarg, &topts.retention_ms) < 0 ||
+			    topts.retention_ms < 60 * 1000) {
+				fprintf(stderr, "herd server: --retention: want a duration of at least 1m, like 15d\n");
+				return 2;
+			}
+			break;
+		case 'w': snprintf(s->web_dir, sizeof(s->web_dir), "%s", optarg); break;
+		case 'S': snprintf(s->scripts_dir, sizeof(s->scripts_dir), "%s", optarg); break;
 		case 'L':
 			if (strcmp(optarg, "debug") == 0) log_set_level(LOG_DEBUG);
 			else if (strcmp(optarg, "warn") == 0) log_set_level(LOG_WARN);
@@ -150,8 +172,18 @@ server_main(int argc, char **argv)
 	}
 	if (teardown) {
 		rc = ctl_teardown(s, &err) < 0 ? 1 : 0;
+		lbsync_teardown(s, &err);   /* a killed server's HAProxy, sockets */
 		if (rc)
 			fprintf(stderr, "herd server: teardown: %s\n", err.msg);
+		goto out;
+	}
+	if (builtin_scripts_load(s, &err) < 0) {
+		fprintf(stderr, "herd server: %s\n", err.msg);
+		goto out;
+	}
+	snprintf(dbpath, sizeof(dbpath), "%s/tsdb", s->data_dir);
+	if ((s->tsdb = tsdb_open(dbpath, &topts, &err)) == NULL) {
+		fprintf(stderr, "herd server: metrics store: %s\n", err.msg);
 		goto out;
 	}
 	/* Signals are taken synchronously by this thread; every other thread
@@ -165,8 +197,9 @@ server_main(int argc, char **argv)
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		goto out;
 	}
-	if (ctl_start(s, &err) < 0) {
+	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
+		ctl_stop(s);
 		httpd_stop(s);
 		goto out;
 	}
@@ -175,10 +208,13 @@ server_main(int argc, char **argv)
 	while (sigwait(&set, &sig) != 0)
 		;
 	log_info("signal %d: shutting down", sig);
-	ctl_stop(s);
+	ctl_stop(s);        /* sets s->stopping: the autoscaler ends too */
+	autoscale_stop(s);
+	lbsync_stop(s);   /* stops HAProxy (waits for API calls using it) */
 	httpd_stop(s);
 	rc = 0;
 out:
+	tsdb_close(s->tsdb);
 	store_close(s->store);
 	return rc;
 }

@@ -65,6 +65,7 @@ struct req {
 	uint64_t gen_seen;             /* server generation when handled */
 	void *state;                   /* handler state across a long-poll */
 	void (*state_free)(void *);
+	char audit_detail[256];        /* what the audit entry says beyond the path */
 };
 
 struct server {
@@ -72,6 +73,8 @@ struct server {
 	char listen[128];
 	char instance[16];            /* stable id of this data dir */
 	char self_bin[1024];          /* absolute path of the herd binary */
+	char web_dir[1024];           /* --web: the console's files ("" = default) */
+	char scripts_dir[1024];       /* --scripts: built-in scripts ("" = default) */
 	int port;
 	struct store *store;
 	size_t body_max;              /* request body limit, bytes */
@@ -81,6 +84,7 @@ struct server {
 	uint64_t generation;          /* bumped on every change hosts may wait on */
 	void *httpd;                  /* struct httpd * */
 	void *ctl;                    /* controller state */
+	void *tsdb;                   /* struct tsdb * (tsdb/tsdb.h): the metric store */
 };
 
 extern struct server *g_srv;
@@ -118,5 +122,10 @@ int httpd_start(struct server *s, const char *addr, struct herr *err);
 int httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err);
 void httpd_stop(struct server *s);
 void httpd_resume_waiters(struct server *s);
+
+/* builtin.c: loads the built-in scripts (s->scripts_dir or the default
+ * place) as read-only script resources. An unreadable --scripts DIR is an
+ * error; a missing default directory is not. */
+int builtin_scripts_load(struct server *s, struct herr *err);
 
 #endif

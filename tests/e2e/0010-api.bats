@@ -58,7 +58,8 @@ api() { # api METHOD PATH [BODY] -> prints "STATUS BODY"
 	run herd token ls --json
 	[[ "$output" == *'"op1"'* ]]
 	[[ "$output" != *"$tok"* ]]
-	! grep -q "$tok" "$HERD_DATA/herd.db"
+	run grep -c "$tok" "$HERD_DATA/herd.db"
+	[ "$output" = 0 ]
 	run herd token rm op1
 	[ "$status" -eq 0 ]
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$HERD_URL/v1/groups")" = 401 ]

@@ -150,6 +150,9 @@ api_agent_init_result(struct req *rq)
 	if ((out && strlen(out) > INIT_OUTPUT_MAX) || (errout && strlen(errout) > INIT_OUTPUT_MAX))
 		return reply_errf(rq, HERR_TOOBIG, out && strlen(out) > INIT_OUTPUT_MAX ? "stdout" : "stderr",
 				  "must be at most %d bytes", INIT_OUTPUT_MAX);
+	/* a report sent again (the agent retried) replaces the first; one commit */
+	if (store_begin(rq->srv->store, &err) < 0)
+		return reply_err(rq, &err);
 	if (store_q(rq->srv->store, NULL, NULL, &err,
 		    "DELETE FROM init_results WHERE host_id = ? AND idx = ?", "[sI]", rq->who.host_id,
 		    geti(b, "index")) < 0 ||
@@ -160,8 +163,11 @@ api_agent_init_result(struct req *rq)
 		    "[sIsIIIIssIIII]", rq->who.host_id, geti(b, "index"), script, geti(b, "version"),
 		    geti(b, "exit_code"), geti(b, "signal"), geti(b, "timed_out"), out ? out : "",
 		    errout ? errout : "", geti(b, "stdout_truncated"), geti(b, "stderr_truncated"),
-		    geti(b, "started_ms"), geti(b, "ended_ms")) < 0)
+		    geti(b, "started_ms"), geti(b, "ended_ms")) < 0 ||
+	    store_commit(rq->srv->store, &err) < 0) {
+		store_rollback(rq->srv->store);
 		return reply_err(rq, &err);
+	}
 	reply_json(rq, 200, json_object());
 }
 

@@ -435,6 +435,13 @@ api_unapply(struct req *rq)
 				activity_add(st, g.scope, g.name, NULL, "scale_in", "delete", NULL, &err,
 					     "desired -> 0: the group is being deleted by %s", rq->who.name);
 			}
+			/* Failed hosts kept for inspection go with their group: the
+			 * controller finishes what is `terminating`. */
+			if (!dry)
+				store_q(st, NULL, NULL, &err,
+					"UPDATE hosts SET state = 'terminating', updated_ms = ?"
+					" WHERE cluster = ? AND grp = ? AND state = 'failed'",
+					"[Iss]", (json_int_t)now_ms(), it->scope, it->name);
 		}
 		res_release(&g);
 	}

@@ -6,6 +6,8 @@
 
 #include "api.h"
 #include "expr.h"
+#include "scale/scale.h"
+#include "util.h"
 
 static const struct field policy_fields[] = {
 	{ "when", F_EXPR, 0, NULL, 0, 0 },
@@ -86,3 +88,80 @@ const struct kind kind_policy = {
 	.check = policy_check,
 	.columns = "cluster,group,name,when,target,schedule,adjust",
 };
+
+/* Finds the policy of the URL (NAME, or ?cluster=&group=). */
+static int
+policy_lookup(struct req *rq, struct res *r, char *cluster, char *group, struct herr *err)
+{
+	const char *c = req_query(rq, "cluster"), *g = req_query(rq, "group"), *slash;
+	int rc;
+
+	if (c && g) {
+		char scope[200];
+		snprintf(scope, sizeof(scope), "%s/%s", c, g);
+		rc = res_get(rq->srv->store, &kind_policy, scope, req_param(rq, 0), r, err);
+	} else {
+		rc = res_find(rq->srv->store, &kind_policy, req_param(rq, 0), r, err);
+	}
+	if (rc < 0)
+		return rc;
+	slash = strchr(r->scope, '/');
+	snprintf(cluster, 64, "%.*s", (int)(slash - r->scope), r->scope);
+	snprintf(group, 64, "%s", slash + 1);
+	return 0;
+}
+
+void
+api_policy_explain(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	char cluster[64], group[64];
+	struct res r;
+	json_t *e;
+
+	if (policy_lookup(rq, &r, cluster, group, &err) < 0)
+		return reply_err(rq, &err);
+	e = autoscale_explain(cluster, group, r.name);
+	reply_json(rq, 200, json_pack("{s:s,s:s,s:s,s:o,s:o}", "cluster", cluster, "group", group,
+				      "name", r.name, "policy", json_deep_copy(r.spec), "last",
+				      e ? e : json_null()));
+	res_release(&r);
+}
+
+void
+api_policy_simulate(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	char cluster[64], group[64];
+	json_t *body = req_json(rq), *spec, *out = NULL;
+	const char *since;
+	int64_t since_ms = 3600 * 1000, now = now_ms();
+	struct res r;
+
+	if (body == NULL)
+		return;
+	since = json_string_value(json_object_get(body, "since"));
+	if (since && parse_duration_ms(since, &since_ms) < 0)
+		return reply_errf(rq, HERR_INVALID, "since", "must be a duration like 1h");
+	if (policy_lookup(rq, &r, cluster, group, &err) < 0)
+		return reply_err(rq, &err);
+	spec = json_object_get(body, "policy");
+	if (spec) {
+		/* a policy file to try instead of the stored one: validated like one */
+		spec = json_deep_copy(spec);
+		json_object_del(spec, "name");
+		if (kind_validate(&kind_policy, spec, NULL, "policy", &err) < 0) {
+			json_decref(spec);
+			res_release(&r);
+			return reply_err(rq, &err);
+		}
+	} else {
+		spec = json_incref(r.spec);
+	}
+	if (policy_simulate(rq->srv, cluster, group, r.name, spec, now - since_ms, now, &out, &err) < 0)
+		reply_err(rq, &err);
+	else
+		reply_json(rq, 200, out);
+	json_decref(spec);
+	res_release(&r);
+}

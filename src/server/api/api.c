@@ -272,6 +272,18 @@ authenticate(struct req *rq)
 		auth_remember(hash, &rq->who);
 }
 
+/* Agents' periodic reports (heartbeats, metric pushes, run output) are not
+ * operator actions: auditing them would bury the trail (and cost a store
+ * write per push). Everything else that changes state is audited. */
+static bool
+is_telemetry(const struct route *rt)
+{
+	return rt->role == ROLE_HOST &&
+	       (strcmp(rt->pattern, "/v1/agent/heartbeat") == 0 ||
+		strcmp(rt->pattern, "/v1/agent/metrics") == 0 ||
+		strcmp(rt->pattern, "/v1/agent/runs/:delivery/output") == 0);
+}
+
 static bool
 is_mutation(const struct req *rq)
 {
@@ -333,8 +345,8 @@ api_handle(struct req *rq)
 	if (rq->status == 0)
 		reply_json(rq, 200, json_object());
 out:
-	if (is_mutation(rq) && strcmp(rt->pattern, "/v1/agent/heartbeat") != 0)
-		api_audit(rq, NULL);
+	if (is_mutation(rq) && !is_telemetry(rt))
+		api_audit(rq, rq->audit_detail[0] ? rq->audit_detail : NULL);
 }
 
 void

@@ -1,5 +1,6 @@
 /* router.c - matches a request to a line of routes.def. The table is small
- * (tens of lines), so a linear scan over pre-split patterns is enough. */
+ * (tens of lines), so a linear scan over pre-split patterns is enough.
+ * ":x" matches one segment; a trailing "*" matches the rest of the path. */
 #include <string.h>
 
 #include "api.h"
@@ -19,6 +20,8 @@ match(const char *pattern, const char *path, char **params, int *nparams)
 	int n = 0;
 
 	while (*p && *u) {
+		if (*p == '*' && p[1] == '\0')
+			break;  /* a trailing "*" takes the rest, below */
 		if (*p == ':') {
 			const char *end = strchr(u, '/');
 			size_t len = end ? (size_t)(end - u) : strlen(u);
@@ -34,6 +37,15 @@ match(const char *pattern, const char *path, char **params, int *nparams)
 			goto fail;
 		p++;
 		u++;
+	}
+	if (*p == '*' && p[1] == '\0') {
+		/* A pattern "/ui/" + star matches "/ui/" and all below it;
+		 * the rest (maybe "") becomes the last parameter. */
+		if (n == REQ_MAX_PARAMS)
+			goto fail;
+		params[n++] = xstrdup(u);
+		*nparams = n;
+		return true;
 	}
 	if (*p == '\0' && (*u == '\0' || (u[0] == '/' && u[1] == '\0'))) {
 		*nparams = n;

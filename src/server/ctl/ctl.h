@@ -38,7 +38,8 @@ struct rc_group {
 	int64_t max_provision_ms;   /* a host not ready by then is failed */
 	int64_t unhealthy_after_ms; /* heartbeat silence that makes it unhealthy */
 	int max_unhealthy_pct;      /* above this share, replace nothing */
-	int64_t backoff_until_ms;   /* no launch before (after failures) */
+	int64_t backoff_base_ms;    /* wait after a host failed; doubles with each */
+	int64_t backoff_max_ms;     /*   failure since a host last became ready */
 	int64_t keep_failed_ms;     /* failed hosts stay this long for inspection */
 };
 
@@ -61,7 +62,12 @@ struct rc_action {
 };
 
 /* Computes the actions that bring hosts toward the groups' desired sizes.
- * Writes at most max actions to out; returns how many. */
+ * Failed hosts (kept for inspection) are the group's failure record: after
+ * n of them failed since a host of the group last became ready, nothing is
+ * launched until the last failure's updated_ms + base * 2^(n-1) (at most
+ * backoff_max_ms), so a broken template does not loop, and a restarted
+ * server keeps backing off. Writes at most max actions to out; returns how
+ * many. */
 size_t reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host *hosts,
 			size_t nh, int64_t now_ms, struct rc_action *out, size_t max);
 

@@ -111,6 +111,32 @@ better_victim(const struct rc_host *a, const struct rc_host *b, bool oldest)
 	return oldest ? a->seq < b->seq : a->seq > b->seq;
 }
 
+/* When the group may launch again after its recent failures (0: now). */
+static int64_t
+failure_backoff(const struct rc_group *g, const struct rc_host *hosts, size_t nh)
+{
+	int64_t last_ready = 0, last_fail = 0, delay;
+	int failures = 0;
+
+	for (size_t i = 0; i < nh; i++)
+		if (in_group(&hosts[i], g) && hosts[i].ready_ms > last_ready)
+			last_ready = hosts[i].ready_ms;
+	for (size_t i = 0; i < nh; i++) {
+		const struct rc_host *h = &hosts[i];
+		if (!in_group(h, g) || h->state != HS_FAILED || h->updated_ms < last_ready)
+			continue;
+		failures++;
+		if (h->updated_ms > last_fail)
+			last_fail = h->updated_ms;
+	}
+	if (failures == 0)
+		return 0;
+	delay = g->backoff_base_ms << (failures - 1 < 20 ? failures - 1 : 20);
+	if (g->backoff_max_ms > 0 && delay > g->backoff_max_ms)
+		delay = g->backoff_max_ms;
+	return last_fail + delay;
+}
+
 size_t
 reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host *hosts, size_t nh,
 		 int64_t now_ms, struct rc_action *out, size_t max)
@@ -121,6 +147,7 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 	for (size_t gi = 0; gi < ng; gi++) {
 		const struct rc_group *g = &groups[gi];
 		int count = 0, unhealthy = 0;
+		int64_t backoff_until = 0;
 		bool oldest = g->termination && strcmp(g->termination, "oldest") == 0;
 
 		for (size_t i = 0; i < nh; i++) {
@@ -153,6 +180,8 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 				unhealthy++;
 			count++;
 		}
+		if (g->backoff_base_ms > 0)
+			backoff_until = failure_backoff(g, hosts, nh);
 		/* Replace unhealthy hosts, unless so many are unhealthy that the
 		 * cause is likely not the hosts (then replacing would make it worse). */
 		if (unhealthy > 0) {
@@ -176,9 +205,9 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 		if (count < g->desired) {
 			if (!after_ready(g, groups, ng, hosts, nh, why, sizeof(why))) {
 				n = push(out, n, max, RC_WAIT, g, NULL, "after", why);
-			} else if (now_ms < g->backoff_until_ms) {
+			} else if (now_ms < backoff_until) {
 				snprintf(why, sizeof(why), "backing off after failures for %llds",
-					 (long long)((g->backoff_until_ms - now_ms + 999) / 1000));
+					 (long long)((backoff_until - now_ms + 999) / 1000));
 				n = push(out, n, max, RC_WAIT, g, NULL, "backoff", why);
 			} else {
 				for (int k = count; k < g->desired; k++) {

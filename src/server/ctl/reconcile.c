@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "ctl.h"
+#include "lbsync.h"
 #include "log.h"
 #include "prov/prov.h"
 #include "store/store.h"
@@ -21,9 +22,13 @@
 #define CTL_MAX_ACCOUNTS 32
 #define JOIN_TOKEN_TTL_MS (30LL * 60 * 1000)
 #define ORPHAN_GRACE_MS (60LL * 1000)
+#define ORPHAN_SWEEP_MS (5LL * 1000)    /* listing every provider on every pass
+					   (each agent report kicks one) is waste */
 #define DEFAULT_PROVISION_MS (5LL * 60 * 1000)
 #define DEFAULT_UNHEALTHY_MS (30LL * 1000)
 #define DEFAULT_KEEP_FAILED_MS (10LL * 60 * 1000)
+#define BACKOFF_BASE_MS 1000LL            /* after the first failure; doubles */
+#define BACKOFF_MAX_MS (5LL * 60 * 1000)
 
 struct acct {
 	char name[64];
@@ -32,32 +37,19 @@ struct acct {
 	bool open;
 };
 
-struct gstate {              /* per-group memory: failure backoff */
-	char key[140];
-	int failures;
-	int64_t backoff_until_ms;
-};
-
 struct ctl {
 	struct server *s;
 	pthread_t thread;
 	bool started;
 	struct acct accts[CTL_MAX_ACCOUNTS];
 	int naccts;
-	struct gstate *gs;
-	size_t ngs;
 	int64_t orphan_seen_ms;      /* when orphans were first seen */
+	int64_t swept_ms;            /* last orphan sweep */
 	pthread_mutex_t lock;        /* held while using providers (one at a time) */
 	bool resolved_launching;
 };
 
 static struct ctl teardown_ctl;   /* used by ctl_teardown (no thread) */
-
-static struct ctl *
-ctl_of(struct server *s)
-{
-	return s->ctl;
-}
 
 /* The provider of an account, opened on first use. */
 static struct prov *
@@ -97,21 +89,6 @@ acct_prov(struct ctl *c, const char *account, struct herr *err)
 	}
 	c->naccts++;
 	return &a->p;
-}
-
-static struct gstate *
-gstate(struct ctl *c, const char *cluster, const char *group)
-{
-	char key[140];
-
-	snprintf(key, sizeof(key), "%s/%s", cluster, group);
-	for (size_t i = 0; i < c->ngs; i++)
-		if (strcmp(c->gs[i].key, key) == 0)
-			return &c->gs[i];
-	c->gs = xrealloc(c->gs, (c->ngs + 1) * sizeof(*c->gs));
-	memset(&c->gs[c->ngs], 0, sizeof(c->gs[0]));
-	snprintf(c->gs[c->ngs].key, sizeof(c->gs[0].key), "%s", key);
-	return &c->gs[c->ngs++];
 }
 
 /* --- networks --- */
@@ -231,24 +208,31 @@ int
 ctl_host_state(struct server *s, const char *host_id, enum hstate to, const char *reason,
 	       struct herr *err)
 {
-	json_t *row = store_row(s->store, err,
-				"SELECT name, cluster, grp, state FROM hosts WHERE id = ?", "[s]", host_id);
 	enum hstate from;
 	int64_t now = now_ms();
+	json_t *row;
 	int rc;
 
-	if (row == NULL)
+	/* One transaction: the check and the change cannot interleave with
+	 * another transition, and the row and its activity cost one commit. */
+	if ((rc = store_begin(s->store, err)) < 0)
+		return rc;
+	row = store_row(s->store, err, "SELECT name, cluster, grp, state FROM hosts WHERE id = ?",
+			"[s]", host_id);
+	if (row == NULL) {
+		store_rollback(s->store);
 		return err->code ? err->code : herr_set(err, HERR_NOTFOUND, "no host '%s'", host_id);
+	}
 	from = hstate_parse(json_string_value(json_object_get(row, "state")));
 	if (from == to) {
-		json_decref(row);
-		return 0;
+		rc = 0;
+		goto out_rollback;
 	}
 	/* Terminal states are never left (a late agent report changes nothing). */
 	if (from == HS_TERMINATED || (from == HS_TERMINATING && to != HS_TERMINATED) ||
 	    (from == HS_FAILED && to != HS_TERMINATING && to != HS_TERMINATED)) {
-		json_decref(row);
-		return herr_set(err, HERR_CONFLICT, "host is %s", hstate_name(from));
+		rc = herr_set(err, HERR_CONFLICT, "host is %s", hstate_name(from));
+		goto out_rollback;
 	}
 	rc = store_q(s->store, NULL, NULL, err,
 		     "UPDATE hosts SET state = ?, reason = ?, updated_ms = ?,"
@@ -259,7 +243,9 @@ ctl_host_state(struct server *s, const char *host_id, enum hstate to, const char
 		     "[ssIsIsIsIs]", hstate_name(to), reason ? reason : "", (json_int_t)now,
 		     hstate_name(to), (json_int_t)now, hstate_name(to), (json_int_t)now,
 		     hstate_name(to), (json_int_t)now, host_id);
-	if (rc == 0 && (to == HS_READY || to == HS_FAILED || to == HS_UNHEALTHY || to == HS_TERMINATED))
+	if (rc < 0)
+		goto out_rollback;
+	if (to == HS_READY || to == HS_FAILED || to == HS_UNHEALTHY || to == HS_TERMINATED)
 		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
 			     json_string_value(json_object_get(row, "grp")),
 			     json_string_value(json_object_get(row, "name")),
@@ -269,14 +255,17 @@ ctl_host_state(struct server *s, const char *host_id, enum hstate to, const char
 			     json_string_value(json_object_get(row, "name")), hstate_name(from),
 			     hstate_name(to), reason && *reason ? ": " : "", reason ? reason : "");
 	json_decref(row);
-	if (rc == 0) {
-		if (to == HS_READY) {
-			/* a ready host ends a group's failure backoff */
-			struct ctl *c = ctl_of(s);
-			(void)c;
-		}
-		server_kick(s);
-	}
+	if ((rc = store_commit(s->store, err)) < 0)
+		return rc;
+	if (to == HS_TERMINATED)
+		auth_invalidate();   /* its credential must stop working at once */
+	/* A ready host also ends its group's failure backoff: decide() counts
+	 * failures since the last ready_ms. */
+	server_kick(s);
+	return 0;
+out_rollback:
+	store_rollback(s->store);
+	json_decref(row);
 	return rc;
 }
 
@@ -417,11 +406,8 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	spec.cpu_limit_pct = (int)json_integer_value(json_object_get(t.spec, "limit_cpu_pct"));
 	memset(&inst, 0, sizeof(inst));
 	if (prov_launch(p, &spec, &inst, &err) < 0) {
-		struct gstate *gs = gstate(c, cluster, group);
+		/* the failed host is the group's backoff record (see decide.c) */
 		char why[600];
-		int64_t backoff = 1000LL << (gs->failures < 8 ? gs->failures : 8);
-		gs->failures++;
-		gs->backoff_until_ms = now_ms() + (backoff > 300000 ? 300000 : backoff);
 		snprintf(why, sizeof(why), "launch failed: %s", err.msg);
 		herr_clear(&err);
 		ctl_host_state(s, id, HS_FAILED, why, &err);
@@ -462,6 +448,7 @@ do_terminate(struct ctl *c, json_t *row, const char *cause, const char *reason)
 			     json_string_value(json_object_get(row, "grp")), name, "terminate", cause,
 			     NULL, &err, "terminating %s: %s", name, reason);
 	}
+	lbsync_drain_host(s, id);   /* out of every load balancer first */
 	if ((p = acct_prov(c, acct, &err)) == NULL)
 		goto out;
 	if (prov_terminate(p, inst, id, &err) < 0)
@@ -603,7 +590,6 @@ reconcile_once(struct ctl *c)
 	json_array_foreach(grows, i, row) {
 		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
 		json_t *after = json_object_get(spec, "after");
-		struct gstate *gs;
 		specs[i] = spec ? spec : json_object();
 		groups[i].cluster = json_string_value(json_object_get(row, "scope"));
 		groups[i].name = json_string_value(json_object_get(row, "name"));
@@ -616,8 +602,8 @@ reconcile_once(struct ctl *c)
 		groups[i].max_unhealthy_pct = json_object_get(specs[i], "max_unhealthy")
 			? (int)json_integer_value(json_object_get(specs[i], "max_unhealthy")) : 34;
 		groups[i].keep_failed_ms = DEFAULT_KEEP_FAILED_MS;
-		gs = gstate(c, groups[i].cluster, groups[i].name);
-		groups[i].backoff_until_ms = gs->backoff_until_ms;
+		groups[i].backoff_base_ms = BACKOFF_BASE_MS;
+		groups[i].backoff_max_ms = BACKOFF_MAX_MS;
 		if (json_is_array(after) && json_array_size(after) > 0) {
 			const char **a = xcalloc(json_array_size(after), sizeof(*a));
 			size_t k;
@@ -640,11 +626,6 @@ reconcile_once(struct ctl *c)
 		hosts[i].updated_ms = json_integer_value(json_object_get(row, "updated_ms"));
 		hosts[i].ready_ms = json_integer_value(json_object_get(row, "ready_ms"));
 		hosts[i].heartbeat_ms = json_integer_value(json_object_get(row, "heartbeat_ms"));
-		if (hosts[i].state == HS_READY) {
-			struct gstate *gs = gstate(c, hosts[i].cluster, hosts[i].group);
-			gs->failures = 0;
-			gs->backoff_until_ms = 0;
-		}
 	}
 	/* Hosts already terminating: finish them (also after a crash). */
 	json_array_foreach(hrows, i, row)
@@ -677,7 +658,11 @@ reconcile_once(struct ctl *c)
 			break;
 		}
 	}
-	sweep_orphans(c);
+	if (now - c->swept_ms >= ORPHAN_SWEEP_MS) {
+		sweep_orphans(c);
+		c->swept_ms = now;
+	}
+	lbsync_once(s);
 out:
 	for (i = 0; groups && i < ng; i++) {
 		free((void *)groups[i].after);
@@ -777,7 +762,6 @@ ctl_stop(struct server *s)
 		prov_close(&c->accts[i].p);
 		json_decref(c->accts[i].config);
 	}
-	free(c->gs);
 	free(c);
 	s->ctl = NULL;
 }
@@ -866,7 +850,6 @@ ctl_teardown(struct server *s, struct herr *err)
 		prov_close(&c->accts[a].p);
 		json_decref(c->accts[a].config);
 	}
-	free(c->gs);
 	s->ctl = NULL;
 	return 0;
 }

@@ -88,4 +88,20 @@ void policy_decide(const struct policy *p, const struct group_view *g, const str
  * or -1 when none acts. */
 int policy_resolve(const struct decision *d, size_t n, int current);
 
+struct server;
+
+/* The autoscaler thread (autoscale.c): evaluates groups with policies when
+ * a push brings samples (autoscale_on_push) and every second. */
+int autoscale_start(struct server *s, struct herr *err);
+void autoscale_stop(struct server *s);
+void autoscale_on_push(struct server *s, const char *cluster, const char *group);
+/* Replays [since, until] of the group's stored metrics through the policy
+ * (spec: stored or given) and answers {timeline: [decisions], actual:
+ * [what this policy really did]} (owned). simulate.c. */
+int policy_simulate(struct server *s, const char *cluster, const char *group, const char *name,
+		    const json_t *pspec, int64_t since_ms, int64_t until_ms, json_t **out,
+		    struct herr *err);
+/* The latest evaluation of a policy (owned), or NULL if none yet. */
+json_t *autoscale_explain(const char *cluster, const char *group, const char *policy);
+
 #endif

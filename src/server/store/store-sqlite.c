@@ -129,14 +129,67 @@ static const char *const sq_migrations[] = {
 	"  path TEXT NOT NULL,"
 	"  status INTEGER NOT NULL,"
 	"  detail TEXT NOT NULL DEFAULT '');",
+	/* 2: script runs (api-run.c): one row per run, one per target host,
+	 * and the live output chunks that `herd run logs --follow` reads. */
+	"CREATE TABLE runs ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  script TEXT NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  target_kind TEXT NOT NULL,"
+	"  target TEXT NOT NULL,"
+	"  env TEXT NOT NULL DEFAULT '{}',"
+	"  timeout_ms BIGINT NOT NULL,"
+	"  parallel INTEGER NOT NULL DEFAULT 0,"
+	"  created_by TEXT NOT NULL,"
+	"  created_ms BIGINT NOT NULL,"
+	"  ended_ms BIGINT NOT NULL DEFAULT 0,"
+	"  state TEXT NOT NULL,"
+	"  cancel_requested INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX runs_state ON runs (state);"
+	"CREATE TABLE run_hosts ("
+	"  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"
+	"  host_id TEXT NOT NULL,"
+	"  host TEXT NOT NULL,"
+	"  cluster TEXT NOT NULL,"
+	"  grp TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  exit_code INTEGER,"
+	"  signal INTEGER NOT NULL DEFAULT 0,"
+	"  delivery TEXT NOT NULL UNIQUE,"
+	"  start_nonce TEXT NOT NULL DEFAULT '',"
+	"  deliveries INTEGER NOT NULL DEFAULT 0,"
+	"  delivered_ms BIGINT NOT NULL DEFAULT 0,"
+	"  started_ms BIGINT NOT NULL DEFAULT 0,"
+	"  ended_ms BIGINT NOT NULL DEFAULT 0,"
+	"  stdout TEXT NOT NULL DEFAULT '',"
+	"  stderr TEXT NOT NULL DEFAULT '',"
+	"  stdout_len INTEGER NOT NULL DEFAULT 0,"
+	"  stderr_len INTEGER NOT NULL DEFAULT 0,"
+	"  stdout_truncated INTEGER NOT NULL DEFAULT 0,"
+	"  stderr_truncated INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (run_id, host_id));"
+	"CREATE INDEX run_hosts_host ON run_hosts (host_id, state);"
+	"CREATE INDEX run_hosts_state ON run_hosts (state);"
+	"CREATE TABLE run_output ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+	"  host_id TEXT NOT NULL,"
+	"  stream INTEGER NOT NULL,"
+	"  data TEXT NOT NULL);"
+	"CREATE INDEX run_output_run ON run_output (run_id, id);",
 };
 
 static void
 sq_conn_free(struct sq_conn *c)
 {
-	for (int i = 0; i < SQ_CACHE; i++)
+	for (int i = 0; i < SQ_CACHE; i++) {
 		if (c->stmt[i])
 			sqlite3_finalize(c->stmt[i]);
+		free((char *)c->sql[i]);
+	}
 	sqlite3_close(c->db);
 	free(c);
 }

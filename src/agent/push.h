@@ -1,0 +1,153 @@
+/* push.h - the agent's metrics pipeline: a collection thread that, every
+ * push interval, collects the system series (col.h) and the latest monitor
+ * results (monitor.h) into one batch with one timestamp, encodes it as JSON
+ * into a bounded buffer; and a send thread that POSTs the buffered batches
+ * to /v1/agent/metrics (several per request) and fetches /v1/agent/config
+ * when the answer's config_version changes. push.c holds the threads,
+ * push-buf.c the buffer, push-json.c the config parser and the encoder,
+ * push-bench.c the --bench-collect mode. Wire format: docs/agent-metrics.md. */
+#ifndef HERD_AGENT_PUSH_H
+#define HERD_AGENT_PUSH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "agent/col.h"
+#include "agent/monitor.h"
+#include "herr.h"
+
+#define PUSH_INTERVAL_MS 5000           /* until the server's config says */
+#define PUSH_MAX_BATCHES 120            /* buffered while the server is away... */
+#define PUSH_MAX_BYTES (1u << 20)       /* ...and at most this many bytes of them */
+#define PUSH_BATCHES_PER_REQUEST 100
+#define PUSH_MAX_REQUEST_BYTES (256u << 10)
+#define PUSH_MAX_BATCH_BYTES (64u << 10) /* one encoded batch; series past it are cut */
+#define PUSH_TS_SNAP_MS 50              /* a cycle this late still gets its scheduled ts */
+
+/* The bounded buffer of encoded batches, oldest first: a byte ring (batches
+ * stored whole, wrapping to the start when the end is too short) and a ring
+ * of entries. Adding past either bound drops the oldest batches and counts
+ * them. Batches being sent stay in until the answer: acknowledged ones are
+ * removed, failed ones stay for the next attempt. Not thread-safe. */
+struct push_buf {
+	char *mem;                  /* max_bytes, owned */
+	size_t max_bytes;
+	size_t max_batches;
+	struct push_ent {
+		size_t off, len;    /* in mem */
+		uint64_t seq;       /* 1, 2, ... in order of adding */
+	} *ent;                     /* max_batches, a ring; owned */
+	size_t head;                /* oldest entry */
+	size_t count;
+	size_t used_bytes;
+	uint64_t next_seq;
+	uint64_t dropped;           /* dropped and not yet reported to the server */
+	uint64_t dropped_total;     /* since start */
+	uint64_t inflight_seq;      /* batches up to this seq are being sent; 0 = none */
+	uint64_t inflight_dropped;  /* dropped while being sent */
+	uint64_t inflight_reported; /* `dropped` as told in the request being sent */
+};
+
+enum push_outcome {
+	PUSH_SENT,                  /* acknowledged: remove them */
+	PUSH_FAILED,                /* no answer or 5xx: keep them for a retry */
+	PUSH_REJECTED,              /* refused (4xx): remove them, count as dropped */
+};
+
+void push_buf_init(struct push_buf *b, size_t max_batches, size_t max_bytes);
+void push_buf_release(struct push_buf *b);
+/* Copies a batch in, dropping the oldest ones as needed. Returns how many
+ * were dropped (>= 0), or HERR_TOOBIG if len exceeds max_bytes (nothing
+ * changes). */
+int push_buf_add(struct push_buf *b, const char *data, size_t len);
+/* The i-th oldest batch (borrowed until the next change), or NULL. */
+const char *push_buf_get(const struct push_buf *b, size_t i, size_t *len, uint64_t *seq);
+/* Writes a request body {"batches":[...],"dropped":N} of the oldest batches
+ * (at most max_batches, and as many as fit in outsz; at least one if any is
+ * buffered and fits) into out, NUL-terminated, and marks them in flight.
+ * Returns the body length (0 when nothing is buffered), *nbatches set. */
+size_t push_buf_take(struct push_buf *b, char *out, size_t outsz, size_t max_batches,
+		     size_t *nbatches);
+/* Settles the batches taken by the last push_buf_take. */
+void push_buf_done(struct push_buf *b, enum push_outcome how);
+
+/* The agent's part of the server's config (GET /v1/agent/config). */
+struct push_config {
+	int64_t version;
+	int64_t interval_ms;        /* push_interval_s * 1000 */
+	size_t nmon;
+	struct mon_spec mon[MON_MAX];   /* commands owned */
+};
+
+/* Parses {"version":N,"push_interval_s":S,"monitors":[{"name","command",
+ * "interval_s","timeout_s"}]}. A malformed monitor is skipped with a
+ * warning; anything else malformed is HERR_INVALID naming the field. On
+ * success release c with push_config_release. */
+int push_config_parse(const json_t *j, struct push_config *c, struct herr *err);
+void push_config_release(struct push_config *c);
+
+/* Encodes one batch {"ts_ms":..,"series":[..],"monitors":[..]} into out:
+ * the series of b, and one entry per monitor that has run (state, error).
+ * Series past outsz are left out (counted in *cut). Returns the length
+ * (NUL-terminated), or 0 if not even the frame fits. No allocation. */
+size_t push_encode_batch(const struct col_batch *b, const struct mon_snapshot *snap, char *out,
+			 size_t outsz, size_t *cut);
+
+/* What the collection thread tells a test or the bench after each cycle. */
+struct push_tick {
+	uint64_t cycle;             /* 1, 2, ... */
+	int64_t ts_ms;              /* the batch's timestamp */
+	int64_t due_ms;             /* wall clock it was scheduled for */
+	int64_t started_ms;         /* wall clock the cycle started */
+	int64_t cpu_ns;             /* thread CPU time of the cycle */
+	size_t series;
+	const char *json;           /* the encoded batch, borrowed for the call */
+	size_t len;
+};
+typedef void (*push_tick_fn)(const struct push_tick *t, void *arg);
+
+struct push_opts {
+	const char *server;         /* base URL; NULL = collect and buffer only */
+	const char *credential;     /* the host's bearer token */
+	int64_t interval_ms;        /* until the server's config says; 0 = PUSH_INTERVAL_MS */
+	const char *monitor_dir;    /* where monitor command files go */
+	char *const *env;           /* the monitors' whole environment */
+	size_t max_batches;         /* 0 = PUSH_MAX_BATCHES */
+	size_t max_bytes;           /* 0 = PUSH_MAX_BYTES */
+	push_tick_fn on_tick;       /* optional, called on the collection thread */
+	void *arg;
+};
+
+struct push;
+
+/* Everything is allocated here, once; the strings of o are copied. */
+struct push *push_new(const struct push_opts *o);
+/* Starts the collection thread (and the send thread when o->server was
+ * given, which fetches the config first). Returns 0 or -errno. */
+int push_start(struct push *p);
+/* Applies a config: the push interval (from the next cycle) and the
+ * monitors (see monitors_set). The send thread calls it; tests too. */
+void push_apply_config(struct push *p, const struct push_config *c);
+/* Stops the threads and monitors. Returns false if the send thread is
+ * stuck in a request after 2 s: then p must not be freed. */
+bool push_stop(struct push *p);
+void push_free(struct push *p);
+/* Batches dropped since start (buffer full). */
+uint64_t push_dropped_total(struct push *p);
+
+struct agent;
+
+/* The agent's hooks, one call each in agent.c: start after the join (the
+ * credential is known), stop on the way out. Both log, neither fails; stop
+ * _exit(0)s the process if the send thread is stuck in a request for 2 s. */
+void agent_push_start(struct agent *a);
+void agent_push_stop(void);
+
+/* `herd agent --bench-collect N [--interval-ms MS]`: N collection cycles
+ * without a server, printing CPU time and RSS per cycle. */
+int push_bench_main(int argc, char **argv);
+
+#endif

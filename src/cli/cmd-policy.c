@@ -1,0 +1,138 @@
+/* cmd-policy.c - `herd policy explain NAME` (the latest evaluation: value,
+ * decision, why) and `herd policy simulate NAME [--since 1h] [--policy-file
+ * F]` (stored metrics replayed through the decision; a timeline). NAME may
+ * be CLUSTER/GROUP/NAME. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+#include "xalloc.h"
+#include "yamljson.h"
+
+static char *
+policy_path(const char *name, const char *suffix)
+{
+	char *copy = xstrdup(name), *a = strchr(copy, '/'), *b = a ? strchr(a + 1, '/') : NULL;
+	char *out, *n, *c = NULL, *g = NULL;
+
+	if (a && b) {
+		*a = *b = '\0';
+		c = httpc_escape(copy);
+		g = httpc_escape(a + 1);
+		n = httpc_escape(b + 1);
+		out = xasprintf("/v1/policies/%s/%s?cluster=%s&group=%s", n, suffix, c, g);
+	} else {
+		n = httpc_escape(name);
+		out = xasprintf("/v1/policies/%s/%s", n, suffix);
+	}
+	free(n);
+	free(c);
+	free(g);
+	free(copy);
+	return out;
+}
+
+static const char *
+optval(int argc, char **argv, const char *name)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return argv[i + 1];
+	return NULL;
+}
+
+int
+cmd_policy_explain(struct cli *c, int argc, char **argv)
+{
+	json_t *resp = NULL, *last;
+	char *path;
+	int rc;
+
+	if (argc < 2)
+		return cli_fail("usage: herd policy explain NAME");
+	path = policy_path(argv[1], "explain");
+	rc = cli_call(c, "GET", path, NULL, &resp);
+	free(path);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(resp);
+	} else {
+		last = json_object_get(resp, "last");
+		printf("policy %s/%s/%s\n", json_string_value(json_object_get(resp, "cluster")),
+		       json_string_value(json_object_get(resp, "group")),
+		       json_string_value(json_object_get(resp, "name")));
+		if (json_is_null(last) || last == NULL) {
+			printf("not evaluated yet\n");
+		} else {
+			printf("evaluated  %s\n", json_string_value(json_object_get(last, "evaluated")));
+			printf("decision   %s\n", json_string_value(json_object_get(last, "decision")));
+			if (json_object_get(last, "value"))
+				printf("value      %g over %lld host(s) (window %s)\n",
+				       json_real_value(json_object_get(last, "value")),
+				       (long long)json_integer_value(json_object_get(last, "nseries")),
+				       json_string_value(json_object_get(last, "window")));
+			printf("why        %s\n", json_string_value(json_object_get(last, "reason")));
+		}
+	}
+	json_decref(resp);
+	return 0;
+}
+
+int
+cmd_policy_simulate(struct cli *c, int argc, char **argv)
+{
+	const char *since = optval(argc, argv, "--since"), *file = optval(argc, argv, "--policy-file");
+	json_t *resp = NULL, *body, *e;
+	char *path;
+	size_t i;
+	int rc;
+
+	if (argc < 2 || argv[1][0] == '-')
+		return cli_fail("usage: herd policy simulate NAME [--since 1h] [--policy-file F]");
+	body = json_pack("{s:s}", "since", since ? since : "1h");
+	if (file) {
+		struct herr err = HERR_INIT;
+		size_t len;
+		char *text = file_read(file, 1 << 20, &len);
+		json_t *doc = NULL;
+		if (text == NULL || yaml_to_json(text, len, &doc, NULL, &err) < 0) {
+			free(text);
+			json_decref(body);
+			return cli_fail("%s: %s", file, text ? err.msg : strerror(errno));
+		}
+		free(text);
+		json_object_set_new(body, "policy", doc);
+	}
+	path = policy_path(argv[1], "simulate");
+	rc = cli_call(c, "POST", path, body, &resp);
+	free(path);
+	json_decref(body);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(resp);
+		json_decref(resp);
+		return 0;
+	}
+	printf("simulated %s on %s, %s .. %s\n", json_string_value(json_object_get(resp, "policy")),
+	       json_string_value(json_object_get(resp, "group")),
+	       json_string_value(json_object_get(resp, "since")),
+	       json_string_value(json_object_get(resp, "until")));
+	json_array_foreach(json_object_get(resp, "timeline"), i, e) {
+		const char *d = json_string_value(json_object_get(e, "decision"));
+		printf("%s  %-8s %s\n", json_string_value(json_object_get(e, "time")) + 11, d,
+		       json_string_value(json_object_get(e, "reason")));
+	}
+	printf("actually done by this policy:\n");
+	if (json_array_size(json_object_get(resp, "actual")) == 0)
+		printf("  nothing\n");
+	json_array_foreach(json_object_get(resp, "actual"), i, e)
+		printf("%s  %-8s %s\n", json_string_value(json_object_get(e, "time")) + 11,
+		       json_string_value(json_object_get(e, "kind")),
+		       json_string_value(json_object_get(e, "reason")));
+	json_decref(resp);
+	return 0;
+}

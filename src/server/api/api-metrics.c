@@ -1,0 +1,968 @@
+/* api-metrics.c - metrics in and out of the store (tsdb/): the agents' push
+ * (labels host/group/cluster added from the host credential, monitor states
+ * kept), the monitor configuration agents poll, the viewer queries (list,
+ * range, group aggregate, latest), monitor states, and the Prometheus
+ * exposition at /metrics. Formats: docs/metrics.md. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "metrics.h"
+#include "store/store.h"
+#include "tsdb/tsdb.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define PUSH_MAX_BATCHES 100
+#define PUSH_MAX_SERIES 10000     /* per batch */
+#define PUSH_MAX_LABELS 8         /* per series, besides host/group/cluster */
+#define PUSH_LABEL_MAX 128        /* label value, bytes */
+#define PUSH_MAX_MONITORS 64      /* per batch */
+#define PUSH_ERROR_MAX 1024       /* monitor error text accepted, bytes */
+#define PUSH_FUTURE_MS (10 * 60 * 1000) /* clock skew tolerated */
+#define PUSH_INTERVAL_S 5
+#define QUERY_MAX_POINTS 200000
+#define EXPOSE_MAX_BYTES ((size_t)64 << 20)
+#define EXPOSE_MAX_AGE_MS (5 * 60 * 1000)
+#define HOSTS_MAX 100000          /* hosts whose identity and monitors we cache */
+
+metrics_push_fn metrics_push_hook;
+
+__attribute__((weak)) void
+metrics_on_push(struct server *s, const char *cluster, const char *group, const char **metrics,
+		size_t n)
+{
+	metrics_push_fn fn = __atomic_load_n(&metrics_push_hook, __ATOMIC_ACQUIRE);
+
+	if (fn)
+		fn(s, cluster, group, metrics, n);
+}
+
+/* --- hosts: identity (hosts never change group) and monitor states --- */
+
+struct mon {
+	char name[64];
+	char state[8];
+	char error[256];
+	int64_t ts_ms;
+};
+
+struct mhost {
+	char id[16], name[96], cluster[64], group[64];
+	struct mon mon[PUSH_MAX_MONITORS];
+	int nmon;
+	uint64_t dropped;   /* batches the agent reported lost, since we started */
+	struct mhost *next;
+};
+
+#define MH_BUCKETS 1024
+static pthread_mutex_t mh_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mhost *mh_tab[MH_BUCKETS];
+static size_t mh_count;
+
+static unsigned
+mh_hash(const char *s)
+{
+	unsigned h = 5381;
+
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h % MH_BUCKETS;
+}
+
+/* Fills id/name/cluster/group of the calling host. */
+static int
+host_ident(struct req *rq, struct mhost *out, struct herr *err)
+{
+	struct mhost *h;
+	json_t *row;
+	unsigned b = mh_hash(rq->who.host_id);
+
+	pthread_mutex_lock(&mh_lock);
+	for (h = mh_tab[b]; h; h = h->next)
+		if (strcmp(h->id, rq->who.host_id) == 0)
+			break;
+	if (h) {
+		snprintf(out->id, sizeof(out->id), "%s", h->id);
+		snprintf(out->name, sizeof(out->name), "%s", h->name);
+		snprintf(out->cluster, sizeof(out->cluster), "%s", h->cluster);
+		snprintf(out->group, sizeof(out->group), "%s", h->group);
+	}
+	pthread_mutex_unlock(&mh_lock);
+	if (h)
+		return 0;
+	row = store_row(rq->srv->store, err, "SELECT name, cluster, grp FROM hosts WHERE id = ?", "[s]",
+			rq->who.host_id);
+	if (row == NULL)
+		return err->code ? err->code : herr_set(err, HERR_AUTH, "unknown host");
+	memset(out, 0, sizeof(*out));
+	snprintf(out->id, sizeof(out->id), "%s", rq->who.host_id);
+	snprintf(out->name, sizeof(out->name), "%s", json_string_value(json_object_get(row, "name")));
+	snprintf(out->cluster, sizeof(out->cluster), "%s",
+		 json_string_value(json_object_get(row, "cluster")));
+	snprintf(out->group, sizeof(out->group), "%s", json_string_value(json_object_get(row, "grp")));
+	json_decref(row);
+	pthread_mutex_lock(&mh_lock);
+	if (mh_count >= HOSTS_MAX) {
+		/* bounded: start over (states come back with the next pushes) */
+		for (size_t i = 0; i < MH_BUCKETS; i++)
+			while (mh_tab[i]) {
+				struct mhost *n = mh_tab[i]->next;
+				free(mh_tab[i]);
+				mh_tab[i] = n;
+			}
+		mh_count = 0;
+	}
+	for (h = mh_tab[b]; h; h = h->next)
+		if (strcmp(h->id, out->id) == 0)
+			break;
+	if (h == NULL) {
+		h = xcalloc(1, sizeof(*h));
+		memcpy(h, out, sizeof(*h));
+		h->nmon = 0;
+		h->next = mh_tab[b];
+		mh_tab[b] = h;
+		mh_count++;
+	}
+	pthread_mutex_unlock(&mh_lock);
+	return 0;
+}
+
+/* Adds the agent's newly dropped batches; returns the running total. */
+static uint64_t
+dropped_add(const char *host_id, uint64_t n)
+{
+	struct mhost *h;
+	uint64_t total = n;
+
+	pthread_mutex_lock(&mh_lock);
+	for (h = mh_tab[mh_hash(host_id)]; h; h = h->next)
+		if (strcmp(h->id, host_id) == 0) {
+			h->dropped += n;
+			total = h->dropped;
+			break;
+		}
+	pthread_mutex_unlock(&mh_lock);
+	return total;
+}
+
+static void
+monitor_set(const char *host_id, const char *name, const char *state, const char *error,
+	    int64_t ts)
+{
+	struct mhost *h;
+	struct mon *m = NULL;
+
+	pthread_mutex_lock(&mh_lock);
+	for (h = mh_tab[mh_hash(host_id)]; h; h = h->next)
+		if (strcmp(h->id, host_id) == 0)
+			break;
+	if (h == NULL)
+		goto out;
+	for (int i = 0; i < h->nmon; i++)
+		if (strcmp(h->mon[i].name, name) == 0)
+			m = &h->mon[i];
+	if (m == NULL) {
+		if (h->nmon == PUSH_MAX_MONITORS) {
+			/* replace the stalest */
+			m = &h->mon[0];
+			for (int i = 1; i < h->nmon; i++)
+				if (h->mon[i].ts_ms < m->ts_ms)
+					m = &h->mon[i];
+		} else {
+			m = &h->mon[h->nmon++];
+		}
+	} else if (m->ts_ms > ts) {
+		goto out;
+	}
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	snprintf(m->state, sizeof(m->state), "%s", state);
+	snprintf(m->error, sizeof(m->error), "%s", error ? error : "");
+	m->ts_ms = ts;
+out:
+	pthread_mutex_unlock(&mh_lock);
+}
+
+size_t
+metrics_monitor_states(const char *cluster, const char *group, const char *host,
+		       struct monitor_state **out)
+{
+	size_t n = 0, cap = 0;
+	struct monitor_state *r = NULL;
+
+	pthread_mutex_lock(&mh_lock);
+	for (size_t b = 0; b < MH_BUCKETS; b++)
+		for (struct mhost *h = mh_tab[b]; h; h = h->next) {
+			if ((cluster && *cluster && strcmp(cluster, h->cluster) != 0) ||
+			    (group && *group && strcmp(group, h->group) != 0) ||
+			    (host && *host && strcmp(host, h->name) != 0))
+				continue;
+			for (int i = 0; i < h->nmon; i++) {
+				if (n == cap) {
+					cap = cap ? cap * 2 : 16;
+					r = xrealloc(r, cap * sizeof(*r));
+				}
+				memset(&r[n], 0, sizeof(r[n]));
+				snprintf(r[n].host, sizeof(r[n].host), "%s", h->name);
+				snprintf(r[n].cluster, sizeof(r[n].cluster), "%s", h->cluster);
+				snprintf(r[n].group, sizeof(r[n].group), "%s", h->group);
+				snprintf(r[n].name, sizeof(r[n].name), "%s", h->mon[i].name);
+				snprintf(r[n].state, sizeof(r[n].state), "%s", h->mon[i].state);
+				snprintf(r[n].error, sizeof(r[n].error), "%s", h->mon[i].error);
+				r[n].ts_ms = h->mon[i].ts_ms;
+				n++;
+			}
+		}
+	pthread_mutex_unlock(&mh_lock);
+	*out = r;
+	return n;
+}
+
+/* --- monitor configuration --- */
+
+static int
+duration_s(json_t *v, int dflt)
+{
+	int64_t ms;
+
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ? (int)json_integer_value(v) : dflt;
+	if (json_is_string(v) && parse_duration_ms(json_string_value(v), &ms) == 0 && ms > 0)
+		return (int)((ms + 999) / 1000);
+	return dflt;
+}
+
+/* The host's monitor configuration: {"version","push_interval_s","monitors"}
+ * (owned). version changes whenever the rest does. */
+static json_t *
+agent_config(struct server *s, const char *cluster, const char *group)
+{
+	struct herr err = HERR_INIT;
+	json_t *mons = json_array(), *cfg, *names, *n;
+	struct res g, m;
+	char hash[65], *text;
+	size_t i;
+
+	if (res_get(s->store, &kind_group, cluster, group, &g, &err) == 0) {
+		names = json_object_get(g.spec, "monitors");
+		json_array_foreach(names, i, n) {
+			json_t *o, *labels;
+			if (!json_is_string(n) ||
+			    res_get(s->store, &kind_monitor, "", json_string_value(n), &m, &err) < 0)
+				continue;
+			o = json_pack("{s:s,s:O,s:i,s:i}", "name", m.name, "command",
+				      json_object_get(m.spec, "command"), "interval_s",
+				      duration_s(json_object_get(m.spec, "interval"), 5), "timeout_s",
+				      duration_s(json_object_get(m.spec, "timeout"), 3));
+			labels = json_object_get(m.spec, "labels");
+			if (o && json_is_object(labels) && json_object_size(labels))
+				json_object_set(o, "labels", labels);
+			if (o)
+				json_array_append_new(mons, o);
+			res_release(&m);
+		}
+		res_release(&g);
+	}
+	cfg = json_pack("{s:i,s:o}", "push_interval_s", PUSH_INTERVAL_S, "monitors", mons);
+	text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
+	sha256_hex(text, strlen(text), hash);
+	free(text);
+	hash[13] = '\0'; /* 52 bits: an exact integer in every JSON reader */
+	json_object_set_new(cfg, "version", json_integer((json_int_t)strtoull(hash, NULL, 16)));
+	return cfg;
+}
+
+void
+api_agent_config(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	struct mhost h;
+
+	if (host_ident(rq, &h, &err) < 0)
+		return reply_err(rq, &err);
+	reply_json(rq, 200, agent_config(rq->srv, h.cluster, h.group));
+}
+
+/* --- the push --- */
+
+static bool
+json_value(json_t *v, double *out)
+{
+	const char *s;
+
+	if (json_is_number(v)) {
+		*out = json_number_value(v);
+		return true;
+	}
+	s = json_string_value(v);
+	if (s == NULL)
+		return false;
+	if (strcmp(s, "NaN") == 0)
+		*out = NAN;
+	else if (strcmp(s, "+Inf") == 0 || strcmp(s, "Inf") == 0)
+		*out = INFINITY;
+	else if (strcmp(s, "-Inf") == 0)
+		*out = -INFINITY;
+	else
+		return false;
+	return true;
+}
+
+static bool
+label_reserved(const char *name)
+{
+	return strcmp(name, "host") == 0 || strcmp(name, "group") == 0 ||
+	       strcmp(name, "cluster") == 0 || strncmp(name, "__", 2) == 0;
+}
+
+/* Checks the whole push before storing anything; answers 400 naming the
+ * field and returns false when something is wrong. */
+static bool
+push_valid(struct req *rq, json_t *batches)
+{
+	int64_t now = now_ms();
+	json_t *b;
+	size_t i;
+
+	if (!json_is_array(batches)) {
+		reply_errf(rq, HERR_INVALID, "batches", "must be an array");
+		return false;
+	}
+	if (json_array_size(batches) > PUSH_MAX_BATCHES) {
+		reply_errf(rq, HERR_INVALID, "batches", "at most %d batches per push", PUSH_MAX_BATCHES);
+		return false;
+	}
+	json_array_foreach(batches, i, b) {
+		json_t *ts = json_object_get(b, "ts_ms"), *series = json_object_get(b, "series"), *x;
+		json_t *mons = json_object_get(b, "monitors");
+		char f[256];
+		size_t j;
+
+		if (!json_is_object(b)) {
+			reply_errf(rq, HERR_INVALID, "batches", "batch %zu must be an object", i);
+			return false;
+		}
+		snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
+		if (!json_is_integer(ts) || json_integer_value(ts) <= 0) {
+			reply_errf(rq, HERR_INVALID, f, "must be a positive integer (ms since the epoch)");
+			return false;
+		}
+		if (json_integer_value(ts) > now + PUSH_FUTURE_MS) {
+			reply_errf(rq, HERR_INVALID, f, "is %lld s in the future: check the host's clock",
+				   (long long)(json_integer_value(ts) - now) / 1000);
+			return false;
+		}
+		snprintf(f, sizeof(f), "batches[%zu].series", i);
+		if (series && !json_is_array(series)) {
+			reply_errf(rq, HERR_INVALID, f, "must be an array");
+			return false;
+		}
+		if (json_array_size(series) > PUSH_MAX_SERIES) {
+			reply_errf(rq, HERR_INVALID, f, "at most %d series per batch", PUSH_MAX_SERIES);
+			return false;
+		}
+		json_array_foreach(series, j, x) {
+			json_t *labels = json_object_get(x, "labels"), *lv;
+			const char *name = json_string_value(json_object_get(x, "name")), *lk;
+			double v;
+
+			snprintf(f, sizeof(f), "batches[%zu].series[%zu].name", i, j);
+			if (!json_is_object(x) || !tsdb_metric_name_ok(name)) {
+				reply_errf(rq, HERR_INVALID, f,
+					   "must be a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*, at most %d characters",
+					   TSDB_NAME_MAX);
+				return false;
+			}
+			snprintf(f, sizeof(f), "batches[%zu].series[%zu].value", i, j);
+			if (!json_value(json_object_get(x, "value"), &v)) {
+				reply_errf(rq, HERR_INVALID, f, "must be a number, \"NaN\", \"+Inf\" or \"-Inf\"");
+				return false;
+			}
+			snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
+			if (labels && !json_is_object(labels)) {
+				reply_errf(rq, HERR_INVALID, f, "must be an object of strings");
+				return false;
+			}
+			if (json_object_size(labels) > PUSH_MAX_LABELS) {
+				reply_errf(rq, HERR_INVALID, f, "at most %d labels", PUSH_MAX_LABELS);
+				return false;
+			}
+			json_object_foreach(labels, lk, lv) {
+				snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
+				if (!tsdb_label_name_ok(lk)) {
+					reply_errf(rq, HERR_INVALID, f,
+						   "label names are [a-zA-Z_][a-zA-Z0-9_]*, at most %d characters",
+						   TSDB_NAME_MAX);
+					return false;
+				}
+				if (label_reserved(lk)) {
+					reply_errf(rq, HERR_INVALID, f,
+						   "is set by the server (host, group, cluster and __*)");
+					return false;
+				}
+				if (!json_is_string(lv) || strlen(json_string_value(lv)) > PUSH_LABEL_MAX) {
+					reply_errf(rq, HERR_INVALID, f, "must be a string of at most %d bytes",
+						   PUSH_LABEL_MAX);
+					return false;
+				}
+			}
+		}
+		snprintf(f, sizeof(f), "batches[%zu].monitors", i);
+		if (mons && !json_is_array(mons)) {
+			reply_errf(rq, HERR_INVALID, f, "must be an array");
+			return false;
+		}
+		if (json_array_size(mons) > PUSH_MAX_MONITORS) {
+			reply_errf(rq, HERR_INVALID, f, "at most %d monitors per batch", PUSH_MAX_MONITORS);
+			return false;
+		}
+		json_array_foreach(mons, j, x) {
+			const char *name = json_string_value(json_object_get(x, "name"));
+			const char *st = json_string_value(json_object_get(x, "state"));
+			json_t *e = json_object_get(x, "error");
+
+			snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].name", i, j);
+			if (name == NULL || name[0] == '\0' || strlen(name) > 63) {
+				reply_errf(rq, HERR_INVALID, f, "must be a monitor name (1-63 characters)");
+				return false;
+			}
+			snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].state", i, j);
+			if (st == NULL || (strcmp(st, "ok") != 0 && strcmp(st, "failed") != 0 &&
+					   strcmp(st, "timeout") != 0)) {
+				reply_errf(rq, HERR_INVALID, f, "must be ok, failed or timeout");
+				return false;
+			}
+			snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].error", i, j);
+			if (e && !json_is_null(e) &&
+			    (!json_is_string(e) || strlen(json_string_value(e)) > PUSH_ERROR_MAX)) {
+				reply_errf(rq, HERR_INVALID, f, "must be a string of at most %d bytes",
+					   PUSH_ERROR_MAX);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* POST /v1/agent/metrics: see docs/metrics.md. */
+void
+api_agent_metrics(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	json_t *body = req_json(rq), *batches, *b, *dropped, *cfg;
+	struct tsdb *db = rq->srv->tsdb;
+	const char **names = NULL;
+	size_t nnames = 0, capnames = 0, i, accepted = 0, rejected = 0, last = 0;
+	int64_t last_ts = 0;
+	struct mhost h;
+
+	if (body == NULL)
+		return;
+	if (db == NULL)
+		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
+	batches = json_object_get(body, "batches");
+	dropped = json_object_get(body, "dropped");
+	if (!push_valid(rq, batches))
+		return;
+	if (dropped && (!json_is_integer(dropped) || json_integer_value(dropped) < 0))
+		return reply_errf(rq, HERR_INVALID, "dropped", "must be a non-negative integer");
+	if (host_ident(rq, &h, &err) < 0)
+		return reply_err(rq, &err);
+	json_array_foreach(batches, i, b) {
+		json_t *series = json_object_get(b, "series"), *mons = json_object_get(b, "monitors");
+		size_t ns = json_array_size(series), nm = json_array_size(mons), n = 0, nl = 0, j;
+		int64_t ts = json_integer_value(json_object_get(b, "ts_ms"));
+		struct tsdb_sample *smp = xcalloc(ns + nm + 1, sizeof(*smp));
+		struct tsdb_label *lab = xcalloc((ns + nm + 1) * (PUSH_MAX_LABELS + 4), sizeof(*lab));
+		json_t *x;
+		int rc;
+
+		if (ts >= last_ts) {
+			last_ts = ts;
+			last = i;
+		}
+#define BASE_LABELS()                                                   \
+	do {                                                            \
+		lab[nl++] = (struct tsdb_label){ "host", h.name };      \
+		lab[nl++] = (struct tsdb_label){ "group", h.group };    \
+		lab[nl++] = (struct tsdb_label){ "cluster", h.cluster }; \
+	} while (0)
+		json_array_foreach(series, j, x) {
+			json_t *lv;
+			const char *lk;
+
+			smp[n].metric = json_string_value(json_object_get(x, "name"));
+			json_value(json_object_get(x, "value"), &smp[n].value);
+			smp[n].labels = &lab[nl];
+			BASE_LABELS();
+			json_object_foreach(json_object_get(x, "labels"), lk, lv)
+				lab[nl++] = (struct tsdb_label){ lk, json_string_value(lv) };
+			smp[n].nlabels = (size_t)(&lab[nl] - smp[n].labels);
+			if (nnames == capnames) {
+				capnames = capnames ? capnames * 2 : 64;
+				names = xrealloc(names, capnames * sizeof(*names));
+			}
+			names[nnames++] = smp[n].metric;
+			n++;
+		}
+		json_array_foreach(mons, j, x) {
+			const char *st = json_string_value(json_object_get(x, "state"));
+
+			smp[n].metric = "monitor_up";
+			smp[n].value = strcmp(st, "ok") == 0 ? 1 : 0;
+			smp[n].labels = &lab[nl];
+			BASE_LABELS();
+			lab[nl++] = (struct tsdb_label){ "monitor",
+							 json_string_value(json_object_get(x, "name")) };
+			smp[n].nlabels = 4;
+			n++;
+		}
+		if (i + 1 == json_array_size(batches) && dropped) {
+			smp[n].metric = "agent_dropped_batches_total";
+			smp[n].value = (double)dropped_add(h.id, (uint64_t)json_integer_value(dropped));
+			smp[n].labels = &lab[nl];
+			BASE_LABELS();
+			smp[n].nlabels = 3;
+			n++;
+		}
+#undef BASE_LABELS
+		rc = tsdb_append(db, ts, smp, n, &err);
+		free(smp);
+		free(lab);
+		if (rc < 0) {
+			free(names);
+			/* batches before this one are stored: the agent may resend
+			 * them, and same-timestamp samples just replace */
+			return reply_err(rq, &err);
+		}
+		accepted += (size_t)rc;
+		rejected += n - (size_t)rc;
+		if (nm) {
+			if (nnames == capnames) {
+				capnames = capnames ? capnames * 2 : 64;
+				names = xrealloc(names, capnames * sizeof(*names));
+			}
+			names[nnames++] = "monitor_up";
+		}
+	}
+	/* monitor states: the newest batch wins */
+	{
+		json_t *mons = json_object_get(json_array_get(batches, last), "monitors"), *x;
+		json_array_foreach(mons, i, x)
+			monitor_set(h.id, json_string_value(json_object_get(x, "name")),
+				    json_string_value(json_object_get(x, "state")),
+				    json_string_value(json_object_get(x, "error")), last_ts);
+	}
+	cfg = agent_config(rq->srv, h.cluster, h.group);
+	reply_json(rq, 200, json_pack("{s:O,s:I,s:I}", "config_version", json_object_get(cfg, "version"),
+				      "accepted", (json_int_t)accepted, "rejected", (json_int_t)rejected));
+	json_decref(cfg);
+	if (nnames) {
+		size_t k = 0;
+		qsort(names, nnames, sizeof(*names), cmp_str);
+		for (i = 0; i < nnames; i++)
+			if (k == 0 || strcmp(names[k - 1], names[i]) != 0)
+				names[k++] = names[i];
+		nnames = k;
+	}
+	metrics_on_push(rq->srv, h.cluster, h.group, names, nnames);
+	free(names);
+}
+
+/* --- the aggregate, in-process --- */
+
+int
+metrics_group_agg(struct server *s, const char *cluster, const char *group, const char *metric,
+		  enum expr_agg agg, int64_t now, int64_t window_ms, int64_t step_ms,
+		  const char *const *exclude, size_t nexclude, struct tsdb_agg_point **out,
+		  size_t *n, struct herr *err)
+{
+	struct tsdb_matcher stack[16], *m = stack;
+	size_t nm = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (s->tsdb == NULL)
+		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
+	if (window_ms <= 0)
+		return herr_field(err, HERR_INVALID, "window", "must be positive");
+	if (nexclude + 2 > sizeof(stack) / sizeof(stack[0]))
+		m = xcalloc(nexclude + 2, sizeof(*m));
+	m[nm++] = (struct tsdb_matcher){ "cluster", cluster, false };
+	m[nm++] = (struct tsdb_matcher){ "group", group, false };
+	for (size_t i = 0; i < nexclude; i++)
+		m[nm++] = (struct tsdb_matcher){ "host", exclude[i], true };
+	rc = tsdb_agg(s->tsdb, metric, m, nm, agg, now - window_ms + 1, now, step_ms, out, n, err);
+	if (m != stack)
+		free(m);
+	return rc;
+}
+
+/* --- viewer queries --- */
+
+struct sel {
+	char cluster[64], group[64], host[96];
+	struct tsdb_matcher m[3];
+	size_t nm;
+};
+
+static bool
+copy_param(struct req *rq, const char *field, const char *v, char *out, size_t n)
+{
+	if (strlen(v) >= n) {
+		reply_errf(rq, HERR_INVALID, field, "must be at most %zu characters", n - 1);
+		return false;
+	}
+	snprintf(out, n, "%s", v);
+	return true;
+}
+
+/* The series selection of ?host=[C/]H, ?group=[C/]G, ?cluster=C. A group
+ * without a cluster is looked up; answers and returns false on error. */
+static bool
+selection(struct req *rq, struct sel *sel)
+{
+	const char *host = req_query(rq, "host"), *group = req_query(rq, "group");
+	const char *cluster = req_query(rq, "cluster"), *slash;
+
+	memset(sel, 0, sizeof(*sel));
+	if (cluster && !copy_param(rq, "cluster", cluster, sel->cluster, sizeof(sel->cluster)))
+		return false;
+	if (host && *host) {
+		if ((slash = strchr(host, '/')) != NULL) {
+			if ((size_t)(slash - host) >= sizeof(sel->cluster)) {
+				reply_errf(rq, HERR_INVALID, "host", "cluster name too long");
+				return false;
+			}
+			snprintf(sel->cluster, sizeof(sel->cluster), "%.*s", (int)(slash - host), host);
+			host = slash + 1;
+		}
+		if (!copy_param(rq, "host", host, sel->host, sizeof(sel->host)))
+			return false;
+	}
+	if (group && *group) {
+		if ((slash = strchr(group, '/')) != NULL) {
+			if ((size_t)(slash - group) >= sizeof(sel->cluster)) {
+				reply_errf(rq, HERR_INVALID, "group", "cluster name too long");
+				return false;
+			}
+			snprintf(sel->cluster, sizeof(sel->cluster), "%.*s", (int)(slash - group), group);
+			group = slash + 1;
+		}
+		if (!copy_param(rq, "group", group, sel->group, sizeof(sel->group)))
+			return false;
+		if (sel->cluster[0] == '\0') {
+			struct herr err = HERR_INIT;
+			struct res r;
+			int rc = res_find(rq->srv->store, &kind_group, sel->group, &r, &err);
+			if (rc == 0) {
+				snprintf(sel->cluster, sizeof(sel->cluster), "%s", r.scope);
+				res_release(&r);
+			} else if (rc == HERR_CONFLICT) {
+				reply_errf(rq, HERR_CONFLICT, "group",
+					   "group '%s' is in several clusters: give CLUSTER/%s or cluster=",
+					   sel->group, sel->group);
+				return false;
+			}
+		}
+	}
+	if (sel->cluster[0])
+		sel->m[sel->nm++] = (struct tsdb_matcher){ "cluster", sel->cluster, false };
+	if (sel->group[0])
+		sel->m[sel->nm++] = (struct tsdb_matcher){ "group", sel->group, false };
+	if (sel->host[0])
+		sel->m[sel->nm++] = (struct tsdb_matcher){ "host", sel->host, false };
+	return true;
+}
+
+/* ?since=10m (default dflt_ms; 0 = none), or ?from=MS&to=MS. */
+static bool
+window(struct req *rq, int64_t dflt_ms, int64_t *from, int64_t *to)
+{
+	const char *since = req_query(rq, "since"), *f = req_query(rq, "from"), *t = req_query(rq, "to");
+	int64_t ms = dflt_ms;
+	char *end;
+
+	*to = now_ms();
+	if (t) {
+		*to = strtoll(t, &end, 10);
+		if (*end || end == t) {
+			reply_errf(rq, HERR_INVALID, "to", "must be a time in ms since the epoch");
+			return false;
+		}
+	}
+	if (since && (parse_duration_ms(since, &ms) < 0 || ms <= 0)) {
+		reply_errf(rq, HERR_INVALID, "since", "must be a duration like 10m, 1h, 2d");
+		return false;
+	}
+	*from = ms ? *to - ms : INT64_MIN + 1;
+	if (f) {
+		*from = strtoll(f, &end, 10);
+		if (*end || end == f) {
+			reply_errf(rq, HERR_INVALID, "from", "must be a time in ms since the epoch");
+			return false;
+		}
+	}
+	if (*from > *to) {
+		reply_errf(rq, HERR_INVALID, "from", "must not be after to");
+		return false;
+	}
+	return true;
+}
+
+static json_t *
+num(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *
+labels_json(const struct tsdb_series_info *si)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < si->nlabels; i++)
+		json_object_set_new(o, si->labels[i].name, json_string(si->labels[i].value));
+	return o;
+}
+
+static const char *
+label_of(const struct tsdb_series_info *si, const char *name)
+{
+	for (size_t i = 0; i < si->nlabels; i++)
+		if (strcmp(si->labels[i].name, name) == 0)
+			return si->labels[i].value;
+	return NULL;
+}
+
+static bool
+parse_agg(const char *s, enum expr_agg *out)
+{
+	static const char *const names[] = { "avg", "min", "max", "sum", "count" };
+	static const enum expr_agg vals[] = { AGG_AVG, AGG_MIN, AGG_MAX, AGG_SUM, AGG_COUNT };
+
+	for (size_t i = 0; i < 5; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = vals[i];
+			return true;
+		}
+	return false;
+}
+
+/* GET /v1/metrics[?host=|group=&cluster=]: metric names with their series. */
+void
+api_metrics_list(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	struct tsdb_series_info *si;
+	struct sel sel;
+	json_t *items = json_array(), *cur = NULL;
+	size_t n;
+
+	if (!selection(rq, &sel))
+		return json_decref(items);
+	if (rq->srv->tsdb == NULL || tsdb_series(rq->srv->tsdb, NULL, sel.m, sel.nm, &si, &n, &err) < 0) {
+		json_decref(items);
+		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (cur == NULL || strcmp(json_string_value(json_object_get(cur, "name")), si[i].metric) != 0) {
+			cur = json_pack("{s:s,s:i,s:I}", "name", si[i].metric, "series", 0, "last_ts_ms",
+					(json_int_t)si[i].last_ts_ms);
+			json_array_append_new(items, cur);
+		}
+		json_object_set_new(cur, "series",
+				    json_integer(json_integer_value(json_object_get(cur, "series")) + 1));
+		if (si[i].last_ts_ms > json_integer_value(json_object_get(cur, "last_ts_ms")))
+			json_object_set_new(cur, "last_ts_ms", json_integer(si[i].last_ts_ms));
+	}
+	tsdb_series_free(si, n);
+	reply_json(rq, 200, json_pack("{s:o}", "items", items));
+}
+
+/* GET /v1/metrics/query?metric=M&(host=H|group=G[&cluster=C])[&agg=][&since=][&step=] */
+void
+api_metrics_query(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	const char *metric = req_query(rq, "metric"), *aggs = req_query(rq, "agg");
+	const char *steps = req_query(rq, "step");
+	int64_t from, to, step = 0;
+	enum expr_agg agg = AGG_AVG;
+	struct sel sel;
+	struct tsdb *db = rq->srv->tsdb;
+
+	if (metric == NULL || !tsdb_metric_name_ok(metric))
+		return reply_errf(rq, HERR_INVALID, "metric", "is required: a metric name");
+	if (aggs && !parse_agg(aggs, &agg))
+		return reply_errf(rq, HERR_INVALID, "agg", "must be avg, min, max, sum or count");
+	if (!selection(rq, &sel) || !window(rq, 10 * 60 * 1000, &from, &to))
+		return;
+	if (from < to - 400LL * 86400 * 1000)
+		from = to - 400LL * 86400 * 1000;
+	if (steps && (parse_duration_ms(steps, &step) < 0 || step < 1))
+		return reply_errf(rq, HERR_INVALID, "step", "must be a duration like 10s");
+	if (db == NULL)
+		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
+	if (aggs) {
+		struct tsdb_agg_point *p;
+		json_t *pts = json_array();
+		size_t n;
+
+		if (step == 0) {
+			/* about 120 steps, at least 5 s, a whole number of seconds */
+			step = ((to - from) / 120 + 999) / 1000 * 1000;
+			if (step < 5000)
+				step = 5000;
+		}
+		if (tsdb_agg(db, metric, sel.m, sel.nm, agg, from, to, step, &p, &n, &err) < 0) {
+			json_decref(pts);
+			return reply_err(rq, &err);
+		}
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(pts, json_pack("{s:I,s:o,s:i}", "ts_ms", (json_int_t)p[i].ts_ms,
+							     "value", num(p[i].value), "series", p[i].nseries));
+		free(p);
+		reply_json(rq, 200, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:o}", "metric", metric,
+					      "agg", expr_agg_name(agg), "cluster", sel.cluster, "group",
+					      sel.group, "host", sel.host, "from_ms", (json_int_t)from,
+					      "to_ms", (json_int_t)to, "step_ms", (json_int_t)step,
+					      "points", pts));
+		return;
+	}
+	{
+		struct tsdb_range_series *r;
+		json_t *series = json_array();
+		size_t n;
+
+		if (tsdb_range(db, metric, sel.m, sel.nm, from, to, QUERY_MAX_POINTS, &r, &n, &err) < 0) {
+			json_decref(series);
+			if (err.code == HERR_TOOBIG)
+				return reply_errf(rq, HERR_INVALID, "since", "%s", err.msg);
+			return reply_err(rq, &err);
+		}
+		for (size_t i = 0; i < n; i++) {
+			json_t *pts = json_array();
+			for (size_t k = 0; k < r[i].n; k++) {
+				int64_t t = r[i].ts_ms[k];
+				if (step) {
+					/* the last sample of each step, at the step's end */
+					int64_t end = (t / step + (t % step > 0)) * step;
+					if (k + 1 < r[i].n && r[i].ts_ms[k + 1] <= end)
+						continue;
+					t = end;
+				}
+				json_array_append_new(pts, json_pack("[I,o]", (json_int_t)t, num(r[i].values[k])));
+			}
+			json_array_append_new(series, json_pack("{s:o,s:o}", "labels", labels_json(&r[i].info),
+								"points", pts));
+		}
+		tsdb_range_free(r, n);
+		reply_json(rq, 200, json_pack("{s:s,s:I,s:I,s:I,s:o}", "metric", metric, "from_ms",
+					      (json_int_t)from, "to_ms", (json_int_t)to, "step_ms",
+					      (json_int_t)step, "series", series));
+	}
+}
+
+/* GET /v1/metrics/latest[?metric=M][&host=|group=&cluster=][&since=] */
+void
+api_metrics_latest(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	const char *metric = req_query(rq, "metric");
+	struct tsdb_series_info *si;
+	json_t *items = json_array();
+	int64_t from, to;
+	struct sel sel;
+	size_t n;
+
+	if (metric && !tsdb_metric_name_ok(metric)) {
+		json_decref(items);
+		return reply_errf(rq, HERR_INVALID, "metric", "must be a metric name");
+	}
+	if (!selection(rq, &sel) || !window(rq, 0, &from, &to))
+		return json_decref(items);
+	if (rq->srv->tsdb == NULL ||
+	    tsdb_latest(rq->srv->tsdb, metric, sel.m, sel.nm, from, &si, &n, &err) < 0) {
+		json_decref(items);
+		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *h = label_of(&si[i], "host");
+		json_array_append_new(items, json_pack("{s:s,s:s?,s:o,s:I,s:o}", "metric", si[i].metric,
+						       "host", h, "labels", labels_json(&si[i]), "ts_ms",
+						       (json_int_t)si[i].last_ts_ms, "value",
+						       num(si[i].last_value)));
+	}
+	tsdb_series_free(si, n);
+	reply_json(rq, 200, json_pack("{s:o}", "items", items));
+}
+
+/* GET /v1/metrics/monitors[?host=|group=&cluster=]: the last state of each
+ * monitor of each host, with its error. */
+void
+api_metrics_monitors(struct req *rq)
+{
+	struct monitor_state *ms;
+	struct sel sel;
+	json_t *items = json_array();
+	size_t n;
+
+	if (!selection(rq, &sel))
+		return json_decref(items);
+	n = metrics_monitor_states(sel.cluster, sel.group, sel.host, &ms);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "host", ms[i].host,
+						       "cluster", ms[i].cluster, "group", ms[i].group,
+						       "monitor", ms[i].name, "state", ms[i].state,
+						       "error", ms[i].error, "ts_ms", (json_int_t)ms[i].ts_ms));
+	free(ms);
+	reply_json(rq, 200, json_pack("{s:o}", "items", items));
+}
+
+/* GET /metrics: Prometheus text format, latest sample of every series
+ * updated in the last 5 minutes, then the store's own figures. */
+void
+api_metrics_prometheus(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	struct tsdb_stats st;
+	struct buf b;
+	size_t len;
+
+	if (rq->srv->tsdb == NULL)
+		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
+	buf_init(&b, EXPOSE_MAX_BYTES);
+	if (tsdb_expose(rq->srv->tsdb, &b, now_ms() - EXPOSE_MAX_AGE_MS, &err) < 0) {
+		buf_release(&b);
+		return reply_err(rq, &err);
+	}
+	tsdb_stats(rq->srv->tsdb, &st);
+	buf_addf(&b,
+		 "# HELP herd_tsdb_series Series in herd's metric store.\n"
+		 "# TYPE herd_tsdb_series gauge\nherd_tsdb_series %zu\n"
+		 "# TYPE herd_tsdb_chunks gauge\nherd_tsdb_chunks %zu\n"
+		 "# TYPE herd_tsdb_block_bytes gauge\nherd_tsdb_block_bytes %llu\n"
+		 "# TYPE herd_tsdb_samples_appended_total counter\nherd_tsdb_samples_appended_total %llu\n"
+		 "# TYPE herd_tsdb_samples_rejected_total counter\n"
+		 "herd_tsdb_samples_rejected_total{reason=\"out_of_order\"} %llu\n"
+		 "herd_tsdb_samples_rejected_total{reason=\"duplicate\"} %llu\n"
+		 "herd_tsdb_samples_rejected_total{reason=\"too_old\"} %llu\n"
+		 "herd_tsdb_samples_rejected_total{reason=\"series_limit\"} %llu\n",
+		 st.series, st.chunks, (unsigned long long)st.block_bytes,
+		 (unsigned long long)st.appended, (unsigned long long)st.out_of_order,
+		 (unsigned long long)st.duplicates, (unsigned long long)st.too_old,
+		 (unsigned long long)st.series_limited);
+	len = b.len;
+	reply_raw(rq, 200, "text/plain; version=0.0.4; charset=utf-8", buf_steal(&b), len, false);
+}

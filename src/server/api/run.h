@@ -1,0 +1,60 @@
+/* run.h - script runs: the pure parts of api-run.c (input checks, the
+ * outcome of one host, the state of a whole run), apart so that unit tests
+ * can feed them plain values. The handlers are declared by routes.def. */
+#ifndef HERD_RUN_H
+#define HERD_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "herr.h"
+
+#define RUN_ENV_MAX 64                  /* variables per run */
+#define RUN_ENV_KEY_MAX 128             /* bytes per name */
+#define RUN_ENV_VALUE_MAX 4096          /* bytes per value */
+#define RUN_OUTPUT_MAX (64 * 1024)      /* bytes kept per stream per host */
+#define RUN_TIMEOUT_DEFAULT_MS (10 * 60 * 1000)
+#define RUN_TIMEOUT_MAX_MS (24LL * 3600 * 1000)
+#define RUN_PARALLEL_MAX 1000
+#define RUN_HOSTS_MAX 5000              /* hosts per run */
+
+/* Per-host states, in the order a host goes through them. */
+enum run_hstate {
+	RH_QUEUED,
+	RH_RUNNING,
+	RH_SUCCEEDED,
+	RH_FAILED,
+	RH_TIMED_OUT,
+	RH_CANCELLED,
+	RH_SKIPPED,
+	RH__COUNT
+};
+const char *run_hstate_name(enum run_hstate s);
+enum run_hstate run_hstate_parse(const char *s);   /* RH__COUNT if unknown */
+bool run_hstate_is_final(enum run_hstate s);
+
+/* Checks a run's env object: at most RUN_ENV_MAX string values of at most
+ * RUN_ENV_VALUE_MAX bytes without NUL, names [A-Za-z_][A-Za-z0-9_]* not
+ * starting with HERD_ (those are herd's own). NULL is an empty env. Returns
+ * 0 or HERR_INVALID with err->field naming "env" or "env.NAME". */
+int run_env_check(const json_t *env, struct herr *err);
+
+/* What one host's result means: its state and a reason for people
+ * ("exited with code 3", "timed out after 10m", ...) written into reason. */
+enum run_hstate run_outcome(int exit_code, int signal, bool timed_out, bool cancelled,
+			    const char *error, int64_t timeout_ms, char *reason, size_t reasonsz);
+
+/* The state of a whole run from how many hosts are in each state:
+ * "running" while any is queued or running; then "cancelled" if a cancel
+ * was asked and some host was cancelled, "failed" if any failed or timed
+ * out, "succeeded" if any succeeded (the rest skipped), else "skipped". */
+const char *run_state_of(const int counts[RH__COUNT], bool cancel_requested);
+
+/* Longest prefix of s (n bytes) of at most max bytes that does not cut a
+ * UTF-8 character. */
+size_t run_utf8_cut(const char *s, size_t n, size_t max);
+
+#endif

@@ -1,0 +1,680 @@
+/* lbsync.c - the act side of lb-sync (see lbsync.h): opens one driver
+ * instance per LB driver (per account for cloud drivers), tells it which LBs
+ * exist, reads the ready hosts of attached groups, asks lbsync_decide() what
+ * to change and does it. Nothing here is the truth: the store says what
+ * should be, the driver says what is, so a restarted server simply syncs
+ * again and an HAProxy started empty is filled on the next pass. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "lbsync.h"
+#include "log.h"
+#include "store/store.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define LBSYNC_MAX_DRIVERS 32
+#define LBSYNC_MAX_ACTIONS 4096
+#define LBSYNC_POLL_MS 100        /* drain: how often sessions are read */
+#define LBSYNC_MIN_DRAIN_MS 200   /* drain: sessions being set up get counted */
+
+struct drv {
+	char key[140];            /* "<driver>" or "<driver>/<account>" */
+	struct lb l;
+	json_t *config;           /* the account's spec (owned), for cloud drivers */
+};
+
+/* Drivers are appended, never moved, and closed only by lbsync_stop: whoever
+ * holds `use` for reading may keep a struct lb * (the sync pass, a drain, the
+ * API); lbsync_stop takes it for writing. `lock` guards the table itself. */
+static struct {
+	pthread_rwlock_t use;
+	pthread_mutex_t lock;
+	struct drv d[LBSYNC_MAX_DRIVERS];
+	int n;
+	json_t *problems;         /* lb name -> last message logged, so it is logged once */
+} g = { .use = PTHREAD_RWLOCK_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* --- decide --- */
+
+static const struct lbs_lb *
+find_lb(const struct lbs_lb *lbs, size_t nl, const char *name)
+{
+	for (size_t i = 0; i < nl; i++)
+		if (strcmp(lbs[i].name, name) == 0)
+			return &lbs[i];
+	return NULL;
+}
+
+size_t
+lbsync_decide(const struct lbs_lb *lbs, size_t nl, const struct lbs_want *want, size_t nw,
+	      const struct lbs_have *have, size_t nh, int64_t now, struct lbs_action *out,
+	      size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nw && n < max; i++) {
+		const struct lbs_want *w = &want[i];
+		const struct lbs_have *h = NULL;
+		if (find_lb(lbs, nl, w->lb) == NULL)
+			continue;
+		for (size_t k = 0; k < nh; k++)
+			if (strcmp(have[k].lb, w->lb) == 0 && strcmp(have[k].member, w->member) == 0)
+				h = &have[k];
+		if (h && h->intent != LBI_DRAINING && strcmp(h->addr, w->addr) == 0 && h->port == w->port)
+			continue;
+		out[n] = (struct lbs_action){ .kind = LBS_ADD, .lb = w->lb, .member = w->member, .want = w };
+		snprintf(out[n].reason, sizeof(out[n].reason), "%s",
+			 h == NULL ? "ready host of an attached group"
+			 : h->intent == LBI_DRAINING ? "draining host is wanted again"
+			 : "address or port changed");
+		n++;
+	}
+	for (size_t k = 0; k < nh && n < max; k++) {
+		const struct lbs_have *h = &have[k];
+		const struct lbs_lb *lb = find_lb(lbs, nl, h->lb);
+		bool wanted = false;
+		if (lb == NULL)
+			continue;
+		for (size_t i = 0; i < nw && !wanted; i++)
+			wanted = strcmp(want[i].lb, h->lb) == 0 && strcmp(want[i].member, h->member) == 0;
+		if (wanted)
+			continue;
+		if (h->intent != LBI_DRAINING) {
+			out[n] = (struct lbs_action){ .kind = LBS_DRAIN, .lb = h->lb, .member = h->member };
+			snprintf(out[n].reason, sizeof(out[n].reason), "no longer a ready host of an attached group");
+			n++;
+		} else if (h->scur == 0 || now - h->drain_since_ms >= lb->drain_timeout_ms) {
+			out[n] = (struct lbs_action){ .kind = LBS_REMOVE, .lb = h->lb, .member = h->member };
+			if (h->scur == 0)
+				snprintf(out[n].reason, sizeof(out[n].reason), "drained");
+			else
+				snprintf(out[n].reason, sizeof(out[n].reason),
+					 "drain timeout: %lld sessions left", (long long)h->scur);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* --- drivers --- */
+
+/* The driver instance serving LB resource spec `lbj` (opened on first use),
+ * or NULL with err set. Called with g.lock held. */
+static struct lb *
+drv_for(struct server *s, const json_t *lbj, bool open_it, struct herr *err)
+{
+	const char *net = json_string_value(json_object_get(lbj, "network"));
+	const char *acct, *pdrv;
+	const struct lb_ops *ops;
+	struct res rn = { 0 }, ra = { 0 };
+	struct lb *found = NULL;
+	char key[140];
+
+	if (res_get(s->store, &kind_network, "", net ? net : "", &rn, err) < 0)
+		return NULL;
+	acct = json_string_value(json_object_get(rn.spec, "account"));
+	if (res_get(s->store, &kind_account, "", acct ? acct : "", &ra, err) < 0)
+		goto out;
+	pdrv = json_string_value(json_object_get(ra.spec, "driver"));
+	if ((ops = lb_find_for_provider(pdrv)) == NULL) {
+		herr_set(err, -ENOTSUP, "no load balancer driver for networks of provider '%s'",
+			 pdrv ? pdrv : "");
+		goto out;
+	}
+	if (ops->shared)
+		snprintf(key, sizeof(key), "%s", ops->name);
+	else
+		snprintf(key, sizeof(key), "%s/%s", ops->name, acct);
+	for (int i = 0; i < g.n && !found; i++)
+		if (strcmp(g.d[i].key, key) == 0)
+			found = &g.d[i].l;
+	if (found || !open_it)
+		goto out;
+	if (g.n == LBSYNC_MAX_DRIVERS) {
+		herr_set(err, HERR_TOOBIG, "too many load balancer drivers");
+		goto out;
+	}
+	{
+		struct drv *d = &g.d[g.n];
+		memset(d, 0, sizeof(*d));
+		snprintf(d->key, sizeof(d->key), "%s", key);
+		snprintf(d->l.account, sizeof(d->l.account), "%s", ops->shared ? "" : acct);
+		snprintf(d->l.instance, sizeof(d->l.instance), "%s", s->instance);
+		snprintf(d->l.data_dir, sizeof(d->l.data_dir), "%s", s->data_dir);
+		d->config = json_incref(ra.spec);
+		d->l.config = d->config;
+		if (lb_open(&d->l, ops, err) < 0) {
+			json_decref(d->config);
+			goto out;
+		}
+		log_info("lb driver %s opened", key);
+		found = &d->l;
+		g.n++;
+	}
+out:
+	res_release(&rn);
+	res_release(&ra);
+	return found;
+}
+
+static void
+problem(const char *lb, const char *msg)
+{
+	const char *last;
+
+	pthread_mutex_lock(&g.lock);
+	if (g.problems == NULL)
+		g.problems = json_object();
+	last = json_string_value(json_object_get(g.problems, lb));
+	if (msg == NULL) {
+		if (last)
+			log_info("lb %s: ok again", lb);
+		json_object_del(g.problems, lb);
+	} else if (last == NULL || strcmp(last, msg) != 0) {
+		log_warn("lb %s: %s", lb, msg);
+		json_object_set_new(g.problems, lb, json_string(msg));
+	}
+	pthread_mutex_unlock(&g.lock);
+}
+
+/* --- one pass --- */
+
+struct lbrow {
+	struct lb_spec spec;
+	struct lb *drv;
+	char err[512];            /* its driver's apply failed: why */
+};
+
+static json_t *
+spec_of(json_t *row)
+{
+	json_t *j = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+	return j ? j : json_object();
+}
+
+/* Makes every open driver hold exactly the LBs of the store. */
+static size_t
+sync_lbs(struct server *s, struct lbrow **out)
+{
+	struct herr err = HERR_INIT;
+	json_t *rows = NULL, *row;
+	struct lbrow *lbs;
+	size_t i, n = 0;
+	int nd;
+
+	*out = NULL;
+	if (store_q(s->store, &rows, NULL, &err,
+		    "SELECT name, spec FROM resources WHERE kind = 'lb' ORDER BY name", NULL) < 0) {
+		log_warn("lb-sync: cannot read the store: %s", err.msg);
+		return 0;
+	}
+	lbs = xcalloc(json_array_size(rows) + 1, sizeof(*lbs));
+	json_array_foreach(rows, i, row) {
+		const char *name = json_string_value(json_object_get(row, "name"));
+		json_t *spec = spec_of(row);
+		herr_clear(&err);
+		pthread_mutex_lock(&g.lock);
+		if (lb_spec_from_json(name, spec, &lbs[n].spec, &err) == 0)
+			lbs[n].drv = drv_for(s, spec, true, &err);
+		pthread_mutex_unlock(&g.lock);
+		if (lbs[n].drv == NULL || lb_ensure(lbs[n].drv, &lbs[n].spec, &err) < 0)
+			problem(name, err.msg);
+		else
+			n++;
+		json_decref(spec);
+	}
+	pthread_mutex_lock(&g.lock);
+	nd = g.n;
+	if (g.problems) {   /* deleted LBs have no problems */
+		const char *key;
+		void *tmp;
+		json_t *v;
+		json_object_foreach_safe(g.problems, tmp, key, v) {
+			bool found = false;
+			json_array_foreach(rows, i, row)
+				found |= strcmp(json_string_value(json_object_get(row, "name")), key) == 0;
+			if (!found)
+				json_object_del(g.problems, key);
+		}
+	}
+	pthread_mutex_unlock(&g.lock);
+	json_decref(rows);
+	/* LBs a driver holds that the store no longer has */
+	for (int d = 0; d < nd; d++) {
+		struct lb *l = &g.d[d].l;
+		char(*names)[64] = NULL;
+		size_t nn = 0;
+		herr_clear(&err);
+		if (lb_list(l, &names, &nn, &err) == 0) {
+			for (size_t k = 0; k < nn; k++) {
+				bool keep = false;
+				for (size_t j = 0; j < n && !keep; j++)
+					keep = lbs[j].drv == l && strcmp(lbs[j].spec.name, names[k]) == 0;
+				if (!keep)
+					lb_destroy(l, names[k], &err);
+			}
+		}
+		free(names);
+		herr_clear(&err);
+		if (lb_apply(l, &err) < 0)
+			for (size_t j = 0; j < n; j++)
+				if (lbs[j].drv == l)
+					snprintf(lbs[j].err, sizeof(lbs[j].err), "%s", err.msg);
+	}
+	*out = lbs;
+	return n;
+}
+
+/* Ready hosts of groups whose template names one of lbs. */
+static json_t *
+ready_members(struct server *s, const struct lbrow *lbs, size_t nl)
+{
+	struct herr err = HERR_INIT;
+	json_t *groups = NULL, *tmpls = NULL, *hosts = NULL, *row;
+	json_t *t2lb = json_object(), *g2lb = json_object(), *out = json_array();
+	size_t i;
+
+	if (store_q(s->store, &tmpls, NULL, &err,
+		    "SELECT name, spec FROM resources WHERE kind = 'template'", NULL) < 0 ||
+	    store_q(s->store, &groups, NULL, &err,
+		    "SELECT scope, name, spec FROM resources WHERE kind = 'group'", NULL) < 0 ||
+	    store_q(s->store, &hosts, NULL, &err,
+		    "SELECT id, name, cluster, grp, private_ip FROM hosts WHERE state = 'ready'"
+		    " AND private_ip IS NOT NULL ORDER BY cluster, grp, seq", NULL) < 0) {
+		log_warn("lb-sync: cannot read the store: %s", err.msg);
+		goto out;
+	}
+	json_array_foreach(tmpls, i, row) {
+		json_t *spec = spec_of(row);
+		const char *lb = json_string_value(json_object_get(spec, "load_balancer"));
+		if (lb)
+			json_object_set_new(t2lb, json_string_value(json_object_get(row, "name")), json_string(lb));
+		json_decref(spec);
+	}
+	json_array_foreach(groups, i, row) {
+		json_t *spec = spec_of(row);
+		const char *t = json_string_value(json_object_get(spec, "template"));
+		json_t *lb = t ? json_object_get(t2lb, t) : NULL;
+		char key[200];
+		if (lb) {
+			snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(row, "scope")),
+				 json_string_value(json_object_get(row, "name")));
+			json_object_set(g2lb, key, lb);
+		}
+		json_decref(spec);
+	}
+	json_array_foreach(hosts, i, row) {
+		char key[200];
+		const char *lb;
+		snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(row, "cluster")),
+			 json_string_value(json_object_get(row, "grp")));
+		lb = json_string_value(json_object_get(g2lb, key));
+		for (size_t k = 0; lb && k < nl; k++) {
+			if (strcmp(lbs[k].spec.name, lb) == 0) {
+				json_object_set_new(row, "lb", json_string(lb));
+				json_object_set_new(row, "lbi", json_integer((json_int_t)k));
+				json_array_append(out, row);
+			}
+		}
+	}
+out:
+	json_decref(groups);
+	json_decref(tmpls);
+	json_decref(hosts);
+	json_decref(t2lb);
+	json_decref(g2lb);
+	return out;
+}
+
+static void
+record(struct server *s, const char *host_id, const char *kind, const char *what, const char *lb,
+       const char *why)
+{
+	struct herr err = HERR_INIT;
+	json_t *row = store_row(s->store, &err, "SELECT name, cluster, grp FROM hosts WHERE id = ?",
+				"[s]", host_id);
+	const char *name = row ? json_string_value(json_object_get(row, "name")) : host_id;
+
+	activity_add(s->store, row ? json_string_value(json_object_get(row, "cluster")) : NULL,
+		     row ? json_string_value(json_object_get(row, "grp")) : NULL, name, kind, "lb",
+		     NULL, &err, "%s %s load balancer '%s': %s", name, what, lb, why);
+	json_decref(row);
+}
+
+void
+lbsync_once(struct server *s)
+{
+	struct lbrow *lbs = NULL;
+	struct lbs_lb *dl = NULL;
+	struct lbs_want *want = NULL;
+	struct lbs_have *have = NULL;
+	struct lb_backend **bk = NULL;
+	struct lbs_action *acts = NULL;
+	json_t *mem = NULL, *row;
+	size_t nl, nw, nh = 0, na, i, *nbk = NULL;
+	struct herr err = HERR_INIT;
+
+	pthread_rwlock_rdlock(&g.use);
+	nl = sync_lbs(s, &lbs);
+	if (nl == 0)
+		goto out;
+	mem = ready_members(s, lbs, nl);
+	nw = json_array_size(mem);
+	want = xcalloc(nw + 1, sizeof(*want));
+	json_array_foreach(mem, i, row) {
+		size_t k = (size_t)json_integer_value(json_object_get(row, "lbi"));
+		want[i].lb = lbs[k].spec.name;
+		want[i].member = json_string_value(json_object_get(row, "id"));
+		want[i].addr = json_string_value(json_object_get(row, "private_ip"));
+		want[i].port = lbs[k].spec.backend_port;
+	}
+	dl = xcalloc(nl, sizeof(*dl));
+	bk = xcalloc(nl, sizeof(*bk));
+	nbk = xcalloc(nl, sizeof(*nbk));
+	for (i = 0; i < nl; i++) {
+		herr_clear(&err);
+		if (lb_list_backends(lbs[i].drv, lbs[i].spec.name, &bk[i], &nbk[i], &err) < 0) {
+			problem(lbs[i].spec.name, err.msg);
+			continue;
+		}
+		problem(lbs[i].spec.name, lbs[i].err[0] ? lbs[i].err : NULL);
+		dl[i].name = lbs[i].spec.name;
+		dl[i].drain_timeout_ms = lbs[i].spec.drain_timeout_ms;
+		nh += nbk[i];
+	}
+	have = xcalloc(nh + 1, sizeof(*have));
+	nh = 0;
+	for (i = 0; i < nl; i++) {
+		for (size_t k = 0; k < nbk[i]; k++) {
+			have[nh].lb = lbs[i].spec.name;
+			have[nh].member = bk[i][k].m.name;
+			have[nh].addr = bk[i][k].m.addr;
+			have[nh].port = bk[i][k].m.port;
+			have[nh].intent = bk[i][k].intent;
+			have[nh].scur = bk[i][k].scur;
+			have[nh].drain_since_ms = bk[i][k].drain_since_ms;
+			nh++;
+		}
+	}
+	/* LBs whose members could not be read have no name: decide skips them */
+	for (i = 0; i < nl; i++)
+		if (dl[i].name == NULL)
+			dl[i].name = "";
+	acts = xcalloc(LBSYNC_MAX_ACTIONS, sizeof(*acts));
+	na = lbsync_decide(dl, nl, want, nw, have, nh, mono_ms(), acts, LBSYNC_MAX_ACTIONS);
+	for (i = 0; i < na && !s->stopping; i++) {
+		struct lbs_action *a = &acts[i];
+		struct lb *l = NULL;
+		for (size_t k = 0; k < nl; k++)
+			if (strcmp(lbs[k].spec.name, a->lb) == 0)
+				l = lbs[k].drv;
+		herr_clear(&err);
+		switch (a->kind) {
+		case LBS_ADD: {
+			struct lb_member m = { 0 };
+			snprintf(m.name, sizeof(m.name), "%s", a->member);
+			snprintf(m.addr, sizeof(m.addr), "%s", a->want->addr);
+			m.port = a->want->port;
+			if (lb_add_backend(l, a->lb, &m, &err) == 0)
+				record(s, a->member, "lb_attach", "added to",
+				       a->lb, a->reason);
+			break;
+		}
+		case LBS_DRAIN:
+			if (lb_drain_backend(l, a->lb, a->member, &err) == 0)
+				record(s, a->member, "lb_drain", "draining from",
+				       a->lb, a->reason);
+			break;
+		case LBS_REMOVE:
+			if (lb_remove_backend(l, a->lb, a->member, &err) == 0)
+				record(s, a->member, "lb_detach", "removed from",
+				       a->lb, a->reason);
+			break;
+		}
+	}
+	if (na > 0) {
+		int nd;
+		pthread_mutex_lock(&g.lock);
+		nd = g.n;
+		pthread_mutex_unlock(&g.lock);
+		for (int d = 0; d < nd; d++) {
+			herr_clear(&err);
+			lb_apply(&g.d[d].l, &err);
+		}
+	}
+out:
+	for (i = 0; bk && i < nl; i++)
+		free(bk[i]);
+	free(bk);
+	free(nbk);
+	free(dl);
+	free(want);
+	free(have);
+	free(acts);
+	free(lbs);
+	json_decref(mem);
+	pthread_rwlock_unlock(&g.use);
+}
+
+/* --- drain before terminate --- */
+
+static const struct lb_backend *
+find_member(const struct lb_backend *b, size_t n, const char *member)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(b[i].m.name, member) == 0)
+			return &b[i];
+	return NULL;
+}
+
+static int64_t
+drain_timeout_of(struct server *s, const char *lb)
+{
+	struct herr err = HERR_INIT;
+	struct lb_spec spec;
+	struct res r;
+	int64_t ms = LB_DEFAULT_DRAIN_MS;
+
+	if (res_get(s->store, &kind_lb, "", lb, &r, &err) == 0) {
+		if (lb_spec_from_json(lb, r.spec, &spec, &err) == 0)
+			ms = spec.drain_timeout_ms;
+		res_release(&r);
+	}
+	return ms;
+}
+
+/* Drains one member of one LB, waits, removes it. */
+static void
+drain_one(struct server *s, struct lb *l, const char *lb, const char *host_id)
+{
+	struct herr err = HERR_INIT;
+	int64_t t0 = mono_ms(), limit = drain_timeout_of(s, lb), left = 0;
+	char why[200];
+
+	if (lb_drain_backend(l, lb, host_id, &err) < 0)
+		log_warn("lb %s: cannot drain %s: %s (removing it)", lb, host_id, err.msg);
+	for (;;) {
+		struct lb_backend *b = NULL;
+		const struct lb_backend *x;
+		size_t n = 0;
+		int64_t waited = mono_ms() - t0;
+
+		herr_clear(&err);
+		if (lb_list_backends(l, lb, &b, &n, &err) < 0) {
+			free(b);
+			break;
+		}
+		x = find_member(b, n, host_id);
+		left = x ? x->scur : 0;
+		free(b);
+		if (x == NULL || (left == 0 && waited >= LBSYNC_MIN_DRAIN_MS) || waited >= limit ||
+		    s->stopping)
+			break;
+		sleep_ms(LBSYNC_POLL_MS);
+	}
+	herr_clear(&err);
+	lb_remove_backend(l, lb, host_id, &err);
+	lb_apply(l, &err);
+	if (left > 0)
+		snprintf(why, sizeof(why), "drain timeout after %lld ms, %lld sessions closed",
+			 (long long)(mono_ms() - t0), (long long)left);
+	else
+		snprintf(why, sizeof(why), "drained in %lld ms", (long long)(mono_ms() - t0));
+	log_info("lb %s: %s %s before termination", lb, host_id, why);
+	record(s, host_id, "lb_detach", "drained before termination, removed from", lb, why);
+}
+
+int
+lbsync_drain_host(struct server *s, const char *host_id)
+{
+	struct lb *ls[LBSYNC_MAX_DRIVERS];
+	int nd;
+
+	if (host_id == NULL)
+		return 0;
+	pthread_rwlock_rdlock(&g.use);
+	pthread_mutex_lock(&g.lock);
+	for (nd = 0; nd < g.n; nd++)
+		ls[nd] = &g.d[nd].l;
+	pthread_mutex_unlock(&g.lock);
+	for (int d = 0; d < nd; d++) {
+		struct herr err = HERR_INIT;
+		char(*names)[64] = NULL;
+		size_t nn = 0;
+
+		if (lb_list(ls[d], &names, &nn, &err) < 0)
+			continue;
+		for (size_t k = 0; k < nn; k++) {
+			struct lb_backend *b = NULL;
+			size_t n = 0;
+			bool member;
+			herr_clear(&err);
+			if (lb_list_backends(ls[d], names[k], &b, &n, &err) < 0)
+				continue;
+			member = find_member(b, n, host_id) != NULL;
+			free(b);
+			if (member)
+				drain_one(s, ls[d], names[k], host_id);
+		}
+		free(names);
+	}
+	pthread_rwlock_unlock(&g.use);
+	return 0;
+}
+
+/* --- API --- */
+
+int
+lbsync_members(struct server *s, const char *name, json_t **out, struct herr *err)
+{
+	struct res r;
+	struct lb *l;
+	struct lb_backend *b = NULL;
+	struct lb_health hl;
+	json_t *items = json_array(), *engine = json_object(), *o;
+	size_t n = 0;
+	const char *prob;
+
+	*out = NULL;
+	if (res_get(s->store, &kind_lb, "", name, &r, err) < 0) {
+		json_decref(items);
+		json_decref(engine);
+		return err->code;
+	}
+	pthread_rwlock_rdlock(&g.use);
+	pthread_mutex_lock(&g.lock);
+	l = drv_for(s, r.spec, false, err);
+	prob = g.problems ? json_string_value(json_object_get(g.problems, name)) : NULL;
+	json_object_set_new(engine, "problem", prob ? json_string(prob) : json_null());
+	pthread_mutex_unlock(&g.lock);
+	res_release(&r);
+	if (l == NULL) {
+		json_object_set_new(engine, "ok", json_false());
+		json_object_set_new(engine, "message",
+				    json_string(err->code ? err->msg : "load balancer driver not started yet"));
+		herr_clear(err);
+	} else {
+		json_object_set_new(engine, "driver", json_string(l->ops->name));
+		if (lb_health(l, &hl, err) == 0) {
+			char ts[40];
+			json_object_set_new(engine, "ok", json_boolean(hl.ok));
+			json_object_set_new(engine, "pid", hl.pid ? json_integer(hl.pid) : json_null());
+			json_object_set_new(engine, "restarts", json_integer(hl.restarts));
+			json_object_set_new(engine, "up_since", hl.up_since_ms
+					    ? json_string(fmt_time(hl.up_since_ms, ts, sizeof(ts))) : json_null());
+			json_object_set_new(engine, "message", json_string(hl.msg));
+		}
+		herr_clear(err);
+		if (lb_list_backends(l, name, &b, &n, err) < 0) {
+			/* left out by the engine, or not there yet: no members */
+			if (prob == NULL)
+				json_object_set_new(engine, "problem", json_string(err->msg));
+			herr_clear(err);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct herr e2 = HERR_INIT;
+		json_t *h = store_row(s->store, &e2,
+				      "SELECT name, cluster, grp, state FROM hosts WHERE id = ?", "[s]",
+				      b[i].m.name);
+		char addr[96];
+		snprintf(addr, sizeof(addr), "%s:%d", b[i].m.addr, b[i].m.port);
+		o = json_pack("{s:s,s:O?,s:O?,s:O?,s:O?,s:s,s:s,s:s,s:s,s:I,s:s}",
+			      "host_id", b[i].m.name,
+			      "host", h ? json_object_get(h, "name") : NULL,
+			      "cluster", h ? json_object_get(h, "cluster") : NULL,
+			      "group", h ? json_object_get(h, "grp") : NULL,
+			      "host_state", h ? json_object_get(h, "state") : NULL,
+			      "address", addr,
+			      "status", b[i].status,
+			      "state", lb_bstate_name(b[i].state),
+			      "check_status", b[i].check_status,
+			      "scur", (json_int_t)b[i].scur,
+			      "intent", lb_intent_name(b[i].intent));
+		json_array_append_new(items, o);
+		json_decref(h);
+	}
+	free(b);
+	pthread_rwlock_unlock(&g.use);
+	*out = json_pack("{s:s,s:s?,s:o,s:o}", "lb", name, "driver", l ? l->ops->name : NULL,
+			 "engine", engine, "items", items);
+	return 0;
+}
+
+void
+lbsync_stop(struct server *s)
+{
+	pthread_rwlock_wrlock(&g.use);
+	pthread_mutex_lock(&g.lock);
+	for (int i = 0; i < g.n; i++) {
+		lb_close(&g.d[i].l);
+		json_decref(g.d[i].config);
+	}
+	g.n = 0;
+	json_decref(g.problems);
+	g.problems = NULL;
+	pthread_mutex_unlock(&g.lock);
+	pthread_rwlock_unlock(&g.use);
+}
+
+int
+lbsync_teardown(struct server *s, struct herr *err)
+{
+	const struct lb_ops *ops;
+
+	for (size_t i = 0; (ops = lb_driver_at(i)) != NULL; i++) {
+		struct lb l;
+		if (!ops->shared)
+			continue;
+		memset(&l, 0, sizeof(l));
+		l.ops = ops;
+		snprintf(l.instance, sizeof(l.instance), "%s", s->instance);
+		snprintf(l.data_dir, sizeof(l.data_dir), "%s", s->data_dir);
+		lb_teardown(&l, err);
+	}
+	return 0;
+}

@@ -1,0 +1,72 @@
+/* lbsync.h - the lb-sync controller: load balancer membership follows the
+ * hosts. Each pass (level-triggered, from the reconcile loop) makes every
+ * LB's driver hold exactly the LBs of the store, and each LB's members the
+ * ready hosts of the groups whose template names it (decide = pure function
+ * here, act = I/O in lbsync.c). Hosts leave by draining: no new sessions,
+ * then removal once their sessions end or the LB's drain_timeout passes. */
+#ifndef HERD_LBSYNC_H
+#define HERD_LBSYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "herr.h"
+#include "lb/lb.h"
+#include "server.h"
+
+/* --- decide (pure: no I/O, time passed in) --- */
+struct lbs_lb {
+	const char *name;
+	int64_t drain_timeout_ms;
+};
+
+/* A member there should be: a ready host of an attached group. */
+struct lbs_want {
+	const char *lb, *member;    /* member = host id */
+	const char *addr;
+	int port;
+};
+
+/* A member the LB has, as its driver reports it. */
+struct lbs_have {
+	const char *lb, *member;
+	const char *addr;
+	int port;
+	enum lb_intent intent;
+	int64_t scur;               /* current sessions */
+	int64_t drain_since_ms;     /* same clock as now_ms; 0 if not draining */
+};
+
+enum lbs_kind { LBS_ADD, LBS_DRAIN, LBS_REMOVE };
+
+struct lbs_action {
+	enum lbs_kind kind;
+	const char *lb, *member;    /* borrowed from the inputs */
+	const struct lbs_want *want;   /* for LBS_ADD */
+	char reason[160];
+};
+
+/* Computes the membership changes for the LBs in lbs (others are left
+ * alone). Writes at most max actions to out; returns how many. */
+size_t lbsync_decide(const struct lbs_lb *lbs, size_t nl, const struct lbs_want *want, size_t nw,
+		     const struct lbs_have *have, size_t nh, int64_t now_ms, struct lbs_action *out,
+		     size_t max);
+
+/* --- act --- */
+/* One pass: LBs, then members. Called by the reconcile thread. */
+void lbsync_once(struct server *s);
+/* Drains host_id out of every LB holding it and removes it: blocks until
+ * its sessions end, the LB's drain_timeout, or shutdown. Call before the
+ * provider terminates the host. Returns 0, or an error already logged. */
+int lbsync_drain_host(struct server *s, const char *host_id);
+/* The members of LB `lb` with their state at the LB, and the engine's
+ * health: {"lb", "driver", "engine": {...}, "items": [...]} (owned). */
+int lbsync_members(struct server *s, const char *lb, json_t **out, struct herr *err);
+/* Closes every driver (stops HAProxy). After the API and controllers stop. */
+void lbsync_stop(struct server *s);
+/* herd server --teardown: removes what a stopped server's LB drivers left. */
+int lbsync_teardown(struct server *s, struct herr *err);
+
+#endif

@@ -1,0 +1,254 @@
+/* lb.c - the load balancer dispatcher: every call to a driver goes through
+ * here, so logging, timing and fault injection (HERD_FAILPOINTS, shared with
+ * the providers: "lb_add_backend=error") live in one place. Also turns a
+ * stored LB resource into the struct lb_spec drivers read. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lb.h"
+#include "log.h"
+#include "prov/prov.h"
+#include "util.h"
+
+#define LB_DRIVER(n, prov) extern const struct lb_ops lb_##n##_ops;
+#include "lbs.def"
+#undef LB_DRIVER
+
+static const struct lb_ops *const lb_table[] = {
+#define LB_DRIVER(n, prov) &lb_##n##_ops,
+#include "lbs.def"
+#undef LB_DRIVER
+};
+
+#define LB_NDRIVERS (sizeof(lb_table) / sizeof(lb_table[0]))
+
+const struct lb_ops *
+lb_find(const char *driver)
+{
+	for (size_t i = 0; driver && i < LB_NDRIVERS; i++)
+		if (strcmp(lb_table[i]->name, driver) == 0)
+			return lb_table[i];
+	return NULL;
+}
+
+const struct lb_ops *
+lb_find_for_provider(const char *provider)
+{
+	for (size_t i = 0; provider && i < LB_NDRIVERS; i++)
+		if (strcmp(lb_table[i]->provider, provider) == 0)
+			return lb_table[i];
+	return NULL;
+}
+
+const struct lb_ops *
+lb_driver_at(size_t i)
+{
+	return i < LB_NDRIVERS ? lb_table[i] : NULL;
+}
+
+/* Failures are logged as warnings, except for reads (quiet: they repeat on
+ * every pass while a problem lasts, and lb-sync reports it once). */
+#define CALL_(l, op, what, quiet, ...)                                                \
+	do {                                                                          \
+		int64_t t0_ = mono_ms();                                              \
+		int rc_;                                                              \
+		if ((l)->ops->op == NULL)                                             \
+			return herr_set(err, -ENOTSUP, "load balancer driver '%s' cannot %s", \
+					(l)->ops->name, what);                        \
+		if ((rc_ = failpoint("lb_" #op, err)) < 0)                            \
+			return rc_;                                                   \
+		rc_ = (l)->ops->op(__VA_ARGS__);                                      \
+		if (rc_ < 0)                                                          \
+			log_msg(quiet ? LOG_DEBUG : LOG_WARN, "lb %s: %s failed after %lld ms: %s", \
+				(l)->ops->name, what, (long long)(mono_ms() - t0_),   \
+				err ? err->msg : "");                                 \
+		else                                                                  \
+			log_debug("lb %s: %s took %lld ms", (l)->ops->name, what,     \
+				  (long long)(mono_ms() - t0_));                      \
+		return rc_;                                                           \
+	} while (0)
+#define CALL(l, op, what, ...) CALL_(l, op, what, false, __VA_ARGS__)
+#define CALL_QUIET(l, op, what, ...) CALL_(l, op, what, true, __VA_ARGS__)
+
+int
+lb_open(struct lb *l, const struct lb_ops *ops, struct herr *err)
+{
+	l->ops = ops;
+	if (ops->open == NULL)
+		return 0;
+	return ops->open(l, err);
+}
+
+void
+lb_close(struct lb *l)
+{
+	if (l->ops && l->ops->close)
+		l->ops->close(l);
+	l->priv = NULL;
+}
+
+int
+lb_ensure(struct lb *l, const struct lb_spec *spec, struct herr *err)
+{
+	CALL(l, ensure, "ensure a load balancer", l, spec, err);
+}
+
+int
+lb_destroy(struct lb *l, const char *lb, struct herr *err)
+{
+	CALL(l, destroy, "destroy a load balancer", l, lb, err);
+}
+
+int
+lb_list(struct lb *l, char (**names)[64], size_t *n, struct herr *err)
+{
+	CALL_QUIET(l, list, "list load balancers", l, names, n, err);
+}
+
+int
+lb_add_backend(struct lb *l, const char *lb, const struct lb_member *m, struct herr *err)
+{
+	CALL(l, add_backend, "add a backend", l, lb, m, err);
+}
+
+int
+lb_drain_backend(struct lb *l, const char *lb, const char *member, struct herr *err)
+{
+	CALL(l, drain_backend, "drain a backend", l, lb, member, err);
+}
+
+int
+lb_remove_backend(struct lb *l, const char *lb, const char *member, struct herr *err)
+{
+	CALL(l, remove_backend, "remove a backend", l, lb, member, err);
+}
+
+int
+lb_apply(struct lb *l, struct herr *err)
+{
+	CALL(l, apply, "apply", l, err);
+}
+
+int
+lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out, size_t *n,
+		 struct herr *err)
+{
+	CALL_QUIET(l, list_backends, "list backends", l, lb, out, n, err);
+}
+
+int
+lb_health(struct lb *l, struct lb_health *out, struct herr *err)
+{
+	CALL_QUIET(l, health, "check health", l, out, err);
+}
+
+int
+lb_teardown(struct lb *l, struct herr *err)
+{
+	if (l->ops->teardown == NULL)
+		return 0;
+	CALL(l, teardown, "tear down", l, err);
+}
+
+const char *
+lb_intent_name(enum lb_intent i)
+{
+	switch (i) {
+	case LBI_JOINING: return "joining";
+	case LBI_ACTIVE: return "active";
+	case LBI_DRAINING: return "draining";
+	}
+	return "?";
+}
+
+const char *
+lb_bstate_name(enum lb_bstate s)
+{
+	switch (s) {
+	case LBB_UP: return "up";
+	case LBB_DOWN: return "down";
+	case LBB_DRAIN: return "drain";
+	case LBB_MAINT: return "maint";
+	}
+	return "?";
+}
+
+/* A check path goes into a configuration line: printable, no spaces or
+ * quotes, starting with '/'. */
+static bool
+path_is_safe(const char *p)
+{
+	if (p[0] != '/' || strlen(p) >= 256)
+		return false;
+	for (; *p; p++)
+		if (*p <= ' ' || *p >= 127 || *p == '"' || *p == '\'' || *p == '\\' || *p == '#')
+			return false;
+	return true;
+}
+
+static bool
+addr_is_safe(const char *a)
+{
+	if (a == NULL || *a == '\0' || strlen(a) >= 64)
+		return false;
+	for (; *a; a++)
+		if (!((*a >= '0' && *a <= '9') || *a == '.' || *a == ':'))
+			return false;
+	return true;
+}
+
+int
+lb_spec_from_json(const char *name, const json_t *j, struct lb_spec *spec, struct herr *err)
+{
+	const json_t *hc = json_object_get(j, "health_check");
+	const char *v;
+	int64_t ms;
+
+	memset(spec, 0, sizeof(*spec));
+	if (!name_is_valid(name) || strlen(name) >= sizeof(spec->name))
+		return herr_field(err, HERR_INVALID, "name", "invalid load balancer name '%s'", name);
+	snprintf(spec->name, sizeof(spec->name), "%s", name);
+	v = json_string_value(json_object_get(j, "listen"));
+	if (!addr_is_safe(v) || strchr(v, ':') == NULL)
+		return herr_field(err, HERR_INVALID, "listen", "invalid listen address '%s'", v ? v : "");
+	snprintf(spec->listen, sizeof(spec->listen), "%s", v);
+	spec->backend_port = (int)json_integer_value(json_object_get(j, "backend_port"));
+	if (spec->backend_port < 1 || spec->backend_port > 65535)
+		return herr_field(err, HERR_INVALID, "backend_port", "must be between 1 and 65535");
+	v = json_string_value(json_object_get(j, "mode"));
+	snprintf(spec->mode, sizeof(spec->mode), "%s", v ? v : "tcp");
+	if (strcmp(spec->mode, "tcp") != 0 && strcmp(spec->mode, "http") != 0)
+		return herr_field(err, HERR_INVALID, "mode", "'%s' is not tcp or http", spec->mode);
+	v = json_string_value(json_object_get(j, "algorithm"));
+	snprintf(spec->algorithm, sizeof(spec->algorithm), "%s", v ? v : "roundrobin");
+	if (strcmp(spec->algorithm, "roundrobin") != 0 && strcmp(spec->algorithm, "leastconn") != 0 &&
+	    strcmp(spec->algorithm, "source") != 0)
+		return herr_field(err, HERR_INVALID, "algorithm", "'%s' is not roundrobin, leastconn or source",
+				  spec->algorithm);
+	v = json_string_value(json_object_get(hc, "type"));
+	if (v == NULL)
+		v = json_object_get(hc, "path") ? "http" : "tcp";
+	snprintf(spec->check.type, sizeof(spec->check.type), "%s", v);
+	if (strcmp(v, "http") == 0) {
+		v = json_string_value(json_object_get(hc, "path"));
+		snprintf(spec->check.path, sizeof(spec->check.path), "%s", v ? v : "/");
+		if (!path_is_safe(spec->check.path))
+			return herr_field(err, HERR_INVALID, "health_check.path",
+					  "must start with '/' and hold no spaces, quotes or '#'");
+		spec->check.expect = (int)json_integer_value(json_object_get(hc, "expect"));
+		if (spec->check.expect != 0 && (spec->check.expect < 100 || spec->check.expect > 599))
+			return herr_field(err, HERR_INVALID, "health_check.expect", "must be an HTTP status");
+	} else if (strcmp(v, "tcp") != 0) {
+		return herr_field(err, HERR_INVALID, "health_check.type", "'%s' is not tcp or http", v);
+	}
+	spec->check.interval_ms = LB_DEFAULT_CHECK_MS;
+	v = json_string_value(json_object_get(hc, "interval"));
+	if (v && parse_duration_ms(v, &ms) == 0)
+		spec->check.interval_ms = ms < 100 ? 100 : ms > 60000 ? 60000 : ms;
+	spec->drain_timeout_ms = LB_DEFAULT_DRAIN_MS;
+	v = json_string_value(json_object_get(j, "drain_timeout"));
+	if (v && parse_duration_ms(v, &ms) == 0)
+		spec->drain_timeout_ms = ms;
+	return 0;
+}

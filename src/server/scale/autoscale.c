@@ -1,0 +1,492 @@
+/* autoscale.c - the act side of autoscaling: evaluates a group's policies
+ * when a push brings new samples of its metrics (event-driven, so the
+ * decision follows the crossing sample) and on a 1 s tick (for schedules
+ * and `for` windows), through the pure policy_decide(), and changes the
+ * group's desired size. Every change, and every evaluation blocked by a
+ * guard or missing data, is an activity with its inputs and reason (a
+ * blocked one again only when its reason changes, not every second). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/metrics.h"
+#include "ctl/ctl.h"
+#include "log.h"
+#include "scale.h"
+#include "store/store.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define SCALE_STEP_MS 5000          /* aggregate steps: the agents' push interval */
+#define SCALE_STALE_MS 15000        /* newest step older than this: no data */
+#define SCALE_ROUND_GRACE_MS 2000   /* wait this long for a push round to complete */
+#define SCALE_MAX_POLICIES 64
+#define SCALE_MAX_MEMO 1024
+
+/* What the last evaluation of a policy said, for `herd policy explain` and
+ * to record a blocked decision only when it changes. */
+struct memo {
+	char key[200];                /* cluster/group/policy */
+	struct decision d;
+	int64_t at_ms;
+	int64_t prev_eval_ms;         /* schedules: last evaluation */
+	char window[64];
+	char recorded[160];           /* reason class last recorded as activity */
+};
+
+struct autoscale {
+	struct server *s;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;         /* guards memo and dirty */
+	struct memo memo[SCALE_MAX_MEMO];
+	size_t nmemo;
+	char dirty[64][140];          /* groups with new samples: cluster/group */
+	size_t ndirty;
+	pthread_cond_t wake;
+};
+
+static struct autoscale *g_as;
+
+static struct memo *
+memo_get(struct autoscale *as, const char *key)
+{
+	for (size_t i = 0; i < as->nmemo; i++)
+		if (strcmp(as->memo[i].key, key) == 0)
+			return &as->memo[i];
+	if (as->nmemo == SCALE_MAX_MEMO)
+		return NULL;
+	memset(&as->memo[as->nmemo], 0, sizeof(as->memo[0]));
+	snprintf(as->memo[as->nmemo].key, sizeof(as->memo[0].key), "%s", key);
+	return &as->memo[as->nmemo++];
+}
+
+void
+autoscale_on_push(struct server *s, const char *cluster, const char *group)
+{
+	struct autoscale *as = g_as;
+	char key[140];
+
+	if (as == NULL)
+		return;
+	snprintf(key, sizeof(key), "%s/%s", cluster, group);
+	pthread_mutex_lock(&as->lock);
+	for (size_t i = 0; i < as->ndirty; i++)
+		if (strcmp(as->dirty[i], key) == 0)
+			goto out;
+	if (as->ndirty < sizeof(as->dirty) / sizeof(as->dirty[0]))
+		memcpy(as->dirty[as->ndirty++], key, sizeof(key));
+out:
+	pthread_cond_signal(&as->wake);
+	pthread_mutex_unlock(&as->lock);
+}
+
+static int64_t
+spec_ms(const json_t *spec, const char *key, int64_t dflt)
+{
+	int64_t ms;
+	const char *v = json_string_value(json_object_get(spec, key));
+
+	return v && parse_duration_ms(v, &ms) == 0 ? ms : dflt;
+}
+
+/* The group as the policies see it: sizes, ready and warmed-up hosts (the
+ * others count as capacity), recent actions. Fills `exclude` with hosts
+ * whose samples must not count (not ready, or warming up). */
+static int
+group_view_load(struct server *s, const char *cluster, const char *group, const json_t *spec,
+		int64_t now, struct group_view *g, json_t **exclude, struct herr *err)
+{
+	json_t *rows = NULL, *row;
+	int64_t warmup = spec_ms(spec, "warmup", 0);
+	size_t i;
+
+	memset(g, 0, sizeof(*g));
+	g->desired = (int)json_integer_value(json_object_get(spec, "desired"));
+	g->min = (int)json_integer_value(json_object_get(spec, "min"));
+	g->max = (int)json_integer_value(json_object_get(spec, "max"));
+	g->last_out_ms = json_integer_value(json_object_get(spec, "last_scale_out_ms"));
+	g->last_in_ms = json_integer_value(json_object_get(spec, "last_scale_in_ms"));
+	g->manual_ms = json_integer_value(json_object_get(spec, "manual_scale_ms"));
+	g->max_actions_per_hour = json_is_integer(json_object_get(spec, "max_actions_per_hour"))
+		? (int)json_integer_value(json_object_get(spec, "max_actions_per_hour")) : 0;
+	*exclude = json_array();
+	if (store_q(s->store, &rows, NULL, err,
+		    "SELECT name, state, ready_ms FROM hosts WHERE cluster = ? AND grp = ?"
+		    " AND state <> 'terminated'",
+		    "[ss]", cluster, group) < 0)
+		return err->code;
+	json_array_foreach(rows, i, row) {
+		const char *st = json_string_value(json_object_get(row, "state"));
+		int64_t ready = json_integer_value(json_object_get(row, "ready_ms"));
+		if (strcmp(st, "ready") == 0 && now - ready >= warmup) {
+			g->ready++;
+			continue;
+		}
+		if (strcmp(st, "launching") == 0 || strcmp(st, "booting") == 0 ||
+		    strcmp(st, "initializing") == 0 || strcmp(st, "ready") == 0)
+			g->pending++;
+		json_array_append(*exclude, json_object_get(row, "name"));
+	}
+	json_decref(rows);
+	rows = store_row(s->store, err,
+			 "SELECT COUNT(*) AS n FROM activities WHERE cluster = ? AND grp = ?"
+			 " AND kind IN ('scale_out', 'scale_in') AND cause LIKE 'policy:%' AND ts_ms > ?",
+			 "[ssI]", cluster, group, (json_int_t)(now - 3600000));
+	g->actions_last_hour = rows ? (int)json_integer_value(json_object_get(rows, "n")) : 0;
+	json_decref(rows);
+	return 0;
+}
+
+/* The aggregate of the policy's metric over the group, oldest step first;
+ * hosts not ready or still warming up do not count. */
+static size_t
+load_points(struct server *s, const struct policy *p, const char *cluster, const char *group,
+	    json_t *exclude, int expect, int64_t now, struct agg_point **out, char *window, size_t wn)
+{
+	const char *ex[256];
+	struct tsdb_agg_point *pts = NULL;
+	struct herr err = HERR_INIT;
+	size_t nex = 0, n = 0, i;
+	int64_t span = p->for_ms + 2 * SCALE_STEP_MS;
+	json_t *x;
+
+	*out = NULL;
+	json_array_foreach(exclude, i, x)
+		if (nex < sizeof(ex) / sizeof(ex[0]))
+			ex[nex++] = json_string_value(x);
+	if (span < SCALE_STALE_MS)
+		span = SCALE_STALE_MS;
+	snprintf(window, wn, "%llds, step %llds", (long long)(span / 1000),
+		 (long long)(SCALE_STEP_MS / 1000));
+	if (metrics_group_agg(s, cluster, group, p->cond.metric, p->cond.agg, now, span,
+			      SCALE_STEP_MS, ex, nex, &pts, &n, &err) < 0) {
+		log_warn("autoscale: %s/%s policy %s: %s", cluster, group, p->name, err.msg);
+		return 0;
+	}
+	/* The newest step fills as the hosts' pushes of that round arrive (they
+	 * push at the same wall-clock instants): until every ready host has
+	 * reported or SCALE_ROUND_GRACE_MS has passed, it is not evaluated, so
+	 * one host's sample is never taken for the group's. */
+	if (n > 0 && pts[n - 1].nseries < expect && now < pts[n - 1].ts_ms + SCALE_ROUND_GRACE_MS)
+		n--;
+	if (n > 0 && pts[n - 1].nseries == 0 && pts[n - 1].ts_ms > now - SCALE_STEP_MS)
+		n--;
+	*out = xcalloc(n + 1, sizeof(**out));
+	for (i = 0; i < n; i++) {
+		(*out)[i].ts_ms = pts[i].ts_ms;
+		(*out)[i].value = pts[i].value;
+		(*out)[i].nseries = pts[i].nseries;
+	}
+	free(pts);
+	return n;
+}
+
+/* Reason without its numbers: a blocked decision is recorded again only
+ * when this changes. */
+static void
+reason_class(const struct decision *d, char *out, size_t n)
+{
+	size_t k = 0;
+
+	k += (size_t)snprintf(out, n, "%d:", d->kind);
+	for (const char *c = d->reason; *c && k + 1 < n; c++)
+		if (!(*c >= '0' && *c <= '9') && *c != '.')
+			out[k++] = *c;
+	out[k < n ? k : n - 1] = '\0';
+}
+
+static json_t *
+inputs_of(const struct policy *p, const struct decision *d, const struct group_view *g,
+	  const char *window)
+{
+	json_t *in = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:s}", "policy", p->name, "desired", g->desired,
+			       "proposed", d->desired, "ready", g->ready, "pending", g->pending,
+			       "nseries", d->nseries, "window", window);
+
+	if (!isnan(d->value))
+		json_object_set_new(in, "value", json_real(d->value));
+	if (p->kind != POL_SCHEDULE) {
+		char e[EXPR_TEXT_MAX];
+		expr_format(&p->cond, e, sizeof(e));
+		json_object_set_new(in, "condition", json_string(e));
+	}
+	return in;
+}
+
+/* Changes the group in one transaction, unless it changed meanwhile. */
+static int
+apply_decision(struct server *s, const char *cluster, const char *group, const struct policy *p,
+	       const struct decision *d, const struct group_view *g, const char *window,
+	       struct herr *err)
+{
+	struct res r;
+	bool created;
+	int64_t now = now_ms();
+	int rc;
+
+	if ((rc = store_begin(s->store, err)) < 0)
+		return rc;
+	if ((rc = res_get(s->store, &kind_group, cluster, group, &r, err)) < 0)
+		goto fail;
+	if (json_integer_value(json_object_get(r.spec, "desired")) != g->desired) {
+		res_release(&r);
+		store_rollback(s->store);
+		return 0;   /* someone else acted first: evaluate again */
+	}
+	if (d->set_min >= 0)
+		json_object_set_new(r.spec, "min", json_integer(d->set_min));
+	if (d->set_max >= 0)
+		json_object_set_new(r.spec, "max", json_integer(d->set_max));
+	json_object_set_new(r.spec, "desired", json_integer(d->desired));
+	if (d->desired > g->desired)
+		json_object_set_new(r.spec, "last_scale_out_ms", json_integer(now));
+	else if (d->desired < g->desired)
+		json_object_set_new(r.spec, "last_scale_in_ms", json_integer(now));
+	if ((rc = res_put(s->store, &kind_group, cluster, group, r.spec, "", &created, err)) == 0) {
+		char cause[80];
+		snprintf(cause, sizeof(cause), "policy:%s", p->name);
+		rc = activity_add(s->store, cluster, group, NULL,
+				  d->desired > g->desired ? "scale_out"
+				  : d->desired < g->desired ? "scale_in" : "schedule",
+				  cause, inputs_of(p, d, g, window), err, "%s", d->reason);
+	}
+	res_release(&r);
+	if (rc < 0)
+		goto fail;
+	rc = store_commit(s->store, err);
+	if (rc == 0)
+		server_kick(s);
+	return rc;
+fail:
+	store_rollback(s->store);
+	return rc;
+}
+
+/* Evaluates every policy of one group and acts on the winner. */
+static void
+eval_group(struct autoscale *as, const char *cluster, const char *group, const json_t *gspec,
+	   int64_t now)
+{
+	struct server *s = as->s;
+	struct herr err = HERR_INIT;
+	struct policy pol[SCALE_MAX_POLICIES];
+	struct decision dec[SCALE_MAX_POLICIES];
+	char windows[SCALE_MAX_POLICIES][64], scope[140], key[220];
+	json_t *rows = NULL, *row, *exclude = NULL;
+	struct group_view g;
+	size_t n = 0, i;
+	int win;
+
+	snprintf(scope, sizeof(scope), "%s/%s", cluster, group);
+	if (store_q(s->store, &rows, NULL, &err,
+		    "SELECT name, spec FROM resources WHERE kind = 'policy' AND scope = ? ORDER BY name",
+		    "[s]", scope) < 0 || json_array_size(rows) == 0)
+		goto out;
+	if (group_view_load(s, cluster, group, gspec, now, &g, &exclude, &err) < 0)
+		goto out;
+	json_array_foreach(rows, i, row) {
+		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+		struct agg_point *pts = NULL;
+		size_t npts = 0;
+		struct memo *m;
+		int64_t prev;
+
+		if (n == SCALE_MAX_POLICIES || spec == NULL ||
+		    policy_parse(json_string_value(json_object_get(row, "name")), spec, &pol[n], &err) < 0) {
+			json_decref(spec);
+			herr_clear(&err);
+			continue;
+		}
+		json_decref(spec);
+		snprintf(key, sizeof(key), "%s/%s", scope, pol[n].name);
+		pthread_mutex_lock(&as->lock);
+		m = memo_get(as, key);
+		prev = m && m->prev_eval_ms ? m->prev_eval_ms : now;
+		pthread_mutex_unlock(&as->lock);
+		windows[n][0] = '\0';
+		if (pol[n].kind != POL_SCHEDULE)
+			npts = load_points(s, &pol[n], cluster, group, exclude, g.ready, now, &pts,
+					   windows[n], sizeof(windows[n]));
+		policy_decide(&pol[n], &g, pts, npts, SCALE_STEP_MS, SCALE_STALE_MS, prev, now, &dec[n]);
+		free(pts);
+		n++;
+	}
+	win = policy_resolve(dec, n, g.desired);
+	/* Record: the action, and blocked/no-data evaluations when they change. */
+	for (i = 0; i < n; i++) {
+		struct memo *m;
+		char cls[160];
+		bool record = false;
+
+		snprintf(key, sizeof(key), "%s/%s", scope, pol[i].name);
+		reason_class(&dec[i], cls, sizeof(cls));
+		pthread_mutex_lock(&as->lock);
+		if ((m = memo_get(as, key)) != NULL) {
+			m->d = dec[i];
+			m->at_ms = now;
+			m->prev_eval_ms = now;
+			snprintf(m->window, sizeof(m->window), "%s", windows[i]);
+			if ((dec[i].kind == DEC_BLOCKED || dec[i].kind == DEC_NODATA) &&
+			    strcmp(m->recorded, cls) != 0) {
+				record = true;
+				snprintf(m->recorded, sizeof(m->recorded), "%s", cls);
+			} else if (dec[i].kind == DEC_NONE || dec[i].kind == DEC_ACT) {
+				m->recorded[0] = '\0';
+			}
+		}
+		pthread_mutex_unlock(&as->lock);
+		if (record && (int)i != win)
+			activity_add(s->store, cluster, group, NULL,
+				     dec[i].kind == DEC_NODATA ? "scale_nodata" : "scale_blocked",
+				     pol[i].name, inputs_of(&pol[i], &dec[i], &g, windows[i]), &err, "%s",
+				     dec[i].reason);
+	}
+	if (win >= 0 && apply_decision(s, cluster, group, &pol[win], &dec[win], &g, windows[win], &err) < 0)
+		log_warn("autoscale: cannot change %s: %s", scope, err.msg);
+out:
+	json_decref(rows);
+	json_decref(exclude);
+}
+
+static void
+eval_all(struct autoscale *as, const char *only)
+{
+	struct herr err = HERR_INIT;
+	json_t *rows = NULL, *row;
+	int64_t now = now_ms();
+	size_t i;
+
+	if (store_q(as->s->store, &rows, NULL, &err,
+		    "SELECT g.scope, g.name, g.spec FROM resources g WHERE g.kind = 'group' AND EXISTS"
+		    " (SELECT 1 FROM resources p WHERE p.kind = 'policy'"
+		    " AND p.scope = g.scope || '/' || g.name)",
+		    NULL) < 0)
+		return;
+	json_array_foreach(rows, i, row) {
+		const char *cl = json_string_value(json_object_get(row, "scope"));
+		const char *gr = json_string_value(json_object_get(row, "name"));
+		json_t *spec;
+		char key[140];
+
+		snprintf(key, sizeof(key), "%s/%s", cl, gr);
+		if (only && strcmp(only, key) != 0)
+			continue;
+		spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+		if (spec)
+			eval_group(as, cl, gr, spec, now);
+		json_decref(spec);
+	}
+	json_decref(rows);
+}
+
+static void *
+autoscale_main(void *arg)
+{
+	struct autoscale *as = arg;
+	struct server *s = as->s;
+	int64_t next_tick = mono_ms();
+
+	while (!s->stopping) {
+		char dirty[64][140];
+		size_t nd;
+		struct timespec ts;
+
+		pthread_mutex_lock(&as->lock);
+		if (as->ndirty == 0 && mono_ms() < next_tick) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&as->wake, &as->lock, &ts);
+		}
+		nd = as->ndirty;
+		memcpy(dirty, as->dirty, nd * sizeof(dirty[0]));
+		as->ndirty = 0;
+		pthread_mutex_unlock(&as->lock);
+		if (s->stopping)
+			break;
+		if (mono_ms() >= next_tick) {
+			eval_all(as, NULL);
+			next_tick = mono_ms() + 1000;
+		} else {
+			for (size_t i = 0; i < nd; i++)
+				eval_all(as, dirty[i]);
+		}
+	}
+	return NULL;
+}
+
+static void
+on_push(struct server *s, const char *cluster, const char *group, const char **metrics, size_t n)
+{
+	(void)metrics;
+	(void)n;
+	autoscale_on_push(s, cluster, group);
+}
+
+int
+autoscale_start(struct server *s, struct herr *err)
+{
+	struct autoscale *as = xcalloc(1, sizeof(*as));
+
+	as->s = s;
+	pthread_mutex_init(&as->lock, NULL);
+	pthread_cond_init(&as->wake, NULL);
+	g_as = as;
+	__atomic_store_n(&metrics_push_hook, on_push, __ATOMIC_RELEASE);
+	if (pthread_create(&as->thread, NULL, autoscale_main, as) != 0)
+		return herr_set(err, -errno, "cannot start the autoscaler thread");
+	as->started = true;
+	return 0;
+}
+
+void
+autoscale_stop(struct server *s)
+{
+	struct autoscale *as = g_as;
+
+	if (as == NULL)
+		return;
+	__atomic_store_n(&metrics_push_hook, NULL, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&as->lock);
+	pthread_cond_broadcast(&as->wake);
+	pthread_mutex_unlock(&as->lock);
+	if (as->started)
+		pthread_join(as->thread, NULL);
+	g_as = NULL;
+	free(as);
+}
+
+json_t *
+autoscale_explain(const char *cluster, const char *group, const char *policy)
+{
+	struct autoscale *as = g_as;
+	char key[220], ts[40];
+	json_t *o = NULL;
+	static const char *const kinds_txt[] = { "none", "act", "blocked", "no_data" };
+
+	if (as == NULL)
+		return NULL;
+	snprintf(key, sizeof(key), "%s/%s/%s", cluster, group, policy);
+	pthread_mutex_lock(&as->lock);
+	for (size_t i = 0; i < as->nmemo; i++) {
+		struct memo *m = &as->memo[i];
+		if (strcmp(m->key, key) != 0)
+			continue;
+		o = json_pack("{s:s,s:s,s:i,s:s,s:i,s:s}", "evaluated", fmt_time(m->at_ms, ts, sizeof(ts)),
+			      "decision", kinds_txt[m->d.kind], "desired", m->d.desired, "reason",
+			      m->d.reason, "nseries", m->d.nseries, "window", m->window);
+		if (!isnan(m->d.value))
+			json_object_set_new(o, "value", json_real(m->d.value));
+		if (m->d.holding_since_ms)
+			json_object_set_new(o, "holding_since",
+					    json_string(fmt_time(m->d.holding_since_ms, ts, sizeof(ts))));
+	}
+	pthread_mutex_unlock(&as->lock);
+	return o;
+}

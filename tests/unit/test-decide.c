@@ -1,0 +1,596 @@
+/* test-decide.c - the reconcile decision (ctl/decide.c) driven with plain
+ * structs and an injected clock: launching up to the desired size, scale-in
+ * order (newest/oldest, not-ready first, protected never), `after`, provision
+ * timeouts, lost heartbeats and the unhealthy cap, failed hosts kept then
+ * cleaned, the failure backoff, and nothing to do once converged. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ctl/ctl.h"
+
+#define T0 1700000000000LL   /* an arbitrary "now" (ms) */
+#define SEC 1000LL
+#define MAXH 32
+#define MAXA 64
+
+/* One scenario: groups, hosts, and what decide said. */
+struct world {
+	struct rc_group g[4];
+	size_t ng;
+	struct rc_host h[MAXH];
+	char ids[MAXH][16], names[MAXH][32];
+	size_t nh;
+	struct rc_action a[MAXA];
+	size_t na;
+};
+
+static struct rc_group *
+group(struct world *w, const char *cluster, const char *name, int desired)
+{
+	struct rc_group *g = &w->g[w->ng++];
+
+	memset(g, 0, sizeof(*g));
+	g->cluster = cluster;
+	g->name = name;
+	g->desired = desired;
+	g->max = 100;
+	g->max_provision_ms = 300 * SEC;
+	g->unhealthy_after_ms = 30 * SEC;
+	g->max_unhealthy_pct = 34;
+	g->keep_failed_ms = 600 * SEC;
+	g->backoff_base_ms = 1 * SEC;
+	g->backoff_max_ms = 300 * SEC;
+	return g;
+}
+
+/* A host of group g with sequence number seq in state st, created at
+ * T0 - 10 s (+ seq ms, so that newer hosts are newer); a ready one became
+ * ready then and beats now, an unhealthy one has been silent for 2 min. */
+static struct rc_host *
+host(struct world *w, const struct rc_group *g, int seq, enum hstate st)
+{
+	size_t i = w->nh++;
+	struct rc_host *h = &w->h[i];
+
+	assert_true(i < MAXH);
+	memset(h, 0, sizeof(*h));
+	snprintf(w->ids[i], sizeof(w->ids[i]), "%08zx", i + 1);
+	snprintf(w->names[i], sizeof(w->names[i]), "%s-%d", g->name, seq);
+	h->id = w->ids[i];
+	h->name = w->names[i];
+	h->cluster = g->cluster;
+	h->group = g->name;
+	h->state = st;
+	h->seq = seq;
+	h->created_ms = T0 - 10 * SEC + seq;
+	h->updated_ms = h->created_ms + 50;
+	if (st == HS_READY || st == HS_UNHEALTHY)
+		h->ready_ms = h->created_ms + 100;
+	h->heartbeat_ms = st == HS_UNHEALTHY ? T0 - 120 * SEC : T0;
+	return h;
+}
+
+static void
+decide(struct world *w, int64_t now)
+{
+	w->na = reconcile_decide(w->g, w->ng, w->h, w->nh, now, w->a, MAXA);
+}
+
+/* How many actions of kind (and cause, if not NULL) were decided. */
+static int
+count(const struct world *w, enum rc_kind kind, const char *cause)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < w->na; i++)
+		if (w->a[i].kind == kind && (cause == NULL || strcmp(w->a[i].cause, cause) == 0))
+			n++;
+	return n;
+}
+
+/* The names of the hosts the actions of this kind name, in order, joined by
+ * spaces. */
+static const char *
+targets(const struct world *w, enum rc_kind kind, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < w->na; i++) {
+		if (w->a[i].kind != kind || w->a[i].host_id == NULL)
+			continue;
+		for (size_t k = 0; k < w->nh; k++)
+			if (w->h[k].id == w->a[i].host_id)
+				snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", buf[0] ? " " : "",
+					 w->h[k].name);
+	}
+	return buf;
+}
+
+static const struct rc_action *
+first(const struct world *w, enum rc_kind kind)
+{
+	for (size_t i = 0; i < w->na; i++)
+		if (w->a[i].kind == kind)
+			return &w->a[i];
+	return NULL;
+}
+
+static void
+test_launch_up_to_desired(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 3);
+
+	(void)state;
+	host(&w, g, 1, HS_READY);
+	decide(&w, T0);
+	assert_int_equal(w.na, 2);
+	assert_int_equal(count(&w, RC_LAUNCH, "scale_out"), 2);
+	assert_string_equal(w.a[0].cluster, "demo");
+	assert_string_equal(w.a[0].group, "node");
+	assert_null(w.a[0].host_id);
+	assert_string_equal(w.a[0].reason, "group has 1 host(s), desired 3");
+
+	/* hosts on their way count: nothing more to launch */
+	host(&w, g, 2, HS_LAUNCHING);
+	host(&w, g, 3, HS_INITIALIZING);
+	decide(&w, T0);
+	assert_int_equal(w.na, 0);
+}
+
+static void
+test_converged_does_nothing(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *m = group(&w, "demo", "master", 1);
+	struct rc_group *n = group(&w, "demo", "node", 3);
+	struct rc_group *z = group(&w, "demo", "empty", 0);
+
+	(void)state;
+	(void)z;
+	n->nafter = 1;
+	n->after = (const char *const[]){ "master" };
+	host(&w, m, 1, HS_READY);
+	for (int i = 1; i <= 3; i++)
+		host(&w, n, i, HS_READY);
+	/* terminated hosts are history */
+	host(&w, n, 4, HS_TERMINATED);
+	decide(&w, T0);
+	assert_int_equal(w.na, 0);
+	/* a minute later, still nothing (heartbeats are fresh at that time) */
+	for (size_t i = 0; i < w.nh; i++)
+		w.h[i].heartbeat_ms = T0 + 55 * SEC;
+	decide(&w, T0 + 60 * SEC);
+	assert_int_equal(w.na, 0);
+}
+
+static void
+test_groups_are_per_cluster(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *a = group(&w, "a", "node", 2);
+	struct rc_group *b = group(&w, "b", "node", 1);
+
+	(void)state;
+	host(&w, a, 1, HS_READY);
+	host(&w, a, 2, HS_READY);
+	host(&w, b, 1, HS_READY);
+	host(&w, b, 2, HS_READY);
+	decide(&w, T0);
+	assert_int_equal(w.na, 1);
+	assert_int_equal(w.a[0].kind, RC_TERMINATE);
+	assert_string_equal(w.a[0].cluster, "b");
+	assert_string_equal(w.a[0].host_id, w.h[3].id);
+}
+
+static void
+test_scale_in_newest_first(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 2);
+	char buf[256];
+
+	(void)state;
+	for (int i = 1; i <= 5; i++)
+		host(&w, g, i, HS_READY);
+	decide(&w, T0);
+	assert_int_equal(w.na, 3);
+	assert_int_equal(count(&w, RC_TERMINATE, "scale_in"), 3);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-5 node-4 node-3");
+	assert_string_equal(w.a[0].reason, "group has 5 host(s), desired 2; newest first");
+}
+
+static void
+test_scale_in_oldest(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 2);
+	char buf[256];
+
+	(void)state;
+	g->termination = "oldest";
+	for (int i = 1; i <= 5; i++)
+		host(&w, g, i, HS_READY);
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-1 node-2 node-3");
+	assert_non_null(strstr(w.a[0].reason, "oldest first"));
+}
+
+static void
+test_scale_in_skips_protected(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 2);
+	char buf[256];
+
+	(void)state;
+	for (int i = 1; i <= 4; i++)
+		host(&w, g, i, HS_READY);
+	w.h[3].protected_ = true;   /* node-4, the newest */
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-3 node-2");
+
+	/* everything protected: wait, say why, terminate nothing */
+	for (size_t i = 0; i < w.nh; i++)
+		w.h[i].protected_ = true;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_TERMINATE, NULL), 0);
+	assert_int_equal(count(&w, RC_WAIT, "protected"), 1);
+}
+
+static void
+test_scale_in_prefers_not_ready(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 2);
+	char buf[256];
+
+	(void)state;
+	host(&w, g, 1, HS_READY);
+	host(&w, g, 2, HS_BOOTING);      /* older than node-3, but serves nothing */
+	host(&w, g, 3, HS_READY);
+	host(&w, g, 4, HS_READY);
+	g->desired = 2;
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-2 node-4");
+
+	/* unhealthy goes before anything else (under the cap: replaced too) */
+	memset(&w, 0, sizeof(w));
+	g = group(&w, "demo", "node", 3);
+	host(&w, g, 1, HS_UNHEALTHY);
+	host(&w, g, 2, HS_INITIALIZING);
+	host(&w, g, 3, HS_READY);
+	host(&w, g, 4, HS_READY);
+	g->desired = 2;
+	g->max_unhealthy_pct = 100;
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-1 node-2");
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+}
+
+static void
+test_after_waits_for_ready_group(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *m = group(&w, "demo", "master", 1);
+	struct rc_group *n = group(&w, "demo", "node", 3);
+	struct rc_host *mh;
+	const struct rc_action *wait;
+
+	(void)state;
+	n->after = (const char *const[]){ "master" };
+	n->nafter = 1;
+
+	/* nothing yet: the master is launched, the nodes wait */
+	decide(&w, T0);
+	assert_int_equal(w.na, 2);
+	assert_int_equal(w.a[0].kind, RC_LAUNCH);
+	assert_string_equal(w.a[0].group, "master");
+	wait = first(&w, RC_WAIT);
+	assert_non_null(wait);
+	assert_string_equal(wait->group, "node");
+	assert_string_equal(wait->cause, "after");
+	assert_string_equal(wait->reason, "waiting for group 'master' to be ready (0 of 1 ready)");
+
+	/* the master on its way, through every state before ready: still wait */
+	mh = host(&w, m, 1, HS_LAUNCHING);
+	for (enum hstate s = HS_LAUNCHING; s < HS_READY; s++) {
+		mh->state = s;
+		decide(&w, T0);
+		assert_int_equal(w.na, 1);
+		assert_int_equal(count(&w, RC_WAIT, "after"), 1);
+	}
+	/* ready: the three nodes go */
+	mh->state = HS_READY;
+	mh->ready_ms = T0 - SEC;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 3);
+	for (size_t i = 0; i < w.na; i++)
+		assert_string_equal(w.a[i].group, "node");
+
+	/* "fully ready": a master group of 2 with one ready host still holds them */
+	m->desired = 2;
+	host(&w, m, 2, HS_READY);
+	w.h[1].state = HS_BOOTING;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	assert_int_equal(count(&w, RC_WAIT, "after"), 1);
+	w.h[1].state = HS_READY;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 3);
+	/* "every host": one ready is enough for desired 1, but not while
+	 * another one of the group is still on its way */
+	m->desired = 1;
+	w.h[1].state = HS_INITIALIZING;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_WAIT, "after"), 1);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	w.h[1].state = HS_READY;
+	m->desired = 2;
+
+	/* a failed master does not count as one */
+	memset(&w, 0, sizeof(w));
+	m = group(&w, "demo", "master", 1);
+	n = group(&w, "demo", "node", 1);
+	n->after = (const char *const[]){ "master" };
+	n->nafter = 1;
+	host(&w, m, 1, HS_FAILED);
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_WAIT, "after"), 1);
+
+	/* a dependency that does not exist: wait, and say so */
+	memset(&w, 0, sizeof(w));
+	n = group(&w, "demo", "node", 1);
+	n->after = (const char *const[]){ "nope" };
+	n->nafter = 1;
+	decide(&w, T0);
+	assert_int_equal(w.na, 1);
+	assert_string_equal(w.a[0].reason, "waiting for group 'nope', which does not exist");
+}
+
+static void
+test_provision_timeout_fails(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 2);
+	struct rc_host *slow, *ok;
+
+	(void)state;
+	g->max_provision_ms = 60 * SEC;
+	slow = host(&w, g, 1, HS_BOOTING);
+	ok = host(&w, g, 2, HS_READY);
+	slow->created_ms = ok->created_ms = T0;
+	ok->ready_ms = T0 + 5 * SEC;
+	ok->heartbeat_ms = T0 + 60 * SEC;
+
+	decide(&w, T0 + 60 * SEC);
+	assert_int_equal(w.na, 0);
+	decide(&w, T0 + 60 * SEC + 1);
+	assert_int_equal(count(&w, RC_FAIL, "provision_timeout"), 1);
+	assert_string_equal(first(&w, RC_FAIL)->host_id, slow->id);
+	assert_string_equal(first(&w, RC_FAIL)->reason, "not ready within 60s (max_provision_time)");
+	/* it no longer counts, so a replacement goes at once (no failure yet) */
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+
+	/* every state before ready times out; ready and unhealthy do not */
+	for (enum hstate s = HS_LAUNCHING; s <= HS_UNHEALTHY; s++) {
+		slow->state = s;
+		decide(&w, T0 + 61 * SEC);
+		assert_int_equal(count(&w, RC_FAIL, NULL), s < HS_READY ? 1 : 0);
+	}
+}
+
+static void
+test_heartbeat_lost_unhealthy(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 3);
+	struct rc_host *h;
+
+	(void)state;
+	h = host(&w, g, 1, HS_READY);
+	host(&w, g, 2, HS_READY);
+	host(&w, g, 3, HS_READY);
+	h->heartbeat_ms = T0 - 30 * SEC;
+	decide(&w, T0);
+	assert_int_equal(w.na, 0);
+	h->heartbeat_ms = T0 - 30 * SEC - 1;
+	decide(&w, T0);
+	assert_int_equal(w.na, 1);
+	assert_int_equal(w.a[0].kind, RC_UNHEALTHY);
+	assert_string_equal(w.a[0].cause, "heartbeat_lost");
+	assert_string_equal(w.a[0].host_id, h->id);
+	assert_string_equal(w.a[0].reason, "no heartbeat for 30s");
+	/* not-ready hosts have not started beating: the provision timeout is theirs */
+	h->state = HS_INITIALIZING;
+	decide(&w, T0);
+	assert_int_equal(w.na, 0);
+}
+
+static void
+test_unhealthy_cap(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 3);
+	struct rc_host *a, *b;
+
+	(void)state;
+	a = host(&w, g, 1, HS_UNHEALTHY);
+	b = host(&w, g, 2, HS_UNHEALTHY);
+	host(&w, g, 3, HS_READY);
+	/* 2 of 3 unhealthy, cap 34% of 3 = 1: likely not the hosts' fault */
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_TERMINATE, NULL), 0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	assert_int_equal(count(&w, RC_WAIT, "unhealthy_cap"), 1);
+	assert_non_null(strstr(first(&w, RC_WAIT)->reason, "2 of 3 hosts unhealthy"));
+
+	/* one unhealthy, within the cap: replaced (terminated, and a new one) */
+	b->state = HS_READY;
+	b->heartbeat_ms = T0;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_TERMINATE, "replace"), 1);
+	assert_string_equal(first(&w, RC_TERMINATE)->host_id, a->id);
+	assert_int_equal(count(&w, RC_LAUNCH, "scale_out"), 1);
+
+	/* the cap is at least one host, even in a small group */
+	memset(&w, 0, sizeof(w));
+	g = group(&w, "demo", "solo", 1);
+	g->max_unhealthy_pct = 0;
+	host(&w, g, 1, HS_UNHEALTHY);
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_TERMINATE, "replace"), 1);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+}
+
+static void
+test_failed_kept_then_cleaned(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 1);
+	struct rc_host *f, *r;
+
+	(void)state;
+	f = host(&w, g, 1, HS_FAILED);
+	r = host(&w, g, 2, HS_READY);
+	f->updated_ms = T0;
+	r->created_ms = T0 + 2 * SEC;
+	r->ready_ms = T0 + 3 * SEC;
+	r->heartbeat_ms = T0 + 600 * SEC;
+	/* kept for inspection: not counted, not touched */
+	decide(&w, T0 + 600 * SEC - 1);
+	assert_int_equal(w.na, 0);
+	decide(&w, T0 + 600 * SEC);
+	assert_int_equal(w.na, 1);
+	assert_int_equal(w.a[0].kind, RC_TERMINATE);
+	assert_string_equal(w.a[0].cause, "cleanup");
+	assert_string_equal(w.a[0].host_id, f->id);
+}
+
+static void
+test_backoff_delays_launch(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 1);
+	struct rc_host *f1, *f2, *r;
+	const struct rc_action *wait;
+
+	(void)state;
+	f1 = host(&w, g, 1, HS_FAILED);
+	f1->updated_ms = T0;
+	/* one failure: 1 s */
+	decide(&w, T0 + 999);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	wait = first(&w, RC_WAIT);
+	assert_non_null(wait);
+	assert_string_equal(wait->cause, "backoff");
+	assert_string_equal(wait->reason, "backing off after failures for 1s");
+	decide(&w, T0 + 1000);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+
+	/* two: 2 s after the last */
+	f2 = host(&w, g, 2, HS_FAILED);
+	f2->updated_ms = T0 + 1500;
+	decide(&w, T0 + 3499);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	decide(&w, T0 + 3500);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+
+	/* many: capped */
+	for (int i = 3; i <= 20; i++)
+		host(&w, g, i, HS_FAILED)->updated_ms = T0 + 2000;
+	decide(&w, T0 + 2000 + 300 * SEC - 1);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	decide(&w, T0 + 2000 + 300 * SEC);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+
+	/* a host that became ready since ends the backoff: older failures
+	 * no longer count (the group is desired 2 now, with one ready) */
+	g->desired = 2;
+	r = host(&w, g, 21, HS_READY);
+	r->ready_ms = T0 + 3000;
+	decide(&w, T0 + 3001);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+	/* ... and a failure after it starts again at 1 s */
+	f1->updated_ms = T0 + 4000;
+	decide(&w, T0 + 4999);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	decide(&w, T0 + 5000);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+
+	/* no base: no backoff */
+	memset(&w, 0, sizeof(w));
+	g = group(&w, "demo", "node", 1);
+	g->backoff_base_ms = 0;
+	host(&w, g, 1, HS_FAILED)->updated_ms = T0;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+}
+
+static void
+test_terminating_not_counted(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 2);
+
+	(void)state;
+	host(&w, g, 1, HS_READY);
+	host(&w, g, 2, HS_TERMINATING);
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+	assert_int_equal(count(&w, RC_TERMINATE, NULL), 0);
+}
+
+static void
+test_max_actions(void **state)
+{
+	struct world w = { 0 };
+	struct rc_action few[3];
+
+	(void)state;
+	group(&w, "demo", "node", 50);
+	assert_int_equal(reconcile_decide(w.g, w.ng, w.h, w.nh, T0, few, 3), 3);
+	assert_int_equal(reconcile_decide(w.g, w.ng, w.h, w.nh, T0, few, 0), 0);
+}
+
+static void
+test_state_names(void **state)
+{
+	(void)state;
+	for (int s = 0; s < HS__COUNT; s++)
+		assert_int_equal(hstate_parse(hstate_name((enum hstate)s)), s);
+	assert_string_equal(hstate_name(HS_READY), "ready");
+	assert_int_equal(hstate_parse("nope"), HS__COUNT);
+	assert_int_equal(hstate_parse(NULL), HS__COUNT);
+	assert_string_equal(hstate_name(HS__COUNT), "unknown");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_launch_up_to_desired),
+		cmocka_unit_test(test_converged_does_nothing),
+		cmocka_unit_test(test_groups_are_per_cluster),
+		cmocka_unit_test(test_scale_in_newest_first),
+		cmocka_unit_test(test_scale_in_oldest),
+		cmocka_unit_test(test_scale_in_skips_protected),
+		cmocka_unit_test(test_scale_in_prefers_not_ready),
+		cmocka_unit_test(test_after_waits_for_ready_group),
+		cmocka_unit_test(test_provision_timeout_fails),
+		cmocka_unit_test(test_heartbeat_lost_unhealthy),
+		cmocka_unit_test(test_unhealthy_cap),
+		cmocka_unit_test(test_failed_kept_then_cleaned),
+		cmocka_unit_test(test_backoff_delays_launch),
+		cmocka_unit_test(test_terminating_not_counted),
+		cmocka_unit_test(test_max_actions),
+		cmocka_unit_test(test_state_names),
+	};
+
+	return cmocka_run_group_tests_name("decide", tests, NULL, NULL);
+}

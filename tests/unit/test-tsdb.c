@@ -1,0 +1,572 @@
+/* test-tsdb.c - the metric store: append and the queries (range, aggregate
+ * at aligned steps with the number of series per step, latest, series,
+ * Prometheus exposition), ordering rules, persistence through checkpoints,
+ * WAL replay after a crash (a child process that exits without closing), a
+ * truncated and a garbled WAL tail and a torn block file (opens, logs,
+ * serves the rest), retention, and concurrent appenders sharing fsyncs
+ * while checkpoints and queries run. */
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tsdb/tsdb.h"
+#include "util.h"
+
+static char dir[256];
+static const int64_t STEP = 5000;
+static int64_t T0;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/herd-test-tsdb.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	/* recent enough for the retention, aligned to the chunk span */
+	T0 = (now_ms() - 3600 * 1000) / (30 * 60 * 1000) * (30 * 60 * 1000);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+static struct tsdb *
+open_db(int64_t retention_ms)
+{
+	struct tsdb_opts o;
+	struct herr err = HERR_INIT;
+	struct tsdb *db;
+
+	tsdb_opts_default(&o);
+	o.checkpoint_interval_ms = -1;
+	o.chunk_max_samples = 20;
+	if (retention_ms)
+		o.retention_ms = retention_ms;
+	db = tsdb_open(dir, &o, &err);
+	if (db == NULL)
+		fail_msg("tsdb_open: %s", err.msg);
+	return db;
+}
+
+/* One push of host h: cpu (noisy decimal), busy (integer), a constant. */
+static void
+push(struct tsdb *db, int h, int64_t ts, double busy)
+{
+	struct herr err = HERR_INIT;
+	char host[16];
+	struct tsdb_label l[3] = { { "host", host }, { "group", "node" }, { "cluster", "demo" } };
+	struct tsdb_label lm[4] = { { "cluster", "demo" }, { "mode", "user" }, { "group", "node" },
+				    { "host", host } };
+	struct tsdb_sample s[4] = {
+		{ "busy", l, 3, busy },
+		{ "cpu_busy_pct", l, 3, round(((double)(ts / STEP % 97) + h) * 100) / 100 },
+		{ "cpu_mode_pct", lm, 4, 1.5 },
+		{ "mem_total_bytes", l, 3, 8e9 },
+	};
+
+	snprintf(host, sizeof(host), "node-%d", h);
+	if (tsdb_append(db, ts, s, 4, &err) != 4)
+		fail_msg("append: %s", err.msg);
+}
+
+/* busy of host h at step i */
+static double
+busy_of(int h, int i)
+{
+	return 10 * h + i % 7;
+}
+
+static void
+fill(struct tsdb *db, int hosts, int steps)
+{
+	for (int i = 0; i < steps; i++)
+		for (int h = 1; h <= hosts; h++)
+			push(db, h, T0 + i * STEP, busy_of(h, i));
+}
+
+static void
+check_filled(struct tsdb *db, int hosts, int steps)
+{
+	struct herr err = HERR_INIT;
+	struct tsdb_range_series *r;
+	size_t n;
+	struct tsdb_matcher m[1] = { { "host", "node-2", false } };
+
+	assert_int_equal(tsdb_range(db, "busy", m, 1, T0, T0 + steps * STEP, 100000, &r, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(r[0].n, steps);
+	for (int i = 0; i < steps; i++) {
+		assert_int_equal(r[0].ts_ms[i], T0 + i * STEP);
+		assert_true(r[0].values[i] == busy_of(2, i));
+	}
+	assert_string_equal(r[0].info.metric, "busy");
+	assert_int_equal(r[0].info.nlabels, 3);
+	assert_string_equal(r[0].info.labels[0].name, "cluster");
+	assert_string_equal(r[0].info.labels[2].value, "node-2");
+	tsdb_range_free(r, n);
+	(void)hosts;
+}
+
+static void
+test_append_query(void **state)
+{
+	struct tsdb *db = open_db(0);
+	struct herr err = HERR_INIT;
+	struct tsdb_agg_point *p;
+	struct tsdb_series_info *si;
+	struct tsdb_matcher g[2] = { { "cluster", "demo", false }, { "group", "node", false } };
+	size_t n;
+
+	(void)state;
+	fill(db, 3, 100);
+	check_filled(db, 3, 100);
+	/* the aggregate at aligned 10 s steps: last sample of each host per step */
+	assert_int_equal(tsdb_agg(db, "busy", g, 2, AGG_AVG, T0 + 1, T0 + 99 * STEP, 10000, &p, &n, &err), 0);
+	assert_int_equal(n, 49);
+	assert_int_equal(p[0].ts_ms, T0 + 10000);
+	for (size_t k = 0; k < n; k++) {
+		int i = (int)(p[k].ts_ms - T0) / 5000;  /* the last sample in (t-10s, t] */
+		double want = (busy_of(1, i) + busy_of(2, i) + busy_of(3, i)) / 3;
+		assert_int_equal(p[k].nseries, 3);
+		if (fabs(p[k].value - want) > 1e-9)
+			fail_msg("step %zu: %g, want %g", k, p[k].value, want);
+	}
+	free(p);
+	assert_int_equal(tsdb_agg(db, "busy", g, 2, AGG_MIN, T0, T0 + 10 * STEP, STEP, &p, &n, &err), 0);
+	assert_true(p[0].value == busy_of(1, 0));
+	free(p);
+	assert_int_equal(tsdb_agg(db, "busy", g, 2, AGG_MAX, T0, T0, STEP, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_true(p[0].value == busy_of(3, 0));
+	free(p);
+	assert_int_equal(tsdb_agg(db, "busy", g, 2, AGG_SUM, T0, T0, STEP, &p, &n, &err), 0);
+	assert_true(p[0].value == busy_of(1, 0) + busy_of(2, 0) + busy_of(3, 0));
+	free(p);
+	/* steps with no data: NaN and no series; count tells how many report */
+	assert_int_equal(tsdb_agg(db, "busy", g, 2, AGG_COUNT, T0 + 99 * STEP, T0 + 110 * STEP, STEP,
+				  &p, &n, &err), 0);
+	assert_int_equal(n, 12);
+	assert_int_equal(p[0].nseries, 3);
+	assert_true(p[0].value == 3);
+	assert_int_equal(p[1].nseries, 0);
+	assert_true(isnan(p[1].value));
+	free(p);
+	/* a group with no series: all steps empty */
+	g[1].value = "master";
+	assert_int_equal(tsdb_agg(db, "busy", g, 2, AGG_AVG, T0, T0 + 10 * STEP, STEP, &p, &n, &err), 0);
+	assert_int_equal(p[3].nseries, 0);
+	free(p);
+	/* too many steps */
+	assert_int_equal(tsdb_agg(db, "busy", g, 2, AGG_AVG, T0, T0 + 100000000, 1, &p, &n, &err),
+			 HERR_INVALID);
+	assert_string_equal(err.field, "step");
+	/* latest per host */
+	g[1].value = "node";
+	assert_int_equal(tsdb_latest(db, "busy", g, 2, 0, &si, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(si[0].last_ts_ms, T0 + 99 * STEP);
+	assert_true(si[1].last_value == busy_of(2, 99));
+	assert_int_equal(si[1].first_ts_ms, T0);
+	tsdb_series_free(si, n);
+	/* all series of one host, any metric; != matcher */
+	{
+		struct tsdb_matcher hm[2] = { { "host", "node-1", false }, { "mode", "user", true } };
+		assert_int_equal(tsdb_series(db, NULL, hm, 2, &si, &n, &err), 0);
+		assert_int_equal(n, 3);
+		assert_string_equal(si[0].metric, "busy");
+		assert_string_equal(si[1].metric, "cpu_busy_pct");
+		assert_string_equal(si[2].metric, "mem_total_bytes");
+		tsdb_series_free(si, n);
+	}
+	/* range limit */
+	{
+		struct tsdb_range_series *r;
+		assert_int_equal(tsdb_range(db, "busy", NULL, 0, T0, T0 + 100 * STEP, 50, &r, &n, &err),
+				 HERR_TOOBIG);
+	}
+	tsdb_close(db);
+}
+
+static void
+test_ordering(void **state)
+{
+	struct tsdb *db = open_db(0);
+	struct herr err = HERR_INIT;
+	struct tsdb_label l[1] = { { "host", "a" } };
+	struct tsdb_sample s = { "x", l, 1, 1 };
+	struct tsdb_range_series *r;
+	struct tsdb_stats st;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(tsdb_append(db, T0 + 1000, &s, 1, &err), 1);
+	s.value = 2;
+	/* same timestamp: replaces while in the head */
+	assert_int_equal(tsdb_append(db, T0 + 1000, &s, 1, &err), 1);
+	/* older: rejected and counted */
+	assert_int_equal(tsdb_append(db, T0 + 999, &s, 1, &err), 0);
+	/* too old for the retention */
+	assert_int_equal(tsdb_append(db, now_ms() - 16LL * 86400 * 1000, &s, 1, &err), 0);
+	tsdb_stats(db, &st);
+	assert_int_equal(st.out_of_order, 1);
+	assert_int_equal(st.too_old, 1);
+	assert_int_equal(tsdb_range(db, "x", NULL, 0, 0, INT64_MAX, 10, &r, &n, &err), 0);
+	assert_int_equal(r[0].n, 1);
+	assert_true(r[0].values[0] == 2);
+	tsdb_range_free(r, n);
+	/* bad input names the field and stores nothing */
+	s.metric = "9bad";
+	assert_int_equal(tsdb_append(db, T0 + 2000, &s, 1, &err), HERR_INVALID);
+	assert_string_equal(err.field, "name");
+	s.metric = "x";
+	l[0].name = "__reserved";
+	assert_int_equal(tsdb_append(db, T0 + 2000, &s, 1, &err), HERR_INVALID);
+	assert_string_equal(err.field, "labels");
+	tsdb_close(db);
+}
+
+static void
+test_persist_checkpoint(void **state)
+{
+	struct tsdb *db = open_db(0);
+	struct herr err = HERR_INIT;
+	struct tsdb_stats st;
+
+	(void)state;
+	fill(db, 3, 100);
+	assert_int_equal(tsdb_checkpoint(db, 0, &err), 0);
+	fill(db, 0, 0);
+	tsdb_stats(db, &st);
+	assert_true(st.chunks > 0);
+	assert_true(st.block_bytes > 0);
+	tsdb_close(db);
+	db = open_db(0);
+	check_filled(db, 3, 100);
+	tsdb_stats(db, &st);
+	assert_int_equal(st.series, 12);
+	tsdb_close(db);
+}
+
+/* A child appends and dies without closing (like kill -9 after the ack). */
+static void
+crash_after(int steps)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct tsdb *db = open_db(0);
+		fill(db, 3, steps);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static char *
+capture_open(struct tsdb **db)
+{
+	char logp[300];
+	int saved = dup(2), fd;
+	size_t len;
+	char *text;
+
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	fflush(stderr);
+	dup2(fd, 2);
+	*db = open_db(0);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	text = file_read(logp, 1 << 20, &len);
+	unlink(logp);
+	return text;
+}
+
+static void
+test_wal_replay(void **state)
+{
+	struct tsdb *db;
+	char *log;
+
+	(void)state;
+	crash_after(50);
+	log = capture_open(&db);
+	assert_non_null(strstr(log, "replayed 150 batches, 600 samples"));
+	free(log);
+	check_filled(db, 3, 50);
+	tsdb_close(db);
+}
+
+static off_t
+wal_size(void)
+{
+	char p[300];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s/wal", dir);
+	assert_int_equal(stat(p, &sb), 0);
+	return sb.st_size;
+}
+
+static void
+test_wal_truncated_tail(void **state)
+{
+	struct tsdb *db;
+	struct tsdb_range_series *r;
+	struct herr err = HERR_INIT;
+	char p[300], *log;
+	size_t n;
+
+	(void)state;
+	crash_after(40);
+	snprintf(p, sizeof(p), "%s/wal", dir);
+	assert_int_equal(truncate(p, wal_size() - 5), 0);
+	log = capture_open(&db);
+	if (strstr(log, "truncated record") == NULL || strstr(log, "skipped the last") == NULL)
+		fail_msg("log says: %s", log);
+	free(log);
+	/* the last batch (3 hosts x 4 series in one record per host) lost a host */
+	assert_int_equal(tsdb_range(db, "busy", NULL, 0, T0, T0 + 100 * STEP, 1000, &r, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(r[0].n, 40);
+	assert_int_equal(r[1].n, 40);
+	assert_int_equal(r[2].n, 39);
+	tsdb_range_free(r, n);
+	/* it keeps working: appends after the cut survive another crash */
+	push(db, 3, T0 + 39 * STEP, 1);
+	tsdb_close(db);
+	db = open_db(0);
+	assert_int_equal(tsdb_range(db, "busy", NULL, 0, T0, T0 + 100 * STEP, 1000, &r, &n, &err), 0);
+	assert_int_equal(r[2].n, 40);
+	tsdb_range_free(r, n);
+	tsdb_close(db);
+}
+
+static void
+test_wal_garbled_tail(void **state)
+{
+	struct tsdb *db;
+	char p[300], *log;
+	int fd;
+	off_t size;
+	struct tsdb_range_series *r;
+	struct herr err = HERR_INIT;
+	size_t n;
+
+	(void)state;
+	crash_after(30);
+	snprintf(p, sizeof(p), "%s/wal", dir);
+	/* flip a byte inside the last record, then add garbage after it */
+	size = wal_size();
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\x55", 1, size - 3), 1);
+	assert_int_equal(pwrite(fd, "garbage garbage garbage", 23, size), 23);
+	close(fd);
+	log = capture_open(&db);
+	if (strstr(log, "checksum mismatch") == NULL || strstr(log, "replayed") == NULL)
+		fail_msg("log says: %s", log);
+	free(log);
+	assert_int_equal(tsdb_range(db, "busy", NULL, 0, T0, T0 + 100 * STEP, 1000, &r, &n, &err), 0);
+	assert_int_equal(r[0].n, 30);
+	assert_int_equal(r[2].n, 29);
+	tsdb_range_free(r, n);
+	tsdb_close(db);
+}
+
+static void
+test_block_torn_tail(void **state)
+{
+	struct tsdb *db = open_db(0);
+	struct herr err = HERR_INIT;
+	struct tsdb_range_series *r;
+	char p[400], *log;
+	size_t n, total = 0;
+	struct stat sb;
+
+	(void)state;
+	fill(db, 3, 100);
+	assert_int_equal(tsdb_checkpoint(db, 0, &err), 0);
+	tsdb_close(db);
+	snprintf(p, sizeof(p), "%s/blocks/b-0000000000000000", dir);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(truncate(p, sb.st_size - 10), 0);
+	log = capture_open(&db);
+	if (strstr(log, "truncated record") == NULL || strstr(log, "b-0000000000000000") == NULL)
+		fail_msg("log says: %s", log);
+	free(log);
+	/* all but the last chunk written are there */
+	assert_int_equal(tsdb_range(db, NULL, NULL, 0, T0, T0 + 100 * STEP, 100000, &r, &n, &err), 0);
+	for (size_t i = 0; i < n; i++)
+		total += r[i].n;
+	assert_true(total >= 12 * 100 - 20);
+	assert_true(total < 12 * 100);
+	tsdb_range_free(r, n);
+	tsdb_close(db);
+}
+
+static void
+test_retention(void **state)
+{
+	struct tsdb *db = open_db(3600 * 1000);
+	struct herr err = HERR_INIT;
+	struct tsdb_range_series *r;
+	struct tsdb_stats st;
+	size_t n;
+	int64_t start = now_ms() - 50 * 60 * 1000;
+	struct tsdb_label l[1] = { { "host", "a" } };
+	struct tsdb_sample s = { "x", l, 1, 1 };
+
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(tsdb_append(db, start + i * STEP, &s, 1, &err), 1);
+	assert_int_equal(tsdb_checkpoint(db, 0, &err), 0);
+	tsdb_stats(db, &st);
+	assert_true(st.chunks >= 4);
+	assert_int_equal(st.blocks, 1);
+	/* two hours later, everything is past the retention of one hour */
+	assert_int_equal(tsdb_checkpoint(db, now_ms() + 2 * 3600 * 1000, &err), 0);
+	tsdb_stats(db, &st);
+	assert_int_equal(st.chunks, 0);
+	assert_int_equal(st.blocks, 0);
+	assert_int_equal(st.series, 0);
+	assert_int_equal(tsdb_range(db, "x", NULL, 0, 0, INT64_MAX, 1000, &r, &n, &err), 0);
+	assert_int_equal(n, 0);
+	tsdb_range_free(r, n);
+	tsdb_close(db);
+}
+
+static void
+test_expose(void **state)
+{
+	struct tsdb *db = open_db(0);
+	struct herr err = HERR_INIT;
+	struct tsdb_label l[2] = { { "host", "n\"1\\\n" }, { "group", "g" } };
+	struct tsdb_sample s[3] = { { "up", l, 2, 1 }, { "temp", l, 2, NAN }, { "big", l, 2, -INFINITY } };
+	struct buf b;
+	char want[512];
+
+	(void)state;
+	assert_int_equal(tsdb_append(db, T0, s, 3, &err), 3);
+	buf_init(&b, 1 << 20);
+	assert_int_equal(tsdb_expose(db, &b, 0, &err), 0);
+	snprintf(want, sizeof(want),
+		 "# TYPE big untyped\nbig{group=\"g\",host=\"n\\\"1\\\\\\n\"} -Inf %lld\n"
+		 "# TYPE temp untyped\ntemp{group=\"g\",host=\"n\\\"1\\\\\\n\"} NaN %lld\n"
+		 "# TYPE up untyped\nup{group=\"g\",host=\"n\\\"1\\\\\\n\"} 1 %lld\n",
+		 (long long)T0, (long long)T0, (long long)T0);
+	assert_string_equal(b.p, want);
+	buf_release(&b);
+	/* a limit is an error, not a crash */
+	buf_init(&b, 40);
+	assert_int_equal(tsdb_expose(db, &b, 0, &err), HERR_TOOBIG);
+	buf_release(&b);
+	tsdb_close(db);
+}
+
+struct th {
+	struct tsdb *db;
+	int h;
+};
+
+static void *
+appender(void *arg)
+{
+	struct th *t = arg;
+
+	for (int i = 0; i < 200; i++)
+		push(t->db, t->h, T0 + i * STEP, busy_of(t->h, i));
+	return NULL;
+}
+
+static volatile int appending;
+
+/* Checkpoints and queries while the appenders run. */
+static void *
+reader(void *arg)
+{
+	struct tsdb *db = arg;
+	struct tsdb_matcher g[1] = { { "group", "node", false } };
+
+	while (__atomic_load_n(&appending, __ATOMIC_ACQUIRE)) {
+		struct herr err = HERR_INIT;
+		struct tsdb_agg_point *p;
+		struct tsdb_series_info *si;
+		size_t n;
+		assert_int_equal(tsdb_checkpoint(db, 0, &err), 0);
+		assert_int_equal(tsdb_agg(db, "busy", g, 1, AGG_AVG, T0, T0 + 200 * STEP, STEP, &p, &n, &err), 0);
+		free(p);
+		assert_int_equal(tsdb_latest(db, NULL, g, 1, 0, &si, &n, &err), 0);
+		tsdb_series_free(si, n);
+	}
+	return NULL;
+}
+
+static void
+test_concurrent(void **state)
+{
+	struct tsdb *db = open_db(0);
+	pthread_t th[8], rd;
+	struct th a[8];
+	struct tsdb_stats st;
+
+	(void)state;
+	appending = 1;
+	pthread_create(&rd, NULL, reader, db);
+	for (int i = 0; i < 8; i++) {
+		a[i] = (struct th){ db, i + 1 };
+		pthread_create(&th[i], NULL, appender, &a[i]);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	__atomic_store_n(&appending, 0, __ATOMIC_RELEASE);
+	pthread_join(rd, NULL);
+	tsdb_stats(db, &st);
+	assert_int_equal(st.appended, 8 * 200 * 4);
+	assert_int_equal(st.series, 8 * 4);
+	check_filled(db, 8, 200);
+	tsdb_close(db);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_append_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ordering, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persist_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_truncated_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_garbled_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_block_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expose, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,176 @@
+// group.js - one group: its hosts (state, address, uptime, CPU, memory,
+// monitors), a live chart of each monitor per host and of the group's
+// aggregate with the policies' thresholds drawn as lines, the policies and
+// their last evaluation, the activity timeline, and the scale control.
+
+import * as api from '../api.js';
+import * as metrics from '../metrics.js';
+import { Chart } from '../chart.js';
+import { h, fill, link, table, section, notice, enc, fmtAge, fmtNum, stateBadge } from '../dom.js';
+import { activityTable } from './overview.js';
+
+const WINDOW_S = 15 * 60;
+const WINDOWS = [[300, 'last 5 min'], [900, 'last 15 min'], [3600, 'last hour'], [6 * 3600, 'last 6 h'], [86400, 'last 24 h']];
+const AGG_COLORS = { avg: '#3b7dd8', min: '#3aa35b', max: '#e0752d', sum: '#8a5cc7', count: '#5d6d7e' };
+
+export function launchedAgo(x) {
+	if (!x.launch_ms && x.launch_ms !== 0) return null;
+	return Date.now() - (x.created_ms + x.launch_ms);
+}
+
+function policyRule(p) {
+	if (p.when) return 'when ' + p.when;
+	if (p.target) return 'keep ' + p.target;
+	if (p.schedule) return 'at ' + p.schedule + (p.set ? ' set ' + JSON.stringify(p.set) : '');
+	return '';
+}
+
+// A policy's last evaluation ("why not scaled"), from
+// GET /v1/policies/:name/explain: when, the value seen, the decision and
+// its reason.
+function lastEval(e) {
+	if (e === undefined) return h('span', { class: 'muted' }, 'not available on this server');
+	if (e === null) return h('span', { class: 'muted' }, 'not evaluated yet');
+	return h('span', { class: 'eval e-' + e.decision },
+		h('strong', null, e.decision), e.value !== undefined && e.value !== null ? ` at ${fmtNum(e.value)}` : '',
+		e.reason ? ': ' + e.reason : '', e.evaluated ? h('span', { class: 'muted' }, ` (${e.evaluated})`) : '');
+}
+
+export async function render(main, ctx, cluster, name) {
+	const q = api.qs({ cluster });
+	const g = await api.get(`/v1/groups/${enc(name)}${q}`);
+	const monitors = g.monitors || [];
+	const info = h('p', { class: 'summary', id: 'group-summary' });
+	const hostsEl = h('div', { id: 'hosts' });
+	const chartsEl = h('div', { class: 'charts', id: 'charts' });
+	const policiesEl = h('div', { id: 'policies' });
+	const timeline = h('div', { id: 'timeline' });
+	const win = h('select', { id: 'window', class: 'window', onchange: () => {
+		sessionStorage.setItem('herd.window', win.value);
+		page.refresh();
+	} }, WINDOWS.map(([s, t]) => h('option', { value: s }, t)));
+	win.value = ctx.search.get('window') || sessionStorage.getItem('herd.window') || String(WINDOW_S);
+	if (!win.value) win.value = String(WINDOW_S);
+	let scaleEl = null;
+
+	if (api.can('operator')) {
+		const input = h('input', { type: 'number', id: 'scale-n', min: g.min, max: g.max, value: g.desired, class: 'num' });
+		const msg = h('span', { class: 'msg', id: 'scale-msg' });
+		const btn = h('button', { id: 'scale-btn', class: 'scale', type: 'submit' }, 'Scale');
+		scaleEl = h('form', { class: 'scale-form', id: 'scale', onsubmit: async ev => {
+			ev.preventDefault();
+			btn.disabled = true;
+			msg.textContent = '';
+			try {
+				const r = await api.post(`/v1/groups/${enc(name)}/scale${q}`, { desired: Number(input.value) });
+				msg.textContent = `desired size is now ${r.desired}`;
+				msg.className = 'msg ok';
+				await ctx.refreshNow?.();
+			} catch (e) {
+				msg.textContent = e.message;
+				msg.className = 'msg error';
+			} finally {
+				btn.disabled = false;
+			}
+		} }, h('label', { for: 'scale-n' }, 'Desired size '), input, ' ', btn, ' ', msg);
+	}
+
+	main.append(
+		h('h1', null, h('a', { href: '#/' }, cluster), ' / ', name),
+		info, scaleEl,
+		section('Hosts', hostsEl),
+		h('section', { class: 'card' }, h('h2', null, 'Monitors ', win), chartsEl),
+		section('Policies', policiesEl),
+		section('Activity', timeline));
+
+	const charts = new Map();     // key -> Chart
+	function chart(key, opts) {
+		if (!charts.has(key)) charts.set(key, new Chart(chartsEl, opts));
+		return charts.get(key);
+	}
+	if (!metrics.available())
+		chartsEl.append(notice('Metrics are not available on this server.'));
+	else if (!monitors.length)
+		chartsEl.append(notice('This group has no monitors.'));
+
+	async function terminate(x) {
+		if (!confirm(`Terminate ${x.name}? The group's desired size drops by one.`)) return;
+		try {
+			await api.post(`/v1/hosts/${enc(x.name)}/terminate${api.qs({ cluster })}`);
+		} catch (e) {
+			alert(e.message);
+		}
+	}
+
+	async function tables(gr, hs, ps, acts) {
+		const lat = metrics.available() ? await Promise.all([metrics.SYSTEM[0].metric, metrics.SYSTEM[1].metric, ...monitors]
+			.map(m => metrics.latest(m, { cluster, group: name }))) : [];
+		const val = (i, host) => lat[i] ? lat[i].get(host) : undefined;
+
+		fill(info, `template `, gr.template, ` · min ${gr.min} · desired ${gr.desired} · max ${gr.max}`,
+			gr.after && gr.after.length ? ` · after ${gr.after.join(', ')}` : '');
+		info.dataset.desired = gr.desired;
+		const cols = ['host', 'state', 'IP', 'uptime', 'CPU', 'memory', ...monitors];
+		if (api.can('operator')) cols.push('');
+		fill(hostsEl, table(cols, hs.items, x => {
+			const c = [link(`/host/${enc(cluster)}/${enc(x.name)}`, x.name), stateBadge(x.state),
+				x.private_ip || '', fmtAge(launchedAgo(x)),
+				fmtNum(val(0, x.name), '%'), fmtNum(val(1, x.name), '%'),
+				...monitors.map((m, i) => fmtNum(val(2 + i, x.name)))];
+			if (api.can('operator'))
+				c.push(h('button', { class: 'terminate small', onclick: () => terminate(x) }, 'terminate'));
+			return c;
+		}, x => ({ dataset: { host: x.name, state: x.state } })));
+
+		const explain = api.has('GET', '/v1/policies/:name/explain') ? await Promise.all(ps.items.map(p =>
+			api.get(`/v1/policies/${enc(p.name)}/explain` + api.qs({ cluster, group: name })).then(e => e.last))) : [];
+		fill(policiesEl, table(['policy', 'rule', 'for', 'adjust', 'cooldown', 'last evaluation'], ps.items,
+			(p, i) => [p.name, policyRule(p), p.for || '', p.adjust || (p.set ? JSON.stringify(p.set) : ''), p.cooldown || '', lastEval(explain[i])],
+			p => ({ dataset: { policy: p.name } })));
+		fill(timeline, activityTable(acts.items, false));
+	}
+
+	// Each monitor: one chart per host series, one of the group's
+	// aggregates (avg, and each aggregate a policy tests) with thresholds.
+	async function drawCharts(policies) {
+		const windowS = Number(win.value);
+		const stepS = metrics.stepFor(windowS, Math.max(1, Math.round(ctx.pollMs / 1000)));
+		const agg = (m, a) => metrics.aggregate(m, { cluster, group: name, agg: a, sinceS: windowS, stepS });
+		await Promise.all(monitors.map(async m => {
+			// asked at once; the policies only add the aggregates they test
+			const perP = metrics.perHost(m, { cluster, group: name, sinceS: windowS, stepS });
+			const avgP = agg(m, 'avg');
+			const rules = (await policies).items.map(p => ({ p, r: metrics.parseRule(p.when || p.target) }))
+				.filter(x => x.r && x.r.metric === m);
+			const aggs = [...new Set(['avg', ...rules.map(x => x.r.agg)])];
+			const [per, ...pts] = await Promise.all([perP, ...aggs.map(a => a === 'avg' ? avgP : agg(m, a))]);
+			chart('host:' + m, { title: `${m} per host`, metric: m }).set(per || [], [], stepS, windowS);
+			chart('group:' + m, { title: `${m}, group aggregate`, metric: m + ':group' }).set(
+				aggs.map((a, i) => ({ name: `${a}(${m})`, color: AGG_COLORS[a], points: pts[i] || [] })),
+				rules.map(x => ({ value: x.r.value, label: `${x.p.name}: ${x.r.agg} ${x.r.op} ${x.r.value}`, color: AGG_COLORS[x.r.agg] })),
+				stepS, windowS);
+		}));
+	}
+
+	let first = g;    // the first refresh uses the group read above
+	const page = {
+		async refresh() {
+			const policies = api.get('/v1/policies' + api.qs({ cluster, group: name }));
+			const gr = first || api.get(`/v1/groups/${enc(name)}${q}`);
+			first = null;
+			const parts = [Promise.all([
+				gr,
+				api.get('/v1/hosts' + api.qs({ cluster, group: name })),
+				policies,
+				api.get('/v1/activities' + api.qs({ cluster, group: name, limit: 50 })),
+			]).then(r => tables(...r))];
+			if (metrics.available() && monitors.length) parts.push(drawCharts(policies));
+			await Promise.all(parts);
+		},
+		dispose() {
+			for (const c of charts.values()) c.dispose();
+		},
+	};
+	ctx.refreshNow = () => page.refresh();
+	return page;
+}
