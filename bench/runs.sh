@@ -83,11 +83,12 @@ for d in "$work"/data/hosts/*/; do
 	pids+=("$(cat "$d/pid")")
 done
 anchor_round() {
-	local p
+	local p kids=()
 	for p in "${pids[@]}"; do
 		nsenter -t "$p" -m -u -n -p -- true &
+		kids+=($!)
 	done
-	wait
+	wait "${kids[@]}"
 }
 anchor_round
 anchor_ms=()
