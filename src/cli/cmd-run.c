@@ -241,19 +241,21 @@ cmd_run_ls(struct cli *c, int argc, char **argv)
 {
 	struct run_opts o;
 	json_t *resp = NULL;
-	char *path, *se = NULL;
+	char *path, *se = NULL, *he = NULL;
 	int rc;
 
-	if ((rc = run_opts_parse(argc, argv, "script,limit", 0, &o)))
+	if ((rc = run_opts_parse(argc, argv, "script,limit,host", 0, &o)))
 		return rc;
 	if (o.limit && !run_id_ok(o.limit))
 		return cli_fail("invalid --limit '%s'", o.limit);
 	se = o.script ? httpc_escape(o.script) : NULL;
-	path = xasprintf("/v1/runs?limit=%s%s%s", o.limit ? o.limit : "50", se ? "&script=" : "",
-			 se ? se : "");
+	he = o.host ? httpc_escape(o.host) : NULL;
+	path = xasprintf("/v1/runs?limit=%s%s%s%s%s", o.limit ? o.limit : "50", se ? "&script=" : "",
+			 se ? se : "", he ? "&host=" : "", he ? he : "");
 	rc = cli_call(c, "GET", path, NULL, &resp);
 	free(path);
 	free(se);
+	free(he);
 	if (rc)
 		return rc;
 	if (c->json)
@@ -301,7 +303,7 @@ int
 cmd_run_cancel(struct cli *c, int argc, char **argv)
 {
 	struct run_opts o;
-	json_t *run = NULL;
+	json_t *run = NULL, *body;
 	char path[96];
 	int rc;
 
@@ -310,7 +312,10 @@ cmd_run_cancel(struct cli *c, int argc, char **argv)
 	if (o.npos != 1 || !run_id_ok(o.pos[0]))
 		return cli_fail("usage: herd run cancel ID");
 	snprintf(path, sizeof(path), "/v1/runs/%s/cancel", o.pos[0]);
-	if ((rc = cli_call(c, "POST", path, json_object(), &run)))
+	body = json_object();
+	rc = cli_call(c, "POST", path, body, &run);
+	json_decref(body);
+	if (rc)
 		return rc;
 	if (c->json)
 		cli_print_json(run);

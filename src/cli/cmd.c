@@ -722,7 +722,7 @@ static const struct cmd cmds[] = {
 	{ "metrics", "query", cmd_metrics_query, "METRIC (--host H | --group G --agg avg|min|max|sum|count) [--since 10m] [--step 10s] [--json]", "A host's samples, or a group aggregate at aligned steps, with a sparkline.", NULL },
 	{ "top", NULL, cmd_top, "[--group G] [--once]", "Live table of hosts: CPU, memory, load and monitors (every 2 s).", NULL },
 	{ "script", "run", cmd_script_run, "NAME --host H|--group G|--cluster C [--env K=V]... [--timeout D] [--parallel N] [--wait]", "Run a script on hosts; --wait: to the end (exit 0 if all succeeded).", NULL },
-	{ "run", "ls", cmd_run_ls, "[--script S] [--limit N] [--json]", "List script runs, newest first.", NULL },
+	{ "run", "ls", cmd_run_ls, "[--script S] [--host H] [--limit N] [--json]", "List script runs, newest first (--host: those that included H).", NULL },
 	{ "run", "show", cmd_run_show, "ID [--json]", "Show a run and its outcome on each host.", NULL },
 	{ "run", "logs", cmd_run_logs, "ID [--host H] [--follow]", "Print a run's output; --follow: as the hosts produce it.", NULL },
 	{ "run", "cancel", cmd_run_cancel, "ID", "Cancel a run: running scripts are killed, the rest not started.", NULL },

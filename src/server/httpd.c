@@ -52,7 +52,7 @@ send_answer(struct req *rq)
 	} else {
 		if (rq->resp == NULL)
 			rq->resp = json_object();
-		text = json_dumps(rq->resp, JSON_COMPACT);
+		text = json_dumps(rq->resp, JSON_COMPACT | JSON_REAL_PRECISION(15));
 		n = strlen(text);
 		text = xrealloc(text, n + 2);
 		text[n++] = '\n';

@@ -42,10 +42,12 @@ export const NETWORK_CHANGED = /net::ERR_NETWORK_CHANGED/;
 // Collects console errors and page errors of every page of ctx.
 export function watchErrors(ctx) {
 	const errors = [];
+	errors.networkChanged = 0;   // messages not counted (see above)
 	const watch = page => {
 		page.on('console', m => {
-			if (m.type() === 'error' && !NETWORK_CHANGED.test(m.text()))
-				errors.push(`${page.url()}: console: ${m.text()}`);
+			if (m.type() !== 'error') return;
+			if (NETWORK_CHANGED.test(m.text())) errors.networkChanged++;
+			else errors.push(`${page.url()}: console: ${m.text()}`);
 		});
 		page.on('pageerror', e => errors.push(`${page.url()}: pageerror: ${e.message}`));
 	};

@@ -272,6 +272,9 @@ group_ready() {
 	[[ "$output" == *"node-2"*"failed"*"3"*"exited with code 3"* ]]
 	run herd run ls
 	[[ "$output" == *"who.sh"*"rt/node"*"failed"*"2 succeeded, 1 failed"* ]]
+	# the runs that included a host
+	[ "$(herd run ls --host rt/node-2 --json | json '{items}->[0]{id}')" = "$id" ]
+	[ "$(herd run ls --host slow-1 --json | json_count '{items}')" -eq 0 ]
 }
 
 @test "a run on the cluster reports the host that is not ready as skipped, with the reason" {

@@ -25,8 +25,9 @@ setup_file() {
 	HOSTS=0
 	[ "$(id -u)" = 0 ] && HOSTS=3
 	BP=$BATS_FILE_TMPDIR/console.yaml
-	sed -e "s|@CIDR@|$(random_cidr)|" -e "s|@SIZE@|$HOSTS|" \
+	sed -e "s|@CIDR@|$(random_cidr)|" -e "s|@SIZE@|$HOSTS|" -e "s|@LBPORT@|$(free_port)|" \
 		"$BATS_TEST_DIRNAME/fixtures/console/console.yaml" >"$BP"
+	[ "$HOSTS" != 0 ] || sed -i '/# lb$/d' "$BP"
 	herd apply -f "$BP" >/dev/null
 	# Hosts launching change the machine's links, which makes Chromium drop
 	# its requests (see tests/console/browser.mjs): let them settle first.
@@ -209,6 +210,6 @@ busy_writer() {
 
 @test "console: every page renders and refreshes without a console error (screenshots in test-output/console)" {
 	need_browser
-	console_run pages TOKEN="$HERD_TOKEN"
+	console_run pages TOKEN="$HERD_TOKEN" LB_MEMBERS=$((HOSTS > 0 ? 4 : 0))
 	ls "$OUT_DIR"/page-*.png
 }

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -15,7 +17,7 @@ static int
 env_check(const char *json, char *field, size_t n)
 {
 	struct herr err = HERR_INIT;
-	json_t *env = json_loads(json, 0, NULL);
+	json_t *env = json_loads(json, JSON_ALLOW_NUL, NULL);
 	int rc;
 
 	assert_non_null(env);

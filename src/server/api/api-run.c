@@ -18,7 +18,6 @@
  * many times a second): followers look again every FOLLOW_SLICE_MS. Starts
  * that change nothing others wait on do not kick either; creation, results
  * and cancels do. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -531,118 +530,63 @@ target_hosts(struct store *st, const char *kind, const char *name, char *target,
 	return rows;
 }
 
-void
-api_run_create(struct req *rq)
+int
+run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char *detail,
+	   size_t detailsz, struct herr *err)
 {
-	static const char *const known[] = { "script", "version", "host", "group", "cluster",
-					     "env", "timeout", "parallel", NULL };
-	static const char *const kinds_t[] = { "host", "group", "cluster", NULL };
-	struct herr err = HERR_INIT;
-	json_t *b = req_json(rq), *env, *v, *sv = NULL, *hosts = NULL, *h, *ret = NULL, *out;
-	const char *script, *tkind = NULL, *tname = NULL, *key;
+	json_t *sv = NULL, *hosts = NULL, *h, *ret = NULL;
+	json_int_t version = rs->version;
 	char target[200], *envtext = NULL;
-	int64_t timeout_ms = RUN_TIMEOUT_DEFAULT_MS, id;
-	json_int_t version = 0, parallel = 0;
+	struct store *st = srv->store;
 	struct res sres;
+	int64_t id = 0;
 	size_t i;
-	int queued = 0;
+	int queued = 0, rc;
 
-	if (b == NULL)
-		return;
-	json_object_foreach(b, key, v) {
-		int k;
-		for (k = 0; known[k] && strcmp(known[k], key) != 0; k++)
-			;
-		if (known[k] == NULL)
-			return reply_errf(rq, HERR_INVALID, key, "unknown field '%s' for a run", key);
-	}
-	script = json_string_value(json_object_get(b, "script"));
-	if (script == NULL || !script_name_is_valid(script))
-		return reply_errf(rq, HERR_INVALID, "script", "must name a script");
-	v = json_object_get(b, "version");
-	if (v && (!json_is_integer(v) || json_integer_value(v) < 1))
-		return reply_errf(rq, HERR_INVALID, "version", "must be a version number (1, 2, ...)");
-	version = v ? json_integer_value(v) : 0;
-	for (int k = 0; kinds_t[k]; k++) {
-		v = json_object_get(b, kinds_t[k]);
-		if (v == NULL || json_is_null(v))
-			continue;
-		if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 150)
-			return reply_errf(rq, HERR_INVALID, kinds_t[k], "must be a %s name", kinds_t[k]);
-		if (tkind)
-			return reply_errf(rq, HERR_INVALID, kinds_t[k],
-					  "give one target: host, group or cluster (not %s and %s)",
-					  tkind, kinds_t[k]);
-		tkind = kinds_t[k];
-		tname = json_string_value(v);
-	}
-	if (tkind == NULL)
-		return reply_errf(rq, HERR_INVALID, "group", "a run needs a target: host, group or cluster");
-	env = json_object_get(b, "env");
-	if (run_env_check(env, &err) < 0)
-		return reply_err(rq, &err);
-	v = json_object_get(b, "timeout");
-	if (v) {
-		if (json_is_integer(v))
-			timeout_ms = json_integer_value(v) * 1000;
-		else if (!json_is_string(v) || parse_duration_ms(json_string_value(v), &timeout_ms) < 0)
-			return reply_errf(rq, HERR_INVALID, "timeout",
-					  "must be a duration like '90s', '10m' or '2h'");
-		if (timeout_ms < 1000 || timeout_ms > RUN_TIMEOUT_MAX_MS)
-			return reply_errf(rq, HERR_INVALID, "timeout", "must be between 1s and 24h");
-	}
-	v = json_object_get(b, "parallel");
-	if (v) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > RUN_PARALLEL_MAX)
-			return reply_errf(rq, HERR_INVALID, "parallel",
-					  "must be between 0 (all at once) and %d", RUN_PARALLEL_MAX);
-		parallel = json_integer_value(v);
-	}
-
-	if (store_begin(rq->srv->store, &err) < 0)
-		return reply_err(rq, &err);
-	if (res_get(rq->srv->store, &kind_script, "", script, &sres, &err) < 0) {
-		if (err.code == HERR_NOTFOUND)
-			herr_field(&err, HERR_NOTFOUND, "script", "no script named '%s'", script);
+	if ((rc = store_begin(st, err)) < 0)
+		return rc;
+	if (res_get(st, &kind_script, "", rs->script, &sres, err) < 0) {
+		if (err->code == HERR_NOTFOUND)
+			herr_field(err, HERR_NOTFOUND, "script", "no script named '%s'", rs->script);
 		goto fail_tx;
 	}
 	res_release(&sres);
-	sv = store_row(rq->srv->store, &err,
+	sv = store_row(st, err,
 		       "SELECT version, hash FROM script_versions WHERE name = ?"
 		       " AND (? = 0 OR version = ?) ORDER BY version DESC LIMIT 1",
-		       "[sII]", script, version, version);
+		       "[sII]", rs->script, version, version);
 	if (sv == NULL) {
-		if (err.code == 0)
-			herr_field(&err, HERR_NOTFOUND, version ? "version" : "script",
-				   "script '%s' has no version %lld", script, (long long)version);
+		if (err->code == 0)
+			herr_field(err, HERR_NOTFOUND, version ? "version" : "script",
+				   "script '%s' has no version %lld", rs->script, (long long)version);
 		goto fail_tx;
 	}
 	version = geti(sv, "version");
-	hosts = target_hosts(rq->srv->store, tkind, tname, target, sizeof(target), &err);
+	hosts = target_hosts(st, rs->target_kind, rs->target, target, sizeof(target), err);
 	if (hosts == NULL) {
-		char msg[sizeof(err.msg)];
-		snprintf(msg, sizeof(msg), "%s", err.msg[0] ? err.msg : "not found");
-		herr_field(&err, err.code ? err.code : HERR_NOTFOUND, tkind, "%s", msg);
+		char msg[sizeof(err->msg)];
+		snprintf(msg, sizeof(msg), "%s", err->msg[0] ? err->msg : "not found");
+		herr_field(err, err->code ? err->code : HERR_NOTFOUND, rs->target_kind, "%s", msg);
 		goto fail_tx;
 	}
 	if (json_array_size(hosts) == 0) {
-		herr_field(&err, HERR_INVALID, tkind, "%s '%s' has no hosts", tkind, target);
+		herr_field(err, HERR_INVALID, rs->target_kind, "%s '%s' has no hosts", rs->target_kind,
+			   target);
 		goto fail_tx;
 	}
 	if (json_array_size(hosts) > RUN_HOSTS_MAX) {
-		herr_field(&err, HERR_TOOBIG, tkind, "%s '%s' has more than %d hosts", tkind, target,
-			   RUN_HOSTS_MAX);
+		herr_field(err, HERR_TOOBIG, rs->target_kind, "%s '%s' has more than %d hosts",
+			   rs->target_kind, target, RUN_HOSTS_MAX);
 		goto fail_tx;
 	}
-	envtext = json_dumps(env ? env : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
-	if (store_q(rq->srv->store, &ret, NULL, &err,
+	envtext = rs->env ? json_dumps(rs->env, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (store_q(st, &ret, NULL, err,
 		    "INSERT INTO runs (script, version, hash, target_kind, target, env, timeout_ms,"
 		    " parallel, created_by, created_ms, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
 		    " 'running') RETURNING id",
-		    "[sIssssIIsI]", script, version, gets(sv, "hash"), tkind, target,
-		    envtext ? envtext : "{}", (json_int_t)timeout_ms, parallel,
-		    rq->who.name[0] ? rq->who.name : "anonymous", (json_int_t)now_ms()) < 0)
+		    "[sIssssIIsI]", rs->script, version, gets(sv, "hash"), rs->target_kind, target,
+		    envtext ? envtext : "{}", (json_int_t)rs->timeout_ms, (json_int_t)rs->parallel,
+		    rs->who && *rs->who ? rs->who : "anonymous", (json_int_t)now_ms()) < 0)
 		goto fail_tx;
 	id = geti(json_array_get(ret, 0), "id");
 	json_array_foreach(hosts, i, h) {
@@ -653,7 +597,7 @@ api_run_create(struct req *rq)
 		snprintf(delivery, sizeof(delivery), "%lld-%s", (long long)id, gets(h, "id"));
 		if (!ready)
 			snprintf(reason, sizeof(reason), "the host is %s, not ready", hs);
-		if (store_q(rq->srv->store, NULL, NULL, &err,
+		if (store_q(st, NULL, NULL, err,
 			    "INSERT INTO run_hosts (run_id, seq, host_id, host, cluster, grp, state,"
 			    " reason, delivery, ended_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			    "[IIsssssssI]", (json_int_t)id, (json_int_t)i, gets(h, "id"), gets(h, "name"),
@@ -662,34 +606,122 @@ api_run_create(struct req *rq)
 			goto fail_tx;
 		queued += ready;
 	}
-	if (run_refresh(rq->srv->store, id, NULL, &err) < 0 ||
-	    store_q(rq->srv->store, NULL, NULL, &err,
+	if (run_refresh(st, id, NULL, err) < 0 ||
+	    store_q(st, NULL, NULL, err,
 		    "DELETE FROM run_output WHERE run_id IN (SELECT id FROM runs WHERE state <> 'running'"
 		    " AND ended_ms > 0 AND ended_ms < ?)",
 		    "[I]", (json_int_t)(now_ms() - OUTPUT_KEEP_MS)) < 0 ||
-	    store_commit(rq->srv->store, &err) < 0)
+	    store_commit(st, err) < 0)
 		goto fail_tx;
-	snprintf(rq->audit_detail, sizeof(rq->audit_detail),
+	snprintf(detail, detailsz,
 		 "run %lld: script %s version %lld sha256:%s on %s %s (%d queued, %d skipped)",
-		 (long long)id, script, (long long)version, gets(sv, "hash"), tkind, target, queued,
-		 (int)json_array_size(hosts) - queued);
-	log_info("%s, by %s", rq->audit_detail, rq->who.name);
+		 (long long)id, rs->script, (long long)version, gets(sv, "hash"), rs->target_kind,
+		 target, queued, (int)json_array_size(hosts) - queued);
+	log_info("%s, by %s", detail, rs->who && *rs->who ? rs->who : "anonymous");
 	if (queued)
-		server_kick(rq->srv);
-	out = run_full_json(rq, id, &err);
-	if (out)
-		reply_json(rq, 201, out);
-	else
-		reply_err(rq, &err);
+		server_kick(srv);
+	*run_id = id;
+	rc = 0;
 	goto out;
 fail_tx:
-	store_rollback(rq->srv->store);
-	reply_err(rq, &err);
+	store_rollback(st);
+	rc = err->code;
 out:
 	free(envtext);
 	json_decref(ret);
 	json_decref(hosts);
 	json_decref(sv);
+	return rc;
+}
+
+int
+run_state_get(struct store *st, int64_t run_id, char *out, size_t n, struct herr *err)
+{
+	json_t *row = store_row(st, err, "SELECT state FROM runs WHERE id = ?", "[I]",
+				(json_int_t)run_id);
+
+	if (row == NULL)
+		return err->code ? err->code
+				 : herr_set(err, HERR_NOTFOUND, "no run %lld", (long long)run_id);
+	snprintf(out, n, "%s", gets(row, "state"));
+	json_decref(row);
+	return 0;
+}
+
+void
+api_run_create(struct req *rq)
+{
+	static const char *const known[] = { "script", "version", "host", "group", "cluster",
+					     "env", "timeout", "parallel", NULL };
+	static const char *const kinds_t[] = { "host", "group", "cluster", NULL };
+	struct run_spec rs = { .timeout_ms = RUN_TIMEOUT_DEFAULT_MS };
+	struct herr err = HERR_INIT;
+	json_t *b = req_json(rq), *v, *out;
+	const char *key;
+	int64_t id;
+
+	if (b == NULL)
+		return;
+	json_object_foreach(b, key, v) {
+		int k;
+		for (k = 0; known[k] && strcmp(known[k], key) != 0; k++)
+			;
+		if (known[k] == NULL)
+			return reply_errf(rq, HERR_INVALID, key, "unknown field '%s' for a run", key);
+	}
+	rs.script = json_string_value(json_object_get(b, "script"));
+	if (rs.script == NULL || !script_name_is_valid(rs.script))
+		return reply_errf(rq, HERR_INVALID, "script", "must name a script");
+	v = json_object_get(b, "version");
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 1))
+		return reply_errf(rq, HERR_INVALID, "version", "must be a version number (1, 2, ...)");
+	rs.version = v ? json_integer_value(v) : 0;
+	for (int k = 0; kinds_t[k]; k++) {
+		v = json_object_get(b, kinds_t[k]);
+		if (v == NULL || json_is_null(v))
+			continue;
+		if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 150)
+			return reply_errf(rq, HERR_INVALID, kinds_t[k], "must be a %s name", kinds_t[k]);
+		if (rs.target_kind)
+			return reply_errf(rq, HERR_INVALID, kinds_t[k],
+					  "give one target: host, group or cluster (not %s and %s)",
+					  rs.target_kind, kinds_t[k]);
+		rs.target_kind = kinds_t[k];
+		rs.target = json_string_value(v);
+	}
+	if (rs.target_kind == NULL)
+		return reply_errf(rq, HERR_INVALID, "group", "a run needs a target: host, group or cluster");
+	rs.env = json_object_get(b, "env");
+	if (run_env_check(rs.env, &err) < 0)
+		return reply_err(rq, &err);
+	if (json_is_null(rs.env))
+		rs.env = NULL;
+	v = json_object_get(b, "timeout");
+	if (v) {
+		if (json_is_integer(v))
+			rs.timeout_ms = json_integer_value(v) * 1000;
+		else if (!json_is_string(v) ||
+			 parse_duration_ms(json_string_value(v), &rs.timeout_ms) < 0)
+			return reply_errf(rq, HERR_INVALID, "timeout",
+					  "must be a duration like '90s', '10m' or '2h'");
+		if (rs.timeout_ms < 1000 || rs.timeout_ms > RUN_TIMEOUT_MAX_MS)
+			return reply_errf(rq, HERR_INVALID, "timeout", "must be between 1s and 24h");
+	}
+	v = json_object_get(b, "parallel");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > RUN_PARALLEL_MAX)
+			return reply_errf(rq, HERR_INVALID, "parallel",
+					  "must be between 0 (all at once) and %d", RUN_PARALLEL_MAX);
+		rs.parallel = (int)json_integer_value(v);
+	}
+	rs.who = rq->who.name;
+	if (run_create(rq->srv, &rs, &id, rq->audit_detail, sizeof(rq->audit_detail), &err) < 0)
+		return reply_err(rq, &err);
+	out = run_full_json(rq, id, &err);
+	if (out == NULL)
+		return reply_err(rq, &err);
+	reply_json(rq, 201, out);
 }
 
 /* --- reading runs --- */
@@ -700,6 +732,7 @@ api_run_list(struct req *rq)
 	struct herr err = HERR_INIT;
 	const char *lim = req_query(rq, "limit"), *before = req_query(rq, "before");
 	const char *script = req_query(rq, "script"), *state = req_query(rq, "state");
+	const char *host = req_query(rq, "host");
 	json_t *rows = NULL, *counts = NULL, *items = json_array(), *r, *c, *out;
 	int64_t bid = 0;
 	long limit = LIST_DEFAULT;
@@ -716,15 +749,21 @@ api_run_list(struct req *rq)
 	runs_settle(rq->srv);
 	if (store_q(rq->srv->store, &rows, NULL, &err,
 		    "SELECT " RUN_COLS " FROM runs WHERE (? = 0 OR id < ?) AND (? = '' OR script = ?)"
-		    " AND (? = '' OR state = ?) ORDER BY id DESC LIMIT ?",
-		    "[IIssssi]", (json_int_t)bid, (json_int_t)bid, script ? script : "",
-		    script ? script : "", state ? state : "", state ? state : "", (int)limit) < 0 ||
+		    " AND (? = '' OR state = ?) AND (? = '' OR id IN (SELECT run_id FROM run_hosts"
+		    " WHERE host = ? OR host_id = ? OR cluster || '/' || host = ?))"
+		    " ORDER BY id DESC LIMIT ?",
+		    "[IIssssssssi]", (json_int_t)bid, (json_int_t)bid, script ? script : "",
+		    script ? script : "", state ? state : "", state ? state : "", host ? host : "",
+		    host ? host : "", host ? host : "", host ? host : "", (int)limit) < 0 ||
 	    store_q(rq->srv->store, &counts, NULL, &err,
 		    "SELECT run_id, state, COUNT(*) AS n FROM run_hosts WHERE run_id IN"
 		    " (SELECT id FROM runs WHERE (? = 0 OR id < ?) AND (? = '' OR script = ?)"
-		    " AND (? = '' OR state = ?) ORDER BY id DESC LIMIT ?) GROUP BY run_id, state",
-		    "[IIssssi]", (json_int_t)bid, (json_int_t)bid, script ? script : "",
-		    script ? script : "", state ? state : "", state ? state : "", (int)limit) < 0) {
+		    " AND (? = '' OR state = ?) AND (? = '' OR id IN (SELECT run_id FROM run_hosts"
+		    " WHERE host = ? OR host_id = ? OR cluster || '/' || host = ?))"
+		    " ORDER BY id DESC LIMIT ?) GROUP BY run_id, state",
+		    "[IIssssssssi]", (json_int_t)bid, (json_int_t)bid, script ? script : "",
+		    script ? script : "", state ? state : "", state ? state : "", host ? host : "",
+		    host ? host : "", host ? host : "", host ? host : "", (int)limit) < 0) {
 		json_decref(rows);
 		json_decref(items);
 		return reply_err(rq, &err);

@@ -53,6 +53,33 @@ enum run_hstate run_outcome(int exit_code, int signal, bool timed_out, bool canc
  * out, "succeeded" if any succeeded (the rest skipped), else "skipped". */
 const char *run_state_of(const int counts[RH__COUNT], bool cancel_requested);
 
+/* --- server-side (api-run.c) --- */
+struct server;
+struct store;
+
+/* What a run is made of; strings borrowed. */
+struct run_spec {
+	const char *script;
+	long long version;          /* 0 = the latest */
+	const char *target_kind;    /* "host", "group" or "cluster" */
+	const char *target;         /* NAME, CLUSTER/NAME or a host id */
+	const json_t *env;          /* checked with run_env_check; NULL = none */
+	int64_t timeout_ms;
+	int parallel;               /* 0 = all hosts at once */
+	const char *who;            /* created_by */
+};
+
+/* Makes a run (the core of POST /v1/runs, also for server-side callers
+ * such as a policy's before_terminate): a record per target host, hosts
+ * not ready recorded as skipped; kicks so agents take it at once. Writes a
+ * one-line description with the script's hash into detail (for the audit
+ * trail). Returns 0 with *run_id, or an error whose field names the input. */
+int run_create(struct server *s, const struct run_spec *rs, int64_t *run_id, char *detail,
+	       size_t detailsz, struct herr *err);
+/* The state of a run ("running", "succeeded", "failed", "cancelled",
+ * "skipped") into out; HERR_NOTFOUND if there is no such run. */
+int run_state_get(struct store *st, int64_t run_id, char *out, size_t n, struct herr *err);
+
 /* Longest prefix of s (n bytes) of at most max bytes that does not cut a
  * UTF-8 character. */
 size_t run_utf8_cut(const char *s, size_t n, size_t max);

@@ -31,8 +31,9 @@ function policyRule(p) {
 function lastEval(e) {
 	if (e === undefined) return h('span', { class: 'muted' }, 'not available on this server');
 	if (e === null) return h('span', { class: 'muted' }, 'not evaluated yet');
+	const words = { none: 'no action', act: 'scale', blocked: 'blocked', no_data: 'no data' };
 	return h('span', { class: 'eval e-' + e.decision },
-		h('strong', null, e.decision), e.value !== undefined && e.value !== null ? ` at ${fmtNum(e.value)}` : '',
+		h('strong', null, words[e.decision] || e.decision), e.value !== undefined && e.value !== null ? ` at ${fmtNum(e.value)}` : '',
 		e.reason ? ': ' + e.reason : '', e.evaluated ? h('span', { class: 'muted' }, ` (${e.evaluated})`) : '');
 }
 
