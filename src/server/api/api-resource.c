@@ -506,6 +506,10 @@ api_res_delete(struct req *rq)
 
 	if (lookup(rq, k, &r, &err) < 0)
 		return reply_err(rq, &err);
+	if (k == &kind_script && json_is_true(json_object_get(r.spec, "builtin"))) {
+		herr_set(&err, HERR_FORBIDDEN, "built-in script '%s' cannot be deleted", r.name);
+		goto fail;
+	}
 	if (store_begin(rq->srv->store, &err) < 0)
 		goto fail;
 	if (k == &kind_group && group_delete_check(rq->srv->store, r.scope, r.name, &err) < 0)

@@ -21,6 +21,7 @@ enum hstate {
 	HS_READY,
 	HS_UNHEALTHY,     /* heartbeats lost */
 	HS_FAILED,        /* init failed / provision timeout / launch error */
+	HS_DRAINING,      /* leaving: its before_terminate script runs */
 	HS_TERMINATING,
 	HS_TERMINATED,
 	HS__COUNT
@@ -41,6 +42,7 @@ struct rc_group {
 	int64_t backoff_base_ms;    /* wait after a host failed; doubles with each */
 	int64_t backoff_max_ms;     /*   failure since a host last became ready */
 	int64_t keep_failed_ms;     /* failed hosts stay this long for inspection */
+	bool drain;                 /* scale-in victims are drained (before_terminate) first */
 };
 
 struct rc_host {
@@ -51,7 +53,7 @@ struct rc_host {
 	int64_t created_ms, updated_ms, ready_ms, heartbeat_ms;
 };
 
-enum rc_kind { RC_LAUNCH, RC_TERMINATE, RC_FAIL, RC_UNHEALTHY, RC_WAIT };
+enum rc_kind { RC_LAUNCH, RC_TERMINATE, RC_FAIL, RC_UNHEALTHY, RC_WAIT, RC_DRAIN, RC_RECLAIM };
 
 struct rc_action {
 	enum rc_kind kind;

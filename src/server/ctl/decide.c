@@ -7,8 +7,8 @@
 #include "ctl.h"
 
 static const char *const hstate_names[HS__COUNT] = {
-	"launching", "booting", "initializing", "ready", "unhealthy", "failed", "terminating",
-	"terminated",
+	"launching", "booting", "initializing", "ready", "unhealthy", "failed", "draining",
+	"terminating", "terminated",
 };
 
 const char *
@@ -146,7 +146,7 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 
 	for (size_t gi = 0; gi < ng; gi++) {
 		const struct rc_group *g = &groups[gi];
-		int count = 0, unhealthy = 0;
+		int count = 0, unhealthy = 0, draining = 0;
 		int64_t backoff_until = 0;
 		bool oldest = g->termination && strcmp(g->termination, "oldest") == 0;
 
@@ -154,6 +154,11 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 			const struct rc_host *h = &hosts[i];
 			if (!in_group(h, g))
 				continue;
+			if (h->state == HS_DRAINING) {
+				/* on its way out: not capacity, but can be reclaimed */
+				draining++;
+				continue;
+			}
 			if (h->state == HS_FAILED) {
 				/* kept a while for inspection; it no longer counts */
 				if (now_ms - h->updated_ms >= g->keep_failed_ms)
@@ -202,6 +207,16 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 					}
 			}
 		}
+		/* A host being drained is taken back before a new one is launched. */
+		for (size_t i = 0; i < nh && count < g->desired && draining > 0; i++) {
+			if (!in_group(&hosts[i], g) || hosts[i].state != HS_DRAINING)
+				continue;
+			snprintf(why, sizeof(why), "group has %d host(s), desired %d: taking back %s",
+				 count, g->desired, hosts[i].name);
+			n = push(out, n, max, RC_RECLAIM, g, hosts[i].id, "scale_out", why);
+			count++;
+			draining--;
+		}
 		if (count < g->desired) {
 			if (!after_ready(g, groups, ng, hosts, nh, why, sizeof(why))) {
 				n = push(out, n, max, RC_WAIT, g, NULL, "after", why);
@@ -225,7 +240,8 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 					if (!in_group(h, g) || !is_live(h->state) || h->protected_)
 						continue;
 					for (size_t j = 0; j < n; j++)
-						if (out[j].host_id == h->id && out[j].kind == RC_TERMINATE)
+						if (out[j].host_id == h->id &&
+						    (out[j].kind == RC_TERMINATE || out[j].kind == RC_DRAIN))
 							already = true;
 					if (already)
 						continue;
@@ -239,7 +255,9 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 				}
 				snprintf(why, sizeof(why), "group has %d host(s), desired %d; %s first", count,
 					 g->desired, oldest ? "oldest" : "newest");
-				n = push(out, n, max, RC_TERMINATE, g, best->id, "scale_in", why);
+				/* ready hosts with a before_terminate are drained first */
+				n = push(out, n, max, g->drain && best->state == HS_READY ? RC_DRAIN : RC_TERMINATE,
+					 g, best->id, "scale_in", why);
 			}
 		}
 	}

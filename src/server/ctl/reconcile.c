@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/run.h"
 #include "ctl.h"
 #include "lbsync.h"
 #include "log.h"
@@ -21,6 +22,7 @@
 #define CTL_MAX_ACTIONS 512
 #define CTL_MAX_ACCOUNTS 32
 #define JOIN_TOKEN_TTL_MS (30LL * 60 * 1000)
+#define DEFAULT_DRAIN_MS (5LL * 60 * 1000)
 #define ORPHAN_GRACE_MS (60LL * 1000)
 #define ORPHAN_SWEEP_MS (5LL * 1000)    /* listing every provider on every pass
 					   (each agent report kicks one) is waste */
@@ -558,6 +560,149 @@ spec_ms(const json_t *spec, const char *key, int64_t dflt)
 	return dflt;
 }
 
+/* The group's before_terminate: the first of its policies (by name) that
+ * has one. Scale-in victims of the group are drained with it first, whatever
+ * asked for the scale-in (like a lifecycle hook). */
+static bool
+group_drain_script(struct server *s, const char *cluster, const char *group, char *script,
+		   size_t n, int64_t *timeout_ms)
+{
+	struct herr err = HERR_INIT;
+	json_t *rows = NULL, *row;
+	char scope[140];
+	size_t i;
+	bool found = false;
+
+	snprintf(scope, sizeof(scope), "%s/%s", cluster, group);
+	if (store_q(s->store, &rows, NULL, &err,
+		    "SELECT spec FROM resources WHERE kind = 'policy' AND scope = ? ORDER BY name",
+		    "[s]", scope) < 0)
+		return false;
+	json_array_foreach(rows, i, row) {
+		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+		const char *bt = json_string_value(json_object_get(spec, "before_terminate"));
+		if (bt && !found) {
+			snprintf(script, n, "%s", bt);
+			*timeout_ms = spec_ms(spec, "drain_timeout", DEFAULT_DRAIN_MS);
+			found = true;
+		}
+		json_decref(spec);
+	}
+	json_decref(rows);
+	return found;
+}
+
+/* Starts draining a scale-in victim: its group's before_terminate runs on
+ * it (a script run, recorded like any other), and the host is `draining`
+ * until the run ends or its deadline passes. The run is made while the host
+ * is still ready (a run skips hosts that are not); a crash between the two
+ * writes makes a second run next time: a drain is retried, never skipped. */
+static void
+do_drain(struct ctl *c, json_t *row, const char *reason)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	const char *id = json_string_value(json_object_get(row, "id"));
+	const char *name = json_string_value(json_object_get(row, "name"));
+	const char *cl = json_string_value(json_object_get(row, "cluster"));
+	const char *g = json_string_value(json_object_get(row, "grp"));
+	struct run_spec rs = { 0 };
+	char script[128], detail[512];
+	int64_t timeout = DEFAULT_DRAIN_MS, run_id = 0, changed = 0;
+
+	if (!group_drain_script(s, cl, g, script, sizeof(script), &timeout)) {
+		do_terminate(c, row, "scale_in", reason);
+		return;
+	}
+	rs.script = script;
+	rs.target_kind = "host";
+	rs.target = id;
+	rs.timeout_ms = timeout;
+	rs.who = "herd (before_terminate)";
+	if (run_create(s, &rs, &run_id, detail, sizeof(detail), &err) < 0) {
+		log_warn("cannot drain %s with %s: %s: terminating it", name, script, err.msg);
+		activity_add(s->store, cl, g, name, "drain_failed", "scale_in", NULL, &err,
+			     "cannot run before_terminate %s on %s: %s", script, name, err.msg);
+		do_terminate(c, row, "scale_in", reason);
+		return;
+	}
+	herr_clear(&err);
+	store_q(s->store, NULL, &changed, &err,
+		"UPDATE hosts SET state = 'draining', drain_run_id = ?, drain_deadline_ms = ?,"
+		" reason = ?, updated_ms = ? WHERE id = ? AND state = 'ready'",
+		"[IIsIs]", (json_int_t)run_id, (json_int_t)(now_ms() + timeout + 5000),
+		"draining before termination", (json_int_t)now_ms(), id);
+	if (changed == 1) {
+		activity_add(s->store, cl, g, name, "drain", "scale_in",
+			     json_pack("{s:s,s:I}", "script", script, "run", (json_int_t)run_id), &err,
+			     "draining %s with %s (run %lld): %s", name, script, (long long)run_id, reason);
+		server_kick(s);
+	}
+}
+
+/* A draining host whose run has ended (or whose deadline passed) is
+ * terminated, with the drain's outcome and output recorded. */
+static void
+drain_check(struct ctl *c, json_t *row)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	const char *id = json_string_value(json_object_get(row, "id"));
+	const char *name = json_string_value(json_object_get(row, "name"));
+	int64_t run_id = json_integer_value(json_object_get(row, "drain_run_id"));
+	int64_t deadline = json_integer_value(json_object_get(row, "drain_deadline_ms"));
+	char state[32] = "", why[600];
+	json_t *rh;
+
+	if (run_id > 0 && run_state_get(s->store, run_id, state, sizeof(state), &err) < 0)
+		snprintf(state, sizeof(state), "lost");
+	if (strcmp(state, "running") == 0 && now_ms() < deadline)
+		return;
+	rh = store_row(s->store, &err,
+		       "SELECT state, exit_code, stdout, stderr FROM run_hosts WHERE run_id = ?"
+		       " AND host_id = ?", "[Is]", (json_int_t)run_id, id);
+	snprintf(why, sizeof(why), "drain of %s %s%s", name,
+		 strcmp(state, "running") == 0 ? "timed out" : "finished: ",
+		 strcmp(state, "running") == 0 ? "" : json_string_value(json_object_get(rh, "state")) ?
+		 json_string_value(json_object_get(rh, "state")) : state);
+	activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
+		     json_string_value(json_object_get(row, "grp")), name, "drained", "scale_in",
+		     json_pack("{s:I,s:s,s:O?,s:s,s:s}", "run", (json_int_t)run_id, "state", state,
+			       "exit_code", json_object_get(rh, "exit_code"), "stdout",
+			       rh ? json_string_value(json_object_get(rh, "stdout")) : "", "stderr",
+			       rh ? json_string_value(json_object_get(rh, "stderr")) : ""),
+		     &err, "%s", why);
+	json_decref(rh);
+	do_terminate(c, row, "scale_in", why);
+}
+
+/* A scale-out takes a draining host back instead of launching a new one. */
+static void
+do_reclaim(struct ctl *c, json_t *row, const char *reason)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	const char *id = json_string_value(json_object_get(row, "id"));
+	int64_t run_id = json_integer_value(json_object_get(row, "drain_run_id"));
+	int64_t changed = 0;
+
+	if (run_id > 0)
+		store_q(s->store, NULL, NULL, &err,
+			"UPDATE runs SET cancel_requested = 1 WHERE id = ? AND state = 'running'", "[I]",
+			(json_int_t)run_id);
+	store_q(s->store, NULL, &changed, &err,
+		"UPDATE hosts SET state = 'ready', reason = '', drain_run_id = 0, drain_deadline_ms = 0,"
+		" updated_ms = ? WHERE id = ? AND state = 'draining'",
+		"[Is]", (json_int_t)now_ms(), id);
+	if (changed == 1) {
+		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
+			     json_string_value(json_object_get(row, "grp")),
+			     json_string_value(json_object_get(row, "name")), "reclaim", "scale_out", NULL,
+			     &err, "%s (its drain is cancelled)", reason);
+		server_kick(s);
+	}
+}
+
 static void
 reconcile_once(struct ctl *c)
 {
@@ -576,8 +721,8 @@ reconcile_once(struct ctl *c)
 		    NULL) < 0 ||
 	    store_q(s->store, &hrows, NULL, &err,
 		    "SELECT id, name, cluster, grp, seq, state, protected, created_ms, updated_ms,"
-		    " ready_ms, heartbeat_ms, account, instance_id FROM hosts"
-		    " WHERE state <> 'terminated' ORDER BY cluster, grp, seq",
+		    " ready_ms, heartbeat_ms, account, instance_id, drain_run_id, drain_deadline_ms"
+		    " FROM hosts WHERE state <> 'terminated' ORDER BY cluster, grp, seq",
 		    NULL) < 0) {
 		log_warn("reconcile: cannot read the store: %s", err.msg);
 		goto out;
@@ -604,6 +749,12 @@ reconcile_once(struct ctl *c)
 		groups[i].keep_failed_ms = DEFAULT_KEEP_FAILED_MS;
 		groups[i].backoff_base_ms = BACKOFF_BASE_MS;
 		groups[i].backoff_max_ms = BACKOFF_MAX_MS;
+		{
+			char script[128];
+			int64_t t;
+			groups[i].drain = group_drain_script(s, groups[i].cluster, groups[i].name, script,
+							     sizeof(script), &t);
+		}
 		if (json_is_array(after) && json_array_size(after) > 0) {
 			const char **a = xcalloc(json_array_size(after), sizeof(*a));
 			size_t k;
@@ -627,10 +778,14 @@ reconcile_once(struct ctl *c)
 		hosts[i].ready_ms = json_integer_value(json_object_get(row, "ready_ms"));
 		hosts[i].heartbeat_ms = json_integer_value(json_object_get(row, "heartbeat_ms"));
 	}
-	/* Hosts already terminating: finish them (also after a crash). */
-	json_array_foreach(hrows, i, row)
+	/* Hosts already terminating: finish them (also after a crash); hosts
+	 * draining: terminate those whose drain has ended. */
+	json_array_foreach(hrows, i, row) {
 		if (hosts[i].state == HS_TERMINATING)
 			do_terminate(c, row, "", "");
+		else if (hosts[i].state == HS_DRAINING)
+			drain_check(c, row);
+	}
 	acts = xcalloc(CTL_MAX_ACTIONS, sizeof(*acts));
 	na = reconcile_decide(groups, ng, hosts, nh, now, acts, CTL_MAX_ACTIONS);
 	for (i = 0; i < na && !s->stopping; i++) {
@@ -653,6 +808,14 @@ reconcile_once(struct ctl *c)
 			break;
 		case RC_UNHEALTHY:
 			ctl_host_state(s, a->host_id, HS_UNHEALTHY, a->reason, &err);
+			break;
+		case RC_DRAIN:
+			if (hrow)
+				do_drain(c, hrow, a->reason);
+			break;
+		case RC_RECLAIM:
+			if (hrow)
+				do_reclaim(c, hrow, a->reason);
 			break;
 		case RC_WAIT:
 			break;

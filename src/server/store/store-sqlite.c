@@ -180,6 +180,10 @@ static const char *const sq_migrations[] = {
 	"  stream INTEGER NOT NULL,"
 	"  data TEXT NOT NULL);"
 	"CREATE INDEX run_output_run ON run_output (run_id, id);",
+	/* 3: draining hosts (before_terminate): the run that drains each, and
+	 * until when it may take */
+	"ALTER TABLE hosts ADD COLUMN drain_run_id BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN drain_deadline_ms BIGINT NOT NULL DEFAULT 0;",
 };
 
 static void
