@@ -50,6 +50,8 @@ usage(FILE *f)
 		"  --scripts DIR      built-in scripts, loaded read-only at start (default:\n"
 		"                     ../scripts beside the binary, else /usr/share/herd/scripts)\n"
 		"  --retention D      how long metrics are kept (default 15d)\n"
+		"  --push-interval D  how often agents push metrics (default 5s, 1s-60s); the\n"
+		"                     autoscaler's resolution\n"
 		"  --log-level L      debug, info, warn or error (default info)\n"
 		"  --teardown         terminate every host and network this data dir made, then exit\n");
 }
@@ -105,6 +107,7 @@ server_main(int argc, char **argv)
 		{ "scripts", required_argument, NULL, 'S' },
 		{ "teardown", no_argument, NULL, 'T' },
 		{ "retention", required_argument, NULL, 'R' },
+		{ "push-interval", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -118,14 +121,23 @@ server_main(int argc, char **argv)
 	int c, sig, rc = 1;
 
 	s->body_max = 1 << 20;
+	s->push_interval_ms = 5000;
 	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l': listen = optarg; break;
 		case 'b': s->body_max = (size_t)strtoull(optarg, NULL, 10); break;
 		case 'T': teardown = true; break;
+		case 'P':
+			if (parse_duration_ms(optarg, &s->push_interval_ms) < 0 ||
+			    s->push_interval_ms < 1000 || s->push_interval_ms > 60000 ||
+			    s->push_interval_ms % 1000 != 0) {
+				fprintf(stderr, "herd server: --push-interval: want whole seconds from 1s to 60s\n");
+				return 2;
+			}
+			break;
 		case 'R':
 			if (parse_duration_ms(optarg, &topts.retention_ms) < 0 ||
 			    topts.retention_ms < 60 * 1000) {

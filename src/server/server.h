@@ -78,6 +78,7 @@ struct server {
 	int port;
 	struct store *store;
 	size_t body_max;              /* request body limit, bytes */
+	int64_t push_interval_ms;     /* how often agents push metrics (--push-interval) */
 	volatile int stopping;
 	pthread_mutex_t lock;         /* guards the fields below */
 	pthread_cond_t kick;          /* wakes controllers: something changed */

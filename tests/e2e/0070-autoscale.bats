@@ -49,6 +49,10 @@ desired_is() {
 	[ "$(desired)" = "$1" ]
 }
 
+some_host_draining() {
+	herd host ls --group demo/node --json | grep -q '"state": "draining"'
+}
+
 activity_says() {
 	herd activity ls --group demo/node --json | grep -qF "$1"
 }
@@ -146,4 +150,34 @@ JSON
 	[[ "$output" == *"shadow mode: would scale out"* ]]
 	[ "$(desired)" = 3 ]
 	herd policy rm demo/node/spike
+}
+
+@test "kill -9 during a drain: after a restart the drain completes, nothing is terminated twice or left" {
+	for h in node-1 node-2 node-3; do
+		id=$(herd host show "demo/$h" --json | json '{id}')
+		echo 6 >"$HERD_DATA/hosts/$id/drain_sleep"
+		set_busy "$h" 25
+	done
+	before=$(herd activity ls --group demo/node --json | json_count '{items}')
+	set_busy node-1 10
+	wait_for 90 some_host_draining
+	victim=$(herd host ls --group demo/node --json | perl -MJSON::PP -e \
+		'print map { "$_->{name}\n" } grep { $_->{state} eq "draining" } @{decode_json(join "", <STDIN>)->{items}}')
+	vid=$(herd host show "demo/$victim" --json | json '{id}')
+	kill -9 "$(cat "$HERD_DATA/server.pid")"
+	sleep 1
+	server_start
+	wait_for 90 desired_is 2
+	wait_for 90 all_ready 2
+	wait_for 30 activity_says "drained $victim"
+	run herd host show "demo/$victim" --json
+	[ "$(echo "$output" | json '{state}')" = terminated ]
+	# one termination of the victim, and its namespace is gone
+	n=$(herd activity ls --group demo/node --json | perl -MJSON::PP -e '
+		my $v = shift; print scalar grep { $_->{kind} eq "host_terminated" && $_->{host} eq $v }
+			@{decode_json(join "", <STDIN>)->{items}}' "$victim")
+	[ "$n" -eq 1 ]
+	run ip netns list
+	[[ "$output" != *"$vid"* ]]
+	echo "# drained $victim across a kill -9 ($before activities before)" >&3
 }

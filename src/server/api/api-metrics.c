@@ -23,7 +23,6 @@
 #define PUSH_MAX_MONITORS 64      /* per batch */
 #define PUSH_ERROR_MAX 1024       /* monitor error text accepted, bytes */
 #define PUSH_FUTURE_MS (10 * 60 * 1000) /* clock skew tolerated */
-#define PUSH_INTERVAL_S 5
 #define QUERY_MAX_POINTS 200000
 #define EXPOSE_MAX_BYTES ((size_t)64 << 20)
 #define EXPOSE_MAX_AGE_MS (5 * 60 * 1000)
@@ -266,7 +265,7 @@ agent_config(struct server *s, const char *cluster, const char *group)
 		}
 		res_release(&g);
 	}
-	cfg = json_pack("{s:i,s:o}", "push_interval_s", PUSH_INTERVAL_S, "monitors", mons);
+	cfg = json_pack("{s:I,s:o}", "push_interval_s", (json_int_t)(s->push_interval_ms / 1000), "monitors", mons);
 	text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
 	sha256_hex(text, strlen(text), hash);
 	free(text);

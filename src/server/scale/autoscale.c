@@ -19,8 +19,9 @@
 #include "util.h"
 #include "xalloc.h"
 
-#define SCALE_STEP_MS 5000          /* aggregate steps: the agents' push interval */
-#define SCALE_STALE_MS 15000        /* newest step older than this: no data */
+/* Aggregate steps are the agents' push interval (--push-interval). */
+#define SCALE_STEP_MS (s->push_interval_ms)
+#define SCALE_STALE_MS (3 * s->push_interval_ms)  /* newest step older: no data */
 #define SCALE_ROUND_GRACE_MS 2000   /* wait this long for a push round to complete */
 #define SCALE_MAX_POLICIES 64
 #define SCALE_MAX_MEMO 1024

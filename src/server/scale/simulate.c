@@ -16,8 +16,8 @@
 #include "util.h"
 #include "xalloc.h"
 
-#define SIM_STEP_MS 5000   /* the push interval, as the autoscaler */
-#define SIM_STALE_MS 15000
+#define SIM_STEP_MS (s->push_interval_ms)   /* as the autoscaler */
+#define SIM_STALE_MS (3 * s->push_interval_ms)
 #define SIM_LAUNCH_MS 10000   /* a simulated new host's launch, until ready */
 #define SIM_MAX_SPAN_MS (7LL * 86400 * 1000)
 
