@@ -58,7 +58,7 @@ unit: deps $(UNIT_BINS)
 # Everything reports TAP; prove runs the unit binaries and the bats files.
 check: deps web $(BUILD)/herd $(UNIT_BINS)
 	@tools/deps.sh check
-	shellcheck -x scripts/*.sh examples/*/scripts/*.sh tools/*.sh
+	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
 	CMOCKA_MESSAGE_OUTPUT=TAP HERD_BIN=$(CURDIR)/$(BUILD)/herd \
 		prove --source Executable --timer $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # perl code in single quotes, on purpose
 # bench/scale.sh - time from the push that carries the crossing sample to
 # the group's desired size changing, over TRIALS (>= 50) trials, printed
 # next to the push interval. Each trial: both hosts report 10, the group is

@@ -43,6 +43,8 @@ if grep -q '^maxPods:' "$CONFIG"; then
 	sed "s/^maxPods:.*/maxPods: $K8S_MAX_PODS/" "$CONFIG" >"$tmp"
 else
 	cat "$CONFIG" >"$tmp"
+	# the file may not end with a newline
+	[ -z "$(tail -c 1 "$CONFIG")" ] || printf '\n' >>"$tmp"
 	printf 'maxPods: %s\n' "$K8S_MAX_PODS" >>"$tmp"
 fi
 chmod --reference="$CONFIG" "$tmp"

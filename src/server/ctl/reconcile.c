@@ -49,7 +49,39 @@ struct ctl {
 	int64_t swept_ms;            /* last orphan sweep */
 	pthread_mutex_t lock;        /* held while using providers (one at a time) */
 	bool resolved_launching;
+	struct {                     /* launches that failed before a host row */
+		char key[140];       /* cluster/group */
+		char msg[256];
+		int64_t at_ms;
+	} fail[32];
 };
+
+/* A launch that cannot even start (no such driver, network problem) makes
+ * no host row: it is reported as an activity and logged once per message
+ * and minute per group, not every pass. Returns true if it may be said now. */
+static bool
+fail_once(struct ctl *c, const char *cluster, const char *group, const char *msg)
+{
+	char key[140];
+	int slot = 0;
+
+	snprintf(key, sizeof(key), "%s/%s", cluster, group);
+	for (int i = 0; i < 32; i++) {
+		if (strcmp(c->fail[i].key, key) == 0) {
+			slot = i;
+			break;
+		}
+		if (c->fail[i].at_ms < c->fail[slot].at_ms)
+			slot = i;
+	}
+	if (strcmp(c->fail[slot].key, key) == 0 && strcmp(c->fail[slot].msg, msg) == 0 &&
+	    now_ms() - c->fail[slot].at_ms < 60000)
+		return false;
+	snprintf(c->fail[slot].key, sizeof(c->fail[slot].key), "%s", key);
+	snprintf(c->fail[slot].msg, sizeof(c->fail[slot].msg), "%s", msg);
+	c->fail[slot].at_ms = now_ms();
+	return true;
+}
 
 static struct ctl teardown_ctl;   /* used by ctl_teardown (no thread) */
 
@@ -421,8 +453,12 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 		" instance_id = ?, launched_ms = ?, updated_ms = ? WHERE id = ?",
 		"[sIIs]", inst.id, (json_int_t)now_ms(), (json_int_t)now_ms(), id);
 out:
-	if (err.code)
+	if (err.code && fail_once(c, cluster, group, err.msg)) {
+		struct herr e2 = HERR_INIT;
 		log_warn("cannot launch a host in %s/%s: %s", cluster, group, err.msg);
+		activity_add(s->store, cluster, group, NULL, "launch_failed", "scale_out", NULL, &e2,
+			     "cannot launch a host: %s", err.msg);
+	}
 	free(ud);
 	res_release(&g);
 	res_release(&t);
