@@ -11,10 +11,16 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -O2 -pthread \
 	-Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wvla -Wwrite-strings -Wno-unused-parameter -Wno-format-truncation $(WERROR) \
 	-Isrc -Isrc/lib -Isrc/server
+comma := ,
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS     += -fsanitize=$(SANITIZE)
-BUILD       := build-san
+# one build dir per sanitizer set: objects built with other flags never mix
+BUILD       := build-san-$(subst $(comma),-,$(SANITIZE))
+# Processes exit without freeing what lives until exit (the CLI, agents):
+# leak reports would fail every test. Any other report aborts the process.
+export ASAN_OPTIONS ?= detect_leaks=0:abort_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

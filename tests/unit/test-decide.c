@@ -3,6 +3,7 @@
  * order (newest/oldest, not-ready first, protected never), `after`, provision
  * timeouts, lost heartbeats and the unhealthy cap, failed hosts kept then
  * cleaned, the failure backoff, and nothing to do once converged. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -219,6 +220,55 @@ test_scale_in_oldest(void **state)
 	decide(&w, T0);
 	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-1 node-2 node-3");
 	assert_non_null(strstr(w.a[0].reason, "oldest first"));
+}
+
+static void
+test_scale_in_least_metric(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 2);
+	char buf[256];
+
+	(void)state;
+	g->termination = "least:busy";
+	host(&w, g, 1, HS_READY)->metric = 5;
+	host(&w, g, 2, HS_READY)->metric = NAN;   /* no data: may be the busiest */
+	host(&w, g, 3, HS_READY)->metric = 30;
+	host(&w, g, 4, HS_READY)->metric = 1;
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-4 node-1");
+	assert_non_null(strstr(w.a[0].reason, "least busy first"));
+}
+
+static void
+test_drain_then_reclaim(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 2);
+	char buf[256];
+
+	(void)state;
+	g->drain = true;
+	for (int i = 1; i <= 3; i++)
+		host(&w, g, i, HS_READY);
+	decide(&w, T0);
+	/* a victim with a before_terminate is drained, not terminated */
+	assert_int_equal(count(&w, RC_TERMINATE, NULL), 0);
+	assert_string_equal(targets(&w, RC_DRAIN, buf, sizeof(buf)), "node-3");
+	/* while it drains, it does not count: 2 = desired, nothing to do */
+	w.h[2].state = HS_DRAINING;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	assert_int_equal(count(&w, RC_DRAIN, NULL), 0);
+	/* a scale-out takes it back instead of launching */
+	g->desired = 3;
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_RECLAIM, buf, sizeof(buf)), "node-3");
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	g->desired = 4;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_RECLAIM, NULL), 1);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
 }
 
 static void
@@ -579,6 +629,8 @@ main(void)
 		cmocka_unit_test(test_groups_are_per_cluster),
 		cmocka_unit_test(test_scale_in_newest_first),
 		cmocka_unit_test(test_scale_in_oldest),
+		cmocka_unit_test(test_scale_in_least_metric),
+		cmocka_unit_test(test_drain_then_reclaim),
 		cmocka_unit_test(test_scale_in_skips_protected),
 		cmocka_unit_test(test_scale_in_prefers_not_ready),
 		cmocka_unit_test(test_after_waits_for_ready_group),

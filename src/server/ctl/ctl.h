@@ -51,6 +51,7 @@ struct rc_host {
 	int seq;
 	bool protected_;
 	int64_t created_ms, updated_ms, ready_ms, heartbeat_ms;
+	double metric;              /* termination least:<metric>: its latest value (NaN = none) */
 };
 
 enum rc_kind { RC_LAUNCH, RC_TERMINATE, RC_FAIL, RC_UNHEALTHY, RC_WAIT, RC_DRAIN, RC_RECLAIM };

@@ -1,6 +1,7 @@
 /* decide.c - the reconcile decision: groups + hosts + now -> actions. Pure
  * (no I/O, no clock), so unit tests drive it with plain structs. Level-
  * triggered: called again after every change or tick, it converges. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -103,11 +104,21 @@ victim_rank(const struct rc_host *h)
 	}
 }
 
+/* termination: least:<metric> picks the host with the smallest latest
+ * value; a host with no value is taken last (it may be the busiest: unknown
+ * is not absent), ties go to the newest. */
 static bool
-better_victim(const struct rc_host *a, const struct rc_host *b, bool oldest)
+better_victim(const struct rc_host *a, const struct rc_host *b, bool oldest, bool least)
 {
 	if (victim_rank(a) != victim_rank(b))
 		return victim_rank(a) < victim_rank(b);
+	if (least && !(isnan(a->metric) && isnan(b->metric))) {
+		if (isnan(a->metric) || isnan(b->metric))
+			return isnan(b->metric);
+		if (a->metric != b->metric)
+			return a->metric < b->metric;
+		return a->seq > b->seq;
+	}
 	return oldest ? a->seq < b->seq : a->seq > b->seq;
 }
 
@@ -149,6 +160,7 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 		int count = 0, unhealthy = 0, draining = 0;
 		int64_t backoff_until = 0;
 		bool oldest = g->termination && strcmp(g->termination, "oldest") == 0;
+		bool least = g->termination && strncmp(g->termination, "least:", 6) == 0;
 
 		for (size_t i = 0; i < nh; i++) {
 			const struct rc_host *h = &hosts[i];
@@ -245,7 +257,7 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 							already = true;
 					if (already)
 						continue;
-					if (best == NULL || better_victim(h, best, oldest))
+					if (best == NULL || better_victim(h, best, oldest, least))
 						best = h;
 				}
 				if (best == NULL) {
@@ -253,8 +265,13 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 						 "cannot scale in: remaining hosts are protected");
 					break;
 				}
-				snprintf(why, sizeof(why), "group has %d host(s), desired %d; %s first", count,
-					 g->desired, oldest ? "oldest" : "newest");
+				if (least)
+					snprintf(why, sizeof(why),
+						 "group has %d host(s), desired %d; least %s first (%g)", count,
+						 g->desired, g->termination + 6, best->metric);
+				else
+					snprintf(why, sizeof(why), "group has %d host(s), desired %d; %s first",
+						 count, g->desired, oldest ? "oldest" : "newest");
 				/* ready hosts with a before_terminate are drained first */
 				n = push(out, n, max, g->drain && best->state == HS_READY ? RC_DRAIN : RC_TERMINATE,
 					 g, best->id, "scale_in", why);

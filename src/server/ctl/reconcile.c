@@ -5,12 +5,14 @@
  * crash such rows are resolved by listing the provider, never by launching
  * again. Provider resources carry the host id, so orphans are found. */
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "api/run.h"
+#include "tsdb/tsdb.h"
 #include "ctl.h"
 #include "lbsync.h"
 #include "log.h"
@@ -813,6 +815,33 @@ reconcile_once(struct ctl *c)
 		hosts[i].updated_ms = json_integer_value(json_object_get(row, "updated_ms"));
 		hosts[i].ready_ms = json_integer_value(json_object_get(row, "ready_ms"));
 		hosts[i].heartbeat_ms = json_integer_value(json_object_get(row, "heartbeat_ms"));
+		hosts[i].metric = NAN;
+	}
+	/* termination: least:<metric> needs each host's latest value */
+	for (size_t gi = 0; gi < ng; gi++) {
+		struct tsdb_series_info *si = NULL;
+		struct tsdb_matcher m[2];
+		size_t nsi = 0;
+		const char *t = groups[gi].termination;
+
+		if (t == NULL || strncmp(t, "least:", 6) != 0 || s->tsdb == NULL)
+			continue;
+		m[0] = (struct tsdb_matcher){ "cluster", groups[gi].cluster, false };
+		m[1] = (struct tsdb_matcher){ "group", groups[gi].name, false };
+		if (tsdb_latest(s->tsdb, t + 6, m, 2, now - 60000, &si, &nsi, &err) < 0) {
+			herr_clear(&err);
+			continue;
+		}
+		for (size_t k = 0; k < nsi; k++) {
+			const char *hn = NULL;
+			for (size_t l = 0; l < si[k].nlabels; l++)
+				if (strcmp(si[k].labels[l].name, "host") == 0)
+					hn = si[k].labels[l].value;
+			for (size_t h = 0; hn && h < nh; h++)
+				if (strcmp(hosts[h].name, hn) == 0 && strcmp(hosts[h].cluster, groups[gi].cluster) == 0)
+					hosts[h].metric = si[k].last_value;
+		}
+		tsdb_series_free(si, nsi);
 	}
 	/* Hosts already terminating: finish them (also after a crash); hosts
 	 * draining: terminate those whose drain has ended. */
