@@ -38,6 +38,10 @@ void cli_table(json_t *rows, const char *columns);
 /* Prints an object as "key: value" lines. */
 void cli_kv(json_t *obj);
 void cli_print_json(json_t *v);
+/* The value of option NAME in argv ("--name V" or "--name=V"), or NULL. */
+const char *cli_opt(int argc, char **argv, const char *name);
+/* Whether flag NAME is in argv. */
+bool cli_flag(int argc, char **argv, const char *name);
 /* Prints the error and returns 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Returns true if argv has --help/-h (and prints usage). */

@@ -120,15 +120,6 @@ file_arg(int argc, char **argv)
 	return NULL;
 }
 
-static bool
-flag(int argc, char **argv, const char *f)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], f) == 0)
-			return true;
-	return false;
-}
-
 /* Sends the document; maps a field error to FILE:LINE. */
 static int
 bp_send(struct cli *c, struct bp *b, const char *path, bool dry, long *status, json_t **resp)
@@ -187,7 +178,7 @@ int
 cmd_apply(struct cli *c, int argc, char **argv)
 {
 	const char *file = file_arg(argc, argv);
-	bool dry = flag(argc, argv, "--dry-run");
+	bool dry = cli_flag(argc, argv, "--dry-run");
 	struct bp b;
 	json_t *resp = NULL;
 	long status = 0;
@@ -214,7 +205,7 @@ cmd_delete(struct cli *c, int argc, char **argv)
 {
 	const char *file = file_arg(argc, argv);
 	const char *tmo = NULL;
-	bool dry = flag(argc, argv, "--dry-run");
+	bool dry = cli_flag(argc, argv, "--dry-run");
 	int64_t timeout_ms = 5 * 60 * 1000, deadline;
 	struct bp b;
 	json_t *resp = NULL;

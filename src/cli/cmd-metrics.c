@@ -18,29 +18,6 @@
 #define SPARK_WIDTH 60
 #define TOP_INTERVAL_MS 2000
 
-static const char *
-opt(int argc, char **argv, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], name) == 0 && i + 1 < argc)
-			return argv[i + 1];
-		if (strncmp(argv[i], name, n) == 0 && argv[i][n] == '=')
-			return argv[i] + n + 1;
-	}
-	return NULL;
-}
-
-static bool
-flag(int argc, char **argv, const char *name)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], name) == 0)
-			return true;
-	return false;
-}
-
 /* The first argument that is neither an option nor an option's value. */
 static const char *
 positional(int argc, char **argv, const char *const *with_value)
@@ -150,8 +127,8 @@ print_points(const int64_t *ts, const double *v, const int *nseries, size_t n)
 int
 cmd_metrics_ls(struct cli *c, int argc, char **argv)
 {
-	const char *host = opt(argc, argv, "--host"), *group = opt(argc, argv, "--group");
-	const char *cluster = opt(argc, argv, "--cluster");
+	const char *host = cli_opt(argc, argv, "--host"), *group = cli_opt(argc, argv, "--group");
+	const char *cluster = cli_opt(argc, argv, "--cluster");
 	json_t *resp = NULL, *items, *it;
 	char *q = xstrdup("/v1/metrics?");
 	size_t i;
@@ -191,9 +168,9 @@ int
 cmd_metrics_query(struct cli *c, int argc, char **argv)
 {
 	const char *metric = positional(argc, argv, query_opts);
-	const char *host = opt(argc, argv, "--host"), *group = opt(argc, argv, "--group");
-	const char *agg = opt(argc, argv, "--agg"), *since = opt(argc, argv, "--since");
-	const char *step = opt(argc, argv, "--step"), *cluster = opt(argc, argv, "--cluster");
+	const char *host = cli_opt(argc, argv, "--host"), *group = cli_opt(argc, argv, "--group");
+	const char *agg = cli_opt(argc, argv, "--agg"), *since = cli_opt(argc, argv, "--since");
+	const char *step = cli_opt(argc, argv, "--step"), *cluster = cli_opt(argc, argv, "--cluster");
 	json_t *resp = NULL, *x;
 	char *q;
 	size_t i;
@@ -382,8 +359,8 @@ out:
 int
 cmd_top(struct cli *c, int argc, char **argv)
 {
-	const char *group = opt(argc, argv, "--group"), *cluster = opt(argc, argv, "--cluster");
-	bool once = flag(argc, argv, "--once") || !isatty(STDOUT_FILENO);
+	const char *group = cli_opt(argc, argv, "--group"), *cluster = cli_opt(argc, argv, "--cluster");
+	bool once = cli_flag(argc, argv, "--once") || !isatty(STDOUT_FILENO);
 	char gbuf[128], cbuf[64];
 	struct buf frame;
 	int rc;

@@ -34,15 +34,6 @@ policy_path(const char *name, const char *suffix)
 	return out;
 }
 
-static const char *
-optval(int argc, char **argv, const char *name)
-{
-	for (int i = 1; i + 1 < argc; i++)
-		if (strcmp(argv[i], name) == 0)
-			return argv[i + 1];
-	return NULL;
-}
-
 int
 cmd_policy_explain(struct cli *c, int argc, char **argv)
 {
@@ -84,7 +75,7 @@ cmd_policy_explain(struct cli *c, int argc, char **argv)
 int
 cmd_policy_simulate(struct cli *c, int argc, char **argv)
 {
-	const char *since = optval(argc, argv, "--since"), *file = optval(argc, argv, "--policy-file");
+	const char *since = cli_opt(argc, argv, "--since"), *file = cli_opt(argc, argv, "--policy-file");
 	json_t *resp = NULL, *body, *e;
 	char *path;
 	size_t i;

@@ -388,8 +388,8 @@ cmd_group_scale(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
-static const char *
-opt_value(int argc, char **argv, const char *name)
+const char *
+cli_opt(int argc, char **argv, const char *name)
 {
 	for (int i = 1; i < argc; i++) {
 		size_t n = strlen(name);
@@ -401,8 +401,8 @@ opt_value(int argc, char **argv, const char *name)
 	return NULL;
 }
 
-static bool
-has_flag(int argc, char **argv, const char *name)
+bool
+cli_flag(int argc, char **argv, const char *name)
 {
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], name) == 0)
@@ -413,7 +413,7 @@ has_flag(int argc, char **argv, const char *name)
 static int
 cmd_host_ls(struct cli *c, int argc, char **argv)
 {
-	const char *g = opt_value(argc, argv, "--group"), *cl = opt_value(argc, argv, "--cluster");
+	const char *g = cli_opt(argc, argv, "--group"), *cl = cli_opt(argc, argv, "--cluster");
 	json_t *resp = NULL;
 	char *path, *ge = NULL, *ce = NULL, *slash;
 	int rc;
@@ -428,7 +428,7 @@ cmd_host_ls(struct cli *c, int argc, char **argv)
 	}
 	ge = g ? httpc_escape(g) : NULL;
 	path = xasprintf("/v1/hosts?group=%s&cluster=%s%s", ge ? ge : "", ce ? ce : "",
-			 has_flag(argc, argv, "--all") ? "&all=1" : "");
+			 cli_flag(argc, argv, "--all") ? "&all=1" : "");
 	rc = cli_call(c, "GET", path, NULL, &resp);
 	free(path);
 	free(ge);
@@ -510,9 +510,9 @@ cmd_host_action(struct cli *c, int argc, char **argv)
 
 	if (argc < 2)
 		return cli_fail("usage: herd host %s NAME", verb);
-	suffix = xasprintf("/%s%s", verb, has_flag(argc, argv, "--replace") ? "?replace=1" : "");
+	suffix = xasprintf("/%s%s", verb, cli_flag(argc, argv, "--replace") ? "?replace=1" : "");
 	path = scoped_path("hosts", argv[1], suffix);
-	if (strchr(argv[1], '/') && has_flag(argc, argv, "--replace")) {
+	if (strchr(argv[1], '/') && cli_flag(argc, argv, "--replace")) {
 		/* scoped_path already used '?' */
 		char *q = strstr(path, "?replace=1");
 		if (q)
@@ -538,8 +538,8 @@ cmd_host_action(struct cli *c, int argc, char **argv)
 static int
 cmd_activity_ls(struct cli *c, int argc, char **argv)
 {
-	const char *g = opt_value(argc, argv, "--group"), *cl = opt_value(argc, argv, "--cluster");
-	const char *lim = opt_value(argc, argv, "--limit");
+	const char *g = cli_opt(argc, argv, "--group"), *cl = cli_opt(argc, argv, "--cluster");
+	const char *lim = cli_opt(argc, argv, "--limit");
 	json_t *resp = NULL;
 	char *path, *ge, *ce, *slash;
 	int rc;
@@ -568,7 +568,7 @@ cmd_activity_ls(struct cli *c, int argc, char **argv)
 static int
 cmd_token_create(struct cli *c, int argc, char **argv)
 {
-	const char *role = opt_value(argc, argv, "--role"), *name = opt_value(argc, argv, "--name");
+	const char *role = cli_opt(argc, argv, "--role"), *name = cli_opt(argc, argv, "--name");
 	json_t *resp = NULL, *body;
 	int rc;
 
