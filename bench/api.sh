@@ -14,6 +14,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "api: failed at line $LINENO (server log: $(tail -3 "$work/server.log" 2>/dev/null))" >&2' ERR
 
 port() { echo $((20000 + RANDOM % 30000)); }
 hp=$(port); np=$(port)

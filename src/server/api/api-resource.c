@@ -3,6 +3,7 @@
  * naming the field), reference discovery, and the list/get/create/update/
  * delete handlers that routes.def points at for each kind. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,17 +363,82 @@ lookup(struct req *rq, const struct kind *k, struct res *r, struct herr *err)
 	return res_find(rq->srv->store, k, req_param(rq, 0), r, err);
 }
 
+/* GET of one resource is the API's hottest read (dashboards, scripts polling
+ * a group): its answer is cached by URL and served while the store has
+ * committed nothing since it was made (store_generation). */
+#define GET_CACHE_SLOTS 256
+#define GET_CACHE_MAX_BYTES 16384
+
+struct get_slot {
+	char key[300];
+	uint64_t gen;
+	char *text;
+	size_t len;
+};
+
+static struct get_slot get_cache[GET_CACHE_SLOTS];
+static pthread_rwlock_t get_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static bool
+get_cache_key(struct req *rq, char *key, size_t n)
+{
+	const char *c = req_query(rq, "cluster"), *g = req_query(rq, "group");
+
+	return snprintf(key, n, "%s?%s&%s", rq->path, c ? c : "", g ? g : "") < (int)n;
+}
+
+static struct get_slot *
+get_slot_of(const char *key)
+{
+	unsigned h = 2166136261u;
+
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return &get_cache[h % GET_CACHE_SLOTS];
+}
+
 void
 api_res_get(struct req *rq)
 {
 	const struct kind *k = rq->route->arg;
 	struct herr err = HERR_INIT;
+	uint64_t gen = store_generation();
+	struct get_slot *sl = NULL;
+	char key[300], *text;
 	struct res r;
+	json_t *o;
 
+	if (get_cache_key(rq, key, sizeof(key))) {
+		sl = get_slot_of(key);
+		pthread_rwlock_rdlock(&get_lock);
+		if (sl->text && sl->gen == gen && strcmp(sl->key, key) == 0) {
+			text = xstrndup(sl->text, sl->len);
+			pthread_rwlock_unlock(&get_lock);
+			return reply_raw(rq, 200, "application/json", text, strlen(text), false);
+		}
+		pthread_rwlock_unlock(&get_lock);
+	}
 	if (lookup(rq, k, &r, &err) < 0)
 		return reply_err(rq, &err);
-	reply_json(rq, 200, res_to_json(k, &r));
+	o = res_to_json(k, &r);
 	res_release(&r);
+	text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	if (text) {   /* as httpd.c sends JSON: one line */
+		size_t n = strlen(text);
+		text = xrealloc(text, n + 2);
+		memcpy(text + n, "\n", 2);
+	}
+	if (sl && text && strlen(text) < GET_CACHE_MAX_BYTES && store_generation() == gen) {
+		pthread_rwlock_wrlock(&get_lock);
+		free(sl->text);
+		snprintf(sl->key, sizeof(sl->key), "%s", key);
+		sl->text = xstrdup(text);
+		sl->len = strlen(text);
+		sl->gen = gen;
+		pthread_rwlock_unlock(&get_lock);
+	}
+	free(text);
+	reply_json(rq, 200, o);
 }
 
 /* Splits an API object into scope + name + spec (the spec keeps only the

@@ -241,6 +241,12 @@ sq_open(struct store *st, const char *path, struct herr *err)
 	struct sq *q = xcalloc(1, sizeof(*q));
 
 	snprintf(q->path, sizeof(q->path), "%s", path);
+	/* Each connection is used by one thread: no SQLite mutexes on it, and
+	 * no global memory statistics (their mutex is taken on every malloc,
+	 * which the API's threads then fight over). Before the first open only;
+	 * later calls fail harmlessly. */
+	sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	pthread_key_create(&q->key, NULL);
 	pthread_mutex_init(&q->lock, NULL);
 	st->priv = q;
@@ -310,9 +316,10 @@ sq_commit(struct store *st, struct herr *err)
 	if (c == NULL)
 		return err->code;
 	rc = sq_simple(st, "COMMIT", err);
-	if (rc < 0) {
+	if (rc < 0)
 		sq_simple(st, "ROLLBACK", NULL);
-	}
+	else
+		store_generation_bump();
 	c->in_tx = 0;
 	return rc;
 }
@@ -428,6 +435,8 @@ sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_
 		json_decref(out);
 		return err->code;
 	}
+	if (!c->in_tx && !sqlite3_stmt_readonly(s))
+		store_generation_bump();   /* an autocommit write is committed now */
 	if (changes)
 		*changes = sqlite3_changes64(c->db);
 	sqlite3_reset(s);

@@ -110,6 +110,20 @@ store_row(struct store *st, struct herr *err, const char *sql, const char *fmt, 
 	return row;
 }
 
+static uint64_t store_gen;
+
+uint64_t
+store_generation(void)
+{
+	return __atomic_load_n(&store_gen, __ATOMIC_ACQUIRE);
+}
+
+void
+store_generation_bump(void)
+{
+	__atomic_add_fetch(&store_gen, 1, __ATOMIC_RELEASE);
+}
+
 char *
 store_meta_get(struct store *st, const char *key)
 {

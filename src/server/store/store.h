@@ -54,6 +54,12 @@ int store_q(struct store *st, json_t **rows, int64_t *changes, struct herr *err,
  * only on error: check err->code). */
 json_t *store_row(struct store *st, struct herr *err, const char *sql, const char *fmt, ...);
 
+/* A counter that grows after every committed write (any thread): a value
+ * read before a query and unchanged after it means the data it saw is still
+ * current. For caches of query results. */
+uint64_t store_generation(void);
+void store_generation_bump(void);
+
 /* Small key/value settings (instance id, ...). Owned string or NULL. */
 char *store_meta_get(struct store *st, const char *key);
 int store_meta_set(struct store *st, const char *key, const char *value, struct herr *err);
