@@ -90,6 +90,7 @@ activities() {
 			next if $a->{kind} =~ /^(scale_nodata|launch)$/;
 			next if $a->{kind} eq "scale_blocked" && $a->{reason} !~ /cooldown|capacity/;
 			my $r = $a->{reason};
+			$r = "policy $a->{cause}: $r" if $a->{kind} eq "scale_blocked";
 			if ($a->{kind} eq "drained" && ($a->{inputs}{stdout} // "") ne "") {
 				(my $o = $a->{inputs}{stdout}) =~ s/\s+$//; $o =~ s/\n/; /g; $r .= " (output: $o)";
 			}
@@ -142,7 +143,7 @@ while :; do
 		host_terminated)
 			say "host $host removed ($reason)"
 			if [ -z "$victim" ] && [ "$t_scalein" != 0 ]; then victim=$host; fi ;;
-		scale_blocked) say "policy: $reason" ;;
+		scale_blocked) say "$reason" ;;
 		*) say "$kind $host: $reason" ;;
 		esac
 	done < <(activities)
