@@ -43,16 +43,27 @@ wait_until() { # wait_until SECONDS CMD...
 	local end=$((SECONDS + $1)); shift
 	until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done
 }
-two_ready() { [ "$(ready_ids | wc -w)" = 2 ] && [ "$(desired)" = 2 ]; }
+live_count() { "$HERD" host ls --group bench/node --json | jq_ 'print scalar @{$d->{items}}'; }
+# two ready hosts and no third one still leaving (its samples would count in
+# the crossing query, not in the autoscaler's aggregate)
+two_ready() { [ "$(ready_ids | wc -w)" = 2 ] && [ "$(live_count)" = 2 ] && [ "$(desired)" = 2 ]; }
 grown() { [ "$(desired)" = 3 ]; }
 
 lat=()
+missed=0
 for t in $(seq "$TRIALS"); do
-	set_all 10
-	"$HERD" group scale bench/node 2 >/dev/null
-	wait_until 60 two_ready || { echo "scale: trial $t: group did not settle"; exit 1; }
+	settle() { # back to 2 hosts reporting 10 (a round of 40s may still scale out once)
+		set_all 10
+		[ "$(desired)" = 2 ] || "$HERD" group scale bench/node 2 >/dev/null
+		two_ready
+	}
+	wait_until 60 settle || { echo "scale: trial $t: group did not settle"; exit 1; }
 	set_all 10
 	sleep 1.5
+	# a round still carrying 40 may have scaled out again meanwhile: start over
+	settle || wait_until 60 settle || { echo "scale: trial $t: group did not settle"; exit 1; }
+	sleep 1.5
+	[ "$(desired)" = 2 ] || { missed=$((missed + 1)); continue; }
 	since=$(($(date +%s%3N) - 200))
 	set_all 40
 	wait_until 30 grown || { echo "scale: trial $t: no scale-out"; exit 1; }
@@ -64,8 +75,10 @@ for t in $(seq "$TRIALS"); do
 		"$HERD_URL/v1/metrics/query?metric=busy&group=node&cluster=bench&agg=min&from=$since&step=1s" |
 		jq_ 'for my $p (@{$d->{points}}) {
 		       if ($p->{series} >= 2 && $p->{value} ne "NaN" && $p->{value} >= 40) { print $p->{ts_ms}; last } }')
-	if [ -n "$cross" ] && [ -n "$act" ]; then
+	if [ -n "$cross" ] && [ -n "$act" ] && [ "$act" -ge "$since" ]; then
 		lat+=($((act - cross)))
+	else
+		missed=$((missed + 1))
 	fi
 done
 printf '%s\n' "${lat[@]}" | sort -n >"$work/lat"
@@ -73,5 +86,5 @@ n=$(wc -l <"$work/lat")
 [ "$n" -gt 0 ] || { echo "scale: no measurement"; exit 1; }
 med=$(sed -n "$(((n + 1) / 2))p" "$work/lat")
 p99=$(sed -n "$(((n * 99 + 99) / 100))p" "$work/lat")
-echo "scale: push carrying the crossing sample -> desired changed, $n trials"
+echo "scale: push carrying the crossing sample -> desired changed, $n trials ($missed without an identifiable crossing round)"
 echo "  median ${med} ms, p99 ${p99} ms, next to a push interval of 1000 ms (target: median <= 1000 ms)"
