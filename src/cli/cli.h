@@ -38,6 +38,9 @@ void cli_table(json_t *rows, const char *columns);
 /* Prints an object as "key: value" lines. */
 void cli_kv(json_t *obj);
 void cli_print_json(json_t *v);
+/* The API path of a scoped object: /v1/PLURAL/NAME SUFFIX, NAME given as
+ * NAME, CLUSTER/NAME or CLUSTER/GROUP/NAME (then ?cluster=&group=). Owned. */
+char *cli_scoped_path(const char *plural, const char *name, const char *suffix);
 /* The value of option NAME in argv ("--name V" or "--name=V"), or NULL. */
 const char *cli_opt(int argc, char **argv, const char *name);
 /* Whether flag NAME is in argv. */

@@ -11,29 +11,6 @@
 #include "xalloc.h"
 #include "yamljson.h"
 
-static char *
-policy_path(const char *name, const char *suffix)
-{
-	char *copy = xstrdup(name), *a = strchr(copy, '/'), *b = a ? strchr(a + 1, '/') : NULL;
-	char *out, *n, *c = NULL, *g = NULL;
-
-	if (a && b) {
-		*a = *b = '\0';
-		c = httpc_escape(copy);
-		g = httpc_escape(a + 1);
-		n = httpc_escape(b + 1);
-		out = xasprintf("/v1/policies/%s/%s?cluster=%s&group=%s", n, suffix, c, g);
-	} else {
-		n = httpc_escape(name);
-		out = xasprintf("/v1/policies/%s/%s", n, suffix);
-	}
-	free(n);
-	free(c);
-	free(g);
-	free(copy);
-	return out;
-}
-
 int
 cmd_policy_explain(struct cli *c, int argc, char **argv)
 {
@@ -43,7 +20,7 @@ cmd_policy_explain(struct cli *c, int argc, char **argv)
 
 	if (argc < 2)
 		return cli_fail("usage: herd policy explain NAME");
-	path = policy_path(argv[1], "explain");
+	path = cli_scoped_path("policies", argv[1], "/explain");
 	rc = cli_call(c, "GET", path, NULL, &resp);
 	free(path);
 	if (rc)
@@ -97,7 +74,7 @@ cmd_policy_simulate(struct cli *c, int argc, char **argv)
 		free(text);
 		json_object_set_new(body, "policy", doc);
 	}
-	path = policy_path(argv[1], "simulate");
+	path = cli_scoped_path("policies", argv[1], "/simulate");
 	rc = cli_call(c, "POST", path, body, &resp);
 	free(path);
 	json_decref(body);

@@ -222,8 +222,8 @@ cli_wants_help(const struct cmd *cmd, int argc, char **argv)
 }
 
 /* Splits "CLUSTER/NAME" for scoped kinds into a query string. */
-static char *
-scoped_path(const char *plural, const char *name, const char *suffix)
+char *
+cli_scoped_path(const char *plural, const char *name, const char *suffix)
 {
 	const char *slash = strchr(name, '/');
 	char *n, *cl, *out;
@@ -316,7 +316,7 @@ cmd_kind_show(struct cli *c, int argc, char **argv)
 
 	if (argc < 2)
 		return cli_fail("usage: herd %s show NAME", k->name);
-	path = scoped_path(k->plural, argv[1], NULL);
+	path = cli_scoped_path(k->plural, argv[1], NULL);
 	rc = cli_call(c, "GET", path, NULL, &resp);
 	free(path);
 	if (rc)
@@ -346,7 +346,7 @@ cmd_kind_rm(struct cli *c, int argc, char **argv)
 
 	if (argc < 2)
 		return cli_fail("usage: herd %s rm NAME", k->name);
-	path = scoped_path(k->plural, argv[1], NULL);
+	path = cli_scoped_path(k->plural, argv[1], NULL);
 	rc = cli_call(c, "DELETE", path, NULL, &resp);
 	free(path);
 	if (rc == 0)
@@ -370,7 +370,7 @@ cmd_group_scale(struct cli *c, int argc, char **argv)
 	n = strtol(argv[2], &end, 10);
 	if (*end || end == argv[2] || n < 0)
 		return cli_fail("invalid size '%s': want a number of hosts", argv[2]);
-	path = scoped_path("groups", argv[1], "/scale");
+	path = cli_scoped_path("groups", argv[1], "/scale");
 	rc = cli_call(c, "POST", path, json_pack("{s:I}", "desired", (json_int_t)n), &resp);
 	free(path);
 	if (rc == 0) {
@@ -469,7 +469,7 @@ cmd_host_show(struct cli *c, int argc, char **argv)
 
 	if (argc < 2)
 		return cli_fail("usage: herd host show NAME");
-	path = scoped_path("hosts", argv[1], NULL);
+	path = cli_scoped_path("hosts", argv[1], NULL);
 	rc = cli_call(c, "GET", path, NULL, &resp);
 	free(path);
 	if (rc)
@@ -511,7 +511,7 @@ cmd_host_action(struct cli *c, int argc, char **argv)
 	if (argc < 2)
 		return cli_fail("usage: herd host %s NAME", verb);
 	suffix = xasprintf("/%s%s", verb, cli_flag(argc, argv, "--replace") ? "?replace=1" : "");
-	path = scoped_path("hosts", argv[1], suffix);
+	path = cli_scoped_path("hosts", argv[1], suffix);
 	if (strchr(argv[1], '/') && cli_flag(argc, argv, "--replace")) {
 		/* scoped_path already used '?' */
 		char *q = strstr(path, "?replace=1");
