@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/sha.h>
 #include <sodium.h>
 
@@ -132,6 +133,15 @@ parse_duration_ms(const char *s, int64_t *ms)
 		return HERR_INVALID;
 	*ms = (int64_t)(v * (double)mult + 0.5);
 	return 0;
+}
+
+int64_t
+json_duration_ms(const json_t *o, const char *key, int64_t dflt)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	int64_t ms;
+
+	return v && parse_duration_ms(v, &ms) == 0 ? ms : dflt;
 }
 
 const char *

@@ -29,6 +29,10 @@ bool script_name_is_valid(const char *s);
 /* "250ms", "10s", "5m", "2h", "1d", or a bare number of seconds.
  * Returns 0 and sets *ms, or HERR_INVALID. */
 int parse_duration_ms(const char *s, int64_t *ms);
+/* The duration in a JSON object's field (a string like "10s"), or dflt if it
+ * is absent or not a duration. o is a const json_t * (jansson). */
+struct json_t;
+int64_t json_duration_ms(const struct json_t *o, const char *key, int64_t dflt);
 /* Formats ms as "1m30s", "250ms", ... into out. */
 const char *fmt_duration(int64_t ms, char *out, size_t outsz);
 /* ISO-8601 UTC with milliseconds. */

@@ -139,23 +139,23 @@ struct netinfo {
 	char account[64];
 };
 
+/* A network's addresses and provider id from its spec (the id is derived
+ * from this server's instance and the name, so it needs no storage). */
 static int
-net_load(struct server *s, const char *name, struct netinfo *ni, struct herr *err)
+net_from_spec(struct server *s, const char *name, const json_t *spec, struct netinfo *ni)
 {
-	struct res r;
 	char hash[65], ip[32], buf[200];
-	const char *cidr, *slash;
+	const char *cidr = json_string_value(json_object_get(spec, "cidr"));
+	const char *slash = cidr ? strchr(cidr, '/') : NULL;
 	struct in_addr a;
 
-	if (res_get(s->store, &kind_network, "", name, &r, err) < 0)
-		return err->code;
+	if (slash == NULL)
+		return -1;
 	memset(ni, 0, sizeof(*ni));
 	snprintf(ni->name, sizeof(ni->name), "%s", name);
 	snprintf(ni->account, sizeof(ni->account), "%s",
-		 json_string_value(json_object_get(r.spec, "account")));
-	cidr = json_string_value(json_object_get(r.spec, "cidr"));
+		 json_string_value(json_object_get(spec, "account")));
 	snprintf(ni->cidr, sizeof(ni->cidr), "%s", cidr);
-	slash = strchr(cidr, '/');
 	snprintf(ip, sizeof(ip), "%.*s", (int)(slash - cidr), cidr);
 	ni->prefix = atoi(slash + 1);
 	inet_pton(AF_INET, ip, &a);
@@ -166,8 +166,20 @@ net_load(struct server *s, const char *name, struct netinfo *ni, struct herr *er
 	snprintf(buf, sizeof(buf), "%s/%s", s->instance, name);
 	sha256_hex(buf, strlen(buf), hash);
 	snprintf(ni->id, sizeof(ni->id), "%.8s", hash);
-	res_release(&r);
 	return 0;
+}
+
+static int
+net_load(struct server *s, const char *name, struct netinfo *ni, struct herr *err)
+{
+	struct res r;
+	int rc;
+
+	if (res_get(s->store, &kind_network, "", name, &r, err) < 0)
+		return err->code;
+	rc = net_from_spec(s, name, r.spec, ni);
+	res_release(&r);
+	return rc < 0 ? herr_set(err, HERR_STORE, "network '%s' has no valid cidr", name) : 0;
 }
 
 static void
@@ -587,17 +599,6 @@ sweep_orphans(struct ctl *c)
 		c->orphan_seen_ms = 0;
 }
 
-static int64_t
-spec_ms(const json_t *spec, const char *key, int64_t dflt)
-{
-	int64_t ms;
-	const char *v = json_string_value(json_object_get(spec, key));
-
-	if (v && parse_duration_ms(v, &ms) == 0)
-		return ms;
-	return dflt;
-}
-
 /* The group's before_terminate: the first of its policies (by name) that
  * has one. Scale-in victims of the group are drained with it first, whatever
  * asked for the scale-in (like a lifecycle hook). */
@@ -621,7 +622,7 @@ group_drain_script(struct server *s, const char *cluster, const char *group, cha
 		const char *bt = json_string_value(json_object_get(spec, "before_terminate"));
 		if (bt && !found) {
 			snprintf(script, n, "%s", bt);
-			*timeout_ms = spec_ms(spec, "drain_timeout", DEFAULT_DRAIN_MS);
+			*timeout_ms = json_duration_ms(spec, "drain_timeout", DEFAULT_DRAIN_MS);
 			found = true;
 		}
 		json_decref(spec);
@@ -780,8 +781,8 @@ reconcile_once(struct ctl *c)
 		groups[i].min = (int)json_integer_value(json_object_get(specs[i], "min"));
 		groups[i].max = (int)json_integer_value(json_object_get(specs[i], "max"));
 		groups[i].termination = json_string_value(json_object_get(specs[i], "termination"));
-		groups[i].max_provision_ms = spec_ms(specs[i], "max_provision_time", DEFAULT_PROVISION_MS);
-		groups[i].unhealthy_after_ms = spec_ms(specs[i], "unhealthy_after", DEFAULT_UNHEALTHY_MS);
+		groups[i].max_provision_ms = json_duration_ms(specs[i], "max_provision_time", DEFAULT_PROVISION_MS);
+		groups[i].unhealthy_after_ms = json_duration_ms(specs[i], "unhealthy_after", DEFAULT_UNHEALTHY_MS);
 		groups[i].max_unhealthy_pct = json_object_get(specs[i], "max_unhealthy")
 			? (int)json_integer_value(json_object_get(specs[i], "max_unhealthy")) : 34;
 		groups[i].keep_failed_ms = DEFAULT_KEEP_FAILED_MS;
@@ -1002,29 +1003,12 @@ ctl_network_deleted(struct server *s, const char *name, json_t *spec)
 	struct netinfo ni;
 	struct prov_net_spec ns;
 	struct prov *p;
-	char hash[65], buf[200];
-	const char *cidr = json_string_value(json_object_get(spec, "cidr"));
-	const char *slash;
-	struct in_addr a;
-	char ip[32];
 
-	if (c == NULL || cidr == NULL)
+	if (c == NULL || net_from_spec(s, name, spec, &ni) < 0)
 		return;
-	memset(&ni, 0, sizeof(ni));
-	snprintf(ni.name, sizeof(ni.name), "%s", name);
-	snprintf(ni.cidr, sizeof(ni.cidr), "%s", cidr);
-	slash = strchr(cidr, '/');
-	snprintf(ip, sizeof(ip), "%.*s", (int)(slash - cidr), cidr);
-	ni.prefix = atoi(slash + 1);
-	inet_pton(AF_INET, ip, &a);
-	a.s_addr = htonl((ntohl(a.s_addr) & (0xffffffffu << (32 - ni.prefix))) + 1);
-	inet_ntop(AF_INET, &a, ni.gateway, sizeof(ni.gateway));
-	snprintf(buf, sizeof(buf), "%s/%s", s->instance, name);
-	sha256_hex(buf, strlen(buf), hash);
-	snprintf(ni.id, sizeof(ni.id), "%.8s", hash);
 	if (c != &teardown_ctl)
 		pthread_mutex_lock(&c->lock);
-	if ((p = acct_prov(c, json_string_value(json_object_get(spec, "account")), &err)) != NULL) {
+	if ((p = acct_prov(c, ni.account, &err)) != NULL) {
 		net_spec(&ni, &ns);
 		if (prov_net_delete(p, &ns, &err) < 0)
 			log_warn("cannot remove network '%s': %s", name, err.msg);

@@ -84,15 +84,6 @@ out:
 	pthread_mutex_unlock(&as->lock);
 }
 
-static int64_t
-spec_ms(const json_t *spec, const char *key, int64_t dflt)
-{
-	int64_t ms;
-	const char *v = json_string_value(json_object_get(spec, key));
-
-	return v && parse_duration_ms(v, &ms) == 0 ? ms : dflt;
-}
-
 /* The group as the policies see it: sizes, ready and warmed-up hosts (the
  * others count as capacity), recent actions. Fills `exclude` with hosts
  * whose samples must not count (not ready, or warming up). */
@@ -101,7 +92,7 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 		int64_t now, struct group_view *g, json_t **exclude, struct herr *err)
 {
 	json_t *rows = NULL, *row;
-	int64_t warmup = spec_ms(spec, "warmup", 0);
+	int64_t warmup = json_duration_ms(spec, "warmup", 0);
 	size_t i;
 
 	memset(g, 0, sizeof(*g));

@@ -12,15 +12,6 @@
 #include "scale.h"
 #include "util.h"
 
-static int64_t
-dur(const json_t *spec, const char *key, int64_t dflt)
-{
-	const char *v = json_string_value(json_object_get(spec, key));
-	int64_t ms;
-
-	return v && parse_duration_ms(v, &ms) == 0 ? ms : dflt;
-}
-
 int
 policy_parse(const char *name, const json_t *spec, struct policy *p, struct herr *err)
 {
@@ -34,9 +25,9 @@ policy_parse(const char *name, const json_t *spec, struct policy *p, struct herr
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->set_min = p->set_desired = p->set_max = -1;
-	p->cooldown_ms = dur(spec, "cooldown", 60000);
-	p->for_ms = dur(spec, "for", 0);
-	p->drain_timeout_ms = dur(spec, "drain_timeout", 5 * 60000);
+	p->cooldown_ms = json_duration_ms(spec, "cooldown", 60000);
+	p->for_ms = json_duration_ms(spec, "for", 0);
+	p->drain_timeout_ms = json_duration_ms(spec, "drain_timeout", 5 * 60000);
 	p->shadow = mode && strcmp(mode, "shadow") == 0;
 	if (bt)
 		snprintf(p->before_terminate, sizeof(p->before_terminate), "%s", bt);
@@ -56,7 +47,7 @@ policy_parse(const char *name, const json_t *spec, struct policy *p, struct herr
 			return herr_field(err, HERR_INVALID, "target", "%s", err->msg);
 		p->tolerance_pct = json_is_integer(json_object_get(spec, "tolerance"))
 			? (int)json_integer_value(json_object_get(spec, "tolerance")) : 10;
-		p->scale_in_cooldown_ms = dur(spec, "scale_in_cooldown", 3 * p->cooldown_ms);
+		p->scale_in_cooldown_ms = json_duration_ms(spec, "scale_in_cooldown", 3 * p->cooldown_ms);
 	} else if (sched) {
 		p->kind = POL_SCHEDULE;
 		if (cron_parse(json_string_value(sched), &p->cron, err) < 0)

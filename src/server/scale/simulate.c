@@ -55,15 +55,6 @@ hosts_at(json_t *hosts, int64_t t, int64_t warmup, struct group_view *g, const c
 	}
 }
 
-static int64_t
-dur(const json_t *spec, const char *key, int64_t dflt)
-{
-	int64_t ms;
-	const char *v = json_string_value(json_object_get(spec, key));
-
-	return v && parse_duration_ms(v, &ms) == 0 ? ms : dflt;
-}
-
 int
 policy_simulate(struct server *s, const char *cluster, const char *group, const char *name,
 		const json_t *pspec, int64_t since_ms, int64_t until_ms, json_t **out,
@@ -91,7 +82,7 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 		goto out;
 	if ((rc = res_get(s->store, &kind_group, cluster, group, &g, err)) < 0)
 		goto out;
-	warmup = dur(g.spec, "warmup", 0);
+	warmup = json_duration_ms(g.spec, "warmup", 0);
 	memset(&v, 0, sizeof(v));
 	v.min = (int)json_integer_value(json_object_get(g.spec, "min"));
 	v.max = (int)json_integer_value(json_object_get(g.spec, "max"));
