@@ -550,7 +550,7 @@ host_teardown(const struct host_paths *hp, struct herr *err)
 enum spawn_stage {
 	ST_SETNS, ST_CGROUP, ST_UNSHARE, ST_FORK, ST_HOSTNAME, ST_PRIVATE, ST_NETNS_DETACH,
 	ST_BIND_STATE, ST_LOG, ST_DEVNULL, ST_MOUNT_RUN, ST_MOUNT_TMP, ST_MOUNT_PROC,
-	ST_CONFIG, ST_SETSID, ST_CHDIR, ST_EXEC,
+	ST_MASK, ST_CONFIG, ST_SETSID, ST_CHDIR, ST_EXEC,
 };
 
 static const char *const spawn_stage_names[] = {
@@ -567,6 +567,7 @@ static const char *const spawn_stage_names[] = {
 	[ST_MOUNT_RUN] = "mount tmpfs on /run",
 	[ST_MOUNT_TMP] = "mount tmpfs on /tmp",
 	[ST_MOUNT_PROC] = "mount proc on /proc",
+	[ST_MASK] = "hide the server's data dir",
 	[ST_CONFIG] = "write " AGENT_CONFIG,
 	[ST_SETSID] = "start a session",
 	[ST_CHDIR] = "change to /",
@@ -590,6 +591,7 @@ struct spawn {
 	int report_fd;          /* write end of the report pipe (O_CLOEXEC) */
 	const char *hostname;
 	const char *state_dir;
+	const char *mask_dir;   /* the server's data dir, hidden from the host; or NULL */
 	const char *log_path;
 	const char *config;     /* user data */
 	size_t config_len;
@@ -606,6 +608,21 @@ spawn_fail(const struct spawn *s, enum spawn_stage stage)
 
 	(void)n;
 	_exit(127);
+}
+
+/* True if the data dir can be hidden from hosts: not "/", and not a parent
+ * of HOST_STATE_MNT (covering it would hide the host's own state too). */
+static bool
+mask_ok(const char *data_dir)
+{
+	size_t n = strlen(data_dir);
+
+	while (n > 1 && data_dir[n - 1] == '/')
+		n--;
+	if (n <= 1)
+		return false;
+	return !(strncmp(HOST_STATE_MNT, data_dir, n) == 0 &&
+		 (HOST_STATE_MNT[n] == '/' || HOST_STATE_MNT[n] == '\0'));
 }
 
 static void __attribute__((noreturn))
@@ -654,6 +671,16 @@ spawn_pid1(const struct spawn *s)
 		spawn_fail(s, ST_MOUNT_TMP);
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		spawn_fail(s, ST_MOUNT_PROC);
+	/* Hosts run as root on the machine's files: the server's data dir
+	 * (admin.token, herd.db, HAProxy's admin sockets) is covered by an
+	 * empty read-only tmpfs in this mount namespace, so a script on a host
+	 * cannot read or change it. The host's own state dir is already bound
+	 * on HOST_STATE_MNT. A data dir under /tmp is hidden by the mount above
+	 * (stat fails: nothing to do). */
+	if (s->mask_dir && access(s->mask_dir, F_OK) == 0 &&
+	    mount("tmpfs", s->mask_dir, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=0000,size=4k") < 0)
+		spawn_fail(s, ST_MASK);
 	if (mkdir("/run/herd", 0700) < 0)
 		spawn_fail(s, ST_CONFIG);
 	if ((fd = open(AGENT_CONFIG, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
@@ -987,6 +1014,7 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 	argv[4] = NULL;
 	s.hostname = spec->name;
 	s.state_dir = hp.state_dir;
+	s.mask_dir = mask_ok(p->data_dir) ? p->data_dir : NULL;
 	s.log_path = hp.log_path;
 	s.config = spec->user_data ? spec->user_data : "";
 	s.config_len = strlen(s.config);
