@@ -43,7 +43,8 @@ all: deps $(BUILD)/herd
 deps:
 	@tools/deps.sh build
 
-$(BUILD)/%.o: %.c
+# Order-only on deps: with -j, nothing compiles before the headers exist.
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
