@@ -152,3 +152,16 @@ EOF
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"sv-bad.yaml:4:"*"interval"* ]]
 }
+
+@test "groups: termination least:<metric> must name a metric the TSDB can hold" {
+	run sv_api POST /v1/templates '{"name":"sv-tpl3","account":"sv-acct","network":"sv-net"}'
+	[[ "$output" == "201 "* ]]
+	run sv_api POST /v1/clusters '{"name":"sv-cl3"}'
+	[[ "$output" == "201 "* ]]
+	for bad in 'least:a b' 'least:1x' 'least:busy;rm'; do
+		run sv_api POST /v1/groups "{\"name\":\"sv-g3\",\"cluster\":\"sv-cl3\",\"template\":\"sv-tpl3\",\"termination\":\"$bad\"}"
+		refused termination
+	done
+	run sv_api POST /v1/groups '{"name":"sv-g3","cluster":"sv-cl3","template":"sv-tpl3","termination":"least:busy"}'
+	[[ "$output" == "201 "* ]]
+}
