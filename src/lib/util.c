@@ -106,32 +106,70 @@ script_name_is_valid(const char *s)
 	return true;
 }
 
+/* One component of a duration: digits with an optional fraction (no sign,
+ * exponent, hex, inf or nan: strtod would take them all). Returns the
+ * characters read, 0 if none. */
+static size_t
+duration_number(const char *s, double *v)
+{
+	size_t i = 0, int_digits = 0, frac_digits = 0;
+	char num[40];
+
+	while (isdigit((unsigned char)s[i]) && i < 20)
+		i++, int_digits++;
+	if (int_digits == 0 || isdigit((unsigned char)s[i]))
+		return 0;
+	if (s[i] == '.') {
+		i++;
+		while (isdigit((unsigned char)s[i]) && frac_digits < 9)
+			i++, frac_digits++;
+		if (frac_digits == 0 || isdigit((unsigned char)s[i]))
+			return 0;
+	}
+	memcpy(num, s, i);
+	num[i] = '\0';
+	*v = strtod(num, NULL);
+	return i;
+}
+
 int
 parse_duration_ms(const char *s, int64_t *ms)
 {
-	char *end;
-	double v;
-	int64_t mult = 1000;
+	static const struct {
+		const char *name;
+		double ms;
+	} units[] = { { "d", 86400e3 }, { "h", 3600e3 }, { "ms", 1 }, { "m", 60e3 }, { "s", 1e3 } };
+	/* the order units must come in: d h m s ms */
+	static const int rank[] = { 0, 1, 4, 2, 3 };
+	double total = 0, v;
+	int last = -1;
+	size_t n;
 
-	if (s == NULL || *s == '\0' || isspace((unsigned char)*s) || *s == '-')
+	if (s == NULL || (n = duration_number(s, &v)) == 0)
 		return HERR_INVALID;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || v < 0 || v > 1e12)
+	if (s[n] == '\0') {   /* a bare number: seconds */
+		total = v * 1e3;
+		goto done;
+	}
+	for (;;) {
+		size_t u;
+		for (u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+			if (strncmp(s + n, units[u].name, strlen(units[u].name)) == 0)
+				break;
+		if (u == sizeof(units) / sizeof(units[0]) || rank[u] <= last)
+			return HERR_INVALID;
+		last = rank[u];
+		total += v * units[u].ms;
+		s += n + strlen(units[u].name);
+		if (*s == '\0')
+			break;
+		if ((n = duration_number(s, &v)) == 0)
+			return HERR_INVALID;
+	}
+done:
+	if (total > DURATION_MAX_MS)
 		return HERR_INVALID;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		mult = 1000;
-	else if (strcmp(end, "ms") == 0)
-		mult = 1;
-	else if (strcmp(end, "m") == 0)
-		mult = 60 * 1000;
-	else if (strcmp(end, "h") == 0)
-		mult = 3600 * 1000;
-	else if (strcmp(end, "d") == 0)
-		mult = 86400 * 1000;
-	else
-		return HERR_INVALID;
-	*ms = (int64_t)(v * (double)mult + 0.5);
+	*ms = (int64_t)(total + 0.5);
 	return 0;
 }
 
@@ -142,6 +180,109 @@ json_duration_ms(const json_t *o, const char *key, int64_t dflt)
 	int64_t ms;
 
 	return v && parse_duration_ms(v, &ms) == 0 ? ms : dflt;
+}
+
+/* A dotted quad of four decimal numbers 0-255 without leading zeros (which
+ * inet_aton would read as octal), into *addr in host order. */
+static bool
+ipv4_parse(const char *s, size_t n, uint32_t *addr)
+{
+	uint32_t a = 0;
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		unsigned v = 0;
+		size_t start = i;
+		if (part > 0) {
+			if (i >= n || s[i] != '.')
+				return false;
+			start = ++i;
+		}
+		while (i < n && isdigit((unsigned char)s[i]) && i - start < 3)
+			v = v * 10 + (unsigned)(s[i++] - '0');
+		if (i == start || v > 255 || (s[start] == '0' && i - start > 1))
+			return false;
+		a = a << 8 | v;
+	}
+	if (i != n)
+		return false;
+	*addr = a;
+	return true;
+}
+
+/* Ranges no host network may overlap: routing to them would take over this
+ * machine's loopback, or they are not unicast at all. */
+static const struct {
+	uint32_t base;
+	int prefix;
+	const char *what;
+} net_reserved[] = {
+	{ 0x00000000u, 8, "0.0.0.0/8 ('this network')" },
+	{ 0x7f000000u, 8, "127.0.0.0/8 (loopback)" },
+	{ 0xa9fe0000u, 16, "169.254.0.0/16 (link-local)" },
+	{ 0xe0000000u, 4, "224.0.0.0/4 (multicast)" },
+	{ 0xf0000000u, 4, "240.0.0.0/4 (reserved, broadcast)" },
+};
+
+int
+net_cidr_parse(const char *s, uint32_t *base, int *prefix, struct herr *err)
+{
+	const char *slash = s ? strchr(s, '/') : NULL;
+	uint32_t a, mask, last, r_mask;
+	int len = 0;
+	const char *p;
+
+	if (slash == NULL || !ipv4_parse(s, (size_t)(slash - s), &a))
+		return herr_set(err, HERR_INVALID, "'%s' is not an IPv4 network like 198.18.10.0/24",
+				s ? s : "");
+	for (p = slash + 1; isdigit((unsigned char)*p) && p - slash <= 2; p++)
+		len = len * 10 + (*p - '0');
+	if (p == slash + 1 || *p != '\0' || (slash[1] == '0' && p - slash > 2))
+		return herr_set(err, HERR_INVALID, "'%s' is not an IPv4 network like 198.18.10.0/24", s);
+	if (len < NET_PREFIX_MIN || len > NET_PREFIX_MAX)
+		return herr_set(err, HERR_INVALID,
+				"prefix /%d is outside /%d-/%d (a gateway and hosts must fit)", len,
+				NET_PREFIX_MIN, NET_PREFIX_MAX);
+	mask = 0xffffffffu << (32 - len);
+	if (a & ~mask) {
+		uint32_t b = a & mask;
+		return herr_set(err, HERR_INVALID, "'%s' has host bits set: did you mean %u.%u.%u.%u/%d", s,
+				b >> 24, (b >> 16) & 255, (b >> 8) & 255, b & 255, len);
+	}
+	last = a | ~mask;
+	for (size_t i = 0; i < sizeof(net_reserved) / sizeof(net_reserved[0]); i++) {
+		r_mask = 0xffffffffu << (32 - net_reserved[i].prefix);
+		if (a <= (net_reserved[i].base | ~r_mask) && last >= net_reserved[i].base)
+			return herr_set(err, HERR_INVALID, "'%s' overlaps %s", s, net_reserved[i].what);
+	}
+	*base = a;
+	*prefix = len;
+	return 0;
+}
+
+bool
+net_cidr_valid(const char *s)
+{
+	struct herr err = HERR_INIT;
+	uint32_t base;
+	int prefix;
+
+	return net_cidr_parse(s, &base, &prefix, &err) == 0;
+}
+
+bool
+ipv4_port_valid(const char *s)
+{
+	const char *colon = s ? strrchr(s, ':') : NULL;
+	uint32_t a;
+	long port = 0;
+	const char *p;
+
+	if (colon == NULL || !ipv4_parse(s, (size_t)(colon - s), &a))
+		return false;
+	for (p = colon + 1; isdigit((unsigned char)*p) && p - colon <= 5; p++)
+		port = port * 10 + (*p - '0');
+	return p > colon + 1 && *p == '\0' && colon[1] != '0' && port >= 1 && port <= 65535;
 }
 
 const char *

@@ -26,13 +26,32 @@ bool name_is_valid(const char *s);
 /* A script name: 1-100 chars of [A-Za-z0-9._-], not starting with '.'. */
 bool script_name_is_valid(const char *s);
 
-/* "250ms", "10s", "5m", "2h", "1d", or a bare number of seconds.
- * Returns 0 and sets *ms, or HERR_INVALID. */
+/* A duration: "250ms", "10s", "1m30s", "1.5h", "2d", or a bare number of
+ * seconds. Each unit (d h m s ms) at most once, largest first; digits with
+ * an optional fraction, no sign, exponent, hex, inf/nan or spaces; at most
+ * DURATION_MAX_MS. The one parser for specs: the API validates with it and
+ * the controllers read with it. Returns 0 and sets *ms, or HERR_INVALID. */
+#define DURATION_MAX_MS 1e15
 int parse_duration_ms(const char *s, int64_t *ms);
 /* The duration in a JSON object's field (a string like "10s"), or dflt if it
- * is absent or not a duration. o is a const json_t * (jansson). */
+ * is absent or not a duration (only a spec stored before the API checked
+ * durations can hold one). o is a const json_t * (jansson). */
 struct json_t;
 int64_t json_duration_ms(const struct json_t *o, const char *key, int64_t dflt);
+
+/* An IPv4 network hosts can live on, e.g. "198.18.10.0/24": a dotted quad
+ * without leading zeros, prefix NET_PREFIX_MIN-NET_PREFIX_MAX (room for a
+ * gateway and hosts), host bits zero, overlapping none of 0.0.0.0/8,
+ * 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 240.0.0.0/4. Used by the network
+ * API and by the controller reading a stored network. Returns 0 and sets
+ * *base (host order) and *prefix, or HERR_INVALID with the reason in err. */
+#define NET_PREFIX_MIN 8
+#define NET_PREFIX_MAX 30
+int net_cidr_parse(const char *s, uint32_t *base, int *prefix, struct herr *err);
+bool net_cidr_valid(const char *s);
+/* "A.B.C.D:PORT": a dotted quad (no leading zeros) and a port 1-65535 in
+ * plain digits (no sign, space or leading zero). */
+bool ipv4_port_valid(const char *s);
 /* Formats ms as "1m30s", "250ms", ... into out. */
 const char *fmt_duration(int64_t ms, char *out, size_t outsz);
 /* ISO-8601 UTC with milliseconds. */

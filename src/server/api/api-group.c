@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "store/store.h"
+#include "tsdb/tsdb.h"
 #include "util.h"
 
 #define GROUP_MAX_SIZE 1000
@@ -51,9 +52,9 @@ group_check(const struct kind *k, json_t *obj, const json_t *old, const char *pa
 
 #define FP(f) (snprintf(fp, sizeof(fp), "%s%s%s", path, *path ? "." : "", f), fp)
 	if (term && strcmp(term, "newest") != 0 && strcmp(term, "oldest") != 0 &&
-	    !(strncmp(term, "least:", 6) == 0 && term[6]))
+	    !(strncmp(term, "least:", 6) == 0 && tsdb_metric_name_ok(term + 6)))
 		return herr_field(err, HERR_INVALID, FP("termination"),
-				  "must be newest, oldest or least:<metric>");
+				  "must be newest, oldest or least:<metric> (a metric name: [A-Za-z_:][A-Za-z0-9_:]*)");
 	if (desired)
 		d = json_integer_value(desired);
 	else if (size && (old == NULL || geti(old, "size", -1) != json_integer_value(size)))

@@ -1,8 +1,10 @@
 /* api-lb.c - load balancers: a listener forwarding to the hosts of the
  * groups whose template attaches to it. */
+#include <stdio.h>
 #include <string.h>
 
 #include "api.h"
+#include "lb/lb.h"
 
 static const struct field lb_fields[] = {
 	{ "network", F_NAME, FL_REQ, "network", 0, 0 },
@@ -38,6 +40,7 @@ lb_check(const struct kind *k, json_t *obj, const json_t *old, const char *path,
 	static const char *const modes[] = { "tcp", "http", NULL };
 	static const char *const algos[] = { "roundrobin", "leastconn", "source", NULL };
 	json_t *hc = json_object_get(obj, "health_check");
+	struct lb_spec spec;
 	char fp[256];
 	const char *key;
 	json_t *v;
@@ -58,6 +61,15 @@ lb_check(const struct kind *k, json_t *obj, const json_t *old, const char *path,
 			continue;
 		return herr_field(err, HERR_INVALID, fp,
 				  "health_check takes type (tcp|http), path (/...), expect (status), interval");
+	}
+	/* What the controller will read, checked by the same function: a spec
+	 * stored here never fails in the driver. */
+	if (lb_spec_from_json("lb", obj, &spec, err) < 0) {
+		char field[sizeof(err->field)];
+		snprintf(field, sizeof(field), "%s", err->field);
+		snprintf(fp, sizeof(fp), "%s%s%s", path, *path ? "." : "", field);
+		snprintf(err->field, sizeof(err->field), "%s", fp);
+		return err->code;
 	}
 	return 0;
 }

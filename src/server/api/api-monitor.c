@@ -4,8 +4,8 @@
 
 static const struct field monitor_fields[] = {
 	{ "command", F_STR, FL_REQ, NULL, 0, 0 },
-	{ "interval", F_DURATION, 0, NULL, 0, 3600 },
-	{ "timeout", F_DURATION, 0, NULL, 0, 3600 },
+	{ "interval", F_DURATION, 0, NULL, 1, 3600 },   /* the agent counts in s */
+	{ "timeout", F_DURATION, 0, NULL, 1, 3600 },
 	{ "description", F_STR, 0, NULL, 0, 0 },
 	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },

@@ -2,7 +2,6 @@
  * driven by the kind's field table (types, limits, unknown fields → 400
  * naming the field), reference discovery, and the list/get/create/update/
  * delete handlers that routes.def points at for each kind. */
-#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,45 +41,6 @@ path_join(char *out, size_t n, const char *path, const char *field)
 		snprintf(out, n, "%s.%s", path, field);
 	else
 		snprintf(out, n, "%s", field);
-}
-
-static bool
-cidr_ok(const char *s)
-{
-	char ip[32];
-	const char *slash = strchr(s, '/');
-	struct in_addr a;
-	long len;
-	char *end;
-
-	if (slash == NULL || (size_t)(slash - s) >= sizeof(ip))
-		return false;
-	memcpy(ip, s, (size_t)(slash - s));
-	ip[slash - s] = '\0';
-	len = strtol(slash + 1, &end, 10);
-	if (*end || end == slash + 1 || len < 8 || len > 30)
-		return false;
-	if (inet_pton(AF_INET, ip, &a) != 1)
-		return false;
-	/* host bits must be zero */
-	return (ntohl(a.s_addr) & (len == 32 ? 0 : (0xffffffffu >> len))) == 0;
-}
-
-static bool
-addr_ok(const char *s)
-{
-	char ip[32];
-	const char *colon = strrchr(s, ':');
-	struct in_addr a;
-	long port;
-	char *end;
-
-	if (colon == NULL || (size_t)(colon - s) >= sizeof(ip))
-		return false;
-	memcpy(ip, s, (size_t)(colon - s));
-	ip[colon - s] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	return *end == '\0' && port > 0 && port < 65536 && inet_pton(AF_INET, ip, &a) == 1;
 }
 
 static int
@@ -126,6 +86,8 @@ check_value(const struct field *f, json_t *v, const char *fp, struct herr *err)
 		if (!json_is_string(v) || parse_duration_ms(s, &ms) < 0)
 			return herr_field(err, HERR_INVALID, fp,
 					  "must be a duration like '500ms', '10s', '5m' or '1h'");
+		if (f->min && ms < f->min * 1000)
+			return herr_field(err, HERR_INVALID, fp, "must be at least %llds", f->min);
 		if (f->max && ms > f->max * 1000)
 			return herr_field(err, HERR_INVALID, fp, "must be at most %llds", f->max);
 		return 0;
@@ -147,13 +109,22 @@ check_value(const struct field *f, json_t *v, const char *fp, struct herr *err)
 		}
 		return 0;
 	}
-	case F_CIDR:
-		if (!json_is_string(v) || !cidr_ok(s))
+	case F_CIDR: {
+		uint32_t base;
+		int prefix;
+		if (!json_is_string(v))
 			return herr_field(err, HERR_INVALID, fp,
-					  "must be an IPv4 network like 198.18.10.0/24 (prefix 8-30)");
+					  "must be an IPv4 network like 198.18.10.0/24 (prefix %d-%d)",
+					  NET_PREFIX_MIN, NET_PREFIX_MAX);
+		if (net_cidr_parse(s, &base, &prefix, err) < 0) {
+			char m[sizeof(err->msg)];
+			snprintf(m, sizeof(m), "%s", err->msg);
+			return herr_field(err, HERR_INVALID, fp, "%s", m);
+		}
 		return 0;
+	}
 	case F_ADDR:
-		if (!json_is_string(v) || !addr_ok(s))
+		if (!json_is_string(v) || !ipv4_port_valid(s))
 			return herr_field(err, HERR_INVALID, fp, "must be IPv4:PORT like 127.0.0.1:8080");
 		return 0;
 	case F_EXPR: {

@@ -15,7 +15,7 @@ static const struct field template_fields[] = {
 	{ "security_group", F_STR, 0, NULL, 0, 0 },
 	{ "limit_memory_mb", F_INT, 0, NULL, 16, 1048576 },
 	{ "limit_cpu_pct", F_INT, 0, NULL, 1, 25600 },
-	{ "init_timeout", F_DURATION, 0, NULL, 0, 86400 },
+	{ "init_timeout", F_DURATION, 0, NULL, 1, 86400 },   /* the agent counts in s */
 	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
 	{ "description", F_STR, 0, NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },

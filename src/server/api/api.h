@@ -21,7 +21,7 @@ enum ftype {
 	F_SCRIPTNAME, /* script name */
 	F_INT,        /* integer in [min,max] */
 	F_BOOL,
-	F_DURATION,   /* "10s"; stored as given */
+	F_DURATION,   /* "10s", in [min,max] seconds (0: no bound); stored as given */
 	F_NAMES,      /* array of names (each a ref if ref set) */
 	F_TEXT,       /* long text (≤ body limit) */
 	F_CIDR,       /* IPv4 CIDR */
@@ -40,7 +40,7 @@ struct field {
 	enum ftype type;
 	unsigned flags;
 	const char *ref;       /* referenced kind, for F_NAME/F_SCRIPTNAME/F_NAMES */
-	long long min, max;    /* for F_INT */
+	long long min, max;    /* F_INT: bounds; F_DURATION: bounds in s, 0 = none */
 };
 
 enum scope_kind { SCOPE_NONE, SCOPE_CLUSTER, SCOPE_GROUP };

@@ -144,23 +144,27 @@ struct netinfo {
 static int
 net_from_spec(struct server *s, const char *name, const json_t *spec, struct netinfo *ni)
 {
-	char hash[65], ip[32], buf[200];
+	char hash[65], buf[200];
 	const char *cidr = json_string_value(json_object_get(spec, "cidr"));
-	const char *slash = cidr ? strchr(cidr, '/') : NULL;
+	struct herr err = HERR_INIT;
 	struct in_addr a;
+	uint32_t base;
+	int prefix;
 
-	if (slash == NULL)
+	/* the API's own check: a network stored before it (loopback, multicast)
+	 * is never made */
+	if (net_cidr_parse(cidr, &base, &prefix, &err) < 0) {
+		log_warn("network '%s': %s", name, err.msg);
 		return -1;
+	}
 	memset(ni, 0, sizeof(*ni));
 	snprintf(ni->name, sizeof(ni->name), "%s", name);
 	snprintf(ni->account, sizeof(ni->account), "%s",
 		 json_string_value(json_object_get(spec, "account")));
 	snprintf(ni->cidr, sizeof(ni->cidr), "%s", cidr);
-	snprintf(ip, sizeof(ip), "%.*s", (int)(slash - cidr), cidr);
-	ni->prefix = atoi(slash + 1);
-	inet_pton(AF_INET, ip, &a);
-	ni->mask = ni->prefix == 0 ? 0 : 0xffffffffu << (32 - ni->prefix);
-	ni->base = ntohl(a.s_addr) & ni->mask;
+	ni->prefix = prefix;
+	ni->mask = 0xffffffffu << (32 - ni->prefix);
+	ni->base = base;
 	a.s_addr = htonl(ni->base + 1);
 	inet_ntop(AF_INET, &a, ni->gateway, sizeof(ni->gateway));
 	snprintf(buf, sizeof(buf), "%s/%s", s->instance, name);

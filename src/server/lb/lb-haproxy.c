@@ -126,6 +126,8 @@ cfg_lb(struct buf *o, const struct lb_spec *s, const struct lb_member *mem, size
 	if (strcmp(s->algorithm, "source") == 0)
 		buf_adds(o, "\thash-type consistent\n");
 	if (http_check) {
+		if (!lb_health_path_valid(s->check.path))
+			return -1;
 		buf_addf(o, "\toption httpchk GET %s\n", s->check.path);
 		if (s->check.expect)
 			buf_addf(o, "\thttp-check expect status %d\n", s->check.expect);
@@ -158,7 +160,9 @@ haproxy_config(struct buf *o, const char *sock, const struct lb_spec *specs, siz
 		    "\toption redispatch\n"
 		    "\tretries 3\n");
 	for (size_t i = 0; i < nspecs; i++)
-		cfg_lb(o, &specs[i], mem ? mem[i] : NULL, nmem ? nmem[i] : 0);
+		if (cfg_lb(o, &specs[i], mem ? mem[i] : NULL, nmem ? nmem[i] : 0) < 0)
+			return herr_field(err, HERR_INVALID, "health_check.path",
+					  "load balancer '%s': unsafe health check path", specs[i].name);
 	if (o->len >= o->max)
 		return herr_set(err, HERR_TOOBIG, "haproxy configuration too large");
 	return 0;

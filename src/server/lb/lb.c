@@ -174,12 +174,10 @@ lb_bstate_name(enum lb_bstate s)
 	return "?";
 }
 
-/* A check path goes into a configuration line: printable, no spaces or
- * quotes, starting with '/'. */
-static bool
-path_is_safe(const char *p)
+bool
+lb_health_path_valid(const char *p)
 {
-	if (p[0] != '/' || strlen(p) >= 256)
+	if (p == NULL || p[0] != '/' || strlen(p) >= sizeof(((struct lb_check *)0)->path))
 		return false;
 	for (; *p; p++)
 		if (*p <= ' ' || *p >= 127 || *p == '"' || *p == '\'' || *p == '\\' || *p == '#')
@@ -187,15 +185,25 @@ path_is_safe(const char *p)
 	return true;
 }
 
-static bool
-addr_is_safe(const char *a)
+/* A duration field of an LB spec: absent -> dflt; otherwise it must parse
+ * and lie in [min_ms, max_ms]. */
+static int
+lb_duration(const json_t *o, const char *key, const char *field, int64_t dflt, int64_t min_ms,
+	    int64_t max_ms, int64_t *out, struct herr *err)
 {
-	if (a == NULL || *a == '\0' || strlen(a) >= 64)
-		return false;
-	for (; *a; a++)
-		if (!((*a >= '0' && *a <= '9') || *a == '.' || *a == ':'))
-			return false;
-	return true;
+	const json_t *j = json_object_get(o, key);
+	char lo[32], hi[32];
+
+	*out = dflt;
+	if (j == NULL || json_is_null(j))
+		return 0;
+	if (!json_is_string(j) || parse_duration_ms(json_string_value(j), out) < 0)
+		return herr_field(err, HERR_INVALID, field,
+				  "must be a duration like '500ms', '2s' or '1m30s'");
+	if (*out < min_ms || *out > max_ms)
+		return herr_field(err, HERR_INVALID, field, "must be between %s and %s",
+				  fmt_duration(min_ms, lo, sizeof(lo)), fmt_duration(max_ms, hi, sizeof(hi)));
+	return 0;
 }
 
 int
@@ -203,14 +211,13 @@ lb_spec_from_json(const char *name, const json_t *j, struct lb_spec *spec, struc
 {
 	const json_t *hc = json_object_get(j, "health_check");
 	const char *v;
-	int64_t ms;
 
 	memset(spec, 0, sizeof(*spec));
 	if (!name_is_valid(name) || strlen(name) >= sizeof(spec->name))
 		return herr_field(err, HERR_INVALID, "name", "invalid load balancer name '%s'", name);
 	snprintf(spec->name, sizeof(spec->name), "%s", name);
 	v = json_string_value(json_object_get(j, "listen"));
-	if (!addr_is_safe(v) || strchr(v, ':') == NULL)
+	if (!ipv4_port_valid(v) || strlen(v) >= sizeof(spec->listen))
 		return herr_field(err, HERR_INVALID, "listen", "invalid listen address '%s'", v ? v : "");
 	snprintf(spec->listen, sizeof(spec->listen), "%s", v);
 	spec->backend_port = (int)json_integer_value(json_object_get(j, "backend_port"));
@@ -233,7 +240,7 @@ lb_spec_from_json(const char *name, const json_t *j, struct lb_spec *spec, struc
 	if (strcmp(v, "http") == 0) {
 		v = json_string_value(json_object_get(hc, "path"));
 		snprintf(spec->check.path, sizeof(spec->check.path), "%s", v ? v : "/");
-		if (!path_is_safe(spec->check.path))
+		if (!lb_health_path_valid(spec->check.path))
 			return herr_field(err, HERR_INVALID, "health_check.path",
 					  "must start with '/' and hold no spaces, quotes or '#'");
 		spec->check.expect = (int)json_integer_value(json_object_get(hc, "expect"));
@@ -242,13 +249,10 @@ lb_spec_from_json(const char *name, const json_t *j, struct lb_spec *spec, struc
 	} else if (strcmp(v, "tcp") != 0) {
 		return herr_field(err, HERR_INVALID, "health_check.type", "'%s' is not tcp or http", v);
 	}
-	spec->check.interval_ms = LB_DEFAULT_CHECK_MS;
-	v = json_string_value(json_object_get(hc, "interval"));
-	if (v && parse_duration_ms(v, &ms) == 0)
-		spec->check.interval_ms = ms < 100 ? 100 : ms > 60000 ? 60000 : ms;
-	spec->drain_timeout_ms = LB_DEFAULT_DRAIN_MS;
-	v = json_string_value(json_object_get(j, "drain_timeout"));
-	if (v && parse_duration_ms(v, &ms) == 0)
-		spec->drain_timeout_ms = ms;
+	if (lb_duration(hc, "interval", "health_check.interval", LB_DEFAULT_CHECK_MS, LB_MIN_CHECK_MS,
+			LB_MAX_CHECK_MS, &spec->check.interval_ms, err) < 0 ||
+	    lb_duration(j, "drain_timeout", "drain_timeout", LB_DEFAULT_DRAIN_MS, 0, LB_MAX_DRAIN_MS,
+			&spec->drain_timeout_ms, err) < 0)
+		return err->code;
 	return 0;
 }

@@ -37,6 +37,9 @@ struct lb;
 
 #define LB_DEFAULT_DRAIN_MS (30LL * 1000)
 #define LB_DEFAULT_CHECK_MS 1000LL
+#define LB_MIN_CHECK_MS 100LL              /* health check interval bounds */
+#define LB_MAX_CHECK_MS (60LL * 1000)
+#define LB_MAX_DRAIN_MS (3600LL * 1000)
 
 struct lb_check {
 	char type[8];           /* "tcp" (connect) or "http" */
@@ -147,8 +150,14 @@ int lb_teardown(struct lb *l, struct herr *err);
 
 /* Fills spec from an LB resource's stored spec (defaults applied), checking
  * what a driver will write into its configuration. HERR_INVALID naming the
- * field on bad input. */
+ * field on bad input. The LB API validates with it, so what it stores the
+ * controller can read. */
 int lb_spec_from_json(const char *name, const json_t *j, struct lb_spec *spec, struct herr *err);
+/* A health check path a driver can put on a configuration line: starts
+ * with '/', printable ASCII without spaces, quotes, backslash or '#',
+ * shorter than struct lb_check's path. Used by lb_spec_from_json and the
+ * drivers. */
+bool lb_health_path_valid(const char *path);
 const char *lb_intent_name(enum lb_intent i);
 const char *lb_bstate_name(enum lb_bstate s);
 
