@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "envname.h"
 #include "log.h"
 #include "run.h"
 #include "store/store.h"
@@ -73,23 +74,11 @@ run_hstate_is_final(enum run_hstate s)
 	return s != RH_QUEUED && s != RH_RUNNING && s < RH__COUNT;
 }
 
-static bool
-env_name_ok(const char *k)
-{
-	if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') || *k == '_'))
-		return false;
-	for (k++; *k; k++)
-		if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') || *k == '_' ||
-		      (*k >= '0' && *k <= '9')))
-			return false;
-	return true;
-}
-
 int
 run_env_check(const json_t *env, struct herr *err)
 {
 	char fp[RUN_ENV_KEY_MAX + 8];
-	const char *k;
+	const char *k, *why;
 	json_t *v;
 
 	if (env == NULL || json_is_null(env))
@@ -106,12 +95,9 @@ run_env_check(const json_t *env, struct herr *err)
 			return herr_field(err, HERR_INVALID, "env",
 					  "variable names must be 1-%d characters", RUN_ENV_KEY_MAX);
 		snprintf(fp, sizeof(fp), "env.%s", k);
-		if (!env_name_ok(k))
-			return herr_field(err, HERR_INVALID, fp,
-					  "invalid variable name '%s': want [A-Za-z_][A-Za-z0-9_]*", k);
-		if (strncmp(k, "HERD_", 5) == 0)
-			return herr_field(err, HERR_INVALID, fp,
-					  "variables named HERD_* are set by herd itself");
+		if ((why = envname_refusal(k)) != NULL)
+			return herr_field(err, HERR_INVALID, fp, "variable name '%s' refused: %s", k,
+					  why);
 		if (!json_is_string(v))
 			return herr_field(err, HERR_INVALID, fp, "must be a string");
 		if (json_string_length(v) > RUN_ENV_VALUE_MAX)
