@@ -84,6 +84,28 @@ test_env_refused(void **state)
 }
 
 static void
+test_env_names(void **state)
+{
+	json_t *env = json_pack("{s:s,s:s,s:s}", "POD_CIDR", "10.244.0.0/16", "K8S_VERSION",
+				"s3cr3t", "A", "x");
+	char out[64], small[24];
+
+	(void)state;
+	run_env_names(env, out, sizeof(out));
+	assert_string_equal(out, "A,K8S_VERSION,POD_CIDR");
+	/* what does not fit is counted, never dropped silently */
+	run_env_names(env, small, 23);  /* exactly fits */
+	assert_string_equal(small, "A,K8S_VERSION,POD_CIDR");
+	run_env_names(env, small, 22);
+	assert_string_equal(small, "A,K8S_VERSION,+1 more");
+	run_env_names(env, small, 16);
+	assert_string_equal(small, "A,+2 more");
+	json_decref(env);
+	run_env_names(NULL, out, sizeof(out));
+	assert_string_equal(out, "");
+}
+
+static void
 test_outcome(void **state)
 {
 	char r[128];
@@ -154,6 +176,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_env_ok),
 		cmocka_unit_test(test_env_refused),
+		cmocka_unit_test(test_env_names),
 		cmocka_unit_test(test_outcome),
 		cmocka_unit_test(test_run_state),
 		cmocka_unit_test(test_utf8_cut),

@@ -109,6 +109,41 @@ run_env_check(const json_t *env, struct herr *err)
 	return 0;
 }
 
+static int
+env_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void
+run_env_names(const json_t *env, char *out, size_t outsz)
+{
+	const char *names[RUN_ENV_MAX], *k;
+	size_t n = 0, len = 0, i;
+	json_t *v;
+
+	if (outsz == 0)
+		return;
+	out[0] = '\0';
+	json_object_foreach((json_t *)env, k, v) {
+		if (n < RUN_ENV_MAX)
+			names[n++] = k;
+	}
+	qsort(names, n, sizeof(names[0]), env_name_cmp);
+	for (i = 0; i < n; i++) {
+		/* room for this name and, unless it is the last, ",+N more" after it */
+		size_t need = strlen(names[i]) + (i ? 1 : 0);
+
+		if (i + 1 < n)
+			need += (size_t)snprintf(NULL, 0, ",+%zu more", n - i - 1);
+		if (len + need >= outsz)
+			break;
+		len += (size_t)snprintf(out + len, outsz - len, "%s%s", i ? "," : "", names[i]);
+	}
+	if (i < n)
+		snprintf(out + len, outsz - len, "%s+%zu more", i ? "," : "", n - i);
+}
+
 enum run_hstate
 run_outcome(int exit_code, int signal, bool timed_out, bool cancelled, const char *error,
 	    int64_t timeout_ms, char *reason, size_t reasonsz)
@@ -527,7 +562,7 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 	struct res sres;
 	int64_t id = 0;
 	size_t i;
-	int queued = 0, rc;
+	int queued = 0, rc, n;
 
 	if ((rc = store_begin(st, err)) < 0)
 		return rc;
@@ -599,10 +634,15 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 		    "[I]", (json_int_t)(now_ms() - OUTPUT_KEEP_MS)) < 0 ||
 	    store_commit(st, err) < 0)
 		goto fail_tx;
-	snprintf(detail, detailsz,
-		 "run %lld: script %s version %lld sha256:%s on %s %s (%d queued, %d skipped)",
-		 (long long)id, rs->script, (long long)version, gets(sv, "hash"), rs->target_kind,
-		 target, queued, (int)json_array_size(hosts) - queued);
+	n = snprintf(detail, detailsz,
+		     "run %lld: script %s version %lld sha256:%s on %s %s (%d queued, %d skipped)",
+		     (long long)id, rs->script, (long long)version, gets(sv, "hash"),
+		     rs->target_kind, target, queued, (int)json_array_size(hosts) - queued);
+	/* the names say what was set (BASH_ENV, LD_PRELOAD...); values may be secrets */
+	if (json_object_size(rs->env) && n > 0 && (size_t)n + 6 + 16 < detailsz) {
+		snprintf(detail + n, detailsz - (size_t)n, "; env ");
+		run_env_names(rs->env, detail + n + 6, detailsz - (size_t)n - 6);
+	}
 	log_info("%s, by %s", detail, rs->who && *rs->who ? rs->who : "anonymous");
 	if (queued)
 		server_kick(srv);

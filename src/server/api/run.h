@@ -43,6 +43,11 @@ bool run_hstate_is_final(enum run_hstate s);
  * 0 or HERR_INVALID with err->field naming "env" or "env.NAME". */
 int run_env_check(const json_t *env, struct herr *err);
 
+/* Writes the names of env's variables (never their values), sorted and
+ * comma-separated, into out: for the audit trail. Names that do not fit
+ * are counted instead: "A,B,+3 more" (needs outsz >= 16 for that). */
+void run_env_names(const json_t *env, char *out, size_t outsz);
+
 /* What one host's result means: its state and a reason for people
  * ("exited with code 3", "timed out after 10m", ...) written into reason. */
 enum run_hstate run_outcome(int exit_code, int signal, bool timed_out, bool cancelled,
