@@ -158,8 +158,8 @@ print_changes(json_t *changes, bool dry)
 		n++;
 		printf("%s %s %s %s", mark, dry ? (strcmp(a, "create") == 0 ? "would create"
 					      : strcmp(a, "update") == 0 ? "would update" : "would remove") : a,
-		       json_string_value(json_object_get(ch, "kind")),
-		       json_string_value(json_object_get(ch, "name")));
+		       cli_esc(json_string_value(json_object_get(ch, "kind"))),
+		       cli_esc(json_string_value(json_object_get(ch, "name"))));
 		if (json_array_size(json_object_get(ch, "fields"))) {
 			json_t *f;
 			size_t k;

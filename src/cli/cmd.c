@@ -89,12 +89,90 @@ cli_call(struct cli *c, const char *method, const char *path, json_t *body, json
 
 	if (httpc_call(h, method, path, body, resp, &err) < 0) {
 		if (err.field[0])
-			return cli_fail("%s: %s", err.field, err.msg);
+			return cli_fail("%s: %s", cli_esc(err.field), cli_esc(err.msg));
 		if (err.code == HERR_AUTH && c->token == NULL)
-			return cli_fail("%s (give a token with --token, HERD_TOKEN or herd login)", err.msg);
-		return cli_fail("%s", err.msg);
+			return cli_fail("%s (give a token with --token, HERD_TOKEN or herd login)",
+					cli_esc(err.msg));
+		return cli_fail("%s", cli_esc(err.msg));
 	}
 	return 0;
+}
+
+/* Length of the UTF-8 sequence at s (2-4), or 0 if it is not a valid one;
+ * *cp gets the code point. */
+static size_t
+utf8_seq(const unsigned char *s, unsigned *cp)
+{
+	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	unsigned c = n == 4 ? s[0] & 0x07u : n == 3 ? s[0] & 0x0fu : s[0] & 0x1fu;
+
+	if (n == 0 || s[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3fu);
+	}
+	/* overlong, surrogate or past U+10FFFF */
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+char *
+cli_safe(const char *s, const char *keep)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t cap = strlen((const char *)p) + 1, n = 0;
+	char *out = xmalloc(cap);
+
+	while (*p) {
+		char esc[8];
+		const char *add = esc;
+		size_t addn, seq = 1;
+		unsigned cp = 0;
+
+		if (*p >= 0x80 && (seq = utf8_seq(p, &cp)) == 0) {
+			seq = 1;
+			snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		} else if (*p >= 0x80 && cp >= 0x80 && cp <= 0x9f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", cp);       /* C1: U+0080-U+009F */
+		} else if ((*p < 0x20 || *p == 0x7f) && (keep == NULL || strchr(keep, *p) == NULL)) {
+			if (*p == '\n' || *p == '\t' || *p == '\r')
+				snprintf(esc, sizeof(esc), "\\%c", *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
+			else
+				snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		} else {
+			add = (const char *)p;
+			esc[0] = '\0';
+		}
+		addn = add == esc ? strlen(esc) : seq;
+		if (n + addn + 1 > cap) {
+			cap = (n + addn + 1) * 2;
+			out = xrealloc(out, cap);
+		}
+		memcpy(out + n, add, addn);
+		n += addn;
+		p += seq;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+const char *
+cli_esc(const char *s)
+{
+	static char *ring[16];
+	static unsigned pos;
+	char **slot = &ring[pos++ % 16];
+
+	if (s == NULL)
+		return "-";
+	free(*slot);
+	*slot = cli_safe(s, NULL);
+	return *slot;
 }
 
 static json_t *
@@ -117,7 +195,7 @@ cell(json_t *v)
 	if (v == NULL || json_is_null(v))
 		return xstrdup("-");
 	if (json_is_string(v))
-		return xstrdup(json_string_value(v));
+		return cli_safe(json_string_value(v), NULL);
 	if (json_is_integer(v))
 		return xasprintf("%lld", (long long)json_integer_value(v));
 	if (json_is_real(v))
@@ -136,7 +214,7 @@ cell(json_t *v)
 		}
 		return n ? out : (free(out), xstrdup("-"));
 	}
-	return json_dumps(v, JSON_COMPACT);
+	return json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII);
 }
 
 void
@@ -196,7 +274,7 @@ cli_kv(json_t *obj)
 		if (json_is_object(v) || (json_is_array(v) && json_array_size(v) && json_is_object(json_array_get(v, 0))))
 			continue;
 		s = cell(v);
-		printf("%-*s  %s\n", (int)w + 1, key, s);
+		printf("%-*s  %s\n", (int)w + 1, cli_esc(key), s);
 		free(s);
 	}
 }
@@ -446,10 +524,11 @@ cmd_host_ls(struct cli *c, int argc, char **argv)
 static void
 print_output(const char *label, json_t *v, bool truncated)
 {
-	const char *s = json_string_value(v);
+	char *s;
 
-	if (s == NULL || *s == '\0')
+	if (json_string_value(v) == NULL || *json_string_value(v) == '\0')
 		return;
+	s = cli_safe(json_string_value(v), "\n\t");
 	printf("  --- %s%s ---\n", label, truncated ? " (truncated)" : "");
 	for (const char *p = s; *p;) {
 		const char *nl = strchr(p, '\n');
@@ -457,6 +536,7 @@ print_output(const char *label, json_t *v, bool truncated)
 		printf("  | %.*s\n", n, p);
 		p += n + (nl ? 1 : 0);
 	}
+	free(s);
 }
 
 static int
@@ -487,7 +567,7 @@ cmd_host_show(struct cli *c, int argc, char **argv)
 	json_array_foreach(init, i, r) {
 		printf("  %lld. %s v%lld: exit %lld%s (%lld ms)\n",
 		       (long long)json_integer_value(json_object_get(r, "idx")) + 1,
-		       json_string_value(json_object_get(r, "script")),
+		       cli_esc(json_string_value(json_object_get(r, "script"))),
 		       (long long)json_integer_value(json_object_get(r, "version")),
 		       (long long)json_integer_value(json_object_get(r, "exit_code")),
 		       json_is_true(json_object_get(r, "timed_out")) ? ", timed out" : "",
@@ -528,7 +608,7 @@ cmd_host_action(struct cli *c, int argc, char **argv)
 		if (c->json)
 			cli_print_json(resp);
 		else
-			printf("host %s: %s%s\n", argv[1], json_string_value(json_object_get(resp, "state")),
+			printf("host %s: %s%s\n", argv[1], cli_esc(json_string_value(json_object_get(resp, "state"))),
 			       json_is_true(json_object_get(resp, "protected")) ? " (protected)" : "");
 	}
 	json_decref(resp);
@@ -684,8 +764,8 @@ cmd_whoami(struct cli *c, int argc, char **argv)
 		if (c->json)
 			cli_print_json(resp);
 		else
-			printf("%s (%s)\n", json_string_value(json_object_get(resp, "name")),
-			       json_string_value(json_object_get(resp, "role")));
+			printf("%s (%s)\n", cli_esc(json_string_value(json_object_get(resp, "name"))),
+			       cli_esc(json_string_value(json_object_get(resp, "role"))));
 	}
 	json_decref(resp);
 	return rc;
