@@ -2,11 +2,13 @@
  * command (like git's commands[] and tmux's cmd_table); generic kinds share
  * ls/show/rm. Server and token come from --server/--token, HERD_URL/
  * HERD_TOKEN, or ~/.config/herd/config written by `herd login`. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -717,28 +719,78 @@ cmd_token_rm(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+#define LOGIN_TOKEN_MAX 1024      /* bytes of a token read from stdin or a file */
+
+/* Reads one line, the token, from f into tok (trailing blanks cut); echo
+ * off while it is typed if f is a terminal. Returns 0 or a message. */
+static const char *
+login_read_token(FILE *f, char *tok, size_t toksz)
+{
+	struct termios old, quiet;
+	bool tty = isatty(fileno(f)) && tcgetattr(fileno(f), &old) == 0;
+	size_t n;
+	char *ok;
+
+	if (tty) {
+		fputs("token: ", stderr);
+		fflush(stderr);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fileno(f), TCSAFLUSH, &quiet);
+	}
+	ok = fgets(tok, (int)toksz, f);
+	if (tty) {
+		tcsetattr(fileno(f), TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (ok == NULL)
+		return "no token given";
+	n = strlen(tok);
+	if (n == toksz - 1 && tok[n - 1] != '\n')
+		return "the token is too long";
+	while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' ' ||
+			 tok[n - 1] == '\t'))
+		tok[--n] = '\0';
+	return n ? NULL : "no token given";
+}
+
 static int
 cmd_login(struct cli *c, int argc, char **argv)
 {
-	const char *home = getenv("HOME");
-	char dir[1024], path[1100];
+	const char *home = getenv("HOME"), *file = cli_opt(argc, argv, "--token-file"), *why;
+	char dir[1024], path[1100], tok[LOGIN_TOKEN_MAX + 2];
 	json_t *cfg, *resp = NULL;
 	char *text;
 	int rc;
 
-	if (argc < 3)
-		return cli_fail("usage: herd login URL TOKEN");
+	if (argc < 2 || strncmp(argv[1], "--", 2) == 0)
+		return cli_fail("usage: herd login URL [TOKEN | --token-file F] (or the token on stdin)");
 	if (home == NULL)
 		return cli_fail("HOME is not set");
+	if (argc >= 3 && strncmp(argv[2], "--", 2) != 0) {
+		/* kept for scripts, but it shows in ps and in the shell's history */
+		snprintf(tok, sizeof(tok), "%s", argv[2]);
+	} else if (file) {
+		FILE *f = fopen(file, "re");
+
+		if (f == NULL)
+			return cli_fail("cannot read '%s': %s", file, strerror(errno));
+		why = login_read_token(f, tok, sizeof(tok));
+		fclose(f);
+		if (why)
+			return cli_fail("%s in '%s'", why, file);
+	} else if ((why = login_read_token(stdin, tok, sizeof(tok))) != NULL) {
+		return cli_fail("%s on stdin (echo TOKEN | herd login URL, or --token-file F)", why);
+	}
 	c->server = argv[1];
-	c->token = argv[2];
+	c->token = tok;
 	if ((rc = cli_call(c, "GET", "/v1/whoami", NULL, &resp)) != 0)
 		return rc;
 	snprintf(dir, sizeof(dir), "%s/.config/herd", home);
 	snprintf(path, sizeof(path), "%s/config", dir);
 	if (mkdir_p(dir, 0700) < 0)
 		return cli_fail("cannot create '%s'", dir);
-	cfg = json_pack("{s:s,s:s}", "server", argv[1], "token", argv[2]);
+	cfg = json_pack("{s:s,s:s}", "server", argv[1], "token", tok);
 	text = json_dumps(cfg, JSON_INDENT(2));
 	rc = file_write_atomic(path, text, strlen(text), 0600);
 	free(text);
@@ -748,8 +800,8 @@ cmd_login(struct cli *c, int argc, char **argv)
 		return cli_fail("cannot write '%s'", path);
 	}
 	printf("logged in to %s as %s (%s); saved in %s\n", argv[1],
-	       json_string_value(json_object_get(resp, "name")),
-	       json_string_value(json_object_get(resp, "role")), path);
+	       cli_esc(json_string_value(json_object_get(resp, "name"))),
+	       cli_esc(json_string_value(json_object_get(resp, "role"))), path);
 	json_decref(resp);
 	return 0;
 }
@@ -779,7 +831,7 @@ cmd_whoami(struct cli *c, int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "apply", NULL, cmd_apply, "-f FILE [--dry-run]", "Create or update what a blueprint declares.", NULL },
 	{ "delete", NULL, cmd_delete, "-f FILE [--timeout 5m]", "Remove what a blueprint declares (its hosts are terminated).", NULL },
-	{ "login", NULL, cmd_login, "URL TOKEN", "Check and save the server and token in ~/.config/herd/config.", NULL },
+	{ "login", NULL, cmd_login, "URL [--token-file F] (token on stdin)", "Check and save the server and token in ~/.config/herd/config; the token is read from stdin (not echoed at a terminal) or --token-file (URL TOKEN works too, but shows in ps and shell history).", NULL },
 	{ "whoami", NULL, cmd_whoami, "[--json]", "Show the token's name and role.", NULL },
 	{ "lb", "show", cmd_lb_show, "NAME [--json]", "Show a load balancer and its members' state at the LB.", NULL },
 	KIND_CMDS("account"), KIND_CMDS("network"), KIND_CMDS("lb"), KIND_CMDS("script"),
