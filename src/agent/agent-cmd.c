@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "buf.h"
+#include "envname.h"
 #include "exec.h"
 #include "log.h"
 #include "util.h"
@@ -429,7 +430,8 @@ cmd_sender_main(void *arg)
 
 /* --- running one delivery --- */
 
-/* The script's whole environment: herd's variables, then the run's. */
+/* The script's whole environment: herd's variables, then the run's, each of
+ * which envname_refusal() allows (so none replaces one of herd's). */
 static char **
 cmd_env(const struct cmd_job *j)
 {
@@ -449,26 +451,18 @@ cmd_env(const struct cmd_job *j)
 	e[n++] = xasprintf("HERD_META_CONFIG=%s/%s", cmd.a->cfg.run_dir, AGENT_HOST_FILE);
 	e[n++] = xasprintf("HERD_RUN=%lld", j->run);
 	json_object_foreach(env, key, v) {
-		const char *val = json_string_value(v);
-		size_t klen = strlen(key);
-		bool ok = val && klen > 0 && strncmp(key, "HERD_", 5) != 0 &&
-			  strlen(val) == json_string_length(v);
+		const char *val = json_string_value(v), *why;
 
-		for (const char *p = key; ok && *p; p++)
-			ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
-			     (p > key && *p >= '0' && *p <= '9');
-		if (!ok) {
-			log_warn("run %lld: ignoring environment variable '%s'", j->run, key);
+		/* the server's rule again: an older server could send anything */
+		if ((why = envname_refusal(key)) != NULL) {
+			log_warn("run %lld: skipping environment variable '%.128s': %s", j->run, key,
+				 why);
 			continue;
 		}
-		/* the run's PATH or HOME replaces ours */
-		for (size_t i = 0; i < n; i++) {
-			if (strncmp(e[i], key, klen) == 0 && e[i][klen] == '=') {
-				xfree(&e[i]);
-				e[i] = e[--n];
-				e[n] = NULL;
-				break;
-			}
+		if (val == NULL || strlen(val) != json_string_length(v)) {
+			log_warn("run %lld: skipping environment variable '%s': not a string without NUL",
+				 j->run, key);
+			continue;
 		}
 		e[n++] = xasprintf("%s=%s", key, val);
 	}

@@ -38,6 +38,15 @@ void cli_table(json_t *rows, const char *columns);
 /* Prints an object as "key: value" lines. */
 void cli_kv(json_t *obj);
 void cli_print_json(json_t *v);
+/* Text from the server made safe for a terminal: control characters (C0,
+ * DEL, and C1 as UTF-8 U+0080-U+009F) become \n, \t, \r, \x1b or \u009b,
+ * bytes that are not UTF-8 \xNN; characters in `keep` (e.g. "\n\t" for
+ * output printed line by line; NULL: none) stay. So a host cannot clear,
+ * retitle or rewrite the operator's terminal. Owned. */
+char *cli_safe(const char *s, const char *keep);
+/* cli_safe(s, NULL) for a printf argument: the result lives until 16 more
+ * calls (the CLI is single-threaded). NULL gives "-". */
+const char *cli_esc(const char *s);
 /* The API path of a scoped object: /v1/PLURAL/NAME SUFFIX, NAME given as
  * NAME, CLUSTER/NAME or CLUSTER/GROUP/NAME (then ?cluster=&group=). Owned. */
 char *cli_scoped_path(const char *plural, const char *name, const char *suffix);

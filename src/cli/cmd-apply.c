@@ -27,11 +27,11 @@ bp_fail(const struct bp *b, const char *path, const char *msg)
 	int line = b->lines && path ? linemap_line(b->lines, path) : 0;
 
 	if (line > 0)
-		fprintf(stderr, "%s:%d: %s%s%s\n", b->file, line, path && *path ? path : "",
-			path && *path ? ": " : "", msg);
+		fprintf(stderr, "%s:%d: %s%s%s\n", b->file, line, path && *path ? cli_esc(path) : "",
+			path && *path ? ": " : "", cli_esc(msg));
 	else
-		fprintf(stderr, "%s: %s%s%s\n", b->file, path && *path ? path : "",
-			path && *path ? ": " : "", msg);
+		fprintf(stderr, "%s: %s%s%s\n", b->file, path && *path ? cli_esc(path) : "",
+			path && *path ? ": " : "", cli_esc(msg));
 	return 1;
 }
 
@@ -158,14 +158,14 @@ print_changes(json_t *changes, bool dry)
 		n++;
 		printf("%s %s %s %s", mark, dry ? (strcmp(a, "create") == 0 ? "would create"
 					      : strcmp(a, "update") == 0 ? "would update" : "would remove") : a,
-		       json_string_value(json_object_get(ch, "kind")),
-		       json_string_value(json_object_get(ch, "name")));
+		       cli_esc(json_string_value(json_object_get(ch, "kind"))),
+		       cli_esc(json_string_value(json_object_get(ch, "name"))));
 		if (json_array_size(json_object_get(ch, "fields"))) {
 			json_t *f;
 			size_t k;
 			printf(" (");
 			json_array_foreach(json_object_get(ch, "fields"), k, f)
-				printf("%s%s", k ? ", " : "", json_string_value(f));
+				printf("%s%s", k ? ", " : "", cli_esc(json_string_value(f)));
 			printf(")");
 		}
 		putchar('\n');
@@ -242,7 +242,8 @@ cmd_delete(struct cli *c, int argc, char **argv)
 			json_t *w;
 			size_t i;
 			json_array_foreach(json_object_get(resp, "waiting"), i, w)
-				fprintf(stderr, "waiting for the hosts of %s to terminate\n", json_string_value(w));
+				fprintf(stderr, "waiting for the hosts of %s to terminate\n",
+					cli_esc(json_string_value(w)));
 			said = true;
 		}
 		if (mono_ms() > deadline) {

@@ -37,17 +37,16 @@ cmd_lb_show(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	cli_kv(lb);
-	printf("\nengine: %s", json_string_value(json_object_get(mem, "driver"))
-	       ? json_string_value(json_object_get(mem, "driver")) : "-");
+	printf("\nengine: %s", cli_esc(json_string_value(json_object_get(mem, "driver"))));
 	if (json_is_integer(json_object_get(engine, "pid")))
 		printf(" (pid %lld)", (long long)json_integer_value(json_object_get(engine, "pid")));
 	printf(", %s", json_is_true(json_object_get(engine, "ok")) ? "serving" : "not serving");
 	if (json_integer_value(json_object_get(engine, "restarts")) > 0)
 		printf(", %lld restarts", (long long)json_integer_value(json_object_get(engine, "restarts")));
 	if (json_string_value(json_object_get(engine, "problem")))
-		printf("\nproblem: %s", json_string_value(json_object_get(engine, "problem")));
+		printf("\nproblem: %s", cli_esc(json_string_value(json_object_get(engine, "problem"))));
 	else if (json_string_length(json_object_get(engine, "message")) > 0)
-		printf(": %s", json_string_value(json_object_get(engine, "message")));
+		printf(": %s", cli_esc(json_string_value(json_object_get(engine, "message"))));
 	printf("\n\nmembers:\n");
 	if (json_array_size(json_object_get(mem, "items")) == 0)
 		printf("  (none)\n");

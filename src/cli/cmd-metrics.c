@@ -209,9 +209,10 @@ cmd_metrics_query(struct cli *c, int argc, char **argv)
 			v[i] = json_is_number(val) ? json_number_value(val) : NAN;
 			ns[i] = (int)json_integer_value(json_object_get(x, "series"));
 		}
-		printf("%s(%s) of %s/%s, step %llds\n", json_string_value(json_object_get(resp, "agg")),
-		       metric, json_string_value(json_object_get(resp, "cluster")),
-		       json_string_value(json_object_get(resp, "group")),
+		printf("%s(%s) of %s/%s, step %llds\n",
+		       cli_esc(json_string_value(json_object_get(resp, "agg"))), metric,
+		       cli_esc(json_string_value(json_object_get(resp, "cluster"))),
+		       cli_esc(json_string_value(json_object_get(resp, "group"))),
 		       (long long)json_integer_value(json_object_get(resp, "step_ms")) / 1000);
 		print_points(ts, v, ns, n);
 		free(ts);
@@ -231,7 +232,7 @@ cmd_metrics_query(struct cli *c, int argc, char **argv)
 
 			printf("%s{", metric);
 			json_object_foreach(labels, key, lv) {
-				printf("%s%s=\"%s\"", sep, key, json_string_value(lv));
+				printf("%s%s=\"%s\"", sep, cli_esc(key), cli_esc(json_string_value(lv)));
 				sep = ",";
 			}
 			printf("}\n");
@@ -324,7 +325,7 @@ top_frame(struct cli *c, const char *cluster, const char *group, struct buf *out
 		size_t k;
 		struct buf mb;
 
-		snprintf(host, sizeof(host), "%s/%s", cl, name);
+		snprintf(host, sizeof(host), "%s/%s", cli_esc(cl), cli_esc(name));
 		cell_value(latest_of(items, cl, name, "cpu_busy_pct"), 1, cpu, sizeof(cpu));
 		cell_value(latest_of(items, cl, name, "mem_used_pct"), 1, mem, sizeof(mem));
 		cell_value(latest_of(items, cl, name, "load1"), 2, load, sizeof(load));
@@ -339,13 +340,14 @@ top_frame(struct cli *c, const char *cluster, const char *group, struct buf *out
 				continue;
 			v = latest_of(items, cl, name, mn);
 			if (strcmp(st, "ok") == 0 && json_is_number(v))
-				buf_addf(&mb, "%s%s=%.6g", mb.len ? " " : "", mn, json_number_value(v));
+				buf_addf(&mb, "%s%s=%.6g", mb.len ? " " : "", cli_esc(mn),
+					 json_number_value(v));
 			else
-				buf_addf(&mb, "%s%s:%s", mb.len ? " " : "", mn, st);
+				buf_addf(&mb, "%s%s:%s", mb.len ? " " : "", cli_esc(mn), cli_esc(st));
 		}
 		buf_addf(out, "%-24s %-10s %-12s %6s %6s %6s %6s  %s\n", host,
-			 json_string_value(json_object_get(h, "group")),
-			 json_string_value(json_object_get(h, "state")), cpu, mem, load, procs,
+			 cli_esc(json_string_value(json_object_get(h, "group"))),
+			 cli_esc(json_string_value(json_object_get(h, "state"))), cpu, mem, load, procs,
 			 mb.len ? mb.p : "-");
 		buf_release(&mb);
 	}

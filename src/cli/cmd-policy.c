@@ -29,20 +29,20 @@ cmd_policy_explain(struct cli *c, int argc, char **argv)
 		cli_print_json(resp);
 	} else {
 		last = json_object_get(resp, "last");
-		printf("policy %s/%s/%s\n", json_string_value(json_object_get(resp, "cluster")),
-		       json_string_value(json_object_get(resp, "group")),
-		       json_string_value(json_object_get(resp, "name")));
+		printf("policy %s/%s/%s\n", cli_esc(json_string_value(json_object_get(resp, "cluster"))),
+		       cli_esc(json_string_value(json_object_get(resp, "group"))),
+		       cli_esc(json_string_value(json_object_get(resp, "name"))));
 		if (json_is_null(last) || last == NULL) {
 			printf("not evaluated yet\n");
 		} else {
-			printf("evaluated  %s\n", json_string_value(json_object_get(last, "evaluated")));
-			printf("decision   %s\n", json_string_value(json_object_get(last, "decision")));
+			printf("evaluated  %s\n", cli_esc(json_string_value(json_object_get(last, "evaluated"))));
+			printf("decision   %s\n", cli_esc(json_string_value(json_object_get(last, "decision"))));
 			if (json_object_get(last, "value"))
 				printf("value      %g over %lld host(s) (window %s)\n",
 				       json_real_value(json_object_get(last, "value")),
 				       (long long)json_integer_value(json_object_get(last, "nseries")),
-				       json_string_value(json_object_get(last, "window")));
-			printf("why        %s\n", json_string_value(json_object_get(last, "reason")));
+				       cli_esc(json_string_value(json_object_get(last, "window"))));
+			printf("why        %s\n", cli_esc(json_string_value(json_object_get(last, "reason"))));
 		}
 	}
 	json_decref(resp);
@@ -85,22 +85,22 @@ cmd_policy_simulate(struct cli *c, int argc, char **argv)
 		json_decref(resp);
 		return 0;
 	}
-	printf("simulated %s on %s, %s .. %s\n", json_string_value(json_object_get(resp, "policy")),
-	       json_string_value(json_object_get(resp, "group")),
-	       json_string_value(json_object_get(resp, "since")),
-	       json_string_value(json_object_get(resp, "until")));
+	printf("simulated %s on %s, %s .. %s\n", cli_esc(json_string_value(json_object_get(resp, "policy"))),
+	       cli_esc(json_string_value(json_object_get(resp, "group"))),
+	       cli_esc(json_string_value(json_object_get(resp, "since"))),
+	       cli_esc(json_string_value(json_object_get(resp, "until"))));
 	json_array_foreach(json_object_get(resp, "timeline"), i, e) {
 		const char *d = json_string_value(json_object_get(e, "decision"));
 		printf("%s  %-8s %s\n", json_string_value(json_object_get(e, "time")) + 11, d,
-		       json_string_value(json_object_get(e, "reason")));
+		       cli_esc(json_string_value(json_object_get(e, "reason"))));
 	}
 	printf("actually done by this policy:\n");
 	if (json_array_size(json_object_get(resp, "actual")) == 0)
 		printf("  nothing\n");
 	json_array_foreach(json_object_get(resp, "actual"), i, e)
 		printf("%s  %-8s %s\n", json_string_value(json_object_get(e, "time")) + 11,
-		       json_string_value(json_object_get(e, "kind")),
-		       json_string_value(json_object_get(e, "reason")));
+		       cli_esc(json_string_value(json_object_get(e, "kind"))),
+		       cli_esc(json_string_value(json_object_get(e, "reason"))));
 	json_decref(resp);
 	return 0;
 }

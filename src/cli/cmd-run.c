@@ -132,19 +132,19 @@ run_print(json_t *run)
 
 	printf("run %lld: %s version %lld (sha256 %.12s) on %s %s\n",
 	       (long long)json_integer_value(json_object_get(run, "id")),
-	       json_string_value(json_object_get(run, "script")),
+	       cli_esc(json_string_value(json_object_get(run, "script"))),
 	       (long long)json_integer_value(json_object_get(run, "version")), hash ? hash : "",
-	       json_string_value(json_object_get(run, "target_kind")),
-	       json_string_value(json_object_get(run, "target")));
-	printf("state: %s (%s)\n", json_string_value(json_object_get(run, "state")),
-	       json_string_value(json_object_get(run, "summary")));
+	       cli_esc(json_string_value(json_object_get(run, "target_kind"))),
+	       cli_esc(json_string_value(json_object_get(run, "target"))));
+	printf("state: %s (%s)\n", cli_esc(json_string_value(json_object_get(run, "state"))),
+	       cli_esc(json_string_value(json_object_get(run, "summary"))));
 	if (parallel > 0)
 		snprintf(par, sizeof(par), "at most %lld host(s) at once", parallel);
 	else
 		snprintf(par, sizeof(par), "all hosts at once");
-	printf("by %s at %s; timeout %s; %s\n\n", json_string_value(json_object_get(run, "created_by")),
-	       json_string_value(json_object_get(run, "created")),
-	       json_string_value(json_object_get(run, "timeout")), par);
+	printf("by %s at %s; timeout %s; %s\n\n", cli_esc(json_string_value(json_object_get(run, "created_by"))),
+	       cli_esc(json_string_value(json_object_get(run, "created"))),
+	       cli_esc(json_string_value(json_object_get(run, "timeout"))), par);
 	run_print_hosts(json_object_get(run, "hosts"));
 }
 
@@ -344,8 +344,11 @@ run_emit(struct run_printer *p, const char *host, const char *stream, const char
 
 	p->printed += strlen(data);
 	if (!p->prefix) {
-		fputs(data, f);
+		/* a host's output, not the operator's terminal's commands */
+		text = cli_safe(data, "\n\t");
+		fputs(text, f);
 		fflush(f);
+		free(text);
 		return;
 	}
 	snprintf(key, sizeof(key), "%s\n%s", host, stream);
@@ -353,9 +356,14 @@ run_emit(struct run_printer *p, const char *host, const char *stream, const char
 	text = xasprintf("%s%s", old ? old : "", data);
 	for (s = text; *s;) {
 		const char *nl = strchr(s, '\n');
+		char *line, *safe;
 		if (nl == NULL)
 			break;
-		fprintf(f, "%s | %.*s\n", host, (int)(nl - s), s);
+		line = xstrndup(s, (size_t)(nl - s));
+		safe = cli_safe(line, "\t");
+		fprintf(f, "%s | %s\n", cli_esc(host), safe);
+		free(safe);
+		free(line);
 		s = nl + 1;
 	}
 	json_object_set_new(p->partial, key, json_string(s));
@@ -373,8 +381,12 @@ run_emit_end(struct run_printer *p)
 		const char *nl = strchr(key, '\n');
 		if (json_string_length(v) == 0 || nl == NULL)
 			continue;
-		fprintf(strcmp(nl + 1, "stderr") == 0 ? stderr : stdout, "%.*s | %s\n",
-			(int)(nl - key), key, json_string_value(v));
+		char *host = xstrndup(key, (size_t)(nl - key));
+		char *safe = cli_safe(json_string_value(v), "\t");
+		fprintf(strcmp(nl + 1, "stderr") == 0 ? stderr : stdout, "%s | %s\n",
+			cli_esc(host), safe);
+		free(safe);
+		free(host);
 	}
 	fflush(NULL);
 }

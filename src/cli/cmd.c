@@ -2,11 +2,13 @@
  * command (like git's commands[] and tmux's cmd_table); generic kinds share
  * ls/show/rm. Server and token come from --server/--token, HERD_URL/
  * HERD_TOKEN, or ~/.config/herd/config written by `herd login`. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -89,12 +91,90 @@ cli_call(struct cli *c, const char *method, const char *path, json_t *body, json
 
 	if (httpc_call(h, method, path, body, resp, &err) < 0) {
 		if (err.field[0])
-			return cli_fail("%s: %s", err.field, err.msg);
+			return cli_fail("%s: %s", cli_esc(err.field), cli_esc(err.msg));
 		if (err.code == HERR_AUTH && c->token == NULL)
-			return cli_fail("%s (give a token with --token, HERD_TOKEN or herd login)", err.msg);
-		return cli_fail("%s", err.msg);
+			return cli_fail("%s (give a token with --token, HERD_TOKEN or herd login)",
+					cli_esc(err.msg));
+		return cli_fail("%s", cli_esc(err.msg));
 	}
 	return 0;
+}
+
+/* Length of the UTF-8 sequence at s (2-4), or 0 if it is not a valid one;
+ * *cp gets the code point. */
+static size_t
+utf8_seq(const unsigned char *s, unsigned *cp)
+{
+	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	unsigned c = n == 4 ? s[0] & 0x07u : n == 3 ? s[0] & 0x0fu : s[0] & 0x1fu;
+
+	if (n == 0 || s[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3fu);
+	}
+	/* overlong, surrogate or past U+10FFFF */
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+char *
+cli_safe(const char *s, const char *keep)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t cap = strlen((const char *)p) + 1, n = 0;
+	char *out = xmalloc(cap);
+
+	while (*p) {
+		char esc[8];
+		const char *add = esc;
+		size_t addn, seq = 1;
+		unsigned cp = 0;
+
+		if (*p >= 0x80 && (seq = utf8_seq(p, &cp)) == 0) {
+			seq = 1;
+			snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		} else if (*p >= 0x80 && cp >= 0x80 && cp <= 0x9f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", cp);       /* C1: U+0080-U+009F */
+		} else if ((*p < 0x20 || *p == 0x7f) && (keep == NULL || strchr(keep, *p) == NULL)) {
+			if (*p == '\n' || *p == '\t' || *p == '\r')
+				snprintf(esc, sizeof(esc), "\\%c", *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
+			else
+				snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		} else {
+			add = (const char *)p;
+			esc[0] = '\0';
+		}
+		addn = add == esc ? strlen(esc) : seq;
+		if (n + addn + 1 > cap) {
+			cap = (n + addn + 1) * 2;
+			out = xrealloc(out, cap);
+		}
+		memcpy(out + n, add, addn);
+		n += addn;
+		p += seq;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+const char *
+cli_esc(const char *s)
+{
+	static char *ring[16];
+	static unsigned pos;
+	char **slot = &ring[pos++ % 16];
+
+	if (s == NULL)
+		return "-";
+	free(*slot);
+	*slot = cli_safe(s, NULL);
+	return *slot;
 }
 
 static json_t *
@@ -117,7 +197,7 @@ cell(json_t *v)
 	if (v == NULL || json_is_null(v))
 		return xstrdup("-");
 	if (json_is_string(v))
-		return xstrdup(json_string_value(v));
+		return cli_safe(json_string_value(v), NULL);
 	if (json_is_integer(v))
 		return xasprintf("%lld", (long long)json_integer_value(v));
 	if (json_is_real(v))
@@ -136,7 +216,7 @@ cell(json_t *v)
 		}
 		return n ? out : (free(out), xstrdup("-"));
 	}
-	return json_dumps(v, JSON_COMPACT);
+	return json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII);
 }
 
 void
@@ -196,7 +276,7 @@ cli_kv(json_t *obj)
 		if (json_is_object(v) || (json_is_array(v) && json_array_size(v) && json_is_object(json_array_get(v, 0))))
 			continue;
 		s = cell(v);
-		printf("%-*s  %s\n", (int)w + 1, key, s);
+		printf("%-*s  %s\n", (int)w + 1, cli_esc(key), s);
 		free(s);
 	}
 }
@@ -446,10 +526,11 @@ cmd_host_ls(struct cli *c, int argc, char **argv)
 static void
 print_output(const char *label, json_t *v, bool truncated)
 {
-	const char *s = json_string_value(v);
+	char *s;
 
-	if (s == NULL || *s == '\0')
+	if (json_string_value(v) == NULL || *json_string_value(v) == '\0')
 		return;
+	s = cli_safe(json_string_value(v), "\n\t");
 	printf("  --- %s%s ---\n", label, truncated ? " (truncated)" : "");
 	for (const char *p = s; *p;) {
 		const char *nl = strchr(p, '\n');
@@ -457,6 +538,7 @@ print_output(const char *label, json_t *v, bool truncated)
 		printf("  | %.*s\n", n, p);
 		p += n + (nl ? 1 : 0);
 	}
+	free(s);
 }
 
 static int
@@ -487,7 +569,7 @@ cmd_host_show(struct cli *c, int argc, char **argv)
 	json_array_foreach(init, i, r) {
 		printf("  %lld. %s v%lld: exit %lld%s (%lld ms)\n",
 		       (long long)json_integer_value(json_object_get(r, "idx")) + 1,
-		       json_string_value(json_object_get(r, "script")),
+		       cli_esc(json_string_value(json_object_get(r, "script"))),
 		       (long long)json_integer_value(json_object_get(r, "version")),
 		       (long long)json_integer_value(json_object_get(r, "exit_code")),
 		       json_is_true(json_object_get(r, "timed_out")) ? ", timed out" : "",
@@ -528,7 +610,7 @@ cmd_host_action(struct cli *c, int argc, char **argv)
 		if (c->json)
 			cli_print_json(resp);
 		else
-			printf("host %s: %s%s\n", argv[1], json_string_value(json_object_get(resp, "state")),
+			printf("host %s: %s%s\n", argv[1], cli_esc(json_string_value(json_object_get(resp, "state"))),
 			       json_is_true(json_object_get(resp, "protected")) ? " (protected)" : "");
 	}
 	json_decref(resp);
@@ -637,28 +719,78 @@ cmd_token_rm(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+#define LOGIN_TOKEN_MAX 1024      /* bytes of a token read from stdin or a file */
+
+/* Reads one line, the token, from f into tok (trailing blanks cut); echo
+ * off while it is typed if f is a terminal. Returns 0 or a message. */
+static const char *
+login_read_token(FILE *f, char *tok, size_t toksz)
+{
+	struct termios old, quiet;
+	bool tty = isatty(fileno(f)) && tcgetattr(fileno(f), &old) == 0;
+	size_t n;
+	char *ok;
+
+	if (tty) {
+		fputs("token: ", stderr);
+		fflush(stderr);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fileno(f), TCSAFLUSH, &quiet);
+	}
+	ok = fgets(tok, (int)toksz, f);
+	if (tty) {
+		tcsetattr(fileno(f), TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (ok == NULL)
+		return "no token given";
+	n = strlen(tok);
+	if (n == toksz - 1 && tok[n - 1] != '\n')
+		return "the token is too long";
+	while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' ' ||
+			 tok[n - 1] == '\t'))
+		tok[--n] = '\0';
+	return n ? NULL : "no token given";
+}
+
 static int
 cmd_login(struct cli *c, int argc, char **argv)
 {
-	const char *home = getenv("HOME");
-	char dir[1024], path[1100];
+	const char *home = getenv("HOME"), *file = cli_opt(argc, argv, "--token-file"), *why;
+	char dir[1024], path[1100], tok[LOGIN_TOKEN_MAX + 2];
 	json_t *cfg, *resp = NULL;
 	char *text;
 	int rc;
 
-	if (argc < 3)
-		return cli_fail("usage: herd login URL TOKEN");
+	if (argc < 2 || strncmp(argv[1], "--", 2) == 0)
+		return cli_fail("usage: herd login URL [TOKEN | --token-file F] (or the token on stdin)");
 	if (home == NULL)
 		return cli_fail("HOME is not set");
+	if (argc >= 3 && strncmp(argv[2], "--", 2) != 0) {
+		/* kept for scripts, but it shows in ps and in the shell's history */
+		snprintf(tok, sizeof(tok), "%s", argv[2]);
+	} else if (file) {
+		FILE *f = fopen(file, "re");
+
+		if (f == NULL)
+			return cli_fail("cannot read '%s': %s", file, strerror(errno));
+		why = login_read_token(f, tok, sizeof(tok));
+		fclose(f);
+		if (why)
+			return cli_fail("%s in '%s'", why, file);
+	} else if ((why = login_read_token(stdin, tok, sizeof(tok))) != NULL) {
+		return cli_fail("%s on stdin (echo TOKEN | herd login URL, or --token-file F)", why);
+	}
 	c->server = argv[1];
-	c->token = argv[2];
+	c->token = tok;
 	if ((rc = cli_call(c, "GET", "/v1/whoami", NULL, &resp)) != 0)
 		return rc;
 	snprintf(dir, sizeof(dir), "%s/.config/herd", home);
 	snprintf(path, sizeof(path), "%s/config", dir);
 	if (mkdir_p(dir, 0700) < 0)
 		return cli_fail("cannot create '%s'", dir);
-	cfg = json_pack("{s:s,s:s}", "server", argv[1], "token", argv[2]);
+	cfg = json_pack("{s:s,s:s}", "server", argv[1], "token", tok);
 	text = json_dumps(cfg, JSON_INDENT(2));
 	rc = file_write_atomic(path, text, strlen(text), 0600);
 	free(text);
@@ -668,8 +800,8 @@ cmd_login(struct cli *c, int argc, char **argv)
 		return cli_fail("cannot write '%s'", path);
 	}
 	printf("logged in to %s as %s (%s); saved in %s\n", argv[1],
-	       json_string_value(json_object_get(resp, "name")),
-	       json_string_value(json_object_get(resp, "role")), path);
+	       cli_esc(json_string_value(json_object_get(resp, "name"))),
+	       cli_esc(json_string_value(json_object_get(resp, "role"))), path);
 	json_decref(resp);
 	return 0;
 }
@@ -684,8 +816,8 @@ cmd_whoami(struct cli *c, int argc, char **argv)
 		if (c->json)
 			cli_print_json(resp);
 		else
-			printf("%s (%s)\n", json_string_value(json_object_get(resp, "name")),
-			       json_string_value(json_object_get(resp, "role")));
+			printf("%s (%s)\n", cli_esc(json_string_value(json_object_get(resp, "name"))),
+			       cli_esc(json_string_value(json_object_get(resp, "role"))));
 	}
 	json_decref(resp);
 	return rc;
@@ -699,7 +831,7 @@ cmd_whoami(struct cli *c, int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "apply", NULL, cmd_apply, "-f FILE [--dry-run]", "Create or update what a blueprint declares.", NULL },
 	{ "delete", NULL, cmd_delete, "-f FILE [--timeout 5m]", "Remove what a blueprint declares (its hosts are terminated).", NULL },
-	{ "login", NULL, cmd_login, "URL TOKEN", "Check and save the server and token in ~/.config/herd/config.", NULL },
+	{ "login", NULL, cmd_login, "URL [--token-file F] (token on stdin)", "Check and save the server and token in ~/.config/herd/config; the token is read from stdin (not echoed at a terminal) or --token-file (URL TOKEN works too, but shows in ps and shell history).", NULL },
 	{ "whoami", NULL, cmd_whoami, "[--json]", "Show the token's name and role.", NULL },
 	{ "lb", "show", cmd_lb_show, "NAME [--json]", "Show a load balancer and its members' state at the LB.", NULL },
 	KIND_CMDS("account"), KIND_CMDS("network"), KIND_CMDS("lb"), KIND_CMDS("script"),

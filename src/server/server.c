@@ -1,6 +1,8 @@
 /* server.c - `herd server`: opens the data dir (store, admin token,
  * instance id), starts the HTTP API and the controllers, and shuts down
  * cleanly on SIGTERM/SIGINT. Hosts keep running across server restarts. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -56,24 +58,36 @@ usage(FILE *f)
 		"  --teardown         terminate every host and network this data dir made, then exit\n");
 }
 
-/* The admin token is made once, on the first start, and written 0600. */
+/* The admin token is made once, on the first start, and written 0600; one
+ * left readable by others (an older herd, a copy) is made 0600 again. */
 static int
 ensure_admin_token(struct server *s, struct herr *err)
 {
 	char path[1200], tok[80];
+	struct stat sb;
 	json_t *row;
+	int fd;
 
+	snprintf(path, sizeof(path), "%s/admin.token", s->data_dir);
 	row = store_row(s->store, err, "SELECT COUNT(*) AS n FROM tokens", NULL);
 	if (row == NULL)
 		return err->code;
 	if (json_integer_value(json_object_get(row, "n")) > 0) {
 		json_decref(row);
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &sb) == 0 && (sb.st_mode & 077)) {
+			if (fchmod(fd, 0600) < 0)
+				log_err("cannot make '%s' mode 0600: %s", path, strerror(errno));
+			else
+				log_warn("'%s' was mode %04o: made 0600", path, sb.st_mode & 07777);
+		}
+		if (fd >= 0)
+			close(fd);
 		return 0;
 	}
 	json_decref(row);
 	if (token_create(s->store, "admin", ROLE_ADMIN, tok, sizeof(tok), err) < 0)
 		return err->code;
-	snprintf(path, sizeof(path), "%s/admin.token", s->data_dir);
 	strcat(tok, "\n");
 	if (file_write_atomic(path, tok, strlen(tok), 0600) < 0)
 		return herr_set(err, -errno, "cannot write '%s': %s", path, strerror(errno));

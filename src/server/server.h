@@ -65,7 +65,7 @@ struct req {
 	uint64_t gen_seen;             /* server generation when handled */
 	void *state;                   /* handler state across a long-poll */
 	void (*state_free)(void *);
-	char audit_detail[256];        /* what the audit entry says beyond the path */
+	char audit_detail[1024];       /* what the audit entry says beyond the path */
 };
 
 struct server {

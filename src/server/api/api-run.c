@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "envname.h"
 #include "log.h"
 #include "run.h"
 #include "store/store.h"
@@ -73,23 +74,11 @@ run_hstate_is_final(enum run_hstate s)
 	return s != RH_QUEUED && s != RH_RUNNING && s < RH__COUNT;
 }
 
-static bool
-env_name_ok(const char *k)
-{
-	if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') || *k == '_'))
-		return false;
-	for (k++; *k; k++)
-		if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') || *k == '_' ||
-		      (*k >= '0' && *k <= '9')))
-			return false;
-	return true;
-}
-
 int
 run_env_check(const json_t *env, struct herr *err)
 {
 	char fp[RUN_ENV_KEY_MAX + 8];
-	const char *k;
+	const char *k, *why;
 	json_t *v;
 
 	if (env == NULL || json_is_null(env))
@@ -106,12 +95,9 @@ run_env_check(const json_t *env, struct herr *err)
 			return herr_field(err, HERR_INVALID, "env",
 					  "variable names must be 1-%d characters", RUN_ENV_KEY_MAX);
 		snprintf(fp, sizeof(fp), "env.%s", k);
-		if (!env_name_ok(k))
-			return herr_field(err, HERR_INVALID, fp,
-					  "invalid variable name '%s': want [A-Za-z_][A-Za-z0-9_]*", k);
-		if (strncmp(k, "HERD_", 5) == 0)
-			return herr_field(err, HERR_INVALID, fp,
-					  "variables named HERD_* are set by herd itself");
+		if ((why = envname_refusal(k)) != NULL)
+			return herr_field(err, HERR_INVALID, fp, "variable name '%s' refused: %s", k,
+					  why);
 		if (!json_is_string(v))
 			return herr_field(err, HERR_INVALID, fp, "must be a string");
 		if (json_string_length(v) > RUN_ENV_VALUE_MAX)
@@ -121,6 +107,41 @@ run_env_check(const json_t *env, struct herr *err)
 			return herr_field(err, HERR_INVALID, fp, "must not contain NUL characters");
 	}
 	return 0;
+}
+
+static int
+env_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void
+run_env_names(const json_t *env, char *out, size_t outsz)
+{
+	const char *names[RUN_ENV_MAX], *k;
+	size_t n = 0, len = 0, i;
+	json_t *v;
+
+	if (outsz == 0)
+		return;
+	out[0] = '\0';
+	json_object_foreach((json_t *)env, k, v) {
+		if (n < RUN_ENV_MAX)
+			names[n++] = k;
+	}
+	qsort(names, n, sizeof(names[0]), env_name_cmp);
+	for (i = 0; i < n; i++) {
+		/* room for this name and, unless it is the last, ",+N more" after it */
+		size_t need = strlen(names[i]) + (i ? 1 : 0);
+
+		if (i + 1 < n)
+			need += (size_t)snprintf(NULL, 0, ",+%zu more", n - i - 1);
+		if (len + need >= outsz)
+			break;
+		len += (size_t)snprintf(out + len, outsz - len, "%s%s", i ? "," : "", names[i]);
+	}
+	if (i < n)
+		snprintf(out + len, outsz - len, "%s+%zu more", i ? "," : "", n - i);
 }
 
 enum run_hstate
@@ -541,7 +562,7 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 	struct res sres;
 	int64_t id = 0;
 	size_t i;
-	int queued = 0, rc;
+	int queued = 0, rc, n;
 
 	if ((rc = store_begin(st, err)) < 0)
 		return rc;
@@ -613,10 +634,15 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 		    "[I]", (json_int_t)(now_ms() - OUTPUT_KEEP_MS)) < 0 ||
 	    store_commit(st, err) < 0)
 		goto fail_tx;
-	snprintf(detail, detailsz,
-		 "run %lld: script %s version %lld sha256:%s on %s %s (%d queued, %d skipped)",
-		 (long long)id, rs->script, (long long)version, gets(sv, "hash"), rs->target_kind,
-		 target, queued, (int)json_array_size(hosts) - queued);
+	n = snprintf(detail, detailsz,
+		     "run %lld: script %s version %lld sha256:%s on %s %s (%d queued, %d skipped)",
+		     (long long)id, rs->script, (long long)version, gets(sv, "hash"),
+		     rs->target_kind, target, queued, (int)json_array_size(hosts) - queued);
+	/* the names say what was set (BASH_ENV, LD_PRELOAD...); values may be secrets */
+	if (json_object_size(rs->env) && n > 0 && (size_t)n + 6 + 16 < detailsz) {
+		snprintf(detail + n, detailsz - (size_t)n, "; env ");
+		run_env_names(rs->env, detail + n + 6, detailsz - (size_t)n - 6);
+	}
 	log_info("%s, by %s", detail, rs->who && *rs->who ? rs->who : "anonymous");
 	if (queued)
 		server_kick(srv);

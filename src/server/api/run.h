@@ -37,10 +37,16 @@ enum run_hstate run_hstate_parse(const char *s);   /* RH__COUNT if unknown */
 bool run_hstate_is_final(enum run_hstate s);
 
 /* Checks a run's env object: at most RUN_ENV_MAX string values of at most
- * RUN_ENV_VALUE_MAX bytes without NUL, names [A-Za-z_][A-Za-z0-9_]* not
- * starting with HERD_ (those are herd's own). NULL is an empty env. Returns
+ * RUN_ENV_VALUE_MAX bytes without NUL, names that envname_refusal() allows
+ * ([A-Z_][A-Z0-9_]*, none that changes how a shell, the loader or an
+ * interpreter starts, none of herd's own). NULL is an empty env. Returns
  * 0 or HERR_INVALID with err->field naming "env" or "env.NAME". */
 int run_env_check(const json_t *env, struct herr *err);
+
+/* Writes the names of env's variables (never their values), sorted and
+ * comma-separated, into out: for the audit trail. Names that do not fit
+ * are counted instead: "A,B,+3 more" (needs outsz >= 16 for that). */
+void run_env_names(const json_t *env, char *out, size_t outsz);
 
 /* What one host's result means: its state and a reason for people
  * ("exited with code 3", "timed out after 10m", ...) written into reason. */

@@ -1,10 +1,17 @@
 /* store-sqlite.c - the SQLite backend of the store: WAL, synchronous=FULL
  * (an acknowledged write survives kill -9 and power loss), foreign keys, a
  * busy timeout, one connection per thread with a small prepared-statement
- * cache, and versioned migrations. */
+ * cache, and versioned migrations. The database and its -wal and -shm hold
+ * token hashes, host credentials' hashes and run parameters: they are 0600
+ * whatever the umask and the directory's mode. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -235,11 +242,49 @@ sq_conn(struct store *st, struct herr *err)
 	return c;
 }
 
+/* Makes `path` 0600, creating it empty if `create` (SQLite then gives its
+ * -wal and -shm the same mode). A symlink is refused, not followed: the
+ * directory may be writable by others. A file that is not there is fine
+ * unless `create`. */
+static int
+sq_make_private(const char *path, bool create, struct herr *err)
+{
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+
+	if (fd < 0) {
+		if (errno == ENOENT && !create)
+			return 0;
+		return herr_set(err, HERR_STORE, "cannot open store file '%s': %s", path,
+				strerror(errno));
+	}
+	if (fchmod(fd, 0600) < 0) {
+		int e = errno;
+		close(fd);
+		return herr_set(err, HERR_STORE, "cannot make store file '%s' mode 0600: %s", path,
+				strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
 static int
 sq_open(struct store *st, const char *path, struct herr *err)
 {
-	struct sq *q = xcalloc(1, sizeof(*q));
+	struct sq *q;
+	char side[sizeof(q->path) + 8];
 
+	/* before SQLite creates anything, and mending files of older versions */
+	if (strcmp(path, ":memory:") != 0) {
+		if (sq_make_private(path, true, err) < 0)
+			return err->code;
+		snprintf(side, sizeof(side), "%s-wal", path);
+		if (sq_make_private(side, false, err) < 0)
+			return err->code;
+		snprintf(side, sizeof(side), "%s-shm", path);
+		if (sq_make_private(side, false, err) < 0)
+			return err->code;
+	}
+	q = xcalloc(1, sizeof(*q));
 	snprintf(q->path, sizeof(q->path), "%s", path);
 	/* Each connection is used by one thread: no SQLite mutexes on it, and
 	 * no global memory statistics (their mutex is taken on every malloc,
