@@ -35,7 +35,20 @@ struct policy {
 	int64_t drain_timeout_ms;
 };
 
-/* Parses a stored policy spec; HERR_INVALID names the field. */
+#define POLICY_DURATION_MAX_S 86400   /* for, cooldown, scale_in_cooldown, drain_timeout */
+#define POLICY_SET_MAX 1000           /* a schedule's set values: 0..this */
+/* A metric value beyond ±this (or NaN, ±Inf) is absurd: never a reason to
+ * scale in; above it, target tracking saturates at the group's max. */
+#define SCALE_VALUE_MAX 1e15
+
+/* Parses and validates a policy spec: the one validator of policy rules,
+ * used by the API (refused at the door, 400) and by the autoscaler and
+ * simulate (a stored policy that no longer passes does not act). Checks
+ * exactly one of when/target/schedule, durations (parse, at most
+ * POLICY_DURATION_MAX_S), adjust, target > 0 and finite, tolerance 0-100,
+ * schedule set values and min <= desired <= max, the time zone (an IANA
+ * name whose zone file exists), mode. Returns 0 or HERR_INVALID with
+ * err->field the offending key (relative to the policy, e.g. "set.min"). */
 int policy_parse(const char *name, const json_t *spec, struct policy *out, struct herr *err);
 
 /* One aligned step of a group aggregate: the value across the series that

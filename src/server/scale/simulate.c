@@ -190,8 +190,10 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 			json_t *e = json_pack("{s:s,s:s,s:i,s:i,s:s,s:i}", "time", fmt_time(t, ts, sizeof(ts)),
 					      "decision", dec_names[d.kind], "desired", v.desired,
 					      "proposed", d.desired, "reason", d.reason, "nseries", d.nseries);
-			if (!isnan(d.value))
+			if (isfinite(d.value))
 				json_object_set_new(e, "value", json_real(d.value));
+			else if (!isnan(d.value))
+				json_object_set_new(e, "value", json_string(d.value > 0 ? "inf" : "-inf"));
 			json_array_append_new(timeline, e);
 			snprintf(last_cls, sizeof(last_cls), "%s", cls);
 		}
