@@ -400,8 +400,13 @@ decide_target(const struct policy *p, const struct group_view *g, const struct a
 		return;
 	}
 	if (d->desired == g->desired) {
-		say(d, DEC_NONE, "%s(%s) = %.4g wants %.4g host(s); the group has %d (min %d, max %d)",
-		    agg, p->cond.metric, last->value, want, g->desired, g->min, g->max);
+		if (isinf(want))
+			say(d, DEC_NONE, "%s(%s) = %.4g is beyond %g, taken as saturating load; the group"
+			    " has %d (max %d)", agg, p->cond.metric, last->value, SCALE_VALUE_MAX,
+			    g->desired, g->max);
+		else
+			say(d, DEC_NONE, "%s(%s) = %.4g wants %.4g host(s); the group has %d (min %d, max %d)",
+			    agg, p->cond.metric, last->value, want, g->desired, g->min, g->max);
 		return;
 	}
 	if (!guards(p, g, d->desired > g->desired, p->scale_in_cooldown_ms, now, d))
