@@ -414,6 +414,34 @@ test_step_adjust_saturates(void **state)
 	assert_int_equal(d.kind, DEC_BLOCKED);
 }
 
+/* Group sizes that are unknown (absent in the stored spec) or do not fit
+ * in an int: never 0, never wrapped; no decision on them. */
+static void
+test_unknown_sizes(void **state)
+{
+	struct policy tt = parse("{\"target\":\"avg(busy) = 60\"}");
+	json_t *spec = json_loads("{\"desired\":4294967297,\"min\":-3,\"max\":\"6\"}", 0, NULL);
+	struct group_view g = group(3, 1, 6);
+	struct agg_point pts[1];
+	struct decision d;
+
+	assert_int_equal(scale_spec_int(spec, "desired"), INT_MAX);
+	assert_int_equal(scale_spec_int(spec, "min"), 0);
+	assert_int_equal(scale_spec_int(spec, "max"), -1);
+	assert_int_equal(scale_spec_int(spec, "size"), -1);
+	json_decref(spec);
+	series(pts, 1, T0, 0, 3);
+	g.max = -1;
+	policy_decide(&tt, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.kind, DEC_NODATA);
+	assert_int_equal(d.desired, 3);
+	g.max = 6;
+	g.min = 7;
+	policy_decide(&tt, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.kind, DEC_NODATA);
+	assert_non_null(strstr(d.reason, "inconsistent"));
+}
+
 /* Refused at the door: the same checks the API makes. */
 static void
 test_parse_refuses(void **state)
@@ -463,6 +491,7 @@ main(void)
 		cmocka_unit_test(test_step_extremes),
 		cmocka_unit_test(test_step_adjust_saturates),
 		cmocka_unit_test(test_parse_refuses),
+		cmocka_unit_test(test_unknown_sizes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -96,14 +96,15 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 	size_t i;
 
 	memset(g, 0, sizeof(*g));
-	g->desired = (int)json_integer_value(json_object_get(spec, "desired"));
-	g->min = (int)json_integer_value(json_object_get(spec, "min"));
-	g->max = (int)json_integer_value(json_object_get(spec, "max"));
+	g->desired = scale_spec_int(spec, "desired");
+	g->min = scale_spec_int(spec, "min");
+	g->max = scale_spec_int(spec, "max");
 	g->last_out_ms = json_integer_value(json_object_get(spec, "last_scale_out_ms"));
 	g->last_in_ms = json_integer_value(json_object_get(spec, "last_scale_in_ms"));
 	g->manual_ms = json_integer_value(json_object_get(spec, "manual_scale_ms"));
-	g->max_actions_per_hour = json_is_integer(json_object_get(spec, "max_actions_per_hour"))
-		? (int)json_integer_value(json_object_get(spec, "max_actions_per_hour")) : 0;
+	g->max_actions_per_hour = scale_spec_int(spec, "max_actions_per_hour");
+	if (g->max_actions_per_hour < 0)
+		g->max_actions_per_hour = 0;   /* absent: no cap */
 	*exclude = json_array();
 	if (store_q(s->store, &rows, NULL, err,
 		    "SELECT name, state, ready_ms FROM hosts WHERE cluster = ? AND grp = ?"

@@ -4,6 +4,7 @@
  * policies for their cooldown; launching hosts count as capacity; separate
  * cooldowns for out and in (and no scale-in soon after a scale-out); a cap
  * of actions per hour; min and max always hold. */
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -453,6 +454,17 @@ decide_schedule(const struct policy *p, const struct group_view *g, int64_t prev
 	    fmt_time(next, t, sizeof(t)), p->tz, lo, d->desired, hi);
 }
 
+int
+scale_spec_int(const json_t *spec, const char *key)
+{
+	json_t *v = json_object_get(spec, key);
+
+	if (!json_is_integer(v))
+		return -1;
+	return json_integer_value(v) < 0 ? 0 : json_integer_value(v) > INT_MAX
+		? INT_MAX : (int)json_integer_value(v);
+}
+
 void
 policy_decide(const struct policy *p, const struct group_view *g, const struct agg_point *pts,
 	      size_t npts, int64_t step_ms, int64_t stale_ms, int64_t prev_eval_ms, int64_t now_ms,
@@ -462,6 +474,12 @@ policy_decide(const struct policy *p, const struct group_view *g, const struct a
 	out->value = NAN;
 	out->desired = g->desired;
 	out->set_min = out->set_max = -1;
+	/* unknown sizes (-1 from scale_spec_int) or min > max: nothing to clamp to */
+	if (g->min < 0 || g->max < g->min || g->desired < 0) {
+		say(out, DEC_NODATA, "group sizes unknown or inconsistent (min %d, desired %d, max %d):"
+		    " not acting", g->min, g->desired, g->max);
+		return;
+	}
 	switch (p->kind) {
 	case POL_STEP:
 		decide_step(p, g, pts, npts, step_ms, stale_ms, now_ms, out);

@@ -96,6 +96,11 @@ void policy_decide(const struct policy *p, const struct group_view *g, const str
 		   size_t npts, int64_t step_ms, int64_t stale_ms, int64_t prev_eval_ms,
 		   int64_t now_ms, struct decision *out);
 
+/* An integer of a stored spec (a group's sizes) as an int: -1 when absent
+ * or not an integer (unknown, never 0), clamped to [0, INT_MAX] otherwise,
+ * so a value written around the API cannot wrap through (int). */
+int scale_spec_int(const json_t *spec, const char *key);
+
 /* Combines the decisions of a group's policies: scale-out wins (the
  * largest desired among acting policies); returns the index of the winner
  * or -1 when none acts. */
