@@ -1,6 +1,9 @@
 /* test-scale.c - the autoscaling decision, driven with plain structs and an
  * injected clock: the seed's two policies, guards, missing data, target
- * tracking and schedules. */
+ * tracking and schedules; extreme metric values (1e300, NaN, ±Inf, DBL_MAX)
+ * that must never turn into a scale-in; policies refused at parse time. */
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -241,6 +244,237 @@ test_schedule(void **state)
 	assert_int_equal(d.kind, DEC_NONE);
 }
 
+/* policy_parse must refuse `json` naming `field`. */
+static void
+refused(const char *json, const char *field)
+{
+	struct policy p;
+	struct herr err = HERR_INIT;
+	json_t *spec = json_loads(json, 0, NULL);
+
+	assert_non_null(spec);
+	if (policy_parse("p", spec, &p, &err) != HERR_INVALID)
+		fail_msg("accepted: %s", json);
+	if (strcmp(err.field, field) != 0)
+		fail_msg("%s: field '%s', want '%s' (%s)", json, err.field, field, err.msg);
+	json_decref(spec);
+}
+
+static const double extremes[] = {
+	1e300, -1e300, NAN, INFINITY, -INFINITY, DBL_MAX, -DBL_MAX, 1e16, -1e16, -5, -1e-300,
+};
+#define NEXTREMES (sizeof(extremes) / sizeof(extremes[0]))
+/* For a threshold, -5 is data like any other (a metric may be negative):
+ * only the absurd ones must never scale in. */
+static const double absurd[] = { 1e300, -1e300, NAN, INFINITY, -INFINITY, DBL_MAX, -DBL_MAX, 1e16, -1e16 };
+#define NABSURD (sizeof(absurd) / sizeof(absurd[0]))
+
+/* Target tracking over every aggregate and every extreme value, the value
+ * on all hosts or on one host among normal ones: never below the current
+ * size; huge load saturates at max; the reason says why. */
+static void
+test_target_extremes_never_scale_in(void **state)
+{
+	static const char *const specs[] = {
+		"{\"target\":\"avg(busy) = 60\",\"cooldown\":\"30s\"}",
+		"{\"target\":\"sum(busy) = 60\",\"cooldown\":\"30s\"}",
+		"{\"target\":\"max(busy) = 60\",\"cooldown\":\"30s\"}",
+		"{\"target\":\"avg(busy) = 1e-300\",\"cooldown\":\"30s\"}",
+	};
+	struct agg_point pts[1];
+	struct decision d;
+
+	for (size_t s = 0; s < sizeof(specs) / sizeof(specs[0]); s++) {
+		struct policy tt = parse(specs[s]);
+		for (size_t i = 0; i < NEXTREMES; i++) {
+			double v = extremes[i];
+			struct group_view g = group(2, 1, 6);
+
+			series(pts, 1, T0, v, 2);
+			policy_decide(&tt, &g, pts, 1, STEP, 15000, 0, T0, &d);
+			if (d.desired < g.desired || (d.kind == DEC_ACT && d.desired < 2))
+				fail_msg("%s with %g: desired %d (%s)", specs[s], v, d.desired, d.reason);
+			assert_true(d.desired <= g.max);
+			if (v > 1e15 || (s == 3 && v > 0 && isfinite(v))) {
+				/* huge load: saturate at max */
+				assert_int_equal(d.kind, DEC_ACT);
+				assert_int_equal(d.desired, 6);
+			} else if (!(v > 0)) {
+				/* NaN, negative, -Inf: no data, and the reason says so */
+				assert_int_equal(d.kind, DEC_NODATA);
+				assert_non_null(strstr(d.reason, "not acting"));
+			}
+		}
+	}
+}
+
+/* Tiny targets and zero load: well-defined, between min and max. */
+static void
+test_target_tiny_and_zero(void **state)
+{
+	struct policy tiny = parse("{\"target\":\"avg(busy) = 1e-300\"}");
+	struct policy tt = parse("{\"target\":\"avg(busy) = 60\"}");
+	struct group_view g = group(3, 1, 6);
+	struct agg_point pts[1];
+	struct decision d;
+
+	series(pts, 1, T0, 1, 3);
+	policy_decide(&tiny, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.kind, DEC_ACT);
+	assert_int_equal(d.desired, 6);
+	/* zero load is real data: scale in to min, not below */
+	series(pts, 1, T0, 0, 3);
+	policy_decide(&tt, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.kind, DEC_ACT);
+	assert_int_equal(d.desired, 1);
+	/* a target that bypassed the parser (0, negative, NaN): never acts */
+	for (int i = 0; i < 4; i++) {
+		struct policy bad = tt;
+		bad.cond.value = (double[]){ 0, -60, NAN, INFINITY }[i];
+		series(pts, 1, T0, 90, 3);
+		policy_decide(&bad, &g, pts, 1, STEP, 15000, 0, T0, &d);
+		assert_int_equal(d.kind, DEC_NODATA);
+		assert_int_equal(d.desired, 3);
+	}
+}
+
+/* Step policies in both directions: an absurd value in the window is no
+ * data for a scale-in; a scale-out saturates at max. */
+static void
+test_step_extremes(void **state)
+{
+	static const char *const shrinks[] = {
+		"{\"when\":\"min(busy) < 20\",\"for\":\"10s\",\"adjust\":\"-1\"}",
+		"{\"when\":\"avg(busy) <= 20\",\"for\":\"10s\",\"adjust\":\"-50%\"}",
+		"{\"when\":\"max(busy) < 20\",\"for\":\"10s\",\"adjust\":\"=1\"}",
+	};
+	static const char *const grows[] = {
+		"{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\"}",
+		"{\"when\":\"max(busy) >= 32\",\"adjust\":\"+10000%\"}",
+		"{\"when\":\"sum(busy) > 32\",\"adjust\":\"=6\"}",
+	};
+	struct agg_point pts[3];
+	struct decision d;
+
+	for (size_t s = 0; s < 3; s++) {
+		struct policy shrink = parse(shrinks[s]), grow = parse(grows[s]);
+		for (size_t i = 0; i < NABSURD; i++) {
+			struct group_view g = group(4, 1, 6);
+
+			series(pts, 3, T0, absurd[i], 4);
+			policy_decide(&shrink, &g, pts, 3, STEP, 15000, 0, T0, &d);
+			if (d.desired < g.desired)
+				fail_msg("%s with %g: desired %d (%s)", shrinks[s], absurd[i], d.desired,
+					 d.reason);
+			/* one absurd step among normal ones is enough to hold back */
+			series(pts, 3, T0, 10, 4);
+			pts[1].value = absurd[i];
+			policy_decide(&shrink, &g, pts, 3, STEP, 15000, 0, T0, &d);
+			if (d.desired < g.desired)
+				fail_msg("%s with %g in the window: desired %d (%s)", shrinks[s],
+					 absurd[i], d.desired, d.reason);
+			series(pts, 3, T0, absurd[i], 4);
+			policy_decide(&grow, &g, pts, 3, STEP, 15000, 0, T0, &d);
+			assert_true(d.desired >= g.desired && d.desired <= g.max);
+			if (absurd[i] > 32) {
+				assert_int_equal(d.kind, DEC_ACT);
+				assert_true(d.desired > g.desired);
+			}
+		}
+	}
+}
+
+/* Adjustments that bypassed the parser, beyond int: saturate, never wrap. */
+static void
+test_step_adjust_saturates(void **state)
+{
+	struct policy grow = parse("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\"}");
+	struct group_view g = group(4, 1, 6);
+	struct agg_point pts[1];
+	struct decision d;
+
+	series(pts, 1, T0, 50, 4);
+	grow.adjust.n = 3000000000LL;           /* (int) of it is negative */
+	policy_decide(&grow, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.kind, DEC_ACT);
+	assert_int_equal(d.desired, 6);
+	grow.adjust.n = LLONG_MAX;
+	policy_decide(&grow, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.desired, 6);
+	grow.adjust.kind = ADJ_EXACT;
+	grow.adjust.n = 4294967297LL;           /* (int) of it is 1 */
+	policy_decide(&grow, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.desired, 6);
+	/* cooldown arithmetic near the end of time does not wrap either */
+	grow.adjust.kind = ADJ_DELTA;
+	grow.adjust.n = 1;
+	grow.cooldown_ms = INT64_MAX;
+	g.last_out_ms = T0 - 1000;
+	policy_decide(&grow, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.kind, DEC_BLOCKED);
+}
+
+/* Group sizes that are unknown (absent in the stored spec) or do not fit
+ * in an int: never 0, never wrapped; no decision on them. */
+static void
+test_unknown_sizes(void **state)
+{
+	struct policy tt = parse("{\"target\":\"avg(busy) = 60\"}");
+	json_t *spec = json_loads("{\"desired\":4294967297,\"min\":-3,\"max\":\"6\"}", 0, NULL);
+	struct group_view g = group(3, 1, 6);
+	struct agg_point pts[1];
+	struct decision d;
+
+	assert_int_equal(scale_spec_int(spec, "desired"), INT_MAX);
+	assert_int_equal(scale_spec_int(spec, "min"), 0);
+	assert_int_equal(scale_spec_int(spec, "max"), -1);
+	assert_int_equal(scale_spec_int(spec, "size"), -1);
+	json_decref(spec);
+	series(pts, 1, T0, 0, 3);
+	g.max = -1;
+	policy_decide(&tt, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.kind, DEC_NODATA);
+	assert_int_equal(d.desired, 3);
+	g.max = 6;
+	g.min = 7;
+	policy_decide(&tt, &g, pts, 1, STEP, 15000, 0, T0, &d);
+	assert_int_equal(d.kind, DEC_NODATA);
+	assert_non_null(strstr(d.reason, "inconsistent"));
+}
+
+/* Refused at the door: the same checks the API makes. */
+static void
+test_parse_refuses(void **state)
+{
+	refused("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\",\"for\":\"bogus\"}", "for");
+	refused("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\",\"cooldown\":\"5 parsecs\"}", "cooldown");
+	refused("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\",\"cooldown\":\"9999999d\"}", "cooldown");
+	refused("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\",\"drain_timeout\":5}", "drain_timeout");
+	refused("{\"when\":\"avg(busy) > 32\",\"adjust\":9223372036854775807}", "adjust");
+	refused("{\"when\":\"avg(busy) > 32\"}", "adjust");
+	refused("{\"when\":\"avg(busy) = 32\",\"adjust\":\"+1\"}", "when");
+	refused("{\"target\":\"avg(cpu) = 0\"}", "target");
+	refused("{\"target\":\"avg(cpu) = -60\"}", "target");
+	refused("{\"target\":\"avg(cpu) = 1e999\"}", "target");
+	refused("{\"target\":\"avg(cpu) > 60\"}", "target");
+	refused("{\"target\":\"avg(cpu) = 60\",\"tolerance\":500}", "tolerance");
+	refused("{\"target\":\"avg(cpu) = 60\",\"scale_in_cooldown\":\"soon\"}", "scale_in_cooldown");
+	refused("{\"schedule\":\"0 9 * * *\",\"timezone\":\"../../etc/passwd\",\"set\":{\"min\":1}}", "timezone");
+	refused("{\"schedule\":\"0 9 * * *\",\"timezone\":\"Mars/Olympus\",\"set\":{\"min\":1}}", "timezone");
+	refused("{\"schedule\":\"0 9 * * *\",\"timezone\":\"Asia/Shanghai/../../../etc/passwd\","
+		"\"set\":{\"min\":1}}", "timezone");
+	refused("{\"schedule\":\"0 9 * * *\",\"set\":{\"min\":5,\"max\":2}}", "set.min");
+	refused("{\"schedule\":\"0 9 * * *\",\"set\":{\"min\":-1}}", "set.min");
+	refused("{\"schedule\":\"0 9 * * *\",\"set\":{\"desired\":5000}}", "set.desired");
+	refused("{\"schedule\":\"0 9 * * *\",\"set\":{\"min\":1,\"desired\":9,\"max\":5}}", "set.desired");
+	refused("{\"schedule\":\"0 9 * * *\"}", "set");
+	refused("{\"schedule\":\"0 9 * * *\",\"set\":{\"min\":1},\"mode\":\"yolo\"}", "mode");
+	refused("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\",\"target\":\"avg(cpu) = 60\"}", "when");
+	/* and what is fine stays fine */
+	parse("{\"schedule\":\"0 9 * * *\",\"timezone\":\"Asia/Shanghai\",\"set\":{\"min\":2,\"max\":2}}");
+	parse("{\"target\":\"avg(cpu) = 1e-300\",\"tolerance\":0}");
+}
+
 int
 main(void)
 {
@@ -252,6 +486,12 @@ main(void)
 		cmocka_unit_test(test_resolve_scale_out_wins),
 		cmocka_unit_test(test_target_tracking),
 		cmocka_unit_test(test_schedule),
+		cmocka_unit_test(test_target_extremes_never_scale_in),
+		cmocka_unit_test(test_target_tiny_and_zero),
+		cmocka_unit_test(test_step_extremes),
+		cmocka_unit_test(test_step_adjust_saturates),
+		cmocka_unit_test(test_parse_refuses),
+		cmocka_unit_test(test_unknown_sizes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

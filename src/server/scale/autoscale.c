@@ -96,14 +96,15 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 	size_t i;
 
 	memset(g, 0, sizeof(*g));
-	g->desired = (int)json_integer_value(json_object_get(spec, "desired"));
-	g->min = (int)json_integer_value(json_object_get(spec, "min"));
-	g->max = (int)json_integer_value(json_object_get(spec, "max"));
+	g->desired = scale_spec_int(spec, "desired");
+	g->min = scale_spec_int(spec, "min");
+	g->max = scale_spec_int(spec, "max");
 	g->last_out_ms = json_integer_value(json_object_get(spec, "last_scale_out_ms"));
 	g->last_in_ms = json_integer_value(json_object_get(spec, "last_scale_in_ms"));
 	g->manual_ms = json_integer_value(json_object_get(spec, "manual_scale_ms"));
-	g->max_actions_per_hour = json_is_integer(json_object_get(spec, "max_actions_per_hour"))
-		? (int)json_integer_value(json_object_get(spec, "max_actions_per_hour")) : 0;
+	g->max_actions_per_hour = scale_spec_int(spec, "max_actions_per_hour");
+	if (g->max_actions_per_hour < 0)
+		g->max_actions_per_hour = 0;   /* absent: no cap */
 	*exclude = json_array();
 	if (store_q(s->store, &rows, NULL, err,
 		    "SELECT name, state, ready_ms FROM hosts WHERE cluster = ? AND grp = ?"
@@ -198,8 +199,11 @@ inputs_of(const struct policy *p, const struct decision *d, const struct group_v
 			       "proposed", d->desired, "ready", g->ready, "pending", g->pending,
 			       "nseries", d->nseries, "window", window);
 
-	if (!isnan(d->value))
+	/* JSON has no NaN or Inf: a non-finite value is kept as text */
+	if (isfinite(d->value))
 		json_object_set_new(in, "value", json_real(d->value));
+	else if (!isnan(d->value))
+		json_object_set_new(in, "value", json_string(d->value > 0 ? "inf" : "-inf"));
 	if (p->kind != POL_SCHEDULE) {
 		char e[EXPR_TEXT_MAX];
 		expr_format(&p->cond, e, sizeof(e));
@@ -286,10 +290,25 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		struct memo *m;
 		int64_t prev;
 
-		if (n == SCALE_MAX_POLICIES || spec == NULL ||
-		    policy_parse(json_string_value(json_object_get(row, "name")), spec, &pol[n], &err) < 0) {
+		if (n == SCALE_MAX_POLICIES || spec == NULL) {
 			json_decref(spec);
+			continue;
+		}
+		/* Stored before a rule existed, or written around the API: it
+		 * does not act, and an activity says why (once). */
+		if (policy_parse(json_string_value(json_object_get(row, "name")), spec, &pol[n], &err) < 0) {
+			memset(&dec[n], 0, sizeof(dec[n]));
+			dec[n].kind = DEC_BLOCKED;
+			dec[n].value = NAN;
+			dec[n].desired = g.desired;
+			dec[n].set_min = dec[n].set_max = -1;
+			snprintf(dec[n].reason, sizeof(dec[n].reason), "invalid policy (%s: %s): not acting",
+				 err.field, err.msg);
+			pol[n].kind = POL_SCHEDULE;   /* no condition to show */
+			windows[n][0] = '\0';
 			herr_clear(&err);
+			json_decref(spec);
+			n++;
 			continue;
 		}
 		json_decref(spec);
@@ -473,8 +492,10 @@ autoscale_explain(const char *cluster, const char *group, const char *policy)
 		o = json_pack("{s:s,s:s,s:i,s:s,s:i,s:s}", "evaluated", fmt_time(m->at_ms, ts, sizeof(ts)),
 			      "decision", kinds_txt[m->d.kind], "desired", m->d.desired, "reason",
 			      m->d.reason, "nseries", m->d.nseries, "window", m->window);
-		if (!isnan(m->d.value))
+		if (isfinite(m->d.value))
 			json_object_set_new(o, "value", json_real(m->d.value));
+		else if (!isnan(m->d.value))
+			json_object_set_new(o, "value", json_string(m->d.value > 0 ? "inf" : "-inf"));
 		if (m->d.holding_since_ms)
 			json_object_set_new(o, "holding_since",
 					    json_string(fmt_time(m->d.holding_since_ms, ts, sizeof(ts))));

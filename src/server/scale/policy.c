@@ -4,63 +4,166 @@
  * policies for their cooldown; launching hosts count as capacity; separate
  * cooldowns for out and in (and no scale-in soon after a scale-out); a cap
  * of actions per hour; min and max always hold. */
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "scale.h"
 #include "util.h"
 
+/* A duration field of a policy: absent = dflt; anything else must parse
+ * and be at most POLICY_DURATION_MAX_S. */
+static int
+duration_field(const json_t *spec, const char *key, int64_t dflt, int64_t *out, struct herr *err)
+{
+	json_t *v = json_object_get(spec, key);
+
+	*out = dflt;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || parse_duration_ms(json_string_value(v), out) < 0)
+		return herr_field(err, HERR_INVALID, key,
+				  "must be a duration like '500ms', '10s', '5m' or '1h'");
+	if (*out > (int64_t)POLICY_DURATION_MAX_S * 1000)
+		return herr_field(err, HERR_INVALID, key, "must be at most %ds", POLICY_DURATION_MAX_S);
+	return 0;
+}
+
+/* An expression field: the parser's message, under the field's name. */
+static int
+expr_field(const json_t *spec, const char *key, struct expr *e, struct herr *err)
+{
+	char m[sizeof(err->msg)];
+
+	if (!json_is_string(json_object_get(spec, key)))
+		return herr_field(err, HERR_INVALID, key, "must be a string like 'avg(busy) > 32'");
+	if (expr_parse(json_string_value(json_object_get(spec, key)), e, err) < 0) {
+		snprintf(m, sizeof(m), "%s", err->msg);
+		return herr_field(err, HERR_INVALID, key, "%s", m);
+	}
+	return 0;
+}
+
+/* `set` of a schedule: min, desired, max in [0, POLICY_SET_MAX], min <= max
+ * and desired between them when given together. */
+static int
+set_field(const json_t *set, struct policy *p, struct herr *err)
+{
+	static const char *const keys[] = { "min", "desired", "max" };
+	int *dst[] = { &p->set_min, &p->set_desired, &p->set_max };
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(set))
+		return herr_field(err, HERR_INVALID, "set",
+				  "is required with schedule (e.g. {min: 4, desired: 4})");
+	json_object_foreach((json_t *)set, key, v) {
+		size_t k;
+		char f[64];
+
+		for (k = 0; k < 3 && strcmp(key, keys[k]) != 0; k++)
+			;
+		snprintf(f, sizeof(f), "set.%.50s", key);
+		if (k == 3 || !json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > POLICY_SET_MAX)
+			return herr_field(err, HERR_INVALID, f,
+					  "set takes min, desired and max, integers 0-%d", POLICY_SET_MAX);
+		*dst[k] = (int)json_integer_value(v);
+	}
+	if (p->set_min >= 0 && p->set_max >= 0 && p->set_min > p->set_max)
+		return herr_field(err, HERR_INVALID, "set.min", "min %d is above max %d", p->set_min,
+				  p->set_max);
+	if (p->set_desired >= 0 && ((p->set_min >= 0 && p->set_desired < p->set_min) ||
+				    (p->set_max >= 0 && p->set_desired > p->set_max)))
+		return herr_field(err, HERR_INVALID, "set.desired", "desired %d is outside min-max",
+				  p->set_desired);
+	return 0;
+}
+
 int
 policy_parse(const char *name, const json_t *spec, struct policy *p, struct herr *err)
 {
 	json_t *when = json_object_get(spec, "when"), *target = json_object_get(spec, "target");
 	json_t *sched = json_object_get(spec, "schedule"), *adj = json_object_get(spec, "adjust");
-	json_t *set = json_object_get(spec, "set");
-	const char *mode = json_string_value(json_object_get(spec, "mode"));
+	json_t *tol = json_object_get(spec, "tolerance"), *tzv = json_object_get(spec, "timezone");
+	json_t *modev = json_object_get(spec, "mode");
 	const char *bt = json_string_value(json_object_get(spec, "before_terminate"));
-	const char *tz = json_string_value(json_object_get(spec, "timezone"));
+	char m[sizeof(err->msg)];
 
 	memset(p, 0, sizeof(*p));
-	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
 	p->set_min = p->set_desired = p->set_max = -1;
-	p->cooldown_ms = json_duration_ms(spec, "cooldown", 60000);
-	p->for_ms = json_duration_ms(spec, "for", 0);
-	p->drain_timeout_ms = json_duration_ms(spec, "drain_timeout", 5 * 60000);
-	p->shadow = mode && strcmp(mode, "shadow") == 0;
+	if (!json_is_object(spec))
+		return herr_field(err, HERR_INVALID, "", "a policy is a mapping");
+	if ((when != NULL) + (target != NULL) + (sched != NULL) != 1)
+		return herr_field(err, HERR_INVALID, "when",
+				  "a policy needs exactly one of when (threshold), target (tracking) or schedule");
+	if (duration_field(spec, "cooldown", 60000, &p->cooldown_ms, err) < 0 ||
+	    duration_field(spec, "for", 0, &p->for_ms, err) < 0 ||
+	    duration_field(spec, "drain_timeout", 5 * 60000, &p->drain_timeout_ms, err) < 0)
+		return err->code;
+	if (modev && (!json_is_string(modev) || (strcmp(json_string_value(modev), "active") != 0 &&
+						 strcmp(json_string_value(modev), "shadow") != 0)))
+		return herr_field(err, HERR_INVALID, "mode", "must be active or shadow");
+	p->shadow = modev && strcmp(json_string_value(modev), "shadow") == 0;
 	if (bt)
 		snprintf(p->before_terminate, sizeof(p->before_terminate), "%s", bt);
 	if (when) {
 		p->kind = POL_STEP;
-		if (expr_parse(json_string_value(when), &p->cond, err) < 0)
-			return herr_field(err, HERR_INVALID, "when", "%s", err->msg);
-		if (json_is_integer(adj)) {
-			p->adjust.kind = ADJ_DELTA;
-			p->adjust.n = json_integer_value(adj);
-		} else if (adjust_parse(json_string_value(adj), &p->adjust, err) < 0) {
-			return herr_field(err, HERR_INVALID, "adjust", "%s", err->msg);
-		}
+		if (expr_field(spec, "when", &p->cond, err) < 0)
+			return err->code;
+		if (p->cond.op == OP_EQ)
+			return herr_field(err, HERR_INVALID, "when",
+					  "use >, >=, < or <= in when ('=' is for target)");
+		if (adj == NULL)
+			return herr_field(err, HERR_INVALID, "adjust",
+					  "is required with when (e.g. +1, -1, +20%%, =5)");
+		/* YAML reads "+1" as the integer 1: check it as the text "+1" */
+		if (json_is_integer(adj))
+			snprintf(m, sizeof(m), "%+lld", (long long)json_integer_value(adj));
+		else
+			snprintf(m, sizeof(m), "%s", json_is_string(adj) ? json_string_value(adj) : "");
+		if (adjust_parse(m, &p->adjust, err) < 0)
+			return herr_field(err, HERR_INVALID, "adjust",
+					  "must be an adjustment like +1, -2, +20%% or =5");
 	} else if (target) {
 		p->kind = POL_TARGET;
-		if (expr_parse(json_string_value(target), &p->cond, err) < 0)
-			return herr_field(err, HERR_INVALID, "target", "%s", err->msg);
-		p->tolerance_pct = json_is_integer(json_object_get(spec, "tolerance"))
-			? (int)json_integer_value(json_object_get(spec, "tolerance")) : 10;
-		p->scale_in_cooldown_ms = json_duration_ms(spec, "scale_in_cooldown", 3 * p->cooldown_ms);
-	} else if (sched) {
-		p->kind = POL_SCHEDULE;
-		if (cron_parse(json_string_value(sched), &p->cron, err) < 0)
-			return herr_field(err, HERR_INVALID, "schedule", "%s", err->msg);
-		snprintf(p->tz, sizeof(p->tz), "%s", tz ? tz : "UTC");
-		if (json_is_integer(json_object_get(set, "min")))
-			p->set_min = (int)json_integer_value(json_object_get(set, "min"));
-		if (json_is_integer(json_object_get(set, "desired")))
-			p->set_desired = (int)json_integer_value(json_object_get(set, "desired"));
-		if (json_is_integer(json_object_get(set, "max")))
-			p->set_max = (int)json_integer_value(json_object_get(set, "max"));
+		if (expr_field(spec, "target", &p->cond, err) < 0)
+			return err->code;
+		if (p->cond.op != OP_EQ)
+			return herr_field(err, HERR_INVALID, "target", "must be like 'avg(cpu) = 60'");
+		if (!(p->cond.value > 0) || !isfinite(p->cond.value))
+			return herr_field(err, HERR_INVALID, "target", "the target must be above 0");
+		p->tolerance_pct = 10;
+		if (tol && (!json_is_integer(tol) || json_integer_value(tol) < 0 ||
+			    json_integer_value(tol) > 100))
+			return herr_field(err, HERR_INVALID, "tolerance", "must be an integer 0-100");
+		if (tol)
+			p->tolerance_pct = (int)json_integer_value(tol);
+		if (duration_field(spec, "scale_in_cooldown", 3 * p->cooldown_ms,
+				   &p->scale_in_cooldown_ms, err) < 0)
+			return err->code;
 	} else {
-		return herr_field(err, HERR_INVALID, "when", "a policy needs when, target or schedule");
+		p->kind = POL_SCHEDULE;
+		if (!json_is_string(sched) || cron_parse(json_string_value(sched), &p->cron, err) < 0) {
+			snprintf(m, sizeof(m), "%s", json_is_string(sched) ? err->msg : "must be a string");
+			return herr_field(err, HERR_INVALID, "schedule", "%s", m);
+		}
+		if (set_field(json_object_get(spec, "set"), p, err) < 0)
+			return err->code;
+	}
+	/* A zone name that does not fit would silently become another zone;
+	 * cron_tz_check allows only an IANA name of an existing zone file. */
+	if (tzv && (!json_is_string(tzv) || json_string_length(tzv) >= sizeof(p->tz)))
+		return herr_field(err, HERR_INVALID, "timezone",
+				  "must be an IANA time zone name such as Asia/Shanghai");
+	snprintf(p->tz, sizeof(p->tz), "%s", tzv ? json_string_value(tzv) : "UTC");
+	if (cron_tz_check(p->tz, err) < 0) {
+		snprintf(m, sizeof(m), "%s", err->msg);
+		return herr_field(err, HERR_INVALID, "timezone", "%s", m);
 	}
 	return 0;
 }
@@ -69,6 +172,39 @@ static int
 clamp(int v, int lo, int hi)
 {
 	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* A size computed in 64 bits (adjust_apply saturates there), clamped
+ * before it becomes an int: (int) of 3e9 would be negative. */
+static int
+clamp_ll(long long v, int lo, int hi)
+{
+	return v < lo ? lo : v > hi ? hi : (int)v;
+}
+
+/* A size computed in double: +Inf and anything above hi saturate at hi.
+ * NaN must be ruled out by the caller; here it would give lo. */
+static int
+clamp_d(double v, int lo, int hi)
+{
+	return v >= hi ? hi : v > lo ? (int)v : lo;
+}
+
+/* Time + duration, saturating: a cooldown never wraps into the past. */
+static int64_t
+add_ms(int64_t t, int64_t d)
+{
+	int64_t r;
+
+	if (__builtin_add_overflow(t, d, &r))
+		return d > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+static bool
+value_is_sane(double v)
+{
+	return isfinite(v) && fabs(v) <= SCALE_VALUE_MAX;
 }
 
 static void
@@ -108,9 +244,9 @@ guards(const struct policy *p, const struct group_view *g, bool out, int64_t in_
 		say(d, DEC_BLOCKED, "shadow mode: would %s to %d", dir, d->desired);
 		return false;
 	}
-	if (g->manual_ms && now < g->manual_ms + p->cooldown_ms) {
+	if (g->manual_ms && now < add_ms(g->manual_ms, p->cooldown_ms)) {
 		say(d, DEC_BLOCKED, "paused after a manual scale until %s",
-		    hhmmss(g->manual_ms + p->cooldown_ms, t, sizeof(t)));
+		    hhmmss(add_ms(g->manual_ms, p->cooldown_ms), t, sizeof(t)));
 		return false;
 	}
 	if (g->pending > 0) {
@@ -118,17 +254,18 @@ guards(const struct policy *p, const struct group_view *g, bool out, int64_t in_
 		    g->pending);
 		return false;
 	}
-	if (out && g->last_out_ms && now < g->last_out_ms + p->cooldown_ms) {
-		say(d, DEC_BLOCKED, "cooldown until %s", hhmmss(g->last_out_ms + p->cooldown_ms, t, sizeof(t)));
+	if (out && g->last_out_ms && now < add_ms(g->last_out_ms, p->cooldown_ms)) {
+		say(d, DEC_BLOCKED, "cooldown until %s",
+		    hhmmss(add_ms(g->last_out_ms, p->cooldown_ms), t, sizeof(t)));
 		return false;
 	}
 	if (!out) {
 		int64_t until = 0;
-		if (g->last_in_ms && now < g->last_in_ms + in_cooldown_ms)
-			until = g->last_in_ms + in_cooldown_ms;
-		if (g->last_out_ms && now < g->last_out_ms + in_cooldown_ms &&
-		    g->last_out_ms + in_cooldown_ms > until)
-			until = g->last_out_ms + in_cooldown_ms;
+		if (g->last_in_ms && now < add_ms(g->last_in_ms, in_cooldown_ms))
+			until = add_ms(g->last_in_ms, in_cooldown_ms);
+		if (g->last_out_ms && now < add_ms(g->last_out_ms, in_cooldown_ms) &&
+		    add_ms(g->last_out_ms, in_cooldown_ms) > until)
+			until = add_ms(g->last_out_ms, in_cooldown_ms);
 		if (until) {
 			say(d, DEC_BLOCKED, "cooldown until %s", hhmmss(until, t, sizeof(t)));
 			return false;
@@ -182,6 +319,13 @@ decide_step(const struct policy *p, const struct group_view *g, const struct agg
 	 * the busy one (unknown is not absent). */
 	if (in) {
 		for (i = n; i-- > 0 && pts[i].ts_ms >= since;) {
+			if (!value_is_sane(pts[i].value)) {
+				say(d, DEC_NODATA,
+				    "%s(%s) = %.4g at %s is not a number or beyond ±%g: not scaling in on it",
+				    expr_agg_name(p->cond.agg), p->cond.metric, pts[i].value,
+				    hhmmss(pts[i].ts_ms, t, sizeof(t)), SCALE_VALUE_MAX);
+				return;
+			}
 			if (pts[i].nseries < g->ready) {
 				say(d, DEC_NODATA,
 				    "only %d of %d hosts reported %s at %s: not scaling in on missing data",
@@ -190,7 +334,7 @@ decide_step(const struct policy *p, const struct group_view *g, const struct agg
 			}
 		}
 	}
-	d->desired = clamp((int)adjust_apply(&p->adjust, g->desired), g->min, g->max);
+	d->desired = clamp_ll(adjust_apply(&p->adjust, g->desired), g->min, g->max);
 	if (d->desired == g->desired) {
 		say(d, DEC_BLOCKED, "%s (%s = %.4g) but the group is at its %s (%d)", cond,
 		    p->cond.metric, last->value, in ? "min" : "max", g->desired);
@@ -209,9 +353,9 @@ decide_target(const struct policy *p, const struct group_view *g, const struct a
 	      size_t n, int64_t stale_ms, int64_t now, struct decision *d)
 {
 	const struct agg_point *last = n ? &pts[n - 1] : NULL;
-	double ratio, total;
+	const char *agg = expr_agg_name(p->cond.agg);
+	double ratio, total, want;
 	char t[16];
-	int want;
 
 	if (last == NULL || last->nseries == 0 || now - last->ts_ms > stale_ms) {
 		say(d, DEC_NODATA, "no recent data for %s (newest %s): not acting", p->cond.metric,
@@ -220,33 +364,61 @@ decide_target(const struct policy *p, const struct group_view *g, const struct a
 	}
 	d->value = last->value;
 	d->nseries = last->nseries;
-	ratio = last->value / p->cond.value;
-	if (fabs(ratio - 1.0) * 100.0 <= p->tolerance_pct) {
-		say(d, DEC_NONE, "%s(%s) = %.4g is within %d%% of the target %.4g",
-		    expr_agg_name(p->cond.agg), p->cond.metric, last->value, p->tolerance_pct,
-		    p->cond.value);
+	/* policy_parse refuses these; a struct from elsewhere must not divide */
+	if (!(p->cond.value > 0) || !isfinite(p->cond.value)) {
+		say(d, DEC_NODATA, "target %.4g is not a positive number: not acting", p->cond.value);
 		return;
 	}
-	/* The load the group carries, spread so each host is at the target. */
+	/* Target tracking reads the value as a load: NaN or below 0 is no
+	 * load at all, so it is no data (never a scale-in). */
+	if (!(last->value >= 0)) {
+		say(d, DEC_NODATA, "%s(%s) = %.4g is not a load (NaN or negative): not acting", agg,
+		    p->cond.metric, last->value);
+		return;
+	}
+	/* Everything in double: +Inf or 1e300 is a huge load and saturates at
+	 * max below, it never wraps through an int into a scale-in. */
 	total = p->cond.agg == AGG_AVG ? last->value * last->nseries : last->value;
-	want = (int)ceil(total / p->cond.value - 1e-9);
-	d->desired = clamp(want, g->min, g->max);
+	if (last->value > SCALE_VALUE_MAX)
+		want = INFINITY;
+	else
+		want = ceil(total / p->cond.value - 1e-9);
+	ratio = last->value / p->cond.value;
+	if (isfinite(want) && fabs(ratio - 1.0) * 100.0 <= p->tolerance_pct) {
+		say(d, DEC_NONE, "%s(%s) = %.4g is within %d%% of the target %.4g", agg, p->cond.metric,
+		    last->value, p->tolerance_pct, p->cond.value);
+		return;
+	}
+	if (isnan(want)) {
+		say(d, DEC_NODATA, "%s(%s) = %.4g gives no host count: not acting", agg, p->cond.metric,
+		    last->value);
+		return;
+	}
+	d->desired = clamp_d(want, g->min, g->max);
 	if (d->desired < g->desired && last->nseries < g->ready) {
 		say(d, DEC_NODATA, "only %d of %d hosts reported %s: not scaling in on missing data",
 		    last->nseries, g->ready, p->cond.metric);
 		return;
 	}
 	if (d->desired == g->desired) {
-		say(d, DEC_NONE, "%s(%s) = %.4g wants %d host(s); the group has %d (min %d, max %d)",
-		    expr_agg_name(p->cond.agg), p->cond.metric, last->value, want, g->desired, g->min,
-		    g->max);
+		if (isinf(want))
+			say(d, DEC_NONE, "%s(%s) = %.4g is beyond %g, taken as saturating load; the group"
+			    " has %d (max %d)", agg, p->cond.metric, last->value, SCALE_VALUE_MAX,
+			    g->desired, g->max);
+		else
+			say(d, DEC_NONE, "%s(%s) = %.4g wants %.4g host(s); the group has %d (min %d, max %d)",
+			    agg, p->cond.metric, last->value, want, g->desired, g->min, g->max);
 		return;
 	}
 	if (!guards(p, g, d->desired > g->desired, p->scale_in_cooldown_ms, now, d))
 		return;
-	say(d, DEC_ACT, "target %s(%s) = %.4g: %.4g now, total %.4g needs %d host(s): desired %d -> %d",
-	    expr_agg_name(p->cond.agg), p->cond.metric, p->cond.value, last->value, total, want,
-	    g->desired, d->desired);
+	if (last->value > SCALE_VALUE_MAX)
+		say(d, DEC_ACT, "target %s(%s) = %.4g: %.4g now is beyond %g, taken as saturating"
+		    " load: desired %d -> %d (max)", agg, p->cond.metric, p->cond.value, last->value,
+		    SCALE_VALUE_MAX, g->desired, d->desired);
+	else
+		say(d, DEC_ACT, "target %s(%s) = %.4g: %.4g now, total %.4g needs %.4g host(s): desired %d -> %d",
+		    agg, p->cond.metric, p->cond.value, last->value, total, want, g->desired, d->desired);
 }
 
 static void
@@ -282,6 +454,17 @@ decide_schedule(const struct policy *p, const struct group_view *g, int64_t prev
 	    fmt_time(next, t, sizeof(t)), p->tz, lo, d->desired, hi);
 }
 
+int
+scale_spec_int(const json_t *spec, const char *key)
+{
+	json_t *v = json_object_get(spec, key);
+
+	if (!json_is_integer(v))
+		return -1;
+	return json_integer_value(v) < 0 ? 0 : json_integer_value(v) > INT_MAX
+		? INT_MAX : (int)json_integer_value(v);
+}
+
 void
 policy_decide(const struct policy *p, const struct group_view *g, const struct agg_point *pts,
 	      size_t npts, int64_t step_ms, int64_t stale_ms, int64_t prev_eval_ms, int64_t now_ms,
@@ -291,6 +474,12 @@ policy_decide(const struct policy *p, const struct group_view *g, const struct a
 	out->value = NAN;
 	out->desired = g->desired;
 	out->set_min = out->set_max = -1;
+	/* unknown sizes (-1 from scale_spec_int) or min > max: nothing to clamp to */
+	if (g->min < 0 || g->max < g->min || g->desired < 0) {
+		say(out, DEC_NODATA, "group sizes unknown or inconsistent (min %d, desired %d, max %d):"
+		    " not acting", g->min, g->desired, g->max);
+		return;
+	}
 	switch (p->kind) {
 	case POL_STEP:
 		decide_step(p, g, pts, npts, step_ms, stale_ms, now_ms, out);

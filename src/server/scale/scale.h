@@ -35,7 +35,20 @@ struct policy {
 	int64_t drain_timeout_ms;
 };
 
-/* Parses a stored policy spec; HERR_INVALID names the field. */
+#define POLICY_DURATION_MAX_S 86400   /* for, cooldown, scale_in_cooldown, drain_timeout */
+#define POLICY_SET_MAX 1000           /* a schedule's set values: 0..this */
+/* A metric value beyond ±this (or NaN, ±Inf) is absurd: never a reason to
+ * scale in; above it, target tracking saturates at the group's max. */
+#define SCALE_VALUE_MAX 1e15
+
+/* Parses and validates a policy spec: the one validator of policy rules,
+ * used by the API (refused at the door, 400) and by the autoscaler and
+ * simulate (a stored policy that no longer passes does not act). Checks
+ * exactly one of when/target/schedule, durations (parse, at most
+ * POLICY_DURATION_MAX_S), adjust, target > 0 and finite, tolerance 0-100,
+ * schedule set values and min <= desired <= max, the time zone (an IANA
+ * name whose zone file exists), mode. Returns 0 or HERR_INVALID with
+ * err->field the offending key (relative to the policy, e.g. "set.min"). */
 int policy_parse(const char *name, const json_t *spec, struct policy *out, struct herr *err);
 
 /* One aligned step of a group aggregate: the value across the series that
@@ -82,6 +95,11 @@ struct decision {
 void policy_decide(const struct policy *p, const struct group_view *g, const struct agg_point *pts,
 		   size_t npts, int64_t step_ms, int64_t stale_ms, int64_t prev_eval_ms,
 		   int64_t now_ms, struct decision *out);
+
+/* An integer of a stored spec (a group's sizes) as an int: -1 when absent
+ * or not an integer (unknown, never 0), clamped to [0, INT_MAX] otherwise,
+ * so a value written around the API cannot wrap through (int). */
+int scale_spec_int(const json_t *spec, const char *key);
 
 /* Combines the decisions of a group's policies: scale-out wins (the
  * largest desired among acting policies); returns the index of the winner

@@ -84,10 +84,12 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 		goto out;
 	warmup = json_duration_ms(g.spec, "warmup", 0);
 	memset(&v, 0, sizeof(v));
-	v.min = (int)json_integer_value(json_object_get(g.spec, "min"));
-	v.max = (int)json_integer_value(json_object_get(g.spec, "max"));
-	v.max_actions_per_hour = (int)json_integer_value(json_object_get(g.spec, "max_actions_per_hour"));
-	desired = (int)json_integer_value(json_object_get(g.spec, "desired"));
+	v.min = scale_spec_int(g.spec, "min");
+	v.max = scale_spec_int(g.spec, "max");
+	v.max_actions_per_hour = scale_spec_int(g.spec, "max_actions_per_hour");
+	if (v.max_actions_per_hour < 0)
+		v.max_actions_per_hour = 0;
+	desired = scale_spec_int(g.spec, "desired");
 	res_release(&g);
 	if ((rc = store_q(s->store, &hosts, NULL, err,
 			  "SELECT name, state, created_ms, ready_ms, terminated_ms FROM hosts"
@@ -106,7 +108,7 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 			json_t *from = json_object_get(in, "desired") ? json_object_get(in, "desired")
 								    : json_object_get(in, "from");
 			if (json_is_integer(from))
-				desired = (int)json_integer_value(from);
+				desired = scale_spec_int(in, json_object_get(in, "desired") ? "desired" : "from");
 			json_decref(in);
 			break;
 		}
@@ -139,7 +141,7 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 				json_t *to = json_object_get(in, "to") ? json_object_get(in, "to")
 								      : json_object_get(in, "proposed");
 				if (json_is_integer(to))
-					desired = (int)json_integer_value(to);
+					desired = scale_spec_int(in, json_object_get(in, "to") ? "to" : "proposed");
 				if (strcmp(cause, "manual") == 0)
 					v.manual_ms = at;
 				if (strcmp(json_string_value(json_object_get(x, "kind")), "scale_out") == 0)
@@ -190,8 +192,10 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 			json_t *e = json_pack("{s:s,s:s,s:i,s:i,s:s,s:i}", "time", fmt_time(t, ts, sizeof(ts)),
 					      "decision", dec_names[d.kind], "desired", v.desired,
 					      "proposed", d.desired, "reason", d.reason, "nseries", d.nseries);
-			if (!isnan(d.value))
+			if (isfinite(d.value))
 				json_object_set_new(e, "value", json_real(d.value));
+			else if (!isnan(d.value))
+				json_object_set_new(e, "value", json_string(d.value > 0 ? "inf" : "-inf"));
 			json_array_append_new(timeline, e);
 			snprintf(last_cls, sizeof(last_cls), "%s", cls);
 		}
