@@ -2,7 +2,11 @@
  * polling with poll() (epoll-internal mode stalls past 256 connections),
  * bounded request bodies, keep-alive (answers are queued on the handler's
  * last call, never the first, unless the request is refused outright), and
- * long-polls parked with suspend/resume so they never hold a pool thread. */
+ * long-polls parked with suspend/resume so they never hold a pool thread.
+ * Refusals come before the body: authentication and role checks run on the
+ * headers, and a refused request with a body is answered at once and its
+ * connection closed. Connections are limited per client address and in all;
+ * one that has not authenticated must not stay idle for long. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -20,6 +24,8 @@
 
 #define HTTPD_MAX_DAEMONS 64
 #define HTTPD_DISCARD_MAX ((size_t)256 << 20)  /* bytes dropped before cutting off */
+#define HTTPD_FIRST_TIMEOUT_S 10u   /* idle limit until a request authenticates */
+#define HTTPD_AUTHED_TIMEOUT_S 120u /* idle limit after (keep-alive between calls) */
 
 struct waiter {
 	struct req *rq;
@@ -196,6 +202,18 @@ waker_main(void *arg)
 	return NULL;
 }
 
+/* Whether the request announces a body (a length above 0, or chunks). */
+static bool
+has_body(struct MHD_Connection *c)
+{
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return true;
+	return cl != NULL && strtoull(cl, NULL, 10) > 0;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	   const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
@@ -232,6 +250,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 				api_not_found(rq);
 			if (mismatch)
 				rq->status = 405;
+		} else if (api_authorize(rq)) {
+			/* a client known to us may keep its connection */
+			if (rq->who.role != ROLE_NONE)
+				MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+							  HTTPD_AUTHED_TIMEOUT_S);
+		}
+		if (rq->status != 0 && has_body(c)) {
+			/* Refused on its headers (401, 403, 404, 405): the body
+			 * is never read, the connection closes after the answer. */
+			rq->answered_early = true;
+			return send_answer(rq);
 		}
 		return MHD_YES;
 	}
@@ -297,8 +326,9 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 			     (uint16_t)port, NULL, NULL, on_request, s,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 			     MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
+			     MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_FIRST_TIMEOUT_S,
+			     MHD_OPTION_CONNECTION_LIMIT, s->max_conns,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->max_conns_per_addr,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 			     MHD_OPTION_END);
 	if (d == NULL)
