@@ -8,6 +8,7 @@
  * connection closed. Connections are limited per client address and in all;
  * one that has not authenticated must not stay idle for long. */
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #define HTTPD_DISCARD_MAX ((size_t)256 << 20)  /* bytes dropped before cutting off */
 #define HTTPD_FIRST_TIMEOUT_S 10u   /* idle limit until a request authenticates */
 #define HTTPD_AUTHED_TIMEOUT_S 120u /* idle limit after (keep-alive between calls) */
+#define HTTPD_LOG_BURST 20u         /* libmicrohttpd messages logged per minute */
 
 struct waiter {
 	struct req *rq;
@@ -202,6 +204,41 @@ waker_main(void *arg)
 	return NULL;
 }
 
+/* libmicrohttpd's own messages ("Server reached connection limit", once per
+ * refused connection) are logged at most HTTPD_LOG_BURST a minute: a flood
+ * of connections must not become a flood of log lines. */
+__attribute__((format(printf, 2, 0)))
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static int64_t window_ms;
+	static unsigned logged, dropped;
+	int64_t now = mono_ms();
+	char msg[512];
+	size_t n;
+
+	pthread_mutex_lock(&mu);
+	if (window_ms == 0 || now - window_ms >= 60000) {
+		if (dropped)
+			log_warn("http: %u more messages like these in the last minute", dropped);
+		window_ms = now;
+		logged = dropped = 0;
+	}
+	if (logged >= HTTPD_LOG_BURST) {
+		dropped++;
+		pthread_mutex_unlock(&mu);
+		return;
+	}
+	logged++;
+	pthread_mutex_unlock(&mu);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	log_warn("http: %s", msg);
+}
+
 /* Whether the request announces a body (a length above 0, or chunks). */
 static bool
 has_body(struct MHD_Connection *c)
@@ -330,6 +367,7 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 			     MHD_OPTION_CONNECTION_LIMIT, s->max_conns,
 			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->max_conns_per_addr,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_END);
 	if (d == NULL)
 		herr_set(err, HERR_UNAVAIL, "cannot listen on %s:%d: %s", ip, port, strerror(errno));
