@@ -221,7 +221,7 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	pthread_mutex_lock(&mu);
 	if (window_ms == 0 || now - window_ms >= 60000) {
 		if (dropped)
-			log_warn("http: %u more messages like these in the last minute", dropped);
+			log_warn("http: %u more messages like these not logged", dropped);
 		window_ms = now;
 		logged = dropped = 0;
 	}
