@@ -2,8 +2,13 @@
  * polling with poll() (epoll-internal mode stalls past 256 connections),
  * bounded request bodies, keep-alive (answers are queued on the handler's
  * last call, never the first, unless the request is refused outright), and
- * long-polls parked with suspend/resume so they never hold a pool thread. */
+ * long-polls parked with suspend/resume so they never hold a pool thread.
+ * Refusals come before the body: authentication and role checks run on the
+ * headers, and a refused request with a body is answered at once and its
+ * connection closed. Connections are limited per client address and in all;
+ * one that has not authenticated must not stay idle for long. */
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +25,9 @@
 
 #define HTTPD_MAX_DAEMONS 64
 #define HTTPD_DISCARD_MAX ((size_t)256 << 20)  /* bytes dropped before cutting off */
+#define HTTPD_FIRST_TIMEOUT_S 10u   /* idle limit until a request authenticates */
+#define HTTPD_AUTHED_TIMEOUT_S 120u /* idle limit after (keep-alive between calls) */
+#define HTTPD_LOG_BURST 20u         /* libmicrohttpd messages logged per minute */
 
 struct waiter {
 	struct req *rq;
@@ -196,6 +204,53 @@ waker_main(void *arg)
 	return NULL;
 }
 
+/* libmicrohttpd's own messages ("Server reached connection limit", once per
+ * refused connection) are logged at most HTTPD_LOG_BURST a minute: a flood
+ * of connections must not become a flood of log lines. */
+__attribute__((format(printf, 2, 0)))
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static int64_t window_ms;
+	static unsigned logged, dropped;
+	int64_t now = mono_ms();
+	char msg[512];
+	size_t n;
+
+	pthread_mutex_lock(&mu);
+	if (window_ms == 0 || now - window_ms >= 60000) {
+		if (dropped)
+			log_warn("http: %u more messages like these not logged", dropped);
+		window_ms = now;
+		logged = dropped = 0;
+	}
+	if (logged >= HTTPD_LOG_BURST) {
+		dropped++;
+		pthread_mutex_unlock(&mu);
+		return;
+	}
+	logged++;
+	pthread_mutex_unlock(&mu);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	log_warn("http: %s", msg);
+}
+
+/* Whether the request announces a body (a length above 0, or chunks). */
+static bool
+has_body(struct MHD_Connection *c)
+{
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return true;
+	return cl != NULL && strtoull(cl, NULL, 10) > 0;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	   const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
@@ -232,6 +287,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 				api_not_found(rq);
 			if (mismatch)
 				rq->status = 405;
+		} else if (api_authorize(rq)) {
+			/* a client known to us may keep its connection */
+			if (rq->who.role != ROLE_NONE)
+				MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+							  HTTPD_AUTHED_TIMEOUT_S);
+		}
+		if (rq->status != 0 && has_body(c)) {
+			/* Refused on its headers (401, 403, 404, 405): the body
+			 * is never read, the connection closes after the answer. */
+			rq->answered_early = true;
+			return send_answer(rq);
 		}
 		return MHD_YES;
 	}
@@ -297,9 +363,11 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 			     (uint16_t)port, NULL, NULL, on_request, s,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 			     MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
+			     MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_FIRST_TIMEOUT_S,
+			     MHD_OPTION_CONNECTION_LIMIT, s->max_conns,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->max_conns_per_addr,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_END);
 	if (d == NULL)
 		herr_set(err, HERR_UNAVAIL, "cannot listen on %s:%d: %s", ip, port, strerror(errno));

@@ -1,6 +1,7 @@
 /* server.c - `herd server`: opens the data dir (store, admin token,
  * instance id), starts the HTTP API and the controllers, and shuts down
- * cleanly on SIGTERM/SIGINT. Hosts keep running across server restarts. */
+ * cleanly on SIGTERM/SIGINT. Hosts keep running across server restarts.
+ * One server (or teardown) per data dir at a time: DATA/herd.lock. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +28,10 @@
 #include "xalloc.h"
 
 struct server *g_srv;
+
+#define MAX_CONNS_DEFAULT 8192u        /* per listen address, in all */
+#define MAX_CONNS_PER_ADDR_DEFAULT 256u /* from one client address */
+#define FD_RESERVE 512u                /* descriptors kept for store, tsdb, LBs, hosts */
 
 
 void
@@ -47,6 +54,10 @@ usage(FILE *f)
 		"  --listen ADDR:PORT API address (default 127.0.0.1:7171); the server also\n"
 		"                     listens on each local network's gateway, same port\n"
 		"  --body-max BYTES   largest request body accepted (default 1048576)\n"
+		"  --max-conns N      open connections per listen address (default 8192;\n"
+		"                     lowered to fit the descriptor limit)\n"
+		"  --max-conns-per-addr N\n"
+		"                     open connections from one client address (default 256)\n"
 		"  --web DIR          the console's files (default: ../web beside the binary,\n"
 		"                     else /usr/share/herd/web)\n"
 		"  --scripts DIR      built-in scripts, loaded read-only at start (default:\n"
@@ -95,6 +106,86 @@ ensure_admin_token(struct server *s, struct herr *err)
 	return 0;
 }
 
+/* One server per data dir: an exclusive flock on DATA/herd.lock, taken
+ * before anything is written there and held until the process ends (the
+ * kernel drops it, so kill -9 then a restart works). O_CLOEXEC: a child
+ * that outlives the server (HAProxy, a host's agent) must not keep it. The
+ * file holds the holder's pid, for the message of the one refused. */
+static int
+data_lock(struct server *s, struct herr *err)
+{
+	char path[1200], text[32];
+	ssize_t n;
+	int fd, e;
+
+	snprintf(path, sizeof(path), "%s/herd.lock", s->data_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return herr_set(err, -errno, "cannot open '%s': %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		e = errno;
+		n = pread(fd, text, sizeof(text) - 1, 0);
+		text[n > 0 ? n : 0] = '\0';
+		text[strcspn(text, "\n")] = '\0';
+		close(fd);
+		if (e != EWOULDBLOCK)
+			return herr_set(err, -e, "cannot lock '%s': %s", path, strerror(e));
+		return herr_set(err, -EBUSY, "data dir '%s' is in use by another herd server"
+				" (pid %s)", s->data_dir, text[0] ? text : "unknown");
+	}
+	n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+		e = errno;
+		close(fd);
+		return herr_set(err, -e, "cannot write '%s': %s", path, strerror(e));
+	}
+	s->lock_fd = fd;
+	return 0;
+}
+
+/* Raises the soft descriptor limit to the hard one, and lowers --max-conns
+ * to what then fits, so the connection limits are the ones refusing. */
+static void
+fit_nofile(struct server *s)
+{
+	struct rlimit rl;
+	rlim_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = was;
+	}
+	room = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
+	if (s->max_conns > room) {
+		log_warn("descriptor limit %llu: --max-conns lowered from %u to %llu",
+			 (unsigned long long)rl.rlim_cur, s->max_conns, (unsigned long long)room);
+		s->max_conns = (unsigned)room;
+	}
+	if (s->max_conns_per_addr > s->max_conns)
+		s->max_conns_per_addr = s->max_conns;
+}
+
+/* Parses a connection count for OPT (1 to 1000000); -1 when invalid. */
+static long
+parse_conns(const char *opt, const char *v)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < 1 || n > 1000000) {
+		fprintf(stderr, "herd server: %s: want a number from 1 to 1000000\n", opt);
+		return -1;
+	}
+	return n;
+}
+
 static int
 ensure_instance(struct server *s, struct herr *err)
 {
@@ -122,6 +213,8 @@ server_main(int argc, char **argv)
 		{ "teardown", no_argument, NULL, 'T' },
 		{ "retention", required_argument, NULL, 'R' },
 		{ "push-interval", required_argument, NULL, 'P' },
+		{ "max-conns", required_argument, NULL, 'C' },
+		{ "max-conns-per-addr", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -132,18 +225,32 @@ server_main(int argc, char **argv)
 	struct tsdb_opts topts;
 	bool teardown = false;
 	sigset_t set;
+	long n;
 	int c, sig, rc = 1;
 
 	s->body_max = 1 << 20;
 	s->push_interval_ms = 5000;
+	s->max_conns = MAX_CONNS_DEFAULT;
+	s->max_conns_per_addr = MAX_CONNS_PER_ADDR_DEFAULT;
+	s->lock_fd = -1;
 	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l': listen = optarg; break;
 		case 'b': s->body_max = (size_t)strtoull(optarg, NULL, 10); break;
 		case 'T': teardown = true; break;
+		case 'C':
+			if ((n = parse_conns("--max-conns", optarg)) < 0)
+				return 2;
+			s->max_conns = (unsigned)n;
+			break;
+		case 'A':
+			if ((n = parse_conns("--max-conns-per-addr", optarg)) < 0)
+				return 2;
+			s->max_conns_per_addr = (unsigned)n;
+			break;
 		case 'P':
 			if (parse_duration_ms(optarg, &s->push_interval_ms) < 0 ||
 			    s->push_interval_ms < 1000 || s->push_interval_ms > 60000 ||
@@ -187,6 +294,11 @@ server_main(int argc, char **argv)
 	if (readlink("/proc/self/exe", s->self_bin, sizeof(s->self_bin) - 1) < 0)
 		snprintf(s->self_bin, sizeof(s->self_bin), "%s", "herd");
 	snprintf(s->listen, sizeof(s->listen), "%s", listen);
+	if (data_lock(s, &err) < 0) {
+		fprintf(stderr, "herd server: %s\n", err.msg);
+		return 1;
+	}
+	fit_nofile(s);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->kick, NULL);
 	g_srv = s;

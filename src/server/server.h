@@ -48,7 +48,8 @@ struct req {
 	int nparams;
 	struct buf body;               /* raw request body (bounded) */
 	bool body_too_big;
-	bool answered_early;           /* 413 queued on the first call */
+	bool answered_early;           /* refusal (413, 401, 403...) queued on the first call */
+	bool authorized;               /* api_authorize() passed */
 	size_t discarded;              /* body bytes dropped past the limit */
 	json_t *json;                  /* parsed body (owned), after req_json() */
 	struct principal who;
@@ -78,6 +79,9 @@ struct server {
 	int port;
 	struct store *store;
 	size_t body_max;              /* request body limit, bytes */
+	unsigned max_conns;           /* connections per listen address, in all (--max-conns) */
+	unsigned max_conns_per_addr;  /* ... from one client address (--max-conns-per-addr) */
+	int lock_fd;                  /* flock'd DATA/herd.lock, held until exit */
 	int64_t push_interval_ms;     /* how often agents push metrics (--push-interval) */
 	volatile int stopping;
 	pthread_mutex_t lock;         /* guards the fields below */

@@ -316,35 +316,51 @@ api_add_headers(struct req *rq, struct MHD_Response *r)
 	web_add_headers(rq, r);
 }
 
-void
-api_handle(struct req *rq)
+bool
+api_authorize(struct req *rq)
 {
 	const struct route *rt = rq->route;
 
+	if (rq->authorized)
+		return true;
 	if (rq->who.role == ROLE_NONE && rt->role != ROLE_NONE)
 		authenticate(rq);
 	if (rt->role == ROLE_HOST) {
 		if (rq->who.role != ROLE_HOST) {
 			reply_errf(rq, HERR_AUTH, "", "a valid host credential is required");
-			goto out;
+			goto denied;
 		}
 	} else if (rt->role != ROLE_NONE) {
 		if (rq->who.role == ROLE_NONE || rq->who.role == ROLE_HOST) {
 			reply_errf(rq, HERR_AUTH, "", "a valid token is required (Authorization: Bearer ...)");
-			goto out;
+			goto denied;
 		}
 		if (rq->who.role < rt->role) {
 			reply_errf(rq, HERR_FORBIDDEN, "", "role '%s' may not %s %s (needs '%s')",
 				   role_name(rq->who.role), rq->method, rq->path, role_name(rt->role));
-			goto out;
+			goto denied;
 		}
 	}
+	rq->authorized = true;
+	return true;
+denied:
+	if (is_mutation(rq) && !is_telemetry(rt))
+		api_audit(rq, NULL);
+	return false;
+}
+
+void
+api_handle(struct req *rq)
+{
+	const struct route *rt = rq->route;
+
+	if (!api_authorize(rq))
+		return;
 	rt->fn(rq);
 	if (rq->suspended)
 		return;
 	if (rq->status == 0)
 		reply_json(rq, 200, json_object());
-out:
 	if (is_mutation(rq) && !is_telemetry(rt))
 		api_audit(rq, rq->audit_detail[0] ? rq->audit_detail : NULL);
 }

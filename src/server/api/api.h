@@ -125,6 +125,12 @@ int token_create(struct store *st, const char *name, enum role role, char *out, 
 		 struct herr *err);
 
 /* --- API plumbing (api.c) --- */
+/* Authenticates rq from its headers (cached) and checks its route's least
+ * role. Returns true when the handler may run; false when rq holds the 401
+ * or 403 answer (a refused mutation is audited). Needs only the headers, so
+ * httpd calls it before reading any body; later calls return true at once. */
+bool api_authorize(struct req *rq);
+/* Runs rq's route: api_authorize(), the handler, the audit of a mutation. */
 void api_handle(struct req *rq);
 /* Forgets cached credentials (a token was deleted, a host terminated). */
 void auth_invalidate(void);
