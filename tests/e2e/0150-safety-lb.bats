@@ -78,8 +78,9 @@ seen() {
 	done | sort -u
 }
 
-dead() { # dead PID: no such process
-	! kill -0 "$1" 2>/dev/null
+dead() { # dead PID: no such process, or a zombie (HAProxy outlives the
+	# server, so its parent may be an init that reaps late)
+	! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" = Z ]
 }
 
 haproxy_pid() {
@@ -204,6 +205,19 @@ server_gone() {
 	# the adopted process did all of it through its runtime socket
 	[ "$(haproxy_pid)" = "$pid" ]
 	[ "$(engine_pid)" = "$pid" ]
+}
+
+@test "an adopted HAProxy that dies is noticed and restarted with its members" {
+	pid=$(haproxy_pid)
+	# not the server's child: noticed by pid and cmdline, not by waitpid
+	kill -9 "$pid"
+	wait_for 10 bash -c "[ -n \"\$(cat '$HERD_DATA/lb/haproxy.pid' 2>/dev/null)\" ] &&
+		[ \"\$(cat '$HERD_DATA/lb/haproxy.pid')\" != '$pid' ]"
+	wait_for 15 members_serving 2
+	[ "$(engine_pid)" = "$(haproxy_pid)" ]
+	[ "$(herd lb show web --json | json '{engine}{restarts}')" -ge 1 ]
+	run seen 10
+	[ "$status" -eq 0 ]
 }
 
 @test "a pid file naming an unrelated process is neither adopted nor killed" {

@@ -200,6 +200,10 @@ test_stale_pid_file(void **state)
 	assert_int_equal(mkdir(path, 0700), 0);
 	snprintf(cfg, sizeof(cfg), "%s/lb/haproxy.cfg", dir);
 	if ((decoy = fork()) == 0) {
+		/* its own group (killed whole below), off the test's output */
+		setpgid(0, 0);
+		freopen("/dev/null", "w", stdout);
+		freopen("/dev/null", "w", stderr);
 		execl("/bin/sh", "sh", "-c", "sleep 30; :", cfg, (char *)NULL);
 		_exit(127);
 	}
@@ -222,7 +226,7 @@ test_stale_pid_file(void **state)
 	assert_int_equal(waitpid(decoy, &status, WNOHANG), 0);
 	assert_int_equal(kill(decoy, 0), 0);
 
-	kill(decoy, SIGKILL);
+	kill(-decoy, SIGKILL);
 	waitpid(decoy, &status, 0);
 	/* what open made, and nothing else */
 	snprintf(path, sizeof(path), "%s/lb/haproxy.log", dir);

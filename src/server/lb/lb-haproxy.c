@@ -1,6 +1,8 @@
 /* lb-haproxy.c - the "haproxy" LB driver, for local networks: one HAProxy
  * process per data dir, started and supervised by a thread of the server
- * (restarted with backoff when it dies, stopped with the server), configured
+ * (restarted with backoff when it dies), outliving the server (own session;
+ * left serving when the server stops or dies, adopted by the next one, so a
+ * control plane restart drops no traffic; stopped by teardown), configured
  * by <data>/lb/haproxy.cfg and driven at run time through its stats socket
  * <data>/lb/haproxy.sock (a symlink to the running process's own socket, so a
  * process that fails to start cannot take the socket of the one serving).
@@ -1391,7 +1393,10 @@ hx_destroy(struct lb *l, const char *name, struct herr *err)
 	for (size_t i = 0; i < h->nlbs; i++) {
 		if (strcmp(h->lbs[i].spec.name, name) == 0) {
 			free(h->lbs[i].mem);
-			h->lbs[i] = h->lbs[--h->nlbs];
+			/* order kept: the configuration a next server would write
+			 * matches the one it adopts (no needless reload) */
+			memmove(&h->lbs[i], &h->lbs[i + 1], (h->nlbs - i - 1) * sizeof(*h->lbs));
+			h->nlbs--;
 			h->cfg_version++;
 			log_info("lb %s: removed", name);
 			break;
