@@ -98,7 +98,7 @@ engine_pid() {
 }
 
 # loop_start: a request loop through the LB in the background, at most
-# 3,000 requests and 60 s, loopback only; one status code a line in $CODES.
+# 3,000 requests and 60 s, loopback only; "CODE SECONDS TIME" a line in $CODES.
 loop_start() {
 	CODES=$BATS_FILE_TMPDIR/codes
 	STOP=$BATS_FILE_TMPDIR/stop
@@ -107,7 +107,8 @@ loop_start() {
 	(
 		end=$((SECONDS + 60)) n=0
 		while [ ! -e "$STOP" ] && [ "$n" -lt 3000 ] && [ "$SECONDS" -lt "$end" ]; do
-			curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 "http://127.0.0.1:$LB_PORT/" >>"$CODES"
+			echo "$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 5 \
+				"http://127.0.0.1:$LB_PORT/") $(date +%T.%N)" >>"$CODES"
 			n=$((n + 1))
 		done
 	) &
@@ -119,7 +120,8 @@ loop_stop() {
 	touch "$STOP"
 	wait "$(cat "$BATS_FILE_TMPDIR/loop.pid")" || true
 	rm -f "$BATS_FILE_TMPDIR/loop.pid"
-	echo "$(grep -c '^200$' "$CODES") $(grep -c . "$CODES")"
+	grep -v '^200 ' "$CODES" | sed 's/^/# failed: /' >&3 || true
+	echo "$(grep -c '^200 ' "$CODES") $(grep -c . "$CODES")"
 }
 
 # server_gone: the server process (from its pid file) has exited.
