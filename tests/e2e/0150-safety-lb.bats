@@ -116,12 +116,12 @@ loop_start() {
 }
 
 # loop_stop: stops the loop and waits for it (so called in the test's own
-# shell, not a subshell); sets OK and TOTAL, prints failed requests.
+# shell, not a subshell); sets OK and TOTAL, prints the first failed requests.
 loop_stop() {
 	touch "$STOP"
 	wait "$(cat "$BATS_FILE_TMPDIR/loop.pid")" || true
 	rm -f "$BATS_FILE_TMPDIR/loop.pid"
-	grep -v '^200 ' "$CODES" | sed 's/^/# failed: /' >&3 || true
+	grep -v '^200 ' "$CODES" | head -5 | sed 's/^/# failed: /' >&3 || true
 	OK=$(grep -c '^200 ' "$CODES") || true
 	TOTAL=$(grep -c . "$CODES") || true
 }
