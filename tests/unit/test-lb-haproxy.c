@@ -2,12 +2,20 @@
  * `show stat` CSV as HAProxy 2.6 prints it (quoted fields, check in
  * progress, other proxies), the configuration it writes, and the LB spec
  * built from a stored resource (defaults, and input that must never reach a
- * configuration line). */
+ * configuration line); `show servers state` read back from an adopted
+ * process; and a pid file naming an unrelated process, which the driver
+ * must neither adopt nor kill. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -117,6 +125,117 @@ test_spec_rejects_injection(void **state)
 	json_decref(j);
 }
 
+/* As HAProxy 2.6 prints it: a1 ready, a2 drained, a3 added (maintenance). */
+static const char servers_state[] =
+	"1\n"
+	"# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+	"srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health "
+	"srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord "
+	"srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n"
+	"3 be_web 1 a1 198.19.77.2 2 0 1 1 1 8 2 0 14 0 0 0 - 8080 - 0 0 - - 0\n"
+	"3 be_web 2 a2 198.19.77.3 2 8 1 1 0 1 0 2 0 0 0 0 - 8080 - 0 0 - - 0\n"
+	"3 be_web 3 a3 198.19.77.4 0 1 1 1 0 1 0 0 2 0 0 0 - 8081 - 0 0 - - 0\n"
+	"4 be_api 1 b1 198.19.77.2 2 0 1 1 1 8 2 0 14 0 0 0 - 80 - 0 0 - - 0\n";
+
+static void
+test_parse_servers_state(void **state)
+{
+	struct lb_backend b[8];
+	size_t n = haproxy_parse_servers_state(servers_state, "be_web", b, 8, 777);
+
+	assert_int_equal(n, 3);
+	assert_string_equal(b[0].m.name, "a1");
+	assert_string_equal(b[0].m.addr, "198.19.77.2");
+	assert_int_equal(b[0].m.port, 8080);
+	assert_int_equal(b[0].intent, LBI_ACTIVE);
+	assert_int_equal(b[0].drain_since_ms, 0);
+	/* drained: joining or leaving, never given traffic on a guess */
+	assert_int_equal(b[1].intent, LBI_DRAINING);
+	assert_int_equal(b[1].drain_since_ms, 777);
+	assert_int_equal(b[2].intent, LBI_DRAINING);
+	assert_int_equal(b[2].state, LBB_MAINT);
+	assert_int_equal(b[2].m.port, 8081);
+	assert_int_equal(haproxy_parse_servers_state(servers_state, "be_api", b, 8, 0), 1);
+	assert_int_equal(haproxy_parse_servers_state(servers_state, "be_web", b, 2, 0), 2);
+	assert_int_equal(haproxy_parse_servers_state("Can't find backend.\n", "be_web", b, 8, 0), 0);
+	/* no header: columns unknown, nothing guessed */
+	assert_int_equal(haproxy_parse_servers_state(strchr(strchr(servers_state, '#'), '\n') + 1,
+						     "be_web", b, 8, 0), 0);
+}
+
+static void
+test_config_same_listeners(void **state)
+{
+	const char *a = "global\n\tstats socket /s\nbackend be_web\n\tbalance roundrobin\n"
+			"\tserver a1 1.2.3.4:80 check\n\tserver a2 1.2.3.5:80 check\n";
+	const char *b = "global\n\tstats socket /s\nbackend be_web\n\tbalance roundrobin\n";
+	const char *c = "global\n\tstats socket /s\nbackend be_web\n\tbalance leastconn\n";
+	const char *d = "global\n\tstats socket /s\nbackend be_web\n\tbalance roundrobin\n"
+			"frontend fe_x\n";
+
+	assert_true(haproxy_config_same_listeners(a, b));
+	assert_true(haproxy_config_same_listeners(b, a));
+	assert_true(haproxy_config_same_listeners(a, a));
+	assert_false(haproxy_config_same_listeners(a, c));
+	assert_false(haproxy_config_same_listeners(b, d));
+	assert_false(haproxy_config_same_listeners(d, b));
+}
+
+/* A pid file left naming an unrelated live process (a reused pid; here a
+ * shell whose arguments even name the configuration) is neither adopted
+ * nor signalled when the driver opens and closes. */
+static void
+test_stale_pid_file(void **state)
+{
+	char dir[] = "/tmp/herd-test-lb-XXXXXX", path[256], cfg[256];
+	struct herr err = HERR_INIT;
+	struct lb_health hl;
+	struct lb l;
+	pid_t decoy;
+	int status;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/lb", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(cfg, sizeof(cfg), "%s/lb/haproxy.cfg", dir);
+	if ((decoy = fork()) == 0) {
+		/* its own group (killed whole below), off the test's output */
+		setpgid(0, 0);
+		freopen("/dev/null", "w", stdout);
+		freopen("/dev/null", "w", stderr);
+		execl("/bin/sh", "sh", "-c", "sleep 30; :", cfg, (char *)NULL);
+		_exit(127);
+	}
+	assert_true(decoy > 0);
+	snprintf(path, sizeof(path), "%s/lb/haproxy.pid", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "%d\n", (int)decoy);
+	fclose(f);
+	usleep(100 * 1000);   /* the decoy has exec'd */
+
+	setenv("HERD_HAPROXY", "/bin/true", 1);   /* nothing is started before apply */
+	memset(&l, 0, sizeof(l));
+	snprintf(l.data_dir, sizeof(l.data_dir), "%s", dir);
+	assert_int_equal(lb_open(&l, lb_find("haproxy"), &err), 0);
+	assert_int_equal(lb_health(&l, &hl, &err), 0);
+	assert_int_not_equal(hl.pid, decoy);   /* not adopted */
+	lb_close(&l);
+	assert_int_equal(lb_teardown(&l, &err), 0);
+	/* still alive: not reaped, no signal */
+	assert_int_equal(waitpid(decoy, &status, WNOHANG), 0);
+	assert_int_equal(kill(decoy, 0), 0);
+
+	kill(-decoy, SIGKILL);
+	waitpid(decoy, &status, 0);
+	/* what open made, and nothing else */
+	snprintf(path, sizeof(path), "%s/lb/haproxy.log", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/lb", dir);
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -124,6 +243,9 @@ main(void)
 		cmocka_unit_test(test_parse_stat),
 		cmocka_unit_test(test_spec_and_config),
 		cmocka_unit_test(test_spec_rejects_injection),
+		cmocka_unit_test(test_parse_servers_state),
+		cmocka_unit_test(test_config_same_listeners),
+		cmocka_unit_test(test_stale_pid_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

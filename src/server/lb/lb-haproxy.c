@@ -1,6 +1,8 @@
 /* lb-haproxy.c - the "haproxy" LB driver, for local networks: one HAProxy
  * process per data dir, started and supervised by a thread of the server
- * (restarted with backoff when it dies, stopped with the server), configured
+ * (restarted with backoff when it dies), outliving the server (own session;
+ * left serving when the server stops or dies, adopted by the next one, so a
+ * control plane restart drops no traffic; stopped by teardown), configured
  * by <data>/lb/haproxy.cfg and driven at run time through its stats socket
  * <data>/lb/haproxy.sock (a symlink to the running process's own socket, so a
  * process that fails to start cannot take the socket of the one serving).
@@ -80,6 +82,8 @@ struct hx {
 	pthread_cond_t cond;        /* wakes the supervisor and apply() waiters */
 	pthread_t thread;
 	bool thread_started, stopping;
+	bool applied;               /* apply() was called: the LBs wanted are known */
+	bool adopted;               /* pid was left by an earlier server; not yet reconciled */
 	char bin[512];
 	char dir[1100], cfg[1200], tmp[1200], sock[1200], pidf[1200], logf[1200];
 	char cur_sock[1200];        /* the serving process's socket; "" if none */
@@ -93,7 +97,7 @@ struct hx {
 	uint64_t tried_version;     /* the last version a start was tried for */
 	int last_rc;
 	char last_err[512];
-	pid_t pid;                  /* the serving process (our child), 0 if none */
+	pid_t pid;                  /* the serving process (ours or adopted), 0 if none */
 	int64_t started_mono_ms, started_wall_ms;
 	pid_t old[HX_MAX_OLD];      /* soft-stopping processes after a reload */
 	int nold;
@@ -271,6 +275,85 @@ haproxy_parse_stat(const char *csv, const char *be, struct lb_backend *out, size
 	return n;
 }
 
+/* HAProxy's server admin state bits (srv_admin_state): any maintenance, and
+ * drain (forced, or inherited from a tracked server). */
+#define HX_ADMF_MAINT 0x67
+#define HX_ADMF_DRAIN 0x18
+
+size_t
+haproxy_parse_servers_state(const char *text, const char *be, struct lb_backend *out, size_t max,
+			    int64_t now_ms)
+{
+	char *txt = xstrdup(text), *line, *save = NULL;
+	int c_be = -1, c_name = -1, c_addr = -1, c_admin = -1, c_port = -1;
+	size_t n = 0;
+
+	for (line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *f[64], *tok, *s2 = NULL;
+		size_t nf = 0;
+		unsigned long admin;
+
+		for (tok = strtok_r(line, " ", &s2); tok && nf < 64; tok = strtok_r(NULL, " ", &s2))
+			f[nf++] = tok;
+		if (nf > 0 && strcmp(f[0], "#") == 0) {
+			for (size_t i = 1; i < nf; i++) {
+				int c = (int)i - 1;   /* data lines have no "#" */
+				if (strcmp(f[i], "be_name") == 0) c_be = c;
+				else if (strcmp(f[i], "srv_name") == 0) c_name = c;
+				else if (strcmp(f[i], "srv_addr") == 0) c_addr = c;
+				else if (strcmp(f[i], "srv_admin_state") == 0) c_admin = c;
+				else if (strcmp(f[i], "srv_port") == 0) c_port = c;
+			}
+			continue;
+		}
+		if (c_be < 0 || c_name < 0 || c_addr < 0 || c_admin < 0 || c_port < 0 || n >= max ||
+		    (size_t)c_be >= nf || (size_t)c_name >= nf || (size_t)c_addr >= nf ||
+		    (size_t)c_admin >= nf || (size_t)c_port >= nf || strcmp(f[c_be], be) != 0)
+			continue;
+		memset(&out[n], 0, sizeof(out[n]));
+		snprintf(out[n].m.name, sizeof(out[n].m.name), "%s", f[c_name]);
+		snprintf(out[n].m.addr, sizeof(out[n].m.addr), "%s", f[c_addr]);
+		out[n].m.port = atoi(f[c_port]);
+		admin = strtoul(f[c_admin], NULL, 10);
+		/* drain cannot tell joining (not yet serving) from leaving: never
+		 * given traffic on a guess; lb-sync takes it back if wanted */
+		if (admin & (HX_ADMF_MAINT | HX_ADMF_DRAIN)) {
+			out[n].intent = LBI_DRAINING;
+			out[n].drain_since_ms = now_ms;
+			out[n].state = admin & HX_ADMF_MAINT ? LBB_MAINT : LBB_DRAIN;
+		} else {
+			out[n].intent = LBI_ACTIVE;
+			out[n].state = LBB_UP;
+		}
+		n++;
+	}
+	free(txt);
+	return n;
+}
+
+/* Compares two configurations ignoring the server lines of backends:
+ * membership is run-time state (the runtime API changes it, and it is read
+ * back from the process), so only listeners and settings need a reload. */
+bool
+haproxy_config_same_listeners(const char *a, const char *b)
+{
+	for (;;) {
+		size_t la, lb;
+		while (strncmp(a, "\tserver ", 8) == 0)
+			a += strcspn(a, "\n") + (a[strcspn(a, "\n")] != '\0');
+		while (strncmp(b, "\tserver ", 8) == 0)
+			b += strcspn(b, "\n") + (b[strcspn(b, "\n")] != '\0');
+		if (*a == '\0' || *b == '\0')
+			return *a == *b;
+		la = strcspn(a, "\n");
+		lb = strcspn(b, "\n");
+		if (la != lb || memcmp(a, b, la) != 0)
+			return false;
+		a += la + (a[la] != '\0');
+		b += lb + (b[lb] != '\0');
+	}
+}
+
 /* --- processes --- */
 
 static void
@@ -283,15 +366,17 @@ hx_backoff(struct hx *h)
 }
 
 /* fork + exec with the server's blocked signals and ignored SIGPIPE undone,
- * no inherited descriptors, and SIGTERM when the forking thread (the
- * supervisor) dies: a killed server leaves no HAProxy behind. Only
- * async-signal-safe calls between fork and exec. */
+ * no inherited descriptors, in a session of its own: HAProxy outlives the
+ * server (a killed or restarted control plane must not drop traffic; the
+ * next server adopts it), and a signal to the server's process group or
+ * terminal does not reach it. Only async-signal-safe calls between fork and
+ * exec. */
 static pid_t
 hx_spawn(const char *bin, char *const argv[], int out_fd)
 {
-	pid_t parent = getpid(), pid;
 	struct sigaction sa;
 	sigset_t none;
+	pid_t pid;
 	int in;
 
 	pid = fork();
@@ -302,10 +387,7 @@ hx_spawn(const char *bin, char *const argv[], int out_fd)
 	sigaction(SIGPIPE, &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != parent)
-		_exit(127);
-	setpgid(0, 0);
+	setsid();
 	in = open("/dev/null", O_RDONLY);
 	if (in >= 0)
 		dup2(in, 0);
@@ -322,22 +404,66 @@ pid_alive(pid_t pid)
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
-/* True if pid is a haproxy running the configuration at cfg. */
+/* True if pid is a haproxy running the configuration at cfg: its program
+ * is named haproxy and its arguments hold "-f <cfg>". A pid file is only a
+ * hint (the pid may have been reused): nothing is adopted, signalled or
+ * waited for unless this holds. A zombie has no cmdline: false. */
 static bool
 pid_runs_cfg(pid_t pid, const char *cfg)
 {
 	char path[64], *cmd;
+	const char *prog, *prev = NULL;
 	size_t n = 0;
 	bool yes = false;
 
+	if (pid <= 1)
+		return false;
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	if ((cmd = file_read(path, 65536, &n)) == NULL)
 		return false;
-	for (size_t i = 0; i < n; i += strlen(cmd + i) + 1)
-		if (strcmp(cmd + i, cfg) == 0)
-			yes = true;
+	prog = strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd;
+	if (n > 0 && strncmp(prog, "haproxy", 7) == 0) {
+		for (size_t i = strlen(cmd) + 1; i < n && !yes; i += strlen(cmd + i) + 1) {
+			yes = prev && strcmp(prev, "-f") == 0 && strcmp(cmd + i, cfg) == 0;
+			prev = cmd + i;
+		}
+	}
 	free(cmd);
 	return yes;
+}
+
+/* True once pid no longer runs cfg (exited, or the pid now names another
+ * process); reaps it if it was our child. Supervision cannot rely on
+ * waitpid: an adopted process is not our child. */
+static bool
+hx_gone(pid_t pid, const char *cfg)
+{
+	int status;
+
+	waitpid(pid, &status, WNOHANG);
+	return !pid_alive(pid) || !pid_runs_cfg(pid, cfg);
+}
+
+/* Stops a process running cfg, ours or adopted: SIGTERM, then SIGKILL
+ * after HX_STOP_MS; never signals a pid that does not run cfg. */
+static void
+hx_stop_pid(pid_t pid, const char *cfg)
+{
+	int64_t end = mono_ms() + HX_STOP_MS;
+	int status;
+
+	if (pid <= 1 || hx_gone(pid, cfg))
+		return;
+	kill(pid, SIGTERM);
+	while (mono_ms() < end) {
+		if (hx_gone(pid, cfg))
+			return;
+		sleep_ms(20);
+	}
+	if (!hx_gone(pid, cfg)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
 }
 
 /* Stops a child: SIGTERM, then SIGKILL after HX_STOP_MS; reaps it. */
@@ -360,29 +486,46 @@ hx_kill_child(pid_t pid)
 	waitpid(pid, &status, 0);
 }
 
-/* Stops a process recorded in the pid file by an earlier server (not our
- * child), if it is a haproxy running this data dir's configuration. */
+/* Stops every process running this data dir's configuration (the one in
+ * the pid file, and older ones still finishing their sessions after a
+ * reload), found by their cmdline, never by the pid file alone. */
 static void
-hx_kill_stale(const char *pidf, const char *cfg)
+hx_stop_all_of_cfg(const char *cfg)
 {
-	char *txt = file_read(pidf, 64, NULL);
-	pid_t pid = txt ? (pid_t)atoi(txt) : 0;
-	int64_t end;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
 
-	free(txt);
-	if (pid <= 1 || !pid_alive(pid) || !pid_runs_cfg(pid, cfg))
+	if (d == NULL)
 		return;
-	log_info("lb haproxy: stopping haproxy (pid %d) left by an earlier server", (int)pid);
-	kill(pid, SIGTERM);
-	for (end = mono_ms() + HX_STOP_MS; mono_ms() < end && pid_alive(pid);)
-		sleep_ms(20);
-	if (pid_alive(pid))
-		kill(pid, SIGKILL);
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || pid <= 1 || pid == (long)getpid() ||
+		    !pid_runs_cfg((pid_t)pid, cfg))
+			continue;
+		log_info("lb haproxy: stopping haproxy (pid %ld) of '%s'", pid, cfg);
+		hx_stop_pid((pid_t)pid, cfg);
+	}
+	closedir(d);
 }
 
-/* Removes haproxy.sock and every process's haproxy.<n>.sock in dir. */
+/* The pid in a pid file, or 0. */
+static pid_t
+pidfile_read(const char *pidf)
+{
+	char *txt = file_read(pidf, 64, NULL), *end = NULL;
+	long pid = txt ? strtol(txt, &end, 10) : 0;
+
+	if (txt == NULL || end == txt || pid <= 1 || pid > 1L << 22)
+		pid = 0;
+	free(txt);
+	return (pid_t)pid;
+}
+
+/* Removes haproxy.sock and every process's haproxy.<n>.sock in dir but the
+ * one named keep (a file name, or NULL). */
 static void
-remove_sockets(const char *dir)
+remove_sockets(const char *dir, const char *keep)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -393,7 +536,7 @@ remove_sockets(const char *dir)
 		size_t n = strlen(e->d_name);
 		char path[1400];
 		if (strncmp(e->d_name, "haproxy.", 8) != 0 || n < 13 ||
-		    strcmp(e->d_name + n - 5, ".sock") != 0)
+		    strcmp(e->d_name + n - 5, ".sock") != 0 || (keep && strcmp(e->d_name, keep) == 0))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		unlink(path);
@@ -662,6 +805,45 @@ hx_promote(struct hx *h)
 	}
 }
 
+/* Reads the members an adopted process serves into LBs herd knows nothing
+ * of yet, so that lb-sync leaves the matching ones untouched (no session
+ * reset), removes the stale ones and adds the missing ones. */
+static void
+hx_import(struct hx *h)
+{
+	struct buf resp;
+
+	buf_init(&resp, HX_RESP_MAX);
+	for (size_t i = 0; i < h->nlbs; i++) {
+		struct hx_lb *b = &h->lbs[i];
+		struct herr err = HERR_INIT;
+		struct lb_backend *st;
+		char cmd[128];
+		size_t n, max = 4096;
+
+		if (b->nmem > 0)
+			continue;
+		snprintf(cmd, sizeof(cmd), "show servers state be_%s", b->spec.name);
+		if (hx_cmd(h, cmd, &resp, &err) < 0) {
+			log_warn("lb %s: cannot read the adopted members: %s", b->spec.name, err.msg);
+			continue;
+		}
+		st = xcalloc(max, sizeof(*st));
+		snprintf(cmd, sizeof(cmd), "be_%s", b->spec.name);
+		n = haproxy_parse_servers_state(resp.p, cmd, st, max, mono_ms());
+		b->mem = xcalloc(n + 1, sizeof(*b->mem));
+		for (size_t k = 0; k < n; k++) {
+			b->mem[k].m = st[k].m;
+			b->mem[k].intent = st[k].intent;
+			b->mem[k].drain_since_ms = st[k].drain_since_ms;
+		}
+		b->nmem = n;
+		log_info("lb %s: adopted %zu member%s", b->spec.name, n, n == 1 ? "" : "s");
+		free(st);
+	}
+	buf_release(&resp);
+}
+
 /* Runs `haproxy -c` on the new configuration; its complaint becomes err. */
 static int
 hx_check_cfg(struct hx *h, struct herr *err)
@@ -754,6 +936,8 @@ hx_start(struct hx *h, struct herr *err)
 	bool ready = false, same = false;
 
 	buf_init(&cfg, 16u << 20);
+	if (h->adopted && old > 0)
+		hx_import(h);
 	snprintf(sock, sizeof(sock), "%s/haproxy.%llu.sock", h->dir,
 		 (unsigned long long)++h->attempts);
 	for (size_t i = 0; i < h->nlbs; i++) {
@@ -777,8 +961,14 @@ hx_start(struct hx *h, struct herr *err)
 		/* what runs is what would run (a left-out listener): no reload */
 		rc = haproxy_config(&cfg, h->cur_sock, specs, nspecs,
 				    (const struct lb_member *const *)mem, nmem, err);
-		same = rc == 0 && strcmp(cfg.p, h->run_cfg) == 0;
+		same = rc == 0 && (h->adopted ? haproxy_config_same_listeners(cfg.p, h->run_cfg)
+					     : strcmp(cfg.p, h->run_cfg) == 0);
 		buf_reset(&cfg);
+		if (same && h->adopted) {
+			h->adopted = false;
+			log_info("lb haproxy: adopted pid %d runs the configuration wanted: no reload",
+				 (int)old);
+		}
 	}
 	if (rc == 0 && !same)
 		rc = haproxy_config(&cfg, sock, specs, nspecs, (const struct lb_member *const *)mem,
@@ -843,7 +1033,7 @@ hx_start(struct hx *h, struct herr *err)
 		if (h->nold < HX_MAX_OLD)
 			h->old[h->nold++] = old;
 		else
-			hx_kill_child(old);
+			hx_stop_pid(old, h->cfg);
 	}
 	/* haproxy.sock -> the new process's socket, atomically */
 	snprintf(link_tmp, sizeof(link_tmp), "%s.new", h->sock);
@@ -854,6 +1044,7 @@ hx_start(struct hx *h, struct herr *err)
 		unlink(h->cur_sock);
 	snprintf(h->cur_sock, sizeof(h->cur_sock), "%s", sock);
 	h->pid = pid;
+	h->adopted = false;
 	h->started_mono_ms = mono_ms();
 	h->started_wall_ms = now_ms();
 	free(h->run_cfg);
@@ -915,10 +1106,10 @@ hx_stop_all(struct hx *h)
 {
 	if (h->pid > 0) {
 		log_info("lb haproxy: stopping pid %d", (int)h->pid);
-		hx_kill_child(h->pid);
+		hx_stop_pid(h->pid, h->cfg);
 	}
 	for (int i = 0; i < h->nold; i++)
-		hx_kill_child(h->old[i]);
+		hx_stop_pid(h->old[i], h->cfg);
 	h->pid = 0;
 	h->nold = 0;
 	h->run_version = 0;
@@ -929,33 +1120,29 @@ hx_stop_all(struct hx *h)
 	h->cur_sock[0] = '\0';
 }
 
+/* Notices a process that died. The serving process may be an adopted one
+ * (not our child), so death is "no longer a haproxy running our
+ * configuration", not waitpid's word; our children are still reaped. */
 static void
 hx_reap(struct hx *h)
 {
-	int status;
-
-	for (int i = 0; i < h->nold; i++) {
-		pid_t r = waitpid(h->old[i], &status, WNOHANG);
-		if (r == h->old[i] || (r < 0 && errno == ECHILD))
+	for (int i = 0; i < h->nold; i++)
+		if (hx_gone(h->old[i], h->cfg))
 			h->old[i--] = h->old[--h->nold];
-	}
-	if (h->pid > 0) {
-		pid_t r = waitpid(h->pid, &status, WNOHANG);
-		if (r == h->pid || (r < 0 && errno == ECHILD)) {
-			int64_t lived = mono_ms() - h->started_mono_ms;
-			if (lived >= HX_STABLE_MS)
-				h->failures = 0;
-			hx_backoff(h);
-			h->restarts++;
-			snprintf(h->last_err, sizeof(h->last_err), "haproxy (pid %d) %s %d after %lld ms",
-				 (int)h->pid, r == h->pid && WIFSIGNALED(status) ? "died of signal" : "exited with",
-				 r == h->pid ? (WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status)) : -1,
-				 (long long)lived);
-			log_warn("lb haproxy: %s; restarting in %lld ms", h->last_err,
-				 (long long)(h->next_start_ms - mono_ms()));
-			h->pid = 0;
-			h->run_version = 0;
-		}
+	if (h->pid > 0 && hx_gone(h->pid, h->cfg)) {
+		int64_t lived = mono_ms() - h->started_mono_ms;
+		if (lived >= HX_STABLE_MS)
+			h->failures = 0;
+		hx_backoff(h);
+		h->restarts++;
+		snprintf(h->last_err, sizeof(h->last_err), "haproxy (pid %d) is gone after %lld ms%s",
+			 (int)h->pid, (long long)lived, h->adopted ? " (adopted)" : "");
+		log_warn("lb haproxy: %s; restarting in %lld ms", h->last_err,
+			 (long long)(h->next_start_ms - mono_ms()));
+		h->pid = 0;
+		h->run_version = 0;
+		h->adopted = false;
+		h->cur_sock[0] = '\0';
 	}
 }
 
@@ -974,7 +1161,12 @@ hx_main(void *arg)
 		/* a new configuration is tried at once; a failed one again only
 		 * while nothing serves (each try pauses the old process's
 		 * listeners for a moment) */
-		if (h->nlbs > 0 && (h->pid == 0 || h->run_version != h->cfg_version) &&
+		/* nothing is started or stopped before the first apply(): until
+		 * then the LBs wanted are not all known, and an adopted process
+		 * must not be reloaded or stopped for a partial list */
+		if (!h->applied) {
+			/* only watched */
+		} else if (h->nlbs > 0 && (h->pid == 0 || h->run_version != h->cfg_version) &&
 		    ((h->pid == 0 && now >= h->next_start_ms) || h->tried_version != h->cfg_version)) {
 			struct herr err = HERR_INIT;
 			uint64_t v = h->cfg_version;
@@ -993,7 +1185,7 @@ hx_main(void *arg)
 			h->run_version = h->tried_version = h->cfg_version;
 			pthread_cond_broadcast(&h->cond);
 		}
-		if (h->pid > 0) {
+		if (h->pid > 0 && h->applied) {
 			hx_promote(h);
 			hx_retry_gone(h);
 			hx_retry_left_out(h);
@@ -1051,6 +1243,50 @@ hx_find_bin(char *out, size_t n, struct herr *err)
 	return herr_set(err, -ENOENT, "haproxy not found (install the haproxy package, or set HERD_HAPROXY)");
 }
 
+/* Takes over the haproxy an earlier server left serving: the process that
+ * answers on haproxy.sock (-> haproxy.<n>.sock) with its pid, if that pid
+ * is a live haproxy running this data dir's configuration. The pid file is
+ * only a hint: a pid naming any other process is neither adopted nor
+ * signalled. Its members are read from it at the first start (hx_start). */
+static bool
+hx_adopt(struct hx *h)
+{
+	pid_t hint = pidfile_read(h->pidf), pid;
+	unsigned long long attempt;
+	char target[256], sock[1200], pidtxt[24];
+	struct stat st;
+	ssize_t n;
+
+	if (hint && !pid_runs_cfg(hint, h->cfg))
+		log_info("lb haproxy: pid file names pid %d, not a haproxy of '%s': ignored", (int)hint,
+			 h->cfg);
+	if ((n = readlink(h->sock, target, sizeof(target) - 1)) <= 0)
+		return false;
+	target[n] = '\0';
+	if (strchr(target, '/') || sscanf(target, "haproxy.%llu.sock", &attempt) != 1)
+		return false;
+	snprintf(sock, sizeof(sock), "%s/%s", h->dir, target);
+	if ((pid = socket_pid(sock)) <= 1 || !pid_runs_cfg(pid, h->cfg))
+		return false;
+	if (pid != hint)
+		log_warn("lb haproxy: pid file says %d, the socket %d: adopting %d", (int)hint, (int)pid,
+			 (int)pid);
+	h->pid = pid;
+	h->adopted = true;
+	h->attempts = attempt;
+	snprintf(h->cur_sock, sizeof(h->cur_sock), "%s", sock);
+	h->run_cfg = file_read(h->cfg, 16u << 20, NULL);   /* the file says what runs */
+	h->started_mono_ms = mono_ms();
+	h->started_wall_ms = stat(h->pidf, &st) == 0 && pid == hint
+			     ? (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 : now_ms();
+	snprintf(pidtxt, sizeof(pidtxt), "%d\n", (int)pid);
+	if (pid != hint)
+		file_write_atomic(h->pidf, pidtxt, strlen(pidtxt), 0600);
+	remove_sockets(h->dir, target);
+	log_info("lb haproxy: adopted pid %d left serving by an earlier server (%s)", (int)pid, sock);
+	return true;
+}
+
 static int
 hx_open(struct lb *l, struct herr *err)
 {
@@ -1063,11 +1299,16 @@ hx_open(struct lb *l, struct herr *err)
 		herr_set(err, -errno, "cannot create '%s': %s", h->dir, strerror(errno));
 		goto fail;
 	}
-	hx_kill_stale(h->pidf, h->cfg);
-	unlink(h->pidf);
-	remove_sockets(h->dir);
-	if ((fd = open(h->logf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
-		close(fd);
+	if (!hx_adopt(h)) {
+		/* a haproxy of ours that cannot be adopted would hold the
+		 * listeners: stopped (found by cmdline, not by the pid file) */
+		hx_stop_all_of_cfg(h->cfg);
+		unlink(h->pidf);
+		unlink(h->sock);
+		remove_sockets(h->dir, NULL);
+		if ((fd = open(h->logf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
+			close(fd);
+	}
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	h->cfg_version = 1;
@@ -1096,7 +1337,10 @@ hx_close(struct lb *l)
 	pthread_mutex_unlock(&h->lock);
 	if (h->thread_started)
 		pthread_join(h->thread, NULL);
-	hx_stop_all(h);
+	/* HAProxy keeps serving (pid file and socket stay): the next server
+	 * adopts it; only teardown or deleting every LB stops it */
+	if (h->pid > 0)
+		log_info("lb haproxy: leaving pid %d serving for the next server", (int)h->pid);
 	for (size_t i = 0; i < h->nlbs; i++)
 		free(h->lbs[i].mem);
 	free(h->lbs);
@@ -1153,7 +1397,10 @@ hx_destroy(struct lb *l, const char *name, struct herr *err)
 	for (size_t i = 0; i < h->nlbs; i++) {
 		if (strcmp(h->lbs[i].spec.name, name) == 0) {
 			free(h->lbs[i].mem);
-			h->lbs[i] = h->lbs[--h->nlbs];
+			/* order kept: the configuration a next server would write
+			 * matches the one it adopts (no needless reload) */
+			memmove(&h->lbs[i], &h->lbs[i + 1], (h->nlbs - i - 1) * sizeof(*h->lbs));
+			h->nlbs--;
 			h->cfg_version++;
 			log_info("lb %s: removed", name);
 			break;
@@ -1274,6 +1521,7 @@ hx_apply(struct lb *l, struct herr *err)
 	int rc = 0;
 
 	pthread_mutex_lock(&h->lock);
+	h->applied = true;
 	v = h->cfg_version;
 	if (h->tried_version < v) {
 		pthread_cond_broadcast(&h->cond);
@@ -1380,9 +1628,10 @@ hx_teardown(struct lb *l, struct herr *err)
 	memset(&h, 0, sizeof(h));
 	if (hx_paths(l, &h, err) < 0)
 		return 0;   /* nothing could have been started */
-	hx_kill_stale(h.pidf, h.cfg);
+	hx_stop_all_of_cfg(h.cfg);
 	unlink(h.pidf);
-	remove_sockets(h.dir);
+	unlink(h.sock);
+	remove_sockets(h.dir, NULL);
 	unlink(h.tmp);
 	return 0;
 }

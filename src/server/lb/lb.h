@@ -165,6 +165,14 @@ const char *lb_bstate_name(enum lb_bstate s);
 /* Parses `show stat` CSV: fills out[] with the servers of backend be (at
  * most max), setting status, check_status, scur, state and m.name/addr. */
 size_t haproxy_parse_stat(const char *csv, const char *be, struct lb_backend *out, size_t max);
+/* Parses `show servers state` for backend be: fills out[] (at most max)
+ * with m.name/addr/port and the intent its admin state implies: ACTIVE if
+ * ready, DRAINING (drain_since_ms = now_ms) if drained or in maintenance. */
+size_t haproxy_parse_servers_state(const char *text, const char *be, struct lb_backend *out,
+				   size_t max, int64_t now_ms);
+/* True if two configurations differ at most in their backends' server
+ * lines (membership, which changes at run time without a reload). */
+bool haproxy_config_same_listeners(const char *a, const char *b);
 /* Writes a haproxy configuration for specs[i] with members mem[i][0..nmem[i]). */
 int haproxy_config(struct buf *out, const char *sock, const struct lb_spec *specs, size_t nspecs,
 		   const struct lb_member *const *mem, const size_t *nmem, struct herr *err);
