@@ -348,7 +348,7 @@ server_main(int argc, char **argv)
 	log_info("signal %d: shutting down", sig);
 	ctl_stop(s);        /* sets s->stopping: the autoscaler ends too */
 	autoscale_stop(s);
-	lbsync_stop(s);   /* stops HAProxy (waits for API calls using it) */
+	lbsync_stop(s);   /* closes the LB drivers (waits for API calls using them); HAProxy keeps serving */
 	httpd_stop(s);
 	rc = 0;
 out:
