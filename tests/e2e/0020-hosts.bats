@@ -386,10 +386,16 @@ our_netns() {
 	done
 	# no process of any host (agent, script, daemon) left in its namespaces
 	[ -z "$(procs_in_netns "${inodes[@]}")" ]
-	before=$(ip -o link; ip netns list)
+	# only this server's names: other runs on the machine come and go
+	ours() {
+		ip netns list | grep "herd-$INST-" || true
+		ip -o link | grep -E "$bridge|herdv($(paste -sd'|' <<<"$ids"))" || true
+	}
+	before=$(ours)
+	[ -z "$before" ]
 	server_stop
 	run "$HERD" server --data "$HERD_DATA" --teardown
 	[ "$status" -eq 0 ]
-	[ "$before" = "$(ip -o link; ip netns list)" ]
+	[ -z "$(ours)" ]
 	server_start
 }
