@@ -18,6 +18,7 @@ struct envname_rule {
 #define SHELL_WHY "changes how the shell starts or parses the script (it can run commands before the script)"
 #define LOADER_WHY "changes how the dynamic loader or libc starts every program (it can load code)"
 #define INTERP_WHY "changes how an interpreter starts (it can load or run code before the script)"
+#define TOOL_WHY "names a command that common tools (git, ssh, sudo, less, man) run"
 #define HERD_WHY "is set by herd itself for every script"
 
 static const struct envname_rule envname_rules[] = {
@@ -59,6 +60,17 @@ static const struct envname_rule envname_rules[] = {
 	{ "JDK_JAVA_OPTIONS", false, INTERP_WHY },
 	{ "LUA_", true, INTERP_WHY },
 	{ "TCL", true, INTERP_WHY },
+	/* tools that take a command from the environment when a script runs them */
+	{ "GIT_", true, TOOL_WHY },     /* GIT_SSH_COMMAND, GIT_EXEC_PATH, GIT_CONFIG_* ... */
+	{ "SSH_ASKPASS", false, TOOL_WHY },
+	{ "SUDO_ASKPASS", false, TOOL_WHY },
+	{ "LESSOPEN", false, TOOL_WHY },
+	{ "LESSCLOSE", false, TOOL_WHY },
+	{ "PAGER", false, TOOL_WHY },
+	{ "MANPAGER", false, TOOL_WHY },
+	{ "EDITOR", false, TOOL_WHY },
+	{ "VISUAL", false, TOOL_WHY },
+	{ "BROWSER", false, TOOL_WHY },
 	/* herd's own */
 	{ "PATH", false, HERD_WHY },
 	{ "HOME", false, HERD_WHY },
