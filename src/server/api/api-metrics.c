@@ -452,6 +452,69 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The series quotas of cluster (its spec's series_per_host and
+ * series_per_cluster; 0 = the store's defaults). */
+static void
+cluster_limits(struct server *s, const char *cluster, struct tsdb_limits *lim)
+{
+	struct herr err = HERR_INIT;
+	struct res c;
+
+	memset(lim, 0, sizeof(*lim));
+	if (res_get(s->store, &kind_cluster, "", cluster, &c, &err) < 0)
+		return;
+	lim->host_max_series = (size_t)json_integer_value(json_object_get(c.spec, "series_per_host"));
+	lim->cluster_max_series =
+		(size_t)json_integer_value(json_object_get(c.spec, "series_per_cluster"));
+	res_release(&c);
+}
+
+json_t *
+metrics_host_json(struct server *s, const char *cluster, const char *host)
+{
+	struct tsdb_owner_stats st;
+	struct tsdb_limits lim;
+	struct tsdb_stats all;
+	char t[40];
+
+	if (s->tsdb == NULL)
+		return NULL;
+	tsdb_owner_stats(s->tsdb, cluster, host, &st);
+	tsdb_stats(s->tsdb, &all);
+	cluster_limits(s, cluster, &lim);
+	return json_pack("{s:I,s:I,s:I,s:s,s:o,s:I,s:I}", "series", (json_int_t)st.series,
+			 "max_series", (json_int_t)(lim.host_max_series ? lim.host_max_series
+									: st.max_series),
+			 "refused", (json_int_t)st.refused, "refused_reason",
+			 tsdb_refusal_name(st.reason), "last_refused",
+			 st.refused_ms ? json_string(fmt_time(st.refused_ms, t, sizeof(t))) : json_null(),
+			 "cluster_series", (json_int_t)st.cluster_series, "cluster_max_series",
+			 (json_int_t)(lim.cluster_max_series ? lim.cluster_max_series
+							     : TSDB_CLUSTER_MAX_SERIES));
+}
+
+/* Records that a host's new series were refused: tsdb_note_decide lets
+ * this through on the first refusal and then once an hour per host. */
+static void
+quota_note(struct server *s, const struct mhost *h, size_t refused,
+	   const struct tsdb_append_info *info)
+{
+	struct herr err = HERR_INIT;
+	const char *why = tsdb_refusal_name(info->reason);
+	json_t *in = json_pack("{s:I,s:s,s:I,s:I,s:I}", "refused", (json_int_t)refused, "reason", why,
+			       "host_series", (json_int_t)info->host_series, "host_max_series",
+			       (json_int_t)info->host_max, "refused_total",
+			       (json_int_t)info->host_refused);
+
+	log_warn("metrics: host %s/%s: %zu new series refused (%s)", h->cluster, h->name, refused, why);
+	if (activity_add(s->store, h->cluster, h->group, h->name, "metrics_refused", why, in, &err,
+			 "%zu new metric series of %s refused (%s: the host has %zu series, the"
+			 " quota is %zu); reported again in an hour at the latest if it goes on",
+			 refused, h->name, why, info->host_series, info->host_max) < 0)
+		log_err("metrics: cannot record the refusal: %s", err.msg);
+	json_decref(in);
+}
+
 /* POST /v1/agent/metrics: see docs/metrics.md. */
 void
 api_agent_metrics(struct req *rq)
@@ -460,9 +523,11 @@ api_agent_metrics(struct req *rq)
 	json_t *body = req_json(rq), *batches, *b, *dropped, *cfg;
 	struct tsdb *db = rq->srv->tsdb;
 	const char **names = NULL;
-	size_t nnames = 0, capnames = 0, i, accepted = 0, rejected = 0, last = 0;
+	size_t nnames = 0, capnames = 0, i, accepted = 0, rejected = 0, last = 0, refused = 0;
 	int64_t last_ts = 0;
 	struct mhost h;
+	struct tsdb_limits lim;
+	struct tsdb_append_info info, sum = { 0 };
 
 	if (body == NULL)
 		return;
@@ -476,6 +541,7 @@ api_agent_metrics(struct req *rq)
 		return reply_errf(rq, HERR_INVALID, "dropped", "must be a non-negative integer");
 	if (host_ident(rq, &h, &err) < 0)
 		return reply_err(rq, &err);
+	cluster_limits(rq->srv, h.cluster, &lim);
 	json_array_foreach(batches, i, b) {
 		json_t *series = json_object_get(b, "series"), *mons = json_object_get(b, "monitors");
 		size_t ns = json_array_size(series), nm = json_array_size(mons), n = 0, nl = 0, j;
@@ -534,7 +600,7 @@ api_agent_metrics(struct req *rq)
 			n++;
 		}
 #undef BASE_LABELS
-		rc = tsdb_append(db, ts, smp, n, &err);
+		rc = tsdb_append_q(db, ts, smp, n, &lim, &info, &err);
 		free(smp);
 		free(lab);
 		if (rc < 0) {
@@ -545,6 +611,14 @@ api_agent_metrics(struct req *rq)
 		}
 		accepted += (size_t)rc;
 		rejected += n - (size_t)rc;
+		refused += info.refused;
+		if (info.refused) {
+			sum.reason = info.reason;
+			sum.host_refused = info.host_refused;
+		}
+		sum.note |= info.note;
+		sum.host_series = info.host_series;
+		sum.host_max = info.host_max;
 		if (nm) {
 			if (nnames == capnames) {
 				capnames = capnames ? capnames * 2 : 64;
@@ -561,9 +635,21 @@ api_agent_metrics(struct req *rq)
 				    json_string_value(json_object_get(x, "state")),
 				    json_string_value(json_object_get(x, "error")), last_ts);
 	}
+	if (sum.note)
+		quota_note(rq->srv, &h, refused, &sum);
 	cfg = agent_config(rq->srv, h.cluster, h.group);
-	reply_json(rq, 200, json_pack("{s:O,s:I,s:I}", "config_version", json_object_get(cfg, "version"),
-				      "accepted", (json_int_t)accepted, "rejected", (json_int_t)rejected));
+	{
+		json_t *ans = json_pack("{s:O,s:I,s:I}", "config_version", json_object_get(cfg, "version"),
+					"accepted", (json_int_t)accepted, "rejected", (json_int_t)rejected);
+		if (refused)
+			json_object_set_new(ans, "refused",
+					    json_pack("{s:I,s:s,s:I,s:I,s:I}", "series", (json_int_t)refused,
+						      "reason", tsdb_refusal_name(sum.reason),
+						      "host_series", (json_int_t)sum.host_series,
+						      "host_max_series", (json_int_t)sum.host_max,
+						      "host_refused_total", (json_int_t)sum.host_refused));
+		reply_json(rq, 200, ans);
+	}
 	json_decref(cfg);
 	if (nnames) {
 		size_t k = 0;
