@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <microhttpd.h>
+
 #include "api.h"
 #include "log.h"
 #include "metrics.h"
@@ -24,7 +26,10 @@
 #define PUSH_ERROR_MAX 1024       /* monitor error text accepted, bytes */
 #define PUSH_FUTURE_MS (10 * 60 * 1000) /* clock skew tolerated */
 #define QUERY_MAX_POINTS 200000
-#define EXPOSE_MAX_BYTES ((size_t)64 << 20)
+#define EXPOSE_CHUNK_SERIES 256      /* series per piece of the streamed /metrics */
+#define EXPOSE_PIECE_MAX_BYTES ((size_t)4 << 20) /* 256 series of 16 labels of 256 bytes fit */
+#define LATEST_LIMIT 1000            /* series per page of /v1/metrics/latest */
+#define LATEST_LIMIT_MAX 10000
 #define EXPOSE_MAX_AGE_MS (5 * 60 * 1000)
 #define HOSTS_MAX 100000          /* hosts whose identity and monitors we cache */
 
@@ -959,29 +964,45 @@ api_metrics_query(struct req *rq)
 	}
 }
 
-/* GET /v1/metrics/latest[?metric=M][&host=|group=&cluster=][&since=] */
+/* GET /v1/metrics/latest[?metric=M][&host=|group=&cluster=][&since=]
+ * [&limit=N][&after=CURSOR]: a page of at most limit series (default
+ * LATEST_LIMIT), with "next" to pass as after= while there are more. */
 void
 api_metrics_latest(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	const char *metric = req_query(rq, "metric");
+	const char *metric = req_query(rq, "metric"), *lims = req_query(rq, "limit");
+	const char *after = req_query(rq, "after");
 	struct tsdb_series_info *si;
-	json_t *items = json_array();
+	json_t *items, *ans;
 	int64_t from, to;
 	struct sel sel;
-	size_t n;
+	size_t n, limit = LATEST_LIMIT;
+	uint32_t cur = 0;
+	char *end;
 
-	if (metric && !tsdb_metric_name_ok(metric)) {
-		json_decref(items);
+	if (metric && !tsdb_metric_name_ok(metric))
 		return reply_errf(rq, HERR_INVALID, "metric", "must be a metric name");
+	if (lims) {
+		unsigned long long v = strtoull(lims, &end, 10);
+		if (*lims < '0' || *lims > '9' || *end || v < 1 || v > LATEST_LIMIT_MAX)
+			return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and %d",
+					  LATEST_LIMIT_MAX);
+		limit = (size_t)v;
+	}
+	if (after && *after) {
+		unsigned long long v = strtoull(after, &end, 10);
+		if (*after < '0' || *after > '9' || *end || v >= UINT32_MAX)
+			return reply_errf(rq, HERR_INVALID, "after",
+					  "must be the \"next\" of the previous page");
+		cur = (uint32_t)v;
 	}
 	if (!selection(rq, &sel) || !window(rq, 0, &from, &to))
-		return json_decref(items);
+		return;
 	if (rq->srv->tsdb == NULL ||
-	    tsdb_latest(rq->srv->tsdb, metric, sel.m, sel.nm, from, &si, &n, &err) < 0) {
-		json_decref(items);
+	    tsdb_latest_page(rq->srv->tsdb, metric, sel.m, sel.nm, from, &cur, limit, &si, &n, &err) < 0)
 		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
-	}
+	items = json_array();
 	for (size_t i = 0; i < n; i++) {
 		const char *h = label_of(&si[i], "host");
 		json_array_append_new(items, json_pack("{s:s,s:s?,s:o,s:I,s:o}", "metric", si[i].metric,
@@ -990,7 +1011,15 @@ api_metrics_latest(struct req *rq)
 						       num(si[i].last_value)));
 	}
 	tsdb_series_free(si, n);
-	reply_json(rq, 200, json_pack("{s:o}", "items", items));
+	ans = json_pack("{s:o}", "items", items);
+	if (cur != UINT32_MAX) {
+		char next[16];
+		snprintf(next, sizeof(next), "%u", cur);
+		json_object_set_new(ans, "next", json_string(next));
+	} else {
+		json_object_set_new(ans, "next", json_null());
+	}
+	reply_json(rq, 200, ans);
 }
 
 /* GET /v1/metrics/monitors[?host=|group=&cluster=]: the last state of each
@@ -1015,25 +1044,14 @@ api_metrics_monitors(struct req *rq)
 	reply_json(rq, 200, json_pack("{s:o}", "items", items));
 }
 
-/* GET /metrics: Prometheus text format, latest sample of every series
- * updated in the last 5 minutes, then the store's own figures. */
-void
-api_metrics_prometheus(struct req *rq)
+/* The store's own figures, after the series. */
+static void
+expose_stats(struct tsdb *db, struct buf *b)
 {
-	struct herr err = HERR_INIT;
 	struct tsdb_stats st;
-	struct buf b;
-	size_t len;
 
-	if (rq->srv->tsdb == NULL)
-		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
-	buf_init(&b, EXPOSE_MAX_BYTES);
-	if (tsdb_expose(rq->srv->tsdb, &b, now_ms() - EXPOSE_MAX_AGE_MS, &err) < 0) {
-		buf_release(&b);
-		return reply_err(rq, &err);
-	}
-	tsdb_stats(rq->srv->tsdb, &st);
-	buf_addf(&b,
+	tsdb_stats(db, &st);
+	buf_addf(b,
 		 "# HELP herd_tsdb_series Series in herd's metric store.\n"
 		 "# TYPE herd_tsdb_series gauge\nherd_tsdb_series %zu\n"
 		 "# TYPE herd_tsdb_chunks gauge\nherd_tsdb_chunks %zu\n"
@@ -1048,6 +1066,71 @@ api_metrics_prometheus(struct req *rq)
 		 (unsigned long long)st.appended, (unsigned long long)st.out_of_order,
 		 (unsigned long long)st.duplicates, (unsigned long long)st.too_old,
 		 (unsigned long long)st.series_limited);
-	len = b.len;
-	reply_raw(rq, 200, "text/plain; version=0.0.4; charset=utf-8", buf_steal(&b), len, false);
+}
+
+/* A /metrics answer being sent: the text is made EXPOSE_CHUNK_SERIES
+ * series at a time as the client reads, so memory stays bounded (the
+ * pending piece and the metric names) however large the store is. */
+struct expo {
+	struct tsdb *db;
+	struct tsdb_expose_cursor *cur;
+	struct buf b;              /* the piece being sent */
+	size_t off;                /* bytes of b sent */
+	int phase;                 /* 0: series, 1: the store's figures, 2: done */
+};
+
+static ssize_t
+expo_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct expo *e = cls;
+	size_t n;
+
+	(void)pos;
+	while (e->off == e->b.len) {
+		e->b.len = 0;
+		e->off = 0;
+		if (e->phase == 0) {
+			if (!tsdb_expose_next(e->db, e->cur, &e->b, EXPOSE_CHUNK_SERIES))
+				e->phase = 1;
+		} else if (e->phase == 1) {
+			expose_stats(e->db, &e->b);
+			e->phase = 2;
+		} else {
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+	}
+	n = e->b.len - e->off < max ? e->b.len - e->off : max;
+	memcpy(out, e->b.p + e->off, n);
+	e->off += n;
+	return (ssize_t)n;
+}
+
+static void
+expo_free(void *cls)
+{
+	struct expo *e = cls;
+
+	tsdb_expose_end(e->cur);
+	buf_release(&e->b);
+	free(e);
+}
+
+/* GET /metrics: Prometheus text format, latest sample of every series
+ * updated in the last 5 minutes, then the store's own figures; streamed. */
+void
+api_metrics_prometheus(struct req *rq)
+{
+	struct expo *e;
+
+	if (rq->srv->tsdb == NULL)
+		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
+	e = xcalloc(1, sizeof(*e));
+	e->db = rq->srv->tsdb;
+	buf_init(&e->b, EXPOSE_PIECE_MAX_BYTES);
+	e->cur = tsdb_expose_begin(e->db, now_ms() - EXPOSE_MAX_AGE_MS);
+	rq->status = 200;
+	rq->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	rq->stream = expo_read;
+	rq->stream_cls = e;
+	rq->stream_free = expo_free;
 }

@@ -2137,7 +2137,7 @@ tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher 
 		 int64_t since, uint32_t *cursor, size_t limit, struct tsdb_series_info **out,
 		 size_t *nout, struct herr *err)
 {
-	uint32_t *ids = NULL, end;
+	uint32_t *ids = NULL, *page, end;
 	size_t n = 0, k = 0, looked = 0, budget, i = 0;
 	struct tsdb_series_info *r;
 	bool all = metric == NULL;
@@ -2150,6 +2150,7 @@ tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher 
 		if (!m[j].neg && m[j].value && m[j].value[0])
 			all = false;
 	r = xcalloc(limit, sizeof(*r));
+	page = xmalloc(limit * sizeof(*page));
 	pthread_rwlock_rdlock(&db->lock);
 	end = index_end(db->ix);
 	if (!all) {
@@ -2187,12 +2188,18 @@ tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher 
 		if (all && ((key = index_get(db->ix, id, &klen)) == NULL ||
 			    !index_key_matches(key, klen, NULL, m, nm)))
 			continue;
-		info_fill(db, se, &r[k++]);
+		page[k++] = id;
 	}
 	if (!all && at != UINT32_MAX)
 		at = i < n ? ids[i] : UINT32_MAX;
+	/* a page reads like the whole listing did: by metric, then labels */
+	if (k)
+		qsort_r(page, k, sizeof(*page), cmp_key, db->ix);
+	for (size_t j = 0; j < k; j++)
+		info_fill(db, db->series[page[j]], &r[j]);
 	pthread_rwlock_unlock(&db->lock);
 	free(ids);
+	free(page);
 	*cursor = at;
 	*out = r;
 	*nout = k;

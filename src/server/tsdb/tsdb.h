@@ -249,8 +249,9 @@ bool tsdb_expose_next(struct tsdb *db, struct tsdb_expose_cursor *c, struct buf 
 		      size_t max_series);
 void tsdb_expose_end(struct tsdb_expose_cursor *c);
 
-/* Latest, a page at a time, in id (creation) order so a cursor stays valid
- * while series are added: at most limit series with an id >= *cursor (0 to
+/* Latest, a page at a time, walking series in id (creation) order so a
+ * cursor stays valid while series are added (each page is then sorted by
+ * metric and labels): at most limit series with an id >= *cursor (0 to
  * start), looking at no more than 64 x limit candidates; *cursor is then
  * where the next page starts, or UINT32_MAX when the listing is complete.
  * *out: owned array of *nout (tsdb_series_free). */
