@@ -513,9 +513,13 @@ quota_note(struct server *s, const struct mhost *h, size_t refused,
 
 	log_warn("metrics: host %s/%s: %zu new series refused (%s)", h->cluster, h->name, refused, why);
 	if (activity_add(s->store, h->cluster, h->group, h->name, "metrics_refused", why, in, &err,
-			 "%zu new metric series of %s refused (%s: the host has %zu series, the"
-			 " quota is %zu); reported again in an hour at the latest if it goes on",
-			 refused, h->name, why, info->host_series, info->host_max) < 0)
+			 "%zu new metric series of %s refused (%s: %s); reported again in an"
+			 " hour at the latest if it goes on",
+			 refused, h->name, why,
+			 info->reason == TSDB_REFUSED_HOST ? "the host has reached its series quota"
+			 : info->reason == TSDB_REFUSED_CLUSTER
+				 ? "the cluster has reached its series quota"
+				 : "the metric store is full") < 0)
 		log_err("metrics: cannot record the refusal: %s", err.msg);
 	json_decref(in);
 }
