@@ -624,10 +624,10 @@ api_agent_metrics(struct req *rq)
 		if (info.refused) {
 			sum.reason = info.reason;
 			sum.host_refused = info.host_refused;
+			sum.host_series = info.host_series;
+			sum.host_max = info.host_max;
 		}
 		sum.note |= info.note;
-		sum.host_series = info.host_series;
-		sum.host_max = info.host_max;
 		if (nm) {
 			if (nnames == capnames) {
 				capnames = capnames ? capnames * 2 : 64;

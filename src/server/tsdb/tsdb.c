@@ -1767,8 +1767,9 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 		}
 	}
 	kick = db->wal_size > db->o.wal_max_bytes;
-	if (n && rc == 0) {
-		/* the pushing host: the first sample's labels name it */
+	if (info->refused && rc == 0) {
+		/* the pushing host (the first sample's labels name it), for the
+		 * report: only when something was refused, pushes stay cheap */
 		struct owner *oh, *oc;
 		if ((klen = index_key(s[0].metric, s[0].labels, s[0].nlabels, key, sizeof(key),
 				      err)) >= 0) {

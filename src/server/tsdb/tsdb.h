@@ -101,6 +101,7 @@ struct tsdb_append_info {
 	enum tsdb_refusal reason;       /* of the last refusal */
 	bool note;                      /* a refusal to report: the host's first, or
 					 * the first in TSDB_NOTE_INTERVAL_MS */
+	/* when refused > 0: */
 	uint64_t host_refused;          /* the host's refusals so far */
 	size_t host_series, host_max;   /* the host's series after the append, its quota */
 };
