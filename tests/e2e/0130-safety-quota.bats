@@ -185,6 +185,15 @@ server_hwm_mb() {
 	[ "$(grep -c '^flood{' "$BATS_FILE_TMPDIR/expo.txt")" -ge 9000 ]
 	[ "$(grep -c '^# TYPE flood untyped$' "$BATS_FILE_TMPDIR/expo.txt")" = 1 ]
 	grep -q '^cpu_busy_pct{.*cluster="qb"' "$BATS_FILE_TMPDIR/expo.txt"
+	# the metric list counts in the store, without a copy per series
+	local out n
+	out=$(http GET "/v1/metrics?cluster=qa" "$VIEWER")
+	[[ "$out" == "200 "* ]]
+	n=$(echo "${out#200 }" | perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		print map { $_->{series} } grep { $_->{name} eq "flood" } @{$d->{items}}')
+	[ "$n" -ge 9000 ]
+	[ "$n" -le 10000 ]
 }
 
 @test "/v1/metrics/latest is paginated; bad limit or cursor name the field" {

@@ -6,7 +6,8 @@
  * serves the rest), retention, and concurrent appenders sharing fsyncs
  * while checkpoints and queries run. Safety (issue 12): series quotas per
  * host and per cluster (counted, rebuilt after a restart and a WAL replay),
- * latest by pages, the streamed exposition, and close in linear time. */
+ * latest by pages, the streamed exposition, per-metric counts without a
+ * copy of every series, and close in linear time. */
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -821,6 +822,46 @@ test_pages_and_stream(void **state)
 	tsdb_close(db);
 }
 
+/* The per-metric counts of GET /v1/metrics match the full listing, with
+ * and without matchers. */
+static void
+test_metric_counts(void **state)
+{
+	struct tsdb *db = open_db(0);
+	struct herr err = HERR_INIT;
+	struct tsdb_matcher sets[2][1] = { { { "cluster", "demo", false } },
+					   { { "host", "node-3", false } } };
+
+	(void)state;
+	for (int h = 1; h <= 20; h++)
+		push(db, h, T0 + h, h);
+	for (int k = 0; k < 3; k++) {
+		const struct tsdb_matcher *m = k < 2 ? sets[k] : NULL;
+		size_t nm = k < 2 ? 1 : 0, n, nc, j = 0;
+		struct tsdb_series_info *si;
+		struct tsdb_metric_count *mc;
+
+		assert_int_equal(tsdb_series(db, NULL, m, nm, &si, &n, &err), 0);
+		assert_int_equal(tsdb_metric_counts(db, m, nm, &mc, &nc), 0);
+		assert_true(nc > 0);
+		for (size_t i = 0; i < nc; i++) {
+			size_t cnt = 0;
+			int64_t last = INT64_MIN;
+			for (; j < n && strcmp(si[j].metric, mc[i].name) == 0; j++) {
+				cnt++;
+				if (si[j].last_ts_ms > last)
+					last = si[j].last_ts_ms;
+			}
+			assert_int_equal(mc[i].series, cnt);
+			assert_int_equal(mc[i].last_ts_ms, last);
+		}
+		assert_int_equal(j, n);
+		tsdb_series_free(si, n);
+		tsdb_metric_counts_free(mc, nc);
+	}
+	tsdb_close(db);
+}
+
 /* SIGTERM closes the store: with 200,000 series that took 47 s (posting
  * lists shrunk one id at a time); the bound is generous. */
 static void
@@ -883,6 +924,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota_accounting, setup, teardown),
 		cmocka_unit_test(test_note_decide),
 		cmocka_unit_test_setup_teardown(test_pages_and_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metric_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_fast, setup, teardown),
 	};
 

@@ -852,34 +852,26 @@ parse_agg(const char *s, enum expr_agg *out)
 	return false;
 }
 
-/* GET /v1/metrics[?host=|group=&cluster=]: metric names with their series. */
+/* GET /v1/metrics[?host=|group=&cluster=]: metric names with their series
+ * (counted in the store, one metric at a time: nothing per series). */
 void
 api_metrics_list(struct req *rq)
 {
-	struct herr err = HERR_INIT;
-	struct tsdb_series_info *si;
+	struct tsdb_metric_count *mc;
 	struct sel sel;
-	json_t *items = json_array(), *cur = NULL;
+	json_t *items;
 	size_t n;
 
 	if (!selection(rq, &sel))
-		return json_decref(items);
-	if (rq->srv->tsdb == NULL || tsdb_series(rq->srv->tsdb, NULL, sel.m, sel.nm, &si, &n, &err) < 0) {
-		json_decref(items);
+		return;
+	if (rq->srv->tsdb == NULL || tsdb_metric_counts(rq->srv->tsdb, sel.m, sel.nm, &mc, &n) < 0)
 		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (cur == NULL || strcmp(json_string_value(json_object_get(cur, "name")), si[i].metric) != 0) {
-			cur = json_pack("{s:s,s:i,s:I}", "name", si[i].metric, "series", 0, "last_ts_ms",
-					(json_int_t)si[i].last_ts_ms);
-			json_array_append_new(items, cur);
-		}
-		json_object_set_new(cur, "series",
-				    json_integer(json_integer_value(json_object_get(cur, "series")) + 1));
-		if (si[i].last_ts_ms > json_integer_value(json_object_get(cur, "last_ts_ms")))
-			json_object_set_new(cur, "last_ts_ms", json_integer(si[i].last_ts_ms));
-	}
-	tsdb_series_free(si, n);
+	items = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(items, json_pack("{s:s,s:I,s:I}", "name", mc[i].name, "series",
+						       (json_int_t)mc[i].series, "last_ts_ms",
+						       (json_int_t)mc[i].last_ts_ms));
+	tsdb_metric_counts_free(mc, n);
 	reply_json(rq, 200, json_pack("{s:o}", "items", items));
 }
 

@@ -2207,6 +2207,65 @@ tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher 
 	return 0;
 }
 
+static int
+cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+tsdb_metric_counts(struct tsdb *db, const struct tsdb_matcher *m, size_t nm,
+		   struct tsdb_metric_count **out, size_t *nout)
+{
+	struct tsdb_metric_count *r;
+	char **names;
+	size_t nn, k = 0;
+
+	pthread_rwlock_rdlock(&db->lock);
+	nn = index_names(db->ix, &names);
+	pthread_rwlock_unlock(&db->lock);
+	if (nn)
+		qsort(names, nn, sizeof(*names), cmp_strp);
+	r = xcalloc(nn ? nn : 1, sizeof(*r));
+	for (size_t i = 0; i < nn; i++) {
+		uint32_t *ids;
+		size_t n, cnt = 0;
+		int64_t last = NO_TS;
+
+		pthread_rwlock_rdlock(&db->lock);
+		n = index_select(db->ix, names[i], m, nm, &ids);
+		for (size_t j = 0; j < n; j++) {
+			const struct tseries *s = db->series[ids[j]];
+			if (s == NULL || s->last_ts == NO_TS)
+				continue;
+			cnt++;
+			if (s->last_ts > last)
+				last = s->last_ts;
+		}
+		pthread_rwlock_unlock(&db->lock);
+		free(ids);
+		if (cnt == 0) {
+			free(names[i]);
+			continue;
+		}
+		r[k++] = (struct tsdb_metric_count){ names[i], cnt, last };
+	}
+	free(names);
+	*out = r;
+	*nout = k;
+	return 0;
+}
+
+void
+tsdb_metric_counts_free(struct tsdb_metric_count *c, size_t n)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(c[i].name);
+	free(c);
+}
+
 void
 tsdb_series_free(struct tsdb_series_info *s, size_t n)
 {
@@ -2311,11 +2370,6 @@ struct tsdb_expose_cursor {
 	int64_t since;
 };
 
-static int
-cmp_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 struct tsdb_expose_cursor *
 tsdb_expose_begin(struct tsdb *db, int64_t since)

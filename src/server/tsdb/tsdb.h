@@ -233,6 +233,19 @@ int tsdb_series(struct tsdb *db, const char *metric, const struct tsdb_matcher *
 		struct tsdb_series_info **out, size_t *nout, struct herr *err);
 void tsdb_series_free(struct tsdb_series_info *s, size_t n);
 
+/* How many series of each metric match the matchers, and the newest
+ * sample among them: metric by metric, the lock held for one at a time and
+ * nothing copied per series (tsdb_series copies every one). *out: owned
+ * array of *nout, sorted by name (tsdb_metric_counts_free). */
+struct tsdb_metric_count {
+	char *name;
+	size_t series;
+	int64_t last_ts_ms;
+};
+int tsdb_metric_counts(struct tsdb *db, const struct tsdb_matcher *m, size_t nm,
+		       struct tsdb_metric_count **out, size_t *nout);
+void tsdb_metric_counts_free(struct tsdb_metric_count *c, size_t n);
+
 /* Prometheus text exposition (format 0.0.4) of the latest sample of every
  * series with a sample at or after since_ms, with its timestamp, grouped by
  * metric. Returns 0, or HERR_TOOBIG when out's limit is reached. */
