@@ -11,7 +11,11 @@
  *   tsdb-bench codec                     encode/decode ns per sample
  *   tsdb-bench ingest DIR                samples/s on one core, and with
  *                                        fsync + 4 appenders (group commit)
- *   tsdb-bench query HOSTS DIR           group average over 1 h: median ms */
+ *   tsdb-bench query HOSTS DIR           group average over 1 h: median ms
+ *   tsdb-bench close SERIES DIR          seconds tsdb_close takes with that
+ *                                        many series (the server's SIGTERM),
+ *                                        beside one write + fsync of the
+ *                                        bytes it leaves on disk */
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -19,6 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tsdb/chunk.h"
 #include "tsdb/tsdb.h"
@@ -457,6 +465,101 @@ cmd_query(int hosts, const char *dir)
 	return 0;
 }
 
+/* Bytes of the regular files under dir (one level of subdirectories). */
+static uint64_t
+dir_bytes(const char *dir)
+{
+	uint64_t n = 0;
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	char p[2048];
+	struct stat sb;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (stat(p, &sb) < 0)
+			continue;
+		if (S_ISDIR(sb.st_mode))
+			n += dir_bytes(p);
+		else if (S_ISREG(sb.st_mode))
+			n += (uint64_t)sb.st_size;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Creates nseries series (1000 per host, 3 samples each) in a store with
+ * durability on and quotas out of the way, then times tsdb_close (final
+ * checkpoint and freeing). The reference writes the bytes the store holds
+ * on disk afterwards to one file with one fsync. */
+static int
+cmd_close(int nseries, const char *dir)
+{
+	struct tsdb_opts o;
+	struct herr err = HERR_INIT;
+	struct tsdb *db;
+	struct tsdb_sample s[1000];
+	struct tsdb_label lab[1000][4];
+	char hname[32], val[1000][16], ref[2100];
+	int64_t t0 = now_ms() - 60000;
+	uint64_t bytes;
+	double t, close_s, ref_s;
+	char *chunk;
+	int fd;
+
+	tsdb_opts_default(&o);
+	o.checkpoint_interval_ms = -1;
+	o.max_series = (size_t)nseries * 2 + 2000; /* a cluster may take half */
+	o.host_max_series = 1000;
+	o.cluster_max_series = o.max_series;
+	if ((db = tsdb_open(dir, &o, &err)) == NULL) {
+		fprintf(stderr, "tsdb_open: %s\n", err.msg);
+		return 1;
+	}
+	for (int k = 0; k < 1000; k++)
+		snprintf(val[k], sizeof(val[k]), "%d", k);
+	for (int step = 0; step < 3; step++)
+		for (int h = 0; h * 1000 < nseries; h++) {
+			snprintf(hname, sizeof(hname), "node-%d", h + 1);
+			for (int k = 0; k < 1000; k++) {
+				lab[k][0] = (struct tsdb_label){ "host", hname };
+				lab[k][1] = (struct tsdb_label){ "group", "node" };
+				lab[k][2] = (struct tsdb_label){ "cluster", "demo" };
+				lab[k][3] = (struct tsdb_label){ "item", val[k] };
+				s[k] = (struct tsdb_sample){ "bench_item", lab[k], 4, (double)(k + step) };
+			}
+			if (tsdb_append(db, t0 + step * STEP_MS, s, 1000, &err) != 1000) {
+				fprintf(stderr, "append: %s\n", err.msg);
+				return 1;
+			}
+		}
+	t = mono_s();
+	tsdb_close(db);
+	close_s = mono_s() - t;
+	bytes = dir_bytes(dir);
+	snprintf(ref, sizeof(ref), "%s/ref", dir);
+	chunk = calloc(1, 1 << 20);
+	t = mono_s();
+	fd = open(ref, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	for (uint64_t done = 0; fd >= 0 && done < bytes; done += 1 << 20)
+		if (write(fd, chunk, bytes - done < (1 << 20) ? bytes - done : (1 << 20)) < 0)
+			break;
+	if (fd >= 0) {
+		fdatasync(fd);
+		close(fd);
+	}
+	ref_s = mono_s() - t;
+	unlink(ref);
+	free(chunk);
+	printf("close_series %d\nclose_s %.3f\nclose_bytes %" PRIu64 "\nclose_ref_s %.3f\n",
+	       nseries, close_s, bytes, ref_s);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -470,6 +573,8 @@ main(int argc, char **argv)
 		return cmd_ingest(argv[2]);
 	if (argc >= 4 && strcmp(argv[1], "query") == 0)
 		return cmd_query(atoi(argv[2]), argv[3]);
-	fprintf(stderr, "usage: tsdb-bench openmetrics|size|codec|ingest|query ...\n");
+	if (argc >= 4 && strcmp(argv[1], "close") == 0)
+		return cmd_close(atoi(argv[2]), argv[3]);
+	fprintf(stderr, "usage: tsdb-bench openmetrics|size|codec|ingest|query|close ...\n");
 	return 2;
 }

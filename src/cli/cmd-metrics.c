@@ -283,6 +283,46 @@ cell_value(json_t *v, int decimals, char *out, size_t n)
 		snprintf(out, n, "-");
 }
 
+#define LATEST_PAGES_MAX 100   /* pages of /v1/metrics/latest a command follows */
+
+/* GET q (a /v1/metrics/latest URL) following "next" to the end, or for at
+ * most LATEST_PAGES_MAX pages; *out gets {"items":[every page's items]}.
+ * Returns 0 or the CLI exit code. */
+static int
+latest_all(struct cli *c, const char *q, json_t **out)
+{
+	json_t *all = json_array(), *page = NULL;
+	char *url = xstrdup(q);
+	int rc = 0;
+
+	for (int i = 0; i < LATEST_PAGES_MAX; i++) {
+		const char *next;
+
+		if ((rc = cli_call(c, "GET", url, NULL, &page)) != 0)
+			break;
+		json_array_extend(all, json_object_get(page, "items"));
+		next = json_string_value(json_object_get(page, "next"));
+		free(url);
+		url = NULL;
+		if (next == NULL || *next == '\0') {
+			json_decref(page);
+			page = NULL;
+			break;
+		}
+		url = xstrdup(q);
+		qadd(&url, "after", next);
+		json_decref(page);
+		page = NULL;
+	}
+	free(url);
+	if (rc) {
+		json_decref(all);
+		return rc;
+	}
+	*out = json_pack("{s:o}", "items", all);
+	return 0;
+}
+
 /* One frame of `herd top` into out. Returns 0 or the CLI exit code. */
 static int
 top_frame(struct cli *c, const char *cluster, const char *group, struct buf *out)
@@ -301,7 +341,7 @@ top_frame(struct cli *c, const char *cluster, const char *group, struct buf *out
 	qadd(&qm, "cluster", cluster);
 	rc = cli_call(c, "GET", qh, NULL, &hosts);
 	if (rc == 0)
-		rc = cli_call(c, "GET", ql, NULL, &latest);
+		rc = latest_all(c, ql, &latest);
 	if (rc == 0)
 		rc = cli_call(c, "GET", qm, NULL, &mons);
 	free(qh);

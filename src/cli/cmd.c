@@ -563,7 +563,21 @@ cmd_host_show(struct cli *c, int argc, char **argv)
 	}
 	init = json_incref(json_object_get(resp, "init"));
 	json_object_del(resp, "init");
+	r = json_incref(json_object_get(resp, "metrics"));
+	json_object_del(resp, "metrics");
 	cli_kv(resp);
+	if (r) {
+		/* the host's metric series against its quota, and refusals */
+		printf("metric series: %lld of %lld allowed; %lld new series refused",
+		       (long long)json_integer_value(json_object_get(r, "series")),
+		       (long long)json_integer_value(json_object_get(r, "max_series")),
+		       (long long)json_integer_value(json_object_get(r, "refused")));
+		if (json_integer_value(json_object_get(r, "refused")))
+			printf(" (%s, last %s)", json_string_value(json_object_get(r, "refused_reason")),
+			       json_string_value(json_object_get(r, "last_refused")));
+		printf("\n");
+		json_decref(r);
+	}
 	if (json_array_size(init))
 		printf("\ninit scripts:\n");
 	json_array_foreach(init, i, r) {

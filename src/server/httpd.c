@@ -52,7 +52,15 @@ send_answer(struct req *rq)
 	char *text;
 	size_t n;
 
-	if (rq->raw) {
+	if (rq->stream) {
+		/* the response owns the stream from here */
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+						      rq->stream,
+						      rq->stream_cls, rq->stream_free);
+		rq->stream = NULL;
+		rq->stream_free = NULL;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rq->ctype);
+	} else if (rq->raw) {
 		r = MHD_create_response_from_buffer(rq->raw_len, rq->raw,
 			rq->raw_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
 		rq->raw = NULL;
@@ -91,6 +99,8 @@ req_free(struct req *rq)
 		free(rq->raw);
 	if (rq->state && rq->state_free)
 		rq->state_free(rq->state);
+	if (rq->stream_free)
+		rq->stream_free(rq->stream_cls);
 	free(rq);
 }
 

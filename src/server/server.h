@@ -4,6 +4,7 @@
 #define HERD_SERVER_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -59,7 +60,13 @@ struct req {
 	char *raw;                     /* or raw bytes (owned unless raw_static) */
 	size_t raw_len;
 	bool raw_static;
-	const char *ctype;             /* for raw */
+	const char *ctype;             /* for raw and stream */
+	/* or a body made while it is sent (libmicrohttpd's content reader:
+	 * fills buf, returns bytes, or -1 at the end); stream_free(stream_cls)
+	 * runs once the answer is done or abandoned */
+	ssize_t (*stream)(void *cls, uint64_t pos, char *buf, size_t max);
+	void *stream_cls;
+	void (*stream_free)(void *cls);
 	const char *cache_control;     /* optional header */
 	bool suspended;                /* long-poll: answer later */
 	int64_t wait_deadline_ms;      /* long-poll deadline (mono) */

@@ -5,6 +5,9 @@
 static const struct field cluster_fields[] = {
 	{ "description", F_STR, 0, NULL, 0, 0 },
 	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
+	/* metric series quotas (tsdb.h); absent: 10,000 and 200,000 */
+	{ "series_per_host", F_INT, 0, NULL, 1, 1000000 },
+	{ "series_per_cluster", F_INT, 0, NULL, 1, 10000000 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 

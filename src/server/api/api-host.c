@@ -1,5 +1,5 @@
 /* api-host.c - hosts as the API shows them (state, addresses, timings, the
- * result of each init script), terminate and scale-in protection, and the
+ * result of each init script, metric series against the quota), terminate and scale-in protection, and the
  * activity log. Hosts are made by the reconcile controller, never by POST. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "ctl/ctl.h"
+#include "metrics.h"
 #include "store/store.h"
 #include "util.h"
 
@@ -135,6 +136,13 @@ api_host_get(struct req *rq)
 					     json_integer_value(json_object_get(r, "started_ms"))));
 		}
 		json_object_set_new(o, "init", init);
+	}
+	/* its metric series against the quota, and what was refused */
+	{
+		json_t *m = metrics_host_json(rq->srv, json_string_value(json_object_get(row, "cluster")),
+					      json_string_value(json_object_get(row, "name")));
+		if (m)
+			json_object_set_new(o, "metrics", m);
 	}
 	json_decref(row);
 	reply_json(rq, 200, o);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <microhttpd.h>
+
 #include "api.h"
 #include "log.h"
 #include "metrics.h"
@@ -24,7 +26,10 @@
 #define PUSH_ERROR_MAX 1024       /* monitor error text accepted, bytes */
 #define PUSH_FUTURE_MS (10 * 60 * 1000) /* clock skew tolerated */
 #define QUERY_MAX_POINTS 200000
-#define EXPOSE_MAX_BYTES ((size_t)64 << 20)
+#define EXPOSE_CHUNK_SERIES 256      /* series per piece of the streamed /metrics */
+#define EXPOSE_PIECE_MAX_BYTES ((size_t)4 << 20) /* 256 series of 16 labels of 256 bytes fit */
+#define LATEST_LIMIT 1000            /* series per page of /v1/metrics/latest */
+#define LATEST_LIMIT_MAX 10000
 #define EXPOSE_MAX_AGE_MS (5 * 60 * 1000)
 #define HOSTS_MAX 100000          /* hosts whose identity and monitors we cache */
 
@@ -452,6 +457,72 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The series quotas of cluster (its spec's series_per_host and
+ * series_per_cluster; 0 = the store's defaults). */
+static void
+cluster_limits(struct server *s, const char *cluster, struct tsdb_limits *lim)
+{
+	struct herr err = HERR_INIT;
+	struct res c;
+
+	memset(lim, 0, sizeof(*lim));
+	if (res_get(s->store, &kind_cluster, "", cluster, &c, &err) < 0)
+		return;
+	lim->host_max_series = (size_t)json_integer_value(json_object_get(c.spec, "series_per_host"));
+	lim->cluster_max_series =
+		(size_t)json_integer_value(json_object_get(c.spec, "series_per_cluster"));
+	res_release(&c);
+}
+
+json_t *
+metrics_host_json(struct server *s, const char *cluster, const char *host)
+{
+	struct tsdb_owner_stats st;
+	struct tsdb_limits lim;
+	char t[40];
+
+	if (s->tsdb == NULL)
+		return NULL;
+	tsdb_owner_stats(s->tsdb, cluster, host, &st);
+	/* a spec that cannot be read gives the defaults: a quota, never none */
+	cluster_limits(s, cluster, &lim);
+	return json_pack("{s:I,s:I,s:I,s:s,s:o,s:I,s:I}", "series", (json_int_t)st.series,
+			 "max_series", (json_int_t)(lim.host_max_series ? lim.host_max_series
+									: st.max_series),
+			 "refused", (json_int_t)st.refused, "refused_reason",
+			 tsdb_refusal_name(st.reason), "last_refused",
+			 st.refused_ms ? json_string(fmt_time(st.refused_ms, t, sizeof(t))) : json_null(),
+			 "cluster_series", (json_int_t)st.cluster_series, "cluster_max_series",
+			 (json_int_t)(lim.cluster_max_series ? lim.cluster_max_series
+							     : TSDB_CLUSTER_MAX_SERIES));
+}
+
+/* Records that a host's new series were refused: tsdb_note_decide lets
+ * this through on the first refusal and then once an hour per host. */
+static void
+quota_note(struct server *s, const struct mhost *h, size_t refused,
+	   const struct tsdb_append_info *info)
+{
+	struct herr err = HERR_INIT;
+	const char *why = tsdb_refusal_name(info->reason);
+	json_t *in = json_pack("{s:I,s:s,s:I,s:I,s:I}", "refused", (json_int_t)refused, "reason", why,
+			       "host_series", (json_int_t)info->host_series, "host_max_series",
+			       (json_int_t)info->host_max, "refused_total",
+			       (json_int_t)info->host_refused);
+
+	log_warn("metrics: host %s/%s: %zu new series refused (%s)", h->cluster, h->name, refused, why);
+	if (activity_add(s->store, h->cluster, h->group, h->name, "metrics_refused", why, in, &err,
+			 "%zu new metric series of %s refused (%s: %s); reported again in an"
+			 " hour at the latest if it goes on",
+			 refused, h->name, why,
+			 info->reason == TSDB_REFUSED_HOST ? "the host has reached its series quota"
+			 : info->reason == TSDB_REFUSED_CLUSTER
+				 ? "the cluster has reached its series quota"
+				 : "the metric store is full") < 0)
+		log_err("metrics: cannot record the refusal: %s", err.msg);
+	json_decref(in);
+}
+
 /* POST /v1/agent/metrics: see docs/metrics.md. */
 void
 api_agent_metrics(struct req *rq)
@@ -460,9 +531,11 @@ api_agent_metrics(struct req *rq)
 	json_t *body = req_json(rq), *batches, *b, *dropped, *cfg;
 	struct tsdb *db = rq->srv->tsdb;
 	const char **names = NULL;
-	size_t nnames = 0, capnames = 0, i, accepted = 0, rejected = 0, last = 0;
+	size_t nnames = 0, capnames = 0, i, accepted = 0, rejected = 0, last = 0, refused = 0;
 	int64_t last_ts = 0;
 	struct mhost h;
+	struct tsdb_limits lim;
+	struct tsdb_append_info info, sum = { 0 };
 
 	if (body == NULL)
 		return;
@@ -476,6 +549,7 @@ api_agent_metrics(struct req *rq)
 		return reply_errf(rq, HERR_INVALID, "dropped", "must be a non-negative integer");
 	if (host_ident(rq, &h, &err) < 0)
 		return reply_err(rq, &err);
+	cluster_limits(rq->srv, h.cluster, &lim);
 	json_array_foreach(batches, i, b) {
 		json_t *series = json_object_get(b, "series"), *mons = json_object_get(b, "monitors");
 		size_t ns = json_array_size(series), nm = json_array_size(mons), n = 0, nl = 0, j;
@@ -534,7 +608,7 @@ api_agent_metrics(struct req *rq)
 			n++;
 		}
 #undef BASE_LABELS
-		rc = tsdb_append(db, ts, smp, n, &err);
+		rc = tsdb_append_q(db, ts, smp, n, &lim, &info, &err);
 		free(smp);
 		free(lab);
 		if (rc < 0) {
@@ -545,6 +619,14 @@ api_agent_metrics(struct req *rq)
 		}
 		accepted += (size_t)rc;
 		rejected += n - (size_t)rc;
+		refused += info.refused;
+		if (info.refused) {
+			sum.reason = info.reason;
+			sum.host_refused = info.host_refused;
+			sum.host_series = info.host_series;
+			sum.host_max = info.host_max;
+		}
+		sum.note |= info.note;
 		if (nm) {
 			if (nnames == capnames) {
 				capnames = capnames ? capnames * 2 : 64;
@@ -561,9 +643,21 @@ api_agent_metrics(struct req *rq)
 				    json_string_value(json_object_get(x, "state")),
 				    json_string_value(json_object_get(x, "error")), last_ts);
 	}
+	if (sum.note)
+		quota_note(rq->srv, &h, refused, &sum);
 	cfg = agent_config(rq->srv, h.cluster, h.group);
-	reply_json(rq, 200, json_pack("{s:O,s:I,s:I}", "config_version", json_object_get(cfg, "version"),
-				      "accepted", (json_int_t)accepted, "rejected", (json_int_t)rejected));
+	{
+		json_t *ans = json_pack("{s:O,s:I,s:I}", "config_version", json_object_get(cfg, "version"),
+					"accepted", (json_int_t)accepted, "rejected", (json_int_t)rejected);
+		if (refused)
+			json_object_set_new(ans, "refused",
+					    json_pack("{s:I,s:s,s:I,s:I,s:I}", "series", (json_int_t)refused,
+						      "reason", tsdb_refusal_name(sum.reason),
+						      "host_series", (json_int_t)sum.host_series,
+						      "host_max_series", (json_int_t)sum.host_max,
+						      "host_refused_total", (json_int_t)sum.host_refused));
+		reply_json(rq, 200, ans);
+	}
 	json_decref(cfg);
 	if (nnames) {
 		size_t k = 0;
@@ -758,34 +852,26 @@ parse_agg(const char *s, enum expr_agg *out)
 	return false;
 }
 
-/* GET /v1/metrics[?host=|group=&cluster=]: metric names with their series. */
+/* GET /v1/metrics[?host=|group=&cluster=]: metric names with their series
+ * (counted in the store, one metric at a time: nothing per series). */
 void
 api_metrics_list(struct req *rq)
 {
-	struct herr err = HERR_INIT;
-	struct tsdb_series_info *si;
+	struct tsdb_metric_count *mc;
 	struct sel sel;
-	json_t *items = json_array(), *cur = NULL;
+	json_t *items;
 	size_t n;
 
 	if (!selection(rq, &sel))
-		return json_decref(items);
-	if (rq->srv->tsdb == NULL || tsdb_series(rq->srv->tsdb, NULL, sel.m, sel.nm, &si, &n, &err) < 0) {
-		json_decref(items);
+		return;
+	if (rq->srv->tsdb == NULL || tsdb_metric_counts(rq->srv->tsdb, sel.m, sel.nm, &mc, &n) < 0)
 		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (cur == NULL || strcmp(json_string_value(json_object_get(cur, "name")), si[i].metric) != 0) {
-			cur = json_pack("{s:s,s:i,s:I}", "name", si[i].metric, "series", 0, "last_ts_ms",
-					(json_int_t)si[i].last_ts_ms);
-			json_array_append_new(items, cur);
-		}
-		json_object_set_new(cur, "series",
-				    json_integer(json_integer_value(json_object_get(cur, "series")) + 1));
-		if (si[i].last_ts_ms > json_integer_value(json_object_get(cur, "last_ts_ms")))
-			json_object_set_new(cur, "last_ts_ms", json_integer(si[i].last_ts_ms));
-	}
-	tsdb_series_free(si, n);
+	items = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(items, json_pack("{s:s,s:I,s:I}", "name", mc[i].name, "series",
+						       (json_int_t)mc[i].series, "last_ts_ms",
+						       (json_int_t)mc[i].last_ts_ms));
+	tsdb_metric_counts_free(mc, n);
 	reply_json(rq, 200, json_pack("{s:o}", "items", items));
 }
 
@@ -873,29 +959,45 @@ api_metrics_query(struct req *rq)
 	}
 }
 
-/* GET /v1/metrics/latest[?metric=M][&host=|group=&cluster=][&since=] */
+/* GET /v1/metrics/latest[?metric=M][&host=|group=&cluster=][&since=]
+ * [&limit=N][&after=CURSOR]: a page of at most limit series (default
+ * LATEST_LIMIT), with "next" to pass as after= while there are more. */
 void
 api_metrics_latest(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	const char *metric = req_query(rq, "metric");
+	const char *metric = req_query(rq, "metric"), *lims = req_query(rq, "limit");
+	const char *after = req_query(rq, "after");
 	struct tsdb_series_info *si;
-	json_t *items = json_array();
+	json_t *items, *ans;
 	int64_t from, to;
 	struct sel sel;
-	size_t n;
+	size_t n, limit = LATEST_LIMIT;
+	uint32_t cur = 0;
+	char *end;
 
-	if (metric && !tsdb_metric_name_ok(metric)) {
-		json_decref(items);
+	if (metric && !tsdb_metric_name_ok(metric))
 		return reply_errf(rq, HERR_INVALID, "metric", "must be a metric name");
+	if (lims) {
+		unsigned long long v = strtoull(lims, &end, 10);
+		if (*lims < '0' || *lims > '9' || *end || v < 1 || v > LATEST_LIMIT_MAX)
+			return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and %d",
+					  LATEST_LIMIT_MAX);
+		limit = (size_t)v;
+	}
+	if (after && *after) {
+		unsigned long long v = strtoull(after, &end, 10);
+		if (*after < '0' || *after > '9' || *end || v >= UINT32_MAX)
+			return reply_errf(rq, HERR_INVALID, "after",
+					  "must be the \"next\" of the previous page");
+		cur = (uint32_t)v;
 	}
 	if (!selection(rq, &sel) || !window(rq, 0, &from, &to))
-		return json_decref(items);
+		return;
 	if (rq->srv->tsdb == NULL ||
-	    tsdb_latest(rq->srv->tsdb, metric, sel.m, sel.nm, from, &si, &n, &err) < 0) {
-		json_decref(items);
+	    tsdb_latest_page(rq->srv->tsdb, metric, sel.m, sel.nm, from, &cur, limit, &si, &n, &err) < 0)
 		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
-	}
+	items = json_array();
 	for (size_t i = 0; i < n; i++) {
 		const char *h = label_of(&si[i], "host");
 		json_array_append_new(items, json_pack("{s:s,s:s?,s:o,s:I,s:o}", "metric", si[i].metric,
@@ -904,7 +1006,15 @@ api_metrics_latest(struct req *rq)
 						       num(si[i].last_value)));
 	}
 	tsdb_series_free(si, n);
-	reply_json(rq, 200, json_pack("{s:o}", "items", items));
+	ans = json_pack("{s:o}", "items", items);
+	if (cur != UINT32_MAX) {
+		char next[16];
+		snprintf(next, sizeof(next), "%u", cur);
+		json_object_set_new(ans, "next", json_string(next));
+	} else {
+		json_object_set_new(ans, "next", json_null());
+	}
+	reply_json(rq, 200, ans);
 }
 
 /* GET /v1/metrics/monitors[?host=|group=&cluster=]: the last state of each
@@ -929,25 +1039,14 @@ api_metrics_monitors(struct req *rq)
 	reply_json(rq, 200, json_pack("{s:o}", "items", items));
 }
 
-/* GET /metrics: Prometheus text format, latest sample of every series
- * updated in the last 5 minutes, then the store's own figures. */
-void
-api_metrics_prometheus(struct req *rq)
+/* The store's own figures, after the series. */
+static void
+expose_stats(struct tsdb *db, struct buf *b)
 {
-	struct herr err = HERR_INIT;
 	struct tsdb_stats st;
-	struct buf b;
-	size_t len;
 
-	if (rq->srv->tsdb == NULL)
-		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
-	buf_init(&b, EXPOSE_MAX_BYTES);
-	if (tsdb_expose(rq->srv->tsdb, &b, now_ms() - EXPOSE_MAX_AGE_MS, &err) < 0) {
-		buf_release(&b);
-		return reply_err(rq, &err);
-	}
-	tsdb_stats(rq->srv->tsdb, &st);
-	buf_addf(&b,
+	tsdb_stats(db, &st);
+	buf_addf(b,
 		 "# HELP herd_tsdb_series Series in herd's metric store.\n"
 		 "# TYPE herd_tsdb_series gauge\nherd_tsdb_series %zu\n"
 		 "# TYPE herd_tsdb_chunks gauge\nherd_tsdb_chunks %zu\n"
@@ -962,6 +1061,71 @@ api_metrics_prometheus(struct req *rq)
 		 (unsigned long long)st.appended, (unsigned long long)st.out_of_order,
 		 (unsigned long long)st.duplicates, (unsigned long long)st.too_old,
 		 (unsigned long long)st.series_limited);
-	len = b.len;
-	reply_raw(rq, 200, "text/plain; version=0.0.4; charset=utf-8", buf_steal(&b), len, false);
+}
+
+/* A /metrics answer being sent: the text is made EXPOSE_CHUNK_SERIES
+ * series at a time as the client reads, so memory stays bounded (the
+ * pending piece and the metric names) however large the store is. */
+struct expo {
+	struct tsdb *db;
+	struct tsdb_expose_cursor *cur;
+	struct buf b;              /* the piece being sent */
+	size_t off;                /* bytes of b sent */
+	int phase;                 /* 0: series, 1: the store's figures, 2: done */
+};
+
+static ssize_t
+expo_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct expo *e = cls;
+	size_t n;
+
+	(void)pos;
+	while (e->off == e->b.len) {
+		e->b.len = 0;
+		e->off = 0;
+		if (e->phase == 0) {
+			if (!tsdb_expose_next(e->db, e->cur, &e->b, EXPOSE_CHUNK_SERIES))
+				e->phase = 1;
+		} else if (e->phase == 1) {
+			expose_stats(e->db, &e->b);
+			e->phase = 2;
+		} else {
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+	}
+	n = e->b.len - e->off < max ? e->b.len - e->off : max;
+	memcpy(out, e->b.p + e->off, n);
+	e->off += n;
+	return (ssize_t)n;
+}
+
+static void
+expo_free(void *cls)
+{
+	struct expo *e = cls;
+
+	tsdb_expose_end(e->cur);
+	buf_release(&e->b);
+	free(e);
+}
+
+/* GET /metrics: Prometheus text format, latest sample of every series
+ * updated in the last 5 minutes, then the store's own figures; streamed. */
+void
+api_metrics_prometheus(struct req *rq)
+{
+	struct expo *e;
+
+	if (rq->srv->tsdb == NULL)
+		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
+	e = xcalloc(1, sizeof(*e));
+	e->db = rq->srv->tsdb;
+	buf_init(&e->b, EXPOSE_PIECE_MAX_BYTES);
+	e->cur = tsdb_expose_begin(e->db, now_ms() - EXPOSE_MAX_AGE_MS);
+	rq->status = 200;
+	rq->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	rq->stream = expo_read;
+	rq->stream_cls = e;
+	rq->stream_free = expo_free;
 }

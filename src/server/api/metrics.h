@@ -57,4 +57,9 @@ struct monitor_state {
 size_t metrics_monitor_states(const char *cluster, const char *group, const char *host,
 			      struct monitor_state **out);
 
+/* The metric series of host cluster/host as `herd host show` prints them:
+ * {"series","max_series","refused","refused_reason","last_refused",
+ * "cluster_series","cluster_max_series"} (owned), or NULL without a store. */
+json_t *metrics_host_json(struct server *s, const char *cluster, const char *host);
+
 #endif

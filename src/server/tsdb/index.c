@@ -31,6 +31,7 @@ struct tsdb_index {
 	struct posting *post;     /* key NULL = empty */
 	size_t postcap, postused;
 	size_t live;
+	size_t stale;             /* removed series still in postings */
 };
 
 static uint32_t
@@ -157,9 +158,8 @@ index_key_split(const char *key, size_t len, const char **metric, struct tsdb_la
 	return n;
 }
 
-/* The value of label name in key, or "" when absent. */
-static const char *
-key_label(const char *key, size_t len, const char *name)
+const char *
+index_key_label(const char *key, size_t len, const char *name)
 {
 	const char *p = key, *end = key + len;
 
@@ -187,7 +187,7 @@ index_key_matches(const char *key, size_t len, const char *metric, const struct 
 		return false;
 	for (size_t i = 0; i < nm; i++) {
 		const char *v = strcmp(m[i].name, "__name__") == 0 ? key
-								   : key_label(key, len, m[i].name);
+								   : index_key_label(key, len, m[i].name);
 		bool eq = strcmp(v, m[i].value ? m[i].value : "") == 0;
 		if (eq == m[i].neg)
 			return false;
@@ -306,37 +306,25 @@ post_add_cb(const char *name, const char *value, void *arg)
 	return true;
 }
 
-static bool
-post_del_cb(const char *name, const char *value, void *arg)
+/* Drops the ids of removed series from every posting list: one pass over
+ * all of them, done once as many series were removed as live ones remain,
+ * so removing n series costs O(n) in all (removing each id from its lists
+ * one by one was quadratic: a memmove of the whole list per id). */
+static void
+post_compact(struct tsdb_index *ix)
 {
-	struct { struct tsdb_index *ix; uint32_t id; } *a = arg;
-	char buf[TSDB_KEY_MAX];
-	size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
-	struct posting *p;
+	for (size_t i = 0; i < ix->postcap; i++) {
+		struct posting *p = &ix->post[i];
+		uint32_t k = 0;
 
-	if (nl + vl > sizeof(buf))
-		return true;
-	memcpy(buf, name, nl);
-	memcpy(buf + nl, value, vl);
-	p = post_find(a->ix, buf, nl + vl, hash_bytes(buf, nl + vl));
-	if (p->key == NULL)
-		return true;
-	/* ids are sorted: binary search */
-	{
-		uint32_t lo = 0, hi = p->n;
-		while (lo < hi) {
-			uint32_t mid = lo + (hi - lo) / 2;
-			if (p->ids[mid] < a->id)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (lo < p->n && p->ids[lo] == a->id) {
-			memmove(&p->ids[lo], &p->ids[lo + 1], (p->n - lo - 1) * sizeof(*p->ids));
-			p->n--;
-		}
+		if (p->key == NULL)
+			continue;
+		for (uint32_t j = 0; j < p->n; j++)
+			if (ix->slots[p->ids[j]].key != NULL)
+				p->ids[k++] = p->ids[j];
+		p->n = k;
 	}
-	return true;
+	ix->stale = 0;
 }
 
 uint32_t
@@ -372,7 +360,6 @@ index_add(struct tsdb_index *ix, const char *key, size_t len)
 void
 index_remove(struct tsdb_index *ix, uint32_t id)
 {
-	struct { struct tsdb_index *ix; uint32_t id; } a = { ix, id };
 	struct slot *s;
 
 	if (id >= ix->nslots || ix->slots[id].key == NULL)
@@ -386,9 +373,12 @@ index_remove(struct tsdb_index *ix, uint32_t id)
 			break;
 		}
 	}
-	index_key_walk(s->key, s->len, post_del_cb, &a);
+	/* postings keep the id until the next compaction; readers skip ids
+	 * whose key is gone */
 	xfree(&s->key);
 	ix->live--;
+	if (++ix->stale > ix->live + 1024)
+		post_compact(ix);
 }
 
 const char *
@@ -476,5 +466,50 @@ index_select(const struct tsdb_index *ix, const char *metric, const struct tsdb_
 		}
 	}
 	*ids = out;
+	return n;
+}
+
+size_t
+index_names(const struct tsdb_index *ix, char ***out)
+{
+	static const char pre[] = "__name__";
+	char **r = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < ix->postcap; i++) {
+		const struct posting *p = &ix->post[i];
+		if (p->key == NULL || p->n == 0 || memcmp(p->key, pre, sizeof(pre)) != 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			r = xrealloc(r, cap * sizeof(*r));
+		}
+		r[n++] = xstrdup(p->key + sizeof(pre));
+	}
+	*out = r;
+	return n;
+}
+
+size_t
+index_posting_from(const struct tsdb_index *ix, const char *name, const char *value,
+		   uint32_t from, uint32_t *ids, size_t max)
+{
+	const struct posting *p = post_get(ix, name, value);
+	uint32_t lo = 0, hi;
+	size_t n = 0;
+
+	if (p == NULL)
+		return 0;
+	hi = p->n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (p->ids[mid] < from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < p->n && n < max; lo++)
+		if (ix->slots[p->ids[lo]].key != NULL)
+			ids[n++] = p->ids[lo];
 	return n;
 }

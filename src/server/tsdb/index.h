@@ -48,6 +48,8 @@ const char *index_get(const struct tsdb_index *ix, uint32_t id, size_t *len);
 size_t index_count(const struct tsdb_index *ix);   /* live series */
 uint32_t index_end(const struct tsdb_index *ix);    /* one past the largest id */
 
+/* The value of label name in key, or "" when absent (O(labels)). */
+const char *index_key_label(const char *key, size_t len, const char *name);
 /* Whether a key matches metric (NULL = any) and every matcher. */
 bool index_key_matches(const char *key, size_t len, const char *metric,
 		       const struct tsdb_matcher *m, size_t nm);
@@ -55,5 +57,12 @@ bool index_key_matches(const char *key, size_t len, const char *metric,
  * increasing order, in *ids (owned). Returns their count. */
 size_t index_select(const struct tsdb_index *ix, const char *metric,
 		    const struct tsdb_matcher *m, size_t nm, uint32_t **ids);
+/* Copies of the metric names with series (possibly some just removed):
+ * *out owned, each name and the array (free()). Returns their count. */
+size_t index_names(const struct tsdb_index *ix, char ***out);
+/* Up to max live ids >= from of the posting name=value, in increasing
+ * order, into ids. Returns how many. */
+size_t index_posting_from(const struct tsdb_index *ix, const char *name, const char *value,
+			  uint32_t from, uint32_t *ids, size_t max);
 
 #endif

@@ -64,6 +64,20 @@ struct tseries {
 	uint32_t wal_epoch;         /* declared in the WAL of this epoch */
 	uint64_t local_seq;         /* declared in this block ... */
 	uint32_t local_id;          /* ... under this id */
+	struct owner *oh, *oc;      /* its host and cluster (NULL: no such label) */
+};
+
+/* A host ("h" cluster NUL host) or a cluster ("c" cluster): its series and
+ * refusals. Kept until close: there are as many as hosts in the retention. */
+struct owner {
+	struct owner *next;
+	uint32_t hash, len;
+	size_t series;
+	uint64_t refused;           /* new series refused */
+	enum tsdb_refusal reason;   /* of the last */
+	int64_t refused_ms;
+	int64_t noted_ms;           /* last refusal reported (info.note) */
+	char key[];
 };
 
 struct tscol_ent {
@@ -94,6 +108,8 @@ struct tsdb {
 	int64_t *dts;               /* decoder buffers */
 	double *dv;
 	struct tsdb_stats st;       /* counters, under lock */
+	struct owner **own;         /* owners by hash (chained) */
+	size_t owncap, ownused;
 	uint32_t max_n;             /* most samples in any chunk: query buffers */
 
 	/* WAL */
@@ -353,6 +369,114 @@ tsdb_opts_default(struct tsdb_opts *o)
 	o->wal_max_bytes = (size_t)64 << 20;
 	o->block_span_ms = 2 * 3600 * 1000;
 	o->max_series = 1000000;
+	o->host_max_series = TSDB_HOST_MAX_SERIES;
+	o->cluster_max_series = TSDB_CLUSTER_MAX_SERIES;
+}
+
+/* --- owners (quotas) --- */
+
+static uint32_t
+own_hash(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 16777619u;
+	return h;
+}
+
+/* The owner kind ('h' or 'c') of cluster [+ host], created when create. */
+static struct owner *
+owner_get(struct tsdb *db, char kind, const char *cluster, const char *host, bool create)
+{
+	char k[2 + 2 * TSDB_VALUE_MAX + 2];
+	size_t cl = strlen(cluster), hl = host ? strlen(host) : 0, len;
+	uint32_t hv;
+	struct owner *o;
+
+	if (cl > TSDB_VALUE_MAX || hl > TSDB_VALUE_MAX)
+		return NULL; /* not a key the store can hold anyway */
+	k[0] = kind;
+	memcpy(k + 1, cluster, cl + 1);
+	len = cl + 2;
+	if (host) {
+		memcpy(k + len, host, hl + 1);
+		len += hl + 1;
+	}
+	hv = own_hash(k, len);
+	if (db->owncap)
+		for (o = db->own[hv & (db->owncap - 1)]; o; o = o->next)
+			if (o->hash == hv && o->len == len && memcmp(o->key, k, len) == 0)
+				return o;
+	if (!create)
+		return NULL;
+	if (db->ownused + 1 > db->owncap) {
+		size_t cap = db->owncap ? db->owncap * 2 : 256;
+		struct owner **t = xcalloc(cap, sizeof(*t));
+		for (size_t i = 0; i < db->owncap; i++)
+			while (db->own[i]) {
+				struct owner *n = db->own[i]->next;
+				db->own[i]->next = t[db->own[i]->hash & (cap - 1)];
+				t[db->own[i]->hash & (cap - 1)] = db->own[i];
+				db->own[i] = n;
+			}
+		free(db->own);
+		db->own = t;
+		db->owncap = cap;
+	}
+	o = xcalloc(1, sizeof(*o) + len);
+	memcpy(o->key, k, len);
+	o->len = (uint32_t)len;
+	o->hash = hv;
+	o->next = db->own[hv & (db->owncap - 1)];
+	db->own[hv & (db->owncap - 1)] = o;
+	db->ownused++;
+	return o;
+}
+
+/* The owners of a series key (either may be NULL). */
+static void
+owners_of(struct tsdb *db, const char *key, size_t len, bool create, struct owner **oh,
+	  struct owner **oc)
+{
+	const char *cluster = index_key_label(key, len, "cluster");
+	const char *host = index_key_label(key, len, "host");
+
+	*oc = *oh = NULL;
+	if (cluster[0])
+		*oc = owner_get(db, 'c', cluster, NULL, create);
+	if (host[0])
+		*oh = owner_get(db, 'h', cluster, host, create);
+}
+
+static void
+owners_free(struct tsdb *db)
+{
+	for (size_t i = 0; i < db->owncap; i++)
+		while (db->own[i]) {
+			struct owner *n = db->own[i]->next;
+			free(db->own[i]);
+			db->own[i] = n;
+		}
+	free(db->own);
+}
+
+const char *
+tsdb_refusal_name(enum tsdb_refusal r)
+{
+	switch (r) {
+	case TSDB_REFUSED_HOST: return "host_quota";
+	case TSDB_REFUSED_CLUSTER: return "cluster_quota";
+	case TSDB_REFUSED_STORE: return "store_full";
+	case TSDB_REFUSED_NONE: break;
+	}
+	return "";
+}
+
+bool
+tsdb_note_decide(int64_t now, int64_t noted)
+{
+	return noted == 0 || now - noted >= TSDB_NOTE_INTERVAL_MS || now < noted;
 }
 
 /* --- series --- */
@@ -376,6 +500,11 @@ series_new(struct tsdb *db, const char *key, size_t len)
 	}
 	db->series[s->id] = s;
 	db->st.series++;
+	owners_of(db, key, len, true, &s->oh, &s->oc);
+	if (s->oh)
+		s->oh->series++;
+	if (s->oc)
+		s->oc->series++;
 	return s;
 }
 
@@ -387,6 +516,10 @@ series_free(struct tsdb *db, struct tseries *s)
 	db->st.chunks -= s->nchunks;
 	db->st.head_samples -= s->hn;
 	db->st.series--;
+	if (s->oh)
+		s->oh->series--;
+	if (s->oc)
+		s->oc->series--;
 	index_remove(db->ix, s->id);
 	db->series[s->id] = NULL;
 	free(s->chunks);
@@ -1331,6 +1464,10 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 			db->o.block_span_ms = dflt.block_span_ms;
 		if (db->o.max_series == 0)
 			db->o.max_series = dflt.max_series;
+		if (db->o.host_max_series == 0)
+			db->o.host_max_series = dflt.host_max_series;
+		if (db->o.cluster_max_series == 0)
+			db->o.cluster_max_series = dflt.cluster_max_series;
 	}
 	snprintf(db->dir, sizeof(db->dir), "%s", dir);
 	snprintf(path, sizeof(path), "%s/blocks", dir);
@@ -1436,9 +1573,19 @@ tsdb_close(struct tsdb *db)
 		log_err("tsdb: final checkpoint failed: %s", err.msg);
 	if (db->cur)
 		block_seal(db, &err);
-	for (uint32_t id = 0; db->ix && id < index_end(db->ix); id++)
-		if (db->series[id])
-			series_free(db, db->series[id]);
+	/* the index goes as a whole: no per-series removal */
+	for (uint32_t id = 0; db->ix && id < index_end(db->ix); id++) {
+		struct tseries *se = db->series[id];
+		if (se == NULL)
+			continue;
+		for (uint32_t i = 0; i < se->nchunks; i++)
+			free(se->chunks[i].own);
+		free(se->chunks);
+		free(se->hts);
+		free(se->hv);
+		free(se);
+	}
+	owners_free(db);
 	for (size_t i = 0; i < db->nblocks; i++)
 		block_free(db->blocks[i]);
 	if (db->wal_fd >= 0)
@@ -1487,18 +1634,71 @@ check_sample(const struct tsdb_sample *s, size_t i, struct herr *err)
 	return 0;
 }
 
+/* The series of key for an append: existing, or new within the quotas.
+ * NULL when refused (counted on its host, or its cluster without one). */
+static struct tseries *
+series_get_q(struct tsdb *db, const char *key, size_t len, const struct tsdb_limits *lim,
+	     int64_t now, struct tsdb_append_info *info)
+{
+	uint32_t id = index_find(db->ix, key, len);
+	size_t hmax = lim && lim->host_max_series ? lim->host_max_series : db->o.host_max_series;
+	size_t cmax = lim && lim->cluster_max_series ? lim->cluster_max_series
+						      : db->o.cluster_max_series;
+	enum tsdb_refusal why = TSDB_REFUSED_NONE;
+	struct owner *oh, *oc, *who;
+
+	if (id != INDEX_NONE)
+		return db->series[id];
+	if (cmax > db->o.max_series / 2)
+		cmax = db->o.max_series / 2;
+	owners_of(db, key, len, true, &oh, &oc);
+	if (oh && oh->series >= hmax)
+		why = TSDB_REFUSED_HOST;
+	else if (oc && oc->series >= cmax)
+		why = TSDB_REFUSED_CLUSTER;
+	else if (db->st.series >= db->o.max_series)
+		why = TSDB_REFUSED_STORE;
+	if (why == TSDB_REFUSED_NONE)
+		return series_new(db, key, len);
+	db->st.series_limited++;
+	info->refused++;
+	info->reason = why;
+	if ((who = oh ? oh : oc) != NULL) {
+		who->refused++;
+		who->reason = why;
+		who->refused_ms = now;
+		if (tsdb_note_decide(now, who->noted_ms)) {
+			who->noted_ms = now;
+			info->note = true;
+		}
+		info->host_refused = who->refused;
+	}
+	return NULL;
+}
+
 int
 tsdb_append(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n,
 	    struct herr *err)
 {
+	return tsdb_append_q(db, ts, s, n, NULL, NULL, err);
+}
+
+int
+tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n,
+	      const struct tsdb_limits *lim, struct tsdb_append_info *info, struct herr *err)
+{
+	struct tsdb_append_info dummy;
 	struct wbuf decl = { 0 }, smp = { 0 };
 	char key[TSDB_KEY_MAX];
 	size_t at, cnt_at, stored = 0;
-	int64_t cutoff = now_ms() - db->o.retention_ms;
+	int64_t now = now_ms(), cutoff = now - db->o.retention_ms;
 	uint64_t end = 0;
 	bool kick;
 	int rc = 0, klen;
 
+	if (info == NULL)
+		info = &dummy;
+	memset(info, 0, sizeof(*info));
 	for (size_t i = 0; i < n; i++)
 		if ((rc = check_sample(&s[i], i, err)) < 0)
 			return rc;
@@ -1522,10 +1722,8 @@ tsdb_append(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n,
 			db->st.too_old++;
 			continue;
 		}
-		if ((se = series_get(db, (const uint8_t *)key, (size_t)klen)) == NULL) {
-			db->st.series_limited++;
+		if ((se = series_get_q(db, key, (size_t)klen, lim, now, info)) == NULL)
 			continue;
-		}
 		if (!series_add(db, se, ts, s[i].value))
 			continue;
 		if (se->wal_epoch != db->wal_epoch) {
@@ -1569,6 +1767,21 @@ tsdb_append(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n,
 		}
 	}
 	kick = db->wal_size > db->o.wal_max_bytes;
+	if (info->refused && rc == 0) {
+		/* the pushing host (the first sample's labels name it), for the
+		 * report: only when something was refused, pushes stay cheap */
+		struct owner *oh, *oc;
+		if ((klen = index_key(s[0].metric, s[0].labels, s[0].nlabels, key, sizeof(key),
+				      err)) >= 0) {
+			owners_of(db, key, (size_t)klen, false, &oh, &oc);
+			if (oh) {
+				info->host_series = oh->series;
+				info->host_refused = oh->refused;
+			}
+		}
+		info->host_max = lim && lim->host_max_series ? lim->host_max_series
+							     : db->o.host_max_series;
+	}
 	pthread_rwlock_unlock(&db->lock);
 	free(decl.p);
 	free(smp.p);
@@ -1920,6 +2133,139 @@ tsdb_series(struct tsdb *db, const char *metric, const struct tsdb_matcher *m, s
 	return list_series(db, metric, m, nm, INT64_MIN + 1, out, nout);
 }
 
+int
+tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher *m, size_t nm,
+		 int64_t since, uint32_t *cursor, size_t limit, struct tsdb_series_info **out,
+		 size_t *nout, struct herr *err)
+{
+	uint32_t *ids = NULL, *page, end;
+	size_t n = 0, k = 0, looked = 0, budget, i = 0;
+	struct tsdb_series_info *r;
+	bool all = metric == NULL;
+	uint32_t at = *cursor;
+
+	if (limit == 0)
+		limit = 1;
+	budget = limit > SIZE_MAX / 64 ? SIZE_MAX : limit * 64;
+	for (size_t j = 0; j < nm && all; j++)
+		if (!m[j].neg && m[j].value && m[j].value[0])
+			all = false;
+	r = xcalloc(limit, sizeof(*r));
+	page = xmalloc(limit * sizeof(*page));
+	pthread_rwlock_rdlock(&db->lock);
+	end = index_end(db->ix);
+	if (!all) {
+		/* postings are sorted by id: start at the cursor */
+		size_t lo = 0, hi;
+		n = index_select(db->ix, metric, m, nm, &ids);
+		hi = n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (ids[mid] < at)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		i = lo;
+	}
+	for (;;) {
+		uint32_t id;
+		const struct tseries *se;
+		size_t klen;
+		const char *key;
+
+		if (all ? at >= end : i >= n) {
+			at = UINT32_MAX;
+			break;
+		}
+		if (k == limit || looked == budget)
+			break;
+		id = all ? at : ids[i++];
+		at = id + 1;
+		looked++;
+		se = db->series[id];
+		if (se == NULL || se->last_ts == NO_TS || se->last_ts < since)
+			continue;
+		if (all && ((key = index_get(db->ix, id, &klen)) == NULL ||
+			    !index_key_matches(key, klen, NULL, m, nm)))
+			continue;
+		page[k++] = id;
+	}
+	if (!all && at != UINT32_MAX)
+		at = i < n ? ids[i] : UINT32_MAX;
+	/* a page reads like the whole listing did: by metric, then labels */
+	if (k)
+		qsort_r(page, k, sizeof(*page), cmp_key, db->ix);
+	for (size_t j = 0; j < k; j++)
+		info_fill(db, db->series[page[j]], &r[j]);
+	pthread_rwlock_unlock(&db->lock);
+	free(ids);
+	free(page);
+	*cursor = at;
+	*out = r;
+	*nout = k;
+	return 0;
+}
+
+static int
+cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+tsdb_metric_counts(struct tsdb *db, const struct tsdb_matcher *m, size_t nm,
+		   struct tsdb_metric_count **out, size_t *nout)
+{
+	struct tsdb_metric_count *r;
+	char **names;
+	size_t nn, k = 0;
+
+	pthread_rwlock_rdlock(&db->lock);
+	nn = index_names(db->ix, &names);
+	pthread_rwlock_unlock(&db->lock);
+	if (nn)
+		qsort(names, nn, sizeof(*names), cmp_strp);
+	r = xcalloc(nn ? nn : 1, sizeof(*r));
+	for (size_t i = 0; i < nn; i++) {
+		uint32_t *ids;
+		size_t n, cnt = 0;
+		int64_t last = NO_TS;
+
+		pthread_rwlock_rdlock(&db->lock);
+		n = index_select(db->ix, names[i], m, nm, &ids);
+		for (size_t j = 0; j < n; j++) {
+			const struct tseries *s = db->series[ids[j]];
+			if (s == NULL || s->last_ts == NO_TS)
+				continue;
+			cnt++;
+			if (s->last_ts > last)
+				last = s->last_ts;
+		}
+		pthread_rwlock_unlock(&db->lock);
+		free(ids);
+		if (cnt == 0) {
+			free(names[i]);
+			continue;
+		}
+		r[k++] = (struct tsdb_metric_count){ names[i], cnt, last };
+	}
+	free(names);
+	*out = r;
+	*nout = k;
+	return 0;
+}
+
+void
+tsdb_metric_counts_free(struct tsdb_metric_count *c, size_t n)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(c[i].name);
+	free(c);
+}
+
 void
 tsdb_series_free(struct tsdb_series_info *s, size_t n)
 {
@@ -1957,6 +2303,34 @@ add_escaped(struct buf *b, const char *s)
 	return 0;
 }
 
+/* One series in exposition format (no TYPE line); returns buf's code. */
+static int
+expose_one(struct tsdb *db, const struct tseries *s, struct buf *out)
+{
+	struct tsdb_label l[TSDB_MAX_LABELS];
+	const char *metric, *key;
+	size_t klen, nl;
+	char val[40];
+	int rc;
+
+	key = index_get(db->ix, s->id, &klen);
+	nl = index_key_split(key, klen, &metric, l, TSDB_MAX_LABELS);
+	rc = buf_adds(out, metric);
+	for (size_t j = 0; j < nl && rc == 0; j++) {
+		rc = buf_addf(out, "%s%s=\"", j ? "," : "{", l[j].name);
+		if (rc == 0)
+			rc = add_escaped(out, l[j].value);
+		if (rc == 0)
+			rc = buf_add(out, "\"", 1);
+	}
+	if (rc == 0 && nl)
+		rc = buf_add(out, "}", 1);
+	fmt_value(s->last_v, val, sizeof(val));
+	if (rc == 0)
+		rc = buf_addf(out, " %s %" PRId64 "\n", val, s->last_ts);
+	return rc;
+}
+
 int
 tsdb_expose(struct tsdb *db, struct buf *out, int64_t since, struct herr *err)
 {
@@ -1969,39 +2343,118 @@ tsdb_expose(struct tsdb *db, struct buf *out, int64_t since, struct herr *err)
 	n = select_sorted(db, NULL, NULL, 0, &ids);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct tseries *s = db->series[ids[i]];
-		struct tsdb_label l[TSDB_MAX_LABELS];
-		const char *metric, *key;
-		size_t klen, nl;
-		char val[40];
+		const char *metric;
 
 		if (s->last_ts == NO_TS || s->last_ts < since)
 			continue;
-		key = index_get(db->ix, s->id, &klen);
-		nl = index_key_split(key, klen, &metric, l, TSDB_MAX_LABELS);
+		metric = index_get(db->ix, s->id, NULL);
 		if (last_metric == NULL || strcmp(last_metric, metric) != 0) {
 			rc = buf_addf(out, "# TYPE %s untyped\n", metric);
 			last_metric = metric;
 		}
 		if (rc == 0)
-			rc = buf_adds(out, metric);
-		for (size_t j = 0; j < nl && rc == 0; j++) {
-			rc = buf_addf(out, "%s%s=\"", j ? "," : "{", l[j].name);
-			if (rc == 0)
-				rc = add_escaped(out, l[j].value);
-			if (rc == 0)
-				rc = buf_add(out, "\"", 1);
-		}
-		if (rc == 0 && nl)
-			rc = buf_add(out, "}", 1);
-		fmt_value(s->last_v, val, sizeof(val));
-		if (rc == 0)
-			rc = buf_addf(out, " %s %" PRId64 "\n", val, s->last_ts);
+			rc = expose_one(db, s, out);
 	}
 	pthread_rwlock_unlock(&db->lock);
 	free(ids);
 	if (rc < 0)
 		return herr_set(err, HERR_TOOBIG, "the exposition is larger than %zu bytes", out->max);
 	return 0;
+}
+
+struct tsdb_expose_cursor {
+	char **names;       /* metric names, sorted */
+	size_t n, at;       /* names; the one being written */
+	uint32_t next_id;   /* in names[at]: the next id to write */
+	bool typed;         /* names[at]'s TYPE line is written */
+	int64_t since;
+};
+
+
+struct tsdb_expose_cursor *
+tsdb_expose_begin(struct tsdb *db, int64_t since)
+{
+	struct tsdb_expose_cursor *c = xcalloc(1, sizeof(*c));
+
+	pthread_rwlock_rdlock(&db->lock);
+	c->n = index_names(db->ix, &c->names);
+	pthread_rwlock_unlock(&db->lock);
+	if (c->n)
+		qsort(c->names, c->n, sizeof(*c->names), cmp_strp);
+	c->since = since;
+	return c;
+}
+
+bool
+tsdb_expose_next(struct tsdb *db, struct tsdb_expose_cursor *c, struct buf *out,
+		 size_t max_series)
+{
+	uint32_t ids[256];
+	size_t done = 0;
+
+	if (max_series > sizeof(ids) / sizeof(ids[0]))
+		max_series = sizeof(ids) / sizeof(ids[0]);
+	if (max_series == 0)
+		max_series = 1;
+	pthread_rwlock_rdlock(&db->lock);
+	while (c->at < c->n && done < max_series) {
+		size_t k = index_posting_from(db->ix, "__name__", c->names[c->at], c->next_id, ids,
+					      max_series - done);
+		if (k == 0) {
+			c->at++;
+			c->next_id = 0;
+			c->typed = false;
+			continue;
+		}
+		for (size_t i = 0; i < k; i++) {
+			const struct tseries *s = db->series[ids[i]];
+			size_t mark = out->len;
+
+			c->next_id = ids[i] + 1;
+			done++;
+			if (s == NULL || s->last_ts == NO_TS || s->last_ts < c->since)
+				continue;
+			if (!c->typed && buf_addf(out, "# TYPE %s untyped\n", c->names[c->at]) < 0)
+				continue; /* out is full: skipped */
+			c->typed = true;
+			if (expose_one(db, s, out) < 0)
+				out->len = mark; /* larger than out can take: skipped */
+		}
+	}
+	pthread_rwlock_unlock(&db->lock);
+	return c->at < c->n;
+}
+
+void
+tsdb_expose_end(struct tsdb_expose_cursor *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->names[i]);
+	free(c->names);
+	free(c);
+}
+
+void
+tsdb_owner_stats(struct tsdb *db, const char *cluster, const char *host,
+		 struct tsdb_owner_stats *out)
+{
+	struct owner *o, *oc;
+
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&db->lock);
+	o = owner_get(db, host ? 'h' : 'c', cluster, host, false);
+	oc = host ? owner_get(db, 'c', cluster, NULL, false) : o;
+	if (o) {
+		out->series = o->series;
+		out->refused = o->refused;
+		out->reason = o->reason;
+		out->refused_ms = o->refused_ms;
+	}
+	out->cluster_series = oc ? oc->series : 0;
+	out->max_series = host ? db->o.host_max_series : db->o.cluster_max_series;
+	pthread_rwlock_unlock(&db->lock);
 }
 
 void

@@ -21,6 +21,16 @@
  * rejected too (duplicates). Samples older than now - retention are dropped
  * (too_old).
  *
+ * Quotas: every series belongs to the host and the cluster named by its
+ * "host" and "cluster" labels (the API sets both from the pushing host's
+ * credential). A new series is refused when its host already owns
+ * host_max_series, its cluster cluster_max_series (at most half of
+ * max_series, so one cluster never fills the store for the others), or the
+ * store max_series. Existing series keep being written. Refusals are
+ * counted per host (tsdb_owner_stats). The counts are kept by series
+ * creation and removal (O(1) per new series) and rebuilt on open from the
+ * blocks, head and WAL, where no quota applies (what was accepted stays).
+ *
  * Thread-safe: one read-write lock; appenders share fsyncs (group commit). */
 #ifndef HERD_TSDB_H
 #define HERD_TSDB_H
@@ -38,6 +48,9 @@
 #define TSDB_VALUE_MAX 256         /* label values, bytes */
 #define TSDB_MAX_STEPS 11000       /* aggregate steps per query */
 #define TSDB_DEFAULT_RETENTION_MS (15LL * 86400 * 1000)
+#define TSDB_HOST_MAX_SERIES 10000      /* default series per host */
+#define TSDB_CLUSTER_MAX_SERIES 200000  /* default series per cluster */
+#define TSDB_NOTE_INTERVAL_MS (3600LL * 1000) /* refusals reported once an hour per host */
 
 struct tsdb;
 
@@ -49,6 +62,8 @@ struct tsdb_opts {
 	size_t wal_max_bytes;           /* checkpoint early past this; default 64 MiB */
 	int64_t block_span_ms;          /* a block file takes chunks this long; default 2 h */
 	size_t max_series;              /* default 1,000,000 */
+	size_t host_max_series;         /* default TSDB_HOST_MAX_SERIES */
+	size_t cluster_max_series;      /* default TSDB_CLUSTER_MAX_SERIES */
 	bool no_fsync;                  /* benchmarks only: durability off */
 };
 
@@ -63,6 +78,43 @@ struct tsdb_sample {
 	const struct tsdb_label *labels;  /* any order */
 	size_t nlabels;
 	double value;
+};
+
+/* The quotas of one append, overriding the store's defaults (0 = the
+ * default): the cluster's own settings. */
+struct tsdb_limits {
+	size_t host_max_series;
+	size_t cluster_max_series;
+};
+
+/* Why a new series was refused. */
+enum tsdb_refusal {
+	TSDB_REFUSED_NONE = 0,
+	TSDB_REFUSED_HOST,      /* "host_quota" */
+	TSDB_REFUSED_CLUSTER,   /* "cluster_quota" */
+	TSDB_REFUSED_STORE,     /* "store_full": max_series */
+};
+
+/* What one append did besides storing. */
+struct tsdb_append_info {
+	size_t refused;                 /* new series refused (quota or max_series) */
+	enum tsdb_refusal reason;       /* of the last refusal */
+	bool note;                      /* a refusal to report: the host's first, or
+					 * the first in TSDB_NOTE_INTERVAL_MS */
+	/* when refused > 0: */
+	uint64_t host_refused;          /* the host's refusals so far */
+	size_t host_series, host_max;   /* the host's series after the append, its quota */
+};
+
+/* One owner's accounting: series it owns now, new series refused since
+ * the store opened, the last refusal. */
+struct tsdb_owner_stats {
+	size_t series;
+	size_t max_series;              /* the default quota (a cluster may set its own) */
+	uint64_t refused;
+	enum tsdb_refusal reason;
+	int64_t refused_ms;             /* last refusal; 0: none */
+	size_t cluster_series;          /* the host's cluster, all hosts */
 };
 
 /* Label matcher: name = value, or name != value when neg. */
@@ -111,7 +163,7 @@ struct tsdb_stats {
 	uint64_t out_of_order;    /* rejected: older than the series' newest */
 	uint64_t duplicates;      /* rejected: same timestamp, already in a chunk */
 	uint64_t too_old;         /* dropped: older than the retention */
-	uint64_t series_limited;  /* dropped: a new series past max_series */
+	uint64_t series_limited;  /* dropped: a new series past max_series or a quota */
 	uint64_t checkpoints;
 	uint64_t fsyncs;          /* WAL fsyncs (fewer than appends under load) */
 };
@@ -135,6 +187,21 @@ void tsdb_close(struct tsdb *db);
  * WAL cannot be written. */
 int tsdb_append(struct tsdb *db, int64_t ts_ms, const struct tsdb_sample *s, size_t n,
 		struct herr *err);
+/* tsdb_append with the quotas of lim (NULL: the defaults); info (may be
+ * NULL) tells what was refused and whether to report it. Refused series
+ * are not errors: the return value counts what was stored. */
+int tsdb_append_q(struct tsdb *db, int64_t ts_ms, const struct tsdb_sample *s, size_t n,
+		  const struct tsdb_limits *lim, struct tsdb_append_info *info, struct herr *err);
+
+/* The accounting of the host (cluster, host) - or of the whole cluster when
+ * host is NULL. Unknown owners give zeros. */
+void tsdb_owner_stats(struct tsdb *db, const char *cluster, const char *host,
+		      struct tsdb_owner_stats *out);
+/* "host_quota", "cluster_quota", "store_full", or "" for none. */
+const char *tsdb_refusal_name(enum tsdb_refusal r);
+/* Whether refusals at now_ms deserve a report when the last one was at
+ * noted_ms (0: never): the first, then once per TSDB_NOTE_INTERVAL_MS. */
+bool tsdb_note_decide(int64_t now_ms, int64_t noted_ms);
 
 /* Writes finished chunks and the head snapshot, empties the WAL, applies
  * the retention as of now_ms (0 = the wall clock). Returns 0 or -errno. */
@@ -166,10 +233,45 @@ int tsdb_series(struct tsdb *db, const char *metric, const struct tsdb_matcher *
 		struct tsdb_series_info **out, size_t *nout, struct herr *err);
 void tsdb_series_free(struct tsdb_series_info *s, size_t n);
 
+/* How many series of each metric match the matchers, and the newest
+ * sample among them: metric by metric, the lock held for one at a time and
+ * nothing copied per series (tsdb_series copies every one). *out: owned
+ * array of *nout, sorted by name (tsdb_metric_counts_free). */
+struct tsdb_metric_count {
+	char *name;
+	size_t series;
+	int64_t last_ts_ms;
+};
+int tsdb_metric_counts(struct tsdb *db, const struct tsdb_matcher *m, size_t nm,
+		       struct tsdb_metric_count **out, size_t *nout);
+void tsdb_metric_counts_free(struct tsdb_metric_count *c, size_t n);
+
 /* Prometheus text exposition (format 0.0.4) of the latest sample of every
  * series with a sample at or after since_ms, with its timestamp, grouped by
  * metric. Returns 0, or HERR_TOOBIG when out's limit is reached. */
 int tsdb_expose(struct tsdb *db, struct buf *out, int64_t since_ms, struct herr *err);
+
+/* Streaming exposition, the same text as tsdb_expose a piece at a time,
+ * with the lock held only while a piece is made: begin takes the list of
+ * metric names (the only memory that grows with the store); each next
+ * appends at most max_series series to out and returns false once
+ * everything is written. A series created during the walk may or may not
+ * appear; a removed one is skipped. end frees (NULL is fine). */
+struct tsdb_expose_cursor;
+struct tsdb_expose_cursor *tsdb_expose_begin(struct tsdb *db, int64_t since_ms);
+bool tsdb_expose_next(struct tsdb *db, struct tsdb_expose_cursor *c, struct buf *out,
+		      size_t max_series);
+void tsdb_expose_end(struct tsdb_expose_cursor *c);
+
+/* Latest, a page at a time, walking series in id (creation) order so a
+ * cursor stays valid while series are added (each page is then sorted by
+ * metric and labels): at most limit series with an id >= *cursor (0 to
+ * start), looking at no more than 64 x limit candidates; *cursor is then
+ * where the next page starts, or UINT32_MAX when the listing is complete.
+ * *out: owned array of *nout (tsdb_series_free). */
+int tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher *m, size_t nm,
+		     int64_t since_ms, uint32_t *cursor, size_t limit,
+		     struct tsdb_series_info **out, size_t *nout, struct herr *err);
 
 void tsdb_stats(struct tsdb *db, struct tsdb_stats *st);
 
