@@ -63,9 +63,15 @@ export async function aggregate(metric, { cluster, group, agg, sinceS, stepS }) 
 // Latest value of metric per host of a group: Map(host -> value).
 export async function latest(metric, { cluster, group }) {
 	if (!api.has('GET', '/v1/metrics/latest')) return null;
-	const r = await api.get('/v1/metrics/latest' + api.qs({ metric, cluster, group }));
 	const m = new Map();
-	for (const s of r.items || r.series || []) m.set(seriesName(s), s.value ?? (s.points && s.points.length ? s.points[s.points.length - 1][1] : null));
+	// pages of at most 1,000 series; a group view stops after 20 pages
+	let after;
+	for (let page = 0; page < 20; page++) {
+		const r = await api.get('/v1/metrics/latest' + api.qs({ metric, cluster, group, after }));
+		for (const s of r.items || r.series || []) m.set(seriesName(s), s.value ?? (s.points && s.points.length ? s.points[s.points.length - 1][1] : null));
+		if (!r.next) break;
+		after = r.next;
+	}
 	return m;
 }
 
