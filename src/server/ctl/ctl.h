@@ -69,10 +69,16 @@ struct rc_action {
  * n of them failed since a host of the group last became ready, nothing is
  * launched until the last failure's updated_ms + base * 2^(n-1) (at most
  * backoff_max_ms), so a broken template does not loop, and a restarted
- * server keeps backing off. Writes at most max actions to out; returns how
+ * server keeps backing off. heard_since_ms is when herd last started to
+ * listen (start, or the end of a pause of the controller): a host's silence
+ * is counted from max(its last heartbeat, heard_since_ms), so an outage of
+ * herd is not taken for an outage of the hosts. A silent host that is its
+ * group's last ready one is kept (RC_WAIT "last_ready") until a replacement,
+ * launched first, is ready. Writes at most max actions to out; returns how
  * many. */
 size_t reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host *hosts,
-			size_t nh, int64_t now_ms, struct rc_action *out, size_t max);
+			size_t nh, int64_t now_ms, int64_t heard_since_ms, struct rc_action *out,
+			size_t max);
 
 /* --- act --- */
 int ctl_start(struct server *s, struct herr *err);
