@@ -56,8 +56,8 @@ struct ctl {
 	bool resolved_launching;
 	int64_t heard_since_ms;      /* herd listens since (start, or end of a pause) */
 	int64_t pass_ms;             /* when the last pass started */
-	struct {                     /* waits of the last pass (reported when new) */
-		const char *cause;   /* static string */
+	struct ctl_wait {            /* waits of the last pass (reported when new) */
+		char cause[32];
 		char key[180];       /* cluster/group/host id */
 	} waits[CTL_MAX_WAITS];
 	int nwaits;
@@ -760,10 +760,7 @@ static void
 report_waits(struct ctl *c, const struct rc_action *acts, size_t na)
 {
 	struct herr err = HERR_INIT;
-	struct {
-		char cause[32];
-		char key[180];
-	} now[CTL_MAX_WAITS];
+	struct ctl_wait now[CTL_MAX_WAITS];
 	int nnow = 0;
 
 	for (size_t i = 0; i < na && nnow < CTL_MAX_WAITS; i++) {
@@ -787,8 +784,6 @@ report_waits(struct ctl *c, const struct rc_action *acts, size_t na)
 				row = store_row(c->s->store, &err, "SELECT name FROM hosts WHERE id = ?",
 						"[s]", a->host_id);
 			host = row ? json_string_value(json_object_get(row, "name")) : NULL;
-			log_info("%s/%s%s%s: waiting (%s): %s", a->cluster, a->group, host ? " " : "",
-				 host ? host : "", a->cause, a->reason);
 			activity_add(c->s->store, a->cluster, a->group, host, "wait", a->cause, NULL, &err,
 				     "%s%s%s", host ? host : "", host ? ": " : "", a->reason);
 			json_decref(row);
