@@ -592,6 +592,31 @@ test_grace_after_pause(void **state)
 	assert_int_equal(count(&w, RC_UNHEALTHY, "heartbeat_lost"), 3);
 }
 
+/* The loop's side of it: the first pass, and a gap between passes longer
+ * than the heartbeat interval, start a new grace; regular passes do not. */
+static void
+test_heard_since_gap(void **state)
+{
+	int64_t since = 0, last = 0, t;
+
+	(void)state;
+	since = reconcile_heard_since(since, last, T0, 5 * SEC);
+	assert_int_equal(since, T0);
+	/* passes each second (and a slow one of 5 s): nothing changes */
+	for (t = T0 + SEC, last = T0; t <= T0 + 60 * SEC; last = t, t += SEC)
+		assert_int_equal(since = reconcile_heard_since(since, last, t, 5 * SEC), T0);
+	last = t - SEC;
+	t = last + 5 * SEC;
+	assert_int_equal(since = reconcile_heard_since(since, last, t, 5 * SEC), T0);
+	/* stopped 40 s: listening since the pass after it */
+	last = t;
+	t += 40 * SEC;
+	assert_int_equal(since = reconcile_heard_since(since, last, t, 5 * SEC), t);
+	assert_int_equal(reconcile_heard_since(since, t, t + SEC, 5 * SEC), t);
+	/* a clock stepped back is no pause */
+	assert_int_equal(reconcile_heard_since(since, t, t - 3600 * SEC, 5 * SEC), t);
+}
+
 /* The last ready host of a group is not taken on silence: its replacement
  * is launched first, and it goes once that one is ready. */
 static void
@@ -840,6 +865,7 @@ main(void)
 		cmocka_unit_test(test_unhealthy_cap),
 		cmocka_unit_test(test_grace_after_start),
 		cmocka_unit_test(test_grace_after_pause),
+		cmocka_unit_test(test_heard_since_gap),
 		cmocka_unit_test(test_last_ready_replaced_after_new_ready),
 		cmocka_unit_test(test_last_ready_comes_back),
 		cmocka_unit_test(test_failed_by_report_replaced),

@@ -80,6 +80,14 @@ size_t reconcile_decide(const struct rc_group *groups, size_t ng, const struct r
 			size_t nh, int64_t now_ms, int64_t heard_since_ms, struct rc_action *out,
 			size_t max);
 
+/* When herd has been listening since, as of a pass starting at now_ms:
+ * now at the first pass (last_pass_ms 0), and again after a gap of more than
+ * pause_ms since the last pass (the process was stopped or suspended, the
+ * store stalled, the clock stepped forward: heartbeats then were lost);
+ * otherwise heard_since_ms unchanged. */
+int64_t reconcile_heard_since(int64_t heard_since_ms, int64_t last_pass_ms, int64_t now_ms,
+			      int64_t pause_ms);
+
 /* --- act --- */
 int ctl_start(struct server *s, struct herr *err);
 void ctl_stop(struct server *s);

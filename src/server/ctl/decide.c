@@ -148,6 +148,15 @@ failure_backoff(const struct rc_group *g, const struct rc_host *hosts, size_t nh
 	return last_fail + delay;
 }
 
+int64_t
+reconcile_heard_since(int64_t heard_since_ms, int64_t last_pass_ms, int64_t now_ms,
+		      int64_t pause_ms)
+{
+	if (last_pass_ms == 0 || now_ms - last_pass_ms > pause_ms)
+		return now_ms;
+	return heard_since_ms;
+}
+
 /* How long herd has not heard from h, counted from when it could hear: a
  * heartbeat the server was not listening for (stopped, paused, store stalled)
  * is not the host's silence. */

@@ -814,14 +814,11 @@ reconcile_once(struct ctl *c)
 	 * forward): heartbeats sent then were lost, so hosts get a full
 	 * unhealthy_after from now. A pass slowed by its own provider work
 	 * also counts: that only postpones a replacement. */
-	if (c->pass_ms == 0) {
-		c->heard_since_ms = now;
-	} else if (now - c->pass_ms > CTL_PAUSE_MS) {
+	if (c->pass_ms != 0 && now - c->pass_ms > CTL_PAUSE_MS)
 		log_warn("reconcile: no pass for %llds (herd stopped, paused or stalled): hosts get"
 			 " unhealthy_after from now before their silence counts",
 			 (long long)((now - c->pass_ms) / 1000));
-		c->heard_since_ms = now;
-	}
+	c->heard_since_ms = reconcile_heard_since(c->heard_since_ms, c->pass_ms, now, CTL_PAUSE_MS);
 	c->pass_ms = now;
 
 	if (store_q(s->store, &grows, NULL, &err,
