@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # Safety (issue 12): an outage of herd is not an outage of its hosts. After
-# a kill -9 longer than unhealthy_after and a restart, every host survives
-# (silence counts from when herd could hear again); a host that really went
-# silent is still replaced once that grace is over; and the only host of a
-# group is terminated only after its replacement is ready. Needs root.
+# a kill -9 longer than unhealthy_after and a restart, or a SIGSTOP as long,
+# every host survives (silence counts from when herd could hear again); a
+# host that really went silent is still replaced once that grace is over;
+# and the only host of a group is terminated only after its replacement is
+# ready. Needs root.
 
 load lib
 
@@ -159,6 +160,29 @@ stop_agent() {
 	# the hosts kept by the grace say so
 	grep -q '^wait ' <<<"$acts"
 	grep -q 'herd has listened only' <<<"$acts"
+}
+
+@test "the server suspended (SIGSTOP) for 2x unhealthy_after: after it resumes no host is lost" {
+	run herd apply -f "$BP"
+	[ "$status" -eq 0 ]
+	wait_for 60 all_ready
+	before=$(host_lines)
+	pid=$(cat "$HERD_DATA/server.pid")
+
+	stopped=$(now_ms)
+	echo "$pid" >>"$STOPPED"
+	kill -STOP "$pid"
+	sleep $((2 * UA))
+	kill -CONT "$pid"
+	sleep $((UA + 4))
+
+	echo "before: $before"
+	echo "after:  $(host_lines)"
+	[ "$(host_lines)" = "$before" ]
+	acts=$(activities_since "$stopped")
+	echo "activities since the pause: $acts"
+	refute grep -Eq '^(host_unhealthy|terminate|launch|host_terminated) ' <<<"$acts"
+	grep -q 'no pass for' "$HERD_DATA/server.log"
 }
 
 @test "a host silent through the outage and after it is replaced once the grace is over; the others stay" {
