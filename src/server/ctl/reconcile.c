@@ -3,7 +3,9 @@
  * store, asks decide.c what to do and does it. A host row is written (state
  * `launching`, with a client token) before the provider is called; after a
  * crash such rows are resolved by listing the provider, never by launching
- * again. Provider resources carry the host id, so orphans are found. */
+ * again. Provider resources carry the host id, so orphans are found. A
+ * host's silence counts only from when herd could hear (its start, or the
+ * end of a pause between passes): see reconcile_heard_since(). */
 #include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
