@@ -592,6 +592,33 @@ test_grace_after_pause(void **state)
 	assert_int_equal(count(&w, RC_UNHEALTHY, "heartbeat_lost"), 3);
 }
 
+/* A host still provisioning when herd stopped is not failed for its
+ * provision time before it had unhealthy_after to report to a listening herd. */
+static void
+test_grace_provision_timeout(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 1);
+	struct rc_host *h;
+
+	(void)state;
+	h = host(&w, g, 1, HS_INITIALIZING);
+	h->created_ms = T0 - 400 * SEC;   /* max_provision_time 300 s */
+	w.heard_since = T0;
+	decide(&w, T0 + 1 * SEC);
+	assert_int_equal(count(&w, RC_FAIL, NULL), 0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	assert_int_equal(count(&w, RC_WAIT, "grace"), 1);
+	assert_string_equal(first(&w, RC_WAIT)->host_id, h->id);
+	assert_non_null(strstr(first(&w, RC_WAIT)->reason, "not ready within 300s"));
+	decide(&w, T0 + 30 * SEC);
+	assert_int_equal(count(&w, RC_FAIL, NULL), 0);
+	/* still not ready after the grace: failed as before */
+	decide(&w, T0 + 30 * SEC + 1);
+	assert_int_equal(count(&w, RC_FAIL, "provision_timeout"), 1);
+	assert_int_equal(count(&w, RC_WAIT, NULL), 0);
+}
+
 /* The loop's side of it: the first pass, and a gap between passes longer
  * than the heartbeat interval, start a new grace; regular passes do not. */
 static void
@@ -866,6 +893,7 @@ main(void)
 		cmocka_unit_test(test_grace_after_start),
 		cmocka_unit_test(test_grace_after_pause),
 		cmocka_unit_test(test_heard_since_gap),
+		cmocka_unit_test(test_grace_provision_timeout),
 		cmocka_unit_test(test_last_ready_replaced_after_new_ready),
 		cmocka_unit_test(test_last_ready_comes_back),
 		cmocka_unit_test(test_failed_by_report_replaced),

@@ -72,7 +72,8 @@ struct rc_action {
  * server keeps backing off. heard_since_ms is when herd last started to
  * listen (start, or the end of a pause of the controller): a host's silence
  * is counted from max(its last heartbeat, heard_since_ms), so an outage of
- * herd is not taken for an outage of the hosts. A silent host that is its
+ * herd is not taken for an outage of the hosts (nor is a provisioning host
+ * failed before herd listened for unhealthy_after). A silent host that is its
  * group's last ready one is kept (RC_WAIT "last_ready") until a replacement,
  * launched first, is ready. Writes at most max actions to out; returns how
  * many. */

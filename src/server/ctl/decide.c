@@ -201,13 +201,25 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 			if (!is_live(h->state))
 				continue;
 			if (h->state != HS_READY && h->state != HS_UNHEALTHY && g->max_provision_ms > 0 &&
-			    now_ms - h->created_ms > g->max_provision_ms) {
+			    now_ms - h->created_ms > g->max_provision_ms &&
+			    (ua == 0 || now_ms - heard_since_ms > ua)) {
 				snprintf(why, sizeof(why), "not ready within %llds (max_provision_time)",
 					 (long long)(g->max_provision_ms / 1000));
 				n = push(out, n, max, RC_FAIL, g, h->id, "provision_timeout", why);
 				continue;
 			}
-			if ((h->state == HS_READY || h->state == HS_UNHEALTHY) && ua > 0 &&
+			if (h->state != HS_READY && h->state != HS_UNHEALTHY && g->max_provision_ms > 0 &&
+			    now_ms - h->created_ms > g->max_provision_ms) {
+				/* its "ready" may have been sent while herd was deaf:
+				 * it gets unhealthy_after to say it again */
+				snprintf(why, sizeof(why),
+					 "not ready within %llds, but herd has listened only %llds:"
+					 " waiting %llds more for it to report",
+					 (long long)(g->max_provision_ms / 1000),
+					 (long long)((now_ms - heard_since_ms) / 1000),
+					 (long long)((heard_since_ms + ua - now_ms + 999) / 1000));
+				n = push(out, n, max, RC_WAIT, g, h->id, "grace", why);
+			} else if ((h->state == HS_READY || h->state == HS_UNHEALTHY) && ua > 0 &&
 			    now_ms - h->heartbeat_ms > ua && silence_ms(h, now_ms, heard_since_ms) <= ua) {
 				/* silent, but mostly while herd could not hear it: it
 				 * gets a full unhealthy_after from when herd could */
