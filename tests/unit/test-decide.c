@@ -1,8 +1,10 @@
 /* test-decide.c - the reconcile decision (ctl/decide.c) driven with plain
  * structs and an injected clock: launching up to the desired size, scale-in
  * order (newest/oldest, not-ready first, protected never), `after`, provision
- * timeouts, lost heartbeats and the unhealthy cap, failed hosts kept then
- * cleaned, the failure backoff, and nothing to do once converged. */
+ * timeouts, lost heartbeats and the unhealthy cap, the grace after herd
+ * could not hear (start, pause), the last ready host replaced only after a
+ * new one is ready, failed hosts kept then cleaned, the failure backoff, and
+ * nothing to do once converged. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +31,7 @@ struct world {
 	size_t nh;
 	struct rc_action a[MAXA];
 	size_t na;
+	int64_t heard_since;   /* when herd started listening (0: always did) */
 };
 
 static struct rc_group *
@@ -80,7 +83,7 @@ host(struct world *w, const struct rc_group *g, int seq, enum hstate st)
 static void
 decide(struct world *w, int64_t now)
 {
-	w->na = reconcile_decide(w->g, w->ng, w->h, w->nh, now, w->a, MAXA);
+	w->na = reconcile_decide(w->g, w->ng, w->h, w->nh, now, w->heard_since, w->a, MAXA);
 }
 
 /* How many actions of kind (and cause, if not NULL) were decided. */
@@ -488,14 +491,264 @@ test_unhealthy_cap(void **state)
 	assert_string_equal(first(&w, RC_TERMINATE)->host_id, a->id);
 	assert_int_equal(count(&w, RC_LAUNCH, "scale_out"), 1);
 
-	/* the cap is at least one host, even in a small group */
+	/* the cap is at least one host, even in a small group: replaced, but
+	 * the only host goes only once its replacement is ready */
 	memset(&w, 0, sizeof(w));
 	g = group(&w, "demo", "solo", 1);
 	g->max_unhealthy_pct = 0;
 	host(&w, g, 1, HS_UNHEALTHY);
 	decide(&w, T0);
-	assert_int_equal(count(&w, RC_TERMINATE, "replace"), 1);
+	assert_int_equal(count(&w, RC_TERMINATE, NULL), 0);
+	assert_int_equal(count(&w, RC_WAIT, "last_ready"), 1);
 	assert_int_equal(count(&w, RC_LAUNCH, NULL), 1);
+}
+
+/* After a start, hosts silent since before it get a full unhealthy_after:
+ * those that report are healthy, the one that stays silent is replaced. */
+static void
+test_grace_after_start(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 3);
+	struct rc_host *a, *b, *c;
+	char buf[64];
+
+	(void)state;
+	a = host(&w, g, 1, HS_READY);
+	b = host(&w, g, 2, HS_READY);
+	c = host(&w, g, 3, HS_READY);
+	/* the server was down 40 s, longer than unhealthy_after (30 s) */
+	a->heartbeat_ms = b->heartbeat_ms = c->heartbeat_ms = T0 - 40 * SEC;
+	w.heard_since = T0;
+	decide(&w, T0 + 300);
+	assert_int_equal(count(&w, RC_UNHEALTHY, NULL), 0);
+	assert_int_equal(count(&w, RC_TERMINATE, NULL), 0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	/* each kept host says why */
+	assert_int_equal(count(&w, RC_WAIT, "grace"), 3);
+	assert_string_equal(targets(&w, RC_WAIT, buf, sizeof(buf)), "node-1 node-2 node-3");
+	assert_non_null(strstr(first(&w, RC_WAIT)->reason, "no heartbeat for 40s"));
+	assert_non_null(strstr(first(&w, RC_WAIT)->reason, "waiting 30s more"));
+
+	/* two report during the grace; the whole grace passes */
+	a->heartbeat_ms = T0 + 5 * SEC;
+	b->heartbeat_ms = T0 + 6 * SEC;
+	decide(&w, T0 + 30 * SEC);
+	assert_int_equal(count(&w, RC_UNHEALTHY, NULL), 0);
+	assert_int_equal(count(&w, RC_WAIT, "grace"), 1);
+	assert_string_equal(first(&w, RC_WAIT)->host_id, c->id);
+
+	/* silence after the grace still counts: only the silent one */
+	decide(&w, T0 + 30 * SEC + 1);
+	assert_int_equal(w.na, 1);
+	assert_int_equal(w.a[0].kind, RC_UNHEALTHY);
+	assert_string_equal(w.a[0].host_id, c->id);
+	assert_string_equal(w.a[0].reason, "no heartbeat in the 30s herd has been listening");
+	/* ... and then replaced (two others are ready) */
+	c->state = HS_UNHEALTHY;
+	decide(&w, T0 + 31 * SEC);
+	assert_int_equal(count(&w, RC_TERMINATE, "replace"), 1);
+	assert_string_equal(first(&w, RC_TERMINATE)->host_id, c->id);
+	assert_int_equal(count(&w, RC_LAUNCH, "scale_out"), 1);
+}
+
+/* A pause of the controller (stopped, suspended, stalled store) is the
+ * same: hosts marked unhealthy before it are not replaced during it either. */
+static void
+test_grace_after_pause(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 4);
+	struct rc_host *h[4];
+
+	(void)state;
+	g->max_unhealthy_pct = 100;
+	for (int i = 0; i < 4; i++)
+		h[i] = host(&w, g, i + 1, HS_READY);
+	/* beats until T0, then herd hangs 60 s and resumes at T0 + 60 s */
+	h[3]->state = HS_UNHEALTHY;
+	h[3]->heartbeat_ms = T0 - 35 * SEC;
+	w.heard_since = T0 + 60 * SEC;
+	decide(&w, T0 + 61 * SEC);
+	assert_int_equal(count(&w, RC_UNHEALTHY, NULL), 0);
+	assert_int_equal(count(&w, RC_TERMINATE, NULL), 0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	assert_int_equal(count(&w, RC_WAIT, "grace"), 4);
+	/* the unhealthy one reports: it is healthy (the heartbeat call makes
+	 * it ready); the others stay silent through the grace */
+	h[3]->state = HS_READY;
+	h[3]->heartbeat_ms = T0 + 62 * SEC;
+	decide(&w, T0 + 90 * SEC);
+	assert_int_equal(w.na, 3);
+	assert_int_equal(count(&w, RC_WAIT, "grace"), 3);
+	decide(&w, T0 + 90 * SEC + 1);
+	assert_int_equal(count(&w, RC_UNHEALTHY, "heartbeat_lost"), 3);
+	assert_int_equal(count(&w, RC_WAIT, NULL), 0);
+
+	/* without a pause the same silence is lost heartbeats at once */
+	w.heard_since = 0;
+	h[3]->heartbeat_ms = T0 + 89 * SEC;
+	decide(&w, T0 + 61 * SEC);
+	assert_int_equal(count(&w, RC_UNHEALTHY, "heartbeat_lost"), 3);
+}
+
+/* A host still provisioning when herd stopped is not failed for its
+ * provision time before it had unhealthy_after to report to a listening herd. */
+static void
+test_grace_provision_timeout(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 1);
+	struct rc_host *h;
+
+	(void)state;
+	h = host(&w, g, 1, HS_INITIALIZING);
+	h->created_ms = T0 - 400 * SEC;   /* max_provision_time 300 s */
+	w.heard_since = T0;
+	decide(&w, T0 + 1 * SEC);
+	assert_int_equal(count(&w, RC_FAIL, NULL), 0);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+	assert_int_equal(count(&w, RC_WAIT, "grace"), 1);
+	assert_string_equal(first(&w, RC_WAIT)->host_id, h->id);
+	assert_non_null(strstr(first(&w, RC_WAIT)->reason, "not ready within 300s"));
+	decide(&w, T0 + 30 * SEC);
+	assert_int_equal(count(&w, RC_FAIL, NULL), 0);
+	/* still not ready after the grace: failed as before */
+	decide(&w, T0 + 30 * SEC + 1);
+	assert_int_equal(count(&w, RC_FAIL, "provision_timeout"), 1);
+	assert_int_equal(count(&w, RC_WAIT, NULL), 0);
+}
+
+/* The loop's side of it: the first pass, and a gap between passes longer
+ * than the heartbeat interval, start a new grace; regular passes do not. */
+static void
+test_heard_since_gap(void **state)
+{
+	int64_t since = 0, last = 0, t;
+
+	(void)state;
+	since = reconcile_heard_since(since, last, T0, 5 * SEC);
+	assert_int_equal(since, T0);
+	/* passes each second (and a slow one of 5 s): nothing changes */
+	for (t = T0 + SEC, last = T0; t <= T0 + 60 * SEC; last = t, t += SEC)
+		assert_int_equal(since = reconcile_heard_since(since, last, t, 5 * SEC), T0);
+	last = t - SEC;
+	t = last + 5 * SEC;
+	assert_int_equal(since = reconcile_heard_since(since, last, t, 5 * SEC), T0);
+	/* stopped 40 s: listening since the pass after it */
+	last = t;
+	t += 40 * SEC;
+	assert_int_equal(since = reconcile_heard_since(since, last, t, 5 * SEC), t);
+	assert_int_equal(reconcile_heard_since(since, t, t + SEC, 5 * SEC), t);
+	/* a clock stepped back is no pause */
+	assert_int_equal(reconcile_heard_since(since, t, t - 3600 * SEC, 5 * SEC), t);
+}
+
+/* The last ready host of a group is not taken on silence: its replacement
+ * is launched first, and it goes once that one is ready. */
+static void
+test_last_ready_replaced_after_new_ready(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "db", 1);
+	struct rc_host *old, *new;
+
+	(void)state;
+	old = host(&w, g, 1, HS_UNHEALTHY);
+	/* pass 1: launch, keep the old one, say why */
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_TERMINATE, NULL), 0);
+	assert_int_equal(count(&w, RC_DRAIN, NULL), 0);
+	assert_int_equal(count(&w, RC_LAUNCH, "scale_out"), 1);
+	assert_int_equal(count(&w, RC_WAIT, "last_ready"), 1);
+	assert_string_equal(first(&w, RC_WAIT)->host_id, old->id);
+	/* passes 2..: the replacement on its way: nothing more launched, no
+	 * scale-in of either */
+	new = host(&w, g, 2, HS_LAUNCHING);
+	for (enum hstate s = HS_LAUNCHING; s <= HS_INITIALIZING; s++) {
+		new->state = s;
+		decide(&w, T0 + 10 * SEC);
+		assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+		assert_int_equal(count(&w, RC_TERMINATE, NULL), 0);
+		assert_int_equal(count(&w, RC_DRAIN, NULL), 0);
+		assert_int_equal(count(&w, RC_WAIT, "last_ready"), 1);
+	}
+	/* the replacement is ready: now the silent host goes, nothing else */
+	new->state = HS_READY;
+	new->ready_ms = new->heartbeat_ms = T0 + 20 * SEC;
+	decide(&w, T0 + 21 * SEC);
+	assert_int_equal(w.na, 1);
+	assert_int_equal(w.a[0].kind, RC_TERMINATE);
+	assert_string_equal(w.a[0].cause, "replace");
+	assert_string_equal(w.a[0].host_id, old->id);
+	/* converged */
+	old->state = HS_TERMINATED;
+	decide(&w, T0 + 22 * SEC);
+	assert_int_equal(w.na, 0);
+}
+
+/* If the silent host comes back while its replacement boots, the healthy
+ * old one stays and the not-ready new one is the scale-in victim. */
+static void
+test_last_ready_comes_back(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "db", 1);
+	struct rc_host *old, *new;
+
+	(void)state;
+	old = host(&w, g, 1, HS_UNHEALTHY);
+	new = host(&w, g, 2, HS_BOOTING);
+	new->created_ms = T0;
+	old->state = HS_READY;
+	old->heartbeat_ms = T0 + 5 * SEC;
+	decide(&w, T0 + 6 * SEC);
+	assert_int_equal(w.na, 1);
+	assert_int_equal(w.a[0].kind, RC_TERMINATE);
+	assert_string_equal(w.a[0].cause, "scale_in");
+	assert_string_equal(w.a[0].host_id, new->id);
+}
+
+/* A host that reported failure itself is replaced even if it was the only
+ * one: failed is not silence. Scaling to 0 takes a silent host. */
+static void
+test_failed_by_report_replaced(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "db", 1);
+	struct rc_host *f;
+
+	(void)state;
+	f = host(&w, g, 1, HS_FAILED);
+	f->ready_ms = T0 - 5 * SEC;
+	f->updated_ms = T0;
+	decide(&w, T0 + 1 * SEC);
+	assert_int_equal(count(&w, RC_LAUNCH, "scale_out"), 1);
+	assert_int_equal(count(&w, RC_WAIT, NULL), 0);
+
+	memset(&w, 0, sizeof(w));
+	g = group(&w, "demo", "db", 0);
+	f = host(&w, g, 1, HS_UNHEALTHY);
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_TERMINATE, NULL), 1);
+	assert_string_equal(first(&w, RC_TERMINATE)->host_id, f->id);
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+}
+
+/* unhealthy_after 0: silence is never acted on. */
+static void
+test_unhealthy_after_zero_disables(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 3);
+
+	(void)state;
+	g->unhealthy_after_ms = 0;
+	host(&w, g, 1, HS_READY)->heartbeat_ms = T0 - 3600 * SEC;
+	host(&w, g, 2, HS_UNHEALTHY);
+	host(&w, g, 3, HS_READY);
+	decide(&w, T0);
+	assert_int_equal(w.na, 0);
 }
 
 static void
@@ -604,8 +857,8 @@ test_max_actions(void **state)
 
 	(void)state;
 	group(&w, "demo", "node", 50);
-	assert_int_equal(reconcile_decide(w.g, w.ng, w.h, w.nh, T0, few, 3), 3);
-	assert_int_equal(reconcile_decide(w.g, w.ng, w.h, w.nh, T0, few, 0), 0);
+	assert_int_equal(reconcile_decide(w.g, w.ng, w.h, w.nh, T0, 0, few, 3), 3);
+	assert_int_equal(reconcile_decide(w.g, w.ng, w.h, w.nh, T0, 0, few, 0), 0);
 }
 
 static void
@@ -637,6 +890,14 @@ main(void)
 		cmocka_unit_test(test_provision_timeout_fails),
 		cmocka_unit_test(test_heartbeat_lost_unhealthy),
 		cmocka_unit_test(test_unhealthy_cap),
+		cmocka_unit_test(test_grace_after_start),
+		cmocka_unit_test(test_grace_after_pause),
+		cmocka_unit_test(test_heard_since_gap),
+		cmocka_unit_test(test_grace_provision_timeout),
+		cmocka_unit_test(test_last_ready_replaced_after_new_ready),
+		cmocka_unit_test(test_last_ready_comes_back),
+		cmocka_unit_test(test_failed_by_report_replaced),
+		cmocka_unit_test(test_unhealthy_after_zero_disables),
 		cmocka_unit_test(test_failed_kept_then_cleaned),
 		cmocka_unit_test(test_backoff_delays_launch),
 		cmocka_unit_test(test_terminating_not_counted),

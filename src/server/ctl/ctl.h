@@ -69,10 +69,25 @@ struct rc_action {
  * n of them failed since a host of the group last became ready, nothing is
  * launched until the last failure's updated_ms + base * 2^(n-1) (at most
  * backoff_max_ms), so a broken template does not loop, and a restarted
- * server keeps backing off. Writes at most max actions to out; returns how
+ * server keeps backing off. heard_since_ms is when herd last started to
+ * listen (start, or the end of a pause of the controller): a host's silence
+ * is counted from max(its last heartbeat, heard_since_ms), so an outage of
+ * herd is not taken for an outage of the hosts (nor is a provisioning host
+ * failed before herd listened for unhealthy_after). A silent host that is its
+ * group's last ready one is kept (RC_WAIT "last_ready") until a replacement,
+ * launched first, is ready. Writes at most max actions to out; returns how
  * many. */
 size_t reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host *hosts,
-			size_t nh, int64_t now_ms, struct rc_action *out, size_t max);
+			size_t nh, int64_t now_ms, int64_t heard_since_ms, struct rc_action *out,
+			size_t max);
+
+/* When herd has been listening since, as of a pass starting at now_ms:
+ * now at the first pass (last_pass_ms 0), and again after a gap of more than
+ * pause_ms since the last pass (the process was stopped or suspended, the
+ * store stalled, the clock stepped forward: heartbeats then were lost);
+ * otherwise heard_since_ms unchanged. */
+int64_t reconcile_heard_since(int64_t heard_since_ms, int64_t last_pass_ms, int64_t now_ms,
+			      int64_t pause_ms);
 
 /* --- act --- */
 int ctl_start(struct server *s, struct herr *err);

@@ -148,17 +148,37 @@ failure_backoff(const struct rc_group *g, const struct rc_host *hosts, size_t nh
 	return last_fail + delay;
 }
 
+int64_t
+reconcile_heard_since(int64_t heard_since_ms, int64_t last_pass_ms, int64_t now_ms,
+		      int64_t pause_ms)
+{
+	if (last_pass_ms == 0 || now_ms - last_pass_ms > pause_ms)
+		return now_ms;
+	return heard_since_ms;
+}
+
+/* How long herd has not heard from h, counted from when it could hear: a
+ * heartbeat the server was not listening for (stopped, paused, store stalled)
+ * is not the host's silence. */
+static int64_t
+silence_ms(const struct rc_host *h, int64_t now_ms, int64_t heard_since_ms)
+{
+	int64_t from = h->heartbeat_ms > heard_since_ms ? h->heartbeat_ms : heard_since_ms;
+
+	return now_ms - from;
+}
+
 size_t
 reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host *hosts, size_t nh,
-		 int64_t now_ms, struct rc_action *out, size_t max)
+		 int64_t now_ms, int64_t heard_since_ms, struct rc_action *out, size_t max)
 {
 	size_t n = 0;
 	char why[256];
 
 	for (size_t gi = 0; gi < ng; gi++) {
 		const struct rc_group *g = &groups[gi];
-		int count = 0, unhealthy = 0, draining = 0;
-		int64_t backoff_until = 0;
+		int count = 0, unhealthy = 0, draining = 0, ready = 0;
+		int64_t backoff_until = 0, ua = g->unhealthy_after_ms;
 		bool oldest = g->termination && strcmp(g->termination, "oldest") == 0;
 		bool least = g->termination && strncmp(g->termination, "least:", 6) == 0;
 
@@ -181,17 +201,47 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 			if (!is_live(h->state))
 				continue;
 			if (h->state != HS_READY && h->state != HS_UNHEALTHY && g->max_provision_ms > 0 &&
-			    now_ms - h->created_ms > g->max_provision_ms) {
+			    now_ms - h->created_ms > g->max_provision_ms &&
+			    (ua == 0 || now_ms - heard_since_ms > ua)) {
 				snprintf(why, sizeof(why), "not ready within %llds (max_provision_time)",
 					 (long long)(g->max_provision_ms / 1000));
 				n = push(out, n, max, RC_FAIL, g, h->id, "provision_timeout", why);
 				continue;
 			}
-			if (h->state == HS_READY && g->unhealthy_after_ms > 0 &&
-			    now_ms - h->heartbeat_ms > g->unhealthy_after_ms) {
-				snprintf(why, sizeof(why), "no heartbeat for %llds",
-					 (long long)((now_ms - h->heartbeat_ms) / 1000));
+			if (h->state != HS_READY && h->state != HS_UNHEALTHY && g->max_provision_ms > 0 &&
+			    now_ms - h->created_ms > g->max_provision_ms) {
+				/* its "ready" may have been sent while herd was deaf:
+				 * it gets unhealthy_after to say it again */
+				snprintf(why, sizeof(why),
+					 "not ready within %llds, but herd has listened only %llds:"
+					 " waiting %llds more for it to report",
+					 (long long)(g->max_provision_ms / 1000),
+					 (long long)((now_ms - heard_since_ms) / 1000),
+					 (long long)((heard_since_ms + ua - now_ms + 999) / 1000));
+				n = push(out, n, max, RC_WAIT, g, h->id, "grace", why);
+			} else if ((h->state == HS_READY || h->state == HS_UNHEALTHY) && ua > 0 &&
+			    now_ms - h->heartbeat_ms > ua && silence_ms(h, now_ms, heard_since_ms) <= ua) {
+				/* silent, but mostly while herd could not hear it: it
+				 * gets a full unhealthy_after from when herd could */
+				snprintf(why, sizeof(why),
+					 "no heartbeat for %llds, but herd has listened only %llds:"
+					 " waiting %llds more before it counts as silent",
+					 (long long)((now_ms - h->heartbeat_ms) / 1000),
+					 (long long)((now_ms - heard_since_ms) / 1000),
+					 (long long)((heard_since_ms + ua - now_ms + 999) / 1000));
+				n = push(out, n, max, RC_WAIT, g, h->id, "grace", why);
+			} else if (h->state == HS_READY && ua > 0 &&
+				   silence_ms(h, now_ms, heard_since_ms) > ua) {
+				if (h->heartbeat_ms >= heard_since_ms)
+					snprintf(why, sizeof(why), "no heartbeat for %llds",
+						 (long long)((now_ms - h->heartbeat_ms) / 1000));
+				else
+					snprintf(why, sizeof(why),
+						 "no heartbeat in the %llds herd has been listening",
+						 (long long)((now_ms - heard_since_ms) / 1000));
 				n = push(out, n, max, RC_UNHEALTHY, g, h->id, "heartbeat_lost", why);
+			} else if (h->state == HS_READY) {
+				ready++;
 			}
 			if (h->state == HS_UNHEALTHY)
 				unhealthy++;
@@ -200,9 +250,14 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 		if (g->backoff_base_ms > 0)
 			backoff_until = failure_backoff(g, hosts, nh);
 		/* Replace unhealthy hosts, unless so many are unhealthy that the
-		 * cause is likely not the hosts (then replacing would make it worse). */
-		if (unhealthy > 0) {
+		 * cause is likely not the hosts (then replacing would make it worse).
+		 * unhealthy_after 0 turns replacement off. A silent host is not taken
+		 * while it is the group's last ready one: its replacement is launched
+		 * first (it no longer counts) and it goes once a new host is ready,
+		 * like a Nomad allocation on a lost node. */
+		if (unhealthy > 0 && ua > 0) {
 			int cap = g->desired * g->max_unhealthy_pct / 100;
+			bool surge = ready == 0 && g->desired > 0;
 			if (cap < 1)
 				cap = 1;
 			if (unhealthy > cap) {
@@ -211,12 +266,20 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 					 unhealthy, count, g->max_unhealthy_pct);
 				n = push(out, n, max, RC_WAIT, g, NULL, "unhealthy_cap", why);
 			} else {
-				for (size_t i = 0; i < nh; i++)
-					if (in_group(&hosts[i], g) && hosts[i].state == HS_UNHEALTHY) {
-						n = push(out, n, max, RC_TERMINATE, g, hosts[i].id, "replace",
+				for (size_t i = 0; i < nh; i++) {
+					const struct rc_host *h = &hosts[i];
+					if (!in_group(h, g) || h->state != HS_UNHEALTHY ||
+					    silence_ms(h, now_ms, heard_since_ms) <= ua)
+						continue;
+					if (surge)
+						n = push(out, n, max, RC_WAIT, g, h->id, "last_ready",
+							 "unhealthy, but the group has no ready host:"
+							 " kept until its replacement is ready");
+					else
+						n = push(out, n, max, RC_TERMINATE, g, h->id, "replace",
 							 "unhealthy: replacing");
-						count--;
-					}
+					count--;
+				}
 			}
 		}
 		/* A host being drained is taken back before a new one is launched. */

@@ -3,7 +3,9 @@
  * store, asks decide.c what to do and does it. A host row is written (state
  * `launching`, with a client token) before the provider is called; after a
  * crash such rows are resolved by listing the provider, never by launching
- * again. Provider resources carry the host id, so orphans are found. */
+ * again. Provider resources carry the host id, so orphans are found. A
+ * host's silence counts only from when herd could hear (its start, or the
+ * end of a pause between passes): see reconcile_heard_since(). */
 #include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +35,9 @@
 #define DEFAULT_KEEP_FAILED_MS (10LL * 60 * 1000)
 #define BACKOFF_BASE_MS 1000LL            /* after the first failure; doubles */
 #define BACKOFF_MAX_MS (5LL * 60 * 1000)
+#define HEARTBEAT_S 5                     /* agents beat this often */
+#define CTL_PAUSE_MS (HEARTBEAT_S * 1000LL) /* a longer gap between passes: herd was deaf */
+#define CTL_MAX_WAITS 64                  /* waits remembered to report each once */
 
 struct acct {
 	char name[64];
@@ -51,6 +56,13 @@ struct ctl {
 	int64_t swept_ms;            /* last orphan sweep */
 	pthread_mutex_t lock;        /* held while using providers (one at a time) */
 	bool resolved_launching;
+	int64_t heard_since_ms;      /* herd listens since (start, or end of a pause) */
+	int64_t pass_ms;             /* when the last pass started */
+	struct ctl_wait {            /* waits of the last pass (reported when new) */
+		char cause[32];
+		char key[180];       /* cluster/group/host id */
+	} waits[CTL_MAX_WAITS];
+	int nwaits;
 	struct {                     /* launches that failed before a host row */
 		char key[140];       /* cluster/group */
 		char msg[256];
@@ -434,7 +446,7 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	/* 2. the provider */
 	ctl_server_url_for(s, ni.gateway, url, sizeof(url));
 	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", url, "host_id", id, "host", name,
-			"join_token", tok, "heartbeat_s", 5);
+			"join_token", tok, "heartbeat_s", HEARTBEAT_S);
 	if (json_object_get(t.spec, "init_timeout")) {
 		int64_t ms = 0;
 		parse_duration_ms(json_string_value(json_object_get(t.spec, "init_timeout")), &ms);
@@ -746,6 +758,49 @@ do_reclaim(struct ctl *c, json_t *row, const char *reason)
 	}
 }
 
+/* A wait that keeps a host (grace, last_ready) or holds back replacement
+ * (unhealthy_cap) is recorded as an activity when it starts, not on every
+ * pass: the reason a host is still there, or no new one comes, is on record.
+ * Other waits (after, backoff) are seen in apply's answer. */
+static void
+report_waits(struct ctl *c, const struct rc_action *acts, size_t na)
+{
+	struct herr err = HERR_INIT;
+	struct ctl_wait now[CTL_MAX_WAITS];
+	int nnow = 0;
+
+	for (size_t i = 0; i < na && nnow < CTL_MAX_WAITS; i++) {
+		const struct rc_action *a = &acts[i];
+		bool seen = false;
+		if (a->kind != RC_WAIT || (strcmp(a->cause, "grace") != 0 &&
+					   strcmp(a->cause, "last_ready") != 0 &&
+					   strcmp(a->cause, "unhealthy_cap") != 0))
+			continue;
+		snprintf(now[nnow].cause, sizeof(now[nnow].cause), "%s", a->cause);
+		snprintf(now[nnow].key, sizeof(now[nnow].key), "%s/%s/%s", a->cluster, a->group,
+			 a->host_id ? a->host_id : "");
+		for (int k = 0; k < c->nwaits; k++)
+			if (strcmp(c->waits[k].cause, now[nnow].cause) == 0 &&
+			    strcmp(c->waits[k].key, now[nnow].key) == 0)
+				seen = true;
+		if (!seen) {
+			const char *host = NULL;
+			json_t *row = NULL;
+			if (a->host_id)
+				row = store_row(c->s->store, &err, "SELECT name FROM hosts WHERE id = ?",
+						"[s]", a->host_id);
+			host = row ? json_string_value(json_object_get(row, "name")) : NULL;
+			activity_add(c->s->store, a->cluster, a->group, host, "wait", a->cause, NULL, &err,
+				     "%s%s%s", host ? host : "", host ? ": " : "", a->reason);
+			json_decref(row);
+			herr_clear(&err);
+		}
+		nnow++;
+	}
+	memcpy(c->waits, now, sizeof(now[0]) * (size_t)nnow);
+	c->nwaits = nnow;
+}
+
 static void
 reconcile_once(struct ctl *c)
 {
@@ -758,6 +813,19 @@ reconcile_once(struct ctl *c)
 	json_t **specs = NULL;
 	size_t ng, nh, na, i;
 	int64_t now = now_ms();
+
+	/* Silence is measured from when herd could hear. A gap between passes
+	 * longer than the heartbeat interval means herd was deaf meanwhile (the
+	 * process stopped or suspended, the store stalled, the clock stepped
+	 * forward): heartbeats sent then were lost, so hosts get a full
+	 * unhealthy_after from now. A pass slowed by its own provider work
+	 * also counts: that only postpones a replacement. */
+	if (c->pass_ms != 0 && now - c->pass_ms > CTL_PAUSE_MS)
+		log_warn("reconcile: no pass for %llds (herd stopped, paused or stalled): hosts get"
+			 " unhealthy_after from now before their silence counts",
+			 (long long)((now - c->pass_ms) / 1000));
+	c->heard_since_ms = reconcile_heard_since(c->heard_since_ms, c->pass_ms, now, CTL_PAUSE_MS);
+	c->pass_ms = now;
 
 	if (store_q(s->store, &grows, NULL, &err,
 		    "SELECT scope, name, spec FROM resources WHERE kind = 'group' ORDER BY scope, name",
@@ -857,7 +925,8 @@ reconcile_once(struct ctl *c)
 			drain_check(c, row);
 	}
 	acts = xcalloc(CTL_MAX_ACTIONS, sizeof(*acts));
-	na = reconcile_decide(groups, ng, hosts, nh, now, acts, CTL_MAX_ACTIONS);
+	na = reconcile_decide(groups, ng, hosts, nh, now, c->heard_since_ms, acts, CTL_MAX_ACTIONS);
+	report_waits(c, acts, na);
 	for (i = 0; i < na && !s->stopping; i++) {
 		struct rc_action *a = &acts[i];
 		json_t *hrow = NULL;
