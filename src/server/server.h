@@ -16,6 +16,11 @@
 struct store;
 struct MHD_Connection;
 
+/* How often agents send a heartbeat (given to them at join and in their
+ * config). The reconcile loop takes a longer gap between its passes as a
+ * time herd could not hear them. */
+#define HERD_HEARTBEAT_S 5
+
 enum role { ROLE_NONE = 0, ROLE_HOST, ROLE_VIEWER, ROLE_OPERATOR, ROLE_ADMIN };
 
 /* Who is calling: an API token (viewer/operator/admin) or a host credential. */

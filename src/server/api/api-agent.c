@@ -88,7 +88,7 @@ api_agent_join(struct req *rq)
 				      json_string_value(json_object_get(row, "private_ip")), "state",
 				      "booting");
 		reply_json(rq, 200, json_pack("{s:s,s:o,s:O,s:i}", "credential", cred, "host", h, "init",
-					      init, "heartbeat_s", 5));
+					      init, "heartbeat_s", HERD_HEARTBEAT_S));
 	}
 	snprintf(rq->who.name, sizeof(rq->who.name), "%s", json_string_value(json_object_get(row, "name")));
 	rq->who.role = ROLE_HOST;

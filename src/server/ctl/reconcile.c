@@ -35,8 +35,7 @@
 #define DEFAULT_KEEP_FAILED_MS (10LL * 60 * 1000)
 #define BACKOFF_BASE_MS 1000LL            /* after the first failure; doubles */
 #define BACKOFF_MAX_MS (5LL * 60 * 1000)
-#define HEARTBEAT_S 5                     /* agents beat this often */
-#define CTL_PAUSE_MS (HEARTBEAT_S * 1000LL) /* a longer gap between passes: herd was deaf */
+#define CTL_PAUSE_MS (HERD_HEARTBEAT_S * 1000LL) /* a longer gap between passes: herd was deaf */
 #define CTL_MAX_WAITS 64                  /* waits remembered to report each once */
 
 struct acct {
@@ -446,7 +445,7 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	/* 2. the provider */
 	ctl_server_url_for(s, ni.gateway, url, sizeof(url));
 	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", url, "host_id", id, "host", name,
-			"join_token", tok, "heartbeat_s", HEARTBEAT_S);
+			"join_token", tok, "heartbeat_s", HERD_HEARTBEAT_S);
 	if (json_object_get(t.spec, "init_timeout")) {
 		int64_t ms = 0;
 		parse_duration_ms(json_string_value(json_object_get(t.spec, "init_timeout")), &ms);
