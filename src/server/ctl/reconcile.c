@@ -56,7 +56,7 @@ struct ctl {
 	pthread_mutex_t lock;        /* held while using providers (one at a time) */
 	bool resolved_launching;
 	int64_t heard_since_ms;      /* herd listens since (start, or end of a pause) */
-	int64_t pass_ms;             /* when the last pass started */
+	int64_t pass_ms;             /* when the last pass started, plus the time it spent acting */
 	struct ctl_wait {            /* waits of the last pass (reported when new) */
 		char cause[32];
 		char key[180];       /* cluster/group/host id */
@@ -811,14 +811,16 @@ reconcile_once(struct ctl *c)
 	struct rc_action *acts = NULL;
 	json_t **specs = NULL;
 	size_t ng, nh, na, i;
-	int64_t now = now_ms();
+	int64_t now = now_ms(), act_start;
 
 	/* Silence is measured from when herd could hear. A gap between passes
 	 * longer than the heartbeat interval means herd was deaf meanwhile (the
 	 * process stopped or suspended, the store stalled, the clock stepped
 	 * forward): heartbeats sent then were lost, so hosts get a full
-	 * unhealthy_after from now. A pass slowed by its own provider work
-	 * also counts: that only postpones a replacement. */
+	 * unhealthy_after from now. The time the last pass spent acting
+	 * (provider calls, LB drains) is not a gap: the API went on taking
+	 * heartbeats meanwhile, and counting it would let a slow cloud or a
+	 * long drain postpone every replacement. */
 	if (c->pass_ms != 0 && now - c->pass_ms > CTL_PAUSE_MS)
 		log_warn("reconcile: no pass for %llds (herd stopped, paused or stalled): hosts get"
 			 " unhealthy_after from now before their silence counts",
@@ -917,6 +919,7 @@ reconcile_once(struct ctl *c)
 	}
 	/* Hosts already terminating: finish them (also after a crash); hosts
 	 * draining: terminate those whose drain has ended. */
+	act_start = mono_ms();
 	json_array_foreach(hrows, i, row) {
 		if (hosts[i].state == HS_TERMINATING)
 			do_terminate(c, row, "", "");
@@ -964,6 +967,8 @@ reconcile_once(struct ctl *c)
 		c->swept_ms = now;
 	}
 	lbsync_once(s);
+	/* the pause rule measures from the end of this pass's acting */
+	c->pass_ms += mono_ms() - act_start;
 out:
 	for (i = 0; groups && i < ng; i++) {
 		free((void *)groups[i].after);
