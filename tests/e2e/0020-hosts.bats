@@ -55,36 +55,6 @@ host_id() { # host_id CLUSTER/NAME
 	herd host show "$1" --json | json '{id}'
 }
 
-# in_host ID CMD...: runs CMD inside the host: its network, mount, UTS and
-# PID namespaces (its /run, /tmp, /proc and hostname), as `ip netns exec`
-# (network only) would not.
-in_host() {
-	local pid
-	pid=$(cat "$HERD_DATA/hosts/$1/pid")
-	shift
-	nsenter -t "$pid" -m -n -u -p -- "$@"
-}
-
-# http METHOD PATH TOKEN [BODY]: prints "STATUS BODY" ("" TOKEN: none sent).
-http() {
-	local out code args=(-s -X "$1")
-	out=$(mktemp)
-	[ -n "$3" ] && args+=(-H "Authorization: Bearer $3")
-	[ -n "${4:-}" ] && args+=(-H 'Content-Type: application/json' --data-binary "$4")
-	code=$(curl "${args[@]}" -o "$out" -w '%{http_code}' "$HERD_URL$2")
-	echo "$code $(cat "$out")"
-	rm -f "$out"
-}
-
-# refute CMD...: fails if CMD succeeds. (A bare `! CMD` never fails a test:
-# bash's errexit ignores negated commands.)
-refute() {
-	if "$@"; then
-		echo "unexpectedly succeeded: $*" >&2
-		return 1
-	fi
-}
-
 # gone PID: no such process. A killed host's PID 1 is reaped by the machine's
 # init, a moment after it died: callers wait_for it.
 gone() {

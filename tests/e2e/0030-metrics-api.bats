@@ -44,28 +44,6 @@ group_ready() {
 		print scalar(grep { $_->{state} eq "ready" } @{$d->{items}})')" = 2 ]
 }
 
-# in_host ID CMD...: runs CMD in the host's mount and network namespaces.
-in_host() {
-	local pid
-	pid=$(cat "$HERD_DATA/hosts/$1/pid")
-	shift
-	nsenter -t "$pid" -m -n -- "$@"
-}
-
-# http METHOD PATH TOKEN [BODY]: prints "STATUS BODY".
-http() {
-	local out code
-	out=$(mktemp)
-	if [ -n "${4:-}" ]; then
-		code=$(curl -s -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $3" \
-			-H 'Content-Type: application/json' --data-binary "$4" "$HERD_URL$2")
-	else
-		code=$(curl -s -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $3" "$HERD_URL$2")
-	fi
-	echo "$code $(cat "$out")"
-	rm -f "$out"
-}
-
 now_ms() { date +%s%3N; }
 
 # A timestamp on the 5 s grid, a little in the past.

@@ -35,20 +35,6 @@ teardown_file() {
 	server_cleanup
 }
 
-# http METHOD PATH TOKEN [BODY]: prints "STATUS BODY".
-http() {
-	local out code
-	out=$(mktemp)
-	if [ -n "${4:-}" ]; then
-		code=$(curl -s -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $3" \
-			-H 'Content-Type: application/json' --data-binary "$4" "$HERD_URL$2")
-	else
-		code=$(curl -s -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $3" "$HERD_URL$2")
-	fi
-	echo "$code $(cat "$out")"
-	rm -f "$out"
-}
-
 # field_of "STATUS BODY": the error's field.
 field_of() {
 	echo "${1#* }" | json '{error}{field}'

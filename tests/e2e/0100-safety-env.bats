@@ -72,20 +72,6 @@ perm_gone() {
 	! kill -0 "$(cat "$BATS_FILE_TMPDIR/perm.pid")" 2>/dev/null
 }
 
-# http METHOD PATH TOKEN [BODY]: prints "STATUS BODY".
-http() {
-	local out code
-	out=$(mktemp)
-	if [ -n "${4:-}" ]; then
-		code=$(curl -s -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $3" \
-			-H 'Content-Type: application/json' --data-binary "$4" "$HERD_URL$2")
-	else
-		code=$(curl -s -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $3" "$HERD_URL$2")
-	fi
-	echo "$code $(cat "$out")"
-	rm -f "$out"
-}
-
 groups_ready() {
 	[ "$(herd host ls --group se/web | grep -c ' ready ')" -eq 1 ] &&
 		[ "$(herd host ls --group se/bad | grep -c ' ready ')" -eq 1 ]

@@ -100,14 +100,6 @@ now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
 
-# refute CMD...: fails if CMD succeeds (a bare `! CMD` never fails a test).
-refute() {
-	if "$@"; then
-		echo "unexpectedly succeeded: $*" >&2
-		return 1
-	fi
-}
-
 # kill -9 the server (each test runs in its own subshell: the pid file knows
 # the current one).
 server_kill() {

@@ -75,28 +75,6 @@ group_ready() {
 		print scalar(grep { $_->{state} eq "ready" } @{$d->{items}})')" = "$2" ]
 }
 
-# in_host ID CMD...: runs CMD in the host's mount and network namespaces.
-in_host() {
-	local pid
-	pid=$(cat "$HERD_DATA/hosts/$1/pid")
-	shift
-	nsenter -t "$pid" -m -n -- "$@"
-}
-
-# http METHOD PATH TOKEN [BODY-FILE]: prints "STATUS BODY".
-http() {
-	local out code
-	out=$(mktemp)
-	if [ -n "${4:-}" ]; then
-		code=$(curl -s -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $3" \
-			-H 'Content-Type: application/json' --data-binary "@$4" "$HERD_URL$2")
-	else
-		code=$(curl -s -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $3" "$HERD_URL$2")
-	fi
-	echo "$code $(cat "$out")"
-	rm -f "$out"
-}
-
 # flood_body K TS: push K's 10,000 new series, all at TS.
 flood_body() {
 	perl -e 'my ($k, $ts, $n) = @ARGV;
@@ -124,7 +102,7 @@ server_hwm_mb() {
 	body=$BATS_FILE_TMPDIR/flood.json
 	for ((k = 0; k < FLOOD_PUSHES; k++)); do
 		flood_body "$k" "$ts" >"$body"
-		out=$(http POST /v1/agent/metrics "$CRED1" "$body")
+		out=$(http POST /v1/agent/metrics "$CRED1" "@$body")
 		[[ "$out" == "200 "* ]] || { echo "push $k: $out"; false; }
 		accepted=$((accepted + $(echo "${out#200 }" | json '{accepted}')))
 	done
@@ -245,7 +223,7 @@ server_hwm_mb() {
 	ts=$(($(date +%s%3N) - 1000))
 	body=$BATS_FILE_TMPDIR/flood.json
 	flood_body 200 "$ts" >"$body"
-	out=$(http POST /v1/agent/metrics "$CRED1" "$body")
+	out=$(http POST /v1/agent/metrics "$CRED1" "@$body")
 	[[ "$out" == "200 "* ]]
 	# 2,000 more fit now
 	[ "$(echo "${out#200 }" | json '{accepted}')" -ge 1900 ]
@@ -271,7 +249,7 @@ server_hwm_mb() {
 	body=$BATS_FILE_TMPDIR/flood.json
 	for ((k = 300; k < 340; k++)); do
 		flood_body "$k" "$ts" >"$body"
-		out=$(http POST /v1/agent/metrics "$CRED1" "$body")
+		out=$(http POST /v1/agent/metrics "$CRED1" "@$body")
 		[[ "$out" == "200 "* ]] || { echo "push $k: ${out:0:300}"; false; }
 	done
 	out=$(curl -s -H "Authorization: Bearer $VIEWER" "$HERD_URL/metrics" | awk '$1 == "herd_tsdb_series" { print $2 }')

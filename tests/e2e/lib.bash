@@ -115,3 +115,34 @@ leftovers() {
 	inst=$(curl -sf "$HERD_URL/healthz" | json '{instance}' 2>/dev/null || cat "$HERD_DATA/instance" 2>/dev/null)
 	ip netns list | grep -c "herd-$inst-" || true
 }
+
+# http METHOD PATH TOKEN [BODY]: prints "STATUS BODY" ("" TOKEN: none sent;
+# a BODY of @FILE sends that file, as curl does).
+http() {
+	local out code args=(-s -X "$1")
+	out=$(mktemp)
+	[ -n "$3" ] && args+=(-H "Authorization: Bearer $3")
+	[ -n "${4:-}" ] && args+=(-H 'Content-Type: application/json' --data-binary "$4")
+	code=$(curl "${args[@]}" -o "$out" -w '%{http_code}' "$HERD_URL$2")
+	echo "$code $(cat "$out")"
+	rm -f "$out"
+}
+
+# in_host ID CMD...: runs CMD inside the host: its network, mount, UTS and
+# PID namespaces (its /run, /tmp, /proc and hostname), as `ip netns exec`
+# (network only) would not.
+in_host() {
+	local pid
+	pid=$(cat "$HERD_DATA/hosts/$1/pid")
+	shift
+	nsenter -t "$pid" -m -n -u -p -- "$@"
+}
+
+# refute CMD...: fails if CMD succeeds. (A bare `! CMD` never fails a test:
+# bash's errexit ignores negated commands.)
+refute() {
+	if "$@"; then
+		echo "unexpectedly succeeded: $*" >&2
+		return 1
+	fi
+}
