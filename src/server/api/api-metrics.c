@@ -2,7 +2,8 @@
  * (labels host/group/cluster added from the host credential, monitor states
  * kept), the monitor configuration agents poll, the viewer queries (list,
  * range, group aggregate, latest), monitor states, and the Prometheus
- * exposition at /metrics. Formats: docs/metrics.md. */
+ * exposition at /metrics (herd's names mapped to Prometheus conventions
+ * there, prom_families[]). Formats: docs/metrics.md. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
