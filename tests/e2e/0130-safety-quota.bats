@@ -162,7 +162,7 @@ server_hwm_mb() {
 	grep -q '^herd_tsdb_series [0-9]' "$BATS_FILE_TMPDIR/expo.txt"
 	[ "$(grep -c '^flood{' "$BATS_FILE_TMPDIR/expo.txt")" -ge 9000 ]
 	[ "$(grep -c '^# TYPE flood untyped$' "$BATS_FILE_TMPDIR/expo.txt")" = 1 ]
-	grep -q '^cpu_busy_pct{.*cluster="qb"' "$BATS_FILE_TMPDIR/expo.txt"
+	grep -q '^cpu_busy_ratio{.*cluster="qb"' "$BATS_FILE_TMPDIR/expo.txt"
 	# the metric list counts in the store, without a copy per series
 	local out n
 	out=$(http GET "/v1/metrics?cluster=qa" "$VIEWER")

@@ -491,6 +491,49 @@ test_expose(void **state)
 	tsdb_close(db);
 }
 
+/* The caller's vocabulary: "up" renamed and scaled, "temp" left out, "big" as stored. */
+static void
+family_test(const char *metric, struct tsdb_expose_family *f)
+{
+	if (strcmp(metric, "up") == 0)
+		*f = (struct tsdb_expose_family){ "up_ratio", "gauge", "Up, 0 to 1.", 0.01 };
+	else if (strcmp(metric, "temp") == 0)
+		f->name = NULL;
+}
+
+/* The stream with a family function: HELP and TYPE from it, names and
+ * values mapped, a family left out entirely; with max_series 1 (a piece
+ * per series) the header comes once per family. */
+static void
+test_expose_family(void **state)
+{
+	struct tsdb *db = open_db(0);
+	struct herr err = HERR_INIT;
+	struct tsdb_label l1[1] = { { "host", "a" } }, l2[1] = { { "host", "b" } };
+	struct tsdb_sample s[5] = { { "up", l1, 1, 45.67 }, { "up", l2, 1, 100 },
+				    { "temp", l1, 1, 3 }, { "big", l1, 1, 2 }, { "big", l2, 1, NAN } };
+	struct tsdb_expose_cursor *c;
+	struct buf b;
+	char want[512];
+
+	(void)state;
+	assert_int_equal(tsdb_append(db, T0, s, 5, &err), 5);
+	buf_init(&b, 1 << 20);
+	c = tsdb_expose_begin(db, 0);
+	tsdb_expose_set_family(c, family_test);
+	while (tsdb_expose_next(db, c, &b, 1))
+		;
+	tsdb_expose_end(c);
+	snprintf(want, sizeof(want),
+		 "# TYPE big untyped\nbig{host=\"a\"} 2 %lld\nbig{host=\"b\"} NaN %lld\n"
+		 "# HELP up_ratio Up, 0 to 1.\n# TYPE up_ratio gauge\n"
+		 "up_ratio{host=\"a\"} 0.4567 %lld\nup_ratio{host=\"b\"} 1 %lld\n",
+		 (long long)T0, (long long)T0, (long long)T0, (long long)T0);
+	assert_string_equal(b.p, want);
+	buf_release(&b);
+	tsdb_close(db);
+}
+
 struct th {
 	struct tsdb *db;
 	int h;
@@ -919,6 +962,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_block_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expose, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expose_family, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_host_cannot_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_accounting, setup, teardown),

@@ -2,7 +2,8 @@
  * (labels host/group/cluster added from the host credential, monitor states
  * kept), the monitor configuration agents poll, the viewer queries (list,
  * range, group aggregate, latest), monitor states, and the Prometheus
- * exposition at /metrics. Formats: docs/metrics.md. */
+ * exposition at /metrics (herd's names mapped to Prometheus conventions
+ * there, prom_families[]). Formats: docs/metrics.md. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1039,6 +1040,111 @@ api_metrics_monitors(struct req *rq)
 	reply_json(rq, 200, json_pack("{s:o}", "items", items));
 }
 
+/* --- the Prometheus exposition --- */
+
+/* The names on /metrics: Prometheus conventions (base units, ratios, a
+ * counter ends in _total; prometheus.io/docs/practices/naming) over herd's
+ * names, which the store, the API and policies keep (cpu_busy_pct > 70).
+ * Mapped here, when the text is written, so stored history, policies and
+ * the console are untouched. One line per family: the agent's system
+ * metrics (src/agent/col-*.c), the series the server makes from a push,
+ * then the store's own figures (stored NULL). docs/metrics.md has the
+ * table of renames. */
+struct prom_family {
+	const char *stored;    /* in the store and herd's API; NULL: not a series */
+	const char *exposed;   /* on /metrics */
+	const char *type;
+	double scale;          /* value on /metrics = stored value x scale */
+	const char *help;
+};
+
+static const struct prom_family prom_families[] = {
+	{ "cpu_busy_pct", "cpu_busy_ratio", "gauge", 0.01,
+	  "Share of the machine's CPU time not idle nor iowait, 0 to 1, over the last push interval." },
+	{ "cpu_mode_pct", "cpu_mode_ratio", "gauge", 0.01,
+	  "Share of the machine's CPU time in each mode, 0 to 1 (the modes sum to 1)." },
+	{ "load1", "load1", "gauge", 1, "The machine's load average over 1 minute." },
+	{ "load5", "load5", "gauge", 1, "The machine's load average over 5 minutes." },
+	{ "load15", "load15", "gauge", 1, "The machine's load average over 15 minutes." },
+	{ "mem_total_bytes", "mem_total_bytes", "gauge", 1, "The machine's memory (MemTotal)." },
+	{ "mem_available_bytes", "mem_available_bytes", "gauge", 1,
+	  "The machine's memory available to programs (MemAvailable)." },
+	{ "mem_used_bytes", "mem_used_bytes", "gauge", 1,
+	  "The machine's memory in use: total minus available." },
+	{ "mem_used_pct", "mem_used_ratio", "gauge", 0.01,
+	  "The machine's memory in use, 0 to 1 of the total." },
+	{ "disk_used_bytes", "disk_used_bytes", "gauge", 1, "Bytes used on the filesystem." },
+	{ "disk_free_bytes", "disk_free_bytes", "gauge", 1,
+	  "Bytes available to users on the filesystem." },
+	{ "disk_used_pct", "disk_used_ratio", "gauge", 0.01,
+	  "Filesystem use, 0 to 1 of used plus available, as df." },
+	{ "net_rx_bytes_per_s", "net_rx_bytes_per_second", "gauge", 1,
+	  "Bytes received by the interface per second over the last push interval." },
+	{ "net_tx_bytes_per_s", "net_tx_bytes_per_second", "gauge", 1,
+	  "Bytes sent by the interface per second over the last push interval." },
+	{ "net_rx_errors_per_s", "net_rx_errors_per_second", "gauge", 1,
+	  "Receive errors of the interface per second over the last push interval." },
+	{ "net_tx_errors_per_s", "net_tx_errors_per_second", "gauge", 1,
+	  "Transmit errors of the interface per second over the last push interval." },
+	{ "procs", "procs", "gauge", 1, "Processes in the host's PID namespace." },
+	{ "uptime_s", "uptime_seconds", "gauge", 1, "Seconds since the machine booted." },
+	{ "monitor_up", "monitor_up", "gauge", 1,
+	  "1 when the script monitor's last run succeeded, else 0." },
+	{ "agent_dropped_batches_total", "agent_dropped_batches_total", "counter", 1,
+	  "Metric batches the host's agent reported lost, since the server started." },
+	{ NULL, "herd_tsdb_series", "gauge", 1, "Series in herd's metric store." },
+	{ NULL, "herd_tsdb_chunks", "gauge", 1, "Closed chunks in herd's metric store." },
+	{ NULL, "herd_tsdb_block_bytes", "gauge", 1, "Bytes of the metric store's block files." },
+	{ NULL, "herd_tsdb_samples_appended_total", "counter", 1,
+	  "Samples stored since the server started." },
+	{ NULL, "herd_tsdb_samples_rejected_total", "counter", 1,
+	  "Samples refused since the server started, by reason." },
+};
+
+#define PROM_CUSTOM_HELP "Custom metric: reported by a script monitor or pushed to herd."
+
+static const struct prom_family *
+prom_family_of_exposed(const char *name)
+{
+	for (size_t i = 0; i < sizeof(prom_families) / sizeof(prom_families[0]); i++)
+		if (strcmp(prom_families[i].exposed, name) == 0)
+			return &prom_families[i];
+	return NULL;
+}
+
+/* tsdb_expose_family_fn: herd's families by the table; any other metric
+ * (a monitor's, a pushed one) keeps its name, untyped (herd cannot know
+ * whether it counts), with a generic help. A custom metric named like one
+ * of the table's exposed names is left out: it would be a second family of
+ * that name, which makes the whole exposition invalid. */
+static void
+prom_family(const char *metric, struct tsdb_expose_family *f)
+{
+	for (size_t i = 0; i < sizeof(prom_families) / sizeof(prom_families[0]); i++) {
+		const struct prom_family *p = &prom_families[i];
+
+		if (p->stored && strcmp(p->stored, metric) == 0) {
+			*f = (struct tsdb_expose_family){ p->exposed, p->type, p->help, p->scale };
+			return;
+		}
+	}
+	if (prom_family_of_exposed(metric)) {
+		f->name = NULL;
+		return;
+	}
+	f->help = PROM_CUSTOM_HELP;
+}
+
+/* Appends the HELP and TYPE lines of the table's family exposed. */
+static void
+prom_header(struct buf *b, const char *exposed)
+{
+	const struct prom_family *p = prom_family_of_exposed(exposed);
+
+	BUG_ON(p == NULL);
+	buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", p->exposed, p->help, p->exposed, p->type);
+}
+
 /* The store's own figures, after the series. */
 static void
 expose_stats(struct tsdb *db, struct buf *b)
@@ -1046,21 +1152,22 @@ expose_stats(struct tsdb *db, struct buf *b)
 	struct tsdb_stats st;
 
 	tsdb_stats(db, &st);
+	prom_header(b, "herd_tsdb_series");
+	buf_addf(b, "herd_tsdb_series %zu\n", st.series);
+	prom_header(b, "herd_tsdb_chunks");
+	buf_addf(b, "herd_tsdb_chunks %zu\n", st.chunks);
+	prom_header(b, "herd_tsdb_block_bytes");
+	buf_addf(b, "herd_tsdb_block_bytes %llu\n", (unsigned long long)st.block_bytes);
+	prom_header(b, "herd_tsdb_samples_appended_total");
+	buf_addf(b, "herd_tsdb_samples_appended_total %llu\n", (unsigned long long)st.appended);
+	prom_header(b, "herd_tsdb_samples_rejected_total");
 	buf_addf(b,
-		 "# HELP herd_tsdb_series Series in herd's metric store.\n"
-		 "# TYPE herd_tsdb_series gauge\nherd_tsdb_series %zu\n"
-		 "# TYPE herd_tsdb_chunks gauge\nherd_tsdb_chunks %zu\n"
-		 "# TYPE herd_tsdb_block_bytes gauge\nherd_tsdb_block_bytes %llu\n"
-		 "# TYPE herd_tsdb_samples_appended_total counter\nherd_tsdb_samples_appended_total %llu\n"
-		 "# TYPE herd_tsdb_samples_rejected_total counter\n"
 		 "herd_tsdb_samples_rejected_total{reason=\"out_of_order\"} %llu\n"
 		 "herd_tsdb_samples_rejected_total{reason=\"duplicate\"} %llu\n"
 		 "herd_tsdb_samples_rejected_total{reason=\"too_old\"} %llu\n"
 		 "herd_tsdb_samples_rejected_total{reason=\"series_limit\"} %llu\n",
-		 st.series, st.chunks, (unsigned long long)st.block_bytes,
-		 (unsigned long long)st.appended, (unsigned long long)st.out_of_order,
-		 (unsigned long long)st.duplicates, (unsigned long long)st.too_old,
-		 (unsigned long long)st.series_limited);
+		 (unsigned long long)st.out_of_order, (unsigned long long)st.duplicates,
+		 (unsigned long long)st.too_old, (unsigned long long)st.series_limited);
 }
 
 /* A /metrics answer being sent: the text is made EXPOSE_CHUNK_SERIES
@@ -1111,7 +1218,8 @@ expo_free(void *cls)
 }
 
 /* GET /metrics: Prometheus text format, latest sample of every series
- * updated in the last 5 minutes, then the store's own figures; streamed. */
+ * updated in the last 5 minutes under its Prometheus name (prom_families),
+ * then the store's own figures; streamed. */
 void
 api_metrics_prometheus(struct req *rq)
 {
@@ -1123,6 +1231,7 @@ api_metrics_prometheus(struct req *rq)
 	e->db = rq->srv->tsdb;
 	buf_init(&e->b, EXPOSE_PIECE_MAX_BYTES);
 	e->cur = tsdb_expose_begin(e->db, now_ms() - EXPOSE_MAX_AGE_MS);
+	tsdb_expose_set_family(e->cur, prom_family);
 	rq->status = 200;
 	rq->ctype = "text/plain; version=0.0.4; charset=utf-8";
 	rq->stream = expo_read;

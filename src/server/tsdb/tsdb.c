@@ -2303,9 +2303,11 @@ add_escaped(struct buf *b, const char *s)
 	return 0;
 }
 
-/* One series in exposition format (no TYPE line); returns buf's code. */
+/* One series in exposition format (no TYPE line), under the name name
+ * (NULL: its own) with its value times scale; returns buf's code. */
 static int
-expose_one(struct tsdb *db, const struct tseries *s, struct buf *out)
+expose_one(struct tsdb *db, const struct tseries *s, const char *name, double scale,
+	   struct buf *out)
 {
 	struct tsdb_label l[TSDB_MAX_LABELS];
 	const char *metric, *key;
@@ -2315,7 +2317,7 @@ expose_one(struct tsdb *db, const struct tseries *s, struct buf *out)
 
 	key = index_get(db->ix, s->id, &klen);
 	nl = index_key_split(key, klen, &metric, l, TSDB_MAX_LABELS);
-	rc = buf_adds(out, metric);
+	rc = buf_adds(out, name ? name : metric);
 	for (size_t j = 0; j < nl && rc == 0; j++) {
 		rc = buf_addf(out, "%s%s=\"", j ? "," : "{", l[j].name);
 		if (rc == 0)
@@ -2325,7 +2327,10 @@ expose_one(struct tsdb *db, const struct tseries *s, struct buf *out)
 	}
 	if (rc == 0 && nl)
 		rc = buf_add(out, "}", 1);
-	fmt_value(s->last_v, val, sizeof(val));
+	if (scale != 1.0 && isfinite(s->last_v))
+		snprintf(val, sizeof(val), "%.15g", s->last_v * scale); /* no exact round trip to keep */
+	else
+		fmt_value(s->last_v, val, sizeof(val));
 	if (rc == 0)
 		rc = buf_addf(out, " %s %" PRId64 "\n", val, s->last_ts);
 	return rc;
@@ -2353,7 +2358,7 @@ tsdb_expose(struct tsdb *db, struct buf *out, int64_t since, struct herr *err)
 			last_metric = metric;
 		}
 		if (rc == 0)
-			rc = expose_one(db, s, out);
+			rc = expose_one(db, s, NULL, 1.0, out);
 	}
 	pthread_rwlock_unlock(&db->lock);
 	free(ids);
@@ -2362,13 +2367,35 @@ tsdb_expose(struct tsdb *db, struct buf *out, int64_t since, struct herr *err)
 	return 0;
 }
 
+/* A family's HELP (when it has one) and TYPE lines; returns buf's code. */
+static int
+expose_header(const struct tsdb_expose_family *f, struct buf *out)
+{
+	int rc = 0;
+
+	if (f->help)
+		rc = buf_addf(out, "# HELP %s %s\n", f->name, f->help);
+	if (rc == 0)
+		rc = buf_addf(out, "# TYPE %s %s\n", f->name, f->type);
+	return rc;
+}
+
 struct tsdb_expose_cursor {
 	char **names;       /* metric names, sorted */
 	size_t n, at;       /* names; the one being written */
 	uint32_t next_id;   /* in names[at]: the next id to write */
 	bool typed;         /* names[at]'s TYPE line is written */
+	bool named;         /* fam is names[at]'s */
+	struct tsdb_expose_family fam;
+	tsdb_expose_family_fn family;
 	int64_t since;
 };
+
+void
+tsdb_expose_set_family(struct tsdb_expose_cursor *c, tsdb_expose_family_fn fn)
+{
+	c->family = fn;
+}
 
 
 struct tsdb_expose_cursor *
@@ -2398,12 +2425,22 @@ tsdb_expose_next(struct tsdb *db, struct tsdb_expose_cursor *c, struct buf *out,
 		max_series = 1;
 	pthread_rwlock_rdlock(&db->lock);
 	while (c->at < c->n && done < max_series) {
-		size_t k = index_posting_from(db->ix, "__name__", c->names[c->at], c->next_id, ids,
-					      max_series - done);
+		size_t k;
+
+		if (!c->named) {
+			c->fam = (struct tsdb_expose_family){ c->names[c->at], "untyped", NULL, 1.0 };
+			if (c->family)
+				c->family(c->names[c->at], &c->fam);
+			c->named = true;
+		}
+		k = c->fam.name == NULL ? 0 :
+		    index_posting_from(db->ix, "__name__", c->names[c->at], c->next_id, ids,
+				       max_series - done);
 		if (k == 0) {
 			c->at++;
 			c->next_id = 0;
 			c->typed = false;
+			c->named = false;
 			continue;
 		}
 		for (size_t i = 0; i < k; i++) {
@@ -2414,10 +2451,15 @@ tsdb_expose_next(struct tsdb *db, struct tsdb_expose_cursor *c, struct buf *out,
 			done++;
 			if (s == NULL || s->last_ts == NO_TS || s->last_ts < c->since)
 				continue;
-			if (!c->typed && buf_addf(out, "# TYPE %s untyped\n", c->names[c->at]) < 0)
-				continue; /* out is full: skipped */
-			c->typed = true;
-			if (expose_one(db, s, out) < 0)
+			if (!c->typed) {
+				if (expose_header(&c->fam, out) < 0) {
+					out->len = mark;
+					continue; /* out is full: skipped */
+				}
+				c->typed = true;
+				mark = out->len; /* a skipped series keeps its family's header */
+			}
+			if (expose_one(db, s, c->fam.name, c->fam.scale, out) < 0)
 				out->len = mark; /* larger than out can take: skipped */
 		}
 	}

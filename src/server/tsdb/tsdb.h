@@ -263,6 +263,23 @@ bool tsdb_expose_next(struct tsdb *db, struct tsdb_expose_cursor *c, struct buf 
 		      size_t max_series);
 void tsdb_expose_end(struct tsdb_expose_cursor *c);
 
+/* How a metric of the store is written in the exposition: the caller's
+ * vocabulary (Prometheus names and units), not the store's. fn is called
+ * once per metric with f preset to {metric, "untyped", NULL, 1}; it may
+ * point name elsewhere (a string that outlives the cursor), set the type
+ * and a one-line help (no backslash or newline; NULL: no HELP line),
+ * multiply every value by scale, or set name to NULL to leave the metric
+ * out. Without it (tsdb_expose, or no call) names and values are the
+ * store's and families are untyped. */
+struct tsdb_expose_family {
+	const char *name;
+	const char *type;
+	const char *help;
+	double scale;
+};
+typedef void (*tsdb_expose_family_fn)(const char *metric, struct tsdb_expose_family *f);
+void tsdb_expose_set_family(struct tsdb_expose_cursor *c, tsdb_expose_family_fn fn);
+
 /* Latest, a page at a time, walking series in id (creation) order so a
  * cursor stays valid while series are added (each page is then sorted by
  * metric and labels): at most limit series with an id >= *cursor (0 to
