@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <sodium.h>
 
 #include "util.h"
@@ -59,15 +58,12 @@ token_random(char *out, size_t outsz, const char *prefix, size_t nbytes)
 void
 sha256_hex(const void *data, size_t n, char out[65])
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	static const char hex[] = "0123456789abcdef";
+	unsigned char md[crypto_hash_sha256_BYTES];
 
-	SHA256(data, n, md);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
+	if (sodium_init() < 0)
+		bug_at(__FILE__, __LINE__, "sodium_init");
+	crypto_hash_sha256(md, data, n);
+	sodium_bin2hex(out, 65, md, sizeof(md));
 }
 
 bool

@@ -1,7 +1,9 @@
 /* test-util.c - the shared validators of util.c that the API uses to refuse
  * a spec and the controllers use to read it: durations (strict grammar,
  * compound "1m30s", no nan/exponent/hex/sign), IPv4 networks hosts can live
- * on, and IPv4:PORT addresses. */
+ * on, and IPv4:PORT addresses; the SHA-256 that stored token and script
+ * hashes are made of (FIPS 180-2 vectors: a hash must never change, or
+ * stored tokens stop verifying). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -134,6 +136,28 @@ test_addr_port(void **state)
 	assert_false(ipv4_port_valid(NULL));
 }
 
+static void
+sha_is(const char *in, const char *want)
+{
+	char got[65];
+
+	memset(got, 'x', sizeof(got));
+	sha256_hex(in, strlen(in), got);
+	assert_string_equal(got, want);
+}
+
+static void
+test_sha256_hex(void **state)
+{
+	sha_is("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	sha_is("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	sha_is("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+	       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	/* a token as token_random makes them */
+	sha_is("hd_f0b7df56b7b7d4d841d1317dd6bc681c8cc48ab9981805b2",
+	       "a9baa49aea1e5a6f6b04da344e21918c8c209dd704b6cd0c73687eefa3b813a9");
+}
+
 int
 main(void)
 {
@@ -143,6 +167,7 @@ main(void)
 		cmocka_unit_test(test_json_duration_reads_strictly),
 		cmocka_unit_test(test_cidr),
 		cmocka_unit_test(test_addr_port),
+		cmocka_unit_test(test_sha256_hex),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
