@@ -281,6 +281,46 @@ ipv4_port_valid(const char *s)
 	return p > colon + 1 && *p == '\0' && colon[1] != '0' && port >= 1 && port <= 65535;
 }
 
+/* The integer at the start of s: 0 and *end after its digits, or -1 (no
+ * digit, or a character strtol would skip or take that we do not). */
+static int
+long_prefix(const char *s, long *v, const char **end)
+{
+	const char *d = s && *s == '-' ? s + 1 : s;
+	char *e;
+
+	if (d == NULL || !isdigit((unsigned char)*d))
+		return -1;
+	errno = 0;
+	*v = strtol(s, &e, 10);   /* ERANGE: LONG_MIN or LONG_MAX, saturated */
+	*end = e;
+	return 0;
+}
+
+int
+parse_long(const char *s, long min, long max, long *out)
+{
+	const char *end;
+	long v;
+
+	if (long_prefix(s, &v, &end) < 0 || *end != '\0' || v < min || v > max)
+		return HERR_INVALID;
+	*out = v;
+	return 0;
+}
+
+long
+str_long_or(const char *s, long min, long max, long dflt)
+{
+	const char *end;
+	long v;
+
+	if (long_prefix(s, &v, &end) < 0 || (*end != '\0' && !isspace((unsigned char)*end)) ||
+	    v < min || v > max)
+		return dflt;
+	return v;
+}
+
 const char *
 fmt_duration(int64_t ms, char *out, size_t outsz)
 {

@@ -52,6 +52,16 @@ bool net_cidr_valid(const char *s);
 /* "A.B.C.D:PORT": a dotted quad (no leading zeros) and a port 1-65535 in
  * plain digits (no sign, space or leading zero). */
 bool ipv4_port_valid(const char *s);
+/* Reads s, a whole decimal integer (an optional '-' then digits, nothing
+ * else: no space, sign '+' or hex), within [min, max] into *out; what strtol
+ * cannot hold saturates to LONG_MIN/LONG_MAX before the range check. For
+ * query parameters and other input: 0, or HERR_INVALID (NULL, empty, junk,
+ * out of range; *out untouched). Replaces atoi/atol, which cannot refuse. */
+int parse_long(const char *s, long min, long max, long *out);
+/* A number a peer herd drives printed (HAProxy's stats, "Pid: 123\n"): the
+ * digits at the start of s, ending at the end of s or at white space, if
+ * within [min, max]; dflt otherwise. */
+long str_long_or(const char *s, long min, long max, long dflt);
 /* Formats ms as "1m30s", "250ms", ... into out. */
 const char *fmt_duration(int64_t ms, char *out, size_t outsz);
 /* ISO-8601 UTC with milliseconds. */

@@ -3,7 +3,8 @@
  * compound "1m30s", no nan/exponent/hex/sign), IPv4 networks hosts can live
  * on, and IPv4:PORT addresses; the SHA-256 that stored token and script
  * hashes are made of (FIPS 180-2 vectors: a hash must never change, or
- * stored tokens stop verifying). */
+ * stored tokens stop verifying); the integer readers that replace atoi. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -158,6 +159,51 @@ test_sha256_hex(void **state)
 	       "a9baa49aea1e5a6f6b04da344e21918c8c209dd704b6cd0c73687eefa3b813a9");
 }
 
+static void
+test_parse_long(void **state)
+{
+	long v = 7;
+
+	assert_int_equal(parse_long("0", 0, 10, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(parse_long("200", 1, 5000, &v), 0);
+	assert_int_equal(v, 200);
+	assert_int_equal(parse_long("-3", LONG_MIN, LONG_MAX, &v), 0);
+	assert_int_equal(v, -3);
+	v = 7;
+	/* what atoi took as a number, or as 0 */
+	assert_int_equal(parse_long("10x", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("abc", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long(NULL, 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long(" 5", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("+5", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("5 ", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("0x10", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("-", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("101", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("-1", 0, 100, &v), HERR_INVALID);
+	/* atoi's overflow is undefined; here it saturates, then is out of range */
+	assert_int_equal(parse_long("99999999999999999999999", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(v, 7);
+	assert_int_equal(parse_long("99999999999999999999999", 0, LONG_MAX, &v), 0);
+	assert_true(v == LONG_MAX);
+	assert_int_equal(parse_long("-99999999999999999999999", LONG_MIN, 0, &v), 0);
+	assert_true(v == LONG_MIN);
+}
+
+static void
+test_str_long_or(void **state)
+{
+	assert_int_equal(str_long_or("8080", 0, 65535, -1), 8080);
+	assert_int_equal(str_long_or("1234\nUptime: 1s\n", 0, INT_MAX, 0), 1234);
+	assert_int_equal(str_long_or("65536", 0, 65535, -1), -1);
+	assert_int_equal(str_long_or("80x", 0, 65535, -1), -1);
+	assert_int_equal(str_long_or("", 0, 65535, -1), -1);
+	assert_int_equal(str_long_or(NULL, 0, 65535, -1), -1);
+	assert_int_equal(str_long_or("99999999999999999999", 0, INT_MAX, 0), 0);
+}
+
 int
 main(void)
 {
@@ -168,6 +214,8 @@ main(void)
 		cmocka_unit_test(test_cidr),
 		cmocka_unit_test(test_addr_port),
 		cmocka_unit_test(test_sha256_hex),
+		cmocka_unit_test(test_parse_long),
+		cmocka_unit_test(test_str_long_or),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
