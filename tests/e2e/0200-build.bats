@@ -77,3 +77,43 @@ ui_assets() {
 	# the chart library is among them
 	printf '%s\n' "${lines[@]}" | grep -qx '/ui/vendor/uPlot.iife.min.js'
 }
+
+@test "make check runs the banned-function check, which finds a call and passes src/" {
+	# in the check target's recipe, before prove
+	run make -C "$REPO" --no-print-directory -n check
+	echo "$output" | grep -n 'check-banned\|prove' >&2 || true
+	ban=$(echo "$output" | grep -n 'tools/check-banned.sh src' | head -1 | cut -d: -f1)
+	prv=$(echo "$output" | grep -n 'prove ' | head -1 | cut -d: -f1)
+	[ -n "$ban" ]
+	[ -n "$prv" ]
+	[ "$ban" -lt "$prv" ]
+	# it finds calls, not words in comments or longer names
+	d=$BATS_TEST_TMPDIR/ban
+	mkdir -p "$d"
+	printf '/* gets the value; atoi( in a comment */\nint f(void) { return snprintf(b, 1, "x") + my_atoi("1"); }\n' >"$d/ok.c"
+	run "$REPO/tools/check-banned.sh" "$d"
+	[ "$status" -eq 0 ]
+	printf 'int\nf(char *d)\n{\n\tstrcat(d, "x");\n\treturn atoi (d);\n}\n' >"$d/bad.c"
+	run "$REPO/tools/check-banned.sh" "$d"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"bad.c:4:"*"strcat("* ]]
+	[[ "$output" == *"bad.c:5:"*"atoi ("* ]]
+	run "$REPO/tools/check-banned.sh" "$REPO/src"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+@test "numbers in queries are read whole: limit=5x is refused naming the field (atoi took 5)" {
+	server_start
+	for q in "activities?limit=5x" "audit?limit=1x" "runs?limit=2junk" "activities?limit=99999999999999999999"; do
+		code=$(curl -s -o "$BATS_TEST_TMPDIR/r.json" -w '%{http_code}' \
+			-H "Authorization: Bearer $HERD_TOKEN" "$HERD_URL/v1/$q")
+		echo "$q -> $code $(cat "$BATS_TEST_TMPDIR/r.json")"
+		[ "$code" = 400 ]
+		[ "$(json '{error}{field}' <"$BATS_TEST_TMPDIR/r.json")" = limit ]
+	done
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $HERD_TOKEN" \
+		"$HERD_URL/v1/activities?limit=5")
+	[ "$code" = 200 ]
+}
