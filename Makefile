@@ -1,7 +1,9 @@
 # herd - one non-recursive Makefile; sources are found by wildcard, so a new
 # file needs no edit here. `make deps` installs missing Debian packages first.
+# `make` (all) builds what the README's quick start runs: build/herd and the
+# console's assets (web).
 
-PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 openssl libsodium libnl-route-3.0
+PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0
 CC        ?= cc
 BUILD     ?= build
 SANITIZE  ?=
@@ -38,7 +40,7 @@ FUZZ_SRCS := $(wildcard fuzz/fuzz-*.c)
 .PHONY: all deps check unit e2e demo bench fuzz clean web shellcheck
 .DEFAULT_GOAL := all
 
-all: deps $(BUILD)/herd
+all: deps web $(BUILD)/herd
 
 deps:
 	@tools/deps.sh build
@@ -66,6 +68,7 @@ unit: deps $(UNIT_BINS)
 check: deps web $(BUILD)/herd $(UNIT_BINS)
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
+	tools/check-banned.sh src
 	CMOCKA_MESSAGE_OUTPUT=TAP HERD_BIN=$(CURDIR)/$(BUILD)/herd \
 		prove --source Executable --timer $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
 
@@ -83,12 +86,13 @@ bench: deps web $(BUILD)/herd
 # The console (web/): uPlot comes from npm (web/package-lock.json) into
 # web/vendor/, and every served text file gets a gzip twin that the server
 # sends to clients taking gzip. node_modules, vendor/ and *.gz are not committed.
+# Part of the default goal; quiet, and a second run rewrites nothing.
 WEB_GZ_FIND := find web -path web/node_modules -prune -o -type f \
 	\( -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.svg' \) -print
-web:
-	@[ -d web/node_modules/uplot ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
+web: deps
+	@[ -d web/node_modules/uplot ] || (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 	@mkdir -p web/vendor
-	@cp -p web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css web/vendor/
+	@cp -pu web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css web/vendor/
 	@for f in $$($(WEB_GZ_FIND)); do [ "$$f.gz" -nt "$$f" ] || gzip -9 -n -c "$$f" >"$$f.gz"; done
 
 # libFuzzer targets (clang): build/fuzz/fuzz-<name>

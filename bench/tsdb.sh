@@ -17,7 +17,7 @@ trap 'rm -rf "$tmp"' EXIT
 # shellcheck disable=SC2046
 cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Isrc/lib -Isrc/server -o "$tmp/tsdb-bench" \
 	bench/tsdb-bench.c "$BUILD/libherd.a" \
-	$(pkg-config --libs libmicrohttpd libcurl jansson sqlite3 yaml-0.1 openssl libsodium libnl-route-3.0) \
+	$(pkg-config --libs libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0) \
 	-lm -pthread
 b="$tmp/tsdb-bench"
 

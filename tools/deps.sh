@@ -5,7 +5,7 @@
 set -eu
 
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
-	libsqlite3-dev libyaml-dev libssl-dev libsodium-dev libnl-route-3-dev libcmocka-dev)
+	libsqlite3-dev libyaml-dev libsodium-dev libnl-route-3-dev libcmocka-dev)
 check_pkgs=(bats shellcheck sqlite3 iproute2 curl procps perl haproxy redis-server chromium prometheus)
 demo_pkgs=(iproute2 curl procps haproxy redis-server)
 bench_pkgs=(wrk nginx-light iproute2 curl haproxy chromium prometheus)
@@ -24,6 +24,9 @@ for p in "${want[@]}"; do
 		missing+=("$p")
 	fi
 done
+# `make` fetches the console's uPlot with npm; any npm will do (NodeSource's
+# nodejs ships its own), Debian's when there is none
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

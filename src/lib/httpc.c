@@ -1,4 +1,5 @@
 /* httpc.c - JSON over HTTP with libcurl; see httpc.h. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,20 +196,16 @@ httpc_stream(struct httpc *c, const char *path, int (*cb)(const char *data, size
 char *
 httpc_escape(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+	size_t n = strlen(s);
+	char *e, *out;
 
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		    ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-			*o++ = (char)ch;
-		} else {
-			*o++ = '%';
-			*o++ = hex[ch >> 4];
-			*o++ = hex[ch & 15];
-		}
-	}
-	*o = '\0';
+	/* curl's escaping keeps exactly RFC 3986's unreserved characters; its
+	 * result is curl_free()'d, ours free()'d like every other owned string */
+	BUG_ON(n > INT_MAX);
+	e = curl_easy_escape(NULL, s, (int)n);
+	if (e == NULL)
+		bug_at(__FILE__, __LINE__, "curl_easy_escape: out of memory");
+	out = xstrdup(e);
+	curl_free(e);
 	return out;
 }

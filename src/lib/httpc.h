@@ -46,7 +46,9 @@ int httpc_stream(struct httpc *c, const char *path,
 		 int (*cb)(const char *data, size_t n, void *arg), void *arg,
 		 long *status, struct herr *err);
 
-/* Percent-encodes s for a URL path segment or query value. Owned result. */
+/* Percent-encodes s for a URL path segment or query value (every byte but
+ * A-Z a-z 0-9 - . _ ~, upper-case hex; curl_easy_escape). Owned result,
+ * free() it. */
 char *httpc_escape(const char *s);
 
 #endif

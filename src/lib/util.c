@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <sodium.h>
 
 #include "util.h"
@@ -59,15 +58,12 @@ token_random(char *out, size_t outsz, const char *prefix, size_t nbytes)
 void
 sha256_hex(const void *data, size_t n, char out[65])
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	static const char hex[] = "0123456789abcdef";
+	unsigned char md[crypto_hash_sha256_BYTES];
 
-	SHA256(data, n, md);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
+	if (sodium_init() < 0)
+		bug_at(__FILE__, __LINE__, "sodium_init");
+	crypto_hash_sha256(md, data, n);
+	sodium_bin2hex(out, 65, md, sizeof(md));
 }
 
 bool
@@ -283,6 +279,46 @@ ipv4_port_valid(const char *s)
 	for (p = colon + 1; isdigit((unsigned char)*p) && p - colon <= 5; p++)
 		port = port * 10 + (*p - '0');
 	return p > colon + 1 && *p == '\0' && colon[1] != '0' && port >= 1 && port <= 65535;
+}
+
+/* The integer at the start of s: 0 and *end after its digits, or -1 (no
+ * digit, or a character strtol would skip or take that we do not). */
+static int
+long_prefix(const char *s, long *v, const char **end)
+{
+	const char *d = s && *s == '-' ? s + 1 : s;
+	char *e;
+
+	if (d == NULL || !isdigit((unsigned char)*d))
+		return -1;
+	errno = 0;
+	*v = strtol(s, &e, 10);   /* ERANGE: LONG_MIN or LONG_MAX, saturated */
+	*end = e;
+	return 0;
+}
+
+int
+parse_long(const char *s, long min, long max, long *out)
+{
+	const char *end;
+	long v;
+
+	if (long_prefix(s, &v, &end) < 0 || *end != '\0' || v < min || v > max)
+		return HERR_INVALID;
+	*out = v;
+	return 0;
+}
+
+long
+str_long_or(const char *s, long min, long max, long dflt)
+{
+	const char *end;
+	long v;
+
+	if (long_prefix(s, &v, &end) < 0 || (*end != '\0' && !isspace((unsigned char)*end)) ||
+	    v < min || v > max)
+		return dflt;
+	return v;
 }
 
 const char *

@@ -16,7 +16,7 @@ void sleep_ms(int64_t ms);
 /* Writes a random token of `nbytes` random bytes as lowercase hex into out
  * (needs 2*nbytes+1 bytes); with a prefix like "hd_" prepended if given. */
 void token_random(char *out, size_t outsz, const char *prefix, size_t nbytes);
-/* SHA-256 of data as 64 hex chars + NUL. */
+/* SHA-256 of data (libsodium) as 64 lower-case hex chars + NUL. */
 void sha256_hex(const void *data, size_t n, char out[65]);
 /* Constant-time string equality (lengths may leak). */
 bool str_ct_equal(const char *a, const char *b);
@@ -52,6 +52,16 @@ bool net_cidr_valid(const char *s);
 /* "A.B.C.D:PORT": a dotted quad (no leading zeros) and a port 1-65535 in
  * plain digits (no sign, space or leading zero). */
 bool ipv4_port_valid(const char *s);
+/* Reads s, a whole decimal integer (an optional '-' then digits, nothing
+ * else: no space, sign '+' or hex), within [min, max] into *out; what strtol
+ * cannot hold saturates to LONG_MIN/LONG_MAX before the range check. For
+ * query parameters and other input: 0, or HERR_INVALID (NULL, empty, junk,
+ * out of range; *out untouched). Replaces atoi/atol, which cannot refuse. */
+int parse_long(const char *s, long min, long max, long *out);
+/* A number a peer herd drives printed (HAProxy's stats, "Pid: 123\n"): the
+ * digits at the start of s, ending at the end of s or at white space, if
+ * within [min, max]; dflt otherwise. */
+long str_long_or(const char *s, long min, long max, long dflt);
 /* Formats ms as "1m30s", "250ms", ... into out. */
 const char *fmt_duration(int64_t ms, char *out, size_t outsz);
 /* ISO-8601 UTC with milliseconds. */

@@ -396,8 +396,8 @@ httpd_start(struct server *s, const char *addr, struct herr *err)
 		return herr_set(err, HERR_INVALID, "invalid listen address '%s' (want IP:PORT)", addr);
 	memcpy(ip, addr, (size_t)(colon - addr));
 	ip[colon - addr] = '\0';
-	port = atoi(colon + 1);
-	if (port <= 0 || port > 65535)
+	port = (int)str_long_or(colon + 1, 1, 65535, 0);
+	if (port == 0)
 		return herr_set(err, HERR_INVALID, "invalid port in '%s'", addr);
 	pthread_mutex_init(&h->lock, NULL);
 	s->httpd = h;

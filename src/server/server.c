@@ -99,7 +99,7 @@ ensure_admin_token(struct server *s, struct herr *err)
 	json_decref(row);
 	if (token_create(s->store, "admin", ROLE_ADMIN, tok, sizeof(tok), err) < 0)
 		return err->code;
-	strcat(tok, "\n");
+	snprintf(tok + strlen(tok), sizeof(tok) - strlen(tok), "\n");
 	if (file_write_atomic(path, tok, strlen(tok), 0600) < 0)
 		return herr_set(err, -errno, "cannot write '%s': %s", path, strerror(errno));
 	log_info("admin token written to %s (mode 0600)", path);

@@ -1,7 +1,10 @@
 /* test-util.c - the shared validators of util.c that the API uses to refuse
  * a spec and the controllers use to read it: durations (strict grammar,
  * compound "1m30s", no nan/exponent/hex/sign), IPv4 networks hosts can live
- * on, and IPv4:PORT addresses. */
+ * on, and IPv4:PORT addresses; the SHA-256 that stored token and script
+ * hashes are made of (FIPS 180-2 vectors: a hash must never change, or
+ * stored tokens stop verifying); the integer readers that replace atoi. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -134,6 +137,73 @@ test_addr_port(void **state)
 	assert_false(ipv4_port_valid(NULL));
 }
 
+static void
+sha_is(const char *in, const char *want)
+{
+	char got[65];
+
+	memset(got, 'x', sizeof(got));
+	sha256_hex(in, strlen(in), got);
+	assert_string_equal(got, want);
+}
+
+static void
+test_sha256_hex(void **state)
+{
+	sha_is("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	sha_is("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	sha_is("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+	       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	/* a token as token_random makes them */
+	sha_is("hd_f0b7df56b7b7d4d841d1317dd6bc681c8cc48ab9981805b2",
+	       "a9baa49aea1e5a6f6b04da344e21918c8c209dd704b6cd0c73687eefa3b813a9");
+}
+
+static void
+test_parse_long(void **state)
+{
+	long v = 7;
+
+	assert_int_equal(parse_long("0", 0, 10, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(parse_long("200", 1, 5000, &v), 0);
+	assert_int_equal(v, 200);
+	assert_int_equal(parse_long("-3", LONG_MIN, LONG_MAX, &v), 0);
+	assert_int_equal(v, -3);
+	v = 7;
+	/* what atoi took as a number, or as 0 */
+	assert_int_equal(parse_long("10x", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("abc", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long(NULL, 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long(" 5", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("+5", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("5 ", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("0x10", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("-", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("101", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(parse_long("-1", 0, 100, &v), HERR_INVALID);
+	/* atoi's overflow is undefined; here it saturates, then is out of range */
+	assert_int_equal(parse_long("99999999999999999999999", 0, 100, &v), HERR_INVALID);
+	assert_int_equal(v, 7);
+	assert_int_equal(parse_long("99999999999999999999999", 0, LONG_MAX, &v), 0);
+	assert_true(v == LONG_MAX);
+	assert_int_equal(parse_long("-99999999999999999999999", LONG_MIN, 0, &v), 0);
+	assert_true(v == LONG_MIN);
+}
+
+static void
+test_str_long_or(void **state)
+{
+	assert_int_equal(str_long_or("8080", 0, 65535, -1), 8080);
+	assert_int_equal(str_long_or("1234\nUptime: 1s\n", 0, INT_MAX, 0), 1234);
+	assert_int_equal(str_long_or("65536", 0, 65535, -1), -1);
+	assert_int_equal(str_long_or("80x", 0, 65535, -1), -1);
+	assert_int_equal(str_long_or("", 0, 65535, -1), -1);
+	assert_int_equal(str_long_or(NULL, 0, 65535, -1), -1);
+	assert_int_equal(str_long_or("99999999999999999999", 0, INT_MAX, 0), 0);
+}
+
 int
 main(void)
 {
@@ -143,6 +213,9 @@ main(void)
 		cmocka_unit_test(test_json_duration_reads_strictly),
 		cmocka_unit_test(test_cidr),
 		cmocka_unit_test(test_addr_port),
+		cmocka_unit_test(test_sha256_hex),
+		cmocka_unit_test(test_parse_long),
+		cmocka_unit_test(test_str_long_or),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -128,7 +128,8 @@ doc_parse(json_t *bp, struct doc *d, struct herr *err)
 		doc_add(d, &kind_cluster, "", cname, x, path);
 		if (groups && !json_is_array(groups)) {
 			json_decref(groups);
-			return herr_field(err, HERR_INVALID, strcat(path, ".groups"), "must be a list");
+			snprintf(path + strlen(path), sizeof(path) - strlen(path), ".groups");
+			return herr_field(err, HERR_INVALID, path, "must be a list");
 		}
 		json_array_foreach(groups, gi, g) {
 			json_t *pols, *p;
@@ -148,7 +149,8 @@ doc_parse(json_t *bp, struct doc *d, struct herr *err)
 			if (pols && !json_is_array(pols)) {
 				json_decref(pols);
 				json_decref(groups);
-				return herr_field(err, HERR_INVALID, strcat(gpath, ".policies"), "must be a list");
+				snprintf(gpath + strlen(gpath), sizeof(gpath) - strlen(gpath), ".policies");
+				return herr_field(err, HERR_INVALID, gpath, "must be a list");
 			}
 			snprintf(scope, sizeof(scope), "%s/%s", cname, gname);
 			json_array_foreach(pols, pi, p) {

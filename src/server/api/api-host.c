@@ -202,17 +202,17 @@ api_activity_list(struct req *rq)
 	const char *cl = req_query(rq, "cluster"), *g = req_query(rq, "group");
 	const char *lim = req_query(rq, "limit"), *since = req_query(rq, "since_id");
 	json_t *rows = NULL, *r;
-	int limit = lim ? atoi(lim) : 200;
+	long limit = 200;
 	size_t i;
 
-	if (limit < 1 || limit > 5000)
+	if (lim && parse_long(lim, 1, 5000, &limit) < 0)
 		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and 5000");
 	if (store_q(rq->srv->store, &rows, NULL, &err,
 		    "SELECT * FROM (SELECT id, ts_ms, cluster, grp, host, kind, cause, reason, inputs"
 		    " FROM activities WHERE (? = '' OR cluster = ?) AND (? = '' OR grp = ?)"
 		    " AND id > ? ORDER BY id DESC LIMIT ?) AS recent ORDER BY id",
 		    "[ssssIi]", cl ? cl : "", cl ? cl : "", g ? g : "", g ? g : "",
-		    (json_int_t)(since ? atoll(since) : 0), limit) < 0)
+		    (json_int_t)(since ? atoll(since) : 0), (int)limit) < 0)
 		return reply_err(rq, &err);
 	json_array_foreach(rows, i, r) {
 		json_t *in = json_loads(json_string_value(json_object_get(r, "inputs")), 0, NULL);

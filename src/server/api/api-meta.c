@@ -2,6 +2,7 @@
  * own record and the hosts of its own cluster, nothing of other clusters.
  * `group/NAME?wait=N` is a long-poll: it answers as soon as the group has a
  * ready host, or after N seconds. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,10 +60,15 @@ api_meta_group(struct req *rq)
 	struct herr err = HERR_INIT;
 	const char *g = req_param(rq, 0), *w = req_query(rq, "wait");
 	json_t *rows = NULL, *items = json_array(), *row, *exists;
+	long wait_s = 0;
 	size_t i;
 
 	if (!own_cluster(rq))
 		goto out;
+	if (w && parse_long(w, LONG_MIN, LONG_MAX, &wait_s) < 0) {
+		reply_errf(rq, HERR_INVALID, "wait", "must be a number of seconds");
+		goto out;
+	}
 	exists = store_row(rq->srv->store, &err,
 			   "SELECT id FROM resources WHERE kind = 'group' AND scope = ? AND name = ?",
 			   "[ss]", rq->who.cluster, g);
@@ -79,7 +85,7 @@ api_meta_group(struct req *rq)
 		goto out;
 	}
 	if (json_array_size(rows) == 0 && w) {
-		long s = atol(w);
+		long s = wait_s;
 		if (s > META_WAIT_MAX_S)
 			s = META_WAIT_MAX_S;
 		if (rq->wait_deadline_ms == 0 || mono_ms() < rq->wait_deadline_ms) {

@@ -18,6 +18,7 @@
  * many times a second): followers look again every FOLLOW_SLICE_MS. Starts
  * that change nothing others wait on do not kick either; creation, results
  * and cancels do. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,7 +210,7 @@ geti(const json_t *o, const char *k)
 }
 
 static const char *
-gets(const json_t *o, const char *k)
+getstr(const json_t *o, const char *k)
 {
 	const char *s = json_string_value(json_object_get(o, k));
 
@@ -293,7 +294,7 @@ run_counts(struct store *st, int64_t id, int counts[RH__COUNT], struct herr *err
 		    (json_int_t)id) < 0)
 		return err->code;
 	json_array_foreach(rows, i, r) {
-		enum run_hstate s = run_hstate_parse(gets(r, "state"));
+		enum run_hstate s = run_hstate_parse(getstr(r, "state"));
 		if (s < RH__COUNT)
 			counts[s] = (int)geti(r, "n");
 	}
@@ -321,7 +322,7 @@ run_refresh(struct store *st, int64_t id, bool *changed, struct herr *err)
 		return err->code;
 	}
 	to = run_state_of(counts, geti(row, "cancel_requested") != 0);
-	if (strcmp(to, gets(row, "state")) != 0) {
+	if (strcmp(to, getstr(row, "state")) != 0) {
 		rc = store_q(st, NULL, NULL, err, "UPDATE runs SET state = ?, ended_ms = ? WHERE id = ?",
 			     "[sII]", to, (json_int_t)(strcmp(to, "running") == 0 ? 0 : now_ms()),
 			     (json_int_t)id);
@@ -354,16 +355,16 @@ rh_to_json(const json_t *row, bool with_output)
 	json_t *o = json_object(), *ec = json_object_get(row, "exit_code");
 	json_int_t st = geti(row, "started_ms"), en = geti(row, "ended_ms");
 
-	json_object_set_new(o, "host", json_string(gets(row, "host")));
-	json_object_set_new(o, "host_id", json_string(gets(row, "host_id")));
-	json_object_set_new(o, "cluster", json_string(gets(row, "cluster")));
-	json_object_set_new(o, "group", json_string(gets(row, "grp")));
-	json_object_set_new(o, "state", json_string(gets(row, "state")));
-	json_object_set_new(o, "reason", json_string(gets(row, "reason")));
+	json_object_set_new(o, "host", json_string(getstr(row, "host")));
+	json_object_set_new(o, "host_id", json_string(getstr(row, "host_id")));
+	json_object_set_new(o, "cluster", json_string(getstr(row, "cluster")));
+	json_object_set_new(o, "group", json_string(getstr(row, "grp")));
+	json_object_set_new(o, "state", json_string(getstr(row, "state")));
+	json_object_set_new(o, "reason", json_string(getstr(row, "reason")));
 	json_object_set_new(o, "exit_code", json_is_integer(ec) && json_integer_value(ec) >= 0
 						    ? json_integer(json_integer_value(ec)) : json_null());
 	json_object_set_new(o, "signal", json_integer(geti(row, "signal")));
-	json_object_set_new(o, "delivery", json_string(gets(row, "delivery")));
+	json_object_set_new(o, "delivery", json_string(getstr(row, "delivery")));
 	json_object_set_new(o, "deliveries", json_integer(geti(row, "deliveries")));
 	set_time(o, "started", st);
 	set_time(o, "ended", en);
@@ -375,8 +376,8 @@ rh_to_json(const json_t *row, bool with_output)
 	json_object_set_new(o, "stdout_truncated", json_boolean(geti(row, "stdout_truncated")));
 	json_object_set_new(o, "stderr_truncated", json_boolean(geti(row, "stderr_truncated")));
 	if (with_output) {
-		json_object_set_new(o, "stdout", json_string(gets(row, "stdout")));
-		json_object_set_new(o, "stderr", json_string(gets(row, "stderr")));
+		json_object_set_new(o, "stdout", json_string(getstr(row, "stdout")));
+		json_object_set_new(o, "stderr", json_string(getstr(row, "stderr")));
 	}
 	return o;
 }
@@ -392,12 +393,12 @@ run_to_json(const json_t *row, const int counts[RH__COUNT], bool show_env)
 	json_t *v;
 
 	json_object_set_new(o, "id", json_integer(geti(row, "id")));
-	json_object_set_new(o, "script", json_string(gets(row, "script")));
+	json_object_set_new(o, "script", json_string(getstr(row, "script")));
 	json_object_set_new(o, "version", json_integer(geti(row, "version")));
-	json_object_set_new(o, "hash", json_string(gets(row, "hash")));
-	json_object_set_new(o, "target_kind", json_string(gets(row, "target_kind")));
-	json_object_set_new(o, "target", json_string(gets(row, "target")));
-	env = json_loads(gets(row, "env"), 0, NULL);
+	json_object_set_new(o, "hash", json_string(getstr(row, "hash")));
+	json_object_set_new(o, "target_kind", json_string(getstr(row, "target_kind")));
+	json_object_set_new(o, "target", json_string(getstr(row, "target")));
+	env = json_loads(getstr(row, "env"), 0, NULL);
 	if (env == NULL)
 		env = json_object();
 	if (!show_env)
@@ -407,11 +408,11 @@ run_to_json(const json_t *row, const int counts[RH__COUNT], bool show_env)
 	json_object_set_new(o, "timeout", json_string(fmt_duration(geti(row, "timeout_ms"), d, sizeof(d))));
 	json_object_set_new(o, "timeout_ms", json_integer(geti(row, "timeout_ms")));
 	json_object_set_new(o, "parallel", json_integer(geti(row, "parallel")));
-	json_object_set_new(o, "created_by", json_string(gets(row, "created_by")));
+	json_object_set_new(o, "created_by", json_string(getstr(row, "created_by")));
 	set_time(o, "created", geti(row, "created_ms"));
 	json_object_set_new(o, "created_ms", json_integer(geti(row, "created_ms")));
 	set_time(o, "ended", geti(row, "ended_ms"));
-	json_object_set_new(o, "state", json_string(gets(row, "state")));
+	json_object_set_new(o, "state", json_string(getstr(row, "state")));
 	json_object_set_new(o, "cancel_requested", json_boolean(geti(row, "cancel_requested")));
 	json_object_set_new(o, "counts", counts_json(counts, summary, sizeof(summary)));
 	json_object_set_new(o, "summary", json_string(summary));
@@ -524,7 +525,7 @@ target_hosts(struct store *st, const char *kind, const char *name, char *target,
 		json_t *h = host_find(st, name, NULL, err);
 		if (h == NULL)
 			return NULL;
-		snprintf(target, tn, "%s/%s", gets(h, "cluster"), gets(h, "name"));
+		snprintf(target, tn, "%s/%s", getstr(h, "cluster"), getstr(h, "name"));
 		rows = json_array();
 		json_array_append_new(rows, h);
 		return rows;
@@ -605,24 +606,24 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 		    "INSERT INTO runs (script, version, hash, target_kind, target, env, timeout_ms,"
 		    " parallel, created_by, created_ms, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
 		    " 'running') RETURNING id",
-		    "[sIssssIIsI]", rs->script, version, gets(sv, "hash"), rs->target_kind, target,
+		    "[sIssssIIsI]", rs->script, version, getstr(sv, "hash"), rs->target_kind, target,
 		    envtext ? envtext : "{}", (json_int_t)rs->timeout_ms, (json_int_t)rs->parallel,
 		    rs->who && *rs->who ? rs->who : "anonymous", (json_int_t)now_ms()) < 0)
 		goto fail_tx;
 	id = geti(json_array_get(ret, 0), "id");
 	json_array_foreach(hosts, i, h) {
-		const char *hs = gets(h, "state");
+		const char *hs = getstr(h, "state");
 		bool ready = strcmp(hs, "ready") == 0;
 		char delivery[64], reason[128] = "";
 
-		snprintf(delivery, sizeof(delivery), "%lld-%s", (long long)id, gets(h, "id"));
+		snprintf(delivery, sizeof(delivery), "%lld-%s", (long long)id, getstr(h, "id"));
 		if (!ready)
 			snprintf(reason, sizeof(reason), "the host is %s, not ready", hs);
 		if (store_q(st, NULL, NULL, err,
 			    "INSERT INTO run_hosts (run_id, seq, host_id, host, cluster, grp, state,"
 			    " reason, delivery, ended_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			    "[IIsssssssI]", (json_int_t)id, (json_int_t)i, gets(h, "id"), gets(h, "name"),
-			    gets(h, "cluster"), gets(h, "grp"), ready ? "queued" : "skipped", reason,
+			    "[IIsssssssI]", (json_int_t)id, (json_int_t)i, getstr(h, "id"), getstr(h, "name"),
+			    getstr(h, "cluster"), getstr(h, "grp"), ready ? "queued" : "skipped", reason,
 			    delivery, (json_int_t)(ready ? 0 : now_ms())) < 0)
 			goto fail_tx;
 		queued += ready;
@@ -636,7 +637,7 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 		goto fail_tx;
 	n = snprintf(detail, detailsz,
 		     "run %lld: script %s version %lld sha256:%s on %s %s (%d queued, %d skipped)",
-		     (long long)id, rs->script, (long long)version, gets(sv, "hash"),
+		     (long long)id, rs->script, (long long)version, getstr(sv, "hash"),
 		     rs->target_kind, target, queued, (int)json_array_size(hosts) - queued);
 	/* the names say what was set (BASH_ENV, LD_PRELOAD...); values may be secrets */
 	if (json_object_size(rs->env) && n > 0 && (size_t)n + 6 + 16 < detailsz) {
@@ -669,7 +670,7 @@ run_state_get(struct store *st, int64_t run_id, char *out, size_t n, struct herr
 	if (row == NULL)
 		return err->code ? err->code
 				 : herr_set(err, HERR_NOTFOUND, "no run %lld", (long long)run_id);
-	snprintf(out, n, "%s", gets(row, "state"));
+	snprintf(out, n, "%s", getstr(row, "state"));
 	json_decref(row);
 	return 0;
 }
@@ -764,7 +765,7 @@ api_run_list(struct req *rq)
 	long limit = LIST_DEFAULT;
 	size_t i, k;
 
-	if (lim && ((limit = atol(lim)) < 1 || limit > LIST_MAX)) {
+	if (lim && parse_long(lim, 1, LIST_MAX, &limit) < 0) {
 		json_decref(items);
 		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and %d", LIST_MAX);
 	}
@@ -797,7 +798,7 @@ api_run_list(struct req *rq)
 	json_array_foreach(rows, i, r) {
 		int n[RH__COUNT] = { 0 };
 		json_array_foreach(counts, k, c) {
-			enum run_hstate s = run_hstate_parse(gets(c, "state"));
+			enum run_hstate s = run_hstate_parse(getstr(c, "state"));
 			if (geti(c, "run_id") == geti(r, "id") && s < RH__COUNT)
 				n[s] = (int)geti(c, "n");
 		}
@@ -827,19 +828,22 @@ api_run_get(struct req *rq)
 	const char *w = req_query(rq, "wait");
 	json_t *row, *o;
 	int64_t id;
+	long wait_s = 0;
 
 	if (!parse_id(req_param(rq, 0), &id))
 		return reply_errf(rq, HERR_NOTFOUND, "", "no run '%s'", req_param(rq, 0));
+	if (w && parse_long(w, LONG_MIN, LONG_MAX, &wait_s) < 0)
+		return reply_errf(rq, HERR_INVALID, "wait", "must be a number of seconds");
 	runs_settle(rq->srv);
 	row = run_load(rq->srv->store, id, &err);
 	if (row == NULL)
 		return reply_err(rq, &err);
-	if (w && strcmp(gets(row, "state"), "running") == 0) {
+	if (w && strcmp(getstr(row, "state"), "running") == 0) {
 		struct follow_state *ws = rq->state;
 		int64_t now = mono_ms();
 
 		if (ws == NULL) {
-			long s = atol(w);
+			long s = wait_s;
 			ws = xcalloc(1, sizeof(*ws));
 			ws->until_ms = now + (s < 0 ? 0 : s > RUN_WAIT_MAX_S ? RUN_WAIT_MAX_S : s) * 1000;
 			rq->state = ws;
@@ -883,7 +887,7 @@ run_host_filter(struct req *rq, int64_t id, char *host_id, size_t n)
 				   (long long)id);
 		return -1;
 	}
-	snprintf(host_id, n, "%s", gets(row, "host_id"));
+	snprintf(host_id, n, "%s", getstr(row, "host_id"));
 	json_decref(row);
 	return 0;
 }
@@ -905,7 +909,9 @@ run_logs_follow(struct req *rq, int64_t id, const char *host_id)
 	if (off && *off && !(off[0] == '0' && off[1] == '\0') && !parse_id(off, &cursor))
 		return reply_errf(rq, HERR_INVALID, "offset", "must be a cursor from a previous answer");
 	if (fs == NULL) {
-		long s = w ? atol(w) : 25;
+		long s = 25;
+		if (w && parse_long(w, LONG_MIN, LONG_MAX, &s) < 0)
+			return reply_errf(rq, HERR_INVALID, "wait", "must be a number of seconds");
 		fs = xcalloc(1, sizeof(*fs));
 		fs->until_ms = now + (s < 0 ? 0 : s > RUN_WAIT_MAX_S ? RUN_WAIT_MAX_S : s) * 1000;
 		rq->state = fs;
@@ -921,8 +927,8 @@ run_logs_follow(struct req *rq, int64_t id, const char *host_id)
 			       (json_int_t)id);
 	if (st == NULL)
 		return err.code ? reply_err(rq, &err) : reply_errf(rq, HERR_NOTFOUND, "", "no run %lld", (long long)id);
-	ended = *host_id ? run_hstate_is_final(run_hstate_parse(gets(st, "state")))
-			 : strcmp(gets(st, "state"), "running") != 0;
+	ended = *host_id ? run_hstate_is_final(run_hstate_parse(getstr(st, "state")))
+			 : strcmp(getstr(st, "state"), "running") != 0;
 	if (store_q(rq->srv->store, &rows, NULL, &err,
 		    "SELECT o.id, o.stream, o.data, rh.host FROM run_output o JOIN run_hosts rh"
 		    " ON rh.run_id = o.run_id AND rh.host_id = o.host_id"
@@ -942,13 +948,13 @@ run_logs_follow(struct req *rq, int64_t id, const char *host_id)
 	}
 	chunks = json_array();
 	json_array_foreach(rows, i, r) {
-		json_array_append_new(chunks, json_pack("{s:s,s:s,s:s}", "host", gets(r, "host"),
+		json_array_append_new(chunks, json_pack("{s:s,s:s,s:s}", "host", getstr(r, "host"),
 							"stream", geti(r, "stream") == 2 ? "stderr" : "stdout",
-							"data", gets(r, "data")));
+							"data", getstr(r, "data")));
 		cursor = geti(r, "id");
 	}
 	reply_json(rq, 200, json_pack("{s:I,s:s,s:b,s:I,s:o}", "run", (json_int_t)id, "state",
-				      gets(st, "state"), "done",
+				      getstr(st, "state"), "done",
 				      ended && json_array_size(rows) < FOLLOW_CHUNKS, "offset",
 				      (json_int_t)cursor, "chunks", chunks));
 	json_decref(rows);
@@ -992,7 +998,7 @@ api_run_logs(struct req *rq)
 	hosts = json_array();
 	json_array_foreach(rows, i, r)
 		json_array_append_new(hosts, rh_to_json(r, true));
-	out = json_pack("{s:I,s:s,s:o}", "run", (json_int_t)id, "state", gets(row, "state"),
+	out = json_pack("{s:I,s:s,s:o}", "run", (json_int_t)id, "state", getstr(row, "state"),
 			"hosts", hosts);
 	if (json_array_size(rows) == LOGS_PAGE)
 		json_object_set_new(out, "next",
@@ -1019,7 +1025,7 @@ api_run_cancel(struct req *rq)
 	row = run_load(rq->srv->store, id, &err);
 	if (row == NULL)
 		goto fail_tx;
-	state = gets(row, "state");
+	state = getstr(row, "state");
 	if (strcmp(state, "running") != 0 && strcmp(state, "cancelled") != 0) {
 		herr_set(&err, HERR_CONFLICT, "run %lld has already ended (%s)", (long long)id, state);
 		json_decref(row);
@@ -1067,11 +1073,15 @@ api_agent_commands(struct req *rq)
 {
 	struct herr err = HERR_INIT;
 	const char *w = req_query(rq, "wait"), *m = req_query(rq, "max");
-	long wait_s = w ? atol(w) : 0, max = m ? atol(m) : CMD_MAX;
+	long wait_s = 0, max = CMD_MAX;
 	json_t *rows = NULL, *cmds, *r;
 	int64_t now = now_ms();
 	size_t i;
 
+	if (w && parse_long(w, LONG_MIN, LONG_MAX, &wait_s) < 0)
+		return reply_errf(rq, HERR_INVALID, "wait", "must be a number of seconds");
+	if (m && parse_long(m, LONG_MIN, LONG_MAX, &max) < 0)
+		return reply_errf(rq, HERR_INVALID, "max", "must be a number");
 	if (wait_s < 0)
 		wait_s = 0;
 	if (wait_s > CMD_WAIT_MAX_S)
@@ -1106,12 +1116,12 @@ api_agent_commands(struct req *rq)
 	}
 	cmds = json_array();
 	json_array_foreach(rows, i, r) {
-		json_t *env = json_loads(gets(r, "env"), 0, NULL);
+		json_t *env = json_loads(getstr(r, "env"), 0, NULL);
 		json_array_append_new(cmds,
-			json_pack("{s:s,s:I,s:s,s:I,s:s,s:s,s:o,s:I}", "id", gets(r, "delivery"),
-				  "run", geti(r, "run_id"), "script", gets(r, "script"), "version",
-				  geti(r, "version"), "hash", gets(r, "hash"), "content",
-				  gets(r, "content"), "env", env ? env : json_object(), "timeout_ms",
+			json_pack("{s:s,s:I,s:s,s:I,s:s,s:s,s:o,s:I}", "id", getstr(r, "delivery"),
+				  "run", geti(r, "run_id"), "script", getstr(r, "script"), "version",
+				  geti(r, "version"), "hash", getstr(r, "hash"), "content",
+				  getstr(r, "content"), "env", env ? env : json_object(), "timeout_ms",
 				  geti(r, "timeout_ms")));
 	}
 	json_decref(rows);
@@ -1154,14 +1164,14 @@ api_agent_run_start(struct req *rq)
 		return err.code ? reply_err(rq, &err)
 				: reply_errf(rq, HERR_NOTFOUND, "", "no delivery '%s' for this host",
 					     req_param(rq, 0));
-	if (strcmp(gets(row, "state"), "running") == 0 && nonce && *nonce &&
-	    strcmp(gets(row, "start_nonce"), nonce) == 0) {
+	if (strcmp(getstr(row, "state"), "running") == 0 && nonce && *nonce &&
+	    strcmp(getstr(row, "start_nonce"), nonce) == 0) {
 		/* our own start, retried after a lost answer */
 		json_decref(row);
 		return reply_json(rq, 200, json_pack("{s:b}", "start", 1));
 	}
 	reply_errf(rq, HERR_CONFLICT, "", "delivery '%s' is already %s: not starting it again",
-		   req_param(rq, 0), gets(row, "state"));
+		   req_param(rq, 0), getstr(row, "state"));
 	json_decref(row);
 }
 
@@ -1232,7 +1242,7 @@ api_agent_run_output(struct req *rq)
 			herr_set(&err, HERR_NOTFOUND, "no delivery '%s' for this host", req_param(rq, 0));
 		goto fail_tx;
 	}
-	hs = run_hstate_parse(gets(row, "state"));
+	hs = run_hstate_parse(getstr(row, "state"));
 	cancel = geti(row, "cancel_requested") != 0 || run_hstate_is_final(hs);
 	if (hs == RH_QUEUED) {
 		herr_set(&err, HERR_CONFLICT, "delivery '%s' was not started", req_param(rq, 0));
@@ -1315,10 +1325,10 @@ api_agent_run_result(struct req *rq)
 			herr_set(&err, HERR_NOTFOUND, "no delivery '%s' for this host", req_param(rq, 0));
 		goto fail_tx;
 	}
-	hs = run_hstate_parse(gets(row, "state"));
+	hs = run_hstate_parse(getstr(row, "state"));
 	if (run_hstate_is_final(hs)) {
 		store_rollback(rq->srv->store);
-		reply_json(rq, 200, json_pack("{s:s,s:b}", "state", gets(row, "state"), "repeat", 1));
+		reply_json(rq, 200, json_pack("{s:s,s:b}", "state", getstr(row, "state"), "repeat", 1));
 		json_decref(row);
 		return;
 	}

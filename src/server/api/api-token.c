@@ -97,14 +97,14 @@ api_audit_list(struct req *rq)
 	struct herr err = HERR_INIT;
 	json_t *rows = NULL;
 	const char *lim = req_query(rq, "limit");
-	int limit = lim ? atoi(lim) : 100;
+	long limit = 100;
 
-	if (limit < 1 || limit > 1000)
+	if (lim && parse_long(lim, 1, 1000, &limit) < 0)
 		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and 1000");
 	if (store_q(rq->srv->store, &rows, NULL, &err,
 		    "SELECT id, ts_ms, who, role, method, path, status, detail FROM audit"
 		    " ORDER BY id DESC LIMIT ?",
-		    "[i]", limit) < 0)
+		    "[i]", (int)limit) < 0)
 		return reply_err(rq, &err);
 	reply_json(rq, 200, json_pack("{s:o}", "items", rows));
 }

@@ -264,7 +264,7 @@ haproxy_parse_stat(const char *csv, const char *be, struct lb_backend *out, size
 		if (c_addr >= 0 && (size_t)c_addr < nf) {
 			char *colon = strrchr(f[c_addr], ':');
 			if (colon) {
-				out[n].m.port = atoi(colon + 1);
+				out[n].m.port = (int)str_long_or(colon + 1, 0, 65535, 0);
 				*colon = '\0';
 			}
 			snprintf(out[n].m.addr, sizeof(out[n].m.addr), "%s", f[c_addr]);
@@ -313,7 +313,7 @@ haproxy_parse_servers_state(const char *text, const char *be, struct lb_backend 
 		memset(&out[n], 0, sizeof(out[n]));
 		snprintf(out[n].m.name, sizeof(out[n].m.name), "%s", f[c_name]);
 		snprintf(out[n].m.addr, sizeof(out[n].m.addr), "%s", f[c_addr]);
-		out[n].m.port = atoi(f[c_port]);
+		out[n].m.port = (int)str_long_or(f[c_port], 0, 65535, 0);
 		admin = strtoul(f[c_admin], NULL, 10);
 		/* drain cannot tell joining (not yet serving) from leaving: never
 		 * given traffic on a guess; lb-sync takes it back if wanted */
@@ -647,7 +647,7 @@ socket_pid(const char *path)
 
 	buf_init(&resp, HX_RESP_MAX);
 	if (sock_cmd(path, "show info", &resp, &err) == 0 && (p = strstr(resp.p, "\nPid: ")) != NULL)
-		pid = (pid_t)atoi(p + 6);
+		pid = (pid_t)str_long_or(p + 6, 1, 4194304, 0);   /* PID_MAX_LIMIT */
 	buf_release(&resp);
 	return pid;
 }
@@ -904,7 +904,7 @@ listen_free(const char *listen, char *why, size_t n)
 		snprintf(why, n, "invalid listen address '%s'", listen);
 		return false;
 	}
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	sa.sin_port = htons((uint16_t)str_long_or(colon + 1, 0, 65535, 0));
 	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return true;   /* let HAProxy say */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
