@@ -90,6 +90,8 @@ bench: deps web $(BUILD)/herd
 WEB_GZ_FIND := find web -path web/node_modules -prune -o -type f \
 	\( -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.svg' \) -print
 web: deps
+	@[ -d web/node_modules/uplot ] || command -v npm >/dev/null || \
+		{ echo "herd: the console's chart library comes from npm; install Node.js with npm" >&2; exit 1; }
 	@[ -d web/node_modules/uplot ] || (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 	@mkdir -p web/vendor
 	@cp -pu web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css web/vendor/

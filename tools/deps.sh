@@ -24,9 +24,6 @@ for p in "${want[@]}"; do
 		missing+=("$p")
 	fi
 done
-# `make` fetches the console's uPlot with npm; any npm will do (NodeSource's
-# nodejs ships its own), Debian's when there is none
-command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
