@@ -13,12 +13,12 @@
 #include "api.h"
 #include "log.h"
 #include "metrics.h"
+#include "push-limits.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
 #include "xalloc.h"
 
-#define PUSH_MAX_BATCHES 100
 #define PUSH_MAX_SERIES 10000     /* per batch */
 #define PUSH_MAX_LABELS 8         /* per series, besides host/group/cluster */
 #define PUSH_LABEL_MAX 128        /* label value, bytes */
@@ -335,8 +335,9 @@ push_valid(struct req *rq, json_t *batches)
 		reply_errf(rq, HERR_INVALID, "batches", "must be an array");
 		return false;
 	}
-	if (json_array_size(batches) > PUSH_MAX_BATCHES) {
-		reply_errf(rq, HERR_INVALID, "batches", "at most %d batches per push", PUSH_MAX_BATCHES);
+	if (json_array_size(batches) > PUSH_MAX_BATCHES_PER_REQUEST) {
+		reply_errf(rq, HERR_INVALID, "batches", "at most %d batches per push",
+			   PUSH_MAX_BATCHES_PER_REQUEST);
 		return false;
 	}
 	json_array_foreach(batches, i, b) {
