@@ -69,10 +69,14 @@ ready_is() {
 		'print scalar grep { $_->{state} eq "ready" } @{decode_json(join "", <STDIN>)->{items}}')" -eq "$1" ]
 }
 
+group_get() {
+	curl -sf -H "Authorization: Bearer $HERD_TOKEN" "$HERD_URL/v1/groups/$1?cluster=bk"
+}
+
 # The group as GET /v1/groups/NAME shows it, without the parts that are not
 # its spec (hosts, status), canonical.
 group_spec() {
-	curl -sf -H "Authorization: Bearer $HERD_TOKEN" "$HERD_URL/v1/groups/$1?cluster=bk" |
+	group_get "$1" |
 		perl -MJSON::PP -e '
 			my $d = decode_json(join "", <STDIN>);
 			delete @$d{qw(hosts status)};
@@ -116,15 +120,18 @@ restart() {
 @test "herd group scale to the same size leaves the group's spec and version alone" {
 	local before after
 	before=$(group_spec node)
-	run herd group scale bk/node 1
+	run herd group scale bk/node 1 --json
 	[ "$status" -eq 0 ]
 	after=$(group_spec node)
 	echo "before: $before"
 	echo "after:  $after"
 	[ "$before" = "$after" ]
 	no_ms_keys node
-	# the pause it starts is recorded, in its own table
+	# the pause it starts is recorded, in its own table, and shown read-only
 	[ "$(db "SELECT manual_scale_ms > 0 FROM group_state WHERE cluster = 'bk' AND grp = 'node'")" = 1 ]
+	[ -n "$(group_get node | json '{status}{manual_scale}')" ]
+	[ -z "$(group_get node | json '{status}{last_scale_out}')" ]
+	[ -n "$(echo "$output" | json '{status}{manual_scale}')" ]
 }
 
 @test "the manual pause and a policy's cooldown hold across a restart; a policy scale changes only desired" {
@@ -146,6 +153,7 @@ restart() {
 	  "$(echo "$after" | sed 's/"updated":"[^"]*"//; s/"version":\([0-9]*\)/v/')" ]
 	[ "$(echo "$after" | json '{version}')" -eq $(($(echo "$before" | json '{version}') + 1)) ]
 	[ "$(db "SELECT last_scale_out_ms > 0 FROM group_state WHERE cluster = 'bk' AND grp = 'node'")" = 1 ]
+	[ -n "$(group_get node | json '{status}{last_scale_out}')" ]
 	# the load stays: the cooldown blocks a second scale-out, also after a restart
 	wait_for 60 explain_says "cooldown until"
 	restart
