@@ -15,15 +15,15 @@
 
 #include <jansson.h>
 
+#include "agent-contract.h"
 #include "agent/col.h"
 #include "agent/monitor.h"
 #include "herr.h"
-#include "push-limits.h"
 
 #define PUSH_INTERVAL_MS 5000           /* until the server's config says */
 #define PUSH_BUF_MAX_BATCHES 120        /* buffered while the server is away... */
 #define PUSH_MAX_BYTES (1u << 20)       /* ...and at most this many bytes of them */
-/* per request: PUSH_MAX_BATCHES_PER_REQUEST (push-limits.h, the server's too) */
+/* per request: PUSH_MAX_BATCHES_PER_REQUEST (agent-contract.h, the server's too) */
 #define PUSH_MAX_REQUEST_BYTES (256u << 10)
 #define PUSH_MAX_BATCH_BYTES (64u << 10) /* one encoded batch; series past it are cut */
 #define PUSH_TS_SNAP_MS 50              /* a cycle this late still gets its scheduled ts */

@@ -10,10 +10,10 @@
 
 #include <microhttpd.h>
 
+#include "agent-contract.h"
 #include "api.h"
 #include "log.h"
 #include "metrics.h"
-#include "push-limits.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
