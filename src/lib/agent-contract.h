@@ -7,7 +7,7 @@
 #ifndef HERD_AGENT_CONTRACT_H
 #define HERD_AGENT_CONTRACT_H
 
-#define AGENT_CONFIG "/run/herd/agent.json"   /* inside the host: join URL and token */
+#define AGENT_CONFIG "/run/herd/agent.json"   /* inside the host: server URL, join token */
 #define HOST_STATE_DIR "/var/lib/herd"        /* inside the host: persistent state */
 
 /* The agent sends at most this many batches in one request; the server

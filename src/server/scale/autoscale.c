@@ -293,8 +293,10 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		    "SELECT name, spec FROM resources WHERE kind = 'policy' AND scope = ? ORDER BY name",
 		    "[s]", scope) < 0 || json_array_size(rows) == 0)
 		goto out;
-	if (group_view_load(s, cluster, group, gspec, now, &g, &exclude, &err) < 0)
+	if (group_view_load(s, cluster, group, gspec, now, &g, &exclude, &err) < 0) {
+		log_warn("autoscale: %s: not evaluated: %s", scope, err.msg);
 		goto out;
+	}
 	json_array_foreach(rows, i, row) {
 		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
 		struct agg_point *pts = NULL;
