@@ -13,12 +13,12 @@
 #include <jansson.h>
 #include <pthread.h>
 
+#include "agent-contract.h"   /* AGENT_CONFIG, HOST_STATE_DIR */
 #include "herr.h"
 #include "httpc.h"
 
-#define AGENT_CONFIG "/run/herd/agent.json"
 #define AGENT_RUN_DIR "/run/herd"           /* host.json, scripts/: per boot */
-#define AGENT_STATE_DIR "/var/lib/herd"     /* credential, init record: persistent */
+#define AGENT_STATE_DIR HOST_STATE_DIR      /* credential, init record: persistent */
 #define AGENT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define AGENT_MAX_RESPONSE (8u << 20)       /* bytes: the join answer carries scripts */
 

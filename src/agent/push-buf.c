@@ -12,7 +12,7 @@ void
 push_buf_init(struct push_buf *b, size_t max_batches, size_t max_bytes)
 {
 	memset(b, 0, sizeof(*b));
-	b->max_batches = max_batches ? max_batches : PUSH_MAX_BATCHES;
+	b->max_batches = max_batches ? max_batches : PUSH_BUF_MAX_BATCHES;
 	b->max_bytes = max_bytes ? max_bytes : PUSH_MAX_BYTES;
 	/* untouched pages of the ring cost no memory until an outage fills them */
 	b->mem = xmalloc(b->max_bytes);

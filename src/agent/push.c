@@ -247,7 +247,7 @@ push_send_main(void *arg)
 	struct httpc c;
 	int64_t backoff = 0, config_at = 0;
 	json_int_t last_answer = -1;        /* config_version in the last answer */
-	size_t per_request = PUSH_BATCHES_PER_REQUEST;
+	size_t per_request = PUSH_MAX_BATCHES_PER_REQUEST;
 	bool failing = false, refusing = false, config_failing = false;
 
 	httpc_init(&c, p->server, p->credential);
@@ -294,7 +294,7 @@ push_send_main(void *arg)
 					 "in all)", n, (unsigned long long)p->buf.dropped_total);
 			failing = false;
 			backoff = 0;
-			per_request = PUSH_BATCHES_PER_REQUEST;
+			per_request = PUSH_MAX_BATCHES_PER_REQUEST;
 			/* a new version: fetch it now (a failed fetch of the same
 			 * version waits for its retry time, not for every push) */
 			v = json_object_get(resp, "config_version");

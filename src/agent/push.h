@@ -15,14 +15,15 @@
 
 #include <jansson.h>
 
+#include "agent-contract.h"
 #include "agent/col.h"
 #include "agent/monitor.h"
 #include "herr.h"
 
 #define PUSH_INTERVAL_MS 5000           /* until the server's config says */
-#define PUSH_MAX_BATCHES 120            /* buffered while the server is away... */
+#define PUSH_BUF_MAX_BATCHES 120        /* buffered while the server is away... */
 #define PUSH_MAX_BYTES (1u << 20)       /* ...and at most this many bytes of them */
-#define PUSH_BATCHES_PER_REQUEST 100
+/* per request: PUSH_MAX_BATCHES_PER_REQUEST (agent-contract.h, the server's too) */
 #define PUSH_MAX_REQUEST_BYTES (256u << 10)
 #define PUSH_MAX_BATCH_BYTES (64u << 10) /* one encoded batch; series past it are cut */
 #define PUSH_TS_SNAP_MS 50              /* a cycle this late still gets its scheduled ts */
@@ -115,7 +116,7 @@ struct push_opts {
 	int64_t interval_ms;        /* until the server's config says; 0 = PUSH_INTERVAL_MS */
 	const char *monitor_dir;    /* where monitor command files go */
 	char *const *env;           /* the monitors' whole environment */
-	size_t max_batches;         /* 0 = PUSH_MAX_BATCHES */
+	size_t max_batches;         /* 0 = PUSH_BUF_MAX_BATCHES */
 	size_t max_bytes;           /* 0 = PUSH_MAX_BYTES */
 	push_tick_fn on_tick;       /* optional, called on the collection thread */
 	void *arg;

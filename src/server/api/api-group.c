@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "scale/group-state.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
@@ -116,14 +117,17 @@ group_delete_check(struct store *st, const char *cluster, const char *name, stru
 
 /* POST /v1/groups/:name/scale {"desired": N} (?cluster= if ambiguous). The
  * new size must lie within min/max; it pauses the group's policies for their
- * cooldown (recorded as `manual_scale_ms`). */
+ * cooldown (the time is bookkeeping, in group_state: a scale to the current
+ * size changes neither the spec nor its version). Answers the group with its
+ * read-only "status". */
 void
 api_group_scale(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	json_t *body = req_json(rq), *d;
+	json_t *body = req_json(rq), *d, *o;
 	const char *cl = req_query(rq, "cluster");
 	struct res r = { 0 };
+	char scope[sizeof(r.scope)], name[sizeof(r.name)];
 	json_int_t n, old;
 	bool created;
 	int rc;
@@ -146,19 +150,32 @@ api_group_scale(struct req *rq)
 		goto fail;
 	}
 	old = geti(r.spec, "desired", 0);
-	json_object_set_new(r.spec, "desired", json_integer(n));
-	json_object_set_new(r.spec, "manual_scale_ms", json_integer(now_ms()));
-	if (res_put(rq->srv->store, &kind_group, r.scope, r.name, r.spec, "", &created, &err) < 0)
+	if (group_state_note(rq->srv->store, r.scope, r.name, GROUP_SCALED_MANUALLY, now_ms(), &err) < 0)
 		goto fail;
-	if (old != n)
+	if (old != n) {
+		json_object_set_new(r.spec, "desired", json_integer(n));
+		if (res_put(rq->srv->store, &kind_group, r.scope, r.name, r.spec, "", &created, &err) < 0)
+			goto fail;
 		activity_add(rq->srv->store, r.scope, r.name, NULL, n > old ? "scale_out" : "scale_in",
 			     "manual", json_pack("{s:I,s:I}", "from", old, "to", n), &err,
 			     "desired %lld -> %lld by %s", (long long)old, (long long)n, rq->who.name);
+	}
 	if (store_commit(rq->srv->store, &err) < 0)
 		goto fail_nr;
-	reply_json(rq, 200, res_to_json(&kind_group, &r));
 	res_release(&r);
 	server_kick(rq->srv);
+	/* as it is now, with its read-only status (res_get clears r first) */
+	snprintf(scope, sizeof(scope), "%s", r.scope);
+	snprintf(name, sizeof(name), "%s", r.name);
+	if (res_get(rq->srv->store, &kind_group, scope, name, &r, &err) < 0)
+		return reply_err(rq, &err);
+	o = res_to_json(&kind_group, &r);
+	res_release(&r);
+	if (group_state_add_status(rq->srv->store, scope, name, o, &err) < 0) {
+		json_decref(o);
+		return reply_err(rq, &err);
+	}
+	reply_json(rq, 200, o);
 	return;
 fail:
 	store_rollback(rq->srv->store);

@@ -11,6 +11,7 @@
 
 #include <microhttpd.h>
 
+#include "agent-contract.h"
 #include "api.h"
 #include "log.h"
 #include "metrics.h"
@@ -19,7 +20,6 @@
 #include "util.h"
 #include "xalloc.h"
 
-#define PUSH_MAX_BATCHES 100
 #define PUSH_MAX_SERIES 10000     /* per batch */
 #define PUSH_MAX_LABELS 8         /* per series, besides host/group/cluster */
 #define PUSH_LABEL_MAX 128        /* label value, bytes */
@@ -336,8 +336,9 @@ push_valid(struct req *rq, json_t *batches)
 		reply_errf(rq, HERR_INVALID, "batches", "must be an array");
 		return false;
 	}
-	if (json_array_size(batches) > PUSH_MAX_BATCHES) {
-		reply_errf(rq, HERR_INVALID, "batches", "at most %d batches per push", PUSH_MAX_BATCHES);
+	if (json_array_size(batches) > PUSH_MAX_BATCHES_PER_REQUEST) {
+		reply_errf(rq, HERR_INVALID, "batches", "at most %d batches per push",
+			   PUSH_MAX_BATCHES_PER_REQUEST);
 		return false;
 	}
 	json_array_foreach(batches, i, b) {

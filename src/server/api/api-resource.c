@@ -11,6 +11,7 @@
 #include "ctl/ctl.h"
 #include "cron.h"
 #include "expr.h"
+#include "scale/group-state.h"
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
@@ -207,7 +208,7 @@ kind_validate(const struct kind *k, json_t *obj, const json_t *old, const char *
 	for (const struct field *f = k->fields; f->name; f++)
 		if ((f->flags & FL_OUT) || json_is_null(json_object_get(obj, f->name)))
 			json_object_del(obj, f->name);
-	/* Keys the server keeps for itself (e.g. a group's manual_scale_ms)
+	/* Keys stored that are not fields (e.g. written by an older herd)
 	 * survive an update that does not mention them. */
 	json_object_foreach((json_t *)old, key, v) {
 		const struct field *f;
@@ -393,6 +394,10 @@ api_res_get(struct req *rq)
 		return reply_err(rq, &err);
 	o = res_to_json(k, &r);
 	res_release(&r);
+	if (k == &kind_group && group_state_add_status(rq->srv->store, r.scope, r.name, o, &err) < 0) {
+		json_decref(o);
+		return reply_err(rq, &err);   /* unknown is not absent: no status made up */
+	}
 	text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	if (text) {   /* as httpd.c sends JSON: one line */
 		size_t n = strlen(text);

@@ -26,6 +26,7 @@
 #include <linux/magic.h>
 #include <net/if.h>
 
+#include "agent-contract.h"   /* AGENT_CONFIG, HOST_STATE_DIR */
 #include "log.h"
 #include "netlink.h"
 #include "prov.h"
@@ -53,8 +54,7 @@
 
 #define NETNS_DIR "/run/netns"
 #define CGROUP_ROOT "/sys/fs/cgroup"
-#define HOST_STATE_MNT "/var/lib/herd"      /* where a host sees its state dir */
-#define AGENT_CONFIG "/run/herd/agent.json" /* inside the host */
+#define HOST_STATE_MNT HOST_STATE_DIR      /* where a host sees its state dir (agent-contract.h) */
 #define HOST_BIN_DIR "/run/herd/bin"           /* inside the host */
 #define HOST_BIN HOST_BIN_DIR "/herd"
 #define KILL_TIMEOUT_MS 2000

@@ -2,7 +2,8 @@
  * when a push brings new samples of its metrics (event-driven, so the
  * decision follows the crossing sample) and on a 1 s tick (for schedules
  * and `for` windows), through the pure policy_decide(), and changes the
- * group's desired size. Every change, and every evaluation blocked by a
+ * group's desired size (its cooldown clocks are bookkeeping, kept in
+ * group_state by group-state.c, not in the spec). Every change, and every evaluation blocked by a
  * guard or missing data, is an activity with its inputs and reason (a
  * blocked one again only when its reason changes, not every second). */
 #include <math.h>
@@ -13,6 +14,7 @@
 #include "api/api.h"
 #include "api/metrics.h"
 #include "ctl/ctl.h"
+#include "group-state.h"
 #include "log.h"
 #include "scale.h"
 #include "store/store.h"
@@ -93,15 +95,21 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 {
 	json_t *rows = NULL, *row;
 	int64_t warmup = json_duration_ms(spec, "warmup", 0);
+	struct group_state gs;
 	size_t i;
 
 	memset(g, 0, sizeof(*g));
+	*exclude = NULL;
 	g->desired = scale_spec_int(spec, "desired");
 	g->min = scale_spec_int(spec, "min");
 	g->max = scale_spec_int(spec, "max");
-	g->last_out_ms = json_integer_value(json_object_get(spec, "last_scale_out_ms"));
-	g->last_in_ms = json_integer_value(json_object_get(spec, "last_scale_in_ms"));
-	g->manual_ms = json_integer_value(json_object_get(spec, "manual_scale_ms"));
+	/* Unknown is not absent: without its cooldown clocks a group is not
+	 * evaluated (a failed read must not look like "never scaled"). */
+	if (group_state_get(s->store, cluster, group, &gs, err) < 0)
+		return err->code;
+	g->last_out_ms = gs.last_scale_out_ms;
+	g->last_in_ms = gs.last_scale_in_ms;
+	g->manual_ms = gs.manual_scale_ms;
 	g->max_actions_per_hour = scale_spec_int(spec, "max_actions_per_hour");
 	if (g->max_actions_per_hour < 0)
 		g->max_actions_per_hour = 0;   /* absent: no cap */
@@ -237,10 +245,14 @@ apply_decision(struct server *s, const char *cluster, const char *group, const s
 	if (d->set_max >= 0)
 		json_object_set_new(r.spec, "max", json_integer(d->set_max));
 	json_object_set_new(r.spec, "desired", json_integer(d->desired));
-	if (d->desired > g->desired)
-		json_object_set_new(r.spec, "last_scale_out_ms", json_integer(now));
-	else if (d->desired < g->desired)
-		json_object_set_new(r.spec, "last_scale_in_ms", json_integer(now));
+	/* The cooldown clocks are bookkeeping, not spec: group_state. */
+	if (d->desired != g->desired &&
+	    (rc = group_state_note(s->store, cluster, group,
+				   d->desired > g->desired ? GROUP_SCALED_OUT : GROUP_SCALED_IN, now,
+				   err)) < 0) {
+		res_release(&r);
+		goto fail;
+	}
 	if ((rc = res_put(s->store, &kind_group, cluster, group, r.spec, "", &created, err)) == 0) {
 		char cause[80];
 		snprintf(cause, sizeof(cause), "policy:%s", p->name);
@@ -281,8 +293,10 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		    "SELECT name, spec FROM resources WHERE kind = 'policy' AND scope = ? ORDER BY name",
 		    "[s]", scope) < 0 || json_array_size(rows) == 0)
 		goto out;
-	if (group_view_load(s, cluster, group, gspec, now, &g, &exclude, &err) < 0)
+	if (group_view_load(s, cluster, group, gspec, now, &g, &exclude, &err) < 0) {
+		log_warn("autoscale: %s: not evaluated: %s", scope, err.msg);
 		goto out;
+	}
 	json_array_foreach(rows, i, row) {
 		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
 		struct agg_point *pts = NULL;

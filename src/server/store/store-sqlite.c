@@ -191,6 +191,34 @@ static const char *const sq_migrations[] = {
 	 * until when it may take */
 	"ALTER TABLE hosts ADD COLUMN drain_run_id BIGINT NOT NULL DEFAULT 0;"
 	"ALTER TABLE hosts ADD COLUMN drain_deadline_ms BIGINT NOT NULL DEFAULT 0;",
+	/* 4: controller bookkeeping out of the declarative group spec: the
+	 * autoscaler's last actions and the last manual scale move from the
+	 * spec's *_ms keys into group_state (the spec's version is not
+	 * bumped: it was never declared); a deleted group takes its row along */
+	"CREATE TABLE group_state ("
+	"  cluster TEXT NOT NULL,"
+	"  grp TEXT NOT NULL,"
+	"  last_scale_out_ms BIGINT NOT NULL DEFAULT 0,"
+	"  last_scale_in_ms BIGINT NOT NULL DEFAULT 0,"
+	"  manual_scale_ms BIGINT NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (cluster, grp));"
+	"INSERT INTO group_state (cluster, grp, last_scale_out_ms, last_scale_in_ms, manual_scale_ms)"
+	"  SELECT scope, name,"
+	"    COALESCE(CAST(json_extract(spec, '$.last_scale_out_ms') AS INTEGER), 0),"
+	"    COALESCE(CAST(json_extract(spec, '$.last_scale_in_ms') AS INTEGER), 0),"
+	"    COALESCE(CAST(json_extract(spec, '$.manual_scale_ms') AS INTEGER), 0)"
+	"  FROM resources WHERE kind = 'group' AND json_valid(spec) AND"
+	"    (json_type(spec, '$.last_scale_out_ms') IS NOT NULL OR"
+	"     json_type(spec, '$.last_scale_in_ms') IS NOT NULL OR"
+	"     json_type(spec, '$.manual_scale_ms') IS NOT NULL);"
+	"UPDATE resources SET spec = json_remove(spec, '$.last_scale_out_ms',"
+	"    '$.last_scale_in_ms', '$.manual_scale_ms')"
+	"  WHERE kind = 'group' AND json_valid(spec) AND"
+	"    (json_type(spec, '$.last_scale_out_ms') IS NOT NULL OR"
+	"     json_type(spec, '$.last_scale_in_ms') IS NOT NULL OR"
+	"     json_type(spec, '$.manual_scale_ms') IS NOT NULL);"
+	"CREATE TRIGGER group_state_gone AFTER DELETE ON resources WHEN old.kind = 'group'"
+	"  BEGIN DELETE FROM group_state WHERE cluster = old.scope AND grp = old.name; END;",
 };
 
 static void
