@@ -558,7 +558,7 @@ lbsync_drain_host(struct server *s, const char *host_id, int64_t since_ms, int64
 		}
 		for (size_t k = 0; k < nn; k++) {
 			const char *lb = names[k];
-			int64_t limit_ms = drain_timeout_of(s, lb);
+			int64_t limit_ms;
 			struct lb_backend *b = NULL;
 			const struct lb_backend *x;
 			size_t n = 0;
@@ -567,7 +567,7 @@ lbsync_drain_host(struct server *s, const char *host_id, int64_t since_ms, int64
 			herr_clear(&err);
 			if (lb_list_backends(ls[d], lb, &b, &n, &err) < 0) {
 				/* members unknown: the host may still be one */
-				left += took_ms < limit_ms;
+				left += took_ms < drain_timeout_of(s, lb);
 				free(b);
 				continue;
 			}
@@ -576,6 +576,7 @@ lbsync_drain_host(struct server *s, const char *host_id, int64_t since_ms, int64
 				continue;
 			}
 			herr_clear(&err);
+			limit_ms = drain_timeout_of(s, lb);
 			switch (lbsync_drain_decide(x->intent, x->scur, since_ms, now_ms, limit_ms)) {
 			case LBD_DRAIN:
 				left++;
