@@ -102,6 +102,28 @@ test_unknown_lbs_left_alone(void **state)
 	}
 }
 
+/* A host being terminated: each pass takes one step from the stored start
+ * of its drain, never waiting; a restart (same since) resumes the drain. */
+static void
+test_terminated_host_drain_steps(void **state)
+{
+	/* not draining yet: drain it, whatever its sessions */
+	assert_int_equal(lbsync_drain_decide(LBI_ACTIVE, 3, T0, T0, 60000), LBD_DRAIN);
+	assert_int_equal(lbsync_drain_decide(LBI_JOINING, 0, T0, T0 + 50, 60000), LBD_DRAIN);
+	/* draining with sessions: wait, up to the timeout */
+	assert_int_equal(lbsync_drain_decide(LBI_DRAINING, 1, T0, T0 + 59999, 60000), LBD_WAIT);
+	assert_int_equal(lbsync_drain_decide(LBI_DRAINING, 1, T0, T0 + 60000, 60000), LBD_REMOVE);
+	/* no sessions: removed, once a session being set up would be counted */
+	assert_int_equal(lbsync_drain_decide(LBI_DRAINING, 0, T0, T0 + 10, 60000), LBD_WAIT);
+	assert_int_equal(lbsync_drain_decide(LBI_DRAINING, 0, T0, T0 + 1000, 60000), LBD_REMOVE);
+	/* after a restart the driver may show the member active again (a new
+	 * engine): drained again, but the timeout still counts from since */
+	assert_int_equal(lbsync_drain_decide(LBI_ACTIVE, 2, T0, T0 + 30000, 60000), LBD_DRAIN);
+	assert_int_equal(lbsync_drain_decide(LBI_ACTIVE, 2, T0, T0 + 61000, 60000), LBD_REMOVE);
+	/* a clock stepped back is no time gone by: no early removal */
+	assert_int_equal(lbsync_drain_decide(LBI_DRAINING, 5, T0, T0 - 3600000, 60000), LBD_WAIT);
+}
+
 int
 main(void)
 {
@@ -111,6 +133,7 @@ main(void)
 		cmocka_unit_test(test_drain_timeout),
 		cmocka_unit_test(test_wanted_again_and_moved),
 		cmocka_unit_test(test_unknown_lbs_left_alone),
+		cmocka_unit_test(test_terminated_host_drain_steps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

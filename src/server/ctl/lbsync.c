@@ -3,7 +3,10 @@
  * exist, reads the ready hosts of attached groups, asks lbsync_decide() what
  * to change and does it. Nothing here is the truth: the store says what
  * should be, the driver says what is, so a restarted server simply syncs
- * again and an HAProxy started empty is filled on the next pass. */
+ * again and an HAProxy started empty is filled on the next pass. Hosts
+ * being terminated leave their LBs one step per reconcile pass
+ * (lbsync_drain_host, from the drain start stored with the host): nothing
+ * here waits on the controller's thread. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +21,6 @@
 
 #define LBSYNC_MAX_DRIVERS 32
 #define LBSYNC_MAX_ACTIONS 4096
-#define LBSYNC_POLL_MS 100        /* drain: how often sessions are read */
 #define LBSYNC_MIN_DRAIN_MS 200   /* drain: sessions being set up get counted */
 
 struct drv {
@@ -36,6 +38,7 @@ static struct {
 	struct drv d[LBSYNC_MAX_DRIVERS];
 	int n;
 	json_t *problems;         /* lb name -> last message logged, so it is logged once */
+	bool synced;              /* a pass has opened the drivers of the store's LBs */
 } g = { .use = PTHREAD_RWLOCK_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* --- decide --- */
@@ -98,6 +101,22 @@ lbsync_decide(const struct lbs_lb *lbs, size_t nl, const struct lbs_want *want, 
 		}
 	}
 	return n;
+}
+
+enum lbs_drain_step
+lbsync_drain_decide(enum lb_intent intent, int64_t scur, int64_t since_ms, int64_t now_ms,
+		    int64_t timeout_ms)
+{
+	int64_t took_ms = now_ms > since_ms ? now_ms - since_ms : 0;
+
+	if (took_ms >= timeout_ms)
+		return LBD_REMOVE;
+	if (intent != LBI_DRAINING)
+		return LBD_DRAIN;
+	/* a session being set up may not be counted yet */
+	if (scur <= 0 && took_ms >= LBSYNC_MIN_DRAIN_MS)
+		return LBD_REMOVE;
+	return LBD_WAIT;
 }
 
 /* --- drivers --- */
@@ -265,6 +284,9 @@ sync_lbs(struct server *s, struct lbrow **out)
 				if (lbs[j].drv == l)
 					snprintf(lbs[j].err, sizeof(lbs[j].err), "%s", err.msg);
 	}
+	pthread_mutex_lock(&g.lock);
+	g.synced = true;
+	pthread_mutex_unlock(&g.lock);
 	*out = lbs;
 	return n;
 }
@@ -354,7 +376,7 @@ lbsync_once(struct server *s)
 	struct lbs_have *have = NULL;
 	struct lb_backend **bk = NULL;
 	struct lbs_action *acts = NULL;
-	json_t *mem = NULL, *row;
+	json_t *mem = NULL, *leaving = NULL, *row;
 	size_t nl, nw, nh = 0, na, i, *nbk = NULL;
 	struct herr err = HERR_INIT;
 
@@ -362,6 +384,13 @@ lbsync_once(struct server *s)
 	nl = sync_lbs(s, &lbs);
 	if (nl == 0)
 		goto out;
+	/* hosts being terminated leave their LBs through lbsync_drain_host,
+	 * which records the drain with the host: not touched here */
+	if (store_q(s->store, &leaving, NULL, &err,
+		    "SELECT id FROM hosts WHERE state = 'terminating'", NULL) < 0) {
+		log_warn("lb-sync: cannot read the store: %s", err.msg);
+		goto out;
+	}
 	mem = ready_members(s, lbs, nl);
 	nw = json_array_size(mem);
 	want = xcalloc(nw + 1, sizeof(*want));
@@ -390,6 +419,13 @@ lbsync_once(struct server *s)
 	nh = 0;
 	for (i = 0; i < nl; i++) {
 		for (size_t k = 0; k < nbk[i]; k++) {
+			bool owned = false;
+			size_t j;
+			json_array_foreach(leaving, j, row)
+				owned |= strcmp(json_string_value(json_object_get(row, "id")),
+						bk[i][k].m.name) == 0;
+			if (owned)
+				continue;
 			have[nh].lb = lbs[i].spec.name;
 			have[nh].member = bk[i][k].m.name;
 			have[nh].addr = bk[i][k].m.addr;
@@ -457,6 +493,7 @@ out:
 	free(acts);
 	free(lbs);
 	json_decref(mem);
+	json_decref(leaving);
 	pthread_rwlock_unlock(&g.use);
 }
 
@@ -487,83 +524,93 @@ drain_timeout_of(struct server *s, const char *lb)
 	return ms;
 }
 
-/* Drains one member of one LB, waits, removes it. */
-static void
-drain_one(struct server *s, struct lb *l, const char *lb, const char *host_id)
-{
-	struct herr err = HERR_INIT;
-	int64_t t0 = mono_ms(), limit = drain_timeout_of(s, lb), left = 0;
-	char why[200];
-
-	if (lb_drain_backend(l, lb, host_id, &err) < 0)
-		log_warn("lb %s: cannot drain %s: %s (removing it)", lb, host_id, err.msg);
-	for (;;) {
-		struct lb_backend *b = NULL;
-		const struct lb_backend *x;
-		size_t n = 0;
-		int64_t waited = mono_ms() - t0;
-
-		herr_clear(&err);
-		if (lb_list_backends(l, lb, &b, &n, &err) < 0) {
-			free(b);
-			break;
-		}
-		x = find_member(b, n, host_id);
-		left = x ? x->scur : 0;
-		free(b);
-		if (x == NULL || (left == 0 && waited >= LBSYNC_MIN_DRAIN_MS) || waited >= limit ||
-		    s->stopping)
-			break;
-		sleep_ms(LBSYNC_POLL_MS);
-	}
-	herr_clear(&err);
-	lb_remove_backend(l, lb, host_id, &err);
-	lb_apply(l, &err);
-	if (left > 0)
-		snprintf(why, sizeof(why), "drain timeout after %lld ms, %lld sessions closed",
-			 (long long)(mono_ms() - t0), (long long)left);
-	else
-		snprintf(why, sizeof(why), "drained in %lld ms", (long long)(mono_ms() - t0));
-	log_info("lb %s: %s %s before termination", lb, host_id, why);
-	record(s, host_id, "lb_detach", "drained before termination, removed from", lb, why);
-}
-
 int
-lbsync_drain_host(struct server *s, const char *host_id)
+lbsync_drain_host(struct server *s, const char *host_id, int64_t since_ms, int64_t now_ms)
 {
 	struct lb *ls[LBSYNC_MAX_DRIVERS];
-	int nd;
+	int64_t took_ms = now_ms > since_ms ? now_ms - since_ms : 0;
+	int nd, left = 0;
+	bool synced;
 
 	if (host_id == NULL)
 		return 0;
 	pthread_rwlock_rdlock(&g.use);
 	pthread_mutex_lock(&g.lock);
+	synced = g.synced;
 	for (nd = 0; nd < g.n; nd++)
 		ls[nd] = &g.d[nd].l;
 	pthread_mutex_unlock(&g.lock);
+	if (!synced) {
+		/* right after a start no driver is open: the LBs holding the
+		 * host are unknown, not absent */
+		pthread_rwlock_unlock(&g.use);
+		return 1;
+	}
 	for (int d = 0; d < nd; d++) {
 		struct herr err = HERR_INIT;
 		char(*names)[64] = NULL;
 		size_t nn = 0;
 
-		if (lb_list(ls[d], &names, &nn, &err) < 0)
+		if (lb_list(ls[d], &names, &nn, &err) < 0) {
+			log_warn("lb driver %s: cannot list load balancers: %s", ls[d]->ops->name, err.msg);
+			left += took_ms < LB_MAX_DRAIN_MS;
 			continue;
+		}
 		for (size_t k = 0; k < nn; k++) {
+			const char *lb = names[k];
+			int64_t limit_ms;
 			struct lb_backend *b = NULL;
+			const struct lb_backend *x;
 			size_t n = 0;
-			bool member;
+			char why[200];
+
 			herr_clear(&err);
-			if (lb_list_backends(ls[d], names[k], &b, &n, &err) < 0)
+			if (lb_list_backends(ls[d], lb, &b, &n, &err) < 0) {
+				/* members unknown: the host may still be one */
+				left += took_ms < drain_timeout_of(s, lb);
+				free(b);
 				continue;
-			member = find_member(b, n, host_id) != NULL;
+			}
+			if ((x = find_member(b, n, host_id)) == NULL) {
+				free(b);
+				continue;
+			}
+			herr_clear(&err);
+			limit_ms = drain_timeout_of(s, lb);
+			switch (lbsync_drain_decide(x->intent, x->scur, since_ms, now_ms, limit_ms)) {
+			case LBD_DRAIN:
+				left++;
+				if (lb_drain_backend(ls[d], lb, host_id, &err) < 0 || lb_apply(ls[d], &err) < 0) {
+					log_warn("lb %s: cannot drain %s: %s (will retry)", lb, host_id, err.msg);
+					break;
+				}
+				log_info("lb %s: draining %s before termination", lb, host_id);
+				record(s, host_id, "lb_drain", "draining from", lb, "to be terminated");
+				break;
+			case LBD_WAIT:
+				left++;
+				break;
+			case LBD_REMOVE:
+				if (x->scur > 0)
+					snprintf(why, sizeof(why), "drain timeout after %lld ms, %lld sessions closed",
+						 (long long)took_ms, (long long)x->scur);
+				else
+					snprintf(why, sizeof(why), "drained in %lld ms", (long long)took_ms);
+				if (lb_remove_backend(ls[d], lb, host_id, &err) < 0 || lb_apply(ls[d], &err) < 0) {
+					log_warn("lb %s: cannot remove %s: %s (will retry)", lb, host_id, err.msg);
+					left++;
+					break;
+				}
+				log_info("lb %s: %s %s before termination", lb, host_id, why);
+				record(s, host_id, "lb_detach", "drained before termination, removed from", lb, why);
+				break;
+			}
 			free(b);
-			if (member)
-				drain_one(s, ls[d], names[k], host_id);
 		}
 		free(names);
 	}
 	pthread_rwlock_unlock(&g.use);
-	return 0;
+	return left;
 }
 
 /* --- API --- */
@@ -655,6 +702,7 @@ lbsync_stop(struct server *s)
 		json_decref(g.d[i].config);
 	}
 	g.n = 0;
+	g.synced = false;
 	json_decref(g.problems);
 	g.problems = NULL;
 	pthread_mutex_unlock(&g.lock);

@@ -54,13 +54,31 @@ size_t lbsync_decide(const struct lbs_lb *lbs, size_t nl, const struct lbs_want 
 		     const struct lbs_have *have, size_t nh, int64_t now_ms, struct lbs_action *out,
 		     size_t max);
 
+/* The next step for one LB member of a host being terminated. */
+enum lbs_drain_step {
+	LBD_DRAIN,                  /* set it to drain: no new sessions */
+	LBD_WAIT,                   /* draining, sessions left, time left */
+	LBD_REMOVE,                 /* drained, or its drain_timeout passed: remove it */
+};
+
+/* Decides what a member (intent, scur sessions) of a host being terminated
+ * needs now_ms, the host's LB drain having begun at since_ms (both wall ms:
+ * the start is stored with the host, so a restart resumes the same drain).
+ * A clock stepped back counts as no time gone by. */
+enum lbs_drain_step lbsync_drain_decide(enum lb_intent intent, int64_t scur, int64_t since_ms,
+					int64_t now_ms, int64_t timeout_ms);
+
 /* --- act --- */
 /* One pass: LBs, then members. Called by the reconcile thread. */
 void lbsync_once(struct server *s);
-/* Drains host_id out of every LB holding it and removes it: blocks until
- * its sessions end, the LB's drain_timeout, or shutdown. Call before the
- * provider terminates the host. Returns 0, or an error already logged. */
-int lbsync_drain_host(struct server *s, const char *host_id);
+/* One step of taking host_id (being terminated; its LB drain began at
+ * since_ms, wall) out of every LB holding it, never a wait: sets it to drain
+ * where it is not yet, removes it where it has no sessions left or the LB's
+ * drain_timeout has passed (each step an activity). Called on every
+ * reconcile pass until it returns 0; the provider terminates the host only
+ * then. Returns how many LBs still hold it, or may (one not readable, or no
+ * lb-sync pass yet since the server started, so the LBs are not known). */
+int lbsync_drain_host(struct server *s, const char *host_id, int64_t since_ms, int64_t now_ms);
 /* The members of LB `lb` with their state at the LB, and the engine's
  * health: {"lb", "driver", "engine": {...}, "items": [...]} (owned). */
 int lbsync_members(struct server *s, const char *lb, json_t **out, struct herr *err);

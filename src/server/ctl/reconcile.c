@@ -493,7 +493,10 @@ out:
 	res_release(&t);
 }
 
-/* Asks the provider to remove the host; the row says `terminating` first. */
+/* Asks the provider to remove the host; the row says `terminating` first,
+ * with when its LB drain began. The host leaves every LB before the provider
+ * is called: one step per pass (lbsync_drain_host), so a long drain holds
+ * up only this host, and a restart resumes it from the stored start. */
 static void
 do_terminate(struct ctl *c, json_t *row, const char *cause, const char *reason)
 {
@@ -504,18 +507,29 @@ do_terminate(struct ctl *c, json_t *row, const char *cause, const char *reason)
 	const char *acct = json_string_value(json_object_get(row, "account"));
 	const char *inst = json_string_value(json_object_get(row, "instance_id"));
 	enum hstate st = hstate_parse(json_string_value(json_object_get(row, "state")));
+	int64_t now = now_ms(), since = json_integer_value(json_object_get(row, "lb_drain_since_ms"));
 	struct prov *p;
 
 	if (st != HS_TERMINATING) {
 		if (store_q(s->store, NULL, NULL, &err,
-			    "UPDATE hosts SET state = 'terminating', updated_ms = ? WHERE id = ?", "[Is]",
-			    (json_int_t)now_ms(), id) < 0)
+			    "UPDATE hosts SET state = 'terminating', lb_drain_since_ms = ?, updated_ms = ?"
+			    " WHERE id = ?", "[IIs]", (json_int_t)now, (json_int_t)now, id) < 0)
 			goto out;
+		since = now;
 		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
 			     json_string_value(json_object_get(row, "grp")), name, "terminate", cause,
 			     NULL, &err, "terminating %s: %s", name, reason);
+	} else if (since == 0) {
+		/* made terminating elsewhere (the API, crash recovery) */
+		if (store_q(s->store, NULL, NULL, &err,
+			    "UPDATE hosts SET lb_drain_since_ms = ? WHERE id = ? AND lb_drain_since_ms = 0",
+			    "[Is]", (json_int_t)now, id) < 0)
+			goto out;
+		since = now;
 	}
-	lbsync_drain_host(s, id);   /* out of every load balancer first */
+	/* out of every load balancer first; until then, next pass */
+	if (lbsync_drain_host(s, id, since, now) > 0)
+		return;
 	if ((p = acct_prov(c, acct, &err)) == NULL)
 		goto out;
 	if (prov_terminate(p, inst, id, &err) < 0)
@@ -833,8 +847,8 @@ reconcile_once(struct ctl *c)
 		    NULL) < 0 ||
 	    store_q(s->store, &hrows, NULL, &err,
 		    "SELECT id, name, cluster, grp, seq, state, protected, created_ms, updated_ms,"
-		    " ready_ms, heartbeat_ms, account, instance_id, drain_run_id, drain_deadline_ms"
-		    " FROM hosts WHERE state <> 'terminated' ORDER BY cluster, grp, seq",
+		    " ready_ms, heartbeat_ms, account, instance_id, drain_run_id, drain_deadline_ms,"
+		    " lb_drain_since_ms FROM hosts WHERE state <> 'terminated' ORDER BY cluster, grp, seq",
 		    NULL) < 0) {
 		log_warn("reconcile: cannot read the store: %s", err.msg);
 		goto out;

@@ -191,7 +191,10 @@ static const char *const sq_migrations[] = {
 	 * until when it may take */
 	"ALTER TABLE hosts ADD COLUMN drain_run_id BIGINT NOT NULL DEFAULT 0;"
 	"ALTER TABLE hosts ADD COLUMN drain_deadline_ms BIGINT NOT NULL DEFAULT 0;",
-	/* 4: controller bookkeeping out of the declarative group spec: the
+	/* 4: hosts being terminated: when (wall ms) their LB drain began, so
+	 * each reconcile pass checks it and a restart resumes it; 0 = not yet */
+	"ALTER TABLE hosts ADD COLUMN lb_drain_since_ms BIGINT NOT NULL DEFAULT 0;",
+	/* 5: controller bookkeeping out of the declarative group spec: the
 	 * autoscaler's last actions and the last manual scale move from the
 	 * spec's *_ms keys into group_state (the spec's version is not
 	 * bumped: it was never declared); a deleted group takes its row along */
