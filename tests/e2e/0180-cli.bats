@@ -82,6 +82,11 @@ with_cluster() {
 	usage_error policy simulate a/b/c --sincee 1h
 	usage_error apply -f x.yaml --dryrun
 	usage_error host ls -x
+	# herd meta (on a host) parses the same way
+	run --separate-stderr env HERD_META_CONFIG=/nonexistent "$HERD" meta group x --wiat
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"unknown option '--wiat'"* ]]
+	[[ "$stderr" == *"usage: herd meta group"* ]]
 }
 
 @test "a missing option value or an extra argument exits 2 with the usage line" {
