@@ -26,6 +26,7 @@ struct cli {
 	bool connected;
 	struct cli_optval opts[CLI_OPTS_MAX];  /* the command's options, in order */
 	int nopts;
+	char optnames[512];   /* the names opts[] point to */
 };
 
 /* One command of the table in cmd.c. Options are declared, not scanned

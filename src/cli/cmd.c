@@ -315,8 +315,8 @@ struct optset {
 	struct option lo[CLI_LONG_MAX + 1];
 	int n;
 	char shorts[32];       /* getopt's optstring */
-	char names[512];       /* lo[].name point in here */
-	size_t used;
+	char *names;           /* lo[].name point in here: the caller's, it outlives the parse */
+	size_t names_size, used;
 };
 
 /* Adds spec ("group=,all,f|file=") to s. The specs are the table's
@@ -340,7 +340,7 @@ optset_add(struct optset *s, const char *spec)
 			has = required_argument;
 			name[--len] = '\0';
 		}
-		BUG_ON(s->n >= CLI_LONG_MAX || s->used + len + 1 > sizeof(s->names) ||
+		BUG_ON(s->n >= CLI_LONG_MAX || s->used + len + 1 > s->names_size ||
 		       strlen(s->shorts) + 3 > sizeof(s->shorts));
 		memcpy(s->names + s->used, name, len + 1);
 		s->lo[s->n] = (struct option){ s->names + s->used, has, NULL, sh ? sh : 256 + s->n };
@@ -358,9 +358,11 @@ optset_add(struct optset *s, const char *spec)
 }
 
 static void
-optset_init(struct optset *s, const char *mode, const char *spec)
+optset_init(struct optset *s, char *names, size_t names_size, const char *mode, const char *spec)
 {
 	memset(s, 0, sizeof(*s));
+	s->names = names;
+	s->names_size = names_size;
 	snprintf(s->shorts, sizeof(s->shorts), "%s", mode);
 	optset_add(s, CLI_COMMON_OPTS);
 	if (spec)
@@ -432,7 +434,7 @@ cli_parse(struct cli *c, const struct cmd *cmd, int *argc, char **argv)
 	/* "-": words that are not options come back in order (ch 1), so
 	 * options may follow NAME whatever POSIXLY_CORRECT says; ":": we say
 	 * what was wrong ourselves */
-	optset_init(&s, "-:", cmd->opts);
+	optset_init(&s, c->optnames, sizeof(c->optnames), "-:", cmd->opts);
 	opterr = 0;
 	optind = 0;            /* glibc: start afresh, the global options were parsed before */
 	while ((ch = getopt_long(*argc, argv, s.shorts, s.lo, NULL)) != -1) {
@@ -1129,12 +1131,12 @@ cli_main(int argc, char **argv)
 					   NULL, "<command> [args]", "" };
 	struct cli c = { 0 };
 	struct optset s;
-	char **args, why[256];
+	char **args, why[256], names[64];
 	int n, ch, rc = 2;
 
 	/* Global options before the command; the command's parser takes them
 	 * anywhere after it too. "+": stop at the command. */
-	optset_init(&s, "+:", NULL);
+	optset_init(&s, names, sizeof(names), "+:", NULL);
 	opterr = 0;
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, s.shorts, s.lo, NULL)) != -1) {
