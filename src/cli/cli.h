@@ -10,21 +10,36 @@
 #include "herr.h"
 #include "httpc.h"
 
+#define CLI_OPTS_MAX 64         /* options one command line may give */
+
+/* An option given on the command line, after cli_parse(). */
+struct cli_optval {
+	const char *name;       /* long name, without "--" */
+	const char *value;      /* NULL for a flag */
+};
+
 struct cli {
 	const char *server;   /* URL */
 	const char *token;
 	bool json;            /* --json */
 	struct httpc http;
 	bool connected;
+	struct cli_optval opts[CLI_OPTS_MAX];  /* the command's options, in order */
+	int nopts;
+	char optnames[512];   /* the names opts[] point to */
 };
 
+/* One command of the table in cmd.c. Options are declared, not scanned
+ * for: cli_parse() builds a getopt_long table from `opts`, so an option a
+ * command does not declare is refused (exit 2, with `usage`). */
 struct cmd {
 	const char *noun;
 	const char *verb;
 	int (*fn)(struct cli *c, int argc, char **argv);
+	int minpos, maxpos;  /* positional arguments (NAME, ID, ...) */
+	const char *opts;    /* "group=,all,f|file=": '=' takes a value, 'x|' a short form */
 	const char *usage;   /* "NAME [--json]" */
 	const char *help;    /* one line */
-	const void *arg;     /* kind descriptor for generic commands */
 };
 
 /* Connects lazily; returns NULL (after printing why) if no server/token. */
@@ -50,14 +65,31 @@ const char *cli_esc(const char *s);
 /* The API path of a scoped object: /v1/PLURAL/NAME SUFFIX, NAME given as
  * NAME, CLUSTER/NAME or CLUSTER/GROUP/NAME (then ?cluster=&group=). Owned. */
 char *cli_scoped_path(const char *plural, const char *name, const char *suffix);
-/* The value of option NAME in argv ("--name V" or "--name=V"), or NULL. */
-const char *cli_opt(int argc, char **argv, const char *name);
-/* Whether flag NAME is in argv. */
-bool cli_flag(int argc, char **argv, const char *name);
+/* Parses argv (argv[0] is the verb, or the noun of a one-word command)
+ * with getopt_long against cmd->opts plus --json, --server, --token and
+ * -h/--help: options may come anywhere, "--" ends them. On return argv[1..]
+ * are the positional arguments in order and the options are in c->opts.
+ * Returns -1 to go on, 0 after printing help, or 2 after printing
+ * "herd: unknown option '--x'" (or a missing value, an extra or missing
+ * argument) and the usage line on stderr. */
+int cli_parse(struct cli *c, const struct cmd *cmd, int *argc, char **argv);
+/* The value of option NAME (without "--"; the last one given), or NULL. */
+const char *cli_opt(const struct cli *c, const char *name);
+/* The value of the i-th NAME given (for repeated options), or NULL. */
+const char *cli_opt_nth(const struct cli *c, const char *name, int i);
+/* Whether flag NAME (without "--") was given. */
+bool cli_flag(const struct cli *c, const char *name);
 /* Prints the error and returns 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Returns true if argv has --help/-h (and prints usage). */
-bool cli_wants_help(const struct cmd *cmd, int argc, char **argv);
+/* Whether PLURAL/NAME exists (NAME may be CLUSTER/NAME; cluster, if not
+ * NULL, scopes it): 0 if it does; otherwise prints the server's answer
+ * ("no group named 'x'") and returns 1. For commands whose answer is empty
+ * when a name is mistyped: an empty answer and an unknown name are told
+ * apart. */
+int cli_must_exist(struct cli *c, const char *plural, const char *cluster, const char *name);
+/* cli_must_exist() for the most specific of host, group (each NAME or
+ * CLUSTER/NAME) and cluster given (NULL: not given); 0 if none is. */
+int cli_names_exist(struct cli *c, const char *host, const char *group, const char *cluster);
 
 int cmd_apply(struct cli *c, int argc, char **argv);
 int cmd_delete(struct cli *c, int argc, char **argv);

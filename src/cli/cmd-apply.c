@@ -108,18 +108,6 @@ bp_release(struct bp *b)
 	linemap_free(b->lines);
 }
 
-static const char *
-file_arg(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if ((strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--file") == 0) && i + 1 < argc)
-			return argv[i + 1];
-		if (strncmp(argv[i], "--file=", 7) == 0)
-			return argv[i] + 7;
-	}
-	return NULL;
-}
-
 /* Sends the document; maps a field error to FILE:LINE. */
 static int
 bp_send(struct cli *c, struct bp *b, const char *path, bool dry, long *status, json_t **resp)
@@ -177,8 +165,8 @@ print_changes(json_t *changes, bool dry)
 int
 cmd_apply(struct cli *c, int argc, char **argv)
 {
-	const char *file = file_arg(argc, argv);
-	bool dry = cli_flag(argc, argv, "--dry-run");
+	const char *file = cli_opt(c, "file");
+	bool dry = cli_flag(c, "dry-run");
 	struct bp b;
 	json_t *resp = NULL;
 	long status = 0;
@@ -203,18 +191,15 @@ cmd_apply(struct cli *c, int argc, char **argv)
 int
 cmd_delete(struct cli *c, int argc, char **argv)
 {
-	const char *file = file_arg(argc, argv);
-	const char *tmo = NULL;
-	bool dry = cli_flag(argc, argv, "--dry-run");
+	const char *file = cli_opt(c, "file");
+	const char *tmo = cli_opt(c, "timeout");
+	bool dry = cli_flag(c, "dry-run");
 	int64_t timeout_ms = 5 * 60 * 1000, deadline;
 	struct bp b;
 	json_t *resp = NULL;
 	long status = 0;
 	int rc;
 
-	for (int i = 1; i + 1 < argc; i++)
-		if (strcmp(argv[i], "--timeout") == 0)
-			tmo = argv[i + 1];
 	if (tmo && parse_duration_ms(tmo, &timeout_ms) < 0)
 		return cli_fail("invalid --timeout '%s'", tmo);
 	if (file == NULL)

@@ -2,6 +2,7 @@
  * cluster, for shell scripts (`MASTER=$(herd meta group master private_ip)`).
  * Reads the host credential the agent wrote (/run/herd/host.json, or
  * $HERD_META_CONFIG); prints bare values, a small table, or --json. */
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,46 +74,75 @@ meta_usage(FILE *f, const char *cmd)
 	}
 }
 
-/* Parses options anywhere among the words; 0, or 2 on a usage error. */
+/* Parses options anywhere among the words (getopt_long; "--" ends them);
+ * 0, or 2 on a usage error. --wait and --timeout are group's alone. */
 static int
 meta_parse(int argc, char **argv, struct meta_args *m)
 {
-	bool opts_done = false;
+	static const struct option common[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct option group[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct option *opts = strcmp(m->cmd, "group") == 0 ? group : common;
+	int ch;
 
-	for (int i = 2; i < argc; i++) {
-		const char *s = argv[i];
+	/* argv[1] (the subcommand) is getopt's argv[0]; "-": words in order */
+	opterr = 0;
+	optind = 0;
+	while ((ch = getopt_long(argc - 1, argv + 1, "-:h", opts, NULL)) != -1) {
+		const char *word = argv[optind];   /* argv + 1: the word just read */
 
-		if (!opts_done && s[0] == '-' && s[1] != '\0') {
-			if (strcmp(s, "--") == 0) {
-				opts_done = true;
-			} else if (strcmp(s, "--json") == 0) {
-				m->json = true;
-			} else if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
-				m->help = true;
-			} else if (strcmp(s, "--wait") == 0 && strcmp(m->cmd, "group") == 0) {
-				m->wait = true;
-			} else if ((strcmp(s, "--timeout") == 0 || strncmp(s, "--timeout=", 10) == 0) &&
-				   strcmp(m->cmd, "group") == 0) {
-				const char *v = s[9] == '=' ? s + 10 : (i + 1 < argc ? argv[++i] : NULL);
-
-				if (v == NULL || parse_duration_ms(v, &m->timeout_ms) < 0) {
-					fprintf(stderr, "herd meta: invalid --timeout '%s': want e.g. 90s, 5m\n",
-						v ? v : "");
-					return 2;
-				}
-			} else {
-				fprintf(stderr, "herd meta %s: unknown option '%s'\n", m->cmd, s);
+		switch (ch) {
+		case 1:
+			if (m->npos == 2) {
+				fprintf(stderr, "herd meta %s: unexpected argument '%s'\n", m->cmd, optarg);
 				meta_usage(stderr, m->cmd);
 				return 2;
 			}
-			continue;
-		}
-		if (m->npos == 2) {
-			fprintf(stderr, "herd meta %s: unexpected argument '%s'\n", m->cmd, s);
+			m->pos[m->npos++] = optarg;
+			break;
+		case 'j':
+			m->json = true;
+			break;
+		case 'h':
+			m->help = true;
+			break;
+		case 'w':
+			m->wait = true;
+			break;
+		case 't':
+			if (parse_duration_ms(optarg, &m->timeout_ms) < 0) {
+				fprintf(stderr, "herd meta: invalid --timeout '%s': want e.g. 90s, 5m\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case ':':
+			fprintf(stderr, "herd meta %s: option '%s' needs a value\n", m->cmd, word);
+			meta_usage(stderr, m->cmd);
+			return 2;
+		default:
+			fprintf(stderr, "herd meta %s: unknown option '%s'\n", m->cmd, word);
 			meta_usage(stderr, m->cmd);
 			return 2;
 		}
-		m->pos[m->npos++] = s;
+	}
+	for (; optind < argc - 1; optind++) {
+		if (m->npos == 2) {
+			fprintf(stderr, "herd meta %s: unexpected argument '%s'\n", m->cmd,
+				argv[optind + 1]);
+			meta_usage(stderr, m->cmd);
+			return 2;
+		}
+		m->pos[m->npos++] = argv[optind + 1];
 	}
 	if (m->timeout_ms >= 0 && !m->wait && !m->help) {
 		fprintf(stderr, "herd meta group: --timeout needs --wait\n");

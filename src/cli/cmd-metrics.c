@@ -18,23 +18,6 @@
 #define SPARK_WIDTH 60
 #define TOP_INTERVAL_MS 2000
 
-/* The first argument that is neither an option nor an option's value. */
-static const char *
-positional(int argc, char **argv, const char *const *with_value)
-{
-	for (int i = 1; i < argc; i++) {
-		bool takes = false;
-		if (argv[i][0] != '-')
-			return argv[i];
-		for (const char *const *w = with_value; *w; w++)
-			if (strcmp(argv[i], *w) == 0)
-				takes = true;
-		if (takes)
-			i++;
-	}
-	return NULL;
-}
-
 /* Appends "&key=value" (escaped) to *q when value is set. */
 static void
 qadd(char **q, const char *key, const char *value)
@@ -127,8 +110,8 @@ print_points(const int64_t *ts, const double *v, const int *nseries, size_t n)
 int
 cmd_metrics_ls(struct cli *c, int argc, char **argv)
 {
-	const char *host = cli_opt(argc, argv, "--host"), *group = cli_opt(argc, argv, "--group");
-	const char *cluster = cli_opt(argc, argv, "--cluster");
+	const char *host = cli_opt(c, "host"), *group = cli_opt(c, "group");
+	const char *cluster = cli_opt(c, "cluster");
 	json_t *resp = NULL, *items, *it;
 	char *q = xstrdup("/v1/metrics?");
 	size_t i;
@@ -145,6 +128,12 @@ cmd_metrics_ls(struct cli *c, int argc, char **argv)
 	free(q);
 	if (rc)
 		return rc;
+	/* no metrics: a mistyped host or group is an error */
+	if (json_array_size(json_object_get(resp, "items")) == 0 &&
+	    (rc = cli_names_exist(c, host, group, cluster)) != 0) {
+		json_decref(resp);
+		return rc;
+	}
 	if (c->json) {
 		cli_print_json(resp);
 		json_decref(resp);
@@ -161,16 +150,29 @@ cmd_metrics_ls(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
-static const char *const query_opts[] = { "--host", "--group", "--cluster", "--agg", "--since",
-					  "--step", NULL };
+/* Whether a query answer has no sample: no series (host), or only points
+ * without a value (group). */
+static bool
+query_is_empty(json_t *resp)
+{
+	json_t *x;
+	size_t i;
+
+	if (json_array_size(json_object_get(resp, "series")) > 0)
+		return false;
+	json_array_foreach(json_object_get(resp, "points"), i, x)
+		if (json_is_number(json_object_get(x, "value")))
+			return false;
+	return true;
+}
 
 int
 cmd_metrics_query(struct cli *c, int argc, char **argv)
 {
-	const char *metric = positional(argc, argv, query_opts);
-	const char *host = cli_opt(argc, argv, "--host"), *group = cli_opt(argc, argv, "--group");
-	const char *agg = cli_opt(argc, argv, "--agg"), *since = cli_opt(argc, argv, "--since");
-	const char *step = cli_opt(argc, argv, "--step"), *cluster = cli_opt(argc, argv, "--cluster");
+	const char *metric = argv[1];
+	const char *host = cli_opt(c, "host"), *group = cli_opt(c, "group");
+	const char *agg = cli_opt(c, "agg"), *since = cli_opt(c, "since");
+	const char *step = cli_opt(c, "step"), *cluster = cli_opt(c, "cluster");
 	json_t *resp = NULL, *x;
 	char *q;
 	size_t i;
@@ -192,6 +194,11 @@ cmd_metrics_query(struct cli *c, int argc, char **argv)
 	free(q);
 	if (rc)
 		return rc;
+	/* no samples: a mistyped host or group is an error, not an empty series */
+	if (query_is_empty(resp) && (rc = cli_names_exist(c, host, group, cluster)) != 0) {
+		json_decref(resp);
+		return rc;
+	}
 	if (c->json) {
 		cli_print_json(resp);
 		json_decref(resp);
@@ -323,11 +330,16 @@ latest_all(struct cli *c, const char *q, json_t **out)
 	return 0;
 }
 
-/* One frame of `herd top` into out. Returns 0 or the CLI exit code. */
+/* The figures `herd top` shows, as JSON (what --json prints):
+ * {"time_ms": T, "hosts": [{"cluster", "group", "name", "state",
+ * "cpu_busy_pct", "mem_used_pct", "load1", "procs" (null: no recent
+ * sample), "monitors": [{"monitor", "state", "value"}]}]}. Returns 0 with
+ * *out (owned) or the CLI exit code. */
 static int
-top_frame(struct cli *c, const char *cluster, const char *group, struct buf *out)
+top_fetch(struct cli *c, const char *cluster, const char *group, json_t **out)
 {
-	json_t *hosts = NULL, *latest = NULL, *mons = NULL, *h;
+	static const char *const figures[] = { "cpu_busy_pct", "mem_used_pct", "load1", "procs" };
+	json_t *hosts = NULL, *latest = NULL, *mons = NULL, *h, *rows;
 	char *qh = xstrdup("/v1/hosts?"), *ql = xstrdup("/v1/metrics/latest?since=2m"),
 	     *qm = xstrdup("/v1/metrics/monitors?");
 	size_t i;
@@ -340,6 +352,9 @@ top_frame(struct cli *c, const char *cluster, const char *group, struct buf *out
 	qadd(&qm, "group", group);
 	qadd(&qm, "cluster", cluster);
 	rc = cli_call(c, "GET", qh, NULL, &hosts);
+	/* no hosts: a mistyped group or cluster is an error */
+	if (rc == 0 && json_array_size(json_object_get(hosts, "items")) == 0)
+		rc = cli_names_exist(c, NULL, group, cluster);
 	if (rc == 0)
 		rc = latest_all(c, ql, &latest);
 	if (rc == 0)
@@ -349,37 +364,78 @@ top_frame(struct cli *c, const char *cluster, const char *group, struct buf *out
 	free(qm);
 	if (rc)
 		goto out;
-	{
-		char t[32];
-		buf_addf(out, "herd top - %s - %zu host(s)%s%s\n\n", clock_text(now_ms(), t, sizeof(t)),
-			 json_array_size(json_object_get(hosts, "items")), group ? " in group " : "",
-			 group ? group : "");
-	}
-	buf_addf(out, "%-24s %-10s %-12s %6s %6s %6s %6s  %s\n", "HOST", "GROUP", "STATE", "CPU%",
-		 "MEM%", "LOAD1", "PROCS", "MONITORS");
+	rows = json_array();
 	json_array_foreach(json_object_get(hosts, "items"), i, h) {
 		const char *name = json_string_value(json_object_get(h, "name"));
 		const char *cl = json_string_value(json_object_get(h, "cluster"));
-		json_t *items = json_object_get(latest, "items"), *m;
+		json_t *items = json_object_get(latest, "items"), *m, *row, *ml = json_array();
+		size_t k;
+
+		if (name == NULL || cl == NULL)
+			continue;
+		row = json_pack("{s:s,s:O,s:s,s:O}", "cluster", cl, "group", json_object_get(h, "group"),
+				"name", name, "state", json_object_get(h, "state"));
+		for (k = 0; k < sizeof(figures) / sizeof(figures[0]); k++) {
+			json_t *v = latest_of(items, cl, name, figures[k]);
+			json_object_set(row, figures[k], v ? v : json_null());
+		}
+		json_array_foreach(json_object_get(mons, "items"), k, m) {
+			const char *mn = json_string_value(json_object_get(m, "monitor"));
+			const char *mh = json_string_value(json_object_get(m, "host"));
+			const char *mc = json_string_value(json_object_get(m, "cluster"));
+			json_t *v;
+
+			if (mn == NULL || mh == NULL || mc == NULL || strcmp(mh, name) != 0 ||
+			    strcmp(mc, cl) != 0)
+				continue;
+			v = latest_of(items, cl, name, mn);
+			json_array_append_new(ml, json_pack("{s:s,s:O,s:O}", "monitor", mn, "state",
+							    json_object_get(m, "state"), "value",
+							    v ? v : json_null()));
+		}
+		json_object_set_new(row, "monitors", ml);
+		json_array_append_new(rows, row);
+	}
+	*out = json_pack("{s:I,s:o}", "time_ms", (json_int_t)now_ms(), "hosts", rows);
+out:
+	json_decref(hosts);
+	json_decref(latest);
+	json_decref(mons);
+	return rc;
+}
+
+/* One frame of `herd top` (from top_fetch()) as text into out. */
+static void
+top_render(json_t *frame, const char *group, struct buf *out)
+{
+	json_t *hosts = json_object_get(frame, "hosts"), *h;
+	char t[32];
+	size_t i;
+
+	buf_addf(out, "herd top - %s - %zu host(s)%s%s\n\n",
+		 clock_text(json_integer_value(json_object_get(frame, "time_ms")), t, sizeof(t)),
+		 json_array_size(hosts), group ? " in group " : "", group ? cli_esc(group) : "");
+	buf_addf(out, "%-24s %-10s %-12s %6s %6s %6s %6s  %s\n", "HOST", "GROUP", "STATE", "CPU%",
+		 "MEM%", "LOAD1", "PROCS", "MONITORS");
+	json_array_foreach(hosts, i, h) {
 		char host[128], cpu[16], mem[16], load[16], procs[16];
+		json_t *m;
 		size_t k;
 		struct buf mb;
 
-		snprintf(host, sizeof(host), "%s/%s", cli_esc(cl), cli_esc(name));
-		cell_value(latest_of(items, cl, name, "cpu_busy_pct"), 1, cpu, sizeof(cpu));
-		cell_value(latest_of(items, cl, name, "mem_used_pct"), 1, mem, sizeof(mem));
-		cell_value(latest_of(items, cl, name, "load1"), 2, load, sizeof(load));
-		cell_value(latest_of(items, cl, name, "procs"), 0, procs, sizeof(procs));
+		snprintf(host, sizeof(host), "%s/%s", cli_esc(json_string_value(json_object_get(h, "cluster"))),
+			 cli_esc(json_string_value(json_object_get(h, "name"))));
+		cell_value(json_object_get(h, "cpu_busy_pct"), 1, cpu, sizeof(cpu));
+		cell_value(json_object_get(h, "mem_used_pct"), 1, mem, sizeof(mem));
+		cell_value(json_object_get(h, "load1"), 2, load, sizeof(load));
+		cell_value(json_object_get(h, "procs"), 0, procs, sizeof(procs));
 		buf_init(&mb, 4096);
-		json_array_foreach(json_object_get(mons, "items"), k, m) {
+		json_array_foreach(json_object_get(h, "monitors"), k, m) {
 			const char *mn = json_string_value(json_object_get(m, "monitor"));
 			const char *st = json_string_value(json_object_get(m, "state"));
-			json_t *v;
-			if (strcmp(json_string_value(json_object_get(m, "host")), name) != 0 ||
-			    strcmp(json_string_value(json_object_get(m, "cluster")), cl) != 0)
-				continue;
-			v = latest_of(items, cl, name, mn);
-			if (strcmp(st, "ok") == 0 && json_is_number(v))
+			json_t *v = json_object_get(m, "value");
+
+			if (st && strcmp(st, "ok") == 0 && json_is_number(v))
 				buf_addf(&mb, "%s%s=%.6g", mb.len ? " " : "", cli_esc(mn),
 					 json_number_value(v));
 			else
@@ -391,18 +447,14 @@ top_frame(struct cli *c, const char *cluster, const char *group, struct buf *out
 			 mb.len ? mb.p : "-");
 		buf_release(&mb);
 	}
-out:
-	json_decref(hosts);
-	json_decref(latest);
-	json_decref(mons);
-	return rc;
 }
 
 int
 cmd_top(struct cli *c, int argc, char **argv)
 {
-	const char *group = cli_opt(argc, argv, "--group"), *cluster = cli_opt(argc, argv, "--cluster");
-	bool once = cli_flag(argc, argv, "--once") || !isatty(STDOUT_FILENO);
+	const char *group = cli_opt(c, "group"), *cluster = cli_opt(c, "cluster");
+	/* --json: one frame, as JSON */
+	bool once = cli_flag(c, "once") || c->json || !isatty(STDOUT_FILENO);
 	char gbuf[128], cbuf[64];
 	struct buf frame;
 	int rc;
@@ -417,9 +469,14 @@ cmd_top(struct cli *c, int argc, char **argv)
 	if (!once)
 		fputs("\033[2J", stdout);
 	for (;;) {
+		json_t *data = NULL;
+
 		buf_init(&frame, 1 << 20);
-		rc = top_frame(c, cluster, group, &frame);
-		if (rc == 0) {
+		rc = top_fetch(c, cluster, group, &data);
+		if (rc == 0 && c->json) {
+			cli_print_json(data);
+		} else if (rc == 0) {
+			top_render(data, group, &frame);
 			if (once) {
 				fputs(frame.p, stdout);
 			} else {
@@ -433,6 +490,7 @@ cmd_top(struct cli *c, int argc, char **argv)
 			}
 			fflush(stdout);
 		}
+		json_decref(data);
 		buf_release(&frame);
 		if (rc || once)
 			return rc;

@@ -52,7 +52,7 @@ cmd_policy_explain(struct cli *c, int argc, char **argv)
 int
 cmd_policy_simulate(struct cli *c, int argc, char **argv)
 {
-	const char *since = cli_opt(argc, argv, "--since"), *file = cli_opt(argc, argv, "--policy-file");
+	const char *since = cli_opt(c, "since"), *file = cli_opt(c, "policy-file");
 	json_t *resp = NULL, *body, *e;
 	char *path;
 	size_t i;

@@ -12,7 +12,8 @@
 
 #define RUN_POLL_S 20            /* server-side wait per request (< the client's 30 s) */
 
-/* Options of the run commands; what a command does not take is refused. */
+/* Options of the run commands (which a command takes is declared in
+ * cmd.c's table; cli_parse() refused the rest). */
 struct run_opts {
 	const char *pos[2];      /* positional words */
 	int npos;
@@ -21,70 +22,39 @@ struct run_opts {
 	bool wait, follow;
 };
 
-/* Parses argv[1..] (argv[0] is the verb). allowed: the options this verb
- * takes, e.g. "host,follow". Returns 0, or prints why and returns 2. */
+/* Fills o from the parsed command line. Returns 0, or prints why and
+ * returns 2 (a --env that is not NAME=VALUE). */
 static int
-run_opts_parse(int argc, char **argv, const char *allowed, int maxpos, struct run_opts *o)
+run_opts_get(struct cli *c, int argc, char **argv, struct run_opts *o)
 {
-	static const struct {
-		const char *name;
-		bool has_value;
-	} known[] = {
-		{ "host", true },    { "group", true },    { "cluster", true }, { "env", true },
-		{ "timeout", true }, { "parallel", true }, { "script", true },  { "limit", true },
-		{ "wait", false },   { "follow", false },
-	};
+	const char *val;
 
 	memset(o, 0, sizeof(*o));
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = NULL, *eq;
-		char name[32];
-		size_t k;
+	for (int i = 1; i < argc && o->npos < 2; i++)
+		o->pos[o->npos++] = argv[i];
+	o->host = cli_opt(c, "host");
+	o->group = cli_opt(c, "group");
+	o->cluster = cli_opt(c, "cluster");
+	o->timeout = cli_opt(c, "timeout");
+	o->parallel = cli_opt(c, "parallel");
+	o->script = cli_opt(c, "script");
+	o->limit = cli_opt(c, "limit");
+	o->wait = cli_flag(c, "wait");
+	o->follow = cli_flag(c, "follow");
+	for (int i = 0; (val = cli_opt_nth(c, "env", i)) != NULL; i++) {
+		const char *e = strchr(val, '=');
+		char *key;
 
-		if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-			if (o->npos == maxpos)
-				return cli_fail("unexpected argument '%s'", a) + 1;
-			o->pos[o->npos++] = a;
-			continue;
+		if (e == NULL || e == val) {
+			json_decref(o->env);
+			return cli_fail("invalid --env '%s': want NAME=VALUE", val) + 1;
 		}
-		eq = strchr(a + 2, '=');
-		snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - a - 2) : (int)strlen(a + 2), a + 2);
-		for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-			if (strcmp(known[k].name, name) == 0)
-				break;
-		if (k == sizeof(known) / sizeof(known[0]) || strstr(allowed, name) == NULL)
-			return cli_fail("unknown option '--%s' (see --help)", name) + 1;
-		if (known[k].has_value) {
-			val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-			if (val == NULL)
-				return cli_fail("--%s needs a value", name) + 1;
-		} else if (eq) {
-			return cli_fail("--%s takes no value", name) + 1;
-		}
-		if (strcmp(name, "host") == 0) o->host = val;
-		else if (strcmp(name, "group") == 0) o->group = val;
-		else if (strcmp(name, "cluster") == 0) o->cluster = val;
-		else if (strcmp(name, "timeout") == 0) o->timeout = val;
-		else if (strcmp(name, "parallel") == 0) o->parallel = val;
-		else if (strcmp(name, "script") == 0) o->script = val;
-		else if (strcmp(name, "limit") == 0) o->limit = val;
-		else if (strcmp(name, "wait") == 0) o->wait = true;
-		else if (strcmp(name, "follow") == 0) o->follow = true;
-		else if (strcmp(name, "env") == 0) {
-			const char *e = strchr(val, '=');
-			char *key;
-
-			if (e == NULL || e == val) {
-				json_decref(o->env);
-				return cli_fail("invalid --env '%s': want NAME=VALUE", val) + 1;
-			}
-			if (o->env == NULL)
-				o->env = json_object();
-			key = xstrndup(val, (size_t)(e - val));
-			/* the value goes as given: never through a shell */
-			json_object_set_new(o->env, key, json_stringn(e + 1, strlen(e + 1)));
-			free(key);
-		}
+		if (o->env == NULL)
+			o->env = json_object();
+		key = xstrndup(val, (size_t)(e - val));
+		/* the value goes as given: never through a shell */
+		json_object_set_new(o->env, key, json_stringn(e + 1, strlen(e + 1)));
+		free(key);
 	}
 	return 0;
 }
@@ -189,7 +159,7 @@ cmd_script_run(struct cli *c, int argc, char **argv)
 	int rc, targets;
 	char *end;
 
-	if ((rc = run_opts_parse(argc, argv, "host,group,cluster,env,timeout,parallel,wait", 1, &o)))
+	if ((rc = run_opts_get(c, argc, argv, &o)))
 		return rc;
 	targets = !!o.host + !!o.group + !!o.cluster;
 	if (o.npos != 1 || targets != 1) {
@@ -244,7 +214,7 @@ cmd_run_ls(struct cli *c, int argc, char **argv)
 	char *path, *se = NULL, *he = NULL;
 	int rc;
 
-	if ((rc = run_opts_parse(argc, argv, "script,limit,host", 0, &o)))
+	if ((rc = run_opts_get(c, argc, argv, &o)))
 		return rc;
 	if (o.limit && !run_id_ok(o.limit))
 		return cli_fail("invalid --limit '%s'", o.limit);
@@ -258,6 +228,13 @@ cmd_run_ls(struct cli *c, int argc, char **argv)
 	free(he);
 	if (rc)
 		return rc;
+	/* nothing listed: a mistyped host or script is an error */
+	if (json_array_size(json_object_get(resp, "items")) == 0 &&
+	    ((o.host && (rc = cli_must_exist(c, "hosts", NULL, o.host)) != 0) ||
+	     (o.script && (rc = cli_must_exist(c, "scripts", NULL, o.script)) != 0))) {
+		json_decref(resp);
+		return rc;
+	}
 	if (c->json)
 		cli_print_json(resp);
 	else
@@ -285,7 +262,7 @@ cmd_run_show(struct cli *c, int argc, char **argv)
 	json_t *run = NULL;
 	int rc;
 
-	if ((rc = run_opts_parse(argc, argv, "", 1, &o)))
+	if ((rc = run_opts_get(c, argc, argv, &o)))
 		return rc;
 	if (o.npos != 1)
 		return cli_fail("usage: herd run show ID [--json]");
@@ -307,7 +284,7 @@ cmd_run_cancel(struct cli *c, int argc, char **argv)
 	char path[96];
 	int rc;
 
-	if ((rc = run_opts_parse(argc, argv, "", 1, &o)))
+	if ((rc = run_opts_get(c, argc, argv, &o)))
 		return rc;
 	if (o.npos != 1 || !run_id_ok(o.pos[0]))
 		return cli_fail("usage: herd run cancel ID");
@@ -332,7 +309,28 @@ struct run_printer {
 	bool prefix;
 	json_t *partial;   /* "host\nstream" -> text not yet printed */
 	size_t printed;    /* bytes printed */
+	json_t *hosts;     /* --json: [{"host","stdout","stderr"}] gathered, else NULL */
 };
+
+/* --json: appends data to the host's stream in p->hosts. */
+static void
+run_gather(struct run_printer *p, const char *host, const char *stream, const char *data)
+{
+	json_t *h = NULL, *x;
+	size_t i;
+	char *text;
+
+	json_array_foreach(p->hosts, i, x)
+		if (strcmp(json_string_value(json_object_get(x, "host")), host) == 0)
+			h = x;
+	if (h == NULL) {
+		h = json_pack("{s:s,s:s,s:s}", "host", host, "stdout", "", "stderr", "");
+		json_array_append_new(p->hosts, h);
+	}
+	text = xasprintf("%s%s", json_string_value(json_object_get(h, stream)), data);
+	json_object_set_new(h, stream, json_string(text));
+	free(text);
+}
 
 static void
 run_emit(struct run_printer *p, const char *host, const char *stream, const char *data)
@@ -342,7 +340,13 @@ run_emit(struct run_printer *p, const char *host, const char *stream, const char
 	const char *old, *s;
 	char *text;
 
+	if (host == NULL || data == NULL)
+		return;
 	p->printed += strlen(data);
+	if (p->hosts) {
+		run_gather(p, host, strcmp(stream, "stderr") == 0 ? "stderr" : "stdout", data);
+		return;
+	}
 	if (!p->prefix) {
 		/* a host's output, not the operator's terminal's commands */
 		text = cli_safe(data, "\n\t");
@@ -433,7 +437,7 @@ cmd_run_logs(struct cli *c, int argc, char **argv)
 	long long offset = 0;
 	int rc;
 
-	if ((rc = run_opts_parse(argc, argv, "host,follow", 1, &o)))
+	if ((rc = run_opts_get(c, argc, argv, &o)))
 		return rc;
 	if (o.npos != 1)
 		return cli_fail("usage: herd run logs ID [--host H] [--follow]");
@@ -441,6 +445,9 @@ cmd_run_logs(struct cli *c, int argc, char **argv)
 		return rc;
 	p.prefix = o.host == NULL && json_array_size(json_object_get(run, "hosts")) > 1;
 	p.partial = json_object();
+	/* --json: one object once the output is complete (with --follow: when
+	 * the run has ended) */
+	p.hosts = c->json ? json_array() : NULL;
 	hq = o.host ? httpc_escape(o.host) : NULL;
 	if (!o.follow || strcmp(json_string_value(json_object_get(run, "state")), "running") != 0) {
 		rc = run_logs_all(c, o.pos[0], hq, &p);
@@ -469,6 +476,12 @@ cmd_run_logs(struct cli *c, int argc, char **argv)
 	}
 	run_emit_end(&p);
 out:
+	if (rc == 0 && p.hosts) {
+		json_t *all = json_pack("{s:O,s:O}", "id", json_object_get(run, "id"), "hosts", p.hosts);
+		cli_print_json(all);
+		json_decref(all);
+	}
+	json_decref(p.hosts);
 	free(hq);
 	json_decref(p.partial);
 	json_decref(run);

@@ -3,6 +3,7 @@
  * ls/show/rm. Server and token come from --server/--token, HERD_URL/
  * HERD_TOKEN, or ~/.config/herd/config written by `herd login`. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,22 +17,38 @@
 #include "util.h"
 #include "xalloc.h"
 
+/* The generic kinds, once: X(name, API plural, "a/an NOUN" and plural noun
+ * for the help, table columns, show command, what show adds to its help).
+ * kinds_cli[] and the ls/show/rm lines of cmds[] are both made from it, so
+ * the help is grammatical by table ("an account", "policies"), not by
+ * appending "s", and a kind with its own show (lb) is listed once. The
+ * table columns are defined here and nowhere else in the CLI. */
+#define KINDS(X)                                                                              \
+	X("account", "accounts", "an account", "accounts", "name,driver,zone",                  \
+	  cmd_kind_show, "")                                                                     \
+	X("network", "networks", "a network", "networks", "name,account,cidr", cmd_kind_show, "") \
+	X("lb", "lbs", "a load balancer", "load balancers",                                     \
+	  "name,network,listen,backend_port,mode", cmd_lb_show, " and its members' state at the LB") \
+	X("script", "scripts", "a script", "scripts", "name,latest,interpreter,description",     \
+	  cmd_kind_show, " (its content too)")                                                   \
+	X("template", "templates", "a template", "templates",                                   \
+	  "name,account,network,init,load_balancer", cmd_kind_show, "")                          \
+	X("monitor", "monitors", "a monitor", "monitors", "name,command,interval,timeout",       \
+	  cmd_kind_show, "")                                                                     \
+	X("cluster", "clusters", "a cluster", "clusters", "name,description", cmd_kind_show, "") \
+	X("group", "groups", "a group", "groups", "cluster,name,template,min,desired,max",       \
+	  cmd_kind_show, " (NAME or CLUSTER/NAME)")                                              \
+	X("policy", "policies", "a policy", "policies",                                         \
+	  "cluster,group,name,when,target,schedule,adjust,mode", cmd_kind_show,                  \
+	  " (NAME, CLUSTER/NAME or CLUSTER/GROUP/NAME)")
+
 struct kind_cli {
 	const char *name, *plural, *columns;
-	bool scoped;
 };
 
-static const struct kind_cli kinds_cli[] = {
-	{ "account", "accounts", "name,driver,zone", false },
-	{ "network", "networks", "name,account,cidr", false },
-	{ "lb", "lbs", "name,network,listen,backend_port,mode", false },
-	{ "script", "scripts", "name,latest,interpreter,description", false },
-	{ "template", "templates", "name,account,network,init,load_balancer", false },
-	{ "monitor", "monitors", "name,command,interval,timeout", false },
-	{ "cluster", "clusters", "name,description", false },
-	{ "group", "groups", "cluster,name,template,min,desired,max", true },
-	{ "policy", "policies", "cluster,group,name,when,target,schedule,adjust,mode", true },
-};
+#define KIND_ROW(name, plural, a_noun, nouns, columns, show, show_more) { name, plural, columns },
+static const struct kind_cli kinds_cli[] = { KINDS(KIND_ROW) };
+#undef KIND_ROW
 
 int
 cli_fail(const char *fmt, ...)
@@ -288,17 +305,242 @@ cli_print_json(json_t *v)
 	putchar('\n');
 }
 
-bool
-cli_wants_help(const struct cmd *cmd, int argc, char **argv)
+/* --- options: one getopt_long table per command, built from its spec --- */
+
+#define CLI_LONG_MAX 24        /* long options of one command, common ones included */
+#define CLI_COMMON_OPTS "json,server=,token=,h|help"
+
+/* A command's options as getopt_long wants them. */
+struct optset {
+	struct option lo[CLI_LONG_MAX + 1];
+	int n;
+	char shorts[32];       /* getopt's optstring */
+	char *names;           /* lo[].name point in here: the caller's, it outlives the parse */
+	size_t names_size, used;
+};
+
+/* Adds spec ("group=,all,f|file=") to s. The specs are the table's
+ * constants: one that does not fit is a programmer's error. */
+static void
+optset_add(struct optset *s, const char *spec)
 {
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			printf("usage: herd %s %s %s\n\n%s\n", cmd->noun, cmd->verb ? cmd->verb : "",
-			       cmd->usage ? cmd->usage : "", cmd->help);
-			return true;
+	char *copy = xstrdup(spec), *save = NULL, *tok;
+
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *name = tok, *bar = strchr(tok, '|');
+		int has = no_argument, sh = 0;
+		size_t len;
+
+		if (bar) {
+			sh = tok[0];
+			name = bar + 1;
+		}
+		len = strlen(name);
+		if (len > 0 && name[len - 1] == '=') {
+			has = required_argument;
+			name[--len] = '\0';
+		}
+		BUG_ON(s->n >= CLI_LONG_MAX || s->used + len + 1 > s->names_size ||
+		       strlen(s->shorts) + 3 > sizeof(s->shorts));
+		memcpy(s->names + s->used, name, len + 1);
+		s->lo[s->n] = (struct option){ s->names + s->used, has, NULL, sh ? sh : 256 + s->n };
+		s->used += len + 1;
+		s->n++;
+		if (sh) {
+			size_t k = strlen(s->shorts);
+			s->shorts[k++] = (char)sh;
+			if (has == required_argument)
+				s->shorts[k++] = ':';
+			s->shorts[k] = '\0';
 		}
 	}
+	free(copy);
+}
+
+static void
+optset_init(struct optset *s, char *names, size_t names_size, const char *mode, const char *spec)
+{
+	memset(s, 0, sizeof(*s));
+	s->names = names;
+	s->names_size = names_size;
+	snprintf(s->shorts, sizeof(s->shorts), "%s", mode);
+	optset_add(s, CLI_COMMON_OPTS);
+	if (spec)
+		optset_add(s, spec);
+}
+
+static const struct option *
+optset_find(const struct optset *s, int val)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->lo[i].val == val)
+			return &s->lo[i];
+	return NULL;
+}
+
+static void
+cmd_usage(FILE *f, const struct cmd *cmd)
+{
+	fprintf(f, "usage: herd %s%s%s %s\n", cmd->noun, cmd->verb ? " " : "",
+		cmd->verb ? cmd->verb : "", cmd->usage);
+}
+
+/* Why getopt_long refused argv[optind - 1] (ch is '?' or ':'). */
+static void
+optset_why(const struct optset *s, int ch, char **argv, char *out, size_t n)
+{
+	const struct option *o = optopt ? optset_find(s, optopt) : NULL;
+	const char *word = argv[optind - 1];
+	const char *eq = strchr(word, '=');
+
+	if (ch == ':' && o && o->val >= 256)
+		snprintf(out, n, "option '--%s' needs a value", o->name);
+	else if (ch == ':')
+		snprintf(out, n, "option '-%c' needs a value", optopt);
+	else if (o && o->val >= 256)
+		snprintf(out, n, "option '--%s' takes no value", o->name);
+	else if (optopt && !(word[0] == '-' && word[1] == '-'))
+		snprintf(out, n, "unknown option '-%c'", optopt);
+	else
+		snprintf(out, n, "unknown option '%.*s'", eq ? (int)(eq - word) : (int)strlen(word),
+			 cli_esc(word));
+}
+
+/* Applies a parsed option: the common ones to c, the others to c->opts. */
+static int
+cli_set(struct cli *c, const struct option *o, const char *value)
+{
+	if (strcmp(o->name, "json") == 0) {
+		c->json = true;
+	} else if (strcmp(o->name, "server") == 0) {
+		c->server = value;
+	} else if (strcmp(o->name, "token") == 0) {
+		c->token = value;
+	} else {
+		if (c->nopts == CLI_OPTS_MAX)
+			return -1;
+		c->opts[c->nopts++] = (struct cli_optval){ o->name, value };
+	}
+	return 0;
+}
+
+int
+cli_parse(struct cli *c, const struct cmd *cmd, int *argc, char **argv)
+{
+	struct optset s;
+	char why[256];
+	int ch, npos = 0;
+
+	/* "-": words that are not options come back in order (ch 1), so
+	 * options may follow NAME whatever POSIXLY_CORRECT says; ":": we say
+	 * what was wrong ourselves */
+	optset_init(&s, c->optnames, sizeof(c->optnames), "-:", cmd->opts);
+	opterr = 0;
+	optind = 0;            /* glibc: start afresh, the global options were parsed before */
+	while ((ch = getopt_long(*argc, argv, s.shorts, s.lo, NULL)) != -1) {
+		const struct option *o;
+
+		if (ch == 1) {
+			if (npos == cmd->maxpos) {
+				cli_fail("unexpected argument '%s'", cli_esc(optarg));
+				goto usage;
+			}
+			argv[++npos] = optarg;    /* never ahead of getopt: npos < optind */
+			continue;
+		}
+		if (ch == '?' || ch == ':') {
+			optset_why(&s, ch, argv, why, sizeof(why));
+			cli_fail("%s", why);
+			goto usage;
+		}
+		o = optset_find(&s, ch);
+		BUG_ON(o == NULL);
+		if (strcmp(o->name, "help") == 0) {
+			cmd_usage(stdout, cmd);
+			printf("\n%s\n", cmd->help);
+			return 0;
+		}
+		if (cli_set(c, o, optarg) < 0) {
+			cli_fail("more than %d options", CLI_OPTS_MAX);
+			goto usage;
+		}
+	}
+	/* after "--" every word is an argument */
+	for (; optind < *argc; optind++) {
+		if (npos == cmd->maxpos) {
+			cli_fail("unexpected argument '%s'", cli_esc(argv[optind]));
+			goto usage;
+		}
+		argv[++npos] = argv[optind];
+	}
+	if (npos < cmd->minpos) {
+		cli_fail("missing argument");
+		goto usage;
+	}
+	*argc = npos + 1;
+	argv[*argc] = NULL;
+	return -1;
+usage:
+	cmd_usage(stderr, cmd);
+	return 2;
+}
+
+const char *
+cli_opt_nth(const struct cli *c, const char *name, int i)
+{
+	for (int k = 0; k < c->nopts; k++)
+		if (strcmp(c->opts[k].name, name) == 0 && i-- == 0)
+			return c->opts[k].value;
+	return NULL;
+}
+
+const char *
+cli_opt(const struct cli *c, const char *name)
+{
+	const char *v = NULL;
+
+	for (int k = 0; k < c->nopts; k++)
+		if (strcmp(c->opts[k].name, name) == 0)
+			v = c->opts[k].value;
+	return v;
+}
+
+bool
+cli_flag(const struct cli *c, const char *name)
+{
+	for (int k = 0; k < c->nopts; k++)
+		if (strcmp(c->opts[k].name, name) == 0)
+			return true;
 	return false;
+}
+
+int
+cli_names_exist(struct cli *c, const char *host, const char *group, const char *cluster)
+{
+	if (host)
+		return cli_must_exist(c, "hosts", cluster, host);
+	if (group)
+		return cli_must_exist(c, "groups", cluster, group);
+	if (cluster)
+		return cli_must_exist(c, "clusters", NULL, cluster);
+	return 0;
+}
+
+int
+cli_must_exist(struct cli *c, const char *plural, const char *cluster, const char *name)
+{
+	json_t *resp = NULL;
+	char *path, *full = NULL;
+	int rc;
+
+	if (cluster && *cluster && strchr(name, '/') == NULL)
+		name = full = xasprintf("%s/%s", cluster, name);
+	path = cli_scoped_path(plural, name, NULL);
+	rc = cli_call(c, "GET", path, NULL, &resp);
+	json_decref(resp);
+	free(path);
+	free(full);
+	return rc;
 }
 
 /* Splits "CLUSTER/NAME" for scoped kinds into a query string. */
@@ -468,32 +710,11 @@ cmd_group_scale(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
-const char *
-cli_opt(int argc, char **argv, const char *name)
-{
-	for (int i = 1; i < argc; i++) {
-		size_t n = strlen(name);
-		if (strcmp(argv[i], name) == 0 && i + 1 < argc)
-			return argv[i + 1];
-		if (strncmp(argv[i], name, n) == 0 && argv[i][n] == '=')
-			return argv[i] + n + 1;
-	}
-	return NULL;
-}
-
-bool
-cli_flag(int argc, char **argv, const char *name)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], name) == 0)
-			return true;
-	return false;
-}
-
 static int
 cmd_host_ls(struct cli *c, int argc, char **argv)
 {
-	const char *g = cli_opt(argc, argv, "--group"), *cl = cli_opt(argc, argv, "--cluster");
+	const char *g = cli_opt(c, "group"), *cl = cli_opt(c, "cluster");
+	const char *g0 = g;
 	json_t *resp = NULL;
 	char *path, *ge = NULL, *ce = NULL, *slash;
 	int rc;
@@ -508,13 +729,19 @@ cmd_host_ls(struct cli *c, int argc, char **argv)
 	}
 	ge = g ? httpc_escape(g) : NULL;
 	path = xasprintf("/v1/hosts?group=%s&cluster=%s%s", ge ? ge : "", ce ? ce : "",
-			 cli_flag(argc, argv, "--all") ? "&all=1" : "");
+			 cli_flag(c, "all") ? "&all=1" : "");
 	rc = cli_call(c, "GET", path, NULL, &resp);
 	free(path);
 	free(ge);
 	free(ce);
 	if (rc)
 		return rc;
+	/* nothing listed: a mistyped name is an error, not an empty table */
+	if (json_array_size(json_object_get(resp, "items")) == 0 &&
+	    (rc = cli_names_exist(c, NULL, g0, cl)) != 0) {
+		json_decref(resp);
+		return rc;
+	}
 	if (c->json)
 		cli_print_json(resp);
 	else
@@ -606,9 +833,9 @@ cmd_host_action(struct cli *c, int argc, char **argv)
 
 	if (argc < 2)
 		return cli_fail("usage: herd host %s NAME", verb);
-	suffix = xasprintf("/%s%s", verb, cli_flag(argc, argv, "--replace") ? "?replace=1" : "");
+	suffix = xasprintf("/%s%s", verb, cli_flag(c, "replace") ? "?replace=1" : "");
 	path = cli_scoped_path("hosts", argv[1], suffix);
-	if (strchr(argv[1], '/') && cli_flag(argc, argv, "--replace")) {
+	if (strchr(argv[1], '/') && cli_flag(c, "replace")) {
 		/* scoped_path already used '?' */
 		char *q = strstr(path, "?replace=1");
 		if (q)
@@ -634,25 +861,33 @@ cmd_host_action(struct cli *c, int argc, char **argv)
 static int
 cmd_activity_ls(struct cli *c, int argc, char **argv)
 {
-	const char *g = cli_opt(argc, argv, "--group"), *cl = cli_opt(argc, argv, "--cluster");
-	const char *lim = cli_opt(argc, argv, "--limit");
+	const char *g = cli_opt(c, "group"), *cl = cli_opt(c, "cluster");
+	const char *lim = cli_opt(c, "limit"), *g0 = g, *cl0 = cl;
 	json_t *resp = NULL;
-	char *path, *ge, *ce, *slash;
+	char *path, *ge, *ce, *le, *slash, *cl_owned = NULL;
 	int rc;
 
 	if (g && (slash = strchr(g, '/')) != NULL) {
-		cl = xstrndup(g, (size_t)(slash - g));
+		cl = cl_owned = xstrndup(g, (size_t)(slash - g));
 		g = slash + 1;
 	}
 	ge = httpc_escape(g ? g : "");
 	ce = httpc_escape(cl ? cl : "");
-	path = xasprintf("/v1/activities?group=%s&cluster=%s&limit=%s", ge, ce, lim ? lim : "200");
+	le = httpc_escape(lim ? lim : "200");
+	path = xasprintf("/v1/activities?group=%s&cluster=%s&limit=%s", ge, ce, le);
 	rc = cli_call(c, "GET", path, NULL, &resp);
 	free(path);
 	free(ge);
 	free(ce);
+	free(le);
+	free(cl_owned);
 	if (rc)
 		return rc;
+	if (json_array_size(json_object_get(resp, "items")) == 0 &&
+	    (rc = cli_names_exist(c, NULL, g0, cl0)) != 0) {
+		json_decref(resp);
+		return rc;
+	}
 	if (c->json)
 		cli_print_json(resp);
 	else
@@ -664,7 +899,7 @@ cmd_activity_ls(struct cli *c, int argc, char **argv)
 static int
 cmd_token_create(struct cli *c, int argc, char **argv)
 {
-	const char *role = cli_opt(argc, argv, "--role"), *name = cli_opt(argc, argv, "--name");
+	const char *role = cli_opt(c, "role"), *name = cli_opt(c, "name");
 	json_t *resp = NULL, *body;
 	int rc;
 
@@ -771,7 +1006,7 @@ login_read_token(FILE *f, char *tok, size_t toksz)
 static int
 cmd_login(struct cli *c, int argc, char **argv)
 {
-	const char *home = getenv("HOME"), *file = cli_opt(argc, argv, "--token-file"), *why;
+	const char *home = getenv("HOME"), *file = cli_opt(c, "token-file"), *why;
 	char dir[1024], path[1100], tok[LOGIN_TOKEN_MAX + 2];
 	json_t *cfg, *resp = NULL;
 	char *text;
@@ -837,48 +1072,45 @@ cmd_whoami(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
-#define KIND_CMDS(k)                                                                         \
-	{ k, "ls", cmd_kind_ls, "[--json]", "List " k "s.", NULL },                        \
-	{ k, "show", cmd_kind_show, "NAME [--json]", "Show one " k ".", NULL },            \
-	{ k, "rm", cmd_kind_rm, "NAME", "Delete a " k " (refused while something refers to it).", NULL }
+#define KIND_CMDS(name, plural, a_noun, nouns, columns, show, show_more)                     \
+	{ name, "ls", cmd_kind_ls, 0, 0, NULL, "[--json]", "List " nouns ".", },                  \
+	{ name, "show", show, 1, 1, NULL, "NAME [--json]", "Show " a_noun show_more ".", },     \
+	{ name, "rm", cmd_kind_rm, 1, 1, NULL, "NAME",                                            \
+	  "Delete " a_noun " (refused while something refers to it).", },
 
+/* Every command, its options and arguments: git's commands[]. */
 static const struct cmd cmds[] = {
-	{ "apply", NULL, cmd_apply, "-f FILE [--dry-run]", "Create or update what a blueprint declares.", NULL },
-	{ "delete", NULL, cmd_delete, "-f FILE [--timeout 5m]", "Remove what a blueprint declares (its hosts are terminated).", NULL },
-	{ "login", NULL, cmd_login, "URL [--token-file F] (token on stdin)", "Check and save the server and token in ~/.config/herd/config; the token is read from stdin (not echoed at a terminal) or --token-file (URL TOKEN works too, but shows in ps and shell history).", NULL },
-	{ "whoami", NULL, cmd_whoami, "[--json]", "Show the token's name and role.", NULL },
-	{ "lb", "show", cmd_lb_show, "NAME [--json]", "Show a load balancer and its members' state at the LB.", NULL },
-	KIND_CMDS("account"), KIND_CMDS("network"), KIND_CMDS("lb"), KIND_CMDS("script"),
-	KIND_CMDS("template"), KIND_CMDS("monitor"), KIND_CMDS("cluster"), KIND_CMDS("group"),
-	KIND_CMDS("policy"),
-	{ "policy", "explain", cmd_policy_explain, "NAME [--json]", "Show a policy's latest evaluation and why it did or did not act.", NULL },
-	{ "policy", "simulate", cmd_policy_simulate, "NAME [--since 1h] [--policy-file F] [--json]", "Replay stored metrics through the policy and print its decisions.", NULL },
-	{ "group", "scale", cmd_group_scale, "NAME N", "Set a group's desired size (within min/max).", NULL },
-	{ "host", "ls", cmd_host_ls, "[--group G] [--cluster C] [--all] [--json]", "List hosts (--all: with terminated ones).", NULL },
-	{ "host", "show", cmd_host_show, "NAME [--json]", "Show a host: state, address, timings, init script results.", NULL },
-	{ "host", "terminate", cmd_host_action, "NAME [--replace]", "Terminate a host; the group shrinks by one unless --replace.", NULL },
-	{ "host", "protect", cmd_host_action, "NAME", "Never choose this host for scale-in.", NULL },
-	{ "host", "unprotect", cmd_host_action, "NAME", "Allow scale-in to choose this host again.", NULL },
-	{ "activity", "ls", cmd_activity_ls, "[--group G] [--cluster C] [--limit N] [--json]", "List recorded decisions and actions.", NULL },
-	{ "token", "create", cmd_token_create, "--role viewer|operator|admin [--name N] [--json]", "Create an API token (printed once).", NULL },
-	{ "token", "ls", cmd_token_ls, "[--json]", "List tokens (never their secrets).", NULL },
-	{ "token", "rm", cmd_token_rm, "NAME", "Delete a token.", NULL },
-	{ "audit", "ls", cmd_audit_ls, "[--json]", "List the audit trail (admin).", NULL },
-	{ "metrics", "ls", cmd_metrics_ls, "[--host H | --group G] [--json]", "List metric names and their series.", NULL },
-	{ "metrics", "query", cmd_metrics_query, "METRIC (--host H | --group G --agg avg|min|max|sum|count) [--since 10m] [--step 10s] [--json]", "A host's samples, or a group aggregate at aligned steps, with a sparkline.", NULL },
-	{ "top", NULL, cmd_top, "[--group G] [--once]", "Live table of hosts: CPU, memory, load and monitors (every 2 s).", NULL },
-	{ "script", "run", cmd_script_run, "NAME --host H|--group G|--cluster C [--env K=V]... [--timeout D] [--parallel N] [--wait]", "Run a script on hosts; --wait: to the end (exit 0 if all succeeded).", NULL },
-	{ "run", "ls", cmd_run_ls, "[--script S] [--host H] [--limit N] [--json]", "List script runs, newest first (--host: those that included H).", NULL },
-	{ "run", "show", cmd_run_show, "ID [--json]", "Show a run and its outcome on each host.", NULL },
-	{ "run", "logs", cmd_run_logs, "ID [--host H] [--follow]", "Print a run's output; --follow: as the hosts produce it.", NULL },
-	{ "run", "cancel", cmd_run_cancel, "ID", "Cancel a run: running scripts are killed, the rest not started.", NULL },
+	{ "apply", NULL, cmd_apply, 0, 0, "f|file=,dry-run", "-f FILE [--dry-run] [--json]", "Create or update what a blueprint declares." },
+	{ "delete", NULL, cmd_delete, 0, 0, "f|file=,dry-run,timeout=", "-f FILE [--timeout 5m] [--dry-run]", "Remove what a blueprint declares (its hosts are terminated)." },
+	{ "login", NULL, cmd_login, 1, 2, "token-file=", "URL [--token-file F] (token on stdin)", "Check and save the server and token in ~/.config/herd/config; the token is read from stdin (not echoed at a terminal) or --token-file (URL TOKEN works too, but shows in ps and shell history)." },
+	{ "whoami", NULL, cmd_whoami, 0, 0, NULL, "[--json]", "Show the token's name and role." },
+	KINDS(KIND_CMDS)
+	{ "policy", "explain", cmd_policy_explain, 1, 1, NULL, "NAME [--json]", "Show a policy's latest evaluation and why it did or did not act." },
+	{ "policy", "simulate", cmd_policy_simulate, 1, 1, "since=,policy-file=", "NAME [--since 1h] [--policy-file F] [--json]", "Replay stored metrics through the policy and print its decisions." },
+	{ "group", "scale", cmd_group_scale, 2, 2, NULL, "NAME N [--json]", "Set a group's desired size (within min/max)." },
+	{ "host", "ls", cmd_host_ls, 0, 0, "group=,cluster=,all", "[--group G] [--cluster C] [--all] [--json]", "List hosts (--all: with terminated ones)." },
+	{ "host", "show", cmd_host_show, 1, 1, NULL, "NAME [--json]", "Show a host: state, address, timings, init script results." },
+	{ "host", "terminate", cmd_host_action, 1, 1, "replace", "NAME [--replace] [--json]", "Terminate a host; the group shrinks by one unless --replace." },
+	{ "host", "protect", cmd_host_action, 1, 1, NULL, "NAME [--json]", "Never choose this host for scale-in." },
+	{ "host", "unprotect", cmd_host_action, 1, 1, NULL, "NAME [--json]", "Allow scale-in to choose this host again." },
+	{ "activity", "ls", cmd_activity_ls, 0, 0, "group=,cluster=,limit=", "[--group G] [--cluster C] [--limit N] [--json]", "List recorded decisions and actions." },
+	{ "token", "create", cmd_token_create, 0, 0, "role=,name=", "--role viewer|operator|admin [--name N] [--json]", "Create an API token (printed once)." },
+	{ "token", "ls", cmd_token_ls, 0, 0, NULL, "[--json]", "List tokens (never their secrets)." },
+	{ "token", "rm", cmd_token_rm, 1, 1, NULL, "NAME", "Delete a token." },
+	{ "audit", "ls", cmd_audit_ls, 0, 0, NULL, "[--json]", "List the audit trail (admin)." },
+	{ "metrics", "ls", cmd_metrics_ls, 0, 0, "host=,group=,cluster=", "[--host H | --group G] [--cluster C] [--json]", "List metric names and their series." },
+	{ "metrics", "query", cmd_metrics_query, 1, 1, "host=,group=,cluster=,agg=,since=,step=", "METRIC (--host H | --group G --agg avg|min|max|sum|count) [--since 10m] [--step 10s] [--json]", "A host's samples, or a group aggregate at aligned steps, with a sparkline." },
+	{ "top", NULL, cmd_top, 0, 0, "group=,cluster=,once", "[--group G] [--cluster C] [--once] [--json]", "Live table of hosts: CPU, memory, load and monitors (every 2 s); --json: one frame." },
+	{ "script", "run", cmd_script_run, 1, 1, "host=,group=,cluster=,env=,timeout=,parallel=,wait", "NAME --host H|--group G|--cluster C [--env K=V]... [--timeout D] [--parallel N] [--wait] [--json]", "Run a script on hosts; --wait: to the end (exit 0 if all succeeded)." },
+	{ "run", "ls", cmd_run_ls, 0, 0, "script=,host=,limit=", "[--script S] [--host H] [--limit N] [--json]", "List script runs, newest first (--host: those that included H)." },
+	{ "run", "show", cmd_run_show, 1, 1, NULL, "ID [--json]", "Show a run and its outcome on each host." },
+	{ "run", "logs", cmd_run_logs, 1, 1, "host=,follow", "ID [--host H] [--follow] [--json]", "Print a run's output; --follow: as the hosts produce it." },
+	{ "run", "cancel", cmd_run_cancel, 1, 1, NULL, "ID [--json]", "Cancel a run: running scripts are killed, the rest not started." },
 };
 
 static void
 usage(FILE *f)
 {
-	const char *last = "";
-
 	fprintf(f, "usage: herd [--server URL] [--token TOKEN] [--json] <command> [args]\n\n"
 		   "  herd server --data DIR [--listen ADDR:PORT]   run the server\n"
 		   "  herd agent --config FILE                      run a host's agent\n"
@@ -888,65 +1120,70 @@ usage(FILE *f)
 		char line[128];
 		snprintf(line, sizeof(line), "%s%s%s %s", cmds[i].noun, cmds[i].verb ? " " : "",
 			 cmds[i].verb ? cmds[i].verb : "", cmds[i].usage);
-		if (strcmp(last, cmds[i].noun) != 0 && *last)
-			(void)0;
 		fprintf(f, "  herd %-55s %s\n", line, cmds[i].help);
-		last = cmds[i].noun;
 	}
 }
 
 int
 cli_main(int argc, char **argv)
 {
+	static const struct cmd global = { "[--server URL] [--token TOKEN] [--json]", NULL, NULL, 0, 0,
+					   NULL, "<command> [args]", "" };
 	struct cli c = { 0 };
-	char **args = xcalloc((size_t)argc + 1, sizeof(char *));
-	int n = 0, rc;
+	struct optset s;
+	char **args, why[256], names[64];
+	int n, ch, rc = 2;
 
-	/* Global options may come anywhere; the rest keeps its order. */
-	for (int i = 1; i < argc; i++) {
-		if ((strcmp(argv[i], "--server") == 0 || strcmp(argv[i], "--token") == 0) && i + 1 < argc) {
-			if (argv[i][2] == 's')
-				c.server = argv[++i];
-			else
-				c.token = argv[++i];
-		} else if (strncmp(argv[i], "--server=", 9) == 0) {
-			c.server = argv[i] + 9;
-		} else if (strncmp(argv[i], "--token=", 8) == 0) {
-			c.token = argv[i] + 8;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			c.json = true;
-		} else {
-			args[n++] = argv[i];
+	/* Global options before the command; the command's parser takes them
+	 * anywhere after it too. "+": stop at the command. */
+	optset_init(&s, names, sizeof(names), "+:", NULL);
+	opterr = 0;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, s.shorts, s.lo, NULL)) != -1) {
+		const struct option *o = optset_find(&s, ch);
+
+		if (ch == '?' || ch == ':') {
+			optset_why(&s, ch, argv, why, sizeof(why));
+			cli_fail("%s", why);
+			cmd_usage(stderr, &global);
+			return 2;
 		}
+		if (strcmp(o->name, "help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		cli_set(&c, o, optarg);
 	}
-	if (n == 0 || strcmp(args[0], "--help") == 0 || strcmp(args[0], "-h") == 0 ||
-	    strcmp(args[0], "help") == 0) {
+	n = argc - optind;
+	args = xcalloc((size_t)n + 1, sizeof(char *));
+	memcpy(args, argv + optind, (size_t)n * sizeof(char *));
+	if (n == 0 || strcmp(args[0], "help") == 0) {
 		usage(n == 0 ? stderr : stdout);
 		free(args);
 		return n == 0 ? 2 : 0;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		const struct cmd *cmd = &cmds[i];
-		int skip;
+		int skip, cargc;
+
 		if (strcmp(cmd->noun, args[0]) != 0)
 			continue;
 		if (cmd->verb && (n < 2 || strcmp(cmd->verb, args[1]) != 0))
 			continue;
 		skip = cmd->verb ? 1 : 0;
-		if (cli_wants_help(cmd, n - skip, args + skip)) {
-			free(args);
-			return 0;
-		}
-		rc = cmd->fn(&c, n - skip, args + skip);
+		cargc = n - skip;
+		rc = cli_parse(&c, cmd, &cargc, args + skip);
+		if (rc < 0)
+			rc = cmd->fn(&c, cargc, args + skip);
 		if (c.connected)
 			httpc_release(&c.http);
 		free(args);
 		return rc;
 	}
 	if (n >= 2)
-		cli_fail("unknown command '%s %s' (see herd --help)", args[0], args[1]);
+		cli_fail("unknown command '%s %s' (see herd --help)", cli_esc(args[0]), cli_esc(args[1]));
 	else
-		cli_fail("unknown command '%s' (see herd --help)", args[0]);
+		cli_fail("unknown command '%s' (see herd --help)", cli_esc(args[0]));
 	free(args);
 	return 2;
 }
