@@ -48,5 +48,4 @@ const struct kind kind_account = {
 	.scope = SCOPE_NONE,
 	.fields = account_fields,
 	.check = account_check,
-	.columns = "name,driver,zone",
 };

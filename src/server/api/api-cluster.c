@@ -16,5 +16,4 @@ const struct kind kind_cluster = {
 	.plural = "clusters",
 	.scope = SCOPE_NONE,
 	.fields = cluster_fields,
-	.columns = "name,description",
 };

@@ -93,7 +93,6 @@ const struct kind kind_group = {
 	.scope = SCOPE_CLUSTER,
 	.fields = group_fields,
 	.check = group_check,
-	.columns = "cluster,name,template,min,desired,max",
 };
 
 int

@@ -80,5 +80,4 @@ const struct kind kind_lb = {
 	.scope = SCOPE_NONE,
 	.fields = lb_fields,
 	.check = lb_check,
-	.columns = "name,network,listen,backend_port,mode",
 };

@@ -28,5 +28,4 @@ const struct kind kind_monitor = {
 	.scope = SCOPE_NONE,
 	.fields = monitor_fields,
 	.check = monitor_check,
-	.columns = "name,command,interval,timeout",
 };

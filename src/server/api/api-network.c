@@ -15,5 +15,4 @@ const struct kind kind_network = {
 	.plural = "networks",
 	.scope = SCOPE_NONE,
 	.fields = network_fields,
-	.columns = "name,account,cidr",
 };

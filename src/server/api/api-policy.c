@@ -54,7 +54,6 @@ const struct kind kind_policy = {
 	.scope = SCOPE_GROUP,
 	.fields = policy_fields,
 	.check = policy_check,
-	.columns = "cluster,group,name,when,target,schedule,adjust",
 };
 
 /* Finds the policy of the URL (NAME, or ?cluster=&group=). */

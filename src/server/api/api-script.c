@@ -53,7 +53,6 @@ const struct kind kind_script = {
 	.scope = SCOPE_NONE,
 	.fields = script_fields,
 	.check = script_check,
-	.columns = "name,latest,interpreter,description",
 };
 
 int

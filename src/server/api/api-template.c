@@ -26,5 +26,4 @@ const struct kind kind_template = {
 	.plural = "templates",
 	.scope = SCOPE_NONE,
 	.fields = template_fields,
-	.columns = "name,account,network,init,load_balancer",
 };

@@ -59,7 +59,6 @@ struct kind {
 	enum scope_kind scope;
 	const struct field *fields; /* NULL-terminated by name */
 	kind_check_fn check;
-	const char *columns;       /* CLI table columns, comma separated */
 };
 
 extern const struct kind kind_account, kind_network, kind_lb, kind_script, kind_template,
