@@ -69,6 +69,7 @@ check: deps web $(BUILD)/herd $(UNIT_BINS)
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
 	tools/check-banned.sh src
+	tools/check-layers.sh
 	CMOCKA_MESSAGE_OUTPUT=TAP HERD_BIN=$(CURDIR)/$(BUILD)/herd \
 		prove --source Executable --timer $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
 

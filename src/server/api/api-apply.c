@@ -440,10 +440,8 @@ api_unapply(struct req *rq)
 			/* Failed hosts kept for inspection go with their group: the
 			 * controller finishes what is `terminating`. */
 			if (!dry)
-				store_q(st, NULL, NULL, &err,
-					"UPDATE hosts SET state = 'terminating', updated_ms = ?"
-					" WHERE cluster = ? AND grp = ? AND state = 'failed'",
-					"[Iss]", (json_int_t)now_ms(), it->scope, it->name);
+				host_mark_group_failed_terminating(st, it->scope, it->name, now_ms(),
+								   &err);
 		}
 		res_release(&g);
 	}

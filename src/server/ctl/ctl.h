@@ -11,23 +11,10 @@
 #include <jansson.h>
 
 #include "herr.h"
+#include "model/host.h"
 #include "server.h"
 
-/* Host states, in lifecycle order. */
-enum hstate {
-	HS_LAUNCHING,     /* row written, provider not (yet) answered */
-	HS_BOOTING,       /* provider made it; agent not joined yet */
-	HS_INITIALIZING,  /* agent joined; init scripts running */
-	HS_READY,
-	HS_UNHEALTHY,     /* heartbeats lost */
-	HS_FAILED,        /* init failed / provision timeout / launch error */
-	HS_DRAINING,      /* leaving: its before_terminate script runs */
-	HS_TERMINATING,
-	HS_TERMINATED,
-	HS__COUNT
-};
-const char *hstate_name(enum hstate s);
-enum hstate hstate_parse(const char *s);   /* HS__COUNT if unknown */
+/* Host states (enum hstate) and the one writer of them: model/host.h. */
 
 /* --- decide (pure: no I/O, time passed in) --- */
 struct rc_group {

@@ -7,26 +7,6 @@
 
 #include "ctl.h"
 
-static const char *const hstate_names[HS__COUNT] = {
-	"launching", "booting", "initializing", "ready", "unhealthy", "failed", "draining",
-	"terminating", "terminated",
-};
-
-const char *
-hstate_name(enum hstate s)
-{
-	return s < HS__COUNT ? hstate_names[s] : "unknown";
-}
-
-enum hstate
-hstate_parse(const char *s)
-{
-	for (int i = 0; i < HS__COUNT; i++)
-		if (s && strcmp(s, hstate_names[i]) == 0)
-			return (enum hstate)i;
-	return HS__COUNT;
-}
-
 static bool
 is_live(enum hstate s)
 {

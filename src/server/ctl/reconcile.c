@@ -291,21 +291,9 @@ ctl_host_state(struct server *s, const char *host_id, enum hstate to, const char
 		rc = 0;
 		goto out_rollback;
 	}
-	/* Terminal states are never left (a late agent report changes nothing). */
-	if (from == HS_TERMINATED || (from == HS_TERMINATING && to != HS_TERMINATED) ||
-	    (from == HS_FAILED && to != HS_TERMINATING && to != HS_TERMINATED)) {
-		rc = herr_set(err, HERR_CONFLICT, "host is %s", hstate_name(from));
-		goto out_rollback;
-	}
-	rc = store_q(s->store, NULL, NULL, err,
-		     "UPDATE hosts SET state = ?, reason = ?, updated_ms = ?,"
-		     " ready_ms = CASE WHEN ? = 'ready' AND ready_ms = 0 THEN ? ELSE ready_ms END,"
-		     " heartbeat_ms = CASE WHEN ? = 'ready' THEN ? ELSE heartbeat_ms END,"
-		     " terminated_ms = CASE WHEN ? = 'terminated' THEN ? ELSE terminated_ms END"
-		     " WHERE id = ?",
-		     "[ssIsIsIsIs]", hstate_name(to), reason ? reason : "", (json_int_t)now,
-		     hstate_name(to), (json_int_t)now, hstate_name(to), (json_int_t)now,
-		     hstate_name(to), (json_int_t)now, host_id);
+	/* Terminal states are never left (a late agent report changes nothing):
+	 * the model refuses the move. */
+	rc = host_state_write(s->store, host_id, from, to, reason, now, NULL, err);
 	if (rc < 0)
 		goto out_rollback;
 	if (to == HS_READY || to == HS_FAILED || to == HS_UNHEALTHY || to == HS_TERMINATED)
@@ -364,10 +352,10 @@ ctl_terminate_host(struct server *s, json_t *row, bool replace, const char *who,
 			goto fail;
 	}
 	herr_clear(err);
-	rc = store_q(s->store, NULL, NULL, err,
-		     "UPDATE hosts SET state = 'terminating', reason = ?, updated_ms = ? WHERE id = ?",
-		     "[sIs]", replace ? "terminated by request, to be replaced" : "terminated by request",
-		     (json_int_t)now_ms(), id);
+	rc = host_mark_terminating(s->store, id,
+				   replace ? "terminated by request, to be replaced"
+					   : "terminated by request",
+				   0, now_ms(), NULL, err);
 	if (rc < 0)
 		goto fail;
 	activity_add(s->store, cl, g, name, "terminate", "manual", NULL, err, "%s terminated by %s%s",
@@ -477,10 +465,7 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 		goto out;
 	}
 	herr_clear(&err);
-	store_q(s->store, NULL, NULL, &err,
-		"UPDATE hosts SET state = CASE WHEN state = 'launching' THEN 'booting' ELSE state END,"
-		" instance_id = ?, launched_ms = ?, updated_ms = ? WHERE id = ?",
-		"[sIIs]", inst.id, (json_int_t)now_ms(), (json_int_t)now_ms(), id);
+	host_record_instance(s->store, id, inst.id, now_ms(), now_ms(), &err);
 out:
 	if (err.code && fail_once(c, cluster, group, err.msg)) {
 		struct herr e2 = HERR_INIT;
@@ -511,9 +496,7 @@ do_terminate(struct ctl *c, json_t *row, const char *cause, const char *reason)
 	struct prov *p;
 
 	if (st != HS_TERMINATING) {
-		if (store_q(s->store, NULL, NULL, &err,
-			    "UPDATE hosts SET state = 'terminating', lb_drain_since_ms = ?, updated_ms = ?"
-			    " WHERE id = ?", "[IIs]", (json_int_t)now, (json_int_t)now, id) < 0)
+		if (host_mark_terminating(s->store, id, NULL, now, now, NULL, &err) < 0)
 			goto out;
 		since = now;
 		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
@@ -569,10 +552,8 @@ resolve_launching(struct ctl *c)
 		for (k = 0; k < n; k++) {
 			if (strcmp(list[k].host_id, id) == 0 && strcmp(list[k].state, "running") == 0) {
 				found = true;
-				store_q(s->store, NULL, NULL, &err,
-					"UPDATE hosts SET state = 'booting', instance_id = ?, launched_ms = ?"
-					" WHERE id = ? AND state = 'launching'",
-					"[sIs]", list[k].id, (json_int_t)now_ms(), id);
+				host_record_instance(s->store, id, list[k].id, now_ms(), now_ms(),
+						     &err);
 				activity_add(s->store, NULL, NULL, json_string_value(json_object_get(row, "name")),
 					     "adopt", "recovery", NULL, &err,
 					     "host found at the provider after a restart: adopted");
@@ -584,8 +565,7 @@ resolve_launching(struct ctl *c)
 				       "the server stopped while launching it and the provider has no such host",
 				       &err);
 			/* fail -> cleanup: nothing of it may be left at the provider */
-			store_q(s->store, NULL, NULL, &err,
-				"UPDATE hosts SET state = 'terminating' WHERE id = ?", "[s]", id);
+			host_mark_terminating(s->store, id, NULL, 0, now_ms(), NULL, &err);
 		}
 	}
 	json_decref(rows);
@@ -695,11 +675,8 @@ do_drain(struct ctl *c, json_t *row, const char *reason)
 		return;
 	}
 	herr_clear(&err);
-	store_q(s->store, NULL, &changed, &err,
-		"UPDATE hosts SET state = 'draining', drain_run_id = ?, drain_deadline_ms = ?,"
-		" reason = ?, updated_ms = ? WHERE id = ? AND state = 'ready'",
-		"[IIsIs]", (json_int_t)run_id, (json_int_t)(now_ms() + timeout + 5000),
-		"draining before termination", (json_int_t)now_ms(), id);
+	host_mark_draining(s->store, id, run_id, now_ms() + timeout + 5000,
+			   "draining before termination", now_ms(), &changed, &err);
 	if (changed == 1) {
 		activity_add(s->store, cl, g, name, "drain", "scale_in",
 			     json_pack("{s:s,s:I}", "script", script, "run", (json_int_t)run_id), &err,
@@ -758,10 +735,7 @@ do_reclaim(struct ctl *c, json_t *row, const char *reason)
 		store_q(s->store, NULL, NULL, &err,
 			"UPDATE runs SET cancel_requested = 1 WHERE id = ? AND state = 'running'", "[I]",
 			(json_int_t)run_id);
-	store_q(s->store, NULL, &changed, &err,
-		"UPDATE hosts SET state = 'ready', reason = '', drain_run_id = 0, drain_deadline_ms = 0,"
-		" updated_ms = ? WHERE id = ? AND state = 'draining'",
-		"[Is]", (json_int_t)now_ms(), id);
+	host_reclaim(s->store, id, now_ms(), &changed, &err);
 	if (changed == 1) {
 		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
 			     json_string_value(json_object_get(row, "grp")),
@@ -1128,17 +1102,13 @@ ctl_teardown(struct server *s, struct herr *err)
 			for (size_t k = 0; k < n; k++) {
 				herr_clear(err);
 				if (prov_terminate(p, list[k].id, list[k].host_id, err) == 0)
-					store_q(s->store, NULL, NULL, err,
-						"UPDATE hosts SET state = 'terminated', terminated_ms = ?"
-						" WHERE id = ?", "[Is]", (json_int_t)now_ms(), list[k].host_id);
+					host_mark_terminated(s->store, list[k].host_id, now_ms(), err);
 			}
 			free(list);
 		}
 		json_decref(rows);
 	}
-	store_q(s->store, NULL, NULL, err,
-		"UPDATE hosts SET state = 'terminated', terminated_ms = ? WHERE state <> 'terminated'",
-		"[I]", (json_int_t)now_ms());
+	host_mark_terminated(s->store, NULL, now_ms(), err);
 	rows = NULL;
 	if (store_q(s->store, &rows, NULL, err,
 		    "SELECT name, spec FROM resources WHERE kind = 'network'", NULL) == 0) {

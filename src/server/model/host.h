@@ -1,0 +1,74 @@
+/* model/host.h - a host's lifecycle, and the one writer of its state.
+ * Every change of hosts.state goes through a function here: each is one
+ * guarded UPDATE (compare-and-set on the state it may leave), so a late
+ * agent report, a second terminate request or a crash replay can never move
+ * a host out of a terminal state or skip a step. Activities, kicks and
+ * provider calls stay with the callers (controllers, API handlers). */
+#ifndef HERD_MODEL_HOST_H
+#define HERD_MODEL_HOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "herr.h"
+
+struct store;
+
+/* Host states, in lifecycle order. */
+enum hstate {
+	HS_LAUNCHING,     /* row written, provider not (yet) answered */
+	HS_BOOTING,       /* provider made it; agent not joined yet */
+	HS_INITIALIZING,  /* agent joined; init scripts running */
+	HS_READY,
+	HS_UNHEALTHY,     /* heartbeats lost */
+	HS_FAILED,        /* init failed / provision timeout / launch error */
+	HS_DRAINING,      /* leaving: its before_terminate script runs */
+	HS_TERMINATING,
+	HS_TERMINATED,
+	HS__COUNT
+};
+const char *hstate_name(enum hstate s);
+enum hstate hstate_parse(const char *s);   /* HS__COUNT if unknown */
+
+/* The machine's one rule: terminated is never left; terminating leads only
+ * to terminated; failed only to terminating or terminated. Any other move
+ * between known states is allowed (a host can come back from unhealthy,
+ * a drain can be taken back). Staying put is not a transition (false). */
+bool host_transition_ok(enum hstate from, enum hstate to);
+
+/* Moves host id from `from` to `to` with reason (NULL = ""), stamping
+ * updated_ms = now_ms, ready_ms (first ready), heartbeat_ms (on ready) and
+ * terminated_ms (on terminated). Refuses (HERR_CONFLICT) a move the machine
+ * forbids; *changed (may be NULL) is 0 when the host was no longer in
+ * `from` (someone else moved it first). Returns 0 or a negative code. */
+int host_state_write(struct store *st, const char *id, enum hstate from, enum hstate to,
+		     const char *reason, int64_t now_ms, int64_t *changed, struct herr *err);
+
+/* Marks a live host terminating (from any state but terminating and
+ * terminated). reason NULL keeps the current one; lb_drain_since_ms > 0
+ * records when its load-balancer drain began. */
+int host_mark_terminating(struct store *st, const char *id, const char *reason,
+			  int64_t lb_drain_since_ms, int64_t now_ms, int64_t *changed,
+			  struct herr *err);
+
+/* Every failed host of a group goes terminating (the group is deleted). */
+int host_mark_group_failed_terminating(struct store *st, const char *cluster, const char *grp,
+				       int64_t now_ms, struct herr *err);
+
+/* The provider made the host: its instance id is recorded and a launching
+ * host becomes booting (a host that already moved on keeps its state). */
+int host_record_instance(struct store *st, const char *id, const char *instance_id,
+			 int64_t launched_ms, int64_t now_ms, struct herr *err);
+
+/* ready -> draining, running before_terminate (run_id) until deadline_ms. */
+int host_mark_draining(struct store *st, const char *id, int64_t run_id, int64_t deadline_ms,
+		       const char *reason, int64_t now_ms, int64_t *changed, struct herr *err);
+
+/* draining -> ready: a drain taken back on scale-out. */
+int host_reclaim(struct store *st, const char *id, int64_t now_ms, int64_t *changed,
+		 struct herr *err);
+
+/* Teardown: host id (or, id NULL, every host) is terminated. */
+int host_mark_terminated(struct store *st, const char *id, int64_t now_ms, struct herr *err);
+
+#endif
