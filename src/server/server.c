@@ -21,6 +21,7 @@
 #include "ctl/lbsync.h"
 #include "log.h"
 #include "main.h"
+#include "prov/prov.h"
 #include "server.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
@@ -53,6 +54,10 @@ usage(FILE *f)
 		"  --data DIR         where the store, admin token and host state live\n"
 		"  --listen ADDR:PORT API address (default 127.0.0.1:7171); the server also\n"
 		"                     listens on each local network's gateway, same port\n"
+		"  --advertise-url URL\n"
+		"                     where new hosts reach the server (http:// or https://;\n"
+		"                     default: the local network's gateway, same port); an\n"
+		"                     account's server_url overrides it\n"
 		"  --body-max BYTES   largest request body accepted (default 1048576)\n"
 		"  --max-conns N      open connections per listen address (default 8192;\n"
 		"                     lowered to fit the descriptor limit)\n"
@@ -215,6 +220,7 @@ server_main(int argc, char **argv)
 		{ "push-interval", required_argument, NULL, 'P' },
 		{ "max-conns", required_argument, NULL, 'C' },
 		{ "max-conns-per-addr", required_argument, NULL, 'A' },
+		{ "advertise-url", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -235,7 +241,7 @@ server_main(int argc, char **argv)
 	s->lock_fd = -1;
 	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l': listen = optarg; break;
@@ -265,6 +271,13 @@ server_main(int argc, char **argv)
 				fprintf(stderr, "herd server: --retention: want a duration of at least 1m, like 15d\n");
 				return 2;
 			}
+			break;
+		case 'U':
+			if (prov_server_url_check(optarg, &err) < 0) {
+				fprintf(stderr, "herd server: --advertise-url: %s\n", err.msg);
+				return 2;
+			}
+			snprintf(s->advertise_url, sizeof(s->advertise_url), "%s", optarg);
 			break;
 		case 'w': snprintf(s->web_dir, sizeof(s->web_dir), "%s", optarg); break;
 		case 'S': snprintf(s->scripts_dir, sizeof(s->scripts_dir), "%s", optarg); break;

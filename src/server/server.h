@@ -88,6 +88,8 @@ struct server {
 	char self_bin[1024];          /* absolute path of the herd binary */
 	char web_dir[1024];           /* --web: the console's files ("" = default) */
 	char scripts_dir[1024];       /* --scripts: built-in scripts ("" = default) */
+	char advertise_url[200];      /* --advertise-url: hosts reach us there ("" = default,
+				       PROV_URL_MAX) */
 	int port;
 	struct store *store;
 	size_t body_max;              /* request body limit, bytes */

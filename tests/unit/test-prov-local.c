@@ -2,7 +2,9 @@
  * namespaces whose "agent" is a shell script reporting back over TCP to the
  * gateway, restarts, half-made hosts, forged pid files, and a check that
  * nothing is left. Needs root; every test skips with a reason otherwise.
- * Addresses: 198.19.<random>.0/24; names carry a random instance id. */
+ * Addresses: 198.19.<random>.0/24; names carry a random instance id.
+ * Also the contract's pure parts (no root): crash recovery's adopt-or-fail
+ * decision and the server URL check. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -908,6 +910,75 @@ test_nothing_left(void **state)
 	assert_int_equal(agents_alive(), 0);
 }
 
+/* Crash recovery adopts a running or a pending (booting cloud VM) instance
+ * of the host, and nothing else: not another host's, not a stopped one. */
+static void
+test_adopt_decision(void **state)
+{
+	struct prov_instance l[4];
+
+	(void)state;
+	memset(l, 0, sizeof(l));
+	snprintf(l[0].host_id, sizeof(l[0].host_id), "aaaa0001");
+	snprintf(l[0].state, sizeof(l[0].state), "running");
+	snprintf(l[1].host_id, sizeof(l[1].host_id), "bbbb0002");
+	snprintf(l[1].state, sizeof(l[1].state), "pending");
+	snprintf(l[2].host_id, sizeof(l[2].host_id), "cccc0003");
+	snprintf(l[2].state, sizeof(l[2].state), "stopped");
+	snprintf(l[3].host_id, sizeof(l[3].host_id), "cccc0003");
+	snprintf(l[3].state, sizeof(l[3].state), "pending");
+	assert_int_equal(prov_instance_adopt(l, 4, "aaaa0001"), 0);
+	assert_int_equal(prov_instance_adopt(l, 4, "bbbb0002"), 1);   /* pending: adopted */
+	assert_int_equal(prov_instance_adopt(l, 4, "cccc0003"), 3);   /* not the stopped one */
+	assert_int_equal(prov_instance_adopt(l, 3, "cccc0003"), -1);  /* only stopped: fail */
+	assert_int_equal(prov_instance_adopt(l, 4, "dddd0004"), -1);  /* absent: fail */
+	assert_int_equal(prov_instance_adopt(NULL, 0, "aaaa0001"), -1);
+}
+
+static void
+test_server_url_check(void **state)
+{
+	static const char *const good[] = {
+		"http://198.18.0.1:7171", "https://herd.example.com", "http://h:1/base/",
+		"http://[fd00::1]:8080", "https://a-b.c:65535/x/y", NULL,
+	};
+	static const char *const bad[] = {
+		"", "ftp://h", "http://", "http://:80", "http://h:0", "http://h:65536",
+		"http://h:123456", "http://u@h", "http://h/a b", "http://h/?q", "http://h#f",
+		"http://h/\"x", "http://[zz]", "HTTP//h", "http://h:80x", NULL,
+	};
+	char longer[300];
+	struct herr err = HERR_INIT;
+
+	(void)state;
+	for (int i = 0; good[i]; i++) {
+		herr_clear(&err);
+		if (prov_server_url_check(good[i], &err) != 0)
+			fail_msg("'%s' refused: %s", good[i], err.msg);
+	}
+	for (int i = 0; bad[i]; i++) {
+		herr_clear(&err);
+		if (prov_server_url_check(bad[i], &err) != HERR_INVALID)
+			fail_msg("'%s' accepted", bad[i]);
+		assert_true(err.msg[0] != '\0');
+	}
+	assert_int_equal(prov_server_url_check(NULL, &err), HERR_INVALID);
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	memcpy(longer, "http://", 7);
+	assert_int_equal(prov_server_url_check(longer, &err), HERR_INVALID);
+}
+
+/* Capabilities, not names: the local driver's hosts reach the server on
+ * their network's gateway. */
+static void
+test_local_capability(void **state)
+{
+	(void)state;
+	assert_non_null(prov_find("local"));
+	assert_true(prov_find("local")->listens_on_gateway);
+}
+
 int
 main(void)
 {
@@ -922,6 +993,9 @@ main(void)
 		cmocka_unit_test(test_terminate),
 		cmocka_unit_test(test_net_delete),
 		cmocka_unit_test(test_nothing_left),
+		cmocka_unit_test(test_adopt_decision),
+		cmocka_unit_test(test_server_url_check),
+		cmocka_unit_test(test_local_capability),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);

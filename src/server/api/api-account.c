@@ -1,8 +1,10 @@
 /* api-account.c - provider accounts: which driver makes the hosts and
- * networks that refer to the account, and that driver's settings. */
+ * networks that refer to the account, and that driver's settings, and
+ * (server_url) where that account's hosts reach the server. */
 #include <string.h>
 
 #include "api.h"
+#include "prov/prov.h"
 
 static const struct field account_fields[] = {
 	{ "driver", F_STR, FL_REQ, NULL, 0, 0 },
@@ -10,6 +12,7 @@ static const struct field account_fields[] = {
 	{ "access_key_id", F_STR, 0, NULL, 0, 0 },
 	{ "secret_file", F_STR, 0, NULL, 0, 0 },
 	{ "endpoint", F_STR, 0, NULL, 0, 0 },
+	{ "server_url", F_STR, 0, NULL, 0, 0 },   /* overrides --advertise-url */
 	{ "description", F_STR, 0, NULL, 0, 0 },
 	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
@@ -29,6 +32,15 @@ account_check(const struct kind *k, json_t *obj, const json_t *old, const char *
 	snprintf(fp, sizeof(fp), "%s%sdriver", path, *path ? "." : "");
 	return herr_field(err, HERR_INVALID, fp, "unknown driver '%s' (known: local, qingcloud)", d);
 driver_ok:
+	if (json_object_get(obj, "server_url")) {
+		struct herr e = HERR_INIT;
+
+		if (prov_server_url_check(json_string_value(json_object_get(obj, "server_url")),
+					  &e) < 0) {
+			snprintf(fp, sizeof(fp), "%s%sserver_url", path, *path ? "." : "");
+			return herr_field(err, HERR_INVALID, fp, "%s", e.msg);
+		}
+	}
 	if (strcmp(d, "qingcloud") == 0) {
 		static const char *const need[] = { "zone", "access_key_id", "secret_file", NULL };
 		for (int i = 0; need[i]; i++) {

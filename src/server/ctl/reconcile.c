@@ -208,7 +208,8 @@ net_spec(const struct netinfo *ni, struct prov_net_spec *ns)
 }
 
 /* Makes sure the network exists at the provider and the server listens on
- * its gateway (local networks), so agents inside can reach it. */
+ * its gateway (drivers with listens_on_gateway), so agents inside can reach
+ * it. */
 static int
 net_ensure(struct ctl *c, const struct netinfo *ni, struct prov *p, struct herr *err)
 {
@@ -217,7 +218,7 @@ net_ensure(struct ctl *c, const struct netinfo *ni, struct prov *p, struct herr 
 	net_spec(ni, &ns);
 	if (prov_net_create(p, &ns, err) < 0)
 		return err->code;
-	if (strcmp(p->ops->name, "local") == 0)
+	if (p->ops->listens_on_gateway)
 		return httpd_listen_extra(c->s, ni->gateway, c->s->port, err);
 	return 0;
 }
@@ -226,6 +227,28 @@ void
 ctl_server_url_for(struct server *s, const char *gateway, char *out, size_t n)
 {
 	snprintf(out, n, "http://%s:%d", gateway, s->port);
+}
+
+/* The URL a new host's agent is told to reach the server at: the account's
+ * server_url, else the server's --advertise-url, else (today's default) the
+ * network's gateway on the server's port. Both were checked where they came
+ * in (prov_server_url_check); trailing slashes are dropped, as the agent
+ * appends /v1/... */
+static void
+server_url_choose(struct server *s, const char *account_url, const char *gateway, char *out,
+		  size_t n)
+{
+	size_t len;
+
+	if (account_url && *account_url)
+		snprintf(out, n, "%s", account_url);
+	else if (s->advertise_url[0])
+		snprintf(out, n, "%s", s->advertise_url);
+	else
+		ctl_server_url_for(s, gateway, out, n);
+	len = strlen(out);
+	while (len > 0 && out[len - 1] == '/')
+		out[--len] = '\0';
 }
 
 /* Lowest free address of the network (not network, gateway or broadcast). */
@@ -372,15 +395,16 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
-	struct res g = { 0 }, t = { 0 };
+	struct res g = { 0 }, t = { 0 }, ar = { 0 };
 	struct netinfo ni;
 	struct prov *p;
 	struct prov_instance inst;
 	struct prov_net_spec ns;
 	struct host_spec spec;
-	char id[16], name[140], ip[32], tok[80], tokhash[65], client[40], url[200], sdir[1200];
+	char id[16], name[140], ip[32], tok[80], tokhash[65], client[40], url[PROV_URL_MAX];
+	char sdir[1200];
 	char *ud = NULL;
-	json_t *row, *udj;
+	json_t *row, *udj, *tags = NULL;
 	json_int_t seq;
 	const char *tname, *acct, *net;
 
@@ -431,7 +455,10 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 		goto out;
 
 	/* 2. the provider */
-	ctl_server_url_for(s, ni.gateway, url, sizeof(url));
+	if (res_get(s->store, &kind_account, "", acct, &ar, &err) < 0)
+		herr_clear(&err);   /* deleted meanwhile: no override */
+	server_url_choose(s, json_string_value(json_object_get(ar.spec, "server_url")), ni.gateway,
+			  url, sizeof(url));
 	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", url, "host_id", id, "host", name,
 			"join_token", tok, "heartbeat_s", HERD_HEARTBEAT_S);
 	if (json_object_get(t.spec, "init_timeout")) {
@@ -455,6 +482,17 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	spec.agent_bin = s->self_bin;
 	spec.mem_limit_bytes = json_integer_value(json_object_get(t.spec, "limit_memory_mb")) << 20;
 	spec.cpu_limit_pct = (int)json_integer_value(json_object_get(t.spec, "limit_cpu_pct"));
+	/* what a cloud needs (the local driver ignores it: see prov-local.c) */
+	spec.image = json_string_value(json_object_get(t.spec, "image"));
+	spec.instance_type = json_string_value(json_object_get(t.spec, "instance_type"));
+	spec.cpu = (int)json_integer_value(json_object_get(t.spec, "cpu"));
+	spec.memory_mb = json_integer_value(json_object_get(t.spec, "memory"));
+	spec.keypair = json_string_value(json_object_get(t.spec, "keypair"));
+	spec.security_group = json_string_value(json_object_get(t.spec, "security_group"));
+	spec.client_token = client;
+	tags = json_pack("{s:s,s:s,s:s,s:s}", "herd_host_id", id, "herd_cluster", cluster,
+			 "herd_group", group, "herd_instance", s->instance);
+	spec.tags = tags;
 	memset(&inst, 0, sizeof(inst));
 	if (prov_launch(p, &spec, &inst, &err) < 0) {
 		/* the failed host is the group's backoff record (see decide.c) */
@@ -474,8 +512,10 @@ out:
 			     "cannot launch a host: %s", err.msg);
 	}
 	free(ud);
+	json_decref(tags);
 	res_release(&g);
 	res_release(&t);
+	res_release(&ar);
 }
 
 /* Asks the provider to remove the host; the row says `terminating` first,
@@ -524,7 +564,8 @@ out:
 }
 
 /* After a crash: `launching` rows whose provider call may or may not have
- * happened. The provider's list decides: adopt what exists, fail the rest
+ * happened. The provider's list decides (prov_instance_adopt): adopt what
+ * exists, running or still pending, fail the rest
  * (the group then launches a replacement — a new host, never the same twice). */
 static void
 resolve_launching(struct ctl *c)
@@ -549,15 +590,14 @@ resolve_launching(struct ctl *c)
 				 json_string_value(json_object_get(row, "name")), err.msg);
 			continue;
 		}
-		for (k = 0; k < n; k++) {
-			if (strcmp(list[k].host_id, id) == 0 && strcmp(list[k].state, "running") == 0) {
-				found = true;
-				host_record_instance(s->store, id, list[k].id, now_ms(), now_ms(),
-						     &err);
-				activity_add(s->store, NULL, NULL, json_string_value(json_object_get(row, "name")),
-					     "adopt", "recovery", NULL, &err,
-					     "host found at the provider after a restart: adopted");
-			}
+		/* running or pending (a cloud VM still booting) counts as made */
+		if ((k = (size_t)prov_instance_adopt(list, n, id)) != (size_t)-1) {
+			found = true;
+			host_record_instance(s->store, id, list[k].id, now_ms(), now_ms(), &err);
+			activity_add(s->store, NULL, NULL, json_string_value(json_object_get(row, "name")),
+				     "adopt", "recovery", NULL, &err,
+				     "host found at the provider (%s) after a restart: adopted",
+				     list[k].state);
 		}
 		free(list);
 		if (!found) {

@@ -1104,8 +1104,14 @@ local_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *e
 	return 0;
 }
 
+/* Of struct host_spec, the local driver ignores image, instance_type, cpu,
+ * memory_mb, keypair, security_group, client_token and tags (a host is
+ * namespaces running this machine's herd binary; the host id in every name
+ * is its tag and its idempotency key). It uses the limits
+ * (mem_limit_bytes, cpu_limit_pct), state_dir, agent_bin and user_data. */
 const struct prov_ops prov_local_ops = {
 	.name       = "local",
+	.listens_on_gateway = true,   /* agents reach the server on the bridge */
 	.open       = local_open,
 	.net_create = local_net_create,
 	.net_delete = local_net_delete,

@@ -121,3 +121,59 @@ prov_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *er
 {
 	CALL(p, list, "list hosts", p, out, n, err);
 }
+
+long
+prov_instance_adopt(const struct prov_instance *list, size_t n, const char *host_id)
+{
+	for (size_t k = 0; k < n; k++) {
+		if (strcmp(list[k].host_id, host_id) != 0)
+			continue;
+		if (strcmp(list[k].state, "running") == 0 || strcmp(list[k].state, "pending") == 0)
+			return (long)k;
+	}
+	return -1;
+}
+
+int
+prov_server_url_check(const char *url, struct herr *err)
+{
+	const char *p, *host;
+	size_t hlen;
+
+	if (url == NULL || *url == '\0')
+		return herr_set(err, HERR_INVALID, "is empty");
+	if (strlen(url) >= PROV_URL_MAX)
+		return herr_set(err, HERR_INVALID, "is longer than %d bytes", PROV_URL_MAX - 1);
+	if (strncmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else
+		return herr_set(err, HERR_INVALID, "'%s' is not an http:// or https:// URL", url);
+	if (*host == '[') {
+		hlen = strspn(host + 1, "0123456789abcdefABCDEF:.");
+		if (hlen == 0 || host[1 + hlen] != ']')
+			return herr_set(err, HERR_INVALID, "'%s' has no valid [IPv6] address", url);
+		p = host + hlen + 2;
+	} else {
+		hlen = strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
+		if (hlen == 0)
+			return herr_set(err, HERR_INVALID, "'%s' has no host", url);
+		p = host + hlen;
+	}
+	if (*p == ':') {
+		size_t d = strspn(p + 1, "0123456789");
+		long port = d > 0 && d <= 5 ? strtol(p + 1, NULL, 10) : 0;
+
+		if (port < 1 || port > 65535)
+			return herr_set(err, HERR_INVALID, "'%s' has no valid port (1-65535)", url);
+		p += 1 + d;
+	}
+	if (*p != '\0' && *p != '/')
+		return herr_set(err, HERR_INVALID, "'%s': unexpected '%c' after the host", url, *p);
+	for (; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || strchr("\"'\\?#@<>`", *p))
+			return herr_set(err, HERR_INVALID, "'%s': character '%c' not allowed in the path",
+					url, *p > ' ' && *p < 0x7f ? *p : '?');
+	return 0;
+}

@@ -10,10 +10,24 @@
  *   list() can return exactly the hosts this server made, and orphans can be
  *   found; resources without herd's tag are never returned or touched;
  * - terminate of an unknown/already-gone instance returns 0 (idempotent);
- * - launch may be asynchronous (cloud): state "pending" is fine. */
+ * - launch may be asynchronous (cloud): state "pending" is fine; a pending
+ *   instance counts as made (booting): crash recovery adopts it, never fails
+ *   and sweeps it (prov_instance_adopt);
+ * - spec->client_token is the hosts row's token, the same on every retry of
+ *   one host: a cloud driver passes it to the cloud's idempotency field
+ *   (ClientToken and the like), so a retried call after a timeout or a crash
+ *   returns the instance made by the first instead of a second one;
+ * - spec->tags carries herd's host id, cluster and group: a cloud driver tags
+ *   every resource with all of them;
+ * - spec fields a driver cannot use are ignored, and the driver's file says
+ *   which (local: image, instance_type, cpu, memory_mb, keypair,
+ *   security_group, client_token: a host is namespaces on this machine);
+ * - no code outside a driver compares its name: what callers must do
+ *   differently is a capability in struct prov_ops (listens_on_gateway). */
 #ifndef HERD_PROV_H
 #define HERD_PROV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +53,15 @@ struct host_spec {
 	const struct prov_net_spec *net;
 	const char *private_ip;   /* chosen by herd's IPAM, e.g. "198.18.10.5" */
 	const char *user_data;    /* agent config (JSON text), as cloud user-data */
+	const char *image;        /* template `image` (cloud image id), NULL = none */
+	const char *instance_type;/* template `instance_type`, NULL = from cpu/memory_mb */
+	int cpu;                  /* template `cpu`: cores, 0 = unset */
+	int64_t memory_mb;        /* template `memory`: MiB, 0 = unset */
+	const char *keypair;      /* template `keypair`, NULL = none */
+	const char *security_group; /* template `security_group`, NULL = none */
+	const char *client_token; /* the hosts row's: the cloud's idempotency token */
+	const json_t *tags;       /* {"herd_host_id","herd_cluster","herd_group",
+				     "herd_instance"}: strings, borrowed */
 	const char *state_dir;    /* local: per-host dir under the data dir */
 	const char *agent_bin;    /* local: absolute path of the herd binary */
 	int64_t mem_limit_bytes;  /* 0 = none */
@@ -55,6 +78,12 @@ struct prov_instance {
 
 struct prov_ops {
 	const char *name;
+	/* Hosts reach the server through their network's gateway address on
+	 * this machine (local): the server listens there, same port, and by
+	 * default tells agents http://<gateway>:<port>. Otherwise the server
+	 * listens only where told and agents need --advertise-url or the
+	 * account's server_url. */
+	bool listens_on_gateway;
 	/* Called once when an account is loaded; may set p->priv. */
 	int (*open)(struct prov *p, struct herr *err);
 	void (*close)(struct prov *p);
@@ -88,6 +117,21 @@ int prov_launch(struct prov *p, const struct host_spec *spec, struct prov_instan
 int prov_terminate(struct prov *p, const char *instance_id, const char *host_id,
 		   struct herr *err);
 int prov_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *err);
+
+/* Crash recovery's decision for a host left `launching`: the index in
+ * list[0..n) of the instance carrying host_id that counts as made (state
+ * "running" or "pending": a booting cloud VM is adopted, never failed and
+ * swept), or -1 when there is none (the launch never happened or the
+ * instance is gone: fail the host). Pure. */
+long prov_instance_adopt(const struct prov_instance *list, size_t n, const char *host_id);
+
+/* Checks a URL hosts use to reach the server (--advertise-url, an account's
+ * server_url): http:// or https://, a host name or address (IPv6 in
+ * brackets), an optional port 1-65535, an optional path; no user info,
+ * query, fragment, spaces or quotes; at most PROV_URL_MAX - 1 bytes.
+ * Returns 0 or HERR_INVALID with a message naming what is wrong. */
+#define PROV_URL_MAX 200
+int prov_server_url_check(const char *url, struct herr *err);
 
 /* Failpoints: HERD_FAILPOINTS="prov_launch=error,prov_terminate=sleep:500"
  * makes the named point fail (returns HERR_UNAVAIL) or sleep. Tests only. */
