@@ -7,7 +7,10 @@
  * them); then the same recorded day is replayed through scale_replay_run
  * as `herd policy simulate` does. The two decision lists must be identical,
  * decision by decision. Time is injected: a day runs in well under a
- * second, nothing sleeps. */
+ * second, nothing sleeps. Live evaluations here are the push rounds (the
+ * autoscaler's on-push path); its 1 s tick can also act between rounds
+ * when a cooldown or pause runs out, which a replay at push-round
+ * granularity sees up to one push interval later (docs/autoscaling.md). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
