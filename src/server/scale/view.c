@@ -55,6 +55,8 @@ scale_host_from_row(const json_t *row, struct scale_host *h)
 		live = live || strcmp(st, alive[i]) == 0;
 	if (live && strcmp(st, "ready") != 0)
 		h->ready_ms = 0;   /* launching again: not capacity with data */
+	else if (strcmp(st, "ready") == 0 && h->ready_ms <= 0)
+		h->ready_ms = 1;   /* ready, since when unknown: long ago */
 	if (strcmp(st, "terminated") == 0) {
 		h->gone_ms = json_integer_value(json_object_get(row, "terminated_ms"));
 		if (h->gone_ms <= 0)
