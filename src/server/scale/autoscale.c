@@ -24,7 +24,6 @@
 /* Aggregate steps are the agents' push interval (--push-interval). */
 #define SCALE_STEP_MS (s->push_interval_ms)
 #define SCALE_STALE_MS (3 * s->push_interval_ms)  /* newest step older: no data */
-#define SCALE_ROUND_GRACE_MS 2000   /* wait this long for a push round to complete */
 #define SCALE_MAX_POLICIES 64
 #define SCALE_MAX_MEMO 1024
 
@@ -86,9 +85,10 @@ out:
 	pthread_mutex_unlock(&as->lock);
 }
 
-/* The group as the policies see it: sizes, ready and warmed-up hosts (the
- * others count as capacity), recent actions. Fills `exclude` with hosts
- * whose samples must not count (not ready, or warming up). */
+/* The group as the policies see it (scale_view_hosts: the one rule simulate
+ * uses too): sizes, ready and warmed-up hosts (the others count as capacity),
+ * the cooldown clocks from group_state, recent actions. Fills `exclude`
+ * with hosts whose samples must not count (not ready, or warming up). */
 static int
 group_view_load(struct server *s, const char *cluster, const char *group, const json_t *spec,
 		int64_t now, struct group_view *g, json_t **exclude, struct herr *err)
@@ -96,7 +96,9 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 	json_t *rows = NULL, *row;
 	int64_t warmup = json_duration_ms(spec, "warmup", 0);
 	struct group_state gs;
-	size_t i;
+	struct scale_host *hv;
+	const char **ex;
+	size_t i, nex = 0;
 
 	memset(g, 0, sizeof(*g));
 	*exclude = NULL;
@@ -115,22 +117,19 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 		g->max_actions_per_hour = 0;   /* absent: no cap */
 	*exclude = json_array();
 	if (store_q(s->store, &rows, NULL, err,
-		    "SELECT name, state, ready_ms FROM hosts WHERE cluster = ? AND grp = ?"
-		    " AND state <> 'terminated'",
+		    "SELECT name, state, created_ms, ready_ms, terminated_ms, updated_ms FROM hosts"
+		    " WHERE cluster = ? AND grp = ? AND state <> 'terminated'",
 		    "[ss]", cluster, group) < 0)
 		return err->code;
-	json_array_foreach(rows, i, row) {
-		const char *st = json_string_value(json_object_get(row, "state"));
-		int64_t ready = json_integer_value(json_object_get(row, "ready_ms"));
-		if (strcmp(st, "ready") == 0 && now - ready >= warmup) {
-			g->ready++;
-			continue;
-		}
-		if (strcmp(st, "launching") == 0 || strcmp(st, "booting") == 0 ||
-		    strcmp(st, "initializing") == 0 || strcmp(st, "ready") == 0)
-			g->pending++;
-		json_array_append(*exclude, json_object_get(row, "name"));
-	}
+	hv = xcalloc(json_array_size(rows) + 1, sizeof(*hv));
+	ex = xcalloc(json_array_size(rows) + 1, sizeof(*ex));
+	json_array_foreach(rows, i, row)
+		scale_host_from_row(row, &hv[i]);
+	scale_view_hosts(g, hv, json_array_size(rows), warmup, now, ex, &nex, json_array_size(rows));
+	for (i = 0; i < nex; i++)
+		json_array_append_new(*exclude, json_string(ex[i]));
+	free(hv);
+	free(ex);
 	json_decref(rows);
 	rows = store_row(s->store, err,
 			 "SELECT COUNT(*) AS n FROM activities WHERE cluster = ? AND grp = ?"
@@ -141,62 +140,34 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 	return 0;
 }
 
-/* The aggregate of the policy's metric over the group, oldest step first;
- * hosts not ready or still warming up do not count. */
-static size_t
-load_points(struct server *s, const struct policy *p, const char *cluster, const char *group,
-	    json_t *exclude, int expect, int64_t now, struct agg_point **out, char *window, size_t wn)
+struct agg_ctx {
+	struct server *s;
+	const char *cluster, *group;
+};
+
+/* The aggregate of the policy's metric over the group from the TSDB
+ * (scale_agg_fn), oldest step first. */
+static int
+tsdb_group_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t span_ms, int64_t step_ms,
+	 const char *const *ex, size_t nex, struct agg_point **out, size_t *n, struct herr *err)
 {
-	const char *ex[256];
-	struct tsdb_agg_point *pts = NULL;
-	struct herr err = HERR_INIT;
-	size_t nex = 0, n = 0, i;
-	int64_t span = p->for_ms + 2 * SCALE_STEP_MS;
-	json_t *x;
+	struct agg_ctx *c = ctx;
+	struct tsdb_agg_point *tp = NULL;
+	size_t i;
 
 	*out = NULL;
-	json_array_foreach(exclude, i, x)
-		if (nex < sizeof(ex) / sizeof(ex[0]))
-			ex[nex++] = json_string_value(x);
-	if (span < SCALE_STALE_MS)
-		span = SCALE_STALE_MS;
-	snprintf(window, wn, "%llds, step %llds", (long long)(span / 1000),
-		 (long long)(SCALE_STEP_MS / 1000));
-	if (metrics_group_agg(s, cluster, group, p->cond.metric, p->cond.agg, now, span,
-			      SCALE_STEP_MS, ex, nex, &pts, &n, &err) < 0) {
-		log_warn("autoscale: %s/%s policy %s: %s", cluster, group, p->name, err.msg);
-		return 0;
+	*n = 0;
+	if (metrics_group_agg(c->s, c->cluster, c->group, p->cond.metric, p->cond.agg, now_ms,
+			      span_ms, step_ms, ex, nex, &tp, n, err) < 0)
+		return err->code;
+	*out = xcalloc(*n + 1, sizeof(**out));
+	for (i = 0; i < *n; i++) {
+		(*out)[i].ts_ms = tp[i].ts_ms;
+		(*out)[i].value = tp[i].value;
+		(*out)[i].nseries = tp[i].nseries;
 	}
-	/* The newest step fills as the hosts' pushes of that round arrive (they
-	 * push at the same wall-clock instants): until every ready host has
-	 * reported or SCALE_ROUND_GRACE_MS has passed, it is not evaluated, so
-	 * one host's sample is never taken for the group's. */
-	if (n > 0 && pts[n - 1].nseries < expect && now < pts[n - 1].ts_ms + SCALE_ROUND_GRACE_MS)
-		n--;
-	if (n > 0 && pts[n - 1].nseries == 0 && pts[n - 1].ts_ms > now - SCALE_STEP_MS)
-		n--;
-	*out = xcalloc(n + 1, sizeof(**out));
-	for (i = 0; i < n; i++) {
-		(*out)[i].ts_ms = pts[i].ts_ms;
-		(*out)[i].value = pts[i].value;
-		(*out)[i].nseries = pts[i].nseries;
-	}
-	free(pts);
-	return n;
-}
-
-/* Reason without its numbers: a blocked decision is recorded again only
- * when this changes. */
-static void
-reason_class(const struct decision *d, char *out, size_t n)
-{
-	size_t k = 0;
-
-	k += (size_t)snprintf(out, n, "%d:", d->kind);
-	for (const char *c = d->reason; *c && k + 1 < n; c++)
-		if (!(*c >= '0' && *c <= '9') && *c != '.')
-			out[k++] = *c;
-	out[k < n ? k : n - 1] = '\0';
+	free(tp);
+	return 0;
 }
 
 static json_t *
@@ -283,7 +254,10 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 	struct policy pol[SCALE_MAX_POLICIES];
 	struct decision dec[SCALE_MAX_POLICIES];
 	char windows[SCALE_MAX_POLICIES][64], scope[140], key[220];
-	json_t *rows = NULL, *row, *exclude = NULL;
+	json_t *rows = NULL, *row, *exclude = NULL, *x;
+	struct agg_ctx ac = { s, cluster, group };
+	const char **ex = NULL;
+	size_t nex = 0;
 	struct group_view g;
 	size_t n = 0, i;
 	int win;
@@ -297,10 +271,11 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		log_warn("autoscale: %s: not evaluated: %s", scope, err.msg);
 		goto out;
 	}
+	ex = xcalloc(json_array_size(exclude) + 1, sizeof(*ex));
+	json_array_foreach(exclude, i, x)
+		ex[nex++] = json_string_value(x);
 	json_array_foreach(rows, i, row) {
 		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
-		struct agg_point *pts = NULL;
-		size_t npts = 0;
 		struct memo *m;
 		int64_t prev;
 
@@ -331,12 +306,11 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		m = memo_get(as, key);
 		prev = m && m->prev_eval_ms ? m->prev_eval_ms : now;
 		pthread_mutex_unlock(&as->lock);
-		windows[n][0] = '\0';
-		if (pol[n].kind != POL_SCHEDULE)
-			npts = load_points(s, &pol[n], cluster, group, exclude, g.ready, now, &pts,
-					   windows[n], sizeof(windows[n]));
-		policy_decide(&pol[n], &g, pts, npts, SCALE_STEP_MS, SCALE_STALE_MS, prev, now, &dec[n]);
-		free(pts);
+		if (scale_eval(&pol[n], &g, ex, nex, tsdb_group_agg, &ac, SCALE_STEP_MS, SCALE_STALE_MS, prev,
+			       now, &dec[n], windows[n], sizeof(windows[n]), &err) < 0) {
+			log_warn("autoscale: %s policy %s: %s", scope, pol[n].name, err.msg);
+			herr_clear(&err);
+		}
 		n++;
 	}
 	win = policy_resolve(dec, n, g.desired);
@@ -347,7 +321,7 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		bool record = false;
 
 		snprintf(key, sizeof(key), "%s/%s", scope, pol[i].name);
-		reason_class(&dec[i], cls, sizeof(cls));
+		scale_reason_class(&dec[i], cls, sizeof(cls));
 		pthread_mutex_lock(&as->lock);
 		if ((m = memo_get(as, key)) != NULL) {
 			m->d = dec[i];
@@ -373,6 +347,7 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		log_warn("autoscale: cannot change %s: %s", scope, err.msg);
 out:
 	json_decref(rows);
+	free(ex);
 	json_decref(exclude);
 }
 

@@ -106,6 +106,96 @@ int scale_spec_int(const json_t *spec, const char *key);
  * or -1 when none acts. */
 int policy_resolve(const struct decision *d, size_t n, int current);
 
+/* One host of a group as the group view needs it: when it was created,
+ * became ready (0 = never), left launching/ready for another state (failed,
+ * unhealthy, draining, terminating; 0 = not) and was terminated (0 = not). */
+struct scale_host {
+	const char *name;
+	int64_t created_ms;
+	int64_t ready_ms;
+	int64_t left_ms;
+	int64_t gone_ms;
+};
+
+/* The group view at now_ms: the one rule of the autoscaler and simulate.
+ * `g` comes in with sizes, clocks and the action count set; this counts
+ * its hosts: ready and warmed up (warmup_ms) are capacity with data;
+ * launching, or ready and warming up, are pending (capacity without data);
+ * a host that left for another state is neither. Every existing host that
+ * is not ready is put in ex (up to maxex): its samples do not count. */
+void scale_view_hosts(struct group_view *g, const struct scale_host *h, size_t n,
+		      int64_t warmup_ms, int64_t now_ms, const char **ex, size_t *nex, size_t maxex);
+
+/* A hosts row (name, state, created_ms, ready_ms, terminated_ms,
+ * updated_ms) as a scale_host; the name points into the row. A host in a
+ * state other than launching/booting/initializing/ready left at its
+ * updated_ms; a terminated one was gone at terminated_ms. */
+void scale_host_from_row(const json_t *row, struct scale_host *h);
+
+/* The group aggregate of p's metric over [now - span, now] in steps, the
+ * hosts in ex left out; *out owned (n + 1 entries at least). The autoscaler
+ * reads the TSDB, a test a recorded day. */
+typedef int (*scale_agg_fn)(void *ctx, const struct policy *p, int64_t now_ms, int64_t span_ms,
+			    int64_t step_ms, const char *const *ex, size_t nex,
+			    struct agg_point **out, size_t *n, struct herr *err);
+
+/* How long the autoscaler waits for a push round to complete before it
+ * evaluates a step that not every ready host has reported. */
+#define SCALE_ROUND_GRACE_MS 2000
+
+/* One evaluation of one policy at now_ms: loads the points through agg,
+ * drops an incomplete newest step (round grace) and decides. The path of
+ * both the autoscaler and simulate. window (may be NULL) says what was
+ * read. Returns 0, or agg's error with *d the decision on no data. */
+int scale_eval(const struct policy *p, const struct group_view *g, const char *const *ex,
+	       size_t nex, scale_agg_fn agg, void *ctx, int64_t step_ms, int64_t stale_ms,
+	       int64_t prev_eval_ms, int64_t now_ms, struct decision *d, char *window, size_t wn,
+	       struct herr *err);
+
+/* A decision's reason without its numbers: the autoscaler records a blocked
+ * decision again, and simulate shows one, only when this changes. */
+void scale_reason_class(const struct decision *d, char *out, size_t n);
+
+/* What an action does to the group's clocks (as group_state_note): a policy
+ * or schedule that changes desired moves the scale-out or scale-in clock. */
+void scale_view_acted(struct group_view *g, int from, int to, int64_t now_ms);
+
+/* A recorded change of a group's desired size (activities), for a replay. */
+struct scale_change {
+	int64_t ts_ms;
+	int from, to;          /* -1 unknown */
+	bool manual;           /* by an operator: pauses policies */
+	bool by_policy;        /* by a policy or schedule: moves the clocks */
+	bool mine;             /* by the policy replayed: it decides again */
+};
+
+/* A replay of one policy over [since, until]: the group as it was at since
+ * (view: sizes, clocks, desired), its hosts over time, the changes others
+ * made, and the metric through agg. emit is called for each action and for
+ * each decision whose reason class changed. */
+struct scale_replay {
+	const struct policy *p;
+	struct group_view view;
+	const struct scale_host *hosts;
+	size_t nhosts;
+	int64_t warmup_ms;
+	const struct scale_change *changes;   /* oldest first */
+	size_t nchanges;
+	const int64_t *policy_acts_ms;        /* policy actions before since, oldest first */
+	size_t npolicy_acts;
+	int64_t since_ms, until_ms, step_ms, stale_ms;
+	int64_t launch_ms;     /* a host the replay adds but that never existed: launching this long */
+	scale_agg_fn agg;
+	void *agg_ctx;
+	void (*emit)(void *ctx, int64_t t, const struct group_view *g, const struct decision *d);
+	void *emit_ctx;
+};
+
+/* Runs the replay: at each step of the window, the group view by
+ * scale_view_hosts and one scale_eval, the clocks moved by
+ * scale_view_acted. Returns 0 or agg's error. view.c. */
+int scale_replay_run(const struct scale_replay *r, struct herr *err);
+
 struct server;
 
 /* The autoscaler thread (autoscale.c): evaluates groups with policies when
