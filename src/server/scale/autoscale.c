@@ -140,18 +140,13 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 	return 0;
 }
 
-struct agg_ctx {
-	struct server *s;
-	const char *cluster, *group;
-};
-
-/* The aggregate of the policy's metric over the group from the TSDB
- * (scale_agg_fn), oldest step first. */
-static int
-tsdb_group_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t span_ms, int64_t step_ms,
-	 const char *const *ex, size_t nex, struct agg_point **out, size_t *n, struct herr *err)
+/* The aggregate of the policy's metric over the group from the TSDB,
+ * oldest step first (scale.h). */
+int
+scale_tsdb_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t span_ms, int64_t step_ms,
+	       const char *const *ex, size_t nex, struct agg_point **out, size_t *n, struct herr *err)
 {
-	struct agg_ctx *c = ctx;
+	struct scale_tsdb_ctx *c = ctx;
 	struct tsdb_agg_point *tp = NULL;
 	size_t i;
 
@@ -255,7 +250,7 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 	struct decision dec[SCALE_MAX_POLICIES];
 	char windows[SCALE_MAX_POLICIES][64], scope[140], key[220];
 	json_t *rows = NULL, *row, *exclude = NULL, *x;
-	struct agg_ctx ac = { s, cluster, group };
+	struct scale_tsdb_ctx ac = { s, cluster, group };
 	const char **ex = NULL;
 	size_t nex = 0;
 	struct group_view g;
@@ -306,7 +301,7 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		m = memo_get(as, key);
 		prev = m && m->prev_eval_ms ? m->prev_eval_ms : now;
 		pthread_mutex_unlock(&as->lock);
-		if (scale_eval(&pol[n], &g, ex, nex, tsdb_group_agg, &ac, SCALE_STEP_MS, SCALE_STALE_MS, prev,
+		if (scale_eval(&pol[n], &g, ex, nex, scale_tsdb_agg, &ac, SCALE_STEP_MS, SCALE_STALE_MS, prev,
 			       now, &dec[n], windows[n], sizeof(windows[n]), &err) < 0) {
 			log_warn("autoscale: %s policy %s: %s", scope, pol[n].name, err.msg);
 			herr_clear(&err);

@@ -139,6 +139,17 @@ typedef int (*scale_agg_fn)(void *ctx, const struct policy *p, int64_t now_ms, i
 			    int64_t step_ms, const char *const *ex, size_t nex,
 			    struct agg_point **out, size_t *n, struct herr *err);
 
+/* The TSDB as the autoscaler reads it: scale_tsdb_agg is the scale_agg_fn
+ * of the autoscaler and of simulate, over the group named in its context. */
+struct server;
+struct scale_tsdb_ctx {
+	struct server *s;
+	const char *cluster, *group;
+};
+int scale_tsdb_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t span_ms,
+		   int64_t step_ms, const char *const *ex, size_t nex, struct agg_point **out,
+		   size_t *n, struct herr *err);
+
 /* How long the autoscaler waits for a push round to complete before it
  * evaluates a step that not every ready host has reported. */
 #define SCALE_ROUND_GRACE_MS 2000

@@ -26,34 +26,9 @@
 static const char *const dec_names[] = { "none", "act", "blocked", "no_data" };
 
 struct sim_ctx {
-	struct server *s;
-	const char *cluster, *group;
+	struct scale_tsdb_ctx tsdb;   /* first: what scale_tsdb_agg reads */
 	json_t *timeline;
 };
-
-/* The TSDB as the autoscaler reads it (scale_agg_fn). */
-static int
-sim_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t span_ms, int64_t step_ms,
-	const char *const *ex, size_t nex, struct agg_point **out, size_t *n, struct herr *err)
-{
-	struct sim_ctx *c = ctx;
-	struct tsdb_agg_point *tp = NULL;
-	size_t i;
-
-	*out = NULL;
-	*n = 0;
-	if (metrics_group_agg(c->s, c->cluster, c->group, p->cond.metric, p->cond.agg, now_ms,
-			      span_ms, step_ms, ex, nex, &tp, n, err) < 0)
-		return err->code;
-	*out = xcalloc(*n + 1, sizeof(**out));
-	for (i = 0; i < *n; i++) {
-		(*out)[i].ts_ms = tp[i].ts_ms;
-		(*out)[i].value = tp[i].value;
-		(*out)[i].nseries = tp[i].nseries;
-	}
-	free(tp);
-	return 0;
-}
 
 static void
 sim_emit(void *ctx, int64_t t, const struct group_view *g, const struct decision *d)
@@ -86,7 +61,7 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 	struct policy p;
 	struct res g;
 	struct scale_replay r;
-	struct sim_ctx c = { s, cluster, group, json_array() };
+	struct sim_ctx c = { { s, cluster, group }, json_array() };
 	json_t *hosts = NULL, *acts = NULL, *actual = json_array(), *a;
 	struct scale_host *hv = NULL;
 	struct scale_change *ch = NULL;
@@ -175,8 +150,8 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 	r.step_ms = SIM_STEP_MS;
 	r.stale_ms = SIM_STALE_MS;
 	r.launch_ms = SIM_LAUNCH_MS;
-	r.agg = sim_agg;
-	r.agg_ctx = &c;
+	r.agg = scale_tsdb_agg;
+	r.agg_ctx = &c.tsdb;
 	r.emit = sim_emit;
 	r.emit_ctx = &c;
 	if ((rc = scale_replay_run(&r, err)) < 0)
