@@ -627,21 +627,28 @@ test_heard_since_gap(void **state)
 	int64_t since = 0, last = 0, t;
 
 	(void)state;
-	since = reconcile_heard_since(since, last, T0, 5 * SEC);
+	since = reconcile_heard_since(since, last, 0, T0, 5 * SEC);
 	assert_int_equal(since, T0);
 	/* passes each second (and a slow one of 5 s): nothing changes */
 	for (t = T0 + SEC, last = T0; t <= T0 + 60 * SEC; last = t, t += SEC)
-		assert_int_equal(since = reconcile_heard_since(since, last, t, 5 * SEC), T0);
+		assert_int_equal(since = reconcile_heard_since(since, last, 0, t, 5 * SEC), T0);
 	last = t - SEC;
 	t = last + 5 * SEC;
-	assert_int_equal(since = reconcile_heard_since(since, last, t, 5 * SEC), T0);
+	assert_int_equal(since = reconcile_heard_since(since, last, 0, t, 5 * SEC), T0);
 	/* stopped 40 s: listening since the pass after it */
 	last = t;
 	t += 40 * SEC;
-	assert_int_equal(since = reconcile_heard_since(since, last, t, 5 * SEC), t);
-	assert_int_equal(reconcile_heard_since(since, t, t + SEC, 5 * SEC), t);
+	assert_int_equal(since = reconcile_heard_since(since, last, 0, t, 5 * SEC), t);
+	assert_int_equal(reconcile_heard_since(since, t, 0, t + SEC, 5 * SEC), t);
 	/* a clock stepped back is no pause */
-	assert_int_equal(reconcile_heard_since(since, t, t - 3600 * SEC, 5 * SEC), t);
+	assert_int_equal(reconcile_heard_since(since, t, 0, t - 3600 * SEC, 5 * SEC), t);
+	/* a pass that spent 30 s acting (a slow cloud, a long LB drain) is no
+	 * pause: the API took heartbeats meanwhile ... */
+	last = t + SEC;
+	assert_int_equal(reconcile_heard_since(since, last, 30 * SEC, last + 31 * SEC, 5 * SEC), t);
+	/* ... but a stop after its acting is */
+	assert_int_equal(reconcile_heard_since(since, last, 30 * SEC, last + 40 * SEC, 5 * SEC),
+			 last + 40 * SEC);
 }
 
 /* The last ready host of a group is not taken on silence: its replacement

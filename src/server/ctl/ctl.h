@@ -70,11 +70,13 @@ size_t reconcile_decide(const struct rc_group *groups, size_t ng, const struct r
 
 /* When herd has been listening since, as of a pass starting at now_ms:
  * now at the first pass (last_pass_ms 0), and again after a gap of more than
- * pause_ms since the last pass (the process was stopped or suspended, the
- * store stalled, the clock stepped forward: heartbeats then were lost);
- * otherwise heard_since_ms unchanged. */
-int64_t reconcile_heard_since(int64_t heard_since_ms, int64_t last_pass_ms, int64_t now_ms,
-			      int64_t pause_ms);
+ * pause_ms between the last pass and this one (the process was stopped or
+ * suspended, the store stalled, the clock stepped forward: heartbeats then
+ * were lost); otherwise heard_since_ms unchanged. The last pass's acting
+ * (last_act_ms: provider calls, LB drains) is not part of the gap: the API
+ * went on taking heartbeats meanwhile. */
+int64_t reconcile_heard_since(int64_t heard_since_ms, int64_t last_pass_ms, int64_t last_act_ms,
+			      int64_t now_ms, int64_t pause_ms);
 
 /* --- act --- */
 int ctl_start(struct server *s, struct herr *err);

@@ -129,10 +129,10 @@ failure_backoff(const struct rc_group *g, const struct rc_host *hosts, size_t nh
 }
 
 int64_t
-reconcile_heard_since(int64_t heard_since_ms, int64_t last_pass_ms, int64_t now_ms,
-		      int64_t pause_ms)
+reconcile_heard_since(int64_t heard_since_ms, int64_t last_pass_ms, int64_t last_act_ms,
+		      int64_t now_ms, int64_t pause_ms)
 {
-	if (last_pass_ms == 0 || now_ms - last_pass_ms > pause_ms)
+	if (last_pass_ms == 0 || now_ms - last_pass_ms - last_act_ms > pause_ms)
 		return now_ms;
 	return heard_since_ms;
 }

@@ -56,7 +56,8 @@ struct ctl {
 	pthread_mutex_t lock;        /* held while using providers (one at a time) */
 	bool resolved_launching;
 	int64_t heard_since_ms;      /* herd listens since (start, or end of a pause) */
-	int64_t pass_ms;             /* when the last pass started, plus the time it spent acting */
+	int64_t pass_ms;             /* when the last pass started */
+	int64_t act_ms;              /* how long it spent acting (provider calls, LB drains) */
 	struct ctl_wait {            /* waits of the last pass (reported when new) */
 		char cause[32];
 		char key[180];       /* cluster/group/host id */
@@ -849,12 +850,14 @@ reconcile_once(struct ctl *c)
 	 * (provider calls, LB drains) is not a gap: the API went on taking
 	 * heartbeats meanwhile, and counting it would let a slow cloud or a
 	 * long drain postpone every replacement. */
-	if (c->pass_ms != 0 && now - c->pass_ms > CTL_PAUSE_MS)
+	c->heard_since_ms = reconcile_heard_since(c->heard_since_ms, c->pass_ms, c->act_ms, now,
+						  CTL_PAUSE_MS);
+	if (c->pass_ms != 0 && c->heard_since_ms == now)
 		log_warn("reconcile: no pass for %llds (herd stopped, paused or stalled): hosts get"
 			 " unhealthy_after from now before their silence counts",
-			 (long long)((now - c->pass_ms) / 1000));
-	c->heard_since_ms = reconcile_heard_since(c->heard_since_ms, c->pass_ms, now, CTL_PAUSE_MS);
+			 (long long)((now - c->pass_ms - c->act_ms) / 1000));
 	c->pass_ms = now;
+	c->act_ms = 0;
 
 	if (store_q(s->store, &grows, NULL, &err,
 		    "SELECT scope, name, spec FROM resources WHERE kind = 'group' ORDER BY scope, name",
@@ -995,8 +998,7 @@ reconcile_once(struct ctl *c)
 		c->swept_ms = now;
 	}
 	lbsync_once(s);
-	/* the pause rule measures from the end of this pass's acting */
-	c->pass_ms += mono_ms() - act_start;
+	c->act_ms = mono_ms() - act_start;   /* not a pause: see reconcile_heard_since */
 out:
 	for (i = 0; groups && i < ng; i++) {
 		free((void *)groups[i].after);
