@@ -8,21 +8,11 @@
 # HAProxy. Needs root (hosts are network namespaces).
 
 load lib
+load lb
 
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
-	server_start
-	BP_DIR=$BATS_FILE_TMPDIR/bp
-	mkdir -p "$BP_DIR"
-	cp -r "$BATS_TEST_DIRNAME/fixtures/lb/scripts" "$BP_DIR/"
-	CIDR=$(random_cidr)
-	# below the ephemeral range: a client socket of the request loop must
-	# not hold the listener's port
-	LB_PORT=$(free_port)
-	while [ "$LB_PORT" -ge 32768 ]; do LB_PORT=$(free_port); done
-	sed "s|@CIDR@|$CIDR|; s|@PORT@|$LB_PORT|" "$BATS_TEST_DIRNAME/fixtures/lb/lb.yaml" >"$BP_DIR/lb.yaml"
-	INST=$(curl -sf "$HERD_URL/healthz" | json '{instance}')
-	export BP=$BP_DIR/lb.yaml CIDR LB_PORT INST
+	lb_setup_file
 }
 
 teardown_file() {
@@ -39,57 +29,6 @@ teardown_file() {
 
 setup() {
 	require_root
-}
-
-# get: one request to the listener; prints "CODE BODY".
-get() {
-	local out code
-	out=$(mktemp)
-	code=$(curl -s -o "$out" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$LB_PORT/") || true
-	echo "$code $(cat "$out")"
-	rm -f "$out"
-}
-
-# members_serving N: the LB has exactly N members, all active and UP.
-members_serving() {
-	local j
-	j=$(herd lb show web --json 2>/dev/null) || return 1
-	[ "$(echo "$j" | json_count '{members}')" -eq "$1" ] || return 1
-	[ "$(echo "$j" | perl -MJSON::PP -e '
-		my $d = decode_json(join "", <STDIN>);
-		print scalar(grep { $_->{intent} eq "active" && $_->{status} eq "UP" } @{$d->{members}})')" -eq "$1" ]
-}
-
-group_ready() { # group_ready N: site/web has exactly N hosts, all ready
-	local lines
-	lines=$(herd host ls --group site/web --json | perl -MJSON::PP -e '
-		my $d = decode_json(join "", <STDIN>); print "$_->{state}\n" for @{$d->{items}}')
-	[ "$(grep -c . <<<"$lines")" -eq "$1" ] && [ "$(grep -c '^ready$' <<<"$lines")" -eq "$1" ]
-}
-
-# seen N: the distinct bodies of N requests, sorted, one a line; fails on a
-# response other than 200.
-seen() {
-	local r
-	for _ in $(seq 1 "$1"); do
-		r=$(get)
-		[ "${r%% *}" = 200 ] || { echo "bad response: $r" >&2; return 1; }
-		echo "${r#* }"
-	done | sort -u
-}
-
-dead() { # dead PID: no such process, or a zombie (HAProxy outlives the
-	# server, so its parent may be an init that reaps late)
-	! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" = Z ]
-}
-
-haproxy_pid() {
-	cat "$HERD_DATA/lb/haproxy.pid" 2>/dev/null
-}
-
-# haproxy_of_data_dir: pids of processes running this data dir's haproxy.cfg.
-haproxy_of_data_dir() {
-	pgrep -f "haproxy -f $HERD_DATA/lb/haproxy.cfg" || true
 }
 
 # engine_pid: the HAProxy pid the (running) server reports.
@@ -142,21 +81,24 @@ server_gone() {
 	kill -0 "$(haproxy_pid)"
 }
 
-@test "a server killed with SIGKILL and restarted: no request fails, HAProxy is adopted" {
+# restart_under_load SIGNAL: stops the server with SIGNAL while a request
+# loop runs through the LB, starts it again; then no request may have
+# failed, and the same HAProxy serves, adopted by the new server.
+restart_under_load() {
+	local pid alive=0
 	pid=$(haproxy_pid)
 	[ -n "$pid" ]
 	loop_start
 	sleep 0.5
-	kill -9 "$(cat "$HERD_DATA/server.pid")"
-	wait_for 10 server_gone
+	kill "-$1" "$(cat "$HERD_DATA/server.pid")"
+	wait_for 15 server_gone
 	sleep 1   # requests while no server runs
-	alive=0
 	kill -0 "$pid" && alive=1
 	server_start
 	wait_for 15 members_serving 2 || true
 	sleep 1
 	loop_stop
-	echo "# SIGKILL: $OK of $TOTAL responses were 200" >&3
+	echo "# $1: $OK of $TOTAL responses were 200" >&3
 	[ "$TOTAL" -ge 20 ]
 	[ "$OK" -eq "$TOTAL" ]
 	[ "$alive" = 1 ]
@@ -166,28 +108,12 @@ server_gone() {
 	[ "$(haproxy_of_data_dir)" = "$pid" ]
 }
 
+@test "a server killed with SIGKILL and restarted: no request fails, HAProxy is adopted" {
+	restart_under_load KILL
+}
+
 @test "a server stopped with SIGTERM and restarted: no request fails, HAProxy is adopted" {
-	pid=$(haproxy_pid)
-	[ -n "$pid" ]
-	loop_start
-	sleep 0.5
-	kill -TERM "$(cat "$HERD_DATA/server.pid")"
-	wait_for 15 server_gone
-	sleep 1
-	alive=0
-	kill -0 "$pid" && alive=1
-	server_start
-	wait_for 15 members_serving 2 || true
-	sleep 1
-	loop_stop
-	echo "# SIGTERM: $OK of $TOTAL responses were 200" >&3
-	[ "$TOTAL" -ge 20 ]
-	[ "$OK" -eq "$TOTAL" ]
-	[ "$alive" = 1 ]
-	members_serving 2
-	[ "$(engine_pid)" = "$pid" ]
-	[ "$(haproxy_pid)" = "$pid" ]
-	[ "$(haproxy_of_data_dir)" = "$pid" ]
+	restart_under_load TERM
 }
 
 @test "after adoption a scale-out adds the new host and a scale-in removes one" {
