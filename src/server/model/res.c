@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "model/res.h"
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
@@ -262,6 +262,41 @@ res_list(struct store *st, const struct kind *k, const char *scope, const char *
 			continue;
 		json_array_append_new(*out, res_to_json(k, &r));
 		res_release(&r);
+	}
+	json_decref(rows);
+	return 0;
+}
+
+int
+res_all(struct store *st, const struct kind *k, const char *scope, json_t **out,
+	struct herr *err)
+{
+	json_t *rows = NULL, *row;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if (scope)
+		rc = store_q(st, &rows, NULL, err,
+			     "SELECT scope, name, spec FROM resources WHERE kind = ? AND scope = ?"
+			     " ORDER BY name",
+			     "[ss]", k->name, scope);
+	else
+		rc = store_q(st, &rows, NULL, err,
+			     "SELECT scope, name, spec FROM resources WHERE kind = ?"
+			     " ORDER BY scope, name",
+			     "[s]", k->name);
+	if (rc < 0)
+		return rc;
+	*out = json_array();
+	json_array_foreach(rows, i, row) {
+		json_error_t jerr;
+		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, &jerr);
+		if (spec == NULL)
+			continue;   /* written by res_put from valid JSON: cannot happen */
+		json_array_append_new(*out, json_pack("{s:O, s:O, s:o}", "scope",
+						      json_object_get(row, "scope"), "name",
+						      json_object_get(row, "name"), "spec", spec));
 	}
 	json_decref(rows);
 	return 0;

@@ -1,0 +1,18 @@
+/* model/activity.h - the activity log: the user-visible record of every
+ * decision and actuation (launch, terminate, scale, wait), each with its
+ * cause, a reason for people and the inputs it was decided on. */
+#ifndef HERD_MODEL_ACTIVITY_H
+#define HERD_MODEL_ACTIVITY_H
+
+#include <jansson.h>
+
+#include "herr.h"
+
+struct store;
+
+/* Records one activity; fmt makes its reason. */
+int activity_add(struct store *st, const char *cluster, const char *group, const char *host,
+		 const char *kind, const char *cause, json_t *inputs, struct herr *err,
+		 const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+
+#endif

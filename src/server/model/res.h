@@ -1,0 +1,56 @@
+/* model/res.h - storage of declarative resources: one row each in
+ * `resources` (spec as JSON, a version bumped on each change) and the
+ * references between them in `refs`, so deleting something still referred
+ * to is refused naming the referrer. */
+#ifndef HERD_MODEL_RES_H
+#define HERD_MODEL_RES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "herr.h"
+#include "model/kind.h"
+
+struct store;
+
+struct res {
+	int64_t id;
+	char scope[130];
+	char name[128];
+	json_t *spec;      /* owned */
+	int64_t version;
+	int64_t created_ms, updated_ms;
+};
+void res_release(struct res *r);
+/* 0, or HERR_NOTFOUND. */
+int res_get(struct store *st, const struct kind *k, const char *scope, const char *name,
+	    struct res *out, struct herr *err);
+/* Finds by name across scopes: HERR_NOTFOUND, or HERR_CONFLICT if ambiguous. */
+int res_find(struct store *st, const struct kind *k, const char *name, struct res *out,
+	     struct herr *err);
+/* Creates or updates (spec borrowed) and rewrites its refs; in the caller's
+ * transaction. *created tells which. Returns 0 or an error; a missing
+ * reference is HERR_INVALID naming path's field. */
+int res_put(struct store *st, const struct kind *k, const char *scope, const char *name,
+	    json_t *spec, const char *path, bool *created, struct herr *err);
+/* Deletes; HERR_CONFLICT naming the referrer if anything refers to it. */
+int res_delete(struct store *st, const struct kind *k, const char *scope, const char *name,
+	       struct herr *err);
+/* Lists (owned array of API objects) with name > after, at most limit. */
+int res_list(struct store *st, const struct kind *k, const char *scope, const char *after,
+	     int limit, json_t **out, struct herr *err);
+/* The API form: spec + name (+ cluster/group) + metadata. Owned. */
+json_t *res_to_json(const struct kind *k, const struct res *r);
+/* Every resource of kind k (in scope, or in every scope when scope is
+ * NULL), ordered by scope then name, as an owned array of
+ * {"scope","name","spec"} with spec parsed. For controllers' passes. */
+int res_all(struct store *st, const struct kind *k, const char *scope, json_t **out,
+	    struct herr *err);
+
+/* Kind hooks: scripts keep every version; groups with live hosts can't go. */
+int script_store_version(struct store *st, const char *name, json_t *spec, struct herr *err);
+int group_delete_check(struct store *st, const char *cluster, const char *name, struct herr *err);
+
+#endif
