@@ -187,6 +187,31 @@ test_instance_and_teardown(void **state)
 	assert_string_equal(state_of("00000006"), "terminated");
 }
 
+/* host_get: the typed row, every column read; a missing id is NOTFOUND. */
+static void
+test_host_get(void **state)
+{
+	struct herr err = HERR_INIT;
+	struct host h;
+
+	(void)state;
+	put_host("00000007", "booting");
+	assert_int_equal(host_record_instance(st, "00000007", "i-7", 12, 13, &err), 0);
+	assert_int_equal(host_get(st, "00000007", &h, &err), 0);
+	assert_string_equal(h.id, "00000007");
+	assert_string_equal(h.name, "h-00000007");
+	assert_string_equal(h.cluster, "c");
+	assert_string_equal(h.grp, "g");
+	assert_string_equal(h.template_, "t");
+	assert_string_equal(h.private_ip, "00000007");
+	assert_string_equal(h.instance_id, "i-7");
+	assert_int_equal(h.state, HS_BOOTING);
+	assert_int_equal(h.launched_ms, 12);
+	assert_true(h.seq > 0);
+	assert_int_equal(host_get(st, "nosuch", &h, &err), HERR_NOTFOUND);
+	assert_int_equal(err.code, HERR_NOTFOUND);
+}
+
 int
 main(void)
 {
@@ -195,6 +220,7 @@ main(void)
 		cmocka_unit_test(test_state_write_guards),
 		cmocka_unit_test(test_drain_and_reclaim),
 		cmocka_unit_test(test_instance_and_teardown),
+		cmocka_unit_test(test_host_get),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

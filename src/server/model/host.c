@@ -2,6 +2,7 @@
  * (model/host.h). Each writer is a single UPDATE whose WHERE names the
  * states the host may leave, so the guard and the write are one statement:
  * no reader can slip between them, whatever transaction the caller holds. */
+#include <stdio.h>
 #include <string.h>
 
 #include "model/host.h"
@@ -127,4 +128,69 @@ host_mark_terminated(struct store *st, const char *id, int64_t now_ms, struct he
 		       "UPDATE hosts SET state = 'terminated', terminated_ms = ?"
 		       " WHERE state <> 'terminated'",
 		       "[I]", (json_int_t)now_ms);
+}
+
+static void
+copy_str(char *dst, size_t n, const json_t *row, const char *key)
+{
+	const char *v = json_string_value(json_object_get(row, key));
+	snprintf(dst, n, "%s", v ? v : "");
+}
+
+static int64_t
+get_int(const json_t *row, const char *key)
+{
+	return (int64_t)json_integer_value(json_object_get(row, key));
+}
+
+int
+host_from_row(const json_t *row, struct host *out, struct herr *err)
+{
+	const char *id = NULL, *state = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (json_unpack((json_t *)row, "{s:s, s?s}", "id", &id, "state", &state) < 0)
+		return herr_set(err, HERR_STORE, "hosts row without id");
+	snprintf(out->id, sizeof(out->id), "%s", id);
+	out->state = state ? hstate_parse(state) : HS_LAUNCHING;
+	if (out->state == HS__COUNT)
+		return herr_set(err, HERR_STORE, "host %s: unknown state '%s'", id, state);
+	copy_str(out->name, sizeof(out->name), row, "name");
+	copy_str(out->cluster, sizeof(out->cluster), row, "cluster");
+	copy_str(out->grp, sizeof(out->grp), row, "grp");
+	copy_str(out->template_, sizeof(out->template_), row, "template");
+	copy_str(out->account, sizeof(out->account), row, "account");
+	copy_str(out->network, sizeof(out->network), row, "network");
+	copy_str(out->reason, sizeof(out->reason), row, "reason");
+	copy_str(out->private_ip, sizeof(out->private_ip), row, "private_ip");
+	copy_str(out->instance_id, sizeof(out->instance_id), row, "instance_id");
+	copy_str(out->client_token, sizeof(out->client_token), row, "client_token");
+	out->seq = (int)get_int(row, "seq");
+	out->attempt = (int)get_int(row, "attempt");
+	out->protected_ = get_int(row, "protected") != 0;
+	out->created_ms = get_int(row, "created_ms");
+	out->updated_ms = get_int(row, "updated_ms");
+	out->launched_ms = get_int(row, "launched_ms");
+	out->joined_ms = get_int(row, "joined_ms");
+	out->ready_ms = get_int(row, "ready_ms");
+	out->heartbeat_ms = get_int(row, "heartbeat_ms");
+	out->terminated_ms = get_int(row, "terminated_ms");
+	out->drain_run_id = get_int(row, "drain_run_id");
+	out->drain_deadline_ms = get_int(row, "drain_deadline_ms");
+	out->lb_drain_since_ms = get_int(row, "lb_drain_since_ms");
+	return 0;
+}
+
+int
+host_get(struct store *st, const char *id, struct host *out, struct herr *err)
+{
+	json_t *row = store_row(st, err, "SELECT " HOST_COLUMNS " FROM hosts WHERE id = ?", "[s]",
+				id ? id : "");
+	int rc;
+
+	if (row == NULL)
+		return err->code ? -1 : herr_set(err, HERR_NOTFOUND, "no host '%s'", id ? id : "");
+	rc = host_from_row(row, out, err);
+	json_decref(row);
+	return rc;
 }

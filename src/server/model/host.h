@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "herr.h"
 
 struct store;
@@ -70,5 +72,36 @@ int host_reclaim(struct store *st, const char *id, int64_t now_ms, int64_t *chan
 
 /* Teardown: host id (or, id NULL, every host) is terminated. */
 int host_mark_terminated(struct store *st, const char *id, int64_t now_ms, struct herr *err);
+
+/* A hosts row, typed. Strings are copies (empty when NULL in the store);
+ * sizes fit what validation lets in (names are DNS labels). */
+struct host {
+	char id[64], name[64], cluster[64], grp[64];
+	char template_[64], account[64], network[64];
+	enum hstate state;
+	char reason[512];
+	char private_ip[48];             /* "" until an address is given */
+	char instance_id[128];           /* "" until the provider answered */
+	char client_token[80];
+	int seq, attempt;
+	bool protected_;
+	int64_t created_ms, updated_ms, launched_ms, joined_ms, ready_ms, heartbeat_ms,
+		terminated_ms;
+	int64_t drain_run_id, drain_deadline_ms, lb_drain_since_ms;
+};
+
+/* The columns host_from_row() reads, for "SELECT " HOST_COLUMNS " FROM hosts". */
+#define HOST_COLUMNS                                                                  \
+	"id, name, cluster, grp, seq, template, account, network, state, reason,"     \
+	" private_ip, instance_id, client_token, protected, attempt, created_ms,"     \
+	" updated_ms, launched_ms, joined_ms, ready_ms, heartbeat_ms, terminated_ms," \
+	" drain_run_id, drain_deadline_ms, lb_drain_since_ms"
+
+/* Fills *out from a row of HOST_COLUMNS (missing columns are zero/empty).
+ * HERR_STORE when the row is not a hosts row (no id or unknown state). */
+int host_from_row(const json_t *row, struct host *out, struct herr *err);
+
+/* Host id (any state): 0, or HERR_NOTFOUND. */
+int host_get(struct store *st, const char *id, struct host *out, struct herr *err);
 
 #endif
