@@ -2,8 +2,9 @@
  * script, template, monitor, cluster, group, policy): each is a table of
  * fields plus one cross-field check, and that one description drives
  * validation (the API's 400s and the blueprint's FILE:LINE alike),
- * storage, references and blueprints. A new kind is one definition and one
- * line in kinds[]. */
+ * storage, references and blueprints. The engine is model/kind.c; each kind
+ * is defined in its own model/kind-<name>.c. A new kind is then one file
+ * plus one line in kinds[]. */
 #ifndef HERD_MODEL_KIND_H
 #define HERD_MODEL_KIND_H
 
@@ -60,13 +61,16 @@ struct kind {
 	kind_check_fn check;
 };
 
+/* A group's size, desired, min and max are at most this. */
+#define GROUP_MAX_SIZE 1000
+
 extern const struct kind kind_account, kind_network, kind_lb, kind_script, kind_template,
 	kind_monitor, kind_cluster, kind_group, kind_policy;
 /* Every declarative kind, in dependency order (what may refer to what). */
 extern const struct kind *const kinds[];
 const struct kind *kind_find(const char *name_or_plural);
 
-/* --- validation (api-resource.c) --- */
+/* --- validation (model/kind.c) --- */
 /* Validates obj against k's fields: types, limits, unknown fields. Does not
  * check references. */
 int kind_validate(const struct kind *k, json_t *obj, const json_t *old, const char *path,

@@ -1,6 +1,7 @@
-/* api-template.c - launch templates: how a host of a group is made (account,
- * network, image, size, init scripts, load balancer attachment, labels). */
-#include "api.h"
+/* model/kind-template.c - the template kind: how a host of a group is made
+ * (account, network, image, size, init scripts, load balancer attachment,
+ * labels). */
+#include "model/kind.h"
 
 static const struct field template_fields[] = {
 	{ "account", F_NAME, FL_REQ, "account", 0, 0 },

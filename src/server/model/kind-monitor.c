@@ -1,6 +1,7 @@
-/* api-monitor.c - script-defined metrics: a command printing one number (or
- * `name value` lines), run on every host of the groups that list it. */
-#include "api.h"
+/* model/kind-monitor.c - the monitor kind: a script-defined metric, a
+ * command printing one number (or `name value` lines), run on every host of
+ * the groups that list it; interval and timeout default to 5s and 3s. */
+#include "model/kind.h"
 
 static const struct field monitor_fields[] = {
 	{ "command", F_STR, FL_REQ, NULL, 0, 0 },

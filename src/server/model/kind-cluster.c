@@ -1,6 +1,7 @@
-/* api-cluster.c - clusters: named sets of groups whose hosts see each
- * other's metadata (and nothing of other clusters). */
-#include "api.h"
+/* model/kind-cluster.c - the cluster kind: a named set of groups whose hosts
+ * see each other's metadata (and nothing of other clusters), with its metric
+ * series quotas. */
+#include "model/kind.h"
 
 static const struct field cluster_fields[] = {
 	{ "description", F_STR, 0, NULL, 0, 0 },

@@ -1,10 +1,12 @@
-/* api-lb.c - load balancers: a listener forwarding to the hosts of the
- * groups whose template attaches to it. */
+/* model/kind-lb.c - the lb kind: a load balancer, a listener forwarding to
+ * the hosts of the groups whose template attaches to it. Its check ends with
+ * lb_spec_from_json, the parser the controller and the HAProxy driver use,
+ * so a spec stored here never fails in the driver. */
 #include <stdio.h>
 #include <string.h>
 
-#include "api.h"
 #include "lb/lb.h"
+#include "model/kind.h"
 
 static const struct field lb_fields[] = {
 	{ "network", F_NAME, FL_REQ, "network", 0, 0 },

@@ -1,9 +1,11 @@
-/* api-account.c - provider accounts: which driver makes the hosts and
- * networks that refer to the account, and that driver's settings, and
- * (server_url) where that account's hosts reach the server. */
+/* model/kind-account.c - the account kind: a provider account, i.e. which
+ * driver makes the hosts and networks that refer to it, that driver's
+ * settings, and (server_url) where that account's hosts reach the server.
+ * The server_url rule is prov_server_url_check's, the one the drivers use. */
+#include <stdio.h>
 #include <string.h>
 
-#include "api.h"
+#include "model/kind.h"
 #include "prov/prov.h"
 
 static const struct field account_fields[] = {

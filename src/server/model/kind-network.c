@@ -1,6 +1,6 @@
-/* api-network.c - private networks: a CIDR hosts take addresses from; on the
- * local provider a bridge, on a cloud a VxNet/subnet. */
-#include "api.h"
+/* model/kind-network.c - the network kind: a private network hosts take
+ * addresses from; on the local provider a bridge, on a cloud a VxNet/subnet. */
+#include "model/kind.h"
 
 static const struct field network_fields[] = {
 	{ "account", F_NAME, FL_REQ, "account", 0, 0 },
