@@ -260,7 +260,7 @@ prune(struct store *st, struct doc *d, json_t *changes, bool *changed, struct he
 	for (size_t i = 0; i < d->n; i++) {
 		const struct kind *child;
 		char scope[200];
-		json_t *rows = NULL, *row;
+		json_t *names = NULL, *nmv;
 		size_t k;
 
 		if (d->items[i].k == &kind_cluster) {
@@ -272,12 +272,10 @@ prune(struct store *st, struct doc *d, json_t *changes, bool *changed, struct he
 		} else {
 			continue;
 		}
-		if (store_q(st, &rows, NULL, err,
-			    "SELECT name FROM resources WHERE kind = ? AND scope = ? ORDER BY name",
-			    "[ss]", child->name, scope) < 0)
+		if (res_names(st, child, scope, &names, err) < 0)
 			return err->code;
-		json_array_foreach(rows, k, row) {
-			const char *nm = json_string_value(json_object_get(row, "name"));
+		json_array_foreach(names, k, nmv) {
+			const char *nm = json_string_value(nmv);
 			bool declared = false;
 			for (size_t j = 0; j < d->n; j++)
 				if (d->items[j].k == child && strcmp(d->items[j].scope, scope) == 0 &&
@@ -290,26 +288,23 @@ prune(struct store *st, struct doc *d, json_t *changes, bool *changed, struct he
 				size_t pi;
 				char ps[200];
 				if (group_delete_check(st, scope, nm, err) < 0) {
-					json_decref(rows);
+					json_decref(names);
 					return err->code;
 				}
 				snprintf(ps, sizeof(ps), "%s/%s", scope, nm);
-				store_q(st, &pols, NULL, err,
-					"SELECT name FROM resources WHERE kind = 'policy' AND scope = ?",
-					"[s]", ps);
+				res_names(st, &kind_policy, ps, &pols, err);
 				json_array_foreach(pols, pi, p)
-					res_delete(st, &kind_policy, ps,
-						   json_string_value(json_object_get(p, "name")), err);
+					res_delete(st, &kind_policy, ps, json_string_value(p), err);
 				json_decref(pols);
 			}
 			if (res_delete(st, child, scope, nm, err) < 0) {
-				json_decref(rows);
+				json_decref(names);
 				return err->code;
 			}
 			json_array_append_new(changes, change("remove", NULL, scope, nm, child));
 			*changed = true;
 		}
-		json_decref(rows);
+		json_decref(names);
 	}
 	return 0;
 }
@@ -413,19 +408,14 @@ api_unapply(struct req *rq)
 	for (size_t i = 0; i < d.n; i++) {
 		struct item *it = &d.items[i];
 		struct res g;
-		json_t *row;
-		json_int_t n;
+		int64_t n;
 		bool created;
 
 		if (it->k != &kind_group || res_get(st, &kind_group, it->scope, it->name, &g, &err) < 0) {
 			herr_clear(&err);
 			continue;
 		}
-		row = store_row(st, &err,
-				"SELECT COUNT(*) AS n FROM hosts WHERE cluster = ? AND grp = ? AND"
-				" state <> 'terminated'", "[ss]", it->scope, it->name);
-		n = row ? json_integer_value(json_object_get(row, "n")) : 0;
-		json_decref(row);
+		host_count_live(st, it->scope, it->name, &n, &err);
 		if (n > 0) {
 			char w[300];
 			snprintf(w, sizeof(w), "%s/%s (%lld hosts)", it->scope, it->name, (long long)n);
@@ -469,11 +459,9 @@ api_unapply(struct req *rq)
 			size_t pi;
 			char ps[200];
 			snprintf(ps, sizeof(ps), "%s/%s", it->scope, it->name);
-			store_q(st, &pols, NULL, &err,
-				"SELECT name FROM resources WHERE kind = 'policy' AND scope = ?", "[s]", ps);
+			res_names(st, &kind_policy, ps, &pols, &err);
 			json_array_foreach(pols, pi, p)
-				res_delete(st, &kind_policy, ps, json_string_value(json_object_get(p, "name")),
-					   &err);
+				res_delete(st, &kind_policy, ps, json_string_value(p), &err);
 			json_decref(pols);
 			herr_clear(&err);
 		}

@@ -194,3 +194,28 @@ host_get(struct store *st, const char *id, struct host *out, struct herr *err)
 	json_decref(row);
 	return rc;
 }
+
+/* --- apply --- */
+
+int
+host_count_live(struct store *st, const char *cluster, const char *grp, int64_t *n,
+		struct herr *err)
+{
+	json_t *row = store_row(st, err,
+				"SELECT COUNT(*) AS n FROM hosts WHERE cluster = ? AND grp = ? AND"
+				" state <> 'terminated'",
+				"[ss]", cluster, grp);
+	json_int_t count = 0;
+	int rc;
+
+	*n = 0;
+	if (row == NULL)
+		return err->code;
+	rc = json_unpack(row, "{s:I}", "n", &count);
+	json_decref(row);
+	if (rc < 0)
+		return herr_set(err, HERR_STORE, "cannot count the hosts of group '%s/%s'", cluster,
+				grp);
+	*n = count;
+	return 0;
+}

@@ -104,4 +104,10 @@ int host_from_row(const json_t *row, struct host *out, struct herr *err);
 /* Host id (any state): 0, or HERR_NOTFOUND. */
 int host_get(struct store *st, const char *id, struct host *out, struct herr *err);
 
+/* --- apply --- */
+/* How many hosts of group cluster/grp are not yet terminated (any other
+ * state, failed included), in *n. 0 or the store's error. */
+int host_count_live(struct store *st, const char *cluster, const char *grp, int64_t *n,
+		    struct herr *err);
+
 #endif

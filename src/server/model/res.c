@@ -301,3 +301,24 @@ res_all(struct store *st, const struct kind *k, const char *scope, json_t **out,
 	json_decref(rows);
 	return 0;
 }
+
+/* --- kind --- */
+
+int
+res_names(struct store *st, const struct kind *k, const char *scope, json_t **out,
+	  struct herr *err)
+{
+	json_t *rows = NULL, *row;
+	size_t i;
+
+	*out = NULL;
+	if (store_q(st, &rows, NULL, err,
+		    "SELECT name FROM resources WHERE kind = ? AND scope = ? ORDER BY name", "[ss]",
+		    k->name, scope) < 0)
+		return err->code;
+	*out = json_array();
+	json_array_foreach(rows, i, row)
+		json_array_append(*out, json_object_get(row, "name"));
+	json_decref(rows);
+	return 0;
+}

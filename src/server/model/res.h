@@ -53,4 +53,11 @@ int res_all(struct store *st, const struct kind *k, const char *scope, json_t **
 int script_store_version(struct store *st, const char *name, json_t *spec, struct herr *err);
 int group_delete_check(struct store *st, const char *cluster, const char *name, struct herr *err);
 
+/* --- kind --- */
+/* The names of kind k's resources in scope, ordered by name, as an owned
+ * array of strings in *out (empty when there are none; NULL on error).
+ * For apply's pruning of undeclared children. 0 or the store's error. */
+int res_names(struct store *st, const struct kind *k, const char *scope, json_t **out,
+	      struct herr *err);
+
 #endif
