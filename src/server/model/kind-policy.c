@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "model/kind.h"
-#include "scale/scale.h"
+#include "model/policy.h"
 
 static const struct field policy_fields[] = {
 	{ "when", F_EXPR, 0, NULL, 0, 0 },

@@ -16,40 +16,13 @@
 #include "expr.h"
 #include "herr.h"
 
-enum policy_kind { POL_STEP, POL_TARGET, POL_SCHEDULE };
+/* struct policy and policy_parse, the one validator of policy rules, are
+ * the model's (model/policy.h): the policy kind checks with it too. */
+#include "model/policy.h"
 
-struct policy {
-	char name[64];
-	enum policy_kind kind;
-	struct expr cond;          /* STEP: when; TARGET: target (op '=') */
-	int64_t for_ms;            /* STEP: how long the condition must hold */
-	struct adjust adjust;      /* STEP */
-	int64_t cooldown_ms;       /* after an action of this policy's direction */
-	int64_t scale_in_cooldown_ms;  /* TARGET: slower scale-in (default 3x) */
-	int tolerance_pct;         /* TARGET: no action within ±tolerance */
-	struct cron cron;          /* SCHEDULE */
-	char tz[64];
-	int set_min, set_desired, set_max;   /* SCHEDULE; -1 = unchanged */
-	bool shadow;               /* evaluate and record, never act */
-	char before_terminate[101];/* script run on scale-in victims */
-	int64_t drain_timeout_ms;
-};
-
-#define POLICY_DURATION_MAX_S 86400   /* for, cooldown, scale_in_cooldown, drain_timeout */
-#define POLICY_SET_MAX 1000           /* a schedule's set values: 0..this */
 /* A metric value beyond ±this (or NaN, ±Inf) is absurd: never a reason to
  * scale in; above it, target tracking saturates at the group's max. */
 #define SCALE_VALUE_MAX 1e15
-
-/* Parses and validates a policy spec: the one validator of policy rules,
- * used by the API (refused at the door, 400) and by the autoscaler and
- * simulate (a stored policy that no longer passes does not act). Checks
- * exactly one of when/target/schedule, durations (parse, at most
- * POLICY_DURATION_MAX_S), adjust, target > 0 and finite, tolerance 0-100,
- * schedule set values and min <= desired <= max, the time zone (an IANA
- * name whose zone file exists), mode. Returns 0 or HERR_INVALID with
- * err->field the offending key (relative to the policy, e.g. "set.min"). */
-int policy_parse(const char *name, const json_t *spec, struct policy *out, struct herr *err);
 
 /* One aligned step of a group aggregate: the value across the series that
  * had a sample in the step, and how many did. */
