@@ -13,9 +13,7 @@
 
 #include "agent-contract.h"
 #include "api.h"
-#include "log.h"
 #include "model/metrics.h"
-#include "store/store.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
 #include "xalloc.h"
