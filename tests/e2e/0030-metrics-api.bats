@@ -173,14 +173,23 @@ field_of() { # field_of "STATUS BODY": the error's field
 	[ "$(field_of "$output")" = "batches[0].ts_ms" ]
 	run http POST /v1/agent/metrics "$CRED1" "{\"batches\":[{\"ts_ms\":$b,\"monitors\":[{\"name\":\"probe\",\"state\":\"sleepy\"}]}]}"
 	[ "$(field_of "$output")" = "batches[0].monitors[0].state" ]
-	many=$(printf "{\"ts_ms\":$b},%.0s" $(seq 1 101))
+	# the server's batch limit is the agent's: PUSH_MAX_BATCHES_PER_REQUEST
+	# (src/lib/agent-contract.h); one more is refused, that many pass (below)
+	max=$(awk '$2 == "PUSH_MAX_BATCHES_PER_REQUEST" { print $3 }' "$BATS_TEST_DIRNAME/../../src/lib/agent-contract.h")
+	[ "$max" -gt 1 ]
+	many=$(printf "{\"ts_ms\":$b},%.0s" $(seq 1 $((max + 1))))
 	run http POST /v1/agent/metrics "$CRED1" "{\"batches\":[${many%,}]}"
+	[[ "$output" == "400 "* ]]
 	[ "$(field_of "$output")" = batches ]
+	[[ "$output" == *"at most $max batches per push"* ]]
 	run http POST /v1/agent/metrics "$CRED1" '{"batches":[{"ts_ms":1,"series":[]}],"dropped":-1}'
 	[ "$(field_of "$output")" = dropped ]
 	# none of it was stored
 	run http GET "/v1/metrics/latest?metric=ok&host=mx/node-1" "$VIEWER"
 	[ "$(echo "${output#200 }" | json_count '{items}')" = 0 ]
+	many=$(printf "{\"ts_ms\":$b},%.0s" $(seq 1 "$max"))
+	run http POST /v1/agent/metrics "$CRED1" "{\"batches\":[${many%,}]}"
+	[[ "$output" == "200 "* ]]
 	# viewers cannot push
 	run http POST /v1/agent/metrics "$VIEWER" '{"batches":[]}'
 	[[ "$output" == "401 "* ]]

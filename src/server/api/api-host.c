@@ -7,7 +7,7 @@
 
 #include "api.h"
 #include "ctl/ctl.h"
-#include "metrics.h"
+#include "model/metrics.h"
 #include "store/store.h"
 #include "util.h"
 

@@ -1,9 +1,9 @@
-/* api-metrics.c - metrics in and out of the store (tsdb/): the agents' push
- * (labels host/group/cluster added from the host credential, monitor states
- * kept), the monitor configuration agents poll, the viewer queries (list,
- * range, group aggregate, latest), monitor states, and the Prometheus
- * exposition at /metrics (herd's names mapped to Prometheus conventions
- * there, prom_families[]). Formats: docs/metrics.md. */
+/* api-metrics.c - the metrics endpoints over the metrics model
+ * (model/metrics.c) and the store (tsdb/): the agents' push (validated
+ * here, stored by metrics_push_ingest), the monitor configuration agents
+ * poll, the viewer queries (list, range, group aggregate, latest), monitor
+ * states, and the Prometheus exposition at /metrics (herd's names mapped to
+ * Prometheus conventions there, prom_families[]). Formats: docs/metrics.md. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,315 +13,32 @@
 
 #include "agent-contract.h"
 #include "api.h"
-#include "log.h"
-#include "metrics.h"
-#include "store/store.h"
+#include "model/metrics.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
 #include "xalloc.h"
 
-#define PUSH_MAX_SERIES 10000     /* per batch */
-#define PUSH_MAX_LABELS 8         /* per series, besides host/group/cluster */
-#define PUSH_LABEL_MAX 128        /* label value, bytes */
-#define PUSH_MAX_MONITORS 64      /* per batch */
-#define PUSH_ERROR_MAX 1024       /* monitor error text accepted, bytes */
-#define PUSH_FUTURE_MS (10 * 60 * 1000) /* clock skew tolerated */
 #define QUERY_MAX_POINTS 200000
 #define EXPOSE_CHUNK_SERIES 256      /* series per piece of the streamed /metrics */
 #define EXPOSE_PIECE_MAX_BYTES ((size_t)4 << 20) /* 256 series of 16 labels of 256 bytes fit */
 #define LATEST_LIMIT 1000            /* series per page of /v1/metrics/latest */
 #define LATEST_LIMIT_MAX 10000
 #define EXPOSE_MAX_AGE_MS (5 * 60 * 1000)
-#define HOSTS_MAX 100000          /* hosts whose identity and monitors we cache */
-
-metrics_push_fn metrics_push_hook;
-
-__attribute__((weak)) void
-metrics_on_push(struct server *s, const char *cluster, const char *group, const char **metrics,
-		size_t n)
-{
-	metrics_push_fn fn = __atomic_load_n(&metrics_push_hook, __ATOMIC_ACQUIRE);
-
-	if (fn)
-		fn(s, cluster, group, metrics, n);
-}
-
-/* --- hosts: identity (hosts never change group) and monitor states --- */
-
-struct mon {
-	char name[64];
-	char state[8];
-	char error[256];
-	int64_t ts_ms;
-};
-
-struct mhost {
-	char id[16], name[96], cluster[64], group[64];
-	struct mon mon[PUSH_MAX_MONITORS];
-	int nmon;
-	uint64_t dropped;   /* batches the agent reported lost, since we started */
-	struct mhost *next;
-};
-
-#define MH_BUCKETS 1024
-static pthread_mutex_t mh_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mhost *mh_tab[MH_BUCKETS];
-static size_t mh_count;
-
-static unsigned
-mh_hash(const char *s)
-{
-	unsigned h = 5381;
-
-	while (*s)
-		h = h * 33 + (unsigned char)*s++;
-	return h % MH_BUCKETS;
-}
-
-/* Fills id/name/cluster/group of the calling host. */
-static int
-host_ident(struct req *rq, struct mhost *out, struct herr *err)
-{
-	struct mhost *h;
-	json_t *row;
-	unsigned b = mh_hash(rq->who.host_id);
-
-	pthread_mutex_lock(&mh_lock);
-	for (h = mh_tab[b]; h; h = h->next)
-		if (strcmp(h->id, rq->who.host_id) == 0)
-			break;
-	if (h) {
-		snprintf(out->id, sizeof(out->id), "%s", h->id);
-		snprintf(out->name, sizeof(out->name), "%s", h->name);
-		snprintf(out->cluster, sizeof(out->cluster), "%s", h->cluster);
-		snprintf(out->group, sizeof(out->group), "%s", h->group);
-	}
-	pthread_mutex_unlock(&mh_lock);
-	if (h)
-		return 0;
-	row = store_row(rq->srv->store, err, "SELECT name, cluster, grp FROM hosts WHERE id = ?", "[s]",
-			rq->who.host_id);
-	if (row == NULL)
-		return err->code ? err->code : herr_set(err, HERR_AUTH, "unknown host");
-	memset(out, 0, sizeof(*out));
-	snprintf(out->id, sizeof(out->id), "%s", rq->who.host_id);
-	snprintf(out->name, sizeof(out->name), "%s", json_string_value(json_object_get(row, "name")));
-	snprintf(out->cluster, sizeof(out->cluster), "%s",
-		 json_string_value(json_object_get(row, "cluster")));
-	snprintf(out->group, sizeof(out->group), "%s", json_string_value(json_object_get(row, "grp")));
-	json_decref(row);
-	pthread_mutex_lock(&mh_lock);
-	if (mh_count >= HOSTS_MAX) {
-		/* bounded: start over (states come back with the next pushes) */
-		for (size_t i = 0; i < MH_BUCKETS; i++)
-			while (mh_tab[i]) {
-				struct mhost *n = mh_tab[i]->next;
-				free(mh_tab[i]);
-				mh_tab[i] = n;
-			}
-		mh_count = 0;
-	}
-	for (h = mh_tab[b]; h; h = h->next)
-		if (strcmp(h->id, out->id) == 0)
-			break;
-	if (h == NULL) {
-		h = xcalloc(1, sizeof(*h));
-		memcpy(h, out, sizeof(*h));
-		h->nmon = 0;
-		h->next = mh_tab[b];
-		mh_tab[b] = h;
-		mh_count++;
-	}
-	pthread_mutex_unlock(&mh_lock);
-	return 0;
-}
-
-/* Adds the agent's newly dropped batches; returns the running total. */
-static uint64_t
-dropped_add(const char *host_id, uint64_t n)
-{
-	struct mhost *h;
-	uint64_t total = n;
-
-	pthread_mutex_lock(&mh_lock);
-	for (h = mh_tab[mh_hash(host_id)]; h; h = h->next)
-		if (strcmp(h->id, host_id) == 0) {
-			h->dropped += n;
-			total = h->dropped;
-			break;
-		}
-	pthread_mutex_unlock(&mh_lock);
-	return total;
-}
-
-static void
-monitor_set(const char *host_id, const char *name, const char *state, const char *error,
-	    int64_t ts)
-{
-	struct mhost *h;
-	struct mon *m = NULL;
-
-	pthread_mutex_lock(&mh_lock);
-	for (h = mh_tab[mh_hash(host_id)]; h; h = h->next)
-		if (strcmp(h->id, host_id) == 0)
-			break;
-	if (h == NULL)
-		goto out;
-	for (int i = 0; i < h->nmon; i++)
-		if (strcmp(h->mon[i].name, name) == 0)
-			m = &h->mon[i];
-	if (m == NULL) {
-		if (h->nmon == PUSH_MAX_MONITORS) {
-			/* replace the stalest */
-			m = &h->mon[0];
-			for (int i = 1; i < h->nmon; i++)
-				if (h->mon[i].ts_ms < m->ts_ms)
-					m = &h->mon[i];
-		} else {
-			m = &h->mon[h->nmon++];
-		}
-	} else if (m->ts_ms > ts) {
-		goto out;
-	}
-	snprintf(m->name, sizeof(m->name), "%s", name);
-	snprintf(m->state, sizeof(m->state), "%s", state);
-	snprintf(m->error, sizeof(m->error), "%s", error ? error : "");
-	m->ts_ms = ts;
-out:
-	pthread_mutex_unlock(&mh_lock);
-}
-
-size_t
-metrics_monitor_states(const char *cluster, const char *group, const char *host,
-		       struct monitor_state **out)
-{
-	size_t n = 0, cap = 0;
-	struct monitor_state *r = NULL;
-
-	pthread_mutex_lock(&mh_lock);
-	for (size_t b = 0; b < MH_BUCKETS; b++)
-		for (struct mhost *h = mh_tab[b]; h; h = h->next) {
-			if ((cluster && *cluster && strcmp(cluster, h->cluster) != 0) ||
-			    (group && *group && strcmp(group, h->group) != 0) ||
-			    (host && *host && strcmp(host, h->name) != 0))
-				continue;
-			for (int i = 0; i < h->nmon; i++) {
-				if (n == cap) {
-					cap = cap ? cap * 2 : 16;
-					r = xrealloc(r, cap * sizeof(*r));
-				}
-				memset(&r[n], 0, sizeof(r[n]));
-				snprintf(r[n].host, sizeof(r[n].host), "%s", h->name);
-				snprintf(r[n].cluster, sizeof(r[n].cluster), "%s", h->cluster);
-				snprintf(r[n].group, sizeof(r[n].group), "%s", h->group);
-				snprintf(r[n].name, sizeof(r[n].name), "%s", h->mon[i].name);
-				snprintf(r[n].state, sizeof(r[n].state), "%s", h->mon[i].state);
-				snprintf(r[n].error, sizeof(r[n].error), "%s", h->mon[i].error);
-				r[n].ts_ms = h->mon[i].ts_ms;
-				n++;
-			}
-		}
-	pthread_mutex_unlock(&mh_lock);
-	*out = r;
-	return n;
-}
 
 /* --- monitor configuration --- */
-
-static int
-duration_s(json_t *v, int dflt)
-{
-	int64_t ms;
-
-	if (json_is_integer(v))
-		return json_integer_value(v) > 0 ? (int)json_integer_value(v) : dflt;
-	if (json_is_string(v) && parse_duration_ms(json_string_value(v), &ms) == 0 && ms > 0)
-		return (int)((ms + 999) / 1000);
-	return dflt;
-}
-
-/* The host's monitor configuration: {"version","push_interval_s","monitors"}
- * (owned). version changes whenever the rest does. */
-static json_t *
-agent_config(struct server *s, const char *cluster, const char *group)
-{
-	struct herr err = HERR_INIT;
-	json_t *mons = json_array(), *cfg, *names, *n;
-	struct res g, m;
-	char hash[65], *text;
-	size_t i;
-
-	if (res_get(s->store, &kind_group, cluster, group, &g, &err) == 0) {
-		names = json_object_get(g.spec, "monitors");
-		json_array_foreach(names, i, n) {
-			json_t *o, *labels;
-			if (!json_is_string(n) ||
-			    res_get(s->store, &kind_monitor, "", json_string_value(n), &m, &err) < 0)
-				continue;
-			o = json_pack("{s:s,s:O,s:i,s:i}", "name", m.name, "command",
-				      json_object_get(m.spec, "command"), "interval_s",
-				      duration_s(json_object_get(m.spec, "interval"), 5), "timeout_s",
-				      duration_s(json_object_get(m.spec, "timeout"), 3));
-			labels = json_object_get(m.spec, "labels");
-			if (o && json_is_object(labels) && json_object_size(labels))
-				json_object_set(o, "labels", labels);
-			if (o)
-				json_array_append_new(mons, o);
-			res_release(&m);
-		}
-		res_release(&g);
-	}
-	cfg = json_pack("{s:I,s:o}", "push_interval_s", (json_int_t)(s->push_interval_ms / 1000), "monitors", mons);
-	text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
-	sha256_hex(text, strlen(text), hash);
-	free(text);
-	hash[13] = '\0'; /* 52 bits: an exact integer in every JSON reader */
-	json_object_set_new(cfg, "version", json_integer((json_int_t)strtoull(hash, NULL, 16)));
-	return cfg;
-}
 
 void
 api_agent_config(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	struct mhost h;
+	struct metrics_host h;
 
-	if (host_ident(rq, &h, &err) < 0)
+	if (metrics_host_ident(rq->srv, rq->who.host_id, &h, &err) < 0)
 		return reply_err(rq, &err);
-	reply_json(rq, 200, agent_config(rq->srv, h.cluster, h.group));
+	reply_json(rq, 200, metrics_agent_config(rq->srv, h.cluster, h.group));
 }
 
 /* --- the push --- */
-
-static bool
-json_value(json_t *v, double *out)
-{
-	const char *s;
-
-	if (json_is_number(v)) {
-		*out = json_number_value(v);
-		return true;
-	}
-	s = json_string_value(v);
-	if (s == NULL)
-		return false;
-	if (strcmp(s, "NaN") == 0)
-		*out = NAN;
-	else if (strcmp(s, "+Inf") == 0 || strcmp(s, "Inf") == 0)
-		*out = INFINITY;
-	else if (strcmp(s, "-Inf") == 0)
-		*out = -INFINITY;
-	else
-		return false;
-	return true;
-}
-
-static bool
-label_reserved(const char *name)
-{
-	return strcmp(name, "host") == 0 || strcmp(name, "group") == 0 ||
-	       strcmp(name, "cluster") == 0 || strncmp(name, "__", 2) == 0;
-}
 
 /* Checks the whole push before storing anything; answers 400 naming the
  * field and returns false when something is wrong. */
@@ -383,7 +100,7 @@ push_valid(struct req *rq, json_t *batches)
 				return false;
 			}
 			snprintf(f, sizeof(f), "batches[%zu].series[%zu].value", i, j);
-			if (!json_value(json_object_get(x, "value"), &v)) {
+			if (!metrics_value_parse(json_object_get(x, "value"), &v)) {
 				reply_errf(rq, HERR_INVALID, f, "must be a number, \"NaN\", \"+Inf\" or \"-Inf\"");
 				return false;
 			}
@@ -404,7 +121,7 @@ push_valid(struct req *rq, json_t *batches)
 						   TSDB_NAME_MAX);
 					return false;
 				}
-				if (label_reserved(lk)) {
+				if (metrics_label_reserved(lk)) {
 					reply_errf(rq, HERR_INVALID, f,
 						   "is set by the server (host, group, cluster and __*)");
 					return false;
@@ -453,95 +170,18 @@ push_valid(struct req *rq, json_t *batches)
 	return true;
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The series quotas of cluster (its spec's series_per_host and
- * series_per_cluster; 0 = the store's defaults). */
-static void
-cluster_limits(struct server *s, const char *cluster, struct tsdb_limits *lim)
-{
-	struct herr err = HERR_INIT;
-	struct res c;
-
-	memset(lim, 0, sizeof(*lim));
-	if (res_get(s->store, &kind_cluster, "", cluster, &c, &err) < 0)
-		return;
-	lim->host_max_series = (size_t)json_integer_value(json_object_get(c.spec, "series_per_host"));
-	lim->cluster_max_series =
-		(size_t)json_integer_value(json_object_get(c.spec, "series_per_cluster"));
-	res_release(&c);
-}
-
-json_t *
-metrics_host_json(struct server *s, const char *cluster, const char *host)
-{
-	struct tsdb_owner_stats st;
-	struct tsdb_limits lim;
-	char t[40];
-
-	if (s->tsdb == NULL)
-		return NULL;
-	tsdb_owner_stats(s->tsdb, cluster, host, &st);
-	/* a spec that cannot be read gives the defaults: a quota, never none */
-	cluster_limits(s, cluster, &lim);
-	return json_pack("{s:I,s:I,s:I,s:s,s:o,s:I,s:I}", "series", (json_int_t)st.series,
-			 "max_series", (json_int_t)(lim.host_max_series ? lim.host_max_series
-									: st.max_series),
-			 "refused", (json_int_t)st.refused, "refused_reason",
-			 tsdb_refusal_name(st.reason), "last_refused",
-			 st.refused_ms ? json_string(fmt_time(st.refused_ms, t, sizeof(t))) : json_null(),
-			 "cluster_series", (json_int_t)st.cluster_series, "cluster_max_series",
-			 (json_int_t)(lim.cluster_max_series ? lim.cluster_max_series
-							     : TSDB_CLUSTER_MAX_SERIES));
-}
-
-/* Records that a host's new series were refused: tsdb_note_decide lets
- * this through on the first refusal and then once an hour per host. */
-static void
-quota_note(struct server *s, const struct mhost *h, size_t refused,
-	   const struct tsdb_append_info *info)
-{
-	struct herr err = HERR_INIT;
-	const char *why = tsdb_refusal_name(info->reason);
-	json_t *in = json_pack("{s:I,s:s,s:I,s:I,s:I}", "refused", (json_int_t)refused, "reason", why,
-			       "host_series", (json_int_t)info->host_series, "host_max_series",
-			       (json_int_t)info->host_max, "refused_total",
-			       (json_int_t)info->host_refused);
-
-	log_warn("metrics: host %s/%s: %zu new series refused (%s)", h->cluster, h->name, refused, why);
-	if (activity_add(s->store, h->cluster, h->group, h->name, "metrics_refused", why, in, &err,
-			 "%zu new metric series of %s refused (%s: %s); reported again in an"
-			 " hour at the latest if it goes on",
-			 refused, h->name, why,
-			 info->reason == TSDB_REFUSED_HOST ? "the host has reached its series quota"
-			 : info->reason == TSDB_REFUSED_CLUSTER
-				 ? "the cluster has reached its series quota"
-				 : "the metric store is full") < 0)
-		log_err("metrics: cannot record the refusal: %s", err.msg);
-	json_decref(in);
-}
-
 /* POST /v1/agent/metrics: see docs/metrics.md. */
 void
 api_agent_metrics(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	json_t *body = req_json(rq), *batches, *b, *dropped, *cfg;
-	struct tsdb *db = rq->srv->tsdb;
-	const char **names = NULL;
-	size_t nnames = 0, capnames = 0, i, accepted = 0, rejected = 0, last = 0, refused = 0;
-	int64_t last_ts = 0;
-	struct mhost h;
-	struct tsdb_limits lim;
-	struct tsdb_append_info info, sum = { 0 };
+	json_t *body = req_json(rq), *batches, *dropped, *cfg, *ans;
+	struct metrics_push_result res;
+	struct metrics_host h;
 
 	if (body == NULL)
 		return;
-	if (db == NULL)
+	if (rq->srv->tsdb == NULL)
 		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
 	batches = json_object_get(body, "batches");
 	dropped = json_object_get(body, "dropped");
@@ -549,158 +189,24 @@ api_agent_metrics(struct req *rq)
 		return;
 	if (dropped && (!json_is_integer(dropped) || json_integer_value(dropped) < 0))
 		return reply_errf(rq, HERR_INVALID, "dropped", "must be a non-negative integer");
-	if (host_ident(rq, &h, &err) < 0)
+	if (metrics_host_ident(rq->srv, rq->who.host_id, &h, &err) < 0)
 		return reply_err(rq, &err);
-	cluster_limits(rq->srv, h.cluster, &lim);
-	json_array_foreach(batches, i, b) {
-		json_t *series = json_object_get(b, "series"), *mons = json_object_get(b, "monitors");
-		size_t ns = json_array_size(series), nm = json_array_size(mons), n = 0, nl = 0, j;
-		int64_t ts = json_integer_value(json_object_get(b, "ts_ms"));
-		struct tsdb_sample *smp = xcalloc(ns + nm + 1, sizeof(*smp));
-		struct tsdb_label *lab = xcalloc((ns + nm + 1) * (PUSH_MAX_LABELS + 4), sizeof(*lab));
-		json_t *x;
-		int rc;
-
-		if (ts >= last_ts) {
-			last_ts = ts;
-			last = i;
-		}
-#define BASE_LABELS()                                                   \
-	do {                                                            \
-		lab[nl++] = (struct tsdb_label){ "host", h.name };      \
-		lab[nl++] = (struct tsdb_label){ "group", h.group };    \
-		lab[nl++] = (struct tsdb_label){ "cluster", h.cluster }; \
-	} while (0)
-		json_array_foreach(series, j, x) {
-			json_t *lv;
-			const char *lk;
-
-			smp[n].metric = json_string_value(json_object_get(x, "name"));
-			json_value(json_object_get(x, "value"), &smp[n].value);
-			smp[n].labels = &lab[nl];
-			BASE_LABELS();
-			json_object_foreach(json_object_get(x, "labels"), lk, lv)
-				lab[nl++] = (struct tsdb_label){ lk, json_string_value(lv) };
-			smp[n].nlabels = (size_t)(&lab[nl] - smp[n].labels);
-			if (nnames == capnames) {
-				capnames = capnames ? capnames * 2 : 64;
-				names = xrealloc(names, capnames * sizeof(*names));
-			}
-			names[nnames++] = smp[n].metric;
-			n++;
-		}
-		json_array_foreach(mons, j, x) {
-			const char *st = json_string_value(json_object_get(x, "state"));
-
-			smp[n].metric = "monitor_up";
-			smp[n].value = strcmp(st, "ok") == 0 ? 1 : 0;
-			smp[n].labels = &lab[nl];
-			BASE_LABELS();
-			lab[nl++] = (struct tsdb_label){ "monitor",
-							 json_string_value(json_object_get(x, "name")) };
-			smp[n].nlabels = 4;
-			n++;
-		}
-		if (i + 1 == json_array_size(batches) && dropped) {
-			smp[n].metric = "agent_dropped_batches_total";
-			smp[n].value = (double)dropped_add(h.id, (uint64_t)json_integer_value(dropped));
-			smp[n].labels = &lab[nl];
-			BASE_LABELS();
-			smp[n].nlabels = 3;
-			n++;
-		}
-#undef BASE_LABELS
-		rc = tsdb_append_q(db, ts, smp, n, &lim, &info, &err);
-		free(smp);
-		free(lab);
-		if (rc < 0) {
-			free(names);
-			/* batches before this one are stored: the agent may resend
-			 * them, and same-timestamp samples just replace */
-			return reply_err(rq, &err);
-		}
-		accepted += (size_t)rc;
-		rejected += n - (size_t)rc;
-		refused += info.refused;
-		if (info.refused) {
-			sum.reason = info.reason;
-			sum.host_refused = info.host_refused;
-			sum.host_series = info.host_series;
-			sum.host_max = info.host_max;
-		}
-		sum.note |= info.note;
-		if (nm) {
-			if (nnames == capnames) {
-				capnames = capnames ? capnames * 2 : 64;
-				names = xrealloc(names, capnames * sizeof(*names));
-			}
-			names[nnames++] = "monitor_up";
-		}
-	}
-	/* monitor states: the newest batch wins */
-	{
-		json_t *mons = json_object_get(json_array_get(batches, last), "monitors"), *x;
-		json_array_foreach(mons, i, x)
-			monitor_set(h.id, json_string_value(json_object_get(x, "name")),
-				    json_string_value(json_object_get(x, "state")),
-				    json_string_value(json_object_get(x, "error")), last_ts);
-	}
-	if (sum.note)
-		quota_note(rq->srv, &h, refused, &sum);
-	cfg = agent_config(rq->srv, h.cluster, h.group);
-	{
-		json_t *ans = json_pack("{s:O,s:I,s:I}", "config_version", json_object_get(cfg, "version"),
-					"accepted", (json_int_t)accepted, "rejected", (json_int_t)rejected);
-		if (refused)
-			json_object_set_new(ans, "refused",
-					    json_pack("{s:I,s:s,s:I,s:I,s:I}", "series", (json_int_t)refused,
-						      "reason", tsdb_refusal_name(sum.reason),
-						      "host_series", (json_int_t)sum.host_series,
-						      "host_max_series", (json_int_t)sum.host_max,
-						      "host_refused_total", (json_int_t)sum.host_refused));
-		reply_json(rq, 200, ans);
-	}
+	/* on error the batches before the failing one are stored: the agent
+	 * may resend them, and same-timestamp samples just replace */
+	if (metrics_push_ingest(rq->srv, &h, batches, dropped, &res, &err) < 0)
+		return reply_err(rq, &err);
+	cfg = metrics_agent_config(rq->srv, h.cluster, h.group);
+	ans = json_pack("{s:O,s:I,s:I}", "config_version", json_object_get(cfg, "version"),
+			"accepted", (json_int_t)res.accepted, "rejected", (json_int_t)res.rejected);
+	if (res.refused)
+		json_object_set_new(ans, "refused",
+				    json_pack("{s:I,s:s,s:I,s:I,s:I}", "series", (json_int_t)res.refused,
+					      "reason", tsdb_refusal_name(res.refusal.reason),
+					      "host_series", (json_int_t)res.refusal.host_series,
+					      "host_max_series", (json_int_t)res.refusal.host_max,
+					      "host_refused_total", (json_int_t)res.refusal.host_refused));
+	reply_json(rq, 200, ans);
 	json_decref(cfg);
-	if (nnames) {
-		size_t k = 0;
-		qsort(names, nnames, sizeof(*names), cmp_str);
-		for (i = 0; i < nnames; i++)
-			if (k == 0 || strcmp(names[k - 1], names[i]) != 0)
-				names[k++] = names[i];
-		nnames = k;
-	}
-	metrics_on_push(rq->srv, h.cluster, h.group, names, nnames);
-	free(names);
-}
-
-/* --- the aggregate, in-process --- */
-
-int
-metrics_group_agg(struct server *s, const char *cluster, const char *group, const char *metric,
-		  enum expr_agg agg, int64_t now, int64_t window_ms, int64_t step_ms,
-		  const char *const *exclude, size_t nexclude, struct tsdb_agg_point **out,
-		  size_t *n, struct herr *err)
-{
-	struct tsdb_matcher stack[16], *m = stack;
-	size_t nm = 0;
-	int rc;
-
-	*out = NULL;
-	*n = 0;
-	if (s->tsdb == NULL)
-		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
-	if (window_ms <= 0)
-		return herr_field(err, HERR_INVALID, "window", "must be positive");
-	if (nexclude + 2 > sizeof(stack) / sizeof(stack[0]))
-		m = xcalloc(nexclude + 2, sizeof(*m));
-	m[nm++] = (struct tsdb_matcher){ "cluster", cluster, false };
-	m[nm++] = (struct tsdb_matcher){ "group", group, false };
-	for (size_t i = 0; i < nexclude; i++)
-		m[nm++] = (struct tsdb_matcher){ "host", exclude[i], true };
-	rc = tsdb_agg(s->tsdb, metric, m, nm, agg, now - window_ms + 1, now, step_ms, out, n, err);
-	if (m != stack)
-		free(m);
-	return rc;
 }
 
 /* --- viewer queries --- */
