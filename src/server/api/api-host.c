@@ -201,26 +201,13 @@ api_activity_list(struct req *rq)
 	struct herr err = HERR_INIT;
 	const char *cl = req_query(rq, "cluster"), *g = req_query(rq, "group");
 	const char *lim = req_query(rq, "limit"), *since = req_query(rq, "since_id");
-	json_t *rows = NULL, *r;
+	json_t *rows = NULL;
 	long limit = 200;
-	size_t i;
 
 	if (lim && parse_long(lim, 1, 5000, &limit) < 0)
 		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and 5000");
-	if (store_q(rq->srv->store, &rows, NULL, &err,
-		    "SELECT * FROM (SELECT id, ts_ms, cluster, grp, host, kind, cause, reason, inputs"
-		    " FROM activities WHERE (? = '' OR cluster = ?) AND (? = '' OR grp = ?)"
-		    " AND id > ? ORDER BY id DESC LIMIT ?) AS recent ORDER BY id",
-		    "[ssssIi]", cl ? cl : "", cl ? cl : "", g ? g : "", g ? g : "",
-		    (json_int_t)(since ? atoll(since) : 0), (int)limit) < 0)
+	if (activity_list(rq->srv->store, cl, g, since ? atoll(since) : 0, (int)limit, &rows,
+			  &err) < 0)
 		return reply_err(rq, &err);
-	json_array_foreach(rows, i, r) {
-		json_t *in = json_loads(json_string_value(json_object_get(r, "inputs")), 0, NULL);
-		char ts[40];
-		json_object_set_new(r, "inputs", in ? in : json_object());
-		json_object_set(r, "group", json_object_get(r, "grp"));
-		json_object_del(r, "grp");
-		json_object_set_new(r, "time", json_string(fmt_time(json_integer_value(json_object_get(r, "ts_ms")), ts, sizeof(ts))));
-	}
 	reply_json(rq, 200, json_pack("{s:o}", "items", rows));
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "model/audit.h"
 #include "store/store.h"
 #include "util.h"
 
@@ -101,10 +102,7 @@ api_audit_list(struct req *rq)
 
 	if (lim && parse_long(lim, 1, 1000, &limit) < 0)
 		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and 1000");
-	if (store_q(rq->srv->store, &rows, NULL, &err,
-		    "SELECT id, ts_ms, who, role, method, path, status, detail FROM audit"
-		    " ORDER BY id DESC LIMIT ?",
-		    "[i]", (int)limit) < 0)
+	if (audit_list(rq->srv->store, (int)limit, &rows, &err) < 0)
 		return reply_err(rq, &err);
 	reply_json(rq, 200, json_pack("{s:o}", "items", rows));
 }

@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "model/audit.h"
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
@@ -294,13 +295,17 @@ void
 api_audit(struct req *rq, const char *detail)
 {
 	struct herr err = HERR_INIT;
+	struct audit_entry e = {
+		.ts_ms = now_ms(),
+		.who = rq->who.name[0] ? rq->who.name : "anonymous",
+		.role = role_name(rq->who.role),
+		.method = rq->method,
+		.path = rq->path,
+		.status = rq->status,
+		.detail = detail,
+	};
 
-	if (store_q(rq->srv->store, NULL, NULL, &err,
-		    "INSERT INTO audit (ts_ms, who, role, method, path, status, detail)"
-		    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-		    "[Issssis]", (json_int_t)now_ms(), rq->who.name[0] ? rq->who.name : "anonymous",
-		    role_name(rq->who.role), rq->method, rq->path, rq->status,
-		    detail ? detail : "") < 0)
+	if (audit_add(rq->srv->store, &e, &err) < 0)
 		log_err("cannot write audit entry for %s %s: %s", rq->method, rq->path, err.msg);
 }
 
@@ -376,28 +381,4 @@ api_whoami(struct req *rq)
 {
 	reply_json(rq, 200, json_pack("{s:s,s:s}", "name", rq->who.name, "role",
 				      role_name(rq->who.role)));
-}
-
-int
-activity_add(struct store *st, const char *cluster, const char *group, const char *host,
-	     const char *kind, const char *cause, json_t *inputs, struct herr *err,
-	     const char *fmt, ...)
-{
-	char reason[1024], *in;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	in = inputs ? json_dumps(inputs, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("{}");
-	rc = store_q(st, NULL, NULL, err,
-		     "INSERT INTO activities (ts_ms, cluster, grp, host, kind, cause, reason, inputs)"
-		     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		     "[Isssssss]", (json_int_t)now_ms(), cluster ? cluster : "", group ? group : "",
-		     host ? host : "", kind, cause ? cause : "", reason, in);
-	free(in);
-	log_info("activity: %s%s%s %s: %s", cluster ? cluster : "", group ? "/" : "",
-		 group ? group : "", kind, reason);
-	return rc;
 }
