@@ -95,25 +95,6 @@ const struct kind kind_group = {
 	.check = group_check,
 };
 
-int
-group_delete_check(struct store *st, const char *cluster, const char *name, struct herr *err)
-{
-	json_t *row = store_row(st, err,
-				"SELECT COUNT(*) AS n FROM hosts WHERE cluster = ? AND grp = ?"
-				" AND state <> 'terminated'",
-				"[ss]", cluster, name);
-	json_int_t n = row ? json_integer_value(json_object_get(row, "n")) : 0;
-
-	json_decref(row);
-	if (err->code)
-		return err->code;
-	if (n > 0)
-		return herr_set(err, HERR_CONFLICT,
-				"group '%s/%s' still has %lld host(s): scale it to 0 first", cluster,
-				name, (long long)n);
-	return 0;
-}
-
 /* POST /v1/groups/:name/scale {"desired": N} (?cluster= if ambiguous). The
  * new size must lie within min/max; it pauses the group's policies for their
  * cooldown (the time is bookkeeping, in group_state: a scale to the current

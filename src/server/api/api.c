@@ -12,6 +12,8 @@
 #include "api.h"
 #include "log.h"
 #include "model/audit.h"
+#include "model/host.h"
+#include "model/token.h"
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
@@ -169,7 +171,8 @@ req_json(struct req *rq)
 
 /* Resolved credentials are cached for a moment (keyed by their hash), so a
  * busy client costs one store lookup per AUTH_CACHE_MS, not per request.
- * auth_invalidate() (token deleted, host terminated) empties the cache. */
+ * A slot is good only under the credentials generation it was filled in:
+ * token_invalidate() (token deleted, host terminated) empties the cache. */
 #define AUTH_CACHE_SLOTS 256
 #define AUTH_CACHE_MS 2000
 
@@ -177,6 +180,7 @@ struct auth_slot {
 	char hash[65];
 	struct principal who;
 	int64_t until_ms;
+	uint64_t generation;    /* token_generation() when filled */
 };
 
 static struct auth_slot auth_cache[AUTH_CACHE_SLOTS];
@@ -185,9 +189,7 @@ static pthread_rwlock_t auth_lock = PTHREAD_RWLOCK_INITIALIZER;
 void
 auth_invalidate(void)
 {
-	pthread_rwlock_wrlock(&auth_lock);
-	memset(auth_cache, 0, sizeof(auth_cache));
-	pthread_rwlock_unlock(&auth_lock);
+	token_invalidate();
 }
 
 static struct auth_slot *
@@ -204,18 +206,21 @@ static bool
 auth_cached(const char *hash, struct principal *who)
 {
 	struct auth_slot *sl = auth_slot(hash);
+	uint64_t gen = token_generation();
 	bool hit;
 
 	pthread_rwlock_rdlock(&auth_lock);
-	hit = sl->until_ms > mono_ms() && str_ct_equal(sl->hash, hash);
+	hit = sl->until_ms > mono_ms() && sl->generation == gen && str_ct_equal(sl->hash, hash);
 	if (hit)
 		*who = sl->who;
 	pthread_rwlock_unlock(&auth_lock);
 	return hit;
 }
 
+/* Remembers who under gen, the generation read before its lookup: a
+ * token_invalidate() during the lookup leaves the slot already stale. */
 static void
-auth_remember(const char *hash, const struct principal *who)
+auth_remember(const char *hash, const struct principal *who, uint64_t gen)
 {
 	struct auth_slot *sl = auth_slot(hash);
 
@@ -223,6 +228,7 @@ auth_remember(const char *hash, const struct principal *who)
 	memcpy(sl->hash, hash, sizeof(sl->hash));
 	sl->who = *who;
 	sl->until_ms = mono_ms() + AUTH_CACHE_MS;
+	sl->generation = gen;
 	pthread_rwlock_unlock(&auth_lock);
 }
 
@@ -234,7 +240,7 @@ authenticate(struct req *rq)
 						    MHD_HTTP_HEADER_AUTHORIZATION);
 	struct herr err = HERR_INIT;
 	char hash[65];
-	json_t *row;
+	uint64_t gen;
 
 	memset(&rq->who, 0, sizeof(rq->who));
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
@@ -245,32 +251,24 @@ authenticate(struct req *rq)
 	sha256_hex(h, strlen(h), hash);
 	if (auth_cached(hash, &rq->who))
 		return;
+	gen = token_generation();
 	if (strncmp(h, "hc_", 3) == 0) {
-		row = store_row(rq->srv->store, &err,
-				"SELECT id, name, cluster, cred_hash FROM hosts"
-				" WHERE cred_hash = ? AND state <> 'terminated'",
-				"[s]", hash);
-		if (row && str_ct_equal(json_string_value(json_object_get(row, "cred_hash")), hash)) {
+		struct host host;
+		if (host_find_by_credential(rq->srv->store, hash, &host, &err) == 0) {
 			rq->who.role = ROLE_HOST;
-			snprintf(rq->who.name, sizeof(rq->who.name), "%s",
-				 json_string_value(json_object_get(row, "name")));
-			snprintf(rq->who.host_id, sizeof(rq->who.host_id), "%s",
-				 json_string_value(json_object_get(row, "id")));
-			snprintf(rq->who.cluster, sizeof(rq->who.cluster), "%s",
-				 json_string_value(json_object_get(row, "cluster")));
+			snprintf(rq->who.name, sizeof(rq->who.name), "%s", host.name);
+			snprintf(rq->who.host_id, sizeof(rq->who.host_id), "%s", host.id);
+			snprintf(rq->who.cluster, sizeof(rq->who.cluster), "%s", host.cluster);
 		}
 	} else {
-		row = store_row(rq->srv->store, &err,
-				"SELECT name, role, hash FROM tokens WHERE hash = ?", "[s]", hash);
-		if (row && str_ct_equal(json_string_value(json_object_get(row, "hash")), hash)) {
-			rq->who.role = role_parse(json_string_value(json_object_get(row, "role")));
-			snprintf(rq->who.name, sizeof(rq->who.name), "%s",
-				 json_string_value(json_object_get(row, "name")));
+		struct token t;
+		if (token_find_by_hash(rq->srv->store, hash, &t, &err) == 0) {
+			rq->who.role = role_parse(t.role);
+			snprintf(rq->who.name, sizeof(rq->who.name), "%s", t.name);
 		}
 	}
-	json_decref(row);
 	if (rq->who.role != ROLE_NONE)
-		auth_remember(hash, &rq->who);
+		auth_remember(hash, &rq->who, gen);
 }
 
 /* Agents' periodic reports (heartbeats, metric pushes, run output) are not

@@ -17,17 +17,11 @@ struct MHD_Response;
 #include "model/kind.h"
 #include "model/res.h"
 #include "model/activity.h"
+#include "model/host.h"
 
 /* Answers rq with the stored object (after a write); -1 if it vanished. */
 int lookup_after_put(struct req *rq, const struct kind *k, const char *scope, const char *name);
 
-/* Hosts (api-host.c): the API form of a hosts row, and a live host by NAME,
- * CLUSTER/NAME or id (owned row, NULL with err set). */
-json_t *host_to_json(json_t *row);
-json_t *host_find(struct store *st, const char *name, const char *cluster, struct herr *err);
-/* Tokens (api-token.c): makes a token, writes its text to out. */
-int token_create(struct store *st, const char *name, enum role role, char *out, size_t outsz,
-		 struct herr *err);
 
 /* --- API plumbing (api.c) --- */
 /* Authenticates rq from its headers (cached) and checks its route's least
