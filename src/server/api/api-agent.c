@@ -9,7 +9,6 @@
 #include "ctl/ctl.h"
 #include "model/host.h"
 #include "util.h"
-#include "xalloc.h"
 
 #define INIT_OUTPUT_MAX (64 * 1024)
 

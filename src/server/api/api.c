@@ -14,9 +14,7 @@
 #include "model/audit.h"
 #include "model/host.h"
 #include "model/token.h"
-#include "store/store.h"
 #include "util.h"
-#include "xalloc.h"
 
 #define JSON_MAX_DEPTH 64
 

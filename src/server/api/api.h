@@ -31,7 +31,8 @@ int lookup_after_put(struct req *rq, const struct kind *k, const char *scope, co
 bool api_authorize(struct req *rq);
 /* Runs rq's route: api_authorize(), the handler, the audit of a mutation. */
 void api_handle(struct req *rq);
-/* Forgets cached credentials (a token was deleted, a host terminated). */
+/* Forgets cached credentials (a token was deleted, a host terminated): kept
+ * for old callers; it is token_invalidate() (model/token.h), which needs no api/. */
 void auth_invalidate(void);
 void api_not_found(struct req *rq);
 void api_add_headers(struct req *rq, struct MHD_Response *r);
