@@ -22,7 +22,6 @@ struct MHD_Response;
 /* Answers rq with the stored object (after a write); -1 if it vanished. */
 int lookup_after_put(struct req *rq, const struct kind *k, const char *scope, const char *name);
 
-
 /* --- API plumbing (api.c) --- */
 /* Authenticates rq from its headers (cached) and checks its route's least
  * role. Returns true when the handler may run; false when rq holds the 401
