@@ -21,6 +21,7 @@
 #include "ctl/lbsync.h"
 #include "log.h"
 #include "main.h"
+#include "model/token.h"
 #include "prov/prov.h"
 #include "server.h"
 #include "store/store.h"
@@ -81,15 +82,13 @@ ensure_admin_token(struct server *s, struct herr *err)
 {
 	char path[1200], tok[80];
 	struct stat sb;
-	json_t *row;
+	int64_t ntokens;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/admin.token", s->data_dir);
-	row = store_row(s->store, err, "SELECT COUNT(*) AS n FROM tokens", NULL);
-	if (row == NULL)
+	if (token_count(s->store, &ntokens, err) < 0)
 		return err->code;
-	if (json_integer_value(json_object_get(row, "n")) > 0) {
-		json_decref(row);
+	if (ntokens > 0) {
 		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 && fstat(fd, &sb) == 0 && (sb.st_mode & 077)) {
 			if (fchmod(fd, 0600) < 0)
@@ -101,8 +100,7 @@ ensure_admin_token(struct server *s, struct herr *err)
 			close(fd);
 		return 0;
 	}
-	json_decref(row);
-	if (token_create(s->store, "admin", ROLE_ADMIN, tok, sizeof(tok), err) < 0)
+	if (token_create(s->store, "admin", role_name(ROLE_ADMIN), tok, sizeof(tok), err) < 0)
 		return err->code;
 	snprintf(tok + strlen(tok), sizeof(tok) - strlen(tok), "\n");
 	if (file_write_atomic(path, tok, strlen(tok), 0600) < 0)

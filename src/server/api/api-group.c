@@ -8,7 +8,6 @@
 #include "api.h"
 #include "scale/group-state.h"
 #include "store/store.h"
-#include "tsdb/tsdb.h"
 #include "util.h"
 
 static json_int_t
@@ -17,25 +16,6 @@ geti(const json_t *o, const char *k, json_int_t dflt)
 	json_t *v = json_object_get(o, k);
 
 	return json_is_integer(v) ? json_integer_value(v) : dflt;
-}
-
-int
-group_delete_check(struct store *st, const char *cluster, const char *name, struct herr *err)
-{
-	json_t *row = store_row(st, err,
-				"SELECT COUNT(*) AS n FROM hosts WHERE cluster = ? AND grp = ?"
-				" AND state <> 'terminated'",
-				"[ss]", cluster, name);
-	json_int_t n = row ? json_integer_value(json_object_get(row, "n")) : 0;
-
-	json_decref(row);
-	if (err->code)
-		return err->code;
-	if (n > 0)
-		return herr_set(err, HERR_CONFLICT,
-				"group '%s/%s' still has %lld host(s): scale it to 0 first", cluster,
-				name, (long long)n);
-	return 0;
 }
 
 /* POST /v1/groups/:name/scale {"desired": N} (?cluster= if ambiguous). The

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "store/store.h"
+#include "model/host.h"
 #include "util.h"
 
 #define META_WAIT_MAX_S 300
@@ -43,10 +43,7 @@ void
 api_meta_self(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	json_t *row = store_row(rq->srv->store, &err,
-				"SELECT id, name, cluster, grp, state, private_ip, labels FROM hosts"
-				" WHERE id = ?",
-				"[s]", rq->who.host_id);
+	json_t *row = host_meta_get(rq->srv->store, rq->who.host_id, NULL, NULL, &err);
 
 	if (row == NULL)
 		return reply_errf(rq, HERR_NOTFOUND, "", "this host is not known");
@@ -59,7 +56,8 @@ api_meta_group(struct req *rq)
 {
 	struct herr err = HERR_INIT;
 	const char *g = req_param(rq, 0), *w = req_query(rq, "wait");
-	json_t *rows = NULL, *items = json_array(), *row, *exists;
+	json_t *rows = NULL, *items = json_array(), *row;
+	struct res grp;
 	long wait_s = 0;
 	size_t i;
 
@@ -69,18 +67,12 @@ api_meta_group(struct req *rq)
 		reply_errf(rq, HERR_INVALID, "wait", "must be a number of seconds");
 		goto out;
 	}
-	exists = store_row(rq->srv->store, &err,
-			   "SELECT id FROM resources WHERE kind = 'group' AND scope = ? AND name = ?",
-			   "[ss]", rq->who.cluster, g);
-	if (exists == NULL) {
+	if (res_get(rq->srv->store, &kind_group, rq->who.cluster, g, &grp, &err) < 0) {
 		reply_errf(rq, HERR_NOTFOUND, "", "no group '%s' in cluster '%s'", g, rq->who.cluster);
 		goto out;
 	}
-	json_decref(exists);
-	if (store_q(rq->srv->store, &rows, NULL, &err,
-		    "SELECT id, name, cluster, grp, state, private_ip, labels FROM hosts"
-		    " WHERE cluster = ? AND grp = ? AND state = 'ready' ORDER BY name",
-		    "[ss]", rq->who.cluster, g) < 0) {
+	res_release(&grp);
+	if (host_meta_list(rq->srv->store, rq->who.cluster, g, &rows, &err) < 0) {
 		reply_err(rq, &err);
 		goto out;
 	}
@@ -112,10 +104,7 @@ api_meta_host(struct req *rq)
 
 	if (!own_cluster(rq))
 		return;
-	row = store_row(rq->srv->store, &err,
-			"SELECT id, name, cluster, grp, state, private_ip, labels FROM hosts"
-			" WHERE cluster = ? AND name = ? AND state <> 'terminated'",
-			"[ss]", rq->who.cluster, req_param(rq, 0));
+	row = host_meta_get(rq->srv->store, NULL, rq->who.cluster, req_param(rq, 0), &err);
 	if (row == NULL)
 		return reply_errf(rq, HERR_NOTFOUND, "", "no host '%s' in cluster '%s'",
 				  req_param(rq, 0), rq->who.cluster);
@@ -134,13 +123,8 @@ api_meta_cluster(struct req *rq)
 		json_decref(out);
 		return;
 	}
-	if (store_q(rq->srv->store, &groups, NULL, &err,
-		    "SELECT name FROM resources WHERE kind = 'group' AND scope = ? ORDER BY name", "[s]",
-		    rq->who.cluster) < 0 ||
-	    store_q(rq->srv->store, &hosts, NULL, &err,
-		    "SELECT id, name, cluster, grp, state, private_ip, labels FROM hosts"
-		    " WHERE cluster = ? AND state <> 'terminated' ORDER BY name",
-		    "[s]", rq->who.cluster) < 0) {
+	if (res_all(rq->srv->store, &kind_group, rq->who.cluster, &groups, &err) < 0 ||
+	    host_meta_list(rq->srv->store, rq->who.cluster, NULL, &hosts, &err) < 0) {
 		json_decref(groups);
 		json_decref(out);
 		return reply_err(rq, &err);

@@ -5,22 +5,9 @@
 #include <string.h>
 
 #include "api.h"
-#include "store/store.h"
+#include "model/audit.h"
+#include "model/token.h"
 #include "util.h"
-
-/* Creates a token row and writes the token text into out. */
-int
-token_create(struct store *st, const char *name, enum role role, char *out, size_t outsz,
-	     struct herr *err)
-{
-	char hash[65];
-
-	token_random(out, outsz, "hd_", 24);
-	sha256_hex(out, strlen(out), hash);
-	return store_q(st, NULL, NULL, err,
-		       "INSERT INTO tokens (name, role, hash, created_ms) VALUES (?, ?, ?, ?)",
-		       "[sssI]", name, role_name(role), hash, (json_int_t)now_ms());
-}
 
 void
 api_token_create(struct req *rq)
@@ -53,7 +40,7 @@ api_token_create(struct req *rq)
 		token_random(gen, sizeof(gen), "t-", 4);
 		name = gen;
 	}
-	if (token_create(rq->srv->store, name, role, tok, sizeof(tok), &err) < 0) {
+	if (token_create(rq->srv->store, name, role_name(role), tok, sizeof(tok), &err) < 0) {
 		if (err.code == HERR_CONFLICT)
 			herr_field(&err, HERR_CONFLICT, "name", "a token named '%s' exists", name);
 		return reply_err(rq, &err);
@@ -68,8 +55,7 @@ api_token_list(struct req *rq)
 	struct herr err = HERR_INIT;
 	json_t *rows = NULL;
 
-	if (store_q(rq->srv->store, &rows, NULL, &err,
-		    "SELECT name, role, created_ms FROM tokens ORDER BY name", NULL) < 0)
+	if (token_list(rq->srv->store, &rows, &err) < 0)
 		return reply_err(rq, &err);
 	reply_json(rq, 200, json_pack("{s:o}", "items", rows));
 }
@@ -78,16 +64,12 @@ void
 api_token_delete(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	int64_t n = 0;
 
 	if (strcmp(req_param(rq, 0), rq->who.name) == 0)
 		return reply_errf(rq, HERR_CONFLICT, "name", "cannot delete the token you are using");
-	if (store_q(rq->srv->store, NULL, &n, &err, "DELETE FROM tokens WHERE name = ?", "[s]",
-		    req_param(rq, 0)) < 0)
+	/* token_delete() drops cached credentials (token_invalidate()) */
+	if (token_delete(rq->srv->store, req_param(rq, 0), &err) < 0)
 		return reply_err(rq, &err);
-	if (n == 0)
-		return reply_errf(rq, HERR_NOTFOUND, "", "no token named '%s'", req_param(rq, 0));
-	auth_invalidate();
 	reply_json(rq, 200, json_pack("{s:b}", "deleted", 1));
 }
 
@@ -101,10 +83,7 @@ api_audit_list(struct req *rq)
 
 	if (lim && parse_long(lim, 1, 1000, &limit) < 0)
 		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and 1000");
-	if (store_q(rq->srv->store, &rows, NULL, &err,
-		    "SELECT id, ts_ms, who, role, method, path, status, detail FROM audit"
-		    " ORDER BY id DESC LIMIT ?",
-		    "[i]", (int)limit) < 0)
+	if (audit_list(rq->srv->store, (int)limit, &rows, &err) < 0)
 		return reply_err(rq, &err);
 	reply_json(rq, 200, json_pack("{s:o}", "items", rows));
 }

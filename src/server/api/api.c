@@ -11,9 +11,10 @@
 
 #include "api.h"
 #include "log.h"
-#include "store/store.h"
+#include "model/audit.h"
+#include "model/host.h"
+#include "model/token.h"
 #include "util.h"
-#include "xalloc.h"
 
 #define JSON_MAX_DEPTH 64
 
@@ -168,7 +169,8 @@ req_json(struct req *rq)
 
 /* Resolved credentials are cached for a moment (keyed by their hash), so a
  * busy client costs one store lookup per AUTH_CACHE_MS, not per request.
- * auth_invalidate() (token deleted, host terminated) empties the cache. */
+ * A slot is good only under the credentials generation it was filled in:
+ * token_invalidate() (token deleted, host terminated) empties the cache. */
 #define AUTH_CACHE_SLOTS 256
 #define AUTH_CACHE_MS 2000
 
@@ -176,6 +178,7 @@ struct auth_slot {
 	char hash[65];
 	struct principal who;
 	int64_t until_ms;
+	uint64_t generation;    /* token_generation() when filled */
 };
 
 static struct auth_slot auth_cache[AUTH_CACHE_SLOTS];
@@ -184,9 +187,7 @@ static pthread_rwlock_t auth_lock = PTHREAD_RWLOCK_INITIALIZER;
 void
 auth_invalidate(void)
 {
-	pthread_rwlock_wrlock(&auth_lock);
-	memset(auth_cache, 0, sizeof(auth_cache));
-	pthread_rwlock_unlock(&auth_lock);
+	token_invalidate();
 }
 
 static struct auth_slot *
@@ -203,18 +204,21 @@ static bool
 auth_cached(const char *hash, struct principal *who)
 {
 	struct auth_slot *sl = auth_slot(hash);
+	uint64_t gen = token_generation();
 	bool hit;
 
 	pthread_rwlock_rdlock(&auth_lock);
-	hit = sl->until_ms > mono_ms() && str_ct_equal(sl->hash, hash);
+	hit = sl->until_ms > mono_ms() && sl->generation == gen && str_ct_equal(sl->hash, hash);
 	if (hit)
 		*who = sl->who;
 	pthread_rwlock_unlock(&auth_lock);
 	return hit;
 }
 
+/* Remembers who under gen, the generation read before its lookup: a
+ * token_invalidate() during the lookup leaves the slot already stale. */
 static void
-auth_remember(const char *hash, const struct principal *who)
+auth_remember(const char *hash, const struct principal *who, uint64_t gen)
 {
 	struct auth_slot *sl = auth_slot(hash);
 
@@ -222,6 +226,7 @@ auth_remember(const char *hash, const struct principal *who)
 	memcpy(sl->hash, hash, sizeof(sl->hash));
 	sl->who = *who;
 	sl->until_ms = mono_ms() + AUTH_CACHE_MS;
+	sl->generation = gen;
 	pthread_rwlock_unlock(&auth_lock);
 }
 
@@ -233,7 +238,7 @@ authenticate(struct req *rq)
 						    MHD_HTTP_HEADER_AUTHORIZATION);
 	struct herr err = HERR_INIT;
 	char hash[65];
-	json_t *row;
+	uint64_t gen;
 
 	memset(&rq->who, 0, sizeof(rq->who));
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
@@ -244,32 +249,24 @@ authenticate(struct req *rq)
 	sha256_hex(h, strlen(h), hash);
 	if (auth_cached(hash, &rq->who))
 		return;
+	gen = token_generation();
 	if (strncmp(h, "hc_", 3) == 0) {
-		row = store_row(rq->srv->store, &err,
-				"SELECT id, name, cluster, cred_hash FROM hosts"
-				" WHERE cred_hash = ? AND state <> 'terminated'",
-				"[s]", hash);
-		if (row && str_ct_equal(json_string_value(json_object_get(row, "cred_hash")), hash)) {
+		struct host host;
+		if (host_find_by_credential(rq->srv->store, hash, &host, &err) == 0) {
 			rq->who.role = ROLE_HOST;
-			snprintf(rq->who.name, sizeof(rq->who.name), "%s",
-				 json_string_value(json_object_get(row, "name")));
-			snprintf(rq->who.host_id, sizeof(rq->who.host_id), "%s",
-				 json_string_value(json_object_get(row, "id")));
-			snprintf(rq->who.cluster, sizeof(rq->who.cluster), "%s",
-				 json_string_value(json_object_get(row, "cluster")));
+			snprintf(rq->who.name, sizeof(rq->who.name), "%s", host.name);
+			snprintf(rq->who.host_id, sizeof(rq->who.host_id), "%s", host.id);
+			snprintf(rq->who.cluster, sizeof(rq->who.cluster), "%s", host.cluster);
 		}
 	} else {
-		row = store_row(rq->srv->store, &err,
-				"SELECT name, role, hash FROM tokens WHERE hash = ?", "[s]", hash);
-		if (row && str_ct_equal(json_string_value(json_object_get(row, "hash")), hash)) {
-			rq->who.role = role_parse(json_string_value(json_object_get(row, "role")));
-			snprintf(rq->who.name, sizeof(rq->who.name), "%s",
-				 json_string_value(json_object_get(row, "name")));
+		struct token t;
+		if (token_find_by_hash(rq->srv->store, hash, &t, &err) == 0) {
+			rq->who.role = role_parse(t.role);
+			snprintf(rq->who.name, sizeof(rq->who.name), "%s", t.name);
 		}
 	}
-	json_decref(row);
 	if (rq->who.role != ROLE_NONE)
-		auth_remember(hash, &rq->who);
+		auth_remember(hash, &rq->who, gen);
 }
 
 /* Agents' periodic reports (heartbeats, metric pushes, run output) are not
@@ -294,13 +291,17 @@ void
 api_audit(struct req *rq, const char *detail)
 {
 	struct herr err = HERR_INIT;
+	struct audit_entry e = {
+		.ts_ms = now_ms(),
+		.who = rq->who.name[0] ? rq->who.name : "anonymous",
+		.role = role_name(rq->who.role),
+		.method = rq->method,
+		.path = rq->path,
+		.status = rq->status,
+		.detail = detail,
+	};
 
-	if (store_q(rq->srv->store, NULL, NULL, &err,
-		    "INSERT INTO audit (ts_ms, who, role, method, path, status, detail)"
-		    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-		    "[Issssis]", (json_int_t)now_ms(), rq->who.name[0] ? rq->who.name : "anonymous",
-		    role_name(rq->who.role), rq->method, rq->path, rq->status,
-		    detail ? detail : "") < 0)
+	if (audit_add(rq->srv->store, &e, &err) < 0)
 		log_err("cannot write audit entry for %s %s: %s", rq->method, rq->path, err.msg);
 }
 
@@ -376,28 +377,4 @@ api_whoami(struct req *rq)
 {
 	reply_json(rq, 200, json_pack("{s:s,s:s}", "name", rq->who.name, "role",
 				      role_name(rq->who.role)));
-}
-
-int
-activity_add(struct store *st, const char *cluster, const char *group, const char *host,
-	     const char *kind, const char *cause, json_t *inputs, struct herr *err,
-	     const char *fmt, ...)
-{
-	char reason[1024], *in;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	in = inputs ? json_dumps(inputs, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("{}");
-	rc = store_q(st, NULL, NULL, err,
-		     "INSERT INTO activities (ts_ms, cluster, grp, host, kind, cause, reason, inputs)"
-		     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		     "[Isssssss]", (json_int_t)now_ms(), cluster ? cluster : "", group ? group : "",
-		     host ? host : "", kind, cause ? cause : "", reason, in);
-	free(in);
-	log_info("activity: %s%s%s %s: %s", cluster ? cluster : "", group ? "/" : "",
-		 group ? group : "", kind, reason);
-	return rc;
 }

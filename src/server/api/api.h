@@ -17,17 +17,10 @@ struct MHD_Response;
 #include "model/kind.h"
 #include "model/res.h"
 #include "model/activity.h"
+#include "model/host.h"
 
 /* Answers rq with the stored object (after a write); -1 if it vanished. */
 int lookup_after_put(struct req *rq, const struct kind *k, const char *scope, const char *name);
-
-/* Hosts (api-host.c): the API form of a hosts row, and a live host by NAME,
- * CLUSTER/NAME or id (owned row, NULL with err set). */
-json_t *host_to_json(json_t *row);
-json_t *host_find(struct store *st, const char *name, const char *cluster, struct herr *err);
-/* Tokens (api-token.c): makes a token, writes its text to out. */
-int token_create(struct store *st, const char *name, enum role role, char *out, size_t outsz,
-		 struct herr *err);
 
 /* --- API plumbing (api.c) --- */
 /* Authenticates rq from its headers (cached) and checks its route's least
@@ -37,7 +30,8 @@ int token_create(struct store *st, const char *name, enum role role, char *out, 
 bool api_authorize(struct req *rq);
 /* Runs rq's route: api_authorize(), the handler, the audit of a mutation. */
 void api_handle(struct req *rq);
-/* Forgets cached credentials (a token was deleted, a host terminated). */
+/* Forgets cached credentials (a token was deleted, a host terminated): kept
+ * for old callers; it is token_invalidate() (model/token.h), which needs no api/. */
 void auth_invalidate(void);
 void api_not_found(struct req *rq);
 void api_add_headers(struct req *rq, struct MHD_Response *r);

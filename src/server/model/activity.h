@@ -4,6 +4,8 @@
 #ifndef HERD_MODEL_ACTIVITY_H
 #define HERD_MODEL_ACTIVITY_H
 
+#include <stdint.h>
+
 #include <jansson.h>
 
 #include "herr.h"
@@ -14,5 +16,11 @@ struct store;
 int activity_add(struct store *st, const char *cluster, const char *group, const char *host,
 		 const char *kind, const char *cause, json_t *inputs, struct herr *err,
 		 const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+
+/* The activities of cluster/group ("" or NULL = any) with id > since_id:
+ * the newest `limit`, oldest first, as an owned array of API objects
+ * (inputs parsed, "group" and a formatted "time"). 0 or a store error. */
+int activity_list(struct store *st, const char *cluster, const char *group, int64_t since_id,
+		  int limit, json_t **out, struct herr *err);
 
 #endif

@@ -219,3 +219,311 @@ host_count_live(struct store *st, const char *cluster, const char *grp, int64_t 
 	*n = count;
 	return 0;
 }
+
+/* --- agent --- */
+
+#include "model/res.h"
+#include "util.h"
+
+int
+host_find_by_credential(struct store *st, const char *cred_hash, struct host *out,
+			struct herr *err)
+{
+	json_t *row = store_row(st, err,
+				"SELECT " HOST_COLUMNS ", cred_hash FROM hosts"
+				" WHERE cred_hash = ? AND state <> 'terminated'",
+				"[s]", cred_hash);
+	const char *h;
+	int rc;
+
+	if (row == NULL)
+		return err->code ? err->code : herr_set(err, HERR_NOTFOUND, "no such credential");
+	h = json_string_value(json_object_get(row, "cred_hash"));
+	if (h == NULL || !str_ct_equal(h, cred_hash))
+		rc = herr_set(err, HERR_NOTFOUND, "no such credential");
+	else
+		rc = host_from_row(row, out, err);
+	json_decref(row);
+	return rc;
+}
+
+int
+host_join(struct store *st, const char *id, const char *join_token, int64_t now_ms,
+	  char *cred, size_t credsz, struct host *out, struct herr *err)
+{
+	char hash[65], credhash[65];
+	json_t *row = NULL;
+	const char *jh;
+	int rc;
+
+	sha256_hex(join_token, strlen(join_token), hash);
+	if ((rc = store_begin(st, err)) < 0)
+		return rc;
+	row = store_row(st, err,
+			"SELECT " HOST_COLUMNS ", join_hash, join_expires_ms FROM hosts WHERE id = ?",
+			"[s]", id);
+	jh = row ? json_string_value(json_object_get(row, "join_hash")) : NULL;
+	if (row == NULL || jh == NULL || !str_ct_equal(jh, hash) ||
+	    json_integer_value(json_object_get(row, "join_expires_ms")) < now_ms) {
+		rc = herr_set(err, HERR_AUTH, "invalid, used or expired join token");
+		goto out_rollback;
+	}
+	if ((rc = host_from_row(row, out, err)) < 0)
+		goto out_rollback;
+	if (out->state != HS_LAUNCHING && out->state != HS_BOOTING) {
+		rc = herr_set(err, HERR_AUTH, "host is %s: it cannot join", hstate_name(out->state));
+		goto out_rollback;
+	}
+	token_random(cred, credsz, "hc_", 24);
+	sha256_hex(cred, strlen(cred), credhash);
+	if ((rc = store_q(st, NULL, NULL, err,
+			  "UPDATE hosts SET join_hash = NULL, cred_hash = ?, joined_ms = ?,"
+			  " heartbeat_ms = ?, updated_ms = ? WHERE id = ?",
+			  "[sIIIs]", credhash, (json_int_t)now_ms, (json_int_t)now_ms,
+			  (json_int_t)now_ms, id)) < 0 ||
+	    (rc = store_commit(st, err)) < 0)
+		goto out_rollback;
+	json_decref(row);
+	return 0;
+out_rollback:
+	store_rollback(st);
+	json_decref(row);
+	return rc;
+}
+
+json_t *
+host_init_scripts(struct store *st, const char *template_name)
+{
+	struct herr err = HERR_INIT;
+	json_t *init = json_array(), *n;
+	struct res t;
+	size_t i;
+
+	if (res_get(st, &kind_template, "", template_name ? template_name : "", &t, &err) < 0)
+		return init;
+	json_array_foreach(json_object_get(t.spec, "init"), i, n) {
+		json_t *v = store_row(st, &err,
+				      "SELECT name, version, hash, content FROM script_versions"
+				      " WHERE name = ? ORDER BY version DESC LIMIT 1",
+				      "[s]", json_string_value(n));
+		if (v)
+			json_array_append_new(init, v);
+	}
+	res_release(&t);
+	return init;
+}
+
+int
+host_init_result_put(struct store *st, const char *host_id, const struct init_result *r,
+		     struct herr *err)
+{
+	int rc;
+
+	if ((rc = store_begin(st, err)) < 0)
+		return rc;
+	if ((rc = store_q(st, NULL, NULL, err,
+			  "DELETE FROM init_results WHERE host_id = ? AND idx = ?", "[sI]", host_id,
+			  (json_int_t)r->idx)) < 0 ||
+	    (rc = store_q(st, NULL, NULL, err,
+			  "INSERT INTO init_results (host_id, idx, script, version, exit_code, signal,"
+			  " timed_out, stdout, stderr, stdout_truncated, stderr_truncated, started_ms,"
+			  " ended_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			  "[sIsIIIIssIIII]", host_id, (json_int_t)r->idx, r->script,
+			  (json_int_t)r->version, (json_int_t)r->exit_code, (json_int_t)r->signal,
+			  (json_int_t)r->timed_out, r->out ? r->out : "", r->errout ? r->errout : "",
+			  (json_int_t)r->stdout_truncated, (json_int_t)r->stderr_truncated,
+			  (json_int_t)r->started_ms, (json_int_t)r->ended_ms)) < 0 ||
+	    (rc = store_commit(st, err)) < 0) {
+		store_rollback(st);
+		return rc;
+	}
+	return 0;
+}
+
+int
+host_heartbeat(struct store *st, const char *id, int64_t now_ms, enum hstate *state,
+	       struct herr *err)
+{
+	json_t *row;
+	int rc;
+
+	if (state)
+		*state = HS__COUNT;
+	if ((rc = store_q(st, NULL, NULL, err, "UPDATE hosts SET heartbeat_ms = ? WHERE id = ?",
+			  "[Is]", (json_int_t)now_ms, id)) < 0)
+		return rc;
+	row = store_row(st, err, "SELECT state FROM hosts WHERE id = ?", "[s]", id);
+	if (row && state)
+		*state = hstate_parse(json_string_value(json_object_get(row, "state")));
+	json_decref(row);
+	return 0;
+}
+
+/* --- api --- */
+
+/* The columns the API shows of a host (host_to_json()), and callers of
+ * host_find() read: the same row as before host_find() moved here. */
+#define HOST_API_COLUMNS                                                                   \
+	"id, name, cluster, grp, seq, template, account, network, state, reason, private_ip," \
+	" instance_id, labels, protected, attempt, created_ms, launched_ms, joined_ms,"      \
+	" ready_ms, heartbeat_ms, terminated_ms"
+
+json_t *
+host_find(struct store *st, const char *name, const char *cluster, struct herr *err)
+{
+	json_t *rows = NULL, *row = NULL;
+	const char *slash = strchr(name, '/');
+	char cl[64];
+
+	if (slash && cluster == NULL) {
+		snprintf(cl, sizeof(cl), "%.*s", (int)(slash - name), name);
+		cluster = cl;
+		name = slash + 1;
+	}
+	if (store_q(st, &rows, NULL, err,
+		    "SELECT " HOST_API_COLUMNS " FROM hosts WHERE (name = ? OR id = ?)"
+		    " AND (? = '' OR cluster = ?) ORDER BY state = 'terminated', created_ms DESC LIMIT 3",
+		    "[ssss]", name, name, cluster ? cluster : "", cluster ? cluster : "") < 0)
+		return NULL;
+	if (json_array_size(rows) == 0) {
+		herr_set(err, HERR_NOTFOUND, "no host named '%s'", name);
+	} else {
+		struct host a, b;
+		if (host_from_row(json_array_get(rows, 0), &a, err) < 0)
+			goto out;
+		if (json_array_size(rows) > 1 && host_from_row(json_array_get(rows, 1), &b, err) < 0)
+			goto out;
+		if (json_array_size(rows) > 1 && b.state != HS_TERMINATED &&
+		    strcmp(a.cluster, b.cluster) != 0)
+			herr_set(err, HERR_CONFLICT,
+				 "host name '%s' is in several clusters: give it as CLUSTER/%s", name,
+				 name);
+		else
+			row = json_incref(json_array_get(rows, 0));
+	}
+out:
+	json_decref(rows);
+	return row;
+}
+
+static void
+set_time(json_t *o, const char *key, int64_t ms)
+{
+	char ts[40];
+
+	json_object_set_new(o, key, ms > 0 ? json_string(fmt_time(ms, ts, sizeof(ts))) : json_null());
+}
+
+json_t *
+host_to_json(json_t *row)
+{
+	struct herr err = HERR_INIT;
+	struct host h;
+	json_t *o = json_object(), *labels;
+
+	if (host_from_row(row, &h, &err) < 0)
+		return o;
+	json_object_set_new(o, "id", json_string(h.id));
+	json_object_set_new(o, "name", json_string(h.name));
+	json_object_set_new(o, "cluster", json_string(h.cluster));
+	json_object_set_new(o, "state", json_string(hstate_name(h.state)));
+	json_object_set_new(o, "reason", json_string(h.reason));
+	json_object_set_new(o, "private_ip", h.private_ip[0] ? json_string(h.private_ip) : json_null());
+	json_object_set_new(o, "template", json_string(h.template_));
+	json_object_set_new(o, "account", json_string(h.account));
+	json_object_set_new(o, "network", json_string(h.network));
+	json_object_set_new(o, "instance_id", json_string(h.instance_id));
+	json_object_set_new(o, "group", json_string(h.grp));
+	json_object_set_new(o, "protected", json_boolean(h.protected_));
+	labels = json_loads(json_string_value(json_object_get(row, "labels")), 0, NULL);
+	json_object_set_new(o, "labels", labels ? labels : json_object());
+	set_time(o, "created", h.created_ms);
+	set_time(o, "launched", h.launched_ms);
+	set_time(o, "joined", h.joined_ms);
+	set_time(o, "ready", h.ready_ms);
+	set_time(o, "heartbeat", h.heartbeat_ms);
+	set_time(o, "terminated", h.terminated_ms);
+	json_object_set_new(o, "created_ms", json_integer(h.created_ms));
+	json_object_set_new(o, "launch_ms", h.launched_ms && h.created_ms ?
+			    json_integer(h.launched_ms - h.created_ms) : json_null());
+	json_object_set_new(o, "ready_after_ms", h.ready_ms && h.created_ms ?
+			    json_integer(h.ready_ms - h.created_ms) : json_null());
+	return o;
+}
+
+int
+host_list(struct store *st, const char *cluster, const char *grp, bool all, json_t **out,
+	  struct herr *err)
+{
+	const char *cl = cluster ? cluster : "", *g = grp ? grp : "";
+
+	*out = NULL;
+	return store_q(st, out, NULL, err,
+		       "SELECT " HOST_API_COLUMNS " FROM hosts WHERE (? = '' OR cluster = ?)"
+		       " AND (? = '' OR grp = ?) AND (? <> 0 OR state <> 'terminated')"
+		       " ORDER BY cluster, grp, seq LIMIT 5000",
+		       "[ssssi]", cl, cl, g, g, all ? 1 : 0);
+}
+
+int
+host_init_results(struct store *st, const char *id, json_t **out, struct herr *err)
+{
+	json_t *rows = NULL, *r;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_q(st, &rows, NULL, err,
+			  "SELECT idx, script, version, exit_code, signal, timed_out, stdout, stderr,"
+			  " stdout_truncated, stderr_truncated, started_ms, ended_ms FROM init_results"
+			  " WHERE host_id = ? ORDER BY idx",
+			  "[s]", id)) < 0)
+		return rc;
+	json_array_foreach(rows, i, r) {
+		json_object_set_new(r, "timed_out", json_boolean(get_int(r, "timed_out")));
+		json_object_set_new(r, "stdout_truncated", json_boolean(get_int(r, "stdout_truncated")));
+		json_object_set_new(r, "stderr_truncated", json_boolean(get_int(r, "stderr_truncated")));
+		json_object_set_new(r, "duration_ms",
+				    json_integer(get_int(r, "ended_ms") - get_int(r, "started_ms")));
+	}
+	*out = rows;
+	return 0;
+}
+
+int
+host_set_protected(struct store *st, const char *id, bool on, struct herr *err)
+{
+	return store_q(st, NULL, NULL, err, "UPDATE hosts SET protected = ? WHERE id = ?", "[is]",
+		       on ? 1 : 0, id);
+}
+
+#define HOST_META_COLUMNS "id, name, cluster, grp, state, private_ip, labels"
+
+json_t *
+host_meta_get(struct store *st, const char *id, const char *cluster, const char *name,
+	      struct herr *err)
+{
+	if (id)
+		return store_row(st, err, "SELECT " HOST_META_COLUMNS " FROM hosts WHERE id = ?",
+				 "[s]", id);
+	return store_row(st, err,
+			 "SELECT " HOST_META_COLUMNS " FROM hosts"
+			 " WHERE cluster = ? AND name = ? AND state <> 'terminated'",
+			 "[ss]", cluster, name);
+}
+
+int
+host_meta_list(struct store *st, const char *cluster, const char *grp, json_t **out,
+	       struct herr *err)
+{
+	*out = NULL;
+	if (grp)
+		return store_q(st, out, NULL, err,
+			       "SELECT " HOST_META_COLUMNS " FROM hosts"
+			       " WHERE cluster = ? AND grp = ? AND state = 'ready' ORDER BY name",
+			       "[ss]", cluster, grp);
+	return store_q(st, out, NULL, err,
+		       "SELECT " HOST_META_COLUMNS " FROM hosts"
+		       " WHERE cluster = ? AND state <> 'terminated' ORDER BY name",
+		       "[s]", cluster);
+}

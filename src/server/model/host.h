@@ -110,4 +110,81 @@ int host_get(struct store *st, const char *id, struct host *out, struct herr *er
 int host_count_live(struct store *st, const char *cluster, const char *grp, int64_t *n,
 		    struct herr *err);
 
+/* --- agent --- */
+
+/* The live host whose credential hashes to cred_hash (compared in constant
+ * time): 0, or HERR_NOTFOUND or a store error. */
+int host_find_by_credential(struct store *st, const char *cred_hash, struct host *out,
+			    struct herr *err);
+
+/* An agent joins: host id's single-use join token (its text) must match and
+ * not have expired at now_ms, and the host must be launching or booting.
+ * Then, in one transaction, the join token is spent and a new credential
+ * ("hc_...", its text written into cred, only its hash stored) is issued,
+ * and joined_ms and heartbeat_ms are stamped; *out is the host as it was.
+ * HERR_AUTH ("invalid, used or expired join token", or "host is S: it
+ * cannot join") or a store error. The state is not changed here. */
+int host_join(struct store *st, const char *id, const char *join_token, int64_t now_ms,
+	      char *cred, size_t credsz, struct host *out, struct herr *err);
+
+/* The init scripts template_name's hosts run, in order, each at its latest
+ * version: an owned array of {name, version, hash, content}; empty when the
+ * template or a script is gone. Never fails. */
+json_t *host_init_scripts(struct store *st, const char *template_name);
+
+/* One init script's result as the agent reports it. Strings borrowed. */
+struct init_result {
+	int64_t idx;                     /* position in the template's init list */
+	const char *script;
+	int64_t version, exit_code, signal, timed_out;
+	const char *out, *errout;        /* NULL = "" */
+	int64_t stdout_truncated, stderr_truncated;
+	int64_t started_ms, ended_ms;
+};
+
+/* Records r for host_id, replacing a report of the same idx (an agent's
+ * retry), in one transaction. 0 or a store error. */
+int host_init_result_put(struct store *st, const char *host_id, const struct init_result *r,
+			 struct herr *err);
+
+/* A heartbeat from host id at now_ms; *state (may be NULL) is its state
+ * after it (HS__COUNT when the host is gone). 0 or a store error. */
+int host_heartbeat(struct store *st, const char *id, int64_t now_ms, enum hstate *state,
+		   struct herr *err);
+
+/* --- api --- */
+
+/* A live host (or the newest one, terminated) by NAME, CLUSTER/NAME or id,
+ * cluster (NULL = any) narrowing the search: an owned hosts row
+ * (HOST_COLUMNS and labels), or NULL with err set: HERR_NOTFOUND,
+ * HERR_CONFLICT when the name is live in several clusters, a store error. */
+json_t *host_find(struct store *st, const char *name, const char *cluster, struct herr *err);
+
+/* The API form of a hosts row (host_find()'s, host_list()'s): typed fields,
+ * labels parsed, times formatted, launch and ready durations. Owned. */
+json_t *host_to_json(json_t *row);
+
+/* The hosts of cluster and group ("" or NULL = any), live ones only unless
+ * all, ordered by cluster, group, seq, at most 5000: an owned array of rows
+ * for host_to_json(). 0 or a store error. */
+int host_list(struct store *st, const char *cluster, const char *grp, bool all, json_t **out,
+	      struct herr *err);
+
+/* Host id's init script results, by idx, in the API form (flags as
+ * booleans, duration_ms): an owned array. 0 or a store error. */
+int host_init_results(struct store *st, const char *id, json_t **out, struct herr *err);
+
+/* Sets host id's scale-in protection. 0 or a store error. */
+int host_set_protected(struct store *st, const char *id, bool on, struct herr *err);
+
+/* What a host's metadata service shows of its peers: owned rows of {id,
+ * name, cluster, grp, state, private_ip, labels}. host_meta_get() answers
+ * host id (any state) or, id NULL, the live host named name in cluster;
+ * NULL when none (err set only on a store error). host_meta_list() lists
+ * cluster's live hosts, or with grp only the group's ready ones, by name. */
+json_t *host_meta_get(struct store *st, const char *id, const char *cluster, const char *name,
+		      struct herr *err);
+int host_meta_list(struct store *st, const char *cluster, const char *grp, json_t **out,
+		   struct herr *err);
+
 #endif

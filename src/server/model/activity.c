@@ -1,0 +1,64 @@
+/* model/activity.c - the activity log (model/activity.h): written by
+ * controllers and handlers as they decide and act, read back by
+ * `GET /v1/activities` oldest first. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "model/activity.h"
+#include "store/store.h"
+#include "util.h"
+#include "xalloc.h"
+
+int
+activity_add(struct store *st, const char *cluster, const char *group, const char *host,
+	     const char *kind, const char *cause, json_t *inputs, struct herr *err,
+	     const char *fmt, ...)
+{
+	char reason[1024], *in;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	in = inputs ? json_dumps(inputs, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("{}");
+	rc = store_q(st, NULL, NULL, err,
+		     "INSERT INTO activities (ts_ms, cluster, grp, host, kind, cause, reason, inputs)"
+		     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		     "[Isssssss]", (json_int_t)now_ms(), cluster ? cluster : "", group ? group : "",
+		     host ? host : "", kind, cause ? cause : "", reason, in);
+	free(in);
+	log_info("activity: %s%s%s %s: %s", cluster ? cluster : "", group ? "/" : "",
+		 group ? group : "", kind, reason);
+	return rc;
+}
+
+int
+activity_list(struct store *st, const char *cluster, const char *group, int64_t since_id,
+	      int limit, json_t **out, struct herr *err)
+{
+	json_t *rows = NULL, *r;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_q(st, &rows, NULL, err,
+		    "SELECT * FROM (SELECT id, ts_ms, cluster, grp, host, kind, cause, reason, inputs"
+		    " FROM activities WHERE (? = '' OR cluster = ?) AND (? = '' OR grp = ?)"
+		    " AND id > ? ORDER BY id DESC LIMIT ?) AS recent ORDER BY id",
+		    "[ssssIi]", cluster ? cluster : "", cluster ? cluster : "", group ? group : "",
+		    group ? group : "", (json_int_t)since_id, limit)) < 0)
+		return rc;
+	json_array_foreach(rows, i, r) {
+		json_t *in = json_loads(json_string_value(json_object_get(r, "inputs")), 0, NULL);
+		char ts[40];
+		json_object_set_new(r, "inputs", in ? in : json_object());
+		json_object_set(r, "group", json_object_get(r, "grp"));
+		json_object_del(r, "grp");
+		json_object_set_new(r, "time", json_string(fmt_time(json_integer_value(json_object_get(r, "ts_ms")), ts, sizeof(ts))));
+	}
+	*out = rows;
+	return 0;
+}

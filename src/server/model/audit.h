@@ -1,0 +1,29 @@
+/* model/audit.h - the audit trail: one row per API mutation (and per
+ * refused one), saying who did what and how it ended. Written by the API's
+ * plumbing after each handler, read by `GET /v1/audit`. */
+#ifndef HERD_MODEL_AUDIT_H
+#define HERD_MODEL_AUDIT_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "herr.h"
+
+struct store;
+
+/* One audit entry. All strings borrowed; detail NULL = "". */
+struct audit_entry {
+	int64_t ts_ms;
+	const char *who, *role, *method, *path, *detail;
+	int status;               /* HTTP status answered */
+};
+
+/* Records e. 0 or a store error. */
+int audit_add(struct store *st, const struct audit_entry *e, struct herr *err);
+
+/* The newest `limit` entries, newest first, as an owned array of
+ * {id, ts_ms, who, role, method, path, status, detail}. 0 or a store error. */
+int audit_list(struct store *st, int limit, json_t **out, struct herr *err);
+
+#endif
