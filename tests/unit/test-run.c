@@ -1,4 +1,4 @@
-/* test-run.c - the pure parts of script runs (api/run.h): checks of a
+/* test-run.c - the pure parts of script runs (model/run.h): checks of a
  * run's env, what a host's result means, the state of a whole run, and
  * cutting output at a UTF-8 character boundary. */
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "server/api/run.h"
+#include "model/run.h"
 
 static int
 env_check(const char *json, char *field, size_t n)
