@@ -2,7 +2,8 @@
  * with a record per target host (hosts that are not ready are recorded as
  * `skipped`, with the reason); agents take their deliveries by long-poll,
  * mark each started exactly once, stream its output and post its result;
- * operators list runs, wait for one, follow its logs and cancel it.
+ * operators list runs, wait for one, follow its logs and cancel it. This
+ * file is the HTTP side; the runs themselves are model/run.c's.
  *
  * Delivery and dedup. A run_hosts row is deliverable to its own host while
  * it is `queued`. Handing it out stamps delivered_ms (the row then holds one
@@ -24,7 +25,6 @@
 #include <string.h>
 
 #include "api.h"
-#include "envname.h"
 #include "log.h"
 #include "model/run.h"
 #include "util.h"

@@ -211,7 +211,8 @@ run_from_row(const json_t *row, struct run *out, struct herr *err)
 	json_int_t id, version, timeout, parallel, created, ended, cancel;
 
 	memset(out, 0, sizeof(*out));
-	if (json_unpack((json_t *)row, "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:s, s:I}",
+	if (json_unpack((json_t *)row,
+			"{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:s, s:I}",
 			"id", &id, "script", &script, "version", &version, "hash", &hash,
 			"target_kind", &tk, "target", &target, "env", &env, "timeout_ms", &timeout,
 			"parallel", &parallel, "created_by", &by, "created_ms", &created,
