@@ -1,6 +1,9 @@
-/* test-run.c - the pure parts of script runs (api/run.h): checks of a
- * run's env, what a host's result means, the state of a whole run, and
- * cutting output at a UTF-8 character boundary. */
+/* test-run.c - script runs (model/run.h): the pure parts (checks of a
+ * run's env, what a host's result means, the state of a whole run, cutting
+ * output at a UTF-8 character boundary), then the stored runs on a real
+ * SQLite store in a temporary directory: delivery within `parallel`, the
+ * one start, output offsets, results and repeats, cancel, settling records
+ * of vanished hosts, and script versions (model/script.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,10 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "server/api/run.h"
+#include "model/res.h"
+#include "model/run.h"
+#include "model/script.h"
+#include "store/store.h"
 
 static int
 env_check(const char *json, char *field, size_t n)
@@ -170,6 +177,281 @@ test_utf8_cut(void **state)
 	assert_int_equal(run_utf8_cut("\xE2\x82\xAC", 3, 2), 0);
 }
 
+/* --- stored runs --- */
+
+#define T0 1700000000000LL   /* a wall clock time, ms */
+
+static char dir[64], path[128];
+static struct store *st;
+
+static int
+setup(void **state)
+{
+	struct herr err = HERR_INIT;
+
+	snprintf(dir, sizeof(dir), "/tmp/test-run.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/herd.db", dir);
+	st = store_open(path, &err);
+	return st ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	char p[160];
+
+	store_close(st);
+	snprintf(p, sizeof(p), "%s", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+	rmdir(dir);
+	return 0;
+}
+
+/* Runs one statement (store_q's arguments after err) or fails the test. */
+#define SQL(...)                                                           \
+	do {                                                               \
+		struct herr e_ = HERR_INIT;                                \
+		if (store_q(st, NULL, NULL, &e_, __VA_ARGS__) < 0)         \
+			fail_msg("sql: %s", e_.msg);                       \
+	} while (0)
+
+static void
+put_host(const char *id, const char *state)
+{
+	static int seq;
+
+	SQL("INSERT INTO hosts (id, name, cluster, grp, seq, template, account, network, state,"
+	    " client_token, private_ip, created_ms, updated_ms)"
+	    " VALUES (?, ?, 'c', 'g', ?, 't', 'a', 'n', ?, ?, ?, 1, 1)",
+	    "[ssisss]", id, id, ++seq, state, id, id);
+}
+
+/* Run id of script "s" version 1 on the given hosts, all queued. */
+static void
+put_run(int64_t id, int parallel, int64_t timeout_ms, const char *const *hosts)
+{
+	SQL("INSERT OR IGNORE INTO script_versions (name, version, content, hash, interpreter,"
+	    " created_ms) VALUES ('s', 1, 'echo hi', 'abc', '/bin/sh', 1)", NULL);
+	SQL("INSERT INTO runs (id, script, version, hash, target_kind, target, env, timeout_ms,"
+	    " parallel, created_by, created_ms, state) VALUES (?, 's', 1, 'abc', 'group', 'c/g',"
+	    " '{\"A\":\"1\"}', ?, ?, 'test', 1, 'running')",
+	    "[IIi]", (json_int_t)id, (json_int_t)timeout_ms, parallel);
+	for (int i = 0; hosts[i]; i++) {
+		char delivery[64];
+
+		snprintf(delivery, sizeof(delivery), "%lld-%s", (long long)id, hosts[i]);
+		SQL("INSERT INTO run_hosts (run_id, seq, host_id, host, cluster, grp, state, delivery)"
+		    " VALUES (?, ?, ?, ?, 'c', 'g', 'queued', ?)",
+		    "[Iisss]", (json_int_t)id, i, hosts[i], hosts[i], delivery);
+	}
+}
+
+static void
+test_deliver_start_result(void **state)
+{
+	static const char *const hosts[] = { "h1", "h2", NULL };
+	struct herr err = HERR_INIT;
+	struct run_output_in out = { "hi\n", 3, 0 }, none = { NULL, 0, -1 };
+	struct run_result res = { .has_exit_code = true, .exit_code = 3, .out = "hi\n" };
+	struct run_cmd *c = NULL;
+	struct run_host *rh = NULL;
+	struct run r;
+	enum run_hstate to;
+	char reason[128];
+	bool cancel, repeat;
+	size_t n = 0;
+
+	(void)state;
+	put_host("h1", "ready");
+	put_host("h2", "ready");
+	put_run(1, 1, 60000, hosts);
+
+	/* parallel 1: h1 takes the slot, h2 waits; a lost answer is handed out again */
+	assert_int_equal(run_take(st, "h1", T0 + 1000, 60000, 16, &c, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(c[0].delivery, "1-h1");
+	assert_string_equal(c[0].content, "echo hi");
+	assert_string_equal(json_string_value(json_object_get(c[0].env, "A")), "1");
+	run_cmds_free(c, n);
+	assert_int_equal(run_take(st, "h2", T0 + 2000, 60000, 16, &c, &n, &err), 0);
+	assert_int_equal(n, 0);
+	run_cmds_free(c, n);
+	assert_int_equal(run_take(st, "h1", T0 + 3000, 60000, 16, &c, &n, &err), 0);
+	assert_int_equal(n, 1);
+	run_cmds_free(c, n);
+
+	/* output before the start is refused; one start, its own retry, no other */
+	assert_int_equal(run_output_add(st, 1, "h1", "1-h1", &out, &none, &cancel, &err),
+			 HERR_CONFLICT);
+	assert_int_equal(run_start(st, 1, "h1", "1-h1", "n1", T0 + 4000, &err), 0);
+	assert_int_equal(run_start(st, 1, "h1", "1-h1", "n1", T0 + 4001, &err), 0);
+	assert_int_equal(run_start(st, 1, "h1", "1-h1", "n2", T0 + 4002, &err), HERR_CONFLICT);
+	assert_non_null(strstr(err.msg, "already running"));
+	err = (struct herr)HERR_INIT;   /* store_row() tells "none" from a failure by err */
+	assert_int_equal(run_start(st, 1, "hx", "1-hx", "n1", T0 + 4003, &err), HERR_NOTFOUND);
+
+	/* output: a repeat is harmless, a gap names its field */
+	err = (struct herr)HERR_INIT;
+	assert_int_equal(run_output_add(st, 1, "h1", "1-h1", &out, &none, &cancel, &err), 0);
+	assert_false(cancel);
+	assert_int_equal(run_output_add(st, 1, "h1", "1-h1", &out, &none, &cancel, &err), 0);
+	out.offset = 10;
+	assert_int_equal(run_output_add(st, 1, "h1", "1-h1", &out, &none, &cancel, &err),
+			 HERR_CONFLICT);
+	assert_string_equal(err.field, "stdout_offset");
+
+	/* the result; then a repeat changes nothing */
+	err = (struct herr)HERR_INIT;
+	assert_int_equal(run_result_record(st, 1, "h1", "1-h1", &res, T0 + 5000, &to, &repeat, reason,
+					   sizeof(reason), &err), 0);
+	assert_int_equal(to, RH_FAILED);
+	assert_false(repeat);
+	assert_string_equal(reason, "exited with code 3");
+	res.exit_code = 0;
+	assert_int_equal(run_result_record(st, 1, "h1", "1-h1", &res, T0 + 6000, &to, &repeat, reason,
+					   sizeof(reason), &err), 0);
+	assert_true(repeat);
+	assert_int_equal(to, RH_FAILED);
+
+	/* the slot is free: h2 gets its delivery */
+	assert_int_equal(run_take(st, "h2", T0 + 7000, 60000, 16, &c, &n, &err), 0);
+	assert_int_equal(n, 1);
+	run_cmds_free(c, n);
+
+	assert_int_equal(run_get(st, 1, &r, &err), 0);
+	assert_string_equal(r.state, "running");
+	assert_int_equal(r.counts[RH_FAILED], 1);
+	assert_int_equal(r.counts[RH_QUEUED], 1);
+	assert_string_equal(r.target, "c/g");
+	run_release(&r);
+
+	assert_int_equal(run_hosts_get(st, 1, "h1", -1, 0, true, &rh, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rh[0].exit_code, 3);
+	assert_int_equal(rh[0].started_ms, T0 + 4000);
+	assert_int_equal(rh[0].ended_ms, T0 + 5000);
+	assert_string_equal(rh[0].stdout_text, "hi\n");
+	run_hosts_free(rh, n);
+	err = (struct herr)HERR_INIT;
+	assert_int_equal(run_get(st, 99, &r, &err), HERR_NOTFOUND);
+}
+
+static void
+test_cancel(void **state)
+{
+	static const char *const hosts[] = { "c1", "c2", NULL };
+	struct herr err = HERR_INIT;
+	struct run_output_in none = { NULL, 0, -1 };
+	struct run r;
+	int64_t n = 0;
+	bool cancel;
+	char s[16];
+
+	(void)state;
+	put_host("c1", "ready");
+	put_host("c2", "ready");
+	put_run(2, 0, 60000, hosts);
+	assert_int_equal(run_start(st, 2, "c1", "2-c1", "", 1000, &err), 0);
+	assert_int_equal(run_cancel(st, 2, 2000, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(run_output_add(st, 2, "c1", "2-c1", &none, &none, &cancel, &err), 0);
+	assert_true(cancel);
+	assert_int_equal(run_get(st, 2, &r, &err), 0);
+	assert_true(r.cancel_requested);
+	assert_int_equal(r.counts[RH_CANCELLED], 1);
+	assert_string_equal(r.state, "running");   /* c1 still runs */
+	run_release(&r);
+
+	/* an ended run cannot be cancelled; a drain's request is then a no-op */
+	SQL("UPDATE runs SET state = 'succeeded' WHERE id = 2", NULL);
+	assert_int_equal(run_cancel(st, 2, 3000, &n, &err), HERR_CONFLICT);
+	assert_int_equal(run_cancel_request(st, 2, &err), 0);
+	assert_int_equal(run_state_get(st, 2, s, sizeof(s), &err), 0);
+	assert_string_equal(s, "succeeded");
+	err = (struct herr)HERR_INIT;
+	assert_int_equal(run_cancel(st, 98, 3000, &n, &err), HERR_NOTFOUND);
+}
+
+static void
+test_settle(void **state)
+{
+	static const char *const hosts[] = { "s1", "s2", "s3", NULL };
+	struct herr err = HERR_INIT;
+	struct run_host rh;
+	struct run *runs = NULL;
+	struct run_filter f = { .host = "s1", .limit = 10 };
+	int64_t n = 0;
+	size_t nr = 0;
+
+	(void)state;
+	put_host("s1", "terminated");
+	put_host("s2", "terminated");
+	put_host("s3", "ready");
+	put_run(3, 0, 1000, hosts);
+	assert_int_equal(run_start(st, 3, "s2", "3-s2", "", 1000, &err), 0);
+	assert_int_equal(run_start(st, 3, "s3", "3-s3", "", 1000, &err), 0);
+
+	/* s1 queued -> skipped, s2 running -> failed; s3 is within its timeout */
+	assert_int_equal(runs_settle(st, 2000, 60000, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(run_host_get(st, 3, "s1", &rh, &err), 0);
+	assert_int_equal(rh.state, RH_SKIPPED);
+	run_host_release(&rh);
+	assert_int_equal(run_host_get(st, 3, "s2", &rh, &err), 0);
+	assert_int_equal(rh.state, RH_FAILED);
+	assert_string_equal(rh.reason, "the host was terminated while the script ran");
+	run_host_release(&rh);
+	assert_int_equal(runs_settle(st, 3000, 60000, &n, &err), 0);
+	assert_int_equal(n, 0);
+
+	/* s3 silent past timeout + grace: timed out, and the run has ended */
+	assert_int_equal(runs_settle(st, 1000 + 1000 + 60001, 60000, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(run_host_get(st, 3, "s3", &rh, &err), 0);
+	assert_int_equal(rh.state, RH_TIMED_OUT);
+	run_host_release(&rh);
+
+	assert_int_equal(run_list(st, &f, &runs, &nr, &err), 0);
+	assert_int_equal(nr, 1);
+	assert_int_equal(runs[0].id, 3);
+	assert_string_equal(runs[0].state, "failed");
+	assert_int_equal(runs[0].counts[RH_TIMED_OUT], 1);
+	runs_free(runs, nr);
+	assert_int_equal(run_host_get(st, 3, "nope", &rh, &err), HERR_NOTFOUND);
+}
+
+static void
+test_script_versions(void **state)
+{
+	struct herr err = HERR_INIT;
+	json_t *spec = json_pack("{s:s,s:s,s:s}", "content", "echo 1", "hash", "h1",
+				 "interpreter", "/bin/sh");
+	json_t *rows = NULL;
+
+	(void)state;
+	assert_int_equal(script_store_version(st, "v", spec, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(spec, "latest")), 1);
+	/* the same content is no new version */
+	assert_int_equal(script_store_version(st, "v", spec, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(spec, "latest")), 1);
+	json_object_set_new(spec, "hash", json_string("h2"));
+	assert_int_equal(script_store_version(st, "v", spec, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(spec, "latest")), 2);
+	assert_int_equal(script_versions_list(st, "v", &rows, &err), 0);
+	assert_int_equal(json_array_size(rows), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "hash")), "h2");
+	json_decref(rows);
+	assert_int_equal(script_versions_list(st, "none", &rows, &err), HERR_NOTFOUND);
+	assert_null(rows);
+	json_decref(spec);
+}
+
 int
 main(void)
 {
@@ -180,6 +462,10 @@ main(void)
 		cmocka_unit_test(test_outcome),
 		cmocka_unit_test(test_run_state),
 		cmocka_unit_test(test_utf8_cut),
+		cmocka_unit_test_setup_teardown(test_deliver_start_result, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_script_versions, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

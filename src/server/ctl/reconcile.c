@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/run.h"
+#include "model/run.h"
 #include "tsdb/tsdb.h"
 #include "ctl.h"
 #include "lbsync.h"
@@ -738,27 +738,27 @@ drain_check(struct ctl *c, json_t *row)
 	int64_t run_id = json_integer_value(json_object_get(row, "drain_run_id"));
 	int64_t deadline = json_integer_value(json_object_get(row, "drain_deadline_ms"));
 	char state[32] = "", why[600];
-	json_t *rh;
+	struct run_host rh;
+	bool have_rh;
 
 	if (run_id > 0 && run_state_get(s->store, run_id, state, sizeof(state), &err) < 0)
 		snprintf(state, sizeof(state), "lost");
 	if (strcmp(state, "running") == 0 && now_ms() < deadline)
 		return;
-	rh = store_row(s->store, &err,
-		       "SELECT state, exit_code, stdout, stderr FROM run_hosts WHERE run_id = ?"
-		       " AND host_id = ?", "[Is]", (json_int_t)run_id, id);
+	have_rh = run_host_get(s->store, run_id, id, &rh, &err) == 0;
 	snprintf(why, sizeof(why), "drain of %s %s%s", name,
 		 strcmp(state, "running") == 0 ? "timed out" : "finished: ",
-		 strcmp(state, "running") == 0 ? "" : json_string_value(json_object_get(rh, "state")) ?
-		 json_string_value(json_object_get(rh, "state")) : state);
+		 strcmp(state, "running") == 0 ? "" : have_rh ? run_hstate_name(rh.state) : state);
 	activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
 		     json_string_value(json_object_get(row, "grp")), name, "drained", "scale_in",
-		     json_pack("{s:I,s:s,s:O?,s:s,s:s}", "run", (json_int_t)run_id, "state", state,
-			       "exit_code", json_object_get(rh, "exit_code"), "stdout",
-			       rh ? json_string_value(json_object_get(rh, "stdout")) : "", "stderr",
-			       rh ? json_string_value(json_object_get(rh, "stderr")) : ""),
+		     json_pack("{s:I,s:s,s:o,s:s,s:s}", "run", (json_int_t)run_id, "state", state,
+			       "exit_code", have_rh && rh.exit_code >= 0 ? json_integer(rh.exit_code)
+									 : json_null(),
+			       "stdout", have_rh ? rh.stdout_text : "", "stderr",
+			       have_rh ? rh.stderr_text : ""),
 		     &err, "%s", why);
-	json_decref(rh);
+	if (have_rh)
+		run_host_release(&rh);
 	do_terminate(c, row, "scale_in", why);
 }
 
@@ -773,9 +773,7 @@ do_reclaim(struct ctl *c, json_t *row, const char *reason)
 	int64_t changed = 0;
 
 	if (run_id > 0)
-		store_q(s->store, NULL, NULL, &err,
-			"UPDATE runs SET cancel_requested = 1 WHERE id = ? AND state = 'running'", "[I]",
-			(json_int_t)run_id);
+		run_cancel_request(s->store, run_id, &err);
 	host_reclaim(s->store, id, now_ms(), &changed, &err);
 	if (changed == 1) {
 		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
