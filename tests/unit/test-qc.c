@@ -346,6 +346,7 @@ struct srv {
 	const char *answers[SRV_MAX]; /* JSON bodies, in order; NULL = huge body */
 	int got;                      /* connections served */
 	char lines[SRV_MAX][4096];    /* request lines seen */
+	char bodies[SRV_MAX][4096];   /* request bodies seen (POST) */
 	pthread_t th;
 };
 
@@ -385,6 +386,23 @@ srv_main(void *arg)
 				break;
 		}
 		req[n] = '\0';
+		/* the body, if any, up to Content-Length */
+		const char *cl = strcasestr(req, "\r\nContent-Length: ");
+		const char *eoh = strstr(req, "\r\n\r\n");
+		if (cl && eoh) {
+			size_t want = strtoul(cl + 18, NULL, 10) + (size_t)(eoh + 4 - req);
+
+			while (n < want && n < sizeof(req) - 1) {
+				ssize_t r = read(c, req + n, sizeof(req) - 1 - n);
+
+				if (r <= 0)
+					break;
+				n += (size_t)r;
+			}
+			req[n] = '\0';
+			eoh = strstr(req, "\r\n\r\n");
+			snprintf(s->bodies[i], sizeof(s->bodies[i]), "%s", eoh + 4);
+		}
 		snprintf(s->lines[i], sizeof(s->lines[i]), "%.*s", (int)strcspn(req, "\r"), req);
 		if (s->answers[i]) {
 			snprintf(hdr, sizeof(hdr),
@@ -531,6 +549,35 @@ test_call_signed_get(void **state)
 	assert_string_equal(at + strlen("&signature="), esig);
 	free(esig);
 	free(query);
+	json_decref(resp);
+	json_decref(p);
+	qc_client_release(&c);
+}
+
+static void
+test_call_signed_post(void **state)
+{
+	struct fixture *f = *state;
+	struct herr err = HERR_INIT;
+	struct qc_client c;
+	struct srv s;
+	json_t *resp = NULL, *p = json_pack("{s:s}", "user_data_value", "a b+c/d");
+	char sig[QC_SIGNATURE_LEN], *esig, *at;
+
+	srv_start(&s, 1, ok_zones);
+	client_for(&c, f, s.port);
+	assert_int_equal(qc_call(&c, "RunInstances", p, QC_POST, &resp, &err), 0);
+	srv_stop(&s);
+	/* no parameter in the URL: all of them in the form body, signed "POST" */
+	assert_string_equal(s.lines[0], "POST /iaas/ HTTP/1.1");
+	assert_non_null(strstr(s.bodies[0], "&user_data_value=a%20b%2Bc%2Fd&"));
+	at = strstr(s.bodies[0], "&signature=");
+	assert_non_null(at);
+	*at = '\0';
+	qc_sign("POST", "/iaas/", s.bodies[0], (const unsigned char *)"SECRETACCESSKEY", 15, sig);
+	esig = qc_escape(sig);
+	assert_string_equal(at + strlen("&signature="), esig);
+	free(esig);
 	json_decref(resp);
 	json_decref(p);
 	qc_client_release(&c);
@@ -737,6 +784,7 @@ main(void)
 		cmocka_unit_test(test_ret_codes),
 		cmocka_unit_test(test_job_parse),
 		cmocka_unit_test_setup_teardown(test_call_signed_get, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_call_signed_post, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_call_retries, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_call_errors, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_secret_file, fx_setup, fx_teardown),
