@@ -277,16 +277,14 @@ inst_stop(const struct fqc_config *cfg, const char *id, int pid)
 {
 	char ns[64];
 	const char *del[] = {"ip", "netns", "del", ns, NULL};
-	int i;
-
 	snprintf(ns, sizeof(ns), "fq%s-%s", cfg->name_prefix, id);
 	if (pid > 0) {
-		/* SIGKILL to a PID namespace's init kills every process in it */
-		kill(pid, SIGKILL);
-		for (i = 0; i < 100 && kill(pid, 0) == 0; i++) {
-			waitpid(pid, NULL, WNOHANG);
-			usleep(20 * 1000);
-		}
+		/*
+		 * SIGKILL to a PID namespace's init kills every process in it. The
+		 * fake is the child subreaper of the inits (main.c), so it reaps them.
+		 */
+		if (kill(pid, SIGKILL) == 0)
+			waitpid(pid, NULL, 0);
 	}
 	/* the veth goes with the namespace */
 	return run(del);

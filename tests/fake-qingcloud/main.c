@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -721,6 +722,8 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* an instance's init outlives the short-lived parent that forked it: adopt it */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	world = world_new(&cfg, err, sizeof(err));
 	if (world == NULL) {
 		fprintf(stderr, "fake-qingcloud: %s\n", err);

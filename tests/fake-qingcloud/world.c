@@ -1390,16 +1390,6 @@ world_tick(struct world *w, int64_t now)
 			w->dirty = true;
 		}
 	}
-	/* reap instance inits that exited on their own */
-	{
-		const char *k;
-		json_t *v;
-		void *tmp;
-
-		json_object_foreach_safe (w->pids, tmp, k, v)
-			if (waitpid((pid_t)json_integer_value(v), NULL, WNOHANG) < 0 && errno == ECHILD)
-				(void)0; /* not our child (reparented): kill(0) decides in inst_stop */
-	}
 	if (w->dirty)
 		save(w);
 	pthread_mutex_unlock(&w->lock);
