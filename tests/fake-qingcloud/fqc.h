@@ -17,11 +17,11 @@
 #include <stdint.h>
 #include <jansson.h>
 
-#define FQC_MAX_PARAMS    256
-#define FQC_MAX_KEY       128
-#define FQC_MAX_VALUE     (64 * 1024)
-#define FQC_MAX_BODY      (1024 * 1024)
-#define FQC_MAX_ZONES     16
+#define FQC_MAX_PARAMS 256
+#define FQC_MAX_KEY 128
+#define FQC_MAX_VALUE (64 * 1024)
+#define FQC_MAX_BODY (1024 * 1024)
+#define FQC_MAX_ZONES 16
 
 /*
  * QingCloud's ret_code values, from the docs' error code table
@@ -106,7 +106,8 @@ int inst_start(const struct fqc_config *cfg, const char *instance_id, const char
 /* inst_stop kills the instance's processes and removes its namespace. */
 int inst_stop(const struct fqc_config *cfg, const char *instance_id, int pid);
 /* inst_bridge_ensure makes the VxNet's bridge with the router's address. */
-int inst_bridge_ensure(const struct fqc_config *cfg, const char *vxnet_id, const char *gateway_cidr);
+int inst_bridge_ensure(const struct fqc_config *cfg, const char *vxnet_id,
+		       const char *gateway_cidr);
 /* inst_bridge_remove deletes the VxNet's bridge if it exists. */
 int inst_bridge_remove(const struct fqc_config *cfg, const char *vxnet_id);
 

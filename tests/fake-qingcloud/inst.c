@@ -77,10 +77,10 @@ inst_bridge_ensure(const struct fqc_config *cfg, const char *vxnet_id, const cha
 
 	bridge_name(cfg, vxnet_id, br, sizeof(br));
 	{
-		const char *show[] = {"ip", "link", "show", br, NULL};
+		const char *show[] = { "ip", "link", "show", br, NULL };
 
 		if (run(show) != 0) {
-			const char *add[] = {"ip", "link", "add", br, "type", "bridge", NULL};
+			const char *add[] = { "ip", "link", "add", br, "type", "bridge", NULL };
 
 			if (run(add) != 0) {
 				fprintf(stderr, "fake-qingcloud: cannot create bridge '%s'\n", br);
@@ -89,12 +89,12 @@ inst_bridge_ensure(const struct fqc_config *cfg, const char *vxnet_id, const cha
 		}
 	}
 	if (gateway_cidr != NULL) {
-		const char *addr[] = {"ip", "addr", "replace", gateway_cidr, "dev", br, NULL};
+		const char *addr[] = { "ip", "addr", "replace", gateway_cidr, "dev", br, NULL };
 
 		run(addr);
 	}
 	{
-		const char *up[] = {"ip", "link", "set", br, "up", NULL};
+		const char *up[] = { "ip", "link", "set", br, "up", NULL };
 
 		return run(up);
 	}
@@ -104,7 +104,7 @@ int
 inst_bridge_remove(const struct fqc_config *cfg, const char *vxnet_id)
 {
 	char br[32];
-	const char *del[] = {"ip", "link", "del", br, NULL};
+	const char *del[] = { "ip", "link", "del", br, NULL };
 
 	bridge_name(cfg, vxnet_id, br, sizeof(br));
 	return run(del);
@@ -160,9 +160,8 @@ instance_init(const char *hostname, const char *upper, const char *work, const c
 	mount("sysfs", "/sys", "sysfs", 0, NULL);
 	snprintf(path, sizeof(path), "%s/metadata.json", udp);
 	write_file(path, md, strlen(md), 0644);
-	if (udt[0] != '\0' &&
-	    sodium_base642bin(bin, sizeof(bin) - 1, udv, strlen(udv), "\n\r ", &bl, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) == 0) {
+	if (udt[0] != '\0' && sodium_base642bin(bin, sizeof(bin) - 1, udv, strlen(udv), "\n\r ",
+						&bl, NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
 		if (strcmp(udt, "plain") == 0) {
 			snprintf(path, sizeof(path), "%s/userdata.string", udp);
 			write_file(path, bin, bl, 0644);
@@ -170,7 +169,7 @@ instance_init(const char *hostname, const char *upper, const char *work, const c
 			pid_t c = fork();
 
 			if (c == 0) {
-				const char *argv[] = {udf, NULL};
+				const char *argv[] = { udf, NULL };
 
 				setsid();
 				execv(udf, (char *const *)argv);
@@ -194,8 +193,8 @@ inst_start(const struct fqc_config *cfg, const char *id, const char *hostname,
 	char nspath[128], cidr[80];
 	int p[2], fd, st;
 	pid_t child, init_pid = 0;
-	const char *nsadd[] = {"ip", "netns", "add", ns, NULL};
-	const char *lo[] = {"ip", "-n", ns, "link", "set", "lo", "up", NULL};
+	const char *nsadd[] = { "ip", "netns", "add", ns, NULL };
+	const char *lo[] = { "ip", "-n", ns, "link", "set", "lo", "up", NULL };
 
 	snprintf(ns, sizeof(ns), "fq%s-%s", cfg->name_prefix, id);
 	snprintf(vh, sizeof(vh), "fq%sv%.8s", cfg->name_prefix, suffix(id));
@@ -215,20 +214,22 @@ inst_start(const struct fqc_config *cfg, const char *id, const char *hostname,
 		return -1;
 	}
 	if (net->vxnet_id != NULL) {
-		const char *veth[] = {"ip", "link", "add", vh, "type", "veth", "peer", "name", vp,
-				      "netns", ns, NULL};
-		const char *master[] = {"ip", "link", "set", vh, "master", br, "up", NULL};
-		const char *ren[] = {"ip", "-n", ns, "link", "set", vp, "name", "eth0", NULL};
-		const char *up[] = {"ip", "-n", ns, "link", "set", "eth0", "up", NULL};
+		const char *veth[] = { "ip",   "link", "add", vh,      "type", "veth",
+				       "peer", "name", vp,    "netns", ns,     NULL };
+		const char *master[] = { "ip", "link", "set", vh, "master", br, "up", NULL };
+		const char *ren[] = { "ip", "-n", ns, "link", "set", vp, "name", "eth0", NULL };
+		const char *up[] = { "ip", "-n", ns, "link", "set", "eth0", "up", NULL };
 
 		bridge_name(cfg, net->vxnet_id, br, sizeof(br));
 		if (run(veth) != 0 || run(master) != 0 || run(ren) != 0 || run(up) != 0)
 			fprintf(stderr, "fake-qingcloud: cannot wire '%s' to '%s'\n", ns, br);
 		if (net->private_ip != NULL && net->private_ip[0] != '\0' && net->ip_network) {
 			const char *plen = strchr(net->ip_network, '/');
-			const char *addr[] = {"ip", "-n", ns, "addr", "add", cidr, "dev", "eth0", NULL};
-			const char *route[] = {"ip", "-n", ns, "route", "add", "default", "via",
-					       net->gateway_ip, NULL};
+			const char *addr[] = { "ip", "-n",  ns,     "addr", "add",
+					       cidr, "dev", "eth0", NULL };
+			const char *route[] = { "ip",  "-n",      ns,    "route",
+						"add", "default", "via", net->gateway_ip,
+						NULL };
 
 			snprintf(cidr, sizeof(cidr), "%s%s", net->private_ip, plen ? plen : "/24");
 			run(addr);
@@ -276,7 +277,7 @@ int
 inst_stop(const struct fqc_config *cfg, const char *id, int pid)
 {
 	char ns[64];
-	const char *del[] = {"ip", "netns", "del", ns, NULL};
+	const char *del[] = { "ip", "netns", "del", ns, NULL };
 	snprintf(ns, sizeof(ns), "fq%s-%s", cfg->name_prefix, id);
 	if (pid > 0) {
 		/*

@@ -89,8 +89,8 @@ read_secret(const char *path)
 	n = fread(cfg.secret, 1, sizeof(cfg.secret) - 1, f);
 	fclose(f);
 	cfg.secret[n] = '\0';
-	while (n > 0 && (cfg.secret[n - 1] == '\n' || cfg.secret[n - 1] == '\r' ||
-			 cfg.secret[n - 1] == ' '))
+	while (n > 0 &&
+	       (cfg.secret[n - 1] == '\n' || cfg.secret[n - 1] == '\r' || cfg.secret[n - 1] == ' '))
 		cfg.secret[--n] = '\0';
 	if (n == 0) {
 		fprintf(stderr, "fake-qingcloud: --secret-file '%s' is empty\n", path);
@@ -132,7 +132,8 @@ parse_args(int argc, char **argv)
 			read_secret(v);
 		else if (strcmp(o, "--zone") == 0) {
 			if (cfg.nzones == FQC_MAX_ZONES) {
-				fprintf(stderr, "fake-qingcloud: at most %d --zone\n", FQC_MAX_ZONES);
+				fprintf(stderr, "fake-qingcloud: at most %d --zone\n",
+					FQC_MAX_ZONES);
 				exit(2);
 			}
 			cfg.zones[cfg.nzones++] = v;
@@ -156,12 +157,17 @@ parse_args(int argc, char **argv)
 			size_t k, n = strlen(v);
 
 			if (n < 1 || n > 4) {
-				fprintf(stderr, "fake-qingcloud: --name-prefix '%s': 1 to 4 characters\n", v);
+				fprintf(stderr,
+					"fake-qingcloud: --name-prefix '%s': 1 to 4 characters\n",
+					v);
 				exit(2);
 			}
 			for (k = 0; k < n; k++)
-				if (!((v[k] >= 'a' && v[k] <= 'z') || (v[k] >= '0' && v[k] <= '9'))) {
-					fprintf(stderr, "fake-qingcloud: --name-prefix '%s': only a-z0-9\n", v);
+				if (!((v[k] >= 'a' && v[k] <= 'z') ||
+				      (v[k] >= '0' && v[k] <= '9'))) {
+					fprintf(stderr,
+						"fake-qingcloud: --name-prefix '%s': only a-z0-9\n",
+						v);
 					exit(2);
 				}
 			snprintf(cfg.name_prefix, sizeof(cfg.name_prefix), "%s", v);
@@ -169,7 +175,9 @@ parse_args(int argc, char **argv)
 			if (strcmp(v, "netns") == 0)
 				cfg.netns = true;
 			else if (strcmp(v, "none") != 0) {
-				fprintf(stderr, "fake-qingcloud: invalid --instances '%s': none or netns\n", v);
+				fprintf(stderr,
+					"fake-qingcloud: invalid --instances '%s': none or netns\n",
+					v);
 				exit(2);
 			}
 		} else {
@@ -180,7 +188,8 @@ parse_args(int argc, char **argv)
 	}
 	if (cfg.listen == NULL || cfg.state_dir == NULL || cfg.access_key_id == NULL ||
 	    cfg.secret[0] == '\0') {
-		fprintf(stderr, "fake-qingcloud: --listen, --state-dir, --access-key-id and --secret-file are required\n");
+		fprintf(stderr,
+			"fake-qingcloud: --listen, --state-dir, --access-key-id and --secret-file are required\n");
 		usage();
 		exit(2);
 	}
@@ -316,8 +325,8 @@ enc_append(char *out, size_t cap, size_t *len, const char *v, size_t n)
 	for (i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)v[i];
 
-		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-		    ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
 			if (*len + 1 >= cap)
 				return -1;
 			out[(*len)++] = (char)ch;
@@ -430,18 +439,19 @@ parse_time_stamp(const char *s, int64_t *out_s)
  * with MSG filled.
  */
 static int
-authenticate(const struct fqc_req *r, const char *method, const char *path, int64_t now,
-	     char *msg, size_t msglen)
+authenticate(const struct fqc_req *r, const char *method, const char *path, int64_t now, char *msg,
+	     size_t msglen)
 {
-	static const char *required[] = {"action", "access_key_id", "signature", "signature_method",
-					 "signature_version", "time_stamp"};
+	static const char *required[] = { "action",           "access_key_id",     "signature",
+					  "signature_method", "signature_version", "time_stamp" };
 	const char *v;
 	int64_t ts;
 	size_t i;
 
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++)
 		if (fqc_param_get(r, required[i]) == NULL) {
-			snprintf(msg, msglen, "MissingParameter, the request parameter [%s] is required",
+			snprintf(msg, msglen,
+				 "MissingParameter, the request parameter [%s] is required",
 				 required[i]);
 			return FQC_ERR_PARAM;
 		}
@@ -451,7 +461,8 @@ authenticate(const struct fqc_req *r, const char *method, const char *path, int6
 	}
 	if (strcmp(fqc_param_get(r, "signature_method"), "HmacSHA256") != 0 &&
 	    strcmp(fqc_param_get(r, "signature_method"), "HmacSHA1") != 0) {
-		snprintf(msg, msglen, "InvalidParameterValue, [signature_method] should be HmacSHA256");
+		snprintf(msg, msglen,
+			 "InvalidParameterValue, [signature_method] should be HmacSHA256");
 		return FQC_ERR_PARAM;
 	}
 	if (strcmp(fqc_param_get(r, "signature_method"), "HmacSHA1") == 0) {
@@ -568,8 +579,9 @@ handle(struct MHD_Connection *con, const char *method, const char *url, struct f
 	*status = MHD_HTTP_OK;
 	if (r->too_big || r->too_many) {
 		*status = MHD_HTTP_CONTENT_TOO_LARGE;
-		*body = error_body(NULL, FQC_ERR_PARAM,
-				   "InvalidRequest, the request has too many or too large parameters");
+		*body = error_body(
+			NULL, FQC_ERR_PARAM,
+			"InvalidRequest, the request has too many or too large parameters");
 		return;
 	}
 	code = authenticate(r, method, url, t, msg, sizeof(msg));
@@ -580,7 +592,8 @@ handle(struct MHD_Connection *con, const char *method, const char *url, struct f
 	}
 	if (should_fail()) {
 		code = FQC_ERR_BUSY;
-		*body = error_body(action, code, "ServerBusy, the server is busy, please retry later");
+		*body = error_body(action, code,
+				   "ServerBusy, the server is busy, please retry later");
 	} else {
 		*body = json_object();
 		code = world_call(world, r, t, *body);
@@ -733,7 +746,8 @@ main(int argc, char **argv)
 			     on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 			     MHD_OPTION_THREAD_POOL_SIZE, 4U, MHD_OPTION_NOTIFY_COMPLETED,
 			     on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30U,
-			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_END);
+			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+			     MHD_OPTION_END);
 	if (d == NULL) {
 		fprintf(stderr, "fake-qingcloud: cannot listen on '%s'\n", cfg.listen);
 		world_shutdown(world);

@@ -86,7 +86,7 @@ find_by(json_t *arr, const char *field, const char *id)
 	size_t i;
 	json_t *o;
 
-	json_array_foreach (arr, i, o)
+	json_array_foreach(arr, i, o)
 		if (strcmp(sget(o, field), id) == 0)
 			return o;
 	return NULL;
@@ -96,9 +96,12 @@ find_by(json_t *arr, const char *field, const char *id)
 static bool
 key_matches(const char *pat, const char *key)
 {
+	const char *start = pat;
+
 	while (*pat != '\0' && *key != '\0') {
-		if (pat[0] == 'N' && (pat[1] == '.' || pat[1] == '\0') &&
-		    (pat == key || 1)) {
+		/* a whole segment "N" */
+		if (pat[0] == 'N' && (pat == start || pat[-1] == '.') &&
+		    (pat[1] == '.' || pat[1] == '\0')) {
 			if (*key < '0' || *key > '9')
 				return false;
 			while (*key >= '0' && *key <= '9')
@@ -152,14 +155,13 @@ in_list(const json_t *list, const char *s)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach (list, i, v)
+	json_array_foreach(list, i, v)
 		if (strcmp(json_string_value(v), s) == 0)
 			return true;
 	return false;
 }
 
-static int fail(json_t *resp, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int fail(json_t *resp, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int
 fail(json_t *resp, int code, const char *fmt, ...)
@@ -193,8 +195,9 @@ int_param(const struct fqc_req *r, const char *k, long lo, long hi, long def, lo
 	if (errno != 0 || *end != '\0' || n < lo || n > hi) {
 		char m[256];
 
-		snprintf(m, sizeof(m), "InvalidParameterValue, [%s] should be an integer from %ld to %ld",
-			 k, lo, hi);
+		snprintf(m, sizeof(m),
+			 "InvalidParameterValue, [%s] should be an integer from %ld to %ld", k, lo,
+			 hi);
 		json_object_set_new(resp, "ret_code", json_integer(FQC_ERR_PARAM));
 		json_object_set_new(resp, "message", json_string(m));
 		return -1;
@@ -210,15 +213,16 @@ tags_of(struct world *w, const char *resource_id, bool full)
 	json_t *out = json_array(), *t, *p;
 	size_t i, j;
 
-	json_array_foreach (json_object_get(w->root, "tags"), i, t)
-		json_array_foreach (json_object_get(t, "pairs"), j, p)
+	json_array_foreach(json_object_get(w->root, "tags"), i, t)
+		json_array_foreach(json_object_get(t, "pairs"), j, p)
 			if (strcmp(sget(p, "resource_id"), resource_id) == 0) {
 				if (full)
-					json_array_append_new(
-						out, json_pack("{s:s, s:s, s:s}", "tag_id",
-							       sget(t, "tag_id"), "tag_name",
-							       sget(t, "tag_name"), "color",
-							       sget(t, "color")));
+					json_array_append_new(out,
+							      json_pack("{s:s, s:s, s:s}", "tag_id",
+									sget(t, "tag_id"),
+									"tag_name",
+									sget(t, "tag_name"),
+									"color", sget(t, "color")));
 				else
 					json_array_append_new(out, json_string(sget(t, "tag_id")));
 			}
@@ -237,7 +241,7 @@ tag_filter_ok(struct world *w, const json_t *filter, const char *resource_id)
 	if (json_array_size(filter) == 0)
 		return true;
 	have = tags_of(w, resource_id, false);
-	json_array_foreach (have, i, v)
+	json_array_foreach(have, i, v)
 		if (in_list(filter, json_string_value(v)))
 			ok = true;
 	json_decref(have);
@@ -259,7 +263,7 @@ new_job(struct world *w, const char *action, json_t *resource_ids, int64_t now, 
 	json_t *v, *job;
 
 	new_id("j", 8, id, sizeof(id));
-	json_array_foreach (resource_ids, i, v)
+	json_array_foreach(resource_ids, i, v)
 		n += (size_t)snprintf(ids + n, n < sizeof(ids) ? sizeof(ids) - n : 0, "%s%s",
 				      i ? "," : "", json_string_value(v));
 	job = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "job_id", id, "job_action", action,
@@ -296,7 +300,7 @@ parse_cidr(const char *s, uint32_t *net, int *plen)
 static void
 ip_str(uint32_t ip, char *out, size_t len)
 {
-	struct in_addr in = {.s_addr = htonl(ip)};
+	struct in_addr in = { .s_addr = htonl(ip) };
 
 	inet_ntop(AF_INET, &in, out, (socklen_t)len);
 }
@@ -307,10 +311,10 @@ ip_in_use(struct world *w, const char *vxnet_id, const char *ip)
 	json_t *i, *n;
 	size_t a, b;
 
-	json_array_foreach (json_object_get(w->root, "instances"), a, i) {
+	json_array_foreach(json_object_get(w->root, "instances"), a, i) {
 		if (strcmp(sget(i, "status"), "ceased") == 0)
 			continue;
-		json_array_foreach (json_object_get(i, "vxnets"), b, n)
+		json_array_foreach(json_object_get(i, "vxnets"), b, n)
 			if (strcmp(sget(n, "vxnet_id"), vxnet_id) == 0 &&
 			    strcmp(sget(n, "private_ip"), ip) == 0)
 				return true;
@@ -343,10 +347,10 @@ static void
 metadata_of(json_t *inst, char *out, size_t len)
 {
 	json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "instance_id",
-			      sget(inst, "instance_id"), "instance_name", sget(inst, "instance_name"),
-			      "image_id", sget(inst, "image_id"), "vcpus_current",
-			      (json_int_t)iget(inst, "vcpus_current"), "memory_current",
-			      (json_int_t)iget(inst, "memory_current"), "zone_id",
+			      sget(inst, "instance_id"), "instance_name",
+			      sget(inst, "instance_name"), "image_id", sget(inst, "image_id"),
+			      "vcpus_current", (json_int_t)iget(inst, "vcpus_current"),
+			      "memory_current", (json_int_t)iget(inst, "memory_current"), "zone_id",
 			      sget(inst, "zone_id"));
 	char *s = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
 
@@ -358,7 +362,7 @@ metadata_of(json_t *inst, char *out, size_t len)
 static void
 real_start(struct world *w, json_t *inst)
 {
-	struct inst_net net = {0};
+	struct inst_net net = { 0 };
 	json_t *nic = json_array_get(json_object_get(inst, "vxnets"), 0);
 	char md[2048];
 	int pid = 0;
@@ -455,19 +459,26 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 	int code = 0;
 
 	if (image == NULL || image[0] == '\0') {
-		code = fail(resp, FQC_ERR_PARAM, "MissingParameter, the request parameter [%s] is required", "image_id");
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required", "image_id");
 		goto out;
 	}
 	if (login == NULL || (strcmp(login, "keypair") != 0 && strcmp(login, "passwd") != 0)) {
-		code = fail(resp, FQC_ERR_PARAM, "InvalidParameterValue, [%s] should be keypair or passwd", "login_mode");
+		code = fail(resp, FQC_ERR_PARAM,
+			    "InvalidParameterValue, [%s] should be keypair or passwd",
+			    "login_mode");
 		goto out;
 	}
 	if (strcmp(login, "keypair") == 0 && fqc_param_get(r, "login_keypair") == NULL) {
-		code = fail(resp, FQC_ERR_PARAM, "MissingParameter, [%s] is required when login_mode is keypair", "login_keypair");
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, [%s] is required when login_mode is keypair",
+			    "login_keypair");
 		goto out;
 	}
 	if (strcmp(login, "passwd") == 0 && fqc_param_get(r, "login_passwd") == NULL) {
-		code = fail(resp, FQC_ERR_PARAM, "MissingParameter, [%s] is required when login_mode is passwd", "login_passwd");
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, [%s] is required when login_mode is passwd",
+			    "login_passwd");
 		goto out;
 	}
 	if (int_param(r, "count", 1, 100, 1, &count, resp) != 0 ||
@@ -477,7 +488,9 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 		goto out;
 	}
 	if ((cpu == 0 || mem == 0) && (type == NULL || type[0] == '\0')) {
-		code = fail(resp, FQC_ERR_PARAM, "MissingParameter, [%s] or cpu and memory are required", "instance_type");
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, [%s] or cpu and memory are required",
+			    "instance_type");
 		goto out;
 	}
 	if (cpu == 0 || mem == 0) { /* the docs' instance_type table: c<cpu>m<GB> families */
@@ -488,11 +501,17 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 	}
 	if (udt != NULL && udt[0] != '\0') {
 		if (strcmp(udt, "tar") == 0) {
-			code = fail(resp, FQC_ERR_PARAM, "InvalidParameterValue, userdata_type [%s] needs UploadUserDataAttachment, not in this fake yet", udt);
+			code = fail(
+				resp, FQC_ERR_PARAM,
+				"InvalidParameterValue, userdata_type [%s] needs UploadUserDataAttachment, not in this fake yet",
+				udt);
 			goto out;
 		}
 		if (strcmp(udt, "plain") != 0 && strcmp(udt, "exec") != 0) {
-			code = fail(resp, FQC_ERR_PARAM, "InvalidParameterValue, [userdata_type] should be plain, exec or tar, not [%s]", udt);
+			code = fail(
+				resp, FQC_ERR_PARAM,
+				"InvalidParameterValue, [userdata_type] should be plain, exec or tar, not [%s]",
+				udt);
 			goto out;
 		}
 		{
@@ -501,10 +520,13 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 			size_t bl;
 
 			if (udv == NULL ||
-			    sodium_base642bin(bin, sizeof(bin), udv, strlen(udv), "\n\r ", &bl, NULL,
-					      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+			    sodium_base642bin(bin, sizeof(bin), udv, strlen(udv), "\n\r ", &bl,
+					      NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
 			    bl > 4096) {
-				code = fail(resp, FQC_ERR_PARAM, "InvalidParameterValue, [%s] should be base64 of at most 4K", "userdata_value");
+				code = fail(
+					resp, FQC_ERR_PARAM,
+					"InvalidParameterValue, [%s] should be base64 of at most 4K",
+					"userdata_value");
 				goto out;
 			}
 		}
@@ -514,26 +536,28 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 		udp = "/etc/qingcloud/userdata";
 	if (udf == NULL || !abs_path_ok(udf))
 		udf = "/etc/rc.local";
-	json_array_foreach (nets, i, v) {
+	json_array_foreach(nets, i, v) {
 		char vid[64];
 		const char *s = json_string_value(v), *bar = strchr(s, '|');
 
 		snprintf(vid, sizeof(vid), "%.*s", bar ? (int)(bar - s) : (int)strlen(s), s);
 		if (strcmp(vid, "vxnet-0") != 0 &&
 		    find_by(json_object_get(w->root, "vxnets"), "vxnet_id", vid) == NULL) {
-			code = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", vid);
+			code = fail(resp, FQC_ERR_NOT_FOUND,
+				    "ResourceNotFound, resource [%s] not found", vid);
 			goto out;
 		}
 	}
-	json_array_foreach (json_object_get(w->root, "instances"), i, inst)
+	json_array_foreach(json_object_get(w->root, "instances"), i, inst)
 		if (live(inst))
 			nlive++;
 	if (nlive + count > w->cfg->quota_instances) {
 		char m[256];
 
-		snprintf(m, sizeof(m),
-			 "QuotaExceeded, quota of [instance] exceeded, %lld in use, %ld requested, quota %lld",
-			 (long long)nlive, count, (long long)w->cfg->quota_instances);
+		snprintf(
+			m, sizeof(m),
+			"QuotaExceeded, quota of [instance] exceeded, %lld in use, %ld requested, quota %lld",
+			(long long)nlive, count, (long long)w->cfg->quota_instances);
 		code = fail(resp, FQC_ERR_QUOTA, "%s", m);
 		goto out;
 	}
@@ -542,12 +566,13 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 		json_t *nics = json_array();
 
 		new_id("i", 8, id, sizeof(id));
-		json_array_foreach (nets, i, v) {
+		json_array_foreach(nets, i, v) {
 			char vid[64], ip[64] = "";
 			const char *s = json_string_value(v), *bar = strchr(s, '|');
 			json_t *vx;
 
-			snprintf(vid, sizeof(vid), "%.*s", bar ? (int)(bar - s) : (int)strlen(s), s);
+			snprintf(vid, sizeof(vid), "%.*s", bar ? (int)(bar - s) : (int)strlen(s),
+				 s);
 			vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", vid);
 			if (bar != NULL && count == 1)
 				snprintf(ip, sizeof(ip), "%s", bar + 1);
@@ -556,19 +581,19 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 			json_array_append_new(nics, json_pack("{s:s, s:s}", "vxnet_id", vid,
 							      "private_ip", ip));
 		}
-		inst = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-				 "instance_id", id, "instance_name", name ? name : "", "image_id",
-				 image, "instance_type", type ? type : "", "vcpus_current",
-				 (json_int_t)cpu, "memory_current", (json_int_t)mem, "status",
-				 "pending", "transition_status", "starting", "create_ms",
-				 (json_int_t)now, "status_ms", (json_int_t)now, "vxnets", nics,
-				 "userdata_type", udt ? udt : "", "userdata_value", udv ? udv : "",
-				 "userdata_path", udp, "userdata_file", udf,
-				 /* the image's default hostname is the instance id */
-				 "hostname", hostname && hostname[0] ? hostname : id,
-				 "login_mode", login, "login_keypair",
-				 fqc_param_get(r, "login_keypair") ? fqc_param_get(r, "login_keypair") : "",
-				 "zone_id", fqc_param_get(r, "zone"));
+		inst = json_pack(
+			"{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+			"instance_id", id, "instance_name", name ? name : "", "image_id", image,
+			"instance_type", type ? type : "", "vcpus_current", (json_int_t)cpu,
+			"memory_current", (json_int_t)mem, "status", "pending", "transition_status",
+			"starting", "create_ms", (json_int_t)now, "status_ms", (json_int_t)now,
+			"vxnets", nics, "userdata_type", udt ? udt : "", "userdata_value",
+			udv ? udv : "", "userdata_path", udp, "userdata_file", udf,
+			/* the image's default hostname is the instance id */
+			"hostname", hostname && hostname[0] ? hostname : id, "login_mode", login,
+			"login_keypair",
+			fqc_param_get(r, "login_keypair") ? fqc_param_get(r, "login_keypair") : "",
+			"zone_id", fqc_param_get(r, "zone"));
 		json_array_append_new(json_object_get(w->root, "instances"), inst);
 		json_array_append_new(ids, json_string(id));
 	}
@@ -641,7 +666,7 @@ act_describe_instances(struct world *w, const struct fqc_req *r, int64_t now, js
 	const char *verbose = fqc_param_get(r, "verbose");
 	size_t i;
 
-	json_array_foreach (json_object_get(w->root, "instances"), i, inst) {
+	json_array_foreach(json_object_get(w->root, "instances"), i, inst) {
 		const char *id = sget(inst, "instance_id");
 
 		if (json_array_size(ids) > 0 && !in_list(ids, id))
@@ -668,28 +693,36 @@ act_terminate_instances(struct world *w, const struct fqc_req *r, int64_t now, j
 	int code = 0;
 
 	if (json_array_size(ids) == 0) {
-		code = fail(resp, FQC_ERR_PARAM, "MissingParameter, the request parameter [%s] is required", "instances.n");
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    "instances.n");
 		goto out;
 	}
-	json_array_foreach (ids, i, v) {
+	json_array_foreach(ids, i, v) {
 		inst = find_by(json_object_get(w->root, "instances"), "instance_id",
 			       json_string_value(v));
 		if (inst == NULL || strcmp(sget(inst, "status"), "ceased") == 0) {
-			code = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", json_string_value(v));
+			code = fail(resp, FQC_ERR_NOT_FOUND,
+				    "ResourceNotFound, resource [%s] not found",
+				    json_string_value(v));
 			goto out;
 		}
 		if (!live(inst) || strcmp(sget(inst, "transition_status"), "terminating") == 0) {
-			code = fail(resp, FQC_ERR_DENIED, "PermissionDenied, instance [%s] is already terminated or terminating", json_string_value(v));
+			code = fail(
+				resp, FQC_ERR_DENIED,
+				"PermissionDenied, instance [%s] is already terminated or terminating",
+				json_string_value(v));
 			goto out;
 		}
 	}
-	json_array_foreach (ids, i, v) {
+	json_array_foreach(ids, i, v) {
 		inst = find_by(json_object_get(w->root, "instances"), "instance_id",
 			       json_string_value(v));
 		json_object_set_new(inst, "transition_status", json_string("terminating"));
 	}
 	json_object_set_new(resp, "job_id",
-			    json_string(new_job(w, "TerminateInstances", ids, now, now + w->cfg->job_ms)));
+			    json_string(new_job(w, "TerminateInstances", ids, now,
+						now + w->cfg->job_ms)));
 	w->dirty = true;
 out:
 	json_decref(ids);
@@ -705,7 +738,7 @@ act_describe_jobs(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 	json_t *job;
 	size_t i;
 
-	json_array_foreach (json_object_get(w->root, "jobs"), i, job) {
+	json_array_foreach(json_object_get(w->root, "jobs"), i, job) {
 		if (json_array_size(ids) > 0 && !in_list(ids, sget(job, "job_id")))
 			continue;
 		if (json_array_size(st) > 0 && !in_list(st, sget(job, "status")))
@@ -735,17 +768,22 @@ act_create_tag(struct world *w, const struct fqc_req *r, int64_t now, json_t *re
 	size_t i;
 
 	if (name == NULL || name[0] == '\0')
-		return fail(resp, FQC_ERR_PARAM, "MissingParameter, the request parameter [%s] is required", "tag_name");
-	json_array_foreach (json_object_get(w->root, "tags"), i, t)
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required", "tag_name");
+	json_array_foreach(json_object_get(w->root, "tags"), i, t)
 		if (strcmp(sget(t, "tag_name"), name) == 0)
-			return fail(resp, FQC_ERR_PARAM, "InvalidParameterValue, tag name [%s] already exists", name);
+			return fail(resp, FQC_ERR_PARAM,
+				    "InvalidParameterValue, tag name [%s] already exists", name);
 	new_id("tag", 8, id, sizeof(id));
 	json_array_append_new(json_object_get(w->root, "tags"),
 			      json_pack("{s:s, s:s, s:s, s:s, s:I, s:[]}", "tag_id", id, "tag_name",
 					name, "color",
-					fqc_param_get(r, "color") ? fqc_param_get(r, "color") : "#9f9bb7",
+					fqc_param_get(r, "color") ? fqc_param_get(r, "color")
+								  : "#9f9bb7",
 					"description",
-					fqc_param_get(r, "description") ? fqc_param_get(r, "description") : "",
+					fqc_param_get(r, "description")
+						? fqc_param_get(r, "description")
+						: "",
 					"create_ms", (json_int_t)now, "pairs"));
 	json_object_set_new(resp, "tag_id", json_string(id));
 	w->dirty = true;
@@ -788,16 +826,21 @@ act_attach_detach(struct world *w, const struct fqc_req *r, bool attach, json_t 
 			continue;
 		if (tid == NULL || rtype == NULL || rid == NULL) {
 			snprintf(k, sizeof(k), "resource_tag_pairs.%d", n);
-			return fail(resp, FQC_ERR_PARAM, "MissingParameter, [%s] needs tag_id, resource_type and resource_id", k);
+			return fail(
+				resp, FQC_ERR_PARAM,
+				"MissingParameter, [%s] needs tag_id, resource_type and resource_id",
+				k);
 		}
 		found++;
 		t = find_by(json_object_get(w->root, "tags"), "tag_id", tid);
 		if (t == NULL)
-			return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", tid);
+			return fail(resp, FQC_ERR_NOT_FOUND,
+				    "ResourceNotFound, resource [%s] not found", tid);
 		if (!resource_exists(w, rtype, rid))
-			return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", rid);
+			return fail(resp, FQC_ERR_NOT_FOUND,
+				    "ResourceNotFound, resource [%s] not found", rid);
 		pairs = json_object_get(t, "pairs");
-		json_array_foreach (pairs, i, p)
+		json_array_foreach(pairs, i, p)
 			if (strcmp(sget(p, "resource_id"), rid) == 0) {
 				have = true;
 				if (!attach) {
@@ -810,7 +853,9 @@ act_attach_detach(struct world *w, const struct fqc_req *r, bool attach, json_t 
 							       "resource_type", rtype));
 	}
 	if (found == 0)
-		return fail(resp, FQC_ERR_PARAM, "MissingParameter, the request parameter [%s] is required", "resource_tag_pairs.n");
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    "resource_tag_pairs.n");
 	w->dirty = true;
 	return 0;
 }
@@ -835,7 +880,7 @@ act_describe_tags(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 	const char *verbose = fqc_param_get(r, "verbose");
 	size_t i;
 
-	json_array_foreach (json_object_get(w->root, "tags"), i, t) {
+	json_array_foreach(json_object_get(w->root, "tags"), i, t) {
 		json_t *o;
 
 		if (json_array_size(ids) > 0 && !in_list(ids, sget(t, "tag_id")))
@@ -862,16 +907,19 @@ act_delete_tags(struct world *w, const struct fqc_req *r, int64_t now, json_t *r
 	size_t i, j;
 	json_t *tags = json_object_get(w->root, "tags");
 
-	json_array_foreach (ids, i, v)
+	json_array_foreach(ids, i, v)
 		if (find_by(tags, "tag_id", json_string_value(v)) == NULL) {
-			int c = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", json_string_value(v));
+			int c = fail(resp, FQC_ERR_NOT_FOUND,
+				     "ResourceNotFound, resource [%s] not found",
+				     json_string_value(v));
 
 			json_decref(ids);
 			return c;
 		}
-	json_array_foreach (ids, i, v)
+	json_array_foreach(ids, i, v)
 		for (j = 0; j < json_array_size(tags); j++)
-			if (strcmp(sget(json_array_get(tags, j), "tag_id"), json_string_value(v)) == 0)
+			if (strcmp(sget(json_array_get(tags, j), "tag_id"), json_string_value(v)) ==
+			    0)
 				json_array_remove(tags, j--);
 	json_object_set_new(resp, "tags", ids);
 	w->dirty = true;
@@ -895,10 +943,11 @@ act_create_vxnets(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 
 		new_id("vxnet", 7, id, sizeof(id));
 		json_array_append_new(json_object_get(w->root, "vxnets"),
-				      json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s}", "vxnet_id", id,
-						"vxnet_name", name ? name : "", "vxnet_type",
+				      json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s}", "vxnet_id",
+						id, "vxnet_name", name ? name : "", "vxnet_type",
 						(json_int_t)type, "create_ms", (json_int_t)now,
-						"router_id", "", "ip_network", "", "manager_ip", ""));
+						"router_id", "", "ip_network", "", "manager_ip",
+						""));
 		json_array_append_new(ids, json_string(id));
 	}
 	json_object_set_new(resp, "vxnets", ids);
@@ -912,10 +961,10 @@ instances_in(struct world *w, const char *vxnet_id)
 	json_t *out = json_array(), *i, *n;
 	size_t a, b;
 
-	json_array_foreach (json_object_get(w->root, "instances"), a, i) {
+	json_array_foreach(json_object_get(w->root, "instances"), a, i) {
 		if (!live(i))
 			continue;
-		json_array_foreach (json_object_get(i, "vxnets"), b, n)
+		json_array_foreach(json_object_get(i, "vxnets"), b, n)
 			if (strcmp(sget(n, "vxnet_id"), vxnet_id) == 0)
 				json_array_append_new(out, json_string(sget(i, "instance_id")));
 	}
@@ -931,7 +980,7 @@ act_describe_vxnets(struct world *w, const struct fqc_req *r, int64_t now, json_
 	json_t *vx;
 	size_t i;
 
-	json_array_foreach (json_object_get(w->root, "vxnets"), i, vx) {
+	json_array_foreach(json_object_get(w->root, "vxnets"), i, vx) {
 		const char *id = sget(vx, "vxnet_id");
 		json_t *o;
 
@@ -964,18 +1013,21 @@ act_delete_vxnets(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 	json_t *ids = list_param(r, "vxnets"), *v, *vxs = json_object_get(w->root, "vxnets");
 	size_t i, j;
 
-	json_array_foreach (ids, i, v) {
+	json_array_foreach(ids, i, v) {
 		const char *id = json_string_value(v);
 		json_t *vx = find_by(vxs, "vxnet_id", id), *in;
 		int c = 0;
 
 		if (vx == NULL)
-			c = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", id);
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", id);
 		else if (sget(vx, "router_id")[0] != '\0')
-			c = fail(resp, FQC_ERR_DENIED, "PermissionDenied, vxnet [%s] is still joined to a router", id);
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, vxnet [%s] is still joined to a router", id);
 		else if (json_array_size(in = instances_in(w, id)) > 0) {
 			json_decref(in);
-			c = fail(resp, FQC_ERR_DENIED, "PermissionDenied, vxnet [%s] still has instances", id);
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, vxnet [%s] still has instances", id);
 		} else
 			json_decref(in);
 		if (c != 0) {
@@ -983,9 +1035,10 @@ act_delete_vxnets(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 			return c;
 		}
 	}
-	json_array_foreach (ids, i, v)
+	json_array_foreach(ids, i, v)
 		for (j = 0; j < json_array_size(vxs); j++)
-			if (strcmp(sget(json_array_get(vxs, j), "vxnet_id"), json_string_value(v)) == 0) {
+			if (strcmp(sget(json_array_get(vxs, j), "vxnet_id"),
+				   json_string_value(v)) == 0) {
 				if (w->cfg->netns)
 					inst_bridge_remove(w->cfg, json_string_value(v));
 				json_array_remove(vxs, j--);
@@ -1012,15 +1065,16 @@ act_create_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t
 
 		new_id("rtr", 8, id, sizeof(id));
 		json_array_append_new(json_object_get(w->root, "routers"),
-				      json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "router_id", id,
-						"router_name", name ? name : "", "vpc_network",
+				      json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "router_id",
+						id, "router_name", name ? name : "", "vpc_network",
 						vpc ? vpc : "192.168.0.0/16", "status", "pending",
 						"transition_status", "creating", "create_ms",
 						(json_int_t)now, "status_ms", (json_int_t)now));
 		json_array_append_new(ids, json_string(id));
 	}
 	json_object_set_new(resp, "job_id",
-			    json_string(new_job(w, "CreateRouters", ids, now, now + w->cfg->job_ms)));
+			    json_string(
+				    new_job(w, "CreateRouters", ids, now, now + w->cfg->job_ms)));
 	json_object_set_new(resp, "routers", ids);
 	w->dirty = true;
 	return 0;
@@ -1034,21 +1088,22 @@ act_describe_routers(struct world *w, const struct fqc_req *r, int64_t now, json
 	const char *word = fqc_param_get(r, "search_word");
 	size_t i;
 
-	json_array_foreach (json_object_get(w->root, "routers"), i, rt) {
+	json_array_foreach(json_object_get(w->root, "routers"), i, rt) {
 		const char *id = sget(rt, "router_id");
 
 		if ((json_array_size(ids) > 0 && !in_list(ids, id)) ||
 		    (json_array_size(st) > 0 && !in_list(st, sget(rt, "status"))) ||
 		    !search_ok(word, id, sget(rt, "router_name")) || !tag_filter_ok(w, tags, id))
 			continue;
-		json_array_append_new(
-			all, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}", "router_id", id,
-				       "router_name", sget(rt, "router_name"), "status",
-				       sget(rt, "status"), "transition_status",
-				       sget(rt, "transition_status"), "vpc_network",
-				       sget(rt, "vpc_network"), "create_time",
-				       jtime(iget(rt, "create_ms")), "status_time",
-				       jtime(iget(rt, "status_ms")), "tags", tags_of(w, id, true)));
+		json_array_append_new(all, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}",
+						     "router_id", id, "router_name",
+						     sget(rt, "router_name"), "status",
+						     sget(rt, "status"), "transition_status",
+						     sget(rt, "transition_status"), "vpc_network",
+						     sget(rt, "vpc_network"), "create_time",
+						     jtime(iget(rt, "create_ms")), "status_time",
+						     jtime(iget(rt, "status_ms")), "tags",
+						     tags_of(w, id, true)));
 	}
 	json_decref(ids);
 	json_decref(st);
@@ -1064,27 +1119,34 @@ act_delete_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t
 	int c = 0;
 
 	if (json_array_size(ids) == 0) {
-		c = fail(resp, FQC_ERR_PARAM, "MissingParameter, the request parameter [%s] is required", "routers.n");
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required", "routers.n");
 		goto out;
 	}
-	json_array_foreach (ids, i, v) {
-		rt = find_by(json_object_get(w->root, "routers"), "router_id", json_string_value(v));
+	json_array_foreach(ids, i, v) {
+		rt = find_by(json_object_get(w->root, "routers"), "router_id",
+			     json_string_value(v));
 		if (rt == NULL || strcmp(sget(rt, "status"), "deleted") == 0) {
-			c = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", json_string_value(v));
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
 			goto out;
 		}
-		json_array_foreach (json_object_get(w->root, "vxnets"), j, vx)
+		json_array_foreach(json_object_get(w->root, "vxnets"), j, vx)
 			if (strcmp(sget(vx, "router_id"), json_string_value(v)) == 0) {
-				c = fail(resp, FQC_ERR_DENIED, "PermissionDenied, router [%s] still has vxnets joined", json_string_value(v));
+				c = fail(resp, FQC_ERR_DENIED,
+					 "PermissionDenied, router [%s] still has vxnets joined",
+					 json_string_value(v));
 				goto out;
 			}
 	}
-	json_array_foreach (ids, i, v) {
-		rt = find_by(json_object_get(w->root, "routers"), "router_id", json_string_value(v));
+	json_array_foreach(ids, i, v) {
+		rt = find_by(json_object_get(w->root, "routers"), "router_id",
+			     json_string_value(v));
 		json_object_set_new(rt, "transition_status", json_string("deleting"));
 	}
 	json_object_set_new(resp, "job_id",
-			    json_string(new_job(w, "DeleteRouters", ids, now, now + w->cfg->job_ms)));
+			    json_string(
+				    new_job(w, "DeleteRouters", ids, now, now + w->cfg->job_ms)));
 	json_object_set(resp, "routers", ids);
 	w->dirty = true;
 out:
@@ -1103,18 +1165,26 @@ act_join_router(struct world *w, const struct fqc_req *r, int64_t now, json_t *r
 	char gw[64];
 
 	if (vid == NULL || rid == NULL || ipn == NULL)
-		return fail(resp, FQC_ERR_PARAM, "MissingParameter, the request parameter [%s] is required",
-			    vid == NULL ? "vxnet" : rid == NULL ? "router" : "ip_network");
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    vid == NULL   ? "vxnet"
+			    : rid == NULL ? "router"
+					  : "ip_network");
 	vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", vid);
 	rt = find_by(json_object_get(w->root, "routers"), "router_id", rid);
 	if (vx == NULL)
-		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", vid);
+		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
+			    vid);
 	if (rt == NULL)
-		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", rid);
+		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
+			    rid);
 	if (sget(vx, "router_id")[0] != '\0')
-		return fail(resp, FQC_ERR_DENIED, "PermissionDenied, vxnet [%s] is already joined to a router", vid);
+		return fail(resp, FQC_ERR_DENIED,
+			    "PermissionDenied, vxnet [%s] is already joined to a router", vid);
 	if (!parse_cidr(ipn, &net, &plen))
-		return fail(resp, FQC_ERR_PARAM, "InvalidParameterValue, [ip_network] should be a.b.c.d/16..29, not [%s]", ipn);
+		return fail(resp, FQC_ERR_PARAM,
+			    "InvalidParameterValue, [ip_network] should be a.b.c.d/16..29, not [%s]",
+			    ipn);
 	/* docs (join_router.md): manager_ip defaults to the network's .1 */
 	if (mip == NULL || mip[0] == '\0')
 		ip_str(net + 1, gw, sizeof(gw));
@@ -1148,24 +1218,30 @@ act_leave_router(struct world *w, const struct fqc_req *r, int64_t now, json_t *
 	int c = 0;
 
 	if (rid == NULL || json_array_size(vids) == 0) {
-		c = fail(resp, FQC_ERR_PARAM, "MissingParameter, the request parameter [%s] is required", rid == NULL ? "router" : "vxnets.n");
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 rid == NULL ? "router" : "vxnets.n");
 		goto out;
 	}
-	json_array_foreach (vids, i, v) {
+	json_array_foreach(vids, i, v) {
 		vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", json_string_value(v));
 		if (vx == NULL || strcmp(sget(vx, "router_id"), rid) != 0) {
-			c = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, vxnet [%s] is not joined to the router", json_string_value(v));
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, vxnet [%s] is not joined to the router",
+				 json_string_value(v));
 			goto out;
 		}
 		in = instances_in(w, json_string_value(v));
 		if (json_array_size(in) > 0) {
 			json_decref(in);
-			c = fail(resp, FQC_ERR_DENIED, "PermissionDenied, vxnet [%s] still has instances", json_string_value(v));
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, vxnet [%s] still has instances",
+				 json_string_value(v));
 			goto out;
 		}
 		json_decref(in);
 	}
-	json_array_foreach (vids, i, v) {
+	json_array_foreach(vids, i, v) {
 		vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", json_string_value(v));
 		json_object_set_new(vx, "router_id", json_string(""));
 		json_object_set_new(vx, "ip_network", json_string(""));
@@ -1191,14 +1267,17 @@ act_update_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t
 	int c = 0;
 
 	if (json_array_size(ids) == 0)
-		c = fail(resp, FQC_ERR_PARAM, "MissingParameter, the request parameter [%s] is required", "routers.n");
-	json_array_foreach (ids, i, v)
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required", "routers.n");
+	json_array_foreach(ids, i, v)
 		if (c == 0 && find_by(json_object_get(w->root, "routers"), "router_id",
 				      json_string_value(v)) == NULL)
-			c = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", json_string_value(v));
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
 	if (c == 0)
 		json_object_set_new(resp, "job_id",
-				    json_string(new_job(w, "UpdateRouters", ids, now, now + w->cfg->job_ms)));
+				    json_string(new_job(w, "UpdateRouters", ids, now,
+							now + w->cfg->job_ms)));
 	json_decref(ids);
 	return c;
 }
@@ -1213,47 +1292,73 @@ static const struct action {
 	bool zone_free;
 	const char *params[40];
 } actions[] = {
-	{"DescribeZones", act_describe_zones, true, {"zones.N", "status.N"}},
-	{"RunInstances", act_run_instances, false,
-	 {"image_id", "instance_type", "cpu", "memory", "count", "instance_name", "login_mode",
-	  "login_keypair", "login_passwd", "vxnets.N", "security_group", "need_userdata",
-	  "userdata_type", "userdata_value", "userdata_path", "userdata_file", "hostname",
-	  "os_disk_size", "instance_class", "cpu_model", "need_newsid", "volumes.N", "target_user"}},
-	{"DescribeInstances", act_describe_instances, false,
-	 {"instances.N", "image_id.N", "instance_type.N", "instance_class", "status.N",
-	  "search_word", "tags.N", "verbose", "offset", "limit", "owner"}},
-	{"TerminateInstances", act_terminate_instances, false, {"instances.N", "direct_cease"}},
-	{"DescribeJobs", act_describe_jobs, false,
-	 {"jobs.N", "status.N", "job_action", "verbose", "offset", "limit"}},
-	{"CreateTag", act_create_tag, false, {"tag_name", "color", "description"}},
-	{"CreateTags", act_create_tag, false, {"tag_name", "color", "description"}},
-	{"DeleteTags", act_delete_tags, false, {"tags.N"}},
-	{"AttachTags", act_attach_tags, false,
-	 {"resource_tag_pairs.N.tag_id", "resource_tag_pairs.N.resource_type",
-	  "resource_tag_pairs.N.resource_id"}},
-	{"DetachTags", act_detach_tags, false,
-	 {"resource_tag_pairs.N.tag_id", "resource_tag_pairs.N.resource_type",
-	  "resource_tag_pairs.N.resource_id"}},
-	{"DescribeTags", act_describe_tags, false,
-	 {"tags.N", "search_word", "verbose", "offset", "limit", "owner"}},
-	{"CreateVxnets", act_create_vxnets, false, {"vxnet_name", "vxnet_type", "count"}},
-	{"DescribeVxnets", act_describe_vxnets, false,
-	 {"vxnets.N", "vxnet_type", "search_word", "tags.N", "verbose", "offset", "limit"}},
-	{"DeleteVxnets", act_delete_vxnets, false, {"vxnets.N"}},
-	{"CreateRouters", act_create_routers, false,
-	 {"router_name", "router_type", "security_group", "vpc_network", "count"}},
-	{"DescribeRouters", act_describe_routers, false,
-	 {"routers.N", "vxnet", "status.N", "search_word", "tags.N", "verbose", "offset", "limit"}},
-	{"DeleteRouters", act_delete_routers, false, {"routers.N"}},
-	{"JoinRouter", act_join_router, false,
-	 {"vxnet", "router", "ip_network", "manager_ip", "dyn_ip_start", "dyn_ip_end", "features"}},
-	{"LeaveRouter", act_leave_router, false, {"router", "vxnets.N"}},
-	{"UpdateRouters", act_update_routers, false, {"routers.N"}},
+	{ "DescribeZones", act_describe_zones, true, { "zones.N", "status.N" } },
+	{ "RunInstances",
+	  act_run_instances,
+	  false,
+	  { "image_id",       "instance_type", "cpu",           "memory",         "count",
+	    "instance_name",  "login_mode",    "login_keypair", "login_passwd",   "vxnets.N",
+	    "security_group", "need_userdata", "userdata_type", "userdata_value", "userdata_path",
+	    "userdata_file",  "hostname",      "os_disk_size",  "instance_class", "cpu_model",
+	    "need_newsid",    "volumes.N",     "target_user" } },
+	{ "DescribeInstances",
+	  act_describe_instances,
+	  false,
+	  { "instances.N", "image_id.N", "instance_type.N", "instance_class", "status.N",
+	    "search_word", "tags.N", "verbose", "offset", "limit", "owner" } },
+	{ "TerminateInstances", act_terminate_instances, false, { "instances.N", "direct_cease" } },
+	{ "DescribeJobs",
+	  act_describe_jobs,
+	  false,
+	  { "jobs.N", "status.N", "job_action", "verbose", "offset", "limit" } },
+	{ "CreateTag", act_create_tag, false, { "tag_name", "color", "description" } },
+	{ "CreateTags", act_create_tag, false, { "tag_name", "color", "description" } },
+	{ "DeleteTags", act_delete_tags, false, { "tags.N" } },
+	{ "AttachTags",
+	  act_attach_tags,
+	  false,
+	  { "resource_tag_pairs.N.tag_id", "resource_tag_pairs.N.resource_type",
+	    "resource_tag_pairs.N.resource_id" } },
+	{ "DetachTags",
+	  act_detach_tags,
+	  false,
+	  { "resource_tag_pairs.N.tag_id", "resource_tag_pairs.N.resource_type",
+	    "resource_tag_pairs.N.resource_id" } },
+	{ "DescribeTags",
+	  act_describe_tags,
+	  false,
+	  { "tags.N", "search_word", "verbose", "offset", "limit", "owner" } },
+	{ "CreateVxnets", act_create_vxnets, false, { "vxnet_name", "vxnet_type", "count" } },
+	{ "DescribeVxnets",
+	  act_describe_vxnets,
+	  false,
+	  { "vxnets.N", "vxnet_type", "search_word", "tags.N", "verbose", "offset", "limit" } },
+	{ "DeleteVxnets", act_delete_vxnets, false, { "vxnets.N" } },
+	{ "CreateRouters",
+	  act_create_routers,
+	  false,
+	  { "router_name", "router_type", "security_group", "vpc_network", "count" } },
+	{ "DescribeRouters",
+	  act_describe_routers,
+	  false,
+	  { "routers.N", "vxnet", "status.N", "search_word", "tags.N", "verbose", "offset",
+	    "limit" } },
+	{ "DeleteRouters", act_delete_routers, false, { "routers.N" } },
+	{ "JoinRouter",
+	  act_join_router,
+	  false,
+	  { "vxnet", "router", "ip_network", "manager_ip", "dyn_ip_start", "dyn_ip_end",
+	    "features" } },
+	{ "LeaveRouter", act_leave_router, false, { "router", "vxnets.N" } },
+	{ "UpdateRouters", act_update_routers, false, { "routers.N" } },
 };
 
 static const char *const common_params[] = {
-	"action", "zone", "access_key_id", "signature", "signature_method", "signature_version",
-	"time_stamp", "expires", "version",
+	"action",           "zone",
+	"access_key_id",    "signature",
+	"signature_method", "signature_version",
+	"time_stamp",       "expires",
+	"version",
 };
 
 int
@@ -1271,7 +1376,8 @@ world_call(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
 		if (strcmp(actions[i].name, name) == 0)
 			a = &actions[i];
 	if (a == NULL)
-		return fail(resp, FQC_ERR_PARAM, "InvalidAction, the action [%s] is not valid", name);
+		return fail(resp, FQC_ERR_PARAM, "InvalidAction, the action [%s] is not valid",
+			    name);
 	for (i = 0; i < r->nparams; i++) {
 		bool ok = false;
 
@@ -1288,11 +1394,14 @@ world_call(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
 		bool known = false;
 
 		if (z == NULL || z[0] == '\0')
-			return fail(resp, FQC_ERR_PARAM, "MissingParameter, the request parameter [%s] is required", "zone");
+			return fail(resp, FQC_ERR_PARAM,
+				    "MissingParameter, the request parameter [%s] is required",
+				    "zone");
 		for (i = 0; i < w->cfg->nzones; i++)
 			known = known || strcmp(w->cfg->zones[i], z) == 0;
 		if (!known)
-			return fail(resp, FQC_ERR_PARAM, "InvalidParameterValue, zone [%s] is not valid", z);
+			return fail(resp, FQC_ERR_PARAM,
+				    "InvalidParameterValue, zone [%s] is not valid", z);
 	}
 	pthread_mutex_lock(&w->lock);
 	code = a->fn(w, r, now, resp);
@@ -1356,7 +1465,7 @@ world_tick(struct world *w, int64_t now)
 
 	pthread_mutex_lock(&w->lock);
 	/* instances: pending → running after --pending-ms; terminated → ceased after --cease-ms */
-	json_array_foreach (json_object_get(w->root, "instances"), i, o) {
+	json_array_foreach(json_object_get(w->root, "instances"), i, o) {
 		const char *s = sget(o, "status");
 
 		if (strcmp(s, "pending") == 0 && now >= iget(o, "create_ms") + w->cfg->pending_ms) {
@@ -1373,7 +1482,7 @@ world_tick(struct world *w, int64_t now)
 		}
 	}
 	/* jobs: pending → working at half time → successful at done_ms (docs: job states) */
-	json_array_foreach (json_object_get(w->root, "jobs"), i, o) {
+	json_array_foreach(json_object_get(w->root, "jobs"), i, o) {
 		const char *s = sget(o, "status");
 		int64_t c = iget(o, "create_ms"), d = iget(o, "done_ms");
 
@@ -1399,7 +1508,7 @@ struct world *
 world_new(const struct fqc_config *cfg, char *err, size_t errlen)
 {
 	struct world *w = calloc(1, sizeof(*w));
-	static const char *const arrays[] = {"instances", "jobs", "tags", "vxnets", "routers"};
+	static const char *const arrays[] = { "instances", "jobs", "tags", "vxnets", "routers" };
 	json_error_t je;
 	size_t i;
 	json_t *o;
@@ -1425,18 +1534,19 @@ world_new(const struct fqc_config *cfg, char *err, size_t errlen)
 			json_object_set_new(w->root, arrays[i], json_array());
 	/* a restarted fake boots its running instances again, as a host reboot would */
 	if (cfg->netns) {
-		json_array_foreach (json_object_get(w->root, "vxnets"), i, o)
+		json_array_foreach(json_object_get(w->root, "vxnets"), i, o)
 			if (sget(o, "ip_network")[0] != '\0') {
 				uint32_t n;
 				int plen;
 				char gwc[80];
 
 				if (parse_cidr(sget(o, "ip_network"), &n, &plen)) {
-					snprintf(gwc, sizeof(gwc), "%s/%d", sget(o, "manager_ip"), plen);
+					snprintf(gwc, sizeof(gwc), "%s/%d", sget(o, "manager_ip"),
+						 plen);
 					inst_bridge_ensure(cfg, sget(o, "vxnet_id"), gwc);
 				}
 			}
-		json_array_foreach (json_object_get(w->root, "instances"), i, o)
+		json_array_foreach(json_object_get(w->root, "instances"), i, o)
 			if (strcmp(sget(o, "status"), "running") == 0)
 				real_start(w, o);
 	}
@@ -1451,10 +1561,10 @@ world_shutdown(struct world *w)
 
 	pthread_mutex_lock(&w->lock);
 	if (w->cfg->netns) {
-		json_array_foreach (json_object_get(w->root, "instances"), i, o)
+		json_array_foreach(json_object_get(w->root, "instances"), i, o)
 			if (json_object_get(w->pids, sget(o, "instance_id")) != NULL)
 				real_stop(w, sget(o, "instance_id"));
-		json_array_foreach (json_object_get(w->root, "vxnets"), i, o)
+		json_array_foreach(json_object_get(w->root, "vxnets"), i, o)
 			inst_bridge_remove(w->cfg, sget(o, "vxnet_id"));
 	}
 	save(w);
