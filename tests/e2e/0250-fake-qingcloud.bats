@@ -18,7 +18,7 @@ fq_start() {
 	local port
 	port=$(free_port)
 	FQ_URL="http://127.0.0.1:$port/iaas/"
-	printf 'SECRETACCESSKEY-%s\n' "$RANDOM$RANDOM" >"$FQ_DIR/secret"
+	printf '%s\n' "${FQ_SECRET:-SECRETACCESSKEY-$RANDOM$RANDOM}" >"$FQ_DIR/secret"
 	export QC_SECRET_FILE=$FQ_DIR/secret
 	"$FAKE" --listen "127.0.0.1:$port" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
 		--secret-file "$FQ_DIR/secret" --zone pek3a --zone sh1a \
@@ -97,6 +97,22 @@ ret_code() {
 	[ "$(grep -c '"action":"DescribeZones"' "$FQ_DIR/calls.log")" = 2 ]
 	refute grep -q '"signature"' "$FQ_DIR/calls.log"
 	refute grep -q 'SECRETACCESSKEY' "$FQ_DIR/calls.log" "$FQ_DIR/fake.log"
+}
+
+@test "fake-qingcloud: accepts the docs' and SDKs' published signature example" {
+	# qingcloud-docs (API signature page) and qingcloud-sdk-go request/signer_test.go:
+	# this request, signed with SECRETACCESSKEY at 2013-08-27T14:30:10Z
+	local q='access_key_id=QYACCESSKEYIDEXAMPLE&action=RunInstances&count=1&image_id=centos64x86a&instance_name=demo&instance_type=small_b&login_mode=passwd&login_passwd=QingCloud20130712&signature_method=HmacSHA256&signature_version=1&time_stamp=2013-08-27T14%3A30%3A10Z&version=1&vxnets.1=vxnet-0&zone=pek1'
+	FQ_SECRET=SECRETACCESSKEY fq_start --zone pek1 --time-skew-max-s 2000000000
+	run curl -s "$FQ_URL?$q&signature=32bseYy39DOlatuewpeuW5vpmW51sD1A%2FJdGynqSpP8%3D"
+	[ "$(echo "$output" | ret_code)" = 0 ]
+	[ "$(echo "$output" | json_count '{instances}')" = 1 ]
+	# one character changed: refused
+	run curl -s "$FQ_URL?$q&signature=42bseYy39DOlatuewpeuW5vpmW51sD1A%2FJdGynqSpP8%3D"
+	[ "$(echo "$output" | ret_code)" = 1200 ]
+	# the method is part of the string to sign: the GET signature is no POST's
+	run curl -s --data "$q&signature=32bseYy39DOlatuewpeuW5vpmW51sD1A%2FJdGynqSpP8%3D" "$FQ_URL"
+	[ "$(echo "$output" | ret_code)" = 1200 ]
 }
 
 instance_status() {

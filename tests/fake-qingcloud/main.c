@@ -150,7 +150,7 @@ parse_args(int argc, char **argv)
 		else if (strcmp(o, "--quota-instances") == 0)
 			cfg.quota_instances = opt_int(o, v, 100000);
 		else if (strcmp(o, "--time-skew-max-s") == 0)
-			cfg.time_skew_max_s = opt_int(o, v, 86400 * 365);
+			cfg.time_skew_max_s = opt_int(o, v, INT32_MAX);
 		else if (strcmp(o, "--call-log") == 0)
 			cfg.call_log = v;
 		else if (strcmp(o, "--name-prefix") == 0) {
