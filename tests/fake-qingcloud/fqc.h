@@ -22,6 +22,8 @@
 #define FQC_MAX_VALUE (64 * 1024)
 #define FQC_MAX_BODY (1024 * 1024)
 #define FQC_MAX_ZONES 16
+#define FQC_MAX_JOBS 10000     /* remembered jobs (finished ones are dropped first) */
+#define FQC_MAX_RESOURCES 1000 /* tags, vxnets, routers each: beyond, 2500 */
 
 /*
  * QingCloud's ret_code values, from the docs' error code table

@@ -270,6 +270,16 @@ new_job(struct world *w, const char *action, json_t *resource_ids, int64_t now, 
 			"status", "pending", "resource_ids", ids, "create_ms", (json_int_t)now,
 			"status_ms", (json_int_t)now, "done_ms", (json_int_t)done_ms);
 	json_array_append_new(json_object_get(w->root, "jobs"), job);
+	/* bounded: past FQC_MAX_JOBS the oldest finished jobs are forgotten */
+	{
+		json_t *jobs = json_object_get(w->root, "jobs");
+
+		for (i = 0; json_array_size(jobs) > FQC_MAX_JOBS && i < json_array_size(jobs);)
+			if (strcmp(sget(json_array_get(jobs, i), "status"), "successful") == 0)
+				json_array_remove(jobs, i);
+			else
+				i++;
+	}
 	w->dirty = true;
 	return sget(job, "job_id");
 }
@@ -758,6 +768,13 @@ act_describe_jobs(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 	return page(r, all, "job_set", resp);
 }
 
+/* True when N more of ARRAY would pass FQC_MAX_RESOURCES: the fake's own bound. */
+static bool
+over_cap(struct world *w, const char *array, long n)
+{
+	return json_array_size(json_object_get(w->root, array)) + (size_t)n > FQC_MAX_RESOURCES;
+}
+
 /* Tags: development_docs/api/command_list/tag/{create,attach,detach,describe}_tags.md */
 static int
 act_create_tag(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
@@ -774,6 +791,8 @@ act_create_tag(struct world *w, const struct fqc_req *r, int64_t now, json_t *re
 		if (strcmp(sget(t, "tag_name"), name) == 0)
 			return fail(resp, FQC_ERR_PARAM,
 				    "InvalidParameterValue, tag name [%s] already exists", name);
+	if (over_cap(w, "tags", 1))
+		return fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded", "tag");
 	new_id("tag", 8, id, sizeof(id));
 	json_array_append_new(json_object_get(w->root, "tags"),
 			      json_pack("{s:s, s:s, s:s, s:s, s:I, s:[]}", "tag_id", id, "tag_name",
@@ -937,6 +956,8 @@ act_create_vxnets(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 	if (int_param(r, "count", 1, 100, 1, &count, resp) != 0 ||
 	    int_param(r, "vxnet_type", 0, 1, 1, &type, resp) != 0)
 		return FQC_ERR_PARAM;
+	if (over_cap(w, "vxnets", count))
+		return fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded", "vxnet");
 	ids = json_array();
 	while (count-- > 0) {
 		char id[32];
@@ -1059,6 +1080,8 @@ act_create_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t
 
 	if (int_param(r, "count", 1, 100, 1, &count, resp) != 0)
 		return FQC_ERR_PARAM;
+	if (over_cap(w, "routers", count))
+		return fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded", "router");
 	ids = json_array();
 	while (count-- > 0) {
 		char id[32];
