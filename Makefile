@@ -36,6 +36,10 @@ MAIN_OBJ  := $(BUILD)/src/main.o
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard fuzz/fuzz-*.c)
+# The fake QingCloud (tests/fake-qingcloud/): a test double of QingCloud's
+# API in its own process. Not part of libherd.a and linked with no herd code.
+FAKE_QC_SRCS := $(wildcard tests/fake-qingcloud/*.c)
+FAKE_QC      := $(BUILD)/fake-qingcloud
 
 .PHONY: all deps check unit e2e demo bench fuzz clean web shellcheck
 .DEFAULT_GOAL := all
@@ -62,10 +66,16 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(BUILD)/libherd.a
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(BUILD)/libherd.a \
 		$(LDFLAGS) $(LIBS) $(shell pkg-config --libs cmocka)
 
+$(FAKE_QC): $(FAKE_QC_SRCS) $(wildcard tests/fake-qingcloud/*.h) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -I%,$(CFLAGS_BASE)) $(shell pkg-config --cflags libmicrohttpd jansson libsodium) $(CFLAGS) \
+		-o $@ $(FAKE_QC_SRCS) $(LDFLAGS) \
+		$(shell pkg-config --libs libmicrohttpd jansson libsodium) -pthread
+
 unit: deps $(UNIT_BINS)
 
 # Everything reports TAP; prove runs the unit binaries and the bats files.
-check: deps web $(BUILD)/herd $(UNIT_BINS)
+check: deps web $(BUILD)/herd $(UNIT_BINS) $(FAKE_QC)
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
 	tools/check-banned.sh src
@@ -73,7 +83,7 @@ check: deps web $(BUILD)/herd $(UNIT_BINS)
 	CMOCKA_MESSAGE_OUTPUT=TAP HERD_BIN=$(CURDIR)/$(BUILD)/herd \
 		prove --source Executable --timer $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
 
-e2e: deps $(BUILD)/herd
+e2e: deps $(BUILD)/herd $(FAKE_QC)
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd prove --source Executable --timer $(sort $(wildcard tests/e2e/*.bats))
 
 demo: deps web $(BUILD)/herd

@@ -1,0 +1,1604 @@
+/*
+ * world.c - the fake QingCloud's world and its actions. The world is one
+ * JSON document ({"instances":[…],"jobs":[…],"tags":[…],"vxnets":[…],
+ * "routers":[…]}) under a mutex, saved to STATE_DIR/world.json (write to a
+ * temporary file, then rename) whenever it changes, so a restarted fake keeps
+ * its world. Time is passed in: world_tick(now_ms) is the whole state machine.
+ *
+ * Parameter and field names follow yunify/qingcloud-docs
+ * content/development_docs/api/command_list/<resource>/<action>.md and the
+ * SDK (e.g. qingcloud-sdk-go service/instance.go).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <sodium.h>
+
+#include "fqc.h"
+
+struct world {
+	pthread_mutex_t lock;
+	const struct fqc_config *cfg;
+	json_t *root;
+	json_t *pids; /* instance_id → pid of the instance's init (netns; memory only) */
+	char path[4096];
+	bool dirty;
+};
+
+/* --- helpers ------------------------------------------------------------- */
+
+static void
+iso_time(int64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *
+jtime(int64_t ms)
+{
+	char b[32];
+
+	iso_time(ms, b, sizeof(b));
+	return json_string(b);
+}
+
+static void
+new_id(const char *prefix, size_t n, char *out, size_t len)
+{
+	static const char al[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	size_t i, p = (size_t)snprintf(out, len, "%s-", prefix);
+
+	for (i = 0; i < n && p + 1 < len; i++)
+		out[p++] = al[randombytes_uniform(sizeof(al) - 1)];
+	out[p] = '\0';
+}
+
+static const char *
+sget(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "";
+}
+
+static int64_t
+iget(const json_t *o, const char *k)
+{
+	return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+static json_t *
+find_by(json_t *arr, const char *field, const char *id)
+{
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(arr, i, o)
+		if (strcmp(sget(o, field), id) == 0)
+			return o;
+	return NULL;
+}
+
+/* "instances.N": segments equal, "N" matching a run of digits. */
+static bool
+key_matches(const char *pat, const char *key)
+{
+	const char *start = pat;
+
+	while (*pat != '\0' && *key != '\0') {
+		/* a whole segment "N" */
+		if (pat[0] == 'N' && (pat == start || pat[-1] == '.') &&
+		    (pat[1] == '.' || pat[1] == '\0')) {
+			if (*key < '0' || *key > '9')
+				return false;
+			while (*key >= '0' && *key <= '9')
+				key++;
+			pat++;
+			continue;
+		}
+		if (*pat != *key)
+			return false;
+		pat++;
+		key++;
+	}
+	return *pat == '\0' && *key == '\0';
+}
+
+/* Every value whose key is PREFIX.N, in the order of N. */
+static json_t *
+list_param(const struct fqc_req *r, const char *prefix)
+{
+	json_t *out = json_array();
+	char pat[FQC_MAX_KEY + 8];
+	long idx[FQC_MAX_PARAMS];
+	const char *val[FQC_MAX_PARAMS];
+	size_t i, j, n = 0, pl = strlen(prefix);
+
+	snprintf(pat, sizeof(pat), "%s.N", prefix);
+	for (i = 0; i < r->nparams; i++) {
+		if (!key_matches(pat, r->params[i].key) || r->params[i].value[0] == '\0')
+			continue;
+		idx[n] = strtol(r->params[i].key + pl + 1, NULL, 10);
+		val[n++] = r->params[i].value;
+	}
+	for (i = 1; i < n; i++) /* insertion sort: n ≤ FQC_MAX_PARAMS */
+		for (j = i; j > 0 && idx[j - 1] > idx[j]; j--) {
+			long ti = idx[j];
+			const char *tv = val[j];
+
+			idx[j] = idx[j - 1];
+			val[j] = val[j - 1];
+			idx[j - 1] = ti;
+			val[j - 1] = tv;
+		}
+	for (i = 0; i < n; i++)
+		json_array_append_new(out, json_string(val[i]));
+	return out;
+}
+
+static bool
+in_list(const json_t *list, const char *s)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(list, i, v)
+		if (strcmp(json_string_value(v), s) == 0)
+			return true;
+	return false;
+}
+
+static int fail(json_t *resp, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int
+fail(json_t *resp, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	char m[512];
+
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof(m), fmt, ap);
+	va_end(ap);
+	json_object_set_new(resp, "ret_code", json_integer(code));
+	json_object_set_new(resp, "message", json_string(m));
+	return code;
+}
+
+/* An integer parameter in [lo, hi], DEF when absent; -1 with RESP filled when bad. */
+static int
+int_param(const struct fqc_req *r, const char *k, long lo, long hi, long def, long *out,
+	  json_t *resp)
+{
+	const char *v = fqc_param_get(r, k);
+	char *end;
+	long n;
+
+	*out = def;
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < lo || n > hi) {
+		char m[256];
+
+		snprintf(m, sizeof(m),
+			 "InvalidParameterValue, [%s] should be an integer from %ld to %ld", k, lo,
+			 hi);
+		json_object_set_new(resp, "ret_code", json_integer(FQC_ERR_PARAM));
+		json_object_set_new(resp, "message", json_string(m));
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+/* Tag ids attached to RESOURCE_ID. */
+static json_t *
+tags_of(struct world *w, const char *resource_id, bool full)
+{
+	json_t *out = json_array(), *t, *p;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(w->root, "tags"), i, t)
+		json_array_foreach(json_object_get(t, "pairs"), j, p)
+			if (strcmp(sget(p, "resource_id"), resource_id) == 0) {
+				if (full)
+					json_array_append_new(out,
+							      json_pack("{s:s, s:s, s:s}", "tag_id",
+									sget(t, "tag_id"),
+									"tag_name",
+									sget(t, "tag_name"),
+									"color", sget(t, "color")));
+				else
+					json_array_append_new(out, json_string(sget(t, "tag_id")));
+			}
+	return out;
+}
+
+/* True when no tags.N filter was given or RESOURCE_ID carries one of them. */
+static bool
+tag_filter_ok(struct world *w, const json_t *filter, const char *resource_id)
+{
+	json_t *have;
+	size_t i;
+	json_t *v;
+	bool ok = false;
+
+	if (json_array_size(filter) == 0)
+		return true;
+	have = tags_of(w, resource_id, false);
+	json_array_foreach(have, i, v)
+		if (in_list(filter, json_string_value(v)))
+			ok = true;
+	json_decref(have);
+	return ok;
+}
+
+static bool
+search_ok(const char *word, const char *id, const char *name)
+{
+	return word == NULL || word[0] == '\0' || strstr(id, word) != NULL ||
+	       strstr(name, word) != NULL;
+}
+
+static const char *
+new_job(struct world *w, const char *action, json_t *resource_ids, int64_t now, int64_t done_ms)
+{
+	char id[32], ids[4096] = "";
+	size_t i, n = 0;
+	json_t *v, *job;
+
+	new_id("j", 8, id, sizeof(id));
+	json_array_foreach(resource_ids, i, v)
+		n += (size_t)snprintf(ids + n, n < sizeof(ids) ? sizeof(ids) - n : 0, "%s%s",
+				      i ? "," : "", json_string_value(v));
+	job = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "job_id", id, "job_action", action,
+			"status", "pending", "resource_ids", ids, "create_ms", (json_int_t)now,
+			"status_ms", (json_int_t)now, "done_ms", (json_int_t)done_ms);
+	json_array_append_new(json_object_get(w->root, "jobs"), job);
+	/* bounded: past FQC_MAX_JOBS the oldest finished jobs are forgotten */
+	{
+		json_t *jobs = json_object_get(w->root, "jobs");
+
+		for (i = 0; json_array_size(jobs) > FQC_MAX_JOBS && i < json_array_size(jobs);)
+			if (strcmp(sget(json_array_get(jobs, i), "status"), "successful") == 0)
+				json_array_remove(jobs, i);
+			else
+				i++;
+	}
+	w->dirty = true;
+	return sget(job, "job_id");
+}
+
+/* --- addresses: JoinRouter's ip_network ----------------------------------- */
+
+static bool
+parse_cidr(const char *s, uint32_t *net, int *plen)
+{
+	char a[32];
+	const char *slash = strchr(s, '/');
+	struct in_addr in;
+	char *end;
+	long n;
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(a))
+		return false;
+	memcpy(a, s, (size_t)(slash - s));
+	a[slash - s] = '\0';
+	n = strtol(slash + 1, &end, 10);
+	if (*end != '\0' || n < 16 || n > 29 || inet_pton(AF_INET, a, &in) != 1)
+		return false;
+	*plen = (int)n;
+	*net = ntohl(in.s_addr) & (0xffffffffu << (32 - n));
+	return true;
+}
+
+static void
+ip_str(uint32_t ip, char *out, size_t len)
+{
+	struct in_addr in = { .s_addr = htonl(ip) };
+
+	inet_ntop(AF_INET, &in, out, (socklen_t)len);
+}
+
+static bool
+ip_in_use(struct world *w, const char *vxnet_id, const char *ip)
+{
+	json_t *i, *n;
+	size_t a, b;
+
+	json_array_foreach(json_object_get(w->root, "instances"), a, i) {
+		if (strcmp(sget(i, "status"), "ceased") == 0)
+			continue;
+		json_array_foreach(json_object_get(i, "vxnets"), b, n)
+			if (strcmp(sget(n, "vxnet_id"), vxnet_id) == 0 &&
+			    strcmp(sget(n, "private_ip"), ip) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* The next free address of the VxNet's ip_network (.2 upward), or "". */
+static void
+alloc_ip(struct world *w, json_t *vx, char *out, size_t len)
+{
+	uint32_t net, h;
+	int plen;
+	const char *gw = sget(vx, "manager_ip");
+
+	out[0] = '\0';
+	if (!parse_cidr(sget(vx, "ip_network"), &net, &plen))
+		return;
+	for (h = 2; h < (1u << (32 - plen)) - 1; h++) {
+		ip_str(net + h, out, len);
+		if (strcmp(out, gw) != 0 && !ip_in_use(w, sget(vx, "vxnet_id"), out))
+			return;
+	}
+	out[0] = '\0';
+}
+
+/* --- real instances --------------------------------------------------------- */
+
+static void
+metadata_of(json_t *inst, char *out, size_t len)
+{
+	json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "instance_id",
+			      sget(inst, "instance_id"), "instance_name",
+			      sget(inst, "instance_name"), "image_id", sget(inst, "image_id"),
+			      "vcpus_current", (json_int_t)iget(inst, "vcpus_current"),
+			      "memory_current", (json_int_t)iget(inst, "memory_current"), "zone_id",
+			      sget(inst, "zone_id"));
+	char *s = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+
+	snprintf(out, len, "%s", s ? s : "{}");
+	free(s);
+	json_decref(m);
+}
+
+static void
+real_start(struct world *w, json_t *inst)
+{
+	struct inst_net net = { 0 };
+	json_t *nic = json_array_get(json_object_get(inst, "vxnets"), 0);
+	char md[2048];
+	int pid = 0;
+
+	if (!w->cfg->netns)
+		return;
+	if (nic != NULL) {
+		json_t *vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id",
+				     sget(nic, "vxnet_id"));
+
+		net.vxnet_id = sget(nic, "vxnet_id");
+		if (vx != NULL && sget(vx, "ip_network")[0] != '\0') {
+			char gwc[64];
+			uint32_t n;
+			int plen;
+
+			net.ip_network = sget(vx, "ip_network");
+			net.gateway_ip = sget(vx, "manager_ip");
+			net.private_ip = sget(nic, "private_ip");
+			if (parse_cidr(net.ip_network, &n, &plen)) {
+				snprintf(gwc, sizeof(gwc), "%s/%d", net.gateway_ip, plen);
+				inst_bridge_ensure(w->cfg, net.vxnet_id, gwc);
+			}
+		} else {
+			inst_bridge_ensure(w->cfg, net.vxnet_id, NULL);
+		}
+	}
+	metadata_of(inst, md, sizeof(md));
+	if (inst_start(w->cfg, sget(inst, "instance_id"), sget(inst, "hostname"), &net,
+		       sget(inst, "userdata_type"), sget(inst, "userdata_value"),
+		       sget(inst, "userdata_path"), sget(inst, "userdata_file"), md, &pid) == 0)
+		json_object_set_new(w->pids, sget(inst, "instance_id"), json_integer(pid));
+}
+
+static void
+real_stop(struct world *w, const char *instance_id)
+{
+	json_t *p = json_object_get(w->pids, instance_id);
+
+	if (!w->cfg->netns)
+		return;
+	inst_stop(w->cfg, instance_id, p ? (int)json_integer_value(p) : 0);
+	json_object_del(w->pids, instance_id);
+}
+
+/* --- actions -------------------------------------------------------------- */
+
+static int
+act_describe_zones(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *want = list_param(r, "zones"), *set = json_array();
+	size_t i;
+
+	for (i = 0; i < w->cfg->nzones; i++)
+		if (json_array_size(want) == 0 || in_list(want, w->cfg->zones[i]))
+			json_array_append_new(set, json_pack("{s:s, s:s}", "zone_id",
+							     w->cfg->zones[i], "status", "active"));
+	json_object_set_new(resp, "total_count", json_integer((json_int_t)json_array_size(set)));
+	json_object_set_new(resp, "zone_set", set);
+	json_decref(want);
+	return 0;
+}
+
+static bool
+live(const json_t *inst)
+{
+	const char *s = sget(inst, "status");
+
+	return strcmp(s, "terminated") != 0 && strcmp(s, "ceased") != 0;
+}
+
+static bool
+abs_path_ok(const char *p)
+{
+	return p[0] == '/' && strlen(p) < 256 && strstr(p, "..") == NULL && strstr(p, "//") == NULL;
+}
+
+/* RunInstances: development_docs/api/command_list/instance/run_instances.md */
+static int
+act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *image = fqc_param_get(r, "image_id");
+	const char *type = fqc_param_get(r, "instance_type");
+	const char *name = fqc_param_get(r, "instance_name");
+	const char *login = fqc_param_get(r, "login_mode");
+	const char *udt = fqc_param_get(r, "userdata_type");
+	const char *udv = fqc_param_get(r, "userdata_value");
+	const char *udp = fqc_param_get(r, "userdata_path");
+	const char *udf = fqc_param_get(r, "userdata_file");
+	const char *hostname = fqc_param_get(r, "hostname");
+	json_t *nets = list_param(r, "vxnets"), *ids = json_array(), *v, *inst;
+	long count, cpu, mem, nlive = 0;
+	size_t i, k;
+	int code = 0;
+
+	if (image == NULL || image[0] == '\0') {
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required", "image_id");
+		goto out;
+	}
+	if (login == NULL || (strcmp(login, "keypair") != 0 && strcmp(login, "passwd") != 0)) {
+		code = fail(resp, FQC_ERR_PARAM,
+			    "InvalidParameterValue, [%s] should be keypair or passwd",
+			    "login_mode");
+		goto out;
+	}
+	if (strcmp(login, "keypair") == 0 && fqc_param_get(r, "login_keypair") == NULL) {
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, [%s] is required when login_mode is keypair",
+			    "login_keypair");
+		goto out;
+	}
+	if (strcmp(login, "passwd") == 0 && fqc_param_get(r, "login_passwd") == NULL) {
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, [%s] is required when login_mode is passwd",
+			    "login_passwd");
+		goto out;
+	}
+	if (int_param(r, "count", 1, 100, 1, &count, resp) != 0 ||
+	    int_param(r, "cpu", 1, 64, 0, &cpu, resp) != 0 ||
+	    int_param(r, "memory", 512, 524288, 0, &mem, resp) != 0) {
+		code = FQC_ERR_PARAM;
+		goto out;
+	}
+	if ((cpu == 0 || mem == 0) && (type == NULL || type[0] == '\0')) {
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, [%s] or cpu and memory are required",
+			    "instance_type");
+		goto out;
+	}
+	if (cpu == 0 || mem == 0) { /* the docs' instance_type table: c<cpu>m<GB> families */
+		cpu = 1;
+		mem = 1024;
+		if (sscanf(type, "c%ldm%ld", &cpu, &mem) == 2)
+			mem *= 1024;
+	}
+	if (udt != NULL && udt[0] != '\0') {
+		if (strcmp(udt, "tar") == 0) {
+			code = fail(
+				resp, FQC_ERR_PARAM,
+				"InvalidParameterValue, userdata_type [%s] needs UploadUserDataAttachment, not in this fake yet",
+				udt);
+			goto out;
+		}
+		if (strcmp(udt, "plain") != 0 && strcmp(udt, "exec") != 0) {
+			code = fail(
+				resp, FQC_ERR_PARAM,
+				"InvalidParameterValue, [userdata_type] should be plain, exec or tar, not [%s]",
+				udt);
+			goto out;
+		}
+		{
+			/* docs: plain/exec values are base64, at most 4K once decoded */
+			unsigned char bin[4097];
+			size_t bl;
+
+			if (udv == NULL ||
+			    sodium_base642bin(bin, sizeof(bin), udv, strlen(udv), "\n\r ", &bl,
+					      NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+			    bl > 4096) {
+				code = fail(
+					resp, FQC_ERR_PARAM,
+					"InvalidParameterValue, [%s] should be base64 of at most 4K",
+					"userdata_value");
+				goto out;
+			}
+		}
+	}
+	/* docs (userdata guide): an invalid path falls back to the default */
+	if (udp == NULL || !abs_path_ok(udp))
+		udp = "/etc/qingcloud/userdata";
+	if (udf == NULL || !abs_path_ok(udf))
+		udf = "/etc/rc.local";
+	json_array_foreach(nets, i, v) {
+		char vid[64];
+		const char *s = json_string_value(v), *bar = strchr(s, '|');
+
+		snprintf(vid, sizeof(vid), "%.*s", bar ? (int)(bar - s) : (int)strlen(s), s);
+		if (strcmp(vid, "vxnet-0") != 0 &&
+		    find_by(json_object_get(w->root, "vxnets"), "vxnet_id", vid) == NULL) {
+			code = fail(resp, FQC_ERR_NOT_FOUND,
+				    "ResourceNotFound, resource [%s] not found", vid);
+			goto out;
+		}
+	}
+	json_array_foreach(json_object_get(w->root, "instances"), i, inst)
+		if (live(inst))
+			nlive++;
+	if (nlive + count > w->cfg->quota_instances) {
+		char m[256];
+
+		snprintf(
+			m, sizeof(m),
+			"QuotaExceeded, quota of [instance] exceeded, %lld in use, %ld requested, quota %lld",
+			(long long)nlive, count, (long long)w->cfg->quota_instances);
+		code = fail(resp, FQC_ERR_QUOTA, "%s", m);
+		goto out;
+	}
+	for (k = 0; k < (size_t)count; k++) {
+		char id[32];
+		json_t *nics = json_array();
+
+		new_id("i", 8, id, sizeof(id));
+		json_array_foreach(nets, i, v) {
+			char vid[64], ip[64] = "";
+			const char *s = json_string_value(v), *bar = strchr(s, '|');
+			json_t *vx;
+
+			snprintf(vid, sizeof(vid), "%.*s", bar ? (int)(bar - s) : (int)strlen(s),
+				 s);
+			vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", vid);
+			if (bar != NULL && count == 1)
+				snprintf(ip, sizeof(ip), "%s", bar + 1);
+			else if (vx != NULL)
+				alloc_ip(w, vx, ip, sizeof(ip));
+			json_array_append_new(nics, json_pack("{s:s, s:s}", "vxnet_id", vid,
+							      "private_ip", ip));
+		}
+		inst = json_pack(
+			"{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+			"instance_id", id, "instance_name", name ? name : "", "image_id", image,
+			"instance_type", type ? type : "", "vcpus_current", (json_int_t)cpu,
+			"memory_current", (json_int_t)mem, "status", "pending", "transition_status",
+			"starting", "create_ms", (json_int_t)now, "status_ms", (json_int_t)now,
+			"vxnets", nics, "userdata_type", udt ? udt : "", "userdata_value",
+			udv ? udv : "", "userdata_path", udp, "userdata_file", udf,
+			/* the image's default hostname is the instance id */
+			"hostname", hostname && hostname[0] ? hostname : id, "login_mode", login,
+			"login_keypair",
+			fqc_param_get(r, "login_keypair") ? fqc_param_get(r, "login_keypair") : "",
+			"zone_id", fqc_param_get(r, "zone"));
+		json_array_append_new(json_object_get(w->root, "instances"), inst);
+		json_array_append_new(ids, json_string(id));
+	}
+	json_object_set_new(resp, "job_id",
+			    json_string(new_job(w, "RunInstances", ids, now,
+						now + (w->cfg->job_ms > w->cfg->pending_ms
+							       ? w->cfg->job_ms
+							       : w->cfg->pending_ms))));
+	json_object_set(resp, "instances", ids);
+	w->dirty = true;
+out:
+	json_decref(ids);
+	json_decref(nets);
+	return code;
+}
+
+static json_t *
+instance_view(struct world *w, json_t *inst, bool verbose)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:s}",
+			      "instance_id", sget(inst, "instance_id"), "instance_name",
+			      sget(inst, "instance_name"), "status", sget(inst, "status"),
+			      "transition_status", sget(inst, "transition_status"), "instance_type",
+			      sget(inst, "instance_type"), "vcpus_current",
+			      (json_int_t)iget(inst, "vcpus_current"), "memory_current",
+			      (json_int_t)iget(inst, "memory_current"), "create_time",
+			      jtime(iget(inst, "create_ms")), "status_time",
+			      jtime(iget(inst, "status_ms")), "image",
+			      json_pack("{s:s}", "image_id", sget(inst, "image_id")), "hostname",
+			      sget(inst, "hostname"));
+
+	json_object_set(o, "vxnets", json_object_get(inst, "vxnets"));
+	json_object_set_new(o, "tags", tags_of(w, sget(inst, "instance_id"), true));
+	json_object_set_new(o, "keypair_ids", json_array());
+	if (sget(inst, "login_keypair")[0] != '\0')
+		json_array_append_new(json_object_get(o, "keypair_ids"),
+				      json_string(sget(inst, "login_keypair")));
+	json_object_set_new(o, "zone_id", json_string(sget(inst, "zone_id")));
+	return o;
+}
+
+/* Applies offset/limit (docs common/offset: limit defaults to 20, at most 100). */
+static int
+page(const struct fqc_req *r, json_t *all, const char *set_name, json_t *resp)
+{
+	long offset, limit;
+	json_t *set = json_array();
+	size_t i;
+
+	if (int_param(r, "offset", 0, 1000000, 0, &offset, resp) != 0 ||
+	    int_param(r, "limit", 1, 100, 20, &limit, resp) != 0) {
+		json_decref(set);
+		json_decref(all);
+		return FQC_ERR_PARAM;
+	}
+	for (i = (size_t)offset; i < json_array_size(all) && i < (size_t)(offset + limit); i++)
+		json_array_append(set, json_array_get(all, i));
+	json_object_set_new(resp, "total_count", json_integer((json_int_t)json_array_size(all)));
+	json_object_set_new(resp, set_name, set);
+	json_decref(all);
+	return 0;
+}
+
+static int
+act_describe_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "instances"), *st = list_param(r, "status");
+	json_t *tags = list_param(r, "tags"), *all = json_array(), *inst;
+	const char *word = fqc_param_get(r, "search_word");
+	const char *verbose = fqc_param_get(r, "verbose");
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "instances"), i, inst) {
+		const char *id = sget(inst, "instance_id");
+
+		if (json_array_size(ids) > 0 && !in_list(ids, id))
+			continue;
+		if (json_array_size(st) > 0 ? !in_list(st, sget(inst, "status"))
+					    : strcmp(sget(inst, "status"), "ceased") == 0)
+			continue;
+		if (!search_ok(word, id, sget(inst, "instance_name")) ||
+		    !tag_filter_ok(w, tags, id))
+			continue;
+		json_array_append_new(all, instance_view(w, inst, verbose && verbose[0] == '1'));
+	}
+	json_decref(ids);
+	json_decref(st);
+	json_decref(tags);
+	return page(r, all, "instance_set", resp);
+}
+
+static int
+act_terminate_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "instances"), *v, *inst;
+	size_t i;
+	int code = 0;
+
+	if (json_array_size(ids) == 0) {
+		code = fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    "instances.n");
+		goto out;
+	}
+	json_array_foreach(ids, i, v) {
+		inst = find_by(json_object_get(w->root, "instances"), "instance_id",
+			       json_string_value(v));
+		if (inst == NULL || strcmp(sget(inst, "status"), "ceased") == 0) {
+			code = fail(resp, FQC_ERR_NOT_FOUND,
+				    "ResourceNotFound, resource [%s] not found",
+				    json_string_value(v));
+			goto out;
+		}
+		if (!live(inst) || strcmp(sget(inst, "transition_status"), "terminating") == 0) {
+			code = fail(
+				resp, FQC_ERR_DENIED,
+				"PermissionDenied, instance [%s] is already terminated or terminating",
+				json_string_value(v));
+			goto out;
+		}
+	}
+	json_array_foreach(ids, i, v) {
+		inst = find_by(json_object_get(w->root, "instances"), "instance_id",
+			       json_string_value(v));
+		json_object_set_new(inst, "transition_status", json_string("terminating"));
+	}
+	json_object_set_new(resp, "job_id",
+			    json_string(new_job(w, "TerminateInstances", ids, now,
+						now + w->cfg->job_ms)));
+	w->dirty = true;
+out:
+	json_decref(ids);
+	return code;
+}
+
+/* DescribeJobs: development_docs/api/command_list/job/describe_jobs.md */
+static int
+act_describe_jobs(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "jobs"), *st = list_param(r, "status"), *all = json_array();
+	const char *ja = fqc_param_get(r, "job_action");
+	json_t *job;
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "jobs"), i, job) {
+		if (json_array_size(ids) > 0 && !in_list(ids, sget(job, "job_id")))
+			continue;
+		if (json_array_size(st) > 0 && !in_list(st, sget(job, "status")))
+			continue;
+		if (ja != NULL && ja[0] != '\0' && strcmp(ja, sget(job, "job_action")) != 0)
+			continue;
+		json_array_append_new(all, json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "job_id",
+						     sget(job, "job_id"), "job_action",
+						     sget(job, "job_action"), "status",
+						     sget(job, "status"), "resource_ids",
+						     sget(job, "resource_ids"), "create_time",
+						     jtime(iget(job, "create_ms")), "status_time",
+						     jtime(iget(job, "status_ms"))));
+	}
+	json_decref(ids);
+	json_decref(st);
+	return page(r, all, "job_set", resp);
+}
+
+/* True when N more of ARRAY would pass FQC_MAX_RESOURCES: the fake's own bound. */
+static bool
+over_cap(struct world *w, const char *array, long n)
+{
+	return json_array_size(json_object_get(w->root, array)) + (size_t)n > FQC_MAX_RESOURCES;
+}
+
+/* Tags: development_docs/api/command_list/tag/{create,attach,detach,describe}_tags.md */
+static int
+act_create_tag(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *name = fqc_param_get(r, "tag_name");
+	char id[32];
+	json_t *t;
+	size_t i;
+
+	if (name == NULL || name[0] == '\0')
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required", "tag_name");
+	json_array_foreach(json_object_get(w->root, "tags"), i, t)
+		if (strcmp(sget(t, "tag_name"), name) == 0)
+			return fail(resp, FQC_ERR_PARAM,
+				    "InvalidParameterValue, tag name [%s] already exists", name);
+	if (over_cap(w, "tags", 1))
+		return fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded", "tag");
+	new_id("tag", 8, id, sizeof(id));
+	json_array_append_new(json_object_get(w->root, "tags"),
+			      json_pack("{s:s, s:s, s:s, s:s, s:I, s:[]}", "tag_id", id, "tag_name",
+					name, "color",
+					fqc_param_get(r, "color") ? fqc_param_get(r, "color")
+								  : "#9f9bb7",
+					"description",
+					fqc_param_get(r, "description")
+						? fqc_param_get(r, "description")
+						: "",
+					"create_ms", (json_int_t)now, "pairs"));
+	json_object_set_new(resp, "tag_id", json_string(id));
+	w->dirty = true;
+	return 0;
+}
+
+static bool
+resource_exists(struct world *w, const char *type, const char *id)
+{
+	const char *arr = strcmp(type, "instance") == 0 ? "instances"
+			  : strcmp(type, "vxnet") == 0  ? "vxnets"
+			  : strcmp(type, "router") == 0 ? "routers"
+							: NULL;
+	const char *field = strcmp(type, "instance") == 0 ? "instance_id"
+			    : strcmp(type, "vxnet") == 0  ? "vxnet_id"
+							  : "router_id";
+
+	return arr != NULL && find_by(json_object_get(w->root, arr), field, id) != NULL;
+}
+
+static int
+act_attach_detach(struct world *w, const struct fqc_req *r, bool attach, json_t *resp)
+{
+	char k[FQC_MAX_KEY + 64];
+	int n, found = 0;
+
+	for (n = 1; n <= FQC_MAX_PARAMS; n++) {
+		const char *tid, *rtype, *rid;
+		json_t *t, *pairs, *p;
+		size_t i;
+		bool have = false;
+
+		snprintf(k, sizeof(k), "resource_tag_pairs.%d.tag_id", n);
+		tid = fqc_param_get(r, k);
+		snprintf(k, sizeof(k), "resource_tag_pairs.%d.resource_type", n);
+		rtype = fqc_param_get(r, k);
+		snprintf(k, sizeof(k), "resource_tag_pairs.%d.resource_id", n);
+		rid = fqc_param_get(r, k);
+		if (tid == NULL && rtype == NULL && rid == NULL)
+			continue;
+		if (tid == NULL || rtype == NULL || rid == NULL) {
+			snprintf(k, sizeof(k), "resource_tag_pairs.%d", n);
+			return fail(
+				resp, FQC_ERR_PARAM,
+				"MissingParameter, [%s] needs tag_id, resource_type and resource_id",
+				k);
+		}
+		found++;
+		t = find_by(json_object_get(w->root, "tags"), "tag_id", tid);
+		if (t == NULL)
+			return fail(resp, FQC_ERR_NOT_FOUND,
+				    "ResourceNotFound, resource [%s] not found", tid);
+		if (!resource_exists(w, rtype, rid))
+			return fail(resp, FQC_ERR_NOT_FOUND,
+				    "ResourceNotFound, resource [%s] not found", rid);
+		pairs = json_object_get(t, "pairs");
+		json_array_foreach(pairs, i, p)
+			if (strcmp(sget(p, "resource_id"), rid) == 0) {
+				have = true;
+				if (!attach) {
+					json_array_remove(pairs, i);
+					break;
+				}
+			}
+		if (attach && !have)
+			json_array_append_new(pairs, json_pack("{s:s, s:s}", "resource_id", rid,
+							       "resource_type", rtype));
+	}
+	if (found == 0)
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    "resource_tag_pairs.n");
+	w->dirty = true;
+	return 0;
+}
+
+static int
+act_attach_tags(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	return act_attach_detach(w, r, true, resp);
+}
+
+static int
+act_detach_tags(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	return act_attach_detach(w, r, false, resp);
+}
+
+static int
+act_describe_tags(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "tags"), *all = json_array(), *t;
+	const char *word = fqc_param_get(r, "search_word");
+	const char *verbose = fqc_param_get(r, "verbose");
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "tags"), i, t) {
+		json_t *o;
+
+		if (json_array_size(ids) > 0 && !in_list(ids, sget(t, "tag_id")))
+			continue;
+		if (!search_ok(word, sget(t, "tag_id"), sget(t, "tag_name")))
+			continue;
+		o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "tag_id", sget(t, "tag_id"),
+			      "tag_name", sget(t, "tag_name"), "color", sget(t, "color"),
+			      "description", sget(t, "description"), "resource_count",
+			      (json_int_t)json_array_size(json_object_get(t, "pairs")),
+			      "create_time", jtime(iget(t, "create_ms")));
+		if (verbose != NULL && verbose[0] == '1')
+			json_object_set(o, "resource_tag_pairs", json_object_get(t, "pairs"));
+		json_array_append_new(all, o);
+	}
+	json_decref(ids);
+	return page(r, all, "tag_set", resp);
+}
+
+static int
+act_delete_tags(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "tags"), *v;
+	size_t i, j;
+	json_t *tags = json_object_get(w->root, "tags");
+
+	json_array_foreach(ids, i, v)
+		if (find_by(tags, "tag_id", json_string_value(v)) == NULL) {
+			int c = fail(resp, FQC_ERR_NOT_FOUND,
+				     "ResourceNotFound, resource [%s] not found",
+				     json_string_value(v));
+
+			json_decref(ids);
+			return c;
+		}
+	json_array_foreach(ids, i, v)
+		for (j = 0; j < json_array_size(tags); j++)
+			if (strcmp(sget(json_array_get(tags, j), "tag_id"), json_string_value(v)) ==
+			    0)
+				json_array_remove(tags, j--);
+	json_object_set_new(resp, "tags", ids);
+	w->dirty = true;
+	return 0;
+}
+
+/* VxNets: development_docs/api/command_list/vxnet/{create,describe,delete}_vxnets.md */
+static int
+act_create_vxnets(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	long count, type;
+	json_t *ids;
+	const char *name = fqc_param_get(r, "vxnet_name");
+
+	if (int_param(r, "count", 1, 100, 1, &count, resp) != 0 ||
+	    int_param(r, "vxnet_type", 0, 1, 1, &type, resp) != 0)
+		return FQC_ERR_PARAM;
+	if (over_cap(w, "vxnets", count))
+		return fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded", "vxnet");
+	ids = json_array();
+	while (count-- > 0) {
+		char id[32];
+
+		new_id("vxnet", 7, id, sizeof(id));
+		json_array_append_new(json_object_get(w->root, "vxnets"),
+				      json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s}", "vxnet_id",
+						id, "vxnet_name", name ? name : "", "vxnet_type",
+						(json_int_t)type, "create_ms", (json_int_t)now,
+						"router_id", "", "ip_network", "", "manager_ip",
+						""));
+		json_array_append_new(ids, json_string(id));
+	}
+	json_object_set_new(resp, "vxnets", ids);
+	w->dirty = true;
+	return 0;
+}
+
+static json_t *
+instances_in(struct world *w, const char *vxnet_id)
+{
+	json_t *out = json_array(), *i, *n;
+	size_t a, b;
+
+	json_array_foreach(json_object_get(w->root, "instances"), a, i) {
+		if (!live(i))
+			continue;
+		json_array_foreach(json_object_get(i, "vxnets"), b, n)
+			if (strcmp(sget(n, "vxnet_id"), vxnet_id) == 0)
+				json_array_append_new(out, json_string(sget(i, "instance_id")));
+	}
+	return out;
+}
+
+static int
+act_describe_vxnets(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "vxnets"), *tags = list_param(r, "tags"), *all = json_array();
+	const char *word = fqc_param_get(r, "search_word");
+	const char *verbose = fqc_param_get(r, "verbose");
+	json_t *vx;
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "vxnets"), i, vx) {
+		const char *id = sget(vx, "vxnet_id");
+		json_t *o;
+
+		if ((json_array_size(ids) > 0 && !in_list(ids, id)) ||
+		    !search_ok(word, id, sget(vx, "vxnet_name")) || !tag_filter_ok(w, tags, id))
+			continue;
+		o = json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "vxnet_id", id, "vxnet_name",
+			      sget(vx, "vxnet_name"), "vxnet_type",
+			      (json_int_t)iget(vx, "vxnet_type"), "vpc_router_id",
+			      sget(vx, "router_id"), "create_time", jtime(iget(vx, "create_ms")),
+			      "tags", tags_of(w, id, true));
+		if (sget(vx, "router_id")[0] != '\0')
+			json_object_set_new(o, "router",
+					    json_pack("{s:s, s:s, s:s}", "router_id",
+						      sget(vx, "router_id"), "ip_network",
+						      sget(vx, "ip_network"), "manager_ip",
+						      sget(vx, "manager_ip")));
+		if (verbose != NULL && verbose[0] == '1')
+			json_object_set_new(o, "instance_ids", instances_in(w, id));
+		json_array_append_new(all, o);
+	}
+	json_decref(ids);
+	json_decref(tags);
+	return page(r, all, "vxnet_set", resp);
+}
+
+static int
+act_delete_vxnets(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "vxnets"), *v, *vxs = json_object_get(w->root, "vxnets");
+	size_t i, j;
+
+	json_array_foreach(ids, i, v) {
+		const char *id = json_string_value(v);
+		json_t *vx = find_by(vxs, "vxnet_id", id), *in;
+		int c = 0;
+
+		if (vx == NULL)
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", id);
+		else if (sget(vx, "router_id")[0] != '\0')
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, vxnet [%s] is still joined to a router", id);
+		else if (json_array_size(in = instances_in(w, id)) > 0) {
+			json_decref(in);
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, vxnet [%s] still has instances", id);
+		} else
+			json_decref(in);
+		if (c != 0) {
+			json_decref(ids);
+			return c;
+		}
+	}
+	json_array_foreach(ids, i, v)
+		for (j = 0; j < json_array_size(vxs); j++)
+			if (strcmp(sget(json_array_get(vxs, j), "vxnet_id"),
+				   json_string_value(v)) == 0) {
+				if (w->cfg->netns)
+					inst_bridge_remove(w->cfg, json_string_value(v));
+				json_array_remove(vxs, j--);
+			}
+	json_object_set_new(resp, "vxnets", ids);
+	w->dirty = true;
+	return 0;
+}
+
+/* Routers: development_docs/api/command_list/router/ (create_routers.md, join_router.md, …) */
+static int
+act_create_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	long count;
+	json_t *ids;
+	const char *name = fqc_param_get(r, "router_name");
+	const char *vpc = fqc_param_get(r, "vpc_network");
+
+	if (int_param(r, "count", 1, 100, 1, &count, resp) != 0)
+		return FQC_ERR_PARAM;
+	if (over_cap(w, "routers", count))
+		return fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded", "router");
+	ids = json_array();
+	while (count-- > 0) {
+		char id[32];
+
+		new_id("rtr", 8, id, sizeof(id));
+		json_array_append_new(json_object_get(w->root, "routers"),
+				      json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "router_id",
+						id, "router_name", name ? name : "", "vpc_network",
+						vpc ? vpc : "192.168.0.0/16", "status", "pending",
+						"transition_status", "creating", "create_ms",
+						(json_int_t)now, "status_ms", (json_int_t)now));
+		json_array_append_new(ids, json_string(id));
+	}
+	json_object_set_new(resp, "job_id",
+			    json_string(
+				    new_job(w, "CreateRouters", ids, now, now + w->cfg->job_ms)));
+	json_object_set_new(resp, "routers", ids);
+	w->dirty = true;
+	return 0;
+}
+
+static int
+act_describe_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "routers"), *st = list_param(r, "status");
+	json_t *tags = list_param(r, "tags"), *all = json_array(), *rt;
+	const char *word = fqc_param_get(r, "search_word");
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "routers"), i, rt) {
+		const char *id = sget(rt, "router_id");
+
+		if ((json_array_size(ids) > 0 && !in_list(ids, id)) ||
+		    (json_array_size(st) > 0 && !in_list(st, sget(rt, "status"))) ||
+		    !search_ok(word, id, sget(rt, "router_name")) || !tag_filter_ok(w, tags, id))
+			continue;
+		json_array_append_new(all, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}",
+						     "router_id", id, "router_name",
+						     sget(rt, "router_name"), "status",
+						     sget(rt, "status"), "transition_status",
+						     sget(rt, "transition_status"), "vpc_network",
+						     sget(rt, "vpc_network"), "create_time",
+						     jtime(iget(rt, "create_ms")), "status_time",
+						     jtime(iget(rt, "status_ms")), "tags",
+						     tags_of(w, id, true)));
+	}
+	json_decref(ids);
+	json_decref(st);
+	json_decref(tags);
+	return page(r, all, "router_set", resp);
+}
+
+static int
+act_delete_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "routers"), *v, *rt, *vx;
+	size_t i, j;
+	int c = 0;
+
+	if (json_array_size(ids) == 0) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required", "routers.n");
+		goto out;
+	}
+	json_array_foreach(ids, i, v) {
+		rt = find_by(json_object_get(w->root, "routers"), "router_id",
+			     json_string_value(v));
+		if (rt == NULL || strcmp(sget(rt, "status"), "deleted") == 0) {
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
+			goto out;
+		}
+		json_array_foreach(json_object_get(w->root, "vxnets"), j, vx)
+			if (strcmp(sget(vx, "router_id"), json_string_value(v)) == 0) {
+				c = fail(resp, FQC_ERR_DENIED,
+					 "PermissionDenied, router [%s] still has vxnets joined",
+					 json_string_value(v));
+				goto out;
+			}
+	}
+	json_array_foreach(ids, i, v) {
+		rt = find_by(json_object_get(w->root, "routers"), "router_id",
+			     json_string_value(v));
+		json_object_set_new(rt, "transition_status", json_string("deleting"));
+	}
+	json_object_set_new(resp, "job_id",
+			    json_string(
+				    new_job(w, "DeleteRouters", ids, now, now + w->cfg->job_ms)));
+	json_object_set(resp, "routers", ids);
+	w->dirty = true;
+out:
+	json_decref(ids);
+	return c;
+}
+
+static int
+act_join_router(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *vid = fqc_param_get(r, "vxnet"), *rid = fqc_param_get(r, "router");
+	const char *ipn = fqc_param_get(r, "ip_network"), *mip = fqc_param_get(r, "manager_ip");
+	json_t *vx, *rt, *ids;
+	uint32_t net;
+	int plen;
+	char gw[64];
+
+	if (vid == NULL || rid == NULL || ipn == NULL)
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    vid == NULL   ? "vxnet"
+			    : rid == NULL ? "router"
+					  : "ip_network");
+	vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", vid);
+	rt = find_by(json_object_get(w->root, "routers"), "router_id", rid);
+	if (vx == NULL)
+		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
+			    vid);
+	if (rt == NULL)
+		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
+			    rid);
+	if (sget(vx, "router_id")[0] != '\0')
+		return fail(resp, FQC_ERR_DENIED,
+			    "PermissionDenied, vxnet [%s] is already joined to a router", vid);
+	if (!parse_cidr(ipn, &net, &plen))
+		return fail(resp, FQC_ERR_PARAM,
+			    "InvalidParameterValue, [ip_network] should be a.b.c.d/16..29, not [%s]",
+			    ipn);
+	/* docs (join_router.md): manager_ip defaults to the network's .1 */
+	if (mip == NULL || mip[0] == '\0')
+		ip_str(net + 1, gw, sizeof(gw));
+	else
+		snprintf(gw, sizeof(gw), "%s", mip);
+	json_object_set_new(vx, "router_id", json_string(rid));
+	json_object_set_new(vx, "ip_network", json_string(ipn));
+	json_object_set_new(vx, "manager_ip", json_string(gw));
+	if (w->cfg->netns) {
+		char gwc[80];
+
+		snprintf(gwc, sizeof(gwc), "%s/%d", gw, plen);
+		inst_bridge_ensure(w->cfg, vid, gwc);
+	}
+	ids = json_pack("[s]", rid);
+	json_object_set_new(resp, "job_id",
+			    json_string(new_job(w, "JoinRouter", ids, now, now + w->cfg->job_ms)));
+	json_object_set_new(resp, "vxnet_id", json_string(vid));
+	json_object_set_new(resp, "router_id", json_string(rid));
+	json_decref(ids);
+	w->dirty = true;
+	return 0;
+}
+
+static int
+act_leave_router(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *rid = fqc_param_get(r, "router");
+	json_t *vids = list_param(r, "vxnets"), *v, *vx, *in, *ids;
+	size_t i;
+	int c = 0;
+
+	if (rid == NULL || json_array_size(vids) == 0) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 rid == NULL ? "router" : "vxnets.n");
+		goto out;
+	}
+	json_array_foreach(vids, i, v) {
+		vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", json_string_value(v));
+		if (vx == NULL || strcmp(sget(vx, "router_id"), rid) != 0) {
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, vxnet [%s] is not joined to the router",
+				 json_string_value(v));
+			goto out;
+		}
+		in = instances_in(w, json_string_value(v));
+		if (json_array_size(in) > 0) {
+			json_decref(in);
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, vxnet [%s] still has instances",
+				 json_string_value(v));
+			goto out;
+		}
+		json_decref(in);
+	}
+	json_array_foreach(vids, i, v) {
+		vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", json_string_value(v));
+		json_object_set_new(vx, "router_id", json_string(""));
+		json_object_set_new(vx, "ip_network", json_string(""));
+		json_object_set_new(vx, "manager_ip", json_string(""));
+		if (w->cfg->netns)
+			inst_bridge_remove(w->cfg, json_string_value(v));
+	}
+	ids = json_pack("[s]", rid);
+	json_object_set_new(resp, "job_id",
+			    json_string(new_job(w, "LeaveRouter", ids, now, now + w->cfg->job_ms)));
+	json_decref(ids);
+	w->dirty = true;
+out:
+	json_decref(vids);
+	return c;
+}
+
+static int
+act_update_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "routers"), *v;
+	size_t i;
+	int c = 0;
+
+	if (json_array_size(ids) == 0)
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required", "routers.n");
+	json_array_foreach(ids, i, v)
+		if (c == 0 && find_by(json_object_get(w->root, "routers"), "router_id",
+				      json_string_value(v)) == NULL)
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
+	if (c == 0)
+		json_object_set_new(resp, "job_id",
+				    json_string(new_job(w, "UpdateRouters", ids, now,
+							now + w->cfg->job_ms)));
+	json_decref(ids);
+	return c;
+}
+
+/* --- dispatch -------------------------------------------------------------- */
+
+typedef int (*action_fn)(struct world *, const struct fqc_req *, int64_t, json_t *);
+
+static const struct action {
+	const char *name;
+	action_fn fn;
+	bool zone_free;
+	const char *params[40];
+} actions[] = {
+	{ "DescribeZones", act_describe_zones, true, { "zones.N", "status.N" } },
+	{ "RunInstances",
+	  act_run_instances,
+	  false,
+	  { "image_id",       "instance_type", "cpu",           "memory",         "count",
+	    "instance_name",  "login_mode",    "login_keypair", "login_passwd",   "vxnets.N",
+	    "security_group", "need_userdata", "userdata_type", "userdata_value", "userdata_path",
+	    "userdata_file",  "hostname",      "os_disk_size",  "instance_class", "cpu_model",
+	    "need_newsid",    "volumes.N",     "target_user" } },
+	{ "DescribeInstances",
+	  act_describe_instances,
+	  false,
+	  { "instances.N", "image_id.N", "instance_type.N", "instance_class", "status.N",
+	    "search_word", "tags.N", "verbose", "offset", "limit", "owner" } },
+	{ "TerminateInstances", act_terminate_instances, false, { "instances.N", "direct_cease" } },
+	{ "DescribeJobs",
+	  act_describe_jobs,
+	  false,
+	  { "jobs.N", "status.N", "job_action", "verbose", "offset", "limit" } },
+	{ "CreateTag", act_create_tag, false, { "tag_name", "color", "description" } },
+	{ "CreateTags", act_create_tag, false, { "tag_name", "color", "description" } },
+	{ "DeleteTags", act_delete_tags, false, { "tags.N" } },
+	{ "AttachTags",
+	  act_attach_tags,
+	  false,
+	  { "resource_tag_pairs.N.tag_id", "resource_tag_pairs.N.resource_type",
+	    "resource_tag_pairs.N.resource_id" } },
+	{ "DetachTags",
+	  act_detach_tags,
+	  false,
+	  { "resource_tag_pairs.N.tag_id", "resource_tag_pairs.N.resource_type",
+	    "resource_tag_pairs.N.resource_id" } },
+	{ "DescribeTags",
+	  act_describe_tags,
+	  false,
+	  { "tags.N", "search_word", "verbose", "offset", "limit", "owner" } },
+	{ "CreateVxnets", act_create_vxnets, false, { "vxnet_name", "vxnet_type", "count" } },
+	{ "DescribeVxnets",
+	  act_describe_vxnets,
+	  false,
+	  { "vxnets.N", "vxnet_type", "search_word", "tags.N", "verbose", "offset", "limit" } },
+	{ "DeleteVxnets", act_delete_vxnets, false, { "vxnets.N" } },
+	{ "CreateRouters",
+	  act_create_routers,
+	  false,
+	  { "router_name", "router_type", "security_group", "vpc_network", "count" } },
+	{ "DescribeRouters",
+	  act_describe_routers,
+	  false,
+	  { "routers.N", "vxnet", "status.N", "search_word", "tags.N", "verbose", "offset",
+	    "limit" } },
+	{ "DeleteRouters", act_delete_routers, false, { "routers.N" } },
+	{ "JoinRouter",
+	  act_join_router,
+	  false,
+	  { "vxnet", "router", "ip_network", "manager_ip", "dyn_ip_start", "dyn_ip_end",
+	    "features" } },
+	{ "LeaveRouter", act_leave_router, false, { "router", "vxnets.N" } },
+	{ "UpdateRouters", act_update_routers, false, { "routers.N" } },
+};
+
+static const char *const common_params[] = {
+	"action",           "zone",
+	"access_key_id",    "signature",
+	"signature_method", "signature_version",
+	"time_stamp",       "expires",
+	"version",
+};
+
+int
+world_call(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *name = fqc_param_get(r, "action");
+	const struct action *a = NULL;
+	char an[160];
+	size_t i, j;
+	int code;
+
+	snprintf(an, sizeof(an), "%.140sResponse", name);
+	json_object_set_new(resp, "action", json_string(an));
+	for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (strcmp(actions[i].name, name) == 0)
+			a = &actions[i];
+	if (a == NULL)
+		return fail(resp, FQC_ERR_PARAM, "InvalidAction, the action [%s] is not valid",
+			    name);
+	for (i = 0; i < r->nparams; i++) {
+		bool ok = false;
+
+		for (j = 0; j < sizeof(common_params) / sizeof(common_params[0]) && !ok; j++)
+			ok = strcmp(common_params[j], r->params[i].key) == 0;
+		for (j = 0; a->params[j] != NULL && !ok; j++)
+			ok = key_matches(a->params[j], r->params[i].key);
+		if (!ok)
+			return fail(resp, FQC_ERR_PARAM, "InvalidParameter, unknown parameter [%s]",
+				    r->params[i].key);
+	}
+	if (!a->zone_free) {
+		const char *z = fqc_param_get(r, "zone");
+		bool known = false;
+
+		if (z == NULL || z[0] == '\0')
+			return fail(resp, FQC_ERR_PARAM,
+				    "MissingParameter, the request parameter [%s] is required",
+				    "zone");
+		for (i = 0; i < w->cfg->nzones; i++)
+			known = known || strcmp(w->cfg->zones[i], z) == 0;
+		if (!known)
+			return fail(resp, FQC_ERR_PARAM,
+				    "InvalidParameterValue, zone [%s] is not valid", z);
+	}
+	pthread_mutex_lock(&w->lock);
+	code = a->fn(w, r, now, resp);
+	pthread_mutex_unlock(&w->lock);
+	if (json_object_get(resp, "ret_code") == NULL)
+		json_object_set_new(resp, "ret_code", json_integer(code));
+	return code;
+}
+
+/* --- time and persistence ---------------------------------------------------- */
+
+static void
+save(struct world *w)
+{
+	char tmp[4200];
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", w->path);
+	if (json_dump_file(w->root, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) != 0 ||
+	    rename(tmp, w->path) != 0)
+		fprintf(stderr, "fake-qingcloud: cannot save '%s': %s\n", w->path, strerror(errno));
+	w->dirty = false;
+}
+
+static void
+job_done(struct world *w, json_t *job, int64_t now)
+{
+	const char *act = sget(job, "job_action");
+	char ids[4096], *save_p, *id;
+
+	snprintf(ids, sizeof(ids), "%s", sget(job, "resource_ids"));
+	for (id = strtok_r(ids, ",", &save_p); id != NULL; id = strtok_r(NULL, ",", &save_p)) {
+		json_t *o;
+
+		if (strcmp(act, "TerminateInstances") == 0 &&
+		    (o = find_by(json_object_get(w->root, "instances"), "instance_id", id))) {
+			real_stop(w, id);
+			json_object_set_new(o, "status", json_string("terminated"));
+			json_object_set_new(o, "transition_status", json_string(""));
+			json_object_set_new(o, "status_ms", json_integer(now));
+		} else if (strcmp(act, "CreateRouters") == 0 &&
+			   (o = find_by(json_object_get(w->root, "routers"), "router_id", id))) {
+			json_object_set_new(o, "status", json_string("active"));
+			json_object_set_new(o, "transition_status", json_string(""));
+			json_object_set_new(o, "status_ms", json_integer(now));
+		} else if (strcmp(act, "DeleteRouters") == 0) {
+			json_t *rs = json_object_get(w->root, "routers");
+			size_t j;
+
+			for (j = 0; j < json_array_size(rs); j++)
+				if (strcmp(sget(json_array_get(rs, j), "router_id"), id) == 0)
+					json_array_remove(rs, j--);
+		}
+	}
+}
+
+void
+world_tick(struct world *w, int64_t now)
+{
+	json_t *o;
+	size_t i;
+
+	pthread_mutex_lock(&w->lock);
+	/* instances: pending → running after --pending-ms; terminated → ceased after --cease-ms */
+	json_array_foreach(json_object_get(w->root, "instances"), i, o) {
+		const char *s = sget(o, "status");
+
+		if (strcmp(s, "pending") == 0 && now >= iget(o, "create_ms") + w->cfg->pending_ms) {
+			json_object_set_new(o, "status", json_string("running"));
+			json_object_set_new(o, "transition_status", json_string(""));
+			json_object_set_new(o, "status_ms", json_integer(now));
+			real_start(w, o);
+			w->dirty = true;
+		} else if (strcmp(s, "terminated") == 0 &&
+			   now >= iget(o, "status_ms") + w->cfg->cease_ms) {
+			json_object_set_new(o, "status", json_string("ceased"));
+			json_object_set_new(o, "status_ms", json_integer(now));
+			w->dirty = true;
+		}
+	}
+	/* jobs: pending → working at half time → successful at done_ms (docs: job states) */
+	json_array_foreach(json_object_get(w->root, "jobs"), i, o) {
+		const char *s = sget(o, "status");
+		int64_t c = iget(o, "create_ms"), d = iget(o, "done_ms");
+
+		if (strcmp(s, "pending") == 0 && now >= c + (d - c) / 2) {
+			json_object_set_new(o, "status", json_string("working"));
+			json_object_set_new(o, "status_ms", json_integer(now));
+			w->dirty = true;
+			s = "working";
+		}
+		if (strcmp(s, "working") == 0 && now >= d) {
+			job_done(w, o, now);
+			json_object_set_new(o, "status", json_string("successful"));
+			json_object_set_new(o, "status_ms", json_integer(now));
+			w->dirty = true;
+		}
+	}
+	if (w->dirty)
+		save(w);
+	pthread_mutex_unlock(&w->lock);
+}
+
+struct world *
+world_new(const struct fqc_config *cfg, char *err, size_t errlen)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	static const char *const arrays[] = { "instances", "jobs", "tags", "vxnets", "routers" };
+	json_error_t je;
+	size_t i;
+	json_t *o;
+
+	if (w == NULL)
+		abort();
+	pthread_mutex_init(&w->lock, NULL);
+	w->cfg = cfg;
+	w->pids = json_object();
+	snprintf(w->path, sizeof(w->path), "%s/world.json", cfg->state_dir);
+	if (access(w->path, F_OK) == 0) {
+		w->root = json_load_file(w->path, 0, &je);
+		if (w->root == NULL || !json_is_object(w->root)) {
+			snprintf(err, errlen, "cannot load '%s': %s", w->path, je.text);
+			free(w);
+			return NULL;
+		}
+	} else {
+		w->root = json_object();
+	}
+	for (i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
+		if (!json_is_array(json_object_get(w->root, arrays[i])))
+			json_object_set_new(w->root, arrays[i], json_array());
+	/* a restarted fake boots its running instances again, as a host reboot would */
+	if (cfg->netns) {
+		json_array_foreach(json_object_get(w->root, "vxnets"), i, o)
+			if (sget(o, "ip_network")[0] != '\0') {
+				uint32_t n;
+				int plen;
+				char gwc[80];
+
+				if (parse_cidr(sget(o, "ip_network"), &n, &plen)) {
+					snprintf(gwc, sizeof(gwc), "%s/%d", sget(o, "manager_ip"),
+						 plen);
+					inst_bridge_ensure(cfg, sget(o, "vxnet_id"), gwc);
+				}
+			}
+		json_array_foreach(json_object_get(w->root, "instances"), i, o)
+			if (strcmp(sget(o, "status"), "running") == 0)
+				real_start(w, o);
+	}
+	return w;
+}
+
+void
+world_shutdown(struct world *w)
+{
+	json_t *o;
+	size_t i;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->cfg->netns) {
+		json_array_foreach(json_object_get(w->root, "instances"), i, o)
+			if (json_object_get(w->pids, sget(o, "instance_id")) != NULL)
+				real_stop(w, sget(o, "instance_id"));
+		json_array_foreach(json_object_get(w->root, "vxnets"), i, o)
+			inst_bridge_remove(w->cfg, sget(o, "vxnet_id"));
+	}
+	save(w);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void
+world_free(struct world *w)
+{
+	json_decref(w->root);
+	json_decref(w->pids);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
