@@ -104,4 +104,36 @@ int host_from_row(const json_t *row, struct host *out, struct herr *err);
 /* Host id (any state): 0, or HERR_NOTFOUND. */
 int host_get(struct store *st, const char *id, struct host *out, struct herr *err);
 
+/* --- controllers --- */
+
+/* Which hosts host_list() returns; NULL/-1/false = no condition. */
+struct host_query {
+	const char *cluster, *grp, *network;
+	int state;      /* an enum hstate, or -1 for any */
+	bool live;      /* not terminated */
+};
+
+/* The hosts matching q, ordered by cluster, group and seq, as an array the
+ * caller frees (free(*out); NULL when none). Returns 0 or the store's error. */
+int host_list(struct store *st, const struct host_query *q, struct host **out, size_t *n,
+	      struct herr *err);
+
+/* The seq a new host of cluster/grp gets: one more than any before it
+ * (terminated ones count: names are never reused). 0 or the store's error. */
+int host_next_seq(struct store *st, const char *cluster, const char *grp, int64_t *seq,
+		  struct herr *err);
+
+/* Writes a new host row, state launching (the controller's intent, before
+ * the provider is asked): id, name, cluster, grp, seq, template_, account,
+ * network, private_ip and client_token from h, created_ms = updated_ms =
+ * now_ms; the agent's join token is stored as its hash, valid until
+ * join_expires_ms. In the caller's transaction. 0 or the store's error. */
+int host_create(struct store *st, const struct host *h, const char *join_hash,
+		int64_t join_expires_ms, int64_t now_ms, struct herr *err);
+
+/* A terminating host's load-balancer drain begins at now_ms (when it was
+ * made terminating without one: by the API, by crash recovery); a drain
+ * already begun keeps its start. 0 or the store's error. */
+int host_lb_drain_begin(struct store *st, const char *id, int64_t now_ms, struct herr *err);
+
 #endif

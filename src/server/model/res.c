@@ -301,3 +301,55 @@ res_all(struct store *st, const struct kind *k, const char *scope, json_t **out,
 	json_decref(rows);
 	return 0;
 }
+
+/* --- ctl --- */
+
+int
+net_gone_add(struct store *st, const char *name, const json_t *spec, int64_t now_ms,
+	     struct herr *err)
+{
+	const char *account = json_string_value(json_object_get(spec, "account"));
+	char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc;
+
+	if (text == NULL)
+		return herr_set(err, HERR_INVALID, "network '%s' has no spec", name);
+	rc = store_q(st, NULL, NULL, err,
+		     "INSERT INTO networks_gone (name, account, spec, deleted_ms) VALUES (?, ?, ?, ?)",
+		     "[sssI]", name, account ? account : "", text, (json_int_t)now_ms);
+	free(text);
+	return rc;
+}
+
+int
+net_gone_list(struct store *st, json_t **out, struct herr *err)
+{
+	json_t *rows = NULL, *row;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_q(st, &rows, NULL, err,
+			  "SELECT id, name, account, spec, deleted_ms FROM networks_gone ORDER BY id",
+			  NULL)) < 0)
+		return rc;
+	*out = json_array();
+	json_array_foreach(rows, i, row) {
+		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+		json_array_append_new(*out, json_pack("{s:O, s:O, s:O, s:o, s:O}", "id",
+						      json_object_get(row, "id"), "name",
+						      json_object_get(row, "name"), "account",
+						      json_object_get(row, "account"), "spec",
+						      spec ? spec : json_object(), "deleted_ms",
+						      json_object_get(row, "deleted_ms")));
+	}
+	json_decref(rows);
+	return 0;
+}
+
+int
+net_gone_done(struct store *st, int64_t id, struct herr *err)
+{
+	return store_q(st, NULL, NULL, err, "DELETE FROM networks_gone WHERE id = ?", "[I]",
+		       (json_int_t)id);
+}

@@ -53,4 +53,23 @@ int res_all(struct store *st, const struct kind *k, const char *scope, json_t **
 int script_store_version(struct store *st, const char *name, json_t *spec, struct herr *err);
 int group_delete_check(struct store *st, const char *cluster, const char *name, struct herr *err);
 
+/* --- ctl --- */
+
+/* Deleted networks whose provider side the controller has yet to remove
+ * (table networks_gone). The API records one with the delete, in the same
+ * transaction; the controller removes the bridge and then the record, so a
+ * crash between the two leaves the job to the next pass. */
+/* Records network name (spec borrowed: its account and cidr say what to
+ * remove) as deleted at now_ms. In the caller's transaction. 0 or the
+ * store's error. */
+int net_gone_add(struct store *st, const char *name, const json_t *spec, int64_t now_ms,
+		 struct herr *err);
+/* Every pending one, oldest first, as an owned array of
+ * {"id","name","account","spec","deleted_ms"} with spec parsed. 0 or the
+ * store's error. */
+int net_gone_list(struct store *st, json_t **out, struct herr *err);
+/* The provider side of pending removal id is gone: forgets it. 0 or the
+ * store's error. */
+int net_gone_done(struct store *st, int64_t id, struct herr *err);
+
 #endif
