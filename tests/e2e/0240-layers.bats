@@ -145,3 +145,27 @@ make_net() {
 	wait_for 15 has_removed_activity lynet2
 	[ "$(db "SELECT COUNT(*) FROM networks_gone")" = 0 ]
 }
+
+# group_desired GROUP: ly/GROUP's desired size.
+group_desired() {
+	curl -sf -H "Authorization: Bearer $HERD_TOKEN" "$HERD_URL/v1/groups/$1?cluster=ly" |
+		json '{desired}'
+}
+
+@test "terminating a host by request: desired drops by one, the activity names who, the host goes" {
+	write_bp "$BP_DIR/lynet3.yaml" lynet3 "$(random_cidr)"
+	run herd apply -f "$BP_DIR/lynet3.yaml"
+	[ "$status" -eq 0 ]
+	wait_for 30 herd host ls --group ly/lynet3 --json
+	has_host() { [ "$(live_hosts lynet3)" = 1 ]; }
+	wait_for 30 has_host
+	[ "$(group_desired lynet3)" = 1 ]
+	run http POST "/v1/hosts/lynet3-1/terminate?cluster=ly" "$HERD_TOKEN"
+	echo "$output"
+	[[ "$output" == "200 "* ]]
+	[ "$(group_desired lynet3)" = 0 ]
+	wait_for 60 no_live_hosts lynet3
+	herd activity ls --json --cluster ly --group lynet3 | perl -MJSON::PP -e '
+		exit !grep { $_->{kind} eq "terminate" && $_->{cause} eq "manual"
+			     && $_->{reason} =~ /^lynet3-1 terminated by / } @{decode_json(join "", <STDIN>)->{items}}'
+}

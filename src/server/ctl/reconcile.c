@@ -346,18 +346,18 @@ out_rollback:
 int
 ctl_terminate_host(struct server *s, json_t *row, bool replace, const char *who, struct herr *err)
 {
-	const char *cl = json_string_value(json_object_get(row, "cluster"));
-	const char *g = json_string_value(json_object_get(row, "grp"));
-	const char *id = json_string_value(json_object_get(row, "id"));
-	const char *name = json_string_value(json_object_get(row, "name"));
-	enum hstate st = hstate_parse(json_string_value(json_object_get(row, "state")));
+	struct host h;
+	const char *cl = h.cluster, *g = h.grp, *id = h.id, *name = h.name;
 	struct res r;
 	bool created;
 	int rc;
 
+	/* the API's row (any of HOST_COLUMNS), typed */
+	if ((rc = host_from_row(row, &h, err)) < 0)
+		return rc;
 	if ((rc = store_begin(s->store, err)) < 0)
 		return rc;
-	if (!replace && st != HS_FAILED && res_get(s->store, &kind_group, cl, g, &r, err) == 0) {
+	if (!replace && h.state != HS_FAILED && res_get(s->store, &kind_group, cl, g, &r, err) == 0) {
 		json_int_t d = json_integer_value(json_object_get(r.spec, "desired"));
 		json_int_t min = json_integer_value(json_object_get(r.spec, "min"));
 		if (d - 1 < min) {
