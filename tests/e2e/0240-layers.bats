@@ -24,20 +24,20 @@ setup() {
 	require_root
 }
 
-# write_bp FILE NET CIDR: one local account, network NET, a template on it
+# write_bp FILE NET CIDR: local account a-NET, network NET, a template on it
 # and group ly/NET of one host (launching one makes the bridge).
 write_bp() {
 	cat >"$1" <<YAML
 accounts:
-  - name: ly
+  - name: a-$2
     driver: local
 networks:
   - name: $2
-    account: ly
+    account: a-$2
     cidr: $3
 templates:
   - name: t-$2
-    account: ly
+    account: a-$2
     network: $2
 clusters:
   - name: ly
@@ -120,6 +120,22 @@ make_net() {
 	wait_for 15 has_removed_activity lynet1
 	echo "activity: $(removed_activity lynet1)"
 	[[ "$(removed_activity lynet1)" == *"deleted"* ]]
+	[ "$(db "SELECT COUNT(*) FROM networks_gone")" = 0 ]
+}
+
+@test "a network deleted with its account after a restart: its bridge still goes" {
+	make_net lynet4
+	# a restarted server has opened no account yet
+	server_stop
+	server_start
+	has_link "$(bridge lynet4)"
+	run http DELETE /v1/networks/lynet4 "$HERD_TOKEN"
+	[[ "$output" == "200 "* ]]
+	run http DELETE /v1/accounts/a-lynet4 "$HERD_TOKEN"
+	echo "$output"
+	[[ "$output" == "200 "* ]]
+	wait_for 15 no_link "$(bridge lynet4)"
+	wait_for 15 has_removed_activity lynet4
 	[ "$(db "SELECT COUNT(*) FROM networks_gone")" = 0 ]
 }
 

@@ -184,6 +184,8 @@ test_net_gone_records(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "account")), "acct");
 	assert_int_equal(json_integer_value(json_object_get(r, "deleted_ms")), 11);
 	assert_true(json_equal(json_object_get(r, "spec"), spec));
+	/* no such account: nothing of it kept */
+	assert_true(json_is_null(json_object_get(r, "account_spec")));
 	assert_int_equal(net_gone_done(st, json_integer_value(json_object_get(r, "id")), &err), 0);
 	json_decref(list);
 
@@ -192,6 +194,20 @@ test_net_gone_records(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "name")),
 			    "n2");
 	json_decref(list);
+
+	/* the account's spec is kept as it was, should it go too */
+	{
+		json_t *as = json_pack("{s:s}", "driver", "local");
+		bool created;
+		assert_int_equal(res_put(st, &kind_account, "", "acct", as, "", &created, &err), 0);
+		assert_int_equal(net_gone_add(st, "n3", spec, 13, &err), 0);
+		assert_int_equal(res_delete(st, &kind_account, "", "acct", &err), 0);
+		assert_int_equal(net_gone_list(st, &list, &err), 0);
+		assert_int_equal(json_array_size(list), 2);
+		assert_true(json_equal(json_object_get(json_array_get(list, 1), "account_spec"), as));
+		json_decref(list);
+		json_decref(as);
+	}
 	json_decref(spec);
 }
 

@@ -107,9 +107,11 @@ fail_once(struct ctl *c, const char *cluster, const char *group, const char *msg
 static struct ctl teardown_ctl;   /* used by ctl_teardown (no thread) */
 static void net_gone_pass(struct ctl *c);   /* deleted networks: see below */
 
-/* The provider of an account, opened on first use. */
+/* The provider of an account, opened on first use; an account no longer
+ * stored is opened from was_spec when given (a deleted network's account,
+ * as it was when the network went). */
 static struct prov *
-acct_prov(struct ctl *c, const char *account, struct herr *err)
+acct_prov_was(struct ctl *c, const char *account, const json_t *was_spec, struct herr *err)
 {
 	struct res r;
 	const struct prov_ops *ops;
@@ -122,8 +124,12 @@ acct_prov(struct ctl *c, const char *account, struct herr *err)
 		herr_set(err, HERR_TOOBIG, "too many accounts");
 		return NULL;
 	}
-	if (res_get(c->s->store, &kind_account, "", account, &r, err) < 0)
-		return NULL;
+	if (res_get(c->s->store, &kind_account, "", account, &r, err) < 0) {
+		if (err->code != HERR_NOTFOUND || !json_is_object(was_spec))
+			return NULL;
+		herr_clear(err);
+		r.spec = json_deep_copy(was_spec);
+	}
 	ops = prov_find(json_string_value(json_object_get(r.spec, "driver")));
 	if (ops == NULL) {
 		herr_set(err, -ENOTSUP, "driver '%s' of account '%s' is not built into this herd",
@@ -145,6 +151,12 @@ acct_prov(struct ctl *c, const char *account, struct herr *err)
 	}
 	c->naccts++;
 	return &a->p;
+}
+
+static struct prov *
+acct_prov(struct ctl *c, const char *account, struct herr *err)
+{
+	return acct_prov_was(c, account, NULL, err);
 }
 
 /* --- networks --- */
@@ -1089,10 +1101,12 @@ ctl_stop(struct server *s)
 	s->ctl = NULL;
 }
 
-/* Removes network name's provider side (spec: the one it had). Under the
- * controller's lock (or in teardown, alone). */
+/* Removes network name's provider side (spec: the one it had; acct_spec:
+ * its account's, if that is gone too, or NULL). Under the controller's lock
+ * (or in teardown, alone). */
 static int
-net_remove(struct ctl *c, const char *name, const json_t *spec, struct herr *err)
+net_remove(struct ctl *c, const char *name, const json_t *spec, const json_t *acct_spec,
+	   struct herr *err)
 {
 	struct netinfo ni;
 	struct prov_net_spec ns;
@@ -1100,7 +1114,7 @@ net_remove(struct ctl *c, const char *name, const json_t *spec, struct herr *err
 
 	if (net_from_spec(c->s, name, spec, &ni) < 0)
 		return herr_set(err, HERR_INVALID, "network '%s' has no valid cidr", name);
-	if ((p = acct_prov(c, ni.account, err)) == NULL)
+	if ((p = acct_prov_was(c, ni.account, acct_spec, err)) == NULL)
 		return err->code;
 	net_spec(&ni, &ns);
 	return prov_net_delete(p, &ns, err);
@@ -1127,19 +1141,19 @@ net_gone_pass(struct ctl *c)
 	json_array_foreach(rows, i, row) {
 		const char *name = NULL, *account = NULL;
 		json_int_t id = 0;
-		json_t *spec = NULL;
+		json_t *spec = NULL, *acct_spec = NULL;
 		struct res r;
 		bool again;
 
 		herr_clear(&err);
-		if (json_unpack(row, "{s:I, s:s, s:s, s:o}", "id", &id, "name", &name, "account",
-				&account, "spec", &spec) < 0)
+		if (json_unpack(row, "{s:I, s:s, s:s, s:o, s:o}", "id", &id, "name", &name, "account",
+				&account, "spec", &spec, "account_spec", &acct_spec) < 0)
 			continue;
 		again = res_get(s->store, &kind_network, "", name, &r, &err) == 0;
 		if (again)
 			res_release(&r);
 		herr_clear(&err);
-		if (!again && net_remove(c, name, spec, &err) < 0) {
+		if (!again && net_remove(c, name, spec, acct_spec, &err) < 0) {
 			if (fail_once(c, "network", name, err.msg))
 				log_warn("cannot remove network '%s' at account '%s': %s (will retry)",
 					 name, account, err.msg);
@@ -1191,7 +1205,7 @@ ctl_teardown(struct server *s, struct herr *err)
 		json_array_foreach(rows, i, row) {
 			const char *name = json_string_value(json_object_get(row, "name"));
 			struct herr e2 = HERR_INIT;
-			if (net_remove(c, name, json_object_get(row, "spec"), &e2) < 0)
+			if (net_remove(c, name, json_object_get(row, "spec"), NULL, &e2) < 0)
 				log_warn("cannot remove network '%s': %s", name, e2.msg);
 		}
 		json_decref(rows);

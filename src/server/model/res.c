@@ -309,15 +309,26 @@ net_gone_add(struct store *st, const char *name, const json_t *spec, int64_t now
 	     struct herr *err)
 {
 	const char *account = json_string_value(json_object_get(spec, "account"));
-	char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+	char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS), *atext = NULL;
+	struct res a;
 	int rc;
 
 	if (text == NULL)
 		return herr_set(err, HERR_INVALID, "network '%s' has no spec", name);
+	if (account && res_get(st, &kind_account, "", account, &a, err) == 0) {
+		atext = json_dumps(a.spec, JSON_COMPACT | JSON_SORT_KEYS);
+		res_release(&a);
+	} else if (err->code != 0 && err->code != HERR_NOTFOUND) {
+		free(text);
+		return err->code;
+	}
+	herr_clear(err);
 	rc = store_q(st, NULL, NULL, err,
-		     "INSERT INTO networks_gone (name, account, spec, deleted_ms) VALUES (?, ?, ?, ?)",
-		     "[sssI]", name, account ? account : "", text, (json_int_t)now_ms);
+		     "INSERT INTO networks_gone (name, account, spec, account_spec, deleted_ms)"
+		     " VALUES (?, ?, ?, ?, ?)",
+		     "[ssss?I]", name, account ? account : "", text, atext, (json_int_t)now_ms);
 	free(text);
+	free(atext);
 	return rc;
 }
 
@@ -330,17 +341,21 @@ net_gone_list(struct store *st, json_t **out, struct herr *err)
 
 	*out = NULL;
 	if ((rc = store_q(st, &rows, NULL, err,
-			  "SELECT id, name, account, spec, deleted_ms FROM networks_gone ORDER BY id",
+			  "SELECT id, name, account, spec, account_spec, deleted_ms FROM networks_gone"
+			  " ORDER BY id",
 			  NULL)) < 0)
 		return rc;
 	*out = json_array();
 	json_array_foreach(rows, i, row) {
 		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
-		json_array_append_new(*out, json_pack("{s:O, s:O, s:O, s:o, s:O}", "id",
+		const char *at = json_string_value(json_object_get(row, "account_spec"));
+		json_t *aspec = at ? json_loads(at, 0, NULL) : NULL;
+		json_array_append_new(*out, json_pack("{s:O, s:O, s:O, s:o, s:o, s:O}", "id",
 						      json_object_get(row, "id"), "name",
 						      json_object_get(row, "name"), "account",
 						      json_object_get(row, "account"), "spec",
-						      spec ? spec : json_object(), "deleted_ms",
+						      spec ? spec : json_object(), "account_spec",
+						      aspec ? aspec : json_null(), "deleted_ms",
 						      json_object_get(row, "deleted_ms")));
 	}
 	json_decref(rows);

@@ -60,12 +60,14 @@ int group_delete_check(struct store *st, const char *cluster, const char *name, 
  * transaction; the controller removes the bridge and then the record, so a
  * crash between the two leaves the job to the next pass. */
 /* Records network name (spec borrowed: its account and cidr say what to
- * remove) as deleted at now_ms. In the caller's transaction. 0 or the
- * store's error. */
+ * remove) as deleted at now_ms, with its account's spec as it is now (an
+ * apply may delete the account in the same transaction). In the caller's
+ * transaction. 0 or the store's error. */
 int net_gone_add(struct store *st, const char *name, const json_t *spec, int64_t now_ms,
 		 struct herr *err);
 /* Every pending one, oldest first, as an owned array of
- * {"id","name","account","spec","deleted_ms"} with spec parsed. 0 or the
+ * {"id","name","account","spec","account_spec","deleted_ms"} with the specs
+ * parsed (account_spec null when the account was unknown). 0 or the
  * store's error. */
 int net_gone_list(struct store *st, json_t **out, struct herr *err);
 /* The provider side of pending removal id is gone: forgets it. 0 or the
