@@ -220,7 +220,7 @@ test_find_and_results(void **state)
 	assert_int_equal(host_meta_list(st, "c1", NULL, &items, &err), 0);
 	assert_int_equal(json_array_size(items), 1);
 	json_decref(items);
-	assert_int_equal(host_list(st, "c2", "g", false, &items, &err), 0);
+	assert_int_equal(host_list_json(st, "c2", "g", false, &items, &err), 0);
 	assert_int_equal(json_array_size(items), 1);
 	json_decref(items);
 	assert_int_equal(group_delete_check(st, "c1", "g", &err), HERR_CONFLICT);

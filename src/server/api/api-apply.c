@@ -388,7 +388,6 @@ api_unapply(struct req *rq)
 	json_t *body = req_json(rq), *bp, *changes = json_array(), *waiting = json_array();
 	struct store *st = rq->srv->store;
 	struct doc d = { 0 };
-	json_t *nets = json_array();
 	bool dry;
 
 	if (body == NULL)
@@ -470,21 +469,19 @@ api_unapply(struct req *rq)
 			herr_field(&err, err.code, it->path, "%s", err.msg);
 			goto fail_tx;
 		}
-		if (it->k == &kind_network)
-			json_array_append_new(nets, json_pack("{s:s,s:O}", "name", it->name, "spec", r.spec));
+		/* its bridge: the controller removes it (kicked below) */
+		if (it->k == &kind_network && net_gone_add(st, it->name, r.spec, now_ms(), &err) < 0) {
+			res_release(&r);
+			goto fail_tx;
+		}
 		res_release(&r);
 		json_array_append_new(changes, change("remove", it, NULL, NULL, NULL));
 	}
 	if (dry) {
 		store_rollback(st);
 	} else {
-		size_t i;
-		json_t *n;
 		if (store_commit(st, &err) < 0)
 			goto fail;
-		json_array_foreach(nets, i, n)
-			ctl_network_deleted(rq->srv, json_string_value(json_object_get(n, "name")),
-					    json_object_get(n, "spec"));
 		server_kick(rq->srv);
 	}
 	reply_json(rq, 200, json_pack("{s:O,s:b}", "changes", changes, "dry_run", dry));
@@ -497,5 +494,4 @@ out:
 	doc_free(&d);
 	json_decref(changes);
 	json_decref(waiting);
-	json_decref(nets);
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "scale/group-state.h"
+#include "model/group-state.h"
 #include "store/store.h"
 #include "util.h"
 

@@ -20,7 +20,7 @@ api_host_list(struct req *rq)
 	json_t *rows = NULL, *items = json_array(), *row;
 	size_t i;
 
-	if (host_list(rq->srv->store, cl, g, all && *all, &rows, &err) < 0) {
+	if (host_list_json(rq->srv->store, cl, g, all && *all, &rows, &err) < 0) {
 		json_decref(items);
 		return reply_err(rq, &err);
 	}

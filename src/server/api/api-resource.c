@@ -9,7 +9,7 @@
 
 #include "api.h"
 #include "ctl/ctl.h"
-#include "scale/group-state.h"
+#include "model/group-state.h"
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
@@ -305,10 +305,12 @@ api_res_delete(struct req *rq)
 		goto fail_tx;
 	if (res_delete(rq->srv->store, k, r.scope, r.name, &err) < 0)
 		goto fail_tx;
+	/* its bridge: the controller removes it (kicked below) */
+	if (k == &kind_network &&
+	    net_gone_add(rq->srv->store, r.name, r.spec, now_ms(), &err) < 0)
+		goto fail_tx;
 	if (store_commit(rq->srv->store, &err) < 0)
 		goto fail;
-	if (k == &kind_network)
-		ctl_network_deleted(rq->srv, r.name, r.spec);
 	res_release(&r);
 	reply_json(rq, 200, json_pack("{s:b}", "deleted", 1));
 	server_kick(rq->srv);

@@ -85,11 +85,11 @@ void ctl_stop(struct server *s);
  * the activity; the controller does the provider work. */
 int ctl_terminate_host(struct server *s, json_t *host_row, bool replace, const char *who,
 		       struct herr *err);
-/* Terminates every host and removes every network this data dir made
- * (herd server --teardown). */
+/* Terminates every host and removes every network this data dir made,
+ * deleted ones still pending included (herd server --teardown). A deleted
+ * network's provider side is removed by the reconcile pass: the API records
+ * it (net_gone_add, model/res.h) and kicks the controller. */
 int ctl_teardown(struct server *s, struct herr *err);
-/* Removes a deleted network's provider side (bridge). */
-void ctl_network_deleted(struct server *s, const char *name, json_t *spec);
 /* The URL agents in network `net` use to reach the server. */
 void ctl_server_url_for(struct server *s, const char *network_cidr, char *out, size_t n);
 /* Host state change reported by an agent (or a timeout); records activity. */

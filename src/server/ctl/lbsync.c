@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
 #include "lbsync.h"
 #include "log.h"
+#include "model/activity.h"
+#include "model/host.h"
+#include "model/kind.h"
+#include "model/res.h"
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
@@ -208,10 +211,11 @@ struct lbrow {
 	char err[512];            /* its driver's apply failed: why */
 };
 
+/* A res_all() row's parsed spec, a reference of the caller's. */
 static json_t *
 spec_of(json_t *row)
 {
-	json_t *j = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+	json_t *j = json_incref(json_object_get(row, "spec"));
 	return j ? j : json_object();
 }
 
@@ -226,8 +230,7 @@ sync_lbs(struct server *s, struct lbrow **out)
 	int nd;
 
 	*out = NULL;
-	if (store_q(s->store, &rows, NULL, &err,
-		    "SELECT name, spec FROM resources WHERE kind = 'lb' ORDER BY name", NULL) < 0) {
+	if (res_all(s->store, &kind_lb, NULL, &rows, &err) < 0) {
 		log_warn("lb-sync: cannot read the store: %s", err.msg);
 		return 0;
 	}
@@ -296,17 +299,15 @@ static json_t *
 ready_members(struct server *s, const struct lbrow *lbs, size_t nl)
 {
 	struct herr err = HERR_INIT;
-	json_t *groups = NULL, *tmpls = NULL, *hosts = NULL, *row;
+	struct host_query ready = { .state = HS_READY };
+	json_t *groups = NULL, *tmpls = NULL, *row;
 	json_t *t2lb = json_object(), *g2lb = json_object(), *out = json_array();
-	size_t i;
+	struct host *hosts = NULL;
+	size_t i, nh = 0;
 
-	if (store_q(s->store, &tmpls, NULL, &err,
-		    "SELECT name, spec FROM resources WHERE kind = 'template'", NULL) < 0 ||
-	    store_q(s->store, &groups, NULL, &err,
-		    "SELECT scope, name, spec FROM resources WHERE kind = 'group'", NULL) < 0 ||
-	    store_q(s->store, &hosts, NULL, &err,
-		    "SELECT id, name, cluster, grp, private_ip FROM hosts WHERE state = 'ready'"
-		    " AND private_ip IS NOT NULL ORDER BY cluster, grp, seq", NULL) < 0) {
+	if (res_all(s->store, &kind_template, NULL, &tmpls, &err) < 0 ||
+	    res_all(s->store, &kind_group, NULL, &groups, &err) < 0 ||
+	    host_list(s->store, &ready, &hosts, &nh, &err) < 0) {
 		log_warn("lb-sync: cannot read the store: %s", err.msg);
 		goto out;
 	}
@@ -329,24 +330,25 @@ ready_members(struct server *s, const struct lbrow *lbs, size_t nl)
 		}
 		json_decref(spec);
 	}
-	json_array_foreach(hosts, i, row) {
+	for (i = 0; i < nh; i++) {
+		const struct host *h = &hosts[i];
 		char key[200];
 		const char *lb;
-		snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(row, "cluster")),
-			 json_string_value(json_object_get(row, "grp")));
+		if (h->private_ip[0] == '\0')
+			continue;   /* no address: nothing to balance to */
+		snprintf(key, sizeof(key), "%s/%s", h->cluster, h->grp);
 		lb = json_string_value(json_object_get(g2lb, key));
 		for (size_t k = 0; lb && k < nl; k++) {
-			if (strcmp(lbs[k].spec.name, lb) == 0) {
-				json_object_set_new(row, "lb", json_string(lb));
-				json_object_set_new(row, "lbi", json_integer((json_int_t)k));
-				json_array_append(out, row);
-			}
+			if (strcmp(lbs[k].spec.name, lb) == 0)
+				json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}",
+					"id", h->id, "name", h->name, "cluster", h->cluster, "grp", h->grp,
+					"private_ip", h->private_ip, "lb", lb, "lbi", (json_int_t)k));
 		}
 	}
 out:
 	json_decref(groups);
 	json_decref(tmpls);
-	json_decref(hosts);
+	free(hosts);
 	json_decref(t2lb);
 	json_decref(g2lb);
 	return out;
@@ -357,14 +359,13 @@ record(struct server *s, const char *host_id, const char *kind, const char *what
        const char *why)
 {
 	struct herr err = HERR_INIT;
-	json_t *row = store_row(s->store, &err, "SELECT name, cluster, grp FROM hosts WHERE id = ?",
-				"[s]", host_id);
-	const char *name = row ? json_string_value(json_object_get(row, "name")) : host_id;
+	struct host h;
+	bool known = host_get(s->store, host_id, &h, &err) == 0;
+	const char *name = known ? h.name : host_id;
 
-	activity_add(s->store, row ? json_string_value(json_object_get(row, "cluster")) : NULL,
-		     row ? json_string_value(json_object_get(row, "grp")) : NULL, name, kind, "lb",
+	herr_clear(&err);
+	activity_add(s->store, known ? h.cluster : NULL, known ? h.grp : NULL, name, kind, "lb",
 		     NULL, &err, "%s %s load balancer '%s': %s", name, what, lb, why);
-	json_decref(row);
 }
 
 void
@@ -376,8 +377,10 @@ lbsync_once(struct server *s)
 	struct lbs_have *have = NULL;
 	struct lb_backend **bk = NULL;
 	struct lbs_action *acts = NULL;
-	json_t *mem = NULL, *leaving = NULL, *row;
-	size_t nl, nw, nh = 0, na, i, *nbk = NULL;
+	struct host_query terminating = { .state = HS_TERMINATING };
+	struct host *leaving = NULL;
+	json_t *mem = NULL, *row;
+	size_t nl, nw, nh = 0, nleaving = 0, na, i, *nbk = NULL;
 	struct herr err = HERR_INIT;
 
 	pthread_rwlock_rdlock(&g.use);
@@ -386,8 +389,7 @@ lbsync_once(struct server *s)
 		goto out;
 	/* hosts being terminated leave their LBs through lbsync_drain_host,
 	 * which records the drain with the host: not touched here */
-	if (store_q(s->store, &leaving, NULL, &err,
-		    "SELECT id FROM hosts WHERE state = 'terminating'", NULL) < 0) {
+	if (host_list(s->store, &terminating, &leaving, &nleaving, &err) < 0) {
 		log_warn("lb-sync: cannot read the store: %s", err.msg);
 		goto out;
 	}
@@ -420,10 +422,8 @@ lbsync_once(struct server *s)
 	for (i = 0; i < nl; i++) {
 		for (size_t k = 0; k < nbk[i]; k++) {
 			bool owned = false;
-			size_t j;
-			json_array_foreach(leaving, j, row)
-				owned |= strcmp(json_string_value(json_object_get(row, "id")),
-						bk[i][k].m.name) == 0;
+			for (size_t j = 0; j < nleaving; j++)
+				owned |= strcmp(leaving[j].id, bk[i][k].m.name) == 0;
 			if (owned)
 				continue;
 			have[nh].lb = lbs[i].spec.name;
@@ -493,7 +493,7 @@ out:
 	free(acts);
 	free(lbs);
 	json_decref(mem);
-	json_decref(leaving);
+	free(leaving);
 	pthread_rwlock_unlock(&g.use);
 }
 
@@ -665,17 +665,16 @@ lbsync_members(struct server *s, const char *name, json_t **out, struct herr *er
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct herr e2 = HERR_INIT;
-		json_t *h = store_row(s->store, &e2,
-				      "SELECT name, cluster, grp, state FROM hosts WHERE id = ?", "[s]",
-				      b[i].m.name);
+		struct host h;
+		bool known = host_get(s->store, b[i].m.name, &h, &e2) == 0;
 		char addr[96];
 		snprintf(addr, sizeof(addr), "%s:%d", b[i].m.addr, b[i].m.port);
-		o = json_pack("{s:s,s:O?,s:O?,s:O?,s:O?,s:s,s:s,s:s,s:s,s:I,s:s}",
+		o = json_pack("{s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:s,s:s,s:s,s:I,s:s}",
 			      "host_id", b[i].m.name,
-			      "host", h ? json_object_get(h, "name") : NULL,
-			      "cluster", h ? json_object_get(h, "cluster") : NULL,
-			      "group", h ? json_object_get(h, "grp") : NULL,
-			      "host_state", h ? json_object_get(h, "state") : NULL,
+			      "host", known ? h.name : NULL,
+			      "cluster", known ? h.cluster : NULL,
+			      "group", known ? h.grp : NULL,
+			      "host_state", known ? hstate_name(h.state) : NULL,
 			      "address", addr,
 			      "status", b[i].status,
 			      "state", lb_bstate_name(b[i].state),
@@ -683,7 +682,6 @@ lbsync_members(struct server *s, const char *name, json_t **out, struct herr *er
 			      "scur", (json_int_t)b[i].scur,
 			      "intent", lb_intent_name(b[i].intent));
 		json_array_append_new(items, o);
-		json_decref(h);
 	}
 	free(b);
 	pthread_rwlock_unlock(&g.use);

@@ -12,12 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
 #include "model/run.h"
+#include "model/token.h"
 #include "tsdb/tsdb.h"
 #include "ctl.h"
 #include "lbsync.h"
 #include "log.h"
+#include "model/activity.h"
+#include "model/host.h"
+#include "model/kind.h"
+#include "model/res.h"
 #include "prov/prov.h"
 #include "store/store.h"
 #include "util.h"
@@ -98,10 +102,13 @@ fail_once(struct ctl *c, const char *cluster, const char *group, const char *msg
 }
 
 static struct ctl teardown_ctl;   /* used by ctl_teardown (no thread) */
+static void net_gone_pass(struct ctl *c);   /* deleted networks: see below */
 
-/* The provider of an account, opened on first use. */
+/* The provider of an account, opened on first use; an account no longer
+ * stored is opened from was_spec when given (a deleted network's account,
+ * as it was when the network went). */
 static struct prov *
-acct_prov(struct ctl *c, const char *account, struct herr *err)
+acct_prov_was(struct ctl *c, const char *account, const json_t *was_spec, struct herr *err)
 {
 	struct res r;
 	const struct prov_ops *ops;
@@ -114,8 +121,12 @@ acct_prov(struct ctl *c, const char *account, struct herr *err)
 		herr_set(err, HERR_TOOBIG, "too many accounts");
 		return NULL;
 	}
-	if (res_get(c->s->store, &kind_account, "", account, &r, err) < 0)
-		return NULL;
+	if (res_get(c->s->store, &kind_account, "", account, &r, err) < 0) {
+		if (err->code != HERR_NOTFOUND || !json_is_object(was_spec))
+			return NULL;
+		herr_clear(err);
+		r.spec = json_deep_copy(was_spec);
+	}
 	ops = prov_find(json_string_value(json_object_get(r.spec, "driver")));
 	if (ops == NULL) {
 		herr_set(err, -ENOTSUP, "driver '%s' of account '%s' is not built into this herd",
@@ -137,6 +148,12 @@ acct_prov(struct ctl *c, const char *account, struct herr *err)
 	}
 	c->naccts++;
 	return &a->p;
+}
+
+static struct prov *
+acct_prov(struct ctl *c, const char *account, struct herr *err)
+{
+	return acct_prov_was(c, account, NULL, err);
 }
 
 /* --- networks --- */
@@ -256,26 +273,24 @@ server_url_choose(struct server *s, const char *account_url, const char *gateway
 static int
 ip_alloc(struct server *s, const struct netinfo *ni, char *out, size_t n, struct herr *err)
 {
-	json_t *rows = NULL, *row;
+	struct host_query q = { .network = ni->name, .state = -1, .live = true };
+	struct host *hosts;
 	uint32_t size = ~ni->mask + 1, off;
 	unsigned char *used;
-	size_t i;
+	size_t nh;
 
-	if (store_q(s->store, &rows, NULL, err,
-		    "SELECT private_ip FROM hosts WHERE network = ? AND state <> 'terminated'"
-		    " AND private_ip IS NOT NULL",
-		    "[s]", ni->name) < 0)
+	if (host_list(s->store, &q, &hosts, &nh, err) < 0)
 		return err->code;
 	used = xcalloc(size, 1);
-	json_array_foreach(rows, i, row) {
+	for (size_t i = 0; i < nh; i++) {
 		struct in_addr a;
-		if (inet_pton(AF_INET, json_string_value(json_object_get(row, "private_ip")), &a) == 1) {
+		if (inet_pton(AF_INET, hosts[i].private_ip, &a) == 1) {
 			uint32_t h = ntohl(a.s_addr);
 			if ((h & ni->mask) == ni->base)
 				used[h - ni->base] = 1;
 		}
 	}
-	json_decref(rows);
+	free(hosts);
 	for (off = 2; off + 1 < size; off++) {
 		if (!used[off]) {
 			struct in_addr a = { htonl(ni->base + off) };
@@ -297,20 +312,18 @@ ctl_host_state(struct server *s, const char *host_id, enum hstate to, const char
 {
 	enum hstate from;
 	int64_t now = now_ms();
-	json_t *row;
+	struct host h;
 	int rc;
 
 	/* One transaction: the check and the change cannot interleave with
 	 * another transition, and the row and its activity cost one commit. */
 	if ((rc = store_begin(s->store, err)) < 0)
 		return rc;
-	row = store_row(s->store, err, "SELECT name, cluster, grp, state FROM hosts WHERE id = ?",
-			"[s]", host_id);
-	if (row == NULL) {
+	if ((rc = host_get(s->store, host_id, &h, err)) < 0) {
 		store_rollback(s->store);
-		return err->code ? err->code : herr_set(err, HERR_NOTFOUND, "no host '%s'", host_id);
+		return rc;
 	}
-	from = hstate_parse(json_string_value(json_object_get(row, "state")));
+	from = h.state;
 	if (from == to) {
 		rc = 0;
 		goto out_rollback;
@@ -321,44 +334,39 @@ ctl_host_state(struct server *s, const char *host_id, enum hstate to, const char
 	if (rc < 0)
 		goto out_rollback;
 	if (to == HS_READY || to == HS_FAILED || to == HS_UNHEALTHY || to == HS_TERMINATED)
-		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
-			     json_string_value(json_object_get(row, "grp")),
-			     json_string_value(json_object_get(row, "name")),
+		activity_add(s->store, h.cluster, h.grp, h.name,
 			     to == HS_READY ? "host_ready" : to == HS_FAILED ? "host_failed"
 			     : to == HS_UNHEALTHY ? "host_unhealthy" : "host_terminated",
-			     NULL, NULL, err, "%s: %s -> %s%s%s",
-			     json_string_value(json_object_get(row, "name")), hstate_name(from),
+			     NULL, NULL, err, "%s: %s -> %s%s%s", h.name, hstate_name(from),
 			     hstate_name(to), reason && *reason ? ": " : "", reason ? reason : "");
-	json_decref(row);
 	if ((rc = store_commit(s->store, err)) < 0)
 		return rc;
 	if (to == HS_TERMINATED)
-		auth_invalidate();   /* its credential must stop working at once */
+		token_invalidate();   /* its credential must stop working at once */
 	/* A ready host also ends its group's failure backoff: decide() counts
 	 * failures since the last ready_ms. */
 	server_kick(s);
 	return 0;
 out_rollback:
 	store_rollback(s->store);
-	json_decref(row);
 	return rc;
 }
 
 int
 ctl_terminate_host(struct server *s, json_t *row, bool replace, const char *who, struct herr *err)
 {
-	const char *cl = json_string_value(json_object_get(row, "cluster"));
-	const char *g = json_string_value(json_object_get(row, "grp"));
-	const char *id = json_string_value(json_object_get(row, "id"));
-	const char *name = json_string_value(json_object_get(row, "name"));
-	enum hstate st = hstate_parse(json_string_value(json_object_get(row, "state")));
+	struct host h;
+	const char *cl = h.cluster, *g = h.grp, *id = h.id, *name = h.name;
 	struct res r;
 	bool created;
 	int rc;
 
+	/* the API's row (any of HOST_COLUMNS), typed */
+	if ((rc = host_from_row(row, &h, err)) < 0)
+		return rc;
 	if ((rc = store_begin(s->store, err)) < 0)
 		return rc;
-	if (!replace && st != HS_FAILED && res_get(s->store, &kind_group, cl, g, &r, err) == 0) {
+	if (!replace && h.state != HS_FAILED && res_get(s->store, &kind_group, cl, g, &r, err) == 0) {
 		json_int_t d = json_integer_value(json_object_get(r.spec, "desired"));
 		json_int_t min = json_integer_value(json_object_get(r.spec, "min"));
 		if (d - 1 < min) {
@@ -405,8 +413,9 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	char id[16], name[140], ip[32], tok[80], tokhash[65], client[40], url[PROV_URL_MAX];
 	char sdir[1200];
 	char *ud = NULL;
-	json_t *row, *udj, *tags = NULL;
-	json_int_t seq;
+	json_t *udj, *tags = NULL;
+	struct host h;
+	int64_t seq;
 	const char *tname, *acct, *net;
 
 	if (res_get(s->store, &kind_group, cluster, group, &g, &err) < 0)
@@ -426,12 +435,8 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	/* 1. intent */
 	if (store_begin(s->store, &err) < 0)
 		goto out;
-	row = store_row(s->store, &err,
-			"SELECT COALESCE(MAX(seq), 0) AS seq FROM hosts WHERE cluster = ? AND grp = ?",
-			"[ss]", cluster, group);
-	seq = row ? json_integer_value(json_object_get(row, "seq")) + 1 : 1;
-	json_decref(row);
-	if (ip_alloc(s, &ni, ip, sizeof(ip), &err) < 0) {
+	if (host_next_seq(s->store, cluster, group, &seq, &err) < 0 ||
+	    ip_alloc(s, &ni, ip, sizeof(ip), &err) < 0) {
 		store_rollback(s->store);
 		goto out;
 	}
@@ -440,13 +445,23 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	token_random(tok, sizeof(tok), "hj_", 24);
 	sha256_hex(tok, strlen(tok), tokhash);
 	snprintf(name, sizeof(name), "%s-%lld", group, (long long)seq);
-	if (store_q(s->store, NULL, NULL, &err,
-		    "INSERT INTO hosts (id, name, cluster, grp, seq, template, account, network, state,"
-		    " private_ip, client_token, join_hash, join_expires_ms, labels, created_ms,"
-		    " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'launching', ?, ?, ?, ?, ?, ?, ?)",
-		    "[ssssIssssssIsII]", id, name, cluster, group, seq, tname, acct, net, ip, client,
-		    tokhash, (json_int_t)(now_ms() + JOIN_TOKEN_TTL_MS),
-		    "{}", (json_int_t)now_ms(), (json_int_t)now_ms()) < 0 ||
+	memset(&h, 0, sizeof(h));
+	snprintf(h.id, sizeof(h.id), "%s", id);
+	snprintf(h.name, sizeof(h.name), "%s", name);
+	snprintf(h.cluster, sizeof(h.cluster), "%s", cluster);
+	snprintf(h.grp, sizeof(h.grp), "%s", group);
+	snprintf(h.template_, sizeof(h.template_), "%s", tname);
+	snprintf(h.account, sizeof(h.account), "%s", acct);
+	snprintf(h.network, sizeof(h.network), "%s", net);
+	snprintf(h.private_ip, sizeof(h.private_ip), "%s", ip);
+	snprintf(h.client_token, sizeof(h.client_token), "%s", client);
+	h.seq = (int)seq;
+	if (strlen(name) >= sizeof(h.name)) {
+		herr_set(&err, HERR_INVALID, "host name '%s' is too long", name);
+		store_rollback(s->store);
+		goto out;
+	}
+	if (host_create(s->store, &h, tokhash, now_ms() + JOIN_TOKEN_TTL_MS, now_ms(), &err) < 0 ||
 	    activity_add(s->store, cluster, group, name, "launch", "scale_out", NULL, &err,
 			 "launching %s (%s): %s", name, ip, reason) < 0) {
 		store_rollback(s->store);
@@ -524,39 +539,32 @@ out:
  * is called: one step per pass (lbsync_drain_host), so a long drain holds
  * up only this host, and a restart resumes it from the stored start. */
 static void
-do_terminate(struct ctl *c, json_t *row, const char *cause, const char *reason)
+do_terminate(struct ctl *c, const struct host *h, const char *cause, const char *reason)
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
-	const char *id = json_string_value(json_object_get(row, "id"));
-	const char *name = json_string_value(json_object_get(row, "name"));
-	const char *acct = json_string_value(json_object_get(row, "account"));
-	const char *inst = json_string_value(json_object_get(row, "instance_id"));
-	enum hstate st = hstate_parse(json_string_value(json_object_get(row, "state")));
-	int64_t now = now_ms(), since = json_integer_value(json_object_get(row, "lb_drain_since_ms"));
+	const char *id = h->id, *name = h->name;
+	int64_t now = now_ms(), since = h->lb_drain_since_ms;
 	struct prov *p;
 
-	if (st != HS_TERMINATING) {
+	if (h->state != HS_TERMINATING) {
 		if (host_mark_terminating(s->store, id, NULL, now, now, NULL, &err) < 0)
 			goto out;
 		since = now;
-		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
-			     json_string_value(json_object_get(row, "grp")), name, "terminate", cause,
-			     NULL, &err, "terminating %s: %s", name, reason);
+		activity_add(s->store, h->cluster, h->grp, name, "terminate", cause, NULL, &err,
+			     "terminating %s: %s", name, reason);
 	} else if (since == 0) {
 		/* made terminating elsewhere (the API, crash recovery) */
-		if (store_q(s->store, NULL, NULL, &err,
-			    "UPDATE hosts SET lb_drain_since_ms = ? WHERE id = ? AND lb_drain_since_ms = 0",
-			    "[Is]", (json_int_t)now, id) < 0)
+		if (host_lb_drain_begin(s->store, id, now, &err) < 0)
 			goto out;
 		since = now;
 	}
 	/* out of every load balancer first; until then, next pass */
 	if (lbsync_drain_host(s, id, since, now) > 0)
 		return;
-	if ((p = acct_prov(c, acct, &err)) == NULL)
+	if ((p = acct_prov(c, h->account, &err)) == NULL)
 		goto out;
-	if (prov_terminate(p, inst, id, &err) < 0)
+	if (prov_terminate(p, h->instance_id[0] ? h->instance_id : NULL, id, &err) < 0)
 		goto out;
 	ctl_host_state(s, id, HS_TERMINATED, "", &err);
 out:
@@ -573,30 +581,28 @@ resolve_launching(struct ctl *c)
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
-	json_t *rows = NULL, *row;
-	size_t i;
+	struct host_query q = { .state = HS_LAUNCHING };
+	struct host *hosts;
+	size_t nh;
 
-	if (store_q(s->store, &rows, NULL, &err,
-		    "SELECT id, name, account FROM hosts WHERE state = 'launching'", NULL) < 0)
+	if (host_list(s->store, &q, &hosts, &nh, &err) < 0)
 		return;
-	json_array_foreach(rows, i, row) {
-		const char *id = json_string_value(json_object_get(row, "id"));
-		struct prov *p = acct_prov(c, json_string_value(json_object_get(row, "account")), &err);
+	for (size_t i = 0; i < nh; i++) {
+		const char *id = hosts[i].id;
+		struct prov *p = acct_prov(c, hosts[i].account, &err);
 		struct prov_instance *list = NULL;
 		size_t n = 0, k;
 		bool found = false;
 
 		if (p == NULL || prov_list(p, &list, &n, &err) < 0) {
-			log_warn("cannot resolve launching host %s yet: %s",
-				 json_string_value(json_object_get(row, "name")), err.msg);
+			log_warn("cannot resolve launching host %s yet: %s", hosts[i].name, err.msg);
 			continue;
 		}
 		/* running or pending (a cloud VM still booting) counts as made */
 		if ((k = (size_t)prov_instance_adopt(list, n, id)) != (size_t)-1) {
 			found = true;
 			host_record_instance(s->store, id, list[k].id, now_ms(), now_ms(), &err);
-			activity_add(s->store, NULL, NULL, json_string_value(json_object_get(row, "name")),
-				     "adopt", "recovery", NULL, &err,
+			activity_add(s->store, NULL, NULL, hosts[i].name, "adopt", "recovery", NULL, &err,
 				     "host found at the provider (%s) after a restart: adopted",
 				     list[k].state);
 		}
@@ -609,7 +615,7 @@ resolve_launching(struct ctl *c)
 			host_mark_terminating(s->store, id, NULL, 0, now_ms(), NULL, &err);
 		}
 	}
-	json_decref(rows);
+	free(hosts);
 }
 
 /* Provider hosts carrying our tag that the store does not know as live. */
@@ -627,11 +633,14 @@ sweep_orphans(struct ctl *c)
 		if (prov_list(&c->accts[a].p, &list, &n, &err) < 0)
 			continue;
 		for (size_t k = 0; k < n; k++) {
-			json_t *row = store_row(s->store, &err,
-						"SELECT state FROM hosts WHERE id = ?", "[s]",
-						list[k].host_id);
-			const char *st = row ? json_string_value(json_object_get(row, "state")) : "terminated";
-			if (strcmp(st, "terminated") == 0 && err.code == 0) {
+			struct host h;
+			/* unknown to the store, or terminated there: an orphan */
+			int rc = host_get(s->store, list[k].host_id, &h, &err);
+			if (rc == HERR_NOTFOUND) {
+				herr_clear(&err);
+				h.state = HS_TERMINATED;
+			}
+			if ((rc == 0 || rc == HERR_NOTFOUND) && h.state == HS_TERMINATED) {
 				any = true;
 				if (c->orphan_seen_ms == 0)
 					c->orphan_seen_ms = now_ms();
@@ -641,7 +650,6 @@ sweep_orphans(struct ctl *c)
 					prov_terminate(&c->accts[a].p, list[k].id, list[k].host_id, &err);
 				}
 			}
-			json_decref(row);
 		}
 		free(list);
 	}
@@ -663,19 +671,17 @@ group_drain_script(struct server *s, const char *cluster, const char *group, cha
 	bool found = false;
 
 	snprintf(scope, sizeof(scope), "%s/%s", cluster, group);
-	if (store_q(s->store, &rows, NULL, &err,
-		    "SELECT spec FROM resources WHERE kind = 'policy' AND scope = ? ORDER BY name",
-		    "[s]", scope) < 0)
+	if (res_all(s->store, &kind_policy, scope, &rows, &err) < 0)
 		return false;
 	json_array_foreach(rows, i, row) {
-		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
-		const char *bt = json_string_value(json_object_get(spec, "before_terminate"));
+		const char *bt = NULL;
+		json_t *spec = json_object_get(row, "spec");
+		json_unpack(spec, "{s?s}", "before_terminate", &bt);
 		if (bt && !found) {
 			snprintf(script, n, "%s", bt);
 			*timeout_ms = json_duration_ms(spec, "drain_timeout", DEFAULT_DRAIN_MS);
 			found = true;
 		}
-		json_decref(spec);
 	}
 	json_decref(rows);
 	return found;
@@ -687,20 +693,17 @@ group_drain_script(struct server *s, const char *cluster, const char *group, cha
  * is still ready (a run skips hosts that are not); a crash between the two
  * writes makes a second run next time: a drain is retried, never skipped. */
 static void
-do_drain(struct ctl *c, json_t *row, const char *reason)
+do_drain(struct ctl *c, const struct host *h, const char *reason)
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
-	const char *id = json_string_value(json_object_get(row, "id"));
-	const char *name = json_string_value(json_object_get(row, "name"));
-	const char *cl = json_string_value(json_object_get(row, "cluster"));
-	const char *g = json_string_value(json_object_get(row, "grp"));
+	const char *id = h->id, *name = h->name, *cl = h->cluster, *g = h->grp;
 	struct run_spec rs = { 0 };
 	char script[128], detail[512];
 	int64_t timeout = DEFAULT_DRAIN_MS, run_id = 0, changed = 0;
 
 	if (!group_drain_script(s, cl, g, script, sizeof(script), &timeout)) {
-		do_terminate(c, row, "scale_in", reason);
+		do_terminate(c, h, "scale_in", reason);
 		return;
 	}
 	rs.script = script;
@@ -712,7 +715,7 @@ do_drain(struct ctl *c, json_t *row, const char *reason)
 		log_warn("cannot drain %s with %s: %s: terminating it", name, script, err.msg);
 		activity_add(s->store, cl, g, name, "drain_failed", "scale_in", NULL, &err,
 			     "cannot run before_terminate %s on %s: %s", script, name, err.msg);
-		do_terminate(c, row, "scale_in", reason);
+		do_terminate(c, h, "scale_in", reason);
 		return;
 	}
 	herr_clear(&err);
@@ -729,14 +732,12 @@ do_drain(struct ctl *c, json_t *row, const char *reason)
 /* A draining host whose run has ended (or whose deadline passed) is
  * terminated, with the drain's outcome and output recorded. */
 static void
-drain_check(struct ctl *c, json_t *row)
+drain_check(struct ctl *c, const struct host *h)
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
-	const char *id = json_string_value(json_object_get(row, "id"));
-	const char *name = json_string_value(json_object_get(row, "name"));
-	int64_t run_id = json_integer_value(json_object_get(row, "drain_run_id"));
-	int64_t deadline = json_integer_value(json_object_get(row, "drain_deadline_ms"));
+	const char *id = h->id, *name = h->name;
+	int64_t run_id = h->drain_run_id, deadline = h->drain_deadline_ms;
 	char state[32] = "", why[600];
 	struct run_host rh;
 	bool have_rh;
@@ -749,8 +750,7 @@ drain_check(struct ctl *c, json_t *row)
 	snprintf(why, sizeof(why), "drain of %s %s%s", name,
 		 strcmp(state, "running") == 0 ? "timed out" : "finished: ",
 		 strcmp(state, "running") == 0 ? "" : have_rh ? run_hstate_name(rh.state) : state);
-	activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
-		     json_string_value(json_object_get(row, "grp")), name, "drained", "scale_in",
+	activity_add(s->store, h->cluster, h->grp, name, "drained", "scale_in",
 		     json_pack("{s:I,s:s,s:o,s:s,s:s}", "run", (json_int_t)run_id, "state", state,
 			       "exit_code", have_rh && rh.exit_code >= 0 ? json_integer(rh.exit_code)
 									 : json_null(),
@@ -759,27 +759,25 @@ drain_check(struct ctl *c, json_t *row)
 		     &err, "%s", why);
 	if (have_rh)
 		run_host_release(&rh);
-	do_terminate(c, row, "scale_in", why);
+	do_terminate(c, h, "scale_in", why);
 }
 
 /* A scale-out takes a draining host back instead of launching a new one. */
 static void
-do_reclaim(struct ctl *c, json_t *row, const char *reason)
+do_reclaim(struct ctl *c, const struct host *h, const char *reason)
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
-	const char *id = json_string_value(json_object_get(row, "id"));
-	int64_t run_id = json_integer_value(json_object_get(row, "drain_run_id"));
+	const char *id = h->id;
+	int64_t run_id = h->drain_run_id;
 	int64_t changed = 0;
 
 	if (run_id > 0)
 		run_cancel_request(s->store, run_id, &err);
 	host_reclaim(s->store, id, now_ms(), &changed, &err);
 	if (changed == 1) {
-		activity_add(s->store, json_string_value(json_object_get(row, "cluster")),
-			     json_string_value(json_object_get(row, "grp")),
-			     json_string_value(json_object_get(row, "name")), "reclaim", "scale_out", NULL,
-			     &err, "%s (its drain is cancelled)", reason);
+		activity_add(s->store, h->cluster, h->grp, h->name, "reclaim", "scale_out", NULL, &err,
+			     "%s (its drain is cancelled)", reason);
 		server_kick(s);
 	}
 }
@@ -811,14 +809,12 @@ report_waits(struct ctl *c, const struct rc_action *acts, size_t na)
 				seen = true;
 		if (!seen) {
 			const char *host = NULL;
-			json_t *row = NULL;
-			if (a->host_id)
-				row = store_row(c->s->store, &err, "SELECT name FROM hosts WHERE id = ?",
-						"[s]", a->host_id);
-			host = row ? json_string_value(json_object_get(row, "name")) : NULL;
+			struct host h;
+			if (a->host_id && host_get(c->s->store, a->host_id, &h, &err) == 0)
+				host = h.name;
+			herr_clear(&err);
 			activity_add(c->s->store, a->cluster, a->group, host, "wait", a->cause, NULL, &err,
 				     "%s%s%s", host ? host : "", host ? ": " : "", a->reason);
-			json_decref(row);
 			herr_clear(&err);
 		}
 		nnow++;
@@ -832,12 +828,13 @@ reconcile_once(struct ctl *c)
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
-	json_t *grows = NULL, *hrows = NULL, *row;
+	struct host_query live = { .state = -1, .live = true };
+	json_t *grows = NULL, *row;
+	struct host *hrows = NULL;
 	struct rc_group *groups = NULL;
 	struct rc_host *hosts = NULL;
 	struct rc_action *acts = NULL;
-	json_t **specs = NULL;
-	size_t ng, nh, na, i;
+	size_t ng = 0, nh = 0, na, i;
 	int64_t now = now_ms(), act_start;
 
 	/* Silence is measured from when herd could hear. A gap between passes
@@ -857,36 +854,31 @@ reconcile_once(struct ctl *c)
 	c->pass_ms = now;
 	c->act_ms = 0;
 
-	if (store_q(s->store, &grows, NULL, &err,
-		    "SELECT scope, name, spec FROM resources WHERE kind = 'group' ORDER BY scope, name",
-		    NULL) < 0 ||
-	    store_q(s->store, &hrows, NULL, &err,
-		    "SELECT id, name, cluster, grp, seq, state, protected, created_ms, updated_ms,"
-		    " ready_ms, heartbeat_ms, account, instance_id, drain_run_id, drain_deadline_ms,"
-		    " lb_drain_since_ms FROM hosts WHERE state <> 'terminated' ORDER BY cluster, grp, seq",
-		    NULL) < 0) {
+	if (res_all(s->store, &kind_group, NULL, &grows, &err) < 0 ||
+	    host_list(s->store, &live, &hrows, &nh, &err) < 0) {
 		log_warn("reconcile: cannot read the store: %s", err.msg);
 		goto out;
 	}
 	ng = json_array_size(grows);
-	nh = json_array_size(hrows);
 	groups = xcalloc(ng + 1, sizeof(*groups));
-	specs = xcalloc(ng + 1, sizeof(*specs));
 	hosts = xcalloc(nh + 1, sizeof(*hosts));
 	json_array_foreach(grows, i, row) {
-		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+		json_t *spec = json_object_get(row, "spec");
 		json_t *after = json_object_get(spec, "after");
-		specs[i] = spec ? spec : json_object();
+		json_int_t desired = 0, min = 0, max = 0, max_unhealthy = 34;
+		const char *termination = NULL;
+
+		json_unpack(spec, "{s?I, s?I, s?I, s?s, s?I}", "desired", &desired, "min", &min, "max",
+			    &max, "termination", &termination, "max_unhealthy", &max_unhealthy);
 		groups[i].cluster = json_string_value(json_object_get(row, "scope"));
 		groups[i].name = json_string_value(json_object_get(row, "name"));
-		groups[i].desired = (int)json_integer_value(json_object_get(specs[i], "desired"));
-		groups[i].min = (int)json_integer_value(json_object_get(specs[i], "min"));
-		groups[i].max = (int)json_integer_value(json_object_get(specs[i], "max"));
-		groups[i].termination = json_string_value(json_object_get(specs[i], "termination"));
-		groups[i].max_provision_ms = json_duration_ms(specs[i], "max_provision_time", DEFAULT_PROVISION_MS);
-		groups[i].unhealthy_after_ms = json_duration_ms(specs[i], "unhealthy_after", DEFAULT_UNHEALTHY_MS);
-		groups[i].max_unhealthy_pct = json_object_get(specs[i], "max_unhealthy")
-			? (int)json_integer_value(json_object_get(specs[i], "max_unhealthy")) : 34;
+		groups[i].desired = (int)desired;
+		groups[i].min = (int)min;
+		groups[i].max = (int)max;
+		groups[i].termination = termination;
+		groups[i].max_provision_ms = json_duration_ms(spec, "max_provision_time", DEFAULT_PROVISION_MS);
+		groups[i].unhealthy_after_ms = json_duration_ms(spec, "unhealthy_after", DEFAULT_UNHEALTHY_MS);
+		groups[i].max_unhealthy_pct = (int)max_unhealthy;
 		groups[i].keep_failed_ms = DEFAULT_KEEP_FAILED_MS;
 		groups[i].backoff_base_ms = BACKOFF_BASE_MS;
 		groups[i].backoff_max_ms = BACKOFF_MAX_MS;
@@ -906,18 +898,19 @@ reconcile_once(struct ctl *c)
 			groups[i].nafter = (int)json_array_size(after);
 		}
 	}
-	json_array_foreach(hrows, i, row) {
-		hosts[i].id = json_string_value(json_object_get(row, "id"));
-		hosts[i].name = json_string_value(json_object_get(row, "name"));
-		hosts[i].cluster = json_string_value(json_object_get(row, "cluster"));
-		hosts[i].group = json_string_value(json_object_get(row, "grp"));
-		hosts[i].state = hstate_parse(json_string_value(json_object_get(row, "state")));
-		hosts[i].seq = (int)json_integer_value(json_object_get(row, "seq"));
-		hosts[i].protected_ = json_integer_value(json_object_get(row, "protected")) != 0;
-		hosts[i].created_ms = json_integer_value(json_object_get(row, "created_ms"));
-		hosts[i].updated_ms = json_integer_value(json_object_get(row, "updated_ms"));
-		hosts[i].ready_ms = json_integer_value(json_object_get(row, "ready_ms"));
-		hosts[i].heartbeat_ms = json_integer_value(json_object_get(row, "heartbeat_ms"));
+	for (i = 0; i < nh; i++) {
+		const struct host *h = &hrows[i];
+		hosts[i].id = h->id;
+		hosts[i].name = h->name;
+		hosts[i].cluster = h->cluster;
+		hosts[i].group = h->grp;
+		hosts[i].state = h->state;
+		hosts[i].seq = h->seq;
+		hosts[i].protected_ = h->protected_;
+		hosts[i].created_ms = h->created_ms;
+		hosts[i].updated_ms = h->updated_ms;
+		hosts[i].ready_ms = h->ready_ms;
+		hosts[i].heartbeat_ms = h->heartbeat_ms;
 		hosts[i].metric = NAN;
 	}
 	/* termination: least:<metric> needs each host's latest value */
@@ -949,22 +942,22 @@ reconcile_once(struct ctl *c)
 	/* Hosts already terminating: finish them (also after a crash); hosts
 	 * draining: terminate those whose drain has ended. */
 	act_start = mono_ms();
-	json_array_foreach(hrows, i, row) {
+	for (i = 0; i < nh; i++) {
 		if (hosts[i].state == HS_TERMINATING)
-			do_terminate(c, row, "", "");
+			do_terminate(c, &hrows[i], "", "");
 		else if (hosts[i].state == HS_DRAINING)
-			drain_check(c, row);
+			drain_check(c, &hrows[i]);
 	}
 	acts = xcalloc(CTL_MAX_ACTIONS, sizeof(*acts));
 	na = reconcile_decide(groups, ng, hosts, nh, now, c->heard_since_ms, acts, CTL_MAX_ACTIONS);
 	report_waits(c, acts, na);
 	for (i = 0; i < na && !s->stopping; i++) {
 		struct rc_action *a = &acts[i];
-		json_t *hrow = NULL;
+		const struct host *hrow = NULL;
 		if (a->host_id)
 			for (size_t k = 0; k < nh; k++)
 				if (hosts[k].id == a->host_id)
-					hrow = json_array_get(hrows, k);
+					hrow = &hrows[k];
 		switch (a->kind) {
 		case RC_LAUNCH:
 			do_launch(c, a->cluster, a->group, a->reason);
@@ -991,6 +984,7 @@ reconcile_once(struct ctl *c)
 			break;
 		}
 	}
+	net_gone_pass(c);
 	if (now - c->swept_ms >= ORPHAN_SWEEP_MS) {
 		sweep_orphans(c);
 		c->swept_ms = now;
@@ -998,16 +992,13 @@ reconcile_once(struct ctl *c)
 	lbsync_once(s);
 	c->act_ms = mono_ms() - act_start;   /* not a pause: see reconcile_heard_since */
 out:
-	for (i = 0; groups && i < ng; i++) {
+	for (i = 0; groups && i < ng; i++)
 		free((void *)groups[i].after);
-		json_decref(specs[i]);
-	}
 	free(groups);
-	free(specs);
 	free(hosts);
 	free(acts);
 	json_decref(grows);
-	json_decref(hrows);
+	free(hrows);
 }
 
 static void *
@@ -1045,23 +1036,28 @@ static void
 ctl_listen_networks(struct ctl *c)
 {
 	struct herr err = HERR_INIT;
-	json_t *rows = NULL, *row;
-	size_t i;
+	struct host_query live = { .state = -1, .live = true };
+	struct host *hosts;
+	size_t nh;
 
 	/* Networks with live hosts: their agents must reach us after a restart. */
-	if (store_q(c->s->store, &rows, NULL, &err,
-		    "SELECT DISTINCT network, account FROM hosts WHERE state <> 'terminated'", NULL) < 0)
+	if (host_list(c->s->store, &live, &hosts, &nh, &err) < 0)
 		return;
-	json_array_foreach(rows, i, row) {
+	for (size_t i = 0; i < nh; i++) {
 		struct netinfo ni;
 		struct prov *p;
+		bool done = false;
+		for (size_t k = 0; k < i && !done; k++)
+			done = strcmp(hosts[k].network, hosts[i].network) == 0;
+		if (done)
+			continue;   /* each network once */
 		herr_clear(&err);
-		if (net_load(c->s, json_string_value(json_object_get(row, "network")), &ni, &err) < 0)
+		if (net_load(c->s, hosts[i].network, &ni, &err) < 0)
 			continue;
 		if ((p = acct_prov(c, ni.account, &err)) == NULL || net_ensure(c, &ni, p, &err) < 0)
 			log_warn("cannot set up network '%s': %s", ni.name, err.msg);
 	}
-	json_decref(rows);
+	free(hosts);
 }
 
 int
@@ -1100,26 +1096,75 @@ ctl_stop(struct server *s)
 	s->ctl = NULL;
 }
 
-void
-ctl_network_deleted(struct server *s, const char *name, json_t *spec)
+/* Removes network name's provider side (spec: the one it had; acct_spec:
+ * its account's, if that is gone too, or NULL). Under the controller's lock
+ * (or in teardown, alone). */
+static int
+net_remove(struct ctl *c, const char *name, const json_t *spec, const json_t *acct_spec,
+	   struct herr *err)
 {
-	struct ctl *c = s->ctl;
-	struct herr err = HERR_INIT;
 	struct netinfo ni;
 	struct prov_net_spec ns;
 	struct prov *p;
 
-	if (c == NULL || net_from_spec(s, name, spec, &ni) < 0)
+	if (net_from_spec(c->s, name, spec, &ni) < 0)
+		return herr_set(err, HERR_INVALID, "network '%s' has no valid cidr", name);
+	if ((p = acct_prov_was(c, ni.account, acct_spec, err)) == NULL)
+		return err->code;
+	net_spec(&ni, &ns);
+	return prov_net_delete(p, &ns, err);
+}
+
+/* Deleted networks (recorded by the API with the delete, model/res.h):
+ * each one's bridge is removed at its provider, and only then is the record
+ * dropped, with an activity; a failure is retried next pass (a crash
+ * between the two: the next start). A network made again under the same
+ * name meanwhile owns the bridge now: the record is dropped, the bridge
+ * kept. */
+static void
+net_gone_pass(struct ctl *c)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	json_t *rows = NULL, *row;
+	size_t i;
+
+	if (net_gone_list(s->store, &rows, &err) < 0) {
+		log_warn("cannot read deleted networks: %s", err.msg);
 		return;
-	if (c != &teardown_ctl)
-		pthread_mutex_lock(&c->lock);
-	if ((p = acct_prov(c, ni.account, &err)) != NULL) {
-		net_spec(&ni, &ns);
-		if (prov_net_delete(p, &ns, &err) < 0)
-			log_warn("cannot remove network '%s': %s", name, err.msg);
 	}
-	if (c != &teardown_ctl)
-		pthread_mutex_unlock(&c->lock);
+	json_array_foreach(rows, i, row) {
+		const char *name = NULL, *account = NULL;
+		json_int_t id = 0;
+		json_t *spec = NULL, *acct_spec = NULL;
+		struct res r;
+		bool again;
+
+		herr_clear(&err);
+		if (json_unpack(row, "{s:I, s:s, s:s, s:o, s:o}", "id", &id, "name", &name, "account",
+				&account, "spec", &spec, "account_spec", &acct_spec) < 0)
+			continue;
+		again = res_get(s->store, &kind_network, "", name, &r, &err) == 0;
+		if (again)
+			res_release(&r);
+		herr_clear(&err);
+		if (!again && net_remove(c, name, spec, acct_spec, &err) < 0) {
+			if (fail_once(c, "network", name, err.msg))
+				log_warn("cannot remove network '%s' at account '%s': %s (will retry)",
+					 name, account, err.msg);
+			continue;
+		}
+		if (net_gone_done(s->store, id, &err) < 0) {
+			log_warn("cannot forget deleted network '%s': %s", name, err.msg);
+			continue;
+		}
+		activity_add(s->store, NULL, NULL, NULL, "network_removed", "deleted",
+			     json_pack("{s:s,s:s}", "network", name, "account", account), &err,
+			     again ? "network %s was deleted and made again: its bridge is kept"
+				   : "network %s was deleted: its bridge at account %s is removed",
+			     name, account);
+	}
+	json_decref(rows);
 }
 
 int
@@ -1131,8 +1176,7 @@ ctl_teardown(struct server *s, struct herr *err)
 
 	c->s = s;
 	s->ctl = c;
-	if (store_q(s->store, &rows, NULL, err, "SELECT name FROM resources WHERE kind = 'account'",
-		    NULL) == 0) {
+	if (res_all(s->store, &kind_account, NULL, &rows, err) == 0) {
 		json_array_foreach(rows, i, row) {
 			struct prov *p = acct_prov(c, json_string_value(json_object_get(row, "name")), err);
 			struct prov_instance *list = NULL;
@@ -1149,13 +1193,15 @@ ctl_teardown(struct server *s, struct herr *err)
 		json_decref(rows);
 	}
 	host_mark_terminated(s->store, NULL, now_ms(), err);
+	/* networks deleted but not yet removed, then every one still declared */
+	net_gone_pass(c);
 	rows = NULL;
-	if (store_q(s->store, &rows, NULL, err,
-		    "SELECT name, spec FROM resources WHERE kind = 'network'", NULL) == 0) {
+	if (res_all(s->store, &kind_network, NULL, &rows, err) == 0) {
 		json_array_foreach(rows, i, row) {
-			json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
-			ctl_network_deleted(s, json_string_value(json_object_get(row, "name")), spec);
-			json_decref(spec);
+			const char *name = json_string_value(json_object_get(row, "name"));
+			struct herr e2 = HERR_INIT;
+			if (net_remove(c, name, json_object_get(row, "spec"), NULL, &e2) < 0)
+				log_warn("cannot remove network '%s': %s", name, e2.msg);
 		}
 		json_decref(rows);
 	}

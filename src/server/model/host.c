@@ -452,7 +452,7 @@ host_to_json(json_t *row)
 }
 
 int
-host_list(struct store *st, const char *cluster, const char *grp, bool all, json_t **out,
+host_list_json(struct store *st, const char *cluster, const char *grp, bool all, json_t **out,
 	  struct herr *err)
 {
 	const char *cl = cluster ? cluster : "", *g = grp ? grp : "";
@@ -526,4 +526,84 @@ host_meta_list(struct store *st, const char *cluster, const char *grp, json_t **
 		       "SELECT " HOST_META_COLUMNS " FROM hosts"
 		       " WHERE cluster = ? AND state <> 'terminated' ORDER BY name",
 		       "[s]", cluster);
+}
+
+/* --- controllers --- */
+
+int
+host_list(struct store *st, const struct host_query *q, struct host **out, size_t *n,
+	  struct herr *err)
+{
+	const char *state = q->state >= 0 ? hstate_name((enum hstate)q->state) : NULL;
+	json_t *rows = NULL, *row;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	/* every condition is a parameter: one statement, nothing pasted */
+	rc = store_q(st, &rows, NULL, err,
+		     "SELECT " HOST_COLUMNS " FROM hosts WHERE (? IS NULL OR cluster = ?)"
+		     " AND (? IS NULL OR grp = ?) AND (? IS NULL OR network = ?)"
+		     " AND (? IS NULL OR state = ?) AND (? = 0 OR state <> 'terminated')"
+		     " ORDER BY cluster, grp, seq",
+		     "[s?s?s?s?s?s?s?s?i]", q->cluster, q->cluster, q->grp, q->grp, q->network,
+		     q->network, state, state, q->live ? 1 : 0);
+	if (rc < 0)
+		return rc;
+	/* calloc, not xcalloc: this file's includes are shared (stdlib via jansson) */
+	if (json_array_size(rows) > 0 &&
+	    (*out = calloc(json_array_size(rows), sizeof(**out))) == NULL) {
+		json_decref(rows);
+		return herr_set(err, -ENOMEM, "out of memory listing hosts");
+	}
+	json_array_foreach(rows, i, row) {
+		if (host_from_row(row, &(*out)[*n], err) < 0) {
+			free(*out);
+			*out = NULL;
+			*n = 0;
+			json_decref(rows);
+			return err->code;
+		}
+		(*n)++;
+	}
+	json_decref(rows);
+	return 0;
+}
+
+int
+host_next_seq(struct store *st, const char *cluster, const char *grp, int64_t *seq,
+	      struct herr *err)
+{
+	json_t *row = store_row(st, err,
+				"SELECT COALESCE(MAX(seq), 0) AS seq FROM hosts WHERE cluster = ? AND grp = ?",
+				"[ss]", cluster, grp);
+
+	if (row == NULL && err->code)
+		return err->code;
+	*seq = row ? json_integer_value(json_object_get(row, "seq")) + 1 : 1;
+	json_decref(row);
+	return 0;
+}
+
+int
+host_create(struct store *st, const struct host *h, const char *join_hash,
+	    int64_t join_expires_ms, int64_t now_ms, struct herr *err)
+{
+	return store_q(st, NULL, NULL, err,
+		       "INSERT INTO hosts (id, name, cluster, grp, seq, template, account, network, state,"
+		       " private_ip, client_token, join_hash, join_expires_ms, labels, created_ms,"
+		       " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'launching', ?, ?, ?, ?, ?, ?, ?)",
+		       "[ssssIssssssIsII]", h->id, h->name, h->cluster, h->grp, (json_int_t)h->seq,
+		       h->template_, h->account, h->network, h->private_ip, h->client_token,
+		       join_hash, (json_int_t)join_expires_ms, "{}", (json_int_t)now_ms,
+		       (json_int_t)now_ms);
+}
+
+int
+host_lb_drain_begin(struct store *st, const char *id, int64_t now_ms, struct herr *err)
+{
+	return store_q(st, NULL, NULL, err,
+		       "UPDATE hosts SET lb_drain_since_ms = ? WHERE id = ? AND lb_drain_since_ms = 0",
+		       "[Is]", (json_int_t)now_ms, id);
 }

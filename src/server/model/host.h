@@ -160,14 +160,14 @@ int host_heartbeat(struct store *st, const char *id, int64_t now_ms, enum hstate
  * HERR_CONFLICT when the name is live in several clusters, a store error. */
 json_t *host_find(struct store *st, const char *name, const char *cluster, struct herr *err);
 
-/* The API form of a hosts row (host_find()'s, host_list()'s): typed fields,
+/* The API form of a hosts row (host_find()'s, host_list_json()'s): typed fields,
  * labels parsed, times formatted, launch and ready durations. Owned. */
 json_t *host_to_json(json_t *row);
 
 /* The hosts of cluster and group ("" or NULL = any), live ones only unless
  * all, ordered by cluster, group, seq, at most 5000: an owned array of rows
  * for host_to_json(). 0 or a store error. */
-int host_list(struct store *st, const char *cluster, const char *grp, bool all, json_t **out,
+int host_list_json(struct store *st, const char *cluster, const char *grp, bool all, json_t **out,
 	      struct herr *err);
 
 /* Host id's init script results, by idx, in the API form (flags as
@@ -186,5 +186,37 @@ json_t *host_meta_get(struct store *st, const char *id, const char *cluster, con
 		      struct herr *err);
 int host_meta_list(struct store *st, const char *cluster, const char *grp, json_t **out,
 		   struct herr *err);
+
+/* --- controllers --- */
+
+/* Which hosts host_list() returns; NULL/-1/false = no condition. */
+struct host_query {
+	const char *cluster, *grp, *network;
+	int state;      /* an enum hstate, or -1 for any */
+	bool live;      /* not terminated */
+};
+
+/* The hosts matching q, ordered by cluster, group and seq, as an array the
+ * caller frees (free(*out); NULL when none). Returns 0 or the store's error. */
+int host_list(struct store *st, const struct host_query *q, struct host **out, size_t *n,
+	      struct herr *err);
+
+/* The seq a new host of cluster/grp gets: one more than any before it
+ * (terminated ones count: names are never reused). 0 or the store's error. */
+int host_next_seq(struct store *st, const char *cluster, const char *grp, int64_t *seq,
+		  struct herr *err);
+
+/* Writes a new host row, state launching (the controller's intent, before
+ * the provider is asked): id, name, cluster, grp, seq, template_, account,
+ * network, private_ip and client_token from h, created_ms = updated_ms =
+ * now_ms; the agent's join token is stored as its hash, valid until
+ * join_expires_ms. In the caller's transaction. 0 or the store's error. */
+int host_create(struct store *st, const struct host *h, const char *join_hash,
+		int64_t join_expires_ms, int64_t now_ms, struct herr *err);
+
+/* A terminating host's load-balancer drain begins at now_ms (when it was
+ * made terminating without one: by the API, by crash recovery); a drain
+ * already begun keeps its start. 0 or the store's error. */
+int host_lb_drain_begin(struct store *st, const char *id, int64_t now_ms, struct herr *err);
 
 #endif

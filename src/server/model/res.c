@@ -322,3 +322,70 @@ res_names(struct store *st, const struct kind *k, const char *scope, json_t **ou
 	json_decref(rows);
 	return 0;
 }
+
+/* --- ctl --- */
+
+int
+net_gone_add(struct store *st, const char *name, const json_t *spec, int64_t now_ms,
+	     struct herr *err)
+{
+	const char *account = json_string_value(json_object_get(spec, "account"));
+	char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS), *atext = NULL;
+	struct res a;
+	int rc;
+
+	if (text == NULL)
+		return herr_set(err, HERR_INVALID, "network '%s' has no spec", name);
+	if (account && res_get(st, &kind_account, "", account, &a, err) == 0) {
+		atext = json_dumps(a.spec, JSON_COMPACT | JSON_SORT_KEYS);
+		res_release(&a);
+	} else if (err->code != 0 && err->code != HERR_NOTFOUND) {
+		free(text);
+		return err->code;
+	}
+	herr_clear(err);
+	rc = store_q(st, NULL, NULL, err,
+		     "INSERT INTO networks_gone (name, account, spec, account_spec, deleted_ms)"
+		     " VALUES (?, ?, ?, ?, ?)",
+		     "[ssss?I]", name, account ? account : "", text, atext, (json_int_t)now_ms);
+	free(text);
+	free(atext);
+	return rc;
+}
+
+int
+net_gone_list(struct store *st, json_t **out, struct herr *err)
+{
+	json_t *rows = NULL, *row;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_q(st, &rows, NULL, err,
+			  "SELECT id, name, account, spec, account_spec, deleted_ms FROM networks_gone"
+			  " ORDER BY id",
+			  NULL)) < 0)
+		return rc;
+	*out = json_array();
+	json_array_foreach(rows, i, row) {
+		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+		const char *at = json_string_value(json_object_get(row, "account_spec"));
+		json_t *aspec = at ? json_loads(at, 0, NULL) : NULL;
+		json_array_append_new(*out, json_pack("{s:O, s:O, s:O, s:o, s:o, s:O}", "id",
+						      json_object_get(row, "id"), "name",
+						      json_object_get(row, "name"), "account",
+						      json_object_get(row, "account"), "spec",
+						      spec ? spec : json_object(), "account_spec",
+						      aspec ? aspec : json_null(), "deleted_ms",
+						      json_object_get(row, "deleted_ms")));
+	}
+	json_decref(rows);
+	return 0;
+}
+
+int
+net_gone_done(struct store *st, int64_t id, struct herr *err)
+{
+	return store_q(st, NULL, NULL, err, "DELETE FROM networks_gone WHERE id = ?", "[I]",
+		       (json_int_t)id);
+}

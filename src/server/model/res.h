@@ -60,4 +60,25 @@ int group_delete_check(struct store *st, const char *cluster, const char *name, 
 int res_names(struct store *st, const struct kind *k, const char *scope, json_t **out,
 	      struct herr *err);
 
+/* --- ctl --- */
+
+/* Deleted networks whose provider side the controller has yet to remove
+ * (table networks_gone). The API records one with the delete, in the same
+ * transaction; the controller removes the bridge and then the record, so a
+ * crash between the two leaves the job to the next pass. */
+/* Records network name (spec borrowed: its account and cidr say what to
+ * remove) as deleted at now_ms, with its account's spec as it is now (an
+ * apply may delete the account in the same transaction). In the caller's
+ * transaction. 0 or the store's error. */
+int net_gone_add(struct store *st, const char *name, const json_t *spec, int64_t now_ms,
+		 struct herr *err);
+/* Every pending one, oldest first, as an owned array of
+ * {"id","name","account","spec","account_spec","deleted_ms"} with the specs
+ * parsed (account_spec null when the account was unknown). 0 or the
+ * store's error. */
+int net_gone_list(struct store *st, json_t **out, struct herr *err);
+/* The provider side of pending removal id is gone: forgets it. 0 or the
+ * store's error. */
+int net_gone_done(struct store *st, int64_t id, struct herr *err);
+
 #endif

@@ -3,7 +3,7 @@
  * decision follows the crossing sample) and on a 1 s tick (for schedules
  * and `for` windows), through the pure policy_decide(), and changes the
  * group's desired size (its cooldown clocks are bookkeeping, kept in
- * group_state by group-state.c, not in the spec). Every change, and every evaluation blocked by a
+ * group_state by model/group-state.c, not in the spec). Every change, and every evaluation blocked by a
  * guard or missing data, is an activity with its inputs and reason (a
  * blocked one again only when its reason changes, not every second). */
 #include <math.h>
@@ -11,11 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
-#include "api/metrics.h"
+#include "model/metrics.h"
 #include "ctl/ctl.h"
-#include "group-state.h"
 #include "log.h"
+#include "model/activity.h"
+#include "model/activity-read.h"
+#include "model/group-state.h"
+#include "model/host.h"
+#include "model/kind.h"
+#include "model/res.h"
 #include "scale.h"
 #include "store/store.h"
 #include "util.h"
@@ -93,12 +97,13 @@ static int
 group_view_load(struct server *s, const char *cluster, const char *group, const json_t *spec,
 		int64_t now, struct group_view *g, json_t **exclude, struct herr *err)
 {
-	json_t *rows = NULL, *row;
+	struct host_query q = { .cluster = cluster, .grp = group, .state = -1, .live = true };
 	int64_t warmup = json_duration_ms(spec, "warmup", 0);
 	struct group_state gs;
 	struct scale_host *hv;
+	struct host *hosts;
 	const char **ex;
-	size_t i, nex = 0;
+	size_t i, nh, nex = 0;
 
 	memset(g, 0, sizeof(*g));
 	*exclude = NULL;
@@ -116,27 +121,22 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 	if (g->max_actions_per_hour < 0)
 		g->max_actions_per_hour = 0;   /* absent: no cap */
 	*exclude = json_array();
-	if (store_q(s->store, &rows, NULL, err,
-		    "SELECT name, state, created_ms, ready_ms, terminated_ms, updated_ms FROM hosts"
-		    " WHERE cluster = ? AND grp = ? AND state <> 'terminated'",
-		    "[ss]", cluster, group) < 0)
+	if (host_list(s->store, &q, &hosts, &nh, err) < 0)
 		return err->code;
-	hv = xcalloc(json_array_size(rows) + 1, sizeof(*hv));
-	ex = xcalloc(json_array_size(rows) + 1, sizeof(*ex));
-	json_array_foreach(rows, i, row)
-		scale_host_from_row(row, &hv[i]);
-	scale_view_hosts(g, hv, json_array_size(rows), warmup, now, ex, &nex, json_array_size(rows));
+	hv = xcalloc(nh + 1, sizeof(*hv));
+	ex = xcalloc(nh + 1, sizeof(*ex));
+	for (i = 0; i < nh; i++)
+		scale_host_from_host(&hosts[i], &hv[i]);
+	scale_view_hosts(g, hv, nh, warmup, now, ex, &nex, nh);
 	for (i = 0; i < nex; i++)
 		json_array_append_new(*exclude, json_string(ex[i]));
 	free(hv);
 	free(ex);
-	json_decref(rows);
-	rows = store_row(s->store, err,
-			 "SELECT COUNT(*) AS n FROM activities WHERE cluster = ? AND grp = ?"
-			 " AND kind IN ('scale_out', 'scale_in') AND cause LIKE 'policy:%' AND ts_ms > ?",
-			 "[ssI]", cluster, group, (json_int_t)(now - 3600000));
-	g->actions_last_hour = rows ? (int)json_integer_value(json_object_get(rows, "n")) : 0;
-	json_decref(rows);
+	free(hosts);
+	/* a failed count is taken as none, as before */
+	activity_count_policy_scales(s->store, cluster, group, now - 3600000,
+				     &g->actions_last_hour, err);
+	herr_clear(err);
 	return 0;
 }
 
@@ -258,9 +258,7 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 	int win;
 
 	snprintf(scope, sizeof(scope), "%s/%s", cluster, group);
-	if (store_q(s->store, &rows, NULL, &err,
-		    "SELECT name, spec FROM resources WHERE kind = 'policy' AND scope = ? ORDER BY name",
-		    "[s]", scope) < 0 || json_array_size(rows) == 0)
+	if (res_all(s->store, &kind_policy, scope, &rows, &err) < 0 || json_array_size(rows) == 0)
 		goto out;
 	if (group_view_load(s, cluster, group, gspec, now, &g, &exclude, &err) < 0) {
 		log_warn("autoscale: %s: not evaluated: %s", scope, err.msg);
@@ -270,7 +268,7 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 	json_array_foreach(exclude, i, x)
 		ex[nex++] = json_string_value(x);
 	json_array_foreach(rows, i, row) {
-		json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+		json_t *spec = json_incref(json_object_get(row, "spec"));   /* released below */
 		struct memo *m;
 		int64_t prev;
 
@@ -350,31 +348,32 @@ static void
 eval_all(struct autoscale *as, const char *only)
 {
 	struct herr err = HERR_INIT;
-	json_t *rows = NULL, *row;
+	json_t *rows = NULL, *pols = NULL, *row, *pol;
 	int64_t now = now_ms();
-	size_t i;
+	size_t i, k;
 
-	if (store_q(as->s->store, &rows, NULL, &err,
-		    "SELECT g.scope, g.name, g.spec FROM resources g WHERE g.kind = 'group' AND EXISTS"
-		    " (SELECT 1 FROM resources p WHERE p.kind = 'policy'"
-		    " AND p.scope = g.scope || '/' || g.name)",
-		    NULL) < 0)
+	/* the groups that have a policy (a policy's scope is cluster/group) */
+	if (res_all(as->s->store, &kind_group, NULL, &rows, &err) < 0 ||
+	    res_all(as->s->store, &kind_policy, NULL, &pols, &err) < 0) {
+		json_decref(rows);
 		return;
+	}
 	json_array_foreach(rows, i, row) {
 		const char *cl = json_string_value(json_object_get(row, "scope"));
 		const char *gr = json_string_value(json_object_get(row, "name"));
-		json_t *spec;
+		bool has = false;
 		char key[140];
 
 		snprintf(key, sizeof(key), "%s/%s", cl, gr);
 		if (only && strcmp(only, key) != 0)
 			continue;
-		spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
-		if (spec)
-			eval_group(as, cl, gr, spec, now);
-		json_decref(spec);
+		json_array_foreach(pols, k, pol)
+			has = has || strcmp(json_string_value(json_object_get(pol, "scope")), key) == 0;
+		if (has)
+			eval_group(as, cl, gr, json_object_get(row, "spec"), now);
 	}
 	json_decref(rows);
+	json_decref(pols);
 }
 
 static void *

@@ -104,6 +104,9 @@ void scale_view_hosts(struct group_view *g, const struct scale_host *h, size_t n
  * state other than launching/booting/initializing/ready left at its
  * updated_ms; a terminated one was gone at terminated_ms. */
 void scale_host_from_row(const json_t *row, struct scale_host *h);
+/* The same from a typed hosts row (model/host.h); the name points into hr. */
+struct host;
+void scale_host_from_host(const struct host *hr, struct scale_host *h);
 
 /* The group aggregate of p's metric over [now - span, now] in steps, the
  * hosts in ex left out; *out owned (n + 1 entries at least). The autoscaler

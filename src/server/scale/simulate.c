@@ -11,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
-#include "api/metrics.h"
+#include "model/metrics.h"
+#include "model/activity-read.h"
+#include "model/host.h"
+#include "model/kind.h"
+#include "model/res.h"
 #include "scale.h"
 #include "store/store.h"
 #include "util.h"
@@ -62,7 +65,10 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 	struct res g;
 	struct scale_replay r;
 	struct sim_ctx c = { { s, cluster, group }, json_array() };
-	json_t *hosts = NULL, *acts = NULL, *actual = json_array(), *a;
+	struct host_query q = { .cluster = cluster, .grp = group, .state = -1 };
+	json_t *acts = NULL, *actual = json_array(), *a;
+	struct host *hosts = NULL;
+	size_t nh = 0;
 	struct scale_host *hv = NULL;
 	struct scale_change *ch = NULL;
 	int64_t *before = NULL;
@@ -89,17 +95,12 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 		r.view.max_actions_per_hour = 0;
 	r.view.desired = scale_spec_int(g.spec, "desired");
 	res_release(&g);
-	if ((rc = store_q(s->store, &hosts, NULL, err,
-			  "SELECT name, state, created_ms, ready_ms, terminated_ms, updated_ms FROM hosts"
-			  " WHERE cluster = ? AND grp = ?", "[ss]", cluster, group)) < 0 ||
-	    (rc = store_q(s->store, &acts, NULL, err,
-			  "SELECT ts_ms, kind, cause, reason, inputs FROM activities WHERE cluster = ?"
-			  " AND grp = ? AND kind IN ('scale_out', 'scale_in', 'schedule') ORDER BY id",
-			  "[ss]", cluster, group)) < 0)
+	if ((rc = host_list(s->store, &q, &hosts, &nh, err)) < 0 ||
+	    (rc = activity_list_scales(s->store, cluster, group, &acts, err)) < 0)
 		goto out;
-	hv = xcalloc(json_array_size(hosts) + 1, sizeof(*hv));
-	json_array_foreach(hosts, i, a)
-		scale_host_from_row(a, &hv[i]);
+	hv = xcalloc(nh + 1, sizeof(*hv));
+	for (i = 0; i < nh; i++)
+		scale_host_from_host(&hosts[i], &hv[i]);
 	ch = xcalloc(json_array_size(acts) + 1, sizeof(*ch));
 	before = xcalloc(json_array_size(acts) + 1, sizeof(*before));
 	snprintf(mine, sizeof(mine), "policy:%s", name);
@@ -140,7 +141,7 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 	}
 	r.p = &p;
 	r.hosts = hv;
-	r.nhosts = json_array_size(hosts);
+	r.nhosts = nh;
 	r.changes = ch;
 	r.nchanges = nch;
 	r.policy_acts_ms = before;
@@ -164,7 +165,7 @@ out:
 	free(hv);
 	free(ch);
 	free(before);
-	json_decref(hosts);
+	free(hosts);
 	json_decref(acts);
 	json_decref(c.timeline);
 	json_decref(actual);

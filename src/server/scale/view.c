@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/host.h"
 #include "scale.h"
 #include "xalloc.h"
 
@@ -38,17 +39,19 @@ scale_view_hosts(struct group_view *g, const struct scale_host *h, size_t n, int
 	}
 }
 
-void
-scale_host_from_row(const json_t *row, struct scale_host *h)
+/* The one rule of scale_host_from_row() and scale_host_from_host(): name,
+ * state and times in, a scale_host out. */
+static void
+scale_host_fill(struct scale_host *h, const char *name, const char *st, int64_t created_ms,
+		int64_t ready_ms, int64_t terminated_ms, int64_t updated_ms)
 {
-	const char *st = json_string_value(json_object_get(row, "state"));
 	static const char *const alive[] = { "launching", "booting", "initializing", "ready" };
 	bool live = false;
 
 	memset(h, 0, sizeof(*h));
-	h->name = json_string_value(json_object_get(row, "name"));
-	h->created_ms = json_integer_value(json_object_get(row, "created_ms"));
-	h->ready_ms = json_integer_value(json_object_get(row, "ready_ms"));
+	h->name = name;
+	h->created_ms = created_ms;
+	h->ready_ms = ready_ms;
 	if (st == NULL)
 		st = "";
 	for (size_t i = 0; i < sizeof(alive) / sizeof(alive[0]); i++)
@@ -58,14 +61,32 @@ scale_host_from_row(const json_t *row, struct scale_host *h)
 	else if (strcmp(st, "ready") == 0 && h->ready_ms <= 0)
 		h->ready_ms = 1;   /* ready, since when unknown: long ago */
 	if (strcmp(st, "terminated") == 0) {
-		h->gone_ms = json_integer_value(json_object_get(row, "terminated_ms"));
+		h->gone_ms = terminated_ms;
 		if (h->gone_ms <= 0)
 			h->gone_ms = 1;   /* gone, when unknown: long ago */
 	} else if (!live) {
-		h->left_ms = json_integer_value(json_object_get(row, "updated_ms"));
+		h->left_ms = updated_ms;
 		if (h->left_ms <= 0)
 			h->left_ms = 1;
 	}
+}
+
+void
+scale_host_from_row(const json_t *row, struct scale_host *h)
+{
+	scale_host_fill(h, json_string_value(json_object_get(row, "name")),
+			json_string_value(json_object_get(row, "state")),
+			json_integer_value(json_object_get(row, "created_ms")),
+			json_integer_value(json_object_get(row, "ready_ms")),
+			json_integer_value(json_object_get(row, "terminated_ms")),
+			json_integer_value(json_object_get(row, "updated_ms")));
+}
+
+void
+scale_host_from_host(const struct host *hr, struct scale_host *h)
+{
+	scale_host_fill(h, hr->name, hstate_name(hr->state), hr->created_ms, hr->ready_ms,
+			hr->terminated_ms, hr->updated_ms);
 }
 
 void

@@ -222,6 +222,17 @@ static const char *const sq_migrations[] = {
 	"     json_type(spec, '$.manual_scale_ms') IS NOT NULL);"
 	"CREATE TRIGGER group_state_gone AFTER DELETE ON resources WHEN old.kind = 'group'"
 	"  BEGIN DELETE FROM group_state WHERE cluster = old.scope AND grp = old.name; END;",
+	/* 6: deleted networks whose provider side (bridge) the controller has
+	 * yet to remove: written with the delete, removed once the provider
+	 * did it, so a crash in between leaves the job to the next start; the
+	 * account's spec as it was, should the account go too */
+	"CREATE TABLE IF NOT EXISTS networks_gone ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL,"
+	"  account TEXT NOT NULL,"
+	"  spec TEXT NOT NULL,"
+	"  account_spec TEXT,"
+	"  deleted_ms BIGINT NOT NULL DEFAULT 0);",
 };
 
 static void

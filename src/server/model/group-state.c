@@ -1,9 +1,9 @@
-/* group-state.c - reads and writes the group_state table (group-state.h):
+/* model/group-state.c - reads and writes the group_state table (group-state.h):
  * the autoscaler's cooldown clocks and the manual-scale pause, one row per
  * group, written with an upsert so the first action creates it. */
 #include <stdio.h>
 
-#include "group-state.h"
+#include "model/group-state.h"
 #include "store/store.h"
 #include "util.h"
 

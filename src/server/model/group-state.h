@@ -1,10 +1,10 @@
-/* group-state.h - a group's controller bookkeeping: when the autoscaler last
+/* model/group-state.h - a group's controller bookkeeping: when the autoscaler last
  * scaled it out and in, and when an operator last scaled it by hand. Kept in
  * its own table (group_state), never in the declarative spec, so recording
  * an action neither shows in the group's spec nor bumps its version. A
  * deleted group's row goes with it (a trigger of the store's schema). */
-#ifndef HERD_SCALE_GROUP_STATE_H
-#define HERD_SCALE_GROUP_STATE_H
+#ifndef HERD_MODEL_GROUP_STATE_H
+#define HERD_MODEL_GROUP_STATE_H
 
 #include <stdint.h>
 
