@@ -187,4 +187,14 @@ json_t *host_meta_get(struct store *st, const char *id, const char *cluster, con
 int host_meta_list(struct store *st, const char *cluster, const char *grp, json_t **out,
 		   struct herr *err);
 
+/* --- agent binary --- */
+
+/* Whether join_token is host id's join token, unexpired at now_ms, while
+ * the host is launching or booting: the check host_join() makes, WITHOUT
+ * spending the token (a booting cloud host fetches the agent binary with it,
+ * then joins with it). 0, HERR_AUTH ("invalid, used or expired join
+ * token", or "host is S") or a store error. */
+int host_join_token_check(struct store *st, const char *id, const char *join_token,
+			  int64_t now_ms, struct herr *err);
+
 #endif

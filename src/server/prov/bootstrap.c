@@ -90,6 +90,15 @@ agent_bin_get(struct herr *err)
 	return &bin;
 }
 
+const char *
+agent_bin_sha256(void)
+{
+	struct herr err = HERR_INIT;
+	const struct agent_bin *b = agent_bin_get(&err);
+
+	return b ? b->sha256 : NULL;
+}
+
 /* True if s is 1..max bytes, each a letter, a digit or one of extra. */
 static bool
 is_token(const char *s, size_t max, const char *extra)

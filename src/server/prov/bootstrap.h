@@ -43,6 +43,8 @@ struct agent_bin {
  * written: ETXTBSY). Thread-safe; the answer is borrowed for the life of
  * the process. NULL with err set (-errno) when it cannot be read. */
 const struct agent_bin *agent_bin_get(struct herr *err);
+/* agent_bin_get()'s sha256, or NULL when the binary cannot be read. */
+const char *agent_bin_sha256(void);
 
 /* What the script needs; every string borrowed. */
 struct bootstrap_in {
