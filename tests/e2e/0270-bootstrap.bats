@@ -67,7 +67,8 @@ YAML
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	if [ -s "$BATS_FILE_TMPDIR/boot.pid" ]; then
-		kill "$(cat "$BATS_FILE_TMPDIR/boot.pid")" 2>/dev/null || true
+		# unshare --fork ignores SIGTERM; SIGKILL ends it, --kill-child the rest
+		kill -KILL "$(cat "$BATS_FILE_TMPDIR/boot.pid")" 2>/dev/null || true
 	fi
 	[ -n "${NS:-}" ] && ip netns del "$NS" 2>/dev/null
 	[ -n "${VETH:-}" ] && ip link del "$VETH" 2>/dev/null
