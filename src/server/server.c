@@ -22,6 +22,7 @@
 #include "log.h"
 #include "main.h"
 #include "model/token.h"
+#include "prov/bootstrap.h"
 #include "prov/prov.h"
 #include "server.h"
 #include "store/store.h"
@@ -304,6 +305,8 @@ server_main(int argc, char **argv)
 	}
 	if (readlink("/proc/self/exe", s->self_bin, sizeof(s->self_bin) - 1) < 0)
 		snprintf(s->self_bin, sizeof(s->self_bin), "%s", "herd");
+	if (agent_bin_sha256() == NULL)   /* the agent cloud hosts fetch: hashed once, now */
+		log_warn("cannot read /proc/self/exe: cloud hosts cannot fetch the agent binary");
 	snprintf(s->listen, sizeof(s->listen), "%s", listen);
 	if (data_lock(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);

@@ -315,6 +315,7 @@ void
 api_add_headers(struct req *rq, struct MHD_Response *r)
 {
 	web_add_headers(rq, r);
+	agent_binary_add_headers(rq, r);
 }
 
 bool

@@ -38,6 +38,8 @@ void api_add_headers(struct req *rq, struct MHD_Response *r);
 /* Security headers of every answer, and a console file's caching and
  * encoding headers (api-web.c). */
 void web_add_headers(struct req *rq, struct MHD_Response *r);
+/* The agent binary's SHA-256 header on its answer (api-agent-binary.c). */
+void agent_binary_add_headers(struct req *rq, struct MHD_Response *r);
 /* Records an audit entry for rq (who, what, result). */
 void api_audit(struct req *rq, const char *detail);
 #define ROUTE(m, p, r, f, a) void f(struct req *rq);

@@ -12,9 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/run.h"
-#include "model/token.h"
-#include "tsdb/tsdb.h"
 #include "ctl.h"
 #include "lbsync.h"
 #include "log.h"
@@ -22,8 +19,12 @@
 #include "model/host.h"
 #include "model/kind.h"
 #include "model/res.h"
+#include "model/run.h"
+#include "model/token.h"
+#include "prov/bootstrap.h"
 #include "prov/prov.h"
 #include "store/store.h"
+#include "tsdb/tsdb.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -509,6 +510,9 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	tags = json_pack("{s:s,s:s,s:s,s:s}", "herd_host_id", id, "herd_cluster", cluster,
 			 "herd_group", group, "herd_instance", s->instance);
 	spec.tags = tags;
+	spec.agent_sha256 = agent_bin_sha256();   /* hashed once, at server start */
+	spec.server_url = url;
+	spec.join_token = tok;
 	memset(&inst, 0, sizeof(inst));
 	if (prov_launch(p, &spec, &inst, &err) < 0) {
 		/* the failed host is the group's backoff record (see decide.c) */

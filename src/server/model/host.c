@@ -607,3 +607,32 @@ host_lb_drain_begin(struct store *st, const char *id, int64_t now_ms, struct her
 		       "UPDATE hosts SET lb_drain_since_ms = ? WHERE id = ? AND lb_drain_since_ms = 0",
 		       "[Is]", (json_int_t)now_ms, id);
 }
+
+/* --- agent binary --- */
+
+int
+host_join_token_check(struct store *st, const char *id, const char *join_token,
+		      int64_t now_ms, struct herr *err)
+{
+	char hash[65];
+	json_t *row;
+	const char *jh, *state;
+	enum hstate hs;
+	int rc = 0;
+
+	sha256_hex(join_token, strlen(join_token), hash);
+	row = store_row(st, err,
+			"SELECT state, join_hash, join_expires_ms FROM hosts WHERE id = ?", "[s]", id);
+	if (row == NULL && err->code)
+		return err->code;
+	jh = row ? json_string_value(json_object_get(row, "join_hash")) : NULL;
+	state = row ? json_string_value(json_object_get(row, "state")) : NULL;
+	hs = hstate_parse(state);
+	if (row == NULL || jh == NULL || !str_ct_equal(jh, hash) ||
+	    json_integer_value(json_object_get(row, "join_expires_ms")) < now_ms)
+		rc = herr_set(err, HERR_AUTH, "invalid, used or expired join token");
+	else if (hs != HS_LAUNCHING && hs != HS_BOOTING)
+		rc = herr_set(err, HERR_AUTH, "host is %s: it cannot join", hstate_name(hs));
+	json_decref(row);
+	return rc;
+}

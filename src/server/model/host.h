@@ -219,4 +219,14 @@ int host_create(struct store *st, const struct host *h, const char *join_hash,
  * already begun keeps its start. 0 or the store's error. */
 int host_lb_drain_begin(struct store *st, const char *id, int64_t now_ms, struct herr *err);
 
+/* --- agent binary --- */
+
+/* Whether join_token is host id's join token, unexpired at now_ms, while
+ * the host is launching or booting: the check host_join() makes, WITHOUT
+ * spending the token (a booting cloud host fetches the agent binary with it,
+ * then joins with it). 0, HERR_AUTH ("invalid, used or expired join
+ * token", or "host is S") or a store error. */
+int host_join_token_check(struct store *st, const char *id, const char *join_token,
+			  int64_t now_ms, struct herr *err);
+
 #endif

@@ -66,6 +66,11 @@ struct host_spec {
 	const char *agent_bin;    /* local: absolute path of the herd binary */
 	int64_t mem_limit_bytes;  /* 0 = none */
 	int cpu_limit_pct;        /* 0 = none; 100 = one core */
+	/* a cloud host's bootstrap: what a driver gives bootstrap_script()
+	 * (prov/bootstrap.h) with user_data as the config */
+	const char *agent_sha256; /* served agent binary's SHA-256 (hex), NULL = unreadable */
+	const char *server_url;   /* how the host reaches the server (user_data's "server") */
+	const char *join_token;   /* the host's one-time join token: a secret, never logged */
 };
 
 struct prov_instance {
