@@ -177,6 +177,8 @@ hits() {
 	wait_for 10 job_is "$job" successful
 	[ "$(lb_field "$lb" '{status}')" = active ]
 	[ "$(lb_field "$lb" '{private_ips}[0]')" = "$VX_NET.2" ]
+	# its VxNet cannot leave the router while it is there
+	[ "$(qc LeaveRouter zone=pek3a router="$rt" vxnets.1="$vx" | ret_code)" = 1400 ]
 	[ "$(lb_field "$lb" '{is_applied}')" = 1 ]
 	# listener fields are checked and named
 	run qc AddLoadBalancerListeners zone=pek3a loadbalancer="$lb" listeners.1.listener_port=8080 \
@@ -346,6 +348,14 @@ hits() {
 	wait_for 10 job_is "$(echo "$output" | json '{job_id}')" successful
 	refute curl -sf --max-time 2 "http://$eip2_addr:8080/"
 	refute bash -c "ip -o -4 addr show | grep -q ' $eip2_addr/'"
+
+	# a restarted fake forwards again what was applied (instances reboot: wait for them)
+	fq_stop
+	[ "$(fq_leftovers)" = 0 ]
+	fq_start --instances netns --pending-ms 200 --job-ms 200 --eip-range "$EIP_CIDR"
+	wait_for 30 curl -sf --max-time 2 -o /dev/null "http://$VX_NET.3/"
+	[ "$(curl -s --max-time 3 "http://$lbip:8080/")" = "$b" ]
+	[ "$(curl -s --max-time 3 "http://$eip_addr:8080/")" = "$b" ]
 
 	# DeleteLoadBalancers: its haproxy and its EIP address go; the EIP is available again
 	[ "$(fq_haproxies | grep -c .)" = 2 ]

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -282,6 +283,12 @@ lb_haproxy_apply(const struct fqc_config *cfg, const char *id, const json_t *spe
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
+		/*
+		 * a fake killed with -9 takes its haproxies along: SIGTERM when the
+		 * forking thread ends (the ticker or main thread: both live until
+		 * world_shutdown, which stops them anyway)
+		 */
+		prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 		fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (fd >= 0) {
 			dup2(fd, 1);

@@ -1081,6 +1081,7 @@ static json_t *eip_brief(const json_t *e);
 static void eip_set_resource(json_t *e, const char *type, const char *id, int64_t now);
 static void real_teardown(struct world *w, json_t *res, const char *id, bool forget);
 static void remove_where(json_t *array, const char *field, const char *value);
+static bool lb_in_vxnet(struct world *w, const char *vxnet_id);
 
 /* Routers: development_docs/api/command_list/router/ (create_routers.md, join_router.md, …) */
 static int
@@ -1281,6 +1282,12 @@ act_leave_router(struct world *w, const struct fqc_req *r, int64_t now, json_t *
 			goto out;
 		}
 		json_decref(in);
+		if (lb_in_vxnet(w, json_string_value(v))) {
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, vxnet [%s] still has load balancers",
+				 json_string_value(v));
+			goto out;
+		}
 	}
 	json_array_foreach(vids, i, v) {
 		vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", json_string_value(v));
@@ -1727,6 +1734,19 @@ lb_find(struct world *w, const char *id)
 	json_t *lb = find_by(json_object_get(w->root, "loadbalancers"), "loadbalancer_id", id);
 
 	return lb != NULL && lb_live(lb) ? lb : NULL;
+}
+
+/* True when a load balancer not yet deleted lives in VXNET_ID (it holds an address there). */
+static bool
+lb_in_vxnet(struct world *w, const char *vxnet_id)
+{
+	json_t *lb;
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "loadbalancers"), i, lb)
+		if (lb_live(lb) && strcmp(sget(lb, "vxnet_id"), vxnet_id) == 0)
+			return true;
+	return false;
 }
 
 static void
