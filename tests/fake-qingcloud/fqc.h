@@ -5,7 +5,8 @@
  * herd: it includes no herd header and shares no herd code.
  *
  * main.c   options, the HTTP server, signature and time_stamp checks, call log
- * world.c  the world (zones, instances, jobs, tags, vxnets, routers): actions,
+ * world.c  the world (zones, instances, jobs, tags, vxnets, routers, EIPs,
+ *          load balancers, router statics): actions,
  *          the clock-driven state machine (pure: time passed in), persistence
  * inst.c   --instances netns: each running instance is a namespace set
  * lb.c     --instances netns: load balancers and router port forwards as

@@ -1,9 +1,13 @@
 /*
  * world.c - the fake QingCloud's world and its actions. The world is one
  * JSON document ({"instances":[…],"jobs":[…],"tags":[…],"vxnets":[…],
- * "routers":[…]}) under a mutex, saved to STATE_DIR/world.json (write to a
- * temporary file, then rename) whenever it changes, so a restarted fake keeps
- * its world. Time is passed in: world_tick(now_ms) is the whole state machine.
+ * "routers":[…],"router_statics":[…],"eips":[…],"loadbalancers":[…],
+ * "lb_listeners":[…],"lb_backends":[…]}) under a mutex, saved to
+ * STATE_DIR/world.json (write to a temporary file, then rename) whenever it
+ * changes, so a restarted fake keeps its world. Time is passed in:
+ * world_tick(now_ms) is the whole state machine. Load balancers and router
+ * rules change what forwards only when an UpdateLoadBalancers/UpdateRouters
+ * job ends (lb_apply, router_apply → real_apply → lb.c).
  *
  * Parameter and field names follow yunify/qingcloud-docs
  * content/development_docs/api/command_list/<resource>/<action>.md and the
