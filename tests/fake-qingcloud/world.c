@@ -1360,6 +1360,23 @@ eip_brief(const json_t *e)
 			 sget(e, "eip_name"), "eip_addr", sget(e, "eip_addr"));
 }
 
+/* True when one of ARRAY (loadbalancers, routers) has IP among its applied_addrs. */
+static bool
+addr_applied(struct world *w, const char *array, const char *ip)
+{
+	json_t *o, *v;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(w->root, array), i, o)
+		json_array_foreach(json_object_get(o, "applied_addrs"), j, v) {
+			const char *bar = strchr(json_string_value(v), '|');
+
+			if (bar != NULL && strcmp(bar + 1, ip) == 0)
+				return true;
+		}
+	return false;
+}
+
 /* The next address of --eip-range no live EIP holds (.1 upward), or "". */
 static void
 alloc_eip_addr(struct world *w, char *out, size_t len)
@@ -1379,6 +1396,9 @@ alloc_eip_addr(struct world *w, char *out, size_t len)
 		json_array_foreach(json_object_get(w->root, "eips"), i, e)
 			if (eip_live(e) && strcmp(sget(e, "eip_addr"), out) == 0)
 				used = true;
+		/* released, but still where a not-yet-updated LB or router listens */
+		used = used || addr_applied(w, "loadbalancers", out) ||
+		       addr_applied(w, "routers", out);
 		if (!used)
 			return;
 	}
@@ -2658,6 +2678,7 @@ lb_apply(struct world *w, json_t *lb)
 		json_array_foreach(json_object_get(w->root, "lb_backends"), j, b) {
 			json_t *inst;
 			const char *ip;
+			struct in_addr in;
 
 			if (strcmp(sget(b, "loadbalancer_listener_id"),
 				   sget(l, "loadbalancer_listener_id")) != 0)
@@ -2667,7 +2688,8 @@ lb_apply(struct world *w, json_t *lb)
 			ip = inst ? sget(json_array_get(json_object_get(inst, "vxnets"), 0),
 					 "private_ip")
 				  : "";
-			if (ip[0] == '\0')
+			/* RunInstances' "vxnet|ip" is the caller's text: only an IPv4 reaches haproxy */
+			if (inet_pton(AF_INET, ip, &in) != 1)
 				continue;
 			json_array_append_new(servers,
 					      json_pack("{s:s, s:s, s:I, s:I, s:b}", "name",
