@@ -5,9 +5,12 @@
  * herd: it includes no herd header and shares no herd code.
  *
  * main.c   options, the HTTP server, signature and time_stamp checks, call log
- * world.c  the world (zones, instances, jobs, tags, vxnets, routers): actions,
+ * world.c  the world (zones, instances, jobs, tags, vxnets, routers, EIPs,
+ *          load balancers, router statics): actions,
  *          the clock-driven state machine (pure: time passed in), persistence
  * inst.c   --instances netns: each running instance is a namespace set
+ * lb.c     --instances netns: load balancers and router port forwards as
+ *          haproxy processes, EIPs as addresses on the fake's EIP bridge
  */
 #ifndef FQC_H
 #define FQC_H
@@ -68,6 +71,8 @@ struct fqc_config {
 	unsigned fail_rate_pct;
 	uint64_t fail_seed;
 	int64_t quota_instances;
+	int64_t quota_eips;
+	const char *eip_range; /* "a.b.c.d/len": AllocateEips' addresses */
 	int64_t time_skew_max_s;
 	bool netns;
 	const char *call_log;
@@ -112,5 +117,37 @@ int inst_bridge_ensure(const struct fqc_config *cfg, const char *vxnet_id,
 		       const char *gateway_cidr);
 /* inst_bridge_remove deletes the VxNet's bridge if it exists. */
 int inst_bridge_remove(const struct fqc_config *cfg, const char *vxnet_id);
+
+/* inst_bridge_name: the host bridge of VXNET_ID ("fq<prefix>b<suffix>"). */
+void inst_bridge_name(const struct fqc_config *cfg, const char *vxnet_id, char *out, size_t len);
+
+/* lb.c: real load balancers and port forwards. */
+/* lb_eip_dev_name: the bridge that carries the fake's EIPs, "fq<prefix>e". */
+void lb_eip_dev_name(const struct fqc_config *cfg, char *out, size_t len);
+/* lb_eip_dev_ensure makes the EIP bridge (up); 0 or -1. */
+int lb_eip_dev_ensure(const struct fqc_config *cfg);
+/* lb_eip_dev_remove deletes the EIP bridge and so every EIP address on it. */
+void lb_eip_dev_remove(const struct fqc_config *cfg);
+/* lb_addr_add / lb_addr_remove: IP/32 on DEV; 0 or -1. */
+int lb_addr_add(const char *dev, const char *ip);
+int lb_addr_remove(const char *dev, const char *ip);
+/*
+ * lb_haproxy_config renders SPEC ({"frontends":[{name, mode, balance, binds[],
+ * check (none|tcp|http), check_path, check_host, inter_s, timeout_s, fall,
+ * rise, servers[{name, addr, port, weight, disabled}]}]}) as an haproxy
+ * configuration with its stats socket at STATS_SOCK. Pure; malloc'd, NULL on
+ * failure. A frontend without binds is left out.
+ */
+char *lb_haproxy_config(const json_t *spec, const char *stats_sock);
+/*
+ * lb_haproxy_apply writes STATE_DIR/haproxy/ID.cfg from SPEC and (re)starts
+ * haproxy for ID: *PID is the old process (0: none), set to the new one.
+ * Returns once the stats socket answers (at most 5 s); 0 or -1.
+ */
+int lb_haproxy_apply(const struct fqc_config *cfg, const char *id, const json_t *spec, int *pid);
+/* lb_haproxy_stop ends haproxy PID (SIGTERM, SIGKILL after 2 s) and reaps it. */
+int lb_haproxy_stop(int pid);
+/* lb_haproxy_server_states: {server name: haproxy status} from ID's stats socket. */
+json_t *lb_haproxy_server_states(const struct fqc_config *cfg, const char *id);
 
 #endif

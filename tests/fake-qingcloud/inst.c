@@ -64,8 +64,8 @@ suffix(const char *id)
 	return d ? d + 1 : id;
 }
 
-static void
-bridge_name(const struct fqc_config *cfg, const char *vxnet_id, char *out, size_t len)
+void
+inst_bridge_name(const struct fqc_config *cfg, const char *vxnet_id, char *out, size_t len)
 {
 	snprintf(out, len, "fq%sb%.8s", cfg->name_prefix, suffix(vxnet_id));
 }
@@ -75,7 +75,7 @@ inst_bridge_ensure(const struct fqc_config *cfg, const char *vxnet_id, const cha
 {
 	char br[32];
 
-	bridge_name(cfg, vxnet_id, br, sizeof(br));
+	inst_bridge_name(cfg, vxnet_id, br, sizeof(br));
 	{
 		const char *show[] = { "ip", "link", "show", br, NULL };
 
@@ -106,7 +106,7 @@ inst_bridge_remove(const struct fqc_config *cfg, const char *vxnet_id)
 	char br[32];
 	const char *del[] = { "ip", "link", "del", br, NULL };
 
-	bridge_name(cfg, vxnet_id, br, sizeof(br));
+	inst_bridge_name(cfg, vxnet_id, br, sizeof(br));
 	return run(del);
 }
 
@@ -220,7 +220,7 @@ inst_start(const struct fqc_config *cfg, const char *id, const char *hostname,
 		const char *ren[] = { "ip", "-n", ns, "link", "set", vp, "name", "eth0", NULL };
 		const char *up[] = { "ip", "-n", ns, "link", "set", "eth0", "up", NULL };
 
-		bridge_name(cfg, net->vxnet_id, br, sizeof(br));
+		inst_bridge_name(cfg, net->vxnet_id, br, sizeof(br));
 		if (run(veth) != 0 || run(master) != 0 || run(ren) != 0 || run(up) != 0)
 			fprintf(stderr, "fake-qingcloud: cannot wire '%s' to '%s'\n", ns, br);
 		if (net->private_ip != NULL && net->private_ip[0] != '\0' && net->ip_network) {

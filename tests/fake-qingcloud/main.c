@@ -55,7 +55,7 @@ usage(void)
 		"         --secret-file F [--zone Z]... [--pending-ms N] [--job-ms N] [--cease-ms N]\n"
 		"         [--fail-rate PCT] [--fail-seed N] [--quota-instances N]\n"
 		"         [--time-skew-max-s N] [--instances none|netns] [--name-prefix P]\n"
-		"         [--call-log FILE]\n");
+		"         [--call-log FILE] [--quota-eips N] [--eip-range CIDR]\n");
 }
 
 /* A non-negative integer option, bounded; exits naming the option when not. */
@@ -73,6 +73,30 @@ opt_int(const char *name, const char *v, int64_t max)
 		exit(2);
 	}
 	return n;
+}
+
+/* An IPv4 "a.b.c.d/16..29" option; exits naming the option when not. */
+static const char *
+opt_cidr(const char *name, const char *v)
+{
+	char a[32];
+	const char *slash = strchr(v, '/');
+	struct in_addr in;
+	char *end;
+	long n = -1;
+
+	if (slash != NULL && (size_t)(slash - v) < sizeof(a)) {
+		memcpy(a, v, (size_t)(slash - v));
+		a[slash - v] = '\0';
+		n = strtol(slash + 1, &end, 10);
+		if (*end != '\0' || inet_pton(AF_INET, a, &in) != 1)
+			n = -1;
+	}
+	if (n < 16 || n > 29) {
+		fprintf(stderr, "fake-qingcloud: invalid %s '%s': want a.b.c.d/16..29\n", name, v);
+		exit(2);
+	}
+	return v;
 }
 
 static void
@@ -107,6 +131,8 @@ parse_args(int argc, char **argv)
 	cfg.job_ms = 1000;
 	cfg.cease_ms = 60000;
 	cfg.quota_instances = 100;
+	cfg.quota_eips = 10;
+	cfg.eip_range = "198.19.255.0/24";
 	cfg.time_skew_max_s = 900;
 	for (i = 1; i < argc; i++) {
 		const char *o = argv[i];
@@ -149,6 +175,10 @@ parse_args(int argc, char **argv)
 			cfg.fail_seed = (uint64_t)opt_int(o, v, INT64_MAX);
 		else if (strcmp(o, "--quota-instances") == 0)
 			cfg.quota_instances = opt_int(o, v, 100000);
+		else if (strcmp(o, "--quota-eips") == 0)
+			cfg.quota_eips = opt_int(o, v, 100000);
+		else if (strcmp(o, "--eip-range") == 0)
+			cfg.eip_range = opt_cidr(o, v);
 		else if (strcmp(o, "--time-skew-max-s") == 0)
 			cfg.time_skew_max_s = opt_int(o, v, INT32_MAX);
 		else if (strcmp(o, "--call-log") == 0)

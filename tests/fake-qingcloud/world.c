@@ -1,9 +1,13 @@
 /*
  * world.c - the fake QingCloud's world and its actions. The world is one
  * JSON document ({"instances":[…],"jobs":[…],"tags":[…],"vxnets":[…],
- * "routers":[…]}) under a mutex, saved to STATE_DIR/world.json (write to a
- * temporary file, then rename) whenever it changes, so a restarted fake keeps
- * its world. Time is passed in: world_tick(now_ms) is the whole state machine.
+ * "routers":[…],"router_statics":[…],"eips":[…],"loadbalancers":[…],
+ * "lb_listeners":[…],"lb_backends":[…]}) under a mutex, saved to
+ * STATE_DIR/world.json (write to a temporary file, then rename) whenever it
+ * changes, so a restarted fake keeps its world. Time is passed in:
+ * world_tick(now_ms) is the whole state machine. Load balancers and router
+ * rules change what forwards only when an UpdateLoadBalancers/UpdateRouters
+ * job ends (lb_apply, router_apply → real_apply → lb.c).
  *
  * Parameter and field names follow yunify/qingcloud-docs
  * content/development_docs/api/command_list/<resource>/<action>.md and the
@@ -29,7 +33,8 @@ struct world {
 	pthread_mutex_t lock;
 	const struct fqc_config *cfg;
 	json_t *root;
-	json_t *pids; /* instance_id → pid of the instance's init (netns; memory only) */
+	json_t *pids;   /* instance_id → pid of the instance's init (netns; memory only) */
+	json_t *hapids; /* loadbalancer/router id → pid of its haproxy (netns; memory only) */
 	char path[4096];
 	bool dirty;
 };
@@ -329,6 +334,12 @@ ip_in_use(struct world *w, const char *vxnet_id, const char *ip)
 			    strcmp(sget(n, "private_ip"), ip) == 0)
 				return true;
 	}
+	/* a private load balancer holds an address of its VxNet too */
+	json_array_foreach(json_object_get(w->root, "loadbalancers"), a, i)
+		if (strcmp(sget(i, "status"), "deleted") != 0 &&
+		    strcmp(sget(i, "vxnet_id"), vxnet_id) == 0 &&
+		    strcmp(sget(i, "private_ip"), ip) == 0)
+			return true;
 	return false;
 }
 
@@ -1069,6 +1080,13 @@ act_delete_vxnets(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 	return 0;
 }
 
+static json_t *eip_find(struct world *w, const char *id);
+static json_t *eip_brief(const json_t *e);
+static void eip_set_resource(json_t *e, const char *type, const char *id, int64_t now);
+static void real_teardown(struct world *w, json_t *res, const char *id, bool forget);
+static void remove_where(json_t *array, const char *field, const char *value);
+static bool lb_in_vxnet(struct world *w, const char *vxnet_id);
+
 /* Routers: development_docs/api/command_list/router/ (create_routers.md, join_router.md, …) */
 static int
 act_create_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
@@ -1113,20 +1131,25 @@ act_describe_routers(struct world *w, const struct fqc_req *r, int64_t now, json
 
 	json_array_foreach(json_object_get(w->root, "routers"), i, rt) {
 		const char *id = sget(rt, "router_id");
+		json_t *o, *e;
 
 		if ((json_array_size(ids) > 0 && !in_list(ids, id)) ||
 		    (json_array_size(st) > 0 && !in_list(st, sget(rt, "status"))) ||
 		    !search_ok(word, id, sget(rt, "router_name")) || !tag_filter_ok(w, tags, id))
 			continue;
-		json_array_append_new(all, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}",
-						     "router_id", id, "router_name",
-						     sget(rt, "router_name"), "status",
-						     sget(rt, "status"), "transition_status",
-						     sget(rt, "transition_status"), "vpc_network",
-						     sget(rt, "vpc_network"), "create_time",
-						     jtime(iget(rt, "create_ms")), "status_time",
-						     jtime(iget(rt, "status_ms")), "tags",
-						     tags_of(w, id, true)));
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:I}", "router_id", id,
+			      "router_name", sget(rt, "router_name"), "status", sget(rt, "status"),
+			      "transition_status", sget(rt, "transition_status"), "vpc_network",
+			      sget(rt, "vpc_network"), "create_time", jtime(iget(rt, "create_ms")),
+			      "status_time", jtime(iget(rt, "status_ms")), "tags",
+			      tags_of(w, id, true), "is_applied",
+			      (json_int_t)(json_object_get(rt, "is_applied")
+						   ? iget(rt, "is_applied")
+						   : 1));
+		/* docs (describe_routers.md): eip is {eip_id, eip_name, eip_addr} */
+		e = sget(rt, "eip_id")[0] != '\0' ? eip_find(w, sget(rt, "eip_id")) : NULL;
+		json_object_set_new(o, "eip", e ? eip_brief(e) : json_object());
+		json_array_append_new(all, o);
 	}
 	json_decref(ids);
 	json_decref(st);
@@ -1263,6 +1286,12 @@ act_leave_router(struct world *w, const struct fqc_req *r, int64_t now, json_t *
 			goto out;
 		}
 		json_decref(in);
+		if (lb_in_vxnet(w, json_string_value(v))) {
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, vxnet [%s] still has load balancers",
+				 json_string_value(v));
+			goto out;
+		}
 	}
 	json_array_foreach(vids, i, v) {
 		vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", json_string_value(v));
@@ -1303,6 +1332,1655 @@ act_update_routers(struct world *w, const struct fqc_req *r, int64_t now, json_t
 							now + w->cfg->job_ms)));
 	json_decref(ids);
 	return c;
+}
+
+/* --- EIPs: development_docs/api/command_list/eip/<action>.md --------------------- */
+
+static bool
+eip_live(const json_t *e)
+{
+	const char *s = sget(e, "status");
+
+	return strcmp(s, "released") != 0 && strcmp(s, "ceased") != 0;
+}
+
+/* A live EIP by id, or NULL. */
+static json_t *
+eip_find(struct world *w, const char *id)
+{
+	json_t *e = find_by(json_object_get(w->root, "eips"), "eip_id", id);
+
+	return e != NULL && eip_live(e) ? e : NULL;
+}
+
+static json_t *
+eip_brief(const json_t *e)
+{
+	return json_pack("{s:s, s:s, s:s}", "eip_id", sget(e, "eip_id"), "eip_name",
+			 sget(e, "eip_name"), "eip_addr", sget(e, "eip_addr"));
+}
+
+/* True when one of ARRAY (loadbalancers, routers) has IP among its applied_addrs. */
+static bool
+addr_applied(struct world *w, const char *array, const char *ip)
+{
+	json_t *o, *v;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(w->root, array), i, o)
+		json_array_foreach(json_object_get(o, "applied_addrs"), j, v) {
+			const char *bar = strchr(json_string_value(v), '|');
+
+			if (bar != NULL && strcmp(bar + 1, ip) == 0)
+				return true;
+		}
+	return false;
+}
+
+/* The next address of --eip-range no live EIP holds (.1 upward), or "". */
+static void
+alloc_eip_addr(struct world *w, char *out, size_t len)
+{
+	uint32_t net, h;
+	int plen;
+	json_t *e;
+	size_t i;
+
+	out[0] = '\0';
+	if (!parse_cidr(w->cfg->eip_range, &net, &plen))
+		return;
+	for (h = 1; h < (1u << (32 - plen)) - 1; h++) {
+		bool used = false;
+
+		ip_str(net + h, out, len);
+		json_array_foreach(json_object_get(w->root, "eips"), i, e)
+			if (eip_live(e) && strcmp(sget(e, "eip_addr"), out) == 0)
+				used = true;
+		/* released, but still where a not-yet-updated LB or router listens */
+		used = used || addr_applied(w, "loadbalancers", out) ||
+		       addr_applied(w, "routers", out);
+		if (!used)
+			return;
+	}
+	out[0] = '\0';
+}
+
+static void
+eip_set_resource(json_t *e, const char *type, const char *id, int64_t now)
+{
+	json_object_set_new(e, "status", json_string(id[0] ? "associated" : "available"));
+	json_object_set_new(e, "resource_type", json_string(type));
+	json_object_set_new(e, "resource_id", json_string(id));
+	json_object_set_new(e, "status_ms", json_integer(now));
+}
+
+static int
+act_allocate_eips(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *name = fqc_param_get(r, "eip_name");
+	const char *billing = fqc_param_get(r, "billing_mode");
+	long bw, count, mode, nlive = 0;
+	json_t *e, *ids;
+	size_t i;
+
+	if (fqc_param_get(r, "bandwidth") == NULL)
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    "bandwidth");
+	if (int_param(r, "bandwidth", 1, 1000, 1, &bw, resp) != 0 ||
+	    int_param(r, "count", 1, 100, 1, &count, resp) != 0 ||
+	    int_param(r, "associate_mode", 0, 1, 0, &mode, resp) != 0)
+		return FQC_ERR_PARAM;
+	if (billing != NULL && strcmp(billing, "bandwidth") != 0 && strcmp(billing, "traffic") != 0)
+		return fail(resp, FQC_ERR_PARAM,
+			    "InvalidParameterValue, [billing_mode] should be bandwidth or traffic");
+	json_array_foreach(json_object_get(w->root, "eips"), i, e)
+		if (eip_live(e))
+			nlive++;
+	if (nlive + count > w->cfg->quota_eips)
+		return fail(
+			resp, FQC_ERR_QUOTA,
+			"QuotaExceeded, quota of [eip] exceeded, %ld in use, %ld requested, quota %lld",
+			nlive, count, (long long)w->cfg->quota_eips);
+	if (over_cap(w, "eips", count))
+		return fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded", "eip");
+	ids = json_array();
+	while (count-- > 0) {
+		char id[32], addr[64];
+
+		alloc_eip_addr(w, addr, sizeof(addr));
+		if (addr[0] == '\0') {
+			json_decref(ids);
+			return fail(resp, FQC_ERR_QUOTA,
+				    "QuotaExceeded, no free address left in --eip-range [%s]",
+				    w->cfg->eip_range);
+		}
+		new_id("eip", 8, id, sizeof(id));
+		json_array_append_new(
+			json_object_get(w->root, "eips"),
+			json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I}",
+				  "eip_id", id, "eip_name", name ? name : "", "eip_addr", addr,
+				  "bandwidth", (json_int_t)bw, "billing_mode",
+				  billing ? billing : "bandwidth", "associate_mode",
+				  (json_int_t)mode, "status", "available", "transition_status", "",
+				  "resource_type", "", "resource_id", "", "create_ms",
+				  (json_int_t)now, "status_ms", (json_int_t)now));
+		json_array_append_new(ids, json_string(id));
+	}
+	json_object_set_new(resp, "eips", ids);
+	w->dirty = true;
+	return 0;
+}
+
+static json_t *
+eip_view(struct world *w, const json_t *e)
+{
+	json_t *o =
+		json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:o, s:o, s:o, s:o}",
+			  "eip_id", sget(e, "eip_id"), "eip_name", sget(e, "eip_name"), "eip_addr",
+			  sget(e, "eip_addr"), "status", sget(e, "status"), "transition_status",
+			  sget(e, "transition_status"), "bandwidth",
+			  (json_int_t)iget(e, "bandwidth"), "billing_mode", sget(e, "billing_mode"),
+			  "associate_mode", (json_int_t)iget(e, "associate_mode"), "icp_codes", "",
+			  "eip_group",
+			  json_pack("{s:s, s:s}", "eip_group_id", "eipg-00000000", "eip_group_name",
+				    "fake-qingcloud"),
+			  "create_time", jtime(iget(e, "create_ms")), "status_time",
+			  jtime(iget(e, "status_ms")), "tags", tags_of(w, sget(e, "eip_id"), true));
+
+	if (sget(e, "resource_id")[0] != '\0')
+		json_object_set_new(o, "resource",
+				    json_pack("{s:s, s:s, s:s}", "resource_id",
+					      sget(e, "resource_id"), "resource_type",
+					      sget(e, "resource_type"), "resource_name", ""));
+	else
+		json_object_set_new(o, "resource", json_object());
+	return o;
+}
+
+static int
+act_describe_eips(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "eips"), *st = list_param(r, "status");
+	json_t *tags = list_param(r, "tags"), *all = json_array(), *e;
+	const char *word = fqc_param_get(r, "search_word");
+	const char *inst = fqc_param_get(r, "instance_id");
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "eips"), i, e) {
+		const char *id = sget(e, "eip_id");
+
+		if ((json_array_size(ids) > 0 && !in_list(ids, id)) ||
+		    (json_array_size(st) > 0 ? !in_list(st, sget(e, "status")) : !eip_live(e)) ||
+		    (inst != NULL && inst[0] != '\0' &&
+		     (strcmp(sget(e, "resource_type"), "instance") != 0 ||
+		      strcmp(sget(e, "resource_id"), inst) != 0)) ||
+		    !search_ok(word, id, sget(e, "eip_name")) || !tag_filter_ok(w, tags, id))
+			continue;
+		json_array_append_new(all, eip_view(w, e));
+	}
+	json_decref(ids);
+	json_decref(st);
+	json_decref(tags);
+	return page(r, all, "eip_set", resp);
+}
+
+/* AssociateEip (eip/associate_eip.md): an available EIP to an instance without one. */
+static int
+act_associate_eip(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *eid = fqc_param_get(r, "eip"), *iid = fqc_param_get(r, "instance");
+	json_t *e, *inst, *o, *ids;
+	size_t i;
+
+	if (eid == NULL || iid == NULL)
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    eid == NULL ? "eip" : "instance");
+	if ((e = eip_find(w, eid)) == NULL)
+		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
+			    eid);
+	inst = find_by(json_object_get(w->root, "instances"), "instance_id", iid);
+	if (inst == NULL || !live(inst))
+		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
+			    iid);
+	if (strcmp(sget(e, "status"), "available") != 0)
+		return fail(resp, FQC_ERR_DENIED, "PermissionDenied, eip [%s] is not available",
+			    eid);
+	json_array_foreach(json_object_get(w->root, "eips"), i, o)
+		if (eip_live(o) && strcmp(sget(o, "resource_id"), iid) == 0)
+			return fail(resp, FQC_ERR_DENIED,
+				    "PermissionDenied, instance [%s] already has an eip", iid);
+	eip_set_resource(e, "instance", iid, now);
+	ids = json_pack("[s]", eid);
+	json_object_set_new(resp, "job_id",
+			    json_string(
+				    new_job(w, "AssociateEip", ids, now, now + w->cfg->job_ms)));
+	json_decref(ids);
+	w->dirty = true;
+	return 0;
+}
+
+static json_t *lb_find(struct world *w, const char *id);
+
+/* Takes E off whatever holds it: the load balancer or router must be updated again. */
+static void
+eip_detach(struct world *w, json_t *e, int64_t now)
+{
+	const char *type = sget(e, "resource_type"), *rid = sget(e, "resource_id");
+	json_t *o;
+
+	if (strcmp(type, "loadbalancer") == 0 && (o = lb_find(w, rid)) != NULL) {
+		json_t *list = json_object_get(o, "eips");
+		size_t i;
+
+		for (i = 0; i < json_array_size(list); i++)
+			if (strcmp(json_string_value(json_array_get(list, i)), sget(e, "eip_id")) ==
+			    0)
+				json_array_remove(list, i--);
+		json_object_set_new(o, "is_applied", json_integer(0));
+	} else if (strcmp(type, "router") == 0 &&
+		   (o = find_by(json_object_get(w->root, "routers"), "router_id", rid)) != NULL) {
+		json_object_set_new(o, "eip_id", json_string(""));
+		json_object_set_new(o, "is_applied", json_integer(0));
+	}
+	eip_set_resource(e, "", "", now);
+}
+
+static int
+act_dissociate_eips(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "eips"), *v, *e;
+	size_t i;
+	int c = 0;
+
+	if (json_array_size(ids) == 0)
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required", "eips.n");
+	json_array_foreach(ids, i, v) {
+		if (c != 0)
+			break;
+		if ((e = eip_find(w, json_string_value(v))) == NULL)
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
+		else if (strcmp(sget(e, "status"), "associated") != 0)
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, eip [%s] is not associated",
+				 json_string_value(v));
+	}
+	if (c == 0) {
+		json_array_foreach(ids, i, v)
+			eip_detach(w, eip_find(w, json_string_value(v)), now);
+		json_object_set_new(resp, "job_id",
+				    json_string(new_job(w, "DissociateEips", ids, now,
+							now + w->cfg->job_ms)));
+		w->dirty = true;
+	}
+	json_decref(ids);
+	return c;
+}
+
+static int
+act_release_eips(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "eips"), *v, *e;
+	size_t i;
+	int c = 0;
+
+	if (json_array_size(ids) == 0)
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required", "eips.n");
+	json_array_foreach(ids, i, v) {
+		if (c != 0)
+			break;
+		if ((e = eip_find(w, json_string_value(v))) == NULL)
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
+		else if (strcmp(sget(e, "status"), "available") != 0)
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, eip [%s] is associated: dissociate it first",
+				 json_string_value(v));
+	}
+	if (c == 0) {
+		json_array_foreach(ids, i, v) {
+			e = eip_find(w, json_string_value(v));
+			json_object_set_new(e, "status", json_string("released"));
+			json_object_set_new(e, "status_ms", json_integer(now));
+		}
+		json_object_set_new(resp, "job_id",
+				    json_string(new_job(w, "ReleaseEips", ids, now,
+							now + w->cfg->job_ms)));
+		w->dirty = true;
+	}
+	json_decref(ids);
+	return c;
+}
+
+/* --- real forwarding (netns mode): haproxy per load balancer or router ------ */
+
+/*
+ * Makes RES (a load balancer or router, id ID) forward as SPEC says, listening
+ * on ADDRS ("dev|ip" strings): addresses no longer wanted are removed, haproxy
+ * is restarted or stopped. SPEC and ADDRS are kept in RES (applied_spec,
+ * applied_addrs) so deletion knows what to undo and a restart applies them
+ * again. Steals SPEC and ADDRS.
+ */
+static void
+real_apply(struct world *w, json_t *res, const char *id, json_t *spec, json_t *addrs)
+{
+	json_t *old = json_object_get(res, "applied_addrs"), *v, *fe, *p;
+	char eipdev[32];
+	size_t i, nbinds = 0;
+	int pid;
+
+	json_object_set_new(res, "applied_spec", spec);
+	if (!w->cfg->netns) {
+		json_object_set_new(res, "applied_addrs", addrs);
+		return;
+	}
+	lb_eip_dev_name(w->cfg, eipdev, sizeof(eipdev));
+	json_array_foreach(old, i, v)
+		if (!in_list(addrs, json_string_value(v))) {
+			char dev[64];
+			const char *s = json_string_value(v), *bar = strchr(s, '|');
+
+			if (bar == NULL)
+				continue;
+			snprintf(dev, sizeof(dev), "%.*s", (int)(bar - s), s);
+			lb_addr_remove(dev, bar + 1);
+		}
+	json_array_foreach(addrs, i, v) {
+		char dev[64];
+		const char *s = json_string_value(v), *bar = strchr(s, '|');
+
+		if (bar == NULL)
+			continue;
+		snprintf(dev, sizeof(dev), "%.*s", (int)(bar - s), s);
+		if (strcmp(dev, eipdev) == 0)
+			lb_eip_dev_ensure(w->cfg);
+		lb_addr_add(dev, bar + 1);
+	}
+	json_object_set_new(res, "applied_addrs", addrs);
+	json_array_foreach(json_object_get(spec, "frontends"), i, fe)
+		nbinds += json_array_size(json_object_get(fe, "binds"));
+	p = json_object_get(w->hapids, id);
+	pid = p ? (int)json_integer_value(p) : 0;
+	if (nbinds == 0) {
+		lb_haproxy_stop(pid);
+		json_object_del(w->hapids, id);
+	} else if (lb_haproxy_apply(w->cfg, id, spec, &pid) == 0) {
+		json_object_set_new(w->hapids, id, json_integer(pid));
+	} else {
+		json_object_del(w->hapids, id);
+	}
+}
+
+/* Stops RES's haproxy and removes its addresses; FORGET also drops the applied state. */
+static void
+real_teardown(struct world *w, json_t *res, const char *id, bool forget)
+{
+	json_t *p = json_object_get(w->hapids, id), *v;
+	size_t i;
+
+	if (w->cfg->netns) {
+		if (p != NULL)
+			lb_haproxy_stop((int)json_integer_value(p));
+		json_array_foreach(json_object_get(res, "applied_addrs"), i, v) {
+			char dev[64];
+			const char *s = json_string_value(v), *bar = strchr(s, '|');
+
+			if (bar == NULL)
+				continue;
+			snprintf(dev, sizeof(dev), "%.*s", (int)(bar - s), s);
+			lb_addr_remove(dev, bar + 1);
+		}
+	}
+	json_object_del(w->hapids, id);
+	if (forget) {
+		json_object_del(res, "applied_spec");
+		json_object_del(res, "applied_addrs");
+	}
+}
+
+/* --- load balancers: development_docs/api/command_list/lb/<action>.md ------------- */
+
+static bool
+lb_live(const json_t *lb)
+{
+	const char *s = sget(lb, "status");
+
+	return strcmp(s, "deleted") != 0 && strcmp(s, "ceased") != 0;
+}
+
+static json_t *
+lb_find(struct world *w, const char *id)
+{
+	json_t *lb = find_by(json_object_get(w->root, "loadbalancers"), "loadbalancer_id", id);
+
+	return lb != NULL && lb_live(lb) ? lb : NULL;
+}
+
+/* True when a load balancer not yet deleted lives in VXNET_ID (it holds an address there). */
+static bool
+lb_in_vxnet(struct world *w, const char *vxnet_id)
+{
+	json_t *lb;
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "loadbalancers"), i, lb)
+		if (lb_live(lb) && strcmp(sget(lb, "vxnet_id"), vxnet_id) == 0)
+			return true;
+	return false;
+}
+
+static void
+lb_changed(json_t *lb)
+{
+	json_object_set_new(lb, "is_applied", json_integer(0));
+}
+
+/* An address of the VxNet's ip_network, free of instances and load balancers. */
+static bool
+vxnet_ip_ok(struct world *w, json_t *vx, const char *ip)
+{
+	uint32_t net, a;
+	int plen;
+	struct in_addr in;
+
+	if (!parse_cidr(sget(vx, "ip_network"), &net, &plen) || inet_pton(AF_INET, ip, &in) != 1)
+		return false;
+	a = ntohl(in.s_addr);
+	return (a & (0xffffffffu << (32 - plen))) == net && a != net &&
+	       a != (net | ~(0xffffffffu << (32 - plen))) &&
+	       strcmp(ip, sget(vx, "manager_ip")) != 0 && !ip_in_use(w, sget(vx, "vxnet_id"), ip);
+}
+
+/* CreateLoadBalancer (lb/create_loadbalancer.md): eips.n (public) or vxnet (private). */
+static int
+act_create_lb(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *vid = fqc_param_get(r, "vxnet"), *pip = fqc_param_get(r, "private_ip");
+	const char *name = fqc_param_get(r, "loadbalancer_name");
+	json_t *eips = list_param(r, "eips"), *vx = NULL, *v, *ids;
+	char id[32], ip[64] = "";
+	long type, hdr;
+	size_t i;
+	int c = 0;
+
+	if (int_param(r, "loadbalancer_type", 0, 5, 0, &type, resp) != 0 ||
+	    int_param(r, "http_header_size", 1, 127, 15, &hdr, resp) != 0) {
+		c = FQC_ERR_PARAM;
+		goto out;
+	}
+	if ((vid == NULL || vid[0] == '\0') == (json_array_size(eips) == 0)) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "InvalidParameterValue, exactly one of [eips.n] and [vxnet] is required");
+		goto out;
+	}
+	if (json_array_size(eips) > 4) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "InvalidParameterValue, [eips.n] at most 4 for a load balancer");
+		goto out;
+	}
+	json_array_foreach(eips, i, v) {
+		json_t *e = eip_find(w, json_string_value(v));
+
+		if (e == NULL) {
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
+			goto out;
+		}
+		if (strcmp(sget(e, "status"), "available") != 0) {
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, eip [%s] is not available",
+				 json_string_value(v));
+			goto out;
+		}
+	}
+	if (vid != NULL && vid[0] != '\0') {
+		vx = find_by(json_object_get(w->root, "vxnets"), "vxnet_id", vid);
+		if (vx == NULL) {
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", vid);
+			goto out;
+		}
+		if (sget(vx, "ip_network")[0] == '\0') {
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, vxnet [%s] is not joined to a router", vid);
+			goto out;
+		}
+		if (pip != NULL && pip[0] != '\0') {
+			if (!vxnet_ip_ok(w, vx, pip)) {
+				c = fail(
+					resp, FQC_ERR_PARAM,
+					"InvalidParameterValue, [private_ip] [%s] is not a free address of %s",
+					pip, sget(vx, "ip_network"));
+				goto out;
+			}
+			snprintf(ip, sizeof(ip), "%s", pip);
+		} else {
+			alloc_ip(w, vx, ip, sizeof(ip));
+			if (ip[0] == '\0') {
+				c = fail(resp, FQC_ERR_QUOTA,
+					 "QuotaExceeded, vxnet [%s] has no free address", vid);
+				goto out;
+			}
+		}
+	}
+	if (over_cap(w, "loadbalancers", 1)) {
+		c = fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded",
+			 "loadbalancer");
+		goto out;
+	}
+	new_id("lb", 8, id, sizeof(id));
+	json_array_foreach(eips, i, v)
+		eip_set_resource(eip_find(w, json_string_value(v)), "loadbalancer", id, now);
+	json_array_append_new(
+		json_object_get(w->root, "loadbalancers"),
+		json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:O, s:s, s:s, s:I, s:s, s:I, s:I}",
+			  "loadbalancer_id", id, "loadbalancer_name", name ? name : "",
+			  "loadbalancer_type", (json_int_t)type, "http_header_size",
+			  (json_int_t)hdr, "vxnet_id", vx ? vid : "", "private_ip", ip, "eips",
+			  eips, "status", "pending", "transition_status", "creating", "is_applied",
+			  (json_int_t)1, "security_group_id",
+			  fqc_param_get(r, "security_group") ? fqc_param_get(r, "security_group")
+							     : "",
+			  "create_ms", (json_int_t)now, "status_ms", (json_int_t)now));
+	ids = json_pack("[s]", id);
+	json_object_set_new(resp, "job_id",
+			    json_string(new_job(w, "CreateLoadBalancer", ids, now,
+						now + w->cfg->job_ms)));
+	json_decref(ids);
+	json_object_set_new(resp, "loadbalancer_id", json_string(id));
+	w->dirty = true;
+out:
+	json_decref(eips);
+	return c;
+}
+
+static json_t *
+listener_view(const json_t *l)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:o, s:s}",
+			 "loadbalancer_listener_id", sget(l, "loadbalancer_listener_id"),
+			 "loadbalancer_listener_name", sget(l, "loadbalancer_listener_name"),
+			 "loadbalancer_id", sget(l, "loadbalancer_id"), "listener_port",
+			 (json_int_t)iget(l, "listener_port"), "listener_protocol",
+			 sget(l, "listener_protocol"), "backend_protocol",
+			 sget(l, "backend_protocol"), "balance_mode", sget(l, "balance_mode"),
+			 "healthy_check_method", sget(l, "healthy_check_method"),
+			 "healthy_check_option", sget(l, "healthy_check_option"), "forwardfor",
+			 (json_int_t)iget(l, "forwardfor"), "listener_option",
+			 (json_int_t)iget(l, "listener_option"), "session_sticky",
+			 sget(l, "session_sticky"), "create_time", jtime(iget(l, "create_ms")),
+			 "controller", "self");
+}
+
+static int
+act_describe_lbs(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "loadbalancers"), *st = list_param(r, "status");
+	json_t *tags = list_param(r, "tags"), *all = json_array(), *lb;
+	const char *word = fqc_param_get(r, "search_word");
+	const char *verbose = fqc_param_get(r, "verbose");
+	size_t i, j;
+
+	json_array_foreach(json_object_get(w->root, "loadbalancers"), i, lb) {
+		const char *id = sget(lb, "loadbalancer_id");
+		json_t *o, *eips = json_array(), *v, *l;
+
+		if ((json_array_size(ids) > 0 && !in_list(ids, id)) ||
+		    (json_array_size(st) > 0 ? !in_list(st, sget(lb, "status")) : !lb_live(lb)) ||
+		    !search_ok(word, id, sget(lb, "loadbalancer_name")) ||
+		    !tag_filter_ok(w, tags, id)) {
+			json_decref(eips);
+			continue;
+		}
+		json_array_foreach(json_object_get(lb, "eips"), j, v) {
+			json_t *e = find_by(json_object_get(w->root, "eips"), "eip_id",
+					    json_string_value(v));
+
+			if (e != NULL)
+				json_array_append_new(eips, eip_brief(e));
+		}
+		o = json_pack(
+			"{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:o, s:s, s:o, s:o, s:o, s:s, s:o}",
+			"loadbalancer_id", id, "loadbalancer_name", sget(lb, "loadbalancer_name"),
+			"description", "", "loadbalancer_type",
+			(json_int_t)iget(lb, "loadbalancer_type"), "status", sget(lb, "status"),
+			"transition_status", sget(lb, "transition_status"), "is_applied",
+			(json_int_t)iget(lb, "is_applied"), "eips", eips, "vxnet_id",
+			sget(lb, "vxnet_id"), "private_ips", json_array(), "create_time",
+			jtime(iget(lb, "create_ms")), "status_time", jtime(iget(lb, "status_ms")),
+			"security_group_id", sget(lb, "security_group_id"), "tags",
+			tags_of(w, id, true));
+		if (sget(lb, "private_ip")[0] != '\0')
+			json_array_append_new(json_object_get(o, "private_ips"),
+					      json_string(sget(lb, "private_ip")));
+		if (verbose != NULL && verbose[0] == '1') {
+			json_t *ls = json_array();
+
+			json_array_foreach(json_object_get(w->root, "lb_listeners"), j, l)
+				if (strcmp(sget(l, "loadbalancer_id"), id) == 0)
+					json_array_append_new(ls, listener_view(l));
+			json_object_set_new(o, "listeners", ls);
+		}
+		json_array_append_new(all, o);
+	}
+	json_decref(ids);
+	json_decref(st);
+	json_decref(tags);
+	return page(r, all, "loadbalancer_set", resp);
+}
+
+/* Removes from ARRAY every element whose FIELD is VALUE. */
+static void
+remove_where(json_t *array, const char *field, const char *value)
+{
+	size_t i;
+
+	for (i = 0; i < json_array_size(array); i++)
+		if (strcmp(sget(json_array_get(array, i), field), value) == 0)
+			json_array_remove(array, i--);
+}
+
+static int
+act_delete_lbs(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "loadbalancers"), *v, *lb;
+	size_t i;
+	int c = 0;
+
+	if (json_array_size(ids) == 0)
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 "loadbalancers.n");
+	json_array_foreach(ids, i, v) {
+		if (c != 0)
+			break;
+		lb = lb_find(w, json_string_value(v));
+		if (lb == NULL)
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
+		else if (strcmp(sget(lb, "transition_status"), "deleting") == 0)
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, load balancer [%s] is being deleted",
+				 json_string_value(v));
+	}
+	if (c == 0) {
+		json_array_foreach(ids, i, v)
+			json_object_set_new(lb_find(w, json_string_value(v)), "transition_status",
+					    json_string("deleting"));
+		json_object_set_new(resp, "job_id",
+				    json_string(new_job(w, "DeleteLoadBalancers", ids, now,
+							now + w->cfg->job_ms)));
+		json_object_set(resp, "loadbalancers", ids);
+		w->dirty = true;
+	}
+	json_decref(ids);
+	return c;
+}
+
+/* A URL path or host for an haproxy check line: no space, quote or control character. */
+static bool
+check_word_ok(const char *s, bool path)
+{
+	if (s[0] == '\0' || strlen(s) > 200 || (path && s[0] != '/'))
+		return false;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr(path ? "/._-~%?=&+:" : ".-:", *s)))
+			return false;
+	return true;
+}
+
+/*
+ * healthy_check_method "tcp" or "http|/url[|host]" and healthy_check_option
+ * "inter|timeout|fall|rise" with the docs' ranges (add_loadbalancer_listeners.md).
+ */
+static const char *
+check_spec_error(const char *method, const char *option)
+{
+	long inter, timeout, fall, rise;
+	char extra;
+
+	if (strcmp(method, "tcp") != 0) {
+		char buf[512], *path, *host;
+
+		if (strncmp(method, "http|", 5) != 0 || strlen(method) >= sizeof(buf))
+			return "healthy_check_method";
+		snprintf(buf, sizeof(buf), "%s", method + 5);
+		path = buf;
+		host = strchr(buf, '|');
+		if (host != NULL)
+			*host++ = '\0';
+		if (!check_word_ok(path, true) || (host != NULL && !check_word_ok(host, false)))
+			return "healthy_check_method";
+	}
+	if (sscanf(option, "%ld|%ld|%ld|%ld%c", &inter, &timeout, &fall, &rise, &extra) != 4 ||
+	    inter < 2 || inter > 60 || timeout < 5 || timeout > 300 || fall < 2 || fall > 10 ||
+	    rise < 2 || rise > 10)
+		return "healthy_check_option";
+	return NULL;
+}
+
+static int
+act_add_lb_listeners(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *lid = fqc_param_get(r, "loadbalancer");
+	json_t *lb, *add = json_array(), *ids = json_array(), *l, *v;
+	char k[FQC_MAX_KEY + 64];
+	size_t i;
+	int n, c = 0;
+
+	if (lid == NULL) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 "loadbalancer");
+		goto out;
+	}
+	if ((lb = lb_find(w, lid)) == NULL) {
+		c = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", lid);
+		goto out;
+	}
+	for (n = 1; n <= FQC_MAX_PARAMS; n++) {
+		const char *f[8];
+		static const char *const names[8] = { "listener_port",
+						      "listener_protocol",
+						      "backend_protocol",
+						      "balance_mode",
+						      "healthy_check_method",
+						      "healthy_check_option",
+						      "loadbalancer_listener_name",
+						      "session_sticky" };
+		long port, fwd, opt, tunnel;
+		const char *bad;
+		int m;
+
+		for (m = 0; m < 8; m++) {
+			snprintf(k, sizeof(k), "listeners.%d.%s", n, names[m]);
+			f[m] = fqc_param_get(r, k);
+		}
+		snprintf(k, sizeof(k), "listeners.%d.listener_port", n);
+		if (f[0] == NULL)
+			continue;
+		if (int_param(r, k, 1, 65535, 0, &port, resp) != 0) {
+			c = FQC_ERR_PARAM;
+			goto out;
+		}
+		snprintf(k, sizeof(k), "listeners.%d.forwardfor", n);
+		if (int_param(r, k, 0, 7, 0, &fwd, resp) != 0) {
+			c = FQC_ERR_PARAM;
+			goto out;
+		}
+		snprintf(k, sizeof(k), "listeners.%d.listener_option", n);
+		if (int_param(r, k, 0, 15, 0, &opt, resp) != 0) {
+			c = FQC_ERR_PARAM;
+			goto out;
+		}
+		snprintf(k, sizeof(k), "listeners.%d.tunnel_timeout", n);
+		if (int_param(r, k, 10, 86400, 3600, &tunnel, resp) != 0) {
+			c = FQC_ERR_PARAM;
+			goto out;
+		}
+		if (f[1] == NULL || f[2] == NULL) {
+			snprintf(k, sizeof(k), "listeners.%d.%s", n,
+				 f[1] == NULL ? "listener_protocol" : "backend_protocol");
+			c = fail(resp, FQC_ERR_PARAM,
+				 "MissingParameter, the request parameter [%s] is required", k);
+			goto out;
+		}
+		if (strcmp(f[1], "https") == 0) {
+			c = fail(
+				resp, FQC_ERR_PARAM,
+				"InvalidParameterValue, [listeners.%d.listener_protocol] https needs server certificates, not in this fake",
+				n);
+			goto out;
+		}
+		if ((strcmp(f[1], "http") != 0 && strcmp(f[1], "tcp") != 0) ||
+		    strcmp(f[1], f[2]) != 0) {
+			c = fail(
+				resp, FQC_ERR_PARAM,
+				"InvalidParameterValue, [listeners.%d.listener_protocol] and backend_protocol should both be http or tcp",
+				n);
+			goto out;
+		}
+		if (f[3] != NULL && strcmp(f[3], "roundrobin") != 0 &&
+		    strcmp(f[3], "leastconn") != 0 && strcmp(f[3], "source") != 0) {
+			c = fail(
+				resp, FQC_ERR_PARAM,
+				"InvalidParameterValue, [listeners.%d.balance_mode] should be roundrobin, leastconn or source",
+				n);
+			goto out;
+		}
+		if ((bad = check_spec_error(f[4] ? f[4] : "tcp", f[5] ? f[5] : "10|5|2|5"))) {
+			c = fail(resp, FQC_ERR_PARAM, "InvalidParameterValue, [listeners.%d.%s]", n,
+				 bad);
+			goto out;
+		}
+		json_array_foreach(json_object_get(w->root, "lb_listeners"), i, l)
+			if (strcmp(sget(l, "loadbalancer_id"), lid) == 0 &&
+			    iget(l, "listener_port") == port)
+				goto dup;
+		json_array_foreach(add, i, l)
+			if (iget(l, "listener_port") == port)
+				goto dup;
+		{
+			char id[32];
+
+			new_id("lbl", 8, id, sizeof(id));
+			json_array_append_new(
+				add,
+				json_pack(
+					"{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}",
+					"loadbalancer_listener_id", id, "loadbalancer_id", lid,
+					"listener_port", (json_int_t)port, "listener_protocol",
+					f[1], "backend_protocol", f[2], "balance_mode",
+					f[3] ? f[3] : "roundrobin", "healthy_check_method",
+					f[4] ? f[4] : "tcp", "healthy_check_option",
+					f[5] ? f[5] : "10|5|2|5", "loadbalancer_listener_name",
+					f[6] ? f[6] : "", "session_sticky", f[7] ? f[7] : "",
+					"forwardfor", (json_int_t)fwd, "listener_option",
+					(json_int_t)opt, "tunnel_timeout", (json_int_t)tunnel,
+					"create_ms", (json_int_t)now));
+			json_array_append_new(ids, json_string(id));
+		}
+		continue;
+dup:
+		c = fail(resp, FQC_ERR_PARAM,
+			 "InvalidParameterValue, [listeners.%d.listener_port] %ld is already used",
+			 n, port);
+		goto out;
+	}
+	if (json_array_size(add) == 0) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 "listeners.n.listener_port");
+		goto out;
+	}
+	if (over_cap(w, "lb_listeners", (long)json_array_size(add))) {
+		c = fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded",
+			 "loadbalancer_listener");
+		goto out;
+	}
+	json_array_foreach(add, i, v)
+		json_array_append(json_object_get(w->root, "lb_listeners"), v);
+	lb_changed(lb);
+	json_object_set(resp, "loadbalancer_listeners", ids);
+	w->dirty = true;
+out:
+	json_decref(add);
+	json_decref(ids);
+	return c;
+}
+
+static json_t *
+backend_view(const json_t *b, const char *status)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o}",
+			 "loadbalancer_backend_id", sget(b, "loadbalancer_backend_id"),
+			 "loadbalancer_backend_name", sget(b, "loadbalancer_backend_name"),
+			 "loadbalancer_listener_id", sget(b, "loadbalancer_listener_id"),
+			 "loadbalancer_id", sget(b, "loadbalancer_id"), "resource_id",
+			 sget(b, "resource_id"), "port", (json_int_t)iget(b, "port"), "weight",
+			 (json_int_t)iget(b, "weight"), "disabled", (json_int_t)iget(b, "disabled"),
+			 "status", status, "create_time", jtime(iget(b, "create_ms")));
+}
+
+static int
+act_describe_lb_listeners(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "loadbalancer_listeners"), *all = json_array(), *l, *b;
+	const char *lid = fqc_param_get(r, "loadbalancer");
+	const char *verbose = fqc_param_get(r, "verbose");
+	size_t i, j;
+
+	json_array_foreach(json_object_get(w->root, "lb_listeners"), i, l) {
+		json_t *o;
+
+		if ((json_array_size(ids) > 0 &&
+		     !in_list(ids, sget(l, "loadbalancer_listener_id"))) ||
+		    (lid != NULL && lid[0] != '\0' && strcmp(lid, sget(l, "loadbalancer_id")) != 0))
+			continue;
+		o = listener_view(l);
+		if (verbose != NULL && verbose[0] == '1') {
+			json_t *bs = json_array();
+
+			json_array_foreach(json_object_get(w->root, "lb_backends"), j, b)
+				if (strcmp(sget(b, "loadbalancer_listener_id"),
+					   sget(l, "loadbalancer_listener_id")) == 0)
+					json_array_append_new(bs, backend_view(b, ""));
+			json_object_set_new(o, "backends", bs);
+		}
+		json_array_append_new(all, o);
+	}
+	json_decref(ids);
+	return page(r, all, "loadbalancer_listener_set", resp);
+}
+
+static int
+act_delete_lb_listeners(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "loadbalancer_listeners"), *v, *l;
+	json_t *ls = json_object_get(w->root, "lb_listeners");
+	size_t i;
+
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    "loadbalancer_listeners.n");
+	}
+	json_array_foreach(ids, i, v)
+		if (find_by(ls, "loadbalancer_listener_id", json_string_value(v)) == NULL) {
+			int c = fail(resp, FQC_ERR_NOT_FOUND,
+				     "ResourceNotFound, resource [%s] not found",
+				     json_string_value(v));
+
+			json_decref(ids);
+			return c;
+		}
+	json_array_foreach(ids, i, v) {
+		l = find_by(ls, "loadbalancer_listener_id", json_string_value(v));
+		lb_changed(lb_find(w, sget(l, "loadbalancer_id")));
+		remove_where(json_object_get(w->root, "lb_backends"), "loadbalancer_listener_id",
+			     json_string_value(v));
+		remove_where(ls, "loadbalancer_listener_id", json_string_value(v));
+	}
+	json_object_set_new(resp, "loadbalancer_listeners", ids);
+	w->dirty = true;
+	return 0;
+}
+
+static int
+act_add_lb_backends(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *lid = fqc_param_get(r, "loadbalancer_listener");
+	json_t *l, *add = json_array(), *ids = json_array(), *v;
+	char k[FQC_MAX_KEY + 64];
+	size_t i;
+	int n, c = 0;
+
+	if (lid == NULL) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 "loadbalancer_listener");
+		goto out;
+	}
+	l = find_by(json_object_get(w->root, "lb_listeners"), "loadbalancer_listener_id", lid);
+	if (l == NULL) {
+		c = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", lid);
+		goto out;
+	}
+	for (n = 1; n <= FQC_MAX_PARAMS; n++) {
+		const char *rid, *name;
+		json_t *inst;
+		long port, weight;
+		char id[32];
+
+		snprintf(k, sizeof(k), "backends.%d.resource_id", n);
+		if ((rid = fqc_param_get(r, k)) == NULL)
+			continue;
+		inst = find_by(json_object_get(w->root, "instances"), "instance_id", rid);
+		if (inst == NULL || !live(inst)) {
+			c = fail(
+				resp, FQC_ERR_NOT_FOUND,
+				"ResourceNotFound, [%s] resource [%s] not found (instances only in this fake)",
+				k, rid);
+			goto out;
+		}
+		snprintf(k, sizeof(k), "backends.%d.port", n);
+		if (fqc_param_get(r, k) == NULL) {
+			c = fail(resp, FQC_ERR_PARAM,
+				 "MissingParameter, the request parameter [%s] is required", k);
+			goto out;
+		}
+		if (int_param(r, k, 1, 65535, 0, &port, resp) != 0) {
+			c = FQC_ERR_PARAM;
+			goto out;
+		}
+		snprintf(k, sizeof(k), "backends.%d.weight", n);
+		if (int_param(r, k, 1, 100, 1, &weight, resp) != 0) {
+			c = FQC_ERR_PARAM;
+			goto out;
+		}
+		snprintf(k, sizeof(k), "backends.%d.loadbalancer_backend_name", n);
+		name = fqc_param_get(r, k);
+		new_id("lbb", 8, id, sizeof(id));
+		json_array_append_new(add,
+				      json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}",
+						"loadbalancer_backend_id", id,
+						"loadbalancer_listener_id", lid, "loadbalancer_id",
+						sget(l, "loadbalancer_id"), "resource_id", rid,
+						"loadbalancer_backend_name", name ? name : "",
+						"port", (json_int_t)port, "weight",
+						(json_int_t)weight, "disabled", (json_int_t)0,
+						"create_ms", (json_int_t)now));
+		json_array_append_new(ids, json_string(id));
+	}
+	if (json_array_size(add) == 0) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 "backends.n.resource_id");
+		goto out;
+	}
+	if (over_cap(w, "lb_backends", (long)json_array_size(add))) {
+		c = fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded",
+			 "loadbalancer_backend");
+		goto out;
+	}
+	json_array_foreach(add, i, v)
+		json_array_append(json_object_get(w->root, "lb_backends"), v);
+	lb_changed(lb_find(w, sget(l, "loadbalancer_id")));
+	json_object_set(resp, "loadbalancer_backends", ids);
+	w->dirty = true;
+out:
+	json_decref(add);
+	json_decref(ids);
+	return c;
+}
+
+/*
+ * A backend's status as DescribeLoadBalancerBackends' docs define it (up, down,
+ * abnormal). Netns mode: haproxy's own view of the server (UP… → up; DOWN…,
+ * MAINT → down; anything else, e.g. NOLB or DRAIN → abnormal); no haproxy
+ * (not applied) → down. Otherwise: up when the instance is running.
+ */
+static const char *
+backend_status(struct world *w, const json_t *b, json_t **states, const char **states_lb)
+{
+	json_t *inst;
+	const char *s;
+
+	if (!w->cfg->netns) {
+		inst = find_by(json_object_get(w->root, "instances"), "instance_id",
+			       sget(b, "resource_id"));
+		return inst != NULL && strcmp(sget(inst, "status"), "running") == 0 ? "up" : "down";
+	}
+	if (*states == NULL || strcmp(*states_lb, sget(b, "loadbalancer_id")) != 0) {
+		json_decref(*states);
+		*states_lb = sget(b, "loadbalancer_id");
+		*states = json_object_get(w->hapids, *states_lb) != NULL
+				  ? lb_haproxy_server_states(w->cfg, *states_lb)
+				  : json_object();
+	}
+	s = json_string_value(json_object_get(*states, sget(b, "loadbalancer_backend_id")));
+	if (s == NULL || strncmp(s, "DOWN", 4) == 0 || strcmp(s, "MAINT") == 0)
+		return "down";
+	/* "UP 1/2": in rotation, a check pending or failing once (fall not reached) */
+	if (strncmp(s, "UP", 2) == 0 || strcmp(s, "no check") == 0)
+		return "up";
+	return "abnormal";
+}
+
+static int
+act_describe_lb_backends(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "loadbalancer_backends"), *all = json_array(), *b;
+	json_t *states = NULL;
+	const char *states_lb = "";
+	const char *lsn = fqc_param_get(r, "loadbalancer_listener");
+	const char *lid = fqc_param_get(r, "loadbalancer");
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "lb_backends"), i, b) {
+		if ((json_array_size(ids) > 0 &&
+		     !in_list(ids, sget(b, "loadbalancer_backend_id"))) ||
+		    (lsn != NULL && lsn[0] != '\0' &&
+		     strcmp(lsn, sget(b, "loadbalancer_listener_id")) != 0) ||
+		    (lid != NULL && lid[0] != '\0' && strcmp(lid, sget(b, "loadbalancer_id")) != 0))
+			continue;
+		json_array_append_new(all,
+				      backend_view(b, backend_status(w, b, &states, &states_lb)));
+	}
+	json_decref(states);
+	json_decref(ids);
+	return page(r, all, "loadbalancer_backend_set", resp);
+}
+
+static int
+act_delete_lb_backends(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "loadbalancer_backends"), *v, *b;
+	json_t *bs = json_object_get(w->root, "lb_backends");
+	size_t i;
+
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    "loadbalancer_backends.n");
+	}
+	json_array_foreach(ids, i, v)
+		if (find_by(bs, "loadbalancer_backend_id", json_string_value(v)) == NULL) {
+			int c = fail(resp, FQC_ERR_NOT_FOUND,
+				     "ResourceNotFound, resource [%s] not found",
+				     json_string_value(v));
+
+			json_decref(ids);
+			return c;
+		}
+	json_array_foreach(ids, i, v) {
+		b = find_by(bs, "loadbalancer_backend_id", json_string_value(v));
+		lb_changed(lb_find(w, sget(b, "loadbalancer_id")));
+		remove_where(bs, "loadbalancer_backend_id", json_string_value(v));
+	}
+	json_object_set_new(resp, "loadbalancer_backends", ids);
+	w->dirty = true;
+	return 0;
+}
+
+/* ModifyLoadBalancerBackendAttributes: port, weight, disabled (1: out of rotation). */
+static int
+act_modify_lb_backend(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *id = fqc_param_get(r, "loadbalancer_backend");
+	json_t *b;
+	long port, weight, disabled;
+
+	if (id == NULL)
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    "loadbalancer_backend");
+	b = find_by(json_object_get(w->root, "lb_backends"), "loadbalancer_backend_id", id);
+	if (b == NULL)
+		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
+			    id);
+	if (int_param(r, "port", 1, 65535, (long)iget(b, "port"), &port, resp) != 0 ||
+	    int_param(r, "weight", 1, 100, (long)iget(b, "weight"), &weight, resp) != 0 ||
+	    int_param(r, "disabled", 0, 1, (long)iget(b, "disabled"), &disabled, resp) != 0)
+		return FQC_ERR_PARAM;
+	json_object_set_new(b, "port", json_integer(port));
+	json_object_set_new(b, "weight", json_integer(weight));
+	json_object_set_new(b, "disabled", json_integer(disabled));
+	lb_changed(lb_find(w, sget(b, "loadbalancer_id")));
+	w->dirty = true;
+	return 0;
+}
+
+static int
+act_update_lbs(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "loadbalancers"), *v, *lb;
+	size_t i;
+	int c = 0;
+
+	if (json_array_size(ids) == 0)
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 "loadbalancers.n");
+	json_array_foreach(ids, i, v) {
+		if (c != 0)
+			break;
+		lb = lb_find(w, json_string_value(v));
+		if (lb == NULL)
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
+		else if (strcmp(sget(lb, "status"), "active") != 0 ||
+			 sget(lb, "transition_status")[0] != '\0')
+			c = fail(resp, FQC_ERR_DENIED,
+				 "PermissionDenied, load balancer [%s] is %s%s%s",
+				 json_string_value(v), sget(lb, "status"),
+				 sget(lb, "transition_status")[0] ? "/" : "",
+				 sget(lb, "transition_status"));
+	}
+	if (c == 0) {
+		json_array_foreach(ids, i, v)
+			json_object_set_new(lb_find(w, json_string_value(v)), "transition_status",
+					    json_string("updating"));
+		json_object_set_new(resp, "job_id",
+				    json_string(new_job(w, "UpdateLoadBalancers", ids, now,
+							now + w->cfg->job_ms)));
+		w->dirty = true;
+	}
+	json_decref(ids);
+	return c;
+}
+
+/* AssociateEipsToLoadBalancer / DissociateEipsFromLoadBalancer (lb/associate_eips_to_loadbalancer.md, lb/dissociate_eips_from_loadbalancer.md). */
+static int
+act_lb_eips(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp, bool assoc)
+{
+	const char *lid = fqc_param_get(r, "loadbalancer");
+	json_t *ids = list_param(r, "eips"), *v, *lb, *e, *jids;
+	size_t i;
+	int c = 0;
+
+	if (lid == NULL || json_array_size(ids) == 0) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 lid == NULL ? "loadbalancer" : "eips.n");
+		goto out;
+	}
+	if ((lb = lb_find(w, lid)) == NULL) {
+		c = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", lid);
+		goto out;
+	}
+	if (sget(lb, "vxnet_id")[0] != '\0') {
+		c = fail(resp, FQC_ERR_DENIED,
+			 "PermissionDenied, load balancer [%s] is private (in a vxnet)", lid);
+		goto out;
+	}
+	json_array_foreach(ids, i, v) {
+		e = eip_find(w, json_string_value(v));
+		if (e == NULL) {
+			c = fail(resp, FQC_ERR_NOT_FOUND,
+				 "ResourceNotFound, resource [%s] not found", json_string_value(v));
+			goto out;
+		}
+		if (assoc ? strcmp(sget(e, "status"), "available") != 0
+			  : strcmp(sget(e, "resource_id"), lid) != 0) {
+			c = fail(resp, FQC_ERR_DENIED, "PermissionDenied, eip [%s] is %s",
+				 json_string_value(v),
+				 assoc ? "not available" : "not on this load balancer");
+			goto out;
+		}
+	}
+	if (assoc && json_array_size(json_object_get(lb, "eips")) + json_array_size(ids) > 4) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "InvalidParameterValue, [eips.n] at most 4 for a load balancer");
+		goto out;
+	}
+	json_array_foreach(ids, i, v) {
+		e = eip_find(w, json_string_value(v));
+		if (assoc) {
+			eip_set_resource(e, "loadbalancer", lid, now);
+			json_array_append(json_object_get(lb, "eips"), v);
+			lb_changed(lb);
+		} else {
+			eip_detach(w, e, now);
+		}
+	}
+	jids = json_pack("[s]", lid);
+	json_object_set_new(resp, "job_id",
+			    json_string(new_job(w,
+						assoc ? "AssociateEipsToLoadBalancer"
+						      : "DissociateEipsFromLoadBalancer",
+						jids, now, now + w->cfg->job_ms)));
+	json_decref(jids);
+	w->dirty = true;
+out:
+	json_decref(ids);
+	return c;
+}
+
+static int
+act_associate_eips_to_lb(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	return act_lb_eips(w, r, now, resp, true);
+}
+
+static int
+act_dissociate_eips_from_lb(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	return act_lb_eips(w, r, now, resp, false);
+}
+
+/*
+ * UpdateLoadBalancers' effect: each listener a frontend on the load balancer's
+ * address(es) (private_ip, or each EIP) at listener_port; each backend a server
+ * at its instance's private_ip:port, out of rotation when disabled; the check
+ * from healthy_check_method/option.
+ */
+static void
+lb_apply(struct world *w, json_t *lb)
+{
+	const char *id = sget(lb, "loadbalancer_id");
+	json_t *spec = json_pack("{s:[]}", "frontends"), *addrs = json_array(), *l, *b, *v;
+	char dev[64];
+	size_t i, j;
+
+	if (sget(lb, "vxnet_id")[0] != '\0') {
+		char a[128];
+
+		inst_bridge_name(w->cfg, sget(lb, "vxnet_id"), dev, sizeof(dev));
+		snprintf(a, sizeof(a), "%s|%s", dev, sget(lb, "private_ip"));
+		json_array_append_new(addrs, json_string(a));
+	} else {
+		lb_eip_dev_name(w->cfg, dev, sizeof(dev));
+		json_array_foreach(json_object_get(lb, "eips"), i, v) {
+			json_t *e = eip_find(w, json_string_value(v));
+			char a[128];
+
+			if (e == NULL)
+				continue;
+			snprintf(a, sizeof(a), "%s|%s", dev, sget(e, "eip_addr"));
+			json_array_append_new(addrs, json_string(a));
+		}
+	}
+	json_array_foreach(json_object_get(w->root, "lb_listeners"), i, l) {
+		const char *method = sget(l, "healthy_check_method");
+		char path[512] = "/", host[256] = "";
+		long inter = 10, timeout = 5, fall = 2, rise = 5;
+		json_t *fe, *binds = json_array(), *servers = json_array();
+
+		if (strcmp(sget(l, "loadbalancer_id"), id) != 0)
+			continue;
+		if (strncmp(method, "http|", 5) == 0) {
+			char *bar;
+
+			snprintf(path, sizeof(path), "%s", method + 5);
+			if ((bar = strchr(path, '|')) != NULL) {
+				*bar = '\0';
+				snprintf(host, sizeof(host), "%s", bar + 1);
+			}
+		}
+		sscanf(sget(l, "healthy_check_option"), "%ld|%ld|%ld|%ld", &inter, &timeout, &fall,
+		       &rise);
+		json_array_foreach(addrs, j, v) {
+			char bind[128];
+
+			snprintf(bind, sizeof(bind), "%s:%lld",
+				 strchr(json_string_value(v), '|') + 1,
+				 (long long)iget(l, "listener_port"));
+			json_array_append_new(binds, json_string(bind));
+		}
+		json_array_foreach(json_object_get(w->root, "lb_backends"), j, b) {
+			json_t *inst;
+			const char *ip;
+			struct in_addr in;
+
+			if (strcmp(sget(b, "loadbalancer_listener_id"),
+				   sget(l, "loadbalancer_listener_id")) != 0)
+				continue;
+			inst = find_by(json_object_get(w->root, "instances"), "instance_id",
+				       sget(b, "resource_id"));
+			ip = inst ? sget(json_array_get(json_object_get(inst, "vxnets"), 0),
+					 "private_ip")
+				  : "";
+			/* RunInstances' "vxnet|ip" is the caller's text: only an IPv4 reaches haproxy */
+			if (inet_pton(AF_INET, ip, &in) != 1)
+				continue;
+			json_array_append_new(servers,
+					      json_pack("{s:s, s:s, s:I, s:I, s:b}", "name",
+							sget(b, "loadbalancer_backend_id"), "addr",
+							ip, "port", (json_int_t)iget(b, "port"),
+							"weight", (json_int_t)iget(b, "weight"),
+							"disabled", iget(b, "disabled") != 0));
+		}
+		fe = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o}",
+			       "name", sget(l, "loadbalancer_listener_id"), "mode",
+			       sget(l, "listener_protocol"), "balance", sget(l, "balance_mode"),
+			       "binds", binds, "check",
+			       strncmp(method, "http|", 5) == 0 ? "http" : "tcp", "check_path",
+			       path, "check_host", host, "inter_s", (json_int_t)inter, "timeout_s",
+			       (json_int_t)timeout, "fall", (json_int_t)fall, "rise",
+			       (json_int_t)rise, "servers", servers);
+		json_array_append_new(json_object_get(spec, "frontends"), fe);
+	}
+	real_apply(w, lb, id, spec, addrs);
+}
+
+/* --- router port forwarding: router/{add,describe,delete}_router_statics.md -- */
+
+static json_t *
+router_eip(struct world *w, const json_t *rt)
+{
+	const char *eid = sget(rt, "eip_id");
+
+	return eid[0] != '\0' ? eip_find(w, eid) : NULL;
+}
+
+/* ModifyRouterAttributes (router/modify_router_attributes.md): eip ("" detaches), name. */
+static int
+act_modify_router_attributes(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *rid = fqc_param_get(r, "router"), *eid = fqc_param_get(r, "eip");
+	const char *name = fqc_param_get(r, "router_name");
+	json_t *rt, *e = NULL, *old;
+
+	if (rid == NULL)
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required", "router");
+	rt = find_by(json_object_get(w->root, "routers"), "router_id", rid);
+	if (rt == NULL)
+		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
+			    rid);
+	if (eid != NULL && eid[0] != '\0') {
+		if ((e = eip_find(w, eid)) == NULL)
+			return fail(resp, FQC_ERR_NOT_FOUND,
+				    "ResourceNotFound, resource [%s] not found", eid);
+		if (strcmp(sget(e, "status"), "available") != 0 &&
+		    strcmp(sget(e, "resource_id"), rid) != 0)
+			return fail(resp, FQC_ERR_DENIED,
+				    "PermissionDenied, eip [%s] is not available", eid);
+	}
+	if (eid != NULL) {
+		if ((old = router_eip(w, rt)) != NULL && old != e)
+			eip_set_resource(old, "", "", now);
+		if (e != NULL)
+			eip_set_resource(e, "router", rid, now);
+		json_object_set_new(rt, "eip_id", json_string(eid));
+		json_object_set_new(rt, "is_applied", json_integer(0));
+	}
+	if (name != NULL)
+		json_object_set_new(rt, "router_name", json_string(name));
+	w->dirty = true;
+	return 0;
+}
+
+static bool
+port_ok(const char *s)
+{
+	char *end;
+	long n;
+
+	if (s == NULL || s[0] == '\0')
+		return false;
+	n = strtol(s, &end, 10);
+	return *end == '\0' && n >= 1 && n <= 65535;
+}
+
+static int
+act_add_router_statics(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	const char *rid = fqc_param_get(r, "router"), *vid = fqc_param_get(r, "vxnet");
+	json_t *rt, *add = json_array(), *ids = json_array(), *v;
+	char k[FQC_MAX_KEY + 64];
+	size_t i;
+	int n, c = 0;
+
+	if (rid == NULL) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required", "router");
+		goto out;
+	}
+	if ((rt = find_by(json_object_get(w->root, "routers"), "router_id", rid)) == NULL) {
+		c = fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found", rid);
+		goto out;
+	}
+	for (n = 1; n <= FQC_MAX_PARAMS; n++) {
+		const char *val[6], *name;
+		long type;
+		char id[32];
+		int m;
+		json_t *o;
+
+		snprintf(k, sizeof(k), "statics.%d.static_type", n);
+		if (fqc_param_get(r, k) == NULL)
+			continue;
+		if (int_param(r, k, 1, 8, 1, &type, resp) != 0) {
+			c = FQC_ERR_PARAM;
+			goto out;
+		}
+		for (m = 0; m < 6; m++) {
+			snprintf(k, sizeof(k), "statics.%d.val%d", n, m + 1);
+			val[m] = fqc_param_get(r, k);
+		}
+		if (val[0] == NULL) {
+			snprintf(k, sizeof(k), "statics.%d.val1", n);
+			c = fail(resp, FQC_ERR_PARAM,
+				 "MissingParameter, the request parameter [%s] is required", k);
+			goto out;
+		}
+		if (type ==
+		    1) { /* port forwarding: val1 source port, val2 ip, val3 port, val4 tcp|udp */
+			struct in_addr in;
+			const char *bad = !port_ok(val[0]) ? "val1"
+					  : val[1] == NULL || inet_pton(AF_INET, val[1], &in) != 1
+						  ? "val2"
+					  : !port_ok(val[2]) ? "val3"
+					  : val[3] != NULL && strcmp(val[3], "tcp") != 0 &&
+							  strcmp(val[3], "udp") != 0
+						  ? "val4"
+						  : NULL;
+
+			if (bad != NULL) {
+				c = fail(
+					resp, FQC_ERR_PARAM,
+					"InvalidParameterValue, [statics.%d.%s] is not valid for a port forwarding rule",
+					n, bad);
+				goto out;
+			}
+		}
+		snprintf(k, sizeof(k), "statics.%d.router_static_name", n);
+		name = fqc_param_get(r, k);
+		new_id("rtrs", 8, id, sizeof(id));
+		o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "router_static_id", id, "router_id",
+			      rid, "vxnet_id", vid ? vid : "", "router_static_name",
+			      name ? name : "", "static_type", (json_int_t)type, "create_ms",
+			      (json_int_t)now);
+		for (m = 0; m < 6; m++) {
+			char f[8];
+
+			snprintf(f, sizeof(f), "val%d", m + 1);
+			json_object_set_new(o, f,
+					    json_string(val[m]                  ? val[m]
+							: (type == 1 && m == 3) ? "tcp"
+										: ""));
+		}
+		json_array_append_new(add, o);
+		json_array_append_new(ids, json_string(id));
+	}
+	if (json_array_size(add) == 0) {
+		c = fail(resp, FQC_ERR_PARAM,
+			 "MissingParameter, the request parameter [%s] is required",
+			 "statics.n.static_type");
+		goto out;
+	}
+	if (over_cap(w, "router_statics", (long)json_array_size(add))) {
+		c = fail(resp, FQC_ERR_QUOTA, "QuotaExceeded, quota of [%s] exceeded",
+			 "router_static");
+		goto out;
+	}
+	json_array_foreach(add, i, v)
+		json_array_append(json_object_get(w->root, "router_statics"), v);
+	json_object_set_new(rt, "is_applied", json_integer(0));
+	json_object_set(resp, "router_statics", ids);
+	w->dirty = true;
+out:
+	json_decref(add);
+	json_decref(ids);
+	return c;
+}
+
+static int
+act_describe_router_statics(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "router_statics"), *all = json_array(), *s;
+	const char *rid = fqc_param_get(r, "router"), *vid = fqc_param_get(r, "vxnet");
+	const char *type = fqc_param_get(r, "static_type");
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "router_statics"), i, s) {
+		json_t *o;
+		int m;
+
+		if ((json_array_size(ids) > 0 && !in_list(ids, sget(s, "router_static_id"))) ||
+		    (rid != NULL && rid[0] != '\0' && strcmp(rid, sget(s, "router_id")) != 0) ||
+		    (vid != NULL && vid[0] != '\0' && strcmp(vid, sget(s, "vxnet_id")) != 0) ||
+		    (type != NULL && type[0] != '\0' && atol(type) != iget(s, "static_type")))
+			continue;
+		o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "router_static_id",
+			      sget(s, "router_static_id"), "router_id", sget(s, "router_id"),
+			      "vxnet_id", sget(s, "vxnet_id"), "router_static_name",
+			      sget(s, "router_static_name"), "static_type",
+			      (json_int_t)iget(s, "static_type"), "create_time",
+			      jtime(iget(s, "create_ms")));
+		for (m = 1; m <= 6; m++) {
+			char f[8];
+
+			snprintf(f, sizeof(f), "val%d", m);
+			json_object_set_new(o, f, json_string(sget(s, f)));
+		}
+		json_array_append_new(all, o);
+	}
+	json_decref(ids);
+	return page(r, all, "router_static_set", resp);
+}
+
+static int
+act_delete_router_statics(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
+{
+	json_t *ids = list_param(r, "router_statics"), *v, *s, *rt;
+	json_t *ss = json_object_get(w->root, "router_statics");
+	size_t i;
+
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		return fail(resp, FQC_ERR_PARAM,
+			    "MissingParameter, the request parameter [%s] is required",
+			    "router_statics.n");
+	}
+	json_array_foreach(ids, i, v)
+		if (find_by(ss, "router_static_id", json_string_value(v)) == NULL) {
+			int c = fail(resp, FQC_ERR_NOT_FOUND,
+				     "ResourceNotFound, resource [%s] not found",
+				     json_string_value(v));
+
+			json_decref(ids);
+			return c;
+		}
+	json_array_foreach(ids, i, v) {
+		s = find_by(ss, "router_static_id", json_string_value(v));
+		rt = find_by(json_object_get(w->root, "routers"), "router_id",
+			     sget(s, "router_id"));
+		if (rt != NULL)
+			json_object_set_new(rt, "is_applied", json_integer(0));
+		remove_where(ss, "router_static_id", json_string_value(v));
+	}
+	json_object_set_new(resp, "router_statics", ids);
+	w->dirty = true;
+	return 0;
+}
+
+/*
+ * UpdateRouters' effect on port forwarding: each static_type 1 rule with
+ * protocol tcp a TCP frontend on the router's EIP at val1 to val2:val3. udp
+ * rules are kept but not forwarded (haproxy is TCP only); no EIP, no forwarding.
+ */
+static void
+router_apply(struct world *w, json_t *rt)
+{
+	const char *rid = sget(rt, "router_id");
+	json_t *spec = json_pack("{s:[]}", "frontends"), *addrs = json_array(), *s;
+	json_t *e = router_eip(w, rt);
+	size_t i;
+
+	json_array_foreach(json_object_get(w->root, "router_statics"), i, s) {
+		char bind[128];
+		long port = strtol(sget(s, "val3"), NULL, 10);
+
+		if (e == NULL || strcmp(sget(s, "router_id"), rid) != 0 ||
+		    iget(s, "static_type") != 1 || strcmp(sget(s, "val4"), "tcp") != 0)
+			continue;
+		snprintf(bind, sizeof(bind), "%s:%s", sget(e, "eip_addr"), sget(s, "val1"));
+		json_array_append_new(
+			json_object_get(spec, "frontends"),
+			json_pack("{s:s, s:s, s:s, s:[s], s:s, s:[{s:s, s:s, s:I, s:I, s:b}]}",
+				  "name", sget(s, "router_static_id"), "mode", "tcp", "balance",
+				  "roundrobin", "binds", bind, "check", "none", "servers", "name",
+				  "dest", "addr", sget(s, "val2"), "port", (json_int_t)port,
+				  "weight", (json_int_t)1, "disabled", 0));
+	}
+	if (e != NULL && json_array_size(json_object_get(spec, "frontends")) > 0) {
+		char dev[64], a[128];
+
+		lb_eip_dev_name(w->cfg, dev, sizeof(dev));
+		snprintf(a, sizeof(a), "%s|%s", dev, sget(e, "eip_addr"));
+		json_array_append_new(addrs, json_string(a));
+	}
+	real_apply(w, rt, rid, spec, addrs);
 }
 
 /* --- dispatch -------------------------------------------------------------- */
@@ -1374,6 +3052,91 @@ static const struct action {
 	    "features" } },
 	{ "LeaveRouter", act_leave_router, false, { "router", "vxnets.N" } },
 	{ "UpdateRouters", act_update_routers, false, { "routers.N" } },
+	{ "ModifyRouterAttributes",
+	  act_modify_router_attributes,
+	  false,
+	  { "router", "eip", "security_group", "router_name", "description", "features", "vxnet",
+	    "dyn_ip_start", "dyn_ip_end" } },
+	{ "AddRouterStatics",
+	  act_add_router_statics,
+	  false,
+	  { "router", "vxnet", "statics.N.router_static_name", "statics.N.static_type",
+	    "statics.N.val1", "statics.N.val2", "statics.N.val3", "statics.N.val4",
+	    "statics.N.val5", "statics.N.val6" } },
+	{ "DescribeRouterStatics",
+	  act_describe_router_statics,
+	  false,
+	  { "router_statics.N", "router", "vxnet", "static_type", "verbose", "offset", "limit" } },
+	{ "DeleteRouterStatics", act_delete_router_statics, false, { "router_statics.N" } },
+	{ "AllocateEips",
+	  act_allocate_eips,
+	  false,
+	  { "bandwidth", "billing_mode", "associate_mode", "eip_name", "count", "need_icp",
+	    "target_user" } },
+	{ "DescribeEips",
+	  act_describe_eips,
+	  false,
+	  { "eips.N", "instance_id", "status.N", "search_word", "tags.N", "verbose", "offset",
+	    "limit", "owner" } },
+	{ "AssociateEip", act_associate_eip, false, { "eip", "instance", "force" } },
+	{ "DissociateEips", act_dissociate_eips, false, { "eips.N" } },
+	{ "ReleaseEips", act_release_eips, false, { "eips.N", "force" } },
+	{ "CreateLoadBalancer",
+	  act_create_lb,
+	  false,
+	  { "eips.N", "vxnet", "private_ip", "loadbalancer_type", "loadbalancer_name",
+	    "security_group", "http_header_size", "target_user", "node_count", "project_id" } },
+	{ "DescribeLoadBalancers",
+	  act_describe_lbs,
+	  false,
+	  { "loadbalancers.N", "status.N", "search_word", "tags.N", "verbose", "offset", "limit",
+	    "owner" } },
+	{ "DeleteLoadBalancers", act_delete_lbs, false, { "loadbalancers.N" } },
+	{ "UpdateLoadBalancers", act_update_lbs, false, { "loadbalancers.N" } },
+	{ "AddLoadBalancerListeners",
+	  act_add_lb_listeners,
+	  false,
+	  { "loadbalancer", "listeners.N.listener_port", "listeners.N.listener_protocol",
+	    "listeners.N.server_certificate_id", "listeners.N.backend_protocol",
+	    "listeners.N.loadbalancer_listener_name", "listeners.N.balance_mode",
+	    "listeners.N.session_sticky", "listeners.N.forwardfor",
+	    "listeners.N.healthy_check_method", "listeners.N.healthy_check_option",
+	    "listeners.N.listener_option", "listeners.N.tunnel_timeout" } },
+	{ "DescribeLoadBalancerListeners",
+	  act_describe_lb_listeners,
+	  false,
+	  { "loadbalancer_listeners.N", "loadbalancer", "verbose", "offset", "limit" } },
+	{ "DeleteLoadBalancerListeners",
+	  act_delete_lb_listeners,
+	  false,
+	  { "loadbalancer_listeners.N" } },
+	{ "AddLoadBalancerBackends",
+	  act_add_lb_backends,
+	  false,
+	  { "loadbalancer_listener", "backends.N.resource_id",
+	    "backends.N.loadbalancer_backend_name", "backends.N.loadbalancer_policy_id",
+	    "backends.N.port", "backends.N.weight" } },
+	{ "DescribeLoadBalancerBackends",
+	  act_describe_lb_backends,
+	  false,
+	  { "loadbalancer_backends.N", "loadbalancer_listener", "loadbalancer", "verbose", "offset",
+	    "limit" } },
+	{ "DeleteLoadBalancerBackends",
+	  act_delete_lb_backends,
+	  false,
+	  { "loadbalancer_backends.N" } },
+	{ "ModifyLoadBalancerBackendAttributes",
+	  act_modify_lb_backend,
+	  false,
+	  { "loadbalancer_backend", "port", "weight", "disabled", "loadbalancer_policy_id" } },
+	{ "AssociateEipsToLoadBalancer",
+	  act_associate_eips_to_lb,
+	  false,
+	  { "eips.N", "loadbalancer" } },
+	{ "DissociateEipsFromLoadBalancer",
+	  act_dissociate_eips_from_lb,
+	  false,
+	  { "eips.N", "loadbalancer" } },
 };
 
 static const char *const common_params[] = {
@@ -1471,11 +3234,47 @@ job_done(struct world *w, json_t *job, int64_t now)
 			json_object_set_new(o, "status_ms", json_integer(now));
 		} else if (strcmp(act, "DeleteRouters") == 0) {
 			json_t *rs = json_object_get(w->root, "routers");
+
+			if ((o = find_by(rs, "router_id", id)) != NULL) {
+				json_t *e = router_eip(w, o);
+
+				real_teardown(w, o, id, true);
+				if (e != NULL)
+					eip_set_resource(e, "", "", now);
+			}
+			remove_where(json_object_get(w->root, "router_statics"), "router_id", id);
+			remove_where(rs, "router_id", id);
+		} else if (strcmp(act, "UpdateRouters") == 0 &&
+			   (o = find_by(json_object_get(w->root, "routers"), "router_id", id))) {
+			router_apply(w, o);
+			json_object_set_new(o, "is_applied", json_integer(1));
+		} else if (strcmp(act, "CreateLoadBalancer") == 0 && (o = lb_find(w, id))) {
+			json_object_set_new(o, "status", json_string("active"));
+			json_object_set_new(o, "transition_status", json_string(""));
+			json_object_set_new(o, "status_ms", json_integer(now));
+		} else if (strcmp(act, "UpdateLoadBalancers") == 0 && (o = lb_find(w, id))) {
+			lb_apply(w, o);
+			json_object_set_new(o, "is_applied", json_integer(1));
+			json_object_set_new(o, "transition_status", json_string(""));
+		} else if (strcmp(act, "DeleteLoadBalancers") == 0 && (o = lb_find(w, id))) {
+			json_t *v;
 			size_t j;
 
-			for (j = 0; j < json_array_size(rs); j++)
-				if (strcmp(sget(json_array_get(rs, j), "router_id"), id) == 0)
-					json_array_remove(rs, j--);
+			real_teardown(w, o, id, true);
+			json_array_foreach(json_object_get(o, "eips"), j, v) {
+				json_t *e = eip_find(w, json_string_value(v));
+
+				if (e != NULL)
+					eip_set_resource(e, "", "", now);
+			}
+			json_object_set_new(o, "eips", json_array());
+			remove_where(json_object_get(w->root, "lb_backends"), "loadbalancer_id",
+				     id);
+			remove_where(json_object_get(w->root, "lb_listeners"), "loadbalancer_id",
+				     id);
+			json_object_set_new(o, "status", json_string("deleted"));
+			json_object_set_new(o, "transition_status", json_string(""));
+			json_object_set_new(o, "status_ms", json_integer(now));
 		}
 	}
 }
@@ -1531,7 +3330,10 @@ struct world *
 world_new(const struct fqc_config *cfg, char *err, size_t errlen)
 {
 	struct world *w = calloc(1, sizeof(*w));
-	static const char *const arrays[] = { "instances", "jobs", "tags", "vxnets", "routers" };
+	static const char *const arrays[] = { "instances",     "jobs",         "tags",
+					      "vxnets",        "routers",      "eips",
+					      "loadbalancers", "lb_listeners", "lb_backends",
+					      "router_statics" };
 	json_error_t je;
 	size_t i;
 	json_t *o;
@@ -1541,6 +3343,7 @@ world_new(const struct fqc_config *cfg, char *err, size_t errlen)
 	pthread_mutex_init(&w->lock, NULL);
 	w->cfg = cfg;
 	w->pids = json_object();
+	w->hapids = json_object();
 	snprintf(w->path, sizeof(w->path), "%s/world.json", cfg->state_dir);
 	if (access(w->path, F_OK) == 0) {
 		w->root = json_load_file(w->path, 0, &je);
@@ -1572,6 +3375,17 @@ world_new(const struct fqc_config *cfg, char *err, size_t errlen)
 		json_array_foreach(json_object_get(w->root, "instances"), i, o)
 			if (strcmp(sget(o, "status"), "running") == 0)
 				real_start(w, o);
+		/* and forwards again what was applied before the restart */
+		json_array_foreach(json_object_get(w->root, "loadbalancers"), i, o)
+			if (lb_live(o) && json_object_get(o, "applied_spec") != NULL)
+				real_apply(w, o, sget(o, "loadbalancer_id"),
+					   json_incref(json_object_get(o, "applied_spec")),
+					   json_incref(json_object_get(o, "applied_addrs")));
+		json_array_foreach(json_object_get(w->root, "routers"), i, o)
+			if (json_object_get(o, "applied_spec") != NULL)
+				real_apply(w, o, sget(o, "router_id"),
+					   json_incref(json_object_get(o, "applied_spec")),
+					   json_incref(json_object_get(o, "applied_addrs")));
 	}
 	return w;
 }
@@ -1587,6 +3401,12 @@ world_shutdown(struct world *w)
 		json_array_foreach(json_object_get(w->root, "instances"), i, o)
 			if (json_object_get(w->pids, sget(o, "instance_id")) != NULL)
 				real_stop(w, sget(o, "instance_id"));
+		/* haproxy and its addresses first: private addresses are on the bridges */
+		json_array_foreach(json_object_get(w->root, "loadbalancers"), i, o)
+			real_teardown(w, o, sget(o, "loadbalancer_id"), false);
+		json_array_foreach(json_object_get(w->root, "routers"), i, o)
+			real_teardown(w, o, sget(o, "router_id"), false);
+		lb_eip_dev_remove(w->cfg);
 		json_array_foreach(json_object_get(w->root, "vxnets"), i, o)
 			inst_bridge_remove(w->cfg, sget(o, "vxnet_id"));
 	}
@@ -1599,6 +3419,7 @@ world_free(struct world *w)
 {
 	json_decref(w->root);
 	json_decref(w->pids);
+	json_decref(w->hapids);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
