@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lbsync.h"
 #include "log.h"
@@ -43,6 +44,20 @@ static struct {
 	json_t *problems;         /* lb name -> last message logged, so it is logged once */
 	bool synced;              /* a pass has opened the drivers of the store's LBs */
 } g = { .use = PTHREAD_RWLOCK_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* What each LB looked like at the end of the last pass (lb name -> {"driver",
+ * "engine", "items"}), for the API: a handler asks for a pass, waits a
+ * bounded time for it to publish, and copies the view under views.lock; it
+ * never calls a driver or takes the passes' locks. */
+#define LBSYNC_VIEW_WAIT_MS 3000
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t published;
+	json_t *lbs;
+	uint64_t started;         /* passes started */
+	uint64_t shown;           /* the pass (by started) whose views lbs holds */
+	int64_t shown_ms;         /* wall ms it published them */
+} views = { .lock = PTHREAD_MUTEX_INITIALIZER, .published = PTHREAD_COND_INITIALIZER };
 
 /* --- decide --- */
 
@@ -368,6 +383,81 @@ record(struct server *s, const char *host_id, const char *kind, const char *what
 		     NULL, &err, "%s %s load balancer '%s': %s", name, what, lb, why);
 }
 
+/* One LB's view as its driver reports it now: the engine's health and the
+ * backends (b[0..n), or, ok false, why they could not be read). Owned. */
+static json_t *
+view_of(struct lb *l, const struct lb_backend *b, size_t n, bool read_ok, const char *problem_msg)
+{
+	struct herr err = HERR_INIT;
+	struct lb_health hl;
+	json_t *engine = json_object(), *items = json_array();
+	char ts[40];
+
+	json_object_set_new(engine, "problem", problem_msg && *problem_msg
+			    ? json_string(problem_msg) : json_null());
+	json_object_set_new(engine, "driver", json_string(l->ops->name));
+	if (lb_health(l, &hl, &err) == 0) {
+		json_object_set_new(engine, "ok", json_boolean(hl.ok));
+		json_object_set_new(engine, "pid", hl.pid ? json_integer(hl.pid) : json_null());
+		json_object_set_new(engine, "restarts", json_integer(hl.restarts));
+		json_object_set_new(engine, "up_since", hl.up_since_ms
+				    ? json_string(fmt_time(hl.up_since_ms, ts, sizeof(ts))) : json_null());
+		json_object_set_new(engine, "message", json_string(hl.msg));
+	}
+	for (size_t i = 0; read_ok && i < n; i++) {
+		char addr[96];
+		snprintf(addr, sizeof(addr), "%s:%d", b[i].m.addr, b[i].m.port);
+		json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s}",
+						       "host_id", b[i].m.name, "address", addr,
+						       "status", b[i].status,
+						       "state", lb_bstate_name(b[i].state),
+						       "check_status", b[i].check_status,
+						       "scur", (json_int_t)b[i].scur,
+						       "intent", lb_intent_name(b[i].intent)));
+	}
+	return json_pack("{s:s,s:o,s:o}", "driver", l->ops->name, "engine", engine, "items", items);
+}
+
+/* Publishes the views of this pass: the synced LBs (their backends re-read
+ * when the pass changed them), and for the LBs left out, their problem. */
+static void
+views_publish(uint64_t pass, const struct lbrow *lbs, size_t nl, struct lb_backend **bk,
+	      const size_t *nbk, bool changed)
+{
+	json_t *next = json_object(), *v;
+	const char *key;
+
+	for (size_t i = 0; i < nl; i++) {
+		struct herr err = HERR_INIT;
+		struct lb_backend *b = bk ? bk[i] : NULL, *fresh = NULL;
+		size_t n = nbk ? nbk[i] : 0;
+		bool ok = true;
+		if (changed || b == NULL) {   /* changed, never read, or empty: read now */
+			ok = lb_list_backends(lbs[i].drv, lbs[i].spec.name, &fresh, &n, &err) == 0;
+			b = fresh;
+		}
+		json_object_set_new(next, lbs[i].spec.name,
+				    view_of(lbs[i].drv, b, n, ok,
+					    ok ? lbs[i].err : err.msg));
+		free(fresh);
+	}
+	pthread_mutex_lock(&g.lock);
+	json_object_foreach(g.problems, key, v) {
+		if (json_object_get(next, key) == NULL)
+			json_object_set_new(next, key,
+					    json_pack("{s:n,s:{s:b,s:O,s:O},s:[]}", "driver", "engine",
+						      "ok", 0, "problem", v, "message", v, "items"));
+	}
+	pthread_mutex_unlock(&g.lock);
+	pthread_mutex_lock(&views.lock);
+	json_decref(views.lbs);
+	views.lbs = next;
+	views.shown = pass;
+	views.shown_ms = now_ms();
+	pthread_cond_broadcast(&views.published);
+	pthread_mutex_unlock(&views.lock);
+}
+
 void
 lbsync_once(struct server *s)
 {
@@ -380,13 +470,17 @@ lbsync_once(struct server *s)
 	struct host_query terminating = { .state = HS_TERMINATING };
 	struct host *leaving = NULL;
 	json_t *mem = NULL, *row;
-	size_t nl, nw, nh = 0, nleaving = 0, na, i, *nbk = NULL;
+	size_t nl, nw, nh = 0, nleaving = 0, na = 0, i, *nbk = NULL;
 	struct herr err = HERR_INIT;
+	uint64_t pass;
 
+	pthread_mutex_lock(&views.lock);
+	pass = ++views.started;
+	pthread_mutex_unlock(&views.lock);
 	pthread_rwlock_rdlock(&g.use);
 	nl = sync_lbs(s, &lbs);
 	if (nl == 0)
-		goto out;
+		goto publish;
 	/* hosts being terminated leave their LBs through lbsync_drain_host,
 	 * which records the drain with the host: not touched here */
 	if (host_list(s->store, &terminating, &leaving, &nleaving, &err) < 0) {
@@ -482,6 +576,8 @@ lbsync_once(struct server *s)
 			lb_apply(&g.d[d].l, &err);
 		}
 	}
+publish:
+	views_publish(pass, lbs, nl, bk, nbk, na > 0);
 out:
 	for (i = 0; bk && i < nl; i++)
 		free(bk[i]);
@@ -619,80 +715,61 @@ int
 lbsync_members(struct server *s, const char *name, json_t **out, struct herr *err)
 {
 	struct res r;
-	struct lb *l;
-	struct lb_backend *b = NULL;
-	struct lb_health hl;
-	json_t *items = json_array(), *engine = json_object(), *o;
-	size_t n = 0;
-	const char *prob;
+	json_t *v, *items, *it;
+	struct timespec until;
+	uint64_t want;
+	int64_t shown_ms;
+	char ts[40];
+	size_t i;
 
 	*out = NULL;
-	if (res_get(s->store, &kind_lb, "", name, &r, err) < 0) {
-		json_decref(items);
-		json_decref(engine);
+	if (res_get(s->store, &kind_lb, "", name, &r, err) < 0)
 		return err->code;
-	}
-	pthread_rwlock_rdlock(&g.use);
-	pthread_mutex_lock(&g.lock);
-	l = drv_for(s, r.spec, false, err);
-	prob = g.problems ? json_string_value(json_object_get(g.problems, name)) : NULL;
-	json_object_set_new(engine, "problem", prob ? json_string(prob) : json_null());
-	pthread_mutex_unlock(&g.lock);
 	res_release(&r);
-	if (l == NULL) {
-		json_object_set_new(engine, "ok", json_false());
-		json_object_set_new(engine, "message",
-				    json_string(err->code ? err->msg : "load balancer driver not started yet"));
-		herr_clear(err);
-	} else {
-		json_object_set_new(engine, "driver", json_string(l->ops->name));
-		if (lb_health(l, &hl, err) == 0) {
-			char ts[40];
-			json_object_set_new(engine, "ok", json_boolean(hl.ok));
-			json_object_set_new(engine, "pid", hl.pid ? json_integer(hl.pid) : json_null());
-			json_object_set_new(engine, "restarts", json_integer(hl.restarts));
-			json_object_set_new(engine, "up_since", hl.up_since_ms
-					    ? json_string(fmt_time(hl.up_since_ms, ts, sizeof(ts))) : json_null());
-			json_object_set_new(engine, "message", json_string(hl.msg));
-		}
-		herr_clear(err);
-		if (lb_list_backends(l, name, &b, &n, err) < 0) {
-			/* left out by the engine, or not there yet: no members */
-			if (prob == NULL)
-				json_object_set_new(engine, "problem", json_string(err->msg));
-			herr_clear(err);
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
+	/* a view from a pass that starts after this request, or the last one
+	 * if no pass publishes within LBSYNC_VIEW_WAIT_MS (a slow pass) */
+	pthread_mutex_lock(&views.lock);
+	want = views.started + 1;
+	pthread_mutex_unlock(&views.lock);
+	server_kick(s);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += LBSYNC_VIEW_WAIT_MS / 1000;
+	pthread_mutex_lock(&views.lock);
+	while (views.shown < want &&
+	       pthread_cond_timedwait(&views.published, &views.lock, &until) == 0)
+		;
+	v = json_deep_copy(json_object_get(views.lbs, name));
+	shown_ms = views.shown_ms;
+	pthread_mutex_unlock(&views.lock);
+	if (v == NULL)
+		v = json_pack("{s:n,s:{s:b,s:n,s:s},s:[]}", "driver", "engine", "ok", 0, "problem",
+			      "message", "load balancer driver not started yet", "items");
+	items = json_object_get(v, "items");
+	json_array_foreach(items, i, it) {
 		struct herr e2 = HERR_INIT;
 		struct host h;
-		bool known = host_get(s->store, b[i].m.name, &h, &e2) == 0;
-		char addr[96];
-		snprintf(addr, sizeof(addr), "%s:%d", b[i].m.addr, b[i].m.port);
-		o = json_pack("{s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:s,s:s,s:s,s:I,s:s}",
-			      "host_id", b[i].m.name,
-			      "host", known ? h.name : NULL,
-			      "cluster", known ? h.cluster : NULL,
-			      "group", known ? h.grp : NULL,
-			      "host_state", known ? hstate_name(h.state) : NULL,
-			      "address", addr,
-			      "status", b[i].status,
-			      "state", lb_bstate_name(b[i].state),
-			      "check_status", b[i].check_status,
-			      "scur", (json_int_t)b[i].scur,
-			      "intent", lb_intent_name(b[i].intent));
-		json_array_append_new(items, o);
+		bool known = host_get(s->store, json_string_value(json_object_get(it, "host_id")),
+				      &h, &e2) == 0;
+		json_object_set_new(it, "host", known ? json_string(h.name) : json_null());
+		json_object_set_new(it, "cluster", known ? json_string(h.cluster) : json_null());
+		json_object_set_new(it, "group", known ? json_string(h.grp) : json_null());
+		json_object_set_new(it, "host_state",
+				    known ? json_string(hstate_name(h.state)) : json_null());
 	}
-	free(b);
-	pthread_rwlock_unlock(&g.use);
-	*out = json_pack("{s:s,s:s?,s:o,s:o}", "lb", name, "driver", l ? l->ops->name : NULL,
-			 "engine", engine, "items", items);
+	json_object_set_new(v, "lb", json_string(name));
+	json_object_set_new(v, "as_of", shown_ms ? json_string(fmt_time(shown_ms, ts, sizeof(ts)))
+						 : json_null());
+	*out = v;
 	return 0;
 }
 
 void
 lbsync_stop(struct server *s)
 {
+	pthread_mutex_lock(&views.lock);
+	json_decref(views.lbs);
+	views.lbs = NULL;
+	pthread_mutex_unlock(&views.lock);
 	pthread_rwlock_wrlock(&g.use);
 	pthread_mutex_lock(&g.lock);
 	for (int i = 0; i < g.n; i++) {

@@ -80,7 +80,9 @@ void lbsync_once(struct server *s);
  * lb-sync pass yet since the server started, so the LBs are not known). */
 int lbsync_drain_host(struct server *s, const char *host_id, int64_t since_ms, int64_t now_ms);
 /* The members of LB `lb` with their state at the LB, and the engine's
- * health: {"lb", "driver", "engine": {...}, "items": [...]} (owned). */
+ * health: {"lb", "driver", "engine": {...}, "items": [...]} (owned), as the
+ * last lb-sync pass saw them (at most a pass old): for the API, which never
+ * calls a driver itself. HERR_NOTFOUND when there is no such LB. */
 int lbsync_members(struct server *s, const char *lb, json_t **out, struct herr *err);
 /* Closes every driver (stops HAProxy). After the API and controllers stop. */
 void lbsync_stop(struct server *s);
