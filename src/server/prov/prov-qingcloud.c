@@ -24,6 +24,7 @@
 
 #define QCP_JOB_WAIT_MS 2000      /* what a controller pass can afford per launch */
 #define QCP_NET_JOB_WAIT_MS 10000 /* router create / join: once per network */
+#define QCP_NET_EMPTY_WAIT_MS 30000 /* net_delete: for terminating instances to leave */
 #define QCP_PAGE 100              /* DescribeInstances' maximum limit */
 #define QCP_MAX_PAGES 100         /* list() stops at 10000 instances */
 #define QCP_NETS_CACHED 16
@@ -573,8 +574,9 @@ qingcloud_net_create(struct prov *p, const struct prov_net_spec *net, struct her
 	return vxnet_ensure(p->priv, p, net, vx, sizeof(vx), err);
 }
 
-/* Leaves the router and deletes the VxNet, unless instances still use it
- * (HERR_CONFLICT). No VxNet: 0. */
+/* Leaves the router and deletes the VxNet, once instances no longer use it
+ * (waiting up to QCP_NET_EMPTY_WAIT_MS for terminating ones; then
+ * HERR_CONFLICT). No VxNet: 0. */
 static int
 qingcloud_net_delete(struct prov *p, const struct prov_net_spec *net, struct herr *err)
 {
@@ -592,6 +594,14 @@ qingcloud_net_delete(struct prov *p, const struct prov_net_spec *net, struct her
 	rc = find_vxnet(q, name, vx, sizeof(vx), router, sizeof(router), &in_use, err);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
+	/* TerminateInstances is asynchronous: the hosts herd just terminated
+	 * stay on the VxNet until their jobs end */
+	for (int64_t until = mono_ms() + QCP_NET_EMPTY_WAIT_MS; in_use && mono_ms() < until;) {
+		sleep_ms(1000);
+		rc = find_vxnet(q, name, vx, sizeof(vx), router, sizeof(router), &in_use, err);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
 	if (in_use)
 		return herr_set(err, HERR_CONFLICT, "vxnet %s (%s) still has instances", vx, name);
 	if (router[0]) {

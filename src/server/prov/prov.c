@@ -90,6 +90,9 @@ failpoint(const char *name, struct herr *err)
 		if ((rc_ = failpoint("prov_" #op, err)) < 0)                       \
 			return rc_;                                                \
 		rc_ = (p)->ops->op(__VA_ARGS__);                                   \
+		/* after a call that happened: a crash or a lost answer here */    \
+		if (rc_ == 0)                                                      \
+			rc_ = failpoint("prov_" #op "_done", err);                 \
 		if (rc_ < 0)                                                       \
 			log_warn("provider %s/%s: %s failed after %lld ms: %s",    \
 				 (p)->ops->name, (p)->account, what,               \

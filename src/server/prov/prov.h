@@ -155,7 +155,11 @@ long prov_instance_adopt(const struct prov_instance *list, size_t n, const char 
 int prov_server_url_check(const char *url, struct herr *err);
 
 /* Failpoints: HERD_FAILPOINTS="prov_launch=error,prov_terminate=sleep:500"
- * makes the named point fail (returns HERR_UNAVAIL) or sleep. Tests only. */
+ * makes the named point fail (returns HERR_UNAVAIL), sleep, or `exit` the
+ * process at once (_exit(99), like kill -9). Tests only. The dispatchers
+ * have one point before each driver call ("prov_launch") and one after it
+ * succeeded ("prov_launch_done": the provider did it but herd has not yet
+ * recorded the answer; `error` there is an answer lost on the way). */
 int failpoint(const char *name, struct herr *err);
 
 #endif
