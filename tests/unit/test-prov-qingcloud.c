@@ -37,16 +37,12 @@ static void
 test_name_rejects_others(void **state)
 {
 	static const char *const bad[] = {
-		"herd-aaaaaa-6bfcf936",    /* another server's */
-		"herd-149d67-6bfcf9361",   /* longer suffix */
-		"herd-149d67-6BFCF936",    /* upper case */
-		"herd-149d67-6bfcf93g",    /* not hex */
-		"herd-149d67-6bfcf93",     /* short */
-		"herd-149d67-",
-		"herd-149d67",
-		"herd-149d676bfcf936",
-		"my-web-server",
-		"",
+		"herd-aaaaaa-6bfcf936",  /* another server's */
+		"herd-149d67-6bfcf9361", /* longer suffix */
+		"herd-149d67-6BFCF936",  /* upper case */
+		"herd-149d67-6bfcf93g",  /* not hex */
+		"herd-149d67-6bfcf93",   /* short */
+		"herd-149d67-",          "herd-149d67", "herd-149d676bfcf936", "my-web-server", "",
 	};
 	char id[16];
 
@@ -66,7 +62,8 @@ test_state(void **state)
 	assert_string_equal(qcp_state("stopped", ""), "stopped");
 	assert_string_equal(qcp_state("suspended", ""), "stopped");
 	/* on its way out: never adopted */
-	assert_string_equal(qcp_state("running", "terminating"), "stopped");
+	assert_null(qcp_state("running", "terminating"));
+	assert_null(qcp_state("pending", "terminating"));
 	assert_string_equal(qcp_state("running", "stopping"), "stopped");
 	assert_null(qcp_state("terminated", ""));
 	assert_null(qcp_state("ceased", ""));
@@ -90,7 +87,8 @@ test_instance_parse(void **state)
 		"{\"instance_id\":\"i-dddd4444\",\"instance_name\":\"herd-149d67-55667788\","
 		" \"status\":\"terminated\"},"
 		"{\"instance_name\":\"herd-149d67-99aabbcc\",\"status\":\"running\"}"
-		"]}", 0, NULL);
+		"]}",
+		0, NULL);
 	json_t *set = json_object_get(resp, "instance_set");
 
 	assert_non_null(resp);
@@ -230,7 +228,7 @@ test_run_params_errors(void **state)
 	herr_clear(&err);
 	s = spec_base();
 	s.instance_type = NULL;
-	s.cpu = 2;   /* memory missing */
+	s.cpu = 2; /* memory missing */
 	assert_int_equal(qcp_run_params(&s, "149d67", "vxnet-abc", &p, &err), HERR_INVALID);
 	assert_string_equal(err.field, "instance_type");
 

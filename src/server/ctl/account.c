@@ -26,7 +26,8 @@ ctl_account_check(struct server *s, const char *name, json_t **out, struct herr 
 		return rc;
 	driver = json_string_value(json_object_get(r.spec, "driver"));
 	if ((ops = prov_find(driver ? driver : "")) == NULL) {
-		rc = herr_set(err, -ENOTSUP, "driver '%s' of account '%s' is not built into this herd",
+		rc = herr_set(err, -ENOTSUP,
+			      "driver '%s' of account '%s' is not built into this herd",
 			      driver ? driver : "", name);
 		goto out;
 	}

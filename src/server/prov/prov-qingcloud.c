@@ -22,11 +22,11 @@
 #include "util.h"
 #include "xalloc.h"
 
-#define QCP_JOB_WAIT_MS 2000      /* what a controller pass can afford per launch */
-#define QCP_NET_JOB_WAIT_MS 10000 /* router create / join: once per network */
+#define QCP_JOB_WAIT_MS 2000        /* what a controller pass can afford per launch */
+#define QCP_NET_JOB_WAIT_MS 10000   /* router create / join: once per network */
 #define QCP_NET_EMPTY_WAIT_MS 30000 /* net_delete: for terminating instances to leave */
-#define QCP_PAGE 100              /* DescribeInstances' maximum limit */
-#define QCP_MAX_PAGES 100         /* list() stops at 10000 instances */
+#define QCP_PAGE 100                /* DescribeInstances' maximum limit */
+#define QCP_MAX_PAGES 100           /* list() stops at 10000 instances */
 #define QCP_NETS_CACHED 16
 #define QCP_TAGS_CACHED 16
 
@@ -37,13 +37,13 @@ struct qcp_net {
 
 struct qcp {
 	struct qc_client c;
-	char router_id[64];   /* the account's `router`, or the one herd made */
+	char router_id[64];                   /* the account's `router`, or the one herd made */
 	struct qcp_net nets[QCP_NETS_CACHED]; /* VxNets known ready (joined) */
 	unsigned nets_next;
 	struct {
 		char name[160];
 		char id[64];
-	} tags[QCP_TAGS_CACHED];              /* tag name -> id, made or found */
+	} tags[QCP_TAGS_CACHED]; /* tag name -> id, made or found */
 	unsigned tags_next;
 };
 
@@ -98,15 +98,18 @@ qcp_state(const char *status, const char *transition_status)
 		return NULL;
 	/* docs: command_list/instance/describe_instances.md: transition_status
 	 * is one of creating, starting, stopping, restarting, suspending,
-	 * resuming, terminating, recovering, resetting */
-	if (strcmp(t, "terminating") == 0 || strcmp(t, "stopping") == 0 ||
-	    strcmp(t, "suspending") == 0)
+	 * resuming, terminating, recovering, resetting. A terminating one is
+	 * gone already (TerminateInstances was accepted): listing it would
+	 * make it an orphan to terminate again */
+	if (strcmp(t, "terminating") == 0)
+		return NULL;
+	if (strcmp(t, "stopping") == 0 || strcmp(t, "suspending") == 0)
 		return "stopped";
 	if (strcmp(status, "pending") == 0)
 		return "pending";
 	if (strcmp(status, "running") == 0)
 		return "running";
-	return "stopped";   /* stopped, suspended */
+	return "stopped"; /* stopped, suspended */
 }
 
 int
@@ -136,8 +139,8 @@ qcp_instance_parse(const json_t *item, const char *server_instance, struct prov_
 }
 
 int
-qcp_run_params(const struct host_spec *spec, const char *server_instance,
-	       const char *vxnet_id, json_t **out, struct herr *err)
+qcp_run_params(const struct host_spec *spec, const char *server_instance, const char *vxnet_id,
+	       json_t **out, struct herr *err)
 {
 	char name[128], nic[160];
 	size_t udlen = spec->user_data ? strlen(spec->user_data) : 0;
@@ -221,14 +224,16 @@ qcp_config_check(const json_t *config, const char *path, struct herr *err)
 	struct qc_client c;
 	struct herr e = HERR_INIT;
 	const char *rt = json_string_value(json_object_get(config, "router"));
+	const char *zone = json_string_value(json_object_get(config, "zone"));
 	int rc;
 
 	for (int i = 0; need[i]; i++)
 		if (json_object_get(config, need[i]) == NULL)
 			return field_err(err, path, need[i], "is required for a qingcloud account");
-	if (json_string_value(json_object_get(config, "zone"))[0] == '\0')
+	if (zone == NULL || *zone == '\0')
 		return field_err(err, path, "zone", "must not be empty");
-	if (rt && (strncmp(rt, "rtr-", 4) != 0 || strlen(rt) >= sizeof(((struct qcp *)0)->router_id)))
+	if (rt &&
+	    (strncmp(rt, "rtr-", 4) != 0 || strlen(rt) >= sizeof(((struct qcp *)0)->router_id)))
 		return field_err(err, path, "router", "must be a router id (rtr-...)");
 	/* the client's own rules (endpoint URL, zone, key id, absolute path);
 	 * it reads no file and opens no connection */
@@ -318,15 +323,17 @@ tag_lookup(struct qcp *q, const char *name, char *out, size_t n, struct herr *er
 	size_t i;
 	int rc;
 
-	rc = call(q, "DescribeTags", json_pack("{s:s, s:i}", "search_word", name, "limit", QCP_PAGE),
-		  QC_IDEMPOTENT, &resp, err);
+	rc = call(q, "DescribeTags",
+		  json_pack("{s:s, s:i}", "search_word", name, "limit", QCP_PAGE), QC_IDEMPOTENT,
+		  &resp, err);
 	if (rc < 0)
 		return rc;
 	json_array_foreach(json_object_get(resp, "tag_set"), i, t) {
 		const char *tn = json_string_value(json_object_get(t, "tag_name"));
 
 		if (tn && strcmp(tn, name) == 0) {
-			snprintf(out, n, "%s", json_string_value(json_object_get(t, "tag_id")) ?: "");
+			snprintf(out, n, "%s",
+				 json_string_value(json_object_get(t, "tag_id")) ?: "");
 			json_decref(resp);
 			return 0;
 		}
@@ -345,8 +352,7 @@ tag_lookup(struct qcp *q, const char *name, char *out, size_t n, struct herr *er
  * string members. Best effort: a failure is logged, the resource kept (its
  * name carries herd's ids). */
 static void
-tag_resource(struct qcp *q, const json_t *tags, const char *resource_type,
-	     const char *resource_id)
+tag_resource(struct qcp *q, const json_t *tags, const char *resource_type, const char *resource_id)
 {
 	json_t *pairs = json_array();
 	const char *k;
@@ -365,9 +371,9 @@ tag_resource(struct qcp *q, const json_t *tags, const char *resource_type,
 			log_warn("qingcloud: cannot make tag '%s': %s", name, err.msg);
 			continue;
 		}
-		json_array_append_new(pairs, json_pack("{s:s, s:s, s:s}", "tag_id", tid,
-						       "resource_type", resource_type,
-						       "resource_id", resource_id));
+		json_array_append_new(pairs,
+				      json_pack("{s:s, s:s, s:s}", "tag_id", tid, "resource_type",
+						resource_type, "resource_id", resource_id));
 	}
 	if (json_array_size(pairs) > 0) {
 		struct herr err = HERR_INIT;
@@ -399,7 +405,8 @@ find_vxnet(struct qcp *q, const char *name, char *id, size_t idn, char *router, 
 	int rc, found = 1;
 
 	rc = call(q, "DescribeVxnets",
-		  json_pack("{s:s, s:i, s:i}", "search_word", name, "verbose", 1, "limit", QCP_PAGE),
+		  json_pack("{s:s, s:i, s:i}", "search_word", name, "verbose", 1, "limit",
+			    QCP_PAGE),
 		  QC_IDEMPOTENT, &resp, err);
 	if (rc < 0)
 		return rc;
@@ -410,7 +417,8 @@ find_vxnet(struct qcp *q, const char *name, char *id, size_t idn, char *router, 
 			continue;
 		snprintf(id, idn, "%s", json_string_value(json_object_get(v, "vxnet_id")) ?: "");
 		snprintf(router, rn, "%s",
-			 json_string_value(json_object_get(json_object_get(v, "router"), "router_id"))
+			 json_string_value(
+				 json_object_get(json_object_get(v, "router"), "router_id"))
 				 ?: "");
 		if (in_use)
 			*in_use = json_array_size(json_object_get(v, "instance_ids")) > 0;
@@ -454,8 +462,8 @@ router_ensure(struct qcp *q, struct prov *p, struct herr *err)
 		return 0;
 	snprintf(name, sizeof(name), "herd-%s", p->instance);
 	rc = call(q, "DescribeRouters",
-		  json_pack("{s:s, s:[ss], s:i}", "search_word", name, "status", "pending", "active",
-			    "limit", QCP_PAGE),
+		  json_pack("{s:s, s:[ss], s:i}", "search_word", name, "status", "pending",
+			    "active", "limit", QCP_PAGE),
 		  QC_IDEMPOTENT, &resp, err);
 	if (rc < 0)
 		return rc;
@@ -466,7 +474,8 @@ router_ensure(struct qcp *q, struct prov *p, struct herr *err)
 			const char *st = json_string_value(json_object_get(r, "status"));
 
 			if (st && strcmp(st, "active") != 0) {
-				rc = herr_set(err, HERR_UNAVAIL, "router '%s' is still %s", name, st);
+				rc = herr_set(err, HERR_UNAVAIL, "router '%s' is still %s", name,
+					      st);
 				json_decref(resp);
 				return rc;
 			}
@@ -488,7 +497,8 @@ router_ensure(struct qcp *q, struct prov *p, struct herr *err)
 	rc = job_wait(q, resp, QCP_NET_JOB_WAIT_MS, "CreateRouters", err);
 	if (rc == 0)
 		snprintf(q->router_id, sizeof(q->router_id), "%s",
-			 json_string_value(json_array_get(json_object_get(resp, "routers"), 0)) ?: "");
+			 json_string_value(json_array_get(json_object_get(resp, "routers"), 0))
+				 ?: "");
 	json_decref(resp);
 	return rc;
 }
@@ -526,12 +536,14 @@ vxnet_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, cha
 		/* docs: command_list/vxnet/create_vxnets.md: vxnet_type 1 =
 		 * managed (a router's DHCP and addresses) */
 		rc = call(q, "CreateVxnets",
-			  json_pack("{s:s, s:i, s:i}", "vxnet_name", name, "vxnet_type", 1, "count", 1),
+			  json_pack("{s:s, s:i, s:i}", "vxnet_name", name, "vxnet_type", 1, "count",
+				    1),
 			  0, &resp, err);
 		if (rc < 0)
 			return rc;
 		snprintf(vxnet_id, n, "%s",
-			 json_string_value(json_array_get(json_object_get(resp, "vxnets"), 0)) ?: "");
+			 json_string_value(json_array_get(json_object_get(resp, "vxnets"), 0))
+				 ?: "");
 		json_decref(resp);
 		resp = NULL;
 		router[0] = '\0';
@@ -550,8 +562,9 @@ vxnet_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, cha
 		/* docs: command_list/router/join_router.md: ip_network is the
 		 * VxNet's CIDR; the router takes its first address */
 		rc = call(q, "JoinRouter",
-			  json_pack("{s:s, s:s, s:s, s:s}", "vxnet", vxnet_id, "router", q->router_id,
-				    "ip_network", net->cidr, "manager_ip", net->gateway),
+			  json_pack("{s:s, s:s, s:s, s:s}", "vxnet", vxnet_id, "router",
+				    q->router_id, "ip_network", net->cidr, "manager_ip",
+				    net->gateway),
 			  0, &resp, err);
 		if (rc < 0)
 			return rc;
@@ -605,8 +618,9 @@ qingcloud_net_delete(struct prov *p, const struct prov_net_spec *net, struct her
 	if (in_use)
 		return herr_set(err, HERR_CONFLICT, "vxnet %s (%s) still has instances", vx, name);
 	if (router[0]) {
-		rc = call(q, "LeaveRouter", json_pack("{s:s, s:[s]}", "router", router, "vxnets", vx),
-			  QC_IDEMPOTENT, &resp, err);
+		rc = call(q, "LeaveRouter",
+			  json_pack("{s:s, s:[s]}", "router", router, "vxnets", vx), QC_IDEMPOTENT,
+			  &resp, err);
 		if (rc < 0)
 			return rc;
 		rc = job_wait(q, resp, QCP_NET_JOB_WAIT_MS, "LeaveRouter", err);
@@ -705,9 +719,9 @@ qingcloud_list(struct prov *p, struct prov_instance **out, size_t *n, struct her
 		int rc;
 
 		rc = call(q, "DescribeInstances",
-			  json_pack("{s:s, s:[sss], s:i, s:i, s:i}", "search_word", prefix, "status",
-				    "pending", "running", "stopped", "verbose", 0, "offset",
-				    page * QCP_PAGE, "limit", QCP_PAGE),
+			  json_pack("{s:s, s:[sss], s:i, s:i, s:i}", "search_word", prefix,
+				    "status", "pending", "running", "stopped", "verbose", 0,
+				    "offset", page * QCP_PAGE, "limit", QCP_PAGE),
 			  QC_IDEMPOTENT, &resp, err);
 		if (rc < 0) {
 			free(v);
@@ -758,8 +772,7 @@ instance_gone(struct qcp *q, const char *id)
 }
 
 static int
-qingcloud_terminate(struct prov *p, const char *instance_id, const char *host_id,
-		    struct herr *err)
+qingcloud_terminate(struct prov *p, const char *instance_id, const char *host_id, struct herr *err)
 {
 	struct qcp *q = p->priv;
 	struct prov_instance found;
@@ -770,7 +783,8 @@ qingcloud_terminate(struct prov *p, const char *instance_id, const char *host_id
 		/* never recorded (a crash): the name finds it */
 		char name[128];
 
-		if (host_id == NULL || qcp_instance_name(p->instance, host_id, name, sizeof(name)) < 0)
+		if (host_id == NULL ||
+		    qcp_instance_name(p->instance, host_id, name, sizeof(name)) < 0)
 			return 0;
 		if ((rc = find_instance(q, p, name, &found, err)) != 0)
 			return rc < 0 ? rc : 0;
@@ -807,7 +821,8 @@ qingcloud_check(struct prov *p, char *msg, size_t msg_len, struct herr *err)
 	if (rc < 0)
 		return rc;
 	json_array_foreach(json_object_get(resp, "zone_set"), i, z)
-		if (strcmp(json_string_value(json_object_get(z, "zone_id")) ?: "", q->c.zone) == 0) {
+		if (strcmp(json_string_value(json_object_get(z, "zone_id")) ?: "", q->c.zone) ==
+		    0) {
 			snprintf(status, sizeof(status), "%s",
 				 json_string_value(json_object_get(z, "status")) ?: "");
 			found = true;
@@ -871,15 +886,15 @@ qingcloud_close(struct prov *p)
  * client_token (RunInstances has no idempotency field: the instance name
  * carries the host id and is searched for instead). */
 const struct prov_ops prov_qingcloud_ops = {
-	.name         = "qingcloud",
-	.listens_on_gateway = false,  /* hosts use server_url / --advertise-url */
-	.open         = qingcloud_open,
-	.close        = qingcloud_close,
-	.net_create   = qingcloud_net_create,
-	.net_delete   = qingcloud_net_delete,
-	.launch       = qingcloud_launch,
-	.terminate    = qingcloud_terminate,
-	.list         = qingcloud_list,
+	.name = "qingcloud",
+	.listens_on_gateway = false, /* hosts use server_url / --advertise-url */
+	.open = qingcloud_open,
+	.close = qingcloud_close,
+	.net_create = qingcloud_net_create,
+	.net_delete = qingcloud_net_delete,
+	.launch = qingcloud_launch,
+	.terminate = qingcloud_terminate,
+	.list = qingcloud_list,
 	.config_check = qcp_config_check,
-	.check        = qingcloud_check,
+	.check = qingcloud_check,
 };

@@ -35,9 +35,9 @@ bool qcp_host_id_from_name(const char *server_instance, const char *name, char o
 int qcp_vxnet_name(const char *net_id, char *out, size_t n);
 
 /* prov_instance state for QingCloud's status and transition_status:
- * "pending", "running", "stopped" (stopped, suspended, and any instance in
- * a stopping/terminating transition, so it is never adopted), or NULL for
- * terminated and ceased (gone). */
+ * "pending", "running", "stopped" (stopped, suspended, and any instance
+ * stopping or suspending, so it is never adopted), or NULL for terminated,
+ * ceased and terminating (gone). */
 const char *qcp_state(const char *status, const char *transition_status);
 
 /* One item of DescribeInstances' instance_set into out: 0 if it is this
@@ -53,8 +53,8 @@ int qcp_instance_parse(const json_t *item, const char *server_instance, struct p
  * userdata_value = base64 of spec->user_data. Returns 0, or HERR_INVALID
  * naming the template field ("image", "instance_type", "keypair",
  * "user_data") when the spec cannot be launched. */
-int qcp_run_params(const struct host_spec *spec, const char *server_instance,
-		   const char *vxnet_id, json_t **out, struct herr *err);
+int qcp_run_params(const struct host_spec *spec, const char *server_instance, const char *vxnet_id,
+		   json_t **out, struct herr *err);
 
 /* The qingcloud account check (prov_ops.config_check): zone, access_key_id
  * and secret_file required, endpoint and the values as qc_client_init
