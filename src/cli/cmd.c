@@ -1085,6 +1085,7 @@ static const struct cmd cmds[] = {
 	{ "login", NULL, cmd_login, 1, 2, "token-file=", "URL [--token-file F] (token on stdin)", "Check and save the server and token in ~/.config/herd/config; the token is read from stdin (not echoed at a terminal) or --token-file (URL TOKEN works too, but shows in ps and shell history)." },
 	{ "whoami", NULL, cmd_whoami, 0, 0, NULL, "[--json]", "Show the token's name and role." },
 	KINDS(KIND_CMDS)
+	{ "account", "check", cmd_account_check, 1, 1, NULL, "NAME [--json]", "Call the account's provider: are the credentials, zone and clock right?" },
 	{ "policy", "explain", cmd_policy_explain, 1, 1, NULL, "NAME [--json]", "Show a policy's latest evaluation and why it did or did not act." },
 	{ "policy", "simulate", cmd_policy_simulate, 1, 1, "since=,policy-file=", "NAME [--since 1h] [--policy-file F] [--json]", "Replay stored metrics through the policy and print its decisions." },
 	{ "group", "scale", cmd_group_scale, 2, 2, NULL, "NAME N [--json]", "Set a group's desired size (within min/max)." },

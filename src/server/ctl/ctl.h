@@ -96,4 +96,13 @@ void ctl_server_url_for(struct server *s, const char *network_cidr, char *out, s
 int ctl_host_state(struct server *s, const char *host_id, enum hstate to, const char *reason,
 		   struct herr *err);
 
+/* Asks account `name`'s driver whether the account works (credentials,
+ * zone, clock: prov_ops.check) on a provider opened for this call only.
+ * 0 and *out (owned: {"account","driver","ok","message"}, and when not ok
+ * "code" (herr_word) and "field": the provider's refusal is an answer, its
+ * message naming the provider's error, e.g. "QingCloud 1200: ..."), or
+ * HERR_NOTFOUND (no such account) or -ENOTSUP (driver not built in). Blocks
+ * for the provider's calls: API handlers call it, never a driver directly. */
+int ctl_account_check(struct server *s, const char *name, json_t **out, struct herr *err);
+
 #endif

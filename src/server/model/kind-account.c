@@ -1,7 +1,9 @@
 /* model/kind-account.c - the account kind: a provider account, i.e. which
  * driver makes the hosts and networks that refer to it, that driver's
  * settings, and (server_url) where that account's hosts reach the server.
- * The server_url rule is prov_server_url_check's, the one the drivers use. */
+ * The server_url rule is prov_server_url_check's, the one the drivers use;
+ * the driver is found with prov_find() and checks its own fields
+ * (prov_ops.config_check): no driver name is compared here. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +16,7 @@ static const struct field account_fields[] = {
 	{ "access_key_id", F_STR, 0, NULL, 0, 0 },
 	{ "secret_file", F_STR, 0, NULL, 0, 0 },
 	{ "endpoint", F_STR, 0, NULL, 0, 0 },
+	{ "router", F_STR, 0, NULL, 0, 0 },       /* qingcloud: an existing router id */
 	{ "server_url", F_STR, 0, NULL, 0, 0 },   /* overrides --advertise-url */
 	{ "description", F_STR, 0, NULL, 0, 0 },
 	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
@@ -24,16 +27,16 @@ static int
 account_check(const struct kind *k, json_t *obj, const json_t *old, const char *path,
 	      struct herr *err)
 {
-	static const char *const drivers[] = { "local", "qingcloud", NULL };
 	const char *d = json_string_value(json_object_get(obj, "driver"));
-	char fp[256];
+	const struct prov_ops *ops = prov_find(d);
+	char fp[256], known[256];
 
-	for (int i = 0; drivers[i]; i++)
-		if (strcmp(d, drivers[i]) == 0)
-			goto driver_ok;
-	snprintf(fp, sizeof(fp), "%s%sdriver", path, *path ? "." : "");
-	return herr_field(err, HERR_INVALID, fp, "unknown driver '%s' (known: local, qingcloud)", d);
-driver_ok:
+	if (ops == NULL) {
+		prov_names(known, sizeof(known));
+		snprintf(fp, sizeof(fp), "%s%sdriver", path, *path ? "." : "");
+		return herr_field(err, HERR_INVALID, fp, "unknown driver '%s' (known: %s)", d,
+				  known);
+	}
 	if (json_object_get(obj, "server_url")) {
 		struct herr e = HERR_INIT;
 
@@ -43,17 +46,8 @@ driver_ok:
 			return herr_field(err, HERR_INVALID, fp, "%s", e.msg);
 		}
 	}
-	if (strcmp(d, "qingcloud") == 0) {
-		static const char *const need[] = { "zone", "access_key_id", "secret_file", NULL };
-		for (int i = 0; need[i]; i++) {
-			if (json_object_get(obj, need[i]) == NULL) {
-				snprintf(fp, sizeof(fp), "%s%s%s", path, *path ? "." : "", need[i]);
-				return herr_field(err, HERR_INVALID, fp,
-						  "is required for a qingcloud account");
-			}
-		}
-	}
-	return 0;
+	/* the driver's own fields (zone, keys, ...): only it knows them */
+	return prov_config_check(ops, obj, path, err);
 }
 
 const struct kind kind_account = {

@@ -28,6 +28,32 @@ prov_find(const char *driver)
 	return NULL;
 }
 
+size_t
+prov_names(char *buf, size_t n)
+{
+	size_t len = 0;
+
+	if (n > 0)
+		buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(prov_table) / sizeof(prov_table[0]); i++) {
+		int w = snprintf(len < n ? buf + len : NULL, len < n ? n - len : 0, "%s%s",
+				 i ? ", " : "", prov_table[i]->name);
+
+		if (w > 0)
+			len += (size_t)w;
+	}
+	return len;
+}
+
+int
+prov_config_check(const struct prov_ops *ops, const json_t *config, const char *path,
+		  struct herr *err)
+{
+	if (ops->config_check == NULL)
+		return 0;
+	return ops->config_check(config, path ? path : "", err);
+}
+
 int
 failpoint(const char *name, struct herr *err)
 {
@@ -64,6 +90,9 @@ failpoint(const char *name, struct herr *err)
 		if ((rc_ = failpoint("prov_" #op, err)) < 0)                       \
 			return rc_;                                                \
 		rc_ = (p)->ops->op(__VA_ARGS__);                                   \
+		/* after a call that happened: a crash or a lost answer here */    \
+		if (rc_ == 0)                                                      \
+			rc_ = failpoint("prov_" #op "_done", err);                 \
 		if (rc_ < 0)                                                       \
 			log_warn("provider %s/%s: %s failed after %lld ms: %s",    \
 				 (p)->ops->name, (p)->account, what,               \
@@ -120,6 +149,16 @@ int
 prov_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *err)
 {
 	CALL(p, list, "list hosts", p, out, n, err);
+}
+
+int
+prov_check(struct prov *p, char *msg, size_t msg_len, struct herr *err)
+{
+	if (p->ops->check == NULL) {
+		snprintf(msg, msg_len, "provider '%s' needs no check", p->ops->name);
+		return 0;
+	}
+	CALL(p, check, "check the account", p, msg, msg_len, err);
 }
 
 long

@@ -100,6 +100,16 @@ struct prov_ops {
 			 struct herr *err);
 	/* Lists the instances this server made (owned array, free with free()). */
 	int (*list)(struct prov *p, struct prov_instance **out, size_t *n, struct herr *err);
+	/* Optional, pure (no I/O): checks the fields of an account's spec
+	 * (config) the driver needs, when the account is created or updated.
+	 * Errors are HERR_INVALID with err->field "path.field" (path "" for a
+	 * top-level account: "field"). */
+	int (*config_check)(const json_t *config, const char *path, struct herr *err);
+	/* Optional: asks the provider whether the account works (credentials,
+	 * zone, clock). 0 with a one-line summary in msg ("zone pek3a
+	 * reachable, credentials accepted"), or an error whose message names
+	 * the provider's answer. Unset: the dispatcher answers "ok". */
+	int (*check)(struct prov *p, char *msg, size_t msg_len, struct herr *err);
 };
 
 struct prov {
@@ -113,6 +123,17 @@ struct prov {
 
 /* Finds a driver by name, or NULL. */
 const struct prov_ops *prov_find(const char *driver);
+/* The names of the drivers built in (providers.def order), comma-separated
+ * ("local, qingcloud") into buf (always terminated when n > 0). Returns the
+ * length the whole list needs, like snprintf. */
+size_t prov_names(char *buf, size_t n);
+/* The driver's config_check for an account spec (0 if the driver has
+ * none); see struct prov_ops. */
+int prov_config_check(const struct prov_ops *ops, const json_t *config, const char *path,
+		      struct herr *err);
+/* The driver's check (see struct prov_ops); a driver without one answers 0
+ * and "ok: provider '<name>' needs no check". */
+int prov_check(struct prov *p, char *msg, size_t msg_len, struct herr *err);
 int prov_open(struct prov *p, const struct prov_ops *ops, struct herr *err);
 void prov_close(struct prov *p);
 int prov_net_create(struct prov *p, const struct prov_net_spec *net, struct herr *err);
@@ -139,7 +160,11 @@ long prov_instance_adopt(const struct prov_instance *list, size_t n, const char 
 int prov_server_url_check(const char *url, struct herr *err);
 
 /* Failpoints: HERD_FAILPOINTS="prov_launch=error,prov_terminate=sleep:500"
- * makes the named point fail (returns HERR_UNAVAIL) or sleep. Tests only. */
+ * makes the named point fail (returns HERR_UNAVAIL), sleep, or `exit` the
+ * process at once (_exit(99), like kill -9). Tests only. The dispatchers
+ * have one point before each driver call ("prov_launch") and one after it
+ * succeeded ("prov_launch_done": the provider did it but herd has not yet
+ * recorded the answer; `error` there is an answer lost on the way). */
 int failpoint(const char *name, struct herr *err);
 
 #endif
