@@ -6,17 +6,10 @@
 #include <string.h>
 
 #include "api.h"
+#include "model/group.h"
 #include "model/group-state.h"
 #include "store/store.h"
 #include "util.h"
-
-static json_int_t
-geti(const json_t *o, const char *k, json_int_t dflt)
-{
-	json_t *v = json_object_get(o, k);
-
-	return json_is_integer(v) ? json_integer_value(v) : dflt;
-}
 
 /* POST /v1/groups/:name/scale {"desired": N} (?cluster= if ambiguous). The
  * new size must lie within min/max; it pauses the group's policies for their
@@ -30,8 +23,9 @@ api_group_scale(struct req *rq)
 	json_t *body = req_json(rq), *d, *o;
 	const char *cl = req_query(rq, "cluster");
 	struct res r = { 0 };
+	struct group g;
 	char scope[sizeof(r.scope)], name[sizeof(r.name)];
-	json_int_t n, old;
+	json_int_t n, old, min, max;
 	bool created;
 	int rc;
 
@@ -45,14 +39,16 @@ api_group_scale(struct req *rq)
 		return reply_err(rq, &err);
 	rc = cl ? res_get(rq->srv->store, &kind_group, cl, req_param(rq, 0), &r, &err)
 		: res_find(rq->srv->store, &kind_group, req_param(rq, 0), &r, &err);
-	if (rc < 0)
+	if (rc < 0 || group_from_spec(r.scope, r.name, r.spec, &g, &err) < 0)
 		goto fail;
-	if (n < geti(r.spec, "min", 0) || n > geti(r.spec, "max", GROUP_MAX_SIZE)) {
+	min = g.min < 0 ? 0 : g.min;   /* absent (-1): no bound below */
+	max = g.max < 0 ? GROUP_MAX_SIZE : g.max;
+	if (n < min || n > max) {
 		herr_field(&err, HERR_INVALID, "desired", "must be between min (%lld) and max (%lld)",
-			   (long long)geti(r.spec, "min", 0), (long long)geti(r.spec, "max", 0));
+			   (long long)min, (long long)(g.max < 0 ? 0 : g.max));
 		goto fail;
 	}
-	old = geti(r.spec, "desired", 0);
+	old = g.desired < 0 ? 0 : g.desired;
 	if (group_state_note(rq->srv->store, r.scope, r.name, GROUP_SCALED_MANUALLY, now_ms(), &err) < 0)
 		goto fail;
 	if (old != n) {

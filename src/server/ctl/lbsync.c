@@ -15,10 +15,14 @@
 
 #include "lbsync.h"
 #include "log.h"
+#include "model/account.h"
 #include "model/activity.h"
+#include "model/group.h"
 #include "model/host.h"
 #include "model/kind.h"
+#include "model/network.h"
 #include "model/res.h"
+#include "model/template.h"
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
@@ -147,19 +151,22 @@ drv_for(struct server *s, const json_t *lbj, bool open_it, struct herr *err)
 	const char *net = json_string_value(json_object_get(lbj, "network"));
 	const char *acct, *pdrv;
 	const struct lb_ops *ops;
-	struct res rn = { 0 }, ra = { 0 };
+	struct network_spec ns;
+	struct account_spec as;
+	struct res ra = { 0 };
 	struct lb *found = NULL;
 	char key[140];
 
-	if (res_get(s->store, &kind_network, "", net ? net : "", &rn, err) < 0)
+	if (network_get(s->store, net ? net : "", &ns, err) < 0)
 		return NULL;
-	acct = json_string_value(json_object_get(rn.spec, "account"));
-	if (res_get(s->store, &kind_account, "", acct ? acct : "", &ra, err) < 0)
+	acct = ns.account;
+	if (res_get(s->store, &kind_account, "", acct, &ra, err) < 0 ||
+	    account_from_spec(acct, ra.spec, &as, err) < 0)
 		goto out;
-	pdrv = json_string_value(json_object_get(ra.spec, "driver"));
+	pdrv = as.driver;
 	if ((ops = lb_find_for_provider(pdrv)) == NULL) {
 		herr_set(err, -ENOTSUP, "no load balancer driver for networks of provider '%s'",
-			 pdrv ? pdrv : "");
+			 pdrv);
 		goto out;
 	}
 	if (ops->shared)
@@ -193,7 +200,6 @@ drv_for(struct server *s, const json_t *lbj, bool open_it, struct herr *err)
 		g.n++;
 	}
 out:
-	res_release(&rn);
 	res_release(&ra);
 	return found;
 }
@@ -317,6 +323,8 @@ ready_members(struct server *s, const struct lbrow *lbs, size_t nl)
 	struct host_query ready = { .state = HS_READY };
 	json_t *groups = NULL, *tmpls = NULL, *row;
 	json_t *t2lb = json_object(), *g2lb = json_object(), *out = json_array();
+	struct template_spec *t = xcalloc(1, sizeof(*t));   /* large: not on the stack */
+	struct group *gr = xcalloc(1, sizeof(*gr));
 	struct host *hosts = NULL;
 	size_t i, nh = 0;
 
@@ -326,21 +334,25 @@ ready_members(struct server *s, const struct lbrow *lbs, size_t nl)
 		log_warn("lb-sync: cannot read the store: %s", err.msg);
 		goto out;
 	}
+	/* a spec that does not load (written around the API) balances nothing */
 	json_array_foreach(tmpls, i, row) {
 		json_t *spec = spec_of(row);
-		const char *lb = json_string_value(json_object_get(spec, "load_balancer"));
-		if (lb)
-			json_object_set_new(t2lb, json_string_value(json_object_get(row, "name")), json_string(lb));
+		herr_clear(&err);
+		if (template_from_spec(json_string_value(json_object_get(row, "name")), spec, t,
+				       &err) == 0 && t->load_balancer[0])
+			json_object_set_new(t2lb, t->name, json_string(t->load_balancer));
 		json_decref(spec);
 	}
 	json_array_foreach(groups, i, row) {
-		json_t *spec = spec_of(row);
-		const char *t = json_string_value(json_object_get(spec, "template"));
-		json_t *lb = t ? json_object_get(t2lb, t) : NULL;
-		char key[200];
+		json_t *spec = spec_of(row), *lb = NULL;
+		char key[300];
+		herr_clear(&err);
+		if (group_from_spec(json_string_value(json_object_get(row, "scope")),
+				    json_string_value(json_object_get(row, "name")), spec, gr, &err) == 0 &&
+		    gr->template_[0])
+			lb = json_object_get(t2lb, gr->template_);
 		if (lb) {
-			snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(row, "scope")),
-				 json_string_value(json_object_get(row, "name")));
+			snprintf(key, sizeof(key), "%s/%s", gr->cluster, gr->name);
 			json_object_set(g2lb, key, lb);
 		}
 		json_decref(spec);
@@ -363,6 +375,8 @@ ready_members(struct server *s, const struct lbrow *lbs, size_t nl)
 out:
 	json_decref(groups);
 	json_decref(tmpls);
+	free(t);
+	free(gr);
 	free(hosts);
 	json_decref(t2lb);
 	json_decref(g2lb);

@@ -15,11 +15,15 @@
 #include "ctl.h"
 #include "lbsync.h"
 #include "log.h"
+#include "model/account.h"
 #include "model/activity.h"
+#include "model/group.h"
 #include "model/host.h"
 #include "model/kind.h"
+#include "model/network.h"
 #include "model/res.h"
 #include "model/run.h"
+#include "model/template.h"
 #include "model/token.h"
 #include "prov/bootstrap.h"
 #include "prov/prov.h"
@@ -35,8 +39,6 @@
 #define ORPHAN_GRACE_MS (60LL * 1000)
 #define ORPHAN_SWEEP_MS (5LL * 1000)    /* listing every provider on every pass
 					   (each agent report kicks one) is waste */
-#define DEFAULT_PROVISION_MS (5LL * 60 * 1000)
-#define DEFAULT_UNHEALTHY_MS (30LL * 1000)
 #define DEFAULT_KEEP_FAILED_MS (10LL * 60 * 1000)
 #define BACKOFF_BASE_MS 1000LL            /* after the first failure; doubles */
 #define BACKOFF_MAX_MS (5LL * 60 * 1000)
@@ -112,6 +114,7 @@ static struct prov *
 acct_prov_was(struct ctl *c, const char *account, const json_t *was_spec, struct herr *err)
 {
 	struct res r;
+	struct account_spec as;
 	const struct prov_ops *ops;
 	struct acct *a;
 
@@ -128,10 +131,14 @@ acct_prov_was(struct ctl *c, const char *account, const json_t *was_spec, struct
 		herr_clear(err);
 		r.spec = json_deep_copy(was_spec);
 	}
-	ops = prov_find(json_string_value(json_object_get(r.spec, "driver")));
+	if (account_from_spec(account, r.spec, &as, err) < 0) {
+		res_release(&r);
+		return NULL;
+	}
+	ops = prov_find(as.driver);
 	if (ops == NULL) {
 		herr_set(err, -ENOTSUP, "driver '%s' of account '%s' is not built into this herd",
-			 json_string_value(json_object_get(r.spec, "driver")), account);
+			 as.driver, account);
 		res_release(&r);
 		return NULL;
 	}
@@ -175,7 +182,7 @@ static int
 net_from_spec(struct server *s, const char *name, const json_t *spec, struct netinfo *ni)
 {
 	char hash[65], buf[200];
-	const char *cidr = json_string_value(json_object_get(spec, "cidr"));
+	struct network_spec n;
 	struct herr err = HERR_INIT;
 	struct in_addr a;
 	uint32_t base;
@@ -183,15 +190,15 @@ net_from_spec(struct server *s, const char *name, const json_t *spec, struct net
 
 	/* the API's own check: a network stored before it (loopback, multicast)
 	 * is never made */
-	if (net_cidr_parse(cidr, &base, &prefix, &err) < 0) {
+	if (network_from_spec(name, spec, &n, &err) < 0 ||
+	    net_cidr_parse(n.cidr, &base, &prefix, &err) < 0) {
 		log_warn("network '%s': %s", name, err.msg);
 		return -1;
 	}
 	memset(ni, 0, sizeof(*ni));
 	snprintf(ni->name, sizeof(ni->name), "%s", name);
-	snprintf(ni->account, sizeof(ni->account), "%s",
-		 json_string_value(json_object_get(spec, "account")));
-	snprintf(ni->cidr, sizeof(ni->cidr), "%s", cidr);
+	snprintf(ni->account, sizeof(ni->account), "%s", n.account);
+	snprintf(ni->cidr, sizeof(ni->cidr), "%s", n.cidr);
 	ni->prefix = prefix;
 	ni->mask = 0xffffffffu << (32 - ni->prefix);
 	ni->base = base;
@@ -358,6 +365,7 @@ ctl_terminate_host(struct server *s, json_t *row, bool replace, const char *who,
 {
 	struct host h;
 	const char *cl = h.cluster, *g = h.grp, *id = h.id, *name = h.name;
+	struct group gr;
 	struct res r;
 	bool created;
 	int rc;
@@ -368,8 +376,14 @@ ctl_terminate_host(struct server *s, json_t *row, bool replace, const char *who,
 	if ((rc = store_begin(s->store, err)) < 0)
 		return rc;
 	if (!replace && h.state != HS_FAILED && res_get(s->store, &kind_group, cl, g, &r, err) == 0) {
-		json_int_t d = json_integer_value(json_object_get(r.spec, "desired"));
-		json_int_t min = json_integer_value(json_object_get(r.spec, "min"));
+		json_int_t d, min;
+
+		if ((rc = group_from_spec(cl, g, r.spec, &gr, err)) < 0) {
+			res_release(&r);
+			goto fail;
+		}
+		d = gr.desired < 0 ? 0 : gr.desired;   /* absent: 0, as ever */
+		min = gr.min < 0 ? 0 : gr.min;
 		if (d - 1 < min) {
 			res_release(&r);
 			store_rollback(s->store);
@@ -405,7 +419,10 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
-	struct res g = { 0 }, t = { 0 }, ar = { 0 };
+	struct res ar = { 0 };
+	struct account_spec as = { 0 };
+	struct group *g = xcalloc(1, sizeof(*g));           /* large: not on the stack */
+	struct template_spec *t = xcalloc(1, sizeof(*t));
 	struct netinfo ni;
 	struct prov *p;
 	struct prov_instance inst;
@@ -419,13 +436,13 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	int64_t seq;
 	const char *tname, *acct, *net;
 
-	if (res_get(s->store, &kind_group, cluster, group, &g, &err) < 0)
+	if (group_get(s->store, cluster, group, g, &err) < 0)
 		goto out;
-	tname = json_string_value(json_object_get(g.spec, "template"));
-	if (res_get(s->store, &kind_template, "", tname, &t, &err) < 0)
+	tname = g->template_;
+	if (template_get(s->store, tname, t, &err) < 0)
 		goto out;
-	acct = json_string_value(json_object_get(t.spec, "account"));
-	net = json_string_value(json_object_get(t.spec, "network"));
+	acct = t->account;
+	net = t->network;
 	if (net_load(s, net, &ni, &err) < 0)
 		goto out;
 	if ((p = acct_prov(c, acct, &err)) == NULL)
@@ -472,17 +489,14 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 		goto out;
 
 	/* 2. the provider */
-	if (res_get(s->store, &kind_account, "", acct, &ar, &err) < 0)
-		herr_clear(&err);   /* deleted meanwhile: no override */
-	server_url_choose(s, json_string_value(json_object_get(ar.spec, "server_url")), ni.gateway,
-			  url, sizeof(url));
+	if (res_get(s->store, &kind_account, "", acct, &ar, &err) < 0 ||
+	    account_from_spec(acct, ar.spec, &as, &err) < 0)
+		herr_clear(&err);   /* deleted meanwhile (or unreadable): no override */
+	server_url_choose(s, as.server_url, ni.gateway, url, sizeof(url));
 	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", url, "host_id", id, "host", name,
 			"join_token", tok, "heartbeat_s", HERD_HEARTBEAT_S);
-	if (json_object_get(t.spec, "init_timeout")) {
-		int64_t ms = 0;
-		parse_duration_ms(json_string_value(json_object_get(t.spec, "init_timeout")), &ms);
-		json_object_set_new(udj, "init_timeout_s", json_integer(ms / 1000));
-	}
+	if (t->init_timeout_ms > 0)
+		json_object_set_new(udj, "init_timeout_s", json_integer(t->init_timeout_ms / 1000));
 	ud = json_dumps(udj, JSON_COMPACT);
 	json_decref(udj);
 	snprintf(sdir, sizeof(sdir), "%s/hosts/%s", s->data_dir, id);
@@ -497,15 +511,15 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	spec.user_data = ud;
 	spec.state_dir = sdir;
 	spec.agent_bin = s->self_bin;
-	spec.mem_limit_bytes = json_integer_value(json_object_get(t.spec, "limit_memory_mb")) << 20;
-	spec.cpu_limit_pct = (int)json_integer_value(json_object_get(t.spec, "limit_cpu_pct"));
+	spec.mem_limit_bytes = t->limit_memory_mb << 20;
+	spec.cpu_limit_pct = t->limit_cpu_pct;
 	/* what a cloud needs (the local driver ignores it: see prov-local.c) */
-	spec.image = json_string_value(json_object_get(t.spec, "image"));
-	spec.instance_type = json_string_value(json_object_get(t.spec, "instance_type"));
-	spec.cpu = (int)json_integer_value(json_object_get(t.spec, "cpu"));
-	spec.memory_mb = json_integer_value(json_object_get(t.spec, "memory"));
-	spec.keypair = json_string_value(json_object_get(t.spec, "keypair"));
-	spec.security_group = json_string_value(json_object_get(t.spec, "security_group"));
+	spec.image = t->image[0] ? t->image : NULL;
+	spec.instance_type = t->instance_type[0] ? t->instance_type : NULL;
+	spec.cpu = t->cpu;
+	spec.memory_mb = t->memory_mb;
+	spec.keypair = t->keypair[0] ? t->keypair : NULL;
+	spec.security_group = t->security_group[0] ? t->security_group : NULL;
 	spec.client_token = client;
 	tags = json_pack("{s:s,s:s,s:s,s:s}", "herd_host_id", id, "herd_cluster", cluster,
 			 "herd_group", group, "herd_instance", s->instance);
@@ -533,8 +547,8 @@ out:
 	}
 	free(ud);
 	json_decref(tags);
-	res_release(&g);
-	res_release(&t);
+	free(g);
+	free(t);
 	res_release(&ar);
 }
 
@@ -836,6 +850,7 @@ reconcile_once(struct ctl *c)
 	json_t *grows = NULL, *row;
 	struct host *hrows = NULL;
 	struct rc_group *groups = NULL;
+	struct group *typed = NULL;     /* what groups[] point into */
 	struct rc_host *hosts = NULL;
 	struct rc_action *acts = NULL;
 	size_t ng = 0, nh = 0, na, i;
@@ -863,43 +878,48 @@ reconcile_once(struct ctl *c)
 		log_warn("reconcile: cannot read the store: %s", err.msg);
 		goto out;
 	}
-	ng = json_array_size(grows);
-	groups = xcalloc(ng + 1, sizeof(*groups));
+	groups = xcalloc(json_array_size(grows) + 1, sizeof(*groups));
+	typed = xcalloc(json_array_size(grows) + 1, sizeof(*typed));
 	hosts = xcalloc(nh + 1, sizeof(*hosts));
 	json_array_foreach(grows, i, row) {
-		json_t *spec = json_object_get(row, "spec");
-		json_t *after = json_object_get(spec, "after");
-		json_int_t desired = 0, min = 0, max = 0, max_unhealthy = 34;
-		const char *termination = NULL;
+		struct group *tg = &typed[ng];
+		struct rc_group *rg = &groups[ng];
 
-		json_unpack(spec, "{s?I, s?I, s?I, s?s, s?I}", "desired", &desired, "min", &min, "max",
-			    &max, "termination", &termination, "max_unhealthy", &max_unhealthy);
-		groups[i].cluster = json_string_value(json_object_get(row, "scope"));
-		groups[i].name = json_string_value(json_object_get(row, "name"));
-		groups[i].desired = (int)desired;
-		groups[i].min = (int)min;
-		groups[i].max = (int)max;
-		groups[i].termination = termination;
-		groups[i].max_provision_ms = json_duration_ms(spec, "max_provision_time", DEFAULT_PROVISION_MS);
-		groups[i].unhealthy_after_ms = json_duration_ms(spec, "unhealthy_after", DEFAULT_UNHEALTHY_MS);
-		groups[i].max_unhealthy_pct = (int)max_unhealthy;
-		groups[i].keep_failed_ms = DEFAULT_KEEP_FAILED_MS;
-		groups[i].backoff_base_ms = BACKOFF_BASE_MS;
-		groups[i].backoff_max_ms = BACKOFF_MAX_MS;
+		/* A spec written around the API that does not load: its group is
+		 * left alone (its hosts stay as they are), said once a minute. */
+		if (group_from_spec(json_string_value(json_object_get(row, "scope")),
+				    json_string_value(json_object_get(row, "name")),
+				    json_object_get(row, "spec"), tg, &err) < 0) {
+			if (fail_once(c, tg->cluster, tg->name, err.msg))
+				log_warn("reconcile: %s: its group is left alone", err.msg);
+			herr_clear(&err);
+			continue;
+		}
+		ng++;
+		rg->cluster = tg->cluster;
+		rg->name = tg->name;
+		rg->desired = tg->desired < 0 ? 0 : tg->desired;   /* absent: 0 */
+		rg->min = tg->min < 0 ? 0 : tg->min;
+		rg->max = tg->max < 0 ? 0 : tg->max;
+		rg->termination = tg->termination[0] ? tg->termination : NULL;
+		rg->max_provision_ms = tg->max_provision_ms;
+		rg->unhealthy_after_ms = tg->unhealthy_after_ms;
+		rg->max_unhealthy_pct = tg->max_unhealthy_pct;
+		rg->keep_failed_ms = DEFAULT_KEEP_FAILED_MS;
+		rg->backoff_base_ms = BACKOFF_BASE_MS;
+		rg->backoff_max_ms = BACKOFF_MAX_MS;
 		{
 			char script[128];
 			int64_t t;
-			groups[i].drain = group_drain_script(s, groups[i].cluster, groups[i].name, script,
-							     sizeof(script), &t);
+			rg->drain = group_drain_script(s, rg->cluster, rg->name, script,
+						       sizeof(script), &t);
 		}
-		if (json_is_array(after) && json_array_size(after) > 0) {
-			const char **a = xcalloc(json_array_size(after), sizeof(*a));
-			size_t k;
-			json_t *x;
-			json_array_foreach(after, k, x)
-				a[k] = json_string_value(x);
-			groups[i].after = a;
-			groups[i].nafter = (int)json_array_size(after);
+		if (tg->nafter > 0) {
+			const char **a = xcalloc((size_t)tg->nafter, sizeof(*a));
+			for (int k = 0; k < tg->nafter; k++)
+				a[k] = tg->after[k];
+			rg->after = a;
+			rg->nafter = tg->nafter;
 		}
 	}
 	for (i = 0; i < nh; i++) {
@@ -999,6 +1019,7 @@ out:
 	for (i = 0; groups && i < ng; i++)
 		free((void *)groups[i].after);
 	free(groups);
+	free(typed);
 	free(hosts);
 	free(acts);
 	json_decref(grows);

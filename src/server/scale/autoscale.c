@@ -16,6 +16,7 @@
 #include "log.h"
 #include "model/activity.h"
 #include "model/activity-read.h"
+#include "model/group.h"
 #include "model/group-state.h"
 #include "model/host.h"
 #include "model/kind.h"
@@ -98,7 +99,7 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 		int64_t now, struct group_view *g, json_t **exclude, struct herr *err)
 {
 	struct host_query q = { .cluster = cluster, .grp = group, .state = -1, .live = true };
-	int64_t warmup = json_duration_ms(spec, "warmup", 0);
+	struct group gr;
 	struct group_state gs;
 	struct scale_host *hv;
 	struct host *hosts;
@@ -107,9 +108,11 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 
 	memset(g, 0, sizeof(*g));
 	*exclude = NULL;
-	g->desired = scale_spec_int(spec, "desired");
-	g->min = scale_spec_int(spec, "min");
-	g->max = scale_spec_int(spec, "max");
+	if (group_from_spec(cluster, group, spec, &gr, err) < 0)
+		return err->code;
+	g->desired = gr.desired;   /* -1 when absent: unknown, never 0 */
+	g->min = gr.min;
+	g->max = gr.max;
 	/* Unknown is not absent: without its cooldown clocks a group is not
 	 * evaluated (a failed read must not look like "never scaled"). */
 	if (group_state_get(s->store, cluster, group, &gs, err) < 0)
@@ -117,9 +120,7 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 	g->last_out_ms = gs.last_scale_out_ms;
 	g->last_in_ms = gs.last_scale_in_ms;
 	g->manual_ms = gs.manual_scale_ms;
-	g->max_actions_per_hour = scale_spec_int(spec, "max_actions_per_hour");
-	if (g->max_actions_per_hour < 0)
-		g->max_actions_per_hour = 0;   /* absent: no cap */
+	g->max_actions_per_hour = gr.max_actions_per_hour;   /* absent: 0, no cap */
 	*exclude = json_array();
 	if (host_list(s->store, &q, &hosts, &nh, err) < 0)
 		return err->code;
@@ -127,7 +128,7 @@ group_view_load(struct server *s, const char *cluster, const char *group, const 
 	ex = xcalloc(nh + 1, sizeof(*ex));
 	for (i = 0; i < nh; i++)
 		scale_host_from_host(&hosts[i], &hv[i]);
-	scale_view_hosts(g, hv, nh, warmup, now, ex, &nex, nh);
+	scale_view_hosts(g, hv, nh, gr.warmup_ms, now, ex, &nex, nh);
 	for (i = 0; i < nex; i++)
 		json_array_append_new(*exclude, json_string(ex[i]));
 	free(hv);
@@ -193,6 +194,7 @@ apply_decision(struct server *s, const char *cluster, const char *group, const s
 	       struct herr *err)
 {
 	struct res r;
+	struct group gr;
 	bool created;
 	int64_t now = now_ms();
 	int rc;
@@ -201,7 +203,12 @@ apply_decision(struct server *s, const char *cluster, const char *group, const s
 		return rc;
 	if ((rc = res_get(s->store, &kind_group, cluster, group, &r, err)) < 0)
 		goto fail;
-	if (json_integer_value(json_object_get(r.spec, "desired")) != g->desired) {
+	if ((rc = group_from_spec(cluster, group, r.spec, &gr, err)) < 0) {
+		res_release(&r);
+		goto fail;
+	}
+	/* an absent desired (-1) is never acted on */
+	if (gr.desired < 0 || gr.desired != g->desired) {
 		res_release(&r);
 		store_rollback(s->store);
 		return 0;   /* someone else acted first: evaluate again */

@@ -13,6 +13,7 @@
 
 #include "model/metrics.h"
 #include "model/activity-read.h"
+#include "model/group.h"
 #include "model/host.h"
 #include "model/kind.h"
 #include "model/res.h"
@@ -62,7 +63,7 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 		struct herr *err)
 {
 	struct policy p;
-	struct res g;
+	struct group g;
 	struct scale_replay r;
 	struct sim_ctx c = { { s, cluster, group }, json_array() };
 	struct host_query q = { .cluster = cluster, .grp = group, .state = -1 };
@@ -85,16 +86,13 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 	}
 	if ((rc = policy_parse(name, pspec, &p, err)) < 0)
 		goto out;
-	if ((rc = res_get(s->store, &kind_group, cluster, group, &g, err)) < 0)
+	if ((rc = group_get(s->store, cluster, group, &g, err)) < 0)
 		goto out;
-	r.warmup_ms = json_duration_ms(g.spec, "warmup", 0);
-	r.view.min = scale_spec_int(g.spec, "min");
-	r.view.max = scale_spec_int(g.spec, "max");
-	r.view.max_actions_per_hour = scale_spec_int(g.spec, "max_actions_per_hour");
-	if (r.view.max_actions_per_hour < 0)
-		r.view.max_actions_per_hour = 0;
-	r.view.desired = scale_spec_int(g.spec, "desired");
-	res_release(&g);
+	r.warmup_ms = g.warmup_ms;
+	r.view.min = g.min;           /* -1 when absent, as the autoscaler's view */
+	r.view.max = g.max;
+	r.view.max_actions_per_hour = g.max_actions_per_hour;   /* absent: 0, no cap */
+	r.view.desired = g.desired;
 	if ((rc = host_list(s->store, &q, &hosts, &nh, err)) < 0 ||
 	    (rc = activity_list_scales(s->store, cluster, group, &acts, err)) < 0)
 		goto out;
