@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "prov/bootstrap.h"
 #include "prov/prov-qingcloud.h"
 #include "prov/prov.h"
 #include "prov/qc.h"
@@ -124,7 +125,10 @@ spec_base(void)
 	s.name = "g-1";
 	s.net = &net;
 	s.private_ip = "198.18.77.5";
-	s.user_data = "{\"server\":\"http://10.0.0.1:8080\",\"join_token\":\"hj_x\"}";
+	s.user_data = "{\"server\":\"http://198.18.0.1:8080\",\"join_token\":\"hj_x\"}";
+	s.server_url = "http://198.18.0.1:8080";
+	s.agent_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	s.join_token = "hj_x";
 	s.image = "img-abc";
 	s.instance_type = "c1m1";
 	return s;
@@ -149,8 +153,10 @@ test_run_params(void **state)
 	struct host_spec s = spec_base();
 	struct herr err = HERR_INIT;
 	json_t *p = NULL, *f;
-	unsigned char dec[256];
+	unsigned char dec[4096];
 	size_t declen = 0;
+	char *script = NULL, b64cfg[512];
+	struct bootstrap_in bi;
 
 	s.keypair = "kp-123";
 	s.security_group = "sg-9";
@@ -169,13 +175,23 @@ test_run_params(void **state)
 	assert_string_equal(FS(f, "security_group"), "sg-9");
 	assert_string_equal(FS(f, "hostname"), "g-1");
 	assert_string_equal(FS(f, "userdata_type"), "exec");
-	/* the user data goes through base64 unchanged */
-	assert_int_equal(sodium_base642bin(dec, sizeof(dec), FS(f, "userdata_value"),
+	/* the user data is the bootstrap script built for this spec, whole,
+	 * and it carries the agent config only as base64 */
+	assert_int_equal(sodium_base642bin(dec, sizeof(dec) - 1, FS(f, "userdata_value"),
 					   strlen(FS(f, "userdata_value")), NULL, &declen, NULL,
 					   sodium_base64_VARIANT_ORIGINAL),
 			 0);
-	assert_int_equal(declen, strlen(s.user_data));
-	assert_memory_equal(dec, s.user_data, declen);
+	dec[declen] = '\0';
+	bi = (struct bootstrap_in){ s.server_url, s.agent_sha256, s.id, s.join_token, s.user_data };
+	assert_int_equal(bootstrap_script(&bi, &script, &err), 0);
+	assert_int_equal(declen, strlen(script));
+	assert_memory_equal(dec, script, declen);
+	assert_null(strstr((char *)dec, s.user_data));
+	sodium_bin2base64(b64cfg, sizeof(b64cfg), (const unsigned char *)s.user_data,
+			  strlen(s.user_data), sodium_base64_VARIANT_ORIGINAL);
+	assert_non_null(strstr((char *)dec, b64cfg));
+	assert_non_null(strstr((char *)dec, s.agent_sha256));
+	free(script);
 	json_decref(f);
 	json_decref(p);
 }
@@ -232,20 +248,28 @@ test_run_params_errors(void **state)
 	assert_int_equal(qcp_run_params(&s, "149d67", "vxnet-abc", &p, &err), HERR_INVALID);
 	assert_string_equal(err.field, "instance_type");
 
+	/* an agent config the bootstrap cannot carry within QingCloud's user
+	 * data limit is refused naming user_data; one that fits is sent */
 	herr_clear(&err);
 	s = spec_base();
-	big = malloc(QCP_USERDATA_MAX_BYTES + 2);
-	memset(big, 'x', QCP_USERDATA_MAX_BYTES + 1);
-	big[QCP_USERDATA_MAX_BYTES + 1] = '\0';
+	big = malloc(BOOTSTRAP_CONFIG_MAX + 2);
+	memset(big, 'x', BOOTSTRAP_CONFIG_MAX + 1);
+	big[BOOTSTRAP_CONFIG_MAX + 1] = '\0';
 	s.user_data = big;
 	assert_int_equal(qcp_run_params(&s, "149d67", "vxnet-abc", &p, &err), HERR_INVALID);
 	assert_string_equal(err.field, "user_data");
-	/* exactly at the limit is fine */
-	big[QCP_USERDATA_MAX_BYTES] = '\0';
+	assert_null(p);
+	big[200] = '\0';
 	herr_clear(&err);
 	assert_int_equal(qcp_run_params(&s, "149d67", "vxnet-abc", &p, &err), 0);
 	json_decref(p);
 	free(big);
+	/* no agent hash (the server could not read its binary): refused */
+	herr_clear(&err);
+	s = spec_base();
+	s.agent_sha256 = NULL;
+	assert_int_equal(qcp_run_params(&s, "149d67", "vxnet-abc", &p, &err), HERR_INVALID);
+	assert_string_equal(err.field, "user_data");
 }
 
 static void

@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "bootstrap.h"
 #include "log.h"
 #include "prov-qingcloud.h"
 #include "prov.h"
@@ -143,8 +144,8 @@ qcp_run_params(const struct host_spec *spec, const char *server_instance, const 
 	       json_t **out, struct herr *err)
 {
 	char name[128], nic[160];
-	size_t udlen = spec->user_data ? strlen(spec->user_data) : 0;
-	char *b64;
+	char *script = NULL, *b64;
+	size_t udlen = 0;
 	json_t *p;
 
 	*out = NULL;
@@ -155,12 +156,32 @@ qcp_run_params(const struct host_spec *spec, const char *server_instance, const 
 	    (spec->cpu <= 0 || spec->memory_mb <= 0))
 		return herr_field(err, HERR_INVALID, "instance_type",
 				  "a qingcloud template needs instance_type, or cpu and memory");
-	if (udlen > QCP_USERDATA_MAX_BYTES)
+	if (spec->user_data) {
+		/* the agent config travels inside the bootstrap script, which
+		 * fetches the agent from the server and starts it (bootstrap.h) */
+		struct bootstrap_in bi = { spec->server_url, spec->agent_sha256, spec->id,
+					   spec->join_token, spec->user_data };
+		struct herr be = HERR_INIT;
+
+		if (spec->agent_sha256 == NULL)
+			return herr_field(err, HERR_INVALID, "user_data",
+					  "no agent to install: the server could not read its own binary");
+		if (bootstrap_script(&bi, &script, &be) < 0)
+			return herr_field(err, be.code == HERR_TOOBIG ? HERR_INVALID : be.code,
+					  "user_data", "agent bootstrap: %s%s%s", be.field,
+					  *be.field ? ": " : "", be.msg);
+		udlen = strlen(script);
+	}
+	if (udlen > QCP_USERDATA_MAX_BYTES) {
+		free(script);
 		return herr_field(err, HERR_INVALID, "user_data",
 				  "user data of %zu bytes is over QingCloud's %d", udlen,
 				  QCP_USERDATA_MAX_BYTES);
-	if (qcp_instance_name(server_instance, spec->id, name, sizeof(name)) < 0)
+	}
+	if (qcp_instance_name(server_instance, spec->id, name, sizeof(name)) < 0) {
+		free(script);
 		return herr_set(err, HERR_INVALID, "host id '%s' makes too long a name", spec->id);
+	}
 	if (spec->private_ip && *spec->private_ip)
 		snprintf(nic, sizeof(nic), "%s|%s", vxnet_id, spec->private_ip);
 	else
@@ -197,13 +218,14 @@ qcp_run_params(const struct host_spec *spec, const char *server_instance, const 
 		size_t b64len = sodium_base64_ENCODED_LEN(udlen, sodium_base64_VARIANT_ORIGINAL);
 
 		b64 = xmalloc(b64len);
-		sodium_bin2base64(b64, b64len, (const unsigned char *)spec->user_data, udlen,
+		sodium_bin2base64(b64, b64len, (const unsigned char *)script, udlen,
 				  sodium_base64_VARIANT_ORIGINAL);
 		/* userdata guide: exec = the script is run at the first boot */
 		json_object_set_new(p, "userdata_type", json_string("exec"));
 		json_object_set_new(p, "userdata_value", json_string(b64));
 		free(b64);
 	}
+	free(script);
 	*out = p;
 	return 0;
 }

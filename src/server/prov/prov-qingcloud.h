@@ -50,7 +50,10 @@ int qcp_instance_parse(const json_t *item, const char *server_instance, struct p
  * *out): image_id, instance_type or cpu + memory, count 1, instance_name,
  * login_mode keypair + login_keypair (when spec->keypair), vxnets.1
  * "<vxnet>|<private ip>", security_group, hostname, userdata_type exec and
- * userdata_value = base64 of spec->user_data. Returns 0, or HERR_INVALID
+ * userdata_value = base64 of the agent bootstrap script (bootstrap.h) that
+ * carries spec->user_data (the agent config) and installs the agent from
+ * spec->server_url, checked against spec->agent_sha256, with
+ * spec->join_token. Returns 0, or HERR_INVALID
  * naming the template field ("image", "instance_type", "keypair",
  * "user_data") when the spec cannot be launched. */
 int qcp_run_params(const struct host_spec *spec, const char *server_instance, const char *vxnet_id,
