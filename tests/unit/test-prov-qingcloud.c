@@ -116,8 +116,9 @@ test_instance_parse(void **state)
 static struct host_spec
 spec_base(void)
 {
-	static const struct prov_net_spec net = { "1299e095", "qnet", "198.18.77.0/24",
-						  "198.18.77.1", 24 };
+	static const struct prov_net_spec net = { .id = "1299e095", .name = "qnet",
+						  .cidr = "198.18.77.0/24",
+						  .gateway = "198.18.77.1", .prefix_len = 24 };
 	struct host_spec s;
 
 	memset(&s, 0, sizeof(s));

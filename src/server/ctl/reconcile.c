@@ -174,7 +174,21 @@ struct netinfo {
 	int prefix;
 	uint32_t base, mask;  /* host order */
 	char account[64];
+	/* a cloud network's existing parts and public endpoint ("" = none) */
+	char vxnet[64], router[64], eip[64];
+	struct prov_forward fwd[PROV_FORWARDS_MAX];
+	size_t n_fwd;
 };
+
+/* dst: the spec's string field key, "" when absent or not fitting (the
+ * kind's check keeps ids far shorter). */
+static void
+net_str(const json_t *spec, const char *key, char *dst, size_t n)
+{
+	const char *v = json_string_value(json_object_get(spec, key));
+
+	snprintf(dst, n, "%s", v && strlen(v) < n ? v : "");
+}
 
 /* A network's addresses and provider id from its spec (the id is derived
  * from this server's instance and the name, so it needs no storage). */
@@ -207,6 +221,14 @@ net_from_spec(struct server *s, const char *name, const json_t *spec, struct net
 	snprintf(buf, sizeof(buf), "%s/%s", s->instance, name);
 	sha256_hex(buf, strlen(buf), hash);
 	snprintf(ni->id, sizeof(ni->id), "%.8s", hash);
+	net_str(spec, "vxnet", ni->vxnet, sizeof(ni->vxnet));
+	net_str(spec, "router", ni->router, sizeof(ni->router));
+	net_str(spec, "eip", ni->eip, sizeof(ni->eip));
+	if (prov_forwards_from_json(json_object_get(spec, "port_forwards"), ni->cidr, ni->fwd,
+				    &ni->n_fwd, &err) < 0) {
+		log_warn("network '%s': %s: %s", name, err.field, err.msg);
+		return -1;
+	}
 	return 0;
 }
 
@@ -231,6 +253,11 @@ net_spec(const struct netinfo *ni, struct prov_net_spec *ns)
 	ns->cidr = ni->cidr;
 	ns->gateway = ni->gateway;
 	ns->prefix_len = ni->prefix;
+	ns->vxnet = ni->vxnet[0] ? ni->vxnet : NULL;
+	ns->router = ni->router[0] ? ni->router : NULL;
+	ns->eip = ni->eip[0] ? ni->eip : NULL;
+	ns->forwards = ni->fwd;
+	ns->n_forwards = ni->n_fwd;
 }
 
 /* Makes sure the network exists at the provider and the server listens on

@@ -164,6 +164,19 @@ check_value(const struct field *f, json_t *v, const char *fp, struct herr *err)
 		if (!json_is_object(v))
 			return herr_field(err, HERR_INVALID, fp, "must be a mapping");
 		return 0;
+	case F_LIST: {
+		size_t i;
+		json_t *x;
+
+		if (!json_is_array(v))
+			return herr_field(err, HERR_INVALID, fp, "must be a list");
+		if (json_array_size(v) > 100)
+			return herr_field(err, HERR_INVALID, fp, "must have at most 100 items");
+		json_array_foreach(v, i, x)
+			if (!json_is_object(x))
+				return herr_field(err, HERR_INVALID, fp, "item %zu must be a mapping", i);
+		return 0;
+	}
 	}
 	return 0;
 }

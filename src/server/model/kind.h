@@ -30,6 +30,7 @@ enum ftype {
 	F_ADJUST,     /* +1, -2, +20%, =5 */
 	F_CRON,       /* 5-field cron */
 	F_OBJECT,     /* free-form object (labels, config) */
+	F_LIST,       /* list (≤ 100 items) of mappings, checked by the kind's check */
 };
 
 #define FL_REQ     1u   /* required on create */

@@ -30,10 +30,13 @@
 #define QCP_MAX_PAGES 100           /* list() stops at 10000 instances */
 #define QCP_NETS_CACHED 16
 #define QCP_TAGS_CACHED 16
+#define QCP_EIP_BANDWIDTH_MBPS 10   /* an `eip: auto`'s cap (billed by traffic) */
 
 struct qcp_net {
 	char net_id[16];
 	char vxnet_id[64];
+	char router_id[64];   /* the router the VxNet is joined to */
+	uint64_t public_sig;  /* public_sig() of the endpoint applied, 0 = not yet */
 };
 
 struct qcp {
@@ -416,26 +419,30 @@ tag_resource(struct qcp *q, const json_t *tags, const char *resource_type, const
 
 /* ---- networks ---- */
 
-/* The VxNet named name: 0 with its id (and router id, "" if not joined, and
- * whether instances use it), 1 if none. */
+/* A VxNet: 0 with its id (and router id, "" if not joined, and whether
+ * instances use it), 1 if none. By name (search_word, then the exact name)
+ * when by_id is false, else by id (an existing VxNet named in the
+ * blueprint). */
 static int
-find_vxnet(struct qcp *q, const char *name, char *id, size_t idn, char *router, size_t rn,
-	   bool *in_use, struct herr *err)
+find_vxnet(struct qcp *q, const char *name_or_id, bool by_id, char *id, size_t idn, char *router,
+	   size_t rn, bool *in_use, struct herr *err)
 {
 	json_t *resp = NULL, *v;
 	size_t i;
 	int rc, found = 1;
 
 	rc = call(q, "DescribeVxnets",
-		  json_pack("{s:s, s:i, s:i}", "search_word", name, "verbose", 1, "limit",
-			    QCP_PAGE),
+		  by_id ? json_pack("{s:[s], s:i}", "vxnets", name_or_id, "verbose", 1)
+			: json_pack("{s:s, s:i, s:i}", "search_word", name_or_id, "verbose", 1,
+				    "limit", QCP_PAGE),
 		  QC_IDEMPOTENT, &resp, err);
 	if (rc < 0)
 		return rc;
 	json_array_foreach(json_object_get(resp, "vxnet_set"), i, v) {
-		const char *n = json_string_value(json_object_get(v, "vxnet_name"));
+		const char *n = json_string_value(
+			json_object_get(v, by_id ? "vxnet_id" : "vxnet_name"));
 
-		if (n == NULL || strcmp(n, name) != 0)
+		if (n == NULL || strcmp(n, name_or_id) != 0)
 			continue;
 		snprintf(id, idn, "%s", json_string_value(json_object_get(v, "vxnet_id")) ?: "");
 		snprintf(router, rn, "%s",
@@ -534,11 +541,15 @@ net_cached(struct qcp *q, const char *net_id)
 	return NULL;
 }
 
+
 /* The VxNet of net, made and joined to the router when missing: its id into
- * vxnet_id. Idempotent: found by name first; remembered once joined. */
+ * vxnet_id and its router's into router_id. Idempotent: found by name (or
+ * by the blueprint's `vxnet` id) first; remembered once joined. An
+ * existing VxNet not yet joined is joined to the network's `router` (or
+ * the account's) like herd's own. */
 static int
 vxnet_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, char *vxnet_id,
-	     size_t n, struct herr *err)
+	     size_t n, char *router_id, size_t rn, struct herr *err)
 {
 	struct qcp_net *c = net_cached(q, net->id);
 	char name[64], router[64];
@@ -547,11 +558,21 @@ vxnet_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, cha
 
 	if (c) {
 		snprintf(vxnet_id, n, "%s", c->vxnet_id);
+		snprintf(router_id, rn, "%s", c->router_id);
 		return 0;
 	}
 	if (qcp_vxnet_name(net->id, name, sizeof(name)) < 0)
 		return herr_set(err, HERR_INVALID, "invalid network id '%s'", net->id);
-	rc = find_vxnet(q, name, vxnet_id, n, router, sizeof(router), NULL, err);
+	if (net->vxnet) {
+		rc = find_vxnet(q, net->vxnet, true, vxnet_id, n, router, sizeof(router), NULL,
+				err);
+		if (rc == 1)
+			return herr_set(err, HERR_NOTFOUND,
+					"network '%s': vxnet '%s' not found in zone %s", net->name,
+					net->vxnet, q->c.zone);
+	} else {
+		rc = find_vxnet(q, name, false, vxnet_id, n, router, sizeof(router), NULL, err);
+	}
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
@@ -579,14 +600,17 @@ vxnet_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, cha
 		}
 	}
 	if (router[0] == '\0') {
-		if ((rc = router_ensure(q, p, err)) < 0)
+		if (net->router)
+			snprintf(router, sizeof(router), "%s", net->router);
+		else if ((rc = router_ensure(q, p, err)) < 0)
 			return rc;
+		else
+			snprintf(router, sizeof(router), "%s", q->router_id);
 		/* docs: command_list/router/join_router.md: ip_network is the
 		 * VxNet's CIDR; the router takes its first address */
 		rc = call(q, "JoinRouter",
-			  json_pack("{s:s, s:s, s:s, s:s}", "vxnet", vxnet_id, "router",
-				    q->router_id, "ip_network", net->cidr, "manager_ip",
-				    net->gateway),
+			  json_pack("{s:s, s:s, s:s, s:s}", "vxnet", vxnet_id, "router", router,
+				    "ip_network", net->cidr, "manager_ip", net->gateway),
 			  0, &resp, err);
 		if (rc < 0)
 			return rc;
@@ -595,29 +619,383 @@ vxnet_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, cha
 		if (rc < 0)
 			return rc;
 	}
+	snprintf(router_id, rn, "%s", router);
 	c = &q->nets[q->nets_next++ % QCP_NETS_CACHED];
+	memset(c, 0, sizeof(*c));
 	snprintf(c->net_id, sizeof(c->net_id), "%s", net->id);
 	snprintf(c->vxnet_id, sizeof(c->vxnet_id), "%s", vxnet_id);
+	snprintf(c->router_id, sizeof(c->router_id), "%s", router);
 	return 0;
+}
+
+/* ---- the public endpoint: the router's EIP and its port forwards ---- */
+
+/* What herd names the EIP it allocates for net ("auto"), so that a crash
+ * after AllocateEips finds it again instead of allocating a second. */
+static void
+eip_name(const struct prov_net_spec *net, char *out, size_t n)
+{
+	snprintf(out, n, "herd-%s", net->id);
+}
+
+/* The live EIP named name: 0 with its id and whether it is associated, 1
+ * if none. */
+static int
+find_eip(struct qcp *q, const char *name, char *id, size_t idn, bool *associated,
+	 struct herr *err)
+{
+	json_t *resp = NULL, *e;
+	size_t i;
+	int rc, found = 1;
+
+	/* docs: command_list/eip/describe_eips.md: released ones only when
+	 * asked for by status */
+	rc = call(q, "DescribeEips",
+		  json_pack("{s:s, s:[sss], s:i}", "search_word", name, "status", "pending",
+			    "available", "associated", "limit", QCP_PAGE),
+		  QC_IDEMPOTENT, &resp, err);
+	if (rc < 0)
+		return rc;
+	json_array_foreach(json_object_get(resp, "eip_set"), i, e) {
+		const char *n = json_string_value(json_object_get(e, "eip_name"));
+		const char *st = json_string_value(json_object_get(e, "status"));
+
+		if (n == NULL || strcmp(n, name) != 0)
+			continue;
+		snprintf(id, idn, "%s", json_string_value(json_object_get(e, "eip_id")) ?: "");
+		*associated = st && strcmp(st, "associated") == 0;
+		found = 0;
+		break;
+	}
+	json_decref(resp);
+	return found;
+}
+
+/* The EIP net wants on its router: its id into out (allocated when
+ * "auto" and none is found by name). */
+static int
+eip_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, char *out, size_t n,
+	   struct herr *err)
+{
+	char name[64];
+	json_t *resp = NULL;
+	bool assoc;
+	int rc;
+
+	if (strcmp(net->eip, "auto") != 0) {
+		snprintf(out, n, "%s", net->eip);
+		return 0;
+	}
+	eip_name(net, name, sizeof(name));
+	if ((rc = find_eip(q, name, out, n, &assoc, err)) <= 0)
+		return rc;
+	/* docs: command_list/eip/allocate_eips.md: bandwidth in Mbps is
+	 * required; billing_mode "traffic" costs by use, not by the size of
+	 * the pipe. Not QC_IDEMPOTENT: a resend could allocate a second; an
+	 * unknown outcome is found by the name on the next pass. */
+	rc = call(q, "AllocateEips",
+		  json_pack("{s:i, s:s, s:s, s:i}", "bandwidth", QCP_EIP_BANDWIDTH_MBPS,
+			    "billing_mode", "traffic", "eip_name", name, "count", 1),
+		  0, &resp, err);
+	if (rc < 0)
+		return rc;
+	snprintf(out, n, "%s",
+		 json_string_value(json_array_get(json_object_get(resp, "eips"), 0)) ?: "");
+	json_decref(resp);
+	/* not tagged: its name carries the network id, enough to find it */
+	if (*out == '\0')
+		return herr_set(err, HERR_UNAVAIL, "AllocateEips answered no eip id");
+	return 0;
+}
+
+/* The EIP id router carries now ("" = none). */
+static int
+router_eip(struct qcp *q, const char *router, char *out, size_t n, struct herr *err)
+{
+	json_t *resp = NULL, *r;
+	int rc;
+
+	rc = call(q, "DescribeRouters", json_pack("{s:[s]}", "routers", router), QC_IDEMPOTENT,
+		  &resp, err);
+	if (rc < 0)
+		return rc;
+	r = json_array_get(json_object_get(resp, "router_set"), 0);
+	if (r == NULL) {
+		json_decref(resp);
+		return herr_set(err, HERR_NOTFOUND, "router '%s' not found in zone %s", router,
+				q->c.zone);
+	}
+	/* docs: command_list/router/describe_routers.md: eip {eip_id, eip_name,
+	 * eip_addr}, empty when none */
+	snprintf(out, n, "%s",
+		 json_string_value(json_object_get(json_object_get(r, "eip"), "eip_id")) ?: "");
+	json_decref(resp);
+	return 0;
+}
+
+/* The router static name of forward f of net: "herd-<net id>-<port>-<proto>",
+ * so herd's rules are told from anyone else's on a shared router. */
+static void
+static_name(const struct prov_net_spec *net, const struct prov_forward *f, char *out, size_t n)
+{
+	snprintf(out, n, "herd-%s-%d-%s", net->id, f->port, f->protocol);
+}
+
+static bool
+static_matches(const json_t *s, const struct prov_net_spec *net, const struct prov_forward *f)
+{
+	char name[64], port[8], to_port[8];
+	const char *v4 = json_string_value(json_object_get(s, "val4"));
+
+	static_name(net, f, name, sizeof(name));
+	snprintf(port, sizeof(port), "%d", f->port);
+	snprintf(to_port, sizeof(to_port), "%d", f->to_port);
+	return strcmp(json_string_value(json_object_get(s, "router_static_name")) ?: "", name) ==
+		       0 &&
+	       strcmp(json_string_value(json_object_get(s, "val1")) ?: "", port) == 0 &&
+	       strcmp(json_string_value(json_object_get(s, "val2")) ?: "", f->to) == 0 &&
+	       strcmp(json_string_value(json_object_get(s, "val3")) ?: "", to_port) == 0 &&
+	       strcmp(v4 && *v4 ? v4 : "tcp", f->protocol) == 0;
+}
+
+/* Makes router's port forwarding rules named for net exactly want[0..n)
+ * (n = 0: removes them all). *changed is set when a rule was added or
+ * deleted (UpdateRouters applies them). Idempotent: DescribeRouterStatics
+ * first; herd's rules are those named "herd-<net id>-…". */
+static int
+statics_sync(struct qcp *q, const struct prov_net_spec *net, const char *router,
+	     const struct prov_forward *want, size_t n, bool *changed, struct herr *err)
+{
+	json_t *resp = NULL, *s, *del = json_array(), *add = json_array();
+	bool have[PROV_FORWARDS_MAX] = { false };
+	char prefix[32];
+	size_t i;
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "herd-%s-", net->id);
+	/* docs: command_list/router/describe_router_statics.md; type 1 = port
+	 * forwarding */
+	rc = call(q, "DescribeRouterStatics",
+		  json_pack("{s:s, s:i, s:i}", "router", router, "static_type", 1, "limit",
+			    QCP_PAGE),
+		  QC_IDEMPOTENT, &resp, err);
+	if (rc < 0)
+		goto out;
+	json_array_foreach(json_object_get(resp, "router_static_set"), i, s) {
+		const char *nm = json_string_value(json_object_get(s, "router_static_name"));
+		bool keep = false;
+
+		if (nm == NULL || strncmp(nm, prefix, strlen(prefix)) != 0)
+			continue;
+		for (size_t k = 0; k < n && !keep; k++)
+			if (!have[k] && static_matches(s, net, &want[k]))
+				keep = have[k] = true;
+		if (!keep)
+			json_array_append(del, json_object_get(s, "router_static_id"));
+	}
+	if (json_array_size(del) > 0) {
+		json_t *r2 = NULL;
+
+		rc = call(q, "DeleteRouterStatics", json_pack("{s:O}", "router_statics", del),
+			  QC_IDEMPOTENT, &r2, err);
+		json_decref(r2);
+		if (rc < 0 && rc != HERR_NOTFOUND)
+			goto out;
+		herr_clear(err);
+		rc = 0;
+		*changed = true;
+	}
+	for (size_t k = 0; k < n; k++) {
+		char name[64], port[8], to_port[8];
+
+		if (have[k])
+			continue;
+		static_name(net, &want[k], name, sizeof(name));
+		snprintf(port, sizeof(port), "%d", want[k].port);
+		snprintf(to_port, sizeof(to_port), "%d", want[k].to_port);
+		/* docs: command_list/router/add_router_statics.md: static_type 1
+		 * = port forwarding; val1 source port, val2 private address,
+		 * val3 its port, val4 protocol */
+		json_array_append_new(add, json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}",
+						     "static_type", 1, "router_static_name", name,
+						     "val1", port, "val2", want[k].to, "val3",
+						     to_port, "val4", want[k].protocol));
+	}
+	if (json_array_size(add) > 0) {
+		json_t *r2 = NULL;
+
+		/* not QC_IDEMPOTENT: a resend would add the rule twice; an
+		 * unknown outcome is described again on the next pass (and a
+		 * duplicate deleted there: only one matches per forward) */
+		rc = call(q, "AddRouterStatics",
+			  json_pack("{s:s, s:O}", "router", router, "statics", add), 0, &r2, err);
+		json_decref(r2);
+		if (rc < 0)
+			goto out;
+		*changed = true;
+	}
+out:
+	json_decref(resp);
+	json_decref(del);
+	json_decref(add);
+	return rc;
+}
+
+/* UpdateRouters: applies a router's changed rules and EIP (docs:
+ * command_list/router/update_routers.md: nothing changes before it). */
+static int
+router_apply(struct qcp *q, const char *router, struct herr *err)
+{
+	json_t *resp = NULL;
+	int rc;
+
+	rc = call(q, "UpdateRouters", json_pack("{s:[s]}", "routers", router), QC_IDEMPOTENT,
+		  &resp, err);
+	if (rc == 0)
+		rc = job_wait(q, resp, QCP_NET_JOB_WAIT_MS, "UpdateRouters", err);
+	json_decref(resp);
+	return rc;
+}
+
+/* A small hash of net's public endpoint (eip and forwards): a driver that
+ * applied it once skips the calls until it changes. */
+static uint64_t
+public_sig(const struct prov_net_spec *net)
+{
+	uint64_t h = 1469598103934665603ull;
+	char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s|%s", net->eip ?: "", net->router ?: "");
+	for (const char *s = buf; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	for (size_t i = 0; i < net->n_forwards; i++) {
+		const struct prov_forward *f = &net->forwards[i];
+
+		snprintf(buf, sizeof(buf), "|%d>%s:%d/%s", f->port, f->to, f->to_port, f->protocol);
+		for (const char *s = buf; *s; s++)
+			h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	}
+	return h | 1; /* 0 = not applied */
+}
+
+/* Gives router net's EIP (when it has one) and exactly net's port forwards,
+ * then UpdateRouters when anything changed. A router carrying another EIP
+ * is a conflict: a router has one public IP, and herd never takes one away
+ * from whoever set it. */
+static int
+public_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, const char *router,
+	      struct herr *err)
+{
+	struct qcp_net *c = net_cached(q, net->id);
+	uint64_t sig = public_sig(net);
+	char want[64], cur[64];
+	bool changed = false;
+	int rc;
+
+	if (c && c->public_sig == sig)
+		return 0;
+	if (net->eip) {
+		if ((rc = eip_ensure(q, p, net, want, sizeof(want), err)) < 0 ||
+		    (rc = router_eip(q, router, cur, sizeof(cur), err)) < 0)
+			return rc;
+		if (cur[0] && strcmp(cur, want) != 0)
+			return herr_set(err, HERR_CONFLICT,
+					"network '%s': router %s already has EIP %s (wanted %s): "
+					"a router has one public IP",
+					net->name, router, cur, want);
+		if (cur[0] == '\0') {
+			json_t *resp = NULL;
+
+			/* docs: command_list/router/modify_router_attributes.md:
+			 * eip, applied by UpdateRouters */
+			rc = call(q, "ModifyRouterAttributes",
+				  json_pack("{s:s, s:s}", "router", router, "eip", want),
+				  QC_IDEMPOTENT, &resp, err);
+			json_decref(resp);
+			if (rc < 0)
+				return rc;
+			changed = true;
+		}
+	}
+	if ((rc = statics_sync(q, net, router, net->forwards, net->n_forwards, &changed, err)) < 0)
+		return rc;
+	if (changed && (rc = router_apply(q, router, err)) < 0)
+		return rc;
+	if ((c = net_cached(q, net->id)) != NULL)
+		c->public_sig = sig;
+	return 0;
+}
+
+/* Undoes public_ensure for a network going away: deletes herd's rules of
+ * net on router (when known), dissociates and releases the EIP herd
+ * allocated for it (an `eip-…` the blueprint named is left associated:
+ * someone else's). Idempotent. */
+static int
+public_teardown(struct qcp *q, const struct prov_net_spec *net, const char *router,
+		struct herr *err)
+{
+	char name[64], id[64];
+	bool changed = false, assoc = false;
+	json_t *resp = NULL;
+	int rc;
+
+	if (router[0] && (rc = statics_sync(q, net, router, NULL, 0, &changed, err)) < 0)
+		return rc;
+	eip_name(net, name, sizeof(name));
+	rc = find_eip(q, name, id, sizeof(id), &assoc, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 && assoc) {
+		/* docs: command_list/eip/dissociate_eips.md (instances and
+		 * routers alike) */
+		rc = call(q, "DissociateEips", json_pack("{s:[s]}", "eips", id), QC_IDEMPOTENT,
+			  &resp, err);
+		if (rc == 0)
+			rc = job_wait(q, resp, QCP_NET_JOB_WAIT_MS, "DissociateEips", err);
+		json_decref(resp);
+		resp = NULL;
+		if (rc < 0)
+			return rc;
+		changed = true;
+	}
+	if (changed && router[0] && (rc = router_apply(q, router, err)) < 0)
+		return rc;
+	if (rc == 0 && id[0] && find_eip(q, name, id, sizeof(id), &assoc, err) == 0) {
+		/* docs: command_list/eip/release_eips.md: available ones only */
+		rc = call(q, "ReleaseEips", json_pack("{s:[s]}", "eips", id), QC_IDEMPOTENT, &resp,
+			  err);
+		json_decref(resp);
+		if (rc == HERR_NOTFOUND) {
+			herr_clear(err);
+			rc = 0;
+		}
+	}
+	return rc < 0 ? rc : 0;
 }
 
 static int
 qingcloud_net_create(struct prov *p, const struct prov_net_spec *net, struct herr *err)
 {
-	char vx[64];
+	struct qcp *q = p->priv;
+	char vx[64], router[64];
+	int rc;
 
-	return vxnet_ensure(p->priv, p, net, vx, sizeof(vx), err);
+	if ((rc = vxnet_ensure(q, p, net, vx, sizeof(vx), router, sizeof(router), err)) < 0)
+		return rc;
+	return public_ensure(q, p, net, router, err);
 }
 
-/* Leaves the router and deletes the VxNet, once instances no longer use it
- * (waiting up to QCP_NET_EMPTY_WAIT_MS for terminating ones; then
- * HERR_CONFLICT). No VxNet: 0. */
+/* Removes the network's public endpoint (rules, the EIP herd allocated),
+ * then leaves the router and deletes the VxNet herd made, once instances
+ * no longer use it (waiting up to QCP_NET_EMPTY_WAIT_MS for terminating
+ * ones; then HERR_CONFLICT). An existing VxNet (`vxnet`) stays, joined.
+ * No VxNet: 0. */
 static int
 qingcloud_net_delete(struct prov *p, const struct prov_net_spec *net, struct herr *err)
 {
 	struct qcp *q = p->priv;
 	struct qcp_net *c = net_cached(q, net->id);
-	char name[64], vx[64], router[64];
+	char name[64], vx[64] = "", router[64] = "";
 	bool in_use = false;
 	json_t *resp = NULL;
 	int rc;
@@ -626,14 +1004,28 @@ qingcloud_net_delete(struct prov *p, const struct prov_net_spec *net, struct her
 		memset(c, 0, sizeof(*c));
 	if (qcp_vxnet_name(net->id, name, sizeof(name)) < 0)
 		return herr_set(err, HERR_INVALID, "invalid network id '%s'", net->id);
-	rc = find_vxnet(q, name, vx, sizeof(vx), router, sizeof(router), &in_use, err);
-	if (rc != 0)
-		return rc < 0 ? rc : 0;
+	if (net->vxnet) {
+		rc = find_vxnet(q, net->vxnet, true, vx, sizeof(vx), router, sizeof(router), NULL,
+				err);
+		if (rc < 0)
+			return rc;
+		if (rc == 1 && net->router)
+			snprintf(router, sizeof(router), "%s", net->router);
+		return public_teardown(q, net, router, err);
+	}
+	rc = find_vxnet(q, name, false, vx, sizeof(vx), router, sizeof(router), &in_use, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) /* gone: a crash may have left the EIP */
+		return public_teardown(q, net, net->router ?: "", err);
+	if ((rc = public_teardown(q, net, router, err)) < 0)
+		return rc;
 	/* TerminateInstances is asynchronous: the hosts herd just terminated
 	 * stay on the VxNet until their jobs end */
 	for (int64_t until = mono_ms() + QCP_NET_EMPTY_WAIT_MS; in_use && mono_ms() < until;) {
 		sleep_ms(1000);
-		rc = find_vxnet(q, name, vx, sizeof(vx), router, sizeof(router), &in_use, err);
+		rc = find_vxnet(q, name, false, vx, sizeof(vx), router, sizeof(router), &in_use,
+				err);
 		if (rc != 0)
 			return rc < 0 ? rc : 0;
 	}
@@ -667,7 +1059,7 @@ qingcloud_launch(struct prov *p, const struct host_spec *spec, struct prov_insta
 		 struct herr *err)
 {
 	struct qcp *q = p->priv;
-	char name[128], vx[64];
+	char name[128], vx[64], rt[64];
 	json_t *params = NULL, *resp = NULL;
 	const char *iid;
 	int rc;
@@ -679,7 +1071,7 @@ qingcloud_launch(struct prov *p, const struct host_spec *spec, struct prov_insta
 	rc = find_instance(q, p, name, out, err);
 	if (rc <= 0)
 		return rc;
-	if ((rc = vxnet_ensure(q, p, spec->net, vx, sizeof(vx), err)) < 0)
+	if ((rc = vxnet_ensure(q, p, spec->net, vx, sizeof(vx), rt, sizeof(rt), err)) < 0)
 		return rc;
 	if ((rc = qcp_run_params(spec, p->instance, vx, &params, err)) < 0)
 		return rc;

@@ -1,5 +1,6 @@
 /* prov.c - the provider dispatcher: every call to a driver goes through here,
  * so logging, timing and fault injection live in one place. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,5 +215,94 @@ prov_server_url_check(const char *url, struct herr *err)
 		if (*p <= ' ' || *p >= 0x7f || strchr("\"'\\?#@<>`", *p))
 			return herr_set(err, HERR_INVALID, "'%s': character '%c' not allowed in the path",
 					url, *p > ' ' && *p < 0x7f ? *p : '?');
+	return 0;
+}
+
+static int
+fwd_port(const json_t *v, int dflt, int *out)
+{
+	if (v == NULL && dflt > 0) {
+		*out = dflt;
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+		return -1;
+	*out = (int)json_integer_value(v);
+	return 0;
+}
+
+int
+prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_forward *out,
+			size_t *n, struct herr *err)
+{
+	uint32_t base = 0, mask, a;
+	struct in_addr in;
+	int prefix = 32;
+	const char *key;
+	json_t *f, *v;
+	size_t i;
+
+	*n = 0;
+	if (list == NULL || json_is_null(list))
+		return 0;
+	if (!json_is_array(list))
+		return herr_field(err, HERR_INVALID, "port_forwards",
+				  "must be a list of {port, to, to_port, protocol}");
+	if (json_array_size(list) > PROV_FORWARDS_MAX)
+		return herr_field(err, HERR_INVALID, "port_forwards", "must have at most %d items",
+				  PROV_FORWARDS_MAX);
+	if (cidr && net_cidr_parse(cidr, &base, &prefix, err) < 0)
+		return herr_field(err, HERR_INVALID, "cidr", "is not a valid network");
+	mask = prefix > 0 ? 0xffffffffu << (32 - prefix) : 0;
+	json_array_foreach(list, i, f) {
+		struct prov_forward *o = &out[i];
+		const char *to, *proto;
+		char fp[64];
+
+		memset(o, 0, sizeof(*o));
+		snprintf(fp, sizeof(fp), "port_forwards[%zu]", i);
+		if (!json_is_object(f))
+			return herr_field(err, HERR_INVALID, fp,
+					  "must be a mapping {port, to, to_port, protocol}");
+		json_object_foreach(f, key, v) {
+			if (strcmp(key, "port") && strcmp(key, "to") && strcmp(key, "to_port") &&
+			    strcmp(key, "protocol")) {
+				snprintf(fp, sizeof(fp), "port_forwards[%zu].%.20s", i, key);
+				return herr_field(err, HERR_INVALID, fp,
+						  "unknown field: a port forward takes port, to, to_port, protocol");
+			}
+		}
+		snprintf(fp, sizeof(fp), "port_forwards[%zu].port", i);
+		if (fwd_port(json_object_get(f, "port"), 0, &o->port) < 0)
+			return herr_field(err, HERR_INVALID, fp, "must be a port 1-65535");
+		snprintf(fp, sizeof(fp), "port_forwards[%zu].to_port", i);
+		if (fwd_port(json_object_get(f, "to_port"), o->port, &o->to_port) < 0)
+			return herr_field(err, HERR_INVALID, fp, "must be a port 1-65535");
+		snprintf(fp, sizeof(fp), "port_forwards[%zu].to", i);
+		to = json_string_value(json_object_get(f, "to"));
+		if (to == NULL || strlen(to) >= sizeof(o->to) || inet_pton(AF_INET, to, &in) != 1)
+			return herr_field(err, HERR_INVALID, fp,
+					  "must be a private IPv4 address inside the network, like 198.18.10.5");
+		a = ntohl(in.s_addr);
+		if (cidr && ((a & mask) != base || a == base || a == (base | ~mask) || a == base + 1))
+			return herr_field(err, HERR_INVALID, fp,
+					  "'%s' is not a host address of the network's cidr %s", to,
+					  cidr);
+		snprintf(o->to, sizeof(o->to), "%s", to);
+		snprintf(fp, sizeof(fp), "port_forwards[%zu].protocol", i);
+		v = json_object_get(f, "protocol");
+		proto = v ? json_string_value(v) : "tcp";
+		if (proto == NULL || (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0))
+			return herr_field(err, HERR_INVALID, fp, "must be tcp or udp");
+		snprintf(o->protocol, sizeof(o->protocol), "%s", proto);
+		for (size_t k = 0; k < i; k++)
+			if (out[k].port == o->port && strcmp(out[k].protocol, o->protocol) == 0) {
+				snprintf(fp, sizeof(fp), "port_forwards[%zu].port", i);
+				return herr_field(err, HERR_INVALID, fp,
+						  "%d/%s is already forwarded by port_forwards[%zu]",
+						  o->port, o->protocol, k);
+			}
+	}
+	*n = json_array_size(list);
 	return 0;
 }

@@ -37,12 +37,30 @@
 
 struct prov;
 
+/* One port forward of a network's public address (the router's EIP on
+ * qingcloud): public `port` to `to`:`to_port` inside the network. */
+#define PROV_FORWARDS_MAX 32
+struct prov_forward {
+	int port;              /* 1-65535, unique per network */
+	char to[16];           /* a private IPv4 address inside the network's cidr */
+	int to_port;           /* 1-65535 */
+	char protocol[4];      /* "tcp" or "udp" */
+};
+
 struct prov_net_spec {
 	const char *id;        /* herd's network id (stable, 8 lowercase hex) */
 	const char *name;      /* network name from the blueprint */
 	const char *cidr;      /* e.g. "198.18.10.0/24" */
 	const char *gateway;   /* first address of the CIDR, e.g. "198.18.10.1" */
 	int prefix_len;        /* e.g. 24 */
+	/* a cloud network's existing parts and public endpoint (qingcloud; the
+	 * local driver ignores them: a bridge has no router or public IP) */
+	const char *vxnet;     /* an existing VxNet id: used, never made or deleted; NULL = none */
+	const char *router;    /* an existing router id for this network; NULL = the account's */
+	const char *eip;       /* the router's public IP: "auto" (herd allocates and
+				  releases it) or an "eip-..." id; NULL = none */
+	const struct prov_forward *forwards; /* from the public IP; n_forwards of them */
+	size_t n_forwards;
 };
 
 struct host_spec {
@@ -158,6 +176,16 @@ long prov_instance_adopt(const struct prov_instance *list, size_t n, const char 
  * Returns 0 or HERR_INVALID with a message naming what is wrong. */
 #define PROV_URL_MAX 200
 int prov_server_url_check(const char *url, struct herr *err);
+
+/* Reads a network's `port_forwards` (a JSON list of {port, to, to_port,
+ * protocol}; to_port defaults to port, protocol to "tcp") into out[0..*n),
+ * checking each against the network's cidr ("198.18.10.0/24": `to` must be
+ * a host address inside it). NULL or absent: *n = 0. Pure: the network kind
+ * checks a spec with it and the controller reads one, so a stored spec
+ * never fails in a driver. Errors are HERR_INVALID with err->field
+ * "port_forwards[i].<field>". */
+int prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_forward *out,
+			    size_t *n, struct herr *err);
 
 /* Failpoints: HERD_FAILPOINTS="prov_launch=error,prov_terminate=sleep:500"
  * makes the named point fail (returns HERR_UNAVAIL), sleep, or `exit` the
