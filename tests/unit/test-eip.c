@@ -76,9 +76,12 @@ test_forwards_errors_name_the_field(void **state)
 		  "port_forwards[0].to_port" },
 		{ "[{\"port\": 80}]", "port_forwards[0].to" },
 		{ "[{\"port\": 80, \"to\": \"10.1.2.3\"}]", "port_forwards[0].to" },
-		{ "[{\"port\": 80, \"to\": \"198.18.10.0\"}]", "port_forwards[0].to" },   /* network */
-		{ "[{\"port\": 80, \"to\": \"198.18.10.1\"}]", "port_forwards[0].to" },   /* gateway */
-		{ "[{\"port\": 80, \"to\": \"198.18.10.255\"}]", "port_forwards[0].to" }, /* broadcast */
+		{ "[{\"port\": 80, \"to\": \"198.18.10.0\"}]",
+		  "port_forwards[0].to" }, /* network */
+		{ "[{\"port\": 80, \"to\": \"198.18.10.1\"}]",
+		  "port_forwards[0].to" }, /* gateway */
+		{ "[{\"port\": 80, \"to\": \"198.18.10.255\"}]",
+		  "port_forwards[0].to" }, /* broadcast */
 		{ "[{\"port\": 80, \"to\": \"198.18.10.05\"}]", "port_forwards[0].to" },
 		{ "[{\"port\": 80, \"to\": \"198.18.10.5\", \"protocol\": \"sctp\"}]",
 		  "port_forwards[0].protocol" },
@@ -150,7 +153,8 @@ test_kind_network(void **state)
 		{ ", \"eip\": \"auto\", \"port_forwards\": {}", "networks[2].port_forwards" },
 		{ ", \"eip\": \"auto\", \"port_forwards\": [{\"port\": 80, \"to\": \"198.18.11.5\"}]",
 		  "networks[2].port_forwards[0].to" },
-		{ ", \"port_forwards\": [{\"port\": 80, \"to\": \"198.18.10.5\"}]", "networks[2].eip" },
+		{ ", \"port_forwards\": [{\"port\": 80, \"to\": \"198.18.10.5\"}]",
+		  "networks[2].eip" },
 	};
 	struct herr err = HERR_INIT;
 
@@ -159,10 +163,11 @@ test_kind_network(void **state)
 				  " \"eip\": \"eip-12ab\"",
 				  &err),
 			 0);
-	assert_int_equal(validate(", \"eip\": \"auto\", \"port_forwards\":"
-				  " [{\"port\": 8080, \"to\": \"198.18.10.250\", \"to_port\": 8080}]",
-				  &err),
-			 0);
+	assert_int_equal(
+		validate(", \"eip\": \"auto\", \"port_forwards\":"
+			 " [{\"port\": 8080, \"to\": \"198.18.10.250\", \"to_port\": 8080}]",
+			 &err),
+		0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		herr_clear(&err);
 		assert_int_equal(validate(bad[i].extra, &err), HERR_INVALID);

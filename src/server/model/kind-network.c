@@ -35,8 +35,8 @@ cloud_id_valid(const char *s, const char *prefix)
 }
 
 static int
-id_field(const json_t *obj, const char *key, const char *prefix, const char *also,
-	 const char *path, struct herr *err)
+id_field(const json_t *obj, const char *key, const char *prefix, const char *also, const char *path,
+	 struct herr *err)
 {
 	const char *v = json_string_value(json_object_get(obj, key));
 	char fp[256];
@@ -63,8 +63,8 @@ network_check(const struct kind *k, json_t *obj, const json_t *old, const char *
 	    id_field(obj, "router", "rtr-", NULL, path, err) < 0 ||
 	    id_field(obj, "eip", "eip-", "auto", path, err) < 0)
 		return err->code;
-	if (prov_forwards_from_json(list, json_string_value(json_object_get(obj, "cidr")), fwd,
-				    &n, err) < 0) {
+	if (prov_forwards_from_json(list, json_string_value(json_object_get(obj, "cidr")), fwd, &n,
+				    err) < 0) {
 		char field[sizeof(err->field)];
 
 		snprintf(field, sizeof(field), "%s", err->field);

@@ -174,7 +174,8 @@ check_value(const struct field *f, json_t *v, const char *fp, struct herr *err)
 			return herr_field(err, HERR_INVALID, fp, "must have at most 100 items");
 		json_array_foreach(v, i, x)
 			if (!json_is_object(x))
-				return herr_field(err, HERR_INVALID, fp, "item %zu must be a mapping", i);
+				return herr_field(err, HERR_INVALID, fp,
+						  "item %zu must be a mapping", i);
 		return 0;
 	}
 	}

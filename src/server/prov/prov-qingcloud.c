@@ -30,13 +30,13 @@
 #define QCP_MAX_PAGES 100           /* list() stops at 10000 instances */
 #define QCP_NETS_CACHED 16
 #define QCP_TAGS_CACHED 16
-#define QCP_EIP_BANDWIDTH_MBPS 10   /* an `eip: auto`'s cap (billed by traffic) */
+#define QCP_EIP_BANDWIDTH_MBPS 10 /* an `eip: auto`'s cap (billed by traffic) */
 
 struct qcp_net {
 	char net_id[16];
 	char vxnet_id[64];
-	char router_id[64];   /* the router the VxNet is joined to */
-	uint64_t public_sig;  /* public_sig() of the endpoint applied, 0 = not yet */
+	char router_id[64];  /* the router the VxNet is joined to */
+	uint64_t public_sig; /* public_sig() of the endpoint applied, 0 = not yet */
 };
 
 struct qcp {
@@ -439,8 +439,8 @@ find_vxnet(struct qcp *q, const char *name_or_id, bool by_id, char *id, size_t i
 	if (rc < 0)
 		return rc;
 	json_array_foreach(json_object_get(resp, "vxnet_set"), i, v) {
-		const char *n = json_string_value(
-			json_object_get(v, by_id ? "vxnet_id" : "vxnet_name"));
+		const char *n =
+			json_string_value(json_object_get(v, by_id ? "vxnet_id" : "vxnet_name"));
 
 		if (n == NULL || strcmp(n, name_or_id) != 0)
 			continue;
@@ -541,7 +541,6 @@ net_cached(struct qcp *q, const char *net_id)
 	return NULL;
 }
 
-
 /* The VxNet of net, made and joined to the router when missing: its id into
  * vxnet_id and its router's into router_id. Idempotent: found by name (or
  * by the blueprint's `vxnet` id) first; remembered once joined. An
@@ -641,8 +640,7 @@ eip_name(const struct prov_net_spec *net, char *out, size_t n)
 /* The live EIP named name: 0 with its id and whether it is associated, 1
  * if none. */
 static int
-find_eip(struct qcp *q, const char *name, char *id, size_t idn, bool *associated,
-	 struct herr *err)
+find_eip(struct qcp *q, const char *name, char *id, size_t idn, bool *associated, struct herr *err)
 {
 	json_t *resp = NULL, *e;
 	size_t i;
@@ -849,8 +847,8 @@ router_apply(struct qcp *q, const char *router, struct herr *err)
 	json_t *resp = NULL;
 	int rc;
 
-	rc = call(q, "UpdateRouters", json_pack("{s:[s]}", "routers", router), QC_IDEMPOTENT,
-		  &resp, err);
+	rc = call(q, "UpdateRouters", json_pack("{s:[s]}", "routers", router), QC_IDEMPOTENT, &resp,
+		  err);
 	if (rc == 0)
 		rc = job_wait(q, resp, QCP_NET_JOB_WAIT_MS, "UpdateRouters", err);
 	json_decref(resp);

@@ -232,8 +232,8 @@ fwd_port(const json_t *v, int dflt, int *out)
 }
 
 int
-prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_forward *out,
-			size_t *n, struct herr *err)
+prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_forward *out, size_t *n,
+			struct herr *err)
 {
 	uint32_t base = 0, mask, a;
 	struct in_addr in;
@@ -268,8 +268,9 @@ prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_forwar
 			if (strcmp(key, "port") && strcmp(key, "to") && strcmp(key, "to_port") &&
 			    strcmp(key, "protocol")) {
 				snprintf(fp, sizeof(fp), "port_forwards[%zu].%.20s", i, key);
-				return herr_field(err, HERR_INVALID, fp,
-						  "unknown field: a port forward takes port, to, to_port, protocol");
+				return herr_field(
+					err, HERR_INVALID, fp,
+					"unknown field: a port forward takes port, to, to_port, protocol");
 			}
 		}
 		snprintf(fp, sizeof(fp), "port_forwards[%zu].port", i);
@@ -281,10 +282,12 @@ prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_forwar
 		snprintf(fp, sizeof(fp), "port_forwards[%zu].to", i);
 		to = json_string_value(json_object_get(f, "to"));
 		if (to == NULL || strlen(to) >= sizeof(o->to) || inet_pton(AF_INET, to, &in) != 1)
-			return herr_field(err, HERR_INVALID, fp,
-					  "must be a private IPv4 address inside the network, like 198.18.10.5");
+			return herr_field(
+				err, HERR_INVALID, fp,
+				"must be a private IPv4 address inside the network, like 198.18.10.5");
 		a = ntohl(in.s_addr);
-		if (cidr && ((a & mask) != base || a == base || a == (base | ~mask) || a == base + 1))
+		if (cidr &&
+		    ((a & mask) != base || a == base || a == (base | ~mask) || a == base + 1))
 			return herr_field(err, HERR_INVALID, fp,
 					  "'%s' is not a host address of the network's cidr %s", to,
 					  cidr);

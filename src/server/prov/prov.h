@@ -41,10 +41,10 @@ struct prov;
  * qingcloud): public `port` to `to`:`to_port` inside the network. */
 #define PROV_FORWARDS_MAX 32
 struct prov_forward {
-	int port;              /* 1-65535, unique per network */
-	char to[16];           /* a private IPv4 address inside the network's cidr */
-	int to_port;           /* 1-65535 */
-	char protocol[4];      /* "tcp" or "udp" */
+	int port;         /* 1-65535, unique per network */
+	char to[16];      /* a private IPv4 address inside the network's cidr */
+	int to_port;      /* 1-65535 */
+	char protocol[4]; /* "tcp" or "udp" */
 };
 
 struct prov_net_spec {
@@ -55,9 +55,9 @@ struct prov_net_spec {
 	int prefix_len;        /* e.g. 24 */
 	/* a cloud network's existing parts and public endpoint (qingcloud; the
 	 * local driver ignores them: a bridge has no router or public IP) */
-	const char *vxnet;     /* an existing VxNet id: used, never made or deleted; NULL = none */
-	const char *router;    /* an existing router id for this network; NULL = the account's */
-	const char *eip;       /* the router's public IP: "auto" (herd allocates and
+	const char *vxnet;  /* an existing VxNet id: used, never made or deleted; NULL = none */
+	const char *router; /* an existing router id for this network; NULL = the account's */
+	const char *eip;    /* the router's public IP: "auto" (herd allocates and
 				  releases it) or an "eip-..." id; NULL = none */
 	const struct prov_forward *forwards; /* from the public IP; n_forwards of them */
 	size_t n_forwards;
