@@ -1108,7 +1108,9 @@ local_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *e
  * memory_mb, keypair, security_group, client_token and tags (a host is
  * namespaces running this machine's herd binary; the host id in every name
  * is its tag and its idempotency key). It uses the limits
- * (mem_limit_bytes, cpu_limit_pct), state_dir, agent_bin and user_data. */
+ * (mem_limit_bytes, cpu_limit_pct), state_dir, agent_bin and user_data.
+ * Of struct prov_net_spec it ignores vxnet, router, eip and forwards: a
+ * bridge on this machine has no router or public IP. */
 const struct prov_ops prov_local_ops = {
 	.name       = "local",
 	.listens_on_gateway = true,   /* agents reach the server on the bridge */
