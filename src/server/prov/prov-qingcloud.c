@@ -706,9 +706,11 @@ eip_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, char 
 	return 0;
 }
 
-/* The EIP id router carries now ("" = none). */
+/* The EIP id router carries now ("" = none), and whether its rules and EIP
+ * are applied (a crash between a change and UpdateRouters leaves them
+ * not). */
 static int
-router_eip(struct qcp *q, const char *router, char *out, size_t n, struct herr *err)
+router_eip(struct qcp *q, const char *router, char *out, size_t n, bool *applied, struct herr *err)
 {
 	json_t *resp = NULL, *r;
 	int rc;
@@ -727,6 +729,9 @@ router_eip(struct qcp *q, const char *router, char *out, size_t n, struct herr *
 	 * eip_addr}, empty when none */
 	snprintf(out, n, "%s",
 		 json_string_value(json_object_get(json_object_get(r, "eip"), "eip_id")) ?: "");
+	/* is_applied: 0 until UpdateRouters (describe_routers.md) */
+	*applied = !json_is_integer(json_object_get(r, "is_applied")) ||
+		   json_integer_value(json_object_get(r, "is_applied")) != 0;
 	json_decref(resp);
 	return 0;
 }
@@ -887,15 +892,16 @@ public_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, co
 	struct qcp_net *c = net_cached(q, net->id);
 	uint64_t sig = public_sig(net);
 	char want[64], cur[64];
-	bool changed = false;
+	bool changed = false, applied = true;
 	int rc;
 
 	if (c && c->public_sig == sig)
 		return 0;
 	if (net->eip) {
 		if ((rc = eip_ensure(q, p, net, want, sizeof(want), err)) < 0 ||
-		    (rc = router_eip(q, router, cur, sizeof(cur), err)) < 0)
+		    (rc = router_eip(q, router, cur, sizeof(cur), &applied, err)) < 0)
 			return rc;
+		changed = !applied;
 		if (cur[0] && strcmp(cur, want) != 0)
 			return herr_set(err, HERR_CONFLICT,
 					"network '%s': router %s already has EIP %s (wanted %s): "
@@ -932,7 +938,7 @@ static int
 public_teardown(struct qcp *q, const struct prov_net_spec *net, const char *router,
 		struct herr *err)
 {
-	char name[64], id[64];
+	char name[64], id[64] = "";
 	bool changed = false, assoc = false;
 	json_t *resp = NULL;
 	int rc;
@@ -943,7 +949,9 @@ public_teardown(struct qcp *q, const struct prov_net_spec *net, const char *rout
 	rc = find_eip(q, name, id, sizeof(id), &assoc, err);
 	if (rc < 0)
 		return rc;
-	if (rc == 0 && assoc) {
+	if (rc == 1)
+		id[0] = '\0'; /* none left: nothing to release */
+	if (id[0] && assoc) {
 		/* docs: command_list/eip/dissociate_eips.md (instances and
 		 * routers alike) */
 		rc = call(q, "DissociateEips", json_pack("{s:[s]}", "eips", id), QC_IDEMPOTENT,
@@ -958,7 +966,11 @@ public_teardown(struct qcp *q, const struct prov_net_spec *net, const char *rout
 	}
 	if (changed && router[0] && (rc = router_apply(q, router, err)) < 0)
 		return rc;
-	if (rc == 0 && id[0] && find_eip(q, name, id, sizeof(id), &assoc, err) == 0) {
+	/* again: the dissociation's job has ended, the EIP is available */
+	rc = id[0] ? find_eip(q, name, id, sizeof(id), &assoc, err) : 1;
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
 		/* docs: command_list/eip/release_eips.md: available ones only */
 		rc = call(q, "ReleaseEips", json_pack("{s:[s]}", "eips", id), QC_IDEMPOTENT, &resp,
 			  err);
