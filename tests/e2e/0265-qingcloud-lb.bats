@@ -1,18 +1,20 @@
 #!/usr/bin/env bats
 # The qingcloud load balancer driver (issue 14, lb-qingcloud.c) on the fake
-# QingCloud (tests/fake-qingcloud, --instances none): a herd LB on a
+# QingCloud (tests/fake-qingcloud, --instances netns): a herd LB on a
 # qingcloud network becomes a QingCloud load balancer named
 # herd-<instance>-<lb> in the network's VxNet with one listener, shown with
 # its address by `herd lb show`; `eip: auto` allocates an EIP named after the
 # LB and deleting the LB releases it; `eip: eip-...` uses that EIP and never
-# releases it. What each case checks is the fake's own view
+# releases it. Members are added (AddLoadBalancerBackends, then
+# UpdateLoadBalancers), traffic flows, and a scale-in disables the leaving
+# backend before deleting it. What each case checks is the fake's own view
 # (DescribeLoadBalancers / DescribeEips) and its call log.
 #
-# Not covered here (honestly): members. lb-sync adds only *ready* hosts, and
-# no agent boots on the fake with --instances none; a qingcloud host that
-# becomes ready on the fake (--instances netns, the bootstrap reaching the
-# server) is the next step, then Add/DeleteLoadBalancerBackends, the drain
-# and the traffic can be checked here. Needs root (like 0260).
+# The hosts are real (--instances netns): herd's bootstrap in their user
+# data fetches the agent from the server at their VxNet's gateway (the
+# router's manager_ip on the fake's bridge; the server listens on all
+# addresses and the account's server_url points there) and the web.sh init
+# script serves their hostname on 8080. Needs root (like 0260).
 
 load lib
 
@@ -24,9 +26,14 @@ setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	[ -x "$FAKE" ] || return 0
 	HERD_PORT=$(free_port)
-	server_start --advertise-url "http://127.0.0.1:$HERD_PORT"
+	# instances reach the server at their VxNet's gateway (the router's
+	# manager_ip, on the fake's bridge): the server listens on all addresses
+	server_start --listen "0.0.0.0:$HERD_PORT"
 	INST=$(curl -sf "$HERD_URL/healthz" | json '{instance}')
 	CIDR=$(random_cidr)
+	GW=${CIDR%.0/24}.1
+	EIPNET="198.19.$((RANDOM % 256)).0/24"
+	while [ "$EIPNET" = "$CIDR" ]; do EIPNET="198.19.$((RANDOM % 256)).0/24"; done
 	FQ_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/fqlb.XXXXXX")
 	umask 077
 	printf 'QCLB-%s%s\n' "$RANDOM" "$RANDOM" >"$FQ_DIR/secret"
@@ -34,10 +41,10 @@ setup_file() {
 	FQ_PORT=$(free_port)
 	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
 	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
-		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 3600000 \
-		--job-ms 200 --call-log "$FQ_DIR/calls.log" >/dev/null 2>>"$FQ_DIR/fake.log" &
+		--secret-file "$FQ_DIR/secret" --zone pek3a --instances netns --pending-ms 500 \
+		--job-ms 200 --eip-range "$EIPNET" --call-log "$FQ_DIR/calls.log" >/dev/null 2>>"$FQ_DIR/fake.log" &
 	echo $! >"$FQ_DIR/fake.pid"
-	export INST CIDR FQ_DIR FQ_URL
+	export INST CIDR GW FQ_DIR FQ_URL
 	wait_for 10 curl -s -o /dev/null "$FQ_URL"
 }
 
@@ -90,9 +97,10 @@ eip_status() {
 # ACTION (with that param) in the fake's call log, or nothing.
 call_index() {
 	perl -MJSON::PP -ne '
+		BEGIN { ($act, $kv) = splice @ARGV, 0, 2 }
 		my $c = decode_json($_);
-		next unless $c->{action} eq $ARGV[0];
-		if (defined $ARGV[1]) { my ($k, $v) = split /=/, $ARGV[1], 2; next unless ($c->{params}{$k} // "") eq $v }
+		next unless $c->{action} eq $act;
+		if ($kv ne "") { my ($k, $v) = split /=/, $kv, 2; next unless ($c->{params}{$k} // "") eq $v }
 		print "$.\n"; exit' "$1" "${2-}" "$FQ_DIR/calls.log"
 }
 
@@ -118,6 +126,7 @@ accounts:
     access_key_id: $KEY_ID
     secret_file: $FQ_DIR/secret
     endpoint: $FQ_URL
+    server_url: http://$GW:$HERD_PORT
 networks:
   - name: qlbnet
     account: qlb
@@ -126,29 +135,68 @@ load_balancers:
   - name: web
     network: qlbnet
     listen: 0.0.0.0:8080
-    backend_port: 80
+    backend_port: 8080
     mode: http
     health_check:
       type: http
-      path: /healthz
-      interval: 3s
+      path: /
+      interval: 2s
+    drain_timeout: 2s
+scripts:
+  - name: web.sh
+    file: scripts/web.sh
 templates:
   - name: qlbt
     account: qlb
     network: qlbnet
     image: img-lb
     instance_type: c1m1
+    init: [web.sh]
     load_balancer: web
 clusters:
   - name: qlb
     groups:
       - name: web
         template: qlbt
-        size: 1
-        max: 2
-        # no agent boots on the fake (--instances none)
-        max_provision_time: 1h
+        size: 2
+        max: 3
 YAML
+	mkdir -p "$BATS_FILE_TMPDIR/scripts"
+	cp "$BATS_TEST_DIRNAME/fixtures/lb/scripts/web.sh" "$BATS_FILE_TMPDIR/scripts/"
+}
+
+# ready_ips: the private addresses of the group's ready hosts.
+ready_ips() {
+	herd host ls --cluster qlb --json | perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		print "$_->{private_ip}\n" for grep { $_->{state} eq "ready" } @{$d->{items}}'
+}
+
+two_ready() { [ "$(ready_ips | wc -l)" -eq 2 ]; }
+
+# backends: "name disabled status" of LB web's backends at QingCloud.
+backends() {
+	qc DescribeLoadBalancerBackends zone=pek3a "loadbalancer=$(lb_field web '$l->{loadbalancer_id}')" |
+		perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		print "$_->{loadbalancer_backend_name} $_->{disabled} $_->{status}\n"
+			for @{$d->{loadbalancer_backend_set}}'
+}
+
+backends_are() { [ "$(backends | grep -c .)" -eq "$1" ]; }
+
+has_call() { [ -n "$(call_index "$1")" ]; }
+
+two_up() { [ "$(backends | grep -c ' 0 up$')" -eq 2 ]; }
+
+# call_after LINE ACTION: the line number of the first call of ACTION after
+# line LINE of the call log, or nothing.
+call_after() {
+	perl -MJSON::PP -ne '
+		BEGIN { ($after, $act) = splice @ARGV, 0, 2 }
+		next if $. <= $after;
+		my $c = decode_json($_);
+		if ($c->{action} eq $act) { print "$.\n"; exit }' "$1" "$2" "$FQ_DIR/calls.log"
 }
 
 @test "eip: a value that is neither auto nor an EIP id is refused naming the field" {
@@ -171,9 +219,8 @@ YAML
 	# the VxNet is the one herd made for the network
 	qc DescribeVxnets zone=pek3a "vxnets.1=$vx" | grep -qE '"vxnet_name": *"herd-'
 	out=$(qc DescribeLoadBalancerListeners zone=pek3a "loadbalancer=$id")
-	echo "listeners: $out"
 	echo "$out" | grep -qE '"listener_port": *8080'
-	echo "$out" | grep -qF 'http|/healthz'
+	echo "$out" | grep -qF '"healthy_check_method":"http|/"'
 	echo "$out" | grep -qE '"listener_protocol": *"http"'
 	# the listener was added before the update that applied it
 	a=$(call_index AddLoadBalancerListeners)
@@ -190,6 +237,45 @@ YAML
 	sleep 3   # a few lb-sync passes
 	n=$(grep -c '"action":"CreateLoadBalancer"' "$FQ_DIR/calls.log")
 	[ "$n" -eq 1 ]
+}
+
+@test "members: the ready hosts are added by instance, then applied; traffic flows through the LB's address" {
+	wait_for 180 two_ready
+	wait_for 60 two_up
+	a=$(call_index AddLoadBalancerBackends)
+	[ -n "$a" ]
+	u=$(call_after "$a" UpdateLoadBalancers)
+	[ -n "$u" ]
+	# backends are named by host id, attached by the instance's id
+	grep '"action":"AddLoadBalancerBackends"' "$FQ_DIR/calls.log" | grep -q '"backends.1.resource_id":"i-'
+	addr=$(lb_field web '$l->{private_ips}[0]')
+	seen=
+	for _ in $(seq 1 20); do
+		seen="$seen $(curl -s --max-time 5 "http://$addr:8080/")"
+	done
+	# both hosts answered (hostname = instance id): two distinct names
+	[ "$(echo $seen | tr ' ' '\n' | sort -u | grep -c .)" -eq 2 ]
+}
+
+@test "herd lb show: the address and QingCloud's own backend status" {
+	addr=$(lb_field web '$l->{private_ips}[0]')
+	wait_for 30 shows web "address: $addr"
+	run herd lb show web --json
+	[ "$(echo "$output" | json_count '{members}')" -eq 2 ]
+	[ "$(echo "$output" | json '{members}[0]{status}')" = up ]
+	[ "$(echo "$output" | json '{members}[1]{status}')" = up ]
+}
+
+@test "scale-in: the leaving host is disabled (drained) before its backend is deleted" {
+	herd group scale qlb/web 1 >/dev/null
+	wait_for 120 has_call DeleteLoadBalancerBackends
+	m=$(call_index ModifyLoadBalancerBackendAttributes disabled=1)
+	d=$(call_index DeleteLoadBalancerBackends)
+	[ -n "$m" ] && [ -n "$d" ] && [ "$m" -lt "$d" ]
+	# the drain was applied before the delete
+	u=$(call_after "$m" UpdateLoadBalancers)
+	[ -n "$u" ] && [ "$u" -lt "$d" ]
+	wait_for 60 backends_are 1
 }
 
 @test "eip: auto allocates an EIP named after the LB; deleting the LB deletes it and releases the EIP" {

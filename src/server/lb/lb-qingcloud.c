@@ -558,15 +558,29 @@ backends_of(struct qclb *q, struct lb *l, const char *lb, char *lst, size_t ln, 
 	json_decref(ls);
 	if (!*lst)
 		return 1;
-	rc = call(q, "DescribeLoadBalancerBackends",
-		  json_pack("{s:s, s:i}", "loadbalancer_listener", lst, "limit", QCLB_MAX_BACKENDS),
-		  QC_IDEMPOTENT, &resp, err);
-	if (rc < 0)
-		return rc;
-	*set = json_incref(json_object_get(resp, "loadbalancer_backend_set"));
-	json_decref(resp);
-	if (*set == NULL)
-		*set = json_array();
+	*set = json_array();
+	for (size_t off = 0; off < QCLB_MAX_BACKENDS;) {
+		json_t *page;
+		size_t got;
+		rc = call(q, "DescribeLoadBalancerBackends",
+			  json_pack("{s:s, s:i, s:i}", "loadbalancer_listener", lst, "offset", (int)off,
+				    "limit", QCLB_PAGE),
+			  QC_IDEMPOTENT, &resp, err);
+		if (rc < 0) {
+			json_decref(*set);
+			*set = NULL;
+			return rc;
+		}
+		page = json_object_get(resp, "loadbalancer_backend_set");
+		got = json_array_size(page);
+		json_array_extend(*set, page);
+		off += got;
+		got = got == 0 || off >= (size_t)json_integer_value(json_object_get(resp, "total_count"));
+		json_decref(resp);
+		resp = NULL;
+		if (got)
+			break;
+	}
 	return 0;
 }
 
@@ -741,20 +755,26 @@ addresses_of(struct qclb *q, json_t *ids, struct herr *err)
 	json_t *out = json_object(), *resp = NULL, *v;
 	size_t i;
 
-	if (json_array_size(ids) == 0 ||
-	    call(q, "DescribeInstances",
-		 json_pack("{s:O, s:i, s:i}", "instances", ids, "verbose", 0, "limit",
-			   QCLB_MAX_BACKENDS),
-		 QC_IDEMPOTENT, &resp, err) < 0)
-		return out;
-	json_array_foreach(json_object_get(resp, "instance_set"), i, v) {
-		const char *id = json_string_value(json_object_get(v, "instance_id"));
-		const char *ip = json_string_value(
-			json_object_get(json_array_get(json_object_get(v, "vxnets"), 0), "private_ip"));
-		if (id && ip)
-			json_object_set_new(out, id, json_string(ip));
+	/* at most QCLB_PAGE ids a call (the API's limit) */
+	for (size_t k = 0; k < json_array_size(ids); k += QCLB_PAGE) {
+		json_t *chunk = json_array();
+		for (size_t j = k; j < k + QCLB_PAGE && j < json_array_size(ids); j++)
+			json_array_append(chunk, json_array_get(ids, j));
+		resp = NULL;
+		if (call(q, "DescribeInstances",
+			 json_pack("{s:o, s:i, s:i}", "instances", chunk, "verbose", 0, "limit",
+				   QCLB_PAGE),
+			 QC_IDEMPOTENT, &resp, err) < 0)
+			break;
+		json_array_foreach(json_object_get(resp, "instance_set"), i, v) {
+			const char *id = json_string_value(json_object_get(v, "instance_id"));
+			const char *ip = json_string_value(json_object_get(
+				json_array_get(json_object_get(v, "vxnets"), 0), "private_ip"));
+			if (id && ip)
+				json_object_set_new(out, id, json_string(ip));
+		}
+		json_decref(resp);
 	}
-	json_decref(resp);
 	return out;
 }
 
