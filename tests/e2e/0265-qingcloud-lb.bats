@@ -185,6 +185,8 @@ backends() {
 
 backends_are() { [ "$(backends | grep -c .)" -eq "$1" ]; }
 
+lb_gone() { ! lb_field "$1" 1 >/dev/null 2>&1; }
+
 has_call() { [ -n "$(call_index "$1")" ]; }
 
 two_up() { [ "$(backends | grep -c ' 0 up$')" -eq 2 ]; }
@@ -200,11 +202,10 @@ call_after() {
 }
 
 @test "eip: a value that is neither auto nor an EIP id is refused naming the field" {
-	run curl -s -X POST -H "Authorization: Bearer $HERD_TOKEN" -H 'Content-Type: application/json' \
-		--data-binary '{"name":"bad","network":"x","listen":"0.0.0.0:80","backend_port":80,"eip":"1.2.3.4"}' \
-		"$HERD_URL/v1/lbs"
-	[[ "$output" == *eip* ]]
-	[[ "$output" != *'"name":"bad"'* ]] || false
+	run http POST /v1/lbs "$HERD_TOKEN" \
+		'{"name":"bad","network":"x","listen":"0.0.0.0:80","backend_port":80,"eip":"1.2.3.4"}'
+	[[ "$output" == "400 "* ]]
+	[[ "$output" == *'"eip"'* ]]
 }
 
 @test "a private LB: made in the network's VxNet with a listener, applied, its address shown" {
@@ -300,4 +301,27 @@ YAML
 	[ "$(eip_status "herd-$INST-pub")" = released ]
 	run lb_field pub 1
 	[ "$status" -ne 0 ]
+}
+
+@test "eip: eip-... uses that EIP; deleting the LB leaves it allocated" {
+	eip=$(qc AllocateEips zone=pek3a bandwidth=1 "eip_name=qclb-own-$RANDOM" count=1 | json '{eips}[0]')
+	[[ "$eip" == eip-* ]]
+	cat >"$BATS_FILE_TMPDIR/own.yaml" <<YAML
+load_balancers:
+  - name: own
+    network: qlbnet
+    listen: 0.0.0.0:8082
+    backend_port: 80
+    eip: $eip
+YAML
+	herd apply -f "$BATS_FILE_TMPDIR/own.yaml" >/dev/null
+	wait_for 60 lb_field own '$l->{status} eq "active" ? 1 : die'
+	[ "$(lb_field own '$l->{eips}[0]{eip_id}')" = "$eip" ]
+	herd lb rm own >/dev/null
+	wait_for 60 lb_gone own
+	# herd never allocated it, so it is not released
+	st=$(qc DescribeEips zone=pek3a "eips.1=$eip" | json '{eip_set}[0]{status}')
+	[ "$st" = available ]
+	! grep '"action":"ReleaseEips"' "$FQ_DIR/calls.log" | grep -q "\"$eip\""
+	qc ReleaseEips zone=pek3a "eips.1=$eip" >/dev/null
 }
