@@ -8,7 +8,8 @@
  *
  * Every change (listeners, backends, disabled) is staged by QingCloud and
  * does nothing until UpdateLoadBalancers applies it (the docs'
- * update_loadbalancers.md): apply() updates every LB of this server whose
+ * content/development_docs/api/command_list/lb/update_loadbalancers.md in
+ * yunify/qingcloud-docs): apply() updates every LB of this server whose
  * is_applied is 0 and waits for the jobs. Draining is
  * ModifyLoadBalancerBackendAttributes disabled=1 (the backend leaves the
  * rotation once applied); QingCloud reports no per-backend session count,
@@ -249,7 +250,7 @@ eip_auto(struct qclb *q, const char *name, char *id, size_t n, struct herr *err)
 
 	if ((rc = find_eip(q, name, id, n, err)) <= 0)
 		return rc;
-	/* bandwidth is required (the docs' allocate_eips.md) */
+	/* bandwidth is required (the docs' command_list/eip/allocate_eips.md) */
 	rc = call(q, "AllocateEips",
 		  json_pack("{s:i, s:s, s:i}", "bandwidth", QCLB_EIP_BANDWIDTH_MBPS, "eip_name",
 			    name, "count", 1),
@@ -288,7 +289,8 @@ listeners_of(struct qclb *q, const char *id, json_t **set, struct herr *err)
 }
 
 /* The healthy_check_method and healthy_check_option of spec (the docs'
- * add_loadbalancer_listeners.md: "tcp" or "http|/path", and
+ * content/development_docs/api/command_list/lb/add_loadbalancer_listeners.md in
+ * yunify/qingcloud-docs: "tcp" or "http|/path", and
  * "inter|timeout|fall|rise" in seconds, inter 2-60, timeout 5-300). */
 static void
 check_params(const struct lb_spec *spec, char *method, size_t mn, char *option, size_t on)
@@ -815,7 +817,7 @@ qingcloud_lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out
 		snprintf(b->m.addr, sizeof(b->m.addr), "%s",
 			 json_string_value(json_object_get(addrs, rid ?: "")) ?: "");
 		b->m.port = (int)json_integer_value(json_object_get(v, "port"));
-		/* QingCloud's own word (describe_loadbalancer_backends.md:
+		/* QingCloud's own word (command_list/lb/describe_loadbalancer_backends.md:
 		 * "up", "down", "abnormal") */
 		snprintf(b->status, sizeof(b->status), "%s", st);
 		b->state = disabled ? LBB_DRAIN : strcmp(st, "up") == 0 ? LBB_UP : LBB_DOWN;
