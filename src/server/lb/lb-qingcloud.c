@@ -60,7 +60,8 @@ static int
 lb_qc_name(const struct lb *l, const char *lb, char *out, size_t n, struct herr *err)
 {
 	if ((size_t)snprintf(out, n, "herd-%s-%s", l->instance, lb) >= n)
-		return herr_field(err, HERR_INVALID, "name", "load balancer name '%s' is too long", lb);
+		return herr_field(err, HERR_INVALID, "name", "load balancer name '%s' is too long",
+				  lb);
 	return 0;
 }
 
@@ -109,7 +110,8 @@ job_wait(struct qclb *q, const json_t *resp, const char *what, struct herr *err)
 	if (rc < 0)
 		return rc;
 	if (st != QC_JOB_SUCCESSFUL)
-		return herr_set(err, HERR_UNAVAIL, "QingCloud job %s (%s) ended '%s'", job, what, word);
+		return herr_set(err, HERR_UNAVAIL, "QingCloud job %s (%s) ended '%s'", job, what,
+				word);
 	return 0;
 }
 
@@ -149,8 +151,8 @@ find_lbs(struct qclb *q, const char *word, bool exact, json_t **out, struct herr
 		/* search_word matches by substring: names are checked here */
 		int rc = call(q, "DescribeLoadBalancers",
 			      json_pack("{s:s, s:[ssss], s:i, s:i}", "search_word", word, "status",
-					"pending", "active", "stopped", "suspended", "offset", (int)off,
-					"limit", QCLB_PAGE),
+					"pending", "active", "stopped", "suspended", "offset",
+					(int)off, "limit", QCLB_PAGE),
 			      QC_IDEMPOTENT, &resp, err);
 		if (rc < 0) {
 			json_decref(all);
@@ -158,7 +160,8 @@ find_lbs(struct qclb *q, const char *word, bool exact, json_t **out, struct herr
 		}
 		json_array_foreach(json_object_get(resp, "loadbalancer_set"), i, v) {
 			const char *n = json_string_value(json_object_get(v, "loadbalancer_name"));
-			if (n && (exact ? strcmp(n, word) == 0 : strncmp(n, word, strlen(word)) == 0))
+			if (n &&
+			    (exact ? strcmp(n, word) == 0 : strncmp(n, word, strlen(word)) == 0))
 				json_array_append(all, v);
 		}
 		total = (size_t)json_integer_value(json_object_get(resp, "total_count"));
@@ -198,14 +201,16 @@ find_vxnet(struct qclb *q, const char *name, char *id, size_t n, struct herr *er
 	int rc, found = 1;
 
 	rc = call(q, "DescribeVxnets",
-		  json_pack("{s:s, s:i, s:i}", "search_word", name, "verbose", 0, "limit", QCLB_PAGE),
+		  json_pack("{s:s, s:i, s:i}", "search_word", name, "verbose", 0, "limit",
+			    QCLB_PAGE),
 		  QC_IDEMPOTENT, &resp, err);
 	if (rc < 0)
 		return rc;
 	json_array_foreach(json_object_get(resp, "vxnet_set"), i, v) {
 		const char *vn = json_string_value(json_object_get(v, "vxnet_name"));
 		if (vn && strcmp(vn, name) == 0) {
-			snprintf(id, n, "%s", json_string_value(json_object_get(v, "vxnet_id")) ?: "");
+			snprintf(id, n, "%s",
+				 json_string_value(json_object_get(v, "vxnet_id")) ?: "");
 			found = 0;
 			break;
 		}
@@ -231,7 +236,8 @@ find_eip(struct qclb *q, const char *name, char *id, size_t n, struct herr *err)
 	json_array_foreach(json_object_get(resp, "eip_set"), i, v) {
 		const char *en = json_string_value(json_object_get(v, "eip_name"));
 		if (en && strcmp(en, name) == 0) {
-			snprintf(id, n, "%s", json_string_value(json_object_get(v, "eip_id")) ?: "");
+			snprintf(id, n, "%s",
+				 json_string_value(json_object_get(v, "eip_id")) ?: "");
 			found = 0;
 			break;
 		}
@@ -260,7 +266,8 @@ eip_auto(struct qclb *q, const char *name, char *id, size_t n, struct herr *err)
 			return 0;
 		return rc;
 	}
-	snprintf(id, n, "%s", json_string_value(json_array_get(json_object_get(resp, "eips"), 0)) ?: "");
+	snprintf(id, n, "%s",
+		 json_string_value(json_array_get(json_object_get(resp, "eips"), 0)) ?: "");
 	json_decref(resp);
 	if (!*id)
 		return herr_set(err, HERR_UNAVAIL, "AllocateEips answered no EIP id");
@@ -277,7 +284,8 @@ listeners_of(struct qclb *q, const char *id, json_t **set, struct herr *err)
 	int rc;
 
 	rc = call(q, "DescribeLoadBalancerListeners",
-		  json_pack("{s:s, s:i, s:i}", "loadbalancer", id, "verbose", 0, "limit", QCLB_PAGE),
+		  json_pack("{s:s, s:i, s:i}", "loadbalancer", id, "verbose", 0, "limit",
+			    QCLB_PAGE),
 		  QC_IDEMPOTENT, &resp, err);
 	if (rc < 0)
 		return rc;
@@ -336,8 +344,9 @@ listener_ensure(struct qclb *q, const char *id, const struct lb_spec *spec, stru
 		const char *b = json_string_value(json_object_get(v, "balance_mode"));
 		const char *m = json_string_value(json_object_get(v, "healthy_check_method"));
 		const char *o = json_string_value(json_object_get(v, "healthy_check_option"));
-		bool same = !have && json_integer_value(json_object_get(v, "listener_port")) == port &&
-			    p && strcmp(p, spec->mode) == 0 && b && strcmp(b, spec->algorithm) == 0 &&
+		bool same = !have &&
+			    json_integer_value(json_object_get(v, "listener_port")) == port && p &&
+			    strcmp(p, spec->mode) == 0 && b && strcmp(b, spec->algorithm) == 0 &&
 			    m && strcmp(m, method) == 0 && o && strcmp(o, option) == 0;
 		if (same)
 			have = true;
@@ -353,10 +362,10 @@ listener_ensure(struct qclb *q, const char *id, const struct lb_spec *spec, stru
 		/* named after the LB: a create whose outcome is unknown shows
 		 * up in the next pass's DescribeLoadBalancerListeners */
 		rc = call(q, "AddLoadBalancerListeners",
-			  json_pack("{s:s, s:[{s:i, s:s, s:s, s:s, s:s, s:s, s:s}]}", "loadbalancer",
-				    id, "listeners", "listener_port", port, "listener_protocol",
-				    spec->mode, "backend_protocol", spec->mode, "balance_mode",
-				    spec->algorithm, "healthy_check_method", method,
+			  json_pack("{s:s, s:[{s:i, s:s, s:s, s:s, s:s, s:s, s:s}]}",
+				    "loadbalancer", id, "listeners", "listener_port", port,
+				    "listener_protocol", spec->mode, "backend_protocol", spec->mode,
+				    "balance_mode", spec->algorithm, "healthy_check_method", method,
 				    "healthy_check_option", option, "loadbalancer_listener_name",
 				    spec->name),
 			  0, NULL, err);
@@ -430,8 +439,8 @@ ensure_locked(struct qclb *q, struct lb *l, const struct lb_spec *spec, struct h
 				return rc;
 			if (rc == 1)
 				return herr_field(err, HERR_NOTFOUND, "network",
-						  "network '%s' has no VxNet (%s) yet", spec->network,
-						  vn);
+						  "network '%s' has no VxNet (%s) yet",
+						  spec->network, vn);
 		}
 		params = eip[0] ? json_pack("{s:[s], s:s}", "eips", eip, "loadbalancer_name", name)
 				: json_pack("{s:s, s:s}", "vxnet", vx, "loadbalancer_name", name);
@@ -441,13 +450,16 @@ ensure_locked(struct qclb *q, struct lb *l, const struct lb_spec *spec, struct h
 				return rc;
 		} else {
 			log_info("lb qingcloud: created %s (%s)", name,
-				 json_string_value(json_object_get(resp, "loadbalancer_id")) ?: "?");
+				 json_string_value(json_object_get(resp, "loadbalancer_id"))
+					 ?: "?");
 			rc = job_wait(q, resp, "CreateLoadBalancer", err);
 			json_decref(resp);
 			if (rc < 0)
 				return rc;
 			if ((rc = find_lb(q, l, spec->name, &cur, err)) != 0)
-				return rc < 0 ? rc : herr_set(err, HERR_UNAVAIL, "%s vanished after creation", name);
+				return rc < 0 ? rc
+					      : herr_set(err, HERR_UNAVAIL,
+							 "%s vanished after creation", name);
 		}
 	}
 	if (strcmp(cur.status, "active") != 0)
@@ -499,8 +511,8 @@ qingcloud_lb_destroy(struct lb *l, const char *lb, struct herr *err)
 			goto out;
 		if (rc == 0) {
 			resp = NULL;
-			rc = call(q, "ReleaseEips", json_pack("{s:[s]}", "eips", eip), QC_IDEMPOTENT,
-				  &resp, err);
+			rc = call(q, "ReleaseEips", json_pack("{s:[s]}", "eips", eip),
+				  QC_IDEMPOTENT, &resp, err);
 			if (rc == 0)
 				rc = job_wait(q, resp, "ReleaseEips", err);
 			json_decref(resp);
@@ -556,7 +568,9 @@ backends_of(struct qclb *q, struct lb *l, const char *lb, char *lst, size_t ln, 
 	if ((rc = listeners_of(q, cur.id, &ls, err)) < 0)
 		return rc;
 	snprintf(lst, ln, "%s",
-		 json_string_value(json_object_get(json_array_get(ls, 0), "loadbalancer_listener_id")) ?: "");
+		 json_string_value(
+			 json_object_get(json_array_get(ls, 0), "loadbalancer_listener_id"))
+			 ?: "");
 	json_decref(ls);
 	if (!*lst)
 		return 1;
@@ -565,8 +579,8 @@ backends_of(struct qclb *q, struct lb *l, const char *lb, char *lst, size_t ln, 
 		json_t *page;
 		size_t got;
 		rc = call(q, "DescribeLoadBalancerBackends",
-			  json_pack("{s:s, s:i, s:i}", "loadbalancer_listener", lst, "offset", (int)off,
-				    "limit", QCLB_PAGE),
+			  json_pack("{s:s, s:i, s:i}", "loadbalancer_listener", lst, "offset",
+				    (int)off, "limit", QCLB_PAGE),
 			  QC_IDEMPOTENT, &resp, err);
 		if (rc < 0) {
 			json_decref(*set);
@@ -577,7 +591,8 @@ backends_of(struct qclb *q, struct lb *l, const char *lb, char *lst, size_t ln, 
 		got = json_array_size(page);
 		json_array_extend(*set, page);
 		off += got;
-		got = got == 0 || off >= (size_t)json_integer_value(json_object_get(resp, "total_count"));
+		got = got == 0 ||
+		      off >= (size_t)json_integer_value(json_object_get(resp, "total_count"));
 		json_decref(resp);
 		resp = NULL;
 		if (got)
@@ -603,8 +618,7 @@ backend_named(const json_t *set, const char *member)
 /* The instance id of host member: herd names it "herd-<instance>-<host
  * id>" (prov-qingcloud.c, qcp_instance_name). 0, 1 if none, or an error. */
 static int
-instance_of(struct qclb *q, struct lb *l, const char *member, char *id, size_t n,
-	    struct herr *err)
+instance_of(struct qclb *q, struct lb *l, const char *member, char *id, size_t n, struct herr *err)
 {
 	char name[160];
 	json_t *resp = NULL, *v;
@@ -621,7 +635,8 @@ instance_of(struct qclb *q, struct lb *l, const char *member, char *id, size_t n
 	json_array_foreach(json_object_get(resp, "instance_set"), i, v) {
 		const char *in = json_string_value(json_object_get(v, "instance_name"));
 		if (in && strcmp(in, name) == 0) {
-			snprintf(id, n, "%s", json_string_value(json_object_get(v, "instance_id")) ?: "");
+			snprintf(id, n, "%s",
+				 json_string_value(json_object_get(v, "instance_id")) ?: "");
 			found = 0;
 			break;
 		}
@@ -642,7 +657,8 @@ qingcloud_lb_add_backend(struct lb *l, const char *lb, const struct lb_member *m
 	pthread_mutex_lock(&q->mu);
 	if ((rc = backends_of(q, l, lb, lst, sizeof(lst), &set, err)) != 0) {
 		if (rc == 1)
-			rc = herr_set(err, HERR_NOTFOUND, "load balancer %s has no listener yet", lb);
+			rc = herr_set(err, HERR_NOTFOUND, "load balancer %s has no listener yet",
+				      lb);
 		goto out;
 	}
 	if ((b = backend_named(set, m->name)) != NULL) {
@@ -650,7 +666,8 @@ qingcloud_lb_add_backend(struct lb *l, const char *lb, const struct lb_member *m
 		if (json_integer_value(json_object_get(b, "disabled")) != 0)
 			rc = call(q, "ModifyLoadBalancerBackendAttributes",
 				  json_pack("{s:O, s:i}", "loadbalancer_backend",
-					    json_object_get(b, "loadbalancer_backend_id"), "disabled", 0),
+					    json_object_get(b, "loadbalancer_backend_id"),
+					    "disabled", 0),
 				  QC_IDEMPOTENT, NULL, err);
 		goto out;
 	}
@@ -658,7 +675,8 @@ qingcloud_lb_add_backend(struct lb *l, const char *lb, const struct lb_member *m
 		snprintf(inst, sizeof(inst), "%s", m->instance_id);
 	} else if ((rc = instance_of(q, l, m->name, inst, sizeof(inst), err)) != 0) {
 		if (rc == 1)
-			rc = herr_set(err, HERR_NOTFOUND, "host %s has no QingCloud instance", m->name);
+			rc = herr_set(err, HERR_NOTFOUND, "host %s has no QingCloud instance",
+				      m->name);
 		goto out;
 	}
 	/* not resent blindly: named by host id, so the next pass's
@@ -690,7 +708,8 @@ backend_change(struct lb *l, const char *lb, const char *member, bool drain, str
 		const json_t *id = json_object_get(b, "loadbalancer_backend_id");
 		if (drain)
 			rc = call(q, "ModifyLoadBalancerBackendAttributes",
-				  json_pack("{s:O, s:i}", "loadbalancer_backend", id, "disabled", 1),
+				  json_pack("{s:O, s:i}", "loadbalancer_backend", id, "disabled",
+					    1),
 				  QC_IDEMPOTENT, NULL, err);
 		else
 			rc = call(q, "DeleteLoadBalancerBackends",
@@ -770,8 +789,9 @@ addresses_of(struct qclb *q, json_t *ids, struct herr *err)
 			break;
 		json_array_foreach(json_object_get(resp, "instance_set"), i, v) {
 			const char *id = json_string_value(json_object_get(v, "instance_id"));
-			const char *ip = json_string_value(json_object_get(
-				json_array_get(json_object_get(v, "vxnets"), 0), "private_ip"));
+			const char *ip = json_string_value(
+				json_object_get(json_array_get(json_object_get(v, "vxnets"), 0),
+						"private_ip"));
 			if (id && ip)
 				json_object_set_new(out, id, json_string(ip));
 		}
@@ -811,7 +831,7 @@ qingcloud_lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out
 		bool disabled = json_integer_value(json_object_get(v, "disabled")) != 0;
 
 		if (nm == NULL || strlen(nm) >= sizeof(b->m.name))
-			continue;   /* not one herd named */
+			continue; /* not one herd named */
 		snprintf(b->m.name, sizeof(b->m.name), "%s", nm);
 		snprintf(b->m.instance_id, sizeof(b->m.instance_id), "%s", rid ?: "");
 		snprintf(b->m.addr, sizeof(b->m.addr), "%s",
@@ -823,7 +843,7 @@ qingcloud_lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out
 		b->state = disabled ? LBB_DRAIN : strcmp(st, "up") == 0 ? LBB_UP : LBB_DOWN;
 		b->intent = disabled ? LBI_DRAINING : LBI_ACTIVE;
 		b->drain_since_ms = disabled ? mono_ms() : 0;
-		b->scur = 0;   /* not in QingCloud's API */
+		b->scur = 0; /* not in QingCloud's API */
 		(*n)++;
 	}
 out:
@@ -859,7 +879,8 @@ qingcloud_lb_health(struct lb *l, struct lb_health *out, struct herr *err)
 		busy += strcmp(x.status, "active") != 0 || x.transition[0] != '\0';
 	}
 	out->ok = busy == 0;
-	snprintf(out->msg, sizeof(out->msg), "zone %s: %zu load balancers, %zu not active, %zu with changes not applied",
+	snprintf(out->msg, sizeof(out->msg),
+		 "zone %s: %zu load balancers, %zu not active, %zu with changes not applied",
 		 q->c.zone, json_array_size(set), busy, unapplied);
 	json_decref(set);
 	return 0;
