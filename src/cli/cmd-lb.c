@@ -43,6 +43,8 @@ cmd_lb_show(struct cli *c, int argc, char **argv)
 	printf(", %s", json_is_true(json_object_get(engine, "ok")) ? "serving" : "not serving");
 	if (json_integer_value(json_object_get(engine, "restarts")) > 0)
 		printf(", %lld restarts", (long long)json_integer_value(json_object_get(engine, "restarts")));
+	if (json_string_value(json_object_get(engine, "address")))
+		printf("\naddress: %s", cli_esc(json_string_value(json_object_get(engine, "address"))));
 	if (json_string_value(json_object_get(engine, "problem")))
 		printf("\nproblem: %s", cli_esc(json_string_value(json_object_get(engine, "problem"))));
 	else if (json_string_length(json_object_get(engine, "message")) > 0)

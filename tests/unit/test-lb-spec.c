@@ -86,12 +86,48 @@ test_spec_durations(void **state)
 	assert_string_equal(err.field, "listen");
 }
 
+/* eip: "auto" or an "eip-..." id, kept in the spec with the network. */
+static void
+test_spec_eip(void **state)
+{
+	static const char *const good[] = { "auto", "eip-abc123", "eip-0" };
+	static const char *const bad[] = { "", "Auto", "1.2.3.4", "eip-", "eip-ABC", "eip-a b",
+					   "eip-0123456789abcdef012345678" };
+	struct herr err = HERR_INIT;
+	struct lb_spec sp;
+	json_t *j;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		j = json_pack("{s:s, s:s, s:i, s:s}", "network", "n1", "listen", "0.0.0.0:80",
+			      "backend_port", 80, "eip", good[i]);
+		assert_int_equal(lb_spec_from_json("web", j, &sp, &err), 0);
+		assert_string_equal(sp.eip, good[i]);
+		assert_string_equal(sp.network, "n1");
+		json_decref(j);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		herr_clear(&err);
+		j = json_pack("{s:s, s:i, s:s}", "listen", "0.0.0.0:80", "backend_port", 80, "eip",
+			      bad[i]);
+		assert_int_equal(lb_spec_from_json("web", j, &sp, &err), HERR_INVALID);
+		assert_string_equal(err.field, "eip");
+		json_decref(j);
+	}
+	/* no eip: a private LB */
+	j = json_pack("{s:s, s:i}", "listen", "0.0.0.0:80", "backend_port", 80);
+	assert_int_equal(lb_spec_from_json("web", j, &sp, &err), 0);
+	assert_string_equal(sp.eip, "");
+	json_decref(j);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_health_path),
 		cmocka_unit_test(test_spec_durations),
+		cmocka_unit_test(test_spec_eip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -400,12 +400,13 @@ record(struct server *s, const char *host_id, const char *kind, const char *what
 /* One LB's view as its driver reports it now: the engine's health and the
  * backends (b[0..n), or, ok false, why they could not be read). Owned. */
 static json_t *
-view_of(struct lb *l, const struct lb_backend *b, size_t n, bool read_ok, const char *problem_msg)
+view_of(struct lb *l, const char *lb, const struct lb_backend *b, size_t n, bool read_ok,
+	const char *problem_msg)
 {
 	struct herr err = HERR_INIT;
 	struct lb_health hl;
 	json_t *engine = json_object(), *items = json_array();
-	char ts[40];
+	char ts[40], address[64] = "";
 
 	json_object_set_new(engine, "problem", problem_msg && *problem_msg
 			    ? json_string(problem_msg) : json_null());
@@ -418,6 +419,10 @@ view_of(struct lb *l, const struct lb_backend *b, size_t n, bool read_ok, const 
 				    ? json_string(fmt_time(hl.up_since_ms, ts, sizeof(ts))) : json_null());
 		json_object_set_new(engine, "message", json_string(hl.msg));
 	}
+	/* the address clients use (cloud LBs: the EIP or the private one) */
+	herr_clear(&err);
+	if (lb_address(l, lb, address, sizeof(address), &err) == 0 && address[0])
+		json_object_set_new(engine, "address", json_string(address));
 	for (size_t i = 0; read_ok && i < n; i++) {
 		char addr[96];
 		snprintf(addr, sizeof(addr), "%s:%d", b[i].m.addr, b[i].m.port);
@@ -451,7 +456,7 @@ views_publish(uint64_t pass, const struct lbrow *lbs, size_t nl, struct lb_backe
 			b = fresh;
 		}
 		json_object_set_new(next, lbs[i].spec.name,
-				    view_of(lbs[i].drv, b, n, ok,
+				    view_of(lbs[i].drv, lbs[i].spec.name, b, n, ok,
 					    ok ? lbs[i].err : err.msg));
 		free(fresh);
 	}

@@ -151,6 +151,16 @@ lb_teardown(struct lb *l, struct herr *err)
 	CALL(l, teardown, "tear down", l, err);
 }
 
+int
+lb_address(struct lb *l, const char *lb, char *out, size_t n, struct herr *err)
+{
+	if (n > 0)
+		out[0] = '\0';
+	if (l->ops->address == NULL)
+		return 0;
+	CALL_QUIET(l, address, "read an address", l, lb, out, n, err);
+}
+
 const char *
 lb_intent_name(enum lb_intent i)
 {
@@ -206,6 +216,22 @@ lb_duration(const json_t *o, const char *key, const char *field, int64_t dflt, i
 	return 0;
 }
 
+/* "auto", or "eip-" then 1 to 24 lowercase letters and digits. */
+static bool
+eip_valid(const char *v)
+{
+	size_t n;
+
+	if (strcmp(v, "auto") == 0)
+		return true;
+	if (strncmp(v, "eip-", 4) != 0 || (n = strlen(v + 4)) == 0 || n > 24)
+		return false;
+	for (v += 4; *v; v++)
+		if (!((*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9')))
+			return false;
+	return true;
+}
+
 int
 lb_spec_from_json(const char *name, const json_t *j, struct lb_spec *spec, struct herr *err)
 {
@@ -254,5 +280,11 @@ lb_spec_from_json(const char *name, const json_t *j, struct lb_spec *spec, struc
 	    lb_duration(j, "drain_timeout", "drain_timeout", LB_DEFAULT_DRAIN_MS, 0, LB_MAX_DRAIN_MS,
 			&spec->drain_timeout_ms, err) < 0)
 		return err->code;
+	v = json_string_value(json_object_get(j, "network"));
+	snprintf(spec->network, sizeof(spec->network), "%s", v ? v : "");
+	if ((v = json_string_value(json_object_get(j, "eip"))) != NULL && !eip_valid(v))
+		return herr_field(err, HERR_INVALID, "eip",
+				  "'%s' is not \"auto\" or an EIP id (eip-...)", v);
+	snprintf(spec->eip, sizeof(spec->eip), "%s", v ? v : "");
 	return 0;
 }

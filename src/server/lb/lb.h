@@ -56,6 +56,8 @@ struct lb_spec {
 	char algorithm[16];     /* "roundrobin", "leastconn" or "source" */
 	struct lb_check check;
 	int64_t drain_timeout_ms;  /* longest wait for a member's sessions to end */
+	char network[64];       /* herd's network name (cloud drivers find theirs by it) */
+	char eip[32];           /* cloud: "" (private), "auto" or an "eip-..." id */
 };
 
 struct lb_member {
@@ -116,6 +118,9 @@ struct lb_ops {
 	/* Removes what a stopped server left behind (process, sockets); needs
 	 * no open. */
 	int (*teardown)(struct lb *l, struct herr *err);
+	/* Optional: the address clients use for LB lb ("198.19.255.1" or a
+	 * private address; "" while it has none) into out. */
+	int (*address)(struct lb *l, const char *lb, char *out, size_t n, struct herr *err);
 };
 
 struct lb {
@@ -147,11 +152,14 @@ int lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out, size
 		     struct herr *err);
 int lb_health(struct lb *l, struct lb_health *out, struct herr *err);
 int lb_teardown(struct lb *l, struct herr *err);
+/* The address clients use for lb; "" (and 0) from drivers without the op. */
+int lb_address(struct lb *l, const char *lb, char *out, size_t n, struct herr *err);
 
 /* Fills spec from an LB resource's stored spec (defaults applied), checking
  * what a driver will write into its configuration. HERR_INVALID naming the
  * field on bad input. The LB API validates with it, so what it stores the
- * controller can read. */
+ * controller can read. `eip` must be "auto" or "eip-" and lowercase
+ * letters and digits. */
 int lb_spec_from_json(const char *name, const json_t *j, struct lb_spec *spec, struct herr *err);
 /* A health check path a driver can put on a configuration line: starts
  * with '/', printable ASCII without spaces, quotes, backslash or '#',

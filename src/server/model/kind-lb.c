@@ -16,6 +16,7 @@ static const struct field lb_fields[] = {
 	{ "algorithm", F_STR, 0, NULL, 0, 0 },
 	{ "health_check", F_OBJECT, 0, NULL, 0, 0 },
 	{ "drain_timeout", F_DURATION, 0, NULL, 0, 3600 },
+	{ "eip", F_STR, 0, NULL, 0, 0 },     /* qingcloud: "auto" or "eip-..." */
 	{ "description", F_STR, 0, NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
