@@ -195,7 +195,6 @@ net_str(const json_t *spec, const char *key, char *dst, size_t n)
 static int
 net_from_spec(struct server *s, const char *name, const json_t *spec, struct netinfo *ni)
 {
-	char hash[65], buf[200];
 	struct network_spec n;
 	struct herr err = HERR_INIT;
 	struct in_addr a;
@@ -218,9 +217,7 @@ net_from_spec(struct server *s, const char *name, const json_t *spec, struct net
 	ni->base = base;
 	a.s_addr = htonl(ni->base + 1);
 	inet_ntop(AF_INET, &a, ni->gateway, sizeof(ni->gateway));
-	snprintf(buf, sizeof(buf), "%s/%s", s->instance, name);
-	sha256_hex(buf, strlen(buf), hash);
-	snprintf(ni->id, sizeof(ni->id), "%.8s", hash);
+	prov_net_id(s->instance, name, ni->id, sizeof(ni->id));
 	net_str(spec, "vxnet", ni->vxnet, sizeof(ni->vxnet));
 	net_str(spec, "router", ni->router, sizeof(ni->router));
 	net_str(spec, "eip", ni->eip, sizeof(ni->eip));

@@ -29,6 +29,7 @@
 
 #include "lb.h"
 #include "log.h"
+#include "prov/prov.h"
 #include "prov/qc.h"
 #include "util.h"
 #include "xalloc.h"
@@ -65,17 +66,15 @@ lb_qc_name(const struct lb *l, const char *lb, char *out, size_t n, struct herr 
 	return 0;
 }
 
-/* The network id reconcile.c gives a network (first 8 hex of
- * sha256("<instance>/<name>")) and so the VxNet name prov-qingcloud.c gives
- * it, "herd-<net id>" (qcp_vxnet_name). */
+/* The VxNet prov-qingcloud.c makes for network `network`: "herd-<net id>"
+ * (qcp_vxnet_name), the id being prov_net_id()'s, the one reconcile uses. */
 static void
 vxnet_name_of(const struct lb *l, const char *network, char out[32])
 {
-	char buf[200], hash[65];
+	char id[16];
 
-	snprintf(buf, sizeof(buf), "%s/%s", l->instance, network);
-	sha256_hex(buf, strlen(buf), hash);
-	snprintf(out, 32, "herd-%.8s", hash);
+	prov_net_id(l->instance, network, id, sizeof(id));
+	snprintf(out, 32, "herd-%s", id);
 }
 
 /* ---- calls ---- */

@@ -174,6 +174,16 @@ prov_instance_adopt(const struct prov_instance *list, size_t n, const char *host
 	return -1;
 }
 
+void
+prov_net_id(const char *instance, const char *name, char *out, size_t n)
+{
+	char buf[256], hash[65];
+
+	snprintf(buf, sizeof(buf), "%s/%s", instance, name);
+	sha256_hex(buf, strlen(buf), hash);
+	snprintf(out, n, "%.8s", hash);
+}
+
 int
 prov_server_url_check(const char *url, struct herr *err)
 {

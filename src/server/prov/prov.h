@@ -169,6 +169,12 @@ int prov_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr
  * instance is gone: fail the host). Pure. */
 long prov_instance_adopt(const struct prov_instance *list, size_t n, const char *host_id);
 
+/* herd's id of network `name` made by server instance `instance`: the first
+ * 8 hex digits of sha256("<instance>/<name>"), into out (at least 9 bytes).
+ * Stable across restarts; every driver that names things after a network
+ * (the local bridge, a QingCloud VxNet, an LB placed in it) uses this one. */
+void prov_net_id(const char *instance, const char *name, char *out, size_t n);
+
 /* Checks a URL hosts use to reach the server (--advertise-url, an account's
  * server_url): http:// or https://, a host name or address (IPv6 in
  * brackets), an optional port 1-65535, an optional path; no user info,
