@@ -119,16 +119,22 @@ for _ in $(seq 100); do curl -sf "$HERD_URL/healthz" >/dev/null && break; sleep 
 export HERD_TOKEN
 HERD_TOKEN=$(cat "$work/data/admin.token")
 
+where="network  $cidr, queue load balancer on 127.0.0.1:$lbport"
+bp_shown=examples/queue/cluster.yaml
+if [ "$PROVIDER" = qingcloud ]; then
+	where="provider qingcloud: the fake at http://127.0.0.1:$fqport/iaas/ (calls: $work/qc-calls.log)
+  network  $cidr"
+	bp_shown=tests/e2e/fixtures/qingcloud/queue.yaml
+fi
 cat <<EOF
 herd demo: the seed's Kubernetes-on-a-cloud story, on this machine
   console  $HERD_URL/      (sign in with the token below)
   token    $HERD_TOKEN
-  provider $PROVIDER$([ "$PROVIDER" = qingcloud ] && echo " (the fake, http://127.0.0.1:$fqport/iaas/, calls in $work/qc-calls.log)")
-  network  $cidr$([ "$PROVIDER" = local ] && echo ", queue load balancer on 127.0.0.1:$lbport")
+  $where
   load     $ITEMS items of ${ITEM_SECONDS}s for nodes of 40 slots; rules: avg(busy) > 32 -> +1, min(busy) < 20 -> -1
 
 EOF
-say "herd apply -f examples/queue/cluster.yaml"
+say "herd apply -f $bp_shown"
 "$HERD" apply -f "$work/cluster.yaml" | sed 's/^/         /'
 
 # --- narration --------------------------------------------------------------
