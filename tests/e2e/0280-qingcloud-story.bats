@@ -26,8 +26,6 @@ ITEM_S=30
 
 setup() {
 	require_root
-	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
-	command -v redis-server >/dev/null || skip "redis-server not installed"
 	# each case its own server and fake
 	unset HERD_DATA HERD_PORT SERVER_PID
 	W=$(mktemp -d "$BATS_FILE_TMPDIR/story.XXXXXX")
@@ -108,6 +106,8 @@ master_ip() {
 
 story() {
 	local m ok4 n
+	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	command -v redis-server >/dev/null || skip "redis-server not installed"
 	story_start "$@"
 	wait_for 180 booted
 	# every host an instance made by RunInstances with herd's bootstrap as
@@ -148,6 +148,21 @@ story() {
 	# every item ran to its end (the drain waits for the victim's)
 	all_done() { [ "$(redis-cli -h "$m" GET done)" -ge "$ITEMS" ]; }
 	wait_for 60 all_done
+}
+
+@test "herd server --listen repeated: each address answers; 0.0.0.0:PORT covers 127.0.0.1:PORT; a bad one is named" {
+	local p2
+	HERD_PORT=$(free_port)
+	p2=$(free_port)
+	while [ "$p2" = "$HERD_PORT" ]; do p2=$(free_port); done
+	server_start --listen "0.0.0.0:$HERD_PORT" --listen "127.0.0.1:$p2"
+	[ "$(curl -sf "http://127.0.0.1:$HERD_PORT/healthz" | json '{status}')" = ok ]
+	[ "$(curl -sf "http://127.0.0.1:$p2/healthz" | json '{status}')" = ok ]
+	grep -q "also listening on http://0.0.0.0:$HERD_PORT" "$HERD_DATA/server.log"
+	run "$HERD" server --data "$W/other" --listen "127.0.0.1:$(free_port)" --listen 127.0.0.1:notaport
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"--listen: invalid port in '127.0.0.1:notaport'"* ]]
 }
 
 @test "qingcloud story: master + 3 nodes boot from user data, avg > 32 launches a 4th through RunInstances, a node is drained and removed" {
