@@ -432,8 +432,7 @@ httpd_start(struct server *s, const char *addr, const char *const *more, int nmo
 	/* wildcards first (pass 0), then the rest: httpd_listen_extra skips
 	 * an address a wildcard on its port already covers */
 	for (pass = 0; pass < 2; pass++) {
-		if ((is_any(addr) ? 0 : 1) == pass &&
-		    httpd_listen_extra(s, ip, port, err) < 0)
+		if ((is_any(addr) ? 0 : 1) == pass && httpd_listen_extra(s, ip, port, err) < 0)
 			goto fail;
 		for (i = 0; i < nmore; i++) {
 			char mip[64];

@@ -229,7 +229,7 @@ server_main(int argc, char **argv)
 	struct server *s = xcalloc(1, sizeof(*s));
 	struct herr err = HERR_INIT;
 	const char *data = NULL, *listen = "127.0.0.1:7171";
-	const char *more[LISTEN_MAX - 1];   /* the second and later --listen */
+	const char *more[LISTEN_MAX - 1]; /* the second and later --listen */
 	int nlisten = 0;
 	char dbpath[1200];
 	struct tsdb_opts topts;
@@ -250,7 +250,8 @@ server_main(int argc, char **argv)
 		case 'd': data = optarg; break;
 		case 'l':
 			if (nlisten == LISTEN_MAX) {
-				fprintf(stderr, "herd server: --listen: at most %d addresses\n", LISTEN_MAX);
+				fprintf(stderr, "herd server: --listen: at most %d addresses\n",
+					LISTEN_MAX);
 				return 2;
 			}
 			if (nlisten == 0)
