@@ -86,7 +86,8 @@ check: deps web $(BUILD)/herd $(UNIT_BINS) $(FAKE_QC)
 e2e: deps $(BUILD)/herd $(FAKE_QC)
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd prove --source Executable --timer $(sort $(wildcard tests/e2e/*.bats))
 
-demo: deps web $(BUILD)/herd
+# HERD_PROVIDER=qingcloud: the same demo on the fake QingCloud (docs/qingcloud.md)
+demo: deps web $(BUILD)/herd $(if $(filter qingcloud,$(HERD_PROVIDER)),$(FAKE_QC))
 	@tools/deps.sh demo
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd examples/queue/demo.sh
 

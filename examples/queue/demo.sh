@@ -6,10 +6,31 @@
 # and taking the 30, then the load ending and a node drained and removed.
 # Started by `make demo` (as root: hosts are network namespaces). Cleans up
 # everything on exit or Ctrl-C; DEMO_KEEP=1 leaves it running.
+#
+# HERD_PROVIDER=qingcloud runs the same story on the fake QingCloud
+# (build/fake-qingcloud --instances netns): the hosts are instances booted
+# from RunInstances' user data (herd's bootstrap), the blueprint is
+# tests/e2e/fixtures/qingcloud/queue.yaml (no load balancer: the items go
+# to the master's private address, which this machine reaches over the
+# VxNet's bridge), and the server also listens on 0.0.0.0:PORT2, the port
+# the account's server_url gives the instances (at the router's address).
 set -euo pipefail
 
 HERD=${HERD_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/herd}
 here=$(cd "$(dirname "$0")" && pwd)
+PROVIDER=${HERD_PROVIDER:-local}
+FAKE=${FAKE_QC_BIN:-$(dirname "$HERD")/fake-qingcloud}
+case "$PROVIDER" in
+local) ;;
+qingcloud)
+	if [ ! -x "$FAKE" ]; then
+		echo "demo: HERD_PROVIDER=qingcloud needs the fake QingCloud: make build/fake-qingcloud" >&2
+		exit 1
+	fi ;;
+*)
+	echo "demo: HERD_PROVIDER: want local or qingcloud, not '$PROVIDER'" >&2
+	exit 1 ;;
+esac
 ITEMS=${DEMO_ITEMS:-150}
 ITEM_SECONDS=${DEMO_ITEM_SECONDS:-45}
 TIMEOUT=${DEMO_TIMEOUT:-420}
@@ -25,6 +46,11 @@ lbport=$((20000 + RANDOM % 12000))
 while [ "$lbport" = "$port" ]; do lbport=$((20000 + RANDOM % 12000)); done
 cidr="198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24"
 server_pid=
+fake_pid=
+# where the items are pushed: the load balancer (local); on qingcloud the
+# master's Redis, once the master is ready
+qaddr=127.0.0.1
+qport=$lbport
 start_s=$SECONDS
 
 cleanup() {
@@ -33,7 +59,7 @@ cleanup() {
 	if [ -n "${DEMO_KEEP:-}" ] && [ "$rc" = 0 ]; then
 		echo
 		echo "DEMO_KEEP=1: still running. Console: $HERD_URL/  token: $HERD_TOKEN"
-		echo "Stop it with: kill $server_pid; $HERD server --data $work/data --teardown; rm -rf $work"
+		echo "Stop it with: kill $server_pid; $HERD server --data $work/data --teardown;${fake_pid:+ kill $fake_pid;} rm -rf $work"
 		return
 	fi
 	echo
@@ -44,6 +70,11 @@ cleanup() {
 		wait "$server_pid" 2>/dev/null || true
 	fi
 	"$HERD" server --data "$work/data" --teardown >/dev/null 2>&1 || true
+	if [ -n "$fake_pid" ]; then
+		# SIGTERM: the fake removes its namespaces, bridges and haproxy
+		kill "$fake_pid" 2>/dev/null || true
+		wait "$fake_pid" 2>/dev/null || true
+	fi
 	rm -rf "$work"
 	echo "   hosts, namespaces, bridge, HAProxy and data removed"
 	exit "$rc"
@@ -58,8 +89,29 @@ pj() { perl -MJSON::PP -e "my \$d = decode_json(join '', <STDIN>); $1"; }
 # --- start ----------------------------------------------------------------
 mkdir -p "$work/scripts"
 cp "$here"/scripts/*.sh "$work/scripts/"
-sed -e "s|CIDR|$cidr|" -e "s|LISTEN|127.0.0.1:$lbport|" "$here/cluster.yaml" >"$work/cluster.yaml"
-"$HERD" server --data "$work/data" --listen "127.0.0.1:$port" --push-interval 2s \
+extra_listen=()
+if [ "$PROVIDER" = qingcloud ]; then
+	fqport=$((20000 + RANDOM % 12000))
+	port2=$((20000 + RANDOM % 12000))
+	while [ "$fqport" = "$port" ] || [ "$port2" = "$port" ] || [ "$port2" = "$fqport" ]; do
+		fqport=$((20000 + RANDOM % 12000))
+		port2=$((20000 + RANDOM % 12000))
+	done
+	(umask 077 && printf 'DEMO-%s%s\n' "$RANDOM" "$RANDOM" >"$work/qc-secret")
+	"$FAKE" --listen "127.0.0.1:$fqport" --state-dir "$work/fq" --access-key-id QYDEMO \
+		--secret-file "$work/qc-secret" --zone pek3a --instances netns --pending-ms 1000 \
+		--job-ms 600 --call-log "$work/qc-calls.log" >/dev/null 2>"$work/fake.log" &
+	fake_pid=$!
+	for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$fqport/iaas/" && break; sleep 0.1; done
+	sed -e "s|CIDR|$cidr|" -e "s|KEY_ID|QYDEMO|" -e "s|SECRET_FILE|$work/qc-secret|" \
+		-e "s|ENDPOINT|http://127.0.0.1:$fqport/iaas/|" \
+		-e "s|SERVER_URL|http://${cidr%.0/24}.1:$port2|" \
+		"$here/../../tests/e2e/fixtures/qingcloud/queue.yaml" >"$work/cluster.yaml"
+	extra_listen=(--listen "0.0.0.0:$port2")
+else
+	sed -e "s|CIDR|$cidr|" -e "s|LISTEN|127.0.0.1:$lbport|" "$here/cluster.yaml" >"$work/cluster.yaml"
+fi
+"$HERD" server --data "$work/data" --listen "127.0.0.1:$port" "${extra_listen[@]}" --push-interval 2s \
 	>"$work/server.log" 2>&1 &
 server_pid=$!
 export HERD_URL="http://127.0.0.1:$port"
@@ -67,15 +119,22 @@ for _ in $(seq 100); do curl -sf "$HERD_URL/healthz" >/dev/null && break; sleep 
 export HERD_TOKEN
 HERD_TOKEN=$(cat "$work/data/admin.token")
 
+where="network  $cidr, queue load balancer on 127.0.0.1:$lbport"
+bp_shown=examples/queue/cluster.yaml
+if [ "$PROVIDER" = qingcloud ]; then
+	where="provider qingcloud: the fake at http://127.0.0.1:$fqport/iaas/ (calls: $work/qc-calls.log)
+  network  $cidr"
+	bp_shown=tests/e2e/fixtures/qingcloud/queue.yaml
+fi
 cat <<EOF
 herd demo: the seed's Kubernetes-on-a-cloud story, on this machine
   console  $HERD_URL/      (sign in with the token below)
   token    $HERD_TOKEN
-  network  $cidr, queue load balancer on 127.0.0.1:$lbport
+  $where
   load     $ITEMS items of ${ITEM_SECONDS}s for nodes of 40 slots; rules: avg(busy) > 32 -> +1, min(busy) < 20 -> -1
 
 EOF
-say "herd apply -f examples/queue/cluster.yaml"
+say "herd apply -f $bp_shown"
 "$HERD" apply -f "$work/cluster.yaml" | sed 's/^/         /'
 
 # --- narration --------------------------------------------------------------
@@ -105,8 +164,8 @@ status_line() {
 		my %b; for my $s (@{$d->{items} // $d->{series} // []}) {
 			my $h = $s->{host} // $s->{labels}{host}; $b{$h} = $s->{value} }
 		print join(" ", map { "$_=$b{$_}" } sort { ($a =~ /(\d+)$/)[0] <=> ($b =~ /(\d+)$/)[0] } keys %b)' 2>/dev/null || true)
-	waiting=$(redis-cli -h 127.0.0.1 -p "$lbport" LLEN queue 2>/dev/null || echo "?")
-	finished=$(redis-cli -h 127.0.0.1 -p "$lbport" GET "done" 2>/dev/null || echo "?")
+	waiting=$(redis-cli -h "$qaddr" -p "$qport" LLEN queue 2>/dev/null || echo "?")
+	finished=$(redis-cli -h "$qaddr" -p "$qport" GET "done" 2>/dev/null || echo "?")
 	running=0
 	for kv in $busy; do running=$((running + ${kv#*=})); done
 	say "busy per node: ${busy:-none yet} | $running running, $waiting waiting, ${finished:-0} done"
@@ -151,8 +210,14 @@ while :; do
 	ready_nodes=$(api "/v1/hosts?cluster=demo&group=node" | pj 'print scalar grep { $_->{state} eq "ready" } @{$d->{items}}')
 	if [ "$pushed" = 0 ] && [ "${ready_nodes:-0}" -ge 3 ] && [ -n "${seen_ready[master-1]:-}" ]; then
 		sleep 2
-		say "pushing $ITEMS items of ${ITEM_SECONDS}s through the load balancer (127.0.0.1:$lbport)"
-		sh "$here/scripts/load.sh" 127.0.0.1 "$lbport" "$ITEMS" "$ITEM_SECONDS" | sed 's/^/         /'
+		if [ "$PROVIDER" = qingcloud ]; then
+			qaddr=$(api "/v1/hosts?cluster=demo&group=master" | pj 'print $d->{items}[0]{private_ip}')
+			qport=6379
+			say "pushing $ITEMS items of ${ITEM_SECONDS}s to the master's queue ($qaddr:$qport, over the VxNet)"
+		else
+			say "pushing $ITEMS items of ${ITEM_SECONDS}s through the load balancer (127.0.0.1:$lbport)"
+		fi
+		sh "$here/scripts/load.sh" "$qaddr" "$qport" "$ITEMS" "$ITEM_SECONDS" | sed 's/^/         /'
 		pushed=1
 		t_push=$(date +%s%3N)
 	fi
@@ -182,6 +247,11 @@ crossing=$(api "/v1/metrics/query?metric=busy&group=node&cluster=demo&agg=avg&fr
 echo
 echo "== summary"
 printf '  %-48s %s\n' "scale-out" "3 -> 4 nodes, caused by avg(busy) crossing 32"
+if [ "$PROVIDER" = qingcloud ]; then
+	printf '  %-48s %s\n' "RunInstances / TerminateInstances answered 0" "$(perl -MJSON::PP -ne '
+		my $c = decode_json($_); $n{$c->{action}}++ unless $c->{ret_code};
+		END { print $n{RunInstances} // 0, " / ", $n{TerminateInstances} // 0 }' "$work/qc-calls.log")"
+fi
 if [ -n "$crossing" ] && [ "$t_decision" != 0 ]; then
 	printf '  %-48s %s ms (the rule must hold for 6s: three 2s rounds)\n' "threshold crossing -> decision" "$((t_decision - crossing))"
 fi

@@ -37,6 +37,7 @@ struct waiter {
 struct httpd {
 	struct MHD_Daemon *d[HTTPD_MAX_DAEMONS];
 	char addr[HTTPD_MAX_DAEMONS][64];
+	int port[HTTPD_MAX_DAEMONS];
 	int nd;
 	pthread_mutex_t lock;          /* guards d/addr/nd and waiters */
 	struct waiter *waiters;
@@ -384,37 +385,78 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 	return d;
 }
 
-int
-httpd_start(struct server *s, const char *addr, struct herr *err)
+/* Splits "IP:PORT" into ip (an IPv4 address, checked by start_one) and
+ * port (1..65535). */
+static int
+addr_split(const char *addr, char *ip, size_t ipsz, int *port, struct herr *err)
 {
-	struct httpd *h = xcalloc(1, sizeof(*h));
-	char ip[64];
 	const char *colon = strrchr(addr, ':');
-	int port;
 
-	if (colon == NULL || colon == addr || (size_t)(colon - addr) >= sizeof(ip))
+	if (colon == NULL || colon == addr || (size_t)(colon - addr) >= ipsz)
 		return herr_set(err, HERR_INVALID, "invalid listen address '%s' (want IP:PORT)", addr);
 	memcpy(ip, addr, (size_t)(colon - addr));
 	ip[colon - addr] = '\0';
-	port = (int)str_long_or(colon + 1, 1, 65535, 0);
-	if (port == 0)
+	*port = (int)str_long_or(colon + 1, 1, 65535, 0);
+	if (*port == 0)
 		return herr_set(err, HERR_INVALID, "invalid port in '%s'", addr);
-	pthread_mutex_init(&h->lock, NULL);
-	s->httpd = h;
-	s->port = port;
-	h->d[0] = start_one(s, ip, port, err);
-	if (h->d[0] == NULL) {
-		s->httpd = NULL;
-		free(h);
-		return err->code;
-	}
-	snprintf(h->addr[0], sizeof(h->addr[0]), "%s", ip);
-	h->nd = 1;
-	if (pthread_create(&h->waker, NULL, waker_main, s) == 0)
-		h->waker_started = true;
 	return 0;
 }
 
+static bool
+is_any(const char *addr)
+{
+	return strncmp(addr, "0.0.0.0:", 8) == 0;
+}
+
+int
+httpd_start(struct server *s, const char *addr, const char *const *more, int nmore,
+	    struct herr *err)
+{
+	struct httpd *h;
+	char ip[64];
+	int port, i, pass;
+
+	if (addr_split(addr, ip, sizeof(ip), &port, err) < 0)
+		return err->code;
+	for (i = 0; i < nmore; i++) {
+		char mip[64];
+		int mport;
+
+		if (addr_split(more[i], mip, sizeof(mip), &mport, err) < 0)
+			return err->code;
+	}
+	h = xcalloc(1, sizeof(*h));
+	pthread_mutex_init(&h->lock, NULL);
+	s->httpd = h;
+	s->port = port;
+	/* wildcards first (pass 0), then the rest: httpd_listen_extra skips
+	 * an address a wildcard on its port already covers */
+	for (pass = 0; pass < 2; pass++) {
+		if ((is_any(addr) ? 0 : 1) == pass && httpd_listen_extra(s, ip, port, err) < 0)
+			goto fail;
+		for (i = 0; i < nmore; i++) {
+			char mip[64];
+			int mport;
+
+			if ((is_any(more[i]) ? 0 : 1) != pass)
+				continue;
+			addr_split(more[i], mip, sizeof(mip), &mport, err);
+			if (httpd_listen_extra(s, mip, mport, err) < 0)
+				goto fail;
+		}
+	}
+	if (pthread_create(&h->waker, NULL, waker_main, s) == 0)
+		h->waker_started = true;
+	return 0;
+fail:
+	for (i = 0; i < h->nd; i++)
+		MHD_stop_daemon(h->d[i]);
+	s->httpd = NULL;
+	free(h);
+	return err->code;
+}
+
+/* Adds a listener on ip:port unless one (or 0.0.0.0:port) is there. */
 int
 httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err)
 {
@@ -423,7 +465,10 @@ httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err)
 
 	pthread_mutex_lock(&h->lock);
 	for (int i = 0; i < h->nd; i++) {
-		if (strcmp(h->addr[i], ip) == 0) {
+		/* 0.0.0.0:PORT (a repeated --listen) already takes every
+		 * address's PORT, a gateway's included */
+		if (h->port[i] == port &&
+		    (strcmp(h->addr[i], ip) == 0 || strcmp(h->addr[i], "0.0.0.0") == 0)) {
 			pthread_mutex_unlock(&h->lock);
 			return 0;
 		}
@@ -436,6 +481,7 @@ httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err)
 	if (d) {
 		h->d[h->nd] = d;
 		snprintf(h->addr[h->nd], sizeof(h->addr[0]), "%s", ip);
+		h->port[h->nd] = port;
 		h->nd++;
 	}
 	pthread_mutex_unlock(&h->lock);

@@ -33,6 +33,7 @@
 struct server *g_srv;
 
 #define MAX_CONNS_DEFAULT 8192u        /* per listen address, in all */
+#define LISTEN_MAX 8                   /* --listen given at most this often */
 #define MAX_CONNS_PER_ADDR_DEFAULT 256u /* from one client address */
 #define FD_RESERVE 512u                /* descriptors kept for store, tsdb, LBs, hosts */
 
@@ -50,12 +51,14 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: herd server --data DIR [--listen ADDR:PORT] [--log-level LEVEL]\n"
+		"usage: herd server --data DIR [--listen ADDR:PORT]... [--log-level LEVEL]\n"
 		"       herd server --data DIR --teardown\n"
 		"\n"
 		"  --data DIR         where the store, admin token and host state live\n"
-		"  --listen ADDR:PORT API address (default 127.0.0.1:7171); the server also\n"
-		"                     listens on each local network's gateway, same port\n"
+		"  --listen ADDR:PORT API address (default 127.0.0.1:7171); repeat it for more\n"
+		"                     (at most 8; 0.0.0.0:PORT is every address, e.g. for\n"
+		"                     cloud hosts); the server also listens on each local\n"
+		"                     network's gateway, on the first --listen's port\n"
 		"  --advertise-url URL\n"
 		"                     where new hosts reach the server (http:// or https://;\n"
 		"                     default: the local network's gateway, same port); an\n"
@@ -226,6 +229,8 @@ server_main(int argc, char **argv)
 	struct server *s = xcalloc(1, sizeof(*s));
 	struct herr err = HERR_INIT;
 	const char *data = NULL, *listen = "127.0.0.1:7171";
+	const char *more[LISTEN_MAX - 1]; /* the second and later --listen */
+	int nlisten = 0;
 	char dbpath[1200];
 	struct tsdb_opts topts;
 	bool teardown = false;
@@ -243,7 +248,18 @@ server_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
-		case 'l': listen = optarg; break;
+		case 'l':
+			if (nlisten == LISTEN_MAX) {
+				fprintf(stderr, "herd server: --listen: at most %d addresses\n",
+					LISTEN_MAX);
+				return 2;
+			}
+			if (nlisten == 0)
+				listen = optarg;
+			else
+				more[nlisten - 1] = optarg;
+			nlisten++;
+			break;
 		case 'b': s->body_max = (size_t)strtoull(optarg, NULL, 10); break;
 		case 'T': teardown = true; break;
 		case 'C':
@@ -345,10 +361,12 @@ server_main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (httpd_start(s, listen, &err) < 0) {
-		fprintf(stderr, "herd server: %s\n", err.msg);
+	if (httpd_start(s, listen, more, nlisten > 1 ? nlisten - 1 : 0, &err) < 0) {
+		fprintf(stderr, "herd server: --listen: %s\n", err.msg);
 		goto out;
 	}
+	for (int i = 0; i + 1 < nlisten; i++)
+		log_info("also listening on http://%s", more[i]);
 	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);

@@ -135,9 +135,16 @@ const struct route *route_match(const char *method, const char *path, char **par
 				int *nparams, bool *method_mismatch);
 
 /* httpd.c */
-int httpd_start(struct server *s, const char *addr, struct herr *err);
+/* Starts the API on addr ("IP:PORT") and on each of more[0..nmore) (a
+ * repeated --listen); addr's port is s->port, the port of gateway
+ * listeners. A 0.0.0.0:PORT among them covers every address's PORT: it is
+ * bound first and a specific address on the same port is then not bound
+ * again (the two would collide). */
+int httpd_start(struct server *s, const char *addr, const char *const *more, int nmore,
+		struct herr *err);
 /* Adds a listener on another address (same handler), e.g. a local
- * network's gateway so hosts can reach the server. Idempotent per address. */
+ * network's gateway so hosts can reach the server. Idempotent per address
+ * and port; a no-op when 0.0.0.0 already listens on that port. */
 int httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err);
 void httpd_stop(struct server *s);
 void httpd_resume_waiters(struct server *s);

@@ -319,8 +319,10 @@ static int
 listen_port(const struct lb_spec *spec)
 {
 	const char *c = strrchr(spec->listen, ':');
+	long port = 0;
 
-	return c ? atoi(c + 1) : 0;
+	/* lb_spec_from_json checked it; 0 if it ever is not a port */
+	return c && parse_long(c + 1, 1, 65535, &port) == 0 ? (int)port : 0;
 }
 
 /* Makes LB id have exactly one listener, matching spec. A listener that

@@ -714,11 +714,15 @@ qc_call(struct qc_client *c, const char *action, const json_t *params, unsigned 
 		buf_release(&body);
 		/* transient: a transport error, an HTTP 5xx, 5000 or 5100 */
 		if (sent && !idem) {
+			char msg[sizeof(err->msg)];
+
+			/* err->msg is an argument: copy it first (no overlapping snprintf) */
+			snprintf(msg, sizeof(msg), "%s", err->msg);
 			c->last.outcome_unknown = true;
 			rc = herr_set(
 				err, HERR_UNAVAIL,
 				"%s: outcome unknown (%.300s): look for what it makes before sending it again",
-				action, err->msg);
+				action, msg);
 			goto out;
 		}
 		if (attempt + 1 >= max_attempts) {

@@ -1,0 +1,177 @@
+#!/usr/bin/env bats
+# The seed story on the fake QingCloud, end to end (issue 14): the queue
+# example (tests/e2e/fixtures/qingcloud/queue.yaml: examples/queue on a
+# qingcloud account) with `fake-qingcloud --instances netns`, so every host
+# is a real instance booted from RunInstances' user data (herd's bootstrap:
+# fetch the agent from the server, start it, join, run the init scripts).
+# The server listens on 127.0.0.1:PORT (the CLI) and 0.0.0.0:PORT2 (the
+# instances: the account's server_url is the router's address on the
+# VxNet's bridge, their default route). Master + 3 nodes of 40 slots boot,
+# the nodes find the master with `herd meta`, 150 items make avg(busy) > 32
+# and a 4th node is launched through RunInstances; when the items end a node
+# is drained (queue_drain.sh) and terminated through TerminateInstances. The
+# second case runs it all again with 20 % of the fake's calls answered 5100.
+# Each case owns its fake and server; teardown stops both (the server's
+# --teardown terminates the instances, the fake's SIGTERM removes every
+# namespace, bridge and haproxy it made). Needs root.
+
+load lib
+
+FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
+FIXTURE=$BATS_TEST_DIRNAME/fixtures/qingcloud/queue.yaml
+SCRIPTS=$BATS_TEST_DIRNAME/../../examples/queue/scripts
+KEY_ID=QYSTORYKEY
+ITEMS=150
+ITEM_S=30
+
+setup() {
+	require_root
+	# each case its own server and fake
+	unset HERD_DATA HERD_PORT SERVER_PID
+	W=$(mktemp -d "$BATS_FILE_TMPDIR/story.XXXXXX")
+	FQ_PID=
+}
+
+teardown() {
+	[ "$(id -u)" = 0 ] || return 0
+	# the server's --teardown terminates the instances through the fake
+	server_cleanup
+	if [ -n "${FQ_PID:-}" ]; then
+		kill "$FQ_PID" 2>/dev/null || true
+		for _ in $(seq 1 150); do
+			kill -0 "$FQ_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$FQ_PID" 2>/dev/null || true
+	fi
+	[ -n "${W:-}" ] && rm -rf "$W"
+}
+
+# story_start [FAKE OPTION]...: the fake (netns instances), the server on
+# two addresses, the blueprint applied.
+story_start() {
+	local fq_port cidr gw port2
+	umask 077
+	printf 'STORY-%s%s\n' "$RANDOM" "$RANDOM" >"$W/secret"
+	umask 022
+	fq_port=$(free_port)
+	FQ_URL="http://127.0.0.1:$fq_port/iaas/"
+	cidr=$(random_cidr)
+	gw=${cidr%.0/24}.1
+	# an EIP range of its own (the fake's default is shared by parallel fakes)
+	"$FAKE" --listen "127.0.0.1:$fq_port" --state-dir "$W/fq" --access-key-id "$KEY_ID" \
+		--secret-file "$W/secret" --zone pek3a --instances netns --pending-ms 1000 \
+		--job-ms 600 --eip-range "198.19.$((RANDOM % 200)).$((RANDOM % 16 * 16))/28" \
+		--call-log "$W/calls.log" "$@" >/dev/null 2>"$W/fake.log" &
+	FQ_PID=$!
+	wait_for 10 curl -s -o /dev/null "$FQ_URL"
+	port2=$(free_port)
+	server_start --listen "0.0.0.0:$port2" --push-interval 2s
+	mkdir -p "$W/bp/scripts"
+	cp "$SCRIPTS"/queue_*.sh "$W/bp/scripts/"
+	sed -e "s|CIDR|$cidr|" -e "s|KEY_ID|$KEY_ID|" -e "s|SECRET_FILE|$W/secret|" \
+		-e "s|ENDPOINT|$FQ_URL|" -e "s|SERVER_URL|http://$gw:$port2|" \
+		"$FIXTURE" >"$W/bp/cluster.yaml"
+	run herd apply -f "$W/bp/cluster.yaml"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+# ready GROUP: the number of ready hosts of GROUP
+ready() {
+	herd host ls --cluster demo --group "$1" --json | perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		print scalar grep { $_->{state} eq "ready" } @{$d->{items}}'
+}
+booted() { [ "$(ready master)" = 1 ] && [ "$(ready node)" = 3 ]; }
+
+# calls ACTION: the ret_code of each of the fake's accepted ACTION calls
+calls() {
+	ACTION=$1 perl -MJSON::PP -ne '
+		my $c = decode_json($_);
+		print "$c->{ret_code}\n" if $c->{action} eq $ENV{ACTION}' "$W/calls.log"
+}
+
+kinds() {
+	herd activity ls --cluster demo --group node --json --limit 5000 | perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>); print "$_->{kind}\n" for @{$d->{items}}'
+}
+scaled_out() { kinds | grep -qx scale_out; }
+node_removed() { kinds | grep -qx host_terminated; }
+drained() { kinds | grep -qx drained; }
+
+master_ip() {
+	herd host ls --cluster demo --group master --json | json '{items}[0]{private_ip}'
+}
+
+story() {
+	local m ok4 n
+	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	command -v redis-server >/dev/null || skip "redis-server not installed"
+	story_start "$@"
+	wait_for 180 booted
+	# every host an instance made by RunInstances with herd's bootstrap as
+	# exec user data
+	[ "$(calls RunInstances | grep -cx 0)" -eq 4 ]
+	[ "$(perl -MJSON::PP -ne '$c = decode_json($_); print "$c->{params}{userdata_type}\n"
+		if $c->{action} eq "RunInstances" && !$c->{ret_code}' "$W/calls.log" | sort -u)" = exec ]
+	m=$(master_ip)
+	echo "master at $m"
+	[ -n "$m" ]
+	# the nodes found the master with `herd meta` (queue_node_installer.sh
+	# writes what it answered to /run/queue/master, in each instance's
+	# overlay upper dir)
+	n=$(cat "$W"/fq/inst/*/upper/run/queue/master | grep -cxF "$m")
+	echo "nodes that found the master: $n"
+	[ "$n" -eq 3 ]
+	# the load, straight to the master's Redis (this machine is on the
+	# VxNet's bridge): 120 run on 3 x 40 slots, 30 wait
+	sh "$SCRIPTS/load.sh" "$m" 6379 "$ITEMS" "$ITEM_S"
+	wait_for 120 scaled_out
+	ok4() { [ "$(ready node)" -ge 4 ]; }
+	wait_for 120 ok4
+	# the fourth node is the fifth RunInstances that succeeded
+	[ "$(calls RunInstances | grep -cx 0)" -eq 5 ]
+	# it took the waiting items
+	taken() { [ "$(redis-cli -h "$m" LLEN queue)" = 0 ]; }
+	wait_for 60 taken
+	# the items end (30 s), min(busy) < 20 for 10 s: one node drained, removed
+	wait_for 240 node_removed
+	drained
+	[ "$(calls TerminateInstances | grep -cx 0)" -ge 1 ]
+	# the first scale-in took the group from 4 to 3 (later ones may go on
+	# to min: the load is over)
+	herd activity ls --cluster demo --group node --json --limit 5000 | perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		my ($a) = grep { $_->{kind} eq "scale_in" } sort { $a->{id} <=> $b->{id} } @{$d->{items}};
+		print "$a->{reason}\n"; exit($a->{reason} =~ /desired 4 -> 3/ ? 0 : 1)'
+	# every item ran to its end (the drain waits for the victim's)
+	all_done() { [ "$(redis-cli -h "$m" GET done)" -ge "$ITEMS" ]; }
+	wait_for 60 all_done
+}
+
+@test "herd server --listen repeated: each address answers; 0.0.0.0:PORT covers 127.0.0.1:PORT; a bad one is named" {
+	local p2
+	HERD_PORT=$(free_port)
+	p2=$(free_port)
+	while [ "$p2" = "$HERD_PORT" ]; do p2=$(free_port); done
+	server_start --listen "0.0.0.0:$HERD_PORT" --listen "127.0.0.1:$p2"
+	[ "$(curl -sf "http://127.0.0.1:$HERD_PORT/healthz" | json '{status}')" = ok ]
+	[ "$(curl -sf "http://127.0.0.1:$p2/healthz" | json '{status}')" = ok ]
+	grep -q "also listening on http://0.0.0.0:$HERD_PORT" "$HERD_DATA/server.log"
+	run "$HERD" server --data "$W/other" --listen "127.0.0.1:$(free_port)" --listen 127.0.0.1:notaport
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"--listen: invalid port in '127.0.0.1:notaport'"* ]]
+}
+
+@test "qingcloud story: master + 3 nodes boot from user data, avg > 32 launches a 4th through RunInstances, a node is drained and removed" {
+	story
+}
+
+@test "qingcloud story with 20 % of calls answered 5100: the story still completes" {
+	story --fail-rate 20 --fail-seed "$RANDOM"
+	# the fake did refuse calls, and herd went on
+	echo "calls answered 5100: $(grep -c '"ret_code":5100' "$W/calls.log")"
+	grep -q '"ret_code":5100' "$W/calls.log"
+}
