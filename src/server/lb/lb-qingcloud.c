@@ -98,20 +98,7 @@ call(struct qclb *q, const char *action, json_t *params, unsigned flags, json_t 
 static int
 job_wait(struct qclb *q, const json_t *resp, const char *what, struct herr *err)
 {
-	const char *job = json_string_value(json_object_get(resp, "job_id"));
-	enum qc_job_state st;
-	char word[32];
-	int rc;
-
-	if (job == NULL)
-		return 0;
-	rc = qc_job_wait(&q->c, job, now_ms() + QCLB_JOB_WAIT_MS, &st, word, sizeof(word), err);
-	if (rc < 0)
-		return rc;
-	if (st != QC_JOB_SUCCESSFUL)
-		return herr_set(err, HERR_UNAVAIL, "QingCloud job %s (%s) ended '%s'", job, what,
-				word);
-	return 0;
+	return qc_job_done(&q->c, resp, now_ms() + QCLB_JOB_WAIT_MS, what, err);
 }
 
 static void

@@ -461,20 +461,7 @@ find_vxnet(struct qcp *q, const char *name_or_id, bool by_id, char *id, size_t i
 static int
 job_wait(struct qcp *q, json_t *resp, int64_t wait_ms, const char *what, struct herr *err)
 {
-	const char *job = json_string_value(json_object_get(resp, "job_id"));
-	enum qc_job_state st;
-	char word[32];
-	int rc;
-
-	if (job == NULL)
-		return 0;
-	rc = qc_job_wait(&q->c, job, now_ms() + wait_ms, &st, word, sizeof(word), err);
-	if (rc < 0)
-		return rc;
-	if (st != QC_JOB_SUCCESSFUL)
-		return herr_set(err, HERR_UNAVAIL, "QingCloud job %s (%s) ended '%s'", job, what,
-				word);
-	return 0;
+	return qc_job_done(&q->c, resp, now_ms() + wait_ms, what, err);
 }
 
 /* The router VxNets join: the account's `router`, else one named

@@ -788,3 +788,22 @@ out:
 	json_decref(params);
 	return rc;
 }
+
+int
+qc_job_done(struct qc_client *c, const json_t *resp, int64_t deadline_ms, const char *what,
+	    struct herr *err)
+{
+	const char *job = json_string_value(json_object_get(resp, "job_id"));
+	enum qc_job_state st;
+	char word[32];
+	int rc;
+
+	if (job == NULL)
+		return 0;
+	if ((rc = qc_job_wait(c, job, deadline_ms, &st, word, sizeof(word), err)) < 0)
+		return rc;
+	if (st != QC_JOB_SUCCESSFUL)
+		return herr_set(err, HERR_UNAVAIL, "QingCloud job %s (%s) ended '%s'", job, what,
+				word);
+	return 0;
+}

@@ -143,6 +143,13 @@ int qc_job_wait(struct qc_client *c, const char *job_id, int64_t deadline_ms,
 		enum qc_job_state *state, char *state_word, size_t state_word_len,
 		struct herr *err);
 
+/* Waits for the job a call answered (resp's "job_id"; none: 0 at once)
+ * until deadline_ms, and fails unless it ended successful: HERR_UNAVAIL
+ * "QingCloud job <id> (<what>) ended '<word>'", or qc_job_wait()'s error.
+ * For drivers, which only care whether the change took. */
+int qc_job_done(struct qc_client *c, const json_t *resp, int64_t deadline_ms, const char *what,
+		struct herr *err);
+
 /* ---- pure parts, exposed for the unit tests and the fake's verifier ---- */
 
 /* The delay before retry number `attempt` (0 = the first retry): full jitter,
