@@ -195,17 +195,18 @@ our_netns() {
 	server_stop
 	# (a stop with long-polls parked, from agents and `herd meta --wait`, is clean)
 	refute grep -q 'Fatal error' "$HERD_DATA/server.log"
-	# each provider launch now waits 300 ms first, widening the window
-	HERD_FAILPOINTS=prov_launch=sleep:300 server_start
+	# the first provider launch goes through; the second hangs before the
+	# provider is called, and says so in the log: the kill lands exactly there
+	HERD_FAILPOINTS=prov_launch=hang@2 server_start
 	run herd group scale demo/node 6
 	[ "$status" -eq 0 ]
-	# kill once a new host exists and another one is mid-launch
-	launching() {
-		local lines
-		lines=$(host_lines --group demo/node)
-		[ "$(grep -c . <<<"$lines")" -ge 4 ] && grep -q ' launching ' <<<"$lines"
+	hanging() {
+		grep -q "failpoint 'prov_launch': hanging" "$HERD_DATA/server.log"
 	}
-	wait_for 30 launching
+	wait_for 30 hanging
+	# a new host exists and another one is mid-launch
+	[ "$(host_lines --group demo/node | grep -c .)" -ge 4 ]
+	host_lines --group demo/node | grep -q ' launching '
 	kill -9 "$SERVER_PID"
 	wait "$SERVER_PID" 2>/dev/null || true
 	SERVER_PID=

@@ -1,6 +1,7 @@
 /* prov.c - the provider dispatcher: every call to a driver goes through here,
  * so logging, timing and fault injection live in one place. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,12 +56,39 @@ prov_config_check(const struct prov_ops *ops, const json_t *config, const char *
 	return ops->config_check(config, path ? path : "", err);
 }
 
+/* How many times each named point was reached, for "@N" (first use wins a
+ * slot; tests use a handful of names). */
+static struct {
+	char name[48];
+	long hits;
+} fp_hits[16];
+static pthread_mutex_t fp_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static long
+failpoint_hit(const char *name)
+{
+	long n = 0;
+
+	pthread_mutex_lock(&fp_lock);
+	for (size_t i = 0; i < sizeof(fp_hits) / sizeof(fp_hits[0]); i++) {
+		if (fp_hits[i].name[0] == '\0')
+			snprintf(fp_hits[i].name, sizeof(fp_hits[i].name), "%s", name);
+		if (strcmp(fp_hits[i].name, name) == 0) {
+			n = ++fp_hits[i].hits;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fp_lock);
+	return n;
+}
+
 int
 failpoint(const char *name, struct herr *err)
 {
 	const char *spec = getenv("HERD_FAILPOINTS");
 	size_t n = strlen(name);
-	const char *p;
+	const char *p, *at;
+	long from = 1, hit;
 
 	if (spec == NULL)
 		return 0;
@@ -68,6 +96,13 @@ failpoint(const char *name, struct herr *err)
 		if ((p != spec && p[-1] != ',') || p[n] != '=')
 			continue;
 		p += n + 1;
+		/* "ACTION@N": only from the Nth time this point is reached */
+		at = strchr(p, '@');
+		if (at && (strchr(p, ',') == NULL || at < strchr(p, ',')))
+			from = atol(at + 1);
+		hit = failpoint_hit(name);
+		if (hit < from)
+			return 0;
 		if (strncmp(p, "error", 5) == 0)
 			return herr_set(err, HERR_UNAVAIL, "failpoint '%s' triggered", name);
 		if (strncmp(p, "sleep:", 6) == 0)
@@ -75,6 +110,12 @@ failpoint(const char *name, struct herr *err)
 		if (strncmp(p, "exit", 4) == 0) {
 			log_warn("failpoint '%s': exiting", name);
 			_exit(99);
+		}
+		if (strncmp(p, "hang", 4) == 0) {
+			/* a test waits for this line, then kills the server */
+			log_warn("failpoint '%s': hanging (call %ld)", name, hit);
+			for (;;)
+				sleep_ms(1000);
 		}
 		return 0;
 	}

@@ -194,8 +194,11 @@ int prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_fo
 			    size_t *n, struct herr *err);
 
 /* Failpoints: HERD_FAILPOINTS="prov_launch=error,prov_terminate=sleep:500"
- * makes the named point fail (returns HERR_UNAVAIL), sleep, or `exit` the
- * process at once (_exit(99), like kill -9). Tests only. The dispatchers
+ * makes the named point fail (returns HERR_UNAVAIL), sleep, `exit` the
+ * process at once (_exit(99), like kill -9), or `hang` (logs "failpoint
+ * 'NAME': hanging" and never returns, so a test can kill -9 the server at
+ * exactly that step). "ACTION@N" acts only from the Nth time the point is
+ * reached ("prov_launch=hang@2": the first launch goes through). Tests only. The dispatchers
  * have one point before each driver call ("prov_launch") and one after it
  * succeeded ("prov_launch_done": the provider did it but herd has not yet
  * recorded the answer; `error` there is an answer lost on the way). */
