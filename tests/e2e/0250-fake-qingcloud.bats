@@ -218,6 +218,19 @@ job_is() {
 	[ "$(grep -c '"ret_code":5100' "$FQ_DIR/calls.log")" = 3 ]
 }
 
+@test "fake-qingcloud: --fail-actions limits --fail-rate to the actions named" {
+	fq_start --fail-rate 100 --fail-actions RunInstances,DescribeJobs
+	for _ in 1 2 3; do
+		[ "$(qc DescribeZones | ret_code)" = 0 ]
+	done
+	[ "$(qc RunInstances zone=pek3a image_id=img1 instance_type=c1m1 login_mode=passwd \
+		login_passwd=p count=1 | ret_code)" = 5100 ]
+	# the others never fail
+	[ "$(qc DescribeInstances zone=pek3a | ret_code)" = 0 ]
+	[ "$(qc DescribeJobs zone=pek3a | ret_code)" = 5100 ]
+	[ "$(grep -c '"ret_code":5100' "$FQ_DIR/calls.log")" = 2 ]
+}
+
 @test "fake-qingcloud: --fail-rate is deterministic for a seed" {
 	local a b
 	fq_start --fail-rate 50 --fail-seed 7

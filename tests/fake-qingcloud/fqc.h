@@ -70,6 +70,7 @@ struct fqc_config {
 	int64_t cease_ms;
 	unsigned fail_rate_pct;
 	uint64_t fail_seed;
+	const char *fail_actions; /* NULL: --fail-rate applies to every action */
 	int64_t quota_instances;
 	int64_t quota_eips;
 	const char *eip_range; /* "a.b.c.d/len": AllocateEips' addresses */

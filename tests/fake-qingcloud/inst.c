@@ -276,9 +276,13 @@ inst_start(const struct fqc_config *cfg, const char *id, const char *hostname,
 int
 inst_stop(const struct fqc_config *cfg, const char *id, int pid)
 {
-	char ns[64];
+	char ns[64], vh[32];
 	const char *del[] = { "ip", "netns", "del", ns, NULL };
+	const char *vdel[] = { "ip", "link", "del", vh, NULL };
+	int rc;
+
 	snprintf(ns, sizeof(ns), "fq%s-%s", cfg->name_prefix, id);
+	snprintf(vh, sizeof(vh), "fq%sv%.8s", cfg->name_prefix, suffix(id));
 	if (pid > 0) {
 		/*
 		 * SIGKILL to a PID namespace's init kills every process in it. The
@@ -287,6 +291,11 @@ inst_stop(const struct fqc_config *cfg, const char *id, int pid)
 		if (kill(pid, SIGKILL) == 0)
 			waitpid(pid, NULL, 0);
 	}
-	/* the veth goes with the namespace */
-	return run(del);
+	/* the veth goes with the namespace, but only once nothing holds the
+	 * namespace: its host end is removed as well (no error if gone). Both
+	 * are named from the id alone, so an instance whose start failed half
+	 * way (no pid) is cleaned up just the same. */
+	rc = run(del);
+	run(vdel);
+	return rc;
 }

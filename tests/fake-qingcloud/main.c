@@ -53,7 +53,7 @@ usage(void)
 	fprintf(stderr,
 		"usage: fake-qingcloud --listen 127.0.0.1:PORT --state-dir DIR --access-key-id ID\n"
 		"         --secret-file F [--zone Z]... [--pending-ms N] [--job-ms N] [--cease-ms N]\n"
-		"         [--fail-rate PCT] [--fail-seed N] [--quota-instances N]\n"
+		"         [--fail-rate PCT] [--fail-actions A,B] [--fail-seed N] [--quota-instances N]\n"
 		"         [--time-skew-max-s N] [--instances none|netns] [--name-prefix P]\n"
 		"         [--call-log FILE] [--quota-eips N] [--eip-range CIDR]\n");
 }
@@ -171,6 +171,8 @@ parse_args(int argc, char **argv)
 			cfg.cease_ms = opt_int(o, v, 86400000);
 		else if (strcmp(o, "--fail-rate") == 0)
 			cfg.fail_rate_pct = (unsigned)opt_int(o, v, 100);
+		else if (strcmp(o, "--fail-actions") == 0)
+			cfg.fail_actions = v;
 		else if (strcmp(o, "--fail-seed") == 0)
 			cfg.fail_seed = (uint64_t)opt_int(o, v, INT64_MAX);
 		else if (strcmp(o, "--quota-instances") == 0)
@@ -554,13 +556,24 @@ log_call(const struct fqc_req *r, int64_t t_ms, int ret_code)
 
 /* xorshift64*: deterministic for a given --fail-seed and call order. */
 static bool
-should_fail(void)
+should_fail(const char *action)
 {
 	uint64_t x;
 	bool fail;
 
 	if (cfg.fail_rate_pct == 0)
 		return false;
+	if (cfg.fail_actions != NULL) {
+		/* a comma-separated list of whole action names */
+		size_t n = strlen(action);
+		const char *p;
+
+		for (p = strstr(cfg.fail_actions, action); p; p = strstr(p + 1, action))
+			if ((p == cfg.fail_actions || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+				break;
+		if (p == NULL)
+			return false;
+	}
 	pthread_mutex_lock(&log_lock);
 	x = fail_state;
 	x ^= x >> 12;
@@ -620,7 +633,7 @@ handle(struct MHD_Connection *con, const char *method, const char *url, struct f
 		*body = error_body(action, code, msg);
 		return;
 	}
-	if (should_fail()) {
+	if (should_fail(action)) {
 		code = FQC_ERR_BUSY;
 		*body = error_body(action, code,
 				   "ServerBusy, the server is busy, please retry later");

@@ -3398,9 +3398,14 @@ world_shutdown(struct world *w)
 
 	pthread_mutex_lock(&w->lock);
 	if (w->cfg->netns) {
+		/* every instance not long gone, started or not: one whose start
+		 * failed half way has a namespace and a veth but no pid */
 		json_array_foreach(json_object_get(w->root, "instances"), i, o)
-			if (json_object_get(w->pids, sget(o, "instance_id")) != NULL)
-				real_stop(w, sget(o, "instance_id"));
+			if (json_object_get(w->pids, sget(o, "instance_id")) != NULL ||
+			    strcmp(sget(o, "status"), "ceased") != 0)
+				inst_stop(w->cfg, sget(o, "instance_id"),
+					  (int)json_integer_value(
+						  json_object_get(w->pids, sget(o, "instance_id"))));
 		/* haproxy and its addresses first: private addresses are on the bridges */
 		json_array_foreach(json_object_get(w->root, "loadbalancers"), i, o)
 			real_teardown(w, o, sget(o, "loadbalancer_id"), false);
