@@ -450,6 +450,37 @@ case_net_delete() {
 	[ "$status" -eq 0 ]
 }
 
+@test "qingcloud: RunInstances answered 5100: herd searches by name, sends it again, and the host launches" {
+	local before id name
+	# only RunInstances fails, at 50 %: seed 35 makes its first two calls
+	# 5100 and the next ones succeed (the fake's xorshift sequence)
+	fq_stop
+	fq_start --fail-rate 50 --fail-actions RunInstances --fail-seed 35
+	before=$(store_hosts qingcloud | awk '{print $1}' | sort)
+	run herd group scale cf-qingcloud/g 3
+	[ "$status" -eq 0 ]
+	new_host() {
+		id=$(comm -13 <(echo "$before") <(store_hosts qingcloud | awk '{print $1}' | sort))
+		[ -n "$id" ] && [ "$(calls RunInstances | grep -cx 0)" -ge 1 ]
+	}
+	wait_for 60 new_host
+	wait_for 60 none_launching qingcloud
+	echo "new host $id: $(store_hosts qingcloud | grep "^$id ")"
+	name=herd-$INST-$id
+	calls RunInstances instance_name="$name" | tr '\n' ' '
+	# two refused, the third made it, each refusal followed by a search
+	[ "$(calls RunInstances instance_name="$name" | tr '\n' ' ')" = "5100 5100 0 " ]
+	[ "$(calls DescribeInstances search_word="$name" | grep -c .)" -ge 3 ]
+	# the host was not failed for a busy answer, and it has one instance
+	refute grep -q ' failed$' <<<"$(store_hosts qingcloud | grep "^$id ")"
+	[ "$(prov_ids qingcloud | grep -cx "$id")" -eq 1 ]
+	same_as_store qingcloud
+	fq_stop
+	fq_start
+	run herd group scale cf-qingcloud/g 2
+	[ "$status" -eq 0 ]
+}
+
 @test "local: network create/delete: herd delete removes the hosts and the bridge" {
 	case_net_delete local
 }

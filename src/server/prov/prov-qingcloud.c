@@ -23,6 +23,9 @@
 #include "util.h"
 #include "xalloc.h"
 
+#define QCP_RUN_TRIES 3             /* RunInstances sent at most this often per launch */
+#define QCP_RUN_RETRY_BASE_MS 500
+#define QCP_RUN_RETRY_CAP_MS 4000
 #define QCP_JOB_WAIT_MS 2000        /* what a controller pass can afford per launch */
 #define QCP_NET_JOB_WAIT_MS 10000   /* router create / join: once per network */
 #define QCP_NET_EMPTY_WAIT_MS 30000 /* net_delete: for terminating instances to leave */
@@ -1073,21 +1076,39 @@ qingcloud_launch(struct prov *p, const struct host_spec *spec, struct prov_insta
 	if ((rc = qcp_run_params(spec, p->instance, vx, &params, err)) < 0)
 		return rc;
 	/* 2. not QC_IDEMPOTENT: QingCloud's RunInstances takes no client token,
-	 * so a resend could make a second instance; POST: the user data can be
-	 * long */
-	rc = call(q, "RunInstances", params, QC_POST, &resp, err);
-	if (rc < 0) {
+	 * so the client never resends it by itself; POST: the user data can be
+	 * long. A 5000/5100 or a lost answer leaves the outcome unknown: the
+	 * name says whether it happened (after a pause, so an instance still
+	 * being registered can show), and only a search that finds nothing
+	 * allows another try, at most QCP_RUN_TRIES in all. The rare instance
+	 * made by a try whose answer was lost and that the search missed is a
+	 * second instance for this host id: sweep_orphans removes it (it is not
+	 * the instance herd recorded). */
+	for (int t = 0;; t++) {
 		struct herr e2 = HERR_INIT;
+		int f;
 
-		if (!q->c.last.outcome_unknown)
-			return rc;
-		/* it may have happened: the name says */
-		if (find_instance(q, p, name, out, &e2) == 0) {
+		rc = call(q, "RunInstances", json_incref(params), QC_POST, &resp, err);
+		if (rc == 0 || !q->c.last.outcome_unknown)
+			break;
+		sleep_ms(qc_backoff_ms(t, QCP_RUN_RETRY_BASE_MS, QCP_RUN_RETRY_CAP_MS,
+				       randombytes_random()) + QCP_RUN_RETRY_BASE_MS);
+		f = find_instance(q, p, name, out, &e2);
+		if (f == 0) {
+			json_decref(params);
 			herr_clear(err);
 			return 0;
 		}
-		return rc;
+		/* the search itself failed: unknown stays unknown, no resend */
+		if (f < 0 || t + 1 >= QCP_RUN_TRIES)
+			break;
+		log_info("qingcloud: RunInstances for %s: %s; not made, trying again", name,
+			 err->msg);
+		herr_clear(err);
 	}
+	json_decref(params);
+	if (rc < 0)
+		return rc;
 	iid = json_string_value(json_array_get(json_object_get(resp, "instances"), 0));
 	if (iid == NULL || strlen(iid) >= sizeof(out->id)) {
 		json_decref(resp);
