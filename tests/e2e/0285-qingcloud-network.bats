@@ -3,7 +3,8 @@
 # --instances none: no instance boots, so no installer ever runs): a
 # network's public endpoint (`eip: auto` on its router, `port_forwards` as
 # router statics applied by UpdateRouters) is made when its first host
-# launches and removed, with the EIP released, when the network is deleted;
+# launches, changed in the next pass when the blueprint changes it, and
+# removed, with the EIP released, when the network is deleted;
 # an existing VxNet and router named in the blueprint are used and never
 # deleted; the fields are checked with errors naming them; and
 # examples/kubernetes-qingcloud applies against the fake. What is checked is
@@ -139,8 +140,8 @@ last_line() {
 	grep -n "\"action\":\"$1\"" "$FQ_DIR/calls.log" | grep '"ret_code":0' | tail -1 | cut -d: -f1
 }
 
-@test "eip auto + port forward 8080: the router gets the EIP and the rule, applied by UpdateRouters after AddRouterStatics; delete removes both and releases the EIP" {
-	local bp=$BATS_TEST_TMPDIR/pub.yaml cidr pre nid vx rt to
+@test "eip auto + port forward 8080: the router gets the EIP and the rule, applied by UpdateRouters after AddRouterStatics; a change is applied without a launch; delete removes both and releases the EIP" {
+	local bp=$BATS_TEST_TMPDIR/pub.yaml cidr pre nid vx rt to runs
 	cidr=$(random_cidr)
 	pre=${cidr%.0/24}
 	to=$pre.250
@@ -182,6 +183,26 @@ YAML
 	[ "$(statics "$rt" | grep -c "^herd-$nid-")" -eq 2 ]
 	# order: the rules were added, then UpdateRouters applied them
 	[ -n "$(last_line AddRouterStatics)" ]
+	[ "$(last_line UpdateRouters)" -gt "$(last_line AddRouterStatics)" ]
+	# a changed endpoint is applied in the next pass, with no launch: 2222
+	# goes, 9090 comes
+	runs=$(grep -c '"action":"RunInstances"' "$FQ_DIR/calls.log")
+	sed -i -e "s|{port: 2222, to: $to, to_port: 22, protocol: tcp}|{port: 9090, to: $to, to_port: 80}|" "$bp"
+	run herd apply -f "$bp"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	changed() {
+		statics "$rt" | grep -q "^herd-$nid-9090-tcp 9090 $to 80 tcp" &&
+			! statics "$rt" | grep -q "^herd-$nid-2222-"
+	}
+	said() {
+		herd activity ls --json --limit 100 |
+			grep -q "network pubnet changed: applied at account qn-pub"
+	}
+	wait_for 30 changed
+	wait_for 30 said
+	[ "$(statics "$rt" | grep -c "^herd-$nid-")" -eq 2 ]
+	[ "$(grep -c '"action":"RunInstances"' "$FQ_DIR/calls.log")" -eq "$runs" ]
 	[ "$(last_line UpdateRouters)" -gt "$(last_line AddRouterStatics)" ]
 	# delete: rules gone, EIP dissociated and released, VxNet deleted
 	run herd delete -f "$bp" --timeout 2m

@@ -55,9 +55,12 @@ api_group_scale(struct req *rq)
 		json_object_set_new(r.spec, "desired", json_integer(n));
 		if (res_put(rq->srv->store, &kind_group, r.scope, r.name, r.spec, "", &created, &err) < 0)
 			goto fail;
+		json_t *in = json_pack("{s:I,s:I}", "from", old, "to", n);
+
 		activity_add(rq->srv->store, r.scope, r.name, NULL, n > old ? "scale_out" : "scale_in",
-			     "manual", json_pack("{s:I,s:I}", "from", old, "to", n), &err,
-			     "desired %lld -> %lld by %s", (long long)old, (long long)n, rq->who.name);
+			     "manual", in, &err, "desired %lld -> %lld by %s", (long long)old,
+			     (long long)n, rq->who.name);
+		json_decref(in);
 	}
 	if (store_commit(rq->srv->store, &err) < 0)
 		goto fail_nr;

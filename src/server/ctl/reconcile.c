@@ -44,6 +44,7 @@
 #define BACKOFF_MAX_MS (5LL * 60 * 1000)
 #define CTL_PAUSE_MS (HERD_HEARTBEAT_S * 1000LL) /* a longer gap between passes: herd was deaf */
 #define CTL_MAX_WAITS 64                  /* waits remembered to report each once */
+#define CTL_MAX_NETS 128                  /* networks whose applied spec is remembered */
 
 struct acct {
 	char name[64];
@@ -75,6 +76,10 @@ struct ctl {
 		char msg[256];
 		int64_t at_ms;
 	} fail[32];
+	struct {                     /* networks as last applied (net_sync_pass) */
+		char name[64];
+		uint64_t sig;
+	} nets[CTL_MAX_NETS];
 };
 
 /* A launch that cannot even start (no such driver, network problem) makes
@@ -106,6 +111,7 @@ fail_once(struct ctl *c, const char *cluster, const char *group, const char *msg
 
 static struct ctl teardown_ctl;   /* used by ctl_teardown (no thread) */
 static void net_gone_pass(struct ctl *c);   /* deleted networks: see below */
+static void net_sync_pass(struct ctl *c);   /* changed networks: see below */
 
 /* The provider of an account, opened on first use; an account no longer
  * stored is opened from was_spec when given (a deleted network's account,
@@ -178,7 +184,10 @@ struct netinfo {
 	char vxnet[64], router[64], eip[64];
 	struct prov_forward fwd[PROV_FORWARDS_MAX];
 	size_t n_fwd;
+	uint64_t sig;    /* of the stored spec: see net_sync_pass */
 };
+
+static void net_applied(struct ctl *c, const struct netinfo *ni);
 
 /* dst: the spec's string field key, "" when absent or not fitting (the
  * kind's check keeps ids far shorter). */
@@ -188,6 +197,20 @@ net_str(const json_t *spec, const char *key, char *dst, size_t n)
 	const char *v = json_string_value(json_object_get(spec, key));
 
 	snprintf(dst, n, "%s", v && strlen(v) < n ? v : "");
+}
+
+/* A hash of a network's stored spec: net_sync_pass applies it again when it
+ * differs from the one last applied. */
+static uint64_t
+net_spec_sig(const json_t *spec)
+{
+	char *txt = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+	uint64_t h = 1469598103934665603ull;
+
+	for (const char *p = txt ? txt : ""; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	free(txt);
+	return h | 1; /* 0 = never applied */
 }
 
 /* A network's addresses and provider id from its spec (the id is derived
@@ -218,6 +241,7 @@ net_from_spec(struct server *s, const char *name, const json_t *spec, struct net
 	a.s_addr = htonl(ni->base + 1);
 	inet_ntop(AF_INET, &a, ni->gateway, sizeof(ni->gateway));
 	prov_net_id(s->instance, name, ni->id, sizeof(ni->id));
+	ni->sig = net_spec_sig(spec);
 	net_str(spec, "vxnet", ni->vxnet, sizeof(ni->vxnet));
 	net_str(spec, "router", ni->router, sizeof(ni->router));
 	net_str(spec, "eip", ni->eip, sizeof(ni->eip));
@@ -473,6 +497,7 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 		goto out;
 	if (net_ensure(c, &ni, p, &err) < 0)
 		goto out;
+	net_applied(c, &ni);
 
 	/* 1. intent */
 	if (store_begin(s->store, &err) < 0)
@@ -660,7 +685,8 @@ resolve_launching(struct ctl *c)
 	free(hosts);
 }
 
-/* Provider hosts carrying our tag that the store does not know as live. */
+/* Provider hosts carrying our tag that the store does not know as live, or
+ * that are not the instance it recorded for a live host. */
 static void
 sweep_orphans(struct ctl *c)
 {
@@ -682,6 +708,12 @@ sweep_orphans(struct ctl *c)
 				herr_clear(&err);
 				h.state = HS_TERMINATED;
 			}
+			/* or a second instance of a live host: a RunInstances whose
+			 * answer was lost and that a search missed made it; the
+			 * host is the instance herd recorded */
+			if (rc == 0 && h.state != HS_TERMINATED && h.state != HS_LAUNCHING &&
+			    h.instance_id[0] && strcmp(h.instance_id, list[k].id) != 0)
+				h.state = HS_TERMINATED;
 			if ((rc == 0 || rc == HERR_NOTFOUND) && h.state == HS_TERMINATED) {
 				any = true;
 				if (c->orphan_seen_ms == 0)
@@ -764,9 +796,11 @@ do_drain(struct ctl *c, const struct host *h, const char *reason)
 	host_mark_draining(s->store, id, run_id, now_ms() + timeout + 5000,
 			   "draining before termination", now_ms(), &changed, &err);
 	if (changed == 1) {
-		activity_add(s->store, cl, g, name, "drain", "scale_in",
-			     json_pack("{s:s,s:I}", "script", script, "run", (json_int_t)run_id), &err,
+		json_t *in = json_pack("{s:s,s:I}", "script", script, "run", (json_int_t)run_id);
+
+		activity_add(s->store, cl, g, name, "drain", "scale_in", in, &err,
 			     "draining %s with %s (run %lld): %s", name, script, (long long)run_id, reason);
+		json_decref(in);
 		server_kick(s);
 	}
 }
@@ -783,6 +817,7 @@ drain_check(struct ctl *c, const struct host *h)
 	char state[32] = "", why[600];
 	struct run_host rh;
 	bool have_rh;
+	json_t *in;
 
 	if (run_id > 0 && run_state_get(s->store, run_id, state, sizeof(state), &err) < 0)
 		snprintf(state, sizeof(state), "lost");
@@ -792,13 +827,14 @@ drain_check(struct ctl *c, const struct host *h)
 	snprintf(why, sizeof(why), "drain of %s %s%s", name,
 		 strcmp(state, "running") == 0 ? "timed out" : "finished: ",
 		 strcmp(state, "running") == 0 ? "" : have_rh ? run_hstate_name(rh.state) : state);
-	activity_add(s->store, h->cluster, h->grp, name, "drained", "scale_in",
-		     json_pack("{s:I,s:s,s:o,s:s,s:s}", "run", (json_int_t)run_id, "state", state,
-			       "exit_code", have_rh && rh.exit_code >= 0 ? json_integer(rh.exit_code)
-									 : json_null(),
-			       "stdout", have_rh ? rh.stdout_text : "", "stderr",
-			       have_rh ? rh.stderr_text : ""),
-		     &err, "%s", why);
+	in = json_pack("{s:I,s:s,s:o,s:s,s:s}", "run", (json_int_t)run_id, "state", state,
+		       "exit_code", have_rh && rh.exit_code >= 0 ? json_integer(rh.exit_code)
+								 : json_null(),
+		       "stdout", have_rh ? rh.stdout_text : "", "stderr",
+		       have_rh ? rh.stderr_text : "");
+	activity_add(s->store, h->cluster, h->grp, name, "drained", "scale_in", in, &err, "%s",
+		     why);
+	json_decref(in);
 	if (have_rh)
 		run_host_release(&rh);
 	do_terminate(c, h, "scale_in", why);
@@ -1033,6 +1069,7 @@ reconcile_once(struct ctl *c)
 		}
 	}
 	net_gone_pass(c);
+	net_sync_pass(c);
 	if (now - c->swept_ms >= ORPHAN_SWEEP_MS) {
 		sweep_orphans(c);
 		c->swept_ms = now;
@@ -1175,7 +1212,7 @@ net_gone_pass(struct ctl *c)
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
-	json_t *rows = NULL, *row;
+	json_t *rows = NULL, *row, *in;
 	size_t i;
 
 	if (net_gone_list(s->store, &rows, &err) < 0) {
@@ -1207,11 +1244,121 @@ net_gone_pass(struct ctl *c)
 			log_warn("cannot forget deleted network '%s': %s", name, err.msg);
 			continue;
 		}
-		activity_add(s->store, NULL, NULL, NULL, "network_removed", "deleted",
-			     json_pack("{s:s,s:s}", "network", name, "account", account), &err,
+		in = json_pack("{s:s,s:s}", "network", name, "account", account);
+		activity_add(s->store, NULL, NULL, NULL, "network_removed", "deleted", in, &err,
 			     again ? "network %s was deleted and made again: its bridge is kept"
 				   : "network %s was deleted: its bridge at account %s is removed",
 			     name, account);
+		json_decref(in);
+	}
+	json_decref(rows);
+}
+
+/* A network changed after its first host launched (its port forwards, its
+ * EIP) is applied at its provider in the next pass, not at the next launch:
+ * each network in use is ensured again whenever its stored spec differs
+ * from the one last applied (ni.sig; remembered in memory, so after a
+ * restart each one is ensured once). A network no host uses yet is made at
+ * its first launch, as before. Failures are retried each pass and said
+ * once a minute. */
+
+/* The slot remembering network name, or a free one; -1 if the table is full
+ * (then the network is applied at launches only). */
+static int
+net_slot(struct ctl *c, const char *name)
+{
+	int slot = -1;
+
+	if (strlen(name) >= sizeof(c->nets[0].name))
+		return -1;
+	for (int k = 0; k < CTL_MAX_NETS; k++) {
+		if (strcmp(c->nets[k].name, name) == 0)
+			return k;
+		if (slot < 0 && c->nets[k].name[0] == '\0')
+			slot = k;
+	}
+	return slot;
+}
+
+/* ni was just ensured at its provider: remembered, and said when it was a
+ * change of a network already applied. */
+static void
+net_applied(struct ctl *c, const struct netinfo *ni)
+{
+	struct herr err = HERR_INIT;
+	int k = net_slot(c, ni->name);
+	json_t *in;
+
+	if (k < 0 || c->nets[k].sig == ni->sig)
+		return;
+	if (c->nets[k].sig != 0) {
+		in = json_pack("{s:s,s:s}", "network", ni->name, "account", ni->account);
+		activity_add(c->s->store, NULL, NULL, NULL, "network_updated", "apply", in, &err,
+			     "network %s changed: applied at account %s", ni->name, ni->account);
+		json_decref(in);
+	}
+	snprintf(c->nets[k].name, sizeof(c->nets[k].name), "%s", ni->name);
+	c->nets[k].sig = ni->sig;
+}
+
+static void
+net_sync_pass(struct ctl *c)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	json_t *rows = NULL, *row;
+	bool seen[CTL_MAX_NETS] = { false };
+	size_t i;
+
+	if (res_all(s->store, &kind_network, NULL, &rows, &err) < 0)
+		return;
+	/* forget networks deleted meanwhile */
+	json_array_foreach(rows, i, row) {
+		const char *name = json_string_value(json_object_get(row, "name"));
+
+		for (int k = 0; name && k < CTL_MAX_NETS; k++)
+			if (c->nets[k].name[0] && strcmp(c->nets[k].name, name) == 0)
+				seen[k] = true;
+	}
+	for (int k = 0; k < CTL_MAX_NETS; k++)
+		if (!seen[k])
+			memset(&c->nets[k], 0, sizeof(c->nets[k]));
+	json_array_foreach(rows, i, row) {
+		const char *name = json_string_value(json_object_get(row, "name"));
+		struct host_query q = { .state = -1, .live = true };
+		struct host *hosts = NULL;
+		struct netinfo ni;
+		struct prov *p;
+		size_t nh = 0;
+		int k;
+
+		if (name == NULL || (k = net_slot(c, name)) < 0 ||
+		    net_from_spec(s, name, json_object_get(row, "spec"), &ni) < 0 ||
+		    c->nets[k].sig == ni.sig)
+			continue;
+		herr_clear(&err);
+		q.network = name;
+		if (host_list(s->store, &q, &hosts, &nh, &err) < 0)
+			continue;
+		free(hosts);
+		if (nh == 0)
+			continue; /* not made yet: its first launch makes it */
+		if ((p = acct_prov(c, ni.account, &err)) == NULL || net_ensure(c, &ni, p, &err) < 0) {
+			if (fail_once(c, "network", name, err.msg)) {
+				struct herr e2 = HERR_INIT;
+				json_t *in = json_pack("{s:s,s:s}", "network", name, "account",
+						       ni.account);
+
+				log_warn("cannot apply network '%s' at account '%s': %s (will retry)",
+					 name, ni.account, err.msg);
+				activity_add(s->store, NULL, NULL, NULL, "network_failed", "apply", in,
+					     &e2, "network %s: cannot apply it at account %s: %s",
+					     name, ni.account, err.msg);
+				json_decref(in);
+			}
+			continue;
+		}
+		net_applied(c, &ni);
 	}
 	json_decref(rows);
 }
