@@ -274,7 +274,7 @@ case_relaunch() {
 # an instance carrying this server's name but unknown to the store is
 # terminated after the grace; the store's hosts are left alone
 case_orphan() {
-	local oid
+	local oid did rec
 	oid=$(printf '%08x' $(((RANDOM << 16 | RANDOM) & 0x7fffffff)))
 	if [ "$1" = local ]; then
 		ip netns add "herd-$INST-$oid"
@@ -285,9 +285,28 @@ case_orphan() {
 	fi
 	[ "$(prov_ids "$1" | grep -c -x "$oid")" -eq 1 ]
 	live=$(store_live "$1")
+	if [ "$1" = qingcloud ]; then
+		# and a second instance of a live host (what a RunInstances whose
+		# answer was lost, missed by the search, would leave)
+		did=$(head -n 1 <<<"$live")
+		rec=$(herd host show "$did" --json | json '{instance_id}')
+		[ -n "$rec" ]
+		run qc RunInstances zone=pek3a image_id=img-conformance instance_type=c1m1 login_mode=passwd \
+			login_passwd=Orphan0rphan "instance_name=herd-$INST-$did"
+		[ "$(echo "$output" | json '{ret_code}')" = 0 ]
+		[ "$(prov_ids "$1" | grep -c -x "$did")" -eq 2 ]
+	fi
 	orphan_gone() { [ "$(prov_ids "$1" | grep -c -x "$2")" -eq 0 ]; }
 	# the grace is 60 s (ORPHAN_GRACE_MS), the sweep every 5 s
 	wait_for 120 orphan_gone "$1" "$oid"
+	if [ "$1" = qingcloud ]; then
+		one() { [ "$(prov_ids qingcloud | grep -c -x "$did")" -eq 1 ]; }
+		wait_for 30 one
+		# the one left is the instance herd recorded
+		qc DescribeInstances zone=pek3a "search_word=herd-$INST-$did" status.1=pending \
+			status.2=running limit=10 | grep -q "\"$rec\""
+		[ "$(herd host show "$did" --json | json '{instance_id}')" = "$rec" ]
+	fi
 	[ "$(store_live "$1")" = "$live" ]
 	same_as_store "$1"
 }
