@@ -99,7 +99,7 @@ failpoint(const char *name, struct herr *err)
 		/* "ACTION@N": only from the Nth time this point is reached */
 		at = strchr(p, '@');
 		if (at && (strchr(p, ',') == NULL || at < strchr(p, ',')))
-			from = atol(at + 1);
+			from = strtol(at + 1, NULL, 10);
 		hit = failpoint_hit(name);
 		if (hit < from)
 			return 0;
