@@ -62,3 +62,18 @@ activity_list(struct store *st, const char *cluster, const char *group, int64_t 
 	*out = rows;
 	return 0;
 }
+
+/* --- retention --- */
+
+int
+activity_prune(struct store *st, int64_t before_ms, int64_t policy_keep_ms, int max_rows,
+	       int64_t *deleted, struct herr *err)
+{
+	*deleted = 0;
+	/* oldest first by id (ids grow with time): the scan stops after max_rows */
+	return store_q(st, NULL, deleted, err,
+		       "DELETE FROM activities WHERE id IN (SELECT id FROM activities"
+		       " WHERE ts_ms < ? AND NOT (kind IN ('scale_out', 'scale_in')"
+		       " AND cause LIKE 'policy:%' AND ts_ms >= ?) ORDER BY id LIMIT ?)",
+		       "[IIi]", (json_int_t)before_ms, (json_int_t)policy_keep_ms, max_rows);
+}
