@@ -256,12 +256,22 @@ test_audit_prune(void **state)
 
 	for (int i = 0; i < 10; i++)
 		put_audit(T0 + i * DAY_MS);
+	put_audit(T0);    /* written after the clock stepped back 9 days */
 	assert_int_equal(audit_prune(st, T0 + 7 * DAY_MS, 3, &d, &err), 0);
 	assert_int_equal(d, 3);
 	assert_int_equal(audit_prune(st, T0 + 7 * DAY_MS, 5000, &d, &err), 0);
 	assert_int_equal(d, 4);
-	assert_int_equal(count("SELECT COUNT(*) AS n FROM audit"), 3);
-	assert_int_equal(count("SELECT MIN(ts_ms) - 1700000000000 AS n FROM audit"), 7 * DAY_MS);
+	/* days 7-9 stay, and so does the stepped-back entry behind them: the
+	 * scan stops at the first entry young enough to stay */
+	assert_int_equal(count("SELECT COUNT(*) AS n FROM audit"), 4);
+	assert_int_equal(count("SELECT COUNT(*) AS n FROM audit WHERE ts_ms < 1700000000000 + 7 * 86400000"), 1);
+	/* nothing is that old: nothing goes, and the scan is one row */
+	assert_int_equal(audit_prune(st, T0 + 7 * DAY_MS, 5000, &d, &err), 0);
+	assert_int_equal(d, 0);
+	/* once all are old, all go */
+	assert_int_equal(audit_prune(st, T0 + 10 * DAY_MS, 5000, &d, &err), 0);
+	assert_int_equal(d, 4);
+	assert_int_equal(count("SELECT COUNT(*) AS n FROM audit"), 0);
 }
 
 static void

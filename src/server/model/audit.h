@@ -29,7 +29,8 @@ int audit_list(struct store *st, int limit, json_t **out, struct herr *err);
 /* --- retention --- */
 
 /* Deletes up to max_rows entries older than before_ms (ts_ms, wall),
- * oldest first. *deleted: how many went. 0 or a store error. */
+ * oldest first, up to the first entry at or after before_ms (see
+ * activity_prune). *deleted: how many went. 0 or a store error. */
 int audit_prune(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
 		struct herr *err);
 
