@@ -75,6 +75,13 @@ usage(FILE *f)
 		"  --retention D      how long metrics are kept (default 15d)\n"
 		"  --push-interval D  how often agents push metrics (default 5s, 1s-60s); the\n"
 		"                     autoscaler's resolution\n"
+		"  --retain-activities D\n"
+		"                     how long activities are kept (default 30d; policy\n"
+		"                     scales of the last hour stay whatever it says)\n"
+		"  --retain-audit D   how long audit entries are kept (default 90d)\n"
+		"  --retain-runs D    how long ended runs, their hosts and output are kept\n"
+		"                     (default 14d)\n"
+		"  --retain-hosts D   how long terminated hosts' rows are kept (default 7d)\n"
 		"  --log-level L      debug, info, warn or error (default info)\n"
 		"  --teardown         terminate every host and network this data dir made, then exit\n");
 }
@@ -193,6 +200,22 @@ parse_conns(const char *opt, const char *v)
 	return n;
 }
 
+/* Parses a --retain-* duration for OPT into *ms: at least RETAIN_MIN_MS
+ * (0 would delete everything as it is written); -1 when invalid. */
+static int
+parse_retain(const char *opt, const char *v, int64_t *ms)
+{
+	int64_t d;
+
+	if (parse_duration_ms(v, &d) < 0 || d < RETAIN_MIN_MS) {
+		fprintf(stderr, "herd server: %s: want a duration of at least 1s, like 30d (got '%s')\n",
+			opt, v);
+		return -1;
+	}
+	*ms = d;
+	return 0;
+}
+
 static int
 ensure_instance(struct server *s, struct herr *err)
 {
@@ -220,6 +243,10 @@ server_main(int argc, char **argv)
 		{ "teardown", no_argument, NULL, 'T' },
 		{ "retention", required_argument, NULL, 'R' },
 		{ "push-interval", required_argument, NULL, 'P' },
+		{ "retain-activities", required_argument, NULL, 'a' },
+		{ "retain-audit", required_argument, NULL, 'u' },
+		{ "retain-runs", required_argument, NULL, 'r' },
+		{ "retain-hosts", required_argument, NULL, 'H' },
 		{ "max-conns", required_argument, NULL, 'C' },
 		{ "max-conns-per-addr", required_argument, NULL, 'A' },
 		{ "advertise-url", required_argument, NULL, 'U' },
@@ -240,12 +267,16 @@ server_main(int argc, char **argv)
 
 	s->body_max = 1 << 20;
 	s->push_interval_ms = 5000;
+	s->retain_activities_ms = RETAIN_ACTIVITIES_DEFAULT_MS;
+	s->retain_audit_ms = RETAIN_AUDIT_DEFAULT_MS;
+	s->retain_runs_ms = RETAIN_RUNS_DEFAULT_MS;
+	s->retain_hosts_ms = RETAIN_HOSTS_DEFAULT_MS;
 	s->max_conns = MAX_CONNS_DEFAULT;
 	s->max_conns_per_addr = MAX_CONNS_PER_ADDR_DEFAULT;
 	s->lock_fd = -1;
 	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:a:u:r:H:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l':
@@ -279,6 +310,22 @@ server_main(int argc, char **argv)
 				fprintf(stderr, "herd server: --push-interval: want whole seconds from 1s to 60s\n");
 				return 2;
 			}
+			break;
+		case 'a':
+			if (parse_retain("--retain-activities", optarg, &s->retain_activities_ms) < 0)
+				return 2;
+			break;
+		case 'u':
+			if (parse_retain("--retain-audit", optarg, &s->retain_audit_ms) < 0)
+				return 2;
+			break;
+		case 'r':
+			if (parse_retain("--retain-runs", optarg, &s->retain_runs_ms) < 0)
+				return 2;
+			break;
+		case 'H':
+			if (parse_retain("--retain-hosts", optarg, &s->retain_hosts_ms) < 0)
+				return 2;
 			break;
 		case 'R':
 			if (parse_duration_ms(optarg, &topts.retention_ms) < 0 ||

@@ -97,6 +97,11 @@ struct server {
 	unsigned max_conns_per_addr;  /* ... from one client address (--max-conns-per-addr) */
 	int lock_fd;                  /* flock'd DATA/herd.lock, held until exit */
 	int64_t push_interval_ms;     /* how often agents push metrics (--push-interval) */
+	int64_t retain_activities_ms; /* activities kept this long (--retain-activities) */
+	int64_t retain_audit_ms;      /* audit entries (--retain-audit) */
+	int64_t retain_runs_ms;       /* ended runs, their hosts and output (--retain-runs) */
+	int64_t retain_hosts_ms;      /* terminated hosts' rows (--retain-hosts) */
+	int64_t retain_pass_ms;       /* wall ms of the last retention pass (ctl/retain.c) */
 	volatile int stopping;
 	pthread_mutex_t lock;         /* guards the fields below */
 	pthread_cond_t kick;          /* wakes controllers: something changed */

@@ -105,4 +105,40 @@ int ctl_host_state(struct server *s, const char *host_id, enum hstate to, const 
  * for the provider's calls: API handlers call it, never a driver directly. */
 int ctl_account_check(struct server *s, const char *name, json_t **out, struct herr *err);
 
+/* --- retention (retain.c) --- */
+
+#define RETAIN_ACTIVITIES_DEFAULT_MS (30LL * 86400 * 1000)
+#define RETAIN_AUDIT_DEFAULT_MS (90LL * 86400 * 1000)
+#define RETAIN_RUNS_DEFAULT_MS (14LL * 86400 * 1000)
+#define RETAIN_HOSTS_DEFAULT_MS (7LL * 86400 * 1000)
+#define RETAIN_MIN_MS 1000LL               /* a shorter --retain-* is refused */
+#define RETAIN_PASS_MAX_MS (60LL * 1000)   /* passes at most this far apart */
+#define RETAIN_BATCH_ROWS 5000             /* rows per DELETE: the write lock is short */
+#define RETAIN_BATCHES_MAX 20              /* per table per pass; the rest waits */
+#define RETAIN_POLICY_KEEP_MS (3600LL * 1000) /* max_actions_per_hour's window */
+
+/* How long each table's rows are kept (ms); from server's --retain-*. */
+struct retain_opts {
+	int64_t activities_ms, audit_ms, runs_ms, hosts_ms;
+};
+
+/* Cut-offs (wall ms): rows older go. */
+struct retain_cut {
+	int64_t activities_ms;
+	int64_t policy_keep_ms;    /* policy scale activities from here on stay */
+	int64_t audit_ms, runs_ms, hosts_ms;
+};
+
+/* Pure. Whether a pass is due at now_ms after one at last_ms (0 = none
+ * yet): passes are min(RETAIN_PASS_MAX_MS, the shortest retention) apart,
+ * at least 1s, so a retention of seconds (tests) is kept to seconds. */
+bool retain_due(const struct retain_opts *o, int64_t last_ms, int64_t now_ms);
+/* Pure. The cut-offs at now_ms: now - retention, never below 0. */
+void retain_cutoffs(const struct retain_opts *o, int64_t now_ms, struct retain_cut *out);
+/* One retention pass at now_ms if due (s->retain_pass_ms): prunes each
+ * table in batches of RETAIN_BATCH_ROWS through the model, logs what went
+ * at info level. Errors are logged; the next pass tries again. Called by
+ * the reconcile loop. */
+void retain_pass(struct server *s, int64_t now_ms);
+
 #endif

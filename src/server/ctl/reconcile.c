@@ -1074,6 +1074,7 @@ reconcile_once(struct ctl *c)
 		sweep_orphans(c);
 		c->swept_ms = now;
 	}
+	retain_pass(s, now);     /* at most once a minute: ctl/retain.c */
 	lbsync_once(s);
 	c->act_ms = mono_ms() - act_start;   /* not a pause: see reconcile_heard_since */
 out:

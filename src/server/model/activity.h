@@ -23,4 +23,16 @@ int activity_add(struct store *st, const char *cluster, const char *group, const
 int activity_list(struct store *st, const char *cluster, const char *group, int64_t since_id,
 		  int limit, json_t **out, struct herr *err);
 
+/* --- retention --- */
+
+/* Deletes up to max_rows activities older than before_ms (ts_ms, wall),
+ * oldest first, except the policy scale_out/scale_in rows from
+ * policy_keep_ms on: the autoscaler's max_actions_per_hour counts those
+ * (activity_count_policy_scales), so they outlive a short retention.
+ * Only rows before the first one at or after before_ms are looked at (the
+ * scan stops there): one written after the clock stepped back waits.
+ * *deleted: how many went. 0 or a store error. */
+int activity_prune(struct store *st, int64_t before_ms, int64_t policy_keep_ms, int max_rows,
+		   int64_t *deleted, struct herr *err);
+
 #endif

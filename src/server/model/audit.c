@@ -21,3 +21,18 @@ audit_list(struct store *st, int limit, json_t **out, struct herr *err)
 		       " ORDER BY id DESC LIMIT ?",
 		       "[i]", limit);
 }
+
+/* --- retention --- */
+
+int
+audit_prune(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
+	    struct herr *err)
+{
+	*deleted = 0;
+	/* below the first entry young enough to stay: see activity_prune */
+	return store_q(st, NULL, deleted, err,
+		       "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < COALESCE("
+		       "(SELECT id FROM audit WHERE ts_ms >= ? ORDER BY id LIMIT 1),"
+		       " 9223372036854775807) AND ts_ms < ? ORDER BY id LIMIT ?)",
+		       "[IIi]", (json_int_t)before_ms, (json_int_t)before_ms, max_rows);
+}

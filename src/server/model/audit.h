@@ -26,4 +26,12 @@ int audit_add(struct store *st, const struct audit_entry *e, struct herr *err);
  * {id, ts_ms, who, role, method, path, status, detail}. 0 or a store error. */
 int audit_list(struct store *st, int limit, json_t **out, struct herr *err);
 
+/* --- retention --- */
+
+/* Deletes up to max_rows entries older than before_ms (ts_ms, wall),
+ * oldest first, up to the first entry at or after before_ms (see
+ * activity_prune). *deleted: how many went. 0 or a store error. */
+int audit_prune(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
+		struct herr *err);
+
 #endif

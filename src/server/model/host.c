@@ -636,3 +636,22 @@ host_join_token_check(struct store *st, const char *id, const char *join_token,
 	json_decref(row);
 	return rc;
 }
+
+/* --- retention --- */
+
+int
+host_prune_terminated(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
+		      struct herr *err)
+{
+	*deleted = 0;
+	return store_q(st, NULL, deleted, err,
+		       "DELETE FROM hosts WHERE id IN (SELECT h.id FROM hosts h"
+		       " WHERE h.state = 'terminated' AND CASE WHEN h.terminated_ms > 0"
+		       " THEN h.terminated_ms ELSE h.updated_ms END < ?"
+		       " AND h.seq < (SELECT MAX(m.seq) FROM hosts m WHERE m.cluster = h.cluster"
+		       " AND m.grp = h.grp)"
+		       " AND NOT EXISTS (SELECT 1 FROM run_hosts rh WHERE rh.host_id = h.id"
+		       " AND rh.state IN ('queued', 'running'))"
+		       " ORDER BY h.terminated_ms LIMIT ?)",
+		       "[Ii]", (json_int_t)before_ms, max_rows);
+}

@@ -229,4 +229,15 @@ int host_lb_drain_begin(struct store *st, const char *id, int64_t now_ms, struct
 int host_join_token_check(struct store *st, const char *id, const char *join_token,
 			  int64_t now_ms, struct herr *err);
 
+/* --- retention --- */
+
+/* Deletes up to max_rows hosts terminated before before_ms (terminated_ms,
+ * else updated_ms), with their init results (ON DELETE CASCADE; the
+ * credentials' hashes are columns of the row). Kept whatever their age: the
+ * host with its group's highest seq (host_next_seq counts from it: names are
+ * never reused) and a host some run still has queued or running. *deleted:
+ * how many went. 0 or a store error. */
+int host_prune_terminated(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
+			  struct herr *err);
+
 #endif

@@ -1114,3 +1114,48 @@ out:
 	json_decref(sv);
 	return rc;
 }
+
+/* --- retention --- */
+
+/* The runs run_prune may delete: ended before ?, draining no live host. */
+#define RUN_EXPIRED                                                                        \
+	"SELECT id FROM runs WHERE state <> 'running' AND ended_ms > 0 AND ended_ms < ?"   \
+	" AND id NOT IN (SELECT drain_run_id FROM hosts WHERE drain_run_id <> 0"           \
+	" AND state <> 'terminated')"
+
+int
+run_prune(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
+	  struct herr *err)
+{
+	int64_t n = 0;
+	int rc;
+
+	*deleted = 0;
+	if ((rc = store_q(st, NULL, &n, err,
+			  "DELETE FROM run_output WHERE id IN (SELECT id FROM run_output WHERE"
+			  " run_id IN (" RUN_EXPIRED ") ORDER BY id LIMIT ?)",
+			  "[Ii]", (json_int_t)before_ms, max_rows)) < 0)
+		return rc;
+	*deleted += n;
+	if (n >= max_rows)
+		return 0;
+	n = 0;
+	if ((rc = store_q(st, NULL, &n, err,
+			  "DELETE FROM run_hosts WHERE rowid IN (SELECT rowid FROM run_hosts WHERE"
+			  " run_id IN (" RUN_EXPIRED ") LIMIT ?)",
+			  "[Ii]", (json_int_t)before_ms, max_rows)) < 0)
+		return rc;
+	*deleted += n;
+	if (n >= max_rows)
+		return 0;
+	n = 0;
+	/* childless by now: the cascade has nothing left to do */
+	if ((rc = store_q(st, NULL, &n, err,
+			  "DELETE FROM runs WHERE id IN (" RUN_EXPIRED " AND NOT EXISTS (SELECT 1"
+			  " FROM run_hosts rh WHERE rh.run_id = runs.id) AND NOT EXISTS (SELECT 1"
+			  " FROM run_output o WHERE o.run_id = runs.id) ORDER BY id LIMIT ?)",
+			  "[Ii]", (json_int_t)before_ms, max_rows)) < 0)
+		return rc;
+	*deleted += n;
+	return 0;
+}

@@ -261,4 +261,16 @@ int run_result_record(struct store *st, int64_t run_id, const char *host_id,
 		      enum run_hstate *to, bool *repeat, char *reason, size_t reasonsz,
 		      struct herr *err);
 
+/* --- retention --- */
+
+/* Deletes ended runs (state not running) that ended before before_ms
+ * (wall), with their hosts' rows and output, except a run that drains a
+ * host not yet terminated (hosts.drain_run_id). Bounded: each of the three
+ * statements (output chunks, then run_hosts, then the runs left without
+ * either) deletes at most max_rows rows, so a run is gone only once its
+ * children are; a pass that stops halfway leaves the rest to the next.
+ * *deleted: rows deleted in all three. 0 or a store error. */
+int run_prune(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
+	      struct herr *err);
+
 #endif
