@@ -25,6 +25,7 @@
 #define FQC_MAX_VALUE (64 * 1024)
 #define FQC_MAX_BODY (1024 * 1024)
 #define FQC_MAX_ZONES 16
+#define FQC_MAX_DELAYS 8 /* --delay-action */
 #define FQC_MAX_JOBS 10000     /* remembered jobs (finished ones are dropped first) */
 #define FQC_MAX_RESOURCES 1000 /* tags, vxnets, routers each: beyond, 2500 */
 
@@ -78,6 +79,13 @@ struct fqc_config {
 	bool netns;
 	const char *call_log;
 	char name_prefix[16];
+	/* --delay-action ACTION:MS: the answer to ACTION is held MS after the
+	 * call ran (a reply lost or late on the way back) */
+	struct {
+		const char *action;
+		int64_t ms;
+	} delays[FQC_MAX_DELAYS];
+	size_t ndelays;
 };
 
 struct world;

@@ -2,7 +2,7 @@
  * main.c - the fake QingCloud's process: options, the HTTP server
  * (libmicrohttpd, a thread pool polling with poll()), the checks QingCloud
  * makes before it runs an action (signature, time_stamp, access key), the
- * --fail-rate answers and the call log.
+ * --fail-rate answers, the call log and --delay-action.
  *
  * The signature is recomputed as QingCloud's signature version 1 defines it
  * (docs: development_docs/api/signature; yunify/qingcloud-sdk-go
@@ -55,7 +55,8 @@ usage(void)
 		"         --secret-file F [--zone Z]... [--pending-ms N] [--job-ms N] [--cease-ms N]\n"
 		"         [--fail-rate PCT] [--fail-actions A,B] [--fail-seed N] [--quota-instances N]\n"
 		"         [--time-skew-max-s N] [--instances none|netns] [--name-prefix P]\n"
-		"         [--call-log FILE] [--quota-eips N] [--eip-range CIDR]\n");
+		"         [--call-log FILE] [--quota-eips N] [--eip-range CIDR]\n"
+		"         [--delay-action ACTION:MS]...\n");
 }
 
 /* A non-negative integer option, bounded; exits naming the option when not. */
@@ -97,6 +98,29 @@ opt_cidr(const char *name, const char *v)
 		exit(2);
 	}
 	return v;
+}
+
+/* "ACTION:MS" (--delay-action); exits naming the option when not. */
+static void
+opt_delay(const char *name, const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	char *action;
+
+	if (colon == NULL || colon == v || colon - v > 64) {
+		fprintf(stderr, "fake-qingcloud: invalid %s '%s': want ACTION:MS\n", name, v);
+		exit(2);
+	}
+	if (cfg.ndelays == FQC_MAX_DELAYS) {
+		fprintf(stderr, "fake-qingcloud: at most %d %s\n", FQC_MAX_DELAYS, name);
+		exit(2);
+	}
+	action = strndup(v, (size_t)(colon - v));
+	if (action == NULL)
+		exit(1);
+	cfg.delays[cfg.ndelays].action = action;
+	cfg.delays[cfg.ndelays].ms = opt_int(name, colon + 1, 3600000);
+	cfg.ndelays++;
 }
 
 static void
@@ -185,6 +209,8 @@ parse_args(int argc, char **argv)
 			cfg.time_skew_max_s = opt_int(o, v, INT32_MAX);
 		else if (strcmp(o, "--call-log") == 0)
 			cfg.call_log = v;
+		else if (strcmp(o, "--delay-action") == 0)
+			opt_delay(o, v);
 		else if (strcmp(o, "--name-prefix") == 0) {
 			size_t k, n = strlen(v);
 
@@ -585,6 +611,23 @@ should_fail(const char *action)
 	return fail;
 }
 
+/* --delay-action: holds the answer to ACTION (the call already ran and is
+ * logged) for its delay, in steps so a SIGTERM is not kept waiting. */
+static void
+delay_answer(const char *action)
+{
+	int64_t until = -1;
+
+	for (size_t i = 0; action != NULL && i < cfg.ndelays; i++)
+		if (strcmp(cfg.delays[i].action, action) == 0)
+			until = now_ms() + cfg.delays[i].ms;
+	while (until >= 0 && !stopping && now_ms() < until) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* --- HTTP ---------------------------------------------------------------- */
 
 static enum MHD_Result
@@ -642,6 +685,7 @@ handle(struct MHD_Connection *con, const char *method, const char *url, struct f
 		code = world_call(world, r, t, *body);
 	}
 	log_call(r, t, code);
+	delay_answer(action);
 }
 
 static enum MHD_Result

@@ -1114,6 +1114,10 @@ qingcloud_launch(struct prov *p, const struct host_spec *spec, struct prov_insta
 		json_decref(resp);
 		return herr_set(err, HERR_UNAVAIL, "RunInstances answered no instance id");
 	}
+	if ((rc = failpoint("qingcloud_run_answered", err)) < 0) { /* made, not tagged (prov.h) */
+		json_decref(resp);
+		return rc;
+	}
 	memset(out, 0, sizeof(*out));
 	snprintf(out->id, sizeof(out->id), "%s", iid);
 	snprintf(out->host_id, sizeof(out->host_id), "%s", spec->id);

@@ -201,7 +201,11 @@ int prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_fo
  * reached ("prov_launch=hang@2": the first launch goes through). Tests only. The dispatchers
  * have one point before each driver call ("prov_launch") and one after it
  * succeeded ("prov_launch_done": the provider did it but herd has not yet
- * recorded the answer; `error` there is an answer lost on the way). */
+ * recorded the answer; `error` there is an answer lost on the way). Drivers
+ * may add points the dispatcher cannot see: "qingcloud_run_answered" (in
+ * qingcloud_launch: RunInstances answered with an instance id, before the
+ * tags and the job wait; with a long job, a kill there is "after
+ * RunInstances, its job pending"). */
 int failpoint(const char *name, struct herr *err);
 
 #endif
