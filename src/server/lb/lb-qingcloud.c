@@ -10,11 +10,18 @@
  * does nothing until UpdateLoadBalancers applies it (the docs'
  * content/development_docs/api/command_list/lb/update_loadbalancers.md in
  * yunify/qingcloud-docs): apply() updates every LB of this server whose
- * is_applied is 0 and waits for the jobs. Draining is
- * ModifyLoadBalancerBackendAttributes disabled=1 (the backend leaves the
- * rotation once applied); QingCloud reports no per-backend session count,
- * so list_backends says scur 0 and lb-sync removes a drained member after
- * its minimum drain time.
+ * is_applied is 0 and waits for the jobs.
+ *
+ * Draining is ModifyLoadBalancerBackendAttributes disabled=1 ("1表示禁用，0
+ * 表示启用": 1 disables, 0 enables, content/network/loadbalancer/api/
+ * loadbanlancer/modify_backend_attribute.md in yunify/qingcloud-docs): once
+ * applied, the backend gets no new connections and the ones it has go on.
+ * QingCloud exposes no live per-backend session count (GetLoadBalancerMonitor,
+ * command_list/monitor/get_loadbalancer_monitor.md, has only a `request`
+ * meter for backends, at a 5-minute step at best), so a disabled member is
+ * reported with sessions (scur QCLB_ASSUMED_SESSIONS) until the LB's
+ * drain_timeout has passed since the driver disabled it (or first saw it
+ * disabled, after a restart), then with none: lb-sync deletes it only then.
  *
  * Nothing is remembered between calls but the client: every call finds the
  * LB by its name first, so a crash between a create and the next pass is
@@ -38,10 +45,13 @@
 #define QCLB_JOB_WAIT_MS (60LL * 1000) /* create, update, delete jobs */
 #define QCLB_EIP_BANDWIDTH_MBPS 1      /* AllocateEips' bandwidth for `eip: auto` */
 #define QCLB_MAX_BACKENDS 1000
+#define QCLB_ASSUMED_SESSIONS 1 /* a draining member's sessions: unknown, so some */
 
 struct qclb {
 	struct qc_client c;
 	pthread_mutex_t mu;
+	json_t *drains;   /* "<lb>/<member>" -> mono ms its drain began (disabled) */
+	json_t *timeouts; /* lb -> its drain_timeout_ms, from ensure */
 };
 
 /* What DescribeLoadBalancers says of one of ours. */
@@ -75,6 +85,47 @@ vxnet_name_of(const struct lb *l, const char *network, char out[32])
 
 	prov_net_id(l->instance, network, id, sizeof(id));
 	snprintf(out, 32, "herd-%s", id);
+}
+
+/* ---- drains (memory only; q->mu held) ---- */
+
+static void
+drain_key(const char *lb, const char *member, char out[160])
+{
+	snprintf(out, 160, "%s/%s", lb, member);
+}
+
+/* When member's drain began: recorded, or now if never (first seen
+ * disabled, e.g. after a restart: its drain time runs from now). */
+static int64_t
+drain_since(struct qclb *q, const char *lb, const char *member)
+{
+	char k[160];
+	const json_t *v;
+
+	drain_key(lb, member, k);
+	if ((v = json_object_get(q->drains, k)) == NULL) {
+		json_object_set_new(q->drains, k, json_integer(mono_ms()));
+		v = json_object_get(q->drains, k);
+	}
+	return json_integer_value(v);
+}
+
+static void
+drain_forget(struct qclb *q, const char *lb, const char *member)
+{
+	char k[160];
+
+	drain_key(lb, member, k);
+	json_object_del(q->drains, k);
+}
+
+static int64_t
+drain_timeout(struct qclb *q, const char *lb)
+{
+	const json_t *v = json_object_get(q->timeouts, lb);
+
+	return v ? json_integer_value(v) : LB_DEFAULT_DRAIN_MS;
 }
 
 /* ---- calls ---- */
@@ -384,6 +435,8 @@ qingcloud_lb_open(struct lb *l, struct herr *err)
 	}
 	q->c.timeout_ms = 15000;
 	q->c.max_attempts = 3;
+	q->drains = json_object();
+	q->timeouts = json_object();
 	pthread_mutex_init(&q->mu, NULL);
 	l->priv = q;
 	return 0;
@@ -397,6 +450,8 @@ qingcloud_lb_close(struct lb *l)
 	if (q == NULL)
 		return;
 	qc_client_release(&q->c);
+	json_decref(q->drains);
+	json_decref(q->timeouts);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 	l->priv = NULL;
@@ -463,6 +518,7 @@ qingcloud_lb_ensure(struct lb *l, const struct lb_spec *spec, struct herr *err)
 	int rc;
 
 	pthread_mutex_lock(&q->mu);
+	json_object_set_new(q->timeouts, spec->name, json_integer(spec->drain_timeout_ms));
 	rc = ensure_locked(q, l, spec, err);
 	pthread_mutex_unlock(&q->mu);
 	return rc;
@@ -657,6 +713,8 @@ qingcloud_lb_add_backend(struct lb *l, const char *lb, const struct lb_member *m
 					    json_object_get(b, "loadbalancer_backend_id"),
 					    "disabled", 0),
 				  QC_IDEMPOTENT, NULL, err);
+		if (rc == 0)
+			drain_forget(q, lb, m->name);
 		goto out;
 	}
 	if (m->instance_id[0]) {
@@ -694,16 +752,23 @@ backend_change(struct lb *l, const char *lb, const char *member, bool drain, str
 	rc = backends_of(q, l, lb, lst, sizeof(lst), &set, err);
 	if (rc == 0 && (b = backend_named(set, member)) != NULL) {
 		const json_t *id = json_object_get(b, "loadbalancer_backend_id");
-		if (drain)
+		bool off = json_integer_value(json_object_get(b, "disabled")) != 0;
+		if (drain && !off)
 			rc = call(q, "ModifyLoadBalancerBackendAttributes",
 				  json_pack("{s:O, s:i}", "loadbalancer_backend", id, "disabled",
 					    1),
 				  QC_IDEMPOTENT, NULL, err);
-		else
+		else if (!drain)
 			rc = call(q, "DeleteLoadBalancerBackends",
 				  json_pack("{s:[O]}", "loadbalancer_backends", id), QC_IDEMPOTENT,
 				  NULL, err);
+		/* the drain time runs from the disable (staged: the caller
+		 * applies it at once) */
+		if (rc == 0 && drain)
+			drain_since(q, lb, member);
 	}
+	if (rc >= 0 && !drain)
+		drain_forget(q, lb, member);
 	pthread_mutex_unlock(&q->mu);
 	json_decref(set);
 	return rc < 0 ? rc : 0;
@@ -795,6 +860,7 @@ qingcloud_lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out
 	struct qclb *q = l->priv;
 	char lst[64];
 	json_t *set = NULL, *ids = json_array(), *addrs = NULL, *v;
+	int64_t now, limit;
 	size_t i;
 	int rc;
 
@@ -806,10 +872,13 @@ qingcloud_lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out
 		json_array_append(ids, json_object_get(v, "resource_id"));
 	if (rc == 0)
 		addrs = addresses_of(q, ids, err);
-	pthread_mutex_unlock(&q->mu);
-	if (rc < 0)
+	if (rc < 0) {
+		pthread_mutex_unlock(&q->mu);
 		goto out;
+	}
 	rc = 0;
+	now = mono_ms();
+	limit = drain_timeout(q, lb);
 	*out = xcalloc(json_array_size(set) + 1, sizeof(**out));
 	json_array_foreach(set, i, v) {
 		struct lb_backend *b = &(*out)[*n];
@@ -830,10 +899,13 @@ qingcloud_lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out
 		snprintf(b->status, sizeof(b->status), "%s", st);
 		b->state = disabled ? LBB_DRAIN : strcmp(st, "up") == 0 ? LBB_UP : LBB_DOWN;
 		b->intent = disabled ? LBI_DRAINING : LBI_ACTIVE;
-		b->drain_since_ms = disabled ? mono_ms() : 0;
-		b->scur = 0; /* not in QingCloud's API */
+		/* sessions are not in QingCloud's API (see the top): a
+		 * disabled member has some until its drain time is up */
+		b->drain_since_ms = disabled ? drain_since(q, lb, nm) : 0;
+		b->scur = disabled && now - b->drain_since_ms < limit ? QCLB_ASSUMED_SESSIONS : 0;
 		(*n)++;
 	}
+	pthread_mutex_unlock(&q->mu);
 out:
 	json_decref(set);
 	json_decref(ids);
