@@ -28,6 +28,7 @@
  * resolved by the search, and a create whose outcome is unknown
  * (client->last.outcome_unknown) is searched for, never resent blindly.
  * Calls are serialised by a mutex (one qc_client, one curl handle). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -229,9 +230,39 @@ find_lb(struct qclb *q, struct lb *l, const char *lb, struct qlb *out, struct he
 	return rc;
 }
 
-/* The id of the VxNet named name: 0, 1 if none, or a call error. */
+/* The highest host address of cidr ("198.18.7.0/24" -> "198.18.7.254")
+ * into out, or "" when cidr is not an IPv4 network of /8../29. herd's own
+ * address allocation (reconcile.c, ip_alloc) hands hosts the lowest free
+ * addresses from .2 up, and a QingCloud VxNet's router would give a private
+ * LB the next free one (create_loadbalancer.md: "如不指定则由路由器自动分配",
+ * allocated by the router if not given), which herd may then give a host
+ * too: so a private LB asks for the top address. */
+static void
+top_address(const char *cidr, char *out, size_t n)
+{
+	char net[32];
+	const char *slash = strchr(cidr, '/');
+	long plen = 0;
+	struct in_addr a;
+	uint32_t base;
+
+	out[0] = '\0';
+	if (slash == NULL || (size_t)(slash - cidr) >= sizeof(net) ||
+	    parse_long(slash + 1, 8, 29, &plen) < 0)
+		return;
+	snprintf(net, sizeof(net), "%.*s", (int)(slash - cidr), cidr);
+	if (inet_pton(AF_INET, net, &a) != 1)
+		return;
+	base = ntohl(a.s_addr) & ~((1u << (32 - plen)) - 1);
+	a.s_addr = htonl(base + (1u << (32 - plen)) - 2);
+	inet_ntop(AF_INET, &a, out, (socklen_t)n);
+}
+
+/* The id of the VxNet named name (and the ip_network of the router it is
+ * joined to, "" if none): 0, 1 if none, or a call error. */
 static int
-find_vxnet(struct qclb *q, const char *name, char *id, size_t n, struct herr *err)
+find_vxnet(struct qclb *q, const char *name, char *id, size_t n, char *ipnet, size_t in,
+	   struct herr *err)
 {
 	json_t *resp = NULL, *v;
 	size_t i;
@@ -248,6 +279,10 @@ find_vxnet(struct qclb *q, const char *name, char *id, size_t n, struct herr *er
 		if (vn && strcmp(vn, name) == 0) {
 			snprintf(id, n, "%s",
 				 json_string_value(json_object_get(v, "vxnet_id")) ?: "");
+			snprintf(ipnet, in, "%s",
+				 json_string_value(json_object_get(json_object_get(v, "router"),
+								   "ip_network"))
+					 ?: "");
 			found = 0;
 			break;
 		}
@@ -460,7 +495,7 @@ qingcloud_lb_close(struct lb *l)
 static int
 ensure_locked(struct qclb *q, struct lb *l, const struct lb_spec *spec, struct herr *err)
 {
-	char name[160], vx[64] = "", eip[64] = "";
+	char name[160], vx[64] = "", eip[64] = "", ipnet[64] = "", pip[32] = "";
 	struct qlb cur;
 	json_t *resp = NULL, *params;
 	int rc;
@@ -478,8 +513,9 @@ ensure_locked(struct qclb *q, struct lb *l, const struct lb_spec *spec, struct h
 		} else {
 			char vn[32];
 			vxnet_name_of(l, spec->network, vn);
-			if ((rc = find_vxnet(q, vn, vx, sizeof(vx), err)) < 0)
+			if ((rc = find_vxnet(q, vn, vx, sizeof(vx), ipnet, sizeof(ipnet), err)) < 0)
 				return rc;
+			top_address(ipnet, pip, sizeof(pip));
 			if (rc == 1)
 				return herr_field(err, HERR_NOTFOUND, "network",
 						  "network '%s' has no VxNet (%s) yet",
@@ -487,6 +523,8 @@ ensure_locked(struct qclb *q, struct lb *l, const struct lb_spec *spec, struct h
 		}
 		params = eip[0] ? json_pack("{s:[s], s:s}", "eips", eip, "loadbalancer_name", name)
 				: json_pack("{s:s, s:s}", "vxnet", vx, "loadbalancer_name", name);
+		if (pip[0])
+			json_object_set_new(params, "private_ip", json_string(pip));
 		rc = call(q, "CreateLoadBalancer", params, 0, &resp, err);
 		if (rc < 0) {
 			if (!q->c.last.outcome_unknown || find_lb(q, l, spec->name, &cur, err) != 0)
