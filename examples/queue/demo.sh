@@ -10,10 +10,11 @@
 # HERD_PROVIDER=qingcloud runs the same story on the fake QingCloud
 # (build/fake-qingcloud --instances netns): the hosts are instances booted
 # from RunInstances' user data (herd's bootstrap), the blueprint is
-# tests/e2e/fixtures/qingcloud/queue.yaml (no load balancer: the items go
-# to the master's private address, which this machine reaches over the
-# VxNet's bridge), and the server also listens on 0.0.0.0:PORT2, the port
-# the account's server_url gives the instances (at the router's address).
+# tests/e2e/fixtures/qingcloud/queue.yaml (the load balancer is a QingCloud
+# load balancer in the VxNet: the items go to the address `herd lb show
+# queue` reports, port 6379, which this machine reaches over the VxNet's
+# bridge), and the server also listens on 0.0.0.0:PORT2, the port the
+# account's server_url gives the instances (at the router's address).
 set -euo pipefail
 
 HERD=${HERD_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/herd}
@@ -47,8 +48,8 @@ while [ "$lbport" = "$port" ]; do lbport=$((20000 + RANDOM % 12000)); done
 cidr="198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24"
 server_pid=
 fake_pid=
-# where the items are pushed: the load balancer (local); on qingcloud the
-# master's Redis, once the master is ready
+# where the items are pushed: the load balancer (local: 127.0.0.1:LBPORT;
+# qingcloud: the QingCloud LB's address, once the master is its member)
 qaddr=127.0.0.1
 qport=$lbport
 start_s=$SECONDS
@@ -85,6 +86,11 @@ trap 'exit 130' INT TERM
 say() { printf '[%4ss] %s\n' "$((SECONDS - start_s))" "$*"; }
 api() { curl -sf -H "Authorization: Bearer $HERD_TOKEN" "$HERD_URL$1"; }
 pj() { perl -MJSON::PP -e "my \$d = decode_json(join '', <STDIN>); $1"; }
+# qingcloud: the LB `queue` has an address and its member (the master) is up
+lb_serving() {
+	"$HERD" lb show queue --json 2>/dev/null | pj '
+		exit !($d->{engine}{address} && @{$d->{members}} == 1 && $d->{members}[0]{status} eq "up")'
+}
 
 # --- start ----------------------------------------------------------------
 mkdir -p "$work/scripts"
@@ -123,7 +129,7 @@ where="network  $cidr, queue load balancer on 127.0.0.1:$lbport"
 bp_shown=examples/queue/cluster.yaml
 if [ "$PROVIDER" = qingcloud ]; then
 	where="provider qingcloud: the fake at http://127.0.0.1:$fqport/iaas/ (calls: $work/qc-calls.log)
-  network  $cidr"
+  network  $cidr, queue load balancer: a QingCloud LB in the VxNet, port 6379 (herd lb show queue)"
 	bp_shown=tests/e2e/fixtures/qingcloud/queue.yaml
 fi
 cat <<EOF
@@ -208,12 +214,13 @@ while :; do
 	done < <(activities)
 
 	ready_nodes=$(api "/v1/hosts?cluster=demo&group=node" | pj 'print scalar grep { $_->{state} eq "ready" } @{$d->{items}}')
-	if [ "$pushed" = 0 ] && [ "${ready_nodes:-0}" -ge 3 ] && [ -n "${seen_ready[master-1]:-}" ]; then
+	if [ "$pushed" = 0 ] && [ "${ready_nodes:-0}" -ge 3 ] && [ -n "${seen_ready[master-1]:-}" ] &&
+		{ [ "$PROVIDER" != qingcloud ] || lb_serving; }; then
 		sleep 2
 		if [ "$PROVIDER" = qingcloud ]; then
-			qaddr=$(api "/v1/hosts?cluster=demo&group=master" | pj 'print $d->{items}[0]{private_ip}')
+			qaddr=$("$HERD" lb show queue | sed -n 's/^address: \([0-9.]*\).*/\1/p')
 			qport=6379
-			say "pushing $ITEMS items of ${ITEM_SECONDS}s to the master's queue ($qaddr:$qport, over the VxNet)"
+			say "pushing $ITEMS items of ${ITEM_SECONDS}s through the QingCloud load balancer ($qaddr:$qport, in the VxNet)"
 		else
 			say "pushing $ITEMS items of ${ITEM_SECONDS}s through the load balancer (127.0.0.1:$lbport)"
 		fi
@@ -248,9 +255,16 @@ echo
 echo "== summary"
 printf '  %-48s %s\n' "scale-out" "3 -> 4 nodes, caused by avg(busy) crossing 32"
 if [ "$PROVIDER" = qingcloud ]; then
+	export QADDR=$qaddr
 	printf '  %-48s %s\n' "RunInstances / TerminateInstances answered 0" "$(perl -MJSON::PP -ne '
 		my $c = decode_json($_); $n{$c->{action}}++ unless $c->{ret_code};
 		END { print $n{RunInstances} // 0, " / ", $n{TerminateInstances} // 0 }' "$work/qc-calls.log")"
+	printf '  %-48s %s\n' "the master joined the QingCloud load balancer" "$(perl -MJSON::PP -ne '
+		my $c = decode_json($_); next if $c->{ret_code};
+		$a //= $. if $c->{action} eq "AddLoadBalancerBackends";
+		if ($a && $c->{action} eq "UpdateLoadBalancers") {
+			print "AddLoadBalancerBackends (call $a), then UpdateLoadBalancers (call $.); items pushed to $ENV{QADDR}:6379";
+			last }' "$work/qc-calls.log")"
 fi
 if [ -n "$crossing" ] && [ "$t_decision" != 0 ]; then
 	printf '  %-48s %s ms (the rule must hold for 6s: three 2s rounds)\n' "threshold crossing -> decision" "$((t_decision - crossing))"

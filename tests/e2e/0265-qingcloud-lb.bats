@@ -6,8 +6,10 @@
 # its address by `herd lb show`; `eip: auto` allocates an EIP named after the
 # LB and deleting the LB releases it; `eip: eip-...` uses that EIP and never
 # releases it. Members are added (AddLoadBalancerBackends, then
-# UpdateLoadBalancers), traffic flows, and a scale-in disables the leaving
-# backend before deleting it. What each case checks is the fake's own view
+# UpdateLoadBalancers), traffic flows, and a scale-in drains the leaving
+# backend: disabled and applied first (new connections go to the other
+# member, a TCP connection it holds goes on), deleted once the LB's
+# drain_timeout is up. What each case checks is the fake's own view
 # (DescribeLoadBalancers / DescribeEips) and its call log.
 #
 # The hosts are real (--instances netns): herd's bootstrap in their user
@@ -67,6 +69,13 @@ teardown_file() {
 setup() {
 	require_root
 	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	HOLD_PID=
+}
+
+teardown() {
+	if [ -n "${HOLD_PID:-}" ]; then
+		kill "$HOLD_PID" 2>/dev/null || true
+	fi
 }
 
 qc() {
@@ -141,7 +150,7 @@ load_balancers:
       type: http
       path: /
       interval: 2s
-    drain_timeout: 2s
+    drain_timeout: 15s
 scripts:
   - name: web.sh
     file: scripts/web.sh
@@ -267,16 +276,129 @@ call_after() {
 	[ "$(echo "$output" | json '{members}[1]{status}')" = up ]
 }
 
-@test "scale-in: the leaving host is disabled (drained) before its backend is deleted" {
+# members: "name disabled status resource_id" of LB web's backends.
+members() {
+	qc DescribeLoadBalancerBackends zone=pek3a "loadbalancer=$(lb_field web '$l->{loadbalancer_id}')" |
+		perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		print "$_->{loadbalancer_backend_name} $_->{disabled} $_->{status} $_->{resource_id}\n"
+			for @{$d->{loadbalancer_backend_set}}'
+}
+
+# one_disabled_applied: one member disabled and out of haproxy's rotation
+# (the update applied: haproxy shows it in maintenance, `down`), the other up.
+one_disabled_applied() {
+	local m
+	m=$(members)
+	[ "$(grep -c ' 1 down ' <<<"$m")" -eq 1 ] && [ "$(grep -c ' 0 up ' <<<"$m")" -eq 1 ]
+}
+
+# detach_reason: the reason of the cluster's lb_detach activity, if any.
+detach_reason() {
+	herd activity ls --cluster qlb --json --limit 500 | perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		print "$_->{reason}\n" for grep { $_->{kind} eq "lb_detach" } @{$d->{items}}'
+}
+
+# name_of INSTANCE: the name of the herd host on that instance.
+name_of() {
+	herd host ls --cluster qlb --json | perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		print "$_->{name}\n" for grep { $_->{instance_id} eq $ARGV[0] } @{$d->{items}}' "$1"
+}
+
+# hold ADDR PORT N DIR: opens N TCP connections to ADDR:PORT and keeps them
+# idle (the LB connects each to a member at once: TCP mode) until DIR/go
+# exists (at most 150 s), then sends one HTTP request on each and writes
+# "ok <body>" or "fail <why>" per connection to DIR/held; DIR/open once all
+# are open.
+hold() {
+	python3 - "$@" <<'PY'
+import os, socket, sys, time
+addr, port, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+conns = []
+for _ in range(n):
+    conns.append(socket.create_connection((addr, port), timeout=5))
+    time.sleep(0.1)
+open(os.path.join(d, "open"), "w").close()
+end = time.time() + 150
+while not os.path.exists(os.path.join(d, "go")) and time.time() < end:
+    time.sleep(0.1)
+out = []
+for c in conns:
+    try:
+        c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            b = c.recv(4096)
+            if not b:
+                break
+            data += b
+        body = data.split(b"\r\n\r\n", 1)[1].decode().strip() if b"\r\n\r\n" in data else ""
+        out.append(("ok " + body) if data.startswith(b"HTTP/1.0 200") and body else "fail " + repr(data[:80]))
+    except Exception as e:
+        out.append("fail %s" % e)
+with open(os.path.join(d, "held.tmp"), "w") as f:
+    f.write("\n".join(out) + "\n")
+os.rename(os.path.join(d, "held.tmp"), os.path.join(d, "held"))
+PY
+}
+
+@test "scale-in drains: the leaving backend is disabled and applied first, its TCP connections go on, new ones go to the other; deleted after drain_timeout" {
+	local addr d victim other m u del n r
+	# a TCP listener: a connection is tied to one member from its start
+	sed 's/^    mode: http$/    mode: tcp/' "$BATS_FILE_TMPDIR/qclb.yaml" >"$BATS_FILE_TMPDIR/qclb-tcp.yaml"
+	herd apply -f "$BATS_FILE_TMPDIR/qclb-tcp.yaml" >/dev/null
+	tcp_listener() {
+		qc DescribeLoadBalancerListeners zone=pek3a "loadbalancer=$(lb_field web '$l->{loadbalancer_id}')" |
+			grep -qE '"listener_protocol": *"tcp"'
+	}
+	wait_for 60 tcp_listener
+	wait_for 120 two_up
+	addr=$(lb_field web '$l->{private_ips}[0]')
+	d=$(mktemp -d "$BATS_FILE_TMPDIR/hold.XXXXXX")
+	# six idle connections, round robin: three to each member
+	hold "$addr" 8080 6 "$d" 2>"$d/err" &
+	HOLD_PID=$!
+	wait_for 30 test -e "$d/open"
 	herd group scale qlb/web 1 >/dev/null
+	wait_for 60 one_disabled_applied
+	# the hosts' names (web.sh serves the hostname: herd's host name)
+	victim=$(name_of "$(members | awk '$2 == 1 { print $4 }')")
+	other=$(name_of "$(members | awk '$2 == 0 { print $4 }')")
+	echo "draining $victim, keeping $other"
+	[ -n "$victim" ] && [ -n "$other" ]
+	# new connections: only the member still in rotation
+	for _ in $(seq 1 10); do
+		r=$(curl -s --max-time 5 "http://$addr:8080/") || true
+		echo "new connection: '$r'"
+		[ "$r" = "$other" ]
+	done
+	# the connections it held go on: each answers, some from the draining member
+	touch "$d/go"
+	wait_for 30 test -e "$d/held"
+	cat "$d/held" "$d/err"
+	[ "$(grep -c '^ok ' "$d/held")" -eq 6 ]
+	n=$(grep -cx "ok $victim" "$d/held")
+	echo "held connections answered by the draining member: $n"
+	[ "$n" -ge 1 ]
+	# ... while it was still a backend: not deleted before its drain_timeout
+	! has_call DeleteLoadBalancerBackends
+	# then deleted: disabled=1 and applied, then the delete and applied
 	wait_for 120 has_call DeleteLoadBalancerBackends
 	m=$(call_index ModifyLoadBalancerBackendAttributes disabled=1)
-	d=$(call_index DeleteLoadBalancerBackends)
-	[ -n "$m" ] && [ -n "$d" ] && [ "$m" -lt "$d" ]
-	# the drain was applied before the delete
 	u=$(call_after "$m" UpdateLoadBalancers)
-	[ -n "$u" ] && [ "$u" -lt "$d" ]
+	del=$(call_index DeleteLoadBalancerBackends)
+	[ -n "$m" ] && [ -n "$u" ] && [ -n "$del" ]
+	[ "$m" -lt "$u" ] && [ "$u" -lt "$del" ]
+	wait_for 30 eval '[ -n "$(call_after "$del" UpdateLoadBalancers)" ]'
 	wait_for 60 backends_are 1
+	# herd says why it removed it: the drain time (15 s) was up
+	wait_for 30 eval '[ -n "$(detach_reason)" ]'
+	r=$(detach_reason)
+	echo "$r"
+	[[ "$r" =~ (after|in)\ ([0-9]+)\ ms ]]
+	[ "${BASH_REMATCH[2]}" -ge 15000 ]
 }
 
 @test "eip: auto allocates an EIP named after the LB; deleting the LB deletes it and releases the EIP" {

@@ -7,9 +7,12 @@
 # The server listens on 127.0.0.1:PORT (the CLI) and 0.0.0.0:PORT2 (the
 # instances: the account's server_url is the router's address on the
 # VxNet's bridge, their default route). Master + 3 nodes of 40 slots boot,
-# the nodes find the master with `herd meta`, 150 items make avg(busy) > 32
-# and a 4th node is launched through RunInstances; when the items end a node
-# is drained (queue_drain.sh) and terminated through TerminateInstances. The
+# the nodes find the master with `herd meta`, the master joins the load
+# balancer `queue` (a QingCloud LB in the VxNet: AddLoadBalancerBackends,
+# then UpdateLoadBalancers), 150 items pushed through the LB's address make
+# avg(busy) > 32 and a 4th node is launched through RunInstances; when the
+# items end a node is drained (queue_drain.sh) and terminated through
+# TerminateInstances. The
 # second case runs it all again with 20 % of the fake's calls answered 5100.
 # Each case owns its fake and server; teardown stops both (the server's
 # --teardown terminates the instances, the fake's SIGTERM removes every
@@ -34,6 +37,13 @@ setup() {
 
 teardown() {
 	[ "$(id -u)" = 0 ] || return 0
+	# STORY_KEEP=DIR: a failed case's call log, fake log and server log
+	# are copied to DIR/<case number>/ before they go
+	if [ -n "${STORY_KEEP:-}" ] && [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -n "${W:-}" ]; then
+		mkdir -p "$STORY_KEEP/$BATS_TEST_NUMBER"
+		cp "$W/calls.log" "$W/fake.log" "$STORY_KEEP/$BATS_TEST_NUMBER/" 2>/dev/null || true
+		cp "${HERD_DATA:-/nonexistent}/server.log" "$STORY_KEEP/$BATS_TEST_NUMBER/" 2>/dev/null || true
+	fi
 	# the server's --teardown terminates the instances through the fake
 	server_cleanup
 	if [ -n "${FQ_PID:-}" ]; then
@@ -104,8 +114,44 @@ master_ip() {
 	herd host ls --cluster demo --group master --json | json '{items}[0]{private_ip}'
 }
 
+master_instance() {
+	herd host ls --cluster demo --group master --json | json '{items}[0]{instance_id}'
+}
+
+# lb_addr: the address `herd lb show queue` reports (the LB's private one)
+lb_addr() {
+	herd lb show queue | sed -n 's/^address: \([0-9.]*\).*/\1/p'
+}
+
+# lb_serving: the master is the LB's one member, up at QingCloud
+lb_serving() {
+	local j
+	j=$(herd lb show queue --json) || return 1
+	[ "$(echo "$j" | json_count '{members}')" -eq 1 ] &&
+		[ "$(echo "$j" | json '{members}[0]{status}')" = up ]
+}
+
+# joined_in_order INSTANCE: the fake's call log has an accepted
+# AddLoadBalancerBackends of INSTANCE followed by an accepted
+# UpdateLoadBalancers (the change applied); prints their line numbers.
+joined_in_order() {
+	perl -MJSON::PP -ne '
+		BEGIN { $inst = shift }
+		my $c = decode_json($_);
+		next if $c->{ret_code};
+		if (!$add && $c->{action} eq "AddLoadBalancerBackends"
+		    && grep { /^backends\.\d+\.resource_id$/ && $c->{params}{$_} eq $inst } keys %{$c->{params}}) {
+			$add = $.;
+		} elsif ($add && $c->{action} eq "UpdateLoadBalancers") {
+			print "AddLoadBalancerBackends at line $add, UpdateLoadBalancers at line $.\n";
+			$ok = 1;
+			last;
+		}
+		END { $? = $ok ? 0 : 1 }' "$1" "$W/calls.log"
+}
+
 story() {
-	local m ok4 n
+	local m ok4 n mi lb
 	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
 	command -v redis-server >/dev/null || skip "redis-server not installed"
 	story_start "$@"
@@ -124,16 +170,27 @@ story() {
 	n=$(cat "$W"/fq/inst/*/upper/run/queue/master | grep -cxF "$m")
 	echo "nodes that found the master: $n"
 	[ "$n" -eq 3 ]
-	# the load, straight to the master's Redis (this machine is on the
-	# VxNet's bridge): 120 run on 3 x 40 slots, 30 wait
-	sh "$SCRIPTS/load.sh" "$m" 6379 "$ITEMS" "$ITEM_S"
+	# the master joined the load balancer: Add...Backends, then
+	# UpdateLoadBalancers, in that order in the fake's call log
+	wait_for 120 lb_serving
+	mi=$(master_instance)
+	[[ "$mi" == i-* ]]
+	joined_in_order "$mi"
+	lb=$(lb_addr)
+	echo "load balancer at $lb"
+	[ -n "$lb" ] && [ "$lb" != "$m" ]
+	# traffic flows through the LB's address to the master's Redis
+	[ "$(redis-cli -h "$lb" -p 6379 PING)" = PONG ]
+	# the load, through the load balancer (this machine is on the VxNet's
+	# bridge): 120 run on 3 x 40 slots, 30 wait
+	sh "$SCRIPTS/load.sh" "$lb" 6379 "$ITEMS" "$ITEM_S"
 	wait_for 120 scaled_out
 	ok4() { [ "$(ready node)" -ge 4 ]; }
 	wait_for 120 ok4
 	# the fourth node is the fifth RunInstances that succeeded
 	[ "$(calls RunInstances | grep -cx 0)" -eq 5 ]
 	# it took the waiting items
-	taken() { [ "$(redis-cli -h "$m" LLEN queue)" = 0 ]; }
+	taken() { [ "$(redis-cli -h "$lb" -p 6379 LLEN queue)" = 0 ]; }
 	wait_for 60 taken
 	# the items end (30 s), min(busy) < 20 for 10 s: one node drained, removed
 	wait_for 240 node_removed
@@ -146,7 +203,7 @@ story() {
 		my ($a) = grep { $_->{kind} eq "scale_in" } sort { $a->{id} <=> $b->{id} } @{$d->{items}};
 		print "$a->{reason}\n"; exit($a->{reason} =~ /desired 4 -> 3/ ? 0 : 1)'
 	# every item ran to its end (the drain waits for the victim's)
-	all_done() { [ "$(redis-cli -h "$m" GET done)" -ge "$ITEMS" ]; }
+	all_done() { [ "$(redis-cli -h "$lb" -p 6379 GET done)" -ge "$ITEMS" ]; }
 	wait_for 60 all_done
 }
 
@@ -170,7 +227,8 @@ story() {
 }
 
 @test "qingcloud story with 20 % of calls answered 5100: the story still completes" {
-	story --fail-rate 20 --fail-seed 4242
+	# STORY_FAIL_SEED: another seed (which calls fail depends on it)
+	story --fail-rate 20 --fail-seed "${STORY_FAIL_SEED:-4242}"
 	# the fake did refuse calls, and herd went on
 	echo "calls answered 5100: $(grep -c '"ret_code":5100' "$W/calls.log")"
 	grep -q '"ret_code":5100' "$W/calls.log"

@@ -16,6 +16,15 @@
  *     (A dummy link would be the obvious choice, but the dummy module is not
  *     always loaded; a bridge always is, the fake already uses bridges.)
  *
+ * An Update* reloads haproxy the way a load balancer applies a change without
+ * cutting its clients: the new process takes over the listening addresses
+ * (haproxy -sf OLD: SO_REUSEPORT, then OLD stops listening) and the old one
+ * finishes the connections it holds, then exits. So a backend disabled by
+ * ModifyLoadBalancerBackendAttributes gets no new connections after the next
+ * UpdateLoadBalancers while the ones it already has go on. The old processes
+ * are remembered here ("retired", with the pid that replaced them) so they
+ * are reaped, and stopped with their successor.
+ *
  * Files: STATE_DIR/haproxy/<id>.cfg, <id>.sock (stats, admin level), <id>.log.
  * The config holds only ids the fake generated, addresses it checked and
  * health-check URLs world.c validated: no request value reaches it raw.
@@ -33,11 +42,23 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "fqc.h"
 
 #define LB_STATS_MAX_BYTES (256 * 1024) /* a "show stat" answer larger than this is cut */
+#define LB_MAX_RETIRED 256 /* old haproxies still finishing their connections */
+
+/* Old haproxies (replaced by a reload) finishing their connections: each
+ * with the pid of the process that replaced it (the LB's current one). */
+static struct {
+	pthread_mutex_t lock;
+	struct {
+		int pid, successor;
+	} r[LB_MAX_RETIRED];
+	size_t n;
+} retired = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Runs ARGV, quiet; 0 when it exits 0. */
 static int
@@ -219,34 +240,94 @@ stats_connect(const char *path)
 	return fd;
 }
 
-int
-lb_haproxy_stop(int pid)
+/* Ends PID (SIGTERM, SIGKILL after 2 s) and reaps it. */
+static void
+stop_one(int pid)
 {
 	int i;
 
-	if (pid <= 0)
-		return 0;
-	if (kill(pid, SIGTERM) != 0)
-		return waitpid(pid, NULL, WNOHANG) >= 0 ? 0 : -1;
+	if (kill(pid, SIGTERM) != 0) {
+		waitpid(pid, NULL, WNOHANG);
+		return;
+	}
 	/* haproxy exits at once on SIGTERM; SIGKILL after 2 s */
 	for (i = 0; i < 200; i++) {
 		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return 0;
+			return;
 		usleep(10 * 1000);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+}
+
+/* Forgets retired processes that have exited (reaped). Lock held. */
+static void
+retired_reap(void)
+{
+	size_t i = 0;
+
+	while (i < retired.n) {
+		if (waitpid(retired.r[i].pid, NULL, WNOHANG) != 0)
+			retired.r[i] = retired.r[--retired.n];
+		else
+			i++;
+	}
+}
+
+/* OLD was replaced by NEW: OLD and whatever OLD had replaced now finish
+ * their connections under NEW's name. A full table stops OLD at once. */
+static void
+retire(int old, int new)
+{
+	pthread_mutex_lock(&retired.lock);
+	retired_reap();
+	for (size_t i = 0; i < retired.n; i++)
+		if (retired.r[i].successor == old)
+			retired.r[i].successor = new;
+	if (retired.n < LB_MAX_RETIRED) {
+		retired.r[retired.n].pid = old;
+		retired.r[retired.n].successor = new;
+		retired.n++;
+		old = 0;
+	}
+	pthread_mutex_unlock(&retired.lock);
+	if (old > 0)
+		stop_one(old);
+}
+
+int
+lb_haproxy_stop(int pid)
+{
+	int gone[LB_MAX_RETIRED];
+	size_t ng = 0, i = 0;
+
+	if (pid <= 0)
+		return 0;
+	/* the old processes it replaced go with it */
+	pthread_mutex_lock(&retired.lock);
+	while (i < retired.n) {
+		if (retired.r[i].successor == pid) {
+			gone[ng++] = retired.r[i].pid;
+			retired.r[i] = retired.r[--retired.n];
+		} else {
+			i++;
+		}
+	}
+	pthread_mutex_unlock(&retired.lock);
+	for (i = 0; i < ng; i++)
+		stop_one(gone[i]);
+	stop_one(pid);
 	return 0;
 }
 
 int
 lb_haproxy_apply(const struct fqc_config *cfg, const char *id, const json_t *spec, int *pid)
 {
-	char dir[1024], cfgp[1100], tmp[1110], sock[1100], logp[1100];
+	char dir[1024], cfgp[1100], tmp[1110], sock[1100], logp[1100], oldpid[16];
 	char *text;
 	FILE *f;
 	pid_t child;
-	int i, fd;
+	int i, fd, old;
 
 	snprintf(dir, sizeof(dir), "%s/haproxy", cfg->state_dir);
 	mkdir(dir, 0700);
@@ -268,15 +349,17 @@ lb_haproxy_apply(const struct fqc_config *cfg, const char *id, const json_t *spe
 		return -1;
 	}
 	free(text);
-	/* a restart, not a seamless reload: simpler, and a fake may drop a connection */
-	lb_haproxy_stop(*pid);
+	/* a reload: the old process (if any) finishes its connections */
+	old = *pid;
 	*pid = 0;
+	snprintf(oldpid, sizeof(oldpid), "%d", old);
 	unlink(sock);
 	child = fork();
 	if (child < 0)
 		return -1;
 	if (child == 0) {
-		const char *argv[] = { "haproxy", "-f", cfgp, "-db", NULL };
+		const char *argv[] = { "haproxy", "-f", cfgp, "-db", old > 0 ? "-sf" : NULL, oldpid,
+				       NULL };
 		sigset_t none;
 
 		/* main.c blocks SIGTERM in every thread: haproxy must not inherit that */
@@ -307,6 +390,8 @@ lb_haproxy_apply(const struct fqc_config *cfg, const char *id, const json_t *spe
 		if (s >= 0) {
 			close(s);
 			*pid = child;
+			if (old > 0)
+				retire(old, child);
 			return 0;
 		}
 		if (waitpid(child, NULL, WNOHANG) == child)
@@ -314,7 +399,9 @@ lb_haproxy_apply(const struct fqc_config *cfg, const char *id, const json_t *spe
 		usleep(10 * 1000);
 	}
 	fprintf(stderr, "fake-qingcloud: haproxy for '%s' did not start (see %s)\n", id, logp);
-	lb_haproxy_stop(child);
+	stop_one(child);
+	if (old > 0)
+		lb_haproxy_stop(old);
 	return -1;
 }
 

@@ -10,17 +10,25 @@
  * does nothing until UpdateLoadBalancers applies it (the docs'
  * content/development_docs/api/command_list/lb/update_loadbalancers.md in
  * yunify/qingcloud-docs): apply() updates every LB of this server whose
- * is_applied is 0 and waits for the jobs. Draining is
- * ModifyLoadBalancerBackendAttributes disabled=1 (the backend leaves the
- * rotation once applied); QingCloud reports no per-backend session count,
- * so list_backends says scur 0 and lb-sync removes a drained member after
- * its minimum drain time.
+ * is_applied is 0 and waits for the jobs.
+ *
+ * Draining is ModifyLoadBalancerBackendAttributes disabled=1 ("1表示禁用，0
+ * 表示启用": 1 disables, 0 enables, content/network/loadbalancer/api/
+ * loadbanlancer/modify_backend_attribute.md in yunify/qingcloud-docs): once
+ * applied, the backend gets no new connections and the ones it has go on.
+ * QingCloud exposes no live per-backend session count (GetLoadBalancerMonitor,
+ * command_list/monitor/get_loadbalancer_monitor.md, has only a `request`
+ * meter for backends, at a 5-minute step at best), so a disabled member is
+ * reported with sessions (scur QCLB_ASSUMED_SESSIONS) until the LB's
+ * drain_timeout has passed since the driver disabled it (or first saw it
+ * disabled, after a restart), then with none: lb-sync deletes it only then.
  *
  * Nothing is remembered between calls but the client: every call finds the
  * LB by its name first, so a crash between a create and the next pass is
  * resolved by the search, and a create whose outcome is unknown
  * (client->last.outcome_unknown) is searched for, never resent blindly.
  * Calls are serialised by a mutex (one qc_client, one curl handle). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -38,10 +46,13 @@
 #define QCLB_JOB_WAIT_MS (60LL * 1000) /* create, update, delete jobs */
 #define QCLB_EIP_BANDWIDTH_MBPS 1      /* AllocateEips' bandwidth for `eip: auto` */
 #define QCLB_MAX_BACKENDS 1000
+#define QCLB_ASSUMED_SESSIONS 1 /* a draining member's sessions: unknown, so some */
 
 struct qclb {
 	struct qc_client c;
 	pthread_mutex_t mu;
+	json_t *drains;   /* "<lb>/<member>" -> mono ms its drain began (disabled) */
+	json_t *timeouts; /* lb -> its drain_timeout_ms, from ensure */
 };
 
 /* What DescribeLoadBalancers says of one of ours. */
@@ -75,6 +86,47 @@ vxnet_name_of(const struct lb *l, const char *network, char out[32])
 
 	prov_net_id(l->instance, network, id, sizeof(id));
 	snprintf(out, 32, "herd-%s", id);
+}
+
+/* ---- drains (memory only; q->mu held) ---- */
+
+static void
+drain_key(const char *lb, const char *member, char out[160])
+{
+	snprintf(out, 160, "%s/%s", lb, member);
+}
+
+/* When member's drain began: recorded, or now if never (first seen
+ * disabled, e.g. after a restart: its drain time runs from now). */
+static int64_t
+drain_since(struct qclb *q, const char *lb, const char *member)
+{
+	char k[160];
+	const json_t *v;
+
+	drain_key(lb, member, k);
+	if ((v = json_object_get(q->drains, k)) == NULL) {
+		json_object_set_new(q->drains, k, json_integer(mono_ms()));
+		v = json_object_get(q->drains, k);
+	}
+	return json_integer_value(v);
+}
+
+static void
+drain_forget(struct qclb *q, const char *lb, const char *member)
+{
+	char k[160];
+
+	drain_key(lb, member, k);
+	json_object_del(q->drains, k);
+}
+
+static int64_t
+drain_timeout(struct qclb *q, const char *lb)
+{
+	const json_t *v = json_object_get(q->timeouts, lb);
+
+	return v ? json_integer_value(v) : LB_DEFAULT_DRAIN_MS;
 }
 
 /* ---- calls ---- */
@@ -178,9 +230,39 @@ find_lb(struct qclb *q, struct lb *l, const char *lb, struct qlb *out, struct he
 	return rc;
 }
 
-/* The id of the VxNet named name: 0, 1 if none, or a call error. */
+/* The highest host address of cidr ("198.18.7.0/24" -> "198.18.7.254")
+ * into out, or "" when cidr is not an IPv4 network of /8../29. herd's own
+ * address allocation (reconcile.c, ip_alloc) hands hosts the lowest free
+ * addresses from .2 up, and a QingCloud VxNet's router would give a private
+ * LB the next free one (create_loadbalancer.md: "如不指定则由路由器自动分配",
+ * allocated by the router if not given), which herd may then give a host
+ * too: so a private LB asks for the top address. */
+static void
+top_address(const char *cidr, char *out, size_t n)
+{
+	char net[32];
+	const char *slash = strchr(cidr, '/');
+	long plen = 0;
+	struct in_addr a;
+	uint32_t base;
+
+	out[0] = '\0';
+	if (slash == NULL || (size_t)(slash - cidr) >= sizeof(net) ||
+	    parse_long(slash + 1, 8, 29, &plen) < 0)
+		return;
+	snprintf(net, sizeof(net), "%.*s", (int)(slash - cidr), cidr);
+	if (inet_pton(AF_INET, net, &a) != 1)
+		return;
+	base = ntohl(a.s_addr) & ~((1u << (32 - plen)) - 1);
+	a.s_addr = htonl(base + (1u << (32 - plen)) - 2);
+	inet_ntop(AF_INET, &a, out, (socklen_t)n);
+}
+
+/* The id of the VxNet named name (and the ip_network of the router it is
+ * joined to, "" if none): 0, 1 if none, or a call error. */
 static int
-find_vxnet(struct qclb *q, const char *name, char *id, size_t n, struct herr *err)
+find_vxnet(struct qclb *q, const char *name, char *id, size_t n, char *ipnet, size_t in,
+	   struct herr *err)
 {
 	json_t *resp = NULL, *v;
 	size_t i;
@@ -197,6 +279,10 @@ find_vxnet(struct qclb *q, const char *name, char *id, size_t n, struct herr *er
 		if (vn && strcmp(vn, name) == 0) {
 			snprintf(id, n, "%s",
 				 json_string_value(json_object_get(v, "vxnet_id")) ?: "");
+			snprintf(ipnet, in, "%s",
+				 json_string_value(json_object_get(json_object_get(v, "router"),
+								   "ip_network"))
+					 ?: "");
 			found = 0;
 			break;
 		}
@@ -384,6 +470,8 @@ qingcloud_lb_open(struct lb *l, struct herr *err)
 	}
 	q->c.timeout_ms = 15000;
 	q->c.max_attempts = 3;
+	q->drains = json_object();
+	q->timeouts = json_object();
 	pthread_mutex_init(&q->mu, NULL);
 	l->priv = q;
 	return 0;
@@ -397,6 +485,8 @@ qingcloud_lb_close(struct lb *l)
 	if (q == NULL)
 		return;
 	qc_client_release(&q->c);
+	json_decref(q->drains);
+	json_decref(q->timeouts);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 	l->priv = NULL;
@@ -405,7 +495,7 @@ qingcloud_lb_close(struct lb *l)
 static int
 ensure_locked(struct qclb *q, struct lb *l, const struct lb_spec *spec, struct herr *err)
 {
-	char name[160], vx[64] = "", eip[64] = "";
+	char name[160], vx[64] = "", eip[64] = "", ipnet[64] = "", pip[32] = "";
 	struct qlb cur;
 	json_t *resp = NULL, *params;
 	int rc;
@@ -423,8 +513,9 @@ ensure_locked(struct qclb *q, struct lb *l, const struct lb_spec *spec, struct h
 		} else {
 			char vn[32];
 			vxnet_name_of(l, spec->network, vn);
-			if ((rc = find_vxnet(q, vn, vx, sizeof(vx), err)) < 0)
+			if ((rc = find_vxnet(q, vn, vx, sizeof(vx), ipnet, sizeof(ipnet), err)) < 0)
 				return rc;
+			top_address(ipnet, pip, sizeof(pip));
 			if (rc == 1)
 				return herr_field(err, HERR_NOTFOUND, "network",
 						  "network '%s' has no VxNet (%s) yet",
@@ -432,6 +523,8 @@ ensure_locked(struct qclb *q, struct lb *l, const struct lb_spec *spec, struct h
 		}
 		params = eip[0] ? json_pack("{s:[s], s:s}", "eips", eip, "loadbalancer_name", name)
 				: json_pack("{s:s, s:s}", "vxnet", vx, "loadbalancer_name", name);
+		if (pip[0])
+			json_object_set_new(params, "private_ip", json_string(pip));
 		rc = call(q, "CreateLoadBalancer", params, 0, &resp, err);
 		if (rc < 0) {
 			if (!q->c.last.outcome_unknown || find_lb(q, l, spec->name, &cur, err) != 0)
@@ -463,6 +556,7 @@ qingcloud_lb_ensure(struct lb *l, const struct lb_spec *spec, struct herr *err)
 	int rc;
 
 	pthread_mutex_lock(&q->mu);
+	json_object_set_new(q->timeouts, spec->name, json_integer(spec->drain_timeout_ms));
 	rc = ensure_locked(q, l, spec, err);
 	pthread_mutex_unlock(&q->mu);
 	return rc;
@@ -657,6 +751,8 @@ qingcloud_lb_add_backend(struct lb *l, const char *lb, const struct lb_member *m
 					    json_object_get(b, "loadbalancer_backend_id"),
 					    "disabled", 0),
 				  QC_IDEMPOTENT, NULL, err);
+		if (rc == 0)
+			drain_forget(q, lb, m->name);
 		goto out;
 	}
 	if (m->instance_id[0]) {
@@ -694,16 +790,23 @@ backend_change(struct lb *l, const char *lb, const char *member, bool drain, str
 	rc = backends_of(q, l, lb, lst, sizeof(lst), &set, err);
 	if (rc == 0 && (b = backend_named(set, member)) != NULL) {
 		const json_t *id = json_object_get(b, "loadbalancer_backend_id");
-		if (drain)
+		bool off = json_integer_value(json_object_get(b, "disabled")) != 0;
+		if (drain && !off)
 			rc = call(q, "ModifyLoadBalancerBackendAttributes",
 				  json_pack("{s:O, s:i}", "loadbalancer_backend", id, "disabled",
 					    1),
 				  QC_IDEMPOTENT, NULL, err);
-		else
+		else if (!drain)
 			rc = call(q, "DeleteLoadBalancerBackends",
 				  json_pack("{s:[O]}", "loadbalancer_backends", id), QC_IDEMPOTENT,
 				  NULL, err);
+		/* the drain time runs from the disable (staged: the caller
+		 * applies it at once) */
+		if (rc == 0 && drain)
+			drain_since(q, lb, member);
 	}
+	if (rc >= 0 && !drain)
+		drain_forget(q, lb, member);
 	pthread_mutex_unlock(&q->mu);
 	json_decref(set);
 	return rc < 0 ? rc : 0;
@@ -795,6 +898,7 @@ qingcloud_lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out
 	struct qclb *q = l->priv;
 	char lst[64];
 	json_t *set = NULL, *ids = json_array(), *addrs = NULL, *v;
+	int64_t now, limit;
 	size_t i;
 	int rc;
 
@@ -806,10 +910,13 @@ qingcloud_lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out
 		json_array_append(ids, json_object_get(v, "resource_id"));
 	if (rc == 0)
 		addrs = addresses_of(q, ids, err);
-	pthread_mutex_unlock(&q->mu);
-	if (rc < 0)
+	if (rc < 0) {
+		pthread_mutex_unlock(&q->mu);
 		goto out;
+	}
 	rc = 0;
+	now = mono_ms();
+	limit = drain_timeout(q, lb);
 	*out = xcalloc(json_array_size(set) + 1, sizeof(**out));
 	json_array_foreach(set, i, v) {
 		struct lb_backend *b = &(*out)[*n];
@@ -830,10 +937,13 @@ qingcloud_lb_list_backends(struct lb *l, const char *lb, struct lb_backend **out
 		snprintf(b->status, sizeof(b->status), "%s", st);
 		b->state = disabled ? LBB_DRAIN : strcmp(st, "up") == 0 ? LBB_UP : LBB_DOWN;
 		b->intent = disabled ? LBI_DRAINING : LBI_ACTIVE;
-		b->drain_since_ms = disabled ? mono_ms() : 0;
-		b->scur = 0; /* not in QingCloud's API */
+		/* sessions are not in QingCloud's API (see the top): a
+		 * disabled member has some until its drain time is up */
+		b->drain_since_ms = disabled ? drain_since(q, lb, nm) : 0;
+		b->scur = disabled && now - b->drain_since_ms < limit ? QCLB_ASSUMED_SESSIONS : 0;
 		(*n)++;
 	}
+	pthread_mutex_unlock(&q->mu);
 out:
 	json_decref(set);
 	json_decref(ids);
