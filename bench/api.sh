@@ -1,40 +1,74 @@
 #!/usr/bin/env bash
-# bench/api.sh - requests/s and p99 of GET /v1/groups/NAME (keep-alive, wrk)
-# next to nginx serving a static JSON file of the same size, in the same run.
-# Prints both and the ratio. A benchmark, not a test: no thresholds.
+# bench/api.sh - GETs of herd's API beside nginx serving, as static files,
+# the very bytes herd answered (same size, same content), in the same run:
+#   cached    GET /v1/groups/node  (served from the API's GET cache)
+#   uncached  GET /v1/groups       (a list: the cache never serves lists)
+# Fair by construction, and checked before anything is measured:
+#   - the reference answers 200 with herd's exact body (the files live in a
+#     directory nginx's unprivileged workers can read); both servers are
+#     asked once and compared byte for byte, and the bench stops loudly if
+#     either is not a 200 of that body, or if wrk saw any non-2xx answer or
+#     socket error during a round;
+#   - the same worker count: herd's HTTP threads are one per core, at least
+#     2 (src/server/httpd.c pool_size), and nginx gets as many
+#     worker_processes; wrk sends both the same headers (the bearer token);
+#   - BENCH_ROUNDS alternated rounds (herd, nginx, herd, nginx ...), each
+#     BENCH_DURATION seconds: medians printed with the spread (min..max).
+# A benchmark, not a test: the targets are printed beside the figures.
 set -euo pipefail
 HERD=${HERD_BIN:-$(dirname "$0")/../build/herd}
-DUR=${BENCH_DURATION:-5}
+DUR=${BENCH_DURATION:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNS:-32}
+GROUPS_N=5
 work=$(mktemp -d /tmp/herd-bench-api.XXXXXX)
+www=$(mktemp -d /tmp/herd-bench-www.XXXXXX)   # no secrets: readable by nginx's workers
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
+	rm -rf "$work" "$www"
 }
 trap cleanup EXIT
 trap 'echo "api: failed at line $LINENO (server log: $(tail -3 "$work/server.log" 2>/dev/null))" >&2' ERR
+die() { echo "api: FAILED: $*" >&2; exit 1; }
 
-port() { echo $((20000 + RANDOM % 30000)); }
+for t in wrk nginx curl; do
+	command -v "$t" >/dev/null || die "$t missing (tools/deps.sh bench installs it)"
+done
+port() { echo $((20000 + RANDOM % 12000)); }
 hp=$(port); np=$(port)
+[ "$hp" != "$np" ] || np=$((hp + 1))
+cores=$(nproc)
+workers=$((cores < 2 ? 2 : cores > 16 ? 16 : cores))
 
 "$HERD" server --data "$work/data" --listen "127.0.0.1:$hp" --log-level warn 2>"$work/server.log" &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$hp/healthz" >/dev/null && break; sleep 0.1; done
 tok=$(cat "$work/data/admin.token")
 auth=(-H "Authorization: Bearer $tok" -H 'Content-Type: application/json')
-curl -sf "${auth[@]}" -X POST -d '{"name":"here","driver":"local"}' "http://127.0.0.1:$hp/v1/accounts" >/dev/null
-curl -sf "${auth[@]}" -X POST -d '{"name":"vpc1","account":"here","cidr":"198.18.250.0/24"}' "http://127.0.0.1:$hp/v1/networks" >/dev/null
-curl -sf "${auth[@]}" -X POST -d '{"name":"t","account":"here","network":"vpc1"}' "http://127.0.0.1:$hp/v1/templates" >/dev/null
-curl -sf "${auth[@]}" -X POST -d '{"name":"c"}' "http://127.0.0.1:$hp/v1/clusters" >/dev/null
-curl -sf "${auth[@]}" -X POST -d '{"name":"node","cluster":"c","template":"t","size":0,"max":6}' "http://127.0.0.1:$hp/v1/groups" >/dev/null
-body=$(curl -sf "${auth[@]}" "http://127.0.0.1:$hp/v1/groups/node")
+post() { curl -sf "${auth[@]}" -X POST -d "$2" "http://127.0.0.1:$hp/v1/$1" >/dev/null; }
+post accounts '{"name":"here","driver":"local"}'
+post networks '{"name":"vpc1","account":"here","cidr":"198.18.250.0/24"}'
+post templates '{"name":"t","account":"here","network":"vpc1"}'
+post clusters '{"name":"c"}'
+post groups '{"name":"node","cluster":"c","template":"t","size":0,"max":6}'
+for i in $(seq 2 "$GROUPS_N"); do
+	post groups "{\"name\":\"g$i\",\"cluster\":\"c\",\"template\":\"t\",\"size\":0,\"max\":6}"
+done
 
-mkdir -p "$work/www"
-printf '%s\n' "$body" >"$work/www/node.json"
+# rows: name, herd path, file nginx serves
+rows=("cached|/v1/groups/node|node.json" "uncached|/v1/groups|groups.json")
+chmod 0755 "$www"
+for r in "${rows[@]}"; do
+	IFS='|' read -r _ path file <<<"$r"
+	code=$(curl -s "${auth[@]}" -o "$www/$file" -w '%{http_code}' "http://127.0.0.1:$hp$path")
+	[ "$code" = 200 ] || die "herd answered $code to GET $path"
+	chmod 0644 "$www/$file"
+done
+
 cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
+worker_processes $workers;
 pid $work/nginx.pid;
 error_log $work/nginx.err warn;
 events { worker_connections 1024; }
@@ -42,22 +76,62 @@ http {
   access_log off;
   default_type application/json;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$np; root $work/www; }
+  server { listen 127.0.0.1:$np; root $www; }
 }
 CONF
 nginx -c "$work/nginx.conf" -g 'daemon off;' &
 pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$np/node.json" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$np/" && break; sleep 0.1; done
+
+# Both must answer 200 with the same bytes before anything is measured.
+for r in "${rows[@]}"; do
+	IFS='|' read -r name path file <<<"$r"
+	hc=$(curl -s "${auth[@]}" -o "$work/h.body" -w '%{http_code}' "http://127.0.0.1:$hp$path")
+	nc=$(curl -s "${auth[@]}" -o "$work/n.body" -w '%{http_code}' "http://127.0.0.1:$np/$file")
+	[ "$hc" = 200 ] || die "$name: herd answered $hc to GET $path"
+	[ "$nc" = 200 ] || die "$name: nginx answered $nc to GET /$file ($(head -c 200 "$work/n.body"))"
+	cmp -s "$work/h.body" "$work/n.body" ||
+		die "$name: nginx's body ($(wc -c <"$work/n.body") bytes) is not herd's ($(wc -c <"$work/h.body") bytes)"
+done
 
 lua="$work/auth.lua"
 printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$tok" >"$lua"
-run_wrk() { wrk -t2 -c"$CONNS" -d"${DUR}s" --latency "$@" 2>&1; }
-h=$(run_wrk -s "$lua" "http://127.0.0.1:$hp/v1/groups/node")
-n=$(run_wrk "http://127.0.0.1:$np/node.json")
-rps() { awk '/Requests\/sec/ {print $2}'; }
-p99() { awk '$1 == "99%" {print $2}'; }
-hr=$(echo "$h" | rps); nr=$(echo "$n" | rps)
-echo "api: GET /v1/groups/node (${#body} bytes, $CONNS connections, ${DUR}s, keep-alive)"
-printf '  herd   %10s req/s  p99 %s\n' "$hr" "$(echo "$h" | p99)"
-printf '  nginx  %10s req/s  p99 %s  (same-size static file)\n' "$nr" "$(echo "$n" | p99)"
-awk -v a="$hr" -v b="$nr" 'BEGIN { printf "  ratio  %.2fx nginx (target >= 0.8x)\n", a / b }'
+# sample NAME URL: one wrk round; prints "req/s p50_ms p99_ms"; fails on any
+# non-2xx answer or socket error.
+sample() {
+	local out
+	out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" --latency -s "$lua" "$2" 2>&1)
+	if grep -q 'Non-2xx' <<<"$out"; then die "$1: $(grep 'Non-2xx' <<<"$out") from $2"; fi
+	if grep -q 'Socket errors' <<<"$out"; then die "$1: $(grep 'Socket errors' <<<"$out") from $2"; fi
+	awk 'function ms(v) {
+		if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
+		if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v }
+	/Requests\/sec/ { r = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+	END { if (r == "") exit 1; printf "%s %.3f %.3f\n", r, p50, p99 }' <<<"$out"
+}
+# stats: reads one number per line; prints "median min max".
+stats() { sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%g %g %g\n", m, v[1], v[NR] }'; }
+
+echo "api: herd vs nginx serving herd's exact answer; $workers herd HTTP threads (one per core, >= 2)" \
+	"vs $workers nginx workers; wrk -t2 -c$CONNS keep-alive; $ROUNDS alternated rounds of ${DUR}s;" \
+	"median (min..max)"
+for r in "${rows[@]}"; do
+	IFS='|' read -r name path file <<<"$r"
+	: >"$work/h.$name"; : >"$work/n.$name"
+	for _ in $(seq "$ROUNDS"); do
+		sample "$name herd" "http://127.0.0.1:$hp$path" >>"$work/h.$name"
+		sample "$name nginx" "http://127.0.0.1:$np/$file" >>"$work/n.$name"
+	done
+	paste -d' ' "$work/h.$name" "$work/n.$name" | awk '{ print $1 / $4 }' >"$work/r.$name"
+	printf '  %-8s GET %s (%d bytes, checked identical from both)\n' "$name" "$path" "$(wc -c <"$www/$file")"
+	for who in herd nginx; do
+		f="$work/${who:0:1}.$name"
+		read -r rm rlo rhi < <(cut -d' ' -f1 "$f" | stats)
+		read -r p50 _ _ < <(cut -d' ' -f2 "$f" | stats)
+		read -r p99 p99lo p99hi < <(cut -d' ' -f3 "$f" | stats)
+		printf '    %-6s %9.0f req/s (%.0f..%.0f)  p50 %.3f ms  p99 %.3f ms (%.3f..%.3f)\n' \
+			"$who" "$rm" "$rlo" "$rhi" "$p50" "$p99" "$p99lo" "$p99hi"
+	done
+	read -r q qlo qhi < <(stats <"$work/r.$name")
+	printf '    ratio  %.2fx nginx (per round %.2f..%.2f; target >= 0.8x)\n' "$q" "$qlo" "$qhi"
+done

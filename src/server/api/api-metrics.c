@@ -175,7 +175,7 @@ void
 api_agent_metrics(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	json_t *body = req_json(rq), *batches, *dropped, *cfg, *ans;
+	json_t *body = req_json(rq), *batches, *dropped, *ans;
 	struct metrics_push_result res;
 	struct metrics_host h;
 
@@ -195,9 +195,8 @@ api_agent_metrics(struct req *rq)
 	 * may resend them, and same-timestamp samples just replace */
 	if (metrics_push_ingest(rq->srv, &h, batches, dropped, &res, &err) < 0)
 		return reply_err(rq, &err);
-	cfg = metrics_agent_config(rq->srv, h.cluster, h.group);
-	ans = json_pack("{s:O,s:I,s:I}", "config_version", json_object_get(cfg, "version"),
-			"accepted", (json_int_t)res.accepted, "rejected", (json_int_t)res.rejected);
+	ans = json_pack("{s:I,s:I,s:I}", "config_version", res.config_version, "accepted",
+			(json_int_t)res.accepted, "rejected", (json_int_t)res.rejected);
 	if (res.refused)
 		json_object_set_new(ans, "refused",
 				    json_pack("{s:I,s:s,s:I,s:I,s:I}", "series", (json_int_t)res.refused,
@@ -206,7 +205,6 @@ api_agent_metrics(struct req *rq)
 					      "host_max_series", (json_int_t)res.refusal.host_max,
 					      "host_refused_total", (json_int_t)res.refusal.host_refused));
 	reply_json(rq, 200, ans);
-	json_decref(cfg);
 }
 
 /* --- viewer queries --- */
@@ -606,6 +604,9 @@ static const struct prom_family prom_families[] = {
 	  "Samples stored since the server started." },
 	{ NULL, "herd_tsdb_samples_rejected_total", "counter", 1,
 	  "Samples refused since the server started, by reason." },
+	{ NULL, "herd_agent_config_builds_total", "counter", 1,
+	  "Times the agents' configuration (and the cluster's quotas a push obeys) was computed"
+	  " from the store since the server started: once per resource change, not per push." },
 };
 
 #define PROM_CUSTOM_HELP "Custom metric: reported by a script monitor or pushed to herd."
@@ -675,6 +676,9 @@ expose_stats(struct tsdb *db, struct buf *b)
 		 "herd_tsdb_samples_rejected_total{reason=\"series_limit\"} %llu\n",
 		 (unsigned long long)st.out_of_order, (unsigned long long)st.duplicates,
 		 (unsigned long long)st.too_old, (unsigned long long)st.series_limited);
+	prom_header(b, "herd_agent_config_builds_total");
+	buf_addf(b, "herd_agent_config_builds_total %llu\n",
+		 (unsigned long long)metrics_agent_config_builds());
 }
 
 /* A /metrics answer being sent: the text is made EXPOSE_CHUNK_SERIES

@@ -1,7 +1,9 @@
 /* model/metrics.c - the metrics model (model/metrics.h): a validated push
  * stored in the metric store under the cluster's quotas, the in-memory
  * cache of pushing hosts' identities with their monitor states and dropped
- * batches, the monitor configuration agents poll, a host's series summary
+ * batches, the monitor configuration agents poll (kept per cluster/group
+ * with the cluster's quotas, and computed again only after a resource
+ * changed: a push reads nothing from the store), a host's series summary
  * and the group aggregate the autoscaler reads. No HTTP here: the handlers
  * in api/api-metrics.c validate, call these and answer. */
 #include <math.h>
@@ -225,8 +227,10 @@ duration_s(json_t *v, int dflt)
 	return dflt;
 }
 
-json_t *
-metrics_agent_config(struct server *s, const char *cluster, const char *group)
+/* The configuration computed from the store: two reads or more, a JSON
+ * dump and a SHA-256, so it is cached (cfg_get below). */
+static json_t *
+config_build(struct server *s, const char *cluster, const char *group)
 {
 	struct herr err = HERR_INIT;
 	json_t *mons = json_array(), *cfg, *names, *n;
@@ -318,6 +322,123 @@ cluster_limits(struct server *s, const char *cluster, struct tsdb_limits *lim)
 	res_release(&c);
 }
 
+/* --- what a push needs, per (cluster, group), cached ---
+ * The configuration (and its version) and the cluster's quotas, computed
+ * from the store only when no slot holds them under the current resources
+ * generation (model/res.h): any resource written since, or a write not yet
+ * committed when the slot was filled, makes it compute them again.
+ * Direct-mapped, bounded; names too long for a slot are never cached. */
+#define CFG_SLOTS 1024
+
+struct cfg_slot {
+	const struct server *srv;
+	char cluster[64], group[64];
+	int64_t push_ms;
+	struct res_gen gen;
+	json_t *cfg;               /* owned; handed out as copies */
+	json_int_t version;
+	struct tsdb_limits lim;
+};
+
+static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cfg_slot cfg_tab[CFG_SLOTS];
+static uint64_t cfg_builds;   /* times computed from the store */
+
+static struct cfg_slot *
+cfg_slot(const struct server *s, const char *cluster, const char *group)
+{
+	unsigned h = mh_hash(cluster) * 31u + mh_hash(group) + (unsigned)((uintptr_t)s >> 4);
+
+	return &cfg_tab[h % CFG_SLOTS];
+}
+
+static bool
+cfg_hit(const struct cfg_slot *sl, const struct server *s, const char *cluster,
+	const char *group)
+{
+	return sl->cfg && sl->srv == s && sl->push_ms == s->push_interval_ms &&
+	       strcmp(sl->cluster, cluster) == 0 && strcmp(sl->group, group) == 0 &&
+	       res_gen_current(&sl->gen);
+}
+
+/* The version and quotas of cluster/group (and, when cfg is not NULL, an
+ * owned copy of the configuration), from the cache or the store. */
+static void
+cfg_get(struct server *s, const char *cluster, const char *group, json_int_t *version,
+	struct tsdb_limits *lim, json_t **cfg)
+{
+	struct cfg_slot *sl = cfg_slot(s, cluster, group);
+	bool fits = strlen(cluster) < sizeof(sl->cluster) && strlen(group) < sizeof(sl->group);
+	struct res_gen gen;
+	json_t *built;
+
+	pthread_mutex_lock(&cfg_lock);
+	if (fits && cfg_hit(sl, s, cluster, group)) {
+		*version = sl->version;
+		*lim = sl->lim;
+		if (cfg)
+			*cfg = json_deep_copy(sl->cfg);
+		pthread_mutex_unlock(&cfg_lock);
+		return;
+	}
+	pthread_mutex_unlock(&cfg_lock);
+	res_gen_take(&gen);   /* before reading: a change after it voids the slot */
+	built = config_build(s, cluster, group);
+	cluster_limits(s, cluster, lim);
+	*version = json_integer_value(json_object_get(built, "version"));
+	if (cfg)
+		*cfg = json_deep_copy(built);
+	pthread_mutex_lock(&cfg_lock);
+	if (cfg_builds < UINT64_MAX)
+		cfg_builds++;
+	if (fits) {
+		json_decref(sl->cfg);
+		sl->srv = s;
+		snprintf(sl->cluster, sizeof(sl->cluster), "%s", cluster);
+		snprintf(sl->group, sizeof(sl->group), "%s", group);
+		sl->push_ms = s->push_interval_ms;
+		sl->gen = gen;
+		sl->cfg = built;
+		sl->version = *version;
+		sl->lim = *lim;
+		built = NULL;
+	}
+	pthread_mutex_unlock(&cfg_lock);
+	json_decref(built);
+}
+
+json_t *
+metrics_agent_config(struct server *s, const char *cluster, const char *group)
+{
+	struct tsdb_limits lim;
+	json_int_t version;
+	json_t *cfg;
+
+	cfg_get(s, cluster, group, &version, &lim, &cfg);
+	return cfg;
+}
+
+json_int_t
+metrics_agent_config_version(struct server *s, const char *cluster, const char *group)
+{
+	struct tsdb_limits lim;
+	json_int_t version;
+
+	cfg_get(s, cluster, group, &version, &lim, NULL);
+	return version;
+}
+
+uint64_t
+metrics_agent_config_builds(void)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&cfg_lock);
+	n = cfg_builds;
+	pthread_mutex_unlock(&cfg_lock);
+	return n;
+}
+
 json_t *
 metrics_host_json(struct server *s, const char *cluster, const char *host)
 {
@@ -377,12 +498,14 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 	int64_t last_ts = 0;
 	struct tsdb_limits lim;
 	struct tsdb_append_info info;
+	json_int_t version;
 	json_t *b;
 
 	memset(out, 0, sizeof(*out));
 	if (db == NULL)
 		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
-	cluster_limits(s, h->cluster, &lim);
+	cfg_get(s, h->cluster, h->group, &version, &lim, NULL);
+	out->config_version = version;
 	json_array_foreach(batches, i, b) {
 		json_t *series = json_object_get(b, "series"), *mons = json_object_get(b, "monitors");
 		size_t ns = json_array_size(series), nm = json_array_size(mons), n = 0, nl = 0, j;

@@ -88,8 +88,18 @@ int metrics_host_ident(struct server *s, const char *host_id, struct metrics_hos
 
 /* The monitor configuration of the hosts of cluster/group, as agents poll
  * it: {"version","push_interval_s","monitors"} (owned). version changes
- * whenever the rest does. Monitors that cannot be read are left out. */
+ * whenever the rest does. Monitors that cannot be read are left out.
+ * Computed from the store once per change of any resource (model/res.h's
+ * generation), kept in memory (bounded) per cluster/group in between. */
 json_t *metrics_agent_config(struct server *s, const char *cluster, const char *group);
+
+/* Its version alone, as a push answers it (same cache). */
+json_int_t metrics_agent_config_version(struct server *s, const char *cluster,
+					const char *group);
+
+/* How many times the configuration was computed from the store since the
+ * server started (herd_agent_config_builds_total on /metrics). */
+uint64_t metrics_agent_config_builds(void);
 
 /* A push value: a JSON number, or "NaN", "+Inf", "Inf", "-Inf". False (and
  * *out untouched) for anything else. */
@@ -104,13 +114,14 @@ struct metrics_push_result {
 	size_t rejected;                  /* samples refused (old, duplicate, quota) */
 	size_t refused;                   /* new series refused by the quotas */
 	struct tsdb_append_info refusal;  /* reason and host figures of the last refusal */
+	json_int_t config_version;        /* of the host's group, as the push used it */
 };
 
 /* Stores a push of host h already validated by the caller (batches: array
  * of {"ts_ms","series","monitors"}; dropped: the agent's lost batches, may
  * be NULL), both borrowed: each batch's series with labels host/group/
  * cluster added, monitor_up per monitor, agent_dropped_batches_total on the
- * last batch; the cluster's quotas apply (a refusal is logged and, at most
+ * last batch; the cluster's quotas apply (cached with the configuration) (a refusal is logged and, at most
  * hourly, recorded as an activity). Then the monitor states of the newest
  * batch are kept and metrics_on_push() is told the metric names. Errors:
  * HERR_UNAVAIL without a metric store, or the store's error, in which case

@@ -1,7 +1,8 @@
 /* res.c - storage of declarative resources (accounts, networks, templates,
  * groups, ...): one row each in `resources` with the spec as JSON, and the
  * references between them in `refs`, so deleting something still referred
- * to is refused naming the referrer. */
+ * to is refused naming the referrer. Every write also moves the resources
+ * generation (res_gen_take / res_gen_current) that caches follow. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,45 @@
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
+
+/* --- the resources generation ---
+ * A write bumps res_changes after its statements and, before that, raises
+ * res_pending to the store generation read before them. Inside a
+ * transaction (BEGIN IMMEDIATE: no other write commits until ours does)
+ * the store generation moves past res_pending only when ours commits; so a
+ * snapshot whose store generation is above res_pending began reading after
+ * every counted write was committed, and one taken earlier fails the test.
+ * Outside a transaction each statement has committed before the bump.
+ * A rolled-back write leaves snapshots not current until the next commit
+ * anywhere: a cache rebuilds, never serves stale. */
+static uint64_t res_changes;
+static uint64_t res_pending;
+
+static void
+res_changed(uint64_t store_before)
+{
+	uint64_t p = __atomic_load_n(&res_pending, __ATOMIC_ACQUIRE);
+
+	while (p < store_before &&
+	       !__atomic_compare_exchange_n(&res_pending, &p, store_before, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+	__atomic_add_fetch(&res_changes, 1, __ATOMIC_ACQ_REL);
+}
+
+void
+res_gen_take(struct res_gen *g)
+{
+	g->res = __atomic_load_n(&res_changes, __ATOMIC_ACQUIRE);
+	g->store = store_generation();
+}
+
+bool
+res_gen_current(const struct res_gen *g)
+{
+	return __atomic_load_n(&res_changes, __ATOMIC_ACQUIRE) == g->res &&
+	       g->store > __atomic_load_n(&res_pending, __ATOMIC_ACQUIRE);
+}
 
 void
 res_release(struct res *r)
@@ -125,9 +165,24 @@ ref_one(const struct kind *to, const char *scope, const char *name, const char *
 	return rc;
 }
 
+static int res_put_rows(struct store *st, const struct kind *k, const char *scope,
+			const char *name, json_t *spec, const char *path, bool *created,
+			struct herr *err);
+
 int
 res_put(struct store *st, const struct kind *k, const char *scope, const char *name, json_t *spec,
 	const char *path, bool *created, struct herr *err)
+{
+	uint64_t before = store_generation();
+	int rc = res_put_rows(st, k, scope, name, spec, path, created, err);
+
+	res_changed(before);   /* even on error: some rows may be written */
+	return rc;
+}
+
+static int
+res_put_rows(struct store *st, const struct kind *k, const char *scope, const char *name,
+	     json_t *spec, const char *path, bool *created, struct herr *err)
 {
 	struct ref_ctx c = { st, 0, false };
 	char *text;
@@ -188,6 +243,7 @@ res_delete(struct store *st, const struct kind *k, const char *scope, const char
 {
 	struct res r;
 	json_t *row;
+	uint64_t before;
 	int rc;
 
 	if ((rc = res_get(st, k, scope, name, &r, err)) < 0)
@@ -207,8 +263,11 @@ res_delete(struct store *st, const struct kind *k, const char *scope, const char
 	}
 	if (err->code)
 		return err->code;
-	return store_q(st, NULL, NULL, err, "DELETE FROM resources WHERE id = ?", "[I]",
-		       (json_int_t)r.id);
+	before = store_generation();
+	rc = store_q(st, NULL, NULL, err, "DELETE FROM resources WHERE id = ?", "[I]",
+		     (json_int_t)r.id);
+	res_changed(before);
+	return rc;
 }
 
 json_t *

@@ -30,6 +30,20 @@ int res_get(struct store *st, const struct kind *k, const char *scope, const cha
 /* Finds by name across scopes: HERR_NOTFOUND, or HERR_CONFLICT if ambiguous. */
 int res_find(struct store *st, const struct kind *k, const char *name, struct res *out,
 	     struct herr *err);
+/* A snapshot for caches of what is derived from resources (the agents'
+ * configuration, a cluster's quotas): take it before reading, keep it
+ * with the result; the result is current while res_gen_current() says so.
+ * It stops being current at every res_put / res_delete (any kind), and a
+ * snapshot taken while such a write is not yet committed is never current
+ * (it may have read the old rows): see res.c. */
+struct res_gen {
+	uint64_t res;      /* res_put / res_delete calls finished */
+	uint64_t store;    /* store_generation() */
+};
+
+void res_gen_take(struct res_gen *g);
+bool res_gen_current(const struct res_gen *g);
+
 /* Creates or updates (spec borrowed) and rewrites its refs; in the caller's
  * transaction. *created tells which. Returns 0 or an error; a missing
  * reference is HERR_INVALID naming path's field. */

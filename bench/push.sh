@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016  # python code in single quotes, on purpose
+# bench/push.sh - what a push costs the server, per pushed sample, beside
+# what storing a sample costs the metric store itself, in the same run:
+#   herd:      one real local host (its credential); BENCH_PUSH_PUSHES
+#              pushes per round, each one batch of 31 samples shaped as the
+#              agent's (29 host series with their labels, a custom metric,
+#              one monitor), sent back to back on one keep-alive connection
+#              (python3 http.client, bodies made before the clock starts), every
+#              answer checked (200, all samples accepted). Server CPU = the
+#              sum of its threads' run time (/proc/PID/task/*/schedstat, ns)
+#              over the round, less the same server's CPU over an idle
+#              stretch of the same length right after (its own timers, the
+#              real agent's heartbeats), divided by the samples stored;
+#   reference: `tsdb-bench ingest` (bench/tsdb-bench.c): one thread
+#              appending the same 32-series host shape straight into the
+#              store, CPU per sample (ingest_samples_per_cpu_s).
+# Rounds alternate (herd, reference, herd, ...); medians with min..max.
+# Also prints herd_agent_config_builds_total before and after: the agent
+# configuration is computed per change, not per push. Root only (a local
+# host is a network namespace). A benchmark, not a test: no thresholds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HERD=$(realpath "${HERD_BIN:-build/herd}")
+BUILD=${BUILD:-build}
+ROUNDS=${BENCH_ROUNDS:-5}
+PUSHES=${BENCH_PUSH_PUSHES:-2000}
+STEP_MS=5000
+
+if [ "$(id -u)" != 0 ]; then
+	echo "push: skipped (needs root for a local host)"
+	exit 0
+fi
+work=$(mktemp -d /tmp/herd-bench-push.XXXXXX)
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	"$HERD" server --data "$work/data" --teardown >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+die() { echo "push: FAILED: $*" >&2; exit 1; }
+
+[ -f "$BUILD/libherd.a" ] || make -s "$BUILD/libherd.a"
+# shellcheck disable=SC2046
+cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Isrc/lib -Isrc/server -o "$work/tsdb-bench" \
+	bench/tsdb-bench.c "$BUILD/libherd.a" \
+	$(pkg-config --libs libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0) \
+	-lm -pthread
+
+port=$((20000 + RANDOM % 12000))
+url="http://127.0.0.1:$port"
+# the real agent pushes once a minute: its own pushes stay out of the way
+"$HERD" server --data "$work/data" --listen "127.0.0.1:$port" --push-interval 60s \
+	--log-level warn 2>"$work/server.log" &
+pid=$!
+for _ in $(seq 50); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
+tok=$(cat "$work/data/admin.token")
+export HERD_URL=$url HERD_TOKEN=$tok
+cat >"$work/bench.yaml" <<EOF
+accounts:
+  - name: here
+    driver: local
+networks:
+  - name: pushnet
+    account: here
+    cidr: 198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24
+templates:
+  - name: node
+    account: here
+    network: pushnet
+monitors:
+  - name: busy
+    command: cat /nonexistent/busy
+    interval: 60s
+clusters:
+  - name: bench
+    groups:
+      - name: node
+        template: node
+        size: 1
+        monitors: [busy]
+EOF
+"$HERD" apply -f "$work/bench.yaml" >/dev/null
+cred=
+for _ in $(seq 600); do
+	f=$(find "$work/data/hosts" -name credential.json 2>/dev/null | head -1)
+	if [ -n "$f" ] && "$HERD" host ls --group bench/node --json | grep -q '"ready"'; then
+		cred=$(perl -MJSON::PP -e 'local $/; open my $f, "<", $ARGV[0] or exit;
+			print decode_json(<$f>)->{credential}' "$f")
+		break
+	fi
+	sleep 0.2
+done
+[ -n "$cred" ] || die "the host did not become ready"
+
+# server CPU so far, ns: every thread's run time
+cpu_ns() { cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+builds() {
+	curl -sf -H "Authorization: Bearer $tok" "$url/metrics" |
+		awk '$1 == "herd_agent_config_builds_total" { print $2 }'
+}
+# pusher ROUND: sends PUSHES pushes of round ROUND (its own hour range, so
+# every sample is new and in order); prints "samples wall_s".
+pusher() {
+	python3 -c '
+import http.client, math, re, sys, time
+url, cred, n, rnd, rounds, step = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+defs = [("cpu_busy_pct", "scope", "machine")]
+defs += [("cpu_mode_pct", "mode", m) for m in "user nice system idle iowait irq softirq steal".split()]
+defs += [(m, "scope", "machine") for m in ("load1", "load5", "load15", "mem_total_bytes",
+	"mem_available_bytes", "mem_used_bytes", "mem_used_pct")]
+defs += [(m, "mount", "/") for m in ("disk_used_bytes", "disk_free_bytes", "disk_used_pct")]
+defs += [("net_%s_per_s" % k, "iface", i) for i in ("eth0", "lo")
+	for k in ("rx_bytes", "tx_bytes", "rx_errors", "tx_errors")]
+defs += [("procs", "scope", "host"), ("uptime_s", "scope", "machine")]
+now = int(time.time() * 1000) // step * step
+t0 = now - (rounds - rnd) * n * step - 60000
+bodies = []
+for i in range(n):
+	s = ["{\"name\":\"bp_%s\",\"labels\":{\"%s\":\"%s\"},\"value\":%.3f}"
+		% (m, k, v, 50 + 40 * math.sin(i / 30 + len(m))) for m, k, v in defs]
+	s.append("{\"name\":\"bp_busy\",\"value\":%d}" % (i % 17))
+	bodies.append(("{\"batches\":[{\"ts_ms\":%d,\"series\":[%s],"
+		"\"monitors\":[{\"name\":\"bp_busy\",\"state\":\"ok\"}]}]}"
+		% (t0 + i * step, ",".join(s))).encode())
+host, port = url.split("//")[1].split(":")
+c = http.client.HTTPConnection(host, int(port))
+hdr = {"Authorization": "Bearer " + cred, "Content-Type": "application/json"}
+acc, w = 0, time.time()
+for b in bodies:   # bytes: headers and body leave in one send (no Nagle stall)
+	c.request("POST", "/v1/agent/metrics", b, hdr)
+	r = c.getresponse()
+	t = r.read().decode()
+	m = re.search(r"\"accepted\":(\d+)", t)
+	if r.status != 200 or not m or m.group(1) != "31":
+		sys.exit("push: %d %s" % (r.status, t[:300]))
+	acc += 31
+print(acc, "%.3f" % (time.time() - w))
+' "$url" "$cred" "$PUSHES" "$1" "$ROUNDS" "$STEP_MS"
+}
+stats() { sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%g %g %g\n", m, v[1], v[NR] }'; }
+
+b0=$(builds)
+: >"$work/herd"; : >"$work/ref"
+for r in $(seq 0 $((ROUNDS - 1))); do
+	# the pusher makes its bodies first: the clock starts at its first push
+	c0=$(cpu_ns)
+	read -r samples wall < <(pusher "$r") || die "round $r: the pushes failed"
+	c1=$(cpu_ns)
+	# idle, the same length: what the server spends anyway
+	sleep "$wall"
+	c2=$(cpu_ns)
+	awk -v a="$c0" -v b="$c1" -v c="$c2" -v n="$samples" -v p="$PUSHES" \
+		'BEGIN { busy = b - a; idle = c - b; printf "%.1f %.1f %.1f\n", (busy - idle) / n, (busy - idle) / p / 1000, idle / 1e6 }' \
+		>>"$work/herd"
+	"$work/tsdb-bench" ingest "$work/ref-$r" 2>/dev/null |
+		awk '$1 == "ingest_samples_per_cpu_s" { printf "%.1f\n", 1e9 / $2 }' >>"$work/ref"
+	rm -rf "$work/ref-$r"
+done
+b1=$(builds)
+
+read -r hs hslo hshi < <(cut -d' ' -f1 "$work/herd" | stats)
+read -r hp hplo hphi < <(cut -d' ' -f2 "$work/herd" | stats)
+read -r idle _ _ < <(cut -d' ' -f3 "$work/herd" | stats)
+read -r rs rslo rshi < <(stats <"$work/ref")
+paste -d' ' "$work/herd" "$work/ref" | awk '{ print $1 / $4 }' >"$work/ratio"
+read -r q qlo qhi < <(stats <"$work/ratio")
+echo "push: server CPU per pushed sample beside the metric store's own; $ROUNDS alternated rounds;" \
+	"median (min..max)"
+printf '  herd push     %8.0f ns/sample (%.0f..%.0f)  = %.1f us/push of 31 samples (%.1f..%.1f);' \
+	"$hs" "$hslo" "$hshi" "$hp" "$hplo" "$hphi"
+printf ' %d pushes a round on one keep-alive connection, idle server CPU %.1f ms subtracted\n' \
+	"$PUSHES" "$idle"
+printf '  tsdb ingest   %8.0f ns/sample (%.0f..%.0f)  (tsdb-bench ingest: one thread, 100 hosts x 720 steps, no HTTP)\n' \
+	"$rs" "$rslo" "$rshi"
+printf '  ratio         %.2fx the store'"'"'s own cost (per round %.2f..%.2f; target <= 3x)\n' "$q" "$qlo" "$qhi"
+if [ -n "$b0" ] && [ -n "$b1" ]; then
+	echo "  agent configuration computed $((b1 - b0)) times for $((ROUNDS * PUSHES)) pushes (herd_agent_config_builds_total)"
+else
+	echo "  agent configuration: this server does not count its computations (no herd_agent_config_builds_total)"
+fi
