@@ -216,7 +216,7 @@ check_samples(struct tsdb *db, int hosts, int64_t end_tick, int64_t retention_ms
 					    &err), 0);
 		assert_int_equal(n, hosts);
 		for (size_t i = 0; i < n; i++) {
-			int h = atoi(r[i].info.labels[1].value + 1); /* cluster, host */
+			int h = (int)strtol(r[i].info.labels[1].value + 1, NULL, 10); /* cluster, host */
 			int64_t first = cutoff <= T0 ? 0 : (cutoff - T0 + TICK_MS - 1) / TICK_MS, kept = 0;
 
 			assert_string_equal(r[i].info.labels[1].name, "host");

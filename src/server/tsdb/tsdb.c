@@ -2,7 +2,8 @@
  * series with a raw head (at most chunk_max_samples, cut at aligned
  * chunk_span_ms boundaries so the series of one host cut together and share
  * their timestamp block), chunks in mmapped block files, a WAL with group
- * commit, checkpoints, retention, and the queries. Written for herd. */
+ * commit, checkpoints, retention, block compaction, and the queries.
+ * Written for herd. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -824,7 +825,8 @@ write_chunks(struct tsdb *db, int64_t now, struct herr *err)
 	size_t nfx = 0, capfx = 0;
 	int rc = 0;
 
-	if (db->cur && now - db->cur->opened_ms >= db->o.block_span_ms &&
+	if (db->cur &&
+	    (now - db->cur->opened_ms >= db->o.block_span_ms || now < db->cur->opened_ms) &&
 	    (rc = block_seal(db, err)) < 0)
 		return rc;
 	for (uint32_t id = 0; id < index_end(db->ix); id++) {
@@ -1481,7 +1483,7 @@ compact_source(struct cjob *j, size_t si, struct tsdb_index *ix, struct wbuf *wb
 	uint32_t *local = NULL;         /* source local id -> merged id */
 	size_t nlocal = 0, ntsc = 0, captsc = 0, capmv = 0, off = 8;
 	uint64_t *tsc_src = NULL, *tsc_new = NULL;
-	const uint8_t **keys = NULL;
+	const uint8_t **keys = NULL, *p0;
 	size_t *klens = NULL;
 	const char *why = NULL;
 	int rc = 0;
@@ -1572,6 +1574,10 @@ compact_source(struct cjob *j, size_t si, struct tsdb_index *ix, struct wbuf *wb
 next:
 		off += 8 + (size_t)len;
 	}
+	if (rc == 0 && off < b->size && (why || rec_read(b->map, b->size, off, &p0, &why) != 0))
+		/* loading cut damage off already: this block changed under us */
+		rc = herr_set(err, HERR_INVALID, "block '%s' is damaged at offset %zu: not merged",
+			      b->path, off);
 	free(local);
 	free(keys);
 	free(klens);
@@ -1634,7 +1640,7 @@ out:
 static void
 compact_swap(struct tsdb *db, struct cjob *j, struct tblock *m)
 {
-	size_t at = 0, k = 0;
+	size_t at = 0, k = 0, lost = 0;
 
 	for (uint32_t id = 0; id < index_end(db->ix); id++) {
 		struct tseries *s = db->series[id];
@@ -1657,6 +1663,7 @@ compact_swap(struct tsdb *db, struct cjob *j, struct tblock *m)
 				if (lo == j->nmoves[si] || j->moves[si][lo].src_val != v) {
 					/* only an expired chunk can be missing */
 					db->st.chunks--;
+					lost++;
 					continue;
 				}
 				c->ts = m->map + j->moves[si][lo].ts_off;
@@ -1678,6 +1685,8 @@ compact_swap(struct tsdb *db, struct cjob *j, struct tblock *m)
 		db->st.block_bytes -= j->src[k]->size;
 	db->st.block_bytes += m->size;
 	db->st.compactions++;
+	if (lost)
+		log_warn("tsdb: %zu chunks past the retention went with their blocks", lost);
 }
 
 static void
@@ -1694,7 +1703,9 @@ int
 tsdb_compact(struct tsdb *db, struct herr *err)
 {
 	struct cjob j = { .fd = -1 };
+	struct timespec t0, t1;
 	struct tblock *m;
+	uint64_t hold_us;
 	int rc;
 
 	pthread_mutex_lock(&db->cmp_mu);
@@ -1724,10 +1735,16 @@ tsdb_compact(struct tsdb *db, struct herr *err)
 		goto out_unbusy;
 	}
 	pthread_rwlock_wrlock(&db->lock);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	compact_swap(db, &j, m);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	hold_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+	if (hold_us > db->st.compact_hold_us)
+		db->st.compact_hold_us = hold_us;
 	pthread_rwlock_unlock(&db->lock);
 	log_info("tsdb: merged %zu blocks (b-%016" PRIu64 "..%016" PRIu64 ") into '%s': %zu chunks, "
-		 "%" PRIu64 " bytes", j.nsrc, j.first, j.last, m->path, j.chunks, j.size);
+		 "%" PRIu64 " bytes, %" PRIu64 " us under the lock", j.nsrc, j.first, j.last, m->path,
+		 j.chunks, j.size, hold_us);
 	for (size_t k = 1; k < j.nsrc; k++)
 		unlink(j.src[k]->path);
 	if (!db->o.no_fsync) {

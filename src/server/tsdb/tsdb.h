@@ -10,7 +10,9 @@
  *                corrupt tail is skipped with a warning, never a refusal;
  *   head.snap    the samples not yet in a chunk, as of the last checkpoint;
  *   blocks/b-N   chunks (timestamp blocks stored once and shared by every
- *                series cut at the same batches), mapped read-only.
+ *                series cut at the same batches), mapped read-only; a
+ *                merged block starts with the range of blocks it covers;
+ *   blocks/b-N.tmp  a merge in progress (removed on open).
  * A checkpoint (every checkpoint_interval_ms, when the WAL passes
  * wal_max_bytes, and on close) writes finished chunks and head.snap,
  * fsyncs, then empties the WAL.
@@ -201,6 +203,7 @@ struct tsdb_stats {
 	uint64_t series_limited;  /* dropped: a new series past max_series or a quota */
 	uint64_t checkpoints;
 	uint64_t compactions;     /* merges done (tsdb_compact) */
+	uint64_t compact_hold_us; /* longest a merge held the lock (repointing), us */
 	uint64_t fsyncs;          /* WAL fsyncs (fewer than appends under load) */
 };
 
