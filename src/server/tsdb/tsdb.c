@@ -1635,44 +1635,71 @@ out:
 	return rc;
 }
 
+/* The merged-block location of a source chunk, or NULL (left out). */
+static const struct cmove *
+compact_moved(const struct cjob *j, const struct tchunk *c)
+{
+	size_t si = (size_t)c->blk->src, lo = 0, hi = j->nmoves[si];
+	uint64_t v = (uint64_t)(c->val - c->blk->map);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (j->moves[si][mid].src_val < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < j->nmoves[si] && j->moves[si][lo].src_val == v ? &j->moves[si][lo] : NULL;
+}
+
 /* Under the lock: points every chunk of the sources into the merged block
- * and puts it in their place in the block list. */
+ * and puts it in their place in the block list. A series' chunks are in
+ * time order, so only those between the sources' oldest and newest are
+ * looked at (found by bisection): the lock is held for about one day's
+ * chunks, not the whole store's. */
 static void
 compact_swap(struct tsdb *db, struct cjob *j, struct tblock *m)
 {
+	int64_t lo_ms = INT64_MAX, hi_ms = INT64_MIN;
 	size_t at = 0, k = 0, lost = 0;
 
+	for (k = 0; k < j->nsrc; k++) {
+		lo_ms = j->src[k]->mint_ms < lo_ms ? j->src[k]->mint_ms : lo_ms;
+		hi_ms = j->src[k]->maxt_ms > hi_ms ? j->src[k]->maxt_ms : hi_ms;
+	}
 	for (uint32_t id = 0; id < index_end(db->ix); id++) {
 		struct tseries *s = db->series[id];
-		uint32_t keep = 0;
+		uint32_t lo = 0, hi, i, keep;
 
 		if (s == NULL)
 			continue;
-		for (uint32_t i = 0; i < s->nchunks; i++) {
+		for (hi = s->nchunks; lo < hi;) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (s->chunks[mid].maxt_ms < lo_ms)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (i = keep = lo; i < s->nchunks && s->chunks[i].mint_ms <= hi_ms; i++) {
 			struct tchunk *c = &s->chunks[i];
 			if (c->blk && c->blk->busy) {
-				size_t si = (size_t)c->blk->src, lo = 0, hi = j->nmoves[si];
-				uint64_t v = (uint64_t)(c->val - c->blk->map);
-				while (lo < hi) {
-					size_t mid = (lo + hi) / 2;
-					if (j->moves[si][mid].src_val < v)
-						lo = mid + 1;
-					else
-						hi = mid;
-				}
-				if (lo == j->nmoves[si] || j->moves[si][lo].src_val != v) {
+				const struct cmove *mv = compact_moved(j, c);
+				if (mv == NULL) {
 					/* only an expired chunk can be missing */
 					db->st.chunks--;
 					lost++;
 					continue;
 				}
-				c->ts = m->map + j->moves[si][lo].ts_off;
-				c->val = m->map + j->moves[si][lo].val_off;
+				c->ts = m->map + mv->ts_off;
+				c->val = m->map + mv->val_off;
 				c->blk = m;
 			}
 			s->chunks[keep++] = *c;
 		}
-		s->nchunks = keep;
+		if (keep != i) {
+			memmove(s->chunks + keep, s->chunks + i, (s->nchunks - i) * sizeof(*s->chunks));
+			s->nchunks -= i - keep;
+		}
 	}
 	while (db->blocks[at] != j->src[0])
 		at++;
