@@ -15,7 +15,13 @@
  *   tsdb-bench close SERIES DIR          seconds tsdb_close takes with that
  *                                        many series (the server's SIGTERM),
  *                                        beside one write + fsync of the
- *                                        bytes it leaves on disk */
+ *                                        bytes it leaves on disk
+ *   tsdb-bench compact HOSTS DAYS DIR    DAYS of simulated time at 1 min
+ *                                        steps (checkpoints every 5 min, no
+ *                                        compaction), then every merge due,
+ *                                        timed beside a plain copy (read,
+ *                                        write, fsync) of the same block
+ *                                        files, and queries before/after */
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -560,6 +566,172 @@ cmd_close(int nseries, const char *dir)
 	return 0;
 }
 
+static int64_t bench_now;
+
+static int64_t
+bench_clock(void)
+{
+	return bench_now;
+}
+
+/* Median ms of a group average over one day at 5 min steps and a raw hour
+ * across a day's edge, each run 21 times. */
+static void
+compact_queries(struct tsdb *db, int64_t t0, double *agg_ms, double *raw_ms)
+{
+	struct tsdb_matcher m[2] = { { "cluster", "demo", false }, { "group", "node", false } };
+	struct herr err = HERR_INIT;
+	double la[21], lr[21];
+
+	for (int r = 0; r < 21; r++) {
+		struct tsdb_agg_point *p;
+		struct tsdb_range_series *rs;
+		size_t n;
+		double t = mono_s();
+		if (tsdb_agg(db, "cpu_busy_pct", m, 2, AGG_AVG, t0 + 86400000LL,
+			     t0 + 2 * 86400000LL, 300000, &p, &n, &err) == 0)
+			free(p);
+		la[r] = (mono_s() - t) * 1000;
+		t = mono_s();
+		if (tsdb_range(db, "cpu_busy_pct", m, 2, t0 + 86400000LL - 1800000,
+			       t0 + 86400000LL + 1800000, 10000000, &rs, &n, &err) == 0)
+			tsdb_range_free(rs, n);
+		lr[r] = (mono_s() - t) * 1000;
+	}
+	qsort(la, 21, sizeof(double), cmp_d);
+	qsort(lr, 21, sizeof(double), cmp_d);
+	*agg_ms = la[10];
+	*raw_ms = lr[10];
+}
+
+/* The reference: every block file (the merges' sources and the last
+ * day's, which stay) read and written to one file, fsynced - what any
+ * rewrite of them costs at least. */
+static double
+compact_ref(const char *bdir, uint64_t *bytes)
+{
+	char out[2100], p[2400];
+	struct dirent *e;
+	DIR *d = opendir(bdir);
+	char *buf = malloc(1 << 20);
+	double t = mono_s();
+	int fd;
+
+	*bytes = 0;
+	snprintf(out, sizeof(out), "%s.ref", bdir);
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	while (d && fd >= 0 && (e = readdir(d)) != NULL) {
+		int in;
+		ssize_t r;
+		if (strncmp(e->d_name, "b-", 2) != 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", bdir, e->d_name);
+		if ((in = open(p, O_RDONLY)) < 0)
+			continue;
+		while ((r = read(in, buf, 1 << 20)) > 0) {
+			if (write(fd, buf, (size_t)r) != r)
+				break;
+			*bytes += (uint64_t)r;
+		}
+		close(in);
+	}
+	if (fd >= 0) {
+		fdatasync(fd);
+		close(fd);
+	}
+	t = mono_s() - t;
+	if (d)
+		closedir(d);
+	unlink(out);
+	free(buf);
+	return t;
+}
+
+static int
+cmd_compact(int hosts, int days, const char *dir)
+{
+	struct tsdb_opts o;
+	struct herr err = HERR_INIT;
+	struct tsdb *db;
+	struct tsdb_stats st0, st;
+	struct gen *g = calloc((size_t)hosts, sizeof(*g));
+	struct tsdb_label lab[NS][4];
+	struct tsdb_sample s[NS];
+	double v[MAXS], agg0, raw0, agg1, raw1, t, cmp_s, ref_s;
+	int64_t t0 = 19676LL * 86400000, steps = (int64_t)days * 1440;
+	char hname[32], bdir[2048];
+	uint64_t ref_bytes;
+	int merges = 0, rc;
+
+	tsdb_opts_default(&o);
+	o.checkpoint_interval_ms = -1;
+	o.retention_ms = (int64_t)(days + 1) * 86400000;
+	o.clock_ms = bench_clock;
+	o.no_fsync = true; /* loading only: compaction runs durable, below */
+	bench_now = t0;
+	if ((db = tsdb_open(dir, &o, &err)) == NULL) {
+		fprintf(stderr, "tsdb_open: %s\n", err.msg);
+		return 1;
+	}
+	for (int h = 0; h < hosts; h++)
+		gen_init(&g[h], h);
+	for (int64_t i = 0; i < steps; i++) {
+		for (int h = 0; h < hosts; h++) {
+			/* the generator's 5 s grid stretched to 1 min */
+			int64_t ts = t0 + (gen_step(&g[h], 0, (int)i, v) - 0) * 12;
+			snprintf(hname, sizeof(hname), "node-%d", h + 1);
+			for (size_t k = 0; k < NS; k++) {
+				size_t nl = 0;
+				lab[k][nl++] = (struct tsdb_label){ "host", hname };
+				lab[k][nl++] = (struct tsdb_label){ "group", "node" };
+				lab[k][nl++] = (struct tsdb_label){ "cluster", "demo" };
+				if (defs[k].lname)
+					lab[k][nl++] = (struct tsdb_label){ defs[k].lname, defs[k].lvalue };
+				s[k] = (struct tsdb_sample){ defs[k].metric, lab[k], nl, v[k] };
+			}
+			bench_now = ts;
+			tsdb_append(db, ts, s, NS, &err);
+		}
+		if ((i + 1) % 5 == 0) {
+			bench_now = t0 + (i + 1) * 60000;
+			tsdb_checkpoint(db, 0, &err);
+		}
+	}
+	free(g);
+	/* the reference first, on the files as they are before the merges */
+	tsdb_close(db);
+	snprintf(bdir, sizeof(bdir), "%s/blocks", dir);
+	ref_s = compact_ref(bdir, &ref_bytes);
+	o.no_fsync = false;
+	if ((db = tsdb_open(dir, &o, &err)) == NULL) {
+		fprintf(stderr, "tsdb_open: %s\n", err.msg);
+		return 1;
+	}
+	tsdb_stats(db, &st0);
+	compact_queries(db, t0, &agg0, &raw0);
+	t = mono_s();
+	while ((rc = tsdb_compact(db, &err)) > 0)
+		merges++;
+	cmp_s = mono_s() - t;
+	if (rc < 0) {
+		fprintf(stderr, "compact: %s\n", err.msg);
+		return 1;
+	}
+	tsdb_stats(db, &st);
+	compact_queries(db, t0, &agg1, &raw1);
+	tsdb_close(db);
+	printf("compact_hosts %d\ncompact_days %d\ncompact_series %zu\ncompact_merges %d\n"
+	       "compact_blocks_before %zu\ncompact_blocks_after %zu\n"
+	       "compact_bytes_before %" PRIu64 "\ncompact_bytes_after %" PRIu64 "\n"
+	       "compact_s %.3f\ncompact_ref_s %.3f\ncompact_ref_bytes %" PRIu64 "\n"
+	       "compact_agg_ms_before %.3f\ncompact_agg_ms_after %.3f\n"
+	       "compact_raw_ms_before %.3f\ncompact_raw_ms_after %.3f\ncompact_hold_ms %.3f\n",
+	       hosts, days, st.series, merges, st0.blocks, st.blocks, st0.block_bytes,
+	       st.block_bytes, cmp_s, ref_s, ref_bytes, agg0, agg1, raw0, raw1,
+	       (double)st.compact_hold_us / 1000);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -575,6 +747,8 @@ main(int argc, char **argv)
 		return cmd_query(atoi(argv[2]), argv[3]);
 	if (argc >= 4 && strcmp(argv[1], "close") == 0)
 		return cmd_close(atoi(argv[2]), argv[3]);
-	fprintf(stderr, "usage: tsdb-bench openmetrics|size|codec|ingest|query|close ...\n");
+	if (argc >= 5 && strcmp(argv[1], "compact") == 0)
+		return cmd_compact(atoi(argv[2]), atoi(argv[3]), argv[4]);
+	fprintf(stderr, "usage: tsdb-bench openmetrics|size|codec|ingest|query|close|compact ...\n");
 	return 2;
 }

@@ -2,7 +2,8 @@
  * series with a raw head (at most chunk_max_samples, cut at aligned
  * chunk_span_ms boundaries so the series of one host cut together and share
  * their timestamp block), chunks in mmapped block files, a WAL with group
- * commit, checkpoints, retention, and the queries. Written for herd. */
+ * commit, checkpoints, retention, block compaction, and the queries.
+ * Written for herd. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,7 +29,7 @@
 #define REC_MAX ((size_t)256 << 20)     /* largest record accepted on load */
 #define NO_TS INT64_MIN
 
-enum { REC_SERIES = 1, REC_TSCOL = 2, REC_CHUNK = 3, REC_SAMPLES = 4, REC_HEAD = 5 };
+enum { REC_SERIES = 1, REC_TSCOL = 2, REC_CHUNK = 3, REC_SAMPLES = 4, REC_HEAD = 5, REC_COVERS = 6 };
 
 struct tblock {
 	uint64_t seq;
@@ -39,6 +40,9 @@ struct tblock {
 	int64_t mint_ms, maxt_ms;
 	int64_t opened_ms;    /* wall clock, for rotation */
 	uint32_t nextlocal;   /* series ids local to this file */
+	uint64_t cover_last;  /* a merged block replaces seq..cover_last (else seq) */
+	bool busy;            /* a compaction source: retention leaves it */
+	int src;              /* its index among the sources of that compaction */
 	char path[1100];
 };
 
@@ -130,9 +134,18 @@ struct tsdb {
 	pthread_cond_t bg_cv;
 	bool bg_stop, bg_kick;
 	bool opened;                /* tsdb_open succeeded: close checkpoints */
+
+	pthread_mutex_t cmp_mu;     /* one compaction at a time */
+	int64_t cutoff_ms;          /* of the last retention: older chunks are gone */
 };
 
 /* --- small helpers --- */
+
+static int64_t
+db_now(const struct tsdb *db)
+{
+	return db->o.clock_ms ? db->o.clock_ms() : now_ms();
+}
 
 static uint32_t crc_tab[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
@@ -371,6 +384,9 @@ tsdb_opts_default(struct tsdb_opts *o)
 	o->max_series = 1000000;
 	o->host_max_series = TSDB_HOST_MAX_SERIES;
 	o->cluster_max_series = TSDB_CLUSTER_MAX_SERIES;
+	o->compact_span_ms = 24 * 3600 * 1000;
+	o->compact_max_bytes = (size_t)64 << 20;
+	o->compact_max_blocks = 16;
 }
 
 /* --- owners (quotas) --- */
@@ -685,15 +701,16 @@ block_seal(struct tsdb *db, struct herr *err)
 }
 
 static int
-block_create(struct tsdb *db, struct herr *err)
+block_create(struct tsdb *db, int64_t now, struct herr *err)
 {
 	struct tblock *b = xcalloc(1, sizeof(*b));
 
 	b->seq = db->next_seq++;
+	b->cover_last = b->seq;
 	b->fd = -1;
 	b->mint_ms = INT64_MAX;
 	b->maxt_ms = NO_TS;
-	b->opened_ms = now_ms();
+	b->opened_ms = now;
 	snprintf(b->path, sizeof(b->path), "%s/blocks/b-%016" PRIu64, db->dir, b->seq);
 	b->fd = open(b->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (b->fd < 0)
@@ -808,7 +825,8 @@ write_chunks(struct tsdb *db, int64_t now, struct herr *err)
 	size_t nfx = 0, capfx = 0;
 	int rc = 0;
 
-	if (db->cur && now - db->cur->opened_ms >= db->o.block_span_ms &&
+	if (db->cur &&
+	    (now - db->cur->opened_ms >= db->o.block_span_ms || now < db->cur->opened_ms) &&
 	    (rc = block_seal(db, err)) < 0)
 		return rc;
 	for (uint32_t id = 0; id < index_end(db->ix); id++) {
@@ -833,7 +851,7 @@ write_chunks(struct tsdb *db, int64_t now, struct herr *err)
 				    (rc = block_seal(db, err)) < 0)
 					goto out;
 			}
-			if (db->cur == NULL && (rc = block_create(db, err)) < 0)
+			if (db->cur == NULL && (rc = block_create(db, now, err)) < 0)
 				goto out;
 			base = db->cur->size;
 			if (s->local_seq != db->cur->seq) {
@@ -902,6 +920,7 @@ block_load(struct tsdb *db, const char *path, uint64_t seq, int64_t cutoff)
 	struct stat sb;
 
 	b->seq = seq;
+	b->cover_last = seq;
 	b->mint_ms = INT64_MAX;
 	b->maxt_ms = NO_TS;
 	snprintf(b->path, sizeof(b->path), "%s", path);
@@ -945,6 +964,16 @@ block_load(struct tsdb *db, const char *path, uint64_t seq, int64_t cutoff)
 			}
 			local = xrealloc(local, (nlocal + 1) * sizeof(*local));
 			local[nlocal++] = series_get(db, p + 1 + k + k2, c);
+			break;
+		case REC_COVERS:
+			/* what it replaces was settled before loading (covers_read) */
+			if ((k = chunk_get_uvarint(p + 1, (size_t)(end - p - 1), &a)) == 0 ||
+			    chunk_get_uvarint(p + 1 + k, (size_t)(end - p - 1 - k), &c) == 0 ||
+			    a != seq || c < seq) {
+				why = "bad covers record";
+				goto damaged;
+			}
+			b->cover_last = c;
 			break;
 		case REC_TSCOL:
 			if (ntsc == captsc) {
@@ -1315,6 +1344,8 @@ retain(struct tsdb *db, int64_t now)
 	int64_t cutoff = now - db->o.retention_ms;
 	size_t j = 0;
 
+	if (cutoff > db->cutoff_ms)
+		db->cutoff_ms = cutoff;
 	for (uint32_t id = 0; id < index_end(db->ix); id++) {
 		struct tseries *s = db->series[id];
 		uint32_t k = 0;
@@ -1333,7 +1364,7 @@ retain(struct tsdb *db, int64_t now)
 	}
 	for (size_t i = 0; i < db->nblocks; i++) {
 		struct tblock *b = db->blocks[i];
-		if (b != db->cur && b->maxt_ms < cutoff) {
+		if (b != db->cur && !b->busy && b->maxt_ms < cutoff) {
 			log_info("tsdb: block '%s' is past the retention: removed", b->path);
 			unlink(b->path);
 			db->st.block_bytes -= b->size;
@@ -1344,6 +1375,425 @@ retain(struct tsdb *db, int64_t now)
 		db->blocks[j++] = b;
 	}
 	db->nblocks = j;
+}
+
+/* --- compaction (see tsdb.h) --- */
+
+/* Where a source chunk went: the offset of its value bytes in the source,
+ * those of its timestamp record and value bytes in the merged block. */
+struct cmove {
+	uint64_t src_val, ts_off, val_off;
+};
+
+/* What one merge works on, filled under the lock, used off it. */
+struct cjob {
+	struct tblock **src;        /* consecutive sealed blocks, oldest first */
+	size_t nsrc;
+	int64_t cutoff;             /* chunks ending before it are left out */
+	uint64_t first, last;       /* sequences the merged block covers */
+	struct cmove **moves;       /* per source, in source order */
+	size_t *nmoves;
+	int64_t mint_ms, maxt_ms;   /* of the merged block */
+	size_t chunks;              /* written */
+	int fd;                     /* the merged file, still open */
+	uint64_t size;
+	char tmp[1200], path[1200];
+};
+
+/* Under the lock: picks the oldest run of >= 2 consecutive sealed blocks
+ * whose oldest chunks fall in one compact_span_ms window that is over
+ * (the newest block starts in a later one), within the bounds, and marks
+ * them busy. Returns false when nothing is due. */
+static bool
+compact_pick(struct tsdb *db, struct cjob *j)
+{
+	int64_t span = db->o.compact_span_ms, newest;
+	size_t n = db->nblocks;
+
+	if (span <= 0 || n < 3)
+		return false;
+	newest = floor_div(db->blocks[n - 1]->mint_ms, span);
+	for (size_t i = 0; i + 1 < n - 1;) {
+		int64_t win = floor_div(db->blocks[i]->mint_ms, span);
+		uint64_t bytes = db->blocks[i]->size;
+		size_t e = i + 1;
+
+		/* never the newest block nor the one being written */
+		while (e < n - 1 && db->blocks[e] != db->cur && e - i < db->o.compact_max_blocks &&
+		       floor_div(db->blocks[e]->mint_ms, span) == win &&
+		       bytes + db->blocks[e]->size <= db->o.compact_max_bytes) {
+			bytes += db->blocks[e]->size;
+			e++;
+		}
+		if (e - i >= 2 && win < newest && db->blocks[i] != db->cur) {
+			j->nsrc = e - i;
+			j->src = xcalloc(j->nsrc, sizeof(*j->src));
+			for (size_t k = 0; k < j->nsrc; k++) {
+				j->src[k] = db->blocks[i + k];
+				j->src[k]->busy = true;
+				j->src[k]->src = (int)k;
+			}
+			j->cutoff = db->cutoff_ms;
+			j->first = j->src[0]->seq;
+			j->last = j->src[j->nsrc - 1]->cover_last;
+			return true;
+		}
+		i = e;
+	}
+	return false;
+}
+
+/* Index of the first of sorted offs[0..n) equal to v, or n. */
+static size_t
+off_find(const uint64_t *offs, size_t n, uint64_t v)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (offs[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && offs[lo] == v ? lo : n;
+}
+
+static int
+compact_flush(struct cjob *j, struct wbuf *wb, struct herr *err)
+{
+	int rc = write_all(j->fd, wb->p, wb->len);
+
+	if (rc < 0)
+		return herr_set(err, rc, "cannot write '%s': %s", j->tmp, strerror(-rc));
+	j->size += wb->len;
+	wb->len = 0;
+	return 0;
+}
+
+/* Copies the live chunk records of one source into wb (flushed to the
+ * merged file as it grows): series declared once per merged block (ix
+ * gives their merged ids), timestamp records copied when first used. A
+ * damaged tail ends the source, as it does on load. */
+static int
+compact_source(struct cjob *j, size_t si, struct tsdb_index *ix, struct wbuf *wb,
+	       struct herr *err)
+{
+	const struct tblock *b = j->src[si];
+	uint32_t *local = NULL;         /* source local id -> merged id */
+	size_t nlocal = 0, ntsc = 0, captsc = 0, capmv = 0, off = 8;
+	uint64_t *tsc_src = NULL, *tsc_new = NULL;
+	const uint8_t **keys = NULL, *p0;
+	size_t *klens = NULL;
+	const char *why = NULL;
+	int rc = 0;
+
+	for (;;) {
+		const uint8_t *p, *end;
+		long len = rec_read(b->map, b->size, off, &p, &why);
+		uint64_t a, c, mint, maxt;
+		size_t k, k2, k3, k4, t;
+
+		if (len <= 0)
+			break;
+		end = p + len;
+		if (p[0] == REC_SERIES) {
+			if ((k = chunk_get_uvarint(p + 1, (size_t)(end - p - 1), &a)) == 0 ||
+			    (k2 = chunk_get_uvarint(p + 1 + k, (size_t)(end - p - 1 - k), &c)) == 0 ||
+			    c != (uint64_t)(end - p - 1 - k - k2) || !key_ok(p + 1 + k + k2, c) ||
+			    a != nlocal)
+				break;
+			local = xrealloc(local, (nlocal + 1) * sizeof(*local));
+			keys = xrealloc(keys, (nlocal + 1) * sizeof(*keys));
+			klens = xrealloc(klens, (nlocal + 1) * sizeof(*klens));
+			local[nlocal] = INDEX_NONE;
+			keys[nlocal] = p + 1 + k + k2;
+			klens[nlocal++] = c;
+		} else if (p[0] == REC_TSCOL) {
+			if (ntsc == captsc) {
+				captsc = captsc ? captsc * 2 : 64;
+				tsc_src = xrealloc(tsc_src, captsc * sizeof(*tsc_src));
+				tsc_new = xrealloc(tsc_new, captsc * sizeof(*tsc_new));
+			}
+			tsc_src[ntsc] = off;
+			tsc_new[ntsc++] = 0;
+		} else if (p[0] == REC_CHUNK) {
+			uint64_t base;
+			size_t at;
+
+			if ((k = chunk_get_uvarint(p + 1, (size_t)(end - p - 1), &a)) == 0 ||
+			    (k2 = chunk_get_uvarint(p + 1 + k, (size_t)(end - p - 1 - k), &c)) == 0 ||
+			    (k3 = chunk_get_uvarint(p + 1 + k + k2, (size_t)(end - p - 1 - k - k2), &mint)) == 0 ||
+			    (k4 = chunk_get_uvarint(p + 1 + k + k2 + k3, (size_t)(end - p - 1 - k - k2 - k3), &maxt)) == 0 ||
+			    a >= nlocal || (t = off_find(tsc_src, ntsc, c)) == ntsc)
+				break;
+			if (unzz(maxt) < j->cutoff)
+				goto next; /* past the retention: not carried over */
+			if (local[a] == INDEX_NONE) {
+				uint32_t id = index_find(ix, (const char *)keys[a], klens[a]);
+				if (id == INDEX_NONE) {
+					id = index_add(ix, (const char *)keys[a], klens[a]);
+					at = rec_begin(wb, REC_SERIES);
+					wb_uvarint(wb, id);
+					wb_uvarint(wb, klens[a]);
+					wb_add(wb, keys[a], klens[a]);
+					rec_end(wb, at);
+				}
+				local[a] = id;
+			}
+			if (tsc_new[t] == 0) {
+				uint32_t tl = get_le32(b->map + c);
+				tsc_new[t] = j->size + wb->len;
+				wb_add(wb, b->map + c, 8 + (size_t)tl); /* the record as it is */
+			}
+			base = j->size;
+			at = rec_begin(wb, REC_CHUNK);
+			wb_uvarint(wb, local[a]);
+			wb_uvarint(wb, tsc_new[t]);
+			wb_uvarint(wb, mint);
+			wb_uvarint(wb, maxt);
+			if (j->nmoves[si] == capmv) {
+				capmv = capmv ? capmv * 2 : 1024;
+				j->moves[si] = xrealloc(j->moves[si], capmv * sizeof(**j->moves));
+			}
+			j->moves[si][j->nmoves[si]++] = (struct cmove){
+				(uint64_t)(p + 1 + k + k2 + k3 + k4 - b->map), tsc_new[t] + 9,
+				base + wb->len };
+			wb_add(wb, p + 1 + k + k2 + k3 + k4, (size_t)(end - (p + 1 + k + k2 + k3 + k4)));
+			rec_end(wb, at);
+			if (unzz(mint) < j->mint_ms)
+				j->mint_ms = unzz(mint);
+			if (unzz(maxt) > j->maxt_ms)
+				j->maxt_ms = unzz(maxt);
+			j->chunks++;
+			if (wb->len >= ((size_t)4 << 20) && (rc = compact_flush(j, wb, err)) < 0)
+				break;
+		} else if (p[0] != REC_COVERS) {
+			break;
+		}
+next:
+		off += 8 + (size_t)len;
+	}
+	if (rc == 0 && off < b->size && (why || rec_read(b->map, b->size, off, &p0, &why) != 0))
+		/* loading cut damage off already: this block changed under us */
+		rc = herr_set(err, HERR_INVALID, "block '%s' is damaged at offset %zu: not merged",
+			      b->path, off);
+	free(local);
+	free(keys);
+	free(klens);
+	free(tsc_src);
+	free(tsc_new);
+	return rc;
+}
+
+/* Off the lock: writes the merged block to its temporary name, syncs it
+ * and renames it over the first source. */
+static int
+compact_write(struct tsdb *db, struct cjob *j, struct herr *err)
+{
+	struct tsdb_index *ix = index_new();
+	struct wbuf wb = { 0 };
+	size_t at;
+	int rc = 0;
+
+	snprintf(j->path, sizeof(j->path), "%s/blocks/b-%016" PRIu64, db->dir, j->first);
+	snprintf(j->tmp, sizeof(j->tmp), "%s.tmp", j->path);
+	j->fd = open(j->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (j->fd < 0) {
+		rc = herr_set(err, -errno, "cannot create '%s': %s", j->tmp, strerror(errno));
+		goto out;
+	}
+	j->moves = xcalloc(j->nsrc, sizeof(*j->moves));
+	j->nmoves = xcalloc(j->nsrc, sizeof(*j->nmoves));
+	j->mint_ms = INT64_MAX;
+	j->maxt_ms = NO_TS;
+	wb_add(&wb, BLOCK_MAGIC, 8);
+	at = rec_begin(&wb, REC_COVERS);
+	wb_uvarint(&wb, j->first);
+	wb_uvarint(&wb, j->last);
+	rec_end(&wb, at);
+	for (size_t i = 0; i < j->nsrc && rc == 0; i++)
+		rc = compact_source(j, i, ix, &wb, err);
+	if (rc == 0 && wb.len)
+		rc = compact_flush(j, &wb, err);
+	if (rc == 0 && !db->o.no_fsync && fdatasync(j->fd) < 0)
+		rc = herr_set(err, -errno, "cannot sync '%s': %s", j->tmp, strerror(errno));
+	if (rc == 0 && rename(j->tmp, j->path) < 0)
+		rc = herr_set(err, -errno, "cannot rename '%s': %s", j->tmp, strerror(errno));
+	if (rc < 0) {
+		unlink(j->tmp);
+		goto out;
+	}
+	if (!db->o.no_fsync) {
+		char bdir[1100];
+		snprintf(bdir, sizeof(bdir), "%s/blocks", db->dir);
+		fsync_dir(bdir);
+	}
+out:
+	index_free(ix);
+	free(wb.p);
+	return rc;
+}
+
+/* The merged-block location of a source chunk, or NULL (left out). */
+static const struct cmove *
+compact_moved(const struct cjob *j, const struct tchunk *c)
+{
+	size_t si = (size_t)c->blk->src, lo = 0, hi = j->nmoves[si];
+	uint64_t v = (uint64_t)(c->val - c->blk->map);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (j->moves[si][mid].src_val < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < j->nmoves[si] && j->moves[si][lo].src_val == v ? &j->moves[si][lo] : NULL;
+}
+
+/* Under the lock: points every chunk of the sources into the merged block
+ * and puts it in their place in the block list. A series' chunks are in
+ * time order, so only those between the sources' oldest and newest are
+ * looked at (found by bisection): the lock is held for about one day's
+ * chunks, not the whole store's. */
+static void
+compact_swap(struct tsdb *db, struct cjob *j, struct tblock *m)
+{
+	int64_t lo_ms = INT64_MAX, hi_ms = INT64_MIN;
+	size_t at = 0, k = 0, lost = 0;
+
+	for (k = 0; k < j->nsrc; k++) {
+		lo_ms = j->src[k]->mint_ms < lo_ms ? j->src[k]->mint_ms : lo_ms;
+		hi_ms = j->src[k]->maxt_ms > hi_ms ? j->src[k]->maxt_ms : hi_ms;
+	}
+	for (uint32_t id = 0; id < index_end(db->ix); id++) {
+		struct tseries *s = db->series[id];
+		uint32_t lo = 0, hi, i, keep;
+
+		if (s == NULL)
+			continue;
+		for (hi = s->nchunks; lo < hi;) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (s->chunks[mid].maxt_ms < lo_ms)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (i = keep = lo; i < s->nchunks && s->chunks[i].mint_ms <= hi_ms; i++) {
+			struct tchunk *c = &s->chunks[i];
+			if (c->blk && c->blk->busy) {
+				const struct cmove *mv = compact_moved(j, c);
+				if (mv == NULL) {
+					/* only an expired chunk can be missing */
+					db->st.chunks--;
+					lost++;
+					continue;
+				}
+				c->ts = m->map + mv->ts_off;
+				c->val = m->map + mv->val_off;
+				c->blk = m;
+			}
+			s->chunks[keep++] = *c;
+		}
+		if (keep != i) {
+			memmove(s->chunks + keep, s->chunks + i, (s->nchunks - i) * sizeof(*s->chunks));
+			s->nchunks -= i - keep;
+		}
+	}
+	while (db->blocks[at] != j->src[0])
+		at++;
+	db->blocks[at] = m;
+	memmove(db->blocks + at + 1, db->blocks + at + j->nsrc,
+		(db->nblocks - at - j->nsrc) * sizeof(*db->blocks));
+	db->nblocks -= j->nsrc - 1;
+	db->st.blocks -= j->nsrc - 1;
+	for (k = 0; k < j->nsrc; k++)
+		db->st.block_bytes -= j->src[k]->size;
+	db->st.block_bytes += m->size;
+	db->st.compactions++;
+	if (lost)
+		log_warn("tsdb: %zu chunks past the retention went with their blocks", lost);
+}
+
+static void
+cjob_release(struct cjob *j)
+{
+	for (size_t i = 0; j->moves && i < j->nsrc; i++)
+		free(j->moves[i]);
+	free(j->moves);
+	free(j->nmoves);
+	free(j->src);
+}
+
+int
+tsdb_compact(struct tsdb *db, struct herr *err)
+{
+	struct cjob j = { .fd = -1 };
+	struct timespec t0, t1;
+	struct tblock *m;
+	uint64_t hold_us;
+	int rc;
+
+	pthread_mutex_lock(&db->cmp_mu);
+	pthread_rwlock_wrlock(&db->lock);
+	rc = compact_pick(db, &j) ? 1 : 0;
+	pthread_rwlock_unlock(&db->lock);
+	if (rc == 0)
+		goto out;
+	if ((rc = compact_write(db, &j, err)) < 0)
+		goto out_unbusy;
+	m = xcalloc(1, sizeof(*m));
+	m->seq = j.first;
+	m->cover_last = j.last;
+	m->fd = j.fd;
+	j.fd = -1;
+	m->size = m->map_len = (size_t)j.size;
+	m->mint_ms = j.mint_ms;
+	m->maxt_ms = j.maxt_ms;
+	snprintf(m->path, sizeof(m->path), "%s", j.path);
+	m->map = mmap(NULL, m->map_len, PROT_READ, MAP_SHARED, m->fd, 0);
+	if (m->map == MAP_FAILED) {
+		/* on disk the merge is done (the next open finishes it); this
+		 * process keeps reading the sources it still has mapped */
+		m->map = NULL;
+		rc = herr_set(err, -errno, "cannot map '%s': %s", m->path, strerror(errno));
+		block_free(m);
+		goto out_unbusy;
+	}
+	pthread_rwlock_wrlock(&db->lock);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	compact_swap(db, &j, m);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	hold_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+	if (hold_us > db->st.compact_hold_us)
+		db->st.compact_hold_us = hold_us;
+	pthread_rwlock_unlock(&db->lock);
+	log_info("tsdb: merged %zu blocks (b-%016" PRIu64 "..%016" PRIu64 ") into '%s': %zu chunks, "
+		 "%" PRIu64 " bytes, %" PRIu64 " us under the lock", j.nsrc, j.first, j.last, m->path,
+		 j.chunks, j.size, hold_us);
+	for (size_t k = 1; k < j.nsrc; k++)
+		unlink(j.src[k]->path);
+	if (!db->o.no_fsync) {
+		char bdir[1100];
+		snprintf(bdir, sizeof(bdir), "%s/blocks", db->dir);
+		fsync_dir(bdir);
+	}
+	for (size_t k = 0; k < j.nsrc; k++)
+		block_free(j.src[k]); /* the first one's name is the merged block's now */
+	rc = 1;
+	goto out;
+out_unbusy:
+	if (j.fd >= 0)
+		close(j.fd);
+	pthread_rwlock_wrlock(&db->lock);
+	for (size_t k = 0; k < j.nsrc; k++)
+		j.src[k]->busy = false;
+	pthread_rwlock_unlock(&db->lock);
+out:
+	cjob_release(&j);
+	pthread_mutex_unlock(&db->cmp_mu);
+	return rc;
 }
 
 /* --- open / checkpoint / close --- */
@@ -1374,7 +1824,7 @@ tsdb_checkpoint(struct tsdb *db, int64_t now, struct herr *err)
 	int rc;
 
 	if (now == 0)
-		now = now_ms();
+		now = db_now(db);
 	pthread_rwlock_wrlock(&db->lock);
 	rc = checkpoint_locked(db, now, err);
 	pthread_rwlock_unlock(&db->lock);
@@ -1405,7 +1855,17 @@ bg_main(void *arg)
 			break;
 		db->bg_kick = false;
 		pthread_mutex_unlock(&db->bg_mu);
-		if (tsdb_checkpoint(db, 0, &err) < 0) {
+		if (tsdb_checkpoint(db, 0, &err) == 0) {
+			/* a few merges at most: usually one window ends a day */
+			for (int k = 0; k < 4; k++) {
+				int rc = tsdb_compact(db, &err);
+				if (rc < 0)
+					log_err("tsdb: compaction failed (the blocks stay as they "
+						"are): %s", err.msg);
+				if (rc <= 0)
+					break;
+			}
+		} else {
 			log_err("tsdb: checkpoint failed (the WAL keeps the samples): %s", err.msg);
 			/* a full disk: retry in 10 s, whatever the WAL size says */
 			pthread_mutex_lock(&db->bg_mu);
@@ -1429,6 +1889,69 @@ cmp_u64(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* The last sequence a merged block replaces (its COVERS record, the
+ * first after the magic), or its own seq for a plain block. */
+static uint64_t
+covers_read(const char *path, uint64_t seq)
+{
+	uint8_t h[64];
+	const uint8_t *p;
+	const char *why = NULL;
+	uint64_t first, last;
+	ssize_t n;
+	long len;
+	size_t k;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return seq;
+	n = pread(fd, h, sizeof(h), 0);
+	close(fd);
+	if (n < 8 || memcmp(h, BLOCK_MAGIC, 8) != 0 ||
+	    (len = rec_read(h, (size_t)n, 8, &p, &why)) <= 0 || p[0] != REC_COVERS ||
+	    (k = chunk_get_uvarint(p + 1, (size_t)len - 1, &first)) == 0 ||
+	    chunk_get_uvarint(p + 1 + k, (size_t)len - 1 - k, &last) == 0 || first != seq ||
+	    last < seq)
+		return seq;
+	return last;
+}
+
+/* Finishes a compaction a crash interrupted: the files a merged block
+ * covers are redundant (the merge was renamed into place before any of
+ * them was unlinked) and go before anything is loaded. Keeps next_seq past
+ * every covered sequence. Returns how many of seqs (sorted) remain. */
+static size_t
+covers_settle(struct tsdb *db, const char *bdir, uint64_t *seqs, size_t nseq)
+{
+	uint64_t upto = 0;   /* covered up to here by an earlier block */
+	bool any = false;
+	size_t j = 0;
+
+	for (size_t i = 0; i < nseq; i++) {
+		char bp[1200];
+		uint64_t last;
+
+		snprintf(bp, sizeof(bp), "%s/b-%016" PRIu64, bdir, seqs[i]);
+		if (any && seqs[i] <= upto) {
+			log_info("tsdb: block '%s' was merged by an interrupted compaction: removed",
+				 bp);
+			unlink(bp);
+			continue;
+		}
+		last = covers_read(bp, seqs[i]);
+		if (last > seqs[i]) {
+			any = true;
+			upto = last;
+		}
+		if (last + 1 > db->next_seq)
+			db->next_seq = last + 1;
+		seqs[j++] = seqs[i];
+	}
+	if (j < nseq && !db->o.no_fsync)
+		fsync_dir(bdir);
+	return j;
 }
 
 struct tsdb *
@@ -1468,6 +1991,12 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 			db->o.host_max_series = dflt.host_max_series;
 		if (db->o.cluster_max_series == 0)
 			db->o.cluster_max_series = dflt.cluster_max_series;
+		if (db->o.compact_span_ms == 0)
+			db->o.compact_span_ms = dflt.compact_span_ms;
+		if (db->o.compact_max_bytes == 0 || db->o.compact_max_bytes > BLOCK_CAP / 2)
+			db->o.compact_max_bytes = dflt.compact_max_bytes;
+		if (db->o.compact_max_blocks < 2)
+			db->o.compact_max_blocks = dflt.compact_max_blocks;
 	}
 	snprintf(db->dir, sizeof(db->dir), "%s", dir);
 	snprintf(path, sizeof(path), "%s/blocks", dir);
@@ -1495,7 +2024,9 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 	db->dts = xmalloc(CHUNK_MAX_SAMPLES * sizeof(*db->dts));
 	db->dv = xmalloc(CHUNK_MAX_SAMPLES * sizeof(*db->dv));
 	db->wal_fd = -1;
-	cutoff = now_ms() - db->o.retention_ms;
+	pthread_mutex_init(&db->cmp_mu, NULL);
+	cutoff = db_now(db) - db->o.retention_ms;
+	db->cutoff_ms = cutoff;
 
 	/* blocks, oldest first */
 	if ((d = opendir(path)) == NULL) {
@@ -1508,6 +2039,14 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 		if (strncmp(e->d_name, "b-", 2) != 0)
 			continue;
 		v = strtoull(e->d_name + 2, &end, 10);
+		if (strcmp(end, ".tmp") == 0) {
+			char tp[1400];
+			/* a merge that never reached its rename: the sources are intact */
+			snprintf(tp, sizeof(tp), "%s/%s", path, e->d_name);
+			log_info("tsdb: '%s' is an unfinished compaction: removed", tp);
+			unlink(tp);
+			continue;
+		}
 		if (*end)
 			continue;
 		seqs = xrealloc(seqs, (nseq + 1) * sizeof(*seqs));
@@ -1516,11 +2055,13 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 	closedir(d);
 	if (nseq)
 		qsort(seqs, nseq, sizeof(*seqs), cmp_u64);
+	nseq = covers_settle(db, path, seqs, nseq);
 	for (size_t i = 0; i < nseq; i++) {
 		char bp[1200];
 		snprintf(bp, sizeof(bp), "%s/b-%016" PRIu64, path, seqs[i]);
 		block_load(db, bp, seqs[i], cutoff);
-		db->next_seq = seqs[i] + 1;
+		if (seqs[i] + 1 > db->next_seq)
+			db->next_seq = seqs[i] + 1;
 	}
 	free(seqs);
 	/* the head as of the last checkpoint, then the WAL since */
@@ -1602,6 +2143,7 @@ tsdb_close(struct tsdb *db)
 	pthread_cond_destroy(&db->wal_cv);
 	pthread_mutex_destroy(&db->bg_mu);
 	pthread_cond_destroy(&db->bg_cv);
+	pthread_mutex_destroy(&db->cmp_mu);
 	free(db);
 }
 
@@ -1691,7 +2233,7 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 	struct wbuf decl = { 0 }, smp = { 0 };
 	char key[TSDB_KEY_MAX];
 	size_t at, cnt_at, stored = 0;
-	int64_t now = now_ms(), cutoff = now - db->o.retention_ms;
+	int64_t now = db_now(db), cutoff = now - db->o.retention_ms;
 	uint64_t end = 0;
 	bool kick;
 	int rc = 0, klen;

@@ -10,7 +10,9 @@
  *                corrupt tail is skipped with a warning, never a refusal;
  *   head.snap    the samples not yet in a chunk, as of the last checkpoint;
  *   blocks/b-N   chunks (timestamp blocks stored once and shared by every
- *                series cut at the same batches), mapped read-only.
+ *                series cut at the same batches), mapped read-only; a
+ *                merged block starts with the range of blocks it covers;
+ *   blocks/b-N.tmp  a merge in progress (removed on open).
  * A checkpoint (every checkpoint_interval_ms, when the WAL passes
  * wal_max_bytes, and on close) writes finished chunks and head.snap,
  * fsyncs, then empties the WAL.
@@ -30,6 +32,34 @@
  * counted per host (tsdb_owner_stats). The counts are kept by series
  * creation and removal (O(1) per new series) and rebuilt on open from the
  * blocks, head and WAL, where no quota applies (what was accepted stays).
+ *
+ * Compaction: blocks are cut every block_span_ms (2 h), so 15 days make
+ * about 180 files. After each background checkpoint, tsdb_compact merges
+ * the sealed blocks whose oldest chunk falls in one aligned window of
+ * compact_span_ms (24 h) into one block, once the window is over (the
+ * newest block lies in a later one) - so every window is rewritten about
+ * once. A merge takes at most compact_max_blocks sources of at most
+ * compact_max_bytes in all (a window cut short is finished by the next
+ * call, merging the merged block with the rest). It copies the chunk
+ * records (bytes unchanged, series declared once, shared timestamp blocks
+ * kept shared), leaving out chunks already past the retention, into
+ * blocks/b-F.tmp (F: the first source's sequence), fsyncs it and renames
+ * it over b-F, then unlinks the other sources. Its first record (COVERS)
+ * names the sequences F..L it replaces, so every crash point is safe: a
+ * b-N.tmp is unfinished and removed on open (the sources are intact); a
+ * block whose COVERS reaches past its own sequence makes the files it
+ * covers redundant, removed on open before anything is loaded (never
+ * double samples); and new blocks are numbered past every covered one.
+ * Chunks keep their order (the merged block sits where b-F was), so a
+ * reopened store answers exactly what the sources did. Only the file
+ * writing runs off the lock: sources are sealed and immutable, marked
+ * busy so retention leaves them alone meanwhile; queries and appends wait
+ * only for the final repointing. Retention still drops whole blocks whose
+ * newest chunk is past it: a merged block spans at most one window (plus a
+ * block span), so expired samples stay on disk at most that much longer
+ * (never visible: loads and queries cut them per chunk), and a merge
+ * leaves already expired chunks out. No downsampling (yet): old samples
+ * keep their full resolution.
  *
  * Thread-safe: one read-write lock; appenders share fsyncs (group commit). */
 #ifndef HERD_TSDB_H
@@ -65,6 +95,13 @@ struct tsdb_opts {
 	size_t host_max_series;         /* default TSDB_HOST_MAX_SERIES */
 	size_t cluster_max_series;      /* default TSDB_CLUSTER_MAX_SERIES */
 	bool no_fsync;                  /* benchmarks only: durability off */
+	int64_t compact_span_ms;        /* merge sealed blocks per aligned window this
+					 * long; default 24 h; < 0: never compact */
+	size_t compact_max_bytes;       /* sources of one merge total at most this;
+					 * default 64 MiB */
+	unsigned compact_max_blocks;    /* sources of one merge; default 16 */
+	int64_t (*clock_ms)(void);      /* the store's clock (tests inject a simulated
+					 * one); NULL: the wall clock */
 };
 
 struct tsdb_label {
@@ -165,6 +202,8 @@ struct tsdb_stats {
 	uint64_t too_old;         /* dropped: older than the retention */
 	uint64_t series_limited;  /* dropped: a new series past max_series or a quota */
 	uint64_t checkpoints;
+	uint64_t compactions;     /* merges done (tsdb_compact) */
+	uint64_t compact_hold_us; /* longest a merge held the lock (repointing), us */
 	uint64_t fsyncs;          /* WAL fsyncs (fewer than appends under load) */
 };
 
@@ -206,6 +245,14 @@ bool tsdb_note_decide(int64_t now_ms, int64_t noted_ms);
 /* Writes finished chunks and the head snapshot, empties the WAL, applies
  * the retention as of now_ms (0 = the wall clock). Returns 0 or -errno. */
 int tsdb_checkpoint(struct tsdb *db, int64_t now_ms, struct herr *err);
+
+/* Merges one run of small adjacent sealed blocks into one (see
+ * "Compaction" above): the merged file is written off the lock, then the
+ * chunks are repointed under it in one short step. Returns 1 when a merge
+ * was done, 0 when nothing is due, or -errno (the sources stay in use).
+ * The background thread calls it after each checkpoint; callers may too.
+ * Not concurrent with tsdb_close. */
+int tsdb_compact(struct tsdb *db, struct herr *err);
 
 /* Samples of every series of metric matching the matchers with from_ms <=
  * ts <= to_ms. At most max_points in all (HERR_TOOBIG past it). *out gets an
