@@ -14,6 +14,7 @@
 #include "model/audit.h"
 #include "model/host.h"
 #include "model/token.h"
+#include "store/store.h"
 #include "util.h"
 
 #define JSON_MAX_DEPTH 64
@@ -351,20 +352,80 @@ denied:
 	return false;
 }
 
+/* A mutation and its audit row are one transaction, so one commit (one
+ * fdatasync) each: the handler's own begin/commit nest inside it (savepoints,
+ * store.h), the audit row goes in after the handler with the status it
+ * answered, a refused or failed change still gets its row. Routes that ask
+ * a provider (a network call) must not hold the store's write lock: they
+ * keep their own commits and the audit row its own. */
+static bool
+joins_audit_tx(const struct route *rt)
+{
+	return strcmp(rt->pattern, "/v1/accounts/:name/check") != 0;
+}
+
+/* Kicks made inside the transaction woke waiters before the change was
+ * visible: kick again now that it is (if the handler kicked at all). */
+static void
+rekick(struct req *rq, uint64_t gen_before)
+{
+	if (__atomic_load_n(&rq->srv->generation, __ATOMIC_ACQUIRE) != gen_before)
+		server_kick(rq->srv);
+}
+
+/* Ends the transaction begun in api_handle: the audit row (unless the
+ * request is parked), then the commit. A failed commit lost the change and
+ * its row: the answer says so and the row is tried on its own. */
+static void
+finish_tx(struct req *rq, bool audit)
+{
+	struct store *st = rq->srv->store;
+	struct herr err = HERR_INIT;
+	const char *detail = rq->audit_detail[0] ? rq->audit_detail : NULL;
+
+	if (!store_in_tx(st)) {
+		/* a handler's stray rollback ended it: as before, on its own */
+		if (audit)
+			api_audit(rq, detail);
+		return;
+	}
+	if (audit)
+		api_audit(rq, detail);
+	if (store_commit(st, &err) < 0) {
+		log_err("cannot commit %s %s: %s", rq->method, rq->path, err.msg);
+		reply_err(rq, &err);
+		if (audit)
+			api_audit(rq, detail);
+	}
+}
+
 void
 api_handle(struct req *rq)
 {
 	const struct route *rt = rq->route;
+	struct herr err = HERR_INIT;
+	bool audit, tx = false;
+	uint64_t gen = 0;
 
 	if (!api_authorize(rq))
 		return;
+	audit = is_mutation(rq) && !is_telemetry(rt);
+	if (audit && joins_audit_tx(rt)) {
+		gen = __atomic_load_n(&rq->srv->generation, __ATOMIC_ACQUIRE);
+		tx = store_begin(rq->srv->store, &err) == 0;
+		if (!tx)
+			log_warn("%s %s: no transaction for the change and its audit row (%s):"
+				 " they commit apart", rq->method, rq->path, err.msg);
+	}
 	rt->fn(rq);
-	if (rq->suspended)
-		return;
-	if (rq->status == 0)
+	if (rq->status == 0 && !rq->suspended)
 		reply_json(rq, 200, json_object());
-	if (is_mutation(rq) && !is_telemetry(rt))
+	if (tx) {
+		finish_tx(rq, !rq->suspended);
+		rekick(rq, gen);
+	} else if (audit && !rq->suspended) {
 		api_audit(rq, rq->audit_detail[0] ? rq->audit_detail : NULL);
+	}
 }
 
 void

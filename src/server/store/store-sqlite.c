@@ -26,7 +26,7 @@ struct sq_conn {
 	const char *sql[SQ_CACHE];        /* cache keys: the caller's SQL text */
 	sqlite3_stmt *stmt[SQ_CACHE];
 	int next;                          /* round-robin eviction */
-	int in_tx;
+	int in_tx;                         /* depth: >1 = nested (savepoints) */
 	struct sq_conn *all_next;          /* every connection, for close */
 };
 
@@ -379,6 +379,11 @@ sq_simple(struct store *st, const char *sql, struct herr *err)
 	return 0;
 }
 
+/* A transaction begun inside another is a savepoint of it: the API runs a
+ * change and its audit row in one transaction (one commit, one fdatasync)
+ * while the model's functions keep their own begin/commit/rollback. An
+ * inner commit releases the savepoint (nothing reaches the disk until the
+ * outermost commit); an inner rollback undoes the inner part only. */
 static int
 sq_begin(struct store *st, struct herr *err)
 {
@@ -387,10 +392,10 @@ sq_begin(struct store *st, struct herr *err)
 
 	if (c == NULL)
 		return err->code;
-	BUG_ON(c->in_tx);
-	rc = sq_simple(st, "BEGIN IMMEDIATE", err);
+	BUG_ON(c->in_tx < 0 || c->in_tx > 1000);
+	rc = sq_simple(st, c->in_tx ? "SAVEPOINT herd_nest" : "BEGIN IMMEDIATE", err);
 	if (rc == 0)
-		c->in_tx = 1;
+		c->in_tx++;
 	return rc;
 }
 
@@ -402,6 +407,13 @@ sq_commit(struct store *st, struct herr *err)
 
 	if (c == NULL)
 		return err->code;
+	if (c->in_tx > 1) {
+		rc = sq_simple(st, "RELEASE herd_nest", err);
+		if (rc < 0)
+			sq_simple(st, "ROLLBACK TO herd_nest; RELEASE herd_nest", NULL);
+		c->in_tx--;
+		return rc;
+	}
 	rc = sq_simple(st, "COMMIT", err);
 	if (rc < 0)
 		sq_simple(st, "ROLLBACK", NULL);
@@ -419,8 +431,21 @@ sq_rollback(struct store *st)
 
 	if (c == NULL || !c->in_tx)
 		return;
+	if (c->in_tx > 1) {
+		sq_simple(st, "ROLLBACK TO herd_nest; RELEASE herd_nest", &e);
+		c->in_tx--;
+		return;
+	}
 	sq_simple(st, "ROLLBACK", &e);
 	c->in_tx = 0;
+}
+
+static bool
+sq_in_tx(struct store *st)
+{
+	struct sq_conn *c = sq_conn(st, NULL);
+
+	return c && c->in_tx > 0;
 }
 
 static sqlite3_stmt *
@@ -576,5 +601,6 @@ const struct store_ops store_sqlite_ops = {
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
+	.in_tx = sq_in_tx,
 	.exec = sq_exec,
 };

@@ -63,6 +63,12 @@ store_rollback(struct store *st)
 	st->ops->rollback(st);
 }
 
+bool
+store_in_tx(struct store *st)
+{
+	return st->ops->in_tx(st);
+}
+
 static int
 store_vq(struct store *st, json_t **rows, int64_t *changes, struct herr *err, const char *sql,
 	 const char *fmt, va_list ap)

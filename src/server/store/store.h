@@ -7,6 +7,7 @@
 #ifndef HERD_STORE_H
 #define HERD_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -24,6 +25,8 @@ struct store_ops {
 	int (*begin)(struct store *st, struct herr *err);
 	int (*commit)(struct store *st, struct herr *err);
 	void (*rollback)(struct store *st);
+	/* Whether this thread is inside a transaction. */
+	bool (*in_tx)(struct store *st);
 	/* Runs one statement. params: JSON array (string, integer, real, true,
 	 * false, null) or NULL. rows (optional): set to an owned array of
 	 * objects keyed by column name. changes (optional): rows changed.
@@ -42,9 +45,13 @@ struct store {
 struct store *store_open(const char *dsn, struct herr *err);
 void store_close(struct store *st);
 
+/* A begin inside a transaction nests (a savepoint): its commit keeps the
+ * work for the outer commit, its rollback undoes only the inner part. */
 int store_begin(struct store *st, struct herr *err);
 int store_commit(struct store *st, struct herr *err);
 void store_rollback(struct store *st);
+/* Whether the calling thread is inside a transaction. */
+bool store_in_tx(struct store *st);
 
 /* Runs sql with params packed by json_pack(fmt, ...) ("[ssI]"; fmt may be
  * NULL for none). *rows (if rows != NULL) gets the result rows (owned). */
