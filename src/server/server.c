@@ -21,6 +21,7 @@
 #include "ctl/lbsync.h"
 #include "log.h"
 #include "main.h"
+#include "model/host.h"
 #include "model/token.h"
 #include "prov/bootstrap.h"
 #include "prov/prov.h"
@@ -429,6 +430,8 @@ server_main(int argc, char **argv)
 	autoscale_stop(s);
 	lbsync_stop(s);   /* closes the LB drivers (waits for API calls using them); HAProxy keeps serving */
 	httpd_stop(s);
+	if (host_heartbeats_flush(s->store, &err) < 0)
+		log_warn("cannot write the heartbeats kept in memory: %s", err.msg);
 	rc = 0;
 out:
 	tsdb_close(s->tsdb);

@@ -2,11 +2,18 @@
  * (model/host.h). Each writer is a single UPDATE whose WHERE names the
  * states the host may leave, so the guard and the write are one statement:
  * no reader can slip between them, whatever transaction the caller holds. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "model/host.h"
 #include "store/store.h"
+
+/* heartbeats in memory (at the end) */
+static int hb_note(const char *id, int64_t ms);
+static int64_t hb_newest(const char *id, int64_t stored_ms);
+static void hb_flush_due(struct store *st, int64_t now_ms);
 
 static const char *const hstate_names[HS__COUNT] = {
 	"launching", "booting", "initializing", "ready", "unhealthy", "failed", "draining",
@@ -173,7 +180,7 @@ host_from_row(const json_t *row, struct host *out, struct herr *err)
 	out->launched_ms = get_int(row, "launched_ms");
 	out->joined_ms = get_int(row, "joined_ms");
 	out->ready_ms = get_int(row, "ready_ms");
-	out->heartbeat_ms = get_int(row, "heartbeat_ms");
+	out->heartbeat_ms = hb_newest(out->id, get_int(row, "heartbeat_ms"));
 	out->terminated_ms = get_int(row, "terminated_ms");
 	out->drain_run_id = get_int(row, "drain_run_id");
 	out->drain_deadline_ms = get_int(row, "drain_deadline_ms");
@@ -349,9 +356,11 @@ host_heartbeat(struct store *st, const char *id, int64_t now_ms, enum hstate *st
 
 	if (state)
 		*state = HS__COUNT;
-	if ((rc = store_q(st, NULL, NULL, err, "UPDATE hosts SET heartbeat_ms = ? WHERE id = ?",
+	if (hb_note(id, now_ms) < 0 &&
+	    (rc = store_q(st, NULL, NULL, err, "UPDATE hosts SET heartbeat_ms = ? WHERE id = ?",
 			  "[Is]", (json_int_t)now_ms, id)) < 0)
-		return rc;
+		return rc;   /* the table is full: written through, as before */
+	hb_flush_due(st, now_ms);
 	row = store_row(st, err, "SELECT state FROM hosts WHERE id = ?", "[s]", id);
 	if (row && state)
 		*state = hstate_parse(json_string_value(json_object_get(row, "state")));
@@ -654,4 +663,154 @@ host_prune_terminated(struct store *st, int64_t before_ms, int max_rows, int64_t
 		       " AND rh.state IN ('queued', 'running'))"
 		       " ORDER BY h.terminated_ms LIMIT ?)",
 		       "[Ii]", (json_int_t)before_ms, max_rows);
+}
+
+/* --- heartbeats in memory --- */
+
+/* Heartbeats arrive every HERD_HEARTBEAT_S from every host: writing each
+ * one would cost an fdatasync per heartbeat (60/s at 300 hosts). The newest
+ * not yet written is kept here per host, readers see the newer of it and
+ * the stored value (hb_newest, via host_from_row), and they are written in
+ * one transaction at most every HB_PERSIST_MS (by whichever heartbeat finds
+ * it due) and at shutdown. The table holds only unwritten heartbeats, so it
+ * is bounded by the hosts heard within one interval; past HB_MAX a
+ * heartbeat is written through as before.
+ *
+ * After a crash the stored value may be up to HB_PERSIST_MS old. That never
+ * causes a replacement: the silence rule counts from the later of the
+ * stored heartbeat and heard_since (ctl/decide.c silence_ms), and a new
+ * process starts heard_since at its first pass (reconcile_heard_since with
+ * no last pass), so every host gets a full unhealthy_after from the restart
+ * before a lost heartbeat could count. */
+
+static struct hb_entry {
+	char id[64];
+	int64_t ms;
+} hb_tab[HB_MAX];
+static size_t hb_n;
+static int64_t hb_flushed_ms;
+static pthread_mutex_t hb_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t hb_flushing = PTHREAD_MUTEX_INITIALIZER;
+
+/* The slot of id, or -1. hb_lock held. Linear: the table holds one
+ * interval's heartbeats, and this costs less than the fsync it replaces. */
+static long
+hb_find(const char *id)
+{
+	for (size_t i = 0; i < hb_n; i++)
+		if (strcmp(hb_tab[i].id, id) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int
+hb_note(const char *id, int64_t ms)
+{
+	long i;
+	int rc = 0;
+
+	if (strlen(id) >= sizeof(hb_tab[0].id))
+		return -1;
+	pthread_mutex_lock(&hb_lock);
+	if (hb_flushed_ms == 0)
+		hb_flushed_ms = ms;   /* the first interval starts now */
+	i = hb_find(id);
+	if (i >= 0) {
+		if (ms > hb_tab[i].ms)
+			hb_tab[i].ms = ms;
+	} else if (hb_n < HB_MAX) {
+		snprintf(hb_tab[hb_n].id, sizeof(hb_tab[hb_n].id), "%s", id);
+		hb_tab[hb_n++].ms = ms;
+	} else {
+		rc = -1;
+	}
+	pthread_mutex_unlock(&hb_lock);
+	return rc;
+}
+
+static int64_t
+hb_newest(const char *id, int64_t stored_ms)
+{
+	int64_t ms = stored_ms;
+	long i;
+
+	pthread_mutex_lock(&hb_lock);
+	i = hb_find(id);
+	if (i >= 0 && hb_tab[i].ms > ms)
+		ms = hb_tab[i].ms;
+	pthread_mutex_unlock(&hb_lock);
+	return ms;
+}
+
+size_t
+host_heartbeats_pending(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&hb_lock);
+	n = hb_n;
+	pthread_mutex_unlock(&hb_lock);
+	return n;
+}
+
+/* Drops the entries written (those not newer than what was written). */
+static void
+hb_forget(const struct hb_entry *done, size_t n)
+{
+	pthread_mutex_lock(&hb_lock);
+	for (size_t k = 0; k < n; k++) {
+		long i = hb_find(done[k].id);
+		if (i >= 0 && hb_tab[i].ms <= done[k].ms)
+			hb_tab[i] = hb_tab[--hb_n];
+	}
+	pthread_mutex_unlock(&hb_lock);
+}
+
+int
+host_heartbeats_flush(struct store *st, struct herr *err)
+{
+	static struct hb_entry snap[HB_MAX];   /* under hb_flushing */
+	size_t n;
+	int rc = 0;
+
+	pthread_mutex_lock(&hb_flushing);
+	pthread_mutex_lock(&hb_lock);
+	n = hb_n;
+	memcpy(snap, hb_tab, n * sizeof(snap[0]));
+	pthread_mutex_unlock(&hb_lock);
+	if (n == 0)
+		goto out;
+	if ((rc = store_begin(st, err)) < 0)
+		goto out;
+	for (size_t k = 0; k < n; k++)
+		if ((rc = store_q(st, NULL, NULL, err,
+				  "UPDATE hosts SET heartbeat_ms = ? WHERE id = ? AND COALESCE(heartbeat_ms, 0) < ?",
+				  "[IsI]", (json_int_t)snap[k].ms, snap[k].id,
+				  (json_int_t)snap[k].ms)) < 0) {
+			store_rollback(st);
+			goto out;
+		}
+	if ((rc = store_commit(st, err)) < 0)
+		goto out;
+	hb_forget(snap, n);
+out:
+	pthread_mutex_unlock(&hb_flushing);
+	return rc;
+}
+
+/* Writes the table if HB_PERSIST_MS passed since the last write; one
+ * caller at a time, the others go on (the next heartbeat retries). */
+static void
+hb_flush_due(struct store *st, int64_t now_ms)
+{
+	struct herr err = HERR_INIT;
+	bool due;
+
+	pthread_mutex_lock(&hb_lock);
+	due = now_ms - hb_flushed_ms >= HB_PERSIST_MS;
+	if (due)
+		hb_flushed_ms = now_ms;
+	pthread_mutex_unlock(&hb_lock);
+	if (due && host_heartbeats_flush(st, &err) < 0)
+		log_warn("cannot write heartbeats (kept in memory, retried): %s", err.msg);
 }

@@ -148,7 +148,9 @@ int host_init_result_put(struct store *st, const char *host_id, const struct ini
 			 struct herr *err);
 
 /* A heartbeat from host id at now_ms; *state (may be NULL) is its state
- * after it (HS__COUNT when the host is gone). 0 or a store error. */
+ * after it (HS__COUNT when the host is gone). 0 or a store error. Kept in
+ * memory and written lazily (see "heartbeats in memory" below): readers of
+ * struct host see it at once. */
 int host_heartbeat(struct store *st, const char *id, int64_t now_ms, enum hstate *state,
 		   struct herr *err);
 
@@ -239,5 +241,17 @@ int host_join_token_check(struct store *st, const char *id, const char *join_tok
  * how many went. 0 or a store error. */
 int host_prune_terminated(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
 			  struct herr *err);
+
+/* --- heartbeats in memory --- */
+
+#define HB_PERSIST_MS 30000   /* heartbeats are written at most this often */
+#define HB_MAX 16384          /* unwritten heartbeats kept; more: written through */
+
+/* Writes every heartbeat kept in memory in one transaction (at shutdown;
+ * heartbeats do it every HB_PERSIST_MS). 0 or a store error (they stay). */
+int host_heartbeats_flush(struct store *st, struct herr *err);
+
+/* How many heartbeats wait to be written (for tests). */
+size_t host_heartbeats_pending(void);
 
 #endif
