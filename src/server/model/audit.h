@@ -1,6 +1,7 @@
 /* model/audit.h - the audit trail: one row per API mutation (and per
  * refused one), saying who did what and how it ended. Written by the API's
- * plumbing after each handler, read by `GET /v1/audit`. */
+ * plumbing after each handler, inside the transaction that holds the
+ * handler's change (one commit for both), read by `GET /v1/audit`. */
 #ifndef HERD_MODEL_AUDIT_H
 #define HERD_MODEL_AUDIT_H
 
