@@ -1,0 +1,121 @@
+/* test-store-nest.c - transactions inside transactions (store.h): the API
+ * wraps a handler's change and its audit row in one transaction while the
+ * model's functions keep their own begin/commit/rollback. An inner commit
+ * leaves the work to the outer commit, an inner rollback undoes only the
+ * inner part, an outer rollback undoes everything; store_in_tx says where
+ * the thread is. On a real SQLite store in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "store/store.h"
+
+static char dir[64], path[128];
+static struct store *st;
+
+static int
+setup(void **state)
+{
+	struct herr err = HERR_INIT;
+
+	snprintf(dir, sizeof(dir), "/tmp/test-store-nest.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/herd.db", dir);
+	st = store_open(path, &err);
+	return st ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	char p[160];
+
+	store_close(st);
+	snprintf(p, sizeof(p), "%s", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+	rmdir(dir);
+	return 0;
+}
+
+static void
+put(const char *k)
+{
+	struct herr err = HERR_INIT;
+
+	assert_int_equal(store_meta_set(st, k, "v", &err), 0);
+}
+
+static bool
+has(const char *k)
+{
+	char *v = store_meta_get(st, k);
+	bool r = v != NULL;
+
+	free(v);
+	return r;
+}
+
+static void
+test_nested(void **state)
+{
+	struct herr err = HERR_INIT;
+	uint64_t g;
+
+	assert_false(store_in_tx(st));
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_true(store_in_tx(st));
+	put("outer");
+	/* an inner transaction that commits: kept for the outer commit */
+	assert_int_equal(store_begin(st, &err), 0);
+	put("kept");
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_true(store_in_tx(st));
+	/* one that rolls back: only its part goes */
+	assert_int_equal(store_begin(st, &err), 0);
+	put("undone");
+	store_rollback(st);
+	assert_true(store_in_tx(st));
+	assert_true(has("kept"));
+	assert_false(has("undone"));
+	g = store_generation();
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_false(store_in_tx(st));
+	assert_true(store_generation() > g);
+	assert_true(has("outer"));
+	assert_true(has("kept"));
+	assert_false(has("undone"));
+
+	/* an outer rollback undoes what inner commits kept */
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	put("gone");
+	assert_int_equal(store_commit(st, &err), 0);
+	store_rollback(st);
+	assert_false(store_in_tx(st));
+	assert_false(has("gone"));
+	store_rollback(st);   /* outside any: nothing */
+	assert_false(store_in_tx(st));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nested),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
