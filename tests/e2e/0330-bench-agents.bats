@@ -26,8 +26,8 @@ setup_file() {
 	FQ_PORT=$(free_port)
 	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
 	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
-		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 200 \
-		--job-ms 200 --quota-instances 200 --call-log "$FQ_DIR/calls.log" \
+		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 0 \
+		--job-ms 0 --quota-instances 200 --call-log "$FQ_DIR/calls.log" \
 		>/dev/null 2>>"$FQ_DIR/fake.log" &
 	echo $! >"$FQ_DIR/fake.pid"
 	wait_for 10 curl -s -o /dev/null "$FQ_URL"
