@@ -189,3 +189,4 @@ for r in "${rows[@]}"; do
 		"$ls50 ($(pf "$ls50" 200))"
 done
 echo "not measured here: push -> decision (bench/scale.sh), the console at 1,000 hosts"
+echo "machine load average at the end (other work on this machine shares the cores): $(cut -d" " -f1-3 /proc/loadavg)"

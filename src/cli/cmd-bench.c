@@ -54,6 +54,7 @@ struct bench_agent {
 	char credential[128];
 	enum bench_phase phase;
 	int64_t next_hb_ms, next_push_ms, next_try_ms;  /* monotonic */
+	int64_t next_poll_ms;        /* after a failed long-poll: not at once */
 	double cpu, mem, load;       /* the random walks pushed */
 	struct bench_xfer main;      /* join, state, heartbeats, pushes: one at a time */
 	struct bench_xfer poll;      /* the parked long-poll */
@@ -270,7 +271,7 @@ bench_agent_step(struct bench *b, struct bench_agent *a, int64_t now)
 	case BP_RUN:
 		break;
 	}
-	if (!a->poll.busy) {
+	if (!a->poll.busy && now >= a->next_poll_ms) {
 		char path[64];
 		snprintf(path, sizeof(path), "/v1/agent/commands?wait=%d&max=4", BENCH_POLL_WAIT_S);
 		xfer_start(b, &a->poll, BK_POLL, path, a->credential,
@@ -405,7 +406,7 @@ bench_done(struct bench *b, CURL *h, CURLcode res)
 		if (!ok) {
 			b->iv.poll_fail++;
 			b->all.poll_fail++;
-			a->next_try_ms = now + 1000;   /* no tight loop on a refusing server */
+			a->next_poll_ms = now + 1000;  /* no tight loop on a refusing server */
 		} else if (x->resp && strstr(x->resp, "\"id\"")) {
 			b->iv.cmds++;
 			b->all.cmds++;
