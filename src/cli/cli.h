@@ -102,6 +102,8 @@ int cmd_run_show(struct cli *c, int argc, char **argv);
 int cmd_run_logs(struct cli *c, int argc, char **argv);
 int cmd_run_cancel(struct cli *c, int argc, char **argv);
 int cmd_lb_show(struct cli *c, int argc, char **argv);
+/* cmd-bench.c */
+int cmd_bench_agents(struct cli *c, int argc, char **argv);
 /* cmd-account.c */
 int cmd_account_check(struct cli *c, int argc, char **argv);
 
