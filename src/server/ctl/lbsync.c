@@ -240,6 +240,31 @@ spec_of(json_t *row)
 	return j ? j : json_object();
 }
 
+/* An LB of the store whose driver could not be opened or whose ensure
+ * failed this pass: unknown, not absent. */
+struct unsure {
+	char name[64];
+	struct lb *drv;           /* NULL: its driver is not known */
+};
+
+/* Whether driver l may destroy its LB `name`: only when the store has no
+ * such LB, or has it on another driver that ensured it this pass. An LB
+ * whose ensure failed (a cloud answering 5100, a timeout) is kept: deleting
+ * it would drop its members' traffic and, on a cloud, give it a new
+ * address. */
+static bool
+may_destroy(const struct lb *l, const char *name, const struct lbrow *lbs, size_t n,
+	    const struct unsure *un, size_t nu)
+{
+	for (size_t j = 0; j < n; j++)
+		if (lbs[j].drv == l && strcmp(lbs[j].spec.name, name) == 0)
+			return false;
+	for (size_t j = 0; j < nu; j++)
+		if ((un[j].drv == NULL || un[j].drv == l) && strcmp(un[j].name, name) == 0)
+			return false;
+	return true;
+}
+
 /* Makes every open driver hold exactly the LBs of the store. */
 static size_t
 sync_lbs(struct server *s, struct lbrow **out)
@@ -247,7 +272,8 @@ sync_lbs(struct server *s, struct lbrow **out)
 	struct herr err = HERR_INIT;
 	json_t *rows = NULL, *row;
 	struct lbrow *lbs;
-	size_t i, n = 0;
+	struct unsure *un;
+	size_t i, n = 0, nu = 0;
 	int nd;
 
 	*out = NULL;
@@ -256,18 +282,23 @@ sync_lbs(struct server *s, struct lbrow **out)
 		return 0;
 	}
 	lbs = xcalloc(json_array_size(rows) + 1, sizeof(*lbs));
+	un = xcalloc(json_array_size(rows) + 1, sizeof(*un));
 	json_array_foreach(rows, i, row) {
 		const char *name = json_string_value(json_object_get(row, "name"));
 		json_t *spec = spec_of(row);
 		herr_clear(&err);
+		lbs[n].drv = NULL;
 		pthread_mutex_lock(&g.lock);
 		if (lb_spec_from_json(name, spec, &lbs[n].spec, &err) == 0)
 			lbs[n].drv = drv_for(s, spec, true, &err);
 		pthread_mutex_unlock(&g.lock);
-		if (lbs[n].drv == NULL || lb_ensure(lbs[n].drv, &lbs[n].spec, &err) < 0)
+		if (lbs[n].drv == NULL || lb_ensure(lbs[n].drv, &lbs[n].spec, &err) < 0) {
 			problem(name, err.msg);
-		else
+			snprintf(un[nu].name, sizeof(un[nu].name), "%s", name ? name : "");
+			un[nu++].drv = lbs[n].drv;
+		} else {
 			n++;
+		}
 		json_decref(spec);
 	}
 	pthread_mutex_lock(&g.lock);
@@ -293,13 +324,9 @@ sync_lbs(struct server *s, struct lbrow **out)
 		size_t nn = 0;
 		herr_clear(&err);
 		if (lb_list(l, &names, &nn, &err) == 0) {
-			for (size_t k = 0; k < nn; k++) {
-				bool keep = false;
-				for (size_t j = 0; j < n && !keep; j++)
-					keep = lbs[j].drv == l && strcmp(lbs[j].spec.name, names[k]) == 0;
-				if (!keep)
+			for (size_t k = 0; k < nn; k++)
+				if (may_destroy(l, names[k], lbs, n, un, nu))
 					lb_destroy(l, names[k], &err);
-			}
 		}
 		free(names);
 		herr_clear(&err);
@@ -308,6 +335,7 @@ sync_lbs(struct server *s, struct lbrow **out)
 				if (lbs[j].drv == l)
 					snprintf(lbs[j].err, sizeof(lbs[j].err), "%s", err.msg);
 	}
+	free(un);
 	pthread_mutex_lock(&g.lock);
 	g.synced = true;
 	pthread_mutex_unlock(&g.lock);
