@@ -363,12 +363,17 @@ sq_close(struct store *st)
 	st->priv = NULL;
 }
 
+/* err may be NULL (a cleanup whose failure has nothing to add). */
 static int
 sq_simple(struct store *st, const char *sql, struct herr *err)
 {
-	struct sq_conn *c = sq_conn(st, err);
+	struct herr ignored = HERR_INIT;
+	struct sq_conn *c;
 	char *msg = NULL;
 
+	if (err == NULL)
+		err = &ignored;
+	c = sq_conn(st, err);
 	if (c == NULL)
 		return err->code;
 	if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
