@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "model/token.h"
 #include "store/store.h"
 #include "util.h"
 #include "writer.h"
@@ -117,6 +118,7 @@ run_batch(struct server *s, struct req **batch, unsigned k)
 	struct store *st = s->store;
 	struct herr err = HERR_INIT;
 	uint64_t gen = __atomic_load_n(&s->generation, __ATOMIC_ACQUIRE);
+	uint64_t creds = token_generation();
 	unsigned ran = 0, failed = 0;
 	bool ok;
 
@@ -158,6 +160,11 @@ run_batch(struct server *s, struct req **batch, unsigned k)
 		log_debug("writer: committed a batch of %u (%u refused or failed)", ran, failed);
 	if (__atomic_load_n(&s->generation, __ATOMIC_ACQUIRE) != gen)
 		server_kick(s);   /* handlers' kicks came before the commit */
+	if (token_generation() != creds)
+		/* a token deleted (or a host terminated) in the batch emptied
+		 * the credentials cache before the commit: a read since may
+		 * have cached the old row again */
+		token_invalidate();
 	for (unsigned i = 0; i < k; i++)
 		MHD_resume_connection(batch[i]->conn);
 }
