@@ -14,6 +14,14 @@
 #     worker_processes; wrk sends both the same headers (the bearer token);
 #   - BENCH_ROUNDS alternated rounds (herd, nginx, herd, nginx ...), each
 #     BENCH_DURATION seconds: medians printed with the spread (min..max).
+# Then writes (issue 15): the uncached GET again while BENCH_WRITERS clients
+# PUT a script (each PUT a new version and its audit row: a real, fsynced
+# change) as fast as they are answered; nginx's reference is the same GET
+# while as many `dd oflag=dsync` processes write 4 KiB blocks beside it (the
+# same pressure on the disk's sync path, no shared lock: what a write path
+# that never blocks reads costs at best). The PUTs' own req/s and p50/p99
+# are printed beside the disk's dsync rate (dd). With strace and root:
+# fdatasync calls per change at 8 concurrent writers (group commit: < 1).
 # A benchmark, not a test: the targets are printed beside the figures.
 set -euo pipefail
 HERD=${HERD_BIN:-$(dirname "$0")/../build/herd}
@@ -135,3 +143,97 @@ for r in "${rows[@]}"; do
 	read -r q qlo qhi < <(stats <"$work/r.$name")
 	printf '    ratio  %.2fx nginx (per round %.2f..%.2f; target >= 0.8x)\n' "$q" "$qlo" "$qhi"
 done
+
+
+# --- writes: GET alone (the uncached row above) / GET under writes / PUT ---
+WRITERS=${BENCH_WRITERS:-4}
+post scripts '{"name":"bench.sh","content":"#!/bin/sh\ntrue\n"}'
+wlua="$work/write.lua"
+cat >"$wlua" <<LUA
+math.randomseed(os.time())
+request = function()
+  return wrk.format("PUT", "/v1/scripts/bench.sh",
+    { ["Authorization"] = "Bearer $tok", ["Content-Type"] = "application/json" },
+    '{"name":"bench.sh","content":"#!/bin/sh\\\\necho ' .. math.random(1000000000) .. '\\\\n"}')
+end
+LUA
+# writes_bg SECONDS: WRITERS clients PUT for that long (wrk, in the background;
+# its report in $work/w.out).
+writes_bg() {
+	wrk -t1 -c"$WRITERS" -d"${1}s" --latency -s "$wlua" "http://127.0.0.1:$hp/v1/scripts/bench.sh" \
+		>"$work/w.out" 2>&1 &
+	wpid=$!
+}
+# dsync_bg SECONDS: WRITERS dd processes writing 4 KiB dsync blocks.
+dsync_bg() {
+	ddpids=()
+	for i in $(seq "$WRITERS"); do
+		timeout -s INT "$1" dd if=/dev/zero of="$work/dd$i" bs=4k count=10000000 oflag=dsync \
+			2>"$work/dd$i.err" &
+		ddpids+=($!)
+	done
+}
+# wrk_row FILE: "req/s p50 p99" of a finished wrk report; fails on errors.
+wrk_row() {
+	if grep -q -e 'Non-2xx' -e 'Socket errors' "$1"; then die "writes: $(grep -e 'Non-2xx' -e 'Socket errors' "$1")"; fi
+	awk 'function ms(v) {
+		if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
+		if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v }
+	/Requests\/sec/ { r = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+	END { if (r == "") exit 1; printf "%s %.3f %.3f\n", r, p50, p99 }' "$1"
+}
+: >"$work/h.wget"; : >"$work/n.wget"; : >"$work/h.put"; : >"$work/dd.rate"
+for _ in $(seq "$ROUNDS"); do
+	writes_bg $((DUR + 2))
+	sleep 1
+	sample "GET under writes herd" "http://127.0.0.1:$hp/v1/groups" >>"$work/h.wget"
+	wait "$wpid"
+	wrk_row "$work/w.out" >>"$work/h.put"
+	dsync_bg $((DUR + 2))
+	sleep 1
+	sample "GET under writes nginx" "http://127.0.0.1:$np/groups.json" >>"$work/n.wget"
+	for p in "${ddpids[@]}"; do wait "$p" || true; done
+	# dd's last line: "N bytes (...) copied, T s, ..."
+	cat "$work"/dd*.err | awk '/copied/ { b += $1; t = $(NF - 3) + 0; if (t > m) m = t }
+		END { printf "%.0f\n", (m > 0 ? b / 4096 / m : 0) }' >>"$work/dd.rate"
+	rm -f "$work"/dd[0-9]*
+done
+printf '  GET under writes: GET /v1/groups while %d clients PUT /v1/scripts/bench.sh (herd) /\n' "$WRITERS"
+printf '                    while %d dd (bs=4k oflag=dsync) write beside nginx\n' "$WRITERS"
+for who in herd nginx; do
+	f="$work/${who:0:1}.wget"
+	read -r rm rlo rhi < <(cut -d' ' -f1 "$f" | stats)
+	read -r p50 _ _ < <(cut -d' ' -f2 "$f" | stats)
+	read -r p99 p99lo p99hi < <(cut -d' ' -f3 "$f" | stats)
+	printf '    %-6s %9.0f req/s (%.0f..%.0f)  p50 %.3f ms  p99 %.3f ms (%.3f..%.3f)\n' \
+		"$who" "$rm" "$rlo" "$rhi" "$p50" "$p99" "$p99lo" "$p99hi"
+done
+read -r alone _ _ < <(cut -d' ' -f1 "$work/h.uncached" | stats)
+read -r under _ _ < <(cut -d' ' -f1 "$work/h.wget" | stats)
+read -r p99 _ _ < <(cut -d' ' -f3 "$work/h.wget" | stats)
+printf '    herd   %.2fx its GET alone (target >= 0.5x: %s); p99 %.3f ms (target <= 20 ms: %s)\n' \
+	"$(awk -v a="$alone" -v u="$under" 'BEGIN { print u / a }')" \
+	"$(awk -v a="$alone" -v u="$under" 'BEGIN { print (u / a >= 0.5) ? "pass" : "FAIL" }')" \
+	"$p99" "$(awk -v p="$p99" 'BEGIN { print (p <= 20) ? "pass" : "FAIL" }')"
+read -r rm rlo rhi < <(cut -d' ' -f1 "$work/h.put" | stats)
+read -r p50 _ _ < <(cut -d' ' -f2 "$work/h.put" | stats)
+read -r p99 p99lo p99hi < <(cut -d' ' -f3 "$work/h.put" | stats)
+read -r ddr ddlo ddhi < <(stats <"$work/dd.rate")
+printf '  PUT /v1/scripts/bench.sh (%d clients, under the GET load): %.0f req/s (%.0f..%.0f)  p50 %.3f ms  p99 %.3f ms (%.3f..%.3f)\n' \
+	"$WRITERS" "$rm" "$rlo" "$rhi" "$p50" "$p99" "$p99lo" "$p99hi"
+printf '    reference: the disk takes %.0f dsync 4 KiB writes/s from %d dd (%.0f..%.0f); nginx has no write path\n' \
+	"$ddr" "$WRITERS" "$ddlo" "$ddhi"
+
+# fdatasync per change at 8 writers (strace on the server: root only)
+if command -v strace >/dev/null && [ "$(id -u)" = 0 ]; then
+	hpid=${pids[0]}
+	strace -f -c -e trace=fdatasync,fsync -o "$work/strace.out" -p "$hpid" 2>/dev/null &
+	spid=$!
+	sleep 1
+	wrk -t2 -c8 -d"${DUR}s" -s "$wlua" "http://127.0.0.1:$hp/v1/scripts/bench.sh" >"$work/w8.out" 2>&1
+	kill -INT "$spid"; wait "$spid" 2>/dev/null || true
+	syncs=$(awk '$NF == "fdatasync" || $NF == "fsync" { s += $4 } END { print s + 0 }' "$work/strace.out")
+	puts=$(awk '/requests in/ { print $1 }' "$work/w8.out")
+	printf '  fdatasync per change, 8 clients PUT for %ss under strace: %s syncs / %s changes = %.2f (one commit per change = 1.00)\n' \
+		"$DUR" "$syncs" "$puts" "$(awk -v s="$syncs" -v p="$puts" 'BEGIN { print p ? s / p : 0 }')"
+fi

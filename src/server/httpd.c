@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 
 #include "api/api.h"
+#include "api/writer.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -335,6 +336,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		return MHD_YES;
 	if (rq->body_too_big)
 		return send_answer(rq);
+	if (rq->status == 0 && api_runs_in_tx(rq)) {
+		/* a change: the writer runs it and resumes us once it is
+		 * durable (rq->status set); this thread goes on serving */
+		if (writer_submit(s, rq))
+			return MHD_YES;
+		return send_answer(rq);
+	}
 	if (rq->status == 0) {
 		do {
 			rq->suspended = false;
@@ -429,6 +437,8 @@ httpd_start(struct server *s, const char *addr, const char *const *more, int nmo
 	pthread_mutex_init(&h->lock, NULL);
 	s->httpd = h;
 	s->port = port;
+	if (writer_start(s, err) < 0)
+		goto fail;
 	/* wildcards first (pass 0), then the rest: httpd_listen_extra skips
 	 * an address a wildcard on its port already covers */
 	for (pass = 0; pass < 2; pass++) {
@@ -451,6 +461,7 @@ httpd_start(struct server *s, const char *addr, const char *const *more, int nmo
 fail:
 	for (i = 0; i < h->nd; i++)
 		MHD_stop_daemon(h->d[i]);
+	writer_free(s);
 	s->httpd = NULL;
 	free(h);
 	return err->code;
@@ -501,8 +512,10 @@ httpd_stop(struct server *s)
 	pthread_mutex_unlock(&s->lock);
 	if (h->waker_started)
 		pthread_join(h->waker, NULL);
+	writer_stop(s);     /* its connections resumed before the daemons stop */
 	for (int i = 0; i < h->nd; i++)
 		MHD_stop_daemon(h->d[i]);
+	writer_free(s);
 	s->httpd = NULL;
 	free(h);
 }

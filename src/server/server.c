@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/writer.h"
 #include "ctl/ctl.h"
 #include "scale/scale.h"
 #include "ctl/lbsync.h"
@@ -69,6 +70,8 @@ usage(FILE *f)
 		"                     lowered to fit the descriptor limit)\n"
 		"  --max-conns-per-addr N\n"
 		"                     open connections from one client address (default 256)\n"
+		"  --write-queue N    changes waiting for the writer, in all (default 1024,\n"
+		"                     1-65536); past it a change is answered 503 at once\n"
 		"  --web DIR          the console's files (default: ../web beside the binary,\n"
 		"                     else /usr/share/herd/web)\n"
 		"  --scripts DIR      built-in scripts, loaded read-only at start (default:\n"
@@ -250,6 +253,7 @@ server_main(int argc, char **argv)
 		{ "retain-hosts", required_argument, NULL, 'H' },
 		{ "max-conns", required_argument, NULL, 'C' },
 		{ "max-conns-per-addr", required_argument, NULL, 'A' },
+		{ "write-queue", required_argument, NULL, 'W' },
 		{ "advertise-url", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -274,10 +278,11 @@ server_main(int argc, char **argv)
 	s->retain_hosts_ms = RETAIN_HOSTS_DEFAULT_MS;
 	s->max_conns = MAX_CONNS_DEFAULT;
 	s->max_conns_per_addr = MAX_CONNS_PER_ADDR_DEFAULT;
+	s->write_queue_max = WRITER_QUEUE_DEFAULT;
 	s->lock_fd = -1;
 	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:a:u:r:H:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:W:a:u:r:H:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l':
@@ -303,6 +308,14 @@ server_main(int argc, char **argv)
 			if ((n = parse_conns("--max-conns-per-addr", optarg)) < 0)
 				return 2;
 			s->max_conns_per_addr = (unsigned)n;
+			break;
+		case 'W':
+			if ((n = str_long_or(optarg, 1, WRITER_QUEUE_MAX, 0)) == 0) {
+				fprintf(stderr, "herd server: --write-queue: want a number from 1 to %u\n",
+					WRITER_QUEUE_MAX);
+				return 2;
+			}
+			s->write_queue_max = (unsigned)n;
 			break;
 		case 'P':
 			if (parse_duration_ms(optarg, &s->push_interval_ms) < 0 ||

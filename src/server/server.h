@@ -79,6 +79,7 @@ struct req {
 	void *state;                   /* handler state across a long-poll */
 	void (*state_free)(void *);
 	char audit_detail[1024];       /* what the audit entry says beyond the path */
+	int retry_after_s;             /* > 0: a Retry-After header on the answer */
 };
 
 struct server {
@@ -95,6 +96,7 @@ struct server {
 	size_t body_max;              /* request body limit, bytes */
 	unsigned max_conns;           /* connections per listen address, in all (--max-conns) */
 	unsigned max_conns_per_addr;  /* ... from one client address (--max-conns-per-addr) */
+	unsigned write_queue_max;     /* mutations waiting for the writer (--write-queue) */
 	int lock_fd;                  /* flock'd DATA/herd.lock, held until exit */
 	int64_t push_interval_ms;     /* how often agents push metrics (--push-interval) */
 	int64_t retain_activities_ms; /* activities kept this long (--retain-activities) */
@@ -108,6 +110,7 @@ struct server {
 	uint64_t generation;          /* bumped on every change hosts may wait on */
 	void *httpd;                  /* struct httpd * */
 	void *ctl;                    /* controller state */
+	void *writer;                 /* struct writer * (api/writer.c) */
 	void *tsdb;                   /* struct tsdb * (tsdb/tsdb.h): the metric store */
 };
 

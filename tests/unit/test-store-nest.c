@@ -110,11 +110,62 @@ test_nested(void **state)
 	assert_false(store_in_tx(st));
 }
 
+/* The writer's batch (api/writer.c): one outer transaction, each request a
+ * savepoint (depth 2) with the model's own inside it (depth 3); a request
+ * undone leaves the others of the batch to the one commit. */
+static void
+test_batch_depth(void **state)
+{
+	struct herr err = HERR_INIT;
+
+	assert_int_equal(store_tx_depth(st), 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_tx_depth(st), 1);
+	assert_int_equal(store_begin(st, &err), 0);          /* request a */
+	put("batch_a");
+	assert_int_equal(store_begin(st, &err), 0);          /* its model's */
+	assert_int_equal(store_tx_depth(st), 3);
+	put("batch_a2");
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_tx_depth(st), 1);
+	assert_int_equal(store_begin(st, &err), 0);          /* request b fails */
+	put("batch_b");
+	store_rollback(st);
+	assert_int_equal(store_begin(st, &err), 0);          /* request c */
+	put("batch_c");
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_tx_depth(st), 0);
+	assert_true(has("batch_a") && has("batch_a2") && has("batch_c"));
+	assert_false(has("batch_b"));
+}
+
+/* A transaction the database ended by itself (here: a ROLLBACK behind the
+ * store's back, as SQLite does on a full disk) is no transaction: depth 0,
+ * and a begin refuses to open a savepoint that would commit on its own. */
+static void
+test_vanished(void **state)
+{
+	struct herr err = HERR_INIT;
+
+	assert_int_equal(store_begin(st, &err), 0);
+	put("vanish");
+	assert_int_equal(store_q(st, NULL, NULL, &err, "ROLLBACK", NULL), 0);
+	assert_int_equal(store_tx_depth(st), 0);
+	assert_int_not_equal(store_begin(st, &err), 0);
+	assert_int_not_equal(store_commit(st, &err), 0);
+	assert_false(store_in_tx(st));
+	assert_false(has("vanish"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_nested),
+		cmocka_unit_test(test_batch_depth),
+		cmocka_unit_test(test_vanished),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

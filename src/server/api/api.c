@@ -315,8 +315,14 @@ api_not_found(struct req *rq)
 void
 api_add_headers(struct req *rq, struct MHD_Response *r)
 {
+	char s[16];
+
 	web_add_headers(rq, r);
 	agent_binary_add_headers(rq, r);
+	if (rq->retry_after_s > 0) {
+		snprintf(s, sizeof(s), "%d", rq->retry_after_s);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, s);
+	}
 }
 
 bool
@@ -373,17 +379,25 @@ rekick(struct req *rq, uint64_t gen_before)
 		server_kick(rq->srv);
 }
 
-/* Ends the transaction begun in api_handle: the audit row (unless the
- * request is parked), then the commit. A failed commit lost the change and
- * its row: the answer says so and the row is tried on its own. */
+bool
+api_runs_in_tx(const struct req *rq)
+{
+	return rq->route && rq->authorized && is_mutation(rq) && !is_telemetry(rq->route) &&
+	       joins_audit_tx(rq->route);
+}
+
+/* Ends the transaction begun in api_handle at depth base+1: the audit row
+ * (unless the request is parked), then the commit (a RELEASE when base > 0:
+ * the writer's batch commits it, writer.c). A failed commit lost the change
+ * and its row: the answer says so and the row is tried on its own. */
 static void
-finish_tx(struct req *rq, bool audit)
+finish_tx(struct req *rq, bool audit, int base)
 {
 	struct store *st = rq->srv->store;
 	struct herr err = HERR_INIT;
 	const char *detail = rq->audit_detail[0] ? rq->audit_detail : NULL;
 
-	if (!store_in_tx(st)) {
+	if (store_tx_depth(st) <= base) {
 		/* a handler's stray rollback ended it: as before, on its own */
 		if (audit)
 			api_audit(rq, detail);
@@ -406,12 +420,14 @@ api_handle(struct req *rq)
 	struct herr err = HERR_INIT;
 	bool audit, tx = false;
 	uint64_t gen = 0;
+	int base = 0;
 
 	if (!api_authorize(rq))
 		return;
 	audit = is_mutation(rq) && !is_telemetry(rt);
 	if (audit && joins_audit_tx(rt)) {
 		gen = __atomic_load_n(&rq->srv->generation, __ATOMIC_ACQUIRE);
+		base = store_tx_depth(rq->srv->store);
 		tx = store_begin(rq->srv->store, &err) == 0;
 		if (!tx)
 			log_warn("%s %s: no transaction for the change and its audit row (%s):"
@@ -421,8 +437,9 @@ api_handle(struct req *rq)
 	if (rq->status == 0 && !rq->suspended)
 		reply_json(rq, 200, json_object());
 	if (tx) {
-		finish_tx(rq, !rq->suspended);
-		rekick(rq, gen);
+		finish_tx(rq, !rq->suspended, base);
+		if (base == 0)
+			rekick(rq, gen);   /* inside a batch: the writer kicks after its commit */
 	} else if (audit && !rq->suspended) {
 		api_audit(rq, rq->audit_detail[0] ? rq->audit_detail : NULL);
 	}

@@ -28,8 +28,15 @@ int lookup_after_put(struct req *rq, const struct kind *k, const char *scope, co
  * or 403 answer (a refused mutation is audited). Needs only the headers, so
  * httpd calls it before reading any body; later calls return true at once. */
 bool api_authorize(struct req *rq);
-/* Runs rq's route: api_authorize(), the handler, the audit of a mutation. */
+/* Runs rq's route: api_authorize(), the handler, the audit of a mutation.
+ * A mutation runs in a transaction with its audit row; called inside one
+ * (the writer's batch, writer.h) that is a savepoint the batch commits. */
 void api_handle(struct req *rq);
+/* Whether rq (authorized) is a mutation api_handle runs in a transaction
+ * with its audit row: those go to the writer (writer.h). Not: reads,
+ * agents' telemetry (heartbeats, metric pushes, run output) and
+ * /v1/accounts/:name/check (it calls a cloud). */
+bool api_runs_in_tx(const struct req *rq);
 /* Forgets cached credentials (a token was deleted, a host terminated): kept
  * for old callers; it is token_invalidate() (model/token.h), which needs no api/. */
 void auth_invalidate(void);

@@ -363,12 +363,17 @@ sq_close(struct store *st)
 	st->priv = NULL;
 }
 
+/* err may be NULL (a cleanup whose failure has nothing to add). */
 static int
 sq_simple(struct store *st, const char *sql, struct herr *err)
 {
-	struct sq_conn *c = sq_conn(st, err);
+	struct herr ignored = HERR_INIT;
+	struct sq_conn *c;
 	char *msg = NULL;
 
+	if (err == NULL)
+		err = &ignored;
+	c = sq_conn(st, err);
 	if (c == NULL)
 		return err->code;
 	if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -393,6 +398,10 @@ sq_begin(struct store *st, struct herr *err)
 	if (c == NULL)
 		return err->code;
 	BUG_ON(c->in_tx < 0 || c->in_tx > 1000);
+	if (c->in_tx && sqlite3_get_autocommit(c->db))
+		/* a SAVEPOINT now would start a new transaction that its
+		 * RELEASE commits on its own: the outer one is gone */
+		return herr_set(err, HERR_STORE, "the transaction was rolled back by the database");
 	rc = sq_simple(st, c->in_tx ? "SAVEPOINT herd_nest" : "BEGIN IMMEDIATE", err);
 	if (rc == 0)
 		c->in_tx++;
@@ -446,6 +455,16 @@ sq_in_tx(struct store *st)
 	struct sq_conn *c = sq_conn(st, NULL);
 
 	return c && c->in_tx > 0;
+}
+
+static int
+sq_tx_depth(struct store *st)
+{
+	struct sq_conn *c = sq_conn(st, NULL);
+
+	if (c == NULL || c->in_tx <= 0 || sqlite3_get_autocommit(c->db))
+		return 0;
+	return c->in_tx;
 }
 
 static sqlite3_stmt *
@@ -602,5 +621,6 @@ const struct store_ops store_sqlite_ops = {
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.in_tx = sq_in_tx,
+	.tx_depth = sq_tx_depth,
 	.exec = sq_exec,
 };

@@ -69,6 +69,12 @@ store_in_tx(struct store *st)
 	return st->ops->in_tx(st);
 }
 
+int
+store_tx_depth(struct store *st)
+{
+	return st->ops->tx_depth(st);
+}
+
 static int
 store_vq(struct store *st, json_t **rows, int64_t *changes, struct herr *err, const char *sql,
 	 const char *fmt, va_list ap)

@@ -27,6 +27,8 @@ struct store_ops {
 	void (*rollback)(struct store *st);
 	/* Whether this thread is inside a transaction. */
 	bool (*in_tx)(struct store *st);
+	/* How deep: 0 outside, 1 in a transaction, more in savepoints. */
+	int (*tx_depth)(struct store *st);
 	/* Runs one statement. params: JSON array (string, integer, real, true,
 	 * false, null) or NULL. rows (optional): set to an owned array of
 	 * objects keyed by column name. changes (optional): rows changed.
@@ -52,6 +54,10 @@ int store_commit(struct store *st, struct herr *err);
 void store_rollback(struct store *st);
 /* Whether the calling thread is inside a transaction. */
 bool store_in_tx(struct store *st);
+/* The calling thread's nesting depth: 0 outside a transaction, 1 in one,
+ * 2+ in savepoints. A transaction the database rolled back by itself (an
+ * I/O error, a full disk) counts as none: 0. */
+int store_tx_depth(struct store *st);
 
 /* Runs sql with params packed by json_pack(fmt, ...) ("[ssI]"; fmt may be
  * NULL for none). *rows (if rows != NULL) gets the result rows (owned). */
