@@ -4,9 +4,10 @@
  *
  * Everything goes through the code the server runs, on real files in a
  * temporary directory, with an injected clock (tsdb_opts.clock_ms, the
- * now_ms the model and retain_pass take): every 10 s each host pushes the
- * agent's own series set (col-*.c: cpu, cpu modes, load, mem, disk, net on
- * eth0 and lo, procs, uptime; a custom monitor and its monitor_up; the
+ * now_ms the model and retain_pass take): every push interval (30 s;
+ * WEEK_TICK_S=10 for 10 s) each host pushes the agent's own series set
+ * (col-*.c: cpu, cpu modes, load, mem, disk, net on eth0 and lo, procs,
+ * uptime; a custom monitor and its monitor_up; the
  * agent_dropped_batches_total the server adds), labelled as
  * metrics_push_ingest labels them, through tsdb_append_q; every 5 minutes
  * a TSDB checkpoint followed by compactions, as its background thread
@@ -17,15 +18,16 @@
  * host replaced (terminated row retained, new host, new series).
  *
  * At each simulated midnight, after the checkpoint and an SQLite WAL
- * checkpoint, the directory's allocated bytes are measured. With every
- * retention at 2 days the store holds at most 2 days of rows and samples
- * (plus, in the TSDB, the unmerged blocks of the day just ended and a
- * merged block's expired tail: whole blocks go), and the state at
- * midnight repeats day after day, so from day 3 on the size is flat: the
- * test asserts max/min <= 1.25 over days 3..7. The control runs the same
- * simulation with every retention at a year for 5 days: the size grows
- * every day and the same bound fails, so the flatness is retention's
- * doing, not an artefact of the measurement.
+ * checkpoint, the directory's allocated bytes are measured, and its peak
+ * after any checkpoint of the day. With every retention at 2 days the
+ * store holds 2 days of rows and samples at midnight, and up to a day
+ * more before it (the TSDB drops a merged day's block whole once its
+ * newest chunk is past the retention); the state repeats day after day,
+ * so from day 3 on both are flat: the test asserts max/min <= 1.25 over
+ * days 3..7 for each. The control runs the same simulation with every
+ * retention at a year for 5 days: the size grows every day and the same
+ * bound fails, so the flatness is retention's doing, not an artefact of
+ * the measurement.
  *
  * Query identity: before each checkpoint that sealed a new block in the
  * first hours of a day (the previous day's window is then due for a merge)
@@ -161,7 +163,7 @@ round_to(double v, double unit)
 	return floor(v / unit + 0.5) * unit;
 }
 
-/* This tick's values of slot h: shapes like a real host's (a daily cycle,
+/* This tick's values of a slot: shapes like a real host's (a daily cycle,
  * noise, counters that climb), with the agent's rounding. */
 static void
 values(struct slot *sl, int64_t t)
