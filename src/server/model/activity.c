@@ -11,27 +11,39 @@
 #include "util.h"
 #include "xalloc.h"
 
+/* The one INSERT of both: the row stamped ts_ms. */
+static int
+activity_vadd(struct store *st, int64_t ts_ms, const char *cluster, const char *group,
+	      const char *host, const char *kind, const char *cause, json_t *inputs,
+	      struct herr *err, const char *fmt, va_list ap)
+{
+	char reason[1024], *in;
+	int rc;
+
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	in = inputs ? json_dumps(inputs, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("{}");
+	rc = store_q(st, NULL, NULL, err,
+		     "INSERT INTO activities (ts_ms, cluster, grp, host, kind, cause, reason, inputs)"
+		     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		     "[Isssssss]", (json_int_t)ts_ms, cluster ? cluster : "", group ? group : "",
+		     host ? host : "", kind, cause ? cause : "", reason, in);
+	free(in);
+	log_info("activity: %s%s%s %s: %s", cluster ? cluster : "", group ? "/" : "",
+		 group ? group : "", kind, reason);
+	return rc;
+}
+
 int
 activity_add(struct store *st, const char *cluster, const char *group, const char *host,
 	     const char *kind, const char *cause, json_t *inputs, struct herr *err,
 	     const char *fmt, ...)
 {
-	char reason[1024], *in;
 	va_list ap;
 	int rc;
 
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	rc = activity_vadd(st, now_ms(), cluster, group, host, kind, cause, inputs, err, fmt, ap);
 	va_end(ap);
-	in = inputs ? json_dumps(inputs, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("{}");
-	rc = store_q(st, NULL, NULL, err,
-		     "INSERT INTO activities (ts_ms, cluster, grp, host, kind, cause, reason, inputs)"
-		     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		     "[Isssssss]", (json_int_t)now_ms(), cluster ? cluster : "", group ? group : "",
-		     host ? host : "", kind, cause ? cause : "", reason, in);
-	free(in);
-	log_info("activity: %s%s%s %s: %s", cluster ? cluster : "", group ? "/" : "",
-		 group ? group : "", kind, reason);
 	return rc;
 }
 
@@ -82,4 +94,20 @@ activity_prune(struct store *st, int64_t before_ms, int64_t policy_keep_ms, int 
 		       " 'scale_in') AND cause LIKE 'policy:%' AND ts_ms >= ?) ORDER BY id LIMIT ?)",
 		       "[IIIi]", (json_int_t)before_ms, (json_int_t)before_ms,
 		       (json_int_t)policy_keep_ms, max_rows);
+}
+
+/* --- simulated time --- */
+
+int
+activity_add_at(struct store *st, int64_t ts_ms, const char *cluster, const char *group,
+		const char *host, const char *kind, const char *cause, json_t *inputs,
+		struct herr *err, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = activity_vadd(st, ts_ms, cluster, group, host, kind, cause, inputs, err, fmt, ap);
+	va_end(ap);
+	return rc;
 }

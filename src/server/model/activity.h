@@ -17,6 +17,12 @@ int activity_add(struct store *st, const char *cluster, const char *group, const
 		 const char *kind, const char *cause, json_t *inputs, struct herr *err,
 		 const char *fmt, ...) __attribute__((format(printf, 9, 10)));
 
+/* activity_add stamped ts_ms instead of the wall clock (tests of
+ * simulated time; callers that act now use activity_add). */
+int activity_add_at(struct store *st, int64_t ts_ms, const char *cluster, const char *group,
+		    const char *host, const char *kind, const char *cause, json_t *inputs,
+		    struct herr *err, const char *fmt, ...) __attribute__((format(printf, 10, 11)));
+
 /* The activities of cluster/group ("" or NULL = any) with id > since_id:
  * the newest `limit`, oldest first, as an owned array of API objects
  * (inputs parsed, "group" and a formatted "time"). 0 or a store error. */

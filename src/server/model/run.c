@@ -1014,7 +1014,7 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 	struct store *st = srv->store;
 	struct host *hosts = NULL;
 	struct res sres;
-	int64_t id = 0, now = now_ms();
+	int64_t id = 0, now = rs->now_ms > 0 ? rs->now_ms : now_ms();
 	size_t i, nhosts = 0;
 	int queued = 0, rc, n;
 

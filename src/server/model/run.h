@@ -75,6 +75,8 @@ struct run_spec {
 	int64_t timeout_ms;
 	int parallel;               /* 0 = all hosts at once */
 	const char *who;            /* created_by */
+	int64_t now_ms;             /* when it is made; 0 = the wall clock (tests
+				     * of simulated time pass theirs) */
 };
 
 /* Makes a run (the core of POST /v1/runs, also for server-side callers
