@@ -69,6 +69,7 @@ usage(FILE *f)
 		"                     lowered to fit the descriptor limit)\n"
 		"  --max-conns-per-addr N\n"
 		"                     open connections from one client address (default 256)\n"
+		"  --http-mode MODE   how connections are watched: epoll (default) or poll\n"
 		"  --web DIR          the console's files (default: ../web beside the binary,\n"
 		"                     else /usr/share/herd/web)\n"
 		"  --scripts DIR      built-in scripts, loaded read-only at start (default:\n"
@@ -250,6 +251,7 @@ server_main(int argc, char **argv)
 		{ "retain-hosts", required_argument, NULL, 'H' },
 		{ "max-conns", required_argument, NULL, 'C' },
 		{ "max-conns-per-addr", required_argument, NULL, 'A' },
+		{ "http-mode", required_argument, NULL, 'M' },
 		{ "advertise-url", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -274,10 +276,11 @@ server_main(int argc, char **argv)
 	s->retain_hosts_ms = RETAIN_HOSTS_DEFAULT_MS;
 	s->max_conns = MAX_CONNS_DEFAULT;
 	s->max_conns_per_addr = MAX_CONNS_PER_ADDR_DEFAULT;
+	s->http_epoll = true;
 	s->lock_fd = -1;
 	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:a:u:r:H:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:M:U:a:u:r:H:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l':
@@ -303,6 +306,14 @@ server_main(int argc, char **argv)
 			if ((n = parse_conns("--max-conns-per-addr", optarg)) < 0)
 				return 2;
 			s->max_conns_per_addr = (unsigned)n;
+			break;
+		case 'M':
+			if (strcmp(optarg, "epoll") != 0 && strcmp(optarg, "poll") != 0) {
+				fprintf(stderr, "herd server: --http-mode: want epoll or poll (got '%s')\n",
+					optarg);
+				return 2;
+			}
+			s->http_epoll = strcmp(optarg, "epoll") == 0;
 			break;
 		case 'P':
 			if (parse_duration_ms(optarg, &s->push_interval_ms) < 0 ||
