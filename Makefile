@@ -80,7 +80,7 @@ $(FAKE_QC): $(FAKE_QC_SRCS) $(wildcard tests/fake-qingcloud/*.h) | deps
 unit: deps $(UNIT_BINS)
 
 # Everything reports TAP; prove runs the unit binaries and the bats files.
-check: deps web $(BUILD)/herd $(UNIT_BINS) $(FAKE_QC)
+check: deps web $(BUILD)/herd $(UNIT_BINS) $(FAKE_QC) $(BUILD)/conns-bench
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
 	tools/check-banned.sh src
@@ -88,7 +88,7 @@ check: deps web $(BUILD)/herd $(UNIT_BINS) $(FAKE_QC)
 	CMOCKA_MESSAGE_OUTPUT=TAP HERD_BIN=$(CURDIR)/$(BUILD)/herd \
 		prove --source Executable --timer $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
 
-e2e: deps $(BUILD)/herd $(FAKE_QC)
+e2e: deps $(BUILD)/herd $(FAKE_QC) $(BUILD)/conns-bench
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd prove --source Executable --timer $(sort $(wildcard tests/e2e/*.bats))
 
 # HERD_PROVIDER=qingcloud: the same demo on the fake QingCloud (docs/qingcloud.md)
