@@ -92,8 +92,8 @@ EOF
 	[ -n "$run" ] || die "no run"
 }
 
-printf '%-6s %-5s %6s %8s %8s %8s %8s %6s %8s %7s %7s\n' N mode parked \
-	hz_p50 hz_p99 hosts_p50 hosts_p99 cpu% rss_MB again woken
+printf '%-6s %-5s %6s %8s %8s %8s %8s %6s %8s %7s %6s %7s\n' N mode parked \
+	hz_p50 hz_p99 hosts_p50 hosts_p99 cpu% rss_MB again early woken
 for n in $NS; do
 	for mode in $MODES; do
 		start_server "$mode"
@@ -124,11 +124,11 @@ for n in $NS; do
 		wait "$bpid" || true
 		stop_server
 		kv() { sed -n "s/^$1=//p" "$out" | head -1; }
-		printf '%-6s %-5s %6s %8s %8s %8s %8s %6s %8s %7s %7s\n' "$n" "$mode" \
+		printf '%-6s %-5s %6s %8s %8s %8s %8s %6s %8s %7s %6s %7s\n' "$n" "$mode" \
 			"$(kv parked)" "$(kv healthz_p50_ms)" "$(kv healthz_p99_ms)" \
 			"$(kv hosts_p50_ms)" "$(kv hosts_p99_ms)" "$(kv server_idle_cpu_pct)" \
 			"$(( $(kv server_rss_kb || echo 0) / 1024 ))" "$(kv idle_answered_again)" \
-			"$(kv parked_answered)"
+			"$(kv parked_answered_early)" "$(kv parked_answered)"
 		if [ "$(kv idle_open)" != "$n" ]; then
 			echo "   !! only $(kv idle_open) of $n opened: $(kv idle_failed_at) $(kv errno)"
 		fi
