@@ -66,6 +66,11 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(BUILD)/libherd.a
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(BUILD)/libherd.a \
 		$(LDFLAGS) $(LIBS) $(shell pkg-config --libs cmocka)
 
+# The connection bench (bench/conns.c): a client only, linked with no herd code.
+$(BUILD)/conns-bench: bench/conns.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -I%,$(CFLAGS_BASE)) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
 $(FAKE_QC): $(FAKE_QC_SRCS) $(wildcard tests/fake-qingcloud/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -I%,$(CFLAGS_BASE)) $(shell pkg-config --cflags libmicrohttpd jansson libsodium) $(CFLAGS) \
@@ -75,7 +80,7 @@ $(FAKE_QC): $(FAKE_QC_SRCS) $(wildcard tests/fake-qingcloud/*.h) | deps
 unit: deps $(UNIT_BINS)
 
 # Everything reports TAP; prove runs the unit binaries and the bats files.
-check: deps web $(BUILD)/herd $(UNIT_BINS) $(FAKE_QC)
+check: deps web $(BUILD)/herd $(UNIT_BINS) $(FAKE_QC) $(BUILD)/conns-bench
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
 	tools/check-banned.sh src
@@ -83,7 +88,7 @@ check: deps web $(BUILD)/herd $(UNIT_BINS) $(FAKE_QC)
 	CMOCKA_MESSAGE_OUTPUT=TAP HERD_BIN=$(CURDIR)/$(BUILD)/herd \
 		prove --source Executable --timer $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
 
-e2e: deps $(BUILD)/herd $(FAKE_QC)
+e2e: deps $(BUILD)/herd $(FAKE_QC) $(BUILD)/conns-bench
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd prove --source Executable --timer $(sort $(wildcard tests/e2e/*.bats))
 
 # HERD_PROVIDER=qingcloud: the same demo on the fake QingCloud (docs/qingcloud.md)
@@ -91,7 +96,7 @@ demo: deps web $(BUILD)/herd $(if $(filter qingcloud,$(HERD_PROVIDER)),$(FAKE_QC
 	@tools/deps.sh demo
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd examples/queue/demo.sh
 
-bench: deps web $(BUILD)/herd
+bench: deps web $(BUILD)/herd $(BUILD)/conns-bench
 	@tools/deps.sh bench
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd bench/run.sh
 

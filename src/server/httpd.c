@@ -365,6 +365,14 @@ pool_size(void)
 	return n < 2 ? 2u : n > 16 ? 16u : (unsigned)n;
 }
 
+/* How each worker watches its connections (--http-mode): epoll costs per
+ * ready connection, poll() per open one (docs/scale.md, "Connections"). */
+static unsigned
+watch_flag(const struct server *s)
+{
+	return s->http_epoll ? MHD_USE_EPOLL_INTERNAL_THREAD : MHD_USE_POLL_INTERNAL_THREAD;
+}
+
 static struct MHD_Daemon *
 start_one(struct server *s, const char *ip, int port, struct herr *err)
 {
@@ -377,16 +385,16 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 		herr_set(err, HERR_INVALID, "invalid listen address '%s'", ip);
 		return NULL;
 	}
-	d = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-			     MHD_ALLOW_SUSPEND_RESUME,
+	d = MHD_start_daemon(watch_flag(s) | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
 			     (uint16_t)port, NULL, NULL, on_request, s,
+			     /* first: libmicrohttpd logs to stderr until it is set */
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 			     MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
 			     MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_FIRST_TIMEOUT_S,
 			     MHD_OPTION_CONNECTION_LIMIT, s->max_conns,
 			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->max_conns_per_addr,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_END);
 	if (d == NULL)
 		herr_set(err, HERR_UNAVAIL, "cannot listen on %s:%d: %s", ip, port, strerror(errno));
@@ -455,6 +463,8 @@ httpd_start(struct server *s, const char *addr, const char *const *more, int nmo
 				goto fail;
 		}
 	}
+	log_info("http: %s, %u workers per listen address, at most %u connections each",
+		 s->http_epoll ? "epoll" : "poll", pool_size(), s->max_conns);
 	if (pthread_create(&h->waker, NULL, waker_main, s) == 0)
 		h->waker_started = true;
 	return 0;

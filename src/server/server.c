@@ -72,6 +72,7 @@ usage(FILE *f)
 		"                     open connections from one client address (default 256)\n"
 		"  --write-queue N    changes waiting for the writer, in all (default 1024,\n"
 		"                     1-65536); past it a change is answered 503 at once\n"
+		"  --http-mode MODE   how connections are watched: epoll (default) or poll\n"
 		"  --web DIR          the console's files (default: ../web beside the binary,\n"
 		"                     else /usr/share/herd/web)\n"
 		"  --scripts DIR      built-in scripts, loaded read-only at start (default:\n"
@@ -254,6 +255,7 @@ server_main(int argc, char **argv)
 		{ "max-conns", required_argument, NULL, 'C' },
 		{ "max-conns-per-addr", required_argument, NULL, 'A' },
 		{ "write-queue", required_argument, NULL, 'W' },
+		{ "http-mode", required_argument, NULL, 'M' },
 		{ "advertise-url", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -279,10 +281,11 @@ server_main(int argc, char **argv)
 	s->max_conns = MAX_CONNS_DEFAULT;
 	s->max_conns_per_addr = MAX_CONNS_PER_ADDR_DEFAULT;
 	s->write_queue_max = WRITER_QUEUE_DEFAULT;
+	s->http_epoll = true;
 	s->lock_fd = -1;
 	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:W:a:u:r:H:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:M:U:W:a:u:r:H:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l':
@@ -316,6 +319,14 @@ server_main(int argc, char **argv)
 				return 2;
 			}
 			s->write_queue_max = (unsigned)n;
+			break;
+		case 'M':
+			if (strcmp(optarg, "epoll") != 0 && strcmp(optarg, "poll") != 0) {
+				fprintf(stderr, "herd server: --http-mode: want epoll or poll (got '%s')\n",
+					optarg);
+				return 2;
+			}
+			s->http_epoll = strcmp(optarg, "epoll") == 0;
 			break;
 		case 'P':
 			if (parse_duration_ms(optarg, &s->push_interval_ms) < 0 ||
