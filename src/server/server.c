@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "ctl/ctl.h"
+#include "ctl/launcher.h"
 #include "scale/scale.h"
 #include "ctl/lbsync.h"
 #include "log.h"
@@ -69,6 +70,8 @@ usage(FILE *f)
 		"                     lowered to fit the descriptor limit)\n"
 		"  --max-conns-per-addr N\n"
 		"                     open connections from one client address (default 256)\n"
+		"  --launch-workers N hosts launched at once (default 8, 1-64); each launch's\n"
+		"                     intent is stored first, one at a time\n"
 		"  --web DIR          the console's files (default: ../web beside the binary,\n"
 		"                     else /usr/share/herd/web)\n"
 		"  --scripts DIR      built-in scripts, loaded read-only at start (default:\n"
@@ -251,6 +254,7 @@ server_main(int argc, char **argv)
 		{ "max-conns", required_argument, NULL, 'C' },
 		{ "max-conns-per-addr", required_argument, NULL, 'A' },
 		{ "advertise-url", required_argument, NULL, 'U' },
+		{ "launch-workers", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -274,10 +278,11 @@ server_main(int argc, char **argv)
 	s->retain_hosts_ms = RETAIN_HOSTS_DEFAULT_MS;
 	s->max_conns = MAX_CONNS_DEFAULT;
 	s->max_conns_per_addr = MAX_CONNS_PER_ADDR_DEFAULT;
+	s->launch_workers = LAUNCH_WORKERS_DEFAULT;
 	s->lock_fd = -1;
 	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:a:u:r:H:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:U:W:a:u:r:H:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l':
@@ -332,6 +337,12 @@ server_main(int argc, char **argv)
 			if (parse_duration_ms(optarg, &topts.retention_ms) < 0 ||
 			    topts.retention_ms < 60 * 1000) {
 				fprintf(stderr, "herd server: --retention: want a duration of at least 1m, like 15d\n");
+				return 2;
+			}
+			break;
+		case 'W':
+			if (launcher_workers_parse(optarg, &s->launch_workers, &err) < 0) {
+				fprintf(stderr, "herd server: %s: %s\n", err.field, err.msg);
 				return 2;
 			}
 			break;

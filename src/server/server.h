@@ -95,6 +95,7 @@ struct server {
 	size_t body_max;              /* request body limit, bytes */
 	unsigned max_conns;           /* connections per listen address, in all (--max-conns) */
 	unsigned max_conns_per_addr;  /* ... from one client address (--max-conns-per-addr) */
+	int launch_workers;           /* provider launches at once (--launch-workers) */
 	int lock_fd;                  /* flock'd DATA/herd.lock, held until exit */
 	int64_t push_interval_ms;     /* how often agents push metrics (--push-interval) */
 	int64_t retain_activities_ms; /* activities kept this long (--retain-activities) */
