@@ -41,7 +41,7 @@ launcher_workers_parse(const char *text, int *out, struct herr *err)
 
 	errno = 0;
 	v = text ? strtol(text, &end, 10) : 0;
-	if (text == NULL || *text == '\0' || end == text || *end != '\0' || errno != 0 || v < 1 ||
+	if (text == NULL || *text < '0' || *text > '9' || end == text || *end != '\0' || errno != 0 || v < 1 ||
 	    v > LAUNCH_WORKERS_MAX)
 		return herr_field(err, HERR_INVALID, "--launch-workers",
 				  "want a whole number from 1 to %d (got '%s')", LAUNCH_WORKERS_MAX,
