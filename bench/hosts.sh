@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # bench/hosts.sh - median time from `herd group scale` to every new agent
-# `ready` (empty init script) on the local provider, for 1 host and for 20,
-# next to the same namespace + veth + bridge + address + route setup done
-# with the `ip` command in the same run. Prints both and the ratio. Root only
-# (network namespaces); everything made is removed by the trap. A benchmark,
-# not a test: no thresholds.
+# `ready` (empty init script) on the local provider, for 1 host and for 20
+# (BENCH_HOSTS), next to a fair shell reference in the same run, trials
+# alternated (herd, reference, herd, ...): per host, one `ip -batch` in the
+# machine's netns (netns + veth with its peer made inside + bridge port),
+# one `ip -n NS -batch` inside (lo, eth0, address, default route) and one
+# process started by `unshare` in its own PID/UTS/mount namespaces, hosts one
+# after another, done when every process has started. Prints both and the
+# ratio. Root only (network namespaces); everything made is removed by the
+# trap. A benchmark, not a test: no thresholds.
 set -euo pipefail
 HERD=$(realpath "${HERD_BIN:-$(dirname "$0")/../build/herd}")
 TRIALS_1=${BENCH_TRIALS_1:-10}
@@ -19,10 +23,15 @@ fi
 work=$(mktemp -d /tmp/herd-bench-hosts.XXXXXX)
 ref=hbr$$                      # the ip reference's names: hbr<pid>...
 ref_br=${ref}br
-octet=$((RANDOM % 256))
-herd_cidr=198.18.$octet.0/24   # herd's network; the reference uses 198.19.x
+octet=$((RANDOM % 64 * 4))
+herd_cidr=198.18.$octet.0/22   # herd's network (1,021 hosts); the reference uses 198.19.x
 ref_net=198.19.$octet
 server_pid=
+ref_pids=()
+# How long a trial may take: 60 s, and 60 ms more per host past 1,000/60 s.
+TRIAL_S=$((60 + BIG * 60 / 1000))
+POLL=0.01
+[ "$BIG" -gt 100 ] && POLL=0.2   # host ls of hundreds of hosts: not a busy loop
 
 cleanup() {
 	set +e
@@ -36,9 +45,16 @@ cleanup() {
 	rm -rf "$work"
 }
 
-# Removes the reference's namespaces and veths (the bridge stays).
+# Removes the reference's processes, namespaces and veths (the bridge stays).
 ref_clean() {
-	local ns
+	local ns pid
+	# unshare --fork ignores SIGTERM; its child dies with it (--kill-child)
+	for pid in "${ref_pids[@]}"; do
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	ref_pids=()
+	rm -f "$work"/ref-up.*
 	for ns in $(ip netns list | awk '{print $1}' | grep "^$ref-" || true); do
 		ip netns del "$ns" 2>/dev/null || true
 	done
@@ -110,7 +126,7 @@ clusters:
       - name: g
         template: bench
         size: 0
-        max: 100
+        max: $((BIG > 100 ? BIG : 100))
 EOF
 "$HERD" apply -f "$work/bp/bench.yaml" >/dev/null
 
@@ -129,95 +145,105 @@ herd_trial() {
 	local n=$1 t0 lines deadline
 	t0=$(now_ms)
 	"$HERD" group scale bench/g "$n" >/dev/null
-	deadline=$((SECONDS + 60))
+	deadline=$((SECONDS + TRIAL_S))
 	while :; do
 		lines=$(hosts_lines)
 		[ "$(awk '$1 == "ready"' <<<"$lines" | grep -c .)" -eq "$n" ] && break
 		if [ "$SECONDS" -ge "$deadline" ]; then
-			echo "hosts: $n host(s) not ready after 60 s:" >&2
-			echo "$lines" >&2
+			echo "hosts: $n host(s) not ready after $TRIAL_S s:" >&2
+			awk '{ print $1 }' <<<"$lines" | sort | uniq -c >&2
 			return 1
 		fi
-		sleep 0.01
+		sleep "$POLL"
 	done
 	# the server's own timestamps: no polling delay in the figure
 	awk -v t0="$t0" '{ r = $2 + $3; if (r > m) m = r } END { print m - t0 }' <<<"$lines"
 	awk '{ print $4 }' <<<"$lines" | median
 	awk '{ print $3 }' <<<"$lines" | median
 	"$HERD" group scale bench/g 0 >/dev/null
-	deadline=$((SECONDS + 60))
+	deadline=$((SECONDS + TRIAL_S))
 	while [ -n "$(hosts_lines)" ]; do
 		if [ "$SECONDS" -ge "$deadline" ]; then
-			echo "hosts: hosts not terminated after 60 s" >&2
+			echo "hosts: hosts not terminated after $TRIAL_S s" >&2
 			return 1
 		fi
-		sleep 0.02
+		sleep "$POLL"
 	done
-}
-
-# herd_series N TRIALS: prints "median_total median_launch median_ready".
-herd_series() {
-	local n=$1 totals=() launches=() readies=() out
-	for _ in $(seq "$2"); do
-		out=$(herd_trial "$n")
-		totals+=("$(sed -n 1p <<<"$out")")
-		launches+=("$(sed -n 2p <<<"$out")")
-		readies+=("$(sed -n 3p <<<"$out")")
-	done
-	echo "$(printf '%s\n' "${totals[@]}" | median) $(printf '%s\n' "${launches[@]}" | median)" \
-		"$(printf '%s\n' "${readies[@]}" | median) ${totals[*]}"
 }
 
 # A first host makes the bridge and warms caches: not counted.
 herd_trial 1 >/dev/null
 
-# --- the ip reference -------------------------------------------------------
+# --- the reference ----------------------------------------------------------
 
 ip link add "$ref_br" type bridge
-ip addr add "$ref_net.1/24" dev "$ref_br"
+ip addr add "$ref_net.1/22" dev "$ref_br"
 ip link set "$ref_br" up
 
-# ip_trial N: N namespaces, each with a veth on the bridge, an address, lo and
-# eth0 up and a default route, as the local provider makes them; prints ms.
+# ref_addr I: the Ith host's address in the reference's /22.
+ref_addr() { echo "198.19.$((octet + ($1 + 1) / 256)).$((($1 + 1) % 256))"; }
+
+# ip_trial N: N hosts, one after another, as the local provider makes them:
+# a netns with a veth on the bridge (peer made inside as eth0), lo and eth0
+# up, an address and a default route (two `ip -batch` processes), then one
+# process in new PID/UTS/mount namespaces inside that netns (`unshare`),
+# which says it started; prints ms until all N have.
 ip_trial() {
 	local n=$1 t0 t1 i ns v
 	t0=$(now_ms)
 	for i in $(seq "$n"); do
 		ns=$ref-$i v=${ref}v$i
-		ip netns add "$ns"
-		ip link add "$v" type veth peer name eth0 netns "$ns"
-		ip link set "$v" master "$ref_br"
-		ip link set "$v" up
-		ip -n "$ns" link set lo up
-		ip -n "$ns" link set eth0 up
-		ip -n "$ns" addr add "$ref_net.$((i + 1))/24" dev eth0
-		ip -n "$ns" route add default via "$ref_net.1"
+		ip -batch - <<-EOF
+			netns add $ns
+			link add $v type veth peer name eth0 netns $ns
+			link set $v master $ref_br up
+		EOF
+		ip -n "$ns" -batch - <<-EOF
+			link set lo up
+			link set eth0 up
+			addr add $(ref_addr "$i")/22 dev eth0
+			route add default via $ref_net.1
+		EOF
+		nsenter --net="/run/netns/$ns" unshare --pid --uts --mount --fork --kill-child \
+			sh -c ': >"$1"; exec sleep 600' sh "$work/ref-up.$i" </dev/null >/dev/null 2>&1 &
+		ref_pids+=($!)
+	done
+	while [ "$(find "$work" -maxdepth 1 -name 'ref-up.*' | grep -c .)" -lt "$n" ]; do
+		sleep 0.001
 	done
 	t1=$(now_ms)
 	ref_clean
 	echo $((t1 - t0))
 }
 
-ip_series() {
-	local all=()
+# series N TRIALS: herd and the reference alternated, TRIALS each; prints
+# "herd_median herd_launch herd_ready ref_median" then the herd and the
+# reference trials ("a,b,c" each).
+series() {
+	local n=$1 totals=() launches=() readies=() refs=() out
 	for _ in $(seq "$2"); do
-		all+=("$(ip_trial "$1")")
+		out=$(herd_trial "$n")
+		totals+=("$(sed -n 1p <<<"$out")")
+		launches+=("$(sed -n 2p <<<"$out")")
+		readies+=("$(sed -n 3p <<<"$out")")
+		refs+=("$(ip_trial "$n")")
 	done
-	echo "$(printf '%s\n' "${all[@]}" | median) ${all[*]}"
+	echo "$(printf '%s\n' "${totals[@]}" | median) $(printf '%s\n' "${launches[@]}" | median)" \
+		"$(printf '%s\n' "${readies[@]}" | median) $(printf '%s\n' "${refs[@]}" | median)" \
+		"$(IFS=,; echo "${totals[*]}") $(IFS=,; echo "${refs[*]}")"
 }
 
 # --- run and print ------------------------------------------------------------
 
-read -r h1 h1_launch h1_ready h1_all < <(herd_series 1 "$TRIALS_1")
-read -r i1 i1_all < <(ip_series 1 "$TRIALS_1")
-read -r h20 h20_launch h20_ready h20_all < <(herd_series "$BIG" "$TRIALS_20")
-read -r i20 i20_all < <(ip_series "$BIG" "$TRIALS_20")
+read -r h1 h1_launch h1_ready i1 h1_all i1_all < <(series 1 "$TRIALS_1")
+read -r h20 h20_launch h20_ready i20 h20_all i20_all < <(series "$BIG" "$TRIALS_20")
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo "hosts: \`herd group scale\` -> all new agents ready (empty init script), median ms"
-echo "       next to \`ip\` making the same netns + veth + bridge port + address + route"
-printf '  %-9s herd %6s ms   ip %6s ms   ratio %sx   (per host: launch %s ms, created->ready %s ms)\n' \
+echo "       next to ip -batch + unshare making the same netns + veth + bridge port + address"
+echo "       + route + one process per host, hosts one after another (trials alternated)"
+printf '  %-10s herd %6s ms   ref %6s ms   ratio %sx   (per host: launch %s ms, created->ready %s ms)\n' \
 	"1 host" "$h1" "$i1" "$(ratio "$h1" "$i1")" "$h1_launch" "$h1_ready"
-printf '  %-9s herd %6s ms   ip %6s ms   ratio %sx   (per host: launch %s ms, created->ready %s ms)\n' \
+printf '  %-10s herd %6s ms   ref %6s ms   ratio %sx   (per host: launch %s ms, created->ready %s ms)\n' \
 	"$BIG hosts" "$h20" "$i20" "$(ratio "$h20" "$i20")" "$h20_launch" "$h20_ready"
-echo "  trials: herd 1: $h1_all | ip 1: $i1_all | herd $BIG: $h20_all | ip $BIG: $i20_all"
+echo "  trials: herd 1: $h1_all | ref 1: $i1_all | herd $BIG: $h20_all | ref $BIG: $i20_all"

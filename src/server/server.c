@@ -18,6 +18,7 @@
 #include "api/api.h"
 #include "api/writer.h"
 #include "ctl/ctl.h"
+#include "ctl/launcher.h"
 #include "scale/scale.h"
 #include "ctl/lbsync.h"
 #include "log.h"
@@ -73,6 +74,8 @@ usage(FILE *f)
 		"  --write-queue N    changes waiting for the writer, in all (default 1024,\n"
 		"                     1-65536); past it a change is answered 503 at once\n"
 		"  --http-mode MODE   how connections are watched: epoll (default) or poll\n"
+		"  --launch-workers N hosts launched at once (default 8, 1-64); each launch's\n"
+		"                     intent is stored first, one at a time\n"
 		"  --web DIR          the console's files (default: ../web beside the binary,\n"
 		"                     else /usr/share/herd/web)\n"
 		"  --scripts DIR      built-in scripts, loaded read-only at start (default:\n"
@@ -257,6 +260,7 @@ server_main(int argc, char **argv)
 		{ "write-queue", required_argument, NULL, 'W' },
 		{ "http-mode", required_argument, NULL, 'M' },
 		{ "advertise-url", required_argument, NULL, 'U' },
+		{ "launch-workers", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -282,10 +286,11 @@ server_main(int argc, char **argv)
 	s->max_conns_per_addr = MAX_CONNS_PER_ADDR_DEFAULT;
 	s->write_queue_max = WRITER_QUEUE_DEFAULT;
 	s->http_epoll = true;
+	s->launch_workers = LAUNCH_WORKERS_DEFAULT;
 	s->lock_fd = -1;
 	tsdb_opts_default(&topts);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:M:U:W:a:u:r:H:Th", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:M:U:W:K:a:u:r:H:Th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'l':
@@ -356,6 +361,12 @@ server_main(int argc, char **argv)
 			if (parse_duration_ms(optarg, &topts.retention_ms) < 0 ||
 			    topts.retention_ms < 60 * 1000) {
 				fprintf(stderr, "herd server: --retention: want a duration of at least 1m, like 15d\n");
+				return 2;
+			}
+			break;
+		case 'K':
+			if (launcher_workers_parse(optarg, &s->launch_workers, &err) < 0) {
+				fprintf(stderr, "herd server: %s: %s\n", err.field, err.msg);
 				return 2;
 			}
 			break;

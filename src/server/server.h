@@ -98,6 +98,7 @@ struct server {
 	unsigned max_conns_per_addr;  /* ... from one client address (--max-conns-per-addr) */
 	unsigned write_queue_max;     /* mutations waiting for the writer (--write-queue) */
 	bool http_epoll;              /* --http-mode epoll (else poll) */
+	int launch_workers;           /* provider launches at once (--launch-workers) */
 	int lock_fd;                  /* flock'd DATA/herd.lock, held until exit */
 	int64_t push_interval_ms;     /* how often agents push metrics (--push-interval) */
 	int64_t retain_activities_ms; /* activities kept this long (--retain-activities) */

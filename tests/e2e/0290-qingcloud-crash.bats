@@ -233,6 +233,10 @@ kill9() {
 	SERVER_PID=
 }
 
+one_launching() {
+	[ "$(store_hosts | awk '$3 == "launching"' | grep -c .)" -eq 1 ]
+}
+
 # cut_host: the id of the one host the store has mid-launch.
 cut_host() {
 	local l
@@ -252,6 +256,9 @@ crash_at() {
 	run herd group scale crash/g "$N"
 	[ "$status" -eq 0 ]
 	wait_for 60 hung "$1"
+	# launches run in parallel (ctl/launcher.c): the first one may still be
+	# in flight beside the hung one; it ends on its own
+	wait_for 60 one_launching
 	CUT=$(cut_host)
 	CUT_NAME=$(store_hosts | awk -v id="$CUT" '$1 == id {print $2}')
 	echo "cut short at $1: host $CUT $CUT_NAME (size $N)"

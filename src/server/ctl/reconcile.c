@@ -5,7 +5,16 @@
  * crash such rows are resolved by listing the provider, never by launching
  * again. Provider resources carry the host id, so orphans are found. A
  * host's silence counts only from when herd could hear (its start, or the
- * end of a pause between passes): see reconcile_heard_since(). */
+ * end of a pause between passes): see reconcile_heard_since().
+ *
+ * Launches: the intent (host row `launching`, its activity, its address) is
+ * written here, on the controller thread, as before; the provider call and
+ * recording its answer run on the launch pool (launcher.c, --launch-workers),
+ * at most 2 x workers in flight. A host in flight is `launching` in the
+ * store, so decide() counts it and no second one is launched for it; the
+ * controller leaves it alone (no terminate, drain, fail or crash recovery)
+ * until its worker is done, so no two provider calls for one host overlap.
+ * Terminations stay serial on the controller thread. */
 #include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +22,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "launcher.h"
 #include "lbsync.h"
 #include "log.h"
 #include "model/account.h"
@@ -61,7 +71,8 @@ struct ctl {
 	int naccts;
 	int64_t orphan_seen_ms;      /* when orphans were first seen */
 	int64_t swept_ms;            /* last orphan sweep */
-	pthread_mutex_t lock;        /* held while using providers (one at a time) */
+	pthread_mutex_t lock;        /* held by the controller thread during a pass */
+	struct launcher *launcher;   /* provider half of launches; NULL: inline (teardown) */
 	bool resolved_launching;
 	int64_t heard_since_ms;      /* herd listens since (start, or end of a pause) */
 	int64_t pass_ms;             /* when the last pass started */
@@ -461,7 +472,102 @@ fail:
 	return rc;
 }
 
-/* Writes the host row (the intent) and then asks the provider. */
+/* A launch whose intent is stored: what its provider call needs, owned
+ * (the controller goes on while a worker makes the host). */
+struct launch_job {
+	struct server *s;
+	struct prov *p;              /* the account's, kept open by the controller */
+	struct netinfo ni;
+	struct template_spec *t;
+	char id[16], name[140], cluster[64], group[64], ip[32], tok[80], client[40];
+	char url[PROV_URL_MAX], sdir[1200];
+	char *ud;
+	json_t *tags;
+	struct prov_instance inst;
+	struct herr err;
+	int rc;
+};
+
+static void
+launch_job_free(void *arg)
+{
+	struct launch_job *j = arg;
+
+	free(j->ud);
+	json_decref(j->tags);
+	free(j->t);
+	free(j);
+}
+
+/* On a worker (or inline): the provider call only, no store. */
+static void
+launch_work(void *arg)
+{
+	struct launch_job *j = arg;
+	const struct template_spec *t = j->t;
+	struct prov_net_spec ns;
+	struct host_spec spec;
+
+	net_spec(&j->ni, &ns);
+	memset(&spec, 0, sizeof(spec));
+	spec.id = j->id;
+	spec.name = j->name;
+	spec.cluster = j->cluster;
+	spec.group = j->group;
+	spec.net = &ns;
+	spec.private_ip = j->ip;
+	spec.user_data = j->ud;
+	spec.state_dir = j->sdir;
+	spec.agent_bin = j->s->self_bin;
+	spec.mem_limit_bytes = t->limit_memory_mb << 20;
+	spec.cpu_limit_pct = t->limit_cpu_pct;
+	/* what a cloud needs (the local driver ignores it: see prov-local.c) */
+	spec.image = t->image[0] ? t->image : NULL;
+	spec.instance_type = t->instance_type[0] ? t->instance_type : NULL;
+	spec.cpu = t->cpu;
+	spec.memory_mb = t->memory_mb;
+	spec.keypair = t->keypair[0] ? t->keypair : NULL;
+	spec.security_group = t->security_group[0] ? t->security_group : NULL;
+	spec.client_token = j->client;
+	spec.tags = j->tags;
+	spec.agent_sha256 = agent_bin_sha256();   /* hashed once, at server start */
+	spec.server_url = j->url;
+	spec.join_token = j->tok;
+	memset(&j->inst, 0, sizeof(j->inst));
+	j->rc = prov_launch(j->p, &spec, &j->inst, &j->err);
+}
+
+/* After launch_work, on the same thread: the outcome into the store. A
+ * failed launch fails its host (the group's backoff record: decide.c). */
+static void
+launch_finish(void *arg)
+{
+	struct launch_job *j = arg;
+	struct server *s = j->s;
+	struct herr err = HERR_INIT;
+
+	if (j->rc < 0) {
+		char why[600];
+
+		snprintf(why, sizeof(why), "launch failed: %s", j->err.msg);
+		ctl_host_state(s, j->id, HS_FAILED, why, &err);
+	} else {
+		host_record_instance(s->store, j->id, j->inst.id, now_ms(), now_ms(), &err);
+	}
+	if (err.code) {
+		struct herr e2 = HERR_INIT;
+
+		log_warn("cannot record the launch of %s in %s/%s: %s", j->name, j->cluster, j->group,
+			 err.msg);
+		activity_add(s->store, j->cluster, j->group, j->name, "launch_failed", "scale_out",
+			     NULL, &e2, "cannot record the launch of %s: %s", j->name, err.msg);
+	}
+	server_kick(s);   /* a slot is free: the controller may launch the next */
+	launch_job_free(j);
+}
+
+/* Writes the host row (the intent), then hands the provider call to the
+ * launch pool (inline without one). */
 static void
 do_launch(struct ctl *c, const char *cluster, const char *group, const char *reason)
 {
@@ -473,13 +579,9 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	struct template_spec *t = xcalloc(1, sizeof(*t));
 	struct netinfo ni;
 	struct prov *p;
-	struct prov_instance inst;
-	struct prov_net_spec ns;
-	struct host_spec spec;
-	char id[16], name[140], ip[32], tok[80], tokhash[65], client[40], url[PROV_URL_MAX];
-	char sdir[1200];
-	char *ud = NULL;
-	json_t *udj, *tags = NULL;
+	struct launch_job *j;
+	char id[16], name[140], ip[32], tok[80], tokhash[65], client[40];
+	json_t *udj;
 	struct host h;
 	int64_t seq;
 	const char *tname, *acct, *net;
@@ -537,56 +639,42 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	if (store_commit(s->store, &err) < 0)
 		goto out;
 
-	/* 2. the provider */
+	/* 2. the provider: a job owning what it needs */
 	if (res_get(s->store, &kind_account, "", acct, &ar, &err) < 0 ||
 	    account_from_spec(acct, ar.spec, &as, &err) < 0)
 		herr_clear(&err);   /* deleted meanwhile (or unreadable): no override */
-	server_url_choose(s, as.server_url, ni.gateway, url, sizeof(url));
-	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", url, "host_id", id, "host", name,
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	j->p = p;
+	j->ni = ni;
+	j->t = t;
+	t = NULL;
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	snprintf(j->cluster, sizeof(j->cluster), "%s", cluster);
+	snprintf(j->group, sizeof(j->group), "%s", group);
+	snprintf(j->ip, sizeof(j->ip), "%s", ip);
+	snprintf(j->tok, sizeof(j->tok), "%s", tok);
+	snprintf(j->client, sizeof(j->client), "%s", client);
+	server_url_choose(s, as.server_url, ni.gateway, j->url, sizeof(j->url));
+	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", j->url, "host_id", id, "host", name,
 			"join_token", tok, "heartbeat_s", HERD_HEARTBEAT_S);
-	if (t->init_timeout_ms > 0)
-		json_object_set_new(udj, "init_timeout_s", json_integer(t->init_timeout_ms / 1000));
-	ud = json_dumps(udj, JSON_COMPACT);
+	if (j->t->init_timeout_ms > 0)
+		json_object_set_new(udj, "init_timeout_s", json_integer(j->t->init_timeout_ms / 1000));
+	j->ud = json_dumps(udj, JSON_COMPACT);
 	json_decref(udj);
-	snprintf(sdir, sizeof(sdir), "%s/hosts/%s", s->data_dir, id);
-	net_spec(&ni, &ns);
-	memset(&spec, 0, sizeof(spec));
-	spec.id = id;
-	spec.name = name;
-	spec.cluster = cluster;
-	spec.group = group;
-	spec.net = &ns;
-	spec.private_ip = ip;
-	spec.user_data = ud;
-	spec.state_dir = sdir;
-	spec.agent_bin = s->self_bin;
-	spec.mem_limit_bytes = t->limit_memory_mb << 20;
-	spec.cpu_limit_pct = t->limit_cpu_pct;
-	/* what a cloud needs (the local driver ignores it: see prov-local.c) */
-	spec.image = t->image[0] ? t->image : NULL;
-	spec.instance_type = t->instance_type[0] ? t->instance_type : NULL;
-	spec.cpu = t->cpu;
-	spec.memory_mb = t->memory_mb;
-	spec.keypair = t->keypair[0] ? t->keypair : NULL;
-	spec.security_group = t->security_group[0] ? t->security_group : NULL;
-	spec.client_token = client;
-	tags = json_pack("{s:s,s:s,s:s,s:s}", "herd_host_id", id, "herd_cluster", cluster,
-			 "herd_group", group, "herd_instance", s->instance);
-	spec.tags = tags;
-	spec.agent_sha256 = agent_bin_sha256();   /* hashed once, at server start */
-	spec.server_url = url;
-	spec.join_token = tok;
-	memset(&inst, 0, sizeof(inst));
-	if (prov_launch(p, &spec, &inst, &err) < 0) {
-		/* the failed host is the group's backoff record (see decide.c) */
-		char why[600];
-		snprintf(why, sizeof(why), "launch failed: %s", err.msg);
+	snprintf(j->sdir, sizeof(j->sdir), "%s/hosts/%s", s->data_dir, id);
+	j->tags = json_pack("{s:s,s:s,s:s,s:s}", "herd_host_id", id, "herd_cluster", cluster,
+			    "herd_group", group, "herd_instance", s->instance);
+	j->err = (struct herr)HERR_INIT;
+	if (c->launcher == NULL ||
+	    launcher_submit(c->launcher, id, launch_work, launch_finish, j, &err) < 0) {
+		if (err.code)
+			log_warn("launching %s on the controller thread: %s", name, err.msg);
 		herr_clear(&err);
-		ctl_host_state(s, id, HS_FAILED, why, &err);
-		goto out;
+		launch_work(j);
+		launch_finish(j);
 	}
-	herr_clear(&err);
-	host_record_instance(s->store, id, inst.id, now_ms(), now_ms(), &err);
 out:
 	if (err.code && fail_once(c, cluster, group, err.msg)) {
 		struct herr e2 = HERR_INIT;
@@ -594,8 +682,6 @@ out:
 		activity_add(s->store, cluster, group, NULL, "launch_failed", "scale_out", NULL, &e2,
 			     "cannot launch a host: %s", err.msg);
 	}
-	free(ud);
-	json_decref(tags);
 	free(g);
 	free(t);
 	res_release(&ar);
@@ -639,6 +725,13 @@ out:
 		log_warn("cannot terminate host %s: %s (will retry)", name, err.msg);
 }
 
+/* Whether a worker of this process is launching host id. */
+static bool
+in_flight(struct ctl *c, const char *id)
+{
+	return c->launcher && id && launcher_busy(c->launcher, id);
+}
+
 /* After a crash: `launching` rows whose provider call may or may not have
  * happened. The provider's list decides (prov_instance_adopt): adopt what
  * exists, running or still pending, fail the rest
@@ -656,11 +749,14 @@ resolve_launching(struct ctl *c)
 		return;
 	for (size_t i = 0; i < nh; i++) {
 		const char *id = hosts[i].id;
-		struct prov *p = acct_prov(c, hosts[i].account, &err);
+		struct prov *p;
 		struct prov_instance *list = NULL;
 		size_t n = 0, k;
 		bool found = false;
 
+		if (in_flight(c, id))
+			continue;   /* a worker of this process is making it */
+		p = acct_prov(c, hosts[i].account, &err);
 		if (p == NULL || prov_list(p, &list, &n, &err) < 0) {
 			log_warn("cannot resolve launching host %s yet: %s", hosts[i].name, err.msg);
 			continue;
@@ -1027,6 +1123,8 @@ reconcile_once(struct ctl *c)
 	 * draining: terminate those whose drain has ended. */
 	act_start = mono_ms();
 	for (i = 0; i < nh; i++) {
+		if (in_flight(c, hosts[i].id))
+			continue;   /* terminated once its launch is done */
 		if (hosts[i].state == HS_TERMINATING)
 			do_terminate(c, &hrows[i], "", "");
 		else if (hosts[i].state == HS_DRAINING)
@@ -1042,9 +1140,14 @@ reconcile_once(struct ctl *c)
 			for (size_t k = 0; k < nh; k++)
 				if (hosts[k].id == a->host_id)
 					hrow = &hrows[k];
+		if (in_flight(c, a->host_id))
+			continue;   /* decided again once its launch is done */
 		switch (a->kind) {
 		case RC_LAUNCH:
-			do_launch(c, a->cluster, a->group, a->reason);
+			/* the pool is full: the next pass (kicked as each launch
+			 * ends) launches the rest; no intent is written now */
+			if (c->launcher == NULL || launcher_has_room(c->launcher))
+				do_launch(c, a->cluster, a->group, a->reason);
 			break;
 		case RC_TERMINATE:
 			if (hrow)
@@ -1154,6 +1257,12 @@ ctl_start(struct server *s, struct herr *err)
 
 	c->s = s;
 	pthread_mutex_init(&c->lock, NULL);
+	c->launcher = launcher_new(s->launch_workers > 0 ? s->launch_workers
+							 : LAUNCH_WORKERS_DEFAULT, err);
+	if (c->launcher == NULL) {
+		free(c);
+		return err->code;
+	}
 	s->ctl = c;
 	ctl_listen_networks(c);
 	if (pthread_create(&c->thread, NULL, ctl_main, c) != 0)
@@ -1175,6 +1284,14 @@ ctl_stop(struct server *s)
 	pthread_mutex_unlock(&s->lock);
 	if (c->started)
 		pthread_join(c->thread, NULL);
+	/* Launches under way are waited for, up to LAUNCH_STOP_WAIT_MS; queued
+	 * ones and those still running then stay `launching` in the store, and
+	 * the next start resolves them (resolve_launching). Their workers may
+	 * still use the providers: then nothing of the controller is freed. */
+	if (c->launcher && launcher_stop(c->launcher, LAUNCH_STOP_WAIT_MS, launch_job_free) > 0) {
+		s->ctl = NULL;
+		return;
+	}
 	for (int i = 0; i < c->naccts; i++) {
 		prov_close(&c->accts[i].p);
 		json_decref(c->accts[i].config);

@@ -185,6 +185,10 @@ netlink_bridge_ensure(struct nl_sock *sk, const char *name, struct herr *err)
 		rc = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
 	rtnl_link_put(link);
 	nl_addr_put(lladdr);
+	/* made meanwhile by another thread (two launches at once): its own
+	 * creation set it up; one that is not a bridge is found next time */
+	if (rc < 0 && nle_errno(rc) == -EEXIST)
+		return 0;
 	if (rc < 0)
 		return herr_set(err, nle_errno(rc), "cannot create bridge '%s': %s", name,
 				nl_geterror(rc));

@@ -36,8 +36,13 @@
 /*
  * Threading: every call opens its own netlink sockets and enters a host's
  * network namespace only in the calling thread, so calls for different hosts
- * may run on different threads. Calls for the same host id must not overlap;
- * herd makes them from its one controller thread.
+ * may run on different threads (herd's launch pool does: ctl/launcher.c).
+ * What hosts share is serialized: making /run/netns a shared mount
+ * (netns_lock) and the per-instance cgroup parent, which the last host's
+ * terminate removes while a launch may be making a child in it (cg_lock);
+ * a bridge two launches make at once is netlink_bridge_ensure's (EEXIST is
+ * success). Calls for the same host id must not overlap; the controller
+ * never touches a host while its launch is in flight.
  *
  * Reaping: launch forks an intermediate child that forks PID 1 and exits at
  * once; launch waits for that intermediate by its pid. PID 1 is reparented to
@@ -323,8 +328,11 @@ netns_kill_all(pid_t init, const struct stat *ns, int64_t deadline_ms)
 
 /* Makes /run/netns a shared mount point, as iproute2 does, so a netns bind
  * mount made here is also removed from mount namespaces copied later. */
+static pthread_mutex_t netns_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t cg_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int
-netns_dir_ensure(struct herr *err)
+netns_dir_ensure_locked(struct herr *err)
 {
 	bool bound = false;
 
@@ -341,6 +349,18 @@ netns_dir_ensure(struct herr *err)
 		bound = true;
 	}
 	return 0;
+}
+
+/* Two threads must not both find it unmounted and bind it twice. */
+static int
+netns_dir_ensure(struct herr *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&netns_lock);
+	rc = netns_dir_ensure_locked(err);
+	pthread_mutex_unlock(&netns_lock);
+	return rc;
 }
 
 /* Removes a netns file whatever state it is in; absent is fine. */
@@ -434,10 +454,13 @@ cgroup_remove(const char *dir)
 		}
 		sleep_ms(10);
 	}
-	/* The per-instance parent goes when its last host does. */
+	/* The per-instance parent goes when its last host does (not while a
+	 * launch is between making it and making its child: cg_lock). */
 	snprintf(parent, sizeof(parent), "%s", dir);
 	*strrchr(parent, '/') = '\0';
+	pthread_mutex_lock(&cg_lock);
 	rmdir(parent);
+	pthread_mutex_unlock(&cg_lock);
 }
 
 /* Sets up the host's cgroup with its limits when limits are asked for and
@@ -463,25 +486,27 @@ cgroup_setup(const struct host_spec *spec, const struct host_paths *hp)
 	snprintf(parent, sizeof(parent), "%s", hp->cgroup);
 	*strrchr(parent, '/') = '\0';
 	what = "create";
+	pthread_mutex_lock(&cg_lock);   /* until the child exists: see cgroup_remove */
 	if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
-		goto out_warn;
+		goto out_unlock;
 	}
 	/* Delegate the controllers down to the host's cgroup. */
 	what = "enable controllers for";
 	if (spec->mem_limit_bytes > 0 &&
 	    ((rc = cgroup_write(CGROUP_ROOT, "cgroup.subtree_control", "+memory")) < 0 ||
 	     (rc = cgroup_write(parent, "cgroup.subtree_control", "+memory")) < 0))
-		goto out_warn;
+		goto out_unlock;
 	if (spec->cpu_limit_pct > 0 &&
 	    ((rc = cgroup_write(CGROUP_ROOT, "cgroup.subtree_control", "+cpu")) < 0 ||
 	     (rc = cgroup_write(parent, "cgroup.subtree_control", "+cpu")) < 0))
-		goto out_warn;
+		goto out_unlock;
 	what = "create";
 	if (mkdir(hp->cgroup, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
-		goto out_warn;
+		goto out_unlock;
 	}
+	pthread_mutex_unlock(&cg_lock);
 	what = "set limits in";
 	if (spec->mem_limit_bytes > 0) {
 		snprintf(text, sizeof(text), "%lld", (long long)spec->mem_limit_bytes);
@@ -500,6 +525,9 @@ cgroup_setup(const struct host_spec *spec, const struct host_paths *hp)
 		goto out_rmdir;
 	}
 	return fd;
+out_unlock:
+	pthread_mutex_unlock(&cg_lock);
+	goto out_warn;
 out_rmdir:
 	rmdir(hp->cgroup);
 out_warn:

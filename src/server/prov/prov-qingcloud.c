@@ -6,13 +6,21 @@
  * launch; tags (herd_instance, herd_cluster, herd_group) are added after,
  * for people and the console, and losing them loses nothing.
  *
- * Threading: each struct prov has its own qc_client (one curl handle); a
- * struct prov is used by one thread at a time (the controller's; `herd
- * account check` opens its own), so there is no lock. */
+ * Threading: herd's launch pool calls launch for several hosts of one
+ * struct prov at once (ctl/launcher.c), while the controller thread makes
+ * networks and terminates. So each call takes a client of its own (a copy
+ * of the account's settings with a curl handle from a small idle pool, so
+ * keep-alive survives), and the caches (router, VxNets, tags) are read and
+ * written under q->lock, never held across a call. Two threads missing the
+ * same VxNet at once would both make it: net_create (the controller, before
+ * any launch on the network) fills the cache first, and a launch that
+ * still misses finds it by name. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <sodium.h>
 
 #include "bootstrap.h"
@@ -34,6 +42,7 @@
 #define QCP_NETS_CACHED 16
 #define QCP_TAGS_CACHED 16
 #define QCP_EIP_BANDWIDTH_MBPS 10 /* an `eip: auto`'s cap (billed by traffic) */
+#define QCP_CURL_IDLE 16            /* idle curl handles kept (keep-alive) */
 
 struct qcp_net {
 	char net_id[16];
@@ -43,7 +52,12 @@ struct qcp_net {
 };
 
 struct qcp {
-	struct qc_client c;
+	struct qc_client c;                   /* settings only: calls use a copy (call()) */
+	pthread_mutex_t lock;                 /* the caches below and the idle handles */
+	pthread_mutex_t net_lock;             /* one VxNet/router made at a time (held
+						 across calls; taken before lock) */
+	void *idle[QCP_CURL_IDLE];
+	unsigned nidle;
 	char router_id[64];                   /* the account's `router`, or the one herd made */
 	struct qcp_net nets[QCP_NETS_CACHED]; /* VxNets known ready (joined) */
 	unsigned nets_next;
@@ -277,15 +291,55 @@ qcp_config_check(const json_t *config, const char *path, struct herr *err)
 
 /* ---- calls ---- */
 
-/* qc_call with params taken (decref'd here). */
+/* A client of this call's own: the account's settings and an idle curl
+ * handle (or a new one). */
+static void
+client_take(struct qcp *q, struct qc_client *c)
+{
+	pthread_mutex_lock(&q->lock);
+	*c = q->c;
+	c->curl = q->nidle > 0 ? q->idle[--q->nidle] : NULL;
+	pthread_mutex_unlock(&q->lock);
+	if (c->curl == NULL)
+		c->curl = curl_easy_init();
+	BUG_ON(c->curl == NULL);
+}
+
+static void
+client_give(struct qcp *q, struct qc_client *c)
+{
+	pthread_mutex_lock(&q->lock);
+	if (q->nidle < QCP_CURL_IDLE) {
+		q->idle[q->nidle++] = c->curl;
+		c->curl = NULL;
+	}
+	pthread_mutex_unlock(&q->lock);
+	qc_client_release(c);
+}
+
+/* qc_call with params taken (decref'd here); *unknown (when not NULL):
+ * whether the call's outcome is unknown (c.last.outcome_unknown). */
+static int
+call_st(struct qcp *q, const char *action, json_t *params, unsigned flags, json_t **resp,
+	bool *unknown, struct herr *err)
+{
+	struct qc_client c;
+	int rc;
+
+	client_take(q, &c);
+	rc = qc_call(&c, action, params, flags, resp, err);
+	if (unknown)
+		*unknown = c.last.outcome_unknown;
+	client_give(q, &c);
+	json_decref(params);
+	return rc;
+}
+
 static int
 call(struct qcp *q, const char *action, json_t *params, unsigned flags, json_t **resp,
      struct herr *err)
 {
-	int rc = qc_call(&q->c, action, params, flags, resp, err);
-
-	json_decref(params);
-	return rc;
+	return call_st(q, action, params, flags, resp, NULL, err);
 }
 
 /* The instance named name, alive (pending/running/stopped): 0 and *out,
@@ -330,16 +384,21 @@ tag_ensure(struct qcp *q, const char *name, char *out, size_t n, struct herr *er
 	size_t i;
 	int rc;
 
+	pthread_mutex_lock(&q->lock);
 	for (i = 0; i < QCP_TAGS_CACHED; i++)
 		if (q->tags[i].id[0] && strcmp(q->tags[i].name, name) == 0) {
 			snprintf(out, n, "%s", q->tags[i].id);
+			pthread_mutex_unlock(&q->lock);
 			return 0;
 		}
+	pthread_mutex_unlock(&q->lock);
 	rc = tag_lookup(q, name, out, n, err);
 	if (rc == 0) {
+		pthread_mutex_lock(&q->lock);
 		i = q->tags_next++ % QCP_TAGS_CACHED;
 		snprintf(q->tags[i].name, sizeof(q->tags[i].name), "%s", name);
 		snprintf(q->tags[i].id, sizeof(q->tags[i].id), "%s", out);
+		pthread_mutex_unlock(&q->lock);
 	}
 	return rc;
 }
@@ -413,7 +472,9 @@ tag_resource(struct qcp *q, const json_t *tags, const char *resource_type, const
 			log_warn("qingcloud: cannot tag %s %s: %s", resource_type, resource_id,
 				 err.msg);
 			/* a tag deleted by someone: look them up again next time */
+			pthread_mutex_lock(&q->lock);
 			memset(q->tags, 0, sizeof(q->tags));
+			pthread_mutex_unlock(&q->lock);
 		}
 		json_decref(resp);
 	}
@@ -464,7 +525,13 @@ find_vxnet(struct qcp *q, const char *name_or_id, bool by_id, char *id, size_t i
 static int
 job_wait(struct qcp *q, json_t *resp, int64_t wait_ms, const char *what, struct herr *err)
 {
-	return qc_job_done(&q->c, resp, now_ms() + wait_ms, what, err);
+	struct qc_client c;
+	int rc;
+
+	client_take(q, &c);
+	rc = qc_job_done(&c, resp, now_ms() + wait_ms, what, err);
+	client_give(q, &c);
+	return rc;
 }
 
 /* The router VxNets join: the account's `router`, else one named
@@ -536,20 +603,52 @@ net_cached(struct qcp *q, const char *net_id)
  * by the blueprint's `vxnet` id) first; remembered once joined. An
  * existing VxNet not yet joined is joined to the network's `router` (or
  * the account's) like herd's own. */
+/* The cached VxNet of net id (and its router) into the buffers: true, or
+ * false when not cached. */
+static bool
+net_cache_get(struct qcp *q, const char *net_id, char *vxnet_id, size_t n, char *router_id,
+	      size_t rn)
+{
+	struct qcp_net *c;
+
+	pthread_mutex_lock(&q->lock);
+	if ((c = net_cached(q, net_id)) != NULL) {
+		snprintf(vxnet_id, n, "%s", c->vxnet_id);
+		snprintf(router_id, rn, "%s", c->router_id);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return c != NULL;
+}
+
+static int vxnet_make(struct qcp *q, struct prov *p, const struct prov_net_spec *net,
+		      char *vxnet_id, size_t n, char *router_id, size_t rn, struct herr *err);
+
 static int
 vxnet_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, char *vxnet_id,
 	     size_t n, char *router_id, size_t rn, struct herr *err)
 {
-	struct qcp_net *c = net_cached(q, net->id);
+	int rc = 0;
+
+	if (net_cache_get(q, net->id, vxnet_id, n, router_id, rn))
+		return 0;
+	pthread_mutex_lock(&q->net_lock);
+	/* another thread may have made it while this one waited */
+	if (!net_cache_get(q, net->id, vxnet_id, n, router_id, rn))
+		rc = vxnet_make(q, p, net, vxnet_id, n, router_id, rn, err);
+	pthread_mutex_unlock(&q->net_lock);
+	return rc;
+}
+
+/* vxnet_ensure's making part, under q->net_lock. */
+static int
+vxnet_make(struct qcp *q, struct prov *p, const struct prov_net_spec *net, char *vxnet_id,
+	   size_t n, char *router_id, size_t rn, struct herr *err)
+{
+	struct qcp_net *c;
 	char name[64], router[64];
 	json_t *resp = NULL;
 	int rc;
 
-	if (c) {
-		snprintf(vxnet_id, n, "%s", c->vxnet_id);
-		snprintf(router_id, rn, "%s", c->router_id);
-		return 0;
-	}
 	if (qcp_vxnet_name(net->id, name, sizeof(name)) < 0)
 		return herr_set(err, HERR_INVALID, "invalid network id '%s'", net->id);
 	if (net->vxnet) {
@@ -609,11 +708,13 @@ vxnet_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, cha
 			return rc;
 	}
 	snprintf(router_id, rn, "%s", router);
+	pthread_mutex_lock(&q->lock);
 	c = &q->nets[q->nets_next++ % QCP_NETS_CACHED];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->net_id, sizeof(c->net_id), "%s", net->id);
 	snprintf(c->vxnet_id, sizeof(c->vxnet_id), "%s", vxnet_id);
 	snprintf(c->router_id, sizeof(c->router_id), "%s", router);
+	pthread_mutex_unlock(&q->lock);
 	return 0;
 }
 
@@ -879,14 +980,19 @@ static int
 public_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, const char *router,
 	      struct herr *err)
 {
-	struct qcp_net *c = net_cached(q, net->id);
+	struct qcp_net *c;
 	uint64_t sig = public_sig(net);
 	char want[64], cur[64];
 	bool changed = false, applied = true;
 	int rc;
 
-	if (c && c->public_sig == sig)
+	pthread_mutex_lock(&q->lock);
+	c = net_cached(q, net->id);
+	applied = c && c->public_sig == sig;
+	pthread_mutex_unlock(&q->lock);
+	if (applied)
 		return 0;
+	applied = true;
 	if (net->eip) {
 		if ((rc = eip_ensure(q, p, net, want, sizeof(want), err)) < 0 ||
 		    (rc = router_eip(q, router, cur, sizeof(cur), &applied, err)) < 0)
@@ -915,8 +1021,10 @@ public_ensure(struct qcp *q, struct prov *p, const struct prov_net_spec *net, co
 		return rc;
 	if (changed && (rc = router_apply(q, router, err)) < 0)
 		return rc;
+	pthread_mutex_lock(&q->lock);
 	if ((c = net_cached(q, net->id)) != NULL)
 		c->public_sig = sig;
+	pthread_mutex_unlock(&q->lock);
 	return 0;
 }
 
@@ -994,14 +1102,16 @@ static int
 qingcloud_net_delete(struct prov *p, const struct prov_net_spec *net, struct herr *err)
 {
 	struct qcp *q = p->priv;
-	struct qcp_net *c = net_cached(q, net->id);
+	struct qcp_net *c;
 	char name[64], vx[64] = "", router[64] = "";
 	bool in_use = false;
 	json_t *resp = NULL;
 	int rc;
 
-	if (c)
+	pthread_mutex_lock(&q->lock);
+	if ((c = net_cached(q, net->id)) != NULL)
 		memset(c, 0, sizeof(*c));
+	pthread_mutex_unlock(&q->lock);
 	if (qcp_vxnet_name(net->id, name, sizeof(name)) < 0)
 		return herr_set(err, HERR_INVALID, "invalid network id '%s'", net->id);
 	if (net->vxnet) {
@@ -1086,10 +1196,11 @@ qingcloud_launch(struct prov *p, const struct host_spec *spec, struct prov_insta
 	 * the instance herd recorded). */
 	for (int t = 0;; t++) {
 		struct herr e2 = HERR_INIT;
+		bool unknown = false;
 		int f;
 
-		rc = call(q, "RunInstances", json_incref(params), QC_POST, &resp, err);
-		if (rc == 0 || !q->c.last.outcome_unknown)
+		rc = call_st(q, "RunInstances", json_incref(params), QC_POST, &resp, &unknown, err);
+		if (rc == 0 || !unknown)
 			break;
 		sleep_ms(qc_backoff_ms(t, QCP_RUN_RETRY_BASE_MS, QCP_RUN_RETRY_CAP_MS,
 				       randombytes_random()) + QCP_RUN_RETRY_BASE_MS);
@@ -1301,6 +1412,10 @@ qingcloud_open(struct prov *p, struct herr *err)
 	q->c.max_attempts = 3;
 	if (rt)
 		snprintf(q->router_id, sizeof(q->router_id), "%s", rt);
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutex_init(&q->net_lock, NULL);
+	q->idle[q->nidle++] = q->c.curl;   /* calls take handles from here */
+	q->c.curl = NULL;
 	p->priv = q;
 	return 0;
 }
@@ -1312,7 +1427,14 @@ qingcloud_close(struct prov *p)
 
 	if (q == NULL)
 		return;
+	while (q->nidle > 0) {
+		struct qc_client c = { .curl = q->idle[--q->nidle] };
+
+		qc_client_release(&c);
+	}
 	qc_client_release(&q->c);
+	pthread_mutex_destroy(&q->lock);
+	pthread_mutex_destroy(&q->net_lock);
 	free(q);
 	p->priv = NULL;
 }

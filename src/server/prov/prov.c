@@ -63,6 +63,43 @@ static struct {
 	long hits;
 } fp_hits[16];
 static pthread_mutex_t fp_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fp_met = PTHREAD_COND_INITIALIZER;
+static long fp_waiting, fp_round;   /* the one "wait:N" barrier (tests use one) */
+
+#define FAILPOINT_WAIT_MS 30000
+
+/* "wait:N": blocks until N callers are at the point at once (then all go
+ * on, and the next N meet again), at most FAILPOINT_WAIT_MS; says which in
+ * the log. Shows calls overlapping without measuring time: serial calls
+ * never meet. */
+static void
+failpoint_barrier(const char *name, long n)
+{
+	int64_t deadline = mono_ms() + FAILPOINT_WAIT_MS;
+	long round;
+
+	pthread_mutex_lock(&fp_lock);
+	round = fp_round;
+	if (++fp_waiting >= n) {
+		fp_waiting = 0;
+		fp_round++;
+		log_warn("failpoint '%s': %ld callers met", name, n);
+		pthread_cond_broadcast(&fp_met);
+	}
+	while (fp_round == round && mono_ms() < deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&fp_met, &fp_lock, &ts);
+	}
+	if (fp_round == round) {
+		fp_waiting--;
+		log_warn("failpoint '%s': %ld callers did not meet within %d ms", name, n,
+			 FAILPOINT_WAIT_MS);
+	}
+	pthread_mutex_unlock(&fp_lock);
+}
 
 static long
 failpoint_hit(const char *name)
@@ -107,6 +144,8 @@ failpoint(const char *name, struct herr *err)
 			return herr_set(err, HERR_UNAVAIL, "failpoint '%s' triggered", name);
 		if (strncmp(p, "sleep:", 6) == 0)
 			sleep_ms(atoll(p + 6));
+		if (strncmp(p, "wait:", 5) == 0)
+			failpoint_barrier(name, strtol(p + 5, NULL, 10));
 		if (strncmp(p, "exit", 4) == 0) {
 			log_warn("failpoint '%s': exiting", name);
 			_exit(99);
