@@ -604,6 +604,10 @@ static const struct prom_family prom_families[] = {
 	  "Samples stored since the server started." },
 	{ NULL, "herd_tsdb_samples_rejected_total", "counter", 1,
 	  "Samples refused since the server started, by reason." },
+	{ NULL, "herd_tsdb_wal_fsyncs_total", "counter", 1,
+	  "fdatasyncs of the metric store's write-ahead log since the server started." },
+	{ NULL, "herd_tsdb_wal_unsynced_bytes", "gauge", 1,
+	  "Write-ahead log bytes written but not yet fdatasync'ed (--metrics-sync)." },
 	{ NULL, "herd_agent_config_builds_total", "counter", 1,
 	  "Times the agents' configuration (and the cluster's quotas a push obeys) was computed"
 	  " from the store since the server started: once per resource change, not per push." },
@@ -676,6 +680,10 @@ expose_stats(struct tsdb *db, struct buf *b)
 		 "herd_tsdb_samples_rejected_total{reason=\"series_limit\"} %llu\n",
 		 (unsigned long long)st.out_of_order, (unsigned long long)st.duplicates,
 		 (unsigned long long)st.too_old, (unsigned long long)st.series_limited);
+	prom_header(b, "herd_tsdb_wal_fsyncs_total");
+	buf_addf(b, "herd_tsdb_wal_fsyncs_total %llu\n", (unsigned long long)st.fsyncs);
+	prom_header(b, "herd_tsdb_wal_unsynced_bytes");
+	buf_addf(b, "herd_tsdb_wal_unsynced_bytes %llu\n", (unsigned long long)st.wal_unsynced);
 	prom_header(b, "herd_agent_config_builds_total");
 	buf_addf(b, "herd_agent_config_builds_total %llu\n",
 		 (unsigned long long)metrics_agent_config_builds());

@@ -127,6 +127,12 @@ struct tsdb {
 	bool wal_syncing;
 	uint64_t fsyncs;
 
+	/* the WAL syncer (sync_interval_ms > 0), under wal_mu */
+	pthread_t sync_thr;
+	bool sync_running, sync_stop;
+	bool sync_failing;          /* the syncer's own: logged once */
+	pthread_cond_t sync_cv;
+
 	/* background checkpoints */
 	pthread_t thr;
 	bool thr_running;
@@ -1106,6 +1112,50 @@ wal_sync(struct tsdb *db, uint64_t end, struct herr *err)
 	return 0;
 }
 
+/* The WAL syncer (sync_interval_ms > 0): every interval, fdatasyncs what
+ * appenders wrote since the last sync (nothing when nothing was). A failure
+ * is logged once until a sync succeeds again; the samples stay in the page
+ * cache and the next checkpoint writes them out or fails loudly too. */
+static void *
+sync_main(void *arg)
+{
+	struct tsdb *db = arg;
+
+	pthread_mutex_lock(&db->wal_mu);
+	while (!db->sync_stop) {
+		struct timespec ts;
+		struct herr err = HERR_INIT;
+		uint64_t end;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += db->o.sync_interval_ms / 1000;
+		ts.tv_nsec += (db->o.sync_interval_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		while (!db->sync_stop)
+			if (pthread_cond_timedwait(&db->sync_cv, &db->wal_mu, &ts) != 0)
+				break;
+		if (db->sync_stop || db->wal_synced >= db->wal_written)
+			continue;
+		end = db->wal_written;
+		pthread_mutex_unlock(&db->wal_mu);
+		if (wal_sync(db, end, &err) < 0) {
+			if (!db->sync_failing)
+				log_err("tsdb: %s (retrying every %lld ms)", err.msg,
+					(long long)db->o.sync_interval_ms);
+			db->sync_failing = true;
+		} else if (db->sync_failing) {
+			log_info("tsdb: the metrics WAL syncs again");
+			db->sync_failing = false;
+		}
+		pthread_mutex_lock(&db->wal_mu);
+	}
+	pthread_mutex_unlock(&db->wal_mu);
+	return NULL;
+}
+
 static int
 write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -1997,6 +2047,8 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 			db->o.compact_max_bytes = dflt.compact_max_bytes;
 		if (db->o.compact_max_blocks < 2)
 			db->o.compact_max_blocks = dflt.compact_max_blocks;
+		if (db->o.sync_interval_ms < 0)
+			db->o.sync_interval_ms = 0;
 	}
 	snprintf(db->dir, sizeof(db->dir), "%s", dir);
 	snprintf(path, sizeof(path), "%s/blocks", dir);
@@ -2011,6 +2063,7 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&db->wal_mu, NULL);
 	pthread_cond_init(&db->wal_cv, NULL);
+	pthread_cond_init(&db->sync_cv, NULL);
 	pthread_mutex_init(&db->bg_mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -2087,6 +2140,13 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 		}
 		db->thr_running = true;
 	}
+	if (db->o.sync_interval_ms > 0) {
+		if (pthread_create(&db->sync_thr, NULL, sync_main, db) != 0) {
+			herr_set(err, -EAGAIN, "cannot start the metrics WAL sync thread");
+			goto fail;
+		}
+		db->sync_running = true;
+	}
 	log_info("tsdb: %s: %zu series, %zu chunks in %zu blocks", dir, db->st.series,
 		 db->st.chunks, db->nblocks);
 	db->opened = true;
@@ -2109,6 +2169,13 @@ tsdb_close(struct tsdb *db)
 		pthread_cond_broadcast(&db->bg_cv);
 		pthread_mutex_unlock(&db->bg_mu);
 		pthread_join(db->thr, NULL);
+	}
+	if (db->sync_running) {
+		pthread_mutex_lock(&db->wal_mu);
+		db->sync_stop = true;
+		pthread_cond_broadcast(&db->sync_cv);
+		pthread_mutex_unlock(&db->wal_mu);
+		pthread_join(db->sync_thr, NULL);
 	}
 	if (db->opened && tsdb_checkpoint(db, 0, &err) < 0)
 		log_err("tsdb: final checkpoint failed: %s", err.msg);
@@ -2141,6 +2208,7 @@ tsdb_close(struct tsdb *db)
 	pthread_rwlock_destroy(&db->lock);
 	pthread_mutex_destroy(&db->wal_mu);
 	pthread_cond_destroy(&db->wal_cv);
+	pthread_cond_destroy(&db->sync_cv);
 	pthread_mutex_destroy(&db->bg_mu);
 	pthread_cond_destroy(&db->bg_cv);
 	pthread_mutex_destroy(&db->cmp_mu);
@@ -2335,7 +2403,8 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 		pthread_cond_signal(&db->bg_cv);
 		pthread_mutex_unlock(&db->bg_mu);
 	}
-	if (stored && (rc = wal_sync(db, end, err)) < 0)
+	/* with a sync interval, the syncer makes it durable within it */
+	if (stored && db->o.sync_interval_ms == 0 && (rc = wal_sync(db, end, err)) < 0)
 		return rc;
 	return (int)stored;
 }
@@ -3050,5 +3119,6 @@ tsdb_stats(struct tsdb *db, struct tsdb_stats *st)
 	pthread_rwlock_unlock(&db->lock);
 	pthread_mutex_lock(&db->wal_mu);
 	st->fsyncs = db->fsyncs;
+	st->wal_unsynced = db->wal_written - db->wal_synced;
 	pthread_mutex_unlock(&db->wal_mu);
 }
