@@ -338,6 +338,7 @@ struct cfg_slot {
 	json_t *cfg;               /* owned; handed out as copies */
 	json_int_t version;
 	struct tsdb_limits lim;
+	bool scaled;               /* a policy scopes the group */
 };
 
 static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -361,12 +362,33 @@ cfg_hit(const struct cfg_slot *sl, const struct server *s, const char *cluster,
 	       res_gen_current(&sl->gen);
 }
 
-/* The version and quotas of cluster/group (and, when cfg is not NULL, an
- * owned copy of the configuration), from the cache or the store. */
+/* Whether some autoscaling policy scopes cluster/group (true when the
+ * store cannot say: the autoscaler is then told, as it always was). */
+static bool
+group_scaled(struct server *s, const char *cluster, const char *group)
+{
+	struct herr err = HERR_INIT;
+	char scope[140];
+	json_t *pols = NULL;
+	bool scaled;
+
+	if ((size_t)snprintf(scope, sizeof(scope), "%s/%s", cluster, group) >= sizeof(scope) ||
+	    res_all(s->store, &kind_policy, scope, &pols, &err) < 0)
+		return true;
+	scaled = json_array_size(pols) > 0;
+	json_decref(pols);
+	return scaled;
+}
+
+/* The version and quotas of cluster/group, whether a policy scales it
+ * (scaled may be NULL) and, when cfg is not NULL, an owned copy of the
+ * configuration, from the cache or the store. */
 static void
 cfg_get(struct server *s, const char *cluster, const char *group, json_int_t *version,
-	struct tsdb_limits *lim, json_t **cfg)
+	struct tsdb_limits *lim, bool *scaled, json_t **cfg)
 {
+	bool sc;
+
 	struct cfg_slot *sl = cfg_slot(s, cluster, group);
 	bool fits = strlen(cluster) < sizeof(sl->cluster) && strlen(group) < sizeof(sl->group);
 	struct res_gen gen;
@@ -376,6 +398,8 @@ cfg_get(struct server *s, const char *cluster, const char *group, json_int_t *ve
 	if (fits && cfg_hit(sl, s, cluster, group)) {
 		*version = sl->version;
 		*lim = sl->lim;
+		if (scaled)
+			*scaled = sl->scaled;
 		if (cfg)
 			*cfg = json_deep_copy(sl->cfg);
 		pthread_mutex_unlock(&cfg_lock);
@@ -385,6 +409,9 @@ cfg_get(struct server *s, const char *cluster, const char *group, json_int_t *ve
 	res_gen_take(&gen);   /* before reading: a change after it voids the slot */
 	built = config_build(s, cluster, group);
 	cluster_limits(s, cluster, lim);
+	sc = group_scaled(s, cluster, group);
+	if (scaled)
+		*scaled = sc;
 	*version = json_integer_value(json_object_get(built, "version"));
 	if (cfg)
 		*cfg = json_deep_copy(built);
@@ -401,6 +428,7 @@ cfg_get(struct server *s, const char *cluster, const char *group, json_int_t *ve
 		sl->cfg = built;
 		sl->version = *version;
 		sl->lim = *lim;
+		sl->scaled = sc;
 		built = NULL;
 	}
 	pthread_mutex_unlock(&cfg_lock);
@@ -414,7 +442,7 @@ metrics_agent_config(struct server *s, const char *cluster, const char *group)
 	json_int_t version;
 	json_t *cfg;
 
-	cfg_get(s, cluster, group, &version, &lim, &cfg);
+	cfg_get(s, cluster, group, &version, &lim, NULL, &cfg);
 	return cfg;
 }
 
@@ -424,7 +452,7 @@ metrics_agent_config_version(struct server *s, const char *cluster, const char *
 	struct tsdb_limits lim;
 	json_int_t version;
 
-	cfg_get(s, cluster, group, &version, &lim, NULL);
+	cfg_get(s, cluster, group, &version, &lim, NULL, NULL);
 	return version;
 }
 
@@ -499,12 +527,13 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 	struct tsdb_limits lim;
 	struct tsdb_append_info info;
 	json_int_t version;
+	bool scaled;
 	json_t *b;
 
 	memset(out, 0, sizeof(*out));
 	if (db == NULL)
 		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
-	cfg_get(s, h->cluster, h->group, &version, &lim, NULL);
+	cfg_get(s, h->cluster, h->group, &version, &lim, &scaled, NULL);
 	out->config_version = version;
 	json_array_foreach(batches, i, b) {
 		json_t *series = json_object_get(b, "series"), *mons = json_object_get(b, "monitors");
@@ -601,7 +630,9 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 	}
 	if (out->refusal.note)
 		quota_note(s, h, out->refused, &out->refusal);
-	if (nnames) {
+	/* the autoscaler reads the store for each call: only groups that a
+	 * policy scales (its own 1 s pass finds every other change) */
+	if (nnames && scaled) {
 		size_t k = 0;
 		qsort(names, nnames, sizeof(*names), cmp_str);
 		for (i = 0; i < nnames; i++)
@@ -609,7 +640,8 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 				names[k++] = names[i];
 		nnames = k;
 	}
-	metrics_on_push(s, h->cluster, h->group, names, nnames);
+	if (scaled)
+		metrics_on_push(s, h->cluster, h->group, names, nnames);
 	free(names);
 	return 0;
 }
