@@ -516,10 +516,17 @@ quota_note(struct server *s, const struct metrics_host *h, size_t refused,
 	json_decref(in);
 }
 
+/* A batch's samples and labels: on the stack up to these (an agent's
+ * batch is ~35 series of 1 label), on the heap past them. */
+#define STACK_SAMPLES 64
+#define STACK_LABELS (STACK_SAMPLES * 5)
+
 int
 metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batches,
 		    json_t *dropped, struct metrics_push_result *out, struct herr *err)
 {
+	struct tsdb_sample smp_stack[STACK_SAMPLES];
+	struct tsdb_label lab_stack[STACK_LABELS];
 	struct tsdb *db = s->tsdb;
 	const char **names = NULL;
 	size_t nnames = 0, capnames = 0, i, last = 0;
@@ -539,8 +546,9 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 		json_t *series = json_object_get(b, "series"), *mons = json_object_get(b, "monitors");
 		size_t ns = json_array_size(series), nm = json_array_size(mons), n = 0, nl = 0, j;
 		int64_t ts = json_integer_value(json_object_get(b, "ts_ms"));
-		struct tsdb_sample *smp = xcalloc(ns + nm + 1, sizeof(*smp));
-		struct tsdb_label *lab = xcalloc((ns + nm + 1) * (PUSH_MAX_LABELS + 4), sizeof(*lab));
+		size_t nlab = (ns + nm + 1) * 4;   /* the 3 given + monitor */
+		struct tsdb_sample *smp = smp_stack;
+		struct tsdb_label *lab = lab_stack;
 		json_t *x;
 		int rc;
 
@@ -548,6 +556,12 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 			last_ts = ts;
 			last = i;
 		}
+		json_array_foreach(series, j, x)
+			nlab += json_object_size(json_object_get(x, "labels"));
+		if (ns + nm + 1 > STACK_SAMPLES)
+			smp = xcalloc(ns + nm + 1, sizeof(*smp));
+		if (nlab > STACK_LABELS)
+			lab = xcalloc(nlab, sizeof(*lab));
 #define BASE_LABELS()                                                   \
 	do {                                                            \
 		lab[nl++] = (struct tsdb_label){ "host", h->name };      \
@@ -565,12 +579,14 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 			json_object_foreach(json_object_get(x, "labels"), lk, lv)
 				lab[nl++] = (struct tsdb_label){ lk, json_string_value(lv) };
 			smp[n].nlabels = (size_t)(&lab[nl] - smp[n].labels);
+			n++;
+			if (!scaled)
+				continue;
 			if (nnames == capnames) {
 				capnames = capnames ? capnames * 2 : 64;
 				names = xrealloc(names, capnames * sizeof(*names));
 			}
-			names[nnames++] = smp[n].metric;
-			n++;
+			names[nnames++] = smp[n - 1].metric;
 		}
 		json_array_foreach(mons, j, x) {
 			const char *st = json_string_value(json_object_get(x, "state"));
@@ -594,8 +610,10 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 		}
 #undef BASE_LABELS
 		rc = tsdb_append_q(db, ts, smp, n, &lim, &info, err);
-		free(smp);
-		free(lab);
+		if (smp != smp_stack)
+			free(smp);
+		if (lab != lab_stack)
+			free(lab);
 		if (rc < 0) {
 			free(names);
 			/* batches before this one are stored: the agent may resend
@@ -612,7 +630,7 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 			out->refusal.host_max = info.host_max;
 		}
 		out->refusal.note |= info.note;
-		if (nm) {
+		if (nm && scaled) {
 			if (nnames == capnames) {
 				capnames = capnames ? capnames * 2 : 64;
 				names = xrealloc(names, capnames * sizeof(*names));

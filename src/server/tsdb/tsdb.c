@@ -126,6 +126,8 @@ struct tsdb {
 	uint64_t wal_synced;
 	bool wal_syncing;
 	uint64_t fsyncs;
+	struct wbuf app_decl, app_smp; /* an append's WAL records, under lock:
+					* kept between appends (no malloc each) */
 
 	/* the WAL syncer (sync_interval_ms > 0), under wal_mu */
 	pthread_t sync_thr;
@@ -2194,6 +2196,8 @@ tsdb_close(struct tsdb *db)
 		free(se);
 	}
 	owners_free(db);
+	free(db->app_decl.p);
+	free(db->app_smp.p);
 	for (size_t i = 0; i < db->nblocks; i++)
 		block_free(db->blocks[i]);
 	if (db->wal_fd >= 0)
@@ -2286,6 +2290,22 @@ series_get_q(struct tsdb *db, const char *key, size_t len, const struct tsdb_lim
 	return NULL;
 }
 
+/* The append buffers stay between appends, up to APP_BUF_KEEP bytes each
+ * (a first push of thousands of series does not pin its peak). */
+#define APP_BUF_KEEP ((size_t)64 << 10)
+
+static void
+app_bufs_trim(struct tsdb *db)
+{
+	struct wbuf *b[2] = { &db->app_decl, &db->app_smp };
+
+	for (int i = 0; i < 2; i++)
+		if (b[i]->cap > APP_BUF_KEEP) {
+			free(b[i]->p);
+			memset(b[i], 0, sizeof(*b[i]));
+		}
+}
+
 int
 tsdb_append(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n,
 	    struct herr *err)
@@ -2298,7 +2318,7 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 	      const struct tsdb_limits *lim, struct tsdb_append_info *info, struct herr *err)
 {
 	struct tsdb_append_info dummy;
-	struct wbuf decl = { 0 }, smp = { 0 };
+	struct wbuf *decl = &db->app_decl, *smp = &db->app_smp;
 	char key[TSDB_KEY_MAX];
 	size_t at, cnt_at, stored = 0;
 	int64_t now = db_now(db), cutoff = now - db->o.retention_ms;
@@ -2314,12 +2334,13 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 			return rc;
 	if (n == 0)
 		return 0;
-	at = rec_begin(&smp, REC_SAMPLES);
-	wb_uvarint(&smp, zz(ts));
-	wb_reserve(&smp, 10);
-	cnt_at = smp.len;
-	smp.len += 5; /* sample count, patched below as a fixed-width varint */
 	pthread_rwlock_wrlock(&db->lock);
+	decl->len = smp->len = 0;
+	at = rec_begin(smp, REC_SAMPLES);
+	wb_uvarint(smp, zz(ts));
+	wb_reserve(smp, 10);
+	cnt_at = smp->len;
+	smp->len += 5; /* sample count, patched below as a fixed-width varint */
 	for (size_t i = 0; i < n; i++) {
 		struct tseries *se;
 		uint8_t b8[8];
@@ -2337,29 +2358,29 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 		if (!series_add(db, se, ts, s[i].value))
 			continue;
 		if (se->wal_epoch != db->wal_epoch) {
-			size_t da = rec_begin(&decl, REC_SERIES);
-			wb_uvarint(&decl, se->id);
-			wb_uvarint(&decl, (uint64_t)klen);
-			wb_add(&decl, key, (size_t)klen);
-			rec_end(&decl, da);
+			size_t da = rec_begin(decl, REC_SERIES);
+			wb_uvarint(decl, se->id);
+			wb_uvarint(decl, (uint64_t)klen);
+			wb_add(decl, key, (size_t)klen);
+			rec_end(decl, da);
 			se->wal_epoch = db->wal_epoch;
 		}
-		wb_uvarint(&smp, se->id);
+		wb_uvarint(smp, se->id);
 		memcpy(b8, &s[i].value, 8);
-		wb_add(&smp, b8, 8);
+		wb_add(smp, b8, 8);
 		stored++;
 	}
 	if (stored) {
 		/* fixed 5-byte varint for the count */
 		uint64_t c = stored;
 		for (int k = 0; k < 5; k++) {
-			smp.p[cnt_at + k] = (uint8_t)((c & 0x7f) | (k < 4 ? 0x80 : 0));
+			smp->p[cnt_at + k] = (uint8_t)((c & 0x7f) | (k < 4 ? 0x80 : 0));
 			c >>= 7;
 		}
-		rec_end(&smp, at);
+		rec_end(smp, at);
 		{
-			struct iovec iov[2] = { { decl.p, decl.len }, { smp.p, smp.len } };
-			size_t total = decl.len + smp.len;
+			struct iovec iov[2] = { { decl->p, decl->len }, { smp->p, smp->len } };
+			size_t total = decl->len + smp->len;
 			ssize_t w = writev(db->wal_fd, iov, 2);
 			if (w < 0 || (size_t)w != total) {
 				int e = w < 0 ? errno : EIO;
@@ -2392,9 +2413,8 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 		info->host_max = lim && lim->host_max_series ? lim->host_max_series
 							     : db->o.host_max_series;
 	}
+	app_bufs_trim(db);
 	pthread_rwlock_unlock(&db->lock);
-	free(decl.p);
-	free(smp.p);
 	if (rc < 0)
 		return rc;
 	if (kick && db->thr_running) {
