@@ -1,7 +1,8 @@
 /* tsdb.h - herd's embedded metric store, written for this job (no packaged
  * C library does a Gorilla-style TSDB): series = metric name + labels,
  * samples appended in batches that share one timestamp, made durable in a
- * write-ahead log before tsdb_append returns, compressed into chunks
+ * write-ahead log before tsdb_append returns (or within sync_interval_ms,
+ * see Durability below), compressed into chunks
  * (chunk.h) persisted in block files, dropped after the retention.
  *
  * On disk, under the directory given to tsdb_open:
