@@ -15,6 +15,10 @@
 #   reference: `tsdb-bench ingest` (bench/tsdb-bench.c): one thread
 #              appending the same 32-series host shape straight into the
 #              store, CPU per sample (ingest_samples_per_cpu_s).
+#   floor:     the same pushes with no samples ({"batches":[]}), measured
+#              the same way: what a request costs the server before any
+#              sample (HTTP, TCP, authentication, JSON, the answer); shown
+#              per push, and per sample as if spread over 31 samples.
 # Rounds alternate (herd, reference, herd, ...); medians with min..max.
 # Also prints herd_agent_config_builds_total before and after: the agent
 # configuration is computed per change, not per push. Root only (a local
@@ -100,12 +104,14 @@ builds() {
 	curl -sf -H "Authorization: Bearer $tok" "$url/metrics" |
 		awk '$1 == "herd_agent_config_builds_total" { print $2 }'
 }
-# pusher ROUND: sends PUSHES pushes of round ROUND (its own hour range, so
-# every sample is new and in order); prints "samples wall_s".
+# pusher ROUND [empty]: sends PUSHES pushes of round ROUND (its own hour
+# range, so every sample is new and in order), or as many empty ones;
+# prints "samples wall_s" (pushes for empty ones).
 pusher() {
 	python3 -c '
 import http.client, math, re, sys, time
-url, cred, n, rnd, rounds, step = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+url, cred, n, rnd, rounds, step = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
+empty = len(sys.argv) > 7
 defs = [("cpu_busy_pct", "scope", "machine")]
 defs += [("cpu_mode_pct", "mode", m) for m in "user nice system idle iowait irq softirq steal".split()]
 defs += [(m, "scope", "machine") for m in ("load1", "load5", "load15", "mem_total_bytes",
@@ -123,7 +129,7 @@ for i in range(n):
 	s.append("{\"name\":\"bp_busy\",\"value\":%d}" % (i % 17))
 	bodies.append(("{\"batches\":[{\"ts_ms\":%d,\"series\":[%s],"
 		"\"monitors\":[{\"name\":\"bp_busy\",\"state\":\"ok\"}]}]}"
-		% (t0 + i * step, ",".join(s))).encode())
+		% (t0 + i * step, ",".join(s))).encode() if not empty else b"{\"batches\":[]}")
 host, port = url.split("//")[1].split(":")
 c = http.client.HTTPConnection(host, int(port))
 hdr = {"Authorization": "Bearer " + cred, "Content-Type": "application/json"}
@@ -133,27 +139,34 @@ for b in bodies:   # bytes: headers and body leave in one send (no Nagle stall)
 	r = c.getresponse()
 	t = r.read().decode()
 	m = re.search(r"\"accepted\":(\d+)", t)
-	if r.status != 200 or not m or m.group(1) != "31":
+	if r.status != 200 or not m or m.group(1) != ("0" if empty else "31"):
 		sys.exit("push: %d %s" % (r.status, t[:300]))
-	acc += 31
+	acc += 1 if empty else 31
 print(acc, "%.3f" % (time.time() - w))
-' "$url" "$cred" "$PUSHES" "$1" "$ROUNDS" "$STEP_MS"
+' "$url" "$cred" "$PUSHES" "$1" "$ROUNDS" "$STEP_MS" ${2:+"$2"}
+}
+# measure ROUND [empty]: the pusher's server CPU less an idle stretch as
+# long; prints "ns/sample us/push idle_ms" (ns/sample over 31 for empty).
+measure() {
+	local c0 c1 c2 samples wall
+	c0=$(cpu_ns)
+	read -r samples wall < <(pusher "$@") || die "round $1: the pushes failed"
+	c1=$(cpu_ns)
+	sleep "$wall"
+	c2=$(cpu_ns)
+	[ -z "${2:-}" ] || samples=$((samples * 31))
+	awk -v a="$c0" -v b="$c1" -v c="$c2" -v n="$samples" -v p="$PUSHES" \
+		'BEGIN { busy = b - a; idle = c - b; printf "%.1f %.1f %.1f\n", (busy - idle) / n, (busy - idle) / p / 1000, idle / 1e6 }'
 }
 stats() { sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%g %g %g\n", m, v[1], v[NR] }'; }
 
 b0=$(builds)
-: >"$work/herd"; : >"$work/ref"
+: >"$work/herd"; : >"$work/ref"; : >"$work/floor"
 for r in $(seq 0 $((ROUNDS - 1))); do
-	# the pusher makes its bodies first: the clock starts at its first push
-	c0=$(cpu_ns)
-	read -r samples wall < <(pusher "$r") || die "round $r: the pushes failed"
-	c1=$(cpu_ns)
-	# idle, the same length: what the server spends anyway
-	sleep "$wall"
-	c2=$(cpu_ns)
-	awk -v a="$c0" -v b="$c1" -v c="$c2" -v n="$samples" -v p="$PUSHES" \
-		'BEGIN { busy = b - a; idle = c - b; printf "%.1f %.1f %.1f\n", (busy - idle) / n, (busy - idle) / p / 1000, idle / 1e6 }' \
-		>>"$work/herd"
+	# the pusher makes its bodies first: the clock starts at its first
+	# push; then idle, the same length: what the server spends anyway
+	measure "$r" >>"$work/herd"
+	measure "$r" empty >>"$work/floor"
 	"$work/tsdb-bench" ingest "$work/ref-$r" 2>/dev/null |
 		awk '$1 == "ingest_samples_per_cpu_s" { printf "%.1f\n", 1e9 / $2 }' >>"$work/ref"
 	rm -rf "$work/ref-$r"
@@ -164,6 +177,8 @@ read -r hs hslo hshi < <(cut -d' ' -f1 "$work/herd" | stats)
 read -r hp hplo hphi < <(cut -d' ' -f2 "$work/herd" | stats)
 read -r idle _ _ < <(cut -d' ' -f3 "$work/herd" | stats)
 read -r rs rslo rshi < <(stats <"$work/ref")
+read -r fs fslo fshi < <(cut -d' ' -f1 "$work/floor" | stats)
+read -r fp fplo fphi < <(cut -d' ' -f2 "$work/floor" | stats)
 paste -d' ' "$work/herd" "$work/ref" | awk '{ print $1 / $4 }' >"$work/ratio"
 read -r q qlo qhi < <(stats <"$work/ratio")
 echo "push: server CPU per pushed sample beside the metric store's own; $ROUNDS alternated rounds;" \
@@ -174,6 +189,8 @@ printf ' %d pushes a round on one keep-alive connection, idle server CPU %.1f ms
 	"$PUSHES" "$idle"
 printf '  tsdb ingest   %8.0f ns/sample (%.0f..%.0f)  (tsdb-bench ingest: one thread, 100 hosts x 720 steps, no HTTP)\n' \
 	"$rs" "$rslo" "$rshi"
+printf '  empty push    %8.1f us/push (%.1f..%.1f)  = %.0f ns/sample if spread over 31 (%.0f..%.0f): the per-request floor\n' \
+	"$fp" "$fplo" "$fphi" "$fs" "$fslo" "$fshi"
 printf '  ratio         %.2fx the store'"'"'s own cost (per round %.2f..%.2f; target <= 3x)\n' "$q" "$qlo" "$qhi"
 if [ -n "$b0" ] && [ -n "$b1" ]; then
 	echo "  agent configuration computed $((b1 - b0)) times for $((ROUNDS * PUSHES)) pushes (herd_agent_config_builds_total)"

@@ -38,6 +38,8 @@ struct server *g_srv;
 #define MAX_CONNS_DEFAULT 8192u        /* per listen address, in all */
 #define LISTEN_MAX 8                   /* --listen given at most this often */
 #define MAX_CONNS_PER_ADDR_DEFAULT 256u /* from one client address */
+#define METRICS_SYNC_DEFAULT_MS 1000  /* --metrics-sync */
+#define OPT_METRICS_SYNC 0x4d53       /* --metrics-sync has no short form */
 #define FD_RESERVE 512u                /* descriptors kept for store, tsdb, LBs, hosts */
 
 
@@ -83,6 +85,9 @@ usage(FILE *f)
 		"  --retention D      how long metrics are kept (default 15d)\n"
 		"  --push-interval D  how often agents push metrics (default 5s, 1s-60s); the\n"
 		"                     autoscaler's resolution\n"
+		"  --metrics-sync D   how often pushed samples are fdatasync'ed (default 1s,\n"
+		"                     0-60s); 0: before each push is answered. A power loss\n"
+		"                     loses at most this window of samples (docs/metrics.md)\n"
 		"  --retain-activities D\n"
 		"                     how long activities are kept (default 30d; policy\n"
 		"                     scales of the last hour stay whatever it says)\n"
@@ -251,6 +256,7 @@ server_main(int argc, char **argv)
 		{ "teardown", no_argument, NULL, 'T' },
 		{ "retention", required_argument, NULL, 'R' },
 		{ "push-interval", required_argument, NULL, 'P' },
+		{ "metrics-sync", required_argument, NULL, OPT_METRICS_SYNC },
 		{ "retain-activities", required_argument, NULL, 'a' },
 		{ "retain-audit", required_argument, NULL, 'u' },
 		{ "retain-runs", required_argument, NULL, 'r' },
@@ -289,6 +295,7 @@ server_main(int argc, char **argv)
 	s->launch_workers = LAUNCH_WORKERS_DEFAULT;
 	s->lock_fd = -1;
 	tsdb_opts_default(&topts);
+	topts.sync_interval_ms = METRICS_SYNC_DEFAULT_MS;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:l:L:b:w:S:R:P:C:A:M:U:W:K:a:u:r:H:Th", opts, NULL)) != -1) {
 		switch (c) {
@@ -338,6 +345,13 @@ server_main(int argc, char **argv)
 			    s->push_interval_ms < 1000 || s->push_interval_ms > 60000 ||
 			    s->push_interval_ms % 1000 != 0) {
 				fprintf(stderr, "herd server: --push-interval: want whole seconds from 1s to 60s\n");
+				return 2;
+			}
+			break;
+		case OPT_METRICS_SYNC:
+			if (parse_duration_ms(optarg, &topts.sync_interval_ms) < 0 ||
+			    topts.sync_interval_ms < 0 || topts.sync_interval_ms > 60000) {
+				fprintf(stderr, "herd server: --metrics-sync: want a duration from 0 to 60s, like 1s\n");
 				return 2;
 			}
 			break;

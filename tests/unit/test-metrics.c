@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "model/kind.h"
 #include "model/metrics.h"
 #include "model/res.h"
 #include "store/store.h"
@@ -96,6 +97,27 @@ on_push(struct server *s, const char *cluster, const char *group, const char **m
 		size_t l = strlen(told.names);
 		snprintf(told.names + l, sizeof(told.names) - l, "%s%s", i ? "," : "", metrics[i]);
 	}
+}
+
+/* An autoscaling policy NAME on SCOPE (cluster/group), with the cluster
+ * and group it needs. */
+static void
+put_policy(const char *scope, const char *name)
+{
+	struct herr err = HERR_INIT;
+	json_t *spec = json_pack("{s:s,s:s}", "when", "avg(busy) > 50", "adjust", "+1");
+	json_t *empty = json_object();
+	char cl[64];
+	bool created;
+
+	snprintf(cl, sizeof(cl), "%.*s", (int)strcspn(scope, "/"), scope);
+	if (res_put(srv.store, &kind_cluster, "", cl, empty, "", &created, &err) < 0 ||
+	    res_put(srv.store, &kind_group, cl, strchr(scope, '/') + 1, empty, "", &created, &err) < 0)
+		fail_msg("put %s: %s", scope, err.msg);
+	json_decref(empty);
+	if (res_put(srv.store, &kind_policy, scope, name, spec, "", &created, &err) < 0)
+		fail_msg("put policy %s/%s: %s", scope, name, err.msg);
+	json_decref(spec);
 }
 
 static json_t *
@@ -179,6 +201,7 @@ test_ingest(void **state)
 	put_host("h-b", "node-b", "pc", "app");
 	assert_int_equal(metrics_host_ident(&srv, "h-a", &h1, &err), 0);
 	assert_int_equal(metrics_host_ident(&srv, "h-b", &h2, &err), 0);
+	put_policy("pc/app", "grow");
 	metrics_push_hook = on_push;
 	/* two batches, the newer first: its monitor state wins */
 	snprintf(text, sizeof(text),
@@ -251,6 +274,42 @@ test_ingest(void **state)
 	json_decref(d);
 }
 
+/* The autoscaler is told of pushes to groups a policy scales only; a
+ * policy written or deleted is seen by the next push (the cache behind
+ * the configuration follows the resources generation). */
+static void
+test_hook_scaled_only(void **state)
+{
+	struct herr err = HERR_INIT;
+	struct metrics_push_result r;
+	struct metrics_host h;
+	char text[256];
+	json_t *b;
+	int calls;
+
+	put_host("h-s", "node-s", "sc", "idle");
+	assert_int_equal(metrics_host_ident(&srv, "h-s", &h, &err), 0);
+	metrics_push_hook = on_push;
+	calls = told.calls;
+	for (int i = 0; i < 4; i++) {
+		snprintf(text, sizeof(text), "[{\"ts_ms\":%lld,\"series\":[{\"name\":\"busy\",\"value\":%d}]}]",
+			 (long long)(T0 + i * 10000), i);
+		b = batches_of(text);
+		if (i == 1)
+			put_policy("sc/idle", "grow");
+		if (i == 3)
+			assert_int_equal(res_delete(srv.store, &kind_policy, "sc/idle", "grow", &err), 0);
+		assert_int_equal(metrics_push_ingest(&srv, &h, b, NULL, &r, &err), 0);
+		json_decref(b);
+		assert_int_equal(r.accepted, 1);
+		/* no policy, a policy (two pushes), deleted again */
+		assert_int_equal(told.calls, calls + (i == 1 || i == 2));
+		calls = told.calls;
+	}
+	assert_string_equal(told.group, "idle");
+	metrics_push_hook = NULL;
+}
+
 static void
 test_quota(void **state)
 {
@@ -300,6 +359,7 @@ main(void)
 		cmocka_unit_test(test_ident),
 		cmocka_unit_test(test_values_and_labels),
 		cmocka_unit_test(test_ingest),
+		cmocka_unit_test(test_hook_scaled_only),
 		cmocka_unit_test(test_quota),
 	};
 

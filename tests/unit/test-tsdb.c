@@ -949,6 +949,82 @@ test_close_fast(void **state)
 	free(item);
 }
 
+/* sync_interval_ms > 0: an append returns before any fdatasync (none is
+ * counted, bytes wait), the syncer syncs them within its interval (a
+ * bounded wait), and a process that dies without closing loses nothing
+ * written (the kernel holds it). 0: one fdatasync per lone append. */
+/* Steps from..to-1 of 3 hosts (fill's samples). */
+static void
+fill_steps(struct tsdb *db, int from, int to)
+{
+	for (int i = from; i < to; i++)
+		for (int h = 1; h <= 3; h++)
+			push(db, h, T0 + i * STEP, busy_of(h, i));
+}
+
+static void
+test_sync_window(void **state)
+{
+	struct tsdb_opts o;
+	struct herr err = HERR_INIT;
+	struct tsdb_stats st;
+	struct tsdb *db;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	tsdb_opts_default(&o);
+	o.checkpoint_interval_ms = -1;
+	o.chunk_max_samples = 20;
+	o.sync_interval_ms = 60000;
+	db = tsdb_open(dir, &o, &err);
+	assert_non_null(db);
+	fill(db, 3, 10);
+	tsdb_stats(db, &st);
+	assert_int_equal(st.fsyncs, 0);
+	assert_true(st.wal_unsynced > 0);
+	tsdb_close(db);
+	/* a short window: synced by the thread, no append waiting */
+	o.sync_interval_ms = 20;
+	db = tsdb_open(dir, &o, &err);
+	assert_non_null(db);
+	fill_steps(db, 10, 20);
+	for (int i = 0; i < 1000; i++) {   /* at most 10 s */
+		tsdb_stats(db, &st);
+		if (st.wal_unsynced == 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.wal_unsynced, 0);
+	assert_true(st.fsyncs >= 1);
+	tsdb_close(db);
+	/* dies inside the window, without closing: all of it is there */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		o.sync_interval_ms = 60000;
+		db = tsdb_open(dir, &o, &err);
+		if (db == NULL)
+			_exit(1);
+		fill_steps(db, 20, 30);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	db = open_db(0);
+	check_filled(db, 3, 30);
+	/* the default: each lone append waits for its own fdatasync */
+	tsdb_stats(db, &st);
+	{
+		uint64_t f0 = st.fsyncs;
+		fill_steps(db, 30, 31);
+		tsdb_stats(db, &st);
+		assert_true(st.fsyncs > f0);
+		assert_int_equal(st.wal_unsynced, 0);
+	}
+	tsdb_close(db);
+}
+
 int
 main(void)
 {
@@ -956,6 +1032,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_append_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ordering, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persist_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_truncated_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_garbled_tail, setup, teardown),

@@ -41,7 +41,8 @@ api_agent_config(struct req *rq)
 /* --- the push --- */
 
 /* Checks the whole push before storing anything; answers 400 naming the
- * field and returns false when something is wrong. */
+ * field and returns false when something is wrong. A field's name is
+ * formatted only for its error: pushes are many, mistakes rare. */
 static bool
 push_valid(struct req *rq, json_t *batches)
 {
@@ -68,22 +69,24 @@ push_valid(struct req *rq, json_t *batches)
 			reply_errf(rq, HERR_INVALID, "batches", "batch %zu must be an object", i);
 			return false;
 		}
-		snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
 		if (!json_is_integer(ts) || json_integer_value(ts) <= 0) {
+			snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
 			reply_errf(rq, HERR_INVALID, f, "must be a positive integer (ms since the epoch)");
 			return false;
 		}
 		if (json_integer_value(ts) > now + PUSH_FUTURE_MS) {
+			snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
 			reply_errf(rq, HERR_INVALID, f, "is %lld s in the future: check the host's clock",
 				   (long long)(json_integer_value(ts) - now) / 1000);
 			return false;
 		}
-		snprintf(f, sizeof(f), "batches[%zu].series", i);
 		if (series && !json_is_array(series)) {
+			snprintf(f, sizeof(f), "batches[%zu].series", i);
 			reply_errf(rq, HERR_INVALID, f, "must be an array");
 			return false;
 		}
 		if (json_array_size(series) > PUSH_MAX_SERIES) {
+			snprintf(f, sizeof(f), "batches[%zu].series", i);
 			reply_errf(rq, HERR_INVALID, f, "at most %d series per batch", PUSH_MAX_SERIES);
 			return false;
 		}
@@ -92,53 +95,57 @@ push_valid(struct req *rq, json_t *batches)
 			const char *name = json_string_value(json_object_get(x, "name")), *lk;
 			double v;
 
-			snprintf(f, sizeof(f), "batches[%zu].series[%zu].name", i, j);
 			if (!json_is_object(x) || !tsdb_metric_name_ok(name)) {
+				snprintf(f, sizeof(f), "batches[%zu].series[%zu].name", i, j);
 				reply_errf(rq, HERR_INVALID, f,
 					   "must be a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*, at most %d characters",
 					   TSDB_NAME_MAX);
 				return false;
 			}
-			snprintf(f, sizeof(f), "batches[%zu].series[%zu].value", i, j);
 			if (!metrics_value_parse(json_object_get(x, "value"), &v)) {
+				snprintf(f, sizeof(f), "batches[%zu].series[%zu].value", i, j);
 				reply_errf(rq, HERR_INVALID, f, "must be a number, \"NaN\", \"+Inf\" or \"-Inf\"");
 				return false;
 			}
-			snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
 			if (labels && !json_is_object(labels)) {
+				snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
 				reply_errf(rq, HERR_INVALID, f, "must be an object of strings");
 				return false;
 			}
 			if (json_object_size(labels) > PUSH_MAX_LABELS) {
+				snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
 				reply_errf(rq, HERR_INVALID, f, "at most %d labels", PUSH_MAX_LABELS);
 				return false;
 			}
 			json_object_foreach(labels, lk, lv) {
-				snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
 				if (!tsdb_label_name_ok(lk)) {
+					snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
 					reply_errf(rq, HERR_INVALID, f,
 						   "label names are [a-zA-Z_][a-zA-Z0-9_]*, at most %d characters",
 						   TSDB_NAME_MAX);
 					return false;
 				}
 				if (metrics_label_reserved(lk)) {
+					snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
 					reply_errf(rq, HERR_INVALID, f,
 						   "is set by the server (host, group, cluster and __*)");
 					return false;
 				}
 				if (!json_is_string(lv) || strlen(json_string_value(lv)) > PUSH_LABEL_MAX) {
+					snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
 					reply_errf(rq, HERR_INVALID, f, "must be a string of at most %d bytes",
 						   PUSH_LABEL_MAX);
 					return false;
 				}
 			}
 		}
-		snprintf(f, sizeof(f), "batches[%zu].monitors", i);
 		if (mons && !json_is_array(mons)) {
+			snprintf(f, sizeof(f), "batches[%zu].monitors", i);
 			reply_errf(rq, HERR_INVALID, f, "must be an array");
 			return false;
 		}
 		if (json_array_size(mons) > PUSH_MAX_MONITORS) {
+			snprintf(f, sizeof(f), "batches[%zu].monitors", i);
 			reply_errf(rq, HERR_INVALID, f, "at most %d monitors per batch", PUSH_MAX_MONITORS);
 			return false;
 		}
@@ -147,20 +154,20 @@ push_valid(struct req *rq, json_t *batches)
 			const char *st = json_string_value(json_object_get(x, "state"));
 			json_t *e = json_object_get(x, "error");
 
-			snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].name", i, j);
 			if (name == NULL || name[0] == '\0' || strlen(name) > 63) {
+				snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].name", i, j);
 				reply_errf(rq, HERR_INVALID, f, "must be a monitor name (1-63 characters)");
 				return false;
 			}
-			snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].state", i, j);
 			if (st == NULL || (strcmp(st, "ok") != 0 && strcmp(st, "failed") != 0 &&
 					   strcmp(st, "timeout") != 0)) {
+				snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].state", i, j);
 				reply_errf(rq, HERR_INVALID, f, "must be ok, failed or timeout");
 				return false;
 			}
-			snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].error", i, j);
 			if (e && !json_is_null(e) &&
 			    (!json_is_string(e) || strlen(json_string_value(e)) > PUSH_ERROR_MAX)) {
+				snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].error", i, j);
 				reply_errf(rq, HERR_INVALID, f, "must be a string of at most %d bytes",
 					   PUSH_ERROR_MAX);
 				return false;
@@ -604,6 +611,10 @@ static const struct prom_family prom_families[] = {
 	  "Samples stored since the server started." },
 	{ NULL, "herd_tsdb_samples_rejected_total", "counter", 1,
 	  "Samples refused since the server started, by reason." },
+	{ NULL, "herd_tsdb_wal_fsyncs_total", "counter", 1,
+	  "fdatasyncs of the metric store's write-ahead log since the server started." },
+	{ NULL, "herd_tsdb_wal_unsynced_bytes", "gauge", 1,
+	  "Write-ahead log bytes written but not yet fdatasync'ed (--metrics-sync)." },
 	{ NULL, "herd_agent_config_builds_total", "counter", 1,
 	  "Times the agents' configuration (and the cluster's quotas a push obeys) was computed"
 	  " from the store since the server started: once per resource change, not per push." },
@@ -676,6 +687,10 @@ expose_stats(struct tsdb *db, struct buf *b)
 		 "herd_tsdb_samples_rejected_total{reason=\"series_limit\"} %llu\n",
 		 (unsigned long long)st.out_of_order, (unsigned long long)st.duplicates,
 		 (unsigned long long)st.too_old, (unsigned long long)st.series_limited);
+	prom_header(b, "herd_tsdb_wal_fsyncs_total");
+	buf_addf(b, "herd_tsdb_wal_fsyncs_total %llu\n", (unsigned long long)st.fsyncs);
+	prom_header(b, "herd_tsdb_wal_unsynced_bytes");
+	buf_addf(b, "herd_tsdb_wal_unsynced_bytes %llu\n", (unsigned long long)st.wal_unsynced);
 	prom_header(b, "herd_agent_config_builds_total");
 	buf_addf(b, "herd_agent_config_builds_total %llu\n",
 		 (unsigned long long)metrics_agent_config_builds());

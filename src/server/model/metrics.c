@@ -338,6 +338,7 @@ struct cfg_slot {
 	json_t *cfg;               /* owned; handed out as copies */
 	json_int_t version;
 	struct tsdb_limits lim;
+	bool scaled;               /* a policy scopes the group */
 };
 
 static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -361,12 +362,33 @@ cfg_hit(const struct cfg_slot *sl, const struct server *s, const char *cluster,
 	       res_gen_current(&sl->gen);
 }
 
-/* The version and quotas of cluster/group (and, when cfg is not NULL, an
- * owned copy of the configuration), from the cache or the store. */
+/* Whether some autoscaling policy scopes cluster/group (true when the
+ * store cannot say: the autoscaler is then told, as it always was). */
+static bool
+group_scaled(struct server *s, const char *cluster, const char *group)
+{
+	struct herr err = HERR_INIT;
+	char scope[140];
+	json_t *pols = NULL;
+	bool scaled;
+
+	if ((size_t)snprintf(scope, sizeof(scope), "%s/%s", cluster, group) >= sizeof(scope) ||
+	    res_all(s->store, &kind_policy, scope, &pols, &err) < 0)
+		return true;
+	scaled = json_array_size(pols) > 0;
+	json_decref(pols);
+	return scaled;
+}
+
+/* The version and quotas of cluster/group, whether a policy scales it
+ * (scaled may be NULL) and, when cfg is not NULL, an owned copy of the
+ * configuration, from the cache or the store. */
 static void
 cfg_get(struct server *s, const char *cluster, const char *group, json_int_t *version,
-	struct tsdb_limits *lim, json_t **cfg)
+	struct tsdb_limits *lim, bool *scaled, json_t **cfg)
 {
+	bool sc;
+
 	struct cfg_slot *sl = cfg_slot(s, cluster, group);
 	bool fits = strlen(cluster) < sizeof(sl->cluster) && strlen(group) < sizeof(sl->group);
 	struct res_gen gen;
@@ -376,6 +398,8 @@ cfg_get(struct server *s, const char *cluster, const char *group, json_int_t *ve
 	if (fits && cfg_hit(sl, s, cluster, group)) {
 		*version = sl->version;
 		*lim = sl->lim;
+		if (scaled)
+			*scaled = sl->scaled;
 		if (cfg)
 			*cfg = json_deep_copy(sl->cfg);
 		pthread_mutex_unlock(&cfg_lock);
@@ -385,6 +409,9 @@ cfg_get(struct server *s, const char *cluster, const char *group, json_int_t *ve
 	res_gen_take(&gen);   /* before reading: a change after it voids the slot */
 	built = config_build(s, cluster, group);
 	cluster_limits(s, cluster, lim);
+	sc = group_scaled(s, cluster, group);
+	if (scaled)
+		*scaled = sc;
 	*version = json_integer_value(json_object_get(built, "version"));
 	if (cfg)
 		*cfg = json_deep_copy(built);
@@ -401,6 +428,7 @@ cfg_get(struct server *s, const char *cluster, const char *group, json_int_t *ve
 		sl->cfg = built;
 		sl->version = *version;
 		sl->lim = *lim;
+		sl->scaled = sc;
 		built = NULL;
 	}
 	pthread_mutex_unlock(&cfg_lock);
@@ -414,7 +442,7 @@ metrics_agent_config(struct server *s, const char *cluster, const char *group)
 	json_int_t version;
 	json_t *cfg;
 
-	cfg_get(s, cluster, group, &version, &lim, &cfg);
+	cfg_get(s, cluster, group, &version, &lim, NULL, &cfg);
 	return cfg;
 }
 
@@ -424,7 +452,7 @@ metrics_agent_config_version(struct server *s, const char *cluster, const char *
 	struct tsdb_limits lim;
 	json_int_t version;
 
-	cfg_get(s, cluster, group, &version, &lim, NULL);
+	cfg_get(s, cluster, group, &version, &lim, NULL, NULL);
 	return version;
 }
 
@@ -488,10 +516,17 @@ quota_note(struct server *s, const struct metrics_host *h, size_t refused,
 	json_decref(in);
 }
 
+/* A batch's samples and labels: on the stack up to these (an agent's
+ * batch is ~35 series of 1 label), on the heap past them. */
+#define STACK_SAMPLES 64
+#define STACK_LABELS (STACK_SAMPLES * 5)
+
 int
 metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batches,
 		    json_t *dropped, struct metrics_push_result *out, struct herr *err)
 {
+	struct tsdb_sample smp_stack[STACK_SAMPLES];
+	struct tsdb_label lab_stack[STACK_LABELS];
 	struct tsdb *db = s->tsdb;
 	const char **names = NULL;
 	size_t nnames = 0, capnames = 0, i, last = 0;
@@ -499,19 +534,21 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 	struct tsdb_limits lim;
 	struct tsdb_append_info info;
 	json_int_t version;
+	bool scaled;
 	json_t *b;
 
 	memset(out, 0, sizeof(*out));
 	if (db == NULL)
 		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
-	cfg_get(s, h->cluster, h->group, &version, &lim, NULL);
+	cfg_get(s, h->cluster, h->group, &version, &lim, &scaled, NULL);
 	out->config_version = version;
 	json_array_foreach(batches, i, b) {
 		json_t *series = json_object_get(b, "series"), *mons = json_object_get(b, "monitors");
 		size_t ns = json_array_size(series), nm = json_array_size(mons), n = 0, nl = 0, j;
 		int64_t ts = json_integer_value(json_object_get(b, "ts_ms"));
-		struct tsdb_sample *smp = xcalloc(ns + nm + 1, sizeof(*smp));
-		struct tsdb_label *lab = xcalloc((ns + nm + 1) * (PUSH_MAX_LABELS + 4), sizeof(*lab));
+		size_t nlab = (ns + nm + 1) * 4;   /* the 3 given + monitor */
+		struct tsdb_sample *smp = smp_stack;
+		struct tsdb_label *lab = lab_stack;
 		json_t *x;
 		int rc;
 
@@ -519,6 +556,12 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 			last_ts = ts;
 			last = i;
 		}
+		json_array_foreach(series, j, x)
+			nlab += json_object_size(json_object_get(x, "labels"));
+		if (ns + nm + 1 > STACK_SAMPLES)
+			smp = xcalloc(ns + nm + 1, sizeof(*smp));
+		if (nlab > STACK_LABELS)
+			lab = xcalloc(nlab, sizeof(*lab));
 #define BASE_LABELS()                                                   \
 	do {                                                            \
 		lab[nl++] = (struct tsdb_label){ "host", h->name };      \
@@ -536,12 +579,14 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 			json_object_foreach(json_object_get(x, "labels"), lk, lv)
 				lab[nl++] = (struct tsdb_label){ lk, json_string_value(lv) };
 			smp[n].nlabels = (size_t)(&lab[nl] - smp[n].labels);
+			n++;
+			if (!scaled)
+				continue;
 			if (nnames == capnames) {
 				capnames = capnames ? capnames * 2 : 64;
 				names = xrealloc(names, capnames * sizeof(*names));
 			}
-			names[nnames++] = smp[n].metric;
-			n++;
+			names[nnames++] = smp[n - 1].metric;
 		}
 		json_array_foreach(mons, j, x) {
 			const char *st = json_string_value(json_object_get(x, "state"));
@@ -565,8 +610,10 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 		}
 #undef BASE_LABELS
 		rc = tsdb_append_q(db, ts, smp, n, &lim, &info, err);
-		free(smp);
-		free(lab);
+		if (smp != smp_stack)
+			free(smp);
+		if (lab != lab_stack)
+			free(lab);
 		if (rc < 0) {
 			free(names);
 			/* batches before this one are stored: the agent may resend
@@ -583,7 +630,7 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 			out->refusal.host_max = info.host_max;
 		}
 		out->refusal.note |= info.note;
-		if (nm) {
+		if (nm && scaled) {
 			if (nnames == capnames) {
 				capnames = capnames ? capnames * 2 : 64;
 				names = xrealloc(names, capnames * sizeof(*names));
@@ -601,7 +648,9 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 	}
 	if (out->refusal.note)
 		quota_note(s, h, out->refused, &out->refusal);
-	if (nnames) {
+	/* the autoscaler reads the store for each call: only groups that a
+	 * policy scales (its own 1 s pass finds every other change) */
+	if (nnames && scaled) {
 		size_t k = 0;
 		qsort(names, nnames, sizeof(*names), cmp_str);
 		for (i = 0; i < nnames; i++)
@@ -609,7 +658,8 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 				names[k++] = names[i];
 		nnames = k;
 	}
-	metrics_on_push(s, h->cluster, h->group, names, nnames);
+	if (scaled)
+		metrics_on_push(s, h->cluster, h->group, names, nnames);
 	free(names);
 	return 0;
 }

@@ -40,7 +40,9 @@ int metrics_group_agg(struct server *s, const char *cluster, const char *group,
 		      int64_t step_ms, const char *const *exclude_hosts, size_t nexclude,
 		      struct tsdb_agg_point **out, size_t *n, struct herr *err);
 
-/* Called after each push is stored, on the HTTP thread that took it, with
+/* Called after each push to a group that some policy scales is stored
+ * (known from the cache behind the agent configuration: a policy written
+ * since is seen by the next push), on the HTTP thread that took it, with
  * the host's cluster and group and the distinct metric names it carried
  * (borrowed, valid during the call). Must not block: hand work to another
  * thread. */

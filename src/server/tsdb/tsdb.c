@@ -126,6 +126,14 @@ struct tsdb {
 	uint64_t wal_synced;
 	bool wal_syncing;
 	uint64_t fsyncs;
+	struct wbuf app_decl, app_smp; /* an append's WAL records, under lock:
+					* kept between appends (no malloc each) */
+
+	/* the WAL syncer (sync_interval_ms > 0), under wal_mu */
+	pthread_t sync_thr;
+	bool sync_running, sync_stop;
+	bool sync_failing;          /* the syncer's own: logged once */
+	pthread_cond_t sync_cv;
 
 	/* background checkpoints */
 	pthread_t thr;
@@ -1106,6 +1114,50 @@ wal_sync(struct tsdb *db, uint64_t end, struct herr *err)
 	return 0;
 }
 
+/* The WAL syncer (sync_interval_ms > 0): every interval, fdatasyncs what
+ * appenders wrote since the last sync (nothing when nothing was). A failure
+ * is logged once until a sync succeeds again; the samples stay in the page
+ * cache and the next checkpoint writes them out or fails loudly too. */
+static void *
+sync_main(void *arg)
+{
+	struct tsdb *db = arg;
+
+	pthread_mutex_lock(&db->wal_mu);
+	while (!db->sync_stop) {
+		struct timespec ts;
+		struct herr err = HERR_INIT;
+		uint64_t end;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += db->o.sync_interval_ms / 1000;
+		ts.tv_nsec += (db->o.sync_interval_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		while (!db->sync_stop)
+			if (pthread_cond_timedwait(&db->sync_cv, &db->wal_mu, &ts) != 0)
+				break;
+		if (db->sync_stop || db->wal_synced >= db->wal_written)
+			continue;
+		end = db->wal_written;
+		pthread_mutex_unlock(&db->wal_mu);
+		if (wal_sync(db, end, &err) < 0) {
+			if (!db->sync_failing)
+				log_err("tsdb: %s (retrying every %lld ms)", err.msg,
+					(long long)db->o.sync_interval_ms);
+			db->sync_failing = true;
+		} else if (db->sync_failing) {
+			log_info("tsdb: the metrics WAL syncs again");
+			db->sync_failing = false;
+		}
+		pthread_mutex_lock(&db->wal_mu);
+	}
+	pthread_mutex_unlock(&db->wal_mu);
+	return NULL;
+}
+
 static int
 write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -1997,6 +2049,8 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 			db->o.compact_max_bytes = dflt.compact_max_bytes;
 		if (db->o.compact_max_blocks < 2)
 			db->o.compact_max_blocks = dflt.compact_max_blocks;
+		if (db->o.sync_interval_ms < 0)
+			db->o.sync_interval_ms = 0;
 	}
 	snprintf(db->dir, sizeof(db->dir), "%s", dir);
 	snprintf(path, sizeof(path), "%s/blocks", dir);
@@ -2011,6 +2065,7 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&db->wal_mu, NULL);
 	pthread_cond_init(&db->wal_cv, NULL);
+	pthread_cond_init(&db->sync_cv, NULL);
 	pthread_mutex_init(&db->bg_mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -2087,6 +2142,13 @@ tsdb_open(const char *dir, const struct tsdb_opts *opts, struct herr *err)
 		}
 		db->thr_running = true;
 	}
+	if (db->o.sync_interval_ms > 0) {
+		if (pthread_create(&db->sync_thr, NULL, sync_main, db) != 0) {
+			herr_set(err, -EAGAIN, "cannot start the metrics WAL sync thread");
+			goto fail;
+		}
+		db->sync_running = true;
+	}
 	log_info("tsdb: %s: %zu series, %zu chunks in %zu blocks", dir, db->st.series,
 		 db->st.chunks, db->nblocks);
 	db->opened = true;
@@ -2110,6 +2172,13 @@ tsdb_close(struct tsdb *db)
 		pthread_mutex_unlock(&db->bg_mu);
 		pthread_join(db->thr, NULL);
 	}
+	if (db->sync_running) {
+		pthread_mutex_lock(&db->wal_mu);
+		db->sync_stop = true;
+		pthread_cond_broadcast(&db->sync_cv);
+		pthread_mutex_unlock(&db->wal_mu);
+		pthread_join(db->sync_thr, NULL);
+	}
 	if (db->opened && tsdb_checkpoint(db, 0, &err) < 0)
 		log_err("tsdb: final checkpoint failed: %s", err.msg);
 	if (db->cur)
@@ -2127,6 +2196,8 @@ tsdb_close(struct tsdb *db)
 		free(se);
 	}
 	owners_free(db);
+	free(db->app_decl.p);
+	free(db->app_smp.p);
 	for (size_t i = 0; i < db->nblocks; i++)
 		block_free(db->blocks[i]);
 	if (db->wal_fd >= 0)
@@ -2141,6 +2212,7 @@ tsdb_close(struct tsdb *db)
 	pthread_rwlock_destroy(&db->lock);
 	pthread_mutex_destroy(&db->wal_mu);
 	pthread_cond_destroy(&db->wal_cv);
+	pthread_cond_destroy(&db->sync_cv);
 	pthread_mutex_destroy(&db->bg_mu);
 	pthread_cond_destroy(&db->bg_cv);
 	pthread_mutex_destroy(&db->cmp_mu);
@@ -2218,6 +2290,22 @@ series_get_q(struct tsdb *db, const char *key, size_t len, const struct tsdb_lim
 	return NULL;
 }
 
+/* The append buffers stay between appends, up to APP_BUF_KEEP bytes each
+ * (a first push of thousands of series does not pin its peak). */
+#define APP_BUF_KEEP ((size_t)64 << 10)
+
+static void
+app_bufs_trim(struct tsdb *db)
+{
+	struct wbuf *b[2] = { &db->app_decl, &db->app_smp };
+
+	for (int i = 0; i < 2; i++)
+		if (b[i]->cap > APP_BUF_KEEP) {
+			free(b[i]->p);
+			memset(b[i], 0, sizeof(*b[i]));
+		}
+}
+
 int
 tsdb_append(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n,
 	    struct herr *err)
@@ -2230,7 +2318,7 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 	      const struct tsdb_limits *lim, struct tsdb_append_info *info, struct herr *err)
 {
 	struct tsdb_append_info dummy;
-	struct wbuf decl = { 0 }, smp = { 0 };
+	struct wbuf *decl = &db->app_decl, *smp = &db->app_smp;
 	char key[TSDB_KEY_MAX];
 	size_t at, cnt_at, stored = 0;
 	int64_t now = db_now(db), cutoff = now - db->o.retention_ms;
@@ -2246,12 +2334,13 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 			return rc;
 	if (n == 0)
 		return 0;
-	at = rec_begin(&smp, REC_SAMPLES);
-	wb_uvarint(&smp, zz(ts));
-	wb_reserve(&smp, 10);
-	cnt_at = smp.len;
-	smp.len += 5; /* sample count, patched below as a fixed-width varint */
 	pthread_rwlock_wrlock(&db->lock);
+	decl->len = smp->len = 0;
+	at = rec_begin(smp, REC_SAMPLES);
+	wb_uvarint(smp, zz(ts));
+	wb_reserve(smp, 10);
+	cnt_at = smp->len;
+	smp->len += 5; /* sample count, patched below as a fixed-width varint */
 	for (size_t i = 0; i < n; i++) {
 		struct tseries *se;
 		uint8_t b8[8];
@@ -2269,29 +2358,29 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 		if (!series_add(db, se, ts, s[i].value))
 			continue;
 		if (se->wal_epoch != db->wal_epoch) {
-			size_t da = rec_begin(&decl, REC_SERIES);
-			wb_uvarint(&decl, se->id);
-			wb_uvarint(&decl, (uint64_t)klen);
-			wb_add(&decl, key, (size_t)klen);
-			rec_end(&decl, da);
+			size_t da = rec_begin(decl, REC_SERIES);
+			wb_uvarint(decl, se->id);
+			wb_uvarint(decl, (uint64_t)klen);
+			wb_add(decl, key, (size_t)klen);
+			rec_end(decl, da);
 			se->wal_epoch = db->wal_epoch;
 		}
-		wb_uvarint(&smp, se->id);
+		wb_uvarint(smp, se->id);
 		memcpy(b8, &s[i].value, 8);
-		wb_add(&smp, b8, 8);
+		wb_add(smp, b8, 8);
 		stored++;
 	}
 	if (stored) {
 		/* fixed 5-byte varint for the count */
 		uint64_t c = stored;
 		for (int k = 0; k < 5; k++) {
-			smp.p[cnt_at + k] = (uint8_t)((c & 0x7f) | (k < 4 ? 0x80 : 0));
+			smp->p[cnt_at + k] = (uint8_t)((c & 0x7f) | (k < 4 ? 0x80 : 0));
 			c >>= 7;
 		}
-		rec_end(&smp, at);
+		rec_end(smp, at);
 		{
-			struct iovec iov[2] = { { decl.p, decl.len }, { smp.p, smp.len } };
-			size_t total = decl.len + smp.len;
+			struct iovec iov[2] = { { decl->p, decl->len }, { smp->p, smp->len } };
+			size_t total = decl->len + smp->len;
 			ssize_t w = writev(db->wal_fd, iov, 2);
 			if (w < 0 || (size_t)w != total) {
 				int e = w < 0 ? errno : EIO;
@@ -2324,9 +2413,8 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 		info->host_max = lim && lim->host_max_series ? lim->host_max_series
 							     : db->o.host_max_series;
 	}
+	app_bufs_trim(db);
 	pthread_rwlock_unlock(&db->lock);
-	free(decl.p);
-	free(smp.p);
 	if (rc < 0)
 		return rc;
 	if (kick && db->thr_running) {
@@ -2335,7 +2423,8 @@ tsdb_append_q(struct tsdb *db, int64_t ts, const struct tsdb_sample *s, size_t n
 		pthread_cond_signal(&db->bg_cv);
 		pthread_mutex_unlock(&db->bg_mu);
 	}
-	if (stored && (rc = wal_sync(db, end, err)) < 0)
+	/* with a sync interval, the syncer makes it durable within it */
+	if (stored && db->o.sync_interval_ms == 0 && (rc = wal_sync(db, end, err)) < 0)
 		return rc;
 	return (int)stored;
 }
@@ -3050,5 +3139,6 @@ tsdb_stats(struct tsdb *db, struct tsdb_stats *st)
 	pthread_rwlock_unlock(&db->lock);
 	pthread_mutex_lock(&db->wal_mu);
 	st->fsyncs = db->fsyncs;
+	st->wal_unsynced = db->wal_written - db->wal_synced;
 	pthread_mutex_unlock(&db->wal_mu);
 }

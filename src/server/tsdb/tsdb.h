@@ -1,7 +1,8 @@
 /* tsdb.h - herd's embedded metric store, written for this job (no packaged
  * C library does a Gorilla-style TSDB): series = metric name + labels,
  * samples appended in batches that share one timestamp, made durable in a
- * write-ahead log before tsdb_append returns, compressed into chunks
+ * write-ahead log before tsdb_append returns (or within sync_interval_ms,
+ * see Durability below), compressed into chunks
  * (chunk.h) persisted in block files, dropped after the retention.
  *
  * On disk, under the directory given to tsdb_open:
@@ -61,6 +62,15 @@
  * leaves already expired chunks out. No downsampling (yet): old samples
  * keep their full resolution.
  *
+ * Durability: by default every append waits for the fdatasync of its WAL
+ * record (appenders share fsyncs: group commit). With sync_interval_ms > 0
+ * an append returns once its record is written and a background thread
+ * fdatasyncs the WAL at most that long after: a killed process loses
+ * nothing (the kernel holds the written pages), a power loss or kernel
+ * crash at most the samples of that window. The WAL never turns corrupt
+ * either way: every record carries its CRC-32C, and a replay stops at the
+ * first torn or damaged record (the samples before it are kept).
+ *
  * Thread-safe: one read-write lock; appenders share fsyncs (group commit). */
 #ifndef HERD_TSDB_H
 #define HERD_TSDB_H
@@ -102,6 +112,10 @@ struct tsdb_opts {
 	unsigned compact_max_blocks;    /* sources of one merge; default 16 */
 	int64_t (*clock_ms)(void);      /* the store's clock (tests inject a simulated
 					 * one); NULL: the wall clock */
+	int64_t sync_interval_ms;       /* 0 (default): an append returns once its WAL
+					 * record is fdatasync'ed; > 0: once written, and
+					 * a thread fdatasyncs the WAL this often (a power
+					 * loss loses at most that window, never more) */
 };
 
 struct tsdb_label {
@@ -205,6 +219,7 @@ struct tsdb_stats {
 	uint64_t compactions;     /* merges done (tsdb_compact) */
 	uint64_t compact_hold_us; /* longest a merge held the lock (repointing), us */
 	uint64_t fsyncs;          /* WAL fsyncs (fewer than appends under load) */
+	uint64_t wal_unsynced;    /* WAL bytes written but not yet fdatasync'ed */
 };
 
 /* Fills opts with the defaults. */
@@ -219,7 +234,9 @@ struct tsdb *tsdb_open(const char *dir, const struct tsdb_opts *opts, struct her
 void tsdb_close(struct tsdb *db);
 
 /* Appends a batch of n samples sharing ts_ms. Durable when it returns (WAL
- * written and fsynced; concurrent appenders share fsyncs). Returns how many
+ * written and fsynced; concurrent appenders share fsyncs) unless
+ * sync_interval_ms > 0: then written (a crash of the process loses nothing,
+ * the kernel has it) and fsynced within sync_interval_ms. Returns how many
  * samples were stored (the rest were rejected as out of order, duplicate or
  * too old), or HERR_INVALID (nothing stored: a bad name, label or count, the
  * field named in err), HERR_TOOBIG (max_series reached) or -errno when the
