@@ -3,10 +3,12 @@
  * references between them in `refs`, so deleting something still referred
  * to is refused naming the referrer. Every write also moves the resources
  * generation (res_gen_take / res_gen_current) that caches follow. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonw.h"
 #include "model/res.h"
 #include "store/store.h"
 #include "util.h"
@@ -78,22 +80,63 @@ res_from_row(json_t *row, struct res *out, struct herr *err)
 	return 0;
 }
 
-int
-res_get(struct store *st, const struct kind *k, const char *scope, const char *name,
-	struct res *out, struct herr *err)
+/* The resources row of k named name in scope (owned), or NULL with err set
+ * (HERR_NOTFOUND when there is none). */
+static json_t *
+res_get_row(struct store *st, const struct kind *k, const char *scope, const char *name,
+	    struct herr *err)
 {
 	json_t *row = store_row(st, err,
 				"SELECT id, scope, name, spec, version, created_ms, updated_ms"
 				" FROM resources WHERE kind = ? AND scope = ? AND name = ?",
 				"[sss]", k->name, scope ? scope : "", name);
+
+	if (row == NULL && err->code == 0)
+		herr_set(err, HERR_NOTFOUND, "no %s named '%s%s%s'", k->name,
+			 scope && *scope ? scope : "", scope && *scope ? "/" : "", name);
+	return row;
+}
+
+/* The row of k named name in any scope, or SCOPE/NAME (owned), or NULL with
+ * err set: HERR_NOTFOUND, or HERR_CONFLICT when the name is ambiguous. */
+static json_t *
+res_find_row(struct store *st, const struct kind *k, const char *name, struct herr *err)
+{
+	json_t *rows = NULL, *row = NULL;
+	const char *slash = strrchr(name, '/');
+
+	if (slash && k->scope != SCOPE_NONE) {
+		char scope[130];
+		snprintf(scope, sizeof(scope), "%.*s", (int)(slash - name), name);
+		return res_get_row(st, k, scope, slash + 1, err);
+	}
+	if (store_q(st, &rows, NULL, err,
+		    "SELECT id, scope, name, spec, version, created_ms, updated_ms"
+		    " FROM resources WHERE kind = ? AND name = ? ORDER BY scope LIMIT 2",
+		    "[ss]", k->name, name) < 0)
+		return NULL;
+	if (json_array_size(rows) == 0)
+		herr_set(err, HERR_NOTFOUND, "no %s named '%s'", k->name, name);
+	else if (json_array_size(rows) > 1)
+		herr_set(err, HERR_CONFLICT,
+			 "%s name '%s' is ambiguous: give it as SCOPE/%s (e.g. '%s/%s')", k->name,
+			 name, name,
+			 json_string_value(json_object_get(json_array_get(rows, 0), "scope")), name);
+	else
+		row = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	return row;
+}
+
+int
+res_get(struct store *st, const struct kind *k, const char *scope, const char *name,
+	struct res *out, struct herr *err)
+{
+	json_t *row = res_get_row(st, k, scope, name, err);
 	int rc;
 
-	if (row == NULL) {
-		if (err->code)
-			return err->code;
-		return herr_set(err, HERR_NOTFOUND, "no %s named '%s%s%s'", k->name,
-				scope && *scope ? scope : "", scope && *scope ? "/" : "", name);
-	}
+	if (row == NULL)
+		return err->code;
 	rc = res_from_row(row, out, err);
 	json_decref(row);
 	return rc;
@@ -103,32 +146,13 @@ int
 res_find(struct store *st, const struct kind *k, const char *name, struct res *out,
 	 struct herr *err)
 {
-	json_t *rows = NULL;
-	const char *slash = strrchr(name, '/');
+	json_t *row = res_find_row(st, k, name, err);
 	int rc;
 
-	if (slash && k->scope != SCOPE_NONE) {
-		char scope[130];
-		snprintf(scope, sizeof(scope), "%.*s", (int)(slash - name), name);
-		return res_get(st, k, scope, slash + 1, out, err);
-	}
-	rc = store_q(st, &rows, NULL, err,
-		     "SELECT id, scope, name, spec, version, created_ms, updated_ms"
-		     " FROM resources WHERE kind = ? AND name = ? ORDER BY scope LIMIT 2",
-		     "[ss]", k->name, name);
-	if (rc < 0)
-		return rc;
-	if (json_array_size(rows) == 0)
-		rc = herr_set(err, HERR_NOTFOUND, "no %s named '%s'", k->name, name);
-	else if (json_array_size(rows) > 1)
-		rc = herr_set(err, HERR_CONFLICT,
-			      "%s name '%s' is ambiguous: give it as SCOPE/%s (e.g. '%s/%s')",
-			      k->name, name, name,
-			      json_string_value(json_object_get(json_array_get(rows, 0), "scope")),
-			      name);
-	else
-		rc = res_from_row(json_array_get(rows, 0), out, err);
-	json_decref(rows);
+	if (row == NULL)
+		return err->code;
+	rc = res_from_row(row, out, err);
+	json_decref(row);
 	return rc;
 }
 
@@ -324,6 +348,195 @@ res_list(struct store *st, const struct kind *k, const char *scope, const char *
 	}
 	json_decref(rows);
 	return 0;
+}
+
+/* --- the API form printed straight from rows (GETs) ---
+ * res_to_json builds a tree that only gets printed: a list of 100 costs
+ * 100 parses, deep copies and prints. A spec is stored as jansson printed
+ * it (res_put), so it is copied as is when jsonw_is_canonical() says
+ * jansson would print it back the same; anything else (a real, a
+ * migration's rewrite) takes the jansson path. Both print the same bytes
+ * (tests/unit/test-jsonw.c). */
+
+/* The keys res_to_json sets: a spec holding one (split_object drops them)
+ * takes the jansson path, where the set replaces it in place. */
+static const char *const res_api_keys[] = { "name", "cluster", "group", "version",
+					    "created", "updated", NULL };
+
+static const char *
+row_str(json_t *row, const char *col, size_t *n)
+{
+	json_t *v = json_object_get(row, col);
+
+	*n = json_string_length(v);
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* The jansson path: what res_to_json prints (compact, reals at 15 digits). */
+static int
+row_write_jansson(const struct kind *k, json_t *row, bool open, struct buf *b, struct herr *err)
+{
+	struct res r;
+	json_t *o;
+	char *text;
+	size_t n;
+	int rc;
+
+	if (res_from_row(row, &r, err) < 0)
+		return err->code;
+	o = res_to_json(k, &r);
+	res_release(&r);
+	text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	json_decref(o);
+	if (text == NULL)
+		return herr_set(err, HERR_STORE, "stored %s '%s' cannot be printed", k->name, r.name);
+	n = strlen(text);
+	rc = buf_add(b, text, open && n > 0 ? n - 1 : n);   /* open: without its '}' */
+	free(text);
+	return rc < 0 ? herr_set(err, rc, "%s list is too large", k->name) : 0;
+}
+
+/* Appends ",\"key\":" and the string s (n bytes). */
+static int
+put_str(struct buf *b, const char *key, const char *s, size_t n)
+{
+	int rc;
+
+	if ((rc = jsonw_raw(b, ",\"", 2)) < 0 || (rc = jsonw_raw(b, key, strlen(key))) < 0 ||
+	    (rc = jsonw_raw(b, "\":", 2)) < 0)
+		return rc;
+	return jsonw_str(b, s, n);
+}
+
+/* The copy path: 0, -EINVAL when the spec is not canonical (or a name is
+ * not UTF-8), or HERR_TOOBIG; b may hold a part on error. */
+static int
+row_write_fast(const struct kind *k, json_t *row, bool open, struct buf *b)
+{
+	size_t sn, cn, nn, cl;
+	const char *spec = row_str(row, "spec", &sn), *scope = row_str(row, "scope", &cn);
+	const char *name = row_str(row, "name", &nn), *slash = memchr(scope, '/', cn);
+	char created[40], updated[40];
+	int rc;
+
+	if (!jsonw_is_canonical(spec, sn, res_api_keys))
+		return -EINVAL;
+	fmt_time(json_integer_value(json_object_get(row, "created_ms")), created, sizeof(created));
+	fmt_time(json_integer_value(json_object_get(row, "updated_ms")), updated, sizeof(updated));
+	/* "{...", without its '}'; the comma only after a field */
+	if ((rc = jsonw_raw(b, spec, sn - 1)) < 0)
+		return rc;
+	if (sn == 2)   /* "{}": name is the first field */
+		rc = jsonw_raw(b, "\"name\":", 7) < 0 ? HERR_TOOBIG : jsonw_str(b, name, nn);
+	else
+		rc = put_str(b, "name", name, nn);
+	if (rc < 0)
+		return rc;
+	if (k->scope == SCOPE_CLUSTER && (rc = put_str(b, "cluster", scope, cn)) < 0)
+		return rc;
+	if (k->scope == SCOPE_GROUP && slash) {
+		cl = (size_t)(slash - scope);
+		if ((rc = put_str(b, "cluster", scope, cl)) < 0 ||
+		    (rc = put_str(b, "group", slash + 1, cn - cl - 1)) < 0)
+			return rc;
+	}
+	if ((rc = jsonw_raw(b, ",\"version\":", 11)) < 0 ||
+	    (rc = jsonw_int(b, json_integer_value(json_object_get(row, "version")))) < 0 ||
+	    (rc = put_str(b, "created", created, strlen(created))) < 0 ||
+	    (rc = put_str(b, "updated", updated, strlen(updated))) < 0)
+		return rc;
+	return open ? 0 : jsonw_raw(b, "}", 1);
+}
+
+/* Appends row's API form to b (without its closing '}' when open). */
+static int
+row_write(const struct kind *k, json_t *row, bool open, struct buf *b, struct herr *err)
+{
+	size_t start = b->len;
+	int rc = row_write_fast(k, row, open, b);
+
+	if (rc == 0)
+		return 0;
+	b->len = start;   /* not canonical, or a name jansson would refuse too */
+	if (b->p)
+		b->p[start] = '\0';
+	if (rc == HERR_TOOBIG)
+		return herr_set(err, rc, "%s list is too large", k->name);
+	return row_write_jansson(k, row, open, b, err);
+}
+
+static void
+key_of(json_t *row, struct res_key *key)
+{
+	if (key == NULL)
+		return;
+	snprintf(key->scope, sizeof(key->scope), "%s",
+		 json_string_value(json_object_get(row, "scope")));
+	snprintf(key->name, sizeof(key->name), "%s", json_string_value(json_object_get(row, "name")));
+}
+
+int
+res_write(struct store *st, const struct kind *k, const char *scope, const char *name,
+	  bool open, struct buf *b, struct res_key *key, struct herr *err)
+{
+	json_t *row = scope ? res_get_row(st, k, scope, name, err) : res_find_row(st, k, name, err);
+	int rc;
+
+	if (row == NULL)
+		return err->code;
+	key_of(row, key);
+	rc = row_write(k, row, open, b, err);
+	json_decref(row);
+	return rc;
+}
+
+int
+res_list_write(struct store *st, const struct kind *k, const char *scope, const char *after,
+	       int limit, struct buf *b, int *count, struct res_key *last, struct herr *err)
+{
+	json_t *rows = NULL, *row;
+	size_t i;
+	int rc;
+
+	*count = 0;
+	if (scope)
+		rc = store_q(st, &rows, NULL, err,
+			     "SELECT id, scope, name, spec, version, created_ms, updated_ms"
+			     " FROM resources WHERE kind = ? AND scope = ? AND name > ?"
+			     " ORDER BY name LIMIT ?",
+			     "[sssi]", k->name, scope, after ? after : "", limit);
+	else
+		rc = store_q(st, &rows, NULL, err,
+			     "SELECT id, scope, name, spec, version, created_ms, updated_ms"
+			     " FROM resources WHERE kind = ? AND (scope || '/' || name) > ?"
+			     " ORDER BY scope, name LIMIT ?",
+			     "[ssi]", k->name, after ? after : "", limit);
+	if (rc < 0)
+		return rc;
+	rc = buf_add(b, "[", 1);
+	json_array_foreach(rows, i, row) {
+		size_t mark = b->len;
+		struct herr e2 = HERR_INIT;
+		if (rc < 0)
+			break;
+		if (*count > 0 && (rc = buf_add(b, ",", 1)) < 0)
+			break;
+		if (row_write(k, row, false, b, &e2) < 0) {
+			if (e2.code == HERR_TOOBIG) {
+				rc = HERR_TOOBIG;
+				break;
+			}
+			b->len = mark;   /* a stored spec that is not JSON: left out, as res_list */
+			b->p[mark] = '\0';
+			continue;
+		}
+		key_of(row, last);
+		(*count)++;
+	}
+	json_decref(rows);
+	if (rc == 0)
+		rc = buf_add(b, "]", 1);
+	return rc < 0 ? herr_set(err, rc, "%s list is too large", k->name) : 0;
 }
 
 int
