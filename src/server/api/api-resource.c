@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <microhttpd.h>
+
 #include "api.h"
 #include "ctl/ctl.h"
 #include "jsonw.h"
@@ -109,7 +111,9 @@ lookup(struct req *rq, const struct kind *k, struct res *r, struct herr *err)
 
 /* GET of one resource is the API's hottest read (dashboards, scripts polling
  * a group): its answer is cached by URL and served while the store has
- * committed nothing since it was made (store_generation). */
+ * committed nothing since it was made (store_generation). A request saying
+ * Cache-Control: no-cache is answered from the store (the same bytes: the
+ * cache is never stale); bench/api.sh measures that path with it. */
 #define GET_CACHE_SLOTS 256
 #define GET_CACHE_MAX_BYTES 16384
 
@@ -129,6 +133,15 @@ get_cache_key(struct req *rq, char *key, size_t n)
 	const char *c = req_query(rq, "cluster"), *g = req_query(rq, "group");
 
 	return snprintf(key, n, "%s?%s&%s", rq->path, c ? c : "", g ? g : "") < (int)n;
+}
+
+static bool
+wants_fresh(struct req *rq)
+{
+	const char *cc = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CACHE_CONTROL);
+
+	return cc && strcasestr(cc, "no-cache") != NULL;
 }
 
 static struct get_slot *
@@ -153,7 +166,7 @@ api_res_get(struct req *rq)
 	struct res_key key;
 	struct buf b;
 
-	if (get_cache_key(rq, key_text, sizeof(key_text))) {
+	if (!wants_fresh(rq) && get_cache_key(rq, key_text, sizeof(key_text))) {
 		sl = get_slot_of(key_text);
 		pthread_rwlock_rdlock(&get_lock);
 		if (sl->text && sl->gen == gen && strcmp(sl->key, key_text) == 0) {
