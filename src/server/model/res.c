@@ -363,27 +363,50 @@ res_list(struct store *st, const struct kind *k, const char *scope, const char *
 static const char *const res_api_keys[] = { "name", "cluster", "group", "version",
 					    "created", "updated", NULL };
 
-static const char *
-row_str(json_t *row, const char *col, size_t *n)
-{
-	json_t *v = json_object_get(row, col);
+/* A resources row as the printers read it: borrowed bytes. */
+struct res_row {
+	const char *scope, *name, *spec;
+	size_t scope_len, name_len, spec_len;
+	int64_t version, created_ms, updated_ms;
+};
 
-	*n = json_string_length(v);
-	return json_is_string(v) ? json_string_value(v) : "";
+static void
+row_of_json(json_t *row, struct res_row *r)
+{
+	json_t *sc = json_object_get(row, "scope"), *nm = json_object_get(row, "name");
+	json_t *sp = json_object_get(row, "spec");
+
+	r->scope = json_is_string(sc) ? json_string_value(sc) : "";
+	r->scope_len = json_string_length(sc);
+	r->name = json_is_string(nm) ? json_string_value(nm) : "";
+	r->name_len = json_string_length(nm);
+	r->spec = json_is_string(sp) ? json_string_value(sp) : "";
+	r->spec_len = json_string_length(sp);
+	r->version = json_integer_value(json_object_get(row, "version"));
+	r->created_ms = json_integer_value(json_object_get(row, "created_ms"));
+	r->updated_ms = json_integer_value(json_object_get(row, "updated_ms"));
 }
 
 /* The jansson path: what res_to_json prints (compact, reals at 15 digits). */
 static int
-row_write_jansson(const struct kind *k, json_t *row, bool open, struct buf *b, struct herr *err)
+row_write_jansson(const struct kind *k, const struct res_row *v, bool open, struct buf *b,
+		  struct herr *err)
 {
+	json_t *row = json_pack("{s:s%,s:s%,s:s%,s:I,s:I,s:I}", "scope", v->scope, v->scope_len,
+				"name", v->name, v->name_len, "spec", v->spec, v->spec_len,
+				"version", (json_int_t)v->version, "created_ms",
+				(json_int_t)v->created_ms, "updated_ms", (json_int_t)v->updated_ms);
 	struct res r;
 	json_t *o;
 	char *text;
 	size_t n;
 	int rc;
 
-	if (res_from_row(row, &r, err) < 0)
-		return err->code;
+	rc = row ? res_from_row(row, &r, err) : herr_set(err, HERR_STORE, "stored %s is not UTF-8",
+							   k->name);
+	json_decref(row);
+	if (rc < 0)
+		return rc;
 	o = res_to_json(k, &r);
 	res_release(&r);
 	text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
@@ -411,18 +434,18 @@ put_str(struct buf *b, const char *key, const char *s, size_t n)
 /* The copy path: 0, -EINVAL when the spec is not canonical (or a name is
  * not UTF-8), or HERR_TOOBIG; b may hold a part on error. */
 static int
-row_write_fast(const struct kind *k, json_t *row, bool open, struct buf *b)
+row_write_fast(const struct kind *k, const struct res_row *v, bool open, struct buf *b)
 {
-	size_t sn, cn, nn, cl;
-	const char *spec = row_str(row, "spec", &sn), *scope = row_str(row, "scope", &cn);
-	const char *name = row_str(row, "name", &nn), *slash = memchr(scope, '/', cn);
+	size_t sn = v->spec_len, cn = v->scope_len, nn = v->name_len, cl;
+	const char *spec = v->spec, *scope = v->scope, *name = v->name;
+	const char *slash = memchr(scope, '/', cn);
 	char created[40], updated[40];
 	int rc;
 
 	if (!jsonw_is_canonical(spec, sn, res_api_keys))
 		return -EINVAL;
-	fmt_time(json_integer_value(json_object_get(row, "created_ms")), created, sizeof(created));
-	fmt_time(json_integer_value(json_object_get(row, "updated_ms")), updated, sizeof(updated));
+	fmt_time(v->created_ms, created, sizeof(created));
+	fmt_time(v->updated_ms, updated, sizeof(updated));
 	/* "{...", without its '}'; the comma only after a field */
 	if ((rc = jsonw_raw(b, spec, sn - 1)) < 0)
 		return rc;
@@ -441,7 +464,7 @@ row_write_fast(const struct kind *k, json_t *row, bool open, struct buf *b)
 			return rc;
 	}
 	if ((rc = jsonw_raw(b, ",\"version\":", 11)) < 0 ||
-	    (rc = jsonw_int(b, json_integer_value(json_object_get(row, "version")))) < 0 ||
+	    (rc = jsonw_int(b, v->version)) < 0 ||
 	    (rc = put_str(b, "created", created, strlen(created))) < 0 ||
 	    (rc = put_str(b, "updated", updated, strlen(updated))) < 0)
 		return rc;
@@ -450,7 +473,8 @@ row_write_fast(const struct kind *k, json_t *row, bool open, struct buf *b)
 
 /* Appends row's API form to b (without its closing '}' when open). */
 static int
-row_write(const struct kind *k, json_t *row, bool open, struct buf *b, struct herr *err)
+row_write(const struct kind *k, const struct res_row *row, bool open, struct buf *b,
+	  struct herr *err)
 {
 	size_t start = b->len;
 	int rc = row_write_fast(k, row, open, b);
@@ -466,13 +490,12 @@ row_write(const struct kind *k, json_t *row, bool open, struct buf *b, struct he
 }
 
 static void
-key_of(json_t *row, struct res_key *key)
+key_of(const struct res_row *row, struct res_key *key)
 {
 	if (key == NULL)
 		return;
-	snprintf(key->scope, sizeof(key->scope), "%s",
-		 json_string_value(json_object_get(row, "scope")));
-	snprintf(key->name, sizeof(key->name), "%s", json_string_value(json_object_get(row, "name")));
+	snprintf(key->scope, sizeof(key->scope), "%.*s", (int)row->scope_len, row->scope);
+	snprintf(key->name, sizeof(key->name), "%.*s", (int)row->name_len, row->name);
 }
 
 int
@@ -480,63 +503,80 @@ res_write(struct store *st, const struct kind *k, const char *scope, const char 
 	  bool open, struct buf *b, struct res_key *key, struct herr *err)
 {
 	json_t *row = scope ? res_get_row(st, k, scope, name, err) : res_find_row(st, k, name, err);
+	struct res_row v;
 	int rc;
 
 	if (row == NULL)
 		return err->code;
-	key_of(row, key);
-	rc = row_write(k, row, open, b, err);
+	row_of_json(row, &v);
+	key_of(&v, key);
+	rc = row_write(k, &v, open, b, err);
 	json_decref(row);
 	return rc;
+}
+
+struct list_ctx {
+	const struct kind *k;
+	struct buf *b;
+	int *count;
+	struct res_key *last;
+};
+
+/* One row of res_list_write: columns as its SELECT names them. */
+static int
+list_row(const struct store_cols *c, void *arg)
+{
+	struct list_ctx *x = arg;
+	struct herr e2 = HERR_INIT;
+	struct res_row v;
+	size_t mark = x->b->len;
+	int rc;
+
+	v.scope = store_col_text(c, 0, &v.scope_len);
+	v.name = store_col_text(c, 1, &v.name_len);
+	v.spec = store_col_text(c, 2, &v.spec_len);
+	v.version = store_col_int(c, 3);
+	v.created_ms = store_col_int(c, 4);
+	v.updated_ms = store_col_int(c, 5);
+	if (*x->count > 0 && (rc = buf_add(x->b, ",", 1)) < 0)
+		return rc;
+	if (row_write(x->k, &v, false, x->b, &e2) < 0) {
+		if (e2.code == HERR_TOOBIG)
+			return HERR_TOOBIG;
+		x->b->len = mark;   /* a stored spec that is not JSON: left out, as res_list */
+		x->b->p[mark] = '\0';
+		return 0;
+	}
+	key_of(&v, x->last);
+	(*x->count)++;
+	return 0;
 }
 
 int
 res_list_write(struct store *st, const struct kind *k, const char *scope, const char *after,
 	       int limit, struct buf *b, int *count, struct res_key *last, struct herr *err)
 {
-	json_t *rows = NULL, *row;
-	size_t i;
+	struct list_ctx x = { k, b, count, last };
 	int rc;
 
 	*count = 0;
+	if ((rc = buf_add(b, "[", 1)) < 0)
+		return herr_set(err, rc, "%s list is too large", k->name);
 	if (scope)
-		rc = store_q(st, &rows, NULL, err,
-			     "SELECT id, scope, name, spec, version, created_ms, updated_ms"
-			     " FROM resources WHERE kind = ? AND scope = ? AND name > ?"
-			     " ORDER BY name LIMIT ?",
-			     "[sssi]", k->name, scope, after ? after : "", limit);
+		rc = store_each(st, err, list_row, &x,
+				"SELECT scope, name, spec, version, created_ms, updated_ms"
+				" FROM resources WHERE kind = ? AND scope = ? AND name > ?"
+				" ORDER BY name LIMIT ?",
+				"[sssi]", k->name, scope, after ? after : "", limit);
 	else
-		rc = store_q(st, &rows, NULL, err,
-			     "SELECT id, scope, name, spec, version, created_ms, updated_ms"
-			     " FROM resources WHERE kind = ? AND (scope || '/' || name) > ?"
-			     " ORDER BY scope, name LIMIT ?",
-			     "[ssi]", k->name, after ? after : "", limit);
-	if (rc < 0)
-		return rc;
-	rc = buf_add(b, "[", 1);
-	json_array_foreach(rows, i, row) {
-		size_t mark = b->len;
-		struct herr e2 = HERR_INIT;
-		if (rc < 0)
-			break;
-		if (*count > 0 && (rc = buf_add(b, ",", 1)) < 0)
-			break;
-		if (row_write(k, row, false, b, &e2) < 0) {
-			if (e2.code == HERR_TOOBIG) {
-				rc = HERR_TOOBIG;
-				break;
-			}
-			b->len = mark;   /* a stored spec that is not JSON: left out, as res_list */
-			b->p[mark] = '\0';
-			continue;
-		}
-		key_of(row, last);
-		(*count)++;
-	}
-	json_decref(rows);
-	if (rc == 0)
-		rc = buf_add(b, "]", 1);
-	return rc < 0 ? herr_set(err, rc, "%s list is too large", k->name) : 0;
+		rc = store_each(st, err, list_row, &x,
+				"SELECT scope, name, spec, version, created_ms, updated_ms"
+				" FROM resources WHERE kind = ? AND (scope || '/' || name) > ?"
+				" ORDER BY scope, name LIMIT ?",
+				"[ssi]", k->name, after ? after : "", limit);
+	if (rc == HERR_TOOBIG || (rc == 0 && (rc = buf_add(b, "]", 1)) < 0))
+		return herr_set(err, rc, "%s list is too large", k->name);
+	return rc;
 }
 
 int
