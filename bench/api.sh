@@ -2,6 +2,8 @@
 # bench/api.sh - GETs of herd's API beside nginx serving, as static files,
 # the very bytes herd answered (same size, same content), in the same run:
 #   cached    GET /v1/groups/node  (served from the API's GET cache)
+#   single    GET /v1/groups/node  with Cache-Control: no-cache (one resource
+#             answered from the store: the path every GET takes after a write)
 #   uncached  GET /v1/groups       (a list: the cache never serves lists)
 # Fair by construction, and checked before anything is measured:
 #   - the reference answers 200 with herd's exact body (the files live in a
@@ -23,6 +25,8 @@
 # are printed beside the disk's dsync rate (dd). With strace and root:
 # fdatasync calls per change at 8 concurrent writers (group commit: < 1).
 # A benchmark, not a test: the targets are printed beside the figures.
+# Knobs: BENCH_ROUNDS, BENCH_DURATION (s), BENCH_CONNS, BENCH_WRITERS, and
+# BENCH_WRITES=0 to stop after the GET rows.
 set -euo pipefail
 HERD=${HERD_BIN:-$(dirname "$0")/../build/herd}
 DUR=${BENCH_DURATION:-3}
@@ -65,11 +69,12 @@ for i in $(seq 2 "$GROUPS_N"); do
 	post groups "{\"name\":\"g$i\",\"cluster\":\"c\",\"template\":\"t\",\"size\":0,\"max\":6}"
 done
 
-# rows: name, herd path, file nginx serves
-rows=("cached|/v1/groups/node|node.json" "uncached|/v1/groups|groups.json")
+# rows: name, herd path, file nginx serves, extra request header
+rows=("cached|/v1/groups/node|node.json|" "single|/v1/groups/node|node.json|Cache-Control: no-cache"
+	"uncached|/v1/groups|groups.json|")
 chmod 0755 "$www"
 for r in "${rows[@]}"; do
-	IFS='|' read -r _ path file <<<"$r"
+	IFS='|' read -r _ path file _ <<<"$r"
 	code=$(curl -s "${auth[@]}" -o "$www/$file" -w '%{http_code}' "http://127.0.0.1:$hp$path")
 	[ "$code" = 200 ] || die "herd answered $code to GET $path"
 	chmod 0644 "$www/$file"
@@ -93,9 +98,9 @@ for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$np/" && break; sl
 
 # Both must answer 200 with the same bytes before anything is measured.
 for r in "${rows[@]}"; do
-	IFS='|' read -r name path file <<<"$r"
-	hc=$(curl -s "${auth[@]}" -o "$work/h.body" -w '%{http_code}' "http://127.0.0.1:$hp$path")
-	nc=$(curl -s "${auth[@]}" -o "$work/n.body" -w '%{http_code}' "http://127.0.0.1:$np/$file")
+	IFS='|' read -r name path file hdr <<<"$r"
+	hc=$(curl -s "${auth[@]}" -H "${hdr:-X-Bench: 1}" -o "$work/h.body" -w '%{http_code}' "http://127.0.0.1:$hp$path")
+	nc=$(curl -s "${auth[@]}" -H "${hdr:-X-Bench: 1}" -o "$work/n.body" -w '%{http_code}' "http://127.0.0.1:$np/$file")
 	[ "$hc" = 200 ] || die "$name: herd answered $hc to GET $path"
 	[ "$nc" = 200 ] || die "$name: nginx answered $nc to GET /$file ($(head -c 200 "$work/n.body"))"
 	cmp -s "$work/h.body" "$work/n.body" ||
@@ -104,11 +109,14 @@ done
 
 lua="$work/auth.lua"
 printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$tok" >"$lua"
-# sample NAME URL: one wrk round; prints "req/s p50_ms p99_ms"; fails on any
-# non-2xx answer or socket error.
+fresh="$work/fresh.lua"   # the single row: both servers get the same headers
+printf 'wrk.headers["Authorization"] = "Bearer %s"\nwrk.headers["Cache-Control"] = "no-cache"\n' \
+	"$tok" >"$fresh"
+# sample NAME URL [LUA]: one wrk round; prints "req/s p50_ms p99_ms"; fails on
+# any non-2xx answer or socket error.
 sample() {
 	local out
-	out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" --latency -s "$lua" "$2" 2>&1)
+	out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" --latency -s "${3:-$lua}" "$2" 2>&1)
 	if grep -q 'Non-2xx' <<<"$out"; then die "$1: $(grep 'Non-2xx' <<<"$out") from $2"; fi
 	if grep -q 'Socket errors' <<<"$out"; then die "$1: $(grep 'Socket errors' <<<"$out") from $2"; fi
 	awk 'function ms(v) {
@@ -124,14 +132,16 @@ echo "api: herd vs nginx serving herd's exact answer; $workers herd HTTP threads
 	"vs $workers nginx workers; wrk -t2 -c$CONNS keep-alive; $ROUNDS alternated rounds of ${DUR}s;" \
 	"median (min..max)"
 for r in "${rows[@]}"; do
-	IFS='|' read -r name path file <<<"$r"
+	IFS='|' read -r name path file hdr <<<"$r"
+	l=$lua; [ -z "$hdr" ] || l=$fresh
 	: >"$work/h.$name"; : >"$work/n.$name"
 	for _ in $(seq "$ROUNDS"); do
-		sample "$name herd" "http://127.0.0.1:$hp$path" >>"$work/h.$name"
-		sample "$name nginx" "http://127.0.0.1:$np/$file" >>"$work/n.$name"
+		sample "$name herd" "http://127.0.0.1:$hp$path" "$l" >>"$work/h.$name"
+		sample "$name nginx" "http://127.0.0.1:$np/$file" "$l" >>"$work/n.$name"
 	done
 	paste -d' ' "$work/h.$name" "$work/n.$name" | awk '{ print $1 / $4 }' >"$work/r.$name"
-	printf '  %-8s GET %s (%d bytes, checked identical from both)\n' "$name" "$path" "$(wc -c <"$www/$file")"
+	printf '  %-8s GET %s%s (%d bytes, checked identical from both)\n' "$name" "$path" \
+		"${hdr:+ ($hdr)}" "$(wc -c <"$www/$file")"
 	for who in herd nginx; do
 		f="$work/${who:0:1}.$name"
 		read -r rm rlo rhi < <(cut -d' ' -f1 "$f" | stats)
@@ -141,9 +151,11 @@ for r in "${rows[@]}"; do
 			"$who" "$rm" "$rlo" "$rhi" "$p50" "$p99" "$p99lo" "$p99hi"
 	done
 	read -r q qlo qhi < <(stats <"$work/r.$name")
-	printf '    ratio  %.2fx nginx (per round %.2f..%.2f; target >= 0.8x)\n' "$q" "$qlo" "$qhi"
+	printf '    ratio  %.2fx nginx (per round %.2f..%.2f; target >= 0.8x: %s)\n' "$q" "$qlo" "$qhi" \
+		"$(awk -v q="$q" 'BEGIN { print (q >= 0.8) ? "pass" : "FAIL" }')"
 done
 
+[ "${BENCH_WRITES:-1}" != 0 ] || exit 0   # BENCH_WRITES=0: the GET rows only
 
 # --- writes: GET alone (the uncached row above) / GET under writes / PUT ---
 WRITERS=${BENCH_WRITERS:-4}

@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <microhttpd.h>
+
 #include "api.h"
 #include "ctl/ctl.h"
+#include "jsonw.h"
 #include "model/group-state.h"
 #include "store/store.h"
 #include "util.h"
@@ -30,16 +33,36 @@ req_scope(struct req *rq, const struct kind *k, char *buf, size_t n)
 	return NULL;
 }
 
+/* Lists and single GETs are printed straight into a buffer (res_write,
+ * jsonw.h): the same bytes json_dumps would print, without the tree. */
+#define ANSWER_MAX_BYTES ((size_t)64 << 20)
+
+/* Hands b to rq as its 200 answer, a line as httpd.c sends JSON. */
+static void
+reply_buf(struct req *rq, struct buf *b)
+{
+	size_t n;
+
+	if (buf_add(b, "\n", 1) < 0) {
+		buf_release(b);
+		return reply_errf(rq, HERR_TOOBIG, "", "the answer is larger than %zu bytes",
+				  ANSWER_MAX_BYTES);
+	}
+	n = b->len;
+	reply_raw(rq, 200, "application/json", buf_steal(b), n, false);
+}
+
 void
 api_res_list(struct req *rq)
 {
 	const struct kind *k = rq->route->arg;
 	struct herr err = HERR_INIT;
 	const char *lim = req_query(rq, "limit"), *after = req_query(rq, "after");
-	char sbuf[200];
+	char sbuf[200], next[300];
 	const char *scope = req_scope(rq, k, sbuf, sizeof(sbuf));
-	int limit = LIST_DEFAULT;
-	json_t *items = NULL, *out;
+	int limit = LIST_DEFAULT, count;
+	struct res_key last;
+	struct buf b;
 
 	if (lim) {
 		char *end;
@@ -48,26 +71,30 @@ api_res_list(struct req *rq)
 			return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and %d", LIST_MAX);
 		limit = (int)l;
 	}
-	if (res_list(rq->srv->store, k, scope, after, limit, &items, &err) < 0)
+	buf_init(&b, ANSWER_MAX_BYTES);
+	if (jsonw_raw(&b, "{\"items\":", 9) < 0 ||
+	    res_list_write(rq->srv->store, k, scope, after, limit, &b, &count, &last, &err) < 0) {
+		buf_release(&b);
 		return reply_err(rq, &err);
-	out = json_pack("{s:o}", "items", items);
-	if ((int)json_array_size(items) == limit) {
-		json_t *last = json_array_get(items, json_array_size(items) - 1);
-		char next[300];
-		const char *c = json_string_value(json_object_get(last, "cluster"));
-		const char *g = json_string_value(json_object_get(last, "group"));
-		const char *nm = json_string_value(json_object_get(last, "name"));
-		if (scope)
-			snprintf(next, sizeof(next), "%s", nm);
-		else if (k->scope == SCOPE_GROUP)
-			snprintf(next, sizeof(next), "%s/%s/%s", c, g, nm);
-		else if (k->scope == SCOPE_CLUSTER)
-			snprintf(next, sizeof(next), "%s/%s", c, nm);
-		else
-			snprintf(next, sizeof(next), "/%s", nm);
-		json_object_set_new(out, "next", json_string(next));
 	}
-	reply_json(rq, 200, out);
+	if (count == limit) {
+		/* the cursor: the last item's name as ?after= compares it */
+		if (scope)
+			snprintf(next, sizeof(next), "%s", last.name);
+		else if (k->scope != SCOPE_NONE)
+			snprintf(next, sizeof(next), "%s/%s", last.scope, last.name);
+		else
+			snprintf(next, sizeof(next), "/%s", last.name);
+		if (jsonw_raw(&b, ",\"next\":", 8) < 0 || jsonw_str(&b, next, strlen(next)) < 0) {
+			buf_release(&b);
+			return reply_errf(rq, HERR_TOOBIG, "", "the answer is too large");
+		}
+	}
+	if (jsonw_raw(&b, "}", 1) < 0) {
+		buf_release(&b);
+		return reply_errf(rq, HERR_TOOBIG, "", "the answer is too large");
+	}
+	reply_buf(rq, &b);
 }
 
 /* Resolves the :name of the URL (NAME, or SCOPE/NAME, or ?cluster=). */
@@ -84,7 +111,9 @@ lookup(struct req *rq, const struct kind *k, struct res *r, struct herr *err)
 
 /* GET of one resource is the API's hottest read (dashboards, scripts polling
  * a group): its answer is cached by URL and served while the store has
- * committed nothing since it was made (store_generation). */
+ * committed nothing since it was made (store_generation). A request saying
+ * Cache-Control: no-cache is answered from the store (the same bytes: the
+ * cache is never stale); bench/api.sh measures that path with it. */
 #define GET_CACHE_SLOTS 256
 #define GET_CACHE_MAX_BYTES 16384
 
@@ -106,6 +135,15 @@ get_cache_key(struct req *rq, char *key, size_t n)
 	return snprintf(key, n, "%s?%s&%s", rq->path, c ? c : "", g ? g : "") < (int)n;
 }
 
+static bool
+wants_fresh(struct req *rq)
+{
+	const char *cc = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CACHE_CONTROL);
+
+	return cc && strcasestr(cc, "no-cache") != NULL;
+}
+
 static struct get_slot *
 get_slot_of(const char *key)
 {
@@ -123,45 +161,47 @@ api_res_get(struct req *rq)
 	struct herr err = HERR_INIT;
 	uint64_t gen = store_generation();
 	struct get_slot *sl = NULL;
-	char key[300], *text;
-	struct res r;
-	json_t *o;
+	char key_text[300], sbuf[200], *text;
+	const char *scope;
+	struct res_key key;
+	struct buf b;
 
-	if (get_cache_key(rq, key, sizeof(key))) {
-		sl = get_slot_of(key);
+	if (!wants_fresh(rq) && get_cache_key(rq, key_text, sizeof(key_text))) {
+		sl = get_slot_of(key_text);
 		pthread_rwlock_rdlock(&get_lock);
-		if (sl->text && sl->gen == gen && strcmp(sl->key, key) == 0) {
+		if (sl->text && sl->gen == gen && strcmp(sl->key, key_text) == 0) {
 			text = xstrndup(sl->text, sl->len);
 			pthread_rwlock_unlock(&get_lock);
 			return reply_raw(rq, 200, "application/json", text, strlen(text), false);
 		}
 		pthread_rwlock_unlock(&get_lock);
 	}
-	if (lookup(rq, k, &r, &err) < 0)
-		return reply_err(rq, &err);
-	o = res_to_json(k, &r);
-	res_release(&r);
-	if (k == &kind_group && group_state_add_status(rq->srv->store, r.scope, r.name, o, &err) < 0) {
-		json_decref(o);
-		return reply_err(rq, &err);   /* unknown is not absent: no status made up */
+	/* NAME, SCOPE/NAME or ?cluster=: lookup()'s choice, printed */
+	scope = req_scope(rq, k, sbuf, sizeof(sbuf));
+	if (scope == NULL && k->scope == SCOPE_NONE)
+		scope = "";
+	buf_init(&b, ANSWER_MAX_BYTES);
+	if (res_write(rq->srv->store, k, scope, req_param(rq, 0), k == &kind_group, &b, &key,
+		      &err) < 0 ||
+	    (k == &kind_group &&   /* unknown is not absent: no status made up */
+	     (group_state_write_status(rq->srv->store, key.scope, key.name, &b, &err) < 0 ||
+	      jsonw_raw(&b, "}", 1) < 0))) {
+		buf_release(&b);
+		return err.code ? reply_err(rq, &err)
+				: reply_errf(rq, HERR_TOOBIG, "", "the answer is too large");
 	}
-	text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	if (text) {   /* as httpd.c sends JSON: one line */
-		size_t n = strlen(text);
-		text = xrealloc(text, n + 2);
-		memcpy(text + n, "\n", 2);
-	}
-	if (sl && text && strlen(text) < GET_CACHE_MAX_BYTES && store_generation() == gen) {
+	if (sl && b.len + 1 < GET_CACHE_MAX_BYTES && store_generation() == gen) {
 		pthread_rwlock_wrlock(&get_lock);
 		free(sl->text);
-		snprintf(sl->key, sizeof(sl->key), "%s", key);
-		sl->text = xstrdup(text);
-		sl->len = strlen(text);
+		snprintf(sl->key, sizeof(sl->key), "%s", key_text);
+		sl->text = xmalloc(b.len + 2);
+		memcpy(sl->text, b.p, b.len);
+		memcpy(sl->text + b.len, "\n", 2);
+		sl->len = b.len + 1;
 		sl->gen = gen;
 		pthread_rwlock_unlock(&get_lock);
 	}
-	free(text);
-	reply_json(rq, 200, o);
+	reply_buf(rq, &b);
 }
 
 /* Splits an API object into scope + name + spec (the spec keeps only the

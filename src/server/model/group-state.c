@@ -2,7 +2,9 @@
  * the autoscaler's cooldown clocks and the manual-scale pause, one row per
  * group, written with an upsert so the first action creates it. */
 #include <stdio.h>
+#include <string.h>
 
+#include "jsonw.h"
 #include "model/group-state.h"
 #include "store/store.h"
 #include "util.h"
@@ -64,6 +66,38 @@ group_state_to_json(const struct group_state *gs)
 	return json_pack("{s:o,s:o,s:o}", "last_scale_out", time_or_null(gs->last_scale_out_ms),
 			 "last_scale_in", time_or_null(gs->last_scale_in_ms), "manual_scale",
 			 time_or_null(gs->manual_scale_ms));
+}
+
+/* time_or_null, printed */
+static int
+write_time(struct buf *b, const char *key, int64_t ts_ms)
+{
+	char ts[40];
+	int rc;
+
+	if ((rc = jsonw_raw(b, key, strlen(key))) < 0)
+		return rc;
+	if (ts_ms <= 0)
+		return jsonw_raw(b, "null", 4);
+	fmt_time(ts_ms, ts, sizeof(ts));
+	return jsonw_str(b, ts, strlen(ts));
+}
+
+int
+group_state_write_status(struct store *st, const char *cluster, const char *group,
+			 struct buf *b, struct herr *err)
+{
+	struct group_state gs;
+	int rc;
+
+	if (group_state_get(st, cluster, group, &gs, err) < 0)
+		return err->code;
+	if ((rc = write_time(b, ",\"status\":{\"last_scale_out\":", gs.last_scale_out_ms)) < 0 ||
+	    (rc = write_time(b, ",\"last_scale_in\":", gs.last_scale_in_ms)) < 0 ||
+	    (rc = write_time(b, ",\"manual_scale\":", gs.manual_scale_ms)) < 0 ||
+	    (rc = jsonw_raw(b, "}", 1)) < 0)
+		return herr_set(err, rc, "the status of group '%s/%s' is too large", cluster, group);
+	return 0;
 }
 
 int

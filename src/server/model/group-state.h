@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "herr.h"
 
 struct store;
@@ -37,6 +38,10 @@ int group_state_note(struct store *st, const char *cluster, const char *group,
 /* The read-only API form, for a group's "status": each time as text, null
  * when it never happened. Owned. */
 json_t *group_state_to_json(const struct group_state *gs);
+/* The same status printed into b as ,"status":{...} (as json_dumps prints
+ * group_state_to_json), to follow a group's fields (res_write, open). */
+int group_state_write_status(struct store *st, const char *cluster, const char *group,
+			     struct buf *b, struct herr *err);
 /* Sets o's "status" (the group view's read-only part) to the group's
  * bookkeeping. Returns 0 or the store's error (o unchanged). */
 int group_state_add_status(struct store *st, const char *cluster, const char *group, json_t *o,

@@ -3,10 +3,12 @@
  * references between them in `refs`, so deleting something still referred
  * to is refused naming the referrer. Every write also moves the resources
  * generation (res_gen_take / res_gen_current) that caches follow. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonw.h"
 #include "model/res.h"
 #include "store/store.h"
 #include "util.h"
@@ -78,22 +80,63 @@ res_from_row(json_t *row, struct res *out, struct herr *err)
 	return 0;
 }
 
-int
-res_get(struct store *st, const struct kind *k, const char *scope, const char *name,
-	struct res *out, struct herr *err)
+/* The resources row of k named name in scope (owned), or NULL with err set
+ * (HERR_NOTFOUND when there is none). */
+static json_t *
+res_get_row(struct store *st, const struct kind *k, const char *scope, const char *name,
+	    struct herr *err)
 {
 	json_t *row = store_row(st, err,
 				"SELECT id, scope, name, spec, version, created_ms, updated_ms"
 				" FROM resources WHERE kind = ? AND scope = ? AND name = ?",
 				"[sss]", k->name, scope ? scope : "", name);
+
+	if (row == NULL && err->code == 0)
+		herr_set(err, HERR_NOTFOUND, "no %s named '%s%s%s'", k->name,
+			 scope && *scope ? scope : "", scope && *scope ? "/" : "", name);
+	return row;
+}
+
+/* The row of k named name in any scope, or SCOPE/NAME (owned), or NULL with
+ * err set: HERR_NOTFOUND, or HERR_CONFLICT when the name is ambiguous. */
+static json_t *
+res_find_row(struct store *st, const struct kind *k, const char *name, struct herr *err)
+{
+	json_t *rows = NULL, *row = NULL;
+	const char *slash = strrchr(name, '/');
+
+	if (slash && k->scope != SCOPE_NONE) {
+		char scope[130];
+		snprintf(scope, sizeof(scope), "%.*s", (int)(slash - name), name);
+		return res_get_row(st, k, scope, slash + 1, err);
+	}
+	if (store_q(st, &rows, NULL, err,
+		    "SELECT id, scope, name, spec, version, created_ms, updated_ms"
+		    " FROM resources WHERE kind = ? AND name = ? ORDER BY scope LIMIT 2",
+		    "[ss]", k->name, name) < 0)
+		return NULL;
+	if (json_array_size(rows) == 0)
+		herr_set(err, HERR_NOTFOUND, "no %s named '%s'", k->name, name);
+	else if (json_array_size(rows) > 1)
+		herr_set(err, HERR_CONFLICT,
+			 "%s name '%s' is ambiguous: give it as SCOPE/%s (e.g. '%s/%s')", k->name,
+			 name, name,
+			 json_string_value(json_object_get(json_array_get(rows, 0), "scope")), name);
+	else
+		row = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	return row;
+}
+
+int
+res_get(struct store *st, const struct kind *k, const char *scope, const char *name,
+	struct res *out, struct herr *err)
+{
+	json_t *row = res_get_row(st, k, scope, name, err);
 	int rc;
 
-	if (row == NULL) {
-		if (err->code)
-			return err->code;
-		return herr_set(err, HERR_NOTFOUND, "no %s named '%s%s%s'", k->name,
-				scope && *scope ? scope : "", scope && *scope ? "/" : "", name);
-	}
+	if (row == NULL)
+		return err->code;
 	rc = res_from_row(row, out, err);
 	json_decref(row);
 	return rc;
@@ -103,32 +146,13 @@ int
 res_find(struct store *st, const struct kind *k, const char *name, struct res *out,
 	 struct herr *err)
 {
-	json_t *rows = NULL;
-	const char *slash = strrchr(name, '/');
+	json_t *row = res_find_row(st, k, name, err);
 	int rc;
 
-	if (slash && k->scope != SCOPE_NONE) {
-		char scope[130];
-		snprintf(scope, sizeof(scope), "%.*s", (int)(slash - name), name);
-		return res_get(st, k, scope, slash + 1, out, err);
-	}
-	rc = store_q(st, &rows, NULL, err,
-		     "SELECT id, scope, name, spec, version, created_ms, updated_ms"
-		     " FROM resources WHERE kind = ? AND name = ? ORDER BY scope LIMIT 2",
-		     "[ss]", k->name, name);
-	if (rc < 0)
-		return rc;
-	if (json_array_size(rows) == 0)
-		rc = herr_set(err, HERR_NOTFOUND, "no %s named '%s'", k->name, name);
-	else if (json_array_size(rows) > 1)
-		rc = herr_set(err, HERR_CONFLICT,
-			      "%s name '%s' is ambiguous: give it as SCOPE/%s (e.g. '%s/%s')",
-			      k->name, name, name,
-			      json_string_value(json_object_get(json_array_get(rows, 0), "scope")),
-			      name);
-	else
-		rc = res_from_row(json_array_get(rows, 0), out, err);
-	json_decref(rows);
+	if (row == NULL)
+		return err->code;
+	rc = res_from_row(row, out, err);
+	json_decref(row);
 	return rc;
 }
 
@@ -324,6 +348,235 @@ res_list(struct store *st, const struct kind *k, const char *scope, const char *
 	}
 	json_decref(rows);
 	return 0;
+}
+
+/* --- the API form printed straight from rows (GETs) ---
+ * res_to_json builds a tree that only gets printed: a list of 100 costs
+ * 100 parses, deep copies and prints. A spec is stored as jansson printed
+ * it (res_put), so it is copied as is when jsonw_is_canonical() says
+ * jansson would print it back the same; anything else (a real, a
+ * migration's rewrite) takes the jansson path. Both print the same bytes
+ * (tests/unit/test-jsonw.c). */
+
+/* The keys res_to_json sets: a spec holding one (split_object drops them)
+ * takes the jansson path, where the set replaces it in place. */
+static const char *const res_api_keys[] = { "name", "cluster", "group", "version",
+					    "created", "updated", NULL };
+
+/* A resources row as the printers read it: borrowed bytes. */
+struct res_row {
+	const char *scope, *name, *spec;
+	size_t scope_len, name_len, spec_len;
+	int64_t version, created_ms, updated_ms;
+};
+
+static void
+row_of_json(json_t *row, struct res_row *r)
+{
+	json_t *sc = json_object_get(row, "scope"), *nm = json_object_get(row, "name");
+	json_t *sp = json_object_get(row, "spec");
+
+	r->scope = json_is_string(sc) ? json_string_value(sc) : "";
+	r->scope_len = json_string_length(sc);
+	r->name = json_is_string(nm) ? json_string_value(nm) : "";
+	r->name_len = json_string_length(nm);
+	r->spec = json_is_string(sp) ? json_string_value(sp) : "";
+	r->spec_len = json_string_length(sp);
+	r->version = json_integer_value(json_object_get(row, "version"));
+	r->created_ms = json_integer_value(json_object_get(row, "created_ms"));
+	r->updated_ms = json_integer_value(json_object_get(row, "updated_ms"));
+}
+
+/* The jansson path: what res_to_json prints (compact, reals at 15 digits). */
+static int
+row_write_jansson(const struct kind *k, const struct res_row *v, bool open, struct buf *b,
+		  struct herr *err)
+{
+	json_t *row = json_pack("{s:s%,s:s%,s:s%,s:I,s:I,s:I}", "scope", v->scope, v->scope_len,
+				"name", v->name, v->name_len, "spec", v->spec, v->spec_len,
+				"version", (json_int_t)v->version, "created_ms",
+				(json_int_t)v->created_ms, "updated_ms", (json_int_t)v->updated_ms);
+	struct res r;
+	json_t *o;
+	char *text;
+	size_t n;
+	int rc;
+
+	rc = row ? res_from_row(row, &r, err) : herr_set(err, HERR_STORE, "stored %s is not UTF-8",
+							   k->name);
+	json_decref(row);
+	if (rc < 0)
+		return rc;
+	o = res_to_json(k, &r);
+	res_release(&r);
+	text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	json_decref(o);
+	if (text == NULL)
+		return herr_set(err, HERR_STORE, "stored %s '%s' cannot be printed", k->name, r.name);
+	n = strlen(text);
+	rc = buf_add(b, text, open && n > 0 ? n - 1 : n);   /* open: without its '}' */
+	free(text);
+	return rc < 0 ? herr_set(err, rc, "%s list is too large", k->name) : 0;
+}
+
+/* Appends ",\"key\":" and the string s (n bytes). */
+static int
+put_str(struct buf *b, const char *key, const char *s, size_t n)
+{
+	int rc;
+
+	if ((rc = jsonw_raw(b, ",\"", 2)) < 0 || (rc = jsonw_raw(b, key, strlen(key))) < 0 ||
+	    (rc = jsonw_raw(b, "\":", 2)) < 0)
+		return rc;
+	return jsonw_str(b, s, n);
+}
+
+/* The copy path: 0, -EINVAL when the spec is not canonical (or a name is
+ * not UTF-8), or HERR_TOOBIG; b may hold a part on error. */
+static int
+row_write_fast(const struct kind *k, const struct res_row *v, bool open, struct buf *b)
+{
+	size_t sn = v->spec_len, cn = v->scope_len, nn = v->name_len, cl;
+	const char *spec = v->spec, *scope = v->scope, *name = v->name;
+	const char *slash = memchr(scope, '/', cn);
+	char created[40], updated[40];
+	int rc;
+
+	if (!jsonw_is_canonical(spec, sn, res_api_keys))
+		return -EINVAL;
+	fmt_time(v->created_ms, created, sizeof(created));
+	fmt_time(v->updated_ms, updated, sizeof(updated));
+	/* "{...", without its '}'; the comma only after a field */
+	if ((rc = jsonw_raw(b, spec, sn - 1)) < 0)
+		return rc;
+	if (sn == 2)   /* "{}": name is the first field */
+		rc = jsonw_raw(b, "\"name\":", 7) < 0 ? HERR_TOOBIG : jsonw_str(b, name, nn);
+	else
+		rc = put_str(b, "name", name, nn);
+	if (rc < 0)
+		return rc;
+	if (k->scope == SCOPE_CLUSTER && (rc = put_str(b, "cluster", scope, cn)) < 0)
+		return rc;
+	if (k->scope == SCOPE_GROUP && slash) {
+		cl = (size_t)(slash - scope);
+		if ((rc = put_str(b, "cluster", scope, cl)) < 0 ||
+		    (rc = put_str(b, "group", slash + 1, cn - cl - 1)) < 0)
+			return rc;
+	}
+	if ((rc = jsonw_raw(b, ",\"version\":", 11)) < 0 ||
+	    (rc = jsonw_int(b, v->version)) < 0 ||
+	    (rc = put_str(b, "created", created, strlen(created))) < 0 ||
+	    (rc = put_str(b, "updated", updated, strlen(updated))) < 0)
+		return rc;
+	return open ? 0 : jsonw_raw(b, "}", 1);
+}
+
+/* Appends row's API form to b (without its closing '}' when open). */
+static int
+row_write(const struct kind *k, const struct res_row *row, bool open, struct buf *b,
+	  struct herr *err)
+{
+	size_t start = b->len;
+	int rc = row_write_fast(k, row, open, b);
+
+	if (rc == 0)
+		return 0;
+	b->len = start;   /* not canonical, or a name jansson would refuse too */
+	if (b->p)
+		b->p[start] = '\0';
+	if (rc == HERR_TOOBIG)
+		return herr_set(err, rc, "%s list is too large", k->name);
+	return row_write_jansson(k, row, open, b, err);
+}
+
+static void
+key_of(const struct res_row *row, struct res_key *key)
+{
+	if (key == NULL)
+		return;
+	snprintf(key->scope, sizeof(key->scope), "%.*s", (int)row->scope_len, row->scope);
+	snprintf(key->name, sizeof(key->name), "%.*s", (int)row->name_len, row->name);
+}
+
+int
+res_write(struct store *st, const struct kind *k, const char *scope, const char *name,
+	  bool open, struct buf *b, struct res_key *key, struct herr *err)
+{
+	json_t *row = scope ? res_get_row(st, k, scope, name, err) : res_find_row(st, k, name, err);
+	struct res_row v;
+	int rc;
+
+	if (row == NULL)
+		return err->code;
+	row_of_json(row, &v);
+	key_of(&v, key);
+	rc = row_write(k, &v, open, b, err);
+	json_decref(row);
+	return rc;
+}
+
+struct list_ctx {
+	const struct kind *k;
+	struct buf *b;
+	int *count;
+	struct res_key *last;
+};
+
+/* One row of res_list_write: columns as its SELECT names them. */
+static int
+list_row(const struct store_cols *c, void *arg)
+{
+	struct list_ctx *x = arg;
+	struct herr e2 = HERR_INIT;
+	struct res_row v;
+	size_t mark = x->b->len;
+	int rc;
+
+	v.scope = store_col_text(c, 0, &v.scope_len);
+	v.name = store_col_text(c, 1, &v.name_len);
+	v.spec = store_col_text(c, 2, &v.spec_len);
+	v.version = store_col_int(c, 3);
+	v.created_ms = store_col_int(c, 4);
+	v.updated_ms = store_col_int(c, 5);
+	if (*x->count > 0 && (rc = buf_add(x->b, ",", 1)) < 0)
+		return rc;
+	if (row_write(x->k, &v, false, x->b, &e2) < 0) {
+		if (e2.code == HERR_TOOBIG)
+			return HERR_TOOBIG;
+		x->b->len = mark;   /* a stored spec that is not JSON: left out, as res_list */
+		x->b->p[mark] = '\0';
+		return 0;
+	}
+	key_of(&v, x->last);
+	(*x->count)++;
+	return 0;
+}
+
+int
+res_list_write(struct store *st, const struct kind *k, const char *scope, const char *after,
+	       int limit, struct buf *b, int *count, struct res_key *last, struct herr *err)
+{
+	struct list_ctx x = { k, b, count, last };
+	int rc;
+
+	*count = 0;
+	if ((rc = buf_add(b, "[", 1)) < 0)
+		return herr_set(err, rc, "%s list is too large", k->name);
+	if (scope)
+		rc = store_each(st, err, list_row, &x,
+				"SELECT scope, name, spec, version, created_ms, updated_ms"
+				" FROM resources WHERE kind = ? AND scope = ? AND name > ?"
+				" ORDER BY name LIMIT ?",
+				"[sssi]", k->name, scope, after ? after : "", limit);
+	else
+		rc = store_each(st, err, list_row, &x,
+				"SELECT scope, name, spec, version, created_ms, updated_ms"
+				" FROM resources WHERE kind = ? AND (scope || '/' || name) > ?"
+				" ORDER BY scope, name LIMIT ?",
+				"[ssi]", k->name, after ? after : "", limit);
+	if (rc == HERR_TOOBIG || (rc == 0 && (rc = buf_add(b, "]", 1)) < 0))
+		return herr_set(err, rc, "%s list is too large", k->name);
+	return rc;
 }
 
 int

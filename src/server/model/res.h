@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "herr.h"
 #include "model/kind.h"
 
@@ -55,6 +56,23 @@ int res_delete(struct store *st, const struct kind *k, const char *scope, const 
 /* Lists (owned array of API objects) with name > after, at most limit. */
 int res_list(struct store *st, const struct kind *k, const char *scope, const char *after,
 	     int limit, json_t **out, struct herr *err);
+/* The same, printed straight into b (as json_dumps(res_to_json(),
+ * JSON_COMPACT | JSON_REAL_PRECISION(15)) prints it, byte for byte) for
+ * GETs: no tree is built for a spec stored in jansson's own form. */
+struct res_key {
+	char scope[130];
+	char name[128];
+};
+/* One resource (scope NULL: found by name in any scope, or SCOPE/NAME, as
+ * res_find), without its closing '}' when open (the caller adds fields);
+ * *key (optional) gets its scope and name. 0, HERR_NOTFOUND, HERR_CONFLICT
+ * (ambiguous), HERR_TOOBIG past b's max, or the store's error. */
+int res_write(struct store *st, const struct kind *k, const char *scope, const char *name,
+	      bool open, struct buf *b, struct res_key *key, struct herr *err);
+/* The items res_list would list, as a JSON array; *count of them, the last
+ * one's scope and name in *last (for the caller's "next" cursor). */
+int res_list_write(struct store *st, const struct kind *k, const char *scope, const char *after,
+		   int limit, struct buf *b, int *count, struct res_key *last, struct herr *err);
 /* The API form: spec + name (+ cluster/group) + metadata. Owned. */
 json_t *res_to_json(const struct kind *k, const struct res *r);
 /* Every resource of kind k (in scope, or in every scope when scope is

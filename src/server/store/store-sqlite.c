@@ -21,6 +21,8 @@
 
 #define SQ_CACHE 48
 
+extern const struct store_ops store_sqlite_ops;
+
 struct sq_conn {
 	sqlite3 *db;
 	const char *sql[SQ_CACHE];        /* cache keys: the caller's SQL text */
@@ -506,20 +508,13 @@ sq_column(sqlite3_stmt *s, int i)
 	}
 }
 
-static int
-sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_t *changes,
-	struct herr *err)
+/* Binds params (a JSON array, or NULL) to s's placeholders in order. */
+static void
+sq_bind(sqlite3_stmt *s, json_t *params)
 {
-	struct sq_conn *c = sq_conn(st, err);
-	sqlite3_stmt *s;
-	json_t *v, *out = NULL;
+	json_t *v;
 	size_t i;
-	int rc;
 
-	if (c == NULL)
-		return err->code;
-	if ((s = sq_prepare(c, sql, err)) == NULL)
-		return err->code;
 	json_array_foreach(params, i, v) {
 		int p = (int)i + 1;
 		switch (json_typeof(v)) {
@@ -544,6 +539,22 @@ sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_
 			break;
 		}
 	}
+}
+
+static int
+sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_t *changes,
+	struct herr *err)
+{
+	struct sq_conn *c = sq_conn(st, err);
+	sqlite3_stmt *s;
+	json_t *out = NULL;
+	int rc;
+
+	if (c == NULL)
+		return err->code;
+	if ((s = sq_prepare(c, sql, err)) == NULL)
+		return err->code;
+	sq_bind(s, params);
 	if (rows)
 		out = json_array();
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -612,6 +623,46 @@ sq_migrate(struct store *st, struct herr *err)
 	return 0;
 }
 
+static const char *
+sq_col_text(const struct store_cols *c, int i, size_t *len)
+{
+	const char *t = (const char *)sqlite3_column_text(c->impl, i);
+
+	*len = t ? (size_t)sqlite3_column_bytes(c->impl, i) : 0;
+	return t ? t : "";
+}
+
+static int64_t
+sq_col_int(const struct store_cols *c, int i)
+{
+	return (int64_t)sqlite3_column_int64(c->impl, i);
+}
+
+static int
+sq_each(struct store *st, const char *sql, json_t *params, store_row_fn fn, void *arg,
+	struct herr *err)
+{
+	struct sq_conn *c = sq_conn(st, err);
+	struct store_cols cols = { &store_sqlite_ops, NULL };
+	sqlite3_stmt *s;
+	int rc, frc = 0;
+
+	if (c == NULL)
+		return err->code;
+	if ((s = sq_prepare(c, sql, err)) == NULL)
+		return err->code;
+	sq_bind(s, params);
+	cols.impl = s;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((frc = fn(&cols, arg)) < 0)
+			break;
+	if (frc == 0 && rc != SQLITE_DONE)
+		frc = herr_set(err, HERR_STORE, "store: %s", sqlite3_errmsg(c->db));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return frc;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -623,4 +674,7 @@ const struct store_ops store_sqlite_ops = {
 	.in_tx = sq_in_tx,
 	.tx_depth = sq_tx_depth,
 	.exec = sq_exec,
+	.each = sq_each,
+	.col_text = sq_col_text,
+	.col_int = sq_col_int,
 };

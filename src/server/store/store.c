@@ -106,6 +106,41 @@ store_q(struct store *st, json_t **rows, int64_t *changes, struct herr *err, con
 	return rc;
 }
 
+int
+store_each(struct store *st, struct herr *err, store_row_fn fn, void *arg, const char *sql,
+	   const char *fmt, ...)
+{
+	json_t *params = NULL;
+	json_error_t jerr;
+	va_list ap;
+	int rc;
+
+	if (st->ops->each == NULL)
+		return herr_set(err, -ENOTSUP, "store '%s' cannot stream rows", st->ops->name);
+	if (fmt) {
+		va_start(ap, fmt);
+		params = json_vpack_ex(&jerr, 0, fmt, ap);
+		va_end(ap);
+		if (params == NULL)
+			return herr_set(err, HERR_STORE, "bad query parameters: %s", jerr.text);
+	}
+	rc = st->ops->each(st, sql, params, fn, arg, err);
+	json_decref(params);
+	return rc;
+}
+
+const char *
+store_col_text(const struct store_cols *c, int i, size_t *len)
+{
+	return c->ops->col_text(c, i, len);
+}
+
+int64_t
+store_col_int(const struct store_cols *c, int i)
+{
+	return c->ops->col_int(c, i);
+}
+
 json_t *
 store_row(struct store *st, struct herr *err, const char *sql, const char *fmt, ...)
 {

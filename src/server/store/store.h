@@ -15,6 +15,10 @@
 #include "herr.h"
 
 struct store;
+struct store_cols;
+
+/* Called by store_each for each row; a value below 0 stops it (returned). */
+typedef int (*store_row_fn)(const struct store_cols *c, void *arg);
 
 struct store_ops {
 	const char *name;
@@ -35,7 +39,22 @@ struct store_ops {
 	 * Constraint violations return HERR_CONFLICT; others HERR_STORE. */
 	int (*exec)(struct store *st, const char *sql, json_t *params, json_t **rows,
 		    int64_t *changes, struct herr *err);
+	/* Runs a query calling fn for each row, no row objects built (hot
+	 * reads). Optional: store_each falls back to exec. */
+	int (*each)(struct store *st, const char *sql, json_t *params, store_row_fn fn,
+		    void *arg, struct herr *err);
+	/* A column of the row in hand: text ("" for NULL; *len its bytes), integer. */
+	const char *(*col_text)(const struct store_cols *c, int i, size_t *len);
+	int64_t (*col_int)(const struct store_cols *c, int i);
 };
+
+/* The row in hand during a store_each callback; read it with store_col_*. */
+struct store_cols {
+	const struct store_ops *ops;
+	void *impl;
+};
+const char *store_col_text(const struct store_cols *c, int i, size_t *len);
+int64_t store_col_int(const struct store_cols *c, int i);
 
 struct store {
 	const struct store_ops *ops;
@@ -63,6 +82,11 @@ int store_tx_depth(struct store *st);
  * NULL for none). *rows (if rows != NULL) gets the result rows (owned). */
 int store_q(struct store *st, json_t **rows, int64_t *changes, struct herr *err,
 	    const char *sql, const char *fmt, ...);
+/* Runs sql (params as store_q), calling fn for each row in order; the
+ * columns are valid during the call only. 0, fn's value below 0, or the
+ * store's error. */
+int store_each(struct store *st, struct herr *err, store_row_fn fn, void *arg, const char *sql,
+	       const char *fmt, ...);
 /* The first row of a query (owned), or NULL when none or on error (err set
  * only on error: check err->code). */
 json_t *store_row(struct store *st, struct herr *err, const char *sql, const char *fmt, ...);
