@@ -169,7 +169,9 @@ export async function render(main, ctx, cluster, name) {
 	async function drawCharts(policies, hostsP) {
 		const windowS = Number(win.value);
 		const stepS = metrics.stepFor(windowS, Math.max(1, Math.round(ctx.pollMs / 1000)));
-		const agg = (m, a) => metrics.aggregate(m, { cluster, group: name, agg: a, sinceS: windowS, stepS });
+		// one end for every aggregate, on a step boundary: their points line up
+		const toMs = Math.floor(Date.now() / (stepS * 1000)) * stepS * 1000;
+		const agg = (m, a) => metrics.aggregate(m, { cluster, group: name, agg: a, sinceS: windowS, stepS, toMs });
 		const hs = await hostsP;
 		// the group's size, not the state filter's count, decides
 		const many = Math.max(hs.total ?? hs.items.length, g.desired || 0) > PER_HOST_MAX;
