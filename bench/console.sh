@@ -92,8 +92,12 @@ EOF
 
 port=$((20000 + RANDOM % 30000))
 url=http://127.0.0.1:$port
+# simulated hosts are joined from here; local ones reach the server on their
+# network's gateway, so only those get the default
+advertise=()
+[ "$SIM" != 1 ] || advertise=(--advertise-url "$url")
 "$HERD" server --data "$work/data" --listen "127.0.0.1:$port" --web "$work/web" \
-	--advertise-url "$url" --log-level warn >>"$work/server.log" 2>&1 &
+	"${advertise[@]}" --log-level warn >>"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
 if ! curl -sf "$url/healthz" >/dev/null; then
