@@ -66,7 +66,8 @@ try {
 		}
 		const series = await page.evaluate(() => [...document.querySelectorAll('.chart')]
 			.map(c => `${c.dataset.metric}:${c.dataset.series}x${c.dataset.points}`));
-		loads.push({ ms, wire, raw, requests: n, data, data_requests: dataN, series, errors });
+		const rows = await page.locator('#hosts tr[data-host]').count();
+		loads.push({ ms, wire, raw, requests: n, data, data_requests: dataN, series, rows, errors });
 		await ctx.close();
 	}
 } finally {
@@ -83,6 +84,7 @@ console.log(JSON.stringify({
 	data_bytes: loads[0].data,
 	data_requests: loads[0].data_requests,
 	series: loads[0].series,
+	rows: loads[0].rows,
 	errors: loads.flatMap(l => l.errors),
 	all_ms: loads.map(l => l.ms),
 }));

@@ -716,7 +716,7 @@ cmd_host_ls(struct cli *c, int argc, char **argv)
 	const char *g = cli_opt(c, "group"), *cl = cli_opt(c, "cluster");
 	const char *g0 = g;
 	json_t *resp = NULL;
-	char *path, *ge = NULL, *ce = NULL, *slash;
+	char *path, *ge = NULL, *ce = NULL, *slash, *next = NULL;
 	int rc;
 
 	if (g && (slash = strchr(g, '/')) != NULL) {
@@ -728,14 +728,43 @@ cmd_host_ls(struct cli *c, int argc, char **argv)
 		ce = httpc_escape(cl);
 	}
 	ge = g ? httpc_escape(g) : NULL;
-	path = xasprintf("/v1/hosts?group=%s&cluster=%s%s", ge ? ge : "", ce ? ce : "",
-			 cli_flag(c, "all") ? "&all=1" : "");
-	rc = cli_call(c, "GET", path, NULL, &resp);
-	free(path);
+	/* the list comes in pages: follow "next" until the last (at most 1,000
+	 * pages, so a server that answers the same page forever cannot loop us) */
+	for (int pages = 0;; pages++) {
+		json_t *page = NULL;
+		char *after = next ? httpc_escape(next) : NULL;
+		const char *nx;
+
+		path = xasprintf("/v1/hosts?group=%s&cluster=%s%s%s%s", ge ? ge : "", ce ? ce : "",
+				 cli_flag(c, "all") ? "&all=1" : "", after ? "&after=" : "",
+				 after ? after : "");
+		free(after);
+		free(next);
+		next = NULL;
+		rc = cli_call(c, "GET", path, NULL, &page);
+		free(path);
+		if (rc)
+			break;
+		nx = json_string_value(json_object_get(page, "next"));
+		next = nx ? xstrdup(nx) : NULL;
+		if (resp == NULL) {
+			resp = page;
+		} else {
+			json_array_extend(json_object_get(resp, "items"), json_object_get(page, "items"));
+			json_decref(page);
+		}
+		if (next == NULL || pages >= 999) {
+			free(next);
+			break;
+		}
+	}
 	free(ge);
 	free(ce);
-	if (rc)
+	if (rc) {
+		json_decref(resp);
 		return rc;
+	}
+	json_object_del(resp, "next");
 	/* nothing listed: a mistyped name is an error, not an empty table */
 	if (json_array_size(json_object_get(resp, "items")) == 0 &&
 	    (rc = cli_names_exist(c, NULL, g0, cl)) != 0) {

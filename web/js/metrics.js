@@ -54,8 +54,10 @@ export async function perHost(metric, { cluster, group, host, sinceS, stepS }) {
 	return query({ metric, cluster, group, host, since: sinceS + 's', step: stepS ? stepS + 's' : undefined });
 }
 
-export async function aggregate(metric, { cluster, group, agg, sinceS, stepS }) {
-	const s = await query({ metric, cluster, group, agg, since: sinceS + 's', step: stepS + 's' });
+// The group's aggregate agg of metric; toMs (optional) ends the window, so
+// several aggregates asked one after the other share one step grid.
+export async function aggregate(metric, { cluster, group, agg, sinceS, stepS, toMs }) {
+	const s = await query({ metric, cluster, group, agg, since: sinceS + 's', step: stepS + 's', to: toMs });
 	if (s === null) return null;
 	return s.length ? s[0].points : [];
 }

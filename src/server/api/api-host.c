@@ -11,23 +11,46 @@
 #include "model/metrics.h"
 #include "util.h"
 
+/* GET /v1/hosts[?cluster=C][&group=G][&state=S][&all=1][&limit=N][&after=CURSOR]:
+ * a page of at most limit hosts (default and most HOST_PAGE_MAX), with
+ * "next" to pass as after= while there are more and "total" on all pages. */
 void
 api_host_list(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	const char *cl = req_query(rq, "cluster"), *g = req_query(rq, "group");
-	const char *all = req_query(rq, "all");
+	const char *all = req_query(rq, "all"), *lim = req_query(rq, "limit");
+	struct host_page q = {
+		.cluster = req_query(rq, "cluster"), .grp = req_query(rq, "group"),
+		.state = req_query(rq, "state"), .all = all && *all, .limit = HOST_PAGE_MAX,
+		.after = req_query(rq, "after"),
+	};
 	json_t *rows = NULL, *items = json_array(), *row;
+	char next[HOST_CURSOR_MAX];
+	int64_t total;
+	long v;
 	size_t i;
 
-	if (host_list_json(rq->srv->store, cl, g, all && *all, &rows, &err) < 0) {
+	if (lim && parse_long(lim, 1, HOST_PAGE_MAX, &v) < 0) {
+		json_decref(items);
+		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and %d", HOST_PAGE_MAX);
+	}
+	q.limit = lim ? (int)v : HOST_PAGE_MAX;
+	if (q.state && *q.state && hstate_parse(q.state) == HS__COUNT) {
+		json_decref(items);
+		return reply_errf(rq, HERR_INVALID, "state", "is not a host state");
+	}
+	if (q.after && *q.after == '\0')
+		q.after = NULL;
+	if (host_page_json(rq->srv->store, &q, &rows, next, &total, &err) < 0) {
 		json_decref(items);
 		return reply_err(rq, &err);
 	}
 	json_array_foreach(rows, i, row)
 		json_array_append_new(items, host_to_json(row));
 	json_decref(rows);
-	reply_json(rq, 200, json_pack("{s:o}", "items", items));
+	reply_json(rq, 200, json_pack("{s:o, s:o, s:I}", "items", items, "next",
+				      next[0] ? json_string(next) : json_null(), "total",
+				      (json_int_t)total));
 }
 
 void

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "model/host.h"
 #include "store/store.h"
+#include "xalloc.h"
 
 /* heartbeats in memory (at the end) */
 static int hb_note(const char *id, int64_t ms);
@@ -472,6 +473,131 @@ host_list_json(struct store *st, const char *cluster, const char *grp, bool all,
 		       " AND (? = '' OR grp = ?) AND (? <> 0 OR state <> 'terminated')"
 		       " ORDER BY cluster, grp, seq LIMIT 5000",
 		       "[ssssi]", cl, cl, g, g, all ? 1 : 0);
+}
+
+/* The host list's cursor: the sort key of a page's last row (cluster, grp,
+ * seq, id joined by 0x1f), hex-encoded so that it travels in a query string
+ * as it is and reads as opaque. */
+#define CURSOR_SEP '\x1f'
+
+static const char *
+get_str(const json_t *row, const char *key)
+{
+	const char *v = json_string_value(json_object_get(row, key));
+	return v ? v : "";
+}
+
+static bool
+cursor_encode(const json_t *row, char out[HOST_CURSOR_MAX])
+{
+	char raw[HOST_CURSOR_MAX / 2];
+	static const char hex[] = "0123456789abcdef";
+	int n = snprintf(raw, sizeof(raw), "%s%c%s%c%lld%c%s", get_str(row, "cluster"), CURSOR_SEP,
+			 get_str(row, "grp"), CURSOR_SEP, (long long)get_int(row, "seq"), CURSOR_SEP,
+			 get_str(row, "id"));
+
+	if (n < 0 || (size_t)n >= sizeof(raw))
+		return false;
+	for (int i = 0; i < n; i++) {
+		out[2 * i] = hex[(unsigned char)raw[i] >> 4];
+		out[2 * i + 1] = hex[(unsigned char)raw[i] & 15];
+	}
+	out[2 * n] = '\0';
+	return true;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Splits cursor s into raw (NUL-separated in place) and its four keys. */
+static bool
+cursor_decode(const char *s, char raw[HOST_CURSOR_MAX / 2], const char *key[4], long long *seq)
+{
+	size_t n = strlen(s), k = 0;
+	char *end;
+
+	if (n == 0 || n % 2 || n / 2 >= HOST_CURSOR_MAX / 2)
+		return false;
+	key[k++] = raw;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+			return false;
+		raw[i] = (char)(hi << 4 | lo);
+		if (raw[i] == CURSOR_SEP) {
+			if (k == 4)
+				return false;
+			raw[i] = '\0';
+			key[k++] = raw + i + 1;
+		}
+	}
+	raw[n / 2] = '\0';
+	if (k != 4 || *key[2] < '0' || *key[2] > '9')
+		return false;
+	*seq = strtoll(key[2], &end, 10);
+	return *end == '\0' && *key[3] != '\0';
+}
+
+/* The conditions every page shares (the count uses them too). */
+#define HOST_PAGE_WHERE                                                        \
+	" WHERE (? = '' OR cluster = ?) AND (? = '' OR grp = ?)"               \
+	" AND (? <> 0 OR state <> 'terminated') AND (? = '' OR state = ?)"
+
+int
+host_page_json(struct store *st, const struct host_page *q, json_t **out,
+	       char next[HOST_CURSOR_MAX], int64_t *total, struct herr *err)
+{
+	const char *cl = q->cluster ? q->cluster : "", *g = q->grp ? q->grp : "";
+	const char *sta = q->state ? q->state : "";
+	const char *key[4] = { "", "", "", "" };
+	char raw[HOST_CURSOR_MAX / 2];
+	long long seq = -1;
+	json_t *rows = NULL, *cnt = NULL;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	next[0] = '\0';
+	*total = 0;
+	BUG_ON(q->limit < 1 || q->limit > HOST_PAGE_MAX);
+	if (q->after && !cursor_decode(q->after, raw, key, &seq))
+		return herr_field(err, HERR_INVALID, "after", "is not a cursor of this list");
+	/* one row more than the page says whether there is a next one */
+	if ((rc = store_q(st, &rows, NULL, err,
+			  "SELECT " HOST_API_COLUMNS " FROM hosts" HOST_PAGE_WHERE
+			  " AND (? = 0 OR cluster > ? OR (cluster = ? AND (grp > ? OR (grp = ? AND"
+			  " (seq > ? OR (seq = ? AND id > ?))))))"
+			  " ORDER BY cluster, grp, seq, id LIMIT ?",
+			  "[ssssississssIIsi]", cl, cl, g, g, q->all ? 1 : 0, sta, sta,
+			  q->after ? 1 : 0, key[0], key[0], key[1], key[1], (json_int_t)seq,
+			  (json_int_t)seq, key[3], q->limit + 1)) < 0)
+		return rc;
+	if ((cnt = store_row(st, err, "SELECT COUNT(*) AS n FROM hosts" HOST_PAGE_WHERE,
+			     "[ssssiss]", cl, cl, g, g, q->all ? 1 : 0, sta, sta)) == NULL &&
+	    err->code) {
+		json_decref(rows);
+		return err->code;
+	}
+	*total = cnt ? get_int(cnt, "n") : 0;
+	json_decref(cnt);
+	n = json_array_size(rows);
+	if (n > (size_t)q->limit) {
+		json_array_remove(rows, n - 1);
+		if (!cursor_encode(json_array_get(rows, n - 2), next)) {
+			json_decref(rows);
+			return herr_set(err, HERR_STORE, "host list cursor does not fit");
+		}
+	}
+	*out = rows;
+	return 0;
 }
 
 int

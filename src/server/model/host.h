@@ -172,6 +172,26 @@ json_t *host_to_json(json_t *row);
 int host_list_json(struct store *st, const char *cluster, const char *grp, bool all, json_t **out,
 	      struct herr *err);
 
+/* A page of the host list (GET /v1/hosts): hosts of cluster and group
+ * ("" or NULL = any), live ones only unless all, of one state (a valid state
+ * name; NULL or "" = any), ordered by cluster, group, seq and id, at most
+ * limit (1..HOST_PAGE_MAX) after the cursor after (NULL = the first page). */
+#define HOST_PAGE_MAX 5000
+#define HOST_CURSOR_MAX 512 /* bytes of a cursor, with its NUL */
+struct host_page {
+	const char *cluster, *grp, *state;
+	bool all;
+	int limit;
+	const char *after;
+};
+
+/* The page q asks for: *out an owned array of rows for host_to_json(),
+ * next the cursor of the page after it ("" when this is the last), *total
+ * how many hosts match q's conditions on all pages. 0, HERR_INVALID naming
+ * "after" for a cursor that is not one, or a store error. */
+int host_page_json(struct store *st, const struct host_page *q, json_t **out,
+		   char next[HOST_CURSOR_MAX], int64_t *total, struct herr *err);
+
 /* Host id's init script results, by idx, in the API form (flags as
  * booleans, duration_ms): an owned array. 0 or a store error. */
 int host_init_results(struct store *st, const char *id, json_t **out, struct herr *err);

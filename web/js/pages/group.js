@@ -1,7 +1,9 @@
 // group.js - one group: its hosts (state, address, uptime, CPU, memory,
-// monitors), a live chart of each monitor per host and of the group's
-// aggregate with the policies' thresholds drawn as lines, the policies and
-// their last evaluation, the activity timeline, and the scale control.
+// monitors) a page of PAGE_ROWS at a time, a live chart of each monitor per
+// host (groups of at most PER_HOST_MAX hosts) and of the group's aggregate
+// (min, avg, max past that) with the policies' thresholds drawn as lines,
+// the policies and their last evaluation, the activity timeline, and the
+// scale control.
 
 import * as api from '../api.js';
 import * as metrics from '../metrics.js';
@@ -11,6 +13,9 @@ import { activityTable } from './overview.js';
 
 const WINDOW_S = 15 * 60;
 const WINDOWS = [[300, 'last 5 min'], [900, 'last 15 min'], [3600, 'last hour'], [6 * 3600, 'last 6 h'], [86400, 'last 24 h']];
+const PAGE_ROWS = 50;      // hosts a table page shows
+const PER_HOST_MAX = 20;   // past this many hosts, a line per host is unreadable: aggregates only
+const STATES = ['launching', 'booting', 'initializing', 'ready', 'unhealthy', 'failed', 'draining', 'terminating', 'terminated'];
 const AGG_COLORS = { avg: '#3b7dd8', min: '#3aa35b', max: '#e0752d', sum: '#8a5cc7', count: '#5d6d7e' };
 
 export function launchedAgo(x) {
@@ -43,6 +48,25 @@ export async function render(main, ctx, cluster, name) {
 	const monitors = g.monitors || [];
 	const info = h('p', { class: 'summary', id: 'group-summary' });
 	const hostsEl = h('div', { id: 'hosts' });
+	// the host table's page: cursors of the pages before it (prev), its own
+	const paging = { before: [], after: '', next: null, total: null };
+	const pageInfo = h('span', { class: 'muted', id: 'hosts-page' });
+	const prevBtn = h('button', { id: 'hosts-prev', class: 'small', type: 'button', onclick: () => {
+		paging.after = paging.before.pop() ?? '';
+		page.refresh();
+	} }, '‹ prev');
+	const nextBtn = h('button', { id: 'hosts-next', class: 'small', type: 'button', onclick: () => {
+		if (!paging.next) return;
+		paging.before.push(paging.after);
+		paging.after = paging.next;
+		page.refresh();
+	} }, 'next ›');
+	const stateSel = h('select', { id: 'hosts-state', class: 'window', onchange: () => {
+		paging.before = [];
+		paging.after = '';
+		page.refresh();
+	} }, h('option', { value: '' }, 'any state'), STATES.map(x => h('option', { value: x }, x)));
+	const pager = h('div', { class: 'pager' }, stateSel, ' ', prevBtn, ' ', nextBtn, ' ', pageInfo);
 	const chartsEl = h('div', { class: 'charts', id: 'charts' });
 	const policiesEl = h('div', { id: 'policies' });
 	const timeline = h('div', { id: 'timeline' });
@@ -79,7 +103,7 @@ export async function render(main, ctx, cluster, name) {
 	main.append(
 		h('h1', null, h('a', { href: '#/' }, cluster), ' / ', name),
 		info, scaleEl,
-		section('Hosts', hostsEl),
+		section('Hosts', pager, hostsEl),
 		h('section', { class: 'card' }, h('h2', null, 'Monitors ', win), chartsEl),
 		section('Policies', policiesEl),
 		section('Activity', timeline));
@@ -108,6 +132,12 @@ export async function render(main, ctx, cluster, name) {
 			.map(m => metrics.latest(m, { cluster, group: name }))) : [];
 		const val = (i, host) => lat[i] ? lat[i].get(host) : undefined;
 
+		paging.next = hs.next || null;
+		paging.total = hs.total ?? hs.items.length;
+		const first = paging.before.length * PAGE_ROWS;
+		fill(pageInfo, hs.items.length ? `hosts ${first + 1}–${first + hs.items.length} of ${paging.total}` : `no hosts of ${paging.total}`);
+		prevBtn.disabled = paging.before.length === 0;
+		nextBtn.disabled = !paging.next;
 		fill(info, `template `, gr.template, ` · min ${gr.min} · desired ${gr.desired} · max ${gr.max}`,
 			gr.after && gr.after.length ? ` · after ${gr.after.join(', ')}` : '');
 		info.dataset.desired = gr.desired;
@@ -131,21 +161,34 @@ export async function render(main, ctx, cluster, name) {
 		fill(timeline, activityTable(acts.items, false));
 	}
 
-	// Each monitor: one chart per host series, one of the group's
-	// aggregates (avg, and each aggregate a policy tests) with thresholds.
-	async function drawCharts(policies) {
+	// Each monitor: one chart per host series (a group of at most
+	// PER_HOST_MAX hosts), one of the group's aggregates (avg, and each
+	// aggregate a policy tests; min and max too past PER_HOST_MAX) with
+	// thresholds. The server aggregates: a large group costs a few small
+	// answers, not a series per host.
+	async function drawCharts(policies, hostsP) {
 		const windowS = Number(win.value);
 		const stepS = metrics.stepFor(windowS, Math.max(1, Math.round(ctx.pollMs / 1000)));
-		const agg = (m, a) => metrics.aggregate(m, { cluster, group: name, agg: a, sinceS: windowS, stepS });
+		// one end for every aggregate, on a step boundary: their points line up
+		const toMs = Math.floor(Date.now() / (stepS * 1000)) * stepS * 1000;
+		const agg = (m, a) => metrics.aggregate(m, { cluster, group: name, agg: a, sinceS: windowS, stepS, toMs });
+		const hs = await hostsP;
+		// the group's size, not the state filter's count, decides
+		const many = Math.max(hs.total ?? hs.items.length, g.desired || 0) > PER_HOST_MAX;
 		await Promise.all(monitors.map(async m => {
 			// asked at once; the policies only add the aggregates they test
-			const perP = metrics.perHost(m, { cluster, group: name, sinceS: windowS, stepS });
+			const perP = many ? null : metrics.perHost(m, { cluster, group: name, sinceS: windowS, stepS });
 			const avgP = agg(m, 'avg');
 			const rules = (await policies).items.map(p => ({ p, r: metrics.parseRule(p.when || p.target) }))
 				.filter(x => x.r && x.r.metric === m);
-			const aggs = [...new Set(['avg', ...rules.map(x => x.r.agg)])];
+			const aggs = [...new Set(['avg', ...(many ? ['min', 'max'] : []), ...rules.map(x => x.r.agg)])];
 			const [per, ...pts] = await Promise.all([perP, ...aggs.map(a => a === 'avg' ? avgP : agg(m, a))]);
-			chart('host:' + m, { title: `${m} per host`, metric: m }).set(per || [], [], stepS, windowS);
+			if (many && charts.has('host:' + m)) {
+				charts.get('host:' + m).dispose();
+				charts.delete('host:' + m);
+			}
+			if (!many)
+				chart('host:' + m, { title: `${m} per host`, metric: m }).set(per || [], [], stepS, windowS);
 			chart('group:' + m, { title: `${m}, group aggregate`, metric: m + ':group' }).set(
 				aggs.map((a, i) => ({ name: `${a}(${m})`, color: AGG_COLORS[a], points: pts[i] || [] })),
 				rules.map(x => ({ value: x.r.value, label: `${x.p.name}: ${x.r.agg} ${x.r.op} ${x.r.value}`, color: AGG_COLORS[x.r.agg] })),
@@ -159,13 +202,15 @@ export async function render(main, ctx, cluster, name) {
 			const policies = api.get('/v1/policies' + api.qs({ cluster, group: name }));
 			const gr = first || api.get(`/v1/groups/${enc(name)}${q}`);
 			first = null;
+			const hostsP = api.get('/v1/hosts' + api.qs({ cluster, group: name, state: stateSel.value,
+				limit: PAGE_ROWS, after: paging.after }));
 			const parts = [Promise.all([
 				gr,
-				api.get('/v1/hosts' + api.qs({ cluster, group: name })),
+				hostsP,
 				policies,
 				api.get('/v1/activities' + api.qs({ cluster, group: name, limit: 50 })),
 			]).then(r => tables(...r))];
-			if (metrics.available() && monitors.length) parts.push(drawCharts(policies));
+			if (metrics.available() && monitors.length) parts.push(drawCharts(policies, hostsP));
 			await Promise.all(parts);
 		},
 		dispose() {
