@@ -2,12 +2,12 @@
 # check-banned.sh [DIR...] - fails (exit 1, each use on stderr as FILE:LINE)
 # when C sources call a function banned from herd: unbounded copies and
 # formats (strcpy, strcat, sprintf, gets) and conversions that cannot report
-# an error (atoi, atol). Use snprintf, memcpy with a checked length, and
+# an error (atoi, atol, atoll, atof). Use snprintf, memcpy with a checked length, and
 # strtol/strtoll with range checks. Comment lines are not looked at. `make
 # check` runs it on src/ (the default).
 set -eu
 
-banned='strcpy|strcat|sprintf|atoi|atol|gets'
+banned='strcpy|strcat|sprintf|atoi|atoll|atol|atof|gets'
 [ $# -gt 0 ] || set -- src
 
 # a call: the name not preceded by an identifier character (so snprintf,

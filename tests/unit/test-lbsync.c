@@ -116,6 +116,10 @@ test_terminated_host_drain_steps(void **state)
 	/* no sessions: removed, once a session being set up would be counted */
 	assert_int_equal(lbsync_drain_decide(LBI_DRAINING, 0, T0, T0 + 10, 60000), LBD_WAIT);
 	assert_int_equal(lbsync_drain_decide(LBI_DRAINING, 0, T0, T0 + 1000, 60000), LBD_REMOVE);
+	/* sessions not known (the LB's answer did not parse): not "none
+	 * left", waits for the timeout */
+	assert_int_equal(lbsync_drain_decide(LBI_DRAINING, -1, T0, T0 + 1000, 60000), LBD_WAIT);
+	assert_int_equal(lbsync_drain_decide(LBI_DRAINING, -1, T0, T0 + 60000, 60000), LBD_REMOVE);
 	/* after a restart the driver may show the member active again (a new
 	 * engine): drained again, but the timeout still counts from since */
 	assert_int_equal(lbsync_drain_decide(LBI_ACTIVE, 2, T0, T0 + 30000, 60000), LBD_DRAIN);

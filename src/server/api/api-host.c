@@ -1,6 +1,7 @@
 /* api-host.c - hosts as the API shows them (state, addresses, timings, the
  * result of each init script, metric series against the quota), terminate and scale-in protection, and the
  * activity log. Hosts are made by the reconcile controller, never by POST. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,12 +132,13 @@ api_activity_list(struct req *rq)
 	const char *cl = req_query(rq, "cluster"), *g = req_query(rq, "group");
 	const char *lim = req_query(rq, "limit"), *since = req_query(rq, "since_id");
 	json_t *rows = NULL;
-	long limit = 200;
+	long limit = 200, since_id = 0;
 
 	if (lim && parse_long(lim, 1, 5000, &limit) < 0)
 		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and 5000");
-	if (activity_list(rq->srv->store, cl, g, since ? atoll(since) : 0, (int)limit, &rows,
-			  &err) < 0)
+	if (since && parse_long(since, 0, LONG_MAX, &since_id) < 0)
+		return reply_errf(rq, HERR_INVALID, "since_id", "must be an activity id (0 or more)");
+	if (activity_list(rq->srv->store, cl, g, since_id, (int)limit, &rows, &err) < 0)
 		return reply_err(rq, &err);
 	reply_json(rq, 200, json_pack("{s:o}", "items", rows));
 }

@@ -476,12 +476,15 @@ api_run_logs(struct req *rq)
 {
 	struct herr err = HERR_INIT;
 	const char *after = req_query(rq, "after");
+	long after_seq = -1;
 	struct run_host *rh = NULL;
 	char host_id[64], state[16];
 	json_t *hosts, *out;
 	int64_t id;
 	size_t i, n = 0;
 
+	if (after && parse_long(after, 0, LONG_MAX, &after_seq) < 0)
+		return reply_errf(rq, HERR_INVALID, "after", "must be a host's seq from the last page (0 or more)");
 	if (!parse_id(req_param(rq, 0), &id))
 		return reply_errf(rq, HERR_NOTFOUND, "", "no run '%s'", req_param(rq, 0));
 	if (run_state_get(rq->srv->store, id, state, sizeof(state), &err) < 0)
@@ -490,7 +493,7 @@ api_run_logs(struct req *rq)
 		return;
 	if (req_query(rq, "follow") && strcmp(req_query(rq, "follow"), "0") != 0)
 		return run_logs_follow(rq, id, host_id);
-	if (run_hosts_get(rq->srv->store, id, host_id, after ? atoll(after) : -1, LOGS_PAGE, true,
+	if (run_hosts_get(rq->srv->store, id, host_id, after ? after_seq : -1, LOGS_PAGE, true,
 			  &rh, &n, &err) < 0)
 		return reply_err(rq, &err);
 	hosts = json_array();

@@ -135,8 +135,9 @@ lbsync_drain_decide(enum lb_intent intent, int64_t scur, int64_t since_ms, int64
 		return LBD_REMOVE;
 	if (intent != LBI_DRAINING)
 		return LBD_DRAIN;
-	/* a session being set up may not be counted yet */
-	if (scur <= 0 && took_ms >= LBSYNC_MIN_DRAIN_MS)
+	/* a session being set up may not be counted yet; an unknown count
+	 * (scur < 0: the LB's answer did not parse) waits for the timeout */
+	if (scur == 0 && took_ms >= LBSYNC_MIN_DRAIN_MS)
 		return LBD_REMOVE;
 	return LBD_WAIT;
 }

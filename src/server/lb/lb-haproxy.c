@@ -12,6 +12,7 @@
  * takes the listeners over and lets the old one finish its sessions). The
  * configuration lists the active members, so reloads and restarts keep them;
  * joining members are added again at run time. */
+#include <limits.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -259,8 +260,11 @@ haproxy_parse_stat(const char *csv, const char *be, struct lb_backend *out, size
 				cs += 2;
 			snprintf(out[n].check_status, sizeof(out[n].check_status), "%s", cs);
 		}
+		/* a field that does not parse is unknown (-1), never 0: a drain
+		 * takes 0 for "no session left" */
+		out[n].scur = -1;
 		if (c_scur >= 0 && (size_t)c_scur < nf)
-			out[n].scur = atoll(f[c_scur]);
+			out[n].scur = str_long_or(f[c_scur], 0, LONG_MAX, -1);
 		if (c_addr >= 0 && (size_t)c_addr < nf) {
 			char *colon = strrchr(f[c_addr], ':');
 			if (colon) {

@@ -83,7 +83,7 @@ struct lb_backend {
 	enum lb_bstate state;
 	char status[32];        /* the LB's own word, e.g. "UP", "DOWN 1/2", "DRAIN" */
 	char check_status[32];  /* last health check, e.g. "L7OK", "L4CON"; "" if none */
-	int64_t scur;           /* current sessions */
+	int64_t scur;           /* current sessions; -1: not known (never "drained") */
 	int64_t drain_since_ms; /* monotonic ms when draining began; 0 if not */
 };
 

@@ -143,7 +143,7 @@ failpoint(const char *name, struct herr *err)
 		if (strncmp(p, "error", 5) == 0)
 			return herr_set(err, HERR_UNAVAIL, "failpoint '%s' triggered", name);
 		if (strncmp(p, "sleep:", 6) == 0)
-			sleep_ms(atoll(p + 6));
+			sleep_ms(str_long_or(p + 6, 0, 3600000, 0));
 		if (strncmp(p, "wait:", 5) == 0)
 			failpoint_barrier(name, strtol(p + 5, NULL, 10));
 		if (strncmp(p, "exit", 4) == 0) {
