@@ -230,7 +230,6 @@ points=0
 if [ "$has_metrics" = 1 ]; then
 	# 1 h of points per host, 100 batches a request, with the host's own credential
 	now_ms=$(($(date +%s) * 1000))
-	i=0
 	if [ "$SIM" = 1 ]; then
 		mapfile -t creds <"$work/creds"
 	else

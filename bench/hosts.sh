@@ -204,6 +204,7 @@ ip_trial() {
 			addr add $(ref_addr "$i")/22 dev eth0
 			route add default via $ref_net.1
 		EOF
+		# shellcheck disable=SC2016  # $1 is the inner shell's, on purpose
 		nsenter --net="/run/netns/$ns" unshare --pid --uts --mount --fork --kill-child \
 			sh -c ': >"$1"; exec sleep 600' sh "$work/ref-up.$i" </dev/null >/dev/null 2>&1 &
 		ref_pids+=($!)
