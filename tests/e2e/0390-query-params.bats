@@ -25,10 +25,13 @@ teardown_file() {
 }
 
 @test "run logs: after that is not a seq is refused naming after" {
-	for v in abc -1 3y; do
+	for v in abc -2 3y ""; do
 		run http GET "/v1/runs/1/logs?after=$v" "$HERD_TOKEN"
 		echo "$v: $output"
 		[[ "$output" == "400 "* ]]
 		[[ "$output" == *'"after"'* ]]
 	done
+	# -1 is "from the start" (what herd run logs sends first): no run 1 here
+	run http GET "/v1/runs/1/logs?after=-1" "$HERD_TOKEN"
+	[[ "$output" == "404 "* ]]
 }

@@ -483,8 +483,9 @@ api_run_logs(struct req *rq)
 	int64_t id;
 	size_t i, n = 0;
 
-	if (after && parse_long(after, 0, LONG_MAX, &after_seq) < 0)
-		return reply_errf(rq, HERR_INVALID, "after", "must be a host's seq from the last page (0 or more)");
+	if (after && parse_long(after, -1, LONG_MAX, &after_seq) < 0)
+		return reply_errf(rq, HERR_INVALID, "after",
+				  "must be a host's seq from the last page (-1: from the start)");
 	if (!parse_id(req_param(rq, 0), &id))
 		return reply_errf(rq, HERR_NOTFOUND, "", "no run '%s'", req_param(rq, 0));
 	if (run_state_get(rq->srv->store, id, state, sizeof(state), &err) < 0)
