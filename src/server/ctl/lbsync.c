@@ -116,6 +116,9 @@ lbsync_decide(const struct lbs_lb *lbs, size_t nl, const struct lbs_want *want, 
 			out[n] = (struct lbs_action){ .kind = LBS_REMOVE, .lb = h->lb, .member = h->member };
 			if (h->scur == 0)
 				snprintf(out[n].reason, sizeof(out[n].reason), "drained");
+			else if (h->scur < 0)
+				snprintf(out[n].reason, sizeof(out[n].reason),
+					 "drain timeout: sessions not known");
 			else
 				snprintf(out[n].reason, sizeof(out[n].reason),
 					 "drain timeout: %lld sessions left", (long long)h->scur);
