@@ -130,7 +130,11 @@ names() {
 	diff "$BATS_TEST_TMPDIR/all" "$BATS_TEST_TMPDIR/pages"
 	[ "$(sort -u "$BATS_TEST_TMPDIR/pages" | wc -l)" = "$N" ]
 	# a state filter: each state's total is its count in the whole list;
-	# none is ready (nothing boots on the fake)
+	# none is ready (nothing boots on the fake). Launches run in parallel:
+	# the states are compared once no host is still launching (a host
+	# moving from launching to booting between the two reads is no bug)
+	settled() { [ "$(api "/v1/hosts?cluster=big&group=sim&state=launching&limit=1" | json "{total}")" = 0 ]; }
+	wait_for 120 settled
 	api "/v1/hosts?cluster=big&group=sim" | perl -MJSON::PP -e '
 		my %n; $n{$_->{state}}++ for @{decode_json(join "", <STDIN>)->{items}};
 		print map { "$_ $n{$_}\n" } sort keys %n' >"$BATS_TEST_TMPDIR/states"
