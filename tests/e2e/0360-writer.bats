@@ -227,7 +227,7 @@ queued_since() {
 		send_bg "q$i" POST /v1/scripts "$(script_body "queued$i.sh")"
 	done
 	# at most 2 in the writer's batch and 2 waiting: the rest answered now
-	wait_for 10 answered $((n - 4))
+	wait_for 60 answered $((n - 4))
 	refused=$(cat "$OUT"/q*.status | grep -c '^503$' || true)
 	[ "$refused" -ge $((n - 4)) ]
 	for f in "$OUT"/q*.status; do
