@@ -874,6 +874,29 @@ test_terminate(void **state)
 	assert_int_equal(prov_terminate(&T.p, NULL, "../../etc", &err), HERR_INVALID);
 }
 
+/* The bridge gone under a launch (a reboot, `ip link del`): the launch makes
+ * it again, up with the gateway address, and the agent reaches the server
+ * through it. A launch looks the bridge up once and remakes it only when it
+ * is missing, so this is the path that does. */
+static void
+test_launch_remakes_bridge(void **state)
+{
+	struct herr err = HERR_INIT;
+	char buf[4096];
+
+	NEED_ROOT();
+	assert_int_equal(run("ip link del %s", T.bridge), 0);
+	assert_false(link_exists(T.bridge));
+	if (launch(HA, &T.inst[HA], &err) < 0)
+		fail_msg("launch: %s", err.msg);
+	assert_true(link_flags(T.bridge) & IFF_UP);
+	assert_true(iface_has_addr(T.bridge, T.gateway));
+	check_host(HA);
+	assert_int_equal(accept_report(buf, sizeof(buf)), HA);
+	assert_int_equal(prov_terminate(&T.p, T.inst[HA].id, T.ids[HA], &err), 0);
+	assert_false(netns_exists(HA));
+}
+
 static void
 test_net_delete(void **state)
 {
@@ -991,6 +1014,7 @@ main(void)
 		cmocka_unit_test(test_half_made_host_is_remade),
 		cmocka_unit_test(test_forged_pid_file),
 		cmocka_unit_test(test_terminate),
+		cmocka_unit_test(test_launch_remakes_bridge),
 		cmocka_unit_test(test_net_delete),
 		cmocka_unit_test(test_nothing_left),
 		cmocka_unit_test(test_adopt_decision),

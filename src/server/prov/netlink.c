@@ -1,7 +1,8 @@
 /* netlink.c - rtnetlink helpers for the local provider, hand-written on
  * libnl-route-3 because no packaged library wraps netns creation and the
  * bridge/veth plumbing around it (and running `ip` costs a fork+exec per
- * step). Each helper is one or two netlink round trips; libnl's -NLE_* codes
+ * step). Each helper is one or two netlink round trips (the *_index ones,
+ * given the link's index, one); libnl's -NLE_* codes
  * become -errno values here. See netlink.h. */
 #include <fcntl.h>
 #include <sched.h>
@@ -129,6 +130,31 @@ link_up(struct nl_sock *sk, struct rtnl_link *link, struct herr *err)
 }
 
 int
+netlink_link_set_up_index(struct nl_sock *sk, int ifindex, struct herr *err)
+{
+	struct rtnl_link *link, *change;
+	int rc;
+
+	link = rtnl_link_alloc();
+	change = rtnl_link_alloc();
+	if (link == NULL || change == NULL) {
+		rc = herr_set(err, -ENOMEM, "cannot allocate link");
+		goto out;
+	}
+	rtnl_link_set_ifindex(link, ifindex);
+	rtnl_link_set_flags(change, IFF_UP);
+	if ((rc = rtnl_link_change(sk, link, change, 0)) < 0)
+		rc = herr_set(err, nle_errno(rc), "cannot set link #%d up: %s", ifindex,
+			      nl_geterror(rc));
+out:
+	if (change)
+		rtnl_link_put(change);
+	if (link)
+		rtnl_link_put(link);
+	return rc;
+}
+
+int
 netlink_link_set_up(struct nl_sock *sk, const char *name, struct herr *err)
 {
 	struct rtnl_link *link = NULL;
@@ -199,13 +225,22 @@ int
 netlink_addr_add(struct nl_sock *sk, const char *name, const char *ip, int prefix_len,
 		 struct herr *err)
 {
-	struct rtnl_addr *addr = NULL;
-	struct nl_addr *local = NULL;
-	char text[64];
 	int ifindex = 0, rc;
 
 	if ((rc = netlink_link_index(sk, name, &ifindex, err)) < 0)
 		return rc;
+	return netlink_addr_add_index(sk, ifindex, ip, prefix_len, err);
+}
+
+int
+netlink_addr_add_index(struct nl_sock *sk, int ifindex, const char *ip, int prefix_len,
+		       struct herr *err)
+{
+	struct rtnl_addr *addr = NULL;
+	struct nl_addr *local = NULL;
+	char text[64];
+	int rc;
+
 	snprintf(text, sizeof(text), "%s/%d", ip, prefix_len);
 	if ((rc = nl_addr_parse(text, AF_INET, &local)) < 0)
 		return herr_set(err, -EINVAL, "invalid address '%s': %s", text, nl_geterror(rc));
@@ -222,8 +257,8 @@ netlink_addr_add(struct nl_sock *sk, const char *name, const char *ip, int prefi
 	rtnl_addr_put(addr);
 	nl_addr_put(local);
 	if (rc < 0 && nle_errno(rc) != -EEXIST)
-		return herr_set(err, nle_errno(rc), "cannot add address '%s' to '%s': %s", text,
-				name, nl_geterror(rc));
+		return herr_set(err, nle_errno(rc), "cannot add address '%s' to link #%d: %s",
+				text, ifindex, nl_geterror(rc));
 	return 0;
 }
 
@@ -259,13 +294,22 @@ netlink_veth_create(struct nl_sock *sk, const char *name, int master_ifindex,
 int
 netlink_route_default(struct nl_sock *sk, const char *name, const char *gw, struct herr *err)
 {
-	struct rtnl_route *route = NULL;
-	struct rtnl_nexthop *nh = NULL;
-	struct nl_addr *dst = NULL, *via = NULL;
 	int ifindex = 0, rc;
 
 	if ((rc = netlink_link_index(sk, name, &ifindex, err)) < 0)
 		return rc;
+	return netlink_route_default_index(sk, ifindex, gw, err);
+}
+
+int
+netlink_route_default_index(struct nl_sock *sk, int ifindex, const char *gw,
+			    struct herr *err)
+{
+	struct rtnl_route *route = NULL;
+	struct rtnl_nexthop *nh = NULL;
+	struct nl_addr *dst = NULL, *via = NULL;
+	int rc;
+
 	if ((rc = nl_addr_parse(gw, AF_INET, &via)) < 0)
 		return herr_set(err, -EINVAL, "invalid gateway '%s': %s", gw, nl_geterror(rc));
 	if ((rc = nl_addr_parse("0.0.0.0/0", AF_INET, &dst)) < 0) {
@@ -293,8 +337,8 @@ netlink_route_default(struct nl_sock *sk, const char *name, const char *gw, stru
 	nh = NULL; /* owned by the route now */
 	rc = rtnl_route_add(sk, route, NLM_F_REPLACE);
 	if (rc < 0)
-		rc = herr_set(err, nle_errno(rc), "cannot add default route via '%s' on '%s': %s",
-			      gw, name, nl_geterror(rc));
+		rc = herr_set(err, nle_errno(rc), "cannot add default route via '%s' on link #%d: %s",
+			      gw, ifindex, nl_geterror(rc));
 out_put_route:
 	if (nh)
 		rtnl_route_nh_free(nh);

@@ -29,6 +29,13 @@ int netlink_link_set_up(struct nl_sock *sk, const char *name, struct herr *err);
 /* Adds ip/prefix_len (IPv4) to link `name`; an identical address is fine. */
 int netlink_addr_add(struct nl_sock *sk, const char *name, const char *ip, int prefix_len,
 		     struct herr *err);
+/* Up, an address and the default route by link index: one round trip each
+ * (a launch learns eth0's index once instead of once per step). */
+int netlink_link_set_up_index(struct nl_sock *sk, int ifindex, struct herr *err);
+int netlink_addr_add_index(struct nl_sock *sk, int ifindex, const char *ip, int prefix_len,
+			   struct herr *err);
+int netlink_route_default_index(struct nl_sock *sk, int ifindex, const char *gw,
+				struct herr *err);
 /* Creates a veth pair in one request: `name` here, up, enslaved to master_ifindex
  * (0 = none); its peer named `peer`, still down, created directly in the
  * namespace peer_ns_fd refers to (-1 = here). That one message both moves the

@@ -931,6 +931,43 @@ local_net_delete(struct prov *p, const struct prov_net_spec *net, struct herr *e
 	return rc;
 }
 
+/* The bridge's index, making it (up, with the gateway address) only if it is
+ * missing: the controller ensures the network before every launch
+ * (local_net_create), so one lookup is the common case, not three round
+ * trips more per host on the machine-wide rtnl lock. */
+static int
+bridge_index(struct nl_sock *sk, const struct prov_net_spec *net, const char *bridge,
+	     int *ifindex, struct herr *err)
+{
+	struct herr miss = HERR_INIT;
+	int rc;
+
+	if ((rc = netlink_link_index(sk, bridge, ifindex, &miss)) == 0)
+		return 0;
+	if (rc != -ENODEV)
+		return herr_set(err, rc, "%s", miss.msg);
+	if ((rc = net_ensure(sk, net, bridge, err)) < 0)
+		return rc;
+	return netlink_link_index(sk, bridge, ifindex, err);
+}
+
+/* Inside the host's netns: lo and eth0 up, eth0's address, the default
+ * route. A new netns's lo is always index 1 (LOOPBACK_IFINDEX); eth0's
+ * index is looked up once: five round trips, as `ip -batch` makes them. */
+static int
+host_net_setup(struct nl_sock *nsk, const struct host_spec *spec, struct herr *err)
+{
+	int eth0 = 0, rc;
+
+	if ((rc = netlink_link_index(nsk, "eth0", &eth0, err)) < 0 ||
+	    (rc = netlink_link_set_up_index(nsk, 1, err)) < 0 ||
+	    (rc = netlink_link_set_up_index(nsk, eth0, err)) < 0 ||
+	    (rc = netlink_addr_add_index(nsk, eth0, spec->private_ip, spec->net->prefix_len,
+					 err)) < 0)
+		return rc;
+	return netlink_route_default_index(nsk, eth0, spec->net->gateway, err);
+}
+
 static void
 instance_fill(struct prov_instance *out, const struct host_paths *hp, const char *state,
 	      const char *ip, pid_t pid)
@@ -1019,18 +1056,14 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 	 * the veth with its peer created directly inside as eth0, addresses. */
 	if ((rc = netlink_open(&sk, err)) < 0)
 		return rc;
-	if ((rc = net_ensure(sk, spec->net, bridge, err)) < 0 ||
-	    (rc = netlink_link_index(sk, bridge, &bridge_ifindex, err)) < 0)
+	if ((rc = bridge_index(sk, spec->net, bridge, &bridge_ifindex, err)) < 0)
 		goto out_close;
 	if ((rc = netns_create(hp.netns_path, &s.ns_fd, err)) < 0)
 		goto out_close;
 	if ((rc = netlink_veth_create(sk, hp.veth, bridge_ifindex, "eth0", s.ns_fd, err)) < 0)
 		goto out_undo;
 	if ((rc = netlink_open_in_netns(s.ns_fd, &nsk, err)) < 0 ||
-	    (rc = netlink_link_set_up(nsk, "lo", err)) < 0 ||
-	    (rc = netlink_link_set_up(nsk, "eth0", err)) < 0 ||
-	    (rc = netlink_addr_add(nsk, "eth0", spec->private_ip, spec->net->prefix_len, err)) < 0 ||
-	    (rc = netlink_route_default(nsk, "eth0", spec->net->gateway, err)) < 0)
+	    (rc = host_net_setup(nsk, spec, err)) < 0)
 		goto out_undo;
 
 	/* Processes. */
