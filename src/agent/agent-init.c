@@ -63,10 +63,16 @@ init_record_load(struct agent *a, struct init_record *rec)
 }
 
 static void
-init_record_add(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+init_record_add(struct agent *a, bool durable, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
+/* Appends a line; durable: fsync'd before returning. Only the line for
+ * "initializing" is not: lost in a crash, it costs the restarted agent one
+ * more "initializing" report, which the server takes as it takes a retried
+ * one, and any later durable line makes it durable too (one file). A
+ * result or a final state is always fsync'd before the next report. */
 static void
-init_record_add(struct agent *a, const char *fmt, ...)
+init_record_add(struct agent *a, bool durable, const char *fmt, ...)
 {
 	char path[512], line[1024];
 	va_list ap;
@@ -85,7 +91,7 @@ init_record_add(struct agent *a, const char *fmt, ...)
 	line[n++] = '\n';
 	agent_state_path(a, AGENT_DONE_FILE, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, line, (size_t)n) != n || fsync(fd) < 0)
+	if (fd < 0 || write(fd, line, (size_t)n) != n || (durable && fsync(fd) < 0))
 		log_warn("cannot record to '%s': %s", path, strerror(errno));
 	if (fd >= 0)
 		close(fd);
@@ -198,7 +204,7 @@ init_report_state(struct agent *a, const char *state, const char *reason)
 	if (rc == -ECANCELED)
 		return rc;
 	/* a 4xx is final: it was logged, and asking again would not help */
-	init_record_add(a, "state %s", state);
+	init_record_add(a, strcmp(state, "initializing") != 0, "state %s", state);
 	if (reason)
 		log_info("host state: %s (%s)", state, reason);
 	else
@@ -296,9 +302,9 @@ init_run_one(struct agent *a, size_t i, bool *failed, char *reason, size_t reaso
 		return rc;
 	/* a 4xx was logged; the script ran, so it counts as reported either way */
 	if (*failed)
-		init_record_add(a, "result %zu fail %s", i, reason);
+		init_record_add(a, true, "result %zu fail %s", i, reason);
 	else
-		init_record_add(a, "result %zu ok", i);
+		init_record_add(a, true, "result %zu ok", i);
 	return 0;
 }
 
