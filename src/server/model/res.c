@@ -472,13 +472,24 @@ row_write(const struct kind *k, const struct res_row *row, bool open, struct buf
 	return row_write_jansson(k, row, open, b, err);
 }
 
+/* Copies n bytes of s into dst (cut to its size), NUL-terminated: per row
+ * of a list, so no printf. */
+static void
+copy_cut(char *dst, size_t size, const char *s, size_t n)
+{
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+}
+
 static void
 key_of(const struct res_row *row, struct res_key *key)
 {
 	if (key == NULL)
 		return;
-	snprintf(key->scope, sizeof(key->scope), "%.*s", (int)row->scope_len, row->scope);
-	snprintf(key->name, sizeof(key->name), "%.*s", (int)row->name_len, row->name);
+	copy_cut(key->scope, sizeof(key->scope), row->scope, row->scope_len);
+	copy_cut(key->name, sizeof(key->name), row->name, row->name_len);
 }
 
 /* res_write's query: its one row printed from the columns in hand, a
@@ -507,7 +518,7 @@ one_row(const struct store_cols *c, void *arg)
 	v.version = store_col_int(c, 3);
 	v.created_ms = store_col_int(c, 4);
 	v.updated_ms = store_col_int(c, 5);
-	snprintf(x->first_scope, sizeof(x->first_scope), "%.*s", (int)v.scope_len, v.scope);
+	copy_cut(x->first_scope, sizeof(x->first_scope), v.scope, v.scope_len);
 	key_of(&v, x->key);
 	return row_write(x->k, &v, x->open, x->b, x->err);
 }

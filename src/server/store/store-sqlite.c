@@ -557,7 +557,9 @@ sq_column(sqlite3_stmt *s, int i)
 	}
 }
 
-/* Binds params (a JSON array, or NULL) to s's placeholders in order. */
+/* Binds params (a JSON array, or NULL) to s's placeholders in order. Text
+ * is bound without a copy (SQLITE_STATIC): params outlive the statement's
+ * use, every caller resets and clears the bindings before it returns. */
 static void
 sq_bind(sqlite3_stmt *s, json_t *params)
 {
@@ -569,7 +571,7 @@ sq_bind(sqlite3_stmt *s, json_t *params)
 		switch (json_typeof(v)) {
 		case JSON_STRING:
 			sqlite3_bind_text(s, p, json_string_value(v), (int)json_string_length(v),
-					  SQLITE_TRANSIENT);
+					  SQLITE_STATIC);
 			break;
 		case JSON_INTEGER:
 			sqlite3_bind_int64(s, p, (sqlite3_int64)json_integer_value(v));
