@@ -231,8 +231,10 @@ scan_word(struct scan *s, const char *w)
 static bool
 is_reserved(const struct scan *s, const unsigned char *key, size_t n)
 {
+	/* no strlen: a reserved key matches when its n bytes do and it ends there */
 	for (const char *const *r = s->reserved; r && *r; r++)
-		if (strlen(*r) == n && memcmp(*r, key, n) == 0)
+		if ((*r)[0] == (char)key[0] && strncmp(*r, (const char *)key, n) == 0 &&
+		    (*r)[n] == '\0')
 			return true;
 	return false;
 }

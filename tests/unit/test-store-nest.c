@@ -3,7 +3,10 @@
  * model's functions keep their own begin/commit/rollback. An inner commit
  * leaves the work to the outer commit, an inner rollback undoes only the
  * inner part, an outer rollback undoes everything; store_in_tx says where
- * the thread is. On a real SQLite store in a temporary directory. */
+ * the thread is. A read snapshot (store_read_begin/end) sees one committed
+ * state across its queries. On a real SQLite store in a temporary
+ * directory. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -159,6 +162,50 @@ test_vanished(void **state)
 	assert_false(has("vanish"));
 }
 
+/* Another thread's write, on its own connection, committed at once. */
+static void *
+write_elsewhere(void *arg)
+{
+	put(arg);
+	return NULL;
+}
+
+static void
+put_from_thread(const char *k)
+{
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, write_elsewhere, (void *)k), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* The queries between store_read_begin and store_read_end see the state
+ * committed before the first of them, not a commit made in between; after
+ * the end, the next query sees it. Inside a write transaction both do
+ * nothing: the end commits nothing and leaves the depth alone. */
+static void
+test_read_snapshot(void **state)
+{
+	struct herr err = HERR_INIT;
+
+	put_from_thread("snap_before");
+	assert_int_equal(store_read_begin(st, &err), 0);
+	assert_true(has("snap_before"));
+	put_from_thread("snap_during");
+	assert_false(has("snap_during"));   /* the same snapshot */
+	store_read_end(st);
+	assert_true(has("snap_during"));
+	assert_int_equal(store_tx_depth(st), 0);
+
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_read_begin(st, &err), 0);
+	put("snap_in_tx");
+	store_read_end(st);
+	assert_int_equal(store_tx_depth(st), 1);
+	store_rollback(st);
+	assert_false(has("snap_in_tx"));
+}
+
 int
 main(void)
 {
@@ -166,6 +213,7 @@ main(void)
 		cmocka_unit_test(test_nested),
 		cmocka_unit_test(test_batch_depth),
 		cmocka_unit_test(test_vanished),
+		cmocka_unit_test(test_read_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

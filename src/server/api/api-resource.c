@@ -181,15 +181,21 @@ api_res_get(struct req *rq)
 	if (scope == NULL && k->scope == SCOPE_NONE)
 		scope = "";
 	buf_init(&b, ANSWER_MAX_BYTES);
+	/* a group is two reads (its row, its status row): one snapshot, one
+	 * read lock for both */
+	if (k == &kind_group && store_read_begin(rq->srv->store, &err) < 0)
+		return buf_release(&b), reply_err(rq, &err);
 	if (res_write(rq->srv->store, k, scope, req_param(rq, 0), k == &kind_group, &b, &key,
 		      &err) < 0 ||
 	    (k == &kind_group &&   /* unknown is not absent: no status made up */
 	     (group_state_write_status(rq->srv->store, key.scope, key.name, &b, &err) < 0 ||
 	      jsonw_raw(&b, "}", 1) < 0))) {
+		store_read_end(rq->srv->store);
 		buf_release(&b);
 		return err.code ? reply_err(rq, &err)
 				: reply_errf(rq, HERR_TOOBIG, "", "the answer is too large");
 	}
+	store_read_end(rq->srv->store);
 	if (sl && b.len + 1 < GET_CACHE_MAX_BYTES && store_generation() == gen) {
 		pthread_rwlock_wrlock(&get_lock);
 		free(sl->text);

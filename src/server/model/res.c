@@ -370,23 +370,6 @@ struct res_row {
 	int64_t version, created_ms, updated_ms;
 };
 
-static void
-row_of_json(json_t *row, struct res_row *r)
-{
-	json_t *sc = json_object_get(row, "scope"), *nm = json_object_get(row, "name");
-	json_t *sp = json_object_get(row, "spec");
-
-	r->scope = json_is_string(sc) ? json_string_value(sc) : "";
-	r->scope_len = json_string_length(sc);
-	r->name = json_is_string(nm) ? json_string_value(nm) : "";
-	r->name_len = json_string_length(nm);
-	r->spec = json_is_string(sp) ? json_string_value(sp) : "";
-	r->spec_len = json_string_length(sp);
-	r->version = json_integer_value(json_object_get(row, "version"));
-	r->created_ms = json_integer_value(json_object_get(row, "created_ms"));
-	r->updated_ms = json_integer_value(json_object_get(row, "updated_ms"));
-}
-
 /* The jansson path: what res_to_json prints (compact, reals at 15 digits). */
 static int
 row_write_jansson(const struct kind *k, const struct res_row *v, bool open, struct buf *b,
@@ -489,30 +472,93 @@ row_write(const struct kind *k, const struct res_row *row, bool open, struct buf
 	return row_write_jansson(k, row, open, b, err);
 }
 
+/* Copies n bytes of s into dst (cut to its size), NUL-terminated: per row
+ * of a list, so no printf. */
+static void
+copy_cut(char *dst, size_t size, const char *s, size_t n)
+{
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+}
+
 static void
 key_of(const struct res_row *row, struct res_key *key)
 {
 	if (key == NULL)
 		return;
-	snprintf(key->scope, sizeof(key->scope), "%.*s", (int)row->scope_len, row->scope);
-	snprintf(key->name, sizeof(key->name), "%.*s", (int)row->name_len, row->name);
+	copy_cut(key->scope, sizeof(key->scope), row->scope, row->scope_len);
+	copy_cut(key->name, sizeof(key->name), row->name, row->name_len);
+}
+
+/* res_write's query: its one row printed from the columns in hand, a
+ * second one (a name in two scopes) noted and the rest left. */
+struct one_ctx {
+	const struct kind *k;
+	bool open;
+	struct buf *b;
+	struct res_key *key;
+	struct herr *err;
+	int rows;
+	char first_scope[130];   /* the row printed: for the ambiguity message */
+};
+
+static int
+one_row(const struct store_cols *c, void *arg)
+{
+	struct one_ctx *x = arg;
+	struct res_row v;
+
+	if (x->rows++ > 0)
+		return HERR_CONFLICT;   /* stops store_each: ambiguous */
+	v.scope = store_col_text(c, 0, &v.scope_len);
+	v.name = store_col_text(c, 1, &v.name_len);
+	v.spec = store_col_text(c, 2, &v.spec_len);
+	v.version = store_col_int(c, 3);
+	v.created_ms = store_col_int(c, 4);
+	v.updated_ms = store_col_int(c, 5);
+	copy_cut(x->first_scope, sizeof(x->first_scope), v.scope, v.scope_len);
+	key_of(&v, x->key);
+	return row_write(x->k, &v, x->open, x->b, x->err);
 }
 
 int
 res_write(struct store *st, const struct kind *k, const char *scope, const char *name,
 	  bool open, struct buf *b, struct res_key *key, struct herr *err)
 {
-	json_t *row = scope ? res_get_row(st, k, scope, name, err) : res_find_row(st, k, name, err);
-	struct res_row v;
+	struct one_ctx x = { .k = k, .open = open, .b = b, .key = key, .err = err };
+	const char *slash = strrchr(name, '/');
+	char sbuf[130];
 	int rc;
 
-	if (row == NULL)
-		return err->code;
-	row_of_json(row, &v);
-	key_of(&v, key);
-	rc = row_write(k, &v, open, b, err);
-	json_decref(row);
-	return rc;
+	if (scope == NULL && slash && k->scope != SCOPE_NONE) {
+		/* SCOPE/NAME: as res_find_row */
+		snprintf(sbuf, sizeof(sbuf), "%.*s", (int)(slash - name), name);
+		scope = sbuf;
+		name = slash + 1;
+	}
+	if (scope)
+		rc = store_each(st, err, one_row, &x,
+				"SELECT scope, name, spec, version, created_ms, updated_ms"
+				" FROM resources WHERE kind = ? AND scope = ? AND name = ?",
+				"[sss]", k->name, scope, name);
+	else
+		rc = store_each(st, err, one_row, &x,
+				"SELECT scope, name, spec, version, created_ms, updated_ms"
+				" FROM resources WHERE kind = ? AND name = ? ORDER BY scope LIMIT 2",
+				"[ss]", k->name, name);
+	if (rc == HERR_CONFLICT && x.rows > 1)
+		return herr_set(err, HERR_CONFLICT,
+				"%s name '%s' is ambiguous: give it as SCOPE/%s (e.g. '%s/%s')",
+				k->name, name, name, x.first_scope, name);
+	if (rc < 0)
+		return err->code ? err->code : herr_set(err, rc, "%s is too large", k->name);
+	if (x.rows == 0)
+		return scope ? herr_set(err, HERR_NOTFOUND, "no %s named '%s%s%s'", k->name,
+					*scope ? scope : "", *scope ? "/" : "", name)
+			     : herr_set(err, HERR_NOTFOUND, "no %s named '%s'", k->name, name);
+	return 0;
 }
 
 struct list_ctx {

@@ -29,6 +29,7 @@ struct sq_conn {
 	sqlite3_stmt *stmt[SQ_CACHE];
 	int next;                          /* round-robin eviction */
 	int in_tx;                         /* depth: >1 = nested (savepoints) */
+	bool in_read;                      /* inside sq_read_begin's BEGIN */
 	struct sq_conn *all_next;          /* every connection, for close */
 };
 
@@ -492,6 +493,54 @@ sq_prepare(struct sq_conn *c, const char *sql, struct herr *err)
 	return s;
 }
 
+/* One step of a cached statement that returns no row (BEGIN, COMMIT). */
+static int
+sq_step_once(struct sq_conn *c, const char *sql, struct herr *err)
+{
+	sqlite3_stmt *s = sq_prepare(c, sql, err);
+	int rc;
+
+	if (s == NULL)
+		return err->code;
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return herr_set(err, HERR_STORE, "store: %s", sqlite3_errmsg(c->db));
+	return 0;
+}
+
+/* A deferred BEGIN: the first query takes the read lock (WAL: one read
+ * mark, one round of fcntl locks), the others share its snapshot, COMMIT
+ * drops it. Inside a write transaction the reads already share one. */
+static int
+sq_read_begin(struct store *st, struct herr *err)
+{
+	struct sq_conn *c = sq_conn(st, err);
+
+	if (c == NULL)
+		return err->code;
+	if (c->in_tx || c->in_read)
+		return 0;
+	if (sq_step_once(c, "BEGIN", err) < 0)
+		return err->code;
+	c->in_read = true;
+	return 0;
+}
+
+static void
+sq_read_end(struct store *st)
+{
+	struct sq_conn *c = sq_conn(st, NULL);
+	struct herr e = HERR_INIT;
+
+	if (c == NULL || !c->in_read)
+		return;
+	c->in_read = false;
+	if (!sqlite3_get_autocommit(c->db) && sq_step_once(c, "COMMIT", &e) < 0 &&
+	    !sqlite3_get_autocommit(c->db))
+		sq_simple(st, "ROLLBACK", NULL);
+}
+
 static json_t *
 sq_column(sqlite3_stmt *s, int i)
 {
@@ -508,7 +557,9 @@ sq_column(sqlite3_stmt *s, int i)
 	}
 }
 
-/* Binds params (a JSON array, or NULL) to s's placeholders in order. */
+/* Binds params (a JSON array, or NULL) to s's placeholders in order. Text
+ * is bound without a copy (SQLITE_STATIC): params outlive the statement's
+ * use, every caller resets and clears the bindings before it returns. */
 static void
 sq_bind(sqlite3_stmt *s, json_t *params)
 {
@@ -520,7 +571,7 @@ sq_bind(sqlite3_stmt *s, json_t *params)
 		switch (json_typeof(v)) {
 		case JSON_STRING:
 			sqlite3_bind_text(s, p, json_string_value(v), (int)json_string_length(v),
-					  SQLITE_TRANSIENT);
+					  SQLITE_STATIC);
 			break;
 		case JSON_INTEGER:
 			sqlite3_bind_int64(s, p, (sqlite3_int64)json_integer_value(v));
@@ -673,6 +724,8 @@ const struct store_ops store_sqlite_ops = {
 	.rollback = sq_rollback,
 	.in_tx = sq_in_tx,
 	.tx_depth = sq_tx_depth,
+	.read_begin = sq_read_begin,
+	.read_end = sq_read_end,
 	.exec = sq_exec,
 	.each = sq_each,
 	.col_text = sq_col_text,

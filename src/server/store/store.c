@@ -94,6 +94,19 @@ store_vq(struct store *st, json_t **rows, int64_t *changes, struct herr *err, co
 }
 
 int
+store_read_begin(struct store *st, struct herr *err)
+{
+	return st->ops->read_begin ? st->ops->read_begin(st, err) : 0;
+}
+
+void
+store_read_end(struct store *st)
+{
+	if (st->ops->read_end)
+		st->ops->read_end(st);
+}
+
+int
 store_q(struct store *st, json_t **rows, int64_t *changes, struct herr *err, const char *sql,
 	const char *fmt, ...)
 {

@@ -33,6 +33,10 @@ struct store_ops {
 	bool (*in_tx)(struct store *st);
 	/* How deep: 0 outside, 1 in a transaction, more in savepoints. */
 	int (*tx_depth)(struct store *st);
+	/* A read snapshot for several queries (optional: without it each
+	 * query reads alone). Nothing inside a transaction. */
+	int (*read_begin)(struct store *st, struct herr *err);
+	void (*read_end)(struct store *st);
 	/* Runs one statement. params: JSON array (string, integer, real, true,
 	 * false, null) or NULL. rows (optional): set to an owned array of
 	 * objects keyed by column name. changes (optional): rows changed.
@@ -77,6 +81,14 @@ bool store_in_tx(struct store *st);
  * 2+ in savepoints. A transaction the database rolled back by itself (an
  * I/O error, a full disk) counts as none: 0. */
 int store_tx_depth(struct store *st);
+
+/* Several reads that see one snapshot, at the cost of one read lock
+ * instead of one per query (a GET answered from two queries): the calling
+ * thread's queries between the two see the same committed state. For reads
+ * only; inside a transaction both do nothing. store_read_begin returns 0 or
+ * a store error; store_read_end may be called after a failed begin. */
+int store_read_begin(struct store *st, struct herr *err);
+void store_read_end(struct store *st);
 
 /* Runs sql with params packed by json_pack(fmt, ...) ("[ssI]"; fmt may be
  * NULL for none). *rows (if rows != NULL) gets the result rows (owned). */
