@@ -4,7 +4,8 @@
  * leaves the work to the outer commit, an inner rollback undoes only the
  * inner part, an outer rollback undoes everything; store_in_tx says where
  * the thread is. A read snapshot (store_read_begin/end) sees one committed
- * state across its queries. On a real SQLite store in a temporary
+ * state across its queries. A write that meets another connection's
+ * transaction is woken by its end. On a real SQLite store in a temporary
  * directory. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -206,6 +207,50 @@ test_read_snapshot(void **state)
 	assert_false(has("snap_in_tx"));
 }
 
+/* A write that waits for another connection's transaction on its own
+ * connection (returns its status through arg). */
+static void *
+put_waiting(void *arg)
+{
+	struct herr err = HERR_INIT;
+
+	*(int *)arg = store_meta_set(st, "lock_waiter", "v", &err);
+	return NULL;
+}
+
+/* A write that meets another connection's open transaction waits, and is
+ * woken by its commit: with the longest wait without a wake-up made longer
+ * than the busy timeout itself, it could only have gone through by being
+ * woken (SQLite's own handler looked again after 1..100 ms sleeps, so a
+ * commit was seen up to 100 ms late). */
+static void
+test_lock_wakeup(void **state)
+{
+	struct store_lock_stats before, during, after;
+	struct herr err = HERR_INIT;
+	pthread_t t;
+	int rc = 99;
+
+	store_lock_stats(st, &before, 60000);
+	assert_int_equal(store_begin(st, &err), 0);
+	put("lock_holder");
+	assert_int_equal(pthread_create(&t, NULL, put_waiting, &rc), 0);
+	for (int i = 0; i < 10000; i++) {   /* bounded: 10 s */
+		store_lock_stats(st, &during, 0);
+		if (during.waits > before.waits)
+			break;
+		usleep(1000);
+	}
+	assert_true(during.waits > before.waits);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	store_lock_stats(st, &after, 5);
+	assert_int_equal(rc, 0);
+	assert_true(has("lock_waiter"));
+	assert_true(has("lock_holder"));
+	assert_true(after.woken > before.woken);
+}
+
 int
 main(void)
 {
@@ -214,6 +259,7 @@ main(void)
 		cmocka_unit_test(test_batch_depth),
 		cmocka_unit_test(test_vanished),
 		cmocka_unit_test(test_read_snapshot),
+		cmocka_unit_test(test_lock_wakeup),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,7 +1,7 @@
 /* store-sqlite.c - the SQLite backend of the store: WAL, synchronous=FULL
  * (an acknowledged write survives kill -9 and power loss), foreign keys, a
- * busy timeout, one connection per thread with a small prepared-statement
- * cache, and versioned migrations. The database and its -wal and -shm hold
+ * busy wait that is woken by the commit it waits for, one connection per
+ * thread with a small prepared-statement cache, and versioned migrations. The database and its -wal and -shm hold
  * token hashes, host credentials' hashes and run parameters: they are 0600
  * whatever the umask and the directory's mode. */
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -20,6 +21,13 @@
 #include "xalloc.h"
 
 #define SQ_CACHE 48
+/* How long a statement waits for another connection's write lock before
+ * it fails with "database is locked" (SQLite's busy timeout, as before). */
+#define SQ_BUSY_TIMEOUT_MS 10000
+/* The longest one wait for it lasts without a wake-up: a holder in this
+ * process wakes the waiters when it commits or rolls back (sq_released);
+ * one in another process (sqlite3, a backup) is only seen by looking again. */
+#define SQ_BUSY_POLL_MS 5
 
 extern const struct store_ops store_sqlite_ops;
 
@@ -30,7 +38,23 @@ struct sq_conn {
 	int next;                          /* round-robin eviction */
 	int in_tx;                         /* depth: >1 = nested (savepoints) */
 	bool in_read;                      /* inside sq_read_begin's BEGIN */
+	struct sq *q;                      /* its store, for the busy handler */
+	int64_t busy_since_ms;             /* when the current wait began */
 	struct sq_conn *all_next;          /* every connection, for close */
+};
+
+/* SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between looks at
+ * a lock that is usually free again within a millisecond: a commit of the
+ * writer thread behind a launch worker's commit slept ~10 ms a time (issue
+ * 15, docs/scale.md "Launching hosts"). Here a waiter sleeps on a condition
+ * that every end of a transaction in this process signals. */
+struct sq_busy {
+	pthread_mutex_t lock;
+	pthread_cond_t done;               /* a transaction ended: look again */
+	uint64_t epoch;                    /* ends seen; guarded by lock */
+	unsigned waiters;                  /* read unlocked by sq_released */
+	unsigned poll_ms;                  /* the longest single wait */
+	uint64_t waits, woken;             /* statistics (store_lock_stats) */
 };
 
 struct sq {
@@ -38,6 +62,7 @@ struct sq {
 	pthread_key_t key;
 	pthread_mutex_t lock;              /* guards all */
 	struct sq_conn *all;
+	struct sq_busy busy;
 };
 
 /* Versioned schema. Append only: a released migration is never edited. */
@@ -250,6 +275,73 @@ sq_conn_free(struct sq_conn *c)
 	free(c);
 }
 
+static int64_t
+sq_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* SQLite's busy handler: 0 = give up (SQLITE_BUSY), 1 = try again. Waits
+ * until a transaction of this process ends or poll_ms pass, whichever is
+ * first, for at most SQ_BUSY_TIMEOUT_MS in all. A wake-up that came between
+ * SQLite's failed try and this wait is missed: it costs one poll_ms. */
+static int
+sq_busy(void *arg, int count)
+{
+	struct sq_conn *c = arg;
+	struct sq_busy *b = &c->q->busy;
+	int64_t now = sq_mono_ms(), left, step;
+	struct timespec until;
+	uint64_t epoch;
+	bool woken = false;
+
+	if (count == 0)
+		c->busy_since_ms = now;
+	left = SQ_BUSY_TIMEOUT_MS - (now - c->busy_since_ms);
+	if (left <= 0)
+		return 0;
+	pthread_mutex_lock(&b->lock);
+	step = b->poll_ms < left ? (int64_t)b->poll_ms : left;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += step / 1000;
+	until.tv_nsec += (step % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	epoch = b->epoch;
+	b->waits++;
+	__atomic_add_fetch(&b->waiters, 1, __ATOMIC_SEQ_CST);
+	while (b->epoch == epoch)
+		if (pthread_cond_timedwait(&b->done, &b->lock, &until) != 0)
+			break;
+	woken = b->epoch != epoch;
+	if (woken)
+		b->woken++;
+	__atomic_sub_fetch(&b->waiters, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&b->lock);
+	return 1;
+}
+
+/* After a statement of c: if it left c outside any transaction, whatever
+ * lock c held is free now; wake the connections waiting for one. */
+static void
+sq_released(struct sq_conn *c)
+{
+	struct sq_busy *b = &c->q->busy;
+
+	if (__atomic_load_n(&b->waiters, __ATOMIC_SEQ_CST) == 0 ||
+	    !sqlite3_get_autocommit(c->db))
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->epoch++;
+	pthread_cond_broadcast(&b->done);
+	pthread_mutex_unlock(&b->lock);
+}
+
 static struct sq_conn *
 sq_conn(struct store *st, struct herr *err)
 {
@@ -260,6 +352,7 @@ sq_conn(struct store *st, struct herr *err)
 	if (c)
 		return c;
 	c = xcalloc(1, sizeof(*c));
+	c->q = q;
 	if (sqlite3_open_v2(q->path, &c->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
@@ -269,7 +362,7 @@ sq_conn(struct store *st, struct herr *err)
 		free(c);
 		return NULL;
 	}
-	sqlite3_busy_timeout(c->db, 10000);
+	sqlite3_busy_handler(c->db, sq_busy, c);
 	if (sqlite3_exec(c->db,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
 			 NULL, NULL, &msg) != SQLITE_OK) {
@@ -339,6 +432,16 @@ sq_open(struct store *st, const char *path, struct herr *err)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	pthread_key_create(&q->key, NULL);
 	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutex_init(&q->busy.lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&q->busy.done, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	q->busy.poll_ms = SQ_BUSY_POLL_MS;
 	st->priv = q;
 	if (sq_conn(st, err) == NULL) {
 		pthread_key_delete(q->key);
@@ -382,8 +485,10 @@ sq_simple(struct store *st, const char *sql, struct herr *err)
 	if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		herr_set(err, HERR_STORE, "store: %s", msg ? msg : "error");
 		sqlite3_free(msg);
+		sq_released(c);
 		return err->code;
 	}
+	sq_released(c);
 	return 0;
 }
 
@@ -504,6 +609,7 @@ sq_step_once(struct sq_conn *c, const char *sql, struct herr *err)
 		return err->code;
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
+	sq_released(c);
 	if (rc != SQLITE_DONE)
 		return herr_set(err, HERR_STORE, "store: %s", sqlite3_errmsg(c->db));
 	return 0;
@@ -625,6 +731,7 @@ sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_
 			herr_set(err, HERR_STORE, "store: %s", sqlite3_errmsg(c->db));
 		sqlite3_reset(s);
 		sqlite3_clear_bindings(s);
+		sq_released(c);
 		json_decref(out);
 		return err->code;
 	}
@@ -634,6 +741,7 @@ sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_
 		*changes = sqlite3_changes64(c->db);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
+	sq_released(c);
 	if (rows)
 		*rows = out;
 	return 0;
@@ -711,7 +819,21 @@ sq_each(struct store *st, const char *sql, json_t *params, store_row_fn fn, void
 		frc = herr_set(err, HERR_STORE, "store: %s", sqlite3_errmsg(c->db));
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
+	sq_released(c);
 	return frc;
+}
+
+static void
+sq_lock_stats(struct store *st, struct store_lock_stats *out, unsigned poll_ms)
+{
+	struct sq_busy *b = &((struct sq *)st->priv)->busy;
+
+	pthread_mutex_lock(&b->lock);
+	out->waits = b->waits;
+	out->woken = b->woken;
+	if (poll_ms)
+		b->poll_ms = poll_ms;
+	pthread_mutex_unlock(&b->lock);
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -730,4 +852,5 @@ const struct store_ops store_sqlite_ops = {
 	.each = sq_each,
 	.col_text = sq_col_text,
 	.col_int = sq_col_int,
+	.lock_stats = sq_lock_stats,
 };

@@ -207,3 +207,11 @@ store_meta_set(struct store *st, const char *key, const char *value, struct herr
 			     "[ss]", key, value);
 	return rc;
 }
+
+void
+store_lock_stats(struct store *st, struct store_lock_stats *out, unsigned poll_ms)
+{
+	out->waits = out->woken = 0;
+	if (st->ops->lock_stats)
+		st->ops->lock_stats(st, out, poll_ms);
+}

@@ -17,6 +17,14 @@
 struct store;
 struct store_cols;
 
+/* How often a statement waited for another connection's write lock, and
+ * how many of those waits a transaction of this process ended (the others
+ * looked again after a poll: a holder in another process, or a missed
+ * wake-up). */
+struct store_lock_stats {
+	uint64_t waits, woken;
+};
+
 /* Called by store_each for each row; a value below 0 stops it (returned). */
 typedef int (*store_row_fn)(const struct store_cols *c, void *arg);
 
@@ -50,6 +58,9 @@ struct store_ops {
 	/* A column of the row in hand: text ("" for NULL; *len its bytes), integer. */
 	const char *(*col_text)(const struct store_cols *c, int i, size_t *len);
 	int64_t (*col_int)(const struct store_cols *c, int i);
+	/* Optional: the lock-wait statistics; poll_ms > 0 also sets the
+	 * longest single wait (tests make it long to see the wake-ups). */
+	void (*lock_stats)(struct store *st, struct store_lock_stats *out, unsigned poll_ms);
 };
 
 /* The row in hand during a store_each callback; read it with store_col_*. */
@@ -108,6 +119,10 @@ json_t *store_row(struct store *st, struct herr *err, const char *sql, const cha
  * current. For caches of query results. */
 uint64_t store_generation(void);
 void store_generation_bump(void);
+
+/* Lock-wait statistics (zeros for a backend without them); poll_ms > 0
+ * sets the longest single wait without a wake-up (for tests; 0 keeps it). */
+void store_lock_stats(struct store *st, struct store_lock_stats *out, unsigned poll_ms);
 
 /* Small key/value settings (instance id, ...). Owned string or NULL. */
 char *store_meta_get(struct store *st, const char *key);
