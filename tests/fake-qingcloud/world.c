@@ -3,8 +3,11 @@
  * JSON document ({"instances":[…],"jobs":[…],"tags":[…],"vxnets":[…],
  * "routers":[…],"router_statics":[…],"eips":[…],"loadbalancers":[…],
  * "lb_listeners":[…],"lb_backends":[…]}) under a mutex, saved to
- * STATE_DIR/world.json (write to a temporary file, then rename) whenever it
- * changes, so a restarted fake keeps its world. Time is passed in:
+ * STATE_DIR/world.json (write to a temporary file, then rename) by the
+ * ticker when it has changed, at most once per save_gap() (1 s, or 10 x the
+ * last save when the world is large: the serialisation holds the mutex, the
+ * write does not) and on shutdown, so a restarted fake keeps its world and a
+ * kill -9 loses at most the changes of that gap. Time is passed in:
  * world_tick(now_ms) is the whole state machine. Load balancers and router
  * rules change what forwards only when an UpdateLoadBalancers/UpdateRouters
  * job ends (lb_apply, router_apply → real_apply → lb.c).
@@ -37,7 +40,12 @@ struct world {
 	json_t *hapids; /* loadbalancer/router id → pid of its haproxy (netns; memory only) */
 	char path[4096];
 	bool dirty;
+	int64_t saved_ms;   /* when the last save began (ticker's clock) */
+	int64_t save_cost_ms; /* how long it took */
 };
+
+#define SAVE_GAP_MIN_MS 1000 /* the least time between two saves */
+#define SAVE_COST_SHARE 10   /* and at least this many times the last save's cost */
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -698,12 +706,19 @@ act_describe_instances(struct world *w, const struct fqc_req *r, int64_t now, js
 		if (!search_ok(word, id, sget(inst, "instance_name")) ||
 		    !tag_filter_ok(w, tags, id))
 			continue;
-		json_array_append_new(all, instance_view(w, inst, verbose && verbose[0] == '1'));
+		json_array_append(all, inst);
 	}
 	json_decref(ids);
 	json_decref(st);
 	json_decref(tags);
-	return page(r, all, "instance_set", resp);
+	if (page(r, all, "instance_set", resp) != 0)
+		return FQC_ERR_PARAM;
+	/* the views of the page only: a view reads every tag pair (tags_of), so
+	 * viewing every match for a page of 100 made a listing O(N^2) */
+	json_array_foreach(json_object_get(resp, "instance_set"), i, inst)
+		json_array_set_new(json_object_get(resp, "instance_set"), i,
+				   instance_view(w, inst, verbose && verbose[0] == '1'));
+	return 0;
 }
 
 static int
@@ -3199,16 +3214,56 @@ world_call(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
 
 /* --- time and persistence ---------------------------------------------------- */
 
+/* The world as text (compact, sorted keys); called with the mutex held.
+ * NULL when out of memory. */
+static char *
+snapshot(struct world *w)
+{
+	char *text = json_dumps(w->root, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (text != NULL)
+		w->dirty = false;
+	return text;
+}
+
+/* Writes text to world.json (a temporary file, then rename); no mutex needed:
+ * only the ticker, or shutdown after the ticker ended, writes. */
 static void
-save(struct world *w)
+write_world(const char *path, const char *text)
 {
 	char tmp[4200];
+	FILE *f;
+	bool ok;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", w->path);
-	if (json_dump_file(w->root, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) != 0 ||
-	    rename(tmp, w->path) != 0)
-		fprintf(stderr, "fake-qingcloud: cannot save '%s': %s\n", w->path, strerror(errno));
-	w->dirty = false;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	ok = f != NULL && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+	if (f != NULL && fclose(f) != 0)
+		ok = false;
+	if (!ok || rename(tmp, path) != 0)
+		fprintf(stderr, "fake-qingcloud: cannot save '%s': %s\n", path, strerror(errno));
+}
+
+/* The ticker's clock (main.c's now_ms()): what a save cost. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Saving is O(world): it is spaced so that it takes at most 1/SAVE_COST_SHARE
+ * of the time, and never more often than every SAVE_GAP_MIN_MS. */
+static int64_t
+save_gap(const struct world *w)
+{
+	int64_t gap = w->save_cost_ms > INT64_MAX / SAVE_COST_SHARE
+			      ? INT64_MAX
+			      : w->save_cost_ms * SAVE_COST_SHARE;
+
+	return gap > SAVE_GAP_MIN_MS ? gap : SAVE_GAP_MIN_MS;
 }
 
 static void
@@ -3321,8 +3376,17 @@ world_tick(struct world *w, int64_t now)
 			w->dirty = true;
 		}
 	}
-	if (w->dirty)
-		save(w);
+	if (w->dirty && (w->saved_ms == 0 || now - w->saved_ms >= save_gap(w))) {
+		char *text = snapshot(w);
+
+		pthread_mutex_unlock(&w->lock);
+		w->saved_ms = now;
+		if (text != NULL)
+			write_world(w->path, text);
+		free(text);
+		w->save_cost_ms = wall_ms() - now;
+		return;
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -3415,7 +3479,13 @@ world_shutdown(struct world *w)
 		json_array_foreach(json_object_get(w->root, "vxnets"), i, o)
 			inst_bridge_remove(w->cfg, sget(o, "vxnet_id"));
 	}
-	save(w);
+	{
+		char *text = snapshot(w);
+
+		if (text != NULL)
+			write_world(w->path, text);
+		free(text);
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
