@@ -639,8 +639,30 @@ out:
 	return code;
 }
 
+/* The full tags (as tags_of(…, true)) of every resource named in ids, an
+ * object id → array: one pass over the tag pairs for a whole page of
+ * resources, not one per resource. */
 static json_t *
-instance_view(struct world *w, json_t *inst, bool verbose)
+tags_of_all(struct world *w, json_t *ids)
+{
+	json_t *out = json_object(), *t, *p, *v;
+	size_t i, j;
+
+	json_array_foreach(ids, i, v)
+		json_object_set_new(out, json_string_value(v), json_array());
+	json_array_foreach(json_object_get(w->root, "tags"), i, t)
+		json_array_foreach(json_object_get(t, "pairs"), j, p)
+			if ((v = json_object_get(out, sget(p, "resource_id"))) != NULL)
+				json_array_append_new(v, json_pack("{s:s, s:s, s:s}", "tag_id",
+								   sget(t, "tag_id"), "tag_name",
+								   sget(t, "tag_name"), "color",
+								   sget(t, "color")));
+	return out;
+}
+
+/* tags: the instance's tags (tags_of_all), a reference taken. */
+static json_t *
+instance_view(struct world *w, json_t *inst, json_t *tags, bool verbose)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:s}",
 			      "instance_id", sget(inst, "instance_id"), "instance_name",
@@ -655,7 +677,7 @@ instance_view(struct world *w, json_t *inst, bool verbose)
 			      sget(inst, "hostname"));
 
 	json_object_set(o, "vxnets", json_object_get(inst, "vxnets"));
-	json_object_set_new(o, "tags", tags_of(w, sget(inst, "instance_id"), true));
+	json_object_set_new(o, "tags", tags != NULL ? tags : json_array());
 	json_object_set_new(o, "keypair_ids", json_array());
 	if (sget(inst, "login_keypair")[0] != '\0')
 		json_array_append_new(json_object_get(o, "keypair_ids"),
@@ -686,6 +708,29 @@ page(const struct fqc_req *r, json_t *all, const char *set_name, json_t *resp)
 	return 0;
 }
 
+/* Replaces the instances of a page (set) by their views, the tags of all
+ * in one pass over the tag pairs: viewing every match of a listing, each
+ * view reading every pair, made a listing O(N^2). */
+static int
+view_page(struct world *w, json_t *set, bool verbose)
+{
+	json_t *ids = json_array(), *tagmap, *inst;
+	size_t i;
+
+	json_array_foreach(set, i, inst)
+		json_array_append_new(ids, json_string(sget(inst, "instance_id")));
+	tagmap = tags_of_all(w, ids);
+	json_array_foreach(set, i, inst)
+		json_array_set_new(
+			set, i,
+			instance_view(w, inst,
+				      json_incref(json_object_get(tagmap, sget(inst, "instance_id"))),
+				      verbose));
+	json_decref(tagmap);
+	json_decref(ids);
+	return 0;
+}
+
 static int
 act_describe_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
 {
@@ -713,12 +758,7 @@ act_describe_instances(struct world *w, const struct fqc_req *r, int64_t now, js
 	json_decref(tags);
 	if (page(r, all, "instance_set", resp) != 0)
 		return FQC_ERR_PARAM;
-	/* the views of the page only: a view reads every tag pair (tags_of), so
-	 * viewing every match for a page of 100 made a listing O(N^2) */
-	json_array_foreach(json_object_get(resp, "instance_set"), i, inst)
-		json_array_set_new(json_object_get(resp, "instance_set"), i,
-				   instance_view(w, inst, verbose && verbose[0] == '1'));
-	return 0;
+	return view_page(w, json_object_get(resp, "instance_set"), verbose && verbose[0] == '1');
 }
 
 static int
