@@ -50,6 +50,11 @@
 #define ORPHAN_GRACE_MS (60LL * 1000)
 #define ORPHAN_SWEEP_MS (5LL * 1000)    /* listing every provider on every pass
 					   (each agent report kicks one) is waste */
+#define ORPHAN_SWEEP_SHARE 10          /* and at least this many times the last
+					   sweep's time: a sweep lists every instance
+					   (100 a call on QingCloud) on the controller
+					   thread, so at 10,000 hosts it would take
+					   the thread over and spend API calls */
 #define DEFAULT_KEEP_FAILED_MS (10LL * 60 * 1000)
 #define BACKOFF_BASE_MS 1000LL            /* after the first failure; doubles */
 #define BACKOFF_MAX_MS (5LL * 60 * 1000)
@@ -73,6 +78,7 @@ struct ctl {
 	int naccts;
 	int64_t orphan_seen_ms;      /* when orphans were first seen */
 	int64_t swept_ms;            /* last orphan sweep */
+	int64_t sweep_cost_ms;       /* how long it took */
 	pthread_mutex_t lock;        /* held by the controller thread during a pass */
 	struct launcher *launcher;   /* provider half of launches; NULL: inline (teardown) */
 	bool resolved_launching;
@@ -816,6 +822,18 @@ resolve_launching(struct ctl *c)
 	free(hosts);
 }
 
+/* Time between two orphan sweeps: ORPHAN_SWEEP_MS, or ORPHAN_SWEEP_SHARE
+ * times what the last one took when that is longer (a sweep is O(instances)). */
+static int64_t
+sweep_gap(const struct ctl *c)
+{
+	int64_t g = c->sweep_cost_ms > INT64_MAX / ORPHAN_SWEEP_SHARE
+			    ? INT64_MAX
+			    : c->sweep_cost_ms * ORPHAN_SWEEP_SHARE;
+
+	return g > ORPHAN_SWEEP_MS ? g : ORPHAN_SWEEP_MS;
+}
+
 /* Provider hosts carrying our tag that the store does not know as live, or
  * that are not the instance it recorded for a live host. */
 static void
@@ -1211,8 +1229,11 @@ reconcile_once(struct ctl *c)
 	ip_maps_end_pass(c);
 	net_gone_pass(c);
 	net_sync_pass(c);
-	if (now - c->swept_ms >= ORPHAN_SWEEP_MS) {
+	if (now - c->swept_ms >= sweep_gap(c)) {
+		int64_t t0 = mono_ms();
+
 		sweep_orphans(c);
+		c->sweep_cost_ms = mono_ms() - t0;
 		c->swept_ms = now;
 	}
 	retain_pass(s, now);     /* at most once a minute: ctl/retain.c */
