@@ -38,6 +38,8 @@ struct world {
 	json_t *root;
 	json_t *pids;   /* instance_id → pid of the instance's init (netns; memory only) */
 	json_t *hapids; /* loadbalancer/router id → pid of its haproxy (netns; memory only) */
+	json_t *tagidx; /* resource id → {tag_id: true} of its pairs (memory only; may
+			   name deleted tags: readers go through "tags") */
 	char path[4096];
 	bool dirty;
 	int64_t saved_ms;   /* when the last save began (ticker's clock) */
@@ -645,19 +647,36 @@ out:
 static json_t *
 tags_of_all(struct world *w, json_t *ids)
 {
-	json_t *out = json_object(), *t, *p, *v;
+	json_t *out = json_object(), *t, *v, *has, *a;
 	size_t i, j;
 
-	json_array_foreach(ids, i, v)
-		json_object_set_new(out, json_string_value(v), json_array());
-	json_array_foreach(json_object_get(w->root, "tags"), i, t)
-		json_array_foreach(json_object_get(t, "pairs"), j, p)
-			if ((v = json_object_get(out, sget(p, "resource_id"))) != NULL)
-				json_array_append_new(v, json_pack("{s:s, s:s, s:s}", "tag_id",
+	json_array_foreach(ids, i, v) {
+		json_object_set_new(out, json_string_value(v), a = json_array());
+		if ((has = json_object_get(w->tagidx, json_string_value(v))) == NULL)
+			continue;
+		/* the order of tags_of: the tags' order */
+		json_array_foreach(json_object_get(w->root, "tags"), j, t)
+			if (json_object_get(has, sget(t, "tag_id")) != NULL)
+				json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "tag_id",
 								   sget(t, "tag_id"), "tag_name",
 								   sget(t, "tag_name"), "color",
 								   sget(t, "color")));
+	}
 	return out;
+}
+
+/* The index of pairs (w->tagidx): tag tid is attached to resource rid. */
+static void
+tagidx_set(struct world *w, const char *rid, const char *tid, bool on)
+{
+	json_t *has = json_object_get(w->tagidx, rid);
+
+	if (on && has == NULL)
+		json_object_set_new(w->tagidx, rid, has = json_object());
+	if (on)
+		json_object_set_new(has, tid, json_true());
+	else if (has != NULL)
+		json_object_del(has, tid);
 }
 
 /* tags: the instance's tags (tags_of_all), a reference taken. */
@@ -925,17 +944,19 @@ act_attach_detach(struct world *w, const struct fqc_req *r, bool attach, json_t 
 			return fail(resp, FQC_ERR_NOT_FOUND,
 				    "ResourceNotFound, resource [%s] not found", rid);
 		pairs = json_object_get(t, "pairs");
-		json_array_foreach(pairs, i, p)
-			if (strcmp(sget(p, "resource_id"), rid) == 0) {
-				have = true;
-				if (!attach) {
+		/* attach: the index says whether the pair is there (a tag on every
+		 * instance has N pairs: no scan per call) */
+		have = json_object_get(json_object_get(w->tagidx, rid), tid) != NULL;
+		if (!attach && have)
+			json_array_foreach(pairs, i, p)
+				if (strcmp(sget(p, "resource_id"), rid) == 0) {
 					json_array_remove(pairs, i);
 					break;
 				}
-			}
 		if (attach && !have)
 			json_array_append_new(pairs, json_pack("{s:s, s:s}", "resource_id", rid,
 							       "resource_type", rtype));
+		tagidx_set(w, rid, tid, attach);
 	}
 	if (found == 0)
 		return fail(resp, FQC_ERR_PARAM,
@@ -3462,6 +3483,14 @@ world_new(const struct fqc_config *cfg, char *err, size_t errlen)
 	for (i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
 		if (!json_is_array(json_object_get(w->root, arrays[i])))
 			json_object_set_new(w->root, arrays[i], json_array());
+	w->tagidx = json_object();
+	json_array_foreach(json_object_get(w->root, "tags"), i, o) {
+		json_t *p;
+		size_t j;
+
+		json_array_foreach(json_object_get(o, "pairs"), j, p)
+			tagidx_set(w, sget(p, "resource_id"), sget(o, "tag_id"), true);
+	}
 	/* a restarted fake boots its running instances again, as a host reboot would */
 	if (cfg->netns) {
 		json_array_foreach(json_object_get(w->root, "vxnets"), i, o)
@@ -3535,6 +3564,7 @@ world_free(struct world *w)
 	json_decref(w->root);
 	json_decref(w->pids);
 	json_decref(w->hapids);
+	json_decref(w->tagidx);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
