@@ -10,10 +10,11 @@
  * Launches: the intent (host row `launching`, its activity, its address) is
  * written here, on the controller thread, as before; the provider call and
  * recording its answer run on the launch pool (launcher.c, --launch-workers),
- * at most workers + LAUNCH_QUEUED_MAX in flight. A host in flight is `launching` in the
- * store, so decide() counts it and no second one is launched for it; the
- * controller leaves it alone (no terminate, drain, fail or crash recovery)
- * until its worker is done, so no two provider calls for one host overlap.
+ * at most workers + LAUNCH_QUEUED_MAX in flight. A host in flight is
+ * `launching` in the store, so decide() counts it and no second one is
+ * launched for it; the controller leaves it alone (no terminate, drain,
+ * fail or crash recovery) until its worker is done, so no two provider
+ * calls for one host overlap.
  * Terminations stay serial on the controller thread. */
 #include <arpa/inet.h>
 #include <math.h>
