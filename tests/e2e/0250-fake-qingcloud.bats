@@ -166,6 +166,44 @@ job_is() {
 	[ "$(qc TerminateInstances zone=pek3a instances.1=i-nosuch1 | ret_code)" = 2100 ]
 }
 
+# saved IDS...: world.json (written by the ticker, at most once a second)
+# names every id.
+saved() {
+	local id
+	for id in "$@"; do grep -q "\"$id\"" "$FQ_DIR/state/world.json" || return 1; done
+}
+
+@test "fake-qingcloud: 20 changes in a burst, then SIGTERM: the restarted fake has all of them" {
+	local ids=() id
+	fq_start --pending-ms 0 --job-ms 0
+	for i in $(seq 1 20); do
+		id=$(qc RunInstances zone=pek3a image_id=img1 instance_type=c1m1 login_mode=keypair \
+			login_keypair=kp-1 "instance_name=burst$i" | json '{instances}[0]')
+		[[ "$id" == i-* ]]
+		ids+=("$id")
+	done
+	fq_stop # SIGTERM saves whatever the ticker had not saved yet
+	saved "${ids[@]}"
+	fq_start --pending-ms 0 --job-ms 0
+	[ "$(qc DescribeInstances zone=pek3a search_word=burst limit=100 | json '{total_count}')" = 20 ]
+	for id in "${ids[@]}"; do [ "$(instance_status "$id")" = running ]; done
+}
+
+@test "fake-qingcloud: kill -9 keeps what world.json holds (saves are at most a second apart)" {
+	local id
+	fq_start --pending-ms 0 --job-ms 0
+	id=$(qc RunInstances zone=pek3a image_id=img1 instance_type=c1m1 login_mode=keypair \
+		login_keypair=kp-1 instance_name=kept | json '{instances}[0]')
+	[[ "$id" == i-* ]]
+	wait_for 10 saved "$id"
+	kill -9 "$FQ_PID"
+	wait "$FQ_PID" 2>/dev/null || true
+	FQ_PID=
+	fq_start --pending-ms 0 --job-ms 0
+	[ -n "$(instance_status "$id")" ]
+	[ "$(qc DescribeInstances zone=pek3a search_word=kept | json '{total_count}')" = 1 ]
+}
+
 @test "fake-qingcloud: tags are created, attached, detached and filter DescribeInstances" {
 	fq_start --pending-ms 0 --job-ms 0
 	run qc RunInstances zone=pek3a image_id=img1 cpu=1 memory=1024 login_mode=passwd \

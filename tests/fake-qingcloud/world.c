@@ -3,8 +3,11 @@
  * JSON document ({"instances":[…],"jobs":[…],"tags":[…],"vxnets":[…],
  * "routers":[…],"router_statics":[…],"eips":[…],"loadbalancers":[…],
  * "lb_listeners":[…],"lb_backends":[…]}) under a mutex, saved to
- * STATE_DIR/world.json (write to a temporary file, then rename) whenever it
- * changes, so a restarted fake keeps its world. Time is passed in:
+ * STATE_DIR/world.json (write to a temporary file, then rename) by the
+ * ticker when it has changed, at most once per save_gap() (1 s, or 10 x the
+ * last save when the world is large: the serialisation holds the mutex, the
+ * write does not) and on shutdown, so a restarted fake keeps its world and a
+ * kill -9 loses at most the changes of that gap. Time is passed in:
  * world_tick(now_ms) is the whole state machine. Load balancers and router
  * rules change what forwards only when an UpdateLoadBalancers/UpdateRouters
  * job ends (lb_apply, router_apply → real_apply → lb.c).
@@ -35,9 +38,16 @@ struct world {
 	json_t *root;
 	json_t *pids;   /* instance_id → pid of the instance's init (netns; memory only) */
 	json_t *hapids; /* loadbalancer/router id → pid of its haproxy (netns; memory only) */
+	json_t *tagidx; /* resource id → {tag_id: true} of its pairs (memory only; may
+			   name deleted tags: readers go through "tags") */
 	char path[4096];
 	bool dirty;
+	int64_t saved_ms;   /* when the last save began (ticker's clock) */
+	int64_t save_cost_ms; /* how long it took */
 };
+
+#define SAVE_GAP_MIN_MS 1000 /* the least time between two saves */
+#define SAVE_COST_SHARE 10   /* and at least this many times the last save's cost */
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -631,8 +641,47 @@ out:
 	return code;
 }
 
+/* The full tags (as tags_of(…, true)) of every resource named in ids, an
+ * object id → array: one pass over the tag pairs for a whole page of
+ * resources, not one per resource. */
 static json_t *
-instance_view(struct world *w, json_t *inst, bool verbose)
+tags_of_all(struct world *w, json_t *ids)
+{
+	json_t *out = json_object(), *t, *v, *has, *a;
+	size_t i, j;
+
+	json_array_foreach(ids, i, v) {
+		json_object_set_new(out, json_string_value(v), a = json_array());
+		if ((has = json_object_get(w->tagidx, json_string_value(v))) == NULL)
+			continue;
+		/* the order of tags_of: the tags' order */
+		json_array_foreach(json_object_get(w->root, "tags"), j, t)
+			if (json_object_get(has, sget(t, "tag_id")) != NULL)
+				json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "tag_id",
+								   sget(t, "tag_id"), "tag_name",
+								   sget(t, "tag_name"), "color",
+								   sget(t, "color")));
+	}
+	return out;
+}
+
+/* The index of pairs (w->tagidx): tag tid is attached to resource rid. */
+static void
+tagidx_set(struct world *w, const char *rid, const char *tid, bool on)
+{
+	json_t *has = json_object_get(w->tagidx, rid);
+
+	if (on && has == NULL)
+		json_object_set_new(w->tagidx, rid, has = json_object());
+	if (on)
+		json_object_set_new(has, tid, json_true());
+	else if (has != NULL)
+		json_object_del(has, tid);
+}
+
+/* tags: the instance's tags (tags_of_all), a reference taken. */
+static json_t *
+instance_view(struct world *w, json_t *inst, json_t *tags, bool verbose)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:s}",
 			      "instance_id", sget(inst, "instance_id"), "instance_name",
@@ -647,7 +696,7 @@ instance_view(struct world *w, json_t *inst, bool verbose)
 			      sget(inst, "hostname"));
 
 	json_object_set(o, "vxnets", json_object_get(inst, "vxnets"));
-	json_object_set_new(o, "tags", tags_of(w, sget(inst, "instance_id"), true));
+	json_object_set_new(o, "tags", tags != NULL ? tags : json_array());
 	json_object_set_new(o, "keypair_ids", json_array());
 	if (sget(inst, "login_keypair")[0] != '\0')
 		json_array_append_new(json_object_get(o, "keypair_ids"),
@@ -678,6 +727,29 @@ page(const struct fqc_req *r, json_t *all, const char *set_name, json_t *resp)
 	return 0;
 }
 
+/* Replaces the instances of a page (set) by their views, the tags of all
+ * in one pass over the tag pairs: viewing every match of a listing, each
+ * view reading every pair, made a listing O(N^2). */
+static int
+view_page(struct world *w, json_t *set, bool verbose)
+{
+	json_t *ids = json_array(), *tagmap, *inst;
+	size_t i;
+
+	json_array_foreach(set, i, inst)
+		json_array_append_new(ids, json_string(sget(inst, "instance_id")));
+	tagmap = tags_of_all(w, ids);
+	json_array_foreach(set, i, inst)
+		json_array_set_new(
+			set, i,
+			instance_view(w, inst,
+				      json_incref(json_object_get(tagmap, sget(inst, "instance_id"))),
+				      verbose));
+	json_decref(tagmap);
+	json_decref(ids);
+	return 0;
+}
+
 static int
 act_describe_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
 {
@@ -698,12 +770,14 @@ act_describe_instances(struct world *w, const struct fqc_req *r, int64_t now, js
 		if (!search_ok(word, id, sget(inst, "instance_name")) ||
 		    !tag_filter_ok(w, tags, id))
 			continue;
-		json_array_append_new(all, instance_view(w, inst, verbose && verbose[0] == '1'));
+		json_array_append(all, inst);
 	}
 	json_decref(ids);
 	json_decref(st);
 	json_decref(tags);
-	return page(r, all, "instance_set", resp);
+	if (page(r, all, "instance_set", resp) != 0)
+		return FQC_ERR_PARAM;
+	return view_page(w, json_object_get(resp, "instance_set"), verbose && verbose[0] == '1');
 }
 
 static int
@@ -870,17 +944,19 @@ act_attach_detach(struct world *w, const struct fqc_req *r, bool attach, json_t 
 			return fail(resp, FQC_ERR_NOT_FOUND,
 				    "ResourceNotFound, resource [%s] not found", rid);
 		pairs = json_object_get(t, "pairs");
-		json_array_foreach(pairs, i, p)
-			if (strcmp(sget(p, "resource_id"), rid) == 0) {
-				have = true;
-				if (!attach) {
+		/* attach: the index says whether the pair is there (a tag on every
+		 * instance has N pairs: no scan per call) */
+		have = json_object_get(json_object_get(w->tagidx, rid), tid) != NULL;
+		if (!attach && have)
+			json_array_foreach(pairs, i, p)
+				if (strcmp(sget(p, "resource_id"), rid) == 0) {
 					json_array_remove(pairs, i);
 					break;
 				}
-			}
 		if (attach && !have)
 			json_array_append_new(pairs, json_pack("{s:s, s:s}", "resource_id", rid,
 							       "resource_type", rtype));
+		tagidx_set(w, rid, tid, attach);
 	}
 	if (found == 0)
 		return fail(resp, FQC_ERR_PARAM,
@@ -3199,16 +3275,56 @@ world_call(struct world *w, const struct fqc_req *r, int64_t now, json_t *resp)
 
 /* --- time and persistence ---------------------------------------------------- */
 
+/* The world as text (compact, sorted keys); called with the mutex held.
+ * NULL when out of memory. */
+static char *
+snapshot(struct world *w)
+{
+	char *text = json_dumps(w->root, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (text != NULL)
+		w->dirty = false;
+	return text;
+}
+
+/* Writes text to world.json (a temporary file, then rename); no mutex needed:
+ * only the ticker, or shutdown after the ticker ended, writes. */
 static void
-save(struct world *w)
+write_world(const char *path, const char *text)
 {
 	char tmp[4200];
+	FILE *f;
+	bool ok;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", w->path);
-	if (json_dump_file(w->root, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) != 0 ||
-	    rename(tmp, w->path) != 0)
-		fprintf(stderr, "fake-qingcloud: cannot save '%s': %s\n", w->path, strerror(errno));
-	w->dirty = false;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	ok = f != NULL && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+	if (f != NULL && fclose(f) != 0)
+		ok = false;
+	if (!ok || rename(tmp, path) != 0)
+		fprintf(stderr, "fake-qingcloud: cannot save '%s': %s\n", path, strerror(errno));
+}
+
+/* The ticker's clock (main.c's now_ms()): what a save cost. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Saving is O(world): it is spaced so that it takes at most 1/SAVE_COST_SHARE
+ * of the time, and never more often than every SAVE_GAP_MIN_MS. */
+static int64_t
+save_gap(const struct world *w)
+{
+	int64_t gap = w->save_cost_ms > INT64_MAX / SAVE_COST_SHARE
+			      ? INT64_MAX
+			      : w->save_cost_ms * SAVE_COST_SHARE;
+
+	return gap > SAVE_GAP_MIN_MS ? gap : SAVE_GAP_MIN_MS;
 }
 
 static void
@@ -3321,8 +3437,17 @@ world_tick(struct world *w, int64_t now)
 			w->dirty = true;
 		}
 	}
-	if (w->dirty)
-		save(w);
+	if (w->dirty && (w->saved_ms == 0 || now - w->saved_ms >= save_gap(w))) {
+		char *text = snapshot(w);
+
+		pthread_mutex_unlock(&w->lock);
+		w->saved_ms = now;
+		if (text != NULL)
+			write_world(w->path, text);
+		free(text);
+		w->save_cost_ms = wall_ms() - now;
+		return;
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -3358,6 +3483,14 @@ world_new(const struct fqc_config *cfg, char *err, size_t errlen)
 	for (i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
 		if (!json_is_array(json_object_get(w->root, arrays[i])))
 			json_object_set_new(w->root, arrays[i], json_array());
+	w->tagidx = json_object();
+	json_array_foreach(json_object_get(w->root, "tags"), i, o) {
+		json_t *p;
+		size_t j;
+
+		json_array_foreach(json_object_get(o, "pairs"), j, p)
+			tagidx_set(w, sget(p, "resource_id"), sget(o, "tag_id"), true);
+	}
 	/* a restarted fake boots its running instances again, as a host reboot would */
 	if (cfg->netns) {
 		json_array_foreach(json_object_get(w->root, "vxnets"), i, o)
@@ -3415,7 +3548,13 @@ world_shutdown(struct world *w)
 		json_array_foreach(json_object_get(w->root, "vxnets"), i, o)
 			inst_bridge_remove(w->cfg, sget(o, "vxnet_id"));
 	}
-	save(w);
+	{
+		char *text = snapshot(w);
+
+		if (text != NULL)
+			write_world(w->path, text);
+		free(text);
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -3425,6 +3564,7 @@ world_free(struct world *w)
 	json_decref(w->root);
 	json_decref(w->pids);
 	json_decref(w->hapids);
+	json_decref(w->tagidx);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

@@ -1,7 +1,7 @@
 /* test-launcher.c - the launch pool (ctl/launcher.c): --launch-workers
  * parsing; jobs run on the workers, at most `workers` at once and each key
- * in flight until its finish() returned; the pool refuses past 2 x workers;
- * stop drops queued jobs and gives up on one that never ends. Overlap is
+ * in flight until its finish() returned; the pool refuses past workers +
+ * LAUNCH_QUEUED_MAX; stop drops queued jobs and gives up on one that never ends. Overlap is
  * shown with a barrier, never with timing. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -82,6 +82,8 @@ wait_count(int *what, int n)
 	pthread_mutex_unlock(&mu);
 }
 
+#define FULL (3 + LAUNCH_QUEUED_MAX) /* in flight at most, with 3 workers */
+
 static void
 test_bound_and_keys(void **state)
 {
@@ -92,29 +94,32 @@ test_bound_and_keys(void **state)
 	assert_non_null(l);
 	entered = finished = dropped = 0;
 	open_gate = false;
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < FULL; i++) {
 		snprintf(key, sizeof(key), "h%d", i);
 		assert_true(launcher_has_room(l));
 		assert_int_equal(launcher_submit(l, key, gate_work, count_finish, malloc(1), &err), 0);
 	}
-	/* 2 x workers in flight: a 7th is refused, the caller keeps its job */
+	/* workers + LAUNCH_QUEUED_MAX in flight: one more is refused, the
+	 * caller keeps its job */
 	assert_false(launcher_has_room(l));
-	assert_int_equal(launcher_submit(l, "h6", gate_work, count_finish, NULL, &err),
+	snprintf(key, sizeof(key), "h%d", FULL);
+	assert_int_equal(launcher_submit(l, key, gate_work, count_finish, NULL, &err),
 			 HERR_UNAVAIL);
 	/* three reach the gate together: they run at once; the rest wait */
 	wait_count(&entered, 3);
 	assert_int_equal(entered, 3);
-	assert_int_equal((int)launcher_inflight(l), 6);
-	for (int i = 0; i < 6; i++) {
+	assert_int_equal((int)launcher_inflight(l), FULL);
+	for (int i = 0; i < FULL; i++) {
 		snprintf(key, sizeof(key), "h%d", i);
 		assert_true(launcher_busy(l, key));
 	}
-	assert_false(launcher_busy(l, "h6"));
+	snprintf(key, sizeof(key), "h%d", FULL);
+	assert_false(launcher_busy(l, key));
 	pthread_mutex_lock(&mu);
 	open_gate = true;
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mu);
-	wait_count(&finished, 6);
+	wait_count(&finished, FULL);
 	/* a key leaves the set after its finish: poll the pool, bounded */
 	for (int i = 0; i < 1000 && launcher_inflight(l) > 0; i++)
 		sleep_ms(5);

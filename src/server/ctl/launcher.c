@@ -28,7 +28,7 @@ struct launcher {
 	int workers;
 	pthread_t threads[LAUNCH_WORKERS_MAX];
 	struct job *head, *tail;     /* queued, not yet running */
-	struct job *flight[2 * LAUNCH_WORKERS_MAX]; /* queued and running */
+	struct job *flight[LAUNCH_WORKERS_MAX + LAUNCH_QUEUED_MAX]; /* queued and running */
 	size_t nflight, running, peak, finishing;
 	bool stopping, abandoned;
 };
@@ -133,7 +133,7 @@ launcher_new(int workers, struct herr *err)
 static bool
 has_room(const struct launcher *l)
 {
-	return !l->stopping && l->nflight < 2 * (size_t)l->workers;
+	return !l->stopping && l->nflight < (size_t)l->workers + LAUNCH_QUEUED_MAX;
 }
 
 bool

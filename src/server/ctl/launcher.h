@@ -15,6 +15,11 @@
 
 #define LAUNCH_WORKERS_DEFAULT 8
 #define LAUNCH_WORKERS_MAX 64
+#define LAUNCH_QUEUED_MAX 128      /* jobs queued beyond one per worker: a pass
+				      reads every host, so it hands out up to
+				      this many launches at once (issue 15:
+				      at 2 x workers, 10,000 hosts were one
+				      O(N) pass per few launches) */
 #define LAUNCH_KEY_MAX 16          /* a host id (8 hex digits) and its NUL fit */
 #define LAUNCH_STOP_WAIT_MS 10000  /* ctl_stop waits this long for running launches */
 
@@ -30,11 +35,13 @@ typedef void (*launcher_fn)(void *job);
  * *out; otherwise HERR_INVALID with err naming the option and the range. */
 int launcher_workers_parse(const char *text, int *out, struct herr *err);
 
-/* Starts `workers` threads (1..LAUNCH_WORKERS_MAX); at most 2 x workers
- * jobs are in flight (running or queued). NULL and err on failure. */
+/* Starts `workers` threads (1..LAUNCH_WORKERS_MAX); at most workers +
+ * LAUNCH_QUEUED_MAX jobs are in flight (running or queued). NULL and err
+ * on failure. */
 struct launcher *launcher_new(int workers, struct herr *err);
 
-/* Whether another job may be submitted now (in flight < 2 x workers). */
+/* Whether another job may be submitted now (in flight < workers +
+ * LAUNCH_QUEUED_MAX). */
 bool launcher_has_room(struct launcher *l);
 
 /* Queues work(job) then finish(job) under key. 0, or HERR_UNAVAIL when

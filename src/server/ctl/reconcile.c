@@ -10,10 +10,11 @@
  * Launches: the intent (host row `launching`, its activity, its address) is
  * written here, on the controller thread, as before; the provider call and
  * recording its answer run on the launch pool (launcher.c, --launch-workers),
- * at most 2 x workers in flight. A host in flight is `launching` in the
- * store, so decide() counts it and no second one is launched for it; the
- * controller leaves it alone (no terminate, drain, fail or crash recovery)
- * until its worker is done, so no two provider calls for one host overlap.
+ * at most workers + LAUNCH_QUEUED_MAX in flight. A host in flight is
+ * `launching` in the store, so decide() counts it and no second one is
+ * launched for it; the controller leaves it alone (no terminate, drain,
+ * fail or crash recovery) until its worker is done, so no two provider
+ * calls for one host overlap.
  * Terminations stay serial on the controller thread. */
 #include <arpa/inet.h>
 #include <math.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ipmap.h"
 #include "launcher.h"
 #include "lbsync.h"
 #include "log.h"
@@ -49,12 +51,18 @@
 #define ORPHAN_GRACE_MS (60LL * 1000)
 #define ORPHAN_SWEEP_MS (5LL * 1000)    /* listing every provider on every pass
 					   (each agent report kicks one) is waste */
+#define ORPHAN_SWEEP_SHARE 10          /* and at least this many times the last
+					   sweep's time: a sweep lists every instance
+					   (100 a call on QingCloud) on the controller
+					   thread, so at 10,000 hosts it would take
+					   the thread over and spend API calls */
 #define DEFAULT_KEEP_FAILED_MS (10LL * 60 * 1000)
 #define BACKOFF_BASE_MS 1000LL            /* after the first failure; doubles */
 #define BACKOFF_MAX_MS (5LL * 60 * 1000)
 #define CTL_PAUSE_MS (HERD_HEARTBEAT_S * 1000LL) /* a longer gap between passes: herd was deaf */
 #define CTL_MAX_WAITS 64                  /* waits remembered to report each once */
 #define CTL_MAX_NETS 128                  /* networks whose applied spec is remembered */
+#define CTL_PASS_IPMAPS 8                 /* networks a pass keeps address maps for */
 
 struct acct {
 	char name[64];
@@ -71,6 +79,7 @@ struct ctl {
 	int naccts;
 	int64_t orphan_seen_ms;      /* when orphans were first seen */
 	int64_t swept_ms;            /* last orphan sweep */
+	int64_t sweep_cost_ms;       /* how long it took */
 	pthread_mutex_t lock;        /* held by the controller thread during a pass */
 	struct launcher *launcher;   /* provider half of launches; NULL: inline (teardown) */
 	bool resolved_launching;
@@ -91,6 +100,12 @@ struct ctl {
 		char name[64];
 		uint64_t sig;
 	} nets[CTL_MAX_NETS];
+	/* during a pass's actions: its live hosts, and the address maps of the
+	 * networks it launches in (ip_map) */
+	const struct host *pass_hosts;
+	size_t pass_nh;
+	struct ipmap ipmaps[CTL_PASS_IPMAPS];
+	size_t nipmaps;
 };
 
 /* A launch that cannot even start (no such driver, network problem) makes
@@ -336,39 +351,66 @@ server_url_choose(struct server *s, const char *account_url, const char *gateway
 		out[--len] = '\0';
 }
 
-/* Lowest free address of the network (not network, gateway or broadcast). */
-static int
-ip_alloc(struct server *s, const struct netinfo *ni, char *out, size_t n, struct herr *err)
+/* The addresses of network ni in use, for this pass: built once per pass
+ * and network from the live hosts the pass already read (a launch reads no
+ * host row), then marked as addresses are handed out. Outside a pass, or
+ * past CTL_PASS_IPMAPS networks in one pass, from the store (*scratch). */
+static struct ipmap *
+ip_map(struct ctl *c, const struct netinfo *ni, struct ipmap *scratch, struct herr *err)
 {
 	struct host_query q = { .network = ni->name, .state = -1, .live = true };
 	struct host *hosts;
-	uint32_t size = ~ni->mask + 1, off;
-	unsigned char *used;
+	struct ipmap *m;
 	size_t nh;
 
-	if (host_list(s->store, &q, &hosts, &nh, err) < 0)
-		return err->code;
-	used = xcalloc(size, 1);
-	for (size_t i = 0; i < nh; i++) {
-		struct in_addr a;
-		if (inet_pton(AF_INET, hosts[i].private_ip, &a) == 1) {
-			uint32_t h = ntohl(a.s_addr);
-			if ((h & ni->mask) == ni->base)
-				used[h - ni->base] = 1;
-		}
+	for (size_t i = 0; i < c->nipmaps; i++)
+		if (strcmp(c->ipmaps[i].net, ni->name) == 0 && c->ipmaps[i].base == ni->base &&
+		    c->ipmaps[i].mask == ni->mask)
+			return &c->ipmaps[i];
+	if (c->pass_hosts != NULL && c->nipmaps < CTL_PASS_IPMAPS) {
+		m = &c->ipmaps[c->nipmaps++];
+		ipmap_init(m, ni->name, ni->base, ni->mask);
+		for (size_t i = 0; i < c->pass_nh; i++)
+			if (strcmp(c->pass_hosts[i].network, ni->name) == 0)
+				ipmap_mark(m, c->pass_hosts[i].private_ip);
+		return m;
 	}
+	if (host_list(c->s->store, &q, &hosts, &nh, err) < 0)
+		return NULL;
+	ipmap_init(scratch, ni->name, ni->base, ni->mask);
+	for (size_t i = 0; i < nh; i++)
+		ipmap_mark(scratch, hosts[i].private_ip);
 	free(hosts);
-	for (off = 2; off + 1 < size; off++) {
-		if (!used[off]) {
-			struct in_addr a = { htonl(ni->base + off) };
-			inet_ntop(AF_INET, &a, out, (socklen_t)n);
-			free(used);
-			return 0;
-		}
-	}
-	free(used);
-	return herr_set(err, HERR_CONFLICT, "network '%s' (%s) has no free address", ni->name,
-			ni->cidr);
+	return scratch;
+}
+
+/* Lowest free address of the network (not network, gateway or broadcast). */
+static int
+ip_alloc(struct ctl *c, const struct netinfo *ni, char *out, size_t n, struct herr *err)
+{
+	struct ipmap scratch = { 0 }, *m = ip_map(c, ni, &scratch, err);
+	int rc;
+
+	if (m == NULL)
+		return err->code;
+	rc = ipmap_take(m, out, n);
+	ipmap_free(&scratch);
+	if (rc < 0)
+		return herr_set(err, HERR_CONFLICT, "network '%s' (%s) has no free address",
+				ni->name, ni->cidr);
+	return 0;
+}
+
+/* The pass's address maps are dropped when it ends: the next pass reads
+ * the hosts afresh (terminated hosts' addresses are free again). */
+static void
+ip_maps_end_pass(struct ctl *c)
+{
+	for (size_t i = 0; i < c->nipmaps; i++)
+		ipmap_free(&c->ipmaps[i]);
+	c->nipmaps = 0;
+	c->pass_hosts = NULL;
+	c->pass_nh = 0;
 }
 
 /* --- host transitions --- */
@@ -605,7 +647,7 @@ do_launch(struct ctl *c, const char *cluster, const char *group, const char *rea
 	if (store_begin(s->store, &err) < 0)
 		goto out;
 	if (host_next_seq(s->store, cluster, group, &seq, &err) < 0 ||
-	    ip_alloc(s, &ni, ip, sizeof(ip), &err) < 0) {
+	    ip_alloc(c, &ni, ip, sizeof(ip), &err) < 0) {
 		store_rollback(s->store);
 		goto out;
 	}
@@ -779,6 +821,18 @@ resolve_launching(struct ctl *c)
 		}
 	}
 	free(hosts);
+}
+
+/* Time between two orphan sweeps: ORPHAN_SWEEP_MS, or ORPHAN_SWEEP_SHARE
+ * times what the last one took when that is longer (a sweep is O(instances)). */
+static int64_t
+sweep_gap(const struct ctl *c)
+{
+	int64_t g = c->sweep_cost_ms > INT64_MAX / ORPHAN_SWEEP_SHARE
+			    ? INT64_MAX
+			    : c->sweep_cost_ms * ORPHAN_SWEEP_SHARE;
+
+	return g > ORPHAN_SWEEP_MS ? g : ORPHAN_SWEEP_MS;
 }
 
 /* Provider hosts carrying our tag that the store does not know as live, or
@@ -1133,6 +1187,8 @@ reconcile_once(struct ctl *c)
 	acts = xcalloc(CTL_MAX_ACTIONS, sizeof(*acts));
 	na = reconcile_decide(groups, ng, hosts, nh, now, c->heard_since_ms, acts, CTL_MAX_ACTIONS);
 	report_waits(c, acts, na);
+	c->pass_hosts = hrows;
+	c->pass_nh = nh;
 	for (i = 0; i < na && !s->stopping; i++) {
 		struct rc_action *a = &acts[i];
 		const struct host *hrow = NULL;
@@ -1171,10 +1227,14 @@ reconcile_once(struct ctl *c)
 			break;
 		}
 	}
+	ip_maps_end_pass(c);
 	net_gone_pass(c);
 	net_sync_pass(c);
-	if (now - c->swept_ms >= ORPHAN_SWEEP_MS) {
+	if (now - c->swept_ms >= sweep_gap(c)) {
+		int64_t t0 = mono_ms();
+
 		sweep_orphans(c);
+		c->sweep_cost_ms = mono_ms() - t0;
 		c->swept_ms = now;
 	}
 	retain_pass(s, now);     /* at most once a minute: ctl/retain.c */

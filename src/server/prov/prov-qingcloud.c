@@ -34,7 +34,6 @@
 #define QCP_RUN_TRIES 3             /* RunInstances sent at most this often per launch */
 #define QCP_RUN_RETRY_BASE_MS 500
 #define QCP_RUN_RETRY_CAP_MS 4000
-#define QCP_JOB_WAIT_MS 2000        /* what a controller pass can afford per launch */
 #define QCP_NET_JOB_WAIT_MS 10000   /* router create / join: once per network */
 #define QCP_NET_EMPTY_WAIT_MS 30000 /* net_delete: for terminating instances to leave */
 #define QCP_PAGE 100                /* DescribeInstances' maximum limit */
@@ -1236,15 +1235,10 @@ qingcloud_launch(struct prov *p, const struct host_spec *spec, struct prov_insta
 	snprintf(out->state, sizeof(out->state), "pending");
 	if (spec->tags)
 		tag_resource(q, spec->tags, "instance", iid);
-	/* 3. a short wait: booting takes longer than a pass can afford; a
-	 * pending instance is adopted later (prov_instance_adopt) */
-	{
-		struct herr e2 = HERR_INIT;
-
-		if (job_wait(q, resp, QCP_JOB_WAIT_MS, "RunInstances", &e2) == 0 &&
-		    json_object_get(resp, "job_id"))
-			snprintf(out->state, sizeof(out->state), "running");
-	}
+	/* 3. the RunInstances job is not waited for: the host's own agent says
+	 * when it is up, the caller records only the id, and a wait would hold
+	 * a launch worker for the job's length (seconds on QingCloud) and cost
+	 * DescribeJobs calls; the instance is returned pending, as it is */
 	json_decref(resp);
 	return 0;
 }
