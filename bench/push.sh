@@ -18,6 +18,9 @@
 #   catch-up:  PUSHES / BENCH_PUSH_BATCHES pushes (default 10 batches each,
 #              as an agent sends after an outage, up to 100) of the same
 #              batches, on series of their own, measured the same way;
+#   decode:    jansson alone (json_loadb with JSON_REJECT_DUPLICATES, as
+#              the server parses a body, then json_decref) looping over
+#              the one-batch body: CPU per sample, no HTTP, no store;
 #   floor:     the same pushes with no samples ({"batches":[]}), measured
 #              the same way: what a request costs the server before any
 #              sample (HTTP, TCP, authentication, JSON, the answer); shown
@@ -52,6 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 die() { echo "push: FAILED: $*" >&2; exit 1; }
+trap 'echo "push: FAILED at line $LINENO" >&2' ERR
 
 [ -f "$BUILD/libherd.a" ] || make -s "$BUILD/libherd.a"
 # shellcheck disable=SC2046
@@ -59,6 +63,38 @@ cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Isrc/lib -Isrc/server -o "$work/tsdb-bench"
 	bench/tsdb-bench.c "$BUILD/libherd.a" \
 	$(pkg-config --libs libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0) \
 	-lm -pthread
+
+# the decode alone: jansson parsing one push's body (and freeing it) as
+# the server's req_json does, in a loop; CPU per sample
+cat >"$work/jdecode.c" <<'EOF_C'
+#include <jansson.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <time.h>
+int
+main(int argc, char **argv)
+{
+	static char body[1 << 20];
+	FILE *f = fopen(argv[1], "r");
+	size_t n = f ? fread(body, 1, sizeof(body), f) : 0;
+	struct timespec a, b;
+	json_error_t e;
+	int iters = 20000;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+	for (int i = 0; i < iters; i++) {
+		json_t *j = json_loadb(body, n, JSON_REJECT_DUPLICATES, &e);
+		if (j == NULL)
+			return 1;
+		json_decref(j);
+	}
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+	printf("%.1f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / iters / (argc > 2 ? atoi(argv[2]) : 31));
+	return 0;
+}
+EOF_C
+# shellcheck disable=SC2046
+cc -O2 -o "$work/jdecode" "$work/jdecode.c" $(pkg-config --cflags --libs jansson)
 
 port=$((20000 + RANDOM % 12000))
 url="http://127.0.0.1:$port"
@@ -109,7 +145,7 @@ done
 # server CPU so far, ns: every thread's run time
 cpu_ns() { cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 builds() {
-	curl -sf -H "Authorization: Bearer $tok" "$url/metrics" |
+	{ curl -sf -H "Authorization: Bearer $tok" "$url/metrics" || true; } |
 		awk '$1 == "herd_agent_config_builds_total" { print $2 }'
 }
 # pusher ROUND [empty|batches]: sends PUSHES pushes of round ROUND (its
@@ -140,6 +176,9 @@ def batch(i):
 	s.append("{\"name\":\"%s_busy\",\"value\":%d}" % (pre, i % 17))
 	return ("{\"ts_ms\":%d,\"series\":[%s],\"monitors\":[{\"name\":\"%s_busy\",\"state\":\"ok\"}]}"
 		% (t0 + i * step, ",".join(s), pre))
+if mode == "body":   # one push, printed, for the decode-alone row
+	sys.stdout.write("{\"batches\":[%s]}" % batch(0))
+	sys.exit(0)
 bodies = []
 for p in range(n // k):
 	bodies.append(b"{\"batches\":[]}" if empty else ("{\"batches\":[%s]}"
@@ -186,13 +225,15 @@ measure() {
 stats() { sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%g %g %g\n", m, v[1], v[NR] }'; }
 
 b0=$(builds)
-: >"$work/herd"; : >"$work/ref"; : >"$work/floor"; : >"$work/multi"
+: >"$work/herd"; : >"$work/ref"; : >"$work/floor"; : >"$work/multi"; : >"$work/decode"
+pusher 0 body >"$work/body.json"
 for r in $(seq 0 $((ROUNDS - 1))); do
 	# the pusher makes its bodies first: the clock starts at its first
 	# push; then idle, the same length: what the server spends anyway
 	measure "$r" >>"$work/herd"
 	measure "$r" empty >>"$work/floor"
 	measure "$r" batches >>"$work/multi"
+	"$work/jdecode" "$work/body.json" >>"$work/decode" || die "the decode alone failed"
 	"$work/tsdb-bench" ingest "$work/ref-$r" 2>/dev/null |
 		awk '$1 == "ingest_samples_per_cpu_s" { printf "%.1f\n", 1e9 / $2 }' >>"$work/ref"
 	rm -rf "$work/ref-$r"
@@ -207,6 +248,9 @@ read -r fs fslo fshi < <(cut -d' ' -f1 "$work/floor" | stats)
 read -r fp fplo fphi < <(cut -d' ' -f2 "$work/floor" | stats)
 read -r ms mslo mshi < <(cut -d' ' -f1 "$work/multi" | stats)
 read -r mp mplo mphi < <(cut -d' ' -f2 "$work/multi" | stats)
+read -r ds dslo dshi < <(stats <"$work/decode")
+paste -d' ' "$work/decode" "$work/ref" | awk '{ print $1 / $2 }' >"$work/dratio"
+read -r dq dqlo dqhi < <(stats <"$work/dratio")
 paste -d' ' "$work/herd" "$work/ref" | awk '{ print $1 / $4 }' >"$work/ratio"
 read -r q qlo qhi < <(stats <"$work/ratio")
 paste -d' ' "$work/multi" "$work/ref" | awk '{ print $1 / $4 }' >"$work/mratio"
@@ -226,6 +270,8 @@ printf '  %2d-batch push %8.0f ns/sample (%.0f..%.0f)  = %.1f us/push of %d samp
 	"$BATCHES" "$ms" "$mslo" "$mshi" "$mp" $((31 * BATCHES)) "$mplo" "$mphi" $((PUSHES / BATCHES))
 printf '  ratio         %.2fx the store'"'"'s own cost (per round %.2f..%.2f; target <= 3x): %d batches a push, the agent catching up after an outage\n' \
 	"$mq" "$mqlo" "$mqhi" "$BATCHES"
+printf '  json decode   %8.0f ns/sample (%.0f..%.0f)  = %.2fx the store'"'"'s (%.2f..%.2f): jansson'"'"'s json_loadb + json_decref of the one-batch body alone, no server\n' \
+	"$ds" "$dslo" "$dshi" "$dq" "$dqlo" "$dqhi"
 if [ -n "$b0" ] && [ -n "$b1" ]; then
 	echo "  agent configuration computed $((b1 - b0)) times for $((ROUNDS * (2 * PUSHES + PUSHES / BATCHES))) pushes (herd_agent_config_builds_total)"
 else
