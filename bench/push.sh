@@ -132,7 +132,7 @@ EOF
 "$HERD" apply -f "$work/bench.yaml" >/dev/null
 cred=
 for _ in $(seq 600); do
-	f=$(find "$work/data/hosts" -name credential.json 2>/dev/null | head -1)
+	f=$(find "$work/data/hosts" -name credential.json 2>/dev/null | head -1 || true)
 	if [ -n "$f" ] && "$HERD" host ls --group bench/node --json | grep -q '"ready"'; then
 		cred=$(perl -MJSON::PP -e 'local $/; open my $f, "<", $ARGV[0] or exit;
 			print decode_json(<$f>)->{credential}' "$f")
