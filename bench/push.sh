@@ -15,6 +15,12 @@
 #   reference: `tsdb-bench ingest` (bench/tsdb-bench.c): one thread
 #              appending the same 32-series host shape straight into the
 #              store, CPU per sample (ingest_samples_per_cpu_s).
+#   catch-up:  PUSHES / BENCH_PUSH_BATCHES pushes (default 10 batches each,
+#              as an agent sends after an outage, up to 100) of the same
+#              batches, on series of their own, measured the same way;
+#   decode:    jansson alone (json_loadb with JSON_REJECT_DUPLICATES, as
+#              the server parses a body, then json_decref) looping over
+#              the one-batch body: CPU per sample, no HTTP, no store;
 #   floor:     the same pushes with no samples ({"batches":[]}), measured
 #              the same way: what a request costs the server before any
 #              sample (HTTP, TCP, authentication, JSON, the answer); shown
@@ -23,12 +29,17 @@
 # Also prints herd_agent_config_builds_total before and after: the agent
 # configuration is computed per change, not per push. Root only (a local
 # host is a network namespace). A benchmark, not a test: no thresholds.
+# BENCH_PUSH_PERF=PREFIX records a profile of the server per round kind
+# (perf record -F 1999, PREFIX-push-R.data ...; its figures then count perf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HERD=$(realpath "${HERD_BIN:-build/herd}")
 BUILD=${BUILD:-build}
 ROUNDS=${BENCH_ROUNDS:-5}
 PUSHES=${BENCH_PUSH_PUSHES:-2000}
+BATCHES=${BENCH_PUSH_BATCHES:-10}   # batches per push of the catch-up shape
+PERF=${BENCH_PUSH_PERF:-}   # a path prefix: perf record the server per kind of round
+# (call graphs by BENCH_PUSH_PERF_CG: fp, the default, or dwarf)
 STEP_MS=5000
 
 if [ "$(id -u)" != 0 ]; then
@@ -44,6 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 die() { echo "push: FAILED: $*" >&2; exit 1; }
+trap 'echo "push: FAILED at line $LINENO" >&2' ERR
 
 [ -f "$BUILD/libherd.a" ] || make -s "$BUILD/libherd.a"
 # shellcheck disable=SC2046
@@ -51,6 +63,38 @@ cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Isrc/lib -Isrc/server -o "$work/tsdb-bench"
 	bench/tsdb-bench.c "$BUILD/libherd.a" \
 	$(pkg-config --libs libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0) \
 	-lm -pthread
+
+# the decode alone: jansson parsing one push's body (and freeing it) as
+# the server's req_json does, in a loop; CPU per sample
+cat >"$work/jdecode.c" <<'EOF_C'
+#include <jansson.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <time.h>
+int
+main(int argc, char **argv)
+{
+	static char body[1 << 20];
+	FILE *f = fopen(argv[1], "r");
+	size_t n = f ? fread(body, 1, sizeof(body), f) : 0;
+	struct timespec a, b;
+	json_error_t e;
+	int iters = 20000;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+	for (int i = 0; i < iters; i++) {
+		json_t *j = json_loadb(body, n, JSON_REJECT_DUPLICATES, &e);
+		if (j == NULL)
+			return 1;
+		json_decref(j);
+	}
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+	printf("%.1f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / iters / (argc > 2 ? atoi(argv[2]) : 31));
+	return 0;
+}
+EOF_C
+# shellcheck disable=SC2046
+cc -O2 -o "$work/jdecode" "$work/jdecode.c" $(pkg-config --cflags --libs jansson)
 
 port=$((20000 + RANDOM % 12000))
 url="http://127.0.0.1:$port"
@@ -88,7 +132,7 @@ EOF
 "$HERD" apply -f "$work/bench.yaml" >/dev/null
 cred=
 for _ in $(seq 600); do
-	f=$(find "$work/data/hosts" -name credential.json 2>/dev/null | head -1)
+	f=$(find "$work/data/hosts" -name credential.json 2>/dev/null | head -1 || true)
 	if [ -n "$f" ] && "$HERD" host ls --group bench/node --json | grep -q '"ready"'; then
 		cred=$(perl -MJSON::PP -e 'local $/; open my $f, "<", $ARGV[0] or exit;
 			print decode_json(<$f>)->{credential}' "$f")
@@ -101,72 +145,95 @@ done
 # server CPU so far, ns: every thread's run time
 cpu_ns() { cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 builds() {
-	curl -sf -H "Authorization: Bearer $tok" "$url/metrics" |
+	{ curl -sf -H "Authorization: Bearer $tok" "$url/metrics" || true; } |
 		awk '$1 == "herd_agent_config_builds_total" { print $2 }'
 }
-# pusher ROUND [empty]: sends PUSHES pushes of round ROUND (its own hour
-# range, so every sample is new and in order), or as many empty ones;
-# prints "samples wall_s" (pushes for empty ones).
+# pusher ROUND [empty|batches]: sends PUSHES pushes of round ROUND (its
+# own time range, so every sample is new and in order), or as many empty
+# ones, or PUSHES / BATCHES pushes of BATCHES batches each (the agent's
+# catch-up shape, on series of their own: bq_ for bp_); prints
+# "samples pushes wall_s".
 pusher() {
 	python3 -c '
 import http.client, math, re, sys, time
-url, cred, n, rnd, rounds, step = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
-empty = len(sys.argv) > 7
+url, cred, n, rnd, rounds, step, per = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])
+mode = sys.argv[8] if len(sys.argv) > 8 else ""
+empty, k = mode == "empty", per if mode == "batches" else 1
+pre = "bq" if k > 1 else "bp"
 defs = [("cpu_busy_pct", "scope", "machine")]
 defs += [("cpu_mode_pct", "mode", m) for m in "user nice system idle iowait irq softirq steal".split()]
 defs += [(m, "scope", "machine") for m in ("load1", "load5", "load15", "mem_total_bytes",
 	"mem_available_bytes", "mem_used_bytes", "mem_used_pct")]
 defs += [(m, "mount", "/") for m in ("disk_used_bytes", "disk_free_bytes", "disk_used_pct")]
-defs += [("net_%s_per_s" % k, "iface", i) for i in ("eth0", "lo")
-	for k in ("rx_bytes", "tx_bytes", "rx_errors", "tx_errors")]
+defs += [("net_%s_per_s" % x, "iface", i) for i in ("eth0", "lo")
+	for x in ("rx_bytes", "tx_bytes", "rx_errors", "tx_errors")]
 defs += [("procs", "scope", "host"), ("uptime_s", "scope", "machine")]
 now = int(time.time() * 1000) // step * step
 t0 = now - (rounds - rnd) * n * step - 60000
+def batch(i):
+	s = ["{\"name\":\"%s_%s\",\"labels\":{\"%s\":\"%s\"},\"value\":%.3f}"
+		% (pre, m, lk, lv, 50 + 40 * math.sin(i / 30 + len(m))) for m, lk, lv in defs]
+	s.append("{\"name\":\"%s_busy\",\"value\":%d}" % (pre, i % 17))
+	return ("{\"ts_ms\":%d,\"series\":[%s],\"monitors\":[{\"name\":\"%s_busy\",\"state\":\"ok\"}]}"
+		% (t0 + i * step, ",".join(s), pre))
+if mode == "body":   # one push, printed, for the decode-alone row
+	sys.stdout.write("{\"batches\":[%s]}" % batch(0))
+	sys.exit(0)
 bodies = []
-for i in range(n):
-	s = ["{\"name\":\"bp_%s\",\"labels\":{\"%s\":\"%s\"},\"value\":%.3f}"
-		% (m, k, v, 50 + 40 * math.sin(i / 30 + len(m))) for m, k, v in defs]
-	s.append("{\"name\":\"bp_busy\",\"value\":%d}" % (i % 17))
-	bodies.append(("{\"batches\":[{\"ts_ms\":%d,\"series\":[%s],"
-		"\"monitors\":[{\"name\":\"bp_busy\",\"state\":\"ok\"}]}]}"
-		% (t0 + i * step, ",".join(s))).encode() if not empty else b"{\"batches\":[]}")
+for p in range(n // k):
+	bodies.append(b"{\"batches\":[]}" if empty else ("{\"batches\":[%s]}"
+		% ",".join(batch(p * k + j) for j in range(k))).encode())
 host, port = url.split("//")[1].split(":")
 c = http.client.HTTPConnection(host, int(port))
 hdr = {"Authorization": "Bearer " + cred, "Content-Type": "application/json"}
+want = 0 if empty else 31 * k
 acc, w = 0, time.time()
 for b in bodies:   # bytes: headers and body leave in one send (no Nagle stall)
 	c.request("POST", "/v1/agent/metrics", b, hdr)
 	r = c.getresponse()
 	t = r.read().decode()
 	m = re.search(r"\"accepted\":(\d+)", t)
-	if r.status != 200 or not m or m.group(1) != ("0" if empty else "31"):
+	if r.status != 200 or not m or int(m.group(1)) != want:
 		sys.exit("push: %d %s" % (r.status, t[:300]))
-	acc += 1 if empty else 31
-print(acc, "%.3f" % (time.time() - w))
-' "$url" "$cred" "$PUSHES" "$1" "$ROUNDS" "$STEP_MS" ${2:+"$2"}
+	acc += 31 if empty else want
+print(acc, len(bodies), "%.3f" % (time.time() - w))
+' "$url" "$cred" "$PUSHES" "$1" "$ROUNDS" "$STEP_MS" "$BATCHES" ${2:+"$2"}
 }
-# measure ROUND [empty]: the pusher's server CPU less an idle stretch as
-# long; prints "ns/sample us/push idle_ms" (ns/sample over 31 for empty).
+# measure ROUND [empty|batches]: the pusher's server CPU less an idle
+# stretch as long; prints "ns/sample us/push idle_ms" (ns/sample over 31
+# for empty pushes).
 measure() {
-	local c0 c1 c2 samples wall
+	local c0 c1 c2 samples pushes wall perf=
+	if [ -n "$PERF" ]; then
+		perf record -q -F 1999 --call-graph "${BENCH_PUSH_PERF_CG:-fp}" -p "$pid" \
+			-o "$PERF-${2:-push}-$1.data" 2>/dev/null &
+		perf=$!
+		sleep 0.5
+	fi
 	c0=$(cpu_ns)
-	read -r samples wall < <(pusher "$@") || die "round $1: the pushes failed"
+	read -r samples pushes wall < <(pusher "$@") || die "round $1: the pushes failed"
 	c1=$(cpu_ns)
+	if [ -n "$perf" ]; then
+		kill -INT "$perf"
+		wait "$perf" || true
+	fi
 	sleep "$wall"
 	c2=$(cpu_ns)
-	[ -z "${2:-}" ] || samples=$((samples * 31))
-	awk -v a="$c0" -v b="$c1" -v c="$c2" -v n="$samples" -v p="$PUSHES" \
+	awk -v a="$c0" -v b="$c1" -v c="$c2" -v n="$samples" -v p="$pushes" \
 		'BEGIN { busy = b - a; idle = c - b; printf "%.1f %.1f %.1f\n", (busy - idle) / n, (busy - idle) / p / 1000, idle / 1e6 }'
 }
 stats() { sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%g %g %g\n", m, v[1], v[NR] }'; }
 
 b0=$(builds)
-: >"$work/herd"; : >"$work/ref"; : >"$work/floor"
+: >"$work/herd"; : >"$work/ref"; : >"$work/floor"; : >"$work/multi"; : >"$work/decode"
+pusher 0 body >"$work/body.json"
 for r in $(seq 0 $((ROUNDS - 1))); do
 	# the pusher makes its bodies first: the clock starts at its first
 	# push; then idle, the same length: what the server spends anyway
 	measure "$r" >>"$work/herd"
 	measure "$r" empty >>"$work/floor"
+	measure "$r" batches >>"$work/multi"
+	"$work/jdecode" "$work/body.json" >>"$work/decode" || die "the decode alone failed"
 	"$work/tsdb-bench" ingest "$work/ref-$r" 2>/dev/null |
 		awk '$1 == "ingest_samples_per_cpu_s" { printf "%.1f\n", 1e9 / $2 }' >>"$work/ref"
 	rm -rf "$work/ref-$r"
@@ -179,8 +246,15 @@ read -r idle _ _ < <(cut -d' ' -f3 "$work/herd" | stats)
 read -r rs rslo rshi < <(stats <"$work/ref")
 read -r fs fslo fshi < <(cut -d' ' -f1 "$work/floor" | stats)
 read -r fp fplo fphi < <(cut -d' ' -f2 "$work/floor" | stats)
+read -r ms mslo mshi < <(cut -d' ' -f1 "$work/multi" | stats)
+read -r mp mplo mphi < <(cut -d' ' -f2 "$work/multi" | stats)
+read -r ds dslo dshi < <(stats <"$work/decode")
+paste -d' ' "$work/decode" "$work/ref" | awk '{ print $1 / $2 }' >"$work/dratio"
+read -r dq dqlo dqhi < <(stats <"$work/dratio")
 paste -d' ' "$work/herd" "$work/ref" | awk '{ print $1 / $4 }' >"$work/ratio"
 read -r q qlo qhi < <(stats <"$work/ratio")
+paste -d' ' "$work/multi" "$work/ref" | awk '{ print $1 / $4 }' >"$work/mratio"
+read -r mq mqlo mqhi < <(stats <"$work/mratio")
 echo "push: server CPU per pushed sample beside the metric store's own; $ROUNDS alternated rounds;" \
 	"median (min..max)"
 printf '  herd push     %8.0f ns/sample (%.0f..%.0f)  = %.1f us/push of 31 samples (%.1f..%.1f);' \
@@ -191,9 +265,15 @@ printf '  tsdb ingest   %8.0f ns/sample (%.0f..%.0f)  (tsdb-bench ingest: one th
 	"$rs" "$rslo" "$rshi"
 printf '  empty push    %8.1f us/push (%.1f..%.1f)  = %.0f ns/sample if spread over 31 (%.0f..%.0f): the per-request floor\n' \
 	"$fp" "$fplo" "$fphi" "$fs" "$fslo" "$fshi"
-printf '  ratio         %.2fx the store'"'"'s own cost (per round %.2f..%.2f; target <= 3x)\n' "$q" "$qlo" "$qhi"
+printf '  ratio         %.2fx the store'"'"'s own cost (per round %.2f..%.2f; target <= 3x): one batch a push, the agent'"'"'s steady state\n' "$q" "$qlo" "$qhi"
+printf '  %2d-batch push %8.0f ns/sample (%.0f..%.0f)  = %.1f us/push of %d samples (%.1f..%.1f); %d pushes a round\n' \
+	"$BATCHES" "$ms" "$mslo" "$mshi" "$mp" $((31 * BATCHES)) "$mplo" "$mphi" $((PUSHES / BATCHES))
+printf '  ratio         %.2fx the store'"'"'s own cost (per round %.2f..%.2f; target <= 3x): %d batches a push, the agent catching up after an outage\n' \
+	"$mq" "$mqlo" "$mqhi" "$BATCHES"
+printf '  json decode   %8.0f ns/sample (%.0f..%.0f)  = %.2fx the store'"'"'s (%.2f..%.2f): jansson'"'"'s json_loadb + json_decref of the one-batch body alone, no server\n' \
+	"$ds" "$dslo" "$dshi" "$dq" "$dqlo" "$dqhi"
 if [ -n "$b0" ] && [ -n "$b1" ]; then
-	echo "  agent configuration computed $((b1 - b0)) times for $((ROUNDS * PUSHES)) pushes (herd_agent_config_builds_total)"
+	echo "  agent configuration computed $((b1 - b0)) times for $((ROUNDS * (2 * PUSHES + PUSHES / BATCHES))) pushes (herd_agent_config_builds_total)"
 else
 	echo "  agent configuration: this server does not count its computations (no herd_agent_config_builds_total)"
 fi

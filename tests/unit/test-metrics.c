@@ -131,6 +131,20 @@ batches_of(const char *text)
 	return b;
 }
 
+/* Decodes and stores a push of h, as the handler does. */
+static int
+push(const struct metrics_host *h, json_t *batches, json_t *dropped,
+     struct metrics_push_result *r, struct herr *err)
+{
+	struct metrics_push p;
+	int rc = metrics_push_decode(batches, dropped, now_ms(), &p, err);
+
+	if (rc == 0)
+		rc = metrics_push_ingest(&srv, h, &p, r, err);
+	metrics_push_release(&p);
+	return rc;
+}
+
 static void
 test_ident(void **state)
 {
@@ -212,7 +226,7 @@ test_ingest(void **state)
 		 "\"monitors\":[{\"name\":\"probe\",\"state\":\"ok\"}]}]",
 		 (long long)(T0 + 10000), (long long)T0);
 	b = batches_of(text);
-	assert_int_equal(metrics_push_ingest(&srv, &h1, b, d, &r, &err), 0);
+	assert_int_equal(push(&h1, b, d, &r, &err), 0);
 	json_decref(b);
 	/* busy, cpu, monitor_up, dropped in the first; busy is older than the
 	 * series' newest in the second, monitor_up too */
@@ -234,12 +248,12 @@ test_ingest(void **state)
 	snprintf(text, sizeof(text), "[{\"ts_ms\":%lld,\"series\":[{\"name\":\"busy\",\"value\":30}]}]",
 		 (long long)(T0 + 10000));
 	b = batches_of(text);
-	assert_int_equal(metrics_push_ingest(&srv, &h2, b, NULL, &r, &err), 0);
+	assert_int_equal(push(&h2, b, NULL, &r, &err), 0);
 	json_decref(b);
 	assert_int_equal(r.accepted, 1);
 	snprintf(text, sizeof(text), "[{\"ts_ms\":%lld}]", (long long)(T0 + 20000));
 	b = batches_of(text);
-	assert_int_equal(metrics_push_ingest(&srv, &h1, b, d, &r, &err), 0);
+	assert_int_equal(push(&h1, b, d, &r, &err), 0);
 	json_decref(b);
 	{
 		struct tsdb_matcher m[2] = { { "host", "node-a", false }, { "cluster", "pc", false } };
@@ -299,7 +313,7 @@ test_hook_scaled_only(void **state)
 			put_policy("sc/idle", "grow");
 		if (i == 3)
 			assert_int_equal(res_delete(srv.store, &kind_policy, "sc/idle", "grow", &err), 0);
-		assert_int_equal(metrics_push_ingest(&srv, &h, b, NULL, &r, &err), 0);
+		assert_int_equal(push(&h, b, NULL, &r, &err), 0);
 		json_decref(b);
 		assert_int_equal(r.accepted, 1);
 		/* no policy, a policy (two pushes), deleted again */
@@ -329,7 +343,7 @@ test_quota(void **state)
 		 "{\"name\":\"c\",\"value\":1}]}]",
 		 (long long)T0);
 	b = batches_of(text);
-	assert_int_equal(metrics_push_ingest(&srv, &h, b, NULL, &r, &err), 0);
+	assert_int_equal(push(&h, b, NULL, &r, &err), 0);
 	json_decref(b);
 	assert_int_equal(r.accepted, 2);
 	assert_int_equal(r.refused, 1);
@@ -352,6 +366,118 @@ test_quota(void **state)
 	json_decref(sum);
 }
 
+/* A push bigger than the decoder's own arrays (6 batches, 80 series of 8
+ * labels and 20 monitors each): every sample is stored under its own
+ * labels once the arrays have moved to the heap. */
+static void
+test_push_large(void **state)
+{
+	struct herr err = HERR_INIT;
+	struct metrics_push_result r;
+	struct metrics_host h;
+	struct monitor_state *ms;
+	json_t *batches = json_array();
+	size_t n;
+
+	put_host("h-l", "node-l", "lc", "big");
+	assert_int_equal(metrics_host_ident(&srv, "h-l", &h, &err), 0);
+	for (int i = 0; i < 6; i++) {
+		json_t *series = json_array(), *mons = json_array();
+
+		for (int j = 0; j < 80; j++) {
+			json_t *labels = json_object();
+			char name[16], v[16];
+
+			for (int k = 0; k < 8; k++) {
+				snprintf(name, sizeof(name), "l%d", k);
+				snprintf(v, sizeof(v), "x-%d-%d", j, k);
+				json_object_set_new(labels, name, json_string(v));
+			}
+			snprintf(name, sizeof(name), "m%d", j);
+			json_array_append_new(series, json_pack("{s:s,s:o,s:i}", "name", name, "labels",
+								labels, "value", i * 1000 + j));
+		}
+		for (int j = 0; j < 20; j++) {
+			char name[16];
+
+			snprintf(name, sizeof(name), "mon%d", j);
+			json_array_append_new(mons, json_pack("{s:s,s:s}", "name", name, "state",
+							      j % 2 ? "ok" : "failed"));
+		}
+		json_array_append_new(batches, json_pack("{s:I,s:o,s:o}", "ts_ms",
+							 (json_int_t)(T0 + i * 10000), "series", series,
+							 "monitors", mons));
+	}
+	{
+		json_t *d = json_integer(2);
+		assert_int_equal(push(&h, batches, d, &r, &err), 0);
+		json_decref(d);
+	}
+	json_decref(batches);
+	assert_int_equal(r.accepted, 6 * 100 + 1);
+	assert_int_equal(r.rejected, 0);
+	for (int j = 0; j < 80; j += 13) {
+		char metric[16], v[16];
+		struct tsdb_matcher m[3] = { { "host", "node-l", false }, { "l7", v, false },
+					     { "cluster", "lc", false } };
+		struct tsdb_series_info *si;
+		uint32_t cur = 0;
+
+		snprintf(metric, sizeof(metric), "m%d", j);
+		snprintf(v, sizeof(v), "x-%d-7", j);
+		assert_int_equal(tsdb_latest_page(srv.tsdb, metric, m, 3, 0, &cur, 10, &si, &n, &err), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(si[0].nlabels, 11);
+		assert_true(si[0].last_value == 5000 + j);
+		tsdb_series_free(si, n);
+	}
+	n = metrics_monitor_states("lc", "big", "node-l", &ms);
+	assert_int_equal(n, 20);
+	free(ms);
+}
+
+/* A mistake anywhere is refused naming its field, before anything is
+ * stored. */
+static void
+test_push_invalid(void **state)
+{
+	static const struct {
+		const char *text, *field;
+	} bad[] = {
+		{ "{}", "batches" },
+		{ "[{\"ts_ms\":1,\"series\":[{\"name\":\"ok\",\"value\":1},"
+		  "{\"name\":\"9bad\",\"value\":1}]}]", "batches[0].series[1].name" },
+		{ "[{\"ts_ms\":1},{\"ts_ms\":1,\"series\":[{\"name\":\"a\",\"value\":1,"
+		  "\"labels\":{\"host\":\"x\"}}]}]", "batches[1].series[0].labels.host" },
+		{ "[{\"ts_ms\":1,\"series\":[{\"name\":\"a\",\"value\":\"x\"}]}]",
+		  "batches[0].series[0].value" },
+		{ "[{\"ts_ms\":1,\"monitors\":[{\"name\":\"m\",\"state\":\"odd\"}]}]",
+		  "batches[0].monitors[0].state" },
+		{ "[{\"ts_ms\":-1}]", "batches[0].ts_ms" },
+	};
+	struct metrics_push p;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct herr err = HERR_INIT;
+		json_t *b = batches_of(bad[i].text);
+
+		assert_int_equal(metrics_push_decode(b, NULL, now_ms(), &p, &err), HERR_INVALID);
+		assert_string_equal(err.field, bad[i].field);
+		metrics_push_release(&p);
+		json_decref(b);
+	}
+	{
+		struct herr err = HERR_INIT;
+		json_t *b = batches_of("[{\"ts_ms\":1}]"), *d = json_integer(-1);
+
+		assert_int_equal(metrics_push_decode(b, d, now_ms(), &p, &err), HERR_INVALID);
+		assert_string_equal(err.field, "dropped");
+		metrics_push_release(&p);
+		json_decref(b);
+		json_decref(d);
+	}
+}
+
 int
 main(void)
 {
@@ -361,6 +487,8 @@ main(void)
 		cmocka_unit_test(test_ingest),
 		cmocka_unit_test(test_hook_scaled_only),
 		cmocka_unit_test(test_quota),
+		cmocka_unit_test(test_push_large),
+		cmocka_unit_test(test_push_invalid),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

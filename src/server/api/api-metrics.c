@@ -1,6 +1,7 @@
 /* api-metrics.c - the metrics endpoints over the metrics model
- * (model/metrics.c) and the store (tsdb/): the agents' push (validated
- * here, stored by metrics_push_ingest), the monitor configuration agents
+ * (model/metrics.c) and the store (tsdb/): the agents' push (checked and
+ * decoded by metrics_push_decode, stored by metrics_push_ingest, answered
+ * here), the monitor configuration agents
  * poll, the viewer queries (list, range, group aggregate, latest), monitor
  * states, and the Prometheus exposition at /metrics (herd's names mapped to
  * Prometheus conventions there, prom_families[]). Formats: docs/metrics.md. */
@@ -11,7 +12,6 @@
 
 #include <microhttpd.h>
 
-#include "agent-contract.h"
 #include "api.h"
 #include "model/metrics.h"
 #include "tsdb/tsdb.h"
@@ -40,178 +40,57 @@ api_agent_config(struct req *rq)
 
 /* --- the push --- */
 
-/* Checks the whole push before storing anything; answers 400 naming the
- * field and returns false when something is wrong. A field's name is
- * formatted only for its error: pushes are many, mistakes rare. */
-static bool
-push_valid(struct req *rq, json_t *batches)
+/* The push's answer, written out directly: every push gets one, and
+ * building it as a jansson object to dump it again cost more than the
+ * text (a few us of a push's floor, docs/scale.md "Pushes"). Only numbers
+ * and the refusal's fixed name: nothing to escape. */
+#define PUSH_ANSWER_MAX 320
+
+static void
+push_answer(struct req *rq, const struct metrics_push_result *res)
 {
-	int64_t now = now_ms();
-	json_t *b;
-	size_t i;
+	char *t = xmalloc(PUSH_ANSWER_MAX);
+	int n = snprintf(t, PUSH_ANSWER_MAX, "{\"config_version\":%lld,\"accepted\":%zu,\"rejected\":%zu",
+			 (long long)res->config_version, res->accepted, res->rejected);
 
-	if (!json_is_array(batches)) {
-		reply_errf(rq, HERR_INVALID, "batches", "must be an array");
-		return false;
-	}
-	if (json_array_size(batches) > PUSH_MAX_BATCHES_PER_REQUEST) {
-		reply_errf(rq, HERR_INVALID, "batches", "at most %d batches per push",
-			   PUSH_MAX_BATCHES_PER_REQUEST);
-		return false;
-	}
-	json_array_foreach(batches, i, b) {
-		json_t *ts = json_object_get(b, "ts_ms"), *series = json_object_get(b, "series"), *x;
-		json_t *mons = json_object_get(b, "monitors");
-		char f[256];
-		size_t j;
-
-		if (!json_is_object(b)) {
-			reply_errf(rq, HERR_INVALID, "batches", "batch %zu must be an object", i);
-			return false;
-		}
-		if (!json_is_integer(ts) || json_integer_value(ts) <= 0) {
-			snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
-			reply_errf(rq, HERR_INVALID, f, "must be a positive integer (ms since the epoch)");
-			return false;
-		}
-		if (json_integer_value(ts) > now + PUSH_FUTURE_MS) {
-			snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
-			reply_errf(rq, HERR_INVALID, f, "is %lld s in the future: check the host's clock",
-				   (long long)(json_integer_value(ts) - now) / 1000);
-			return false;
-		}
-		if (series && !json_is_array(series)) {
-			snprintf(f, sizeof(f), "batches[%zu].series", i);
-			reply_errf(rq, HERR_INVALID, f, "must be an array");
-			return false;
-		}
-		if (json_array_size(series) > PUSH_MAX_SERIES) {
-			snprintf(f, sizeof(f), "batches[%zu].series", i);
-			reply_errf(rq, HERR_INVALID, f, "at most %d series per batch", PUSH_MAX_SERIES);
-			return false;
-		}
-		json_array_foreach(series, j, x) {
-			json_t *labels = json_object_get(x, "labels"), *lv;
-			const char *name = json_string_value(json_object_get(x, "name")), *lk;
-			double v;
-
-			if (!json_is_object(x) || !tsdb_metric_name_ok(name)) {
-				snprintf(f, sizeof(f), "batches[%zu].series[%zu].name", i, j);
-				reply_errf(rq, HERR_INVALID, f,
-					   "must be a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*, at most %d characters",
-					   TSDB_NAME_MAX);
-				return false;
-			}
-			if (!metrics_value_parse(json_object_get(x, "value"), &v)) {
-				snprintf(f, sizeof(f), "batches[%zu].series[%zu].value", i, j);
-				reply_errf(rq, HERR_INVALID, f, "must be a number, \"NaN\", \"+Inf\" or \"-Inf\"");
-				return false;
-			}
-			if (labels && !json_is_object(labels)) {
-				snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
-				reply_errf(rq, HERR_INVALID, f, "must be an object of strings");
-				return false;
-			}
-			if (json_object_size(labels) > PUSH_MAX_LABELS) {
-				snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
-				reply_errf(rq, HERR_INVALID, f, "at most %d labels", PUSH_MAX_LABELS);
-				return false;
-			}
-			json_object_foreach(labels, lk, lv) {
-				if (!tsdb_label_name_ok(lk)) {
-					snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
-					reply_errf(rq, HERR_INVALID, f,
-						   "label names are [a-zA-Z_][a-zA-Z0-9_]*, at most %d characters",
-						   TSDB_NAME_MAX);
-					return false;
-				}
-				if (metrics_label_reserved(lk)) {
-					snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
-					reply_errf(rq, HERR_INVALID, f,
-						   "is set by the server (host, group, cluster and __*)");
-					return false;
-				}
-				if (!json_is_string(lv) || strlen(json_string_value(lv)) > PUSH_LABEL_MAX) {
-					snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
-					reply_errf(rq, HERR_INVALID, f, "must be a string of at most %d bytes",
-						   PUSH_LABEL_MAX);
-					return false;
-				}
-			}
-		}
-		if (mons && !json_is_array(mons)) {
-			snprintf(f, sizeof(f), "batches[%zu].monitors", i);
-			reply_errf(rq, HERR_INVALID, f, "must be an array");
-			return false;
-		}
-		if (json_array_size(mons) > PUSH_MAX_MONITORS) {
-			snprintf(f, sizeof(f), "batches[%zu].monitors", i);
-			reply_errf(rq, HERR_INVALID, f, "at most %d monitors per batch", PUSH_MAX_MONITORS);
-			return false;
-		}
-		json_array_foreach(mons, j, x) {
-			const char *name = json_string_value(json_object_get(x, "name"));
-			const char *st = json_string_value(json_object_get(x, "state"));
-			json_t *e = json_object_get(x, "error");
-
-			if (name == NULL || name[0] == '\0' || strlen(name) > 63) {
-				snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].name", i, j);
-				reply_errf(rq, HERR_INVALID, f, "must be a monitor name (1-63 characters)");
-				return false;
-			}
-			if (st == NULL || (strcmp(st, "ok") != 0 && strcmp(st, "failed") != 0 &&
-					   strcmp(st, "timeout") != 0)) {
-				snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].state", i, j);
-				reply_errf(rq, HERR_INVALID, f, "must be ok, failed or timeout");
-				return false;
-			}
-			if (e && !json_is_null(e) &&
-			    (!json_is_string(e) || strlen(json_string_value(e)) > PUSH_ERROR_MAX)) {
-				snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].error", i, j);
-				reply_errf(rq, HERR_INVALID, f, "must be a string of at most %d bytes",
-					   PUSH_ERROR_MAX);
-				return false;
-			}
-		}
-	}
-	return true;
+	if (res->refused)
+		n += snprintf(t + n, PUSH_ANSWER_MAX - (size_t)n,
+			      ",\"refused\":{\"series\":%zu,\"reason\":\"%s\",\"host_series\":%zu,"
+			      "\"host_max_series\":%zu,\"host_refused_total\":%llu}",
+			      res->refused, tsdb_refusal_name(res->refusal.reason),
+			      res->refusal.host_series, res->refusal.host_max,
+			      (unsigned long long)res->refusal.host_refused);
+	n += snprintf(t + n, PUSH_ANSWER_MAX - (size_t)n, "}\n");
+	BUG_ON(n <= 0 || n >= PUSH_ANSWER_MAX);
+	reply_raw(rq, 200, "application/json", t, (size_t)n, false);
 }
 
-/* POST /v1/agent/metrics: see docs/metrics.md. */
+/* POST /v1/agent/metrics: see docs/metrics.md. The whole push is checked
+ * (and decoded, one walk of its JSON) before anything is stored. */
 void
 api_agent_metrics(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	json_t *body = req_json(rq), *batches, *dropped, *ans;
+	json_t *body = req_json(rq);
 	struct metrics_push_result res;
+	struct metrics_push p;
 	struct metrics_host h;
 
 	if (body == NULL)
 		return;
 	if (rq->srv->tsdb == NULL)
 		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
-	batches = json_object_get(body, "batches");
-	dropped = json_object_get(body, "dropped");
-	if (!push_valid(rq, batches))
-		return;
-	if (dropped && (!json_is_integer(dropped) || json_integer_value(dropped) < 0))
-		return reply_errf(rq, HERR_INVALID, "dropped", "must be a non-negative integer");
-	if (metrics_host_ident(rq->srv, rq->who.host_id, &h, &err) < 0)
+	if (metrics_push_decode(json_object_get(body, "batches"), json_object_get(body, "dropped"),
+				now_ms(), &p, &err) < 0 ||
+	    metrics_host_ident(rq->srv, rq->who.host_id, &h, &err) < 0 ||
+	    /* on error the batches before the failing one are stored: the
+	     * agent may resend them, and same-timestamp samples just replace */
+	    metrics_push_ingest(rq->srv, &h, &p, &res, &err) < 0) {
+		metrics_push_release(&p);
 		return reply_err(rq, &err);
-	/* on error the batches before the failing one are stored: the agent
-	 * may resend them, and same-timestamp samples just replace */
-	if (metrics_push_ingest(rq->srv, &h, batches, dropped, &res, &err) < 0)
-		return reply_err(rq, &err);
-	ans = json_pack("{s:I,s:I,s:I}", "config_version", res.config_version, "accepted",
-			(json_int_t)res.accepted, "rejected", (json_int_t)res.rejected);
-	if (res.refused)
-		json_object_set_new(ans, "refused",
-				    json_pack("{s:I,s:s,s:I,s:I,s:I}", "series", (json_int_t)res.refused,
-					      "reason", tsdb_refusal_name(res.refusal.reason),
-					      "host_series", (json_int_t)res.refusal.host_series,
-					      "host_max_series", (json_int_t)res.refusal.host_max,
-					      "host_refused_total", (json_int_t)res.refusal.host_refused));
-	reply_json(rq, 200, ans);
+	}
+	metrics_push_release(&p);
+	push_answer(rq, &res);
 }
 
 /* --- viewer queries --- */

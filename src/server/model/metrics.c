@@ -1,17 +1,20 @@
-/* model/metrics.c - the metrics model (model/metrics.h): a validated push
- * stored in the metric store under the cluster's quotas, the in-memory
- * cache of pushing hosts' identities with their monitor states and dropped
- * batches, the monitor configuration agents poll (kept per cluster/group
+/* model/metrics.c - the metrics model (model/metrics.h): a push checked
+ * and decoded in one walk of its JSON, then stored in the metric store
+ * under the cluster's quotas, the in-memory cache of pushing hosts'
+ * identities with their monitor states and dropped batches, the monitor configuration agents poll (kept per cluster/group
  * with the cluster's quotas, and computed again only after a resource
  * changed: a push reads nothing from the store), a host's series summary
  * and the group aggregate the autoscaler reads. No HTTP here: the handlers
- * in api/api-metrics.c validate, call these and answer. */
+ * in api/api-metrics.c call these and answer. */
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent-contract.h"
 #include "log.h"
 #include "model/activity.h"
 #include "model/host.h"
@@ -516,104 +519,301 @@ quota_note(struct server *s, const struct metrics_host *h, size_t refused,
 	json_decref(in);
 }
 
-/* A batch's samples and labels: on the stack up to these (an agent's
- * batch is ~35 series of 1 label), on the heap past them. */
-#define STACK_SAMPLES 64
-#define STACK_LABELS (STACK_SAMPLES * 5)
+/* --- the push: decoded in one walk, then stored --- */
+
+/* Room for need elements in *arr (used of them in use; its capacity *cap,
+ * at first the struct's own array stack): doubled, moved to the heap
+ * past the stack. */
+static void
+push_room(void **arr, void *stack, size_t used, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap = *cap;
+	void *np;
+
+	if (need <= *cap)
+		return;
+	while (ncap < need)
+		ncap = ncap > SIZE_MAX / 2 / size ? need : ncap * 2;
+	if (*arr == stack) {
+		np = xmalloc(ncap * size);
+		memcpy(np, *arr, used * size);
+	} else {
+		np = xrealloc(*arr, ncap * size);
+	}
+	*arr = np;
+	*cap = ncap;
+}
+
+#define PUSH_ROOM(p, what, need)                                                         \
+	push_room((void **)&(p)->what, (p)->what##_stack, (p)->n##what, &(p)->cap##what,  \
+		  (need), sizeof(*(p)->what))
+
+/* A new sample with 3 label slots for host, group and cluster (filled by
+ * metrics_push_ingest) and room for extra labels more. */
+static struct tsdb_sample *
+push_sample(struct metrics_push *p, const char *metric, double value, size_t extra)
+{
+	struct tsdb_sample *smp;
+
+	PUSH_ROOM(p, samples, p->nsamples + 1);
+	PUSH_ROOM(p, labels, p->nlabels + 3 + extra);
+	smp = &p->samples[p->nsamples++];
+	*smp = (struct tsdb_sample){ .metric = metric, .value = value, .nlabels = 3 };
+	p->nlabels += 3;
+	return smp;
+}
+
+/* One series of batch i, at j: checked, then added. */
+static int
+push_series(struct metrics_push *p, json_t *x, size_t i, size_t j, struct herr *err)
+{
+	json_t *labels = json_object_get(x, "labels"), *lv;
+	const char *name = json_string_value(json_object_get(x, "name")), *lk;
+	struct tsdb_sample *smp;
+	char f[128];
+	double v;
+
+	if (!json_is_object(x) || !tsdb_metric_name_ok(name)) {
+		snprintf(f, sizeof(f), "batches[%zu].series[%zu].name", i, j);
+		return herr_field(err, HERR_INVALID, f,
+				  "must be a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*, at most %d characters",
+				  TSDB_NAME_MAX);
+	}
+	if (!metrics_value_parse(json_object_get(x, "value"), &v)) {
+		snprintf(f, sizeof(f), "batches[%zu].series[%zu].value", i, j);
+		return herr_field(err, HERR_INVALID, f, "must be a number, \"NaN\", \"+Inf\" or \"-Inf\"");
+	}
+	if (labels && !json_is_object(labels)) {
+		snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
+		return herr_field(err, HERR_INVALID, f, "must be an object of strings");
+	}
+	if (json_object_size(labels) > PUSH_MAX_LABELS) {
+		snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
+		return herr_field(err, HERR_INVALID, f, "at most %d labels", PUSH_MAX_LABELS);
+	}
+	smp = push_sample(p, name, v, json_object_size(labels));
+	json_object_foreach(labels, lk, lv) {
+		const char *s = json_string_value(lv);
+
+		if (!tsdb_label_name_ok(lk)) {
+			snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
+			return herr_field(err, HERR_INVALID, f,
+					  "label names are [a-zA-Z_][a-zA-Z0-9_]*, at most %d characters",
+					  TSDB_NAME_MAX);
+		}
+		if (metrics_label_reserved(lk)) {
+			snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
+			return herr_field(err, HERR_INVALID, f,
+					  "is set by the server (host, group, cluster and __*)");
+		}
+		if (s == NULL || strlen(s) > PUSH_LABEL_MAX) {
+			snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
+			return herr_field(err, HERR_INVALID, f, "must be a string of at most %d bytes",
+					  PUSH_LABEL_MAX);
+		}
+		p->labels[p->nlabels++] = (struct tsdb_label){ lk, s };
+		smp->nlabels++;
+	}
+	return 0;
+}
+
+/* One monitor of batch i, at j: checked, kept, and its monitor_up added. */
+static int
+push_monitor(struct metrics_push *p, json_t *x, size_t i, size_t j, struct herr *err)
+{
+	const char *name = json_string_value(json_object_get(x, "name"));
+	const char *st = json_string_value(json_object_get(x, "state"));
+	json_t *e = json_object_get(x, "error");
+	struct tsdb_sample *smp;
+	char f[128];
+
+	if (name == NULL || name[0] == '\0' || strlen(name) > 63) {
+		snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].name", i, j);
+		return herr_field(err, HERR_INVALID, f, "must be a monitor name (1-63 characters)");
+	}
+	if (st == NULL ||
+	    (strcmp(st, "ok") != 0 && strcmp(st, "failed") != 0 && strcmp(st, "timeout") != 0)) {
+		snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].state", i, j);
+		return herr_field(err, HERR_INVALID, f, "must be ok, failed or timeout");
+	}
+	if (e && !json_is_null(e) &&
+	    (!json_is_string(e) || strlen(json_string_value(e)) > PUSH_ERROR_MAX)) {
+		snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].error", i, j);
+		return herr_field(err, HERR_INVALID, f, "must be a string of at most %d bytes",
+				  PUSH_ERROR_MAX);
+	}
+	PUSH_ROOM(p, monitors, p->nmonitors + 1);
+	p->monitors[p->nmonitors++] =
+		(struct metrics_push_monitor){ name, st, json_string_value(e) };
+	smp = push_sample(p, "monitor_up", strcmp(st, "ok") == 0 ? 1 : 0, 1);
+	p->labels[p->nlabels++] = (struct tsdb_label){ "monitor", name };
+	smp->nlabels++;
+	return 0;
+}
+
+/* Batch i: its time, series and monitors. */
+static int
+push_batch(struct metrics_push *p, json_t *b, size_t i, int64_t now, struct herr *err)
+{
+	json_t *ts = json_object_get(b, "ts_ms"), *series = json_object_get(b, "series");
+	json_t *mons = json_object_get(b, "monitors"), *x;
+	struct metrics_push_batch *pb;
+	char f[128];
+	size_t j;
+	int rc;
+
+	if (!json_is_object(b))
+		return herr_field(err, HERR_INVALID, "batches", "batch %zu must be an object", i);
+	if (!json_is_integer(ts) || json_integer_value(ts) <= 0) {
+		snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
+		return herr_field(err, HERR_INVALID, f, "must be a positive integer (ms since the epoch)");
+	}
+	if (json_integer_value(ts) > now + PUSH_FUTURE_MS) {
+		snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
+		return herr_field(err, HERR_INVALID, f, "is %lld s in the future: check the host's clock",
+				  (long long)(json_integer_value(ts) - now) / 1000);
+	}
+	if (series && !json_is_array(series)) {
+		snprintf(f, sizeof(f), "batches[%zu].series", i);
+		return herr_field(err, HERR_INVALID, f, "must be an array");
+	}
+	if (json_array_size(series) > PUSH_MAX_SERIES) {
+		snprintf(f, sizeof(f), "batches[%zu].series", i);
+		return herr_field(err, HERR_INVALID, f, "at most %d series per batch", PUSH_MAX_SERIES);
+	}
+	if (mons && !json_is_array(mons)) {
+		snprintf(f, sizeof(f), "batches[%zu].monitors", i);
+		return herr_field(err, HERR_INVALID, f, "must be an array");
+	}
+	if (json_array_size(mons) > PUSH_MAX_MONITORS) {
+		snprintf(f, sizeof(f), "batches[%zu].monitors", i);
+		return herr_field(err, HERR_INVALID, f, "at most %d monitors per batch",
+				  PUSH_MAX_MONITORS);
+	}
+	pb = &p->batches[p->nbatches++];
+	*pb = (struct metrics_push_batch){ .ts_ms = json_integer_value(ts), .smp0 = p->nsamples,
+					   .mon0 = p->nmonitors };
+	PUSH_ROOM(p, samples, p->nsamples + json_array_size(series) + json_array_size(mons) + 1);
+	json_array_foreach(series, j, x)
+		if ((rc = push_series(p, x, i, j, err)) < 0)
+			return rc;
+	pb->nseries = p->nsamples - pb->smp0;
+	json_array_foreach(mons, j, x)
+		if ((rc = push_monitor(p, x, i, j, err)) < 0)
+			return rc;
+	pb->nmon = p->nmonitors - pb->mon0;
+	pb->nsmp = p->nsamples - pb->smp0;
+	return 0;
+}
 
 int
-metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batches,
-		    json_t *dropped, struct metrics_push_result *out, struct herr *err)
+metrics_push_decode(json_t *batches, json_t *dropped, int64_t now, struct metrics_push *p,
+		    struct herr *err)
 {
-	struct tsdb_sample smp_stack[STACK_SAMPLES];
-	struct tsdb_label lab_stack[STACK_LABELS];
+	struct tsdb_label *l;
+	json_t *b;
+	size_t i;
+	int rc;
+
+	memset(p, 0, offsetof(struct metrics_push, batches_stack));
+	p->batches = p->batches_stack;
+	p->samples = p->samples_stack;
+	p->labels = p->labels_stack;
+	p->monitors = p->monitors_stack;
+	p->capbatches = PUSH_STACK_BATCHES;
+	p->capsamples = PUSH_STACK_SAMPLES;
+	p->caplabels = PUSH_STACK_LABELS;
+	p->capmonitors = PUSH_STACK_MONITORS;
+	if (!json_is_array(batches))
+		return herr_field(err, HERR_INVALID, "batches", "must be an array");
+	if (json_array_size(batches) > PUSH_MAX_BATCHES_PER_REQUEST)
+		return herr_field(err, HERR_INVALID, "batches", "at most %d batches per push",
+				  PUSH_MAX_BATCHES_PER_REQUEST);
+	PUSH_ROOM(p, batches, json_array_size(batches));
+	json_array_foreach(batches, i, b)
+		if ((rc = push_batch(p, b, i, now, err)) < 0)
+			return rc;
+	if (dropped && (!json_is_integer(dropped) || json_integer_value(dropped) < 0))
+		return herr_field(err, HERR_INVALID, "dropped", "must be a non-negative integer");
+	if (dropped && p->nbatches) {
+		/* on the last batch; its value is the host's total, in ingest */
+		p->has_dropped = true;
+		p->dropped = (uint64_t)json_integer_value(dropped);
+		push_sample(p, "agent_dropped_batches_total", 0, 0);
+		p->batches[p->nbatches - 1].nsmp++;
+	}
+	/* the labels are in the samples' order: point each sample at its own
+	 * now that the array has stopped moving */
+	l = p->labels;
+	for (i = 0; i < p->nsamples; i++) {
+		p->samples[i].labels = l;
+		l += p->samples[i].nlabels;
+	}
+	return 0;
+}
+
+void
+metrics_push_release(struct metrics_push *p)
+{
+	if (p->batches != p->batches_stack)
+		free(p->batches);
+	if (p->samples != p->samples_stack)
+		free(p->samples);
+	if (p->labels != p->labels_stack)
+		free(p->labels);
+	if (p->monitors != p->monitors_stack)
+		free(p->monitors);
+	p->batches = NULL;
+	p->samples = NULL;
+	p->labels = NULL;
+	p->monitors = NULL;
+}
+
+/* Adds name to the metric names the autoscaler is told of. */
+static void
+names_add(const char ***names, size_t *n, size_t *cap, const char *name)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*names = xrealloc(*names, *cap * sizeof(**names));
+	}
+	(*names)[(*n)++] = name;
+}
+
+int
+metrics_push_ingest(struct server *s, const struct metrics_host *h, struct metrics_push *p,
+		    struct metrics_push_result *out, struct herr *err)
+{
 	struct tsdb *db = s->tsdb;
 	const char **names = NULL;
 	size_t nnames = 0, capnames = 0, i, last = 0;
-	int64_t last_ts = 0;
+	struct tsdb_label *l = p->labels;
 	struct tsdb_limits lim;
 	struct tsdb_append_info info;
 	json_int_t version;
 	bool scaled;
-	json_t *b;
 
 	memset(out, 0, sizeof(*out));
 	if (db == NULL)
 		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
 	cfg_get(s, h->cluster, h->group, &version, &lim, &scaled, NULL);
 	out->config_version = version;
-	json_array_foreach(batches, i, b) {
-		json_t *series = json_object_get(b, "series"), *mons = json_object_get(b, "monitors");
-		size_t ns = json_array_size(series), nm = json_array_size(mons), n = 0, nl = 0, j;
-		int64_t ts = json_integer_value(json_object_get(b, "ts_ms"));
-		size_t nlab = (ns + nm + 1) * 4;   /* the 3 given + monitor */
-		struct tsdb_sample *smp = smp_stack;
-		struct tsdb_label *lab = lab_stack;
-		json_t *x;
+	/* the server's labels, in every sample's first 3 slots */
+	for (i = 0; i < p->nsamples; i++) {
+		l[0] = (struct tsdb_label){ "host", h->name };
+		l[1] = (struct tsdb_label){ "group", h->group };
+		l[2] = (struct tsdb_label){ "cluster", h->cluster };
+		l += p->samples[i].nlabels;
+	}
+	if (p->has_dropped)
+		p->samples[p->nsamples - 1].value = (double)dropped_add(h->id, p->dropped);
+	for (i = 0; i < p->nbatches; i++) {
+		const struct metrics_push_batch *b = &p->batches[i];
 		int rc;
 
-		if (ts >= last_ts) {
-			last_ts = ts;
+		if (b->ts_ms >= p->batches[last].ts_ms)
 			last = i;
-		}
-		json_array_foreach(series, j, x)
-			nlab += json_object_size(json_object_get(x, "labels"));
-		if (ns + nm + 1 > STACK_SAMPLES)
-			smp = xcalloc(ns + nm + 1, sizeof(*smp));
-		if (nlab > STACK_LABELS)
-			lab = xcalloc(nlab, sizeof(*lab));
-#define BASE_LABELS()                                                   \
-	do {                                                            \
-		lab[nl++] = (struct tsdb_label){ "host", h->name };      \
-		lab[nl++] = (struct tsdb_label){ "group", h->group };    \
-		lab[nl++] = (struct tsdb_label){ "cluster", h->cluster }; \
-	} while (0)
-		json_array_foreach(series, j, x) {
-			json_t *lv;
-			const char *lk;
-
-			smp[n].metric = json_string_value(json_object_get(x, "name"));
-			metrics_value_parse(json_object_get(x, "value"), &smp[n].value);
-			smp[n].labels = &lab[nl];
-			BASE_LABELS();
-			json_object_foreach(json_object_get(x, "labels"), lk, lv)
-				lab[nl++] = (struct tsdb_label){ lk, json_string_value(lv) };
-			smp[n].nlabels = (size_t)(&lab[nl] - smp[n].labels);
-			n++;
-			if (!scaled)
-				continue;
-			if (nnames == capnames) {
-				capnames = capnames ? capnames * 2 : 64;
-				names = xrealloc(names, capnames * sizeof(*names));
-			}
-			names[nnames++] = smp[n - 1].metric;
-		}
-		json_array_foreach(mons, j, x) {
-			const char *st = json_string_value(json_object_get(x, "state"));
-
-			smp[n].metric = "monitor_up";
-			smp[n].value = strcmp(st, "ok") == 0 ? 1 : 0;
-			smp[n].labels = &lab[nl];
-			BASE_LABELS();
-			lab[nl++] = (struct tsdb_label){ "monitor",
-							 json_string_value(json_object_get(x, "name")) };
-			smp[n].nlabels = 4;
-			n++;
-		}
-		if (i + 1 == json_array_size(batches) && dropped) {
-			smp[n].metric = "agent_dropped_batches_total";
-			smp[n].value = (double)dropped_add(h->id, (uint64_t)json_integer_value(dropped));
-			smp[n].labels = &lab[nl];
-			BASE_LABELS();
-			smp[n].nlabels = 3;
-			n++;
-		}
-#undef BASE_LABELS
-		rc = tsdb_append_q(db, ts, smp, n, &lim, &info, err);
-		if (smp != smp_stack)
-			free(smp);
-		if (lab != lab_stack)
-			free(lab);
+		rc = tsdb_append_q(db, b->ts_ms, &p->samples[b->smp0], b->nsmp, &lim, &info, err);
 		if (rc < 0) {
 			free(names);
 			/* batches before this one are stored: the agent may resend
@@ -621,7 +821,7 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 			return err->code ? err->code : rc;
 		}
 		out->accepted += (size_t)rc;
-		out->rejected += n - (size_t)rc;
+		out->rejected += b->nsmp - (size_t)rc;
 		out->refused += info.refused;
 		if (info.refused) {
 			out->refusal.reason = info.reason;
@@ -630,27 +830,27 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batc
 			out->refusal.host_max = info.host_max;
 		}
 		out->refusal.note |= info.note;
-		if (nm && scaled) {
-			if (nnames == capnames) {
-				capnames = capnames ? capnames * 2 : 64;
-				names = xrealloc(names, capnames * sizeof(*names));
-			}
-			names[nnames++] = "monitor_up";
-		}
+		if (!scaled)
+			continue;
+		for (size_t k = 0; k < b->nseries; k++)
+			names_add(&names, &nnames, &capnames, p->samples[b->smp0 + k].metric);
+		if (b->nmon)
+			names_add(&names, &nnames, &capnames, "monitor_up");
 	}
 	/* monitor states: the newest batch wins */
-	{
-		json_t *mons = json_object_get(json_array_get(batches, last), "monitors"), *x;
-		json_array_foreach(mons, i, x)
-			monitor_set(h->id, json_string_value(json_object_get(x, "name")),
-				    json_string_value(json_object_get(x, "state")),
-				    json_string_value(json_object_get(x, "error")), last_ts);
+	if (p->nbatches) {
+		const struct metrics_push_batch *b = &p->batches[last];
+
+		for (i = 0; i < b->nmon; i++) {
+			const struct metrics_push_monitor *m = &p->monitors[b->mon0 + i];
+			monitor_set(h->id, m->name, m->state, m->error, b->ts_ms);
+		}
 	}
 	if (out->refusal.note)
 		quota_note(s, h, out->refused, &out->refusal);
 	/* the autoscaler reads the store for each call: only groups that a
 	 * policy scales (its own 1 s pass finds every other change) */
-	if (nnames && scaled) {
+	if (nnames) {
 		size_t k = 0;
 		qsort(names, nnames, sizeof(*names), cmp_str);
 		for (i = 0; i < nnames; i++)

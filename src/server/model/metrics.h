@@ -119,16 +119,63 @@ struct metrics_push_result {
 	json_int_t config_version;        /* of the host's group, as the push used it */
 };
 
-/* Stores a push of host h already validated by the caller (batches: array
- * of {"ts_ms","series","monitors"}; dropped: the agent's lost batches, may
- * be NULL), both borrowed: each batch's series with labels host/group/
- * cluster added, monitor_up per monitor, agent_dropped_batches_total on the
- * last batch; the cluster's quotas apply (cached with the configuration) (a refusal is logged and, at most
- * hourly, recorded as an activity). Then the monitor states of the newest
- * batch are kept and metrics_on_push() is told the metric names. Errors:
- * HERR_UNAVAIL without a metric store, or the store's error, in which case
- * the batches before the failing one are stored and nothing else is done. */
-int metrics_push_ingest(struct server *s, const struct metrics_host *h, json_t *batches,
-			json_t *dropped, struct metrics_push_result *out, struct herr *err);
+/* A push decoded and checked by metrics_push_decode(), in one walk of its
+ * JSON: the samples to store, batch after batch, each batch its series,
+ * then one monitor_up per monitor, then (the last batch, when the push
+ * reports dropped batches) agent_dropped_batches_total; every sample's
+ * labels begin with 3 slots for host, group and cluster, which
+ * metrics_push_ingest() fills for the pushing host. Strings are borrowed
+ * from the JSON, which must outlive it. An agent's push (one batch of ~35
+ * series of one label) fits in the struct itself; bigger ones grow on the
+ * heap (metrics_push_release). */
+#define PUSH_STACK_BATCHES 4
+#define PUSH_STACK_SAMPLES 64
+#define PUSH_STACK_LABELS (PUSH_STACK_SAMPLES * 5)
+#define PUSH_STACK_MONITORS 16
+
+struct metrics_push_batch {
+	int64_t ts_ms;
+	size_t smp0, nsmp;            /* its samples: samples[smp0 .. smp0 + nsmp) */
+	size_t nseries;               /* of which series (the rest: monitors, dropped) */
+	size_t mon0, nmon;            /* its monitors: monitors[mon0 .. mon0 + nmon) */
+};
+
+struct metrics_push_monitor {
+	const char *name, *state, *error;   /* error: NULL when none */
+};
+
+struct metrics_push {
+	struct metrics_push_batch *batches;
+	struct tsdb_sample *samples;
+	struct tsdb_label *labels;
+	struct metrics_push_monitor *monitors;
+	size_t nbatches, nsamples, nlabels, nmonitors;
+	size_t capbatches, capsamples, caplabels, capmonitors;
+	bool has_dropped;
+	uint64_t dropped;             /* batches the agent reports lost */
+	struct metrics_push_batch batches_stack[PUSH_STACK_BATCHES];
+	struct tsdb_sample samples_stack[PUSH_STACK_SAMPLES];
+	struct tsdb_label labels_stack[PUSH_STACK_LABELS];
+	struct metrics_push_monitor monitors_stack[PUSH_STACK_MONITORS];
+};
+
+/* Checks a whole push (batches: array of {"ts_ms","series","monitors"};
+ * dropped: the agent's lost batches, may be NULL; now_ms for the clock
+ * skew check) and decodes it into *p. HERR_INVALID naming the field
+ * ("batches[0].series[3].name") on the first mistake; nothing is stored
+ * either way. metrics_push_release(p) after, even on error. */
+int metrics_push_decode(json_t *batches, json_t *dropped, int64_t now_ms, struct metrics_push *p,
+			struct herr *err);
+void metrics_push_release(struct metrics_push *p);
+
+/* Stores a decoded push of host h: its labels host/group/cluster added to
+ * each sample; the cluster's quotas apply (cached with the configuration)
+ * (a refusal is logged and, at most hourly, recorded as an activity). Then
+ * the monitor states of the newest batch are kept and metrics_on_push() is
+ * told the metric names. Errors: HERR_UNAVAIL without a metric store, or
+ * the store's error, in which case the batches before the failing one are
+ * stored and nothing else is done. */
+int metrics_push_ingest(struct server *s, const struct metrics_host *h, struct metrics_push *p,
+			struct metrics_push_result *out, struct herr *err);
 
 #endif
