@@ -95,6 +95,20 @@ lb_field() {
 	qc DescribeLoadBalancers zone=pek3a "loadbalancers.1=$1" | json "{loadbalancer_set}[0]$2"
 }
 
+# lb_pending_or_done LB JOB: the LB just made is pending/creating, or its job
+# has ended and it is active (both read from one DescribeLoadBalancers).
+lb_pending_or_done() {
+	local d s t
+	d=$(qc DescribeLoadBalancers zone=pek3a "loadbalancers.1=$1")
+	s=$(echo "$d" | json '{loadbalancer_set}[0]{status}')
+	t=$(echo "$d" | json '{loadbalancer_set}[0]{transition_status}')
+	if [ "$s" = pending ]; then
+		[ "$t" = creating ]
+	else
+		[ "$s" = active ] && [ -z "$t" ] && job_is "$2" successful
+	fi
+}
+
 lb_is() {
 	[ "$(lb_field "$1" '{status}')" = "$2" ]
 }
@@ -172,8 +186,9 @@ hits() {
 	lb=$(echo "$output" | json '{loadbalancer_id}')
 	job=$(echo "$output" | json '{job_id}')
 	[[ "$lb" == lb-* ]]
-	[ "$(lb_field "$lb" '{status}')" = pending ]
-	[ "$(lb_field "$lb" '{transition_status}')" = creating ]
+	# pending and creating until its job ends (300 ms: a loaded machine
+	# may read it only after; then it is active and its job done)
+	lb_pending_or_done "$lb" "$job"
 	wait_for 10 job_is "$job" successful
 	[ "$(lb_field "$lb" '{status}')" = active ]
 	[ "$(lb_field "$lb" '{private_ips}[0]')" = "$VX_NET.2" ]
