@@ -44,6 +44,8 @@ struct httpd {
 	struct waiter *waiters;
 	pthread_t waker;
 	bool waker_started;
+	uint64_t woken_kick;           /* parked requests resumed by a kick */
+	uint64_t woken_deadline;       /* ... at their deadline (or at stop) */
 };
 
 static enum MHD_Result
@@ -158,6 +160,19 @@ park(struct httpd *h, struct req *rq)
 	return true;
 }
 
+/* Counts (and at debug level logs) one parked request resumed; each
+ * resume runs its handler again. Called with h->lock held. */
+static void
+woke(struct httpd *h, const struct req *rq, bool by_kick)
+{
+	if (by_kick)
+		h->woken_kick++;
+	else
+		h->woken_deadline++;
+	log_debug("http: woke %s %s of '%s' (%s)", rq->method, rq->path, rq->who.name,
+		  by_kick ? "kick" : "deadline");
+}
+
 /* Resumes every parked request (on a kick) or those past their deadline. */
 static void
 resume(struct httpd *h, bool all)
@@ -168,6 +183,7 @@ resume(struct httpd *h, bool all)
 	pthread_mutex_lock(&h->lock);
 	for (pp = &h->waiters; (w = *pp) != NULL;) {
 		if (all || now >= w->rq->wait_deadline_ms) {
+			woke(h, w->rq, now < w->rq->wait_deadline_ms);
 			*pp = w->next;
 			MHD_resume_connection(w->rq->conn);
 			free(w);
