@@ -32,6 +32,13 @@
 #define HTTPD_FIRST_TIMEOUT_S 10u   /* idle limit until a request authenticates */
 #define HTTPD_AUTHED_TIMEOUT_S 120u /* idle limit after (keep-alive between calls) */
 #define HTTPD_LOG_BURST 20u         /* libmicrohttpd messages logged per minute */
+/* What libmicrohttpd keeps per connection (its default is 32 KB, most of
+ * an idle keep-alive connection's cost): the request line and headers
+ * (herd's are under 1 KB, a browser's a few KB; past what fits, 431), the
+ * answer's headers, and the read buffer a body passes through on its way
+ * to rq->body (herd's own, bounded by --body-max). */
+#define HTTPD_CONN_MEMORY ((size_t)16 * 1024)
+#define HTTPD_CONN_MEMORY_STEP ((size_t)1024)  /* read buffer growth step */
 #define HTTPD_KEYS 4096u            /* slots of the kicked-hosts table (half used at most) */
 
 struct waiter {
@@ -552,6 +559,8 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 			     MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
 			     MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_FIRST_TIMEOUT_S,
+			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_CONN_MEMORY,
+			     MHD_OPTION_CONNECTION_MEMORY_INCREMENT, HTTPD_CONN_MEMORY_STEP,
 			     MHD_OPTION_CONNECTION_LIMIT, s->max_conns,
 			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->max_conns_per_addr,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,

@@ -169,3 +169,30 @@ kick_wakes() {
 	grep -q " $target\$" "$BATS_TEST_TMPDIR/wakes"
 	refute grep -v " $target\$" "$BATS_TEST_TMPDIR/wakes"
 }
+
+# pad_get BYTES: the status of GET /v1/hosts with an extra header of BYTES
+# bytes ("000": the connection closed without an answer).
+pad_get() {
+	local pad
+	pad=$(head -c "$1" /dev/zero | tr '\0' a)
+	curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H "Authorization: Bearer $HERD_TOKEN" \
+		-H "X-Pad: $pad" "$HERD_URL/v1/hosts?cluster=wk"
+}
+
+@test "longpoll: a request's headers up to 8 KB are served; past what a connection holds, 431, never a silent close" {
+	for b in 512 2048 4096 6144 8192; do
+		code=$(pad_get "$b")
+		echo "$b bytes: $code"
+		[ "$code" = 200 ]
+	done
+	seen431=0
+	for b in $(seq 8704 512 40960); do
+		code=$(pad_get "$b")
+		echo "$b bytes: $code"
+		[[ "$code" =~ ^(200|431)$ ]]
+		[ "$code" = 431 ] && seen431=1
+	done
+	[ "$seen431" = 1 ]
+	# the server still answers
+	[ "$(pad_get 100)" = 200 ]
+}
