@@ -39,6 +39,10 @@
  * to rq->body (herd's own, bounded by --body-max). */
 #define HTTPD_CONN_MEMORY ((size_t)16 * 1024)
 #define HTTPD_CONN_MEMORY_STEP ((size_t)1024)  /* read buffer growth step */
+/* Request line and headers past this are answered 431 by herd: the rest of
+ * the connection's memory is the room its answer's headers need (with less,
+ * libmicrohttpd closes the connection without an answer). */
+#define HTTPD_HEADERS_MAX (HTTPD_CONN_MEMORY - (size_t)4096)
 #define HTTPD_KEYS 4096u            /* slots of the kicked-hosts table (half used at most) */
 
 struct waiter {
@@ -418,6 +422,41 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("http: %s", msg);
 }
 
+static enum MHD_Result
+count_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	size_t *n = cls, add = strlen(key) + (value ? strlen(value) : 0) + 4;
+
+	*n = *n > SIZE_MAX - add ? SIZE_MAX : *n + add;   /* saturates */
+	return MHD_YES;
+}
+
+/* The bytes of the request line and headers, as received (about). */
+static size_t
+head_bytes(struct MHD_Connection *c, const char *url, const char *method)
+{
+	size_t n = strlen(url) + strlen(method) + 16;
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, count_bytes, &n);
+	return n;
+}
+
+/* 431 with the fewest header bytes (the connection's memory is nearly
+ * spent on the request's own): the status says it all. */
+static enum MHD_Result
+answer_431(struct MHD_Connection *c)
+{
+	static char body[] = "{\"error\":{\"code\":\"too_big\",\"message\":"
+			     "\"request line and headers are too large\"}}\n";
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(sizeof(body) - 1, body, MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, 431, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 /* Whether the request announces a body (a length above 0, or chunks). */
 static bool
 has_body(struct MHD_Connection *c)
@@ -449,6 +488,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		snprintf(rq->path, sizeof(rq->path), "%s", url);
 		buf_init(&rq->body, s->body_max);
 		*con_cls = rq;
+		if (head_bytes(c, url, method) > HTTPD_HEADERS_MAX) {
+			rq->status = 431;
+			rq->answered_early = true;
+			return answer_431(c);
+		}
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > s->body_max) {
 			/* Refuse before reading: answering now makes MHD close the
