@@ -3,6 +3,9 @@
  * bounded request bodies, keep-alive (answers are queued on the handler's
  * last call, never the first, unless the request is refused outright), and
  * long-polls parked with suspend/resume so they never hold a pool thread.
+ * A parked request is resumed (its handler runs again) only by a kick that
+ * can concern it: a host's command long-poll by a command kick naming that
+ * host (or every host), any other by every kick; each also at its deadline.
  * Refusals come before the body: authentication and role checks run on the
  * headers, and a refused request with a body is answered at once and its
  * connection closed. Connections are limited per client address and in all;
@@ -29,10 +32,28 @@
 #define HTTPD_FIRST_TIMEOUT_S 10u   /* idle limit until a request authenticates */
 #define HTTPD_AUTHED_TIMEOUT_S 120u /* idle limit after (keep-alive between calls) */
 #define HTTPD_LOG_BURST 20u         /* libmicrohttpd messages logged per minute */
+/* What libmicrohttpd keeps per connection (its default is 32 KB, most of
+ * an idle keep-alive connection's cost): the request line and headers
+ * (herd's are under 1 KB, a browser's a few KB; past what fits, 431), the
+ * answer's headers, and the read buffer a body passes through on its way
+ * to rq->body (herd's own, bounded by --body-max). */
+#define HTTPD_CONN_MEMORY ((size_t)16 * 1024)
+#define HTTPD_CONN_MEMORY_STEP ((size_t)1024)  /* read buffer growth step */
+/* Request line and headers past this are answered 431 by herd: the rest of
+ * the connection's memory is the room its answer's headers need (with less,
+ * libmicrohttpd closes the connection without an answer). */
+#define HTTPD_HEADERS_MAX (HTTPD_CONN_MEMORY - (size_t)4096)
+#define HTTPD_KEYS 4096u            /* slots of the kicked-hosts table (half used at most) */
 
 struct waiter {
 	struct req *rq;
 	struct waiter *next;
+};
+
+/* A host whose commands a kick concerned: the generation that kick made. */
+struct kicked {
+	uint64_t key;                  /* wait_key_of(host id); 0 = a free slot */
+	uint64_t gen;
 };
 
 struct httpd {
@@ -44,6 +65,14 @@ struct httpd {
 	struct waiter *waiters;
 	pthread_t waker;
 	bool waker_started;
+	uint64_t woken_kick;           /* parked requests resumed by a kick (or stop) */
+	uint64_t woken_deadline;       /* ... at their deadline */
+	/* guarded by lock: the command kicks keyed waiters have not all seen */
+	struct kicked keys[HTTPD_KEYS];  /* open addressing, linear probing */
+	unsigned nkeys;
+	uint64_t keys_floor;           /* a command kick for every host made this
+				        * generation (0: none yet) */
+	uint64_t keys_oldest;          /* the lowest gen in keys (when nkeys > 0) */
 };
 
 static enum MHD_Result
@@ -122,8 +151,112 @@ void
 req_wait(struct req *rq, int64_t timeout_ms)
 {
 	rq->suspended = true;
+	rq->wait_key = 0;
 	if (rq->wait_deadline_ms == 0)
 		rq->wait_deadline_ms = mono_ms() + timeout_ms;
+}
+
+/* FNV-1a of a host id, never 0 (0 = not keyed): a collision only wakes
+ * a poll that was not concerned, which looks and parks again. */
+static uint64_t
+wait_key_of(const char *host_id)
+{
+	uint64_t k = 1469598103934665603ull;
+
+	for (const unsigned char *p = (const unsigned char *)host_id; *p; p++)
+		k = (k ^ *p) * 1099511628211ull;
+	return k ? k : 1;
+}
+
+void
+req_wait_commands(struct req *rq, const char *host_id, int64_t timeout_ms)
+{
+	req_wait(rq, timeout_ms);
+	rq->wait_key = wait_key_of(host_id);
+}
+
+static struct kicked *
+keys_slot(struct httpd *h, uint64_t key)
+{
+	unsigned i = (unsigned)(key & (HTTPD_KEYS - 1));
+
+	while (h->keys[i].key != 0 && h->keys[i].key != key)
+		i = (i + 1) & (HTTPD_KEYS - 1);
+	return &h->keys[i];
+}
+
+/* Records that generation gen concerned key's polls. A full table becomes
+ * a kick for every host (a floor): extra wakes, never a missed one. */
+static void
+keys_put(struct httpd *h, uint64_t key, uint64_t gen)
+{
+	struct kicked *k = keys_slot(h, key);
+
+	if (k->key == 0 && h->nkeys >= HTTPD_KEYS / 2) {
+		memset(h->keys, 0, sizeof(h->keys));
+		h->nkeys = 0;
+		h->keys_floor = gen;
+		return;
+	}
+	if (k->key == 0) {
+		k->key = key;
+		if (h->nkeys++ == 0 || gen < h->keys_oldest)
+			h->keys_oldest = gen;
+	}
+	k->gen = gen;
+}
+
+void
+httpd_kicked(struct server *s, const char *const *host_ids, size_t n, uint64_t gen)
+{
+	struct httpd *h = s->httpd;
+
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->lock);
+	if (n == 0 || host_ids == NULL)
+		h->keys_floor = gen;
+	for (size_t i = 0; host_ids && i < n; i++)
+		if (host_ids[i] && host_ids[i][0])
+			keys_put(h, wait_key_of(host_ids[i]), gen);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Whether a command kick since rq's handler looked concerns it. ">=": the
+ * kick may have come inside a transaction the handler could not see yet;
+ * the kick after its commit (writer.c) then finds it again. */
+static bool
+kicked_for(struct httpd *h, const struct req *rq)
+{
+	const struct kicked *k;
+
+	if (h->keys_floor != 0 && h->keys_floor >= rq->gen_seen)
+		return true;
+	if (h->nkeys == 0)
+		return false;
+	k = keys_slot(h, rq->wait_key);
+	return k->key != 0 && k->gen >= rq->gen_seen;
+}
+
+/* Drops the kicks no parked keyed request can still need: older than the
+ * oldest generation one of them looked at (min, at most the generation
+ * now). A request not parked yet that looked before such a kick finds the
+ * generation moved when it parks, and looks again (park). */
+static void
+keys_prune(struct httpd *h, uint64_t min)
+{
+	struct kicked old[HTTPD_KEYS / 2];
+	unsigned n = 0;
+
+	if (h->nkeys == 0 || h->keys_oldest >= min)
+		return;
+	for (unsigned i = 0; i < HTTPD_KEYS; i++)
+		if (h->keys[i].key != 0 && h->keys[i].gen >= min && n < HTTPD_KEYS / 2)
+			old[n++] = h->keys[i];
+	memset(h->keys, 0, sizeof(h->keys));
+	h->nkeys = 0;
+	for (unsigned i = 0; i < n; i++)
+		keys_put(h, old[i].key, old[i].gen);
 }
 
 /* Parks rq unless the server changed since its handler looked (then the
@@ -158,23 +291,47 @@ park(struct httpd *h, struct req *rq)
 	return true;
 }
 
-/* Resumes every parked request (on a kick) or those past their deadline. */
+/* Counts (and at debug level logs) one parked request resumed; each
+ * resume runs its handler again. Called with h->lock held. */
 static void
-resume(struct httpd *h, bool all)
+woke(struct httpd *h, const struct req *rq, bool by_kick)
+{
+	if (by_kick)
+		h->woken_kick++;
+	else
+		h->woken_deadline++;
+	log_debug("http: woke %s %s of '%s' (%s)", rq->method, rq->path, rq->who.name,
+		  by_kick ? "kick" : "deadline");
+}
+
+/* Resumes the parked requests a kick concerns (changed: the generation
+ * moved to gen since the last pass), those past their deadline, or all. */
+static void
+resume(struct httpd *h, bool changed, uint64_t gen, bool all)
 {
 	struct waiter **pp, *w;
 	int64_t now = mono_ms();
+	uint64_t min = gen;
 
 	pthread_mutex_lock(&h->lock);
 	for (pp = &h->waiters; (w = *pp) != NULL;) {
-		if (all || now >= w->rq->wait_deadline_ms) {
+		struct req *rq = w->rq;
+		bool deadline = now >= rq->wait_deadline_ms;
+		bool kicked = changed && (rq->wait_key == 0 || kicked_for(h, rq));
+
+		if (all || deadline || kicked) {
+			woke(h, rq, !deadline);
 			*pp = w->next;
-			MHD_resume_connection(w->rq->conn);
+			MHD_resume_connection(rq->conn);
 			free(w);
 		} else {
+			if (rq->wait_key != 0 && rq->gen_seen < min)
+				min = rq->gen_seen;
 			pp = &w->next;
 		}
 	}
+	if (!all)
+		keys_prune(h, min);
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -182,7 +339,21 @@ void
 httpd_resume_waiters(struct server *s)
 {
 	if (s->httpd)
-		resume(s->httpd, true);
+		resume(s->httpd, true, 0, true);
+}
+
+void
+httpd_wakeups(struct server *s, uint64_t *by_kick, uint64_t *at_deadline)
+{
+	struct httpd *h = s->httpd;
+
+	*by_kick = *at_deadline = 0;
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->lock);
+	*by_kick = h->woken_kick;
+	*at_deadline = h->woken_deadline;
+	pthread_mutex_unlock(&h->lock);
 }
 
 static void *
@@ -208,11 +379,11 @@ waker_main(void *arg)
 		changed = s->generation != seen;
 		seen = s->generation;
 		pthread_mutex_unlock(&s->lock);
-		resume(h, changed);
+		resume(h, changed, seen, false);
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
-	resume(h, true);
+	resume(h, false, 0, true);
 	return NULL;
 }
 
@@ -251,6 +422,41 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("http: %s", msg);
 }
 
+static enum MHD_Result
+count_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	size_t *n = cls, add = strlen(key) + (value ? strlen(value) : 0) + 4;
+
+	*n = *n > SIZE_MAX - add ? SIZE_MAX : *n + add;   /* saturates */
+	return MHD_YES;
+}
+
+/* The bytes of the request line and headers, as received (about). */
+static size_t
+head_bytes(struct MHD_Connection *c, const char *url, const char *method)
+{
+	size_t n = strlen(url) + strlen(method) + 16;
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, count_bytes, &n);
+	return n;
+}
+
+/* 431 with the fewest header bytes (the connection's memory is nearly
+ * spent on the request's own): the status says it all. */
+static enum MHD_Result
+answer_431(struct MHD_Connection *c)
+{
+	static char body[] = "{\"error\":{\"code\":\"too_big\",\"message\":"
+			     "\"request line and headers are too large\"}}\n";
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(sizeof(body) - 1, body, MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, 431, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 /* Whether the request announces a body (a length above 0, or chunks). */
 static bool
 has_body(struct MHD_Connection *c)
@@ -282,6 +488,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		snprintf(rq->path, sizeof(rq->path), "%s", url);
 		buf_init(&rq->body, s->body_max);
 		*con_cls = rq;
+		if (head_bytes(c, url, method) > HTTPD_HEADERS_MAX) {
+			rq->status = 431;
+			rq->answered_early = true;
+			return answer_431(c);
+		}
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > s->body_max) {
 			/* Refuse before reading: answering now makes MHD close the
@@ -392,6 +603,8 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 			     MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
 			     MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_FIRST_TIMEOUT_S,
+			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_CONN_MEMORY,
+			     MHD_OPTION_CONNECTION_MEMORY_INCREMENT, HTTPD_CONN_MEMORY_STEP,
 			     MHD_OPTION_CONNECTION_LIMIT, s->max_conns,
 			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->max_conns_per_addr,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,

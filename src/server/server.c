@@ -52,6 +52,15 @@ server_kick(struct server *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void
+server_kick_commands(struct server *s, const char *const *host_ids, size_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	httpd_kicked(s, host_ids, n, __atomic_add_fetch(&s->generation, 1, __ATOMIC_RELEASE));
+	pthread_cond_broadcast(&s->kick);
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void
 usage(FILE *f)
 {

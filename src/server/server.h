@@ -76,6 +76,8 @@ struct req {
 	bool suspended;                /* long-poll: answer later */
 	int64_t wait_deadline_ms;      /* long-poll deadline (mono) */
 	uint64_t gen_seen;             /* server generation when handled */
+	uint64_t wait_key;             /* parked: 0 = every kick wakes it, else
+				        * only server_kick_commands naming it */
 	void *state;                   /* handler state across a long-poll */
 	void (*state_free)(void *);
 	char audit_detail[1024];       /* what the audit entry says beyond the path */
@@ -133,12 +135,21 @@ bool req_role_at_least(const struct req *rq, enum role r);
 const char *role_name(enum role r);
 enum role role_parse(const char *s);
 
-/* Wakes controllers and long-polls: state changed. */
+/* Wakes controllers and long-polls: state changed. A host's parked command
+ * long-poll (req_wait_commands) is not resumed by it: no delivery came. */
 void server_kick(struct server *s);
+/* server_kick, and deliveries may be there for host_ids[0..n) (n == 0: for
+ * any host, e.g. a run's `parallel` slot was freed): also resumes those
+ * hosts' parked command long-polls. Whoever makes a delivery takeable calls
+ * it; one forgotten delays the delivery to the poll's deadline, no more. */
+void server_kick_commands(struct server *s, const char *const *host_ids, size_t n);
 
 /* Long-poll: suspends rq until server_kick() or timeout_ms, then calls the
  * route's handler again with rq->suspended cleared (rq->state kept). */
 void req_wait(struct req *rq, int64_t timeout_ms);
+/* req_wait for host_id's command long-poll: resumed only by
+ * server_kick_commands naming host_id (or any host), or at timeout_ms. */
+void req_wait_commands(struct req *rq, const char *host_id, int64_t timeout_ms);
 
 /* Routing (router.c) */
 const struct route *route_match(const char *method, const char *path, char **params,
@@ -158,6 +169,11 @@ int httpd_start(struct server *s, const char *addr, const char *const *more, int
 int httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err);
 void httpd_stop(struct server *s);
 void httpd_resume_waiters(struct server *s);
+/* server_kick_commands' part, called with s->lock held: the kick that made
+ * generation gen concerns host_ids[0..n) (n == 0: every host). */
+void httpd_kicked(struct server *s, const char *const *host_ids, size_t n, uint64_t gen);
+/* Parked requests resumed so far: by a kick, at their deadline (or stop). */
+void httpd_wakeups(struct server *s, uint64_t *by_kick, uint64_t *at_deadline);
 
 /* builtin.c: loads the built-in scripts (s->scripts_dir or the default
  * place) as read-only script resources. An unreadable --scripts DIR is an

@@ -224,7 +224,7 @@ settle(struct server *s)
 	}
 	if (n > 0) {
 		log_info("runs: settled %lld host record(s) of vanished or silent hosts", (long long)n);
-		server_kick(s);
+		server_kick_commands(s, NULL, 0);   /* freed `parallel` slots */
 	}
 }
 
@@ -558,7 +558,8 @@ api_agent_commands(struct req *rq)
 		return reply_err(rq, &err);
 	if (n == 0 && wait_s > 0 && (rq->wait_deadline_ms == 0 || mono_ms() < rq->wait_deadline_ms)) {
 		run_cmds_free(c, n);
-		return req_wait(rq, wait_s * 1000);
+		/* resumed by a command kick for this host (or every host) only */
+		return req_wait_commands(rq, rq->who.host_id, wait_s * 1000);
 	}
 	cmds = json_array();
 	for (i = 0; i < n; i++)
@@ -694,7 +695,8 @@ api_agent_run_result(struct req *rq)
 		return reply_json(rq, 200, json_pack("{s:s,s:b}", "state", run_hstate_name(to),
 						     "repeat", 1));
 	log_info("run %lld on %s: %s", (long long)run_id, rq->who.name, reason);
-	/* a freed `parallel` slot, or the end others --wait for */
-	server_kick(rq->srv);
+	/* a freed `parallel` slot (a delivery for any host of the run), or
+	 * the end others --wait for */
+	server_kick_commands(rq->srv, NULL, 0);
 	reply_json(rq, 200, json_pack("{s:s}", "state", run_hstate_name(to)));
 }

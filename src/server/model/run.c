@@ -944,6 +944,21 @@ target_host(struct store *st, const char *name, struct host *out, struct herr *e
 	return rc;
 }
 
+/* Kicks for the hosts of hosts[0..n) that are ready (their delivery is
+ * queued): only their parked command long-polls are resumed. */
+static void
+kick_queued(struct server *srv, const struct host *hosts, size_t n)
+{
+	const char **ids = xcalloc(n + 1, sizeof(*ids));
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (hosts[i].state == HS_READY)
+			ids[k++] = hosts[i].id;
+	server_kick_commands(srv, ids, k);
+	free(ids);
+}
+
 /* The target's hosts (owned array of *n hosts, at most RUN_HOSTS_MAX + 1)
  * and its canonical name. */
 static int
@@ -1100,7 +1115,7 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 	}
 	log_info("%s, by %s", detail, rs->who && *rs->who ? rs->who : "anonymous");
 	if (queued)
-		server_kick(srv);
+		kick_queued(srv, hosts, nhosts);
 	*run_id = id;
 	rc = 0;
 	goto out;
