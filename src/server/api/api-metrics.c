@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "model/metrics.h"
+#include "store/store.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
 #include "xalloc.h"
@@ -497,6 +498,15 @@ static const struct prom_family prom_families[] = {
 	{ NULL, "herd_agent_config_builds_total", "counter", 1,
 	  "Times the agents' configuration (and the cluster's quotas a push obeys) was computed"
 	  " from the store since the server started: once per resource change, not per push." },
+	{ NULL, "herd_longpoll_wakeups_total", "counter", 1,
+	  "Parked long-polls resumed to run their handler again: by a change that concerns them"
+	  " (reason=\"kick\") or at their deadline (reason=\"deadline\")." },
+	{ NULL, "herd_store_lock_waits_total", "counter", 1,
+	  "Times a statement of the control-plane store waited for another connection's write"
+	  " lock." },
+	{ NULL, "herd_store_lock_wakeups_total", "counter", 1,
+	  "Lock waits ended by a transaction of this server ending (the others looked again"
+	  " after a short poll: a holder in another process)." },
 };
 
 #define PROM_CUSTOM_HELP "Custom metric: reported by a script monitor or pushed to herd."
@@ -545,8 +555,10 @@ prom_header(struct buf *b, const char *exposed)
 
 /* The store's own figures, after the series. */
 static void
-expose_stats(struct tsdb *db, struct buf *b)
+expose_stats(struct server *srv, struct tsdb *db, struct buf *b)
 {
+	struct store_lock_stats ls;
+	uint64_t kick, deadline;
 	struct tsdb_stats st;
 
 	tsdb_stats(db, &st);
@@ -573,12 +585,24 @@ expose_stats(struct tsdb *db, struct buf *b)
 	prom_header(b, "herd_agent_config_builds_total");
 	buf_addf(b, "herd_agent_config_builds_total %llu\n",
 		 (unsigned long long)metrics_agent_config_builds());
+	httpd_wakeups(srv, &kick, &deadline);
+	prom_header(b, "herd_longpoll_wakeups_total");
+	buf_addf(b,
+		 "herd_longpoll_wakeups_total{reason=\"kick\"} %llu\n"
+		 "herd_longpoll_wakeups_total{reason=\"deadline\"} %llu\n",
+		 (unsigned long long)kick, (unsigned long long)deadline);
+	store_lock_stats(srv->store, &ls, 0);
+	prom_header(b, "herd_store_lock_waits_total");
+	buf_addf(b, "herd_store_lock_waits_total %llu\n", (unsigned long long)ls.waits);
+	prom_header(b, "herd_store_lock_wakeups_total");
+	buf_addf(b, "herd_store_lock_wakeups_total %llu\n", (unsigned long long)ls.woken);
 }
 
 /* A /metrics answer being sent: the text is made EXPOSE_CHUNK_SERIES
  * series at a time as the client reads, so memory stays bounded (the
  * pending piece and the metric names) however large the store is. */
 struct expo {
+	struct server *srv;
 	struct tsdb *db;
 	struct tsdb_expose_cursor *cur;
 	struct buf b;              /* the piece being sent */
@@ -600,7 +624,7 @@ expo_read(void *cls, uint64_t pos, char *out, size_t max)
 			if (!tsdb_expose_next(e->db, e->cur, &e->b, EXPOSE_CHUNK_SERIES))
 				e->phase = 1;
 		} else if (e->phase == 1) {
-			expose_stats(e->db, &e->b);
+			expose_stats(e->srv, e->db, &e->b);
 			e->phase = 2;
 		} else {
 			return MHD_CONTENT_READER_END_OF_STREAM;
@@ -633,6 +657,7 @@ api_metrics_prometheus(struct req *rq)
 	if (rq->srv->tsdb == NULL)
 		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
 	e = xcalloc(1, sizeof(*e));
+	e->srv = rq->srv;
 	e->db = rq->srv->tsdb;
 	buf_init(&e->b, EXPOSE_PIECE_MAX_BYTES);
 	e->cur = tsdb_expose_begin(e->db, now_ms() - EXPOSE_MAX_AGE_MS);
