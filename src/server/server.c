@@ -43,9 +43,40 @@ struct server *g_srv;
 #define FD_RESERVE 512u                /* descriptors kept for store, tsdb, LBs, hosts */
 
 
+/* Command kicks made inside a transaction, by this thread: the poll they
+ * wake may look before the commit, find nothing and park again with a newer
+ * generation than the kick's, which then no longer concerns it. They are
+ * made again by the first server_kick after the commit (the writer's, or
+ * api_handle's rekick). Past KICK_PENDING_MAX hosts: every host. */
+#define KICK_PENDING_MAX 64
+static __thread struct {
+	char ids[KICK_PENDING_MAX][64];
+	size_t n;
+	bool all, any;
+} kick_pending;
+
+static void
+kick_commands_now(struct server *s, const char *const *host_ids, size_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	httpd_kicked(s, host_ids, n, __atomic_add_fetch(&s->generation, 1, __ATOMIC_RELEASE));
+	pthread_cond_broadcast(&s->kick);
+	pthread_mutex_unlock(&s->lock);
+}
+
 void
 server_kick(struct server *s)
 {
+	if (kick_pending.any && !(s->store && store_in_tx(s->store))) {
+		const char *ids[KICK_PENDING_MAX];
+
+		for (size_t i = 0; i < kick_pending.n; i++)
+			ids[i] = kick_pending.ids[i];
+		kick_commands_now(s, ids, kick_pending.all ? 0 : kick_pending.n);
+		kick_pending.n = 0;
+		kick_pending.all = kick_pending.any = false;
+		return;
+	}
 	pthread_mutex_lock(&s->lock);
 	__atomic_add_fetch(&s->generation, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->kick);
@@ -55,10 +86,16 @@ server_kick(struct server *s)
 void
 server_kick_commands(struct server *s, const char *const *host_ids, size_t n)
 {
-	pthread_mutex_lock(&s->lock);
-	httpd_kicked(s, host_ids, n, __atomic_add_fetch(&s->generation, 1, __ATOMIC_RELEASE));
-	pthread_cond_broadcast(&s->kick);
-	pthread_mutex_unlock(&s->lock);
+	if (s->store && store_in_tx(s->store)) {
+		kick_pending.any = true;
+		if (n == 0 || host_ids == NULL || kick_pending.n + n > KICK_PENDING_MAX)
+			kick_pending.all = true;
+		for (size_t i = 0; !kick_pending.all && i < n; i++)
+			if (host_ids[i])
+				snprintf(kick_pending.ids[kick_pending.n++], sizeof(kick_pending.ids[0]),
+					 "%s", host_ids[i]);
+	}
+	kick_commands_now(s, host_ids, n);
 }
 
 static void
