@@ -109,7 +109,7 @@ latencies() {
 		my ($out, $acts) = @ARGV;
 		open my $f, "<", $out or die; my @steps;
 		while (<$f>) { push @steps, [$1, $2] if /^step: n=\d+ level=(\w+) value=\S+ sent_ms=(\d+)/ }
-		open my $a, "<", $acts or die; my $d = decode_json(join "", <$a>);
+		open my $fa, "<", $acts or die; my $d = decode_json(join "", <$fa>);
 		my @acts = sort { $a->{ts_ms} <=> $b->{ts_ms} } grep {
 			($_->{kind} eq "scale_blocked" && $_->{cause} eq "step-up") ||
 			($_->{kind} eq "scale_out" && $_->{cause} eq "policy:step-up") } @{$d->{items}};
