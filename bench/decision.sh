@@ -156,6 +156,11 @@ for n in $counts; do
 	done
 	configs "$d/calls.log" >"$d/configs"
 	[ "$(wc -l <"$d/configs")" -ge "$n" ] || die "N=$n: $(wc -l <"$d/configs") agent configs in $n RunInstances"
+	# the activities before the bench (launches, readiness) are not read:
+	# only those after since_id, at most 5000 (refused below if the cap is hit)
+	since=$(curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
+		"$HERD_URL/v1/activities?cluster=bench&group=sim0&limit=1" |
+		perl -MJSON::PP -e 'my $d = decode_json(join "", <STDIN>); print $d->{items}[-1]{id} // 0')
 	# period 0 (low) is the ramp: the joins; then TRIALS high periods
 	"$HERD" bench agents --configs "$d/configs" --count "$n" --interval "$INTERVAL" "${aligned[@]}" \
 		--duration "$((STEP * (2 * TRIALS + 1)))s" --token-file "$d/token" \
@@ -164,7 +169,10 @@ for n in $counts; do
 	bpid=$!
 	wait "$bpid" || die "N=$n: herd bench agents failed: $(tail -3 "$d/bench.err")"
 	bpid=
-	"$HERD" activity ls --group bench/sim0 --limit 1000 --json >"$d/acts.json"
+	curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
+		"$HERD_URL/v1/activities?cluster=bench&group=sim0&since_id=$since&limit=5000" >"$d/acts.json"
+	[ "$(perl -MJSON::PP -e 'print scalar @{decode_json(join "", <STDIN>)->{items}}' <"$d/acts.json")" -lt 5000 ] ||
+		die "N=$n: 5000 activities or more during the bench: some trials' decisions may be cut off"
 	latencies "$d/bench.out" "$d/acts.json" >"$d/lat"
 	stop_all
 	total=$(grep '^total:' "$d/bench.out")
