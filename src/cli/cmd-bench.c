@@ -9,7 +9,15 @@
  * line per interval: agents joined, pushes ok/failed, push latency p50/p99,
  * heartbeats, long-polls parked; with --token-file, GET /v1/hosts of the group
  * is timed twice a second (its p99 printed) and its ready hosts counted
- * (token: --token-file, else the CLI's own). */
+ * (token: --token-file, else the CLI's own).
+ * With --step-metric NAME every agent also pushes NAME: 0, except the first
+ * agent, which pushes --step-value V in every odd period of --step-every
+ * since the start and 0 in the even ones; the first push of each new level
+ * is printed with its wall-clock send time ("step: ..."), so a script can
+ * time the autoscaler's decision from the push that made a policy's
+ * condition true (bench/decision.sh). With --aligned, agents push at the
+ * multiples of --interval on the wall clock, stamped with that multiple, as
+ * the real agent does (no jitter). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -33,6 +41,7 @@
 #define BENCH_PROBE_EVERY_MS 500      /* the API GET probe */
 #define BENCH_LAT_MAX 200000          /* latencies kept per interval (then sampled out) */
 #define BENCH_BODY_MAX 1024
+#define BENCH_METRIC_MAX 64           /* --step-metric */
 
 enum bench_phase { BP_JOIN, BP_STATE, BP_RUN };
 enum bench_kind { BK_JOIN, BK_STATE, BK_HEARTBEAT, BK_PUSH, BK_POLL, BK_PROBE };
@@ -55,6 +64,8 @@ struct bench_agent {
 	enum bench_phase phase;
 	int64_t next_hb_ms, next_push_ms, next_try_ms;  /* monotonic */
 	int64_t next_poll_ms;        /* after a failed long-poll: not at once */
+	int64_t push_ts_ms;          /* --aligned: the wall-clock multiple of the next push */
+	double step_sent;            /* the step metric's last pushed level (-1: none yet) */
 	double cpu, mem, load;       /* the random walks pushed */
 	struct bench_xfer main;      /* join, state, heartbeats, pushes: one at a time */
 	struct bench_xfer poll;      /* the parked long-poll */
@@ -84,6 +95,11 @@ struct bench {
 	bool told[BK_PROBE + 1];     /* the first failure of each kind was printed */
 	uint64_t rng;
 	struct bench_count iv, all;  /* this interval, the whole run */
+	bool aligned;                /* push at wall-clock multiples of the interval */
+	char step_metric[BENCH_METRIC_MAX];  /* empty: no step metric */
+	double step_value;
+	int64_t step_every_ms, start_wall_ms;
+	unsigned step_changes;       /* "step:" lines printed */
 };
 
 static volatile sig_atomic_t bench_stop;
@@ -233,23 +249,77 @@ walk(struct bench *b, double v, double step, double lo, double hi)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* The step metric's level for agent a now: V in odd periods, for the first
+ * agent only; 0 otherwise. */
+static double
+bench_step_level(const struct bench *b, const struct bench_agent *a, int64_t wall_ms)
+{
+	int64_t k;
+
+	if (a != &b->ag[0] || b->step_every_ms <= 0 || wall_ms < b->start_wall_ms)
+		return 0;
+	k = (wall_ms - b->start_wall_ms) / b->step_every_ms;
+	return k % 2 == 1 ? b->step_value : 0;
+}
+
+/* Appends the step metric's series to the push body (room is checked by the
+ * caller: the name is shorter than BENCH_METRIC_MAX) and prints the first
+ * push of each new level with its send time. */
+static void
+bench_push_step(struct bench *b, struct bench_agent *a, size_t off, int64_t wall_ms)
+{
+	double v = bench_step_level(b, a, wall_ms);
+	size_t room = sizeof(a->main.body) - off;
+
+	/* off points at the closing "]}]}" of the body */
+	snprintf(a->main.body + off, room,
+		 ",{\"name\":\"%s\",\"labels\":{\"scope\":\"machine\"},\"value\":%.6g}]}]}",
+		 b->step_metric, v);
+	if (a == &b->ag[0] && v != a->step_sent) {
+		printf("step: n=%u level=%s value=%.6g sent_ms=%lld\n", b->step_changes++,
+		       v != 0 ? "high" : "low", v, (long long)wall_ms);
+		fflush(stdout);
+	}
+	a->step_sent = v;
+}
+
 /* A push shaped as the agent's: a few machine series with varying values. */
 static void
 bench_push_body(struct bench *b, struct bench_agent *a)
 {
 	double total = 8.0 * 1024 * 1024 * 1024;
+	int64_t wall = now_ms(), ts = b->aligned && a->push_ts_ms ? a->push_ts_ms : wall;
+	int len;
 
 	a->cpu = walk(b, a->cpu, 8, 1, 99);
 	a->mem = walk(b, a->mem, 2, 5, 95);
 	a->load = walk(b, a->load, 0.3, 0, 8);
-	snprintf(a->main.body, sizeof(a->main.body),
+	len = snprintf(a->main.body, sizeof(a->main.body),
 		 "{\"batches\":[{\"ts_ms\":%lld,\"monitors\":[],\"series\":["
 		 "{\"name\":\"cpu_busy_pct\",\"labels\":{\"scope\":\"machine\"},\"value\":%.2f},"
 		 "{\"name\":\"mem_used_pct\",\"labels\":{\"scope\":\"machine\"},\"value\":%.2f},"
 		 "{\"name\":\"mem_used_bytes\",\"labels\":{\"scope\":\"machine\"},\"value\":%.0f},"
 		 "{\"name\":\"mem_total_bytes\",\"labels\":{\"scope\":\"machine\"},\"value\":%.0f},"
 		 "{\"name\":\"load1\",\"labels\":{\"scope\":\"machine\"},\"value\":%.2f}]}]}",
-		 (long long)now_ms(), a->cpu, a->mem, total * a->mem / 100, total, a->load);
+		 (long long)ts, a->cpu, a->mem, total * a->mem / 100, total, a->load);
+	BUG_ON(len < 4 || (size_t)len + BENCH_METRIC_MAX + 96 >= sizeof(a->main.body));
+	if (b->step_metric[0])
+		bench_push_step(b, a, (size_t)len - 4, wall);
+}
+
+/* When the agent pushes next, from monotonic now: --interval with jitter,
+ * or (--aligned) the next wall-clock multiple of it, as the real agent. */
+static int64_t
+bench_next_push(struct bench *b, struct bench_agent *a, int64_t now)
+{
+	int64_t wall, due;
+
+	if (!b->aligned)
+		return now + bench_jitter(b, b->interval_ms);
+	wall = now_ms();
+	due = (wall / b->interval_ms + 1) * b->interval_ms;
+	a->push_ts_ms = due;
+	return now + (due - wall);
 }
 
 /* Starts what the agent's main transfer should do next, if anything is due. */
@@ -283,8 +353,8 @@ bench_agent_step(struct bench *b, struct bench_agent *a, int64_t now)
 		snprintf(a->main.body, sizeof(a->main.body), "{}");
 		bench_start_main(b, a, BK_HEARTBEAT, "/v1/agent/heartbeat");
 	} else if (now >= a->next_push_ms) {
-		a->next_push_ms = now + bench_jitter(b, b->interval_ms);
 		bench_push_body(b, a);
+		a->next_push_ms = bench_next_push(b, a, now);
 		bench_start_main(b, a, BK_PUSH, "/v1/agent/metrics");
 	}
 }
@@ -378,8 +448,10 @@ bench_done(struct bench *b, CURL *h, CURLcode res)
 		if (ok) {
 			a->phase = BP_RUN;
 			a->next_hb_ms = now;
-			/* the first push anywhere in the first interval: spread out */
-			a->next_push_ms = now + (int64_t)(bench_unit(b) * (double)b->interval_ms);
+			/* the first push anywhere in the first interval: spread out
+			 * (--aligned: at the next multiple, as every agent) */
+			a->next_push_ms = b->aligned ? bench_next_push(b, a, now)
+				: now + (int64_t)(bench_unit(b) * (double)b->interval_ms);
 		} else {
 			a->next_try_ms = now + 2000;
 		}
@@ -585,6 +657,35 @@ bench_opts(struct cli *c, long *count, int64_t *interval_ms, int64_t *duration_m
 	return 0;
 }
 
+/* --step-metric NAME --step-value V --step-every D: all three or none. */
+static int
+bench_step_opts(struct cli *c, struct bench *b)
+{
+	const char *m = cli_opt(c, "step-metric"), *v = cli_opt(c, "step-value");
+	const char *e = cli_opt(c, "step-every");
+	char *end = NULL;
+
+	if (m == NULL && v == NULL && e == NULL)
+		return 0;
+	if (m == NULL || v == NULL || e == NULL)
+		return cli_fail("--step-metric NAME, --step-value V and --step-every D go together");
+	if (strlen(m) == 0 || strlen(m) >= BENCH_METRIC_MAX ||
+	    strspn(m, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(m))
+		return cli_fail("invalid --step-metric '%s': want [a-z0-9_], at most %d characters",
+				cli_esc(m), BENCH_METRIC_MAX - 1);
+	errno = 0;
+	b->step_value = strtod(v, &end);
+	if (errno || end == v || *end || !isfinite(b->step_value) || b->step_value == 0 ||
+	    fabs(b->step_value) > 1e15)
+		return cli_fail("invalid --step-value '%s': want a non-zero number within ±1e15",
+				cli_esc(v));
+	if (parse_duration_ms(e, &b->step_every_ms) < 0 || b->step_every_ms < 1000 ||
+	    b->step_every_ms > 3600000)
+		return cli_fail("invalid --step-every '%s': must be a duration of 1s-1h", cli_esc(e));
+	snprintf(b->step_metric, sizeof(b->step_metric), "%s", m);
+	return 0;
+}
+
 int
 cmd_bench_agents(struct cli *c, int argc, char **argv)
 {
@@ -598,8 +699,9 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 	memset(&b, 0, sizeof(b));
 	b.interval_ms = 10000;
 	b.heartbeat_ms = 5000;
-	if (bench_opts(c, &count, &b.interval_ms, &duration_ms))
+	if (bench_opts(c, &count, &b.interval_ms, &duration_ms) || bench_step_opts(c, &b))
 		return 2;
+	b.aligned = cli_flag(c, "aligned");
 	cli_http(c);   /* resolves --server, HERD_URL or the saved login */
 	b.server = c->server;
 	if (strncmp(b.server, "http://", 7) != 0 && strncmp(b.server, "https://", 8) != 0)
@@ -621,6 +723,7 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 	signal(SIGTERM, bench_on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	b.rng = (uint64_t)now_ms() | 1;
+	b.start_wall_ms = now_ms();
 	b.all.push.ms = xcalloc(BENCH_LAT_MAX, sizeof(uint32_t));
 	b.iv.push.ms = xcalloc(BENCH_LAT_MAX, sizeof(uint32_t));
 	b.all.probe.ms = xcalloc(BENCH_LAT_MAX, sizeof(uint32_t));
@@ -633,6 +736,7 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 		a->cpu = 10 + 60 * bench_unit(&b);
 		a->mem = 20 + 50 * bench_unit(&b);
 		a->load = 2 * bench_unit(&b);
+		a->step_sent = -1;
 		xfer_init(&a->main, a);
 		xfer_init(&a->poll, a);
 	}
@@ -641,8 +745,12 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 		snprintf(b.probe_path, sizeof(b.probe_path), "/v1/hosts?cluster=%s&group=%s",
 			 cli_opt(c, "cluster"), cli_opt(c, "group"));
 	}
-	printf("bench agents: %zu agents, push every %lld ms (+-10%%), server %s\n", b.n,
-	       (long long)b.interval_ms, b.server);
+	printf("bench agents: %zu agents, push every %lld ms (%s), server %s\n", b.n,
+	       (long long)b.interval_ms, b.aligned ? "aligned" : "+-10%", b.server);
+	if (b.step_metric[0])
+		printf("step metric %s: the first agent pushes %.6g every other %lld ms from start_ms=%lld,"
+		       " 0 otherwise\n", b.step_metric, b.step_value, (long long)b.step_every_ms,
+		       (long long)b.start_wall_ms);
 	fflush(stdout);
 	bench_loop(&b, duration_ms);
 	rc = b.joined == b.n ? 0 : 1;

@@ -1135,7 +1135,7 @@ static const struct cmd cmds[] = {
 	{ "run", "ls", cmd_run_ls, 0, 0, "script=,host=,limit=", "[--script S] [--host H] [--limit N] [--json]", "List script runs, newest first (--host: those that included H)." },
 	{ "run", "show", cmd_run_show, 1, 1, NULL, "ID [--json]", "Show a run and its outcome on each host." },
 	{ "run", "logs", cmd_run_logs, 1, 1, "host=,follow", "ID [--host H] [--follow] [--json]", "Print a run's output; --follow: as the hosts produce it." },
-	{ "bench", "agents", cmd_bench_agents, 0, 0, "configs=,count=,interval=,duration=,token-file=,cluster=,group=", "--configs F --count N [--interval 10s] [--duration 60s] [--token-file F --cluster C --group G]", "Simulate N agents from one process (join with the agent configs of F, one JSON a line; heartbeats, pushes, long-polls) and print push latency per interval." },
+	{ "bench", "agents", cmd_bench_agents, 0, 0, "configs=,count=,interval=,duration=,token-file=,cluster=,group=,aligned,step-metric=,step-value=,step-every=", "--configs F --count N [--interval 10s] [--aligned] [--duration 60s] [--token-file F --cluster C --group G] [--step-metric NAME --step-value V --step-every D]", "Simulate N agents from one process (join with the agent configs of F, one JSON a line; heartbeats, pushes, long-polls) and print push latency per interval; --aligned pushes at multiples of the interval as the agent; --step-metric: the first agent pushes NAME=V every other D (the others 0), each change printed with its send time." },
 	{ "run", "cancel", cmd_run_cancel, 1, 1, NULL, "ID [--json]", "Cancel a run: running scripts are killed, the rest not started." },
 };
 

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016  # perl code in single quotes, on purpose
+# bench/decision.sh - push -> decision latency under load (issue 15: <= 1 s
+# at 10,000 agents). For each N (DECISION_COUNTS, default "100 1000"): a
+# fresh server (--push-interval DECISION_INTERVAL) and fake QingCloud
+# (--instances none), one group bench/sim0 of N hosts launched by the
+# server, and `herd bench agents` playing the N agents (join, heartbeats,
+# pushes every DECISION_INTERVAL, parked long-polls) with a step metric: the
+# first agent pushes step=100 in every odd period of DECISION_STEP (the
+# others, and it in even periods, push step=0). The group has one policy,
+# `max(step) > 50, +1, mode: shadow`: the push that first carries 100 makes
+# its condition true, and the autoscaler's decision is the policy's
+# activity (shadow: `scale_blocked` "shadow mode: would scale out", recorded
+# when the evaluation's reason changes). Shadow, because an action here would
+# launch a host that never boots (--instances none) and a launching host
+# blocks every later action (docs/autoscaling.md, guard 3): shadow is the
+# first guard, after the window, the round rule and the condition, so the
+# decision is taken at the instant an acting policy's would be; what it does
+# not time is the action's own transaction. Per high period (a trial):
+#   latency = ts_ms of the first activity of the policy at or after the send
+#             time of the first push carrying 100 (printed by the bench, same
+#             machine clock), minus that send time.
+# DECISION_ALIGNED=1: the agents push at the multiples of the interval on
+# the wall clock, as the real agent does (every agent at once); default:
+# each agent every interval +-10 % (pushes spread out). Prints the median
+# and max per N. Needs the fake QingCloud; no root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HERD=$(realpath "${HERD_BIN:-build/herd}")
+FAKE=$(realpath "${FAKE_QC_BIN:-build/fake-qingcloud}")
+INTERVAL=${DECISION_INTERVAL:-5s}
+STEP=${DECISION_STEP:-15}
+TRIALS=${DECISION_TRIALS:-4}
+counts=${DECISION_COUNTS:-100 1000}
+aligned=()
+[ "${DECISION_ALIGNED:-0}" = 1 ] && aligned=(--aligned)
+
+[ -x "$FAKE" ] || { echo "decision: skipped (no $FAKE: make build/fake-qingcloud)"; exit 0; }
+work=$(mktemp -d /tmp/herd-bench-decision.XXXXXX)
+spid='' fpid='' bpid=''
+stop_all() {
+	for p in $bpid $spid $fpid; do kill "$p" 2>/dev/null || true; done
+	for p in $bpid $spid $fpid; do wait "$p" 2>/dev/null || true; done
+	bpid='' spid='' fpid=''
+}
+cleanup() {
+	stop_all
+	[ -n "${DECISION_KEEP:-}" ] && { echo "decision: kept $work" >&2; return; }
+	rm -rf "$work"
+}
+trap cleanup EXIT
+die() { echo "decision: FAILED: $*" >&2; exit 1; }
+free_port() { echo $((20000 + RANDOM % 12000)); }
+
+# configs LOG: one agent config (JSON) a line, from RunInstances' user data
+# (as bench/agents.sh reads them).
+configs() {
+	perl -MJSON::PP -MMIME::Base64 -ne '
+		my $c = eval { decode_json($_) } or next;
+		next unless $c->{action} eq "RunInstances" && !$c->{ret_code};
+		my $s = decode_base64($c->{params}{userdata_value} // next);
+		next unless $s =~ /<<\x27HERD_EOF\x27[^\n]*\n(.*?)^HERD_EOF$/ms;
+		my $cfg = eval { decode_json(decode_base64($1)) } or next;
+		print JSON::PP->new->canonical->encode($cfg), "\n"' "$1"
+}
+ran() { grep -c '"action":"RunInstances".*"ret_code":0[,}]' "$1" || true; }
+
+blueprint() { # blueprint N FAKE_URL
+	local max=$(($1 < 1000 ? $1 + 1 : 1000))
+	cat <<EOF
+accounts:
+  - name: sim-qc
+    driver: qingcloud
+    zone: pek3a
+    access_key_id: QYBENCHAGENTS
+    secret_file: $work/secret
+    endpoint: $2
+networks:
+  - name: simnet
+    account: sim-qc
+    cidr: 198.$((18 + RANDOM % 2)).0.0/16
+templates:
+  - name: simt
+    account: sim-qc
+    network: simnet
+    image: img-sim
+    instance_type: c1m1
+clusters:
+  - name: bench
+    groups:
+      - name: sim0
+        template: simt
+        size: $1
+        max: $max
+        max_provision_time: 1h
+        policies:
+          - name: step-up
+            when: max(step) > 50
+            adjust: +1
+            cooldown: 0s
+            mode: shadow
+EOF
+}
+
+# latencies BENCH_OUT ACTIVITIES_JSON: one line per high period:
+# "sent_ms decision_ms latency_ms reason" (latency "-" when no decision).
+latencies() {
+	perl -MJSON::PP -e '
+		my ($out, $acts) = @ARGV;
+		open my $f, "<", $out or die; my @steps;
+		while (<$f>) { push @steps, [$1, $2] if /^step: n=\d+ level=(\w+) value=\S+ sent_ms=(\d+)/ }
+		open my $fa, "<", $acts or die; my $d = decode_json(join "", <$fa>);
+		my @acts = sort { $a->{ts_ms} <=> $b->{ts_ms} } grep {
+			($_->{kind} eq "scale_blocked" && $_->{cause} eq "step-up") ||
+			($_->{kind} eq "scale_out" && $_->{cause} eq "policy:step-up") } @{$d->{items}};
+		for my $i (0 .. $#steps) {
+			next unless $steps[$i][0] eq "high";
+			my ($t, $end) = ($steps[$i][1], $i < $#steps ? $steps[$i + 1][1] : 9e15);
+			my ($hit) = grep { $_->{ts_ms} >= $t && $_->{ts_ms} < $end } @acts;
+			if ($hit) { (my $r = $hit->{reason} // "") =~ s/\s+/ /g;
+				printf "%d %d %d %s\n", $t, $hit->{ts_ms}, $hit->{ts_ms} - $t, $r }
+			else { printf "%d - - no decision in this period\n", $t }
+		}' "$1" "$2"
+}
+
+umask 077
+printf 'DECISION-%s%s\n' "$RANDOM" "$RANDOM" >"$work/secret"
+umask 022
+rows=()
+for n in $counts; do
+	d=$work/n$n
+	mkdir -p "$d"
+	fport=$(free_port)
+	furl="http://127.0.0.1:$fport/iaas/"
+	"$FAKE" --listen "127.0.0.1:$fport" --state-dir "$d/fake" --access-key-id QYBENCHAGENTS \
+		--secret-file "$work/secret" --zone pek3a --instances none --pending-ms 0 \
+		--job-ms 0 --quota-instances $((n + 10)) --call-log "$d/calls.log" \
+		>/dev/null 2>"$d/fake.log" &
+	fpid=$!
+	port=$(free_port)
+	export HERD_URL="http://127.0.0.1:$port"
+	"$HERD" server --data "$d/data" --listen "127.0.0.1:$port" --advertise-url "$HERD_URL" \
+		--push-interval "$INTERVAL" --log-level warn --max-conns-per-addr $((2 * n + 256)) \
+		2>"$d/server.log" &
+	spid=$!
+	for _ in $(seq 100); do curl -sf "$HERD_URL/healthz" >/dev/null && curl -s -o /dev/null "$furl" && break; sleep 0.1; done
+	HERD_TOKEN=$(cat "$d/data/admin.token")
+	export HERD_TOKEN
+	printf '%s\n' "$HERD_TOKEN" >"$d/token"
+	blueprint "$n" "$furl" >"$d/bp.yaml"
+	"$HERD" apply -f "$d/bp.yaml" >/dev/null
+	end=$((SECONDS + 1200))
+	until [ "$(ran "$d/calls.log")" -ge "$n" ]; do
+		[ $SECONDS -lt $end ] || die "N=$n: the server launched $(ran "$d/calls.log") hosts in 1200 s"
+		sleep 0.2
+	done
+	configs "$d/calls.log" >"$d/configs"
+	[ "$(wc -l <"$d/configs")" -ge "$n" ] || die "N=$n: $(wc -l <"$d/configs") agent configs in $n RunInstances"
+	# the activities before the bench (launches, readiness) are not read:
+	# only those after since_id, at most 5000 (refused below if the cap is hit)
+	since=$(curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
+		"$HERD_URL/v1/activities?cluster=bench&group=sim0&limit=1" |
+		perl -MJSON::PP -e 'my $d = decode_json(join "", <STDIN>); print $d->{items}[-1]{id} // 0')
+	# period 0 (low) is the ramp: the joins; then TRIALS high periods
+	"$HERD" bench agents --configs "$d/configs" --count "$n" --interval "$INTERVAL" "${aligned[@]}" \
+		--duration "$((STEP * (2 * TRIALS + 1)))s" --token-file "$d/token" \
+		--step-metric step --step-value 100 --step-every "${STEP}s" \
+		>"$d/bench.out" 2>"$d/bench.err" &
+	bpid=$!
+	wait "$bpid" || die "N=$n: herd bench agents failed: $(tail -3 "$d/bench.err")"
+	bpid=
+	curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
+		"$HERD_URL/v1/activities?cluster=bench&group=sim0&since_id=$since&limit=5000" >"$d/acts.json"
+	[ "$(perl -MJSON::PP -e 'print scalar @{decode_json(join "", <STDIN>)->{items}}' <"$d/acts.json")" -lt 5000 ] ||
+		die "N=$n: 5000 activities or more during the bench: some trials' decisions may be cut off"
+	latencies "$d/bench.out" "$d/acts.json" >"$d/lat"
+	stop_all
+	total=$(grep '^total:' "$d/bench.out")
+	kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$total"; }
+	echo "decision: N=$n (bench: $total)" >&2
+	sed 's/^/  trial: /' "$d/lat" >&2
+	awk '$3 != "-" {print $3}' "$d/lat" | sort -n >"$d/ms"
+	k=$(wc -l <"$d/ms")
+	miss=$(($(wc -l <"$d/lat") - k))
+	med=- max=-
+	if [ "$k" -gt 0 ]; then
+		med=$(sed -n "$(((k + 1) / 2))p" "$d/ms")
+		max=$(tail -1 "$d/ms")
+	fi
+	rows+=("$n|$k|$miss|$med|$max|$(tr '\n' ' ' <"$d/ms")|$(kv pushes_ok)/$(kv pushes_failed)|$(kv push_p50_ms)/$(kv push_p99_ms)")
+done
+pf() { awk -v v="$1" 'BEGIN { if (v == "-") print "n/a"; else print (v + 0 <= 1000 ? "pass" : "FAIL") }'; }
+echo "push -> decision: server --push-interval $INTERVAL, agents push every $INTERVAL ($([ ${#aligned[@]} -gt 0 ] && echo aligned, as the agent || echo '+-10 %, spread')), step every ${STEP} s; $(nproc) cores"
+printf '%-6s %-8s %-8s %-22s %-12s %-30s %-14s %-15s\n' agents trials missed "median ms (<=1000)" "max ms" "all ms" "pushes ok/fail" "push p50/p99 ms"
+for r in "${rows[@]}"; do
+	IFS='|' read -r n k miss med max all pushes plat <<<"$r"
+	printf '%-6s %-8s %-8s %-22s %-12s %-30s %-14s %-15s\n' "$n" "$k" "$miss" "$med ($(pf "$med"))" "$max" "$all" "$pushes" "$plat"
+done
+echo "machine load average at the end (other work shares the cores): $(cut -d" " -f1-3 /proc/loadavg)"
