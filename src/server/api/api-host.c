@@ -44,9 +44,9 @@ api_host_list(struct req *rq)
 	if (q.after && *q.after == '\0')
 		q.after = NULL;
 	buf_init(&b, HOST_ANSWER_MAX);
-	if (host_page_write(rq->srv->store, &q, &b, &err) < 0 ||
-	    (buf_add(&b, "\n", 1) < 0 &&
-	     herr_set(&err, HERR_TOOBIG, "the host list is too large") < 0)) {
+	if (host_page_write(rq->srv->store, &q, &b, &err) == 0 && buf_add(&b, "\n", 1) < 0)
+		herr_set(&err, HERR_TOOBIG, "the host list is too large");
+	if (err.code) {
 		buf_release(&b);
 		return reply_err(rq, &err);
 	}
