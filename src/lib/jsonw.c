@@ -51,6 +51,24 @@ utf8_len(const unsigned char *p, size_t n)
 	return len;
 }
 
+bool
+jsonw_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, k;
+
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((k = utf8_len(p + i, n - i)) == 0)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
 static const char hex_upper[] = "0123456789ABCDEF";
 
 /* The escape jansson writes for byte c (< 0x20, '"' or '\\'), into out;

@@ -17,6 +17,9 @@
 /* Appends s (n bytes) as a JSON string. 0, -EINVAL when s is not valid
  * UTF-8 (b unchanged then, as json_dumps fails), or HERR_TOOBIG. */
 int jsonw_str(struct buf *b, const char *s, size_t n);
+/* Whether s (n bytes, NULs allowed) is UTF-8 as jansson accepts it (what
+ * json_stringn() takes and jsonw_str() prints). */
+bool jsonw_utf8_valid(const char *s, size_t n);
 /* Appends v in decimal. 0 or HERR_TOOBIG. */
 int jsonw_int(struct buf *b, int64_t v);
 /* Appends s verbatim (structural text: '{', ",\"key\":"). 0 or HERR_TOOBIG. */

@@ -2,10 +2,14 @@
  * (model/host.h). Each writer is a single UPDATE whose WHERE names the
  * states the host may leave, so the guard and the write are one statement:
  * no reader can slip between them, whatever transaction the caller holds. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "jsonw.h"
 #include "log.h"
 #include "model/host.h"
 #include "store/store.h"
@@ -488,13 +492,13 @@ get_str(const json_t *row, const char *key)
 }
 
 static bool
-cursor_encode(const json_t *row, char out[HOST_CURSOR_MAX])
+cursor_encode_keys(const char *cl, const char *g, int64_t seq, const char *id,
+		   char out[HOST_CURSOR_MAX])
 {
 	char raw[HOST_CURSOR_MAX / 2];
 	static const char hex[] = "0123456789abcdef";
-	int n = snprintf(raw, sizeof(raw), "%s%c%s%c%lld%c%s", get_str(row, "cluster"), CURSOR_SEP,
-			 get_str(row, "grp"), CURSOR_SEP, (long long)get_int(row, "seq"), CURSOR_SEP,
-			 get_str(row, "id"));
+	int n = snprintf(raw, sizeof(raw), "%s%c%s%c%lld%c%s", cl, CURSOR_SEP, g, CURSOR_SEP,
+			 (long long)seq, CURSOR_SEP, id);
 
 	if (n < 0 || (size_t)n >= sizeof(raw))
 		return false;
@@ -504,6 +508,13 @@ cursor_encode(const json_t *row, char out[HOST_CURSOR_MAX])
 	}
 	out[2 * n] = '\0';
 	return true;
+}
+
+static bool
+cursor_encode(const json_t *row, char out[HOST_CURSOR_MAX])
+{
+	return cursor_encode_keys(get_str(row, "cluster"), get_str(row, "grp"),
+				  get_int(row, "seq"), get_str(row, "id"), out);
 }
 
 static int
@@ -550,6 +561,10 @@ cursor_decode(const char *s, char raw[HOST_CURSOR_MAX / 2], const char *key[4], 
 #define HOST_PAGE_WHERE                                                        \
 	" WHERE (? = '' OR cluster = ?) AND (? = '' OR grp = ?)"               \
 	" AND (? <> 0 OR state <> 'terminated') AND (? = '' OR state = ?)"
+/* The rows after the cursor (its flag, then cluster, grp, seq and id). */
+#define HOST_PAGE_AFTER                                                        \
+	" AND (? = 0 OR cluster > ? OR (cluster = ? AND (grp > ? OR (grp = ? AND"   \
+	" (seq > ? OR (seq = ? AND id > ?))))))"
 
 int
 host_page_json(struct store *st, const struct host_page *q, json_t **out,
@@ -572,9 +587,7 @@ host_page_json(struct store *st, const struct host_page *q, json_t **out,
 		return herr_field(err, HERR_INVALID, "after", "is not a cursor of this list");
 	/* one row more than the page says whether there is a next one */
 	if ((rc = store_q(st, &rows, NULL, err,
-			  "SELECT " HOST_API_COLUMNS " FROM hosts" HOST_PAGE_WHERE
-			  " AND (? = 0 OR cluster > ? OR (cluster = ? AND (grp > ? OR (grp = ? AND"
-			  " (seq > ? OR (seq = ? AND id > ?))))))"
+			  "SELECT " HOST_API_COLUMNS " FROM hosts" HOST_PAGE_WHERE HOST_PAGE_AFTER
 			  " ORDER BY cluster, grp, seq, id LIMIT ?",
 			  "[ssssississssIIsi]", cl, cl, g, g, q->all ? 1 : 0, sta, sta,
 			  q->after ? 1 : 0, key[0], key[0], key[1], key[1], (json_int_t)seq,
@@ -598,6 +611,329 @@ host_page_json(struct store *st, const struct host_page *q, json_t **out,
 	}
 	*out = rows;
 	return 0;
+}
+
+/* --- the host list written from its rows (host_page_write) ---
+ *
+ * Each item is printed from the columns of HOST_API_COLUMNS in hand, as
+ * host_to_json() prints the same row after host_from_row() copied it into
+ * a struct host: that copy's rules are kept, so the bytes are the same for
+ * any stored value: a text column reads as "" when the store holds no
+ * UTF-8 (the store's row has no such key), up to its first NUL, cut to its
+ * struct host field; a cut that splits a character leaves the key out
+ * (json_string() refuses it); an unknown state prints {}. */
+
+/* An object being written: the comma goes before every key but the first. */
+struct obj {
+	struct buf *b;
+	bool first;
+};
+
+/* Appends ,"key": (without the comma for the first key). */
+static int
+obj_key(struct obj *o, const char *key, size_t klen)
+{
+	int rc;
+
+	if (!o->first && (rc = jsonw_raw(o->b, ",", 1)) < 0)
+		return rc;
+	if ((rc = jsonw_raw(o->b, "\"", 1)) < 0 || (rc = jsonw_raw(o->b, key, klen)) < 0 ||
+	    (rc = jsonw_raw(o->b, "\":", 2)) < 0)
+		return rc;
+	o->first = false;
+	return 0;
+}
+
+#define KEY(k) k, sizeof(k) - 1
+
+/* What copy_str() leaves of column text s (n bytes) in a field of size
+ * bytes: *len of s's bytes, and whether the store read it at all (UTF-8). */
+static const char *
+field_of(const char *s, size_t n, size_t size, size_t *len)
+{
+	size_t cut = strnlen(s, n < size - 1 ? n : size - 1);
+
+	if (cut < n && !jsonw_utf8_valid(s, n))
+		return *len = 0, "";   /* cut here: check what was not printed */
+	*len = cut;
+	return s;
+}
+
+/* Appends "key":"text" for column text s cut to a field of size bytes;
+ * null_empty: null when the field is empty (private_ip). */
+static int
+put_field(struct obj *o, const char *key, size_t klen, const char *s, size_t n, size_t size,
+	  bool null_empty)
+{
+	size_t mark = o->b->len, len;
+	bool first = o->first;
+	int rc;
+
+	s = field_of(s, n, size, &len);
+	if ((rc = obj_key(o, key, klen)) < 0)
+		return rc;
+	if (null_empty && len == 0)
+		return jsonw_raw(o->b, "null", 4);
+	if ((rc = jsonw_str(o->b, s, len)) != -EINVAL)
+		return rc;
+	o->b->len = mark;   /* not UTF-8: "" if the whole text is not, else the cut split it */
+	o->b->p[mark] = '\0';
+	o->first = first;
+	if (!jsonw_utf8_valid(s, n))
+		return put_field(o, key, klen, "", 0, size, null_empty);
+	return 0;
+}
+
+/* Appends "key":"2026-..." or "key":null (set_time()). */
+static int
+put_time(struct obj *o, const char *key, size_t klen, int64_t ms)
+{
+	char ts[40];
+	int rc;
+
+	if ((rc = obj_key(o, key, klen)) < 0)
+		return rc;
+	if (ms <= 0)
+		return jsonw_raw(o->b, "null", 4);
+	fmt_time(ms, ts, sizeof(ts));
+	return jsonw_str(o->b, ts, strlen(ts));
+}
+
+/* Appends "key":N, or null when !set. */
+static int
+put_int(struct obj *o, const char *key, size_t klen, bool set, int64_t v)
+{
+	int rc;
+
+	if ((rc = obj_key(o, key, klen)) < 0)
+		return rc;
+	return set ? jsonw_int(o->b, v) : jsonw_raw(o->b, "null", 4);
+}
+
+/* Appends the labels column as host_to_json() parses and prints it ({}
+ * when it is not JSON). Stored labels are "{}" (the column's default): the
+ * rest goes through jansson. */
+static int
+put_labels(struct obj *o, const char *s, size_t n)
+{
+	json_t *v;
+	char *text;
+	int rc;
+
+	if ((rc = obj_key(o, KEY("labels"))) < 0)
+		return rc;
+	if (n == 2 && memcmp(s, "{}", 2) == 0)
+		return jsonw_raw(o->b, "{}", 2);
+	v = jsonw_utf8_valid(s, n) ? json_loads(s, 0, NULL) : NULL;
+	text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+	json_decref(v);
+	rc = text ? jsonw_raw(o->b, text, strlen(text)) : jsonw_raw(o->b, "{}", 2);
+	free(text);
+	return rc;
+}
+
+/* The state host_from_row() reads from column text s: launching when the
+ * store read none, HS__COUNT when unknown. */
+static enum hstate
+state_of_col(const char *s, size_t n)
+{
+	char name[16];
+	size_t len = strnlen(s, n);
+
+	if (!jsonw_utf8_valid(s, n))
+		return HS_LAUNCHING;
+	if (len >= sizeof(name))
+		return HS__COUNT;
+	memcpy(name, s, len);
+	name[len] = '\0';
+	return hstate_parse(name);
+}
+
+/* The columns of HOST_API_COLUMNS, by position. */
+enum {
+	HC_ID, HC_NAME, HC_CLUSTER, HC_GRP, HC_SEQ, HC_TEMPLATE, HC_ACCOUNT, HC_NETWORK,
+	HC_STATE, HC_REASON, HC_PRIVATE_IP, HC_INSTANCE_ID, HC_LABELS, HC_PROTECTED,
+	HC_ATTEMPT, HC_CREATED, HC_LAUNCHED, HC_JOINED, HC_READY, HC_HEARTBEAT, HC_TERMINATED,
+};
+
+#define HFIELD(f) sizeof(((struct host *)0)->f)
+
+/* Appends "key":text for column col into a struct host field f. */
+#define PUT_COL(o, key, col, f, null_empty) \
+	put_field(o, KEY(key), txt[col], len[col], HFIELD(f), null_empty)
+
+/* Appends the row in hand as host_to_json() prints it. */
+static int
+host_row_write(const struct store_cols *c, struct buf *b)
+{
+	static const int text_cols[] = { HC_ID, HC_NAME, HC_CLUSTER, HC_GRP, HC_TEMPLATE,
+					 HC_ACCOUNT, HC_NETWORK, HC_STATE, HC_REASON,
+					 HC_PRIVATE_IP, HC_INSTANCE_ID, HC_LABELS };
+	const char *txt[HC_TERMINATED + 1] = { 0 };
+	size_t len[HC_TERMINATED + 1] = { 0 }, idlen;
+	struct obj o = { b, true };
+	char id[HFIELD(id)];
+	const char *ids;
+	int64_t created, launched, ready;
+	enum hstate state;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(text_cols) / sizeof(text_cols[0]); i++)
+		txt[text_cols[i]] = store_col_text(c, text_cols[i], &len[text_cols[i]]);
+	state = state_of_col(txt[HC_STATE], len[HC_STATE]);
+	if (!jsonw_utf8_valid(txt[HC_ID], len[HC_ID]) || state == HS__COUNT)
+		return jsonw_raw(b, "{}", 2);   /* host_from_row() refuses it */
+	ids = field_of(txt[HC_ID], len[HC_ID], sizeof(id), &idlen);
+	memcpy(id, ids, idlen);
+	id[idlen] = '\0';
+	created = store_col_int(c, HC_CREATED);
+	launched = store_col_int(c, HC_LAUNCHED);
+	ready = store_col_int(c, HC_READY);
+	if ((rc = jsonw_raw(b, "{", 1)) < 0 || (rc = PUT_COL(&o, "id", HC_ID, id, false)) < 0 ||
+	    (rc = PUT_COL(&o, "name", HC_NAME, name, false)) < 0 ||
+	    (rc = PUT_COL(&o, "cluster", HC_CLUSTER, cluster, false)) < 0 ||
+	    (rc = obj_key(&o, KEY("state"))) < 0 ||
+	    (rc = jsonw_str(b, hstate_name(state), strlen(hstate_name(state)))) < 0 ||
+	    (rc = PUT_COL(&o, "reason", HC_REASON, reason, false)) < 0 ||
+	    (rc = PUT_COL(&o, "private_ip", HC_PRIVATE_IP, private_ip, true)) < 0 ||
+	    (rc = PUT_COL(&o, "template", HC_TEMPLATE, template_, false)) < 0 ||
+	    (rc = PUT_COL(&o, "account", HC_ACCOUNT, account, false)) < 0 ||
+	    (rc = PUT_COL(&o, "network", HC_NETWORK, network, false)) < 0 ||
+	    (rc = PUT_COL(&o, "instance_id", HC_INSTANCE_ID, instance_id, false)) < 0 ||
+	    (rc = PUT_COL(&o, "group", HC_GRP, grp, false)) < 0 ||
+	    (rc = obj_key(&o, KEY("protected"))) < 0 ||
+	    (rc = store_col_int(c, HC_PROTECTED) ? jsonw_raw(b, "true", 4)
+						   : jsonw_raw(b, "false", 5)) < 0 ||
+	    (rc = put_labels(&o, txt[HC_LABELS], len[HC_LABELS])) < 0 ||
+	    (rc = put_time(&o, KEY("created"), created)) < 0 ||
+	    (rc = put_time(&o, KEY("launched"), launched)) < 0 ||
+	    (rc = put_time(&o, KEY("joined"), store_col_int(c, HC_JOINED))) < 0 ||
+	    (rc = put_time(&o, KEY("ready"), ready)) < 0 ||
+	    (rc = put_time(&o, KEY("heartbeat"),
+			   hb_newest(id, store_col_int(c, HC_HEARTBEAT)))) < 0 ||
+	    (rc = put_time(&o, KEY("terminated"), store_col_int(c, HC_TERMINATED))) < 0 ||
+	    (rc = put_int(&o, KEY("created_ms"), true, created)) < 0 ||
+	    (rc = put_int(&o, KEY("launch_ms"), launched && created, launched - created)) < 0 ||
+	    (rc = put_int(&o, KEY("ready_after_ms"), ready && created, ready - created)) < 0)
+		return rc;
+	return jsonw_raw(b, "}", 1);
+}
+
+/* A cursor key column of the last row written: its text as get_str() reads
+ * it (up to a NUL; "" when not UTF-8), kept while it fits a cursor. */
+struct ckey {
+	char s[HOST_CURSOR_MAX / 2];
+	bool long_;   /* does not fit: no cursor can hold it */
+};
+
+static void
+ckey_set(struct ckey *k, const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+
+	k->long_ = false;
+	if (!jsonw_utf8_valid(s, n))
+		len = 0;
+	else if (len >= sizeof(k->s))
+		k->long_ = true, len = 0;
+	memcpy(k->s, s, len);
+	k->s[len] = '\0';
+}
+
+struct page_ctx {
+	struct buf *b;
+	int limit, count;
+	bool more;
+	struct ckey cl, g, id;
+	int64_t seq;
+};
+
+/* One row of host_page_write: the page's rows, then the one past it. */
+static int
+page_row(const struct store_cols *c, void *arg)
+{
+	struct page_ctx *x = arg;
+	const char *s;
+	size_t n;
+	int rc;
+
+	if (x->count == x->limit) {
+		x->more = true;   /* one row past the page: there is a next one */
+		return 0;
+	}
+	if ((x->count > 0 && (rc = jsonw_raw(x->b, ",", 1)) < 0) ||
+	    (rc = host_row_write(c, x->b)) < 0)
+		return rc;
+	x->count++;
+	s = store_col_text(c, HC_CLUSTER, &n);
+	ckey_set(&x->cl, s, n);
+	s = store_col_text(c, HC_GRP, &n);
+	ckey_set(&x->g, s, n);
+	s = store_col_text(c, HC_ID, &n);
+	ckey_set(&x->id, s, n);
+	x->seq = store_col_int(c, HC_SEQ);
+	return 0;
+}
+
+/* Appends ,"next":CURSOR-or-null,"total":N} after the items. */
+static int
+page_end(const struct page_ctx *x, int64_t total, struct herr *err)
+{
+	char next[HOST_CURSOR_MAX];
+	int rc;
+
+	next[0] = '\0';
+	if (x->more && (x->cl.long_ || x->g.long_ || x->id.long_ ||
+			!cursor_encode_keys(x->cl.s, x->g.s, x->seq, x->id.s, next)))
+		return herr_set(err, HERR_STORE, "host list cursor does not fit");
+	if ((rc = jsonw_raw(x->b, "],\"next\":", 9)) < 0 ||
+	    (rc = next[0] ? jsonw_str(x->b, next, strlen(next)) : jsonw_raw(x->b, "null", 4)) < 0 ||
+	    (rc = jsonw_raw(x->b, ",\"total\":", 9)) < 0 || (rc = jsonw_int(x->b, total)) < 0 ||
+	    (rc = jsonw_raw(x->b, "}", 1)) < 0)
+		return herr_set(err, rc, "the host list is too large");
+	return 0;
+}
+
+int
+host_page_write(struct store *st, const struct host_page *q, struct buf *b, struct herr *err)
+{
+	const char *cl = q->cluster ? q->cluster : "", *g = q->grp ? q->grp : "";
+	const char *sta = q->state ? q->state : "";
+	const char *key[4] = { "", "", "", "" };
+	char raw[HOST_CURSOR_MAX / 2];
+	long long seq = -1;
+	struct page_ctx x = { .b = b, .limit = q->limit };
+	json_t *cnt = NULL;
+	int64_t total;
+	int rc;
+
+	BUG_ON(q->limit < 1 || q->limit > HOST_PAGE_MAX);
+	if (q->after && !cursor_decode(q->after, raw, key, &seq))
+		return herr_field(err, HERR_INVALID, "after", "is not a cursor of this list");
+	if ((rc = jsonw_raw(b, "{\"items\":[", 10)) < 0)
+		return herr_set(err, rc, "the host list is too large");
+	/* the page and its count from one snapshot (one read lock, not two) */
+	if ((rc = store_read_begin(st, err)) < 0)
+		return rc;
+	rc = store_each(st, err, page_row, &x,
+			"SELECT " HOST_API_COLUMNS " FROM hosts" HOST_PAGE_WHERE HOST_PAGE_AFTER
+			" ORDER BY cluster, grp, seq, id LIMIT ?",
+			"[ssssississssIIsi]", cl, cl, g, g, q->all ? 1 : 0, sta, sta,
+			q->after ? 1 : 0, key[0], key[0], key[1], key[1], (json_int_t)seq,
+			(json_int_t)seq, key[3], q->limit + 1);
+	if (rc == 0)
+		cnt = store_row(st, err, "SELECT COUNT(*) AS n FROM hosts" HOST_PAGE_WHERE,
+				"[ssssiss]", cl, cl, g, g, q->all ? 1 : 0, sta, sta);
+	store_read_end(st);
+	if (rc == HERR_TOOBIG)
+		return herr_set(err, rc, "the host list is too large");
+	if (rc < 0)
+		return rc;
+	if (cnt == NULL && err->code)
+		return err->code;
+	total = cnt ? get_int(cnt, "n") : 0;
+	json_decref(cnt);
+	return page_end(&x, total, err);
 }
 
 int

@@ -15,6 +15,7 @@
 #include "herr.h"
 
 struct store;
+struct buf;
 
 /* Host states, in lifecycle order. */
 enum hstate {
@@ -185,12 +186,24 @@ struct host_page {
 	const char *after;
 };
 
-/* The page q asks for: *out an owned array of rows for host_to_json(),
+/* The page q asks for, through jansson (the reference host_page_write()
+ * is checked against; the API answers with host_page_write()): *out an
+ * owned array of rows for host_to_json(),
  * next the cursor of the page after it ("" when this is the last), *total
  * how many hosts match q's conditions on all pages. 0, HERR_INVALID naming
  * "after" for a cursor that is not one, or a store error. */
 int host_page_json(struct store *st, const struct host_page *q, json_t **out,
 		   char next[HOST_CURSOR_MAX], int64_t *total, struct herr *err);
+
+/* The answer of GET /v1/hosts for q, written into b as one JSON object,
+ * {"items":[...],"next":CURSOR or null,"total":N}: byte for byte what
+ * json_dumps(JSON_COMPACT) prints of host_page_json()'s page with each row
+ * through host_to_json() (tests/unit/test-host-list.c compares the two),
+ * printed straight from the store's columns (store_each: no jansson object
+ * per row). 0, HERR_INVALID naming "after" for a cursor that is not one,
+ * HERR_TOOBIG past b's maximum, or a store error. */
+int host_page_write(struct store *st, const struct host_page *q, struct buf *b,
+		    struct herr *err);
 
 /* Host id's init script results, by idx, in the API form (flags as
  * booleans, duration_ms): an owned array. 0 or a store error. */
