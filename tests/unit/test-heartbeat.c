@@ -2,8 +2,9 @@
  * in memory") on a real SQLite store in a temporary directory: readers see
  * the newer of the stored and the in-memory heartbeat, nothing is written
  * until the persist interval is due (then all pending in one transaction),
- * a flush writes them all and empties the table, and a full table writes
- * heartbeats through instead of growing. */
+ * a flush writes them all and empties the table, a full table writes
+ * heartbeats through instead of growing, and thousands of hosts are each
+ * found again by id. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,12 +181,51 @@ test_bounded(void **state)
 	assert_int_equal(host_heartbeats_pending(), 0);
 }
 
+/* Many hosts: each found again by its id (a second heartbeat does not add
+ * an entry), the newest kept per host, and after a flush empties the table
+ * the ids heard again are found once more (the index is rebuilt). */
+static void
+test_many(void **state)
+{
+	struct herr err = HERR_INIT;
+	const int64_t t = 9000000;
+	const int n = 3000;
+	char id[32];
+
+	add_host("m-row", 4);
+	assert_int_equal(host_heartbeats_flush(st, &err), 0);
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < n; i++) {
+			snprintf(id, sizeof(id), "m%d", i);
+			assert_int_equal(host_heartbeat(st, id, t + round, NULL, &err), 0);
+		}
+	assert_int_equal(host_heartbeats_pending(), n);
+	assert_int_equal(host_heartbeat(st, "m-row", t + 7, NULL, &err), 0);
+	assert_int_equal(host_heartbeat(st, "m-row", t + 3, NULL, &err), 0);
+	assert_int_equal(seen("m-row"), t + 7);
+	assert_int_equal(host_heartbeats_pending(), n + 1);
+	assert_int_equal(host_heartbeats_flush(st, &err), 0);
+	assert_int_equal(host_heartbeats_pending(), 0);
+	assert_int_equal(stored("m-row"), t + 7);
+	for (int i = 0; i < n; i += 2) {
+		snprintf(id, sizeof(id), "m%d", i);
+		assert_int_equal(host_heartbeat(st, id, t + 10, NULL, &err), 0);
+		assert_int_equal(host_heartbeat(st, id, t + 11, NULL, &err), 0);
+	}
+	assert_int_equal(host_heartbeats_pending(), n / 2);
+	assert_int_equal(host_heartbeat(st, "m-row", t + 12, NULL, &err), 0);
+	assert_int_equal(seen("m-row"), t + 12);
+	assert_int_equal(host_heartbeats_flush(st, &err), 0);
+	assert_int_equal(host_heartbeats_pending(), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_max_and_lazy_persist),
 		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_many),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
