@@ -147,6 +147,18 @@ launcher_has_room(struct launcher *l)
 	return room;
 }
 
+size_t
+launcher_room(struct launcher *l)
+{
+	size_t cap, room;
+
+	pthread_mutex_lock(&l->lock);
+	cap = (size_t)l->workers + LAUNCH_QUEUED_MAX;
+	room = l->stopping || l->nflight >= cap ? 0 : cap - l->nflight;
+	pthread_mutex_unlock(&l->lock);
+	return room;
+}
+
 int
 launcher_submit(struct launcher *l, const char *key, launcher_fn work, launcher_fn finish,
 		void *arg, struct herr *err)

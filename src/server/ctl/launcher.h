@@ -44,6 +44,11 @@ struct launcher *launcher_new(int workers, struct herr *err);
  * LAUNCH_QUEUED_MAX). */
 bool launcher_has_room(struct launcher *l);
 
+/* How many more jobs may be submitted now (0 when stopping). Only the
+ * controller submits, so until it does the room can only grow: a pass
+ * writes at most this many launch intents, in one commit, then submits. */
+size_t launcher_room(struct launcher *l);
+
 /* Queues work(job) then finish(job) under key. 0, or HERR_UNAVAIL when
  * full or stopping (then job is not taken: the caller still owns it). */
 int launcher_submit(struct launcher *l, const char *key, launcher_fn work, launcher_fn finish,
