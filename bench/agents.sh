@@ -25,6 +25,8 @@
 # Every simulated agent comes from 127.0.0.1, so the server runs with
 # --max-conns-per-addr 2N+256 (real agents come from N addresses; the default
 # 256 from one address refuses the 257th parked long-poll).
+# BENCH_LOG_LEVEL=debug: the server logs each controller pass with its
+# duration (server.log in the work dir, kept with BENCH_KEEP=1).
 # Needs the fake QingCloud (make build/fake-qingcloud); no root needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +49,7 @@ stop_all() {
 }
 cleanup() {
 	stop_all
-	rm -rf "$work"
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "agents: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 die() { echo "agents: FAILED: $*" >&2; exit 1; }
@@ -136,7 +138,7 @@ for n in $counts; do
 	port=$(free_port)
 	export HERD_URL="http://127.0.0.1:$port"
 	"$HERD" server --data "$d/data" --listen "127.0.0.1:$port" --advertise-url "$HERD_URL" \
-		--log-level warn --max-conns-per-addr $((2 * n + 256)) 2>"$d/server.log" &
+		--log-level "${BENCH_LOG_LEVEL:-warn}" --max-conns-per-addr $((2 * n + 256)) 2>"$d/server.log" &
 	spid=$!
 	for _ in $(seq 100); do curl -sf "$HERD_URL/healthz" >/dev/null && curl -s -o /dev/null "$furl" && break; sleep 0.1; done
 	HERD_TOKEN=$(cat "$d/data/admin.token")

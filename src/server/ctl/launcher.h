@@ -49,6 +49,12 @@ bool launcher_has_room(struct launcher *l);
  * writes at most this many launch intents, in one commit, then submits. */
 size_t launcher_room(struct launcher *l);
 
+/* Whether the pool runs short of work: fewer jobs queued (not yet running)
+ * than workers, so a worker ending now may soon find none. A launch's end
+ * kicks a controller pass only then (reconcile.c): a pass reads every live
+ * host, and one after each of N launches made a launch of N hosts O(N^2). */
+bool launcher_running_low(struct launcher *l);
+
 /* Queues work(job) then finish(job) under key. 0, or HERR_UNAVAIL when
  * full or stopping (then job is not taken: the caller still owns it). */
 int launcher_submit(struct launcher *l, const char *key, launcher_fn work, launcher_fn finish,

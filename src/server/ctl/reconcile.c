@@ -586,6 +586,7 @@ launch_finish(void *arg)
 {
 	struct launch_job *j = arg;
 	struct server *s = j->s;
+	const struct ctl *c = s->ctl;
 	struct herr err = HERR_INIT;
 
 	if (j->rc < 0) {
@@ -604,7 +605,13 @@ launch_finish(void *arg)
 		activity_add(s->store, j->cluster, j->group, j->name, "launch_failed", "scale_out",
 			     NULL, &e2, "cannot record the launch of %s: %s", j->name, err.msg);
 	}
-	server_kick(s);   /* a slot is free: the controller may launch the next */
+	/* A slot is free: the controller may launch the next. Said only when
+	 * the pool runs short of queued launches (a failure said it already,
+	 * through ctl_host_state): each pass reads every live host, and a
+	 * pass after each launch's end was most of a 10,000-host launch's
+	 * CPU. Passes still run at least once a second (ctl_main). */
+	if (c == NULL || c->launcher == NULL || launcher_running_low(c->launcher))
+		server_kick(s);
 	launch_job_free(j);
 }
 
@@ -1169,7 +1176,7 @@ reconcile_once(struct ctl *c)
 	struct rc_action *acts = NULL;
 	struct launch_batch *batch = NULL;
 	size_t ng = 0, nh = 0, na, i, room;
-	int64_t now = now_ms(), act_start;
+	int64_t now = now_ms(), act_start, pass_start = mono_ms();
 
 	/* Silence is measured from when herd could hear. A gap between passes
 	 * longer than the heartbeat interval means herd was deaf meanwhile (the
@@ -1348,6 +1355,8 @@ reconcile_once(struct ctl *c)
 	retain_pass(s, now);     /* at most once a minute: ctl/retain.c */
 	lbsync_once(s);
 	c->act_ms = mono_ms() - act_start;   /* not a pause: see reconcile_heard_since */
+	log_debug("reconcile: pass of %zu live hosts, %zu groups: %lld ms (%zu actions)", nh, ng,
+		  (long long)(mono_ms() - pass_start), na);
 out:
 	for (i = 0; groups && i < ng; i++)
 		free((void *)groups[i].after);
