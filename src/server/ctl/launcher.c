@@ -167,7 +167,7 @@ launcher_running_low(struct launcher *l)
 	bool low;
 
 	pthread_mutex_lock(&l->lock);
-	low = l->nqueued < (size_t)l->workers;
+	low = l->nqueued < LAUNCH_QUEUED_MAX / 2;
 	pthread_mutex_unlock(&l->lock);
 	return low;
 }
