@@ -44,6 +44,12 @@ struct world {
 			    instances are never removed from the array) */
 	int64_t due_ms;  /* world_tick scans nothing before this: no pending or
 			    terminated instance, no unfinished job is due earlier */
+	struct inst_ent { /* every instance, in the array's order: a name search
+			     reads these, no JSON key lookups per instance */
+		json_t *inst;
+		const char *id, *name; /* its members' (never replaced) */
+	} *ents;
+	size_t nents, capents;
 	char path[4096];
 	bool dirty;
 	int64_t saved_ms;   /* when the last save began (ticker's clock) */
@@ -117,6 +123,25 @@ static json_t *
 inst_find(struct world *w, const char *id)
 {
 	return json_object_get(w->instidx, id);
+}
+
+/* inst was appended to "instances": its entry for name searches. */
+static void
+inst_ent_add(struct world *w, json_t *inst)
+{
+	if (w->nents == w->capents) {
+		size_t cap = w->capents ? w->capents * 2 : 256;
+		struct inst_ent *e = realloc(w->ents, cap * sizeof(*e));
+
+		if (e == NULL)
+			abort();   /* the fake's own memory: nothing to answer with */
+		w->ents = e;
+		w->capents = cap;
+	}
+	w->ents[w->nents].inst = inst;
+	w->ents[w->nents].id = sget(inst, "instance_id");
+	w->ents[w->nents].name = sget(inst, "instance_name");
+	w->nents++;
 }
 
 /* Something may change state at or after at_ms: world_tick scans again. */
@@ -652,6 +677,7 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 			"zone_id", fqc_param_get(r, "zone"));
 		json_array_append_new(json_object_get(w->root, "instances"), inst);
 		json_object_set(w->instidx, id, inst);
+		inst_ent_add(w, inst);
 		due_at(w, now);
 		json_array_append_new(ids, json_string(id));
 	}
@@ -786,14 +812,16 @@ act_describe_instances(struct world *w, const struct fqc_req *r, int64_t now, js
 	const char *verbose = fqc_param_get(r, "verbose");
 	size_t i;
 
-	json_array_foreach(json_object_get(w->root, "instances"), i, inst) {
-		const char *id = sget(inst, "instance_id");
+	for (i = 0; i < w->nents; i++) {
+		const char *id = w->ents[i].id;
 
-		/* the cheapest test first: a name search (one a launch) matches
-		 * one instance of N, and reads no status for the rest */
-		if (json_array_size(ids) > 0 && !in_list(ids, id))
+		inst = w->ents[i].inst;
+		/* the cheapest test first, on the entries' strings: a name search
+		 * (one a launch) matches one instance of N and reads no JSON for
+		 * the rest */
+		if (!search_ok(word, id, w->ents[i].name))
 			continue;
-		if (!search_ok(word, id, sget(inst, "instance_name")))
+		if (json_array_size(ids) > 0 && !in_list(ids, id))
 			continue;
 		if (json_array_size(st) > 0 ? !in_list(st, sget(inst, "status"))
 					    : strcmp(sget(inst, "status"), "ceased") == 0)
@@ -3527,8 +3555,10 @@ world_new(const struct fqc_config *cfg, char *err, size_t errlen)
 	w->tagidx = json_object();
 	w->instidx = json_object();
 	w->due_ms = 0;   /* the first tick scans what was loaded */
-	json_array_foreach(json_object_get(w->root, "instances"), i, o)
+	json_array_foreach(json_object_get(w->root, "instances"), i, o) {
 		json_object_set(w->instidx, sget(o, "instance_id"), o);
+		inst_ent_add(w, o);
+	}
 	json_array_foreach(json_object_get(w->root, "tags"), i, o) {
 		json_t *p;
 		size_t j;
@@ -3611,6 +3641,7 @@ world_free(struct world *w)
 	json_decref(w->hapids);
 	json_decref(w->tagidx);
 	json_decref(w->instidx);
+	free(w->ents);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
