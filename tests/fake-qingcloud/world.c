@@ -40,6 +40,16 @@ struct world {
 	json_t *hapids; /* loadbalancer/router id → pid of its haproxy (netns; memory only) */
 	json_t *tagidx; /* resource id → {tag_id: true} of its pairs (memory only; may
 			   name deleted tags: readers go through "tags") */
+	json_t *instidx; /* instance_id → its object in "instances" (memory only;
+			    instances are never removed from the array) */
+	int64_t due_ms;  /* world_tick scans nothing before this: no pending or
+			    terminated instance, no unfinished job is due earlier */
+	struct inst_ent { /* every instance, in the array's order: a name search
+			     reads these, no JSON key lookups per instance */
+		json_t *inst;
+		const char *id, *name; /* its members' (never replaced) */
+	} *ents;
+	size_t nents, capents;
 	char path[4096];
 	bool dirty;
 	int64_t saved_ms;   /* when the last save began (ticker's clock) */
@@ -105,6 +115,41 @@ find_by(json_t *arr, const char *field, const char *id)
 		if (strcmp(sget(o, field), id) == 0)
 			return o;
 	return NULL;
+}
+
+/* The instance with id, or NULL: the index, not a scan (AttachTags,
+ * Terminate, a job's end ran one per call: O(N) each at 10,000). */
+static json_t *
+inst_find(struct world *w, const char *id)
+{
+	return json_object_get(w->instidx, id);
+}
+
+/* inst was appended to "instances": its entry for name searches. */
+static void
+inst_ent_add(struct world *w, json_t *inst)
+{
+	if (w->nents == w->capents) {
+		size_t cap = w->capents ? w->capents * 2 : 256;
+		struct inst_ent *e = realloc(w->ents, cap * sizeof(*e));
+
+		if (e == NULL)
+			abort();   /* the fake's own memory: nothing to answer with */
+		w->ents = e;
+		w->capents = cap;
+	}
+	w->ents[w->nents].inst = inst;
+	w->ents[w->nents].id = sget(inst, "instance_id");
+	w->ents[w->nents].name = sget(inst, "instance_name");
+	w->nents++;
+}
+
+/* Something may change state at or after at_ms: world_tick scans again. */
+static void
+due_at(struct world *w, int64_t at_ms)
+{
+	if (at_ms < w->due_ms)
+		w->due_ms = at_ms;
 }
 
 /* "instances.N": segments equal, "N" matching a run of digits. */
@@ -285,6 +330,7 @@ new_job(struct world *w, const char *action, json_t *resource_ids, int64_t now, 
 			"status", "pending", "resource_ids", ids, "create_ms", (json_int_t)now,
 			"status_ms", (json_int_t)now, "done_ms", (json_int_t)done_ms);
 	json_array_append_new(json_object_get(w->root, "jobs"), job);
+	due_at(w, now);
 	/* bounded: past FQC_MAX_JOBS the oldest finished jobs are forgotten */
 	{
 		json_t *jobs = json_object_get(w->root, "jobs");
@@ -579,9 +625,13 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 			goto out;
 		}
 	}
-	json_array_foreach(json_object_get(w->root, "instances"), i, inst)
-		if (live(inst))
-			nlive++;
+	/* counted only when it could matter: every instance ever made (live
+	 * or not) and the request within the quota cannot exceed it */
+	if (json_array_size(json_object_get(w->root, "instances")) + (size_t)count >
+	    (size_t)w->cfg->quota_instances)
+		json_array_foreach(json_object_get(w->root, "instances"), i, inst)
+			if (live(inst))
+				nlive++;
 	if (nlive + count > w->cfg->quota_instances) {
 		char m[256];
 
@@ -626,6 +676,9 @@ act_run_instances(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 			fqc_param_get(r, "login_keypair") ? fqc_param_get(r, "login_keypair") : "",
 			"zone_id", fqc_param_get(r, "zone"));
 		json_array_append_new(json_object_get(w->root, "instances"), inst);
+		json_object_set(w->instidx, id, inst);
+		inst_ent_add(w, inst);
+		due_at(w, now);
 		json_array_append_new(ids, json_string(id));
 	}
 	json_object_set_new(resp, "job_id",
@@ -759,16 +812,21 @@ act_describe_instances(struct world *w, const struct fqc_req *r, int64_t now, js
 	const char *verbose = fqc_param_get(r, "verbose");
 	size_t i;
 
-	json_array_foreach(json_object_get(w->root, "instances"), i, inst) {
-		const char *id = sget(inst, "instance_id");
+	for (i = 0; i < w->nents; i++) {
+		const char *id = w->ents[i].id;
 
+		inst = w->ents[i].inst;
+		/* the cheapest test first, on the entries' strings: a name search
+		 * (one a launch) matches one instance of N and reads no JSON for
+		 * the rest */
+		if (!search_ok(word, id, w->ents[i].name))
+			continue;
 		if (json_array_size(ids) > 0 && !in_list(ids, id))
 			continue;
 		if (json_array_size(st) > 0 ? !in_list(st, sget(inst, "status"))
 					    : strcmp(sget(inst, "status"), "ceased") == 0)
 			continue;
-		if (!search_ok(word, id, sget(inst, "instance_name")) ||
-		    !tag_filter_ok(w, tags, id))
+		if (!tag_filter_ok(w, tags, id))
 			continue;
 		json_array_append(all, inst);
 	}
@@ -794,8 +852,7 @@ act_terminate_instances(struct world *w, const struct fqc_req *r, int64_t now, j
 		goto out;
 	}
 	json_array_foreach(ids, i, v) {
-		inst = find_by(json_object_get(w->root, "instances"), "instance_id",
-			       json_string_value(v));
+		inst = inst_find(w, json_string_value(v));
 		if (inst == NULL || strcmp(sget(inst, "status"), "ceased") == 0) {
 			code = fail(resp, FQC_ERR_NOT_FOUND,
 				    "ResourceNotFound, resource [%s] not found",
@@ -811,8 +868,7 @@ act_terminate_instances(struct world *w, const struct fqc_req *r, int64_t now, j
 		}
 	}
 	json_array_foreach(ids, i, v) {
-		inst = find_by(json_object_get(w->root, "instances"), "instance_id",
-			       json_string_value(v));
+		inst = inst_find(w, json_string_value(v));
 		json_object_set_new(inst, "transition_status", json_string("terminating"));
 	}
 	json_object_set_new(resp, "job_id",
@@ -905,6 +961,8 @@ resource_exists(struct world *w, const char *type, const char *id)
 			    : strcmp(type, "vxnet") == 0  ? "vxnet_id"
 							  : "router_id";
 
+	if (arr != NULL && strcmp(arr, "instances") == 0)
+		return inst_find(w, id) != NULL;
 	return arr != NULL && find_by(json_object_get(w->root, arr), field, id) != NULL;
 }
 
@@ -1616,7 +1674,7 @@ act_associate_eip(struct world *w, const struct fqc_req *r, int64_t now, json_t 
 	if ((e = eip_find(w, eid)) == NULL)
 		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
 			    eid);
-	inst = find_by(json_object_get(w->root, "instances"), "instance_id", iid);
+	inst = inst_find(w, iid);
 	if (inst == NULL || !live(inst))
 		return fail(resp, FQC_ERR_NOT_FOUND, "ResourceNotFound, resource [%s] not found",
 			    iid);
@@ -2397,7 +2455,7 @@ act_add_lb_backends(struct world *w, const struct fqc_req *r, int64_t now, json_
 		snprintf(k, sizeof(k), "backends.%d.resource_id", n);
 		if ((rid = fqc_param_get(r, k)) == NULL)
 			continue;
-		inst = find_by(json_object_get(w->root, "instances"), "instance_id", rid);
+		inst = inst_find(w, rid);
 		if (inst == NULL || !live(inst)) {
 			c = fail(
 				resp, FQC_ERR_NOT_FOUND,
@@ -2469,8 +2527,7 @@ backend_status(struct world *w, const json_t *b, json_t **states, const char **s
 	const char *s;
 
 	if (!w->cfg->netns) {
-		inst = find_by(json_object_get(w->root, "instances"), "instance_id",
-			       sget(b, "resource_id"));
+		inst = inst_find(w, sget(b, "resource_id"));
 		return inst != NULL && strcmp(sget(inst, "status"), "running") == 0 ? "up" : "down";
 	}
 	if (*states == NULL || strcmp(*states_lb, sget(b, "loadbalancer_id")) != 0) {
@@ -2759,8 +2816,7 @@ lb_apply(struct world *w, json_t *lb)
 			if (strcmp(sget(b, "loadbalancer_listener_id"),
 				   sget(l, "loadbalancer_listener_id")) != 0)
 				continue;
-			inst = find_by(json_object_get(w->root, "instances"), "instance_id",
-				       sget(b, "resource_id"));
+			inst = inst_find(w, sget(b, "resource_id"));
 			ip = inst ? sget(json_array_get(json_object_get(inst, "vxnets"), 0),
 					 "private_ip")
 				  : "";
@@ -3338,11 +3394,12 @@ job_done(struct world *w, json_t *job, int64_t now)
 		json_t *o;
 
 		if (strcmp(act, "TerminateInstances") == 0 &&
-		    (o = find_by(json_object_get(w->root, "instances"), "instance_id", id))) {
+		    (o = inst_find(w, id))) {
 			real_stop(w, id);
 			json_object_set_new(o, "status", json_string("terminated"));
 			json_object_set_new(o, "transition_status", json_string(""));
 			json_object_set_new(o, "status_ms", json_integer(now));
+			due_at(w, now);
 		} else if (strcmp(act, "CreateRouters") == 0 &&
 			   (o = find_by(json_object_get(w->root, "routers"), "router_id", id))) {
 			json_object_set_new(o, "status", json_string("active"));
@@ -3402,10 +3459,17 @@ world_tick(struct world *w, int64_t now)
 	size_t i;
 
 	pthread_mutex_lock(&w->lock);
+	if (now < w->due_ms)
+		goto out_save;   /* nothing is due: no scan of every instance and job */
+	w->due_ms = INT64_MAX;
 	/* instances: pending → running after --pending-ms; terminated → ceased after --cease-ms */
 	json_array_foreach(json_object_get(w->root, "instances"), i, o) {
 		const char *s = sget(o, "status");
 
+		if (strcmp(s, "pending") == 0 && now < iget(o, "create_ms") + w->cfg->pending_ms)
+			due_at(w, iget(o, "create_ms") + w->cfg->pending_ms);
+		else if (strcmp(s, "terminated") == 0 && now < iget(o, "status_ms") + w->cfg->cease_ms)
+			due_at(w, iget(o, "status_ms") + w->cfg->cease_ms);
 		if (strcmp(s, "pending") == 0 && now >= iget(o, "create_ms") + w->cfg->pending_ms) {
 			json_object_set_new(o, "status", json_string("running"));
 			json_object_set_new(o, "transition_status", json_string(""));
@@ -3435,8 +3499,13 @@ world_tick(struct world *w, int64_t now)
 			json_object_set_new(o, "status", json_string("successful"));
 			json_object_set_new(o, "status_ms", json_integer(now));
 			w->dirty = true;
+		} else if (strcmp(s, "pending") == 0) {
+			due_at(w, c + (d - c) / 2);
+		} else if (strcmp(s, "working") == 0) {
+			due_at(w, d);
 		}
 	}
+out_save:
 	if (w->dirty && (w->saved_ms == 0 || now - w->saved_ms >= save_gap(w))) {
 		char *text = snapshot(w);
 
@@ -3484,6 +3553,12 @@ world_new(const struct fqc_config *cfg, char *err, size_t errlen)
 		if (!json_is_array(json_object_get(w->root, arrays[i])))
 			json_object_set_new(w->root, arrays[i], json_array());
 	w->tagidx = json_object();
+	w->instidx = json_object();
+	w->due_ms = 0;   /* the first tick scans what was loaded */
+	json_array_foreach(json_object_get(w->root, "instances"), i, o) {
+		json_object_set(w->instidx, sget(o, "instance_id"), o);
+		inst_ent_add(w, o);
+	}
 	json_array_foreach(json_object_get(w->root, "tags"), i, o) {
 		json_t *p;
 		size_t j;
@@ -3565,6 +3640,8 @@ world_free(struct world *w)
 	json_decref(w->pids);
 	json_decref(w->hapids);
 	json_decref(w->tagidx);
+	json_decref(w->instidx);
+	free(w->ents);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

@@ -1,7 +1,8 @@
 /* test-launcher.c - the launch pool (ctl/launcher.c): --launch-workers
  * parsing; jobs run on the workers, at most `workers` at once and each key
  * in flight until its finish() returned; the pool refuses past workers +
- * LAUNCH_QUEUED_MAX; stop drops queued jobs and gives up on one that never ends. Overlap is
+ * LAUNCH_QUEUED_MAX (launcher_room), runs low when fewer than half of that
+ * are queued; stop drops queued jobs and gives up on one that never ends. Overlap is
  * shown with a barrier, never with timing. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -130,6 +131,44 @@ test_bound_and_keys(void **state)
 	assert_int_equal(dropped, 0);
 }
 
+/* What a pass may write (launcher_room) and when a launch's end kicks a
+ * pass (launcher_running_low: fewer queued than LAUNCH_QUEUED_MAX / 2). */
+static void
+test_room_and_low(void **state)
+{
+	struct herr err = HERR_INIT;
+	struct launcher *l = launcher_new(2, &err);
+	const int half = LAUNCH_QUEUED_MAX / 2;
+	char key[16];
+
+	assert_non_null(l);
+	entered = finished = dropped = 0;
+	open_gate = false;
+	assert_int_equal((int)launcher_room(l), 2 + LAUNCH_QUEUED_MAX);
+	assert_true(launcher_running_low(l));
+	/* 2 run at the gate, the rest are queued */
+	for (int i = 0; i < 2 + half - 1; i++) {
+		snprintf(key, sizeof(key), "r%d", i);
+		assert_int_equal(launcher_submit(l, key, gate_work, count_finish, malloc(1), &err), 0);
+	}
+	wait_count(&entered, 2);
+	assert_int_equal((int)launcher_room(l), LAUNCH_QUEUED_MAX - half + 1);
+	assert_true(launcher_running_low(l));           /* half - 1 queued */
+	assert_int_equal(launcher_submit(l, "last", gate_work, count_finish, malloc(1), &err), 0);
+	assert_false(launcher_running_low(l));          /* half queued */
+	assert_int_equal((int)launcher_room(l), LAUNCH_QUEUED_MAX - half);
+	pthread_mutex_lock(&mu);
+	open_gate = true;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+	wait_count(&finished, 2 + half);
+	for (int i = 0; i < 1000 && launcher_inflight(l) > 0; i++)
+		sleep_ms(5);
+	assert_true(launcher_running_low(l));
+	assert_int_equal((int)launcher_room(l), 2 + LAUNCH_QUEUED_MAX);
+	assert_int_equal((int)launcher_stop(l, 1000, count_drop), 0);
+}
+
 static void
 test_stop_gives_up(void **state)
 {
@@ -159,6 +198,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_bound_and_keys),
+		cmocka_unit_test(test_room_and_low),
 		cmocka_unit_test(test_stop_gives_up),
 	};
 

@@ -30,6 +30,7 @@ struct launcher {
 	struct job *head, *tail;     /* queued, not yet running */
 	struct job *flight[LAUNCH_WORKERS_MAX + LAUNCH_QUEUED_MAX]; /* queued and running */
 	size_t nflight, running, peak, finishing;
+	size_t nqueued;              /* on the queue (head..tail) */
 	bool stopping, abandoned;
 };
 
@@ -75,6 +76,7 @@ worker_main(void *arg)
 			break;
 		j = l->head;
 		l->head = j->next;
+		l->nqueued--;
 		if (l->head == NULL)
 			l->tail = NULL;
 		j->running = true;
@@ -147,6 +149,29 @@ launcher_has_room(struct launcher *l)
 	return room;
 }
 
+size_t
+launcher_room(struct launcher *l)
+{
+	size_t cap, room;
+
+	pthread_mutex_lock(&l->lock);
+	cap = (size_t)l->workers + LAUNCH_QUEUED_MAX;
+	room = l->stopping || l->nflight >= cap ? 0 : cap - l->nflight;
+	pthread_mutex_unlock(&l->lock);
+	return room;
+}
+
+bool
+launcher_running_low(struct launcher *l)
+{
+	bool low;
+
+	pthread_mutex_lock(&l->lock);
+	low = l->nqueued < LAUNCH_QUEUED_MAX / 2;
+	pthread_mutex_unlock(&l->lock);
+	return low;
+}
+
 int
 launcher_submit(struct launcher *l, const char *key, launcher_fn work, launcher_fn finish,
 		void *arg, struct herr *err)
@@ -170,6 +195,7 @@ launcher_submit(struct launcher *l, const char *key, launcher_fn work, launcher_
 	else
 		l->head = j;
 	l->tail = j;
+	l->nqueued++;
 	l->flight[l->nflight++] = j;
 	pthread_cond_signal(&l->wake);
 	pthread_mutex_unlock(&l->lock);
@@ -238,6 +264,7 @@ launcher_stop(struct launcher *l, int64_t wait_ms, void (*drop)(void *job))
 		struct job *j = l->head;
 
 		l->head = j->next;
+		l->nqueued--;
 		flight_remove(l, j);
 		if (drop)
 			drop(j->arg);

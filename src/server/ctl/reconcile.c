@@ -586,6 +586,7 @@ launch_finish(void *arg)
 {
 	struct launch_job *j = arg;
 	struct server *s = j->s;
+	const struct ctl *c = s->ctl;
 	struct herr err = HERR_INIT;
 
 	if (j->rc < 0) {
@@ -604,129 +605,239 @@ launch_finish(void *arg)
 		activity_add(s->store, j->cluster, j->group, j->name, "launch_failed", "scale_out",
 			     NULL, &e2, "cannot record the launch of %s: %s", j->name, err.msg);
 	}
-	server_kick(s);   /* a slot is free: the controller may launch the next */
+	/* A slot is free: the controller may launch the next. Said only when
+	 * the pool runs short of queued launches (a failure said it already,
+	 * through ctl_host_state): each pass reads every live host, and a
+	 * pass after each launch's end was most of a 10,000-host launch's
+	 * CPU. Passes still run at least once a second (ctl_main). */
+	if (c == NULL || c->launcher == NULL || launcher_running_low(c->launcher))
+		server_kick(s);
 	launch_job_free(j);
 }
 
-/* Writes the host row (the intent), then hands the provider call to the
- * launch pool (inline without one). */
+/* The launches of one pass (issue 15): each one's provider side is made
+ * ready first (group, template, network ensured, account: read once per
+ * group a pass), then the intents of all of them (host rows `launching`,
+ * activities, addresses) are written in ONE transaction, and only after its
+ * commit are the provider calls handed to the pool. So a pass costs one
+ * commit (one fsync) however many hosts it launches, and a provider call is
+ * never made for an intent that is not stored: a crash before the commit
+ * leaves no row and no call; after it, every row is resolved at the next
+ * start (resolve_launching). */
+struct launch_batch {
+	struct launch_job *jobs[CTL_MAX_ACTIONS];
+	const char *reason[CTL_MAX_ACTIONS];   /* the pass's action's, borrowed */
+	size_t n;
+};
+
+/* A launch that makes no host row: said once a minute per group and
+ * message (fail_once), as an activity and a warning. */
 static void
-do_launch(struct ctl *c, const char *cluster, const char *group, const char *reason)
+launch_fail_report(struct ctl *c, const char *cluster, const char *group, const struct herr *err)
+{
+	struct herr e2 = HERR_INIT;
+
+	if (!fail_once(c, cluster, group, err->msg))
+		return;
+	log_warn("cannot launch a host in %s/%s: %s", cluster, group, err->msg);
+	activity_add(c->s->store, cluster, group, NULL, "launch_failed", "scale_out", NULL, &e2,
+		     "cannot launch a host: %s", err->msg);
+}
+
+/* A new job for cluster/group with what its provider call needs that does
+ * not depend on the host: from the batch's last job of the same group when
+ * there is one, else read (group, template, network, account) and the
+ * network ensured at its provider. NULL and err when it cannot launch. */
+static struct launch_job *
+launch_prepare(struct ctl *c, const struct launch_batch *b, const char *cluster,
+	       const char *group, struct herr *err)
 {
 	struct server *s = c->s;
-	struct herr err = HERR_INIT;
 	struct res ar = { 0 };
 	struct account_spec as = { 0 };
-	struct group *g = xcalloc(1, sizeof(*g));           /* large: not on the stack */
-	struct template_spec *t = xcalloc(1, sizeof(*t));
-	struct netinfo ni;
+	struct group *g;
+	struct launch_job *j = xcalloc(1, sizeof(*j));
 	struct prov *p;
+
+	j->s = s;
+	j->err = (struct herr)HERR_INIT;
+	snprintf(j->cluster, sizeof(j->cluster), "%s", cluster);
+	snprintf(j->group, sizeof(j->group), "%s", group);
+	j->t = xcalloc(1, sizeof(*j->t));
+	for (size_t i = b->n; i-- > 0;) {
+		const struct launch_job *o = b->jobs[i];
+
+		if (o == NULL || strcmp(o->cluster, cluster) != 0 || strcmp(o->group, group) != 0)
+			continue;
+		j->p = o->p;
+		j->ni = o->ni;
+		*j->t = *o->t;
+		snprintf(j->url, sizeof(j->url), "%s", o->url);
+		return j;
+	}
+	g = xcalloc(1, sizeof(*g));           /* large: not on the stack */
+	if (group_get(s->store, cluster, group, g, err) < 0 ||
+	    template_get(s->store, g->template_, j->t, err) < 0 ||
+	    net_load(s, j->t->network, &j->ni, err) < 0 ||
+	    (p = acct_prov(c, j->t->account, err)) == NULL || net_ensure(c, &j->ni, p, err) < 0) {
+		free(g);
+		launch_job_free(j);
+		return NULL;
+	}
+	free(g);
+	net_applied(c, &j->ni);
+	j->p = p;
+	if (res_get(s->store, &kind_account, "", j->t->account, &ar, err) < 0 ||
+	    account_from_spec(j->t->account, ar.spec, &as, err) < 0)
+		herr_clear(err);   /* deleted meanwhile (or unreadable): no override */
+	server_url_choose(s, as.server_url, j->ni.gateway, j->url, sizeof(j->url));
+	res_release(&ar);
+	return j;
+}
+
+/* Queues a launch in cluster/group for this pass's batch (see struct
+ * launch_batch); one that cannot even be prepared is reported. */
+static void
+launch_add(struct ctl *c, struct launch_batch *b, const char *cluster, const char *group,
+	   const char *reason)
+{
+	struct herr err = HERR_INIT;
 	struct launch_job *j;
-	char id[16], name[140], ip[32], tok[80], tokhash[65], client[40];
+
+	if (b->n == CTL_MAX_ACTIONS)
+		return;
+	if ((j = launch_prepare(c, b, cluster, group, &err)) == NULL) {
+		launch_fail_report(c, cluster, group, &err);
+		return;
+	}
+	b->reason[b->n] = reason;
+	b->jobs[b->n++] = j;
+}
+
+/* Inside the batch's transaction: job j's host (seq, name, address, ids,
+ * credentials) and its intent (host row, activity). 0; HERR_CONFLICT or
+ * HERR_INVALID when this host cannot be made (no free address, name too
+ * long: nothing was written for it, the batch goes on); any other code is
+ * the store's (the batch is rolled back). */
+static int
+launch_intent(struct ctl *c, struct launch_job *j, const char *reason, struct herr *err)
+{
+	struct server *s = c->s;
+	char tokhash[65];
 	json_t *udj;
 	struct host h;
 	int64_t seq;
-	const char *tname, *acct, *net;
+	int rc;
 
-	if (group_get(s->store, cluster, group, g, &err) < 0)
-		goto out;
-	tname = g->template_;
-	if (template_get(s->store, tname, t, &err) < 0)
-		goto out;
-	acct = t->account;
-	net = t->network;
-	if (net_load(s, net, &ni, &err) < 0)
-		goto out;
-	if ((p = acct_prov(c, acct, &err)) == NULL)
-		goto out;
-	if (net_ensure(c, &ni, p, &err) < 0)
-		goto out;
-	net_applied(c, &ni);
-
-	/* 1. intent */
-	if (store_begin(s->store, &err) < 0)
-		goto out;
-	if (host_next_seq(s->store, cluster, group, &seq, &err) < 0 ||
-	    ip_alloc(c, &ni, ip, sizeof(ip), &err) < 0) {
-		store_rollback(s->store);
-		goto out;
-	}
-	token_random(id, sizeof(id), NULL, 4);
-	token_random(client, sizeof(client), NULL, 16);
-	token_random(tok, sizeof(tok), "hj_", 24);
-	sha256_hex(tok, strlen(tok), tokhash);
-	snprintf(name, sizeof(name), "%s-%lld", group, (long long)seq);
+	if ((rc = host_next_seq(s->store, j->cluster, j->group, &seq, err)) < 0)
+		return rc == HERR_CONFLICT || rc == HERR_INVALID ? HERR_STORE : rc;
+	if ((rc = ip_alloc(c, &j->ni, j->ip, sizeof(j->ip), err)) < 0)
+		return rc;
+	token_random(j->id, sizeof(j->id), NULL, 4);
+	token_random(j->client, sizeof(j->client), NULL, 16);
+	token_random(j->tok, sizeof(j->tok), "hj_", 24);
+	sha256_hex(j->tok, strlen(j->tok), tokhash);
+	snprintf(j->name, sizeof(j->name), "%s-%lld", j->group, (long long)seq);
 	memset(&h, 0, sizeof(h));
-	snprintf(h.id, sizeof(h.id), "%s", id);
-	snprintf(h.name, sizeof(h.name), "%s", name);
-	snprintf(h.cluster, sizeof(h.cluster), "%s", cluster);
-	snprintf(h.grp, sizeof(h.grp), "%s", group);
-	snprintf(h.template_, sizeof(h.template_), "%s", tname);
-	snprintf(h.account, sizeof(h.account), "%s", acct);
-	snprintf(h.network, sizeof(h.network), "%s", net);
-	snprintf(h.private_ip, sizeof(h.private_ip), "%s", ip);
-	snprintf(h.client_token, sizeof(h.client_token), "%s", client);
+	if (strlen(j->name) >= sizeof(h.name))
+		return herr_set(err, HERR_INVALID, "host name '%s' is too long", j->name);
+	snprintf(h.id, sizeof(h.id), "%s", j->id);
+	snprintf(h.name, sizeof(h.name), "%s", j->name);
+	snprintf(h.cluster, sizeof(h.cluster), "%s", j->cluster);
+	snprintf(h.grp, sizeof(h.grp), "%s", j->group);
+	snprintf(h.template_, sizeof(h.template_), "%s", j->t->name);
+	snprintf(h.account, sizeof(h.account), "%s", j->t->account);
+	snprintf(h.network, sizeof(h.network), "%s", j->t->network);
+	snprintf(h.private_ip, sizeof(h.private_ip), "%s", j->ip);
+	snprintf(h.client_token, sizeof(h.client_token), "%s", j->client);
 	h.seq = (int)seq;
-	if (strlen(name) >= sizeof(h.name)) {
-		herr_set(&err, HERR_INVALID, "host name '%s' is too long", name);
-		store_rollback(s->store);
-		goto out;
-	}
-	if (host_create(s->store, &h, tokhash, now_ms() + JOIN_TOKEN_TTL_MS, now_ms(), &err) < 0 ||
-	    activity_add(s->store, cluster, group, name, "launch", "scale_out", NULL, &err,
-			 "launching %s (%s): %s", name, ip, reason) < 0) {
-		store_rollback(s->store);
-		goto out;
-	}
-	if (store_commit(s->store, &err) < 0)
-		goto out;
-
-	/* 2. the provider: a job owning what it needs */
-	if (res_get(s->store, &kind_account, "", acct, &ar, &err) < 0 ||
-	    account_from_spec(acct, ar.spec, &as, &err) < 0)
-		herr_clear(&err);   /* deleted meanwhile (or unreadable): no override */
-	j = xcalloc(1, sizeof(*j));
-	j->s = s;
-	j->p = p;
-	j->ni = ni;
-	j->t = t;
-	t = NULL;
-	snprintf(j->id, sizeof(j->id), "%s", id);
-	snprintf(j->name, sizeof(j->name), "%s", name);
-	snprintf(j->cluster, sizeof(j->cluster), "%s", cluster);
-	snprintf(j->group, sizeof(j->group), "%s", group);
-	snprintf(j->ip, sizeof(j->ip), "%s", ip);
-	snprintf(j->tok, sizeof(j->tok), "%s", tok);
-	snprintf(j->client, sizeof(j->client), "%s", client);
-	server_url_choose(s, as.server_url, ni.gateway, j->url, sizeof(j->url));
-	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", j->url, "host_id", id, "host", name,
-			"join_token", tok, "heartbeat_s", HERD_HEARTBEAT_S);
+	if ((rc = host_create(s->store, &h, tokhash, now_ms() + JOIN_TOKEN_TTL_MS, now_ms(), err)) < 0 ||
+	    (rc = activity_add(s->store, j->cluster, j->group, j->name, "launch", "scale_out", NULL, err,
+			       "launching %s (%s): %s", j->name, j->ip, reason)) < 0)
+		return rc == HERR_CONFLICT || rc == HERR_INVALID ? HERR_STORE : rc;
+	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", j->url, "host_id", j->id, "host",
+			j->name, "join_token", j->tok, "heartbeat_s", HERD_HEARTBEAT_S);
 	if (j->t->init_timeout_ms > 0)
 		json_object_set_new(udj, "init_timeout_s", json_integer(j->t->init_timeout_ms / 1000));
 	j->ud = json_dumps(udj, JSON_COMPACT);
 	json_decref(udj);
-	snprintf(j->sdir, sizeof(j->sdir), "%s/hosts/%s", s->data_dir, id);
-	j->tags = json_pack("{s:s,s:s,s:s,s:s}", "herd_host_id", id, "herd_cluster", cluster,
-			    "herd_group", group, "herd_instance", s->instance);
-	j->err = (struct herr)HERR_INIT;
-	if (c->launcher == NULL ||
-	    launcher_submit(c->launcher, id, launch_work, launch_finish, j, &err) < 0) {
-		if (err.code)
-			log_warn("launching %s on the controller thread: %s", name, err.msg);
+	snprintf(j->sdir, sizeof(j->sdir), "%s/hosts/%s", s->data_dir, j->id);
+	j->tags = json_pack("{s:s,s:s,s:s,s:s}", "herd_host_id", j->id, "herd_cluster", j->cluster,
+			    "herd_group", j->group, "herd_instance", s->instance);
+	return 0;
+}
+
+/* Drops every job of the batch (none was handed out). */
+static void
+launch_batch_drop(struct launch_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->jobs[i])
+			launch_job_free(b->jobs[i]);
+	b->n = 0;
+}
+
+/* Writes the batch's intents in one transaction and, after its commit,
+ * hands each provider call to the launch pool (inline without one). A
+ * store failure launches none of them: the next pass decides again. */
+static void
+launch_batch_run(struct ctl *c, struct launch_batch *b)
+{
+	struct server *s = c->s;
+	struct herr err = HERR_INIT;
+	size_t i, ok = 0;
+	int rc;
+
+	if (b->n == 0)
+		return;
+	if (store_begin(s->store, &err) < 0)
+		goto out_fail;
+	for (i = 0; i < b->n; i++) {
+		struct launch_job *j = b->jobs[i];
+
 		herr_clear(&err);
-		launch_work(j);
-		launch_finish(j);
+		rc = launch_intent(c, j, b->reason[i], &err);
+		if (rc == HERR_CONFLICT || rc == HERR_INVALID) {
+			/* this host only: nothing of it was written */
+			launch_fail_report(c, j->cluster, j->group, &err);
+			launch_job_free(j);
+			b->jobs[i] = NULL;
+			continue;
+		}
+		if (rc < 0) {
+			store_rollback(s->store);
+			goto out_fail;
+		}
+		ok++;
 	}
-out:
-	if (err.code && fail_once(c, cluster, group, err.msg)) {
-		struct herr e2 = HERR_INIT;
-		log_warn("cannot launch a host in %s/%s: %s", cluster, group, err.msg);
-		activity_add(s->store, cluster, group, NULL, "launch_failed", "scale_out", NULL, &e2,
-			     "cannot launch a host: %s", err.msg);
+	herr_clear(&err);
+	if (store_commit(s->store, &err) < 0)
+		goto out_fail;
+	log_debug("reconcile: %zu launch intent(s) in one commit", ok);
+	for (i = 0; i < b->n; i++) {
+		struct launch_job *j = b->jobs[i];
+
+		if (j == NULL)
+			continue;
+		b->jobs[i] = NULL;
+		if (c->launcher == NULL ||
+		    launcher_submit(c->launcher, j->id, launch_work, launch_finish, j, &err) < 0) {
+			if (err.code)
+				log_warn("launching %s on the controller thread: %s", j->name, err.msg);
+			herr_clear(&err);
+			launch_work(j);
+			launch_finish(j);
+		}
 	}
-	free(g);
-	free(t);
-	res_release(&ar);
+	b->n = 0;
+	return;
+out_fail:
+	for (i = 0; i < b->n; i++)
+		if (b->jobs[i]) {
+			launch_fail_report(c, b->jobs[i]->cluster, b->jobs[i]->group, &err);
+			break;   /* one report: it is the store's, not a group's */
+		}
+	launch_batch_drop(b);
 }
 
 /* Asks the provider to remove the host; the row says `terminating` first,
@@ -1063,8 +1174,9 @@ reconcile_once(struct ctl *c)
 	struct group *typed = NULL;     /* what groups[] point into */
 	struct rc_host *hosts = NULL;
 	struct rc_action *acts = NULL;
-	size_t ng = 0, nh = 0, na, i;
-	int64_t now = now_ms(), act_start;
+	struct launch_batch *batch = NULL;
+	size_t ng = 0, nh = 0, na, i, room;
+	int64_t now = now_ms(), act_start, pass_start = mono_ms();
 
 	/* Silence is measured from when herd could hear. A gap between passes
 	 * longer than the heartbeat interval means herd was deaf meanwhile (the
@@ -1185,6 +1297,8 @@ reconcile_once(struct ctl *c)
 			drain_check(c, &hrows[i]);
 	}
 	acts = xcalloc(CTL_MAX_ACTIONS, sizeof(*acts));
+	batch = xcalloc(1, sizeof(*batch));
+	room = c->launcher ? launcher_room(c->launcher) : CTL_MAX_ACTIONS;
 	na = reconcile_decide(groups, ng, hosts, nh, now, c->heard_since_ms, acts, CTL_MAX_ACTIONS);
 	report_waits(c, acts, na);
 	c->pass_hosts = hrows;
@@ -1200,10 +1314,10 @@ reconcile_once(struct ctl *c)
 			continue;   /* decided again once its launch is done */
 		switch (a->kind) {
 		case RC_LAUNCH:
-			/* the pool is full: the next pass (kicked as each launch
-			 * ends) launches the rest; no intent is written now */
-			if (c->launcher == NULL || launcher_has_room(c->launcher))
-				do_launch(c, a->cluster, a->group, a->reason);
+			/* past the pool's room: the next pass (kicked as each
+			 * launch ends) launches the rest; no intent is written now */
+			if (batch->n < room)
+				launch_add(c, batch, a->cluster, a->group, a->reason);
 			break;
 		case RC_TERMINATE:
 			if (hrow)
@@ -1227,6 +1341,7 @@ reconcile_once(struct ctl *c)
 			break;
 		}
 	}
+	launch_batch_run(c, batch);   /* the pass's intents: one commit */
 	ip_maps_end_pass(c);
 	net_gone_pass(c);
 	net_sync_pass(c);
@@ -1240,6 +1355,8 @@ reconcile_once(struct ctl *c)
 	retain_pass(s, now);     /* at most once a minute: ctl/retain.c */
 	lbsync_once(s);
 	c->act_ms = mono_ms() - act_start;   /* not a pause: see reconcile_heard_since */
+	log_debug("reconcile: pass of %zu live hosts, %zu groups: %lld ms (%zu actions)", nh, ng,
+		  (long long)(mono_ms() - pass_start), na);
 out:
 	for (i = 0; groups && i < ng; i++)
 		free((void *)groups[i].after);
@@ -1247,6 +1364,9 @@ out:
 	free(typed);
 	free(hosts);
 	free(acts);
+	if (batch)
+		launch_batch_drop(batch);   /* stopping mid-pass: none handed out */
+	free(batch);
 	json_decref(grows);
 	free(hrows);
 }
