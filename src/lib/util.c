@@ -499,3 +499,21 @@ mkdir_p(const char *path, int mode)
 		return -errno;
 	return 0;
 }
+
+uint64_t
+fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+uint64_t
+fnv1a_str(uint64_t h, const char *s)
+{
+	for (const unsigned char *b = (const unsigned char *)s; *b; b++)
+		h = (h ^ *b) * 1099511628211ull;
+	return h;
+}

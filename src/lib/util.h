@@ -75,4 +75,11 @@ int file_write_atomic(const char *path, const void *data, size_t n, int mode);
 /* mkdir -p with mode. */
 int mkdir_p(const char *path, int mode);
 
+/* FNV-1a (64-bit) of n bytes, continuing from h (FNV1A_INIT to start), and
+ * of a string: for in-memory tables and change signatures, never where an
+ * adversary picks the input to collide on purpose matters. */
+#define FNV1A_INIT 1469598103934665603ull
+uint64_t fnv1a(uint64_t h, const void *p, size_t n);
+uint64_t fnv1a_str(uint64_t h, const char *s);
+
 #endif

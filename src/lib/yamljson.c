@@ -12,6 +12,7 @@
 
 #include <yaml.h>
 
+#include "util.h"
 #include "xalloc.h"
 #include "yamljson.h"
 
@@ -54,17 +55,12 @@ lm_key(const struct linemap *m, const struct lm_entry *e)
 static uint64_t
 lm_hash(uint32_t parent, const char *key, size_t klen, uint64_t index)
 {
-	uint64_t h = 1469598103934665603ULL;
 	unsigned char b[13];
 
 	memcpy(b, &parent, 4);
 	b[4] = key != NULL;
 	memcpy(b + 5, &index, 8);
-	for (size_t i = 0; i < sizeof(b); i++)
-		h = (h ^ b[i]) * 1099511628211ULL;
-	for (size_t i = 0; key != NULL && i < klen; i++)
-		h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
-	return h;
+	return fnv1a(fnv1a(FNV1A_INIT, b, sizeof(b)), key, key != NULL ? klen : 0);
 }
 
 /* Appends an entry for a member (key != NULL) or an item; returns its index. */

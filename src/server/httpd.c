@@ -161,10 +161,8 @@ req_wait(struct req *rq, int64_t timeout_ms)
 static uint64_t
 wait_key_of(const char *host_id)
 {
-	uint64_t k = 1469598103934665603ull;
+	uint64_t k = fnv1a_str(FNV1A_INIT, host_id);
 
-	for (const unsigned char *p = (const unsigned char *)host_id; *p; p++)
-		k = (k ^ *p) * 1099511628211ull;
 	return k ? k : 1;
 }
 

@@ -231,10 +231,8 @@ static uint64_t
 net_spec_sig(const json_t *spec)
 {
 	char *txt = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = fnv1a_str(FNV1A_INIT, txt ? txt : "");
 
-	for (const char *p = txt ? txt : ""; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
 	free(txt);
 	return h | 1; /* 0 = never applied */
 }

@@ -1164,11 +1164,7 @@ static pthread_mutex_t hb_flushing = PTHREAD_MUTEX_INITIALIZER;
 static size_t
 hb_hash(const char *id)
 {
-	uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return (size_t)(h & (HB_IDX - 1));
+	return (size_t)(fnv1a_str(FNV1A_INIT, id) & (HB_IDX - 1));
 }
 
 /* Indexes slot i of hb_tab. hb_lock held. */

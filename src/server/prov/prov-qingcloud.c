@@ -955,18 +955,16 @@ router_apply(struct qcp *q, const char *router, struct herr *err)
 static uint64_t
 public_sig(const struct prov_net_spec *net)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h;
 	char buf[128];
 
 	snprintf(buf, sizeof(buf), "%s|%s", net->eip ?: "", net->router ?: "");
-	for (const char *s = buf; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	h = fnv1a_str(FNV1A_INIT, buf);
 	for (size_t i = 0; i < net->n_forwards; i++) {
 		const struct prov_forward *f = &net->forwards[i];
 
 		snprintf(buf, sizeof(buf), "|%d>%s:%d/%s", f->port, f->to, f->to_port, f->protocol);
-		for (const char *s = buf; *s; s++)
-			h = (h ^ (unsigned char)*s) * 1099511628211ull;
+		h = fnv1a_str(h, buf);
 	}
 	return h | 1; /* 0 = not applied */
 }

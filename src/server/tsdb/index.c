@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "index.h"
+#include "util.h"
 #include "xalloc.h"
 
 struct slot {
@@ -37,12 +38,8 @@ struct tsdb_index {
 static uint32_t
 hash_bytes(const char *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = fnv1a(FNV1A_INIT, p, n);
 
-	for (size_t i = 0; i < n; i++) {
-		h ^= (uint8_t)p[i];
-		h *= 1099511628211ULL;
-	}
 	return (uint32_t)(h ^ (h >> 32));
 }
 
