@@ -60,13 +60,7 @@ status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 # configs LOG: one agent config (JSON) a line, from RunInstances' user data.
 configs() {
-	perl -MJSON::PP -MMIME::Base64 -ne '
-		my $c = eval { decode_json($_) } or next;
-		next unless $c->{action} eq "RunInstances" && !$c->{ret_code};
-		my $s = decode_base64($c->{params}{userdata_value} // next);
-		next unless $s =~ /<<\x27HERD_EOF\x27[^\n]*\n(.*?)^HERD_EOF$/ms;
-		my $cfg = eval { decode_json(decode_base64($1)) } or next;
-		print JSON::PP->new->canonical->encode($cfg), "\n"' "$1"
+	tools/userdata-configs.sh "$1"
 }
 
 # ran_more LOG: adds to ran_n the RunInstances answered 0 in the lines of

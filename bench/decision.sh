@@ -55,13 +55,7 @@ free_port() { echo $((20000 + RANDOM % 12000)); }
 # configs LOG: one agent config (JSON) a line, from RunInstances' user data
 # (as bench/agents.sh reads them).
 configs() {
-	perl -MJSON::PP -MMIME::Base64 -ne '
-		my $c = eval { decode_json($_) } or next;
-		next unless $c->{action} eq "RunInstances" && !$c->{ret_code};
-		my $s = decode_base64($c->{params}{userdata_value} // next);
-		next unless $s =~ /<<\x27HERD_EOF\x27[^\n]*\n(.*?)^HERD_EOF$/ms;
-		my $cfg = eval { decode_json(decode_base64($1)) } or next;
-		print JSON::PP->new->canonical->encode($cfg), "\n"' "$1"
+	tools/userdata-configs.sh "$1"
 }
 ran() { grep -c '"action":"RunInstances".*"ret_code":0[,}]' "$1" || true; }
 

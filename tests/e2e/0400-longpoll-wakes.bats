@@ -100,14 +100,7 @@ launched() {
 # line (as in 0330-bench-agents.bats).
 configs() {
 	[ -f "$FQ_DIR/calls.log" ] || return 0
-	perl -MJSON::PP -MMIME::Base64 -ne '
-		my $c = eval { decode_json($_) } or next;
-		next unless $c->{action} eq "RunInstances" && !$c->{ret_code};
-		my $s = decode_base64($c->{params}{userdata_value} // next);
-		next unless $s =~ /<<\x27HERD_EOF\x27[^\n]*\n(.*?)^HERD_EOF$/ms;
-		my $cfg = eval { decode_json(decode_base64($1)) } or next;
-		print JSON::PP->new->canonical->encode($cfg), "\n"' \
-		"$FQ_DIR/calls.log"
+	"$BATS_TEST_DIRNAME/../../tools/userdata-configs.sh" "$FQ_DIR/calls.log"
 }
 
 ready_count() {
