@@ -33,6 +33,7 @@ httpc_init(struct httpc *c, const char *base, const char *token)
 		c->base[--n] = '\0';
 	if (token && *token)
 		snprintf(c->auth, sizeof(c->auth), "Authorization: Bearer %s", token);
+	c->verify_host = true;
 	c->curl = curl_easy_init();
 	BUG_ON(c->curl == NULL);
 }
@@ -43,6 +44,51 @@ httpc_release(struct httpc *c)
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
 	c->curl = NULL;
+	free(c->ca_pem);
+	c->ca_pem = NULL;
+}
+
+void
+httpc_trust_cafile(struct httpc *c, const char *path)
+{
+	snprintf(c->cafile, sizeof(c->cafile), "%s", path ? path : "");
+}
+
+void
+httpc_trust_ca_pem(struct httpc *c, const char *pem, size_t len, bool verify_host)
+{
+	free(c->ca_pem);
+	c->ca_pem = xmalloc(len + 1);
+	memcpy(c->ca_pem, pem, len);
+	c->ca_pem[len] = '\0';
+	c->verify_host = verify_host;
+}
+
+void
+httpc_insecure(struct httpc *c)
+{
+	c->insecure = true;
+}
+
+/* The TLS options of c on its curl handle (after curl_easy_reset). */
+static void
+httpc_tls_setopt(struct httpc *c)
+{
+	if (c->insecure) {
+		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+		return;
+	}
+	if (c->ca_pem) {
+		struct curl_blob blob = { c->ca_pem, strlen(c->ca_pem), CURL_BLOB_COPY };
+
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO_BLOB, &blob);
+		curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
+	} else if (c->cafile[0]) {
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->cafile);
+		curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
+	}
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, c->verify_host ? 2L : 0L);
 }
 
 struct sink {
@@ -90,6 +136,7 @@ httpc_perform(struct httpc *c, const char *method, const char *path, const char 
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, httpc_write);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	httpc_tls_setopt(c);
 	if (c->auth[0])
 		hdrs = curl_slist_append(hdrs, c->auth);
 	if (body) {

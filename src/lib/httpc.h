@@ -1,9 +1,20 @@
-/* httpc.h - a small JSON-over-HTTP client on libcurl, used by the CLI, the
- * agent and `herd meta`. One struct httpc per thread; it keeps its curl
- * handle so connections are reused (keep-alive). Responses are capped. */
+/* httpc.h - a small JSON-over-HTTP client, used by the CLI, the agent and
+ * `herd meta`. Two implementations of this one interface: httpc.c on libcurl
+ * (the herd binary), and the static agent's own HTTP/1.1 client with mbedTLS
+ * (herd-agent). One struct httpc per thread; it keeps its connection so
+ * requests reuse it (keep-alive). Responses are capped.
+ *
+ * TLS (an https:// base): by default the server is verified like curl does,
+ * against the system's CA store, names included. httpc_trust_cafile trusts
+ * a PEM file instead (the CLI's --cacert); httpc_trust_ca_pem trusts exactly
+ * one CA given in memory (a pinned private CA, whose every certificate is the
+ * server: the name check may be off); httpc_pin_ca fetches the server's CA
+ * (GET /v1/tls/ca, PEM, unauthenticated), accepts it only if the SHA-256 of
+ * its DER is the expected fingerprint, then trusts exactly it. */
 #ifndef HERD_HTTPC_H
 #define HERD_HTTPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -16,10 +27,25 @@ struct httpc {
 	char auth[512];         /* "Authorization: Bearer ..." or "" */
 	long timeout_ms;        /* whole-request timeout; 0 = 30 s */
 	size_t max_response;    /* bytes; 0 = 16 MiB */
+	void *impl;             /* the implementation's own state, or NULL */
+	char cafile[256];       /* PEM file of trusted CAs; "" = the system store */
+	char *ca_pem;           /* owned: the one CA trusted, PEM; NULL = none */
+	bool verify_host;       /* check the certificate's names (default true) */
+	bool insecure;          /* verify nothing (the CLI's --insecure) */
 };
 
 void httpc_init(struct httpc *c, const char *base, const char *token);
 void httpc_release(struct httpc *c);
+
+/* TLS settings (see the top); take effect on the next request. */
+void httpc_trust_cafile(struct httpc *c, const char *path);
+void httpc_trust_ca_pem(struct httpc *c, const char *pem, size_t len, bool verify_host);
+void httpc_insecure(struct httpc *c);
+/* Fingerprint: 64 hex digits (either case; ':' separators allowed), the
+ * SHA-256 of the CA certificate's DER. Returns 0 once the CA is trusted;
+ * HERR_UNAVAIL when the server cannot be reached (retry), HERR_FORBIDDEN with
+ * a message naming both fingerprints when the server's CA is another one. */
+int httpc_pin_ca(struct httpc *c, const char *fingerprint, struct herr *err);
 
 /* Sends method path (e.g. "/v1/groups?limit=10") with an optional JSON body
  * (borrowed). Sets *status to the HTTP status and *resp to the parsed JSON
