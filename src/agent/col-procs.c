@@ -50,7 +50,7 @@ procs_collect(struct col_batch *b, int64_t mono_ms)
 
 	if (lseek(procs_fd, 0, SEEK_SET) < 0)
 		return;
-	while ((got = getdents64(procs_fd, procs_buf, sizeof(procs_buf))) > 0)
+	while ((got = getdents64(procs_fd, (void *)procs_buf, sizeof(procs_buf))) > 0)
 		n += col_procs_count_dirents(procs_buf, (size_t)got);
 	if (got < 0)
 		return;

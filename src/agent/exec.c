@@ -158,7 +158,7 @@ exec_std_fds(void)
 static void
 exec_close_from(int fd)
 {
-	if (close_range((unsigned)fd, ~0U, 0) < 0)
+	if (syscall(SYS_close_range, (unsigned)fd, ~0U, 0) < 0)
 		for (int i = fd; i < 4096; i++)
 			close(i);
 }
