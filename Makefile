@@ -1,7 +1,7 @@
 # herd - one non-recursive Makefile; sources are found by wildcard, so a new
 # file needs no edit here. `make deps` installs missing Debian packages first.
-# `make` (all) builds what the README's quick start runs: build/herd and the
-# console's assets (web).
+# `make` (all) builds what the README's quick start runs: build/herd, the
+# console's assets (web) and build/herd-agent (what runs on hosts).
 
 PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0
 CC        ?= cc
@@ -31,6 +31,23 @@ ALL_CFLAGS = $(CFLAGS_BASE) $(PKG_CFLAGS) $(CFLAGS)
 LIBS       = $(PKG_LIBS) -lm -pthread
 
 SRCS      := $(wildcard src/lib/*.c src/server/*.c src/server/*/*.c src/agent/*.c src/cli/*.c)
+# herd-agent (what runs on hosts): the agent and `herd meta` with their own
+# HTTP client (src/hostbin/: sockets + mbedTLS) instead of libcurl, linked
+# statically with musl (musl-gcc; glibc's static libc alone is 0.87 MB and
+# its getaddrinfo wants NSS): objects of its own under $(BUILD)/host/. No
+# server code, SQLite, libmicrohttpd, libyaml, libsodium, libnl or libcurl.
+# Debian's static libjansson.a and libmbedtls.a libmbedx509.a libmbedcrypto.a
+# (libmbedtls-dev ships no pkg-config file) are named by path so that no
+# glibc library is searched. A sanitizer build links it dynamically with
+# glibc instead (ASan cannot be static).
+HOST_CC     := $(if $(SANITIZE),$(CC),musl-gcc)
+HOST_BUILD  := $(BUILD)/host
+HOST_CFLAGS := $(CFLAGS_BASE) -Isrc/hostbin -idirafter /usr/include $(CFLAGS)
+HOST_SRCS   := $(wildcard src/hostbin/*.c src/agent/*.c) src/cli/cmd-meta.c \
+	$(filter-out src/lib/httpc.c src/lib/util-crypto.c src/lib/yamljson.c,$(wildcard src/lib/*.c))
+HOST_OBJS   := $(patsubst %.c,$(HOST_BUILD)/%.o,$(HOST_SRCS))
+HOST_LIBS   := $(foreach l,jansson mbedtls mbedx509 mbedcrypto,$(shell $(CC) -print-file-name=lib$(l).a))
+HOST_LDFLAGS := $(if $(SANITIZE),$(LDFLAGS) -pthread -lm,-static -s)
 OBJS      := $(patsubst %.c,$(BUILD)/%.o,$(SRCS))
 MAIN_OBJ  := $(BUILD)/src/main.o
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
@@ -44,7 +61,7 @@ FAKE_QC      := $(BUILD)/fake-qingcloud
 .PHONY: all deps check unit e2e demo bench fuzz clean web shellcheck
 .DEFAULT_GOAL := all
 
-all: deps web $(BUILD)/herd
+all: deps web $(BUILD)/herd $(BUILD)/herd-agent
 
 deps:
 	@tools/deps.sh build
@@ -60,6 +77,21 @@ $(BUILD)/libherd.a: $(OBJS)
 
 $(BUILD)/herd: $(MAIN_OBJ) $(BUILD)/libherd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(HOST_BUILD)/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/herd-agent: $(HOST_OBJS)
+	$(HOST_CC) -o $@ $^ $(HOST_LIBS) $(HOST_LDFLAGS)
+
+# The static client's unit test: its objects built like libherd.a's (glibc),
+# linked ahead of libherd.a so that libcurl's httpc.o is never pulled in.
+$(BUILD)/tests/test-httpc-mini: tests/unit/test-httpc-mini.c $(BUILD)/src/hostbin/httpc-mini.o \
+		$(BUILD)/src/hostbin/crypto-mbed.o $(BUILD)/libherd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc/hostbin $(shell pkg-config --cflags cmocka) -o $@ $^ \
+		$(LDFLAGS) -ljansson -lmbedtls -lmbedx509 -lmbedcrypto -pthread $(shell pkg-config --libs cmocka)
 
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(BUILD)/libherd.a
 	@mkdir -p $(dir $@)
@@ -80,7 +112,7 @@ $(FAKE_QC): $(FAKE_QC_SRCS) $(wildcard tests/fake-qingcloud/*.h) | deps
 unit: deps $(UNIT_BINS)
 
 # Everything reports TAP; prove runs the unit binaries and the bats files.
-check: deps web $(BUILD)/herd $(UNIT_BINS) $(FAKE_QC) $(BUILD)/conns-bench
+check: deps web $(BUILD)/herd $(BUILD)/herd-agent $(UNIT_BINS) $(FAKE_QC) $(BUILD)/conns-bench
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
 	tools/check-banned.sh src
@@ -126,4 +158,4 @@ fuzz: deps
 clean:
 	rm -rf build build-san
 
--include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(HOST_OBJS:.o=.d)
