@@ -40,6 +40,7 @@ struct server *g_srv;
 #define MAX_CONNS_PER_ADDR_DEFAULT 256u /* from one client address */
 #define METRICS_SYNC_DEFAULT_MS 1000  /* --metrics-sync */
 #define OPT_METRICS_SYNC 0x4d53       /* --metrics-sync has no short form */
+#define OPT_AGENT_BIN 0x4142          /* nor --agent-bin */
 #define FD_RESERVE 512u                /* descriptors kept for store, tsdb, LBs, hosts */
 
 
@@ -114,6 +115,9 @@ usage(FILE *f)
 		"                     where new hosts reach the server (http:// or https://;\n"
 		"                     default: the local network's gateway, same port); an\n"
 		"                     account's server_url overrides it\n"
+		"  --agent-bin PATH   the agent binary hosts run and cloud hosts fetch\n"
+		"                     (default: herd-agent beside this binary, the static\n"
+		"                     build; if there is none, this binary, with a warning)\n"
 		"  --body-max BYTES   largest request body accepted (default 1048576)\n"
 		"  --max-conns N      open connections per listen address (default 8192;\n"
 		"                     lowered to fit the descriptor limit)\n"
@@ -289,6 +293,32 @@ ensure_instance(struct server *s, struct herr *err)
 	return store_meta_set(s->store, "instance", s->instance, err);
 }
 
+/* Sets s->agent_bin: --agent-bin (which must be an executable file), else
+ * herd-agent beside this binary, else this binary with one warning (hosts
+ * then run the dynamically linked herd). 0, or -1 after a message. */
+static int
+agent_bin_choose(struct server *s, const char *opt)
+{
+	char beside[1024];
+
+	if (opt) {
+		if (realpath(opt, s->agent_bin) == NULL || access(s->agent_bin, X_OK) < 0) {
+			fprintf(stderr, "herd server: --agent-bin '%s' is not an executable file: %s\n",
+				opt, strerror(errno));
+			return -1;
+		}
+	} else if (agent_bin_beside(s->self_bin, beside, sizeof(beside)) == 0
+		   && access(beside, X_OK) == 0) {
+		snprintf(s->agent_bin, sizeof(s->agent_bin), "%s", beside);
+	} else {
+		snprintf(s->agent_bin, sizeof(s->agent_bin), "%s", s->self_bin);
+		log_warn("no herd-agent beside %s (`make` builds it; or --agent-bin PATH): "
+			 "hosts run this binary instead", s->self_bin);
+	}
+	agent_bin_use(s->agent_bin);
+	return 0;
+}
+
 int
 server_main(int argc, char **argv)
 {
@@ -313,12 +343,13 @@ server_main(int argc, char **argv)
 		{ "http-mode", required_argument, NULL, 'M' },
 		{ "advertise-url", required_argument, NULL, 'U' },
 		{ "launch-workers", required_argument, NULL, 'K' },
+		{ "agent-bin", required_argument, NULL, OPT_AGENT_BIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct server *s = xcalloc(1, sizeof(*s));
 	struct herr err = HERR_INIT;
-	const char *data = NULL, *listen = "127.0.0.1:7171";
+	const char *data = NULL, *listen = "127.0.0.1:7171", *agent_opt = NULL;
 	const char *more[LISTEN_MAX - 1]; /* the second and later --listen */
 	int nlisten = 0;
 	char dbpath[1200];
@@ -444,6 +475,9 @@ server_main(int argc, char **argv)
 			else if (strcmp(optarg, "warn") == 0) log_set_level(LOG_WARN);
 			else if (strcmp(optarg, "error") == 0) log_set_level(LOG_ERR);
 			break;
+		case OPT_AGENT_BIN:
+			agent_opt = optarg;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -464,8 +498,11 @@ server_main(int argc, char **argv)
 	}
 	if (readlink("/proc/self/exe", s->self_bin, sizeof(s->self_bin) - 1) < 0)
 		snprintf(s->self_bin, sizeof(s->self_bin), "%s", "herd");
+	if (agent_bin_choose(s, agent_opt) < 0)
+		return 2;
 	if (agent_bin_sha256() == NULL)   /* the agent cloud hosts fetch: hashed once, now */
-		log_warn("cannot read /proc/self/exe: cloud hosts cannot fetch the agent binary");
+		log_warn("cannot read the agent binary '%s': cloud hosts cannot fetch it",
+			 s->agent_bin);
 	snprintf(s->listen, sizeof(s->listen), "%s", listen);
 	if (data_lock(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);

@@ -89,6 +89,8 @@ struct server {
 	char listen[128];
 	char instance[16];            /* stable id of this data dir */
 	char self_bin[1024];          /* absolute path of the herd binary */
+	char agent_bin[1024];         /* what hosts run: herd-agent beside self_bin,
+				       --agent-bin, else self_bin (absolute) */
 	char web_dir[1024];           /* --web: the console's files ("" = default) */
 	char scripts_dir[1024];       /* --scripts: built-in scripts ("" = default) */
 	char advertise_url[200];      /* --advertise-url: hosts reach us there ("" = default,

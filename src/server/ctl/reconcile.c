@@ -558,7 +558,7 @@ launch_work(void *arg)
 	spec.private_ip = j->ip;
 	spec.user_data = j->ud;
 	spec.state_dir = j->sdir;
-	spec.agent_bin = j->s->self_bin;
+	spec.agent_bin = j->s->agent_bin;
 	spec.mem_limit_bytes = t->limit_memory_mb << 20;
 	spec.cpu_limit_pct = t->limit_cpu_pct;
 	/* what a cloud needs (the local driver ignores it: see prov-local.c) */

@@ -1,4 +1,5 @@
-/* bootstrap.c - the agent binary a booting cloud host fetches, and the user
+/* bootstrap.c - the agent binary a booting cloud host fetches (herd-agent
+ * beside the server, or the server's own executable), and the user
  * data that fetches it. The script is POSIX sh that busybox runs too: it
  * writes the agent config, downloads the binary with the join token (curl or
  * wget, retried with backoff for a bounded time), checks its SHA-256,
@@ -21,6 +22,26 @@
 static pthread_once_t bin_once = PTHREAD_ONCE_INIT;
 static struct agent_bin bin = { .fd = -1 };
 static struct herr bin_err = HERR_INIT;
+static char bin_path[1024] = "/proc/self/exe";
+
+void
+agent_bin_use(const char *path)
+{
+	snprintf(bin_path, sizeof(bin_path), "%s", path);
+}
+
+int
+agent_bin_beside(const char *self_bin, char *out, size_t outsz)
+{
+	const char *slash = strrchr(self_bin, '/');
+
+	if (slash == NULL)
+		return -1;
+	if (snprintf(out, outsz, "%.*s/herd-agent", (int)(slash - self_bin), self_bin)
+	    >= (int)outsz)
+		return -1;
+	return 0;
+}
 
 /* Hashes fd's size_bytes with pread (the fd's offset is never used, so
  * request threads can pread it at the same time). 0 or -errno. */
@@ -59,16 +80,16 @@ bin_open(void)
 		herr_set(&bin_err, -EIO, "cannot initialise libsodium");
 		return;
 	}
-	bin.fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	bin.fd = open(bin_path, O_RDONLY | O_CLOEXEC);
 	if (bin.fd < 0 || fstat(bin.fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		rc = errno ? -errno : -EIO;
-		herr_set(&bin_err, rc, "cannot open the agent binary '/proc/self/exe': %s",
+		herr_set(&bin_err, rc, "cannot open the agent binary '%s': %s", bin_path,
 			 strerror(-rc));
 		goto out_close;
 	}
 	bin.size_bytes = (uint64_t)sb.st_size;
 	if ((rc = hash_fd(bin.fd, bin.size_bytes, bin.sha256)) < 0) {
-		herr_set(&bin_err, rc, "cannot read the agent binary '/proc/self/exe': %s",
+		herr_set(&bin_err, rc, "cannot read the agent binary '%s': %s", bin_path,
 			 strerror(-rc));
 		goto out_close;
 	}

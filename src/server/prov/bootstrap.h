@@ -29,14 +29,23 @@
 #define AGENT_BIN_HDR_TOKEN "X-Herd-Join-Token"
 #define AGENT_BIN_HDR_SHA256 "X-Herd-Agent-Sha256"
 
-/* The agent binary: the server's own executable. */
+/* The agent binary: herd-agent (the static host-side build), or the server's
+ * own executable when there is none. */
 struct agent_bin {
-	int fd;                 /* /proc/self/exe, read-only, kept open */
+	int fd;                 /* read-only, kept open */
 	uint64_t size_bytes;
 	char sha256[65];        /* lowercase hex */
 };
 
-/* The running server's executable, opened and hashed on the first call
+/* The agent binary hosts get: path (opened on the first agent_bin_get);
+ * without a call, the running server's own executable, /proc/self/exe.
+ * Call it once, before anything serves. */
+void agent_bin_use(const char *path);
+/* Writes "DIR/herd-agent" for self_bin "DIR/herd" into out: 0, or -1 when
+ * self_bin has no directory or out is too small. */
+int agent_bin_beside(const char *self_bin, char *out, size_t outsz);
+
+/* The agent binary (see agent_bin_use), opened and hashed on the first call
  * (the server calls it at start): /proc/self/exe names the running image
  * even after the file on disk is replaced, and the open fd keeps serving
  * exactly the bytes that were hashed (a running executable cannot be
