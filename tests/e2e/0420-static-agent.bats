@@ -16,6 +16,7 @@
 load lib
 
 AGENT_BIN=$(dirname "$HERD")/herd-agent
+MINI=$BATS_TEST_DIRNAME/../../build/tests/test-httpc-mini
 
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
@@ -78,6 +79,9 @@ YAML
 
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
+	if [ -s "$BATS_FILE_TMPDIR/tls.pid" ]; then
+		kill "$(cat "$BATS_FILE_TMPDIR/tls.pid")" 2>/dev/null || true
+	fi
 	if [ -s "$BATS_FILE_TMPDIR/chroot.pid" ]; then
 		# unshare --fork ignores SIGTERM; SIGKILL ends it, --kill-child the rest
 		kill -KILL "$(cat "$BATS_FILE_TMPDIR/chroot.pid")" 2>/dev/null || true
@@ -161,4 +165,80 @@ booted() { [ -s "$HERD_DATA/hosts/$(host_id sa/g)/pid" ] && in_host "$(host_id s
 	# its init script ran `herd meta` (that same binary) and got the host's name
 	run in_host "$id" cat /run/hello.out
 	[ "$output" = "$(host_json sa/h | json '{name}')" ]
+}
+
+# tls_start: a CA, a server certificate it signed (for 127.0.0.1 by IP
+# subjectAltName) and openssl s_server answering files from a temp dir:
+# v1/tls/ca (the CA, PEM) and v1/ok (JSON). Sets TLS_URL and CA_SHA.
+tls_start() {
+	local d=$BATS_FILE_TMPDIR/tls port
+	if [ -s "$BATS_FILE_TMPDIR/tls.pid" ]; then   # an earlier test started it
+		TLS_URL=$(cat "$d/url")
+		CA_SHA=$(cat "$d/ca.sha")
+		return 0
+	fi
+	mkdir -p "$d/www/v1/tls"
+	(
+		cd "$d" || exit 1
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout ca.key -out ca.pem -days 2 -subj /CN=herd-test-ca
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout other.key -out other.pem -days 2 -subj /CN=herd-other-ca
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout srv.key -out srv.csr -subj /CN=herd-test-server
+		printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+		openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+			-out srv.pem -days 2 -extfile san.ext
+	) >"$d/gen.log" 2>&1
+	cp "$d/ca.pem" "$d/www/v1/tls/ca"
+	echo '{"ok":true}' >"$d/www/v1/ok"
+	port=$(free_port)
+	(cd "$d/www" && exec openssl s_server -accept "127.0.0.1:$port" -cert ../srv.pem \
+		-key ../srv.key -WWW -quiet </dev/null >"$d/server.log" 2>&1 3>&-) &
+	echo $! >"$BATS_FILE_TMPDIR/tls.pid"
+	TLS_URL=https://127.0.0.1:$port
+	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+	CA_SHA=$(openssl x509 -in "$d/ca.pem" -outform DER | sha256sum | cut -c1-64)
+	echo "$TLS_URL" >"$d/url"
+	echo "$CA_SHA" >"$d/ca.sha"
+}
+
+@test "TLS: a pinned CA fingerprint (any case, with colons) is trusted, and only it" {
+	tls_start
+	run "$MINI" --get "$TLS_URL" /v1/ok --pin "$CA_SHA"
+	echo "$output"
+	[ "$status" = 0 ]
+	[ "${lines[0]}" = "status 200" ]
+	[ "${lines[1]}" = '{"ok":true}' ]
+	upper=$(echo "$CA_SHA" | tr a-f A-F | sed 's/../&:/g; s/:$//')
+	run "$MINI" --get "$TLS_URL" /v1/ok --pin "$upper"
+	[ "$status" = 0 ]
+	wrong=$(printf '%064d' 7)
+	run "$MINI" --get "$TLS_URL" /v1/ok --pin "$wrong"
+	echo "$output"
+	[ "$status" = 1 ]
+	[[ "$output" == *"presents CA sha256 $CA_SHA, not the pinned $wrong"* ]]
+}
+
+@test "TLS: an untrusted certificate is refused; a cafile with its CA, or insecure, is accepted" {
+	tls_start
+	run "$MINI" --get "$TLS_URL" /v1/ok
+	echo "$output"
+	[ "$status" = 1 ]
+	[[ "$output" == *"certificate is not trusted"* ]]
+	run "$MINI" --get "$TLS_URL" /v1/ok --ca-pem "$BATS_FILE_TMPDIR/tls/other.pem"
+	echo "$output"
+	[ "$status" = 1 ]
+	[[ "$output" == *"not trusted"* ]]
+	# names checked: the certificate's IP subjectAltName is 127.0.0.1
+	run "$MINI" --get "$TLS_URL" /v1/ok --cafile "$BATS_FILE_TMPDIR/tls/ca.pem"
+	echo "$output"
+	[ "$status" = 0 ]
+	[ "${lines[0]}" = "status 200" ]
+	run "$MINI" --get "${TLS_URL/127.0.0.1/localhost}" /v1/ok --cafile "$BATS_FILE_TMPDIR/tls/ca.pem"
+	echo "$output"
+	[ "$status" = 1 ]
+	run "$MINI" --get "$TLS_URL" /v1/ok --insecure
+	[ "$status" = 0 ]
+	[ "${lines[0]}" = "status 200" ]
 }
