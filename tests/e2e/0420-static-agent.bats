@@ -162,6 +162,7 @@ booted() { [ -s "$HERD_DATA/hosts/$(host_id sa/g)/pid" ] && in_host "$(host_id s
 	exe=$(readlink "/proc/$pid/exe")
 	[ "$exe" = /run/herd/bin/herd ]
 	[ "$(sha256sum <"/proc/$pid/exe" | cut -c1-64)" = "$(sha256sum <"$AGENT_BIN" | cut -c1-64)" ]
+	echo "local host agent: $(grep VmRSS "/proc/$pid/status")" >&3
 	# its init script ran `herd meta` (that same binary) and got the host's name
 	run in_host "$id" cat /run/hello.out
 	[ "$output" = "$(host_json sa/h | json '{name}')" ]
