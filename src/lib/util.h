@@ -16,7 +16,8 @@ void sleep_ms(int64_t ms);
 /* Writes a random token of `nbytes` random bytes as lowercase hex into out
  * (needs 2*nbytes+1 bytes); with a prefix like "hd_" prepended if given. */
 void token_random(char *out, size_t outsz, const char *prefix, size_t nbytes);
-/* SHA-256 of data (libsodium) as 64 lower-case hex chars + NUL. */
+/* SHA-256 of data as 64 lower-case hex chars + NUL (libsodium: util-crypto.c;
+ * herd-agent: mbedTLS, src/hostbin/crypto-mbed.c). */
 void sha256_hex(const void *data, size_t n, char out[65]);
 /* Constant-time string equality (lengths may leak). */
 bool str_ct_equal(const char *a, const char *b);
