@@ -102,6 +102,15 @@ needed() { # needed FILE: NEEDED entries, "none" for a static binary
 	[ "$n" = 0 ] && n=none
 	echo "$n"
 }
+# rss_parts PID: Rss of the executable's mappings, of the shared objects'
+# (text, data and the pages the loader relocated) and of the rest (heap,
+# stacks, other anonymous memory), in kB, from /proc/PID/smaps
+rss_parts() {
+	local exe
+	exe=$(readlink "/proc/$1/exe")
+	awk -v exe="$exe" '$1 ~ /^[0-9a-f]+-[0-9a-f]+$/ { k = ($6 == exe) ? "e" : ($6 ~ /\.so([.-]|$)/) ? "l" : "o"; next }
+		$1 == "Rss:" { r[k] += $2 } END { printf "%d %d %d\n", r["e"], r["l"], r["o"] }' "/proc/$1/smaps"
+}
 mapped_so() { # mapped_so PID: distinct shared objects mapped (libraries and plugins)
 	awk '$6 ~ /\.so([.-]|$)/ { print $6 }' "/proc/$1/maps" | sort -u | grep -c . || true
 }
@@ -261,6 +270,8 @@ printf '  %-14s %12s %9s %9s %9s %12s %8s %8s\n' "node_exporter" "$n_ns" "$n_rss
 	"$(needed "$NE")" "$(mapped_so "$ne")"
 printf '  %-14s %12s %9s %9s %9s %12s %8s %8s\n' "collectd" "$c_ns" "$c_rss" "$c_pss" "$c_anon" "$c_size+$c_plug" \
 	"$(needed "$CD")" "$(mapped_so "$cd_pid")"
+read -r pe pl po < <(rss_parts "$agent")
+echo "  herd agent's RSS: executable $pe kB, shared libraries $pl kB, the rest (heap, stacks, anonymous) $po kB"
 awk -v ln="$libs_note" -v ac="$a_ns" -v nc="$n_ns" -v cc="$c_ns" -v ar="$a_rss" -v nr="$n_rss" -v cr="$c_rss" \
 	-v ap="$a_pss" -v np="$n_pss" -v as="$a_size" 'function pf(ok) { return ok ? "pass" : "FAIL" } BEGIN {
 	printf "  ratio herd/node_exporter: cpu %.3f, rss %.3f, pss %.3f; herd/collectd: cpu %.3f, rss %.3f\n",
