@@ -232,7 +232,15 @@ pushes=$(curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
 	perl -MJSON::PP -e 'my $d = decode_json(join "", <STDIN>); my $n = 0;
 		for my $s (@{$d->{series}}) { $n += grep { $_->[0] >= $ARGV[0] && $_->[0] <= $ARGV[1] } @{$s->{points}} }
 		print $n' "$w0" "$w1")
-if [ "$pushes" -lt $((N / 2)) ] || [[ ! "$hb1" > "$hb0" ]]; then
+# heartbeats go every 5 s (the join answer's heartbeat_s): a shorter window may see none
+hb_seen="heartbeat advanced"
+hb_ok=1
+if [ $((N * S)) -le 5 ]; then
+	hb_seen="heartbeat not checked (window <= 5 s)"
+elif [[ ! "$hb1" > "$hb0" ]]; then
+	hb_ok=0
+fi
+if [ "$pushes" -lt $((N / 2)) ] || [ "$hb_ok" = 0 ]; then
 	echo "agent: the agent stored $pushes samples of load1 in $N cycles; heartbeat $hb0 -> $hb1" >&2
 	fail=1
 fi
@@ -261,7 +269,7 @@ done
 
 echo "agent: $AGENT_BIN measured in host $host (PID $agent); $same"
 echo "  $N cycles of ${S} s after $WARM warm-up, one window for all three, the same host's namespaces;"
-echo "  the agent stored $pushes load1 samples, heartbeat advanced, $polls connection(s) to the server;"
+echo "  the agent stored $pushes load1 samples, $hb_seen, $polls connection(s) to the server;"
 echo "  node_exporter answered 200 to all $N scrapes, with all 7 collectors' families (scraper not counted); collectd wrote $((rows1 - rows0)) load rows"
 printf '  %-14s %12s %9s %9s %9s %12s %8s %8s\n' "" "cpu_ns/cycle" "rss_kb" "pss_kb" "anon_kb" "bin_stripped" "NEEDED" "so_maps"
 printf '  %-14s %12s %9s %9s %9s %12s %8s %8s\n' "herd agent" "$a_ns" "$a_rss" "$a_pss" "$a_anon" "$a_size" \
