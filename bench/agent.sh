@@ -36,7 +36,7 @@ fi
 N=${BENCH_AGENT_CYCLES:-30}
 WARM=${BENCH_AGENT_WARMUP:-5}
 S=${BENCH_AGENT_INTERVAL_S:-1}
-NE=/usr/bin/prometheus-node-exporter
+NE=${BENCH_AGENT_NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}   # another one: tests
 CD=/usr/sbin/collectd
 
 if [ "$(id -u)" != 0 ]; then
