@@ -9,7 +9,7 @@ build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansso
 	libmbedtls-dev musl-tools)
 check_pkgs=(bats shellcheck sqlite3 iproute2 curl procps perl haproxy redis-server chromium prometheus)
 demo_pkgs=(iproute2 curl procps haproxy redis-server)
-bench_pkgs=(wrk nginx-light iproute2 curl haproxy chromium prometheus)
+bench_pkgs=(wrk nginx-light iproute2 curl haproxy chromium prometheus prometheus-node-exporter collectd-core)
 
 case "${1:-build}" in
 build) want=("${build_pkgs[@]}") ;;
