@@ -6,10 +6,11 @@
  * until-close bodies; the response cap (max_response); a whole-request
  * deadline (poll) and a 5 s connect timeout.
  *
- * Names: a numeric address needs no file at all; a name goes through glibc's
- * getaddrinfo, which in a static binary reads /etc/hosts and
- * /etc/resolv.conf itself (nss files/dns are built into libc since 2.34),
- * so a rootfs without those files can only use numeric addresses.
+ * Names: a numeric address needs no file at all; a name goes through the C
+ * library's getaddrinfo: musl's (herd-agent) reads /etc/hosts and
+ * /etc/resolv.conf itself, with no NSS modules to load, so a rootfs without
+ * those files can only use numeric addresses. (The sanitizer build links
+ * glibc dynamically, whose NSS is there.)
  *
  * TLS (mbedTLS 2.28): the system store /etc/ssl/certs/ca-certificates.crt,
  * a cafile or one CA in memory; names are checked against DNS names and, as
