@@ -117,7 +117,10 @@ mapped_so() { # mapped_so PID: distinct shared objects mapped (libraries and plu
 
 # --- herd: a server, one host -------------------------------------------------
 
-cp "$HERD" "$work/herd"   # a rebuild of build/herd during the run changes nothing here
+# copies: a rebuild of build/ during the run changes nothing here; the server
+# gives hosts the herd-agent beside its own binary (else itself)
+cp "$HERD" "$work/herd"
+[ "$AGENT_BIN" = "$HERD" ] || cp "$AGENT_BIN" "$work/herd-agent"
 HERD=$work/herd
 local_server_start --push-interval "${S}s"
 local_group_apply 1

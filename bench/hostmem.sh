@@ -59,7 +59,10 @@ kernel_kb() { awk '$1 ~ /^(Slab|KernelStack|PageTables):$/ { s += $2 } END { pri
 shmem_kb() { awk '$1 == "Shmem:" { print $2 }' /proc/meminfo; }
 rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
 
+# copies, as bench/agent.sh: hosts run the herd-agent beside the server's binary
 cp "$HERD" "$work/herd"
+agent_bin=$(dirname "$HERD")/herd-agent
+[ -x "$agent_bin" ] && cp "$agent_bin" "$work/herd-agent"
 HERD=$work/herd
 local_server_start --push-interval 5s   # the default, as deployed
 local_group_apply "$H"
