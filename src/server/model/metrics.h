@@ -33,8 +33,11 @@
  * it and how many did (nseries; 0 = no data, value NaN). Hosts named in
  * exclude_hosts (e.g. still warming up) do not count. *out: owned array
  * (free()) of *n points, oldest first. Errors: HERR_INVALID (step, window),
- * HERR_UNAVAIL when the server has no metric store. Thread-safe; cost is
- * proportional to the hosts x samples in the window. */
+ * HERR_UNAVAIL when the server has no metric store. A metric the hosts
+ * report with scope="host" as well as scope="machine" (a local host's
+ * cpu_busy_pct, mem_*) aggregates only the scope="host" series; without
+ * any in the window, every series counts (a second lookup). Thread-safe;
+ * cost is proportional to the hosts x samples in the window. */
 int metrics_group_agg(struct server *s, const char *cluster, const char *group,
 		      const char *metric, enum expr_agg agg, int64_t now_ms, int64_t window_ms,
 		      int64_t step_ms, const char *const *exclude_hosts, size_t nexclude,
