@@ -852,6 +852,7 @@ struct spawn {
 	const char *config;     /* user data */
 	size_t config_len;
 	const char *agent_bin;  /* the private copy hosts run (agent_copy) */
+	const char *agent_src;  /* what it is a copy of: spec->agent_bin */
 	char *const *argv;
 	char *const *envp;
 };
@@ -1093,8 +1094,8 @@ spawn_host(const struct spawn *tmpl, const struct host_paths *hp, pid_t *pid_out
 			failed = true;
 			if (r.stage == ST_EXEC)
 				rc = herr_set(err, r.err ? -r.err : -EIO,
-					      "host '%s': cannot exec agent '%s': %s", hp->host_id,
-					      s.agent_bin, strerror(r.err));
+					      "host '%s': cannot exec agent '%s' (a copy of '%s'): %s",
+					      hp->host_id, s.agent_bin, s.agent_src, strerror(r.err));
 			else
 				rc = herr_set(err, r.err ? -r.err : -EIO, "host '%s': cannot %s: %s",
 					      hp->host_id,
@@ -1337,6 +1338,7 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 	if ((rc = agent_copy(p, spec->agent_bin, bin_copy, sizeof(bin_copy), err)) < 0)
 		goto out_undo;
 	s.agent_bin = bin_copy;
+	s.agent_src = spec->agent_bin;
 	s.argv = argv;
 	s.envp = envp;
 	if ((rc = spawn_host(&s, &hp, &pid, err)) < 0)
