@@ -120,7 +120,7 @@ desired_is() {
 	[ "$(desired)" = "$1" ]
 }
 
-@test "each local host has its own cgroup with the template's limits" {
+@test "each local host has its own cgroup with the template's limits, shown by host show" {
 	local id inst
 	inst=$(instance_id)
 	[ -n "$inst" ]
@@ -138,6 +138,13 @@ desired_is() {
 		fi
 		# the host's PID 1 is in it
 		grep -qx "$(cat "$HERD_DATA/hosts/$id/pid")" "$d/cgroup.procs"
+		# and `herd host show` (GET /v1/hosts/ID) shows the limits in effect and where
+		run herd host show "cg/node-$n"
+		echo "$output"
+		[[ "$output" == *"limit_cpu_pct "*" 20"* ]]
+		[[ "$output" == *"limit_memory_mb "*" 256"* ]]
+		[[ "$output" == *"cgroup "*"herd-$inst/$id"* ]]
+		[ "$(herd host show "cg/node-$n" --json | json '{limit_cpu_pct}')" = 20 ]
 	done
 }
 

@@ -1423,6 +1423,85 @@ local_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *e
 	return 0;
 }
 
+/* The number in a cgroup file (dir/file), or -1 ("max", absent). */
+static long long
+cgroup_read_num(const char *dir, const char *file)
+{
+	char path[PATH_MAX + 64], *text, *end;
+	long long v;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if ((text = file_read(path, 128, NULL)) == NULL)
+		return -1;
+	v = strtoll(text, &end, 10);
+	if (end == text)
+		v = -1;
+	free(text);
+	return v;
+}
+
+void
+prov_local_cgroup_json(const char *instance_id, const char *host_id, json_t *o)
+{
+	char inst[32], sub[64], path[PATH_MAX];
+	const char *dash;
+	long long quota, period, mem;
+	struct statfs sfs;
+	size_t n;
+
+	/* instance_id is "herd-<instance>-<hostid>" (host_paths_init) */
+	if (instance_id == NULL || host_id == NULL || !is_hex8(host_id) ||
+	    strncmp(instance_id, "herd-", 5) != 0 || (dash = strrchr(instance_id, '-')) == NULL ||
+	    strcmp(dash + 1, host_id) != 0 || (n = (size_t)(dash - instance_id - 5)) == 0 ||
+	    n >= sizeof(inst))
+		return;
+	memcpy(inst, instance_id + 5, n);
+	inst[n] = '\0';
+	if (!instance_is_valid(inst))
+		return;
+	snprintf(sub, sizeof(sub), "herd-%s/%s", inst, host_id);
+	if (statfs(CGROUP_ROOT, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC) {
+		snprintf(path, sizeof(path), CGROUP_ROOT "/%s", sub);
+		if (access(path, F_OK) < 0)
+			return;
+		json_object_set_new(o, "cgroup", json_string(path));
+		/* cpu.max is "QUOTA PERIOD" or "max PERIOD" */
+		{
+			char *text, *p;
+			char f[PATH_MAX + 16];
+
+			snprintf(f, sizeof(f), "%s/cpu.max", path);
+			quota = period = -1;
+			if ((text = file_read(f, 128, NULL)) != NULL) {
+				quota = strtoll(text, &p, 10);
+				if (p == text)
+					quota = -1;
+				else
+					period = strtoll(p, NULL, 10);
+				free(text);
+			}
+		}
+		mem = cgroup_read_num(path, "memory.max");
+	} else {
+		snprintf(path, sizeof(path), CGROUP_ROOT "/cpuacct/%s", sub);
+		if (access(path, F_OK) < 0)
+			return;
+		json_object_set_new(o, "cgroup",
+				    json_sprintf(CGROUP_ROOT "/{cpu,cpuacct,memory}/%s", sub));
+		snprintf(path, sizeof(path), CGROUP_ROOT "/cpu/%s", sub);
+		quota = cgroup_read_num(path, "cpu.cfs_quota_us");
+		period = cgroup_read_num(path, "cpu.cfs_period_us");
+		snprintf(path, sizeof(path), CGROUP_ROOT "/memory/%s", sub);
+		mem = cgroup_read_num(path, "memory.limit_in_bytes");
+		/* v1 says "none" with a huge number */
+		if (mem >= (1LL << 50))
+			mem = -1;
+	}
+	json_object_set_new(o, "limit_cpu_pct",
+			    json_integer(quota > 0 && period > 0 ? quota * 100 / period : 0));
+	json_object_set_new(o, "limit_memory_mb", json_integer(mem > 0 ? mem >> 20 : 0));
+}
+
 /* Of struct host_spec, the local driver ignores image, instance_type, cpu,
  * memory_mb, keypair, security_group, client_token and tags (a host is
  * namespaces running this machine's herd binary; the host id in every name
