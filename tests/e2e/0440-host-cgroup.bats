@@ -85,6 +85,10 @@ ready_count_is() {
 		'print scalar grep { $_->{state} eq "ready" } @{decode_json(join "", <STDIN>)->{items}}')" -eq "$1" ]
 }
 
+host_failed() { # host_failed CLUSTER/NAME
+	[ "$(herd host show "$1" --json | json '{state}')" = failed ]
+}
+
 host_id() { # host_id NAME
 	herd host show "cg/$1" --json | json '{id}'
 }
@@ -185,4 +189,24 @@ desired_is() {
 	wait_for 60 desired_is 3
 	herd activity ls --group cg/node --json | grep -q 'grow'
 	herd run cancel "$BURN_RUN" >/dev/null 2>&1 || true
+}
+
+@test "a limit the kernel refuses fails the launch, and host show says which limit and why" {
+	# a second server, its own data dir and port, told that the kernel
+	# refuses limits (HERD_FAILPOINTS: no real kernel here refuses 20 %)
+	(
+		HERD_DATA=$(mktemp -d "$BATS_FILE_TMPDIR/herd-data-refuse.XXXXXX")
+		HERD_PORT=$(free_port)
+		export HERD_DATA HERD_PORT HERD_FAILPOINTS=local_cgroup_limits=error
+		server_start
+		trap server_cleanup EXIT
+		sed -e "s|name: cg$|name: cgr|" -e "s|cg-net|cgr-net|" \
+			-e "s|cidr: .*|cidr: $(random_cidr)|" "$BATS_FILE_TMPDIR/bp/cg.yaml" \
+			>"$BATS_FILE_TMPDIR/bp/cgr.yaml"
+		herd apply -f "$BATS_FILE_TMPDIR/bp/cgr.yaml" >/dev/null
+		wait_for 60 host_failed cgr/node-1
+		run herd host show cgr/node-1
+		echo "$output"
+		[[ "$output" == *"limit_cpu_pct 20, limit_memory_mb 256"*"cannot be applied"*"Invalid argument"* ]]
+	)
 }

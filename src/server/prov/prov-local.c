@@ -646,6 +646,12 @@ cgroup_setup(const struct host_spec *spec, const struct host_paths *hp, int fds[
 		goto out_fail;
 	}
 	v2 = sfs.f_type == CGROUP2_SUPER_MAGIC;
+	/* tests: a kernel that refuses the limits (prov.h) */
+	if (limited && failpoint("local_cgroup_limits", NULL) < 0) {
+		what = "set limits in";
+		rc = -EINVAL;
+		goto out_fail;
+	}
 	rc = v2 ? cgroup_setup_v2(spec, hp, fds, &what, &where) :
 		  cgroup_setup_v1(spec, hp, fds, &what, &where);
 	if (rc == 0)

@@ -213,7 +213,8 @@ int prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_fo
  * may add points the dispatcher cannot see: "qingcloud_run_answered" (in
  * qingcloud_launch: RunInstances answered with an instance id, before the
  * tags and the job wait; with a long job, a kill there is "after
- * RunInstances, its job pending"). */
+ * RunInstances, its job pending") and "local_cgroup_limits" (in
+ * local_launch, for a host with limits: the kernel refuses them, EINVAL). */
 int failpoint(const char *name, struct herr *err);
 
 #endif
