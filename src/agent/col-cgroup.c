@@ -2,8 +2,10 @@
  * host runs in a cgroup of its own (prov-local.c), so its agent reports
  * cpu_busy_pct and mem_used_bytes with scope="host" beside the machine's
  * figures (col-cpu.c, col-mem.c). The agent finds its cgroup in
- * /proc/self/cgroup (v1 or v2) at start; in the root cgroup (a cloud VM, or
- * a machine without cgroups) it reports nothing.
+ * /proc/self/cgroup (v1 or v2) at start and reports only from a local
+ * host's own (/herd-<instance>/<hostid>): in any other cgroup (a cloud VM,
+ * where the agent is a systemd service: that cgroup is the agent's, not the
+ * host's; the root; a local host that got none) it reports nothing.
  *
  *   cpu_busy_pct{scope="host"}    CPU time the cgroup used over the cycle, as
  *                                 a % of what it may use: its quota when
@@ -85,19 +87,30 @@ col_cgroup_parse(const char *text, struct col_cgroup *out)
 	return any ? 0 : HERR_INVALID;
 }
 
-/* True for "" (absent) and "/" (the root cgroup: the machine's). */
-static bool
-cg_is_root(const char *path)
+bool
+col_cgroup_is_host(const char *path)
 {
-	return path[0] == '\0' || strcmp(path, "/") == 0;
+	const char *p = path, *slash;
+
+	/* "/herd-<instance>/<hostid>": prov-local.c's names */
+	if (strncmp(p, "/herd-", 6) != 0 || (slash = strchr(p + 6, '/')) == NULL ||
+	    slash == p + 6)
+		return false;
+	p = slash + 1;
+	if (strlen(p) != 8)
+		return false;
+	for (int i = 0; i < 8; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
 }
 
 enum col_cgroup_mode
 col_cgroup_mode(const struct col_cgroup *c)
 {
-	if (!cg_is_root(c->cpuacct) || !cg_is_root(c->memory))
+	if (col_cgroup_is_host(c->cpuacct) || col_cgroup_is_host(c->memory))
 		return COL_CGROUP_V1;
-	if (!cg_is_root(c->v2))
+	if (col_cgroup_is_host(c->v2))
 		return COL_CGROUP_V2;
 	return COL_CGROUP_NONE;
 }

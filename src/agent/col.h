@@ -191,8 +191,13 @@ struct col_cgroup {
  * controllers, comma-separated, v2's is "0::PATH"). A path too long for its
  * field is left "". Returns 0, or HERR_INVALID when no line parses. */
 int col_cgroup_parse(const char *text, struct col_cgroup *out);
-/* V1 when the cpuacct or memory path is not the root ("/"), else V2 when
- * the v2 path is not, else NONE (the machine's root cgroup: a cloud VM). */
+/* Whether path is a local host's own cgroup, "/herd-<instance>/<hostid>"
+ * (prov-local.c), the only kind whose figures are the host's: elsewhere the
+ * agent's cgroup is a systemd service's (a cloud VM), the root, or the
+ * server's (a local host that got no cgroup). */
+bool col_cgroup_is_host(const char *path);
+/* V1 when the cpuacct or memory path is a host's (col_cgroup_is_host),
+ * else V2 when the v2 path is, else NONE: nothing to report. */
 enum col_cgroup_mode col_cgroup_mode(const struct col_cgroup *c);
 /* v2's cpu.stat: usage_usec, in ns. Returns 0 or HERR_INVALID. */
 int col_cgroup_cpu_v2(const char *text, uint64_t *usage_ns);

@@ -743,8 +743,8 @@ test_real_collection(void **state)
 			assert_true(b.series[i].value >= 0 && b.series[i].value <= 100);
 		assert_true(isfinite(b.series[i].value));
 	}
-	/* the host's own figures, where this process has a cgroup of its own
-	 * (v1 or v2 path not "/"): each scope once, host after machine */
+	/* the host's own figures only in a local host's cgroup (the test
+	 * runs in none: e2e 0440 reads them for real); never twice */
 	for (size_t i = 0, host = 0; i < b.n; i++) {
 		s = &b.series[i];
 		if (strcmp(s->name, "mem_used_bytes") == 0 &&
@@ -780,11 +780,26 @@ test_cgroup_parse(void **state)
 	assert_string_equal(c.v2, "/");
 	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_V1);
 	/* v1, cpu and cpuacct together; no trailing newline */
-	assert_int_equal(col_cgroup_parse("4:memory:/h/x\n3:cpu,cpuacct:/h/x", &c), 0);
-	assert_string_equal(c.cpu, "/h/x");
-	assert_string_equal(c.cpuacct, "/h/x");
+	assert_int_equal(col_cgroup_parse("4:memory:/herd-i1/00ff00ff\n3:cpu,cpuacct:/herd-i1/00ff00ff",
+					  &c), 0);
+	assert_string_equal(c.cpu, "/herd-i1/00ff00ff");
+	assert_string_equal(c.cpuacct, "/herd-i1/00ff00ff");
 	assert_string_equal(c.v2, "");
 	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_V1);
+	/* a cloud VM's agent under systemd: its service's cgroup is not the host */
+	assert_int_equal(col_cgroup_parse("0::/system.slice/herd-agent.service\n", &c), 0);
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_NONE);
+	assert_int_equal(col_cgroup_parse("4:memory:/system.slice/herd-agent.service\n"
+					  "3:cpu,cpuacct:/system.slice/herd-agent.service\n", &c), 0);
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_NONE);
+	/* the names: exactly /herd-<instance>/<8 hex> */
+	assert_true(col_cgroup_is_host("/herd-ab12/0a1b2c3d"));
+	assert_false(col_cgroup_is_host("/herd-ab12/0a1b2c3d/x"));
+	assert_false(col_cgroup_is_host("/herd-/0a1b2c3d"));
+	assert_false(col_cgroup_is_host("/herd-ab12/0A1B2C3D"));
+	assert_false(col_cgroup_is_host("/herd-ab12"));
+	assert_false(col_cgroup_is_host("/process_api/28c5ac65"));
+	assert_false(col_cgroup_is_host("/"));
 	/* "cpuset" is not "cpu": a prefix does not match */
 	assert_int_equal(col_cgroup_parse("3:cpuset:/a\n", &c), 0);
 	assert_string_equal(c.cpu, "");
