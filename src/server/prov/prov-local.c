@@ -1,7 +1,10 @@
 /* prov-local.c - the "local" provider: a host is a set of Linux namespaces on
  * this machine: a named netns (/run/netns/herd-<instance>-<hostid>) with a veth
  * on the network's bridge (herd<netid>), plus UTS, mount and PID namespaces
- * whose PID 1 is the herd agent. Everything later calls need is in the kernel
+ * whose PID 1 is the herd agent, in a cgroup of its own with the template's
+ * limits (herd-<instance>/<hostid>: v1's cpu, cpuacct and memory
+ * hierarchies, or v2), running one read-only copy of the agent binary that
+ * all hosts share (<data>/bin). Everything later calls need is in the kernel
  * or on disk (netns files, <data>/hosts/<hostid>/pid), never in memory, so a
  * server killed at any point and restarted finds, reuses or cleans its hosts. */
 #include <dirent.h>
