@@ -20,6 +20,7 @@ static const struct col_ops *const col_table[] = {
 	&col_net_ops,
 	&col_procs_ops,
 	&col_uptime_ops,
+	&col_cgroup_ops,
 };
 
 #define COL_COUNT (sizeof(col_table) / sizeof(col_table[0]))

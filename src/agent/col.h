@@ -12,7 +12,11 @@
  *                    kernel) it is the machine's, not the host's; on a cloud
  *                    VM the machine is the host.
  *   scope="host"     the figure is the host's own: net_* (its network
- *                    namespace: eth0, lo) and procs (its PID namespace's /proc).
+ *                    namespace: eth0, lo), procs (its PID namespace's /proc),
+ *                    and, where the host has a cgroup of its own (local
+ *                    hosts), cpu_busy_pct and mem_* from it (col-cgroup.c):
+ *                    those metrics then have both scopes, and policies read
+ *                    the host's (docs/agent-metrics.md).
  * See docs/agent-metrics.md. */
 #ifndef HERD_AGENT_COL_H
 #define HERD_AGENT_COL_H
@@ -65,6 +69,7 @@ extern const struct col_ops col_disk_ops;
 extern const struct col_ops col_net_ops;
 extern const struct col_ops col_procs_ops;
 extern const struct col_ops col_uptime_ops;
+extern const struct col_ops col_cgroup_ops;
 
 /* col.c: the table */
 
@@ -170,6 +175,43 @@ bool col_disk_fs_is_real(const char *fstype);
  * under /proc, /sys, /dev or container runtimes' layers, up to max.
  * Returns how many. */
 int col_disk_parse(const char *text, struct col_mount *out, size_t max);
+
+/* /proc/self/cgroup: where the agent's cgroup is. */
+enum col_cgroup_mode { COL_CGROUP_NONE, COL_CGROUP_V1, COL_CGROUP_V2 };
+
+struct col_cgroup {
+	enum col_cgroup_mode mode;   /* set by the caller: col_cgroup_mode() */
+	char v2[256];         /* path of the "0::" line (v2), "" if none */
+	char cpu[256];        /* v1 hierarchies' paths, "" if none */
+	char cpuacct[256];
+	char memory[256];
+};
+
+/* Parses /proc/self/cgroup ("ID:CONTROLLERS:PATH" lines; v1 lines name their
+ * controllers, comma-separated, v2's is "0::PATH"). A path too long for its
+ * field is left "". Returns 0, or HERR_INVALID when no line parses. */
+int col_cgroup_parse(const char *text, struct col_cgroup *out);
+/* Whether path is a local host's own cgroup, "/herd-<instance>/<hostid>"
+ * (prov-local.c), the only kind whose figures are the host's: elsewhere the
+ * agent's cgroup is a systemd service's (a cloud VM), the root, or the
+ * server's (a local host that got no cgroup). */
+bool col_cgroup_is_host(const char *path);
+/* V1 when the cpuacct or memory path is a host's (col_cgroup_is_host),
+ * else V2 when the v2 path is, else NONE: nothing to report. */
+enum col_cgroup_mode col_cgroup_mode(const struct col_cgroup *c);
+/* v2's cpu.stat: usage_usec, in ns. Returns 0 or HERR_INVALID. */
+int col_cgroup_cpu_v2(const char *text, uint64_t *usage_ns);
+/* CPUs a quota allows: v1 cpu.cfs_quota_us and cpu.cfs_period_us texts, or
+ * v2's cpu.max ("QUOTA PERIOD") with period NULL. 0 = no limit ("-1", "max",
+ * unreadable). */
+double col_cgroup_quota_cores(const char *quota, const char *period);
+/* A memory limit file (v2 memory.max, v1 memory.limit_in_bytes): 0 = no
+ * limit ("max", or v1's huge number: anything >= the machine's total_bytes). */
+uint64_t col_cgroup_mem_limit(const char *text, uint64_t total_bytes);
+/* % of `cores` CPUs busy when usage went from prev_ns to cur_ns in dt_ms,
+ * capped at 100, rounded to 0.01; negative when there is no figure
+ * (dt_ms <= 0, cores <= 0, the counter went down). */
+double col_cgroup_busy_pct(uint64_t prev_ns, uint64_t cur_ns, int64_t dt_ms, double cores);
 
 /* Counts the numeric entries (processes) in a buffer of linux_dirent64
  * records as getdents64 returns them. */

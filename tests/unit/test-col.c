@@ -704,7 +704,7 @@ test_real_collection(void **state)
 	double sum = 0;
 	int64_t t0 = mono_ms();
 
-	assert_int_equal(col_init(), 7);
+	assert_int_equal(col_init(), 8);
 	sleep_ms(250);  /* enough ticks for a CPU delta */
 	col_collect(&b, mono_ms());
 	assert_int_equal(b.overflow, 0);
@@ -743,12 +743,113 @@ test_real_collection(void **state)
 			assert_true(b.series[i].value >= 0 && b.series[i].value <= 100);
 		assert_true(isfinite(b.series[i].value));
 	}
+	/* the host's own figures only in a local host's cgroup (the test
+	 * runs in none: e2e 0440 reads them for real); never twice */
+	for (size_t i = 0, host = 0; i < b.n; i++) {
+		s = &b.series[i];
+		if (strcmp(s->name, "mem_used_bytes") == 0 &&
+		    strcmp(s->label_val[0], "host") == 0) {
+			assert_true(s->value > 0);
+			assert_int_equal(host++, 0);
+		}
+	}
 	/* a second cycle again has rates */
 	sleep_ms(50);
 	col_collect(&b, mono_ms());
 	assert_non_null(find(&b, "net_tx_bytes_per_s", "lo"));
 	col_release();
 	assert_true(mono_ms() - t0 < 2000);
+}
+
+/* /proc/self/cgroup in both formats, fixture text: v1 as on this machine
+ * (cpu and cpuacct mounted apart) and as where they share a hierarchy, v2
+ * (unified), and a cloud VM's root cgroup. */
+static void
+test_cgroup_parse(void **state)
+{
+	struct col_cgroup c;
+	uint64_t ns = 0;
+
+	/* v1, separate hierarchies, a local host's paths (hybrid: a 0:: line too) */
+	assert_int_equal(col_cgroup_parse("9:name=systemd:/\n8:pids:/\n4:memory:/herd-ab12/0a1b2c3d\n"
+					  "3:cpuset:/\n2:cpuacct:/herd-ab12/0a1b2c3d\n"
+					  "1:cpu:/herd-ab12/0a1b2c3d\n0::/\n", &c), 0);
+	assert_string_equal(c.cpu, "/herd-ab12/0a1b2c3d");
+	assert_string_equal(c.cpuacct, "/herd-ab12/0a1b2c3d");
+	assert_string_equal(c.memory, "/herd-ab12/0a1b2c3d");
+	assert_string_equal(c.v2, "/");
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_V1);
+	/* v1, cpu and cpuacct together; no trailing newline */
+	assert_int_equal(col_cgroup_parse("4:memory:/herd-i1/00ff00ff\n3:cpu,cpuacct:/herd-i1/00ff00ff",
+					  &c), 0);
+	assert_string_equal(c.cpu, "/herd-i1/00ff00ff");
+	assert_string_equal(c.cpuacct, "/herd-i1/00ff00ff");
+	assert_string_equal(c.v2, "");
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_V1);
+	/* a cloud VM's agent under systemd: its service's cgroup is not the host */
+	assert_int_equal(col_cgroup_parse("0::/system.slice/herd-agent.service\n", &c), 0);
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_NONE);
+	assert_int_equal(col_cgroup_parse("4:memory:/system.slice/herd-agent.service\n"
+					  "3:cpu,cpuacct:/system.slice/herd-agent.service\n", &c), 0);
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_NONE);
+	/* the names: exactly /herd-<instance>/<8 hex> */
+	assert_true(col_cgroup_is_host("/herd-ab12/0a1b2c3d"));
+	assert_false(col_cgroup_is_host("/herd-ab12/0a1b2c3d/x"));
+	assert_false(col_cgroup_is_host("/herd-/0a1b2c3d"));
+	assert_false(col_cgroup_is_host("/herd-ab12/0A1B2C3D"));
+	assert_false(col_cgroup_is_host("/herd-ab12"));
+	assert_false(col_cgroup_is_host("/process_api/28c5ac65"));
+	assert_false(col_cgroup_is_host("/"));
+	/* "cpuset" is not "cpu": a prefix does not match */
+	assert_int_equal(col_cgroup_parse("3:cpuset:/a\n", &c), 0);
+	assert_string_equal(c.cpu, "");
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_NONE);
+	/* v2 */
+	assert_int_equal(col_cgroup_parse("0::/herd-ab12/0a1b2c3d\n", &c), 0);
+	assert_string_equal(c.v2, "/herd-ab12/0a1b2c3d");
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_V2);
+	/* a cloud VM: root everywhere */
+	assert_int_equal(col_cgroup_parse("0::/\n", &c), 0);
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_NONE);
+	assert_int_equal(col_cgroup_parse("12:memory:/\n11:cpu,cpuacct:/\n0::/\n", &c), 0);
+	assert_int_equal(col_cgroup_mode(&c), COL_CGROUP_NONE);
+	/* nothing parses */
+	assert_int_equal(col_cgroup_parse("", &c), HERR_INVALID);
+	assert_int_equal(col_cgroup_parse("garbage\n", &c), HERR_INVALID);
+
+	/* v2 cpu.stat */
+	assert_int_equal(col_cgroup_cpu_v2("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n",
+					   &ns), 0);
+	assert_int_equal(ns, 1500000);
+	assert_int_equal(col_cgroup_cpu_v2("user_usec 1\n", &ns), HERR_INVALID);
+}
+
+static void
+test_cgroup_limits(void **state)
+{
+	/* v1: quota and period files; -1 = none */
+	assert_true(col_cgroup_quota_cores("20000\n", "100000\n") == 0.2);
+	assert_true(col_cgroup_quota_cores("-1\n", "100000\n") == 0);
+	assert_true(col_cgroup_quota_cores("250000\n", "100000\n") == 2.5);
+	/* v2: cpu.max */
+	assert_true(col_cgroup_quota_cores("20000 100000\n", NULL) == 0.2);
+	assert_true(col_cgroup_quota_cores("max 100000\n", NULL) == 0);
+	assert_true(col_cgroup_quota_cores("", NULL) == 0);
+	/* memory: v2 "max", v1's huge "no limit", a real limit */
+	assert_int_equal(col_cgroup_mem_limit("max\n", 8ULL << 30), 0);
+	assert_int_equal(col_cgroup_mem_limit("9223372036854771712\n", 8ULL << 30), 0);
+	assert_int_equal(col_cgroup_mem_limit("67108864\n", 8ULL << 30), 67108864);
+	/* busy %: of the quota's CPUs; 0.2 s of CPU in 1 s at 0.2 cores = 100 % */
+	assert_true(col_cgroup_busy_pct(0, 200000000, 1000, 0.2) == 100);
+	assert_true(col_cgroup_busy_pct(0, 100000000, 1000, 0.2) == 50);
+	/* unlimited on 2 CPUs: 0.5 s in 1 s = 25 % */
+	assert_true(col_cgroup_busy_pct(1000, 1000 + 500000000, 1000, 2) == 25);
+	assert_true(col_cgroup_busy_pct(5, 5, 1000, 2) == 0);
+	/* capped; no figure without time, CPUs or with a counter going down */
+	assert_true(col_cgroup_busy_pct(0, 3000000000ULL, 1000, 2) == 100);
+	assert_true(col_cgroup_busy_pct(0, 1, 0, 2) < 0);
+	assert_true(col_cgroup_busy_pct(0, 1, 1000, 0) < 0);
+	assert_true(col_cgroup_busy_pct(2, 1, 1000, 2) < 0);
 }
 
 int
@@ -768,6 +869,8 @@ main(void)
 		cmocka_unit_test(test_encode_batch),
 		cmocka_unit_test(test_config_parse),
 		cmocka_unit_test(test_real_collection),
+		cmocka_unit_test(test_cgroup_parse),
+		cmocka_unit_test(test_cgroup_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

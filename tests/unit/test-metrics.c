@@ -478,6 +478,59 @@ test_push_invalid(void **state)
 	}
 }
 
+/* A metric with both scopes (a local host's cpu_busy_pct: the machine's
+ * and its cgroup's): a group's aggregate reads the hosts' own figures where
+ * the group has any (issue 16), and the only scope there is otherwise. */
+static void
+test_agg_scope(void **state)
+{
+	struct herr err = HERR_INIT;
+	struct metrics_push_result r;
+	struct metrics_host h1, h2, h3;
+	struct tsdb_agg_point *p;
+	char text[512];
+	json_t *b;
+	size_t n;
+
+	put_host("h-c1", "node-c1", "cg", "loc");
+	put_host("h-c2", "node-c2", "cg", "loc");
+	put_host("h-c3", "node-c3", "cg", "vm");
+	assert_int_equal(metrics_host_ident(&srv, "h-c1", &h1, &err), 0);
+	assert_int_equal(metrics_host_ident(&srv, "h-c2", &h2, &err), 0);
+	assert_int_equal(metrics_host_ident(&srv, "h-c3", &h3, &err), 0);
+	/* local hosts: the machine at 90 %, the hosts' own 10 % and 30 % */
+	for (int i = 0; i < 2; i++) {
+		snprintf(text, sizeof(text),
+			 "[{\"ts_ms\":%lld,\"series\":["
+			 "{\"name\":\"cpu_busy_pct\",\"labels\":{\"scope\":\"machine\"},\"value\":90},"
+			 "{\"name\":\"cpu_busy_pct\",\"labels\":{\"scope\":\"host\"},\"value\":%d}]}]",
+			 (long long)(T0 + 10000), i ? 30 : 10);
+		b = batches_of(text);
+		assert_int_equal(push(i ? &h2 : &h1, b, NULL, &r, &err), 0);
+		json_decref(b);
+	}
+	assert_int_equal(metrics_group_agg(&srv, "cg", "loc", "cpu_busy_pct", AGG_AVG, T0 + 10000,
+					   10000, 10000, NULL, 0, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(p[0].nseries, 2);
+	assert_true(p[0].value == 20);
+	free(p);
+	/* a cloud VM's group: the machine is the host */
+	snprintf(text, sizeof(text),
+		 "[{\"ts_ms\":%lld,\"series\":["
+		 "{\"name\":\"cpu_busy_pct\",\"labels\":{\"scope\":\"machine\"},\"value\":70}]}]",
+		 (long long)(T0 + 10000));
+	b = batches_of(text);
+	assert_int_equal(push(&h3, b, NULL, &r, &err), 0);
+	json_decref(b);
+	assert_int_equal(metrics_group_agg(&srv, "cg", "vm", "cpu_busy_pct", AGG_MAX, T0 + 10000,
+					   10000, 10000, NULL, 0, &p, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(p[0].nseries, 1);
+	assert_true(p[0].value == 70);
+	free(p);
+}
+
 int
 main(void)
 {
@@ -489,6 +542,7 @@ main(void)
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_push_large),
 		cmocka_unit_test(test_push_invalid),
+		cmocka_unit_test(test_agg_scope),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

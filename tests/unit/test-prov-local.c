@@ -355,7 +355,10 @@ scrub(void)
 		}
 		run("ip link del herdv%s 2>/dev/null", T.ids[h]);
 		run("ip link del herdw%s 2>/dev/null", T.ids[h]);
-		run("rmdir /sys/fs/cgroup/herd-%s/%s 2>/dev/null", T.instance, T.ids[h]);
+		run("rmdir /sys/fs/cgroup/herd-%s/%s /sys/fs/cgroup/cpu/herd-%s/%s "
+		    "/sys/fs/cgroup/cpuacct/herd-%s/%s /sys/fs/cgroup/memory/herd-%s/%s 2>/dev/null",
+		    T.instance, T.ids[h], T.instance, T.ids[h], T.instance, T.ids[h], T.instance,
+		    T.ids[h]);
 	}
 	snprintf(needle, sizeof(needle), "herd-test-agent-%s", T.instance);
 	n = procs_matching(needle, pids, 64);
@@ -368,7 +371,9 @@ scrub(void)
 	}
 	if (T.bridge[0] && link_exists(T.bridge))
 		run("ip link del %s 2>/dev/null", T.bridge);
-	run("rmdir /sys/fs/cgroup/herd-%s 2>/dev/null", T.instance);
+	run("rmdir /sys/fs/cgroup/herd-%s /sys/fs/cgroup/cpu/herd-%s /sys/fs/cgroup/cpuacct/herd-%s "
+	    "/sys/fs/cgroup/memory/herd-%s 2>/dev/null", T.instance, T.instance, T.instance,
+	    T.instance);
 }
 
 static int
@@ -646,22 +651,25 @@ test_launch(void **state)
 		free(text);
 	}
 
-	/* limits: applied where cgroup v2 is writable, a warning otherwise */
+	/* limits: applied in cgroup v2 or v1 (the launch fails otherwise) */
 	{
 		struct statfs sfs;
+		bool v2 = statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
+		char path[256], *text;
 
-		if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC) {
-			char path[256], *text;
-
-			snprintf(path, sizeof(path), "/sys/fs/cgroup/herd-%s/%s/memory.max",
-				 T.instance, T.ids[HB]);
-			text = file_read(path, 64, NULL);
-			assert_non_null(text);
-			assert_int_equal(atoll(text), 64 << 20);
-			free(text);
-		} else {
-			printf("# /sys/fs/cgroup is not cgroup v2 here: limits not checked\n");
-		}
+		snprintf(path, sizeof(path), v2 ? "/sys/fs/cgroup/herd-%s/%s/memory.max" :
+			 "/sys/fs/cgroup/memory/herd-%s/%s/memory.limit_in_bytes",
+			 T.instance, T.ids[HB]);
+		text = file_read(path, 64, NULL);
+		assert_non_null(text);
+		assert_int_equal(atoll(text), 64 << 20);
+		free(text);
+		snprintf(path, sizeof(path), v2 ? "/sys/fs/cgroup/herd-%s/%s/cpu.max" :
+			 "/sys/fs/cgroup/cpu/herd-%s/%s/cpu.cfs_quota_us", T.instance, T.ids[HB]);
+		text = file_read(path, 64, NULL);
+		assert_non_null(text);
+		assert_int_equal(atoll(text), 50000);
+		free(text);
 	}
 }
 
@@ -928,7 +936,11 @@ test_nothing_left(void **state)
 		snprintf(name, sizeof(name), "herdw%s", T.ids[h]);
 		assert_false(link_exists(name));
 		assert_false(path_exists("/sys/fs/cgroup/herd-%s/%s", T.instance, T.ids[h]));
+		assert_false(path_exists("/sys/fs/cgroup/cpu/herd-%s/%s", T.instance, T.ids[h]));
+		assert_false(path_exists("/sys/fs/cgroup/cpuacct/herd-%s/%s", T.instance, T.ids[h]));
+		assert_false(path_exists("/sys/fs/cgroup/memory/herd-%s/%s", T.instance, T.ids[h]));
 	}
+	assert_false(path_exists("/sys/fs/cgroup/memory/herd-%s", T.instance));
 	assert_false(link_exists(T.bridge));
 	assert_int_equal(agents_alive(), 0);
 }

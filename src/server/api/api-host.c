@@ -11,6 +11,7 @@
 #include "ctl/ctl.h"
 #include "model/host.h"
 #include "model/metrics.h"
+#include "prov/prov.h"
 #include "util.h"
 
 /* The largest host list answer: 5,000 hosts of about 700 bytes each fit
@@ -64,6 +65,9 @@ api_host_get(struct req *rq)
 	if (row == NULL)
 		return reply_err(rq, &err);
 	o = host_to_json(row);
+	/* a local host's cgroup and the limits in effect there (the kernel's) */
+	prov_local_cgroup_json(json_string_value(json_object_get(row, "instance_id")),
+			       json_string_value(json_object_get(row, "id")), o);
 	if (host_init_results(rq->srv->store, json_string_value(json_object_get(row, "id")), &init,
 			      &err) == 0)
 		json_object_set_new(o, "init", init);

@@ -98,7 +98,7 @@ api_agent_metrics(struct req *rq)
 
 struct sel {
 	char cluster[64], group[64], host[96];
-	struct tsdb_matcher m[3];
+	struct tsdb_matcher m[4];   /* + scope, for group aggregates */
 	size_t nm;
 };
 
@@ -303,7 +303,8 @@ api_metrics_query(struct req *rq)
 			if (step < 5000)
 				step = 5000;
 		}
-		if (tsdb_agg(db, metric, sel.m, sel.nm, agg, from, to, step, &p, &n, &err) < 0) {
+		if (metrics_agg_scoped(db, metric, sel.m, sel.nm, agg, from, to, step, &p, &n,
+				       &err) < 0) {
 			json_decref(pts);
 			return reply_err(rq, &err);
 		}

@@ -866,6 +866,39 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, struct metri
 
 /* --- the aggregate, in-process --- */
 
+/* Whether some point of an aggregate has a series behind it. */
+static bool
+agg_has_series(const struct tsdb_agg_point *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i].nseries > 0)
+			return true;
+	return false;
+}
+
+int
+metrics_agg_scoped(struct tsdb *db, const char *metric, struct tsdb_matcher *m, size_t nm,
+		   enum expr_agg agg, int64_t from, int64_t to, int64_t step_ms,
+		   struct tsdb_agg_point **out, size_t *n, struct herr *err)
+{
+	int rc;
+
+	/* The hosts' own figures first: a metric that has them (a local host's
+	 * cpu_busy_pct, mem_*: its cgroup's) also has the machine's, and the
+	 * two must not mix. A group is on one provider, so its hosts all have
+	 * them or none do; with none, every series of the metric counts (one
+	 * scope: a cloud VM's machine is the host). */
+	m[nm] = (struct tsdb_matcher){ "scope", "host", false };
+	rc = tsdb_agg(db, metric, m, nm + 1, agg, from, to, step_ms, out, n, err);
+	if (rc == 0 && !agg_has_series(*out, *n)) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		rc = tsdb_agg(db, metric, m, nm, agg, from, to, step_ms, out, n, err);
+	}
+	return rc;
+}
+
 int
 metrics_group_agg(struct server *s, const char *cluster, const char *group, const char *metric,
 		  enum expr_agg agg, int64_t now, int64_t window_ms, int64_t step_ms,
@@ -882,13 +915,14 @@ metrics_group_agg(struct server *s, const char *cluster, const char *group, cons
 		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
 	if (window_ms <= 0)
 		return herr_field(err, HERR_INVALID, "window", "must be positive");
-	if (nexclude + 2 > sizeof(stack) / sizeof(stack[0]))
-		m = xcalloc(nexclude + 2, sizeof(*m));
+	if (nexclude + 3 > sizeof(stack) / sizeof(stack[0]))
+		m = xcalloc(nexclude + 3, sizeof(*m));
 	m[nm++] = (struct tsdb_matcher){ "cluster", cluster, false };
 	m[nm++] = (struct tsdb_matcher){ "group", group, false };
 	for (size_t i = 0; i < nexclude; i++)
 		m[nm++] = (struct tsdb_matcher){ "host", exclude[i], true };
-	rc = tsdb_agg(s->tsdb, metric, m, nm, agg, now - window_ms + 1, now, step_ms, out, n, err);
+	rc = metrics_agg_scoped(s->tsdb, metric, m, nm, agg, now - window_ms + 1, now, step_ms, out,
+				n, err);
 	if (m != stack)
 		free(m);
 	return rc;

@@ -33,8 +33,21 @@
  * it and how many did (nseries; 0 = no data, value NaN). Hosts named in
  * exclude_hosts (e.g. still warming up) do not count. *out: owned array
  * (free()) of *n points, oldest first. Errors: HERR_INVALID (step, window),
- * HERR_UNAVAIL when the server has no metric store. Thread-safe; cost is
- * proportional to the hosts x samples in the window. */
+ * HERR_UNAVAIL when the server has no metric store. A metric the hosts
+ * report with scope="host" as well as scope="machine" (a local host's
+ * cpu_busy_pct, mem_*) aggregates only the scope="host" series; without
+ * any in the window, every series counts (a second lookup). Thread-safe;
+ * cost is proportional to the hosts x samples in the window. */
+/* tsdb_agg() of metric over the series m[0..nm) select, reading only the
+ * scope="host" ones when there are any in [from, to] (the rule above);
+ * m must have room for nm + 1 matchers. Policies (metrics_group_agg) and
+ * the API's group aggregates (console, `herd metrics query --group`) both
+ * use it, so they show the same figure. */
+struct tsdb_matcher;
+int metrics_agg_scoped(struct tsdb *db, const char *metric, struct tsdb_matcher *m, size_t nm,
+		       enum expr_agg agg, int64_t from, int64_t to, int64_t step_ms,
+		       struct tsdb_agg_point **out, size_t *n, struct herr *err);
+
 int metrics_group_agg(struct server *s, const char *cluster, const char *group,
 		      const char *metric, enum expr_agg agg, int64_t now_ms, int64_t window_ms,
 		      int64_t step_ms, const char *const *exclude_hosts, size_t nexclude,

@@ -1,7 +1,10 @@
 /* prov-local.c - the "local" provider: a host is a set of Linux namespaces on
  * this machine: a named netns (/run/netns/herd-<instance>-<hostid>) with a veth
  * on the network's bridge (herd<netid>), plus UTS, mount and PID namespaces
- * whose PID 1 is the herd agent. Everything later calls need is in the kernel
+ * whose PID 1 is the herd agent, in a cgroup of its own with the template's
+ * limits (herd-<instance>/<hostid>: v1's cpu, cpuacct and memory
+ * hierarchies, or v2), running one read-only copy of the agent binary that
+ * all hosts share (<data>/bin). Everything later calls need is in the kernel
  * or on disk (netns files, <data>/hosts/<hostid>/pid), never in memory, so a
  * server killed at any point and restarted finds, reuses or cleans its hosts. */
 #include <dirent.h>
@@ -16,7 +19,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -62,6 +64,7 @@
 #define HOST_STATE_MNT HOST_STATE_DIR      /* where a host sees its state dir (agent-contract.h) */
 #define HOST_BIN_DIR "/run/herd/bin"           /* inside the host */
 #define HOST_BIN HOST_BIN_DIR "/herd"
+#define CG_DIRS 4                      /* v2's one + v1's cpu, cpuacct, memory */
 #define KILL_TIMEOUT_MS 2000
 #define START_TIMEOUT_MS 5000
 
@@ -75,8 +78,15 @@ struct host_paths {
 	char pid_path[PATH_MAX + 32];
 	char ip_path[PATH_MAX + 32];
 	char log_path[PATH_MAX + 32];
-	char cgroup[PATH_MAX];    /* CGROUP_ROOT/herd-<instance>/<hostid> */
+	/* CGROUP_ROOT/herd-<instance>/<hostid> (v2), or the same under each
+	 * of CGROUP_ROOT/{cpu,cpuacct,memory} (v1): every one that may exist */
+	char cgroup[CG_DIRS][PATH_MAX];
 };
+
+/* hp->cgroup[i] is under CGROUP_ROOT plus this: [0] is v2's (the unified
+ * hierarchy at CGROUP_ROOT itself), [1..3] are v1's hierarchies. */
+static const char *const cg_v1_sub[CG_DIRS] = { "", "/cpu", "/cpuacct", "/memory" };
+enum { CG_V2, CG_V1_CPU, CG_V1_CPUACCT, CG_V1_MEMORY };
 
 static bool
 is_hex8(const char *s)
@@ -137,7 +147,9 @@ host_paths_init(const struct prov *p, const char *host_id, struct host_paths *hp
 	snprintf(hp->netns, sizeof(hp->netns), "herd-%s-%s", p->instance, host_id);
 	snprintf(hp->netns_path, sizeof(hp->netns_path), NETNS_DIR "/%s", hp->netns);
 	snprintf(hp->veth, sizeof(hp->veth), "herdv%s", host_id);
-	snprintf(hp->cgroup, sizeof(hp->cgroup), CGROUP_ROOT "/herd-%s/%s", p->instance, host_id);
+	for (int i = 0; i < CG_DIRS; i++)
+		snprintf(hp->cgroup[i], sizeof(hp->cgroup[i]), CGROUP_ROOT "%s/herd-%s/%s",
+			 cg_v1_sub[i], p->instance, host_id);
 	if ((size_t)snprintf(hp->state_dir, sizeof(hp->state_dir), "%s/hosts/%s", p->data_dir,
 			     host_id) >= sizeof(hp->state_dir) - 32)
 		return herr_set(err, HERR_INVALID, "data dir '%s' is too long", p->data_dir);
@@ -438,10 +450,10 @@ cgroup_write(const char *dir, const char *file, const char *text)
 	return rc;
 }
 
-/* Removes a host's cgroup; retries briefly, as a cgroup whose last task has
- * just exited may still read as populated. Absent is fine. */
+/* Removes one of a host's cgroup dirs; retries briefly, as a cgroup whose
+ * last task has just exited may still read as populated. Absent is fine. */
 static void
-cgroup_remove(const char *dir)
+cgroup_remove_dir(const char *dir)
 {
 	char parent[PATH_MAX];
 
@@ -463,77 +475,301 @@ cgroup_remove(const char *dir)
 	pthread_mutex_unlock(&cg_lock);
 }
 
-/* Sets up the host's cgroup with its limits when limits are asked for and
- * cgroup v2 is writable; returns an fd on its cgroup.procs (for the child to
- * join) or -1. Lacking support is not an error: the host runs unlimited and a
- * warning says why. */
-static int
-cgroup_setup(const struct host_spec *spec, const struct host_paths *hp)
+/* Removes every cgroup dir a host may have, v1's and v2's: a server
+ * restarted on the same machine finds what an earlier one made. */
+static void
+cgroup_remove(const struct host_paths *hp)
 {
-	char parent[PATH_MAX], text[PATH_MAX + 32];
-	struct statfs sfs;
-	const char *what;
-	int rc, fd;
+	for (int i = 0; i < CG_DIRS; i++)
+		cgroup_remove_dir(hp->cgroup[i]);
+}
 
-	if (spec->mem_limit_bytes <= 0 && spec->cpu_limit_pct <= 0)
-		return -1;
-	if (statfs(CGROUP_ROOT, &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC ||
-	    access(CGROUP_ROOT, W_OK) < 0) {
-		log_warn("host '%s': limits not applied: '%s' is not a writable cgroup v2 "
-			 "hierarchy", spec->id, CGROUP_ROOT);
-		return -1;
-	}
-	snprintf(parent, sizeof(parent), "%s", hp->cgroup);
+/* Makes dir's parent (herd-<instance>) and dir itself; under cg_lock. */
+static int
+cgroup_mkdir_locked(const char *dir)
+{
+	char parent[PATH_MAX];
+
+	snprintf(parent, sizeof(parent), "%s", dir);
 	*strrchr(parent, '/') = '\0';
-	what = "create";
-	pthread_mutex_lock(&cg_lock);   /* until the child exists: see cgroup_remove */
+	if ((mkdir(parent, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST))
+		return -errno;
+	return 0;
+}
+
+static int
+cgroup_procs_open(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* cgroup v2: one dir; the memory controller always (memory.current is the
+ * host's figure), cpu when limited (cpu.stat is there without it). */
+static int
+cgroup_setup_v2(const struct host_spec *spec, const struct host_paths *hp, int fds[CG_DIRS],
+		const char **what, const char **where)
+{
+	const char *dir = hp->cgroup[CG_V2];
+	char parent[PATH_MAX], text[64];
+	int rc;
+
+	*where = dir;
+	snprintf(parent, sizeof(parent), "%s", dir);
+	*strrchr(parent, '/') = '\0';
+	*what = "create";
+	pthread_mutex_lock(&cg_lock);   /* until the child exists: see cgroup_remove_dir */
 	if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
 		goto out_unlock;
 	}
 	/* Delegate the controllers down to the host's cgroup. */
-	what = "enable controllers for";
-	if (spec->mem_limit_bytes > 0 &&
-	    ((rc = cgroup_write(CGROUP_ROOT, "cgroup.subtree_control", "+memory")) < 0 ||
-	     (rc = cgroup_write(parent, "cgroup.subtree_control", "+memory")) < 0))
+	*what = "enable controllers for";
+	if ((rc = cgroup_write(CGROUP_ROOT, "cgroup.subtree_control", "+memory")) < 0 ||
+	    (rc = cgroup_write(parent, "cgroup.subtree_control", "+memory")) < 0)
 		goto out_unlock;
 	if (spec->cpu_limit_pct > 0 &&
 	    ((rc = cgroup_write(CGROUP_ROOT, "cgroup.subtree_control", "+cpu")) < 0 ||
 	     (rc = cgroup_write(parent, "cgroup.subtree_control", "+cpu")) < 0))
 		goto out_unlock;
-	what = "create";
-	if (mkdir(hp->cgroup, 0755) < 0 && errno != EEXIST) {
+	*what = "create";
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
 		goto out_unlock;
 	}
 	pthread_mutex_unlock(&cg_lock);
-	what = "set limits in";
+	*what = "set limits in";
 	if (spec->mem_limit_bytes > 0) {
 		snprintf(text, sizeof(text), "%lld", (long long)spec->mem_limit_bytes);
-		if ((rc = cgroup_write(hp->cgroup, "memory.max", text)) < 0)
-			goto out_rmdir;
+		if ((rc = cgroup_write(dir, "memory.max", text)) < 0)
+			return rc;
 	}
 	if (spec->cpu_limit_pct > 0) {
 		/* quota per 100 ms period: 100% = one core = 100000 us */
 		snprintf(text, sizeof(text), "%lld 100000", (long long)spec->cpu_limit_pct * 1000);
-		if ((rc = cgroup_write(hp->cgroup, "cpu.max", text)) < 0)
-			goto out_rmdir;
+		if ((rc = cgroup_write(dir, "cpu.max", text)) < 0)
+			return rc;
 	}
-	snprintf(text, sizeof(text), "%s/cgroup.procs", hp->cgroup);
-	if ((fd = open(text, O_WRONLY | O_CLOEXEC)) < 0) {
-		rc = -errno;
-		goto out_rmdir;
-	}
-	return fd;
+	*what = "open";
+	if ((rc = cgroup_procs_open(dir)) < 0)
+		return rc;
+	fds[CG_V2] = rc;
+	return 0;
 out_unlock:
 	pthread_mutex_unlock(&cg_lock);
-	goto out_warn;
-out_rmdir:
-	rmdir(hp->cgroup);
-out_warn:
-	log_warn("host '%s': limits not applied: cannot %s cgroup '%s': %s", spec->id, what,
-		 hp->cgroup, strerror(-rc));
-	return -1;
+	return rc;
+}
+
+/* cgroup v1: a dir in each of the cpu, cpuacct and memory hierarchies (one
+ * and the same dir where cpu and cpuacct are mounted together). A hierarchy
+ * the machine lacks is skipped unless a limit needs it. */
+static int
+cgroup_setup_v1(const struct host_spec *spec, const struct host_paths *hp, int fds[CG_DIRS],
+		const char **what, const char **where)
+{
+	char text[64];
+	int rc = 0;
+
+	*what = "create";
+	pthread_mutex_lock(&cg_lock);   /* until the child exists: see cgroup_remove_dir */
+	for (int i = CG_V1_CPU; i <= CG_V1_MEMORY && rc == 0; i++) {
+		char root[64];
+
+		snprintf(root, sizeof(root), CGROUP_ROOT "%s", cg_v1_sub[i]);
+		if (access(root, F_OK) < 0 && !(i == CG_V1_CPU && spec->cpu_limit_pct > 0) &&
+		    !(i == CG_V1_MEMORY && spec->mem_limit_bytes > 0))
+			continue;
+		*where = hp->cgroup[i];
+		rc = cgroup_mkdir_locked(hp->cgroup[i]);
+	}
+	pthread_mutex_unlock(&cg_lock);
+	if (rc < 0)
+		return rc;
+	*what = "set limits in";
+	if (spec->mem_limit_bytes > 0) {
+		snprintf(text, sizeof(text), "%lld", (long long)spec->mem_limit_bytes);
+		*where = hp->cgroup[CG_V1_MEMORY];
+		if ((rc = cgroup_write(hp->cgroup[CG_V1_MEMORY], "memory.limit_in_bytes", text)) < 0)
+			return rc;
+	}
+	if (spec->cpu_limit_pct > 0) {
+		/* quota per 100 ms period: 100% = one core = 100000 us */
+		snprintf(text, sizeof(text), "%lld", (long long)spec->cpu_limit_pct * 1000);
+		*where = hp->cgroup[CG_V1_CPU];
+		if ((rc = cgroup_write(hp->cgroup[CG_V1_CPU], "cpu.cfs_period_us", "100000")) < 0 ||
+		    (rc = cgroup_write(hp->cgroup[CG_V1_CPU], "cpu.cfs_quota_us", text)) < 0)
+			return rc;
+	}
+	*what = "open";
+	for (int i = CG_V1_CPU; i <= CG_V1_MEMORY; i++) {
+		if (access(hp->cgroup[i], F_OK) < 0)
+			continue;
+		*where = hp->cgroup[i];
+		if ((rc = cgroup_procs_open(hp->cgroup[i])) < 0)
+			return rc;
+		fds[i] = rc;
+	}
+	return 0;
+}
+
+static void
+cgroup_fds_close(int fds[CG_DIRS])
+{
+	for (int i = 0; i < CG_DIRS; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+/* Puts every host in its own cgroup (v2 where CGROUP_ROOT is the unified
+ * hierarchy, else v1's cpu, cpuacct and memory), with the template's limits.
+ * Fills fds with the cgroup.procs the child joins (-1 = none). A limit that
+ * cannot be applied fails the launch; without limits, a machine that has no
+ * writable cgroups runs the host in the server's cgroup (no scope="host"
+ * figures) and a warning says why. */
+static int
+cgroup_setup(const struct host_spec *spec, const struct host_paths *hp, int fds[CG_DIRS],
+	     struct herr *err)
+{
+	bool limited = spec->mem_limit_bytes > 0 || spec->cpu_limit_pct > 0;
+	struct statfs sfs;
+	const char *what = "find", *where = CGROUP_ROOT;
+	bool v2;
+	int rc;
+
+	for (int i = 0; i < CG_DIRS; i++)
+		fds[i] = -1;
+	if (statfs(CGROUP_ROOT, &sfs) < 0) {
+		rc = -errno;
+		goto out_fail;
+	}
+	v2 = sfs.f_type == CGROUP2_SUPER_MAGIC;
+	/* tests: a kernel that refuses the limits (prov.h) */
+	if (limited && failpoint("local_cgroup_limits", NULL) < 0) {
+		what = "set limits in";
+		rc = -EINVAL;
+		goto out_fail;
+	}
+	rc = v2 ? cgroup_setup_v2(spec, hp, fds, &what, &where) :
+		  cgroup_setup_v1(spec, hp, fds, &what, &where);
+	if (rc == 0)
+		return 0;
+out_fail:
+	cgroup_fds_close(fds);
+	cgroup_remove(hp);
+	if (limited)
+		return herr_set(err, rc, "host '%s': limits (limit_cpu_pct %d, limit_memory_mb %lld) "
+				"cannot be applied: cannot %s cgroup '%s': %s", spec->id,
+				spec->cpu_limit_pct, (long long)(spec->mem_limit_bytes >> 20), what,
+				where, strerror(-rc));
+	log_warn("host '%s': runs in the server's cgroup (no scope=\"host\" figures): cannot %s "
+		 "cgroup '%s': %s", spec->id, what, where, strerror(-rc));
+	return 0;
+}
+
+/* ---- the agent binary ------------------------------------------------ */
+
+/* Hosts run one private copy of the agent binary, bound read-only on
+ * HOST_BIN in each: <data_dir>/bin/herd-<16 hex of its SHA-256>, made on the
+ * first launch after the binary changed (path, inode, size or mtime), so the
+ * page cache holds it once for all hosts, and an upgraded binary is a new
+ * file while running hosts keep the one they started with. */
+static pthread_mutex_t bin_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char src[PATH_MAX], data_dir[PATH_MAX], copy[PATH_MAX];
+	struct stat st;
+} bin_made;
+
+#define AGENT_BIN_MAX (256 << 20)
+
+static bool
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static int
+agent_copy_make(const struct prov *p, const char *bin, char *out, size_t outsz, struct herr *err)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX + 32], hex[65];
+	struct stat st;
+	size_t len = 0, off = 0;
+	char *data;
+	ssize_t n;
+	int fd, rc;
+
+	if ((data = file_read(bin, AGENT_BIN_MAX, &len)) == NULL)
+		return herr_set(err, -errno, "cannot read agent binary '%s': %s", bin,
+				strerror(errno));
+	sha256_hex(data, len, hex);
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/bin", p->data_dir) >= sizeof(dir) - 32) {
+		free(data);
+		return herr_set(err, HERR_INVALID, "data dir '%s' is too long", p->data_dir);
+	}
+	snprintf(out, outsz, "%s/herd-%.16s", dir, hex);
+	if (stat(out, &st) == 0 && st.st_size == (off_t)len) {
+		free(data);
+		return 0;
+	}
+	if ((rc = mkdir_p(dir, 0700)) < 0) {
+		free(data);
+		return herr_set(err, rc, "cannot create '%s': %s", dir, strerror(-rc));
+	}
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", out, (int)getpid());
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0555)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while (off < len) {
+		if ((n = write(fd, data + off, len - off)) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		off += (size_t)n;
+	}
+	rc = off == len ? 0 : -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, out) < 0)
+		rc = -errno;
+out:
+	free(data);
+	if (rc < 0) {
+		unlink(tmp);
+		return herr_set(err, rc, "cannot copy agent binary to '%s': %s", out, strerror(-rc));
+	}
+	log_info("agent binary '%s' copied to '%s' for hosts", bin, out);
+	return 0;
+}
+
+/* The copy of bin that hosts run, made if need be, into out. */
+static int
+agent_copy(const struct prov *p, const char *bin, char *out, size_t outsz, struct herr *err)
+{
+	struct stat st;
+	int rc = 0;
+
+	if (stat(bin, &st) < 0)
+		return herr_set(err, -errno, "cannot stat agent binary '%s': %s", bin,
+				strerror(errno));
+	pthread_mutex_lock(&bin_lock);
+	if (strcmp(bin_made.src, bin) == 0 && strcmp(bin_made.data_dir, p->data_dir) == 0 &&
+	    same_file(&bin_made.st, &st) && access(bin_made.copy, F_OK) == 0) {
+		snprintf(out, outsz, "%s", bin_made.copy);
+	} else if ((rc = agent_copy_make(p, bin, out, outsz, err)) == 0) {
+		snprintf(bin_made.src, sizeof(bin_made.src), "%s", bin);
+		snprintf(bin_made.data_dir, sizeof(bin_made.data_dir), "%s", p->data_dir);
+		snprintf(bin_made.copy, sizeof(bin_made.copy), "%s", out);
+		bin_made.st = st;
+	}
+	pthread_mutex_unlock(&bin_lock);
+	return rc;
 }
 
 /* ---- teardown --------------------------------------------------------- */
@@ -566,7 +802,7 @@ host_teardown(const struct host_paths *hp, struct herr *err)
 		return rc;
 	if ((rc = netns_remove(hp->netns_path, err)) < 0)
 		return rc;
-	cgroup_remove(hp->cgroup);
+	cgroup_remove(hp);
 	unlink(hp->pid_path);
 	unlink(hp->ip_path);
 	return 0;
@@ -578,7 +814,7 @@ host_teardown(const struct host_paths *hp, struct herr *err)
 enum spawn_stage {
 	ST_SETNS, ST_CGROUP, ST_UNSHARE, ST_FORK, ST_HOSTNAME, ST_PRIVATE, ST_NETNS_DETACH,
 	ST_BIND_STATE, ST_LOG, ST_DEVNULL, ST_MOUNT_RUN, ST_MOUNT_TMP, ST_MOUNT_PROC,
-	ST_MASK, ST_CONFIG, ST_SETSID, ST_CHDIR, ST_EXEC,
+	ST_MASK, ST_CONFIG, ST_BIND_BIN, ST_SETSID, ST_CHDIR, ST_EXEC,
 };
 
 static const char *const spawn_stage_names[] = {
@@ -597,6 +833,7 @@ static const char *const spawn_stage_names[] = {
 	[ST_MOUNT_PROC] = "mount proc on /proc",
 	[ST_MASK] = "hide the server's data dir",
 	[ST_CONFIG] = "write " AGENT_CONFIG,
+	[ST_BIND_BIN] = "bind the agent binary on " HOST_BIN,
 	[ST_SETSID] = "start a session",
 	[ST_CHDIR] = "change to /",
 	[ST_EXEC] = "exec agent",
@@ -615,7 +852,7 @@ enum { SPAWN_PID = 1, SPAWN_FAIL = 2 };
  * system calls only (the server is multi-threaded). */
 struct spawn {
 	int ns_fd;              /* the host's netns */
-	int cgroup_fd;          /* cgroup.procs of the host's cgroup, or -1 */
+	int cgroup_fd[CG_DIRS]; /* cgroup.procs of the host's cgroups, or -1 */
 	int report_fd;          /* write end of the report pipe (O_CLOEXEC) */
 	const char *hostname;
 	const char *state_dir;
@@ -623,7 +860,8 @@ struct spawn {
 	const char *log_path;
 	const char *config;     /* user data */
 	size_t config_len;
-	const char *agent_bin;
+	const char *agent_bin;  /* the private copy hosts run (agent_copy) */
+	const char *agent_src;  /* what it is a copy of: spec->agent_bin */
 	char *const *argv;
 	char *const *envp;
 };
@@ -653,6 +891,24 @@ mask_ok(const char *data_dir)
 		 (HOST_STATE_MNT[n] == '/' || HOST_STATE_MNT[n] == '\0'));
 }
 
+/* "/proc/self/fd/<fd>" into out (32 bytes), without stdio: after fork. */
+static void
+fd_path(int fd, char out[32])
+{
+	static const char pre[] = "/proc/self/fd/";
+	char digits[12];
+	int n = 0, i;
+
+	do {
+		digits[n++] = (char)('0' + fd % 10);
+		fd /= 10;
+	} while (fd > 0 && n < (int)sizeof(digits));
+	memcpy(out, pre, sizeof(pre) - 1);
+	for (i = 0; i < n; i++)
+		out[sizeof(pre) - 1 + i] = digits[n - 1 - i];
+	out[sizeof(pre) - 1 + n] = '\0';
+}
+
 static void __attribute__((noreturn))
 spawn_pid1(const struct spawn *s)
 {
@@ -660,6 +916,7 @@ spawn_pid1(const struct spawn *s)
 	sigset_t none;
 	size_t off = 0;
 	ssize_t n;
+	char bin_src[32];
 	int fd, logfd, nullfd, binfd;
 
 	/* A clean process: default signal handlers (then unblocked: launch
@@ -687,12 +944,10 @@ spawn_pid1(const struct spawn *s)
 		spawn_fail(s, ST_LOG);
 	if ((nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
 		spawn_fail(s, ST_DEVNULL);
-	/* The agent binary is copied into the host's own /run, so it runs (and
-	 * scripts find `herd` on PATH) wherever the server's binary lives,
-	 * /tmp included, and an upgrade of the machine's binary never changes
-	 * a running host under its feet. */
-	if ((binfd = open(s->agent_bin, O_RDONLY | O_CLOEXEC)) < 0)
-		spawn_fail(s, ST_EXEC);
+	/* The agent binary, opened here in the host's mount namespace (a bind
+	 * mount's source must be in it): the mounts below hide the data dir. */
+	if ((binfd = open(s->agent_bin, O_PATH | O_CLOEXEC)) < 0)
+		spawn_fail(s, ST_BIND_BIN);
 	if (mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
 		spawn_fail(s, ST_MOUNT_RUN);
 	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
@@ -722,14 +977,21 @@ spawn_pid1(const struct spawn *s)
 		off += (size_t)n;
 	}
 	close(fd);
+	/* The agent binary: the server's private copy (agent_copy), bound
+	 * read-only through the fd opened above (the data dir it lives in is
+	 * hidden by now), so it runs (and scripts find `herd` on PATH)
+	 * wherever the server's binary lives, /tmp included; every host shares
+	 * its pages, and an upgrade never changes a running host under its
+	 * feet. */
 	if (mkdir(HOST_BIN_DIR, 0755) < 0 ||
 	    (fd = open(HOST_BIN, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755)) < 0)
-		spawn_fail(s, ST_EXEC);
-	while ((n = sendfile(fd, binfd, NULL, 1 << 30)) != 0) {
-		if (n < 0 && errno != EINTR)
-			spawn_fail(s, ST_EXEC);
-	}
+		spawn_fail(s, ST_BIND_BIN);
 	close(fd);
+	fd_path(binfd, bin_src);
+	if (mount(bin_src, HOST_BIN, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, HOST_BIN, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+		  NULL) < 0)
+		spawn_fail(s, ST_BIND_BIN);
 	close(binfd);
 	if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
 		spawn_fail(s, ST_LOG);
@@ -755,8 +1017,9 @@ spawn_intermediate(const struct spawn *s)
 
 	if (setns(s->ns_fd, CLONE_NEWNET) < 0)
 		spawn_fail(s, ST_SETNS);
-	if (s->cgroup_fd >= 0 && write(s->cgroup_fd, "0", 1) != 1)
-		spawn_fail(s, ST_CGROUP);
+	for (int i = 0; i < CG_DIRS; i++)
+		if (s->cgroup_fd[i] >= 0 && write(s->cgroup_fd[i], "0", 1) != 1)
+			spawn_fail(s, ST_CGROUP);
 	if (unshare(CLONE_NEWUTS | CLONE_NEWNS | CLONE_NEWPID) < 0)
 		spawn_fail(s, ST_UNSHARE);
 	if ((pid = fork()) < 0)
@@ -840,8 +1103,8 @@ spawn_host(const struct spawn *tmpl, const struct host_paths *hp, pid_t *pid_out
 			failed = true;
 			if (r.stage == ST_EXEC)
 				rc = herr_set(err, r.err ? -r.err : -EIO,
-					      "host '%s': cannot exec agent '%s': %s", hp->host_id,
-					      s.agent_bin, strerror(r.err));
+					      "host '%s': cannot exec agent '%s' (a copy of '%s'): %s",
+					      hp->host_id, s.agent_bin, s.agent_src, strerror(r.err));
 			else
 				rc = herr_set(err, r.err ? -r.err : -EIO, "host '%s': cannot %s: %s",
 					      hp->host_id,
@@ -1013,7 +1276,8 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 	static char *const envp[] = { env_path, env_home, NULL };
 	struct host_paths hp;
 	struct nl_sock *sk = NULL, *nsk = NULL;
-	struct spawn s = { .ns_fd = -1, .cgroup_fd = -1, .report_fd = -1 };
+	struct spawn s = { .ns_fd = -1, .cgroup_fd = { -1, -1, -1, -1 }, .report_fd = -1 };
+	char bin_copy[PATH_MAX];
 	struct herr undo = HERR_INIT;
 	char bridge[IFNAMSIZ], text[80];
 	char *argv[5];
@@ -1067,7 +1331,8 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 		goto out_undo;
 
 	/* Processes. */
-	s.cgroup_fd = cgroup_setup(spec, &hp);
+	if ((rc = cgroup_setup(spec, &hp, s.cgroup_fd, err)) < 0)
+		goto out_undo;
 	argv[0] = (char *)spec->agent_bin;
 	argv[1] = (char *)"agent";
 	argv[2] = (char *)"--config";
@@ -1079,7 +1344,10 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 	s.log_path = hp.log_path;
 	s.config = spec->user_data ? spec->user_data : "";
 	s.config_len = strlen(s.config);
-	s.agent_bin = spec->agent_bin;
+	if ((rc = agent_copy(p, spec->agent_bin, bin_copy, sizeof(bin_copy), err)) < 0)
+		goto out_undo;
+	s.agent_bin = bin_copy;
+	s.agent_src = spec->agent_bin;
 	s.argv = argv;
 	s.envp = envp;
 	if ((rc = spawn_host(&s, &hp, &pid, err)) < 0)
@@ -1093,8 +1361,7 @@ out_undo:
 	if (host_teardown(&hp, &undo) < 0)
 		log_warn("host '%s': cleanup after failed launch: %s", spec->id, undo.msg);
 out_close:
-	if (s.cgroup_fd >= 0)
-		close(s.cgroup_fd);
+	cgroup_fds_close(s.cgroup_fd);
 	if (s.ns_fd >= 0)
 		close(s.ns_fd);
 	netlink_close(&nsk);
@@ -1163,6 +1430,85 @@ local_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *e
 	*out = v;
 	*n = len;
 	return 0;
+}
+
+/* The number in a cgroup file (dir/file), or -1 ("max", absent). */
+static long long
+cgroup_read_num(const char *dir, const char *file)
+{
+	char path[PATH_MAX + 64], *text, *end;
+	long long v;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if ((text = file_read(path, 128, NULL)) == NULL)
+		return -1;
+	v = strtoll(text, &end, 10);
+	if (end == text)
+		v = -1;
+	free(text);
+	return v;
+}
+
+void
+prov_local_cgroup_json(const char *instance_id, const char *host_id, json_t *o)
+{
+	char inst[32], sub[64], path[PATH_MAX];
+	const char *dash;
+	long long quota, period, mem;
+	struct statfs sfs;
+	size_t n;
+
+	/* instance_id is "herd-<instance>-<hostid>" (host_paths_init) */
+	if (instance_id == NULL || host_id == NULL || !is_hex8(host_id) ||
+	    strncmp(instance_id, "herd-", 5) != 0 || (dash = strrchr(instance_id, '-')) == NULL ||
+	    strcmp(dash + 1, host_id) != 0 || (n = (size_t)(dash - instance_id - 5)) == 0 ||
+	    n >= sizeof(inst))
+		return;
+	memcpy(inst, instance_id + 5, n);
+	inst[n] = '\0';
+	if (!instance_is_valid(inst))
+		return;
+	snprintf(sub, sizeof(sub), "herd-%s/%s", inst, host_id);
+	if (statfs(CGROUP_ROOT, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC) {
+		snprintf(path, sizeof(path), CGROUP_ROOT "/%s", sub);
+		if (access(path, F_OK) < 0)
+			return;
+		json_object_set_new(o, "cgroup", json_string(path));
+		/* cpu.max is "QUOTA PERIOD" or "max PERIOD" */
+		{
+			char *text, *p;
+			char f[PATH_MAX + 16];
+
+			snprintf(f, sizeof(f), "%s/cpu.max", path);
+			quota = period = -1;
+			if ((text = file_read(f, 128, NULL)) != NULL) {
+				quota = strtoll(text, &p, 10);
+				if (p == text)
+					quota = -1;
+				else
+					period = strtoll(p, NULL, 10);
+				free(text);
+			}
+		}
+		mem = cgroup_read_num(path, "memory.max");
+	} else {
+		snprintf(path, sizeof(path), CGROUP_ROOT "/cpuacct/%s", sub);
+		if (access(path, F_OK) < 0)
+			return;
+		json_object_set_new(o, "cgroup",
+				    json_sprintf(CGROUP_ROOT "/{cpu,cpuacct,memory}/%s", sub));
+		snprintf(path, sizeof(path), CGROUP_ROOT "/cpu/%s", sub);
+		quota = cgroup_read_num(path, "cpu.cfs_quota_us");
+		period = cgroup_read_num(path, "cpu.cfs_period_us");
+		snprintf(path, sizeof(path), CGROUP_ROOT "/memory/%s", sub);
+		mem = cgroup_read_num(path, "memory.limit_in_bytes");
+		/* v1 says "none" with a huge number */
+		if (mem >= (1LL << 50))
+			mem = -1;
+	}
+	json_object_set_new(o, "limit_cpu_pct",
+			    json_integer(quota > 0 && period > 0 ? quota * 100 / period : 0));
+	json_object_set_new(o, "limit_memory_mb", json_integer(mem > 0 ? mem >> 20 : 0));
 }
 
 /* Of struct host_spec, the local driver ignores image, instance_type, cpu,

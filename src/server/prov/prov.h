@@ -169,6 +169,14 @@ int prov_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr
  * instance is gone: fail the host). Pure. */
 long prov_instance_adopt(const struct prov_instance *list, size_t n, const char *host_id);
 
+/* A local host's cgroup and the limits in effect in it, read from the
+ * kernel, into o: "cgroup" (its dirs: v2's, or v1's as
+ * /sys/fs/cgroup/{cpu,cpuacct,memory}/herd-<instance>/<hostid>),
+ * "limit_cpu_pct" (100 = one core) and "limit_memory_mb" (0 = none). Nothing
+ * when instance_id is not the local driver's name for host_id (another
+ * provider's host) or the host has no cgroup. */
+void prov_local_cgroup_json(const char *instance_id, const char *host_id, json_t *o);
+
 /* herd's id of network `name` made by server instance `instance`: the first
  * 8 hex digits of sha256("<instance>/<name>"), into out (at least 9 bytes).
  * Stable across restarts; every driver that names things after a network
@@ -205,7 +213,8 @@ int prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_fo
  * may add points the dispatcher cannot see: "qingcloud_run_answered" (in
  * qingcloud_launch: RunInstances answered with an instance id, before the
  * tags and the job wait; with a long job, a kill there is "after
- * RunInstances, its job pending"). */
+ * RunInstances, its job pending") and "local_cgroup_limits" (in
+ * local_launch, for a host with limits: the kernel refuses them, EINVAL). */
 int failpoint(const char *name, struct herr *err);
 
 #endif
