@@ -58,6 +58,18 @@ avail_kb() {
 kernel_kb() { awk '$1 ~ /^(Slab|KernelStack|PageTables):$/ { s += $2 } END { print s }' /proc/meminfo; }
 shmem_kb() { awk '$1 == "Shmem:" { print $2 }' /proc/meminfo; }
 rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
+# cgroup_kb INSTANCE: the mean memory usage of this server's hosts' cgroups
+# (v1 memory.usage_in_bytes, v2 memory.current), in kB; "-" when none
+cgroup_kb() {
+	local sum=0 n=0 f
+	for f in /sys/fs/cgroup/memory/herd-"$1"/*/memory.usage_in_bytes \
+		/sys/fs/cgroup/herd-"$1"/*/memory.current; do
+		[ -f "$f" ] || continue
+		sum=$((sum + $(cat "$f")))
+		n=$((n + 1))
+	done
+	if [ "$n" -gt 0 ]; then echo $((sum / n / 1024)); else echo -; fi
+}
 
 # copies, as bench/agent.sh: hosts run the herd-agent beside the server's binary
 cp "$HERD" "$work/herd"
@@ -92,6 +104,8 @@ for d in /proc/[0-9]*; do
 	pss=$((pss + ${k:-0}))
 	procs=$((procs + 1))
 done
+inst=$(curl -sf "$HERD_URL/healthz" | perl -MJSON::PP -e 'print decode_json(join "", <STDIN>)->{instance}')
+cg=$(cgroup_kb "$inst")
 tmpfs=0
 for p in "${pids1[@]}"; do
 	for m in run tmp; do
@@ -101,11 +115,12 @@ for p in "${pids1[@]}"; do
 done
 
 awk -v h="$H" -v da=$((a0 - a1)) -v ds=$((s1 - s0)) -v pss="$pss" -v procs="$procs" -v tf="$tmpfs" \
-	-v took="$took" -v dk=$((k1 - k0)) -v dm=$((m1 - m0)) 'BEGIN {
+	-v took="$took" -v dk=$((k1 - k0)) -v dm=$((m1 - m0)) -v cg="$cg" 'BEGIN {
 	printf "hostmem: the machine'"'"'s memory per local host, %d hosts of an empty template (ready in %d s)\n", h, took
 	printf "  MemAvailable delta        %8.0f kB/host  (%d kB in all; server RSS grew %d kB of it)\n", da / h, da, ds
 	printf "    of which kernel        %8.0f kB/host  (Slab + KernelStack + PageTables delta)\n", dk / h
 	printf "    of which Shmem         %8.0f kB/host  (tmpfs and shared memory delta)\n", dm / h
 	printf "  PSS of the hosts'"'"' procs  %8.0f kB/host  (%d processes)\n", pss / h, procs
 	printf "  tmpfs /run + /tmp         %8.0f kB/host  (files; the pages of them a process maps count in its PSS too)\n", tf / h
+	printf "  the host'"'"'s memory cgroup  %8s kB/host  (mean usage: its processes and the page cache charged to it)\n", cg
 }'
