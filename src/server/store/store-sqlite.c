@@ -261,6 +261,24 @@ static const char *const sq_migrations[] = {
 	"  spec TEXT NOT NULL,"
 	"  account_spec TEXT,"
 	"  deleted_ms BIGINT NOT NULL DEFAULT 0);",
+	/* 7: alerting's transitions (model/alert-event.h): the history, and
+	 * the outbox notifiers tail by id */
+	"CREATE TABLE alert_events ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  ts_ms BIGINT NOT NULL,"
+	"  rule TEXT NOT NULL,"
+	"  cluster TEXT NOT NULL DEFAULT '',"
+	"  grp TEXT NOT NULL DEFAULT '',"
+	"  key TEXT NOT NULL DEFAULT '',"
+	"  state TEXT NOT NULL,"
+	"  severity TEXT NOT NULL,"
+	"  summary TEXT NOT NULL DEFAULT '',"
+	"  labels TEXT NOT NULL DEFAULT '{}',"
+	"  value DOUBLE PRECISION,"
+	"  started_ms BIGINT NOT NULL,"
+	"  repeat INTEGER NOT NULL DEFAULT 0,"
+	"  silenced INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX alert_events_rule ON alert_events (rule, cluster, grp, id);",
 };
 
 static void
