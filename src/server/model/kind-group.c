@@ -1,10 +1,11 @@
 /* model/kind-group.c - the group kind: min/desired/max, the template, launch
- * order (`after`), monitors, termination order. The blueprint's `size` sets
+ * order (`after`), monitors, termination order, alert rules. The blueprint's `size` sets
  * `desired` when it is first given or changed; otherwise a re-apply keeps the
  * desired size the autoscaler or an operator chose. */
 #include <stdio.h>
 #include <string.h>
 
+#include "model/alert-rule.h"
 #include "model/kind.h"
 #include "tsdb/tsdb.h"
 
@@ -25,6 +26,7 @@ static const struct field group_fields[] = {
 	{ "max_unhealthy", F_INT, 0, NULL, 0, 100 },
 	{ "max_actions_per_hour", F_INT, 0, NULL, 1, 10000 },
 	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
+	{ "alerts", F_LIST, 0, NULL, 0, 0 },          /* model/alert-rule.h */
 	{ "description", F_STR, 0, NULL, 0, 0 },
 	{ "hosts", F_OBJECT, FL_OUT, NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
@@ -52,6 +54,8 @@ group_check(const struct kind *k, json_t *obj, const json_t *old, const char *pa
 	    !(strncmp(term, "least:", 6) == 0 && tsdb_metric_name_ok(term + 6)))
 		return herr_field(err, HERR_INVALID, FP("termination"),
 				  "must be newest, oldest or least:<metric> (a metric name: [A-Za-z_:][A-Za-z0-9_:]*)");
+	if (alert_rules_check(json_object_get(obj, "alerts"), FP("alerts"), err) < 0)
+		return err->code;
 	if (desired)
 		d = json_integer_value(desired);
 	else if (size && (old == NULL || geti(old, "size", -1) != json_integer_value(size)))

@@ -279,6 +279,31 @@ static const char *const sq_migrations[] = {
 	"  repeat INTEGER NOT NULL DEFAULT 0,"
 	"  silenced INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX alert_events_rule ON alert_events (rule, cluster, grp, id);",
+	/* 8: the alert evaluator's instances (pending or firing; an inactive
+	 * one has no row) and the operators' silences (model/alert-state.h) */
+	"CREATE TABLE alert_states ("
+	"  rule TEXT NOT NULL,"
+	"  cluster TEXT NOT NULL DEFAULT '',"
+	"  grp TEXT NOT NULL DEFAULT '',"
+	"  key TEXT NOT NULL DEFAULT '',"
+	"  state TEXT NOT NULL,"
+	"  since_ms BIGINT NOT NULL,"
+	"  started_ms BIGINT NOT NULL DEFAULT 0,"
+	"  last_event_ms BIGINT NOT NULL DEFAULT 0,"
+	"  severity TEXT NOT NULL,"
+	"  summary TEXT NOT NULL DEFAULT '',"
+	"  value DOUBLE PRECISION,"
+	"  silenced INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (rule, cluster, grp, key));"
+	"CREATE TABLE alert_silences ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  rule TEXT NOT NULL,"
+	"  cluster TEXT NOT NULL DEFAULT '',"
+	"  grp TEXT NOT NULL DEFAULT '',"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  created_by TEXT NOT NULL DEFAULT '',"
+	"  created_ms BIGINT NOT NULL,"
+	"  until_ms BIGINT NOT NULL);",
 };
 
 static void
