@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "api/writer.h"
+#include "ctl/alert.h"
 #include "ctl/ctl.h"
 #include "ctl/launcher.h"
 #include "scale/scale.h"
@@ -547,9 +548,10 @@ server_main(int argc, char **argv)
 	}
 	for (int i = 0; i + 1 < nlisten; i++)
 		log_info("also listening on http://%s", more[i]);
-	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0) {
+	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || alert_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);
+		alert_stop(s);
 		httpd_stop(s);
 		goto out;
 	}
@@ -558,8 +560,9 @@ server_main(int argc, char **argv)
 	while (sigwait(&set, &sig) != 0)
 		;
 	log_info("signal %d: shutting down", sig);
-	ctl_stop(s);        /* sets s->stopping: the autoscaler ends too */
+	ctl_stop(s);        /* sets s->stopping: the autoscaler and alerts end too */
 	autoscale_stop(s);
+	alert_stop(s);
 	lbsync_stop(s);   /* closes the LB drivers (waits for API calls using them); HAProxy keeps serving */
 	httpd_stop(s);
 	if (host_heartbeats_flush(s->store, &err) < 0)
