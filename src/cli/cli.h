@@ -94,6 +94,12 @@ int cli_names_exist(struct cli *c, const char *host, const char *group, const ch
 int cmd_apply(struct cli *c, int argc, char **argv);
 int cmd_delete(struct cli *c, int argc, char **argv);
 int cmd_policy_explain(struct cli *c, int argc, char **argv);
+int cmd_alert_ls(struct cli *c, int argc, char **argv);
+int cmd_alert_show(struct cli *c, int argc, char **argv);
+int cmd_alert_history(struct cli *c, int argc, char **argv);
+int cmd_alert_silence(struct cli *c, int argc, char **argv);
+int cmd_alert_silences(struct cli *c, int argc, char **argv);
+int cmd_alert_unsilence(struct cli *c, int argc, char **argv);
 int cmd_policy_simulate(struct cli *c, int argc, char **argv);
 /* cmd-run.c */
 int cmd_script_run(struct cli *c, int argc, char **argv);

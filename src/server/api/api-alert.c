@@ -71,16 +71,21 @@ void
 api_alert_rules(struct req *rq)
 {
 	struct herr err = HERR_INIT;
-	const char *rule = req_query(rq, "rule");
+	const char *rule = req_query(rq, "rule"), *cl = req_query(rq, "cluster");
+	const char *gr = req_query(rq, "group");
 	json_t *rows = alert_rules_effective(rq->srv, &err), *builtins = json_array();
 
 	if (rows == NULL)
 		return reply_err(rq, &err);
-	if (rule) {
+	if ((rule && *rule) || (cl && *cl) || (gr && *gr)) {
 		json_t *keep = json_array(), *r;
 		size_t i;
 		json_array_foreach(rows, i, r)
-			if (strcmp(json_string_value(json_object_get(r, "name")), rule) == 0)
+			if ((!rule || !*rule ||
+			     strcmp(json_string_value(json_object_get(r, "name")), rule) == 0) &&
+			    (!cl || !*cl ||
+			     strcmp(json_string_value(json_object_get(r, "cluster")), cl) == 0) &&
+			    (!gr || !*gr || strcmp(json_string_value(json_object_get(r, "group")), gr) == 0))
 				json_array_append(keep, r);
 		json_decref(rows);
 		rows = keep;

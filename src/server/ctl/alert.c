@@ -4,7 +4,9 @@
  * autoscaler's metrics_group_agg, with the same staleness guard: no fresh
  * step is "unknown", never "false"), and the built-ins on facts herd
  * already keeps (host states and reasons, the autoscaler's last decision
- * per policy). Each instance goes through the pure alert_decide(); a change
+ * per policy), and the activities since the last pass, so a host that was
+ * unhealthy only between two passes (replaced at once) still counts as
+ * silent for one pass. Each instance goes through the pure alert_decide(); a change
  * is written with its event in one transaction, so the history and the
  * notifiers' outbox (alert_events) never disagree with the state. */
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include "log.h"
 #include "model/alert-event.h"
 #include "model/alert-rule.h"
+#include "model/activity.h"
 #include "model/alert-state.h"
 #include "model/host.h"
 #include "model/kind.h"
@@ -36,6 +39,8 @@ struct alerter {
 	struct server *s;
 	pthread_t thread;
 	bool started;
+	int64_t act_after;            /* activities read up to this id */
+	bool act_known;               /* act_after was set (first pass) */
 };
 
 static struct alerter *g_al;
@@ -118,7 +123,7 @@ inst_add(struct inst *v, size_t n, const char *key, const char *host, const char
  * autoscaler's last evaluations. */
 static size_t
 builtin_facts(const char *rule, const char *cluster, const char *group, const struct host *h,
-	      size_t nh, const json_t *policies, struct inst *v)
+	      size_t nh, const json_t *policies, const json_t *acts, struct inst *v)
 {
 	size_t n = 0, i, failed = 0;
 	const char *last_reason = "";
@@ -142,6 +147,27 @@ builtin_facts(const char *rule, const char *cluster, const char *group, const st
 	}
 	if (failed)
 		n = inst_add(v, n, "", NULL, last_reason, (double)failed);
+	/* a host unhealthy since the last pass that is no longer (replaced
+	 * at once): silent all the same, for this pass */
+	if (strcmp(rule, "agent_silent") == 0) {
+		const json_t *a;
+
+		json_array_foreach(acts, i, a) {
+			const char *host = json_string_value(json_object_get(a, "host"));
+			bool have = false;
+
+			if (strcmp(json_string_value(json_object_get(a, "kind")), "host_unhealthy") ||
+			    host == NULL ||
+			    strcmp(json_string_value(json_object_get(a, "cluster")), cluster) ||
+			    strcmp(json_string_value(json_object_get(a, "group")), group))
+				continue;
+			for (size_t k = 0; k < n && !have; k++)
+				have = strcmp(v[k].key, host) == 0;
+			if (!have)
+				n = inst_add(v, n, host, host,
+					     json_string_value(json_object_get(a, "reason")), NAN);
+		}
+	}
 	if (strcmp(rule, "group_at_max") == 0 || strcmp(rule, "policy_blocked_missing_data") == 0) {
 		const json_t *p;
 
@@ -314,7 +340,7 @@ hosts_text(const struct host *h, size_t nh, const char *cluster, const char *gro
 static void
 eval_group(struct server *s, const json_t *cspec, const char *cluster, const json_t *gspec,
 	   const char *group, const struct host *h, size_t nh, const json_t *states,
-	   const json_t *silences, int64_t now)
+	   const json_t *silences, const json_t *acts, int64_t now)
 {
 	struct alert_rule *rules = xcalloc(ALERT_MAX_RULES, sizeof(*rules));
 	struct inst *v = xcalloc(ALERT_MAX_INST, sizeof(*v));
@@ -346,7 +372,7 @@ eval_group(struct server *s, const json_t *cspec, const char *cluster, const jso
 			continue;
 		}
 		if (r->enabled)
-			nv = builtin_facts(r->name, cluster, group, h, nh, pols, v);
+			nv = builtin_facts(r->name, cluster, group, h, nh, pols, acts, v);
 		for (i = 0; i < nv; i++)
 			step_inst(s, r, cluster, group, v[i].key,
 				  state_find(states, r->name, cluster, group, v[i].key), COND_TRUE, &v[i],
@@ -414,12 +440,33 @@ eval_orphans(struct server *s, const json_t *states, const json_t *groups, const
 	free(rules);
 }
 
-static void
-eval_all(struct server *s)
+/* The activities since the last pass (on the first, none: only the
+ * newest id is noted). */
+static json_t *
+activities_since(struct alerter *al, struct herr *err)
 {
+	json_t *rows = NULL, *last;
+
+	if (activity_list(al->s->store, NULL, NULL, al->act_after, al->act_known ? 5000 : 1, &rows,
+			  err) < 0)
+		return NULL;
+	last = json_array_get(rows, json_array_size(rows) - 1);
+	if (last)
+		al->act_after = json_integer_value(json_object_get(last, "id"));
+	if (!al->act_known) {
+		al->act_known = true;
+		json_array_clear(rows);
+	}
+	return rows;
+}
+
+static void
+eval_all(struct alerter *al)
+{
+	struct server *s = al->s;
 	struct herr err = HERR_INIT;
 	struct host_query q = { .state = -1, .live = true };
-	json_t *groups = NULL, *clusters = NULL, *states = NULL, *silences = NULL, *g, *c;
+	json_t *groups = NULL, *clusters = NULL, *states = NULL, *silences = NULL, *acts = NULL, *g, *c;
 	struct host *hosts = NULL;
 	size_t nh = 0, i, k;
 	int64_t now = now_ms();
@@ -428,7 +475,8 @@ eval_all(struct server *s)
 	    res_all(s->store, &kind_cluster, NULL, &clusters, &err) < 0 ||
 	    alert_state_list(s->store, NULL, NULL, NULL, &states, &err) < 0 ||
 	    alert_silence_list(s->store, now, &silences, &err) < 0 ||
-	    host_list(s->store, &q, &hosts, &nh, &err) < 0) {
+	    host_list(s->store, &q, &hosts, &nh, &err) < 0 ||
+	    (acts = activities_since(al, &err)) == NULL) {
 		log_warn("alert: not evaluated: %s", err.msg);
 		goto out;
 	}
@@ -441,7 +489,7 @@ eval_all(struct server *s)
 				cspec = json_object_get(c, "spec");
 		eval_group(s, cspec, cl, json_object_get(g, "spec"),
 			   json_string_value(json_object_get(g, "name")), hosts, nh, states, silences,
-			   now);
+			   acts, now);
 	}
 	eval_orphans(s, states, groups, clusters, now);
 out:
@@ -450,6 +498,7 @@ out:
 	json_decref(clusters);
 	json_decref(states);
 	json_decref(silences);
+	json_decref(acts);
 }
 
 json_t *
@@ -510,7 +559,7 @@ alert_main(void *arg)
 	while (!s->stopping) {
 		int64_t next = mono_ms() + tick;
 
-		eval_all(s);
+		eval_all(al);
 		while (!s->stopping && mono_ms() < next)
 			sleep_ms(100);
 	}
