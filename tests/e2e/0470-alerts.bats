@@ -21,6 +21,14 @@ setup_file() {
 	wait_for 90 ready_count_is 2
 }
 
+# The fake QingCloud a test started, stopped by its PID.
+teardown() {
+	if [ -f "$BATS_FILE_TMPDIR/fake.pid" ]; then
+		kill "$(cat "$BATS_FILE_TMPDIR/fake.pid")" 2>/dev/null || true
+		rm -f "$BATS_FILE_TMPDIR/fake.pid"
+	fi
+}
+
 teardown_file() {
 	server_cleanup
 }
@@ -157,4 +165,49 @@ events_at_least() { # events_at_least N RULE STATE [SILENCED]
 	wait_for 120 events_at_least 1 agent_silent firing
 	herd alert history --rule agent_silent --json | grep -q "\"key\": \"$name\""
 	herd alert history --rule agent_silent --json | grep -q '"severity": "critical"'
+}
+
+@test "built-ins: an account with a wrong secret fires launch_failing" {
+	local fake=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud} port dir fpid
+	[ -x "$fake" ] || skip "fake QingCloud not built ($fake)"
+	dir=$(mktemp -d "$BATS_FILE_TMPDIR/fqc.XXXXXX")
+	port=$(free_port)
+	echo "RIGHT-$RANDOM$RANDOM" >"$dir/secret"
+	echo "WRONG-$RANDOM$RANDOM" >"$dir/wrong"
+	chmod 600 "$dir/secret" "$dir/wrong"
+	"$fake" --listen "127.0.0.1:$port" --state-dir "$dir/state" --access-key-id QYACCESSKEYIDEXAMPLE \
+		--secret-file "$dir/secret" --zone pek3a 2>>"$dir/fake.log" &
+	fpid=$!
+	echo "$fpid" >"$BATS_FILE_TMPDIR/fake.pid"   # teardown stops it even on failure
+	wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$port/iaas/"
+	cat >"$dir/qc.yaml" <<YAML
+accounts:
+  - name: qc-wrong
+    driver: qingcloud
+    zone: pek3a
+    access_key_id: QYACCESSKEYIDEXAMPLE
+    secret_file: $dir/wrong
+    endpoint: http://127.0.0.1:$port/iaas/
+networks:
+  - name: qc-net
+    account: qc-wrong
+    cidr: $(random_cidr)
+templates:
+  - name: qc-node
+    account: qc-wrong
+    network: qc-net
+    image: img-test
+    instance_type: c1m1
+clusters:
+  - name: qc
+    groups:
+      - name: g
+        template: qc-node
+        size: 1
+YAML
+	herd apply -f "$dir/qc.yaml" >/dev/null
+	wait_for 120 events_at_least 1 launch_failing firing
+	herd alert history --rule launch_failing --json | grep -q '"group": "g"'
+	herd alert ls --json | grep -q '"rule": "launch_failing"'
+	herd delete -f "$dir/qc.yaml" --timeout 60s >/dev/null || true
 }

@@ -182,6 +182,11 @@ test_rule_parse(void **state)
 	assert_false(r.enabled);
 	assert_string_equal(r.severity, "info");
 	json_decref(spec);
+	/* missing data is common while hosts launch: that built-in waits 1m */
+	spec = json_pack("{s:s}", "name", "policy_blocked_missing_data");
+	assert_int_equal(alert_rule_parse(spec, &r, &err), 0);
+	assert_int_equal(r.for_ms, 60 * SEC);
+	json_decref(spec);
 }
 
 static void

@@ -41,6 +41,13 @@ struct alerter {
 	bool started;
 	int64_t act_after;            /* activities read up to this id */
 	bool act_known;               /* act_after was set (first pass) */
+	/* launch_failing: groups whose last launch (or their network) failed
+	 * since a host of theirs was last ready, with the provider's words */
+	struct {
+		char group[140];      /* cluster/group */
+		char reason[400];
+	} lf[64];
+	size_t nlf;
 };
 
 static struct alerter *g_al;
@@ -99,6 +106,99 @@ rules_for(const json_t *cspec, const char *cluster, const json_t *gspec, const c
 
 /* --- facts --- */
 
+static int
+lf_find(const struct alerter *al, const char *key)
+{
+	for (size_t i = 0; i < al->nlf; i++)
+		if (strcmp(al->lf[i].group, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void
+lf_set(struct alerter *al, const char *cluster, const char *group, const char *reason)
+{
+	char key[140];
+	int i;
+
+	snprintf(key, sizeof(key), "%s/%s", cluster, group);
+	if ((i = lf_find(al, key)) < 0) {
+		if (al->nlf == sizeof(al->lf) / sizeof(al->lf[0]))
+			return;
+		i = (int)al->nlf++;
+		snprintf(al->lf[i].group, sizeof(al->lf[i].group), "%s", key);
+	}
+	snprintf(al->lf[i].reason, sizeof(al->lf[i].reason), "%s", reason ? reason : "");
+}
+
+static void
+lf_clear(struct alerter *al, const char *cluster, const char *group)
+{
+	char key[140];
+	int i;
+
+	snprintf(key, sizeof(key), "%s/%s", cluster, group);
+	if ((i = lf_find(al, key)) >= 0)
+		al->lf[i] = al->lf[--al->nlf];
+}
+
+/* Notes the launch failures the activities since the last pass tell of: a
+ * launch that made no host (launch_failed), a network the provider would
+ * not create for the groups whose template is on it (network_failed); a
+ * host of the group ready ends it. */
+static void
+lf_note(struct alerter *al, const json_t *acts, const json_t *groups, const json_t *templates)
+{
+	const json_t *a, *g, *t;
+	size_t i, k, j;
+
+	json_array_foreach(acts, i, a) {
+		const char *kind = json_string_value(json_object_get(a, "kind"));
+		const char *cl = json_string_value(json_object_get(a, "cluster"));
+		const char *gr = json_string_value(json_object_get(a, "group"));
+		const char *why = json_string_value(json_object_get(a, "reason"));
+		const char *net;
+
+		if (strcmp(kind, "launch_failed") == 0 && cl && gr && *gr) {
+			lf_set(al, cl, gr, why);
+		} else if (strcmp(kind, "host_ready") == 0 && cl && gr) {
+			lf_clear(al, cl, gr);
+		} else if (strcmp(kind, "network_failed") == 0 &&
+			   (net = json_string_value(json_object_get(json_object_get(a, "inputs"),
+								    "network"))) != NULL) {
+			json_array_foreach(groups, k, g) {
+				const char *tpl = json_string_value(
+					json_object_get(json_object_get(g, "spec"), "template"));
+				json_array_foreach(templates, j, t) {
+					const char *tn = json_string_value(
+						json_object_get(json_object_get(t, "spec"), "network"));
+					if (tpl && tn && strcmp(tn, net) == 0 &&
+					    strcmp(json_string_value(json_object_get(t, "name")), tpl) == 0)
+						lf_set(al, json_string_value(json_object_get(g, "scope")),
+						       json_string_value(json_object_get(g, "name")), why);
+				}
+			}
+		}
+	}
+}
+
+/* Whether the group has fewer hosts on their way to ready (or ready) than
+ * it wants. */
+static bool
+group_short(const json_t *gspec, const char *cluster, const char *group, const struct host *h,
+	    size_t nh)
+{
+	json_int_t want = json_integer_value(json_object_get(gspec, "desired"));
+	json_int_t have = 0;
+
+	for (size_t i = 0; i < nh; i++)
+		if (strcmp(h[i].cluster, cluster) == 0 && strcmp(h[i].grp, group) == 0 &&
+		    h[i].state != HS_FAILED && h[i].state != HS_TERMINATING &&
+		    h[i].state != HS_TERMINATED && h[i].state != HS_DRAINING)
+			have++;
+	return have < want;
+}
+
 static bool
 starts(const char *s, const char *prefix)
 {
@@ -123,7 +223,8 @@ inst_add(struct inst *v, size_t n, const char *key, const char *host, const char
  * autoscaler's last evaluations. */
 static size_t
 builtin_facts(const char *rule, const char *cluster, const char *group, const struct host *h,
-	      size_t nh, const json_t *policies, const json_t *acts, struct inst *v)
+	      size_t nh, const json_t *policies, const json_t *acts, const char *launch_fail,
+	      struct inst *v)
 {
 	size_t n = 0, i, failed = 0;
 	const char *last_reason = "";
@@ -145,6 +246,8 @@ builtin_facts(const char *rule, const char *cluster, const char *group, const st
 			last_reason = h[i].reason;
 		}
 	}
+	if (strcmp(rule, "launch_failing") == 0 && !failed && launch_fail)
+		n = inst_add(v, n, "", NULL, launch_fail, NAN);
 	if (failed)
 		n = inst_add(v, n, "", NULL, last_reason, (double)failed);
 	/* a host unhealthy since the last pass that is no longer (replaced
@@ -338,18 +441,27 @@ hosts_text(const struct host *h, size_t nh, const char *cluster, const char *gro
 }
 
 static void
-eval_group(struct server *s, const json_t *cspec, const char *cluster, const json_t *gspec,
+eval_group(struct alerter *al, const json_t *cspec, const char *cluster, const json_t *gspec,
 	   const char *group, const struct host *h, size_t nh, const json_t *states,
 	   const json_t *silences, const json_t *acts, int64_t now)
 {
+	struct server *s = al->s;
 	struct alert_rule *rules = xcalloc(ALERT_MAX_RULES, sizeof(*rules));
 	struct inst *v = xcalloc(ALERT_MAX_INST, sizeof(*v));
 	struct herr err = HERR_INIT;
 	json_t *pols = NULL;
 	char scope[140], hosts[ALERT_HOSTS_TEXT];
+	const char *launch_fail = NULL;
 	size_t nr, ri, i;
+	int lf;
 
 	snprintf(scope, sizeof(scope), "%s/%s", cluster, group);
+	if ((lf = lf_find(al, scope)) >= 0) {
+		if (group_short(gspec, cluster, group, h, nh))
+			launch_fail = al->lf[lf].reason;
+		else
+			lf_clear(al, cluster, group);
+	}
 	if (res_all(s->store, &kind_policy, scope, &pols, &err) < 0)
 		pols = json_array();
 	hosts_text(h, nh, cluster, group, hosts, sizeof(hosts));
@@ -372,7 +484,7 @@ eval_group(struct server *s, const json_t *cspec, const char *cluster, const jso
 			continue;
 		}
 		if (r->enabled)
-			nv = builtin_facts(r->name, cluster, group, h, nh, pols, acts, v);
+			nv = builtin_facts(r->name, cluster, group, h, nh, pols, acts, launch_fail, v);
 		for (i = 0; i < nv; i++)
 			step_inst(s, r, cluster, group, v[i].key,
 				  state_find(states, r->name, cluster, group, v[i].key), COND_TRUE, &v[i],
@@ -467,6 +579,7 @@ eval_all(struct alerter *al)
 	struct herr err = HERR_INIT;
 	struct host_query q = { .state = -1, .live = true };
 	json_t *groups = NULL, *clusters = NULL, *states = NULL, *silences = NULL, *acts = NULL, *g, *c;
+	json_t *templates = NULL;
 	struct host *hosts = NULL;
 	size_t nh = 0, i, k;
 	int64_t now = now_ms();
@@ -476,10 +589,12 @@ eval_all(struct alerter *al)
 	    alert_state_list(s->store, NULL, NULL, NULL, &states, &err) < 0 ||
 	    alert_silence_list(s->store, now, &silences, &err) < 0 ||
 	    host_list(s->store, &q, &hosts, &nh, &err) < 0 ||
-	    (acts = activities_since(al, &err)) == NULL) {
+	    (acts = activities_since(al, &err)) == NULL ||
+	    res_all(s->store, &kind_template, NULL, &templates, &err) < 0) {
 		log_warn("alert: not evaluated: %s", err.msg);
 		goto out;
 	}
+	lf_note(al, acts, groups, templates);
 	json_array_foreach(groups, i, g) {
 		const char *cl = json_string_value(json_object_get(g, "scope"));
 		const json_t *cspec = NULL;
@@ -487,7 +602,7 @@ eval_all(struct alerter *al)
 		json_array_foreach(clusters, k, c)
 			if (strcmp(json_string_value(json_object_get(c, "name")), cl) == 0)
 				cspec = json_object_get(c, "spec");
-		eval_group(s, cspec, cl, json_object_get(g, "spec"),
+		eval_group(al, cspec, cl, json_object_get(g, "spec"),
 			   json_string_value(json_object_get(g, "name")), hosts, nh, states, silences,
 			   acts, now);
 	}
@@ -499,6 +614,7 @@ out:
 	json_decref(states);
 	json_decref(silences);
 	json_decref(acts);
+	json_decref(templates);
 }
 
 json_t *

@@ -12,21 +12,21 @@
  * (a group's direction changes in a window) is wired into ctl/alert.c. */
 const struct alert_builtin alert_builtins[] = {
 	{ "host_failed", "critical", "host {{host}} of {{cluster}}/{{group}} failed: {{reason}}",
-	  "a host of the group is in state failed (it is replaced; resolved when it is removed)" },
+	  "a host of the group is in state failed (it is replaced; resolved when it is removed)", 0 },
 	{ "init_script_failed", "critical",
 	  "an init script failed on {{host}} ({{cluster}}/{{group}}): {{reason}}",
-	  "a host joined but reported its init scripts failed" },
+	  "a host joined but reported its init scripts failed", 0 },
 	{ "launch_failing", "critical", "{{cluster}}/{{group}} cannot launch hosts: {{reason}}",
-	  "the provider refused a launch (errors, quota, credentials): a host failed before it got an instance" },
+	  "the group is short of hosts and its last launch failed (provider errors, quota, credentials): a host failed before it got an instance, a launch made no host, or its network could not be made", 0 },
 	{ "agent_silent", "warning", "the agent of {{host}} ({{cluster}}/{{group}}) is silent: {{reason}}",
-	  "a host is unhealthy: its heartbeats stopped for unhealthy_after" },
+	  "a host is unhealthy: its heartbeats stopped for unhealthy_after", 0 },
 	{ "group_at_max", "warning",
 	  "{{cluster}}/{{group}} is at its max while policy {{policy}} wants more ({{value}})",
-	  "the autoscaler's last evaluation of a policy was blocked at the group's max" },
+	  "the autoscaler's last evaluation of a policy was blocked at the group's max", 0 },
 	{ "policy_blocked_missing_data", "warning",
 	  "policy {{policy}} of {{cluster}}/{{group}} is not evaluated: {{reason}}",
-	  "the autoscaler's last evaluation of a policy had no (fresh) data" },
-	{ NULL, NULL, NULL, NULL },
+	  "the autoscaler's last evaluation of a policy had no (fresh) data", 60 },
+	{ NULL, NULL, NULL, NULL, 0 },
 };
 
 const struct alert_builtin *
@@ -46,6 +46,7 @@ alert_rule_builtin(const struct alert_builtin *b, struct alert_rule *out)
 	out->builtin = true;
 	out->enabled = true;
 	out->repeat_ms = ALERT_REPEAT_DEFAULT_MS;
+	out->for_ms = (int64_t)b->for_s * 1000;
 	snprintf(out->severity, sizeof(out->severity), "%s", b->severity);
 	snprintf(out->summary, sizeof(out->summary), "%s", b->summary);
 	snprintf(out->origin, sizeof(out->origin), "builtin");

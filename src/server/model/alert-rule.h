@@ -41,6 +41,7 @@ struct alert_builtin {
 	const char *severity;
 	const char *summary;
 	const char *what;
+	int for_s;                    /* default `for` */
 };
 
 extern const struct alert_builtin alert_builtins[];   /* NULL-name terminated */
