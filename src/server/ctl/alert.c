@@ -4,7 +4,7 @@
  * autoscaler's metrics_group_agg, with the same staleness guard: no fresh
  * step is "unknown", never "false"), and the built-ins on facts herd
  * already keeps (host states and reasons, the autoscaler's last decision
- * per policy), and the activities since the last pass, so a host that was
+ * per policy, lb-sync's last view of each load balancer's members), and the activities since the last pass, so a host that was
  * unhealthy only between two passes (replaced at once) still counts as
  * silent for one pass. Each instance goes through the pure alert_decide(); a change
  * is written with its event in one transaction, so the history and the
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "ctl/alert.h"
+#include "ctl/lbsync.h"
 #include "log.h"
 #include "model/alert-event.h"
 #include "model/alert-rule.h"
@@ -55,7 +56,7 @@ static struct alerter *g_al;
 /* One instance a rule's facts say is there now (condition true). */
 struct inst {
 	char key[96];
-	char host[64], policy[64];
+	char host[64], policy[64], lb[64];
 	char reason[512];
 	double value;
 };
@@ -223,8 +224,8 @@ inst_add(struct inst *v, size_t n, const char *key, const char *host, const char
  * autoscaler's last evaluations. */
 static size_t
 builtin_facts(const char *rule, const char *cluster, const char *group, const struct host *h,
-	      size_t nh, const json_t *policies, const json_t *acts, const char *launch_fail,
-	      struct inst *v)
+	      size_t nh, const json_t *policies, const json_t *acts, const json_t *lbviews,
+	      const char *launch_fail, struct inst *v)
 {
 	size_t n = 0, i, failed = 0;
 	const char *last_reason = "";
@@ -292,6 +293,51 @@ builtin_facts(const char *rule, const char *cluster, const char *group, const st
 				snprintf(v[n - 1].policy, sizeof(v[n - 1].policy), "%s", pname);
 			}
 			json_decref(e);
+		}
+	}
+	/* a drain that timed out (its host is then terminated): this pass */
+	if (strcmp(rule, "drain_timed_out") == 0) {
+		const json_t *a;
+
+		json_array_foreach(acts, i, a) {
+			const char *host = json_string_value(json_object_get(a, "host"));
+			const char *st = json_string_value(
+				json_object_get(json_object_get(a, "inputs"), "state"));
+
+			if (strcmp(json_string_value(json_object_get(a, "kind")), "drained") == 0 && host &&
+			    st && strcmp(st, "running") == 0 &&
+			    strcmp(json_string_value(json_object_get(a, "cluster")), cluster) == 0 &&
+			    strcmp(json_string_value(json_object_get(a, "group")), group) == 0)
+				n = inst_add(v, n, host, host,
+					     json_string_value(json_object_get(a, "reason")), NAN);
+		}
+	}
+	/* an active LB member the LB's health check says is down */
+	if (strcmp(rule, "lb_member_down") == 0) {
+		const char *lb;
+		const json_t *view, *it;
+
+		json_object_foreach((json_t *)lbviews, lb, view) {
+			json_array_foreach(json_object_get(view, "items"), i, it) {
+				const char *id = json_string_value(json_object_get(it, "host_id"));
+				const char *st = json_string_value(json_object_get(it, "state"));
+				const char *intent = json_string_value(json_object_get(it, "intent"));
+				const char *status = json_string_value(json_object_get(it, "status"));
+				const char *check = json_string_value(json_object_get(it, "check_status"));
+				char why[200];
+
+				if (!id || !st || !intent || strcmp(st, "down") || strcmp(intent, "active"))
+					continue;
+				for (size_t k = 0; k < nh; k++) {
+					if (strcmp(h[k].id, id) || strcmp(h[k].cluster, cluster) ||
+					    strcmp(h[k].grp, group))
+						continue;
+					snprintf(why, sizeof(why), "%s %s", status ? status : "",
+						 check ? check : "");
+					n = inst_add(v, n, h[k].name, h[k].name, why, NAN);
+					snprintf(v[n - 1].lb, sizeof(v[n - 1].lb), "%s", lb);
+				}
+			}
 		}
 	}
 	/* group_flapping (the flapping predictor's direction-change count)
@@ -366,7 +412,7 @@ step_inst(struct server *s, const struct alert_rule *r, const char *cluster, con
 	struct herr err = HERR_INIT;
 	char summary[ALERT_SUMMARY_MAX];
 	struct alert_vars vars = { r->name, cluster, group, in ? in->host : "", hosts,
-				   in ? in->reason : "", in ? in->policy : "",
+				   in ? in->reason : "", in ? in->policy : "", in ? in->lb : "",
 				   in ? in->value : NAN, r->has_expr ? r->cond.value : NAN };
 	json_t *labels;
 
@@ -443,7 +489,7 @@ hosts_text(const struct host *h, size_t nh, const char *cluster, const char *gro
 static void
 eval_group(struct alerter *al, const json_t *cspec, const char *cluster, const json_t *gspec,
 	   const char *group, const struct host *h, size_t nh, const json_t *states,
-	   const json_t *silences, const json_t *acts, int64_t now)
+	   const json_t *silences, const json_t *acts, const json_t *lbviews, int64_t now)
 {
 	struct server *s = al->s;
 	struct alert_rule *rules = xcalloc(ALERT_MAX_RULES, sizeof(*rules));
@@ -484,7 +530,7 @@ eval_group(struct alerter *al, const json_t *cspec, const char *cluster, const j
 			continue;
 		}
 		if (r->enabled)
-			nv = builtin_facts(r->name, cluster, group, h, nh, pols, acts, launch_fail, v);
+			nv = builtin_facts(r->name, cluster, group, h, nh, pols, acts, lbviews, launch_fail, v);
 		for (i = 0; i < nv; i++)
 			step_inst(s, r, cluster, group, v[i].key,
 				  state_find(states, r->name, cluster, group, v[i].key), COND_TRUE, &v[i],
@@ -579,7 +625,7 @@ eval_all(struct alerter *al)
 	struct herr err = HERR_INIT;
 	struct host_query q = { .state = -1, .live = true };
 	json_t *groups = NULL, *clusters = NULL, *states = NULL, *silences = NULL, *acts = NULL, *g, *c;
-	json_t *templates = NULL;
+	json_t *templates = NULL, *lbviews = lbsync_views();
 	struct host *hosts = NULL;
 	size_t nh = 0, i, k;
 	int64_t now = now_ms();
@@ -604,7 +650,7 @@ eval_all(struct alerter *al)
 				cspec = json_object_get(c, "spec");
 		eval_group(al, cspec, cl, json_object_get(g, "spec"),
 			   json_string_value(json_object_get(g, "name")), hosts, nh, states, silences,
-			   acts, now);
+			   acts, lbviews, now);
 	}
 	eval_orphans(s, states, groups, clusters, now);
 out:
@@ -615,6 +661,7 @@ out:
 	json_decref(silences);
 	json_decref(acts);
 	json_decref(templates);
+	json_decref(lbviews);
 }
 
 json_t *

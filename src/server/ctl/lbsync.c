@@ -814,6 +814,17 @@ lbsync_members(struct server *s, const char *name, json_t **out, struct herr *er
 	return 0;
 }
 
+json_t *
+lbsync_views(void)
+{
+	json_t *v;
+
+	pthread_mutex_lock(&views.lock);
+	v = views.lbs ? json_deep_copy(views.lbs) : json_object();
+	pthread_mutex_unlock(&views.lock);
+	return v;
+}
+
 void
 lbsync_stop(struct server *s)
 {

@@ -84,6 +84,10 @@ int lbsync_drain_host(struct server *s, const char *host_id, int64_t since_ms, i
  * last lb-sync pass saw them (at most a pass old): for the API, which never
  * calls a driver itself. HERR_NOTFOUND when there is no such LB. */
 int lbsync_members(struct server *s, const char *lb, json_t **out, struct herr *err);
+/* Every LB's last published view, {"NAME": {"driver", "engine", "items":
+ * [{host_id, state, intent, ...}]}} (owned; {} before the first pass),
+ * without kicking a pass or waiting: for the alert evaluator. */
+json_t *lbsync_views(void);
 /* Closes every driver (stops HAProxy). After the API and controllers stop. */
 void lbsync_stop(struct server *s);
 /* herd server --teardown: removes what a stopped server's LB drivers left. */

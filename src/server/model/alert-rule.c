@@ -26,6 +26,14 @@ const struct alert_builtin alert_builtins[] = {
 	{ "policy_blocked_missing_data", "warning",
 	  "policy {{policy}} of {{cluster}}/{{group}} is not evaluated: {{reason}}",
 	  "the autoscaler's last evaluation of a policy had no (fresh) data", 60 },
+	{ "drain_timed_out", "warning",
+	  "the drain of {{host}} ({{cluster}}/{{group}}) timed out: it was terminated anyway",
+	  "a scale-in victim's before_terminate script ran past drain_timeout (fires for one pass: the host is gone)",
+	  0 },
+	{ "lb_member_down", "warning",
+	  "{{host}} ({{cluster}}/{{group}}) is down at load balancer {{lb}}: {{reason}}",
+	  "an active member of a load balancer fails the LB's health check (as the last lb-sync pass saw it)",
+	  0 },
 	{ NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -53,7 +61,8 @@ alert_rule_builtin(const struct alert_builtin *b, struct alert_rule *out)
 }
 
 static const char *const placeholders[] = {
-	"rule", "cluster", "group", "host", "hosts", "reason", "policy", "value", "threshold", NULL,
+	"rule", "cluster", "group", "host", "hosts", "reason", "policy", "lb", "value", "threshold",
+	NULL,
 };
 
 bool
@@ -92,6 +101,7 @@ var_text(const struct alert_vars *v, const char *k, size_t len, char *num, size_
 	if (IS("hosts")) return v->hosts;
 	if (IS("reason")) return v->reason;
 	if (IS("policy")) return v->policy;
+	if (IS("lb")) return v->lb;
 	if (IS("value") || IS("threshold")) {
 		double d = IS("value") ? v->value : v->threshold;
 		if (!isfinite(d))
@@ -222,7 +232,7 @@ alert_rule_parse(const json_t *spec, struct alert_rule *out, struct herr *err)
 					  "must be a string of at most %d characters", ALERT_SUMMARY_MAX - 1);
 		if (!alert_template_ok(json_string_value(v), bad, sizeof(bad)))
 			return herr_field(err, HERR_INVALID, "summary",
-					  "unknown placeholder '{{%s}}' (known: rule, cluster, group, host, hosts, reason, policy, value, threshold)",
+					  "unknown placeholder '{{%s}}' (known: rule, cluster, group, host, hosts, reason, policy, lb, value, threshold)",
 					  bad);
 		snprintf(out->summary, sizeof(out->summary), "%s", json_string_value(v));
 	}

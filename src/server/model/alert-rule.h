@@ -63,7 +63,7 @@ int alert_rules_check(const json_t *list, const char *path, struct herr *err);
 
 /* What a summary's placeholders are filled with ("" or NAN = empty). */
 struct alert_vars {
-	const char *rule, *cluster, *group, *host, *hosts, *reason, *policy;
+	const char *rule, *cluster, *group, *host, *hosts, *reason, *policy, *lb;
 	double value, threshold;
 };
 
