@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # Edge-triggered pushes (issue 16): the agent config lists the thresholds of
 # the group's policies (its version changes with a policy), and a monitor
-# value crossing one is pushed at once instead of at the next interval. The
-# server pushes every 60 s here (agents push at each whole minute): a value
+# value crossing one is pushed at once instead of at the next interval.
+# Agents push every 60 s here (at each whole minute: --push-interval): a value
 # seen by the server before the minute it was written in ends can only have
 # come from an immediate push. One local host: needs root. No timing
 # thresholds: the assertions are on order (which minute) and counts.
