@@ -107,6 +107,10 @@ int metrics_host_ident(struct server *s, const char *host_id, struct metrics_hos
  * Computed from the store once per change of any resource (model/res.h's
  * generation), kept in memory (bounded) per cluster/group in between. */
 json_t *metrics_agent_config(struct server *s, const char *cluster, const char *group);
+/* The "thresholds" of the agent config from a group's policy rows (name,
+ * spec; NULL = none): each policy's policy_thresholds, each once, sorted,
+ * at most PUSH_MAX_THRESHOLDS, as [{"metric","op","value"}] (owned). Pure. */
+json_t *metrics_thresholds_json(const json_t *rows);
 
 /* Its version alone, as a push answers it (same cache). */
 json_int_t metrics_agent_config_version(struct server *s, const char *cluster,

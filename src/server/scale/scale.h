@@ -130,6 +130,17 @@ int scale_tsdb_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t sp
  * evaluates a step that not every ready host has reported. */
 #define SCALE_ROUND_GRACE_MS 2000
 
+/* Whether a newest step that not every ready host has reported yet (an
+ * immediate push arriving ahead of the round) may be decided on now,
+ * rather than after the round or SCALE_ROUND_GRACE_MS (pure): only for a
+ * `when` policy that scales out, whose condition holds on the partial
+ * value and can only stay true as the missing hosts' samples come in:
+ * max() with > or >=, count() with > or >=, min() with < or <=. Never
+ * for avg() (another host can pull the average back), sum() (a series
+ * may be negative), target tracking (its size comes from the value) or a
+ * scale-in (unknown is not absent). */
+bool scale_partial_ok(const struct policy *p, const struct group_view *g, double partial);
+
 /* One evaluation of one policy at now_ms: loads the points through agg,
  * drops an incomplete newest step (round grace) and decides. The path of
  * both the autoscaler and simulate. window (may be NULL) says what was
