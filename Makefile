@@ -3,7 +3,7 @@
 # `make` (all) builds what the README's quick start runs: build/herd and the
 # console's assets (web).
 
-PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0
+PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0 gnutls
 CC        ?= cc
 BUILD     ?= build
 SANITIZE  ?=
