@@ -116,7 +116,7 @@ agent_use_credential(struct agent *a)
 	size_t max = a->http.max_response;
 
 	httpc_release(&a->http);
-	httpc_init(&a->http, a->cfg.server, a->credential);
+	agent_http_init(a, &a->http, a->credential);
 	a->http.max_response = max;
 }
 
