@@ -40,6 +40,8 @@ agent_host_json_text(struct agent *a)
 	char *text;
 
 	BUG_ON(j == NULL);
+	if (a->ca_pem)   /* the pinned CA: `herd meta` trusts exactly it too */
+		json_object_set_new(j, "ca_pem", json_string(a->ca_pem));
 	text = json_dumps(j, JSON_INDENT(2));
 	json_decref(j);
 	BUG_ON(text == NULL);
