@@ -347,7 +347,7 @@ server_main(int argc, char **argv)
 	int nlisten = 0;
 	char dbpath[1200];
 	struct tls_opts tlso = { 0 };
-	char listen_ips[LISTEN_MAX][64];
+	char listen_ips[LISTEN_MAX][64], adv_host[256];
 	const char *ipv[LISTEN_MAX];
 	struct tsdb_opts topts;
 	bool teardown = false;
@@ -554,6 +554,14 @@ server_main(int argc, char **argv)
 		snprintf(listen_ips[i], sizeof(listen_ips[i]), "%.*s",
 			 colon ? (int)(colon - a) : (int)strlen(a), a);
 		ipv[i] = listen_ips[i];
+	}
+	/* hosts reach us by --advertise-url's name: the certificate carries it */
+	if (s->advertise_url[0] && tlso.nnames < TLS_NAMES_MAX) {
+		const char *h = strstr(s->advertise_url, "://");
+
+		h = h ? h + 3 : s->advertise_url;
+		snprintf(adv_host, sizeof(adv_host), "%.*s", (int)strcspn(h, ":/"), h);
+		tlso.names[tlso.nnames++] = adv_host;
 	}
 	if (tls_setup(s, &tlso, ipv, nlisten > 0 ? (size_t)nlisten : 1, &err) < 0) {
 		fprintf(stderr, "herd server: %s%s%s\n", err.field[0] ? err.field : "",
