@@ -67,8 +67,11 @@ group_ready() {
 		print scalar(grep { $_->{state} eq "ready" } @{$d->{items}})')" = 2 ]
 }
 
-pushed() { # pushed ID: the host's cpu_busy_pct reached the server
-	herdc metrics query cpu_busy_pct --host "tls/$1" --since 2m --json | grep -q '"value"'
+pushed() { # pushed NAME: the host's cpu_busy_pct reached the server
+	local v
+	v=$(herdc metrics query cpu_busy_pct --host "tls/$1" --since 2m --json |
+		json '{series}[0]{points}[0][1]' 2>/dev/null)
+	[ -n "$v" ]
 }
 
 @test "local hosts pin the CA, join and push over HTTPS" {
@@ -87,6 +90,8 @@ pushed() { # pushed ID: the host's cpu_busy_pct reached the server
 	gw=$(json '{server}' <<<"$cfg")
 	grep -q "listening on $gw" "$HERD_DATA/server.log"
 	wait_for 30 pushed node-1
+	# `herd meta` on the host trusts the CA its agent pinned
+	[ "$(in_host "$id" /run/herd/bin/herd meta self name)" = node-1 ]
 }
 
 @test "an agent given another fingerprint refuses the server and never sends its join" {
@@ -118,4 +123,50 @@ pushed() { # pushed ID: the host's cpu_busy_pct reached the server
 	AGENT_PID=
 	grep -q "server CA pinned" "$dir/agent2.log"
 	[ "$(herdc audit ls --json | grep -c '/v1/agent/join' || true)" -gt "$joins_before" ]
+}
+
+@test "an operator certificate whose key is another's is refused at start, naming the files" {
+	d=$BATS_TEST_TMPDIR/op
+	mkdir -p "$d/data"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+		-subj /CN=a -keyout "$d/a.key" -out "$d/a.pem" 2>/dev/null
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+		-subj /CN=b -keyout "$d/b.key" -out "$d/b.pem" 2>/dev/null
+	run "$HERD" server --data "$d/data" --listen "127.0.0.1:$(free_port)" \
+		--tls-cert "$d/a.pem" --tls-key "$d/b.key"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"$d/a.pem"*"$d/b.key"* ]]
+	run "$HERD" server --data "$d/data" --listen "127.0.0.1:$(free_port)" \
+		--tls-cert "$d/missing.pem" --tls-key "$d/b.key"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"$d/missing.pem"* ]]
+}
+
+@test "restarts keep the CA; new names remake only the server certificate" {
+	d=$BATS_TEST_TMPDIR/names
+	mkdir -p "$d"
+	port=$(free_port)
+	start_stop() { # start_stop ARGS...: a server until it serves, then stopped
+		"$HERD" server --data "$d" --listen "127.0.0.1:$port" --tls always "$@" >>"$d/log" 2>&1 &
+		pid=$!
+		wait_for 10 curl -sf --cacert "$d/tls/ca.pem" "https://127.0.0.1:$port/healthz" >/dev/null
+		if [ $# -gt 0 ]; then # by its new name too
+			curl -sf --cacert "$d/tls/ca.pem" --resolve "herd.example.test:$port:127.0.0.1" \
+				"https://herd.example.test:$port/healthz" >/dev/null
+		fi
+		kill "$pid"
+		wait "$pid" || true
+	}
+	start_stop
+	ca=$(ca_fp "$d/tls/ca.pem")
+	cert=$(ca_fp "$d/tls/server.pem")
+	start_stop
+	[ "$(ca_fp "$d/tls/ca.pem")" = "$ca" ]
+	[ "$(ca_fp "$d/tls/server.pem")" = "$cert" ]
+	# the new certificate is what it serves, verified by that name
+	start_stop --tls-name herd.example.test
+	[ "$(ca_fp "$d/tls/ca.pem")" = "$ca" ]
+	[ "$(ca_fp "$d/tls/server.pem")" != "$cert" ]
+	openssl x509 -in "$d/tls/server.pem" -noout -ext subjectAltName | grep -q "DNS:herd.example.test"
+	grep -q "made the server certificate" "$d/log"
 }
