@@ -572,6 +572,11 @@ server_main(int argc, char **argv)
 		fprintf(stderr, "herd server: --listen: %s\n", err.msg);
 		goto out;
 	}
+	for (int i = 1; i < nlisten; i++)
+		log_info("also listening on %s://%s",
+			 httpd_is_tls(s, listen_ips[i], (int)str_long_or(strrchr(more[i - 1], ':') + 1,
+									  1, 65535, 0)) ? "https" : "http",
+			 more[i - 1]);
 	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);
