@@ -170,3 +170,26 @@ pushed() { # pushed NAME: the host's cpu_busy_pct reached the server
 	openssl x509 -in "$d/tls/server.pem" -noout -ext subjectAltName | grep -q "DNS:herd.example.test"
 	grep -q "made the server certificate" "$d/log"
 }
+
+@test "--tls auto: HTTPS on 0.0.0.0, plain HTTP on 127.0.0.1; --tls never says it is insecure" {
+	d=$BATS_TEST_TMPDIR/auto
+	mkdir -p "$d"
+	p1=$(free_port)
+	p2=$(free_port)
+	while [ "$p2" = "$p1" ]; do p2=$(free_port); done
+	"$HERD" server --data "$d" --listen "127.0.0.1:$p1" --listen "0.0.0.0:$p2" >"$d/log" 2>&1 &
+	pid=$!
+	wait_for 10 curl -sf "http://127.0.0.1:$p1/healthz" >/dev/null
+	curl -sf --cacert "$d/tls/ca.pem" "https://127.0.0.1:$p2/healthz" >/dev/null
+	refute curl -sf "http://127.0.0.1:$p2/healthz"
+	kill "$pid"
+	wait "$pid" || true
+	grep -q "also listening on https://0.0.0.0:$p2" "$d/log"
+	refute grep -q INSECURE "$d/log"
+	"$HERD" server --data "$d" --listen "0.0.0.0:$p2" --tls never >"$d/log2" 2>&1 &
+	pid=$!
+	wait_for 10 curl -sf "http://127.0.0.1:$p2/healthz" >/dev/null
+	kill "$pid"
+	wait "$pid" || true
+	grep -q "INSECURE: 0.0.0.0:$p2 serves plain HTTP" "$d/log2"
+}
