@@ -6,6 +6,7 @@
  * HERD_CACERT, or nothing with -k/--insecure. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,9 @@ cli_http(struct cli *c)
 		c->server = "http://127.0.0.1:7171";
 	if (c->cacert == NULL)
 		c->cacert = getenv("HERD_CACERT");
+	if (c->cacert == NULL && c->server == json_string_value(json_object_get(cfg, "server")))
+		/* the saved login's CA goes with the saved login's server only */
+		c->cacert = json_string_value(json_object_get(cfg, "cacert"));
 	httpc_init(&c->http, c->server, c->token);
 	/* like curl: the system's CA store unless told otherwise */
 	if (c->cacert && *c->cacert)
@@ -1086,6 +1090,12 @@ cmd_login(struct cli *c, int argc, char **argv)
 	if (mkdir_p(dir, 0700) < 0)
 		return cli_fail("cannot create '%s'", dir);
 	cfg = json_pack("{s:s,s:s}", "server", argv[1], "token", tok);
+	if (c->cacert && *c->cacert) {   /* --cacert / HERD_CACERT: kept, absolute */
+		char abs[PATH_MAX];
+
+		json_object_set_new(cfg, "cacert",
+				    json_string(realpath(c->cacert, abs) ? abs : c->cacert));
+	}
 	text = json_dumps(cfg, JSON_INDENT(2));
 	rc = file_write_atomic(path, text, strlen(text), 0600);
 	free(text);

@@ -59,6 +59,13 @@ ca_fp() { # the CA's fingerprint as openssl prints it: lower-case hex, no ':'
 	[ "$status" -eq 0 ]
 	run herd cluster ls --insecure
 	[ "$status" -eq 0 ]
+	# herd login --cacert keeps the CA with the saved server
+	home=$BATS_TEST_TMPDIR/home
+	mkdir -p "$home"
+	HOME=$home run "$HERD" --cacert "$HERD_DATA/tls/ca.pem" login "$HERD_URL" --token-file "$HERD_DATA/admin.token"
+	[ "$status" -eq 0 ]
+	HOME=$home run env -u HERD_URL -u HERD_TOKEN "$HERD" cluster ls
+	[ "$status" -eq 0 ]
 }
 
 group_ready() {
