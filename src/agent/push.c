@@ -37,6 +37,7 @@ struct push {
 	/* set once */
 	char *server;               /* NULL: no send thread */
 	char *credential;
+	char *ca_pem;               /* NULL: the system store (or plain http) */
 	push_tick_fn on_tick;
 	void *arg;
 	struct monitors *mons;
@@ -331,6 +332,8 @@ push_send_main(void *arg)
 	bool failing = false, refusing = false, config_failing = false;
 
 	httpc_init(&c, p->server, p->credential);
+	if (p->ca_pem)
+		httpc_trust_ca_pem(&c, p->ca_pem, strlen(p->ca_pem), false);
 	c.timeout_ms = PUSH_SEND_TIMEOUT_MS;
 	c.max_response = 64u << 10;
 	pthread_mutex_lock(&p->lock);
@@ -434,6 +437,7 @@ push_new(const struct push_opts *o)
 
 	p->server = o->server ? xstrdup(o->server) : NULL;
 	p->credential = o->credential ? xstrdup(o->credential) : NULL;
+	p->ca_pem = o->ca_pem ? xstrdup(o->ca_pem) : NULL;
 	p->on_tick = o->on_tick;
 	p->arg = o->arg;
 	p->interval_ms = o->interval_ms > 0 ? o->interval_ms : PUSH_INTERVAL_MS;
@@ -546,6 +550,7 @@ push_free(struct push *p)
 	free(p->sendbuf);
 	free(p->server);
 	free(p->credential);
+	free(p->ca_pem);
 	pthread_cond_destroy(&p->collect_cond);
 	pthread_cond_destroy(&p->send_cond);
 	pthread_mutex_destroy(&p->lock);
@@ -599,6 +604,7 @@ agent_push_start(struct agent *a)
 	snprintf(dir, sizeof(dir), "%s/monitors", a->cfg.run_dir);
 	o.server = a->cfg.server;
 	o.credential = a->credential;
+	o.ca_pem = a->ca_pem;
 	o.monitor_dir = dir;
 	o.env = env;
 	agent_push = push_new(&o);

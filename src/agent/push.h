@@ -161,6 +161,7 @@ typedef void (*push_tick_fn)(const struct push_tick *t, void *arg);
 struct push_opts {
 	const char *server;         /* base URL; NULL = collect and buffer only */
 	const char *credential;     /* the host's bearer token */
+	const char *ca_pem;         /* the pinned server CA (PEM), or NULL: see httpc.h */
 	int64_t interval_ms;        /* until the server's config says; 0 = PUSH_INTERVAL_MS */
 	const char *monitor_dir;    /* where monitor command files go */
 	char *const *env;           /* the monitors' whole environment */

@@ -21,6 +21,8 @@ struct cli_optval {
 struct cli {
 	const char *server;   /* URL */
 	const char *token;
+	const char *cacert;   /* --cacert / HERD_CACERT: PEM CAs trusted instead of the system's */
+	bool insecure;        /* -k / --insecure: no certificate check */
 	bool json;            /* --json */
 	struct httpc http;
 	bool connected;

@@ -1,9 +1,12 @@
 /* cmd.c - the admin CLI: `herd <noun> <verb> [args]`. One table lists every
  * command (like git's commands[] and tmux's cmd_table); generic kinds share
  * ls/show/rm. Server and token come from --server/--token, HERD_URL/
- * HERD_TOKEN, or ~/.config/herd/config written by `herd login`. */
+ * HERD_TOKEN, or ~/.config/herd/config written by `herd login`. An https
+ * server is verified like curl does: the system store, --cacert FILE /
+ * HERD_CACERT, or nothing with -k/--insecure. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +98,17 @@ cli_http(struct cli *c)
 	}
 	if (c->server == NULL)
 		c->server = "http://127.0.0.1:7171";
+	if (c->cacert == NULL)
+		c->cacert = getenv("HERD_CACERT");
+	if (c->cacert == NULL && c->server == json_string_value(json_object_get(cfg, "server")))
+		/* the saved login's CA goes with the saved login's server only */
+		c->cacert = json_string_value(json_object_get(cfg, "cacert"));
 	httpc_init(&c->http, c->server, c->token);
+	/* like curl: the system's CA store unless told otherwise */
+	if (c->cacert && *c->cacert)
+		httpc_trust_cafile(&c->http, c->cacert);
+	if (c->insecure)
+		httpc_insecure(&c->http);
 	c->connected = true;
 	return &c->http;
 }
@@ -109,6 +122,10 @@ cli_call(struct cli *c, const char *method, const char *path, json_t *body, json
 	if (httpc_call(h, method, path, body, resp, &err) < 0) {
 		if (err.field[0])
 			return cli_fail("%s: %s", cli_esc(err.field), cli_esc(err.msg));
+		if (err.code == HERR_FORBIDDEN && strstr(err.msg, "TLS certificate"))
+			return cli_fail("%s (trust its CA with --cacert FILE or HERD_CACERT, e.g. the "
+					"server's DATA/tls/ca.pem; or, knowingly, --insecure)",
+					cli_esc(err.msg));
 		if (err.code == HERR_AUTH && c->token == NULL)
 			return cli_fail("%s (give a token with --token, HERD_TOKEN or herd login)",
 					cli_esc(err.msg));
@@ -308,7 +325,7 @@ cli_print_json(json_t *v)
 /* --- options: one getopt_long table per command, built from its spec --- */
 
 #define CLI_LONG_MAX 24        /* long options of one command, common ones included */
-#define CLI_COMMON_OPTS "json,server=,token=,h|help"
+#define CLI_COMMON_OPTS "json,server=,token=,cacert=,k|insecure,h|help"
 
 /* A command's options as getopt_long wants them. */
 struct optset {
@@ -416,6 +433,10 @@ cli_set(struct cli *c, const struct option *o, const char *value)
 		c->server = value;
 	} else if (strcmp(o->name, "token") == 0) {
 		c->token = value;
+	} else if (strcmp(o->name, "cacert") == 0) {
+		c->cacert = value;
+	} else if (strcmp(o->name, "insecure") == 0) {
+		c->insecure = true;
 	} else {
 		if (c->nopts == CLI_OPTS_MAX)
 			return -1;
@@ -1069,6 +1090,12 @@ cmd_login(struct cli *c, int argc, char **argv)
 	if (mkdir_p(dir, 0700) < 0)
 		return cli_fail("cannot create '%s'", dir);
 	cfg = json_pack("{s:s,s:s}", "server", argv[1], "token", tok);
+	if (c->cacert && *c->cacert) {   /* --cacert / HERD_CACERT: kept, absolute */
+		char abs[PATH_MAX];
+
+		json_object_set_new(cfg, "cacert",
+				    json_string(realpath(c->cacert, abs) ? abs : c->cacert));
+	}
 	text = json_dumps(cfg, JSON_INDENT(2));
 	rc = file_write_atomic(path, text, strlen(text), 0600);
 	free(text);
@@ -1142,7 +1169,8 @@ static const struct cmd cmds[] = {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: herd [--server URL] [--token TOKEN] [--json] <command> [args]\n\n"
+	fprintf(f, "usage: herd [--server URL] [--token TOKEN] [--cacert FILE] [-k|--insecure] [--json]\n"
+		   "            <command> [args]\n\n"
 		   "  herd server --data DIR [--listen ADDR:PORT]   run the server\n"
 		   "  herd agent --config FILE                      run a host's agent\n"
 		   "  herd meta self|group|host|cluster ...         metadata, on a host\n"
@@ -1158,7 +1186,7 @@ usage(FILE *f)
 int
 cli_main(int argc, char **argv)
 {
-	static const struct cmd global = { "[--server URL] [--token TOKEN] [--json]", NULL, NULL, 0, 0,
+	static const struct cmd global = { "[--server URL] [--token TOKEN] [--cacert FILE] [-k] [--json]", NULL, NULL, 0, 0,
 					   NULL, "<command> [args]", "" };
 	struct cli c = { 0 };
 	struct optset s;
