@@ -97,6 +97,7 @@ int cmd_apply(struct cli *c, int argc, char **argv);
 int cmd_delete(struct cli *c, int argc, char **argv);
 int cmd_policy_explain(struct cli *c, int argc, char **argv);
 int cmd_policy_simulate(struct cli *c, int argc, char **argv);
+int cmd_policy_check(struct cli *c, int argc, char **argv);
 /* cmd-run.c */
 int cmd_script_run(struct cli *c, int argc, char **argv);
 int cmd_run_ls(struct cli *c, int argc, char **argv);

@@ -1143,6 +1143,7 @@ static const struct cmd cmds[] = {
 	KINDS(KIND_CMDS)
 	{ "account", "check", cmd_account_check, 1, 1, NULL, "NAME [--json]", "Call the account's provider: are the credentials, zone and clock right?" },
 	{ "policy", "explain", cmd_policy_explain, 1, 1, NULL, "NAME [--json]", "Show a policy's latest evaluation and why it did or did not act." },
+	{ "policy", "check", cmd_policy_check, 1, 1, "load=,hosts=,slots=,lasts=", "CLUSTER/GROUP [--load N [--hosts H] [--slots S] [--lasts D]] [--json]", "Predict flapping of the group's scale-out rules at its load (exit 3 flapping, 4 cannot tell)." },
 	{ "policy", "simulate", cmd_policy_simulate, 1, 1, "since=,policy-file=", "NAME [--since 1h] [--policy-file F] [--json]", "Replay stored metrics through the policy and print its decisions." },
 	{ "group", "scale", cmd_group_scale, 2, 2, NULL, "NAME N [--json]", "Set a group's desired size (within min/max)." },
 	{ "host", "ls", cmd_host_ls, 0, 0, "group=,cluster=,all", "[--group G] [--cluster C] [--all] [--json]", "List hosts (--all: with terminated ones)." },

@@ -955,6 +955,35 @@ metrics_agg_scoped(struct tsdb *db, const char *metric, struct tsdb_matcher *m, 
 }
 
 int
+metrics_group_latest(struct server *s, const char *cluster, const char *group,
+		     const char *metric, int64_t since_ms, size_t max, double **vals, size_t *n,
+		     struct herr *err)
+{
+	struct tsdb_matcher m[3] = { { "cluster", cluster, false }, { "group", group, false },
+				     { "scope", "host", false } };
+	struct tsdb_series_info *si = NULL;
+	size_t ns = 0;
+
+	*vals = NULL;
+	*n = 0;
+	if (s->tsdb == NULL)
+		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
+	if (tsdb_latest(s->tsdb, metric, m, 3, since_ms, &si, &ns, err) < 0)
+		return -1;
+	if (ns == 0) {
+		tsdb_series_free(si, ns);
+		si = NULL;
+		if (tsdb_latest(s->tsdb, metric, m, 2, since_ms, &si, &ns, err) < 0)
+			return -1;
+	}
+	*vals = xcalloc(ns + 1, sizeof(**vals));
+	for (size_t i = 0; i < ns && *n < max; i++)
+		(*vals)[(*n)++] = si[i].last_value;
+	tsdb_series_free(si, ns);
+	return 0;
+}
+
+int
 metrics_group_agg(struct server *s, const char *cluster, const char *group, const char *metric,
 		  enum expr_agg agg, int64_t now, int64_t window_ms, int64_t step_ms,
 		  const char *const *exclude, size_t nexclude, struct tsdb_agg_point **out,

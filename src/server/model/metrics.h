@@ -53,6 +53,15 @@ int metrics_group_agg(struct server *s, const char *cluster, const char *group,
 		      int64_t step_ms, const char *const *exclude_hosts, size_t nexclude,
 		      struct tsdb_agg_point **out, size_t *n, struct herr *err);
 
+/* The newest value of metric on each host of cluster/group with a sample
+ * at or after since_ms (the hosts' own scope="host" series when there are
+ * any, as metrics_agg_scoped), at most max hosts: *vals owned (free()), *n
+ * of them. `herd policy check` predicts from these. HERR_UNAVAIL without a
+ * metric store. */
+int metrics_group_latest(struct server *s, const char *cluster, const char *group,
+			 const char *metric, int64_t since_ms, size_t max, double **vals, size_t *n,
+			 struct herr *err);
+
 /* Called after each push to a group that some policy scales is stored
  * (known from the cache behind the agent configuration: a policy written
  * since is seen by the next push), on the HTTP thread that took it, with

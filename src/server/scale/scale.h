@@ -207,6 +207,22 @@ void autoscale_on_push(struct server *s, const char *cluster, const char *group)
 int policy_simulate(struct server *s, const char *cluster, const char *group, const char *name,
 		    const json_t *pspec, int64_t since_ms, int64_t until_ms, json_t **out,
 		    struct herr *err);
+/* `herd policy check`: predicts, for each scale-out step policy of the
+ * group, whether one step later at the same load it would act again or a
+ * scale-in rule would (flap.h). The load: the what-if when wi->set, else
+ * the hosts' latest values of the rules' metric (the last 3 push
+ * intervals), else the group's `expect`; none: every finding cannot tell.
+ * *out (owned): {cluster, group, metric, metric_kind, source, hosts,
+ * verdict, findings: [{policy, verdict, scale_in, from, to, text}]}. */
+struct flap_whatif {
+	bool set;
+	double load;           /* additive: the total; intensive: each host's value */
+	int hosts;             /* 0: the group's desired size */
+	double slots;          /* a host's capacity; 0: none */
+	int64_t lasts_ms;      /* how long the load lasts; 0: it stays */
+};
+int policy_check(struct server *s, const char *cluster, const char *group,
+		 const struct flap_whatif *wi, json_t **out, struct herr *err);
 /* The latest evaluation of a policy (owned), or NULL if none yet. */
 json_t *autoscale_explain(const char *cluster, const char *group, const char *policy);
 
