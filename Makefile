@@ -3,7 +3,7 @@
 # `make` (all) builds what the README's quick start runs: build/herd, the
 # console's assets (web) and build/herd-agent (what runs on hosts).
 
-PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0
+PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0 gnutls
 CC        ?= cc
 BUILD     ?= build
 SANITIZE  ?=
@@ -44,7 +44,7 @@ HOST_CC     := $(if $(SANITIZE),$(CC),musl-gcc)
 HOST_BUILD  := $(BUILD)/host
 HOST_CFLAGS := $(CFLAGS_BASE) -Isrc/hostbin -idirafter /usr/include $(CFLAGS)
 HOST_SRCS   := $(wildcard src/hostbin/*.c src/agent/*.c) src/cli/cmd-meta.c \
-	$(filter-out src/lib/httpc.c src/lib/util-crypto.c src/lib/yamljson.c,$(wildcard src/lib/*.c))
+	$(filter-out src/lib/httpc.c src/lib/util-crypto.c src/lib/tlsfp-pem.c src/lib/yamljson.c,$(wildcard src/lib/*.c))
 HOST_OBJS   := $(patsubst %.c,$(HOST_BUILD)/%.o,$(HOST_SRCS))
 HOST_LIBS   := $(foreach l,jansson mbedtls mbedx509 mbedcrypto,$(shell $(CC) -print-file-name=lib$(l).a))
 HOST_LDFLAGS := $(if $(SANITIZE),$(LDFLAGS) -pthread -lm,-static -s)

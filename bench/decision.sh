@@ -22,8 +22,15 @@
 #             machine clock), minus that send time.
 # DECISION_ALIGNED=1: the agents push at the multiples of the interval on
 # the wall clock, as the real agent does (every agent at once); default:
-# each agent every interval +-10 % (pushes spread out). Prints the median
-# and max per N. Needs the fake QingCloud; no root.
+# each agent every interval +-10 % (pushes spread out). DECISION_EDGE=1:
+# the first agent pushes at once when its level crosses a threshold of its
+# agent config (`herd bench agents --edge`: the agent's own detector), as
+# the real agent with edge-triggered pushes. Besides push -> decision, each
+# trial's change -> decision is timed:
+#   change    = ts_ms of that activity minus the instant the first agent's
+#               level changed (the start of its high period: the simulated
+#               monitor sample), so it includes the wait for the push.
+# Prints the median and max per N of both. Needs the fake QingCloud; no root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HERD=$(realpath "${HERD_BIN:-build/herd}")
@@ -34,6 +41,8 @@ TRIALS=${DECISION_TRIALS:-4}
 counts=${DECISION_COUNTS:-100 1000}
 aligned=()
 [ "${DECISION_ALIGNED:-0}" = 1 ] && aligned=(--aligned)
+edge=()
+[ "${DECISION_EDGE:-0}" = 1 ] && edge=(--edge)
 
 [ -x "$FAKE" ] || { echo "decision: skipped (no $FAKE: make build/fake-qingcloud)"; exit 0; }
 work=$(mktemp -d /tmp/herd-bench-decision.XXXXXX)
@@ -96,13 +105,15 @@ clusters:
 EOF
 }
 
-# latencies BENCH_OUT ACTIVITIES_JSON: one line per high period:
-# "sent_ms decision_ms latency_ms reason" (latency "-" when no decision).
+# latencies BENCH_OUT ACTIVITIES_JSON CHANGES: one line per high period:
+# "sent_ms decision_ms latency_ms reason" (latency "-" when no decision),
+# and into CHANGES "changed_ms decision_ms latency_ms".
 latencies() {
 	perl -MJSON::PP -e '
-		my ($out, $acts) = @ARGV;
+		my ($out, $acts, $chg) = @ARGV;
 		open my $f, "<", $out or die; my @steps;
-		while (<$f>) { push @steps, [$1, $2] if /^step: n=\d+ level=(\w+) value=\S+ sent_ms=(\d+)/ }
+		open my $fc, ">", $chg or die;
+		while (<$f>) { push @steps, [$1, $2, $3] if /^step: n=\d+ level=(\w+) value=\S+ sent_ms=(\d+) changed_ms=(\d+)/ }
 		open my $fa, "<", $acts or die; my $d = decode_json(join "", <$fa>);
 		my @acts = sort { $a->{ts_ms} <=> $b->{ts_ms} } grep {
 			($_->{kind} eq "scale_blocked" && $_->{cause} eq "step-up") ||
@@ -112,9 +123,11 @@ latencies() {
 			my ($t, $end) = ($steps[$i][1], $i < $#steps ? $steps[$i + 1][1] : 9e15);
 			my ($hit) = grep { $_->{ts_ms} >= $t && $_->{ts_ms} < $end } @acts;
 			if ($hit) { (my $r = $hit->{reason} // "") =~ s/\s+/ /g;
-				printf "%d %d %d %s\n", $t, $hit->{ts_ms}, $hit->{ts_ms} - $t, $r }
-			else { printf "%d - - no decision in this period\n", $t }
-		}' "$1" "$2"
+				printf "%d %d %d %s\n", $t, $hit->{ts_ms}, $hit->{ts_ms} - $t, $r;
+				printf $fc "%d %d %d\n", $steps[$i][2], $hit->{ts_ms}, $hit->{ts_ms} - $steps[$i][2] }
+			else { printf "%d - - no decision in this period\n", $t;
+				printf $fc "%d - -\n", $steps[$i][2] }
+		}' "$1" "$2" "$3"
 }
 
 umask 077
@@ -156,7 +169,7 @@ for n in $counts; do
 		"$HERD_URL/v1/activities?cluster=bench&group=sim0&limit=1" |
 		perl -MJSON::PP -e 'my $d = decode_json(join "", <STDIN>); print $d->{items}[-1]{id} // 0')
 	# period 0 (low) is the ramp: the joins; then TRIALS high periods
-	"$HERD" bench agents --configs "$d/configs" --count "$n" --interval "$INTERVAL" "${aligned[@]}" \
+	"$HERD" bench agents --configs "$d/configs" --count "$n" --interval "$INTERVAL" "${aligned[@]}" "${edge[@]}" \
 		--duration "$((STEP * (2 * TRIALS + 1)))s" --token-file "$d/token" \
 		--step-metric step --step-value 100 --step-every "${STEP}s" \
 		>"$d/bench.out" 2>"$d/bench.err" &
@@ -167,12 +180,13 @@ for n in $counts; do
 		"$HERD_URL/v1/activities?cluster=bench&group=sim0&since_id=$since&limit=5000" >"$d/acts.json"
 	[ "$(perl -MJSON::PP -e 'print scalar @{decode_json(join "", <STDIN>)->{items}}' <"$d/acts.json")" -lt 5000 ] ||
 		die "N=$n: 5000 activities or more during the bench: some trials' decisions may be cut off"
-	latencies "$d/bench.out" "$d/acts.json" >"$d/lat"
+	latencies "$d/bench.out" "$d/acts.json" "$d/chg" >"$d/lat"
 	stop_all
 	total=$(grep '^total:' "$d/bench.out")
 	kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$total"; }
 	echo "decision: N=$n (bench: $total)" >&2
 	sed 's/^/  trial: /' "$d/lat" >&2
+	sed 's/^/  change: /' "$d/chg" >&2
 	awk '$3 != "-" {print $3}' "$d/lat" | sort -n >"$d/ms"
 	k=$(wc -l <"$d/ms")
 	miss=$(($(wc -l <"$d/lat") - k))
@@ -181,13 +195,20 @@ for n in $counts; do
 		med=$(sed -n "$(((k + 1) / 2))p" "$d/ms")
 		max=$(tail -1 "$d/ms")
 	fi
-	rows+=("$n|$k|$miss|$med|$max|$(tr '\n' ' ' <"$d/ms")|$(kv pushes_ok)/$(kv pushes_failed)|$(kv push_p50_ms)/$(kv push_p99_ms)")
+	awk '$3 != "-" {print $3}' "$d/chg" | sort -n >"$d/cms"
+	ck=$(wc -l <"$d/cms")
+	cmed=- cmax=-
+	if [ "$ck" -gt 0 ]; then
+		cmed=$(sed -n "$(((ck + 1) / 2))p" "$d/cms")
+		cmax=$(tail -1 "$d/cms")
+	fi
+	rows+=("$n|$k|$miss|$med|$max|$(tr '\n' ' ' <"$d/ms")|$(kv pushes_ok)/$(kv pushes_failed)|$(kv push_p50_ms)/$(kv push_p99_ms)|$cmed/$cmax")
 done
 pf() { awk -v v="$1" 'BEGIN { if (v == "-") print "n/a"; else print (v + 0 <= 1000 ? "pass" : "FAIL") }'; }
-echo "push -> decision: server --push-interval $INTERVAL, agents push every $INTERVAL ($([ ${#aligned[@]} -gt 0 ] && echo aligned, as the agent || echo '+-10 %, spread')), step every ${STEP} s; $(nproc) cores"
-printf '%-6s %-8s %-8s %-22s %-12s %-30s %-14s %-15s\n' agents trials missed "median ms (<=1000)" "max ms" "all ms" "pushes ok/fail" "push p50/p99 ms"
+echo "push -> decision: server --push-interval $INTERVAL, agents push every $INTERVAL ($([ ${#aligned[@]} -gt 0 ] && echo aligned, as the agent || echo '+-10 %, spread')), edge pushes $([ ${#edge[@]} -gt 0 ] && echo on || echo off), step every ${STEP} s; $(nproc) cores"
+printf '%-6s %-8s %-8s %-22s %-12s %-30s %-14s %-15s %-15s\n' agents trials missed "median ms (<=1000)" "max ms" "all ms" "pushes ok/fail" "push p50/p99 ms" "change->dec med/max ms"
 for r in "${rows[@]}"; do
-	IFS='|' read -r n k miss med max all pushes plat <<<"$r"
-	printf '%-6s %-8s %-8s %-22s %-12s %-30s %-14s %-15s\n' "$n" "$k" "$miss" "$med ($(pf "$med"))" "$max" "$all" "$pushes" "$plat"
+	IFS='|' read -r n k miss med max all pushes plat chg <<<"$r"
+	printf '%-6s %-8s %-8s %-22s %-12s %-30s %-14s %-15s %-15s\n' "$n" "$k" "$miss" "$med ($(pf "$med"))" "$max" "$all" "$pushes" "$plat" "$chg"
 done
 echo "machine load average at the end (other work shares the cores): $(cut -d" " -f1-3 /proc/loadavg)"

@@ -113,7 +113,9 @@ if [ "$PROVIDER" = qingcloud ]; then
 		-e "s|ENDPOINT|http://127.0.0.1:$fqport/iaas/|" \
 		-e "s|SERVER_URL|http://${cidr%.0/24}.1:$port2|" \
 		"$here/../../tests/e2e/fixtures/qingcloud/queue.yaml" >"$work/cluster.yaml"
-	extra_listen=(--listen "0.0.0.0:$port2")
+	# plain HTTP on every address (--tls never, logged as insecure): the
+	# fake's instances are this machine's namespaces
+	extra_listen=(--listen "0.0.0.0:$port2" --tls never)
 else
 	sed -e "s|CIDR|$cidr|" -e "s|LISTEN|127.0.0.1:$lbport|" "$here/cluster.yaml" >"$work/cluster.yaml"
 fi

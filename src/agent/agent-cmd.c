@@ -398,7 +398,7 @@ cmd_sender_main(void *arg)
 	int64_t last_post = mono_ms();
 	int final_tries = 0;
 
-	httpc_init(&c, cmd.a->cfg.server, cmd.a->credential);
+	agent_http_init(cmd.a, &c, cmd.a->credential);
 	c.timeout_ms = 10000;
 	c.max_response = 64 * 1024;
 	for (;;) {
@@ -479,7 +479,7 @@ cmd_post_result(struct cmd_job *j, json_t *body)
 	char path[160];
 	int rc;
 
-	httpc_init(&c, cmd.a->cfg.server, cmd.a->credential);
+	agent_http_init(cmd.a, &c, cmd.a->credential);
 	c.timeout_ms = 30000;
 	c.max_response = 64 * 1024;
 	snprintf(path, sizeof(path), "/v1/agent/runs/%s/result", j->id);
@@ -685,7 +685,7 @@ cmd_poller_main(void *arg)
 	json_t *v;
 
 	(void)arg;
-	httpc_init(&c, cmd.a->cfg.server, cmd.a->credential);
+	agent_http_init(cmd.a, &c, cmd.a->credential);
 	c.timeout_ms = (CMD_WAIT_S + 20) * 1000L;
 	c.max_response = 32u << 20;
 	/* runs this agent was killed in the middle of: say so, never rerun */

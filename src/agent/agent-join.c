@@ -40,6 +40,8 @@ agent_host_json_text(struct agent *a)
 	char *text;
 
 	BUG_ON(j == NULL);
+	if (a->ca_pem)   /* the pinned CA: `herd meta` trusts exactly it too */
+		json_object_set_new(j, "ca_pem", json_string(a->ca_pem));
 	text = json_dumps(j, JSON_INDENT(2));
 	json_decref(j);
 	BUG_ON(text == NULL);
@@ -116,7 +118,7 @@ agent_use_credential(struct agent *a)
 	size_t max = a->http.max_response;
 
 	httpc_release(&a->http);
-	httpc_init(&a->http, a->cfg.server, a->credential);
+	agent_http_init(a, &a->http, a->credential);
 	a->http.max_response = max;
 }
 

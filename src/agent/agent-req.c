@@ -2,12 +2,14 @@
  * outages: unreachable or 5xx means wait (jittered exponential backoff) and
  * try again, so a result or a state report is never lost to a short outage;
  * a 4xx is the server's final word, logged and returned. */
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "log.h"
+#include "xalloc.h"
 #include "util.h"
 
 #define BACKOFF_FIRST_MS 200
@@ -49,6 +51,48 @@ status_code(long status)
 	case 409: return HERR_CONFLICT;
 	case 413: return HERR_TOOBIG;
 	default: return HERR_INVALID;
+	}
+}
+
+void
+agent_http_init(struct agent *a, struct httpc *c, const char *token)
+{
+	httpc_init(c, a->cfg.server, token);
+	if (a->ca_pem)
+		httpc_trust_ca_pem(c, a->ca_pem, strlen(a->ca_pem), false);
+}
+
+int
+agent_pin(struct agent *a)
+{
+	int64_t next = 0, last_log = 0;
+	int last = 0;
+
+	if (strncmp(a->cfg.server, "https://", 8) != 0 || a->cfg.ca_sha256[0] == '\0')
+		return 0;   /* plain http, or the system's CA store */
+	for (;;) {
+		struct herr e = HERR_INIT;
+		int rc;
+
+		if (agent_stopping())
+			return -ECANCELED;
+		rc = httpc_pin_ca(&a->http, a->cfg.ca_sha256, &e);
+		if (rc == 0) {
+			a->ca_pem = xstrdup(a->http.ca_pem);
+			log_info("server CA pinned: sha256 %s", a->cfg.ca_sha256);
+			return 0;
+		}
+		/* never the join token nor the credential to another server:
+		 * say so (once per RETRY_LOG_EVERY_MS) and ask again later */
+		if (rc != last || mono_ms() - last_log >= RETRY_LOG_EVERY_MS) {
+			if (rc == HERR_FORBIDDEN || rc == HERR_INVALID)
+				log_err("refusing the server at %s: %s", a->cfg.server, e.msg);
+			else
+				log_warn("cannot fetch the server's CA, retrying: %s", e.msg);
+			last = rc;
+			last_log = mono_ms();
+		}
+		agent_wait(a, agent_backoff(&next));
 	}
 }
 

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "main.h"
 #include "push.h"
+#include "tlsfp.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -90,6 +91,7 @@ agent_wait(struct agent *a, int64_t ms)
 static int
 agent_config_load(struct agent_config *cfg, const char *path, struct herr *err)
 {
+	unsigned char fp[TLSFP_LEN];
 	json_error_t jerr;
 	json_t *j, *v;
 	const char *s;
@@ -127,6 +129,7 @@ agent_config_load(struct agent_config *cfg, const char *path, struct herr *err)
 	CFG_STR("host_id", cfg->host_id, true);
 	CFG_STR("host", cfg->host, false);
 	CFG_STR("join_token", cfg->join_token, false);
+	CFG_STR("ca_sha256", cfg->ca_sha256, false);
 	CFG_STR("run_dir", cfg->run_dir, false);
 	CFG_STR("state_dir", cfg->state_dir, false);
 #undef CFG_STR
@@ -155,6 +158,9 @@ agent_config_load(struct agent_config *cfg, const char *path, struct herr *err)
 	if (strncmp(cfg->server, "http://", 7) != 0 && strncmp(cfg->server, "https://", 8) != 0)
 		return herr_field(err, HERR_INVALID, "server",
 				  "invalid 'server' in config '%s': want an http(s) URL", path);
+	if (cfg->ca_sha256[0] && tlsfp_parse(cfg->ca_sha256, fp) < 0)
+		return herr_field(err, HERR_INVALID, "ca_sha256",
+				  "invalid 'ca_sha256' in config '%s': want 64 hex digits", path);
 	return 0;
 }
 
@@ -193,7 +199,7 @@ agent_pulse_main(void *arg)
 	bool failing = false;
 	int64_t next = mono_ms();
 
-	httpc_init(&c, a->cfg.server, a->credential);
+	agent_http_init(a, &c, a->credential);
 	c.timeout_ms = 10000;
 	c.max_response = 1u << 20;
 	pthread_mutex_lock(&a->pulse_lock);
@@ -401,7 +407,7 @@ agent_main(int argc, char **argv)
 	httpc_init(&a->http, a->cfg.server, NULL);
 	a->http.max_response = AGENT_MAX_RESPONSE;
 
-	if (agent_join(a) == 0) {
+	if (agent_pin(a) == 0 && agent_join(a) == 0) {
 		agent_pulse_start(a);
 		agent_push_start(a);    /* metrics and monitors: push.c */
 		agent_init_run(a);
@@ -416,6 +422,7 @@ agent_main(int argc, char **argv)
 		_exit(0);
 	}
 	httpc_release(&a->http);
+	free(a->ca_pem);
 	json_decref(a->init);
 	close(a->sigfd[0]);
 	close(a->sigfd[1]);

@@ -33,6 +33,7 @@ struct agent_config {
 	char host_id[64];
 	char host[64];              /* host name, until the server says */
 	char join_token[256];
+	char ca_sha256[100];        /* the server's CA fingerprint (https), or "" */
 	int heartbeat_s;            /* until the server says; default 5 */
 	int64_t init_timeout_ms;    /* per init script; default 10 min */
 	char run_dir[256];
@@ -49,6 +50,7 @@ struct agent {
 	int heartbeat_s;            /* from the server, else cfg */
 	json_t *init;               /* init scripts from the join answer (owned) */
 	struct httpc http;          /* the main thread's client */
+	char *ca_pem;               /* the pinned CA (ca_sha256), set before any thread */
 	int sigfd[2];               /* self-pipe written by signal handlers */
 
 	/* heartbeat thread (later also the metrics push) */
@@ -68,6 +70,14 @@ bool agent_stopping(void);
 void agent_wait(struct agent *a, int64_t ms);
 
 /* agent-req.c */
+
+/* httpc_init for one of the agent's clients: the pinned CA if any. */
+void agent_http_init(struct agent *a, struct httpc *c, const char *token);
+/* With an https server and ca_sha256: fetches the server's CA until it is
+ * the one configured (httpc_pin_ca), retrying with backoff while the
+ * server is unreachable or another CA (logged, naming both fingerprints;
+ * nothing else is sent meanwhile). 0, or -ECANCELED when stopping. */
+int agent_pin(struct agent *a);
 
 /* Sends method path with body (borrowed, may be NULL) on the main thread's
  * client, retrying with jittered exponential backoff (200 ms doubling to

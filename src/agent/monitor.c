@@ -36,6 +36,8 @@ struct monitors {
 	char **env;
 	size_t n;
 	struct monitor *m[MON_MAX];
+	mon_sample_fn on_sample;    /* set once, before any monitor starts */
+	void *sample_arg;
 };
 
 const char *
@@ -304,6 +306,8 @@ mon_main(void *arg)
 		res->runs = m->res.runs + 1;
 		m->res = *res;
 		pthread_mutex_unlock(&ms->lock);
+		if (ms->on_sample)
+			ms->on_sample(ms->sample_arg);   /* edge pushes: push.c */
 		/* log changes of state, not every failure */
 		if (res->state != last) {
 			if (res->state == MON_OK)
@@ -366,6 +370,13 @@ mon_stop(struct monitor *m)
 		pthread_join(m->thread, NULL);
 	free(m->spec.command);
 	free(m);
+}
+
+void
+monitors_on_sample(struct monitors *ms, mon_sample_fn fn, void *arg)
+{
+	ms->on_sample = fn;
+	ms->sample_arg = arg;
 }
 
 struct monitors *

@@ -88,6 +88,10 @@ struct monitors *monitors_new(const char *dir, char *const *env);
  * last result; the others are stopped (their command killed) and started
  * anew. At most MON_MAX. Call from one thread at a time. */
 void monitors_set(struct monitors *ms, const struct mon_spec *specs, size_t n);
+/* Called on a monitor's thread after each run's result is stored (no lock
+ * held): push.c checks the thresholds at once. Set before monitors_set. */
+typedef void (*mon_sample_fn)(void *arg);
+void monitors_on_sample(struct monitors *ms, mon_sample_fn fn, void *arg);
 /* Copies every monitor's latest result into snap. Never waits for a run. */
 void monitors_snapshot(struct monitors *ms, struct mon_snapshot *snap);
 /* Stops every monitor (killing running commands) and frees ms. */

@@ -117,10 +117,40 @@ push_config_monitor(const json_t *m, size_t i, struct mon_spec *spec, struct her
 	return 0;
 }
 
+/* One of the config's thresholds: {"metric","op","value"}, op one of
+ * > >= < <=, value finite. */
+static int
+push_config_threshold(const json_t *t, size_t i, struct push_threshold *out, struct herr *err)
+{
+	const char *metric = json_string_value(json_object_get(t, "metric"));
+	const char *op = json_string_value(json_object_get(t, "op"));
+	const json_t *v = json_object_get(t, "value");
+	static const enum expr_op ops[] = { OP_GT, OP_GE, OP_LT, OP_LE };
+	char field[64];
+	size_t k;
+
+	snprintf(field, sizeof(field), "thresholds[%zu].metric", i);
+	if (metric == NULL || metric[0] == '\0' || strlen(metric) >= sizeof(out->metric))
+		return herr_field(err, HERR_INVALID, field, "must be a metric name");
+	snprintf(field, sizeof(field), "thresholds[%zu].op", i);
+	for (k = 0; op && k < sizeof(ops) / sizeof(ops[0]); k++)
+		if (strcmp(op, expr_op_name(ops[k])) == 0)
+			break;
+	if (op == NULL || k == sizeof(ops) / sizeof(ops[0]))
+		return herr_field(err, HERR_INVALID, field, "must be >, >=, < or <=");
+	snprintf(field, sizeof(field), "thresholds[%zu].value", i);
+	if (!json_is_number(v) || !isfinite(json_number_value(v)))
+		return herr_field(err, HERR_INVALID, field, "must be a finite number");
+	snprintf(out->metric, sizeof(out->metric), "%s", metric);
+	out->op = ops[k];
+	out->value = json_number_value(v);
+	return 0;
+}
+
 int
 push_config_parse(const json_t *j, struct push_config *c, struct herr *err)
 {
-	const json_t *v, *mons, *m;
+	const json_t *v, *mons, *m, *thrs;
 	size_t i;
 
 	memset(c, 0, sizeof(*c));
@@ -151,6 +181,24 @@ push_config_parse(const json_t *j, struct push_config *c, struct herr *err)
 			continue;
 		}
 		c->nmon++;
+	}
+	thrs = json_object_get(j, "thresholds");
+	if (thrs && !json_is_array(thrs))
+		return herr_field(err, HERR_INVALID, "thresholds", "'thresholds' must be an array");
+	json_array_foreach(thrs, i, m) {
+		struct herr e = HERR_INIT;
+
+		if (c->nthr >= PUSH_MAX_THRESHOLDS) {
+			log_warn("config %lld lists %zu thresholds: only the first %d are watched",
+				 (long long)c->version, json_array_size(thrs), PUSH_MAX_THRESHOLDS);
+			break;
+		}
+		if (push_config_threshold(m, i, &c->thr[c->nthr], &e) < 0) {
+			log_warn("config %lld: %s: %s (threshold skipped)", (long long)c->version,
+				 e.field, e.msg);
+			continue;
+		}
+		c->nthr++;
 	}
 	return 0;
 }

@@ -3,7 +3,11 @@
  *   collect  wakes on wall-clock multiples of the push interval, collects,
  *            copies the monitors' latest results (a mutex held for a copy,
  *            never across a command), encodes, buffers. Nothing it does can
- *            wait on the network or on a command.
+ *            wait on the network or on a command. Woken too after each
+ *            monitor run: when a value crossed one of the config's
+ *            thresholds (push-edge.c) it runs a cycle at once (an edge
+ *            cycle, at most one per PUSH_EDGE_MIN_GAP_MS) whose batch goes
+ *            out with whatever is buffered.
  *   send     takes the oldest buffered batches (<= 100, <= 256 KiB) and
  *            POSTs them; retries with jittered backoff while the server is
  *            away; fetches the config when config_version changes.
@@ -33,6 +37,7 @@ struct push {
 	/* set once */
 	char *server;               /* NULL: no send thread */
 	char *credential;
+	char *ca_pem;               /* NULL: the system store (or plain http) */
 	push_tick_fn on_tick;
 	void *arg;
 	struct monitors *mons;
@@ -45,6 +50,9 @@ struct push {
 	int64_t config_version;             /* under lock; -1 = none yet */
 	bool config_wanted;                 /* under lock: fetch it */
 	struct push_buf buf;                /* under lock */
+	struct push_edge edge;              /* under lock: thresholds and sides */
+	bool edge_check;                    /* under lock: a monitor ran */
+	uint64_t edge_total;                /* under lock: edge cycles run */
 
 	/* the collection thread's own */
 	struct col_batch *batch;
@@ -52,6 +60,9 @@ struct push {
 	char *scratch;                      /* PUSH_MAX_BATCH_BYTES */
 	uint64_t cycles;
 	bool cut_logged;
+	struct col_batch *mbatch;           /* the monitors' series, for edge checks */
+	bool edge_pending;                  /* a crossing waits for the rate limit */
+	int64_t edge_last_ms;               /* mono: the last edge cycle */
 	/* the send thread's own */
 	char *sendbuf;                      /* PUSH_MAX_REQUEST_BYTES */
 
@@ -105,8 +116,18 @@ push_add_monitor_series(struct col_batch *b, const struct mon_snapshot *snap)
 	}
 }
 
+/* An edge cycle's timestamp: the step it falls in began at the last
+ * multiple of the interval; the batch takes that instant, replacing this
+ * host's sample of the step, so the autoscaler's newest step holds every
+ * host's sample of the round with this host's newest value (docs/metrics.md). */
+static int64_t
+push_floor(int64_t now, int64_t interval)
+{
+	return now / interval * interval;
+}
+
 static void
-push_cycle(struct push *p, int64_t due_ms)
+push_cycle(struct push *p, int64_t due_ms, bool edge)
 {
 	struct push_tick t = { 0 };
 	int64_t cpu0 = push_thread_cpu_ns();
@@ -117,7 +138,8 @@ push_cycle(struct push *p, int64_t due_ms)
 	t.due_ms = due_ms;
 	/* on time (as good as always): the scheduled instant, so batches of every
 	 * host share timestamps and their deltas are exact; late: the truth */
-	t.ts_ms = t.started_ms - due_ms <= PUSH_TS_SNAP_MS ? due_ms : t.started_ms;
+	t.ts_ms = edge || t.started_ms - due_ms <= PUSH_TS_SNAP_MS ? due_ms : t.started_ms;
+	t.edge = edge;
 	col_collect(p->batch, mono_ms());
 	p->batch->ts_ms = t.ts_ms;
 	if (p->mons) {
@@ -133,6 +155,10 @@ push_cycle(struct push *p, int64_t due_ms)
 		p->cut_logged = true;
 	}
 	pthread_mutex_lock(&p->lock);
+	/* the sides of every series: crossings here go out with this batch */
+	push_edge_scan(&p->edge, p->batch, NULL);
+	if (edge)
+		p->edge_total++;
 	dropped = len > 0 ? push_buf_add(&p->buf, p->scratch, len) : 0;
 	pthread_cond_signal(&p->send_cond);
 	pthread_mutex_unlock(&p->lock);
@@ -152,6 +178,42 @@ static int64_t
 push_align(int64_t now, int64_t interval)
 {
 	return (now / interval + 1) * interval;
+}
+
+/* Called with the lock held, which it drops meanwhile: the monitors'
+ * latest values against the thresholds. Sets edge_pending on a crossing. */
+static void
+push_edge_check(struct push *p)
+{
+	const char *metric;
+
+	p->edge_check = false;
+	if (p->edge.nthr == 0 || p->mons == NULL)
+		return;
+	pthread_mutex_unlock(&p->lock);
+	monitors_snapshot(p->mons, p->snap);
+	p->mbatch->n = 0;
+	p->mbatch->overflow = 0;
+	push_add_monitor_series(p->mbatch, p->snap);
+	pthread_mutex_lock(&p->lock);
+	if (push_edge_scan(&p->edge, p->mbatch, &metric) > 0) {
+		log_debug("'%s' crossed a threshold: pushing at once", metric);
+		p->edge_pending = true;
+	}
+}
+
+/* A monitor ran (its thread): check its value on the collection thread. */
+static void
+push_on_sample(void *arg)
+{
+	struct push *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->edge.nthr > 0) {
+		p->edge_check = true;
+		pthread_cond_signal(&p->collect_cond);
+	}
+	pthread_mutex_unlock(&p->lock);
 }
 
 static void *
@@ -180,6 +242,24 @@ push_collect_main(void *arg)
 			due = push_align(now, interval);
 			continue;
 		}
+		if (wait > 0 && p->edge_check) {
+			push_edge_check(p);
+			continue;
+		}
+		if (wait > 0 && p->edge_pending) {
+			int64_t gap = p->edge_last_ms + PUSH_EDGE_MIN_GAP_MS - mono_ms();
+
+			if (p->edge_last_ms == 0 || gap <= 0) {
+				p->edge_pending = false;
+				pthread_mutex_unlock(&p->lock);
+				push_cycle(p, push_floor(now, interval), true);
+				p->edge_last_ms = mono_ms();
+				pthread_mutex_lock(&p->lock);
+				continue;
+			}
+			if (gap < wait)
+				wait = gap;
+		}
 		if (wait > 0) {
 			struct timespec ts;
 
@@ -188,8 +268,9 @@ push_collect_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
-		push_cycle(p, due);
+		push_cycle(p, due, false);
 		pthread_mutex_lock(&p->lock);
+		p->edge_pending = false;    /* that batch carried the crossing */
 		due += interval;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -233,8 +314,8 @@ push_fetch_config(struct push *p, struct httpc *c, bool *failing)
 		return false;
 	}
 	*failing = false;
-	log_info("agent config %lld: push every %lld ms, %zu monitor(s)", (long long)cfg.version,
-		 (long long)cfg.interval_ms, cfg.nmon);
+	log_info("agent config %lld: push every %lld ms, %zu monitor(s), %zu threshold(s)",
+		 (long long)cfg.version, (long long)cfg.interval_ms, cfg.nmon, cfg.nthr);
 	push_apply_config(p, &cfg);
 	push_config_release(&cfg);
 	return true;
@@ -251,6 +332,8 @@ push_send_main(void *arg)
 	bool failing = false, refusing = false, config_failing = false;
 
 	httpc_init(&c, p->server, p->credential);
+	if (p->ca_pem)
+		httpc_trust_ca_pem(&c, p->ca_pem, strlen(p->ca_pem), false);
 	c.timeout_ms = PUSH_SEND_TIMEOUT_MS;
 	c.max_response = 64u << 10;
 	pthread_mutex_lock(&p->lock);
@@ -354,6 +437,7 @@ push_new(const struct push_opts *o)
 
 	p->server = o->server ? xstrdup(o->server) : NULL;
 	p->credential = o->credential ? xstrdup(o->credential) : NULL;
+	p->ca_pem = o->ca_pem ? xstrdup(o->ca_pem) : NULL;
 	p->on_tick = o->on_tick;
 	p->arg = o->arg;
 	p->interval_ms = o->interval_ms > 0 ? o->interval_ms : PUSH_INTERVAL_MS;
@@ -368,10 +452,12 @@ push_new(const struct push_opts *o)
 	push_buf_init(&p->buf, o->max_batches, o->max_bytes);
 	p->batch = xcalloc(1, sizeof(*p->batch));
 	p->snap = xcalloc(1, sizeof(*p->snap));
+	p->mbatch = xcalloc(1, sizeof(*p->mbatch));
 	p->scratch = xmalloc(PUSH_MAX_BATCH_BYTES);
 	if (p->server)
 		p->sendbuf = xmalloc(PUSH_MAX_REQUEST_BYTES);
 	p->mons = monitors_new(o->monitor_dir ? o->monitor_dir : AGENT_RUN_DIR "/monitors", o->env);
+	monitors_on_sample(p->mons, push_on_sample, p);
 	return p;
 }
 
@@ -414,6 +500,7 @@ push_apply_config(struct push *p, const struct push_config *c)
 {
 	pthread_mutex_lock(&p->lock);
 	p->config_version = c->version;
+	push_edge_set(&p->edge, c->thr, c->nthr);
 	if (c->interval_ms > 0 && c->interval_ms != p->interval_ms) {
 		p->interval_ms = c->interval_ms;
 		pthread_cond_signal(&p->collect_cond);
@@ -458,14 +545,27 @@ push_free(struct push *p)
 	push_buf_release(&p->buf);
 	free(p->batch);
 	free(p->snap);
+	free(p->mbatch);
 	free(p->scratch);
 	free(p->sendbuf);
 	free(p->server);
 	free(p->credential);
+	free(p->ca_pem);
 	pthread_cond_destroy(&p->collect_cond);
 	pthread_cond_destroy(&p->send_cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
+}
+
+uint64_t
+push_edge_total(struct push *p)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->edge_total;
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 uint64_t
@@ -504,6 +604,7 @@ agent_push_start(struct agent *a)
 	snprintf(dir, sizeof(dir), "%s/monitors", a->cfg.run_dir);
 	o.server = a->cfg.server;
 	o.credential = a->credential;
+	o.ca_pem = a->ca_pem;
 	o.monitor_dir = dir;
 	o.env = env;
 	agent_push = push_new(&o);

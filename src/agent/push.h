@@ -18,6 +18,7 @@
 #include "agent-contract.h"
 #include "agent/col.h"
 #include "agent/monitor.h"
+#include "expr.h"
 #include "herr.h"
 
 #define PUSH_INTERVAL_MS 5000           /* until the server's config says */
@@ -75,16 +76,62 @@ size_t push_buf_take(struct push_buf *b, char *out, size_t outsz, size_t max_bat
 /* Settles the batches taken by the last push_buf_take. */
 void push_buf_done(struct push_buf *b, enum push_outcome how);
 
+/* Edge-triggered pushes (push-edge.c): a value the server watches a
+ * metric for. A series of that name crossing it is pushed at once. */
+struct push_threshold {
+	char metric[EXPR_METRIC_MAX + 1];
+	enum expr_op op;            /* the side where the policy's comparison holds */
+	double value;
+};
+
+#define PUSH_EDGE_MIN_GAP_MS 100    /* at most one immediate push per this */
+#define PUSH_EDGE_SLOTS 256         /* (threshold, series) sides remembered */
+
+/* Which side of a threshold a series was on at its last finite value. */
+enum push_side { PUSH_SIDE_UNKNOWN, PUSH_SIDE_OFF, PUSH_SIDE_ON };
+
+/* Whether cur crosses t coming from prev (pure): the comparison holds
+ * now and did not (or nothing was known: the first value is already
+ * past), or held and does not now. NaN and infinities never cross and
+ * leave *next = prev (a missing value is no side); equality is decided
+ * as the policy's expression decides it (expr_holds). *next is the side
+ * cur is on. */
+bool push_edge_crossed(const struct push_threshold *t, enum push_side prev, double cur,
+		       enum push_side *next);
+
+/* The detector: the thresholds and each (threshold, series) side. */
+struct push_edge {
+	size_t nthr;
+	struct push_threshold thr[PUSH_MAX_THRESHOLDS];
+	size_t nslot;
+	struct push_edge_slot {
+		uint64_t key;           /* FNV-1a of the series' name and labels */
+		uint8_t thr;
+		uint8_t side;           /* enum push_side */
+	} slot[PUSH_EDGE_SLOTS];    /* full: new series are not watched */
+};
+
+/* Sets the thresholds; sides are forgotten when they change. */
+void push_edge_set(struct push_edge *e, const struct push_threshold *t, size_t n);
+/* Compares every series of b with the thresholds of its metric, remembering
+ * sides. Returns how many crossed; *first (may be NULL) names the first
+ * crossing's metric (borrowed from e). */
+size_t push_edge_scan(struct push_edge *e, const struct col_batch *b, const char **first);
+
 /* The agent's part of the server's config (GET /v1/agent/config). */
 struct push_config {
 	int64_t version;
 	int64_t interval_ms;        /* push_interval_s * 1000 */
 	size_t nmon;
 	struct mon_spec mon[MON_MAX];   /* commands owned */
+	size_t nthr;
+	struct push_threshold thr[PUSH_MAX_THRESHOLDS];
 };
 
 /* Parses {"version":N,"push_interval_s":S,"monitors":[{"name","command",
- * "interval_s","timeout_s"}]}. A malformed monitor is skipped with a
+ * "interval_s","timeout_s"}],"thresholds":[{"metric","op","value"}]}. A
+ * malformed threshold is skipped with a warning, as is one past
+ * PUSH_MAX_THRESHOLDS. A malformed monitor is skipped with a
  * warning; anything else malformed is HERR_INVALID naming the field. On
  * success release c with push_config_release. */
 int push_config_parse(const json_t *j, struct push_config *c, struct herr *err);
@@ -104,6 +151,7 @@ struct push_tick {
 	int64_t due_ms;             /* wall clock it was scheduled for */
 	int64_t started_ms;         /* wall clock the cycle started */
 	int64_t cpu_ns;             /* thread CPU time of the cycle */
+	bool edge;                  /* an immediate push: a value crossed a threshold */
 	size_t series;
 	const char *json;           /* the encoded batch, borrowed for the call */
 	size_t len;
@@ -113,6 +161,7 @@ typedef void (*push_tick_fn)(const struct push_tick *t, void *arg);
 struct push_opts {
 	const char *server;         /* base URL; NULL = collect and buffer only */
 	const char *credential;     /* the host's bearer token */
+	const char *ca_pem;         /* the pinned server CA (PEM), or NULL: see httpc.h */
 	int64_t interval_ms;        /* until the server's config says; 0 = PUSH_INTERVAL_MS */
 	const char *monitor_dir;    /* where monitor command files go */
 	char *const *env;           /* the monitors' whole environment */
@@ -136,6 +185,8 @@ void push_apply_config(struct push *p, const struct push_config *c);
  * stuck in a request after 2 s: then p must not be freed. */
 bool push_stop(struct push *p);
 void push_free(struct push *p);
+/* Immediate (edge) cycles since start. */
+uint64_t push_edge_total(struct push *p);
 /* Batches dropped since start (buffer full). */
 uint64_t push_dropped_total(struct push *p);
 

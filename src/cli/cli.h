@@ -21,6 +21,8 @@ struct cli_optval {
 struct cli {
 	const char *server;   /* URL */
 	const char *token;
+	const char *cacert;   /* --cacert / HERD_CACERT: PEM CAs trusted instead of the system's */
+	bool insecure;        /* -k / --insecure: no certificate check */
 	bool json;            /* --json */
 	struct httpc http;
 	bool connected;
@@ -101,6 +103,7 @@ int cmd_alert_silence(struct cli *c, int argc, char **argv);
 int cmd_alert_silences(struct cli *c, int argc, char **argv);
 int cmd_alert_unsilence(struct cli *c, int argc, char **argv);
 int cmd_policy_simulate(struct cli *c, int argc, char **argv);
+int cmd_policy_check(struct cli *c, int argc, char **argv);
 /* cmd-run.c */
 int cmd_script_run(struct cli *c, int argc, char **argv);
 int cmd_run_ls(struct cli *c, int argc, char **argv);

@@ -2,7 +2,8 @@
  * the blueprint is read here (libyaml), script `file:` paths are resolved
  * relative to it and inlined, and the server validates and applies the
  * whole document in one transaction. Errors come back naming a document
- * path, which the line map turns into FILE:LINE. */
+ * path, which the line map turns into FILE:LINE. The answer's warnings
+ * (flapping predicted at a group's load, api-apply.c) go to stderr. */
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,8 +169,9 @@ cmd_apply(struct cli *c, int argc, char **argv)
 	const char *file = cli_opt(c, "file");
 	bool dry = cli_flag(c, "dry-run");
 	struct bp b;
-	json_t *resp = NULL;
+	json_t *resp = NULL, *w;
 	long status = 0;
+	size_t i;
 	int rc;
 
 	if (file == NULL)
@@ -182,6 +184,8 @@ cmd_apply(struct cli *c, int argc, char **argv)
 			cli_print_json(resp);
 		else
 			print_changes(json_object_get(resp, "changes"), dry);
+		json_array_foreach(json_object_get(resp, "warnings"), i, w)
+			fprintf(stderr, "warning: %s\n", cli_esc(json_string_value(w)));
 	}
 	json_decref(resp);
 	bp_release(&b);

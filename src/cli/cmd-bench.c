@@ -17,7 +17,12 @@
  * time the autoscaler's decision from the push that made a policy's
  * condition true (bench/decision.sh). With --aligned, agents push at the
  * multiples of --interval on the wall clock, stamped with that multiple, as
- * the real agent does (no jitter). */
+ * the real agent does (no jitter). With --edge, the first agent behaves as
+ * the real agent with edge-triggered pushes: it reads the thresholds of its
+ * agent config (GET /v1/agent/config, the agent's own parser) and, when its
+ * step level crosses one (the agent's own detector, push-edge.c), pushes at
+ * once, stamped with the interval it falls in; the "step:" line then also
+ * carries the instant the level changed (changed_ms). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -28,6 +33,7 @@
 
 #include <curl/curl.h>
 
+#include "agent/push.h"
 #include "cli.h"
 #include "util.h"
 #include "xalloc.h"
@@ -43,8 +49,8 @@
 #define BENCH_BODY_MAX 1024
 #define BENCH_METRIC_MAX 64           /* --step-metric */
 
-enum bench_phase { BP_JOIN, BP_STATE, BP_RUN };
-enum bench_kind { BK_JOIN, BK_STATE, BK_HEARTBEAT, BK_PUSH, BK_POLL, BK_PROBE };
+enum bench_phase { BP_JOIN, BP_STATE, BP_CONFIG, BP_RUN };
+enum bench_kind { BK_JOIN, BK_STATE, BK_HEARTBEAT, BK_PUSH, BK_POLL, BK_CONFIG, BK_PROBE };
 
 struct bench_xfer {
 	CURL *h;
@@ -100,6 +106,12 @@ struct bench {
 	double step_value;
 	int64_t step_every_ms, start_wall_ms;
 	unsigned step_changes;       /* "step:" lines printed */
+	bool edge;                   /* --edge: the first agent pushes on a crossing */
+	struct push_edge *det;       /* its detector (the agent's) */
+	struct col_batch *edge_batch;    /* its step series, for the detector */
+	bool edge_pending;
+	int64_t edge_last_ms;        /* mono: its last immediate push */
+	int64_t edge_changed_ms;     /* wall: when the level it pushes changed */
 };
 
 static volatile sig_atomic_t bench_stop;
@@ -224,7 +236,7 @@ xfer_start(struct bench *b, struct bench_xfer *x, enum bench_kind kind, const ch
 	curl_easy_setopt(x->h, CURLOPT_URL, url);
 	curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
 	curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	if (kind == BK_POLL || kind == BK_PROBE) {
+	if (kind == BK_POLL || kind == BK_PROBE || kind == BK_CONFIG) {
 		curl_easy_setopt(x->h, CURLOPT_HTTPGET, 1L);
 	} else {
 		curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, x->body);
@@ -276,8 +288,12 @@ bench_push_step(struct bench *b, struct bench_agent *a, size_t off, int64_t wall
 		 ",{\"name\":\"%s\",\"labels\":{\"scope\":\"machine\"},\"value\":%.6g}]}]}",
 		 b->step_metric, v);
 	if (a == &b->ag[0] && v != a->step_sent) {
-		printf("step: n=%u level=%s value=%.6g sent_ms=%lld\n", b->step_changes++,
-		       v != 0 ? "high" : "low", v, (long long)wall_ms);
+		/* the instant the level changed: the start of its period */
+		int64_t k = (wall_ms - b->start_wall_ms) / b->step_every_ms;
+
+		printf("step: n=%u level=%s value=%.6g sent_ms=%lld changed_ms=%lld edge=%d\n",
+		       b->step_changes++, v != 0 ? "high" : "low", v, (long long)wall_ms,
+		       (long long)(b->start_wall_ms + k * b->step_every_ms), b->edge_pending);
 		fflush(stdout);
 	}
 	a->step_sent = v;
@@ -285,10 +301,14 @@ bench_push_step(struct bench *b, struct bench_agent *a, size_t off, int64_t wall
 
 /* A push shaped as the agent's: a few machine series with varying values. */
 static void
-bench_push_body(struct bench *b, struct bench_agent *a)
+bench_push_body(struct bench *b, struct bench_agent *a, bool edge)
 {
 	double total = 8.0 * 1024 * 1024 * 1024;
 	int64_t wall = now_ms(), ts = b->aligned && a->push_ts_ms ? a->push_ts_ms : wall;
+
+	/* an immediate push: stamped with the interval it falls in, as the agent */
+	if (edge)
+		ts = wall / b->interval_ms * b->interval_ms;
 	int len;
 
 	a->cpu = walk(b, a->cpu, 8, 1, 99);
@@ -322,10 +342,26 @@ bench_next_push(struct bench *b, struct bench_agent *a, int64_t now)
 	return now + (due - wall);
 }
 
+/* --edge: the first agent's step level against its thresholds, as the
+ * agent checks a monitor's sample (every loop turn, <= 20 ms apart). */
+static void
+bench_edge_check(struct bench *b, struct bench_agent *a)
+{
+	if (!b->edge || a != &b->ag[0] || a->phase != BP_RUN || !b->step_metric[0])
+		return;
+	b->edge_batch->n = 0;
+	b->edge_batch->overflow = 0;
+	col_add(b->edge_batch, b->step_metric, bench_step_level(b, a, now_ms()), "scope", "machine",
+		NULL, NULL);
+	if (push_edge_scan(b->det, b->edge_batch, NULL) > 0)
+		b->edge_pending = true;
+}
+
 /* Starts what the agent's main transfer should do next, if anything is due. */
 static void
 bench_agent_step(struct bench *b, struct bench_agent *a, int64_t now)
 {
+	bench_edge_check(b, a);
 	if (a->main.busy || b->inflight >= BENCH_INFLIGHT_MAX || now < a->next_try_ms)
 		return;
 	switch (a->phase) {
@@ -337,6 +373,9 @@ bench_agent_step(struct bench *b, struct bench_agent *a, int64_t now)
 	case BP_STATE:
 		snprintf(a->main.body, sizeof(a->main.body), "{\"state\":\"ready\"}");
 		bench_start_main(b, a, BK_STATE, "/v1/agent/state");
+		return;
+	case BP_CONFIG:
+		bench_start_main(b, a, BK_CONFIG, "/v1/agent/config");
 		return;
 	case BP_RUN:
 		break;
@@ -352,8 +391,14 @@ bench_agent_step(struct bench *b, struct bench_agent *a, int64_t now)
 		a->next_hb_ms = now + b->heartbeat_ms;
 		snprintf(a->main.body, sizeof(a->main.body), "{}");
 		bench_start_main(b, a, BK_HEARTBEAT, "/v1/agent/heartbeat");
+	} else if (a == &b->ag[0] && b->edge_pending && now >= b->edge_last_ms + PUSH_EDGE_MIN_GAP_MS) {
+		bench_push_body(b, a, true);
+		b->edge_pending = false;
+		b->edge_last_ms = now;
+		bench_start_main(b, a, BK_PUSH, "/v1/agent/metrics");
 	} else if (now >= a->next_push_ms) {
-		bench_push_body(b, a);
+		bench_push_body(b, a, false);
+		b->edge_pending = false;   /* this push carries it */
 		a->next_push_ms = bench_next_push(b, a, now);
 		bench_start_main(b, a, BK_PUSH, "/v1/agent/metrics");
 	}
@@ -391,11 +436,34 @@ bench_take_join(struct bench *b, struct bench_agent *a)
 	return ok;
 }
 
+/* --edge: the thresholds of the first agent's config, through the agent's
+ * own parser. */
+static bool
+bench_take_config(struct bench *b, const char *text)
+{
+	json_t *j = json_loads(text ? text : "", 0, NULL);
+	struct herr err = HERR_INIT;
+	struct push_config *cfg = xcalloc(1, sizeof(*cfg));
+	bool ok = push_config_parse(j, cfg, &err) == 0;
+
+	if (ok) {
+		push_edge_set(b->det, cfg->thr, cfg->nthr);
+		printf("edge: %zu threshold(s) from config %lld\n", cfg->nthr, (long long)cfg->version);
+		fflush(stdout);
+		push_config_release(cfg);
+	} else {
+		fprintf(stderr, "herd: agent config: %s\n", err.msg);
+	}
+	free(cfg);
+	json_decref(j);
+	return ok;
+}
+
 static const char *
 bench_kind_name(enum bench_kind k)
 {
 	static const char *const names[] = { "join", "state report", "heartbeat", "push",
-					     "long-poll", "host list GET" };
+					     "long-poll", "config GET", "host list GET" };
 
 	return names[k];
 }
@@ -444,8 +512,19 @@ bench_done(struct bench *b, CURL *h, CURLcode res)
 			a->next_try_ms = now + 2000;
 		}
 		return;
+	case BK_CONFIG:
+		if (ok && bench_take_config(b, x->resp)) {
+			a->phase = BP_RUN;
+			a->next_hb_ms = now;
+			a->next_push_ms = b->aligned ? bench_next_push(b, a, now) : now;
+		} else {
+			a->next_try_ms = now + 2000;
+		}
+		return;
 	case BK_STATE:
-		if (ok) {
+		if (ok && b->edge && a == &b->ag[0]) {
+			a->phase = BP_CONFIG;
+		} else if (ok) {
 			a->phase = BP_RUN;
 			a->next_hb_ms = now;
 			/* the first push anywhere in the first interval: spread out
@@ -702,6 +781,13 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 	if (bench_opts(c, &count, &b.interval_ms, &duration_ms) || bench_step_opts(c, &b))
 		return 2;
 	b.aligned = cli_flag(c, "aligned");
+	b.edge = cli_flag(c, "edge");
+	if (b.edge && !b.step_metric[0])
+		return cli_fail("--edge needs --step-metric (the value the first agent watches)");
+	if (b.edge) {
+		b.det = xcalloc(1, sizeof(*b.det));
+		b.edge_batch = xcalloc(1, sizeof(*b.edge_batch));
+	}
 	cli_http(c);   /* resolves --server, HERD_URL or the saved login */
 	b.server = c->server;
 	if (strncmp(b.server, "http://", 7) != 0 && strncmp(b.server, "https://", 8) != 0)
@@ -763,6 +849,8 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 	xfer_release(&b, &b.probe);
 	curl_multi_cleanup(b.m);
 	free(b.ag);
+	free(b.det);
+	free(b.edge_batch);
 	free(b.all.push.ms);
 	free(b.iv.push.ms);
 	free(b.all.probe.ms);

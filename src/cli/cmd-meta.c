@@ -156,7 +156,7 @@ static int
 meta_client_open(struct httpc *c, struct herr *err)
 {
 	const char *path = getenv("HERD_META_CONFIG");
-	const char *server, *cred;
+	const char *server, *cred, *ca;
 	char *text;
 	json_t *j;
 	int rc = 0;
@@ -175,6 +175,10 @@ meta_client_open(struct httpc *c, struct herr *err)
 		rc = herr_set(err, HERR_INVALID, "'%s' lacks 'server' or 'credential'", path);
 	else
 		httpc_init(c, server, cred);
+	/* the agent's pinned CA (an https server with ca_sha256), or the
+	 * system store */
+	if (rc == 0 && (ca = json_string_value(json_object_get(j, "ca_pem"))) != NULL)
+		httpc_trust_ca_pem(c, ca, strlen(ca), false);
 	json_decref(j);
 	return rc;
 }

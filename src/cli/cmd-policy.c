@@ -1,12 +1,15 @@
 /* cmd-policy.c - `herd policy explain NAME` (the latest evaluation: value,
  * decision, why) and `herd policy simulate NAME [--since 1h] [--policy-file
  * F]` (stored metrics replayed through the decision; a timeline). NAME may
- * be CLUSTER/GROUP/NAME. */
+ * be CLUSTER/GROUP/NAME. `herd policy check CLUSTER/GROUP [--load N [--hosts
+ * H] [--slots S] [--lasts D]]`: flapping predicted, one line per scale-out
+ * rule; exit 0 none, 3 flapping predicted, 4 cannot tell. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "httpc.h"
 #include "util.h"
 #include "xalloc.h"
 #include "yamljson.h"
@@ -103,4 +106,56 @@ cmd_policy_simulate(struct cli *c, int argc, char **argv)
 		       cli_esc(json_string_value(json_object_get(e, "reason"))));
 	json_decref(resp);
 	return 0;
+}
+
+int
+cmd_policy_check(struct cli *c, int argc, char **argv)
+{
+	static const char *const keys[] = { "load", "hosts", "slots", "lasts" };
+	json_t *resp = NULL, *f;
+	const char *verdict;
+	char *path, *p2;
+	size_t i;
+	int rc;
+
+	if (argc < 2 || argv[1][0] == '-')
+		return cli_fail("usage: herd policy check CLUSTER/GROUP [--load N [--hosts H] [--slots S] [--lasts D]]");
+	path = cli_scoped_path("groups", argv[1], "/policy-check");
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = cli_opt(c, keys[i]);
+		char *e;
+		if (v == NULL)
+			continue;
+		e = httpc_escape(v);
+		p2 = xasprintf("%s%c%s=%s", path, strchr(path, '?') ? '&' : '?', keys[i], e);
+		free(e);
+		free(path);
+		path = p2;
+	}
+	rc = cli_call(c, "GET", path, NULL, &resp);
+	free(path);
+	if (rc)
+		return rc;
+	verdict = json_string_value(json_object_get(resp, "verdict"));
+	if (c->json) {
+		cli_print_json(resp);
+	} else {
+		printf("%s/%s: %s of %s (%s) on %lld host(s) from %s\n",
+		       cli_esc(json_string_value(json_object_get(resp, "cluster"))),
+		       cli_esc(json_string_value(json_object_get(resp, "group"))),
+		       json_object_get(resp, "load") ? "load" : "values",
+		       cli_esc(json_string_value(json_object_get(resp, "metric"))),
+		       cli_esc(json_string_value(json_object_get(resp, "metric_kind"))),
+		       (long long)json_integer_value(json_object_get(resp, "hosts")),
+		       cli_esc(json_string_value(json_object_get(resp, "source"))));
+		if (json_array_size(json_object_get(resp, "findings")) == 0)
+			printf("no scale-out step policy: nothing to predict\n");
+		json_array_foreach(json_object_get(resp, "findings"), i, f)
+			printf("%-11s %s\n", cli_esc(json_string_value(json_object_get(f, "verdict"))),
+			       cli_esc(json_string_value(json_object_get(f, "text"))));
+	}
+	rc = verdict && (strcmp(verdict, "runaway") == 0 || strcmp(verdict, "oscillates") == 0) ? 3
+		: verdict && strcmp(verdict, "cannot_tell") == 0 ? 4 : 0;
+	json_decref(resp);
+	return rc;
 }

@@ -1,9 +1,12 @@
 /* cmd.c - the admin CLI: `herd <noun> <verb> [args]`. One table lists every
  * command (like git's commands[] and tmux's cmd_table); generic kinds share
  * ls/show/rm. Server and token come from --server/--token, HERD_URL/
- * HERD_TOKEN, or ~/.config/herd/config written by `herd login`. */
+ * HERD_TOKEN, or ~/.config/herd/config written by `herd login`. An https
+ * server is verified like curl does: the system store, --cacert FILE /
+ * HERD_CACERT, or nothing with -k/--insecure. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +98,17 @@ cli_http(struct cli *c)
 	}
 	if (c->server == NULL)
 		c->server = "http://127.0.0.1:7171";
+	if (c->cacert == NULL)
+		c->cacert = getenv("HERD_CACERT");
+	if (c->cacert == NULL && c->server == json_string_value(json_object_get(cfg, "server")))
+		/* the saved login's CA goes with the saved login's server only */
+		c->cacert = json_string_value(json_object_get(cfg, "cacert"));
 	httpc_init(&c->http, c->server, c->token);
+	/* like curl: the system's CA store unless told otherwise */
+	if (c->cacert && *c->cacert)
+		httpc_trust_cafile(&c->http, c->cacert);
+	if (c->insecure)
+		httpc_insecure(&c->http);
 	c->connected = true;
 	return &c->http;
 }
@@ -109,6 +122,10 @@ cli_call(struct cli *c, const char *method, const char *path, json_t *body, json
 	if (httpc_call(h, method, path, body, resp, &err) < 0) {
 		if (err.field[0])
 			return cli_fail("%s: %s", cli_esc(err.field), cli_esc(err.msg));
+		if (err.code == HERR_FORBIDDEN && strstr(err.msg, "TLS certificate"))
+			return cli_fail("%s (trust its CA with --cacert FILE or HERD_CACERT, e.g. the "
+					"server's DATA/tls/ca.pem; or, knowingly, --insecure)",
+					cli_esc(err.msg));
 		if (err.code == HERR_AUTH && c->token == NULL)
 			return cli_fail("%s (give a token with --token, HERD_TOKEN or herd login)",
 					cli_esc(err.msg));
@@ -308,7 +325,7 @@ cli_print_json(json_t *v)
 /* --- options: one getopt_long table per command, built from its spec --- */
 
 #define CLI_LONG_MAX 24        /* long options of one command, common ones included */
-#define CLI_COMMON_OPTS "json,server=,token=,h|help"
+#define CLI_COMMON_OPTS "json,server=,token=,cacert=,k|insecure,h|help"
 
 /* A command's options as getopt_long wants them. */
 struct optset {
@@ -416,6 +433,10 @@ cli_set(struct cli *c, const struct option *o, const char *value)
 		c->server = value;
 	} else if (strcmp(o->name, "token") == 0) {
 		c->token = value;
+	} else if (strcmp(o->name, "cacert") == 0) {
+		c->cacert = value;
+	} else if (strcmp(o->name, "insecure") == 0) {
+		c->insecure = true;
 	} else {
 		if (c->nopts == CLI_OPTS_MAX)
 			return -1;
@@ -1069,6 +1090,12 @@ cmd_login(struct cli *c, int argc, char **argv)
 	if (mkdir_p(dir, 0700) < 0)
 		return cli_fail("cannot create '%s'", dir);
 	cfg = json_pack("{s:s,s:s}", "server", argv[1], "token", tok);
+	if (c->cacert && *c->cacert) {   /* --cacert / HERD_CACERT: kept, absolute */
+		char abs[PATH_MAX];
+
+		json_object_set_new(cfg, "cacert",
+				    json_string(realpath(c->cacert, abs) ? abs : c->cacert));
+	}
 	text = json_dumps(cfg, JSON_INDENT(2));
 	rc = file_write_atomic(path, text, strlen(text), 0600);
 	free(text);
@@ -1116,6 +1143,7 @@ static const struct cmd cmds[] = {
 	KINDS(KIND_CMDS)
 	{ "account", "check", cmd_account_check, 1, 1, NULL, "NAME [--json]", "Call the account's provider: are the credentials, zone and clock right?" },
 	{ "policy", "explain", cmd_policy_explain, 1, 1, NULL, "NAME [--json]", "Show a policy's latest evaluation and why it did or did not act." },
+	{ "policy", "check", cmd_policy_check, 1, 1, "load=,hosts=,slots=,lasts=", "CLUSTER/GROUP [--load N [--hosts H] [--slots S] [--lasts D]] [--json]", "Predict flapping of the group's scale-out rules at its load (exit 3 flapping, 4 cannot tell)." },
 	{ "policy", "simulate", cmd_policy_simulate, 1, 1, "since=,policy-file=", "NAME [--since 1h] [--policy-file F] [--json]", "Replay stored metrics through the policy and print its decisions." },
 	{ "alert", "ls", cmd_alert_ls, 0, 0, "group=,cluster=", "[--group CLUSTER/GROUP] [--json]", "List alerts pending or firing (severity, since, silenced, summary)." },
 	{ "alert", "show", cmd_alert_show, 1, 1, "group=,cluster=", "RULE [--group CLUSTER/GROUP] [--json]", "Show a rule where it applies (built-in or declared, and where) and its instances." },
@@ -1141,14 +1169,15 @@ static const struct cmd cmds[] = {
 	{ "run", "ls", cmd_run_ls, 0, 0, "script=,host=,limit=", "[--script S] [--host H] [--limit N] [--json]", "List script runs, newest first (--host: those that included H)." },
 	{ "run", "show", cmd_run_show, 1, 1, NULL, "ID [--json]", "Show a run and its outcome on each host." },
 	{ "run", "logs", cmd_run_logs, 1, 1, "host=,follow", "ID [--host H] [--follow] [--json]", "Print a run's output; --follow: as the hosts produce it." },
-	{ "bench", "agents", cmd_bench_agents, 0, 0, "configs=,count=,interval=,duration=,token-file=,cluster=,group=,aligned,step-metric=,step-value=,step-every=", "--configs F --count N [--interval 10s] [--aligned] [--duration 60s] [--token-file F --cluster C --group G] [--step-metric NAME --step-value V --step-every D]", "Simulate N agents from one process (join with the agent configs of F, one JSON a line; heartbeats, pushes, long-polls) and print push latency per interval; --aligned pushes at multiples of the interval as the agent; --step-metric: the first agent pushes NAME=V every other D (the others 0), each change printed with its send time." },
+	{ "bench", "agents", cmd_bench_agents, 0, 0, "configs=,count=,interval=,duration=,token-file=,cluster=,group=,aligned,step-metric=,step-value=,step-every=,edge", "--configs F --count N [--interval 10s] [--aligned] [--duration 60s] [--token-file F --cluster C --group G] [--step-metric NAME --step-value V --step-every D [--edge]]", "Simulate N agents from one process (join with the agent configs of F, one JSON a line; heartbeats, pushes, long-polls) and print push latency per interval; --aligned pushes at multiples of the interval as the agent; --step-metric: the first agent pushes NAME=V every other D (the others 0), each change printed with its send time; --edge: the first agent pushes at once when its level crosses a threshold of its agent config, as the agent." },
 	{ "run", "cancel", cmd_run_cancel, 1, 1, NULL, "ID [--json]", "Cancel a run: running scripts are killed, the rest not started." },
 };
 
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: herd [--server URL] [--token TOKEN] [--json] <command> [args]\n\n"
+	fprintf(f, "usage: herd [--server URL] [--token TOKEN] [--cacert FILE] [-k|--insecure] [--json]\n"
+		   "            <command> [args]\n\n"
 		   "  herd server --data DIR [--listen ADDR:PORT]   run the server\n"
 		   "  herd agent --config FILE                      run a host's agent\n"
 		   "  herd meta self|group|host|cluster ...         metadata, on a host\n"
@@ -1164,7 +1193,7 @@ usage(FILE *f)
 int
 cli_main(int argc, char **argv)
 {
-	static const struct cmd global = { "[--server URL] [--token TOKEN] [--json]", NULL, NULL, 0, 0,
+	static const struct cmd global = { "[--server URL] [--token TOKEN] [--cacert FILE] [-k] [--json]", NULL, NULL, 0, 0,
 					   NULL, "<command> [args]", "" };
 	struct cli c = { 0 };
 	struct optset s;

@@ -41,6 +41,7 @@
 #include "buf.h"
 #include "httpc-mini.h"
 #include "httpc.h"
+#include "tlsfp.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -291,22 +292,6 @@ hm_chunk_feed(struct hm_chunk *ch, const char *in, size_t n, bool *done,
 		}
 	}
 	return (long)i;
-}
-
-int
-hm_fingerprint_norm(const char *in, char out[65])
-{
-	size_t n = 0;
-
-	for (; *in; in++) {
-		if (*in == ':')
-			continue;
-		if (hm_hexval(*in) < 0 || n == 64)
-			return -1;
-		out[n++] = (char)(*in >= 'A' && *in <= 'F' ? *in - 'A' + 'a' : *in);
-	}
-	out[n] = '\0';
-	return n == 64 ? 0 : -1;
 }
 
 /* ---- the connection ---- */
@@ -867,16 +852,15 @@ int
 httpc_pin_ca(struct httpc *c, const char *fingerprint, struct herr *err)
 {
 	struct sink s = { 0 };
-	mbedtls_x509_crt crt;
-	unsigned char md[32];
-	char want[65], got[65];
+	unsigned char wantfp[TLSFP_LEN], gotfp[TLSFP_LEN];
+	char want[TLSFP_HEX], got[TLSFP_HEX];
 	bool saved = c->insecure;
 	long status = 0;
-	size_t i;
 	int rc;
 
-	if (hm_fingerprint_norm(fingerprint, want) < 0)
+	if (tlsfp_parse(fingerprint, wantfp) < 0)
 		return herr_set(err, HERR_INVALID, "CA fingerprint '%s' is not 64 hex digits", fingerprint);
+	tlsfp_hex(wantfp, want);
 	/* the CA is fetched unverified: what makes it trusted is its hash */
 	buf_init(&s.b, HM_CA_MAX);
 	c->insecure = true;
@@ -891,17 +875,12 @@ httpc_pin_ca(struct httpc *c, const char *fingerprint, struct herr *err)
 		buf_release(&s.b);
 		return rc == HERR_TOOBIG || rc == HERR_TIMEOUT ? HERR_UNAVAIL : rc;
 	}
-	mbedtls_x509_crt_init(&crt);
-	if (s.b.len == 0 || mbedtls_x509_crt_parse(&crt, (const unsigned char *)s.b.p, s.b.len + 1) != 0) {
-		mbedtls_x509_crt_free(&crt);
+	if (s.b.len == 0 || tlsfp_of_pem(s.b.p, s.b.len, gotfp) < 0) {
 		buf_release(&s.b);
 		return herr_set(err, HERR_FORBIDDEN, "server at %s sent no PEM certificate as its CA",
 				c->base);
 	}
-	mbedtls_sha256_ret(crt.raw.p, crt.raw.len, md, 0);
-	mbedtls_x509_crt_free(&crt);
-	for (i = 0; i < sizeof(md); i++)
-		snprintf(got + 2 * i, 3, "%02x", md[i]);
+	tlsfp_hex(gotfp, got);
 	if (strcmp(got, want) != 0) {
 		buf_release(&s.b);
 		return herr_set(err, HERR_FORBIDDEN,

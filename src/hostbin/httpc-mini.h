@@ -37,8 +37,4 @@ struct hm_chunk {
 long hm_chunk_feed(struct hm_chunk *ch, const char *in, size_t n, bool *done,
 		   int (*out)(void *arg, const char *p, size_t k), void *arg);
 
-/* Normalizes a fingerprint (64 hex digits, any case, ':' allowed) into 64
- * lower-case digits + NUL. Returns 0 or -1. */
-int hm_fingerprint_norm(const char *in, char out[65]);
-
 #endif

@@ -14,4 +14,10 @@
  * refuses more (400 naming "batches"). */
 #define PUSH_MAX_BATCHES_PER_REQUEST 100
 
+/* The agent config (GET /v1/agent/config) lists at most this many
+ * thresholds ({"metric","op","value"}) a host's values are watched for: a
+ * crossing is pushed at once (docs/metrics.md). The server lists no more,
+ * the agent reads no more. */
+#define PUSH_MAX_THRESHOLDS 64
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "httpc.h"
+#include "tlsfp.h"
 #include "xalloc.h"
 
 static pthread_once_t httpc_once = PTHREAD_ONCE_INIT;
@@ -91,6 +92,8 @@ httpc_tls_setopt(struct httpc *c)
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, c->verify_host ? 2L : 0L);
 }
 
+#define CA_PEM_MAX 65536   /* GET /v1/tls/ca: one certificate, ~800 bytes */
+
 struct sink {
 	struct buf b;
 	int (*cb)(const char *data, size_t n, void *arg);
@@ -157,6 +160,9 @@ httpc_perform(struct httpc *c, const char *method, const char *path, const char 
 		return herr_set(err, HERR_TOOBIG, "response from %s is too large", c->base);
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return herr_set(err, HERR_TIMEOUT, "no answer from %s in time", c->base);
+	if (rc == CURLE_PEER_FAILED_VERIFICATION)
+		return herr_set(err, HERR_FORBIDDEN, "the TLS certificate of %s is not trusted: %s",
+				c->base, curl_easy_strerror(rc));
 	if (rc != CURLE_OK)
 		return herr_set(err, HERR_UNAVAIL, "cannot reach herd server at %s: %s", c->base,
 				curl_easy_strerror(rc));
@@ -237,6 +243,51 @@ httpc_stream(struct httpc *c, const char *path, int (*cb)(const char *data, size
 	c->timeout_ms = 24L * 3600 * 1000;
 	rc = httpc_perform(c, "GET", path, NULL, &s, status, err);
 	c->timeout_ms = saved;
+	return rc;
+}
+
+int
+httpc_pin_ca(struct httpc *c, const char *fingerprint, struct herr *err)
+{
+	unsigned char want[TLSFP_LEN], got[TLSFP_LEN];
+	char wanthex[TLSFP_HEX], gothex[TLSFP_HEX];
+	struct sink s = { 0 };
+	bool insecure = c->insecure;
+	long status = 0;
+	int rc;
+
+	if (tlsfp_parse(fingerprint, want) < 0)
+		return herr_field(err, HERR_INVALID, "ca_sha256",
+				  "invalid CA fingerprint '%s': want 64 hex digits", fingerprint);
+	tlsfp_hex(want, wanthex);
+	/* unverified on purpose: what comes back is trusted only if its
+	 * hash is the one we were given */
+	buf_init(&s.b, CA_PEM_MAX);
+	c->insecure = true;
+	rc = httpc_perform(c, "GET", "/v1/tls/ca", NULL, &s, &status, err);
+	c->insecure = insecure;
+	if (rc < 0)
+		goto out;
+	if (status != 200) {
+		rc = herr_set(err, status >= 500 ? HERR_UNAVAIL : HERR_FORBIDDEN,
+			      "%s/v1/tls/ca answered HTTP %ld: the server has no CA of its own, want "
+			      "one with fingerprint %s", c->base, status, wanthex);
+		goto out;
+	}
+	if (tlsfp_of_pem(s.b.p, s.b.len, got) < 0) {
+		rc = herr_set(err, HERR_FORBIDDEN, "%s/v1/tls/ca sent no PEM certificate, want "
+			      "one with fingerprint %s", c->base, wanthex);
+		goto out;
+	}
+	tlsfp_hex(got, gothex);
+	if (memcmp(want, got, TLSFP_LEN) != 0) {
+		rc = herr_set(err, HERR_FORBIDDEN, "the server's CA has fingerprint %s, want %s: "
+			      "refusing to talk to it", gothex, wanthex);
+		goto out;
+	}
+	httpc_trust_ca_pem(c, s.b.p, s.b.len, false);
+out:
+	buf_release(&s.b);
 	return rc;
 }
 

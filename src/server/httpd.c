@@ -24,6 +24,7 @@
 #include "api/writer.h"
 #include "log.h"
 #include "server.h"
+#include "tls.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -60,6 +61,7 @@ struct httpd {
 	struct MHD_Daemon *d[HTTPD_MAX_DAEMONS];
 	char addr[HTTPD_MAX_DAEMONS][64];
 	int port[HTTPD_MAX_DAEMONS];
+	bool tls[HTTPD_MAX_DAEMONS];   /* serves HTTPS (tls_for_addr) */
 	int nd;
 	pthread_mutex_t lock;          /* guards d/addr/nd and waiters */
 	struct waiter *waiters;
@@ -583,9 +585,15 @@ watch_flag(const struct server *s)
 }
 
 static struct MHD_Daemon *
-start_one(struct server *s, const char *ip, int port, struct herr *err)
+start_one(struct server *s, const char *ip, int port, bool tls, struct herr *err)
 {
+	const struct tls *t = s->tls;
 	struct sockaddr_in sa = { 0 };
+	struct MHD_OptionItem tlsopts[] = {
+		{ MHD_OPTION_HTTPS_MEM_CERT, 0, t ? t->cert_pem : NULL },
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, t ? t->key_pem : NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	struct MHD_Daemon *d;
 
 	sa.sin_family = AF_INET;
@@ -594,7 +602,17 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 		herr_set(err, HERR_INVALID, "invalid listen address '%s'", ip);
 		return NULL;
 	}
-	d = MHD_start_daemon(watch_flag(s) | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
+	if (tls && (t == NULL || t->cert_pem == NULL)) {
+		herr_set(err, HERR_INVALID, "%s:%d must serve HTTPS but there is no certificate", ip, port);
+		return NULL;
+	}
+	if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		herr_set(err, HERR_UNAVAIL, "%s:%d must serve HTTPS but this libmicrohttpd has no TLS "
+			 "(--tls never serves plain HTTP, insecurely)", ip, port);
+		return NULL;
+	}
+	d = MHD_start_daemon(watch_flag(s) | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+			     (tls ? MHD_USE_TLS : 0),
 			     (uint16_t)port, NULL, NULL, on_request, s,
 			     /* first: libmicrohttpd logs to stderr until it is set */
 			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -606,9 +624,14 @@ start_one(struct server *s, const char *ip, int port, struct herr *err)
 			     MHD_OPTION_CONNECTION_LIMIT, s->max_conns,
 			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->max_conns_per_addr,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+			     /* the certificate only on TLS listeners */
+			     MHD_OPTION_ARRAY, tls ? tlsopts : tlsopts + 2,
 			     MHD_OPTION_END);
 	if (d == NULL)
 		herr_set(err, HERR_UNAVAIL, "cannot listen on %s:%d: %s", ip, port, strerror(errno));
+	else if (!tls && t && t->mode == TLS_NEVER && strncmp(ip, "127.", 4) != 0)
+		log_warn("INSECURE: %s:%d serves plain HTTP (--tls never): tokens and host "
+			 "credentials cross the network in clear text", ip, port);
 	return d;
 }
 
@@ -628,6 +651,8 @@ addr_split(const char *addr, char *ip, size_t ipsz, int *port, struct herr *err)
 		return herr_set(err, HERR_INVALID, "invalid port in '%s'", addr);
 	return 0;
 }
+
+static int listen_add(struct server *s, const char *ip, int port, bool bridge, struct herr *err);
 
 static bool
 is_any(const char *addr)
@@ -661,7 +686,7 @@ httpd_start(struct server *s, const char *addr, const char *const *more, int nmo
 	/* wildcards first (pass 0), then the rest: httpd_listen_extra skips
 	 * an address a wildcard on its port already covers */
 	for (pass = 0; pass < 2; pass++) {
-		if ((is_any(addr) ? 0 : 1) == pass && httpd_listen_extra(s, ip, port, err) < 0)
+		if ((is_any(addr) ? 0 : 1) == pass && listen_add(s, ip, port, false, err) < 0)
 			goto fail;
 		for (i = 0; i < nmore; i++) {
 			char mip[64];
@@ -670,7 +695,7 @@ httpd_start(struct server *s, const char *addr, const char *const *more, int nmo
 			if ((is_any(more[i]) ? 0 : 1) != pass)
 				continue;
 			addr_split(more[i], mip, sizeof(mip), &mport, err);
-			if (httpd_listen_extra(s, mip, mport, err) < 0)
+			if (listen_add(s, mip, mport, false, err) < 0)
 				goto fail;
 		}
 	}
@@ -688,11 +713,14 @@ fail:
 	return err->code;
 }
 
-/* Adds a listener on ip:port unless one (or 0.0.0.0:port) is there. */
-int
-httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err)
+/* Adds a listener on ip:port unless one (or 0.0.0.0:port) is there;
+ * bridge: a local network's gateway (tls_for_addr). */
+static int
+listen_add(struct server *s, const char *ip, int port, bool bridge, struct herr *err)
 {
 	struct httpd *h = s->httpd;
+	const struct tls *t = s->tls;
+	bool tls = tls_for_addr(t ? t->mode : TLS_AUTO, ip, bridge);
 	struct MHD_Daemon *d;
 
 	pthread_mutex_lock(&h->lock);
@@ -709,15 +737,40 @@ httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err)
 		pthread_mutex_unlock(&h->lock);
 		return herr_set(err, HERR_TOOBIG, "too many listen addresses");
 	}
-	d = start_one(s, ip, port, err);
+	d = start_one(s, ip, port, tls, err);
 	if (d) {
 		h->d[h->nd] = d;
 		snprintf(h->addr[h->nd], sizeof(h->addr[0]), "%s", ip);
 		h->port[h->nd] = port;
+		h->tls[h->nd] = tls;
 		h->nd++;
+		log_info("listening on %s://%s:%d", tls ? "https" : "http", ip, port);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return d ? 0 : err->code;
+}
+
+int
+httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err)
+{
+	return listen_add(s, ip, port, true, err);
+}
+
+bool
+httpd_is_tls(struct server *s, const char *ip, int port)
+{
+	struct httpd *h = s->httpd;
+	bool tls = false;
+
+	if (h == NULL)
+		return false;
+	pthread_mutex_lock(&h->lock);
+	for (int i = 0; i < h->nd; i++)
+		if (h->port[i] == port &&
+		    (strcmp(h->addr[i], ip) == 0 || strcmp(h->addr[i], "0.0.0.0") == 0))
+			tls = h->tls[i];
+	pthread_mutex_unlock(&h->lock);
+	return tls;
 }
 
 void

@@ -30,6 +30,7 @@
 #include "prov/prov.h"
 #include "server.h"
 #include "store/store.h"
+#include "tls.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
 #include "xalloc.h"
@@ -42,6 +43,11 @@ struct server *g_srv;
 #define METRICS_SYNC_DEFAULT_MS 1000  /* --metrics-sync */
 #define OPT_METRICS_SYNC 0x4d53       /* --metrics-sync has no short form */
 #define OPT_AGENT_BIN 0x4142          /* nor --agent-bin */
+#define OPT_TLS 0x544c                /* --tls... neither */
+#define OPT_TLS_CERT 0x544d
+#define OPT_TLS_KEY 0x544e
+#define OPT_TLS_CA 0x544f
+#define OPT_TLS_NAME 0x5450
 #define FD_RESERVE 512u                /* descriptors kept for store, tsdb, LBs, hosts */
 
 
@@ -119,6 +125,19 @@ usage(FILE *f)
 		"  --agent-bin PATH   the agent binary hosts run and cloud hosts fetch\n"
 		"                     (default: herd-agent beside this binary, the static\n"
 		"                     build; if there is none, this binary, with a warning)\n"
+		"  --tls MODE         auto (default): HTTPS on every listen address but\n"
+		"                     127.x and the local networks' gateways, which stay\n"
+		"                     plain HTTP; always: HTTPS on all of them; never: plain\n"
+		"                     HTTP everywhere (insecure off this machine: logged)\n"
+		"  --tls-cert FILE --tls-key FILE\n"
+		"                     the certificate (PEM chain) and key to serve; default:\n"
+		"                     one signed by herd's own CA, made in DATA/tls on the\n"
+		"                     first start (GET /v1/tls/ca gives the CA out)\n"
+		"  --tls-ca FILE      with --tls-cert: the CA GET /v1/tls/ca gives out (none\n"
+		"                     by default: agents then verify with the system store)\n"
+		"  --tls-name NAME    another DNS name or IP for herd's own certificate\n"
+		"                     (repeatable; it always has 127.0.0.1, ::1, localhost,\n"
+		"                     the hostname and every --listen IP)\n"
 		"  --body-max BYTES   largest request body accepted (default 1048576)\n"
 		"  --max-conns N      open connections per listen address (default 8192;\n"
 		"                     lowered to fit the descriptor limit)\n"
@@ -334,6 +353,11 @@ server_main(int argc, char **argv)
 		{ "retention", required_argument, NULL, 'R' },
 		{ "push-interval", required_argument, NULL, 'P' },
 		{ "metrics-sync", required_argument, NULL, OPT_METRICS_SYNC },
+		{ "tls", required_argument, NULL, OPT_TLS },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "tls-name", required_argument, NULL, OPT_TLS_NAME },
 		{ "retain-activities", required_argument, NULL, 'a' },
 		{ "retain-audit", required_argument, NULL, 'u' },
 		{ "retain-runs", required_argument, NULL, 'r' },
@@ -354,6 +378,9 @@ server_main(int argc, char **argv)
 	const char *more[LISTEN_MAX - 1]; /* the second and later --listen */
 	int nlisten = 0;
 	char dbpath[1200];
+	struct tls_opts tlso = { 0 };
+	char listen_ips[LISTEN_MAX][64], adv_host[256];
+	const char *ipv[LISTEN_MAX];
 	struct tsdb_opts topts;
 	bool teardown = false;
 	sigset_t set;
@@ -425,6 +452,23 @@ server_main(int argc, char **argv)
 				fprintf(stderr, "herd server: --push-interval: want whole seconds from 1s to 60s\n");
 				return 2;
 			}
+			break;
+		case OPT_TLS:
+			if (tls_mode_parse(optarg, &tlso.mode) < 0) {
+				fprintf(stderr, "herd server: --tls: want auto, always or never, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_TLS_CERT: tlso.cert_file = optarg; break;
+		case OPT_TLS_KEY: tlso.key_file = optarg; break;
+		case OPT_TLS_CA: tlso.ca_file = optarg; break;
+		case OPT_TLS_NAME:
+			if (tlso.nnames == TLS_NAMES_MAX) {
+				fprintf(stderr, "herd server: --tls-name: at most %d names\n", TLS_NAMES_MAX);
+				return 2;
+			}
+			tlso.names[tlso.nnames++] = optarg;
 			break;
 		case OPT_METRICS_SYNC:
 			if (parse_duration_ms(optarg, &topts.sync_interval_ms) < 0 ||
@@ -542,12 +586,35 @@ server_main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	for (int i = 0; i < nlisten || i == 0; i++) {
+		const char *a = i == 0 ? listen : more[i - 1], *colon = strrchr(a, ':');
+
+		snprintf(listen_ips[i], sizeof(listen_ips[i]), "%.*s",
+			 colon ? (int)(colon - a) : (int)strlen(a), a);
+		ipv[i] = listen_ips[i];
+	}
+	/* hosts reach us by --advertise-url's name: the certificate carries it */
+	if (s->advertise_url[0] && tlso.nnames < TLS_NAMES_MAX) {
+		const char *h = strstr(s->advertise_url, "://");
+
+		h = h ? h + 3 : s->advertise_url;
+		snprintf(adv_host, sizeof(adv_host), "%.*s", (int)strcspn(h, ":/"), h);
+		tlso.names[tlso.nnames++] = adv_host;
+	}
+	if (tls_setup(s, &tlso, ipv, nlisten > 0 ? (size_t)nlisten : 1, &err) < 0) {
+		fprintf(stderr, "herd server: %s%s%s\n", err.field[0] ? err.field : "",
+			err.field[0] ? ": " : "", err.msg);
+		goto out;
+	}
 	if (httpd_start(s, listen, more, nlisten > 1 ? nlisten - 1 : 0, &err) < 0) {
 		fprintf(stderr, "herd server: --listen: %s\n", err.msg);
 		goto out;
 	}
-	for (int i = 0; i + 1 < nlisten; i++)
-		log_info("also listening on http://%s", more[i]);
+	for (int i = 1; i < nlisten; i++)
+		log_info("also listening on %s://%s",
+			 httpd_is_tls(s, listen_ips[i], (int)str_long_or(strrchr(more[i - 1], ':') + 1,
+									  1, 65535, 0)) ? "https" : "http",
+			 more[i - 1]);
 	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || alert_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);
@@ -555,8 +622,8 @@ server_main(int argc, char **argv)
 		httpd_stop(s);
 		goto out;
 	}
-	log_info("herd %s listening on http://%s (data %s, instance %s)", HERD_VERSION, listen,
-		 s->data_dir, s->instance);
+	log_info("herd %s listening on %s://%s (data %s, instance %s)", HERD_VERSION,
+		 httpd_is_tls(s, listen_ips[0], s->port) ? "https" : "http", listen, s->data_dir, s->instance);
 	while (sigwait(&set, &sig) != 0)
 		;
 	log_info("signal %d: shutting down", sig);
@@ -571,5 +638,6 @@ server_main(int argc, char **argv)
 out:
 	tsdb_close(s->tsdb);
 	store_close(s->store);
+	tls_free(s);
 	return rc;
 }

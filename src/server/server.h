@@ -118,6 +118,7 @@ struct server {
 	void *ctl;                    /* controller state */
 	void *writer;                 /* struct writer * (api/writer.c) */
 	void *tsdb;                   /* struct tsdb * (tsdb/tsdb.h): the metric store */
+	void *tls;                    /* struct tls * (tls.h): certificates, --tls */
 };
 
 extern struct server *g_srv;
@@ -165,10 +166,13 @@ const struct route *route_match(const char *method, const char *path, char **par
  * again (the two would collide). */
 int httpd_start(struct server *s, const char *addr, const char *const *more, int nmore,
 		struct herr *err);
-/* Adds a listener on another address (same handler), e.g. a local
- * network's gateway so hosts can reach the server. Idempotent per address
- * and port; a no-op when 0.0.0.0 already listens on that port. */
+/* Adds a listener on a local network's gateway (same handler) so hosts can
+ * reach the server: plain HTTP unless --tls always (tls_for_addr, bridge).
+ * Idempotent per address and port; a no-op when 0.0.0.0 already listens on
+ * that port. */
 int httpd_listen_extra(struct server *s, const char *ip, int port, struct herr *err);
+/* Whether what listens on ip:port (or 0.0.0.0:port) serves HTTPS. */
+bool httpd_is_tls(struct server *s, const char *ip, int port);
 void httpd_stop(struct server *s);
 void httpd_resume_waiters(struct server *s);
 /* server_kick_commands' part, called with s->lock held: the kick that made

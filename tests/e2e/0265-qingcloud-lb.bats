@@ -29,8 +29,9 @@ setup_file() {
 	[ -x "$FAKE" ] || return 0
 	HERD_PORT=$(free_port)
 	# instances reach the server at their VxNet's gateway (the router's
-	# manager_ip, on the fake's bridge): the server listens on all addresses
-	server_start --listen "0.0.0.0:$HERD_PORT"
+	# manager_ip, on the fake's bridge): the server listens on all addresses,
+	# in plain HTTP as before TLS (--tls never; 0430-tls tests HTTPS)
+	server_start --listen "0.0.0.0:$HERD_PORT" --tls never
 	INST=$(curl -sf "$HERD_URL/healthz" | json '{instance}')
 	CIDR=$(random_cidr)
 	GW=${CIDR%.0/24}.1

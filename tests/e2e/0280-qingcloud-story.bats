@@ -76,7 +76,7 @@ story_start() {
 	FQ_PID=$!
 	wait_for 10 curl -s -o /dev/null "$FQ_URL"
 	port2=$(free_port)
-	server_start --listen "0.0.0.0:$port2" --push-interval 2s
+	server_start --listen "0.0.0.0:$port2" --push-interval 2s --tls never   # plain: 0430 tests TLS
 	mkdir -p "$W/bp/scripts"
 	cp "$SCRIPTS"/queue_*.sh "$W/bp/scripts/"
 	sed -e "s|CIDR|$cidr|" -e "s|KEY_ID|$KEY_ID|" -e "s|SECRET_FILE|$W/secret|" \
@@ -230,7 +230,7 @@ story() {
 	HERD_PORT=$(free_port)
 	p2=$(free_port)
 	while [ "$p2" = "$HERD_PORT" ]; do p2=$(free_port); done
-	server_start --listen "0.0.0.0:$HERD_PORT" --listen "127.0.0.1:$p2"
+	server_start --listen "0.0.0.0:$HERD_PORT" --listen "127.0.0.1:$p2" --tls never
 	[ "$(curl -sf "http://127.0.0.1:$HERD_PORT/healthz" | json '{status}')" = ok ]
 	[ "$(curl -sf "http://127.0.0.1:$p2/healthz" | json '{status}')" = ok ]
 	grep -q "also listening on http://0.0.0.0:$HERD_PORT" "$HERD_DATA/server.log"

@@ -141,7 +141,7 @@ test_refused(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct herr err = HERR_INIT;
-		struct bootstrap_in in = { bad[i].url, bad[i].sha, bad[i].id, bad[i].tok, "{}" };
+		struct bootstrap_in in = { bad[i].url, bad[i].sha, bad[i].id, bad[i].tok, "{}", NULL };
 		char *s = (char *)"unchanged";
 
 		assert_int_equal(bootstrap_script(&in, &s, &err), HERR_INVALID);
@@ -184,6 +184,66 @@ test_size(void **state)
 	assert_null(s);
 }
 
+/* herd's own CA as tls.c makes it (P-256, 550 bytes) */
+static const char ca_pem[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIBaDCCAQ2gAwIBAgIQWijTU42dXG4EPzAUH/e/VzAKBggqhkjOPQQDAjASMRAw\n"
+	"DgYDVQQDEwdoZXJkIENBMB4XDTI2MTIwNDE1MzQyN1oXDTQ2MTEyOTE2MzQyN1ow\n"
+	"EjEQMA4GA1UEAxMHaGVyZCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABCWu\n"
+	"s/PA2LHUMCw7cOJDzWUxagnW2EzcmKIucPEcwngs6Kh5SSXc4U2n3eA2oOW1U06g\n"
+	"Kf5IGXpOt+sEZiFB2SejRTBDMB0GA1UdDgQWBBTHPw2o28T039nSutx+ChhibL8s\n"
+	"3zASBgNVHRMBAf8ECDAGAQH/AgEAMA4GA1UdDwEB/wQEAwIBBjAKBggqhkjOPQQD\n"
+	"AgNJADBGAiEA5TYKXxOLz4YdFMq3QNKKJ757LnpEiRnRj2C36gvBDFMCIQDIOrFc\n"
+	"ZzPMEM3fTgmgkZWnDy2eI2FNiEETua1K0uLsKQ==\n"
+	"-----END CERTIFICATE-----\n";
+
+/* An https server's CA goes into the script as PEM, and the download
+ * trusts exactly it; with the fingerprint in the config too, the script
+ * still fits QingCloud's 4 KiB. Anything but a PEM certificate is refused. */
+static void
+test_ca(void **state)
+{
+	struct herr err = HERR_INIT;
+	const char *real = "{\"server\":\"https://198.18.0.1:8080/\",\"host_id\":\"1a2b3c4d\","
+			   "\"host\":\"node-12\",\"join_token\":"
+			   "\"hj_00112233445566778899aabbccddeeff0011223344556677\","
+			   "\"ca_sha256\":\"842288755f9e6cb67b317459db2904a639131625ea9b74940615aa152e6c168f\","
+			   "\"heartbeat_s\":5,\"init_timeout_s\":600}";
+	static const char *const bad[] = {
+		"hello\n",
+		"-----BEGIN CERTIFICATE-----\nAAAA'$(reboot)'\n-----END CERTIFICATE-----\n",
+		"-----BEGIN CERTIFICATE-----\nHERD_EOF\n-----END CERTIFICATE-----\n",
+		"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",   /* no final newline */
+	};
+	struct bootstrap_in in = good_in(real);
+	char *s = NULL;
+	size_t n;
+
+	in.server_url = "https://198.18.0.1:8080/";
+	in.ca_pem = ca_pem;
+	assert_int_equal(bootstrap_script(&in, &s, &err), 0);
+	n = strlen(s);
+	print_message("# script with a CA: %zu bytes, %zu as base64 (QingCloud takes 4096)\n", n,
+		      (n + 2) / 3 * 4);
+	assert_true(n <= BOOTSTRAP_SCRIPT_MAX);
+	assert_non_null(strstr(s, ca_pem));
+	assert_non_null(strstr(s, "curl -fsS ${X:+--cacert $X}"));
+	assert_non_null(strstr(s, "wget -q ${X:+--ca-certificate=$X}"));
+	free(s);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		in.ca_pem = bad[i];
+		s = NULL;
+		assert_int_equal(bootstrap_script(&in, &s, &err), HERR_INVALID);
+		assert_string_equal(err.field, "ca_pem");
+		assert_null(s);
+	}
+	/* none: the download uses the system store */
+	in.ca_pem = NULL;
+	assert_int_equal(bootstrap_script(&in, &s, &err), 0);
+	assert_non_null(strstr(s, "\nX=\n"));
+	free(s);
+}
+
 static void
 test_agent_bin(void **state)
 {
@@ -220,7 +280,7 @@ emit(char **argv)
 	char cfg[BOOTSTRAP_CONFIG_MAX + 2], *s;
 	FILE *f = fopen(argv[4], "r");
 	size_t n;
-	struct bootstrap_in in = { argv[0], argv[1], argv[2], argv[3], cfg };
+	struct bootstrap_in in = { argv[0], argv[1], argv[2], argv[3], cfg, NULL };
 
 	if (f == NULL)
 		return perror(argv[4]), 2;
@@ -245,6 +305,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_hostile_config),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_size),
+		cmocka_unit_test(test_ca),
 		cmocka_unit_test(test_agent_bin),
 	};
 

@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "httpc-mini.h"
+#include "tlsfp.h"
 #include "httpc.h"
 
 /* ---- pure pieces ---- */
@@ -143,22 +144,34 @@ test_chunked(void **state)
 	assert_null(chunk_decode("3\r\nab", 2, &used)); /* cut short: never done */
 }
 
+/* the certificate and fingerprint of test-tls.c: the two builds of
+ * tlsfp_of_pem must agree */
+static const char unit_pem[] =
+	"junk before it is skipped\n"
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIBcjCCARmgAwIBAgIUUquQfEd9N4ssjclyAHs+I2GZUD0wCgYIKoZIzj0EAwIw\n"
+	"DzENMAsGA1UEAwwEdW5pdDAeFw0yNjEyMDQxNjM2NTBaFw0zNjEyMDExNjM2NTBa\n"
+	"MA8xDTALBgNVBAMMBHVuaXQwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQmlhh9\n"
+	"3bqSm/gtXukufvybyRQZb5EZbmS/ougfi2/UGliXIxp3ZXxC8o7q11Vz5gKqaZmR\n"
+	"Kat7jatpzslju6Wio1MwUTAdBgNVHQ4EFgQUla3AsQznykpfj9ocSFbDoHeR7kww\n"
+	"HwYDVR0jBBgwFoAUla3AsQznykpfj9ocSFbDoHeR7kwwDwYDVR0TAQH/BAUwAwEB\n"
+	"/zAKBggqhkjOPQQDAgNHADBEAiAemDkcQL7ZKZVBkiCJliia6F7zxiWqLZjMBqLQ\n"
+	"AIH+kgIgIGp75NPjmvEPovuHDgIqbEpBXYaQZr0y73Jn7LOd0AQ=\n"
+	"-----END CERTIFICATE-----\n";
+static const char unit_fp[] =
+	"BD:4B:D5:D2:21:D2:2C:C9:4E:73:61:D8:B0:CE:D8:04:49:1C:75:52:81:9C:66:71:E8:2E:D8:C8:30:C0:93:3B";
+
 static void
 test_fingerprint(void **state)
 {
-	char out[65];
-	const char *lo = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	unsigned char want[TLSFP_LEN], got[TLSFP_LEN];
 
-	assert_int_equal(hm_fingerprint_norm(lo, out), 0);
-	assert_string_equal(out, lo);
-	assert_int_equal(hm_fingerprint_norm("01:23:45:67:89:AB:CD:EF:01:23:45:67:89:ab:cd:ef:"
-					     "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF", out), 0);
-	assert_string_equal(out, lo);
-	assert_int_equal(hm_fingerprint_norm("0123", out), -1);
-	assert_int_equal(hm_fingerprint_norm("g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-					     out), -1);
-	assert_int_equal(hm_fingerprint_norm("00123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-					     out), -1);
+	/* herd-agent's twin (crypto-mbed.c, mbedTLS) of tlsfp-pem.c */
+	assert_int_equal(tlsfp_parse(unit_fp, want), 0);
+	assert_int_equal(tlsfp_of_pem(unit_pem, strlen(unit_pem), got), 0);
+	assert_memory_equal(want, got, TLSFP_LEN);
+	assert_int_equal(tlsfp_of_pem("hello", 5, got), -1);
+	assert_int_equal(tlsfp_of_pem(unit_pem, strlen(unit_pem) - 40, got), -1);
 }
 
 static void

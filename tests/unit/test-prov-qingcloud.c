@@ -183,7 +183,8 @@ test_run_params(void **state)
 					   sodium_base64_VARIANT_ORIGINAL),
 			 0);
 	dec[declen] = '\0';
-	bi = (struct bootstrap_in){ s.server_url, s.agent_sha256, s.id, s.join_token, s.user_data };
+	bi = (struct bootstrap_in){ s.server_url, s.agent_sha256, s.id, s.join_token, s.user_data,
+				    s.ca_pem };
 	assert_int_equal(bootstrap_script(&bi, &script, &err), 0);
 	assert_int_equal(declen, strlen(script));
 	assert_memory_equal(dec, script, declen);

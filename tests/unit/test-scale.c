@@ -1,7 +1,9 @@
 /* test-scale.c - the autoscaling decision, driven with plain structs and an
  * injected clock: the seed's two policies, guards, missing data, target
  * tracking and schedules; extreme metric values (1e300, NaN, ±Inf, DBL_MAX)
- * that must never turn into a scale-in; policies refused at parse time. */
+ * that must never turn into a scale-in; policies refused at parse time;
+ * the thresholds agents watch (edge pushes) and which partial newest step
+ * may be decided on at once. */
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -13,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "server/model/metrics.h"
 #include "server/scale/scale.h"
 
 #define T0 1800000000000LL   /* some time in 2027 */
@@ -475,6 +478,135 @@ test_parse_refuses(void **state)
 	parse("{\"target\":\"avg(cpu) = 1e-300\",\"tolerance\":0}");
 }
 
+/* The thresholds a policy gives the agents: a `when` its own comparison,
+ * a target its tolerance band's edges, a schedule none. */
+static void
+test_policy_thresholds(void **state)
+{
+	struct policy_threshold t[POLICY_THRESHOLDS_MAX];
+	struct policy p;
+
+	p = parse("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\"}");
+	assert_int_equal(policy_thresholds(&p, t), 1);
+	assert_string_equal(t[0].metric, "busy");
+	assert_int_equal(t[0].op, OP_GT);
+	assert_true(t[0].value == 32);
+	p = parse("{\"when\":\"min(busy) <= 20\",\"adjust\":\"-1\"}");
+	assert_int_equal(policy_thresholds(&p, t), 1);
+	assert_int_equal(t[0].op, OP_LE);
+	assert_true(t[0].value == 20);
+	p = parse("{\"target\":\"avg(cpu) = 60\",\"tolerance\":10}");
+	assert_int_equal(policy_thresholds(&p, t), 2);
+	assert_string_equal(t[0].metric, "cpu");
+	assert_int_equal(t[0].op, OP_GT);
+	assert_true(fabs(t[0].value - 66) < 1e-9);
+	assert_int_equal(t[1].op, OP_LT);
+	assert_true(fabs(t[1].value - 54) < 1e-9);
+	p = parse("{\"schedule\":\"0 9 * * *\",\"set\":{\"min\":2}}");
+	assert_int_equal(policy_thresholds(&p, t), 0);
+}
+
+/* The config's list: every policy's thresholds once, sorted; a policy
+ * that does not parse has none. */
+static void
+test_thresholds_json(void **state)
+{
+	json_t *rows = json_loads("[{\"name\":\"b\",\"spec\":{\"when\":\"max(busy) > 32\","
+				  "\"adjust\":\"+1\"}},"
+				  "{\"name\":\"a\",\"spec\":{\"when\":\"avg(busy) > 32\","
+				  "\"adjust\":\"+2\"}},"
+				  "{\"name\":\"c\",\"spec\":{\"when\":\"min(busy) < 20\","
+				  "\"adjust\":\"-1\"}},"
+				  "{\"name\":\"bad\",\"spec\":{\"when\":\"avg(x) = 1\"}},"
+				  "{\"name\":\"s\",\"spec\":{\"schedule\":\"0 9 * * *\","
+				  "\"set\":{\"min\":1}}}]", 0, NULL);
+	json_t *t = metrics_thresholds_json(rows), *none = metrics_thresholds_json(NULL);
+	char *text = json_dumps(t, JSON_COMPACT | JSON_SORT_KEYS);
+
+	assert_string_equal(text, "[{\"metric\":\"busy\",\"op\":\">\",\"value\":32.0},"
+				  "{\"metric\":\"busy\",\"op\":\"<\",\"value\":20.0}]");
+	assert_int_equal(json_array_size(none), 0);
+	free(text);
+	json_decref(t);
+	json_decref(none);
+	json_decref(rows);
+}
+
+/* A partial newest step: only a scale-out whose condition can only stay
+ * true as the other hosts report may act on it. */
+static void
+test_partial_ok(void **state)
+{
+	struct group_view g = group(2, 1, 10);
+	struct policy mx = parse("{\"when\":\"max(busy) > 32\",\"adjust\":\"+1\"}");
+	struct policy av = parse("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\"}");
+	struct policy sm = parse("{\"when\":\"sum(busy) > 32\",\"adjust\":\"+1\"}");
+	struct policy mn_in = parse("{\"when\":\"min(busy) < 20\",\"adjust\":\"-1\"}");
+	struct policy mn_out = parse("{\"when\":\"min(free) < 20\",\"adjust\":\"+1\"}");
+	struct policy mx_in = parse("{\"when\":\"max(busy) > 32\",\"adjust\":\"=1\"}");
+	struct policy mx_eq = parse("{\"when\":\"max(busy) >= 32\",\"adjust\":\"=5\"}");
+	struct policy tt = parse("{\"target\":\"max(busy) = 60\"}");
+
+	assert_true(scale_partial_ok(&mx, &g, 50));
+	assert_false(scale_partial_ok(&mx, &g, 32));     /* does not hold on it */
+	assert_false(scale_partial_ok(&mx, &g, NAN));
+	assert_true(scale_partial_ok(&mx_eq, &g, 32));   /* equality as the expression */
+	assert_false(scale_partial_ok(&av, &g, 50));
+	assert_false(scale_partial_ok(&sm, &g, 50));
+	assert_false(scale_partial_ok(&mn_in, &g, 5));   /* a scale-in: never */
+	assert_true(scale_partial_ok(&mn_out, &g, 5));
+	assert_false(scale_partial_ok(&mx_in, &g, 50));  /* =1 from 2 is a scale-in */
+	assert_false(scale_partial_ok(&tt, &g, 90));
+	g.desired = -1;
+	assert_false(scale_partial_ok(&mx, &g, 50));     /* unknown size */
+}
+
+/* scale_eval over a fake aggregate whose newest step only 1 of 3 hosts
+ * reported, inside the round's grace. */
+static struct agg_point fake_pts[4];
+
+static int
+fake_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t span_ms, int64_t step_ms,
+	 const char *const *ex, size_t nex, struct agg_point **out, size_t *n, struct herr *err)
+{
+	*out = calloc(4, sizeof(**out));
+	memcpy(*out, fake_pts, sizeof(fake_pts));
+	*n = 3;
+	return 0;
+}
+
+static void
+test_eval_partial_step(void **state)
+{
+	struct group_view g = group(3, 1, 10);
+	struct policy mx = parse("{\"when\":\"max(busy) > 32\",\"adjust\":\"+1\"}");
+	struct policy av = parse("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\"}");
+	struct policy mn = parse("{\"when\":\"max(busy) < 20\",\"adjust\":\"-1\"}");
+	struct herr err = HERR_INIT;
+	struct decision d;
+
+	series(fake_pts, 3, T0, 10, 3);
+	fake_pts[2].value = 50;      /* one host's immediate push */
+	fake_pts[2].nseries = 1;
+	assert_int_equal(scale_eval(&mx, &g, NULL, 0, fake_agg, NULL, STEP, 15000, T0, T0 + 100,
+				    &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_ACT);
+	assert_int_equal(d.desired, 4);
+	/* avg: the step waits for the round (decided on the step before) */
+	assert_int_equal(scale_eval(&av, &g, NULL, 0, fake_agg, NULL, STEP, 15000, T0, T0 + 100,
+				    &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_NONE);
+	assert_true(d.value == 10);
+	/* a scale-in never acts on it */
+	series(fake_pts, 3, T0, 30, 3);
+	fake_pts[2].value = 5;
+	fake_pts[2].nseries = 1;
+	assert_int_equal(scale_eval(&mn, &g, NULL, 0, fake_agg, NULL, STEP, 15000, T0, T0 + 100,
+				    &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_NONE);
+	assert_true(d.value == 30);
+}
+
 int
 main(void)
 {
@@ -492,6 +624,10 @@ main(void)
 		cmocka_unit_test(test_step_adjust_saturates),
 		cmocka_unit_test(test_parse_refuses),
 		cmocka_unit_test(test_unknown_sizes),
+		cmocka_unit_test(test_policy_thresholds),
+		cmocka_unit_test(test_thresholds_json),
+		cmocka_unit_test(test_partial_ok),
+		cmocka_unit_test(test_eval_partial_step),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

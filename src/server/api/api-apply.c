@@ -3,13 +3,16 @@
  * list of changes; with dry_run the same work is done and rolled back, so
  * the list is exact. Errors name the document path (`clusters[0].groups[1]
  * .size`) which the CLI turns into file:line. POST /v1/unapply removes what
- * a document declares, scaling its groups to 0 first. */
+ * a document declares, scaling its groups to 0 first. An apply answers
+ * `warnings` too: the groups of the document whose policies are predicted
+ * to flap at their load (scale/check.c); it applies all the same. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "ctl/ctl.h"
+#include "scale/scale.h"
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
@@ -309,6 +312,35 @@ prune(struct store *st, struct doc *d, json_t *changes, bool *changed, struct he
 	return 0;
 }
 
+/* One warning per flapping finding of the document's groups, at their
+ * load now (hosts' values, else the group's expect). */
+static json_t *
+flap_warnings(struct server *s, const struct doc *d)
+{
+	json_t *w = json_array(), *out, *f;
+	size_t j;
+
+	for (size_t i = 0; i < d->n; i++) {
+		struct herr err = HERR_INIT;
+		const char *v;
+
+		if (d->items[i].k != &kind_group ||
+		    policy_check(s, d->items[i].scope, d->items[i].name, NULL, &out, &err) < 0)
+			continue;
+		json_array_foreach(json_object_get(out, "findings"), j, f) {
+			v = json_string_value(json_object_get(f, "verdict"));
+			if (v && (strcmp(v, "runaway") == 0 || strcmp(v, "oscillates") == 0))
+				json_array_append_new(w, json_sprintf("group %s/%s: %s (from %s; herd policy"
+					" check %s/%s)", d->items[i].scope, d->items[i].name,
+					json_string_value(json_object_get(f, "text")),
+					json_string_value(json_object_get(out, "source")),
+					d->items[i].scope, d->items[i].name));
+		}
+		json_decref(out);
+	}
+	return w;
+}
+
 void
 api_apply(struct req *rq)
 {
@@ -370,7 +402,8 @@ api_apply(struct req *rq)
 			goto fail;
 		server_kick(rq->srv);
 	}
-	reply_json(rq, 200, json_pack("{s:O,s:b,s:b}", "changes", changes, "changed", any, "dry_run", dry));
+	reply_json(rq, 200, json_pack("{s:O,s:b,s:b,s:o}", "changes", changes, "changed", any, "dry_run",
+				      dry, "warnings", dry ? json_array() : flap_warnings(rq->srv, &d)));
 	goto out;
 fail_tx:
 	store_rollback(st);

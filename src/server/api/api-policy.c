@@ -1,8 +1,11 @@
 /* api-policy.c - what a policy answers beyond the generic handlers: explain
  * (its last evaluation) and simulate (a replay of recorded history through
- * the autoscaler's decision). The policy kind itself is
+ * the autoscaler's decision), and a group's policy check (flapping predicted
+ * at its load, scale/check.c). The policy kind itself is
  * model/kind-policy.c. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -83,5 +86,54 @@ api_policy_simulate(struct req *rq)
 	else
 		reply_json(rq, 200, out);
 	json_decref(spec);
+	res_release(&r);
+}
+
+/* A what-if number of the query: absent leaves *v; bad is an error naming it. */
+static int
+whatif_num(struct req *rq, const char *key, double lo, double hi, double *v, struct herr *err)
+{
+	const char *q = req_query(rq, key);
+	char *end;
+
+	if (q == NULL)
+		return 0;
+	*v = strtod(q, &end);
+	if (*q == '\0' || *end != '\0' || !isfinite(*v) || *v < lo || *v > hi)
+		return herr_field(err, HERR_INVALID, key, "must be a number from %g to %g", lo, hi);
+	return 1;
+}
+
+/* GET /v1/groups/:name/policy-check[?cluster=][&load=N&hosts=H&slots=S&lasts=D] */
+void
+api_group_policy_check(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	struct flap_whatif wi = { 0 };
+	const char *cl = req_query(rq, "cluster"), *lasts = req_query(rq, "lasts");
+	double hosts = 0;
+	struct res r = { 0 };
+	json_t *out = NULL;
+	int rc;
+
+	rc = whatif_num(rq, "load", 0, 1e9, &wi.load, &err);
+	if (rc < 0 || whatif_num(rq, "hosts", 1, 1000, &hosts, &err) < 0 ||
+	    whatif_num(rq, "slots", 0, 1e9, &wi.slots, &err) < 0)
+		return reply_err(rq, &err);
+	wi.set = rc == 1;
+	wi.hosts = (int)hosts;
+	if (lasts && (parse_duration_ms(lasts, &wi.lasts_ms) < 0 || wi.lasts_ms <= 0 ||
+		      wi.lasts_ms > 86400000))
+		return reply_errf(rq, HERR_INVALID, "lasts", "must be a duration from 1s to 24h");
+	if (!wi.set && (req_query(rq, "hosts") || req_query(rq, "slots") || lasts))
+		return reply_errf(rq, HERR_INVALID, "load", "is required with hosts, slots or lasts");
+	rc = cl ? res_get(rq->srv->store, &kind_group, cl, req_param(rq, 0), &r, &err)
+		: res_find(rq->srv->store, &kind_group, req_param(rq, 0), &r, &err);
+	if (rc < 0)
+		return reply_err(rq, &err);
+	if (policy_check(rq->srv, r.scope, r.name, &wi, &out, &err) < 0)
+		reply_err(rq, &err);
+	else
+		reply_json(rq, 200, out);
 	res_release(&r);
 }

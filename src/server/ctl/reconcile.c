@@ -41,6 +41,7 @@
 #include "prov/prov.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
+#include "tls.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -324,7 +325,8 @@ net_ensure(struct ctl *c, const struct netinfo *ni, struct prov *p, struct herr 
 void
 ctl_server_url_for(struct server *s, const char *gateway, char *out, size_t n)
 {
-	snprintf(out, n, "http://%s:%d", gateway, s->port);
+	snprintf(out, n, "%s://%s:%d", httpd_is_tls(s, gateway, s->port) ? "https" : "http",
+		 gateway, s->port);
 }
 
 /* The URL a new host's agent is told to reach the server at: the account's
@@ -572,6 +574,8 @@ launch_work(void *arg)
 	spec.tags = j->tags;
 	spec.agent_sha256 = agent_bin_sha256();   /* hashed once, at server start */
 	spec.server_url = j->url;
+	if (strncmp(j->url, "https://", 8) == 0 && j->s->tls)
+		spec.ca_pem = ((const struct tls *)j->s->tls)->ca_pem;
 	spec.join_token = j->tok;
 	memset(&j->inst, 0, sizeof(j->inst));
 	j->rc = prov_launch(j->p, &spec, &j->inst, &j->err);
@@ -721,6 +725,7 @@ static int
 launch_intent(struct ctl *c, struct launch_job *j, const char *reason, struct herr *err)
 {
 	struct server *s = c->s;
+	const struct tls *tls = s->tls;
 	char tokhash[65];
 	json_t *udj;
 	struct host h;
@@ -755,6 +760,9 @@ launch_intent(struct ctl *c, struct launch_job *j, const char *reason, struct he
 		return rc == HERR_CONFLICT || rc == HERR_INVALID ? HERR_STORE : rc;
 	udj = json_pack("{s:s,s:s,s:s,s:s,s:i}", "server", j->url, "host_id", j->id, "host",
 			j->name, "join_token", j->tok, "heartbeat_s", HERD_HEARTBEAT_S);
+	if (strncmp(j->url, "https://", 8) == 0 && tls && tls->ca_pem)
+		/* the agent trusts exactly this CA: it fetches it, checks it */
+		json_object_set_new(udj, "ca_sha256", json_string(tls->ca_sha256));
 	if (j->t->init_timeout_ms > 0)
 		json_object_set_new(udj, "init_timeout_s", json_integer(j->t->init_timeout_ms / 1000));
 	j->ud = json_dumps(udj, JSON_COMPACT);

@@ -1,12 +1,15 @@
 /* model/kind-group.c - the group kind: min/desired/max, the template, launch
  * order (`after`), monitors, termination order, alert rules. The blueprint's `size` sets
  * `desired` when it is first given or changed; otherwise a re-apply keeps the
- * desired size the autoscaler or an operator chose. */
+ * desired size the autoscaler or an operator chose. `expect` is the load the
+ * group is designed for (and on how many hosts) (`herd policy check` and the warning on apply
+ * predict flapping at it when the hosts have no data yet). */
 #include <stdio.h>
 #include <string.h>
 
 #include "model/alert-rule.h"
 #include "model/kind.h"
+#include "util.h"
 #include "tsdb/tsdb.h"
 
 #define GROUP_DEFAULT_MAX 100
@@ -26,6 +29,7 @@ static const struct field group_fields[] = {
 	{ "max_unhealthy", F_INT, 0, NULL, 0, 100 },
 	{ "max_actions_per_hour", F_INT, 0, NULL, 1, 10000 },
 	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
+	{ "expect", F_OBJECT, 0, NULL, 0, 0 },
 	{ "alerts", F_LIST, 0, NULL, 0, 0 },          /* model/alert-rule.h */
 	{ "description", F_STR, 0, NULL, 0, 0 },
 	{ "hosts", F_OBJECT, FL_OUT, NULL, 0, 0 },
@@ -40,6 +44,40 @@ geti(const json_t *o, const char *k, json_int_t dflt)
 	return json_is_integer(v) ? json_integer_value(v) : dflt;
 }
 
+/* expect: {load: N, hosts: H, slots: S, lasts: DURATION}, all optional but
+ * load. */
+static int
+expect_check(const json_t *e, char *fp, size_t fn, const char *path, struct herr *err)
+{
+	const char *key;
+	json_t *v;
+	int64_t ms;
+
+	json_object_foreach((json_t *)e, key, v) {
+		snprintf(fp, fn, "%s%sexpect.%s", path, *path ? "." : "", key);
+		if (strcmp(key, "load") == 0 || strcmp(key, "slots") == 0) {
+			if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e9)
+				return herr_field(err, HERR_INVALID, fp, "must be a number from 0 to 1e9");
+		} else if (strcmp(key, "hosts") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > GROUP_MAX_SIZE)
+				return herr_field(err, HERR_INVALID, fp, "must be an integer from 1 to %d",
+						  GROUP_MAX_SIZE);
+		} else if (strcmp(key, "lasts") == 0) {
+			if (!json_is_string(v) || parse_duration_ms(json_string_value(v), &ms) < 0 ||
+			    ms <= 0 || ms > 86400000)
+				return herr_field(err, HERR_INVALID, fp, "must be a duration from 1s to 24h");
+		} else {
+			return herr_field(err, HERR_INVALID, fp, "unknown (expect has load, hosts, slots, lasts)");
+		}
+	}
+	if (json_object_size(e) && !json_object_get(e, "load")) {
+		snprintf(fp, fn, "%s%sexpect.load", path, *path ? "." : "");
+		return herr_field(err, HERR_INVALID, fp, "is required with expect");
+	}
+	return 0;
+}
+
 static int
 group_check(const struct kind *k, json_t *obj, const json_t *old, const char *path,
 	    struct herr *err)
@@ -50,6 +88,9 @@ group_check(const struct kind *k, json_t *obj, const json_t *old, const char *pa
 	char fp[256];
 
 #define FP(f) (snprintf(fp, sizeof(fp), "%s%s%s", path, *path ? "." : "", f), fp)
+	if (json_object_get(obj, "expect") &&
+	    expect_check(json_object_get(obj, "expect"), fp, sizeof(fp), path, err) < 0)
+		return err->code;
 	if (term && strcmp(term, "newest") != 0 && strcmp(term, "oldest") != 0 &&
 	    !(strncmp(term, "least:", 6) == 0 && tsdb_metric_name_ok(term + 6)))
 		return herr_field(err, HERR_INVALID, FP("termination"),

@@ -20,6 +20,7 @@
 #include "model/host.h"
 #include "model/kind.h"
 #include "model/metrics.h"
+#include "model/policy.h"
 #include "model/res.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
@@ -230,15 +231,61 @@ duration_s(json_t *v, int dflt)
 	return dflt;
 }
 
+static int
+thr_cmp(const void *a, const void *b)
+{
+	const struct policy_threshold *x = a, *y = b;
+	int c = strcmp(x->metric, y->metric);
+
+	if (c)
+		return c;
+	if (x->op != y->op)
+		return (int)x->op - (int)y->op;
+	return x->value < y->value ? -1 : x->value > y->value;
+}
+
+/* The thresholds of a group's policies (rows of res_all: name, spec), each
+ * once, sorted (the config's version hashes them), at most
+ * PUSH_MAX_THRESHOLDS: [{"metric","op","value"}]. A policy that does not
+ * parse has none. Pure. */
+json_t *
+metrics_thresholds_json(const json_t *rows)
+{
+	struct policy_threshold t[PUSH_MAX_THRESHOLDS + POLICY_THRESHOLDS_MAX];
+	json_t *row, *out = json_array();
+	size_t i, n = 0, k = 0;
+
+	json_array_foreach(rows, i, row) {
+		struct herr err = HERR_INIT;
+		struct policy p;
+
+		if (n > PUSH_MAX_THRESHOLDS)
+			break;
+		if (policy_parse(json_string_value(json_object_get(row, "name")),
+				 json_object_get(row, "spec"), &p, &err) < 0)
+			continue;
+		n += policy_thresholds(&p, &t[n]);
+	}
+	qsort(t, n, sizeof(t[0]), thr_cmp);
+	for (i = 0; i < n && k < PUSH_MAX_THRESHOLDS; i++) {
+		if (i > 0 && thr_cmp(&t[i - 1], &t[i]) == 0)
+			continue;
+		json_array_append_new(out, json_pack("{s:s,s:s,s:f}", "metric", t[i].metric, "op",
+						     expr_op_name(t[i].op), "value", t[i].value));
+		k++;
+	}
+	return out;
+}
+
 /* The configuration computed from the store: two reads or more, a JSON
  * dump and a SHA-256, so it is cached (cfg_get below). */
 static json_t *
 config_build(struct server *s, const char *cluster, const char *group)
 {
 	struct herr err = HERR_INIT;
-	json_t *mons = json_array(), *cfg, *names, *n;
+	json_t *mons = json_array(), *cfg, *names, *n, *pols = NULL, *thr;
 	struct res g, m;
-	char hash[65], *text;
+	char hash[65], *text, scope[140];
 	size_t i;
 
 	if (res_get(s->store, &kind_group, cluster, group, &g, &err) == 0) {
@@ -261,7 +308,15 @@ config_build(struct server *s, const char *cluster, const char *group)
 		}
 		res_release(&g);
 	}
-	cfg = json_pack("{s:I,s:o}", "push_interval_s", (json_int_t)(s->push_interval_ms / 1000), "monitors", mons);
+	/* the thresholds change when a policy does: any resource write voids
+	 * the cached config (cfg_get), so they are computed here, not per push */
+	snprintf(scope, sizeof(scope), "%s/%s", cluster, group);
+	if (res_all(s->store, &kind_policy, scope, &pols, &err) < 0)
+		pols = NULL;
+	thr = metrics_thresholds_json(pols);
+	json_decref(pols);
+	cfg = json_pack("{s:I,s:o,s:o}", "push_interval_s", (json_int_t)(s->push_interval_ms / 1000),
+			"monitors", mons, "thresholds", thr);
 	text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
 	sha256_hex(text, strlen(text), hash);
 	free(text);
@@ -897,6 +952,35 @@ metrics_agg_scoped(struct tsdb *db, const char *metric, struct tsdb_matcher *m, 
 		rc = tsdb_agg(db, metric, m, nm, agg, from, to, step_ms, out, n, err);
 	}
 	return rc;
+}
+
+int
+metrics_group_latest(struct server *s, const char *cluster, const char *group,
+		     const char *metric, int64_t since_ms, size_t max, double **vals, size_t *n,
+		     struct herr *err)
+{
+	struct tsdb_matcher m[3] = { { "cluster", cluster, false }, { "group", group, false },
+				     { "scope", "host", false } };
+	struct tsdb_series_info *si = NULL;
+	size_t ns = 0;
+
+	*vals = NULL;
+	*n = 0;
+	if (s->tsdb == NULL)
+		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
+	if (tsdb_latest(s->tsdb, metric, m, 3, since_ms, &si, &ns, err) < 0)
+		return -1;
+	if (ns == 0) {
+		tsdb_series_free(si, ns);
+		si = NULL;
+		if (tsdb_latest(s->tsdb, metric, m, 2, since_ms, &si, &ns, err) < 0)
+			return -1;
+	}
+	*vals = xcalloc(ns + 1, sizeof(**vals));
+	for (size_t i = 0; i < ns && *n < max; i++)
+		(*vals)[(*n)++] = si[i].last_value;
+	tsdb_series_free(si, ns);
+	return 0;
 }
 
 int

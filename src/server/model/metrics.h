@@ -53,6 +53,15 @@ int metrics_group_agg(struct server *s, const char *cluster, const char *group,
 		      int64_t step_ms, const char *const *exclude_hosts, size_t nexclude,
 		      struct tsdb_agg_point **out, size_t *n, struct herr *err);
 
+/* The newest value of metric on each host of cluster/group with a sample
+ * at or after since_ms (the hosts' own scope="host" series when there are
+ * any, as metrics_agg_scoped), at most max hosts: *vals owned (free()), *n
+ * of them. `herd policy check` predicts from these. HERR_UNAVAIL without a
+ * metric store. */
+int metrics_group_latest(struct server *s, const char *cluster, const char *group,
+			 const char *metric, int64_t since_ms, size_t max, double **vals, size_t *n,
+			 struct herr *err);
+
 /* Called after each push to a group that some policy scales is stored
  * (known from the cache behind the agent configuration: a policy written
  * since is seen by the next push), on the HTTP thread that took it, with
@@ -107,6 +116,10 @@ int metrics_host_ident(struct server *s, const char *host_id, struct metrics_hos
  * Computed from the store once per change of any resource (model/res.h's
  * generation), kept in memory (bounded) per cluster/group in between. */
 json_t *metrics_agent_config(struct server *s, const char *cluster, const char *group);
+/* The "thresholds" of the agent config from a group's policy rows (name,
+ * spec; NULL = none): each policy's policy_thresholds, each once, sorted,
+ * at most PUSH_MAX_THRESHOLDS, as [{"metric","op","value"}] (owned). Pure. */
+json_t *metrics_thresholds_json(const json_t *rows);
 
 /* Its version alone, as a push answers it (same cache). */
 json_int_t metrics_agent_config_version(struct server *s, const char *cluster,

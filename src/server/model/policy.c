@@ -164,3 +164,29 @@ policy_parse(const char *name, const json_t *spec, struct policy *p, struct herr
 	}
 	return 0;
 }
+
+size_t
+policy_thresholds(const struct policy *p, struct policy_threshold *out)
+{
+	double tol;
+
+	switch (p->kind) {
+	case POL_STEP:
+		snprintf(out[0].metric, sizeof(out[0].metric), "%s", p->cond.metric);
+		out[0].op = p->cond.op;
+		out[0].value = p->cond.value;
+		return 1;
+	case POL_TARGET:
+		/* policy_decide acts when |value / target - 1| * 100 > tolerance */
+		tol = p->tolerance_pct / 100.0;
+		snprintf(out[0].metric, sizeof(out[0].metric), "%s", p->cond.metric);
+		out[0].op = OP_GT;
+		out[0].value = p->cond.value * (1.0 + tol);
+		out[1] = out[0];
+		out[1].op = OP_LT;
+		out[1].value = p->cond.value * (1.0 - tol);
+		return 2;
+	default:
+		return 0;
+	}
+}

@@ -46,4 +46,22 @@ struct policy {
  * err->field the offending key (relative to the policy, e.g. "set.min"). */
 int policy_parse(const char *name, const json_t *spec, struct policy *out, struct herr *err);
 
+/* A value of a host's series that, when one of them crosses it, may change
+ * what a policy decides: the agent pushes at once on a crossing. */
+struct policy_threshold {
+	char metric[EXPR_METRIC_MAX + 1];
+	enum expr_op op;           /* >, >=, < or <= : the side where it holds */
+	double value;
+};
+
+#define POLICY_THRESHOLDS_MAX 2   /* per policy */
+
+/* The thresholds of p (pure): a `when` gives its own comparison; a
+ * `target` its tolerance band's two edges, value > target * (1 + tol) and
+ * value < target * (1 - tol), where target tracking acts; a schedule none.
+ * The thresholds are the literal comparisons on one host's value: a host
+ * crossing `avg(x) > 32` does not mean the group's average did (the
+ * autoscaler decides on the aggregate). Returns how many (0-2). */
+size_t policy_thresholds(const struct policy *p, struct policy_threshold *out);
+
 #endif

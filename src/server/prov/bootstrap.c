@@ -153,8 +153,11 @@ static const char script_head[] =
 	"umask 077\n"
 	"base64 -d >$C.n <<'HERD_EOF' && mv -f $C.n $C || { say cannot write $C; exit 1; }\n";
 
+/* The CA the download trusts (then %s is its PEM; X names it), or none. */
+static const char script_ca[] = "X=" BOOTSTRAP_CA_PATH "\ncat >$X <<'HERD_EOF' || exit 1\n%sHERD_EOF\n";
+static const char script_no_ca[] = "X=\n";
+
 static const char script_tail[] =
-	"HERD_EOF\n"
 	"ok(){ [ -f \"$1\" ] && [ \"$(sha256sum <\"$1\" | cut -c1-64)\" = \"$S\" ]; }\n"
 	"if ! ok $B; then\n"
 	" n=0 d=1\n"
@@ -162,10 +165,10 @@ static const char script_tail[] =
 	 * address as given; 30 tries, backoff doubling to 32 s: ~12 min */
 	" until rm -f $B.n\n"
 	"  if command -v curl >/dev/null; then\n"
-	"   curl -fsS --connect-timeout 10 -m 900 -H \"" AGENT_BIN_HDR_HOST ": $H\""
+	"   curl -fsS ${X:+--cacert $X} --connect-timeout 10 -m 900 -H \"" AGENT_BIN_HDR_HOST ": $H\""
 	" -H \"" AGENT_BIN_HDR_TOKEN ": $T\" -o $B.n \"$U/v1/agent/binary\"\n"
 	"  else\n"
-	"   wget -q -T 30 --header \"" AGENT_BIN_HDR_HOST ": $H\""
+	"   wget -q ${X:+--ca-certificate=$X} -T 30 --header \"" AGENT_BIN_HDR_HOST ": $H\""
 	" --header \"" AGENT_BIN_HDR_TOKEN ": $T\" -O $B.n \"$U/v1/agent/binary\"\n"
 	"  fi\n"
 	" do\n"
@@ -230,6 +233,13 @@ bootstrap_script(const struct bootstrap_in *in, char **out, struct herr *err)
 	    n > BOOTSTRAP_CONFIG_MAX)
 		return herr_field(err, HERR_INVALID, "config", "must be 1-%d bytes of JSON",
 				  BOOTSTRAP_CONFIG_MAX);
+	if (in->ca_pem && (strncmp(in->ca_pem, "-----BEGIN CERTIFICATE-----\n", 28) != 0 ||
+			   strlen(in->ca_pem) > BOOTSTRAP_CA_MAX || in->ca_pem[strlen(in->ca_pem) - 1] != '\n' ||
+			   strspn(in->ca_pem, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					      "0123456789+/=- \n") != strlen(in->ca_pem) ||
+			   strstr(in->ca_pem, "HERD_EOF")))
+		return herr_field(err, HERR_INVALID, "ca_pem",
+				  "must be one PEM certificate of at most %d bytes", BOOTSTRAP_CA_MAX);
 
 	b64len = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
 	b64 = malloc(b64len);
@@ -245,6 +255,10 @@ bootstrap_script(const struct bootstrap_in *in, char **out, struct herr *err)
 		snprintf(line, sizeof(line), "%.76s", b64 + i);
 		rc = buf_addf(&b, "%s\n", line);
 	}
+	if (rc == 0)
+		rc = buf_adds(&b, "HERD_EOF\n");
+	if (rc == 0)
+		rc = in->ca_pem ? buf_addf(&b, script_ca, in->ca_pem) : buf_adds(&b, script_no_ca);
 	if (rc == 0)
 		rc = buf_adds(&b, script_tail);
 	free(b64);

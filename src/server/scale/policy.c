@@ -353,3 +353,23 @@ policy_resolve(const struct decision *d, size_t n, int current)
 	(void)current;
 	return best;
 }
+
+bool
+scale_partial_ok(const struct policy *p, const struct group_view *g, double partial)
+{
+	bool up = p->cond.op == OP_GT || p->cond.op == OP_GE;
+	bool out = p->adjust.kind == ADJ_EXACT ? p->adjust.n > g->desired : p->adjust.n > 0;
+
+	if (p->kind != POL_STEP || !out || g->desired < 0 || !isfinite(partial) ||
+	    !expr_holds(&p->cond, partial))
+		return false;
+	switch (p->cond.agg) {
+	case AGG_MAX:
+	case AGG_COUNT:
+		return up;
+	case AGG_MIN:
+		return !up;
+	default:
+		return false;
+	}
+}

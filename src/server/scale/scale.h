@@ -130,6 +130,17 @@ int scale_tsdb_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t sp
  * evaluates a step that not every ready host has reported. */
 #define SCALE_ROUND_GRACE_MS 2000
 
+/* Whether a newest step that not every ready host has reported yet (an
+ * immediate push arriving ahead of the round) may be decided on now,
+ * rather than after the round or SCALE_ROUND_GRACE_MS (pure): only for a
+ * `when` policy that scales out, whose condition holds on the partial
+ * value and can only stay true as the missing hosts' samples come in:
+ * max() with > or >=, count() with > or >=, min() with < or <=. Never
+ * for avg() (another host can pull the average back), sum() (a series
+ * may be negative), target tracking (its size comes from the value) or a
+ * scale-in (unknown is not absent). */
+bool scale_partial_ok(const struct policy *p, const struct group_view *g, double partial);
+
 /* One evaluation of one policy at now_ms: loads the points through agg,
  * drops an incomplete newest step (round grace) and decides. The path of
  * both the autoscaler and simulate. window (may be NULL) says what was
@@ -196,6 +207,22 @@ void autoscale_on_push(struct server *s, const char *cluster, const char *group)
 int policy_simulate(struct server *s, const char *cluster, const char *group, const char *name,
 		    const json_t *pspec, int64_t since_ms, int64_t until_ms, json_t **out,
 		    struct herr *err);
+/* `herd policy check`: predicts, for each scale-out step policy of the
+ * group, whether one step later at the same load it would act again or a
+ * scale-in rule would (flap.h). The load: the what-if when wi->set, else
+ * the hosts' latest values of the rules' metric (the last 3 push
+ * intervals), else the group's `expect`; none: every finding cannot tell.
+ * *out (owned): {cluster, group, metric, metric_kind, source, hosts,
+ * verdict, findings: [{policy, verdict, scale_in, from, to, text}]}. */
+struct flap_whatif {
+	bool set;
+	double load;           /* additive: the total; intensive: each host's value */
+	int hosts;             /* 0: the group's desired size */
+	double slots;          /* a host's capacity; 0: none */
+	int64_t lasts_ms;      /* how long the load lasts; 0: it stays */
+};
+int policy_check(struct server *s, const char *cluster, const char *group,
+		 const struct flap_whatif *wi, json_t **out, struct herr *err);
 /* The latest evaluation of a policy (owned), or NULL if none yet. */
 json_t *autoscale_explain(const char *cluster, const char *group, const char *policy);
 

@@ -136,9 +136,11 @@ scale_eval(const struct policy *p, const struct group_view *g, const char *const
 		/* The newest step fills as the hosts' pushes of that round arrive
 		 * (they push at the same wall-clock instants): until every ready
 		 * host has reported or SCALE_ROUND_GRACE_MS has passed, it is not
-		 * evaluated, so one host's sample is never taken for the group's. */
+		 * evaluated, so one host's sample is never taken for the group's,
+		 * unless the partial step can only make a scale-out truer. */
 		if (n > 0 && pts[n - 1].nseries < g->ready &&
-		    now_ms < pts[n - 1].ts_ms + SCALE_ROUND_GRACE_MS)
+		    now_ms < pts[n - 1].ts_ms + SCALE_ROUND_GRACE_MS &&
+		    !scale_partial_ok(p, g, pts[n - 1].value))
 			n--;
 		if (n > 0 && pts[n - 1].nseries == 0 && pts[n - 1].ts_ms > now_ms - step_ms)
 			n--;
