@@ -1148,7 +1148,7 @@ static const struct cmd cmds[] = {
 	{ "alert", "ls", cmd_alert_ls, 0, 0, "group=,cluster=", "[--group CLUSTER/GROUP] [--json]", "List alerts pending or firing (severity, since, silenced, summary)." },
 	{ "alert", "show", cmd_alert_show, 1, 1, "group=,cluster=", "RULE [--group CLUSTER/GROUP] [--json]", "Show a rule where it applies (built-in or declared, and where) and its instances." },
 	{ "alert", "history", cmd_alert_history, 0, 0, "rule=,group=,cluster=,limit=,after=", "[--rule R] [--group CLUSTER/GROUP] [--limit N] [--after ID] [--json]", "List alert transitions (firing, resolved, reminders), oldest first." },
-	{ "alert", "silence", cmd_alert_silence, 1, 1, "group=,cluster=,for=,reason=", "RULE [--group CLUSTER/GROUP] --for 2h --reason TEXT [--json]", "Mute a rule (in a group, a cluster or everywhere) until the silence expires." },
+	{ "alert", "silence", cmd_alert_silence, 1, 1, "group=,cluster=,for=,reason=", "RULE [--group CLUSTER/GROUP | --cluster C] --for 2h --reason TEXT [--json]", "Mute a rule (in a group, a cluster or everywhere) until the silence expires." },
 	{ "alert", "silences", cmd_alert_silences, 0, 0, NULL, "[--json]", "List silences in force." },
 	{ "alert", "unsilence", cmd_alert_unsilence, 1, 1, NULL, "ID [--json]", "Delete a silence." },
 	{ "group", "scale", cmd_group_scale, 2, 2, NULL, "NAME N [--json]", "Set a group's desired size (within min/max)." },
