@@ -5,7 +5,8 @@
 # the history exactly once; a silenced rule's events are recorded silenced;
 # and the built-ins fire on real facts: a group held at its max while its
 # policy wants more, a failed init script, a host whose PID 1 the test
-# kills. Local provider; no timing thresholds: generous bounded waits.
+# kills, a group whose policies take turns (group_flapping). Local
+# provider; no timing thresholds: generous bounded waits.
 
 load lib
 
@@ -210,4 +211,27 @@ YAML
 	herd alert history --rule launch_failing --json | grep -q '"group": "g"'
 	herd alert ls --json | grep -q '"rule": "launch_failing"'
 	herd delete -f "$dir/qc.yaml" --timeout 60s >/dev/null || true
+}
+
+# policy_turns GROUP: how many scale activities of the group's policies
+policy_turns() {
+	herd activity ls --group "$1" --json 2>/dev/null | perl -MJSON::PP -e '
+		print scalar grep { $_->{kind} =~ /^scale_(out|in)$/ && $_->{cause} =~ /^policy:/ }
+			@{decode_json(join "", <STDIN>)->{items}}'
+}
+
+@test "built-ins: a group whose policies keep changing direction fires group_flapping" {
+	herd apply -f "$BATS_FILE_TMPDIR/bp/flap.yaml" >/dev/null
+	# the rule is in force for the group, and nothing has flapped yet
+	[ "$(herd alert show group_flapping --group fl/flap --json | json '{rules}[0]{origin}')" = builtin ]
+	wait_for 120 alert_is firing group_flapping fl/flap
+	# what fired it: more than 3 changes of direction by its policies
+	[ "$(policy_turns fl/flap)" -ge 5 ]
+	herd alert ls --json | grep -q '"summary": "fl/flap is flapping: its policies changed direction'
+	events_at_least 1 group_flapping firing
+	# the group that does not flap has none
+	[ -z "$(alert_state group_flapping al/node)" ]
+	herd delete -f "$BATS_FILE_TMPDIR/bp/flap.yaml" --timeout 2m >/dev/null
+	# its group gone, its alert resolves
+	wait_for 60 events_at_least 1 group_flapping resolved
 }

@@ -22,11 +22,13 @@
 #include "model/alert-event.h"
 #include "model/alert-rule.h"
 #include "model/activity.h"
+#include "model/activity-read.h"
 #include "model/alert-state.h"
 #include "model/host.h"
 #include "model/kind.h"
 #include "model/metrics.h"
 #include "model/res.h"
+#include "scale/flap.h"
 #include "scale/scale.h"
 #include "store/store.h"
 #include "util.h"
@@ -35,6 +37,8 @@
 #define ALERT_MAX_RULES 256           /* per group: built-ins + 2 lists of 100 */
 #define ALERT_MAX_INST 1000           /* instances of one rule in one group */
 #define ALERT_HOSTS_TEXT 256          /* {{hosts}} */
+#define ALERT_FLAP_WINDOW_MS (3600 * 1000LL)  /* group_flapping looks back this far */
+#define ALERT_FLAP_LIMIT 3            /* ... and fires past this many changes of direction */
 
 struct alerter {
 	struct server *s;
@@ -340,9 +344,50 @@ builtin_facts(const char *rule, const char *cluster, const char *group, const st
 			}
 		}
 	}
-	/* group_flapping (the flapping predictor's direction-change count)
-	 * goes here once it is wired in: one instance per flapping group. */
 	return n;
+}
+
+/* group_flapping: the group's policy-made size changes of the last
+ * ALERT_FLAP_WINDOW_MS (activities with cause "policy:..."), counted by
+ * flap_counter_decide; one instance for the group, its value the count.
+ * Only groups with policies are asked (nothing else can flap). */
+static size_t
+flap_facts(struct server *s, const char *cluster, const char *group, const json_t *policies,
+	   int64_t now, struct inst *v)
+{
+	struct herr err = HERR_INIT;
+	struct flap_change *c;
+	json_t *acts = NULL, *a;
+	size_t n = 0, i;
+	int count = 0;
+	char why[160];
+
+	if (json_array_size(policies) == 0 ||
+	    activity_list_scales(s->store, cluster, group, now - ALERT_FLAP_WINDOW_MS, &acts,
+				 &err) < 0) {
+		if (err.code)
+			log_warn("alert: group_flapping of %s/%s: %s", cluster, group, err.msg);
+		return 0;
+	}
+	c = xcalloc(json_array_size(acts) + 1, sizeof(*c));
+	json_array_foreach(acts, i, a) {
+		const char *kind = json_string_value(json_object_get(a, "kind"));
+		const char *cause = json_string_value(json_object_get(a, "cause"));
+
+		if (cause == NULL || strncmp(cause, "policy:", 7) != 0)
+			continue;
+		c[n].ts_ms = json_integer_value(json_object_get(a, "ts_ms"));
+		c[n].dir = strcmp(kind, "scale_out") == 0 ? 1 : strcmp(kind, "scale_in") == 0 ? -1 : 0;
+		n++;
+	}
+	n = flap_counter_decide(c, n, now, ALERT_FLAP_WINDOW_MS, ALERT_FLAP_LIMIT, &count) ? 1 : 0;
+	free(c);
+	json_decref(acts);
+	if (n == 0)
+		return 0;
+	snprintf(why, sizeof(why), "%d changes of direction in %d min", count,
+		 (int)(ALERT_FLAP_WINDOW_MS / 60000));
+	return inst_add(v, 0, "", NULL, why, (double)count);
 }
 
 /* A user rule's condition now: the newest fresh step of agg(metric) over
@@ -529,7 +574,9 @@ eval_group(struct alerter *al, const json_t *cspec, const char *cluster, const j
 				  c, &one, hosts, sil, now);
 			continue;
 		}
-		if (r->enabled)
+		if (r->enabled && strcmp(r->name, "group_flapping") == 0)
+			nv = flap_facts(s, cluster, group, pols, now, v);
+		else if (r->enabled)
 			nv = builtin_facts(r->name, cluster, group, h, nh, pols, acts, lbviews, launch_fail, v);
 		for (i = 0; i < nv; i++)
 			step_inst(s, r, cluster, group, v[i].key,

@@ -19,12 +19,13 @@ activity_count_policy_scales(struct store *st, const char *cluster, const char *
 }
 
 int
-activity_list_scales(struct store *st, const char *cluster, const char *grp, json_t **out,
-		     struct herr *err)
+activity_list_scales(struct store *st, const char *cluster, const char *grp, int64_t since_ms,
+		     json_t **out, struct herr *err)
 {
 	*out = NULL;
 	return store_q(st, out, NULL, err,
 		       "SELECT ts_ms, kind, cause, reason, inputs FROM activities WHERE cluster = ?"
-		       " AND grp = ? AND kind IN ('scale_out', 'scale_in', 'schedule') ORDER BY id",
-		       "[ss]", cluster, grp);
+		       " AND grp = ? AND kind IN ('scale_out', 'scale_in', 'schedule') AND ts_ms >= ?"
+		       " ORDER BY id",
+		       "[ssI]", cluster, grp, (json_int_t)since_ms);
 }

@@ -19,10 +19,11 @@ struct store;
 int activity_count_policy_scales(struct store *st, const char *cluster, const char *grp,
 				 int64_t since_ms, int *n, struct herr *err);
 
-/* The group's scale_out, scale_in and schedule activities, oldest first, as
- * an owned array of {"ts_ms","kind","cause","reason","inputs"} (inputs as
- * stored: JSON text or null). 0 or the store's error. */
-int activity_list_scales(struct store *st, const char *cluster, const char *grp, json_t **out,
-			 struct herr *err);
+/* The group's scale_out, scale_in and schedule activities at or after
+ * since_ms (0 = all), oldest first, as an owned array of
+ * {"ts_ms","kind","cause","reason","inputs"} (inputs as stored: JSON text
+ * or null). 0 or the store's error. */
+int activity_list_scales(struct store *st, const char *cluster, const char *grp,
+			 int64_t since_ms, json_t **out, struct herr *err);
 
 #endif

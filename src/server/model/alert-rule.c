@@ -7,9 +7,7 @@
 #include "model/alert-rule.h"
 #include "util.h"
 
-/* Derived from facts herd already records (ctl/alert.c reads them). The
- * flapping predictor's `group_flapping` joins this table when its counter
- * (a group's direction changes in a window) is wired into ctl/alert.c. */
+/* Derived from facts herd already records (ctl/alert.c reads them). */
 const struct alert_builtin alert_builtins[] = {
 	{ "host_failed", "critical", "host {{host}} of {{cluster}}/{{group}} failed: {{reason}}",
 	  "a host of the group is in state failed (it is replaced; resolved when it is removed)", 0 },
@@ -34,6 +32,11 @@ const struct alert_builtin alert_builtins[] = {
 	  "{{host}} ({{cluster}}/{{group}}) is down at load balancer {{lb}}: {{reason}}",
 	  "an active member of a load balancer fails the LB's health check (as the last lb-sync pass saw it)",
 	  0 },
+	{ "group_flapping", "warning",
+	  "{{cluster}}/{{group}} is flapping: its policies changed direction {{value}} times in the last hour",
+	  "the autoscaler's policies changed the group's size in opposite directions more than "
+	  "ALERT_FLAP_LIMIT (3) times in ALERT_FLAP_WINDOW (1 h): flap_counter_decide over the scale "
+	  "activities (`herd policy check` tells why)", 0 },
 	{ NULL, NULL, NULL, NULL, 0 },
 };
 

@@ -94,7 +94,7 @@ policy_simulate(struct server *s, const char *cluster, const char *group, const 
 	r.view.max_actions_per_hour = g.max_actions_per_hour;   /* absent: 0, no cap */
 	r.view.desired = g.desired;
 	if ((rc = host_list(s->store, &q, &hosts, &nh, err)) < 0 ||
-	    (rc = activity_list_scales(s->store, cluster, group, &acts, err)) < 0)
+	    (rc = activity_list_scales(s->store, cluster, group, 0, &acts, err)) < 0)
 		goto out;
 	hv = xcalloc(nh + 1, sizeof(*hv));
 	for (i = 0; i < nh; i++)
