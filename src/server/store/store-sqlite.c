@@ -263,7 +263,7 @@ static const char *const sq_migrations[] = {
 	"  deleted_ms BIGINT NOT NULL DEFAULT 0);",
 	/* 7: alerting's transitions (model/alert-event.h): the history, and
 	 * the outbox notifiers tail by id */
-	"CREATE TABLE alert_events ("
+	"CREATE TABLE IF NOT EXISTS alert_events ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  ts_ms BIGINT NOT NULL,"
 	"  rule TEXT NOT NULL,"
@@ -278,10 +278,10 @@ static const char *const sq_migrations[] = {
 	"  started_ms BIGINT NOT NULL,"
 	"  repeat INTEGER NOT NULL DEFAULT 0,"
 	"  silenced INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX alert_events_rule ON alert_events (rule, cluster, grp, id);",
+	"CREATE INDEX IF NOT EXISTS alert_events_rule ON alert_events (rule, cluster, grp, id);",
 	/* 8: the alert evaluator's instances (pending or firing; an inactive
 	 * one has no row) and the operators' silences (model/alert-state.h) */
-	"CREATE TABLE alert_states ("
+	"CREATE TABLE IF NOT EXISTS alert_states ("
 	"  rule TEXT NOT NULL,"
 	"  cluster TEXT NOT NULL DEFAULT '',"
 	"  grp TEXT NOT NULL DEFAULT '',"
@@ -295,7 +295,7 @@ static const char *const sq_migrations[] = {
 	"  value DOUBLE PRECISION,"
 	"  silenced INTEGER NOT NULL DEFAULT 0,"
 	"  PRIMARY KEY (rule, cluster, grp, key));"
-	"CREATE TABLE alert_silences ("
+	"CREATE TABLE IF NOT EXISTS alert_silences ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  rule TEXT NOT NULL,"
 	"  cluster TEXT NOT NULL DEFAULT '',"
