@@ -135,10 +135,14 @@ server_hwm_mb() {
 	write_blueprint qb 2 >"$BP_DIR/qb.yaml"
 	herd apply -f "$BP_DIR/qb.yaml" >/dev/null
 	wait_for 90 group_ready qb 2
-	# both hosts' agents push cpu_busy_pct: both series stored ...
+	# both hosts' agents push cpu_busy_pct (the machine's and, in its
+	# cgroup, the host's own: scope="host"): both hosts' series stored ...
 	latest_two() {
 		[ "$(http GET "/v1/metrics/latest?metric=cpu_busy_pct&group=node&cluster=qb" "$VIEWER" |
-			cut -d' ' -f2- | json_count '{items}')" = 2 ]
+			cut -d' ' -f2- | perl -MJSON::PP -e '
+			my %h = map { ($_->{host} => 1) } grep { $_->{labels}{scope} eq "machine" }
+				@{decode_json(join "", <STDIN>)->{items}};
+			print scalar keys %h')" = 2 ]
 	}
 	wait_for 30 latest_two
 	# ... and the group aggregate counts 2 hosts
