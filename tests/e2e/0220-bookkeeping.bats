@@ -166,11 +166,10 @@ restart() {
 	local v
 	server_stop
 	# what an older herd wrote: the keys inside the spec, no group_state table
-	# (this assumes the bookkeeping migration is the next-to-newest one: the
-	# newest, networks_gone, creates its table only if missing)
+	# (the bookkeeping migration is number 5: user_version 4 is before it;
+	# every later one creates its tables only if missing)
 	if [ -n "$(db "SELECT name FROM sqlite_master WHERE name = 'group_state'")" ]; then
-		v=$(db "PRAGMA user_version")
-		db "DROP TRIGGER group_state_gone; DROP TABLE group_state; PRAGMA user_version = $((v - 2));"
+		db "DROP TRIGGER group_state_gone; DROP TABLE group_state; PRAGMA user_version = 4;"
 	fi
 	db "UPDATE resources SET spec = json_set(spec, '\$.last_scale_out_ms', 1700000000001,
 		'\$.last_scale_in_ms', 1700000000002, '\$.manual_scale_ms', 1700000000003)
