@@ -21,6 +21,7 @@
 #include "ctl/launcher.h"
 #include "scale/scale.h"
 #include "ctl/lbsync.h"
+#include "ctl/notify.h"
 #include "log.h"
 #include "main.h"
 #include "model/host.h"
@@ -547,9 +548,10 @@ server_main(int argc, char **argv)
 	}
 	for (int i = 0; i + 1 < nlisten; i++)
 		log_info("also listening on http://%s", more[i]);
-	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0) {
+	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || notify_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);
+		notify_stop(s);
 		httpd_stop(s);
 		goto out;
 	}
@@ -560,6 +562,7 @@ server_main(int argc, char **argv)
 	log_info("signal %d: shutting down", sig);
 	ctl_stop(s);        /* sets s->stopping: the autoscaler ends too */
 	autoscale_stop(s);
+	notify_stop(s);     /* cuts a send under way: that notification goes again next start */
 	lbsync_stop(s);   /* closes the LB drivers (waits for API calls using them); HAProxy keeps serving */
 	httpd_stop(s);
 	if (host_heartbeats_flush(s->store, &err) < 0)
