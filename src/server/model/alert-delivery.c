@@ -23,8 +23,8 @@ alert_delivery_load(struct store *st, const char *receiver, struct alert_deliver
 	memset(d, 0, sizeof(*d));
 	if ((rc = store_q(st, NULL, NULL, err,
 			  "INSERT INTO alert_deliveries (receiver, cursor)"
-			  " SELECT ?, COALESCE(MAX(id), 0) FROM alert_events"
-			  " ON CONFLICT (receiver) DO NOTHING", "[s]", receiver)) < 0)
+			  " SELECT ?, COALESCE(MAX(id), 0) FROM alert_events WHERE true"
+			  " ON CONFLICT (receiver) DO NOTHING", "[s]", receiver)) < 0)   /* WHERE: SQLite parses ON CONFLICT after a SELECT only so */
 		return rc;
 	if ((rc = store_q(st, &rows, NULL, err,
 			  "SELECT cursor, sent, failed, dropped, failures, next_retry_ms"
