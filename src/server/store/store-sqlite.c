@@ -281,7 +281,7 @@ static const char *const sq_migrations[] = {
 	"CREATE INDEX alert_events_rule ON alert_events (rule, cluster, grp, id);",
 	/* 8: alert delivery (model/alert-delivery.h): per receiver, the last
 	 * alert_events id delivered (or dropped), its counters and retry state */
-	"CREATE TABLE alert_deliveries ("
+	"CREATE TABLE IF NOT EXISTS alert_deliveries ("
 	"  receiver TEXT PRIMARY KEY,"
 	"  cursor BIGINT NOT NULL DEFAULT 0,"
 	"  sent BIGINT NOT NULL DEFAULT 0,"
