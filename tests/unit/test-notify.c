@@ -386,6 +386,13 @@ test_cursor(void **state)
 	assert_int_equal(d.cursor, 4);
 	assert_int_equal(d.dropped, 1);
 	assert_int_equal(d.sent, 1);
+	/* no receiver resource named "ops": its row goes, and it starts afresh */
+	add(st);
+	assert_int_equal(alert_delivery_prune(st, &err), 0);
+	assert_int_equal(alert_delivery_load(st, "ops", &d, &err), 0);
+	assert_int_equal(d.cursor, 4);
+	assert_int_equal(d.sent, 0);
+	assert_int_equal(d.dropped, 0);
 	store_close(st);
 }
 

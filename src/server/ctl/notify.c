@@ -195,6 +195,8 @@ notify_once(struct server *s, int64_t *wake_ms)
 		receiver_pass(s, str_of(x, "name"), json_object_get(x, "spec"), wake_ms);
 	}
 	json_decref(recs);
+	if (alert_delivery_prune(s->store, &err) < 0)
+		log_warn("notify: %s", err.msg);
 }
 
 static void *

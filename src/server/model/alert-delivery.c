@@ -76,6 +76,14 @@ alert_delivery_fail(struct store *st, const char *receiver, int failures, int64_
 		       (json_int_t)now_ms, receiver);
 }
 
+int
+alert_delivery_prune(struct store *st, struct herr *err)
+{
+	return store_q(st, NULL, NULL, err,
+		       "DELETE FROM alert_deliveries WHERE receiver NOT IN"
+		       " (SELECT name FROM resources WHERE kind = 'receiver')", "[]");
+}
+
 static json_t *
 time_or_null(int64_t ms)
 {

@@ -38,6 +38,10 @@ int alert_delivery_skip(struct store *st, const char *receiver, int64_t cursor, 
 /* An attempt failed and will be retried at next_retry_ms (wall). */
 int alert_delivery_fail(struct store *st, const char *receiver, int failures,
 			int64_t next_retry_ms, const char *why, int64_t now_ms, struct herr *err);
+/* Forgets the rows of receivers that no longer exist: one made again
+ * under the same name starts afresh (after the newest event), not with
+ * the backlog since the old one went. */
+int alert_delivery_prune(struct store *st, struct herr *err);
 /* Every receiver resource with its delivery state (an owned array of
  * {name, type, url, cursor, pending, sent, failed, dropped, failures,
  * last_error, last_error_at, next_retry_at, last_sent_at}; never a
