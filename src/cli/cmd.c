@@ -43,7 +43,9 @@
 	  cmd_kind_show, " (NAME or CLUSTER/NAME)")                                              \
 	X("policy", "policies", "a policy", "policies",                                         \
 	  "cluster,group,name,when,target,schedule,adjust,mode", cmd_kind_show,                  \
-	  " (NAME, CLUSTER/NAME or CLUSTER/GROUP/NAME)")
+	  " (NAME, CLUSTER/NAME or CLUSTER/GROUP/NAME)")                                     \
+	X("receiver", "receivers", "a receiver", "receivers", "name,type,url,group_wait",        \
+	  cmd_kind_show, "")
 
 struct kind_cli {
 	const char *name, *plural, *columns;

@@ -22,6 +22,7 @@
 #include "ctl/launcher.h"
 #include "scale/scale.h"
 #include "ctl/lbsync.h"
+#include "ctl/notify.h"
 #include "log.h"
 #include "main.h"
 #include "model/host.h"
@@ -615,10 +616,12 @@ server_main(int argc, char **argv)
 			 httpd_is_tls(s, listen_ips[i], (int)str_long_or(strrchr(more[i - 1], ':') + 1,
 									  1, 65535, 0)) ? "https" : "http",
 			 more[i - 1]);
-	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || alert_start(s, &err) < 0) {
+	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || alert_start(s, &err) < 0 ||
+	    notify_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);
 		alert_stop(s);
+		notify_stop(s);
 		httpd_stop(s);
 		goto out;
 	}
@@ -630,6 +633,7 @@ server_main(int argc, char **argv)
 	ctl_stop(s);        /* sets s->stopping: the autoscaler and alerts end too */
 	autoscale_stop(s);
 	alert_stop(s);
+	notify_stop(s);     /* cuts a send under way: that notification goes again next start */
 	lbsync_stop(s);   /* closes the LB drivers (waits for API calls using them); HAProxy keeps serving */
 	httpd_stop(s);
 	if (host_heartbeats_flush(s->store, &err) < 0)

@@ -85,6 +85,7 @@ doc_parse(json_t *bp, struct doc *d, struct herr *err)
 		{ "accounts", &kind_account }, { "networks", &kind_network },
 		{ "load_balancers", &kind_lb }, { "scripts", &kind_script },
 		{ "monitors", &kind_monitor }, { "templates", &kind_template },
+		{ "receivers", &kind_receiver },
 	};
 	const char *key;
 	json_t *v, *x;
@@ -100,7 +101,7 @@ doc_parse(json_t *bp, struct doc *d, struct herr *err)
 		if (!known)
 			return herr_field(err, HERR_INVALID, key,
 					  "unknown section '%s' (known: accounts, networks, load_balancers,"
-					  " scripts, monitors, templates, clusters)", key);
+					  " scripts, monitors, templates, clusters, receivers)", key);
 		if (!json_is_array(v))
 			return herr_field(err, HERR_INVALID, key, "must be a list");
 	}

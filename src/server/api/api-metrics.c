@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "model/alert-delivery.h"
 #include "model/metrics.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
@@ -508,6 +509,9 @@ static const struct prom_family prom_families[] = {
 	{ NULL, "herd_store_lock_wakeups_total", "counter", 1,
 	  "Lock waits ended by a transaction of this server ending (the others looked again"
 	  " after a short poll: a holder in another process)." },
+	{ NULL, "herd_alert_notifications_total", "counter", 1,
+	  "Alert notifications per receiver: delivered (result=\"sent\"), attempts that failed"
+	  " and will be retried (\"failed\"), refused for good and skipped (\"dropped\")." },
 };
 
 #define PROM_CUSTOM_HELP "Custom metric: reported by a script monitor or pushed to herd."
@@ -554,6 +558,27 @@ prom_header(struct buf *b, const char *exposed)
 	buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", p->exposed, p->help, p->exposed, p->type);
 }
 
+/* herd_alert_notifications_total from the receivers' delivery rows
+ * (receiver names are DNS labels: nothing to escape). */
+static void
+expose_notifications(struct server *srv, struct buf *b)
+{
+	static const char *const results[] = { "sent", "failed", "dropped" };
+	struct herr err = HERR_INIT;
+	json_t *items = NULL, *x;
+	size_t i;
+
+	if (alert_delivery_list(srv->store, &items, &err) < 0)
+		return;
+	prom_header(b, "herd_alert_notifications_total");
+	json_array_foreach(items, i, x)
+		for (size_t k = 0; k < 3; k++)
+			buf_addf(b, "herd_alert_notifications_total{receiver=\"%s\",result=\"%s\"} %lld\n",
+				 json_string_value(json_object_get(x, "name")), results[k],
+				 (long long)json_integer_value(json_object_get(x, results[k])));
+	json_decref(items);
+}
+
 /* The store's own figures, after the series. */
 static void
 expose_stats(struct server *srv, struct tsdb *db, struct buf *b)
@@ -597,6 +622,7 @@ expose_stats(struct server *srv, struct tsdb *db, struct buf *b)
 	buf_addf(b, "herd_store_lock_waits_total %llu\n", (unsigned long long)ls.waits);
 	prom_header(b, "herd_store_lock_wakeups_total");
 	buf_addf(b, "herd_store_lock_wakeups_total %llu\n", (unsigned long long)ls.woken);
+	expose_notifications(srv, b);
 }
 
 /* A /metrics answer being sent: the text is made EXPOSE_CHUNK_SERIES

@@ -16,7 +16,7 @@
 /* In dependency order: what may refer to what (see kind.h). */
 const struct kind *const kinds[] = {
 	&kind_account, &kind_network, &kind_lb, &kind_script, &kind_monitor, &kind_template,
-	&kind_cluster, &kind_group, &kind_policy, NULL,
+	&kind_cluster, &kind_group, &kind_policy, &kind_receiver, NULL,
 };
 
 /* The kind named by its name or plural ("lb", "lbs"; "loadbalancer" too),
@@ -176,6 +176,20 @@ check_value(const struct field *f, json_t *v, const char *fp, struct herr *err)
 			if (!json_is_object(x))
 				return herr_field(err, HERR_INVALID, fp,
 						  "item %zu must be a mapping", i);
+		return 0;
+	}
+	case F_STRS: {
+		size_t i;
+		json_t *x;
+
+		if (!json_is_array(v))
+			return herr_field(err, HERR_INVALID, fp, "must be a list");
+		if (json_array_size(v) > 100)
+			return herr_field(err, HERR_INVALID, fp, "must have at most 100 items");
+		json_array_foreach(v, i, x)
+			if (!json_is_string(x) || json_string_length(x) > 1024)
+				return herr_field(err, HERR_INVALID, fp,
+						  "item %zu must be a string of at most 1024 characters", i);
 		return 0;
 	}
 	}

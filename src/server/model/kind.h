@@ -1,5 +1,5 @@
 /* model/kind.h - the declarative resource kinds (account, network, lb,
- * script, template, monitor, cluster, group, policy): each is a table of
+ * script, template, monitor, cluster, group, policy, receiver): each is a table of
  * fields plus one cross-field check, and that one description drives
  * validation (the API's 400s and the blueprint's FILE:LINE alike),
  * storage, references and blueprints. The engine is model/kind.c; each kind
@@ -31,6 +31,7 @@ enum ftype {
 	F_CRON,       /* 5-field cron */
 	F_OBJECT,     /* free-form object (labels, config) */
 	F_LIST,       /* list (≤ 100 items) of mappings, checked by the kind's check */
+	F_STRS,       /* list (≤ 100 items) of strings (each ≤ 1024) */
 };
 
 #define FL_REQ     1u   /* required on create */
@@ -66,7 +67,7 @@ struct kind {
 #define GROUP_MAX_SIZE 1000
 
 extern const struct kind kind_account, kind_network, kind_lb, kind_script, kind_template,
-	kind_monitor, kind_cluster, kind_group, kind_policy;
+	kind_monitor, kind_cluster, kind_group, kind_policy, kind_receiver;
 /* Every declarative kind, in dependency order (what may refer to what). */
 extern const struct kind *const kinds[];
 const struct kind *kind_find(const char *name_or_plural);

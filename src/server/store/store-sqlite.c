@@ -304,6 +304,19 @@ static const char *const sq_migrations[] = {
 	"  created_by TEXT NOT NULL DEFAULT '',"
 	"  created_ms BIGINT NOT NULL,"
 	"  until_ms BIGINT NOT NULL);",
+	/* 9: alert delivery (model/alert-delivery.h): per receiver, the last
+	 * alert_events id delivered (or dropped), its counters and retry state */
+	"CREATE TABLE IF NOT EXISTS alert_deliveries ("
+	"  receiver TEXT PRIMARY KEY,"
+	"  cursor BIGINT NOT NULL DEFAULT 0,"
+	"  sent BIGINT NOT NULL DEFAULT 0,"
+	"  failed BIGINT NOT NULL DEFAULT 0,"
+	"  dropped BIGINT NOT NULL DEFAULT 0,"
+	"  failures INTEGER NOT NULL DEFAULT 0,"
+	"  last_error TEXT NOT NULL DEFAULT '',"
+	"  last_error_ms BIGINT NOT NULL DEFAULT 0,"
+	"  next_retry_ms BIGINT NOT NULL DEFAULT 0,"
+	"  last_sent_ms BIGINT NOT NULL DEFAULT 0);",
 };
 
 static void
