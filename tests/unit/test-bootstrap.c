@@ -2,9 +2,10 @@
  * hostile agent configs reach the script only as base64 (decoded back to the
  * same bytes), values outside the checked charsets are refused naming the
  * field, sh -n accepts the script, it fits QingCloud's 4 KiB, and the agent
- * binary's hash is the file's. With `--emit URL SHA256 HOST_ID TOKEN
- * CONFIG_FILE` it prints the script instead (tests/e2e/0270-bootstrap.bats
- * runs what the server would send). */
+ * binary's hash is the file's; an https server's CA travels by fingerprint.
+ * With `--emit URL SHA256 HOST_ID TOKEN CONFIG_FILE [CA_SHA256]` it prints
+ * the script instead (tests/e2e/0270-bootstrap.bats and 0275-bootstrap-tls
+ * run what the server would send). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,63 +185,80 @@ test_size(void **state)
 	assert_null(s);
 }
 
-/* herd's own CA as tls.c makes it (P-256, 550 bytes) */
-static const char ca_pem[] =
-	"-----BEGIN CERTIFICATE-----\n"
-	"MIIBaDCCAQ2gAwIBAgIQWijTU42dXG4EPzAUH/e/VzAKBggqhkjOPQQDAjASMRAw\n"
-	"DgYDVQQDEwdoZXJkIENBMB4XDTI2MTIwNDE1MzQyN1oXDTQ2MTEyOTE2MzQyN1ow\n"
-	"EjEQMA4GA1UEAxMHaGVyZCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABCWu\n"
-	"s/PA2LHUMCw7cOJDzWUxagnW2EzcmKIucPEcwngs6Kh5SSXc4U2n3eA2oOW1U06g\n"
-	"Kf5IGXpOt+sEZiFB2SejRTBDMB0GA1UdDgQWBBTHPw2o28T039nSutx+ChhibL8s\n"
-	"3zASBgNVHRMBAf8ECDAGAQH/AgEAMA4GA1UdDwEB/wQEAwIBBjAKBggqhkjOPQQD\n"
-	"AgNJADBGAiEA5TYKXxOLz4YdFMq3QNKKJ757LnpEiRnRj2C36gvBDFMCIQDIOrFc\n"
-	"ZzPMEM3fTgmgkZWnDy2eI2FNiEETua1K0uLsKQ==\n"
-	"-----END CERTIFICATE-----\n";
+#define CA_FP "842288755f9e6cb67b317459db2904a639131625ea9b74940615aa152e6c168f"
 
-/* An https server's CA goes into the script as PEM, and the download
- * trusts exactly it; with the fingerprint in the config too, the script
- * still fits QingCloud's 4 KiB. Anything but a PEM certificate is refused. */
+/* An https server's CA goes into the script by its fingerprint, not its
+ * PEM: the script fetches it, checks it and the download trusts exactly
+ * it. The script fits QingCloud's 4 KiB even with a 60-character URL; a
+ * fingerprint that is not 64 lowercase hex digits is refused. */
 static void
 test_ca(void **state)
 {
 	struct herr err = HERR_INIT;
-	const char *real = "{\"server\":\"https://198.18.0.1:8080/\",\"host_id\":\"1a2b3c4d\","
-			   "\"host\":\"node-12\",\"join_token\":"
+	/* 60 characters, the config as do_launch writes it for that URL */
+	const char *url60 = "https://herd-control-plane.prod-cn-north-1.example.com:18443";
+	const char *real = "{\"server\":\"https://herd-control-plane.prod-cn-north-1.example.com:18443\","
+			   "\"host_id\":\"1a2b3c4d\",\"host\":\"node-12\",\"join_token\":"
 			   "\"hj_00112233445566778899aabbccddeeff0011223344556677\","
-			   "\"ca_sha256\":\"842288755f9e6cb67b317459db2904a639131625ea9b74940615aa152e6c168f\","
-			   "\"heartbeat_s\":5,\"init_timeout_s\":600}";
+			   "\"ca_sha256\":\"" CA_FP "\",\"heartbeat_s\":5,\"init_timeout_s\":600}";
 	static const char *const bad[] = {
-		"hello\n",
-		"-----BEGIN CERTIFICATE-----\nAAAA'$(reboot)'\n-----END CERTIFICATE-----\n",
-		"-----BEGIN CERTIFICATE-----\nHERD_EOF\n-----END CERTIFICATE-----\n",
-		"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",   /* no final newline */
+		"",
+		"8422",
+		CA_FP "00",
+		"842288755F9E6CB67B317459DB2904A639131625EA9B74940615AA152E6C168F",
+		"842288755f9e6cb67b317459db2904a639131625ea9b74940615aa152e6c16'$",
+		"-----BEGIN CERTIFICATE-----\nMIIBaDCCAQ2gAwIBAgIQWijTU42dXG4EPzAUH/e/VzAK\n",
 	};
 	struct bootstrap_in in = good_in(real);
 	char *s = NULL;
 	size_t n;
 
-	in.server_url = "https://198.18.0.1:8080/";
-	in.ca_pem = ca_pem;
+	assert_int_equal(strlen(url60), 60);
+	in.server_url = url60;
+	in.ca_sha256 = CA_FP;
 	assert_int_equal(bootstrap_script(&in, &s, &err), 0);
 	n = strlen(s);
-	print_message("# script with a CA: %zu bytes, %zu as base64 (QingCloud takes 4096)\n", n,
-		      (n + 2) / 3 * 4);
+	print_message("# script with a CA, 60-character URL: %zu bytes, %zu as base64 (QingCloud"
+		      " takes 4096)\n", n, (n + 2) / 3 * 4);
 	assert_true(n <= BOOTSTRAP_SCRIPT_MAX);
-	assert_non_null(strstr(s, ca_pem));
+	assert_true((n + 2) / 3 * 4 < 4096);
+	assert_null(strstr(s, "BEGIN CERTIFICATE"));   /* no PEM: the fingerprint */
+	assert_non_null(strstr(s, "F='" CA_FP "' X=/etc/herd/ca.pem\n"));
+	/* fetched unverified, checked, then the only CA of the download */
+	assert_non_null(strstr(s, "curl -fsSk --max-filesize 65536 --connect-timeout 10 -m 60 -o $X.n \"$U/v1/tls/ca\""));
+	assert_non_null(strstr(s, "wget -q --no-check-certificate -T 30 -O $X.n \"$U/v1/tls/ca\""));
+	assert_non_null(strstr(s, "sed '/-----/d' $X.n | base64 -d | sha256sum"));
+	assert_non_null(strstr(s, "until rm -f $B.n && v &&\n"));
 	assert_non_null(strstr(s, "curl -fsS ${X:+--cacert $X}"));
 	assert_non_null(strstr(s, "wget -q ${X:+--ca-certificate=$X}"));
+	assert_int_equal(sh_n(s), 0);
+	free(s);
+	/* the short URL of test_size, its config with the fingerprint */
+	in.server_url = "https://198.18.0.1:8080/";
+	in.config_json = "{\"server\":\"https://198.18.0.1:8080/\",\"host_id\":\"1a2b3c4d\","
+			 "\"host\":\"node-12\",\"join_token\":"
+			 "\"hj_00112233445566778899aabbccddeeff0011223344556677\","
+			 "\"ca_sha256\":\"" CA_FP "\",\"heartbeat_s\":5,\"init_timeout_s\":600}";
+	assert_int_equal(bootstrap_script(&in, &s, &err), 0);
+	n = strlen(s);
+	print_message("# script with a CA: %zu bytes, %zu as base64\n", n, (n + 2) / 3 * 4);
+	assert_true(n <= BOOTSTRAP_SCRIPT_MAX);
 	free(s);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		in.ca_pem = bad[i];
-		s = NULL;
-		assert_int_equal(bootstrap_script(&in, &s, &err), HERR_INVALID);
-		assert_string_equal(err.field, "ca_pem");
+		struct herr e = HERR_INIT;
+
+		in.ca_sha256 = bad[i];
+		s = (char *)"unchanged";
+		assert_int_equal(bootstrap_script(&in, &s, &e), HERR_INVALID);
+		if (strcmp(e.field, "ca_sha256") != 0)
+			fail_msg("case %zu: field '%s', want 'ca_sha256'", i, e.field);
 		assert_null(s);
 	}
-	/* none: the download uses the system store */
-	in.ca_pem = NULL;
+	/* none: no CA fetched, the download uses the system store */
+	in.ca_sha256 = NULL;
 	assert_int_equal(bootstrap_script(&in, &s, &err), 0);
-	assert_non_null(strstr(s, "\nX=\n"));
+	assert_non_null(strstr(s, "\nX=\nv(){ :; }\n"));
+	assert_null(strstr(s, "/v1/tls/ca"));
 	free(s);
 }
 
@@ -272,15 +290,16 @@ test_agent_bin(void **state)
 	assert_ptr_equal(again, b);
 }
 
-/* --emit URL SHA256 HOST_ID TOKEN CONFIG_FILE: print the script. */
+/* --emit URL SHA256 HOST_ID TOKEN CONFIG_FILE [CA_SHA256]: print the script. */
 static int
-emit(char **argv)
+emit(int argc, char **argv)
 {
 	struct herr err = HERR_INIT;
 	char cfg[BOOTSTRAP_CONFIG_MAX + 2], *s;
 	FILE *f = fopen(argv[4], "r");
 	size_t n;
-	struct bootstrap_in in = { argv[0], argv[1], argv[2], argv[3], cfg, NULL };
+	struct bootstrap_in in = { argv[0], argv[1], argv[2], argv[3], cfg,
+				   argc > 5 ? argv[5] : NULL };
 
 	if (f == NULL)
 		return perror(argv[4]), 2;
@@ -309,7 +328,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_agent_bin),
 	};
 
-	if (argc == 7 && strcmp(argv[1], "--emit") == 0)
-		return emit(argv + 2);
+	if ((argc == 7 || argc == 8) && strcmp(argv[1], "--emit") == 0)
+		return emit(argc - 2, argv + 2);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,7 +184,7 @@ test_run_params(void **state)
 			 0);
 	dec[declen] = '\0';
 	bi = (struct bootstrap_in){ s.server_url, s.agent_sha256, s.id, s.join_token, s.user_data,
-				    s.ca_pem };
+				    s.ca_sha256 };
 	assert_int_equal(bootstrap_script(&bi, &script, &err), 0);
 	assert_int_equal(declen, strlen(script));
 	assert_memory_equal(dec, script, declen);

@@ -574,8 +574,9 @@ launch_work(void *arg)
 	spec.tags = j->tags;
 	spec.agent_sha256 = agent_bin_sha256();   /* hashed once, at server start */
 	spec.server_url = j->url;
-	if (strncmp(j->url, "https://", 8) == 0 && j->s->tls)
-		spec.ca_pem = ((const struct tls *)j->s->tls)->ca_pem;
+	if (strncmp(j->url, "https://", 8) == 0 && j->s->tls &&
+	    ((const struct tls *)j->s->tls)->ca_pem)
+		spec.ca_sha256 = ((const struct tls *)j->s->tls)->ca_sha256;
 	spec.join_token = j->tok;
 	memset(&j->inst, 0, sizeof(j->inst));
 	j->rc = prov_launch(j->p, &spec, &j->inst, &j->err);

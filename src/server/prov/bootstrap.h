@@ -17,7 +17,6 @@
  * kept to BOOTSTRAP_SCRIPT_MAX bytes: its base64 stays under 4096 too. */
 #define BOOTSTRAP_SCRIPT_MAX 3000
 #define BOOTSTRAP_CONFIG_MAX 1500     /* bytes of agent config JSON we embed */
-#define BOOTSTRAP_CA_MAX 1024         /* bytes of CA PEM (herd's own P-256 CA: ~550) */
 #define BOOTSTRAP_CA_PATH "/etc/herd/ca.pem"
 
 /* Where the script puts things on the host (fixed: never user text). */
@@ -67,16 +66,17 @@ struct bootstrap_in {
 	const char *config_json;  /* agent config (host_spec.user_data), at most
 				     BOOTSTRAP_CONFIG_MAX bytes: only base64 of it
 				     reaches the script */
-	const char *ca_pem;       /* the server's CA (https with a CA of its own):
-				     the binary download verifies with it; PEM
-				     characters only, at most BOOTSTRAP_CA_MAX; or NULL */
+	const char *ca_sha256;    /* the server's CA (https with a CA of its own):
+				     SHA-256 of its DER, 64 lowercase hex; the
+				     script fetches GET /v1/tls/ca, checks it and
+				     verifies the download with it; or NULL */
 };
 
 /* Builds the user-data script for in into *out (owned, NUL-terminated, at
  * most BOOTSTRAP_SCRIPT_MAX bytes). Values from users or the server appear
  * in it only as base64 or as tokens checked against a small charset, so
  * nothing they contain can become shell text. HERR_INVALID naming the
- * field (server_url, agent_sha256, host_id, join_token, config, ca_pem) or
+ * field (server_url, agent_sha256, host_id, join_token, config, ca_sha256) or
  * HERR_TOOBIG when the script would pass BOOTSTRAP_SCRIPT_MAX. */
 int bootstrap_script(const struct bootstrap_in *in, char **out, struct herr *err);
 

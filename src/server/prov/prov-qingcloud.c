@@ -179,7 +179,7 @@ qcp_run_params(const struct host_spec *spec, const char *server_instance, const 
 		/* the agent config travels inside the bootstrap script, which
 		 * fetches the agent from the server and starts it (bootstrap.h) */
 		struct bootstrap_in bi = { spec->server_url, spec->agent_sha256, spec->id,
-					   spec->join_token, spec->user_data, spec->ca_pem };
+					   spec->join_token, spec->user_data, spec->ca_sha256 };
 		struct herr be = HERR_INIT;
 
 		if (spec->agent_sha256 == NULL)

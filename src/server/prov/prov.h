@@ -88,7 +88,8 @@ struct host_spec {
 	 * (prov/bootstrap.h) with user_data as the config */
 	const char *agent_sha256; /* served agent binary's SHA-256 (hex), NULL = unreadable */
 	const char *server_url;   /* how the host reaches the server (user_data's "server") */
-	const char *ca_pem;       /* the server's CA when server_url is https, or NULL */
+	const char *ca_sha256;    /* the server's CA fingerprint (SHA-256 of its DER,
+				     hex) when server_url is https, or NULL */
 	const char *join_token;   /* the host's one-time join token: a secret, never logged */
 };
 
