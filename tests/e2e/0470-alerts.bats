@@ -5,8 +5,9 @@
 # the history exactly once; a silenced rule's events are recorded silenced;
 # and the built-ins fire on real facts: a group held at its max while its
 # policy wants more, a failed init script, a host whose PID 1 the test
-# kills, a group whose policies take turns (group_flapping). Local
-# provider; no timing thresholds: generous bounded waits.
+# kills, a group whose policies take turns (group_flapping); the user rule's
+# transitions reach a webhook receiver once each, the silenced ones never.
+# Local provider; no timing thresholds: generous bounded waits.
 
 load lib
 
@@ -19,6 +20,21 @@ setup_file() {
 	cp -r "$BATS_TEST_DIRNAME/fixtures/alerts/." "$BATS_FILE_TMPDIR/bp/"
 	sed -i "s|CIDR|$CIDR|" "$BATS_FILE_TMPDIR/bp/alerts.yaml"
 	herd apply -f "$BATS_FILE_TMPDIR/bp/alerts.yaml" >/dev/null
+	# the evaluator's events to a real receiver: a webhook (0480-webhook.py
+	# checks the signature) taking rule hot
+	HOOK=$BATS_FILE_TMPDIR/hook
+	mkdir -p "$HOOK"
+	printf 'hook-secret-%s\n' "$RANDOM" >"$HOOK/secret"
+	chmod 600 "$HOOK/secret"
+	HOOK_PORT=$(free_port)
+	/usr/bin/python3 "$BATS_TEST_DIRNAME/0480-webhook.py" "$HOOK_PORT" "$HOOK/secret" "$HOOK" \
+		>"$HOOK/log" 2>&1 &
+	echo $! >"$BATS_FILE_TMPDIR/hook.pid"
+	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$HOOK_PORT" 2>/dev/null
+	printf 'receivers:\n  - name: ops\n    type: webhook\n    url: http://127.0.0.1:%s/alerts\n    secret_file: %s\n    group_wait: 0s\n    match:\n      rules: [hot]\n' \
+		"$HOOK_PORT" "$HOOK/secret" >"$BATS_FILE_TMPDIR/bp/receivers.yaml"
+	herd apply -f "$BATS_FILE_TMPDIR/bp/receivers.yaml" >/dev/null
+	export HOOK
 	wait_for 90 ready_count_is 2
 }
 
@@ -31,8 +47,23 @@ teardown() {
 }
 
 teardown_file() {
+	if [ -f "$BATS_FILE_TMPDIR/hook.pid" ]; then
+		kill "$(cat "$BATS_FILE_TMPDIR/hook.pid")" 2>/dev/null || true
+		wait "$(cat "$BATS_FILE_TMPDIR/hook.pid")" 2>/dev/null || true
+	fi
 	server_cleanup
 }
+
+# hook_count RULE STATE [SILENCED]: alerts in the webhook's verified bodies
+hook_count() {
+	[ -f "$HOOK/bodies.jsonl" ] || { echo 0; return; }
+	perl -MJSON::PP -ne '
+		BEGIN { ($r, $st) = splice @ARGV, 0, 2; $n = 0 }
+		for (@{decode_json($_)->{alerts}}) { $n++ if $_->{rule} eq $r && $_->{state} eq $st }
+		END { print "$n\n" }' "$1" "$2" "$HOOK/bodies.jsonl"
+}
+
+hook_has() { [ "$(hook_count "$1" "$2")" -ge "$3" ]; }
 
 ready_count_is() {
 	[ "$(herd host ls --group al/node --json | perl -MJSON::PP -e \
@@ -50,6 +81,15 @@ set_busy() {
 node_names() {
 	herd host ls --group al/node --json | perl -MJSON::PP -e \
 		'print join(" ", map { $_->{name} } grep { $_->{state} eq "ready" } @{decode_json(join "", <STDIN>)->{items}}), "\n"'
+}
+
+# cursor_at_newest RECEIVER: the receiver has passed every event recorded
+cursor_at_newest() {
+	local newest
+	newest=$(herd alert history --limit 10000 --json | perl -MJSON::PP -e '
+		my $m = 0; $m = $_->{id} for @{decode_json(join "", <STDIN>)->{items}}; print "$m\n"')
+	[ "$(http GET /v1/alerts/receivers "$HERD_TOKEN" | cut -d' ' -f2- | perl -MJSON::PP -e '
+		for (@{decode_json(join "", <STDIN>)->{items}}) { print "$_->{cursor}\n" if $_->{name} eq $ARGV[0] }' "$1")" -ge "$newest" ]
 }
 
 # alert_state RULE GROUP [KEY]: the instance's state in `herd alert ls`, or "".
@@ -127,6 +167,11 @@ events_at_least() { # events_at_least N RULE STATE [SILENCED]
 	[ "$(events hot resolved)" -eq 1 ]
 	herd alert history --rule hot | grep -q resolved
 	herd alert history --rule hot --json | grep -q '"team": "ops"'
+	# the webhook got both transitions, signed, once each
+	wait_for 60 hook_has hot resolved 1
+	[ "$(hook_count hot firing)" -eq 1 ]
+	[ "$(hook_count hot resolved)" -eq 1 ]
+	[ ! -s "$HOOK/bad.log" ]
 }
 
 @test "a silenced rule records silenced events; the silence can be listed and deleted" {
@@ -140,6 +185,11 @@ events_at_least() { # events_at_least N RULE STATE [SILENCED]
 		herd alert ls --json | grep -q '"silenced": true'
 	for h in $(node_names); do set_busy "$h" 25; done
 	wait_for 60 events_at_least 1 hot resolved 1
+	# nothing of the silenced instance reached the webhook (its receiver
+	# is past those events once its cursor is: delivery is in order)
+	wait_for 60 cursor_at_newest ops
+	[ "$(hook_count hot firing)" -eq 1 ]
+	[ "$(hook_count hot resolved)" -eq 1 ]
 	id=$(herd alert silences --json | json '{items}[0]{id}')
 	herd alert unsilence "$id"
 	[ "$(herd alert silences --json | json_count '{items}')" -eq 0 ]

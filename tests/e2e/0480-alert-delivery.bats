@@ -7,7 +7,9 @@
 # notification after it comes back, exactly once; a silenced event sends
 # nothing; a receiver refusing with 400 has the notification dropped and
 # counted. Events are written with sqlite3 into the running server's store
-# (WAL): this stands in for the alert evaluator until it writes them itself.
+# (WAL), as the evaluator writes them, so each channel's cases (down, 400,
+# silenced) are driven exactly; the evaluator's own events reaching a
+# webhook (rule fires and resolves, silenced sends nothing) is 0470's.
 
 load lib
 
