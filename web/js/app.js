@@ -1,6 +1,7 @@
-// app.js - the console's entry: sign-in, the frame (navigation, who is
-// signed in), hash routing ("#/group/demo/node") and the live loop that
-// asks the current page to refresh every poll interval (5 s, the agents'
+// app.js - the console's entry: sign-in, the frame (navigation with the
+// count of firing alerts, who is signed in), hash routing
+// ("#/group/demo/node") and the live loop that asks the current page to
+// refresh, and the count to update, every poll interval (5 s, the agents'
 // push interval; "?poll=1" in the page's URL makes it 1 s).
 
 import * as api from './api.js';
@@ -11,6 +12,7 @@ import * as host from './pages/host.js';
 import * as scripts from './pages/scripts.js';
 import * as resources from './pages/resources.js';
 import * as admin from './pages/admin.js';
+import * as alerts from './pages/alerts.js';
 
 const POLL_MS = Math.max(250, 1000 * (Number(new URLSearchParams(location.search).get('poll')) || 5));
 
@@ -23,6 +25,7 @@ const ROUTES = [
 	[/^\/templates$/, resources.templates, 'templates'],
 	[/^\/networks$/, resources.networks, 'networks'],
 	[/^\/lbs$/, resources.lbs, 'lbs'],
+	[/^\/alerts$/, alerts.render, 'alerts'],
 	[/^\/tokens$/, admin.tokens, 'tokens', 'admin'],
 	[/^\/audit$/, admin.audit, 'audit', 'admin'],
 ];
@@ -33,6 +36,7 @@ const NAV = [
 	['templates', '/templates', 'Templates'],
 	['networks', '/networks', 'Networks'],
 	['lbs', '/lbs', 'Load balancers'],
+	['alerts', '/alerts', 'Alerts'],
 	['tokens', '/tokens', 'Tokens', 'admin'],
 	['audit', '/audit', 'Audit log', 'admin'],
 ];
@@ -42,6 +46,7 @@ let page = null;        // {refresh(), dispose()} of the shown page
 let timer = null;
 let busy = false;
 let status = null;      // the frame's "live" indicator
+let alertCount = null;  // the navigation's count of firing alerts
 
 function signInView(message) {
 	const input = h('input', { type: 'password', name: 'token', id: 'token', autocomplete: 'off',
@@ -72,8 +77,10 @@ function signInView(message) {
 function frame() {
 	const me = api.whoami();
 	status = h('span', { class: 'live', title: 'refreshes every ' + POLL_MS / 1000 + ' s' }, '●');
+	alertCount = api.has('GET', '/v1/alerts') ? h('span', { class: 'alert-count zero', id: 'nav-alerts-count' }) : null;
 	const nav = h('nav', { id: 'nav' }, NAV.filter(n => !n[3] || api.can(n[3]))
-		.map(([key, hash, text]) => h('a', { href: '#' + hash, dataset: { nav: key } }, text)));
+		.map(([key, hash, text]) => h('a', { href: '#' + hash, dataset: { nav: key } }, text,
+			key === 'alerts' && alertCount ? [' ', alertCount] : null)));
 	const main = h('main', { id: 'main' });
 	fill(root,
 		h('header', null,
@@ -114,11 +121,21 @@ async function route() {
 	main.append(h('p', { class: 'notice' }, 'no such page: ' + path));
 }
 
+// The navigation's count: firing alerts that nobody silenced; the title
+// tells pending and silenced ones too.
+async function countAlerts() {
+	if (!alertCount) return;
+	const c = alerts.alertCounts((await api.get('/v1/alerts')).items);
+	alertCount.textContent = String(c.firing);
+	alertCount.classList.toggle('zero', c.firing === 0);
+	alertCount.title = `${c.firing} firing, ${c.pending} pending, ${c.silenced} silenced`;
+}
+
 async function refresh() {
-	if (!page || !page.refresh || busy) return;
+	if (busy) return;
 	busy = true;
 	try {
-		await page.refresh();
+		await Promise.all([page && page.refresh ? page.refresh() : null, countAlerts()]);
 		if (status) { status.classList.remove('stale'); status.title = 'updated ' + new Date().toLocaleTimeString(); }
 	} catch (e) {
 		if (status) { status.classList.add('stale'); status.title = 'update failed: ' + e.message; }

@@ -2,14 +2,15 @@
 // monitors) a page of PAGE_ROWS at a time, a live chart of each monitor per
 // host (groups of at most PER_HOST_MAX hosts) and of the group's aggregate
 // (min, avg, max past that) with the policies' thresholds drawn as lines,
-// the policies and their last evaluation, the activity timeline, and the
-// scale control.
+// the policies and their last evaluation, the group's active alerts, the
+// activity timeline, and the scale control.
 
 import * as api from '../api.js';
 import * as metrics from '../metrics.js';
 import { Chart } from '../chart.js';
 import { h, fill, link, table, section, notice, enc, fmtAge, fmtNum, stateBadge } from '../dom.js';
 import { activityTable } from './overview.js';
+import { activeTable } from './alerts.js';
 
 const WINDOW_S = 15 * 60;
 const WINDOWS = [[300, 'last 5 min'], [900, 'last 15 min'], [3600, 'last hour'], [6 * 3600, 'last 6 h'], [86400, 'last 24 h']];
@@ -70,6 +71,7 @@ export async function render(main, ctx, cluster, name) {
 	const chartsEl = h('div', { class: 'charts', id: 'charts' });
 	const policiesEl = h('div', { id: 'policies' });
 	const timeline = h('div', { id: 'timeline' });
+	const alertsEl = api.has('GET', '/v1/alerts') ? h('div', { id: 'group-alerts' }) : null;
 	const win = h('select', { id: 'window', class: 'window', onchange: () => {
 		sessionStorage.setItem('herd.window', win.value);
 		page.refresh();
@@ -103,6 +105,7 @@ export async function render(main, ctx, cluster, name) {
 	main.append(
 		h('h1', null, h('a', { href: '#/' }, cluster), ' / ', name),
 		info, scaleEl,
+		...(alertsEl ? [section('Alerts', alertsEl)] : []),
 		section('Hosts', pager, hostsEl),
 		h('section', { class: 'card' }, h('h2', null, 'Monitors ', win), chartsEl),
 		section('Policies', policiesEl),
@@ -211,6 +214,8 @@ export async function render(main, ctx, cluster, name) {
 				api.get('/v1/activities' + api.qs({ cluster, group: name, limit: 50 })),
 			]).then(r => tables(...r))];
 			if (metrics.available() && monitors.length) parts.push(drawCharts(policies, hostsP));
+			if (alertsEl) parts.push(api.get('/v1/alerts' + api.qs({ cluster, group: name }))
+				.then(r => fill(alertsEl, activeTable(r.items, false))));
 			await Promise.all(parts);
 		},
 		dispose() {
