@@ -259,6 +259,12 @@ const scenarios = {
 		for (const s of ['#run', 'button.run'])
 			if (await count(page, s)) fail(`a viewer sees ${s} on the scripts page`);
 		say('scripts page: no run control');
+		if (await hasEndpoint(page, '/v1/alerts/silences')) {
+			await go(page, '#/alerts', '#silences table');
+			if (await count(page, '#silence') || await count(page, '#silences button.delete'))
+				fail('a viewer sees the silence controls on the alerts page');
+			say('alerts page: no silence control');
+		}
 		await go(page, '#/tokens', 'main p.notice');
 		say('tokens page: ' + await page.textContent('main p.notice'));
 		if (errors.length) fail('console errors: ' + errors.join('; '));
@@ -281,6 +287,7 @@ const scenarios = {
 			['templates', '#/templates', '#list table'],
 			['networks', '#/networks', '#list table'],
 			['lbs', '#/lbs', '#list table'],
+			['alerts', '#/alerts', '#alerts-active table'],
 			['tokens', '#/tokens', '#tokens table'],
 			['audit', '#/audit', '#audit table'],
 		].filter(Boolean);
