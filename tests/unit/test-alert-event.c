@@ -1,6 +1,7 @@
 /* test-alert-event.c - alerting's transitions table (model/alert-event.c)
  * on a real SQLite store in a temporary directory: rows come back oldest
- * first after an id, filtered by rule and group; labels and the value
+ * first after an id, or newest first before one (the console's pages),
+ * filtered by rule and group; labels and the value
  * round-trip (no value is null, never 0); an unknown state or severity is
  * refused naming the field; limits are checked. */
 #include <math.h>
@@ -119,6 +120,25 @@ test_round_trip(void **state)
 	assert_int_equal(alert_event_list(st, 0, 1, NULL, NULL, NULL, &rows, &err), 0);
 	assert_int_equal(json_array_size(rows), 1);
 	json_decref(rows);
+
+	/* newest first: from the newest (0), then before an id; filtered */
+	assert_int_equal(alert_event_list_before(st, 0, 2, NULL, NULL, NULL, &rows, &err), 0);
+	assert_int_equal(json_array_size(rows), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "id")), c);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 1), "id")), b);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "group")), "node");
+	json_decref(rows);
+	assert_int_equal(alert_event_list_before(st, b, 100, NULL, NULL, NULL, &rows, &err), 0);
+	assert_int_equal(json_array_size(rows), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "id")), a);
+	json_decref(rows);
+	assert_int_equal(alert_event_list_before(st, 0, 100, "busy_high", NULL, NULL, &rows, &err), 0);
+	assert_int_equal(json_array_size(rows), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "id")), b);
+	json_decref(rows);
+	assert_int_equal(alert_event_list_before(st, 0, 0, NULL, NULL, NULL, &rows, &err), HERR_INVALID);
+	assert_string_equal(err.field, "limit");
+	herr_clear(&err);
 	store_close(st);
 }
 

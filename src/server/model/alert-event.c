@@ -1,6 +1,6 @@
 /* model/alert-event.c - alerting's transitions (model/alert-event.h): one
  * INSERT per event, read back oldest first by the history and by the
- * notifiers that tail the table. */
+ * notifiers that tail the table, or newest first (the console's pages). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,12 +56,34 @@ alert_event_add(struct store *st, struct alert_event *ev, struct herr *err)
 	return rc;
 }
 
+/* The rows of alert_events as the API shows them: labels an object,
+ * "grp" as "group", repeat and silenced booleans. */
+static void
+rows_shape(json_t *rows)
+{
+	json_t *r;
+	size_t i;
+
+	json_array_foreach(rows, i, r) {
+		json_t *l = json_loads(json_string_value(json_object_get(r, "labels")), 0, NULL);
+
+		json_object_set_new(r, "labels", json_is_object(l) ? l : json_object());
+		if (!json_is_object(l))
+			json_decref(l);
+		json_object_set(r, "group", json_object_get(r, "grp"));
+		json_object_del(r, "grp");
+		json_object_set_new(r, "repeat",
+				    json_boolean(json_integer_value(json_object_get(r, "repeat"))));
+		json_object_set_new(r, "silenced",
+				    json_boolean(json_integer_value(json_object_get(r, "silenced"))));
+	}
+}
+
 int
 alert_event_list(struct store *st, int64_t after_id, int limit, const char *rule,
 		 const char *cluster, const char *group, json_t **out, struct herr *err)
 {
-	json_t *rows = NULL, *r;
-	size_t i;
+	json_t *rows = NULL;
 	int rc;
 
 	*out = NULL;
@@ -78,19 +100,33 @@ alert_event_list(struct store *st, int64_t after_id, int limit, const char *rule
 		    "[Issssssi]", (json_int_t)after_id, rule, rule, cluster, cluster, group, group,
 		    limit)) < 0)
 		return rc;
-	json_array_foreach(rows, i, r) {
-		json_t *l = json_loads(json_string_value(json_object_get(r, "labels")), 0, NULL);
+	rows_shape(rows);
+	*out = rows;
+	return 0;
+}
 
-		json_object_set_new(r, "labels", json_is_object(l) ? l : json_object());
-		if (!json_is_object(l))
-			json_decref(l);
-		json_object_set(r, "group", json_object_get(r, "grp"));
-		json_object_del(r, "grp");
-		json_object_set_new(r, "repeat",
-				    json_boolean(json_integer_value(json_object_get(r, "repeat"))));
-		json_object_set_new(r, "silenced",
-				    json_boolean(json_integer_value(json_object_get(r, "silenced"))));
-	}
+int
+alert_event_list_before(struct store *st, int64_t before_id, int limit, const char *rule,
+			const char *cluster, const char *group, json_t **out, struct herr *err)
+{
+	json_t *rows = NULL;
+	int rc;
+
+	*out = NULL;
+	if (limit < 1 || limit > 10000)
+		return herr_field(err, HERR_INVALID, "limit", "limit must be 1..10000, not %d", limit);
+	rule = rule ? rule : "";
+	cluster = cluster ? cluster : "";
+	group = group ? group : "";
+	if ((rc = store_q(st, &rows, NULL, err,
+		    "SELECT id, ts_ms, rule, cluster, grp, key, state, severity, summary, labels,"
+		    " value, started_ms, repeat, silenced FROM alert_events"
+		    " WHERE (? = 0 OR id < ?) AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
+		    " AND (? = '' OR grp = ?) ORDER BY id DESC LIMIT ?",
+		    "[IIssssssi]", (json_int_t)before_id, (json_int_t)before_id, rule, rule, cluster,
+		    cluster, group, group, limit)) < 0)
+		return rc;
+	rows_shape(rows);
 	*out = rows;
 	return 0;
 }

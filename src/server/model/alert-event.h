@@ -51,4 +51,9 @@ int alert_event_add(struct store *st, struct alert_event *ev, struct herr *err);
 int alert_event_list(struct store *st, int64_t after_id, int limit, const char *rule,
 		     const char *cluster, const char *group, json_t **out, struct herr *err);
 
+/* The same, newest first: the events with id < before_id (0 = from the
+ * newest), at most limit (1..10000). What the console pages back with. */
+int alert_event_list_before(struct store *st, int64_t before_id, int limit, const char *rule,
+			    const char *cluster, const char *group, json_t **out, struct herr *err);
+
 #endif
