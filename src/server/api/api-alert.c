@@ -46,20 +46,32 @@ api_alert_history(struct req *rq)
 {
 	struct herr err = HERR_INIT;
 	const char *lim = req_query(rq, "limit"), *after = req_query(rq, "after");
-	long limit = 100, after_id = 0;
+	const char *before = req_query(rq, "before");
+	long limit = 100, after_id = 0, before_id = 0;
 	json_t *rows = NULL, *r;
 	size_t i;
+	int rc;
 
 	if (lim && parse_long(lim, 1, 10000, &limit) < 0)
 		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and 10000");
 	if (after && parse_long(after, 0, LONG_MAX, &after_id) < 0)
 		return reply_errf(rq, HERR_INVALID, "after", "must be an event id (0 or more)");
-	if (alert_event_list(rq->srv->store, after_id, (int)limit, req_query(rq, "rule"),
-			     req_query(rq, "cluster"), req_query(rq, "group"), &rows, &err) < 0)
+	if (before && parse_long(before, 0, LONG_MAX, &before_id) < 0)
+		return reply_errf(rq, HERR_INVALID, "before", "must be an event id (0 or more: 0 is the newest)");
+	if (after && before)
+		return reply_errf(rq, HERR_INVALID, "before", "pages one way: either after or before");
+	/* before=ID pages back, newest first; after=ID (the default) forward */
+	if (before)
+		rc = alert_event_list_before(rq->srv->store, before_id, (int)limit, req_query(rq, "rule"),
+					     req_query(rq, "cluster"), req_query(rq, "group"), &rows, &err);
+	else
+		rc = alert_event_list(rq->srv->store, after_id, (int)limit, req_query(rq, "rule"),
+				      req_query(rq, "cluster"), req_query(rq, "group"), &rows, &err);
+	if (rc < 0)
 		return reply_err(rq, &err);
 	json_array_foreach(rows, i, r)
 		add_time(r, "ts_ms", "time");
-	/* a full page may have more after it: its last id is the cursor */
+	/* a full page may have more beyond it: its last id is the cursor */
 	r = json_array_get(rows, json_array_size(rows) - 1);
 	reply_json(rq, 200, json_pack("{s:o,s:o}", "items", rows, "next",
 				      r && json_array_size(rows) == (size_t)limit
