@@ -67,3 +67,50 @@ events() {
 	[ "$(herd alert silences --json | json_count '{items}')" -eq 0 ]
 	[ -s "$OUT_DIR/alerts.png" ]
 }
+
+has_event() { [ "$(events "$1")" -ge 1 ]; }
+
+# hist QUERY: GET /v1/alerts/history?QUERY as "STATUS BODY"
+hist() {
+	http GET "/v1/alerts/history?$1" "$HERD_TOKEN"
+}
+
+# set_busy VALUE: what the host's monitor reports
+set_busy() {
+	local id
+	id=$(herd host ls --group "$CLUSTER/node" --json | json '{items}[0]{id}')
+	echo "$1" >"$HERD_DATA/hosts/$id/busy.tmp"
+	mv "$HERD_DATA/hosts/$id/busy.tmp" "$HERD_DATA/hosts/$id/busy"
+}
+
+@test "the history pages back newest first with before= (what the console shows); bad values refused naming the field" {
+	local ids newest older r
+	# events of hot: the first test's, or a firing and a resolved one now
+	if [ "$(events resolved)" -lt 1 ]; then
+		set_busy 40
+		wait_for 60 has_event firing
+		set_busy 25
+		wait_for 60 has_event resolved
+	fi
+	ids=$(herd alert history --limit 10000 --json | perl -MJSON::PP -e '
+		print join(" ", map { $_->{id} } @{decode_json(join "", <STDIN>)->{items}}), "\n"')
+	newest=$(tr ' ' '\n' <<<"$ids" | tail -1)
+	older=$(tr ' ' '\n' <<<"$ids" | tail -2 | head -1)
+	[ "$newest" -gt "$older" ]
+	r=$(hist "before=0&limit=1")
+	echo "$r"
+	[ "${r%% *}" = 200 ]
+	[ "$(json '{items}[0]{id}' <<<"${r#* }")" = "$newest" ]
+	[ "$(json '{next}' <<<"${r#* }")" = "$newest" ]
+	r=$(hist "before=$newest&limit=1")
+	[ "$(json '{items}[0]{id}' <<<"${r#* }")" = "$older" ]
+	# filtered: hot's newest is its resolved event
+	r=$(hist "before=0&limit=1&rule=hot&cluster=$CLUSTER&group=node")
+	[ "$(json '{items}[0]{state}' <<<"${r#* }")" = resolved ]
+	r=$(hist "before=soon")
+	[ "${r%% *}" = 400 ]
+	[[ "$r" == *'"field": "before"'* || "$r" == *'"field":"before"'* ]]
+	r=$(hist "before=0&after=1")
+	[ "${r%% *}" = 400 ]
+	[[ "$r" == *'before'* ]]
+}

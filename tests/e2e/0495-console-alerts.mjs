@@ -128,6 +128,10 @@ async function run(page) {
 	await waitFor(page, s => document.querySelector(`#alert-history ${s}[data-state="resolved"]`), HOT, 15000,
 		'the resolved event in the history');
 	say('resolved: ' + (await page.locator(`#alert-history ${HOT}[data-state="resolved"]`).allTextContents())[0]);
+	// newest first: the resolved event heads the history
+	const top = await page.$eval('#alert-history tr[data-rule]', t => `${t.dataset.rule}:${t.dataset.state}`);
+	if (top !== 'hot:resolved') fail('the history does not start with the newest event: ' + top);
+	say('the history is newest first');
 	await waitFor(page, () => document.querySelector('#nav-alerts-count').textContent === '0', null, 10000, 'a count of 0');
 	await shot(page, 'alerts-resolved');
 	if (errors.length) fail('console errors: ' + errors.join('; '));

@@ -1,6 +1,6 @@
 // alerts.js - the alerts page: the firing and pending alerts (newest
-// first), the history paged with the API's cursor and filtered by rule and
-// group, the silences in force with making one (a rule, for a duration)
+// first), the history newest first, paged back with the API's cursor
+// (before=) and filtered by rule and group, the silences in force with making one (a rule, for a duration)
 // and deleting one (operator). Also the active-alerts table the group
 // page shows and the navigation's count of firing alerts.
 
@@ -80,11 +80,12 @@ export async function render(main) {
 	const groups = (await api.get('/v1/groups?limit=1000')).items.map(g => `${g.cluster}/${g.name}`);
 	const groupOptions = first => [h('option', { value: '' }, first), groups.map(g => h('option', { value: g }, g))];
 
-	// the history's page: cursors of the pages before it (prev), its own
-	const paging = { before: [], after: '', next: null };
+	// the history's page: cursors of the newer pages (prev), its own (0 =
+	// from the newest), the next older page's
+	const paging = { newer: [], at: '0', next: null };
 	const reset = () => {
-		paging.before = [];
-		paging.after = '';
+		paging.newer = [];
+		paging.at = '0';
 		page.refresh();
 	};
 	const ruleIn = h('input', { id: 'history-rule', type: 'text', placeholder: 'any rule', spellcheck: 'false',
@@ -92,15 +93,15 @@ export async function render(main) {
 	const groupSel = h('select', { id: 'history-group', class: 'window', onchange: reset }, groupOptions('any group'));
 	const pageInfo = h('span', { class: 'muted', id: 'history-page' });
 	const prevBtn = h('button', { id: 'history-prev', class: 'small', type: 'button', onclick: () => {
-		paging.after = paging.before.pop() ?? '';
+		paging.at = paging.newer.pop() ?? '0';
 		page.refresh();
-	} }, '‹ prev');
+	} }, '‹ newer');
 	const nextBtn = h('button', { id: 'history-next', class: 'small', type: 'button', onclick: () => {
 		if (!paging.next) return;
-		paging.before.push(paging.after);
-		paging.after = paging.next;
+		paging.newer.push(paging.at);
+		paging.at = String(paging.next);
 		page.refresh();
-	} }, 'next ›');
+	} }, 'older ›');
 	const pager = h('div', { class: 'pager' }, ruleIn, ' ', groupSel, ' ', prevBtn, ' ', nextBtn, ' ', pageInfo);
 
 	let form = null;
@@ -157,15 +158,15 @@ export async function render(main) {
 			const [cluster, group] = groupSel.value ? groupSel.value.split('/') : [];
 			const [act, hist, sil] = await Promise.all([
 				api.get('/v1/alerts'),
-				api.get('/v1/alerts/history' + api.qs({ after: paging.after, limit: HISTORY_ROWS,
+				api.get('/v1/alerts/history' + api.qs({ before: paging.at, limit: HISTORY_ROWS,
 					rule: ruleIn.value.trim(), cluster, group })),
 				api.get('/v1/alerts/silences'),
 			]);
 			fill(activeEl, activeTable(act.items, true));
 			paging.next = hist.next ?? null;
-			const first = paging.before.length * HISTORY_ROWS;
-			fill(pageInfo, hist.items.length ? `events ${first + 1}–${first + hist.items.length}, oldest first` : 'no events');
-			prevBtn.disabled = paging.before.length === 0;
+			const first = paging.newer.length * HISTORY_ROWS;
+			fill(pageInfo, hist.items.length ? `events ${first + 1}–${first + hist.items.length}, newest first` : 'no events');
+			prevBtn.disabled = paging.newer.length === 0;
 			nextBtn.disabled = !paging.next;
 			fill(historyEl, historyTable(hist.items));
 			const cols = ['id', 'rule', 'scope', 'until', 'reason', 'by', 'made'];
