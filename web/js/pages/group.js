@@ -104,7 +104,7 @@ export async function render(main, ctx, cluster, name) {
 
 	main.append(
 		h('h1', null, h('a', { href: '#/' }, cluster), ' / ', name),
-		info, scaleEl,
+		info, ...(scaleEl ? [scaleEl] : []),
 		...(alertsEl ? [section('Alerts', alertsEl)] : []),
 		section('Hosts', pager, hostsEl),
 		h('section', { class: 'card' }, h('h2', null, 'Monitors ', win), chartsEl),
