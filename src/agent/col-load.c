@@ -36,7 +36,7 @@ load_collect(struct col_batch *b, int64_t mono_ms)
 {
 	double load[3];
 
-	if (col_read(load_fd, load_text, sizeof(load_text)) < 0 ||
+	if (col_read_whole(load_fd, load_text, sizeof(load_text)) < 0 ||
 	    col_load_parse(load_text, load) < 0)
 		return;
 	col_add(b, "load1", load[0], "scope", "machine", NULL, NULL);

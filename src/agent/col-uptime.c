@@ -32,7 +32,7 @@ uptime_collect(struct col_batch *b, int64_t mono_ms)
 {
 	double s;
 
-	if (col_read(uptime_fd, uptime_text, sizeof(uptime_text)) < 0 ||
+	if (col_read_whole(uptime_fd, uptime_text, sizeof(uptime_text)) < 0 ||
 	    col_uptime_parse(uptime_text, &s) < 0)
 		return;
 	/* whole seconds: the integer-friendly value compresses to almost nothing */

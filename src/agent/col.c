@@ -1,6 +1,8 @@
 /* col.c - the collector table and what collectors share: adding series to
- * a batch, reading /proc files through kept file descriptors, rates. Adding
- * a collector = a col-<name>.c with its col_<name>_ops + one line below. */
+ * a batch, reading /proc files through kept file descriptors (one pread
+ * each when the kernel builds the file whole), rates. Adding a collector =
+ * a col-<name>.c with its col_<name>_ops + one line below. */
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -138,6 +140,22 @@ col_read(int fd, char *buf, size_t bufsz)
 	}
 	buf[len] = '\0';
 	return (ssize_t)len;
+}
+
+ssize_t
+col_read_whole(int fd, char *buf, size_t bufsz)
+{
+	ssize_t n;
+
+	do
+		n = pread(fd, buf, bufsz - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		buf[0] = '\0';
+		return -errno;
+	}
+	buf[n] = '\0';
+	return n;
 }
 
 double

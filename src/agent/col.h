@@ -98,6 +98,12 @@ int col_open(const char *path);
 /* Reads the file behind fd from offset 0 into buf (at most bufsz - 1 bytes,
  * NUL-terminated). Returns the length, or -errno. */
 ssize_t col_read(int fd, char *buf, size_t bufsz);
+/* The same in one pread, for files the kernel builds whole on each read
+ * (single-record seq files: /proc/meminfo, loadavg, uptime, stat, cgroup
+ * files): a short read is the whole file, so the read col_read makes to see
+ * the end is saved. Not for files handed out a page at a time
+ * (/proc/net/dev, mountinfo): those need col_read. */
+ssize_t col_read_whole(int fd, char *buf, size_t bufsz);
 /* Per-second rate of a counter going from prev to cur in dt_ms. Returns a
  * negative value when there is no rate: dt_ms <= 0, or the counter went
  * down (reset, wrapped, interface re-created). */

@@ -4,6 +4,7 @@
  * counted, in-flight batches), the batch encoder, the config parser, and a
  * real collection on this machine with sane values. */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -852,6 +853,31 @@ test_cgroup_limits(void **state)
 	assert_true(col_cgroup_busy_pct(2, 1, 1000, 2) < 0);
 }
 
+/* col_read_whole: one pread of a file the kernel builds whole (meminfo,
+ * loadavg, uptime, stat, a cgroup file); the same bytes as col_read, cut at
+ * the buffer like it. */
+static void
+test_read_whole(void **state)
+{
+	char a[8192], b[8192], small[16];
+	ssize_t na, nb;
+	int fd = col_open("/proc/meminfo");
+
+	assert_true(fd >= 0);
+	na = col_read(fd, a, sizeof(a));
+	nb = col_read_whole(fd, b, sizeof(b));
+	assert_true(na > 100);
+	assert_true(nb > 100);
+	assert_memory_equal(a, b, 12);   /* "MemTotal: " + the first digits */
+	assert_int_equal(b[nb], '\0');
+	assert_non_null(strstr(b, "\nMemFree:"));
+	assert_int_equal(col_read_whole(fd, small, sizeof(small)), (ssize_t)sizeof(small) - 1);
+	assert_int_equal(small[sizeof(small) - 1], '\0');
+	assert_memory_equal(small, a, sizeof(small) - 1);
+	close(fd);
+	assert_int_equal(col_read_whole(-1, small, sizeof(small)), -EBADF);
+}
+
 int
 main(void)
 {
@@ -871,6 +897,7 @@ main(void)
 		cmocka_unit_test(test_real_collection),
 		cmocka_unit_test(test_cgroup_parse),
 		cmocka_unit_test(test_cgroup_limits),
+		cmocka_unit_test(test_read_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
