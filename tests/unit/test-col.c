@@ -878,6 +878,61 @@ test_read_whole(void **state)
 	assert_int_equal(col_read_whole(-1, small, sizeof(small)), -EBADF);
 }
 
+/* The encoder's numbers before the fast paths: integers by their digits,
+ * others "%.15g", or "%.17g" when that does not read back the same. */
+static int
+num_reference(double v, char *out)
+{
+	if (v == 0)
+		return sprintf(out, "0");
+	if (v == floor(v) && fabs(v) < 1e15)
+		return sprintf(out, "%.0f", v);
+	if (strtod((sprintf(out, "%.15g", v), out), NULL) != v)
+		return sprintf(out, "%.17g", v);
+	return (int)strlen(out);
+}
+
+static void
+num_same(double v)
+{
+	char got[32], want[32];
+	size_t n = push_num_format(v, got);
+
+	num_reference(v, want);
+	got[n] = '\0';
+	if (strcmp(got, want) != 0)
+		fail_msg("%.17g: got '%s', want '%s'", v, got, want);
+}
+
+/* push_num_format writes every value as the encoder always did: the
+ * two-decimal fast path (percentages, load averages) included. */
+static void
+test_num_format(void **state)
+{
+	static const double fixed[] = {
+		0, -0.0, 1, -1, 0.01, 0.1, 0.5, 0.05, 0.99, 1.1, 12.34, -12.34, 45.3, 99.99, 100,
+		0.1 + 0.2, 1.005, 2.675, 1e-3, 1e-5, 123456789.12, 9999999999999.99, 1e13 + 0.5,
+		1e15, 1e15 + 2, 1e16, 1e300, -1e300, 3.14159, 1.0 / 3, 4503599627370496.5,
+		0.015, 0.025, 1234567890123.45, -0.01,
+	};
+	uint64_t x = 88172645463325252ull;
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		num_same(fixed[i]);
+	for (int i = 0; i < 200000; i++) {
+		int64_t k;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		k = (int64_t)(x % 100000000000000ull) >> (x % 40);
+		num_same((double)k / 100.0);                   /* two decimals */
+		num_same(col_round((double)k / 1000.0, 2));    /* as collectors round */
+		num_same((double)k / 7.0);                     /* any other */
+		num_same(-(double)k / 100.0);
+	}
+}
+
 int
 main(void)
 {
@@ -898,6 +953,7 @@ main(void)
 		cmocka_unit_test(test_cgroup_parse),
 		cmocka_unit_test(test_cgroup_limits),
 		cmocka_unit_test(test_read_whole),
+		cmocka_unit_test(test_num_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
