@@ -13,14 +13,9 @@ col_load_parse(const char *text, double load[3])
 {
 	const char *p = text;
 
-	for (int i = 0; i < 3; i++) {
-		char *end;
-
-		load[i] = strtod(p, &end);
-		if (end == p || load[i] < 0)
+	for (int i = 0; i < 3; i++)
+		if (!col_parse_fixed(&p, &load[i]) || load[i] < 0)
 			return HERR_INVALID;
-		p = end;
-	}
 	return 0;
 }
 

@@ -12,10 +12,9 @@ static char uptime_text[128];
 int
 col_uptime_parse(const char *text, double *uptime_s)
 {
-	char *end;
+	const char *p = text;
 
-	*uptime_s = strtod(text, &end);
-	if (end == text || *uptime_s < 0)
+	if (!col_parse_fixed(&p, uptime_s) || *uptime_s < 0)
 		return HERR_INVALID;
 	return 0;
 }

@@ -196,3 +196,37 @@ col_parse_u64(const char **p, uint64_t *out)
 	*p = s;
 	return true;
 }
+
+bool
+col_parse_fixed(const char **p, double *out)
+{
+	const char *s = *p;
+	uint64_t k = 0;
+	int digits = 0, decimals = -1;
+	char *end;
+
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')
+		s++;
+	if (*s >= '0' && *s <= '9') {
+		for (; *s >= '0' && *s <= '9'; s++, digits++)
+			k = k * 10 + (uint64_t)(*s - '0');
+		if (*s == '.')
+			for (s++, decimals = 0; *s >= '0' && *s <= '9' && decimals < 3; s++, decimals++)
+				k = k * 10 + (uint64_t)(*s - '0');
+		/* the fast path's own: <= 15 digits, <= 2 decimals, nothing after
+		 * that strtod would read on (exponent, hex, more digits) */
+		if (digits + (decimals > 0 ? decimals : 0) <= 15 && decimals <= 2 &&
+		    !((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      *s == '.')) {
+			*out = decimals == 2 ? (double)k / 100.0 : decimals == 1 ? (double)k / 10.0
+									     : (double)k;
+			*p = s;
+			return true;
+		}
+	}
+	*out = strtod(*p, &end);
+	if (end == *p)
+		return false;
+	*p = end;
+	return true;
+}

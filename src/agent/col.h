@@ -110,6 +110,11 @@ ssize_t col_read_whole(int fd, char *buf, size_t bufsz);
 double col_rate(uint64_t prev, uint64_t cur, int64_t dt_ms);
 /* v rounded to `decimals` decimal places (0-6). */
 double col_round(double v, int decimals);
+/* strtod(*p) for what /proc writes as "I", "I.F" or "I.FF" (loadavg,
+ * uptime): those without strtod (k / 10^d is the same correctly rounded
+ * double), anything else through it. Advances *p past the number and
+ * returns true, or returns false (no number) with *p unchanged. */
+bool col_parse_fixed(const char **p, double *out);
 /* Parses an unsigned decimal at *p, skipping leading blanks; advances *p.
  * Returns false if there is none. */
 bool col_parse_u64(const char **p, uint64_t *out);

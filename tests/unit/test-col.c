@@ -933,6 +933,54 @@ test_num_format(void **state)
 	}
 }
 
+/* col_parse_fixed reads what strtod reads, to the same double and the same
+ * end: its fast path ("I", "I.F", "I.FF": /proc/loadavg, /proc/uptime) and
+ * everything else through strtod. */
+static void
+fixed_same(const char *text)
+{
+	const char *p = text;
+	char *end;
+	double want = strtod(text, &end), got = -12345;
+	bool ok = col_parse_fixed(&p, &got);
+
+	if (end == text) {
+		if (ok)
+			fail_msg("'%s': parsed, strtod did not", text);
+		assert_ptr_equal(p, text);
+		return;
+	}
+	if (!ok || p != end || memcmp(&got, &want, sizeof(got)) != 0)
+		fail_msg("'%s': got %.17g ending at %td, want %.17g at %td", text, got, p - text, want,
+			 end - text);
+}
+
+static void
+test_parse_fixed(void **state)
+{
+	static const char *const fixed[] = {
+		"0.52 0.48 0.40 1/234 5678", " 0.48 0.40", "12.5", "123456.78 99.01\n", "1", "0",
+		"0.00", "00.01", "1.", ".5", "1.005", "0.125", "1e3", "1.5e2", "-1.5", "+2.25", "nan",
+		"inf", "0x10", "", "abc", " \t\n7.25", "99999999999999.99", "9999999999999999.99",
+		"123456789012345678901234567890.5", "4.5x", "3..2", "7.0", "7.10",
+	};
+	uint64_t x = 2463534242ull;
+	char buf[64];
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		fixed_same(fixed[i]);
+	for (int i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		snprintf(buf, sizeof(buf), "%llu.%02llu %llu.%llu %llu", (unsigned long long)(x >> (x % 60)),
+			 (unsigned long long)(x % 100), (unsigned long long)(x % 1000003),
+			 (unsigned long long)(x % 10), (unsigned long long)(x >> 20));
+		fixed_same(buf);
+		fixed_same(strchr(buf, ' '));
+	}
+}
+
 int
 main(void)
 {
@@ -954,6 +1002,7 @@ main(void)
 		cmocka_unit_test(test_cgroup_limits),
 		cmocka_unit_test(test_read_whole),
 		cmocka_unit_test(test_num_format),
+		cmocka_unit_test(test_parse_fixed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
