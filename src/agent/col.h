@@ -227,5 +227,12 @@ double col_cgroup_busy_pct(uint64_t prev_ns, uint64_t cur_ns, int64_t dt_ms, dou
 /* Counts the numeric entries (processes) in a buffer of linux_dirent64
  * records as getdents64 returns them. */
 size_t col_procs_count_dirents(const char *buf, size_t len);
+/* Whether such a buffer, read from /proc at offset COL_PROCS_PID_POS,
+ * begins with "self": the process entries begin there (the kernel's
+ * FIRST_PROCESS_ENTRY), so the ~60 fixed entries before can be skipped. */
+#define COL_PROCS_PID_POS 256
+bool col_procs_at_pids(const char *buf, size_t len);
+/* The collector reads from COL_PROCS_PID_POS (for tests). */
+bool col_procs_skipping(void);
 
 #endif

@@ -268,6 +268,51 @@ test_procs_count(void **state)
 	assert_int_equal(col_procs_count_dirents(buf, 0), 0);
 }
 
+/* Read from the offset where /proc's process entries begin, the first
+ * record is "self": only then does the collector skip the fixed entries. */
+static void
+test_procs_skip(void **state)
+{
+	char buf[1024] __attribute__((aligned(8)));
+	size_t len;
+
+	len = put_dirent(buf, 0, "self");
+	len = put_dirent(buf, len, "thread-self");
+	len = put_dirent(buf, len, "1");
+	assert_true(col_procs_at_pids(buf, len));
+	assert_int_equal(col_procs_count_dirents(buf, len), 1);
+	len = put_dirent(buf, 0, "1");      /* a kernel whose process entries begin earlier */
+	assert_false(col_procs_at_pids(buf, len));
+	len = put_dirent(buf, 0, "uptime");  /* ... or later */
+	assert_false(col_procs_at_pids(buf, len));
+	assert_false(col_procs_at_pids(buf, 0));
+	assert_false(col_procs_at_pids(buf, 8));
+}
+
+/* On this kernel: the count from the process entries' offset is the one from
+ * the start, give or take processes that came and went between the two. */
+static void
+test_procs_real(void **state)
+{
+	struct col_batch *b = calloc(1, sizeof(*b));
+	double first = -1;
+	long dir = 0;
+
+	assert_non_null(b);
+	assert_int_equal(col_procs_ops.init(0), 0);
+	col_procs_ops.collect(b, 0);
+	assert_int_equal(b->n, 1);
+	first = b->series[0].value;
+	assert_true(col_procs_skipping());      /* Linux: FIRST_PROCESS_ENTRY is 256 */
+	for (DIR *d = opendir("/proc"); d; d = (closedir(d), NULL))
+		for (struct dirent *e; (e = readdir(d)) != NULL;)
+			dir += e->d_name[0] >= '1' && e->d_name[0] <= '9';
+	col_procs_ops.release();
+	assert_true(first > 0);
+	assert_true(dir > first / 2 && dir < first * 2);
+	free(b);
+}
+
 /* --- monitor output --- */
 
 static int
@@ -991,6 +1036,8 @@ main(void)
 		cmocka_unit_test(test_net_parse_and_rates),
 		cmocka_unit_test(test_disk_parse),
 		cmocka_unit_test(test_procs_count),
+		cmocka_unit_test(test_procs_skip),
+		cmocka_unit_test(test_procs_real),
 		cmocka_unit_test(test_monitor_output),
 		cmocka_unit_test(test_push_buf_count_bound),
 		cmocka_unit_test(test_push_buf_byte_bound),
