@@ -322,7 +322,7 @@ hm_request_build(struct buf *req, const char *method, const char *path, const st
 		 const char *auth, const char *body, size_t blen, bool with_body)
 {
 	bool v6 = strchr(u->host, ':') != NULL;
-	char num[24];
+	char num[24], *q = num + sizeof(num) - 1;
 	int rc = 0;
 
 	buf_reset(req);
@@ -342,9 +342,15 @@ hm_request_build(struct buf *req, const char *method, const char *path, const st
 	if (body)
 		rc |= buf_adds(req, "Content-Type: application/json\r\n");
 	if (body || (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0)) {
-		snprintf(num, sizeof(num), "%zu", blen);
+		size_t v = blen;
+
+		*q = '\0';
+		do {            /* no printf on every push */
+			*--q = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
 		rc |= buf_adds(req, "Content-Length: ");
-		rc |= buf_adds(req, num);
+		rc |= buf_adds(req, q);
 		rc |= buf_adds(req, "\r\n");
 	}
 	rc |= buf_adds(req, "\r\n");
