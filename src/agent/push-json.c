@@ -408,3 +408,61 @@ push_encode_batch(const struct col_batch *b, const struct mon_snapshot *snap, ch
 	return e.len + 2;
 }
 
+
+/* Matches lit at *p, then an integer of at most 18 digits (no overflow) into
+ * *out (neg: a '-' allowed). Advances *p on success. */
+static bool
+answer_field(const char **p, const char *end, const char *lit, bool neg, json_int_t *out)
+{
+	const char *s = *p;
+	size_t n = strlen(lit);
+	json_int_t v = 0;
+	bool minus = false;
+	int digits = 0;
+
+	if ((size_t)(end - s) < n || memcmp(s, lit, n) != 0)
+		return false;
+	s += n;
+	if (neg && s < end && *s == '-') {
+		minus = true;
+		s++;
+	}
+	/* JSON: no leading zeros */
+	if (s < end && *s == '0' && s + 1 < end && s[1] >= '0' && s[1] <= '9')
+		return false;
+	for (; s < end && *s >= '0' && *s <= '9' && digits < 19; s++, digits++)
+		v = v * 10 + (*s - '0');
+	if (digits == 0 || digits > 18)
+		return false;
+	*out = minus ? -v : v;
+	*p = s;
+	return true;
+}
+
+int
+push_answer_config_version(const char *text, size_t len, json_int_t *v)
+{
+	const char *p = text, *end = text + len;
+	json_int_t version, n;
+	json_t *j, *jv;
+	int found = 0;
+
+	if (answer_field(&p, end, "{\"config_version\":", true, &version) &&
+	    answer_field(&p, end, ",\"accepted\":", false, &n) &&
+	    answer_field(&p, end, ",\"rejected\":", false, &n) && p < end && *p++ == '}') {
+		while (p < end && (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t'))
+			p++;
+		if (p == end) {
+			*v = version;
+			return 1;
+		}
+	}
+	j = json_loadb(text, len, 0, NULL);
+	jv = json_object_get(j, "config_version");
+	if (json_is_integer(jv)) {
+		*v = json_integer_value(jv);
+		found = 1;
+	}
+	json_decref(j);
+	return found;
+}

@@ -20,6 +20,7 @@
 
 #include "agent/agent.h"
 #include "agent/push.h"
+#include "buf.h"
 #include "httpc.h"
 #include "log.h"
 #include "util.h"
@@ -250,14 +251,16 @@ push_send_main(void *arg)
 	json_int_t last_answer = -1;        /* config_version in the last answer */
 	size_t per_request = PUSH_MAX_BATCHES_PER_REQUEST;
 	bool failing = false, refusing = false, config_failing = false;
+	struct buf answer;                  /* kept: a push allocates nothing for it */
 
 	httpc_init(&c, p->server, p->credential);
 	c.timeout_ms = PUSH_SEND_TIMEOUT_MS;
 	c.max_response = 64u << 10;
+	buf_init(&answer, c.max_response);
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		struct herr err = HERR_INIT;
-		json_t *resp = NULL, *v;
+		json_int_t av;
 		size_t len, n;
 		long status = 0;
 		int rc;
@@ -284,8 +287,8 @@ push_send_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
-		rc = httpc_json_text(&c, "POST", "/v1/agent/metrics", p->sendbuf, &status, &resp,
-				     &err);
+		buf_reset(&answer);
+		rc = httpc_text(&c, "POST", "/v1/agent/metrics", p->sendbuf, &status, &answer, &err);
 		pthread_mutex_lock(&p->lock);
 		if (rc == 0 && status >= 200 && status < 300) {
 			push_buf_done(&p->buf, PUSH_SENT);
@@ -298,20 +301,15 @@ push_send_main(void *arg)
 			per_request = PUSH_MAX_BATCHES_PER_REQUEST;
 			/* a new version: fetch it now (a failed fetch of the same
 			 * version waits for its retry time, not for every push) */
-			v = json_object_get(resp, "config_version");
-			if (json_is_integer(v)) {
-				json_int_t av = json_integer_value(v);
-
+			if (push_answer_config_version(answer.p ? answer.p : "", answer.len, &av)) {
 				if (av != p->config_version && av != last_answer) {
 					p->config_wanted = true;
 					config_at = 0;
 				}
 				last_answer = av;
 			}
-			json_decref(resp);
 			continue;
 		}
-		json_decref(resp);
 		if (rc == 0 && status == 413 && n > 1) {
 			/* too much at once: halve and go on */
 			push_buf_done(&p->buf, PUSH_FAILED);
@@ -341,6 +339,7 @@ push_send_main(void *arg)
 		push_send_sleep(p, mono_ms() + agent_backoff(&backoff));
 	}
 	pthread_mutex_unlock(&p->lock);
+	buf_release(&answer);
 	httpc_release(&c);
 	return NULL;
 }

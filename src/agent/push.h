@@ -104,6 +104,13 @@ size_t push_encode_batch(const struct col_batch *b, const struct mon_snapshot *s
  * printf and strtod, to the same text. */
 size_t push_num_format(double v, char *out);
 
+/* config_version of a push's answer (len bytes of JSON): 1 and *v, or 0 when
+ * there is none (not an object, no such integer). The server's usual form,
+ * exactly {"config_version":N,"accepted":N,"rejected":N} (a newline after
+ * it or not), is read without building a jansson tree; anything else is
+ * given to jansson. */
+int push_answer_config_version(const char *text, size_t len, json_int_t *v);
+
 /* What the collection thread tells a test or the bench after each cycle. */
 struct push_tick {
 	uint64_t cycle;             /* 1, 2, ... */

@@ -1026,6 +1026,47 @@ test_parse_fixed(void **state)
 	}
 }
 
+/* The push's answer: config_version read from the server's own form without
+ * a jansson tree, and from any other JSON object through jansson. */
+static void
+version_is(const char *text, int want_rc, long long want)
+{
+	json_int_t v = -7;
+
+	assert_int_equal(push_answer_config_version(text, strlen(text), &v), want_rc);
+	if (want_rc == 1)
+		assert_int_equal(v, want);
+	else
+		assert_int_equal(v, -7);
+}
+
+static void
+test_answer_version(void **state)
+{
+	version_is("{\"config_version\":12,\"accepted\":40,\"rejected\":0}\n", 1, 12);
+	version_is("{\"config_version\":0,\"accepted\":0,\"rejected\":0}", 1, 0);
+	version_is("{\"config_version\":-1,\"accepted\":1,\"rejected\":2}\r\n", 1, -1);
+	version_is("{\"config_version\":9223372036854775807,\"accepted\":1,\"rejected\":0}", 1,
+		   9223372036854775807LL);
+	version_is("{\"config_version\":7,\"accepted\":1,\"rejected\":0,\"refused\":{\"series\":1,"
+		   "\"reason\":\"host_max_series\"}}", 1, 7);
+	version_is("{\"config_version\":0}", 1, 0);
+	version_is("{\"config_version\":-1,\"accepted\":1}", 1, -1);
+	/* other forms: jansson's word */
+	version_is("{ \"accepted\": 3, \"config_version\": 5 }", 1, 5);
+	version_is("{\"config_version\":1.5}", 0, 0);
+	version_is("{\"config_version\":\"3\"}", 0, 0);
+	version_is("{\"config_version\":99999999999999999999}", 0, 0);
+	version_is("{\"config_version\":12", 0, 0);
+	version_is("{\"config_version\":12,", 0, 0);
+	version_is("{\"config_version\":12,\"accepted\":1,\"rejected\":0}x", 0, 0);
+	version_is("{\"config_version\":012,\"accepted\":1,\"rejected\":0}", 0, 0);
+	version_is("{\"accepted\":3}", 0, 0);
+	version_is("[1,2]", 0, 0);
+	version_is("", 0, 0);
+	version_is("not json", 0, 0);
+}
+
 int
 main(void)
 {
@@ -1050,6 +1091,7 @@ main(void)
 		cmocka_unit_test(test_read_whole),
 		cmocka_unit_test(test_num_format),
 		cmocka_unit_test(test_parse_fixed),
+		cmocka_unit_test(test_answer_version),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
