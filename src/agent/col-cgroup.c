@@ -192,7 +192,7 @@ cg_read_u64(int fd, uint64_t *v)
 {
 	const char *p = cg_text;
 
-	return col_read(fd, cg_text, sizeof(cg_text)) > 0 && col_parse_u64(&p, v);
+	return col_read_whole(fd, cg_text, sizeof(cg_text)) > 0 && col_parse_u64(&p, v);
 }
 
 static bool
@@ -200,7 +200,7 @@ cg_usage(uint64_t *ns)
 {
 	if (cg.mode == COL_CGROUP_V1)
 		return cg_read_u64(cg_fd[CG_USAGE], ns);
-	return col_read(cg_fd[CG_USAGE], cg_text, sizeof(cg_text)) > 0 &&
+	return col_read_whole(cg_fd[CG_USAGE], cg_text, sizeof(cg_text)) > 0 &&
 	       col_cgroup_cpu_v2(cg_text, ns) == 0;
 }
 

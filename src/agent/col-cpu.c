@@ -65,7 +65,7 @@ col_cpu_pct(const struct col_cpu_times *prev, const struct col_cpu_times *cur, d
 static int
 cpu_sample(struct col_cpu_times *t)
 {
-	ssize_t n = col_read(cpu_fd, cpu_text, sizeof(cpu_text));
+	ssize_t n = col_read_whole(cpu_fd, cpu_text, sizeof(cpu_text));
 
 	if (n < 0)
 		return (int)n;

@@ -13,14 +13,9 @@ col_load_parse(const char *text, double load[3])
 {
 	const char *p = text;
 
-	for (int i = 0; i < 3; i++) {
-		char *end;
-
-		load[i] = strtod(p, &end);
-		if (end == p || load[i] < 0)
+	for (int i = 0; i < 3; i++)
+		if (!col_parse_fixed(&p, &load[i]) || load[i] < 0)
 			return HERR_INVALID;
-		p = end;
-	}
 	return 0;
 }
 
@@ -36,7 +31,7 @@ load_collect(struct col_batch *b, int64_t mono_ms)
 {
 	double load[3];
 
-	if (col_read(load_fd, load_text, sizeof(load_text)) < 0 ||
+	if (col_read_whole(load_fd, load_text, sizeof(load_text)) < 0 ||
 	    col_load_parse(load_text, load) < 0)
 		return;
 	col_add(b, "load1", load[0], "scope", "machine", NULL, NULL);

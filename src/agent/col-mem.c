@@ -64,7 +64,7 @@ mem_collect(struct col_batch *b, int64_t mono_ms)
 	struct col_mem m;
 	uint64_t used;
 
-	if (col_read(mem_fd, mem_text, sizeof(mem_text)) < 0 || col_mem_parse(mem_text, &m) < 0)
+	if (col_read_whole(mem_fd, mem_text, sizeof(mem_text)) < 0 || col_mem_parse(mem_text, &m) < 0)
 		return;
 	used = m.total_bytes - m.available_bytes;
 	col_add(b, "mem_total_bytes", (double)m.total_bytes, "scope", "machine", NULL, NULL);

@@ -12,10 +12,9 @@ static char uptime_text[128];
 int
 col_uptime_parse(const char *text, double *uptime_s)
 {
-	char *end;
+	const char *p = text;
 
-	*uptime_s = strtod(text, &end);
-	if (end == text || *uptime_s < 0)
+	if (!col_parse_fixed(&p, uptime_s) || *uptime_s < 0)
 		return HERR_INVALID;
 	return 0;
 }
@@ -32,7 +31,7 @@ uptime_collect(struct col_batch *b, int64_t mono_ms)
 {
 	double s;
 
-	if (col_read(uptime_fd, uptime_text, sizeof(uptime_text)) < 0 ||
+	if (col_read_whole(uptime_fd, uptime_text, sizeof(uptime_text)) < 0 ||
 	    col_uptime_parse(uptime_text, &s) < 0)
 		return;
 	/* whole seconds: the integer-friendly value compresses to almost nothing */

@@ -1,6 +1,8 @@
 /* col.c - the collector table and what collectors share: adding series to
- * a batch, reading /proc files through kept file descriptors, rates. Adding
- * a collector = a col-<name>.c with its col_<name>_ops + one line below. */
+ * a batch, reading /proc files through kept file descriptors (one pread
+ * each when the kernel builds the file whole), rates. Adding a collector =
+ * a col-<name>.c with its col_<name>_ops + one line below. */
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -140,6 +142,22 @@ col_read(int fd, char *buf, size_t bufsz)
 	return (ssize_t)len;
 }
 
+ssize_t
+col_read_whole(int fd, char *buf, size_t bufsz)
+{
+	ssize_t n;
+
+	do
+		n = pread(fd, buf, bufsz - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		buf[0] = '\0';
+		return -errno;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
 double
 col_rate(uint64_t prev, uint64_t cur, int64_t dt_ms)
 {
@@ -176,5 +194,39 @@ col_parse_u64(const char **p, uint64_t *out)
 	}
 	*out = v;
 	*p = s;
+	return true;
+}
+
+bool
+col_parse_fixed(const char **p, double *out)
+{
+	const char *s = *p;
+	uint64_t k = 0;
+	int digits = 0, decimals = -1;
+	char *end;
+
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v')
+		s++;
+	if (*s >= '0' && *s <= '9') {
+		for (; *s >= '0' && *s <= '9'; s++, digits++)
+			k = k * 10 + (uint64_t)(*s - '0');
+		if (*s == '.')
+			for (s++, decimals = 0; *s >= '0' && *s <= '9' && decimals < 3; s++, decimals++)
+				k = k * 10 + (uint64_t)(*s - '0');
+		/* the fast path's own: <= 15 digits, <= 2 decimals, nothing after
+		 * that strtod would read on (exponent, hex, more digits) */
+		if (digits + (decimals > 0 ? decimals : 0) <= 15 && decimals <= 2 &&
+		    !((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      *s == '.')) {
+			*out = decimals == 2 ? (double)k / 100.0 : decimals == 1 ? (double)k / 10.0
+									     : (double)k;
+			*p = s;
+			return true;
+		}
+	}
+	*out = strtod(*p, &end);
+	if (end == *p)
+		return false;
+	*p = end;
 	return true;
 }

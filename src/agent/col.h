@@ -98,12 +98,23 @@ int col_open(const char *path);
 /* Reads the file behind fd from offset 0 into buf (at most bufsz - 1 bytes,
  * NUL-terminated). Returns the length, or -errno. */
 ssize_t col_read(int fd, char *buf, size_t bufsz);
+/* The same in one pread, for files the kernel builds whole on each read
+ * (single-record seq files: /proc/meminfo, loadavg, uptime, stat, cgroup
+ * files): a short read is the whole file, so the read col_read makes to see
+ * the end is saved. Not for files handed out a page at a time
+ * (/proc/net/dev, mountinfo): those need col_read. */
+ssize_t col_read_whole(int fd, char *buf, size_t bufsz);
 /* Per-second rate of a counter going from prev to cur in dt_ms. Returns a
  * negative value when there is no rate: dt_ms <= 0, or the counter went
  * down (reset, wrapped, interface re-created). */
 double col_rate(uint64_t prev, uint64_t cur, int64_t dt_ms);
 /* v rounded to `decimals` decimal places (0-6). */
 double col_round(double v, int decimals);
+/* strtod(*p) for what /proc writes as "I", "I.F" or "I.FF" (loadavg,
+ * uptime): those without strtod (k / 10^d is the same correctly rounded
+ * double), anything else through it. Advances *p past the number and
+ * returns true, or returns false (no number) with *p unchanged. */
+bool col_parse_fixed(const char **p, double *out);
 /* Parses an unsigned decimal at *p, skipping leading blanks; advances *p.
  * Returns false if there is none. */
 bool col_parse_u64(const char **p, uint64_t *out);
@@ -216,5 +227,12 @@ double col_cgroup_busy_pct(uint64_t prev_ns, uint64_t cur_ns, int64_t dt_ms, dou
 /* Counts the numeric entries (processes) in a buffer of linux_dirent64
  * records as getdents64 returns them. */
 size_t col_procs_count_dirents(const char *buf, size_t len);
+/* Whether such a buffer, read from /proc at offset COL_PROCS_PID_POS,
+ * begins with "self": the process entries begin there (the kernel's
+ * FIRST_PROCESS_ENTRY), so the ~60 fixed entries before can be skipped. */
+#define COL_PROCS_PID_POS 256
+bool col_procs_at_pids(const char *buf, size_t len);
+/* The collector reads from COL_PROCS_PID_POS (for tests). */
+bool col_procs_skipping(void);
 
 #endif

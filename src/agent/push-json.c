@@ -302,44 +302,91 @@ enc_str(struct enc *e, const char *s)
 	enc_lit(e, "\"");
 }
 
-/* Integers as integers (most host figures are), others in the shortest
- * form that reads back the same. */
+/* The digits of u, right-aligned, ending at end; returns where they begin. */
+static char *
+num_digits(char *end, uint64_t u)
+{
+	do {
+		*--end = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	return end;
+}
+
+/* k / 100 (0 < k < 1e15, not a multiple of 100): the integer part, '.' and
+ * one or two decimals without a trailing zero, as "%.15g" writes a double
+ * that is the nearest to k / 100. */
+static size_t
+num_hundredths(char *out, bool neg, uint64_t k)
+{
+	char tmp[32], *end = tmp + sizeof(tmp), *q;
+	unsigned frac = (unsigned)(k % 100);
+
+	q = end;
+	if (frac % 10) {
+		*--q = (char)('0' + frac % 10);
+		*--q = (char)('0' + frac / 10);
+	} else {
+		*--q = (char)('0' + frac / 10);
+	}
+	*--q = '.';
+	q = num_digits(q, k / 100);
+	if (neg)
+		*--q = '-';
+	memcpy(out, q, (size_t)(end - q));
+	return (size_t)(end - q);
+}
+
+size_t
+push_num_format(double v, char *out)
+{
+	double a = fabs(v);
+	int n;
+
+	if (v == 0) {
+		out[0] = '0';
+		return 1;
+	}
+	if (v == floor(v) && a < 1e15) {
+		char tmp[24], *end = tmp + sizeof(tmp), *q = num_digits(end, (uint64_t)a);
+
+		if (v < 0)
+			*--q = '-';
+		memcpy(out, q, (size_t)(end - q));
+		return (size_t)(end - q);
+	}
+	/* two decimals: a is the double nearest to k/100, which has <= 15
+	 * significant digits below 1e13, so "%.15g" writes k/100 exactly (no
+	 * exponent either: 0.01 <= a < 1e13) and it reads back as a */
+	if (a < 1e13) {
+		uint64_t k = (uint64_t)llround(a * 100);
+
+		if ((double)k / 100.0 == a)
+			return num_hundredths(out, v < 0, k);
+	}
+	n = snprintf(out, 32, "%.15g", v);
+	if (strtod(out, NULL) != v)
+		n = snprintf(out, 32, "%.17g", v);
+	return (size_t)n;
+}
+
 static void
 enc_num(struct enc *e, double v)
 {
 	char tmp[32];
-	int n;
 
-	if (v == 0) {
-		enc_lit(e, "0");
-		return;
-	}
-	if (v == floor(v) && fabs(v) < 1e15) {
-		char *q = tmp + sizeof(tmp);
-		uint64_t u = (uint64_t)fabs(v);
-
-		while (u) {
-			*--q = (char)('0' + u % 10);
-			u /= 10;
-		}
-		if (v < 0)
-			*--q = '-';
-		enc_raw(e, q, (size_t)(tmp + sizeof(tmp) - q));
-		return;
-	}
-	n = snprintf(tmp, sizeof(tmp), "%.15g", v);
-	if (strtod(tmp, NULL) != v)
-		n = snprintf(tmp, sizeof(tmp), "%.17g", v);
-	enc_raw(e, tmp, (size_t)n);
+	enc_raw(e, tmp, push_num_format(v, tmp));
 }
 
 static void
 enc_i64(struct enc *e, int64_t v)
 {
-	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+	char tmp[24], *end = tmp + sizeof(tmp), *q;
 
-	enc_raw(e, tmp, (size_t)n);
+	q = num_digits(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+	if (v < 0)
+		*--q = '-';
+	enc_raw(e, q, (size_t)(end - q));
 }
 
 size_t
@@ -409,3 +456,61 @@ push_encode_batch(const struct col_batch *b, const struct mon_snapshot *snap, ch
 	return e.len + 2;
 }
 
+
+/* Matches lit at *p, then an integer of at most 18 digits (no overflow) into
+ * *out (neg: a '-' allowed). Advances *p on success. */
+static bool
+answer_field(const char **p, const char *end, const char *lit, bool neg, json_int_t *out)
+{
+	const char *s = *p;
+	size_t n = strlen(lit);
+	json_int_t v = 0;
+	bool minus = false;
+	int digits = 0;
+
+	if ((size_t)(end - s) < n || memcmp(s, lit, n) != 0)
+		return false;
+	s += n;
+	if (neg && s < end && *s == '-') {
+		minus = true;
+		s++;
+	}
+	/* JSON: no leading zeros */
+	if (s < end && *s == '0' && s + 1 < end && s[1] >= '0' && s[1] <= '9')
+		return false;
+	for (; s < end && *s >= '0' && *s <= '9' && digits < 19; s++, digits++)
+		v = v * 10 + (*s - '0');
+	if (digits == 0 || digits > 18)
+		return false;
+	*out = minus ? -v : v;
+	*p = s;
+	return true;
+}
+
+int
+push_answer_config_version(const char *text, size_t len, json_int_t *v)
+{
+	const char *p = text, *end = text + len;
+	json_int_t version, n;
+	json_t *j, *jv;
+	int found = 0;
+
+	if (answer_field(&p, end, "{\"config_version\":", true, &version) &&
+	    answer_field(&p, end, ",\"accepted\":", false, &n) &&
+	    answer_field(&p, end, ",\"rejected\":", false, &n) && p < end && *p++ == '}') {
+		while (p < end && (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t'))
+			p++;
+		if (p == end) {
+			*v = version;
+			return 1;
+		}
+	}
+	j = json_loadb(text, len, 0, NULL);
+	jv = json_object_get(j, "config_version");
+	if (json_is_integer(jv)) {
+		*v = json_integer_value(jv);
+		found = 1;
+	}
+	json_decref(j);
+	return found;
+}

@@ -24,6 +24,7 @@
 
 #include "agent/agent.h"
 #include "agent/push.h"
+#include "buf.h"
 #include "httpc.h"
 #include "log.h"
 #include "util.h"
@@ -130,7 +131,8 @@ static void
 push_cycle(struct push *p, int64_t due_ms, bool edge)
 {
 	struct push_tick t = { 0 };
-	int64_t cpu0 = push_thread_cpu_ns();
+	/* a system call each (no vDSO for thread CPU time): only for a tick hook */
+	int64_t cpu0 = p->on_tick ? push_thread_cpu_ns() : 0;
 	size_t len, cut;
 	int dropped;
 
@@ -165,7 +167,7 @@ push_cycle(struct push *p, int64_t due_ms, bool edge)
 	if (dropped > 0)
 		log_debug("push buffer full: dropped %d oldest batch(es)", dropped);
 	t.cycle = ++p->cycles;
-	t.cpu_ns = push_thread_cpu_ns() - cpu0;
+	t.cpu_ns = p->on_tick ? push_thread_cpu_ns() - cpu0 : 0;
 	t.series = p->batch->n;
 	t.json = p->scratch;
 	t.len = len;
@@ -330,16 +332,18 @@ push_send_main(void *arg)
 	json_int_t last_answer = -1;        /* config_version in the last answer */
 	size_t per_request = PUSH_MAX_BATCHES_PER_REQUEST;
 	bool failing = false, refusing = false, config_failing = false;
+	struct buf answer;                  /* kept: a push allocates nothing for it */
 
 	httpc_init(&c, p->server, p->credential);
 	if (p->ca_pem)
 		httpc_trust_ca_pem(&c, p->ca_pem, strlen(p->ca_pem), false);
 	c.timeout_ms = PUSH_SEND_TIMEOUT_MS;
 	c.max_response = 64u << 10;
+	buf_init(&answer, c.max_response);
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		struct herr err = HERR_INIT;
-		json_t *resp = NULL, *v;
+		json_int_t av;
 		size_t len, n;
 		long status = 0;
 		int rc;
@@ -366,8 +370,8 @@ push_send_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
-		rc = httpc_json_text(&c, "POST", "/v1/agent/metrics", p->sendbuf, &status, &resp,
-				     &err);
+		buf_reset(&answer);
+		rc = httpc_text(&c, "POST", "/v1/agent/metrics", p->sendbuf, &status, &answer, &err);
 		pthread_mutex_lock(&p->lock);
 		if (rc == 0 && status >= 200 && status < 300) {
 			push_buf_done(&p->buf, PUSH_SENT);
@@ -380,20 +384,15 @@ push_send_main(void *arg)
 			per_request = PUSH_MAX_BATCHES_PER_REQUEST;
 			/* a new version: fetch it now (a failed fetch of the same
 			 * version waits for its retry time, not for every push) */
-			v = json_object_get(resp, "config_version");
-			if (json_is_integer(v)) {
-				json_int_t av = json_integer_value(v);
-
+			if (push_answer_config_version(answer.p ? answer.p : "", answer.len, &av)) {
 				if (av != p->config_version && av != last_answer) {
 					p->config_wanted = true;
 					config_at = 0;
 				}
 				last_answer = av;
 			}
-			json_decref(resp);
 			continue;
 		}
-		json_decref(resp);
 		if (rc == 0 && status == 413 && n > 1) {
 			/* too much at once: halve and go on */
 			push_buf_done(&p->buf, PUSH_FAILED);
@@ -423,6 +422,7 @@ push_send_main(void *arg)
 		push_send_sleep(p, mono_ms() + agent_backoff(&backoff));
 	}
 	pthread_mutex_unlock(&p->lock);
+	buf_release(&answer);
 	httpc_release(&c);
 	return NULL;
 }

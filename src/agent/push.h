@@ -144,6 +144,20 @@ void push_config_release(struct push_config *c);
 size_t push_encode_batch(const struct col_batch *b, const struct mon_snapshot *snap, char *out,
 			 size_t outsz, size_t *cut);
 
+/* A series value as the batch carries it, into out (>= 32 bytes, not
+ * NUL-terminated); returns the length. Integers as integers, others in the
+ * shortest of "%.15g" and "%.17g" that reads back the same. A value with
+ * at most two decimals (percentages, load averages) is written without
+ * printf and strtod, to the same text. */
+size_t push_num_format(double v, char *out);
+
+/* config_version of a push's answer (len bytes of JSON): 1 and *v, or 0 when
+ * there is none (not an object, no such integer). The server's usual form,
+ * exactly {"config_version":N,"accepted":N,"rejected":N} (a newline after
+ * it or not), is read without building a jansson tree; anything else is
+ * given to jansson. */
+int push_answer_config_version(const char *text, size_t len, json_int_t *v);
+
 /* What the collection thread tells a test or the bench after each cycle. */
 struct push_tick {
 	uint64_t cycle;             /* 1, 2, ... */

@@ -4,7 +4,11 @@
  * connection that the server had closed is sent once more on a new one, only
  * when no byte of an answer came back. Content-Length, chunked and
  * until-close bodies; the response cap (max_response); a whole-request
- * deadline (poll) and a 5 s connect timeout.
+ * deadline (poll) and a 5 s connect timeout. A request's head and body (up
+ * to HM_COALESCE_MAX) go out in one send; the request, response head and
+ * response body buffers live with the connection and are reused, so a
+ * steady push allocates nothing in the client (musl's malloc maps and
+ * unmaps a page group for each 0.5-1 KiB buffer freed otherwise).
  *
  * Names: a numeric address needs no file at all; a name goes through the C
  * library's getaddrinfo: musl's (herd-agent) reads /etc/hosts and
@@ -49,6 +53,9 @@
 #define HM_CONNECT_MS    5000
 #define HM_HEAD_MAX      (64u << 10) /* a response head larger than this is refused */
 #define HM_CA_MAX        (64u << 10) /* GET /v1/tls/ca */
+#define HM_REQ_HEAD_MAX  8192        /* our own request head */
+#define HM_COALESCE_MAX  (64u << 10) /* a body up to this is copied after the head */
+#define HM_KEEP_MAX      (16u << 10) /* a kept buffer larger than this is freed after use */
 
 /* One connection and its TLS state; c->impl. */
 struct hm_conn {
@@ -65,6 +72,7 @@ struct hm_conn {
 	int64_t deadline;       /* mono_ms of the current request's end */
 	char rbuf[16384];
 	size_t rpos, rlen;
+	struct buf req, head, resp;     /* reused by every request */
 };
 
 /* ---- pure pieces (httpc-mini.h) ---- */
@@ -294,6 +302,48 @@ hm_chunk_feed(struct hm_chunk *ch, const char *in, size_t n, bool *done,
 	return (long)i;
 }
 
+int
+hm_request_build(struct buf *req, const char *method, const char *path, const struct hm_url *u,
+		 const char *auth, const char *body, size_t blen, bool with_body)
+{
+	bool v6 = strchr(u->host, ':') != NULL;
+	char num[24], *q = num + sizeof(num) - 1;
+	int rc = 0;
+
+	buf_reset(req);
+	rc |= buf_adds(req, method);
+	rc |= buf_adds(req, " ");
+	rc |= buf_adds(req, path);
+	rc |= buf_adds(req, " HTTP/1.1\r\nHost: ");
+	rc |= buf_adds(req, v6 ? "[" : "");
+	rc |= buf_adds(req, u->host);
+	rc |= buf_adds(req, v6 ? "]:" : ":");
+	rc |= buf_adds(req, u->port);
+	rc |= buf_adds(req, "\r\nUser-Agent: herd-agent\r\nAccept: */*\r\n");
+	if (auth[0]) {
+		rc |= buf_adds(req, auth);
+		rc |= buf_adds(req, "\r\n");
+	}
+	if (body)
+		rc |= buf_adds(req, "Content-Type: application/json\r\n");
+	if (body || (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0)) {
+		size_t v = blen;
+
+		*q = '\0';
+		do {            /* no printf on every push */
+			*--q = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		rc |= buf_adds(req, "Content-Length: ");
+		rc |= buf_adds(req, q);
+		rc |= buf_adds(req, "\r\n");
+	}
+	rc |= buf_adds(req, "\r\n");
+	if (body && with_body)
+		rc |= buf_add(req, body, blen);
+	return rc ? HERR_TOOBIG : 0;
+}
+
 /* ---- the connection ---- */
 
 static struct hm_conn *
@@ -304,9 +354,25 @@ hm_conn(struct httpc *c)
 	if (k == NULL) {
 		k = xcalloc(1, sizeof(*k));
 		k->fd = -1;
+		buf_init(&k->req, HM_REQ_HEAD_MAX + HM_COALESCE_MAX);
+		buf_init(&k->head, HM_HEAD_MAX);
+		buf_init(&k->resp, 0);
 		c->impl = k;
 	}
 	return k;
+}
+
+/* After a request: a buffer that grew past HM_KEEP_MAX (a backlog, a large
+ * answer) is given back rather than held for good. */
+static void
+hm_trim(struct buf *b)
+{
+	size_t max = b->max;
+
+	if (b->cap > HM_KEEP_MAX) {
+		buf_release(b);
+		b->max = max;
+	}
 }
 
 static void
@@ -705,9 +771,9 @@ hm_perform(struct httpc *c, const char *method, const char *path, const char *bo
 	struct hm_conn *k = hm_conn(c);
 	struct hm_url u;
 	struct hm_head h;
-	struct buf req, head;
+	struct buf *head = &k->head;
 	size_t blen = body ? strlen(body) : 0;
-	bool fresh, eof, nobody;
+	bool fresh, eof, nobody, with_body = blen <= HM_COALESCE_MAX;
 	int attempt, rc = 0;
 
 	if (hm_url_parse(c->base, &u) < 0)
@@ -715,30 +781,21 @@ hm_perform(struct httpc *c, const char *method, const char *path, const char *bo
 	if (strlen(path) > 2048 || path[0] != '/' || strpbrk(path, " \r\n") != NULL)
 		return herr_set(err, HERR_INVALID, "bad request path");
 	k->deadline = mono_ms() + (c->timeout_ms ? c->timeout_ms : 30000L);
-	buf_init(&req, 8192);
-	buf_init(&head, HM_HEAD_MAX);
-	buf_addf(&req, "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: herd-agent\r\nAccept: */*\r\n",
-		 method, path, strchr(u.host, ':') ? "[" : "", u.host,
-		 strchr(u.host, ':') ? "]" : "", u.port);
-	if (c->auth[0])
-		buf_addf(&req, "%s\r\n", c->auth);
-	if (body)
-		buf_adds(&req, "Content-Type: application/json\r\n");
-	if (body || (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0))
-		buf_addf(&req, "Content-Length: %zu\r\n", blen);
-	buf_adds(&req, "\r\n");
+	buf_reset(head);
+	if (hm_request_build(&k->req, method, path, &u, c->auth, body, blen, with_body) < 0)
+		return herr_set(err, HERR_TOOBIG, "request head too large");
 	for (attempt = 0; attempt < 2; attempt++) {
 		fresh = k->fd < 0;
 		if (fresh && (rc = hm_connect(c, k, &u, err)) != 0)
 			goto out;
-		rc = hm_send_all(k, req.p, req.len);
-		if (rc == 0 && blen > 0)
+		rc = hm_send_all(k, k->req.p, k->req.len);
+		if (rc == 0 && blen > 0 && !with_body)
 			rc = hm_send_all(k, body, blen);
 		if (rc == 0)
-			rc = hm_read_head(k, &head);
-		while (rc == 0 && hm_head_parse(head.p, head.len, &h) == 0 && h.status < 200)
-			rc = hm_read_head(k, &head); /* 1xx: the real answer follows */
-		if ((rc == HM_EMPTY || rc == HERR_UNAVAIL) && !fresh && head.len == 0) {
+			rc = hm_read_head(k, head);
+		while (rc == 0 && hm_head_parse(head->p, head->len, &h) == 0 && h.status < 200)
+			rc = hm_read_head(k, head); /* 1xx: the real answer follows */
+		if ((rc == HM_EMPTY || rc == HERR_UNAVAIL) && !fresh && head->len == 0) {
 			hm_close(k); /* the idle connection was closed: once more, anew */
 			continue;
 		}
@@ -746,7 +803,7 @@ hm_perform(struct httpc *c, const char *method, const char *path, const char *bo
 	}
 	if (rc == HM_EMPTY)
 		rc = HERR_UNAVAIL;
-	if (rc == 0 && hm_head_parse(head.p, head.len, &h) < 0)
+	if (rc == 0 && hm_head_parse(head->p, head->len, &h) < 0)
 		rc = HERR_UNAVAIL;
 	if (rc != 0) {
 		hm_close(k);
@@ -756,7 +813,7 @@ hm_perform(struct httpc *c, const char *method, const char *path, const char *bo
 			herr_set(err, HERR_TOOBIG, "response from %s is too large", c->base);
 		else
 			herr_set(err, HERR_UNAVAIL, "cannot reach herd server at %s: %s", c->base,
-				 head.len ? "malformed answer" : "connection closed");
+				 head->len ? "malformed answer" : "connection closed");
 		goto out;
 	}
 	nobody = strcmp(method, "HEAD") == 0 || h.status == 204 || h.status == 304;
@@ -775,8 +832,8 @@ hm_perform(struct httpc *c, const char *method, const char *path, const char *bo
 	if (rc == 0)
 		*status = h.status;
 out:
-	buf_release(&req);
-	buf_release(&head);
+	hm_trim(&k->req);
+	hm_trim(head);
 	return rc;
 }
 
@@ -808,6 +865,9 @@ httpc_release(struct httpc *c)
 			mbedtls_ctr_drbg_free(&k->drbg);
 			mbedtls_entropy_free(&k->entropy);
 		}
+		buf_release(&k->req);
+		buf_release(&k->head);
+		buf_release(&k->resp);
 		free(k);
 	}
 	c->impl = NULL;
@@ -896,15 +956,32 @@ int
 httpc_json_text(struct httpc *c, const char *method, const char *path, const char *body,
 		long *status, json_t **resp, struct herr *err)
 {
+	struct hm_conn *k = hm_conn(c);
 	struct sink s = { 0 };
 	int rc;
 
 	*resp = NULL;
-	buf_init(&s.b, c->max_response ? c->max_response : 16u << 20);
+	s.b = k->resp;          /* the connection's, kept between requests */
+	buf_reset(&s.b);
+	s.b.max = c->max_response ? c->max_response : 16u << 20;
 	rc = hm_perform(c, method, path, body, &s, status, err);
 	if (rc == 0 && s.b.len > 0)
 		*resp = json_loadb(s.b.p, s.b.len, 0, NULL);
-	buf_release(&s.b);
+	hm_trim(&s.b);
+	k->resp = s.b;
+	return rc;
+}
+
+int
+httpc_text(struct httpc *c, const char *method, const char *path, const char *body,
+	   long *status, struct buf *resp, struct herr *err)
+{
+	struct sink s = { 0 };
+	int rc;
+
+	s.b = *resp;
+	rc = hm_perform(c, method, path, body, &s, status, err);
+	*resp = s.b;
 	return rc;
 }
 

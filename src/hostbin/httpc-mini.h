@@ -1,11 +1,13 @@
 /* httpc-mini.h - the pure pieces of herd-agent's HTTP client (httpc-mini.c),
- * apart so that unit tests reach them: URL bases, response heads, chunked
- * bodies and CA fingerprints. The client itself is src/lib/httpc.h's. */
+ * apart so that unit tests reach them: URL bases, request heads, response
+ * heads, chunked bodies and CA fingerprints. The client itself is src/lib/httpc.h's. */
 #ifndef HERD_HTTPC_MINI_H
 #define HERD_HTTPC_MINI_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "buf.h"
 
 /* "http[s]://host[:port]" (host may be "[v6]"). Returns 0 or -1. */
 struct hm_url {
@@ -14,6 +16,15 @@ struct hm_url {
 	char port[8];
 };
 int hm_url_parse(const char *base, struct hm_url *u);
+
+/* The request into req (reset first): its head and, when with_body, the
+ * body after it, so that one send carries both (one TCP segment, one TLS
+ * record, instead of two per request). auth is a whole header line without
+ * its CRLF, or "". Content-Length is sent when there is a body and for any
+ * method but GET and DELETE. Returns 0, or HERR_TOOBIG past req's max. */
+int hm_request_build(struct buf *req, const char *method, const char *path,
+		     const struct hm_url *u, const char *auth, const char *body, size_t blen,
+		     bool with_body);
 
 /* A response head (status line + headers, ending in an empty line). */
 struct hm_head {

@@ -187,6 +187,19 @@ httpc_json_text(struct httpc *c, const char *method, const char *path, const cha
 }
 
 int
+httpc_text(struct httpc *c, const char *method, const char *path, const char *body,
+	   long *status, struct buf *resp, struct herr *err)
+{
+	struct sink s = { 0 };
+	int rc;
+
+	s.b = *resp;
+	rc = httpc_perform(c, method, path, body, &s, status, err);
+	*resp = s.b;
+	return rc;
+}
+
+int
 httpc_json(struct httpc *c, const char *method, const char *path, json_t *body, long *status,
 	   json_t **resp, struct herr *err)
 {

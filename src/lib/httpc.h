@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "herr.h"
 
 struct httpc {
@@ -60,6 +61,12 @@ int httpc_json(struct httpc *c, const char *method, const char *path, json_t *bo
  * metrics batches). */
 int httpc_json_text(struct httpc *c, const char *method, const char *path, const char *body,
 		    long *status, json_t **resp, struct herr *err);
+
+/* Like httpc_json_text, with the answer's bytes appended to resp (the
+ * caller's, NUL-terminated, at most resp->max: past it, HERR_TOOBIG) and not
+ * parsed: for answers the caller reads itself (the push's, every second). */
+int httpc_text(struct httpc *c, const char *method, const char *path, const char *body,
+	       long *status, struct buf *resp, struct herr *err);
 
 /* Like httpc_json, but a non-2xx answer becomes an error too: the message is
  * the server's error message (and err->field its field). */

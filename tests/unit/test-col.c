@@ -4,6 +4,7 @@
  * counted, in-flight batches), the batch encoder, the config parser, and a
  * real collection on this machine with sane values. */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -265,6 +266,51 @@ test_procs_count(void **state)
 	/* a torn record at the end is not read past */
 	assert_int_equal(col_procs_count_dirents(buf, len - 4), 2);
 	assert_int_equal(col_procs_count_dirents(buf, 0), 0);
+}
+
+/* Read from the offset where /proc's process entries begin, the first
+ * record is "self": only then does the collector skip the fixed entries. */
+static void
+test_procs_skip(void **state)
+{
+	char buf[1024] __attribute__((aligned(8)));
+	size_t len;
+
+	len = put_dirent(buf, 0, "self");
+	len = put_dirent(buf, len, "thread-self");
+	len = put_dirent(buf, len, "1");
+	assert_true(col_procs_at_pids(buf, len));
+	assert_int_equal(col_procs_count_dirents(buf, len), 1);
+	len = put_dirent(buf, 0, "1");      /* a kernel whose process entries begin earlier */
+	assert_false(col_procs_at_pids(buf, len));
+	len = put_dirent(buf, 0, "uptime");  /* ... or later */
+	assert_false(col_procs_at_pids(buf, len));
+	assert_false(col_procs_at_pids(buf, 0));
+	assert_false(col_procs_at_pids(buf, 8));
+}
+
+/* On this kernel: the count from the process entries' offset is the one from
+ * the start, give or take processes that came and went between the two. */
+static void
+test_procs_real(void **state)
+{
+	struct col_batch *b = calloc(1, sizeof(*b));
+	double first = -1;
+	long dir = 0;
+
+	assert_non_null(b);
+	assert_int_equal(col_procs_ops.init(0), 0);
+	col_procs_ops.collect(b, 0);
+	assert_int_equal(b->n, 1);
+	first = b->series[0].value;
+	assert_true(col_procs_skipping());      /* Linux: FIRST_PROCESS_ENTRY is 256 */
+	for (DIR *d = opendir("/proc"); d; d = (closedir(d), NULL))
+		for (struct dirent *e; (e = readdir(d)) != NULL;)
+			dir += e->d_name[0] >= '1' && e->d_name[0] <= '9';
+	col_procs_ops.release();
+	assert_true(first > 0);
+	assert_true(dir > first / 2 && dir < first * 2);
+	free(b);
 }
 
 /* --- monitor output --- */
@@ -852,6 +898,175 @@ test_cgroup_limits(void **state)
 	assert_true(col_cgroup_busy_pct(2, 1, 1000, 2) < 0);
 }
 
+/* col_read_whole: one pread of a file the kernel builds whole (meminfo,
+ * loadavg, uptime, stat, a cgroup file); the same bytes as col_read, cut at
+ * the buffer like it. */
+static void
+test_read_whole(void **state)
+{
+	char a[8192], b[8192], small[16];
+	ssize_t na, nb;
+	int fd = col_open("/proc/meminfo");
+
+	assert_true(fd >= 0);
+	na = col_read(fd, a, sizeof(a));
+	nb = col_read_whole(fd, b, sizeof(b));
+	assert_true(na > 100);
+	assert_true(nb > 100);
+	assert_memory_equal(a, b, 12);   /* "MemTotal: " + the first digits */
+	assert_int_equal(b[nb], '\0');
+	assert_non_null(strstr(b, "\nMemFree:"));
+	assert_int_equal(col_read_whole(fd, small, sizeof(small)), (ssize_t)sizeof(small) - 1);
+	assert_int_equal(small[sizeof(small) - 1], '\0');
+	assert_memory_equal(small, a, sizeof(small) - 1);
+	close(fd);
+	assert_int_equal(col_read_whole(-1, small, sizeof(small)), -EBADF);
+}
+
+/* The encoder's numbers before the fast paths: integers by their digits,
+ * others "%.15g", or "%.17g" when that does not read back the same. */
+static int
+num_reference(double v, char *out)
+{
+	if (v == 0)
+		return sprintf(out, "0");
+	if (v == floor(v) && fabs(v) < 1e15)
+		return sprintf(out, "%.0f", v);
+	if (strtod((sprintf(out, "%.15g", v), out), NULL) != v)
+		return sprintf(out, "%.17g", v);
+	return (int)strlen(out);
+}
+
+static void
+num_same(double v)
+{
+	char got[32], want[32];
+	size_t n = push_num_format(v, got);
+
+	num_reference(v, want);
+	got[n] = '\0';
+	if (strcmp(got, want) != 0)
+		fail_msg("%.17g: got '%s', want '%s'", v, got, want);
+}
+
+/* push_num_format writes every value as the encoder always did: the
+ * two-decimal fast path (percentages, load averages) included. */
+static void
+test_num_format(void **state)
+{
+	static const double fixed[] = {
+		0, -0.0, 1, -1, 0.01, 0.1, 0.5, 0.05, 0.99, 1.1, 12.34, -12.34, 45.3, 99.99, 100,
+		0.1 + 0.2, 1.005, 2.675, 1e-3, 1e-5, 123456789.12, 9999999999999.99, 1e13 + 0.5,
+		1e15, 1e15 + 2, 1e16, 1e300, -1e300, 3.14159, 1.0 / 3, 4503599627370496.5,
+		0.015, 0.025, 1234567890123.45, -0.01,
+	};
+	uint64_t x = 88172645463325252ull;
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		num_same(fixed[i]);
+	for (int i = 0; i < 200000; i++) {
+		int64_t k;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		k = (int64_t)(x % 100000000000000ull) >> (x % 40);
+		num_same((double)k / 100.0);                   /* two decimals */
+		num_same(col_round((double)k / 1000.0, 2));    /* as collectors round */
+		num_same((double)k / 7.0);                     /* any other */
+		num_same(-(double)k / 100.0);
+	}
+}
+
+/* col_parse_fixed reads what strtod reads, to the same double and the same
+ * end: its fast path ("I", "I.F", "I.FF": /proc/loadavg, /proc/uptime) and
+ * everything else through strtod. */
+static void
+fixed_same(const char *text)
+{
+	const char *p = text;
+	char *end;
+	double want = strtod(text, &end), got = -12345;
+	bool ok = col_parse_fixed(&p, &got);
+
+	if (end == text) {
+		if (ok)
+			fail_msg("'%s': parsed, strtod did not", text);
+		assert_ptr_equal(p, text);
+		return;
+	}
+	if (!ok || p != end || memcmp(&got, &want, sizeof(got)) != 0)
+		fail_msg("'%s': got %.17g ending at %td, want %.17g at %td", text, got, p - text, want,
+			 end - text);
+}
+
+static void
+test_parse_fixed(void **state)
+{
+	static const char *const fixed[] = {
+		"0.52 0.48 0.40 1/234 5678", " 0.48 0.40", "12.5", "123456.78 99.01\n", "1", "0",
+		"0.00", "00.01", "1.", ".5", "1.005", "0.125", "1e3", "1.5e2", "-1.5", "+2.25", "nan",
+		"inf", "0x10", "", "abc", " \t\n7.25", "99999999999999.99", "9999999999999999.99",
+		"123456789012345678901234567890.5", "4.5x", "3..2", "7.0", "7.10",
+	};
+	uint64_t x = 2463534242ull;
+	char buf[64];
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		fixed_same(fixed[i]);
+	for (int i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		snprintf(buf, sizeof(buf), "%llu.%02llu %llu.%llu %llu", (unsigned long long)(x >> (x % 60)),
+			 (unsigned long long)(x % 100), (unsigned long long)(x % 1000003),
+			 (unsigned long long)(x % 10), (unsigned long long)(x >> 20));
+		fixed_same(buf);
+		fixed_same(strchr(buf, ' '));
+	}
+}
+
+/* The push's answer: config_version read from the server's own form without
+ * a jansson tree, and from any other JSON object through jansson. */
+static void
+version_is(const char *text, int want_rc, long long want)
+{
+	json_int_t v = -7;
+
+	assert_int_equal(push_answer_config_version(text, strlen(text), &v), want_rc);
+	if (want_rc == 1)
+		assert_int_equal(v, want);
+	else
+		assert_int_equal(v, -7);
+}
+
+static void
+test_answer_version(void **state)
+{
+	version_is("{\"config_version\":12,\"accepted\":40,\"rejected\":0}\n", 1, 12);
+	version_is("{\"config_version\":0,\"accepted\":0,\"rejected\":0}", 1, 0);
+	version_is("{\"config_version\":-1,\"accepted\":1,\"rejected\":2}\r\n", 1, -1);
+	version_is("{\"config_version\":9223372036854775807,\"accepted\":1,\"rejected\":0}", 1,
+		   9223372036854775807LL);
+	version_is("{\"config_version\":7,\"accepted\":1,\"rejected\":0,\"refused\":{\"series\":1,"
+		   "\"reason\":\"host_max_series\"}}", 1, 7);
+	version_is("{\"config_version\":0}", 1, 0);
+	version_is("{\"config_version\":-1,\"accepted\":1}", 1, -1);
+	/* other forms: jansson's word */
+	version_is("{ \"accepted\": 3, \"config_version\": 5 }", 1, 5);
+	version_is("{\"config_version\":1.5}", 0, 0);
+	version_is("{\"config_version\":\"3\"}", 0, 0);
+	version_is("{\"config_version\":99999999999999999999}", 0, 0);
+	version_is("{\"config_version\":12", 0, 0);
+	version_is("{\"config_version\":12,", 0, 0);
+	version_is("{\"config_version\":12,\"accepted\":1,\"rejected\":0}x", 0, 0);
+	version_is("{\"config_version\":012,\"accepted\":1,\"rejected\":0}", 0, 0);
+	version_is("{\"accepted\":3}", 0, 0);
+	version_is("[1,2]", 0, 0);
+	version_is("", 0, 0);
+	version_is("not json", 0, 0);
+}
+
 int
 main(void)
 {
@@ -862,6 +1077,8 @@ main(void)
 		cmocka_unit_test(test_net_parse_and_rates),
 		cmocka_unit_test(test_disk_parse),
 		cmocka_unit_test(test_procs_count),
+		cmocka_unit_test(test_procs_skip),
+		cmocka_unit_test(test_procs_real),
 		cmocka_unit_test(test_monitor_output),
 		cmocka_unit_test(test_push_buf_count_bound),
 		cmocka_unit_test(test_push_buf_byte_bound),
@@ -871,6 +1088,10 @@ main(void)
 		cmocka_unit_test(test_real_collection),
 		cmocka_unit_test(test_cgroup_parse),
 		cmocka_unit_test(test_cgroup_limits),
+		cmocka_unit_test(test_read_whole),
+		cmocka_unit_test(test_num_format),
+		cmocka_unit_test(test_parse_fixed),
+		cmocka_unit_test(test_answer_version),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* test-httpc-mini.c - herd-agent's HTTP client (src/hostbin/httpc-mini.c):
- * its pure pieces (URL bases, response heads, chunked bodies at every split,
- * fingerprints, escaping) and the client against a scripted HTTP server on
+ * its pure pieces (URL bases, request heads with the body in the same
+ * buffer, response heads, chunked bodies at every split, fingerprints,
+ * escaping) and the client against a scripted HTTP server on
  * 127.0.0.1 in a thread: keep-alive reuse, the one retry when a reused idle
  * connection was closed (and none once an answer began), chunked and
  * Content-Length bodies, the response cap and the deadline.
@@ -50,6 +51,40 @@ test_url(void **state)
 	assert_int_equal(hm_url_parse("http://h:99999", &u), -1);
 	assert_int_equal(hm_url_parse("http://h:8a", &u), -1);
 	assert_int_equal(hm_url_parse("http://[::1", &u), -1);
+}
+
+/* The request as one buffer: head and (small) body go out in one send, so
+ * one TCP segment instead of two per push. */
+static void
+test_request(void **state)
+{
+	struct hm_url u;
+	struct buf b;
+
+	buf_init(&b, 1024);
+	assert_int_equal(hm_url_parse("http://127.0.0.1:8080", &u), 0);
+	assert_int_equal(hm_request_build(&b, "POST", "/v1/agent/metrics", &u,
+					  "Authorization: Bearer t", "{\"x\":1}", 7, true), 0);
+	assert_string_equal(b.p, "POST /v1/agent/metrics HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+			    "User-Agent: herd-agent\r\nAccept: */*\r\nAuthorization: Bearer t\r\n"
+			    "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"x\":1}");
+	/* a body left out (too large to copy): the head still announces it */
+	assert_int_equal(hm_request_build(&b, "POST", "/p", &u, "", "{\"x\":1}", 7, false), 0);
+	assert_string_equal(b.p, "POST /p HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+			    "User-Agent: herd-agent\r\nAccept: */*\r\n"
+			    "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n");
+	assert_int_equal(hm_url_parse("https://[::1]:443", &u), 0);
+	assert_int_equal(hm_request_build(&b, "GET", "/v1/x", &u, "", NULL, 0, true), 0);
+	assert_string_equal(b.p, "GET /v1/x HTTP/1.1\r\nHost: [::1]:443\r\n"
+			    "User-Agent: herd-agent\r\nAccept: */*\r\n\r\n");
+	assert_int_equal(hm_request_build(&b, "DELETE", "/v1/x", &u, "", NULL, 0, true), 0);
+	assert_null(strstr(b.p, "Content-Length"));
+	assert_int_equal(hm_request_build(&b, "PUT", "/v1/x", &u, "", NULL, 0, true), 0);
+	assert_non_null(strstr(b.p, "\r\nContent-Length: 0\r\n\r\n"));
+	/* past the buffer's max: an error, not a cut request */
+	b.max = 64;
+	assert_int_equal(hm_request_build(&b, "GET", "/v1/x", &u, "", NULL, 0, true), HERR_TOOBIG);
+	buf_release(&b);
 }
 
 static void
@@ -534,6 +569,7 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_request),
 		cmocka_unit_test(test_head),
 		cmocka_unit_test(test_chunked),
 		cmocka_unit_test(test_fingerprint),
