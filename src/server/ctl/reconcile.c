@@ -36,6 +36,7 @@
 #include "model/res.h"
 #include "model/run.h"
 #include "model/template.h"
+#include "model/template-version.h"
 #include "model/token.h"
 #include "prov/bootstrap.h"
 #include "prov/prov.h"
@@ -717,6 +718,31 @@ launch_add(struct ctl *c, struct launch_batch *b, const char *cluster, const cha
 	b->jobs[b->n++] = j;
 }
 
+/* Inside the batch's transaction: the current version of template name
+ * into ver (kept in template_versions, so a diff can say later what it
+ * was); "unknown" when the template is gone meanwhile. 0 or the store's
+ * error. */
+static int
+launch_version(struct store *st, const char *name, char *ver, size_t n, struct herr *err)
+{
+	char v[TEMPLATE_VERSION_LEN + 1];
+	json_t *snap = NULL;
+	int rc;
+
+	if ((rc = template_version_current(st, name, v, &snap, err)) == HERR_NOTFOUND) {
+		herr_clear(err);
+		snprintf(ver, n, "unknown");
+		return 0;
+	}
+	if (rc < 0 || (rc = template_version_record(st, name, v, snap, err)) < 0) {
+		json_decref(snap);
+		return rc;
+	}
+	json_decref(snap);
+	snprintf(ver, n, "%s", v);
+	return 0;
+}
+
 /* Inside the batch's transaction: job j's host (seq, name, address, ids,
  * credentials) and its intent (host row, activity). 0; HERR_CONFLICT or
  * HERR_INVALID when this host cannot be made (no free address, name too
@@ -755,6 +781,9 @@ launch_intent(struct ctl *c, struct launch_job *j, const char *reason, struct he
 	snprintf(h.private_ip, sizeof(h.private_ip), "%s", j->ip);
 	snprintf(h.client_token, sizeof(h.client_token), "%s", j->client);
 	h.seq = (int)seq;
+	if ((rc = launch_version(s->store, j->t->name, h.template_version,
+				 sizeof(h.template_version), err)) < 0)
+		return rc == HERR_CONFLICT || rc == HERR_INVALID ? HERR_STORE : rc;
 	if ((rc = host_create(s->store, &h, tokhash, now_ms() + JOIN_TOKEN_TTL_MS, now_ms(), err)) < 0 ||
 	    (rc = activity_add(s->store, j->cluster, j->group, j->name, "launch", "scale_out", NULL, err,
 			       "launching %s (%s): %s", j->name, j->ip, reason)) < 0)

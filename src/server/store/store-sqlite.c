@@ -317,6 +317,16 @@ static const char *const sq_migrations[] = {
 	"  last_error_ms BIGINT NOT NULL DEFAULT 0,"
 	"  next_retry_ms BIGINT NOT NULL DEFAULT 0,"
 	"  last_sent_ms BIGINT NOT NULL DEFAULT 0);",
+	/* 10: template versions (model/template-version.h): the version each
+	 * host was launched from ('unknown' for hosts made before versions), and
+	 * what each version was, so a diff can say what changed */
+	"ALTER TABLE hosts ADD COLUMN template_version TEXT NOT NULL DEFAULT 'unknown';"
+	"CREATE TABLE IF NOT EXISTS template_versions ("
+	"  template TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  snapshot TEXT NOT NULL,"
+	"  created_ms BIGINT NOT NULL,"
+	"  PRIMARY KEY (template, version));",
 };
 
 static void
