@@ -733,6 +733,54 @@ cmd_group_scale(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+/* herd group diff CLUSTER/GROUP: the hosts behind the group's template
+ * version and, for each, what changed. */
+static int
+cmd_group_diff(struct cli *c, int argc, char **argv)
+{
+	json_t *resp = NULL, *h, *ch;
+	size_t i, j;
+	char *path;
+	int rc;
+
+	if (argc < 2 || argv[1][0] == '-')
+		return cli_fail("usage: herd group diff CLUSTER/GROUP");
+	path = cli_scoped_path("groups", argv[1], "/diff");
+	rc = cli_call(c, "GET", path, NULL, &resp);
+	free(path);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(resp);
+		json_decref(resp);
+		return 0;
+	}
+	printf("%s/%s: template %s version %s; %lld of %lld host(s) behind\n",
+	       cli_esc(json_string_value(json_object_get(resp, "cluster"))),
+	       cli_esc(json_string_value(json_object_get(resp, "group"))),
+	       cli_esc(json_string_value(json_object_get(resp, "template"))),
+	       cli_esc(json_string_value(json_object_get(resp, "version"))),
+	       (long long)json_array_size(json_object_get(resp, "behind")),
+	       (long long)json_integer_value(json_object_get(resp, "hosts")));
+	json_array_foreach(json_object_get(resp, "behind"), i, h) {
+		printf("%s (%s): %s version %s\n", cli_esc(json_string_value(json_object_get(h, "host"))),
+		       cli_esc(json_string_value(json_object_get(h, "state"))),
+		       cli_esc(json_string_value(json_object_get(h, "template"))),
+		       cli_esc(json_string_value(json_object_get(h, "version"))));
+		json_array_foreach(json_object_get(h, "changes"), j, ch) {
+			char *from = json_dumps(json_object_get(ch, "from"), JSON_ENCODE_ANY | JSON_COMPACT);
+			char *to = json_dumps(json_object_get(ch, "to"), JSON_ENCODE_ANY | JSON_COMPACT);
+
+			printf("  %s: %s -> %s\n", cli_esc(json_string_value(json_object_get(ch, "field"))),
+			       cli_esc(from ? from : "null"), cli_esc(to ? to : "null"));
+			free(from);
+			free(to);
+		}
+	}
+	json_decref(resp);
+	return 0;
+}
+
 static int
 cmd_host_ls(struct cli *c, int argc, char **argv)
 {
@@ -797,7 +845,8 @@ cmd_host_ls(struct cli *c, int argc, char **argv)
 	if (c->json)
 		cli_print_json(resp);
 	else
-		cli_table(json_object_get(resp, "items"), "cluster,group,name,state,private_ip,ready_after_ms,reason");
+		cli_table(json_object_get(resp, "items"),
+			  "cluster,group,name,state,private_ip,ready_after_ms,reason,template_version");
 	json_decref(resp);
 	return 0;
 }
@@ -1154,6 +1203,7 @@ static const struct cmd cmds[] = {
 	{ "alert", "silences", cmd_alert_silences, 0, 0, NULL, "[--json]", "List silences in force." },
 	{ "alert", "unsilence", cmd_alert_unsilence, 1, 1, NULL, "ID [--json]", "Delete a silence." },
 	{ "group", "scale", cmd_group_scale, 2, 2, NULL, "NAME N [--json]", "Set a group's desired size (within min/max)." },
+	{ "group", "diff", cmd_group_diff, 1, 1, NULL, "CLUSTER/GROUP [--json]", "List the hosts behind the group's template version and what changed." },
 	{ "host", "ls", cmd_host_ls, 0, 0, "group=,cluster=,all", "[--group G] [--cluster C] [--all] [--json]", "List hosts (--all: with terminated ones)." },
 	{ "host", "show", cmd_host_show, 1, 1, NULL, "NAME [--json]", "Show a host: state, address, timings, init script results." },
 	{ "host", "terminate", cmd_host_action, 1, 1, "replace", "NAME [--replace] [--json]", "Terminate a host; the group shrinks by one unless --replace." },
