@@ -1343,6 +1343,7 @@ refresh_one(struct ctl *c, struct refresh *r, struct rc_group *g, struct rc_host
 			log_warn("refresh %lld: cannot store its batch: %s", (long long)r->id, err.msg);
 			break;
 		}
+		failpoint("refresh_take_out", NULL);   /* tests: a crash right here */
 		for (i = 0; i < a->nhosts; i++) {
 			snprintf(why, sizeof(why), "refresh %lld to version %s", (long long)r->id,
 				 r->target);

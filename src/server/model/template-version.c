@@ -178,7 +178,8 @@ group_diff(struct store *st, const char *cluster, const char *grp, json_t **out,
 	    (rc = template_version_current(st, g->template_, ver, &snap, err)) < 0 ||
 	    (rc = store_q(st, &rows, NULL, err,
 			  "SELECT name, state, template, template_version FROM hosts"
-			  " WHERE cluster = ? AND grp = ? AND state != 'terminated' ORDER BY seq",
+			  " WHERE cluster = ? AND grp = ? AND state NOT IN ('terminated', 'failed')"
+			  " ORDER BY seq",
 			  "[ss]", cluster, grp)) < 0)
 		goto out;
 	behind = json_array();

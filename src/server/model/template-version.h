@@ -51,7 +51,7 @@ json_t *template_version_get(struct store *st, const char *name, const char *ver
 			     struct herr *err);
 
 /* `herd group diff`: group cluster/grp's template, its current version,
- * its live hosts (not terminated) counted, and each host behind it with
+ * its hosts in service or on their way (not failed, not terminated) counted, and each host behind it with
  * its version and template_version_changes() from it to the current one:
  * {"cluster","group","template","version","hosts","current","behind":[
  * {"host","state","template","version","changes"}]}. Owned in *out. 0,
