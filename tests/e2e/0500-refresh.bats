@@ -128,6 +128,39 @@ ready_is() { # ready_is CLUSTER/GROUP N
 	[[ "$output" == *nosuch* ]]
 }
 
+@test "refresh --pause-after 1: paused after its first batch, --resume finishes it, --cancel of a finished one is refused" {
+	# from the test before: web-1 and web-2 behind, web-3 current
+	[ "$(herd group diff up/web --json | json_count '{behind}')" = 2 ]
+	run herd group refresh up/web --pause-after 1 --json
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | json '{params}{pause_after}')" = 1 ]
+	wait_for 120 refresh_is up/web paused
+	run herd group refresh up/web --status --json
+	[ "$(echo "$output" | json '{replaced}')" = 1 ]
+	[ "$(echo "$output" | json '{batches}')" = 1 ]
+	[[ "$(echo "$output" | json '{reason}')" == *pause_after* ]]
+	# paused: one host still behind, and it stays so
+	[ "$(herd group diff up/web --json | json_count '{behind}')" = 1 ]
+	run herd group refresh up/web --pause
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"is paused: cannot pause"* ]]
+	run herd group refresh up/web --resume
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == *": running"* ]]
+	wait_for 120 refresh_is up/web "done"
+	[ "$(herd group diff up/web --json | json_count '{behind}')" = 0 ]
+	run herd group refresh up/web --cancel
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"is done: cannot cancel"* ]]
+	# nothing behind: nothing to refresh
+	run herd group refresh up/web
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"nothing to refresh"* ]]
+	run activities up/web
+	grep -q '^refresh_paused ' <<<"$output"
+	grep -q '^refresh_state ' <<<"$output"
+}
+
 @test "refresh of 4 hosts behind a load balancer under a request loop: 0 failed requests, never fewer than min_healthy ready, all on the new version" {
 	run herd apply -f "$(lb_blueprint '[web.sh]' 60s)"
 	[ "$status" -eq 0 ]
