@@ -733,6 +733,159 @@ cmd_group_scale(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+/* herd group diff CLUSTER/GROUP: the hosts behind the group's template
+ * version and, for each, what changed. */
+static int
+cmd_group_diff(struct cli *c, int argc, char **argv)
+{
+	json_t *resp = NULL, *h, *ch;
+	size_t i, j;
+	char *path;
+	int rc;
+
+	if (argc < 2 || argv[1][0] == '-')
+		return cli_fail("usage: herd group diff CLUSTER/GROUP");
+	path = cli_scoped_path("groups", argv[1], "/diff");
+	rc = cli_call(c, "GET", path, NULL, &resp);
+	free(path);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(resp);
+		json_decref(resp);
+		return 0;
+	}
+	printf("%s/%s: template %s version %s; %lld of %lld host(s) behind\n",
+	       cli_esc(json_string_value(json_object_get(resp, "cluster"))),
+	       cli_esc(json_string_value(json_object_get(resp, "group"))),
+	       cli_esc(json_string_value(json_object_get(resp, "template"))),
+	       cli_esc(json_string_value(json_object_get(resp, "version"))),
+	       (long long)json_array_size(json_object_get(resp, "behind")),
+	       (long long)json_integer_value(json_object_get(resp, "hosts")));
+	json_array_foreach(json_object_get(resp, "behind"), i, h) {
+		printf("%s (%s): %s version %s\n", cli_esc(json_string_value(json_object_get(h, "host"))),
+		       cli_esc(json_string_value(json_object_get(h, "state"))),
+		       cli_esc(json_string_value(json_object_get(h, "template"))),
+		       cli_esc(json_string_value(json_object_get(h, "version"))));
+		json_array_foreach(json_object_get(h, "changes"), j, ch) {
+			char *from = json_dumps(json_object_get(ch, "from"), JSON_ENCODE_ANY | JSON_COMPACT);
+			char *to = json_dumps(json_object_get(ch, "to"), JSON_ENCODE_ANY | JSON_COMPACT);
+
+			printf("  %s: %s -> %s\n", cli_esc(json_string_value(json_object_get(ch, "field"))),
+			       cli_esc(from ? from : "null"), cli_esc(to ? to : "null"));
+			free(from);
+			free(to);
+		}
+	}
+	json_decref(resp);
+	return 0;
+}
+
+/* Prints a refresh as `herd group refresh` shows it. */
+static void
+refresh_print(const json_t *r)
+{
+	const json_t *p = json_object_get(r, "params");
+	json_t *h;
+	size_t i;
+
+	printf("refresh %lld of %s/%s to %s version %s: %s\n",
+	       (long long)json_integer_value(json_object_get(r, "id")),
+	       cli_esc(json_string_value(json_object_get(r, "cluster"))),
+	       cli_esc(json_string_value(json_object_get(r, "group"))),
+	       cli_esc(json_string_value(json_object_get(r, "template"))),
+	       cli_esc(json_string_value(json_object_get(r, "target_version"))),
+	       cli_esc(json_string_value(json_object_get(r, "state"))));
+	printf("  batch %s, surge %lld, min_healthy %s, warmup %llds, pause_after %lld%s\n",
+	       cli_esc(json_string_value(json_object_get(p, "batch"))),
+	       (long long)json_integer_value(json_object_get(p, "surge")),
+	       cli_esc(json_string_value(json_object_get(p, "min_healthy"))),
+	       (long long)(json_integer_value(json_object_get(p, "warmup_ms")) / 1000),
+	       (long long)json_integer_value(json_object_get(p, "pause_after")),
+	       json_is_true(json_object_get(p, "rollback")) ? ", rollback" : "");
+	printf("  %lld host(s) replaced in %lld batch(es)",
+	       (long long)json_integer_value(json_object_get(r, "replaced")),
+	       (long long)json_integer_value(json_object_get(r, "batches")));
+	json_array_foreach(json_object_get(r, "hosts_replaced"), i, h)
+		printf("%s%s", i ? ", " : ": ", cli_esc(json_string_value(h)));
+	printf("\n  %s\n", cli_esc(json_string_value(json_object_get(r, "reason"))));
+}
+
+/* herd group refresh CLUSTER/GROUP [flags] | --status | --pause | --resume
+ * | --cancel. */
+static int
+cmd_group_refresh(struct cli *c, int argc, char **argv)
+{
+	static const char *const acts[] = { "pause", "resume", "cancel" };
+	static const char *const keys[][2] = { { "batch", "batch" }, { "surge", "surge" },
+					       { "min-healthy", "min_healthy" },
+					       { "warmup", "warmup" },
+					       { "pause-after", "pause_after" } };
+	const char *action = NULL;
+	json_t *resp = NULL, *body;
+	char *path;
+	size_t i;
+	int rc, nacts = 0;
+
+	if (argc < 2 || argv[1][0] == '-')
+		return cli_fail("usage: herd group refresh CLUSTER/GROUP [--batch N|P%%] [--surge N]"
+				" [--min-healthy P%%] [--warmup 30s] [--pause-after N] [--rollback]"
+				" [--dry-run] | --status | --pause | --resume | --cancel");
+	for (i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
+		if (cli_flag(c, acts[i]))
+			action = acts[i], nacts++;
+	if (cli_flag(c, "status"))
+		nacts++;
+	if (nacts > 1)
+		return cli_fail("give one of --status, --pause, --resume, --cancel");
+	if (cli_flag(c, "status")) {
+		path = cli_scoped_path("groups", argv[1], "/refresh");
+		rc = cli_call(c, "GET", path, NULL, &resp);
+	} else if (action) {
+		char *tail = xasprintf("/refresh/%s", action);
+
+		path = cli_scoped_path("groups", argv[1], tail);
+		free(tail);
+		rc = cli_call(c, "POST", path, json_object(), &resp);
+	} else {
+		body = json_object();
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (cli_opt(c, keys[i][0]))
+				json_object_set_new(body, keys[i][1], json_string(cli_opt(c, keys[i][0])));
+		if (cli_flag(c, "rollback"))
+			json_object_set_new(body, "rollback", json_true());
+		if (cli_flag(c, "dry-run"))
+			json_object_set_new(body, "dry_run", json_true());
+		path = cli_scoped_path("groups", argv[1], "/refresh");
+		rc = cli_call(c, "POST", path, body, &resp);
+	}
+	free(path);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(resp);
+	} else if (json_is_true(json_object_get(resp, "dry_run"))) {
+		json_t *h;
+
+		printf("would refresh %s/%s to %s version %s: %zu host(s) behind, batches of %lld,"
+		       " at least %lld ready\n",
+		       cli_esc(json_string_value(json_object_get(resp, "cluster"))),
+		       cli_esc(json_string_value(json_object_get(resp, "group"))),
+		       cli_esc(json_string_value(json_object_get(resp, "template"))),
+		       cli_esc(json_string_value(json_object_get(resp, "target_version"))),
+		       json_array_size(json_object_get(resp, "behind")),
+		       (long long)json_integer_value(json_object_get(resp, "batch_size")),
+		       (long long)json_integer_value(json_object_get(resp, "min_ready")));
+		json_array_foreach(json_object_get(resp, "behind"), i, h)
+			printf("  %s (version %s)\n", cli_esc(json_string_value(json_object_get(h, "host"))),
+			       cli_esc(json_string_value(json_object_get(h, "version"))));
+	} else {
+		refresh_print(resp);
+	}
+	json_decref(resp);
+	return 0;
+}
+
 static int
 cmd_host_ls(struct cli *c, int argc, char **argv)
 {
@@ -797,7 +950,8 @@ cmd_host_ls(struct cli *c, int argc, char **argv)
 	if (c->json)
 		cli_print_json(resp);
 	else
-		cli_table(json_object_get(resp, "items"), "cluster,group,name,state,private_ip,ready_after_ms,reason");
+		cli_table(json_object_get(resp, "items"),
+			  "cluster,group,name,state,private_ip,ready_after_ms,reason,template_version");
 	json_decref(resp);
 	return 0;
 }
@@ -1154,6 +1308,8 @@ static const struct cmd cmds[] = {
 	{ "alert", "silences", cmd_alert_silences, 0, 0, NULL, "[--json]", "List silences in force." },
 	{ "alert", "unsilence", cmd_alert_unsilence, 1, 1, NULL, "ID [--json]", "Delete a silence." },
 	{ "group", "scale", cmd_group_scale, 2, 2, NULL, "NAME N [--json]", "Set a group's desired size (within min/max)." },
+	{ "group", "refresh", cmd_group_refresh, 1, 1, "batch=,surge=,min-healthy=,warmup=,pause-after=,rollback,dry-run,status,pause,resume,cancel", "CLUSTER/GROUP [--batch N|P%] [--surge N] [--min-healthy P%] [--warmup 30s] [--pause-after N] [--rollback] [--dry-run] | --status|--pause|--resume|--cancel [--json]", "Replace the group's hosts behind its template version, batch by batch (or show, pause, resume, cancel its refresh)." },
+	{ "group", "diff", cmd_group_diff, 1, 1, NULL, "CLUSTER/GROUP [--json]", "List the hosts behind the group's template version and what changed." },
 	{ "host", "ls", cmd_host_ls, 0, 0, "group=,cluster=,all", "[--group G] [--cluster C] [--all] [--json]", "List hosts (--all: with terminated ones)." },
 	{ "host", "show", cmd_host_show, 1, 1, NULL, "NAME [--json]", "Show a host: state, address, timings, init script results." },
 	{ "host", "terminate", cmd_host_action, 1, 1, "replace", "NAME [--replace] [--json]", "Terminate a host; the group shrinks by one unless --replace." },

@@ -8,6 +8,7 @@
 #include "api.h"
 #include "model/group.h"
 #include "model/group-state.h"
+#include "model/template-version.h"
 #include "store/store.h"
 #include "util.h"
 
@@ -84,4 +85,27 @@ fail:
 fail_nr:
 	res_release(&r);
 	reply_err(rq, &err);
+}
+
+/* GET /v1/groups/:name/diff (?cluster= if ambiguous): the group's current
+ * template version and its hosts behind it, with what changed
+ * (group_diff()). */
+void
+api_group_diff(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	const char *cl = req_query(rq, "cluster");
+	struct res r = { 0 };
+	json_t *out = NULL;
+	int rc;
+
+	rc = cl ? res_get(rq->srv->store, &kind_group, cl, req_param(rq, 0), &r, &err)
+		: res_find(rq->srv->store, &kind_group, req_param(rq, 0), &r, &err);
+	if (rc < 0)
+		return reply_err(rq, &err);
+	if (group_diff(rq->srv->store, r.scope, r.name, &out, &err) < 0)
+		reply_err(rq, &err);
+	else
+		reply_json(rq, 200, out);
+	res_release(&r);
 }

@@ -36,6 +36,9 @@
 #include "model/res.h"
 #include "model/run.h"
 #include "model/template.h"
+#include "model/template-version.h"
+#include "model/refresh.h"
+#include "refresh.h"
 #include "model/token.h"
 #include "prov/bootstrap.h"
 #include "prov/prov.h"
@@ -717,6 +720,31 @@ launch_add(struct ctl *c, struct launch_batch *b, const char *cluster, const cha
 	b->jobs[b->n++] = j;
 }
 
+/* Inside the batch's transaction: the current version of template name
+ * into ver (kept in template_versions, so a diff can say later what it
+ * was); "unknown" when the template is gone meanwhile. 0 or the store's
+ * error. */
+static int
+launch_version(struct store *st, const char *name, char *ver, size_t n, struct herr *err)
+{
+	char v[TEMPLATE_VERSION_LEN + 1];
+	json_t *snap = NULL;
+	int rc;
+
+	if ((rc = template_version_current(st, name, v, &snap, err)) == HERR_NOTFOUND) {
+		herr_clear(err);
+		snprintf(ver, n, "unknown");
+		return 0;
+	}
+	if (rc < 0 || (rc = template_version_record(st, name, v, snap, err)) < 0) {
+		json_decref(snap);
+		return rc;
+	}
+	json_decref(snap);
+	snprintf(ver, n, "%s", v);
+	return 0;
+}
+
 /* Inside the batch's transaction: job j's host (seq, name, address, ids,
  * credentials) and its intent (host row, activity). 0; HERR_CONFLICT or
  * HERR_INVALID when this host cannot be made (no free address, name too
@@ -755,6 +783,9 @@ launch_intent(struct ctl *c, struct launch_job *j, const char *reason, struct he
 	snprintf(h.private_ip, sizeof(h.private_ip), "%s", j->ip);
 	snprintf(h.client_token, sizeof(h.client_token), "%s", j->client);
 	h.seq = (int)seq;
+	if ((rc = launch_version(s->store, j->t->name, h.template_version,
+				 sizeof(h.template_version), err)) < 0)
+		return rc == HERR_CONFLICT || rc == HERR_INVALID ? HERR_STORE : rc;
 	if ((rc = host_create(s->store, &h, tokhash, now_ms() + JOIN_TOKEN_TTL_MS, now_ms(), err)) < 0 ||
 	    (rc = activity_add(s->store, j->cluster, j->group, j->name, "launch", "scale_out", NULL, err,
 			       "launching %s (%s): %s", j->name, j->ip, reason)) < 0)
@@ -1169,6 +1200,235 @@ report_waits(struct ctl *c, const struct rc_action *acts, size_t na)
 	c->nwaits = nnow;
 }
 
+/* Saves refresh r after action a (its reason now) and records the step as
+ * an activity of kind kind; in one transaction. */
+static void
+refresh_step_save(struct ctl *c, struct refresh *r, const char *kind, const char *host,
+		  const char *fmt_reason)
+{
+	struct store *st = c->s->store;
+	struct herr err = HERR_INIT;
+
+	snprintf(r->reason, sizeof(r->reason), "%s", fmt_reason);
+	if (store_begin(st, &err) < 0 || refresh_save(st, r, now_ms(), &err) < 0 ||
+	    activity_add(st, r->cluster, r->grp, host, kind, "refresh", NULL, &err,
+			 "refresh %lld to %s: %s", (long long)r->id, r->target, fmt_reason) < 0 ||
+	    store_commit(st, &err) < 0) {
+		store_rollback(st);
+		log_warn("refresh %lld of %s/%s: cannot store its step: %s", (long long)r->id,
+			 r->cluster, r->grp, err.msg);
+	}
+}
+
+/* Drains hosts[idx] out (before_terminate and the load balancer, as a
+ * scale-in victim) and updates hosts[] and hrows[] with its new state, so
+ * the reconcile decision of this pass no longer counts it. */
+static void
+refresh_drain(struct ctl *c, struct rc_host *hosts, struct host *hrows, size_t idx,
+	      const char *reason)
+{
+	struct herr err = HERR_INIT;
+	struct host now;
+
+	if (hrows[idx].state == HS_DRAINING || hrows[idx].state == HS_TERMINATING)
+		return;
+	do_drain(c, &hrows[idx], reason);
+	if (host_get(c->s->store, hrows[idx].id, &now, &err) == 0 && now.state != hrows[idx].state) {
+		hrows[idx] = now;
+		hosts[idx].state = now.state;
+	}
+}
+
+/* A failed refresh with rollback: the template's spec from before it is
+ * stored again, so new hosts come from the old version. 0 or an error. */
+static int
+refresh_rollback(struct ctl *c, struct refresh *r, struct herr *err)
+{
+	bool created;
+
+	if (!json_is_object(r->old_spec) || json_object_size(r->old_spec) == 0)
+		return herr_set(err, HERR_NOTFOUND, "no template spec kept to roll back to");
+	return res_put(c->s->store, &kind_template, "", r->template_, r->old_spec, "", &created, err);
+}
+
+/* One running refresh's step (ctl/refresh.h), before the reconcile
+ * decision: acts on refresh_decide() and adds the surge hosts it wants to
+ * its group's desired in groups[]. */
+static void
+refresh_one(struct ctl *c, struct refresh *r, struct rc_group *g, struct rc_host *hosts,
+	    struct host *hrows, size_t nh, int64_t now)
+{
+	struct store *st = c->s->store;
+	struct herr err = HERR_INIT;
+	struct rf_host *rh = xcalloc(nh + 1, sizeof(*rh));
+	size_t *map = xcalloc(nh + 1, sizeof(*map)), n = 0, i;
+	json_t *out = refresh_hosts_out(st, r->id, &err), *v;
+	struct rf_action *a = xcalloc(1, sizeof(*a));
+	char why[600];
+
+	struct template_spec *t = xcalloc(1, sizeof(*t));
+	json_t *members = NULL;
+
+	/* with a load balancer, a new host counts once the LB has it UP */
+	if (template_get(st, r->template_, t, &err) == 0 && t->load_balancer[0]) {
+		json_t *views = lbsync_views();
+
+		members = json_incref(json_object_get(json_object_get(views, t->load_balancer),
+						      "items"));
+		json_decref(views);
+		if (members == NULL)
+			members = json_array();
+	}
+	herr_clear(&err);
+	for (i = 0; i < nh; i++) {
+		size_t k;
+
+		if (strcmp(hrows[i].cluster, r->cluster) != 0 || strcmp(hrows[i].grp, r->grp) != 0)
+			continue;
+		rh[n] = (struct rf_host){ hrows[i].id, hrows[i].name, hrows[i].state,
+					  hrows[i].template_version, hrows[i].seq,
+					  hrows[i].created_ms, hrows[i].ready_ms, false,
+					  members == NULL };
+		json_array_foreach(out, k, v)
+			if (strcmp(json_string_value(v), hrows[i].id) == 0)
+				rh[n].out = true;
+		json_array_foreach(members, k, v) {
+			const char *mid = json_string_value(json_object_get(v, "host_id"));
+			const char *up = json_string_value(json_object_get(v, "status"));
+
+			if (mid && up && strcmp(mid, hrows[i].id) == 0 && strcmp(up, "UP") == 0)
+				rh[n].lb_up = true;
+		}
+		map[n++] = i;
+	}
+	json_decref(members);
+	free(t);
+	refresh_decide(r, rh, n, g->desired, now, a);
+	switch (a->kind) {
+	case RF_NONE:
+		break;
+	case RF_WAIT:
+		if (strcmp(r->reason, a->reason) != 0)
+			refresh_step_save(c, r, "refresh_wait", NULL, a->reason);
+		break;
+	case RF_CHOOSE:
+		json_array_clear(r->batch);
+		for (i = 0; i < a->nhosts; i++)
+			json_array_append_new(r->batch, json_string(rh[a->hosts[i]].id));
+		r->extra = a->extra;
+		refresh_step_save(c, r, "refresh_batch", NULL, a->reason);
+		break;
+	case RF_TAKE_OUT:
+		/* the intent first: each host recorded as taken out, the batch
+		 * closed, in one commit; then the drains (again after a crash) */
+		if (store_begin(st, &err) < 0)
+			break;
+		for (i = 0; i < a->nhosts && err.code == 0; i++) {
+			const struct rf_host *h = &rh[a->hosts[i]];
+			int rc = refresh_host_out(st, r->id, h->id, h->name, now, &err);
+
+			if (rc == 1) {
+				r->replaced++;
+				activity_add(st, r->cluster, r->grp, h->name, "refresh_out", "refresh",
+					     NULL, &err, "refresh %lld to %s: taking %s (version %s) out",
+					     (long long)r->id, r->target, h->name, h->version);
+			}
+		}
+		r->batches++;
+		r->extra = 0;
+		json_array_clear(r->batch);
+		snprintf(r->reason, sizeof(r->reason), "%s", a->reason);
+		if (err.code || refresh_save(st, r, now, &err) < 0 || store_commit(st, &err) < 0) {
+			store_rollback(st);
+			log_warn("refresh %lld: cannot store its batch: %s", (long long)r->id, err.msg);
+			break;
+		}
+		failpoint("refresh_take_out", NULL);   /* tests: a crash right here */
+		for (i = 0; i < a->nhosts; i++) {
+			snprintf(why, sizeof(why), "refresh %lld to version %s", (long long)r->id,
+				 r->target);
+			refresh_drain(c, hosts, hrows, map[a->hosts[i]], why);
+		}
+		break;
+	case RF_REDRAIN:
+		for (i = 0; i < a->nhosts; i++) {
+			snprintf(why, sizeof(why), "refresh %lld to version %s (again)",
+				 (long long)r->id, r->target);
+			refresh_drain(c, hosts, hrows, map[a->hosts[i]], why);
+		}
+		break;
+	case RF_DONE:
+		snprintf(r->state, sizeof(r->state), "done");
+		r->extra = 0;
+		refresh_step_save(c, r, "refresh_done", NULL, a->reason);
+		break;
+	case RF_PAUSE:
+		snprintf(r->state, sizeof(r->state), "paused");
+		r->extra = 0;
+		json_array_clear(r->batch);
+		refresh_step_save(c, r, "refresh_paused", NULL, a->reason);
+		break;
+	case RF_FAIL:
+		r->extra = 0;
+		json_array_clear(r->batch);
+		snprintf(r->state, sizeof(r->state), "failed");
+		if (r->p.rollback) {
+			if (store_begin(st, &err) == 0 && refresh_rollback(c, r, &err) == 0 &&
+			    store_commit(st, &err) == 0) {
+				snprintf(r->state, sizeof(r->state), "rolled_back");
+				snprintf(why, sizeof(why), "%s; template %s rolled back to its spec before",
+					 a->reason, r->template_);
+			} else {
+				store_rollback(st);
+				snprintf(why, sizeof(why), "%s; cannot roll back: %s", a->reason, err.msg);
+			}
+		} else {
+			snprintf(why, sizeof(why), "%s", a->reason);
+		}
+		refresh_step_save(c, r, r->p.rollback ? "refresh_rollback" : "refresh_failed", NULL,
+				  why);
+		break;
+	}
+	if (strcmp(r->state, "running") == 0)
+		g->desired += r->extra;
+	json_decref(out);
+	free(a);
+	free(rh);
+	free(map);
+}
+
+/* Every running refresh's step (refresh_one); a refresh whose group is gone
+ * is cancelled. */
+static void
+refresh_pass(struct ctl *c, struct rc_group *groups, size_t ng, struct rc_host *hosts,
+	     struct host *hrows, size_t nh, int64_t now)
+{
+	struct herr err = HERR_INIT;
+	struct refresh *rs = NULL;
+	size_t nr = 0;
+
+	if (refresh_running(c->s->store, &rs, &nr, &err) < 0) {
+		log_warn("reconcile: cannot read the refreshes: %s", err.msg);
+		return;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		struct rc_group *g = NULL;
+
+		for (size_t k = 0; k < ng && g == NULL; k++)
+			if (strcmp(groups[k].cluster, rs[i].cluster) == 0 &&
+			    strcmp(groups[k].name, rs[i].grp) == 0)
+				g = &groups[k];
+		if (g == NULL) {
+			snprintf(rs[i].state, sizeof(rs[i].state), "cancelled");
+			rs[i].extra = 0;
+			refresh_step_save(c, &rs[i], "refresh_cancelled", NULL, "its group is gone");
+			continue;
+		}
+		refresh_one(c, &rs[i], g, hosts, hrows, nh, now);
+	}
+	refresh_free_all(rs, nr);
+}
+
 static void
 reconcile_once(struct ctl *c)
 {
@@ -1303,6 +1563,9 @@ reconcile_once(struct ctl *c)
 		else if (hosts[i].state == HS_DRAINING)
 			drain_check(c, &hrows[i]);
 	}
+	/* refreshes first: the hosts they take out no longer count below,
+	 * and the surge hosts they want are added to desired */
+	refresh_pass(c, groups, ng, hosts, hrows, nh, now);
 	acts = xcalloc(CTL_MAX_ACTIONS, sizeof(*acts));
 	batch = xcalloc(1, sizeof(*batch));
 	room = c->launcher ? launcher_room(c->launcher) : CTL_MAX_ACTIONS;

@@ -190,6 +190,9 @@ host_from_row(const json_t *row, struct host *out, struct herr *err)
 	out->drain_run_id = get_int(row, "drain_run_id");
 	out->drain_deadline_ms = get_int(row, "drain_deadline_ms");
 	out->lb_drain_since_ms = get_int(row, "lb_drain_since_ms");
+	copy_str(out->template_version, sizeof(out->template_version), row, "template_version");
+	if (out->template_version[0] == '\0')
+		snprintf(out->template_version, sizeof(out->template_version), "unknown");
 	return 0;
 }
 
@@ -380,7 +383,7 @@ host_heartbeat(struct store *st, const char *id, int64_t now_ms, enum hstate *st
 #define HOST_API_COLUMNS                                                                   \
 	"id, name, cluster, grp, seq, template, account, network, state, reason, private_ip," \
 	" instance_id, labels, protected, attempt, created_ms, launched_ms, joined_ms,"      \
-	" ready_ms, heartbeat_ms, terminated_ms"
+	" ready_ms, heartbeat_ms, terminated_ms, template_version"
 
 json_t *
 host_find(struct store *st, const char *name, const char *cluster, struct herr *err)
@@ -444,6 +447,7 @@ host_to_json(json_t *row)
 	json_object_set_new(o, "reason", json_string(h.reason));
 	json_object_set_new(o, "private_ip", h.private_ip[0] ? json_string(h.private_ip) : json_null());
 	json_object_set_new(o, "template", json_string(h.template_));
+	json_object_set_new(o, "template_version", json_string(h.template_version));
 	json_object_set_new(o, "account", json_string(h.account));
 	json_object_set_new(o, "network", json_string(h.network));
 	json_object_set_new(o, "instance_id", json_string(h.instance_id));
@@ -684,6 +688,8 @@ put_field(struct obj *o, const char *key, size_t klen, const char *s, size_t n, 
 	return 0;
 }
 
+#define HFIELD_TV sizeof(((struct host *)0)->template_version)
+
 /* Appends "key":"2026-..." or "key":null (set_time()). */
 static int
 put_time(struct obj *o, const char *key, size_t klen, int64_t ms)
@@ -708,6 +714,19 @@ put_int(struct obj *o, const char *key, size_t klen, bool set, int64_t v)
 	if ((rc = obj_key(o, key, klen)) < 0)
 		return rc;
 	return set ? jsonw_int(o->b, v) : jsonw_raw(o->b, "null", 4);
+}
+
+/* Appends "template_version" as host_from_row() reads it: "unknown" when
+ * the column is empty. */
+static int
+put_tversion(struct obj *o, const char *s, size_t n)
+{
+	size_t len;
+
+	field_of(s, n, HFIELD_TV, &len);
+	if (len == 0)
+		return put_field(o, KEY("template_version"), "unknown", 7, HFIELD_TV, false);
+	return put_field(o, KEY("template_version"), s, n, HFIELD_TV, false);
 }
 
 /* Appends the labels column as host_to_json() parses and prints it ({}
@@ -754,6 +773,7 @@ enum {
 	HC_ID, HC_NAME, HC_CLUSTER, HC_GRP, HC_SEQ, HC_TEMPLATE, HC_ACCOUNT, HC_NETWORK,
 	HC_STATE, HC_REASON, HC_PRIVATE_IP, HC_INSTANCE_ID, HC_LABELS, HC_PROTECTED,
 	HC_ATTEMPT, HC_CREATED, HC_LAUNCHED, HC_JOINED, HC_READY, HC_HEARTBEAT, HC_TERMINATED,
+	HC_TVERSION,
 };
 
 #define HFIELD(f) sizeof(((struct host *)0)->f)
@@ -768,9 +788,9 @@ host_row_write(const struct store_cols *c, struct buf *b)
 {
 	static const int text_cols[] = { HC_ID, HC_NAME, HC_CLUSTER, HC_GRP, HC_TEMPLATE,
 					 HC_ACCOUNT, HC_NETWORK, HC_STATE, HC_REASON,
-					 HC_PRIVATE_IP, HC_INSTANCE_ID, HC_LABELS };
-	const char *txt[HC_TERMINATED + 1] = { 0 };
-	size_t len[HC_TERMINATED + 1] = { 0 }, idlen;
+					 HC_PRIVATE_IP, HC_INSTANCE_ID, HC_LABELS, HC_TVERSION };
+	const char *txt[HC_TVERSION + 1] = { 0 };
+	size_t len[HC_TVERSION + 1] = { 0 }, idlen;
 	struct obj o = { b, true };
 	char id[HFIELD(id)];
 	const char *ids;
@@ -797,6 +817,7 @@ host_row_write(const struct store_cols *c, struct buf *b)
 	    (rc = PUT_COL(&o, "reason", HC_REASON, reason, false)) < 0 ||
 	    (rc = PUT_COL(&o, "private_ip", HC_PRIVATE_IP, private_ip, true)) < 0 ||
 	    (rc = PUT_COL(&o, "template", HC_TEMPLATE, template_, false)) < 0 ||
+	    (rc = put_tversion(&o, txt[HC_TVERSION], len[HC_TVERSION])) < 0 ||
 	    (rc = PUT_COL(&o, "account", HC_ACCOUNT, account, false)) < 0 ||
 	    (rc = PUT_COL(&o, "network", HC_NETWORK, network, false)) < 0 ||
 	    (rc = PUT_COL(&o, "instance_id", HC_INSTANCE_ID, instance_id, false)) < 0 ||
@@ -1064,11 +1085,12 @@ host_create(struct store *st, const struct host *h, const char *join_hash,
 	return store_q(st, NULL, NULL, err,
 		       "INSERT INTO hosts (id, name, cluster, grp, seq, template, account, network, state,"
 		       " private_ip, client_token, join_hash, join_expires_ms, labels, created_ms,"
-		       " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'launching', ?, ?, ?, ?, ?, ?, ?)",
-		       "[ssssIssssssIsII]", h->id, h->name, h->cluster, h->grp, (json_int_t)h->seq,
+		       " updated_ms, template_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'launching', ?,"
+		       " ?, ?, ?, ?, ?, ?, ?)",
+		       "[ssssIssssssIsIIs]", h->id, h->name, h->cluster, h->grp, (json_int_t)h->seq,
 		       h->template_, h->account, h->network, h->private_ip, h->client_token,
 		       join_hash, (json_int_t)join_expires_ms, "{}", (json_int_t)now_ms,
-		       (json_int_t)now_ms);
+		       (json_int_t)now_ms, h->template_version[0] ? h->template_version : "unknown");
 }
 
 int

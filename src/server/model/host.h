@@ -89,6 +89,7 @@ struct host {
 	int64_t created_ms, updated_ms, launched_ms, joined_ms, ready_ms, heartbeat_ms,
 		terminated_ms;
 	int64_t drain_run_id, drain_deadline_ms, lb_drain_since_ms;
+	char template_version[24];       /* TEMPLATE_VERSION_LEN hex, or "unknown" */
 };
 
 /* The columns host_from_row() reads, for "SELECT " HOST_COLUMNS " FROM hosts". */
@@ -96,7 +97,7 @@ struct host {
 	"id, name, cluster, grp, seq, template, account, network, state, reason,"     \
 	" private_ip, instance_id, client_token, protected, attempt, created_ms,"     \
 	" updated_ms, launched_ms, joined_ms, ready_ms, heartbeat_ms, terminated_ms," \
-	" drain_run_id, drain_deadline_ms, lb_drain_since_ms"
+	" drain_run_id, drain_deadline_ms, lb_drain_since_ms, template_version"
 
 /* Fills *out from a row of HOST_COLUMNS (missing columns are zero/empty).
  * HERR_STORE when the row is not a hosts row (no id or unknown state). */

@@ -9,6 +9,7 @@
 
 #include "model/alert-rule.h"
 #include "model/kind.h"
+#include "model/refresh.h"
 #include "util.h"
 #include "tsdb/tsdb.h"
 
@@ -30,6 +31,7 @@ static const struct field group_fields[] = {
 	{ "max_actions_per_hour", F_INT, 0, NULL, 1, 10000 },
 	{ "labels", F_OBJECT, 0, NULL, 0, 0 },
 	{ "expect", F_OBJECT, 0, NULL, 0, 0 },
+	{ "refresh", F_OBJECT, 0, NULL, 0, 0 },       /* model/refresh.h */
 	{ "alerts", F_LIST, 0, NULL, 0, 0 },          /* model/alert-rule.h */
 	{ "description", F_STR, 0, NULL, 0, 0 },
 	{ "hosts", F_OBJECT, FL_OUT, NULL, 0, 0 },
@@ -97,6 +99,13 @@ group_check(const struct kind *k, json_t *obj, const json_t *old, const char *pa
 				  "must be newest, oldest or least:<metric> (a metric name: [A-Za-z_:][A-Za-z0-9_:]*)");
 	if (alert_rules_check(json_object_get(obj, "alerts"), FP("alerts"), err) < 0)
 		return err->code;
+	if (json_object_get(obj, "refresh")) {
+		struct refresh_params rp;
+
+		refresh_params_default(&rp);
+		if (refresh_params_read(json_object_get(obj, "refresh"), FP("refresh"), &rp, err) < 0)
+			return err->code;
+	}
 	if (desired)
 		d = json_integer_value(desired);
 	else if (size && (old == NULL || geti(old, "size", -1) != json_integer_value(size)))

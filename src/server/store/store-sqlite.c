@@ -317,6 +317,41 @@ static const char *const sq_migrations[] = {
 	"  last_error_ms BIGINT NOT NULL DEFAULT 0,"
 	"  next_retry_ms BIGINT NOT NULL DEFAULT 0,"
 	"  last_sent_ms BIGINT NOT NULL DEFAULT 0);",
+	/* 10: template versions (model/template-version.h): the version each
+	 * host was launched from ('unknown' for hosts made before versions), and
+	 * what each version was, so a diff can say what changed */
+	"ALTER TABLE hosts ADD COLUMN template_version TEXT NOT NULL DEFAULT 'unknown';"
+	"CREATE TABLE IF NOT EXISTS template_versions ("
+	"  template TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  snapshot TEXT NOT NULL,"
+	"  created_ms BIGINT NOT NULL,"
+	"  PRIMARY KEY (template, version));"
+	/* instance refreshes (model/refresh.h): the refresh, and each host it
+	 * took out, stored before it is drained */
+	"CREATE TABLE IF NOT EXISTS refreshes ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  cluster TEXT NOT NULL,"
+	"  grp TEXT NOT NULL,"
+	"  template TEXT NOT NULL,"
+	"  target TEXT NOT NULL,"
+	"  params TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  extra INTEGER NOT NULL DEFAULT 0,"
+	"  batch TEXT NOT NULL DEFAULT '[]',"
+	"  replaced INTEGER NOT NULL DEFAULT 0,"
+	"  batches INTEGER NOT NULL DEFAULT 0,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  old_spec TEXT NOT NULL DEFAULT '{}',"
+	"  started_ms BIGINT NOT NULL,"
+	"  updated_ms BIGINT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS refreshes_group ON refreshes (cluster, grp, id);"
+	"CREATE TABLE IF NOT EXISTS refresh_hosts ("
+	"  refresh_id BIGINT NOT NULL,"
+	"  host_id TEXT NOT NULL,"
+	"  host TEXT NOT NULL,"
+	"  out_ms BIGINT NOT NULL,"
+	"  PRIMARY KEY (refresh_id, host_id));",
 };
 
 static void
