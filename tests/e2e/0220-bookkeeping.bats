@@ -167,9 +167,11 @@ restart() {
 	server_stop
 	# what an older herd wrote: the keys inside the spec, no group_state table
 	# (the bookkeeping migration is number 5: user_version 4 is before it;
-	# every later one creates its tables only if missing)
+	# every later one creates its tables only if missing; the columns they
+	# add are dropped here)
 	if [ -n "$(db "SELECT name FROM sqlite_master WHERE name = 'group_state'")" ]; then
-		db "DROP TRIGGER group_state_gone; DROP TABLE group_state; PRAGMA user_version = 4;"
+		db "DROP TRIGGER group_state_gone; DROP TABLE group_state;
+			ALTER TABLE hosts DROP COLUMN template_version; PRAGMA user_version = 4;"
 	fi
 	db "UPDATE resources SET spec = json_set(spec, '\$.last_scale_out_ms', 1700000000001,
 		'\$.last_scale_in_ms', 1700000000002, '\$.manual_scale_ms', 1700000000003)

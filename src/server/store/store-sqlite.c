@@ -65,7 +65,10 @@ struct sq {
 	struct sq_busy busy;
 };
 
-/* Versioned schema. Append only: a released migration is never edited. */
+/* Versioned schema. Append only: a released migration is never edited.
+ * Tests that rewind user_version to replay an old migration
+ * (test-group-state, e2e 0220) run the later ones again: create tables and
+ * indexes IF NOT EXISTS, and add to those tests' drops a column you add. */
 static const char *const sq_migrations[] = {
 	/* 1: the control plane */
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
