@@ -171,7 +171,12 @@ restart() {
 	# add are dropped here)
 	if [ -n "$(db "SELECT name FROM sqlite_master WHERE name = 'group_state'")" ]; then
 		db "DROP TRIGGER group_state_gone; DROP TABLE group_state;
-			ALTER TABLE hosts DROP COLUMN template_version; PRAGMA user_version = 4;"
+			ALTER TABLE hosts DROP COLUMN template_version;
+			ALTER TABLE runs DROP COLUMN batch; ALTER TABLE runs DROP COLUMN drain;
+			ALTER TABLE runs DROP COLUMN gate_ms; ALTER TABLE runs DROP COLUMN stop_on_failure;
+			ALTER TABLE run_hosts DROP COLUMN batch; ALTER TABLE run_hosts DROP COLUMN phase;
+			ALTER TABLE run_hosts DROP COLUMN phase_ms; ALTER TABLE run_hosts DROP COLUMN healthy_ms;
+			PRAGMA user_version = 4;"
 	fi
 	db "UPDATE resources SET spec = json_set(spec, '\$.last_scale_out_ms', 1700000000001,
 		'\$.last_scale_in_ms', 1700000000002, '\$.manual_scale_ms', 1700000000003)

@@ -135,6 +135,17 @@ test_migration_moves_keys_out_of_spec(void **state)
 		/* what later migrations add that cannot be made twice: columns */
 		assert_int_equal(store_q(st, NULL, NULL, &err,
 					 "ALTER TABLE hosts DROP COLUMN template_version", NULL), 0);
+		static const char *const drops[] = {
+			"ALTER TABLE runs DROP COLUMN batch", "ALTER TABLE runs DROP COLUMN drain",
+			"ALTER TABLE runs DROP COLUMN gate_ms",
+			"ALTER TABLE runs DROP COLUMN stop_on_failure",
+			"ALTER TABLE run_hosts DROP COLUMN batch",
+			"ALTER TABLE run_hosts DROP COLUMN phase",
+			"ALTER TABLE run_hosts DROP COLUMN phase_ms",
+			"ALTER TABLE run_hosts DROP COLUMN healthy_ms",
+		};
+		for (size_t k = 0; k < sizeof(drops) / sizeof(drops[0]); k++)
+			assert_int_equal(store_q(st, NULL, NULL, &err, drops[k], NULL), 0);
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", 4);
 		assert_int_equal(store_q(st, NULL, NULL, &err, pragma, NULL), 0);
 	}

@@ -50,6 +50,55 @@ run_hstate_is_final(enum run_hstate s)
 	return s != RH_QUEUED && s != RH_RUNNING && s < RH__COUNT;
 }
 
+static const char *const rp_names[RP__COUNT] = {
+	[RP_NONE] = "",         [RP_WAIT] = "wait",     [RP_DRAIN] = "drain",
+	[RP_RUN] = "run",       [RP_GATE] = "gate",     [RP_DONE] = "done",
+	[RP_FAILED] = "failed", [RP_HELD] = "held",
+};
+
+const char *
+run_phase_name(enum run_phase p)
+{
+	return p < RP__COUNT ? rp_names[p] : "unknown";
+}
+
+enum run_phase
+run_phase_parse(const char *s)
+{
+	for (int i = 0; s && i < RP__COUNT; i++)
+		if (strcmp(rp_names[i], s) == 0)
+			return (enum run_phase)i;
+	return RP__COUNT;
+}
+
+int
+run_batch_size(const char *spec, size_t nready, int *out, struct herr *err)
+{
+	char num[16];
+	size_t len = spec ? strlen(spec) : 0;
+	bool pct = len > 0 && spec[len - 1] == '%';
+	long v;
+
+	*out = 0;
+	if (len == 0 || len - pct >= sizeof(num))
+		return herr_field(err, HERR_INVALID, "batch",
+				  "must be a number of hosts (N) or a percentage (P%%)");
+	memcpy(num, spec, len - pct);
+	num[len - pct] = '\0';
+	if (parse_long(num, 1, pct ? 100 : RUN_HOSTS_MAX, &v) < 0)
+		return herr_field(err, HERR_INVALID, "batch", "'%s' is not %s", spec,
+				  pct ? "a percentage from 1% to 100%" : "a number of hosts from 1");
+	if (nready == 0)
+		return herr_field(err, HERR_INVALID, "batch", "the target has no ready host to run on");
+	if (pct)
+		v = (long)((nready * (size_t)v + 99) / 100);
+	else if ((size_t)v > nready)
+		return herr_field(err, HERR_INVALID, "batch",
+				  "%ld hosts per batch, but the target has %zu ready hosts", v, nready);
+	*out = (int)v;
+	return 0;
+}
+
 int
 run_env_check(const json_t *env, struct herr *err)
 {
@@ -198,11 +247,12 @@ dup_str(const char *s)
 
 #define RUN_COLS                                                                      \
 	"id, script, version, hash, target_kind, target, env, timeout_ms, parallel,"  \
-	" created_by, created_ms, ended_ms, state, cancel_requested"
+	" created_by, created_ms, ended_ms, state, cancel_requested, batch, drain, gate_ms,"  \
+	" stop_on_failure"
 #define RH_COLS                                                                       \
 	"run_id, seq, host_id, host, cluster, grp, state, reason, exit_code, signal,"  \
 	" delivery, deliveries, started_ms, ended_ms, stdout_len, stderr_len,"          \
-	" stdout_truncated, stderr_truncated"
+	" stdout_truncated, stderr_truncated, batch, phase, phase_ms, healthy_ms"
 
 static int
 run_from_row(const json_t *row, struct run *out, struct herr *err)
@@ -236,6 +286,10 @@ run_from_row(const json_t *row, struct run *out, struct herr *err)
 	out->ended_ms = ended;
 	copy_str(out->state, sizeof(out->state), state);
 	out->cancel_requested = cancel != 0;
+	out->batch = (int)geti(row, "batch");
+	out->drain = geti(row, "drain") != 0;
+	out->gate_ms = geti(row, "gate_ms");
+	out->stop_on_failure = geti(row, "stop_on_failure") != 0;
 	return 0;
 }
 
@@ -293,6 +347,12 @@ rh_from_row(const json_t *row, struct run_host *out, struct herr *err)
 	out->stderr_bytes = elen;
 	out->stdout_truncated = otr != 0;
 	out->stderr_truncated = etr != 0;
+	out->batch = (int)geti(row, "batch");
+	out->phase = run_phase_parse(json_string_value(json_object_get(row, "phase")));
+	if (out->phase == RP__COUNT)
+		out->phase = RP_NONE;
+	out->phase_ms = geti(row, "phase_ms");
+	out->healthy_ms = geti(row, "healthy_ms");
 	if (json_object_get(row, "stdout")) {
 		out->stdout_text = dup_str(json_string_value(json_object_get(row, "stdout")));
 		out->stderr_text = dup_str(json_string_value(json_object_get(row, "stderr")));
@@ -562,6 +622,7 @@ run_refresh(struct store *st, int64_t id, int64_t now, bool *changed, struct her
 	json_t *row = store_row(st, err, "SELECT state, cancel_requested FROM runs WHERE id = ?",
 				"[I]", (json_int_t)id);
 	const char *to, *cur;
+	json_t *inflight;
 	int rc = 0;
 
 	if (changed)
@@ -572,6 +633,18 @@ run_refresh(struct store *st, int64_t id, int64_t now, bool *changed, struct her
 		json_decref(row);
 		return err->code;
 	}
+	/* a rolling run is running while a host is out of its LBs or in its
+	 * health gate, whatever its script's record says */
+	inflight = store_row(st, err,
+			     "SELECT COUNT(*) AS n FROM run_hosts WHERE run_id = ?"
+			     " AND phase IN ('drain', 'run', 'gate')",
+			     "[I]", (json_int_t)id);
+	if (inflight == NULL) {
+		json_decref(row);
+		return err->code ? err->code : herr_set(err, HERR_STORE, "no count");
+	}
+	counts[RH_RUNNING] += (int)geti(inflight, "n");
+	json_decref(inflight);
 	to = run_state_of(counts, geti(row, "cancel_requested") != 0);
 	cur = json_string_value(json_object_get(row, "state"));
 	if (strcmp(to, cur ? cur : "") != 0) {
@@ -649,6 +722,15 @@ run_cancel(struct store *st, int64_t id, int64_t now, int64_t *not_started, stru
 	if (run_state_get(st, id, state, sizeof(state), err) < 0)
 		goto fail_tx;
 	if (strcmp(state, "running") != 0 && strcmp(state, "cancelled") != 0) {
+		int64_t held = 0;
+		/* a rolling run that stopped keeps its failed hosts out of their
+		 * LBs: cancelling it puts them back */
+		if (store_q(st, NULL, &held, err,
+			    "UPDATE run_hosts SET phase = 'failed' WHERE run_id = ? AND phase = 'held'",
+			    "[I]", (json_int_t)id) < 0)
+			goto fail_tx;
+		if (held > 0)
+			return store_commit(st, err) < 0 ? err->code : 0;
 		herr_set(err, HERR_CONFLICT, "run %lld has already ended (%s)", (long long)id, state);
 		goto fail_tx;
 	}
@@ -681,6 +763,7 @@ run_cancel_request(struct store *st, int64_t id, struct herr *err)
 	" r.timeout_ms, sv.hash, sv.content FROM run_hosts rh JOIN runs r ON r.id = rh.run_id" \
 	" JOIN script_versions sv ON sv.name = r.script AND sv.version = r.version"         \
 	" WHERE rh.host_id = ? AND rh.state = 'queued' AND r.cancel_requested = 0 AND"      \
+	" rh.phase IN ('', 'run') AND"                                                      \
 	" (rh.delivered_ms > 0 OR r.parallel = 0 OR r.parallel > (SELECT COUNT(*) FROM"     \
 	"  run_hosts o WHERE o.run_id = rh.run_id AND (o.state = 'running' OR"              \
 	"  (o.state = 'queued' AND o.delivered_ms > ?))))"                                  \
@@ -1030,8 +1113,8 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 	struct host *hosts = NULL;
 	struct res sres;
 	int64_t id = 0, now = rs->now_ms > 0 ? rs->now_ms : now_ms();
-	size_t i, nhosts = 0;
-	int queued = 0, rc, n;
+	size_t i, nhosts = 0, nready = 0;
+	int queued = 0, rc, n, batch = 0;
 
 	if ((rc = store_begin(st, err)) < 0)
 		return rc;
@@ -1069,14 +1152,20 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 			   rs->target_kind, target, RUN_HOSTS_MAX);
 		goto fail_tx;
 	}
+	for (i = 0; i < nhosts; i++)
+		nready += hosts[i].state == HS_READY;
+	if (rs->batch && run_batch_size(rs->batch, nready, &batch, err) < 0)
+		goto fail_tx;
 	envtext = rs->env ? json_dumps(rs->env, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	if (store_q(st, &ret, NULL, err,
 		    "INSERT INTO runs (script, version, hash, target_kind, target, env, timeout_ms,"
-		    " parallel, created_by, created_ms, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-		    " 'running') RETURNING id",
-		    "[sIssssIIsI]", rs->script, version, hash, rs->target_kind, target,
+		    " parallel, created_by, created_ms, state, batch, drain, gate_ms, stop_on_failure)"
+		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id",
+		    "[sIssssIIsIibIb]", rs->script, version, hash, rs->target_kind, target,
 		    envtext ? envtext : "{}", (json_int_t)rs->timeout_ms, (json_int_t)rs->parallel,
-		    rs->who && *rs->who ? rs->who : "anonymous", (json_int_t)now) < 0)
+		    rs->who && *rs->who ? rs->who : "anonymous", (json_int_t)now, batch,
+		    batch > 0 && rs->drain, (json_int_t)(batch > 0 ? rs->gate_ms : 0),
+		    batch > 0 && rs->stop_on_failure) < 0)
 		goto fail_tx;
 	id = geti(json_array_get(ret, 0), "id");
 	for (i = 0; i < nhosts; i++) {
@@ -1088,12 +1177,15 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 		if (!ready)
 			snprintf(reason, sizeof(reason), "the host is %s, not ready",
 				 hstate_name(h->state));
+		/* a rolling run's ready hosts wait for their batch, in seq order */
 		if (store_q(st, NULL, NULL, err,
 			    "INSERT INTO run_hosts (run_id, seq, host_id, host, cluster, grp, state,"
-			    " reason, delivery, ended_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			    "[IIsssssssI]", (json_int_t)id, (json_int_t)i, h->id, h->name, h->cluster,
+			    " reason, delivery, ended_ms, batch, phase)"
+			    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			    "[IIsssssssIis]", (json_int_t)id, (json_int_t)i, h->id, h->name, h->cluster,
 			    h->grp, ready ? "queued" : "skipped", reason, delivery,
-			    (json_int_t)(ready ? 0 : now)) < 0)
+			    (json_int_t)(ready ? 0 : now), batch > 0 && ready ? queued / batch : 0,
+			    batch > 0 && ready ? "wait" : "") < 0)
 			goto fail_tx;
 		queued += ready;
 	}
@@ -1108,14 +1200,18 @@ run_create(struct server *srv, const struct run_spec *rs, int64_t *run_id, char 
 		     "run %lld: script %s version %lld sha256:%s on %s %s (%d queued, %d skipped)",
 		     (long long)id, rs->script, (long long)version, hash, rs->target_kind, target,
 		     queued, (int)nhosts - queued);
+	if (batch > 0 && n > 0 && (size_t)n < detailsz)
+		n += snprintf(detail + n, detailsz - (size_t)n,
+			      "; rolling, %d per batch%s%s", batch, rs->drain ? ", drain" : "",
+			      rs->stop_on_failure ? ", stop on failure" : "");
 	/* the names say what was set (BASH_ENV, LD_PRELOAD...); values may be secrets */
 	if (json_object_size(rs->env) && n > 0 && (size_t)n + 6 + 16 < detailsz) {
 		snprintf(detail + n, detailsz - (size_t)n, "; env ");
 		run_env_names(rs->env, detail + n + 6, detailsz - (size_t)n - 6);
 	}
 	log_info("%s, by %s", detail, rs->who && *rs->who ? rs->who : "anonymous");
-	if (queued)
-		kick_queued(srv, hosts, nhosts);
+	if (queued && batch == 0)
+		kick_queued(srv, hosts, nhosts);   /* rolling: ctl/rolling.c kicks each batch */
 	*run_id = id;
 	rc = 0;
 	goto out;
@@ -1128,6 +1224,84 @@ out:
 	json_decref(ret);
 	json_decref(sv);
 	return rc;
+}
+
+/* --- rolling runs --- */
+
+int
+run_rolling_ids(struct store *st, int64_t **ids, size_t *n, struct herr *err)
+{
+	json_t *rows = NULL, *r;
+	size_t i;
+
+	*ids = NULL;
+	*n = 0;
+	if (store_q(st, &rows, NULL, err,
+		    "SELECT id FROM runs WHERE state = 'running' AND batch > 0 ORDER BY id", "[]") < 0)
+		return err->code;
+	*ids = xcalloc(json_array_size(rows) + 1, sizeof(**ids));
+	json_array_foreach(rows, i, r)
+		(*ids)[i] = geti(r, "id");
+	*n = json_array_size(rows);
+	json_decref(rows);
+	return 0;
+}
+
+int
+run_rolling_out(struct store *st, json_t **out, struct herr *err)
+{
+	json_t *rows = NULL, *r;
+	size_t i;
+
+	*out = NULL;
+	if (store_q(st, &rows, NULL, err,
+		    "SELECT rh.host_id, rh.run_id FROM run_hosts rh JOIN runs r ON r.id = rh.run_id"
+		    " JOIN hosts h ON h.id = rh.host_id WHERE r.drain = 1"
+		    " AND rh.phase IN ('drain', 'run', 'held') AND h.state <> 'terminated'",
+		    "[]") < 0)
+		return err->code;
+	*out = json_object();
+	json_array_foreach(rows, i, r)
+		json_object_set_new(*out, json_string_value(json_object_get(r, "host_id")),
+				    json_integer(geti(r, "run_id")));
+	json_decref(rows);
+	return 0;
+}
+
+int
+run_roll_apply(struct store *st, int64_t id, const struct run_roll_step *steps, size_t n,
+	       int64_t now, struct herr *err)
+{
+	if (store_begin(st, err) < 0)
+		return err->code;
+	for (size_t i = 0; i < n; i++) {
+		const struct run_roll_step *x = &steps[i];
+		int rc;
+
+		if (x->state < RH__COUNT)
+			rc = store_q(st, NULL, NULL, err,
+				     "UPDATE run_hosts SET phase = ?, phase_ms = ?, healthy_ms = ?,"
+				     " state = ?, reason = ?, ended_ms = CASE WHEN ? THEN ? ELSE ended_ms END"
+				     " WHERE run_id = ? AND host_id = ?",
+				     "[sIIssbIIs]", run_phase_name(x->phase), (json_int_t)x->phase_ms,
+				     (json_int_t)x->healthy_ms, run_hstate_name(x->state),
+				     x->reason ? x->reason : "", run_hstate_is_final(x->state),
+				     (json_int_t)now, (json_int_t)id, x->host_id);
+		else
+			rc = store_q(st, NULL, NULL, err,
+				     "UPDATE run_hosts SET phase = ?, phase_ms = ?, healthy_ms = ?"
+				     " WHERE run_id = ? AND host_id = ?",
+				     "[sIIIs]", run_phase_name(x->phase), (json_int_t)x->phase_ms,
+				     (json_int_t)x->healthy_ms, (json_int_t)id, x->host_id);
+		if (rc < 0)
+			goto fail_tx;
+	}
+	if (run_refresh(st, id, now, NULL, err) < 0 || store_commit(st, err) < 0)
+		goto fail_tx;
+	return 0;
+fail_tx:
+	store_rollback(st);
+	return err->code;
 }
 
 /* --- retention --- */

@@ -38,6 +38,30 @@ const char *run_hstate_name(enum run_hstate s);
 enum run_hstate run_hstate_parse(const char *s);   /* RH__COUNT if unknown */
 bool run_hstate_is_final(enum run_hstate s);
 
+/* A host's step in a rolling run (runs.batch > 0; ctl/rolling.h): waiting
+ * for its batch, being drained out of its LBs, running the script (only
+ * then is it handed out), in the health gate, done; or, after a failure,
+ * failed (back in its LBs) or held (kept out of its LBs: a draining run
+ * that stops on failure). RP_NONE: not a rolling run, or skipped. */
+enum run_phase {
+	RP_NONE,
+	RP_WAIT,
+	RP_DRAIN,
+	RP_RUN,
+	RP_GATE,
+	RP_DONE,
+	RP_FAILED,
+	RP_HELD,
+	RP__COUNT
+};
+const char *run_phase_name(enum run_phase p);
+enum run_phase run_phase_parse(const char *s);   /* RP__COUNT if unknown */
+
+/* A batch size ("N" hosts or "P%" of the target's ready hosts, rounded
+ * up) as hosts, for nready ready hosts: 1..nready, or HERR_INVALID naming
+ * field "batch" (0, a bad number, more hosts than are ready). */
+int run_batch_size(const char *spec, size_t nready, int *out, struct herr *err);
+
 /* Checks a run's env object: at most RUN_ENV_MAX string values of at most
  * RUN_ENV_VALUE_MAX bytes without NUL, names that envname_refusal() allows
  * ([A-Z_][A-Z0-9_]*, none that changes how a shell, the loader or an
@@ -77,6 +101,10 @@ struct run_spec {
 	const char *who;            /* created_by */
 	int64_t now_ms;             /* when it is made; 0 = the wall clock (tests
 				     * of simulated time pass theirs) */
+	const char *batch;          /* rolling: "N" or "P%"; NULL = all at once */
+	bool drain;                 /* rolling: out of the LBs while it runs */
+	int64_t gate_ms;            /* rolling: healthy this long before the next */
+	bool stop_on_failure;       /* rolling: a failure ends the run */
 };
 
 /* Makes a run (the core of POST /v1/runs, also for server-side callers
@@ -110,6 +138,9 @@ struct run {
 	char state[16];            /* run_state_of()'s words */
 	bool cancel_requested;
 	int counts[RH__COUNT];     /* hosts in each state */
+	int batch;                 /* rolling: hosts per batch; 0 = not rolling */
+	bool drain, stop_on_failure;
+	int64_t gate_ms;
 };
 /* Frees what r owns (env); r itself is the caller's. */
 void run_release(struct run *r);
@@ -146,6 +177,9 @@ struct run_host {
 	int64_t started_ms, ended_ms;   /* 0 until then */
 	int64_t stdout_bytes, stderr_bytes;
 	bool stdout_truncated, stderr_truncated;
+	int batch;                      /* rolling runs: its batch (0, 1, ...) */
+	enum run_phase phase;           /* RP_NONE unless rolling */
+	int64_t phase_ms, healthy_ms;
 	char *stdout_text, *stderr_text; /* owned; NULL unless loaded with output */
 };
 /* Frees the owned texts of n records and the array itself. */
@@ -262,6 +296,31 @@ int run_result_record(struct store *st, int64_t run_id, const char *host_id,
 		      const char *delivery, const struct run_result *r, int64_t now_ms,
 		      enum run_hstate *to, bool *repeat, char *reason, size_t reasonsz,
 		      struct herr *err);
+
+/* --- rolling runs (ctl/rolling.c) --- */
+
+/* The ids of running rolling runs, oldest first: an owned array of *n. */
+int run_rolling_ids(struct store *st, int64_t **ids, size_t *n, struct herr *err);
+
+/* The hosts rolling runs keep out of their LBs (draining, running the
+ * script, or held after a failure, in runs that drain), not terminated:
+ * an owned object host id -> run id. */
+int run_rolling_out(struct store *st, json_t **out, struct herr *err);
+
+/* One step of a rolling run's host: its phase (and when it began, and
+ * since when it has been healthy); with a state other than RH__COUNT also
+ * its record's state and reason (ended now when final). */
+struct run_roll_step {
+	const char *host_id;
+	enum run_phase phase;
+	int64_t phase_ms, healthy_ms;
+	enum run_hstate state;
+	const char *reason;
+};
+/* Writes steps[0..n) of run id and the run's state that follows, in one
+ * transaction. */
+int run_roll_apply(struct store *st, int64_t id, const struct run_roll_step *steps, size_t n,
+		   int64_t now_ms, struct herr *err);
 
 /* --- retention --- */
 

@@ -355,6 +355,18 @@ static const char *const sq_migrations[] = {
 	"  host TEXT NOT NULL,"
 	"  out_ms BIGINT NOT NULL,"
 	"  PRIMARY KEY (refresh_id, host_id));",
+	/* 11: rolling script runs (model/run.h, ctl/rolling.c): a run's batch
+	 * size and its drain, health gate and stop-on-failure options; each
+	 * host's batch, its step in the rolling run (phase), when that step
+	 * began and since when it has been healthy in its health gate */
+	"ALTER TABLE runs ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE runs ADD COLUMN drain INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE runs ADD COLUMN gate_ms BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE runs ADD COLUMN stop_on_failure INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE run_hosts ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE run_hosts ADD COLUMN phase TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE run_hosts ADD COLUMN phase_ms BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE run_hosts ADD COLUMN healthy_ms BIGINT NOT NULL DEFAULT 0;",
 };
 
 static void
