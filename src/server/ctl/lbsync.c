@@ -22,6 +22,7 @@
 #include "model/kind.h"
 #include "model/network.h"
 #include "model/res.h"
+#include "model/run.h"
 #include "model/template.h"
 #include "store/store.h"
 #include "util.h"
@@ -520,7 +521,7 @@ lbsync_once(struct server *s)
 	struct lbs_action *acts = NULL;
 	struct host_query terminating = { .state = HS_TERMINATING };
 	struct host *leaving = NULL;
-	json_t *mem = NULL, *row;
+	json_t *mem = NULL, *row, *rolling = NULL;
 	size_t nl, nw, nh = 0, nleaving = 0, na = 0, i, *nbk = NULL;
 	struct herr err = HERR_INIT;
 	uint64_t pass;
@@ -538,15 +539,25 @@ lbsync_once(struct server *s)
 		log_warn("lb-sync: cannot read the store: %s", err.msg);
 		goto out;
 	}
+	/* hosts a rolling script run keeps out (ctl/rolling.c) are not
+	 * wanted: they drain and leave like any member no longer wanted */
+	if (run_rolling_out(s->store, &rolling, &err) < 0) {
+		log_warn("lb-sync: cannot read the store: %s", err.msg);
+		goto out;
+	}
 	mem = ready_members(s, lbs, nl);
-	nw = json_array_size(mem);
-	want = xcalloc(nw + 1, sizeof(*want));
+	want = xcalloc(json_array_size(mem) + 1, sizeof(*want));
+	nw = 0;
 	json_array_foreach(mem, i, row) {
 		size_t k = (size_t)json_integer_value(json_object_get(row, "lbi"));
-		want[i].lb = lbs[k].spec.name;
-		want[i].member = json_string_value(json_object_get(row, "id"));
-		want[i].addr = json_string_value(json_object_get(row, "private_ip"));
-		want[i].port = lbs[k].spec.backend_port;
+		const char *id = json_string_value(json_object_get(row, "id"));
+		if (json_object_get(rolling, id))
+			continue;
+		want[nw].lb = lbs[k].spec.name;
+		want[nw].member = id;
+		want[nw].addr = json_string_value(json_object_get(row, "private_ip"));
+		want[nw].port = lbs[k].spec.backend_port;
+		nw++;
 	}
 	dl = xcalloc(nl, sizeof(*dl));
 	bk = xcalloc(nl, sizeof(*bk));
@@ -606,6 +617,9 @@ lbsync_once(struct server *s)
 			break;
 		}
 		case LBS_DRAIN:
+			if (json_object_get(rolling, a->member))
+				snprintf(a->reason, sizeof(a->reason), "taken out by rolling run %lld",
+					 (long long)json_integer_value(json_object_get(rolling, a->member)));
 			if (lb_drain_backend(l, a->lb, a->member, &err) == 0)
 				record(s, a->member, "lb_drain", "draining from",
 				       a->lb, a->reason);
@@ -640,6 +654,7 @@ out:
 	free(acts);
 	free(lbs);
 	json_decref(mem);
+	json_decref(rolling);
 	free(leaving);
 	pthread_rwlock_unlock(&g.use);
 }
@@ -812,6 +827,52 @@ lbsync_members(struct server *s, const char *name, json_t **out, struct herr *er
 						 : json_null());
 	*out = v;
 	return 0;
+}
+
+/* item's string field key, "" when absent */
+static const char *
+item_str(const json_t *item, const char *key)
+{
+	const char *v = json_string_value(json_object_get(item, key));
+	return v ? v : "";
+}
+
+int
+lbsync_host_members(const char *host_id, int64_t *as_of_ms)
+{
+	const char *name;
+	json_t *v, *it;
+	size_t i;
+	int n = -1;
+
+	pthread_mutex_lock(&views.lock);
+	*as_of_ms = views.shown_ms;
+	if (views.lbs && views.shown_ms > 0) {
+		n = 0;
+		json_object_foreach(views.lbs, name, v) {
+			json_array_foreach(json_object_get(v, "items"), i, it)
+				n += strcmp(item_str(it, "host_id"), host_id) == 0;
+		}
+	}
+	pthread_mutex_unlock(&views.lock);
+	return n;
+}
+
+bool
+lbsync_host_up(const char *lb, const char *host_id)
+{
+	json_t *it;
+	size_t i;
+	bool up = false;
+
+	pthread_mutex_lock(&views.lock);
+	json_array_foreach(json_object_get(json_object_get(views.lbs, lb), "items"), i, it) {
+		if (strcmp(item_str(it, "host_id"), host_id) == 0)
+			up = strcmp(item_str(it, "state"), "up") == 0 &&
+			     strcmp(item_str(it, "intent"), "active") == 0;
+	}
+	pthread_mutex_unlock(&views.lock);
+	return up;
 }
 
 json_t *

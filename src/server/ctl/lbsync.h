@@ -7,6 +7,7 @@
 #ifndef HERD_LBSYNC_H
 #define HERD_LBSYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,6 +89,14 @@ int lbsync_members(struct server *s, const char *lb, json_t **out, struct herr *
  * [{host_id, state, intent, ...}]}} (owned; {} before the first pass),
  * without kicking a pass or waiting: for the alert evaluator. */
 json_t *lbsync_views(void);
+/* Where host_id stands by the last published view (no driver called):
+ * how many LBs list it as a member (any intent), or -1 when no pass has
+ * published a view yet; *as_of_ms: the wall ms that view was published.
+ * Rolling script runs wait on this for a drained host to be out. */
+int lbsync_host_members(const char *host_id, int64_t *as_of_ms);
+/* Whether host_id is up (its health check passing) and active (taking
+ * traffic) in LB lb, by the last published view. */
+bool lbsync_host_up(const char *lb, const char *host_id);
 /* Closes every driver (stops HAProxy). After the API and controllers stop. */
 void lbsync_stop(struct server *s);
 /* herd server --teardown: removes what a stopped server's LB drivers left. */

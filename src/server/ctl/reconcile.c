@@ -40,6 +40,7 @@
 #include "model/refresh.h"
 #include "refresh.h"
 #include "model/token.h"
+#include "rolling.h"
 #include "prov/bootstrap.h"
 #include "prov/prov.h"
 #include "store/store.h"
@@ -1623,6 +1624,7 @@ reconcile_once(struct ctl *c)
 		c->swept_ms = now;
 	}
 	retain_pass(s, now);     /* at most once a minute: ctl/retain.c */
+	rolling_pass(s, now_ms());   /* rolling script runs: ctl/rolling.c */
 	lbsync_once(s);
 	c->act_ms = mono_ms() - act_start;   /* not a pause: see reconcile_heard_since */
 	log_debug("reconcile: pass of %zu live hosts, %zu groups: %lld ms (%zu actions)", nh, ng,
