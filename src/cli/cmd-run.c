@@ -18,8 +18,9 @@ struct run_opts {
 	const char *pos[2];      /* positional words */
 	int npos;
 	const char *host, *group, *cluster, *timeout, *parallel, *script, *limit;
+	const char *batch, *gate;    /* rolling runs */
 	json_t *env;             /* owned */
-	bool wait, follow;
+	bool wait, follow, drain, stop_on_failure;
 };
 
 /* Fills o from the parsed command line. Returns 0, or prints why and
@@ -41,6 +42,10 @@ run_opts_get(struct cli *c, int argc, char **argv, struct run_opts *o)
 	o->limit = cli_opt(c, "limit");
 	o->wait = cli_flag(c, "wait");
 	o->follow = cli_flag(c, "follow");
+	o->batch = cli_opt(c, "batch");
+	o->gate = cli_opt(c, "health-gate");
+	o->drain = cli_flag(c, "drain");
+	o->stop_on_failure = cli_flag(c, "stop-on-failure");
 	for (int i = 0; (val = cli_opt_nth(c, "env", i)) != NULL; i++) {
 		const char *e = strchr(val, '=');
 		char *key;
@@ -70,9 +75,10 @@ run_id_ok(const char *s)
 	return true;
 }
 
-/* Per-host rows for the table: host, state, exit, duration, reason. */
+/* Per-host rows for the table: host, state, exit, duration, reason (and
+ * for a rolling run, each host's batch and step first). */
 static void
-run_print_hosts(json_t *hosts)
+run_print_hosts(json_t *hosts, bool rolling)
 {
 	json_t *rows = json_array(), *h;
 	size_t i;
@@ -83,13 +89,16 @@ run_print_hosts(json_t *hosts)
 
 		if (json_is_integer(d))
 			fmt_duration(json_integer_value(d), dur, sizeof(dur));
-		json_array_append_new(rows, json_pack("{s:O,s:O,s:O,s:s,s:O}", "host",
+		json_array_append_new(rows, json_pack("{s:O,s:O,s:O,s:O,s:O,s:s,s:O}", "batch",
+						      json_object_get(h, "batch"), "phase",
+						      json_object_get(h, "phase"), "host",
 						      json_object_get(h, "host"), "state",
 						      json_object_get(h, "state"), "exit",
 						      json_object_get(h, "exit_code"), "duration", dur,
 						      "reason", json_object_get(h, "reason")));
 	}
-	cli_table(rows, "host,state,exit,duration,reason");
+	cli_table(rows, rolling ? "batch,host,phase,state,exit,duration,reason"
+				: "host,state,exit,duration,reason");
 	json_decref(rows);
 }
 
@@ -115,7 +124,14 @@ run_print(json_t *run)
 	printf("by %s at %s; timeout %s; %s\n\n", cli_esc(json_string_value(json_object_get(run, "created_by"))),
 	       cli_esc(json_string_value(json_object_get(run, "created"))),
 	       cli_esc(json_string_value(json_object_get(run, "timeout"))), par);
-	run_print_hosts(json_object_get(run, "hosts"));
+	json_t *roll = json_object_get(run, "rolling");
+	if (json_is_object(roll))
+		printf("rolling: %lld host(s) per batch%s; health gate %s%s\n\n",
+		       (long long)json_integer_value(json_object_get(roll, "batch")),
+		       json_is_true(json_object_get(roll, "drain")) ? ", out of the load balancer" : "",
+		       cli_esc(json_string_value(json_object_get(roll, "health_gate"))),
+		       json_is_true(json_object_get(roll, "stop_on_failure")) ? "; stops on failure" : "");
+	run_print_hosts(json_object_get(run, "hosts"), json_is_object(roll));
 }
 
 /* 0 if every host of the run succeeded, else 1: what --wait exits with. */
@@ -165,7 +181,8 @@ cmd_script_run(struct cli *c, int argc, char **argv)
 	if (o.npos != 1 || targets != 1) {
 		json_decref(o.env);
 		return cli_fail("usage: herd script run NAME (--host H | --group G | --cluster C)"
-				" [--env K=V]... [--timeout 10m] [--parallel N] [--wait]");
+				" [--env K=V]... [--timeout 10m] [--parallel N]"
+				" [--batch N|P%% [--drain] [--health-gate 30s] [--stop-on-failure]] [--wait]");
 	}
 	body = json_pack("{s:s}", "script", o.pos[0]);
 	if (o.host)
@@ -186,6 +203,15 @@ cmd_script_run(struct cli *c, int argc, char **argv)
 		}
 		json_object_set_new(body, "parallel", json_integer(n));
 	}
+	/* checked by the server, which names the field */
+	if (o.batch)
+		json_object_set_new(body, "batch", json_string(o.batch));
+	if (o.gate)
+		json_object_set_new(body, "health_gate", json_string(o.gate));
+	if (o.drain)
+		json_object_set_new(body, "drain", json_true());
+	if (o.stop_on_failure)
+		json_object_set_new(body, "stop_on_failure", json_true());
 	rc = cli_call(c, "POST", "/v1/runs", body, &run);
 	json_decref(body);
 	if (rc)

@@ -132,6 +132,9 @@ rh_to_json(const struct run_host *rh)
 	json_object_set_new(o, "signal", json_integer(rh->signal));
 	json_object_set_new(o, "delivery", json_string(rh->delivery));
 	json_object_set_new(o, "deliveries", json_integer(rh->deliveries));
+	/* rolling runs (run.rolling not null): its batch (1, 2, ...) and step */
+	json_object_set_new(o, "batch", json_integer(rh->batch + 1));
+	json_object_set_new(o, "phase", json_string(run_phase_name(rh->phase)));
 	set_time(o, "started", st);
 	set_time(o, "ended", en);
 	json_object_set_new(o, "started_ms", json_integer(st));
@@ -173,6 +176,15 @@ run_to_json(const struct run *r, bool show_env)
 	json_object_set_new(o, "timeout", json_string(fmt_duration(r->timeout_ms, d, sizeof(d))));
 	json_object_set_new(o, "timeout_ms", json_integer(r->timeout_ms));
 	json_object_set_new(o, "parallel", json_integer(r->parallel));
+	if (r->batch > 0)
+		json_object_set_new(o, "rolling",
+				    json_pack("{s:i,s:b,s:s,s:I,s:b}", "batch", r->batch, "drain",
+					      r->drain, "health_gate",
+					      fmt_duration(r->gate_ms, d, sizeof(d)), "health_gate_ms",
+					      (json_int_t)r->gate_ms, "stop_on_failure",
+					      r->stop_on_failure));
+	else
+		json_object_set_new(o, "rolling", json_null());
 	json_object_set_new(o, "created_by", json_string(r->created_by));
 	set_time(o, "created", r->created_ms);
 	json_object_set_new(o, "created_ms", json_integer(r->created_ms));
@@ -234,12 +246,14 @@ void
 api_run_create(struct req *rq)
 {
 	static const char *const known[] = { "script", "version", "host", "group", "cluster",
-					     "env", "timeout", "parallel", NULL };
+					     "env", "timeout", "parallel", "batch", "drain",
+					     "health_gate", "stop_on_failure", NULL };
 	static const char *const kinds_t[] = { "host", "group", "cluster", NULL };
 	struct run_spec rs = { .timeout_ms = RUN_TIMEOUT_DEFAULT_MS };
 	struct herr err = HERR_INIT;
 	json_t *b = req_json(rq), *v, *out;
 	const char *key;
+	char batch[24];
 	int64_t id;
 
 	if (b == NULL)
@@ -296,6 +310,44 @@ api_run_create(struct req *rq)
 			return reply_errf(rq, HERR_INVALID, "parallel",
 					  "must be between 0 (all at once) and %d", RUN_PARALLEL_MAX);
 		rs.parallel = (int)json_integer_value(v);
+	}
+	/* a rolling run: batch by batch (ctl/rolling.h) */
+	v = json_object_get(b, "batch");
+	if (v && !json_is_null(v)) {
+		if (json_is_integer(v) && json_integer_value(v) >= 1 &&
+		    json_integer_value(v) <= RUN_HOSTS_MAX)
+			snprintf(batch, sizeof(batch), "%lld", (long long)json_integer_value(v));
+		else if (json_is_string(v) && json_string_length(v) > 0 &&
+			 json_string_length(v) < sizeof(batch))
+			snprintf(batch, sizeof(batch), "%s", json_string_value(v));
+		else
+			return reply_errf(rq, HERR_INVALID, "batch",
+					  "must be a number of hosts (1 or more) or a percentage ('25%%')");
+		rs.batch = batch;
+	}
+	static const char *const rolling_only[] = { "drain", "health_gate", "stop_on_failure", NULL };
+	for (int k = 0; rolling_only[k]; k++) {
+		v = json_object_get(b, rolling_only[k]);
+		if (v == NULL || json_is_null(v))
+			continue;
+		if (rs.batch == NULL)
+			return reply_errf(rq, HERR_INVALID, rolling_only[k],
+					  "is an option of a rolling run: give batch too");
+		if (k != 1 && !json_is_boolean(v))
+			return reply_errf(rq, HERR_INVALID, rolling_only[k], "must be true or false");
+	}
+	rs.drain = json_is_true(json_object_get(b, "drain"));
+	rs.stop_on_failure = json_is_true(json_object_get(b, "stop_on_failure"));
+	v = json_object_get(b, "health_gate");
+	if (v && !json_is_null(v)) {
+		if (json_is_integer(v))
+			rs.gate_ms = json_integer_value(v) * 1000;
+		else if (!json_is_string(v) ||
+			 parse_duration_ms(json_string_value(v), &rs.gate_ms) < 0)
+			return reply_errf(rq, HERR_INVALID, "health_gate",
+					  "must be a duration like '30s' or '5m'");
+		if (rs.gate_ms < 0 || rs.gate_ms > 3600 * 1000LL)
+			return reply_errf(rq, HERR_INVALID, "health_gate", "must be between 0s and 1h");
 	}
 	rs.who = rq->who.name;
 	if (run_create(rq->srv, &rs, &id, rq->audit_detail, sizeof(rq->audit_detail), &err) < 0)
