@@ -64,6 +64,22 @@ $WEB_START
 sleep 0.5
 "
 
+# counts.sh: appends a line per run to a file, then takes a second.
+COUNTS_SH='#!/bin/sh
+echo ran >>/var/lib/herd/ran-counts
+sleep 1
+'
+
+# ran_twice: how many of site/web's hosts ran counts.sh more than once.
+ran_twice() {
+	local n=0 id
+	for id in $(herd host ls --group site/web --json | perl -MJSON::PP -e '
+		print "$_->{id}\n" for @{decode_json(join "", <STDIN>)->{items}}'); do
+		if [ "$(in_host "$id" cat /var/lib/herd/ran-counts | grep -c .)" -gt 1 ]; then n=$((n + 1)); fi
+	done
+	echo "$n"
+}
+
 # out_of_lb: how many of the group's 4 hosts are not active and UP in LB web.
 out_of_lb() {
 	herd lb show web --json 2>/dev/null | perl -MJSON::PP -e '

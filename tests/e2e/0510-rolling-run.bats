@@ -5,8 +5,8 @@
 # UP in the LB) and is back before the next: a request loop on 127.0.0.1
 # sees no failure and never more than one host out. A failing script, or a
 # health gate that fails, with --stop-on-failure stops the run after the
-# first batch; the rest is never touched. Bad options are refused at the
-# door. Needs root (hosts are network namespaces).
+# first batch; the rest is never touched. A server killed mid-run resumes
+# it without running a host twice. Bad options are refused at the door. Needs root (hosts are network namespaces).
 
 load lib
 load lb
@@ -38,6 +38,7 @@ setup() {
 	put_script fails.sh "$FAILS_SH"
 	put_script stops.sh "$STOPS_SH"
 	put_script starts.sh "$STARTS_SH"
+	put_script counts.sh "$COUNTS_SH"
 }
 
 @test "bad rolling options are refused, naming the field" {
@@ -135,5 +136,25 @@ setup() {
 	[ "$status" -eq 0 ]
 	run herd run cancel "$id"
 	[ "$status" -eq 0 ]
+	wait_for 30 members_serving 4
+}
+
+@test "a server killed with SIGKILL mid-run resumes the rolling run: each host runs it once" {
+	run timeout 300 "$HERD" script run counts.sh --group site/web --batch 1 --drain --json
+	[ "$status" -eq 0 ]
+	id=$(echo "$output" | json '{id}')
+	# the first host done, the run not
+	wait_for 60 bash -c "'$HERD' run show $id --json | grep -q '\"phase\": *\"done\"'"
+	[ "$(herd run show "$id" --json | json '{state}')" = running ]
+	kill -9 "$(cat "$HERD_DATA/server.pid")"
+	wait_for 15 bash -c "! kill -0 $(cat "$HERD_DATA/server.pid") 2>/dev/null"
+	server_start
+	wait_for 120 bash -c "[ \"\$('$HERD' run show $id --json | perl -MJSON::PP -e 'print decode_json(join \"\", <STDIN>)->{state}')\" != running ]"
+	run run_hosts "$id"
+	echo "$output"
+	[ "$(grep -c ' succeeded done$' <<<"$output")" -eq 4 ]
+	# every host ran it once: none again after the restart
+	[ "$(ran_on /var/lib/herd/ran-counts)" -eq 4 ]
+	[ "$(ran_twice)" -eq 0 ]
 	wait_for 30 members_serving 4
 }
