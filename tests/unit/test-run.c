@@ -452,6 +452,89 @@ test_script_versions(void **state)
 	json_decref(spec);
 }
 
+/* A rolling run's records (run_roll_apply): a waiting host is not handed
+ * out, a released one is; a host in its gate keeps the run running; the
+ * hosts a draining run keeps out (run_rolling_out); a held host of a
+ * stopped run goes back with a cancel. */
+static void
+test_rolling(void **state)
+{
+	static const char *const hosts[] = { "r1", "r2", NULL };
+	struct herr err = HERR_INIT;
+	struct run_cmd *c = NULL;
+	struct run_host *rh = NULL;
+	json_t *out = NULL;
+	int64_t *ids = NULL, n0 = 0;
+	size_t n = 0;
+	char s[16];
+
+	(void)state;
+	put_host("r1", "ready");
+	put_host("r2", "ready");
+	put_run(3, 0, 60000, hosts);
+	SQL("UPDATE runs SET batch = 1, drain = 1, stop_on_failure = 1 WHERE id = 3", NULL);
+	SQL("UPDATE run_hosts SET phase = 'wait', batch = seq WHERE run_id = 3", NULL);
+	assert_int_equal(run_rolling_ids(st, &ids, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 3);
+	free(ids);
+
+	/* waiting, then draining: not handed out, and kept out of the LB */
+	assert_int_equal(run_take(st, "r1", T0, 60000, 16, &c, &n, &err), 0);
+	assert_int_equal(n, 0);
+	run_cmds_free(c, n);
+	struct run_roll_step drain = { "r1", RP_DRAIN, T0, 0, RH__COUNT, NULL };
+	assert_int_equal(run_roll_apply(st, 3, &drain, 1, T0, &err), 0);
+	assert_int_equal(run_rolling_out(st, &out, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(out, "r1")), 3);
+	assert_null(json_object_get(out, "r2"));
+	json_decref(out);
+	assert_int_equal(run_take(st, "r1", T0, 60000, 16, &c, &n, &err), 0);
+	assert_int_equal(n, 0);
+	run_cmds_free(c, n);
+
+	/* released: handed out */
+	struct run_roll_step go = { "r1", RP_RUN, T0 + 1000, 0, RH__COUNT, NULL };
+	assert_int_equal(run_roll_apply(st, 3, &go, 1, T0 + 1000, &err), 0);
+	assert_int_equal(run_take(st, "r1", T0 + 1000, 60000, 16, &c, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(c[0].delivery, "3-r1");
+	run_cmds_free(c, n);
+
+	/* its script succeeded, r2 skipped: the gate keeps the run running */
+	SQL("UPDATE run_hosts SET state = 'succeeded' WHERE run_id = 3 AND host_id = 'r1'", NULL);
+	struct run_roll_step steps[] = {
+		{ "r1", RP_GATE, T0 + 2000, 0, RH__COUNT, NULL },
+		{ "r2", RP_NONE, T0 + 2000, 0, RH_SKIPPED, "not run" },
+	};
+	assert_int_equal(run_roll_apply(st, 3, steps, 2, T0 + 2000, &err), 0);
+	assert_int_equal(run_state_get(st, 3, s, sizeof(s), &err), 0);
+	assert_string_equal(s, "running");
+	assert_int_equal(run_hosts_get(st, 3, "", -1, 0, false, &rh, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rh[0].phase, RP_GATE);
+	assert_int_equal(rh[0].phase_ms, T0 + 2000);
+	assert_int_equal(rh[1].state, RH_SKIPPED);
+	assert_string_equal(rh[1].reason, "not run");
+	assert_int_equal(rh[1].batch, 1);
+	run_hosts_free(rh, n);
+
+	/* the gate fails: held out, the run ends failed; a cancel lets it back */
+	struct run_roll_step held = { "r1", RP_HELD, T0 + 3000, 0, RH_FAILED, "health gate failed" };
+	assert_int_equal(run_roll_apply(st, 3, &held, 1, T0 + 3000, &err), 0);
+	assert_int_equal(run_state_get(st, 3, s, sizeof(s), &err), 0);
+	assert_string_equal(s, "failed");
+	assert_int_equal(run_rolling_out(st, &out, &err), 0);
+	assert_non_null(json_object_get(out, "r1"));
+	json_decref(out);
+	assert_int_equal(run_cancel(st, 3, T0 + 4000, &n0, &err), 0);
+	assert_int_equal(run_rolling_out(st, &out, &err), 0);
+	assert_int_equal(json_object_size(out), 0);
+	json_decref(out);
+	/* nothing held any more: an ended run */
+	assert_int_equal(run_cancel(st, 3, T0 + 5000, &n0, &err), HERR_CONFLICT);
+}
+
 int
 main(void)
 {
@@ -466,6 +549,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_settle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_script_versions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rolling, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
