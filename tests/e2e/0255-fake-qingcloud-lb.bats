@@ -122,6 +122,24 @@ pick_networks() {
 	EIP_NET=${EIP_CIDR%.0/24}
 }
 
+# both_served URL A B: six requests reach both A and B.
+both_served() {
+	local out
+	out=$(hits "$1" 6)
+	grep -qx "$2" <<<"$out" && grep -qx "$3" <<<"$out"
+}
+
+# only_served URL B: six requests all answered by B.
+only_served() {
+	[ "$(hits "$1" 6 | grep -cx "$2")" = 6 ]
+}
+
+# backend_status_is LB I STATUS: the LB's I-th backend has STATUS at QingCloud.
+backend_status_is() {
+	[ "$(qc DescribeLoadBalancerBackends zone=pek3a loadbalancer="$1" |
+		json "{loadbalancer_backend_set}[$2]{status}")" = "$3" ]
+}
+
 # hits URL N: N requests (each at most 3 s), one answer (the serving instance) a line.
 hits() {
 	local i
@@ -302,14 +320,13 @@ hits() {
 	[ "$(echo "$output" | ret_code)" = 0 ]
 	wait_for 10 job_is "$(echo "$output" | json '{job_id}')" successful
 	[ "$(lb_field "$lb" '{is_applied}')" = 1 ]
-	hits "http://$lbip:8080/" 6 >"$BATS_TEST_TMPDIR/hits"
-	grep -qx "$a" "$BATS_TEST_TMPDIR/hits"
-	grep -qx "$b" "$BATS_TEST_TMPDIR/hits"
+	# both served (HAProxy's first checks may still be under way on a
+	# loaded machine: waited for, never timed)
+	wait_for 20 both_served "http://$lbip:8080/" "$a" "$b"
 	# the instances reach it too (it is on their VxNet)
 	[ "$(ip netns exec "$FQ_PREFIX-$a" curl -s --max-time 3 "http://$lbip:8080/" | grep -c .)" = 1 ]
-	run qc DescribeLoadBalancerBackends zone=pek3a loadbalancer="$lb"
-	[ "$(echo "$output" | json '{loadbalancer_backend_set}[0]{status}')" = up ]
-	[ "$(echo "$output" | json '{loadbalancer_backend_set}[1]{status}')" = up ]
+	wait_for 20 backend_status_is "$lb" 0 up
+	wait_for 20 backend_status_is "$lb" 1 up
 
 	# a backend disabled: still served until the update, then out of rotation
 	[ "$(qc ModifyLoadBalancerBackendAttributes zone=pek3a loadbalancer_backend="$lbb_a" \
@@ -317,8 +334,7 @@ hits() {
 	hits "http://$lbip:8080/" 6 | grep -qx "$a"
 	run qc UpdateLoadBalancers zone=pek3a "loadbalancers.1=$lb"
 	wait_for 10 job_is "$(echo "$output" | json '{job_id}')" successful
-	hits "http://$lbip:8080/" 6 >"$BATS_TEST_TMPDIR/hits"
-	[ "$(grep -cx "$b" "$BATS_TEST_TMPDIR/hits")" = 6 ]
+	wait_for 20 only_served "http://$lbip:8080/" "$b"
 	[ "$(qc DescribeLoadBalancerBackends zone=pek3a "loadbalancer_backends.1=$lbb_a" | json '{loadbalancer_backend_set}[0]{status}')" = down ]
 
 	# a public load balancer on an EIP (TCP listener)
