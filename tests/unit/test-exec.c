@@ -359,13 +359,15 @@ test_timeout_kills_group(void **state)
 		  "echo $! >> \"$D/pids\"\n"
 		  "sh -c 'echo $$ >> \"$D/pids\"; exec sleep 1000' &\n"
 		  "sh -c 'echo $$ >> \"$D/pids\"; exec sleep 1000'\n");
-	o.timeout_ms = 1000;
+	/* long enough for a loaded machine to start all three (the test
+	 * counts them), short enough not to slow the suite much */
+	o.timeout_ms = 3000;
 	assert_int_equal(exec_run(&o, &r, &err), 0);
 	assert_true(r.timed_out);
 	assert_int_equal(r.signal, SIGTERM);
 	assert_int_equal(r.exit_code, -1);
 	assert_string_equal(exec_describe(&r, o.timeout_ms, why, sizeof(why)),
-			    "timed out after 1.0s");
+			    "timed out after 3.0s");
 	n = read_pids("pids", pids, 8);
 	assert_int_equal(n, 3);
 	/* no child of the script remains */
@@ -389,12 +391,14 @@ test_timeout_escalates_to_sigkill(void **state)
 	/* everything ignores SIGTERM: only SIGKILL ends it, after the grace */
 	opts_init(&o, "stubborn.sh",
 		  "#!/bin/sh\ntrap '' TERM\nsleep 1000 &\necho $! > \"$D/stubborn\"\nsleep 1000\n");
-	o.timeout_ms = 500;
+	/* the shell must have run its trap before the SIGTERM: on a loaded
+	 * machine that can take a while, so the timeout is generous */
+	o.timeout_ms = 2000;
 	o.kill_grace_ms = 300;
 	assert_int_equal(exec_run(&o, &r, &err), 0);
 	assert_true(r.timed_out);
 	assert_int_equal(r.signal, SIGKILL);
-	assert_true(r.ended_ms - r.started_ms >= 800);
+	assert_true(r.ended_ms - r.started_ms >= 2300);
 	child = read_pid("stubborn");
 	assert_true(child > 0);
 	assert_true(pid_gone_within(child, 2000));
@@ -442,15 +446,19 @@ test_daemons_survive(void **state)
 		  /* holds the pipes, silent */
 		  "sleep 1000 &\n"
 		  "echo $! > \"$D/d0\"\n"
-		  /* holds the pipes and keeps writing after the script is gone */
-		  "(sleep 0.3; while :; do echo tick; echo tock >&2; sleep 0.05; done) &\n"
+		  /* holds the pipes and keeps writing after the script is gone:
+		   * it starts once the script's last line ran (a fixed delay
+		   * from the start let a loaded machine capture a tick) */
+		  "(while [ ! -e \"$D/done\" ]; do sleep 0.01; done; sleep 0.5;"
+		  " while :; do echo tick; echo tock >&2; sleep 0.05; done) &\n"
 		  "echo $! > \"$D/d1\"\n"
 		  "nohup sleep 1000 > /dev/null 2>&1 &\n"
 		  "echo $! > \"$D/d2\"\n"
 		  /* forks and leaves the session, like redis-server --daemonize yes */
 		  "setsid -f sh -c 'echo $$ > \"$D/d3\"; exec sleep 1000'\n"
 		  "while [ ! -s \"$D/d3\" ]; do sleep 0.01; done\n"
-		  "echo started\n");
+		  "echo started\n"
+		  ": > \"$D/done\"\n");
 	assert_int_equal(exec_run(&o, &r, &err), 0);
 	assert_int_equal(r.exit_code, 0);
 	assert_false(r.timed_out);
@@ -464,7 +472,7 @@ test_daemons_survive(void **state)
 	d[2] = read_pid("d2");
 	d[3] = read_pid("d3");
 	/* the writer would die of SIGPIPE here without the sink */
-	sleep_ms(1000);
+	sleep_ms(1500);
 	exec_reap();
 	for (int i = 0; i < 4; i++) {
 		assert_true(d[i] > 0);
