@@ -3,7 +3,8 @@
 # `make` (all) builds what the README's quick start runs: build/herd, the
 # console's assets (web) and build/herd-agent (what runs on hosts).
 
-PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0 gnutls
+PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0 gnutls \
+	libprotobuf-c snappy
 CC        ?= cc
 BUILD     ?= build
 SANITIZE  ?=
@@ -12,7 +13,7 @@ WERROR    ?= $(if $(CI),-Werror,)
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -O2 -pthread \
 	-Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wvla -Wwrite-strings -Wno-unused-parameter -Wno-format-truncation $(WERROR) \
-	-Isrc -Isrc/lib -Isrc/server
+	-Isrc -Isrc/lib -Isrc/server -I$(BUILD)/gen
 comma := ,
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -44,11 +45,16 @@ HOST_CC     := $(if $(SANITIZE),$(CC),musl-gcc)
 HOST_BUILD  := $(BUILD)/host
 HOST_CFLAGS := $(CFLAGS_BASE) -Isrc/hostbin -idirafter /usr/include $(CFLAGS)
 HOST_SRCS   := $(wildcard src/hostbin/*.c src/agent/*.c) src/cli/cmd-meta.c \
-	$(filter-out src/lib/httpc.c src/lib/util-crypto.c src/lib/tlsfp-pem.c src/lib/yamljson.c,$(wildcard src/lib/*.c))
+	$(filter-out src/lib/httpc.c src/lib/util-crypto.c src/lib/tlsfp-pem.c src/lib/yamljson.c src/lib/promwire.c,$(wildcard src/lib/*.c))
 HOST_OBJS   := $(patsubst %.c,$(HOST_BUILD)/%.o,$(HOST_SRCS))
 HOST_LIBS   := $(foreach l,jansson mbedtls mbedx509 mbedcrypto,$(shell $(CC) -print-file-name=lib$(l).a))
 HOST_LDFLAGS := $(if $(SANITIZE),$(LDFLAGS) -pthread -lm,-static -s)
-OBJS      := $(patsubst %.c,$(BUILD)/%.o,$(SRCS))
+# Protocol messages (proto/*.proto, e.g. Prometheus remote write) are
+# compiled by protoc-c into $(BUILD)/gen/ at build time, never committed.
+GEN       := $(BUILD)/gen
+GEN_SRCS  := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(wildcard proto/*.proto))
+GEN_HDRS  := $(GEN_SRCS:.c=.h)
+OBJS      := $(patsubst %.c,$(BUILD)/%.o,$(SRCS)) $(GEN_SRCS:.c=.o)
 MAIN_OBJ  := $(BUILD)/src/main.o
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -66,10 +72,20 @@ all: deps web $(BUILD)/herd $(BUILD)/herd-agent
 deps:
 	@tools/deps.sh build
 
-# Order-only on deps: with -j, nothing compiles before the headers exist.
-$(BUILD)/%.o: %.c | deps
+# Order-only on deps and the generated headers: with -j, nothing compiles
+# before the headers exist.
+$(BUILD)/%.o: %.c | deps $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# Kept: as products of a pattern chain make would delete them as intermediates.
+.SECONDARY: $(GEN_SRCS) $(GEN_HDRS)
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto | deps
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) --proto_path=proto $<
+
+$(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libherd.a: $(OBJS)
 	@rm -f $@
@@ -147,12 +163,12 @@ web: deps
 	@for f in $$($(WEB_GZ_FIND)); do [ "$$f.gz" -nt "$$f" ] || gzip -9 -n -c "$$f" >"$$f.gz"; done
 
 # libFuzzer targets (clang): build/fuzz/fuzz-<name>
-fuzz: deps
+fuzz: deps $(GEN_SRCS)
 	@mkdir -p $(BUILD)/fuzz
 	for f in $(FUZZ_SRCS); do \
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Isrc/lib -Isrc/server \
 			$(PKG_CFLAGS) -o $(BUILD)/fuzz/$$(basename $$f .c) $$f \
-			$(filter-out src/main.c,$(SRCS)) $(LIBS) || exit 1; \
+			-I$(GEN) $(filter-out src/main.c,$(SRCS)) $(GEN_SRCS) $(LIBS) || exit 1; \
 	done
 
 clean:

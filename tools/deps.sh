@@ -6,7 +6,7 @@ set -eu
 
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
 	libsqlite3-dev libyaml-dev libsodium-dev libnl-route-3-dev libcmocka-dev
-	libmbedtls-dev musl-tools libgnutls28-dev)
+	libmbedtls-dev musl-tools libgnutls28-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev)
 check_pkgs=(bats shellcheck sqlite3 iproute2 curl procps perl haproxy redis-server chromium prometheus
 	prometheus-alertmanager python3-aiosmtpd)
 demo_pkgs=(iproute2 curl procps haproxy redis-server)
