@@ -79,9 +79,11 @@ rows_shape(json_t *rows)
 	}
 }
 
-int
-alert_event_list(struct store *st, int64_t after_id, int limit, const char *rule,
-		 const char *cluster, const char *group, json_t **out, struct herr *err)
+/* One page of events in either direction from a cursor: after (ascending,
+ * ids > cursor) or before (descending, ids < cursor; 0 = from the newest). */
+static int
+event_page(struct store *st, bool before, int64_t cursor, int limit, const char *rule,
+	   const char *cluster, const char *group, json_t **out, struct herr *err)
 {
 	json_t *rows = NULL;
 	int rc;
@@ -93,12 +95,16 @@ alert_event_list(struct store *st, int64_t after_id, int limit, const char *rule
 	cluster = cluster ? cluster : "";
 	group = group ? group : "";
 	if ((rc = store_q(st, &rows, NULL, err,
-		    "SELECT id, ts_ms, rule, cluster, grp, key, state, severity, summary, labels,"
-		    " value, started_ms, repeat, silenced FROM alert_events"
-		    " WHERE id > ? AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
-		    " AND (? = '' OR grp = ?) ORDER BY id LIMIT ?",
-		    "[Issssssi]", (json_int_t)after_id, rule, rule, cluster, cluster, group, group,
-		    limit)) < 0)
+		    before ? "SELECT id, ts_ms, rule, cluster, grp, key, state, severity, summary, labels,"
+			     " value, started_ms, repeat, silenced FROM alert_events"
+			     " WHERE (? = 0 OR id < ?) AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
+			     " AND (? = '' OR grp = ?) ORDER BY id DESC LIMIT ?"
+			   : "SELECT id, ts_ms, rule, cluster, grp, key, state, severity, summary, labels,"
+			     " value, started_ms, repeat, silenced FROM alert_events"
+			     " WHERE (? = 0 OR id > ?) AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
+			     " AND (? = '' OR grp = ?) ORDER BY id LIMIT ?",
+		    "[IIssssssi]", (json_int_t)cursor, (json_int_t)cursor, rule, rule, cluster, cluster,
+		    group, group, limit)) < 0)
 		return rc;
 	rows_shape(rows);
 	*out = rows;
@@ -106,27 +112,15 @@ alert_event_list(struct store *st, int64_t after_id, int limit, const char *rule
 }
 
 int
+alert_event_list(struct store *st, int64_t after_id, int limit, const char *rule,
+		 const char *cluster, const char *group, json_t **out, struct herr *err)
+{
+	return event_page(st, false, after_id, limit, rule, cluster, group, out, err);
+}
+
+int
 alert_event_list_before(struct store *st, int64_t before_id, int limit, const char *rule,
 			const char *cluster, const char *group, json_t **out, struct herr *err)
 {
-	json_t *rows = NULL;
-	int rc;
-
-	*out = NULL;
-	if (limit < 1 || limit > 10000)
-		return herr_field(err, HERR_INVALID, "limit", "limit must be 1..10000, not %d", limit);
-	rule = rule ? rule : "";
-	cluster = cluster ? cluster : "";
-	group = group ? group : "";
-	if ((rc = store_q(st, &rows, NULL, err,
-		    "SELECT id, ts_ms, rule, cluster, grp, key, state, severity, summary, labels,"
-		    " value, started_ms, repeat, silenced FROM alert_events"
-		    " WHERE (? = 0 OR id < ?) AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
-		    " AND (? = '' OR grp = ?) ORDER BY id DESC LIMIT ?",
-		    "[IIssssssi]", (json_int_t)before_id, (json_int_t)before_id, rule, rule, cluster,
-		    cluster, group, group, limit)) < 0)
-		return rc;
-	rows_shape(rows);
-	*out = rows;
-	return 0;
+	return event_page(st, true, before_id, limit, rule, cluster, group, out, err);
 }
