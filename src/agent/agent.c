@@ -351,9 +351,6 @@ agent_main(int argc, char **argv)
 	struct agent *a;
 	int opt, rc;
 
-	/* hidden: the collectors alone, for bench/agent.sh (push-bench.c) */
-	if (argc >= 2 && strcmp(argv[1], "--bench-collect") == 0)
-		return push_bench_main(argc, argv);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
 		switch (opt) {

@@ -4,8 +4,8 @@
  * into a bounded buffer; and a send thread that POSTs the buffered batches
  * to /v1/agent/metrics (several per request) and fetches /v1/agent/config
  * when the answer's config_version changes. push.c holds the threads,
- * push-buf.c the buffer, push-json.c the config parser and the encoder,
- * push-bench.c the --bench-collect mode. Wire format: docs/agent-metrics.md. */
+ * push-buf.c the buffer, push-json.c the config parser and the encoder.
+ * Wire format: docs/agent-metrics.md. */
 #ifndef HERD_AGENT_PUSH_H
 #define HERD_AGENT_PUSH_H
 
@@ -211,9 +211,5 @@ struct agent;
  * _exit(0)s the process if the send thread is stuck in a request for 2 s. */
 void agent_push_start(struct agent *a);
 void agent_push_stop(void);
-
-/* `herd agent --bench-collect N [--interval-ms MS]`: N collection cycles
- * without a server, printing CPU time and RSS per cycle. */
-int push_bench_main(int argc, char **argv);
 
 #endif
