@@ -12,6 +12,8 @@
 #include "store/store.h"
 #include "util.h"
 
+#define REFRESH_LIST_MAX 1000    /* ?limit= of GET /v1/refreshes */
+
 /* The group of rq's :name (?cluster= if ambiguous) into *r. */
 static int
 group_of(struct req *rq, struct res *r, struct herr *err)
@@ -141,6 +143,32 @@ api_group_refresh_get(struct req *rq)
 		reply_json(rq, 200, refresh_to_json(rq->srv->store, &r));
 	refresh_release(&r);
 	res_release(&g);
+}
+
+/* GET /v1/refreshes?cluster=C&group=G&limit=N: the latest refreshes, newest
+ * first (default 20, at most REFRESH_LIST_MAX), of a cluster and group when
+ * given; none is an empty list, not a 404 (the console asks every poll). */
+void
+api_refresh_list(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	const char *lim = req_query(rq, "limit");
+	struct refresh *rs = NULL;
+	json_t *items;
+	long limit = 20;
+	size_t n = 0;
+
+	if (lim && parse_long(lim, 1, REFRESH_LIST_MAX, &limit) < 0)
+		return reply_errf(rq, HERR_INVALID, "limit", "must be between 1 and %d",
+				  REFRESH_LIST_MAX);
+	if (refresh_list(rq->srv->store, req_query(rq, "cluster"), req_query(rq, "group"),
+			 (int)limit, &rs, &n, &err) < 0)
+		return reply_err(rq, &err);
+	items = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(items, refresh_to_json(rq->srv->store, &rs[i]));
+	refresh_free_all(rs, n);
+	reply_json(rq, 200, json_pack("{s:o}", "items", items));
 }
 
 /* POST /v1/groups/:name/refresh/:action (pause, resume, cancel): the latest

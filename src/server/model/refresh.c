@@ -292,6 +292,28 @@ refresh_running(struct store *st, struct refresh **out, size_t *n, struct herr *
 }
 
 int
+refresh_list(struct store *st, const char *cluster, const char *grp, int limit,
+	     struct refresh **out, size_t *n, struct herr *err)
+{
+	json_t *rows = NULL, *row;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	if (store_q(st, &rows, NULL, err,
+		    "SELECT " REFRESH_COLUMNS " FROM refreshes WHERE (? = '' OR cluster = ?)"
+		    " AND (? = '' OR grp = ?) ORDER BY id DESC LIMIT ?",
+		    "[ssssi]", cluster ? cluster : "", cluster ? cluster : "", grp ? grp : "",
+		    grp ? grp : "", limit) < 0)
+		return err->code;
+	*out = xcalloc(json_array_size(rows) + 1, sizeof(**out));
+	json_array_foreach(rows, i, row)
+		refresh_from_row(row, &(*out)[(*n)++]);
+	json_decref(rows);
+	return 0;
+}
+
+int
 refresh_save(struct store *st, const struct refresh *r, int64_t now_ms, struct herr *err)
 {
 	json_t *pj = params_to_json(&r->p);
@@ -344,7 +366,7 @@ refresh_to_json(struct store *st, const struct refresh *r)
 {
 	struct herr err = HERR_INIT;
 	json_t *rows = NULL, *names = json_array(), *row;
-	char ts[40];
+	char ts[40], tu[40];
 	size_t i;
 
 	if (store_q(st, &rows, NULL, &err,
@@ -354,12 +376,13 @@ refresh_to_json(struct store *st, const struct refresh *r)
 			json_array_append(names, json_object_get(row, "host"));
 	json_decref(rows);
 	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:i, s:i, s:i, s:o, s:o,"
-			 " s:s, s:I}",
+			 " s:s, s:I, s:s, s:I}",
 			 "id", (json_int_t)r->id, "cluster", r->cluster, "group", r->grp,
 			 "template", r->template_, "target_version", r->target, "params",
 			 params_to_json(&r->p), "state", r->state, "reason", r->reason, "extra",
 			 r->extra, "replaced", r->replaced, "batches", r->batches, "batch",
 			 r->batch ? json_incref(r->batch) : json_array(), "hosts_replaced", names, "started",
 			 fmt_time(r->started_ms, ts, sizeof(ts)), "started_ms",
-			 (json_int_t)r->started_ms);
+			 (json_int_t)r->started_ms, "updated", fmt_time(r->updated_ms, tu, sizeof(tu)),
+			 "updated_ms", (json_int_t)r->updated_ms);
 }

@@ -78,6 +78,12 @@ int refresh_create(struct store *st, const char *cluster, const char *grp, const
 int refresh_latest(struct store *st, const char *cluster, const char *grp, struct refresh *out,
 		   struct herr *err);
 
+/* The latest refreshes (any state), newest first, at most limit, of cluster
+ * and group grp (NULL: any) into an owned array *out of *n
+ * (refresh_free_all()). 0 or the store's error. */
+int refresh_list(struct store *st, const char *cluster, const char *grp, int limit,
+		 struct refresh **out, size_t *n, struct herr *err);
+
 /* The refreshes running (not paused) into an owned array *out of *n. */
 int refresh_running(struct store *st, struct refresh **out, size_t *n, struct herr *err);
 void refresh_free_all(struct refresh *r, size_t n);

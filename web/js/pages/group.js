@@ -3,7 +3,9 @@
 // host (groups of at most PER_HOST_MAX hosts) and of the group's aggregate
 // (min, avg, max past that) with the policies' thresholds drawn as lines,
 // the policies and their last evaluation, the group's active alerts, the
-// activity timeline, and the scale control.
+// activity timeline, the scale control, and its upgrades (upgrades.js):
+// each host's template version with the hosts behind marked, the refresh
+// panel and the rolling script runs in progress.
 
 import * as api from '../api.js';
 import * as metrics from '../metrics.js';
@@ -11,6 +13,7 @@ import { Chart } from '../chart.js';
 import { h, fill, link, table, section, notice, enc, fmtAge, fmtNum, stateBadge } from '../dom.js';
 import { activityTable } from './overview.js';
 import { activeTable } from './alerts.js';
+import { upgradesPanel, isBehind } from './upgrades.js';
 
 const WINDOW_S = 15 * 60;
 const WINDOWS = [[300, 'last 5 min'], [900, 'last 15 min'], [3600, 'last hour'], [6 * 3600, 'last 6 h'], [86400, 'last 24 h']];
@@ -79,6 +82,7 @@ export async function render(main, ctx, cluster, name) {
 	win.value = ctx.search.get('window') || sessionStorage.getItem('herd.window') || String(WINDOW_S);
 	if (!win.value) win.value = String(WINDOW_S);
 	let scaleEl = null;
+	const upgrades = upgradesPanel(ctx, cluster, name);
 
 	if (api.can('operator')) {
 		const input = h('input', { type: 'number', id: 'scale-n', min: g.min, max: g.max, value: g.desired, class: 'num' });
@@ -106,6 +110,7 @@ export async function render(main, ctx, cluster, name) {
 		h('h1', null, h('a', { href: '#/' }, cluster), ' / ', name),
 		info, ...(scaleEl ? [scaleEl] : []),
 		...(alertsEl ? [section('Alerts', alertsEl)] : []),
+		upgrades.el,
 		section('Hosts', pager, hostsEl),
 		h('section', { class: 'card' }, h('h2', null, 'Monitors ', win), chartsEl),
 		section('Policies', policiesEl),
@@ -121,6 +126,15 @@ export async function render(main, ctx, cluster, name) {
 	else if (!monitors.length)
 		chartsEl.append(notice('This group has no monitors.'));
 
+	// A host's template version; "behind" when it is not the group's
+	// current one (diff: GET /v1/groups/:name/diff).
+	function version(x, diff) {
+		const v = x.template_version || 'unknown';
+		if (!isBehind(x, diff)) return v;
+		return [x.template !== diff.template ? `${x.template} ${v}` : v, ' ',
+			h('span', { class: 'behind', title: `the group is on ${diff.template} version ${diff.version}` }, 'behind')];
+	}
+
 	async function terminate(x) {
 		if (!confirm(`Terminate ${x.name}? The group's desired size drops by one.`)) return;
 		try {
@@ -130,7 +144,7 @@ export async function render(main, ctx, cluster, name) {
 		}
 	}
 
-	async function tables(gr, hs, ps, acts) {
+	async function tables(gr, hs, ps, acts, diff) {
 		const lat = metrics.available() ? await Promise.all([metrics.SYSTEM[0].metric, metrics.SYSTEM[1].metric, ...monitors]
 			.map(m => metrics.latest(m, { cluster, group: name }))) : [];
 		const val = (i, host) => lat[i] ? lat[i].get(host) : undefined;
@@ -144,17 +158,17 @@ export async function render(main, ctx, cluster, name) {
 		fill(info, `template `, gr.template, ` · min ${gr.min} · desired ${gr.desired} · max ${gr.max}`,
 			gr.after && gr.after.length ? ` · after ${gr.after.join(', ')}` : '');
 		info.dataset.desired = gr.desired;
-		const cols = ['host', 'state', 'IP', 'uptime', 'CPU', 'memory', ...monitors];
+		const cols = ['host', 'state', 'IP', 'uptime', 'template version', 'CPU', 'memory', ...monitors];
 		if (api.can('operator')) cols.push('');
 		fill(hostsEl, table(cols, hs.items, x => {
 			const c = [link(`/host/${enc(cluster)}/${enc(x.name)}`, x.name), stateBadge(x.state),
-				x.private_ip || '', fmtAge(launchedAgo(x)),
+				x.private_ip || '', fmtAge(launchedAgo(x)), version(x, diff),
 				fmtNum(val(0, x.name), '%'), fmtNum(val(1, x.name), '%'),
 				...monitors.map((m, i) => fmtNum(val(2 + i, x.name)))];
 			if (api.can('operator'))
 				c.push(h('button', { class: 'terminate small', onclick: () => terminate(x) }, 'terminate'));
 			return c;
-		}, x => ({ dataset: { host: x.name, state: x.state } })));
+		}, x => ({ dataset: { host: x.name, state: x.state, ...(diff ? { behind: isBehind(x, diff) } : {}) } })));
 
 		const explain = api.has('GET', '/v1/policies/:name/explain') ? await Promise.all(ps.items.map(p =>
 			api.get(`/v1/policies/${enc(p.name)}/explain` + api.qs({ cluster, group: name })).then(e => e.last))) : [];
@@ -207,12 +221,15 @@ export async function render(main, ctx, cluster, name) {
 			first = null;
 			const hostsP = api.get('/v1/hosts' + api.qs({ cluster, group: name, state: stateSel.value,
 				limit: PAGE_ROWS, after: paging.after }));
+			const diffP = upgrades.diff();
 			const parts = [Promise.all([
 				gr,
 				hostsP,
 				policies,
 				api.get('/v1/activities' + api.qs({ cluster, group: name, limit: 50 })),
+				diffP,
 			]).then(r => tables(...r))];
+			parts.push(Promise.all([gr, diffP]).then(([a, d]) => upgrades.show(a, d)));
 			if (metrics.available() && monitors.length) parts.push(drawCharts(policies, hostsP));
 			if (alertsEl) parts.push(api.get('/v1/alerts' + api.qs({ cluster, group: name }))
 				.then(r => fill(alertsEl, activeTable(r.items, false))));
