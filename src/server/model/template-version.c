@@ -182,11 +182,21 @@ group_diff(struct store *st, const char *cluster, const char *grp, json_t **out,
 			  " ORDER BY seq",
 			  "[ss]", cluster, grp)) < 0)
 		goto out;
+	/* What changed is the same for every host on one (template, version):
+	 * computed once for each of the few distinct ones, not once a host
+	 * (the console reads this on every poll of a group page). */
+	struct seen_version {
+		const char *t, *v;
+		json_t *changes;
+	} seen[16];
+	size_t nseen = 0;
+
 	behind = json_array();
 	json_array_foreach(rows, i, row) {
 		const char *t = json_string_value(json_object_get(row, "template"));
 		const char *v = json_string_value(json_object_get(row, "template_version"));
-		json_t *old = NULL;
+		json_t *old = NULL, *changes = NULL;
+		size_t k;
 
 		t = t ? t : "";
 		v = v && *v ? v : "unknown";
@@ -194,29 +204,37 @@ group_diff(struct store *st, const char *cluster, const char *grp, json_t **out,
 			current++;
 			continue;
 		}
-		if (strcmp(v, "unknown") != 0 && (old = template_version_get(st, t, v, err)) == NULL &&
-		    err->code) {
-			json_decref(behind);
-			rc = err->code;
-			goto out;
+		for (k = 0; k < nseen && !changes; k++)
+			if (strcmp(seen[k].t, t) == 0 && strcmp(seen[k].v, v) == 0)
+				changes = json_incref(seen[k].changes);
+		if (!changes) {
+			if (strcmp(v, "unknown") != 0 &&
+			    (old = template_version_get(st, t, v, err)) == NULL && err->code) {
+				json_decref(behind);
+				rc = err->code;
+				goto out_seen;
+			}
+			changes = template_version_changes(old, snap);
+			if (old && strcmp(t, g->template_) != 0)
+				json_array_insert_new(changes, 0,
+						      json_pack("{s:s, s:s, s:s}", "field", "template",
+								"from", t, "to", g->template_));
+			json_decref(old);
+			if (nseen < sizeof(seen) / sizeof(seen[0]))
+				seen[nseen++] = (struct seen_version){ t, v, json_incref(changes) };
 		}
 		json_array_append_new(behind, json_pack("{s:O, s:O, s:s, s:s, s:o}", "host",
 							json_object_get(row, "name"), "state",
 							json_object_get(row, "state"), "template", t,
-							"version", v, "changes",
-							template_version_changes(old, snap)));
-		if (old && strcmp(t, g->template_) != 0) {
-			json_t *ch = json_object_get(json_array_get(behind, json_array_size(behind) - 1),
-						     "changes");
-			json_array_insert_new(ch, 0, json_pack("{s:s, s:s, s:s}", "field", "template",
-							      "from", t, "to", g->template_));
-		}
-		json_decref(old);
+							"version", v, "changes", changes));
 	}
 	*out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "cluster", cluster, "group", grp,
 			 "template", g->template_, "version", ver, "hosts",
 			 (json_int_t)json_array_size(rows), "current", (json_int_t)current, "behind",
 			 behind);
+out_seen:
+	for (size_t k = 0; k < nseen; k++)
+		json_decref(seen[k].changes);
 out:
 	json_decref(snap);
 	json_decref(rows);
