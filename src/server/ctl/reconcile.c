@@ -1293,6 +1293,9 @@ refresh_one(struct ctl *c, struct refresh *r, struct rc_group *g, struct rc_host
 		json_array_foreach(out, k, v)
 			if (strcmp(json_string_value(v), hrows[i].id) == 0)
 				rh[n].out = true;
+		/* on its way out: the reconcile decision neither counts it,
+		 * picks it as a victim, nor takes it back */
+		hosts[i].leaving = rh[n].out;
 		json_array_foreach(members, k, v) {
 			const char *mid = json_string_value(json_object_get(v, "host_id"));
 			const char *up = json_string_value(json_object_get(v, "status"));
@@ -1430,6 +1433,50 @@ refresh_pass(struct ctl *c, struct rc_group *groups, size_t ng, struct rc_host *
 	refresh_free_all(rs, nr);
 }
 
+/* Each host's `behind` (model/template-version.h, as `herd group diff`
+ * says it), for the scale-in order (ctl/decide.c). Only in a group whose
+ * live hosts are on more than one template version: where they all are on
+ * one, behind or not, it orders nothing, and the pass reads nothing more. */
+static void
+mark_behind(struct store *st, const struct group *typed, size_t ng, struct rc_host *hosts,
+	    const struct host *hrows, size_t nh)
+{
+	for (size_t gi = 0; gi < ng; gi++) {
+		const struct group *g = &typed[gi];
+		const struct host *first = NULL;
+		char ver[TEMPLATE_VERSION_LEN + 1];
+		struct herr err = HERR_INIT;
+		bool mixed = false;
+
+		for (size_t i = 0; i < nh && !mixed; i++) {
+			const struct host *h = &hrows[i];
+
+			if (strcmp(h->cluster, g->cluster) != 0 || strcmp(h->grp, g->name) != 0)
+				continue;
+			if (first == NULL)
+				first = h;
+			else if (!template_version_is_current(h->template_, h->template_version,
+							      first->template_,
+							      first->template_version[0]
+								      ? first->template_version
+								      : "unknown"))
+				mixed = true;
+		}
+		if (!mixed)
+			continue;
+		if (template_version_current(st, g->template_, ver, NULL, &err) < 0) {
+			log_debug("reconcile: %s/%s: no current template version: %s", g->cluster,
+				  g->name, err.msg);
+			continue;
+		}
+		for (size_t i = 0; i < nh; i++)
+			if (strcmp(hrows[i].cluster, g->cluster) == 0 &&
+			    strcmp(hrows[i].grp, g->name) == 0)
+				hosts[i].behind = !template_version_is_current(
+					hrows[i].template_, hrows[i].template_version, g->template_, ver);
+	}
+}
+
 static void
 reconcile_once(struct ctl *c)
 {
@@ -1527,6 +1574,7 @@ reconcile_once(struct ctl *c)
 		hosts[i].heartbeat_ms = h->heartbeat_ms;
 		hosts[i].metric = NAN;
 	}
+	mark_behind(s->store, typed, ng, hosts, hrows, nh);
 	/* termination: least:<metric> needs each host's latest value */
 	for (size_t gi = 0; gi < ng; gi++) {
 		struct tsdb_series_info *si = NULL;
