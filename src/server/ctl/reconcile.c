@@ -1061,13 +1061,15 @@ group_drain_script(struct server *s, const char *cluster, const char *group, cha
 	return found;
 }
 
-/* Starts draining a scale-in victim: its group's before_terminate runs on
- * it (a script run, recorded like any other), and the host is `draining`
- * until the run ends or its deadline passes. The run is made while the host
- * is still ready (a run skips hosts that are not); a crash between the two
- * writes makes a second run next time: a drain is retried, never skipped. */
+/* Starts draining a scale-in victim or a host a refresh took out (cause
+ * "scale_in" or "refresh": its activities say which): its group's
+ * before_terminate runs on it (a script run, recorded like any other), and
+ * the host is `draining` until the run ends or its deadline passes. The
+ * run is made while the host is still ready (a run skips hosts that are
+ * not); a crash between the two writes makes a second run next time: a
+ * drain is retried, never skipped. */
 static void
-do_drain(struct ctl *c, const struct host *h, const char *reason)
+do_drain(struct ctl *c, const struct host *h, const char *cause, const char *reason)
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
@@ -1077,7 +1079,7 @@ do_drain(struct ctl *c, const struct host *h, const char *reason)
 	int64_t timeout = DEFAULT_DRAIN_MS, run_id = 0, changed = 0;
 
 	if (!group_drain_script(s, cl, g, script, sizeof(script), &timeout)) {
-		do_terminate(c, h, "scale_in", reason);
+		do_terminate(c, h, cause, reason);
 		return;
 	}
 	rs.script = script;
@@ -1087,9 +1089,9 @@ do_drain(struct ctl *c, const struct host *h, const char *reason)
 	rs.who = "herd (before_terminate)";
 	if (run_create(s, &rs, &run_id, detail, sizeof(detail), &err) < 0) {
 		log_warn("cannot drain %s with %s: %s: terminating it", name, script, err.msg);
-		activity_add(s->store, cl, g, name, "drain_failed", "scale_in", NULL, &err,
+		activity_add(s->store, cl, g, name, "drain_failed", cause, NULL, &err,
 			     "cannot run before_terminate %s on %s: %s", script, name, err.msg);
-		do_terminate(c, h, "scale_in", reason);
+		do_terminate(c, h, cause, reason);
 		return;
 	}
 	herr_clear(&err);
@@ -1098,7 +1100,7 @@ do_drain(struct ctl *c, const struct host *h, const char *reason)
 	if (changed == 1) {
 		json_t *in = json_pack("{s:s,s:I}", "script", script, "run", (json_int_t)run_id);
 
-		activity_add(s->store, cl, g, name, "drain", "scale_in", in, &err,
+		activity_add(s->store, cl, g, name, "drain", cause, in, &err,
 			     "draining %s with %s (run %lld): %s", name, script, (long long)run_id, reason);
 		json_decref(in);
 		server_kick(s);
@@ -1106,7 +1108,8 @@ do_drain(struct ctl *c, const struct host *h, const char *reason)
 }
 
 /* A draining host whose run has ended (or whose deadline passed) is
- * terminated, with the drain's outcome and output recorded. */
+ * terminated, with the drain's outcome and output recorded; the cause is
+ * the refresh's when one took it out (model/refresh.h), else scale_in. */
 static void
 drain_check(struct ctl *c, const struct host *h)
 {
@@ -1117,12 +1120,14 @@ drain_check(struct ctl *c, const struct host *h)
 	char state[32] = "", why[600];
 	struct run_host rh;
 	bool have_rh;
+	const char *cause;
 	json_t *in;
 
 	if (run_id > 0 && run_state_get(s->store, run_id, state, sizeof(state), &err) < 0)
 		snprintf(state, sizeof(state), "lost");
 	if (strcmp(state, "running") == 0 && now_ms() < deadline)
 		return;
+	cause = refresh_took_out(s->store, id) ? "refresh" : "scale_in";
 	have_rh = run_host_get(s->store, run_id, id, &rh, &err) == 0;
 	snprintf(why, sizeof(why), "drain of %s %s%s", name,
 		 strcmp(state, "running") == 0 ? "timed out" : "finished: ",
@@ -1132,12 +1137,12 @@ drain_check(struct ctl *c, const struct host *h)
 								 : json_null(),
 		       "stdout", have_rh ? rh.stdout_text : "", "stderr",
 		       have_rh ? rh.stderr_text : "");
-	activity_add(s->store, h->cluster, h->grp, name, "drained", "scale_in", in, &err, "%s",
+	activity_add(s->store, h->cluster, h->grp, name, "drained", cause, in, &err, "%s",
 		     why);
 	json_decref(in);
 	if (have_rh)
 		run_host_release(&rh);
-	do_terminate(c, h, "scale_in", why);
+	do_terminate(c, h, cause, why);
 }
 
 /* A scale-out takes a draining host back instead of launching a new one. */
@@ -1233,7 +1238,7 @@ refresh_drain(struct ctl *c, struct rc_host *hosts, struct host *hrows, size_t i
 
 	if (hrows[idx].state == HS_DRAINING || hrows[idx].state == HS_TERMINATING)
 		return;
-	do_drain(c, &hrows[idx], reason);
+	do_drain(c, &hrows[idx], "refresh", reason);
 	if (host_get(c->s->store, hrows[idx].id, &now, &err) == 0 && now.state != hrows[idx].state) {
 		hrows[idx] = now;
 		hosts[idx].state = now.state;
@@ -1650,7 +1655,7 @@ reconcile_once(struct ctl *c)
 			break;
 		case RC_DRAIN:
 			if (hrow)
-				do_drain(c, hrow, a->reason);
+				do_drain(c, hrow, a->cause, a->reason);
 			break;
 		case RC_RECLAIM:
 			if (hrow)
