@@ -1228,7 +1228,8 @@ refresh_step_save(struct ctl *c, struct refresh *r, const char *kind, const char
 
 /* Drains hosts[idx] out (before_terminate and the load balancer, as a
  * scale-in victim) and updates hosts[] and hrows[] with its new state, so
- * the reconcile decision of this pass no longer counts it. */
+ * the reconcile decision of this pass no longer counts it, nor takes it
+ * back (leaving). */
 static void
 refresh_drain(struct ctl *c, struct rc_host *hosts, struct host *hrows, size_t idx,
 	      const char *reason)
@@ -1236,6 +1237,7 @@ refresh_drain(struct ctl *c, struct rc_host *hosts, struct host *hrows, size_t i
 	struct herr err = HERR_INIT;
 	struct host now;
 
+	hosts[idx].leaving = true;
 	if (hrows[idx].state == HS_DRAINING || hrows[idx].state == HS_TERMINATING)
 		return;
 	do_drain(c, &hrows[idx], "refresh", reason);
