@@ -811,8 +811,86 @@ refresh_print(const json_t *r)
 	printf("\n  %s\n", cli_esc(json_string_value(json_object_get(r, "reason"))));
 }
 
-/* herd group refresh CLUSTER/GROUP [flags] | --status | --pause | --resume
- * | --cancel. */
+#define REFRESH_WAIT_DEFAULT_MS (30LL * 60 * 1000)   /* --wait without --timeout */
+#define REFRESH_POLL_MS 1000
+
+/* What --wait makes of a refresh in state st: -1 while it goes on
+ * (running), 0 when done, 1 when it ended otherwise (failed, cancelled,
+ * rolled_back) or waits for someone (paused). */
+static int
+refresh_outcome(const char *st)
+{
+	if (st == NULL || strcmp(st, "running") == 0)
+		return -1;
+	return strcmp(st, "done") == 0 ? 0 : 1;
+}
+
+/* One progress line of a followed refresh: its state, what it replaced,
+ * what it does now. */
+static void
+refresh_progress(const json_t *r)
+{
+	printf("%s: %lld host(s) replaced in %lld batch(es); %s\n",
+	       cli_esc(json_string_value(json_object_get(r, "state"))),
+	       (long long)json_integer_value(json_object_get(r, "replaced")),
+	       (long long)json_integer_value(json_object_get(r, "batches")),
+	       cli_esc(json_string_value(json_object_get(r, "reason"))));
+	fflush(stdout);
+}
+
+/* --wait: follows refresh *r (replaced by each reading) until it is no
+ * longer running or timeout_ms passes, a line each time its state, counts
+ * or reason change (none with --json). 0 when done; 1 when it ended
+ * otherwise, another refresh took its place, or time ran out; a request's
+ * error. */
+static int
+refresh_wait(struct cli *c, const char *path, json_t **r, int64_t timeout_ms, const char *tmo)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+	json_int_t id = json_integer_value(json_object_get(*r, "id"));
+	char *last = NULL;
+	int rc = 0;
+
+	for (;;) {
+		const char *st = json_string_value(json_object_get(*r, "state"));
+		const char *why = json_string_value(json_object_get(*r, "reason"));
+		char *now = xasprintf("%s %lld %lld %s", st ? st : "",
+				      (long long)json_integer_value(json_object_get(*r, "replaced")),
+				      (long long)json_integer_value(json_object_get(*r, "batches")),
+				      why ? why : "");
+		json_t *next = NULL;
+
+		if (!c->json && (last == NULL || strcmp(last, now) != 0))
+			refresh_progress(*r);
+		free(last);
+		last = now;
+		if (json_integer_value(json_object_get(*r, "id")) != id) {
+			rc = cli_fail("refresh %lld is gone: refresh %lld of the group took its place",
+				      (long long)id,
+				      (long long)json_integer_value(json_object_get(*r, "id")));
+			break;
+		}
+		if (refresh_outcome(st) >= 0) {
+			rc = refresh_outcome(st);
+			break;
+		}
+		if (mono_ms() >= deadline) {
+			rc = cli_fail("refresh %lld still running after %s (--timeout); it goes on",
+				      (long long)id, tmo ? tmo : "30m");
+			break;
+		}
+		sleep_ms(REFRESH_POLL_MS);
+		if ((rc = cli_call(c, "GET", path, NULL, &next)) != 0)
+			break;
+		json_decref(*r);
+		*r = next;
+	}
+	free(last);
+	return rc;
+}
+
+/* herd group refresh CLUSTER/GROUP [flags] [--wait [--timeout D]] |
+ * --status | --pause | --resume [--wait [--timeout D]] | --cancel. */
 static int
 cmd_group_refresh(struct cli *c, int argc, char **argv)
 {
@@ -821,16 +899,19 @@ cmd_group_refresh(struct cli *c, int argc, char **argv)
 					       { "min-healthy", "min_healthy" },
 					       { "warmup", "warmup" },
 					       { "pause-after", "pause_after" } };
-	const char *action = NULL;
+	const char *action = NULL, *tmo = cli_opt(c, "timeout");
 	json_t *resp = NULL, *body;
 	char *path;
 	size_t i;
 	int rc, nacts = 0;
+	bool wait = cli_flag(c, "wait");
+	int64_t timeout_ms = REFRESH_WAIT_DEFAULT_MS;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cli_fail("usage: herd group refresh CLUSTER/GROUP [--batch N|P%%] [--surge N]"
 				" [--min-healthy P%%] [--warmup 30s] [--pause-after N] [--rollback]"
-				" [--dry-run] | --status | --pause | --resume | --cancel");
+				" [--dry-run] [--wait [--timeout 30m]] | --status | --pause"
+				" | --resume [--wait [--timeout 30m]] | --cancel");
 	for (i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
 		if (cli_flag(c, acts[i]))
 			action = acts[i], nacts++;
@@ -838,6 +919,15 @@ cmd_group_refresh(struct cli *c, int argc, char **argv)
 		nacts++;
 	if (nacts > 1)
 		return cli_fail("give one of --status, --pause, --resume, --cancel");
+	if (tmo && !wait)
+		return cli_fail("--timeout is how long --wait waits: give --wait too");
+	if (tmo && (parse_duration_ms(tmo, &timeout_ms) < 0 || timeout_ms <= 0))
+		return cli_fail("invalid --timeout '%s': want a duration such as 30m", tmo);
+	if (wait && (cli_flag(c, "status") || cli_flag(c, "dry-run") ||
+		     (action && strcmp(action, "resume") != 0)))
+		return cli_fail("--wait follows a refresh started or resumed: not with --%s",
+				cli_flag(c, "status") ? "status" : cli_flag(c, "dry-run") ? "dry-run"
+											   : action);
 	if (cli_flag(c, "status")) {
 		path = cli_scoped_path("groups", argv[1], "/refresh");
 		rc = cli_call(c, "GET", path, NULL, &resp);
@@ -862,6 +952,18 @@ cmd_group_refresh(struct cli *c, int argc, char **argv)
 	free(path);
 	if (rc)
 		return rc;
+	if (wait) {
+		/* the refresh itself (a resume answers it too): followed by id */
+		path = cli_scoped_path("groups", argv[1], "/refresh");
+		rc = refresh_wait(c, path, &resp, timeout_ms, tmo);
+		free(path);
+		if (c->json)
+			cli_print_json(resp);
+		else if (rc == 0 || refresh_outcome(json_string_value(json_object_get(resp, "state"))) > 0)
+			refresh_print(resp);
+		json_decref(resp);
+		return rc;
+	}
 	if (c->json) {
 		cli_print_json(resp);
 	} else if (json_is_true(json_object_get(resp, "dry_run"))) {
@@ -1308,7 +1410,7 @@ static const struct cmd cmds[] = {
 	{ "alert", "silences", cmd_alert_silences, 0, 0, NULL, "[--json]", "List silences in force." },
 	{ "alert", "unsilence", cmd_alert_unsilence, 1, 1, NULL, "ID [--json]", "Delete a silence." },
 	{ "group", "scale", cmd_group_scale, 2, 2, NULL, "NAME N [--json]", "Set a group's desired size (within min/max)." },
-	{ "group", "refresh", cmd_group_refresh, 1, 1, "batch=,surge=,min-healthy=,warmup=,pause-after=,rollback,dry-run,status,pause,resume,cancel", "CLUSTER/GROUP [--batch N|P%] [--surge N] [--min-healthy P%] [--warmup 30s] [--pause-after N] [--rollback] [--dry-run] | --status|--pause|--resume|--cancel [--json]", "Replace the group's hosts behind its template version, batch by batch (or show, pause, resume, cancel its refresh)." },
+	{ "group", "refresh", cmd_group_refresh, 1, 1, "batch=,surge=,min-healthy=,warmup=,pause-after=,rollback,dry-run,wait,timeout=,status,pause,resume,cancel", "CLUSTER/GROUP [--batch N|P%] [--surge N] [--min-healthy P%] [--warmup 30s] [--pause-after N] [--rollback] [--dry-run] [--wait [--timeout 30m]] | --status|--pause|--resume [--wait]|--cancel [--json]", "Replace the group's hosts behind its template version, batch by batch (or show, pause, resume, cancel its refresh); --wait: follow it to the end (exit 0 if done)." },
 	{ "group", "diff", cmd_group_diff, 1, 1, NULL, "CLUSTER/GROUP [--json]", "List the hosts behind the group's template version and what changed." },
 	{ "host", "ls", cmd_host_ls, 0, 0, "group=,cluster=,all", "[--group G] [--cluster C] [--all] [--json]", "List hosts (--all: with terminated ones)." },
 	{ "host", "show", cmd_host_show, 1, 1, NULL, "NAME [--json]", "Show a host: state, address, timings, init script results." },

@@ -4,7 +4,7 @@
  * order, host_create's launching row, host_next_seq over terminated hosts,
  * host_lb_drain_begin keeping a started drain, the deleted-network records
  * (add in a transaction, list, done; a rollback leaves none) and the count
- * of policy scale actions. */
+ * of policy scale actions, and whether a refresh took a host out. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +19,7 @@
 
 #include "model/activity-read.h"
 #include "model/host.h"
+#include "model/refresh.h"
 #include "model/res.h"
 #include "store/store.h"
 
@@ -241,6 +242,22 @@ test_activity_count_policy_scales(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* The drain and termination of a host a refresh took out are the
+ * refresh's (their activities' cause): refresh_took_out says so of that
+ * host, in any refresh, and of no other. */
+static void
+test_refresh_took_out(void **state)
+{
+	struct herr err = HERR_INIT;
+
+	(void)state;
+	assert_false(refresh_took_out(st, "h1"));
+	assert_int_equal(refresh_host_out(st, 7, "h1", "web-1", 1000, &err), 1);
+	assert_int_equal(refresh_host_out(st, 7, "h1", "web-1", 2000, &err), 0);   /* once */
+	assert_true(refresh_took_out(st, "h1"));
+	assert_false(refresh_took_out(st, "h2"));
+}
+
 int
 main(void)
 {
@@ -251,6 +268,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_net_gone_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_activity_count_policy_scales, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_took_out, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,10 +1,12 @@
 /* test-decide.c - the reconcile decision (ctl/decide.c) driven with plain
  * structs and an injected clock: launching up to the desired size, scale-in
- * order (newest/oldest, not-ready first, protected never), `after`, provision
- * timeouts, lost heartbeats and the unhealthy cap, the grace after herd
- * could not hear (start, pause), the last ready host replaced only after a
- * new one is ready, failed hosts kept then cleaned, the failure backoff, and
- * nothing to do once converged. */
+ * order (hosts behind the template version first, then not-ready, then
+ * newest/oldest; protected never; a refresh's taken-out hosts neither
+ * counted, chosen nor taken back), `after`, provision timeouts, lost
+ * heartbeats and the unhealthy cap, the grace after herd could not hear
+ * (start, pause), the last ready host replaced only after a new one is
+ * ready, failed hosts kept then cleaned, the failure backoff, and nothing
+ * to do once converged. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -324,6 +326,94 @@ test_scale_in_prefers_not_ready(void **state)
 	decide(&w, T0);
 	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-1 node-2");
 	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+}
+
+/* Hosts behind the group's current template version go first, before the
+ * termination policy and before hosts not ready yet (a scale-in during a
+ * refresh leaves it less to replace), then the policy among them. */
+static void
+test_scale_in_behind_first(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 3);
+	char buf[256];
+
+	(void)state;
+	for (int i = 1; i <= 3; i++)
+		host(&w, g, i, HS_READY)->behind = true;
+	host(&w, g, 4, HS_READY);
+	host(&w, g, 5, HS_READY);
+	decide(&w, T0);
+	/* newest first among the behind ones, not node-5 and node-4 */
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-3 node-2");
+	assert_string_equal(w.a[0].reason,
+			    "group has 5 host(s), desired 3; behind the template version first,"
+			    " then newest first");
+	/* more than the behind ones: then the policy among the current */
+	g->desired = 1;
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)),
+			    "node-3 node-2 node-1 node-5");
+	assert_string_equal(w.a[3].reason, "group has 5 host(s), desired 1; newest first");
+	/* oldest: the oldest behind first */
+	g->desired = 3;
+	g->termination = "oldest";
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-1 node-2");
+
+	/* a new host still booting (a refresh's surge host) stays; an old
+	 * ready one goes */
+	memset(&w, 0, sizeof(w));
+	g = group(&w, "demo", "node", 2);
+	host(&w, g, 1, HS_READY)->behind = true;
+	host(&w, g, 2, HS_READY)->behind = true;
+	host(&w, g, 3, HS_BOOTING);
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-2");
+	/* with a before_terminate, a ready behind host is drained */
+	g->drain = true;
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_DRAIN, buf, sizeof(buf)), "node-2");
+}
+
+/* A host a refresh took out is on its way out: not counted, not chosen as
+ * a victim again, not taken back by a scale-out (the refresh would take it
+ * out again); its replacement is launched from the current version. */
+static void
+test_refresh_taken_out_leaves(void **state)
+{
+	struct world w = { 0 };
+	struct rc_group *g = group(&w, "demo", "node", 3);
+	char buf[256];
+
+	(void)state;
+	g->drain = true;
+	host(&w, g, 1, HS_DRAINING)->leaving = true;   /* surge 0: out first */
+	host(&w, g, 2, HS_READY)->behind = true;
+	host(&w, g, 3, HS_READY)->behind = true;
+	decide(&w, T0);
+	assert_int_equal(count(&w, RC_RECLAIM, NULL), 0);
+	assert_int_equal(count(&w, RC_LAUNCH, "scale_out"), 1);
+	/* an ordinary draining host is still taken back */
+	w.h[0].leaving = false;
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_RECLAIM, buf, sizeof(buf)), "node-1");
+	assert_int_equal(count(&w, RC_LAUNCH, NULL), 0);
+
+	/* taken out, its drain not begun yet (a crash in between): still
+	 * ready, yet neither counted nor a scale-in victim */
+	memset(&w, 0, sizeof(w));
+	g = group(&w, "demo", "node", 2);
+	host(&w, g, 1, HS_READY)->leaving = true;
+	host(&w, g, 2, HS_READY)->behind = true;
+	host(&w, g, 3, HS_READY);
+	host(&w, g, 4, HS_READY);
+	g->desired = 2;
+	decide(&w, T0);
+	assert_string_equal(targets(&w, RC_TERMINATE, buf, sizeof(buf)), "node-2");
+	g->desired = 3;
+	decide(&w, T0);
+	assert_int_equal(w.na, 0);
 }
 
 static void
@@ -893,6 +983,8 @@ main(void)
 		cmocka_unit_test(test_drain_then_reclaim),
 		cmocka_unit_test(test_scale_in_skips_protected),
 		cmocka_unit_test(test_scale_in_prefers_not_ready),
+		cmocka_unit_test(test_scale_in_behind_first),
+		cmocka_unit_test(test_refresh_taken_out_leaves),
 		cmocka_unit_test(test_after_waits_for_ready_group),
 		cmocka_unit_test(test_provision_timeout_fails),
 		cmocka_unit_test(test_heartbeat_lost_unhealthy),

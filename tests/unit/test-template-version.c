@@ -112,6 +112,21 @@ test_changes(void **state)
 	json_decref(new_);
 }
 
+/* A host is current only on the group's template at its version; another
+ * template, another version or an unknown one is behind. */
+static void
+test_is_current(void **state)
+{
+	(void)state;
+	assert_true(template_version_is_current("web", "3c1f0e9a7b21", "web", "3c1f0e9a7b21"));
+	assert_false(template_version_is_current("web", "5d2a41c0f8e3", "web", "3c1f0e9a7b21"));
+	assert_false(template_version_is_current("site", "3c1f0e9a7b21", "web", "3c1f0e9a7b21"));
+	assert_false(template_version_is_current("web", "", "web", "3c1f0e9a7b21"));
+	assert_false(template_version_is_current(NULL, NULL, "web", "3c1f0e9a7b21"));
+	/* a template gone at launch: hosts made then said "unknown" */
+	assert_true(template_version_is_current("web", NULL, "web", "unknown"));
+}
+
 int
 main(void)
 {
@@ -119,6 +134,7 @@ main(void)
 		cmocka_unit_test(test_version_stable),
 		cmocka_unit_test(test_version_changes_with_field_and_script),
 		cmocka_unit_test(test_changes),
+		cmocka_unit_test(test_is_current),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,10 @@ struct rc_host {
 	bool protected_;
 	int64_t created_ms, updated_ms, ready_ms, heartbeat_ms;
 	double metric;              /* termination least:<metric>: its latest value (NaN = none) */
+	bool behind;                /* launched from another template version than its
+				     * group's current one: a scale-in takes it first */
+	bool leaving;               /* taken out by a refresh: on its way out, never counted,
+				     * chosen as a victim nor taken back */
 };
 
 enum rc_kind { RC_LAUNCH, RC_TERMINATE, RC_FAIL, RC_UNHEALTHY, RC_WAIT, RC_DRAIN, RC_RECLAIM };

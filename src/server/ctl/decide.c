@@ -84,12 +84,17 @@ victim_rank(const struct rc_host *h)
 	}
 }
 
-/* termination: least:<metric> picks the host with the smallest latest
- * value; a host with no value is taken last (it may be the busiest: unknown
- * is not absent), ties go to the newest. */
+/* Hosts behind the group's template version go first (like AWS's oldest
+ * launch template first: a scale-in during a refresh leaves it fewer to
+ * replace), ready or not; then not ready first, then the termination
+ * policy. least:<metric> picks the host with the smallest latest value; a
+ * host with no value is taken last (it may be the busiest: unknown is not
+ * absent), ties go to the newest. */
 static bool
 better_victim(const struct rc_host *a, const struct rc_host *b, bool oldest, bool least)
 {
+	if (a->behind != b->behind)
+		return a->behind;
 	if (victim_rank(a) != victim_rank(b))
 		return victim_rank(a) < victim_rank(b);
 	if (least && !(isnan(a->metric) && isnan(b->metric))) {
@@ -164,8 +169,8 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 
 		for (size_t i = 0; i < nh; i++) {
 			const struct rc_host *h = &hosts[i];
-			if (!in_group(h, g))
-				continue;
+			if (!in_group(h, g) || (h->leaving && h->state != HS_FAILED))
+				continue;   /* a refresh's: its replacement is launched */
 			if (h->state == HS_DRAINING) {
 				/* on its way out: not capacity, but can be reclaimed */
 				draining++;
@@ -264,7 +269,8 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 		}
 		/* A host being drained is taken back before a new one is launched. */
 		for (size_t i = 0; i < nh && count < g->desired && draining > 0; i++) {
-			if (!in_group(&hosts[i], g) || hosts[i].state != HS_DRAINING)
+			if (!in_group(&hosts[i], g) || hosts[i].state != HS_DRAINING ||
+			    hosts[i].leaving)
 				continue;
 			snprintf(why, sizeof(why), "group has %d host(s), desired %d: taking back %s",
 				 count, g->desired, hosts[i].name);
@@ -292,7 +298,8 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 				for (size_t i = 0; i < nh; i++) {
 					const struct rc_host *h = &hosts[i];
 					bool already = false;
-					if (!in_group(h, g) || !is_live(h->state) || h->protected_)
+					if (!in_group(h, g) || !is_live(h->state) || h->protected_ ||
+					    h->leaving)
 						continue;
 					for (size_t j = 0; j < n; j++)
 						if (out[j].host_id == h->id &&
@@ -310,11 +317,15 @@ reconcile_decide(const struct rc_group *groups, size_t ng, const struct rc_host 
 				}
 				if (least)
 					snprintf(why, sizeof(why),
-						 "group has %d host(s), desired %d; least %s first (%g)", count,
-						 g->desired, g->termination + 6, best->metric);
+						 "group has %d host(s), desired %d; %sleast %s first (%g)",
+						 count, g->desired,
+						 best->behind ? "behind the template version first, then " : "",
+						 g->termination + 6, best->metric);
 				else
-					snprintf(why, sizeof(why), "group has %d host(s), desired %d; %s first",
-						 count, g->desired, oldest ? "oldest" : "newest");
+					snprintf(why, sizeof(why), "group has %d host(s), desired %d; %s%s first",
+						 count, g->desired,
+						 best->behind ? "behind the template version first, then " : "",
+						 oldest ? "oldest" : "newest");
 				/* ready hosts with a before_terminate are drained first */
 				n = push(out, n, max, g->drain && best->state == HS_READY ? RC_DRAIN : RC_TERMINATE,
 					 g, best->id, "scale_in", why);

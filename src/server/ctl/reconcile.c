@@ -1061,13 +1061,15 @@ group_drain_script(struct server *s, const char *cluster, const char *group, cha
 	return found;
 }
 
-/* Starts draining a scale-in victim: its group's before_terminate runs on
- * it (a script run, recorded like any other), and the host is `draining`
- * until the run ends or its deadline passes. The run is made while the host
- * is still ready (a run skips hosts that are not); a crash between the two
- * writes makes a second run next time: a drain is retried, never skipped. */
+/* Starts draining a scale-in victim or a host a refresh took out (cause
+ * "scale_in" or "refresh": its activities say which): its group's
+ * before_terminate runs on it (a script run, recorded like any other), and
+ * the host is `draining` until the run ends or its deadline passes. The
+ * run is made while the host is still ready (a run skips hosts that are
+ * not); a crash between the two writes makes a second run next time: a
+ * drain is retried, never skipped. */
 static void
-do_drain(struct ctl *c, const struct host *h, const char *reason)
+do_drain(struct ctl *c, const struct host *h, const char *cause, const char *reason)
 {
 	struct server *s = c->s;
 	struct herr err = HERR_INIT;
@@ -1077,7 +1079,7 @@ do_drain(struct ctl *c, const struct host *h, const char *reason)
 	int64_t timeout = DEFAULT_DRAIN_MS, run_id = 0, changed = 0;
 
 	if (!group_drain_script(s, cl, g, script, sizeof(script), &timeout)) {
-		do_terminate(c, h, "scale_in", reason);
+		do_terminate(c, h, cause, reason);
 		return;
 	}
 	rs.script = script;
@@ -1087,9 +1089,9 @@ do_drain(struct ctl *c, const struct host *h, const char *reason)
 	rs.who = "herd (before_terminate)";
 	if (run_create(s, &rs, &run_id, detail, sizeof(detail), &err) < 0) {
 		log_warn("cannot drain %s with %s: %s: terminating it", name, script, err.msg);
-		activity_add(s->store, cl, g, name, "drain_failed", "scale_in", NULL, &err,
+		activity_add(s->store, cl, g, name, "drain_failed", cause, NULL, &err,
 			     "cannot run before_terminate %s on %s: %s", script, name, err.msg);
-		do_terminate(c, h, "scale_in", reason);
+		do_terminate(c, h, cause, reason);
 		return;
 	}
 	herr_clear(&err);
@@ -1098,7 +1100,7 @@ do_drain(struct ctl *c, const struct host *h, const char *reason)
 	if (changed == 1) {
 		json_t *in = json_pack("{s:s,s:I}", "script", script, "run", (json_int_t)run_id);
 
-		activity_add(s->store, cl, g, name, "drain", "scale_in", in, &err,
+		activity_add(s->store, cl, g, name, "drain", cause, in, &err,
 			     "draining %s with %s (run %lld): %s", name, script, (long long)run_id, reason);
 		json_decref(in);
 		server_kick(s);
@@ -1106,7 +1108,8 @@ do_drain(struct ctl *c, const struct host *h, const char *reason)
 }
 
 /* A draining host whose run has ended (or whose deadline passed) is
- * terminated, with the drain's outcome and output recorded. */
+ * terminated, with the drain's outcome and output recorded; the cause is
+ * the refresh's when one took it out (model/refresh.h), else scale_in. */
 static void
 drain_check(struct ctl *c, const struct host *h)
 {
@@ -1117,12 +1120,14 @@ drain_check(struct ctl *c, const struct host *h)
 	char state[32] = "", why[600];
 	struct run_host rh;
 	bool have_rh;
+	const char *cause;
 	json_t *in;
 
 	if (run_id > 0 && run_state_get(s->store, run_id, state, sizeof(state), &err) < 0)
 		snprintf(state, sizeof(state), "lost");
 	if (strcmp(state, "running") == 0 && now_ms() < deadline)
 		return;
+	cause = refresh_took_out(s->store, id) ? "refresh" : "scale_in";
 	have_rh = run_host_get(s->store, run_id, id, &rh, &err) == 0;
 	snprintf(why, sizeof(why), "drain of %s %s%s", name,
 		 strcmp(state, "running") == 0 ? "timed out" : "finished: ",
@@ -1132,12 +1137,12 @@ drain_check(struct ctl *c, const struct host *h)
 								 : json_null(),
 		       "stdout", have_rh ? rh.stdout_text : "", "stderr",
 		       have_rh ? rh.stderr_text : "");
-	activity_add(s->store, h->cluster, h->grp, name, "drained", "scale_in", in, &err, "%s",
+	activity_add(s->store, h->cluster, h->grp, name, "drained", cause, in, &err, "%s",
 		     why);
 	json_decref(in);
 	if (have_rh)
 		run_host_release(&rh);
-	do_terminate(c, h, "scale_in", why);
+	do_terminate(c, h, cause, why);
 }
 
 /* A scale-out takes a draining host back instead of launching a new one. */
@@ -1223,7 +1228,8 @@ refresh_step_save(struct ctl *c, struct refresh *r, const char *kind, const char
 
 /* Drains hosts[idx] out (before_terminate and the load balancer, as a
  * scale-in victim) and updates hosts[] and hrows[] with its new state, so
- * the reconcile decision of this pass no longer counts it. */
+ * the reconcile decision of this pass no longer counts it, nor takes it
+ * back (leaving). */
 static void
 refresh_drain(struct ctl *c, struct rc_host *hosts, struct host *hrows, size_t idx,
 	      const char *reason)
@@ -1231,9 +1237,10 @@ refresh_drain(struct ctl *c, struct rc_host *hosts, struct host *hrows, size_t i
 	struct herr err = HERR_INIT;
 	struct host now;
 
+	hosts[idx].leaving = true;
 	if (hrows[idx].state == HS_DRAINING || hrows[idx].state == HS_TERMINATING)
 		return;
-	do_drain(c, &hrows[idx], reason);
+	do_drain(c, &hrows[idx], "refresh", reason);
 	if (host_get(c->s->store, hrows[idx].id, &now, &err) == 0 && now.state != hrows[idx].state) {
 		hrows[idx] = now;
 		hosts[idx].state = now.state;
@@ -1293,6 +1300,9 @@ refresh_one(struct ctl *c, struct refresh *r, struct rc_group *g, struct rc_host
 		json_array_foreach(out, k, v)
 			if (strcmp(json_string_value(v), hrows[i].id) == 0)
 				rh[n].out = true;
+		/* on its way out: the reconcile decision neither counts it,
+		 * picks it as a victim, nor takes it back */
+		hosts[i].leaving = rh[n].out;
 		json_array_foreach(members, k, v) {
 			const char *mid = json_string_value(json_object_get(v, "host_id"));
 			const char *up = json_string_value(json_object_get(v, "status"));
@@ -1430,6 +1440,50 @@ refresh_pass(struct ctl *c, struct rc_group *groups, size_t ng, struct rc_host *
 	refresh_free_all(rs, nr);
 }
 
+/* Each host's `behind` (model/template-version.h, as `herd group diff`
+ * says it), for the scale-in order (ctl/decide.c). Only in a group whose
+ * live hosts are on more than one template version: where they all are on
+ * one, behind or not, it orders nothing, and the pass reads nothing more. */
+static void
+mark_behind(struct store *st, const struct group *typed, size_t ng, struct rc_host *hosts,
+	    const struct host *hrows, size_t nh)
+{
+	for (size_t gi = 0; gi < ng; gi++) {
+		const struct group *g = &typed[gi];
+		const struct host *first = NULL;
+		char ver[TEMPLATE_VERSION_LEN + 1];
+		struct herr err = HERR_INIT;
+		bool mixed = false;
+
+		for (size_t i = 0; i < nh && !mixed; i++) {
+			const struct host *h = &hrows[i];
+
+			if (strcmp(h->cluster, g->cluster) != 0 || strcmp(h->grp, g->name) != 0)
+				continue;
+			if (first == NULL)
+				first = h;
+			else if (!template_version_is_current(h->template_, h->template_version,
+							      first->template_,
+							      first->template_version[0]
+								      ? first->template_version
+								      : "unknown"))
+				mixed = true;
+		}
+		if (!mixed)
+			continue;
+		if (template_version_current(st, g->template_, ver, NULL, &err) < 0) {
+			log_debug("reconcile: %s/%s: no current template version: %s", g->cluster,
+				  g->name, err.msg);
+			continue;
+		}
+		for (size_t i = 0; i < nh; i++)
+			if (strcmp(hrows[i].cluster, g->cluster) == 0 &&
+			    strcmp(hrows[i].grp, g->name) == 0)
+				hosts[i].behind = !template_version_is_current(
+					hrows[i].template_, hrows[i].template_version, g->template_, ver);
+	}
+}
+
 static void
 reconcile_once(struct ctl *c)
 {
@@ -1527,6 +1581,7 @@ reconcile_once(struct ctl *c)
 		hosts[i].heartbeat_ms = h->heartbeat_ms;
 		hosts[i].metric = NAN;
 	}
+	mark_behind(s->store, typed, ng, hosts, hrows, nh);
 	/* termination: least:<metric> needs each host's latest value */
 	for (size_t gi = 0; gi < ng; gi++) {
 		struct tsdb_series_info *si = NULL;
@@ -1602,7 +1657,7 @@ reconcile_once(struct ctl *c)
 			break;
 		case RC_DRAIN:
 			if (hrow)
-				do_drain(c, hrow, a->reason);
+				do_drain(c, hrow, a->cause, a->reason);
 			break;
 		case RC_RECLAIM:
 			if (hrow)

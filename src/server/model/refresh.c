@@ -361,6 +361,18 @@ refresh_hosts_out(struct store *st, int64_t rid, struct herr *err)
 	return ids;
 }
 
+bool
+refresh_took_out(struct store *st, const char *id)
+{
+	struct herr err = HERR_INIT;
+	json_t *row = store_row(st, &err,
+				"SELECT 1 AS one FROM refresh_hosts WHERE host_id = ? LIMIT 1", "[s]", id);
+	bool yes = row != NULL;
+
+	json_decref(row);
+	return yes;
+}
+
 json_t *
 refresh_to_json(struct store *st, const struct refresh *r)
 {

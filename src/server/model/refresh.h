@@ -100,6 +100,10 @@ int refresh_host_out(struct store *st, int64_t rid, const char *id, const char *
 /* The ids of the hosts refresh rid took out, an owned array of strings. */
 json_t *refresh_hosts_out(struct store *st, int64_t rid, struct herr *err);
 
+/* Whether some refresh took host id out (its drain and termination are
+ * the refresh's, not a scale-in's). False on a store error too. */
+bool refresh_took_out(struct store *st, const char *id);
+
 /* The API form of r with the hosts it replaced (store read): owned. */
 json_t *refresh_to_json(struct store *st, const struct refresh *r);
 

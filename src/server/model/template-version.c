@@ -163,6 +163,15 @@ template_version_get(struct store *st, const char *name, const char *ver, struct
 	return snap;
 }
 
+bool
+template_version_is_current(const char *host_template, const char *host_version,
+			    const char *template_, const char *ver)
+{
+	const char *v = host_version && *host_version ? host_version : "unknown";
+
+	return strcmp(host_template ? host_template : "", template_) == 0 && strcmp(v, ver) == 0;
+}
+
 int
 group_diff(struct store *st, const char *cluster, const char *grp, json_t **out,
 	   struct herr *err)
@@ -200,7 +209,7 @@ group_diff(struct store *st, const char *cluster, const char *grp, json_t **out,
 
 		t = t ? t : "";
 		v = v && *v ? v : "unknown";
-		if (strcmp(t, g->template_) == 0 && strcmp(v, ver) == 0) {
+		if (template_version_is_current(t, v, g->template_, ver)) {
 			current++;
 			continue;
 		}

@@ -9,6 +9,8 @@
 #ifndef HERD_MODEL_TEMPLATE_VERSION_H
 #define HERD_MODEL_TEMPLATE_VERSION_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 #include "herr.h"
@@ -32,6 +34,12 @@ void template_version_of(const json_t *snapshot, char out[TEMPLATE_VERSION_LEN +
  * numbers, null where absent); when old is NULL, one item {"field":
  * "version", "from": "unknown", "to": null}. Pure. */
 json_t *template_version_changes(const json_t *old, const json_t *new_);
+
+/* Whether a host launched from template host_template at version
+ * host_version (NULL or "" = unknown) is on template template_ at version
+ * ver: a host of another template, or of unknown version, is behind. Pure. */
+bool template_version_is_current(const char *host_template, const char *host_version,
+				 const char *template_, const char *ver);
 
 /* The current version of template name: its spec and the latest version
  * of each init script. ver gets the version, *snapshot (when not NULL) the
