@@ -23,6 +23,7 @@
 #include "scale/scale.h"
 #include "ctl/lbsync.h"
 #include "ctl/notify.h"
+#include "ctl/promsrc.h"
 #include "log.h"
 #include "main.h"
 #include "model/host.h"
@@ -633,10 +634,11 @@ server_main(int argc, char **argv)
 			 httpd_is_tls(s, listen_ips[i], (int)str_long_or(strrchr(more[i - 1], ':') + 1,
 									  1, 65535, 0)) ? "https" : "http",
 			 more[i - 1]);
-	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || alert_start(s, &err) < 0 ||
-	    notify_start(s, &err) < 0) {
+	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || promsrc_start(s, &err) < 0 ||
+	    alert_start(s, &err) < 0 || notify_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);
+		promsrc_stop(s);
 		alert_stop(s);
 		notify_stop(s);
 		httpd_stop(s);
@@ -648,6 +650,7 @@ server_main(int argc, char **argv)
 		;
 	log_info("signal %d: shutting down", sig);
 	ctl_stop(s);        /* sets s->stopping: the autoscaler and alerts end too */
+	promsrc_stop(s);    /* a query under way ends within its timeout */
 	autoscale_stop(s);
 	alert_stop(s);
 	notify_stop(s);     /* cuts a send under way: that notification goes again next start */
