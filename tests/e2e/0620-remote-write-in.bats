@@ -49,8 +49,11 @@ setup_file() {
 
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
-	[ -n "${PROM_PID:-}" ] && kill "$PROM_PID" 2>/dev/null
-	[ -n "${WEB_PID:-}" ] && kill "$WEB_PID" 2>/dev/null
+	# the tests' processes, by the PIDs they wrote (a test's variables do
+	# not reach teardown_file)
+	for f in "$BATS_FILE_TMPDIR"/*.pid; do
+		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+	done
 	server_cleanup
 }
 
@@ -92,6 +95,7 @@ stored_42() {
 	python3 -m http.server "$wport" --bind 127.0.0.1 --directory "$pdir/www" \
 		>"$pdir/www.log" 2>&1 &
 	WEB_PID=$!
+	echo "$WEB_PID" >"$BATS_FILE_TMPDIR/web.pid"
 	export WEB_PID
 	printf '%s' "$OPERATOR" >"$pdir/token"
 	chmod 600 "$pdir/token"
@@ -116,6 +120,7 @@ stored_42() {
 	prometheus --config.file="$pdir/prometheus.yml" --storage.tsdb.path="$pdir/data" \
 		--web.listen-address="127.0.0.1:$pport" >"$pdir/log" 2>&1 &
 	PROM_PID=$!
+	echo "$PROM_PID" >"$BATS_FILE_TMPDIR/prom.pid"
 	export PROM_PID
 	if ! wait_for 90 stored_42; then
 		tail -20 "$pdir/log" >&2
@@ -143,9 +148,11 @@ stored_42() {
 	wait_for 30 grep -q '401' "$pdir/log"
 	kill "$PROM_PID"
 	wait "$PROM_PID" 2>/dev/null || true
+	rm -f "$BATS_FILE_TMPDIR/prom.pid"
 	PROM_PID=
 	kill "$WEB_PID"
 	wait "$WEB_PID" 2>/dev/null || true
+	rm -f "$BATS_FILE_TMPDIR/web.pid"
 	WEB_PID=
 }
 

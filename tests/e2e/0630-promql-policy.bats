@@ -21,6 +21,7 @@ setup_file() {
 	python3 -m http.server "$WPORT" --bind 127.0.0.1 --directory "$PDIR/www" \
 		>"$PDIR/www.log" 2>&1 &
 	WEB_PID=$!
+	echo "$WEB_PID" >"$BATS_FILE_TMPDIR/web.pid"
 	PPORT=$(free_port)
 	export PDIR WPORT PPORT WEB_PID
 	BP_DIR=$BATS_FILE_TMPDIR/bp
@@ -71,8 +72,11 @@ setup_file() {
 
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
-	[ -n "${PROM_PID:-}" ] && kill "$PROM_PID" 2>/dev/null
-	[ -n "${WEB_PID:-}" ] && kill "$WEB_PID" 2>/dev/null
+	# the tests' processes, by the PIDs they wrote (a test's variables do
+	# not reach teardown_file)
+	for f in "$BATS_FILE_TMPDIR"/*.pid; do
+		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+	done
 	server_cleanup
 }
 
@@ -95,6 +99,7 @@ prom_start() {
 	prometheus --config.file="$PDIR/prometheus.yml" --storage.tsdb.path="$PDIR/data" \
 		--web.listen-address="127.0.0.1:$PPORT" >>"$PDIR/log" 2>&1 &
 	PROM_PID=$!
+	echo "$PROM_PID" >"$BATS_FILE_TMPDIR/prom.pid"
 	export PROM_PID
 }
 
@@ -155,6 +160,7 @@ nodata_after() {
 	since=$(last_activity)
 	kill "$PROM_PID"
 	wait "$PROM_PID" 2>/dev/null || true
+	rm -f "$BATS_FILE_TMPDIR/prom.pid"
 	PROM_PID=
 	set_load 0
 	wait_for 60 nodata_after "$since"
