@@ -155,6 +155,9 @@ nodata_after() {
 		false
 	fi
 	herd activity ls --group pq/api --json | grep -q '"query > 100'
+	# herd policy check shows the query's newest value
+	run herd policy check pq/api
+	[[ "$output" == *"promql      grow: max(pq_load) = 500"* ]]
 	wait_for 60 ready_is 2
 	# Prometheus stopped: the value is unknown, never a reason to scale in
 	since=$(last_activity)
@@ -164,6 +167,8 @@ nodata_after() {
 	PROM_PID=
 	set_load 0
 	wait_for 60 nodata_after "$since"
+	run herd policy check pq/api
+	[[ "$output" == *"promql      shrink: max(pq_load) = unknown (query failed"* ]]
 	sleep 10
 	desired_is 2
 	[ "$(herd activity ls --group pq/api --json | grep -c '"kind": *"scale_in"')" = 0 ]
