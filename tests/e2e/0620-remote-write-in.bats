@@ -182,3 +182,35 @@ stored_42() {
 	[[ "$output" == "401 "* ]]
 	[ -n "$(rw_count invalid)" ]
 }
+
+@test "the Grafana dashboard is valid JSON whose metrics herd exposes or documents" {
+	dash=$BATS_TEST_DIRNAME/../../examples/grafana/herd-dashboard.json
+	python3 -m json.tool "$dash" >/dev/null
+	curl -sf -H "Authorization: Bearer $VIEWER" "$HERD_URL/metrics" >"$BATS_TEST_TMPDIR/metrics"
+	# every metric name in a panel's expr: in herd's /metrics now, or in its docs
+	run python3 - "$dash" "$BATS_TEST_TMPDIR/metrics" "$BATS_TEST_DIRNAME"/../../docs/*.md <<-'PY'
+	import json, re, sys
+	dash = json.load(open(sys.argv[1]))
+	known = open(sys.argv[2]).read() + "".join(open(f).read() for f in sys.argv[3:])
+	promql = {"sum", "avg", "min", "max", "count", "by", "without", "rate", "increase",
+		  "irate", "label_values", "on", "ignoring", "topk", "bottomk"}
+	names = set()
+	assert dash["templating"]["list"][0]["type"] == "datasource"
+	for p in dash["panels"]:
+	    assert p["datasource"]["uid"] == "${datasource}", p["title"]
+	    for t in p["targets"]:
+	        e = re.sub(r'\{[^}]*\}|\[[^\]]*\]|"[^"]*"|\$\w+', " ", t["expr"])
+	        e = re.sub(r'\b(by|without)\s*\([^)]*\)', " ", e)
+	        for n in re.findall(r'[a-zA-Z_:][a-zA-Z0-9_:]*', e):
+	            if n not in promql:
+	                names.add(n)
+	missing = [n for n in sorted(names) if not re.search(r'\b%s\b' % re.escape(n), known)]
+	print("names:", " ".join(sorted(names)))
+	if missing:
+	    sys.exit("not exposed or documented: " + " ".join(missing))
+	PY
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *herd_remote_write_received_samples_total* ]]
+	[[ "$output" == *cpu_busy_ratio* ]]
+}
