@@ -153,6 +153,16 @@ cmd_policy_check(struct cli *c, int argc, char **argv)
 		json_array_foreach(json_object_get(resp, "findings"), i, f)
 			printf("%-11s %s\n", cli_esc(json_string_value(json_object_get(f, "verdict"))),
 			       cli_esc(json_string_value(json_object_get(f, "text"))));
+		/* PromQL policies: the query's newest value, or why it is unknown */
+		json_array_foreach(json_object_get(resp, "promql"), i, f) {
+			json_t *val = json_object_get(f, "value");
+			printf("promql      %s: %s = ", cli_esc(json_string_value(json_object_get(f, "policy"))),
+			       cli_esc(json_string_value(json_object_get(f, "query"))));
+			if (json_is_number(val))
+				printf("%g\n", json_number_value(val));
+			else
+				printf("unknown (%s)\n", cli_esc(json_string_value(json_object_get(f, "why"))));
+		}
 	}
 	rc = verdict && (strcmp(verdict, "runaway") == 0 || strcmp(verdict, "oscillates") == 0) ? 3
 		: verdict && strcmp(verdict, "cannot_tell") == 0 ? 4 : 0;

@@ -23,6 +23,7 @@
 #include "scale/scale.h"
 #include "ctl/lbsync.h"
 #include "ctl/notify.h"
+#include "ctl/promsrc.h"
 #include "log.h"
 #include "main.h"
 #include "model/host.h"
@@ -44,6 +45,7 @@ struct server *g_srv;
 #define METRICS_SYNC_DEFAULT_MS 1000  /* --metrics-sync */
 #define OPT_METRICS_SYNC 0x4d53       /* --metrics-sync has no short form */
 #define OPT_AGENT_BIN 0x4142          /* nor --agent-bin */
+#define OPT_RW_HOST_LABEL 0x5248      /* nor --remote-write-host-label */
 #define OPT_TLS 0x544c                /* --tls... neither */
 #define OPT_TLS_CERT 0x544d
 #define OPT_TLS_KEY 0x544e
@@ -159,6 +161,10 @@ usage(FILE *f)
 		"  --metrics-sync D   how often pushed samples are fdatasync'ed (default 1s,\n"
 		"                     0-60s); 0: before each push is answered. A power loss\n"
 		"                     loses at most this window of samples (docs/metrics.md)\n"
+		"  --remote-write-host-label L\n"
+		"                     the label that names a herd host in series written to\n"
+		"                     POST /api/v1/write (default host; else instance without\n"
+		"                     its port)\n"
 		"  --retain-activities D\n"
 		"                     how long activities are kept (default 30d; policy\n"
 		"                     scales of the last hour stay whatever it says)\n"
@@ -370,6 +376,7 @@ server_main(int argc, char **argv)
 		{ "advertise-url", required_argument, NULL, 'U' },
 		{ "launch-workers", required_argument, NULL, 'K' },
 		{ "agent-bin", required_argument, NULL, OPT_AGENT_BIN },
+		{ "remote-write-host-label", required_argument, NULL, OPT_RW_HOST_LABEL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -390,6 +397,7 @@ server_main(int argc, char **argv)
 
 	s->body_max = 1 << 20;
 	s->push_interval_ms = 5000;
+	snprintf(s->remote_write_host_label, sizeof(s->remote_write_host_label), "host");
 	s->retain_activities_ms = RETAIN_ACTIVITIES_DEFAULT_MS;
 	s->retain_audit_ms = RETAIN_AUDIT_DEFAULT_MS;
 	s->retain_runs_ms = RETAIN_RUNS_DEFAULT_MS;
@@ -470,6 +478,16 @@ server_main(int argc, char **argv)
 				return 2;
 			}
 			tlso.names[tlso.nnames++] = optarg;
+			break;
+		case OPT_RW_HOST_LABEL:
+			if (!tsdb_label_name_ok(optarg) || strncmp(optarg, "__", 2) == 0 ||
+			    strlen(optarg) >= sizeof(s->remote_write_host_label)) {
+				fprintf(stderr, "herd server: --remote-write-host-label: want a label name"
+					" ([a-zA-Z_][a-zA-Z0-9_]*, not __*, at most 63 characters)\n");
+				return 2;
+			}
+			snprintf(s->remote_write_host_label, sizeof(s->remote_write_host_label), "%s",
+				 optarg);
 			break;
 		case OPT_METRICS_SYNC:
 			if (parse_duration_ms(optarg, &topts.sync_interval_ms) < 0 ||
@@ -616,10 +634,11 @@ server_main(int argc, char **argv)
 			 httpd_is_tls(s, listen_ips[i], (int)str_long_or(strrchr(more[i - 1], ':') + 1,
 									  1, 65535, 0)) ? "https" : "http",
 			 more[i - 1]);
-	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || alert_start(s, &err) < 0 ||
-	    notify_start(s, &err) < 0) {
+	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || promsrc_start(s, &err) < 0 ||
+	    alert_start(s, &err) < 0 || notify_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);
+		promsrc_stop(s);
 		alert_stop(s);
 		notify_stop(s);
 		httpd_stop(s);
@@ -631,6 +650,7 @@ server_main(int argc, char **argv)
 		;
 	log_info("signal %d: shutting down", sig);
 	ctl_stop(s);        /* sets s->stopping: the autoscaler and alerts end too */
+	promsrc_stop(s);    /* a query under way ends within its timeout */
 	autoscale_stop(s);
 	alert_stop(s);
 	notify_stop(s);     /* cuts a send under way: that notification goes again next start */

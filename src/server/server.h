@@ -105,6 +105,8 @@ struct server {
 	int launch_workers;           /* provider launches at once (--launch-workers) */
 	int lock_fd;                  /* flock'd DATA/herd.lock, held until exit */
 	int64_t push_interval_ms;     /* how often agents push metrics (--push-interval) */
+	char remote_write_host_label[64]; /* the label naming a remote-written series' host
+				       (--remote-write-host-label, default "host") */
 	int64_t retain_activities_ms; /* activities kept this long (--retain-activities) */
 	int64_t retain_audit_ms;      /* audit entries (--retain-audit) */
 	int64_t retain_runs_ms;       /* ended runs, their hosts and output (--retain-runs) */

@@ -15,6 +15,8 @@
 #include "api.h"
 #include "model/alert-delivery.h"
 #include "model/metrics.h"
+#include "promwire.h"
+#include "log.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
@@ -93,6 +95,59 @@ api_agent_metrics(struct req *rq)
 	}
 	metrics_push_release(&p);
 	push_answer(rq, &res);
+}
+
+/* --- remote write: POST /api/v1/write (docs/prometheus.md) --- */
+
+/* Whether header h of rq is want, any case, optionally followed by
+ * parameters (";..."). */
+static bool
+header_is(struct req *rq, const char *h, const char *want)
+{
+	const char *v = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, h);
+	size_t n = strlen(want);
+
+	return v && strncasecmp(v, want, n) == 0 && (v[n] == '\0' || v[n] == ';' || v[n] == ' ');
+}
+
+/* 415: a body herd cannot read, named (no herr code maps to it). */
+static void
+reply_unsupported(struct req *rq, const char *field, const char *want)
+{
+	char m[160];
+
+	snprintf(m, sizeof(m), "%s must be %s (Prometheus remote write 1.0)", field, want);
+	reply_json(rq, 415, json_pack("{s:{s:s,s:s,s:s}}", "error", "code", "unsupported_media_type",
+				      "message", m, "field", field));
+}
+
+/* Prometheus's remote_write into herd: the spec's answers (2xx stored, 4xx
+ * do not retry, 5xx retry). A series of an unknown host is not an error. */
+void
+api_remote_write(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	struct metrics_rw_result res;
+	char t[256];
+
+	if (!header_is(rq, MHD_HTTP_HEADER_CONTENT_ENCODING, PROMWIRE_CONTENT_ENCODING))
+		return reply_unsupported(rq, "Content-Encoding", PROMWIRE_CONTENT_ENCODING);
+	if (!header_is(rq, MHD_HTTP_HEADER_CONTENT_TYPE, PROMWIRE_CONTENT_TYPE))
+		return reply_unsupported(rq, "Content-Type", PROMWIRE_CONTENT_TYPE);
+	if (metrics_remote_write(rq->srv, rq->body.p, rq->body.len, rq->srv->remote_write_host_label,
+				 now_ms(), &res, &err) < 0) {
+		if (err.code == HERR_INVALID || err.code == HERR_TOOBIG)
+			log_warn("remote write from %s refused: %s", rq->who.name, err.msg);
+		return reply_err(rq, &err);
+	}
+	snprintf(t, sizeof(t),
+		 "{\"stored\":%llu,\"unknown_host\":%llu,\"quota\":%llu,\"invalid\":%llu,"
+		 "\"rejected\":%llu}\n",
+		 (unsigned long long)res.samples[RW_STORED],
+		 (unsigned long long)res.samples[RW_UNKNOWN_HOST],
+		 (unsigned long long)res.samples[RW_QUOTA], (unsigned long long)res.samples[RW_INVALID],
+		 (unsigned long long)res.samples[RW_REJECTED]);
+	reply_raw(rq, 200, "application/json", xstrdup(t), strlen(t), false);
 }
 
 /* --- viewer queries --- */
@@ -509,6 +564,9 @@ static const struct prom_family prom_families[] = {
 	{ NULL, "herd_store_lock_wakeups_total", "counter", 1,
 	  "Lock waits ended by a transaction of this server ending (the others looked again"
 	  " after a short poll: a holder in another process)." },
+	{ NULL, "herd_remote_write_received_samples_total", "counter", 1,
+	  "Samples received on POST /api/v1/write (Prometheus remote write), by outcome:"
+	  " stored, unknown_host, quota, invalid, rejected (out of order, duplicate, too old)." },
 	{ NULL, "herd_alert_notifications_total", "counter", 1,
 	  "Alert notifications per receiver: delivered (result=\"sent\"), attempts that failed"
 	  " and will be retried (\"failed\"), refused for good and skipped (\"dropped\")." },
@@ -579,6 +637,20 @@ expose_notifications(struct server *srv, struct buf *b)
 	json_decref(items);
 }
 
+/* herd_remote_write_received_samples_total, every outcome. */
+static void
+expose_remote_write(struct buf *b)
+{
+	struct metrics_rw_result t;
+
+	metrics_remote_write_totals(&t);
+	prom_header(b, "herd_remote_write_received_samples_total");
+	for (size_t i = 0; i < RW_NOUTCOMES; i++)
+		buf_addf(b, "herd_remote_write_received_samples_total{outcome=\"%s\"} %llu\n",
+			 metrics_rw_outcome_name((enum metrics_rw_outcome)i),
+			 (unsigned long long)t.samples[i]);
+}
+
 /* The store's own figures, after the series. */
 static void
 expose_stats(struct server *srv, struct tsdb *db, struct buf *b)
@@ -622,6 +694,7 @@ expose_stats(struct server *srv, struct tsdb *db, struct buf *b)
 	buf_addf(b, "herd_store_lock_waits_total %llu\n", (unsigned long long)ls.waits);
 	prom_header(b, "herd_store_lock_wakeups_total");
 	buf_addf(b, "herd_store_lock_wakeups_total %llu\n", (unsigned long long)ls.woken);
+	expose_remote_write(b);
 	expose_notifications(srv, b);
 }
 

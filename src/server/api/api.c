@@ -282,6 +282,15 @@ is_telemetry(const struct route *rt)
 		strcmp(rt->pattern, "/v1/agent/runs/:delivery/output") == 0);
 }
 
+/* Samples pushed by a Prometheus-compatible sender (POST /api/v1/write)
+ * are telemetry too: not audited and not a transaction (the metric store
+ * is not the control-plane store); a refused one is audited. */
+static bool
+is_ingest(const struct route *rt)
+{
+	return strcmp(rt->pattern, "/api/v1/write") == 0;
+}
+
 static bool
 is_mutation(const struct req *rq)
 {
@@ -383,7 +392,7 @@ bool
 api_runs_in_tx(const struct req *rq)
 {
 	return rq->route && rq->authorized && is_mutation(rq) && !is_telemetry(rq->route) &&
-	       joins_audit_tx(rq->route);
+	       !is_ingest(rq->route) && joins_audit_tx(rq->route);
 }
 
 /* Ends the transaction begun in api_handle at depth base+1: the audit row
@@ -424,7 +433,7 @@ api_handle(struct req *rq)
 
 	if (!api_authorize(rq))
 		return;
-	audit = is_mutation(rq) && !is_telemetry(rt);
+	audit = is_mutation(rq) && !is_telemetry(rt) && !is_ingest(rt);
 	if (audit && joins_audit_tx(rt)) {
 		gen = __atomic_load_n(&rq->srv->generation, __ATOMIC_ACQUIRE);
 		base = store_tx_depth(rq->srv->store);

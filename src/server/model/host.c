@@ -210,6 +210,35 @@ host_get(struct store *st, const char *id, struct host *out, struct herr *err)
 	return rc;
 }
 
+int
+host_find_live_by_name(struct store *st, const char *cluster, const char *name,
+		       struct host *out, struct herr *err)
+{
+	json_t *rows = NULL;
+	int rc;
+
+	if (cluster)
+		rc = store_q(st, &rows, NULL, err,
+			     "SELECT " HOST_COLUMNS " FROM hosts WHERE cluster = ? AND name = ? AND"
+			     " state <> 'terminated' LIMIT 2",
+			     "[ss]", cluster, name);
+	else
+		rc = store_q(st, &rows, NULL, err,
+			     "SELECT " HOST_COLUMNS " FROM hosts WHERE name = ? AND"
+			     " state <> 'terminated' LIMIT 2",
+			     "[s]", name);
+	if (rc < 0)
+		return err->code ? err->code : rc;
+	if (json_array_size(rows) == 0)
+		rc = herr_set(err, HERR_NOTFOUND, "no live host '%s'", name);
+	else if (json_array_size(rows) > 1)
+		rc = herr_set(err, HERR_CONFLICT, "hosts named '%s' in several clusters", name);
+	else
+		rc = host_from_row(json_array_get(rows, 0), out, err);
+	json_decref(rows);
+	return rc;
+}
+
 /* --- apply --- */
 
 int

@@ -106,6 +106,12 @@ int host_from_row(const json_t *row, struct host *out, struct herr *err);
 /* Host id (any state): 0, or HERR_NOTFOUND. */
 int host_get(struct store *st, const char *id, struct host *out, struct herr *err);
 
+/* The live (not terminated) host named name, in cluster when cluster is
+ * not NULL, else in any cluster: 0, HERR_NOTFOUND when none, HERR_CONFLICT
+ * when several clusters have one (give the cluster), or a store error. */
+int host_find_live_by_name(struct store *st, const char *cluster, const char *name,
+			   struct host *out, struct herr *err);
+
 /* --- apply --- */
 /* How many hosts of group cluster/grp are not yet terminated (any other
  * state, failed included), in *n. 0 or the store's error. */

@@ -9,12 +9,14 @@
 #include "model/kind.h"
 #include "model/policy.h"
 
+/* when and target are expressions, checked by policy_parse (a PromQL
+ * policy's read `query > 100`, which F_EXPR would refuse). */
 static const struct field policy_fields[] = {
-	{ "when", F_EXPR, 0, NULL, 0, 0 },
+	{ "when", F_STR, 0, NULL, 0, 0 },
 	{ "for", F_DURATION, 0, NULL, 0, 86400 },
 	{ "adjust", F_ADJUST, 0, NULL, 0, 0 },
 	{ "cooldown", F_DURATION, 0, NULL, 0, 86400 },
-	{ "target", F_EXPR, 0, NULL, 0, 0 },
+	{ "target", F_STR, 0, NULL, 0, 0 },
 	{ "tolerance", F_INT, 0, NULL, 0, 100 },
 	{ "scale_in_cooldown", F_DURATION, 0, NULL, 0, 86400 },
 	{ "schedule", F_CRON, 0, NULL, 0, 0 },
@@ -24,6 +26,9 @@ static const struct field policy_fields[] = {
 	{ "drain_timeout", F_DURATION, 0, NULL, 0, 86400 },
 	{ "mode", F_STR, 0, NULL, 0, 0 },
 	{ "description", F_STR, 0, NULL, 0, 0 },
+	{ "source", F_STR, 0, NULL, 0, 0 },
+	{ "url", F_STR, 0, NULL, 0, 0 },
+	{ "query", F_STR, 0, NULL, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 },
 };
 

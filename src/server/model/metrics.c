@@ -22,6 +22,7 @@
 #include "model/metrics.h"
 #include "model/policy.h"
 #include "model/res.h"
+#include "promwire.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
@@ -917,6 +918,308 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, struct metri
 		metrics_on_push(s, h->cluster, h->group, names, nnames);
 	free(names);
 	return 0;
+}
+
+/* --- remote write --- */
+
+static uint64_t rw_totals[RW_NOUTCOMES];
+
+const char *
+metrics_rw_outcome_name(enum metrics_rw_outcome o)
+{
+	static const char *const names[RW_NOUTCOMES] = { "stored", "unknown_host", "quota",
+							 "invalid", "rejected" };
+
+	return o < RW_NOUTCOMES ? names[o] : "";
+}
+
+void
+metrics_remote_write_totals(struct metrics_rw_result *out)
+{
+	for (size_t i = 0; i < RW_NOUTCOMES; i++)
+		out->samples[i] = __atomic_load_n(&rw_totals[i], __ATOMIC_RELAXED);
+}
+
+#define RW_HOSTS_MAX 4096   /* distinct host names one request may name */
+
+/* A host a request names: its identity and quotas, or unknown. */
+struct rw_host {
+	char key[160];             /* the label's text */
+	bool known;
+	struct metrics_host h;
+	struct tsdb_limits lim;
+	bool scaled;
+};
+
+/* One sample kept for the store: its host, time and labels (3 slots first
+ * for host, group, cluster; the labels are rw->labels[l0 .. l0 + nl)). */
+struct rw_entry {
+	size_t host;
+	int64_t ts_ms;
+	double value;
+	const char *metric;
+	size_t l0, nl;
+};
+
+struct rw {
+	struct server *s;
+	const char *host_label;
+	int64_t now_ms;
+	struct rw_host *hosts;
+	size_t nhosts, caphosts;
+	struct rw_entry *ent;
+	size_t nent, capent;
+	struct tsdb_label *labels;
+	size_t nlabels, caplabels;
+	char **strs;               /* copies of the body's strings (owned) */
+	size_t nstrs, capstrs;
+	struct metrics_rw_result *res;
+};
+
+/* Room for need elements of size in *arr (capacity *cap): doubled. */
+static void
+rw_room(void **arr, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap = *cap ? *cap : 16;
+
+	if (need <= *cap)
+		return;
+	while (ncap < need)
+		ncap *= 2;
+	*arr = xrealloc(*arr, ncap * size);
+	*cap = ncap;
+}
+
+static const char *
+rw_strdup(struct rw *rw, const char *s)
+{
+	rw_room((void **)&rw->strs, &rw->capstrs, rw->nstrs + 1, sizeof(*rw->strs));
+	return rw->strs[rw->nstrs++] = xstrdup(s);
+}
+
+/* The host a label's text names ("NAME" or "CLUSTER/NAME"), looked up once
+ * per request: its index in rw->hosts, or SIZE_MAX past RW_HOSTS_MAX
+ * distinct names (taken as unknown). */
+static size_t
+rw_host(struct rw *rw, const char *key)
+{
+	struct herr err = HERR_INIT;
+	struct rw_host *rh;
+	struct host row;
+	const char *slash = strchr(key, '/');
+	char cluster[64];
+	json_int_t version;
+	int rc;
+
+	for (size_t i = 0; i < rw->nhosts; i++)
+		if (strcmp(rw->hosts[i].key, key) == 0)
+			return i;
+	if (rw->nhosts == RW_HOSTS_MAX)
+		return SIZE_MAX;
+	rw_room((void **)&rw->hosts, &rw->caphosts, rw->nhosts + 1, sizeof(*rw->hosts));
+	rh = &rw->hosts[rw->nhosts];
+	memset(rh, 0, sizeof(*rh));
+	snprintf(rh->key, sizeof(rh->key), "%s", key);
+	if (strlen(key) >= sizeof(rh->key) || key[0] == '\0')
+		rc = HERR_NOTFOUND;
+	else if (slash && (size_t)(slash - key) < sizeof(cluster)) {
+		snprintf(cluster, sizeof(cluster), "%.*s", (int)(slash - key), key);
+		rc = host_find_live_by_name(rw->s->store, cluster, slash + 1, &row, &err);
+	} else if (slash) {
+		rc = HERR_NOTFOUND;
+	} else {
+		rc = host_find_live_by_name(rw->s->store, NULL, key, &row, &err);
+	}
+	if (rc == 0) {
+		rh->known = true;
+		snprintf(rh->h.id, sizeof(rh->h.id), "%s", row.id);
+		snprintf(rh->h.name, sizeof(rh->h.name), "%s", row.name);
+		snprintf(rh->h.cluster, sizeof(rh->h.cluster), "%s", row.cluster);
+		snprintf(rh->h.group, sizeof(rh->h.group), "%s", row.grp);
+		cfg_get(rw->s, rh->h.cluster, rh->h.group, &version, &rh->lim, &rh->scaled, NULL);
+	}
+	return rw->nhosts++;
+}
+
+/* The host label's text of a series: host_label, else `instance` without
+ * its :port; NULL when neither. Written into buf. */
+static const char *
+rw_host_key(const struct rw *rw, const struct pw_series *ps, char *buf, size_t n)
+{
+	const char *inst = NULL, *colon;
+
+	for (size_t i = 0; i < ps->nlabels; i++) {
+		if (strcmp(ps->labels[i].name, rw->host_label) == 0)
+			return ps->labels[i].value;
+		if (strcmp(ps->labels[i].name, "instance") == 0)
+			inst = ps->labels[i].value;
+	}
+	if (inst == NULL)
+		return NULL;
+	/* host:port, [v6]:port; a bare v6 address has more than one ':' */
+	colon = strrchr(inst, ':');
+	if (inst[0] == '[' && colon && colon > inst && colon[-1] == ']')
+		snprintf(buf, n, "%.*s", (int)(colon - inst - 2), inst + 1);
+	else if (colon && strchr(inst, ':') == colon)
+		snprintf(buf, n, "%.*s", (int)(colon - inst), inst);
+	else
+		snprintf(buf, n, "%s", inst);
+	return buf;
+}
+
+static void
+rw_count(struct rw *rw, enum metrics_rw_outcome o, size_t n)
+{
+	rw->res->samples[o] += n;
+}
+
+/* pw_series_fn: one decoded series, kept for the store or counted. */
+static int
+rw_series(const struct pw_series *ps, void *arg)
+{
+	struct rw *rw = arg;
+	const char *metric = NULL, *key;
+	char kbuf[160];
+	size_t hi, l0, nl = 3;
+
+	key = rw_host_key(rw, ps, kbuf, sizeof(kbuf));
+	if (key == NULL) {
+		rw_count(rw, RW_UNKNOWN_HOST, ps->nsamples);
+		return 0;
+	}
+	hi = rw_host(rw, key);
+	if (hi == SIZE_MAX || !rw->hosts[hi].known) {
+		rw_count(rw, RW_UNKNOWN_HOST, ps->nsamples);
+		return 0;
+	}
+	rw_room((void **)&rw->labels, &rw->caplabels, rw->nlabels + 3 + ps->nlabels,
+		sizeof(*rw->labels));
+	l0 = rw->nlabels;
+	for (size_t i = 0; i < ps->nlabels; i++) {
+		const struct pw_label *l = &ps->labels[i];
+
+		if (strcmp(l->name, "__name__") == 0) {
+			metric = l->value;
+			continue;
+		}
+		/* herd sets host, group and cluster: the sender's are dropped, so
+		 * no label moves a series into another host or cluster */
+		if (strcmp(l->name, rw->host_label) == 0 || metrics_label_reserved(l->name))
+			continue;
+		if (!tsdb_label_name_ok(l->name) || strlen(l->value) > TSDB_VALUE_MAX ||
+		    nl == TSDB_MAX_LABELS) {
+			rw_count(rw, RW_INVALID, ps->nsamples);
+			return 0;
+		}
+		rw->labels[l0 + nl++] = (struct tsdb_label){ rw_strdup(rw, l->name),
+							    rw_strdup(rw, l->value) };
+	}
+	if (metric == NULL || !tsdb_metric_name_ok(metric)) {
+		rw_count(rw, RW_INVALID, ps->nsamples);
+		return 0;
+	}
+	metric = rw_strdup(rw, metric);
+	rw->nlabels += nl;
+	rw_room((void **)&rw->ent, &rw->capent, rw->nent + ps->nsamples, sizeof(*rw->ent));
+	for (size_t j = 0; j < ps->nsamples; j++) {
+		const struct pw_sample *smp = &ps->samples[j];
+
+		if (smp->ts_ms <= 0 || smp->ts_ms > rw->now_ms + PUSH_FUTURE_MS) {
+			rw_count(rw, RW_INVALID, 1);
+			continue;
+		}
+		rw->ent[rw->nent++] = (struct rw_entry){ hi, smp->ts_ms, smp->value, metric, l0, nl };
+	}
+	return 0;
+}
+
+static int
+rw_entry_cmp(const void *a, const void *b)
+{
+	const struct rw_entry *x = a, *y = b;
+
+	if (x->host != y->host)
+		return x->host < y->host ? -1 : 1;
+	if (x->ts_ms != y->ts_ms)
+		return x->ts_ms < y->ts_ms ? -1 : 1;
+	return x->l0 < y->l0 ? -1 : x->l0 > y->l0;
+}
+
+/* Appends the kept samples, one batch per host and timestamp. */
+static int
+rw_store(struct rw *rw, struct herr *err)
+{
+	struct tsdb_sample *smp = NULL;
+	size_t i = 0, cap = 0;
+	int rc = 0;
+
+	qsort(rw->ent, rw->nent, sizeof(*rw->ent), rw_entry_cmp);
+	while (i < rw->nent) {
+		struct rw_host *rh = &rw->hosts[rw->ent[i].host];
+		struct tsdb_append_info info;
+		size_t k = 0, quota;
+
+		for (; i + k < rw->nent && rw->ent[i + k].host == rw->ent[i].host &&
+		       rw->ent[i + k].ts_ms == rw->ent[i].ts_ms;
+		     k++) {
+			const struct rw_entry *e = &rw->ent[i + k];
+			struct tsdb_label *l = &rw->labels[e->l0];
+
+			if (k == cap) {
+				cap = cap ? cap * 2 : 64;
+				smp = xrealloc(smp, cap * sizeof(*smp));
+			}
+			l[0] = (struct tsdb_label){ "host", rh->h.name };
+			l[1] = (struct tsdb_label){ "group", rh->h.group };
+			l[2] = (struct tsdb_label){ "cluster", rh->h.cluster };
+			smp[k] = (struct tsdb_sample){ .metric = e->metric, .value = e->value,
+						       .labels = l, .nlabels = e->nl };
+		}
+		rc = tsdb_append_q(rw->s->tsdb, rw->ent[i].ts_ms, smp, k, &rh->lim, &info, err);
+		if (rc < 0) {
+			rc = err->code ? err->code : rc;
+			break;
+		}
+		quota = info.refused < k - (size_t)rc ? info.refused : k - (size_t)rc;
+		rw_count(rw, RW_STORED, (size_t)rc);
+		rw_count(rw, RW_QUOTA, quota);
+		rw_count(rw, RW_REJECTED, k - (size_t)rc - quota);
+		if (info.note)
+			quota_note(rw->s, &rh->h, info.refused, &info);
+		i += k;
+		rc = 0;
+	}
+	free(smp);
+	return rc;
+}
+
+int
+metrics_remote_write(struct server *s, const void *body, size_t len, const char *host_label,
+		     int64_t now, struct metrics_rw_result *out, struct herr *err)
+{
+	struct rw rw = { .s = s, .host_label = host_label, .now_ms = now, .res = out };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (s->tsdb == NULL)
+		return herr_set(err, HERR_UNAVAIL, "the metric store is not open");
+	rc = promwire_decode(body, len, NULL, rw_series, &rw, err);
+	if (rc == 0)
+		rc = rw_store(&rw, err);
+	/* the groups a policy scales: the autoscaler looks at once */
+	for (size_t i = 0; rc == 0 && i < rw.nhosts; i++)
+		if (rw.hosts[i].known && rw.hosts[i].scaled)
+			metrics_on_push(s, rw.hosts[i].h.cluster, rw.hosts[i].h.group, NULL, 0);
+	if (rc == 0)
+		for (size_t i = 0; i < RW_NOUTCOMES; i++)
+			__atomic_add_fetch(&rw_totals[i], out->samples[i], __ATOMIC_RELAXED);
+	for (size_t i = 0; i < rw.nstrs; i++)
+		free(rw.strs[i]);
+	free(rw.strs);
+	free(rw.hosts);
+	free(rw.ent);
+	free(rw.labels);
+	return rc;
 }
 
 /* --- the aggregate, in-process --- */

@@ -204,4 +204,40 @@ void metrics_push_release(struct metrics_push *p);
 int metrics_push_ingest(struct server *s, const struct metrics_host *h, struct metrics_push *p,
 			struct metrics_push_result *out, struct herr *err);
 
+/* --- remote write: Prometheus's remote_write into the store ---
+ * A WriteRequest body (src/lib/promwire.h, its limits) from POST
+ * /api/v1/write. Each series names its herd host by the label host_label
+ * (else `instance`, its :port dropped): "NAME" (a live host of that name in
+ * one cluster) or "CLUSTER/NAME". A series of a known host is stored as the
+ * host's agent series are: herd's host/group/cluster labels replace any the
+ * sender gave, the cluster's series quotas apply, and a group some policy
+ * scales is told (metrics_on_push, no metric names). Every sample gets one
+ * outcome, counted in the result and in running totals. */
+enum metrics_rw_outcome {
+	RW_STORED,         /* in the store */
+	RW_UNKNOWN_HOST,   /* its series names no live herd host: not stored */
+	RW_QUOTA,          /* a new series over the host's or cluster's quota */
+	RW_INVALID,        /* a name, label or timestamp herd cannot store */
+	RW_REJECTED,       /* out of order, duplicate or too old (the store's rules) */
+	RW_NOUTCOMES
+};
+
+struct metrics_rw_result {
+	uint64_t samples[RW_NOUTCOMES];
+};
+
+/* "stored", "unknown_host", "quota", "invalid", "rejected". */
+const char *metrics_rw_outcome_name(enum metrics_rw_outcome o);
+
+/* Decodes and stores one body. Errors, nothing stored: promwire's
+ * HERR_TOOBIG / HERR_INVALID (what is wrong), HERR_UNAVAIL without a metric
+ * store; after decoding, the store's error (what was appended before it
+ * stays: a sender retrying sends duplicates, which the store refuses). */
+int metrics_remote_write(struct server *s, const void *body, size_t len, const char *host_label,
+			 int64_t now_ms, struct metrics_rw_result *out, struct herr *err);
+
+/* Samples of every outcome since the server started
+ * (herd_remote_write_received_samples_total). */
+void metrics_remote_write_totals(struct metrics_rw_result *out);
+
 #endif

@@ -27,15 +27,30 @@ duration_field(const json_t *spec, const char *key, int64_t dflt, int64_t *out, 
 	return 0;
 }
 
-/* An expression field: the parser's message, under the field's name. */
+/* An expression field: the parser's message, under the field's name. A
+ * PromQL policy's reads `query OP N`: parsed as avg(query) OP N (target
+ * tracking takes the value as the group's average, as for herd's metrics). */
 static int
-expr_field(const json_t *spec, const char *key, struct expr *e, struct herr *err)
+expr_field(const json_t *spec, const char *key, bool prom, struct expr *e, struct herr *err)
 {
-	char m[sizeof(err->msg)];
+	const char *t = json_string_value(json_object_get(spec, key));
+	char m[sizeof(err->msg)], buf[EXPR_TEXT_MAX + 16];
+	size_t w = strlen(POLICY_PROM_METRIC);
 
-	if (!json_is_string(json_object_get(spec, key)))
-		return herr_field(err, HERR_INVALID, key, "must be a string like 'avg(busy) > 32'");
-	if (expr_parse(json_string_value(json_object_get(spec, key)), e, err) < 0) {
+	if (t == NULL)
+		return herr_field(err, HERR_INVALID, key, "must be a string like '%s'",
+				  prom ? "query > 100" : "avg(busy) > 32");
+	if (prom) {
+		while (*t == ' ' || *t == '\t')
+			t++;
+		if (strncmp(t, POLICY_PROM_METRIC, w) != 0 || strlen(t) > EXPR_TEXT_MAX)
+			return herr_field(err, HERR_INVALID, key,
+					  "with source: prometheus, must be like '%s' (the query's value)",
+					  strcmp(key, "target") == 0 ? "query = 50" : "query > 100");
+		snprintf(buf, sizeof(buf), "avg(%s)%s", POLICY_PROM_METRIC, t + w);
+		t = buf;
+	}
+	if (expr_parse(t, e, err) < 0) {
 		snprintf(m, sizeof(m), "%s", err->msg);
 		return herr_field(err, HERR_INVALID, key, "%s", m);
 	}
@@ -78,6 +93,60 @@ set_field(const json_t *set, struct policy *p, struct herr *err)
 	return 0;
 }
 
+/* Whether u is an http(s) URL herd can put /api/v1/query after: a scheme,
+ * a host, then an optional path; no blanks, controls, '?' or '#'. */
+static bool
+prom_url_ok(const char *u)
+{
+	const char *h = strncmp(u, "http://", 7) == 0 ? u + 7
+		      : strncmp(u, "https://", 8) == 0 ? u + 8 : NULL;
+
+	if (h == NULL || *h == '\0' || *h == '/' || *h == ':')
+		return false;
+	for (const char *c = u; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#' ||
+		    *c == '"' || *c == '\\')
+			return false;
+	return true;
+}
+
+/* source, url, query: a PromQL policy, or none of them (herd's metrics). */
+static int
+prom_fields(const json_t *spec, struct policy *p, struct herr *err)
+{
+	json_t *src = json_object_get(spec, "source"), *url = json_object_get(spec, "url");
+	json_t *q = json_object_get(spec, "query");
+
+	if (src == NULL && url == NULL && q == NULL)
+		return 0;
+	if (!json_is_string(src) || strcmp(json_string_value(src), "prometheus") != 0)
+		return herr_field(err, HERR_INVALID, "source",
+				  "must be prometheus (with url and query), or absent for herd's"
+				  " own metrics");
+	if (json_object_get(spec, "schedule"))
+		return herr_field(err, HERR_INVALID, "source",
+				  "a schedule reads no metric: source is for when and target");
+	if (!json_is_string(url) || json_string_length(url) > POLICY_PROM_URL_MAX ||
+	    json_string_length(url) != strlen(json_string_value(url)) ||
+	    !prom_url_ok(json_string_value(url)))
+		return herr_field(err, HERR_INVALID, "url",
+				  "must be the Prometheus server's http:// or https:// URL (at most"
+				  " %d bytes, no query string), e.g. http://prometheus:9090",
+				  POLICY_PROM_URL_MAX);
+	if (!json_is_string(q) || json_string_length(q) == 0 ||
+	    json_string_length(q) > POLICY_PROM_QUERY_MAX ||
+	    json_string_length(q) != strlen(json_string_value(q)))
+		return herr_field(err, HERR_INVALID, "query",
+				  "must be a PromQL expression of 1 to %d bytes giving one value",
+				  POLICY_PROM_QUERY_MAX);
+	snprintf(p->prom_url, sizeof(p->prom_url), "%s", json_string_value(url));
+	/* without a trailing '/': herd appends /api/v1/query */
+	for (size_t n = strlen(p->prom_url); n > 0 && p->prom_url[n - 1] == '/'; n--)
+		p->prom_url[n - 1] = '\0';
+	snprintf(p->prom_query, sizeof(p->prom_query), "%s", json_string_value(q));
+	return 0;
+}
+
 /* See model/policy.h: 0, or HERR_INVALID with err->field the offending key
  * relative to the policy. */
 int
@@ -108,9 +177,11 @@ policy_parse(const char *name, const json_t *spec, struct policy *p, struct herr
 	p->shadow = modev && strcmp(json_string_value(modev), "shadow") == 0;
 	if (bt)
 		snprintf(p->before_terminate, sizeof(p->before_terminate), "%s", bt);
+	if (prom_fields(spec, p, err) < 0)
+		return err->code;
 	if (when) {
 		p->kind = POL_STEP;
-		if (expr_field(spec, "when", &p->cond, err) < 0)
+		if (expr_field(spec, "when", p->prom_url[0] != '\0', &p->cond, err) < 0)
 			return err->code;
 		if (p->cond.op == OP_EQ)
 			return herr_field(err, HERR_INVALID, "when",
@@ -128,10 +199,11 @@ policy_parse(const char *name, const json_t *spec, struct policy *p, struct herr
 					  "must be an adjustment like +1, -2, +20%% or =5");
 	} else if (target) {
 		p->kind = POL_TARGET;
-		if (expr_field(spec, "target", &p->cond, err) < 0)
+		if (expr_field(spec, "target", p->prom_url[0] != '\0', &p->cond, err) < 0)
 			return err->code;
 		if (p->cond.op != OP_EQ)
-			return herr_field(err, HERR_INVALID, "target", "must be like 'avg(cpu) = 60'");
+			return herr_field(err, HERR_INVALID, "target", "must be like '%s'",
+					  p->prom_url[0] ? "query = 50" : "avg(cpu) = 60");
 		if (!(p->cond.value > 0) || !isfinite(p->cond.value))
 			return herr_field(err, HERR_INVALID, "target", "the target must be above 0");
 		p->tolerance_pct = 10;
@@ -170,6 +242,8 @@ policy_thresholds(const struct policy *p, struct policy_threshold *out)
 {
 	double tol;
 
+	if (p->prom_url[0])
+		return 0;   /* a PromQL value: no agent pushes on it */
 	switch (p->kind) {
 	case POL_STEP:
 		snprintf(out[0].metric, sizeof(out[0].metric), "%s", p->cond.metric);
@@ -189,4 +263,16 @@ policy_thresholds(const struct policy *p, struct policy_threshold *out)
 	default:
 		return 0;
 	}
+}
+
+int
+policy_cond_format(const struct policy *p, char *out, size_t n)
+{
+	char e[EXPR_TEXT_MAX];
+	const char *paren;
+
+	expr_format(&p->cond, e, sizeof(e));
+	if (p->prom_url[0] == '\0' || (paren = strchr(e, ')')) == NULL)
+		return snprintf(out, n, "%s", e);
+	return snprintf(out, n, "%s%s", POLICY_PROM_METRIC, paren + 1);
 }

@@ -16,6 +16,10 @@
 
 enum policy_kind { POL_STEP, POL_TARGET, POL_SCHEDULE };
 
+#define POLICY_PROM_URL_MAX 256     /* source: prometheus: url, bytes */
+#define POLICY_PROM_QUERY_MAX 1024  /* ... query, bytes */
+#define POLICY_PROM_METRIC "query"  /* the name `when`/`target` give its value */
+
 struct policy {
 	char name[64];
 	enum policy_kind kind;
@@ -29,6 +33,10 @@ struct policy {
 	char tz[64];
 	int set_min, set_desired, set_max;   /* SCHEDULE; -1 = unchanged */
 	bool shadow;               /* evaluate and record, never act */
+	/* source: prometheus: the value is an instant PromQL query's, not an
+	 * aggregate of herd's metrics ("" = herd's own); cond reads `query OP N` */
+	char prom_url[POLICY_PROM_URL_MAX + 1];
+	char prom_query[POLICY_PROM_QUERY_MAX + 1];
 	char before_terminate[101];/* script run on scale-in victims */
 	int64_t drain_timeout_ms;
 };
@@ -42,7 +50,10 @@ struct policy {
  * exactly one of when/target/schedule, durations (parse, at most
  * POLICY_DURATION_MAX_S), adjust, target > 0 and finite, tolerance 0-100,
  * schedule set values and min <= desired <= max, the time zone (an IANA
- * name whose zone file exists), mode. Returns 0 or HERR_INVALID with
+ * name whose zone file exists), mode, and with `source: prometheus` the url
+ * (http:// or https://, at most POLICY_PROM_URL_MAX bytes), the query
+ * (1 to POLICY_PROM_QUERY_MAX bytes) and a condition on `query` (`when:
+ * query > 100`, `target: query = 50`). Returns 0 or HERR_INVALID with
  * err->field the offending key (relative to the policy, e.g. "set.min"). */
 int policy_parse(const char *name, const json_t *spec, struct policy *out, struct herr *err);
 
@@ -63,5 +74,9 @@ struct policy_threshold {
  * crossing `avg(x) > 32` does not mean the group's average did (the
  * autoscaler decides on the aggregate). Returns how many (0-2). */
 size_t policy_thresholds(const struct policy *p, struct policy_threshold *out);
+
+/* The condition's text as the policy gives it: expr_format's, or `query >
+ * 100` for a PromQL policy. Like snprintf. */
+int policy_cond_format(const struct policy *p, char *out, size_t n);
 
 #endif

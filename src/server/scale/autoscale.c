@@ -13,6 +13,7 @@
 
 #include "model/metrics.h"
 #include "ctl/ctl.h"
+#include "ctl/promsrc.h"
 #include "log.h"
 #include "model/activity.h"
 #include "model/activity-read.h"
@@ -180,9 +181,13 @@ inputs_of(const struct policy *p, const struct decision *d, const struct group_v
 	else if (!isnan(d->value))
 		json_object_set_new(in, "value", json_string(d->value > 0 ? "inf" : "-inf"));
 	if (p->kind != POL_SCHEDULE) {
-		char e[EXPR_TEXT_MAX];
-		expr_format(&p->cond, e, sizeof(e));
+		char e[EXPR_TEXT_MAX + 16];
+		policy_cond_format(p, e, sizeof(e));
 		json_object_set_new(in, "condition", json_string(e));
+	}
+	if (p->prom_url[0]) {
+		json_object_set_new(in, "source", json_string("prometheus"));
+		json_object_set_new(in, "query", json_string(p->prom_query));
 	}
 	return in;
 }
@@ -246,6 +251,22 @@ fail:
 	return rc;
 }
 
+/* A PromQL policy without data: its reason says why the value is unknown
+ * (the query's error, an empty vector, NaN...), not only that it is. */
+static void
+prom_unknown_say(const char *cluster, const char *group, const struct policy *p,
+		 struct decision *d)
+{
+	char why[PROMSRC_WHY_MAX], r[sizeof(d->reason)];
+	int64_t ts = 0;
+	double v;
+
+	if (promsrc_latest(cluster, group, p, &v, &ts, why, sizeof(why)))
+		return;
+	snprintf(r, sizeof(r), "%s", d->reason);
+	snprintf(d->reason, sizeof(d->reason), "the PromQL value is unknown (%s): %s", why, r);
+}
+
 /* Evaluates every policy of one group and acts on the winner. */
 static void
 eval_group(struct autoscale *as, const char *cluster, const char *group, const json_t *gspec,
@@ -258,6 +279,7 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 	char windows[SCALE_MAX_POLICIES][64], scope[140], key[220];
 	json_t *rows = NULL, *row, *exclude = NULL, *x;
 	struct scale_tsdb_ctx ac = { s, cluster, group };
+	struct promsrc_ctx pc = { cluster, group, 0 };
 	const char **ex = NULL;
 	size_t nex = 0;
 	struct group_view g;
@@ -271,6 +293,7 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		log_warn("autoscale: %s: not evaluated: %s", scope, err.msg);
 		goto out;
 	}
+	pc.ready = g.ready;
 	ex = xcalloc(json_array_size(exclude) + 1, sizeof(*ex));
 	json_array_foreach(exclude, i, x)
 		ex[nex++] = json_string_value(x);
@@ -306,11 +329,15 @@ eval_group(struct autoscale *as, const char *cluster, const char *group, const j
 		m = memo_get(as, key);
 		prev = m && m->prev_eval_ms ? m->prev_eval_ms : now;
 		pthread_mutex_unlock(&as->lock);
-		if (scale_eval(&pol[n], &g, ex, nex, scale_tsdb_agg, &ac, SCALE_STEP_MS, SCALE_STALE_MS, prev,
-			       now, &dec[n], windows[n], sizeof(windows[n]), &err) < 0) {
+		if (scale_eval(&pol[n], &g, ex, nex, pol[n].prom_url[0] ? promsrc_agg : scale_tsdb_agg,
+			       pol[n].prom_url[0] ? (void *)&pc : (void *)&ac, SCALE_STEP_MS,
+			       SCALE_STALE_MS, prev, now, &dec[n], windows[n], sizeof(windows[n]),
+			       &err) < 0) {
 			log_warn("autoscale: %s policy %s: %s", scope, pol[n].name, err.msg);
 			herr_clear(&err);
 		}
+		if (pol[n].prom_url[0] && dec[n].kind == DEC_NODATA)
+			prom_unknown_say(cluster, group, &pol[n], &dec[n]);
 		n++;
 	}
 	win = policy_resolve(dec, n, g.desired);

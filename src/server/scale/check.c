@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl/promsrc.h"
 #include "flap.h"
 #include "model/kind.h"
 #include "model/metrics.h"
@@ -25,6 +26,34 @@ worse(enum flap_verdict a, enum flap_verdict b)
 	static const int rank[] = { 0, 3, 3, 2 };
 
 	return rank[b] > rank[a] ? b : a;
+}
+
+/* The newest value of each PromQL policy's query (ctl/promsrc.h), kept by
+ * the query thread: "promql": [{policy, query, value|null, why}]. */
+static void
+promql_values(const char *cluster, const char *group, const struct policy *pol, size_t npol,
+	      json_t *out)
+{
+	json_t *a = NULL;
+
+	for (size_t i = 0; i < npol; i++) {
+		char why[PROMSRC_WHY_MAX];
+		int64_t ts = 0;
+		double v = NAN;
+		bool known;
+
+		if (pol[i].prom_url[0] == '\0')
+			continue;
+		known = promsrc_latest(cluster, group, &pol[i], &v, &ts, why, sizeof(why));
+		if (a == NULL)
+			a = json_array();
+		json_array_append_new(a, json_pack("{s:s,s:s,s:o,s:s}", "policy", pol[i].name, "query",
+						   pol[i].prom_query, "value",
+						   known ? json_real(v) : json_null(), "why",
+						   known ? "" : why));
+	}
+	if (a)
+		json_object_set_new(out, "promql", a);
 }
 
 int
@@ -135,6 +164,7 @@ policy_check(struct server *s, const char *cluster, const char *group,
 		json_object_set_new(*out, "slots", json_real(l.slots));
 	if (lasts[0])
 		json_object_set_new(*out, "lasts", json_string(lasts));
+	promql_values(cluster, group, pol, npol, *out);
 	rc = 0;
 fail:
 	free(v);
