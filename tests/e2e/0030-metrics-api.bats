@@ -28,8 +28,9 @@ setup_file() {
 
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
-	if [ -n "${PROM_PID:-}" ]; then
-		kill "$PROM_PID" 2>/dev/null || true
+	# a test's variables do not reach teardown_file: the PID is in a file
+	if [ -s "$BATS_FILE_TMPDIR/prom.pid" ]; then
+		kill "$(cat "$BATS_FILE_TMPDIR/prom.pid")" 2>/dev/null || true
 	fi
 	server_cleanup
 }
@@ -330,7 +331,7 @@ EOF
 	prometheus --config.file="$pdir/prometheus.yml" --storage.tsdb.path="$pdir/data" \
 		--web.listen-address="127.0.0.1:$pport" >"$pdir/log" 2>&1 &
 	PROM_PID=$!
-	export PROM_PID
+	echo "$PROM_PID" >"$BATS_FILE_TMPDIR/prom.pid"
 	b=$(base_ms)
 	run http POST /v1/agent/metrics "$CRED1" "{\"batches\":[{\"ts_ms\":$((b + 2)),\"series\":[{\"name\":\"t_prom\",\"value\":77}]}]}"
 	[[ "$output" == "200 "* ]]
@@ -348,5 +349,5 @@ EOF
 	[[ "$output" == *'"status":"success"'* ]]
 	kill "$PROM_PID"
 	wait "$PROM_PID" 2>/dev/null || true
-	PROM_PID=
+	rm -f "$BATS_FILE_TMPDIR/prom.pid"
 }
