@@ -121,7 +121,8 @@ alert_event_list_before(struct store *st, int64_t before_id, int limit, const ch
 	if ((rc = store_q(st, &rows, NULL, err,
 		    "SELECT id, ts_ms, rule, cluster, grp, key, state, severity, summary, labels,"
 		    " value, started_ms, repeat, silenced FROM alert_events"
-		    " WHERE (? = 0 OR id < ?) AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
+		    " WHERE (CAST(? AS BIGINT) = 0 OR id < ?) AND (? = '' OR rule = ?)"
+		    " AND (? = '' OR cluster = ?)"
 		    " AND (? = '' OR grp = ?) ORDER BY id DESC LIMIT ?",
 		    "[IIssssssi]", (json_int_t)before_id, (json_int_t)before_id, rule, rule, cluster,
 		    cluster, group, group, limit)) < 0)

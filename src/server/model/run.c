@@ -442,7 +442,7 @@ run_list(struct store *st, const struct run_filter *f, struct run **out, size_t 
 	*out = NULL;
 	*n = 0;
 	if (store_q(st, &rows, NULL, err,
-		    "SELECT " RUN_COLS " FROM runs WHERE (? = 0 OR id < ?) AND (? = '' OR script = ?)"
+		    "SELECT " RUN_COLS " FROM runs WHERE (CAST(? AS BIGINT) = 0 OR id < ?) AND (? = '' OR script = ?)"
 		    " AND (? = '' OR state = ?) AND (? = '' OR id IN (SELECT run_id FROM run_hosts"
 		    " WHERE host = ? OR host_id = ? OR cluster || '/' || host = ?))"
 		    " ORDER BY id DESC LIMIT ?",
@@ -450,7 +450,7 @@ run_list(struct store *st, const struct run_filter *f, struct run **out, size_t 
 		    script, state, state, host, host, host, host, f->limit) < 0 ||
 	    store_q(st, &counts, NULL, err,
 		    "SELECT run_id, state, COUNT(*) AS n FROM run_hosts WHERE run_id IN"
-		    " (SELECT id FROM runs WHERE (? = 0 OR id < ?) AND (? = '' OR script = ?)"
+		    " (SELECT id FROM runs WHERE (CAST(? AS BIGINT) = 0 OR id < ?) AND (? = '' OR script = ?)"
 		    " AND (? = '' OR state = ?) AND (? = '' OR id IN (SELECT run_id FROM run_hosts"
 		    " WHERE host = ? OR host_id = ? OR cluster || '/' || host = ?))"
 		    " ORDER BY id DESC LIMIT ?) GROUP BY run_id, state",
@@ -910,9 +910,11 @@ append_output(struct store *st, int64_t run_id, const char *host_id, int stream,
 	return store_q(st, NULL, NULL, err,
 		       stream == 1
 			       ? "UPDATE run_hosts SET stdout = stdout || ?, stdout_len = stdout_len + ?,"
-				 " stdout_truncated = stdout_truncated OR ? WHERE run_id = ? AND host_id = ?"
+				 " stdout_truncated = CASE WHEN ? <> 0 THEN 1 ELSE stdout_truncated END"
+				 " WHERE run_id = ? AND host_id = ?"
 			       : "UPDATE run_hosts SET stderr = stderr || ?, stderr_len = stderr_len + ?,"
-				 " stderr_truncated = stderr_truncated OR ? WHERE run_id = ? AND host_id = ?",
+				 " stderr_truncated = CASE WHEN ? <> 0 THEN 1 ELSE stderr_truncated END"
+				 " WHERE run_id = ? AND host_id = ?",
 		       "[s#IbIs]", p, (int)keep, (json_int_t)keep, keep < n, (json_int_t)run_id, host_id);
 }
 
@@ -1330,8 +1332,8 @@ run_prune(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
 		return 0;
 	n = 0;
 	if ((rc = store_q(st, NULL, &n, err,
-			  "DELETE FROM run_hosts WHERE rowid IN (SELECT rowid FROM run_hosts WHERE"
-			  " run_id IN (" RUN_EXPIRED ") LIMIT ?)",
+			  "DELETE FROM run_hosts WHERE (run_id, host_id) IN (SELECT run_id, host_id"
+			  " FROM run_hosts WHERE run_id IN (" RUN_EXPIRED ") LIMIT ?)",
 			  "[Ii]", (json_int_t)before_ms, max_rows)) < 0)
 		return rc;
 	*deleted += n;
