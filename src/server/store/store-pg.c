@@ -194,6 +194,27 @@ pg_schema_sql(const char *sql)
 	return out;
 }
 
+/* libpq's multi-line message on one line: its lines joined with "; ". */
+static void
+pg_one_line(const char *msg, char *out, size_t n)
+{
+	size_t o = 0;
+
+	for (const char *p = msg; *p && o + 3 < n; p++) {
+		if (*p == '\n' || *p == '\t') {
+			if (o > 0 && out[o - 1] != ' ' && p[1] && p[1] != '\n') {
+				out[o++] = *p == '\n' ? ';' : ' ';
+				out[o++] = ' ';
+			}
+			continue;
+		}
+		out[o++] = *p;
+	}
+	while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == ';'))
+		o--;
+	out[o] = '\0';
+}
+
 static void
 pg_notice(void *arg, const char *msg)
 {
@@ -218,9 +239,13 @@ pg_setup(struct pg *p, PGconn *db, struct herr *err)
 	PGresult *r;
 	int ok;
 
-	if (PQstatus(db) != CONNECTION_OK)
+	char line[256];
+
+	if (PQstatus(db) != CONNECTION_OK) {
+		pg_one_line(PQerrorMessage(db), line, sizeof(line));
 		return herr_set(err, HERR_UNAVAIL, "cannot connect to store '%s': %s", p->shown,
-				PQerrorMessage(db));
+				line);
+	}
 	PQsetNoticeProcessor(db, pg_notice, NULL);
 	r = PQexec(db, "SET lock_timeout = '" PG_LOCK_TIMEOUT "'; SET TIME ZONE 'UTC'");
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -280,11 +305,15 @@ pg_error(struct pg_conn *c, PGresult *r, struct herr *err)
 	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	const char *detail = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL;
 
+	char line[256];
+
 	if (msg == NULL)
 		msg = PQerrorMessage(c->db);
-	if (PQstatus(c->db) != CONNECTION_OK)
+	if (PQstatus(c->db) != CONNECTION_OK) {
+		pg_one_line(msg, line, sizeof(line));
 		return herr_set(err, HERR_UNAVAIL, "store: lost the connection to PostgreSQL: %s",
-				msg);
+				line);
+	}
 	if (state && strncmp(state, "23", 2) == 0)
 		return herr_set(err, HERR_CONFLICT, "%s%s%s", msg, detail ? ": " : "",
 				detail ? detail : "");
