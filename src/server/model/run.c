@@ -3,6 +3,7 @@
  * that reads or writes those tables; api-run.c translates HTTP to these
  * calls and back, reconcile.c uses them for before_terminate drains.
  * Delivery and dedup rules are described at the top of api-run.c. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,18 +509,19 @@ run_hosts_get(struct store *st, int64_t id, const char *host_id, int64_t after_s
 
 	*out = NULL;
 	*n = 0;
+	/* no limit: INT_MAX (PostgreSQL refuses SQLite's LIMIT -1) */
 	if (with_output)
 		rc = store_q(st, &rows, NULL, err,
 			     "SELECT " RH_COLS ", stdout, stderr FROM run_hosts WHERE run_id = ?"
 			     " AND (? = '' OR host_id = ?) AND seq > ? ORDER BY seq LIMIT ?",
 			     "[IssIi]", (json_int_t)id, host_id ? host_id : "", host_id ? host_id : "",
-			     (json_int_t)after_seq, limit > 0 ? limit : -1);
+			     (json_int_t)after_seq, limit > 0 ? limit : INT_MAX);
 	else
 		rc = store_q(st, &rows, NULL, err,
 			     "SELECT " RH_COLS " FROM run_hosts WHERE run_id = ?"
 			     " AND (? = '' OR host_id = ?) AND seq > ? ORDER BY seq LIMIT ?",
 			     "[IssIi]", (json_int_t)id, host_id ? host_id : "", host_id ? host_id : "",
-			     (json_int_t)after_seq, limit > 0 ? limit : -1);
+			     (json_int_t)after_seq, limit > 0 ? limit : INT_MAX);
 	if (rc < 0)
 		return rc;
 	rc = rh_array(rows, out, n, err);
