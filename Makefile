@@ -3,7 +3,7 @@
 # `make` (all) builds what the README's quick start runs: build/herd, the
 # console's assets (web) and build/herd-agent (what runs on hosts).
 
-PKGS      := libmicrohttpd libcurl jansson sqlite3 yaml-0.1 libsodium libnl-route-3.0 gnutls \
+PKGS      := libmicrohttpd libcurl jansson sqlite3 libpq yaml-0.1 libsodium libnl-route-3.0 gnutls \
 	libprotobuf-c snappy
 CC        ?= cc
 BUILD     ?= build

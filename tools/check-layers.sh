@@ -3,7 +3,8 @@
 # layering rules (docs/architecture.md, "Server: the layers") are broken:
 #   1. controllers (ctl/, scale/) and the model (model/) never include api/;
 #   2. SQL statements live only in store/ and model/;
-#   3. hosts.state is written only by model/host.c, the host state machine.
+#   3. hosts.state is written only by model/host.c, the host state machine;
+#   4. libpq (PostgreSQL) is called only by its store backend, store-pg.c.
 # `make check` runs it.
 set -eu
 cd "$(dirname "$0")/.."
@@ -27,6 +28,12 @@ writers=$(grep -rlE 'UPDATE hosts SET ([a-z_]+ = [^,]*, )*state' src/server | so
 if [ "$writers" != "src/server/model/host.c" ]; then
 	echo "check-layers: hosts.state must be written only by src/server/model/host.c; written by:" >&2
 	echo "$writers" >&2
+	rc=1
+fi
+pq=$(grep -rlE '#include <libpq|\<PQ[a-z]+\(' src | grep -v '^src/server/store/store-pg.c$' || true)
+if [ -n "$pq" ]; then
+	echo "check-layers: libpq belongs to src/server/store/store-pg.c; called in:" >&2
+	echo "$pq" >&2
 	rc=1
 fi
 exit $rc

@@ -5,9 +5,9 @@
 set -eu
 
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
-	libsqlite3-dev libyaml-dev libsodium-dev libnl-route-3-dev libcmocka-dev
+	libsqlite3-dev libpq-dev libyaml-dev libsodium-dev libnl-route-3-dev libcmocka-dev
 	libmbedtls-dev musl-tools libgnutls28-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev)
-check_pkgs=(bats shellcheck sqlite3 iproute2 curl procps perl haproxy redis-server chromium prometheus
+check_pkgs=(bats shellcheck sqlite3 postgresql iproute2 curl procps perl haproxy redis-server chromium prometheus
 	prometheus-alertmanager python3-aiosmtpd)
 demo_pkgs=(iproute2 curl procps haproxy redis-server)
 bench_pkgs=(wrk nginx-light iproute2 curl haproxy chromium prometheus prometheus-node-exporter collectd-core)

@@ -46,6 +46,7 @@ struct server *g_srv;
 #define OPT_METRICS_SYNC 0x4d53       /* --metrics-sync has no short form */
 #define OPT_AGENT_BIN 0x4142          /* nor --agent-bin */
 #define OPT_RW_HOST_LABEL 0x5248      /* nor --remote-write-host-label */
+#define OPT_STORE 0x5354              /* nor --store */
 #define OPT_TLS 0x544c                /* --tls... neither */
 #define OPT_TLS_CERT 0x544d
 #define OPT_TLS_KEY 0x544e
@@ -113,10 +114,15 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: herd server --data DIR [--listen ADDR:PORT]... [--log-level LEVEL]\n"
-		"       herd server --data DIR --teardown\n"
+		"usage: herd server --data DIR [--store DSN] [--listen ADDR:PORT]... [--log-level LEVEL]\n"
+		"       herd server --data DIR [--store DSN] --teardown\n"
 		"\n"
-		"  --data DIR         where the store, admin token and host state live\n"
+		"  --data DIR         where the store (by default), admin token, TLS files,\n"
+		"                     metrics and host state live\n"
+		"  --store DSN        the control-plane store: postgresql://... (or\n"
+		"                     postgres://...; libpq's URL, docs/ha.md) or sqlite:PATH\n"
+		"                     (default sqlite:DATA/herd.db); keep a password out of\n"
+		"                     it (a ~/.pgpass file): command lines are readable\n"
 		"  --listen ADDR:PORT API address (default 127.0.0.1:7171); repeat it for more\n"
 		"                     (at most 8; 0.0.0.0:PORT is every address, e.g. for\n"
 		"                     cloud hosts); the server also listens on each local\n"
@@ -377,12 +383,13 @@ server_main(int argc, char **argv)
 		{ "launch-workers", required_argument, NULL, 'K' },
 		{ "agent-bin", required_argument, NULL, OPT_AGENT_BIN },
 		{ "remote-write-host-label", required_argument, NULL, OPT_RW_HOST_LABEL },
+		{ "store", required_argument, NULL, OPT_STORE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct server *s = xcalloc(1, sizeof(*s));
 	struct herr err = HERR_INIT;
-	const char *data = NULL, *listen = "127.0.0.1:7171", *agent_opt = NULL;
+	const char *data = NULL, *listen = "127.0.0.1:7171", *agent_opt = NULL, *store_dsn = NULL;
 	const char *more[LISTEN_MAX - 1]; /* the second and later --listen */
 	int nlisten = 0;
 	char dbpath[1200];
@@ -542,6 +549,14 @@ server_main(int argc, char **argv)
 		case OPT_AGENT_BIN:
 			agent_opt = optarg;
 			break;
+		case OPT_STORE:
+			if (!store_dsn_valid(optarg)) {
+				fprintf(stderr, "herd server: --store: want postgresql://..., "
+					"postgres://... or sqlite:PATH (at most 1023 bytes)\n");
+				return 2;
+			}
+			store_dsn = optarg;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -576,7 +591,10 @@ server_main(int argc, char **argv)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->kick, NULL);
 	g_srv = s;
-	snprintf(dbpath, sizeof(dbpath), "%s/herd.db", s->data_dir);
+	if (store_dsn)
+		snprintf(dbpath, sizeof(dbpath), "%s", store_dsn);
+	else
+		snprintf(dbpath, sizeof(dbpath), "%s/herd.db", s->data_dir);
 	if ((s->store = store_open(dbpath, &err)) == NULL ||
 	    ensure_instance(s, &err) < 0 || ensure_admin_token(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);

@@ -24,11 +24,14 @@ random_cidr() {
 }
 
 # Starts a server; sets HERD_DATA HERD_PORT HERD_URL HERD_TOKEN SERVER_PID.
+# Off by default: HERD_TEST_STORE=postgresql://... runs it (and
+# server_cleanup's teardown) on that store (docs/ha.md; by hand, one fresh
+# database per test file).
 server_start() {
 	HERD_DATA=${HERD_DATA:-$(mktemp -d "${BATS_FILE_TMPDIR:-/tmp}/herd-data.XXXXXX")}
 	HERD_PORT=${HERD_PORT:-$(free_port)}
 	export HERD_URL="http://127.0.0.1:$HERD_PORT"
-	"$HERD" server --data "$HERD_DATA" --listen "127.0.0.1:$HERD_PORT" "$@" \
+	"$HERD" server --data "$HERD_DATA" ${HERD_TEST_STORE:+--store "$HERD_TEST_STORE"} --listen "127.0.0.1:$HERD_PORT" "$@" \
 		>>"$HERD_DATA/server.log" 2>&1 &
 	SERVER_PID=$!
 	echo "$SERVER_PID" >"$HERD_DATA/server.pid"
@@ -60,7 +63,8 @@ server_stop() {
 server_cleanup() {
 	server_stop
 	if [ -n "${HERD_DATA:-}" ] && [ -d "$HERD_DATA" ]; then
-		"$HERD" server --data "$HERD_DATA" --teardown >>"$HERD_DATA/server.log" 2>&1 || true
+		"$HERD" server --data "$HERD_DATA" ${HERD_TEST_STORE:+--store "$HERD_TEST_STORE"} --teardown \
+			>>"$HERD_DATA/server.log" 2>&1 || true
 		if [ -n "${HERD_KEEP:-}" ]; then
 			echo "# kept $HERD_DATA" >&3
 		else

@@ -97,11 +97,11 @@ event_page(struct store *st, bool before, int64_t cursor, int limit, const char 
 	if ((rc = store_q(st, &rows, NULL, err,
 		    before ? "SELECT id, ts_ms, rule, cluster, grp, key, state, severity, summary, labels,"
 			     " value, started_ms, repeat, silenced FROM alert_events"
-			     " WHERE (? = 0 OR id < ?) AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
+			     " WHERE (CAST(? AS BIGINT) = 0 OR id < ?) AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
 			     " AND (? = '' OR grp = ?) ORDER BY id DESC LIMIT ?"
 			   : "SELECT id, ts_ms, rule, cluster, grp, key, state, severity, summary, labels,"
 			     " value, started_ms, repeat, silenced FROM alert_events"
-			     " WHERE (? = 0 OR id > ?) AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
+			     " WHERE (CAST(? AS BIGINT) = 0 OR id > ?) AND (? = '' OR rule = ?) AND (? = '' OR cluster = ?)"
 			     " AND (? = '' OR grp = ?) ORDER BY id LIMIT ?",
 		    "[IIssssssi]", (json_int_t)cursor, (json_int_t)cursor, rule, rule, cluster, cluster,
 		    group, group, limit)) < 0)

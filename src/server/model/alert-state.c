@@ -42,9 +42,14 @@ alert_state_put(struct store *st, const struct alert_inst *a, struct herr *err)
 	json_t *value = isfinite(a->value) ? json_real(a->value) : json_null();
 
 	return store_q(st, NULL, NULL, err,
-		       "INSERT OR REPLACE INTO alert_states (rule, cluster, grp, key, state, since_ms,"
+		       "INSERT INTO alert_states (rule, cluster, grp, key, state, since_ms,"
 		       " started_ms, last_event_ms, severity, summary, value, silenced)"
-		       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+		       " ON CONFLICT (rule, cluster, grp, key) DO UPDATE SET state = excluded.state,"
+		       " since_ms = excluded.since_ms, started_ms = excluded.started_ms,"
+		       " last_event_ms = excluded.last_event_ms, severity = excluded.severity,"
+		       " summary = excluded.summary, value = excluded.value,"
+		       " silenced = excluded.silenced",
 		       "[sssssIIIssoi]", a->rule, a->cluster ? a->cluster : "",
 		       a->group ? a->group : "", a->key ? a->key : "", a->state,
 		       (json_int_t)a->since_ms, (json_int_t)a->started_ms,

@@ -80,7 +80,7 @@ host_mark_terminating(struct store *st, const char *id, const char *reason,
 {
 	return store_q(st, NULL, changed, err,
 		       "UPDATE hosts SET state = 'terminating', reason = COALESCE(?, reason),"
-		       " lb_drain_since_ms = CASE WHEN ? > 0 THEN ? ELSE lb_drain_since_ms END,"
+		       " lb_drain_since_ms = CASE WHEN CAST(? AS BIGINT) > 0 THEN ? ELSE lb_drain_since_ms END,"
 		       " updated_ms = ? WHERE id = ? AND state NOT IN ('terminating', 'terminated')",
 		       "[s?IIIs]", reason, (json_int_t)lb_drain_since_ms,
 		       (json_int_t)lb_drain_since_ms, (json_int_t)now_ms, id);
@@ -1062,11 +1062,13 @@ host_list(struct store *st, const struct host_query *q, struct host **out, size_
 
 	*out = NULL;
 	*n = 0;
-	/* every condition is a parameter: one statement, nothing pasted */
+	/* every condition is a parameter: one statement, nothing pasted (the
+	 * CASTs give PostgreSQL a type for a parameter tested for NULL) */
 	rc = store_q(st, &rows, NULL, err,
-		     "SELECT " HOST_COLUMNS " FROM hosts WHERE (? IS NULL OR cluster = ?)"
-		     " AND (? IS NULL OR grp = ?) AND (? IS NULL OR network = ?)"
-		     " AND (? IS NULL OR state = ?) AND (? = 0 OR state <> 'terminated')"
+		     "SELECT " HOST_COLUMNS " FROM hosts WHERE (CAST(? AS TEXT) IS NULL OR cluster = ?)"
+		     " AND (CAST(? AS TEXT) IS NULL OR grp = ?)"
+		     " AND (CAST(? AS TEXT) IS NULL OR network = ?)"
+		     " AND (CAST(? AS TEXT) IS NULL OR state = ?) AND (? = 0 OR state <> 'terminated')"
 		     " ORDER BY cluster, grp, seq",
 		     "[s?s?s?s?s?s?s?s?i]", q->cluster, q->cluster, q->grp, q->grp, q->network,
 		     q->network, state, state, q->live ? 1 : 0);

@@ -338,8 +338,8 @@ refresh_host_out(struct store *st, int64_t rid, const char *id, const char *name
 	int64_t changed = 0;
 
 	if (store_q(st, NULL, &changed, err,
-		    "INSERT OR IGNORE INTO refresh_hosts (refresh_id, host_id, host, out_ms)"
-		    " VALUES (?, ?, ?, ?)",
+		    "INSERT INTO refresh_hosts (refresh_id, host_id, host, out_ms)"
+		    " VALUES (?, ?, ?, ?) ON CONFLICT (refresh_id, host_id) DO NOTHING",
 		    "[IssI]", (json_int_t)rid, id, name, (json_int_t)now_ms) < 0)
 		return err->code;
 	return changed > 0 ? 1 : 0;

@@ -3,6 +3,7 @@
  * that reads or writes those tables; api-run.c translates HTTP to these
  * calls and back, reconcile.c uses them for before_terminate drains.
  * Delivery and dedup rules are described at the top of api-run.c. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,7 +443,7 @@ run_list(struct store *st, const struct run_filter *f, struct run **out, size_t 
 	*out = NULL;
 	*n = 0;
 	if (store_q(st, &rows, NULL, err,
-		    "SELECT " RUN_COLS " FROM runs WHERE (? = 0 OR id < ?) AND (? = '' OR script = ?)"
+		    "SELECT " RUN_COLS " FROM runs WHERE (CAST(? AS BIGINT) = 0 OR id < ?) AND (? = '' OR script = ?)"
 		    " AND (? = '' OR state = ?) AND (? = '' OR id IN (SELECT run_id FROM run_hosts"
 		    " WHERE host = ? OR host_id = ? OR cluster || '/' || host = ?))"
 		    " ORDER BY id DESC LIMIT ?",
@@ -450,7 +451,7 @@ run_list(struct store *st, const struct run_filter *f, struct run **out, size_t 
 		    script, state, state, host, host, host, host, f->limit) < 0 ||
 	    store_q(st, &counts, NULL, err,
 		    "SELECT run_id, state, COUNT(*) AS n FROM run_hosts WHERE run_id IN"
-		    " (SELECT id FROM runs WHERE (? = 0 OR id < ?) AND (? = '' OR script = ?)"
+		    " (SELECT id FROM runs WHERE (CAST(? AS BIGINT) = 0 OR id < ?) AND (? = '' OR script = ?)"
 		    " AND (? = '' OR state = ?) AND (? = '' OR id IN (SELECT run_id FROM run_hosts"
 		    " WHERE host = ? OR host_id = ? OR cluster || '/' || host = ?))"
 		    " ORDER BY id DESC LIMIT ?) GROUP BY run_id, state",
@@ -508,18 +509,19 @@ run_hosts_get(struct store *st, int64_t id, const char *host_id, int64_t after_s
 
 	*out = NULL;
 	*n = 0;
+	/* no limit: INT_MAX (PostgreSQL refuses SQLite's LIMIT -1) */
 	if (with_output)
 		rc = store_q(st, &rows, NULL, err,
 			     "SELECT " RH_COLS ", stdout, stderr FROM run_hosts WHERE run_id = ?"
 			     " AND (? = '' OR host_id = ?) AND seq > ? ORDER BY seq LIMIT ?",
 			     "[IssIi]", (json_int_t)id, host_id ? host_id : "", host_id ? host_id : "",
-			     (json_int_t)after_seq, limit > 0 ? limit : -1);
+			     (json_int_t)after_seq, limit > 0 ? limit : INT_MAX);
 	else
 		rc = store_q(st, &rows, NULL, err,
 			     "SELECT " RH_COLS " FROM run_hosts WHERE run_id = ?"
 			     " AND (? = '' OR host_id = ?) AND seq > ? ORDER BY seq LIMIT ?",
 			     "[IssIi]", (json_int_t)id, host_id ? host_id : "", host_id ? host_id : "",
-			     (json_int_t)after_seq, limit > 0 ? limit : -1);
+			     (json_int_t)after_seq, limit > 0 ? limit : INT_MAX);
 	if (rc < 0)
 		return rc;
 	rc = rh_array(rows, out, n, err);
@@ -910,9 +912,11 @@ append_output(struct store *st, int64_t run_id, const char *host_id, int stream,
 	return store_q(st, NULL, NULL, err,
 		       stream == 1
 			       ? "UPDATE run_hosts SET stdout = stdout || ?, stdout_len = stdout_len + ?,"
-				 " stdout_truncated = stdout_truncated OR ? WHERE run_id = ? AND host_id = ?"
+				 " stdout_truncated = CASE WHEN ? <> 0 THEN 1 ELSE stdout_truncated END"
+				 " WHERE run_id = ? AND host_id = ?"
 			       : "UPDATE run_hosts SET stderr = stderr || ?, stderr_len = stderr_len + ?,"
-				 " stderr_truncated = stderr_truncated OR ? WHERE run_id = ? AND host_id = ?",
+				 " stderr_truncated = CASE WHEN ? <> 0 THEN 1 ELSE stderr_truncated END"
+				 " WHERE run_id = ? AND host_id = ?",
 		       "[s#IbIs]", p, (int)keep, (json_int_t)keep, keep < n, (json_int_t)run_id, host_id);
 }
 
@@ -1330,8 +1334,8 @@ run_prune(struct store *st, int64_t before_ms, int max_rows, int64_t *deleted,
 		return 0;
 	n = 0;
 	if ((rc = store_q(st, NULL, &n, err,
-			  "DELETE FROM run_hosts WHERE rowid IN (SELECT rowid FROM run_hosts WHERE"
-			  " run_id IN (" RUN_EXPIRED ") LIMIT ?)",
+			  "DELETE FROM run_hosts WHERE (run_id, host_id) IN (SELECT run_id, host_id"
+			  " FROM run_hosts WHERE run_id IN (" RUN_EXPIRED ") LIMIT ?)",
 			  "[Ii]", (json_int_t)before_ms, max_rows)) < 0)
 		return rc;
 	*deleted += n;

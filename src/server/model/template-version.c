@@ -140,8 +140,8 @@ template_version_record(struct store *st, const char *name, const char *ver,
 {
 	char *text = json_dumps(snapshot, JSON_COMPACT | JSON_SORT_KEYS);
 	int rc = store_q(st, NULL, NULL, err,
-			 "INSERT OR IGNORE INTO template_versions (template, version, snapshot,"
-			 " created_ms) VALUES (?, ?, ?, ?)",
+			 "INSERT INTO template_versions (template, version, snapshot,"
+			 " created_ms) VALUES (?, ?, ?, ?) ON CONFLICT (template, version) DO NOTHING",
 			 "[sssI]", name, ver, text ? text : "{}", (json_int_t)now_ms());
 
 	free(text);

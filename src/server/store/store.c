@@ -3,11 +3,83 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "store.h"
 #include "xalloc.h"
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
+
+/* Whether s at i starts a "password=" key (after the start, '?', '&' or a
+ * space: a URL's query or a keyword/value string). */
+static bool
+store_dsn_password_at(const char *s, size_t i)
+{
+	return strncasecmp(s + i, "password=", 9) == 0 &&
+	       (i == 0 || s[i - 1] == '?' || s[i - 1] == '&' || s[i - 1] == ' ');
+}
+
+void
+store_dsn_redact(const char *dsn, char *out, size_t n)
+{
+	const char *scheme = strstr(dsn, "://");
+	size_t len = strlen(dsn), o = 0, at_end = 0, colon = 0;
+
+	if (n == 0)
+		return;
+	/* a URL's user:password@ */
+	if (scheme) {
+		size_t a = (size_t)(scheme - dsn) + 3, e = a + strcspn(dsn + a, "/?#");
+		const char *at = memchr(dsn + a, '@', e - a);
+		if (at) {
+			const char *c = memchr(dsn + a, ':', (size_t)(at - dsn) - a);
+			if (c) {
+				colon = (size_t)(c - dsn);
+				at_end = (size_t)(at - dsn);
+			}
+		}
+	}
+	for (size_t i = 0; i < len && o + 1 < n;) {
+		const char *put = NULL;
+		size_t skip = 0;
+
+		if (colon && i == colon + 1) {
+			put = "***";
+			skip = at_end - i;
+		} else if (store_dsn_password_at(dsn, i)) {
+			size_t v = i + 9, j = v;
+			if (dsn[v] == '\'') {
+				for (j = v + 1; j < len && dsn[j] != '\''; j++)
+					if (dsn[j] == '\\' && j + 1 < len)
+						j++;
+				j = j < len ? j + 1 : len;
+			} else
+				j = v + strcspn(dsn + v, "& ");
+			put = "password=***";
+			skip = j - i;
+		}
+		if (put) {
+			for (const char *q = put; *q && o + 1 < n; q++)
+				out[o++] = *q;
+			i += skip;
+			continue;
+		}
+		out[o++] = dsn[i++];
+	}
+	out[o] = '\0';
+}
+
+bool
+store_dsn_valid(const char *dsn)
+{
+	size_t n = strlen(dsn);
+
+	if (n == 0 || n >= sizeof(((struct store *)0)->dsn))
+		return false;
+	return (strncmp(dsn, "sqlite:", 7) == 0 && dsn[7] != '\0') ||
+	       (strncmp(dsn, "postgres://", 11) == 0) || (strncmp(dsn, "postgresql://", 13) == 0);
+}
 
 struct store *
 store_open(const char *dsn, struct herr *err)
@@ -15,15 +87,13 @@ store_open(const char *dsn, struct herr *err)
 	struct store *st = xcalloc(1, sizeof(*st));
 	const char *path = dsn;
 
+	st->ops = &store_sqlite_ops;
 	if (strncmp(dsn, "sqlite:", 7) == 0)
 		path = dsn + 7;
-	else if (strncmp(dsn, "postgres:", 9) == 0 || strncmp(dsn, "postgresql:", 11) == 0) {
-		herr_set(err, -ENOTSUP, "the postgresql store is not built in yet");
-		free(st);
-		return NULL;
-	}
-	st->ops = &store_sqlite_ops;
-	snprintf(st->dsn, sizeof(st->dsn), "%s", path);
+	else if (strncmp(dsn, "postgres://", 11) == 0 || strncmp(dsn, "postgresql://", 13) == 0)
+		st->ops = &store_pg_ops;
+	/* for messages: a password never shows */
+	store_dsn_redact(path, st->dsn, sizeof(st->dsn));
 	if (st->ops->open(st, path, err) < 0) {
 		free(st);
 		return NULL;

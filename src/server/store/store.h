@@ -1,4 +1,4 @@
-/* store.h - the control-plane store. Backends (SQLite now, PostgreSQL later)
+/* store.h - the control-plane store. Backends (SQLite, PostgreSQL)
  * implement a small SQL-level ops struct; everything above (store.c and the
  * callers) is written once in portable SQL with '?' placeholders, values
  * passed as a JSON array and rows returned as JSON objects (64-bit integers
@@ -77,9 +77,19 @@ struct store {
 	void *priv;
 };
 
-/* Opens the store named by dsn ("sqlite:PATH" or a plain path) and migrates. */
+/* Opens the store named by dsn ("sqlite:PATH" or a plain path: SQLite;
+ * "postgres://..." or "postgresql://...": PostgreSQL, docs/ha.md) and
+ * migrates. */
 struct store *store_open(const char *dsn, struct herr *err);
 void store_close(struct store *st);
+
+/* Whether dsn names a store: sqlite:PATH, postgres://... or postgresql://...
+ * (a plain path, store_open's other form, is not a DSN). */
+bool store_dsn_valid(const char *dsn);
+
+/* dsn for messages and logs, its password (a URL's user:PASSWORD@, a
+ * password=... key) replaced with "***"; cut to n bytes. */
+void store_dsn_redact(const char *dsn, char *out, size_t n);
 
 /* A begin inside a transaction nests (a savepoint): its commit keeps the
  * work for the outer commit, its rollback undoes only the inner part. */
