@@ -367,6 +367,24 @@ static const char *const sq_migrations[] = {
 	"ALTER TABLE run_hosts ADD COLUMN phase TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE run_hosts ADD COLUMN phase_ms BIGINT NOT NULL DEFAULT 0;"
 	"ALTER TABLE run_hosts ADD COLUMN healthy_ms BIGINT NOT NULL DEFAULT 0;",
+	/* lease (issue 19) */
+	/* 12: the controller lease (model/lease.h): who may run the
+	 * controllers (holder: a server id, one per process start), its epoch
+	 * (+1 at each takeover: the fencing token every controller write
+	 * checks) and when it lapses (the store's clock, ms); and the servers
+	 * seen on this store */
+	"CREATE TABLE IF NOT EXISTS leases ("
+	"  name TEXT PRIMARY KEY,"
+	"  holder TEXT NOT NULL,"
+	"  epoch BIGINT NOT NULL,"
+	"  expires_ms BIGINT NOT NULL,"
+	"  renewed_ms BIGINT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS servers ("
+	"  id TEXT PRIMARY KEY,"
+	"  address TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  started_ms BIGINT NOT NULL,"
+	"  seen_ms BIGINT NOT NULL);",
 };
 
 static void
@@ -959,4 +977,5 @@ const struct store_ops store_sqlite_ops = {
 	.col_text = sq_col_text,
 	.col_int = sq_col_int,
 	.lock_stats = sq_lock_stats,
+	.single_process = true,   /* the data dir's flock: one server at a time */
 };
