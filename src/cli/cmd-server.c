@@ -23,7 +23,15 @@ cmd_server_status(struct cli *c, int argc, char **argv)
 	lease = json_object_get(resp, "lease");
 	list = json_object_get(resp, "servers");
 	now = json_integer_value(json_object_get(resp, "now_ms"));
-	if (json_is_true(json_object_get(lease, "live")))
+	if (json_is_true(json_object_get(lease, "live")) &&
+	    json_integer_value(json_object_get(lease, "expires_ms")) - now > 365LL * 86400 * 1000)
+		/* a single-process store (SQLite): taken once, never renewed */
+		printf("leader: %s  epoch %lld  lease taken %.1fs ago, held while it runs"
+		       " (one server per data dir)\n",
+		       cli_esc(json_string_value(json_object_get(lease, "holder"))),
+		       (long long)json_integer_value(json_object_get(lease, "epoch")),
+		       json_integer_value(json_object_get(lease, "age_ms")) / 1000.0);
+	else if (json_is_true(json_object_get(lease, "live")))
 		printf("leader: %s  epoch %lld  lease renewed %.1fs ago, expires in %.1fs\n",
 		       cli_esc(json_string_value(json_object_get(lease, "holder"))),
 		       (long long)json_integer_value(json_object_get(lease, "epoch")),

@@ -40,6 +40,8 @@ api_servers(struct req *rq)
 		json_object_set_new(row, "leader",
 				    json_boolean(lease_live_now && strcmp(id, l.holder) == 0));
 		json_object_set_new(row, "self", json_boolean(strcmp(id, self) == 0));
+		if (strcmp(id, self) == 0)   /* answering: seen now (a lone server records it once) */
+			json_object_set_new(row, "seen_ms", json_integer(now));
 	}
 	reply_json(rq, 200, json_pack("{s:I,s:s,s:b,s:o,s:o}", "now_ms", (json_int_t)now, "self",
 				      self, "self_acting", live, "lease", lease, "servers", list));

@@ -20,6 +20,10 @@
 #include "xalloc.h"
 
 #define SERVERS_KEEP_MS (3600LL * 1000)   /* a server not seen for an hour is forgotten */
+/* On a single-process store nobody else can take the lease: it is taken
+ * once, until this far ahead, and kept in memory, so a lone server writes
+ * (and fdatasyncs) nothing in steady state, as before the lease existed. */
+#define LEASE_SOLE_MS (100LL * 365 * 86400 * 1000)
 
 struct leader {
 	struct server *s;
@@ -57,7 +61,7 @@ leader_tick(struct leader *l, bool first)
 	struct lease_self me;
 	int64_t mono = mono_ms(), db_now, epoch = 0;
 	enum lease_act act;
-	bool force;
+	bool force, sole;
 
 	db_now = store_now_ms(s->store, &err);
 	if (err.code == 0)
@@ -71,14 +75,23 @@ leader_tick(struct leader *l, bool first)
 	pthread_mutex_lock(&l->lock);
 	me = l->me;
 	pthread_mutex_unlock(&l->lock);
-	force = first && s->store->ops->single_process;
+	sole = s->store->ops->single_process;
+	force = first && sole;
 	act = lease_decide(&row, &me, db_now, mono, s->lease_ttl_ms, force);
 	herr_clear(&err);
+	if (act == LEASE_RENEW && sole) {
+		/* nobody else can have it: renewed in memory only */
+		pthread_mutex_lock(&l->lock);
+		if (l->me.epoch == me.epoch)
+			l->me.renewed_mono_ms = mono;
+		pthread_mutex_unlock(&l->lock);
+		return;
+	}
 	switch (act) {
 	case LEASE_ACQUIRE:
 		force = force || (row.exists && strcmp(row.holder, l->id) == 0);
-		if (lease_acquire(s->store, LEASE_CONTROLLER, l->id, db_now, s->lease_ttl_ms, force,
-				  &epoch, &err) < 0) {
+		if (lease_acquire(s->store, LEASE_CONTROLLER, l->id, db_now,
+				  sole ? LEASE_SOLE_MS : s->lease_ttl_ms, force, &epoch, &err) < 0) {
 			if (err.code != HERR_CONFLICT && !l->warned)
 				log_warn("controller lease: cannot take it: %s", err.msg);
 			l->warned = err.code != HERR_CONFLICT;
@@ -121,6 +134,8 @@ leader_tick(struct leader *l, bool first)
 		break;
 	}
 	herr_clear(&err);
+	if (sole && !first)
+		return;   /* recorded at start; the API says a lone server is alive */
 	if (server_seen(s->store, l->id, s->listen, HERD_VERSION, l->started_ms, db_now, &err) < 0)
 		log_debug("servers: cannot record this server: %s", err.msg);
 	if (db_now - l->pruned_ms >= 60 * 1000) {
