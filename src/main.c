@@ -8,7 +8,9 @@
 int
 main(int argc, char **argv)
 {
-	if (argc >= 2 && strcmp(argv[1], "server") == 0)
+	/* `herd server status` is an admin command; `herd server ...` the server */
+	if (argc >= 2 && strcmp(argv[1], "server") == 0 &&
+	    !(argc >= 3 && strcmp(argv[2], "status") == 0))
 		return server_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "agent") == 0)
 		return agent_main(argc - 1, argv + 1);

@@ -115,6 +115,7 @@ int cmd_lb_show(struct cli *c, int argc, char **argv);
 int cmd_bench_agents(struct cli *c, int argc, char **argv);
 /* cmd-account.c */
 int cmd_account_check(struct cli *c, int argc, char **argv);
+int cmd_server_status(struct cli *c, int argc, char **argv);
 
 /* cmd-metrics.c */
 int cmd_metrics_ls(struct cli *c, int argc, char **argv);

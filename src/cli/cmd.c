@@ -1398,6 +1398,7 @@ static const struct cmd cmds[] = {
 	{ "delete", NULL, cmd_delete, 0, 0, "f|file=,dry-run,timeout=", "-f FILE [--timeout 5m] [--dry-run]", "Remove what a blueprint declares (its hosts are terminated)." },
 	{ "login", NULL, cmd_login, 1, 2, "token-file=", "URL [--token-file F] (token on stdin)", "Check and save the server and token in ~/.config/herd/config; the token is read from stdin (not echoed at a terminal) or --token-file (URL TOKEN works too, but shows in ps and shell history)." },
 	{ "whoami", NULL, cmd_whoami, 0, 0, NULL, "[--json]", "Show the token's name and role." },
+	{ "server", "status", cmd_server_status, 0, 0, NULL, "[--json]", "Show the servers of the store, which one leads (holds the controller lease), its epoch and the lease's age." },
 	KINDS(KIND_CMDS)
 	{ "account", "check", cmd_account_check, 1, 1, NULL, "NAME [--json]", "Call the account's provider: are the credentials, zone and clock right?" },
 	{ "policy", "explain", cmd_policy_explain, 1, 1, NULL, "NAME [--json]", "Show a policy's latest evaluation and why it did or did not act." },

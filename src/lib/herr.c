@@ -57,6 +57,7 @@ herr_word(int code)
 	case HERR_FORBIDDEN: return "forbidden";
 	case HERR_UNAVAIL: return "unavailable";
 	case HERR_TIMEOUT: return "timeout";
+	case HERR_FENCED: return "fenced";
 	case -ENOTSUP: return "not_supported";
 	default: return "internal";
 	}
@@ -74,6 +75,7 @@ herr_http_status(int code)
 	case HERR_FORBIDDEN: return 403;
 	case HERR_UNAVAIL: return 503;
 	case HERR_TIMEOUT: return 504;
+	case HERR_FENCED: return 409;
 	case -ENOTSUP: return 501;
 	default: return 500;
 	}

@@ -18,6 +18,7 @@ enum {
 	HERR_STORE = -4103,     /* store failure: 500 */
 	HERR_UNAVAIL = -4104,   /* peer/provider unreachable: 503 */
 	HERR_TIMEOUT = -4105,
+	HERR_FENCED = -4106,    /* a controller write with a lost lease: never retried */
 };
 
 struct herr {

@@ -20,6 +20,7 @@
 #include "ctl/alert.h"
 #include "ctl/ctl.h"
 #include "ctl/launcher.h"
+#include "ctl/lease.h"
 #include "scale/scale.h"
 #include "ctl/lbsync.h"
 #include "ctl/notify.h"
@@ -47,6 +48,7 @@ struct server *g_srv;
 #define OPT_AGENT_BIN 0x4142          /* nor --agent-bin */
 #define OPT_RW_HOST_LABEL 0x5248      /* nor --remote-write-host-label */
 #define OPT_STORE 0x5354              /* nor --store */
+#define OPT_LEASE_TTL 0x4c54          /* nor --lease-ttl */
 #define OPT_TLS 0x544c                /* --tls... neither */
 #define OPT_TLS_CERT 0x544d
 #define OPT_TLS_KEY 0x544e
@@ -178,6 +180,9 @@ usage(FILE *f)
 		"  --retain-runs D    how long ended runs, their hosts and output are kept\n"
 		"                     (default 14d)\n"
 		"  --retain-hosts D   how long terminated hosts' rows are kept (default 7d)\n"
+		"  --lease-ttl D      the controller lease's TTL (default 6s, 1s-5m): another\n"
+		"                     server of the store takes over within about it\n"
+		"                     (docs/ha.md)\n"
 		"  --log-level L      debug, info, warn or error (default info)\n"
 		"  --teardown         terminate every host and network this data dir made, then exit\n");
 }
@@ -384,6 +389,7 @@ server_main(int argc, char **argv)
 		{ "agent-bin", required_argument, NULL, OPT_AGENT_BIN },
 		{ "remote-write-host-label", required_argument, NULL, OPT_RW_HOST_LABEL },
 		{ "store", required_argument, NULL, OPT_STORE },
+		{ "lease-ttl", required_argument, NULL, OPT_LEASE_TTL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -415,6 +421,7 @@ server_main(int argc, char **argv)
 	s->http_epoll = true;
 	s->launch_workers = LAUNCH_WORKERS_DEFAULT;
 	s->lock_fd = -1;
+	s->lease_ttl_ms = LEASE_TTL_DEFAULT_MS;
 	tsdb_opts_default(&topts);
 	topts.sync_interval_ms = METRICS_SYNC_DEFAULT_MS;
 	optind = 1;
@@ -557,6 +564,13 @@ server_main(int argc, char **argv)
 			}
 			store_dsn = optarg;
 			break;
+		case OPT_LEASE_TTL:
+			if (parse_duration_ms(optarg, &s->lease_ttl_ms) < 0 ||
+			    s->lease_ttl_ms < LEASE_TTL_MIN_MS || s->lease_ttl_ms > LEASE_TTL_MAX_MS) {
+				fprintf(stderr, "herd server: --lease-ttl: want a duration from 1s to 5m, like 6s\n");
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -652,13 +666,15 @@ server_main(int argc, char **argv)
 			 httpd_is_tls(s, listen_ips[i], (int)str_long_or(strrchr(more[i - 1], ':') + 1,
 									  1, 65535, 0)) ? "https" : "http",
 			 more[i - 1]);
-	if (ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 || promsrc_start(s, &err) < 0 ||
+	if (leader_start(s, &err) < 0 || ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 ||
+	    promsrc_start(s, &err) < 0 ||
 	    alert_start(s, &err) < 0 || notify_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);
 		promsrc_stop(s);
 		alert_stop(s);
 		notify_stop(s);
+		leader_stop(s);
 		httpd_stop(s);
 		goto out;
 	}
@@ -672,6 +688,7 @@ server_main(int argc, char **argv)
 	autoscale_stop(s);
 	alert_stop(s);
 	notify_stop(s);     /* cuts a send under way: that notification goes again next start */
+	leader_stop(s);     /* the lease lapses now: another server takes over at once */
 	lbsync_stop(s);   /* closes the LB drivers (waits for API calls using them); HAProxy keeps serving */
 	httpd_stop(s);
 	if (host_heartbeats_flush(s->store, &err) < 0)

@@ -112,6 +112,8 @@ struct server {
 	int64_t retain_runs_ms;       /* ended runs, their hosts and output (--retain-runs) */
 	int64_t retain_hosts_ms;      /* terminated hosts' rows (--retain-hosts) */
 	int64_t retain_pass_ms;       /* wall ms of the last retention pass (ctl/retain.c) */
+	int64_t lease_ttl_ms;         /* the controller lease's TTL (--lease-ttl) */
+	void *leader;                 /* struct leader * (ctl/leader.c): the controller lease */
 	volatile int stopping;
 	pthread_mutex_t lock;         /* guards the fields below */
 	pthread_cond_t kick;          /* wakes controllers: something changed */

@@ -18,6 +18,7 @@
 
 #include "ctl/alert.h"
 #include "ctl/lbsync.h"
+#include "ctl/lease.h"
 #include "log.h"
 #include "model/alert-event.h"
 #include "model/alert-rule.h"
@@ -769,7 +770,8 @@ alert_main(void *arg)
 	while (!s->stopping) {
 		int64_t next = mono_ms() + tick;
 
-		eval_all(al);
+		if (leader_pass(s, NULL))   /* only the leader evaluates */
+			eval_all(al);
 		while (!s->stopping && mono_ms() < next)
 			sleep_ms(100);
 	}

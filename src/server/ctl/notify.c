@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "ctl/notify.h"
+#include "ctl/lease.h"
 #include "log.h"
 #include "model/activity.h"
 #include "model/alert-delivery.h"
@@ -213,7 +214,8 @@ notify_main(void *arg)
 		pthread_mutex_lock(&s->lock);
 		seen = s->generation;
 		pthread_mutex_unlock(&s->lock);
-		notify_once(s, &wake);
+		if (leader_pass(s, NULL))   /* only the leader delivers */
+			notify_once(s, &wake);
 		now = now_ms();
 		if (wake <= now)
 			continue;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "lease.h"
 #include "ipmap.h"
 #include "launcher.h"
 #include "lbsync.h"
@@ -88,6 +89,7 @@ struct ctl {
 	pthread_mutex_t lock;        /* held by the controller thread during a pass */
 	struct launcher *launcher;   /* provider half of launches; NULL: inline (teardown) */
 	bool resolved_launching;
+	int64_t term;                /* the lease epoch of the last pass (0: not leading) */
 	int64_t heard_since_ms;      /* herd listens since (start, or end of a pause) */
 	int64_t pass_ms;             /* when the last pass started */
 	int64_t act_ms;              /* how long it spent acting (provider calls, LB drains) */
@@ -532,6 +534,7 @@ struct launch_job {
 	struct prov_instance inst;
 	struct herr err;
 	int rc;
+	bool fenced;                 /* not called: this server lost the lease */
 };
 
 static void
@@ -583,7 +586,15 @@ launch_work(void *arg)
 		spec.ca_sha256 = ((const struct tls *)j->s->tls)->ca_sha256;
 	spec.join_token = j->tok;
 	memset(&j->inst, 0, sizeof(j->inst));
+	/* this thread's writes are fenced by the lease it calls under; none
+	 * (the lease lost meanwhile): no call, the host stays `launching` and
+	 * the leader resolves it by asking the provider */
+	if (!leader_pass(j->s, NULL)) {
+		j->fenced = true;
+		return;
+	}
 	j->rc = prov_launch(j->p, &spec, &j->inst, &j->err);
+	j->fenced = j->rc == HERR_FENCED;
 }
 
 /* After launch_work, on the same thread: the outcome into the store. A
@@ -596,6 +607,12 @@ launch_finish(void *arg)
 	const struct ctl *c = s->ctl;
 	struct herr err = HERR_INIT;
 
+	if (j->fenced) {
+		log_info("launch of %s in %s/%s not made: this server does not hold the controller"
+			 " lease (the leader resolves it)", j->name, j->cluster, j->group);
+		launch_job_free(j);
+		return;
+	}
 	if (j->rc < 0) {
 		char why[600];
 
@@ -1707,17 +1724,30 @@ ctl_main(void *arg)
 
 	while (!s->stopping) {
 		struct timespec ts;
+		int64_t epoch = 0;
 
-		if (!c->resolved_launching) {
-			resolve_launching(c);
-			c->resolved_launching = true;
-		}
 		pthread_mutex_lock(&s->lock);
 		seen = s->generation;
 		pthread_mutex_unlock(&s->lock);
-		pthread_mutex_lock(&c->lock);
-		reconcile_once(c);
-		pthread_mutex_unlock(&c->lock);
+		/* only the lease's holder acts; a new term starts from the
+		 * stored state, as a start does: intents resolved by asking
+		 * the provider, hosts heard from now */
+		if (leader_pass(s, &epoch)) {
+			if (epoch != c->term) {
+				c->term = epoch;
+				c->resolved_launching = false;
+				c->pass_ms = 0;
+			}
+			if (!c->resolved_launching) {
+				resolve_launching(c);
+				c->resolved_launching = true;
+			}
+			pthread_mutex_lock(&c->lock);
+			reconcile_once(c);
+			pthread_mutex_unlock(&c->lock);
+		} else {
+			c->term = 0;
+		}
 		pthread_mutex_lock(&s->lock);
 		if (s->generation == seen && !s->stopping) {
 			clock_gettime(CLOCK_REALTIME, &ts);

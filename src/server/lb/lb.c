@@ -71,6 +71,24 @@ lb_driver_at(size_t i)
 #define CALL(l, op, what, ...) CALL_(l, op, what, false, __VA_ARGS__)
 #define CALL_QUIET(l, op, what, ...) CALL_(l, op, what, true, __VA_ARGS__)
 
+/* lb_gate_set's check: NULL = every call may go */
+static bool (*lb_may_act)(void);
+
+void
+lb_gate_set(bool (*may_act)(void))
+{
+	__atomic_store_n(&lb_may_act, may_act, __ATOMIC_RELEASE);
+}
+
+/* Refuses a call that changes something when the gate says no. */
+#define GATE(what)                                                                 \
+	do {                                                                       \
+		bool (*may_)(void) = __atomic_load_n(&lb_may_act, __ATOMIC_ACQUIRE); \
+		if (may_ != NULL && !may_())                                       \
+			return herr_set(err, HERR_FENCED, "not calling the load balancer to %s:" \
+					" this server does not hold the controller lease", what); \
+	} while (0)
+
 int
 lb_open(struct lb *l, const struct lb_ops *ops, struct herr *err)
 {
@@ -91,12 +109,14 @@ lb_close(struct lb *l)
 int
 lb_ensure(struct lb *l, const struct lb_spec *spec, struct herr *err)
 {
+	GATE("ensure a load balancer");
 	CALL(l, ensure, "ensure a load balancer", l, spec, err);
 }
 
 int
 lb_destroy(struct lb *l, const char *lb, struct herr *err)
 {
+	GATE("destroy a load balancer");
 	CALL(l, destroy, "destroy a load balancer", l, lb, err);
 }
 
@@ -109,24 +129,28 @@ lb_list(struct lb *l, char (**names)[64], size_t *n, struct herr *err)
 int
 lb_add_backend(struct lb *l, const char *lb, const struct lb_member *m, struct herr *err)
 {
+	GATE("add a backend");
 	CALL(l, add_backend, "add a backend", l, lb, m, err);
 }
 
 int
 lb_drain_backend(struct lb *l, const char *lb, const char *member, struct herr *err)
 {
+	GATE("drain a backend");
 	CALL(l, drain_backend, "drain a backend", l, lb, member, err);
 }
 
 int
 lb_remove_backend(struct lb *l, const char *lb, const char *member, struct herr *err)
 {
+	GATE("remove a backend");
 	CALL(l, remove_backend, "remove a backend", l, lb, member, err);
 }
 
 int
 lb_apply(struct lb *l, struct herr *err)
 {
+	GATE("apply");
 	CALL(l, apply, "apply", l, err);
 }
 

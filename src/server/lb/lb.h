@@ -139,6 +139,9 @@ const struct lb_ops *lb_find_for_provider(const char *provider);
 /* The i-th registered driver, or NULL past the end. */
 const struct lb_ops *lb_driver_at(size_t i);
 
+/* As prov_gate_set, for the calls that change a load balancer (ensure,
+ * destroy, add/drain/remove a backend, apply). */
+void lb_gate_set(bool (*may_act)(void));
 int lb_open(struct lb *l, const struct lb_ops *ops, struct herr *err);
 void lb_close(struct lb *l);
 int lb_ensure(struct lb *l, const struct lb_spec *spec, struct herr *err);

@@ -28,8 +28,9 @@ activity_vadd(struct store *st, int64_t ts_ms, const char *cluster, const char *
 		     "[Isssssss]", (json_int_t)ts_ms, cluster ? cluster : "", group ? group : "",
 		     host ? host : "", kind, cause ? cause : "", reason, in);
 	free(in);
-	log_info("activity: %s%s%s %s: %s", cluster ? cluster : "", group ? "/" : "",
-		 group ? group : "", kind, reason);
+	if (rc != HERR_FENCED)   /* a fenced controller's: never happened */
+		log_info("activity: %s%s%s %s: %s", cluster ? cluster : "", group ? "/" : "",
+			 group ? group : "", kind, reason);
 	return rc;
 }
 

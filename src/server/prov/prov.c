@@ -184,6 +184,24 @@ failpoint(const char *name, struct herr *err)
 		return rc_;                                                        \
 	} while (0)
 
+/* prov_gate_set's check: NULL = every call may go */
+static bool (*prov_may_act)(void);
+
+void
+prov_gate_set(bool (*may_act)(void))
+{
+	__atomic_store_n(&prov_may_act, may_act, __ATOMIC_RELEASE);
+}
+
+/* Refuses a call that changes something when the gate says no. */
+#define GATE(what)                                                                 \
+	do {                                                                       \
+		bool (*may_)(void) = __atomic_load_n(&prov_may_act, __ATOMIC_ACQUIRE); \
+		if (may_ != NULL && !may_())                                       \
+			return herr_set(err, HERR_FENCED, "not calling the provider to %s:" \
+					" this server does not hold the controller lease", what); \
+	} while (0)
+
 int
 prov_open(struct prov *p, const struct prov_ops *ops, struct herr *err)
 {
@@ -204,12 +222,14 @@ prov_close(struct prov *p)
 int
 prov_net_create(struct prov *p, const struct prov_net_spec *net, struct herr *err)
 {
+	GATE("create network");
 	CALL(p, net_create, "create network", p, net, err);
 }
 
 int
 prov_net_delete(struct prov *p, const struct prov_net_spec *net, struct herr *err)
 {
+	GATE("delete network");
 	CALL(p, net_delete, "delete network", p, net, err);
 }
 
@@ -217,12 +237,14 @@ int
 prov_launch(struct prov *p, const struct host_spec *spec, struct prov_instance *out,
 	    struct herr *err)
 {
+	GATE("launch host");
 	CALL(p, launch, "launch host", p, spec, out, err);
 }
 
 int
 prov_terminate(struct prov *p, const char *instance_id, const char *host_id, struct herr *err)
 {
+	GATE("terminate host");
 	CALL(p, terminate, "terminate host", p, instance_id, host_id, err);
 }
 

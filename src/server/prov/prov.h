@@ -154,6 +154,12 @@ int prov_config_check(const struct prov_ops *ops, const json_t *config, const ch
 /* The driver's check (see struct prov_ops); a driver without one answers 0
  * and "ok: provider '<name>' needs no check". */
 int prov_check(struct prov *p, char *msg, size_t msg_len, struct herr *err);
+/* Consulted immediately before each call that changes something at a
+ * provider (network create/delete, launch, terminate), on the calling
+ * thread: when may_act() says no, the call is not made and answers
+ * HERR_FENCED. The server sets it to "this server holds a live controller
+ * lease" (ctl/leader.c); NULL (the default, teardown) lets every call go. */
+void prov_gate_set(bool (*may_act)(void));
 int prov_open(struct prov *p, const struct prov_ops *ops, struct herr *err);
 void prov_close(struct prov *p);
 int prov_net_create(struct prov *p, const struct prov_net_spec *net, struct herr *err);

@@ -14,6 +14,7 @@
 #include "model/metrics.h"
 #include "ctl/ctl.h"
 #include "ctl/promsrc.h"
+#include "ctl/lease.h"
 #include "log.h"
 #include "model/activity.h"
 #include "model/activity-read.h"
@@ -438,6 +439,11 @@ autoscale_main(void *arg)
 		pthread_mutex_unlock(&as->lock);
 		if (s->stopping)
 			break;
+		if (!leader_pass(s, NULL)) {
+			/* another server leads: its autoscaler decides */
+			next_tick = mono_ms() + 1000;
+			continue;
+		}
 		if (mono_ms() >= next_tick) {
 			eval_all(as, NULL);
 			next_tick = mono_ms() + 1000;

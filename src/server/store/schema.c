@@ -333,6 +333,26 @@ const struct store_migration store_migrations[] = {
 		"ALTER TABLE run_hosts ADD COLUMN phase TEXT NOT NULL DEFAULT '';"
 		"ALTER TABLE run_hosts ADD COLUMN phase_ms BIGINT NOT NULL DEFAULT 0;"
 		"ALTER TABLE run_hosts ADD COLUMN healthy_ms BIGINT NOT NULL DEFAULT 0;" },
+	/* 12: the controller lease (model/lease.h): who may run the
+	 * controllers (holder: a server id, one per process start), its epoch
+	 * (+1 at each takeover: the fencing token every controller write
+	 * checks) and when it lapses (the store's clock, ms); and the servers
+	 * seen on this store */
+	{ .sql =
+		"CREATE TABLE IF NOT EXISTS leases ("
+		"  name TEXT PRIMARY KEY,"
+		"  holder TEXT NOT NULL,"
+		"  epoch BIGINT NOT NULL,"
+		"  expires_ms BIGINT NOT NULL,"
+		"  renewed_ms BIGINT NOT NULL);"
+		"CREATE TABLE IF NOT EXISTS servers ("
+		"  id TEXT PRIMARY KEY,"
+		"  address TEXT NOT NULL,"
+		"  version TEXT NOT NULL,"
+		"  started_ms BIGINT NOT NULL,"
+		"  seen_ms BIGINT NOT NULL);" },
+	/* 13: refresh_took_out() finds a draining host's refresh by host */
+	{ .sql = "CREATE INDEX IF NOT EXISTS refresh_hosts_host ON refresh_hosts (host_id);" },
 };
 
 const int store_migrations_n = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));

@@ -815,6 +815,21 @@ pg_migrate(struct store *st, struct herr *err)
 	return rc;
 }
 
+/* The database's clock: every server of a shared store decides the
+ * controller lease's expiry by it, whatever its own clock says. */
+static int64_t
+pg_now_ms(struct store *st, struct herr *err)
+{
+	json_t *rows = NULL;
+	int64_t ms = -1;
+
+	if (pg_exec(st, "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS ms",
+		    NULL, &rows, NULL, err) == 0)
+		ms = json_integer_value(json_object_get(json_array_get(rows, 0), "ms"));
+	json_decref(rows);
+	return ms;
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -831,4 +846,6 @@ const struct store_ops store_pg_ops = {
 	.each = pg_each,
 	.col_text = pg_col_text,
 	.col_int = pg_col_int,
+	.now_ms = pg_now_ms,
+	.single_process = false,   /* several servers may share the database */
 };

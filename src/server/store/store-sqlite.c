@@ -657,4 +657,5 @@ const struct store_ops store_sqlite_ops = {
 	.col_text = sq_col_text,
 	.col_int = sq_col_int,
 	.lock_stats = sq_lock_stats,
+	.single_process = true,   /* the data dir's flock: one server at a time */
 };

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "store.h"
 #include "xalloc.h"
@@ -115,10 +116,101 @@ store_close(struct store *st)
 	free(st);
 }
 
+/* The calling thread's fence (store_fence_set): a statement that must
+ * change one row at the start of each of its outermost transactions. */
+static __thread struct store *fence_st;
+static __thread char *fence_sql;
+static __thread json_t *fence_params;
+static __thread bool fence_tripped;   /* it failed once: every write fails until set again */
+
+void
+store_fence_set(struct store *st, const char *sql, json_t *params)
+{
+	free(fence_sql);
+	json_decref(fence_params);
+	fence_sql = NULL;
+	fence_params = NULL;
+	fence_st = NULL;
+	fence_tripped = false;
+	if (st == NULL || sql == NULL || params == NULL) {
+		json_decref(params);
+		return;
+	}
+	fence_st = st;
+	fence_sql = xstrdup(sql);
+	fence_params = params;
+}
+
+bool
+store_fenced(const struct store *st)
+{
+	return st != NULL && fence_st == st;
+}
+
+bool
+store_fence_tripped(const struct store *st)
+{
+	return st != NULL && fence_st == st && fence_tripped;
+}
+
+/* Runs the fence in the transaction just begun; on failure rolls it back. */
+static int
+fence_check(struct store *st, struct herr *err)
+{
+	int64_t n = 0;
+
+	if (fence_tripped) {
+		st->ops->rollback(st);
+		return herr_set(err, HERR_FENCED,
+				"fenced: this server no longer holds the controller lease");
+	}
+	if (st->ops->exec(st, fence_sql, fence_params, NULL, &n, err) < 0) {
+		st->ops->rollback(st);
+		return err->code;
+	}
+	if (n != 1) {
+		st->ops->rollback(st);
+		fence_tripped = true;
+		return herr_set(err, HERR_FENCED,
+				"fenced: this server no longer holds the controller lease");
+	}
+	return 0;
+}
+
 int
 store_begin(struct store *st, struct herr *err)
 {
-	return st->ops->begin(st, err);
+	bool outer = fence_st == st && !st->ops->in_tx(st);
+	int rc = st->ops->begin(st, err);
+
+	if (rc < 0 || !outer)
+		return rc;
+	return fence_check(st, err);
+}
+
+int64_t
+store_now_ms(struct store *st, struct herr *err)
+{
+	struct timespec ts;
+
+	if (st->ops->now_ms)
+		return st->ops->now_ms(st, err);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether sql writes (its first word): INSERT, UPDATE, DELETE, REPLACE. */
+static bool
+sql_writes(const char *sql)
+{
+	static const char *const verbs[] = { "INSERT", "UPDATE", "DELETE", "REPLACE" };
+
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n')
+		sql++;
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strncasecmp(sql, verbs[i], strlen(verbs[i])) == 0)
+			return true;
+	return false;
 }
 
 int
@@ -157,6 +249,18 @@ store_vq(struct store *st, json_t **rows, int64_t *changes, struct herr *err, co
 		params = json_vpack_ex(&jerr, 0, fmt, ap);
 		if (params == NULL)
 			return herr_set(err, HERR_STORE, "bad query parameters: %s", jerr.text);
+	}
+	if (fence_st == st && !st->ops->in_tx(st) && sql_writes(sql)) {
+		/* a fenced thread's lone write: in a transaction of its own */
+		if ((rc = store_begin(st, err)) == 0) {
+			rc = st->ops->exec(st, sql, params, rows, changes, err);
+			if (rc < 0)
+				st->ops->rollback(st);
+			else
+				rc = st->ops->commit(st, err);
+		}
+		json_decref(params);
+		return rc;
 	}
 	rc = st->ops->exec(st, sql, params, rows, changes, err);
 	json_decref(params);

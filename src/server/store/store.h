@@ -61,6 +61,14 @@ struct store_ops {
 	/* Optional: the lock-wait statistics; poll_ms > 0 also sets the
 	 * longest single wait (tests make it long to see the wake-ups). */
 	void (*lock_stats)(struct store *st, struct store_lock_stats *out, unsigned poll_ms);
+	/* Optional: the database's clock (wall ms), the one clock every
+	 * server of a shared store agrees on (model/lease.c decides expiry
+	 * by it). Without it store_now_ms reads the local wall clock. */
+	int64_t (*now_ms)(struct store *st, struct herr *err);
+	/* Only one process ever uses this store (SQLite: the data dir's
+	 * flock): a lease held by an earlier process is dead and may be taken
+	 * at start without waiting for it to lapse. */
+	bool single_process;
 };
 
 /* The row in hand during a store_each callback; read it with store_col_*. */
@@ -133,6 +141,26 @@ void store_generation_bump(void);
 /* Lock-wait statistics (zeros for a backend without them); poll_ms > 0
  * sets the longest single wait without a wake-up (for tests; 0 keeps it). */
 void store_lock_stats(struct store *st, struct store_lock_stats *out, unsigned poll_ms);
+
+/* The store's clock, wall ms (store_ops.now_ms, else the local clock). */
+int64_t store_now_ms(struct store *st, struct herr *err);
+
+/* Fencing. Sets the calling thread's fence on st: a statement (sql, params
+ * a JSON array, stolen) that must change exactly one row, run first in each
+ * of this thread's outermost transactions on st; a write statement run
+ * outside a transaction (store_q, store_row) is wrapped in one so it is
+ * fenced too. When it changes no row, the transaction is rolled back and
+ * the begin (or the write) fails with HERR_FENCED: nothing of it is
+ * written. One fence per thread (a new one replaces it); params NULL or sql
+ * NULL clears it. Controllers set it with the lease they act under
+ * (model/lease.h), so a write recorded by a server that lost the lease is
+ * refused in the same transaction, whatever its clock believes. */
+void store_fence_set(struct store *st, const char *sql, json_t *params);
+/* Whether the calling thread has a fence on st. */
+bool store_fenced(const struct store *st);
+/* Whether the calling thread's fence on st failed since it was set (then
+ * every write of the thread fails at once, never retried). */
+bool store_fence_tripped(const struct store *st);
 
 /* Small key/value settings (instance id, ...). Owned string or NULL. */
 char *store_meta_get(struct store *st, const char *key);
