@@ -4,8 +4,9 @@
 # with herd's labels, relabelled; Prometheus down for 20 s while hosts push
 # loses nothing (the same count there as in herd's own store for the
 # window); a herd restart while it is down resends the queue; a 4xx is
-# dropped and not retried, a 5xx is retried; bad remotes are refused at
-# apply naming the field. Needs root (a local host is a network namespace).
+# dropped and not retried, a 5xx is retried; a queue past max_bytes drops
+# its oldest and counts every sample; bad remotes are refused at apply
+# naming the field. Needs root (a local host is a network namespace).
 
 load lib
 
@@ -305,6 +306,48 @@ EOF
 	[ "$(rw dropped_4xx flaky)" = 0 ]
 }
 
+rw_listed() { [ -n "$(rw name "$1")" ]; }
+# rw_accounted NAME N: dropped_queue + pending_samples of NAME is N.
+rw_accounted() { [ $(($(rw dropped_queue "$1") + $(rw pending_samples "$1"))) = "$2" ]; }
+
+@test "a remote down past queue.max_bytes: the oldest are dropped, and every sample is counted" {
+	dead=$(free_port)
+	cat >"$T/bp/tiny.yaml" <<EOF
+remote_writes:
+  - name: tiny
+    url: http://127.0.0.1:$dead/api/v1/write
+    relabel:
+      - action: keep
+        source_labels: [__name__]
+        regex: rw_tiny
+    queue:
+      max_bytes: 1MiB
+EOF
+	herd apply -f "$T/bp/tiny.yaml" >/dev/null
+	wait_for 10 rw_listed tiny
+	series=$(perl -e 'print join ",", map { "{\"name\":\"rw_tiny\",\"labels\":{\"i\":\"$_\"},\"value\":$_}" } 1..1000')
+	b=$(now_ms)
+	for i in $(seq 1 30); do
+		run http POST /v1/agent/metrics "$CRED1" "{\"batches\":[{\"ts_ms\":$((b + i)),\"series\":[$series]}]}"
+		[[ "$output" == "200 "* ]]
+	done
+	# 30,000 samples of about 90 bytes do not fit in 1 MiB: the oldest
+	# segments went, and no sample is lost uncounted
+	wait_for 10 rw_accounted tiny 30000
+	[ "$(rw dropped_queue tiny)" -gt 0 ]
+	[ "$(rw pending_samples tiny)" -gt 0 ]
+	[ "$(rw pending_bytes tiny)" -le $((1 << 20)) ]
+	[ "$(rw sent tiny)" = 0 ]
+	[ "$(rw dropped_4xx tiny)" = 0 ]
+	grep -q "remote_write 'tiny': queue over 1048576 bytes: dropped its oldest" "$HERD_DATA/server.log"
+	# a deleted remote takes its queue with it
+	[ -d "$HERD_DATA/remote-write/tiny" ]
+	run http DELETE /v1/remote_writes/tiny "$HERD_TOKEN"
+	[[ "$output" == 2* ]]
+	wait_for 10 refute rw_listed tiny
+	[ ! -d "$HERD_DATA/remote-write/tiny" ]
+}
+
 @test "/metrics and herd remote-write ls show each remote's figures" {
 	run http GET /metrics "$HERD_TOKEN"
 	[[ "$output" == "200 "* ]]
@@ -317,5 +360,5 @@ EOF
 	[[ "$output" == *"bad"*"http://127.0.0.1:$BAD_PORT/api/v1/write"* ]]
 	[[ "$output" == *"refused with 400"* ]]
 	run herd remote-write ls --json
-	[ "$(echo "$output" | json_count '{items}')" = 3 ]
+	[ "$(echo "$output" | json_count '{items}')" = 3 ]   # tiny was deleted
 }

@@ -262,7 +262,8 @@ queue_load(struct remote *r)
 		seqs[n++] = seq;
 	}
 	closedir(d);
-	qsort(seqs, n, sizeof(*seqs), cmp_u64);
+	if (n > 1)
+		qsort(seqs, n, sizeof(*seqs), cmp_u64);
 	for (size_t i = 0; i < n; i++) {
 		char *buf;
 		size_t len, whole;
