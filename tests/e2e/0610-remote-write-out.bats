@@ -156,7 +156,7 @@ prom_value() {
 # rw FIELD NAME: that figure of remote NAME from GET /v1/remote-writes.
 rw() {
 	http GET /v1/remote-writes "$HERD_TOKEN" | cut -d' ' -f2- |
-		json "{items} ? (grep { \$_->{name} eq '$2' } @{\$d->{items}})[0]{$1} : ''"
+		json "{items} ? ((grep { \$_->{name} eq '$2' } @{\$d->{items}})[0] // {})->{$1} : ''"
 }
 
 # push NAME VALUE TS_MS: a sample of metric NAME pushed as the host's agent.
@@ -355,6 +355,11 @@ EOF
 	[[ "$output" == *'herd_remote_write_samples_total{remote="prom",outcome="sent"} '* ]]
 	[[ "$output" == *'herd_remote_write_pending_bytes{remote="prom"} '* ]]
 	[[ "$output" == *'herd_remote_write_shards{remote="prom"} '* ]]
+	# and the exposition stays valid with them
+	curl -sf -H "Authorization: Bearer $HERD_TOKEN" "$HERD_URL/metrics" >"$T/metrics.txt"
+	run promtool check metrics <"$T/metrics.txt"
+	echo "$output"
+	[ "$status" -eq 0 ]
 	run herd remote-write ls
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"bad"*"http://127.0.0.1:$BAD_PORT/api/v1/write"* ]]

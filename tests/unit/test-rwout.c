@@ -258,11 +258,13 @@ test_decisions(void **state)
 	assert_int_equal(rw_backoff_ms(20, 30, 5000, 0), 2500);
 	assert_true(rw_backoff_ms(20, 30, 5000, 0.999) < 5000);
 	assert_int_equal(rw_backoff_ms(1000, 30, 5000, 0), 2500);
-	/* one shard per waiting segment, 1 to max */
+	/* 1 + the segments waiting behind, up to max */
 	assert_int_equal(rw_shards_decide(0, 4), 1);
-	assert_int_equal(rw_shards_decide(1, 4), 1);
-	assert_int_equal(rw_shards_decide(3, 4), 3);
+	assert_int_equal(rw_shards_decide(1, 4), 2);
+	assert_int_equal(rw_shards_decide(3, 4), 4);
+	assert_int_equal(rw_shards_decide(4, 4), 4);
 	assert_int_equal(rw_shards_decide(100, 4), 4);
+	assert_int_equal(rw_shards_decide(100, 1), 1);
 }
 
 int

@@ -76,7 +76,9 @@ struct remote {
 	struct remote *next;
 };
 
-static pthread_rwlock_t g_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* writers preferred: pushes hold it as readers all the time, and the
+ * manager must still get in to change the list */
+static pthread_rwlock_t g_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 static struct remote *g_remotes;
 static pthread_t g_manager;
 static bool g_started;

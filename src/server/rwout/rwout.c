@@ -627,7 +627,7 @@ rw_classify(int rc, long status)
 int
 rw_shards_decide(size_t waiting_segments, int max_shards)
 {
-	if (waiting_segments < 1)
+	if (max_shards < 1)
 		return 1;
-	return waiting_segments > (size_t)max_shards ? max_shards : (int)waiting_segments;
+	return waiting_segments >= (size_t)max_shards ? max_shards : 1 + (int)waiting_segments;
 }

@@ -121,8 +121,8 @@ enum rw_outcome { RW_OK, RW_RETRY, RW_DROP };
  * no answer retry; any other status is dropped (the spec: MUST NOT retry). */
 enum rw_outcome rw_classify(int rc, long status);
 
-/* Shards for the next round: one per closed segment waiting (the backlog),
- * at least 1, at most max. */
+/* Shards for the next round: 1 plus the closed segments waiting behind
+ * the one being sent (the backlog), at most max. */
 int rw_shards_decide(size_t waiting_segments, int max_shards);
 
 /* --- sending --- */
