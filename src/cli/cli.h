@@ -104,6 +104,8 @@ int cmd_alert_silences(struct cli *c, int argc, char **argv);
 int cmd_alert_unsilence(struct cli *c, int argc, char **argv);
 int cmd_policy_simulate(struct cli *c, int argc, char **argv);
 int cmd_policy_check(struct cli *c, int argc, char **argv);
+/* cmd-remote-write.c */
+int cmd_remote_write_ls(struct cli *c, int argc, char **argv);
 /* cmd-run.c */
 int cmd_script_run(struct cli *c, int argc, char **argv);
 int cmd_run_ls(struct cli *c, int argc, char **argv);

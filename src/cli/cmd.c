@@ -1404,6 +1404,7 @@ static const struct cmd cmds[] = {
 	{ "policy", "explain", cmd_policy_explain, 1, 1, NULL, "NAME [--json]", "Show a policy's latest evaluation and why it did or did not act." },
 	{ "policy", "check", cmd_policy_check, 1, 1, "load=,hosts=,slots=,lasts=", "CLUSTER/GROUP [--load N [--hosts H] [--slots S] [--lasts D]] [--json]", "Predict flapping of the group's scale-out rules at its load (exit 3 flapping, 4 cannot tell)." },
 	{ "policy", "simulate", cmd_policy_simulate, 1, 1, "since=,policy-file=", "NAME [--since 1h] [--policy-file F] [--json]", "Replay stored metrics through the policy and print its decisions." },
+	{ "remote-write", "ls", cmd_remote_write_ls, 0, 0, NULL, "[--json]", "List the remote_write endpoints with what each sent, dropped and retried, its queue and its last error." },
 	{ "alert", "ls", cmd_alert_ls, 0, 0, "group=,cluster=", "[--group CLUSTER/GROUP] [--json]", "List alerts pending or firing (severity, since, silenced, summary)." },
 	{ "alert", "show", cmd_alert_show, 1, 1, "group=,cluster=", "RULE [--group CLUSTER/GROUP] [--json]", "Show a rule where it applies (built-in or declared, and where) and its instances." },
 	{ "alert", "history", cmd_alert_history, 0, 0, "rule=,group=,cluster=,limit=,after=", "[--rule R] [--group CLUSTER/GROUP] [--limit N] [--after ID] [--json]", "List alert transitions (firing, resolved, reminders), oldest first." },

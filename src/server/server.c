@@ -25,6 +25,7 @@
 #include "ctl/lbsync.h"
 #include "ctl/notify.h"
 #include "ctl/promsrc.h"
+#include "ctl/rwout.h"
 #include "log.h"
 #include "main.h"
 #include "model/host.h"
@@ -667,8 +668,8 @@ server_main(int argc, char **argv)
 									  1, 65535, 0)) ? "https" : "http",
 			 more[i - 1]);
 	if (leader_start(s, &err) < 0 || ctl_start(s, &err) < 0 || autoscale_start(s, &err) < 0 ||
-	    promsrc_start(s, &err) < 0 ||
-	    alert_start(s, &err) < 0 || notify_start(s, &err) < 0) {
+	    promsrc_start(s, &err) < 0 || alert_start(s, &err) < 0 || notify_start(s, &err) < 0 ||
+	    rwout_start(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		ctl_stop(s);
 		promsrc_stop(s);
@@ -676,6 +677,7 @@ server_main(int argc, char **argv)
 		notify_stop(s);
 		leader_stop(s);
 		httpd_stop(s);
+		rwout_stop(s);
 		goto out;
 	}
 	log_info("herd %s listening on %s://%s (data %s, instance %s)", HERD_VERSION,
@@ -691,6 +693,7 @@ server_main(int argc, char **argv)
 	leader_stop(s);     /* the lease lapses now: another server takes over at once */
 	lbsync_stop(s);   /* closes the LB drivers (waits for API calls using them); HAProxy keeps serving */
 	httpd_stop(s);
+	rwout_stop(s);      /* after the last push: the buffers go to disk, sent next start */
 	if (host_heartbeats_flush(s->store, &err) < 0)
 		log_warn("cannot write the heartbeats kept in memory: %s", err.msg);
 	rc = 0;

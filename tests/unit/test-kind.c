@@ -61,12 +61,13 @@ test_find(void **state)
 
 	for (; kinds[n]; n++)
 		assert_non_null(kinds[n]->fields);
-	assert_int_equal(n, 10);
+	assert_int_equal(n, 11);
 	assert_ptr_equal(kind_find("group"), &kind_group);
 	assert_ptr_equal(kind_find("policies"), &kind_policy);
 	assert_ptr_equal(kind_find("lbs"), &kind_lb);
 	assert_ptr_equal(kind_find("loadbalancer"), &kind_lb);
 	assert_ptr_equal(kind_find("receivers"), &kind_receiver);
+	assert_ptr_equal(kind_find("remote_writes"), &kind_remote_write);
 	assert_null(kind_find("nosuch"));
 }
 

@@ -85,7 +85,7 @@ doc_parse(json_t *bp, struct doc *d, struct herr *err)
 		{ "accounts", &kind_account }, { "networks", &kind_network },
 		{ "load_balancers", &kind_lb }, { "scripts", &kind_script },
 		{ "monitors", &kind_monitor }, { "templates", &kind_template },
-		{ "receivers", &kind_receiver },
+		{ "receivers", &kind_receiver }, { "remote_writes", &kind_remote_write },
 	};
 	const char *key;
 	json_t *v, *x;
@@ -101,7 +101,7 @@ doc_parse(json_t *bp, struct doc *d, struct herr *err)
 		if (!known)
 			return herr_field(err, HERR_INVALID, key,
 					  "unknown section '%s' (known: accounts, networks, load_balancers,"
-					  " scripts, monitors, templates, clusters, receivers)", key);
+					  " scripts, monitors, templates, clusters, receivers, remote_writes)", key);
 		if (!json_is_array(v))
 			return herr_field(err, HERR_INVALID, key, "must be a list");
 	}

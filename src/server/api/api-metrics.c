@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "ctl/rwout.h"
 #include "model/alert-delivery.h"
 #include "model/metrics.h"
 #include "promwire.h"
@@ -570,6 +571,19 @@ static const struct prom_family prom_families[] = {
 	{ NULL, "herd_alert_notifications_total", "counter", 1,
 	  "Alert notifications per receiver: delivered (result=\"sent\"), attempts that failed"
 	  " and will be retried (\"failed\"), refused for good and skipped (\"dropped\")." },
+	{ NULL, "herd_remote_write_samples_total", "counter", 1,
+	  "Samples per remote_write endpoint: acknowledged (outcome=\"sent\"), dropped because"
+	  " the buffer or the on-disk queue was full (\"dropped_queue\"), refused for good with"
+	  " a 4xx (\"dropped_4xx\"), and sent again after a 5xx, 429 or no answer (\"retried\")." },
+	{ NULL, "herd_remote_write_pending_bytes", "gauge", 1,
+	  "Bytes waiting to be sent to the remote_write endpoint (buffer and on-disk queue)." },
+	{ NULL, "herd_remote_write_pending_samples", "gauge", 1,
+	  "Samples in the on-disk queue of the remote_write endpoint not yet acknowledged." },
+	{ NULL, "herd_remote_write_shards", "gauge", 1,
+	  "Parallel requests of the remote_write endpoint's last round (1 + backlog, up to"
+	  " max_shards)." },
+	{ NULL, "herd_remote_write_last_error_timestamp_seconds", "gauge", 1,
+	  "When the remote_write endpoint last failed or refused a request (0: never)." },
 };
 
 #define PROM_CUSTOM_HELP "Custom metric: reported by a script monitor or pushed to herd."
@@ -651,6 +665,48 @@ expose_remote_write(struct buf *b)
 			 (unsigned long long)t.samples[i]);
 }
 
+/* remote_write out's figures, per remote (ctl/rwout.h; names are DNS
+ * labels: nothing to escape). */
+static void
+expose_remote_writes(struct buf *b)
+{
+	static const char *const outcomes[] = { "sent", "dropped_queue", "dropped_4xx", "retried" };
+	json_t *items = rwout_status(), *x;
+	size_t i;
+
+	if (json_array_size(items) == 0) {
+		json_decref(items);
+		return;
+	}
+	prom_header(b, "herd_remote_write_samples_total");
+	json_array_foreach(items, i, x)
+		for (size_t k = 0; k < 4; k++)
+			buf_addf(b, "herd_remote_write_samples_total{remote=\"%s\",outcome=\"%s\"} %lld\n",
+				 json_string_value(json_object_get(x, "name")), outcomes[k],
+				 (long long)json_integer_value(json_object_get(x, outcomes[k])));
+	prom_header(b, "herd_remote_write_pending_bytes");
+	json_array_foreach(items, i, x)
+		buf_addf(b, "herd_remote_write_pending_bytes{remote=\"%s\"} %lld\n",
+			 json_string_value(json_object_get(x, "name")),
+			 (long long)json_integer_value(json_object_get(x, "pending_bytes")));
+	prom_header(b, "herd_remote_write_pending_samples");
+	json_array_foreach(items, i, x)
+		buf_addf(b, "herd_remote_write_pending_samples{remote=\"%s\"} %lld\n",
+			 json_string_value(json_object_get(x, "name")),
+			 (long long)json_integer_value(json_object_get(x, "pending_samples")));
+	prom_header(b, "herd_remote_write_shards");
+	json_array_foreach(items, i, x)
+		buf_addf(b, "herd_remote_write_shards{remote=\"%s\"} %lld\n",
+			 json_string_value(json_object_get(x, "name")),
+			 (long long)json_integer_value(json_object_get(x, "shards")));
+	prom_header(b, "herd_remote_write_last_error_timestamp_seconds");
+	json_array_foreach(items, i, x)
+		buf_addf(b, "herd_remote_write_last_error_timestamp_seconds{remote=\"%s\"} %.3f\n",
+			 json_string_value(json_object_get(x, "name")),
+			 (double)json_integer_value(json_object_get(x, "last_error_at")) / 1000.0);
+	json_decref(items);
+}
+
 /* The store's own figures, after the series. */
 static void
 expose_stats(struct server *srv, struct tsdb *db, struct buf *b)
@@ -696,6 +752,7 @@ expose_stats(struct server *srv, struct tsdb *db, struct buf *b)
 	buf_addf(b, "herd_store_lock_wakeups_total %llu\n", (unsigned long long)ls.woken);
 	expose_remote_write(b);
 	expose_notifications(srv, b);
+	expose_remote_writes(b);
 }
 
 /* A /metrics answer being sent: the text is made EXPOSE_CHUNK_SERIES

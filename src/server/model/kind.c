@@ -16,7 +16,7 @@
 /* In dependency order: what may refer to what (see kind.h). */
 const struct kind *const kinds[] = {
 	&kind_account, &kind_network, &kind_lb, &kind_script, &kind_monitor, &kind_template,
-	&kind_cluster, &kind_group, &kind_policy, &kind_receiver, NULL,
+	&kind_cluster, &kind_group, &kind_policy, &kind_receiver, &kind_remote_write, NULL,
 };
 
 /* The kind named by its name or plural ("lb", "lbs"; "loadbalancer" too),

@@ -1,5 +1,6 @@
 /* model/kind.h - the declarative resource kinds (account, network, lb,
- * script, template, monitor, cluster, group, policy, receiver): each is a table of
+ * script, template, monitor, cluster, group, policy, receiver,
+ * remote_write): each is a table of
  * fields plus one cross-field check, and that one description drives
  * validation (the API's 400s and the blueprint's FILE:LINE alike),
  * storage, references and blueprints. The engine is model/kind.c; each kind
@@ -67,7 +68,7 @@ struct kind {
 #define GROUP_MAX_SIZE 1000
 
 extern const struct kind kind_account, kind_network, kind_lb, kind_script, kind_template,
-	kind_monitor, kind_cluster, kind_group, kind_policy, kind_receiver;
+	kind_monitor, kind_cluster, kind_group, kind_policy, kind_receiver, kind_remote_write;
 /* Every declarative kind, in dependency order (what may refer to what). */
 extern const struct kind *const kinds[];
 const struct kind *kind_find(const char *name_or_plural);

@@ -31,6 +31,7 @@
 #define HOSTS_MAX 100000          /* hosts whose identity and monitors we cache */
 
 metrics_push_fn metrics_push_hook;
+metrics_store_fn metrics_store_hook;
 
 __attribute__((weak)) void
 metrics_on_push(struct server *s, const char *cluster, const char *group, const char **metrics,
@@ -878,6 +879,12 @@ metrics_push_ingest(struct server *s, const struct metrics_host *h, struct metri
 		}
 		out->accepted += (size_t)rc;
 		out->rejected += b->nsmp - (size_t)rc;
+		if ((size_t)rc == b->nsmp) {
+			metrics_store_fn fn = __atomic_load_n(&metrics_store_hook, __ATOMIC_ACQUIRE);
+
+			if (fn)
+				fn(s, b->ts_ms, &p->samples[b->smp0], b->nsmp);
+		}
 		out->refused += info.refused;
 		if (info.refused) {
 			out->refusal.reason = info.reason;

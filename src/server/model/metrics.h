@@ -81,6 +81,16 @@ extern metrics_push_fn metrics_push_hook;
 void metrics_on_push(struct server *s, const char *cluster, const char *group,
 		     const char **metrics, size_t n);
 
+/* Called after each batch of an agent's push is stored whole (every
+ * sample of it accepted: a batch the store refused part of, e.g. samples
+ * out of order or a series over quota, is not passed on), on the HTTP
+ * thread that took it: the batch's time and samples, whose first three
+ * labels are host, group and cluster. For remote_write out (ctl/rwout.c),
+ * which sets it once at start. Must not block or do I/O. */
+typedef void (*metrics_store_fn)(struct server *s, int64_t ts_ms, const struct tsdb_sample *smp,
+				 size_t n);
+extern metrics_store_fn metrics_store_hook;
+
 /* Monitor states reported by agents (kept in memory). */
 struct monitor_state {
 	char host[96], cluster[64], group[64];
