@@ -22,7 +22,8 @@
 #      no call (none in the fake's log with its User-Agent) and records no
 #      activity;
 #   4. after both: every server answers, a scale-in written on each follower
-#      is carried out by the leader.
+#      is carried out by the leader, and the restarted server 1, a follower
+#      throughout, never tried a provider call.
 # The cases run in order on one set of servers. Needs root (PostgreSQL runs
 # as nobody).
 
@@ -139,7 +140,7 @@ id_of() {
 }
 
 @test "the leader SIGSTOPped past its lease mid-launch: a new leader acts; SIGCONTed, the old one steps down and makes 0 calls, 0 activities" {
-	local l f e id sleeps t0 took n mark aid cut
+	local l f e id sleeps t0 took n mark aid cut cut_name
 	l=$(leader_index)
 	[ -n "$l" ]
 	id=$(id_of "$l")
@@ -157,7 +158,8 @@ id_of() {
 	t0=$(date +%s%3N)
 	store_hosts "$f"
 	cut=$(store_hosts "$f" | awk '$3 == "launching" {print $1}')
-	echo "stopped with the intent of host $cut stored"
+	cut_name=$(store_hosts "$f" | awk -v id="$cut" '$1 == id {print $2}')
+	echo "stopped with the intent of host $cut ($cut_name) stored"
 	[ "$(grep -c . <<<"$cut")" -eq 1 ]
 	wait_for 30 new_leader_on "$f" "$id" $((e + 1))
 	took=$(($(date +%s%3N) - t0))
@@ -173,8 +175,8 @@ id_of() {
 	aid=$(last_activity_id "$n")
 	kill -CONT "$(srv_pid "$l")"
 	wait_for 30 logged "$l" "controller lease: stepping down at epoch $e"
-	# its launch worker woke up: the lease is gone, no call
-	wait_for 30 logged "$l" "not made: this server does not hold the controller lease"
+	# its launch worker woke up and is done (with the lease gone: no call)
+	wait_for 30 logged "$l" "launch $cut ended"
 	# a pass of each of its controllers has come and gone meanwhile; it
 	# answers again
 	on "$l" server status | grep -q "$(id_of "$n") *leader"
@@ -183,6 +185,7 @@ id_of() {
 	[ "$(calls_from "$mark" | grep -c "(server $id)")" -eq 0 ]
 	# (every call made since: the new leader's, or this test's own)
 	[ "$(calls_from "$mark" | herd_calls | grep -vc "(server $(id_of "$n"))")" -eq 0 ]
+	logged "$l" "launch of $cut_name in ha/g not made: this server does not hold the controller lease"
 	# the host whose intent it held when stopped was never launched (the new
 	# leader failed it and launched another)
 	[ "$(calls_from 0 RunInstances | grep -cF "herd-$INST-$cut" || true)" -eq 0 ]
@@ -217,4 +220,8 @@ id_of() {
 	[ "$(calls_from "$mark" | herd_calls | grep -vc "(server $(id_of "$n"))")" -eq 0 ]
 	activities_since "$aid" "$n"
 	activities_since "$aid" "$n" | grep -q "^[0-9]* $(id_of "$n") $e terminate "
+	# server 1, restarted in case 2, has followed since: it never tried a
+	# provider call (the gate would refuse it: a follower sets up nothing)
+	[ "$(leader_index)" != 1 ]
+	[ "$(grep -c "not calling the provider" "$HA/d1/server.log" || true)" -eq 0 ]
 }

@@ -1719,6 +1719,8 @@ out:
 	free(hrows);
 }
 
+static void ctl_listen_networks(struct ctl *c);
+
 static void *
 ctl_main(void *arg)
 {
@@ -1741,6 +1743,12 @@ ctl_main(void *arg)
 				c->term = epoch;
 				c->resolved_launching = false;
 				c->pass_ms = 0;
+				/* a follower sets up no network (its calls
+				 * would be refused): the leader does, at
+				 * each term's start */
+				pthread_mutex_lock(&c->lock);
+				ctl_listen_networks(c);
+				pthread_mutex_unlock(&c->lock);
 			}
 			if (!c->resolved_launching) {
 				resolve_launching(c);
@@ -1805,7 +1813,6 @@ ctl_start(struct server *s, struct herr *err)
 		return err->code;
 	}
 	s->ctl = c;
-	ctl_listen_networks(c);
 	if (pthread_create(&c->thread, NULL, ctl_main, c) != 0)
 		return herr_set(err, -errno, "cannot start the controller thread");
 	c->started = true;
