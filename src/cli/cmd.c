@@ -1199,7 +1199,7 @@ cmd_activity_ls(struct cli *c, int argc, char **argv)
 	if (c->json)
 		cli_print_json(resp);
 	else
-		cli_table(json_object_get(resp, "items"), "time,cluster,group,host,kind,cause,reason");
+		cli_table(json_object_get(resp, "items"), "time,cluster,group,host,kind,cause,server,epoch,reason");
 	json_decref(resp);
 	return 0;
 }

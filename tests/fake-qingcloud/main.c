@@ -551,10 +551,11 @@ authenticate(const struct fqc_req *r, const char *method, const char *path, int6
 /* --- the call log and --fail-rate ---------------------------------------- */
 
 static void
-log_call(const struct fqc_req *r, int64_t t_ms, int ret_code)
+log_call(const struct fqc_req *r, const char *user_agent, int64_t t_ms, int ret_code)
 {
 	json_t *line, *params;
-	size_t i;
+	char ua[201];
+	size_t i, n = 0;
 	char *s;
 
 	if (call_log == NULL)
@@ -566,8 +567,14 @@ log_call(const struct fqc_req *r, int64_t t_ms, int ret_code)
 		else if (strcmp(r->params[i].key, "signature") != 0)
 			json_object_set_new(params, r->params[i].key,
 					    json_string_nocheck(r->params[i].value));
-	line = json_pack("{s:I, s:s, s:o, s:i}", "time_ms", (json_int_t)t_ms, "action",
-			 fqc_param_get(r, "action"), "params", params, "ret_code", ret_code);
+	/* the client's User-Agent, as a cloud's request log has it: printable
+	 * ASCII, at most 200 bytes */
+	for (i = 0; user_agent != NULL && user_agent[i] && n < sizeof(ua) - 1; i++)
+		ua[n++] = user_agent[i] >= 0x20 && user_agent[i] < 0x7f ? user_agent[i] : '?';
+	ua[n] = '\0';
+	line = json_pack("{s:I, s:s, s:o, s:i, s:s}", "time_ms", (json_int_t)t_ms, "action",
+			 fqc_param_get(r, "action"), "params", params, "ret_code", ret_code,
+			 "user_agent", ua);
 	s = json_dumps(line, JSON_COMPACT | JSON_SORT_KEYS);
 	pthread_mutex_lock(&log_lock);
 	if (s != NULL) {
@@ -684,7 +691,8 @@ handle(struct MHD_Connection *con, const char *method, const char *url, struct f
 		*body = json_object();
 		code = world_call(world, r, t, *body);
 	}
-	log_call(r, t, code);
+	log_call(r, MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT), t,
+		 code);
 	delay_answer(action);
 }
 

@@ -3,8 +3,9 @@
  * the newer of the stored and the in-memory heartbeat, nothing is written
  * until the persist interval is due (then all pending in one transaction),
  * a flush writes them all and empties the table, a full table writes
- * heartbeats through instead of growing, and thousands of hosts are each
- * found again by id. */
+ * heartbeats through instead of growing, thousands of hosts are each
+ * found again by id, and on a store several servers share the interval is
+ * HB_PERSIST_SHARED_MS. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -153,6 +154,35 @@ test_max_and_lazy_persist(void **state)
 	assert_int_equal(host_heartbeats_flush(st, &err), 0);   /* nothing: fine */
 }
 
+/* A store several servers share (PostgreSQL: not single_process): the
+ * leader decides health from the stored heartbeats of hosts that push to
+ * another server, so they are written every HB_PERSIST_SHARED_MS, well
+ * inside the default unhealthy_after, not every HB_PERSIST_MS. */
+static void
+test_shared_store_persist(void **state)
+{
+	struct herr err = HERR_INIT;
+	struct store_ops shared = *st->ops;
+	const struct store_ops *own = st->ops;
+	const int64_t t = 5000000000LL;
+
+	assert_true(HB_PERSIST_SHARED_MS * 3 <= 30000);
+	add_host("h-shared", 40);
+	shared.single_process = false;
+	st->ops = &shared;
+	/* the interval starts (a flush of whatever is pending) */
+	assert_int_equal(host_heartbeat(st, "h-shared", t, NULL, &err), 0);
+	assert_int_equal(host_heartbeat(st, "h-shared", t + HB_PERSIST_SHARED_MS - 1, NULL, &err), 0);
+	assert_int_equal(stored("h-shared"), t);
+	assert_int_equal(host_heartbeat(st, "h-shared", t + HB_PERSIST_SHARED_MS, NULL, &err), 0);
+	assert_int_equal(stored("h-shared"), t + HB_PERSIST_SHARED_MS);
+	st->ops = own;
+	/* one server alone (SQLite): the long interval again */
+	assert_int_equal(host_heartbeat(st, "h-shared", t + 2 * HB_PERSIST_SHARED_MS, NULL, &err), 0);
+	assert_int_equal(stored("h-shared"), t + HB_PERSIST_SHARED_MS);
+	assert_int_equal(host_heartbeats_flush(st, &err), 0);
+}
+
 static void
 test_bounded(void **state)
 {
@@ -226,6 +256,7 @@ main(void)
 		cmocka_unit_test(test_max_and_lazy_persist),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_shared_store_persist),   /* last: its clock is far ahead */
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

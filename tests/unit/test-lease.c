@@ -308,6 +308,42 @@ intent(struct store *st, const char *id, struct herr *err)
 	return store_commit(st, err);
 }
 
+/* Each activity names the server and epoch it was made under (the fence
+ * it passed), and an API request's (no fence) none. */
+static void
+test_activity_by(void **state)
+{
+	struct herr err = HERR_INIT;
+	json_t *items = NULL, *last;
+	char id[LEASE_HOLDER_MAX];
+	int64_t e = 0, t0 = 50000000;
+
+	assert_int_equal(lease_acquire(a, LEASE_CONTROLLER, "A7", t0, TTL, true, &e, &err), 0);
+	assert_true(e >= 1);
+	lease_fence(a, LEASE_CONTROLLER, "A7", e);
+	assert_true(lease_acting(a, id, sizeof(id), &(int64_t){ 0 }));
+	assert_false(lease_acting(b, id, sizeof(id), &(int64_t){ 0 }));
+	assert_int_equal(activity_add(a, "by", "g", "h1", "launch", "scale_out", NULL, &err,
+				      "by the leader"), 0);
+	assert_int_equal(activity_list(b, "by", "g", 0, 10, &items, &err), 0);
+	last = json_array_get(items, json_array_size(items) - 1);
+	assert_string_equal(json_string_value(json_object_get(last, "server")), "A7");
+	assert_int_equal(json_integer_value(json_object_get(last, "epoch")), e);
+	json_decref(items);
+	/* cleared (not leading, or an API thread): none */
+	lease_fence(a, LEASE_CONTROLLER, "A7", 0);
+	assert_false(lease_acting(a, id, sizeof(id), &e));
+	assert_string_equal(id, "");
+	assert_int_equal(e, 0);
+	assert_int_equal(activity_add(a, "by", "g", NULL, "scale_out", "manual", NULL, &err,
+				      "by a request"), 0);
+	assert_int_equal(activity_list(b, "by", "g", 0, 10, &items, &err), 0);
+	last = json_array_get(items, json_array_size(items) - 1);
+	assert_string_equal(json_string_value(json_object_get(last, "server")), "");
+	assert_int_equal(json_integer_value(json_object_get(last, "epoch")), 0);
+	json_decref(items);
+}
+
 static void
 test_stale_pass(void **state)
 {
@@ -399,6 +435,7 @@ main(void)
 		cmocka_unit_test(test_live),
 		cmocka_unit_test(test_two_servers),
 		cmocka_unit_test(test_stale_pass),
+		cmocka_unit_test(test_activity_by),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

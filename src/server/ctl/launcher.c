@@ -98,6 +98,7 @@ worker_main(void *arg)
 		pthread_mutex_lock(&l->lock);
 		l->finishing--;
 		l->running--;
+		log_debug("launch %s ended: %zu of %d workers busy", j->key, l->running, l->workers);
 		flight_remove(l, j);
 		free(j);
 		pthread_cond_broadcast(&l->idle);

@@ -187,6 +187,7 @@ acct_prov_was(struct ctl *c, const char *account, const json_t *was_spec, struct
 	a->config = r.spec;    /* keeps the reference */
 	snprintf(a->p.account, sizeof(a->p.account), "%s", account);
 	snprintf(a->p.instance, sizeof(a->p.instance), "%s", c->s->instance);
+	snprintf(a->p.server_id, sizeof(a->p.server_id), "%s", leader_server_id(c->s));
 	snprintf(a->p.data_dir, sizeof(a->p.data_dir), "%s", c->s->data_dir);
 	a->p.config = a->config;
 	if (prov_open(&a->p, ops, err) < 0) {
@@ -586,6 +587,9 @@ launch_work(void *arg)
 		spec.ca_sha256 = ((const struct tls *)j->s->tls)->ca_sha256;
 	spec.join_token = j->tok;
 	memset(&j->inst, 0, sizeof(j->inst));
+	/* tests: the intent is stored, the provider not yet called (a pause or
+	 * a crash here: tests/e2e/0650-ha-failover.bats) */
+	failpoint("launch_intent_stored", NULL);
 	/* this thread's writes are fenced by the lease it calls under; none
 	 * (the lease lost meanwhile): no call, the host stays `launching` and
 	 * the leader resolves it by asking the provider */
@@ -1715,6 +1719,8 @@ out:
 	free(hrows);
 }
 
+static void ctl_listen_networks(struct ctl *c);
+
 static void *
 ctl_main(void *arg)
 {
@@ -1737,6 +1743,12 @@ ctl_main(void *arg)
 				c->term = epoch;
 				c->resolved_launching = false;
 				c->pass_ms = 0;
+				/* a follower sets up no network (its calls
+				 * would be refused): the leader does, at
+				 * each term's start */
+				pthread_mutex_lock(&c->lock);
+				ctl_listen_networks(c);
+				pthread_mutex_unlock(&c->lock);
 			}
 			if (!c->resolved_launching) {
 				resolve_launching(c);
@@ -1801,7 +1813,6 @@ ctl_start(struct server *s, struct herr *err)
 		return err->code;
 	}
 	s->ctl = c;
-	ctl_listen_networks(c);
 	if (pthread_create(&c->thread, NULL, ctl_main, c) != 0)
 		return herr_set(err, -errno, "cannot start the controller thread");
 	c->started = true;

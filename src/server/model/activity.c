@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "model/activity.h"
+#include "model/lease.h"
 #include "store/store.h"
 #include "util.h"
 #include "xalloc.h"
@@ -17,16 +18,22 @@ activity_vadd(struct store *st, int64_t ts_ms, const char *cluster, const char *
 	      const char *host, const char *kind, const char *cause, json_t *inputs,
 	      struct herr *err, const char *fmt, va_list ap)
 {
-	char reason[1024], *in;
+	char reason[1024], *in, server[LEASE_HOLDER_MAX];
+	int64_t epoch;
 	int rc;
 
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	in = inputs ? json_dumps(inputs, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("{}");
+	/* a controller's: the server and lease epoch it acted under (the
+	 * fence checks that epoch in this very transaction); an API
+	 * request's: none ("", 0) */
+	lease_acting(st, server, sizeof(server), &epoch);
 	rc = store_q(st, NULL, NULL, err,
-		     "INSERT INTO activities (ts_ms, cluster, grp, host, kind, cause, reason, inputs)"
-		     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		     "[Isssssss]", (json_int_t)ts_ms, cluster ? cluster : "", group ? group : "",
-		     host ? host : "", kind, cause ? cause : "", reason, in);
+		     "INSERT INTO activities (ts_ms, cluster, grp, host, kind, cause, reason, inputs,"
+		     " server, epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		     "[IssssssssI]", (json_int_t)ts_ms, cluster ? cluster : "", group ? group : "",
+		     host ? host : "", kind, cause ? cause : "", reason, in, server,
+		     (json_int_t)epoch);
 	free(in);
 	if (rc != HERR_FENCED)   /* a fenced controller's: never happened */
 		log_info("activity: %s%s%s %s: %s", cluster ? cluster : "", group ? "/" : "",
@@ -58,7 +65,8 @@ activity_list(struct store *st, const char *cluster, const char *group, int64_t 
 
 	*out = NULL;
 	if ((rc = store_q(st, &rows, NULL, err,
-		    "SELECT * FROM (SELECT id, ts_ms, cluster, grp, host, kind, cause, reason, inputs"
+		    "SELECT * FROM (SELECT id, ts_ms, cluster, grp, host, kind, cause, reason, inputs,"
+		    " server, epoch"
 		    " FROM activities WHERE (? = '' OR cluster = ?) AND (? = '' OR grp = ?)"
 		    " AND id > ? ORDER BY id DESC LIMIT ?) AS recent ORDER BY id",
 		    "[ssssIi]", cluster ? cluster : "", cluster ? cluster : "", group ? group : "",

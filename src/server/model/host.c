@@ -1191,6 +1191,11 @@ host_prune_terminated(struct store *st, int64_t before_ms, int max_rows, int64_t
  * is bounded by the hosts heard within one interval; past HB_MAX a
  * heartbeat is written through as before.
  *
+ * On a store several servers share (PostgreSQL) the interval is
+ * HB_PERSIST_SHARED_MS: the leader decides health from what is stored for
+ * hosts that push to another server, so a heartbeat reaches it within that
+ * interval plus one heartbeat, well inside unhealthy_after.
+ *
  * After a crash the stored value may be up to HB_PERSIST_MS old. That never
  * causes a replacement: the silence rule counts from the later of the
  * stored heartbeat and heard_since (ctl/decide.c silence_ms), and a new
@@ -1357,10 +1362,13 @@ static void
 hb_flush_due(struct store *st, int64_t now_ms)
 {
 	struct herr err = HERR_INIT;
+	/* a store several servers share: the leader reads the heartbeats
+	 * the others took from the store (HB_PERSIST_SHARED_MS) */
+	int64_t every = st->ops->single_process ? HB_PERSIST_MS : HB_PERSIST_SHARED_MS;
 	bool due;
 
 	pthread_mutex_lock(&hb_lock);
-	due = now_ms - hb_flushed_ms >= HB_PERSIST_MS;
+	due = now_ms - hb_flushed_ms >= every;
 	if (due)
 		hb_flushed_ms = now_ms;
 	pthread_mutex_unlock(&hb_lock);

@@ -285,6 +285,10 @@ int host_prune_terminated(struct store *st, int64_t before_ms, int max_rows, int
 /* --- heartbeats in memory --- */
 
 #define HB_PERSIST_MS 30000   /* heartbeats are written at most this often */
+/* ... and this often on a store several servers share (not single_process:
+ * PostgreSQL): the leader sees the heartbeats other servers took only once
+ * written, so they must be well inside unhealthy_after (default 30 s) */
+#define HB_PERSIST_SHARED_MS 5000
 #define HB_MAX 16384          /* unwritten heartbeats kept; more: written through */
 
 /* Writes every heartbeat kept in memory in one transaction (at shutdown;

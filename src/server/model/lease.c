@@ -113,9 +113,17 @@ lease_release(struct store *st, const char *name, const char *me, int64_t epoch,
 		       "[ssI]", name, me, (json_int_t)epoch);
 }
 
+/* The calling thread's last lease_fence: who it acts as (lease_acting). */
+static __thread const struct store *acting_st;
+static __thread char acting_id[LEASE_HOLDER_MAX];
+static __thread int64_t acting_epoch;
+
 void
 lease_fence(struct store *st, const char *name, const char *me, int64_t epoch)
 {
+	acting_st = epoch > 0 ? st : NULL;
+	snprintf(acting_id, sizeof(acting_id), "%s", epoch > 0 ? me : "");
+	acting_epoch = epoch > 0 ? epoch : 0;
 	/* A no-op write of the lease row: it changes one row only while the
 	 * lease is still ours, and (PostgreSQL) locks that row until the
 	 * commit, so a takeover waits for a write under way. */
@@ -154,4 +162,19 @@ servers_list(struct store *st, json_t **out, struct herr *err)
 		       "SELECT id, address, version, started_ms, seen_ms FROM servers"
 		       " ORDER BY started_ms DESC, id LIMIT 1000",
 		       NULL);
+}
+
+bool
+lease_acting(const struct store *st, char *id, size_t n, int64_t *epoch)
+{
+	if (st == NULL || acting_st != st) {
+		if (n > 0)
+			id[0] = '\0';
+		*epoch = 0;
+		return false;
+	}
+	if (n > 0)
+		snprintf(id, n, "%s", acting_id);
+	*epoch = acting_epoch;
+	return true;
 }

@@ -8,6 +8,7 @@
 #define HERD_MODEL_LEASE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -58,6 +59,11 @@ int lease_release(struct store *st, const char *name, const char *me, int64_t ep
  * touches the lease row on that condition, so a write by a server that lost
  * the lease fails with HERR_FENCED and writes nothing. epoch 0 clears it. */
 void lease_fence(struct store *st, const char *name, const char *me, int64_t epoch);
+/* The server and epoch the calling thread acts under on st (its last
+ * lease_fence there): true and id (NUL-terminated, truncated to n) and
+ * *epoch, or false (none: an API thread, or the fence cleared). What each
+ * activity records as who made it (model/activity.c). */
+bool lease_acting(const struct store *st, char *id, size_t n, int64_t *epoch);
 
 /* Records that server id (at address, running version, started at
  * started_ms) was alive at now_ms (store clock): an upsert. */

@@ -25,6 +25,7 @@
 
 #include "bootstrap.h"
 #include "log.h"
+#include "main.h"
 #include "prov-qingcloud.h"
 #include "prov.h"
 #include "qc.h"
@@ -1399,6 +1400,10 @@ qingcloud_open(struct prov *p, struct herr *err)
 		free(q);
 		return rc;
 	}
+	/* which server made a call, in the cloud's own request logs (several
+	 * servers share a store: docs/ha.md) */
+	snprintf(q->c.user_agent, sizeof(q->c.user_agent), "herd/%s%s%s%s", HERD_VERSION,
+		 p->server_id[0] ? " (server " : "", p->server_id, p->server_id[0] ? ")" : "");
 	/* a controller pass must not stall for minutes on one account */
 	q->c.timeout_ms = 15000;
 	q->c.max_attempts = 3;

@@ -142,8 +142,12 @@ failpoint(const char *name, struct herr *err)
 			return 0;
 		if (strncmp(p, "error", 5) == 0)
 			return herr_set(err, HERR_UNAVAIL, "failpoint '%s' triggered", name);
-		if (strncmp(p, "sleep:", 6) == 0)
-			sleep_ms(str_long_or(p + 6, 0, 3600000, 0));
+		if (strncmp(p, "sleep:", 6) == 0) {
+			long ms = str_long_or(p + 6, 0, 3600000, 0);
+
+			log_warn("failpoint '%s': sleeping %ld ms (call %ld)", name, ms, hit);
+			sleep_ms(ms);
+		}
 		if (strncmp(p, "wait:", 5) == 0)
 			failpoint_barrier(name, strtol(p + 5, NULL, 10));
 		if (strncmp(p, "exit", 4) == 0) {

@@ -136,6 +136,8 @@ struct prov {
 	const struct prov_ops *ops;
 	char account[64];     /* account name */
 	char instance[16];    /* this server's instance id (from its data dir) */
+	char server_id[24];   /* this server process's id (ctl/leader.c), named in
+				 the driver's User-Agent; "" = none */
 	char data_dir[1024];  /* the server's data dir */
 	json_t *config;       /* the account's driver config (borrowed) */
 	void *priv;           /* driver state */
@@ -210,7 +212,8 @@ int prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_fo
 			    size_t *n, struct herr *err);
 
 /* Failpoints: HERD_FAILPOINTS="prov_launch=error,prov_terminate=sleep:500"
- * makes the named point fail (returns HERR_UNAVAIL), sleep, `exit` the
+ * makes the named point fail (returns HERR_UNAVAIL), sleep (logs "failpoint
+ * 'NAME': sleeping MS ms"), `exit` the
  * process at once (_exit(99), like kill -9), or `hang` (logs "failpoint
  * 'NAME': hanging" and never returns, so a test can kill -9 the server at
  * exactly that step). "ACTION@N" acts only from the Nth time the point is
@@ -222,7 +225,10 @@ int prov_forwards_from_json(const json_t *list, const char *cidr, struct prov_fo
  * qingcloud_launch: RunInstances answered with an instance id, before the
  * tags and the job wait; with a long job, a kill there is "after
  * RunInstances, its job pending") and "local_cgroup_limits" (in
- * local_launch, for a host with limits: the kernel refuses them, EINVAL). */
+ * local_launch, for a host with limits: the kernel refuses them, EINVAL). The
+ * controller has "launch_intent_stored" (a launch's worker: its host row
+ * `launching` is stored, the lease not yet checked for the provider call)
+ * and "refresh_take_out". */
 int failpoint(const char *name, struct herr *err);
 
 #endif

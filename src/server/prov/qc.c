@@ -568,7 +568,7 @@ qc_perform(struct qc_client *c, bool post, const char *query, struct buf *body, 
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 5000L);
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "herd");
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, c->user_agent[0] ? c->user_agent : "herd");
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, qc_write);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, body);
 	if (post) {

@@ -92,6 +92,7 @@ struct qc_client {
 	int max_attempts;        /* per call, first included; default 4 */
 	int64_t backoff_base_ms; /* default 500 */
 	int64_t backoff_cap_ms;  /* default 10000 */
+	char user_agent[96];     /* "" = "herd" */
 	struct qc_status last;
 	void *curl; /* CURL *, kept for keep-alive */
 };

@@ -353,6 +353,12 @@ const struct store_migration store_migrations[] = {
 		"  seen_ms BIGINT NOT NULL);" },
 	/* 13: refresh_took_out() finds a draining host's refresh by host */
 	{ .sql = "CREATE INDEX IF NOT EXISTS refresh_hosts_host ON refresh_hosts (host_id);" },
+	/* 14: who made each activity: the server (a process's id, as in
+	 * servers) and the lease epoch a controller acted under; "" and 0 for
+	 * an API request's (model/activity.c) */
+	{ .sql =
+		"ALTER TABLE activities ADD COLUMN server TEXT NOT NULL DEFAULT '';"
+		"ALTER TABLE activities ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;" },
 };
 
 const int store_migrations_n = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
