@@ -176,6 +176,7 @@ restart() {
 			ALTER TABLE runs DROP COLUMN gate_ms; ALTER TABLE runs DROP COLUMN stop_on_failure;
 			ALTER TABLE run_hosts DROP COLUMN batch; ALTER TABLE run_hosts DROP COLUMN phase;
 			ALTER TABLE run_hosts DROP COLUMN phase_ms; ALTER TABLE run_hosts DROP COLUMN healthy_ms;
+			ALTER TABLE activities DROP COLUMN server; ALTER TABLE activities DROP COLUMN epoch;
 			PRAGMA user_version = 4;"
 	fi
 	db "UPDATE resources SET spec = json_set(spec, '\$.last_scale_out_ms', 1700000000001,

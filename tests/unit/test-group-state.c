@@ -143,6 +143,8 @@ test_migration_moves_keys_out_of_spec(void **state)
 			"ALTER TABLE run_hosts DROP COLUMN phase",
 			"ALTER TABLE run_hosts DROP COLUMN phase_ms",
 			"ALTER TABLE run_hosts DROP COLUMN healthy_ms",
+			"ALTER TABLE activities DROP COLUMN server",
+			"ALTER TABLE activities DROP COLUMN epoch",
 		};
 		for (size_t k = 0; k < sizeof(drops) / sizeof(drops[0]); k++)
 			assert_int_equal(store_q(st, NULL, NULL, &err, drops[k], NULL), 0);
