@@ -20,6 +20,8 @@
 #   latency = ts_ms of the first activity of the policy at or after the send
 #             time of the first push carrying 100 (printed by the bench, same
 #             machine clock), minus that send time.
+# DECISION_REMOTE_WRITE=URL adds a remote_write of every push to URL (a
+# dead one shows whether a remote that is down slows the decision).
 # DECISION_ALIGNED=1: the agents push at the multiples of the interval on
 # the wall clock, as the real agent does (every agent at once); default:
 # each agent every interval +-10 % (pushes spread out). DECISION_EDGE=1:
@@ -103,6 +105,15 @@ clusters:
             cooldown: 0s
             mode: shadow
 EOF
+	# DECISION_REMOTE_WRITE=URL: every push also goes to a remote_write
+	# queue (issue 20: a remote that is down must not slow the decision)
+	if [ -n "${DECISION_REMOTE_WRITE:-}" ]; then
+		cat <<EOF
+remote_writes:
+  - name: bench-remote
+    url: $DECISION_REMOTE_WRITE
+EOF
+	fi
 }
 
 # latencies BENCH_OUT ACTIVITIES_JSON CHANGES: one line per high period:
