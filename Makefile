@@ -127,7 +127,9 @@ $(FAKE_QC): $(FAKE_QC_SRCS) $(wildcard tests/fake-qingcloud/*.h) | deps
 
 unit: deps $(UNIT_BINS)
 
-# Everything reports TAP; prove runs the unit binaries and the bats files.
+# Everything reports TAP; prove runs the unit binaries and the bats files,
+# on SQLite, then tools/check-pg.sh the store contract and a list of them on
+# a throwaway PostgreSQL (docs/ha.md, "Tests").
 check: deps web $(BUILD)/herd $(BUILD)/herd-agent $(UNIT_BINS) $(FAKE_QC) $(BUILD)/conns-bench
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
@@ -135,6 +137,7 @@ check: deps web $(BUILD)/herd $(BUILD)/herd-agent $(UNIT_BINS) $(FAKE_QC) $(BUIL
 	tools/check-layers.sh
 	CMOCKA_MESSAGE_OUTPUT=TAP HERD_BIN=$(CURDIR)/$(BUILD)/herd \
 		prove --source Executable --timer $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
+	HERD_BIN=$(CURDIR)/$(BUILD)/herd tools/check-pg.sh
 
 e2e: deps $(BUILD)/herd $(FAKE_QC) $(BUILD)/conns-bench
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd prove --source Executable --timer $(sort $(wildcard tests/e2e/*.bats))

@@ -58,8 +58,9 @@ api() { # api METHOD PATH [BODY] -> prints "STATUS BODY"
 	run herd token ls --json
 	[[ "$output" == *'"op1"'* ]]
 	[[ "$output" != *"$tok"* ]]
-	run grep -c "$tok" "$HERD_DATA/herd.db"
-	[ "$output" = 0 ]
+	dump=$(store_dump)
+	[[ "$dump" == *op1* ]]
+	[[ "$dump" != *"$tok"* ]]
 	run herd token rm op1
 	[ "$status" -eq 0 ]
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$HERD_URL/v1/groups")" = 401 ]

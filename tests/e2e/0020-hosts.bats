@@ -365,7 +365,8 @@ our_netns() {
 	before=$(ours)
 	[ -z "$before" ]
 	server_stop
-	run "$HERD" server --data "$HERD_DATA" --teardown
+	store_opts "$HERD_DATA"
+	run "$HERD" server --data "$HERD_DATA" "${STORE_OPTS[@]}" --teardown
 	[ "$status" -eq 0 ]
 	[ -z "$(ours)" ]
 	server_start

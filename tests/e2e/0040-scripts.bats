@@ -386,13 +386,12 @@ group_ready() {
 
 @test "the agent remembers what it ran: a delivery handed out again is not run twice" {
 	require_root
-	command -v sqlite3 >/dev/null || skip "needs the sqlite3 shell to rewind the store"
 	hid=$(host_id node-1)
 	id=$(herd run ls --script once.sh --json | json '{items}->[0]{id}')
 	[ "$(grep -c . "$HERD_DATA/hosts/$hid/once.log")" -eq 1 ]
 	# as after restoring the store from a backup: the server thinks the
 	# delivery was never run, and hands it out again
-	sqlite3 "$HERD_DATA/herd.db" "UPDATE run_hosts SET state = 'queued', delivered_ms = 0,
+	store_sql "UPDATE run_hosts SET state = 'queued', delivered_ms = 0,
 		started_ms = 0, ended_ms = 0, reason = '' WHERE run_id = $id;
 		UPDATE runs SET state = 'running', ended_ms = 0 WHERE id = $id;"
 	# a new run wakes the agents' long-polls

@@ -170,7 +170,8 @@ setup() {
 	pid=$(haproxy_pid)
 	[ -n "$pid" ]
 	server_stop
-	"$HERD" server --data "$HERD_DATA" --teardown >>"$HERD_DATA/server.log" 2>&1
+	store_opts "$HERD_DATA"
+	"$HERD" server --data "$HERD_DATA" "${STORE_OPTS[@]}" --teardown >>"$HERD_DATA/server.log" 2>&1
 	wait_for 5 dead "$pid"
 	[ -z "$(haproxy_of_data_dir)" ]
 	[ ! -e "$HERD_DATA/lb/haproxy.sock" ]

@@ -140,6 +140,7 @@ stat_modes() {
 }
 
 @test "herd.db, -wal, -shm and admin.token are 0600 with umask 000 and a 0777 data dir; a restart mends them" {
+	skip_on_pg "the modes of SQLite's files (its server runs on SQLite in either pass)"
 	d=$BATS_FILE_TMPDIR/perm-data
 	mkdir -p "$d"
 	chmod 0777 "$d"

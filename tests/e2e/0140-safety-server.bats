@@ -59,12 +59,13 @@ lock_holders() {
 }
 
 @test "a second server on the same data dir, and --teardown, are refused naming the holder's pid" {
-	run timeout 10 "$HERD" server --data "$HERD_DATA" --listen "127.0.0.1:$(free_port)"
+	store_opts "$HERD_DATA"
+	run timeout 10 "$HERD" server --data "$HERD_DATA" "${STORE_OPTS[@]}" --listen "127.0.0.1:$(free_port)"
 	echo "$output"
 	[ "$status" -ne 0 ]
 	[ "$status" -ne 124 ]   # not still running after 10 s
 	[[ "$output" == *"pid $SERVER_PID"* ]]
-	run timeout 30 "$HERD" server --data "$HERD_DATA" --teardown
+	run timeout 30 "$HERD" server --data "$HERD_DATA" "${STORE_OPTS[@]}" --teardown
 	echo "$output"
 	[ "$status" -ne 0 ]
 	[ "$status" -ne 124 ]
@@ -252,7 +253,8 @@ host_json() {
 	# the host's processes live on
 	id=$(ls "$HERD_DATA/hosts" | head -1)
 	kill -0 "$(cat "$HERD_DATA/hosts/$id/pid")"
-	"$HERD" server --data "$HERD_DATA" --listen "127.0.0.1:$HERD_PORT" --body-max 67108864 \
+	store_opts "$HERD_DATA"
+	"$HERD" server --data "$HERD_DATA" "${STORE_OPTS[@]}" --listen "127.0.0.1:$HERD_PORT" --body-max 67108864 \
 		>>"$HERD_DATA/server.log" 2>&1 &
 	SERVER_PID=$!
 	echo "$SERVER_PID" >"$HERD_DATA/server.pid"

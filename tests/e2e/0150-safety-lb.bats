@@ -180,7 +180,8 @@ restart_under_load() {
 	[ -n "$pid" ]
 	server_stop
 	kill -0 "$pid"
-	"$HERD" server --data "$HERD_DATA" --teardown >>"$HERD_DATA/server.log" 2>&1
+	store_opts "$HERD_DATA"
+	"$HERD" server --data "$HERD_DATA" "${STORE_OPTS[@]}" --teardown >>"$HERD_DATA/server.log" 2>&1
 	wait_for 5 dead "$pid"
 	[ -z "$(haproxy_of_data_dir)" ]
 	[ ! -e "$HERD_DATA/lb/haproxy.sock" ]

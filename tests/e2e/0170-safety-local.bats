@@ -44,6 +44,7 @@ teardown_file() {
 	[[ "$output" != *"$token"* ]]
 	[[ "$output" != *"herd.db"* ]]
 	[[ "$output" == *"Permission denied"* || "$output" == *"No such file"* ]]
-	# the server's own view is untouched
-	[ -f "$HERD_DATA/herd.db" ]
+	# the server's own view is untouched (on PostgreSQL no herd.db)
+	[ -f "$HERD_DATA/admin.token" ]
+	on_pg || [ -f "$HERD_DATA/herd.db" ]
 }

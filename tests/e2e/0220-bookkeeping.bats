@@ -92,7 +92,7 @@ no_ms_keys() {
 }
 
 db() {
-	sqlite3 "$HERD_DATA/herd.db" "$@"
+	store_sql "$@"
 }
 
 set_busy() {
@@ -128,7 +128,7 @@ restart() {
 	[ "$before" = "$after" ]
 	no_ms_keys node
 	# the pause it starts is recorded, in its own table, and shown read-only
-	[ "$(db "SELECT manual_scale_ms > 0 FROM group_state WHERE cluster = 'bk' AND grp = 'node'")" = 1 ]
+	[ "$(db "SELECT COUNT(*) FROM group_state WHERE cluster = 'bk' AND grp = 'node' AND manual_scale_ms > 0")" = 1 ]
 	[ -n "$(group_get node | json '{status}{manual_scale}')" ]
 	[ -z "$(group_get node | json '{status}{last_scale_out}')" ]
 	[ -n "$(echo "$output" | json '{status}{manual_scale}')" ]
@@ -152,7 +152,7 @@ restart() {
 	[ "$(echo "$before" | sed 's/"desired":1/"desired":2/; s/"updated":"[^"]*"//; s/"version":\([0-9]*\)/v/')" = \
 	  "$(echo "$after" | sed 's/"updated":"[^"]*"//; s/"version":\([0-9]*\)/v/')" ]
 	[ "$(echo "$after" | json '{version}')" -eq $(($(echo "$before" | json '{version}') + 1)) ]
-	[ "$(db "SELECT last_scale_out_ms > 0 FROM group_state WHERE cluster = 'bk' AND grp = 'node'")" = 1 ]
+	[ "$(db "SELECT COUNT(*) FROM group_state WHERE cluster = 'bk' AND grp = 'node' AND last_scale_out_ms > 0")" = 1 ]
 	[ -n "$(group_get node | json '{status}{last_scale_out}')" ]
 	# the load stays: the cooldown blocks a second scale-out, also after a restart
 	wait_for 60 explain_says "cooldown until"
@@ -164,6 +164,7 @@ restart() {
 
 @test "an old data dir with bookkeeping in a group's spec is migrated into group_state" {
 	local v
+	skip_on_pg "rewinds SQLite's schema (sqlite_master, user_version, json_set)"
 	server_stop
 	# what an older herd wrote: the keys inside the spec, no group_state table
 	# (the bookkeeping migration is number 5: user_version 4 is before it;

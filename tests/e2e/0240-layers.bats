@@ -89,7 +89,7 @@ has_removed_activity() {
 }
 
 db() {
-	sqlite3 "$HERD_DATA/herd.db" "$@"
+	store_sql "$@"
 }
 
 # make_net NET: applies NET's blueprint, waits for its bridge, then empties

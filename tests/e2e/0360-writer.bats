@@ -2,9 +2,10 @@
 # The single writer (issue 15): HTTP threads hand every audited change to
 # one writer thread that runs a batch of them in ONE transaction (group
 # commit: one fdatasync per batch) and answers each once its batch is
-# durable; reads stay on the HTTP threads and never wait on it. SQLite's
+# durable; reads stay on the HTTP threads and never wait on it. The store's
 # write lock is held from another process (python's sqlite3, BEGIN
-# IMMEDIATE) to make writes wait for as long as a test needs. Needs root
+# IMMEDIATE; psql and the writers' advisory lock on PostgreSQL) to make
+# writes wait for as long as a test needs. Needs root
 # (strace -p).
 
 load lib
@@ -62,11 +63,24 @@ syncs() {
 	grep -E 'f(data)?sync\([0-9]+<' "$HERD_DATA/trace.out" | grep -vc '/tsdb/' || true
 }
 
-# hold_lock: another process takes the store's write lock (BEGIN IMMEDIATE)
-# and keeps it until release_lock (at most 30 s). Waits until it holds it.
+# hold_lock: another process takes the store's write lock (SQLite: BEGIN
+# IMMEDIATE; PostgreSQL: the advisory lock every write transaction takes
+# first, store-pg.c's PG_LOCK_WRITE) and keeps it until release_lock (at
+# most 30 s). Waits until it holds it.
 hold_lock() {
+	local dsn
 	rm -f "$HERD_DATA/lock.held" "$HERD_DATA/lock.release"
-	python3 - "$HERD_DATA/herd.db" "$HERD_DATA/lock.held" "$HERD_DATA/lock.release" <<'EOF' &
+	dsn=$(store_dsn "$HERD_DATA")
+	if [ -n "$dsn" ]; then
+		psql "$dsn" -XAtq -v ON_ERROR_STOP=1 >/dev/null <<EOF &
+BEGIN;
+SELECT pg_advisory_xact_lock(1751478884);
+\! touch '$HERD_DATA/lock.held'
+\! i=0; while [ ! -e '$HERD_DATA/lock.release' ] && [ \$i -lt 600 ]; do sleep 0.05; i=\$((i + 1)); done
+COMMIT;
+EOF
+	else
+		python3 - "$HERD_DATA/herd.db" "$HERD_DATA/lock.held" "$HERD_DATA/lock.release" <<'EOF' &
 import os, sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
 db.execute("BEGIN IMMEDIATE")
@@ -77,6 +91,7 @@ for _ in range(600):
     time.sleep(0.05)
 db.execute("COMMIT")
 EOF
+	fi
 	LOCK_PID=$!
 	echo "$LOCK_PID" >"$HERD_DATA/lock.pid"
 	wait_for 10 test -f "$HERD_DATA/lock.held"

@@ -12,7 +12,8 @@ setup_file() {
 	HERD_DATA=$(mktemp -d "${BATS_FILE_TMPDIR:-/tmp}/herd-data.XXXXXX")
 	HERD_PORT=$(free_port)
 	export HERD_URL="https://127.0.0.1:$HERD_PORT"
-	"$HERD" server --data "$HERD_DATA" --listen "127.0.0.1:$HERD_PORT" --tls always \
+	store_opts "$HERD_DATA"
+	"$HERD" server --data "$HERD_DATA" "${STORE_OPTS[@]}" --listen "127.0.0.1:$HERD_PORT" --tls always \
 		>>"$HERD_DATA/server.log" 2>&1 &
 	SERVER_PID=$!
 	echo "$SERVER_PID" >"$HERD_DATA/server.pid"

@@ -6,8 +6,8 @@
 # (0480-webhook.py, stdlib) checks the HMAC; a receiver down for 30 s gets its
 # notification after it comes back, exactly once; a silenced event sends
 # nothing; a receiver refusing with 400 has the notification dropped and
-# counted. Events are written with sqlite3 into the running server's store
-# (WAL), as the evaluator writes them, so each channel's cases (down, 400,
+# counted. Events are written with store_sql (sqlite3 or psql) into the
+# running server's store, as the evaluator writes them, so each channel's cases (down, 400,
 # silenced) are driven exactly; the evaluator's own events reaching a
 # webhook (rule fires and resolves, silenced sends nothing) is 0470's.
 
@@ -103,7 +103,7 @@ setup() {
 }
 
 cursors_made() {
-	sqlite3 "$HERD_DATA/herd.db" ".timeout 5000" "SELECT COUNT(*) FROM alert_deliveries" |
+	store_sql "SELECT COUNT(*) FROM alert_deliveries" |
 		grep -qx 5
 }
 
@@ -112,8 +112,7 @@ cursors_made() {
 add_event() {
 	local now
 	now=$(($(date +%s%N) / 1000000))
-	sqlite3 "$HERD_DATA/herd.db" ".timeout 5000" \
-		"INSERT INTO alert_events (ts_ms, rule, cluster, grp, key, state, severity, summary,
+	store_sql "INSERT INTO alert_events (ts_ms, rule, cluster, grp, key, state, severity, summary,
 		 labels, value, started_ms, repeat, silenced) VALUES ($now, '$1', 'c-$RUN', 'node',
 		 '${4:-node-1}', '$2', 'critical', 'summary of $1 $2 on ${4:-node-1}',
 		 '{\"team\":\"ops\"}', 37.5, $now, 0, ${3:-0}) RETURNING id;"

@@ -23,15 +23,112 @@ random_cidr() {
 	echo "198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24"
 }
 
+# The store of the tests' servers (docs/ha.md, "Tests"). By default each
+# server's SQLite file in its data dir. HERD_TEST_PG=DSN (of a running test
+# PostgreSQL's maintenance database, as tools/pg-tmp.sh prints) or =DIR (its
+# socket directory): each data dir gets a database of its own on it, made by
+# the first server_start of that dir, kept across restarts, dropped by
+# server_cleanup after the teardown. HERD_TEST_STORE=DSN: every server of the
+# file on that one store (by hand).
+
+# pg_base_dsn: HERD_TEST_PG as a DSN.
+pg_base_dsn() {
+	case "$HERD_TEST_PG" in
+	/*) echo "postgresql://herd@/herd?host=$HERD_TEST_PG" ;;
+	*) echo "$HERD_TEST_PG" ;;
+	esac
+}
+
+# pg_db_name DATA: the database of a data dir (a name from a hash of its path).
+pg_db_name() {
+	echo "herd_t_$(printf '%s' "$1" | sha256sum | cut -c1-20)"
+}
+
+# pg_db_dsn NAME: the DSN of database NAME on HERD_TEST_PG's server.
+pg_db_dsn() {
+	local base re='^(postgres(ql)?://[^/?]*)(/[^?]*)?(\?.*)?$'
+	base=$(pg_base_dsn)
+	[[ "$base" =~ $re ]] || { echo "HERD_TEST_PG: not a postgresql:// DSN or a directory: $HERD_TEST_PG" >&2; return 1; }
+	echo "${BASH_REMATCH[1]}/$1${BASH_REMATCH[4]}"
+}
+
+# store_dsn DATA: the --store value for a server on DATA ("" for its SQLite
+# file); with HERD_TEST_PG, creates DATA's database if it does not exist.
+store_dsn() {
+	local db
+	if [ -n "${HERD_TEST_STORE:-}" ]; then
+		echo "$HERD_TEST_STORE"
+	elif [ -n "${HERD_TEST_PG:-}" ]; then
+		db=$(pg_db_name "$1")
+		if [ -z "$(psql "$(pg_base_dsn)" -XAtqc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+			psql "$(pg_base_dsn)" -XAtqc "CREATE DATABASE $db" >/dev/null || return 1
+		fi
+		pg_db_dsn "$db"
+	fi
+}
+
+# store_opts DATA: sets the array STORE_OPTS to the server options that put
+# DATA's server on the tests' store: `"$HERD" server --data D "${STORE_OPTS[@]}"`.
+store_opts() {
+	local dsn
+	dsn=$(store_dsn "$1") || return 1
+	STORE_OPTS=()
+	if [ -n "$dsn" ]; then
+		STORE_OPTS=(--store "$dsn")
+	fi
+}
+
+# store_drop DATA: drops DATA's database (HERD_TEST_PG only).
+store_drop() {
+	[ -n "${HERD_TEST_PG:-}" ] && [ -z "${HERD_TEST_STORE:-}" ] || return 0
+	psql "$(pg_base_dsn)" -XAtqc "DROP DATABASE IF EXISTS $(pg_db_name "$1") WITH (FORCE)" >/dev/null
+}
+
+# on_pg: the tests' servers run on PostgreSQL.
+on_pg() {
+	[ -n "${HERD_TEST_PG:-}${HERD_TEST_STORE:-}" ]
+}
+
+# skip_on_pg REASON: skips a test that is about SQLite only when on PostgreSQL.
+skip_on_pg() {
+	if on_pg; then
+		skip "SQLite only: $1"
+	fi
+}
+
+# store_sql SQL: runs SQL on the store of HERD_DATA's server, psql or
+# sqlite3 as fits (waiting up to 5 s for SQLite's lock), one row a line,
+# columns separated by |. Portable SQL only.
+store_sql() {
+	local dsn
+	dsn=$(store_dsn "$HERD_DATA") || return 1
+	if [ -n "$dsn" ]; then
+		psql "$dsn" -XAtq -v ON_ERROR_STOP=1 -c "$1"
+	else
+		sqlite3 "$HERD_DATA/herd.db" ".timeout 5000" "$1"
+	fi
+}
+
+# store_dump: every row of HERD_DATA's store as SQL text (pg_dump or
+# sqlite3's .dump), to look for what must not be stored.
+store_dump() {
+	local dsn
+	dsn=$(store_dsn "$HERD_DATA") || return 1
+	if [ -n "$dsn" ]; then
+		pg_dump --data-only "$dsn"
+	else
+		sqlite3 "$HERD_DATA/herd.db" ".timeout 5000" .dump
+	fi
+}
+
 # Starts a server; sets HERD_DATA HERD_PORT HERD_URL HERD_TOKEN SERVER_PID.
-# Off by default: HERD_TEST_STORE=postgresql://... runs it (and
-# server_cleanup's teardown) on that store (docs/ha.md; by hand, one fresh
-# database per test file).
+# Its store is the tests' store (above).
 server_start() {
 	HERD_DATA=${HERD_DATA:-$(mktemp -d "${BATS_FILE_TMPDIR:-/tmp}/herd-data.XXXXXX")}
 	HERD_PORT=${HERD_PORT:-$(free_port)}
 	export HERD_URL="http://127.0.0.1:$HERD_PORT"
-	"$HERD" server --data "$HERD_DATA" ${HERD_TEST_STORE:+--store "$HERD_TEST_STORE"} --listen "127.0.0.1:$HERD_PORT" "$@" \
+	store_opts "$HERD_DATA"
+	"$HERD" server --data "$HERD_DATA" "${STORE_OPTS[@]}" --listen "127.0.0.1:$HERD_PORT" "$@" \
 		>>"$HERD_DATA/server.log" 2>&1 &
 	SERVER_PID=$!
 	echo "$SERVER_PID" >"$HERD_DATA/server.pid"
@@ -63,8 +160,11 @@ server_stop() {
 server_cleanup() {
 	server_stop
 	if [ -n "${HERD_DATA:-}" ] && [ -d "$HERD_DATA" ]; then
-		"$HERD" server --data "$HERD_DATA" ${HERD_TEST_STORE:+--store "$HERD_TEST_STORE"} --teardown \
-			>>"$HERD_DATA/server.log" 2>&1 || true
+		if store_opts "$HERD_DATA"; then
+			"$HERD" server --data "$HERD_DATA" "${STORE_OPTS[@]}" --teardown \
+				>>"$HERD_DATA/server.log" 2>&1 || true
+		fi
+		store_drop "$HERD_DATA" || true
 		if [ -n "${HERD_KEEP:-}" ]; then
 			echo "# kept $HERD_DATA" >&3
 		else

@@ -1740,6 +1740,13 @@ ctl_main(void *arg)
 		 * the provider, hosts heard from now */
 		if (leader_pass(s, &epoch)) {
 			if (epoch != c->term) {
+				/* leading again after losing the lease (paused
+				 * past it: only on a shared store) */
+				if (c->pass_ms != 0)
+					log_warn("reconcile: no pass for %llds (lost the lease; leading again"
+						 " at epoch %lld): hosts get unhealthy_after from now"
+						 " before their silence counts",
+						 (long long)((now_ms() - c->pass_ms) / 1000), (long long)epoch);
 				c->term = epoch;
 				c->resolved_launching = false;
 				c->pass_ms = 0;
