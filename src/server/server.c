@@ -37,6 +37,7 @@
 #include "tls.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
+#include "wake.h"
 #include "xalloc.h"
 
 struct server *g_srv;
@@ -79,6 +80,27 @@ kick_commands_now(struct server *s, const char *const *host_ids, size_t n)
 	pthread_mutex_unlock(&s->lock);
 }
 
+static void
+kick_now(struct server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	__atomic_add_fetch(&s->generation, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&s->kick);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+server_wake_local(struct server *s, const char *const *host_ids, size_t n, bool cmds)
+{
+	if (cmds)
+		kick_commands_now(s, host_ids, n);
+	else
+		kick_now(s);
+}
+
+/* Every kick is also announced to the other servers of the store (wake.c;
+ * nothing on SQLite). One made inside a transaction is announced again by
+ * the kick after its commit, as it is made again here. */
 void
 server_kick(struct server *s)
 {
@@ -88,14 +110,13 @@ server_kick(struct server *s)
 		for (size_t i = 0; i < kick_pending.n; i++)
 			ids[i] = kick_pending.ids[i];
 		kick_commands_now(s, ids, kick_pending.all ? 0 : kick_pending.n);
+		wake_announce(s, ids, kick_pending.all ? 0 : kick_pending.n, true);
 		kick_pending.n = 0;
 		kick_pending.all = kick_pending.any = false;
 		return;
 	}
-	pthread_mutex_lock(&s->lock);
-	__atomic_add_fetch(&s->generation, 1, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&s->kick);
-	pthread_mutex_unlock(&s->lock);
+	kick_now(s);
+	wake_announce(s, NULL, 0, false);
 }
 
 void
@@ -111,6 +132,7 @@ server_kick_commands(struct server *s, const char *const *host_ids, size_t n)
 					 "%s", host_ids[i]);
 	}
 	kick_commands_now(s, host_ids, n);
+	wake_announce(s, host_ids, n, true);
 }
 
 static void
@@ -658,6 +680,10 @@ server_main(int argc, char **argv)
 			err.field[0] ? ": " : "", err.msg);
 		goto out;
 	}
+	if (wake_start(s, &err) < 0) {
+		fprintf(stderr, "herd server: %s\n", err.msg);
+		goto out;
+	}
 	if (httpd_start(s, listen, more, nlisten > 1 ? nlisten - 1 : 0, &err) < 0) {
 		fprintf(stderr, "herd server: --listen: %s\n", err.msg);
 		goto out;
@@ -694,10 +720,12 @@ server_main(int argc, char **argv)
 	lbsync_stop(s);   /* closes the LB drivers (waits for API calls using them); HAProxy keeps serving */
 	httpd_stop(s);
 	rwout_stop(s);      /* after the last push: the buffers go to disk, sent next start */
+	wake_stop(s);       /* after every kicker: the last kicks are announced */
 	if (host_heartbeats_flush(s->store, &err) < 0)
 		log_warn("cannot write the heartbeats kept in memory: %s", err.msg);
 	rc = 0;
 out:
+	wake_stop(s);
 	tsdb_close(s->tsdb);
 	store_close(s->store);
 	tls_free(s);

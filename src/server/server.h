@@ -123,6 +123,8 @@ struct server {
 	void *writer;                 /* struct writer * (api/writer.c) */
 	void *tsdb;                   /* struct tsdb * (tsdb/tsdb.h): the metric store */
 	void *tls;                    /* struct tls * (tls.h): certificates, --tls */
+	void *wake;                   /* struct wake * (wake.c): announces kicks to the
+				       other servers of the store; NULL: none */
 };
 
 extern struct server *g_srv;
@@ -150,6 +152,11 @@ void server_kick(struct server *s);
  * hosts' parked command long-polls. Whoever makes a delivery takeable calls
  * it; one forgotten delays the delivery to the poll's deadline, no more. */
 void server_kick_commands(struct server *s, const char *const *host_ids, size_t n);
+
+/* A kick announced by another server of the store (wake.c): wakes this
+ * one's controllers and long polls as server_kick (cmds false) or
+ * server_kick_commands (cmds true) would, announcing nothing again. */
+void server_wake_local(struct server *s, const char *const *host_ids, size_t n, bool cmds);
 
 /* Long-poll: suspends rq until server_kick() or timeout_ms, then calls the
  * route's handler again with rq->suspended cleared (rq->state kept). */

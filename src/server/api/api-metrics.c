@@ -81,6 +81,9 @@ api_agent_metrics(struct req *rq)
 	struct metrics_push p;
 	struct metrics_host h;
 
+	if (api_forward_to_leader(rq))   /* a follower: the leader's TSDB answers */
+		return;
+
 	if (body == NULL)
 		return;
 	if (rq->srv->tsdb == NULL)
@@ -130,6 +133,9 @@ api_remote_write(struct req *rq)
 	struct herr err = HERR_INIT;
 	struct metrics_rw_result res;
 	char t[256];
+
+	if (api_forward_to_leader(rq))   /* a follower: the leader's TSDB answers */
+		return;
 
 	if (!header_is(rq, MHD_HTTP_HEADER_CONTENT_ENCODING, PROMWIRE_CONTENT_ENCODING))
 		return reply_unsupported(rq, "Content-Encoding", PROMWIRE_CONTENT_ENCODING);
@@ -312,6 +318,9 @@ api_metrics_list(struct req *rq)
 	json_t *items;
 	size_t n;
 
+	if (api_forward_to_leader(rq))   /* a follower: the leader's TSDB answers */
+		return;
+
 	if (!selection(rq, &sel))
 		return;
 	if (rq->srv->tsdb == NULL || tsdb_metric_counts(rq->srv->tsdb, sel.m, sel.nm, &mc, &n) < 0)
@@ -336,6 +345,9 @@ api_metrics_query(struct req *rq)
 	enum expr_agg agg = AGG_AVG;
 	struct sel sel;
 	struct tsdb *db = rq->srv->tsdb;
+
+	if (api_forward_to_leader(rq))   /* a follower: the leader's TSDB answers */
+		return;
 
 	if (metric == NULL || !tsdb_metric_name_ok(metric))
 		return reply_errf(rq, HERR_INVALID, "metric", "is required: a metric name");
@@ -427,6 +439,9 @@ api_metrics_latest(struct req *rq)
 	uint32_t cur = 0;
 	char *end;
 
+	if (api_forward_to_leader(rq))   /* a follower: the leader's TSDB answers */
+		return;
+
 	if (metric && !tsdb_metric_name_ok(metric))
 		return reply_errf(rq, HERR_INVALID, "metric", "must be a metric name");
 	if (lims) {
@@ -477,6 +492,9 @@ api_metrics_monitors(struct req *rq)
 	struct sel sel;
 	json_t *items = json_array();
 	size_t n;
+
+	if (api_forward_to_leader(rq))   /* a follower: the leader's TSDB answers */
+		return;
 
 	if (!selection(rq, &sel))
 		return json_decref(items);

@@ -47,6 +47,12 @@ void api_add_headers(struct req *rq, struct MHD_Response *r);
 void web_add_headers(struct req *rq, struct MHD_Response *r);
 /* The agent binary's SHA-256 header on its answer (api-agent-binary.c). */
 void agent_binary_add_headers(struct req *rq, struct MHD_Response *r);
+/* A follower's metrics (forward.c, docs/ha.md "Metrics with several
+ * servers"): when this server does not lead a store several servers share,
+ * sends rq (method, path, query, body, credential) to the leader and
+ * answers with the leader's answer, or 503 (Retry-After) when there is no
+ * leader to reach. True when rq is answered so; false: handle it here. */
+bool api_forward_to_leader(struct req *rq);
 /* Records an audit entry for rq (who, what, result). */
 void api_audit(struct req *rq, const char *detail);
 #define ROUTE(m, p, r, f, a) void f(struct req *rq);

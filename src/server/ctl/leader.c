@@ -220,6 +220,40 @@ leader_server_id(struct server *s)
 	return l ? l->id : "";
 }
 
+int
+leader_address(struct server *s, char *addr, size_t n, bool *self, struct herr *err)
+{
+	struct lease_row row;
+	json_t *servers = NULL, *sv;
+	int64_t db_now = store_now_ms(s->store, err);
+	size_t i;
+	int rc = HERR_NOTFOUND;
+
+	*self = false;
+	if (err->code < 0 || lease_read(s->store, LEASE_CONTROLLER, &row, err) < 0)
+		return err->code;
+	if (!row.exists || row.expires_ms <= db_now)
+		return herr_set(err, HERR_NOTFOUND, "no server holds the controller lease now");
+	if (servers_list(s->store, &servers, err) < 0)
+		return err->code;
+	json_array_foreach(servers, i, sv) {
+		const char *id = json_string_value(json_object_get(sv, "id"));
+		const char *a = json_string_value(json_object_get(sv, "address"));
+
+		if (id && a && strcmp(id, row.holder) == 0) {
+			snprintf(addr, n, "%s", a);
+			*self = strcmp(id, leader_server_id(s)) == 0;
+			rc = 0;
+			break;
+		}
+	}
+	json_decref(servers);
+	if (rc < 0)
+		return herr_set(err, HERR_NOTFOUND, "the address of the leader '%s' is not known",
+				row.holder);
+	return 0;
+}
+
 void
 leader_self(struct server *s, char *id, size_t n, int64_t *epoch, bool *live)
 {

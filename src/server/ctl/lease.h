@@ -7,6 +7,7 @@
 #define HERD_CTL_LEASE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "herr.h"
@@ -77,6 +78,12 @@ bool leader_pass(struct server *s, int64_t *epoch);
 bool leader_may_call(void);
 /* The server's id (for the API); "" before leader_start. */
 const char *leader_server_id(struct server *s);
+/* The address (as recorded in servers, "IP:PORT") of the server holding
+ * a live controller lease, by the store's clock, into addr; *self whether
+ * that is this process. 0, HERR_NOTFOUND (no live lease, or its holder's
+ * address unknown) or the store's error. For a follower's forwarding of
+ * metrics (api/forward.c). */
+int leader_address(struct server *s, char *addr, size_t n, bool *self, struct herr *err);
 /* Fills the leader's view for GET /v1/servers: this server's id and
  * whether it is leading, live, at which epoch. */
 void leader_self(struct server *s, char *id, size_t n, int64_t *epoch, bool *live);

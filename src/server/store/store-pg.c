@@ -14,10 +14,12 @@
  * herd_schema; migrations run under an advisory lock. */
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -59,12 +61,23 @@ struct pg_conn {
 	struct pg_conn *all_next;          /* every connection, for close */
 };
 
+/* The listener (pg_listen): its own connection and thread, LISTENing on
+ * one channel, woken by the socket or by a byte on stop_pipe. */
+struct pg_listener {
+	pthread_t thread;
+	int stop_pipe[2];
+	char channel[64];
+	store_notify_fn fn;
+	void *arg;
+};
+
 struct pg {
 	char dsn[1024];                    /* as given: may hold a password */
 	char shown[1024];                  /* for messages: redacted */
 	pthread_key_t key;
 	pthread_mutex_t lock;              /* guards all */
 	struct pg_conn *all;
+	struct pg_listener *listener;      /* NULL until pg_listen */
 };
 
 /* One row of a result in hand (store_each). */
@@ -362,6 +375,8 @@ pg_open(struct store *st, const char *dsn, struct herr *err)
 	return 0;
 }
 
+static void pg_listen_stop(struct pg *p);
+
 static void
 pg_close(struct store *st)
 {
@@ -370,6 +385,7 @@ pg_close(struct store *st)
 
 	if (p == NULL)
 		return;
+	pg_listen_stop(p);
 	for (c = p->all; c; c = next) {
 		next = c->all_next;
 		pg_conn_free(c);
@@ -830,6 +846,166 @@ pg_now_ms(struct store *st, struct herr *err)
 	return ms;
 }
 
+/* --- announcements: NOTIFY and the listener (docs/ha.md) --- */
+
+/* NOTIFY on the calling thread's connection: at its transaction's commit,
+ * at once outside one. */
+static int
+pg_notify(struct store *st, const char *channel, const char *payload, struct herr *err)
+{
+	json_t *params = json_pack("[ss]", channel, payload);
+	int rc = pg_exec(st, "SELECT pg_notify(?, ?)", params, NULL, NULL, err);
+
+	json_decref(params);
+	return rc;
+}
+
+#define PG_LISTEN_BACKOFF_MIN_MS 100
+#define PG_LISTEN_BACKOFF_MAX_MS 5000
+
+/* Waits up to ms for the stop pipe: true when stopping. */
+static bool
+pg_listen_sleep(struct pg_listener *l, int ms)
+{
+	struct pollfd pf = { .fd = l->stop_pipe[0], .events = POLLIN };
+
+	return poll(&pf, 1, ms) > 0;
+}
+
+/* A connection LISTENing on l's channel, or NULL (logged once per outage
+ * by the caller). */
+static PGconn *
+pg_listen_connect(struct pg *p, struct pg_listener *l, struct herr *err)
+{
+	PGconn *db = PQconnectdb(p->dsn);
+	PGresult *r;
+	char sql[96];
+	bool ok;
+
+	if (db == NULL) {
+		herr_set(err, HERR_STORE, "cannot connect to store '%s': out of memory", p->shown);
+		return NULL;
+	}
+	snprintf(sql, sizeof(sql), "LISTEN %s", l->channel);   /* store_channel_ok's name */
+	if (pg_setup(p, db, err) < 0) {
+		PQfinish(db);
+		return NULL;
+	}
+	r = PQexec(db, sql);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		herr_set(err, HERR_STORE, "store '%s': cannot listen: %s", p->shown,
+			 PQerrorMessage(db));
+		PQfinish(db);
+		return NULL;
+	}
+	return db;
+}
+
+/* The listener's thread: LISTEN, then hand every notification to l->fn;
+ * a lost connection is made again with a doubling backoff, and then fn
+ * (NULL) says what came meanwhile is unknown. */
+static void *
+pg_listen_main(void *arg)
+{
+	struct store *st = arg;
+	struct pg *p = st->priv;
+	struct pg_listener *l = p->listener;
+	int backoff = PG_LISTEN_BACKOFF_MIN_MS;
+	bool warned = false, first = true;
+
+	for (;;) {
+		struct herr err = HERR_INIT;
+		PGconn *db = pg_listen_connect(p, l, &err);
+
+		if (db == NULL) {
+			if (!warned)
+				log_warn("store: announcements: %s (retrying)", err.msg);
+			warned = true;
+			if (pg_listen_sleep(l, backoff))
+				return NULL;
+			backoff = backoff * 2 > PG_LISTEN_BACKOFF_MAX_MS ? PG_LISTEN_BACKOFF_MAX_MS
+									  : backoff * 2;
+			continue;
+		}
+		if (warned || !first)
+			log_info("store: listening for announcements again");
+		if (!first)
+			l->fn(NULL, l->arg);
+		warned = first = false;
+		backoff = PG_LISTEN_BACKOFF_MIN_MS;
+		for (;;) {
+			struct pollfd pf[2] = {
+				{ .fd = PQsocket(db), .events = POLLIN },
+				{ .fd = l->stop_pipe[0], .events = POLLIN },
+			};
+			PGnotify *n;
+
+			if (poll(pf, 2, -1) < 0 && errno != EINTR)
+				break;
+			if (pf[1].revents) {
+				PQfinish(db);
+				return NULL;
+			}
+			if (PQconsumeInput(db) == 0 || PQstatus(db) != CONNECTION_OK)
+				break;
+			while ((n = PQnotifies(db)) != NULL) {
+				l->fn(n->extra, l->arg);
+				PQfreemem(n);
+			}
+		}
+		log_warn("store: announcements: lost the connection to PostgreSQL; connecting again");
+		PQfinish(db);
+		if (pg_listen_sleep(l, backoff))
+			return NULL;
+	}
+}
+
+static int
+pg_listen(struct store *st, const char *channel, store_notify_fn fn, void *arg,
+	  struct herr *err)
+{
+	struct pg *p = st->priv;
+	struct pg_listener *l;
+
+	if (p->listener)
+		return herr_set(err, HERR_STORE, "store: a listener is running already");
+	l = xcalloc(1, sizeof(*l));
+	if (pipe(l->stop_pipe) < 0) {
+		free(l);
+		return herr_set(err, HERR_STORE, "store: cannot make a pipe: %s", strerror(errno));
+	}
+	snprintf(l->channel, sizeof(l->channel), "%s", channel);
+	l->fn = fn;
+	l->arg = arg;
+	p->listener = l;
+	if (pthread_create(&l->thread, NULL, pg_listen_main, st) != 0) {
+		close(l->stop_pipe[0]);
+		close(l->stop_pipe[1]);
+		free(l);
+		p->listener = NULL;
+		return herr_set(err, HERR_STORE, "store: cannot start the listener");
+	}
+	return 0;
+}
+
+static void
+pg_listen_stop(struct pg *p)
+{
+	struct pg_listener *l = p->listener;
+
+	if (l == NULL)
+		return;
+	if (write(l->stop_pipe[1], "x", 1) < 0)
+		log_warn("store: cannot stop the listener: %s", strerror(errno));
+	pthread_join(l->thread, NULL);
+	close(l->stop_pipe[0]);
+	close(l->stop_pipe[1]);
+	free(l);
+	p->listener = NULL;
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -847,5 +1023,7 @@ const struct store_ops store_pg_ops = {
 	.col_text = pg_col_text,
 	.col_int = pg_col_int,
 	.now_ms = pg_now_ms,
+	.notify = pg_notify,
+	.listen = pg_listen,
 	.single_process = false,   /* several servers may share the database */
 };

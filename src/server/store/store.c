@@ -1,5 +1,6 @@
 /* store.c - backend selection and the helpers callers use to run portable
  * SQL against any backend; see store.h. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,45 @@ store_now_ms(struct store *st, struct herr *err)
 		return st->ops->now_ms(st, err);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+store_can_notify(const struct store *st)
+{
+	return st && st->ops->notify && st->ops->listen;
+}
+
+/* A channel is an SQL name herd spells itself: lower-case letters, '_'. */
+static bool
+store_channel_ok(const char *channel)
+{
+	size_t n = strlen(channel);
+
+	return n > 0 && n < 64 && strspn(channel, "abcdefghijklmnopqrstuvwxyz_") == n;
+}
+
+int
+store_notify(struct store *st, const char *channel, const char *payload, struct herr *err)
+{
+	if (!store_can_notify(st))
+		return herr_set(err, -ENOTSUP, "store '%s' has no announcements", st->ops->name);
+	if (!store_channel_ok(channel))
+		return herr_set(err, HERR_INVALID, "bad announcement channel '%s'", channel);
+	if (strlen(payload) > STORE_NOTIFY_MAX)
+		return herr_set(err, HERR_TOOBIG, "announcement longer than %d bytes",
+				STORE_NOTIFY_MAX);
+	return st->ops->notify(st, channel, payload, err);
+}
+
+int
+store_listen(struct store *st, const char *channel, store_notify_fn fn, void *arg,
+	     struct herr *err)
+{
+	if (!store_can_notify(st))
+		return herr_set(err, -ENOTSUP, "store '%s' has no announcements", st->ops->name);
+	if (!store_channel_ok(channel))
+		return herr_set(err, HERR_INVALID, "bad announcement channel '%s'", channel);
+	return st->ops->listen(st, channel, fn, arg, err);
 }
 
 /* Whether sql writes (its first word): INSERT, UPDATE, DELETE, REPLACE. */

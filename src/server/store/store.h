@@ -28,6 +28,15 @@ struct store_lock_stats {
 /* Called by store_each for each row; a value below 0 stops it (returned). */
 typedef int (*store_row_fn)(const struct store_cols *c, void *arg);
 
+/* Called by a store's listener (store_listen) with each announcement's
+ * payload, from the listener's own thread; payload NULL: the listener
+ * (re)connected, announcements made meanwhile may have been missed. */
+typedef void (*store_notify_fn)(const char *payload, void *arg);
+
+/* PostgreSQL's NOTIFY payload limit is 8000 bytes: announcements stay
+ * below this (store_notify refuses longer ones). */
+#define STORE_NOTIFY_MAX 7900
+
 struct store_ops {
 	const char *name;
 	int (*open)(struct store *st, const char *dsn, struct herr *err);
@@ -65,6 +74,18 @@ struct store_ops {
 	 * server of a shared store agrees on (model/lease.c decides expiry
 	 * by it). Without it store_now_ms reads the local wall clock. */
 	int64_t (*now_ms)(struct store *st, struct herr *err);
+	/* Optional: announces payload on channel to every process listening
+	 * on the store (PostgreSQL NOTIFY; delivered when the calling thread's
+	 * transaction commits, at once outside one). SQLite has none: one
+	 * process per store, nobody else to tell. */
+	int (*notify)(struct store *st, const char *channel, const char *payload,
+		      struct herr *err);
+	/* Optional: starts the store's listener on channel (a thread with its
+	 * own connection, made again with a backoff when lost), calling fn for
+	 * each announcement, this process's own included. One per store;
+	 * close stops it. */
+	int (*listen)(struct store *st, const char *channel, store_notify_fn fn, void *arg,
+		      struct herr *err);
 	/* Only one process ever uses this store (SQLite: the data dir's
 	 * flock): a lease held by an earlier process is dead and may be taken
 	 * at start without waiting for it to lapse. */
@@ -161,6 +182,16 @@ bool store_fenced(const struct store *st);
 /* Whether the calling thread's fence on st failed since it was set (then
  * every write of the thread fails at once, never retried). */
 bool store_fence_tripped(const struct store *st);
+
+/* Announcements between the processes sharing a store (docs/ha.md, "Long
+ * polls on any server"): whether the store has them (PostgreSQL), then
+ * store_notify and store_listen as the ops above. channel: lower-case
+ * letters and '_', at most 63; payload at most STORE_NOTIFY_MAX bytes.
+ * Without them both answer -ENOTSUP. */
+bool store_can_notify(const struct store *st);
+int store_notify(struct store *st, const char *channel, const char *payload, struct herr *err);
+int store_listen(struct store *st, const char *channel, store_notify_fn fn, void *arg,
+		 struct herr *err);
 
 /* Small key/value settings (instance id, ...). Owned string or NULL. */
 char *store_meta_get(struct store *st, const char *key);
