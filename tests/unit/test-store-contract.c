@@ -390,8 +390,15 @@ main(void)
 		cmocka_unit_test(test_schema_sql),
 		cmocka_unit_test(test_redact),
 		CONTRACT("sqlite", setup_sqlite),
-		CONTRACT("postgresql", setup_pg),
+		CONTRACT("postgresql", setup_pg),   /* the last 6: only with a DSN */
 	};
+	const char *d = getenv("HERD_TEST_PG_DSN");
+	size_t n = sizeof(tests) / sizeof(tests[0]);
 
-	return cmocka_run_group_tests_name("store-contract", tests, NULL, NULL);
+	/* Not cmocka's skip(): its TAP says "not ok # SKIP", a failure to prove. */
+	if (d == NULL || *d == '\0') {
+		printf("# the PostgreSQL half is left out: HERD_TEST_PG_DSN is unset\n");
+		n -= 6;
+	}
+	return _cmocka_run_group_tests("store-contract", tests, n, NULL, NULL);
 }

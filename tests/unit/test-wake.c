@@ -221,8 +221,16 @@ main(void)
 		cmocka_unit_test(test_payload_kinds),
 		cmocka_unit_test(test_payload_bounded),
 		cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_pg_listen),
 		cmocka_unit_test(test_sqlite_none),
+		cmocka_unit_test(test_pg_listen),   /* last: only with a DSN */
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const char *d = getenv("HERD_TEST_PG_DSN");
+	size_t n = sizeof(tests) / sizeof(tests[0]);
+
+	/* Not cmocka's skip(): its TAP says "not ok # SKIP", a failure to prove. */
+	if (d == NULL || *d == '\0') {
+		printf("# the PostgreSQL test is left out: HERD_TEST_PG_DSN is unset\n");
+		n--;
+	}
+	return _cmocka_run_group_tests("wake", tests, n, NULL, NULL);
 }
