@@ -86,6 +86,26 @@ struct pg_row {
 	int row;
 };
 
+/* The index of the quote that closes the string or identifier opened at
+ * sql[i] (its last byte when unclosed). A doubled quote ('' inside a
+ * string) closes and reopens: the callers copy both halves as they are. */
+static size_t
+quoted_end(const char *sql, size_t i, size_t len)
+{
+	size_t j = i + 1;
+
+	while (j < len && sql[j] != sql[i])
+		j++;
+	return j < len ? j : len - 1;
+}
+
+/* Whether c can be part of an SQL word (a keyword or a name). */
+static bool
+is_word(char c)
+{
+	return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
 char *
 pg_sql_numbered(const char *sql, int *n)
 {
@@ -97,11 +117,7 @@ pg_sql_numbered(const char *sql, int *n)
 		char ch = sql[i];
 
 		if (ch == '\'' || ch == '"') {
-			size_t j = i + 1;
-			while (j < len && sql[j] != ch)
-				j++;
-			/* '' inside a string is a quote: the scan goes on from it */
-			j = j < len ? j : len - 1;
+			size_t j = quoted_end(sql, i, len);
 			memcpy(out + o, sql + i, j - i + 1);
 			o += j - i + 1;
 			i = j;
@@ -150,8 +166,7 @@ pg_word_at(const char *s, size_t i, size_t len, const char *w)
 	if (i + wl > len || strncmp(s + i, w, wl) != 0)
 		return false;
 	after = s[i + wl];
-	return !(after == '_' || (after >= 'A' && after <= 'Z') || (after >= 'a' && after <= 'z') ||
-		 (after >= '0' && after <= '9'));
+	return !is_word(after);
 }
 
 char *
@@ -170,16 +185,12 @@ pg_schema_sql(const char *sql)
 	char *out = xmalloc(cap);
 
 	for (size_t i = 0; i < len; i++) {
-		char ch = sql[i], prev = i ? sql[i - 1] : ' ';
-		bool start = !(prev == '_' || (prev >= 'A' && prev <= 'Z') ||
-			       (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9'));
+		char ch = sql[i];
+		bool start = i == 0 || !is_word(sql[i - 1]);
 		size_t k;
 
 		if (ch == '\'' || ch == '"') {
-			size_t j = i + 1;
-			while (j < len && sql[j] != ch)
-				j++;
-			j = j < len ? j : len - 1;
+			size_t j = quoted_end(sql, i, len);
 			memcpy(out + o, sql + i, j - i + 1);
 			o += j - i + 1;
 			i = j;
