@@ -90,10 +90,11 @@ api_wrk_row() {
 	END { if (r == "") exit 1; printf "%s %.3f %.3f\n", r, p50, p99 }' <<<"$out"
 }
 
-# api_sample NAME URL LUA CONNS THREADS SECONDS: one wrk round; prints
-# "req/s p50_ms p99_ms"; dies on any non-2xx answer or socket error.
+# api_sample NAME URL LUA CONNS THREADS SECONDS [TIMEOUT]: one wrk round
+# (an answer slower than TIMEOUT, wrk's 2s by default, is a socket error);
+# prints "req/s p50_ms p99_ms"; dies on any non-2xx answer or socket error.
 api_sample() {
-	wrk -t"$5" -c"$4" -d"${6}s" --latency -s "$3" "$2" 2>&1 | api_wrk_row "$1 ($2)"
+	wrk -t"$5" -c"$4" -d"${6}s" --timeout "${7:-2s}" --latency -s "$3" "$2" 2>&1 | api_wrk_row "$1 ($2)"
 }
 
 # api_stats: reads one number per line; prints "median min max".
