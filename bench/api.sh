@@ -48,26 +48,19 @@ die() { echo "api: FAILED: $*" >&2; exit 1; }
 for t in wrk nginx curl; do
 	command -v "$t" >/dev/null || die "$t missing (tools/deps.sh bench installs it)"
 done
-port() { echo $((20000 + RANDOM % 12000)); }
-hp=$(port); np=$(port)
-[ "$hp" != "$np" ] || np=$((hp + 1))
+# shellcheck source=bench/api-lib.bash
+. "$(dirname "$0")/api-lib.bash"
 cores=$(nproc)
 workers=$((cores < 2 ? 2 : cores > 16 ? 16 : cores))
 
-"$HERD" server --data "$work/data" --listen "127.0.0.1:$hp" --log-level warn 2>"$work/server.log" &
-pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$hp/healthz" >/dev/null && break; sleep 0.1; done
-tok=$(cat "$work/data/admin.token")
+api_server "$work/data" "$work/server.log"
+pids+=("$api_pid")
+hp=${api_url##*:}
+np=$((20000 + RANDOM % 12000))
+[ "$hp" != "$np" ] || np=$((hp + 1))
+tok=$api_tok
 auth=(-H "Authorization: Bearer $tok" -H 'Content-Type: application/json')
-post() { curl -sf "${auth[@]}" -X POST -d "$2" "http://127.0.0.1:$hp/v1/$1" >/dev/null; }
-post accounts '{"name":"here","driver":"local"}'
-post networks '{"name":"vpc1","account":"here","cidr":"198.18.250.0/24"}'
-post templates '{"name":"t","account":"here","network":"vpc1"}'
-post clusters '{"name":"c"}'
-post groups '{"name":"node","cluster":"c","template":"t","size":0,"max":6}'
-for i in $(seq 2 "$GROUPS_N"); do
-	post groups "{\"name\":\"g$i\",\"cluster\":\"c\",\"template\":\"t\",\"size\":0,\"max\":6}"
-done
+api_fixtures "$api_url" "$tok" "$GROUPS_N"
 
 # rows: name, herd path, file nginx serves, extra request header
 rows=("cached|/v1/groups/node|node.json|" "single|/v1/groups/node|node.json|Cache-Control: no-cache"
@@ -108,25 +101,12 @@ for r in "${rows[@]}"; do
 done
 
 lua="$work/auth.lua"
-printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$tok" >"$lua"
+api_lua_get "$tok" "$lua"
 fresh="$work/fresh.lua"   # the single row: both servers get the same headers
-printf 'wrk.headers["Authorization"] = "Bearer %s"\nwrk.headers["Cache-Control"] = "no-cache"\n' \
-	"$tok" >"$fresh"
-# sample NAME URL [LUA]: one wrk round; prints "req/s p50_ms p99_ms"; fails on
-# any non-2xx answer or socket error.
-sample() {
-	local out
-	out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" --latency -s "${3:-$lua}" "$2" 2>&1)
-	if grep -q 'Non-2xx' <<<"$out"; then die "$1: $(grep 'Non-2xx' <<<"$out") from $2"; fi
-	if grep -q 'Socket errors' <<<"$out"; then die "$1: $(grep 'Socket errors' <<<"$out") from $2"; fi
-	awk 'function ms(v) {
-		if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
-		if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v }
-	/Requests\/sec/ { r = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
-	END { if (r == "") exit 1; printf "%s %.3f %.3f\n", r, p50, p99 }' <<<"$out"
-}
-# stats: reads one number per line; prints "median min max".
-stats() { sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%g %g %g\n", m, v[1], v[NR] }'; }
+api_lua_get "$tok" "$fresh" no-cache
+# sample NAME URL [LUA]: one wrk round; prints "req/s p50_ms p99_ms".
+sample() { api_sample "$1" "$2" "${3:-$lua}" "$CONNS" 2 "$DUR"; }
+stats() { api_stats; }
 
 echo "api: herd vs nginx serving herd's exact answer; $workers herd HTTP threads (one per core, >= 2)" \
 	"vs $workers nginx workers; wrk -t2 -c$CONNS keep-alive; $ROUNDS alternated rounds of ${DUR}s;" \
@@ -142,14 +122,8 @@ for r in "${rows[@]}"; do
 	paste -d' ' "$work/h.$name" "$work/n.$name" | awk '{ print $1 / $4 }' >"$work/r.$name"
 	printf '  %-8s GET %s%s (%d bytes, checked identical from both)\n' "$name" "$path" \
 		"${hdr:+ ($hdr)}" "$(wc -c <"$www/$file")"
-	for who in herd nginx; do
-		f="$work/${who:0:1}.$name"
-		read -r rm rlo rhi < <(cut -d' ' -f1 "$f" | stats)
-		read -r p50 _ _ < <(cut -d' ' -f2 "$f" | stats)
-		read -r p99 p99lo p99hi < <(cut -d' ' -f3 "$f" | stats)
-		printf '    %-6s %9.0f req/s (%.0f..%.0f)  p50 %.3f ms  p99 %.3f ms (%.3f..%.3f)\n' \
-			"$who" "$rm" "$rlo" "$rhi" "$p50" "$p99" "$p99lo" "$p99hi"
-	done
+	api_row_print herd "$work/h.$name"
+	api_row_print nginx "$work/n.$name"
 	read -r q qlo qhi < <(stats <"$work/r.$name")
 	printf '    ratio  %.2fx nginx (per round %.2f..%.2f; target >= 0.8x: %s)\n' "$q" "$qlo" "$qhi" \
 		"$(awk -v q="$q" 'BEGIN { print (q >= 0.8) ? "pass" : "FAIL" }')"
@@ -159,16 +133,8 @@ done
 
 # --- writes: GET alone (the uncached row above) / GET under writes / PUT ---
 WRITERS=${BENCH_WRITERS:-4}
-post scripts '{"name":"bench.sh","content":"#!/bin/sh\ntrue\n"}'
 wlua="$work/write.lua"
-cat >"$wlua" <<LUA
-math.randomseed(os.time())
-request = function()
-  return wrk.format("PUT", "/v1/scripts/bench.sh",
-    { ["Authorization"] = "Bearer $tok", ["Content-Type"] = "application/json" },
-    '{"name":"bench.sh","content":"#!/bin/sh\\\\necho ' .. math.random(1000000000) .. '\\\\n"}')
-end
-LUA
+api_lua_put "$tok" "$wlua"
 # writes_bg SECONDS: WRITERS clients PUT for that long (wrk, in the background;
 # its report in $work/w.out).
 writes_bg() {
@@ -186,14 +152,7 @@ dsync_bg() {
 	done
 }
 # wrk_row FILE: "req/s p50 p99" of a finished wrk report; fails on errors.
-wrk_row() {
-	if grep -q -e 'Non-2xx' -e 'Socket errors' "$1"; then die "writes: $(grep -e 'Non-2xx' -e 'Socket errors' "$1")"; fi
-	awk 'function ms(v) {
-		if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
-		if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v }
-	/Requests\/sec/ { r = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
-	END { if (r == "") exit 1; printf "%s %.3f %.3f\n", r, p50, p99 }' "$1"
-}
+wrk_row() { api_wrk_row writes <"$1"; }
 : >"$work/h.wget"; : >"$work/n.wget"; : >"$work/h.put"; : >"$work/dd.rate"
 for _ in $(seq "$ROUNDS"); do
 	writes_bg $((DUR + 2))
@@ -212,14 +171,8 @@ for _ in $(seq "$ROUNDS"); do
 done
 printf '  GET under writes: GET /v1/groups while %d clients PUT /v1/scripts/bench.sh (herd) /\n' "$WRITERS"
 printf '                    while %d dd (bs=4k oflag=dsync) write beside nginx\n' "$WRITERS"
-for who in herd nginx; do
-	f="$work/${who:0:1}.wget"
-	read -r rm rlo rhi < <(cut -d' ' -f1 "$f" | stats)
-	read -r p50 _ _ < <(cut -d' ' -f2 "$f" | stats)
-	read -r p99 p99lo p99hi < <(cut -d' ' -f3 "$f" | stats)
-	printf '    %-6s %9.0f req/s (%.0f..%.0f)  p50 %.3f ms  p99 %.3f ms (%.3f..%.3f)\n' \
-		"$who" "$rm" "$rlo" "$rhi" "$p50" "$p99" "$p99lo" "$p99hi"
-done
+api_row_print herd "$work/h.wget"
+api_row_print nginx "$work/n.wget"
 read -r alone _ _ < <(cut -d' ' -f1 "$work/h.uncached" | stats)
 read -r under _ _ < <(cut -d' ' -f1 "$work/h.wget" | stats)
 read -r p99 _ _ < <(cut -d' ' -f3 "$work/h.wget" | stats)

@@ -32,6 +32,9 @@
 #   change    = ts_ms of that activity minus the instant the first agent's
 #               level changed (the start of its high period: the simulated
 #               monitor sample), so it includes the wait for the push.
+# DECISION_STORE=DSN: the server keeps its store there (`--store DSN`, e.g.
+# an empty PostgreSQL database; one N only, since each N needs an empty
+# store); default: SQLite in the data directory.
 # Prints the median and max per N of both. Needs the fake QingCloud; no root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +48,11 @@ aligned=()
 [ "${DECISION_ALIGNED:-0}" = 1 ] && aligned=(--aligned)
 edge=()
 [ "${DECISION_EDGE:-0}" = 1 ] && edge=(--edge)
+store=()
+if [ -n "${DECISION_STORE:-}" ]; then
+	store=(--store "$DECISION_STORE")
+	[ "$(wc -w <<<"$counts")" = 1 ] || { echo "decision: DECISION_STORE takes one N (DECISION_COUNTS='$counts')" >&2; exit 1; }
+fi
 
 [ -x "$FAKE" ] || { echo "decision: skipped (no $FAKE: make build/fake-qingcloud)"; exit 0; }
 work=$(mktemp -d /tmp/herd-bench-decision.XXXXXX)
@@ -159,7 +167,7 @@ for n in $counts; do
 	export HERD_URL="http://127.0.0.1:$port"
 	"$HERD" server --data "$d/data" --listen "127.0.0.1:$port" --advertise-url "$HERD_URL" \
 		--push-interval "$INTERVAL" --log-level warn --max-conns-per-addr $((2 * n + 256)) \
-		2>"$d/server.log" &
+		"${store[@]}" 2>"$d/server.log" &
 	spid=$!
 	for _ in $(seq 100); do curl -sf "$HERD_URL/healthz" >/dev/null && curl -s -o /dev/null "$furl" && break; sleep 0.1; done
 	HERD_TOKEN=$(cat "$d/data/admin.token")

@@ -10,7 +10,8 @@ build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansso
 check_pkgs=(bats shellcheck sqlite3 postgresql iproute2 curl procps perl haproxy redis-server chromium prometheus
 	prometheus-alertmanager python3-aiosmtpd)
 demo_pkgs=(iproute2 curl procps haproxy redis-server)
-bench_pkgs=(wrk nginx-light iproute2 curl haproxy chromium prometheus prometheus-node-exporter collectd-core)
+bench_pkgs=(wrk nginx-light iproute2 curl haproxy chromium prometheus prometheus-node-exporter collectd-core
+	postgresql)
 
 case "${1:-build}" in
 build) want=("${build_pkgs[@]}") ;;
