@@ -176,6 +176,7 @@ restart() {
 @test "an old data dir with bookkeeping in a group's spec is migrated into group_state" {
 	local cluster spec v
 	skip_on_pg "makes an old SQLite store (tests/tools/store-at.c)"
+	[ -x "$STORE_AT" ] || { echo "no $STORE_AT: make build/tests/store-at" >&2; return 1; }
 	cluster=$(db "SELECT spec FROM resources WHERE kind = 'cluster' AND name = 'bk'")
 	spec=$(db "SELECT json_set(spec, '\$.last_scale_out_ms', 1700000000001,
 		'\$.last_scale_in_ms', 1700000000002, '\$.manual_scale_ms', 1700000000003)
