@@ -186,7 +186,8 @@ restart() {
 	# table (the bookkeeping migration is number 5), in a data dir of its
 	# own made at version 4 by the real migrations; teardown removes it
 	OLD_DATA=$(mktemp -d "$BATS_FILE_TMPDIR/herd-old.XXXXXX")
-	HERD_DATA=$OLD_DATA HERD_PORT='' SERVER_PID=''
+	HERD_DATA=$OLD_DATA
+	unset HERD_PORT SERVER_PID
 	"$STORE_AT" 4 "$HERD_DATA/herd.db" 2>/dev/null
 	[ "$(db "PRAGMA user_version")" = 4 ]
 	[ -z "$(db "SELECT name FROM sqlite_master WHERE name = 'group_state'")" ]

@@ -15,7 +15,8 @@ load lib
 # hosts; saves its variables as <prefix>_DATA, _URL, _TOKEN, _PID.
 start_dir() {
 	local prefix=$1 size=$2 cidr
-	HERD_DATA='' HERD_PORT='' SERVER_PID=''
+	HERD_DATA=''
+	unset HERD_PORT SERVER_PID
 	server_start
 	# known to teardown_file from here on, whatever fails next
 	export "${prefix}_DATA=$HERD_DATA" "${prefix}_URL=$HERD_URL" "${prefix}_TOKEN=$HERD_TOKEN" \
@@ -119,10 +120,11 @@ bridge_of() {
 	echo "herd$(printf '%s' "$1/vpc1" | sha256sum | cut -c1-8)"
 }
 
+# veths_of PREFIX: how many of that data dir's hosts' veths exist.
 veths_of() {
-	local d=${1}_DATA id n=0
-	for id in $(ls "${!d}/hosts"); do
-		if ip link show "herdv$id" >/dev/null 2>&1; then
+	local d=${1}_DATA dir n=0
+	for dir in "${!d}"/hosts/*; do
+		if ip link show "herdv${dir##*/}" >/dev/null 2>&1; then
 			n=$((n + 1))
 		fi
 	done
