@@ -418,7 +418,8 @@ instance_without_store(struct server *s, const char *dbpath, char *from, size_t 
 /* herd server --teardown when the store cannot be opened (why): what the
  * providers find of this data dir on their own is removed, the rest is
  * said to be left (ctl/sweep.c). Exit status: 1 when the instance id is
- * unknown or something found could not be removed. */
+ * unknown or something found could not be removed, 3 when a driver could
+ * not look (ctl_sweep_report), else 0. */
 static int
 teardown_without_store(struct server *s, const char *dbpath, const struct herr *why)
 {

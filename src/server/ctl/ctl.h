@@ -109,8 +109,9 @@ struct ctl_sweep {
  * account); fills out[0..max), returns how many. */
 size_t ctl_teardown_sweep(struct server *s, struct ctl_sweep *out, size_t max);
 /* Pure: the report of r[0..n), one line each, into buf (len bytes, cut to
- * fit); 1 when something found could not be removed, else 0. A driver
- * that cannot look is said to have left its hosts, never to be done. */
+ * fit); 1 when something found could not be removed, else 3 when a driver
+ * could not look (it is said to have left its hosts, never to be done),
+ * else 0. */
 int ctl_sweep_report(const struct ctl_sweep *r, size_t n, char *buf, size_t len);
 /* The URL agents in network `net` use to reach the server. */
 void ctl_server_url_for(struct server *s, const char *network_cidr, char *out, size_t n);

@@ -30,18 +30,20 @@ ctl_sweep_report(const struct ctl_sweep *r, size_t n, char *buf, size_t len)
 {
 	size_t off = 0;
 	int rc = 0;
+	bool unlooked = false;
 
 	if (len > 0)
 		buf[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
 		char line[1024];
 
-		if (!r[i].can)
+		if (!r[i].can) {
+			unlooked = true;
 			snprintf(line, sizeof(line),
 				 "provider '%s': its hosts and networks cannot be found without the store"
 				 " (which accounts and regions they are in is kept there): none was looked"
 				 " for or removed, any this data dir made are still there", r[i].driver);
-		else if (r[i].rc < 0 || r[i].got.hosts_left || r[i].got.networks_left) {
+		} else if (r[i].rc < 0 || r[i].got.hosts_left || r[i].got.networks_left) {
 			snprintf(line, sizeof(line),
 				 "provider '%s': removed %u host(s) and %u network(s); could not remove"
 				 " %u host(s) and %u network(s): %s", r[i].driver, r[i].got.hosts,
@@ -53,7 +55,9 @@ ctl_sweep_report(const struct ctl_sweep *r, size_t n, char *buf, size_t len)
 				 r[i].driver, r[i].got.hosts, r[i].got.networks);
 		report_line(buf, len, &off, line);
 	}
-	return rc;
+	/* unknown is not done: a driver that could not look leaves the
+	 * teardown unconfirmed (3), below a failure to remove (1) */
+	return rc ? rc : unlooked ? 3 : 0;
 }
 
 size_t
