@@ -59,6 +59,9 @@ MAIN_OBJ  := $(BUILD)/src/main.o
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard fuzz/fuzz-*.c)
+# Tools the tests run (tests/tools/<name>.c -> $(BUILD)/tests/<name>), e.g.
+# store-at: a store at an older schema version, made by the real migrations.
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 # The fake QingCloud (tests/fake-qingcloud/): a test double of QingCloud's
 # API in its own process. Not part of libherd.a and linked with no herd code.
 FAKE_QC_SRCS := $(wildcard tests/fake-qingcloud/*.c)
@@ -114,6 +117,10 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(BUILD)/libherd.a
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(BUILD)/libherd.a \
 		$(LDFLAGS) $(LIBS) $(shell pkg-config --libs cmocka)
 
+$(TEST_TOOLS): $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libherd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libherd.a $(LDFLAGS) $(LIBS)
+
 # The connection bench (bench/conns.c): a client only, linked with no herd code.
 $(BUILD)/conns-bench: bench/conns.c | deps
 	@mkdir -p $(dir $@)
@@ -130,7 +137,7 @@ unit: deps $(UNIT_BINS)
 # Everything reports TAP; prove runs the unit binaries and the bats files,
 # on SQLite, then tools/check-pg.sh the store contract and a list of them on
 # a throwaway PostgreSQL (docs/ha.md, "Tests").
-check: deps web $(BUILD)/herd $(BUILD)/herd-agent $(UNIT_BINS) $(FAKE_QC) $(BUILD)/conns-bench
+check: deps web $(BUILD)/herd $(BUILD)/herd-agent $(UNIT_BINS) $(TEST_TOOLS) $(FAKE_QC) $(BUILD)/conns-bench
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
 	tools/check-banned.sh src
@@ -139,7 +146,7 @@ check: deps web $(BUILD)/herd $(BUILD)/herd-agent $(UNIT_BINS) $(FAKE_QC) $(BUIL
 		prove --source Executable --timer $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd tools/check-pg.sh
 
-e2e: deps $(BUILD)/herd $(FAKE_QC) $(BUILD)/conns-bench
+e2e: deps $(BUILD)/herd $(TEST_TOOLS) $(FAKE_QC) $(BUILD)/conns-bench
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd prove --source Executable --timer $(sort $(wildcard tests/e2e/*.bats))
 
 # HERD_PROVIDER=qingcloud: the same demo on the fake QingCloud (docs/qingcloud.md)

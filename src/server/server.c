@@ -340,18 +340,110 @@ parse_retain(const char *opt, const char *v, int64_t *ms)
 	return 0;
 }
 
+/* An instance id as ensure_instance makes them: 1-15 letters and digits
+ * (it is part of netns and cgroup names). */
+static bool
+instance_ok(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n < 1 || n > 15)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+		      (v[i] >= '0' && v[i] <= '9')))
+			return false;
+	return true;
+}
+
+/* The instance id is kept in the store (meta) and copied at each start to
+ * DATA/instance, so that a teardown finds this data dir's hosts when the
+ * store cannot be opened (teardown_without_store). */
 static int
 ensure_instance(struct server *s, struct herr *err)
 {
-	char *v = store_meta_get(s->store, "instance");
+	char *v = store_meta_get(s->store, "instance"), path[PATH_MAX + 16];
 
 	if (v) {
 		snprintf(s->instance, sizeof(s->instance), "%s", v);
 		free(v);
-		return 0;
+	} else {
+		token_random(s->instance, sizeof(s->instance), NULL, 3);
+		if (store_meta_set(s->store, "instance", s->instance, err) < 0)
+			return err->code;
 	}
-	token_random(s->instance, sizeof(s->instance), NULL, 3);
-	return store_meta_set(s->store, "instance", s->instance, err);
+	snprintf(path, sizeof(path), "%s/instance", s->data_dir);
+	if (file_write_atomic(path, s->instance, strlen(s->instance), 0644) < 0)
+		log_warn("cannot write '%s': %s (a teardown without the store would not find"
+			 " this data dir's hosts)", path, strerror(errno));
+	return 0;
+}
+
+/* The instance id of a data dir whose store cannot be opened: DATA/instance,
+ * else the store read as it is, not migrated (a herd.db a migration failed
+ * on, or a newer herd's). Sets s->instance and from (where it was found);
+ * -1 when neither has it. */
+static int
+instance_without_store(struct server *s, const char *dbpath, char *from, size_t fromsz)
+{
+	char path[PATH_MAX + 16], *v;
+	struct herr e = HERR_INIT;
+	struct store *st;
+
+	snprintf(path, sizeof(path), "%s/instance", s->data_dir);
+	if ((v = file_read(path, 64, NULL)) != NULL) {
+		v[strcspn(v, "\n")] = '\0';
+		if (instance_ok(v)) {
+			snprintf(s->instance, sizeof(s->instance), "%s", v);
+			snprintf(from, fromsz, "%s", path);
+			free(v);
+			return 0;
+		}
+		free(v);
+	}
+	if ((st = store_open_at(dbpath, STORE_SCHEMA_AS_IS, &e)) == NULL)
+		return -1;
+	v = store_meta_get(st, "instance");
+	store_close(st);
+	if (v == NULL || !instance_ok(v)) {
+		free(v);
+		return -1;
+	}
+	snprintf(s->instance, sizeof(s->instance), "%s", v);
+	snprintf(from, fromsz, "the store's meta table, read without migrating");
+	free(v);
+	return 0;
+}
+
+/* herd server --teardown when the store cannot be opened (why): what the
+ * providers find of this data dir on their own is removed, the rest is
+ * said to be left (ctl/sweep.c). Exit status: 1 when the instance id is
+ * unknown or something found could not be removed, 3 when a driver could
+ * not look (ctl_sweep_report), else 0. */
+static int
+teardown_without_store(struct server *s, const char *dbpath, const struct herr *why)
+{
+	struct ctl_sweep r[8];
+	struct herr e = HERR_INIT;
+	char from[PATH_MAX + 64], report[4096], *save = NULL;
+	size_t n;
+	int rc;
+
+	fprintf(stderr, "herd server: teardown: cannot open the store: %s\n", why->msg);
+	if (instance_without_store(s, dbpath, from, sizeof(from)) < 0) {
+		fprintf(stderr, "herd server: teardown: this data dir's instance id is in neither"
+			" %s/instance nor the store: nothing can be found without the store,"
+			" nothing was removed\n", s->data_dir);
+		return 1;
+	}
+	fprintf(stderr, "herd server: teardown: without the store: removing what the providers"
+		" find of instance '%s' (from %s) on their own\n", s->instance, from);
+	n = ctl_teardown_sweep(s, r, sizeof(r) / sizeof(r[0]));
+	lbsync_teardown(s, &e);   /* a killed server's HAProxy, sockets */
+	rc = ctl_sweep_report(r, n, report, sizeof(report));
+	for (char *line = strtok_r(report, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		fprintf(stderr, "herd server: teardown: %s\n", line);
+	return rc;
 }
 
 /* Sets s->agent_bin: --agent-bin (which must be an executable file), else
@@ -632,8 +724,11 @@ server_main(int argc, char **argv)
 		snprintf(dbpath, sizeof(dbpath), "%s", store_dsn);
 	else
 		snprintf(dbpath, sizeof(dbpath), "%s/herd.db", s->data_dir);
-	if ((s->store = store_open(dbpath, &err)) == NULL ||
-	    ensure_instance(s, &err) < 0 || ensure_admin_token(s, &err) < 0) {
+	if ((s->store = store_open(dbpath, &err)) == NULL && teardown) {
+		rc = teardown_without_store(s, dbpath, &err);
+		goto out;
+	}
+	if (s->store == NULL || ensure_instance(s, &err) < 0 || ensure_admin_token(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		goto out;
 	}

@@ -8,6 +8,9 @@
 
 load lib
 
+# makes a store at an older schema version with the real migrations
+STORE_AT=${STORE_AT_BIN:-$(dirname "$HERD")/tests/store-at}
+
 setup_file() {
 	require_root
 	server_start
@@ -62,6 +65,14 @@ setup_file() {
 
 teardown_file() {
 	server_cleanup
+}
+
+# The test of an old data dir runs a second server on a store of its own
+# (OLD_DATA, HERD_DATA inside that test): stopped and removed after it.
+teardown() {
+	if [ -n "${OLD_DATA:-}" ]; then
+		server_cleanup
+	fi
 }
 
 ready_is() {
@@ -163,26 +174,26 @@ restart() {
 }
 
 @test "an old data dir with bookkeeping in a group's spec is migrated into group_state" {
-	local v
-	skip_on_pg "rewinds SQLite's schema (sqlite_master, user_version, json_set)"
-	server_stop
-	# what an older herd wrote: the keys inside the spec, no group_state table
-	# (the bookkeeping migration is number 5: user_version 4 is before it;
-	# every later one creates its tables only if missing; the columns they
-	# add are dropped here)
-	if [ -n "$(db "SELECT name FROM sqlite_master WHERE name = 'group_state'")" ]; then
-		db "DROP TRIGGER group_state_gone; DROP TABLE group_state;
-			ALTER TABLE hosts DROP COLUMN template_version;
-			ALTER TABLE runs DROP COLUMN batch; ALTER TABLE runs DROP COLUMN drain;
-			ALTER TABLE runs DROP COLUMN gate_ms; ALTER TABLE runs DROP COLUMN stop_on_failure;
-			ALTER TABLE run_hosts DROP COLUMN batch; ALTER TABLE run_hosts DROP COLUMN phase;
-			ALTER TABLE run_hosts DROP COLUMN phase_ms; ALTER TABLE run_hosts DROP COLUMN healthy_ms;
-			ALTER TABLE activities DROP COLUMN server; ALTER TABLE activities DROP COLUMN epoch;
-			PRAGMA user_version = 4;"
-	fi
-	db "UPDATE resources SET spec = json_set(spec, '\$.last_scale_out_ms', 1700000000001,
+	local cluster spec v
+	skip_on_pg "makes an old SQLite store (tests/tools/store-at.c)"
+	[ -x "$STORE_AT" ] || { echo "no $STORE_AT: make build/tests/store-at" >&2; return 1; }
+	cluster=$(db "SELECT spec FROM resources WHERE kind = 'cluster' AND name = 'bk'")
+	spec=$(db "SELECT json_set(spec, '\$.last_scale_out_ms', 1700000000001,
 		'\$.last_scale_in_ms', 1700000000002, '\$.manual_scale_ms', 1700000000003)
-		WHERE kind = 'group' AND scope = 'bk' AND name = 'empty'"
+		FROM resources WHERE kind = 'group' AND scope = 'bk' AND name = 'empty'")
+	[ -n "$cluster" ] && [ -n "$spec" ]
+	# what an older herd wrote: the keys inside the spec, no group_state
+	# table (the bookkeeping migration is number 5), in a data dir of its
+	# own made at version 4 by the real migrations; teardown removes it
+	OLD_DATA=$(mktemp -d "$BATS_FILE_TMPDIR/herd-old.XXXXXX")
+	HERD_DATA=$OLD_DATA
+	unset HERD_PORT SERVER_PID
+	"$STORE_AT" 4 "$HERD_DATA/herd.db" 2>/dev/null
+	[ "$(db "PRAGMA user_version")" = 4 ]
+	[ -z "$(db "SELECT name FROM sqlite_master WHERE name = 'group_state'")" ]
+	db "INSERT INTO resources (kind, scope, name, spec, version, created_ms, updated_ms) VALUES
+		('cluster', '', 'bk', '$cluster', 1, 1700000000000, 1700000000000),
+		('group', 'bk', 'empty', '$spec', 3, 1700000000000, 1700000000000)"
 	v=$(db "SELECT version FROM resources WHERE kind = 'group' AND scope = 'bk' AND name = 'empty'")
 	server_start
 	no_ms_keys empty

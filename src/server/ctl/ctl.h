@@ -12,6 +12,7 @@
 
 #include "herr.h"
 #include "model/host.h"
+#include "prov/prov.h"
 #include "server.h"
 
 /* Host states (enum hstate) and the one writer of them: model/host.h. */
@@ -94,6 +95,24 @@ int ctl_terminate_host(struct server *s, json_t *host_row, bool replace, const c
  * network's provider side is removed by the reconcile pass: the API records
  * it (net_gone_add, model/res.h) and kicks the controller. */
 int ctl_teardown(struct server *s, struct herr *err);
+/* herd server --teardown when the store cannot be opened (ctl/sweep.c):
+ * per provider driver built in, whether it can find this data dir's hosts
+ * without the store (prov_ops.sweep), what it removed and what not. */
+struct ctl_sweep {
+	char driver[32];
+	bool can;               /* it has a sweep: it looked */
+	int rc;                 /* 0, or the sweep's first error (msg) */
+	char msg[512];
+	struct prov_sweep got;
+};
+/* Runs every driver's sweep for s->instance and s->data_dir (no store, no
+ * account); fills out[0..max), returns how many. */
+size_t ctl_teardown_sweep(struct server *s, struct ctl_sweep *out, size_t max);
+/* Pure: the report of r[0..n), one line each, into buf (len bytes, cut to
+ * fit); 1 when something found could not be removed, else 3 when a driver
+ * could not look (it is said to have left its hosts, never to be done),
+ * else 0. */
+int ctl_sweep_report(const struct ctl_sweep *r, size_t n, char *buf, size_t len);
 /* The URL agents in network `net` use to reach the server. */
 void ctl_server_url_for(struct server *s, const char *network_cidr, char *out, size_t n);
 /* Host state change reported by an agent (or a timeout); records activity. */

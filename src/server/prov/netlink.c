@@ -366,3 +366,45 @@ netlink_link_delete(struct nl_sock *sk, const char *name, struct herr *err)
 				nl_geterror(rc));
 	return 0;
 }
+
+int
+netlink_link_master(struct nl_sock *sk, const char *name, char *master, size_t n,
+		    struct herr *err)
+{
+	struct rtnl_link *link = NULL, *m = NULL;
+	int rc = rtnl_link_get_kernel(sk, 0, name, &link), mi;
+
+	if (n > 0)
+		master[0] = '\0';
+	if (rc < 0)
+		return herr_set(err, nle_errno(rc), "cannot find link '%s': %s", name,
+				nl_geterror(rc));
+	mi = rtnl_link_get_master(link);
+	rtnl_link_put(link);
+	if (mi <= 0)
+		return 0;
+	if ((rc = rtnl_link_get_kernel(sk, mi, NULL, &m)) < 0)
+		return herr_set(err, nle_errno(rc), "cannot find the master of link '%s': %s",
+				name, nl_geterror(rc));
+	snprintf(master, n, "%s", rtnl_link_get_name(m) ? rtnl_link_get_name(m) : "");
+	rtnl_link_put(m);
+	return 0;
+}
+
+int
+netlink_link_ports(struct nl_sock *sk, const char *name, struct herr *err)
+{
+	struct nl_cache *cache = NULL;
+	struct nl_object *o;
+	int ifindex, rc, ports = 0;
+
+	if ((rc = netlink_link_index(sk, name, &ifindex, err)) < 0)
+		return rc;
+	if ((rc = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache)) < 0)
+		return herr_set(err, nle_errno(rc), "cannot list links: %s", nl_geterror(rc));
+	for (o = nl_cache_get_first(cache); o != NULL; o = nl_cache_get_next(o))
+		if (rtnl_link_get_master((struct rtnl_link *)o) == ifindex)
+			ports++;
+	nl_cache_free(cache);
+	return ports;
+}

@@ -6,6 +6,8 @@
 #ifndef HERD_NETLINK_H
 #define HERD_NETLINK_H
 
+#include <stddef.h>
+
 #include "herr.h"
 
 struct nl_sock;
@@ -46,6 +48,12 @@ int netlink_veth_create(struct nl_sock *sk, const char *name, int master_ifindex
 /* Sets the IPv4 default route via gateway `gw` on link `name` (replacing any). */
 int netlink_route_default(struct nl_sock *sk, const char *name, const char *gw,
 			  struct herr *err);
+/* The name of the bridge (master) link `name` is a port of, into master
+ * ("" when none); -ENODEV when `name` is absent. */
+int netlink_link_master(struct nl_sock *sk, const char *name, char *master, size_t n,
+			struct herr *err);
+/* How many links are ports of bridge `name` (>= 0); -ENODEV when absent. */
+int netlink_link_ports(struct nl_sock *sk, const char *name, struct herr *err);
 /* Deletes link `name` (a veth takes its peer along); absent is fine (0). */
 int netlink_link_delete(struct nl_sock *sk, const char *name, struct herr *err);
 

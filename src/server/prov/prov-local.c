@@ -1160,6 +1160,45 @@ net_ensure(struct nl_sock *sk, const struct prov_net_spec *net, const char *brid
 	return netlink_addr_add(sk, bridge, net->gateway, net->prefix_len, err);
 }
 
+/* A network's bridge is recorded as an empty file <data_dir>/nets/<bridge>
+ * while it exists, so that a sweep finds a bridge with no host on it
+ * without the store (the bridge's name comes from the network's name). */
+static void
+net_record_path(const struct prov *p, const char *bridge, char *out, size_t n)
+{
+	snprintf(out, n, "%s/nets/%s", p->data_dir, bridge);
+}
+
+static void
+net_record(const struct prov *p, const char *bridge)
+{
+	char path[PATH_MAX + 32];
+	int fd;
+
+	net_record_path(p, bridge, path, sizeof(path));
+	if (access(path, F_OK) == 0)   /* every launch ensures its network: one stat */
+		return;
+	*strrchr(path, '/') = '\0';
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		goto out_warn;
+	net_record_path(p, bridge, path, sizeof(path));
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		goto out_warn;
+	close(fd);
+	return;
+out_warn:
+	log_warn("cannot record network bridge '%s' in '%s': %s", bridge, path, strerror(errno));
+}
+
+static void
+net_unrecord(const struct prov *p, const char *bridge)
+{
+	char path[PATH_MAX + 32];
+
+	net_record_path(p, bridge, path, sizeof(path));
+	unlink(path);
+}
+
 static int
 local_net_create(struct prov *p, const struct prov_net_spec *net, struct herr *err)
 {
@@ -1173,6 +1212,8 @@ local_net_create(struct prov *p, const struct prov_net_spec *net, struct herr *e
 		return rc;
 	rc = net_ensure(sk, net, bridge, err);
 	netlink_close(&sk);
+	if (rc == 0 && check_prov(p, NULL) == 0)
+		net_record(p, bridge);
 	return rc;
 }
 
@@ -1191,6 +1232,8 @@ local_net_delete(struct prov *p, const struct prov_net_spec *net, struct herr *e
 		return rc;
 	rc = netlink_link_delete(sk, bridge, err);
 	netlink_close(&sk);
+	if (rc == 0 && check_prov(p, NULL) == 0)
+		net_unrecord(p, bridge);
 	return rc;
 }
 
@@ -1432,6 +1475,149 @@ local_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *e
 	return 0;
 }
 
+/* ---- sweep (no store) -------------------------------------------------- */
+
+/* A bridge this driver names: "herd" and a network id (8 hex). */
+static bool
+bridge_is_ours(const char *name)
+{
+	return strncmp(name, "herd", 4) == 0 && is_hex8(name + 4);
+}
+
+struct bridges {
+	char (*v)[IFNAMSIZ];
+	size_t n, cap;
+};
+
+static void
+bridges_add(struct bridges *b, const char *name)
+{
+	if (!bridge_is_ours(name))
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->v[i], name) == 0)
+			return;
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 8;
+		b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
+	}
+	snprintf(b->v[b->n++], IFNAMSIZ, "%s", name);
+}
+
+/* Calls fn with each name in dir that fits ok (a missing dir has none). */
+static void
+dir_each(const char *dir, bool (*ok)(const char *), void (*fn)(const char *, void *), void *arg)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (ok(de->d_name))
+			fn(de->d_name, arg);
+	closedir(d);
+}
+
+static void
+bridges_add_fn(const char *name, void *arg)
+{
+	bridges_add(arg, name);
+}
+
+/* A state dir without its netns (a host half made or half removed): its
+ * cgroup and state files. Not a veth of that name: without this
+ * instance's netns it cannot be this data dir's (a launch makes the netns
+ * first, a teardown removes it last). */
+static void
+sweep_state_dir(const char *host_id, void *arg)
+{
+	const struct prov *p = arg;
+	struct host_paths hp;
+	struct stat ns;
+
+	if (host_paths_init(p, host_id, &hp, NULL) < 0 || netns_stat(hp.netns_path, &ns))
+		return;
+	cgroup_remove(&hp);
+	unlink(hp.pid_path);
+	unlink(hp.ip_path);
+}
+
+/* Removes bridge b when none but this data dir's hosts (gone by now) used
+ * it; one with ports left is someone else's too: left, and said. */
+static int
+sweep_bridge(const struct prov *p, struct nl_sock *sk, const char *b, struct prov_sweep *out,
+	     struct herr *err)
+{
+	struct herr e = HERR_INIT;
+	int ports = netlink_link_ports(sk, b, &e);
+
+	if (ports == -ENODEV) {
+		net_unrecord(p, b);
+		return 0;
+	}
+	if (ports == 0 && netlink_link_delete(sk, b, &e) == 0) {
+		net_unrecord(p, b);
+		out->networks++;
+		return 0;
+	}
+	out->networks_left++;
+	if (ports > 0)
+		return herr_set(err, -EBUSY, "bridge '%s' still has %d port(s): left", b, ports);
+	return herr_set(err, e.code, "%s", e.msg);
+}
+
+static int
+local_sweep(struct prov *p, struct prov_sweep *out, struct herr *err)
+{
+	struct prov_instance *list = NULL;
+	struct bridges br = { 0 };
+	struct nl_sock *sk = NULL;
+	char dir[PATH_MAX + 16];
+	size_t n = 0;
+	int rc, first = 0;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = local_list(p, &list, &n, err)) < 0)
+		return rc;
+	if ((rc = netlink_open(&sk, err)) < 0) {
+		free(list);
+		return rc;
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct host_paths hp;
+		struct herr e = HERR_INIT;
+		char master[IFNAMSIZ];
+
+		if (host_paths_init(p, list[k].host_id, &hp, NULL) < 0)
+			continue;
+		/* the bridge it is on: its network's, found without the store */
+		if (netlink_link_master(sk, hp.veth, master, sizeof(master), NULL) == 0)
+			bridges_add(&br, master);
+		if (host_teardown(&hp, &e) == 0) {
+			out->hosts++;
+			continue;
+		}
+		out->hosts_left++;
+		if (first++ == 0)
+			herr_set(err, e.code, "%s", e.msg);
+	}
+	free(list);
+	snprintf(dir, sizeof(dir), "%s/hosts", p->data_dir);
+	dir_each(dir, is_hex8, sweep_state_dir, p);
+	snprintf(dir, sizeof(dir), "%s/nets", p->data_dir);
+	dir_each(dir, bridge_is_ours, bridges_add_fn, &br);
+	for (size_t i = 0; i < br.n; i++) {
+		struct herr e = HERR_INIT;
+
+		if (sweep_bridge(p, sk, br.v[i], out, &e) < 0 && first++ == 0)
+			herr_set(err, e.code, "%s", e.msg);
+	}
+	free(br.v);
+	netlink_close(&sk);
+	return first ? err->code : 0;
+}
+
 /* The number in a cgroup file (dir/file), or -1 ("max", absent). */
 static long long
 cgroup_read_num(const char *dir, const char *file)
@@ -1527,4 +1713,5 @@ const struct prov_ops prov_local_ops = {
 	.launch     = local_launch,
 	.terminate  = local_terminate,
 	.list       = local_list,
+	.sweep      = local_sweep,
 };

@@ -30,6 +30,12 @@ prov_find(const char *driver)
 	return NULL;
 }
 
+const struct prov_ops *
+prov_driver_at(size_t i)
+{
+	return i < sizeof(prov_table) / sizeof(prov_table[0]) ? prov_table[i] : NULL;
+}
+
 size_t
 prov_names(char *buf, size_t n)
 {
@@ -256,6 +262,13 @@ int
 prov_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *err)
 {
 	CALL(p, list, "list hosts", p, out, n, err);
+}
+
+int
+prov_sweep(struct prov *p, struct prov_sweep *out, struct herr *err)
+{
+	GATE("sweep hosts");
+	CALL(p, sweep, "sweep hosts", p, out, err);
 }
 
 int

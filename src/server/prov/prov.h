@@ -101,6 +101,14 @@ struct prov_instance {
 	int64_t pid;           /* local: the agent's pid (PID 1 of the host) */
 };
 
+/* What a sweep (prov_ops.sweep) found and removed, and what it could not
+ * remove (a host whose processes outlived SIGKILL, a bridge that still has
+ * ports of someone else's). */
+struct prov_sweep {
+	unsigned hosts, hosts_left;
+	unsigned networks, networks_left;
+};
+
 struct prov_ops {
 	const char *name;
 	/* Hosts reach the server through their network's gateway address on
@@ -130,6 +138,14 @@ struct prov_ops {
 	 * reachable, credentials accepted"), or an error whose message names
 	 * the provider's answer. Unset: the dispatcher answers "ok". */
 	int (*check)(struct prov *p, char *msg, size_t msg_len, struct herr *err);
+	/* Optional: finds on its own, with neither the store nor an account
+	 * (p->account "", p->config NULL), every host and network that server
+	 * instance p->instance of data dir p->data_dir made, and removes them
+	 * (herd server --teardown when the store cannot be opened); counts
+	 * into out. An error names the first thing that could not be removed.
+	 * Unset: the driver cannot find its hosts without the store (a cloud's
+	 * accounts and regions are in it). */
+	int (*sweep)(struct prov *p, struct prov_sweep *out, struct herr *err);
 };
 
 struct prov {
@@ -171,6 +187,10 @@ int prov_launch(struct prov *p, const struct host_spec *spec, struct prov_instan
 int prov_terminate(struct prov *p, const char *instance_id, const char *host_id,
 		   struct herr *err);
 int prov_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *err);
+/* The driver's sweep (see struct prov_ops); -ENOTSUP when it has none. */
+int prov_sweep(struct prov *p, struct prov_sweep *out, struct herr *err);
+/* The driver at position i of providers.def, or NULL past the last. */
+const struct prov_ops *prov_driver_at(size_t i);
 
 /* Crash recovery's decision for a host left `launching`: the index in
  * list[0..n) of the instance carrying host_id that counts as made (state

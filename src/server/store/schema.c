@@ -3,11 +3,11 @@
 #include "schema.h"
 
 /* Versioned schema. Append only: a released migration is never edited.
- * Tests that rewind SQLite's user_version to replay an old migration
- * (test-group-state, e2e 0220) run the later ones again: create tables and
- * indexes IF NOT EXISTS, and add to those tests' drops a column you add.
- * Written in SQLite's dialect; the PostgreSQL backend translates the column
- * types (store-pg.c, pg_schema_sql); where that is not enough, .pg holds
+ * Tests of an old migration make the store at the version before it with
+ * these migrations (store_open_at, tests/tools/store-at.c: test-group-state,
+ * e2e 0220), so a new migration needs nothing from them. Written in
+ * SQLite's dialect; the PostgreSQL backend translates the column types
+ * (store-pg.c, pg_schema_sql); where that is not enough, .pg holds
  * PostgreSQL's text. */
 const struct store_migration store_migrations[] = {
 	/* 1: the control plane */

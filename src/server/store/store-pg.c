@@ -789,17 +789,17 @@ pg_schema_version(struct pg_conn *c, struct herr *err)
 }
 
 static int
-pg_migrate_locked(struct store *st, struct pg_conn *c, struct herr *err)
+pg_migrate_locked(struct store *st, struct pg_conn *c, int want, struct herr *err)
 {
 	struct pg *p = st->priv;
-	int have = pg_schema_version(c, err), want = store_migrations_n;
+	int have = pg_schema_version(c, err);
 
 	if (have < 0)
 		return err->code;
 	if (have > want)
-		return herr_set(err, HERR_STORE,
-				"store '%s' has schema version %d, newer than this herd (%d)",
-				p->shown, have, want);
+		return herr_set(err, HERR_STORE, "store '%s' has schema version %d, newer than %s (%d)",
+				p->shown, have,
+				want == store_migrations_n ? "this herd" : "the one asked for", want);
 	for (int v = have; v < want; v++) {
 		const struct store_migration *m = &store_migrations[v];
 		char *sql = pg_schema_sql(m->pg ? m->pg : m->sql);
@@ -827,7 +827,7 @@ pg_migrate_locked(struct store *st, struct pg_conn *c, struct herr *err)
 
 /* Under a session advisory lock: servers starting together migrate once. */
 static int
-pg_migrate(struct store *st, struct herr *err)
+pg_migrate(struct store *st, int want, struct herr *err)
 {
 	struct pg_conn *c = pg_conn(st, err);
 	int rc;
@@ -837,7 +837,7 @@ pg_migrate(struct store *st, struct herr *err)
 	if (pg_simple(c, "SET lock_timeout = 0; SELECT pg_advisory_lock(" PG_LOCK_MIGRATE ");"
 			 "SET lock_timeout = '" PG_LOCK_TIMEOUT "'", err) < 0)
 		return err->code;
-	rc = pg_migrate_locked(st, c, err);
+	rc = pg_migrate_locked(st, c, want, err);
 	pg_simple(c, "SELECT pg_advisory_unlock(" PG_LOCK_MIGRATE ")", NULL);
 	return rc;
 }

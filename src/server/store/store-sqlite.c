@@ -552,10 +552,10 @@ sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_
 }
 
 static int
-sq_migrate(struct store *st, struct herr *err)
+sq_migrate(struct store *st, int want, struct herr *err)
 {
 	struct sq_conn *c = sq_conn(st, err);
-	int have = 0, want = store_migrations_n;
+	int have = 0;
 	sqlite3_stmt *s;
 
 	if (c == NULL)
@@ -566,9 +566,9 @@ sq_migrate(struct store *st, struct herr *err)
 		sqlite3_finalize(s);
 	}
 	if (have > want)
-		return herr_set(err, HERR_STORE,
-				"store '%s' has schema version %d, newer than this herd (%d)",
-				st->dsn, have, want);
+		return herr_set(err, HERR_STORE, "store '%s' has schema version %d, newer than %s (%d)",
+				st->dsn, have,
+				want == store_migrations_n ? "this herd" : "the one asked for", want);
 	for (int v = have; v < want; v++) {
 		char pragma[64];
 		if (sq_begin(st, err) < 0)

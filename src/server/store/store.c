@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "schema.h"
 #include "store.h"
 #include "xalloc.h"
 
@@ -86,8 +87,21 @@ store_dsn_valid(const char *dsn)
 struct store *
 store_open(const char *dsn, struct herr *err)
 {
-	struct store *st = xcalloc(1, sizeof(*st));
+	return store_open_at(dsn, store_migrations_n, err);
+}
+
+struct store *
+store_open_at(const char *dsn, int version, struct herr *err)
+{
+	struct store *st;
 	const char *path = dsn;
+
+	if (version != STORE_SCHEMA_AS_IS && (version < 1 || version > store_migrations_n)) {
+		herr_set(err, HERR_INVALID, "schema version %d: want 1 to %d", version,
+			 store_migrations_n);
+		return NULL;
+	}
+	st = xcalloc(1, sizeof(*st));
 
 	st->ops = &store_sqlite_ops;
 	if (strncmp(dsn, "sqlite:", 7) == 0)
@@ -100,7 +114,7 @@ store_open(const char *dsn, struct herr *err)
 		free(st);
 		return NULL;
 	}
-	if (st->ops->migrate(st, err) < 0) {
+	if (version != STORE_SCHEMA_AS_IS && st->ops->migrate(st, version, err) < 0) {
 		st->ops->close(st);
 		free(st);
 		return NULL;

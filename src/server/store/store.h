@@ -41,8 +41,9 @@ struct store_ops {
 	const char *name;
 	int (*open)(struct store *st, const char *dsn, struct herr *err);
 	void (*close)(struct store *st);
-	/* Brings the schema to the newest version, one migration per txn. */
-	int (*migrate)(struct store *st, struct herr *err);
+	/* Brings the schema to version want (1..store_migrations_n), one
+	 * migration per txn; a schema above want is an error. */
+	int (*migrate)(struct store *st, int want, struct herr *err);
 	int (*begin)(struct store *st, struct herr *err);
 	int (*commit)(struct store *st, struct herr *err);
 	void (*rollback)(struct store *st);
@@ -110,6 +111,14 @@ struct store {
  * "postgres://..." or "postgresql://...": PostgreSQL, docs/ha.md) and
  * migrates. */
 struct store *store_open(const char *dsn, struct herr *err);
+/* For tests and the teardown's fallback, never a server's store: opens the
+ * store like store_open but migrates it only up to schema version version
+ * (1..the newest: tests make the store an older herd wrote with the real
+ * migrations, tests/tools/store-at.c), or, with STORE_SCHEMA_AS_IS, leaves
+ * its schema as it is, whatever version (reading what a store that cannot
+ * be migrated still holds). A schema above version is an error. */
+#define STORE_SCHEMA_AS_IS (-1)
+struct store *store_open_at(const char *dsn, int version, struct herr *err);
 void store_close(struct store *st);
 
 /* Whether dsn names a store: sqlite:PATH, postgres://... or postgresql://...
