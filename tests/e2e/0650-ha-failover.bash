@@ -1,11 +1,10 @@
 # 0650-ha-failover.bash - helpers of 0650-ha-failover.bats: three herd
 # servers on one PostgreSQL (tools/pg-tmp.sh), each with its own data dir
-# and port on 127.0.0.1, and the fake QingCloud they all call. Server I
-# (1..3) lives in $HA/dI (server.log, server.pid, admin.token, port).
+# and port on 127.0.0.1, and the fake QingCloud they all call
+# (qingcloud.bash, in $HA/fq). Server I (1..3) lives in $HA/dI (server.log,
+# server.pid, admin.token, port).
 
-FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
 export PG_TMP=$BATS_TEST_DIRNAME/../../tools/pg-tmp.sh
-QC_CALL=$BATS_TEST_DIRNAME/../fake-qingcloud/qc-call.pl
 KEY_ID=QYHAFAILOVERKEY
 TTL_S=3
 
@@ -116,35 +115,6 @@ new_leader_on() {
 	[ "$holder" != "$2" ] && [ "$holder" != - ] && [ "$epoch" -eq "$3" ] && [ "$live" = live ]
 }
 
-# fq_start: the fake QingCloud (no instance boots: --instances none).
-fq_start() {
-	FQ_PORT=$(free_port)
-	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
-	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$HA/fq" --access-key-id "$KEY_ID" \
-		--secret-file "$HA/secret" --zone pek3a --instances none --pending-ms 2000 \
-		--job-ms 1000 --call-log "$HA/calls.log" >/dev/null 2>>"$HA/fake.log" &
-	echo $! >"$HA/fake.pid"
-	wait_for 10 curl -s -o /dev/null "$FQ_URL"
-}
-
-fq_stop() {
-	local pid
-	[ -f "$HA/fake.pid" ] || return 0
-	pid=$(cat "$HA/fake.pid")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$HA/fake.pid"
-}
-
-# qc ACTION [k=v]...: a signed call to the fake, as any QingCloud client.
-qc() {
-	QC_SECRET_FILE=$HA/secret perl "$QC_CALL" "$FQ_URL" "$KEY_ID" "$@"
-}
-
 bp() {
 	cat <<YAML
 accounts:
@@ -152,7 +122,7 @@ accounts:
     driver: qingcloud
     zone: pek3a
     access_key_id: $KEY_ID
-    secret_file: $HA/secret
+    secret_file: $FQ_DIR/secret
     endpoint: $FQ_URL
 networks:
   - name: hanet
@@ -215,7 +185,7 @@ converged() {
 # calls_from LINE [ACTION]: the fake's accepted calls after line LINE of its
 # call log, "action user_agent instance_name-or-instances", one a line.
 calls_from() {
-	tail -n "+$(($1 + 1))" "$HA/calls.log" | ACTION=${2:-} perl -MJSON::PP -ne '
+	tail -n "+$(($1 + 1))" "$FQ_DIR/calls.log" | ACTION=${2:-} perl -MJSON::PP -ne '
 		my $c = decode_json($_);
 		next if $ENV{ACTION} ne "" && $c->{action} ne $ENV{ACTION};
 		my $p = $c->{params};
@@ -238,7 +208,7 @@ one_run_per_host() {
 }
 
 call_lines() {
-	wc -l <"$HA/calls.log"
+	wc -l <"$FQ_DIR/calls.log"
 }
 
 # activities_since ID I: "id server epoch kind host" of the activities after

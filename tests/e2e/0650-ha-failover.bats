@@ -28,6 +28,7 @@
 # as nobody).
 
 load lib
+load qingcloud
 load 0650-ha-failover
 
 setup_file() {
@@ -38,11 +39,9 @@ setup_file() {
 	PG_DSN=$("$PG_TMP" start "$PG_DIR")
 	CIDR=$(random_cidr)
 	export HA PG_DIR PG_DSN CIDR
-	umask 077
-	printf 'HA-%s%s\n' "$RANDOM" "$RANDOM" >"$HA/secret"
-	umask 022
-	fq_start
-	export FQ_URL FQ_PORT
+	# the fake: no instance boots
+	fq_init HA "$HA/fq"
+	fq_start --instances none --pending-ms 2000 --job-ms 1000
 	# server 1 first, so it leads; 2 and 3 follow
 	srv_start 1 qingcloud_run_answered=hang@3
 	wait_for 20 leads 1
@@ -74,7 +73,7 @@ teardown_file() {
 
 setup() {
 	require_root
-	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	fq_require
 }
 
 id_of() {
