@@ -117,20 +117,6 @@ store_live() {
 	store_hosts | awk '$3 != "failed" && $3 != "terminated" {print $1}' | sort
 }
 
-# prov_ids: the host ids of every live instance of this server at the fake
-# (named herd-<instance>-<host id>), one line per instance (a duplicate shows
-# twice), sorted. An instance already terminating is not live.
-prov_ids() {
-	qc DescribeInstances zone=pek3a "search_word=herd-$INST-" status.1=pending status.2=running \
-		status.3=stopped limit=100 | INST=$INST perl -MJSON::PP -e '
-		my $d = decode_json(join "", <STDIN>);
-		die "ret_code $d->{ret_code}\n" if $d->{ret_code};
-		for (@{$d->{instance_set}}) {
-			next if $_->{transition_status} eq "terminating";
-			print "$1\n" if $_->{instance_name} =~ /^herd-\Q$ENV{INST}\E-([0-9a-f]{8})$/;
-		}' | sort
-}
-
 # inst_status ID: "status/transition_status" of host ID's instance at the fake.
 inst_status() {
 	qc DescribeInstances zone=pek3a "search_word=herd-$INST-$1" status.1=pending \
@@ -160,7 +146,7 @@ settled() {
 same_as_store() {
 	local s p
 	s=$(store_live)
-	p=$(prov_ids | grep -F -x -f <(store_hosts | awk '{print $1}') || true)
+	p=$(fq_host_ids | grep -F -x -f <(store_hosts | awk '{print $1}') || true)
 	[ "$s" = "$p" ]
 }
 
@@ -239,9 +225,9 @@ recover() {
 	server_start $(server_args)
 	wait_for 90 converged "$N"
 	echo "store: $(store_live | tr '\n' ' ')"
-	echo "fake:  $(prov_ids | tr '\n' ' ')"
+	echo "fake:  $(fq_host_ids | tr '\n' ' ')"
 	# one live instance per live host id: none twice
-	[ -z "$(prov_ids | uniq -d)" ]
+	[ -z "$(fq_host_ids | uniq -d)" ]
 	one_run_per_host
 }
 
@@ -277,7 +263,7 @@ adopted() {
 	name=$(store_hosts | awk -v id="$1" '$1 == id {print $2}')
 	# recovery records the instance, then the activity: a moment apart
 	wait_for 10 recovery_says "$name" "after a restart: adopted" || { activities_of "$name"; false; }
-	[ "$(prov_ids | grep -c -x "$1")" -eq 1 ]
+	[ "$(fq_host_ids | grep -c -x "$1")" -eq 1 ]
 	[ "$(run_instances "$1" | grep -c -x 0)" -eq 1 ]
 	[ "$(run_instances "$1" | grep -c .)" -eq 1 ]
 }
@@ -292,7 +278,7 @@ adopted() {
 	wait_for 10 recovery_says "$CUT_NAME" "the server stopped while launching it" ||
 		{ activities_of "$CUT_NAME"; false; }
 	[ -z "$(run_instances "$CUT")" ]
-	[ "$(prov_ids | grep -c -x "$CUT")" -eq 0 ]
+	[ "$(fq_host_ids | grep -c -x "$CUT")" -eq 0 ]
 }
 
 @test "kill -9 after RunInstances answered, its job pending: the pending instance is adopted, not launched again" {
@@ -353,11 +339,11 @@ adopted() {
 	run qc RunInstances zone=pek3a image_id=img-crash instance_type=c1m1 login_mode=passwd \
 		login_passwd=Orphan0rphan "instance_name=herd-$INST-$oid"
 	[ "$(echo "$output" | json '{ret_code}')" = 0 ]
-	orphan_gone() { [ "$(prov_ids | grep -c -x "$oid")" -eq 0 ]; }
+	orphan_gone() { [ "$(fq_host_ids | grep -c -x "$oid")" -eq 0 ]; }
 	# the grace is 60 s (ORPHAN_GRACE_MS), the sweep every 5 s
 	wait_for 120 orphan_gone
 	echo "store: $(store_live | tr '\n' ' ')"
-	echo "fake:  $(prov_ids | tr '\n' ' ')"
-	[ "$(prov_ids)" = "$(store_live)" ]
+	echo "fake:  $(fq_host_ids | tr '\n' ' ')"
+	[ "$(fq_host_ids)" = "$(store_live)" ]
 	one_run_per_host
 }

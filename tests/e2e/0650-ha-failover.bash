@@ -158,19 +158,6 @@ store_live() {
 	store_hosts "$1" | awk '$3 != "failed" && $3 != "terminated" {print $1}' | sort
 }
 
-# prov_ids: the host id of every live instance of this store at the fake
-# (named herd-<instance>-<host id>), one line each (twice if duplicated).
-prov_ids() {
-	qc DescribeInstances zone=pek3a "search_word=herd-$INST-" status.1=pending status.2=running \
-		status.3=stopped limit=100 | INST=$INST perl -MJSON::PP -e '
-		my $d = decode_json(join "", <STDIN>);
-		die "ret_code $d->{ret_code}\n" if $d->{ret_code};
-		for (@{$d->{instance_set}}) {
-			next if $_->{transition_status} eq "terminating";
-			print "$1\n" if $_->{instance_name} =~ /^herd-\Q$ENV{INST}\E-([0-9a-f]{8})$/;
-		}' | sort
-}
-
 # converged I N: N live hosts (server I's view), none launching or
 # terminating, and the fake has exactly those, each once: no duplicate,
 # no orphan.
@@ -179,7 +166,7 @@ converged() {
 	live=$(store_live "$1")
 	[ "$(grep -c . <<<"$live")" -eq "$2" ] || return 1
 	! store_hosts "$1" | awk '{print $3}' | grep -Eq '^(launching|terminating)$' || return 1
-	[ "$(prov_ids)" = "$live" ]
+	[ "$(fq_host_ids)" = "$live" ]
 }
 
 # calls_from LINE [ACTION]: the fake's accepted calls after line LINE of its

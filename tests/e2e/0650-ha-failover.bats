@@ -124,11 +124,11 @@ id_of() {
 	[ "$(lease_on 3)" = "$(id_of "$n") $((e + 1)) live" ]
 	wait_for 120 converged "$n" 4
 	echo "store: $(store_live "$n" | tr '\n' ' ')"
-	echo "fake:  $(prov_ids | tr '\n' ' ')"
+	echo "fake:  $(fq_host_ids | tr '\n' ' ')"
 	# exactly once: no host id launched twice, no instance the store does
 	# not know, no live host without its instance (converged)
 	one_run_per_host
-	[ -z "$(prov_ids | uniq -d)" ]
+	[ -z "$(fq_host_ids | uniq -d)" ]
 	# the new leader adopted what server 1 had made, under its epoch
 	activities_since "$aid" "$n"
 	activities_since "$aid" "$n" | grep -q "^[0-9]* $(id_of "$n") $((e + 1)) adopt "

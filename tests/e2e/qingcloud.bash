@@ -78,3 +78,18 @@ fq_cleanup() {
 qc() {
 	QC_SECRET_FILE=$FQ_DIR/secret perl "$QC_CALL" "$FQ_URL" "$KEY_ID" "$@"
 }
+
+# fq_host_ids: the host id of every live instance (pending, running or
+# stopped, and not terminating) of INST's server at the fake, that is named
+# herd-<INST>-<host id>: one a line (twice when duplicated), sorted. Fails
+# when the fake answers an error.
+fq_host_ids() {
+	qc DescribeInstances zone=pek3a "search_word=herd-$INST-" status.1=pending status.2=running \
+		status.3=stopped limit=100 | INST=$INST perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		die "ret_code $d->{ret_code}\n" if $d->{ret_code};
+		for (@{$d->{instance_set}}) {
+			next if $_->{transition_status} eq "terminating";
+			print "$1\n" if $_->{instance_name} =~ /^herd-\Q$ENV{INST}\E-([0-9a-f]{8})$/;
+		}' | sort
+}
