@@ -29,22 +29,11 @@ b_stop() {
 	[ -n "${HERD_KEEP:-}" ] || rm -rf "$B_DATA"
 }
 
-# configs: the agent config of every instance the fake launched, one JSON a
-# line (tools/userdata-configs.sh).
-configs() {
-	[ -f "$FQ_DIR/calls.log" ] || return 0
-	"$BATS_TEST_DIRNAME/../../tools/userdata-configs.sh" "$FQ_DIR/calls.log"
-}
-
-launched() {
-	[ "$(configs | wc -l)" -ge "$1" ]
-}
-
 # config_of CLUSTER/GROUP: the agent config of that group's (first) host.
 config_of() {
 	local id
 	id=$(herd host ls --group "$1" --json | json '{items}[0]{id}')
-	configs | grep "\"host_id\":\"$id\""
+	fq_configs | grep "\"host_id\":\"$id\""
 }
 
 # at URL METHOD PATH TOKEN [BODY]: http (lib.bash) against another server.

@@ -37,7 +37,7 @@ setup_file() {
 	b_start --push-interval 1s
 	bp >"$BATS_FILE_TMPDIR/ha.yaml"
 	herd apply -f "$BATS_FILE_TMPDIR/ha.yaml" >&2
-	wait_for 60 launched 2
+	wait_for 60 fq_launched 2
 }
 
 teardown_file() {

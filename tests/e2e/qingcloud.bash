@@ -93,3 +93,17 @@ fq_host_ids() {
 			print "$1\n" if $_->{instance_name} =~ /^herd-\Q$ENV{INST}\E-([0-9a-f]{8})$/;
 		}' | sort
 }
+
+# fq_configs: the agent config of every instance the fake launched, one
+# JSON a line, from the call log (tools/userdata-configs.sh: RunInstances'
+# user data, the bootstrap script, holds the config); nothing before the
+# first call.
+fq_configs() {
+	[ -f "$FQ_DIR/calls.log" ] || return 0
+	"$BATS_TEST_DIRNAME/../../tools/userdata-configs.sh" "$FQ_DIR/calls.log"
+}
+
+# fq_launched N: the fake accepted N RunInstances (or more).
+fq_launched() {
+	[ "$(fq_configs | wc -l)" -ge "$1" ]
+}
