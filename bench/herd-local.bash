@@ -1,21 +1,29 @@
-# bench/herd-local.bash - sourced by bench/agent.sh and bench/hostmem.sh: a
-# real `herd server` on a free 127.0.0.1 port with the local provider and one
-# group (bench/g) of a trivial template (an empty init script) on a
-# 198.18.x.0/22 network, and the calls both benches need. The caller sets
+# bench/herd-local.bash - sourced by bench/agent.sh, bench/hostmem.sh and
+# bench/remote-write.sh: a real `herd server` on a free 127.0.0.1 port with
+# the local provider and one group (bench/g) of a trivial template (an empty
+# init script) on a 198.18.x.0/22 network, and the calls they need. The caller sets
 # HERD (the binary), work (its temp dir) and server_pid= before sourcing, and
 # calls local_cleanup from its EXIT trap (stops the server, tears down every
 # host and network the data dir made). Not a bench itself (not *.sh).
 
 # shellcheck disable=SC2154  # work and HERD are the caller's
+# local_free_port: a TCP port of 127.0.0.1 that nothing listens on now (for
+# the server, or a bench's other listeners).
+local_free_port() {
+	local port
+	for _ in $(seq 50); do
+		port=$((20000 + RANDOM % 30000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+	done
+	echo "$port"
+}
+
 # local_server_start [SERVER ARGS...]: starts the server (retried if another
 # process takes the port first); exports HERD_URL and HERD_TOKEN.
 local_server_start() {
 	local started=0 port
 	for _ in $(seq 5); do
-		for _ in $(seq 50); do
-			port=$((20000 + RANDOM % 30000))
-			(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-		done
+		port=$(local_free_port)
 		export HERD_URL=http://127.0.0.1:$port
 		"$HERD" server --data "$work/data" --listen "127.0.0.1:$port" --log-level warn "$@" \
 			>>"$work/server.log" 2>&1 &
@@ -93,6 +101,16 @@ local_scale_ready() {
 		fi
 		sleep 0.2
 	done
+}
+
+# local_host_credential ID: the agent credential of host ID (from the
+# credential.json its agent wrote when it joined: the host is ready).
+local_host_credential() {
+	local f
+	f=$(find "$work/data/hosts/$1" -name credential.json 2>/dev/null | head -1)
+	[ -n "$f" ] || return 1
+	perl -MJSON::PP -e 'local $/; open my $f, "<", $ARGV[0] or exit 1;
+		print decode_json(<$f>)->{credential}' "$f"
 }
 
 # local_host_pid ID: the host's PID 1 (the agent) as the machine sees it.

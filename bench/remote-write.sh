@@ -8,7 +8,7 @@
 #              own prometheus_tsdb_head_samples_appended_total, polled every
 #              0.1 s: a side's time is from the first sample stored to the
 #              last (so neither side's backoff while it was down counts);
-#   herd:      one real local host pushes RW_PUSHES pushes of one batch of
+#   herd:      one real local host (bench/herd-local.bash) pushes RW_PUSHES pushes of one batch of
 #              RW_SERIES series (python3 http.client, one keep-alive
 #              connection, every answer checked) while the receiver is down;
 #              herd queues them (remote_write `r`, keep rule: this metric
@@ -41,17 +41,19 @@ if ! command -v prometheus >/dev/null; then
 	exit 0
 fi
 work=$(mktemp -d /tmp/herd-bench-rw.XXXXXX)
-pid='' rpid='' spid=''
+server_pid='' rpid='' spid=''
+# shellcheck source=bench/herd-local.bash
+. bench/herd-local.bash
 stop() { # stop PID: SIGTERM, and wait until it is gone
 	[ -n "$1" ] || return 0
 	kill "$1" 2>/dev/null || true
 	wait "$1" 2>/dev/null || true
 }
 cleanup() {
+	set +e
 	stop "$rpid"
 	stop "$spid"
-	stop "$pid"
-	"$HERD" server --data "$work/data" --teardown >/dev/null 2>&1 || true
+	local_cleanup
 	[ -n "${RW_KEEP:-}" ] && { echo "remote-write: kept $work" >&2; return; }
 	rm -rf "$work"
 }
@@ -59,56 +61,17 @@ trap cleanup EXIT
 trap 'echo "remote-write: FAILED at line $LINENO" >&2' ERR
 die() { echo "remote-write: FAILED: $*" >&2; exit 1; }
 
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 12000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-	done
-	return 1
-}
-hport=$(free_port)
-rport=$(free_port)
-sport=$(free_port)
-url="http://127.0.0.1:$hport"
 # the real agent pushes once a minute: its own pushes stay out of the way
-"$HERD" server --data "$work/data" --listen "127.0.0.1:$hport" --push-interval 60s \
-	--log-level warn 2>"$work/server.log" &
-pid=$!
-for _ in $(seq 50); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
-tok=$(cat "$work/data/admin.token")
-export HERD_URL=$url HERD_TOKEN=$tok
-cat >"$work/host.yaml" <<EOF
-accounts:
-  - name: here
-    driver: local
-networks:
-  - name: rwnet
-    account: here
-    cidr: 198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24
-templates:
-  - name: node
-    account: here
-    network: rwnet
-clusters:
-  - name: bench
-    groups:
-      - name: node
-        template: node
-        size: 1
-EOF
-"$HERD" apply -f "$work/host.yaml" >/dev/null
-cred=
-for _ in $(seq 600); do
-	f=$(find "$work/data/hosts" -name credential.json 2>/dev/null | head -1 || true)
-	if [ -n "$f" ] && "$HERD" host ls --group bench/node --json | grep -q '"ready"'; then
-		cred=$(perl -MJSON::PP -e 'local $/; open my $f, "<", $ARGV[0] or exit;
-			print decode_json(<$f>)->{credential}' "$f")
-		break
-	fi
-	sleep 0.1
-done
-[ -n "$cred" ] || die "the local host did not become ready"
+local_server_start --push-interval 60s
+url=$HERD_URL
+hport=${url##*:}
+tok=$HERD_TOKEN
+rport=$(local_free_port)
+sport=$(local_free_port)
+local_group_apply 1
+local_scale_ready 1 60 || die "the local host did not become ready"
+host=$(local_hosts | awk '{ print $1; exit }')
+cred=$(local_host_credential "$host") || die "no credential for host $host"
 
 # push.py METRIC: PUSHES pushes of one batch of SERIES series of METRIC (a
 # new timestamp each, 10 ms apart from now on), back to back; prints "p50_ms p99_ms".

@@ -8,6 +8,7 @@
 # root (local hosts are network namespaces).
 
 load lib
+load prom
 
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
@@ -29,9 +30,7 @@ setup_file() {
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	# a test's variables do not reach teardown_file: the PID is in a file
-	if [ -s "$BATS_FILE_TMPDIR/prom.pid" ]; then
-		kill "$(cat "$BATS_FILE_TMPDIR/prom.pid")" 2>/dev/null || true
-	fi
+	prom_stop "$BATS_FILE_TMPDIR/prom"
 	server_cleanup
 }
 
@@ -309,14 +308,11 @@ agent_pushes() { herd metrics ls --host mx/node-1 | grep -q cpu_busy_pct; }
 }
 
 @test "a real Prometheus scrapes /metrics with a bearer token from a file" {
-	if ! command -v prometheus >/dev/null; then
-		skip "prometheus is not installed (apt-get install -y prometheus; tools/deps.sh check does)"
-	fi
+	prom_require
 	pdir=$BATS_FILE_TMPDIR/prom
-	mkdir -p "$pdir/data"
+	mkdir -p "$pdir"
 	printf '%s' "$VIEWER" >"$pdir/token"
 	chmod 600 "$pdir/token"
-	pport=$(free_port)
 	cat >"$pdir/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
@@ -328,26 +324,21 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$HERD_PORT']
 EOF
-	prometheus --config.file="$pdir/prometheus.yml" --storage.tsdb.path="$pdir/data" \
-		--web.listen-address="127.0.0.1:$pport" >"$pdir/log" 2>&1 &
-	PROM_PID=$!
-	echo "$PROM_PID" >"$BATS_FILE_TMPDIR/prom.pid"
+	prom_start "$pdir"
 	b=$(base_ms)
 	run http POST /v1/agent/metrics "$CRED1" "{\"batches\":[{\"ts_ms\":$((b + 2)),\"series\":[{\"name\":\"t_prom\",\"value\":77}]}]}"
 	[[ "$output" == "200 "* ]]
-	q="http://127.0.0.1:$pport/api/v1/query?query=t_prom%7Bhost%3D%22node-1%22%7D"
+	q="http://127.0.0.1:$PPORT/api/v1/query?query=t_prom%7Bhost%3D%22node-1%22%7D"
 	if ! wait_for 60 sh -c "curl -sf '$q' | grep -q '\"77\"'"; then
 		cat "$pdir/log" >&2
-		curl -s "http://127.0.0.1:$pport/api/v1/targets" >&2 || true
+		curl -s "http://127.0.0.1:$PPORT/api/v1/targets" >&2 || true
 		false
 	fi
 	run curl -sf "$q"
 	[[ "$output" == *'"cluster":"mx"'* ]]
 	[[ "$output" == *'"group":"node"'* ]]
 	# and the agents' own series
-	run curl -sf "http://127.0.0.1:$pport/api/v1/query?query=count(monitor_up)"
+	run curl -sf "http://127.0.0.1:$PPORT/api/v1/query?query=count(monitor_up)"
 	[[ "$output" == *'"status":"success"'* ]]
-	kill "$PROM_PID"
-	wait "$PROM_PID" 2>/dev/null || true
-	rm -f "$BATS_FILE_TMPDIR/prom.pid"
+	prom_stop "$pdir"
 }

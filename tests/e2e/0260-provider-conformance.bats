@@ -10,9 +10,8 @@
 # and the fake. Needs root (local hosts are namespaces).
 
 load lib
+load qingcloud
 
-FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
-QC_CALL=$BATS_TEST_DIRNAME/../fake-qingcloud/qc-call.pl
 KEY_ID=QYCONFORMANCEKEY
 
 setup_file() {
@@ -24,55 +23,24 @@ setup_file() {
 	CIDR_local=$(random_cidr)
 	CIDR_qingcloud=$(random_cidr)
 	while [ "$CIDR_qingcloud" = "$CIDR_local" ]; do CIDR_qingcloud=$(random_cidr); done
-	FQ_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/fqc.XXXXXX")
+	fq_init CONFORMANCE
 	FQ_PID=
 	if [ -x "$FAKE" ]; then
-		umask 077
-		printf 'CONFORMANCE-%s%s\n' "$RANDOM" "$RANDOM" >"$FQ_DIR/secret"
-		umask 022
-		fq_start
+		fq_start_cf
 	fi
-	export INST CIDR_local CIDR_qingcloud FQ_DIR FQ_PID FQ_URL
+	export INST CIDR_local CIDR_qingcloud FQ_PID FQ_URL
 }
 
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	server_cleanup
-	fq_stop
-	[ -z "${FQ_DIR:-}" ] || rm -rf "$FQ_DIR"
+	fq_cleanup
 }
 
-# fq_start [OPTION]...: (re)starts the fake on its state dir (its world
-# survives a restart); sets FQ_URL and FQ_PID.
-fq_start() {
-	local port=${FQ_PORT:-$(free_port)}
-	FQ_PORT=$port
-	FQ_URL="http://127.0.0.1:$port/iaas/"
-	"$FAKE" --listen "127.0.0.1:$port" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
-		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 3600000 \
-		--call-log "$FQ_DIR/calls.log" "$@" >/dev/null 2>>"$FQ_DIR/fake.log" &
-	FQ_PID=$!
-	echo "$FQ_PID" >"$FQ_DIR/fake.pid"
-	export FQ_PORT FQ_URL FQ_PID
-	wait_for 10 curl -s -o /dev/null "$FQ_URL"
-}
-
-fq_stop() {
-	[ -n "${FQ_DIR:-}" ] && [ -f "$FQ_DIR/fake.pid" ] && FQ_PID=$(cat "$FQ_DIR/fake.pid")
-	[ -n "${FQ_PID:-}" ] || return 0
-	kill "$FQ_PID" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$FQ_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$FQ_PID" 2>/dev/null || true
-	rm -f "$FQ_DIR/fake.pid"
-	FQ_PID=
-}
-
-# qc ACTION [k=v]...: a signed call to the fake, as any QingCloud client.
-qc() {
-	QC_SECRET_FILE=$FQ_DIR/secret perl "$QC_CALL" "$FQ_URL" "$KEY_ID" "$@"
+# fq_start_cf [OPTION]...: (re)starts the fake (qingcloud.bash) on its state
+# dir (its world survives a restart) and port; its instances stay pending.
+fq_start_cf() {
+	fq_start --instances none --pending-ms 3600000 "$@"
 }
 
 # the server's options (the tests restart it)
@@ -87,8 +55,8 @@ setup() {
 		server_stop
 		server_start $(server_args)
 	fi
-	if [[ "$BATS_TEST_DESCRIPTION" == qingcloud:* ]] && [ ! -x "$FAKE" ]; then
-		skip "fake QingCloud not built ($FAKE)"
+	if [[ "$BATS_TEST_DESCRIPTION" == qingcloud:* ]]; then
+		fq_require
 	fi
 }
 
@@ -157,14 +125,7 @@ prov_ids() {
 	if [ "$1" = local ]; then
 		ip netns list | awk '{print $1}' | sed -n "s/^herd-$INST-\([0-9a-f]\{8\}\)\$/\1/p" | sort
 	else
-		qc DescribeInstances zone=pek3a "search_word=herd-$INST-" status.1=pending status.2=running \
-			status.3=stopped limit=100 | perl -MJSON::PP -e '
-			my $d = decode_json(join "", <STDIN>);
-			die "ret_code $d->{ret_code}\n" if $d->{ret_code};
-			for (@{$d->{instance_set}}) {
-				next if $_->{transition_status} eq "terminating";
-				print "$1\n" if $_->{instance_name} =~ /^herd-\Q'"$INST"'\E-([0-9a-f]{8})$/;
-			}' | sort
+		fq_host_ids
 	fi
 }
 
@@ -445,7 +406,7 @@ case_net_delete() {
 	wait_for 60 none_terminating
 	live=$(prov_ids qingcloud | grep -c .)
 	fq_stop
-	fq_start --quota-instances "$live"
+	fq_start_cf --quota-instances "$live"
 	run herd group scale cf-qingcloud/g 3
 	[ "$status" -eq 0 ]
 	said() {
@@ -464,7 +425,7 @@ case_net_delete() {
 	# every 2500 refused, nothing made
 	[ -z "$(calls RunInstances | tail -n "$runs" | grep -v -x 2500)" ]
 	fq_stop
-	fq_start
+	fq_start_cf
 	run herd group scale cf-qingcloud/g 2
 	[ "$status" -eq 0 ]
 }
@@ -474,7 +435,7 @@ case_net_delete() {
 	# only RunInstances fails, at 50 %: seed 35 makes its first two calls
 	# 5100 and the next ones succeed (the fake's xorshift sequence)
 	fq_stop
-	fq_start --fail-rate 50 --fail-actions RunInstances --fail-seed 35
+	fq_start_cf --fail-rate 50 --fail-actions RunInstances --fail-seed 35
 	before=$(store_hosts qingcloud | awk '{print $1}' | sort)
 	run herd group scale cf-qingcloud/g 3
 	[ "$status" -eq 0 ]
@@ -495,7 +456,7 @@ case_net_delete() {
 	[ "$(prov_ids qingcloud | grep -cx "$id")" -eq 1 ]
 	same_as_store qingcloud
 	fq_stop
-	fq_start
+	fq_start_cf
 	run herd group scale cf-qingcloud/g 2
 	[ "$status" -eq 0 ]
 }

@@ -13,9 +13,8 @@
 # the server made).
 
 load lib
+load qingcloud
 
-FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
-QC_CALL=$BATS_TEST_DIRNAME/../fake-qingcloud/qc-call.pl
 KEY_ID=QYNETWORKTESTKEY
 
 setup_file() {
@@ -24,45 +23,21 @@ setup_file() {
 	HERD_PORT=$(free_port)
 	server_start --advertise-url "http://127.0.0.1:$HERD_PORT"
 	INST=$(curl -sf "$HERD_URL/healthz" | json '{instance}')
-	FQ_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/fqc.XXXXXX")
-	umask 077
-	printf 'NETWORK-%s%s\n' "$RANDOM" "$RANDOM" >"$FQ_DIR/secret"
-	umask 022
-	FQ_PORT=$(free_port)
-	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
-	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
-		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 3600000 \
-		--job-ms 200 --call-log "$FQ_DIR/calls.log" >/dev/null 2>>"$FQ_DIR/fake.log" &
-	echo $! >"$FQ_DIR/fake.pid"
-	wait_for 10 curl -s -o /dev/null "$FQ_URL"
-	export INST FQ_DIR FQ_URL
+	fq_init NETWORK
+	fq_start --instances none --pending-ms 3600000 --job-ms 200
+	export INST
 }
 
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	[ -n "${FQ_DIR:-}" ] || return 0
 	server_cleanup
-	if [ -f "$FQ_DIR/fake.pid" ]; then
-		local pid
-		pid=$(cat "$FQ_DIR/fake.pid")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$FQ_DIR"
+	fq_cleanup
 }
 
 setup() {
 	require_root
-	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
-}
-
-# qc ACTION [k=v]...: a signed call to the fake, as any QingCloud client.
-qc() {
-	QC_SECRET_FILE=$FQ_DIR/secret perl "$QC_CALL" "$FQ_URL" "$KEY_ID" "$@"
+	fq_require
 }
 
 # net_id NAME: herd's provider id of network NAME (sha256 of instance/name).

@@ -23,9 +23,8 @@
 # harness's conventions only (no namespaces are made).
 
 load lib
+load qingcloud
 
-FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
-QC_CALL=$BATS_TEST_DIRNAME/../fake-qingcloud/qc-call.pl
 KEY_ID=QYCRASHSAFETYKEY
 
 setup_file() {
@@ -35,12 +34,9 @@ setup_file() {
 	server_start $(server_args)
 	INST=$(curl -sf "$HERD_URL/healthz" | json '{instance}')
 	CIDR=$(random_cidr)
-	FQ_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/fqc.XXXXXX")
-	umask 077
-	printf 'CRASH-%s%s\n' "$RANDOM" "$RANDOM" >"$FQ_DIR/secret"
-	umask 022
-	fq_start
-	export INST CIDR FQ_DIR FQ_PID FQ_URL
+	fq_init CRASH
+	fq_start_crash
+	export INST CIDR
 	bp >"$BATS_FILE_TMPDIR/crash.yaml"
 	herd apply -f "$BATS_FILE_TMPDIR/crash.yaml" >&2
 	wait_for 90 converged 2
@@ -50,13 +46,12 @@ teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	# --teardown terminates the instances through the fake: it must still run
 	server_cleanup
-	fq_stop
-	[ -z "${FQ_DIR:-}" ] || rm -rf "$FQ_DIR"
+	fq_cleanup
 }
 
 setup() {
 	require_root
-	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	fq_require
 	# a test that failed with the server down must not fail the rest
 	if ! curl -sf "$HERD_URL/healthz" >/dev/null; then
 		server_stop
@@ -64,40 +59,15 @@ setup() {
 	fi
 	if ! curl -s -o /dev/null "$FQ_URL"; then
 		fq_stop
-		fq_start
+		fq_start_crash
 	fi
 }
 
-# fq_start [OPTION]...: (re)starts the fake on its state dir (its world
-# survives a restart) and port; jobs and booting take 15 s.
-fq_start() {
-	FQ_PORT=${FQ_PORT:-$(free_port)}
-	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
-	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
-		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 15000 \
-		--job-ms 15000 --call-log "$FQ_DIR/calls.log" "$@" >/dev/null 2>>"$FQ_DIR/fake.log" &
-	FQ_PID=$!
-	echo "$FQ_PID" >"$FQ_DIR/fake.pid"
-	export FQ_PORT FQ_URL FQ_PID
-	wait_for 10 curl -s -o /dev/null "$FQ_URL"
-}
-
-fq_stop() {
-	[ -n "${FQ_DIR:-}" ] && [ -f "$FQ_DIR/fake.pid" ] && FQ_PID=$(cat "$FQ_DIR/fake.pid")
-	[ -n "${FQ_PID:-}" ] || return 0
-	kill "$FQ_PID" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$FQ_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$FQ_PID" 2>/dev/null || true
-	rm -f "$FQ_DIR/fake.pid"
-	FQ_PID=
-}
-
-# qc ACTION [k=v]...: a signed call to the fake, as any QingCloud client.
-qc() {
-	QC_SECRET_FILE=$FQ_DIR/secret perl "$QC_CALL" "$FQ_URL" "$KEY_ID" "$@"
+# fq_start_crash [OPTION]...: (re)starts the fake (qingcloud.bash) on its
+# state dir (its world survives a restart) and port; jobs and booting take
+# 15 s.
+fq_start_crash() {
+	fq_start --instances none --pending-ms 15000 --job-ms 15000 "$@"
 }
 
 server_args() {
@@ -147,20 +117,6 @@ store_live() {
 	store_hosts | awk '$3 != "failed" && $3 != "terminated" {print $1}' | sort
 }
 
-# prov_ids: the host ids of every live instance of this server at the fake
-# (named herd-<instance>-<host id>), one line per instance (a duplicate shows
-# twice), sorted. An instance already terminating is not live.
-prov_ids() {
-	qc DescribeInstances zone=pek3a "search_word=herd-$INST-" status.1=pending status.2=running \
-		status.3=stopped limit=100 | INST=$INST perl -MJSON::PP -e '
-		my $d = decode_json(join "", <STDIN>);
-		die "ret_code $d->{ret_code}\n" if $d->{ret_code};
-		for (@{$d->{instance_set}}) {
-			next if $_->{transition_status} eq "terminating";
-			print "$1\n" if $_->{instance_name} =~ /^herd-\Q$ENV{INST}\E-([0-9a-f]{8})$/;
-		}' | sort
-}
-
 # inst_status ID: "status/transition_status" of host ID's instance at the fake.
 inst_status() {
 	qc DescribeInstances zone=pek3a "search_word=herd-$INST-$1" status.1=pending \
@@ -190,7 +146,7 @@ settled() {
 same_as_store() {
 	local s p
 	s=$(store_live)
-	p=$(prov_ids | grep -F -x -f <(store_hosts | awk '{print $1}') || true)
+	p=$(fq_host_ids | grep -F -x -f <(store_hosts | awk '{print $1}') || true)
 	[ "$s" = "$p" ]
 }
 
@@ -269,9 +225,9 @@ recover() {
 	server_start $(server_args)
 	wait_for 90 converged "$N"
 	echo "store: $(store_live | tr '\n' ' ')"
-	echo "fake:  $(prov_ids | tr '\n' ' ')"
+	echo "fake:  $(fq_host_ids | tr '\n' ' ')"
 	# one live instance per live host id: none twice
-	[ -z "$(prov_ids | uniq -d)" ]
+	[ -z "$(fq_host_ids | uniq -d)" ]
 	one_run_per_host
 }
 
@@ -307,7 +263,7 @@ adopted() {
 	name=$(store_hosts | awk -v id="$1" '$1 == id {print $2}')
 	# recovery records the instance, then the activity: a moment apart
 	wait_for 10 recovery_says "$name" "after a restart: adopted" || { activities_of "$name"; false; }
-	[ "$(prov_ids | grep -c -x "$1")" -eq 1 ]
+	[ "$(fq_host_ids | grep -c -x "$1")" -eq 1 ]
 	[ "$(run_instances "$1" | grep -c -x 0)" -eq 1 ]
 	[ "$(run_instances "$1" | grep -c .)" -eq 1 ]
 }
@@ -322,7 +278,7 @@ adopted() {
 	wait_for 10 recovery_says "$CUT_NAME" "the server stopped while launching it" ||
 		{ activities_of "$CUT_NAME"; false; }
 	[ -z "$(run_instances "$CUT")" ]
-	[ "$(prov_ids | grep -c -x "$CUT")" -eq 0 ]
+	[ "$(fq_host_ids | grep -c -x "$CUT")" -eq 0 ]
 }
 
 @test "kill -9 after RunInstances answered, its job pending: the pending instance is adopted, not launched again" {
@@ -357,7 +313,7 @@ adopted() {
 	local before
 	N=$(($(store_live | grep -c .) + 1))
 	fq_stop
-	fq_start --delay-action RunInstances:600000
+	fq_start_crash --delay-action RunInstances:600000
 	before=$(run_instances | grep -c .)
 	run herd group scale crash/g "$N"
 	[ "$status" -eq 0 ]
@@ -370,7 +326,7 @@ adopted() {
 	kill9
 	# the held answer goes nowhere; the fake back without the delay
 	fq_stop
-	fq_start
+	fq_start_crash
 	recover
 	adopted "$CUT"
 }
@@ -383,11 +339,11 @@ adopted() {
 	run qc RunInstances zone=pek3a image_id=img-crash instance_type=c1m1 login_mode=passwd \
 		login_passwd=Orphan0rphan "instance_name=herd-$INST-$oid"
 	[ "$(echo "$output" | json '{ret_code}')" = 0 ]
-	orphan_gone() { [ "$(prov_ids | grep -c -x "$oid")" -eq 0 ]; }
+	orphan_gone() { [ "$(fq_host_ids | grep -c -x "$oid")" -eq 0 ]; }
 	# the grace is 60 s (ORPHAN_GRACE_MS), the sweep every 5 s
 	wait_for 120 orphan_gone
 	echo "store: $(store_live | tr '\n' ' ')"
-	echo "fake:  $(prov_ids | tr '\n' ' ')"
-	[ "$(prov_ids)" = "$(store_live)" ]
+	echo "fake:  $(fq_host_ids | tr '\n' ' ')"
+	[ "$(fq_host_ids)" = "$(store_live)" ]
 	one_run_per_host
 }

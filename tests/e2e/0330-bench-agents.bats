@@ -10,8 +10,8 @@
 # only (no namespaces are made).
 
 load lib
+load qingcloud
 
-FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
 KEY_ID=QYBENCHAGENTSKEY
 
 setup_file() {
@@ -19,40 +19,23 @@ setup_file() {
 	[ -x "$FAKE" ] || return 0
 	HERD_PORT=$(free_port)
 	server_start --advertise-url "http://127.0.0.1:$HERD_PORT" --push-interval 1s
-	FQ_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/fqc.XXXXXX")
-	umask 077
-	printf 'BENCH-%s%s\n' "$RANDOM" "$RANDOM" >"$FQ_DIR/secret"
-	umask 022
-	FQ_PORT=$(free_port)
-	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
-	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
-		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 0 \
-		--job-ms 0 --quota-instances 200 --call-log "$FQ_DIR/calls.log" \
-		>/dev/null 2>>"$FQ_DIR/fake.log" &
-	echo $! >"$FQ_DIR/fake.pid"
-	wait_for 10 curl -s -o /dev/null "$FQ_URL"
-	export FQ_DIR FQ_URL
+	fq_init BENCH
+	fq_start --instances none --pending-ms 0 --job-ms 0 --quota-instances 200
 	bp >"$BATS_FILE_TMPDIR/bench.yaml"
 	herd apply -f "$BATS_FILE_TMPDIR/bench.yaml" >&2
-	wait_for 120 launched 50
-	configs >"$BATS_FILE_TMPDIR/configs"
+	wait_for 120 fq_launched 50
+	fq_configs >"$BATS_FILE_TMPDIR/configs"
 }
 
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	server_cleanup   # terminates the instances through the fake: it must still run
-	if [ -n "${FQ_DIR:-}" ] && [ -f "$FQ_DIR/fake.pid" ]; then
-		pid=$(cat "$FQ_DIR/fake.pid")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	[ -z "${FQ_DIR:-}" ] || rm -rf "$FQ_DIR"
+	fq_cleanup
 }
 
 setup() {
 	require_root
-	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	fq_require
 }
 
 bp() {
@@ -83,19 +66,6 @@ clusters:
         max: 100
         max_provision_time: 1h
 YAML
-}
-
-# launched N: the fake accepted N RunInstances (each carries its user data).
-launched() {
-	[ "$(configs | wc -l)" -ge "$1" ]
-}
-
-# configs: the agent config of every instance the fake launched, one JSON
-# a line: RunInstances' userdata_value (base64 of the bootstrap script),
-# then the base64 config between <<'HERD_EOF' and HERD_EOF inside it.
-configs() {
-	[ -f "$FQ_DIR/calls.log" ] || return 0
-	"$BATS_TEST_DIRNAME/../../tools/userdata-configs.sh" "$FQ_DIR/calls.log"
 }
 
 # ready_count: hosts of bench/sim in state ready.

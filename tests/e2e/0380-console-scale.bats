@@ -10,8 +10,8 @@
 # conventions only.
 
 load lib
+load qingcloud
 
-FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
 REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 KEY_ID=QYCONSOLESCALEKEY
 N=60
@@ -24,18 +24,9 @@ setup_file() {
 	(cd "$REPO/web" && tar --exclude=node_modules -cf - .) | tar -xf - -C "$WEB"
 	HERD_PORT=$(free_port)
 	server_start --web "$WEB" --advertise-url "http://127.0.0.1:$HERD_PORT"
-	FQ_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/fqc.XXXXXX")
-	umask 077
-	printf 'SCALE-%s%s\n' "$RANDOM" "$RANDOM" >"$FQ_DIR/secret"
-	umask 022
-	FQ_PORT=$(free_port)
-	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
-	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
-		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 0 \
-		--job-ms 0 --quota-instances 200 >/dev/null 2>>"$FQ_DIR/fake.log" &
-	echo $! >"$FQ_DIR/fake.pid"
-	wait_for 10 curl -s -o /dev/null "$FQ_URL"
-	export FQ_DIR FQ_URL WEB
+	fq_init SCALE
+	fq_start --instances none --pending-ms 0 --job-ms 0 --quota-instances 200
+	export WEB
 	bp >"$BATS_FILE_TMPDIR/scale.yaml"
 	herd apply -f "$BATS_FILE_TMPDIR/scale.yaml" >&2
 	wait_for 180 hosts_are "$N"
@@ -44,18 +35,12 @@ setup_file() {
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	server_cleanup   # terminates the instances through the fake: it must still run
-	if [ -n "${FQ_DIR:-}" ] && [ -f "$FQ_DIR/fake.pid" ]; then
-		pid=$(cat "$FQ_DIR/fake.pid")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	[ -z "${FQ_DIR:-}" ] || rm -rf "$FQ_DIR"
+	fq_cleanup
 }
 
 setup() {
 	require_root
-	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	fq_require
 }
 
 bp() {

@@ -10,8 +10,8 @@
 # namespaces are made).
 
 load lib
+load qingcloud
 
-FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
 KEY_ID=QYLONGPOLLWAKES
 N=100
 
@@ -21,23 +21,12 @@ setup_file() {
 	HERD_PORT=$(free_port)
 	server_start --advertise-url "http://127.0.0.1:$HERD_PORT" --push-interval 10s \
 		--log-level debug --max-conns-per-addr 1024
-	FQ_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/fqc.XXXXXX")
-	umask 077
-	printf 'WAKES-%s%s\n' "$RANDOM" "$RANDOM" >"$FQ_DIR/secret"
-	umask 022
-	FQ_PORT=$(free_port)
-	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
-	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
-		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 0 \
-		--job-ms 0 --quota-instances $((N + 10)) --call-log "$FQ_DIR/calls.log" \
-		>/dev/null 2>>"$FQ_DIR/fake.log" &
-	echo $! >"$FQ_DIR/fake.pid"
-	wait_for 10 curl -s -o /dev/null "$FQ_URL"
-	export FQ_DIR FQ_URL
+	fq_init WAKES
+	fq_start --instances none --pending-ms 0 --job-ms 0 --quota-instances $((N + 10))
 	bp >"$BATS_FILE_TMPDIR/wakes.yaml"
 	herd apply -f "$BATS_FILE_TMPDIR/wakes.yaml" >&2
-	wait_for 300 launched "$N"
-	configs >"$BATS_FILE_TMPDIR/configs"
+	wait_for 300 fq_launched "$N"
+	fq_configs >"$BATS_FILE_TMPDIR/configs"
 }
 
 teardown_file() {
@@ -47,18 +36,12 @@ teardown_file() {
 		wait "$(cat "$BATS_FILE_TMPDIR/bench.pid")" 2>/dev/null || true
 	fi
 	server_cleanup   # terminates the instances through the fake: it must still run
-	if [ -n "${FQ_DIR:-}" ] && [ -f "$FQ_DIR/fake.pid" ]; then
-		pid=$(cat "$FQ_DIR/fake.pid")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	[ -z "${FQ_DIR:-}" ] || rm -rf "$FQ_DIR"
+	fq_cleanup
 }
 
 setup() {
 	require_root
-	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	fq_require
 }
 
 bp() {
@@ -89,18 +72,6 @@ clusters:
         max: $N
         max_provision_time: 1h
 YAML
-}
-
-# launched N: the fake accepted N RunInstances (each carries its user data).
-launched() {
-	[ "$(configs | wc -l)" -ge "$1" ]
-}
-
-# configs: the agent config of every instance the fake launched, one JSON a
-# line (as in 0330-bench-agents.bats).
-configs() {
-	[ -f "$FQ_DIR/calls.log" ] || return 0
-	"$BATS_TEST_DIRNAME/../../tools/userdata-configs.sh" "$FQ_DIR/calls.log"
 }
 
 ready_count() {

@@ -9,6 +9,7 @@
 # naming the field. Needs root (a local host is a network namespace).
 
 load lib
+load prom
 
 PY=/usr/bin/python3
 
@@ -17,13 +18,13 @@ setup_file() {
 	command -v prometheus >/dev/null || return 0
 	server_start --push-interval 1s
 	T=$BATS_FILE_TMPDIR
-	mkdir -p "$T/bp/scripts" "$T/prom/data" "$T/bad" "$T/flaky"
+	mkdir -p "$T/bp/scripts" "$T/prom" "$T/bad" "$T/flaky"
 	cp "$BATS_TEST_DIRNAME/fixtures/metrics/scripts/ok.sh" "$T/bp/scripts/"
 	PPORT=$(free_port)
 	BAD_PORT=$(free_port)
 	FLAKY_PORT=$(free_port)
 	printf 'global:\n  evaluation_interval: 1m\n' >"$T/prom/prometheus.yml"
-	prom_start
+	prom_up
 	# a remote that refuses everything with 400; one that answers 503 twice, then 204
 	"$PY" "$BATS_TEST_DIRNAME/0610-status-server.py" "$BAD_PORT" "$T/bad" 400 \
 		>"$T/bad/log" 2>&1 3>&- &
@@ -99,7 +100,8 @@ EOF
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	# Prometheus may have been restarted by a test: its pid file knows
-	for p in "$(cat "$BATS_FILE_TMPDIR/prom/pid" 2>/dev/null)" "${BAD_PID:-}" "${FLAKY_PID:-}"; do
+	prom_stop "$BATS_FILE_TMPDIR/prom"
+	for p in "${BAD_PID:-}" "${FLAKY_PID:-}"; do
 		if [ -n "$p" ]; then
 			kill "$p" 2>/dev/null || true
 			while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
@@ -110,28 +112,13 @@ teardown_file() {
 
 setup() {
 	require_root
-	command -v prometheus >/dev/null ||
-		skip "prometheus is not installed (apt-get install -y prometheus; tools/deps.sh check does)"
-	PROM_PID=$(cat "$T/prom/pid" 2>/dev/null || true)
+	prom_require
 }
 
-# prom_start: Prometheus with its remote write receiver on PPORT, data kept
-# in $T/prom/data across restarts; its pid in $T/prom/pid.
-prom_start() {
-	prometheus --config.file="$T/prom/prometheus.yml" --storage.tsdb.path="$T/prom/data" \
-		--web.listen-address="127.0.0.1:$PPORT" --web.enable-remote-write-receiver \
-		>>"$T/prom/log" 2>&1 3>&- &
-	PROM_PID=$!
-	echo "$PROM_PID" >"$T/prom/pid"
-	export PROM_PID
-	wait_for 60 curl -sf "http://127.0.0.1:$PPORT/-/ready" >/dev/null
-}
-
-prom_stop() {
-	kill "$PROM_PID"
-	while kill -0 "$PROM_PID" 2>/dev/null; do sleep 0.1; done
-	rm -f "$T/prom/pid"
-	PROM_PID=
+# prom_up: Prometheus (prom.bash) back with its remote write receiver on
+# PPORT, its data kept in $T/prom/data across restarts.
+prom_up() {
+	prom_start "$T/prom" --web.enable-remote-write-receiver
 }
 
 host_ready() {
@@ -243,7 +230,7 @@ EOF
 
 @test "Prometheus down for 60 s while hosts push: every sample arrives once it is back" {
 	wait_for 30 drained prom
-	prom_stop
+	prom_stop "$T/prom"
 	from=$(now_ms)
 	# the agent pushes cpu_busy_pct every second; we push a probe twice a second
 	for i in $(seq 1 120); do
@@ -253,7 +240,7 @@ EOF
 	to=$(now_ms)
 	[ "$(rw retried prom)" -gt 0 ]
 	[ "$(rw pending_samples prom)" -gt 0 ]
-	prom_start
+	prom_up
 	wait_for 120 drained prom
 	[ "$(rw dropped_queue prom)" = 0 ]
 	[ "$(rw dropped_4xx prom)" = 0 ]
@@ -270,7 +257,7 @@ EOF
 
 @test "a herd restart while Prometheus is down resends what was not acknowledged" {
 	wait_for 30 drained prom
-	prom_stop
+	prom_stop "$T/prom"
 	from=$(now_ms)
 	for i in $(seq 1 10); do
 		push rw_restart "$i" "$(now_ms)"
@@ -278,7 +265,7 @@ EOF
 	to=$(now_ms)
 	server_stop
 	server_start --push-interval 1s
-	prom_start
+	prom_up
 	wait_for 120 drained prom
 	at=$(perl -e "printf '%.3f', $to / 1000")
 	[ "$(prom_value "count_over_time(rw_restart[$((to - from + 1))ms])" "$at")" = 10 ]

@@ -10,6 +10,7 @@
 # hosts are network namespaces).
 
 load lib
+load prom
 
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
@@ -51,9 +52,8 @@ teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	# the tests' processes, by the PIDs they wrote (a test's variables do
 	# not reach teardown_file)
-	for f in "$BATS_FILE_TMPDIR"/*.pid; do
-		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
-	done
+	prom_stop "$BATS_FILE_TMPDIR/prom"
+	page_stop "$BATS_FILE_TMPDIR/prom"
 	server_cleanup
 }
 
@@ -80,26 +80,18 @@ stored_42() {
 }
 
 @test "a real Prometheus remote-writes into herd: the series is under its host" {
-	if ! command -v prometheus >/dev/null; then
-		skip "prometheus is not installed (apt-get install -y prometheus)"
-	fi
+	prom_require
 	pdir=$BATS_FILE_TMPDIR/prom
-	mkdir -p "$pdir/data" "$pdir/www"
+	mkdir -p "$pdir/www"
 	# the scraped page: one series of the herd host, one of a host herd
 	# does not know, one that tries to write into another cluster
 	cat >"$pdir/www/metrics" <<-EOF
 	rw_test_value{host="node-1",cluster="other",group="evil"} 42
 	rw_test_value{host="no-such-host"} 7
 	EOF
-	wport=$(free_port)
-	python3 -m http.server "$wport" --bind 127.0.0.1 --directory "$pdir/www" \
-		>"$pdir/www.log" 2>&1 &
-	WEB_PID=$!
-	echo "$WEB_PID" >"$BATS_FILE_TMPDIR/web.pid"
-	export WEB_PID
+	page_start "$pdir"
 	printf '%s' "$OPERATOR" >"$pdir/token"
 	chmod 600 "$pdir/token"
-	pport=$(free_port)
 	cat >"$pdir/prometheus.yml" <<-EOF
 	global:
 	  scrape_interval: 1s
@@ -107,7 +99,7 @@ stored_42() {
 	  - job_name: page
 	    honor_labels: true
 	    static_configs:
-	      - targets: ['127.0.0.1:$wport']
+	      - targets: ['127.0.0.1:$WPORT']
 	remote_write:
 	  - url: $HERD_URL/api/v1/write
 	    authorization:
@@ -117,11 +109,7 @@ stored_42() {
 	      min_backoff: 100ms
 	      max_backoff: 1s
 	EOF
-	prometheus --config.file="$pdir/prometheus.yml" --storage.tsdb.path="$pdir/data" \
-		--web.listen-address="127.0.0.1:$pport" >"$pdir/log" 2>&1 &
-	PROM_PID=$!
-	echo "$PROM_PID" >"$BATS_FILE_TMPDIR/prom.pid"
-	export PROM_PID
+	prom_start "$pdir"
 	if ! wait_for 90 stored_42; then
 		tail -20 "$pdir/log" >&2
 		tail -20 "$HERD_DATA/server.log" >&2
@@ -146,14 +134,8 @@ stored_42() {
 	wait_for 60 sh -c "curl -sf -H 'Authorization: Bearer $HERD_TOKEN' '$HERD_URL/v1/audit' |
 		grep -q '\"path\": *\"/api/v1/write\"[^}]*\"status\": *401\\|\"status\": *401[^}]*\"path\": *\"/api/v1/write\"'"
 	wait_for 30 grep -q '401' "$pdir/log"
-	kill "$PROM_PID"
-	wait "$PROM_PID" 2>/dev/null || true
-	rm -f "$BATS_FILE_TMPDIR/prom.pid"
-	PROM_PID=
-	kill "$WEB_PID"
-	wait "$WEB_PID" 2>/dev/null || true
-	rm -f "$BATS_FILE_TMPDIR/web.pid"
-	WEB_PID=
+	prom_stop "$pdir"
+	page_stop "$pdir"
 }
 
 @test "malformed remote write bodies: 400 naming the problem, 415 for another encoding" {

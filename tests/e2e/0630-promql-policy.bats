@@ -10,20 +10,26 @@
 # field. Needs root (local hosts are network namespaces).
 
 load lib
+load prom
 
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	server_start --push-interval 1s
 	PDIR=$BATS_FILE_TMPDIR/prom
-	mkdir -p "$PDIR/data" "$PDIR/www"
+	mkdir -p "$PDIR/www"
 	echo 'pq_load 50' >"$PDIR/www/metrics"
-	WPORT=$(free_port)
-	python3 -m http.server "$WPORT" --bind 127.0.0.1 --directory "$PDIR/www" \
-		>"$PDIR/www.log" 2>&1 &
-	WEB_PID=$!
-	echo "$WEB_PID" >"$BATS_FILE_TMPDIR/web.pid"
+	page_start "$PDIR"
+	cat >"$PDIR/prometheus.yml" <<-EOF
+	global:
+	  scrape_interval: 1s
+	scrape_configs:
+	  - job_name: page
+	    static_configs:
+	      - targets: ['127.0.0.1:$WPORT']
+	EOF
+	# the blueprint names Prometheus's port before it starts (prom.bash)
 	PPORT=$(free_port)
-	export PDIR WPORT PPORT WEB_PID
+	export PDIR PPORT
 	BP_DIR=$BATS_FILE_TMPDIR/bp
 	mkdir -p "$BP_DIR"
 	cp -r "$BATS_TEST_DIRNAME/fixtures/metrics/scripts" "$BP_DIR/"
@@ -74,33 +80,14 @@ teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	# the tests' processes, by the PIDs they wrote (a test's variables do
 	# not reach teardown_file)
-	for f in "$BATS_FILE_TMPDIR"/*.pid; do
-		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
-	done
+	prom_stop "$BATS_FILE_TMPDIR/prom"
+	page_stop "$BATS_FILE_TMPDIR/prom"
 	server_cleanup
 }
 
 setup() {
 	require_root
-	if ! command -v prometheus >/dev/null; then
-		skip "prometheus is not installed (apt-get install -y prometheus)"
-	fi
-}
-
-prom_start() {
-	cat >"$PDIR/prometheus.yml" <<-EOF
-	global:
-	  scrape_interval: 1s
-	scrape_configs:
-	  - job_name: page
-	    static_configs:
-	      - targets: ['127.0.0.1:$WPORT']
-	EOF
-	prometheus --config.file="$PDIR/prometheus.yml" --storage.tsdb.path="$PDIR/data" \
-		--web.listen-address="127.0.0.1:$PPORT" >>"$PDIR/log" 2>&1 &
-	PROM_PID=$!
-	echo "$PROM_PID" >"$BATS_FILE_TMPDIR/prom.pid"
-	export PROM_PID
+	prom_require
 }
 
 prom_says() { # prom_says VALUE: Prometheus's max(pq_load) is VALUE
@@ -143,7 +130,7 @@ nodata_after() {
 @test "a policy on a PromQL query scales out, and never in while Prometheus is gone" {
 	herd apply -f "$BP_DIR/pq.yaml" >/dev/null
 	wait_for 60 ready_is 1
-	prom_start
+	prom_start "$PDIR"
 	wait_for 60 prom_says 50
 	# 50: neither rule holds
 	sleep 3
@@ -161,10 +148,7 @@ nodata_after() {
 	wait_for 60 ready_is 2
 	# Prometheus stopped: the value is unknown, never a reason to scale in
 	since=$(last_activity)
-	kill "$PROM_PID"
-	wait "$PROM_PID" 2>/dev/null || true
-	rm -f "$BATS_FILE_TMPDIR/prom.pid"
-	PROM_PID=
+	prom_stop "$PDIR"
 	set_load 0
 	wait_for 60 nodata_after "$since"
 	run herd policy check pq/api
@@ -173,7 +157,7 @@ nodata_after() {
 	desired_is 2
 	[ "$(herd activity ls --group pq/api --json | grep -c '"kind": *"scale_in"')" = 0 ]
 	# a Prometheus that serves the low value again: now it scales in
-	prom_start
+	prom_start "$PDIR"
 	wait_for 60 prom_says 0
 	if ! wait_for 60 desired_is 1; then
 		herd activity ls --group pq/api >&2

@@ -1,11 +1,10 @@
 # 0650-ha-failover.bash - helpers of 0650-ha-failover.bats: three herd
 # servers on one PostgreSQL (tools/pg-tmp.sh), each with its own data dir
-# and port on 127.0.0.1, and the fake QingCloud they all call. Server I
-# (1..3) lives in $HA/dI (server.log, server.pid, admin.token, port).
+# and port on 127.0.0.1, and the fake QingCloud they all call
+# (qingcloud.bash, in $HA/fq). Server I (1..3) lives in $HA/dI (server.log,
+# server.pid, admin.token, port).
 
-FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
 export PG_TMP=$BATS_TEST_DIRNAME/../../tools/pg-tmp.sh
-QC_CALL=$BATS_TEST_DIRNAME/../fake-qingcloud/qc-call.pl
 KEY_ID=QYHAFAILOVERKEY
 TTL_S=3
 
@@ -116,35 +115,6 @@ new_leader_on() {
 	[ "$holder" != "$2" ] && [ "$holder" != - ] && [ "$epoch" -eq "$3" ] && [ "$live" = live ]
 }
 
-# fq_start: the fake QingCloud (no instance boots: --instances none).
-fq_start() {
-	FQ_PORT=$(free_port)
-	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
-	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$HA/fq" --access-key-id "$KEY_ID" \
-		--secret-file "$HA/secret" --zone pek3a --instances none --pending-ms 2000 \
-		--job-ms 1000 --call-log "$HA/calls.log" >/dev/null 2>>"$HA/fake.log" &
-	echo $! >"$HA/fake.pid"
-	wait_for 10 curl -s -o /dev/null "$FQ_URL"
-}
-
-fq_stop() {
-	local pid
-	[ -f "$HA/fake.pid" ] || return 0
-	pid=$(cat "$HA/fake.pid")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$HA/fake.pid"
-}
-
-# qc ACTION [k=v]...: a signed call to the fake, as any QingCloud client.
-qc() {
-	QC_SECRET_FILE=$HA/secret perl "$QC_CALL" "$FQ_URL" "$KEY_ID" "$@"
-}
-
 bp() {
 	cat <<YAML
 accounts:
@@ -152,7 +122,7 @@ accounts:
     driver: qingcloud
     zone: pek3a
     access_key_id: $KEY_ID
-    secret_file: $HA/secret
+    secret_file: $FQ_DIR/secret
     endpoint: $FQ_URL
 networks:
   - name: hanet
@@ -188,19 +158,6 @@ store_live() {
 	store_hosts "$1" | awk '$3 != "failed" && $3 != "terminated" {print $1}' | sort
 }
 
-# prov_ids: the host id of every live instance of this store at the fake
-# (named herd-<instance>-<host id>), one line each (twice if duplicated).
-prov_ids() {
-	qc DescribeInstances zone=pek3a "search_word=herd-$INST-" status.1=pending status.2=running \
-		status.3=stopped limit=100 | INST=$INST perl -MJSON::PP -e '
-		my $d = decode_json(join "", <STDIN>);
-		die "ret_code $d->{ret_code}\n" if $d->{ret_code};
-		for (@{$d->{instance_set}}) {
-			next if $_->{transition_status} eq "terminating";
-			print "$1\n" if $_->{instance_name} =~ /^herd-\Q$ENV{INST}\E-([0-9a-f]{8})$/;
-		}' | sort
-}
-
 # converged I N: N live hosts (server I's view), none launching or
 # terminating, and the fake has exactly those, each once: no duplicate,
 # no orphan.
@@ -209,13 +166,13 @@ converged() {
 	live=$(store_live "$1")
 	[ "$(grep -c . <<<"$live")" -eq "$2" ] || return 1
 	! store_hosts "$1" | awk '{print $3}' | grep -Eq '^(launching|terminating)$' || return 1
-	[ "$(prov_ids)" = "$live" ]
+	[ "$(fq_host_ids)" = "$live" ]
 }
 
 # calls_from LINE [ACTION]: the fake's accepted calls after line LINE of its
 # call log, "action user_agent instance_name-or-instances", one a line.
 calls_from() {
-	tail -n "+$(($1 + 1))" "$HA/calls.log" | ACTION=${2:-} perl -MJSON::PP -ne '
+	tail -n "+$(($1 + 1))" "$FQ_DIR/calls.log" | ACTION=${2:-} perl -MJSON::PP -ne '
 		my $c = decode_json($_);
 		next if $ENV{ACTION} ne "" && $c->{action} ne $ENV{ACTION};
 		my $p = $c->{params};
@@ -238,7 +195,7 @@ one_run_per_host() {
 }
 
 call_lines() {
-	wc -l <"$HA/calls.log"
+	wc -l <"$FQ_DIR/calls.log"
 }
 
 # activities_since ID I: "id server epoch kind host" of the activities after

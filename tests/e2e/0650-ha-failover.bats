@@ -28,6 +28,7 @@
 # as nobody).
 
 load lib
+load qingcloud
 load 0650-ha-failover
 
 setup_file() {
@@ -38,11 +39,9 @@ setup_file() {
 	PG_DSN=$("$PG_TMP" start "$PG_DIR")
 	CIDR=$(random_cidr)
 	export HA PG_DIR PG_DSN CIDR
-	umask 077
-	printf 'HA-%s%s\n' "$RANDOM" "$RANDOM" >"$HA/secret"
-	umask 022
-	fq_start
-	export FQ_URL FQ_PORT
+	# the fake: no instance boots
+	fq_init HA "$HA/fq"
+	fq_start --instances none --pending-ms 2000 --job-ms 1000
 	# server 1 first, so it leads; 2 and 3 follow
 	srv_start 1 qingcloud_run_answered=hang@3
 	wait_for 20 leads 1
@@ -74,7 +73,7 @@ teardown_file() {
 
 setup() {
 	require_root
-	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	fq_require
 }
 
 id_of() {
@@ -125,11 +124,11 @@ id_of() {
 	[ "$(lease_on 3)" = "$(id_of "$n") $((e + 1)) live" ]
 	wait_for 120 converged "$n" 4
 	echo "store: $(store_live "$n" | tr '\n' ' ')"
-	echo "fake:  $(prov_ids | tr '\n' ' ')"
+	echo "fake:  $(fq_host_ids | tr '\n' ' ')"
 	# exactly once: no host id launched twice, no instance the store does
 	# not know, no live host without its instance (converged)
 	one_run_per_host
-	[ -z "$(prov_ids | uniq -d)" ]
+	[ -z "$(fq_host_ids | uniq -d)" ]
 	# the new leader adopted what server 1 had made, under its epoch
 	activities_since "$aid" "$n"
 	activities_since "$aid" "$n" | grep -q "^[0-9]* $(id_of "$n") $((e + 1)) adopt "

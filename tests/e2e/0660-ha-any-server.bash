@@ -1,6 +1,6 @@
 # 0660-ha-any-server.bash - helpers of 0660-ha-any-server.bats: a second
-# server (B) on the same PostgreSQL as lib.bash's server (A), the fake
-# QingCloud both reach, and an agent played with curl.
+# server (B) on the same PostgreSQL as lib.bash's server (A), and an agent
+# played with curl (the fake QingCloud both reach: qingcloud.bash).
 # shellcheck shell=bash
 
 # b_start: starts server B on $PG_DSN with its own data dir and port; sets
@@ -29,50 +29,11 @@ b_stop() {
 	[ -n "${HERD_KEEP:-}" ] || rm -rf "$B_DATA"
 }
 
-# fake_start: the fake QingCloud (no instances boot: agents are played);
-# sets FQ_DIR FQ_URL.
-fake_start() {
-	FQ_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/fqc.XXXXXX")
-	umask 077
-	printf 'HA-%s%s\n' "$RANDOM" "$RANDOM" >"$FQ_DIR/secret"
-	umask 022
-	FQ_PORT=$(free_port)
-	FQ_URL="http://127.0.0.1:$FQ_PORT/iaas/"
-	"$FAKE" --listen "127.0.0.1:$FQ_PORT" --state-dir "$FQ_DIR/state" --access-key-id "$KEY_ID" \
-		--secret-file "$FQ_DIR/secret" --zone pek3a --instances none --pending-ms 0 \
-		--job-ms 0 --quota-instances 10 --call-log "$FQ_DIR/calls.log" \
-		>/dev/null 2>>"$FQ_DIR/fake.log" &
-	echo $! >"$FQ_DIR/fake.pid"
-	wait_for 10 curl -s -o /dev/null "$FQ_URL"
-	export FQ_DIR FQ_URL
-}
-
-fake_stop() {
-	local pid
-	[ -n "${FQ_DIR:-}" ] && [ -f "$FQ_DIR/fake.pid" ] || return 0
-	pid=$(cat "$FQ_DIR/fake.pid")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -rf "$FQ_DIR"
-}
-
-# configs: the agent config of every instance the fake launched, one JSON a
-# line (tools/userdata-configs.sh).
-configs() {
-	[ -f "$FQ_DIR/calls.log" ] || return 0
-	"$BATS_TEST_DIRNAME/../../tools/userdata-configs.sh" "$FQ_DIR/calls.log"
-}
-
-launched() {
-	[ "$(configs | wc -l)" -ge "$1" ]
-}
-
 # config_of CLUSTER/GROUP: the agent config of that group's (first) host.
 config_of() {
 	local id
 	id=$(herd host ls --group "$1" --json | json '{items}[0]{id}')
-	configs | grep "\"host_id\":\"$id\""
+	fq_configs | grep "\"host_id\":\"$id\""
 }
 
 # at URL METHOD PATH TOKEN [BODY]: http (lib.bash) against another server.

@@ -13,9 +13,9 @@
 # Needs root (the harness's conventions; PostgreSQL runs as nobody).
 
 load lib
+load qingcloud
 load 0660-ha-any-server
 
-FAKE=${FAKE_QC_BIN:-$BATS_TEST_DIRNAME/../../build/fake-qingcloud}
 KEY_ID=QYHAANYSERVER
 
 setup_file() {
@@ -25,7 +25,9 @@ setup_file() {
 	PG_DIR=$(mktemp -u /tmp/herd-pg-0660.XXXXXX)
 	PG_DSN=$("$BATS_TEST_DIRNAME/../../tools/pg-tmp.sh" start "$PG_DIR")
 	export PG_DIR PG_DSN
-	fake_start
+	# the fake: no instance boots (agents are played)
+	fq_init HA
+	fq_start --instances none --pending-ms 0 --job-ms 0 --quota-instances 10
 	HERD_PORT=$(free_port)
 	HERD_TEST_STORE=$PG_DSN server_start --advertise-url "http://127.0.0.1:$HERD_PORT" \
 		--push-interval 1s
@@ -35,7 +37,7 @@ setup_file() {
 	b_start --push-interval 1s
 	bp >"$BATS_FILE_TMPDIR/ha.yaml"
 	herd apply -f "$BATS_FILE_TMPDIR/ha.yaml" >&2
-	wait_for 60 launched 2
+	wait_for 60 fq_launched 2
 }
 
 teardown_file() {
@@ -46,13 +48,13 @@ teardown_file() {
 	fi
 	b_stop
 	HERD_TEST_STORE=${PG_DSN:-} server_cleanup   # terminates the instances through the fake
-	fake_stop
+	fq_cleanup
 	[ -z "${PG_DIR:-}" ] || "$BATS_TEST_DIRNAME/../../tools/pg-tmp.sh" stop "$PG_DIR"
 }
 
 setup() {
 	require_root
-	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
+	fq_require
 }
 
 bp() {
