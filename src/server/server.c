@@ -362,20 +362,37 @@ instance_ok(const char *v)
 static int
 ensure_instance(struct server *s, struct herr *err)
 {
-	char *v = store_meta_get(s->store, "instance"), path[PATH_MAX + 16];
+	char *v = store_meta_get(s->store, "instance"), path[PATH_MAX + 16], fresh[16];
 
-	if (v) {
-		snprintf(s->instance, sizeof(s->instance), "%s", v);
-		free(v);
-	} else {
-		token_random(s->instance, sizeof(s->instance), NULL, 3);
-		if (store_meta_set(s->store, "instance", s->instance, err) < 0)
+	if (v == NULL) {
+		token_random(fresh, sizeof(fresh), NULL, 3);
+		if ((v = store_meta_init(s->store, "instance", fresh, err)) == NULL)
 			return err->code;
 	}
+	snprintf(s->instance, sizeof(s->instance), "%s", v);
+	free(v);
 	snprintf(path, sizeof(path), "%s/instance", s->data_dir);
 	if (file_write_atomic(path, s->instance, strlen(s->instance), 0644) < 0)
 		log_warn("cannot write '%s': %s (a teardown without the store would not find"
 			 " this data dir's hosts)", path, strerror(errno));
+	return 0;
+}
+
+/* The key a server puts in X-Herd-Forwarded when it sends a request on to
+ * the leader (api/forward.c), so that the leader knows it from a client's
+ * header: random, made by the first server on the store, shared by all. */
+static int
+ensure_forward_key(struct server *s, struct herr *err)
+{
+	char *v = store_meta_get(s->store, "forward_key"), fresh[sizeof(s->forward_key)];
+
+	if (v == NULL) {
+		token_random(fresh, sizeof(fresh), NULL, 16);
+		if ((v = store_meta_init(s->store, "forward_key", fresh, err)) == NULL)
+			return err->code;
+	}
+	snprintf(s->forward_key, sizeof(s->forward_key), "%s", v);
+	free(v);
 	return 0;
 }
 
@@ -728,7 +745,8 @@ server_main(int argc, char **argv)
 		rc = teardown_without_store(s, dbpath, &err);
 		goto out;
 	}
-	if (s->store == NULL || ensure_instance(s, &err) < 0 || ensure_admin_token(s, &err) < 0) {
+	if (s->store == NULL || ensure_instance(s, &err) < 0 ||
+	    ensure_forward_key(s, &err) < 0 || ensure_admin_token(s, &err) < 0) {
 		fprintf(stderr, "herd server: %s\n", err.msg);
 		goto out;
 	}

@@ -88,6 +88,7 @@ struct server {
 	char data_dir[1024];
 	char listen[128];
 	char instance[16];            /* stable id of this data dir */
+	char forward_key[40];         /* X-Herd-Forwarded's value (api/forward.c), per store */
 	char self_bin[1024];          /* absolute path of the herd binary */
 	char agent_bin[1024];         /* what hosts run: herd-agent beside self_bin,
 				       --agent-bin, else self_bin (absolute) */

@@ -113,6 +113,7 @@ YAML
 	echo "$output"
 	[[ "$output" == "200 "* ]]
 	cred=$(json '{credential}' <<<"${output#200 }")
+	printf '%s\n' "$cred" >"$BATS_FILE_TMPDIR/poll.cred"   # for a later case
 	run at "$B_URL" POST /v1/agent/state "$cred" '{"state":"ready"}'
 	[[ "$output" == "200 "* ]]
 	run at "$B_URL" POST /v1/agent/heartbeat "$cred" '{}'
@@ -171,4 +172,29 @@ YAML
 		"$BATS_TEST_TMPDIR/bench.out" | head -1)
 	ts=$(json '{ts_ms}' <<<"$act")
 	echo "push on the follower -> decision on the leader: $((ts - sent)) ms (host $id)"
+}
+
+@test "a client's X-Herd-Forwarded does not keep its push on the follower" {
+	local cred name now out
+	cred=$(cat "$BATS_FILE_TMPDIR/poll.cred")
+	name=$(herd host ls --group ha/poll --json | json '{items}[0]{name}')
+	now=$(($(date +%s) * 1000))
+	# the header a follower puts on what it sends on, without the store's
+	# forward key: B must still send the push to A (the old code stored it
+	# in B's own TSDB, which nothing reads)
+	out=$(curl -s -w '\n%{http_code}' -H "Authorization: Bearer $cred" \
+		-H 'Content-Type: application/json' -H 'X-Herd-Forwarded: 1' \
+		--data "{\"batches\":[{\"ts_ms\":$now,\"series\":[{\"name\":\"fwd_check\",\"labels\":{},\"value\":7}]}]}" \
+		"$B_URL/v1/agent/metrics")
+	echo "$out"
+	[ "$(tail -1 <<<"$out")" = 200 ]
+	# stored by the leader: A answers it from its own TSDB
+	out=$(curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
+		"$A_URL/v1/metrics/latest?metric=fwd_check&host=ha/$name")
+	echo "$out"
+	[[ "$out" == *'"value":7'* ]]
+	# the forwarding itself still works between the servers (no loop, one answer)
+	out=$(curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
+		"$B_URL/v1/metrics/latest?metric=fwd_check&host=ha/$name")
+	[[ "$out" == *'"value":7'* ]]
 }

@@ -317,6 +317,15 @@ test_reopen(void **state)
 	assert_non_null(v);
 	assert_string_equal(v, "kept");
 	free(v);
+	/* meta_init: the first value set stays, whoever sets it next */
+	v = store_meta_init(st, "contract-init", "first", &err);
+	assert_non_null(v);
+	assert_string_equal(v, "first");
+	free(v);
+	v = store_meta_init(again, "contract-init", "second", &err);
+	assert_non_null(v);
+	assert_string_equal(v, "first");
+	free(v);
 	store_close(again);
 }
 

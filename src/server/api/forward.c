@@ -5,8 +5,11 @@
  * they came (method, path, query, body, Authorization), and answers with
  * the leader's answer. No leader, or none reachable within FORWARD_TIMEOUT:
  * 503 with Retry-After, so an agent keeps its buffer and sends again. A
- * forwarded request carries X-Herd-Forwarded and is never sent on again
- * (two servers that each believe the other leads answer it themselves). */
+ * forwarded request carries X-Herd-Forwarded with the store's forward key
+ * (server.c, ensure_forward_key) and is never sent on again (two servers
+ * that each believe the other leads answer it themselves); the header from
+ * a client, without that key, is ignored: it cannot keep a push from the
+ * leader. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 
 #include <curl/curl.h>
 #include <microhttpd.h>
+#include <sodium.h>
 
 #include "api.h"
 #include "buf.h"
@@ -187,7 +191,7 @@ forward(struct req *rq, const char *addr)
 	h = copy_header(rq, h, MHD_HTTP_HEADER_AUTHORIZATION);
 	h = copy_header(rq, h, MHD_HTTP_HEADER_CONTENT_TYPE);
 	h = copy_header(rq, h, MHD_HTTP_HEADER_CONTENT_ENCODING);
-	snprintf(self_hdr, sizeof(self_hdr), FORWARD_HEADER ": %s", leader_server_id(s));
+	snprintf(self_hdr, sizeof(self_hdr), FORWARD_HEADER ": %s", s->forward_key);
 	h = curl_slist_append(h, self_hdr);
 	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -219,6 +223,18 @@ out:
 	buf_release(&answer);
 }
 
+/* The request came from another server of this store (its header carries
+ * the store's forward key; compared in constant time). */
+static bool
+from_a_server(struct req *rq)
+{
+	const char *v = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, FORWARD_HEADER);
+	size_t n = strlen(rq->srv->forward_key);
+
+	return v != NULL && n > 0 && strlen(v) == n &&
+	       sodium_memcmp(v, rq->srv->forward_key, n) == 0;
+}
+
 bool
 api_forward_to_leader(struct req *rq)
 {
@@ -229,7 +245,7 @@ api_forward_to_leader(struct req *rq)
 
 	if (s->store == NULL || s->store->ops->single_process || s->leader == NULL)
 		return false;
-	if (MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, FORWARD_HEADER))
+	if (from_a_server(rq))
 		return false;   /* sent on by a follower: answered here, never sent on again */
 	rc = leader_lookup(s, addr, sizeof(addr), &self, msg, sizeof(msg));
 	if (rc == 0 && self)

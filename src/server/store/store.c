@@ -436,6 +436,21 @@ store_meta_set(struct store *st, const char *key, const char *value, struct herr
 	return rc;
 }
 
+char *
+store_meta_init(struct store *st, const char *key, const char *value, struct herr *err)
+{
+	char *v;
+
+	if (store_q(st, NULL, NULL, err,
+		    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+		    "[ss]", key, value) < 0)
+		return NULL;
+	if ((v = store_meta_get(st, key)) == NULL)
+		herr_set(err, HERR_STORE, "the store's meta row '%s' is missing after it was set",
+			 key);
+	return v;
+}
+
 void
 store_lock_stats(struct store *st, struct store_lock_stats *out, unsigned poll_ms)
 {

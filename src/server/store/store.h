@@ -205,5 +205,9 @@ int store_listen(struct store *st, const char *channel, store_notify_fn fn, void
 /* Small key/value settings (instance id, ...). Owned string or NULL. */
 char *store_meta_get(struct store *st, const char *key);
 int store_meta_set(struct store *st, const char *key, const char *value, struct herr *err);
+/* The value of key, first set to value when the key has none: of servers
+ * starting together on one store, every one gets the first one's value.
+ * Owned string, or NULL with err set. */
+char *store_meta_init(struct store *st, const char *key, const char *value, struct herr *err);
 
 #endif
