@@ -21,6 +21,9 @@
 # reference draws those three answers. BENCH_CONSOLE_WEB=DIR serves another
 # console (e.g. an older web/) to compare; BENCH_CONSOLE_SELECTOR then says
 # what its first chart is.
+# Besides the page, it prints the sizes of one monitor's latest values for
+# the whole group (what the page asked before issue 15) and for the first
+# page's 50 hosts (GET /v1/metrics/latest?hosts=, what it asks now).
 # Reference, same run, same browser: a bare page drawing the same answer
 # with uPlot from a static file (no app, no API round trips); the ratio is
 # the console's cost over drawing alone. Root only (network namespaces);
@@ -292,6 +295,14 @@ if [ "$has_metrics" = 1 ]; then
 	# hosts, and what it asked at any size before issue 15), and one aggregate
 	qtime=$(curl -s -o /dev/null -w '%{size_download} %{time_total}' -H "Authorization: Bearer $tok" "$q")
 	atime=$(curl -s -o /dev/null -w '%{size_download} %{time_total}' -H "Authorization: Bearer $tok" "$q&agg=avg")
+	# the table's latest values of a monitor: the whole group's (what the
+	# page asked before) and its page's 50 hosts' (hosts=, what it asks now)
+	lq="$url/v1/metrics/latest?metric=benchload&cluster=bench&group=web"
+	page_hosts=$(curl -sf -H "Authorization: Bearer $tok" "$url/v1/hosts?cluster=bench&group=web&limit=50" |
+		perl -MJSON::PP -e 'local $/; print join ",", map { $_->{name} } @{decode_json(<STDIN>)->{items}}')
+	ltime=$(curl -s -o /dev/null -w '%{size_download} %{time_total}' -H "Authorization: Bearer $tok" "$lq")
+	lhtime=$(curl -s -o /dev/null -w '%{size_download} %{time_total}' -H "Authorization: Bearer $tok" \
+		"$lq&hosts=$page_hosts")
 	page herd / "?window=$SPAN_S" '#/group/bench/web' "$selector"
 	page ref /ui/bench.html "?step=$step" '' '.chart.has-data canvas'
 	perl -MJSON::PP -e '
@@ -317,6 +328,10 @@ if [ "$has_metrics" = 1 ]; then
 	read -r abytes as <<<"$atime"
 	awk -v b="$abytes" -v s="$as" \
 		'BEGIN { printf "  aggregate  agg=avg over the group: %.1f KB answered in %.0f ms (curl)\n", b / 1024, s * 1000 }'
+	read -r lbytes ls <<<"$ltime"
+	read -r lhbytes lhs <<<"$lhtime"
+	awk -v b="$lbytes" -v s="$ls" -v hb="$lhbytes" -v hs="$lhs" \
+		'BEGIN { printf "  latest     one monitor, the whole group: %.1f KB in %.0f ms; the page'"'"'s 50 hosts (hosts=): %.1f KB in %.0f ms (curl)\n", b / 1024, s * 1000, hb / 1024, hs * 1000 }'
 else
 	# No metric store in this server yet: the page without charts.
 	HERD_URL=$url TOKEN=$tok PAGE='#/group/bench/web' MARK=none RUNS=$RUNS \

@@ -6,7 +6,8 @@
 # refused naming the field; `herd host ls` still lists all), and in
 # Chromium the group page shows 50 rows, then the other 10 on its next
 # page, and charts the group's aggregates only: no per-host query, whose
-# answer would carry a series per host. Needs root for the harness's
+# answer would carry a series per host; the table's latest values are asked
+# for the hosts of its page only (GET /v1/metrics/latest?hosts=). Needs root for the harness's
 # conventions only.
 
 load lib
@@ -161,7 +162,7 @@ const { chromium } = require('playwright-core');
 const env = process.env;
 const browser = await chromium.launch({ executablePath: env.CHROMIUM || '/usr/bin/chromium',
 	headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-const out = { errors: [], queries: [] };
+const out = { errors: [], queries: [], latest: [] };
 try {
 	const ctx = await browser.newContext();
 	await ctx.addInitScript(t => sessionStorage.setItem('herd.token', t), env.TOKEN);
@@ -170,17 +171,26 @@ try {
 	page.on('request', r => {
 		const u = new URL(r.url());
 		if (u.pathname === '/v1/metrics/query') out.queries.push(u.search);
+		// the hosts each latest-values request names (null: the whole group)
+		if (u.pathname === '/v1/metrics/latest')
+			out.latest.push(u.searchParams.has('hosts') ? u.searchParams.get('hosts').split(',').sort().join(',') : null);
 	});
+	const rowNames = () => page.evaluate(() =>
+		[...document.querySelectorAll('#hosts tr[data-host]')].map(r => r.dataset.host).sort().join(','));
 	await page.goto(env.HERD_URL + '/?window=300#/group/big/sim');
 	await page.waitForSelector('#hosts tr[data-host]', { timeout: 30000 });
 	await page.waitForSelector('.chart[data-metric="busy:group"]', { timeout: 30000 });
 	await page.waitForTimeout(500);   // lets any further chart request go out
 	out.rows1 = await page.locator('#hosts tr[data-host]').count();
+	out.names1 = await rowNames();
+	out.latest1 = out.latest.splice(0);
 	out.info1 = await page.locator('#hosts-page').textContent();
 	out.charts = await page.evaluate(() => [...document.querySelectorAll('.chart')].map(c => c.dataset.metric));
 	await page.click('#hosts-next');
 	await page.waitForFunction(() => document.querySelectorAll('#hosts tr[data-host]').length === 10, null, { timeout: 30000 });
 	out.rows2 = await page.locator('#hosts tr[data-host]').count();
+	out.names2 = await rowNames();
+	out.latest2 = out.latest.splice(0);
 	out.info2 = await page.locator('#hosts-page').textContent();
 	out.nextDisabled = await page.locator('#hosts-next').isDisabled();
 	await page.click('#hosts-prev');
@@ -207,4 +217,15 @@ EOF
 	[ "$(json_count "{queries}" <<<"$r")" -ge 3 ]
 	perl -MJSON::PP -e 'my $d = decode_json(join "", <STDIN>);
 		my @bad = grep { !/[?&]agg=/ } @{$d->{queries}}; print "per-host: @bad\n"; exit(@bad ? 1 : 0)' <<<"$r"
+	# the latest values (CPU, memory, busy) are asked for the page's hosts
+	# only: on the first page every request names its 50 rows; on the
+	# second its 10 rows, and none asks for the whole group
+	perl -MJSON::PP -e 'my $d = decode_json(join "", <STDIN>);
+		my @l1 = @{$d->{latest1}}; my @l2 = @{$d->{latest2}};
+		print scalar(@l1), " + ", scalar(@l2), " latest requests\n";
+		exit 1 unless @l1 >= 3 && @l2 >= 3;
+		for (@l1) { exit 1 unless defined && $_ eq $d->{names1} }
+		for (@l2) { exit 1 unless defined && ($_ eq $d->{names2} || $_ eq $d->{names1}) }
+		exit(scalar(grep { $_ eq $d->{names2} } @l2) >= 3 ? 0 : 1)' <<<"$r"
+	[ "$(json "{names2}" <<<"$r" | tr , '\n' | wc -l)" = 10 ]
 }

@@ -790,6 +790,67 @@ lines_sorted(char *text, char ***out)
 	return n;
 }
 
+/* tsdb_latest_page_any: the series of the named hosts only (each set by
+ * itself), unknown ones none, paged like tsdb_latest_page. */
+static void
+test_latest_any(void **state)
+{
+	struct tsdb *db = open_db(0);
+	struct herr err = HERR_INIT;
+	struct tsdb_series_info *si;
+	struct tsdb_matcher g[2] = { { "cluster", "demo", false }, { "group", "node", false } };
+	struct tsdb_matcher h[3] = { { "host", "node-3", false }, { "host", "node-7", false },
+				     { "host", "nobody", false } };
+	struct tsdb_match_set alt[4] = { { &h[0], 1 }, { &h[1], 1 }, { &h[2], 1 }, { &h[0], 1 } };
+	struct tsdb_matcher cw[2] = { { "cluster", "other", false }, { "host", "node-7", false } };
+	struct tsdb_match_set wrong[1] = { { cw, 2 } };
+	size_t n, total = 0, busy = 0;
+	uint32_t cur = 0;
+
+	(void)state;
+	for (int i = 1; i <= 20; i++)
+		push(db, i, T0, i);
+	/* node-3 (twice: once in the answer), node-7, an unknown name; pages of 3 */
+	do {
+		assert_int_equal(tsdb_latest_page_any(db, NULL, g, 2, alt, 4, 0, &cur, 3, &si, &n, &err), 0);
+		assert_true(n <= 3);
+		for (size_t i = 0; i < n; i++) {
+			const char *host = NULL;
+			for (size_t j = 0; j < si[i].nlabels; j++)
+				if (strcmp(si[i].labels[j].name, "host") == 0)
+					host = si[i].labels[j].value;
+			assert_non_null(host);
+			assert_true(strcmp(host, "node-3") == 0 || strcmp(host, "node-7") == 0);
+			if (strcmp(si[i].metric, "busy") == 0) {
+				busy++;
+				assert_true(si[i].last_value == (strcmp(host, "node-3") == 0 ? 3 : 7));
+			}
+		}
+		total += n;
+		tsdb_series_free(si, n);
+	} while (cur != UINT32_MAX);
+	assert_int_equal(total, 8);   /* 4 series of each host */
+	assert_int_equal(busy, 2);
+	/* by metric */
+	cur = 0;
+	assert_int_equal(tsdb_latest_page_any(db, "busy", g, 2, alt, 3, 0, &cur, 100, &si, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(cur, UINT32_MAX);
+	tsdb_series_free(si, n);
+	/* a set whose own matchers contradict m's: nothing */
+	cur = 0;
+	assert_int_equal(tsdb_latest_page_any(db, NULL, g, 2, wrong, 1, 0, &cur, 100, &si, &n, &err), 0);
+	assert_int_equal(n, 0);
+	tsdb_series_free(si, n);
+	/* no sets: nothing (not the whole group) */
+	cur = 0;
+	assert_int_equal(tsdb_latest_page_any(db, NULL, g, 2, NULL, 0, 0, &cur, 100, &si, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(cur, UINT32_MAX);
+	tsdb_series_free(si, n);
+	tsdb_close(db);
+}
+
 static void
 test_pages_and_stream(void **state)
 {
@@ -1045,6 +1106,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota_accounting, setup, teardown),
 		cmocka_unit_test(test_note_decide),
 		cmocka_unit_test_setup_teardown(test_pages_and_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_latest_any, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metric_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_fast, setup, teardown),
 	};

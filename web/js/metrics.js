@@ -62,14 +62,18 @@ export async function aggregate(metric, { cluster, group, agg, sinceS, stepS, to
 	return s.length ? s[0].points : [];
 }
 
-// Latest value of metric per host of a group: Map(host -> value).
-export async function latest(metric, { cluster, group }) {
+// Latest value of metric per host of a group: Map(host -> value). hosts
+// (names, at most 100) asks for those hosts only: the rows a page shows,
+// not the whole group's series (an empty list asks nothing).
+export async function latest(metric, { cluster, group, hosts }) {
 	if (!api.has('GET', '/v1/metrics/latest')) return null;
 	const m = new Map();
+	if (hosts && !hosts.length) return m;
+	const only = hosts ? hosts.join(',') : undefined;
 	// pages of at most 1,000 series; a group view stops after 20 pages
 	let after;
 	for (let page = 0; page < 20; page++) {
-		const r = await api.get('/v1/metrics/latest' + api.qs({ metric, cluster, group, after }));
+		const r = await api.get('/v1/metrics/latest' + api.qs({ metric, cluster, group, hosts: only, after }));
 		for (const s of r.items || r.series || []) m.set(seriesName(s), s.value ?? (s.points && s.points.length ? s.points[s.points.length - 1][1] : null));
 		if (!r.next) break;
 		after = r.next;

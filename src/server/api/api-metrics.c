@@ -28,6 +28,7 @@
 #define EXPOSE_PIECE_MAX_BYTES ((size_t)4 << 20) /* 256 series of 16 labels of 256 bytes fit */
 #define LATEST_LIMIT 1000            /* series per page of /v1/metrics/latest */
 #define LATEST_LIMIT_MAX 10000
+#define LATEST_HOSTS_MAX 100         /* names in ?hosts= of /v1/metrics/latest */
 #define EXPOSE_MAX_AGE_MS (5 * 60 * 1000)
 
 /* --- monitor configuration --- */
@@ -422,16 +423,66 @@ api_metrics_query(struct req *rq)
 	}
 }
 
-/* GET /v1/metrics/latest[?metric=M][&host=|group=&cluster=][&since=]
+/* The hosts of ?hosts=A,B,C-1/D (at most LATEST_HOSTS_MAX names, each
+ * NAME or CLUSTER/NAME) split in place in s: one set of matchers per name
+ * in sets (host, then cluster when given), m holding 2 per name. Returns
+ * how many, or -1 with err naming hosts. */
+static int
+latest_hosts_parse(char *s, struct tsdb_matcher *m, struct tsdb_match_set *sets,
+		   struct herr *err)
+{
+	int n = 0;
+
+	for (char *p = s, *next; p; p = next) {
+		char *slash, *host = p;
+		struct tsdb_matcher *hm = &m[2 * n];
+
+		if ((next = strchr(p, ',')) != NULL)
+			*next++ = '\0';
+		if (n == LATEST_HOSTS_MAX) {
+			herr_field(err, HERR_INVALID, "hosts", "at most %d host names",
+				   LATEST_HOSTS_MAX);
+			return -1;
+		}
+		sets[n] = (struct tsdb_match_set){ hm, 1 };
+		if ((slash = strchr(p, '/')) != NULL) {
+			*slash = '\0';
+			host = slash + 1;
+			if (*p == '\0' || slash - p >= 64) {
+				herr_field(err, HERR_INVALID, "hosts",
+					   "a cluster must be 1 to 63 characters (CLUSTER/NAME)");
+				return -1;
+			}
+			hm[1] = (struct tsdb_matcher){ "cluster", p, false };
+			sets[n].nm = 2;
+		}
+		if (*host == '\0' || strlen(host) >= 96 || strchr(host, '/')) {
+			herr_field(err, HERR_INVALID, "hosts",
+				   "must be host names (NAME or CLUSTER/NAME, at most 95 characters)"
+				   " separated by commas");
+			return -1;
+		}
+		hm[0] = (struct tsdb_matcher){ "host", host, false };
+		n++;
+	}
+	return n;
+}
+
+/* GET /v1/metrics/latest[?metric=M][&host=|hosts=|group=&cluster=][&since=]
  * [&limit=N][&after=CURSOR]: a page of at most limit series (default
- * LATEST_LIMIT), with "next" to pass as after= while there are more. */
+ * LATEST_LIMIT), with "next" to pass as after= while there are more.
+ * hosts= keeps the series of those hosts only, looked up host by host. */
 void
 api_metrics_latest(struct req *rq)
 {
 	struct herr err = HERR_INIT;
 	const char *metric = req_query(rq, "metric"), *lims = req_query(rq, "limit");
-	const char *after = req_query(rq, "after");
+	const char *after = req_query(rq, "after"), *hostsq = req_query(rq, "hosts");
+	struct tsdb_matcher hm[2 * LATEST_HOSTS_MAX];
+	struct tsdb_match_set hsets[LATEST_HOSTS_MAX];
 	struct tsdb_series_info *si;
+	char *hostbuf = NULL;
+	int nh = 0;
 	json_t *items, *ans;
 	int64_t from, to;
 	struct sel sel;
@@ -458,11 +509,28 @@ api_metrics_latest(struct req *rq)
 					  "must be the \"next\" of the previous page");
 		cur = (uint32_t)v;
 	}
-	if (!selection(rq, &sel) || !window(rq, 0, &from, &to))
+	if (hostsq) {
+		if (req_query(rq, "host"))
+			return reply_errf(rq, HERR_INVALID, "hosts", "cannot be combined with host=");
+		hostbuf = xstrdup(hostsq);
+		if ((nh = latest_hosts_parse(hostbuf, hm, hsets, &err)) < 0) {
+			free(hostbuf);
+			return reply_err(rq, &err);
+		}
+	}
+	if (!selection(rq, &sel) || !window(rq, 0, &from, &to)) {
+		free(hostbuf);
 		return;
+	}
 	if (rq->srv->tsdb == NULL ||
-	    tsdb_latest_page(rq->srv->tsdb, metric, sel.m, sel.nm, from, &cur, limit, &si, &n, &err) < 0)
+	    (hostbuf ? tsdb_latest_page_any(rq->srv->tsdb, metric, sel.m, sel.nm, hsets, (size_t)nh,
+					    from, &cur, limit, &si, &n, &err)
+		     : tsdb_latest_page(rq->srv->tsdb, metric, sel.m, sel.nm, from, &cur, limit, &si,
+					&n, &err)) < 0) {
+		free(hostbuf);
 		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
+	}
+	free(hostbuf);
 	items = json_array();
 	for (size_t i = 0; i < n; i++) {
 		const char *h = label_of(&si[i], "host");

@@ -2764,15 +2764,61 @@ tsdb_series(struct tsdb *db, const char *metric, const struct tsdb_matcher *m, s
 	return list_series(db, metric, m, nm, INT64_MIN + 1, out, nout);
 }
 
-int
-tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher *m, size_t nm,
-		 int64_t since, uint32_t *cursor, size_t limit, struct tsdb_series_info **out,
-		 size_t *nout, struct herr *err)
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The ids of the series matching metric, m and any one set of alt, each
+ * set looked up by itself (its own smallest posting), in increasing order
+ * without repeats; *ids owned. Under the lock. */
+static size_t
+select_any(const struct tsdb *db, const char *metric, const struct tsdb_matcher *m, size_t nm,
+	   const struct tsdb_match_set *alt, size_t nalt, uint32_t **ids)
+{
+	uint32_t *all = NULL;
+	size_t n = 0, k = 0;
+
+	for (size_t a = 0; a < nalt; a++) {
+		struct tsdb_matcher *both = xmalloc((nm + alt[a].nm + 1) * sizeof(*both));
+		uint32_t *one;
+		size_t c;
+
+		if (nm)
+			memcpy(both, m, nm * sizeof(*both));
+		if (alt[a].nm)
+			memcpy(both + nm, alt[a].m, alt[a].nm * sizeof(*both));
+		c = index_select(db->ix, metric, both, nm + alt[a].nm, &one);
+		free(both);
+		if (c) {
+			all = xrealloc(all, (n + c) * sizeof(*all));
+			memcpy(all + n, one, c * sizeof(*all));
+			n += c;
+		}
+		free(one);
+	}
+	if (n)
+		qsort(all, n, sizeof(*all), cmp_u32);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || all[k - 1] != all[i])
+			all[k++] = all[i];
+	*ids = all;
+	return k;
+}
+
+/* tsdb_latest_page, and tsdb_latest_page_any when any. */
+static int
+latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher *m, size_t nm, bool any,
+	    const struct tsdb_match_set *alt, size_t nalt, int64_t since, uint32_t *cursor,
+	    size_t limit, struct tsdb_series_info **out, size_t *nout)
 {
 	uint32_t *ids = NULL, *page, end;
 	size_t n = 0, k = 0, looked = 0, budget, i = 0;
 	struct tsdb_series_info *r;
-	bool all = metric == NULL;
+	bool all = metric == NULL && !any;
 	uint32_t at = *cursor;
 
 	if (limit == 0)
@@ -2788,7 +2834,8 @@ tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher 
 	if (!all) {
 		/* postings are sorted by id: start at the cursor */
 		size_t lo = 0, hi;
-		n = index_select(db->ix, metric, m, nm, &ids);
+		n = any ? select_any(db, metric, m, nm, alt, nalt, &ids)
+			: index_select(db->ix, metric, m, nm, &ids);
 		hi = n;
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
@@ -2836,6 +2883,22 @@ tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher 
 	*out = r;
 	*nout = k;
 	return 0;
+}
+
+int
+tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matcher *m, size_t nm,
+		 int64_t since, uint32_t *cursor, size_t limit, struct tsdb_series_info **out,
+		 size_t *nout, struct herr *err)
+{
+	return latest_page(db, metric, m, nm, false, NULL, 0, since, cursor, limit, out, nout);
+}
+
+int
+tsdb_latest_page_any(struct tsdb *db, const char *metric, const struct tsdb_matcher *m, size_t nm,
+		     const struct tsdb_match_set *alt, size_t nalt, int64_t since, uint32_t *cursor,
+		     size_t limit, struct tsdb_series_info **out, size_t *nout, struct herr *err)
+{
+	return latest_page(db, metric, m, nm, true, alt, nalt, since, cursor, limit, out, nout);
 }
 
 static int

@@ -354,6 +354,20 @@ int tsdb_latest_page(struct tsdb *db, const char *metric, const struct tsdb_matc
 		     int64_t since_ms, uint32_t *cursor, size_t limit,
 		     struct tsdb_series_info **out, size_t *nout, struct herr *err);
 
+/* One alternative of tsdb_latest_page_any: matchers that must all hold. */
+struct tsdb_match_set {
+	const struct tsdb_matcher *m;
+	size_t nm;
+};
+/* tsdb_latest_page over the series matching m and any one of the nalt
+ * sets of alt (none when nalt is 0): each set is looked up in the index by
+ * itself, so a set naming a host costs that host's series, not those of
+ * everything else m matches (a group's). Same cursor and order. */
+int tsdb_latest_page_any(struct tsdb *db, const char *metric, const struct tsdb_matcher *m,
+			 size_t nm, const struct tsdb_match_set *alt, size_t nalt, int64_t since_ms,
+			 uint32_t *cursor, size_t limit, struct tsdb_series_info **out,
+			 size_t *nout, struct herr *err);
+
 void tsdb_stats(struct tsdb *db, struct tsdb_stats *st);
 
 /* Text helpers shared with the API: a metric name is [a-zA-Z_:][a-zA-Z0-9_:]*,

@@ -146,7 +146,7 @@ export async function render(main, ctx, cluster, name) {
 
 	async function tables(gr, hs, ps, acts, diff) {
 		const lat = metrics.available() ? await Promise.all([metrics.SYSTEM[0].metric, metrics.SYSTEM[1].metric, ...monitors]
-			.map(m => metrics.latest(m, { cluster, group: name }))) : [];
+			.map(m => metrics.latest(m, { cluster, group: name, hosts: hs.items.map(x => x.name) }))) : [];
 		const val = (i, host) => lat[i] ? lat[i].get(host) : undefined;
 
 		paging.next = hs.next || null;
