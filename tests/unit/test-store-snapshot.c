@@ -279,6 +279,40 @@ write_other(const char *db_path, const char *sql)
 	return ok ? 0 : 1;
 }
 
+static int
+write_in_row(const struct store_cols *c, void *arg)
+{
+	put("inner", "written");
+	assert_string_equal(get("inner"), "written");   /* a query under a query */
+	return 0;
+}
+
+static void *
+get_thread(void *arg)
+{
+	snprintf(arg, 64, "%s", get("inner"));
+	return NULL;
+}
+
+/* A write made inside a row callback (under a statement still running in
+ * the thread's snapshot) is committed once that statement is done: another
+ * thread sees it right after store_each returns. */
+static void
+test_write_under_statement(void **state)
+{
+	struct herr err = HERR_INIT;
+	char seen[64] = "";
+	pthread_t t;
+
+	put("outer", "1");
+	assert_int_equal(store_each(st, &err, write_in_row, NULL,
+				    "SELECT key FROM meta WHERE key = ?", "[s]", "outer"), 0);
+	assert_int_equal(pthread_create(&t, NULL, get_thread, seen), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_string_equal(seen, "written");
+	assert_false(store_in_tx(st));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -288,6 +322,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_other_process_bound),
 		cmocka_unit_test(test_checkpoint_not_starved),
 		cmocka_unit_test(test_pinned),
+		cmocka_unit_test(test_write_under_statement),
 	};
 
 	if (argc == 4 && strcmp(argv[1], "--write") == 0)

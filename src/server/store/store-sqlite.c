@@ -58,6 +58,8 @@ struct sq_conn {
 	 * by the owner while it reads (all along between store_read_begin and
 	 * store_read_end) and by the sweeper while it ends an idle one. */
 	pthread_mutex_t use;
+	int use_depth;                     /* the owner's nesting of use */
+	bool end_after;                    /* written into: end at depth 0 */
 	bool held;
 	uint64_t held_gen;
 	int64_t held_ms;
@@ -514,22 +516,58 @@ sq_is_read(sqlite3_stmt *s, const char *sql)
 	       (strncasecmp(sql, "SELECT", 6) == 0 || strncasecmp(sql, "WITH", 4) == 0);
 }
 
-/* Before a read outside a transaction: c->use taken (already held inside
- * store_read_begin/end) and a snapshot to read in, kept or taken now (a
- * deferred BEGIN: the statement's first step takes the WAL read mark).
- * The generation is read before the BEGIN: a commit racing it can only
- * make the snapshot look older than it is. */
+/* c->use, taken by the owner for as long as it touches its snapshot;
+ * nested (a query inside store_read_begin/end, or inside another's row
+ * callback) it is taken once. */
+static void
+sq_use_enter(struct sq_conn *c)
+{
+	if (c->use_depth++ == 0)
+		pthread_mutex_lock(&c->use);
+}
+
+/* How many statements of the owner are running on c (its use, less the
+ * one store_read_begin holds). */
+static int
+sq_running(const struct sq_conn *c)
+{
+	return c->use_depth - (c->in_read ? 1 : 0);
+}
+
+static void
+sq_use_leave(struct sq_conn *c)
+{
+	BUG_ON(c->use_depth <= 0);
+	if (c->held && sqlite3_get_autocommit(c->db))
+		c->held = false;   /* the database ended it (an error) */
+	if (sq_running(c) == 1 && c->end_after) {
+		/* a write made inside the snapshot (it could not be ended
+		 * under a statement still running): committed now */
+		c->end_after = false;
+		sq_hold_end(c);
+		store_generation_bump();
+	}
+	if (--c->use_depth == 0)
+		pthread_mutex_unlock(&c->use);
+}
+
+/* Before a read outside a transaction: c->use taken and a snapshot to read
+ * in, kept or taken now (a deferred BEGIN: the statement's first step
+ * takes the WAL read mark). Never renewed under another statement of the
+ * thread or inside store_read_begin/end. The generation is read before the
+ * BEGIN: a commit racing it can only make the snapshot look older than it
+ * is. */
 static int
 sq_read_enter(struct sq_conn *c, struct herr *err)
 {
 	uint64_t gen = store_generation();
 	int64_t now = sq_mono_ms();
 
-	if (!c->in_read)
-		pthread_mutex_lock(&c->use);
+	sq_use_enter(c);
 	if (c->held && sqlite3_get_autocommit(c->db))
-		c->held = false;   /* the database ended it (an error) */
-	switch (sq_snapshot_decide(c->held, c->in_read, c->held_gen, c->held_ms, gen, now)) {
+		c->held = false;
+	switch (sq_snapshot_decide(c->held, c->in_read || sq_running(c) > 1, c->held_gen,
+				   c->held_ms, gen, now)) {
 	case SQ_SNAP_KEEP:
 		return 0;
 	case SQ_SNAP_RENEW:
@@ -539,8 +577,7 @@ sq_read_enter(struct sq_conn *c, struct herr *err)
 		break;
 	}
 	if (sq_step_once(c, "BEGIN", err) < 0) {
-		if (!c->in_read)
-			pthread_mutex_unlock(&c->use);
+		sq_use_leave(c);
 		return err->code;
 	}
 	c->held = true;
@@ -552,21 +589,21 @@ sq_read_enter(struct sq_conn *c, struct herr *err)
 static void
 sq_read_leave(struct sq_conn *c)
 {
-	if (c->held && sqlite3_get_autocommit(c->db))
-		c->held = false;
-	if (!c->in_read)
-		pthread_mutex_unlock(&c->use);
+	sq_use_leave(c);
 }
 
-/* Before anything but a read outside a transaction: no snapshot held. */
+/* Before anything but a read outside a transaction: no snapshot held, or,
+ * under a statement of the thread still running (a row callback's write),
+ * the snapshot ended as soon as that is done. */
 static void
 sq_hold_drop(struct sq_conn *c)
 {
-	if (!c->in_read)
-		pthread_mutex_lock(&c->use);
-	sq_hold_end(c);
-	if (!c->in_read)
-		pthread_mutex_unlock(&c->use);
+	sq_use_enter(c);
+	if (sq_running(c) > 1 && c->held)
+		c->end_after = true;
+	else
+		sq_hold_end(c);
+	sq_use_leave(c);
 }
 
 /* The sweeper: every SQ_SNAPSHOT_MS, ends the snapshots held by
@@ -618,7 +655,7 @@ sq_read_begin(struct store *st, struct herr *err)
 		return 0;
 	if (sq_read_enter(c, err) < 0)
 		return err->code;
-	c->in_read = true;
+	c->in_read = true;   /* and c->use stays taken until sq_read_end */
 	return 0;
 }
 
