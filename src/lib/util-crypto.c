@@ -34,7 +34,7 @@ sha256_hex(const void *data, size_t n, char out[65])
 	sodium_bin2hex(out, 65, md, sizeof(md));
 }
 
-static unsigned char cache_key[crypto_generichash_KEYBYTES];
+static unsigned char cache_key[crypto_shorthash_siphashx24_KEYBYTES];
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -49,7 +49,7 @@ void
 cache_hash(const void *data, size_t n, unsigned char out[CACHE_HASH_BYTES])
 {
 	pthread_once(&cache_key_once, cache_key_make);
-	crypto_generichash(out, CACHE_HASH_BYTES, data, n, cache_key, sizeof(cache_key));
+	crypto_shorthash_siphashx24(out, data, n, cache_key);
 }
 
 bool

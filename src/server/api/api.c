@@ -168,9 +168,9 @@ req_json(struct req *rq)
 	return rq->json;
 }
 
-/* Resolved credentials are cached for a moment (keyed by a keyed BLAKE2b of
- * the token, cache_hash: a hit costs no SHA-256, which only the store's
- * lookup needs), so a busy client costs one store lookup per AUTH_CACHE_MS,
+/* Resolved credentials are cached for a moment (keyed by a keyed 128-bit
+ * SipHash of the token, cache_hash: a hit costs no SHA-256, which only the
+ * store's lookup needs), so a busy client costs one store lookup per AUTH_CACHE_MS,
  * not per request.
  * A slot is good only under the credentials generation it was filled in:
  * token_invalidate() (token deleted, host terminated) empties the cache. */
