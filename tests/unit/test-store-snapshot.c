@@ -82,21 +82,41 @@ get(const char *k)
 static void
 test_decide(void **state)
 {
+	const int64_t quiet = -1000;   /* the last write long ago */
+
 	/* none held: take one, pinned or not */
-	assert_int_equal(sq_snapshot_decide(false, false, 0, 0, 0, 0), SQ_SNAP_TAKE);
-	assert_int_equal(sq_snapshot_decide(false, true, 0, 0, 0, 0), SQ_SNAP_TAKE);
+	assert_int_equal(sq_snapshot_decide(false, false, false, 0, 0, 0, 0, quiet), SQ_SNAP_TAKE);
+	assert_int_equal(sq_snapshot_decide(false, true, false, 0, 0, 0, 0, quiet), SQ_SNAP_TAKE);
 	/* kept while young and no commit came */
-	assert_int_equal(sq_snapshot_decide(true, false, 7, 1000, 7, 1000), SQ_SNAP_KEEP);
-	assert_int_equal(sq_snapshot_decide(true, false, 7, 1000, 7, 1000 + SQ_SNAPSHOT_MS - 1),
+	assert_int_equal(sq_snapshot_decide(true, false, false, 7, 1000, 7, 1000, quiet),
 			 SQ_SNAP_KEEP);
+	assert_int_equal(sq_snapshot_decide(true, false, false, 7, 1000, 7,
+					    1000 + SQ_SNAPSHOT_MS - 1, quiet), SQ_SNAP_KEEP);
 	/* renewed at the bound, after a commit, on a clock that went back */
-	assert_int_equal(sq_snapshot_decide(true, false, 7, 1000, 7, 1000 + SQ_SNAPSHOT_MS),
+	assert_int_equal(sq_snapshot_decide(true, false, false, 7, 1000, 7, 1000 + SQ_SNAPSHOT_MS,
+					    quiet), SQ_SNAP_RENEW);
+	assert_int_equal(sq_snapshot_decide(true, false, false, 7, 1000, 8, 1000, quiet),
 			 SQ_SNAP_RENEW);
-	assert_int_equal(sq_snapshot_decide(true, false, 7, 1000, 8, 1000), SQ_SNAP_RENEW);
-	assert_int_equal(sq_snapshot_decide(true, false, 7, 1000, 7, 999), SQ_SNAP_RENEW);
+	assert_int_equal(sq_snapshot_decide(true, false, false, 7, 1000, 7, 999, quiet),
+			 SQ_SNAP_RENEW);
 	/* pinned (store_read_begin .. end): kept whatever happened */
-	assert_int_equal(sq_snapshot_decide(true, true, 7, 1000, 8, 1000 + 10 * SQ_SNAPSHOT_MS),
+	assert_int_equal(sq_snapshot_decide(true, true, false, 7, 1000, 8,
+					    1000 + 10 * SQ_SNAPSHOT_MS, 1000 + 10 * SQ_SNAPSHOT_MS),
 			 SQ_SNAP_KEEP);
+	/* writes under way (one less than SQ_SNAPSHOT_MS ago): none held */
+	assert_int_equal(sq_snapshot_decide(true, false, false, 7, 1000, 7, 1001, 1000),
+			 SQ_SNAP_NONE);
+	assert_int_equal(sq_snapshot_decide(false, false, false, 0, 0, 7, 1001, 1000),
+			 SQ_SNAP_NONE);
+	assert_int_equal(sq_snapshot_decide(false, false, false, 0, 0, 7, 1000 + SQ_SNAPSHOT_MS,
+					    1000), SQ_SNAP_TAKE);
+	assert_true(sq_writing(1005, 1000));
+	assert_false(sq_writing(1000 + SQ_SNAPSHOT_MS, 1000));
+	/* under a running statement: the held one, or none */
+	assert_int_equal(sq_snapshot_decide(true, false, true, 7, 1000, 8, 5000, quiet),
+			 SQ_SNAP_KEEP);
+	assert_int_equal(sq_snapshot_decide(false, false, true, 0, 0, 8, 5000, quiet),
+			 SQ_SNAP_NONE);
 	/* the sweeper's test */
 	assert_false(sq_snapshot_stale(3, 50, 3, 50 + SQ_SNAPSHOT_MS - 1));
 	assert_true(sq_snapshot_stale(3, 50, 3, 50 + SQ_SNAPSHOT_MS));
@@ -222,6 +242,7 @@ test_checkpoint_not_starved(void **state)
 	char k[32];
 
 	put("ckpt", "0");
+	usleep((SQ_SNAPSHOT_MS + 1) * 1000);   /* no write under way: it holds one */
 	assert_int_equal(pthread_create(&t, NULL, read_then_sleep, &s), 0);
 	pthread_mutex_lock(&s.lock);
 	while (!s.read)
@@ -305,6 +326,7 @@ test_write_under_statement(void **state)
 	pthread_t t;
 
 	put("outer", "1");
+	usleep((SQ_SNAPSHOT_MS + 1) * 1000);   /* no write under way: in a snapshot */
 	assert_int_equal(store_each(st, &err, write_in_row, NULL,
 				    "SELECT key FROM meta WHERE key = ?", "[s]", "outer"), 0);
 	assert_int_equal(pthread_create(&t, NULL, get_thread, seen), 0);

@@ -93,17 +93,37 @@ struct sq {
 };
 
 static void sq_hold_drop(struct sq_conn *c);
+static int64_t sq_mono_ms(void);
 static void *sq_sweep(void *arg);
 
 enum sq_snap_act
-sq_snapshot_decide(bool held, bool pinned, uint64_t taken_gen, int64_t taken_ms, uint64_t gen,
-		   int64_t now_ms)
+sq_snapshot_decide(bool held, bool pinned, bool nested, uint64_t taken_gen, int64_t taken_ms,
+		   uint64_t gen, int64_t now_ms, int64_t write_ms)
 {
+	if (nested)
+		return held ? SQ_SNAP_KEEP : SQ_SNAP_NONE;
+	if (pinned)
+		return held ? SQ_SNAP_KEEP : SQ_SNAP_TAKE;
+	if (sq_writing(now_ms, write_ms))
+		return SQ_SNAP_NONE;
 	if (!held)
 		return SQ_SNAP_TAKE;
-	if (pinned)
-		return SQ_SNAP_KEEP;
 	return sq_snapshot_stale(taken_gen, taken_ms, gen, now_ms) ? SQ_SNAP_RENEW : SQ_SNAP_KEEP;
+}
+
+bool
+sq_writing(int64_t now_ms, int64_t write_ms)
+{
+	return now_ms - write_ms < SQ_SNAPSHOT_MS && now_ms >= write_ms;
+}
+
+/* When this process last began or committed a write (monotonic ms). */
+static int64_t sq_write_ms = INT64_MIN / 2;
+
+static void
+sq_wrote(void)
+{
+	__atomic_store_n(&sq_write_ms, sq_mono_ms(), __ATOMIC_RELAXED);
 }
 
 bool
@@ -379,8 +399,10 @@ sq_begin(struct store *st, struct herr *err)
 	if (c == NULL)
 		return err->code;
 	BUG_ON(c->in_tx < 0 || c->in_tx > 1000);
-	if (!c->in_tx)
+	if (!c->in_tx) {
+		sq_wrote();
 		sq_hold_drop(c);
+	}
 	if (c->in_tx && sqlite3_get_autocommit(c->db))
 		/* a SAVEPOINT now would start a new transaction that its
 		 * RELEASE commits on its own: the outer one is gone */
@@ -411,6 +433,7 @@ sq_commit(struct store *st, struct herr *err)
 		sq_simple(st, "ROLLBACK", NULL);
 	else
 		store_generation_bump();
+	sq_wrote();
 	c->in_tx = 0;
 	return rc;
 }
@@ -546,6 +569,7 @@ sq_use_leave(struct sq_conn *c)
 		c->end_after = false;
 		sq_hold_end(c);
 		store_generation_bump();
+		sq_wrote();
 	}
 	if (--c->use_depth == 0)
 		pthread_mutex_unlock(&c->use);
@@ -566,8 +590,12 @@ sq_read_enter(struct sq_conn *c, struct herr *err)
 	sq_use_enter(c);
 	if (c->held && sqlite3_get_autocommit(c->db))
 		c->held = false;
-	switch (sq_snapshot_decide(c->held, c->in_read || sq_running(c) > 1, c->held_gen,
-				   c->held_ms, gen, now)) {
+	switch (sq_snapshot_decide(c->held, c->in_read, sq_running(c) > 1, c->held_gen, c->held_ms,
+				   gen, now, __atomic_load_n(&sq_write_ms, __ATOMIC_RELAXED))) {
+	case SQ_SNAP_NONE:
+		if (sq_running(c) == 1)
+			sq_hold_end(c);
+		return 0;
 	case SQ_SNAP_KEEP:
 		return 0;
 	case SQ_SNAP_RENEW:
@@ -586,9 +614,14 @@ sq_read_enter(struct sq_conn *c, struct herr *err)
 	return 0;
 }
 
+/* After a read: while writes are under way, the snapshot is not kept
+ * past the statement (nor past store_read_end). */
 static void
 sq_read_leave(struct sq_conn *c)
 {
+	if (c->held && !c->in_read && sq_running(c) == 1 &&
+	    sq_writing(sq_mono_ms(), __atomic_load_n(&sq_write_ms, __ATOMIC_RELAXED)))
+		sq_hold_end(c);
 	sq_use_leave(c);
 }
 
@@ -766,8 +799,10 @@ sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_
 		json_decref(out);
 		return err->code;
 	}
-	if (!c->in_tx && !sqlite3_stmt_readonly(s))
+	if (!c->in_tx && !sqlite3_stmt_readonly(s)) {
 		store_generation_bump();   /* an autocommit write is committed now */
+		sq_wrote();
+	}
 	if (changes)
 		*changes = sqlite3_changes64(c->db);
 	sqlite3_reset(s);
