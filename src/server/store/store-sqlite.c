@@ -11,7 +11,8 @@
  * (store-sqlite.h): each read transaction costs a round of fcntl locks on
  * the WAL index and its mutex, fought over by the HTTP threads, which an
  * uncached GET paid per statement (docs/scale.md, "Reads without the
- * cache"). A write ends the thread's snapshot first; a sweeper thread ends
+ * cache"). None is held while writes are under way (sq_snapshot_decide).
+ * A write ends the thread's snapshot first; a sweeper thread ends
  * the ones idle threads left open, so checkpoints are never held back for
  * longer than that. */
 #include <errno.h>
