@@ -19,6 +19,14 @@ void token_random(char *out, size_t outsz, const char *prefix, size_t nbytes);
 /* SHA-256 of data as 64 lower-case hex chars + NUL (libsodium: util-crypto.c;
  * herd-agent: mbedTLS, src/hostbin/crypto-mbed.c). */
 void sha256_hex(const void *data, size_t n, char out[65]);
+/* SipHash-2-4 with a 128-bit output (libsodium's siphashx24) of data, the
+ * key random per process: an in-memory cache's key for a secret (the API's
+ * credentials cache), a tenth of a SHA-256 and of no use outside this
+ * process. The server only (libsodium; herd-agent has none). */
+#define CACHE_HASH_BYTES 16
+void cache_hash(const void *data, size_t n, unsigned char out[CACHE_HASH_BYTES]);
+/* Constant-time equality of n bytes (libsodium; the server only). */
+bool mem_ct_equal(const void *a, const void *b, size_t n);
 /* Constant-time string equality (lengths may leak). */
 bool str_ct_equal(const char *a, const char *b);
 

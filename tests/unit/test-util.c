@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <sodium.h>
 
 #include "util.h"
 
@@ -159,6 +160,29 @@ test_sha256_hex(void **state)
 	       "a9baa49aea1e5a6f6b04da344e21918c8c209dd704b6cd0c73687eefa3b813a9");
 }
 
+/* The credentials cache's key: the same token, the same key; another token
+ * (one character apart, or a prefix), another key; and keyed by a random
+ * key: not the SipHash under a key of zeros anyone could compute. */
+static void
+test_cache_hash(void **state)
+{
+	const char *t = "hd_f0b7df56b7b7d4d841d1317dd6bc681c8cc48ab9981805b2";
+	unsigned char a[CACHE_HASH_BYTES], b[CACHE_HASH_BYTES], c[CACHE_HASH_BYTES];
+	unsigned char plain[CACHE_HASH_BYTES], zeros[crypto_shorthash_siphashx24_KEYBYTES] = { 0 };
+
+	cache_hash(t, strlen(t), a);
+	cache_hash(t, strlen(t), b);
+	assert_memory_equal(a, b, sizeof(a));
+	assert_true(mem_ct_equal(a, b, sizeof(a)));
+	cache_hash("hd_f0b7df56b7b7d4d841d1317dd6bc681c8cc48ab9981805b3", strlen(t), c);
+	assert_memory_not_equal(a, c, sizeof(a));
+	assert_false(mem_ct_equal(a, c, sizeof(a)));
+	cache_hash(t, strlen(t) - 1, c);
+	assert_memory_not_equal(a, c, sizeof(a));
+	crypto_shorthash_siphashx24(plain, (const unsigned char *)t, strlen(t), zeros);
+	assert_memory_not_equal(a, plain, sizeof(a));
+}
+
 static void
 test_parse_long(void **state)
 {
@@ -214,6 +238,7 @@ main(void)
 		cmocka_unit_test(test_cidr),
 		cmocka_unit_test(test_addr_port),
 		cmocka_unit_test(test_sha256_hex),
+		cmocka_unit_test(test_cache_hash),
 		cmocka_unit_test(test_parse_long),
 		cmocka_unit_test(test_str_long_or),
 	};

@@ -3,13 +3,25 @@
  * busy wait that is woken by the commit it waits for, one connection per
  * thread with a small prepared-statement cache, and versioned migrations. The database and its -wal and -shm hold
  * token hashes, host credentials' hashes and run parameters: they are 0600
- * whatever the umask and the directory's mode. */
+ * whatever the umask and the directory's mode.
+ *
+ * Reads outside a transaction keep their read snapshot open after the
+ * statement and reuse it for the thread's next reads while no commit of
+ * this process came since and it is younger than SQ_SNAPSHOT_MS
+ * (store-sqlite.h): each read transaction costs a round of fcntl locks on
+ * the WAL index and its mutex, fought over by the HTTP threads, which an
+ * uncached GET paid per statement (docs/scale.md, "Reads without the
+ * cache"). None is held while writes are under way (sq_snapshot_decide).
+ * A write ends the thread's snapshot first; a sweeper thread ends
+ * the ones idle threads left open, so checkpoints are never held back for
+ * longer than that. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +31,7 @@
 #include "log.h"
 #include "schema.h"
 #include "store.h"
+#include "store-sqlite.h"
 #include "xalloc.h"
 
 #define SQ_CACHE 48
@@ -41,6 +54,16 @@ struct sq_conn {
 	bool in_read;                      /* inside sq_read_begin's BEGIN */
 	struct sq *q;                      /* its store, for the busy handler */
 	int64_t busy_since_ms;             /* when the current wait began */
+	/* The read snapshot kept open after a statement outside a transaction:
+	 * taken at held_ms when store_generation() was held_gen. `use` is held
+	 * by the owner while it reads (all along between store_read_begin and
+	 * store_read_end) and by the sweeper while it ends an idle one. */
+	pthread_mutex_t use;
+	int use_depth;                     /* the owner's nesting of use */
+	bool end_after;                    /* written into: end at depth 0 */
+	bool held;
+	uint64_t held_gen;
+	int64_t held_ms;
 	struct sq_conn *all_next;          /* every connection, for close */
 };
 
@@ -64,7 +87,52 @@ struct sq {
 	pthread_mutex_t lock;              /* guards all */
 	struct sq_conn *all;
 	struct sq_busy busy;
+	/* the sweeper: ends the held snapshots of idle connections */
+	pthread_t sweeper;
+	bool sweeping, stop;               /* stop: guarded by lock */
+	pthread_cond_t wake;               /* signalled by close */
 };
+
+static void sq_hold_drop(struct sq_conn *c);
+static int64_t sq_mono_ms(void);
+static void *sq_sweep(void *arg);
+
+enum sq_snap_act
+sq_snapshot_decide(bool held, bool pinned, bool nested, uint64_t taken_gen, int64_t taken_ms,
+		   uint64_t gen, int64_t now_ms, int64_t write_ms)
+{
+	if (nested)
+		return held ? SQ_SNAP_KEEP : SQ_SNAP_NONE;
+	if (pinned)
+		return held ? SQ_SNAP_KEEP : SQ_SNAP_TAKE;
+	if (sq_writing(now_ms, write_ms))
+		return SQ_SNAP_NONE;
+	if (!held)
+		return SQ_SNAP_TAKE;
+	return sq_snapshot_stale(taken_gen, taken_ms, gen, now_ms) ? SQ_SNAP_RENEW : SQ_SNAP_KEEP;
+}
+
+bool
+sq_writing(int64_t now_ms, int64_t write_ms)
+{
+	return now_ms - write_ms < SQ_SNAPSHOT_MS && now_ms >= write_ms;
+}
+
+/* When this process last began or committed a write (monotonic ms). */
+static int64_t sq_write_ms = INT64_MIN / 2;
+
+static void
+sq_wrote(void)
+{
+	__atomic_store_n(&sq_write_ms, sq_mono_ms(), __ATOMIC_RELAXED);
+}
+
+bool
+sq_snapshot_stale(uint64_t taken_gen, int64_t taken_ms, uint64_t gen, int64_t now_ms)
+{
+	/* a clock that went back counts as old: renewing is always safe */
+	return gen != taken_gen || now_ms - taken_ms >= SQ_SNAPSHOT_MS || now_ms < taken_ms;
+}
 
 
 static void
@@ -76,6 +144,7 @@ sq_conn_free(struct sq_conn *c)
 		free((char *)c->sql[i]);
 	}
 	sqlite3_close(c->db);
+	pthread_mutex_destroy(&c->use);
 	free(c);
 }
 
@@ -157,12 +226,14 @@ sq_conn(struct store *st, struct herr *err)
 		return c;
 	c = xcalloc(1, sizeof(*c));
 	c->q = q;
+	pthread_mutex_init(&c->use, NULL);
 	if (sqlite3_open_v2(q->path, &c->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		herr_set(err, HERR_STORE, "cannot open store '%s': %s", q->path,
 			 c->db ? sqlite3_errmsg(c->db) : "out of memory");
 		sqlite3_close(c->db);
+		pthread_mutex_destroy(&c->use);
 		free(c);
 		return NULL;
 	}
@@ -173,6 +244,7 @@ sq_conn(struct store *st, struct herr *err)
 		herr_set(err, HERR_STORE, "cannot set up store '%s': %s", q->path, msg ? msg : "?");
 		sqlite3_free(msg);
 		sqlite3_close(c->db);
+		pthread_mutex_destroy(&c->use);
 		free(c);
 		return NULL;
 	}
@@ -246,6 +318,14 @@ sq_open(struct store *st, const char *path, struct herr *err)
 		pthread_condattr_destroy(&ca);
 	}
 	q->busy.poll_ms = SQ_BUSY_POLL_MS;
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&q->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	st->priv = q;
 	if (sq_conn(st, err) == NULL) {
 		pthread_key_delete(q->key);
@@ -253,6 +333,9 @@ sq_open(struct store *st, const char *path, struct herr *err)
 		st->priv = NULL;
 		return err->code;
 	}
+	q->sweeping = pthread_create(&q->sweeper, NULL, sq_sweep, q) == 0;
+	if (!q->sweeping)
+		log_warn("store: no snapshot sweeper thread: idle reads may delay checkpoints");
 	return 0;
 }
 
@@ -264,6 +347,13 @@ sq_close(struct store *st)
 
 	if (q == NULL)
 		return;
+	if (q->sweeping) {
+		pthread_mutex_lock(&q->lock);
+		q->stop = true;
+		pthread_cond_signal(&q->wake);
+		pthread_mutex_unlock(&q->lock);
+		pthread_join(q->sweeper, NULL);
+	}
 	for (c = q->all; c; c = next) {
 		next = c->all_next;
 		sq_conn_free(c);
@@ -310,6 +400,10 @@ sq_begin(struct store *st, struct herr *err)
 	if (c == NULL)
 		return err->code;
 	BUG_ON(c->in_tx < 0 || c->in_tx > 1000);
+	if (!c->in_tx) {
+		sq_wrote();
+		sq_hold_drop(c);
+	}
 	if (c->in_tx && sqlite3_get_autocommit(c->db))
 		/* a SAVEPOINT now would start a new transaction that its
 		 * RELEASE commits on its own: the outer one is gone */
@@ -340,6 +434,7 @@ sq_commit(struct store *st, struct herr *err)
 		sq_simple(st, "ROLLBACK", NULL);
 	else
 		store_generation_bump();
+	sq_wrote();
 	c->in_tx = 0;
 	return rc;
 }
@@ -419,9 +514,170 @@ sq_step_once(struct sq_conn *c, const char *sql, struct herr *err)
 	return 0;
 }
 
-/* A deferred BEGIN: the first query takes the read lock (WAL: one read
- * mark, one round of fcntl locks), the others share its snapshot, COMMIT
- * drops it. Inside a write transaction the reads already share one. */
+/* Ends c's held snapshot (c->use held by the caller). */
+static void
+sq_hold_end(struct sq_conn *c)
+{
+	struct herr e = HERR_INIT;
+
+	if (!c->held)
+		return;
+	c->held = false;
+	if (!sqlite3_get_autocommit(c->db) && sq_step_once(c, "COMMIT", &e) < 0 &&
+	    !sqlite3_get_autocommit(c->db) && sq_step_once(c, "ROLLBACK", &e) < 0)
+		log_warn("store: cannot end a read snapshot: %s", e.msg);
+}
+
+/* Whether sql may be read in a held snapshot: a query (SELECT or WITH) that
+ * writes nothing. Anything else (a write, BEGIN, a PRAGMA) ends it first
+ * and runs as before. */
+static bool
+sq_is_read(sqlite3_stmt *s, const char *sql)
+{
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n')
+		sql++;
+	return sqlite3_stmt_readonly(s) &&
+	       (strncasecmp(sql, "SELECT", 6) == 0 || strncasecmp(sql, "WITH", 4) == 0);
+}
+
+/* c->use, taken by the owner for as long as it touches its snapshot;
+ * nested (a query inside store_read_begin/end, or inside another's row
+ * callback) it is taken once. */
+static void
+sq_use_enter(struct sq_conn *c)
+{
+	if (c->use_depth++ == 0)
+		pthread_mutex_lock(&c->use);
+}
+
+/* How many statements of the owner are running on c (its use, less the
+ * one store_read_begin holds). */
+static int
+sq_running(const struct sq_conn *c)
+{
+	return c->use_depth - (c->in_read ? 1 : 0);
+}
+
+static void
+sq_use_leave(struct sq_conn *c)
+{
+	BUG_ON(c->use_depth <= 0);
+	if (c->held && sqlite3_get_autocommit(c->db))
+		c->held = false;   /* the database ended it (an error) */
+	if (sq_running(c) == 1 && c->end_after) {
+		/* a write made inside the snapshot (it could not be ended
+		 * under a statement still running): committed now */
+		c->end_after = false;
+		sq_hold_end(c);
+		store_generation_bump();
+		sq_wrote();
+	}
+	if (--c->use_depth == 0)
+		pthread_mutex_unlock(&c->use);
+}
+
+/* Before a read outside a transaction: c->use taken and a snapshot to read
+ * in, kept or taken now (a deferred BEGIN: the statement's first step
+ * takes the WAL read mark). Never renewed under another statement of the
+ * thread or inside store_read_begin/end. The generation is read before the
+ * BEGIN: a commit racing it can only make the snapshot look older than it
+ * is. */
+static int
+sq_read_enter(struct sq_conn *c, struct herr *err)
+{
+	uint64_t gen = store_generation();
+	int64_t now = sq_mono_ms();
+
+	sq_use_enter(c);
+	if (c->held && sqlite3_get_autocommit(c->db))
+		c->held = false;
+	switch (sq_snapshot_decide(c->held, c->in_read, sq_running(c) > 1, c->held_gen, c->held_ms,
+				   gen, now, __atomic_load_n(&sq_write_ms, __ATOMIC_RELAXED))) {
+	case SQ_SNAP_NONE:
+		if (sq_running(c) == 1)
+			sq_hold_end(c);
+		return 0;
+	case SQ_SNAP_KEEP:
+		return 0;
+	case SQ_SNAP_RENEW:
+		sq_hold_end(c);
+		break;
+	case SQ_SNAP_TAKE:
+		break;
+	}
+	if (sq_step_once(c, "BEGIN", err) < 0) {
+		sq_use_leave(c);
+		return err->code;
+	}
+	c->held = true;
+	c->held_gen = gen;
+	c->held_ms = now;
+	return 0;
+}
+
+/* After a read: while writes are under way, the snapshot is not kept
+ * past the statement (nor past store_read_end). */
+static void
+sq_read_leave(struct sq_conn *c)
+{
+	if (c->held && !c->in_read && sq_running(c) == 1 &&
+	    sq_writing(sq_mono_ms(), __atomic_load_n(&sq_write_ms, __ATOMIC_RELAXED)))
+		sq_hold_end(c);
+	sq_use_leave(c);
+}
+
+/* Before anything but a read outside a transaction: no snapshot held, or,
+ * under a statement of the thread still running (a row callback's write),
+ * the snapshot ended as soon as that is done. */
+static void
+sq_hold_drop(struct sq_conn *c)
+{
+	sq_use_enter(c);
+	if (sq_running(c) > 1 && c->held)
+		c->end_after = true;
+	else
+		sq_hold_end(c);
+	sq_use_leave(c);
+}
+
+/* The sweeper: every SQ_SNAPSHOT_MS, ends the snapshots held by
+ * connections nobody is using that are stale (older than SQ_SNAPSHOT_MS
+ * or than a commit of this process): an idle thread's snapshot would
+ * otherwise keep checkpoints from backfilling past it and the WAL from
+ * starting over, for as long as the thread sleeps. */
+static void *
+sq_sweep(void *arg)
+{
+	struct sq *q = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->stop) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += (long)SQ_SNAPSHOT_MS * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&q->wake, &q->lock, &until);
+		if (q->stop)
+			break;
+		for (struct sq_conn *c = q->all; c; c = c->all_next) {
+			if (pthread_mutex_trylock(&c->use) != 0)
+				continue;   /* in use: its owner renews it */
+			if (c->held && sq_snapshot_stale(c->held_gen, c->held_ms, store_generation(),
+							 sq_mono_ms()))
+				sq_hold_end(c);
+			pthread_mutex_unlock(&c->use);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+/* Several queries in one snapshot: the held one, renewed first if stale,
+ * and pinned (c->use held) until sq_read_end. Inside a write transaction
+ * the reads already share one. */
 static int
 sq_read_begin(struct store *st, struct herr *err)
 {
@@ -431,9 +687,9 @@ sq_read_begin(struct store *st, struct herr *err)
 		return err->code;
 	if (c->in_tx || c->in_read)
 		return 0;
-	if (sq_step_once(c, "BEGIN", err) < 0)
+	if (sq_read_enter(c, err) < 0)
 		return err->code;
-	c->in_read = true;
+	c->in_read = true;   /* and c->use stays taken until sq_read_end */
 	return 0;
 }
 
@@ -441,14 +697,11 @@ static void
 sq_read_end(struct store *st)
 {
 	struct sq_conn *c = sq_conn(st, NULL);
-	struct herr e = HERR_INIT;
 
 	if (c == NULL || !c->in_read)
 		return;
 	c->in_read = false;
-	if (!sqlite3_get_autocommit(c->db) && sq_step_once(c, "COMMIT", &e) < 0 &&
-	    !sqlite3_get_autocommit(c->db))
-		sq_simple(st, "ROLLBACK", NULL);
+	sq_read_leave(c);
 }
 
 static json_t *
@@ -509,12 +762,18 @@ sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_
 	struct sq_conn *c = sq_conn(st, err);
 	sqlite3_stmt *s;
 	json_t *out = NULL;
+	bool snap;
 	int rc;
 
 	if (c == NULL)
 		return err->code;
 	if ((s = sq_prepare(c, sql, err)) == NULL)
 		return err->code;
+	snap = !c->in_tx && sq_is_read(s, sql);
+	if (snap && sq_read_enter(c, err) < 0)
+		return err->code;
+	if (!snap && !c->in_tx)
+		sq_hold_drop(c);
 	sq_bind(s, params);
 	if (rows)
 		out = json_array();
@@ -536,16 +795,22 @@ sq_exec(struct store *st, const char *sql, json_t *params, json_t **rows, int64_
 		sqlite3_reset(s);
 		sqlite3_clear_bindings(s);
 		sq_released(c);
+		if (snap)
+			sq_read_leave(c);
 		json_decref(out);
 		return err->code;
 	}
-	if (!c->in_tx && !sqlite3_stmt_readonly(s))
+	if (!c->in_tx && !sqlite3_stmt_readonly(s)) {
 		store_generation_bump();   /* an autocommit write is committed now */
+		sq_wrote();
+	}
 	if (changes)
 		*changes = sqlite3_changes64(c->db);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	sq_released(c);
+	if (snap)
+		sq_read_leave(c);
 	if (rows)
 		*rows = out;
 	return 0;
@@ -608,12 +873,18 @@ sq_each(struct store *st, const char *sql, json_t *params, store_row_fn fn, void
 	struct sq_conn *c = sq_conn(st, err);
 	struct store_cols cols = { &store_sqlite_ops, NULL };
 	sqlite3_stmt *s;
+	bool snap;
 	int rc, frc = 0;
 
 	if (c == NULL)
 		return err->code;
 	if ((s = sq_prepare(c, sql, err)) == NULL)
 		return err->code;
+	snap = !c->in_tx && sq_is_read(s, sql);
+	if (snap && sq_read_enter(c, err) < 0)
+		return err->code;
+	if (!snap && !c->in_tx)
+		sq_hold_drop(c);
 	sq_bind(s, params);
 	cols.impl = s;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -624,6 +895,8 @@ sq_each(struct store *st, const char *sql, json_t *params, store_row_fn fn, void
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	sq_released(c);
+	if (snap)
+		sq_read_leave(c);
 	return frc;
 }
 

@@ -145,7 +145,12 @@ int store_tx_depth(struct store *st);
  * instead of one per query (a GET answered from two queries): the calling
  * thread's queries between the two see the same committed state. For reads
  * only; inside a transaction both do nothing. store_read_begin returns 0 or
- * a store error; store_read_end may be called after a failed begin. */
+ * a store error; store_read_end may be called after a failed begin.
+ * Outside them, SQLite keeps a thread's snapshot for its next reads while
+ * no commit of this process came since and for at most SQ_SNAPSHOT_MS
+ * (store-sqlite.h), and none while this process writes: a commit of this
+ * process is seen by the next read of every thread, another process's by
+ * reads begun 2 * SQ_SNAPSHOT_MS after it. */
 int store_read_begin(struct store *st, struct herr *err);
 void store_read_end(struct store *st);
 
