@@ -97,9 +97,20 @@ jsonw_str(struct buf *b, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t start = b->len, i = 0, run = 0, k;
-	char esc[6];
+	char esc[6], small[128];
 	int rc;
 
+	/* the common case, short plain ASCII: quoted in one append */
+	if (n <= sizeof(small) - 2) {
+		while (i < n && p[i] >= 0x20 && p[i] != '"' && p[i] != '\\' && p[i] < 0x80)
+			i++;
+		if (i == n) {
+			small[0] = '"';
+			memcpy(small + 1, s, n);
+			small[n + 1] = '"';
+			return buf_add(b, small, n + 2);
+		}   /* else the loop below goes on from i: what is before it is plain */
+	}
 	if ((rc = buf_add(b, "\"", 1)) < 0)
 		return rc;
 	while (i < n) {

@@ -73,6 +73,20 @@ test_strings(void **state)
 	for (int c = 0; c < 32; c++)
 		all[c] = (char)c;   /* NUL included: \u0000 */
 	check_str(all, sizeof(all));
+	/* around the short plain text's one-append path (126 bytes): plain, an
+	 * escape or UTF-8 as its last byte, and past it */
+	for (size_t n = 124; n <= 130; n++) {
+		char t[131];
+
+		memset(t, 'a', n);
+		check_str(t, n);
+		t[n - 1] = '"';
+		check_str(t, n);
+		t[n - 1] = '\xc3';
+		check_str(t, n);
+		t[n - 2] = '\xc3', t[n - 1] = '\xa9';
+		check_str(t, n);
+	}
 }
 
 static void

@@ -662,22 +662,21 @@ struct obj {
 	bool first;
 };
 
-/* Appends ,"key": (without the comma for the first key). */
+/* Appends key, the text ,"name": that KEY() makes, in one piece (without
+ * its comma for the first key): one buffer append a key, not four. */
 static int
 obj_key(struct obj *o, const char *key, size_t klen)
 {
-	int rc;
+	int rc = o->first ? jsonw_raw(o->b, key + 1, klen - 1) : jsonw_raw(o->b, key, klen);
 
-	if (!o->first && (rc = jsonw_raw(o->b, ",", 1)) < 0)
-		return rc;
-	if ((rc = jsonw_raw(o->b, "\"", 1)) < 0 || (rc = jsonw_raw(o->b, key, klen)) < 0 ||
-	    (rc = jsonw_raw(o->b, "\":", 2)) < 0)
+	if (rc < 0)
 		return rc;
 	o->first = false;
 	return 0;
 }
 
-#define KEY(k) k, sizeof(k) - 1
+/* The key named k as obj_key() takes it: ,"k": and its length. */
+#define KEY(k) ",\"" k "\":", sizeof(",\"" k "\":") - 1
 
 /* What copy_str() leaves of column text s (n bytes) in a field of size
  * bytes: *len of s's bytes, and whether the store read it at all (UTF-8). */

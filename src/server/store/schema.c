@@ -359,6 +359,10 @@ const struct store_migration store_migrations[] = {
 	{ .sql =
 		"ALTER TABLE activities ADD COLUMN server TEXT NOT NULL DEFAULT '';"
 		"ALTER TABLE activities ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;" },
+	/* 15: the host list's order (model/host.c host_page_write: ORDER BY
+	 * cluster, grp, seq, id), so a page is read in order from the index
+	 * and stops at its limit instead of sorting every matching host */
+	{ .sql = "CREATE INDEX IF NOT EXISTS hosts_page ON hosts (cluster, grp, seq, id);" },
 };
 
 const int store_migrations_n = (int)(sizeof(store_migrations) / sizeof(store_migrations[0]));
