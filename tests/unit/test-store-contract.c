@@ -2,9 +2,10 @@
  * parameters and row types (64-bit integers intact, reals, true/false as
  * 1/0, NULL), the rows changed, constraint violations as HERR_CONFLICT with
  * the transaction going on (only the failed statement undone), nested
- * transactions as savepoints, a read snapshot, store_each's columns, and a
- * second open that finds the schema current, a statement run again after
- * its table changed; on PostgreSQL also the prepared statements. SQLite in a temporary
+ * transactions as savepoints (empty levels, a failure in one), a read
+ * snapshot, store_each's columns, a second open that finds the schema
+ * current and a statement run again after its table changed; on
+ * PostgreSQL also its prepared statements. SQLite in a temporary
  * directory; PostgreSQL at HERD_TEST_PG_DSN (tools/pg-tmp.sh starts one; e2e
  * 0600 runs this test with it), its half skipped when that is unset. Also
  * the pure helpers: '?' numbering, the schema's type translation and DSN
@@ -240,6 +241,53 @@ test_nested(void **state)
 	store_rollback(st);
 	assert_false(store_in_tx(st));
 	assert_false(has_name("gone"));
+}
+
+/* Nested levels with no statement in them, a failed statement in one, and
+ * a rollback right after an inner commit undo exactly their own part
+ * (PostgreSQL sends a level's savepoint with its first statement). */
+static void
+test_nested_more(void **state)
+{
+	struct herr err = HERR_INIT;
+
+	NEED_STORE();
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(40, "n40", 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	store_rollback(st);
+	assert_int_equal(store_tx_depth(st), 1);
+
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(41, "n41", 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(40, "n40-dup", HERR_CONFLICT);
+	ins(42, "n42", 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(43, "n43", 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(44, "n44", 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	store_rollback(st);
+
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(45, "n45", 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_tx_depth(st), 1);
+	assert_true(has_name("n43") == false && has_name("n44") == false);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_tx_depth(st), 0);
+	assert_true(has_name("n40") && has_name("n41") && has_name("n42") && has_name("n45"));
+	assert_false(has_name("n40-dup") || has_name("n43") || has_name("n44"));
 }
 
 static void *
@@ -480,7 +528,7 @@ test_redact(void **state)
 	ON(name, setup, test_types), ON(name, setup, test_conflict), \
 	ON(name, setup, test_nested), ON(name, setup, test_read_snapshot), \
 	ON(name, setup, test_each), ON(name, setup, test_reopen), \
-	ON(name, setup, test_replan)
+	ON(name, setup, test_replan), ON(name, setup, test_nested_more)
 
 int
 main(void)
@@ -491,7 +539,7 @@ main(void)
 		cmocka_unit_test(test_schema_sql),
 		cmocka_unit_test(test_redact),
 		CONTRACT("sqlite", setup_sqlite),
-		CONTRACT("postgresql", setup_pg),   /* the last 8: only with a DSN */
+		CONTRACT("postgresql", setup_pg),   /* the last 9: only with a DSN */
 		ON("postgresql", setup_pg, test_pg_prepared),
 	};
 	const char *d = getenv("HERD_TEST_PG_DSN");
@@ -500,7 +548,7 @@ main(void)
 	/* Not cmocka's skip(): its TAP says "not ok # SKIP", a failure to prove. */
 	if (d == NULL || *d == '\0') {
 		printf("# the PostgreSQL half is left out: HERD_TEST_PG_DSN is unset\n");
-		n -= 8;
+		n -= 9;
 	}
 	return _cmocka_run_group_tests("store-contract", tests, n, NULL, NULL);
 }

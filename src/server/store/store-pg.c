@@ -1,14 +1,18 @@
 /* store-pg.c - the PostgreSQL backend of the store (libpq), picked by a
  * "postgres://" or "postgresql://" DSN (docs/ha.md). One connection per
  * thread; the callers' portable SQL with its '?' placeholders numbered for
- * libpq (cached per connection); parameters sent as text and typed by the
- * server from their context; rows typed from the columns' types. Each write
- * transaction takes one advisory lock first, so writers run one at a time
- * as on SQLite (BEGIN IMMEDIATE), here across processes too. A failed
- * statement inside a transaction undoes only itself (a savepoint around
- * it), as on SQLite: PostgreSQL would otherwise abort the whole
- * transaction. A lost connection fails the statement (HERR_UNAVAIL) and is
- * made again on the thread's next use outside a transaction, never
+ * libpq and prepared once per connection (a cache of named statements,
+ * prepared again when a table's change altered a statement's columns);
+ * parameters sent as text and typed by the server from their context; rows
+ * typed from the columns' types. Each write transaction takes one advisory
+ * lock first, so writers run one at a time as on SQLite (BEGIN IMMEDIATE),
+ * here across processes too. A failed statement inside a transaction
+ * undoes only itself (a savepoint around it), as on SQLite: PostgreSQL
+ * would otherwise abort the whole transaction. A statement goes in one
+ * round trip with what it needs first (libpq's pipeline mode): its
+ * savepoint and release, its prepare, a nested level's savepoint, a read
+ * snapshot's BEGIN. A lost connection fails the statement (HERR_UNAVAIL)
+ * and is made again on the thread's next use outside a transaction, never
  * silently inside one. The schema is schema.c's, with the column types
  * translated (pg_schema_sql), its version in the one-row table
  * herd_schema; migrations run under an advisory lock. */
@@ -59,6 +63,11 @@ struct pg_conn {
 	bool dealloc[PG_CACHE];            /* "herd_SLOT" holds an evicted statement */
 	int next;                          /* round-robin eviction */
 	int in_tx;                         /* depth: >1 = nested (savepoints) */
+	/* Nested levels' savepoint commands not sent yet, sent with the next
+	 * statement (pg_pipeline) or the rollback that needs them: first
+	 * nest_release RELEASEs, then nest_save SAVEPOINTs (a savepoint begun
+	 * and committed with no statement between them is neither). */
+	int nest_release, nest_save;
 	bool in_read;                      /* inside pg_read_begin's snapshot */
 	bool read_pending;                 /* ... whose BEGIN goes with the next statement */
 	struct pg_conn *all_next;          /* every connection, for close */
@@ -436,10 +445,13 @@ pg_begin(struct store *st, struct herr *err)
 		return herr_set(err, HERR_STORE, "store: a transaction inside a read snapshot");
 	if (c->in_tx && !pg_tx_alive(c))
 		return herr_set(err, HERR_STORE, "the transaction was rolled back by the database");
-	if (c->in_tx)
-		rc = pg_simple(c, "SAVEPOINT herd_nest", err);
-	else
+	if (c->in_tx) {
+		c->nest_save++;   /* sent with the next statement */
+		rc = 0;
+	} else {
+		c->nest_release = c->nest_save = 0;
 		rc = pg_simple(c, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")", err);
+	}
 	if (rc < 0 && !c->in_tx && PQtransactionStatus(c->db) != PQTRANS_IDLE)
 		pg_simple(c, "ROLLBACK", NULL);
 	if (rc == 0)
@@ -457,13 +469,19 @@ pg_commit(struct store *st, struct herr *err)
 	if (c == NULL)
 		return err->code;
 	if (c->in_tx > 1) {
-		rc = pg_simple(c, "RELEASE SAVEPOINT herd_nest", err);
-		if (rc < 0)
-			pg_simple(c, "ROLLBACK TO SAVEPOINT herd_nest; RELEASE SAVEPOINT herd_nest",
-				  NULL);
+		if (!pg_tx_alive(c))
+			rc = PQstatus(c->db) != CONNECTION_OK ?
+				pg_error(c, NULL, err) :
+				herr_set(err, HERR_STORE,
+					 "the transaction was rolled back by the database");
+		else if (c->nest_save > 0)
+			c->nest_save--;   /* never sent: nothing ran inside it */
+		else
+			c->nest_release++;   /* sent with the next statement, or dropped by COMMIT */
 		c->in_tx--;
 		return rc;
 	}
+	c->nest_release = c->nest_save = 0;   /* COMMIT releases every savepoint */
 	if (!pg_tx_alive(c)) {
 		rc = PQstatus(c->db) != CONNECTION_OK ?
 			pg_error(c, NULL, err) :
@@ -487,6 +505,30 @@ pg_commit(struct store *st, struct herr *err)
 	return rc;
 }
 
+/* Undoes the innermost nested level: nothing when its savepoint was never
+ * sent, else ROLLBACK TO it after the releases still owed, in one round
+ * trip. */
+static void
+pg_nest_rollback(struct pg_conn *c)
+{
+	static const char rel[] = "RELEASE SAVEPOINT herd_nest;";
+	static const char undo[] = "ROLLBACK TO SAVEPOINT herd_nest; RELEASE SAVEPOINT herd_nest";
+	char *sql;
+	size_t o = 0;
+
+	if (c->nest_save > 0) {
+		c->nest_save--;
+		return;
+	}
+	sql = xmalloc((size_t)c->nest_release * (sizeof(rel) - 1) + sizeof(undo));
+	for (int i = 0; i < c->nest_release; i++, o += sizeof(rel) - 1)
+		memcpy(sql + o, rel, sizeof(rel) - 1);
+	memcpy(sql + o, undo, sizeof(undo));
+	c->nest_release = 0;
+	pg_simple(c, sql, NULL);
+	free(sql);
+}
+
 static void
 pg_rollback(struct store *st)
 {
@@ -496,10 +538,11 @@ pg_rollback(struct store *st)
 	if (c == NULL || !c->in_tx)
 		return;
 	if (c->in_tx > 1) {
-		pg_simple(c, "ROLLBACK TO SAVEPOINT herd_nest; RELEASE SAVEPOINT herd_nest", NULL);
+		pg_nest_rollback(c);
 		c->in_tx--;
 		return;
 	}
+	c->nest_release = c->nest_save = 0;
 	if (PQstatus(c->db) == CONNECTION_OK)
 		pg_simple(c, "ROLLBACK", NULL);
 	c->in_tx = 0;
@@ -616,9 +659,19 @@ pg_result(struct pg_conn *c)
 	return r;
 }
 
+/* Whether a part's result is a success. */
+static bool
+pg_ok(const PGresult *r)
+{
+	ExecStatusType s = PQresultStatus(r);
+
+	return r && (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK);
+}
+
 /* The parts of one statement's pipeline, in the order sent. */
 enum pg_part {
 	PG_P_BEGIN,                        /* a read snapshot's deferred BEGIN */
+	PG_P_NEST,                         /* the nested levels' owed savepoint commands */
 	PG_P_SAVE,                         /* SAVEPOINT herd_stmt (in a transaction) */
 	PG_P_DEALLOC,                      /* the slot's old statement dropped */
 	PG_P_PREPARE,                      /* the slot's statement prepared */
@@ -644,12 +697,18 @@ pg_pipeline(struct pg_conn *c, int slot, const char *const *vals, PGresult **res
 {
 	bool sent[PG_P_N] = { false }, ok;
 	char name[16], dealloc[32];
+	int nest = 0;
 
 	snprintf(name, sizeof(name), "herd_%d", slot);
 	snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", name);
 	ok = PQenterPipelineMode(c->db) == 1;
 	if (ok && c->read_pending)
 		ok = pg_send(c, sent, PG_P_BEGIN, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	for (int i = 0; ok && c->in_tx && i < c->nest_release + c->nest_save; i++) {
+		ok = pg_send(c, sent, PG_P_NEST, i < c->nest_release ? "RELEASE SAVEPOINT herd_nest"
+							       : "SAVEPOINT herd_nest");
+		nest += ok;
+	}
 	if (ok && c->in_tx)
 		ok = pg_send(c, sent, PG_P_SAVE, "SAVEPOINT herd_stmt");
 	if (ok && c->dealloc[slot])
@@ -665,22 +724,24 @@ pg_pipeline(struct pg_conn *c, int slot, const char *const *vals, PGresult **res
 	if (PQpipelineStatus(c->db) == PQ_PIPELINE_OFF)
 		return;
 	if (PQpipelineSync(c->db) == 1) {
-		for (int i = 0; i < PG_P_N; i++)
-			if (sent[i])
+		for (int i = 0; i < PG_P_N; i++) {
+			if (i == PG_P_NEST) {
+				/* several: the first that failed, else the last */
+				for (int k = 0; k < nest; k++) {
+					PGresult *r = pg_result(c);
+					if (res[i] == NULL || pg_ok(res[i])) {
+						PQclear(res[i]);
+						res[i] = r;
+					} else
+						PQclear(r);
+				}
+			} else if (sent[i])
 				res[i] = pg_result(c);
+		}
 		PQclear(pg_result(c));   /* the sync's */
 	}
 	if (PQstatus(c->db) == CONNECTION_OK)
 		PQexitPipelineMode(c->db);
-}
-
-/* Whether a part's result is a success. */
-static bool
-pg_ok(const PGresult *r)
-{
-	ExecStatusType s = PQresultStatus(r);
-
-	return r && (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK);
 }
 
 /* Runs slot's statement once (pg_pipeline), keeps the cache's state and
@@ -697,6 +758,9 @@ pg_run_once(struct pg_conn *c, int slot, const char *const *vals, bool *replan,
 	int bad = -1;
 
 	pg_pipeline(c, slot, vals, res);
+	if (c->in_tx)
+		/* sent (a failure there leaves the transaction unusable anyway) */
+		c->nest_release = c->nest_save = 0;
 	if (c->read_pending && pg_ok(res[PG_P_BEGIN]))
 		c->read_pending = false;
 	if (res[PG_P_DEALLOC] && (pg_ok(res[PG_P_DEALLOC]) ||
@@ -720,7 +784,7 @@ pg_run_once(struct pg_conn *c, int slot, const char *const *vals, bool *replan,
 		PQclear(res[i]);
 	if (out || PQstatus(c->db) != CONNECTION_OK)
 		return out;
-	if (c->in_tx && bad != PG_P_SAVE)
+	if (c->in_tx && bad != PG_P_SAVE && bad != PG_P_NEST)
 		pg_simple(c, "ROLLBACK TO SAVEPOINT herd_stmt; RELEASE SAVEPOINT herd_stmt", NULL);
 	else if (c->in_read) {
 		c->in_read = false;
