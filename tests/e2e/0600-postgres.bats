@@ -56,7 +56,7 @@ group_ready() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" != *SKIP* ]]
-	[ "$(grep -c '^ok [0-9]* - postgresql: ' <<<"$output")" -eq 6 ]
+	[ "$(grep -c '^ok [0-9]* - postgresql: ' <<<"$output")" -eq 9 ]
 }
 
 @test "--store: a bad value names the flag; an unreachable database is an error without the password" {

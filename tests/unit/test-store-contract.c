@@ -2,8 +2,10 @@
  * parameters and row types (64-bit integers intact, reals, true/false as
  * 1/0, NULL), the rows changed, constraint violations as HERR_CONFLICT with
  * the transaction going on (only the failed statement undone), nested
- * transactions as savepoints, a read snapshot, store_each's columns, and a
- * second open that finds the schema current. SQLite in a temporary
+ * transactions as savepoints (empty levels, a failure in one), a read
+ * snapshot, store_each's columns, a second open that finds the schema
+ * current and a statement run again after its table changed; on
+ * PostgreSQL also its prepared statements. SQLite in a temporary
  * directory; PostgreSQL at HERD_TEST_PG_DSN (tools/pg-tmp.sh starts one; e2e
  * 0600 runs this test with it), its half skipped when that is unset. Also
  * the pure helpers: '?' numbering, the schema's type translation and DSN
@@ -241,6 +243,53 @@ test_nested(void **state)
 	assert_false(has_name("gone"));
 }
 
+/* Nested levels with no statement in them, a failed statement in one, and
+ * a rollback right after an inner commit undo exactly their own part
+ * (PostgreSQL sends a level's savepoint with its first statement). */
+static void
+test_nested_more(void **state)
+{
+	struct herr err = HERR_INIT;
+
+	NEED_STORE();
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(40, "n40", 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	store_rollback(st);
+	assert_int_equal(store_tx_depth(st), 1);
+
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(41, "n41", 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(40, "n40-dup", HERR_CONFLICT);
+	ins(42, "n42", 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(43, "n43", 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(44, "n44", 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	store_rollback(st);
+
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(45, "n45", 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_begin(st, &err), 0);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_tx_depth(st), 1);
+	assert_true(has_name("n43") == false && has_name("n44") == false);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_int_equal(store_tx_depth(st), 0);
+	assert_true(has_name("n40") && has_name("n41") && has_name("n42") && has_name("n45"));
+	assert_false(has_name("n40-dup") || has_name("n43") || has_name("n44"));
+}
+
 static void *
 ins_elsewhere(void *arg)
 {
@@ -298,6 +347,105 @@ test_each(void **state)
 	TAB(sql, "SELECT id, name FROM %s WHERE name LIKE ? ORDER BY id");
 	assert_int_equal(store_each(st, &err, each_row, &sum, sql, "[s]", "e%"), 0);
 	assert_true(sum == 5000000000LL + 7 + 2 + 3);
+}
+
+/* A statement run again after its table changed under it sees the new
+ * columns (PostgreSQL: a prepared "SELECT *" would fail with "cached plan
+ * must not change result type" and is prepared again), outside and inside
+ * a transaction, where a failed statement before it is undone alone. */
+static void
+test_replan(void **state)
+{
+	struct herr err = HERR_INIT;
+	char sel[160], alter[160];
+	json_t *r;
+
+	NEED_STORE();
+	ins(20, "rp", 0);
+	TAB(sel, "SELECT * FROM %s WHERE id = ?");
+	for (int i = 0; i < 2; i++) {
+		r = store_row(st, &err, sel, "[I]", (json_int_t)20);
+		assert_non_null(r);
+		assert_null(json_object_get(r, "extra"));
+		json_decref(r);
+	}
+	TAB(alter, "ALTER TABLE %s ADD COLUMN extra TEXT");
+	assert_int_equal(store_q(st, NULL, NULL, &err, alter, NULL), 0);
+	r = store_row(st, &err, sel, "[I]", (json_int_t)20);
+	assert_int_equal(err.code, 0);
+	assert_non_null(r);
+	assert_true(json_is_null(json_object_get(r, "extra")));
+	json_decref(r);
+
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(20, "rp-dup", HERR_CONFLICT);
+	TAB(alter, "ALTER TABLE %s ADD COLUMN extra2 TEXT");
+	assert_int_equal(store_q(st, NULL, NULL, &err, alter, NULL), 0);
+	r = store_row(st, &err, sel, "[I]", (json_int_t)20);
+	assert_int_equal(err.code, 0);
+	assert_non_null(r);
+	assert_true(json_is_null(json_object_get(r, "extra2")));
+	json_decref(r);
+	ins(21, "rp2", 0);
+	assert_int_equal(store_tx_depth(st), 1);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_true(has_name("rp2"));
+}
+
+/* How many of this connection's prepared statements have this text. */
+static int64_t
+prepared(const char *text)
+{
+	struct herr err = HERR_INIT;
+	json_t *r = store_row(st, &err, "SELECT COUNT(*) AS n FROM pg_prepared_statements"
+			      " WHERE statement = ?", "[s]", text);
+	int64_t n;
+
+	assert_non_null(r);
+	n = json_integer_value(json_object_get(r, "n"));
+	json_decref(r);
+	return n;
+}
+
+/* PostgreSQL: a statement is prepared once per connection (named) and run
+ * again from there; a statement that fails to prepare (a syntax error)
+ * inside a transaction is undone alone like any failed statement, and so
+ * is one failing inside a read snapshot, which ends the snapshot. */
+static void
+test_pg_prepared(void **state)
+{
+	struct herr err = HERR_INIT;
+	char sql[160], text[160];
+
+	NEED_STORE();
+	ins(30, "pp1", 0);
+	ins(31, "pp2", 0);
+	TAB(text, "INSERT INTO %s (id, name) VALUES ($1, $2)");
+	assert_int_equal(prepared(text), 1);
+
+	assert_int_equal(store_begin(st, &err), 0);
+	ins(32, "pp3", 0);
+	assert_int_equal(store_q(st, NULL, NULL, &err, "SELEC nonsense ?", "[i]", 1), HERR_STORE);
+	ins(31, "pp-dup", HERR_CONFLICT);
+	ins(33, "pp4", 0);
+	assert_int_equal(store_tx_depth(st), 1);
+	assert_int_equal(store_commit(st, &err), 0);
+	assert_true(has_name("pp3") && has_name("pp4"));
+	assert_false(has_name("pp-dup"));
+
+	TAB(sql, "SELECT id FROM %s WHERE id = 1 / ?");
+	assert_int_equal(store_read_begin(st, &err), 0);
+	assert_true(has_name("pp1"));
+	assert_int_equal(store_q(st, NULL, NULL, &err, sql, "[i]", 0), HERR_STORE);
+	store_read_end(st);
+	assert_int_equal(store_tx_depth(st), 0);
+	assert_true(has_name("pp4"));
+	/* prepared in the pipeline that failed: still there, and runs */
+	assert_int_equal(store_q(st, NULL, NULL, &err, sql, "[i]", 1), 0);
+	assert_int_equal(store_q(st, NULL, NULL, &err, sql, "[i]", 0), HERR_STORE);
+	assert_int_equal(store_q(st, NULL, NULL, &err, sql, "[i]", 1), 0);
+	ins(34, "pp5", 0);
+	assert_true(has_name("pp5"));
 }
 
 /* A second open of the same store finds the schema current: no migration
@@ -388,7 +536,8 @@ test_redact(void **state)
 #define CONTRACT(name, setup) \
 	ON(name, setup, test_types), ON(name, setup, test_conflict), \
 	ON(name, setup, test_nested), ON(name, setup, test_read_snapshot), \
-	ON(name, setup, test_each), ON(name, setup, test_reopen)
+	ON(name, setup, test_each), ON(name, setup, test_reopen), \
+	ON(name, setup, test_replan), ON(name, setup, test_nested_more)
 
 int
 main(void)
@@ -399,7 +548,8 @@ main(void)
 		cmocka_unit_test(test_schema_sql),
 		cmocka_unit_test(test_redact),
 		CONTRACT("sqlite", setup_sqlite),
-		CONTRACT("postgresql", setup_pg),   /* the last 6: only with a DSN */
+		CONTRACT("postgresql", setup_pg),   /* the last 9: only with a DSN */
+		ON("postgresql", setup_pg, test_pg_prepared),
 	};
 	const char *d = getenv("HERD_TEST_PG_DSN");
 	size_t n = sizeof(tests) / sizeof(tests[0]);
@@ -407,7 +557,7 @@ main(void)
 	/* Not cmocka's skip(): its TAP says "not ok # SKIP", a failure to prove. */
 	if (d == NULL || *d == '\0') {
 		printf("# the PostgreSQL half is left out: HERD_TEST_PG_DSN is unset\n");
-		n -= 6;
+		n -= 9;
 	}
 	return _cmocka_run_group_tests("store-contract", tests, n, NULL, NULL);
 }

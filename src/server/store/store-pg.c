@@ -1,14 +1,18 @@
 /* store-pg.c - the PostgreSQL backend of the store (libpq), picked by a
  * "postgres://" or "postgresql://" DSN (docs/ha.md). One connection per
  * thread; the callers' portable SQL with its '?' placeholders numbered for
- * libpq (cached per connection); parameters sent as text and typed by the
- * server from their context; rows typed from the columns' types. Each write
- * transaction takes one advisory lock first, so writers run one at a time
- * as on SQLite (BEGIN IMMEDIATE), here across processes too. A failed
- * statement inside a transaction undoes only itself (a savepoint around
- * it), as on SQLite: PostgreSQL would otherwise abort the whole
- * transaction. A lost connection fails the statement (HERR_UNAVAIL) and is
- * made again on the thread's next use outside a transaction, never
+ * libpq and prepared once per connection (a cache of named statements,
+ * prepared again when a table's change altered a statement's columns);
+ * parameters sent as text and typed by the server from their context; rows
+ * typed from the columns' types. Each write transaction takes one advisory
+ * lock first, so writers run one at a time as on SQLite (BEGIN IMMEDIATE),
+ * here across processes too. A failed statement inside a transaction
+ * undoes only itself (a savepoint around it), as on SQLite: PostgreSQL
+ * would otherwise abort the whole transaction. A statement goes in one
+ * round trip with what it needs first (libpq's pipeline mode): its
+ * savepoint and release, its prepare, a nested level's savepoint, a read
+ * snapshot's BEGIN. A lost connection fails the statement (HERR_UNAVAIL)
+ * and is made again on the thread's next use outside a transaction, never
  * silently inside one. The schema is schema.c's, with the column types
  * translated (pg_schema_sql), its version in the one-row table
  * herd_schema; migrations run under an advisory lock. */
@@ -55,9 +59,17 @@ struct pg_conn {
 	char *sql[PG_CACHE];               /* cache keys: the caller's SQL text */
 	char *text[PG_CACHE];              /* ... numbered for libpq */
 	int nparams[PG_CACHE];
+	bool prepared[PG_CACHE];           /* as "herd_SLOT" on this connection */
+	bool dealloc[PG_CACHE];            /* "herd_SLOT" holds an evicted statement */
 	int next;                          /* round-robin eviction */
 	int in_tx;                         /* depth: >1 = nested (savepoints) */
-	bool in_read;                      /* inside pg_read_begin's BEGIN */
+	/* Nested levels' savepoint commands not sent yet, sent with the next
+	 * statement (pg_pipeline) or the rollback that needs them: first
+	 * nest_release RELEASEs, then nest_save SAVEPOINTs (a savepoint begun
+	 * and committed with no statement between them is neither). */
+	int nest_release, nest_save;
+	bool in_read;                      /* inside pg_read_begin's snapshot */
+	bool read_pending;                 /* ... whose BEGIN goes with the next statement */
 	struct pg_conn *all_next;          /* every connection, for close */
 };
 
@@ -296,6 +308,9 @@ pg_conn(struct store *st, struct herr *err)
 		if (PQstatus(c->db) == CONNECTION_OK || c->in_tx || c->in_read)
 			return c;
 		PQreset(c->db);
+		/* a new session: nothing of the old one is prepared */
+		memset(c->prepared, 0, sizeof(c->prepared));
+		memset(c->dealloc, 0, sizeof(c->dealloc));
 		if (pg_setup(p, c->db, err) < 0)
 			return NULL;
 		log_info("store: connected to '%s' again", p->shown);
@@ -430,10 +445,13 @@ pg_begin(struct store *st, struct herr *err)
 		return herr_set(err, HERR_STORE, "store: a transaction inside a read snapshot");
 	if (c->in_tx && !pg_tx_alive(c))
 		return herr_set(err, HERR_STORE, "the transaction was rolled back by the database");
-	if (c->in_tx)
-		rc = pg_simple(c, "SAVEPOINT herd_nest", err);
-	else
+	if (c->in_tx) {
+		c->nest_save++;   /* sent with the next statement */
+		rc = 0;
+	} else {
+		c->nest_release = c->nest_save = 0;
 		rc = pg_simple(c, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")", err);
+	}
 	if (rc < 0 && !c->in_tx && PQtransactionStatus(c->db) != PQTRANS_IDLE)
 		pg_simple(c, "ROLLBACK", NULL);
 	if (rc == 0)
@@ -451,13 +469,19 @@ pg_commit(struct store *st, struct herr *err)
 	if (c == NULL)
 		return err->code;
 	if (c->in_tx > 1) {
-		rc = pg_simple(c, "RELEASE SAVEPOINT herd_nest", err);
-		if (rc < 0)
-			pg_simple(c, "ROLLBACK TO SAVEPOINT herd_nest; RELEASE SAVEPOINT herd_nest",
-				  NULL);
+		if (!pg_tx_alive(c))
+			rc = PQstatus(c->db) != CONNECTION_OK ?
+				pg_error(c, NULL, err) :
+				herr_set(err, HERR_STORE,
+					 "the transaction was rolled back by the database");
+		else if (c->nest_save > 0)
+			c->nest_save--;   /* never sent: nothing ran inside it */
+		else
+			c->nest_release++;   /* sent with the next statement, or dropped by COMMIT */
 		c->in_tx--;
 		return rc;
 	}
+	c->nest_release = c->nest_save = 0;   /* COMMIT releases every savepoint */
 	if (!pg_tx_alive(c)) {
 		rc = PQstatus(c->db) != CONNECTION_OK ?
 			pg_error(c, NULL, err) :
@@ -481,6 +505,30 @@ pg_commit(struct store *st, struct herr *err)
 	return rc;
 }
 
+/* Undoes the innermost nested level: nothing when its savepoint was never
+ * sent, else ROLLBACK TO it after the releases still owed, in one round
+ * trip. */
+static void
+pg_nest_rollback(struct pg_conn *c)
+{
+	static const char rel[] = "RELEASE SAVEPOINT herd_nest;";
+	static const char undo[] = "ROLLBACK TO SAVEPOINT herd_nest; RELEASE SAVEPOINT herd_nest";
+	char *sql;
+	size_t o = 0;
+
+	if (c->nest_save > 0) {
+		c->nest_save--;
+		return;
+	}
+	sql = xmalloc((size_t)c->nest_release * (sizeof(rel) - 1) + sizeof(undo));
+	for (int i = 0; i < c->nest_release; i++, o += sizeof(rel) - 1)
+		memcpy(sql + o, rel, sizeof(rel) - 1);
+	memcpy(sql + o, undo, sizeof(undo));
+	c->nest_release = 0;
+	pg_simple(c, sql, NULL);
+	free(sql);
+}
+
 static void
 pg_rollback(struct store *st)
 {
@@ -490,10 +538,11 @@ pg_rollback(struct store *st)
 	if (c == NULL || !c->in_tx)
 		return;
 	if (c->in_tx > 1) {
-		pg_simple(c, "ROLLBACK TO SAVEPOINT herd_nest; RELEASE SAVEPOINT herd_nest", NULL);
+		pg_nest_rollback(c);
 		c->in_tx--;
 		return;
 	}
+	c->nest_release = c->nest_save = 0;
 	if (PQstatus(c->db) == CONNECTION_OK)
 		pg_simple(c, "ROLLBACK", NULL);
 	c->in_tx = 0;
@@ -528,9 +577,10 @@ pg_read_begin(struct store *st, struct herr *err)
 		return err->code;
 	if (c->in_tx || c->in_read)
 		return 0;
-	if (pg_simple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0)
-		return err->code;
+	/* BEGIN goes with the first statement (pg_pipeline): REPEATABLE READ
+	 * takes its snapshot at the first statement anyway */
 	c->in_read = true;
+	c->read_pending = true;
 	return 0;
 }
 
@@ -543,30 +593,36 @@ pg_read_end(struct store *st)
 	if (c == NULL || !c->in_read)
 		return;
 	c->in_read = false;
+	if (c->read_pending) {
+		c->read_pending = false;   /* no statement ran: nothing began */
+		return;
+	}
 	if (PQstatus(c->db) == CONNECTION_OK && PQtransactionStatus(c->db) != PQTRANS_IDLE &&
 	    pg_simple(c, "COMMIT", NULL) < 0)
 		pg_simple(c, "ROLLBACK", NULL);
 }
 
-/* sql numbered for libpq, from c's cache. */
-static const char *
-pg_text(struct pg_conn *c, const char *sql, int *n)
+/* The slot of sql in c's cache: numbered for libpq, prepared (named
+ * "herd_SLOT") on its first run. An evicted slot's statement is dropped
+ * (DEALLOCATE) before the slot's next one is prepared. */
+static int
+pg_stmt(struct pg_conn *c, const char *sql)
 {
 	int i;
 
 	for (i = 0; i < PG_CACHE; i++)
-		if (c->sql[i] && (c->sql[i] == sql || strcmp(c->sql[i], sql) == 0)) {
-			*n = c->nparams[i];
-			return c->text[i];
-		}
+		if (c->sql[i] && (c->sql[i] == sql || strcmp(c->sql[i], sql) == 0))
+			return i;
 	i = c->next;
 	c->next = (c->next + 1) % PG_CACHE;
 	free(c->sql[i]);
 	free(c->text[i]);
 	c->sql[i] = xstrdup(sql);
 	c->text[i] = pg_sql_numbered(sql, &c->nparams[i]);
-	*n = c->nparams[i];
-	return c->text[i];
+	if (c->prepared[i])
+		c->dealloc[i] = true;
+	c->prepared[i] = false;
+	return i;
 }
 
 /* A JSON parameter as PostgreSQL's text (NULL for null); buf holds numbers. */
@@ -591,19 +647,171 @@ pg_param(json_t *v, char *buf, size_t n)
 	}
 }
 
-/* Runs one statement; a failed one inside a write transaction is undone
- * alone (a savepoint), one in a read snapshot ends the snapshot. NULL on
- * error (err set). */
+/* The pipeline's next result: a statement's (the NULL that ends it read
+ * too) or the sync's; NULL when the connection failed. */
+static PGresult *
+pg_result(struct pg_conn *c)
+{
+	PGresult *r = PQgetResult(c->db);
+
+	if (r && PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+		PQclear(PQgetResult(c->db));
+	return r;
+}
+
+/* Whether a part's result is a success. */
+static bool
+pg_ok(const PGresult *r)
+{
+	ExecStatusType s = PQresultStatus(r);
+
+	return r && (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK);
+}
+
+/* The parts of one statement's pipeline, in the order sent. */
+enum pg_part {
+	PG_P_BEGIN,                        /* a read snapshot's deferred BEGIN */
+	PG_P_NEST,                         /* the nested levels' owed savepoint commands */
+	PG_P_SAVE,                         /* SAVEPOINT herd_stmt (in a transaction) */
+	PG_P_DEALLOC,                      /* the slot's old statement dropped */
+	PG_P_PREPARE,                      /* the slot's statement prepared */
+	PG_P_EXEC,
+	PG_P_RELEASE,                      /* RELEASE SAVEPOINT herd_stmt */
+	PG_P_N
+};
+
+static bool
+pg_send(struct pg_conn *c, bool *sent, enum pg_part part, const char *sql)
+{
+	sent[part] = PQsendQueryParams(c->db, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+	return sent[part];
+}
+
+/* Sends slot's statement with what goes around it in one round trip
+ * (libpq's pipeline mode): a read snapshot's BEGIN, the savepoint, the
+ * prepare. PostgreSQL skips what follows a failed part up to the sync, so
+ * RELEASE runs only after a statement that succeeded. res[] gets each
+ * part's result (NULL: not sent, or the connection failed). */
+static void
+pg_pipeline(struct pg_conn *c, int slot, const char *const *vals, PGresult **res)
+{
+	bool sent[PG_P_N] = { false }, ok;
+	char name[16], dealloc[32];
+	int nest = 0;
+
+	snprintf(name, sizeof(name), "herd_%d", slot);
+	snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", name);
+	ok = PQenterPipelineMode(c->db) == 1;
+	if (ok && c->read_pending)
+		ok = pg_send(c, sent, PG_P_BEGIN, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	for (int i = 0; ok && c->in_tx && i < c->nest_release + c->nest_save; i++) {
+		ok = pg_send(c, sent, PG_P_NEST, i < c->nest_release ? "RELEASE SAVEPOINT herd_nest"
+							       : "SAVEPOINT herd_nest");
+		nest += ok;
+	}
+	if (ok && c->in_tx)
+		ok = pg_send(c, sent, PG_P_SAVE, "SAVEPOINT herd_stmt");
+	if (ok && c->dealloc[slot])
+		ok = pg_send(c, sent, PG_P_DEALLOC, dealloc);
+	if (ok && !c->prepared[slot])
+		ok = (sent[PG_P_PREPARE] = PQsendPrepare(c->db, name, c->text[slot], c->nparams[slot],
+							 NULL) == 1);
+	if (ok)
+		ok = (sent[PG_P_EXEC] = PQsendQueryPrepared(c->db, name, c->nparams[slot], vals, NULL,
+							    NULL, 0) == 1);
+	if (ok && c->in_tx)
+		pg_send(c, sent, PG_P_RELEASE, "RELEASE SAVEPOINT herd_stmt");
+	if (PQpipelineStatus(c->db) == PQ_PIPELINE_OFF)
+		return;
+	if (PQpipelineSync(c->db) == 1) {
+		for (int i = 0; i < PG_P_N; i++) {
+			if (i == PG_P_NEST) {
+				/* several: the first that failed, else the last */
+				for (int k = 0; k < nest; k++) {
+					PGresult *r = pg_result(c);
+					if (res[i] == NULL || pg_ok(res[i])) {
+						PQclear(res[i]);
+						res[i] = r;
+					} else
+						PQclear(r);
+				}
+			} else if (sent[i])
+				res[i] = pg_result(c);
+		}
+		PQclear(pg_result(c));   /* the sync's */
+	}
+	if (PQstatus(c->db) == CONNECTION_OK)
+		PQexitPipelineMode(c->db);
+}
+
+/* Runs slot's statement once (pg_pipeline), keeps the cache's state and
+ * the snapshot's, and undoes a failed statement as pg_run says. NULL on
+ * error (err set); *replan: it failed as a prepared statement whose result
+ * columns changed under it (a table altered), and may be prepared again. */
+static PGresult *
+pg_run_once(struct pg_conn *c, int slot, const char *const *vals, bool *replan,
+	    struct herr *err)
+{
+	PGresult *res[PG_P_N] = { NULL }, *out = NULL;
+	bool was_prepared = c->prepared[slot];
+	const char *state;
+	int bad = -1;
+
+	pg_pipeline(c, slot, vals, res);
+	if (c->in_tx)
+		/* sent (a failure there leaves the transaction unusable anyway) */
+		c->nest_release = c->nest_save = 0;
+	if (c->read_pending && pg_ok(res[PG_P_BEGIN]))
+		c->read_pending = false;
+	if (res[PG_P_DEALLOC] && (pg_ok(res[PG_P_DEALLOC]) ||
+				  PQresultStatus(res[PG_P_DEALLOC]) == PGRES_FATAL_ERROR))
+		c->dealloc[slot] = false;   /* dropped, or there was none to drop */
+	if (pg_ok(res[PG_P_PREPARE]))
+		c->prepared[slot] = true;   /* even if what follows failed: not transactional */
+	for (int i = 0; i < PG_P_N && bad < 0; i++)
+		if (res[i] && !pg_ok(res[i]))
+			bad = i;
+	if (bad < 0 && pg_ok(res[PG_P_EXEC]) && (!c->in_tx || pg_ok(res[PG_P_RELEASE]))) {
+		out = res[PG_P_EXEC];
+		res[PG_P_EXEC] = NULL;
+	} else {
+		pg_error(c, bad >= 0 ? res[bad] : NULL, err);
+		state = bad == PG_P_EXEC ? PQresultErrorField(res[bad], PG_DIAG_SQLSTATE) : NULL;
+		/* feature_not_supported: "cached plan must not change result type" */
+		*replan = was_prepared && state && strcmp(state, "0A000") == 0;
+	}
+	for (int i = 0; i < PG_P_N; i++)
+		PQclear(res[i]);
+	if (out || PQstatus(c->db) != CONNECTION_OK)
+		return out;
+	if (c->in_tx && bad != PG_P_SAVE && bad != PG_P_NEST)
+		pg_simple(c, "ROLLBACK TO SAVEPOINT herd_stmt; RELEASE SAVEPOINT herd_stmt", NULL);
+	else if (c->in_read) {
+		c->in_read = false;
+		if (!c->read_pending)
+			pg_simple(c, "ROLLBACK", NULL);
+		else if (PQtransactionStatus(c->db) != PQTRANS_IDLE)
+			pg_simple(c, "ROLLBACK", NULL);
+		c->read_pending = false;
+	}
+	return NULL;
+}
+
+/* Runs one statement, prepared on the connection (pg_stmt), in one round
+ * trip (pg_pipeline); a failed one inside a write transaction is undone
+ * alone (a savepoint: one more round trip, on failure only), one in a read
+ * snapshot ends the snapshot. A prepared statement whose table changed its
+ * columns is prepared again and run once more (in a snapshot, after the
+ * snapshot ended, as any failure ends it). NULL on error (err set). */
 static PGresult *
 pg_run(struct pg_conn *c, const char *sql, json_t *params, struct herr *err)
 {
 	const char *vals[PG_MAX_PARAMS];
 	char nums[PG_MAX_PARAMS][32];
-	const char *text;
 	size_t np = json_array_size(params);
-	int n, rc;
+	bool replan = false;
+	int slot;
 	PGresult *r;
-	ExecStatusType s;
 
 	if (c->in_tx && !pg_tx_alive(c)) {
 		if (PQstatus(c->db) != CONNECTION_OK)
@@ -611,37 +819,23 @@ pg_run(struct pg_conn *c, const char *sql, json_t *params, struct herr *err)
 		herr_set(err, HERR_STORE, "the transaction was rolled back by the database");
 		return NULL;
 	}
-	text = pg_text(c, sql, &n);
-	if (np > PG_MAX_PARAMS || (size_t)n != np) {
-		herr_set(err, HERR_STORE, "store: %zu parameters for %d placeholders", np, n);
+	slot = pg_stmt(c, sql);
+	if (np > PG_MAX_PARAMS || (size_t)c->nparams[slot] != np) {
+		herr_set(err, HERR_STORE, "store: %zu parameters for %d placeholders", np,
+			 c->nparams[slot]);
 		return NULL;
 	}
 	for (size_t i = 0; i < np; i++)
 		vals[i] = pg_param(json_array_get(params, i), nums[i], sizeof(nums[i]));
-	if (c->in_tx && pg_simple(c, "SAVEPOINT herd_stmt", err) < 0)
-		return NULL;
-	r = PQexecParams(c->db, text, n, NULL, vals, NULL, NULL, 0);
-	s = PQresultStatus(r);
-	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
-		if (c->in_tx && pg_simple(c, "RELEASE SAVEPOINT herd_stmt", err) < 0) {
-			PQclear(r);
-			return NULL;
-		}
-		return r;
+	r = pg_run_once(c, slot, vals, &replan, err);
+	if (r == NULL && replan) {
+		log_debug("store: statement herd_%d prepared again: %s", slot, err->msg);
+		c->dealloc[slot] = true;
+		c->prepared[slot] = false;
+		*err = (struct herr)HERR_INIT;
+		r = pg_run_once(c, slot, vals, &replan, err);
 	}
-	rc = pg_error(c, r, err);
-	PQclear(r);
-	(void)rc;
-	if (PQstatus(c->db) == CONNECTION_OK) {
-		if (c->in_tx)
-			pg_simple(c, "ROLLBACK TO SAVEPOINT herd_stmt; RELEASE SAVEPOINT herd_stmt",
-				  NULL);
-		else if (c->in_read) {
-			c->in_read = false;
-			pg_simple(c, "ROLLBACK", NULL);
-		}
-	}
-	return NULL;
+	return r;
 }
 
 /* A numeric: an integer when integral and within 64 bits, else a real. */
