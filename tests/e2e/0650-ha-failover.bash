@@ -70,7 +70,7 @@ on() {
 
 # servers I: GET /v1/servers on server I.
 servers() {
-	curl -sf -H "Authorization: Bearer $(cat "$HA/d1/admin.token")" "$(srv_url "$1")/v1/servers"
+	curl -sf --max-time 10 -H "Authorization: Bearer $(cat "$HA/d1/admin.token")" "$(srv_url "$1")/v1/servers"
 }
 
 # self_id I: server I's id.

@@ -132,7 +132,9 @@ id_of() {
 	# the new leader adopted what server 1 had made, under its epoch
 	activities_since "$aid" "$n"
 	activities_since "$aid" "$n" | grep -q "^[0-9]* $(id_of "$n") $((e + 1)) adopt "
-	# server 1 back as a new process: three servers again
+	# server 1 back as a new process: three servers again (its log from here
+	# is the new process's: case 4)
+	stat -c %s "$HA/d1/server.log" >"$HA/d1/start.off"
 	srv_start 1
 	self_id 1 >"$HA/d1/id"
 	[ "$(lease_on 1)" = "$(id_of "$n") $((e + 1)) live" ]
@@ -197,6 +199,8 @@ id_of() {
 
 @test "after both: every server answers; a scale-in written on each follower is carried out by the leader" {
 	local n e i f size=5 aid mark
+	# a case 3 that failed between SIGSTOP and SIGCONT leaves a server stopped
+	for i in 1 2 3; do kill -CONT "$(srv_pid "$i")" 2>/dev/null || true; done
 	n=$(leader_index)
 	[ -n "$n" ]
 	e=$(lease_on "$n" | awk '{print $2}')
@@ -219,8 +223,20 @@ id_of() {
 	[ "$(calls_from "$mark" | herd_calls | grep -vc "(server $(id_of "$n"))")" -eq 0 ]
 	activities_since "$aid" "$n"
 	activities_since "$aid" "$n" | grep -q "^[0-9]* $(id_of "$n") $e terminate "
-	# server 1, restarted in case 2, has followed since: it never tried a
-	# provider call (the gate would refuse it: a follower sets up nothing)
-	[ "$(leader_index)" != 1 ]
-	[ "$(grep -c "not calling the provider" "$HA/d1/server.log" || true)" -eq 0 ]
+	# a server that has only followed since it started (server 1 restarted
+	# in case 2, or the one that never led; at least one of them, whichever
+	# case 3's takeover picked) never tried a provider call (the gate would
+	# refuse it: a follower sets up nothing)
+	local pure=0 off log
+	for i in 1 2 3; do
+		off=$(cat "$HA/d$i/start.off" 2>/dev/null || echo 0)
+		log=$(tail -c +"$((off + 1))" "$HA/d$i/server.log")
+		if grep -q "controller lease: leading" <<<"$log"; then
+			continue
+		fi
+		pure=$((pure + 1))
+		echo "server $i has only followed"
+		[ "$(grep -c "not calling the provider" <<<"$log" || true)" -eq 0 ]
+	done
+	[ "$pure" -ge 1 ]
 }
