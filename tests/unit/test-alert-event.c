@@ -19,31 +19,22 @@
 
 #include "model/alert-event.h"
 #include "store/store.h"
+#include "tmpdb.h"
 
 static char dir[64], path[128];
 
 static int
 setup(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/test-alert-event.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-alert-event", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	char p[160];
-
-	snprintf(p, sizeof(p), "%s", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 

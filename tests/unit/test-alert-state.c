@@ -19,6 +19,7 @@
 #include "model/alert-event.h"
 #include "model/alert-state.h"
 #include "store/store.h"
+#include "tmpdb.h"
 
 #define T0 1700000000000LL
 
@@ -27,25 +28,15 @@ static char dir[64], path[128];
 static int
 setup(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/test-alert-state.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-alert-state", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	char p[160];
-
-	snprintf(p, sizeof(p), "%s", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 #include "model/res.h"
 #include "model/template.h"
 #include "store/store.h"
+#include "tmpdb.h"
 
 static char dir[64], path[128];
 static struct store *st;
@@ -31,10 +32,8 @@ setup(void **state)
 {
 	struct herr err = HERR_INIT;
 
-	snprintf(dir, sizeof(dir), "/tmp/test-group-model.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-group-model", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	st = store_open(path, &err);
 	return st ? 0 : -1;
 }
@@ -42,16 +41,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char p[160];
-
 	store_close(st);
-	snprintf(p, sizeof(p), "%s", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 

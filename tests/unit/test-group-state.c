@@ -19,6 +19,7 @@
 
 #include "model/group-state.h"
 #include "store/store.h"
+#include "tmpdb.h"
 
 static char dir[64], path[128];
 
@@ -36,26 +37,16 @@ open_store(void)
 static int
 setup(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/test-group-state.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-group-state", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	char p[160];
-
 	/* exact names only: the database and its WAL files, then the dir */
-	snprintf(p, sizeof(p), "%s", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 

@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "model/host.h"
 #include "store/store.h"
+#include "tmpdb.h"
 
 static char dir[64], path[128];
 static struct store *st;
@@ -87,10 +88,8 @@ setup(void **state)
 	static const char *const grps[] = { "'g1'", "'g2'", "'web'" };
 	char id[64];
 
-	snprintf(dir, sizeof(dir), "/tmp/test-host-list.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-host-list", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	if ((st = store_open(path, &err)) == NULL)
 		return -1;
 	for (int i = 0; i < 60; i++) {
@@ -119,16 +118,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char p[160];
-
 	store_close(st);
-	snprintf(p, sizeof(p), "%s", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 

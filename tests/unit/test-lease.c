@@ -28,6 +28,7 @@
 #include "prov/prov.h"
 #include "server.h"
 #include "store/store.h"
+#include "tmpdb.h"
 
 #define TTL 6000
 
@@ -39,10 +40,8 @@ setup(void **state)
 {
 	struct herr err = HERR_INIT;
 
-	snprintf(dir, sizeof(dir), "/tmp/test-lease.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-lease", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	a = store_open(path, &err);
 	b = store_open(path, &err);
 	return a && b ? 0 : -1;
@@ -51,18 +50,10 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char p[160];
-
 	store_fence_set(a, NULL, NULL);
 	store_close(a);
 	store_close(b);
-	snprintf(p, sizeof(p), "%s", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 

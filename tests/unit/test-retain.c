@@ -24,6 +24,7 @@
 #include "model/host.h"
 #include "model/run.h"
 #include "store/store.h"
+#include "tmpdb.h"
 
 #define MIN_MS (60LL * 1000)
 #define HOUR_MS (60 * MIN_MS)
@@ -38,10 +39,8 @@ setup(void **state)
 {
 	struct herr err = HERR_INIT;
 
-	snprintf(dir, sizeof(dir), "/tmp/test-retain.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-retain", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	st = store_open(path, &err);
 	return st ? 0 : -1;
 }
@@ -49,16 +48,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char p[160];
-
 	store_close(st);
-	snprintf(p, sizeof(p), "%s", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 

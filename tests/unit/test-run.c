@@ -19,6 +19,7 @@
 #include "model/run.h"
 #include "model/script.h"
 #include "store/store.h"
+#include "tmpdb.h"
 
 static int
 env_check(const char *json, char *field, size_t n)
@@ -189,10 +190,8 @@ setup(void **state)
 {
 	struct herr err = HERR_INIT;
 
-	snprintf(dir, sizeof(dir), "/tmp/test-run.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-run", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	st = store_open(path, &err);
 	return st ? 0 : -1;
 }
@@ -200,16 +199,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char p[160];
-
 	store_close(st);
-	snprintf(p, sizeof(p), "%s", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 

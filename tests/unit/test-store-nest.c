@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "store/store.h"
+#include "tmpdb.h"
 
 static char dir[64], path[128];
 static struct store *st;
@@ -30,10 +31,8 @@ setup(void **state)
 {
 	struct herr err = HERR_INIT;
 
-	snprintf(dir, sizeof(dir), "/tmp/test-store-nest.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-store-nest", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	st = store_open(path, &err);
 	return st ? 0 : -1;
 }
@@ -41,16 +40,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char p[160];
-
 	store_close(st);
-	snprintf(p, sizeof(p), "%s", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 

@@ -27,6 +27,7 @@
 
 #include "store/store.h"
 #include "store/store-sqlite.h"
+#include "tmpdb.h"
 
 static char dir[64], path[128];
 static struct store *st;
@@ -36,10 +37,8 @@ setup(void **state)
 {
 	struct herr err = HERR_INIT;
 
-	snprintf(dir, sizeof(dir), "/tmp/test-store-snapshot.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tmpdb_make("test-store-snapshot", dir, sizeof(dir), path, sizeof(path)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/herd.db", dir);
 	st = store_open(path, &err);
 	return st ? 0 : -1;
 }
@@ -47,15 +46,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char p[160];
-
 	store_close(st);
-	unlink(path);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	rmdir(dir);
+	tmpdb_remove(dir, path);
 	return 0;
 }
 
