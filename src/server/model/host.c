@@ -667,12 +667,14 @@ host_page_sql(const struct host_page *q, bool count, char *sql, size_t n, json_t
 		json_array_append_new(p, json_string(q->cluster));
 	}
 	if (s.grp) {
-		/* an equality on grp the index cannot seek on with the rest (no
-		 * cluster before it, a cursor of another group after it) would
-		 * make grp a constant of the ORDER BY and SQLite sort the rows:
-		 * as an expression it keeps the index's order */
+		/* in a page, an equality on grp the index cannot seek on with
+		 * the rest (no cluster before it, a cursor of another group
+		 * after it) would make grp a constant of the ORDER BY and
+		 * SQLite sort the rows: as an expression it keeps the index's
+		 * order (the count has no order: a plain one is cheaper) */
 		sql_cond(sql, n, &first,
-			 s.cluster && (s.after == 0 || s.after == 2) ? "grp = ?" : "(grp || '') = ?");
+			 count || (s.cluster && (s.after == 0 || s.after == 2)) ? "grp = ?"
+									       : "(grp || '') = ?");
 		json_array_append_new(p, json_string(q->grp));
 	}
 	if (s.live)
