@@ -9,7 +9,11 @@
  * and an unknown one; bytes that are not UTF-8 and embedded NULs; times
  * unset, set and negative; heartbeats held in memory. Every query of the
  * API's: all hosts, a cluster, a group, a state, all=1, pages of 1..7
- * walked to the end, an empty result, a cursor that is not one. */
+ * walked to the end, an empty result, a cursor that is not one, cursors of
+ * other queries. host_page_json() reads with one query for all (its
+ * filters as (? = '' OR cluster = ?)), host_page_write() with the query of
+ * the shape (host_page_sql()): the bytes being the same checks the two
+ * return the same rows. And that each shape's plan seeks into its index. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -230,7 +234,8 @@ test_same_bytes(void **state)
 static void
 test_bad_cursor(void **state)
 {
-	static const char *const bad[] = { "zz", "6", "00", "616263", "61" "1f" "62" "1f" "78" "1f" "69" };
+	static const char *const bad[] = { "zz", "6", "00", "616263", "61" "1f" "62" "1f" "78" "1f" "69",
+					   "ff" "1f" "62" "1f" "33" "1f" "69" };
 	struct host_page q = { .limit = 2 };
 	char next[HOST_CURSOR_MAX];
 	int n;
@@ -238,6 +243,170 @@ test_bad_cursor(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		q.after = bad[i];
 		check_page(&q, next, &n);
+	}
+}
+
+/* Cursors of pages of other queries: the rows after them are the same on
+ * both paths (the page's query compares the cursor's keys its own way when
+ * they are not of its cluster and group). */
+static void
+test_other_cursors(void **state)
+{
+	static const struct host_page qs[] = {
+		{ .cluster = "c2", .limit = 4 },
+		{ .cluster = "c1", .grp = "g2", .limit = 2 },
+		{ .grp = "g2", .limit = 3, .all = true },
+		{ .cluster = "c\"3", .state = "ready", .limit = 2 },
+	};
+	char next[HOST_CURSOR_MAX], after[HOST_CURSOR_MAX], unused[HOST_CURSOR_MAX];
+	struct host_page all = { .limit = 1, .all = true };
+	int n, pages = 0;
+
+	do {
+		check_page(&all, next, &n);
+		snprintf(after, sizeof(after), "%s", next);
+		all.after = after;
+		for (size_t i = 0; next[0] && i < sizeof(qs) / sizeof(qs[0]); i++) {
+			struct host_page q = qs[i];
+
+			q.after = after;
+			check_page(&q, unused, &n);
+		}
+		assert_true(++pages < 100);
+	} while (next[0]);
+}
+
+/* cursor keys as the list writes them: hex of cluster, grp, seq, id */
+static void
+hex_cursor(const char *raw, char out[HOST_CURSOR_MAX])
+{
+	size_t i;
+
+	for (i = 0; raw[i]; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i] == '|' ? 0x1f : (unsigned char)raw[i]);
+	out[2 * i] = '\0';
+}
+
+/* True when the plan's rows of sql (params p) all read hosts through an
+ * index named idx, with no sort, and (search) seek into it. */
+static bool
+plan_uses(const char *sql, json_t *p, const char *idx, bool search, char *plan, size_t n)
+{
+	struct herr err = HERR_INIT;
+	char q[HOST_PAGE_SQL_MAX + 32], by[64], covering[64];
+	json_t *rows = NULL, *row;
+	size_t i, len = 0;
+	bool ok = true;
+
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	snprintf(by, sizeof(by), "USING INDEX %s", idx);
+	snprintf(covering, sizeof(covering), "USING COVERING INDEX %s", idx);
+	if (store_q(st, &rows, NULL, &err, q, "O", p) < 0)
+		fail_msg("%s: %s", q, err.msg);
+	plan[0] = '\0';
+	json_array_foreach(rows, i, row) {
+		const char *d = json_string_value(json_object_get(row, "detail"));
+
+		len += (size_t)snprintf(plan + len, n - len, "%s; ", d ? d : "?");
+		if (d == NULL || strstr(d, "TEMP B-TREE") ||
+		    (!strstr(d, by) && !strstr(d, covering)) ||
+		    (search && strncmp(d, "SEARCH", 6) != 0))
+			ok = false;
+	}
+	json_decref(rows);
+	return ok && i > 0;
+}
+
+/* Every shape of the list's query reads the hosts in the order of the
+ * index hosts_page, seeking into it by each filter it can (a cluster, a
+ * cluster and group, a cursor), never sorting: a late page costs what the
+ * first does. Its count seeks into an index by cluster (and group). */
+static void
+test_plans(void **state)
+{
+	static const char *const clusters[] = { NULL, "c1" };
+	static const char *const grps[] = { NULL, "g2" };
+	static const char *const states[] = { NULL, "ready" };
+	static const char *const afters[] = { NULL, "c1|g2|3|h-12", "c1|g1|3|h-12", "c2|g2|3|h-12" };
+	char sql[HOST_PAGE_SQL_MAX], after[HOST_CURSOR_MAX], plan[1024];
+	int shapes = 0;
+
+	for (int m = 0; m < 2 * 2 * 2 * 2 * 4; m++) {
+		struct herr err = HERR_INIT;
+		struct host_page q = {
+			.cluster = clusters[m & 1], .grp = grps[(m >> 1) & 1],
+			.state = states[(m >> 2) & 1], .all = (m >> 3) & 1, .limit = 50,
+		};
+		json_t *p = NULL;
+
+		if (afters[m >> 4]) {
+			hex_cursor(afters[m >> 4], after);
+			q.after = after;
+		}
+		assert_int_equal(host_page_sql(&q, false, sql, sizeof(sql), &p, &err), 0);
+		if (!plan_uses(sql, p, "hosts_page", q.cluster || q.after, plan, sizeof(plan)))
+			fail_msg("cluster=%s group=%s state=%s all=%d after=%s:\n%s\nplan: %s",
+				 q.cluster, q.grp, q.state, q.all, afters[m >> 4], sql, plan);
+		json_decref(p);
+		assert_int_equal(host_page_sql(&q, true, sql, sizeof(sql), &p, &err), 0);
+		if (q.cluster && !plan_uses(sql, p, "hosts_", true, plan, sizeof(plan)))
+			fail_msg("count: cluster=%s group=%s state=%s all=%d:\n%s\nplan: %s",
+				 q.cluster, q.grp, q.state, q.all, sql, plan);
+		json_decref(p);
+		shapes++;
+	}
+	assert_int_equal(shapes, 64);
+}
+
+/* The shape of a query: its filters, and the columns its cursor is
+ * compared on (fewer when the cursor is of its cluster, and group). */
+static void
+test_decide(void **state)
+{
+	static const char *const of_c1g2[4] = { "c1", "g2", "3", "h-1" };
+	static const char *const of_c1g1[4] = { "c1", "g1", "3", "h-1" };
+	static const char *const of_c2[4] = { "c2", "g2", "3", "h-1" };
+	struct host_page q = { .cluster = "c1", .grp = "g2", .limit = 1 };
+	struct host_page_shape s;
+
+	s = host_page_decide(&q, of_c1g2);
+	assert_true(s.cluster && s.grp && s.live && !s.state);
+	assert_int_equal(s.after, 0);
+	q.after = "x";
+	assert_int_equal(host_page_decide(&q, of_c1g2).after, 2);
+	assert_int_equal(host_page_decide(&q, of_c1g1).after, 3);
+	assert_int_equal(host_page_decide(&q, of_c2).after, 4);
+	q.grp = "";
+	assert_false(host_page_decide(&q, of_c1g2).grp);
+	assert_int_equal(host_page_decide(&q, of_c1g2).after, 3);
+	q.cluster = NULL;
+	q.grp = "g2";
+	q.state = "ready";
+	q.all = true;
+	s = host_page_decide(&q, of_c1g2);
+	assert_true(!s.cluster && s.grp && s.state && !s.live);
+	assert_int_equal(s.after, 4);
+}
+
+/* A filter that is not UTF-8 is refused naming its field (no query has it). */
+static void
+test_not_utf8(void **state)
+{
+	static const struct host_page qs[] = {
+		{ .cluster = "c\xff", .limit = 1 },
+		{ .grp = "\xc3", .limit = 1 },
+		{ .state = "re" "\xff" "ady", .limit = 1 },
+	};
+	static const char *const fields[] = { "cluster", "group", "state" };
+	struct buf b;
+
+	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+		struct herr err = HERR_INIT;
+
+		buf_init(&b, 1 << 20);
+		assert_int_equal(host_page_write(st, &qs[i], &b, &err), HERR_INVALID);
+		assert_string_equal(err.field, fields[i]);
+		buf_release(&b);
 	}
 }
 
@@ -262,6 +431,10 @@ main(void)
 		cmocka_unit_test(test_same_bytes),
 		cmocka_unit_test(test_bad_cursor),
 		cmocka_unit_test(test_too_big),
+		cmocka_unit_test(test_other_cursors),
+		cmocka_unit_test(test_plans),
+		cmocka_unit_test(test_decide),
+		cmocka_unit_test(test_not_utf8),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

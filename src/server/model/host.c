@@ -560,7 +560,8 @@ hexval(char c)
 	return -1;
 }
 
-/* Splits cursor s into raw (NUL-separated in place) and its four keys. */
+/* Splits cursor s into raw (NUL-separated in place) and its four keys,
+ * each UTF-8. */
 static bool
 cursor_decode(const char *s, char raw[HOST_CURSOR_MAX / 2], const char *key[4], long long *seq)
 {
@@ -586,11 +587,16 @@ cursor_decode(const char *s, char raw[HOST_CURSOR_MAX / 2], const char *key[4], 
 	raw[n / 2] = '\0';
 	if (k != 4 || *key[2] < '0' || *key[2] > '9')
 		return false;
+	for (k = 0; k < 4; k++)
+		if (!jsonw_utf8_valid(key[k], strlen(key[k])))
+			return false;   /* no key of a row's is (ckey_set) */
 	*seq = strtoll(key[2], &end, 10);
 	return *end == '\0' && *key[3] != '\0';
 }
 
-/* The conditions every page shares (the count uses them too). */
+/* The conditions every page shares (the count uses them too), in the form
+ * that fits any query: host_page_json's, the reference host_page_write()'s
+ * queries are checked against (tests/unit/test-host-list.c). */
 #define HOST_PAGE_WHERE                                                        \
 	" WHERE (? = '' OR cluster = ?) AND (? = '' OR grp = ?)"               \
 	" AND (? <> 0 OR state <> 'terminated') AND (? = '' OR state = ?)"
@@ -598,6 +604,105 @@ cursor_decode(const char *s, char raw[HOST_CURSOR_MAX / 2], const char *key[4], 
 #define HOST_PAGE_AFTER                                                        \
 	" AND (? = 0 OR cluster > ? OR (cluster = ? AND (grp > ? OR (grp = ? AND"   \
 	" (seq > ? OR (seq = ? AND id > ?))))))"
+
+struct host_page_shape
+host_page_decide(const struct host_page *q, const char *const key[4])
+{
+	struct host_page_shape s = {
+		.cluster = q->cluster && *q->cluster, .grp = q->grp && *q->grp,
+		.state = q->state && *q->state, .live = !q->all,
+	};
+
+	if (q->after == NULL)
+		s.after = 0;
+	else if (s.cluster && strcmp(key[0], q->cluster) == 0)
+		s.after = s.grp && strcmp(key[1], q->grp) == 0 ? 2 : 3;
+	else
+		s.after = 4;
+	return s;
+}
+
+/* sql (n bytes) with the condition c appended, WHERE before the first. */
+static void
+sql_cond(char *sql, size_t n, bool *first, const char *c)
+{
+	size_t len = strlen(sql);
+	int w = snprintf(sql + len, n - len, "%s%s", *first ? " WHERE " : " AND ", c);
+
+	BUG_ON(w < 0 || (size_t)w >= n - len);   /* fixed fragments: the buffer fits them */
+	*first = false;
+}
+
+int
+host_page_sql(const struct host_page *q, bool count, char *sql, size_t n, json_t **params,
+	      struct herr *err)
+{
+	static const char *const after_sql[] = {
+		[2] = "(seq, id) > (?, ?)",
+		[3] = "(grp, seq, id) > (?, ?, ?)",
+		[4] = "(cluster, grp, seq, id) > (?, ?, ?, ?)",
+	};
+	const char *key[4] = { "", "", "", "" };
+	char raw[HOST_CURSOR_MAX / 2];
+	long long seq = -1;
+	struct host_page_shape s;
+	bool first = true;
+	json_t *p;
+
+	*params = NULL;
+	if (q->after && !cursor_decode(q->after, raw, key, &seq))
+		return herr_field(err, HERR_INVALID, "after", "is not a cursor of this list");
+	if (q->cluster && !jsonw_utf8_valid(q->cluster, strlen(q->cluster)))
+		return herr_field(err, HERR_INVALID, "cluster", "is not UTF-8");
+	if (q->grp && !jsonw_utf8_valid(q->grp, strlen(q->grp)))
+		return herr_field(err, HERR_INVALID, "group", "is not UTF-8");
+	if (q->state && !jsonw_utf8_valid(q->state, strlen(q->state)))
+		return herr_field(err, HERR_INVALID, "state", "is not UTF-8");
+	s = host_page_decide(q, key);
+	p = json_array();
+	snprintf(sql, n, "%s", count ? "SELECT COUNT(*) AS n FROM hosts"
+				     : "SELECT " HOST_API_COLUMNS " FROM hosts");
+	if (s.cluster) {
+		sql_cond(sql, n, &first, "cluster = ?");
+		json_array_append_new(p, json_string(q->cluster));
+	}
+	if (s.grp) {
+		/* in a page, an equality on grp the index cannot seek on with
+		 * the rest (no cluster before it, a cursor of another group
+		 * after it) would make grp a constant of the ORDER BY and
+		 * SQLite sort the rows: as an expression it keeps the index's
+		 * order (the count has no order: a plain one is cheaper) */
+		sql_cond(sql, n, &first,
+			 count || (s.cluster && (s.after == 0 || s.after == 2)) ? "grp = ?"
+									       : "(grp || '') = ?");
+		json_array_append_new(p, json_string(q->grp));
+	}
+	if (s.live)
+		sql_cond(sql, n, &first, "state <> 'terminated'");
+	if (s.state) {
+		sql_cond(sql, n, &first, "state = ?");
+		json_array_append_new(p, json_string(q->state));
+	}
+	if (!count && s.after) {
+		sql_cond(sql, n, &first, after_sql[s.after]);
+		if (s.after >= 4)
+			json_array_append_new(p, json_string(key[0]));
+		if (s.after >= 3)
+			json_array_append_new(p, json_string(key[1]));
+		json_array_append_new(p, json_integer(seq));
+		json_array_append_new(p, json_string(key[3]));
+	}
+	if (!count) {
+		size_t len = strlen(sql);
+		int w = snprintf(sql + len, n - len, " ORDER BY cluster, grp, seq, id LIMIT ?");
+
+		BUG_ON(w < 0 || (size_t)w >= n - len);
+		/* one row more than the page says whether there is a next one */
+		json_array_append_new(p, json_integer(q->limit + 1));
+	}
+	*params = p;
+	return 0;
+}
 
 int
 host_page_json(struct store *st, const struct host_page *q, json_t **out,
@@ -946,43 +1051,44 @@ page_end(const struct page_ctx *x, int64_t total, struct herr *err)
 int
 host_page_write(struct store *st, const struct host_page *q, struct buf *b, struct herr *err)
 {
-	const char *cl = q->cluster ? q->cluster : "", *g = q->grp ? q->grp : "";
-	const char *sta = q->state ? q->state : "";
-	const char *key[4] = { "", "", "", "" };
-	char raw[HOST_CURSOR_MAX / 2];
-	long long seq = -1;
 	struct page_ctx x = { .b = b, .limit = q->limit };
-	json_t *cnt = NULL;
+	char sql[HOST_PAGE_SQL_MAX], count_sql[HOST_PAGE_SQL_MAX];
+	json_t *params = NULL, *count_params = NULL, *cnt = NULL;
 	int64_t total;
 	int rc;
 
 	BUG_ON(q->limit < 1 || q->limit > HOST_PAGE_MAX);
-	if (q->after && !cursor_decode(q->after, raw, key, &seq))
-		return herr_field(err, HERR_INVALID, "after", "is not a cursor of this list");
-	if ((rc = jsonw_raw(b, "{\"items\":[", 10)) < 0)
-		return herr_set(err, rc, "the host list is too large");
+	if ((rc = host_page_sql(q, false, sql, sizeof(sql), &params, err)) < 0 ||
+	    (rc = host_page_sql(q, true, count_sql, sizeof(count_sql), &count_params, err)) < 0) {
+		json_decref(params);
+		return rc;
+	}
+	if ((rc = jsonw_raw(b, "{\"items\":[", 10)) < 0) {
+		rc = herr_set(err, rc, "the host list is too large");
+		goto out;
+	}
 	/* the page and its count from one snapshot (one read lock, not two) */
 	if ((rc = store_read_begin(st, err)) < 0)
-		return rc;
-	rc = store_each(st, err, page_row, &x,
-			"SELECT " HOST_API_COLUMNS " FROM hosts" HOST_PAGE_WHERE HOST_PAGE_AFTER
-			" ORDER BY cluster, grp, seq, id LIMIT ?",
-			"[ssssississssIIsi]", cl, cl, g, g, q->all ? 1 : 0, sta, sta,
-			q->after ? 1 : 0, key[0], key[0], key[1], key[1], (json_int_t)seq,
-			(json_int_t)seq, key[3], q->limit + 1);
+		goto out;
+	rc = store_each(st, err, page_row, &x, sql, "O", params);
 	if (rc == 0)
-		cnt = store_row(st, err, "SELECT COUNT(*) AS n FROM hosts" HOST_PAGE_WHERE,
-				"[ssssiss]", cl, cl, g, g, q->all ? 1 : 0, sta, sta);
+		cnt = store_row(st, err, count_sql, "O", count_params);
 	store_read_end(st);
 	if (rc == HERR_TOOBIG)
-		return herr_set(err, rc, "the host list is too large");
+		rc = herr_set(err, rc, "the host list is too large");
 	if (rc < 0)
-		return rc;
-	if (cnt == NULL && err->code)
-		return err->code;
+		goto out;
+	if (cnt == NULL && err->code) {
+		rc = err->code;
+		goto out;
+	}
 	total = cnt ? get_int(cnt, "n") : 0;
+	rc = page_end(&x, total, err);
+out:
 	json_decref(cnt);
-	return page_end(&x, total, err);
+	json_decref(params);
+	json_decref(count_params);
+	return rc;
 }
 
 int

@@ -202,13 +202,37 @@ struct host_page {
 int host_page_json(struct store *st, const struct host_page *q, json_t **out,
 		   char next[HOST_CURSOR_MAX], int64_t *total, struct herr *err);
 
+/* The filters of a host list query that are set and how its cursor is
+ * compared: the shape host_page_sql() writes a query for. after: the
+ * columns of the row value the cursor's keys are compared to: 0 (no
+ * cursor), 2 (seq, id: the cursor is of q's cluster and group), 3 (grp,
+ * seq, id: of q's cluster), 4 (cluster, grp, seq, id). */
+struct host_page_shape {
+	bool cluster, grp, state, live;
+	int after;
+};
+
+/* The shape of q, its cursor's keys key[4] (cluster, grp, seq, id; any
+ * when q has no cursor). Pure. */
+struct host_page_shape host_page_decide(const struct host_page *q, const char *const key[4]);
+
+/* The query of q's page (count: of its total) for its shape, written from
+ * fixed fragments into sql (n bytes, HOST_PAGE_SQL_MAX fits any), so that
+ * every filter given is a condition the index hosts_page can seek on; its
+ * parameters, q's values and its cursor's, into *params (owned). 0, or
+ * HERR_INVALID naming "after" for a cursor that is not one, "cluster",
+ * "group" or "state" for one that is not UTF-8. */
+#define HOST_PAGE_SQL_MAX 1024
+int host_page_sql(const struct host_page *q, bool count, char *sql, size_t n, json_t **params,
+		  struct herr *err);
+
 /* The answer of GET /v1/hosts for q, written into b as one JSON object,
  * {"items":[...],"next":CURSOR or null,"total":N}: byte for byte what
  * json_dumps(JSON_COMPACT) prints of host_page_json()'s page with each row
  * through host_to_json() (tests/unit/test-host-list.c compares the two),
  * printed straight from the store's columns (store_each: no jansson object
- * per row). 0, HERR_INVALID naming "after" for a cursor that is not one,
- * HERR_TOOBIG past b's maximum, or a store error. */
+ * per row), with host_page_sql()'s queries. 0, HERR_INVALID (as
+ * host_page_sql()), HERR_TOOBIG past b's maximum, or a store error. */
 int host_page_write(struct store *st, const struct host_page *q, struct buf *b,
 		    struct herr *err);
 
