@@ -121,6 +121,12 @@ $(TEST_TOOLS): $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libherd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libherd.a $(LDFLAGS) $(LIBS)
 
+# The host list page bench (bench/hostpage-sql.c): the model's queries on a
+# temporary store, linked with libherd.a as the unit tests are.
+$(BUILD)/hostpage-bench: bench/hostpage-sql.c $(BUILD)/libherd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libherd.a $(LDFLAGS) $(LIBS)
+
 # The connection bench (bench/conns.c): a client only, linked with no herd code.
 $(BUILD)/conns-bench: bench/conns.c | deps
 	@mkdir -p $(dir $@)
@@ -154,7 +160,7 @@ demo: deps web $(BUILD)/herd $(if $(filter qingcloud,$(HERD_PROVIDER)),$(FAKE_QC
 	@tools/deps.sh demo
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd examples/queue/demo.sh
 
-bench: deps web $(BUILD)/herd $(BUILD)/conns-bench
+bench: deps web $(BUILD)/herd $(BUILD)/conns-bench $(BUILD)/hostpage-bench
 	@tools/deps.sh bench
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd bench/run.sh
 
