@@ -356,21 +356,35 @@ instance_ok(const char *v)
 	return true;
 }
 
+/* out (outsz bytes) = the store's meta value of key, made first as
+ * nbytes random bytes in hex when the store has none (store_meta_init: of
+ * servers starting together on one store, all get the first one's). */
+static int
+meta_random(struct store *st, const char *key, size_t nbytes, char *out, size_t outsz,
+	    struct herr *err)
+{
+	char *v = store_meta_get(st, key), fresh[80];
+
+	if (v == NULL) {
+		token_random(fresh, sizeof(fresh), NULL, nbytes);
+		if ((v = store_meta_init(st, key, fresh, err)) == NULL)
+			return err->code;
+	}
+	snprintf(out, outsz, "%s", v);
+	free(v);
+	return 0;
+}
+
 /* The instance id is kept in the store (meta) and copied at each start to
  * DATA/instance, so that a teardown finds this data dir's hosts when the
  * store cannot be opened (teardown_without_store). */
 static int
 ensure_instance(struct server *s, struct herr *err)
 {
-	char *v = store_meta_get(s->store, "instance"), path[PATH_MAX + 16], fresh[16];
+	char path[PATH_MAX + 16];
 
-	if (v == NULL) {
-		token_random(fresh, sizeof(fresh), NULL, 3);
-		if ((v = store_meta_init(s->store, "instance", fresh, err)) == NULL)
-			return err->code;
-	}
-	snprintf(s->instance, sizeof(s->instance), "%s", v);
-	free(v);
+	if (meta_random(s->store, "instance", 3, s->instance, sizeof(s->instance), err) < 0)
+		return err->code;
 	snprintf(path, sizeof(path), "%s/instance", s->data_dir);
 	if (file_write_atomic(path, s->instance, strlen(s->instance), 0644) < 0)
 		log_warn("cannot write '%s': %s (a teardown without the store would not find"
@@ -384,16 +398,8 @@ ensure_instance(struct server *s, struct herr *err)
 static int
 ensure_forward_key(struct server *s, struct herr *err)
 {
-	char *v = store_meta_get(s->store, "forward_key"), fresh[sizeof(s->forward_key)];
-
-	if (v == NULL) {
-		token_random(fresh, sizeof(fresh), NULL, 16);
-		if ((v = store_meta_init(s->store, "forward_key", fresh, err)) == NULL)
-			return err->code;
-	}
-	snprintf(s->forward_key, sizeof(s->forward_key), "%s", v);
-	free(v);
-	return 0;
+	return meta_random(s->store, "forward_key", 16, s->forward_key, sizeof(s->forward_key),
+			   err);
 }
 
 /* The instance id of a data dir whose store cannot be opened: DATA/instance,
