@@ -104,11 +104,12 @@ struct pushwire_arena {
 };
 
 /* Decodes a Push body of len bytes into *out, allocating in a (set up
- * here; pushwire_arena_release(a) after, even on error). Limits checked
- * while decoding: at most max_batches batches (PUSH_MAX_BATCHES_PER_REQUEST
- * for an agent), and the budget (16 times the body plus 64 KiB). After: no
- * NUL inside a string. HERR_INVALID naming the field ("body",
- * "batches[2].series[0].labels[1].value") or HERR_TOOBIG; 0. The meaning
+ * here; pushwire_arena_release(a) after, even on error). The budget (24
+ * times the body plus 64 KiB) is checked while protobuf-c decodes; then at
+ * most max_batches batches (PUSH_MAX_BATCHES_PER_REQUEST for an agent),
+ * every series has a value, and no string holds a NUL. HERR_INVALID naming
+ * the field ("body", "batches[2].series[0].labels[1].value") or
+ * HERR_TOOBIG ("body"); 0. An empty body is a push of no batches. The meaning
  * of the values (names, states, times, the per-batch limits) is the
  * caller's to check. */
 int pushwire_decode(const void *body, size_t len, size_t max_batches, struct pushwire_arena *a,
