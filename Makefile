@@ -160,7 +160,7 @@ demo: deps web $(BUILD)/herd $(if $(filter qingcloud,$(HERD_PROVIDER)),$(FAKE_QC
 	@tools/deps.sh demo
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd examples/queue/demo.sh
 
-bench: deps web $(BUILD)/herd $(BUILD)/conns-bench $(BUILD)/hostpage-bench
+bench: deps web $(BUILD)/herd $(BUILD)/conns-bench $(BUILD)/hostpage-bench $(BUILD)/tests/push-pb
 	@tools/deps.sh bench
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd bench/run.sh
 

@@ -21,6 +21,11 @@
 #   decode:    jansson alone (json_loadb with JSON_REJECT_DUPLICATES, as
 #              the server parses a body, then json_decref) looping over
 #              the one-batch body: CPU per sample, no HTTP, no store;
+#   protobuf:  the one-batch and the catch-up shapes again with protobuf
+#              bodies (Content-Type application/x-protobuf, made from the
+#              same JSON by build/tests/push-pb before the clock starts, on
+#              series of their own: cp_, cq_), and pushwire_decode alone
+#              looping over the one-batch body as jansson does above;
 #   floor:     the same pushes with no samples ({"batches":[]}), measured
 #              the same way: what a request costs the server before any
 #              sample (HTTP, TCP, authentication, JSON, the answer); shown
@@ -58,6 +63,8 @@ die() { echo "push: FAILED: $*" >&2; exit 1; }
 trap 'echo "push: FAILED at line $LINENO" >&2' ERR
 
 [ -f "$BUILD/libherd.a" ] || make -s "$BUILD/libherd.a"
+PUSH_PB=$BUILD/tests/push-pb
+[ -x "$PUSH_PB" ] || make -s "$PUSH_PB"
 # shellcheck disable=SC2046
 cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Isrc/lib -Isrc/server -o "$work/tsdb-bench" \
 	bench/tsdb-bench.c "$BUILD/libherd.a" \
@@ -95,6 +102,40 @@ main(int argc, char **argv)
 EOF_C
 # shellcheck disable=SC2046
 cc -O2 -o "$work/jdecode" "$work/jdecode.c" $(pkg-config --cflags --libs jansson)
+
+# the same for the protobuf body: pushwire_decode (as the server's handler
+# calls it) and the arena released, in a loop; CPU per sample
+cat >"$work/pdecode.c" <<'EOF_C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "pushwire.h"
+int
+main(int argc, char **argv)
+{
+	static char body[1 << 20];
+	static struct pushwire_arena a;
+	FILE *f = fopen(argv[1], "r");
+	size_t n = f ? fread(body, 1, sizeof(body), f) : 0;
+	struct timespec t0, t1;
+	struct pushwire_push w;
+	struct herr err = HERR_INIT;
+	int iters = 200000;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+	for (int i = 0; i < iters; i++) {
+		if (pushwire_decode(body, n, 100, &a, &w, &err) < 0 || w.nbatches != 1)
+			return 1;
+		pushwire_arena_release(&a);
+	}
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+	printf("%.1f\n", ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / iters / (argc > 2 ? atoi(argv[2]) : 31));
+	return 0;
+}
+EOF_C
+# shellcheck disable=SC2046
+cc -std=c11 -D_GNU_SOURCE -O2 -Isrc/lib -o "$work/pdecode" "$work/pdecode.c" "$BUILD/libherd.a" \
+	$(pkg-config --libs libprotobuf-c)
 
 port=$((20000 + RANDOM % 12000))
 url="http://127.0.0.1:$port"
@@ -148,18 +189,23 @@ builds() {
 	{ curl -sf -H "Authorization: Bearer $tok" "$url/metrics" || true; } |
 		awk '$1 == "herd_agent_config_builds_total" { print $2 }'
 }
-# pusher ROUND [empty|batches]: sends PUSHES pushes of round ROUND (its
-# own time range, so every sample is new and in order), or as many empty
-# ones, or PUSHES / BATCHES pushes of BATCHES batches each (the agent's
-# catch-up shape, on series of their own: bq_ for bp_); prints
-# "samples pushes wall_s".
+# pusher ROUND [empty|batches|pb|pb-batches]: sends PUSHES pushes of round
+# ROUND (its own time range, so every sample is new and in order), or as
+# many empty ones, or PUSHES / BATCHES pushes of BATCHES batches each (the
+# agent's catch-up shape, on series of their own: bq_ for bp_); pb: the
+# same pushes as protobuf bodies (push-pb), on series of their own (cp_,
+# cq_); prints "samples pushes wall_s".
 pusher() {
 	python3 -c '
-import http.client, math, re, sys, time
+import http.client, math, re, subprocess, sys, time
 url, cred, n, rnd, rounds, step, per = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])
 mode = sys.argv[8] if len(sys.argv) > 8 else ""
+pushpb = sys.argv[9] if len(sys.argv) > 9 else ""
+pb = mode.startswith("pb")
+if pb:
+	mode = mode[3:]
 empty, k = mode == "empty", per if mode == "batches" else 1
-pre = "bq" if k > 1 else "bp"
+pre = ("cq" if k > 1 else "cp") if pb else ("bq" if k > 1 else "bp")
 defs = [("cpu_busy_pct", "scope", "machine")]
 defs += [("cpu_mode_pct", "mode", m) for m in "user nice system idle iowait irq softirq steal".split()]
 defs += [(m, "scope", "machine") for m in ("load1", "load5", "load15", "mem_total_bytes",
@@ -176,16 +222,20 @@ def batch(i):
 	s.append("{\"name\":\"%s_busy\",\"value\":%d}" % (pre, i % 17))
 	return ("{\"ts_ms\":%d,\"series\":[%s],\"monitors\":[{\"name\":\"%s_busy\",\"state\":\"ok\"}]}"
 		% (t0 + i * step, ",".join(s), pre))
-if mode == "body":   # one push, printed, for the decode-alone row
+if mode == "body":   # one push, printed, for the decode-alone rows
 	sys.stdout.write("{\"batches\":[%s]}" % batch(0))
 	sys.exit(0)
 bodies = []
 for p in range(n // k):
 	bodies.append(b"{\"batches\":[]}" if empty else ("{\"batches\":[%s]}"
 		% ",".join(batch(p * k + j) for j in range(k))).encode())
+	if pb:
+		bodies[-1] = subprocess.run([pushpb], input=bodies[-1], stdout=subprocess.PIPE,
+			check=True).stdout
 host, port = url.split("//")[1].split(":")
 c = http.client.HTTPConnection(host, int(port))
-hdr = {"Authorization": "Bearer " + cred, "Content-Type": "application/json"}
+hdr = {"Authorization": "Bearer " + cred,
+	"Content-Type": "application/x-protobuf" if pb else "application/json"}
 want = 0 if empty else 31 * k
 acc, w = 0, time.time()
 for b in bodies:   # bytes: headers and body leave in one send (no Nagle stall)
@@ -197,9 +247,9 @@ for b in bodies:   # bytes: headers and body leave in one send (no Nagle stall)
 		sys.exit("push: %d %s" % (r.status, t[:300]))
 	acc += 31 if empty else want
 print(acc, len(bodies), "%.3f" % (time.time() - w))
-' "$url" "$cred" "$PUSHES" "$1" "$ROUNDS" "$STEP_MS" "$BATCHES" ${2:+"$2"}
+' "$url" "$cred" "$PUSHES" "$1" "$ROUNDS" "$STEP_MS" "$BATCHES" "${2:-}" "$PUSH_PB"
 }
-# measure ROUND [empty|batches]: the pusher's server CPU less an idle
+# measure ROUND [empty|batches|pb|pb-batches]: the pusher's server CPU less an idle
 # stretch as long; prints "ns/sample us/push idle_ms" (ns/sample over 31
 # for empty pushes).
 measure() {
@@ -226,14 +276,19 @@ stats() { sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[
 
 b0=$(builds)
 : >"$work/herd"; : >"$work/ref"; : >"$work/floor"; : >"$work/multi"; : >"$work/decode"
+: >"$work/pb"; : >"$work/pbmulti"; : >"$work/pdec"
 pusher 0 body >"$work/body.json"
+"$PUSH_PB" <"$work/body.json" >"$work/body.pb"
 for r in $(seq 0 $((ROUNDS - 1))); do
 	# the pusher makes its bodies first: the clock starts at its first
 	# push; then idle, the same length: what the server spends anyway
 	measure "$r" >>"$work/herd"
 	measure "$r" empty >>"$work/floor"
 	measure "$r" batches >>"$work/multi"
+	measure "$r" pb >>"$work/pb"
+	measure "$r" pb-batches >>"$work/pbmulti"
 	"$work/jdecode" "$work/body.json" >>"$work/decode" || die "the decode alone failed"
+	"$work/pdecode" "$work/body.pb" >>"$work/pdec" || die "the protobuf decode alone failed"
 	"$work/tsdb-bench" ingest "$work/ref-$r" 2>/dev/null |
 		awk '$1 == "ingest_samples_per_cpu_s" { printf "%.1f\n", 1e9 / $2 }' >>"$work/ref"
 	rm -rf "$work/ref-$r"
@@ -255,6 +310,17 @@ paste -d' ' "$work/herd" "$work/ref" | awk '{ print $1 / $4 }' >"$work/ratio"
 read -r q qlo qhi < <(stats <"$work/ratio")
 paste -d' ' "$work/multi" "$work/ref" | awk '{ print $1 / $4 }' >"$work/mratio"
 read -r mq mqlo mqhi < <(stats <"$work/mratio")
+read -r ps pslo pshi < <(cut -d' ' -f1 "$work/pb" | stats)
+read -r pp pplo pphi < <(cut -d' ' -f2 "$work/pb" | stats)
+paste -d' ' "$work/pb" "$work/ref" | awk '{ print $1 / $4 }' >"$work/pratio"
+read -r pq pqlo pqhi < <(stats <"$work/pratio")
+read -r pms pmslo pmshi < <(cut -d' ' -f1 "$work/pbmulti" | stats)
+read -r pmp pmplo pmphi < <(cut -d' ' -f2 "$work/pbmulti" | stats)
+paste -d' ' "$work/pbmulti" "$work/ref" | awk '{ print $1 / $4 }' >"$work/pmratio"
+read -r pmq pmqlo pmqhi < <(stats <"$work/pmratio")
+read -r pds pdslo pdshi < <(stats <"$work/pdec")
+paste -d' ' "$work/pdec" "$work/ref" | awk '{ print $1 / $2 }' >"$work/pdratio"
+read -r pdq pdqlo pdqhi < <(stats <"$work/pdratio")
 echo "push: server CPU per pushed sample beside the metric store's own; $ROUNDS alternated rounds;" \
 	"median (min..max)"
 printf '  herd push     %8.0f ns/sample (%.0f..%.0f)  = %.1f us/push of 31 samples (%.1f..%.1f);' \
@@ -272,8 +338,17 @@ printf '  ratio         %.2fx the store'"'"'s own cost (per round %.2f..%.2f; ta
 	"$mq" "$mqlo" "$mqhi" "$BATCHES"
 printf '  json decode   %8.0f ns/sample (%.0f..%.0f)  = %.2fx the store'"'"'s (%.2f..%.2f): jansson'"'"'s json_loadb + json_decref of the one-batch body alone, no server\n' \
 	"$ds" "$dslo" "$dshi" "$dq" "$dqlo" "$dqhi"
+printf '  protobuf push %8.0f ns/sample (%.0f..%.0f)  = %.1f us/push of 31 samples (%.1f..%.1f); body %d bytes (JSON %d)\n' \
+	"$ps" "$pslo" "$pshi" "$pp" "$pplo" "$pphi" "$(wc -c <"$work/body.pb")" "$(wc -c <"$work/body.json")"
+printf '  ratio         %.2fx the store'"'"'s own cost (per round %.2f..%.2f; target <= 3x): one batch a push in protobuf\n' "$pq" "$pqlo" "$pqhi"
+printf '  %2d-batch pb   %8.0f ns/sample (%.0f..%.0f)  = %.1f us/push of %d samples (%.1f..%.1f)\n' \
+	"$BATCHES" "$pms" "$pmslo" "$pmshi" "$pmp" $((31 * BATCHES)) "$pmplo" "$pmphi"
+printf '  ratio         %.2fx the store'"'"'s own cost (per round %.2f..%.2f; target <= 3x): %d batches a push in protobuf\n' \
+	"$pmq" "$pmqlo" "$pmqhi" "$BATCHES"
+printf '  pb decode     %8.0f ns/sample (%.0f..%.0f)  = %.2fx the store'"'"'s (%.2f..%.2f): pushwire_decode + arena release of the one-batch body alone, no server\n' \
+	"$pds" "$pdslo" "$pdshi" "$pdq" "$pdqlo" "$pdqhi"
 if [ -n "$b0" ] && [ -n "$b1" ]; then
-	echo "  agent configuration computed $((b1 - b0)) times for $((ROUNDS * (2 * PUSHES + PUSHES / BATCHES))) pushes (herd_agent_config_builds_total)"
+	echo "  agent configuration computed $((b1 - b0)) times for $((ROUNDS * (4 * PUSHES + 2 * (PUSHES / BATCHES)))) pushes (herd_agent_config_builds_total)"
 else
 	echo "  agent configuration: this server does not count its computations (no herd_agent_config_builds_total)"
 fi
