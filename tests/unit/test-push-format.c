@@ -1,4 +1,4 @@
-/* test-push-wire.c - the agent's protobuf push (src/agent/push-wire.c and
+/* test-push-format.c - the agent's protobuf push (src/agent/push-wire.c and
  * the format-aware push buffer): a batch encoded as a PushBatch holds what
  * the JSON batch holds (unpacked here with protobuf-c's generated code and
  * compared), the buffer takes the longest run of one format from its head
