@@ -1,6 +1,7 @@
 /* api-metrics.c - the metrics endpoints over the metrics model
- * (model/metrics.c) and the store (tsdb/): the agents' push (checked and
- * decoded by metrics_push_decode, stored by metrics_push_ingest, answered
+ * (model/metrics.c) and the store (tsdb/): the agents' push (its JSON or
+ * protobuf body checked and decoded by metrics_push_decode or
+ * metrics_push_decode_wire, stored by metrics_push_ingest, answered
  * here), the monitor configuration agents
  * poll, the viewer queries (list, range, group aggregate, latest), monitor
  * states, and the Prometheus exposition at /metrics (herd's names mapped to
@@ -12,11 +13,13 @@
 
 #include <microhttpd.h>
 
+#include "agent-contract.h"
 #include "api.h"
 #include "ctl/rwout.h"
 #include "model/alert-delivery.h"
 #include "model/metrics.h"
 #include "promwire.h"
+#include "pushwire.h"
 #include "log.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
@@ -71,38 +74,9 @@ push_answer(struct req *rq, const struct metrics_push_result *res)
 	reply_raw(rq, 200, "application/json", t, (size_t)n, false);
 }
 
-/* POST /v1/agent/metrics: see docs/metrics.md. The whole push is checked
- * (and decoded, one walk of its JSON) before anything is stored. */
-void
-api_agent_metrics(struct req *rq)
-{
-	struct herr err = HERR_INIT;
-	json_t *body = req_json(rq);
-	struct metrics_push_result res;
-	struct metrics_push p;
-	struct metrics_host h;
-
-	if (api_forward_to_leader(rq))   /* a follower: the leader's TSDB answers */
-		return;
-
-	if (body == NULL)
-		return;
-	if (rq->srv->tsdb == NULL)
-		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
-	if (metrics_push_decode(json_object_get(body, "batches"), json_object_get(body, "dropped"),
-				now_ms(), &p, &err) < 0 ||
-	    metrics_host_ident(rq->srv, rq->who.host_id, &h, &err) < 0 ||
-	    /* on error the batches before the failing one are stored: the
-	     * agent may resend them, and same-timestamp samples just replace */
-	    metrics_push_ingest(rq->srv, &h, &p, &res, &err) < 0) {
-		metrics_push_release(&p);
-		return reply_err(rq, &err);
-	}
-	metrics_push_release(&p);
-	push_answer(rq, &res);
-}
-
-/* --- remote write: POST /api/v1/write (docs/prometheus.md) --- */
+/* Pushes answered 200 since the server started, by body format
+ * (herd_agent_pushes_total): [0] JSON, [1] protobuf. */
+static uint64_t pushes_total[2];
 
 /* Whether header h of rq is want, any case, optionally followed by
  * parameters (";..."). */
@@ -114,6 +88,80 @@ header_is(struct req *rq, const char *h, const char *want)
 
 	return v && strncasecmp(v, want, n) == 0 && (v[n] == '\0' || v[n] == ';' || v[n] == ' ');
 }
+
+/* The decoded push p of body format pb (0 JSON, 1 protobuf) stored for the
+ * pushing host and answered. */
+static void
+push_store(struct req *rq, struct metrics_push *p, int pb)
+{
+	struct herr err = HERR_INIT;
+	struct metrics_push_result res;
+	struct metrics_host h;
+
+	if (metrics_host_ident(rq->srv, rq->who.host_id, &h, &err) < 0 ||
+	    /* on error the batches before the failing one are stored: the
+	     * agent may resend them, and same-timestamp samples just replace */
+	    metrics_push_ingest(rq->srv, &h, p, &res, &err) < 0)
+		return reply_err(rq, &err);
+	__atomic_fetch_add(&pushes_total[pb], 1, __ATOMIC_RELAXED);
+	push_answer(rq, &res);
+}
+
+/* A protobuf body (proto/push.proto): unpacked into an arena on this
+ * thread's stack (libmicrohttpd's threads have the default stack of
+ * several MiB; an agent's push fits the arena's 32 KiB without heap),
+ * then checked by the same model code as the JSON body. An empty body is
+ * a push of no batches. */
+static void
+push_protobuf(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	struct pushwire_arena a;
+	struct pushwire_push w;
+	struct metrics_push p;
+
+	if (pushwire_decode(rq->body.p, rq->body.len, PUSH_MAX_BATCHES_PER_REQUEST, &a, &w,
+			    &err) < 0) {
+		pushwire_arena_release(&a);
+		return reply_err(rq, &err);
+	}
+	if (metrics_push_decode_wire(&w, now_ms(), &p, &err) < 0)
+		reply_err(rq, &err);
+	else
+		push_store(rq, &p, 1);
+	metrics_push_release(&p);
+	pushwire_arena_release(&a);
+}
+
+/* POST /v1/agent/metrics: see docs/metrics.md. The whole push is checked
+ * (and decoded, one walk of its JSON or protobuf body) before anything is
+ * stored. Content-Type application/x-protobuf is the protobuf body; any
+ * other (or none) is read as JSON, as before the protobuf body existed. */
+void
+api_agent_metrics(struct req *rq)
+{
+	struct herr err = HERR_INIT;
+	struct metrics_push p;
+	json_t *body;
+
+	if (api_forward_to_leader(rq))   /* a follower: the leader's TSDB answers */
+		return;
+
+	if (rq->srv->tsdb == NULL)
+		return reply_errf(rq, HERR_UNAVAIL, "", "the metric store is not open");
+	if (header_is(rq, MHD_HTTP_HEADER_CONTENT_TYPE, PUSHWIRE_CONTENT_TYPE))
+		return push_protobuf(rq);
+	if ((body = req_json(rq)) == NULL)
+		return;
+	if (metrics_push_decode(json_object_get(body, "batches"), json_object_get(body, "dropped"),
+				now_ms(), &p, &err) < 0)
+		reply_err(rq, &err);
+	else
+		push_store(rq, &p, 0);
+	metrics_push_release(&p);
+}
+
+/* --- remote write: POST /api/v1/write (docs/prometheus.md) --- */
 
 /* 415: a body herd cannot read, named (no herr code maps to it). */
 static void
@@ -642,6 +690,9 @@ static const struct prom_family prom_families[] = {
 	{ NULL, "herd_agent_config_builds_total", "counter", 1,
 	  "Times the agents' configuration (and the cluster's quotas a push obeys) was computed"
 	  " from the store since the server started: once per resource change, not per push." },
+	{ NULL, "herd_agent_pushes_total", "counter", 1,
+	  "Agent pushes (POST /v1/agent/metrics) stored and answered 200 since the server"
+	  " started, by body format: format=\"json\" or \"protobuf\"." },
 	{ NULL, "herd_longpoll_wakeups_total", "counter", 1,
 	  "Parked long-polls resumed to run their handler again: by a change that concerns them"
 	  " (reason=\"kick\") or at their deadline (reason=\"deadline\")." },
@@ -825,6 +876,12 @@ expose_stats(struct server *srv, struct tsdb *db, struct buf *b)
 	prom_header(b, "herd_agent_config_builds_total");
 	buf_addf(b, "herd_agent_config_builds_total %llu\n",
 		 (unsigned long long)metrics_agent_config_builds());
+	prom_header(b, "herd_agent_pushes_total");
+	buf_addf(b,
+		 "herd_agent_pushes_total{format=\"json\"} %llu\n"
+		 "herd_agent_pushes_total{format=\"protobuf\"} %llu\n",
+		 (unsigned long long)__atomic_load_n(&pushes_total[0], __ATOMIC_RELAXED),
+		 (unsigned long long)__atomic_load_n(&pushes_total[1], __ATOMIC_RELAXED));
 	httpd_wakeups(srv, &kick, &deadline);
 	prom_header(b, "herd_longpoll_wakeups_total");
 	buf_addf(b,

@@ -1,5 +1,6 @@
 /* model/metrics.c - the metrics model (model/metrics.h): a push checked
- * and decoded in one walk of its JSON, then stored in the metric store
+ * and decoded in one walk of its JSON or of its protobuf body (the same
+ * checks for both), then stored in the metric store
  * under the cluster's quotas, the in-memory cache of pushing hosts'
  * identities with their monitor states and dropped batches, the monitor configuration agents poll (kept per cluster/group
  * with the cluster's quotas, and computed again only after a resource
@@ -23,6 +24,7 @@
 #include "model/policy.h"
 #include "model/res.h"
 #include "promwire.h"
+#include "pushwire.h"
 #include "store/store.h"
 #include "tsdb/tsdb.h"
 #include "util.h"
@@ -317,8 +319,12 @@ config_build(struct server *s, const char *cluster, const char *group)
 		pols = NULL;
 	thr = metrics_thresholds_json(pols);
 	json_decref(pols);
-	cfg = json_pack("{s:I,s:o,s:o}", "push_interval_s", (json_int_t)(s->push_interval_ms / 1000),
-			"monitors", mons, "thresholds", thr);
+	/* push_formats is part of the version: an agent that began under a
+	 * server without the protobuf body sees the version change and reads
+	 * the offer */
+	cfg = json_pack("{s:I,s:o,s:o,s:[ss]}", "push_interval_s",
+			(json_int_t)(s->push_interval_ms / 1000), "monitors", mons, "thresholds", thr,
+			"push_formats", "json", "protobuf");
 	text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
 	sha256_hex(text, strlen(text), hash);
 	free(text);
@@ -576,7 +582,13 @@ quota_note(struct server *s, const struct metrics_host *h, size_t refused,
 	json_decref(in);
 }
 
-/* --- the push: decoded in one walk, then stored --- */
+/* --- the push: decoded in one walk, then stored ---
+ * One set of checks for both bodies: the JSON walk (metrics_push_decode)
+ * checks what only JSON can get wrong (an object, an array, a string),
+ * the protobuf walk (metrics_push_decode_wire) nothing of the kind; both
+ * then call the push_*_check and push_*_add functions below on plain C
+ * values, which check what the values mean and add them, with the same
+ * messages and field names. */
 
 /* Room for need elements in *arr (used of them in use; its capacity *cap,
  * at first the struct's own array stack): doubled, moved to the heap
@@ -620,68 +632,171 @@ push_sample(struct metrics_push *p, const char *metric, double value, size_t ext
 	return smp;
 }
 
-/* One series of batch i, at j: checked, then added. */
-static int
-push_series(struct metrics_push *p, json_t *x, size_t i, size_t j, struct herr *err)
+/* An empty push, its arrays the struct's own. */
+static void
+push_init(struct metrics_push *p)
 {
-	json_t *labels = json_object_get(x, "labels"), *lv;
-	const char *name = json_string_value(json_object_get(x, "name")), *lk;
-	struct tsdb_sample *smp;
-	char f[128];
-	double v;
+	memset(p, 0, offsetof(struct metrics_push, batches_stack));
+	p->batches = p->batches_stack;
+	p->samples = p->samples_stack;
+	p->labels = p->labels_stack;
+	p->monitors = p->monitors_stack;
+	p->capbatches = PUSH_STACK_BATCHES;
+	p->capsamples = PUSH_STACK_SAMPLES;
+	p->caplabels = PUSH_STACK_LABELS;
+	p->capmonitors = PUSH_STACK_MONITORS;
+}
 
-	if (!json_is_object(x) || !tsdb_metric_name_ok(name)) {
-		snprintf(f, sizeof(f), "batches[%zu].series[%zu].name", i, j);
-		return herr_field(err, HERR_INVALID, f,
-				  "must be a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*, at most %d characters",
-				  TSDB_NAME_MAX);
-	}
-	if (!metrics_value_parse(json_object_get(x, "value"), &v)) {
-		snprintf(f, sizeof(f), "batches[%zu].series[%zu].value", i, j);
-		return herr_field(err, HERR_INVALID, f, "must be a number, \"NaN\", \"+Inf\" or \"-Inf\"");
-	}
-	if (labels && !json_is_object(labels)) {
-		snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
-		return herr_field(err, HERR_INVALID, f, "must be an object of strings");
-	}
-	if (json_object_size(labels) > PUSH_MAX_LABELS) {
-		snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
-		return herr_field(err, HERR_INVALID, f, "at most %d labels", PUSH_MAX_LABELS);
-	}
-	smp = push_sample(p, name, v, json_object_size(labels));
-	json_object_foreach(labels, lk, lv) {
-		const char *s = json_string_value(lv);
-
-		if (!tsdb_label_name_ok(lk)) {
-			snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
-			return herr_field(err, HERR_INVALID, f,
-					  "label names are [a-zA-Z_][a-zA-Z0-9_]*, at most %d characters",
-					  TSDB_NAME_MAX);
-		}
-		if (metrics_label_reserved(lk)) {
-			snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
-			return herr_field(err, HERR_INVALID, f,
-					  "is set by the server (host, group, cluster and __*)");
-		}
-		if (s == NULL || strlen(s) > PUSH_LABEL_MAX) {
-			snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels.%.64s", i, j, lk);
-			return herr_field(err, HERR_INVALID, f, "must be a string of at most %d bytes",
-					  PUSH_LABEL_MAX);
-		}
-		p->labels[p->nlabels++] = (struct tsdb_label){ lk, s };
-		smp->nlabels++;
-	}
+/* The push's batch count, before any batch. */
+static int
+push_batches_check(struct metrics_push *p, size_t n, struct herr *err)
+{
+	if (n > PUSH_MAX_BATCHES_PER_REQUEST)
+		return herr_field(err, HERR_INVALID, "batches", "at most %d batches per push",
+				  PUSH_MAX_BATCHES_PER_REQUEST);
+	PUSH_ROOM(p, batches, n);
 	return 0;
 }
 
-/* One monitor of batch i, at j: checked, kept, and its monitor_up added. */
-static int
-push_monitor(struct metrics_push *p, json_t *x, size_t i, size_t j, struct herr *err)
+/* Batch i: its time (has_ts: one was given, an integer), its counts of
+ * series and monitors; then begun, its samples to come, and returned.
+ * NULL and *err on a mistake. */
+static struct metrics_push_batch *
+push_batch_begin(struct metrics_push *p, size_t i, bool has_ts, int64_t ts, size_t nseries,
+		 size_t nmons, int64_t now, struct herr *err)
 {
-	const char *name = json_string_value(json_object_get(x, "name"));
-	const char *st = json_string_value(json_object_get(x, "state"));
-	json_t *e = json_object_get(x, "error");
-	struct tsdb_sample *smp;
+	struct metrics_push_batch *pb;
+	char f[128];
+
+	if (!has_ts || ts <= 0) {
+		snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
+		herr_field(err, HERR_INVALID, f, "must be a positive integer (ms since the epoch)");
+		return NULL;
+	}
+	if (ts > now + PUSH_FUTURE_MS) {
+		snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
+		herr_field(err, HERR_INVALID, f, "is %lld s in the future: check the host's clock",
+			   (long long)(ts - now) / 1000);
+		return NULL;
+	}
+	if (nseries > PUSH_MAX_SERIES) {
+		snprintf(f, sizeof(f), "batches[%zu].series", i);
+		herr_field(err, HERR_INVALID, f, "at most %d series per batch", PUSH_MAX_SERIES);
+		return NULL;
+	}
+	if (nmons > PUSH_MAX_MONITORS) {
+		snprintf(f, sizeof(f), "batches[%zu].monitors", i);
+		herr_field(err, HERR_INVALID, f, "at most %d monitors per batch", PUSH_MAX_MONITORS);
+		return NULL;
+	}
+	pb = &p->batches[p->nbatches++];
+	*pb = (struct metrics_push_batch){ .ts_ms = ts, .smp0 = p->nsamples, .mon0 = p->nmonitors };
+	PUSH_ROOM(p, samples, p->nsamples + nseries + nmons + 1);
+	return pb;
+}
+
+/* Batch pb's series are all in (its monitors come next). */
+static void
+push_batch_series_done(struct metrics_push *p, struct metrics_push_batch *pb)
+{
+	pb->nseries = p->nsamples - pb->smp0;
+}
+
+static void
+push_batch_end(struct metrics_push *p, struct metrics_push_batch *pb)
+{
+	pb->nmon = p->nmonitors - pb->mon0;
+	pb->nsmp = p->nsamples - pb->smp0;
+}
+
+/* The name of series j of batch i (NULL: not a string). */
+static int
+push_series_check(const char *name, size_t i, size_t j, struct herr *err)
+{
+	char f[128];
+
+	if (name && tsdb_metric_name_ok(name))
+		return 0;
+	snprintf(f, sizeof(f), "batches[%zu].series[%zu].name", i, j);
+	return herr_field(err, HERR_INVALID, f,
+			  "must be a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*, at most %d characters",
+			  TSDB_NAME_MAX);
+}
+
+static int
+push_value_bad(size_t i, size_t j, struct herr *err)
+{
+	char f[128];
+
+	snprintf(f, sizeof(f), "batches[%zu].series[%zu].value", i, j);
+	return herr_field(err, HERR_INVALID, f, "must be a number, \"NaN\", \"+Inf\" or \"-Inf\"");
+}
+
+/* Series j of batch i, its name checked, of value v and nlabels labels to
+ * come (push_label_add): added as a sample, returned; NULL and *err when
+ * it has too many labels. */
+static struct tsdb_sample *
+push_series_add(struct metrics_push *p, const char *name, double v, size_t nlabels, size_t i,
+		size_t j, struct herr *err)
+{
+	char f[128];
+
+	if (nlabels > PUSH_MAX_LABELS) {
+		snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
+		herr_field(err, HERR_INVALID, f, "at most %d labels", PUSH_MAX_LABELS);
+		return NULL;
+	}
+	return push_sample(p, name, v, nlabels);
+}
+
+/* The field of label k of series j of batch i in an error: by its name in
+ * the JSON body's object (k == PUSH_LABEL_BY_NAME: "...labels.NAME"), by
+ * its index in the protobuf body ("...labels[k].name" or ".value"). */
+#define PUSH_LABEL_BY_NAME SIZE_MAX
+
+static void
+push_label_field(char *f, size_t fsz, size_t i, size_t j, size_t k, const char *name,
+		 const char *part)
+{
+	if (k == PUSH_LABEL_BY_NAME)
+		snprintf(f, fsz, "batches[%zu].series[%zu].labels.%.64s", i, j, name);
+	else
+		snprintf(f, fsz, "batches[%zu].series[%zu].labels[%zu].%s", i, j, k, part);
+}
+
+/* Label name=value (value NULL: not a string) of sample smp, the k-th of
+ * its series: checked, then added. */
+static int
+push_label_add(struct metrics_push *p, struct tsdb_sample *smp, const char *name,
+	       const char *value, size_t i, size_t j, size_t k, struct herr *err)
+{
+	char f[160];
+
+	if (!tsdb_label_name_ok(name)) {
+		push_label_field(f, sizeof(f), i, j, k, name, "name");
+		return herr_field(err, HERR_INVALID, f,
+				  "label names are [a-zA-Z_][a-zA-Z0-9_]*, at most %d characters",
+				  TSDB_NAME_MAX);
+	}
+	if (metrics_label_reserved(name)) {
+		push_label_field(f, sizeof(f), i, j, k, name, "name");
+		return herr_field(err, HERR_INVALID, f,
+				  "is set by the server (host, group, cluster and __*)");
+	}
+	if (value == NULL || strlen(value) > PUSH_LABEL_MAX) {
+		push_label_field(f, sizeof(f), i, j, k, name, "value");
+		return herr_field(err, HERR_INVALID, f, "must be a string of at most %d bytes",
+				  PUSH_LABEL_MAX);
+	}
+	p->labels[p->nlabels++] = (struct tsdb_label){ name, value };
+	smp->nlabels++;
+	return 0;
+}
+
+/* The name and state of monitor j of batch i (NULL: not a string). */
+static int
+push_monitor_check(const char *name, const char *st, size_t i, size_t j, struct herr *err)
+{
 	char f[128];
 
 	if (name == NULL || name[0] == '\0' || strlen(name) > 63) {
@@ -693,19 +808,110 @@ push_monitor(struct metrics_push *p, json_t *x, size_t i, size_t j, struct herr 
 		snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].state", i, j);
 		return herr_field(err, HERR_INVALID, f, "must be ok, failed or timeout");
 	}
-	if (e && !json_is_null(e) &&
-	    (!json_is_string(e) || strlen(json_string_value(e)) > PUSH_ERROR_MAX)) {
-		snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].error", i, j);
-		return herr_field(err, HERR_INVALID, f, "must be a string of at most %d bytes",
-				  PUSH_ERROR_MAX);
-	}
+	return 0;
+}
+
+static int
+push_error_bad(size_t i, size_t j, struct herr *err)
+{
+	char f[128];
+
+	snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].error", i, j);
+	return herr_field(err, HERR_INVALID, f, "must be a string of at most %d bytes",
+			  PUSH_ERROR_MAX);
+}
+
+/* Monitor j of batch i, its name and state checked, its error (NULL:
+ * none): kept, and its monitor_up added. */
+static int
+push_monitor_add(struct metrics_push *p, const char *name, const char *st, const char *error,
+		 size_t i, size_t j, struct herr *err)
+{
+	struct tsdb_sample *smp;
+
+	if (error && strlen(error) > PUSH_ERROR_MAX)
+		return push_error_bad(i, j, err);
 	PUSH_ROOM(p, monitors, p->nmonitors + 1);
-	p->monitors[p->nmonitors++] =
-		(struct metrics_push_monitor){ name, st, json_string_value(e) };
+	p->monitors[p->nmonitors++] = (struct metrics_push_monitor){ name, st, error };
 	smp = push_sample(p, "monitor_up", strcmp(st, "ok") == 0 ? 1 : 0, 1);
 	p->labels[p->nlabels++] = (struct tsdb_label){ "monitor", name };
 	smp->nlabels++;
 	return 0;
+}
+
+static int
+push_dropped_bad(struct herr *err)
+{
+	return herr_field(err, HERR_INVALID, "dropped", "must be a non-negative integer");
+}
+
+/* The end of a push: the agent's dropped count (has: given), then each
+ * sample pointed at its labels. */
+static void
+push_finish(struct metrics_push *p, bool has_dropped, uint64_t dropped)
+{
+	struct tsdb_label *l;
+
+	if (has_dropped && p->nbatches) {
+		/* on the last batch; its value is the host's total, in ingest */
+		p->has_dropped = true;
+		p->dropped = dropped;
+		push_sample(p, "agent_dropped_batches_total", 0, 0);
+		p->batches[p->nbatches - 1].nsmp++;
+	}
+	/* the labels are in the samples' order: point each sample at its own
+	 * now that the array has stopped moving */
+	l = p->labels;
+	for (size_t i = 0; i < p->nsamples; i++) {
+		p->samples[i].labels = l;
+		l += p->samples[i].nlabels;
+	}
+}
+
+/* --- the JSON body --- */
+
+/* One series of batch i, at j. */
+static int
+push_series(struct metrics_push *p, json_t *x, size_t i, size_t j, struct herr *err)
+{
+	json_t *labels = json_object_get(x, "labels"), *lv;
+	const char *name = json_string_value(json_object_get(x, "name")), *lk;
+	struct tsdb_sample *smp;
+	char f[128];
+	double v;
+	int rc;
+
+	if ((rc = push_series_check(json_is_object(x) ? name : NULL, i, j, err)) < 0)
+		return rc;
+	if (!metrics_value_parse(json_object_get(x, "value"), &v))
+		return push_value_bad(i, j, err);
+	if (labels && !json_is_object(labels)) {
+		snprintf(f, sizeof(f), "batches[%zu].series[%zu].labels", i, j);
+		return herr_field(err, HERR_INVALID, f, "must be an object of strings");
+	}
+	if ((smp = push_series_add(p, name, v, json_object_size(labels), i, j, err)) == NULL)
+		return err->code;
+	json_object_foreach(labels, lk, lv)
+		if ((rc = push_label_add(p, smp, lk, json_string_value(lv), i, j, PUSH_LABEL_BY_NAME,
+					 err)) < 0)
+			return rc;
+	return 0;
+}
+
+/* One monitor of batch i, at j. */
+static int
+push_monitor(struct metrics_push *p, json_t *x, size_t i, size_t j, struct herr *err)
+{
+	const char *name = json_string_value(json_object_get(x, "name"));
+	const char *st = json_string_value(json_object_get(x, "state"));
+	json_t *e = json_object_get(x, "error");
+	int rc;
+
+	if ((rc = push_monitor_check(name, st, i, j, err)) < 0)
+		return rc;
+	if (e && !json_is_null(e) && !json_is_string(e))
+		return push_error_bad(i, j, err);
+	return push_monitor_add(p, name, st, json_string_value(e), i, j, err);
 }
 
 /* Batch i: its time, series and monitors. */
@@ -721,45 +927,25 @@ push_batch(struct metrics_push *p, json_t *b, size_t i, int64_t now, struct herr
 
 	if (!json_is_object(b))
 		return herr_field(err, HERR_INVALID, "batches", "batch %zu must be an object", i);
-	if (!json_is_integer(ts) || json_integer_value(ts) <= 0) {
-		snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
-		return herr_field(err, HERR_INVALID, f, "must be a positive integer (ms since the epoch)");
-	}
-	if (json_integer_value(ts) > now + PUSH_FUTURE_MS) {
-		snprintf(f, sizeof(f), "batches[%zu].ts_ms", i);
-		return herr_field(err, HERR_INVALID, f, "is %lld s in the future: check the host's clock",
-				  (long long)(json_integer_value(ts) - now) / 1000);
-	}
 	if (series && !json_is_array(series)) {
 		snprintf(f, sizeof(f), "batches[%zu].series", i);
 		return herr_field(err, HERR_INVALID, f, "must be an array");
-	}
-	if (json_array_size(series) > PUSH_MAX_SERIES) {
-		snprintf(f, sizeof(f), "batches[%zu].series", i);
-		return herr_field(err, HERR_INVALID, f, "at most %d series per batch", PUSH_MAX_SERIES);
 	}
 	if (mons && !json_is_array(mons)) {
 		snprintf(f, sizeof(f), "batches[%zu].monitors", i);
 		return herr_field(err, HERR_INVALID, f, "must be an array");
 	}
-	if (json_array_size(mons) > PUSH_MAX_MONITORS) {
-		snprintf(f, sizeof(f), "batches[%zu].monitors", i);
-		return herr_field(err, HERR_INVALID, f, "at most %d monitors per batch",
-				  PUSH_MAX_MONITORS);
-	}
-	pb = &p->batches[p->nbatches++];
-	*pb = (struct metrics_push_batch){ .ts_ms = json_integer_value(ts), .smp0 = p->nsamples,
-					   .mon0 = p->nmonitors };
-	PUSH_ROOM(p, samples, p->nsamples + json_array_size(series) + json_array_size(mons) + 1);
+	if ((pb = push_batch_begin(p, i, json_is_integer(ts), json_integer_value(ts),
+				   json_array_size(series), json_array_size(mons), now, err)) == NULL)
+		return err->code;
 	json_array_foreach(series, j, x)
 		if ((rc = push_series(p, x, i, j, err)) < 0)
 			return rc;
-	pb->nseries = p->nsamples - pb->smp0;
+	push_batch_series_done(p, pb);
 	json_array_foreach(mons, j, x)
 		if ((rc = push_monitor(p, x, i, j, err)) < 0)
 			return rc;
-	pb->nmon = p->nmonitors - pb->mon0;
-	pb->nsmp = p->nsamples - pb->smp0;
+	push_batch_end(p, pb);
 	return 0;
 }
 
@@ -767,45 +953,69 @@ int
 metrics_push_decode(json_t *batches, json_t *dropped, int64_t now, struct metrics_push *p,
 		    struct herr *err)
 {
-	struct tsdb_label *l;
 	json_t *b;
 	size_t i;
 	int rc;
 
-	memset(p, 0, offsetof(struct metrics_push, batches_stack));
-	p->batches = p->batches_stack;
-	p->samples = p->samples_stack;
-	p->labels = p->labels_stack;
-	p->monitors = p->monitors_stack;
-	p->capbatches = PUSH_STACK_BATCHES;
-	p->capsamples = PUSH_STACK_SAMPLES;
-	p->caplabels = PUSH_STACK_LABELS;
-	p->capmonitors = PUSH_STACK_MONITORS;
+	push_init(p);
 	if (!json_is_array(batches))
 		return herr_field(err, HERR_INVALID, "batches", "must be an array");
-	if (json_array_size(batches) > PUSH_MAX_BATCHES_PER_REQUEST)
-		return herr_field(err, HERR_INVALID, "batches", "at most %d batches per push",
-				  PUSH_MAX_BATCHES_PER_REQUEST);
-	PUSH_ROOM(p, batches, json_array_size(batches));
+	if ((rc = push_batches_check(p, json_array_size(batches), err)) < 0)
+		return rc;
 	json_array_foreach(batches, i, b)
 		if ((rc = push_batch(p, b, i, now, err)) < 0)
 			return rc;
 	if (dropped && (!json_is_integer(dropped) || json_integer_value(dropped) < 0))
-		return herr_field(err, HERR_INVALID, "dropped", "must be a non-negative integer");
-	if (dropped && p->nbatches) {
-		/* on the last batch; its value is the host's total, in ingest */
-		p->has_dropped = true;
-		p->dropped = (uint64_t)json_integer_value(dropped);
-		push_sample(p, "agent_dropped_batches_total", 0, 0);
-		p->batches[p->nbatches - 1].nsmp++;
+		return push_dropped_bad(err);
+	push_finish(p, dropped != NULL, (uint64_t)json_integer_value(dropped));
+	return 0;
+}
+
+/* --- the protobuf body --- */
+
+int
+metrics_push_decode_wire(const struct pushwire_push *w, int64_t now, struct metrics_push *p,
+			 struct herr *err)
+{
+	int rc;
+
+	push_init(p);
+	if ((rc = push_batches_check(p, w->nbatches, err)) < 0)
+		return rc;
+	for (size_t i = 0; i < w->nbatches; i++) {
+		const struct pushwire_batch *b = &w->batches[i];
+		struct metrics_push_batch *pb;
+
+		if ((pb = push_batch_begin(p, i, b->has_ts, b->ts_ms, b->nseries, b->nmonitors, now,
+					   err)) == NULL)
+			return err->code;
+		for (size_t j = 0; j < b->nseries; j++) {
+			const struct pushwire_series *s = &b->series[j];
+			struct tsdb_sample *smp;
+
+			if ((rc = push_series_check(s->name, i, j, err)) < 0)
+				return rc;
+			if ((smp = push_series_add(p, s->name, s->value, s->nlabels, i, j, err)) == NULL)
+				return err->code;
+			for (size_t k = 0; k < s->nlabels; k++)
+				if ((rc = push_label_add(p, smp, s->labels[k].name, s->labels[k].value, i,
+							 j, k, err)) < 0)
+					return rc;
+		}
+		push_batch_series_done(p, pb);
+		for (size_t j = 0; j < b->nmonitors; j++) {
+			const struct pushwire_monitor *m = &b->monitors[j];
+
+			if ((rc = push_monitor_check(m->name, m->state, i, j, err)) < 0 ||
+			    (rc = push_monitor_add(p, m->name, m->state, m->error, i, j, err)) < 0)
+				return rc;
+		}
+		push_batch_end(p, pb);
 	}
-	/* the labels are in the samples' order: point each sample at its own
-	 * now that the array has stopped moving */
-	l = p->labels;
-	for (i = 0; i < p->nsamples; i++) {
-		p->samples[i].labels = l;
-		l += p->samples[i].nlabels;
-	}
+	/* JSON's integers stop at 2^63 - 1: the same bound here */
+	if (w->has_dropped && w->dropped > INT64_MAX)
+		return push_dropped_bad(err);
+	push_finish(p, w->has_dropped, w->dropped);
 	return 0;
 }
 

@@ -121,7 +121,9 @@ int metrics_host_ident(struct server *s, const char *host_id, struct metrics_hos
 		       struct herr *err);
 
 /* The monitor configuration of the hosts of cluster/group, as agents poll
- * it: {"version","push_interval_s","monitors"} (owned). version changes
+ * it: {"version","push_interval_s","monitors","thresholds","push_formats"}
+ * (owned; push_formats: ["json","protobuf"], the bodies a push may have,
+ * docs/agent-metrics.md). version changes
  * whenever the rest does. Monitors that cannot be read are left out.
  * Computed from the store once per change of any resource (model/res.h's
  * generation), kept in memory (bounded) per cluster/group in between. */
@@ -161,7 +163,7 @@ struct metrics_push_result {
  * reports dropped batches) agent_dropped_batches_total; every sample's
  * labels begin with 3 slots for host, group and cluster, which
  * metrics_push_ingest() fills for the pushing host. Strings are borrowed
- * from the JSON, which must outlive it. An agent's push (one batch of ~35
+ * from the JSON (or the protobuf body's arena), which must outlive it. An agent's push (one batch of ~35
  * series of one label) fits in the struct itself; bigger ones grow on the
  * heap (metrics_push_release). */
 #define PUSH_STACK_BATCHES 4
@@ -202,6 +204,13 @@ struct metrics_push {
  * either way. metrics_push_release(p) after, even on error. */
 int metrics_push_decode(json_t *batches, json_t *dropped, int64_t now_ms, struct metrics_push *p,
 			struct herr *err);
+/* The same from a protobuf body decoded by pushwire_decode (src/lib/
+ * pushwire.h): the same checks by the same code, the same messages and
+ * fields, labels named by their index ("batches[0].series[3].labels[1]
+ * .name"). Strings are borrowed from w's arena, which must outlive *p. */
+struct pushwire_push;
+int metrics_push_decode_wire(const struct pushwire_push *w, int64_t now_ms, struct metrics_push *p,
+			     struct herr *err);
 void metrics_push_release(struct metrics_push *p);
 
 /* Stores a decoded push of host h: its labels host/group/cluster added to
