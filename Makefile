@@ -39,15 +39,17 @@ SRCS      := $(wildcard src/lib/*.c src/server/*.c src/server/*/*.c src/agent/*.
 # server code, SQLite, libmicrohttpd, libyaml, libsodium, libnl or libcurl.
 # Debian's static libjansson.a and libmbedtls.a libmbedx509.a libmbedcrypto.a
 # (libmbedtls-dev ships no pkg-config file) are named by path so that no
-# glibc library is searched. A sanitizer build links it dynamically with
-# glibc instead (ASan cannot be static).
+# glibc library is searched, and so is libprotobuf-c.a for the protobuf push
+# (src/lib/pushwire.c with its generated $(GEN)/push.pb-c.c, compiled here
+# with musl-gcc too). A sanitizer build links it dynamically with glibc
+# instead (ASan cannot be static).
 HOST_CC     := $(if $(SANITIZE),$(CC),musl-gcc)
 HOST_BUILD  := $(BUILD)/host
 HOST_CFLAGS := $(CFLAGS_BASE) -Isrc/hostbin -idirafter /usr/include $(CFLAGS)
 HOST_SRCS   := $(wildcard src/hostbin/*.c src/agent/*.c) src/cli/cmd-meta.c \
 	$(filter-out src/lib/httpc.c src/lib/util-crypto.c src/lib/tlsfp-pem.c src/lib/yamljson.c src/lib/promwire.c,$(wildcard src/lib/*.c))
-HOST_OBJS   := $(patsubst %.c,$(HOST_BUILD)/%.o,$(HOST_SRCS))
-HOST_LIBS   := $(foreach l,jansson mbedtls mbedx509 mbedcrypto,$(shell $(CC) -print-file-name=lib$(l).a))
+HOST_OBJS   := $(patsubst %.c,$(HOST_BUILD)/%.o,$(HOST_SRCS)) $(HOST_BUILD)/gen/push.pb-c.o
+HOST_LIBS   := $(foreach l,jansson protobuf-c mbedtls mbedx509 mbedcrypto,$(shell $(CC) -print-file-name=lib$(l).a))
 HOST_LDFLAGS := $(if $(SANITIZE),$(LDFLAGS) -pthread -lm,-static -s)
 # Protocol messages (proto/*.proto, e.g. Prometheus remote write) are
 # compiled by protoc-c into $(BUILD)/gen/ at build time, never committed.
@@ -97,9 +99,13 @@ $(BUILD)/libherd.a: $(OBJS)
 $(BUILD)/herd: $(MAIN_OBJ) $(BUILD)/libherd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(HOST_BUILD)/%.o: %.c | deps
+$(HOST_BUILD)/%.o: %.c | deps $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(HOST_BUILD)/gen/%.pb-c.o: $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(HOST_CFLAGS) -c $< -o $@
 
 $(BUILD)/herd-agent: $(HOST_OBJS)
 	$(HOST_CC) -o $@ $^ $(HOST_LIBS) $(HOST_LDFLAGS)

@@ -1,7 +1,8 @@
 /* push-buf.c - the bounded buffer of encoded batches the send thread
  * drains (see struct push_buf in push.h): a byte ring plus a ring of
  * entries, the oldest dropped first and counted, batches in flight settled
- * by the answer. Plain functions, no locking: push.c holds its lock. */
+ * by the answer; a request takes a run of batches of one format (JSON or
+ * protobuf). Plain functions, no locking: push.c holds its lock. */
 #include <stdio.h>
 #include <string.h>
 
@@ -55,7 +56,7 @@ push_buf_drop_oldest(struct push_buf *b)
 }
 
 int
-push_buf_add(struct push_buf *b, const char *data, size_t len)
+push_buf_add(struct push_buf *b, enum push_format fmt, const char *data, size_t len)
 {
 	struct push_ent *e;
 	size_t pos = 0;
@@ -102,6 +103,7 @@ push_buf_add(struct push_buf *b, const char *data, size_t len)
 	e->off = pos;
 	e->len = len;
 	e->seq = ++b->next_seq;
+	e->fmt = fmt;
 	b->count++;
 	b->used_bytes += len;
 	return dropped;
@@ -122,33 +124,31 @@ push_buf_get(const struct push_buf *b, size_t i, size_t *len, uint64_t *seq)
 	return b->mem + e->off;
 }
 
-size_t
-push_buf_take(struct push_buf *b, char *out, size_t outsz, size_t max_batches,
-	      size_t *nbatches)
+/* A batch too big for any request can never go: gives it up, counted. */
+static void
+push_buf_give_up(struct push_buf *b)
+{
+	push_buf_pop(b);
+	b->dropped++;
+	b->dropped_total++;
+}
+
+static size_t
+push_buf_take_json(struct push_buf *b, char *out, size_t outsz, size_t max_batches,
+		   size_t *nbatches)
 {
 	static const char head[] = "{\"batches\":[";
 	char tail[48];
 	size_t len, n = 0, tlen;
 
-	*nbatches = 0;
 	tlen = (size_t)snprintf(tail, sizeof(tail), "],\"dropped\":%llu}",
 				(unsigned long long)b->dropped);
-	/* a batch too big for any request can never go: give it up */
-	while (b->count > 0 && push_buf_ent(b, 0)->len + sizeof(head) + tlen + 1 > outsz) {
-		push_buf_pop(b);
-		b->dropped++;
-		b->dropped_total++;
-		tlen = (size_t)snprintf(tail, sizeof(tail), "],\"dropped\":%llu}",
-					(unsigned long long)b->dropped);
-	}
-	if (b->count == 0)
-		return 0;
 	memcpy(out, head, sizeof(head) - 1);
 	len = sizeof(head) - 1;
 	while (n < b->count && n < max_batches) {
 		const struct push_ent *e = push_buf_ent(b, n);
 
-		if (len + (n > 0) + e->len + tlen + 1 > outsz)
+		if (e->fmt != PUSH_FMT_JSON || len + (n > 0) + e->len + tlen + 1 > outsz)
 			break;
 		if (n > 0)
 			out[len++] = ',';
@@ -158,10 +158,77 @@ push_buf_take(struct push_buf *b, char *out, size_t outsz, size_t max_batches,
 		n++;
 	}
 	memcpy(out + len, tail, tlen + 1);
-	len += tlen;
+	*nbatches = n;
+	return len + tlen;
+}
+
+/* A Push: the batches as they are (each already a PushBatch), framed. */
+static size_t
+push_buf_take_pb(struct push_buf *b, char *out, size_t outsz, size_t max_batches,
+		 size_t *nbatches)
+{
+	struct pushwire_blob blob[PUSH_MAX_BATCHES_PER_REQUEST];
+	size_t n = 0, need = PUSHWIRE_DROPPED_MAX, len;
+
+	if (max_batches > PUSH_MAX_BATCHES_PER_REQUEST)
+		max_batches = PUSH_MAX_BATCHES_PER_REQUEST;
+	while (n < b->count && n < max_batches) {
+		const struct push_ent *e = push_buf_ent(b, n);
+
+		if (e->fmt != PUSH_FMT_PROTOBUF || need + e->len + PUSHWIRE_BATCH_OVERHEAD > outsz)
+			break;
+		need += e->len + PUSHWIRE_BATCH_OVERHEAD;
+		blob[n].data = (const uint8_t *)b->mem + e->off;
+		blob[n].len = e->len;
+		n++;
+	}
+	len = pushwire_frame(blob, n, true, b->dropped, (uint8_t *)out, outsz);
+	if (len == 0)
+		return 0;       /* out of memory in protobuf-c: nothing in flight */
+	b->inflight_seq = push_buf_ent(b, n - 1)->seq;
+	*nbatches = n;
+	return len;
+}
+
+/* Bytes a request spends besides the batch itself, at most (its format's
+ * frame, the dropped count, a NUL). */
+static size_t
+push_buf_overhead(const struct push_buf *b, enum push_format fmt)
+{
+	char tail[48];
+
+	if (fmt == PUSH_FMT_PROTOBUF)
+		return PUSHWIRE_BATCH_OVERHEAD + PUSHWIRE_DROPPED_MAX;
+	return sizeof("{\"batches\":[") + 1 +
+	       (size_t)snprintf(tail, sizeof(tail), "],\"dropped\":%llu}",
+				(unsigned long long)b->dropped);
+}
+
+size_t
+push_buf_take(struct push_buf *b, char *out, size_t outsz, size_t max_batches,
+	      size_t *nbatches, enum push_format *fmt)
+{
+	const struct push_ent *e;
+	size_t len;
+
+	*nbatches = 0;
+	while (b->count > 0) {
+		e = push_buf_ent(b, 0);
+		if (e->len + push_buf_overhead(b, e->fmt) <= outsz)
+			break;
+		push_buf_give_up(b);
+	}
+	if (b->count == 0 || max_batches == 0)
+		return 0;
+	*fmt = push_buf_ent(b, 0)->fmt;
+	if (*fmt == PUSH_FMT_PROTOBUF)
+		len = push_buf_take_pb(b, out, outsz, max_batches, nbatches);
+	else
+		len = push_buf_take_json(b, out, outsz, max_batches, nbatches);
+	if (len == 0)
+		return 0;
 	b->inflight_dropped = 0;
 	b->inflight_reported = b->dropped;
-	*nbatches = n;
 	return len;
 }
 

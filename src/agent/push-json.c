@@ -200,6 +200,12 @@ push_config_parse(const json_t *j, struct push_config *c, struct herr *err)
 		}
 		c->nthr++;
 	}
+	/* the formats the server takes pushes in: anything but an array of
+	 * them is an older server's (or a broken) offer, so JSON only */
+	v = json_object_get(j, "push_formats");
+	json_array_foreach(v, i, m)
+		if (json_is_string(m) && strcmp(json_string_value(m), "protobuf") == 0)
+			c->protobuf = true;
 	return 0;
 }
 

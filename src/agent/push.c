@@ -2,14 +2,15 @@
  * blocked (signals are the main thread's):
  *   collect  wakes on wall-clock multiples of the push interval, collects,
  *            copies the monitors' latest results (a mutex held for a copy,
- *            never across a command), encodes, buffers. Nothing it does can
+ *            never across a command), encodes (in the format of the
+ *            moment: push_format_decide), buffers. Nothing it does can
  *            wait on the network or on a command. Woken too after each
  *            monitor run: when a value crossed one of the config's
  *            thresholds (push-edge.c) it runs a cycle at once (an edge
  *            cycle, at most one per PUSH_EDGE_MIN_GAP_MS) whose batch goes
  *            out with whatever is buffered.
- *   send     takes the oldest buffered batches (<= 100, <= 256 KiB) and
- *            POSTs them; retries with jittered backoff while the server is
+ *   send     takes the oldest buffered batches of one format (<= 100,
+ *            <= 256 KiB) and POSTs them; retries with jittered backoff while the server is
  *            away; fetches the config when config_version changes.
  *   monitor  one per configured monitor (monitor.c).
  * Every buffer is allocated once in push_new: a cycle allocates nothing. */
@@ -50,6 +51,9 @@ struct push {
 	int64_t interval_ms;                /* under lock */
 	int64_t config_version;             /* under lock; -1 = none yet */
 	bool config_wanted;                 /* under lock: fetch it */
+	bool pb_offered;                    /* under lock: the config offers protobuf */
+	bool pb_refused;                    /* under lock: a protobuf push got 415 */
+	enum push_format fmt;               /* under lock: what the next batch is in */
 	struct push_buf buf;                /* under lock */
 	struct push_edge edge;              /* under lock: thresholds and sides */
 	bool edge_check;                    /* under lock: a monitor ran */
@@ -59,6 +63,7 @@ struct push {
 	struct col_batch *batch;
 	struct mon_snapshot *snap;
 	char *scratch;                      /* PUSH_MAX_BATCH_BYTES */
+	struct push_wire *wire;             /* the protobuf encoder's layout */
 	uint64_t cycles;
 	bool cut_logged;
 	struct col_batch *mbatch;           /* the monitors' series, for edge checks */
@@ -128,7 +133,7 @@ push_floor(int64_t now, int64_t interval)
 }
 
 static void
-push_cycle(struct push *p, int64_t due_ms, bool edge)
+push_cycle(struct push *p, int64_t due_ms, bool edge, enum push_format fmt)
 {
 	struct push_tick t = { 0 };
 	/* a system call each (no vDSO for thread CPU time): only for a tick hook */
@@ -150,7 +155,11 @@ push_cycle(struct push *p, int64_t due_ms, bool edge)
 	} else {
 		p->snap->n = 0;
 	}
-	len = push_encode_batch(p->batch, p->snap, p->scratch, PUSH_MAX_BATCH_BYTES, &cut);
+	if (fmt == PUSH_FMT_PROTOBUF)
+		len = push_encode_batch_pb(p->batch, p->snap, p->wire, (uint8_t *)p->scratch,
+					   PUSH_MAX_BATCH_BYTES, &cut);
+	else
+		len = push_encode_batch(p->batch, p->snap, p->scratch, PUSH_MAX_BATCH_BYTES, &cut);
 	if ((cut > 0 || p->batch->overflow > 0) && !p->cut_logged) {
 		log_warn("batch too large: %zu series left out (logged once)",
 			 cut + p->batch->overflow);
@@ -161,7 +170,7 @@ push_cycle(struct push *p, int64_t due_ms, bool edge)
 	push_edge_scan(&p->edge, p->batch, NULL);
 	if (edge)
 		p->edge_total++;
-	dropped = len > 0 ? push_buf_add(&p->buf, p->scratch, len) : 0;
+	dropped = len > 0 ? push_buf_add(&p->buf, fmt, p->scratch, len) : 0;
 	pthread_cond_signal(&p->send_cond);
 	pthread_mutex_unlock(&p->lock);
 	if (dropped > 0)
@@ -169,6 +178,7 @@ push_cycle(struct push *p, int64_t due_ms, bool edge)
 	t.cycle = ++p->cycles;
 	t.cpu_ns = p->on_tick ? push_thread_cpu_ns() - cpu0 : 0;
 	t.series = p->batch->n;
+	t.format = fmt;
 	t.json = p->scratch;
 	t.len = len;
 	if (p->on_tick)
@@ -223,6 +233,7 @@ push_collect_main(void *arg)
 {
 	struct push *p = arg;
 	int64_t interval, due;
+	enum push_format fmt;
 
 	col_init();
 	pthread_mutex_lock(&p->lock);
@@ -252,9 +263,10 @@ push_collect_main(void *arg)
 			int64_t gap = p->edge_last_ms + PUSH_EDGE_MIN_GAP_MS - mono_ms();
 
 			if (p->edge_last_ms == 0 || gap <= 0) {
+				fmt = p->fmt;
 				p->edge_pending = false;
 				pthread_mutex_unlock(&p->lock);
-				push_cycle(p, push_floor(now, interval), true);
+				push_cycle(p, push_floor(now, interval), true, fmt);
 				p->edge_last_ms = mono_ms();
 				pthread_mutex_lock(&p->lock);
 				continue;
@@ -269,8 +281,9 @@ push_collect_main(void *arg)
 			pthread_cond_timedwait(&p->collect_cond, &p->lock, &ts);
 			continue;
 		}
+		fmt = p->fmt;
 		pthread_mutex_unlock(&p->lock);
-		push_cycle(p, due, false);
+		push_cycle(p, due, false, fmt);
 		pthread_mutex_lock(&p->lock);
 		p->edge_pending = false;    /* that batch carried the crossing */
 		due += interval;
@@ -316,8 +329,9 @@ push_fetch_config(struct push *p, struct httpc *c, bool *failing)
 		return false;
 	}
 	*failing = false;
-	log_info("agent config %lld: push every %lld ms, %zu monitor(s), %zu threshold(s)",
-		 (long long)cfg.version, (long long)cfg.interval_ms, cfg.nmon, cfg.nthr);
+	log_info("agent config %lld: push every %lld ms, %zu monitor(s), %zu threshold(s), "
+		 "protobuf %s", (long long)cfg.version, (long long)cfg.interval_ms, cfg.nmon,
+		 cfg.nthr, cfg.protobuf ? "offered" : "not offered");
 	push_apply_config(p, &cfg);
 	push_config_release(&cfg);
 	return true;
@@ -343,9 +357,11 @@ push_send_main(void *arg)
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		struct herr err = HERR_INIT;
+		enum push_format fmt = PUSH_FMT_JSON;
 		json_int_t av;
 		size_t len, n;
 		long status = 0;
+		bool was_refused;
 		int rc;
 
 		if (p->config_wanted && mono_ms() >= config_at) {
@@ -360,7 +376,8 @@ push_send_main(void *arg)
 				config_at = mono_ms() + PUSH_CONFIG_RETRY_MS;
 			continue;
 		}
-		len = push_buf_take(&p->buf, p->sendbuf, PUSH_MAX_REQUEST_BYTES, per_request, &n);
+		len = push_buf_take(&p->buf, p->sendbuf, PUSH_MAX_REQUEST_BYTES, per_request, &n,
+				    &fmt);
 		if (len == 0) {
 			struct timespec ts;
 
@@ -371,8 +388,21 @@ push_send_main(void *arg)
 		}
 		pthread_mutex_unlock(&p->lock);
 		buf_reset(&answer);
-		rc = httpc_text(&c, "POST", "/v1/agent/metrics", p->sendbuf, &status, &answer, &err);
+		rc = httpc_send(&c, "POST", "/v1/agent/metrics",
+				fmt == PUSH_FMT_PROTOBUF ? PUSHWIRE_CONTENT_TYPE : "application/json",
+				p->sendbuf, len, &status, &answer, &err);
 		pthread_mutex_lock(&p->lock);
+		was_refused = p->pb_refused;
+		p->fmt = push_format_decide(p->pb_offered, fmt, rc == 0 ? status : 0, &p->pb_refused);
+		if (rc == 0 && status == 415 && fmt == PUSH_FMT_PROTOBUF) {
+			/* the offer was not this server's (an older one behind the
+			 * same address): what is encoded in protobuf cannot go */
+			push_buf_done(&p->buf, PUSH_REJECTED);
+			if (!was_refused)
+				log_warn("server refused a protobuf push (HTTP 415): %zu batch(es) "
+					 "dropped, pushing JSON until the next config", n);
+			continue;
+		}
 		if (rc == 0 && status >= 200 && status < 300) {
 			push_buf_done(&p->buf, PUSH_SENT);
 			refusing = false;
@@ -454,6 +484,7 @@ push_new(const struct push_opts *o)
 	p->snap = xcalloc(1, sizeof(*p->snap));
 	p->mbatch = xcalloc(1, sizeof(*p->mbatch));
 	p->scratch = xmalloc(PUSH_MAX_BATCH_BYTES);
+	p->wire = xmalloc(sizeof(*p->wire));
 	if (p->server)
 		p->sendbuf = xmalloc(PUSH_MAX_REQUEST_BYTES);
 	p->mons = monitors_new(o->monitor_dir ? o->monitor_dir : AGENT_RUN_DIR "/monitors", o->env);
@@ -500,6 +531,9 @@ push_apply_config(struct push *p, const struct push_config *c)
 {
 	pthread_mutex_lock(&p->lock);
 	p->config_version = c->version;
+	p->pb_offered = c->protobuf;
+	p->pb_refused = false;
+	p->fmt = push_format_decide(p->pb_offered, PUSH_FMT_JSON, 0, &p->pb_refused);
 	push_edge_set(&p->edge, c->thr, c->nthr);
 	if (c->interval_ms > 0 && c->interval_ms != p->interval_ms) {
 		p->interval_ms = c->interval_ms;
@@ -547,6 +581,7 @@ push_free(struct push *p)
 	free(p->snap);
 	free(p->mbatch);
 	free(p->scratch);
+	free(p->wire);
 	free(p->sendbuf);
 	free(p->server);
 	free(p->credential);

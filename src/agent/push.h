@@ -1,11 +1,12 @@
 /* push.h - the agent's metrics pipeline: a collection thread that, every
  * push interval, collects the system series (col.h) and the latest monitor
- * results (monitor.h) into one batch with one timestamp, encodes it as JSON
- * into a bounded buffer; and a send thread that POSTs the buffered batches
- * to /v1/agent/metrics (several per request) and fetches /v1/agent/config
- * when the answer's config_version changes. push.c holds the threads,
- * push-buf.c the buffer, push-json.c the config parser and the encoder.
- * Wire format: docs/agent-metrics.md. */
+ * results (monitor.h) into one batch with one timestamp, encodes it (JSON,
+ * or protobuf when the server offers it) into a bounded buffer; and a send
+ * thread that POSTs the buffered batches to /v1/agent/metrics (several per
+ * request) and fetches /v1/agent/config when the answer's config_version
+ * changes. push.c holds the threads, push-buf.c the buffer, push-json.c the
+ * config parser and the JSON encoder, push-wire.c the protobuf encoder and
+ * the choice of format. Wire format: docs/agent-metrics.md. */
 #ifndef HERD_AGENT_PUSH_H
 #define HERD_AGENT_PUSH_H
 
@@ -20,6 +21,7 @@
 #include "agent/monitor.h"
 #include "expr.h"
 #include "herr.h"
+#include "pushwire.h"
 
 #define PUSH_INTERVAL_MS 5000           /* until the server's config says */
 #define PUSH_BUF_MAX_BATCHES 120        /* buffered while the server is away... */
@@ -29,11 +31,19 @@
 #define PUSH_MAX_BATCH_BYTES (64u << 10) /* one encoded batch; series past it are cut */
 #define PUSH_TS_SNAP_MS 50              /* a cycle this late still gets its scheduled ts */
 
+/* How a batch is encoded, and so the body of the request carrying it. */
+enum push_format {
+	PUSH_FMT_JSON,              /* application/json: every server takes it */
+	PUSH_FMT_PROTOBUF,          /* application/x-protobuf (proto/push.proto) */
+};
+
 /* The bounded buffer of encoded batches, oldest first: a byte ring (batches
  * stored whole, wrapping to the start when the end is too short) and a ring
- * of entries. Adding past either bound drops the oldest batches and counts
- * them. Batches being sent stay in until the answer: acknowledged ones are
- * removed, failed ones stay for the next attempt. Not thread-safe. */
+ * of entries, each with its format (JSON, protobuf: the format can change
+ * while batches wait). Adding past either bound drops the oldest batches
+ * and counts them. Batches being sent stay in until the answer:
+ * acknowledged ones are removed, failed ones stay for the next attempt.
+ * Not thread-safe. */
 struct push_buf {
 	char *mem;                  /* max_bytes, owned */
 	size_t max_bytes;
@@ -41,6 +51,7 @@ struct push_buf {
 	struct push_ent {
 		size_t off, len;    /* in mem */
 		uint64_t seq;       /* 1, 2, ... in order of adding */
+		enum push_format fmt;
 	} *ent;                     /* max_batches, a ring; owned */
 	size_t head;                /* oldest entry */
 	size_t count;
@@ -61,18 +72,21 @@ enum push_outcome {
 
 void push_buf_init(struct push_buf *b, size_t max_batches, size_t max_bytes);
 void push_buf_release(struct push_buf *b);
-/* Copies a batch in, dropping the oldest ones as needed. Returns how many
- * were dropped (>= 0), or HERR_TOOBIG if len exceeds max_bytes (nothing
- * changes). */
-int push_buf_add(struct push_buf *b, const char *data, size_t len);
+/* Copies a batch encoded as fmt in, dropping the oldest ones as needed.
+ * Returns how many were dropped (>= 0), or HERR_TOOBIG if len exceeds
+ * max_bytes (nothing changes). */
+int push_buf_add(struct push_buf *b, enum push_format fmt, const char *data, size_t len);
 /* The i-th oldest batch (borrowed until the next change), or NULL. */
 const char *push_buf_get(const struct push_buf *b, size_t i, size_t *len, uint64_t *seq);
-/* Writes a request body {"batches":[...],"dropped":N} of the oldest batches
- * (at most max_batches, and as many as fit in outsz; at least one if any is
- * buffered and fits) into out, NUL-terminated, and marks them in flight.
- * Returns the body length (0 when nothing is buffered), *nbatches set. */
+/* Writes a request body of the oldest batches of one format (the longest
+ * run of the head's format: at most max_batches, and as many as fit in
+ * outsz; at least one if any is buffered and fits) into out and marks them
+ * in flight; *fmt says which. JSON: {"batches":[...],"dropped":N},
+ * NUL-terminated; protobuf: a Push (pushwire_frame). A batch too big for
+ * any request is given up and counted as dropped. Returns the body length
+ * (0 when nothing is buffered), *nbatches set. */
 size_t push_buf_take(struct push_buf *b, char *out, size_t outsz, size_t max_batches,
-		     size_t *nbatches);
+		     size_t *nbatches, enum push_format *fmt);
 /* Settles the batches taken by the last push_buf_take. */
 void push_buf_done(struct push_buf *b, enum push_outcome how);
 
@@ -126,10 +140,13 @@ struct push_config {
 	struct mon_spec mon[MON_MAX];   /* commands owned */
 	size_t nthr;
 	struct push_threshold thr[PUSH_MAX_THRESHOLDS];
+	bool protobuf;              /* "push_formats" lists "protobuf" */
 };
 
 /* Parses {"version":N,"push_interval_s":S,"monitors":[{"name","command",
- * "interval_s","timeout_s"}],"thresholds":[{"metric","op","value"}]}. A
+ * "interval_s","timeout_s"}],"thresholds":[{"metric","op","value"}],
+ * "push_formats":["json","protobuf"]}. push_formats that is not an array
+ * of strings offers JSON only (an older server sends none). A
  * malformed threshold is skipped with a warning, as is one past
  * PUSH_MAX_THRESHOLDS. A malformed monitor is skipped with a
  * warning; anything else malformed is HERR_INVALID naming the field. On
@@ -143,6 +160,30 @@ void push_config_release(struct push_config *c);
  * (NUL-terminated), or 0 if not even the frame fits. No allocation. */
 size_t push_encode_batch(const struct col_batch *b, const struct mon_snapshot *snap, char *out,
 			 size_t outsz, size_t *cut);
+
+/* Where the protobuf encoder lays a batch out as pushwire.h's plain C
+ * (borrowing the batch's strings): allocated once, by the caller. */
+struct push_wire {
+	struct pushwire_series series[COL_MAX_SERIES];
+	struct pushwire_label labels[COL_MAX_SERIES * COL_MAX_LABELS];
+	struct pushwire_monitor mons[MON_MAX];
+};
+
+/* The same batch as push_encode_batch, as one PushBatch message
+ * (proto/push.proto) into out: the series of b (their labels; a NULL label
+ * value as ""), one entry per monitor that has run, with its error when it
+ * is not ok. Series past outsz are left out (counted in *cut). Returns the
+ * length, or 0 if not even the monitors fit. */
+size_t push_encode_batch_pb(const struct col_batch *b, const struct mon_snapshot *snap,
+			    struct push_wire *w, uint8_t *out, size_t outsz, size_t *cut);
+
+/* The format the collection thread encodes in (pure): protobuf when the
+ * server's config offers it and no protobuf push was refused with 415
+ * since (*refused: set by a protobuf push (sent) answered 415 (status; 0
+ * for none), cleared by the caller when a config is fetched); JSON
+ * otherwise: an older server, or one that took the offer back. */
+enum push_format push_format_decide(bool offered, enum push_format sent, long status,
+				    bool *refused);
 
 /* A series value as the batch carries it, into out (>= 32 bytes, not
  * NUL-terminated); returns the length. Integers as integers, others in the
@@ -167,7 +208,9 @@ struct push_tick {
 	int64_t cpu_ns;             /* thread CPU time of the cycle */
 	bool edge;                  /* an immediate push: a value crossed a threshold */
 	size_t series;
-	const char *json;           /* the encoded batch, borrowed for the call */
+	enum push_format format;    /* of the encoded batch: */
+	const char *json;           /* the encoded batch (JSON text, or a PushBatch
+				     * when format says so), borrowed for the call */
 	size_t len;
 };
 typedef void (*push_tick_fn)(const struct push_tick *t, void *arg);

@@ -22,7 +22,11 @@
  * agent config (GET /v1/agent/config, the agent's own parser) and, when its
  * step level crosses one (the agent's own detector, push-edge.c), pushes at
  * once, stamped with the interval it falls in; the "step:" line then also
- * carries the instant the level changed (changed_ms). */
+ * carries the instant the level changed (changed_ms). Pushes are protobuf
+ * when the server's agent config offers it (push_formats), JSON otherwise,
+ * as the real agent decides (every agent reads its config first), falling
+ * back to JSON after a 415; --push-format json|protobuf forces one, to
+ * compare (docs/scale.md). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -35,6 +39,7 @@
 
 #include "agent/push.h"
 #include "cli.h"
+#include "pushwire.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -58,6 +63,7 @@ struct bench_xfer {
 	char *resp;                  /* owned, up to BENCH_RESP_MAX */
 	size_t len;
 	char body[BENCH_BODY_MAX];
+	size_t blen;                 /* of a protobuf body; 0: body is JSON text */
 	enum bench_kind kind;
 	struct bench_agent *a;       /* NULL for the probe */
 	bool busy;
@@ -73,6 +79,7 @@ struct bench_agent {
 	int64_t push_ts_ms;          /* --aligned: the wall-clock multiple of the next push */
 	double step_sent;            /* the step metric's last pushed level (-1: none yet) */
 	double cpu, mem, load;       /* the random walks pushed */
+	bool pb;                     /* push protobuf (offered, or --push-format) */
 	struct bench_xfer main;      /* join, state, heartbeats, pushes: one at a time */
 	struct bench_xfer poll;      /* the parked long-poll */
 };
@@ -102,6 +109,8 @@ struct bench {
 	uint64_t rng;
 	struct bench_count iv, all;  /* this interval, the whole run */
 	bool aligned;                /* push at wall-clock multiples of the interval */
+	int push_format;             /* -1: as the config offers; else enum push_format */
+	uint64_t pushes_pb;          /* protobuf pushes acknowledged */
 	char step_metric[BENCH_METRIC_MAX];  /* empty: no step metric */
 	double step_value;
 	int64_t step_every_ms, start_wall_ms;
@@ -225,7 +234,8 @@ xfer_start(struct bench *b, struct bench_xfer *x, enum bench_kind kind, const ch
 
 	snprintf(url, sizeof(url), "%s%s", b->server, path);
 	curl_slist_free_all(x->hdrs);
-	x->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	x->hdrs = curl_slist_append(NULL, x->blen ? "Content-Type: " PUSHWIRE_CONTENT_TYPE
+					    : "Content-Type: application/json");
 	if (auth && *auth) {
 		char h[600];
 		snprintf(h, sizeof(h), "Authorization: Bearer %s", auth);
@@ -240,7 +250,8 @@ xfer_start(struct bench *b, struct bench_xfer *x, enum bench_kind kind, const ch
 		curl_easy_setopt(x->h, CURLOPT_HTTPGET, 1L);
 	} else {
 		curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, x->body);
-		curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE, (long)strlen(x->body));
+		curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE,
+				 (long)(x->blen ? x->blen : strlen(x->body)));
 	}
 	x->busy = true;
 	curl_multi_add_handle(b->m, x->h);
@@ -274,19 +285,13 @@ bench_step_level(const struct bench *b, const struct bench_agent *a, int64_t wal
 	return k % 2 == 1 ? b->step_value : 0;
 }
 
-/* Appends the step metric's series to the push body (room is checked by the
- * caller: the name is shorter than BENCH_METRIC_MAX) and prints the first
- * push of each new level with its send time. */
-static void
-bench_push_step(struct bench *b, struct bench_agent *a, size_t off, int64_t wall_ms)
+/* The step metric's level for this push; the first push of each new level
+ * is printed with its send time. */
+static double
+bench_push_step(struct bench *b, struct bench_agent *a, int64_t wall_ms)
 {
 	double v = bench_step_level(b, a, wall_ms);
-	size_t room = sizeof(a->main.body) - off;
 
-	/* off points at the closing "]}]}" of the body */
-	snprintf(a->main.body + off, room,
-		 ",{\"name\":\"%s\",\"labels\":{\"scope\":\"machine\"},\"value\":%.6g}]}]}",
-		 b->step_metric, v);
 	if (a == &b->ag[0] && v != a->step_sent) {
 		/* the instant the level changed: the start of its period */
 		int64_t k = (wall_ms - b->start_wall_ms) / b->step_every_ms;
@@ -297,6 +302,30 @@ bench_push_step(struct bench *b, struct bench_agent *a, size_t off, int64_t wall
 		fflush(stdout);
 	}
 	a->step_sent = v;
+	return v;
+}
+
+/* The push as protobuf (pushwire.h): one batch of the n series, framed as
+ * the agent frames its buffered batches. */
+static void
+bench_push_pb(struct bench *b, struct bench_agent *a, int64_t ts, const char *const *names,
+	      const double *values, size_t n)
+{
+	static const struct pushwire_label scope = { "scope", "machine" };
+	struct pushwire_series series[8];
+	struct pushwire_batch batch = { .ts_ms = ts, .series = series, .nseries = n };
+	struct pushwire_blob blob;
+	uint8_t one[BENCH_BODY_MAX];
+
+	BUG_ON(n > sizeof(series) / sizeof(series[0]));
+	for (size_t i = 0; i < n; i++)
+		series[i] = (struct pushwire_series){ .name = names[i], .value = values[i],
+						      .labels = &scope, .nlabels = 1 };
+	blob.data = one;
+	blob.len = pushwire_encode_batch(&batch, one, sizeof(one), NULL);
+	a->main.blen = blob.len ? pushwire_frame(&blob, 1, true, 0, (uint8_t *)a->main.body,
+						 sizeof(a->main.body)) : 0;
+	BUG_ON(a->main.blen == 0);
 }
 
 /* A push shaped as the agent's: a few machine series with varying values. */
@@ -314,6 +343,19 @@ bench_push_body(struct bench *b, struct bench_agent *a, bool edge)
 	a->cpu = walk(b, a->cpu, 8, 1, 99);
 	a->mem = walk(b, a->mem, 2, 5, 95);
 	a->load = walk(b, a->load, 0.3, 0, 8);
+	a->main.blen = 0;
+	if (a->pb) {
+		const char *names[] = { "cpu_busy_pct", "mem_used_pct", "mem_used_bytes",
+					"mem_total_bytes", "load1", b->step_metric };
+		/* the values JSON carries (2 decimals, whole bytes) */
+		double v[] = { round(a->cpu * 100) / 100, round(a->mem * 100) / 100,
+			       round(total * a->mem / 100), total, round(a->load * 100) / 100, 0 };
+
+		if (b->step_metric[0])
+			v[5] = bench_push_step(b, a, wall);
+		bench_push_pb(b, a, ts, names, v, b->step_metric[0] ? 6 : 5);
+		return;
+	}
 	len = snprintf(a->main.body, sizeof(a->main.body),
 		 "{\"batches\":[{\"ts_ms\":%lld,\"monitors\":[],\"series\":["
 		 "{\"name\":\"cpu_busy_pct\",\"labels\":{\"scope\":\"machine\"},\"value\":%.2f},"
@@ -323,8 +365,12 @@ bench_push_body(struct bench *b, struct bench_agent *a, bool edge)
 		 "{\"name\":\"load1\",\"labels\":{\"scope\":\"machine\"},\"value\":%.2f}]}]}",
 		 (long long)ts, a->cpu, a->mem, total * a->mem / 100, total, a->load);
 	BUG_ON(len < 4 || (size_t)len + BENCH_METRIC_MAX + 96 >= sizeof(a->main.body));
+	/* the step series before the closing "]}]}" (the name is shorter than
+	 * BENCH_METRIC_MAX: checked above) */
 	if (b->step_metric[0])
-		bench_push_step(b, a, (size_t)len - 4, wall);
+		snprintf(a->main.body + len - 4, sizeof(a->main.body) - (size_t)len + 4,
+			 ",{\"name\":\"%s\",\"labels\":{\"scope\":\"machine\"},\"value\":%.6g}]}]}",
+			 b->step_metric, bench_push_step(b, a, wall));
 }
 
 /* When the agent pushes next, from monotonic now: --interval with jitter,
@@ -366,11 +412,13 @@ bench_agent_step(struct bench *b, struct bench_agent *a, int64_t now)
 		return;
 	switch (a->phase) {
 	case BP_JOIN:
+		a->main.blen = 0;
 		snprintf(a->main.body, sizeof(a->main.body),
 			 "{\"host_id\":\"%s\",\"join_token\":\"%s\"}", a->host_id, a->join_token);
 		bench_start_main(b, a, BK_JOIN, "/v1/agent/join");
 		return;
 	case BP_STATE:
+		a->main.blen = 0;
 		snprintf(a->main.body, sizeof(a->main.body), "{\"state\":\"ready\"}");
 		bench_start_main(b, a, BK_STATE, "/v1/agent/state");
 		return;
@@ -389,6 +437,7 @@ bench_agent_step(struct bench *b, struct bench_agent *a, int64_t now)
 	}
 	if (now >= a->next_hb_ms) {
 		a->next_hb_ms = now + b->heartbeat_ms;
+		a->main.blen = 0;
 		snprintf(a->main.body, sizeof(a->main.body), "{}");
 		bench_start_main(b, a, BK_HEARTBEAT, "/v1/agent/heartbeat");
 	} else if (a == &b->ag[0] && b->edge_pending && now >= b->edge_last_ms + PUSH_EDGE_MIN_GAP_MS) {
@@ -436,10 +485,11 @@ bench_take_join(struct bench *b, struct bench_agent *a)
 	return ok;
 }
 
-/* --edge: the thresholds of the first agent's config, through the agent's
- * own parser. */
+/* An agent's config, through the agent's own parser: the format it pushes
+ * in (unless --push-format says), and for --edge the first agent's
+ * thresholds. */
 static bool
-bench_take_config(struct bench *b, const char *text)
+bench_take_config(struct bench *b, struct bench_agent *a, const char *text)
 {
 	json_t *j = json_loads(text ? text : "", 0, NULL);
 	struct herr err = HERR_INIT;
@@ -447,9 +497,17 @@ bench_take_config(struct bench *b, const char *text)
 	bool ok = push_config_parse(j, cfg, &err) == 0;
 
 	if (ok) {
-		push_edge_set(b->det, cfg->thr, cfg->nthr);
-		printf("edge: %zu threshold(s) from config %lld\n", cfg->nthr, (long long)cfg->version);
-		fflush(stdout);
+		bool refused = false;
+
+		if (b->push_format < 0)
+			a->pb = push_format_decide(cfg->protobuf, PUSH_FMT_JSON, 0, &refused) ==
+				PUSH_FMT_PROTOBUF;
+		if (b->edge && a == &b->ag[0]) {
+			push_edge_set(b->det, cfg->thr, cfg->nthr);
+			printf("edge: %zu threshold(s) from config %lld\n", cfg->nthr,
+			       (long long)cfg->version);
+			fflush(stdout);
+		}
 		push_config_release(cfg);
 	} else {
 		fprintf(stderr, "herd: agent config: %s\n", err.msg);
@@ -513,7 +571,7 @@ bench_done(struct bench *b, CURL *h, CURLcode res)
 		}
 		return;
 	case BK_CONFIG:
-		if (ok && bench_take_config(b, x->resp)) {
+		if (ok && bench_take_config(b, a, x->resp)) {
 			a->phase = BP_RUN;
 			a->next_hb_ms = now;
 			a->next_push_ms = b->aligned ? bench_next_push(b, a, now) : now;
@@ -522,7 +580,8 @@ bench_done(struct bench *b, CURL *h, CURLcode res)
 		}
 		return;
 	case BK_STATE:
-		if (ok && b->edge && a == &b->ag[0]) {
+		if (ok && (b->push_format < 0 || (b->edge && a == &b->ag[0]))) {
+			/* as the agent: its config first (the format, thresholds) */
 			a->phase = BP_CONFIG;
 		} else if (ok) {
 			a->phase = BP_RUN;
@@ -542,6 +601,15 @@ bench_done(struct bench *b, CURL *h, CURLcode res)
 		b->all.hb_fail += !ok;
 		return;
 	case BK_PUSH:
+		if (!ok && res == CURLE_OK && status == 415 && x->blen && b->push_format < 0) {
+			bool refused = false;
+
+			/* protobuf refused: JSON from now on, as the agent */
+			a->pb = push_format_decide(true, PUSH_FMT_PROTOBUF, status, &refused) ==
+				PUSH_FMT_PROTOBUF;
+		}
+		if (ok && x->blen)
+			b->pushes_pb++;
 		if (ok) {
 			b->iv.push_ok++;
 			b->all.push_ok++;
@@ -589,12 +657,13 @@ bench_print_total(struct bench *b, int64_t t_ms)
 {
 	printf("total: t=%llds agents=%zu joined=%zu pushes_ok=%llu pushes_failed=%llu"
 	       " push_p50_ms=%ld push_p99_ms=%ld heartbeats_ok=%llu heartbeats_failed=%llu"
-	       " join_failures=%llu poll_failures=%llu commands_seen=%llu",
+	       " join_failures=%llu poll_failures=%llu commands_seen=%llu pushes_protobuf=%llu",
 	       (long long)(t_ms / 1000), b->n, b->joined, (unsigned long long)b->all.push_ok,
 	       (unsigned long long)b->all.push_fail, lat_q(&b->all.push, 0.5),
 	       lat_q(&b->all.push, 0.99), (unsigned long long)b->all.hb_ok,
 	       (unsigned long long)b->all.hb_fail, (unsigned long long)b->all.join_fail,
-	       (unsigned long long)b->all.poll_fail, (unsigned long long)b->all.cmds);
+	       (unsigned long long)b->all.poll_fail, (unsigned long long)b->all.cmds,
+	       (unsigned long long)b->pushes_pb);
 	if (b->probe.h)
 		printf(" get_samples=%zu get_p50_ms=%ld get_p99_ms=%ld", b->all.probe.n,
 		       lat_q(&b->all.probe, 0.5), lat_q(&b->all.probe, 0.99));
@@ -781,6 +850,18 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 	if (bench_opts(c, &count, &b.interval_ms, &duration_ms) || bench_step_opts(c, &b))
 		return 2;
 	b.aligned = cli_flag(c, "aligned");
+	b.push_format = -1;
+	if (cli_opt(c, "push-format")) {
+		const char *f = cli_opt(c, "push-format");
+
+		if (strcmp(f, "json") == 0)
+			b.push_format = PUSH_FMT_JSON;
+		else if (strcmp(f, "protobuf") == 0)
+			b.push_format = PUSH_FMT_PROTOBUF;
+		else if (strcmp(f, "auto") != 0)
+			return cli_fail("invalid --push-format '%s': want json, protobuf or auto",
+					cli_esc(f));
+	}
 	b.edge = cli_flag(c, "edge");
 	if (b.edge && !b.step_metric[0])
 		return cli_fail("--edge needs --step-metric (the value the first agent watches)");
@@ -823,6 +904,7 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 		a->mem = 20 + 50 * bench_unit(&b);
 		a->load = 2 * bench_unit(&b);
 		a->step_sent = -1;
+		a->pb = b.push_format == PUSH_FMT_PROTOBUF;
 		xfer_init(&a->main, a);
 		xfer_init(&a->poll, a);
 	}
@@ -831,8 +913,10 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 		snprintf(b.probe_path, sizeof(b.probe_path), "/v1/hosts?cluster=%s&group=%s",
 			 cli_opt(c, "cluster"), cli_opt(c, "group"));
 	}
-	printf("bench agents: %zu agents, push every %lld ms (%s), server %s\n", b.n,
-	       (long long)b.interval_ms, b.aligned ? "aligned" : "+-10%", b.server);
+	printf("bench agents: %zu agents, push every %lld ms (%s, %s), server %s\n", b.n,
+	       (long long)b.interval_ms, b.aligned ? "aligned" : "+-10%",
+	       b.push_format < 0 ? "format as offered" : b.push_format == PUSH_FMT_PROTOBUF ?
+	       "protobuf" : "json", b.server);
 	if (b.step_metric[0])
 		printf("step metric %s: the first agent pushes %.6g every other %lld ms from start_ms=%lld,"
 		       " 0 otherwise\n", b.step_metric, b.step_value, (long long)b.step_every_ms,

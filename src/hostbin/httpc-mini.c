@@ -304,7 +304,7 @@ hm_chunk_feed(struct hm_chunk *ch, const char *in, size_t n, bool *done,
 
 int
 hm_request_build(struct buf *req, const char *method, const char *path, const struct hm_url *u,
-		 const char *auth, const char *body, size_t blen, bool with_body)
+		 const char *auth, const char *ctype, const char *body, size_t blen, bool with_body)
 {
 	bool v6 = strchr(u->host, ':') != NULL;
 	char num[24], *q = num + sizeof(num) - 1;
@@ -324,8 +324,11 @@ hm_request_build(struct buf *req, const char *method, const char *path, const st
 		rc |= buf_adds(req, auth);
 		rc |= buf_adds(req, "\r\n");
 	}
-	if (body)
-		rc |= buf_adds(req, "Content-Type: application/json\r\n");
+	if (body) {
+		rc |= buf_adds(req, "Content-Type: ");
+		rc |= buf_adds(req, ctype);
+		rc |= buf_adds(req, "\r\n");
+	}
 	if (body || (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0)) {
 		size_t v = blen;
 
@@ -764,15 +767,15 @@ hm_read_body(struct hm_conn *k, const struct hm_head *h, struct sink *s, bool *e
 	}
 }
 
+/* One request; body (blen bytes, of type ctype) may be NULL. */
 static int
-hm_perform(struct httpc *c, const char *method, const char *path, const char *body,
-	   struct sink *s, long *status, struct herr *err)
+hm_perform(struct httpc *c, const char *method, const char *path, const char *ctype,
+	   const char *body, size_t blen, struct sink *s, long *status, struct herr *err)
 {
 	struct hm_conn *k = hm_conn(c);
 	struct hm_url u;
 	struct hm_head h;
 	struct buf *head = &k->head;
-	size_t blen = body ? strlen(body) : 0;
 	bool fresh, eof, nobody, with_body = blen <= HM_COALESCE_MAX;
 	int attempt, rc = 0;
 
@@ -782,7 +785,9 @@ hm_perform(struct httpc *c, const char *method, const char *path, const char *bo
 		return herr_set(err, HERR_INVALID, "bad request path");
 	k->deadline = mono_ms() + (c->timeout_ms ? c->timeout_ms : 30000L);
 	buf_reset(head);
-	if (hm_request_build(&k->req, method, path, &u, c->auth, body, blen, with_body) < 0)
+	if (body && !httpc_ctype_is_valid(ctype))
+		return herr_set(err, HERR_INVALID, "bad content type for the request body");
+	if (hm_request_build(&k->req, method, path, &u, c->auth, ctype, body, blen, with_body) < 0)
 		return herr_set(err, HERR_TOOBIG, "request head too large");
 	for (attempt = 0; attempt < 2; attempt++) {
 		fresh = k->fd < 0;
@@ -925,7 +930,7 @@ httpc_pin_ca(struct httpc *c, const char *fingerprint, struct herr *err)
 	buf_init(&s.b, HM_CA_MAX);
 	c->insecure = true;
 	hm_reset(c);
-	rc = hm_perform(c, "GET", "/v1/tls/ca", NULL, &s, &status, err);
+	rc = hm_perform(c, "GET", "/v1/tls/ca", NULL, NULL, 0, &s, &status, err);
 	c->insecure = saved;
 	hm_reset(c);
 	if (rc == 0 && status != 200)
@@ -964,7 +969,8 @@ httpc_json_text(struct httpc *c, const char *method, const char *path, const cha
 	s.b = k->resp;          /* the connection's, kept between requests */
 	buf_reset(&s.b);
 	s.b.max = c->max_response ? c->max_response : 16u << 20;
-	rc = hm_perform(c, method, path, body, &s, status, err);
+	rc = hm_perform(c, method, path, "application/json", body, body ? strlen(body) : 0, &s,
+			status, err);
 	if (rc == 0 && s.b.len > 0)
 		*resp = json_loadb(s.b.p, s.b.len, 0, NULL);
 	hm_trim(&s.b);
@@ -980,7 +986,21 @@ httpc_text(struct httpc *c, const char *method, const char *path, const char *bo
 	int rc;
 
 	s.b = *resp;
-	rc = hm_perform(c, method, path, body, &s, status, err);
+	rc = hm_perform(c, method, path, "application/json", body, body ? strlen(body) : 0, &s,
+			status, err);
+	*resp = s.b;
+	return rc;
+}
+
+int
+httpc_send(struct httpc *c, const char *method, const char *path, const char *ctype,
+	   const void *body, size_t len, long *status, struct buf *resp, struct herr *err)
+{
+	struct sink s = { 0 };
+	int rc;
+
+	s.b = *resp;
+	rc = hm_perform(c, method, path, ctype, body, len, &s, status, err);
 	*resp = s.b;
 	return rc;
 }
@@ -996,7 +1016,7 @@ httpc_stream(struct httpc *c, const char *path, int (*cb)(const char *data, size
 	s.cb = cb;
 	s.arg = arg;
 	c->timeout_ms = 24L * 3600 * 1000;
-	rc = hm_perform(c, "GET", path, NULL, &s, status, err);
+	rc = hm_perform(c, "GET", path, NULL, NULL, 0, &s, status, err);
 	c->timeout_ms = saved;
 	return rc;
 }

@@ -18,13 +18,15 @@ struct hm_url {
 int hm_url_parse(const char *base, struct hm_url *u);
 
 /* The request into req (reset first): its head and, when with_body, the
- * body after it, so that one send carries both (one TCP segment, one TLS
- * record, instead of two per request). auth is a whole header line without
- * its CRLF, or "". Content-Length is sent when there is a body and for any
- * method but GET and DELETE. Returns 0, or HERR_TOOBIG past req's max. */
+ * body after it (blen bytes, NULs allowed), so that one send carries both
+ * (one TCP segment, one TLS record, instead of two per request). auth is a
+ * whole header line without its CRLF, or ""; ctype the body's content type
+ * (checked by the caller: httpc_ctype_is_valid). Content-Length is sent
+ * when there is a body and for any method but GET and DELETE. Returns 0,
+ * or HERR_TOOBIG past req's max. */
 int hm_request_build(struct buf *req, const char *method, const char *path,
-		     const struct hm_url *u, const char *auth, const char *body, size_t blen,
-		     bool with_body);
+		     const struct hm_url *u, const char *auth, const char *ctype, const char *body,
+		     size_t blen, bool with_body);
 
 /* A response head (status line + headers, ending in an empty line). */
 struct hm_head {

@@ -1,8 +1,10 @@
 /* httpc-call.c - the JSON calls of httpc.h built on httpc_json_text, the
  * same for both implementations (httpc.c on libcurl, the static agent's
  * src/hostbin/httpc-mini.c): a body as jansson, and a non-2xx answer as the
- * server's own error (message and field). */
+ * server's own error (message and field); and httpc_send's check of a
+ * content type. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "httpc.h"
 
@@ -48,4 +50,17 @@ httpc_call(struct httpc *c, const char *method, const char *path, json_t *body, 
 	}
 	json_decref(r);
 	return err->code;
+}
+
+bool
+httpc_ctype_is_valid(const char *ctype)
+{
+	size_t n = ctype ? strlen(ctype) : 0;
+
+	if (n == 0 || n > 127)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (ctype[i] < 0x20 || ctype[i] > 0x7e)
+			return false;
+	return true;
 }

@@ -119,14 +119,17 @@ httpc_write(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* One request; body (len bytes, of type ctype) may be NULL. */
 static int
-httpc_perform(struct httpc *c, const char *method, const char *path, const char *body,
-	      struct sink *s, long *status, struct herr *err)
+httpc_perform(struct httpc *c, const char *method, const char *path, const char *ctype,
+	      const void *body, size_t len, struct sink *s, long *status, struct herr *err)
 {
 	struct curl_slist *hdrs = NULL;
-	char url[2048];
+	char url[2048], ct[160];
 	CURLcode rc;
 
+	if (body && !httpc_ctype_is_valid(ctype))
+		return herr_set(err, HERR_INVALID, "bad content type for the request body");
 	if (snprintf(url, sizeof(url), "%s%s", c->base, path) >= (int)sizeof(url))
 		return herr_set(err, HERR_INVALID, "url too long");
 	curl_easy_reset(c->curl);
@@ -143,9 +146,10 @@ httpc_perform(struct httpc *c, const char *method, const char *path, const char 
 	if (c->auth[0])
 		hdrs = curl_slist_append(hdrs, c->auth);
 	if (body) {
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+		hdrs = curl_slist_append(hdrs, ct);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	} else if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0) {
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, 0L);
@@ -179,7 +183,8 @@ httpc_json_text(struct httpc *c, const char *method, const char *path, const cha
 
 	*resp = NULL;
 	buf_init(&s.b, c->max_response ? c->max_response : 16u << 20);
-	rc = httpc_perform(c, method, path, body, &s, status, err);
+	rc = httpc_perform(c, method, path, "application/json", body, body ? strlen(body) : 0, &s,
+			   status, err);
 	if (rc == 0 && s.b.len > 0)
 		*resp = json_loadb(s.b.p, s.b.len, 0, NULL);
 	buf_release(&s.b);
@@ -194,7 +199,21 @@ httpc_text(struct httpc *c, const char *method, const char *path, const char *bo
 	int rc;
 
 	s.b = *resp;
-	rc = httpc_perform(c, method, path, body, &s, status, err);
+	rc = httpc_perform(c, method, path, "application/json", body, body ? strlen(body) : 0, &s,
+			   status, err);
+	*resp = s.b;
+	return rc;
+}
+
+int
+httpc_send(struct httpc *c, const char *method, const char *path, const char *ctype,
+	   const void *body, size_t len, long *status, struct buf *resp, struct herr *err)
+{
+	struct sink s = { 0 };
+	int rc;
+
+	s.b = *resp;
+	rc = httpc_perform(c, method, path, ctype, body, len, &s, status, err);
 	*resp = s.b;
 	return rc;
 }
@@ -210,7 +229,7 @@ httpc_stream(struct httpc *c, const char *path, int (*cb)(const char *data, size
 	s.cb = cb;
 	s.arg = arg;
 	c->timeout_ms = 24L * 3600 * 1000;
-	rc = httpc_perform(c, "GET", path, NULL, &s, status, err);
+	rc = httpc_perform(c, "GET", path, NULL, NULL, 0, &s, status, err);
 	c->timeout_ms = saved;
 	return rc;
 }
@@ -233,7 +252,7 @@ httpc_pin_ca(struct httpc *c, const char *fingerprint, struct herr *err)
 	 * hash is the one we were given */
 	buf_init(&s.b, CA_PEM_MAX);
 	c->insecure = true;
-	rc = httpc_perform(c, "GET", "/v1/tls/ca", NULL, &s, &status, err);
+	rc = httpc_perform(c, "GET", "/v1/tls/ca", NULL, NULL, 0, &s, &status, err);
 	c->insecure = insecure;
 	if (rc < 0)
 		goto out;

@@ -68,6 +68,17 @@ int httpc_json_text(struct httpc *c, const char *method, const char *path, const
 int httpc_text(struct httpc *c, const char *method, const char *path, const char *body,
 	       long *status, struct buf *resp, struct herr *err);
 
+/* Like httpc_text, with a body of len bytes that need not be text (NULs
+ * allowed; NULL for none) sent as Content-Type ctype: for bodies that are
+ * not JSON (the agent's protobuf push, PUSHWIRE_CONTENT_TYPE). ctype must
+ * be printable ASCII ("type/subtype[; params]"): anything else is
+ * HERR_INVALID and nothing is sent. */
+int httpc_send(struct httpc *c, const char *method, const char *path, const char *ctype,
+	       const void *body, size_t len, long *status, struct buf *resp, struct herr *err);
+/* Whether ctype can go in a Content-Type header as is (httpc_send's check):
+ * 1 to 127 bytes of printable ASCII. */
+bool httpc_ctype_is_valid(const char *ctype);
+
 /* Like httpc_json, but a non-2xx answer becomes an error too: the message is
  * the server's error message (and err->field its field). */
 int httpc_call(struct httpc *c, const char *method, const char *path, json_t *body,

@@ -384,7 +384,7 @@ test_monitor_output(void **state)
 static void
 add_str(struct push_buf *b, const char *s, int want_dropped)
 {
-	assert_int_equal(push_buf_add(b, s, strlen(s)), want_dropped);
+	assert_int_equal(push_buf_add(b, PUSH_FMT_JSON, s, strlen(s)), want_dropped);
 }
 
 static void
@@ -418,9 +418,9 @@ test_push_buf_count_bound(void **state)
 		    4);
 	assert_int_equal(b.dropped, 6);
 	assert_int_equal(b.dropped_total, 6);
-	assert_int_equal(push_buf_add(&b, "x", 1), 1);   /* the count bound drops one */
+	assert_int_equal(push_buf_add(&b, PUSH_FMT_JSON, "x", 1), 1);   /* the count bound drops one */
 	assert_int_equal(b.dropped, 7);
-	assert_int_equal(push_buf_add(&b, "", 0), HERR_TOOBIG);
+	assert_int_equal(push_buf_add(&b, PUSH_FMT_JSON, "", 0), HERR_TOOBIG);
 	push_buf_release(&b);
 }
 
@@ -461,7 +461,7 @@ test_push_buf_byte_bound(void **state)
 	char big[102];
 	memset(big, 'G', 101);
 	big[101] = '\0';
-	assert_int_equal(push_buf_add(&b, big, 101), HERR_TOOBIG);
+	assert_int_equal(push_buf_add(&b, PUSH_FMT_JSON, big, 101), HERR_TOOBIG);
 	assert_held(&b, (const char *const[]){ full }, 1);
 	assert_int_equal(b.dropped, 5);
 
@@ -476,7 +476,7 @@ test_push_buf_byte_bound(void **state)
 		memset(s, 'a' + i % 26, sizeof(s));
 		snprintf(s, sizeof(s), "%06d", i);
 		s[6] = '-';
-		dropped = push_buf_add(&b, s, (size_t)len);
+		dropped = push_buf_add(&b, PUSH_FMT_JSON, s, (size_t)len);
 		assert_true(dropped >= 0);
 		assert_true(b.count <= 7 && b.used_bytes <= 300);
 		for (size_t k = 0; k < b.count; k++) {
@@ -497,7 +497,8 @@ static json_t *
 take_json(struct push_buf *b, size_t max, size_t *n)
 {
 	static char body[4096];
-	size_t len = push_buf_take(b, body, sizeof(body), max, n);
+	enum push_format fmt;
+	size_t len = push_buf_take(b, body, sizeof(body), max, n, &fmt);
 	json_t *j;
 
 	assert_true(len > 0);
@@ -511,18 +512,19 @@ static void
 test_push_buf_take(void **state)
 {
 	struct push_buf b;
+	enum push_format fmt;
 	char body[64];
 	json_t *j;
 	size_t n, len;
 
 	push_buf_init(&b, 3, 1024);
-	assert_int_equal(push_buf_take(&b, body, sizeof(body), 100, &n), 0);
+	assert_int_equal(push_buf_take(&b, body, sizeof(body), 100, &n, &fmt), 0);
 	assert_int_equal(n, 0);
 	for (int i = 1; i <= 5; i++) {
 		char s[16];
 
 		snprintf(s, sizeof(s), "{\"b\":%d}", i);
-		push_buf_add(&b, s, strlen(s));
+		push_buf_add(&b, PUSH_FMT_JSON, s, strlen(s));
 	}
 	/* two dropped; take two of the three left */
 	j = take_json(&b, 2, &n);
@@ -540,19 +542,19 @@ test_push_buf_take(void **state)
 	j = take_json(&b, 100, &n);
 	assert_int_equal(n, 3);
 	json_decref(j);
-	push_buf_add(&b, "{\"b\":6}", 7);   /* arrives while the request is out */
+	push_buf_add(&b, PUSH_FMT_JSON, "{\"b\":6}", 7);   /* arrives while the request is out */
 	push_buf_done(&b, PUSH_SENT);
 	assert_int_equal(b.count, 1);
 	assert_int_equal(b.dropped, 0);
 	assert_int_equal(b.dropped_total, 2);
 
 	/* batches dropped while in flight count only if that request fails */
-	push_buf_add(&b, "{\"b\":7}", 7);
-	push_buf_add(&b, "{\"b\":8}", 7);
+	push_buf_add(&b, PUSH_FMT_JSON, "{\"b\":7}", 7);
+	push_buf_add(&b, PUSH_FMT_JSON, "{\"b\":8}", 7);
 	j = take_json(&b, 100, &n);           /* 6, 7, 8 in flight */
 	json_decref(j);
-	push_buf_add(&b, "{\"b\":9}", 7);     /* drops 6 */
-	push_buf_add(&b, "{\"b\":10}", 8);    /* drops 7 */
+	push_buf_add(&b, PUSH_FMT_JSON, "{\"b\":9}", 7);     /* drops 6 */
+	push_buf_add(&b, PUSH_FMT_JSON, "{\"b\":10}", 8);    /* drops 7 */
 	assert_int_equal(b.dropped, 0);
 	push_buf_done(&b, PUSH_SENT);         /* 6 and 7 arrived after all */
 	assert_int_equal(b.dropped, 0);
@@ -560,8 +562,8 @@ test_push_buf_take(void **state)
 	assert_int_equal(b.count, 2);          /* 9, 10 */
 	j = take_json(&b, 100, &n);
 	json_decref(j);
-	push_buf_add(&b, "{\"b\":11}", 8);
-	push_buf_add(&b, "{\"b\":12}", 8);    /* drops 9 */
+	push_buf_add(&b, PUSH_FMT_JSON, "{\"b\":11}", 8);
+	push_buf_add(&b, PUSH_FMT_JSON, "{\"b\":12}", 8);    /* drops 9 */
 	push_buf_done(&b, PUSH_FAILED);       /* 9 was really lost */
 	assert_int_equal(b.dropped, 1);
 	assert_int_equal(b.count, 3);
@@ -574,9 +576,9 @@ test_push_buf_take(void **state)
 	assert_int_equal(b.dropped_total, 5);
 
 	/* the body never exceeds outsz: a small one holds fewer batches */
-	push_buf_add(&b, "{\"b\":13}", 8);
-	push_buf_add(&b, "{\"b\":14}", 8);
-	len = push_buf_take(&b, body, 48, 100, &n);
+	push_buf_add(&b, PUSH_FMT_JSON, "{\"b\":13}", 8);
+	push_buf_add(&b, PUSH_FMT_JSON, "{\"b\":14}", 8);
+	len = push_buf_take(&b, body, 48, 100, &n, &fmt);
 	assert_int_equal(len, strlen(body));
 	assert_int_equal(n, 2);
 	assert_true(strlen(body) < 48);

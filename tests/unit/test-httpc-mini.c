@@ -64,26 +64,36 @@ test_request(void **state)
 	buf_init(&b, 1024);
 	assert_int_equal(hm_url_parse("http://127.0.0.1:8080", &u), 0);
 	assert_int_equal(hm_request_build(&b, "POST", "/v1/agent/metrics", &u,
-					  "Authorization: Bearer t", "{\"x\":1}", 7, true), 0);
+					  "Authorization: Bearer t", "application/json",
+					  "{\"x\":1}", 7, true), 0);
 	assert_string_equal(b.p, "POST /v1/agent/metrics HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
 			    "User-Agent: herd-agent\r\nAccept: */*\r\nAuthorization: Bearer t\r\n"
 			    "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"x\":1}");
 	/* a body left out (too large to copy): the head still announces it */
-	assert_int_equal(hm_request_build(&b, "POST", "/p", &u, "", "{\"x\":1}", 7, false), 0);
+	assert_int_equal(hm_request_build(&b, "POST", "/p", &u, "", "application/json", "{\"x\":1}", 7,
+					  false), 0);
 	assert_string_equal(b.p, "POST /p HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
 			    "User-Agent: herd-agent\r\nAccept: */*\r\n"
 			    "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n");
 	assert_int_equal(hm_url_parse("https://[::1]:443", &u), 0);
-	assert_int_equal(hm_request_build(&b, "GET", "/v1/x", &u, "", NULL, 0, true), 0);
+	assert_int_equal(hm_request_build(&b, "GET", "/v1/x", &u, "", NULL, NULL, 0, true), 0);
 	assert_string_equal(b.p, "GET /v1/x HTTP/1.1\r\nHost: [::1]:443\r\n"
 			    "User-Agent: herd-agent\r\nAccept: */*\r\n\r\n");
-	assert_int_equal(hm_request_build(&b, "DELETE", "/v1/x", &u, "", NULL, 0, true), 0);
+	assert_int_equal(hm_request_build(&b, "DELETE", "/v1/x", &u, "", NULL, NULL, 0, true), 0);
 	assert_null(strstr(b.p, "Content-Length"));
-	assert_int_equal(hm_request_build(&b, "PUT", "/v1/x", &u, "", NULL, 0, true), 0);
+	assert_int_equal(hm_request_build(&b, "PUT", "/v1/x", &u, "", NULL, NULL, 0, true), 0);
 	assert_non_null(strstr(b.p, "\r\nContent-Length: 0\r\n\r\n"));
+	/* a body of another type, with a NUL inside: sent by its length */
+	assert_int_equal(hm_request_build(&b, "POST", "/p", &u, "", "application/x-protobuf",
+					  "a\0b", 3, true), 0);
+	assert_int_equal(b.len, strlen(b.p) + 3 - 1);
+	assert_string_equal(b.p, "POST /p HTTP/1.1\r\nHost: [::1]:443\r\n"
+			    "User-Agent: herd-agent\r\nAccept: */*\r\n"
+			    "Content-Type: application/x-protobuf\r\nContent-Length: 3\r\n\r\na");
+	assert_memory_equal(b.p + b.len - 3, "a\0b", 3);
 	/* past the buffer's max: an error, not a cut request */
 	b.max = 64;
-	assert_int_equal(hm_request_build(&b, "GET", "/v1/x", &u, "", NULL, 0, true), HERR_TOOBIG);
+	assert_int_equal(hm_request_build(&b, "GET", "/v1/x", &u, "", NULL, NULL, 0, true), HERR_TOOBIG);
 	buf_release(&b);
 }
 
@@ -243,6 +253,7 @@ struct srv {
 	int nsteps;
 	int accepts;
 	char last[4096];        /* the last request read (head + body) */
+	size_t lastlen;         /* its bytes (a binary body may hold NULs) */
 	pthread_t th;
 };
 
@@ -265,8 +276,10 @@ srv_read_req(struct srv *s, int fd)
 			continue;
 		cl = strstr(s->last, "Content-Length: ");
 		want = (size_t)(e + 4 - s->last) + (cl ? strtoul(cl + 16, NULL, 10) : 0);
-		if (n >= want)
+		if (n >= want) {
+			s->lastlen = n;
 			return 1;
+		}
 	}
 }
 
@@ -501,6 +514,41 @@ test_stream_and_until_close(void **state)
 	assert_int_equal(s.accepts, 2); /* a stopped stream's connection is not reused */
 }
 
+/* httpc_send: a binary body of its own type, NULs and all; the answer's
+ * bytes as they came. A content type that would add a header is refused. */
+static void
+test_send_binary(void **state)
+{
+	static const struct step steps[] = {
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP },
+	};
+	static const char body[] = { 0x0a, 0x00, 0x12, 0x00, 0x7f };
+	struct herr err = HERR_INIT;
+	struct httpc c;
+	struct srv s;
+	struct buf b;
+	long st = 0;
+
+	srv_start(&s, steps, 1);
+	client(&c, &s);
+	buf_init(&b, 1024);
+	assert_int_equal(httpc_send(&c, "POST", "/v1/agent/metrics", "evil\r\nX-A: b", body,
+				    sizeof(body), &st, &b, &err), HERR_INVALID);
+	assert_int_equal(httpc_send(&c, "POST", "/v1/agent/metrics", "application/x-protobuf", body,
+				    sizeof(body), &st, &b, &err), 0);
+	assert_int_equal(st, 200);
+	assert_int_equal(b.len, 2);
+	assert_memory_equal(b.p, "ok", 2);
+	buf_release(&b);
+	httpc_release(&c);
+	srv_stop(&s);
+	assert_non_null(strstr(s.last, "Content-Type: application/x-protobuf\r\n"));
+	assert_non_null(strstr(s.last, "Content-Length: 5\r\n\r\n"));
+	assert_null(strstr(s.last, "X-A"));
+	assert_true(s.lastlen >= sizeof(body));
+	assert_memory_equal(s.last + s.lastlen - sizeof(body), body, sizeof(body));
+}
+
 static void
 test_refused(void **state)
 {
@@ -579,6 +627,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_no_retry_once_answered),
 		cmocka_unit_test(test_cap_and_deadline),
 		cmocka_unit_test(test_stream_and_until_close),
+		cmocka_unit_test(test_send_binary),
 		cmocka_unit_test(test_refused),
 	};
 

@@ -4,7 +4,8 @@
  * `dropped`), the backlog sent once the server is up (several batches per
  * request, in order, none twice), the config fetched when the answer's
  * config_version changes and applied (monitor, push interval), a 400
- * dropping what it refused. */
+ * dropping what it refused; protobuf pushes once the config offers them,
+ * and JSON again after a 415. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -26,6 +27,8 @@
 #include "agent/exec.h"
 #include "agent/push.h"
 #include "buf.h"
+#include "push.pb-c.h"
+#include "pushwire.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -43,6 +46,12 @@ struct fake {
 	size_t nreq;
 	json_t *req[MAX_REQS];      /* bodies of POST /v1/agent/metrics */
 	char auth[128];
+	bool offer_pb;              /* the config lists push_formats with protobuf */
+	bool refuse_pb;             /* answer a protobuf push 415 */
+	size_t npb;                 /* protobuf pushes seen */
+	size_t npb_batches;         /* their batches, each decoded */
+	size_t npb_bad;             /* protobuf bodies that are no Push */
+	size_t npb_refused;         /* answered 415 */
 };
 
 static struct fake fake;
@@ -90,9 +99,30 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		fake.config_gets++;
 		snprintf(text, sizeof(text),
 			 "{\"version\":%d,\"push_interval_s\":1,\"monitors\":[{\"name\":\"m\","
-			 "\"command\":\"echo 5\",\"interval_s\":0.2,\"timeout_s\":1}]}",
-			 fake.config_version);
+			 "\"command\":\"echo 5\",\"interval_s\":0.2,\"timeout_s\":1}]%s}",
+			 fake.config_version,
+			 fake.offer_pb ? ",\"push_formats\":[\"json\",\"protobuf\"]" : "");
 		pthread_mutex_unlock(&fake.lock);
+		return answer(c, 200, text);
+	}
+	if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/agent/metrics") == 0 &&
+	    strcmp(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type") ?: "",
+		   PUSHWIRE_CONTENT_TYPE) == 0) {
+		Herd__Push *pb = herd__push__unpack(NULL, k->body.len, (const uint8_t *)k->body.p);
+		bool refuse = fake.refuse_pb;
+
+		fake.npb++;
+		if (pb == NULL || pb->n_batches == 0)
+			fake.npb_bad++;
+		for (size_t i = 0; pb && i < pb->n_batches; i++)
+			fake.npb_batches += pb->batches[i]->has_ts_ms && pb->batches[i]->n_series > 0;
+		if (pb)
+			herd__push__free_unpacked(pb, NULL);
+		fake.npb_refused += refuse;
+		snprintf(text, sizeof(text), "{\"config_version\":%d}", fake.config_version);
+		pthread_mutex_unlock(&fake.lock);
+		if (refuse)
+			return answer(c, 415, "{\"error\":{\"code\":\"unsupported\",\"message\":\"no\"}}");
 		return answer(c, 200, text);
 	}
 	if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/agent/metrics") == 0) {
@@ -333,12 +363,75 @@ test_refused_batches_are_dropped(void **state)
 	assert_true(json_array_size(json_object_get(r, "batches")) >= 1);
 }
 
+static size_t json_before;
+
+static bool
+two_pb_pushes(void)
+{
+	return fake.npb >= 2;
+}
+
+static bool
+json_again(void)
+{
+	return fake.nreq > json_before + 1;
+}
+
+/* A config offering protobuf: the pushes that follow are protobuf (each
+ * body a Push of PushBatches with series); a 415 to one: JSON from then
+ * on, the refused batches counted as dropped. */
+static void
+test_protobuf_then_json_after_415(void **state)
+{
+	struct push_opts o = { 0 };
+	struct MHD_Daemon *d;
+	struct push *p;
+	char url[64];
+	int port = free_port();
+	size_t refused;
+
+	for (size_t i = 0; i < fake.nreq; i++)
+		json_decref(fake.req[i]);
+	fake.nreq = 0;
+	fake.status = 200;
+	fake.offer_pb = true;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	d = fake_start(port);
+	assert_non_null(d);
+	o.server = url;
+	o.credential = "hc_test";
+	o.interval_ms = 150;
+	o.monitor_dir = tdir;
+	o.env = test_env;
+	p = push_new(&o);
+	assert_int_equal(push_start(p), 0);
+	assert_true(wait_for(two_pb_pushes, 30000));
+	pthread_mutex_lock(&fake.lock);
+	assert_int_equal(fake.npb_bad, 0);
+	assert_true(fake.npb_batches >= 2);
+	assert_int_equal(push_dropped_total(p), 0);
+	json_before = fake.nreq;
+	fake.refuse_pb = true;
+	pthread_mutex_unlock(&fake.lock);
+	assert_true(wait_for(json_again, 30000));
+	assert_true(push_stop(p));
+	MHD_stop_daemon(d);
+	refused = fake.npb_refused;
+	/* refused (the batches of one request, or of two when one more was
+	 * made before the answer), then JSON: the refused ones are lost */
+	assert_true(refused >= 1);
+	assert_true(push_dropped_total(p) >= refused);
+	push_free(p);
+	fake.offer_pb = fake.refuse_pb = false;
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backlog_and_config),
 		cmocka_unit_test(test_refused_batches_are_dropped),
+		cmocka_unit_test(test_protobuf_then_json_after_415),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
