@@ -493,6 +493,19 @@ answer_field(const char **p, const char *end, const char *lit, bool neg, json_in
 	return true;
 }
 
+bool
+push_answer_error_field(const char *text, size_t len, char *out, size_t outsz)
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+	const char *f = NULL;
+	bool ok;
+
+	ok = j && json_unpack(j, "{s:{s:s}}", "error", "field", &f) == 0 &&
+	     (size_t)snprintf(out, outsz, "%s", f) < outsz;
+	json_decref(j);
+	return ok;
+}
+
 int
 push_answer_config_version(const char *text, size_t len, json_int_t *v)
 {

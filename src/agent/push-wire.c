@@ -46,10 +46,16 @@ push_encode_batch_pb(const struct col_batch *b, const struct mon_snapshot *snap,
 	return pushwire_encode_batch(&pb, out, outsz, cut);
 }
 
-enum push_format
-push_format_decide(bool offered, enum push_format sent, long status, bool *refused)
+bool
+push_format_refused(enum push_format sent, long status, const char *err_field)
 {
-	if (sent == PUSH_FMT_PROTOBUF && status == 415)
-		*refused = true;
-	return offered && !*refused ? PUSH_FMT_PROTOBUF : PUSH_FMT_JSON;
+	return sent == PUSH_FMT_PROTOBUF &&
+	       (status == 415 || (status == 400 && (err_field == NULL || err_field[0] == '\0' ||
+				   strcmp(err_field, "body") == 0)));
+}
+
+enum push_format
+push_format_decide(bool offered, bool refused)
+{
+	return offered && !refused ? PUSH_FMT_PROTOBUF : PUSH_FMT_JSON;
 }

@@ -52,7 +52,7 @@ struct push {
 	int64_t config_version;             /* under lock; -1 = none yet */
 	bool config_wanted;                 /* under lock: fetch it */
 	bool pb_offered;                    /* under lock: the config offers protobuf */
-	bool pb_refused;                    /* under lock: a protobuf push got 415 */
+	bool pb_refused;                    /* under lock: a protobuf body was refused */
 	enum push_format fmt;               /* under lock: what the next batch is in */
 	struct push_buf buf;                /* under lock */
 	struct push_edge edge;              /* under lock: thresholds and sides */
@@ -361,7 +361,8 @@ push_send_main(void *arg)
 		json_int_t av;
 		size_t len, n;
 		long status = 0;
-		bool was_refused;
+		bool was_refused, refused;
+		char field[64];
 		int rc;
 
 		if (p->config_wanted && mono_ms() >= config_at) {
@@ -393,14 +394,20 @@ push_send_main(void *arg)
 				p->sendbuf, len, &status, &answer, &err);
 		pthread_mutex_lock(&p->lock);
 		was_refused = p->pb_refused;
-		p->fmt = push_format_decide(p->pb_offered, fmt, rc == 0 ? status : 0, &p->pb_refused);
-		if (rc == 0 && status == 415 && fmt == PUSH_FMT_PROTOBUF) {
+		field[0] = '\0';
+		if (rc == 0 && status == 400 && fmt == PUSH_FMT_PROTOBUF)
+			push_answer_error_field(answer.p ? answer.p : "", answer.len, field,
+						sizeof(field));
+		refused = rc == 0 && push_format_refused(fmt, status, field);
+		if (refused) {
 			/* the offer was not this server's (an older one behind the
 			 * same address): what is encoded in protobuf cannot go */
+			p->pb_refused = true;
+			p->fmt = push_format_decide(p->pb_offered, true);
 			push_buf_done(&p->buf, PUSH_REJECTED);
 			if (!was_refused)
-				log_warn("server refused a protobuf push (HTTP 415): %zu batch(es) "
-					 "dropped, pushing JSON until the next config", n);
+				log_warn("server cannot read a protobuf push (HTTP %ld): %zu batch(es) "
+					 "dropped, pushing JSON until the next config", status, n);
 			continue;
 		}
 		if (rc == 0 && status >= 200 && status < 300) {
@@ -533,7 +540,7 @@ push_apply_config(struct push *p, const struct push_config *c)
 	p->config_version = c->version;
 	p->pb_offered = c->protobuf;
 	p->pb_refused = false;
-	p->fmt = push_format_decide(p->pb_offered, PUSH_FMT_JSON, 0, &p->pb_refused);
+	p->fmt = push_format_decide(p->pb_offered, p->pb_refused);
 	push_edge_set(&p->edge, c->thr, c->nthr);
 	if (c->interval_ms > 0 && c->interval_ms != p->interval_ms) {
 		p->interval_ms = c->interval_ms;

@@ -177,13 +177,25 @@ struct push_wire {
 size_t push_encode_batch_pb(const struct col_batch *b, const struct mon_snapshot *snap,
 			    struct push_wire *w, uint8_t *out, size_t outsz, size_t *cut);
 
+/* Whether an answer refuses the format of the push it answers (pure): a
+ * protobuf push (sent) answered 415, or 400 naming no field or the field
+ * "body" (err_field, the answer's error field; NULL or "" for none). That
+ * is a server that cannot read the body at all: one from before the
+ * protobuf push reads any body as JSON and answers 400 "invalid JSON"
+ * with no field (an older server behind the same address during an
+ * upgrade, say). A 400 naming a field inside the push refuses those
+ * batches, not the format; status 0 is no answer. */
+bool push_format_refused(enum push_format sent, long status, const char *err_field);
+
 /* The format the collection thread encodes in (pure): protobuf when the
- * server's config offers it and no protobuf push was refused with 415
- * since (*refused: set by a protobuf push (sent) answered 415 (status; 0
- * for none), cleared by the caller when a config is fetched); JSON
- * otherwise: an older server, or one that took the offer back. */
-enum push_format push_format_decide(bool offered, enum push_format sent, long status,
-				    bool *refused);
+ * server's config offers it and no protobuf push was refused
+ * (push_format_refused) since that config was fetched; JSON otherwise: an
+ * older server, or one that took the offer back. */
+enum push_format push_format_decide(bool offered, bool refused);
+
+/* The "field" of an error answer {"error":{"field":...}} (len bytes of
+ * JSON) into out (outsz bytes, NUL-terminated); false when there is none. */
+bool push_answer_error_field(const char *text, size_t len, char *out, size_t outsz);
 
 /* A series value as the batch carries it, into out (>= 32 bytes, not
  * NUL-terminated); returns the length. Integers as integers, others in the

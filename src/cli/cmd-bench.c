@@ -497,11 +497,8 @@ bench_take_config(struct bench *b, struct bench_agent *a, const char *text)
 	bool ok = push_config_parse(j, cfg, &err) == 0;
 
 	if (ok) {
-		bool refused = false;
-
 		if (b->push_format < 0)
-			a->pb = push_format_decide(cfg->protobuf, PUSH_FMT_JSON, 0, &refused) ==
-				PUSH_FMT_PROTOBUF;
+			a->pb = push_format_decide(cfg->protobuf, false) == PUSH_FMT_PROTOBUF;
 		if (b->edge && a == &b->ag[0]) {
 			push_edge_set(b->det, cfg->thr, cfg->nthr);
 			printf("edge: %zu threshold(s) from config %lld\n", cfg->nthr,
@@ -601,13 +598,11 @@ bench_done(struct bench *b, CURL *h, CURLcode res)
 		b->all.hb_fail += !ok;
 		return;
 	case BK_PUSH:
-		if (!ok && res == CURLE_OK && status == 415 && x->blen && b->push_format < 0) {
-			bool refused = false;
-
-			/* protobuf refused: JSON from now on, as the agent */
-			a->pb = push_format_decide(true, PUSH_FMT_PROTOBUF, status, &refused) ==
-				PUSH_FMT_PROTOBUF;
-		}
+		/* protobuf refused: JSON from now on, as the agent (the answer's
+		 * error field is not read: a 400 naming "body" counts only here) */
+		if (!ok && res == CURLE_OK && x->blen && b->push_format < 0 &&
+		    push_format_refused(PUSH_FMT_PROTOBUF, status, NULL))
+			a->pb = false;
 		if (ok && x->blen)
 			b->pushes_pb++;
 		if (ok) {

@@ -322,28 +322,42 @@ test_config_formats(void **state)
 static void
 test_format_decide(void **state)
 {
-	bool refused = false;
+	char field[64];
 
-	/* an older server (no push_formats): JSON */
-	assert_int_equal(push_format_decide(false, PUSH_FMT_JSON, 0, &refused), PUSH_FMT_JSON);
-	/* offered: protobuf, and it stays so while the server takes it */
-	assert_int_equal(push_format_decide(true, PUSH_FMT_JSON, 0, &refused), PUSH_FMT_PROTOBUF);
-	assert_int_equal(push_format_decide(true, PUSH_FMT_PROTOBUF, 200, &refused),
-			 PUSH_FMT_PROTOBUF);
-	assert_int_equal(push_format_decide(true, PUSH_FMT_PROTOBUF, 503, &refused),
-			 PUSH_FMT_PROTOBUF);
-	assert_false(refused);
-	/* a 415 to a JSON push says nothing of protobuf */
-	assert_int_equal(push_format_decide(true, PUSH_FMT_JSON, 415, &refused), PUSH_FMT_PROTOBUF);
-	assert_false(refused);
-	/* a 415 to a protobuf push: JSON from then on, whatever comes next */
-	assert_int_equal(push_format_decide(true, PUSH_FMT_PROTOBUF, 415, &refused), PUSH_FMT_JSON);
-	assert_true(refused);
-	assert_int_equal(push_format_decide(true, PUSH_FMT_JSON, 200, &refused), PUSH_FMT_JSON);
-	assert_int_equal(push_format_decide(true, PUSH_FMT_PROTOBUF, 200, &refused), PUSH_FMT_JSON);
-	/* no longer offered: JSON */
-	refused = false;
-	assert_int_equal(push_format_decide(false, PUSH_FMT_PROTOBUF, 200, &refused), PUSH_FMT_JSON);
+	/* an older server (no push_formats): JSON; offered: protobuf until
+	 * a protobuf body is refused, then JSON until the next config */
+	assert_int_equal(push_format_decide(false, false), PUSH_FMT_JSON);
+	assert_int_equal(push_format_decide(true, false), PUSH_FMT_PROTOBUF);
+	assert_int_equal(push_format_decide(true, true), PUSH_FMT_JSON);
+	assert_int_equal(push_format_decide(false, true), PUSH_FMT_JSON);
+
+	/* what refuses the format: 415, or 400 naming the body or no field (a
+	 * server from before the protobuf push: "invalid JSON"), to protobuf */
+	assert_true(push_format_refused(PUSH_FMT_PROTOBUF, 415, NULL));
+	assert_true(push_format_refused(PUSH_FMT_PROTOBUF, 400, "body"));
+	/* not: a JSON push's answer, success, no answer, a server error, or a
+	 * 400 naming a field inside the push (those batches, not the format) */
+	assert_false(push_format_refused(PUSH_FMT_JSON, 400, NULL));
+	assert_false(push_format_refused(PUSH_FMT_JSON, 415, NULL));
+	assert_false(push_format_refused(PUSH_FMT_JSON, 400, "body"));
+	assert_false(push_format_refused(PUSH_FMT_PROTOBUF, 200, NULL));
+	assert_false(push_format_refused(PUSH_FMT_PROTOBUF, 0, NULL));
+	assert_false(push_format_refused(PUSH_FMT_PROTOBUF, 503, NULL));
+	assert_true(push_format_refused(PUSH_FMT_PROTOBUF, 400, NULL));
+	assert_true(push_format_refused(PUSH_FMT_PROTOBUF, 400, ""));
+	assert_false(push_format_refused(PUSH_FMT_PROTOBUF, 400, "batches[0].series[2].name"));
+
+	/* the answer's field, as an older server's 400 to a protobuf body
+	 * names it; none in a push's answer or in text that is not JSON */
+	assert_true(push_answer_error_field(
+		"{\"error\":{\"code\":\"invalid\",\"field\":\"body\",\"message\":\"x\"}}", 57,
+		field, sizeof(field)));
+	assert_string_equal(field, "body");
+	assert_false(push_answer_error_field("{\"config_version\":3,\"accepted\":1}", 33, field,
+					     sizeof(field)));
+	assert_false(push_answer_error_field("<html>", 6, field, sizeof(field)));
+	assert_false(push_answer_error_field("{\"error\":{\"field\":\"0123456789\"}}", 32, field,
+					     4));
 }
 
 int

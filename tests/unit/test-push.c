@@ -5,7 +5,7 @@
  * request, in order, none twice), the config fetched when the answer's
  * config_version changes and applied (monitor, push interval), a 400
  * dropping what it refused; protobuf pushes once the config offers them,
- * and JSON again after a 415. */
+ * and JSON again after a 415 or an older server's 400. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -47,7 +47,8 @@ struct fake {
 	json_t *req[MAX_REQS];      /* bodies of POST /v1/agent/metrics */
 	char auth[128];
 	bool offer_pb;              /* the config lists push_formats with protobuf */
-	bool refuse_pb;             /* answer a protobuf push 415 */
+	int refuse_pb;              /* answer a protobuf push this (415, or 400 as an
+				     * older server's "invalid JSON"); 0 = take it */
 	size_t npb;                 /* protobuf pushes seen */
 	size_t npb_batches;         /* their batches, each decoded */
 	size_t npb_bad;             /* protobuf bodies that are no Push */
@@ -109,7 +110,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 	    strcmp(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type") ?: "",
 		   PUSHWIRE_CONTENT_TYPE) == 0) {
 		Herd__Push *pb = herd__push__unpack(NULL, k->body.len, (const uint8_t *)k->body.p);
-		bool refuse = fake.refuse_pb;
+		int refuse = fake.refuse_pb;
 
 		fake.npb++;
 		if (pb == NULL || pb->n_batches == 0)
@@ -118,11 +119,15 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 			fake.npb_batches += pb->batches[i]->has_ts_ms && pb->batches[i]->n_series > 0;
 		if (pb)
 			herd__push__free_unpacked(pb, NULL);
-		fake.npb_refused += refuse;
+		fake.npb_refused += refuse != 0;
 		snprintf(text, sizeof(text), "{\"config_version\":%d}", fake.config_version);
 		pthread_mutex_unlock(&fake.lock);
-		if (refuse)
+		if (refuse == 415)
 			return answer(c, 415, "{\"error\":{\"code\":\"unsupported\",\"message\":\"no\"}}");
+		if (refuse)   /* what a server from before the protobuf push says */
+			return answer(c, refuse, "{\"error\":{\"code\":\"invalid\",\"message\":"
+					       "\"invalid JSON at line 1 column 1: '[' or '{' expected near"
+					       " '\\n'\"}}");
 		return answer(c, 200, text);
 	}
 	if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/agent/metrics") == 0) {
@@ -378,10 +383,11 @@ json_again(void)
 }
 
 /* A config offering protobuf: the pushes that follow are protobuf (each
- * body a Push of PushBatches with series); a 415 to one: JSON from then
- * on, the refused batches counted as dropped. */
+ * body a Push of PushBatches with series); a refusal of the body (status:
+ * 415, or 400 with no field as an older server answers) to one: JSON from
+ * then on, the refused batches counted as dropped. */
 static void
-test_protobuf_then_json_after_415(void **state)
+protobuf_then_json(int status)
 {
 	struct push_opts o = { 0 };
 	struct MHD_Daemon *d;
@@ -395,6 +401,7 @@ test_protobuf_then_json_after_415(void **state)
 	fake.nreq = 0;
 	fake.status = 200;
 	fake.offer_pb = true;
+	fake.npb = fake.npb_batches = fake.npb_bad = fake.npb_refused = 0;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
 	d = fake_start(port);
 	assert_non_null(d);
@@ -411,7 +418,7 @@ test_protobuf_then_json_after_415(void **state)
 	assert_true(fake.npb_batches >= 2);
 	assert_int_equal(push_dropped_total(p), 0);
 	json_before = fake.nreq;
-	fake.refuse_pb = true;
+	fake.refuse_pb = status;
 	pthread_mutex_unlock(&fake.lock);
 	assert_true(wait_for(json_again, 30000));
 	assert_true(push_stop(p));
@@ -422,7 +429,20 @@ test_protobuf_then_json_after_415(void **state)
 	assert_true(refused >= 1);
 	assert_true(push_dropped_total(p) >= refused);
 	push_free(p);
-	fake.offer_pb = fake.refuse_pb = false;
+	fake.offer_pb = false;
+	fake.refuse_pb = 0;
+}
+
+static void
+test_protobuf_then_json_after_415(void **state)
+{
+	protobuf_then_json(415);
+}
+
+static void
+test_protobuf_then_json_after_400(void **state)
+{
+	protobuf_then_json(400);
 }
 
 int
@@ -432,6 +452,7 @@ main(void)
 		cmocka_unit_test(test_backlog_and_config),
 		cmocka_unit_test(test_refused_batches_are_dropped),
 		cmocka_unit_test(test_protobuf_then_json_after_415),
+		cmocka_unit_test(test_protobuf_then_json_after_400),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
