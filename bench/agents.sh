@@ -25,6 +25,9 @@
 # Every simulated agent comes from 127.0.0.1, so the server runs with
 # --max-conns-per-addr 2N+256 (real agents come from N addresses; the default
 # 256 from one address refuses the 257th parked long-poll).
+# BENCH_PUSH_FORMAT=json|protobuf|auto (default auto: what a real agent
+# chooses, protobuf with this server) is the bench's --push-format, to
+# compare the server's cost per push format on the same load.
 # BENCH_LOG_LEVEL=debug: the server logs each controller pass with its
 # duration (server.log in the work dir, kept with BENCH_KEEP=1).
 # Needs the fake QingCloud (make build/fake-qingcloud); no root needed.
@@ -35,6 +38,7 @@ FAKE=$(realpath "${FAKE_QC_BIN:-build/fake-qingcloud}")
 INTERVAL=${BENCH_INTERVAL:-10s}
 SECONDS_RUN=${BENCH_SECONDS:-45}
 RAMP=${BENCH_RAMP:-15}
+PUSH_FORMAT=${BENCH_PUSH_FORMAT:-auto}
 counts="100 1000"
 [ "${BENCH_BIG:-0}" = 1 ] && counts="$counts 10000"
 [ -n "${BENCH_COUNTS:-}" ] && counts=$BENCH_COUNTS
@@ -174,6 +178,7 @@ for n in $counts; do
 
 	"$HERD" bench agents --configs "$d/configs" --count "$n" --interval "$INTERVAL" \
 		--duration "${SECONDS_RUN}s" --cluster bench --group sim0 --token-file "$d/token" \
+		--push-format "$PUSH_FORMAT" \
 		>"$d/bench.out" 2>"$d/bench.err" &
 	bpid=$!
 	sleep "$RAMP"
@@ -226,7 +231,7 @@ if [ "${BENCH_LAUNCH_ONLY:-0}" = 1 ]; then
 	exit 0
 fi
 pf() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "-" || v == "") print "n/a"; else print (v + 0 <= t + 0 ? "pass" : "FAIL") }'; }
-echo "bench agents: interval $INTERVAL, heartbeats every 5 s, ${SECONDS_RUN} s per N (window $((SECONDS_RUN - RAMP - 5)) s after a ${RAMP} s ramp); $(nproc) cores"
+echo "bench agents: push format $PUSH_FORMAT, interval $INTERVAL, heartbeats every 5 s, ${SECONDS_RUN} s per N (window $((SECONDS_RUN - RAMP - 5)) s after a ${RAMP} s ramp); $(nproc) cores"
 printf '%-6s %-9s %-6s %-14s %-15s %-22s %-16s %-22s %-16s\n' agents launch_s ready "pushes ok/fail" "push p50/p99 ms" "server CPU (<=1 core)" "RSS/peak MiB" "GET p50/p99 ms (<=50)" "host ls ms (<=200)"
 for r in "${rows[@]}"; do
 	IFS='|' read -r n lms ready pok pfail p50 p99 idle cores rss hwm gets g50 g99 ls50 <<<"$r"

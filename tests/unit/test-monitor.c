@@ -172,6 +172,8 @@ at_least(struct ticks *k, void *arg)
 	return k->n >= *(size_t *)arg;
 }
 
+#define SLOW_BOUND_MS 60000   /* a tenth of the slow monitor's sleep */
+
 static void
 test_timeout_does_not_delay_collection(void **state)
 {
@@ -182,8 +184,13 @@ test_timeout_does_not_delay_collection(void **state)
 	size_t want = 9;
 	int64_t stop_ms;
 
-	/* sleeps 5 s with a 300 ms timeout: the group is killed every run */
-	spec(&c.mon[0], "slow", "sleep 5; echo 1", INTERVAL_MS, 300);
+	/* sleeps 600 s with a 300 ms timeout: the group is killed every run.
+	 * The bounds below are a tenth of that sleep, not a guess at the
+	 * machine's speed: a stop or a cycle that waited for the command
+	 * would take 600 s, one that did not takes milliseconds even on a
+	 * loaded machine (a 4 s bound on a 5 s sleep was the suspect when
+	 * this test failed once under load). */
+	spec(&c.mon[0], "slow", "sleep 600; echo 1", INTERVAL_MS, 300);
 	spec(&c.mon[1], "busy", "echo 7", INTERVAL_MS, 1000);
 	spec(&c.mon[2], "multi", "printf 'pods 3\\nqueue_len 1.5\\n'", INTERVAL_MS, 1000);
 	c.mon[2].labels.n = 1;
@@ -191,12 +198,12 @@ test_timeout_does_not_delay_collection(void **state)
 	snprintf(c.mon[2].labels.val[0], MON_LABEL_MAX, "q");
 	spec(&c.mon[3], "broken", "echo oops >&2; exit 3", INTERVAL_MS, 1000);
 	push_apply_config(p, &c);
-	/* 9 cycles of 200 ms while "slow" sleeps 5 s each run */
+	/* 9 cycles of 200 ms while "slow" would sleep 600 s each run */
 	assert_true(ticks_wait(&k, at_least, &want));
 	stop_ms = mono_ms();
 	assert_true(push_stop(p));
-	/* stopping kills the sleeping command at once, not after its 5 s */
-	assert_true(mono_ms() - stop_ms < 4000);
+	/* stopping kills the sleeping command, never waits for its end */
+	assert_true(mono_ms() - stop_ms < SLOW_BOUND_MS);
 	push_free(p);
 
 	assert_true(k.n >= 9);
@@ -213,10 +220,10 @@ test_timeout_does_not_delay_collection(void **state)
 		assert_int_equal(k.t[i].ts_ms,
 				 late <= PUSH_TS_SNAP_MS ? k.t[i].due_ms : k.t[i].started_ms);
 		/* never waiting for a command: the next cycle is due well
-		 * before the 5 s the slow one sleeps */
+		 * before the 600 s the slow one would sleep */
 		if (i > 0) {
 			assert_true(k.t[i].due_ms > k.t[i - 1].due_ms);
-			assert_true(k.t[i].due_ms - k.t[i - 1].due_ms < 5000);
+			assert_true(k.t[i].due_ms - k.t[i - 1].due_ms < SLOW_BOUND_MS);
 			assert_int_equal((k.t[i].due_ms - k.t[i - 1].due_ms) % INTERVAL_MS, 0);
 		}
 		assert_true(k.t[i].cpu_ns < 50 * 1000000);
