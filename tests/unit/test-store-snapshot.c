@@ -260,6 +260,44 @@ test_checkpoint_not_starved(void **state)
 	assert_int_equal(pthread_join(t, NULL), 0);
 }
 
+static uint64_t
+sweeps(void)
+{
+	struct store_lock_stats ls = { 0 };
+
+	store_lock_stats(st, &ls, 0);
+	return ls.sweeps;
+}
+
+/* The sweeper passes only while a snapshot is held: once this thread's
+ * (idle) one is ended, a stretch of 50 ms sees no pass (before, it passed
+ * every SQ_SNAPSHOT_MS whatever was held: about 100 wake-ups a second of
+ * an idle server). A new snapshot wakes it again, and it ends that one
+ * too. Looked at up to 100 times: a loaded machine may delay a pass, never
+ * make one. */
+static void
+test_sweeper_idle(void **state)
+{
+	uint64_t a = 0, b = 1;
+	int tries;
+
+	put("idle", "1");
+	usleep((SQ_SNAPSHOT_MS + 1) * 1000);   /* no write under way: it holds one */
+	assert_string_equal(get("idle"), "1");
+	for (tries = 0; tries < 100 && a != b; tries++) {
+		a = sweeps();
+		usleep(50 * 1000);
+		b = sweeps();
+	}
+	assert_int_equal(a, b);
+	assert_true(a > 0);     /* it did pass: it ended the snapshot */
+	/* a read takes a snapshot: the sweeper wakes for it */
+	assert_string_equal(get("idle"), "1");
+	for (tries = 0; tries < 1000 && sweeps() == b; tries++)
+		usleep(10 * 1000);
+	assert_true(sweeps() > b);
+}
+
 /* store_read_begin .. end pins the snapshot: a commit of this process in
  * between is not seen before the end, and is right after it. */
 static void
@@ -337,6 +375,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_checkpoint_not_starved),
 		cmocka_unit_test(test_pinned),
 		cmocka_unit_test(test_write_under_statement),
+		cmocka_unit_test(test_sweeper_idle),
 	};
 
 	if (argc == 4 && strcmp(argv[1], "--write") == 0)

@@ -14,7 +14,9 @@
  * cache"). None is held while writes are under way (sq_snapshot_decide).
  * A write ends the thread's snapshot first; a sweeper thread ends
  * the ones idle threads left open, so checkpoints are never held back for
- * longer than that. */
+ * longer than that. The sweeper looks every SQ_SNAPSHOT_MS only while some
+ * snapshot is held, and sleeps until one is taken otherwise (an idle
+ * server does not wake it 100 times a second). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -90,7 +92,9 @@ struct sq {
 	/* the sweeper: ends the held snapshots of idle connections */
 	pthread_t sweeper;
 	bool sweeping, stop;               /* stop: guarded by lock */
-	pthread_cond_t wake;               /* signalled by close */
+	pthread_cond_t wake;               /* signalled by close and sq_held_set */
+	unsigned nheld;                    /* snapshots held (atomic) */
+	uint64_t sweeps;                   /* the sweeper's passes (atomic) */
 };
 
 static void sq_hold_drop(struct sq_conn *c);
@@ -514,6 +518,26 @@ sq_step_once(struct sq_conn *c, const char *sql, struct herr *err)
 	return 0;
 }
 
+/* c->held set to on, counted in q->nheld; the first snapshot held wakes
+ * the sweeper (a 0 -> 1 count under q->lock, so that a sweeper that has
+ * just seen 0 is already waiting when it is signalled). */
+static void
+sq_held_set(struct sq_conn *c, bool on)
+{
+	struct sq *q = c->q;
+
+	if (c->held == on)
+		return;
+	c->held = on;
+	if (!on) {
+		__atomic_fetch_sub(&q->nheld, 1, __ATOMIC_SEQ_CST);
+	} else if (__atomic_fetch_add(&q->nheld, 1, __ATOMIC_SEQ_CST) == 0) {
+		pthread_mutex_lock(&q->lock);
+		pthread_cond_signal(&q->wake);
+		pthread_mutex_unlock(&q->lock);
+	}
+}
+
 /* Ends c's held snapshot (c->use held by the caller). */
 static void
 sq_hold_end(struct sq_conn *c)
@@ -522,7 +546,7 @@ sq_hold_end(struct sq_conn *c)
 
 	if (!c->held)
 		return;
-	c->held = false;
+	sq_held_set(c, false);
 	if (!sqlite3_get_autocommit(c->db) && sq_step_once(c, "COMMIT", &e) < 0 &&
 	    !sqlite3_get_autocommit(c->db) && sq_step_once(c, "ROLLBACK", &e) < 0)
 		log_warn("store: cannot end a read snapshot: %s", e.msg);
@@ -563,7 +587,7 @@ sq_use_leave(struct sq_conn *c)
 {
 	BUG_ON(c->use_depth <= 0);
 	if (c->held && sqlite3_get_autocommit(c->db))
-		c->held = false;   /* the database ended it (an error) */
+		sq_held_set(c, false);   /* the database ended it (an error) */
 	if (sq_running(c) == 1 && c->end_after) {
 		/* a write made inside the snapshot (it could not be ended
 		 * under a statement still running): committed now */
@@ -590,7 +614,7 @@ sq_read_enter(struct sq_conn *c, struct herr *err)
 
 	sq_use_enter(c);
 	if (c->held && sqlite3_get_autocommit(c->db))
-		c->held = false;
+		sq_held_set(c, false);
 	switch (sq_snapshot_decide(c->held, c->in_read, sq_running(c) > 1, c->held_gen, c->held_ms,
 				   gen, now, __atomic_load_n(&sq_write_ms, __ATOMIC_RELAXED))) {
 	case SQ_SNAP_NONE:
@@ -609,9 +633,9 @@ sq_read_enter(struct sq_conn *c, struct herr *err)
 		sq_use_leave(c);
 		return err->code;
 	}
-	c->held = true;
 	c->held_gen = gen;
 	c->held_ms = now;
+	sq_held_set(c, true);
 	return 0;
 }
 
@@ -640,11 +664,12 @@ sq_hold_drop(struct sq_conn *c)
 	sq_use_leave(c);
 }
 
-/* The sweeper: every SQ_SNAPSHOT_MS, ends the snapshots held by
- * connections nobody is using that are stale (older than SQ_SNAPSHOT_MS
- * or than a commit of this process): an idle thread's snapshot would
- * otherwise keep checkpoints from backfilling past it and the WAL from
- * starting over, for as long as the thread sleeps. */
+/* The sweeper: every SQ_SNAPSHOT_MS while any snapshot is held, ends the
+ * snapshots held by connections nobody is using that are stale (older
+ * than SQ_SNAPSHOT_MS or than a commit of this process): an idle thread's
+ * snapshot would otherwise keep checkpoints from backfilling past it and
+ * the WAL from starting over, for as long as the thread sleeps. With none
+ * held it sleeps until sq_held_set takes one (or close). */
 static void *
 sq_sweep(void *arg)
 {
@@ -653,6 +678,10 @@ sq_sweep(void *arg)
 
 	pthread_mutex_lock(&q->lock);
 	while (!q->stop) {
+		if (__atomic_load_n(&q->nheld, __ATOMIC_SEQ_CST) == 0) {
+			pthread_cond_wait(&q->wake, &q->lock);
+			continue;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += (long)SQ_SNAPSHOT_MS * 1000000;
 		if (until.tv_nsec >= 1000000000) {
@@ -662,6 +691,7 @@ sq_sweep(void *arg)
 		pthread_cond_timedwait(&q->wake, &q->lock, &until);
 		if (q->stop)
 			break;
+		__atomic_fetch_add(&q->sweeps, 1, __ATOMIC_RELAXED);
 		for (struct sq_conn *c = q->all; c; c = c->all_next) {
 			if (pthread_mutex_trylock(&c->use) != 0)
 				continue;   /* in use: its owner renews it */
@@ -908,6 +938,7 @@ sq_lock_stats(struct store *st, struct store_lock_stats *out, unsigned poll_ms)
 	pthread_mutex_lock(&b->lock);
 	out->waits = b->waits;
 	out->woken = b->woken;
+	out->sweeps = __atomic_load_n(&((struct sq *)st->priv)->sweeps, __ATOMIC_RELAXED);
 	if (poll_ms)
 		b->poll_ms = poll_ms;
 	pthread_mutex_unlock(&b->lock);

@@ -23,6 +23,7 @@ struct store_cols;
  * wake-up). */
 struct store_lock_stats {
 	uint64_t waits, woken;
+	uint64_t sweeps;   /* SQLite: passes of the read snapshot sweeper */
 };
 
 /* Called by store_each for each row; a value below 0 stops it (returned). */
