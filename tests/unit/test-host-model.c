@@ -71,6 +71,40 @@ state_of(const char *id)
 	return out;
 }
 
+/* A random source that gives the ids of arg (a NULL-ended list) in turn,
+ * the last one again and again. */
+static void
+ids_in_turn(char *out, size_t n, void *arg)
+{
+	const char ***next = arg;
+
+	snprintf(out, n, "%s", **next);
+	if ((*next)[1])
+		(*next)++;
+}
+
+/* A new id is one no host row has, terminated ones included: a draw that
+ * meets one is drawn again, and HOST_ID_TRIES draws that all meet one are
+ * a conflict, not a duplicate. */
+static void
+test_host_id_new(void **state)
+{
+	const char *list1[] = { "0000aaaa", "0000bbbb", "0000cccc", NULL }, **p1 = list1;
+	const char *list2[] = { "0000aaaa", NULL }, **p2 = list2;
+	const char *list3[] = { "0000dddd", NULL }, **p3 = list3;
+	struct herr err = HERR_INIT;
+	char id[16];
+
+	put_host("0000aaaa", "ready");
+	put_host("0000bbbb", "terminated");
+	assert_int_equal(host_id_new(st, ids_in_turn, &p1, id, sizeof(id), &err), 0);
+	assert_string_equal(id, "0000cccc");
+	assert_int_equal(host_id_new(st, ids_in_turn, &p2, id, sizeof(id), &err), HERR_CONFLICT);
+	err = (struct herr)HERR_INIT;
+	assert_int_equal(host_id_new(st, ids_in_turn, &p3, id, sizeof(id), &err), 0);
+	assert_string_equal(id, "0000dddd");
+}
+
 static void
 test_transition_rule(void **state)
 {
@@ -212,6 +246,7 @@ main(void)
 		cmocka_unit_test(test_drain_and_reclaim),
 		cmocka_unit_test(test_instance_and_teardown),
 		cmocka_unit_test(test_host_get),
+		cmocka_unit_test(test_host_id_new),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -767,6 +767,13 @@ launch_version(struct store *st, const char *name, char *ver, size_t n, struct h
 	return 0;
 }
 
+/* A host id: 4 random bytes in hex (host_id_new draws again when taken). */
+static void
+launch_id_rnd(char *out, size_t n, void *arg)
+{
+	token_random(out, n, NULL, 4);
+}
+
 /* Inside the batch's transaction: job j's host (seq, name, address, ids,
  * credentials) and its intent (host row, activity). 0; HERR_CONFLICT or
  * HERR_INVALID when this host cannot be made (no free address, name too
@@ -787,7 +794,8 @@ launch_intent(struct ctl *c, struct launch_job *j, const char *reason, struct he
 		return rc == HERR_CONFLICT || rc == HERR_INVALID ? HERR_STORE : rc;
 	if ((rc = ip_alloc(c, &j->ni, j->ip, sizeof(j->ip), err)) < 0)
 		return rc;
-	token_random(j->id, sizeof(j->id), NULL, 4);
+	if ((rc = host_id_new(s->store, launch_id_rnd, NULL, j->id, sizeof(j->id), err)) < 0)
+		return rc == HERR_CONFLICT ? HERR_STORE : rc;
 	token_random(j->client, sizeof(j->client), NULL, 16);
 	token_random(j->tok, sizeof(j->tok), "hj_", 24);
 	sha256_hex(j->tok, strlen(j->tok), tokhash);

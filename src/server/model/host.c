@@ -211,6 +211,24 @@ host_get(struct store *st, const char *id, struct host *out, struct herr *err)
 }
 
 int
+host_id_new(struct store *st, host_id_rnd_fn rnd, void *arg, char *out, size_t n,
+	    struct herr *err)
+{
+	for (int i = 0; i < HOST_ID_TRIES; i++) {
+		json_t *row;
+
+		rnd(out, n, arg);
+		row = store_row(st, err, "SELECT 1 AS taken FROM hosts WHERE id = ?", "[s]", out);
+		if (row == NULL && err->code)
+			return err->code;
+		if (row == NULL)
+			return 0;
+		json_decref(row);
+	}
+	return herr_set(err, HERR_CONFLICT, "no free host id in %d draws", HOST_ID_TRIES);
+}
+
+int
 host_find_live_by_name(struct store *st, const char *cluster, const char *name,
 		       struct host *out, struct herr *err)
 {

@@ -106,6 +106,20 @@ int host_from_row(const json_t *row, struct host *out, struct herr *err);
 /* Host id (any state): 0, or HERR_NOTFOUND. */
 int host_get(struct store *st, const char *id, struct host *out, struct herr *err);
 
+/* A new host's id: drawn by rnd (into out, n bytes; the launcher's is 4
+ * random bytes in hex, short enough for interface names), and drawn again
+ * while a host row (any state, terminated ones until retention) has it,
+ * at most HOST_ID_TRIES times. Ids are 32 bits: at 10,000 rows two draws
+ * meet about once in a hundred launches of a fleet that size, and a launch
+ * that took a row's id failed the whole pass's batch (issue 15, the
+ * 10,000-agent run). Inside the launch's transaction, no other writer can
+ * take it in between. 0; HERR_CONFLICT when every draw was taken; the
+ * store's error. */
+#define HOST_ID_TRIES 8
+typedef void (*host_id_rnd_fn)(char *out, size_t n, void *arg);
+int host_id_new(struct store *st, host_id_rnd_fn rnd, void *arg, char *out, size_t n,
+		struct herr *err);
+
 /* The live (not terminated) host named name, in cluster when cluster is
  * not NULL, else in any cluster: 0, HERR_NOTFOUND when none, HERR_CONFLICT
  * when several clusters have one (give the cluster), or a store error. */
