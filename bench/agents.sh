@@ -201,7 +201,14 @@ for n in $counts; do
 		echo $((($(date +%s%N) - s) / 1000000)) >>"$d/ls.ms"
 	done
 	rss=$(status_kb "$spid" VmRSS) hwm=$(status_kb "$spid" VmHWM)
-	wait "$bpid" || die "N=$n: herd bench agents failed: $(tail -3 "$d/bench.err")"
+	# agents that never joined are a result (the ready column), not a
+	# failure of the bench: it still printed its totals
+	if ! wait "$bpid"; then
+		if ! grep -q "agents never joined" "$d/bench.err" || ! grep -q '^total:' "$d/bench.out"; then
+			die "N=$n: herd bench agents failed: $(tail -3 "$d/bench.err")"
+		fi
+		echo "agents: N=$n: $(grep "agents never joined" "$d/bench.err")" >&2
+	fi
 	bpid=
 	load_ticks=$((c1 - c0))
 	cores=$(awk -v l="$load_ticks" -v i="$idle_ticks" -v t="$tck" -v w="$win" \

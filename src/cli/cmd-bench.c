@@ -1,5 +1,7 @@
 /* cmd-bench.c - `herd bench agents`: N simulated agents from one process and
- * one thread (libcurl's multi interface), to load a server as N hosts would.
+ * one thread (libcurl's multi interface driven by epoll through
+ * curl_multi_socket_action: the work per wake-up follows the sockets that
+ * are ready, not the N parked long-polls), to load a server as N hosts would.
  * Each agent speaks the real agent protocol with a host identity the server
  * made: it joins with the one-time join token of the host's user data (the
  * agent configs of --configs, one JSON object a line, as the bootstrap script
@@ -33,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -67,6 +71,21 @@ struct bench_xfer {
 	enum bench_kind kind;
 	struct bench_agent *a;       /* NULL for the probe */
 	bool busy;
+	int mi;                      /* the multi it was added to (bench.mu) */
+};
+
+/* A libcurl multi handle and its timer. Two: libcurl looks for a reusable
+ * connection by walking every connection to the server (its connection
+ * cache keeps one bundle per host), so with the N parked long-polls in the
+ * same multi each push or heartbeat walked N connections; that walk was
+ * most of the bench's CPU at 10,000 agents. The long-polls have their own. */
+enum { BENCH_MU_MAIN, BENCH_MU_POLL, BENCH_MU_N };
+
+struct bench_multi {
+	CURLM *m;
+	int64_t timer_at;            /* mono ms libcurl wants a call at; -1 = none */
+	struct bench *b;
+	int mi;
 };
 
 struct bench_agent {
@@ -95,7 +114,8 @@ struct bench_count {
 };
 
 struct bench {
-	CURLM *m;
+	struct bench_multi mu[BENCH_MU_N];
+	int ep;                      /* epoll: the sockets both multis want watched */
 	struct bench_agent *ag;
 	size_t n;
 	const char *server;
@@ -217,7 +237,7 @@ xfer_release(struct bench *b, struct bench_xfer *x)
 {
 	if (x->h) {
 		if (x->busy)
-			curl_multi_remove_handle(b->m, x->h);
+			curl_multi_remove_handle(b->mu[x->mi].m, x->h);
 		curl_easy_cleanup(x->h);
 	}
 	curl_slist_free_all(x->hdrs);
@@ -254,7 +274,8 @@ xfer_start(struct bench *b, struct bench_xfer *x, enum bench_kind kind, const ch
 				 (long)(x->blen ? x->blen : strlen(x->body)));
 	}
 	x->busy = true;
-	curl_multi_add_handle(b->m, x->h);
+	x->mi = kind == BK_POLL ? BENCH_MU_POLL : BENCH_MU_MAIN;
+	curl_multi_add_handle(b->mu[x->mi].m, x->h);
 }
 
 static void
@@ -536,7 +557,7 @@ bench_done(struct bench *b, CURL *h, CURLcode res)
 	curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&x);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
-	curl_multi_remove_handle(b->m, h);
+	curl_multi_remove_handle(b->mu[x->mi].m, h);
 	x->busy = false;
 	ok = res == CURLE_OK && status >= 200 && status < 300;
 	a = x->a;
@@ -745,34 +766,105 @@ bench_raise_nofile(size_t want)
 	}
 }
 
+/* libcurl's socket callback: what to watch on s, in the epoll set (its
+ * event carries the socket and which multi wants it). */
+static int
+bench_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct bench_multi *mu = userp;
+	struct epoll_event ev = { .data.u64 = (uint64_t)(uint32_t)s | (uint64_t)mu->mi << 32 };
+
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(mu->b->ep, EPOLL_CTL_DEL, s, NULL);
+		curl_multi_assign(mu->m, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (socketp == NULL) {
+		if (epoll_ctl(mu->b->ep, EPOLL_CTL_ADD, s, &ev) < 0 && errno == EEXIST)
+			epoll_ctl(mu->b->ep, EPOLL_CTL_MOD, s, &ev);
+		curl_multi_assign(mu->m, s, mu);   /* any non-NULL: known */
+	} else {
+		epoll_ctl(mu->b->ep, EPOLL_CTL_MOD, s, &ev);
+	}
+	return 0;
+}
+
+/* libcurl's timer callback: when to call it back (timeouts, transfers just
+ * added), whether or not a socket is ready by then. */
+static int
+bench_timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	((struct bench_multi *)userp)->timer_at = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+	return 0;
+}
+
+#define BENCH_EVENTS 512
+#define BENCH_TICK_MS 20        /* the agents' schedule is looked at this often */
+
+/* One wait: the sockets that became ready, or libcurl's timer, handed to
+ * libcurl; at most BENCH_TICK_MS. */
+static void
+bench_wait(struct bench *b)
+{
+	struct epoll_event ev[BENCH_EVENTS];
+	int64_t wait = BENCH_TICK_MS, now = mono_ms();
+	int running, n;
+
+	for (int k = 0; k < BENCH_MU_N; k++)
+		if (b->mu[k].timer_at >= 0 && b->mu[k].timer_at - now < wait)
+			wait = b->mu[k].timer_at - now < 0 ? 0 : b->mu[k].timer_at - now;
+	n = epoll_wait(b->ep, ev, BENCH_EVENTS, (int)wait);
+	for (int i = 0; i < n; i++) {
+		int sel = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+			  (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+			  (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+
+		curl_multi_socket_action(b->mu[ev[i].data.u64 >> 32].m,
+					 (curl_socket_t)(uint32_t)ev[i].data.u64, sel, &running);
+	}
+	now = mono_ms();
+	for (int k = 0; k < BENCH_MU_N; k++) {
+		if (b->mu[k].timer_at < 0 || now < b->mu[k].timer_at)
+			continue;
+		b->mu[k].timer_at = -1;   /* the call sets it again if it wants one */
+		curl_multi_socket_action(b->mu[k].m, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+}
+
 static void
 bench_loop(struct bench *b, int64_t duration_ms)
 {
 	int64_t start = mono_ms(), next_print = start + b->interval_ms, next_probe = start;
+	int64_t next_step = start;
 
 	while (!bench_stop) {
 		int64_t now = mono_ms();
 		CURLMsg *msg;
-		int running, left;
+		int left;
 
 		if (duration_ms > 0 && now - start >= duration_ms)
 			break;
-		for (size_t i = 0; i < b->n; i++)
-			bench_agent_step(b, &b->ag[i], now);
+		/* every agent's schedule, once a tick (not on every wake-up) */
+		if (now >= next_step) {
+			next_step = now + BENCH_TICK_MS;
+			for (size_t i = 0; i < b->n; i++)
+				bench_agent_step(b, &b->ag[i], now);
+		}
 		if (b->probe.h && !b->probe.busy && now >= next_probe) {
 			next_probe = now + BENCH_PROBE_EVERY_MS;
 			xfer_start(b, &b->probe, BK_PROBE, b->probe_path, b->auth,
 				   BENCH_REQ_TIMEOUT_MS);
 		}
-		curl_multi_perform(b->m, &running);
-		while ((msg = curl_multi_info_read(b->m, &left)))
-			if (msg->msg == CURLMSG_DONE)
-				bench_done(b, msg->easy_handle, msg->data.result);
+		bench_wait(b);
+		for (int k = 0; k < BENCH_MU_N; k++)
+			while ((msg = curl_multi_info_read(b->mu[k].m, &left)))
+				if (msg->msg == CURLMSG_DONE)
+					bench_done(b, msg->easy_handle, msg->data.result);
 		if (now >= next_print) {
 			bench_print_interval(b, now - start);
 			next_print += b->interval_ms;
 		}
-		curl_multi_poll(b->m, NULL, 0, 20, NULL);
 	}
 	bench_print_total(b, mono_ms() - start);
 }
@@ -890,9 +982,24 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 	b.iv.push.ms = xcalloc(BENCH_LAT_MAX, sizeof(uint32_t));
 	b.all.probe.ms = xcalloc(BENCH_LAT_MAX, sizeof(uint32_t));
 	b.iv.probe.ms = xcalloc(BENCH_LAT_MAX, sizeof(uint32_t));
-	b.m = curl_multi_init();
-	BUG_ON(b.m == NULL);
-	curl_multi_setopt(b.m, CURLMOPT_MAXCONNECTS, (long)(b.n * 2 + 16));
+	b.ep = epoll_create1(EPOLL_CLOEXEC);
+	BUG_ON(b.ep < 0);
+	for (int k = 0; k < BENCH_MU_N; k++) {
+		struct bench_multi *mu = &b.mu[k];
+
+		mu->m = curl_multi_init();
+		BUG_ON(mu->m == NULL);
+		mu->timer_at = -1;
+		mu->b = &b;
+		mu->mi = k;
+		/* main: the transfers under way and some idle; polls: one each */
+		curl_multi_setopt(mu->m, CURLMOPT_MAXCONNECTS,
+				  k == BENCH_MU_POLL ? (long)(b.n + 16) : (long)BENCH_INFLIGHT_MAX + 16);
+		curl_multi_setopt(mu->m, CURLMOPT_SOCKETFUNCTION, bench_sock_cb);
+		curl_multi_setopt(mu->m, CURLMOPT_SOCKETDATA, mu);
+		curl_multi_setopt(mu->m, CURLMOPT_TIMERFUNCTION, bench_timer_cb);
+		curl_multi_setopt(mu->m, CURLMOPT_TIMERDATA, mu);
+	}
 	for (size_t i = 0; i < b.n; i++) {
 		struct bench_agent *a = &b.ag[i];
 		a->cpu = 10 + 60 * bench_unit(&b);
@@ -926,7 +1033,9 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 		xfer_release(&b, &b.ag[i].poll);
 	}
 	xfer_release(&b, &b.probe);
-	curl_multi_cleanup(b.m);
+	for (int k = 0; k < BENCH_MU_N; k++)
+		curl_multi_cleanup(b.mu[k].m);
+	close(b.ep);
 	free(b.ag);
 	free(b.det);
 	free(b.edge_batch);
