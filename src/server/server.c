@@ -42,7 +42,12 @@
 
 struct server *g_srv;
 
-#define MAX_CONNS_DEFAULT 8192u        /* per listen address, in all */
+/* Per listen address, in all, unless --max-conns: an agent holds two or
+ * three (its command long-poll, its pushes, its heartbeats), so 8192 left
+ * 10,000 agents' long-polls refused (issue 15); 32768 connections are at
+ * most 512 MiB of connection memory (16 KiB each). Lowered to what the
+ * descriptor limit leaves. */
+#define MAX_CONNS_DEFAULT 32768u
 #define LISTEN_MAX 8                   /* --listen given at most this often */
 #define MAX_CONNS_PER_ADDR_DEFAULT 256u /* from one client address */
 #define METRICS_SYNC_DEFAULT_MS 1000  /* --metrics-sync */
@@ -173,8 +178,8 @@ usage(FILE *f)
 		"                     (repeatable; it always has 127.0.0.1, ::1, localhost,\n"
 		"                     the hostname and every --listen IP)\n"
 		"  --body-max BYTES   largest request body accepted (default 1048576)\n"
-		"  --max-conns N      open connections per listen address (default 8192;\n"
-		"                     lowered to fit the descriptor limit)\n"
+		"  --max-conns N      open connections per listen address (default 32768, or\n"
+		"                     what the descriptor limit leaves; an agent holds 2-3)\n"
 		"  --max-conns-per-addr N\n"
 		"                     open connections from one client address (default 256)\n"
 		"  --write-queue N    changes waiting for the writer, in all (default 1024,\n"
@@ -289,8 +294,11 @@ fit_nofile(struct server *s)
 	struct rlimit rl;
 	rlim_t room;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		if (s->max_conns == 0)
+			s->max_conns = MAX_CONNS_DEFAULT;
 		return;
+	}
 	if (rl.rlim_cur < rl.rlim_max) {
 		rlim_t was = rl.rlim_cur;
 
@@ -299,7 +307,10 @@ fit_nofile(struct server *s)
 			rl.rlim_cur = was;
 	}
 	room = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
-	if (s->max_conns > room) {
+	if (s->max_conns == 0) {
+		/* the default: as many as the descriptors leave, up to its cap */
+		s->max_conns = room < MAX_CONNS_DEFAULT ? (unsigned)room : MAX_CONNS_DEFAULT;
+	} else if (s->max_conns > room) {
 		log_warn("descriptor limit %llu: --max-conns lowered from %u to %llu",
 			 (unsigned long long)rl.rlim_cur, s->max_conns, (unsigned long long)room);
 		s->max_conns = (unsigned)room;
@@ -553,7 +564,7 @@ server_main(int argc, char **argv)
 	s->retain_audit_ms = RETAIN_AUDIT_DEFAULT_MS;
 	s->retain_runs_ms = RETAIN_RUNS_DEFAULT_MS;
 	s->retain_hosts_ms = RETAIN_HOSTS_DEFAULT_MS;
-	s->max_conns = MAX_CONNS_DEFAULT;
+	s->max_conns = 0;   /* the default, fitted by fit_nofile */
 	s->max_conns_per_addr = MAX_CONNS_PER_ADDR_DEFAULT;
 	s->write_queue_max = WRITER_QUEUE_DEFAULT;
 	s->http_epoll = true;

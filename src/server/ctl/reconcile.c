@@ -794,8 +794,9 @@ launch_intent(struct ctl *c, struct launch_job *j, const char *reason, struct he
 		return rc == HERR_CONFLICT || rc == HERR_INVALID ? HERR_STORE : rc;
 	if ((rc = ip_alloc(c, &j->ni, j->ip, sizeof(j->ip), err)) < 0)
 		return rc;
+	/* every draw taken (HERR_CONFLICT): this host only, as a full subnet */
 	if ((rc = host_id_new(s->store, launch_id_rnd, NULL, j->id, sizeof(j->id), err)) < 0)
-		return rc == HERR_CONFLICT ? HERR_STORE : rc;
+		return rc;
 	token_random(j->client, sizeof(j->client), NULL, 16);
 	token_random(j->tok, sizeof(j->tok), "hj_", 24);
 	sha256_hex(j->tok, strlen(j->tok), tokhash);
