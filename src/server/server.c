@@ -42,11 +42,11 @@
 
 struct server *g_srv;
 
-/* Per listen address, in all, unless --max-conns: an agent holds two or
- * three (its command long-poll, its pushes, its heartbeats), so 8192 left
- * 10,000 agents' long-polls refused (issue 15); 32768 connections are at
- * most 512 MiB of connection memory (16 KiB each). Lowered to what the
- * descriptor limit leaves. */
+/* Per listen address, in all, unless --max-conns: an agent keeps three
+ * (its heartbeats, its pushes, its command long-poll), and 8192 refused
+ * the long-polls of 10,000 simulated agents (issue 15); 32768 connections
+ * are at most 512 MiB of connection memory (16 KiB each). Lowered to what
+ * the descriptor limit leaves. */
 #define MAX_CONNS_DEFAULT 32768u
 #define LISTEN_MAX 8                   /* --listen given at most this often */
 #define MAX_CONNS_PER_ADDR_DEFAULT 256u /* from one client address */
@@ -179,7 +179,7 @@ usage(FILE *f)
 		"                     the hostname and every --listen IP)\n"
 		"  --body-max BYTES   largest request body accepted (default 1048576)\n"
 		"  --max-conns N      open connections per listen address (default 32768, or\n"
-		"                     what the descriptor limit leaves; an agent holds 2-3)\n"
+		"                     what the descriptor limit leaves; an agent keeps 3)\n"
 		"  --max-conns-per-addr N\n"
 		"                     open connections from one client address (default 256)\n"
 		"  --write-queue N    changes waiting for the writer, in all (default 1024,\n"
