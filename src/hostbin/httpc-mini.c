@@ -982,14 +982,8 @@ int
 httpc_text(struct httpc *c, const char *method, const char *path, const char *body,
 	   long *status, struct buf *resp, struct herr *err)
 {
-	struct sink s = { 0 };
-	int rc;
-
-	s.b = *resp;
-	rc = hm_perform(c, method, path, "application/json", body, body ? strlen(body) : 0, &s,
-			status, err);
-	*resp = s.b;
-	return rc;
+	return httpc_send(c, method, path, "application/json", body, body ? strlen(body) : 0,
+			  status, resp, err);
 }
 
 int
