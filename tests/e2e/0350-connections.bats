@@ -7,7 +7,8 @@
 # idle connection still answers, the parked polls are woken by their event
 # (the run they wait for is cancelled) and the server's descriptors go back
 # down when the clients close. The client is bench/conns.c (the connection
-# bench), compiled here. Needs root: the run waits on a local host.
+# bench), compiled here. The default connection limit follows the
+# descriptor limit (prlimit). Needs root: the run waits on a local host.
 
 load lib
 
@@ -138,4 +139,27 @@ kv() { # kv FILE KEY
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"idle_answered_again=300"* ]]
 	grep -q 'http: poll' "$BATS_TEST_TMPDIR/p.log"
+}
+
+# conn_limit NOFILE [OPTION]...: the connection limit a server started
+# with a descriptor limit of NOFILE (soft and hard) reports in its log.
+conn_limit() {
+	local n=$1 port d pid
+	shift
+	port=$(free_port)
+	d=$(mktemp -d "$BATS_TEST_TMPDIR/lim.XXXXXX")
+	prlimit --nofile="$n:$n" "$HERD" server --data "$d" --listen "127.0.0.1:$port" \
+		--log-level info "$@" >"$d/log" 2>&1 &
+	pid=$!
+	wait_for 10 grep -q "connections each" "$d/log" || true
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	sed -n 's/.*at most \([0-9]*\) connections each.*/\1/p' "$d/log"
+}
+
+@test "--max-conns: by default what the descriptor limit leaves (at most 32768), enough for 10,000 parked polls; a given one is kept when it fits" {
+	# 8192 before: 10,000 agents' long-polls were refused (docs/scale.md)
+	[ "$(conn_limit 20000)" = 19488 ]
+	[ "$(conn_limit 4096)" = 3584 ]
+	[ "$(conn_limit 20000 --max-conns 100)" = 100 ]
 }
