@@ -100,6 +100,11 @@ setup() {
 	require_root
 }
 
+teardown() {
+	# CI keeps only the output: a failed test prints what it saw
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || diag_hosts sa
+}
+
 host_json() { # host_json CLUSTER/GROUP
 	herd host ls --group "$1" --json | json '{items}[0]'
 }
@@ -160,6 +165,7 @@ booted() { [ -s "$HERD_DATA/hosts/$(host_id sa/g)/pid" ] && in_host "$(host_id s
 	pid=$(cat "$HERD_DATA/hosts/$id/pid")
 	# the host's agent: the same bytes as build/herd-agent, not the server's
 	exe=$(readlink "/proc/$pid/exe")
+	echo "host $id pid $pid exe $exe"
 	[ "$exe" = /run/herd/bin/herd ]
 	[ "$(sha256sum <"/proc/$pid/exe" | cut -c1-64)" = "$(sha256sum <"$AGENT_BIN" | cut -c1-64)" ]
 	echo "local host agent: $(grep VmRSS "/proc/$pid/status")" >&3

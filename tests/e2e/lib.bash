@@ -250,3 +250,22 @@ refute() {
 		return 1
 	fi
 }
+
+# diag_hosts CLUSTER: what a failed test needs to be read from CI's output
+# alone: the cluster's hosts (terminated too) with their states and
+# reasons, each local host's agent.log tail and the server log's tail.
+# For a teardown, when the test failed (BATS_TEST_COMPLETED unset).
+diag_hosts() {
+	local id
+	echo "# --- diag_hosts $1 ---"
+	herd host ls --cluster "$1" --all 2>&1 || true
+	for id in $(herd host ls --cluster "$1" --all --json 2>/dev/null |
+		perl -MJSON::PP -e 'print "$_->{id}\n" for @{decode_json(join "", <STDIN>)->{items}}' 2>/dev/null); do
+		if [ -s "$HERD_DATA/hosts/$id/agent.log" ]; then
+			echo "# --- host $id agent.log (tail) ---"
+			tail -n 30 "$HERD_DATA/hosts/$id/agent.log"
+		fi
+	done
+	echo "# --- server.log (tail) ---"
+	tail -n 60 "$HERD_DATA/server.log" 2>/dev/null || true
+}
