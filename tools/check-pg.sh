@@ -17,7 +17,8 @@ UNIT=$(dirname "$HERD_BIN")/tests/test-store-contract
 
 # The store's users: the API and its resources, hosts, scripts and runs,
 # autoscale, refreshes and rolling runs, alerts, retention, drain, the
-# bookkeeping, the QingCloud crash recovery and launch intents, the lease.
+# bookkeeping, the QingCloud crash recovery and launch intents, the lease,
+# the join retry.
 DEFAULT_FILES="
 tests/e2e/0010-api.bats
 tests/e2e/0020-hosts.bats
@@ -32,6 +33,7 @@ tests/e2e/0470-alerts.bats
 tests/e2e/0500-refresh.bats
 tests/e2e/0510-rolling-run.bats
 tests/e2e/0640-lease.bats
+tests/e2e/0700-join-retry.bats
 "
 
 dir=$(mktemp -u /tmp/herd-pg-check.XXXXXX)   # nobody must reach it: not mktemp -d

@@ -1,7 +1,9 @@
 /* agent-join.c - getting a host credential: resume from a saved one (the
  * agent restarted, or the machine rebooted and /run was wiped), or trade the
- * one-time join token for one. Writes run_dir/host.json for `herd meta` and
- * keeps a copy plus the init scripts in the state dir. */
+ * join token for one (a join whose answer was lost is simply sent again: the
+ * token stays good until the host's first state report). Writes
+ * run_dir/host.json for `herd meta` and keeps a copy plus the init scripts
+ * in the state dir. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

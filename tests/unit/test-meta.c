@@ -118,6 +118,7 @@ test_join(void **state)
 	struct host h;
 	char cred[80], cred2[80], hash[65];
 	enum hstate hs;
+	uint64_t gen;
 
 	(void)state;
 	put_host("j1", "c", "web-1", "booting", "jt-one", 5000);
@@ -137,24 +138,44 @@ test_join(void **state)
 	assert_int_equal(host_join(st, "nosuch", "jt-one", 1000, cred, sizeof(cred), &h, &err),
 			 HERR_AUTH);
 	herr_clear(&err);
-	/* the right one works once */
+	/* the right one works */
 	assert_int_equal(host_join(st, "j1", "jt-one", 1000, cred, sizeof(cred), &h, &err), 0);
 	assert_string_equal(h.name, "web-1");
 	assert_string_equal(h.template_, "t");
 	assert_true(strncmp(cred, "hc_", 3) == 0);
-	assert_int_equal(host_join(st, "j1", "jt-one", 1000, cred2, sizeof(cred2), &h, &err),
+	/* and again while the host has reported nothing (the answer to the first
+	 * join was lost): a new credential replaces the one never received */
+	gen = token_generation();
+	assert_int_equal(host_join(st, "j1", "jt-one", 1500, cred2, sizeof(cred2), &h, &err), 0);
+	assert_string_not_equal(cred, cred2);
+	assert_true(token_generation() > gen);
+	sha256_hex(cred, strlen(cred), hash);
+	assert_int_equal(host_find_by_credential(st, hash, &h, &err), HERR_NOTFOUND);
+	herr_clear(&err);
+	/* not once it has expired */
+	assert_int_equal(host_join(st, "j1", "jt-one", 6000, cred, sizeof(cred), &h, &err),
 			 HERR_AUTH);
 	herr_clear(&err);
 	assert_int_equal(host_get(st, "j1", &h, &err), 0);
-	assert_int_equal(h.joined_ms, 1000);
-	assert_int_equal(h.heartbeat_ms, 1000);
+	assert_int_equal(h.joined_ms, 1500);
+	assert_int_equal(h.heartbeat_ms, 1500);
 	assert_int_equal(h.state, HS_BOOTING);
 	/* the credential names the host until it is terminated */
-	sha256_hex(cred, strlen(cred), hash);
+	sha256_hex(cred2, strlen(cred2), hash);
 	assert_int_equal(host_find_by_credential(st, hash, &h, &err), 0);
 	assert_string_equal(h.id, "j1");
+	/* the host's first report spends the token for good */
+	assert_int_equal(host_state_write(st, "j1", HS_BOOTING, HS_INITIALIZING, NULL, 1600, NULL,
+					  &err), 0);
+	assert_int_equal(host_join(st, "j1", "jt-one", 1700, cred, sizeof(cred), &h, &err),
+			 HERR_AUTH);
+	assert_string_equal(err.msg, "invalid, used or expired join token");
+	herr_clear(&err);
+	assert_int_equal(host_join_token_check(st, "j1", "jt-one", 1700, &err), HERR_AUTH);
+	herr_clear(&err);
+	assert_int_equal(host_find_by_credential(st, hash, &h, &err), 0);
 	assert_int_equal(host_heartbeat(st, "j1", 2000, &hs, &err), 0);
-	assert_int_equal(hs, HS_BOOTING);
+	assert_int_equal(hs, HS_INITIALIZING);
 	assert_int_equal(host_mark_terminated(st, "j1", 3000, &err), 0);
 	assert_int_equal(host_find_by_credential(st, hash, &h, &err), HERR_NOTFOUND);
 	herr_clear(&err);

@@ -1,6 +1,7 @@
-/* api-agent.c - what agents call: join (a single-use join token from the
- * host's user-data, exchanged for a per-host credential stored only as a
- * hash), state reports, init script results and heartbeats. */
+/* api-agent.c - what agents call: join (the join token from the host's
+ * user-data, exchanged for a per-host credential stored only as a hash;
+ * good until the host's first state report, so a lost answer can be asked
+ * again), state reports, init script results and heartbeats. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

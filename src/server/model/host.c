@@ -12,6 +12,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "model/host.h"
+#include "model/token.h"
 #include "store/store.h"
 #include "xalloc.h"
 
@@ -63,13 +64,15 @@ host_state_write(struct store *st, const char *id, enum hstate from, enum hstate
 	if (!host_transition_ok(from, to))
 		return herr_set(err, HERR_CONFLICT, "host is %s: cannot become %s",
 				hstate_name(from), t);
+	/* a state past booting spends the join token (see host_join) */
 	return store_q(st, NULL, changed, err,
 		       "UPDATE hosts SET state = ?, reason = ?, updated_ms = ?,"
+		       " join_hash = CASE WHEN ? IN ('launching', 'booting') THEN join_hash END,"
 		       " ready_ms = CASE WHEN ? = 'ready' AND ready_ms = 0 THEN ? ELSE ready_ms END,"
 		       " heartbeat_ms = CASE WHEN ? = 'ready' THEN ? ELSE heartbeat_ms END,"
 		       " terminated_ms = CASE WHEN ? = 'terminated' THEN ? ELSE terminated_ms END"
 		       " WHERE id = ? AND state = ?",
-		       "[ssIsIsIsIss]", t, reason ? reason : "", (json_int_t)now_ms, t,
+		       "[ssIssIsIsIss]", t, reason ? reason : "", (json_int_t)now_ms, t, t,
 		       (json_int_t)now_ms, t, (json_int_t)now_ms, t, (json_int_t)now_ms, id,
 		       hstate_name(from));
 }
@@ -316,6 +319,7 @@ host_join(struct store *st, const char *id, const char *join_token, int64_t now_
 	char hash[65], credhash[65];
 	json_t *row = NULL;
 	const char *jh;
+	bool rejoin;
 	int rc;
 
 	sha256_hex(join_token, strlen(join_token), hash);
@@ -336,16 +340,25 @@ host_join(struct store *st, const char *id, const char *join_token, int64_t now_
 		rc = herr_set(err, HERR_AUTH, "host is %s: it cannot join", hstate_name(out->state));
 		goto out_rollback;
 	}
+	/* The token stays until the host's first state report (host_state_write
+	 * clears it): an agent whose join answer was lost joins again, and the
+	 * credential it never received is replaced. */
+	rejoin = out->joined_ms > 0;
 	token_random(cred, credsz, "hc_", 24);
 	sha256_hex(cred, strlen(cred), credhash);
 	if ((rc = store_q(st, NULL, NULL, err,
-			  "UPDATE hosts SET join_hash = NULL, cred_hash = ?, joined_ms = ?,"
+			  "UPDATE hosts SET cred_hash = ?, joined_ms = ?,"
 			  " heartbeat_ms = ?, updated_ms = ? WHERE id = ?",
 			  "[sIIIs]", credhash, (json_int_t)now_ms, (json_int_t)now_ms,
 			  (json_int_t)now_ms, id)) < 0 ||
 	    (rc = store_commit(st, err)) < 0)
 		goto out_rollback;
 	json_decref(row);
+	if (rejoin) {
+		token_invalidate();   /* the replaced credential: out of every cache */
+		log_warn("host '%s' (%s) joined again: the answer to its join at %lld ms was lost"
+			 " (its credential is replaced)", out->name, id, (long long)out->joined_ms);
+	}
 	return 0;
 out_rollback:
 	store_rollback(st);

@@ -41,7 +41,8 @@ bool host_transition_ok(enum hstate from, enum hstate to);
 
 /* Moves host id from `from` to `to` with reason (NULL = ""), stamping
  * updated_ms = now_ms, ready_ms (first ready), heartbeat_ms (on ready) and
- * terminated_ms (on terminated). Refuses (HERR_CONFLICT) a move the machine
+ * terminated_ms (on terminated); a move past booting spends the join token
+ * (see host_join). Refuses (HERR_CONFLICT) a move the machine
  * forbids; *changed (may be NULL) is 0 when the host was no longer in
  * `from` (someone else moved it first). Returns 0 or a negative code. */
 int host_state_write(struct store *st, const char *id, enum hstate from, enum hstate to,
@@ -139,13 +140,16 @@ int host_count_live(struct store *st, const char *cluster, const char *grp, int6
 int host_find_by_credential(struct store *st, const char *cred_hash, struct host *out,
 			    struct herr *err);
 
-/* An agent joins: host id's single-use join token (its text) must match and
- * not have expired at now_ms, and the host must be launching or booting.
- * Then, in one transaction, the join token is spent and a new credential
- * ("hc_...", its text written into cred, only its hash stored) is issued,
- * and joined_ms and heartbeat_ms are stamped; *out is the host as it was.
- * HERR_AUTH ("invalid, used or expired join token", or "host is S: it
- * cannot join") or a store error. The state is not changed here. */
+/* An agent joins: host id's join token (its text) must match and not have
+ * expired at now_ms, and the host must be launching or booting. Then, in
+ * one transaction, a new credential ("hc_...", its text written into cred,
+ * only its hash stored) is issued, and joined_ms and heartbeat_ms are
+ * stamped; *out is the host as it was. The token is NOT spent here but by
+ * the host's first state report (host_state_write): an agent whose answer
+ * was lost joins again, and its new credential replaces the one it never
+ * received (that one stops working at once, cached or not). HERR_AUTH
+ * ("invalid, used or expired join token", or "host is S: it cannot join")
+ * or a store error. The state is not changed here. */
 int host_join(struct store *st, const char *id, const char *join_token, int64_t now_ms,
 	      char *cred, size_t credsz, struct host *out, struct herr *err);
 
