@@ -188,6 +188,59 @@ exposed() {
 	[ "$(pushes protobuf)" = "$p0" ]
 }
 
+# pb_raw TS KIND BYTES: a protobuf push of one batch at TS, made byte by
+# byte (push-pb takes JSON, which cannot carry text that is not UTF-8):
+# KIND label (series t_u8, label k = BYTES), mname (a monitor named BYTES)
+# or merror (monitor m, state failed, error BYTES). BYTES in perl's "\x"
+# notation.
+pb_raw() {
+	perl -e '
+		sub v { my $n = shift; my $o = ""; while ($n >= 0x80) { $o .= chr(($n & 0x7f) | 0x80); $n >>= 7 } $o . chr($n) }
+		sub ld { my ($f, $b) = @_; v(($f << 3) | 2) . v(length $b) . $b }
+		my ($ts, $kind, $bytes) = @ARGV;
+		$bytes = eval "\"$bytes\"";
+		my $in = $kind eq "label" ? ld(2, ld(1, "t_u8") . chr(0x11) . pack("d<", 1) . ld(3, ld(1, "k") . ld(2, $bytes)))
+			: $kind eq "mname" ? ld(3, ld(1, $bytes) . ld(2, "ok"))
+			: ld(3, ld(1, "m") . ld(2, "failed") . ld(3, $bytes));
+		print ld(1, v(0x08) . v($ts) . $in)' "$@"
+}
+
+@test "text that is not UTF-8 is a 400 naming its field; UTF-8 is stored and read back" {
+	local ts out
+	ts=$(($(date +%s%3N) - 2000))
+	for c in 'label|a\xff|batches[0].series[0].labels[0].value' \
+		'label|\xc3|batches[0].series[0].labels[0].value' \
+		'mname|m\xed\xa0\x80|batches[0].monitors[0].name' \
+		'merror|\xfe|batches[0].monitors[0].error'; do
+		IFS='|' read -r kind bytes field <<<"$c"
+		pb_raw "$ts" "$kind" "$bytes" >"$BATS_TEST_TMPDIR/u8"
+		out=$(raw_push "$BATS_TEST_TMPDIR/u8")
+		echo "$kind $bytes: $out" >&2
+		[[ "$out" == "400 "* ]]
+		[ "$(echo "${out#400 }" | json '{error}{field}')" = "$field" ]
+		[[ "$(echo "${out#400 }" | json '{error}{message}')" == *UTF-8* ]]
+	done
+	[ -z "$(exposed t_u8)" ]
+	# the same bytes made right: stored, and the JSON answers show them
+	pb_raw "$ts" label 'caf\xc3\xa9' >"$BATS_TEST_TMPDIR/u8"
+	out=$(raw_push "$BATS_TEST_TMPDIR/u8")
+	[[ "$out" == "200 "* ]]
+	run http GET "/v1/metrics/latest?metric=t_u8&cluster=pp" "$HERD_TOKEN"
+	echo "$output" >&2
+	[[ "$output" == "200 "* ]]
+	[[ "$output" == *'"k":"café"'* || "$output" == *'"k":"caf\u00e9"'* ]]
+	# a monitor error kept to 255 bytes is cut between characters, never
+	# through one: 254 bytes, then "é" (2 bytes) at the cut
+	err="$(printf 'a%.0s' $(seq 254))ééé"
+	run http POST /v1/agent/metrics "$CRED1" "{\"batches\":[{\"ts_ms\":$ts,\"monitors\":[{\"name\":\"u8cut\",\"state\":\"failed\",\"error\":\"$err\"}]}]}"
+	[[ "$output" == "200 "* ]]
+	run http GET "/v1/metrics/monitors?host=node-1&cluster=pp" "$HERD_TOKEN"
+	[[ "$output" == "200 "* ]]
+	got=$(echo "${output#200 }" | perl -MJSON::PP -e 'for (@{decode_json(join "", <STDIN>)->{items}}) {
+		print $_->{error} if $_->{monitor} eq "u8cut" }')
+	[ "$got" = "$(printf 'a%.0s' $(seq 254))" ]
+}
+
 @test "a JSON body is still read as JSON without a Content-Type or with another one" {
 	local ts out
 	ts=$(($(date +%s%3N) - 1000))

@@ -200,6 +200,30 @@ test_samples(void **state)
 	assert_true(isnan(v));
 }
 
+/* A label value that is not UTF-8 would make every JSON answer that shows
+ * the series fail: the series is invalid at the door, the others stored. */
+static void
+test_not_utf8(void **state)
+{
+	struct metrics_rw_result r;
+	struct pw_label bad[] = { { "__name__", "rw_u8" }, { "host", "node-1" }, { "k", "a\xff" } };
+	struct pw_label cut[] = { { "__name__", "rw_u8" }, { "host", "node-1" }, { "k", "\xc3" } };
+	struct pw_label ok[] = { { "__name__", "rw_u8ok" }, { "host", "node-1" },
+				 { "k", "caf\xc3\xa9" } };
+	struct pw_sample one[] = { { 7, T0 + 6000 } };
+	struct pw_series s[] = { { bad, 3, one, 1 }, { cut, 3, one, 1 }, { ok, 3, one, 1 } };
+	char lv[32];
+	double v;
+
+	(void)state;
+	assert_int_equal(write_series(s, 3, &r), 0);
+	assert_int_equal(r.samples[RW_INVALID], 2);
+	assert_int_equal(r.samples[RW_STORED], 1);
+	assert_false(latest("rw_u8", "c1", "node-1", &v, NULL, NULL, 0));
+	assert_true(latest("rw_u8ok", "c1", "node-1", &v, "k", lv, sizeof(lv)));
+	assert_string_equal(lv, "caf\xc3\xa9");
+}
+
 static void
 test_quota_and_malformed(void **state)
 {
@@ -267,6 +291,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mapping),
 		cmocka_unit_test(test_samples),
+		cmocka_unit_test(test_not_utf8),
 		cmocka_unit_test(test_quota_and_malformed),
 		cmocka_unit_test(test_figure),
 	};

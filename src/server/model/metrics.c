@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "agent-contract.h"
+#include "jsonw.h"
 #include "log.h"
 #include "model/activity.h"
 #include "model/host.h"
@@ -149,6 +150,21 @@ dropped_add(const char *host_id, uint64_t n)
 	return total;
 }
 
+/* Copies UTF-8 text src into dst of size bytes, cut at a character's
+ * start: a cut through a character would leave text no JSON answer takes
+ * (GET /v1/metrics/monitors would drop the monitor). */
+static void
+copy_utf8(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	if (src[n] != '\0')
+		while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+			n--;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void
 monitor_set(const char *host_id, const char *name, const char *state, const char *error,
 	    int64_t ts)
@@ -180,7 +196,7 @@ monitor_set(const char *host_id, const char *name, const char *state, const char
 	}
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	snprintf(m->state, sizeof(m->state), "%s", state);
-	snprintf(m->error, sizeof(m->error), "%s", error ? error : "");
+	copy_utf8(m->error, sizeof(m->error), error ? error : "");
 	m->ts_ms = ts;
 out:
 	pthread_mutex_unlock(&mh_lock);
@@ -783,9 +799,12 @@ push_label_add(struct metrics_push *p, struct tsdb_sample *smp, const char *name
 		return herr_field(err, HERR_INVALID, f,
 				  "is set by the server (host, group, cluster and __*)");
 	}
-	if (value == NULL || strlen(value) > PUSH_LABEL_MAX) {
+	/* UTF-8: JSON bodies are (jansson), protobuf ones need not be, and a
+	 * stored value that is not would fail every JSON answer showing it */
+	if (value == NULL || strlen(value) > PUSH_LABEL_MAX ||
+	    !jsonw_utf8_valid(value, strlen(value))) {
 		push_label_field(f, sizeof(f), i, j, k, name, "value");
-		return herr_field(err, HERR_INVALID, f, "must be a string of at most %d bytes",
+		return herr_field(err, HERR_INVALID, f, "must be UTF-8 text of at most %d bytes",
 				  PUSH_LABEL_MAX);
 	}
 	p->labels[p->nlabels++] = (struct tsdb_label){ name, value };
@@ -799,9 +818,11 @@ push_monitor_check(const char *name, const char *st, size_t i, size_t j, struct 
 {
 	char f[128];
 
-	if (name == NULL || name[0] == '\0' || strlen(name) > 63) {
+	if (name == NULL || name[0] == '\0' || strlen(name) > 63 ||
+	    !jsonw_utf8_valid(name, strlen(name))) {
 		snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].name", i, j);
-		return herr_field(err, HERR_INVALID, f, "must be a monitor name (1-63 characters)");
+		return herr_field(err, HERR_INVALID, f,
+				  "must be a monitor name (UTF-8, 1-63 bytes)");
 	}
 	if (st == NULL ||
 	    (strcmp(st, "ok") != 0 && strcmp(st, "failed") != 0 && strcmp(st, "timeout") != 0)) {
@@ -817,7 +838,7 @@ push_error_bad(size_t i, size_t j, struct herr *err)
 	char f[128];
 
 	snprintf(f, sizeof(f), "batches[%zu].monitors[%zu].error", i, j);
-	return herr_field(err, HERR_INVALID, f, "must be a string of at most %d bytes",
+	return herr_field(err, HERR_INVALID, f, "must be UTF-8 text of at most %d bytes",
 			  PUSH_ERROR_MAX);
 }
 
@@ -829,7 +850,7 @@ push_monitor_add(struct metrics_push *p, const char *name, const char *st, const
 {
 	struct tsdb_sample *smp;
 
-	if (error && strlen(error) > PUSH_ERROR_MAX)
+	if (error && (strlen(error) > PUSH_ERROR_MAX || !jsonw_utf8_valid(error, strlen(error))))
 		return push_error_bad(i, j, err);
 	PUSH_ROOM(p, monitors, p->nmonitors + 1);
 	p->monitors[p->nmonitors++] = (struct metrics_push_monitor){ name, st, error };
@@ -1324,7 +1345,7 @@ rw_series(const struct pw_series *ps, void *arg)
 		if (strcmp(l->name, rw->host_label) == 0 || metrics_label_reserved(l->name))
 			continue;
 		if (!tsdb_label_name_ok(l->name) || strlen(l->value) > TSDB_VALUE_MAX ||
-		    nl == TSDB_MAX_LABELS) {
+		    !jsonw_utf8_valid(l->value, strlen(l->value)) || nl == TSDB_MAX_LABELS) {
 			rw_count(rw, RW_INVALID, ps->nsamples);
 			return 0;
 		}
