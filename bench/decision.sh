@@ -3,11 +3,11 @@
 # bench/decision.sh - push -> decision latency under load (issue 15: <= 1 s
 # at 10,000 agents). For each N (DECISION_COUNTS, default "100 1000"): a
 # fresh server (--push-interval DECISION_INTERVAL) and fake QingCloud
-# (--instances none), one group bench/sim0 of N hosts launched by the
-# server, and `herd bench agents` playing the N agents (join, heartbeats,
+# (--instances none), groups bench/sim0, sim1, ... of at most 1,000 hosts
+# (GROUP_MAX_SIZE) each, N hosts in all, launched by the server, and `herd bench agents` playing the N agents (join, heartbeats,
 # pushes every DECISION_INTERVAL, parked long-polls) with a step metric: the
 # first agent pushes step=100 in every odd period of DECISION_STEP (the
-# others, and it in even periods, push step=0). The group has one policy,
+# others, and it in even periods, push step=0). Each group has one policy,
 # `max(step) > 50, +1, mode: shadow`: the push that first carries 100 makes
 # its condition true, and the autoscaler's decision is the policy's
 # activity (shadow: `scale_blocked` "shadow mode: would scale out", recorded
@@ -35,6 +35,10 @@
 # DECISION_STORE=DSN: the server keeps its store there (`--store DSN`, e.g.
 # an empty PostgreSQL database; one N only, since each N needs an empty
 # store); default: SQLite in the data directory.
+# DECISION_STEP_AGENT=first|last (default first): which agent pushes the
+# step, the first of the configs or the last; aligned, every round's pushes
+# are sent in config order, so first is the round's first push and last its
+# last (the decision then waits for the whole round to be taken in).
 # Prints the median and max per N of both. Needs the fake QingCloud; no root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +52,7 @@ aligned=()
 [ "${DECISION_ALIGNED:-0}" = 1 ] && aligned=(--aligned)
 edge=()
 [ "${DECISION_EDGE:-0}" = 1 ] && edge=(--edge)
+step_agent=${DECISION_STEP_AGENT:-first}
 store=()
 if [ -n "${DECISION_STORE:-}" ]; then
 	store=(--store "$DECISION_STORE")
@@ -79,7 +84,7 @@ configs() {
 ran() { grep -c '"action":"RunInstances".*"ret_code":0[,}]' "$1" || true; }
 
 blueprint() { # blueprint N FAKE_URL
-	local max=$(($1 < 1000 ? $1 + 1 : 1000))
+	local left=$1 g=0 size
 	cat <<EOF
 accounts:
   - name: sim-qc
@@ -101,10 +106,16 @@ templates:
 clusters:
   - name: bench
     groups:
-      - name: sim0
+EOF
+	# the step agent is the first config, in whichever group: every group
+	# has the policy, and a full group (1,000) records "at its max" instead
+	while [ "$left" -gt 0 ]; do
+		size=$((left < 1000 ? left : 1000))
+		cat <<EOF
+      - name: sim$g
         template: simt
-        size: $1
-        max: $max
+        size: $size
+        max: $((size < 1000 ? size + 1 : 1000))
         max_provision_time: 1h
         policies:
           - name: step-up
@@ -113,6 +124,8 @@ clusters:
             cooldown: 0s
             mode: shadow
 EOF
+		left=$((left - size)) g=$((g + 1))
+	done
 	# DECISION_REMOTE_WRITE=URL: every push also goes to a remote_write
 	# queue (issue 20: a remote that is down must not slow the decision)
 	if [ -n "${DECISION_REMOTE_WRITE:-}" ]; then
@@ -185,20 +198,28 @@ for n in $counts; do
 	# the activities before the bench (launches, readiness) are not read:
 	# only those after since_id, at most 5000 (refused below if the cap is hit)
 	since=$(curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
-		"$HERD_URL/v1/activities?cluster=bench&group=sim0&limit=1" |
+		"$HERD_URL/v1/activities?cluster=bench&limit=1" |
 		perl -MJSON::PP -e 'my $d = decode_json(join "", <STDIN>); print $d->{items}[-1]{id} // 0')
 	# period 0 (low) is the ramp: the joins; then TRIALS high periods
 	"$HERD" bench agents --configs "$d/configs" --count "$n" --interval "$INTERVAL" "${aligned[@]}" "${edge[@]}" \
 		--duration "$((STEP * (2 * TRIALS + 1)))s" --token-file "$d/token" \
-		--step-metric step --step-value 100 --step-every "${STEP}s" \
+		--step-metric step --step-value 100 --step-every "${STEP}s" --step-agent "$step_agent" \
 		>"$d/bench.out" 2>"$d/bench.err" &
 	bpid=$!
 	wait "$bpid" || die "N=$n: herd bench agents failed: $(tail -3 "$d/bench.err")"
 	bpid=
-	curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
-		"$HERD_URL/v1/activities?cluster=bench&group=sim0&since_id=$since&limit=5000" >"$d/acts.json"
-	[ "$(perl -MJSON::PP -e 'print scalar @{decode_json(join "", <STDIN>)->{items}}' <"$d/acts.json")" -lt 5000 ] ||
-		die "N=$n: 5000 activities or more during the bench: some trials' decisions may be cut off"
+	# group by group (each has at most 1,000 hosts, so its joins' activities
+	# stay under the 5,000 a page), merged into one list
+	: >"$d/acts.lines"
+	for ((g = 0; g * 1000 < n; g++)); do
+		curl -sf -H "Authorization: Bearer $HERD_TOKEN" \
+			"$HERD_URL/v1/activities?cluster=bench&group=sim$g&since_id=$since&limit=5000" >"$d/acts-$g.json"
+		[ "$(perl -MJSON::PP -e 'print scalar @{decode_json(join "", <STDIN>)->{items}}' <"$d/acts-$g.json")" -lt 5000 ] ||
+			die "N=$n: 5000 activities or more in sim$g during the bench: some trials' decisions may be cut off"
+		cat "$d/acts-$g.json" >>"$d/acts.lines"
+	done
+	perl -MJSON::PP -e 'my @i; while (<STDIN>) { push @i, @{decode_json($_)->{items}} }
+		print encode_json({ items => \@i })' <"$d/acts.lines" >"$d/acts.json"
 	latencies "$d/bench.out" "$d/acts.json" "$d/chg" >"$d/lat"
 	stop_all
 	total=$(grep '^total:' "$d/bench.out")
@@ -224,7 +245,7 @@ for n in $counts; do
 	rows+=("$n|$k|$miss|$med|$max|$(tr '\n' ' ' <"$d/ms")|$(kv pushes_ok)/$(kv pushes_failed)|$(kv push_p50_ms)/$(kv push_p99_ms)|$cmed/$cmax")
 done
 pf() { awk -v v="$1" 'BEGIN { if (v == "-") print "n/a"; else print (v + 0 <= 1000 ? "pass" : "FAIL") }'; }
-echo "push -> decision: server --push-interval $INTERVAL, agents push every $INTERVAL ($([ ${#aligned[@]} -gt 0 ] && echo aligned, as the agent || echo '+-10 %, spread')), edge pushes $([ ${#edge[@]} -gt 0 ] && echo on || echo off), step every ${STEP} s; $(nproc) cores"
+echo "push -> decision: server --push-interval $INTERVAL, agents push every $INTERVAL ($([ ${#aligned[@]} -gt 0 ] && echo aligned, as the agent || echo '+-10 %, spread')), edge pushes $([ ${#edge[@]} -gt 0 ] && echo on || echo off), step every ${STEP} s by the $step_agent agent; $(nproc) cores"
 printf '%-6s %-8s %-8s %-22s %-12s %-30s %-14s %-15s %-15s\n' agents trials missed "median ms (<=1000)" "max ms" "all ms" "pushes ok/fail" "push p50/p99 ms" "change->dec med/max ms"
 for r in "${rows[@]}"; do
 	IFS='|' read -r n k miss med max all pushes plat chg <<<"$r"

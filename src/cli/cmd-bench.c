@@ -12,8 +12,10 @@
  * heartbeats, long-polls parked; with --token-file, GET /v1/hosts of the group
  * is timed twice a second (its p99 printed) and its ready hosts counted
  * (token: --token-file, else the CLI's own).
- * With --step-metric NAME every agent also pushes NAME: 0, except the first
- * agent, which pushes --step-value V in every odd period of --step-every
+ * With --step-metric NAME every agent also pushes NAME: 0, except the step
+ * agent (--step-agent first, the default, or last: the first or the last
+ * of the configs, so the first or the last of each aligned round's pushes
+ * to be sent), which pushes --step-value V in every odd period of --step-every
  * since the start and 0 in the even ones; the first push of each new level
  * is printed with its wall-clock send time ("step: ..."), so a script can
  * time the autoscaler's decision from the push that made a policy's
@@ -132,6 +134,8 @@ struct bench {
 	int push_format;             /* -1: as the config offers; else enum push_format */
 	uint64_t pushes_pb;          /* protobuf pushes acknowledged */
 	char step_metric[BENCH_METRIC_MAX];  /* empty: no step metric */
+	bool step_last;              /* --step-agent last */
+	struct bench_agent *step_ag; /* the agent that pushes the step */
 	double step_value;
 	int64_t step_every_ms, start_wall_ms;
 	unsigned step_changes;       /* "step:" lines printed */
@@ -300,7 +304,7 @@ bench_step_level(const struct bench *b, const struct bench_agent *a, int64_t wal
 {
 	int64_t k;
 
-	if (a != &b->ag[0] || b->step_every_ms <= 0 || wall_ms < b->start_wall_ms)
+	if (a != b->step_ag || b->step_every_ms <= 0 || wall_ms < b->start_wall_ms)
 		return 0;
 	k = (wall_ms - b->start_wall_ms) / b->step_every_ms;
 	return k % 2 == 1 ? b->step_value : 0;
@@ -313,7 +317,7 @@ bench_push_step(struct bench *b, struct bench_agent *a, int64_t wall_ms)
 {
 	double v = bench_step_level(b, a, wall_ms);
 
-	if (a == &b->ag[0] && v != a->step_sent) {
+	if (a == b->step_ag && v != a->step_sent) {
 		/* the instant the level changed: the start of its period */
 		int64_t k = (wall_ms - b->start_wall_ms) / b->step_every_ms;
 
@@ -414,7 +418,7 @@ bench_next_push(struct bench *b, struct bench_agent *a, int64_t now)
 static void
 bench_edge_check(struct bench *b, struct bench_agent *a)
 {
-	if (!b->edge || a != &b->ag[0] || a->phase != BP_RUN || !b->step_metric[0])
+	if (!b->edge || a != b->step_ag || a->phase != BP_RUN || !b->step_metric[0])
 		return;
 	b->edge_batch->n = 0;
 	b->edge_batch->overflow = 0;
@@ -461,7 +465,7 @@ bench_agent_step(struct bench *b, struct bench_agent *a, int64_t now)
 		a->main.blen = 0;
 		snprintf(a->main.body, sizeof(a->main.body), "{}");
 		bench_start_main(b, a, BK_HEARTBEAT, "/v1/agent/heartbeat");
-	} else if (a == &b->ag[0] && b->edge_pending && now >= b->edge_last_ms + PUSH_EDGE_MIN_GAP_MS) {
+	} else if (a == b->step_ag && b->edge_pending && now >= b->edge_last_ms + PUSH_EDGE_MIN_GAP_MS) {
 		bench_push_body(b, a, true);
 		b->edge_pending = false;
 		b->edge_last_ms = now;
@@ -897,11 +901,14 @@ static int
 bench_step_opts(struct cli *c, struct bench *b)
 {
 	const char *m = cli_opt(c, "step-metric"), *v = cli_opt(c, "step-value");
-	const char *e = cli_opt(c, "step-every");
+	const char *e = cli_opt(c, "step-every"), *w = cli_opt(c, "step-agent");
 	char *end = NULL;
 
+	if (w && strcmp(w, "first") != 0 && strcmp(w, "last") != 0)
+		return cli_fail("invalid --step-agent '%s': want first or last", cli_esc(w));
+	b->step_last = w && strcmp(w, "last") == 0;
 	if (m == NULL && v == NULL && e == NULL)
-		return 0;
+		return w ? cli_fail("--step-agent needs --step-metric") : 0;
 	if (m == NULL || v == NULL || e == NULL)
 		return cli_fail("--step-metric NAME, --step-value V and --step-every D go together");
 	if (strlen(m) == 0 || strlen(m) >= BENCH_METRIC_MAX ||
@@ -972,6 +979,7 @@ cmd_bench_agents(struct cli *c, int argc, char **argv)
 		free(b.ag);
 		return 1;
 	}
+	b.step_ag = b.step_last ? &b.ag[b.n - 1] : &b.ag[0];
 	bench_raise_nofile(b.n * 2);
 	signal(SIGINT, bench_on_signal);
 	signal(SIGTERM, bench_on_signal);

@@ -19,10 +19,12 @@ setup() {
 	[ -x "$FAKE" ] || skip "fake QingCloud not built ($FAKE)"
 }
 
-# run_bench [aligned]: bench/decision.sh at 5 agents, 2 high periods of 4 s.
+# run_bench [aligned [first|last]]: bench/decision.sh at 5 agents, 2 high
+# periods of 4 s, the step pushed by the first agent or the last.
 run_bench() {
 	HERD_BIN=$HERD FAKE_QC_BIN=$FAKE DECISION_COUNTS=5 DECISION_INTERVAL=1s \
-		DECISION_STEP=4 DECISION_TRIALS=2 DECISION_ALIGNED=${1:-0} "$BENCH"
+		DECISION_STEP=4 DECISION_TRIALS=2 DECISION_ALIGNED=${1:-0} \
+		DECISION_STEP_AGENT=${2:-first} "$BENCH"
 }
 
 # check_row OUTPUT: the row of 5 agents says 2 trials, 0 missed, and every
@@ -41,15 +43,16 @@ check_row() {
 	check_row "$output"
 }
 
-@test "a decision is timed for every high period (pushes aligned, as the agent)" {
-	run run_bench 1
+@test "a decision is timed for every high period (pushes aligned, as the agent; the last agent's step)" {
+	run run_bench 1 last
 	echo "$output"
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -q 'aligned, as the agent'
+	echo "$output" | grep -q 'by the last agent'
 	check_row "$output"
 }
 
-@test "bench agents refuses a partial or invalid step metric" {
+@test "bench agents refuses a partial or invalid step metric or step agent" {
 	printf '{"host_id":"h-1","join_token":"abc"}\n' >"$BATS_TEST_TMPDIR/cfg"
 	run herd bench agents --configs "$BATS_TEST_TMPDIR/cfg" --count 1 --step-metric step
 	[ "$status" -eq 2 ]
@@ -66,4 +69,11 @@ check_row() {
 		--step-value 5 --step-every 10ms
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"invalid --step-every"* ]]
+	run herd bench agents --configs "$BATS_TEST_TMPDIR/cfg" --count 1 --step-metric s \
+		--step-value 5 --step-every 2s --step-agent middle
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"invalid --step-agent 'middle': want first or last"* ]]
+	run herd bench agents --configs "$BATS_TEST_TMPDIR/cfg" --count 1 --step-agent last
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--step-agent needs --step-metric"* ]]
 }

@@ -115,6 +115,15 @@ setup() {
 	prom_require
 }
 
+teardown() {
+	# CI keeps only the output: a failed test prints what it saw (it failed
+	# once in a full run and never alone)
+	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
+		herd remote-write ls 2>&1 || true
+		diag_hosts rw
+	fi
+}
+
 # prom_up: Prometheus (prom.bash) back with its remote write receiver on
 # PPORT, its data kept in $T/prom/data across restarts.
 prom_up() {
