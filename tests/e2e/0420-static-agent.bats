@@ -24,6 +24,11 @@ setup_file() {
 	CIDR=$(random_cidr)
 	VCIDR=$(random_cidr)
 	while [ "$VCIDR" = "$CIDR" ]; do VCIDR=$(random_cidr); done
+	# the veth pair's own /24, neither network's: a fixed 198.19.254.0/30
+	# met sbnet's /24 one run in 512, and h-1's answers went to the veth
+	WCIDR=$(random_cidr)
+	while [ "$WCIDR" = "$CIDR" ] || [ "$WCIDR" = "$VCIDR" ]; do WCIDR=$(random_cidr); done
+	W=${WCIDR%.0/24}
 	GW=${CIDR%.0/24}.1
 	NS=hsa-$$-$RANDOM
 	VETH=hsa$RANDOM
@@ -68,12 +73,12 @@ YAML
 	herd apply -f "$BATS_FILE_TMPDIR/bp/sa.yaml" >/dev/null
 	ip netns add "$NS"
 	ip link add "$VETH" type veth peer name eth0 netns "$NS"
-	ip addr add 198.19.254.1/30 dev "$VETH"
+	ip addr add "$W.1/30" dev "$VETH"
 	ip link set "$VETH" up
-	ip -n "$NS" addr add 198.19.254.2/30 dev eth0
+	ip -n "$NS" addr add "$W.2/30" dev eth0
 	ip -n "$NS" link set lo up
 	ip -n "$NS" link set eth0 up
-	ip -n "$NS" route add default via 198.19.254.1
+	ip -n "$NS" route add default via "$W.1"
 	export CIDR GW NS VETH
 }
 
