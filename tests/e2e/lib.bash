@@ -18,9 +18,17 @@ free_port() {
 	return 1
 }
 
-# A /24 in 198.18.0.0/15 unlikely to be used by another run: 198.18/19.X.0/24.
+# A /24 in 198.18.0.0/15 unlikely to be used by another run: 198.18/19.X.0/24,
+# and none this machine routes or holds an address in at the time (a
+# network or veth made earlier in the file, a leftover): a /24 that meets
+# one leaves the hosts in it unreachable (e2e 0420 met its veth's /30).
 random_cidr() {
-	echo "198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24"
+	local c
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		c="198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24"
+		[ -z "$(ip -4 route show table all root "$c" 2>/dev/null)" ] && break
+	done
+	echo "$c"
 }
 
 # The store of the tests' servers (docs/ha.md, "Tests"). By default each
