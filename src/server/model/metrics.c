@@ -24,6 +24,7 @@
 #include "model/metrics.h"
 #include "model/policy.h"
 #include "model/res.h"
+#include "model/run.h"
 #include "promwire.h"
 #include "pushwire.h"
 #include "store/store.h"
@@ -150,27 +151,13 @@ dropped_add(const char *host_id, uint64_t n)
 	return total;
 }
 
-/* Copies UTF-8 text src into dst of size bytes, cut at a character's
- * start: a cut through a character would leave text no JSON answer takes
- * (GET /v1/metrics/monitors would drop the monitor). */
-static void
-copy_utf8(char *dst, size_t size, const char *src)
-{
-	size_t n = strnlen(src, size - 1);
-
-	if (src[n] != '\0')
-		while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-			n--;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
 static void
 monitor_set(const char *host_id, const char *name, const char *state, const char *error,
 	    int64_t ts)
 {
 	struct mhost *h;
 	struct mon *m = NULL;
+	size_t n;
 
 	pthread_mutex_lock(&mh_lock);
 	for (h = mh_tab[mh_hash(host_id)]; h; h = h->next)
@@ -196,7 +183,11 @@ monitor_set(const char *host_id, const char *name, const char *state, const char
 	}
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	snprintf(m->state, sizeof(m->state), "%s", state);
-	copy_utf8(m->error, sizeof(m->error), error ? error : "");
+	/* cut between characters (run_utf8_cut): a cut through one leaves text
+	 * no JSON answer takes (GET /v1/metrics/monitors would drop it) */
+	n = run_utf8_cut(error ? error : "", error ? strlen(error) : 0, sizeof(m->error) - 1);
+	memcpy(m->error, error ? error : "", n);
+	m->error[n] = '\0';
 	m->ts_ms = ts;
 out:
 	pthread_mutex_unlock(&mh_lock);
