@@ -166,7 +166,7 @@ demo: deps web $(BUILD)/herd $(if $(filter qingcloud,$(HERD_PROVIDER)),$(FAKE_QC
 	@tools/deps.sh demo
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd examples/queue/demo.sh
 
-bench: deps web $(BUILD)/herd $(BUILD)/conns-bench $(BUILD)/hostpage-bench $(BUILD)/tests/push-pb
+bench: deps web $(BUILD)/herd $(BUILD)/herd-agent $(BUILD)/conns-bench $(BUILD)/hostpage-bench $(BUILD)/tests/push-pb
 	@tools/deps.sh bench
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd bench/run.sh
 

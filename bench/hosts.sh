@@ -7,8 +7,13 @@
 # one `ip -n NS -batch` inside (lo, eth0, address, default route) and one
 # process started by `unshare` in its own PID/UTS/mount namespaces, hosts one
 # after another, done when every process has started. Prints both and the
-# ratio. Root only (network namespaces); everything made is removed by the
-# trap. A benchmark, not a test: no thresholds.
+# ratio. Hosts run the herd-agent beside the herd binary, as `make` installs
+# them (the server's fallback, herd itself, costs each host a dynamic link);
+# the wait for `ready` starts no process (see hosts_count); each trial starts
+# half a second after the last one's cleanup, so neither side pays for the
+# kernel's deferred work of the other's removed namespaces. Root only
+# (network namespaces); everything made is removed by the trap. A benchmark,
+# not a test: no thresholds.
 set -euo pipefail
 HERD=$(realpath "${HERD_BIN:-$(dirname "$0")/../build/herd}")
 TRIALS_1=${BENCH_TRIALS_1:-10}
@@ -31,7 +36,6 @@ ref_pids=()
 # How long a trial may take: 60 s, and 60 ms more per host past 1,000/60 s.
 TRIAL_S=$((60 + BIG * 60 / 1000))
 POLL=0.01
-[ "$BIG" -gt 100 ] && POLL=0.2   # host ls of hundreds of hosts: not a busy loop
 
 cleanup() {
 	set +e
@@ -73,6 +77,14 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 
 # A private copy: a rebuild of build/herd during the run changes nothing here.
 cp "$HERD" "$work/herd"
+# hosts run the herd-agent beside the server's binary, as installed (else herd
+# itself, dynamically linked, with a warning in the server log)
+agent_src=$(dirname "$HERD")/herd-agent
+agent_used="herd (no herd-agent beside $HERD)"
+if [ -x "$agent_src" ]; then
+	cp "$agent_src" "$work/herd-agent"
+	agent_used=herd-agent
+fi
 HERD=$work/herd
 # A free port; another process may take it first, so the start is retried.
 started=0
@@ -138,6 +150,29 @@ hosts_lines() {
 			$_->{ready_after_ms} // "-", $_->{launch_ms} // "-" for @{$d->{items}}'
 }
 
+# hosts_count [STATE]: sets count to the number of the group's live hosts (in
+# STATE), read from the list's "total" with bash's own /dev/tcp: a poll
+# starts no process (a `herd host ls | perl` poll cost ~20 ms of CPU, taken
+# from the hosts being measured on a 2-core machine; the reference's wait
+# costs it nothing comparable). 1 on no answer.
+hosts_count() {
+	local body=
+	count=
+	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+	printf 'GET /v1/hosts?cluster=bench&group=g&limit=1%s HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n' \
+		"${1:+&state=$1}" "$HERD_TOKEN" >&3
+	IFS= read -r -d '' body <&3 || true
+	exec 3<&-
+	[[ $body =~ \"total\":([0-9]+) ]] || return 1
+	count=${BASH_REMATCH[1]}
+}
+
+# pause: sleeps POLL without starting a process (read times out on a FIFO
+# nobody writes).
+mkfifo "$work/tick"
+exec 4<>"$work/tick"
+pause() { read -r -t "$POLL" -u 4 _ || true; }
+
 # herd_trial N: scales 0 -> N, waits for N ready, prints "total_ms launch_ms
 # ready_after_ms" (the last two: medians over the N hosts), then scales to 0
 # and waits until the hosts are gone.
@@ -146,28 +181,27 @@ herd_trial() {
 	t0=$(now_ms)
 	"$HERD" group scale bench/g "$n" >/dev/null
 	deadline=$((SECONDS + TRIAL_S))
-	while :; do
-		lines=$(hosts_lines)
-		[ "$(awk '$1 == "ready"' <<<"$lines" | grep -c .)" -eq "$n" ] && break
+	while ! { hosts_count ready && [ "$count" -eq "$n" ]; }; do
 		if [ "$SECONDS" -ge "$deadline" ]; then
 			echo "hosts: $n host(s) not ready after $TRIAL_S s:" >&2
-			awk '{ print $1 }' <<<"$lines" | sort | uniq -c >&2
+			hosts_lines | awk '{ print $1 }' | sort | uniq -c >&2
 			return 1
 		fi
-		sleep "$POLL"
+		pause
 	done
+	lines=$(hosts_lines)
 	# the server's own timestamps: no polling delay in the figure
 	awk -v t0="$t0" '{ r = $2 + $3; if (r > m) m = r } END { print m - t0 }' <<<"$lines"
 	awk '{ print $4 }' <<<"$lines" | median
 	awk '{ print $3 }' <<<"$lines" | median
 	"$HERD" group scale bench/g 0 >/dev/null
 	deadline=$((SECONDS + TRIAL_S))
-	while [ -n "$(hosts_lines)" ]; do
+	while ! { hosts_count && [ "$count" -eq 0 ]; }; do
 		if [ "$SECONDS" -ge "$deadline" ]; then
 			echo "hosts: hosts not terminated after $TRIAL_S s" >&2
 			return 1
 		fi
-		sleep "$POLL"
+		pause
 	done
 }
 
@@ -223,10 +257,12 @@ ip_trial() {
 series() {
 	local n=$1 totals=() launches=() readies=() refs=() out
 	for _ in $(seq "$2"); do
+		sleep 0.5   # settle: see the header
 		out=$(herd_trial "$n")
 		totals+=("$(sed -n 1p <<<"$out")")
 		launches+=("$(sed -n 2p <<<"$out")")
 		readies+=("$(sed -n 3p <<<"$out")")
+		sleep 0.5
 		refs+=("$(ip_trial "$n")")
 	done
 	echo "$(printf '%s\n' "${totals[@]}" | median) $(printf '%s\n' "${launches[@]}" | median)" \
@@ -242,7 +278,8 @@ read -r h20 h20_launch h20_ready i20 h20_all i20_all < <(series "$BIG" "$TRIALS_
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo "hosts: \`herd group scale\` -> all new agents ready (empty init script), median ms"
 echo "       next to ip -batch + unshare making the same netns + veth + bridge port + address"
-echo "       + route + one process per host, hosts one after another (trials alternated)"
+echo "       + route + one process per host, hosts one after another (trials alternated);"
+echo "       hosts run $agent_used"
 printf '  %-10s herd %6s ms   ref %6s ms   ratio %sx   (per host: launch %s ms, created->ready %s ms)\n' \
 	"1 host" "$h1" "$i1" "$(ratio "$h1" "$i1")" "$h1_launch" "$h1_ready"
 printf '  %-10s herd %6s ms   ref %6s ms   ratio %sx   (per host: launch %s ms, created->ready %s ms)\n' \

@@ -74,6 +74,10 @@ wait_for() { # wait_for SECONDS CMD...
 
 # A private copy: a rebuild of build/herd during the run changes nothing here.
 cp "$HERD" "$work/herd"
+# hosts run the herd-agent beside the server's binary, as installed (else herd
+# itself, dynamically linked, with a warning in the server log)
+agent_src=$(dirname "$HERD")/herd-agent
+[ -x "$agent_src" ] && cp "$agent_src" "$work/herd-agent"
 HERD=$work/herd
 api_port=$(free_port)
 lb_port=$(free_port)
