@@ -455,6 +455,7 @@ group_setup(void **state)
 	snprintf(script, sizeof(script),
 		 "#!/bin/bash\n"
 		 "# stand-in herd agent written by test-prov-local\n"
+		 "l=$(ip -o link show eth0); s=${l#* state }; eth0=${s%%%% *}\n"
 		 "n=0\n"
 		 "for d in /proc/[0-9]*; do n=$((n + 1)); done\n"
 		 "shopt -s nullglob dotglob\n"
@@ -465,8 +466,8 @@ group_setup(void **state)
 		 "echo marker >/var/lib/herd/marker\n"
 		 "exec 3<>/dev/tcp/%s/%d\n"
 		 "printf 'host=%%s pid=%%s procs=%%s tmp=%%s args=%%s path=%%s home=%%s leak=%%s "
-		 "mode=%%s json=%%s\\n' \"$host\" \"$$\" \"$n\" \"${#t[@]}\" \"$*\" \"$PATH\" "
-		 "\"$HOME\" \"${HERD_TEST_LEAK:-none}\" \"$mode\" \"$json\" >&3\n"
+		 "mode=%%s eth0=%%s json=%%s\\n' \"$host\" \"$$\" \"$n\" \"${#t[@]}\" \"$*\" "
+		 "\"$PATH\" \"$HOME\" \"${HERD_TEST_LEAK:-none}\" \"$mode\" \"$eth0\" \"$json\" >&3\n"
 		 "exec 3>&-\n"
 		 "echo agent started\n"
 		 "exec -a herd-test-agent-%s sleep 1000\n",
@@ -620,6 +621,9 @@ test_launch(void **state)
 		assert_non_null(strstr(buf, " args=agent --config /run/herd/agent.json "));
 		assert_non_null(strstr(buf, " path=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
 					    "/usr/bin:/sbin:/bin home=/root leak=none mode=600 "));
+		/* the agent's first look at its network: up, not still coming up */
+		if (strstr(buf, " eth0=UP ") == NULL)
+			fail_msg("eth0 is not up when the agent starts: %s", buf);
 		snprintf(want, sizeof(want), " json=%s\n", T.user_data[h]);
 		assert_non_null(strstr(buf, want));
 	}

@@ -391,6 +391,29 @@ netlink_link_master(struct nl_sock *sk, const char *name, char *master, size_t n
 	return 0;
 }
 
+_Static_assert((int)NETLINK_OPER_UNKNOWN == (int)IF_OPER_UNKNOWN && (int)NETLINK_OPER_UP == (int)IF_OPER_UP,
+	       "netlink.h's operstates are the kernel's");
+
+int
+netlink_link_oper(struct nl_sock *sk, int ifindex, const char *name, int *operstate,
+		  bool *lower_up, struct herr *err)
+{
+	struct rtnl_link *link = NULL;
+	int rc = rtnl_link_get_kernel(sk, name ? 0 : ifindex, name, &link);
+
+	if (rc < 0) {
+		if (name)
+			return herr_set(err, nle_errno(rc), "cannot find link '%s': %s", name,
+					nl_geterror(rc));
+		return herr_set(err, nle_errno(rc), "cannot find link #%d: %s", ifindex,
+				nl_geterror(rc));
+	}
+	*operstate = rtnl_link_get_operstate(link);
+	*lower_up = (rtnl_link_get_flags(link) & IFF_LOWER_UP) != 0;
+	rtnl_link_put(link);
+	return 0;
+}
+
 int
 netlink_link_ports(struct nl_sock *sk, const char *name, struct herr *err)
 {

@@ -6,6 +6,7 @@
 #ifndef HERD_NETLINK_H
 #define HERD_NETLINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "herr.h"
@@ -54,6 +55,14 @@ int netlink_link_master(struct nl_sock *sk, const char *name, char *master, size
 			struct herr *err);
 /* How many links are ports of bridge `name` (>= 0); -ENODEV when absent. */
 int netlink_link_ports(struct nl_sock *sk, const char *name, struct herr *err);
+/* Link `name` (or ifindex when name is NULL): *operstate (IF_OPER_*, as RFC
+ * 2863 and `ip link` call it) and *lower_up (the kernel sees a carrier). The
+ * kernel sets operstate from its link watch work, the same step that lets
+ * the link's queue send: a link just set up may have a carrier and still
+ * drop what is sent on it until then. */
+enum { NETLINK_OPER_UNKNOWN = 0, NETLINK_OPER_UP = 6 }; /* linux/if.h's IF_OPER_* */
+int netlink_link_oper(struct nl_sock *sk, int ifindex, const char *name, int *operstate,
+		      bool *lower_up, struct herr *err);
 /* Deletes link `name` (a veth takes its peer along); absent is fine (0). */
 int netlink_link_delete(struct nl_sock *sk, const char *name, struct herr *err);
 

@@ -67,6 +67,7 @@
 #define CG_DIRS 4                      /* v2's one + v1's cpu, cpuacct, memory */
 #define KILL_TIMEOUT_MS 2000
 #define START_TIMEOUT_MS 5000
+#define LINK_WAIT_MS 2000              /* for the kernel to finish a host's links */
 
 /* Everything named after one host. */
 struct host_paths {
@@ -1261,7 +1262,8 @@ bridge_index(struct nl_sock *sk, const struct prov_net_spec *net, const char *br
  * route. A new netns's lo is always index 1 (LOOPBACK_IFINDEX); eth0's
  * index is looked up once: five round trips, as `ip -batch` makes them. */
 static int
-host_net_setup(struct nl_sock *nsk, const struct host_spec *spec, struct herr *err)
+host_net_setup(struct nl_sock *nsk, const struct host_spec *spec, int *eth0_out,
+	       struct herr *err)
 {
 	int eth0 = 0, rc;
 
@@ -1271,7 +1273,57 @@ host_net_setup(struct nl_sock *nsk, const struct host_spec *spec, struct herr *e
 	    (rc = netlink_addr_add_index(nsk, eth0, spec->private_ip, spec->net->prefix_len,
 					 err)) < 0)
 		return rc;
+	*eth0_out = eth0;
 	return netlink_route_default_index(nsk, eth0, spec->net->gateway, err);
+}
+
+/* True when the kernel has finished bringing up a link just made or set up:
+ * a veth end operationally up, a bridge not down (a bridge with no port yet
+ * says "unknown", and sends). */
+static bool
+link_ready(struct nl_sock *sk, int ifindex, const char *name, bool bridge)
+{
+	struct herr ignore = HERR_INIT;
+	bool lower_up = false;
+	int st = NETLINK_OPER_UNKNOWN;
+
+	if (netlink_link_oper(sk, ifindex, name, &st, &lower_up, &ignore) < 0)
+		return false;
+	if (bridge)
+		return lower_up && (st == NETLINK_OPER_UP || st == NETLINK_OPER_UNKNOWN);
+	return lower_up && st == NETLINK_OPER_UP;
+}
+
+/* Waits, at most LINK_WAIT_MS, until the host's eth0, its machine side and
+ * the bridge can carry packets. A link with a carrier still drops what it
+ * sends until the kernel's link watch work (a workqueue, under RTNL) has
+ * activated its queue, and that work also sets its operstate. An agent
+ * started before then on a busy machine lost the gateway's ARP reply at
+ * the machine side's queue (seen in a capture: the request in on the port,
+ * the bridge's reply never out of it) and waited one second for its next
+ * ARP: one trial in about 19 of bench/hosts.sh's 20 hosts took 1.1-1.2 s
+ * instead of 0.2 s. Usually the first look finds all three up. Past the
+ * limit the host starts anyway (its agent retries) and a warning says so. */
+static void
+host_links_wait(struct nl_sock *sk, struct nl_sock *nsk, const struct host_paths *hp,
+		int eth0, int bridge_ifindex)
+{
+	int64_t t0 = mono_ms(), deadline = t0 + LINK_WAIT_MS;
+	int looks = 1;
+
+	while (!(link_ready(nsk, eth0, NULL, false) && link_ready(sk, 0, hp->veth, false) &&
+		 link_ready(sk, bridge_ifindex, NULL, true))) {
+		if (mono_ms() >= deadline) {
+			log_warn("host '%s': its links are not up %d ms after it was set up; "
+				 "starting it anyway", hp->host_id, LINK_WAIT_MS);
+			return;
+		}
+		sleep_ms(1);
+		looks++;
+	}
+	if (looks > 1)
+		log_debug("host '%s': links up after %lld ms (%d looks)", hp->host_id,
+			  (long long)(mono_ms() - t0), looks);
 }
 
 static void
@@ -1325,7 +1377,7 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 	char bridge[IFNAMSIZ], text[80];
 	char *argv[5];
 	struct stat ns;
-	int bridge_ifindex = 0, rc;
+	int bridge_ifindex = 0, eth0 = 0, rc;
 	pid_t pid = 0;
 
 	if ((rc = host_paths_init(p, spec->id, &hp, err)) < 0)
@@ -1370,7 +1422,7 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 	if ((rc = netlink_veth_create(sk, hp.veth, bridge_ifindex, "eth0", s.ns_fd, err)) < 0)
 		goto out_undo;
 	if ((rc = netlink_open_in_netns(s.ns_fd, &nsk, err)) < 0 ||
-	    (rc = host_net_setup(nsk, spec, err)) < 0)
+	    (rc = host_net_setup(nsk, spec, &eth0, err)) < 0)
 		goto out_undo;
 
 	/* Processes. */
@@ -1393,6 +1445,7 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 	s.agent_src = spec->agent_bin;
 	s.argv = argv;
 	s.envp = envp;
+	host_links_wait(sk, nsk, &hp, eth0, bridge_ifindex);
 	if ((rc = spawn_host(&s, &hp, &pid, err)) < 0)
 		goto out_undo;
 	instance_fill(out, &hp, "running", spec->private_ip, pid);
