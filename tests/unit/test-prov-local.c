@@ -1010,6 +1010,44 @@ test_server_url_check(void **state)
 
 /* Capabilities, not names: the local driver's hosts reach the server on
  * their network's gateway. */
+/* The neighbour table's room: a local host takes two entries and herd keeps
+ * the machine's table within 7/8 of gc_thresh3; unknown never refuses. */
+static void
+test_neigh_room(void **state)
+{
+	struct herr err = HERR_INIT;
+	long entries = -2, thresh3 = -2;
+
+	/* 1024 (the default): the limit is 896, so 894 in use is the last fit */
+	assert_int_equal(prov_local_neigh_room(0, 1024, &err), 0);
+	assert_int_equal(prov_local_neigh_room(894, 1024, &err), 0);
+	assert_int_equal(prov_local_neigh_room(895, 1024, &err), HERR_UNAVAIL);
+	assert_non_null(strstr(err.msg, "895 entries"));
+	assert_non_null(strstr(err.msg, "net.ipv4.neigh.default.gc_thresh3 = 1024"));
+	assert_non_null(strstr(err.msg, "at most 896"));
+	/* a table already past the limit, or full, or absurd: refused */
+	err = (struct herr)HERR_INIT;
+	assert_int_equal(prov_local_neigh_room(1025, 1024, &err), HERR_UNAVAIL);
+	err = (struct herr)HERR_INIT;
+	assert_int_equal(prov_local_neigh_room(LONG_MAX, 1024, &err), HERR_UNAVAIL);
+	/* a tiny limit: 8 -> 7, one host fits on 5 */
+	assert_int_equal(prov_local_neigh_room(5, 8, &err), 0);
+	err = (struct herr)HERR_INIT;
+	assert_int_equal(prov_local_neigh_room(6, 8, &err), HERR_UNAVAIL);
+	/* raised by an admin: room again */
+	assert_int_equal(prov_local_neigh_room(895, 8192, &err), 0);
+	/* unknown is not full: the check never blocks a launch it cannot judge */
+	assert_int_equal(prov_local_neigh_room(-1, 1024, &err), 0);
+	assert_int_equal(prov_local_neigh_room(895, -1, &err), 0);
+	assert_int_equal(prov_local_neigh_room(895, 0, &err), 0);
+
+	/* and what it reads on this machine: numbers, not "unknown" */
+	prov_local_neigh_read(&entries, &thresh3);
+	assert_true(entries >= 0);
+	assert_true(thresh3 > 0);
+	printf("# neighbour table: %ld entries, gc_thresh3 %ld\n", entries, thresh3);
+}
+
 static void
 test_local_capability(void **state)
 {
@@ -1035,6 +1073,7 @@ main(void)
 		cmocka_unit_test(test_nothing_left),
 		cmocka_unit_test(test_adopt_decision),
 		cmocka_unit_test(test_server_url_check),
+		cmocka_unit_test(test_neigh_room),
 		cmocka_unit_test(test_local_capability),
 	};
 

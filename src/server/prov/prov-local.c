@@ -61,6 +61,9 @@
  */
 
 #define NETNS_DIR "/run/netns"
+#define NEIGH_STAT "/proc/net/stat/arp_cache"                  /* the table's counters */
+#define NEIGH_THRESH3 "/proc/sys/net/ipv4/neigh/default/gc_thresh3"
+#define NEIGH_PER_HOST 2                /* the host's entry for its gateway, the bridge's for it */
 #define CGROUP_ROOT "/sys/fs/cgroup"
 #define HOST_STATE_MNT HOST_STATE_DIR      /* where a host sees its state dir (agent-contract.h) */
 #define HOST_BIN_DIR "/run/herd/bin"           /* inside the host */
@@ -1379,6 +1382,63 @@ instance_fill(struct prov_instance *out, const struct host_paths *hp, const char
 	out->pid = pid;
 }
 
+int
+prov_local_neigh_room(long entries, long thresh3, struct herr *err)
+{
+	long limit;
+
+	if (entries < 0 || thresh3 <= 0)
+		return 0;
+	limit = thresh3 - thresh3 / 8;
+	if (entries <= limit - NEIGH_PER_HOST)
+		return 0;
+	return herr_set(err, HERR_UNAVAIL,
+			"the kernel's neighbour table holds %ld entries, for the whole machine; "
+			"a local host takes %d more, and herd keeps it at most %ld (7/8 of "
+			"net.ipv4.neigh.default.gc_thresh3 = %ld, past which no network "
+			"namespace on this machine gets a new neighbour): raise gc_thresh2 and "
+			"gc_thresh3 to run more local hosts", entries, NEIGH_PER_HOST, limit, thresh3);
+}
+
+/* The table's entries now (the first column of any line of the kernel's
+ * counters: it is the table's, not a CPU's), or -1 when unreadable. */
+static long
+neigh_entries(void)
+{
+	char *text = file_read(NEIGH_STAT, 4096, NULL), *line, *end;
+	long v = -1;
+
+	if (text && (line = strchr(text, '\n')) != NULL) {
+		v = strtol(line + 1, &end, 16);
+		if (end == line + 1)
+			v = -1;
+	}
+	free(text);
+	return v;
+}
+
+static long
+neigh_thresh3(void)
+{
+	char *text = file_read(NEIGH_THRESH3, 64, NULL), *end;
+	long v = -1;
+
+	if (text) {
+		v = strtol(text, &end, 10);
+		if (end == text)
+			v = -1;
+	}
+	free(text);
+	return v;
+}
+
+void
+prov_local_neigh_read(long *entries, long *thresh3)
+{
+	*entries = neigh_entries();
+	*thresh3 = neigh_thresh3();
+}
+
 static int
 launch_check(const struct host_spec *spec, const struct host_paths *hp, struct herr *err)
 {
@@ -1419,6 +1479,7 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 	char *argv[5];
 	struct stat ns;
 	int bridge_ifindex = 0, eth0 = 0, rc;
+	long entries, thresh3;
 	pid_t pid = 0;
 
 	if ((rc = host_paths_init(p, spec->id, &hp, err)) < 0)
@@ -1437,8 +1498,11 @@ local_launch(struct prov *p, const struct host_spec *spec, struct prov_instance 
 		free(ip);
 		return 0;
 	}
-	/* ... and anything less is cleared and made anew. */
-	if ((rc = host_teardown(&hp, err)) < 0)
+	/* ... and anything less is cleared and made anew, if the machine's
+	 * neighbour table has room for one more host. */
+	prov_local_neigh_read(&entries, &thresh3);
+	if ((rc = prov_local_neigh_room(entries, thresh3, err)) < 0 ||
+	    (rc = host_teardown(&hp, err)) < 0)
 		return rc;
 
 	if ((rc = mkdir_p(hp.state_dir, 0700)) == 0 && chmod(hp.state_dir, 0700) < 0)

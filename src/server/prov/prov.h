@@ -207,6 +207,20 @@ long prov_instance_adopt(const struct prov_instance *list, size_t n, const char 
  * provider's host) or the host has no cgroup. */
 void prov_local_cgroup_json(const char *instance_id, const char *host_id, json_t *o);
 
+/* The local driver's check of the kernel's neighbour (ARP) table before a
+ * launch. That table is one for the whole machine, every network namespace
+ * included, and a local host takes two entries of it (its own for its
+ * gateway, the bridge's for it); past gc_thresh3 the kernel makes no new
+ * entry anywhere on the machine, for herd's hosts or anyone else's. 0 when
+ * `entries` (in use now) plus a host's two stay within seven eighths of
+ * `thresh3`, else HERR_UNAVAIL with a message naming the sysctl; 0 too when
+ * either is unknown (negative): the check guards, it is not needed for a
+ * launch to be right. Pure. */
+int prov_local_neigh_room(long entries, long thresh3, struct herr *err);
+/* What that check reads: the table's entries now and gc_thresh3, each -1
+ * when the kernel does not say. */
+void prov_local_neigh_read(long *entries, long *thresh3);
+
 /* herd's id of network `name` made by server instance `instance`: the first
  * 8 hex digits of sha256("<instance>/<name>"), into out (at least 9 bytes).
  * Stable across restarts; every driver that names things after a network
