@@ -57,6 +57,8 @@ static struct {
 	struct prov p;
 	int listen_fd;
 	pid_t decoy;             /* a process of ours a forged pid file names */
+	char dummy[IFNAMSIZ - 1]; /* test_net_overlap's stand-in for someone else's link (+ "p": its peer) */
+	char ovl_ids[2][9];      /* test_net_overlap's networks: their bridges go in scrub too */
 } T = { .listen_fd = -1 };
 
 #define NEED_ROOT()                                                                   \
@@ -371,6 +373,11 @@ scrub(void)
 	}
 	if (T.bridge[0] && link_exists(T.bridge))
 		run("ip link del %s 2>/dev/null", T.bridge);
+	if (T.dummy[0] && link_exists(T.dummy))
+		run("ip link del %s 2>/dev/null", T.dummy);
+	for (int i = 0; i < 2; i++)
+		if (T.ovl_ids[i][0])
+			run("ip link del herd%s 2>/dev/null", T.ovl_ids[i]);
 	run("rmdir /sys/fs/cgroup/herd-%s /sys/fs/cgroup/cpu/herd-%s /sys/fs/cgroup/cpuacct/herd-%s "
 	    "/sys/fs/cgroup/memory/herd-%s 2>/dev/null", T.instance, T.instance, T.instance,
 	    T.instance);
@@ -1010,6 +1017,78 @@ test_server_url_check(void **state)
 
 /* Capabilities, not names: the local driver's hosts reach the server on
  * their network's gateway. */
+/* A network whose addresses the machine already routes or holds is refused
+ * before its bridge exists (its more specific route would take their
+ * traffic): here someone else's link with 198.19.<o>.1/30. */
+static void
+test_net_overlap(void **state)
+{
+	struct herr err = HERR_INIT;
+	struct prov_net_spec net;
+	char *id = T.ovl_ids[0], *other_id = T.ovl_ids[1];
+	char bridge[IFNAMSIZ], cidr[32], gw[32], wide[32], prefix[32];
+	unsigned octet;
+
+	NEED_ROOT();
+	token_random(T.dummy, sizeof(T.dummy), "herdt", 4);   /* herdt + 8 hex: 13 chars */
+	token_random(id, sizeof(T.ovl_ids[0]), NULL, 4);
+	token_random(other_id, sizeof(T.ovl_ids[1]), NULL, 4);
+	do {
+		unsigned char r;
+
+		token_random(prefix, sizeof(prefix), NULL, 1);
+		r = (unsigned char)strtoul(prefix, NULL, 16);
+		octet = 2 + (r % 126) * 2;    /* even: its /23 is octet and octet + 1 */
+		snprintf(prefix, sizeof(prefix), "198.19.%u.", octet);
+	} while (addr_in_use(prefix) || octet == (unsigned)atoi(T.gateway + 7));
+	/* a veth pair (this kernel may have no dummy driver); its peer goes with it */
+	if (run("ip link add %s type veth peer name %sp && ip addr add 198.19.%u.1/30 dev %s && "
+		"ip link set %s up", T.dummy, T.dummy, octet, T.dummy, T.dummy) != 0)
+		fail_msg("cannot make link %s", T.dummy);
+
+	/* the same /24: the dummy's route and address are inside it */
+	snprintf(cidr, sizeof(cidr), "198.19.%u.0/24", octet);
+	snprintf(gw, sizeof(gw), "198.19.%u.1", octet);
+	net = (struct prov_net_spec){ .id = id, .name = "vpc-overlap", .cidr = cidr,
+				      .gateway = gw, .prefix_len = 24 };
+	assert_int_equal(prov_net_create(&T.p, &net, &err), HERR_CONFLICT);
+	printf("# expected refusal: %s\n", err.msg);
+	assert_non_null(strstr(err.msg, "vpc-overlap"));
+	assert_non_null(strstr(err.msg, T.dummy));
+	snprintf(prefix, sizeof(prefix), "198.19.%u.", octet);
+	assert_non_null(strstr(err.msg, prefix));
+	snprintf(bridge, sizeof(bridge), "herd%s", id);
+	assert_false(link_exists(bridge));
+
+	/* a wider network that contains it: refused too */
+	snprintf(wide, sizeof(wide), "198.19.%u.0/23", octet);
+	snprintf(gw, sizeof(gw), "198.19.%u.1", octet + 1);
+	net = (struct prov_net_spec){ .id = other_id, .name = "vpc-wide", .cidr = wide,
+				      .gateway = gw, .prefix_len = 23 };
+	err = (struct herr)HERR_INIT;
+	assert_int_equal(prov_net_create(&T.p, &net, &err), HERR_CONFLICT);
+	assert_non_null(strstr(err.msg, T.dummy));
+	snprintf(bridge, sizeof(bridge), "herd%s", other_id);
+	assert_false(link_exists(bridge));
+
+	/* the link gone, the same /24 is made, and made again (its own bridge
+	 * and route are not an overlap) */
+	run("ip link del %s", T.dummy);
+	snprintf(gw, sizeof(gw), "198.19.%u.1", octet);
+	net = (struct prov_net_spec){ .id = id, .name = "vpc-overlap", .cidr = cidr,
+				      .gateway = gw, .prefix_len = 24 };
+	err = (struct herr)HERR_INIT;
+	if (prov_net_create(&T.p, &net, &err) < 0)
+		fail_msg("net_create after the dummy left: %s", err.msg);
+	if (prov_net_create(&T.p, &net, &err) < 0)
+		fail_msg("net_create again: %s", err.msg);
+	snprintf(bridge, sizeof(bridge), "herd%s", id);
+	assert_true(link_exists(bridge));
+	if (prov_net_delete(&T.p, &net, &err) < 0)
+		fail_msg("net_delete: %s", err.msg);
+	assert_false(link_exists(bridge));
+}
+
 /* The neighbour table's room: a local host takes two entries and herd keeps
  * the machine's table within 7/8 of gc_thresh3; unknown never refuses. */
 static void
@@ -1073,6 +1152,7 @@ main(void)
 		cmocka_unit_test(test_nothing_left),
 		cmocka_unit_test(test_adopt_decision),
 		cmocka_unit_test(test_server_url_check),
+		cmocka_unit_test(test_net_overlap),
 		cmocka_unit_test(test_neigh_room),
 		cmocka_unit_test(test_local_capability),
 	};

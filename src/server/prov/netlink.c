@@ -4,6 +4,7 @@
  * step). Each helper is one or two netlink round trips (the *_index ones,
  * given the link's index, one); libnl's -NLE_* codes
  * become -errno values here. See netlink.h. */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
@@ -412,6 +413,101 @@ netlink_link_oper(struct nl_sock *sk, int ifindex, const char *name, int *operst
 	*lower_up = (rtnl_link_get_flags(link) & IFF_LOWER_UP) != 0;
 	rtnl_link_put(link);
 	return 0;
+}
+
+/* True if a/alen and b/blen (host order) share an address. */
+static bool
+prefix_overlap(uint32_t a, int alen, uint32_t b, int blen)
+{
+	int len = alen < blen ? alen : blen;
+	uint32_t mask = len <= 0 ? 0 : len >= 32 ? 0xffffffffu : ~((1u << (32 - len)) - 1);
+
+	return (a & mask) == (b & mask);
+}
+
+/* The IPv4 address of nl_addr a in host order; false if it is not one. */
+static bool
+nl_ipv4(const struct nl_addr *a, uint32_t *out)
+{
+	uint32_t v;
+
+	if (a == NULL || nl_addr_get_family(a) != AF_INET || nl_addr_get_len(a) != 4)
+		return false;
+	memcpy(&v, nl_addr_get_binary_addr(a), 4);
+	*out = ntohl(v);
+	return true;
+}
+
+static void
+link_name(struct nl_sock *sk, int ifindex, char *out, size_t n)
+{
+	struct rtnl_link *link = NULL;
+
+	snprintf(out, n, "#%d", ifindex);
+	if (ifindex > 0 && rtnl_link_get_kernel(sk, ifindex, NULL, &link) == 0) {
+		if (rtnl_link_get_name(link))
+			snprintf(out, n, "%s", rtnl_link_get_name(link));
+		rtnl_link_put(link);
+	}
+}
+
+int
+netlink_overlap_find(struct nl_sock *sk, const char *ip, int prefix_len, char *what, size_t n,
+		     struct herr *err)
+{
+	struct nl_cache *cache = NULL;
+	struct nl_object *o;
+	struct in_addr in;
+	uint32_t net, a;
+	char text[INET_ADDRSTRLEN], dev[IFNAMSIZ + 8];
+	int rc, found = 0;
+
+	if (inet_pton(AF_INET, ip, &in) != 1 || prefix_len < 0 || prefix_len > 32)
+		return herr_set(err, HERR_INVALID, "invalid network '%s/%d'", ip, prefix_len);
+	net = ntohl(in.s_addr);
+	if ((rc = rtnl_route_alloc_cache(sk, AF_INET, 0, &cache)) < 0)
+		return herr_set(err, nle_errno(rc), "cannot list routes: %s", nl_geterror(rc));
+	for (o = nl_cache_get_first(cache); o != NULL && !found; o = nl_cache_get_next(o)) {
+		struct rtnl_route *r = (struct rtnl_route *)o;
+		struct nl_addr *dst = rtnl_route_get_dst(r);
+		uint8_t type = rtnl_route_get_type(r);
+		int plen;
+
+		if (type == RTN_LOCAL || type == RTN_BROADCAST || type == RTN_ANYCAST ||
+		    type == RTN_MULTICAST || !nl_ipv4(dst, &a))
+			continue;
+		plen = (int)nl_addr_get_prefixlen(dst);
+		if (plen == 0 || !prefix_overlap(net, prefix_len, a, plen))
+			continue;
+		in.s_addr = htonl(a);
+		inet_ntop(AF_INET, &in, text, sizeof(text));
+		dev[0] = '\0';
+		if (rtnl_route_get_nnexthops(r) > 0)
+			link_name(sk, rtnl_route_nh_get_ifindex(rtnl_route_nexthop_n(r, 0)), dev,
+				  sizeof(dev));
+		snprintf(what, n, "route %s/%d%s%s", text, plen, dev[0] ? " dev " : "", dev);
+		found = 1;
+	}
+	nl_cache_free(cache);
+	if (found)
+		return 1;
+	if ((rc = rtnl_addr_alloc_cache(sk, &cache)) < 0)
+		return herr_set(err, nle_errno(rc), "cannot list addresses: %s", nl_geterror(rc));
+	for (o = nl_cache_get_first(cache); o != NULL && !found; o = nl_cache_get_next(o)) {
+		struct rtnl_addr *ad = (struct rtnl_addr *)o;
+		int plen = rtnl_addr_get_prefixlen(ad);
+
+		if (rtnl_addr_get_family(ad) != AF_INET || !nl_ipv4(rtnl_addr_get_local(ad), &a) ||
+		    !prefix_overlap(net, prefix_len, a, plen))
+			continue;
+		in.s_addr = htonl(a);
+		inet_ntop(AF_INET, &in, text, sizeof(text));
+		link_name(sk, rtnl_addr_get_ifindex(ad), dev, sizeof(dev));
+		snprintf(what, n, "address %s/%d on dev %s", text, plen, dev);
+		found = 1;
+	}
+	nl_cache_free(cache);
+	return found;
 }
 
 int

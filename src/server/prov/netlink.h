@@ -63,6 +63,13 @@ int netlink_link_ports(struct nl_sock *sk, const char *name, struct herr *err);
 enum { NETLINK_OPER_UNKNOWN = 0, NETLINK_OPER_UP = 6 }; /* linux/if.h's IF_OPER_* */
 int netlink_link_oper(struct nl_sock *sk, int ifindex, const char *name, int *operstate,
 		      bool *lower_up, struct herr *err);
+/* Looks for what this namespace already routes or holds in ip/prefix_len
+ * (IPv4): a route of any table whose destination overlaps it (the default
+ * route, and the local table's per-address entries, aside) or an address
+ * whose subnet does. 1 and a description ("route 198.19.4.0/30 dev veth0",
+ * "address 198.19.4.1/30 on dev veth0") in what; 0 when nothing overlaps. */
+int netlink_overlap_find(struct nl_sock *sk, const char *ip, int prefix_len, char *what,
+			 size_t n, struct herr *err);
 /* Deletes link `name` (a veth takes its peer along); absent is fine (0). */
 int netlink_link_delete(struct nl_sock *sk, const char *name, struct herr *err);
 

@@ -1193,13 +1193,34 @@ net_check(const struct prov_net_spec *net, char *bridge, size_t bridgesz, struct
 	return 0;
 }
 
-/* Bridge up with the gateway address; with sk open in the machine's netns. */
+/* Bridge up with the gateway address; with sk open in the machine's netns.
+ * A bridge not made yet must not take addresses the machine already routes
+ * or holds: its more specific route would take their traffic (another
+ * network's, another test's veth, the machine's own LAN) and its hosts
+ * would answer for them. HERR_CONFLICT naming what it meets. A bridge that
+ * exists (ours, or our HA peer's) is not looked at again. */
 static int
 net_ensure(struct nl_sock *sk, const struct prov_net_spec *net, const char *bridge,
 	   struct herr *err)
 {
-	int rc;
+	struct herr miss = HERR_INIT;
+	char what[IFNAMSIZ + 96];
+	int ifindex, rc;
 
+	rc = netlink_link_index(sk, bridge, &ifindex, &miss);
+	if (rc == -ENODEV) {
+		if ((rc = netlink_overlap_find(sk, net->gateway, net->prefix_len, what, sizeof(what),
+					       err)) < 0)
+			return rc;
+		if (rc > 0)
+			return herr_set(err, HERR_CONFLICT,
+					"network '%s' (%s) overlaps %s on this machine: its bridge "
+					"would take that traffic; give the network another cidr",
+					net->name ? net->name : net->id, net->cidr ? net->cidr : "",
+					what);
+	} else if (rc < 0) {
+		return herr_set(err, rc, "%s", miss.msg);
+	}
 	if ((rc = netlink_bridge_ensure(sk, bridge, err)) < 0)
 		return rc;
 	return netlink_addr_add(sk, bridge, net->gateway, net->prefix_len, err);
