@@ -111,10 +111,12 @@ fi
 tok=$(cat "$work/data/admin.token")
 export HERD_URL=$url HERD_TOKEN=$tok
 
+# shellcheck source=bench/free-cidr.bash
+. "$(dirname "$0")/free-cidr.bash"
 if [ "$HOSTS" -gt 250 ]; then
-	cidr=198.$((18 + RANDOM % 2)).$((RANDOM % 16 * 16)).0/20
+	cidr=$(free_cidr 20)
 else
-	cidr=198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24
+	cidr=$(free_cidr 24)
 fi
 if [ "$SIM" = 1 ]; then
 	fq_port=$((20000 + RANDOM % 30000))

@@ -7,6 +7,8 @@
 # host and network the data dir made). Not a bench itself (not *.sh).
 
 # shellcheck disable=SC2154  # work and HERD are the caller's
+# shellcheck source=bench/free-cidr.bash
+. "$(dirname "${BASH_SOURCE[0]}")/free-cidr.bash"
 # local_free_port: a TCP port of 127.0.0.1 that nothing listens on now (for
 # the server, or a bench's other listeners).
 local_free_port() {
@@ -47,9 +49,11 @@ local_server_start() {
 }
 
 # local_group_apply MAX: the blueprint (account, network 198.18.x.0/22 with a
-# random x, the empty script, template, cluster bench with group g of size 0).
+# random x nothing routes yet: bench/free-cidr.bash),
+# the empty script, template, cluster bench with group g of size 0).
 local_group_apply() {
-	local octet=$((RANDOM % 64 * 4))
+	local cidr
+	cidr=$(free_cidr 22 18)
 	mkdir -p "$work/bp/scripts"
 	printf '#!/bin/sh\nexit 0\n' >"$work/bp/scripts/empty.sh"
 	cat >"$work/bp/bench.yaml" <<-EOF
@@ -59,7 +63,7 @@ local_group_apply() {
 		networks:
 		  - name: benchnet
 		    account: here
-		    cidr: 198.18.$octet.0/22
+		    cidr: $cidr
 		scripts:
 		  - name: empty.sh
 		    file: scripts/empty.sh

@@ -28,8 +28,12 @@ fi
 work=$(mktemp -d /tmp/herd-bench-hosts.XXXXXX)
 ref=hbr$$                      # the ip reference's names: hbr<pid>...
 ref_br=${ref}br
-octet=$((RANDOM % 64 * 4))
-herd_cidr=198.18.$octet.0/22   # herd's network (1,021 hosts); the reference uses 198.19.x
+# shellcheck source=bench/free-cidr.bash
+. "$(dirname "$0")/free-cidr.bash"
+herd_cidr=$(free_cidr 22 18)   # herd's network (1,021 hosts); the reference's is in 198.19
+ref_cidr=$(free_cidr 22 19)
+octet=${ref_cidr#198.19.}
+octet=${octet%%.*}
 ref_net=198.19.$octet
 server_pid=
 ref_pids=()

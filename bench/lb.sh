@@ -82,7 +82,9 @@ HERD=$work/herd
 api_port=$(free_port)
 lb_port=$(free_port)
 ref_port=$(free_port)
-cidr=198.19.$((RANDOM % 256)).0/24
+# shellcheck source=bench/free-cidr.bash
+. "$(dirname "$0")/free-cidr.bash"
+cidr=$(free_cidr 24 19)
 export HERD_URL=http://127.0.0.1:$api_port
 
 mkdir -p "$work/bp/scripts" "$work/data"

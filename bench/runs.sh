@@ -24,7 +24,9 @@ cleanup() {
 trap cleanup EXIT
 
 port=$((20000 + RANDOM % 30000))
-cidr="198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24"
+# shellcheck source=bench/free-cidr.bash
+. "$(dirname "$0")/free-cidr.bash"
+cidr=$(free_cidr 24)
 "$HERD" server --data "$work/data" --listen "127.0.0.1:$port" --log-level warn 2>"$work/server.log" &
 pid=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

@@ -21,7 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT
 port=$((20000 + RANDOM % 12000))
-cidr="198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24"
+# shellcheck source=bench/free-cidr.bash
+. "$(dirname "$0")/free-cidr.bash"
+cidr=$(free_cidr 24)
 "$HERD" server --data "$work/data" --listen "127.0.0.1:$port" --push-interval 1s \
 	--log-level warn 2>"$work/server.log" &
 pid=$!
