@@ -57,7 +57,7 @@ static struct {
 	struct prov p;
 	int listen_fd;
 	pid_t decoy;             /* a process of ours a forged pid file names */
-	char dummy[IFNAMSIZ - 1]; /* test_net_overlap's stand-in for someone else's link (+ "p": its peer) */
+	char dummy[IFNAMSIZ - 1]; /* test_net_overlap's veth, someone else's link (+ "p": its peer) */
 	char ovl_ids[2][9];      /* test_net_overlap's networks: their bridges go in scrub too */
 } T = { .listen_fd = -1 };
 
@@ -1015,8 +1015,6 @@ test_server_url_check(void **state)
 	assert_int_equal(prov_server_url_check(longer, &err), HERR_INVALID);
 }
 
-/* Capabilities, not names: the local driver's hosts reach the server on
- * their network's gateway. */
 /* A network whose addresses the machine already routes or holds is refused
  * before its bridge exists (its more specific route would take their
  * traffic): here someone else's link with 198.19.<o>.1/30. */
@@ -1026,8 +1024,8 @@ test_net_overlap(void **state)
 	struct herr err = HERR_INIT;
 	struct prov_net_spec net;
 	char *id = T.ovl_ids[0], *other_id = T.ovl_ids[1];
-	char bridge[IFNAMSIZ], cidr[32], gw[32], wide[32], prefix[32];
-	unsigned octet;
+	char bridge[IFNAMSIZ], cidr[32], gw[32], wide[32], prefix[32], next[32];
+	unsigned octet, ours = (unsigned)atoi(T.gateway + 7);   /* 198.19.<ours>.1 */
 
 	NEED_ROOT();
 	token_random(T.dummy, sizeof(T.dummy), "herdt", 4);   /* herdt + 8 hex: 13 chars */
@@ -1040,7 +1038,9 @@ test_net_overlap(void **state)
 		r = (unsigned char)strtoul(prefix, NULL, 16);
 		octet = 2 + (r % 126) * 2;    /* even: its /23 is octet and octet + 1 */
 		snprintf(prefix, sizeof(prefix), "198.19.%u.", octet);
-	} while (addr_in_use(prefix) || octet == (unsigned)atoi(T.gateway + 7));
+		snprintf(next, sizeof(next), "198.19.%u.", octet + 1);
+		/* nothing but the veth may be what the /23 meets */
+	} while (addr_in_use(prefix) || addr_in_use(next) || octet == ours || octet + 1 == ours);
 	/* a veth pair (this kernel may have no dummy driver); its peer goes with it */
 	if (run("ip link add %s type veth peer name %sp && ip addr add 198.19.%u.1/30 dev %s && "
 		"ip link set %s up", T.dummy, T.dummy, octet, T.dummy, T.dummy) != 0)
@@ -1127,6 +1127,8 @@ test_neigh_room(void **state)
 	printf("# neighbour table: %ld entries, gc_thresh3 %ld\n", entries, thresh3);
 }
 
+/* Capabilities, not names: the local driver's hosts reach the server on
+ * their network's gateway. */
 static void
 test_local_capability(void **state)
 {
