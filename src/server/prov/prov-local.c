@@ -1438,17 +1438,18 @@ neigh_entries(void)
 	return v;
 }
 
-static long
-neigh_thresh3(void)
+/* The decimal number a small kernel file starts with, or -1 (absent, "max"). */
+static long long
+num_file_read(const char *path)
 {
-	char *text = file_read(NEIGH_THRESH3, 64, NULL), *end;
-	long v = -1;
+	char *text, *end;
+	long long v;
 
-	if (text) {
-		v = strtol(text, &end, 10);
-		if (end == text)
-			v = -1;
-	}
+	if ((text = file_read(path, 128, NULL)) == NULL)
+		return -1;
+	v = strtoll(text, &end, 10);
+	if (end == text)
+		v = -1;
 	free(text);
 	return v;
 }
@@ -1456,8 +1457,10 @@ neigh_thresh3(void)
 void
 prov_local_neigh_read(long *entries, long *thresh3)
 {
+	long long t = num_file_read(NEIGH_THRESH3);
+
 	*entries = neigh_entries();
-	*thresh3 = neigh_thresh3();
+	*thresh3 = t > LONG_MAX ? LONG_MAX : (long)t;
 }
 
 static int
@@ -1801,17 +1804,10 @@ local_sweep(struct prov *p, struct prov_sweep *out, struct herr *err)
 static long long
 cgroup_read_num(const char *dir, const char *file)
 {
-	char path[PATH_MAX + 64], *text, *end;
-	long long v;
+	char path[PATH_MAX + 64];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	if ((text = file_read(path, 128, NULL)) == NULL)
-		return -1;
-	v = strtoll(text, &end, 10);
-	if (end == text)
-		v = -1;
-	free(text);
-	return v;
+	return num_file_read(path);
 }
 
 void
