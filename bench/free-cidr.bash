@@ -1,5 +1,6 @@
 # bench/free-cidr.bash - sourced by the benches that make local networks
-# (hosts, lb, console, runs, scale, and herd-local.bash's): free_cidr LEN [SECOND_OCTET] prints a random
+# (hosts, lb, console, runs, scale, and herd-local.bash's) and by the e2e
+# tests (tests/e2e/lib.bash's random_cidr): free_cidr LEN [SECOND_OCTET] prints a random
 # network 198.18.0.0/15 can hold with prefix length LEN (16 to 24), in
 # 198.SECOND_OCTET.x when given (18 or 19), that nothing on this machine routes
 # or holds an address in yet (`ip -4 route show table all root`: the local

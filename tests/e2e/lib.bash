@@ -22,14 +22,10 @@ free_port() {
 # and none this machine routes or holds an address in at the time (a
 # network or veth made earlier in the file, a leftover): a /24 that meets
 # one leaves the hosts in it unreachable (e2e 0420 met its veth's /30).
-random_cidr() {
-	local c
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		c="198.$((18 + RANDOM % 2)).$((RANDOM % 256)).0/24"
-		[ -z "$(ip -4 route show table all root "$c" 2>/dev/null)" ] && break
-	done
-	echo "$c"
-}
+# The draw is bench/free-cidr.bash's, which the benches use too.
+# shellcheck source=bench/free-cidr.bash
+. "$(dirname "${BASH_SOURCE[0]}")/../../bench/free-cidr.bash"
+random_cidr() { free_cidr 24; }
 
 # The store of the tests' servers (docs/ha.md, "Tests"). By default each
 # server's SQLite file in its data dir. HERD_TEST_PG=DSN (of a running test
