@@ -607,6 +607,145 @@ test_eval_partial_step(void **state)
 	assert_true(d.value == 30);
 }
 
+/* A tiny metric store for scale_eval: samples of a few hosts, aggregated
+ * the way the TSDB does (steps (T - STEP, T] at multiples of STEP, each
+ * host's newest sample in a step, steps ending in (now - span, now]). It
+ * records the `now` it was asked for. */
+struct smp {
+	int host;
+	int64_t ts;
+	double v;
+};
+static struct smp smps[16];
+static size_t nsmps;
+static int64_t agg_asked;
+
+static int
+sample_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t span_ms, int64_t step_ms,
+	   const char *const *ex, size_t nex, struct agg_point **out, size_t *n, struct herr *err)
+{
+	int64_t last = now_ms - now_ms % step_ms, first = last - span_ms + step_ms;
+	size_t steps;
+
+	agg_asked = now_ms;
+	if (first < now_ms - span_ms + 1)
+		first += step_ms;
+	steps = (size_t)((last - first) / step_ms) + 1;
+	*out = calloc(steps + 1, sizeof(**out));
+	*n = steps;
+	for (size_t k = 0; k < steps; k++) {
+		int64_t end = first + (int64_t)k * step_ms;
+		double v = NAN;
+		int cnt = 0;
+
+		for (int h = 0; h < 8; h++) {
+			const struct smp *newest = NULL;
+
+			for (size_t i = 0; i < nsmps; i++)
+				if (smps[i].host == h && smps[i].ts > end - step_ms && smps[i].ts <= end &&
+				    (newest == NULL || smps[i].ts >= newest->ts))
+					newest = &smps[i];
+			if (newest == NULL)
+				continue;
+			if (cnt == 0)
+				v = newest->v;
+			else if (p->cond.agg == AGG_MAX)
+				v = fmax(v, newest->v);
+			else if (p->cond.agg == AGG_MIN)
+				v = fmin(v, newest->v);
+			else
+				v += newest->v;
+			cnt++;
+		}
+		if (p->cond.agg == AGG_AVG && cnt)
+			v /= cnt;
+		if (p->cond.agg == AGG_COUNT)
+			v = cnt;
+		(*out)[k] = (struct agg_point){ end, v, cnt };
+	}
+	return 0;
+}
+
+/* The step now falls in, for a scale-out that more samples cannot make
+ * false: a crossing sample in it is decided on at once (a host pushing
+ * between the multiples of the interval, a late retry), not at the step's
+ * end; what it holds counts up to now, not to the step's end (`for`).
+ * Nothing else reads it, and an evaluation at a step's end never reads
+ * past now (simulate evaluates there). */
+static void
+test_eval_open_step(void **state)
+{
+	struct group_view g = group(3, 1, 10);
+	struct policy mx = parse("{\"when\":\"max(busy) > 32\",\"adjust\":\"+1\"}");
+	struct policy cnt = parse("{\"when\":\"count(busy) >= 3\",\"adjust\":\"+1\"}");
+	struct policy av = parse("{\"when\":\"avg(busy) > 32\",\"adjust\":\"+1\"}");
+	struct policy mn_in = parse("{\"when\":\"min(busy) < 8\",\"adjust\":\"-1\"}");
+	struct policy mx_for = parse("{\"when\":\"max(busy) > 32\",\"for\":\"10s\",\"adjust\":\"+1\"}");
+	struct herr err = HERR_INIT;
+	struct decision d;
+	int64_t T = T0 + 10 * STEP;   /* the last step that ended */
+
+	/* three hosts at 10 in the steps up to T; host 0 at 50 at T + 1.2 s */
+	nsmps = 0;
+	for (int h = 0; h < 3; h++)
+		for (int k = 0; k < 3; k++)
+			smps[nsmps++] = (struct smp){ h, T - k * STEP - 2000, 10 };
+	smps[nsmps++] = (struct smp){ 0, T + 1200, 50 };
+	assert_int_equal(scale_eval(&mx, &g, NULL, 0, sample_agg, NULL, STEP, 15000, T, T + 1300,
+				    &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_ACT);
+	assert_int_equal(d.desired, 4);
+	assert_true(d.value == 50);
+	assert_int_equal(d.nseries, 1);
+	assert_true(agg_asked == T + STEP);
+	/* before that sample is in, nothing (an empty open step: the step
+	 * before, 10) */
+	nsmps--;
+	assert_int_equal(scale_eval(&mx, &g, NULL, 0, sample_agg, NULL, STEP, 15000, T, T + 1300,
+				    &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_NONE);
+	assert_true(d.value == 10);
+	nsmps++;
+	/* avg: another host may pull it back; it waits for the step's end */
+	assert_int_equal(scale_eval(&av, &g, NULL, 0, sample_agg, NULL, STEP, 15000, T, T + 1300,
+				    &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_NONE);
+	assert_true(d.value == 10);
+	assert_true(agg_asked == T + 1300);
+	/* count: not yet 3 in the open step (1), so the step before decides */
+	assert_int_equal(scale_eval(&cnt, &g, NULL, 0, sample_agg, NULL, STEP, 15000, T, T + 1300,
+				    &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_ACT);   /* 3 >= 3 on the complete step T */
+	assert_true(d.value == 3);
+	/* a scale-in never reads it */
+	smps[nsmps - 1].v = 5;
+	assert_int_equal(scale_eval(&mn_in, &g, NULL, 0, sample_agg, NULL, STEP, 15000, T, T + 1300,
+				    &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_NONE);
+	assert_true(d.value == 10);
+	/* at a step's end, nothing past now: a sample stamped 1 ms later is
+	 * not there yet */
+	smps[nsmps - 1] = (struct smp){ 0, T + 1, 50 };
+	assert_int_equal(scale_eval(&mx, &g, NULL, 0, sample_agg, NULL, STEP, 15000, T, T, &d, NULL,
+				    0, &err), 0);
+	assert_int_equal(d.kind, DEC_NONE);
+	assert_true(agg_asked == T);
+	/* for 10 s: 50 in step T (complete) and again in the open step; at
+	 * T + 4.9 s it has held for 9.9 s (from T - 5 s), not the 10 s to the
+	 * open step's end */
+	nsmps = 0;
+	for (int h = 0; h < 3; h++)
+		smps[nsmps++] = (struct smp){ h, T - 2000, h == 0 ? 50 : 10 };
+	smps[nsmps++] = (struct smp){ 0, T + 1200, 50 };
+	assert_int_equal(scale_eval(&mx_for, &g, NULL, 0, sample_agg, NULL, STEP, 15000, T,
+				    T + 4900, &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_NONE);
+	assert_non_null(strstr(d.reason, "holds for 9s of 10s"));
+	assert_int_equal(scale_eval(&mx_for, &g, NULL, 0, sample_agg, NULL, STEP, 15000, T,
+				    T + STEP, &d, NULL, 0, &err), 0);
+	assert_int_equal(d.kind, DEC_ACT);
+}
+
 int
 main(void)
 {
@@ -628,6 +767,7 @@ main(void)
 		cmocka_unit_test(test_thresholds_json),
 		cmocka_unit_test(test_partial_ok),
 		cmocka_unit_test(test_eval_partial_step),
+		cmocka_unit_test(test_eval_open_step),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

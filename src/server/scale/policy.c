@@ -355,13 +355,12 @@ policy_resolve(const struct decision *d, size_t n, int current)
 }
 
 bool
-scale_partial_ok(const struct policy *p, const struct group_view *g, double partial)
+scale_partial_policy(const struct policy *p, const struct group_view *g)
 {
 	bool up = p->cond.op == OP_GT || p->cond.op == OP_GE;
 	bool out = p->adjust.kind == ADJ_EXACT ? p->adjust.n > g->desired : p->adjust.n > 0;
 
-	if (p->kind != POL_STEP || !out || g->desired < 0 || !isfinite(partial) ||
-	    !expr_holds(&p->cond, partial))
+	if (p->kind != POL_STEP || !out || g->desired < 0)
 		return false;
 	switch (p->cond.agg) {
 	case AGG_MAX:
@@ -372,4 +371,10 @@ scale_partial_ok(const struct policy *p, const struct group_view *g, double part
 	default:
 		return false;
 	}
+}
+
+bool
+scale_partial_ok(const struct policy *p, const struct group_view *g, double partial)
+{
+	return scale_partial_policy(p, g) && isfinite(partial) && expr_holds(&p->cond, partial);
 }

@@ -140,9 +140,16 @@ int scale_tsdb_agg(void *ctx, const struct policy *p, int64_t now_ms, int64_t sp
  * may be negative), target tracking (its size comes from the value) or a
  * scale-in (unknown is not absent). */
 bool scale_partial_ok(const struct policy *p, const struct group_view *g, double partial);
+/* The policy half of scale_partial_ok (the value aside): whether p could
+ * decide on a partial step at all. scale_eval reads the step now falls in
+ * (still open) only for such a policy. */
+bool scale_partial_policy(const struct policy *p, const struct group_view *g);
 
 /* One evaluation of one policy at now_ms: loads the points through agg,
- * drops an incomplete newest step (round grace) and decides. The path of
+ * drops an incomplete newest step (round grace) and decides. For a policy
+ * of scale_partial_policy() and now_ms between two steps' ends, agg is
+ * asked for the steps up to the end of the one now falls in; that open
+ * step counts, as of now_ms, only when its value passes scale_partial_ok. The path of
  * both the autoscaler and simulate. window (may be NULL) says what was
  * read. Returns 0, or agg's error with *d the decision on no data. */
 int scale_eval(const struct policy *p, const struct group_view *g, const char *const *ex,

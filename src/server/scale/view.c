@@ -116,7 +116,7 @@ scale_eval(const struct policy *p, const struct group_view *g, const char *const
 	   int64_t now_ms, struct decision *d, char *window, size_t wn, struct herr *err)
 {
 	struct agg_point *pts = NULL;
-	int64_t span = p->for_ms + 2 * step_ms;
+	int64_t span = p->for_ms + 2 * step_ms, upto = now_ms;
 	size_t n = 0;
 	int rc = 0;
 
@@ -128,10 +128,24 @@ scale_eval(const struct policy *p, const struct group_view *g, const char *const
 		if (window)
 			snprintf(window, wn, "%llds, step %llds", (long long)(span / 1000),
 				 (long long)(step_ms / 1000));
-		if ((rc = agg(ctx, p, now_ms, span, step_ms, ex, nex, &pts, &n, err)) < 0) {
+		/* The step now falls in (open until its end), for a scale-out
+		 * that more samples cannot make false: a crossing sample in it
+		 * (a host pushing between the interval's multiples, a late
+		 * retry) is decided on at once, not at the step's end. Its
+		 * point counts up to now, not to its end (`for` windows).
+		 * Never at a step's end (no reading past now: simulate). */
+		if (scale_partial_policy(p, g) && now_ms % step_ms != 0)
+			upto = now_ms - now_ms % step_ms + step_ms;
+		if ((rc = agg(ctx, p, upto, span, step_ms, ex, nex, &pts, &n, err)) < 0) {
 			free(pts);
 			pts = NULL;
 			n = 0;
+		}
+		if (upto != now_ms && n > 0 && pts[n - 1].ts_ms == upto) {
+			if (pts[n - 1].nseries > 0 && scale_partial_ok(p, g, pts[n - 1].value))
+				pts[n - 1].ts_ms = now_ms;
+			else
+				n--;
 		}
 		/* The newest step fills as the hosts' pushes of that round arrive
 		 * (they push at the same wall-clock instants): until every ready
