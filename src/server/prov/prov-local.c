@@ -70,7 +70,6 @@
 #define HOST_BIN HOST_BIN_DIR "/herd"
 #define CG_DIRS 4                      /* v2's one + v1's cpu, cpuacct, memory */
 #define KILL_TIMEOUT_MS 2000
-#define START_TIMEOUT_MS 5000
 #define LINK_WAIT_MS 2000              /* for the kernel to finish a host's links */
 #define SPAWN_STACK (64 * 1024)        /* each child's stack until it execs or exits */
 
@@ -1056,22 +1055,20 @@ spawn_intermediate_main(void *arg)
 	spawn_intermediate(arg);
 }
 
-/* Starts the host's PID 1 and waits until it has exec'd the agent (the report
- * pipe closes on exec) or failed. The clone returns only then (both children
- * are vforks: spawn_intermediate), so a PID 1 stuck before its exec holds
- * this thread, as a fork's child would have held the poll below until
- * START_TIMEOUT_MS and then been left behind. Writes the pid file as soon as
- * the pid is known, so a server killed from then on finds it; a server
- * killed earlier leaves a PID 1 that teardown finds through /proc. */
+/* Starts the host's PID 1 and returns once it has exec'd the agent or
+ * failed. The clone returns only then (both children are vforks:
+ * spawn_intermediate), so every report is already in the pipe when it is
+ * read, and a PID 1 stuck in the kernel before its exec holds this thread.
+ * Writes the pid file as soon as the pid is read, so a server killed from
+ * then on finds it; a server killed earlier leaves a PID 1 that teardown
+ * finds through /proc. */
 static int
 spawn_host(const struct spawn *tmpl, const struct host_paths *hp, pid_t *pid_out,
 	   struct herr *err)
 {
 	struct spawn s = *tmpl;
 	struct spawn_report r;
-	struct pollfd pfd;
 	sigset_t all, old;
-	int64_t deadline = mono_ms() + START_TIMEOUT_MS, left;
 	int pipefd[2], status, rc = 0, wrc;
 	bool failed = false;
 	char text[32];
@@ -1113,23 +1110,19 @@ spawn_host(const struct spawn *tmpl, const struct host_paths *hp, pid_t *pid_out
 		return herr_set(err, rc, "cannot start host '%s': %s", hp->host_id,
 				strerror(-rc));
 	}
-	pfd = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
+	/* Both children are done writing: the intermediate has exited and
+	 * PID 1's end closed at its exec (or its exit). */
 	for (;;) {
-		left = deadline - mono_ms();
-		if (left <= 0) {
-			rc = herr_set(err, HERR_TIMEOUT, "host '%s' did not start its agent within %d ms",
-				      hp->host_id, START_TIMEOUT_MS);
-			break;
-		}
-		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) {
-			rc = herr_set(err, -errno, "cannot poll: %s", strerror(errno));
-			break;
-		}
 		n = read(pipefd[0], &r, sizeof(r));
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		if (n < 0 && errno == EINTR)
 			continue;
 		if (n == 0)
-			break; /* every write end closed: PID 1 exec'd (or died) */
+			break;
+		if (n < 0) {
+			rc = herr_set(err, -errno, "cannot read host '%s' child's report: %s",
+				      hp->host_id, strerror(errno));
+			break;
+		}
 		if (n != (ssize_t)sizeof(r)) {
 			rc = herr_set(err, -EIO, "short report from host '%s' child", hp->host_id);
 			break;
@@ -1159,8 +1152,6 @@ spawn_host(const struct spawn *tmpl, const struct host_paths *hp, pid_t *pid_out
 		}
 	}
 	close(pipefd[0]);
-	if (rc < 0)
-		kill(mid, SIGKILL); /* still our unreaped child: its pid cannot be reused */
 	while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (rc == 0 && pid == 0)
