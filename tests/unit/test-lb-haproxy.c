@@ -3,8 +3,9 @@
  * progress, other proxies), the configuration it writes, and the LB spec
  * built from a stored resource (defaults, and input that must never reach a
  * configuration line); `show servers state` read back from an adopted
- * process; and a pid file naming an unrelated process, which the driver
- * must neither adopt nor kill. */
+ * process; a pid file naming an unrelated process, which the driver
+ * must neither adopt nor kill; and a HAProxy binary that cannot be run. */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -236,6 +240,63 @@ test_stale_pid_file(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A TCP port on 127.0.0.1 that nothing listens on just now. */
+static int
+free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t n = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* A HAProxy binary that exists but cannot be executed (here: not a
+ * program at all) is named with the system's reason when the driver runs
+ * it, not taken for HAProxy rejecting the configuration. */
+static void
+test_unrunnable_binary(void **state)
+{
+	char dir[] = "/tmp/herd-test-lb-XXXXXX", bin[256], path[256];
+	struct herr err = HERR_INIT;
+	struct lb_spec sp;
+	struct lb l;
+	json_t *j;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(bin, sizeof(bin), "%s/haproxy", dir);
+	assert_non_null(f = fopen(bin, "w"));
+	fputs("\x7f\x01 not a program\n", f);
+	fclose(f);
+	assert_int_equal(chmod(bin, 0755), 0);
+	setenv("HERD_HAPROXY", bin, 1);
+	memset(&l, 0, sizeof(l));
+	snprintf(l.data_dir, sizeof(l.data_dir), "%s", dir);
+	assert_int_equal(lb_open(&l, lb_find("haproxy"), &err), 0);
+	snprintf(path, sizeof(path), "127.0.0.1:%d", free_port());
+	j = json_pack("{s:s,s:i}", "listen", path, "backend_port", 22);
+	assert_int_equal(lb_spec_from_json("ssh", j, &sp, &err), 0);
+	json_decref(j);
+	if (lb_ensure(&l, &sp, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_true(lb_apply(&l, &err) < 0);
+	assert_non_null(strstr(err.msg, "cannot run"));
+	assert_non_null(strstr(err.msg, strerror(ENOEXEC)));
+	herr_clear(&err);
+	lb_close(&l);
+	lb_teardown(&l, &err);
+	herr_clear(&err);
+	unsetenv("HERD_HAPROXY");
+	/* what open and apply made */
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int
 main(void)
 {
@@ -246,6 +307,7 @@ main(void)
 		cmocka_unit_test(test_parse_servers_state),
 		cmocka_unit_test(test_config_same_listeners),
 		cmocka_unit_test(test_stale_pid_file),
+		cmocka_unit_test(test_unrunnable_binary),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

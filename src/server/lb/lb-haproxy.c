@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,37 +370,51 @@ hx_backoff(struct hx *h)
 	h->failures++;
 }
 
-/* fork + exec with the server's blocked signals and ignored SIGPIPE undone,
- * no inherited descriptors, in a session of its own: HAProxy outlives the
- * server (a killed or restarted control plane must not drop traffic; the
- * next server adopts it), and a signal to the server's process group or
- * terminal does not reach it. Only async-signal-safe calls between fork and
- * exec. */
+/* Starts bin with the server's blocked signals and ignored SIGPIPE undone,
+ * stdin on /dev/null, stdout and stderr on out_fd, no other inherited
+ * descriptor, in a session of its own: HAProxy outlives the server (a
+ * killed or restarted control plane must not drop traffic; the next server
+ * adopts it), and a signal to the server's process group or terminal does
+ * not reach it. posix_spawn, not fork: nothing of the server's memory is
+ * copied, and a binary that cannot be executed is this call's error
+ * (-1, errno), not a child's exit status. */
 static pid_t
 hx_spawn(const char *bin, char *const argv[], int out_fd)
 {
-	struct sigaction sa;
-	sigset_t none;
-	pid_t pid;
-	int in;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, pipe_only;
+	pid_t pid = -1;
+	int rc;
 
-	pid = fork();
-	if (pid != 0)
-		return pid;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGPIPE, &sa, NULL);
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	setsid();
-	in = open("/dev/null", O_RDONLY);
-	if (in >= 0)
-		dup2(in, 0);
-	dup2(out_fd, 1);
-	dup2(out_fd, 2);
-	close_range(3, ~0U, 0);
-	execv(bin, argv);
-	_exit(127);
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
+		errno = rc;
+		return -1;
+	}
+	if ((rc = posix_spawnattr_init(&at)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		errno = rc;
+		return -1;
+	}
+	if ((rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) == 0 &&
+	    (rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 1)) == 0 &&
+	    (rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 2)) == 0 &&
+	    (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) == 0 &&
+	    (rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+						    POSIX_SPAWN_SETSIGDEF)) == 0 &&
+	    (rc = posix_spawnattr_setsigmask(&at, &none)) == 0 &&
+	    (rc = posix_spawnattr_setsigdefault(&at, &pipe_only)) == 0)
+		rc = posix_spawn(&pid, bin, &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	return pid;
 }
 
 static bool
