@@ -6,8 +6,9 @@
 # nodes of 40 slots oscillate 4 <-> 5 and are flagged (exit 3) naming the
 # rules and numbers, as a what-if and from the group's `expect`, and `herd
 # apply` warns on stderr but applies; the demo's blueprint
-# (examples/queue/cluster.yaml: the same rules, items of 45 s) passes. The
-# groups here have no hosts (size 0): nothing launches.
+# (examples/queue/cluster.yaml: the same rules, items of 45 s) passes. apply
+# also warns of a local group whose max would outgrow the machine's
+# neighbour table. The groups here have no hosts (size 0): nothing launches.
 
 load lib
 bats_require_minimum_version 1.5.0
@@ -119,6 +120,47 @@ teardown_file() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"from expect"* ]]
 	[[ "$output" == *"ok"*"grow"* ]]
+}
+
+@test "a local group that may grow past this machine's neighbour table is warned of at apply, naming both figures; one that fits is not" {
+	local thresh3 entries left
+	read -r thresh3 </proc/sys/net/ipv4/neigh/default/gc_thresh3
+	entries=$((16#$(awk 'NR == 2 { print $1 }' /proc/net/stat/arp_cache)))
+	left=$(((thresh3 - thresh3 / 8 - entries) / 2))
+	echo "room for $left local hosts (gc_thresh3 $thresh3, $entries entries)"
+	[ "$left" -lt 990 ] || skip "gc_thresh3 is raised here: room for $left local hosts, more than a group takes"
+	cat >"$BP/room.yaml" <<-YAML
+	accounts:
+	  - name: fl-here
+	    driver: local
+	networks:
+	  - name: fl-net
+	    account: fl-here
+	    cidr: $CIDR
+	templates:
+	  - name: fl-node
+	    account: fl-here
+	    network: fl-net
+	clusters:
+	  - name: fl-room
+	    groups:
+	      - name: big
+	        template: fl-node
+	        size: 0
+	        max: 1000
+	      - name: small
+	        template: fl-node
+	        size: 0
+	        max: 2
+	YAML
+	run --separate-stderr herd apply -f "$BP/room.yaml"
+	echo "out: $output"
+	echo "err: $stderr"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"warning: group fl-room/big: may grow by 1000 local host(s) (max 1000, 0 now), but this machine has room for "*" more: "*"gc_thresh3 = $thresh3"*"launches past it are refused"* ]]
+	[[ "$stderr" != *"fl-room/small"* ]]
+	# applied all the same
+	[ "$(herd group show fl-room/big --json | json '{max}')" = 1000 ]
 }
 
 @test "no data and no expect: cannot tell (exit 4), never a pass; bad what-if names the field" {

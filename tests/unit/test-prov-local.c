@@ -1120,10 +1120,31 @@ test_neigh_room(void **state)
 	assert_int_equal(prov_local_neigh_room(895, -1, &err), 0);
 	assert_int_equal(prov_local_neigh_room(895, 0, &err), 0);
 
+	/* how many more hosts: the same rule counted ahead (apply warns with it) */
+	assert_int_equal(prov_local_neigh_hosts_left(0, 1024), 448);
+	assert_int_equal(prov_local_neigh_hosts_left(894, 1024), 1);
+	assert_int_equal(prov_local_neigh_hosts_left(895, 1024), 0);
+	assert_int_equal(prov_local_neigh_hosts_left(LONG_MAX, 1024), 0);
+	assert_int_equal(prov_local_neigh_hosts_left(5, 8), 1);
+	assert_int_equal(prov_local_neigh_hosts_left(6, 8), 0);
+	assert_int_equal(prov_local_neigh_hosts_left(-1, 1024), -1);
+	assert_int_equal(prov_local_neigh_hosts_left(0, 0), -1);
+	assert_int_equal(prov_local_neigh_hosts_left(0, LONG_MAX), (LONG_MAX - LONG_MAX / 8) / 2);
+
 	/* and what it reads on this machine: numbers, not "unknown" */
 	prov_local_neigh_read(&entries, &thresh3);
 	assert_true(entries >= 0);
 	assert_true(thresh3 > 0);
+	{
+		char why[300];
+		long left = prov_hosts_left(prov_find("local"), why, sizeof(why));
+
+		/* the driver's capability, through the dispatcher: a count here */
+		assert_true(left >= 0);
+		assert_non_null(strstr(why, "gc_thresh3"));
+		assert_int_equal(prov_hosts_left(prov_find("qingcloud"), why, sizeof(why)), -1);
+		assert_string_equal(why, "");
+	}
 	printf("# neighbour table: %ld entries, gc_thresh3 %ld\n", entries, thresh3);
 }
 

@@ -5,7 +5,9 @@
  * .size`) which the CLI turns into file:line. POST /v1/unapply removes what
  * a document declares, scaling its groups to 0 first. An apply answers
  * `warnings` too: the groups of the document whose policies are predicted
- * to flap at their load (scale/check.c); it applies all the same. */
+ * to flap at their load (scale/check.c), and those that may grow past the
+ * room their driver has on this machine (ctl/room.c); it applies all the
+ * same. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,19 +316,23 @@ prune(struct store *st, struct doc *d, json_t *changes, bool *changed, struct he
 }
 
 /* One warning per flapping finding of the document's groups, at their
- * load now (hosts' values, else the group's expect). */
+ * load now (hosts' values, else the group's expect), and one per group
+ * that may grow past its driver's room on this machine. */
 static json_t *
-flap_warnings(struct server *s, const struct doc *d)
+apply_warnings(struct server *s, const struct doc *d)
 {
-	json_t *w = json_array(), *out, *f;
+	json_t *w = json_array(), *out, *f, *room;
 	size_t j;
 
 	for (size_t i = 0; i < d->n; i++) {
 		struct herr err = HERR_INIT;
 		const char *v;
 
-		if (d->items[i].k != &kind_group ||
-		    policy_check(s, d->items[i].scope, d->items[i].name, NULL, &out, &err) < 0)
+		if (d->items[i].k != &kind_group)
+			continue;
+		if ((room = ctl_room_warning(s, d->items[i].scope, d->items[i].name)) != NULL)
+			json_array_append_new(w, room);
+		if (policy_check(s, d->items[i].scope, d->items[i].name, NULL, &out, &err) < 0)
 			continue;
 		json_array_foreach(json_object_get(out, "findings"), j, f) {
 			v = json_string_value(json_object_get(f, "verdict"));
@@ -404,7 +410,7 @@ api_apply(struct req *rq)
 		server_kick(rq->srv);
 	}
 	reply_json(rq, 200, json_pack("{s:O,s:b,s:b,s:o}", "changes", changes, "changed", any, "dry_run",
-				      dry, "warnings", dry ? json_array() : flap_warnings(rq->srv, &d)));
+				      dry, "warnings", dry ? json_array() : apply_warnings(rq->srv, &d)));
 	goto out;
 fail_tx:
 	store_rollback(st);

@@ -128,6 +128,13 @@ int ctl_host_state(struct server *s, const char *host_id, enum hstate to, const 
  * for the provider's calls: API handlers call it, never a driver directly. */
 int ctl_account_check(struct server *s, const char *name, json_t **out, struct herr *err);
 
+/* The warning an apply answers for group cluster/group when it may grow
+ * (its max less its live hosts) by more hosts than its driver can launch on
+ * this machine now (prov_hosts_left: the local driver's neighbour table),
+ * naming both figures and what bounds the room; NULL when it fits, when the
+ * driver has no such bound or when anything cannot be read. Owned. */
+json_t *ctl_room_warning(struct server *s, const char *cluster, const char *group);
+
 /* --- retention (retain.c) --- */
 
 #define RETAIN_ACTIVITIES_DEFAULT_MS (30LL * 86400 * 1000)

@@ -1394,15 +1394,24 @@ instance_fill(struct prov_instance *out, const struct host_paths *hp, const char
 	out->pid = pid;
 }
 
-int
-prov_local_neigh_room(long entries, long thresh3, struct herr *err)
+long
+prov_local_neigh_hosts_left(long entries, long thresh3)
 {
 	long limit;
 
 	if (entries < 0 || thresh3 <= 0)
-		return 0;
+		return -1;
 	limit = thresh3 - thresh3 / 8;
-	if (entries <= limit - NEIGH_PER_HOST)
+	return entries >= limit ? 0 : (limit - entries) / NEIGH_PER_HOST;
+}
+
+int
+prov_local_neigh_room(long entries, long thresh3, struct herr *err)
+{
+	long limit = thresh3 - thresh3 / 8;
+
+	/* room, or unknown: the check never blocks what it cannot judge */
+	if (prov_local_neigh_hosts_left(entries, thresh3) != 0)
 		return 0;
 	return herr_set(err, HERR_UNAVAIL,
 			"the kernel's neighbour table holds %ld entries, for the whole machine; "
@@ -1870,6 +1879,22 @@ prov_local_cgroup_json(const char *instance_id, const char *host_id, json_t *o)
  * (mem_limit_bytes, cpu_limit_pct), state_dir, agent_bin and user_data.
  * Of struct prov_net_spec it ignores vxnet, router, eip and forwards: a
  * bridge on this machine has no router or public IP. */
+static long
+local_hosts_left(char *why, size_t why_len)
+{
+	long entries, thresh3, left;
+
+	prov_local_neigh_read(&entries, &thresh3);
+	left = prov_local_neigh_hosts_left(entries, thresh3);
+	if (left >= 0)
+		snprintf(why, why_len,
+			 "the kernel's neighbour table, for the whole machine, holds %ld entries "
+			 "of the %ld herd allows (7/8 of net.ipv4.neigh.default.gc_thresh3 = "
+			 "%ld), %d a local host", entries, thresh3 - thresh3 / 8, thresh3,
+			 NEIGH_PER_HOST);
+	return left;
+}
+
 const struct prov_ops prov_local_ops = {
 	.name       = "local",
 	.listens_on_gateway = true,   /* agents reach the server on the bridge */
@@ -1880,4 +1905,5 @@ const struct prov_ops prov_local_ops = {
 	.terminate  = local_terminate,
 	.list       = local_list,
 	.sweep      = local_sweep,
+	.hosts_left = local_hosts_left,
 };

@@ -282,6 +282,14 @@ prov_check(struct prov *p, char *msg, size_t msg_len, struct herr *err)
 }
 
 long
+prov_hosts_left(const struct prov_ops *ops, char *why, size_t why_len)
+{
+	if (why_len > 0)
+		why[0] = '\0';
+	return ops->hosts_left ? ops->hosts_left(why, why_len) : -1;
+}
+
+long
 prov_instance_adopt(const struct prov_instance *list, size_t n, const char *host_id)
 {
 	for (size_t k = 0; k < n; k++) {

@@ -146,6 +146,12 @@ struct prov_ops {
 	 * Unset: the driver cannot find its hosts without the store (a cloud's
 	 * accounts and regions are in it). */
 	int (*sweep)(struct prov *p, struct prov_sweep *out, struct herr *err);
+	/* Optional, no account needed: how many more hosts this driver can
+	 * launch on this machine now, for every account and server together
+	 * (local: the kernel's neighbour table), with what bounds it in `why`;
+	 * -1 when it cannot tell. Unset: no such bound (a cloud's quotas are
+	 * the account's, and its launches say so). */
+	long (*hosts_left)(char *why, size_t why_len);
 };
 
 struct prov {
@@ -189,6 +195,9 @@ int prov_terminate(struct prov *p, const char *instance_id, const char *host_id,
 int prov_list(struct prov *p, struct prov_instance **out, size_t *n, struct herr *err);
 /* The driver's sweep (see struct prov_ops); -ENOTSUP when it has none. */
 int prov_sweep(struct prov *p, struct prov_sweep *out, struct herr *err);
+/* The driver's hosts_left (see struct prov_ops); -1 when it has none or
+ * cannot tell. */
+long prov_hosts_left(const struct prov_ops *ops, char *why, size_t why_len);
 /* The driver at position i of providers.def, or NULL past the last. */
 const struct prov_ops *prov_driver_at(size_t i);
 
@@ -220,6 +229,9 @@ int prov_local_neigh_room(long entries, long thresh3, struct herr *err);
 /* What that check reads: the table's entries now and gc_thresh3, each -1
  * when the kernel does not say. */
 void prov_local_neigh_read(long *entries, long *thresh3);
+/* How many more local hosts that check lets launch with `entries` in use
+ * and `thresh3` (0 or more), or -1 when either is unknown. Pure. */
+long prov_local_neigh_hosts_left(long entries, long thresh3);
 
 /* herd's id of network `name` made by server instance `instance`: the first
  * 8 hex digits of sha256("<instance>/<name>"), into out (at least 9 bytes).
