@@ -1872,13 +1872,6 @@ prov_local_cgroup_json(const char *instance_id, const char *host_id, json_t *o)
 	json_object_set_new(o, "limit_memory_mb", json_integer(mem > 0 ? mem >> 20 : 0));
 }
 
-/* Of struct host_spec, the local driver ignores image, instance_type, cpu,
- * memory_mb, keypair, security_group, client_token and tags (a host is
- * namespaces running this machine's herd binary; the host id in every name
- * is its tag and its idempotency key). It uses the limits
- * (mem_limit_bytes, cpu_limit_pct), state_dir, agent_bin and user_data.
- * Of struct prov_net_spec it ignores vxnet, router, eip and forwards: a
- * bridge on this machine has no router or public IP. */
 static long
 local_hosts_left(char *why, size_t why_len)
 {
@@ -1890,11 +1883,18 @@ local_hosts_left(char *why, size_t why_len)
 		snprintf(why, why_len,
 			 "the kernel's neighbour table, for the whole machine, holds %ld entries "
 			 "of the %ld herd allows (7/8 of net.ipv4.neigh.default.gc_thresh3 = "
-			 "%ld), %d a local host", entries, thresh3 - thresh3 / 8, thresh3,
+			 "%ld), %d per local host", entries, thresh3 - thresh3 / 8, thresh3,
 			 NEIGH_PER_HOST);
 	return left;
 }
 
+/* Of struct host_spec, the local driver ignores image, instance_type, cpu,
+ * memory_mb, keypair, security_group, client_token and tags (a host is
+ * namespaces running this machine's herd binary; the host id in every name
+ * is its tag and its idempotency key). It uses the limits
+ * (mem_limit_bytes, cpu_limit_pct), state_dir, agent_bin and user_data.
+ * Of struct prov_net_spec it ignores vxnet, router, eip and forwards: a
+ * bridge on this machine has no router or public IP. */
 const struct prov_ops prov_local_ops = {
 	.name       = "local",
 	.listens_on_gateway = true,   /* agents reach the server on the bridge */
