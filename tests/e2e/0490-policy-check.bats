@@ -19,7 +19,9 @@ setup_file() {
 	CIDR=$(random_cidr)
 	export BP="$BATS_FILE_TMPDIR/bp"
 	mkdir -p "$BP"
-	cat >"$BP/seed.yaml" <<-YAML
+	# the account, network and template every document here uses
+	export FL_BASE
+	FL_BASE=$(cat <<-YAML
 	accounts:
 	  - name: fl-here
 	    driver: local
@@ -31,6 +33,10 @@ setup_file() {
 	  - name: fl-node
 	    account: fl-here
 	    network: fl-net
+	YAML
+	)
+	cat >"$BP/seed.yaml" <<-YAML
+	$FL_BASE
 	monitors:
 	  - name: busy
 	    command: echo 0
@@ -130,17 +136,7 @@ teardown_file() {
 	echo "room for $left local hosts (gc_thresh3 $thresh3, $entries entries)"
 	[ "$left" -lt 990 ] || skip "gc_thresh3 is raised here: room for $left local hosts, more than a group takes"
 	cat >"$BP/room.yaml" <<-YAML
-	accounts:
-	  - name: fl-here
-	    driver: local
-	networks:
-	  - name: fl-net
-	    account: fl-here
-	    cidr: $CIDR
-	templates:
-	  - name: fl-node
-	    account: fl-here
-	    network: fl-net
+	$FL_BASE
 	clusters:
 	  - name: fl-room
 	    groups:
