@@ -148,18 +148,19 @@ unit: deps $(UNIT_BINS)
 
 # Everything reports TAP; prove runs the unit binaries and the bats files,
 # on SQLite, then tools/check-pg.sh the store contract and a list of them on
-# a throwaway PostgreSQL (docs/ha.md, "Tests").
+# a throwaway PostgreSQL (docs/ha.md, "Tests"). tools/prove-report.sh is
+# prove with failing cases' diagnostics shown, and repeated at the end.
 check: deps web $(BUILD)/herd $(BUILD)/herd-agent $(UNIT_BINS) $(TEST_TOOLS) $(FAKE_QC) $(BUILD)/conns-bench
 	@tools/deps.sh check
 	shellcheck -x scripts/*.sh examples/*/scripts/*.sh examples/*/*.sh tools/*.sh bench/*.sh
 	tools/check-banned.sh src
 	tools/check-layers.sh
 	CMOCKA_MESSAGE_OUTPUT=TAP HERD_BIN=$(CURDIR)/$(BUILD)/herd \
-		prove --source Executable --timer $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
+		tools/prove-report.sh $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.bats))
 	HERD_BIN=$(CURDIR)/$(BUILD)/herd tools/check-pg.sh
 
 e2e: deps $(BUILD)/herd $(TEST_TOOLS) $(FAKE_QC) $(BUILD)/conns-bench
-	HERD_BIN=$(CURDIR)/$(BUILD)/herd prove --source Executable --timer $(sort $(wildcard tests/e2e/*.bats))
+	HERD_BIN=$(CURDIR)/$(BUILD)/herd tools/prove-report.sh $(sort $(wildcard tests/e2e/*.bats))
 
 # HERD_PROVIDER=qingcloud: the same demo on the fake QingCloud (docs/qingcloud.md)
 demo: deps web $(BUILD)/herd $(if $(filter qingcloud,$(HERD_PROVIDER)),$(FAKE_QC))

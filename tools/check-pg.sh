@@ -46,4 +46,4 @@ if [ $# -eq 0 ]; then
 	# shellcheck disable=SC2086 # the list is words
 	set -- $DEFAULT_FILES
 fi
-CMOCKA_MESSAGE_OUTPUT=TAP prove --source Executable --timer "$UNIT" "$@"
+CMOCKA_MESSAGE_OUTPUT=TAP tools/prove-report.sh "$UNIT" "$@"
