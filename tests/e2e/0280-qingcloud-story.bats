@@ -120,13 +120,21 @@ scaled_out() { kinds | grep -qx scale_out; }
 node_removed() { kinds | grep -qx host_terminated; }
 drained() { kinds | grep -qx drained; }
 
-master_ip() {
-	herd host ls --cluster demo --group master --json | json '{items}[0]{private_ip}'
+# ready_master FIELD: FIELD of the master group's ready host, "" when none.
+# Not simply the list's first host: under injected 5100s a master whose
+# RunInstances was refused three times is listed, failed, before the one
+# that replaced it (seen with --fail-seed 4: master-1 failed, master-2
+# ready, and the test waited 180 s for Redis on master-1's address).
+ready_master() {
+	herd host ls --cluster demo --group master --json | FIELD=$1 perl -MJSON::PP -e '
+		my $d = decode_json(join "", <STDIN>);
+		my ($h) = grep { $_->{state} eq "ready" } @{$d->{items}};
+		print $h ? $h->{$ENV{FIELD}} : ""'
 }
 
-master_instance() {
-	herd host ls --cluster demo --group master --json | json '{items}[0]{instance_id}'
-}
+master_ip() { ready_master private_ip; }
+
+master_instance() { ready_master instance_id; }
 
 # lb_addr: the address `herd lb show queue` reports (the LB's private one)
 lb_addr() {
