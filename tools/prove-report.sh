@@ -19,9 +19,22 @@ if [ "$rc" -ne 0 ]; then
 	echo
 	echo "== failing cases, again, with their diagnostics (at most 300 lines):"
 	head -n 300 "$log.fail"
-	# ... then only where each failed, last of all
+	# ... then only where each failed, last of all: the case, bats' trace
+	# down to the command that failed (at most 8 lines), and the case's
+	# last line of output (a wait_for's "timed out waiting for: ...")
 	echo
 	echo "== where they failed:"
-	awk '/^[^#]/ { print; n = 0; next } n < 2 { print; n++ }' "$log.fail" | head -n 60
+	awk 'function flush() {
+		if (hdr != "") {
+			print hdr
+			for (i = 1; i <= nt; i++) print t[i]
+			if (last != "") print last
+		}
+		hdr = ""; nt = 0; last = ""; trace = 0
+	}
+	/^[^#]/ { flush(); hdr = $0; trace = 1; next }
+	trace && nt < 8 { t[++nt] = $0; if ($0 ~ /'"'"' failed$/) trace = 0; next }
+	{ trace = 0; last = $0 }
+	END { flush() }' "$log.fail" | head -n 120
 fi
 exit "$rc"
